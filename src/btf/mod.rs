@@ -1,0 +1,617 @@
+//! Kernel type information from BTF (LANGUAGE.md §9.2, §9.3, §10.4, §16.1).
+//!
+//! libbpf parses and validates the file; this module turns the parts ksc needs
+//! (structs, enums, integer typedefs, function prototypes) into plain Rust
+//! values (`KType`, `KStruct`, …) that do not borrow from libbpf.
+//!
+//! Robustness: libbpf guarantees every id and string offset is in range, but
+//! not that references are acyclic, so every walk here is depth-limited.
+
+mod raw;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use raw::*;
+
+/// Longest typedef/modifier chain, and deepest pointer/array/anonymous-member
+/// nesting, that we follow. Real kernels stay far below; cycles hit it.
+const MAX_DEPTH: u32 = 32;
+
+/// Upper bound on flattened members of one struct (task_struct has a few hundred).
+const MAX_MEMBERS: usize = 1 << 16;
+
+/// A BTF type as ksc sees it. Typedefs and qualifiers are looked through;
+/// struct/union/enum types are referenced by id, never expanded, so
+/// self-referential kernel types are finite.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KType {
+    Void,
+    Int { size: u32, signed: bool, is_bool: bool, is_char: bool },
+    Ptr(Box<KType>),
+    Array { elem: Box<KType>, len: u32 },
+    /// `name` is the typedef name for an anonymous struct reached via a typedef,
+    /// "" for a truly anonymous one; `id` always identifies it.
+    Struct { name: String, id: u32 },
+    Union { name: String, id: u32 },
+    Enum { name: String, id: u32, size: u32, signed: bool },
+    /// A pointer to a function prototype (KernelScript sees it as `*void`).
+    FuncPtr,
+    /// Floats, bare function prototypes, and anything malformed.
+    Unknown,
+}
+
+/// A struct or union member; members of anonymous struct/union members are
+/// flattened into the parent with absolute offsets (§10.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KMember {
+    pub name: String,
+    pub ty: KType,
+    /// BTF id of the member's declared type (before looking through typedefs).
+    pub type_id: u32,
+    /// Bit offset from the start of the outermost struct.
+    pub offset_bits: u32,
+    /// Width in bits for a bit-field, 0 otherwise.
+    pub bitfield_size: u32,
+    /// Byte size of the member's type (the storage unit for bit-fields).
+    pub size: u32,
+    /// Member indexes from the outer struct through the anonymous members down
+    /// to this one; what a CO-RE access-index chain needs.
+    pub path: Vec<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KStruct {
+    pub id: u32,
+    pub name: String,
+    pub size: u32,
+    pub is_union: bool,
+    pub members: Vec<KMember>,
+}
+
+impl KStruct {
+    pub fn member(&self, name: &str) -> Option<&KMember> {
+        self.members.iter().find(|m| m.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KEnum {
+    pub id: u32,
+    pub name: String,
+    pub size: u32,
+    pub signed: bool,
+    /// Values are sign- or zero-extended per `signed`; an unsigned 64-bit
+    /// enumerator above i64::MAX keeps its bit pattern (read it `as u64`).
+    pub values: Vec<(String, i64)>,
+}
+
+/// A function prototype: parameters in order, return type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KFuncSig {
+    /// Parameter names may be "" (e.g. in `btf_trace_*` prototypes).
+    pub params: Vec<(String, KType)>,
+    pub ret: KType,
+    /// The C prototype ends in `...` (the trailing void parameter is dropped).
+    pub variadic: bool,
+}
+
+/// What a struct_ops member is: a callback with a prototype, or plain data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KOpsKind {
+    Func(KFuncSig),
+    Data(KType),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KOpsMember {
+    pub name: String,
+    pub offset_bits: u32,
+    pub kind: KOpsKind,
+}
+
+/// A parsed kernel BTF file. Cheap to query: name lookups go through hash
+/// maps built on first use (libbpf's own find functions scan linearly).
+pub struct KernelBtf {
+    raw: RawBtf,
+    /// name → ids of named types of the kinds we look up, in id order.
+    by_name: OnceLock<HashMap<String, Vec<u32>>>,
+    /// enumerator name → (id of its ENUM/ENUM64, value); first one wins.
+    enumerators: OnceLock<HashMap<String, (u32, i64)>>,
+}
+
+impl fmt::Debug for KernelBtf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KernelBtf").field("types", &self.raw.type_cnt()).finish()
+    }
+}
+
+impl KernelBtf {
+    /// Where the running kernel exposes its BTF.
+    pub fn default_path() -> PathBuf {
+        PathBuf::from("/sys/kernel/btf/vmlinux")
+    }
+
+    /// Loads BTF from an ELF object with a .BTF section or a raw BTF file.
+    pub fn load(path: &Path) -> Result<KernelBtf, String> {
+        // Checked first so the common mistakes give a clear message and never
+        // reach libbpf's logging.
+        let meta = std::fs::metadata(path)
+            .map_err(|e| format!("cannot load BTF from {}: {}", path.display(), e))?;
+        if meta.is_dir() {
+            return Err(format!("cannot load BTF from {}: is a directory", path.display()));
+        }
+        // Reject files that are neither ELF nor raw BTF (either byte order)
+        // ourselves: libbpf would print its own warning for them.
+        let mut magic = [0u8; 4];
+        let n = std::fs::File::open(path)
+            .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
+            .map_err(|e| format!("cannot load BTF from {}: {}", path.display(), e))?;
+        let is_elf = n == 4 && magic == *b"\x7fELF";
+        let is_btf = n >= 2 && matches!(magic[..2], [0x9f, 0xeb] | [0xeb, 0x9f]);
+        if !is_elf && !is_btf {
+            return Err(format!("cannot load BTF from {}: not an ELF or BTF file", path.display()));
+        }
+        Ok(Self::wrap(RawBtf::parse(path)?))
+    }
+
+    /// Loads the running kernel's BTF.
+    pub fn load_default() -> Result<KernelBtf, String> {
+        Self::load(&Self::default_path())
+    }
+
+    /// Parses a raw BTF blob held in memory.
+    pub fn from_bytes(data: &[u8]) -> Result<KernelBtf, String> {
+        Ok(Self::wrap(RawBtf::from_bytes(data)?))
+    }
+
+    fn wrap(raw: RawBtf) -> KernelBtf {
+        KernelBtf { raw, by_name: OnceLock::new(), enumerators: OnceLock::new() }
+    }
+
+    /// Number of type ids, including void (id 0).
+    pub fn type_count(&self) -> u32 {
+        self.raw.type_cnt()
+    }
+
+    // ----- name lookup -----
+
+    fn names(&self) -> &HashMap<String, Vec<u32>> {
+        self.by_name.get_or_init(|| {
+            let mut map: HashMap<String, Vec<u32>> = HashMap::new();
+            for id in 1..self.raw.type_cnt() {
+                let Some(t) = self.raw.get(id) else { continue };
+                // Only kinds some query asks for: keeps the map small.
+                if !matches!(
+                    t.kind(),
+                    KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF | KIND_FUNC
+                ) {
+                    continue;
+                }
+                let name = t.name();
+                if !name.is_empty() {
+                    map.entry(name.into_owned()).or_default().push(id);
+                }
+            }
+            map
+        })
+    }
+
+    /// First type id with this name and kind (libbpf's choice among duplicates).
+    fn find(&self, name: &str, kind: u32) -> Option<u32> {
+        self.names()
+            .get(name)?
+            .iter()
+            .copied()
+            .find(|&id| self.raw.get(id).is_some_and(|t| t.kind() == kind))
+    }
+
+    /// Looks through typedefs and qualifiers. Returns the underlying id (0 for
+    /// void) and the innermost typedef name passed on the way, if any; None on
+    /// a cycle or a dangling id.
+    fn peel(&self, mut id: u32) -> Option<(u32, Option<String>)> {
+        let mut alias = None;
+        for _ in 0..MAX_DEPTH {
+            if id == 0 {
+                return Some((0, alias));
+            }
+            let t = self.raw.get(id)?;
+            match t.kind() {
+                KIND_TYPEDEF => {
+                    alias = Some(t.name().into_owned());
+                    id = t.size_or_type();
+                }
+                KIND_CONST | KIND_VOLATILE | KIND_RESTRICT | KIND_TYPE_TAG => id = t.size_or_type(),
+                _ => return Some((id, alias)),
+            }
+        }
+        None
+    }
+
+    fn peeled_kind(&self, id: u32) -> Option<u32> {
+        let (id, _) = self.peel(id)?;
+        self.raw.get(id).map(|t| t.kind())
+    }
+
+    // ----- types -----
+
+    /// The KType for a BTF type id.
+    pub fn ktype(&self, id: u32) -> KType {
+        self.ktype_at(id, 0)
+    }
+
+    fn ktype_at(&self, id: u32, depth: u32) -> KType {
+        if depth > MAX_DEPTH {
+            return KType::Unknown;
+        }
+        let Some((id, alias)) = self.peel(id) else { return KType::Unknown };
+        if id == 0 {
+            return KType::Void;
+        }
+        let Some(t) = self.raw.get(id) else { return KType::Unknown };
+        // Anonymous aggregates reached through a typedef are known by that name.
+        let name = || {
+            let n = t.name();
+            if n.is_empty() { alias.clone().unwrap_or_default() } else { n.into_owned() }
+        };
+        match t.kind() {
+            KIND_INT => {
+                let (enc, _, _) = t.int_encoding().unwrap_or((0, 0, 0));
+                let n = t.name();
+                KType::Int {
+                    size: t.size_or_type(),
+                    signed: enc & INT_SIGNED != 0,
+                    // Some encoders leave the flag bits unset; the C names are definitive.
+                    is_bool: enc & INT_BOOL != 0 || n == "_Bool",
+                    is_char: enc & INT_CHAR != 0 || n == "char",
+                }
+            }
+            KIND_PTR => {
+                let target = t.size_or_type();
+                if self.peeled_kind(target) == Some(KIND_FUNC_PROTO) {
+                    KType::FuncPtr
+                } else {
+                    KType::Ptr(Box::new(self.ktype_at(target, depth + 1)))
+                }
+            }
+            KIND_ARRAY => match t.array() {
+                Some((elem, len)) => {
+                    KType::Array { elem: Box::new(self.ktype_at(elem, depth + 1)), len }
+                }
+                None => KType::Unknown,
+            },
+            KIND_STRUCT => KType::Struct { name: name(), id },
+            KIND_UNION => KType::Union { name: name(), id },
+            KIND_ENUM | KIND_ENUM64 => {
+                KType::Enum { name: name(), id, size: t.size_or_type(), signed: t.kflag() }
+            }
+            KIND_FWD => {
+                // A forward declaration: point at the full definition when the
+                // file has one, so member lookups work.
+                let n = t.name().into_owned();
+                let is_union = t.kflag();
+                let kind = if is_union { KIND_UNION } else { KIND_STRUCT };
+                let real = if n.is_empty() { None } else { self.find(&n, kind) };
+                let id = real.unwrap_or(id);
+                if is_union {
+                    KType::Union { name: n, id }
+                } else {
+                    KType::Struct { name: n, id }
+                }
+            }
+            _ => KType::Unknown,
+        }
+    }
+
+    /// Byte size of a BTF type (None for void, function types, malformed ones).
+    pub fn type_size(&self, id: u32) -> Option<u64> {
+        self.raw.resolve_size(id)
+    }
+
+    /// Byte size of a KType (pointers are 8 bytes: ksc targets 64-bit BPF).
+    pub fn ktype_size(&self, ty: &KType) -> Option<u64> {
+        match ty {
+            KType::Void | KType::Unknown => None,
+            KType::Int { size, .. } => Some(*size as u64),
+            KType::Ptr(_) | KType::FuncPtr => Some(8),
+            KType::Array { elem, len } => self.ktype_size(elem)?.checked_mul(*len as u64),
+            KType::Struct { id, .. } | KType::Union { id, .. } => self.type_size(*id),
+            KType::Enum { size, .. } => Some(*size as u64),
+        }
+    }
+
+    /// The C name of a type id ("" for anonymous types and void).
+    pub fn type_name(&self, id: u32) -> String {
+        self.raw.get(id).map(|t| t.name().into_owned()).unwrap_or_default()
+    }
+
+    // ----- structs and unions -----
+
+    /// Struct or union by name (struct preferred); also accepts a typedef
+    /// naming one, e.g. `typedef struct { … } atomic_t`.
+    pub fn struct_by_name(&self, name: &str) -> Option<KStruct> {
+        let id = self
+            .find(name, KIND_STRUCT)
+            .or_else(|| self.find(name, KIND_UNION))
+            .or_else(|| {
+                let (id, _) = self.peel(self.find(name, KIND_TYPEDEF)?)?;
+                Some(id)
+            })?;
+        let mut s = self.struct_by_id(id)?;
+        if s.name.is_empty() {
+            s.name = name.to_string();
+        }
+        Some(s)
+    }
+
+    /// Whether a struct or union of this name exists (e.g. `trace_event_raw_<event>`).
+    pub fn has_struct(&self, name: &str) -> bool {
+        self.find(name, KIND_STRUCT).is_some() || self.find(name, KIND_UNION).is_some()
+    }
+
+    /// Struct or union by id, with anonymous members flattened.
+    pub fn struct_by_id(&self, id: u32) -> Option<KStruct> {
+        let t = self.raw.get(id)?;
+        let is_union = match t.kind() {
+            KIND_STRUCT => false,
+            KIND_UNION => true,
+            _ => return None,
+        };
+        let mut members = Vec::new();
+        self.collect_members(id, 0, &mut Vec::new(), &mut Vec::new(), 0, &mut members);
+        Some(KStruct {
+            id,
+            name: t.name().into_owned(),
+            size: t.size_or_type(),
+            is_union,
+            members,
+        })
+    }
+
+    fn collect_members(
+        &self,
+        id: u32,
+        base_bits: u32,
+        path: &mut Vec<u32>,
+        stack: &mut Vec<u32>,
+        depth: u32,
+        out: &mut Vec<KMember>,
+    ) {
+        // Bounds malformed input: a DAG of anonymous members could otherwise
+        // expand exponentially (valid C never nests this deep or this wide).
+        if depth > MAX_DEPTH || out.len() >= MAX_MEMBERS {
+            return;
+        }
+        let Some(t) = self.raw.get(id) else { return };
+        // kflag set: offset packs (bitfield size << 24 | bit offset).
+        let kflag = t.kflag();
+        for (i, m) in t.members().iter().enumerate() {
+            let (mut off, mut bits) =
+                if kflag { (m.offset & 0x00ff_ffff, m.offset >> 24) } else { (m.offset, 0) };
+            let peeled = self.peel(m.type_id).and_then(|(pid, _)| self.raw.get(pid));
+            let name = self.raw.str_at(m.name_off);
+            path.push(i as u32);
+            if name.is_empty() {
+                // Anonymous struct/union: its members belong to us. Other
+                // unnamed members (padding bit-fields) are not accessible.
+                if let Some(inner) = peeled.filter(|p| matches!(p.kind(), KIND_STRUCT | KIND_UNION)) {
+                    // A struct cannot contain itself; skip such a cycle.
+                    if inner.id != id && !stack.contains(&inner.id) {
+                        stack.push(id);
+                        let base = base_bits.saturating_add(off);
+                        self.collect_members(inner.id, base, path, stack, depth + 1, out);
+                        stack.pop();
+                    }
+                }
+                path.pop();
+                continue;
+            }
+            if !kflag {
+                // Old encoding: a bit-field is an INT whose encoding is narrower
+                // than its size, possibly with its own bit offset.
+                if let Some(p) = peeled {
+                    if let Some((_, int_off, int_bits)) = p.int_encoding() {
+                        if int_off != 0 || int_bits != p.size_or_type().saturating_mul(8) {
+                            bits = int_bits;
+                            off = off.saturating_add(int_off);
+                        }
+                    }
+                }
+            }
+            let size = self.raw.resolve_size(m.type_id).and_then(|s| u32::try_from(s).ok());
+            out.push(KMember {
+                name: name.into_owned(),
+                ty: self.ktype(m.type_id),
+                type_id: m.type_id,
+                offset_bits: base_bits.saturating_add(off),
+                bitfield_size: bits,
+                size: size.unwrap_or(0),
+                path: path.clone(),
+            });
+            path.pop();
+        }
+    }
+
+    // ----- enums -----
+
+    /// ENUM or ENUM64 by name; also accepts a typedef naming one.
+    pub fn enum_by_name(&self, name: &str) -> Option<KEnum> {
+        let id = self
+            .find(name, KIND_ENUM)
+            .or_else(|| self.find(name, KIND_ENUM64))
+            .or_else(|| {
+                let (id, _) = self.peel(self.find(name, KIND_TYPEDEF)?)?;
+                Some(id)
+            })?;
+        let mut e = self.enum_by_id(id)?;
+        if e.name.is_empty() {
+            e.name = name.to_string();
+        }
+        Some(e)
+    }
+
+    pub fn enum_by_id(&self, id: u32) -> Option<KEnum> {
+        let t = self.raw.get(id)?;
+        if !matches!(t.kind(), KIND_ENUM | KIND_ENUM64) {
+            return None;
+        }
+        let values = t
+            .enum_values()
+            .into_iter()
+            .map(|(off, v)| (self.raw.str_at(off).into_owned(), v))
+            .collect();
+        Some(KEnum {
+            id,
+            name: t.name().into_owned(),
+            size: t.size_or_type(),
+            signed: t.kflag(),
+            values,
+        })
+    }
+
+    /// An enumerator by bare name: (name of its enum, "" if anonymous; value).
+    pub fn enumerator(&self, name: &str) -> Option<(String, i64)> {
+        let &(id, v) = self.enumerator_map().get(name)?;
+        Some((self.type_name(id), v))
+    }
+
+    /// Like `enumerator`, but gives the id of the enum (useful for anonymous enums).
+    pub fn enumerator_with_id(&self, name: &str) -> Option<(u32, i64)> {
+        self.enumerator_map().get(name).copied()
+    }
+
+    fn enumerator_map(&self) -> &HashMap<String, (u32, i64)> {
+        self.enumerators.get_or_init(|| {
+            let mut map = HashMap::new();
+            for id in 1..self.raw.type_cnt() {
+                let Some(t) = self.raw.get(id) else { continue };
+                for (off, v) in t.enum_values() {
+                    let n = self.raw.str_at(off);
+                    if !n.is_empty() {
+                        map.entry(n.into_owned()).or_insert((id, v));
+                    }
+                }
+            }
+            map
+        })
+    }
+
+    // ----- typedefs -----
+
+    /// A typedef that resolves to an integer type (`__u32`, `u64`, `pid_t`, …).
+    pub fn typedef_int(&self, name: &str) -> Option<KType> {
+        match self.ktype(self.find(name, KIND_TYPEDEF)?) {
+            ty @ KType::Int { .. } => Some(ty),
+            _ => None,
+        }
+    }
+
+    // ----- functions -----
+
+    fn sig_of_proto(&self, proto: u32) -> Option<KFuncSig> {
+        let (id, _) = self.peel(proto)?;
+        let t = self.raw.get(id)?;
+        if t.kind() != KIND_FUNC_PROTO {
+            return None;
+        }
+        let raw_params = t.params();
+        let last = raw_params.len().saturating_sub(1);
+        let mut params = Vec::with_capacity(raw_params.len());
+        let mut variadic = false;
+        for (i, p) in raw_params.iter().enumerate() {
+            // BTF encodes `...` as a final nameless parameter of type void.
+            if i == last && p.type_id == 0 {
+                variadic = true;
+                continue;
+            }
+            params.push((self.raw.str_at(p.name_off).into_owned(), self.ktype(p.type_id)));
+        }
+        Some(KFuncSig { params, ret: self.ktype(t.size_or_type()), variadic })
+    }
+
+    /// The prototype a function-pointer type points to.
+    fn sig_of_func_ptr(&self, type_id: u32) -> Option<KFuncSig> {
+        let (id, _) = self.peel(type_id)?;
+        let t = self.raw.get(id)?;
+        if t.kind() != KIND_PTR {
+            return None;
+        }
+        self.sig_of_proto(t.size_or_type())
+    }
+
+    /// Prototype of a kernel function (FUNC), for `@probe`/fentry/fexit.
+    pub fn func_proto(&self, name: &str) -> Option<KFuncSig> {
+        let t = self.raw.get(self.find(name, KIND_FUNC)?)?;
+        self.sig_of_proto(t.size_or_type())
+    }
+
+    /// Arguments of the raw tracepoint `event` for `@tp_btf`: the prototype of
+    /// typedef `btf_trace_<event>` without its leading `void *__data`.
+    pub fn tp_btf_args(&self, event: &str) -> Option<Vec<(String, KType)>> {
+        let id = self.find(&format!("btf_trace_{event}"), KIND_TYPEDEF)?;
+        let mut sig = self.sig_of_func_ptr(id)?;
+        if !sig.params.is_empty() {
+            sig.params.remove(0);
+        }
+        Some(sig.params)
+    }
+
+    /// Prototype of LSM hook `hook`, from its BPF attach point `bpf_lsm_<hook>`.
+    pub fn lsm_hook_args(&self, hook: &str) -> Option<KFuncSig> {
+        self.func_proto(&format!("bpf_lsm_{hook}"))
+    }
+
+    // ----- struct_ops -----
+
+    /// Members of a struct_ops type: callbacks with their prototypes, and data.
+    pub fn struct_ops_members(&self, name: &str) -> Option<Vec<KOpsMember>> {
+        let s = self.struct_by_name(name)?;
+        Some(
+            s.members
+                .into_iter()
+                .map(|m| {
+                    let kind = match self.sig_of_func_ptr(m.type_id) {
+                        Some(sig) => KOpsKind::Func(sig),
+                        None => KOpsKind::Data(m.ty),
+                    };
+                    KOpsMember { name: m.name, offset_bits: m.offset_bits, kind }
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether the kernel registers `name` as a struct_ops type: it then emits
+    /// the value wrapper `struct bpf_struct_ops_<name>` (what libbpf looks for).
+    pub fn is_struct_ops_type(&self, name: &str) -> bool {
+        self.has_struct(name) && self.has_struct(&format!("bpf_struct_ops_{name}"))
+    }
+}
+
+impl fmt::Display for KType {
+    /// KernelScript spelling where one exists (`u32`, `*task_struct`, `char[16]`).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KType::Void => write!(f, "void"),
+            KType::Int { is_bool: true, .. } => write!(f, "bool"),
+            KType::Int { is_char: true, size: 1, .. } => write!(f, "char"),
+            KType::Int { size, signed, .. } => {
+                write!(f, "{}{}", if *signed { 'i' } else { 'u' }, size.saturating_mul(8))
+            }
+            KType::Ptr(t) => write!(f, "*{t}"),
+            KType::Array { elem, len } => write!(f, "{elem}[{len}]"),
+            KType::Struct { name, id } | KType::Union { name, id } | KType::Enum { name, id, .. } => {
+                if name.is_empty() {
+                    write!(f, "<anonymous #{id}>")
+                } else {
+                    write!(f, "{name}")
+                }
+            }
+            KType::FuncPtr => write!(f, "*void"),
+            KType::Unknown => write!(f, "<unknown>"),
+        }
+    }
+}

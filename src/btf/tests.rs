@@ -1,0 +1,235 @@
+use super::*;
+use std::sync::OnceLock;
+
+/// The running kernel's BTF, parsed once for all tests. None (test skipped)
+/// when the file is absent, unless KSC_REQUIRE_KERNEL=1.
+fn kernel() -> Option<&'static KernelBtf> {
+    static BTF: OnceLock<Option<KernelBtf>> = OnceLock::new();
+    let path = KernelBtf::default_path();
+    let required = std::env::var("KSC_REQUIRE_KERNEL").is_ok_and(|v| v == "1");
+    if !path.exists() {
+        assert!(!required, "KSC_REQUIRE_KERNEL=1 but {} is missing", path.display());
+        eprintln!("note: {} not present, skipping kernel BTF test", path.display());
+        return None;
+    }
+    BTF.get_or_init(|| Some(KernelBtf::load(&path).expect("kernel BTF must parse")))
+        .as_ref()
+}
+
+fn int(size: u32, signed: bool) -> KType {
+    KType::Int { size, signed, is_bool: false, is_char: false }
+}
+
+fn is_ptr_to_struct(t: &KType, want: &str) -> bool {
+    matches!(t, KType::Ptr(inner) if matches!(&**inner, KType::Struct { name, .. } if name == want))
+}
+
+#[test]
+fn missing_file_is_err() {
+    let e = KernelBtf::load(Path::new("/nonexistent/ksc/vmlinux")).unwrap_err();
+    assert!(e.contains("/nonexistent/ksc/vmlinux"), "{e}");
+}
+
+#[test]
+fn garbage_file_is_err() {
+    let path = std::env::temp_dir().join(format!("ksc-btf-garbage-{}", std::process::id()));
+    std::fs::write(&path, b"this is definitely not BTF or ELF\n").unwrap();
+    let r = KernelBtf::load(&path);
+    let _ = std::fs::remove_file(&path);
+    assert!(r.unwrap_err().contains("not an ELF or BTF file"));
+    // Right magic, garbage after it: libbpf itself must refuse it.
+    std::fs::write(&path, [0x9f, 0xeb, 1, 0, 24, 0, 0, 0, 0xff, 0xff]).unwrap();
+    let r = KernelBtf::load(&path);
+    let _ = std::fs::remove_file(&path);
+    assert!(r.is_err());
+    assert!(KernelBtf::load(&std::env::temp_dir()).is_err());
+    assert!(KernelBtf::from_bytes(b"").is_err());
+    // Right magic, truncated header.
+    assert!(KernelBtf::from_bytes(&[0x9f, 0xeb, 1, 0, 24, 0]).is_err());
+}
+
+// ----- synthetic BTF: exercises decoding and cycle handling without a kernel -----
+
+/// Builds a raw little-endian BTF blob from type records (as u32 words) and a
+/// string table.
+fn raw_btf(types: &[u32], strs: &[u8]) -> Vec<u8> {
+    let type_len = (types.len() * 4) as u32;
+    let mut v = Vec::new();
+    v.extend_from_slice(&0xeb9fu16.to_le_bytes());
+    v.push(1); // version
+    v.push(0); // flags
+    for w in [24u32, 0, type_len, type_len, strs.len() as u32] {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    for w in types {
+        v.extend_from_slice(&w.to_le_bytes());
+    }
+    v.extend_from_slice(strs);
+    v
+}
+
+fn info(kind: u32, vlen: u32, kflag: bool) -> u32 {
+    (kflag as u32) << 31 | kind << 24 | vlen
+}
+
+#[test]
+fn synthetic_types_and_cycles() {
+    // Strings: 0:"" 1:"int" 5:"s" 7:"a" 9:"loop" 14:"b" 16:"e" 18:"X"
+    let strs = b"\0int\0s\0a\0loop\0b\0e\0X\0";
+    #[rustfmt::skip]
+    let types = [
+        // [1] int, 4 bytes, signed 32 bits
+        1, info(KIND_INT, 0, false), 4, (INT_SIGNED << 24) | 32,
+        // [2] typedef loop -> [2] (self cycle)
+        9, info(KIND_TYPEDEF, 0, false), 2,
+        // [3] ptr -> [3] (pointer cycle)
+        0, info(KIND_PTR, 0, false), 3,
+        // [4] struct s { int a; <anon> [5]; loop b; } with kflag bitfields
+        5, info(KIND_STRUCT, 3, true), 8,
+            7, 1, 3 << 24, // 3-bit field at bit 0
+            0, 5, 32,
+            14, 2, 0,
+        // [5] anonymous struct containing itself (malformed recursion)
+        0, info(KIND_STRUCT, 2, false), 4,
+            0, 5, 0,
+            16, 1, 0,
+        // [6] enum64 X-bearing, unsigned, value 2^63+1
+        0, info(KIND_ENUM64, 1, false), 8,
+            18, 1, 0x8000_0000,
+    ];
+    // libbpf's sanity check validates ids and strings but not acyclicity.
+    let btf = KernelBtf::from_bytes(&raw_btf(&types, strs)).expect("well-formed enough for libbpf");
+    assert_eq!(btf.ktype(1), int(4, true));
+    assert_eq!(btf.ktype(2), KType::Unknown);
+    assert!(matches!(btf.ktype(3), KType::Ptr(_)));
+    assert_eq!(btf.typedef_int("loop"), None);
+    let s = btf.struct_by_name("s").expect("struct s");
+    let a = s.member("a").unwrap();
+    assert_eq!((a.offset_bits, a.bitfield_size), (0, 3));
+    assert_eq!(s.member("b").unwrap().ty, KType::Unknown);
+    // The self-containing anonymous struct is flattened a bounded number of times.
+    let e = s.member("e").unwrap();
+    assert_eq!(e.offset_bits, 32);
+    assert_eq!(e.path, vec![1, 1]);
+    assert_eq!(btf.enumerator("X"), Some((String::new(), (1u64 << 63 | 1) as i64)));
+    assert_eq!(btf.enumerator("nope"), None);
+    assert!(btf.struct_by_name("nope").is_none());
+}
+
+// ----- running kernel -----
+
+#[test]
+fn task_struct_fields() {
+    let Some(btf) = kernel() else { return };
+    let ts = btf.struct_by_name("task_struct").expect("task_struct");
+    assert!(!ts.is_union);
+    assert_eq!(ts.member("pid").expect("pid").ty, int(4, true));
+    assert_eq!(ts.member("tgid").expect("tgid").ty, int(4, true));
+    // Self-reference stays a reference.
+    assert!(is_ptr_to_struct(&ts.member("real_parent").unwrap().ty, "task_struct"));
+    let comm = &ts.member("comm").unwrap().ty;
+    assert!(matches!(comm, KType::Array { elem, len: 16 } if matches!(**elem, KType::Int { size: 1, is_char: true, .. })));
+    assert_eq!(comm.to_string(), "char[16]");
+    assert!(btf.has_struct("task_struct"));
+    assert_eq!(btf.ktype_size(&KType::Struct { name: ts.name.clone(), id: ts.id }), Some(ts.size as u64));
+}
+
+#[test]
+fn xdp_md_and_xdp_action() {
+    let Some(btf) = kernel() else { return };
+    let md = btf.struct_by_name("xdp_md").expect("xdp_md");
+    assert_eq!(md.member("data").unwrap().ty, int(4, false));
+    assert_eq!(md.member("data").unwrap().offset_bits, 0);
+    assert_eq!(md.member("data_end").unwrap().offset_bits, 32);
+    let act = btf.enum_by_name("xdp_action").expect("xdp_action");
+    assert!(act.values.contains(&("XDP_PASS".to_string(), 2)));
+    assert_eq!(btf.enumerator("XDP_PASS"), Some(("xdp_action".to_string(), 2)));
+}
+
+#[test]
+fn anonymous_members_and_bitfields_flatten() {
+    let Some(btf) = kernel() else { return };
+    let skb = btf.struct_by_name("sk_buff").expect("sk_buff");
+    // `next` and `dev` live in anonymous unions/structs.
+    let next = skb.member("next").expect("next");
+    assert_eq!(next.offset_bits, 0);
+    assert!(next.path.len() > 1);
+    assert!(is_ptr_to_struct(&skb.member("dev").expect("dev").ty, "net_device"));
+    let pkt_type = skb.member("pkt_type").expect("pkt_type");
+    assert_eq!(pkt_type.bitfield_size, 3);
+    assert!(skb.member("len").is_some());
+    let sk = btf.struct_by_name("__sk_buff").expect("__sk_buff");
+    assert!(matches!(sk.member("cb").unwrap().ty, KType::Array { len: 5, .. }));
+}
+
+#[test]
+fn integer_typedefs() {
+    let Some(btf) = kernel() else { return };
+    assert_eq!(btf.typedef_int("__u32"), Some(int(4, false)));
+    assert_eq!(btf.typedef_int("u64"), Some(int(8, false)));
+    assert_eq!(btf.typedef_int("pid_t"), Some(int(4, true)));
+    assert_eq!(btf.typedef_int("__u8"), Some(int(1, false)));
+    assert!(matches!(btf.typedef_int("bool"), Some(KType::Int { is_bool: true, size: 1, .. })));
+    assert_eq!(btf.typedef_int("atomic_t"), None);
+    assert_eq!(btf.typedef_int("no_such_typedef_ksc"), None);
+}
+
+#[test]
+fn struct_ops_tcp_congestion_ops() {
+    let Some(btf) = kernel() else { return };
+    assert!(btf.is_struct_ops_type("tcp_congestion_ops"));
+    assert!(!btf.is_struct_ops_type("task_struct"));
+    let ms = btf.struct_ops_members("tcp_congestion_ops").expect("tcp_congestion_ops");
+    let get = |n: &str| ms.iter().find(|m| m.name == n).map(|m| &m.kind);
+    match get("ssthresh").expect("ssthresh") {
+        KOpsKind::Func(sig) => {
+            assert_eq!(sig.params.len(), 1);
+            assert!(is_ptr_to_struct(&sig.params[0].1, "sock"));
+            assert_eq!(sig.ret, int(4, false));
+        }
+        other => panic!("ssthresh: {other:?}"),
+    }
+    match get("cong_avoid").expect("cong_avoid") {
+        KOpsKind::Func(sig) => {
+            assert_eq!(sig.params.len(), 3);
+            assert_eq!(sig.ret, KType::Void);
+        }
+        other => panic!("cong_avoid: {other:?}"),
+    }
+    match get("name").expect("name") {
+        KOpsKind::Data(KType::Array { elem, len: 16 }) => {
+            assert!(matches!(**elem, KType::Int { size: 1, is_char: true, .. }))
+        }
+        other => panic!("name: {other:?}"),
+    }
+}
+
+#[test]
+fn tp_btf_sched_switch() {
+    let Some(btf) = kernel() else { return };
+    let args = btf.tp_btf_args("sched_switch").expect("btf_trace_sched_switch");
+    // (bool preempt, task_struct *prev, task_struct *next, unsigned int prev_state)
+    assert!(args.len() >= 3, "{args:?}");
+    assert!(matches!(args[0].1, KType::Int { is_bool: true, .. }), "{args:?}");
+    assert!(is_ptr_to_struct(&args[1].1, "task_struct"));
+    assert!(is_ptr_to_struct(&args[2].1, "task_struct"));
+    assert!(btf.tp_btf_args("no_such_event_ksc").is_none());
+    assert!(btf.has_struct("trace_event_raw_sched_switch"));
+    assert!(btf.has_struct("trace_event_raw_sys_enter"));
+}
+
+#[test]
+fn lsm_file_open_and_kernel_funcs() {
+    let Some(btf) = kernel() else { return };
+    let sig = btf.lsm_hook_args("file_open").expect("bpf_lsm_file_open");
+    assert_eq!(sig.params.len(), 1);
+    assert!(is_ptr_to_struct(&sig.params[0].1, "file"));
+    assert_eq!(sig.ret, int(4, true));
+    let vr = btf.func_proto("vfs_read").expect("vfs_read");
+    assert_eq!(vr.params.len(), 4);
+    assert_eq!(vr.params[0].0, "file");
+    assert!(is_ptr_to_struct(&vr.params[0].1, "file"));
+    assert_eq!(vr.params[2].1, int(8, false)); // size_t
+    assert!(!vr.variadic);
+    assert!(btf.func_proto("no_such_function_ksc").is_none());
+}

@@ -1,0 +1,139 @@
+//! Command-line surface (LANGUAGE.md §1.1). Usage errors exit with status 2 (clap's default).
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "ksc",
+    version,
+    about = "ksc — the KernelScript compiler",
+    long_about = "ksc compiles one KernelScript (.ks) file into everything it needs: an eBPF object for the \
+kernel-side programs, a native executable for `main`, and kernel-module C for @kfunc functions.\n\n\
+Examples:\n  ksc check firewall.ks            type-check and run every static check\n  \
+ksc --emit=ast firewall.ks       print the parsed syntax tree\n  \
+ksc build firewall.ks -o out/    write out/firewall.bpf.o and out/firewall\n  \
+ksc test firewall.ks             run the file's @test functions",
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub compile: CompileArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Parse, resolve, type-check and run every static check; produce nothing.
+    Check {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Compile and write the artifacts (NAME.bpf.o, the NAME executable, NAME.mod.c) into DIR.
+    Build {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Output directory (created with parents); default ./NAME
+        #[arg(short = 'o', value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Build the test executable NAME.test instead of the program
+        #[arg(long)]
+        test: bool,
+    },
+    /// Load every kernel-side program into the running kernel's verifier and report each.
+    Verify {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Build in test mode and run the @test functions.
+    Test {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Run only tests whose name contains SUBSTR
+        #[arg(long, value_name = "SUBSTR")]
+        filter: Option<String>,
+    },
+    /// Build into a temporary directory and run the executable with ARGS.
+    Run {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Arguments passed to the program (after `--`)
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Options every command takes.
+#[derive(Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// The KernelScript source file
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Kernel BTF to resolve kernel types against [default: /sys/kernel/btf/vmlinux]
+    #[arg(long, value_name = "PATH", global = true)]
+    pub btf: Option<PathBuf>,
+    /// Reject every ksc extension of the reference language (E0011)
+    #[arg(long, global = true)]
+    pub compat: bool,
+    /// How to print diagnostics
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT", global = true)]
+    pub diagnostics: DiagnosticFormat,
+}
+
+/// The compile form: `ksc [--target=…] [--emit=…] [-o OUT] FILE`.
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    #[arg(value_name = "FILE", required = true)]
+    pub file: Option<PathBuf>,
+    /// Which worlds to compile, comma separated
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Target::Bpf, Target::Host, Target::Kmod])]
+    pub target: Vec<Target>,
+    /// What to produce
+    #[arg(long, value_enum, default_value_t = Emit::Exe)]
+    pub emit: Emit,
+    /// Output file or directory
+    #[arg(short = 'o', value_name = "OUT")]
+    pub out: Option<PathBuf>,
+    #[arg(long, value_name = "PATH")]
+    pub btf: Option<PathBuf>,
+    #[arg(long)]
+    pub compat: bool,
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT")]
+    pub diagnostics: DiagnosticFormat,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Bpf,
+    Host,
+    Kmod,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emit {
+    /// The parsed syntax tree
+    Ast,
+    /// KernelScript high-level IR
+    KsIr,
+    /// The bpf-level dialect
+    BpfIr,
+    /// The host-level dialect
+    HostIr,
+    /// LLVM IR
+    LlvmIr,
+    /// Target assembly
+    Asm,
+    /// Object files
+    Obj,
+    /// Linked executable (the default)
+    Exe,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DiagnosticFormat {
+    Text,
+    Json,
+}
