@@ -1,15 +1,205 @@
-//! Semantic analysis (placeholder being replaced).
-use crate::diagnostics::Diagnostics;
-use crate::syntax::ast::Unit;
+//! Semantic analysis (LANGUAGE.md §5–§19): order-independent name resolution in one file
+//! namespace, the type system, target partitioning and call rules, and the flow and safety checks.
+//!
+//! The checker works in three steps: `collect` enters every top-level declaration (so order does not
+//! matter), `decls` checks declarations on their own (maps, attributes, signatures, main), and
+//! `body` checks every function body, typing each expression (`expr`) and statement (`stmt`).
+//! Whole-program rules over the call graph (recursion, tail calls) run last (`calls`).
+
+pub mod builtins;
+mod body;
+mod calls;
+mod collect;
+pub mod consteval;
+mod decls;
+pub mod env;
+mod expr;
+mod layout;
+mod stmt;
+pub mod types;
+
+use crate::btf::KernelBtf;
+use crate::diagnostics::{Code, Diagnostics, Span};
+use crate::syntax::ast::{ExprId, Unit};
+use consteval::ConstValue;
+use env::*;
+use std::collections::HashMap;
 use std::path::PathBuf;
+use types::{EnumId, StructId, Ty, TypeNames};
 
 pub struct CheckOptions {
     pub btf_path: Option<PathBuf>,
     pub compat: bool,
 }
 
-pub struct Checked;
+/// What later stages need from the checker.
+pub struct Checked {
+    pub structs: Vec<StructInfo>,
+    pub enums: Vec<EnumInfo>,
+    pub maps: Vec<MapInfo>,
+    pub globals: Vec<GlobalInfo>,
+    pub configs: Vec<ConfigInfo>,
+    /// Type of every expression, indexed by `ExprId`.
+    pub expr_types: Vec<Ty>,
+    /// Folded value of every constant expression.
+    pub consts: HashMap<ExprId, ConstValue>,
+    /// Kernel-side functions reachable through tail calls, in order of first appearance (§9.5).
+    pub tail_call_targets: Vec<String>,
+}
 
-pub fn check(_unit: &Unit, _opts: &CheckOptions, _diags: &mut Diagnostics) -> Checked {
-    Checked
+pub fn check(unit: &Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked {
+    let btf_path = opts.btf_path.clone().unwrap_or_else(KernelBtf::default_path);
+    let btf = KernelBtf::load(&btf_path).ok();
+    let mut c = Checker::new(unit, btf, diags);
+    c.collect();
+    c.check_decls();
+    c.check_bodies();
+    c.check_call_graph();
+    c.finish()
+}
+
+/// One local variable in scope.
+#[derive(Clone, Debug)]
+pub(crate) struct Local {
+    pub ty: Ty,
+    pub mutable: bool,
+    /// `const` locals carry their value for folding.
+    pub value: Option<ConstValue>,
+    /// Bound to a map entry (`var v = m[k]`, §11.3): the map's index.
+    pub entry_of: Option<usize>,
+    pub span: Span,
+    /// Known not to be null on the current path (§6.8).
+    pub non_null: bool,
+    /// Pointer that may be null when dereferenced in kernel code.
+    pub nullable: bool,
+    /// Ring-buffer record reserved from this map (§11.5).
+    pub record_of: Option<usize>,
+    /// The record was submitted or discarded.
+    pub released: bool,
+    /// Object from kernel `new` (§13.6).
+    pub owned_object: bool,
+    /// Packet pointer derived from the context (§10.1).
+    pub packet: bool,
+}
+
+impl Local {
+    pub fn new(ty: Ty, span: Span) -> Self {
+        Local {
+            ty,
+            mutable: true,
+            value: None,
+            entry_of: None,
+            span,
+            non_null: false,
+            nullable: false,
+            record_of: None,
+            released: false,
+            owned_object: false,
+            packet: false,
+        }
+    }
+}
+
+pub(crate) struct Checker<'a> {
+    pub unit: &'a Unit,
+    pub btf: Option<KernelBtf>,
+    pub diags: &'a mut Diagnostics,
+
+    pub symbols: HashMap<String, Symbol>,
+    /// Where each top-level name was declared (for E0110 on redefinition).
+    pub symbol_spans: HashMap<String, Span>,
+    pub structs: Vec<StructInfo>,
+    pub struct_by_name: HashMap<String, StructId>,
+    pub enums: Vec<EnumInfo>,
+    pub enum_by_name: HashMap<String, EnumId>,
+    pub funcs: Vec<FuncInfo<'a>>,
+    pub maps: Vec<MapInfo>,
+    pub globals: Vec<GlobalInfo>,
+    pub consts: Vec<ConstInfo>,
+    pub configs: Vec<ConfigInfo>,
+    pub externs: Vec<ExternInfo>,
+    pub impls: Vec<ImplInfo>,
+    /// Imported module name → its functions' ids by name.
+    pub modules: Vec<(String, HashMap<String, FuncId>)>,
+
+    pub expr_types: Vec<Ty>,
+    pub const_values: HashMap<ExprId, ConstValue>,
+    /// Call edges between functions (caller, callee, call span), for the call-graph checks.
+    pub call_edges: Vec<(FuncId, FuncId, Span)>,
+    /// Tail calls (caller, callee, span), in source order.
+    pub tail_calls: Vec<(FuncId, FuncId, Span)>,
+}
+
+impl<'a> Checker<'a> {
+    fn new(unit: &'a Unit, btf: Option<KernelBtf>, diags: &'a mut Diagnostics) -> Self {
+        Checker {
+            unit,
+            btf,
+            diags,
+            symbols: HashMap::new(),
+            symbol_spans: HashMap::new(),
+            structs: Vec::new(),
+            struct_by_name: HashMap::new(),
+            enums: Vec::new(),
+            enum_by_name: HashMap::new(),
+            funcs: Vec::new(),
+            maps: Vec::new(),
+            globals: Vec::new(),
+            consts: Vec::new(),
+            configs: Vec::new(),
+            externs: Vec::new(),
+            impls: Vec::new(),
+            modules: Vec::new(),
+            expr_types: vec![Ty::Error; unit.expr_count as usize],
+            const_values: HashMap::new(),
+            call_edges: Vec::new(),
+            tail_calls: Vec::new(),
+        }
+    }
+
+    pub fn error(&mut self, code: Code, span: Span, details: impl Into<String>) {
+        self.diags.error(code, span, details);
+    }
+
+    pub fn warning(&mut self, code: Code, span: Span, details: impl Into<String>) {
+        self.diags.warning(code, span, details);
+    }
+
+    /// Renders a type for a message.
+    pub fn show(&self, t: &Ty) -> String {
+        types::Display(t, self).to_string()
+    }
+
+    fn finish(self) -> Checked {
+        let tail_call_targets = {
+            let mut v: Vec<String> = Vec::new();
+            for (_, callee, _) in &self.tail_calls {
+                let n = self.funcs[callee.0 as usize].name.clone();
+                if !v.contains(&n) {
+                    v.push(n);
+                }
+            }
+            v
+        };
+        Checked {
+            structs: self.structs,
+            enums: self.enums,
+            maps: self.maps,
+            globals: self.globals,
+            configs: self.configs,
+            expr_types: self.expr_types,
+            consts: self.const_values,
+            tail_call_targets,
+        }
+    }
+}
+
+impl TypeNames for Checker<'_> {
+    fn struct_name(&self, id: StructId) -> String {
+        self.structs.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+    }
+
+    fn enum_name(&self, id: EnumId) -> String {
+        self.enums.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+    }
 }

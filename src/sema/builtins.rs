@@ -1,0 +1,108 @@
+//! Builtin functions (Appendix A) and the standard BPF helpers ksc knows by name (§5.4).
+
+use super::types::{IntTy, Ty};
+
+/// A parameter or result shape in the helper table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HelperTy {
+    U32,
+    U64,
+    I32,
+    I64,
+    /// Any pointer (`*void`).
+    Ptr,
+    /// The program context.
+    Ctx,
+    Void,
+    /// `*task_struct`, trusted (never NULL).
+    TaskBtf,
+}
+
+impl HelperTy {
+    pub fn ty(self) -> Ty {
+        match self {
+            HelperTy::U32 => Ty::Int(IntTy::U32),
+            HelperTy::U64 => Ty::Int(IntTy::U64),
+            HelperTy::I32 => Ty::Int(IntTy::I32),
+            HelperTy::I64 => Ty::Int(IntTy::I64),
+            HelperTy::Ptr | HelperTy::Ctx => Ty::ptr(Ty::Void),
+            HelperTy::Void => Ty::Void,
+            // Resolved against BTF by the checker; a void pointer stands in without BTF.
+            HelperTy::TaskBtf => Ty::ptr(Ty::Void),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Helper {
+    pub name: &'static str,
+    pub id: u32,
+    pub params: &'static [HelperTy],
+    pub ret: HelperTy,
+}
+
+use HelperTy::*;
+
+/// The helpers users may call by name. Ids are the kernel's `enum bpf_func_id` values.
+pub const HELPERS: &[Helper] = &[
+    Helper { name: "bpf_map_lookup_elem", id: 1, params: &[Ptr, Ptr], ret: Ptr },
+    Helper { name: "bpf_map_update_elem", id: 2, params: &[Ptr, Ptr, Ptr, U64], ret: I64 },
+    Helper { name: "bpf_map_delete_elem", id: 3, params: &[Ptr, Ptr], ret: I64 },
+    Helper { name: "bpf_probe_read", id: 4, params: &[Ptr, U32, Ptr], ret: I64 },
+    Helper { name: "bpf_ktime_get_ns", id: 5, params: &[], ret: U64 },
+    Helper { name: "bpf_trace_printk", id: 6, params: &[Ptr, U32, U64, U64, U64], ret: I64 },
+    Helper { name: "bpf_get_prandom_u32", id: 7, params: &[], ret: U32 },
+    Helper { name: "bpf_get_smp_processor_id", id: 8, params: &[], ret: U32 },
+    Helper { name: "bpf_skb_store_bytes", id: 9, params: &[Ctx, U32, Ptr, U32, U64], ret: I64 },
+    Helper { name: "bpf_l3_csum_replace", id: 10, params: &[Ctx, U32, U64, U64, U64], ret: I64 },
+    Helper { name: "bpf_l4_csum_replace", id: 11, params: &[Ctx, U32, U64, U64, U64], ret: I64 },
+    Helper { name: "bpf_tail_call", id: 12, params: &[Ctx, Ptr, U32], ret: I64 },
+    Helper { name: "bpf_clone_redirect", id: 13, params: &[Ctx, U32, U64], ret: I64 },
+    Helper { name: "bpf_get_current_pid_tgid", id: 14, params: &[], ret: U64 },
+    Helper { name: "bpf_get_current_uid_gid", id: 15, params: &[], ret: U64 },
+    Helper { name: "bpf_get_current_comm", id: 16, params: &[Ptr, U32], ret: I64 },
+    Helper { name: "bpf_get_cgroup_classid", id: 17, params: &[Ctx], ret: U32 },
+    Helper { name: "bpf_skb_vlan_push", id: 18, params: &[Ctx, U32, U32], ret: I64 },
+    Helper { name: "bpf_skb_vlan_pop", id: 19, params: &[Ctx], ret: I64 },
+    Helper { name: "bpf_redirect", id: 23, params: &[U32, U64], ret: I64 },
+    Helper { name: "bpf_get_route_realm", id: 24, params: &[Ctx], ret: U32 },
+    Helper { name: "bpf_perf_event_output", id: 25, params: &[Ctx, Ptr, U64, Ptr, U64], ret: I64 },
+    Helper { name: "bpf_skb_load_bytes", id: 26, params: &[Ctx, U32, Ptr, U32], ret: I64 },
+    Helper { name: "bpf_csum_diff", id: 28, params: &[Ptr, U32, Ptr, U32, U32], ret: I64 },
+    Helper { name: "bpf_skb_change_proto", id: 31, params: &[Ctx, U32, U64], ret: I64 },
+    Helper { name: "bpf_skb_change_type", id: 32, params: &[Ctx, U32], ret: I64 },
+    Helper { name: "bpf_get_current_task", id: 35, params: &[], ret: U64 },
+    Helper { name: "bpf_get_numa_node_id", id: 42, params: &[], ret: I64 },
+    Helper { name: "bpf_xdp_adjust_head", id: 44, params: &[Ctx, I32], ret: I64 },
+    Helper { name: "bpf_get_socket_cookie", id: 46, params: &[Ctx], ret: U64 },
+    Helper { name: "bpf_get_socket_uid", id: 47, params: &[Ctx], ret: U32 },
+    Helper { name: "bpf_set_hash", id: 48, params: &[Ctx, U32], ret: I64 },
+    Helper { name: "bpf_xdp_adjust_meta", id: 54, params: &[Ctx, I32], ret: I64 },
+    Helper { name: "bpf_xdp_adjust_tail", id: 65, params: &[Ctx, I32], ret: I64 },
+    Helper { name: "bpf_get_stack", id: 67, params: &[Ctx, Ptr, U32, U64], ret: I64 },
+    Helper { name: "bpf_get_current_cgroup_id", id: 80, params: &[], ret: U64 },
+    Helper { name: "bpf_send_signal", id: 109, params: &[U32], ret: I64 },
+    Helper { name: "bpf_probe_read_user", id: 112, params: &[Ptr, U32, Ptr], ret: I64 },
+    Helper { name: "bpf_probe_read_kernel", id: 113, params: &[Ptr, U32, Ptr], ret: I64 },
+    Helper { name: "bpf_probe_read_user_str", id: 114, params: &[Ptr, U32, Ptr], ret: I64 },
+    Helper { name: "bpf_probe_read_kernel_str", id: 115, params: &[Ptr, U32, Ptr], ret: I64 },
+    Helper { name: "bpf_send_signal_thread", id: 117, params: &[U32], ret: I64 },
+    Helper { name: "bpf_jiffies64", id: 118, params: &[], ret: U64 },
+    Helper { name: "bpf_get_netns_cookie", id: 122, params: &[Ptr], ret: U64 },
+    Helper { name: "bpf_get_current_ancestor_cgroup_id", id: 123, params: &[I32], ret: U64 },
+    Helper { name: "bpf_ktime_get_boot_ns", id: 125, params: &[], ret: U64 },
+    Helper { name: "bpf_get_current_task_btf", id: 158, params: &[], ret: TaskBtf },
+    Helper { name: "bpf_ktime_get_coarse_ns", id: 160, params: &[], ret: U64 },
+    Helper { name: "bpf_get_func_ip", id: 173, params: &[Ctx], ret: U64 },
+    Helper { name: "bpf_ktime_get_tai_ns", id: 208, params: &[], ret: U64 },
+];
+
+pub fn helper(name: &str) -> Option<&'static Helper> {
+    HELPERS.iter().find(|h| h.name == name)
+}
+
+/// Builtins callable only from userspace (§9.4).
+pub const USERSPACE_BUILTINS: &[&str] = &["load", "attach", "detach", "read", "register", "dispatch", "daemon", "test", "test_len", "assert"];
+
+/// Builtins available in every world.
+pub const UNIVERSAL_BUILTINS: &[&str] = &["print", "sizeof", "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll"];

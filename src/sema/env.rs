@@ -1,0 +1,276 @@
+//! The file namespace (§5.1) and its tables: structs, enums, functions, maps, globals, configs.
+//! Also the always-available prelude (§10.4) and the kernel scope read from BTF.
+
+use super::types::{EnumId, IntTy, StructId, Ty};
+use crate::diagnostics::Span;
+use crate::syntax::ast::{FuncDecl, Item};
+
+#[derive(Clone, Debug)]
+pub struct FieldInfo {
+    pub name: String,
+    pub ty: Ty,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StructOrigin {
+    /// Declared in the unit (or a header, when no kernel type has its name).
+    File,
+    /// A kernel struct from BTF, or a header view of one (only the declared fields).
+    Kernel,
+    /// A program context with the §9.3 field whitelist (`xdp_md`, `__sk_buff`).
+    Context,
+    /// Builtin value structs (`perf_options`).
+    Builtin,
+}
+
+#[derive(Clone, Debug)]
+pub struct StructInfo {
+    pub name: String,
+    pub fields: Vec<FieldInfo>,
+    pub origin: StructOrigin,
+    /// Kernel BTF type id (CO-RE relocations need it later).
+    pub btf_id: Option<u32>,
+    /// Size from BTF for kernel structs (their layout is the kernel's, not C layout of `fields`).
+    pub kernel_size: Option<u64>,
+    pub span: Option<Span>,
+}
+
+impl StructInfo {
+    pub fn field(&self, name: &str) -> Option<&FieldInfo> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct EnumInfo {
+    pub name: String,
+    pub variants: Vec<(String, i128)>,
+    pub repr: IntTy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ProgKind {
+    Xdp,
+    Tc,
+    Probe,
+    Kprobe,
+    Fexit,
+    Kretprobe,
+    Tracepoint,
+    TpBtf,
+    PerfEvent,
+    Lsm,
+    CgroupSkb,
+    StructOps,
+}
+
+impl ProgKind {
+    pub fn from_attr(name: &str) -> Option<ProgKind> {
+        Some(match name {
+            "xdp" => ProgKind::Xdp,
+            "tc" => ProgKind::Tc,
+            "probe" => ProgKind::Probe,
+            "fexit" => ProgKind::Fexit,
+            "kretprobe" => ProgKind::Kretprobe,
+            "tracepoint" => ProgKind::Tracepoint,
+            "tp_btf" => ProgKind::TpBtf,
+            "perf_event" => ProgKind::PerfEvent,
+            "lsm" => ProgKind::Lsm,
+            "cgroup_skb" => ProgKind::CgroupSkb,
+            _ => return None,
+        })
+    }
+
+    /// Kinds `test()` can run through BPF_PROG_TEST_RUN (§17.4).
+    pub fn test_runnable(self) -> bool {
+        matches!(self, ProgKind::Xdp | ProgKind::Tc | ProgKind::CgroupSkb)
+    }
+
+    /// The family a tail call must stay within (§9.5), or `None` when the kind cannot be a target.
+    pub fn tail_call_family(self) -> Option<ProgKind> {
+        match self {
+            ProgKind::Xdp | ProgKind::Tc | ProgKind::CgroupSkb | ProgKind::Tracepoint | ProgKind::PerfEvent | ProgKind::Kprobe => Some(self),
+            _ => None,
+        }
+    }
+}
+
+/// Where a function runs and how it may be called (§9.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FnKind {
+    Program { kind: ProgKind, arg: Option<String> },
+    Helper,
+    StructOpsMethod { impl_name: String },
+    Kfunc,
+    Private,
+    Test,
+    User,
+    Main,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum World {
+    Kernel,
+    User,
+    Module,
+}
+
+impl FnKind {
+    pub fn world(&self) -> World {
+        match self {
+            FnKind::Program { .. } | FnKind::Helper | FnKind::StructOpsMethod { .. } => World::Kernel,
+            FnKind::Kfunc | FnKind::Private => World::Module,
+            FnKind::Test | FnKind::User | FnKind::Main => World::User,
+        }
+    }
+
+    pub fn program_kind(&self) -> Option<ProgKind> {
+        match self {
+            FnKind::Program { kind, .. } => Some(*kind),
+            FnKind::StructOpsMethod { .. } => Some(ProgKind::StructOps),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FuncId(pub u32);
+
+pub struct FuncInfo<'a> {
+    pub name: String,
+    /// `module.name` for functions of imported modules.
+    pub module: Option<String>,
+    pub kind: FnKind,
+    pub params: Vec<Ty>,
+    pub ret: Ty,
+    pub decl: &'a FuncDecl,
+    pub item: &'a Item,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapKind {
+    Hash,
+    Array,
+    PercpuHash,
+    PercpuArray,
+    LruHash,
+    LpmTrie,
+    Devmap,
+    Cpumap,
+    Xskmap,
+    Ringbuf,
+    Queue,
+    Stack,
+    BloomFilter,
+    PerfEventArray,
+}
+
+impl MapKind {
+    pub fn from_name(s: &str) -> Option<MapKind> {
+        Some(match s {
+            "hash" => MapKind::Hash,
+            "array" => MapKind::Array,
+            "percpu_hash" => MapKind::PercpuHash,
+            "percpu_array" => MapKind::PercpuArray,
+            "lru_hash" => MapKind::LruHash,
+            "lpm_trie" => MapKind::LpmTrie,
+            "devmap" => MapKind::Devmap,
+            "cpumap" => MapKind::Cpumap,
+            "xskmap" => MapKind::Xskmap,
+            "ringbuf" => MapKind::Ringbuf,
+            "queue" => MapKind::Queue,
+            "stack" => MapKind::Stack,
+            "bloom_filter" => MapKind::BloomFilter,
+            "perf_event_array" => MapKind::PerfEventArray,
+            _ => return None,
+        })
+    }
+
+    /// Kinds declared with a key and a value (`KIND<K, V>`).
+    pub fn has_key(self) -> bool {
+        !matches!(self, MapKind::Ringbuf | MapKind::Queue | MapKind::Stack | MapKind::BloomFilter | MapKind::PerfEventArray)
+    }
+
+    pub fn is_extension(self) -> bool {
+        !matches!(self, MapKind::Hash | MapKind::Array | MapKind::PercpuHash | MapKind::PercpuArray | MapKind::LruHash | MapKind::Ringbuf)
+    }
+
+    /// Kinds whose `m[k]` access means lookup/update.
+    pub fn indexable(self) -> bool {
+        matches!(self, MapKind::Hash | MapKind::Array | MapKind::PercpuHash | MapKind::PercpuArray | MapKind::LruHash | MapKind::LpmTrie | MapKind::Devmap | MapKind::Cpumap | MapKind::Xskmap)
+    }
+
+    pub fn is_percpu(self) -> bool {
+        matches!(self, MapKind::PercpuHash | MapKind::PercpuArray)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct MapInfo {
+    pub name: String,
+    pub kind: MapKind,
+    /// `Ty::Error` for kinds without a key.
+    pub key: Ty,
+    pub value: Ty,
+    pub max_entries: u64,
+    pub pinned: bool,
+    pub flags: u32,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct GlobalInfo {
+    pub name: String,
+    pub ty: Ty,
+    pub pinned: bool,
+    pub local: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConfigInfo {
+    pub name: String,
+    pub fields: Vec<FieldInfo>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub struct ExternInfo {
+    pub name: String,
+    pub params: Vec<Ty>,
+    pub ret: Ty,
+    /// The standard BPF helper id when the name is a known helper.
+    pub helper_id: Option<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub struct ImplInfo {
+    pub name: String,
+    pub kernel_struct: String,
+    pub span: Span,
+}
+
+/// What a name in the file namespace denotes.
+#[derive(Clone, Debug)]
+pub enum Symbol {
+    Struct(StructId),
+    Enum(EnumId),
+    Alias(Ty),
+    EnumConst(EnumId, i128),
+    Map(usize),
+    Global(usize),
+    Const(usize),
+    Config(usize),
+    Func(FuncId),
+    Extern(usize),
+    Impl(usize),
+    Module(usize),
+}
+
+/// A top-level `const` (§12.2): its type and folded value.
+#[derive(Clone, Debug)]
+pub struct ConstInfo {
+    pub name: String,
+    pub ty: Ty,
+    pub value: super::consteval::ConstValue,
+}
