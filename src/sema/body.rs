@@ -1,5 +1,283 @@
-//! (being written)
-use super::Checker;
-impl Checker<'_> {
-    pub(super) fn check_bodies(&mut self) {}
+//! Function bodies: the per-function context (world, scopes, loop and try nesting) and the
+//! driver that checks every function, global initialiser, const and config default.
+
+use super::consteval::ConstValue;
+use super::env::*;
+use super::types::*;
+use super::{Checker, Local};
+use crate::diagnostics::{Code, Span};
+use crate::syntax::ast::*;
+
+/// Per-function checking state.
+pub(crate) struct FnCtx {
+    pub func: Option<FuncId>,
+    pub kind: FnKind,
+    pub ret: Ty,
+    /// Innermost scope last (§5.1: block scoped locals).
+    pub scopes: Vec<Vec<(String, Local)>>,
+    pub loop_depth: u32,
+    /// Inside a `defer` expression (E0407).
+    pub in_defer: bool,
+    /// Name of the context parameter of a program (packet pointers, tail calls).
+    pub ctx_param: Option<String>,
+    /// Parameter names in order (tail calls must pass exactly these, §9.5).
+    pub param_names: Vec<String>,
+    /// Nesting of `try` blocks that catch every code (`catch _`).
+    pub catch_all_depth: u32,
+    /// Set while the arms of a `return match` are checked: their calls are tail calls (§9.5).
+    pub tail_match: bool,
+}
+
+impl FnCtx {
+    pub fn new(kind: FnKind, ret: Ty) -> Self {
+        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, tail_match: false }
+    }
+
+    pub fn world(&self) -> World {
+        self.kind.world()
+    }
+
+    pub fn is_kernel(&self) -> bool {
+        self.world() == World::Kernel
+    }
+
+    pub fn lookup(&self, name: &str) -> Option<&Local> {
+        self.scopes.iter().rev().find_map(|s| s.iter().rev().find(|(n, _)| n == name).map(|(_, l)| l))
+    }
+
+    pub fn lookup_mut(&mut self, name: &str) -> Option<&mut Local> {
+        self.scopes.iter_mut().rev().find_map(|s| s.iter_mut().rev().find(|(n, _)| n == name).map(|(_, l)| l))
+    }
+
+    pub fn push_scope(&mut self) {
+        self.scopes.push(Vec::new());
+    }
+
+    pub fn pop_scope(&mut self) {
+        self.scopes.pop();
+    }
+}
+
+impl<'a> Checker<'a> {
+    pub(super) fn check_bodies(&mut self) {
+        self.compute_may_throw();
+        let unit = self.unit;
+        for item in &unit.items {
+            match &item.kind {
+                ItemKind::Global(g) => self.check_global_init(g),
+                ItemKind::Const(k) => {
+                    self.top_level_const(&k.name.name);
+                }
+                ItemKind::Config(cfg) => self.check_config_defaults(cfg),
+                _ => {}
+            }
+        }
+        for i in 0..self.funcs.len() {
+            self.check_function(FuncId(i as u32));
+        }
+        for item in &unit.items {
+            if let ItemKind::Impl(imp) = &item.kind {
+                for f in &imp.fields {
+                    let mut cx = FnCtx::new(FnKind::User, Ty::Void);
+                    self.expr(&mut cx, &f.value, None);
+                }
+            }
+        }
+    }
+
+    /// Folds a top-level const on first use (order-independent, cycles are E0312).
+    pub(super) fn top_level_const(&mut self, name: &str) -> Option<(Ty, ConstValue)> {
+        let idx = self.consts.iter().position(|c| c.name == name)?;
+        if let Some(done) = self.const_done.get(&idx) {
+            return done.clone();
+        }
+        let decl = self.unit.items.iter().find_map(|i| match &i.kind {
+            ItemKind::Const(k) if k.name.name == name => Some(k),
+            _ => None,
+        })?;
+        self.const_done.insert(idx, None);
+        let declared = self.consts[idx].ty.clone();
+        let mut cx = FnCtx::new(FnKind::User, Ty::Void);
+        let expected = if declared.is_error() { None } else { Some(declared.clone()) };
+        let t = self.expr(&mut cx, &decl.init, expected.as_ref());
+        let result = match self.const_values.get(&decl.init.id).cloned() {
+            Some(v) => {
+                let ty = if declared.is_error() { t } else { declared };
+                self.check_const_fits(&v, &ty, decl.init.span);
+                Some((ty, v))
+            }
+            None => {
+                self.error(Code::E0312, decl.init.span, format!("the value of `{name}` must be a constant expression"));
+                None
+            }
+        };
+        if let Some((ty, v)) = &result {
+            self.consts[idx].ty = ty.clone();
+            self.consts[idx].value = v.clone();
+        }
+        self.const_done.insert(idx, result.clone());
+        result
+    }
+
+    fn check_global_init(&mut self, g: &GlobalDecl) {
+        let Some(idx) = self.globals.iter().position(|x| x.name == g.name.name && x.span == g.name.span) else { return };
+        let Some(init) = &g.init else { return };
+        let declared = self.globals[idx].ty.clone();
+        let mut cx = FnCtx::new(FnKind::User, Ty::Void);
+        let expected = if g.ty.is_some() { Some(declared.clone()) } else { None };
+        let t = self.expr(&mut cx, init, expected.as_ref());
+        if !self.is_constant_initialiser(init) {
+            self.error(Code::E0312, init.span, format!("the initial value of global `{}` must be a constant expression", g.name.name));
+            return;
+        }
+        if g.ty.is_some() {
+            self.coerce(init, &t, &declared, Code::E0301);
+        } else {
+            let inferred = match t {
+                Ty::Null => Ty::ptr(U8),
+                Ty::FillArray(e) => Ty::Array(e, 1),
+                other => other,
+            };
+            self.globals[idx].ty = inferred;
+        }
+    }
+
+    /// Constant initialisers (§12.1): folded scalars, string literals and array literals.
+    fn is_constant_initialiser(&self, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Str(_) | ExprKind::Null | ExprKind::Bool(_) | ExprKind::Char(_) => true,
+            ExprKind::ArrayLit(items) => items.iter().all(|i| self.is_constant_initialiser(i)),
+            ExprKind::Cast(inner, _) => self.is_constant_initialiser(inner),
+            _ => self.const_values.contains_key(&e.id),
+        }
+    }
+
+    fn check_config_defaults(&mut self, cfg: &ConfigDecl) {
+        for f in &cfg.fields {
+            let Some(d) = &f.default else { continue };
+            let ty = self.resolve_type(&f.ty);
+            let mut cx = FnCtx::new(FnKind::User, Ty::Void);
+            let t = self.expr(&mut cx, d, Some(&ty));
+            if !self.is_constant_initialiser(d) {
+                self.error(Code::E0312, d.span, format!("the default of `{}.{}` must be a literal", cfg.name.name, f.name.name));
+                continue;
+            }
+            self.coerce(d, &t, &ty, Code::E0301);
+        }
+    }
+
+    fn check_function(&mut self, id: FuncId) {
+        let info = &self.funcs[id.0 as usize];
+        let decl = info.decl;
+        let mut cx = FnCtx::new(info.kind.clone(), info.ret.clone());
+        cx.func = Some(id);
+        let params = info.params.clone();
+        let is_program = matches!(info.kind, FnKind::Program { .. });
+        let is_helper = info.kind == FnKind::Helper;
+        for (p, ty) in decl.params.iter().zip(params) {
+            if cx.scopes[0].iter().any(|(n, _)| n == &p.name.name) {
+                self.error(Code::E0110, p.name.span, format!("parameter `{}` is declared twice", p.name.name));
+            }
+            let mut l = Local::new(ty.clone(), p.name.span);
+            // Context parameters are never null; helper pointer parameters may be (§6.8).
+            l.nullable = is_helper && ty.is_ptr() && !self.is_context_type(&ty);
+            cx.scopes[0].push((p.name.name.clone(), l));
+            cx.param_names.push(p.name.name.clone());
+        }
+        if is_program || is_helper {
+            let params = &self.funcs[id.0 as usize].params;
+            cx.ctx_param = decl.params.iter().zip(params).find(|(_, t)| self.is_context_type(t)).map(|(p, _)| p.name.name.clone());
+        }
+        if let RetSpec::Named(n, _) = &decl.ret {
+            cx.scopes[0].push((n.name.clone(), Local::new(cx.ret.clone(), n.span)));
+        }
+        cx.push_scope();
+        let falls_through = self.block_stmts(&mut cx, &decl.body);
+        cx.pop_scope();
+        let named = matches!(decl.ret, RetSpec::Named(..));
+        if falls_through && !matches!(cx.ret, Ty::Void | Ty::Error) && !named {
+            self.error(Code::E0405, decl.body.close_span(), format!("`{}` must return a `{}` on every path", decl.name.name, self.show(&cx.ret)));
+        }
+        if cx.is_kernel() {
+            self.check_stack(id, &decl.body, decl.name.span);
+        }
+    }
+
+    pub(super) fn is_context_type(&self, t: &Ty) -> bool {
+        match t {
+            Ty::Ptr(inner) => match &**inner {
+                Ty::Struct(s) => {
+                    let info = &self.structs[s.0 as usize];
+                    info.origin == StructOrigin::Context
+                        || info.name == "bpf_perf_event_data"
+                        || info.name.starts_with("trace_event_raw_")
+                }
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
+    /// E0601 (§19): locals whose address is taken or that are aggregates, rounded to 8.
+    fn check_stack(&mut self, _id: FuncId, body: &Block, name_span: Span) {
+        let mut total = 0u64;
+        self.stack_of_block(body, &mut total);
+        if total > 512 {
+            self.error(Code::E0601, name_span, format!("this function needs {total} bytes of stack; eBPF allows 512"));
+        }
+    }
+
+    fn stack_of_block(&mut self, b: &Block, total: &mut u64) {
+        for s in &b.stmts {
+            match &s.kind {
+                StmtKind::Var { init, ty, .. } => {
+                    let t = match (ty, init) {
+                        (Some(te), _) => self.resolve_type_silent(te),
+                        (None, Some(e)) => self.expr_types.get(e.id.0 as usize).cloned().unwrap_or(Ty::Error),
+                        _ => Ty::Error,
+                    };
+                    if matches!(t, Ty::Array(..) | Ty::Struct(_) | Ty::Str(_)) {
+                        *total += self.size_of(&t).unwrap_or(0).div_ceil(8) * 8;
+                    }
+                }
+                StmtKind::If { then, els, .. } => {
+                    self.stack_of_block(then, total);
+                    let mut e = els.as_deref();
+                    while let Some(br) = e {
+                        match br {
+                            ElseBranch::Block(b) => {
+                                self.stack_of_block(b, total);
+                                e = None;
+                            }
+                            ElseBranch::If(s) => {
+                                if let StmtKind::If { then, els, .. } = &s.kind {
+                                    self.stack_of_block(then, total);
+                                    e = els.as_deref();
+                                } else {
+                                    e = None;
+                                }
+                            }
+                        }
+                    }
+                }
+                StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => self.stack_of_block(body, total),
+                StmtKind::Try { body, catches } => {
+                    self.stack_of_block(body, total);
+                    for c in catches {
+                        self.stack_of_block(&c.body, total);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Resolves a type for accounting without reporting (it was reported when checked).
+    fn resolve_type_silent(&mut self, t: &TypeExpr) -> Ty {
+        let mut scratch = crate::diagnostics::Diagnostics::new();
+        std::mem::swap(self.diags, &mut scratch);
+        let ty = self.resolve_type(t);
+        std::mem::swap(self.diags, &mut scratch);
+        ty
+    }
 }

@@ -1,5 +1,557 @@
-//! (being written)
+//! Call expressions: user functions, imported modules, externs and BPF helpers, builtins
+//! (Appendix A) and map methods (§11.2), with the cross-target call rules of §9.4.
+
+use super::body::FnCtx;
+use super::builtins::{self, HelperTy};
+use super::consteval::ConstValue;
+use super::env::*;
+use super::types::*;
 use super::Checker;
-impl Checker<'_> {
-    pub(super) fn check_call_graph(&mut self) {}
+use crate::diagnostics::{Code, Span};
+use crate::syntax::ast::*;
+
+impl<'a> Checker<'a> {
+    /// `tail`: the call is the value of a `return` in a program (a tail-call candidate, §9.5).
+    pub(super) fn call(&mut self, cx: &mut FnCtx, e: &Expr, callee: &Expr, args: &[Expr], tail: bool) -> Ty {
+        match &callee.kind {
+            ExprKind::Ident(name) if cx.lookup(name).is_none() => self.call_named(cx, e, name, callee.span, args, tail),
+            ExprKind::Field(recv, method) => {
+                if let ExprKind::Ident(rname) = &recv.kind {
+                    if cx.lookup(rname).is_none() {
+                        match self.symbols.get(rname).cloned() {
+                            Some(Symbol::Map(mi)) => return self.map_method(cx, e, mi, method, args),
+                            Some(Symbol::Module(_)) => return self.module_call(cx, e, rname, method, args),
+                            _ => {}
+                        }
+                    }
+                }
+                self.call_value(cx, e, callee, args)
+            }
+            _ => self.call_value(cx, e, callee, args),
+        }
+    }
+
+    /// Calling a function value (userspace and module code only, §6.9).
+    fn call_value(&mut self, cx: &mut FnCtx, e: &Expr, callee: &Expr, args: &[Expr]) -> Ty {
+        let t = self.expr(cx, callee, None);
+        match t {
+            Ty::Fn(sig) => {
+                if cx.is_kernel() {
+                    self.error(Code::E0501, callee.span, "calls through function values do not exist in kernel code");
+                }
+                self.check_args(cx, e, &sig.params, args);
+                sig.ret.clone()
+            }
+            Ty::Error => {
+                self.check_args_untyped(cx, args);
+                Ty::Error
+            }
+            other => {
+                self.error(Code::E0302, callee.span, format!("`{}` is not callable", self.show(&other)));
+                self.check_args_untyped(cx, args);
+                Ty::Error
+            }
+        }
+    }
+
+    fn check_args_untyped(&mut self, cx: &mut FnCtx, args: &[Expr]) {
+        for a in args {
+            self.expr(cx, a, None);
+        }
+    }
+
+    /// Arity (E0308) and argument conversion (E0309).
+    pub(super) fn check_args(&mut self, cx: &mut FnCtx, call: &Expr, params: &[Ty], args: &[Expr]) {
+        if params.len() != args.len() {
+            self.error(Code::E0308, call.span, format!("expected {} argument{}, found {}", params.len(), if params.len() == 1 { "" } else { "s" }, args.len()));
+        }
+        for (i, a) in args.iter().enumerate() {
+            let p = params.get(i);
+            let t = self.expr(cx, a, p);
+            if let Some(p) = p {
+                self.coerce(a, &t, p, Code::E0309);
+            }
+            self.check_escape_into_call(cx, a);
+        }
+    }
+
+    fn call_named(&mut self, cx: &mut FnCtx, e: &Expr, name: &str, span: Span, args: &[Expr], tail: bool) -> Ty {
+        match self.symbols.get(name).cloned() {
+            Some(Symbol::Func(id)) => return self.call_function(cx, e, id, span, args, tail),
+            Some(Symbol::Extern(i)) => {
+                let x = self.externs[i].clone();
+                if !cx.is_kernel() {
+                    self.error(Code::E0501, span, format!("`{name}` is a kernel function; only kernel code can call it"));
+                }
+                self.check_args(cx, e, &x.params, args);
+                return x.ret;
+            }
+            Some(_) => return self.call_value(cx, e, &Expr { kind: ExprKind::Ident(name.to_string()), span, id: ExprId(u32::MAX) }, args),
+            None => {}
+        }
+        if let Some(t) = self.call_builtin(cx, e, name, span, args) {
+            return t;
+        }
+        if let Some(h) = builtins::helper(name) {
+            if !cx.is_kernel() {
+                self.error(Code::E0501, span, format!("`{name}` is a BPF helper; only kernel code can call it"));
+            }
+            let params: Vec<Ty> = h.params.iter().map(|p| p.ty()).collect();
+            self.check_args(cx, e, &params, args);
+            if h.ret == HelperTy::TaskBtf {
+                return self.kernel_type("task_struct").map(Ty::ptr).unwrap_or(Ty::ptr(Ty::Void));
+            }
+            return h.ret.ty();
+        }
+        if name == "exec" {
+            self.error(Code::E0105, span, "`exec` (Python interop) is not supported");
+        } else {
+            self.error(Code::E0111, span, format!("no function named `{name}`"));
+        }
+        self.check_args_untyped(cx, args);
+        Ty::Error
+    }
+
+    fn call_function(&mut self, cx: &mut FnCtx, e: &Expr, id: FuncId, span: Span, args: &[Expr], tail: bool) -> Ty {
+        let (kind, params, ret, name) = {
+            let f = &self.funcs[id.0 as usize];
+            (f.kind.clone(), f.params.clone(), f.ret.clone(), f.name.clone())
+        };
+        let caller = cx.world();
+        let allowed = match (&kind, caller) {
+            (FnKind::Program { .. }, _) => {
+                if !(tail && matches!(cx.kind, FnKind::Program { .. })) {
+                    self.error(Code::E0503, span, format!("`{name}` is an eBPF program; it can only be tail-called as `return {name}(ctx)` from another program"));
+                }
+                true
+            }
+            (FnKind::Test, _) => false,
+            (FnKind::Main, _) => false,
+            (FnKind::User, World::User) | (FnKind::Helper, World::Kernel) | (FnKind::Kfunc, World::Kernel | World::Module) | (FnKind::Private, World::Module) => true,
+            (FnKind::StructOpsMethod { .. }, World::Kernel) => true,
+            _ => false,
+        };
+        if !allowed {
+            let what = match kind {
+                FnKind::Helper => "an @helper function (kernel code only)",
+                FnKind::Kfunc => "a @kfunc (kernel and module code only)",
+                FnKind::Private => "a @private module function (module code only)",
+                FnKind::Test => "a @test function (run by the test runner only)",
+                FnKind::Main => "`main`",
+                _ => "a userspace function",
+            };
+            let from = match caller {
+                World::Kernel => "kernel code",
+                World::User => "userspace code",
+                World::Module => "module code",
+            };
+            self.error(Code::E0501, span, format!("`{name}` is {what} and cannot be called from {from}"));
+        }
+        if let Some(caller_id) = cx.func {
+            if tail && matches!(kind, FnKind::Program { .. }) && matches!(cx.kind, FnKind::Program { .. }) {
+                self.tail_calls.push((caller_id, id, span));
+                self.check_tail_call(cx, id, span, args);
+            } else {
+                self.call_edges.push((caller_id, id, span));
+            }
+        }
+        if cx.in_defer && self.may_throw.contains(&id) {
+            self.error(Code::E0407, span, format!("`{name}` may throw, and a deferred expression must not"));
+        }
+        self.check_args(cx, e, &params, args);
+        ret
+    }
+
+    /// §9.5 requirements (E0504): same kind family, same signature, the caller's own parameters.
+    fn check_tail_call(&mut self, cx: &FnCtx, callee: FuncId, span: Span, args: &[Expr]) {
+        let Some(caller) = cx.func else { return };
+        let (ck, cp, cr) = {
+            let f = &self.funcs[caller.0 as usize];
+            (f.kind.program_kind(), f.params.clone(), f.ret.clone())
+        };
+        let (tk, tp, tr, tname) = {
+            let f = &self.funcs[callee.0 as usize];
+            (f.kind.program_kind(), f.params.clone(), f.ret.clone(), f.name.clone())
+        };
+        let family_ok = match (ck.and_then(|k| k.tail_call_family()), tk.and_then(|k| k.tail_call_family())) {
+            (Some(a), Some(b)) => a == b,
+            _ => false,
+        };
+        if !family_ok {
+            self.error(Code::E0504, span, format!("`{tname}` is a different program kind (or a kind that cannot be tail-called)"));
+            return;
+        }
+        if cp != tp || cr != tr {
+            self.error(Code::E0504, span, format!("`{tname}` has a different signature; a tail call passes only the context"));
+            return;
+        }
+        let passes_own_params = args.len() == cx.param_names.len()
+            && args.iter().zip(&cx.param_names).all(|(a, p)| matches!(&a.kind, ExprKind::Ident(n) if n == p));
+        if !passes_own_params {
+            self.error(Code::E0504, span, format!("a tail call must pass exactly the caller's parameters (`{}({})`)", tname, cx.param_names.join(", ")));
+        }
+    }
+
+    fn module_call(&mut self, cx: &mut FnCtx, e: &Expr, module: &str, f: &Ident, args: &[Expr]) -> Ty {
+        let found = self.modules.iter().find(|(m, _)| m == module).and_then(|(_, fns)| fns.get(&f.name).copied());
+        let Some(id) = found else {
+            self.error(Code::E0111, f.span, format!("module `{module}` has no function `{}`", f.name));
+            self.check_args_untyped(cx, args);
+            return Ty::Error;
+        };
+        if cx.world() != World::User {
+            self.error(Code::E0501, f.span, format!("`{module}.{}` is a userspace function", f.name));
+        }
+        let (params, ret) = {
+            let info = &self.funcs[id.0 as usize];
+            (info.params.clone(), info.ret.clone())
+        };
+        self.check_args(cx, e, &params, args);
+        ret
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Builtins
+
+    fn require_world(&mut self, cx: &FnCtx, span: Span, name: &str, user_only: bool) {
+        if user_only && cx.world() != World::User {
+            self.error(Code::E0501, span, format!("`{name}` is a userspace builtin and cannot be used in kernel or module code"));
+        }
+    }
+
+    fn arity(&mut self, e: &Expr, args: &[Expr], min: usize, max: usize) -> bool {
+        if args.len() < min || args.len() > max {
+            let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
+            self.error(Code::E0308, e.span, format!("expected {want} argument{}, found {}", if max == 1 { "" } else { "s" }, args.len()));
+            return false;
+        }
+        true
+    }
+
+    /// Returns `None` when `name` is not a builtin.
+    fn call_builtin(&mut self, cx: &mut FnCtx, e: &Expr, name: &str, span: Span, args: &[Expr]) -> Option<Ty> {
+        let user_only = builtins::USERSPACE_BUILTINS.contains(&name);
+        if !user_only && !builtins::UNIVERSAL_BUILTINS.contains(&name) {
+            return None;
+        }
+        self.require_world(cx, span, name, user_only);
+        Some(match name {
+            "print" => self.print_call(cx, e, args),
+            "ntohs" | "htons" => self.byte_order(cx, e, args, Ty::Int(IntTy::U16)),
+            "ntohl" | "htonl" => self.byte_order(cx, e, args, U32),
+            "ntohll" | "htonll" => self.byte_order(cx, e, args, U64),
+            "assert" => {
+                if self.arity(e, args, 1, 2) {
+                    let t = self.expr(cx, &args[0], None);
+                    if !matches!(t, Ty::Bool | Ty::Error) {
+                        self.error(Code::E0303, args[0].span, format!("`assert` needs a bool condition, found `{}`", self.show(&t)));
+                    }
+                    if let Some(m) = args.get(1) {
+                        let mt = self.expr(cx, m, None);
+                        if !matches!(mt, Ty::Str(_) | Ty::Error) {
+                            self.error(Code::E0309, m.span, "the assertion message must be a string");
+                        }
+                    }
+                } else {
+                    self.check_args_untyped(cx, args);
+                }
+                Ty::Void
+            }
+            "load" => {
+                if self.arity(e, args, 1, 1) {
+                    if self.program_arg(&args[0]).is_none() {
+                        self.error(Code::E0309, args[0].span, "`load` takes a program function (a function with a program attribute)");
+                    }
+                }
+                Ty::ProgramHandle
+            }
+            "attach" => {
+                if self.arity(e, args, 3, 3) {
+                    let h = self.expr(cx, &args[0], None);
+                    if !matches!(h, Ty::ProgramHandle | Ty::Error) {
+                        self.error(Code::E0309, args[0].span, format!("`attach` needs the handle returned by `load`, found `{}`", self.show(&h)));
+                    }
+                    let target = self.expr(cx, &args[1], None);
+                    let flags = self.expr(cx, &args[2], Some(&U32));
+                    self.coerce(&args[2], &flags, &U32, Code::E0309);
+                    let perf = matches!(&target, Ty::Struct(s) if self.structs[s.0 as usize].name == "perf_options");
+                    if perf {
+                        return Some(Ty::PerfAttachment);
+                    }
+                    if !matches!(target, Ty::Str(_) | Ty::Error) {
+                        self.error(Code::E0309, args[1].span, format!("the attach target is a string or `perf_options`, found `{}`", self.show(&target)));
+                    }
+                } else {
+                    self.check_args_untyped(cx, args);
+                }
+                I32
+            }
+            "detach" => {
+                if self.arity(e, args, 1, 1) {
+                    let h = self.expr(cx, &args[0], None);
+                    if !matches!(h, Ty::ProgramHandle | Ty::PerfAttachment | Ty::Error) {
+                        self.error(Code::E0309, args[0].span, "`detach` takes a program handle or a perf attachment");
+                    }
+                }
+                Ty::Void
+            }
+            "read" => {
+                if self.arity(e, args, 1, 1) {
+                    let h = self.expr(cx, &args[0], None);
+                    if !matches!(h, Ty::PerfAttachment | Ty::Error) {
+                        self.error(Code::E0309, args[0].span, "`read` takes the attachment returned by a perf-event `attach`");
+                    }
+                }
+                I64
+            }
+            "register" => {
+                if self.arity(e, args, 1, 1) {
+                    let is_impl = matches!(&args[0].kind, ExprKind::Ident(n) if matches!(self.symbols.get(n), Some(Symbol::Impl(_))));
+                    if !is_impl {
+                        self.error(Code::E0704, args[0].span, "`register` takes a @struct_ops impl");
+                    }
+                }
+                I32
+            }
+            "dispatch" => {
+                if args.is_empty() {
+                    self.error(Code::E0308, e.span, "`dispatch` takes at least one ring buffer");
+                }
+                for a in args {
+                    let ok = matches!(&a.kind, ExprKind::Ident(n) if matches!(self.symbols.get(n), Some(Symbol::Map(m)) if matches!(self.maps[*m].kind, MapKind::Ringbuf | MapKind::PerfEventArray)));
+                    if !ok {
+                        self.error(Code::E0309, a.span, "`dispatch` takes ring buffers (or perf event arrays)");
+                    }
+                }
+                I32
+            }
+            "daemon" => {
+                self.arity(e, args, 0, 0);
+                Ty::Void
+            }
+            "test_len" => {
+                self.arity(e, args, 0, 0);
+                U32
+            }
+            "test" => self.test_call(cx, e, span, args),
+            _ => return None,
+        })
+    }
+
+    /// The program function named by an argument, if it names one.
+    fn program_arg(&self, a: &Expr) -> Option<FuncId> {
+        match &a.kind {
+            ExprKind::Ident(n) => match self.symbols.get(n) {
+                Some(Symbol::Func(id)) if matches!(self.funcs[id.0 as usize].kind, FnKind::Program { .. }) => Some(*id),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn byte_order(&mut self, cx: &mut FnCtx, e: &Expr, args: &[Expr], t: Ty) -> Ty {
+        self.check_args(cx, e, std::slice::from_ref(&t), args);
+        t
+    }
+
+    fn test_call(&mut self, cx: &mut FnCtx, e: &Expr, span: Span, args: &[Expr]) -> Ty {
+        if !matches!(cx.kind, FnKind::Test | FnKind::User) {
+            self.error(Code::E0506, span, "`test()` runs programs from @test functions (and helpers only they call)");
+        }
+        if !self.arity(e, args, 2, 3) {
+            self.check_args_untyped(cx, args);
+            return U32;
+        }
+        match self.program_arg(&args[0]) {
+            Some(id) => {
+                let k = self.funcs[id.0 as usize].kind.program_kind();
+                if !k.is_some_and(|k| k.test_runnable()) {
+                    self.error(Code::E0507, args[0].span, "only @xdp, @tc and @cgroup_skb programs can be run by `test()`");
+                }
+            }
+            None => self.error(Code::E0507, args[0].span, "`test()` takes a program function"),
+        }
+        let it = self.expr(cx, &args[1], None);
+        let size = match &it {
+            Ty::Array(el, n) if matches!(**el, Ty::Int(IntTy::U8)) => Some(*n as u64),
+            Ty::Str(n) => {
+                // A string literal's content is its bytes without the NUL.
+                Some(*n as u64 - 1)
+            }
+            Ty::Struct(_) => self.size_of(&it),
+            Ty::Error => None,
+            _ => {
+                self.error(Code::E0507, args[1].span, format!("a test packet is a `u8[N]`, a string or a struct, found `{}`", self.show(&it)));
+                None
+            }
+        };
+        let mut len = size;
+        if let Some(l) = args.get(2) {
+            let lt = self.expr(cx, l, Some(&U32));
+            self.coerce(l, &lt, &U32, Code::E0309);
+            if let Some(v) = self.const_of(l).and_then(ConstValue::as_int) {
+                len = Some(v.max(0) as u64);
+            } else {
+                len = None;
+            }
+        }
+        if let Some(n) = len {
+            if !(14..=3500).contains(&n) {
+                let at = args.get(2).unwrap_or(&args[1]).span;
+                self.error(Code::E0507, at, format!("a test packet must be 14 to 3500 bytes, this one is {n}"));
+            }
+        }
+        U32
+    }
+
+    /// `print` (§15.5): W0001 when conversions and arguments disagree.
+    fn print_call(&mut self, cx: &mut FnCtx, e: &Expr, args: &[Expr]) -> Ty {
+        let Some(fmt) = args.first() else {
+            self.error(Code::E0308, e.span, "`print` needs a format string");
+            return I32;
+        };
+        let ExprKind::Str(bytes) = &fmt.kind else {
+            self.expr(cx, fmt, None);
+            self.error(Code::E0309, fmt.span, "the format of `print` must be a string literal");
+            self.check_args_untyped(cx, &args[1..]);
+            return I32;
+        };
+        self.expr(cx, fmt, None);
+        if cx.is_kernel() && args.len() - 1 > 12 {
+            self.error(Code::E0308, e.span, "kernel `print` takes at most 12 arguments");
+        }
+        let convs = format_conversions(bytes);
+        let mut mismatch = convs.len() != args.len() - 1;
+        for (i, a) in args[1..].iter().enumerate() {
+            let t = self.expr(cx, a, None);
+            if let Some(c) = convs.get(i) {
+                let fits = match c {
+                    b'd' | b'i' | b'u' | b'x' | b'X' => self.int_like(&t).is_some() || matches!(t, Ty::Bool | Ty::Char),
+                    b'c' => matches!(t, Ty::Char | Ty::Int(_)),
+                    b's' => matches!(t, Ty::Str(_) | Ty::Array(..)),
+                    b'p' => matches!(t, Ty::Ptr(_) | Ty::Null),
+                    _ => true,
+                };
+                mismatch |= !fits && !t.is_error();
+            }
+        }
+        if mismatch {
+            self.warning(Code::W0001, e.span, format!("the format has {} conversion{} for {} argument{}", convs.len(), if convs.len() == 1 { "" } else { "s" }, args.len() - 1, if args.len() == 2 { "" } else { "s" }));
+        }
+        I32
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Map methods
+
+    fn map_method(&mut self, cx: &mut FnCtx, e: &Expr, mi: usize, method: &Ident, args: &[Expr]) -> Ty {
+        let m = self.maps[mi].clone();
+        let kernel = cx.is_kernel();
+        let user = cx.world() == World::User;
+        let wrong = |me: &mut Self, why: &str| {
+            me.error(Code::E0610, method.span, format!("`{}.{}`: {why}", m.name, method.name));
+        };
+        use MapKind::*;
+        let ret = match (m.kind, method.name.as_str()) {
+            (Ringbuf, "reserve") if kernel => {
+                self.arity(e, args, 0, 0);
+                Ty::ptr(m.value.clone())
+            }
+            (Ringbuf, "submit" | "discard") if kernel => {
+                if self.arity(e, args, 1, 1) {
+                    let t = self.expr(cx, &args[0], None);
+                    self.coerce(&args[0], &t, &Ty::ptr(m.value.clone()), Code::E0309);
+                    self.release_record(cx, &args[0], mi);
+                }
+                I32
+            }
+            (Ringbuf, "output") if kernel => {
+                self.check_args(cx, e, std::slice::from_ref(&m.value), args);
+                I32
+            }
+            (PerfEventArray, "output") if kernel => {
+                if self.arity(e, args, 2, 2) {
+                    self.expr(cx, &args[0], None);
+                    let t = self.expr(cx, &args[1], Some(&m.value));
+                    self.coerce(&args[1], &t, &m.value, Code::E0309);
+                }
+                I32
+            }
+            (Ringbuf | PerfEventArray, "on_event") if user => {
+                if self.arity(e, args, 1, 1) {
+                    let want = Ty::Fn(std::rc::Rc::new(FnSig { params: vec![Ty::ptr(m.value.clone())], ret: I32 }));
+                    let (t, _) = match &args[0].kind {
+                        ExprKind::Ident(n) => self.ident_expr(cx, n, args[0].span, true),
+                        _ => (self.expr(cx, &args[0], None), None),
+                    };
+                    self.coerce(&args[0], &t, &want, Code::E0309);
+                }
+                I32
+            }
+            (Ringbuf | PerfEventArray, "poll") if user => {
+                self.check_args(cx, e, &[U32], args);
+                I32
+            }
+            (Queue | Stack | BloomFilter, "push") => {
+                self.check_args(cx, e, std::slice::from_ref(&m.value), args);
+                I32
+            }
+            (Queue | Stack, "pop" | "peek") => {
+                self.arity(e, args, 0, 0);
+                m.value.clone()
+            }
+            (BloomFilter, "contains") => {
+                self.check_args(cx, e, std::slice::from_ref(&m.value), args);
+                Ty::Bool
+            }
+            (Devmap | Cpumap | Xskmap, "redirect") => {
+                if !matches!(cx.kind, FnKind::Program { kind: ProgKind::Xdp, .. }) {
+                    wrong(self, "`redirect` is available in XDP programs only");
+                }
+                self.check_args(cx, e, &[U32, U64], args);
+                match self.enum_by_name.get("xdp_action") {
+                    Some(id) => Ty::Enum(*id),
+                    None => U32,
+                }
+            }
+            (_, "reserve" | "submit" | "discard" | "output") if !kernel => {
+                wrong(self, "this method is available in kernel code only");
+                self.check_args_untyped(cx, args);
+                Ty::Error
+            }
+            (_, "on_event" | "poll") if !user => {
+                wrong(self, "this method is available in userspace only");
+                self.check_args_untyped(cx, args);
+                Ty::Error
+            }
+            _ => {
+                wrong(self, &format!("no such method for a {:?} map", m.kind).to_lowercase());
+                self.check_args_untyped(cx, args);
+                Ty::Error
+            }
+        };
+        if cx.world() == World::Module {
+            self.error(Code::E0501, method.span, "module code cannot use maps");
+        }
+        ret
+    }
+}
+
+/// The conversion letters of a print format (`%%` excluded, length modifiers skipped).
+pub fn format_conversions(fmt: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < fmt.len() {
+        if fmt[i] == b'%' {
+            i += 1;
+            while i < fmt.len() && matches!(fmt[i], b'l' | b'h' | b'0'..=b'9' | b'-' | b'.') {
+                i += 1;
+            }
+            if i < fmt.len() && fmt[i] != b'%' {
+                out.push(fmt[i]);
+            }
+        }
+        i += 1;
+    }
+    out
 }

@@ -388,6 +388,10 @@ impl<'a> Checker<'a> {
         if module.is_none() && !is_method {
             if BUILTIN_NAMES.contains(&f.name.name.as_str()) {
                 self.error(Code::E0110, f.name.span, format!("`{}` is a builtin function and cannot be redefined", f.name.name));
+            } else if f.name.name == "main" && self.symbols.contains_key("main") {
+                // A second `main` is E0113, reported with the declaration checks.
+            } else if f.name.name == "main" && matches!(self.symbols.get("main"), Some(Symbol::Func(_))) {
+                // A second `main` is E0113 (decls.rs), not a plain redefinition.
             } else {
                 self.declare_symbol(&f.name, Symbol::Func(id));
             }

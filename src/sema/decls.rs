@@ -1,5 +1,864 @@
-//! (being written)
+//! Checks on declarations that need no function bodies: attributes and program signatures (§9.1–9.2,
+//! §17.1), `main` and the unit's shape (§9.1, §15.1–15.2), maps and their flags (§11.1), globals
+//! (§12.1), config fields (§12.3) and struct_ops (§16.1). Codes and positions follow §18.2.
+
+use super::env::*;
+use super::types::*;
 use super::Checker;
-impl Checker<'_> {
-    pub(super) fn check_decls(&mut self) {}
+use crate::btf::{KFuncSig, KOpsKind, KType};
+use crate::diagnostics::{Code, FileId, Span};
+use crate::syntax::ast::*;
+
+/// Every attribute a function may carry. Each selects the function's target, so each is a "kind
+/// attribute" in the sense of §9.2: at most one per function.
+const FN_ATTRS: &[&str] =
+    &["xdp", "tc", "probe", "fexit", "kretprobe", "tracepoint", "tp_btf", "perf_event", "lsm", "cgroup_skb", "helper", "kfunc", "private", "test"];
+
+/// Attributes that are [ext] (§9.2) and so rejected by `--compat`.
+const EXT_ATTRS: &[&str] = &["fexit", "kretprobe", "tp_btf", "lsm", "cgroup_skb"];
+
+/// Most parameters a fentry-style program reads from its context array (§19).
+const MAX_TRACED_PARAMS: usize = 6;
+/// Most parameters of a BPF subprogram or kfunc (§9.6, §19).
+const MAX_CALL_PARAMS: usize = 5;
+
+impl<'a> Checker<'a> {
+    pub(super) fn check_decls(&mut self) {
+        let unit = self.unit;
+        for item in &unit.items {
+            match &item.kind {
+                ItemKind::Func(_) => {}
+                ItemKind::Impl(imp) => self.check_impl(item, imp),
+                ItemKind::Struct(s) if item.attrs.iter().any(|a| a.name.name == "struct_ops") => self.check_struct_ops_struct(item, s),
+                ItemKind::Map(m) => self.check_map(item, m),
+                ItemKind::Global(g) => self.check_global(item, g),
+                ItemKind::Config(cfg) => {
+                    self.attrs_not_allowed(item);
+                    self.check_config_fields(cfg);
+                }
+                _ => self.attrs_not_allowed(item),
+            }
+        }
+        for i in 0..self.funcs.len() {
+            self.check_function_decl(i);
+        }
+        self.check_main_and_unit();
+    }
+
+    /// E0201 on every attribute of an item that takes none.
+    fn attrs_not_allowed(&mut self, item: &Item) {
+        for a in &item.attrs {
+            self.error(Code::E0201, a.span, format!("`@{}` can only annotate a function", a.name.name));
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Functions: attributes and signatures
+
+    fn check_function_decl(&mut self, i: usize) {
+        let info = &self.funcs[i];
+        // Imported functions are userspace by construction; import validation reports the rest.
+        if info.module.is_some() {
+            return;
+        }
+        let (item, decl) = (info.item, info.decl);
+        if matches!(info.kind, FnKind::StructOpsMethod { .. }) {
+            for a in &item.attrs {
+                self.error(Code::E0201, a.span, "methods of a struct_ops impl take no attributes");
+            }
+            return;
+        }
+        if decl.name.name == "main" {
+            for a in &item.attrs {
+                self.error(Code::E0116, a.span, format!("`main` is userspace code and cannot carry `@{}`", a.name.name));
+            }
+            // Checked as main whatever the attribute said, so bodies see one consistent target.
+            self.funcs[i].kind = FnKind::Main;
+            return;
+        }
+        let mut kind_attr: Option<&'a Attribute> = None;
+        for a in &item.attrs {
+            let n = a.name.name.as_str();
+            if !FN_ATTRS.contains(&n) {
+                let why = match n {
+                    "struct_ops" => "`@struct_ops` annotates an impl block or a struct, not a function".to_string(),
+                    "flags" => "`@flags` annotates a map, not a function".to_string(),
+                    _ => format!("unknown attribute `@{n}`"),
+                };
+                self.error(Code::E0201, a.span, why);
+            } else if let Some(first) = kind_attr {
+                self.error(Code::E0201, a.span, format!("a function takes one kind attribute; it already has `@{}`", first.name.name));
+            } else {
+                kind_attr = Some(a);
+            }
+        }
+        let Some(a) = kind_attr else { return };
+        // collect.rs takes the kind from the first attribute; when an unknown one came first, the
+        // function is still checked as what its kind attribute says (one error, no cascade).
+        if !std::ptr::eq(a, &item.attrs[0]) {
+            self.funcs[i].kind = kind_of_attr(a);
+        }
+        if self.compat && EXT_ATTRS.contains(&a.name.name.as_str()) {
+            self.error(Code::E0011, a.span, format!("`@{}` is a ksc extension (rejected by --compat)", a.name.name));
+        }
+        let Some(target) = self.check_attr_args(a) else { return };
+        if let Err(msg) = self.check_signature(i, a, &target) {
+            self.error(Code::E0203, decl.name.span, msg);
+        }
+    }
+
+    /// E0202 for a missing, extra or malformed argument. Returns the argument ("" for kinds without
+    /// one) when it is well-formed.
+    fn check_attr_args(&mut self, a: &Attribute) -> Option<String> {
+        let n = a.name.name.as_str();
+        let arg = single_str_arg(a);
+        let problem = match n {
+            "xdp" | "perf_event" | "helper" | "kfunc" | "private" | "test" => {
+                if a.args.is_none() {
+                    return Some(String::new());
+                }
+                format!("`@{n}` takes no argument")
+            }
+            "tc" | "cgroup_skb" => match arg {
+                Some(d) if d == "ingress" || d == "egress" => return Some(d),
+                _ => format!("`@{n}` needs a direction: `@{n}(\"ingress\")` or `@{n}(\"egress\")`"),
+            },
+            "tracepoint" => match arg {
+                Some(t) if t.split_once('/').is_some_and(|(c, e)| !c.is_empty() && !e.is_empty() && !e.contains('/')) => return Some(t),
+                _ => "`@tracepoint` needs a \"category/event\" argument, e.g. \"sched/sched_switch\"".to_string(),
+            },
+            "probe" => match arg {
+                Some(t) if valid_probe_target(&t) => return Some(t),
+                _ => "`@probe` needs a kernel function name, optionally with \"+offset\"".to_string(),
+            },
+            _ => match arg {
+                Some(t) if !t.is_empty() && !t.contains(['+', '/']) => return Some(t),
+                _ => format!("`@{n}` needs a string argument naming its {}", if n == "lsm" { "hook" } else if n == "tp_btf" { "event" } else { "kernel function" }),
+            },
+        };
+        self.error(Code::E0202, a.span, problem);
+        None
+    }
+
+    /// The §9.2 table (and §9.6, §17.1). Unknown attach targets are reported here (E0204 at the
+    /// attribute, or W0007 without BTF); a signature mismatch is returned for E0203.
+    fn check_signature(&mut self, i: usize, a: &Attribute, target: &str) -> Result<(), String> {
+        let params = self.funcs[i].params.clone();
+        let ret = self.funcs[i].ret.clone();
+        let n = a.name.name.as_str();
+        match n {
+            "xdp" => {
+                self.ctx_param(n, &params, "xdp_md")?;
+                self.program_ret(n, &ret)
+            }
+            "tc" | "cgroup_skb" => {
+                self.ctx_param(n, &params, "__sk_buff")?;
+                self.program_ret(n, &ret)
+            }
+            "perf_event" => {
+                self.ctx_param(n, &params, "bpf_perf_event_data")?;
+                self.program_ret(n, &ret)
+            }
+            "tracepoint" => {
+                self.tracepoint_params(a, target, &params)?;
+                self.program_ret(n, &ret)
+            }
+            "probe" | "fexit" => {
+                // `func+off` is a kprobe: same typing, read from registers.
+                let func = target.split('+').next().unwrap_or(target);
+                let Some(sig) = self.traced_function(a, func) else { return self.program_ret(n, &ret) };
+                let with_ret = n == "fexit" && params.len() == sig.params.len() + 1;
+                let own = if with_ret { &params[..sig.params.len()] } else { &params[..] };
+                if own.len() > MAX_TRACED_PARAMS {
+                    return Err(format!("a traced function's parameters are read from a context of at most {MAX_TRACED_PARAMS} arguments"));
+                }
+                self.kernel_prefix(func, own, &sig.params)?;
+                if with_ret {
+                    let last = &params[params.len() - 1];
+                    if sig.ret == KType::Void {
+                        return Err(format!("`{func}` returns void, so `@fexit` takes no return-value parameter"));
+                    }
+                    if !self.matches_ktype(last, &sig.ret, true) {
+                        return Err(format!("the return-value parameter must be `{}` (what `{func}` returns), not `{}`", sig.ret, self.show(last)));
+                    }
+                }
+                self.program_ret(n, &ret)
+            }
+            "kretprobe" => {
+                self.traced_function(a, target);
+                match params.as_slice() {
+                    [] => {}
+                    [t] if matches!(t, Ty::Int(_) | Ty::Enum(_) | Ty::Ptr(_) | Ty::Bool | Ty::Char | Ty::Error) => {}
+                    [t] => return Err(format!("the return value of `{target}` is an integer or a pointer, not `{}`", self.show(t))),
+                    _ => return Err("`@kretprobe` takes `()` or `(ret: T)` with the traced function's return value".to_string()),
+                }
+                self.program_ret(n, &ret)
+            }
+            "tp_btf" => {
+                let args = match &self.btf {
+                    None => None,
+                    Some(b) => match b.tp_btf_args(target) {
+                        Some(args) => Some(args),
+                        None => {
+                            self.error(Code::E0204, a.span, format!("no raw tracepoint `{target}` (`btf_trace_{target}`) in kernel BTF"));
+                            return self.program_ret(n, &ret);
+                        }
+                    },
+                };
+                match args {
+                    Some(args) => self.kernel_prefix(target, &params, &args)?,
+                    None => self.warning(Code::W0007, a.span, format!("the arguments of tracepoint `{target}` cannot be checked")),
+                }
+                self.program_ret(n, &ret)
+            }
+            "lsm" => {
+                let sig = match &self.btf {
+                    None => None,
+                    Some(b) => match b.lsm_hook_args(target) {
+                        Some(sig) => Some(sig),
+                        None => {
+                            self.error(Code::E0204, a.span, format!("no LSM hook `{target}` (`bpf_lsm_{target}`) in kernel BTF"));
+                            return self.program_ret(n, &ret);
+                        }
+                    },
+                };
+                match sig {
+                    Some(sig) => {
+                        // An extra trailing parameter receives the previous hook's verdict (`ret: i32`).
+                        let with_ret = params.len() == sig.params.len() + 1;
+                        let own = if with_ret { &params[..sig.params.len()] } else { &params[..] };
+                        self.kernel_prefix(target, own, &sig.params)?;
+                        if with_ret && !is_int32(&params[params.len() - 1]) {
+                            return Err(format!("the verdict parameter after the hook's arguments is `i32`, not `{}`", self.show(&params[params.len() - 1])));
+                        }
+                    }
+                    None => self.warning(Code::W0007, a.span, format!("the arguments of LSM hook `{target}` cannot be checked")),
+                }
+                self.program_ret(n, &ret)
+            }
+            "helper" | "kfunc" => {
+                if params.len() > MAX_CALL_PARAMS {
+                    return Err(format!("`@{n}` functions take at most {MAX_CALL_PARAMS} parameters (eBPF passes arguments in 5 registers)"));
+                }
+                Ok(())
+            }
+            "test" => {
+                if !params.is_empty() || !matches!(ret, Ty::Int(IntTy::I32) | Ty::Bool | Ty::Error) {
+                    return Err(format!("a test is `fn {}() -> i32` or `fn {}() -> bool`", self.funcs[i].name, self.funcs[i].name));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// One context parameter `*ctx` (or the opaque `*u8`).
+    fn ctx_param(&self, kind: &str, params: &[Ty], ctx: &str) -> Result<(), String> {
+        let ok = match params {
+            [Ty::Error] => true,
+            [Ty::Ptr(p)] => match &**p {
+                Ty::Struct(s) => self.structs[s.0 as usize].name == ctx,
+                Ty::Int(IntTy::U8) | Ty::Error => true,
+                _ => false,
+            },
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let got = params.iter().map(|p| self.show(p)).collect::<Vec<_>>().join(", ");
+        Err(format!("`@{kind}` programs take one parameter of type `*{ctx}`, not `({got})`"))
+    }
+
+    /// Program results: `xdp_action` for XDP, `i32` (or `tc_action`) for tc, `i32` otherwise. Any
+    /// 32-bit integer is accepted: untyped functions return `u32` (§5.3) and the verdict is a word.
+    fn program_ret(&self, kind: &str, ret: &Ty) -> Result<(), String> {
+        let ok = match ret {
+            Ty::Error | Ty::Int(IntTy::I32 | IntTy::U32) => true,
+            Ty::Enum(e) => {
+                let n = self.enums[e.0 as usize].name.as_str();
+                (kind == "xdp" && n == "xdp_action") || (kind == "tc" && n == "tc_action")
+            }
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let want = if kind == "xdp" { "xdp_action" } else { "i32" };
+        Err(format!("`@{kind}` programs return `{want}`, not `{}`", self.show(ret)))
+    }
+
+    /// Prototype of a traced kernel function; E0204 when BTF lacks it, W0007 when there is no BTF.
+    fn traced_function(&mut self, a: &Attribute, func: &str) -> Option<KFuncSig> {
+        let Some(btf) = &self.btf else {
+            self.warning(Code::W0007, a.span, format!("kernel function `{func}` cannot be checked"));
+            return None;
+        };
+        let sig = btf.func_proto(func);
+        if sig.is_none() {
+            self.error(Code::E0204, a.span, format!("no kernel function `{func}` in kernel BTF"));
+        }
+        sig
+    }
+
+    /// Declared parameters must be a prefix of the kernel's (§9.2 notes on matching).
+    fn kernel_prefix(&self, what: &str, params: &[Ty], kparams: &[(String, KType)]) -> Result<(), String> {
+        if params.len() > kparams.len() {
+            return Err(format!("`{what}` has {} parameter(s) in the kernel, {} declared", kparams.len(), params.len()));
+        }
+        for (i, (p, (kname, k))) in params.iter().zip(kparams).enumerate() {
+            if !self.matches_ktype(p, k, true) {
+                let kname = if kname.is_empty() { String::new() } else { format!(" `{kname}`") };
+                return Err(format!("parameter {} of `{what}`{kname} is `{k}` in the kernel, not `{}`", i + 1, self.show(p)));
+            }
+        }
+        Ok(())
+    }
+
+    /// `(ctx: *trace_event_raw_EVENT)`; syscall events share `sys_enter`/`sys_exit` records.
+    fn tracepoint_params(&mut self, a: &Attribute, target: &str, params: &[Ty]) -> Result<(), String> {
+        let (cat, event) = target.split_once('/').unwrap_or(("", target));
+        let expected = if cat == "syscalls" && event.starts_with("sys_enter_") {
+            "trace_event_raw_sys_enter".to_string()
+        } else if cat == "syscalls" && event.starts_with("sys_exit_") {
+            "trace_event_raw_sys_exit".to_string()
+        } else {
+            format!("trace_event_raw_{event}")
+        };
+        let declared = match params {
+            [Ty::Ptr(p)] => match &**p {
+                Ty::Struct(s) => Some(self.structs[s.0 as usize].name.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        // Events of a DEFINE_EVENT class use the class's record (`trace_event_raw_<template>`), so a
+        // different existing `trace_event_raw_*` record is accepted when EVENT has none of its own.
+        let mut other_record = false;
+        match &self.btf {
+            None => self.warning(Code::W0007, a.span, format!("tracepoint `{target}` cannot be checked")),
+            Some(b) => {
+                let own = b.has_struct(&expected);
+                other_record = !own && declared.as_deref().is_some_and(|d| d.starts_with("trace_event_raw_") && b.has_struct(d));
+                if !own && !other_record && b.tp_btf_args(event).is_none() {
+                    self.error(Code::E0204, a.span, format!("no tracepoint `{target}` in kernel BTF (no `{expected}`)"));
+                    return Ok(());
+                }
+            }
+        }
+        let ok = match params {
+            [Ty::Error] => true,
+            [Ty::Ptr(p)] => matches!(&**p, Ty::Int(IntTy::U8) | Ty::Error) || other_record || declared.as_deref() == Some(expected.as_str()),
+            _ => false,
+        };
+        if ok {
+            return Ok(());
+        }
+        let got = params.iter().map(|p| self.show(p)).collect::<Vec<_>>().join(", ");
+        Err(format!("`@tracepoint(\"{target}\")` programs take one parameter of type `*{expected}`, not `({got})`"))
+    }
+
+    /// Whether a declared type matches a kernel type: integers by size and signedness (`bool` for
+    /// `_Bool`), pointers by pointee; at the top level any pointer may be declared `*u8` (§9.2).
+    fn matches_ktype(&self, t: &Ty, k: &KType, top: bool) -> bool {
+        match (t, k) {
+            (Ty::Error, _) | (_, KType::Unknown) => true,
+            (Ty::Ptr(p), KType::Ptr(_) | KType::FuncPtr) if top && matches!(**p, Ty::Int(IntTy::U8) | Ty::Void) => true,
+            (Ty::Int(i), KType::Int { size, signed, is_char, .. }) => i.bits() == size * 8 && (i.signed() == *signed || *is_char),
+            (Ty::Bool, KType::Int { is_bool, .. }) => *is_bool,
+            (Ty::Char, KType::Int { size, .. }) => *size == 1,
+            // Kernel enums' signedness is not reliably encoded; the size is what matters.
+            (Ty::Int(i), KType::Enum { size, .. }) => i.bits() == size * 8,
+            (Ty::Enum(e), KType::Int { size, .. } | KType::Enum { size, .. }) => self.enums[e.0 as usize].repr.bits() == size * 8,
+            (Ty::Ptr(p), KType::Ptr(inner)) => match (&**p, &**inner) {
+                (Ty::Void, _) | (_, KType::Void) => true,
+                (Ty::Struct(s), KType::Struct { name, .. } | KType::Union { name, .. }) => name.is_empty() || self.structs[s.0 as usize].name == *name,
+                (pt, ik) => self.matches_ktype(pt, ik, false),
+            },
+            (Ty::Ptr(p), KType::FuncPtr) => matches!(**p, Ty::Void),
+            (Ty::Struct(s), KType::Struct { name, .. } | KType::Union { name, .. }) => self.structs[s.0 as usize].name == *name,
+            (Ty::Array(e, n), KType::Array { elem, len }) => n == len && self.matches_ktype(e, elem, false),
+            (Ty::Str(n), KType::Array { elem, len }) => n == len && matches!(**elem, KType::Int { size: 1, .. }),
+            _ => false,
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // main and the unit's shape
+
+    fn check_main_and_unit(&mut self) {
+        let own: Vec<usize> = (0..self.funcs.len())
+            .filter(|&i| self.funcs[i].module.is_none() && !matches!(self.funcs[i].kind, FnKind::StructOpsMethod { .. }))
+            .collect();
+        let mains: Vec<usize> = own.iter().copied().filter(|&i| self.funcs[i].name == "main").collect();
+        for &m in mains.iter().skip(1) {
+            self.error(Code::E0113, self.funcs[m].decl.name.span, "a unit has one `main`");
+        }
+        if let Some(&m) = mains.first() {
+            self.check_main_signature(m);
+        }
+        let has_tests = own.iter().any(|&i| self.funcs[i].kind == FnKind::Test);
+        if !mains.is_empty() || has_tests {
+            return;
+        }
+        // Userspace functions need a main to run them (§9.1). A function whose attributes were
+        // wrong is not counted: its attribute error says what is wrong.
+        let first_user = own.iter().copied().find(|&i| self.funcs[i].kind == FnKind::User && self.funcs[i].item.attrs.is_empty());
+        if let Some(u) = first_user {
+            self.error(Code::E0117, self.funcs[u].decl.name.span, format!("`{}` is userspace code, but the unit has no `main`", self.funcs[u].name));
+        }
+        let something = !self.impls.is_empty() || own.iter().any(|&i| self.funcs[i].kind != FnKind::User || !self.funcs[i].item.attrs.is_empty());
+        if !something {
+            let root = Span { file: FileId(0), lo: 0, hi: 0 };
+            self.error(Code::E0115, root, "the unit has no kernel-side function, struct_ops impl, main or test");
+        }
+    }
+
+    /// `fn main() -> i32` or `fn main(args: S) -> i32` with S a struct of option fields (§15.1–15.2).
+    fn check_main_signature(&mut self, m: usize) {
+        let name_span = self.funcs[m].decl.name.span;
+        let params = self.funcs[m].params.clone();
+        let ret_ok = matches!(self.funcs[m].ret, Ty::Int(IntTy::I32) | Ty::Error);
+        let args_struct = match params.as_slice() {
+            [] => None,
+            [Ty::Struct(s)] if self.structs[s.0 as usize].origin == StructOrigin::File => Some(*s),
+            [Ty::Error] => None,
+            _ => {
+                self.error(Code::E0114, name_span, "`main` takes nothing or one struct of command-line options");
+                return;
+            }
+        };
+        if !ret_ok {
+            self.error(Code::E0114, name_span, format!("`main` returns `i32`, not `{}`", self.show(&self.funcs[m].ret)));
+        }
+        if let Some(s) = args_struct {
+            self.check_args_struct(s);
+        }
+    }
+
+    /// E0801: option fields are integers, bool, char, str(N) or enums.
+    fn check_args_struct(&mut self, s: StructId) {
+        let info = &self.structs[s.0 as usize];
+        let Some(span) = info.span else { return };
+        let unit = self.unit;
+        let decl = unit.items.iter().chain(unit.imports.iter().flat_map(|m| m.items.iter())).find_map(|i| match &i.kind {
+            ItemKind::Struct(d) if d.name.span == span => Some(d),
+            _ => None,
+        });
+        let Some(decl) = decl else { return };
+        for f in &decl.fields {
+            let Some(fi) = self.structs[s.0 as usize].field(&f.name.name) else { continue };
+            if !matches!(fi.ty, Ty::Int(_) | Ty::Bool | Ty::Char | Ty::Str(_) | Ty::Enum(_) | Ty::Error) {
+                let shown = self.show(&fi.ty);
+                self.error(Code::E0801, f.name.span, format!("option `--{}` cannot have type `{shown}` (integers, bool, char, str(N) and enums can)", f.name.name));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Maps (§11.1)
+
+    fn check_map(&mut self, item: &Item, m: &MapDecl) {
+        let Some(idx) = self.maps.iter().position(|x| x.span == m.name.span) else { return };
+        let t = &m.ty;
+        let at = item.span.start();
+        let Some(kind) = MapKind::from_name(&t.kind.name) else {
+            self.error(Code::E0012, t.kind.span, format!("`{}` is not a map kind", t.kind.name));
+            return;
+        };
+        if self.compat && kind.is_extension() {
+            self.error(Code::E0011, t.kind.span, format!("`{}` maps are a ksc extension (rejected by --compat)", t.kind.name));
+        }
+        let kname = t.kind.name.as_str();
+        let want = if kind.has_key() { 2 } else { 1 };
+        if t.args.len() != want {
+            let form = if kind.has_key() { "KIND<K, V>" } else { "KIND<V>(N)" };
+            self.error(Code::E0605, at, format!("`{kname}` takes {want} type argument(s) ({})", form.replace("KIND", kname)));
+            return;
+        }
+        match (kind, t.size) {
+            (MapKind::Ringbuf, None) => {
+                self.error(Code::E0606, at, "a ring buffer needs its size in bytes: `ringbuf<T>(N)`");
+            }
+            (MapKind::Ringbuf, Some((n, _))) => {
+                if !n.is_power_of_two() || !(4096..=1 << 27).contains(&n) {
+                    self.error(Code::E0606, at, format!("the size {n} is not a power of two in 4096..=134217728"));
+                    }
+            }
+            (_, Some((0, _))) if kind != MapKind::PerfEventArray => {
+                self.error(Code::E0605, at, "`max_entries` must be at least 1");
+            }
+            (_, Some((n, _))) if n > u32::MAX as u64 => {
+                self.error(Code::E0605, at, format!("`max_entries` {n} does not fit in 32 bits"));
+            }
+            _ => {}
+        }
+        let key = self.maps[idx].key.clone();
+        let value = self.maps[idx].value.clone();
+        let (key_te, value_te) = if kind.has_key() { (Some(&t.args[0]), &t.args[1]) } else { (None, &t.args[0]) };
+        if let Some(kt) = key_te {
+            if let Err(msg) = self.check_map_key(kind, &key, kt) {
+                self.error(Code::E0605, at, format!("`{kname}` key: {msg}"));
+            }
+        }
+        if let Err((code, msg)) = self.check_map_value(kind, &value, value_te) {
+            self.error(code, at, format!("`{kname}` value: {msg}"));
+        }
+        self.maps[idx].flags = self.map_flags(kind, m, at);
+    }
+
+    fn check_map_key(&self, kind: MapKind, key: &Ty, te: &TypeExpr) -> Result<(), String> {
+        if matches!(te.kind, TypeExprKind::Map(_)) {
+            return Err("a map cannot be a key".to_string());
+        }
+        match kind {
+            MapKind::Array | MapKind::PercpuArray | MapKind::Devmap | MapKind::Cpumap | MapKind::Xskmap => {
+                let ok = match key {
+                    Ty::Int(IntTy::U32) | Ty::Error => true,
+                    Ty::Enum(e) => self.enums[e.0 as usize].repr == IntTy::U32,
+                    _ => false,
+                };
+                if ok { Ok(()) } else { Err(format!("must be `u32` (an index), not `{}`", self.show(key))) }
+            }
+            MapKind::LpmTrie => self.lpm_key(key),
+            _ => self.storable(key),
+        }
+    }
+
+    /// An LPM trie key is `struct { prefixlen: u32, <address data> }`.
+    fn lpm_key(&self, key: &Ty) -> Result<(), String> {
+        let shape = "must be a struct whose first field is `prefixlen: u32`, followed by the address";
+        let s = match key {
+            Ty::Error => return Ok(()),
+            Ty::Struct(s) => &self.structs[s.0 as usize],
+            _ => return Err(format!("{shape}, not `{}`", self.show(key))),
+        };
+        // Kernel structs list only the fields read so far; their BTF member order is definitive.
+        let (first, count) = match (s.origin, s.btf_id, &self.btf) {
+            (StructOrigin::Kernel, Some(id), Some(b)) if s.span.is_none() => match b.struct_by_id(id) {
+                Some(ks) => {
+                    let first = ks.members.first().map(|m| (m.name.clone(), matches!(m.ty, KType::Int { size: 4, signed: false, .. })));
+                    (first, ks.members.len())
+                }
+                None => return Ok(()),
+            },
+            _ => (s.fields.first().map(|f| (f.name.clone(), f.ty == U32)), s.fields.len()),
+        };
+        match first {
+            Some((n, true)) if n == "prefixlen" && count >= 2 => Ok(()),
+            _ => Err(format!("{shape}; `{}` is not", s.name)),
+        }
+    }
+
+    fn check_map_value(&self, kind: MapKind, value: &Ty, te: &TypeExpr) -> Result<(), (Code, String)> {
+        if matches!(te.kind, TypeExprKind::Map(_)) {
+            return Err((Code::E0605, "a map cannot be stored in a map".to_string()));
+        }
+        match kind {
+            MapKind::Ringbuf => match value {
+                Ty::Struct(_) | Ty::Error => Ok(()),
+                _ => Err((Code::E0606, format!("ring buffer records are structs, not `{}`", self.show(value)))),
+            },
+            MapKind::PerfEventArray => match value {
+                Ty::Struct(_) | Ty::Error => Ok(()),
+                _ => Err((Code::E0605, format!("perf event records are structs, not `{}`", self.show(value)))),
+            },
+            // Redirect maps hold an ifindex / queue size / socket fd, or the kernel's value struct.
+            MapKind::Devmap | MapKind::Cpumap | MapKind::Xskmap => match value {
+                Ty::Int(IntTy::U32) | Ty::Struct(_) | Ty::Error => Ok(()),
+                _ => Err((Code::E0605, format!("must be `u32`, not `{}`", self.show(value)))),
+            },
+            _ => self.storable(value).map_err(|m| (Code::E0605, m)),
+        }
+    }
+
+    /// Map keys and values are fixed-size data.
+    fn storable(&self, t: &Ty) -> Result<(), String> {
+        match t {
+            Ty::Error => Ok(()),
+            Ty::Void | Ty::Fn(_) | Ty::Null | Ty::FillArray(_) | Ty::ProgramHandle | Ty::PerfAttachment => {
+                Err(format!("`{}` is not fixed-size data", self.show(t)))
+            }
+            _ if self.size_of(t).unwrap_or(0) == 0 => Err(format!("`{}` has no size", self.show(t))),
+            _ => Ok(()),
+        }
+    }
+
+    /// `@flags(...)`: E0013 for unknown names, E0605 where the kernel rejects the flag for the
+    /// kind. Returns the BPF_F_* bits (lpm_trie always gets BPF_F_NO_PREALLOC).
+    fn map_flags(&mut self, kind: MapKind, m: &MapDecl, at: Span) -> u32 {
+        use MapKind::*;
+        let mut bits = if kind == LpmTrie { 0x1 } else { 0 };
+        for f in &m.flags {
+            let n = f.name.name.as_str();
+            let Some(bit) = flag_bit(n) else {
+                self.error(Code::E0013, f.name.span, format!("`{n}` is not a map flag"));
+                continue;
+            };
+            if self.compat && matches!(n, "rdonly_prog" | "wronly_prog" | "mmapable") {
+                self.error(Code::E0011, f.name.span, format!("the `{n}` flag is a ksc extension (rejected by --compat)"));
+            }
+            let fspan = f.arg.map(|(_, s)| f.name.span.to(s)).unwrap_or(f.name.span);
+            if (n == "numa_node") != f.arg.is_some() {
+                let msg = if n == "numa_node" { "`numa_node` needs the node: `numa_node(N)`".to_string() } else { format!("`{n}` takes no argument") };
+                self.error(Code::E0605, fspan, msg);
+                continue;
+            }
+            let access = matches!(kind, Hash | LruHash | PercpuHash | Array | PercpuArray | LpmTrie | Queue | Stack | BloomFilter);
+            let allowed = match n {
+                "numa_node" => true,
+                "no_prealloc" => matches!(kind, Hash | PercpuHash | LpmTrie),
+                "no_common_lru" => kind == LruHash,
+                "mmapable" => kind == Array,
+                "rdonly" | "wronly" => access || matches!(kind, Devmap | Xskmap | PerfEventArray),
+                "rdonly_prog" | "wronly_prog" => access,
+                // BPF_F_CLONE is meant for storage maps; accepted where access flags are.
+                "clone" => access,
+                _ => false,
+            };
+            if !allowed {
+                let kname = m.ty.kind.name.as_str();
+                self.error(Code::E0605, fspan, format!("the kernel rejects `{n}` for `{kname}` maps"));
+                continue;
+            }
+            bits |= bit;
+        }
+        // The kernel refuses contradictory access modes.
+        for (a, b, pair) in [(0x8, 0x10, "rdonly | wronly"), (0x80, 0x100, "rdonly_prog | wronly_prog")] {
+            if bits & a != 0 && bits & b != 0 {
+                self.error(Code::E0605, at, format!("`{pair}` is contradictory"));
+            }
+        }
+        bits
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Globals and configs
+
+    fn check_global(&mut self, item: &Item, g: &GlobalDecl) {
+        self.attrs_not_allowed(item);
+        let at = item.span.start();
+        if g.pinned && g.local {
+            self.error(Code::E0613, at, format!("`{}` cannot be both pinned (shared through bpffs) and local (kernel-only)", g.name.name));
+        }
+        if g.ty.is_none() && g.init.is_none() {
+            self.error(Code::E0317, at, format!("`{}` needs a type or an initial value", g.name.name));
+        }
+    }
+
+    /// collect.rs enters config fields without checking names; a repeated one is E0110.
+    fn check_config_fields(&mut self, cfg: &ConfigDecl) {
+        for (i, f) in cfg.fields.iter().enumerate() {
+            if cfg.fields[..i].iter().any(|p| p.name.name == f.name.name) {
+                self.error(Code::E0110, f.name.span, format!("field `{}` of config `{}` is declared twice", f.name.name, cfg.name.name));
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // struct_ops (§16.1)
+
+    fn check_impl(&mut self, item: &'a Item, imp: &'a ImplDecl) {
+        let mut seen = false;
+        let mut target: Option<(String, Span)> = None;
+        for a in &item.attrs {
+            if a.name.name != "struct_ops" {
+                self.error(Code::E0201, a.span, format!("an impl block takes `@struct_ops(\"kernel_struct\")`, not `@{}`", a.name.name));
+                continue;
+            }
+            if seen {
+                self.error(Code::E0201, a.span, "an impl block takes one `@struct_ops`");
+                continue;
+            }
+            seen = true;
+            match single_str_arg(a) {
+                Some(k) if !k.is_empty() => target = Some((k, a.span)),
+                _ => self.error(Code::E0202, a.span, "`@struct_ops` needs the kernel struct's name, e.g. @struct_ops(\"tcp_congestion_ops\")"),
+            }
+        }
+        if !seen && item.attrs.is_empty() {
+            self.error(Code::E0201, imp.name.span, "an impl block needs `@struct_ops(\"kernel_struct\")`");
+        }
+        // Methods and static fields share the impl's namespace.
+        let mut names: Vec<&str> = Vec::new();
+        let members = imp.methods.iter().filter_map(|m| m.kind.declared_name()).chain(imp.fields.iter().map(|f| &f.name));
+        for n in members {
+            if names.contains(&n.name.as_str()) {
+                self.error(Code::E0110, n.span, format!("`{}` is defined twice in impl `{}`", n.name, imp.name.name));
+            }
+            names.push(&n.name);
+        }
+        let Some((k, attr_span)) = target else { return };
+        let Some(btf) = &self.btf else {
+            self.warning(Code::W0007, attr_span, format!("struct_ops type `{k}` cannot be checked"));
+            return;
+        };
+        if !btf.is_struct_ops_type(&k) {
+            let why = if btf.has_struct(&k) { "is not a registrable struct_ops type" } else { "is not in kernel BTF" };
+            self.error(Code::E0701, attr_span, format!("`{k}` {why}"));
+            return;
+        }
+        let kmembers = btf.struct_ops_members(&k).unwrap_or_default();
+        for m in &imp.methods {
+            let ItemKind::Func(f) = &m.kind else { continue };
+            let Some(fid) = self.funcs.iter().position(|x| std::ptr::eq(x.decl, f)) else { continue };
+            let res = match kmembers.iter().find(|x| x.name == f.name.name).map(|x| &x.kind) {
+                None => Err(format!("`{k}` has no member `{}`", f.name.name)),
+                Some(KOpsKind::Data(t)) => Err(format!("`{k}.{}` is data (`{t}`), not a function", f.name.name)),
+                Some(KOpsKind::Func(sig)) => self.ops_method_matches(fid, &k, sig),
+            };
+            if let Err(msg) = res {
+                self.error(Code::E0702, f.name.span, msg);
+            }
+        }
+        for fld in &imp.fields {
+            match kmembers.iter().find(|x| x.name == fld.name.name).map(|x| &x.kind) {
+                None => self.error(Code::E0702, fld.name.span, format!("`{k}` has no member `{}`", fld.name.name)),
+                Some(KOpsKind::Func(_)) => {
+                    self.error(Code::E0703, fld.name.span, format!("`{k}.{}` is a function member; implement it as a method", fld.name.name))
+                }
+                Some(KOpsKind::Data(t)) => self.check_ops_field(&k, fld, t),
+            }
+        }
+    }
+
+    /// Same parameter count, parameters and result matching per §16.1.
+    fn ops_method_matches(&self, fid: usize, k: &str, sig: &KFuncSig) -> Result<(), String> {
+        let f = &self.funcs[fid];
+        let what = format!("{k}.{}", f.name);
+        if f.params.len() != sig.params.len() {
+            return Err(format!("`{what}` takes {} parameter(s), {} declared", sig.params.len(), f.params.len()));
+        }
+        self.kernel_prefix(&what, &f.params, &sig.params)?;
+        let ok = match (&sig.ret, &f.ret) {
+            (_, Ty::Error) => true,
+            (KType::Void, r) => *r == Ty::Void,
+            (_, Ty::Void) => false,
+            (kr, r) => self.matches_ktype(r, kr, true),
+        };
+        if !ok {
+            let want = if sig.ret == KType::Void { "void".to_string() } else { sig.ret.to_string() };
+            return Err(format!("`{what}` returns `{want}` in the kernel, not `{}`", self.show(&f.ret)));
+        }
+        Ok(())
+    }
+
+    /// Static fields are literals (E0703) of a kind the member can hold (E0301).
+    fn check_ops_field(&mut self, k: &str, fld: &ImplField, t: &KType) {
+        let v = &fld.value;
+        let fits = match &v.kind {
+            ExprKind::Str(s) => match t {
+                KType::Array { elem, len } if matches!(**elem, KType::Int { size: 1, .. }) => {
+                    if s.len() >= *len as usize {
+                        self.error(Code::E0301, v.span, format!("`{k}.{}` holds at most {} bytes", fld.name.name, len.saturating_sub(1)));
+                        return;
+                    }
+                    true
+                }
+                _ => false,
+            },
+            ExprKind::Int(_) | ExprKind::Char(_) => matches!(t, KType::Int { .. } | KType::Enum { .. }),
+            ExprKind::Unary(UnOp::Neg, inner) if matches!(inner.kind, ExprKind::Int(_)) => matches!(t, KType::Int { .. } | KType::Enum { .. }),
+            ExprKind::Bool(_) => matches!(t, KType::Int { .. }),
+            ExprKind::Null => matches!(t, KType::Ptr(_) | KType::FuncPtr),
+            _ => {
+                self.error(Code::E0703, fld.name.span, format!("the value of `{}` must be a literal", fld.name.name));
+                return;
+            }
+        };
+        if !fits && *t != KType::Unknown {
+            self.error(Code::E0301, v.span, format!("`{k}.{}` is `{t}`; this literal does not fit it", fld.name.name));
+        }
+    }
+
+    /// `@struct_ops("k") struct k { … }` views: field names must exist in BTF (E0702).
+    fn check_struct_ops_struct(&mut self, item: &Item, s: &StructDecl) {
+        let mut target: Option<(String, Span)> = None;
+        for a in &item.attrs {
+            if a.name.name != "struct_ops" {
+                self.error(Code::E0201, a.span, format!("a struct takes only `@struct_ops`, not `@{}`", a.name.name));
+            } else if target.is_some() {
+                self.error(Code::E0201, a.span, "a struct takes one `@struct_ops`");
+            } else {
+                match single_str_arg(a) {
+                    Some(k) if !k.is_empty() => target = Some((k, a.span)),
+                    _ => {
+                        self.error(Code::E0202, a.span, "`@struct_ops` needs the kernel struct's name");
+                        return;
+                    }
+                }
+            }
+        }
+        let Some((k, attr_span)) = target else { return };
+        let Some(btf) = &self.btf else {
+            self.warning(Code::W0007, attr_span, format!("struct_ops type `{k}` cannot be checked"));
+            return;
+        };
+        let Some(members) = btf.struct_ops_members(&k).filter(|_| btf.is_struct_ops_type(&k)) else {
+            self.error(Code::E0701, attr_span, format!("`{k}` is not a struct_ops type in kernel BTF"));
+            return;
+        };
+        for f in &s.fields {
+            if !members.iter().any(|m| m.name == f.name.name) {
+                self.error(Code::E0702, f.name.span, format!("`{k}` has no member `{}`", f.name.name));
+            }
+        }
+    }
+}
+
+/// The attribute's single string argument; `None` when absent or not exactly one string.
+fn single_str_arg(a: &Attribute) -> Option<String> {
+    match a.args.as_deref() {
+        Some([AttrArg::Str(s, _)]) => Some(String::from_utf8_lossy(s).into_owned()),
+        _ => None,
+    }
+}
+
+/// `func` or `func+offset` (decimal or 0x hex).
+fn valid_probe_target(t: &str) -> bool {
+    let (func, off) = match t.split_once('+') {
+        Some((f, o)) => (f, Some(o)),
+        None => (t, None),
+    };
+    let off_ok = off.is_none_or(|o| match o.strip_prefix("0x").or_else(|| o.strip_prefix("0X")) {
+        Some(h) => !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()),
+        None => !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()),
+    });
+    !func.is_empty() && !func.contains(['/', ' ']) && off_ok
+}
+
+/// The target a kind attribute selects (mirrors collect.rs, which only looks at the first one).
+fn kind_of_attr(a: &Attribute) -> FnKind {
+    let arg = single_str_arg(a);
+    match a.name.name.as_str() {
+        "helper" => FnKind::Helper,
+        "kfunc" => FnKind::Kfunc,
+        "private" => FnKind::Private,
+        "test" => FnKind::Test,
+        "probe" if arg.as_deref().is_some_and(|s| s.contains('+')) => FnKind::Program { kind: ProgKind::Kprobe, arg },
+        n => match ProgKind::from_attr(n) {
+            Some(kind) => FnKind::Program { kind, arg },
+            None => FnKind::User,
+        },
+    }
+}
+
+fn is_int32(t: &Ty) -> bool {
+    matches!(t, Ty::Int(IntTy::I32 | IntTy::U32) | Ty::Error)
+}
+
+/// BPF_F_* bit of a map flag (§11.1).
+fn flag_bit(name: &str) -> Option<u32> {
+    Some(match name {
+        "no_prealloc" => 0x1,
+        "no_common_lru" => 0x2,
+        "numa_node" => 0x4,
+        "rdonly" => 0x8,
+        "wronly" => 0x10,
+        "rdonly_prog" => 0x80,
+        "wronly_prog" => 0x100,
+        "clone" => 0x200,
+        "mmapable" => 0x400,
+        _ => return None,
+    })
 }

@@ -8,6 +8,7 @@
 
 pub mod builtins;
 mod body;
+mod callgraph;
 mod calls;
 mod collect;
 pub mod consteval;
@@ -51,6 +52,7 @@ pub fn check(unit: &Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Check
     let btf_path = opts.btf_path.clone().unwrap_or_else(KernelBtf::default_path);
     let btf = KernelBtf::load(&btf_path).ok();
     let mut c = Checker::new(unit, btf, diags);
+    c.compat = opts.compat;
     c.collect();
     c.check_decls();
     c.check_bodies();
@@ -128,6 +130,12 @@ pub(crate) struct Checker<'a> {
     pub call_edges: Vec<(FuncId, FuncId, Span)>,
     /// Tail calls (caller, callee, span), in source order.
     pub tail_calls: Vec<(FuncId, FuncId, Span)>,
+    /// Functions a throw can escape from (§13.1).
+    pub may_throw: std::collections::HashSet<FuncId>,
+    /// Top-level consts folded so far (`None` while in progress or after an error).
+    pub const_done: HashMap<usize, Option<(Ty, ConstValue)>>,
+    /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
+    pub compat: bool,
 }
 
 impl<'a> Checker<'a> {
@@ -154,6 +162,9 @@ impl<'a> Checker<'a> {
             const_values: HashMap::new(),
             call_edges: Vec::new(),
             tail_calls: Vec::new(),
+            may_throw: Default::default(),
+            const_done: HashMap::new(),
+            compat: false,
         }
     }
 

@@ -1,1 +1,805 @@
-//! (being written)
+//! Statements (§8, §13, §14): scopes, assignments, control flow and reachability, and the
+//! flow-sensitive facts kernel code needs — which pointers are known non-null (§6.8), which
+//! ring-buffer records were released (§11.5) — plus the escape rules for records, kernel objects
+//! and packet pointers (E0608, E0612, E0611).
+
+use super::body::FnCtx;
+use super::consteval::ConstValue;
+use super::env::*;
+use super::types::*;
+use super::{Checker, Local};
+use crate::diagnostics::{Code, Span};
+use crate::syntax::ast::*;
+
+/// Facts a condition establishes: locals known non-null when it is true / when it is false.
+#[derive(Default)]
+struct CondFacts {
+    when_true: Vec<String>,
+    when_false: Vec<String>,
+}
+
+impl<'a> Checker<'a> {
+    /// Checks the statements of a block in the current scope; returns whether its end is reachable.
+    pub(super) fn block_stmts(&mut self, cx: &mut FnCtx, b: &Block) -> bool {
+        let mut reachable = true;
+        let mut warned = false;
+        for s in &b.stmts {
+            if !reachable && !warned {
+                self.warning(Code::W0004, s.span, "this statement can never run");
+                warned = true;
+            }
+            let cont = self.stmt(cx, s);
+            reachable &= cont;
+        }
+        reachable
+    }
+
+    /// A nested block with its own scope.
+    fn scoped_block(&mut self, cx: &mut FnCtx, b: &Block) -> bool {
+        cx.push_scope();
+        let r = self.block_stmts(cx, b);
+        cx.pop_scope();
+        r
+    }
+
+    fn declare_local(&mut self, cx: &mut FnCtx, name: &Ident, local: Local) {
+        let scope = cx.scopes.last_mut().expect("a scope");
+        if scope.iter().any(|(n, _)| n == &name.name) {
+            self.error(Code::E0110, name.span, format!("`{}` is already declared in this block", name.name));
+            return;
+        }
+        scope.push((name.name.clone(), local));
+    }
+
+    /// Returns whether execution can continue after the statement.
+    fn stmt(&mut self, cx: &mut FnCtx, s: &Stmt) -> bool {
+        match &s.kind {
+            StmtKind::Var { name, ty, init } => {
+                self.var_decl(cx, name, ty.as_ref(), init.as_ref(), s.span);
+                true
+            }
+            StmtKind::Const { name, ty, init } => {
+                let declared = ty.as_ref().map(|t| self.resolve_type(t));
+                let t = self.expr(cx, init, declared.as_ref());
+                let value = self.const_of(init).cloned();
+                if value.is_none() {
+                    self.error(Code::E0312, init.span, format!("the value of `{}` must be a constant expression", name.name));
+                }
+                let ty = match declared {
+                    Some(d) => {
+                        self.coerce(init, &t, &d, Code::E0301);
+                        d
+                    }
+                    None => t,
+                };
+                let mut l = Local::new(ty, name.span);
+                l.mutable = false;
+                l.value = value;
+                self.declare_local(cx, name, l);
+                true
+            }
+            StmtKind::Assign { target, op, value } => {
+                self.assign(cx, target, *op, value);
+                true
+            }
+            StmtKind::Expr(e) => {
+                self.expr(cx, e, None);
+                true
+            }
+            StmtKind::Return(v) => {
+                self.return_stmt(cx, v.as_ref(), s.span);
+                false
+            }
+            StmtKind::If { cond, then, els } => self.if_stmt(cx, cond, then, els.as_deref()),
+            StmtKind::While { cond, body } => {
+                let t = self.expr(cx, cond, None);
+                self.check_condition(cond, &t);
+                cx.loop_depth += 1;
+                let facts = self.cond_facts(cx, cond);
+                let saved = self.apply_facts(cx, &facts.when_true);
+                self.scoped_block(cx, body);
+                self.restore_facts(cx, saved);
+                cx.loop_depth -= 1;
+                let infinite = matches!(cond.kind, ExprKind::Bool(true));
+                if infinite && !block_can_exit_loop(body) {
+                    self.error(Code::E0402, s.span, "`while (true)` has no reachable `break`, `return` or `throw`");
+                }
+                !infinite || block_has_break(body)
+            }
+            StmtKind::ForRange { var, lo, hi, body } => {
+                let lt = self.expr(cx, lo, None);
+                let ht = self.expr(cx, hi, None);
+                let it = match self.unify(&lt, &ht) {
+                    Some(t) if t.is_integral() => t,
+                    _ => {
+                        if !lt.is_error() && !ht.is_error() {
+                            self.error(Code::E0302, lo.span.to(hi.span), format!("range bounds must be integers of compatible types, found `{}` and `{}`", self.show(&lt), self.show(&ht)));
+                        }
+                        Ty::Error
+                    }
+                };
+                cx.push_scope();
+                let mut l = Local::new(it, var.span);
+                l.mutable = false;
+                self.declare_local(cx, var, l);
+                cx.loop_depth += 1;
+                self.scoped_block(cx, body);
+                cx.loop_depth -= 1;
+                cx.pop_scope();
+                true
+            }
+            StmtKind::ForEach { key, value, map, body } => {
+                let m = match self.symbols.get(&map.name).cloned() {
+                    Some(Symbol::Map(mi)) => Some(self.maps[mi].clone()),
+                    _ => None,
+                };
+                if cx.world() != World::User {
+                    self.error(Code::E0501, s.span, "map iteration is available in userspace only");
+                }
+                let (kt, vt) = match &m {
+                    Some(m) if m.kind.indexable() => (m.key.clone(), m.value.clone()),
+                    Some(m) => {
+                        self.error(Code::E0610, map.span, format!("`{}` cannot be iterated", m.name));
+                        (Ty::Error, Ty::Error)
+                    }
+                    None => {
+                        self.error(Code::E0111, map.span, format!("`{}` is not a map", map.name));
+                        (Ty::Error, Ty::Error)
+                    }
+                };
+                cx.push_scope();
+                if key.name != "_" {
+                    self.declare_local(cx, key, Local::new(kt, key.span));
+                }
+                if value.name != "_" {
+                    self.declare_local(cx, value, Local::new(vt, value.span));
+                }
+                cx.loop_depth += 1;
+                self.scoped_block(cx, body);
+                cx.loop_depth -= 1;
+                cx.pop_scope();
+                true
+            }
+            StmtKind::Delete(e) => {
+                self.delete_stmt(cx, e);
+                true
+            }
+            StmtKind::Break | StmtKind::Continue => {
+                if cx.loop_depth == 0 {
+                    let what = if matches!(s.kind, StmtKind::Break) { "break" } else { "continue" };
+                    self.error(Code::E0401, s.span, format!("`{what}` outside a loop"));
+                }
+                false
+            }
+            StmtKind::Try { body, catches } => {
+                let mut seen: Vec<Option<u64>> = Vec::new();
+                for c in catches {
+                    let key = match c.pattern {
+                        CatchPattern::Code(v, _) => Some(v),
+                        CatchPattern::Wildcard(_) => None,
+                    };
+                    if seen.contains(&key) {
+                        let sp = match c.pattern {
+                            CatchPattern::Code(_, s) | CatchPattern::Wildcard(s) => s,
+                        };
+                        self.error(Code::E0404, sp, "this catch pattern is already handled by an earlier clause");
+                    }
+                    seen.push(key);
+                }
+                let catch_all = seen.contains(&None);
+                if catch_all {
+                    cx.catch_all_depth += 1;
+                }
+                let mut reach = self.scoped_block(cx, body);
+                if catch_all {
+                    cx.catch_all_depth -= 1;
+                }
+                for c in catches {
+                    reach |= self.scoped_block(cx, &c.body);
+                }
+                reach || !catches.is_empty()
+            }
+            StmtKind::Throw(e) => {
+                let t = self.expr(cx, e, None);
+                if !t.is_integral() {
+                    self.error(Code::E0406, e.span, format!("`throw` needs an integer or enum code, found `{}`", self.show(&t)));
+                }
+                if cx.in_defer {
+                    self.error(Code::E0407, s.span, "a deferred expression cannot throw");
+                }
+                if matches!(cx.kind, FnKind::Program { .. }) && cx.catch_all_depth == 0 {
+                    self.warning(Code::W0003, s.span, "this throw can leave the program; its code becomes the program's return value");
+                }
+                false
+            }
+            StmtKind::Defer(e) => {
+                let was = cx.in_defer;
+                cx.in_defer = true;
+                self.expr(cx, e, None);
+                cx.in_defer = was;
+                true
+            }
+        }
+    }
+
+    fn var_decl(&mut self, cx: &mut FnCtx, name: &Ident, ty: Option<&TypeExpr>, init: Option<&Expr>, span: Span) {
+        let declared = ty.map(|t| self.resolve_type(t));
+        if let Some(Ty::Void) = declared {
+            self.error(Code::E0301, span, "a variable cannot have type void");
+        }
+        let mut local = match (declared, init) {
+            (None, None) => {
+                self.error(Code::E0317, span, format!("`var {}` needs a type or an initial value", name.name));
+                Local::new(Ty::Error, name.span)
+            }
+            (Some(d), None) => Local::new(d, name.span),
+            (Some(d), Some(e)) => {
+                let t = self.expr(cx, e, Some(&d));
+                self.check_void_value(e, &t);
+                self.coerce(e, &t, &d, Code::E0301);
+                let mut l = Local::new(d, name.span);
+                self.init_flags(cx, &mut l, e);
+                l.entry_of = None; // an annotated binding is a plain copy (§11.3)
+                l
+            }
+            (None, Some(e)) => {
+                let t = self.expr(cx, e, None);
+                self.check_void_value(e, &t);
+                let t = match t {
+                    Ty::Null => Ty::ptr(U8),
+                    Ty::FillArray(el) => Ty::Array(el, 1),
+                    other => other,
+                };
+                let mut l = Local::new(t, name.span);
+                self.init_flags(cx, &mut l, e);
+                l
+            }
+        };
+        local.mutable = true;
+        self.declare_local(cx, name, local);
+    }
+
+    /// E0318: a void call used as a value.
+    fn check_void_value(&mut self, e: &Expr, t: &Ty) {
+        if matches!(t, Ty::Void) {
+            self.error(Code::E0318, e.span, "this call returns no value");
+        }
+    }
+
+    /// Flow facts a local inherits from its initialiser.
+    fn init_flags(&mut self, cx: &FnCtx, l: &mut Local, e: &Expr) {
+        l.entry_of = self.map_entry_of(cx, e);
+        l.packet = self.is_packet(cx, e);
+        match &e.kind {
+            ExprKind::Call { callee, .. } => {
+                if let ExprKind::Field(recv, m) = &callee.kind {
+                    if let ExprKind::Ident(rn) = &recv.kind {
+                        if let Some(Symbol::Map(mi)) = self.symbols.get(rn) {
+                            if m.name == "reserve" {
+                                l.record_of = Some(*mi);
+                                l.nullable = true;
+                            }
+                        }
+                    }
+                }
+                if let ExprKind::Ident(f) = &callee.kind {
+                    let trusted = f == "bpf_get_current_task_btf";
+                    let ext = matches!(self.symbols.get(f), Some(Symbol::Extern(_))) || super::builtins::helper(f).is_some();
+                    l.nullable = ext && !trusted && l.ty.is_ptr();
+                }
+            }
+            ExprKind::New { .. } => {
+                l.nullable = cx.is_kernel();
+                l.owned_object = cx.is_kernel();
+            }
+            ExprKind::Index(..) if l.ty.is_ptr() && l.entry_of.is_some() => l.nullable = true,
+            ExprKind::Ident(other) => {
+                if let Some(o) = cx.lookup(other) {
+                    l.nullable = o.nullable && !o.non_null;
+                    l.non_null = o.non_null;
+                    l.packet |= o.packet;
+                }
+            }
+            _ => {}
+        }
+        if !cx.is_kernel() {
+            l.nullable = false;
+        }
+    }
+
+    /// The map whose entry `e` denotes (`m[k]`), for presence bindings.
+    fn map_entry_of(&self, cx: &FnCtx, e: &Expr) -> Option<usize> {
+        if let ExprKind::Index(base, _) = &e.kind {
+            if let ExprKind::Ident(n) = &base.kind {
+                if cx.lookup(n).is_none() {
+                    if let Some(Symbol::Map(mi)) = self.symbols.get(n) {
+                        return Some(*mi);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Operands whose `== null` tests presence (§11.3, §11.2 pop/peek).
+    pub(super) fn is_presence_operand(&self, cx: &FnCtx, e: &Expr) -> bool {
+        if self.map_entry_of(cx, e).is_some() {
+            return true;
+        }
+        match &e.kind {
+            ExprKind::Ident(n) => cx.lookup(n).is_some_and(|l| l.entry_of.is_some()),
+            ExprKind::Call { callee, .. } => matches!(&callee.kind, ExprKind::Field(_, m) if m.name == "pop" || m.name == "peek"),
+            _ => false,
+        }
+    }
+
+    /// Packet pointers (§10.1): `ctx->data`, `ctx->data_meta`, and anything derived from them.
+    pub(super) fn is_packet(&self, cx: &FnCtx, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Arrow(base, f) => {
+                matches!(&base.kind, ExprKind::Ident(n) if Some(n) == cx.ctx_param.as_ref()) && matches!(f.name.as_str(), "data" | "data_meta" | "data_end")
+            }
+            ExprKind::Ident(n) => cx.lookup(n).is_some_and(|l| l.packet),
+            ExprKind::Binary(BinOp::Add | BinOp::Sub, l, r) => self.is_packet(cx, l) ^ self.is_packet(cx, r),
+            ExprKind::Cast(inner, _) => self.is_packet(cx, inner),
+            _ => false,
+        }
+    }
+
+    /// E0609 for dereferencing a maybe-null pointer in kernel code.
+    pub(super) fn check_deref(&mut self, cx: &FnCtx, ptr: &Expr, at: Span) {
+        if !cx.is_kernel() {
+            return;
+        }
+        if let ExprKind::Ident(n) = &ptr.kind {
+            if let Some(l) = cx.lookup(n) {
+                if l.nullable && !l.non_null {
+                    self.error(Code::E0609, at, format!("`{n}` may be null here; test it first (`if ({n} != null)`)"));
+                }
+                if l.packet && cx.ctx_param.is_none() {
+                    self.error(Code::E0611, at, format!("`{n}` is a packet pointer, but this function has no context to bound it; pass `ctx`"));
+                }
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Conditions and facts
+
+    pub(super) fn check_condition(&mut self, cond: &Expr, t: &Ty) {
+        let ok = matches!(t, Ty::Bool | Ty::Int(_) | Ty::Char | Ty::Enum(_) | Ty::Ptr(_) | Ty::Str(_) | Ty::Error | Ty::Null);
+        if !ok {
+            self.error(Code::E0316, cond.span, format!("a condition must be bool, an integer, a pointer or a string, found `{}`", self.show(t)));
+        }
+    }
+
+    fn cond_facts(&self, cx: &FnCtx, cond: &Expr) -> CondFacts {
+        let mut f = CondFacts::default();
+        let name_of = |e: &Expr| match &e.kind {
+            ExprKind::Ident(n) if cx.lookup(n).is_some() => Some(n.clone()),
+            _ => None,
+        };
+        match &cond.kind {
+            ExprKind::Ident(n) if cx.lookup(n).is_some() => f.when_true.push(n.clone()),
+            ExprKind::Binary(op @ (BinOp::Ne | BinOp::Eq), l, r) => {
+                let n = if matches!(r.kind, ExprKind::Null) { name_of(l) } else if matches!(l.kind, ExprKind::Null) { name_of(r) } else { None };
+                if let Some(n) = n {
+                    if *op == BinOp::Ne {
+                        f.when_true.push(n);
+                    } else {
+                        f.when_false.push(n);
+                    }
+                }
+            }
+            ExprKind::Binary(BinOp::And, l, r) => {
+                let (a, b) = (self.cond_facts(cx, l), self.cond_facts(cx, r));
+                f.when_true.extend(a.when_true);
+                f.when_true.extend(b.when_true);
+            }
+            ExprKind::Binary(BinOp::Or, l, r) => {
+                let (a, b) = (self.cond_facts(cx, l), self.cond_facts(cx, r));
+                f.when_false.extend(a.when_false);
+                f.when_false.extend(b.when_false);
+            }
+            ExprKind::Unary(UnOp::Not, inner) => {
+                let i = self.cond_facts(cx, inner);
+                f.when_true = i.when_false;
+                f.when_false = i.when_true;
+            }
+            _ => {}
+        }
+        f
+    }
+
+    /// Marks locals non-null; returns what to restore.
+    fn apply_facts(&mut self, cx: &mut FnCtx, names: &[String]) -> Vec<(String, bool)> {
+        let mut saved = Vec::new();
+        for n in names {
+            if let Some(l) = cx.lookup_mut(n) {
+                saved.push((n.clone(), l.non_null));
+                l.non_null = true;
+            }
+        }
+        saved
+    }
+
+    fn restore_facts(&mut self, cx: &mut FnCtx, saved: Vec<(String, bool)>) {
+        for (n, v) in saved.into_iter().rev() {
+            if let Some(l) = cx.lookup_mut(&n) {
+                l.non_null = v;
+            }
+        }
+    }
+
+    /// Release state of every local in scope, so a branch that exits can be undone (§11.5).
+    fn released_snapshot(cx: &FnCtx) -> Vec<bool> {
+        cx.scopes.iter().flatten().map(|(_, l)| l.released).collect()
+    }
+
+    fn restore_released(cx: &mut FnCtx, snap: &[bool]) {
+        for ((_, l), r) in cx.scopes.iter_mut().flatten().zip(snap) {
+            l.released = *r;
+        }
+    }
+
+    fn if_stmt(&mut self, cx: &mut FnCtx, cond: &IfCond, then: &Block, els: Option<&ElseBranch>) -> bool {
+        let (then_reach, else_reach) = self.if_branches(cx, cond, then, els);
+        then_reach || else_reach
+    }
+
+    /// Checks both branches; returns whether the end of each is reachable.
+    fn if_branches(&mut self, cx: &mut FnCtx, cond: &IfCond, then: &Block, els: Option<&ElseBranch>) -> (bool, bool) {
+        let facts;
+        let then_reach;
+        let before = Self::released_snapshot(cx);
+        match cond {
+            IfCond::Expr(c) => {
+                let t = self.expr(cx, c, None);
+                if !self.is_presence_operand(cx, c) {
+                    self.check_condition(c, &t);
+                }
+                facts = self.cond_facts(cx, c);
+                let saved = self.apply_facts(cx, &facts.when_true);
+                then_reach = self.scoped_block(cx, then);
+                self.restore_facts(cx, saved);
+            }
+            IfCond::Let { name, init } => {
+                let t = self.expr(cx, init, None);
+                let presence = self.is_presence_operand(cx, init);
+                if !presence && !matches!(t, Ty::Ptr(_) | Ty::Error) {
+                    self.error(Code::E0403, init.span, format!("`if (var {} = …)` needs a map access, a pointer or a pop, found `{}`", name.name, self.show(&t)));
+                }
+                cx.push_scope();
+                let mut l = Local::new(t, name.span);
+                self.init_flags(cx, &mut l, init);
+                l.non_null = true;
+                self.declare_local(cx, name, l);
+                then_reach = self.scoped_block(cx, then);
+                cx.pop_scope();
+                facts = CondFacts::default();
+            }
+        }
+        if !then_reach {
+            Self::restore_released(cx, &before);
+        }
+        let before_else = Self::released_snapshot(cx);
+        let else_reach = match els {
+            None => true,
+            Some(ElseBranch::Block(b)) => {
+                let saved = self.apply_facts(cx, &facts.when_false);
+                let r = self.scoped_block(cx, b);
+                self.restore_facts(cx, saved);
+                r
+            }
+            Some(ElseBranch::If(s)) => {
+                let saved = self.apply_facts(cx, &facts.when_false);
+                let r = self.stmt(cx, s);
+                self.restore_facts(cx, saved);
+                r
+            }
+        };
+        // An early exit on one branch proves the other branch's facts for what follows.
+        if !then_reach {
+            self.apply_facts(cx, &facts.when_false);
+        }
+        if !else_reach && els.is_some() {
+            self.apply_facts(cx, &facts.when_true);
+            Self::restore_released(cx, &before_else);
+        }
+        (then_reach, else_reach)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Assignment, return, delete
+
+    fn assign(&mut self, cx: &mut FnCtx, target: &Expr, op: AssignOp, value: &Expr) {
+        let tt = self.assign_target(cx, target);
+        let vt = self.expr(cx, value, Some(&tt));
+        self.check_void_value(value, &vt);
+        if let Some(bop) = op.binop() {
+            if matches!(bop, BinOp::Div | BinOp::Rem) && self.const_of(value).and_then(ConstValue::as_int) == Some(0) {
+                self.error(Code::E0319, value.span, "the divisor is the constant 0");
+            }
+            let ptr_arith = tt.is_ptr() && matches!(bop, BinOp::Add | BinOp::Sub) && vt.is_integral();
+            if !ptr_arith && !tt.is_error() && !vt.is_error() {
+                let both_int = tt.is_integral() && vt.is_integral();
+                if !both_int {
+                    self.error(Code::E0302, target.span.to(value.span), format!("`{}=` needs integer operands, found `{}` and `{}`", bop.symbol(), self.show(&tt), self.show(&vt)));
+                } else if matches!(bop, BinOp::Shl | BinOp::Shr) {
+                    if let (Some(v), Ty::Int(i)) = (self.const_of(value).and_then(ConstValue::as_int), &tt) {
+                        if v < 0 || v >= i.bits() as i128 {
+                            self.error(Code::E0320, value.span, format!("shift by {v} is outside 0..{}", i.bits()));
+                        }
+                    }
+                } else if self.const_of(value).is_none() && self.unify(&tt, &vt).is_none() {
+                    self.error(Code::E0302, target.span.to(value.span), format!("`{}=` cannot combine `{}` and `{}`", bop.symbol(), self.show(&tt), self.show(&vt)));
+                }
+            }
+        } else {
+            self.coerce(value, &vt, &tt, Code::E0301);
+        }
+        self.check_store_escape(cx, target, value);
+    }
+
+    /// Types an assignment target and checks that it is assignable (E0311, E0509, E0508).
+    fn assign_target(&mut self, cx: &mut FnCtx, target: &Expr) -> Ty {
+        match &target.kind {
+            ExprKind::Ident(n) => {
+                if let Some(l) = cx.lookup(n) {
+                    if !l.mutable {
+                        let what = if l.value.is_some() { "a constant" } else { "a loop variable" };
+                        self.error(Code::E0311, target.span, format!("`{n}` is {what} and cannot be assigned"));
+                    }
+                    let t = l.ty.clone();
+                    self.expr_types[target.id.0 as usize] = t.clone();
+                    return t;
+                }
+                match self.symbols.get(n).cloned() {
+                    Some(Symbol::Global(_)) => self.expr(cx, target, None),
+                    Some(_) => {
+                        self.error(Code::E0311, target.span, format!("`{n}` cannot be assigned"));
+                        Ty::Error
+                    }
+                    None => self.expr(cx, target, None),
+                }
+            }
+            ExprKind::Field(base, _) => {
+                if let ExprKind::Ident(n) = &base.kind {
+                    if cx.lookup(n).is_none() && matches!(self.symbols.get(n), Some(Symbol::Config(_))) && cx.is_kernel() {
+                        self.error(Code::E0509, target.span, format!("config `{n}` is read-only in kernel code"));
+                    }
+                }
+                self.expr(cx, target, None)
+            }
+            ExprKind::Arrow(base, f) => {
+                let t = self.expr(cx, target, None);
+                if let Ty::Ptr(inner) = self.expr_types[base.id.0 as usize].clone() {
+                    if let Ty::Struct(s) = &*inner {
+                        let info = &self.structs[s.0 as usize];
+                        let writable = match info.origin {
+                            StructOrigin::Context => matches!(f.name.as_str(), "mark" | "cb" | "priority"),
+                            StructOrigin::Kernel => info.span.is_some(),
+                            _ => true,
+                        };
+                        if !writable {
+                            self.error(Code::E0311, target.span, format!("`{}.{}` is a kernel field and cannot be written", info.name.clone(), f.name));
+                        }
+                    }
+                }
+                t
+            }
+            ExprKind::Index(..) | ExprKind::Unary(UnOp::Deref, _) => self.expr(cx, target, None),
+            _ => {
+                self.expr(cx, target, None);
+                self.error(Code::E0311, target.span, "this expression cannot be assigned");
+                Ty::Error
+            }
+        }
+    }
+
+    fn return_stmt(&mut self, cx: &mut FnCtx, v: Option<&Expr>, span: Span) {
+        let ret = cx.ret.clone();
+        match v {
+            None => {
+                let named = cx.func.is_some_and(|f| matches!(self.funcs[f.0 as usize].decl.ret, RetSpec::Named(..)));
+                if !matches!(ret, Ty::Void | Ty::Error) && !named {
+                    self.error(Code::E0314, span, format!("this function returns `{}`; `return` needs a value", self.show(&ret)));
+                }
+            }
+            Some(e) => {
+                if matches!(ret, Ty::Void) {
+                    self.expr(cx, e, None);
+                    self.error(Code::E0315, span, "this function returns nothing (void)");
+                    return;
+                }
+                let t = match &e.kind {
+                    ExprKind::Call { callee, args } => {
+                        let t = self.call(cx, e, callee, args, true);
+                        self.expr_types[e.id.0 as usize] = t.clone();
+                        t
+                    }
+                    ExprKind::Match { .. } => {
+                        cx.tail_match = true;
+                        self.expr(cx, e, None)
+                    }
+                    _ => self.expr(cx, e, Some(&ret)),
+                };
+                self.check_void_value(e, &t);
+                self.coerce(e, &t, &ret, Code::E0301);
+                if let ExprKind::Ident(n) = &e.kind {
+                    if cx.lookup(n).is_some_and(|l| l.record_of.is_some()) && cx.is_kernel() {
+                        self.error(Code::E0608, e.span, "a ring-buffer record cannot leave the function that reserved it");
+                    }
+                }
+            }
+        }
+    }
+
+    fn delete_stmt(&mut self, cx: &mut FnCtx, e: &Expr) {
+        if let Some(mi) = self.map_entry_of(cx, e) {
+            self.expr(cx, e, None);
+            // Bindings to entries of this map are invalid from here on (§11.3).
+            for scope in cx.scopes.iter_mut() {
+                for (_, l) in scope.iter_mut() {
+                    if l.entry_of == Some(mi) {
+                        l.nullable = true;
+                        l.non_null = false;
+                    }
+                }
+            }
+            return;
+        }
+        let t = self.expr(cx, e, None);
+        if !matches!(t, Ty::Ptr(_) | Ty::Error | Ty::Null) {
+            self.error(Code::E0302, e.span, format!("`delete` takes a map entry `m[k]` or a pointer from `new`, found `{}`", self.show(&t)));
+        }
+    }
+
+    /// A block used as a match arm: its value is its last expression statement (§7.6).
+    pub(super) fn arm_block(&mut self, cx: &mut FnCtx, b: &Block) -> Ty {
+        cx.push_scope();
+        let n = b.stmts.len();
+        let mut ty = Ty::Void;
+        for (i, s) in b.stmts.iter().enumerate() {
+            if i + 1 == n {
+                ty = match &s.kind {
+                    StmtKind::Expr(e) => self.expr(cx, e, None),
+                    StmtKind::Return(_) | StmtKind::Throw(_) | StmtKind::If { .. } => {
+                        self.stmt(cx, s);
+                        Ty::Void
+                    }
+                    _ => {
+                        self.stmt(cx, s);
+                        self.error(Code::E0404, s.span, "a block arm must end with an expression, `return` or `throw`");
+                        Ty::Error
+                    }
+                };
+            } else {
+                self.stmt(cx, s);
+            }
+        }
+        if n == 0 {
+            self.error(Code::E0404, b.span, "an empty block arm has no value");
+            ty = Ty::Error;
+        }
+        cx.pop_scope();
+        ty
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Escapes: records (E0608), kernel objects (E0612), packet pointers (E0611)
+
+    pub(super) fn release_record(&mut self, cx: &mut FnCtx, arg: &Expr, mi: usize) {
+        let ExprKind::Ident(n) = &arg.kind else { return };
+        let Some(l) = cx.lookup_mut(n) else { return };
+        match l.record_of {
+            Some(m) if m != mi => {
+                self.error(Code::E0608, arg.span, format!("`{n}` was reserved from a different ring buffer"));
+            }
+            Some(_) => l.released = true,
+            None => {}
+        }
+    }
+
+    pub(super) fn check_escape_into_call(&mut self, cx: &FnCtx, arg: &Expr) {
+        if !cx.is_kernel() {
+            return;
+        }
+        if let ExprKind::Ident(n) = &arg.kind {
+            if let Some(l) = cx.lookup(n) {
+                if l.record_of.is_some() {
+                    self.error(Code::E0608, arg.span, format!("the ring-buffer record `{n}` cannot be passed to another function"));
+                } else if l.owned_object {
+                    self.error(Code::E0612, arg.span, format!("the object `{n}` from `new` cannot be passed to another function"));
+                }
+            }
+        }
+    }
+
+    /// Stores into maps, globals and records must not take records, kernel objects or packet pointers.
+    fn check_store_escape(&mut self, cx: &FnCtx, target: &Expr, value: &Expr) {
+        if !cx.is_kernel() {
+            return;
+        }
+        let into_shared = match &target.kind {
+            ExprKind::Index(base, _) | ExprKind::Field(base, _) => self.map_entry_of(cx, target).is_some() || self.is_shared_root(cx, base),
+            ExprKind::Ident(n) => cx.lookup(n).is_none(),
+            ExprKind::Arrow(base, _) => matches!(&base.kind, ExprKind::Ident(n) if cx.lookup(n).is_some_and(|l| l.record_of.is_some() || l.entry_of.is_some())),
+            _ => false,
+        };
+        let local_target = matches!(&target.kind, ExprKind::Ident(n) if cx.lookup(n).is_some());
+        if self.is_packet(cx, value) && into_shared {
+            self.error(Code::E0611, target.span, "packet pointers cannot be stored in maps, globals or records");
+        }
+        if let ExprKind::Ident(n) = &value.kind {
+            if let Some(l) = cx.lookup(n) {
+                if l.owned_object && (into_shared || !local_target) {
+                    self.error(Code::E0612, target.span, format!("the object `{n}` from `new` cannot be stored away (kptr ownership transfer is not supported)"));
+                }
+                if l.record_of.is_some() && !local_target {
+                    self.error(Code::E0608, target.span, format!("the ring-buffer record `{n}` cannot be stored away"));
+                }
+            }
+        }
+    }
+
+    fn is_shared_root(&self, cx: &FnCtx, e: &Expr) -> bool {
+        match &e.kind {
+            ExprKind::Ident(n) => cx.lookup(n).is_none_or(|l| l.entry_of.is_some()),
+            ExprKind::Index(b, _) | ExprKind::Field(b, _) => self.map_entry_of(cx, e).is_some() || self.is_shared_root(cx, b),
+            _ => false,
+        }
+    }
+}
+
+/// Whether a `while (true)` body can leave the loop (§14.2): a `break` of this loop, or any
+/// `return` or `throw`.
+fn block_can_exit_loop(b: &Block) -> bool {
+    b.stmts.iter().any(|s| stmt_exits(s, true))
+}
+
+fn block_has_break(b: &Block) -> bool {
+    b.stmts.iter().any(|s| stmt_exits(s, false))
+}
+
+/// `any_exit`: count return/throw too; breaks inside nested loops belong to those loops.
+fn stmt_exits(s: &Stmt, any_exit: bool) -> bool {
+    let in_block = |b: &Block| b.stmts.iter().any(|s| stmt_exits(s, any_exit));
+    match &s.kind {
+        StmtKind::Break => true,
+        StmtKind::Return(_) | StmtKind::Throw(_) => any_exit,
+        StmtKind::If { then, els, .. } => {
+            in_block(then)
+                || els.as_deref().is_some_and(|e| match e {
+                    ElseBranch::Block(b) => in_block(b),
+                    ElseBranch::If(s) => stmt_exits(s, any_exit),
+                })
+        }
+        StmtKind::Try { body, catches } => in_block(body) || catches.iter().any(|c| in_block(&c.body)),
+        StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => {
+            any_exit && body.stmts.iter().any(|s| stmt_returns(s))
+        }
+        StmtKind::Expr(e) => any_exit && expr_has_return_arm(e),
+        _ => false,
+    }
+}
+
+fn stmt_returns(s: &Stmt) -> bool {
+    match &s.kind {
+        StmtKind::Return(_) | StmtKind::Throw(_) => true,
+        StmtKind::If { then, els, .. } => {
+            then.stmts.iter().any(stmt_returns)
+                || els.as_deref().is_some_and(|e| match e {
+                    ElseBranch::Block(b) => b.stmts.iter().any(stmt_returns),
+                    ElseBranch::If(s) => stmt_returns(s),
+                })
+        }
+        StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => body.stmts.iter().any(stmt_returns),
+        StmtKind::Try { body, catches } => body.stmts.iter().any(stmt_returns) || catches.iter().any(|c| c.body.stmts.iter().any(stmt_returns)),
+        _ => false,
+    }
+}
+
+fn expr_has_return_arm(_e: &Expr) -> bool {
+    false
+}
