@@ -86,6 +86,7 @@ pub struct CommonArgs {
 /// The compile form: `ksc [--target=…] [--emit=…] [-o OUT] FILE`.
 #[derive(Args, Debug)]
 pub struct CompileArgs {
+    /// The KernelScript source file
     #[arg(value_name = "FILE", required = true)]
     pub file: Option<PathBuf>,
     /// Which worlds to compile, comma separated
@@ -97,10 +98,13 @@ pub struct CompileArgs {
     /// Output file or directory
     #[arg(short = 'o', value_name = "OUT")]
     pub out: Option<PathBuf>,
+    /// Kernel BTF to resolve kernel types against [default: /sys/kernel/btf/vmlinux]
     #[arg(long, value_name = "PATH")]
     pub btf: Option<PathBuf>,
+    /// Reject every ksc extension of the reference language (E0011)
     #[arg(long)]
     pub compat: bool,
+    /// How to print diagnostics
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT")]
     pub diagnostics: DiagnosticFormat,
 }

@@ -34,12 +34,13 @@ struct Frontend {
     checked: Option<sema::Checked>,
 }
 
-fn frontend(common: &CommonArgs) -> Frontend {
+/// `analyse`: run semantic analysis after parsing (everything but `--emit=ast` does).
+fn frontend(common: &CommonArgs, analyse: bool) -> Frontend {
     let mut sources = SourceMap::new();
     let mut diags = Diagnostics::new();
     let unit = syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags);
     let mut checked = None;
-    if !diags.has_errors() {
+    if analyse && !diags.has_errors() {
         let opts = CheckOptions { btf_path: common.btf.clone(), compat: common.compat };
         checked = Some(sema::check(&unit, &opts, &mut diags));
     }
@@ -75,7 +76,7 @@ fn dispatch(cli: Cli) -> i32 {
         None => {
             let c = cli.compile;
             let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics };
-            let fe = frontend(&common);
+            let fe = frontend(&common, c.emit != Emit::Ast);
             report(&fe, common.diagnostics);
             if fe.diags.has_errors() {
                 return 1;
@@ -89,7 +90,7 @@ fn dispatch(cli: Cli) -> i32 {
             };
         }
     };
-    let fe = frontend(&common);
+    let fe = frontend(&common, true);
     report(&fe, common.diagnostics);
     if fe.diags.has_errors() {
         return 1;

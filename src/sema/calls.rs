@@ -150,7 +150,11 @@ impl<'a> Checker<'a> {
         if let Some(caller_id) = cx.func {
             if tail && matches!(kind, FnKind::Program { .. }) && matches!(cx.kind, FnKind::Program { .. }) {
                 self.tail_calls.push((caller_id, id, span));
-                self.check_tail_call(cx, id, span, args);
+                if !self.check_tail_call(cx, id, span, args) {
+                    // One mistake, one diagnostic: the arguments follow from the failed rule.
+                    self.check_args_untyped(cx, args);
+                    return ret;
+                }
             } else {
                 self.call_edges.push((caller_id, id, span));
             }
@@ -163,8 +167,8 @@ impl<'a> Checker<'a> {
     }
 
     /// §9.5 requirements (E0504): same kind family, same signature, the caller's own parameters.
-    fn check_tail_call(&mut self, cx: &FnCtx, callee: FuncId, span: Span, args: &[Expr]) {
-        let Some(caller) = cx.func else { return };
+    fn check_tail_call(&mut self, cx: &FnCtx, callee: FuncId, span: Span, args: &[Expr]) -> bool {
+        let Some(caller) = cx.func else { return true };
         let (ck, cp, cr) = {
             let f = &self.funcs[caller.0 as usize];
             (f.kind.program_kind(), f.params.clone(), f.ret.clone())
@@ -179,17 +183,19 @@ impl<'a> Checker<'a> {
         };
         if !family_ok {
             self.error(Code::E0504, span, format!("`{tname}` is a different program kind (or a kind that cannot be tail-called)"));
-            return;
+            return false;
         }
         if cp != tp || cr != tr {
             self.error(Code::E0504, span, format!("`{tname}` has a different signature; a tail call passes only the context"));
-            return;
+            return false;
         }
         let passes_own_params = args.len() == cx.param_names.len()
             && args.iter().zip(&cx.param_names).all(|(a, p)| matches!(&a.kind, ExprKind::Ident(n) if n == p));
         if !passes_own_params {
             self.error(Code::E0504, span, format!("a tail call must pass exactly the caller's parameters (`{}({})`)", tname, cx.param_names.join(", ")));
+            return false;
         }
+        true
     }
 
     fn module_call(&mut self, cx: &mut FnCtx, e: &Expr, module: &str, f: &Ident, args: &[Expr]) -> Ty {

@@ -36,6 +36,10 @@ impl<'a> Checker<'a> {
                     self.attrs_not_allowed(item);
                     self.check_config_fields(cfg);
                 }
+                ItemKind::Extern(e) => {
+                    self.attrs_not_allowed(item);
+                    self.check_extern(e);
+                }
                 _ => self.attrs_not_allowed(item),
             }
         }
@@ -48,7 +52,22 @@ impl<'a> Checker<'a> {
     /// E0201 on every attribute of an item that takes none.
     fn attrs_not_allowed(&mut self, item: &Item) {
         for a in &item.attrs {
-            self.error(Code::E0201, a.span, format!("`@{}` can only annotate a function", a.name.name));
+            let msg = match a.name.name.as_str() {
+                "flags" => "`@flags` annotates a map declaration".to_string(),
+                "struct_ops" => "`@struct_ops` annotates an impl block or a struct".to_string(),
+                n => format!("`@{n}` can only annotate a function"),
+            };
+            self.error(Code::E0201, a.span, msg);
+        }
+    }
+
+    /// §5.4: an `extern` of a standard helper must have the helper's parameter count (E0309).
+    fn check_extern(&mut self, e: &ExternDecl) {
+        if let Some(h) = super::builtins::helper(&e.name.name) {
+            if h.params.len() != e.params.len() {
+                let msg = format!("the BPF helper `{}` takes {} argument(s); this extern declares {}", h.name, h.params.len(), e.params.len());
+                self.error(Code::E0309, e.name.span, msg);
+            }
         }
     }
 
@@ -861,4 +880,106 @@ fn flag_bit(name: &str) -> Option<u32> {
         "mmapable" => 0x400,
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Checker;
+    use crate::btf::KernelBtf;
+    use crate::diagnostics::{Code, Diagnostics, FileId};
+    use crate::syntax::ast::Unit;
+    use crate::syntax::parser::{parse_items, ParseOptions};
+
+    /// Codes and 1-based lines from collect + decls alone, with or without the running kernel's BTF.
+    fn diags(src: &str, with_btf: bool) -> Vec<(Code, usize)> {
+        let mut d = Diagnostics::new();
+        let mut n = 0;
+        let items = parse_items(FileId(0), src, ParseOptions::default(), &mut n, &mut d);
+        assert!(!d.has_errors(), "test source must parse");
+        let unit = Unit { items, imports: Vec::new(), expr_count: n };
+        let btf = if with_btf { KernelBtf::load_default().ok() } else { None };
+        let mut c = Checker::new(&unit, btf, &mut d);
+        c.collect();
+        c.check_decls();
+        let line = |lo: u32| src[..lo as usize].matches('\n').count() + 1;
+        d.sorted().iter().map(|x| (x.code, line(x.span.lo))).collect()
+    }
+
+    #[test]
+    fn attribute_shapes() {
+        let src = "@socket_filter\nfn a(ctx: *__sk_buff) -> i32 { return 0 }\n@tc\nfn b(ctx: *__sk_buff) -> i32 { return 0 }\n\
+                   @tracepoint(\"x\")\nfn c(ctx: *u8) -> i32 { return 0 }\n@xdp @helper\nfn d(ctx: *xdp_md) -> xdp_action { return XDP_PASS }\n\
+                   @helper\nstruct S { a: u32 }\nfn main() -> i32 { return 0 }\n";
+        let got = diags(src, false);
+        assert_eq!(got, vec![(Code::E0201, 1), (Code::E0202, 3), (Code::E0202, 5), (Code::E0201, 7), (Code::E0201, 9)]);
+    }
+
+    #[test]
+    fn signatures_without_btf() {
+        let src = "@xdp fn x(ctx: *__sk_buff) -> xdp_action { return XDP_PASS }\n\
+                   @test fn t(n: u32) -> i32 { return 0 }\n\
+                   @helper fn h(a: u32, b: u32, c: u32, d: u32, e: u32, f: u32) -> u32 { return a }\n\
+                   @probe(\"vfs_read\") fn p(a: u64) -> i32 { return 0 }\n\
+                   @xdp fn ok(ctx: *u8) { return 2 }\n";
+        let got = diags(src, false);
+        assert_eq!(got, vec![(Code::E0203, 1), (Code::E0203, 2), (Code::E0203, 3), (Code::W0007, 4)]);
+    }
+
+    #[test]
+    fn main_and_unit_shape() {
+        assert_eq!(diags("struct S { a: u32 }\n", false), vec![(Code::E0115, 1)]);
+        assert_eq!(diags("@test fn t() -> bool { return true }\nfn u() {}\n", false), vec![]);
+        let src = "struct A { n: u32, p: *u8 }\nfn main(a: A) -> i32 { return 0 }\nfn main() -> u32 { return 0 }\n";
+        assert_eq!(diags(src, false), vec![(Code::E0801, 1), (Code::E0113, 3)]);
+        let src = "fn helper_fn() {}\n@xdp fn x(ctx: *xdp_md) -> xdp_action { return XDP_PASS }\n";
+        assert_eq!(diags(src, false), vec![(Code::E0117, 1)]);
+    }
+
+    #[test]
+    fn maps_flags_and_globals() {
+        let src = "struct K { prefixlen: u32, a: u32 }\nstruct E { v: u32 }\n\
+                   @flags(no_prealloc | numa_node(1))\nvar h : hash<u32, u64>(8)\n\
+                   var t : lpm_trie<K, u8>(8)\n\
+                   var a : array<u64, u8>(8)\n\
+                   @flags(no_prealloc)\nvar b : array<u32, u8>(8)\n\
+                   @flags(turbo)\nvar c : hash<u32, u8>(8)\n\
+                   var r : ringbuf<E>(5000)\n\
+                   var z : heap<u32, u8>(8)\n\
+                   pin local var g: u32 = 0\nvar v\n\
+                   @xdp fn x(ctx: *xdp_md) -> xdp_action { return XDP_PASS }\n";
+        let got = diags(src, false);
+        assert_eq!(
+            got,
+            vec![(Code::E0605, 6), (Code::E0605, 7), (Code::E0013, 9), (Code::E0606, 11), (Code::E0012, 12), (Code::E0613, 13), (Code::E0317, 14)]
+        );
+    }
+
+    #[test]
+    fn flag_bits_are_stored() {
+        let src = "@flags(no_prealloc | numa_node(1) | rdonly_prog)\nvar h : hash<u32, u64>(8)\nstruct K { prefixlen: u32, a: u32 }\nvar t : lpm_trie<K, u8>(8)\n";
+        let mut d = Diagnostics::new();
+        let mut n = 0;
+        let items = parse_items(FileId(0), src, ParseOptions::default(), &mut n, &mut d);
+        let unit = Unit { items, imports: Vec::new(), expr_count: n };
+        let mut c = Checker::new(&unit, None, &mut d);
+        c.collect();
+        c.check_decls();
+        assert_eq!(c.maps[0].flags, 0x1 | 0x4 | 0x80);
+        assert_eq!(c.maps[1].flags, 0x1);
+    }
+
+    #[test]
+    fn kernel_targets_and_struct_ops() {
+        // Needs the running kernel's BTF; skipped where there is none.
+        if KernelBtf::load_default().is_err() {
+            return;
+        }
+        let src = "@probe(\"ksc_no_such_fn\")\nfn a(x: u64) -> i32 { return 0 }\n\
+                   @probe(\"vfs_read\")\nfn b(f: *file, buf: *u8, n: u64) -> i32 { return 0 }\n\
+                   @fexit(\"vfs_read\")\nfn c(f: *u8, b: *u8, n: u64, p: *i64, ret: i64) -> i32 { return 0 }\n\
+                   @tracepoint(\"sched/sched_wakeup\")\nfn d(ctx: *trace_event_raw_sched_wakeup_template) -> i32 { return 0 }\n\
+                   @struct_ops(\"tcp_congestion_ops\")\nimpl cc {\n  fn ssthresh(sk: *sock) -> u32 { return 1 }\n  fn teleport() -> u32 { return 1 }\n  name: \"cc\",\n}\n\
+                   @struct_ops(\"ksc_no_ops\")\nimpl dd {\n  fn x() -> i32 { return 0 }\n}\n";
+        assert_eq!(diags(src, true), vec![(Code::E0204, 1), (Code::E0702, 12), (Code::E0701, 15)]);
+    }
 }

@@ -783,7 +783,7 @@ impl<'a> Checker<'a> {
         match &bt {
             Ty::Ptr(inner) => match &**inner {
                 Ty::Struct(sid) => {
-                    self.check_deref(cx, base, f.span);
+                    self.check_deref(cx, base, base.span);
                     match self.struct_field(*sid, &f.name) {
                         Some(t) => t,
                         None => {
