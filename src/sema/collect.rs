@@ -38,9 +38,9 @@ impl<'a> Checker<'a> {
             }
         }
         for item in &unit.items {
-            self.declare_value(item, None);
+            self.declare_value(item);
         }
-        for (mi, m) in unit.imports.iter().enumerate() {
+        for m in &unit.imports {
             let mut fns = HashMap::new();
             for item in &m.items {
                 if let ItemKind::Func(f) = &item.kind {
@@ -49,18 +49,13 @@ impl<'a> Checker<'a> {
                 }
             }
             self.modules.push((m.name.name.clone(), fns));
-            let _ = mi;
         }
     }
 
     fn declare_symbol(&mut self, name: &Ident, sym: Symbol) {
         if self.symbols.contains_key(&name.name) {
-            let first = self.symbol_spans.get(&name.name).copied();
-            let mut d = crate::diagnostics::Diagnostic::error(Code::E0110, name.span, format!("`{}` is already defined", name.name));
-            if let Some(f) = first {
-                let _ = f;
-                d = d.with_note("all top-level names share one namespace (§5.1)");
-            }
+            let d = crate::diagnostics::Diagnostic::error(Code::E0110, name.span, format!("`{}` is already defined", name.name))
+                .with_note("all top-level names share one namespace (§5.1)");
             self.diags.push(d);
             return;
         }
@@ -279,7 +274,7 @@ impl<'a> Checker<'a> {
     // ------------------------------------------------------------------------------------------
     // Values: functions, maps, globals, configs, externs, impls, consts
 
-    fn declare_value(&mut self, item: &'a Item, _module: Option<&str>) {
+    fn declare_value(&mut self, item: &'a Item) {
         match &item.kind {
             ItemKind::Func(f) => {
                 let kind = self.func_kind(item);
@@ -610,6 +605,3 @@ fn stmt_returns_value(s: &Stmt) -> bool {
         _ => false,
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: Span) {}

@@ -167,7 +167,7 @@ impl Ty {
 
 /// Unification of two integer types (§6.3 rules 2–3).
 pub fn unify_ints(a: IntTy, b: IntTy) -> Option<IntTy> {
-    use IntTy::*;
+    use IntTy::{I16, I32, I64, I8, U16, U32, U64, U8};
     if a.signed() == b.signed() {
         return Some(if a.bits() >= b.bits() { a } else { b });
     }
@@ -224,7 +224,7 @@ impl<N: TypeNames> fmt::Display for Display<'_, N> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use IntTy::*;
+    use IntTy::{I16, I32, I64, I8, U16, U32, U64, U8};
 
     #[test]
     fn integer_unification_follows_the_reference_pairs() {
