@@ -178,7 +178,7 @@ impl<'a> Checker<'a> {
             if cx.scopes[0].iter().any(|(n, _)| n == &p.name.name) {
                 self.error(Code::E0110, p.name.span, format!("parameter `{}` is declared twice", p.name.name));
             }
-            let mut l = Local::new(ty.clone(), p.name.span);
+            let mut l = Local::new(ty.clone());
             // Context parameters are never null; helper pointer parameters may be (§6.8).
             l.nullable = is_helper && ty.is_ptr() && !self.is_context_type(&ty);
             cx.scopes[0].push((p.name.name.clone(), l));
@@ -189,7 +189,7 @@ impl<'a> Checker<'a> {
             cx.ctx_param = decl.params.iter().zip(params).find(|(_, t)| self.is_context_type(t)).map(|(p, _)| p.name.name.clone());
         }
         if let RetSpec::Named(n, _) = &decl.ret {
-            cx.scopes[0].push((n.name.clone(), Local::new(cx.ret.clone(), n.span)));
+            cx.scopes[0].push((n.name.clone(), Local::new(cx.ret.clone())));
         }
         cx.push_scope();
         let falls_through = self.block_stmts(&mut cx, &decl.body);

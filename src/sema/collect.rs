@@ -6,7 +6,7 @@ use super::env::*;
 use super::types::*;
 use super::Checker;
 use crate::btf::KType;
-use crate::diagnostics::{Code, Span};
+use crate::diagnostics::Code;
 use crate::syntax::ast::*;
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -69,7 +69,6 @@ pub(crate) struct Local {
     pub value: Option<ConstValue>,
     /// Bound to a map entry (`var v = m[k]`, §11.3): the map's index.
     pub entry_of: Option<usize>,
-    pub span: Span,
     /// Known not to be null on the current path (§6.8).
     pub non_null: bool,
     /// Pointer that may be null when dereferenced in kernel code.
@@ -85,13 +84,12 @@ pub(crate) struct Local {
 }
 
 impl Local {
-    pub fn new(ty: Ty, span: Span) -> Self {
+    pub fn new(ty: Ty) -> Self {
         Local {
             ty,
             mutable: true,
             value: None,
             entry_of: None,
-            span,
             non_null: false,
             nullable: false,
             record_of: None,

@@ -72,7 +72,7 @@ impl<'a> Checker<'a> {
                     }
                     None => t,
                 };
-                let mut l = Local::new(ty, name.span);
+                let mut l = Local::new(ty);
                 l.mutable = false;
                 l.value = value;
                 self.declare_local(cx, name, l);
@@ -119,7 +119,7 @@ impl<'a> Checker<'a> {
                     }
                 };
                 cx.push_scope();
-                let mut l = Local::new(it, var.span);
+                let mut l = Local::new(it);
                 l.mutable = false;
                 self.declare_local(cx, var, l);
                 cx.loop_depth += 1;
@@ -149,10 +149,10 @@ impl<'a> Checker<'a> {
                 };
                 cx.push_scope();
                 if key.name != "_" {
-                    self.declare_local(cx, key, Local::new(kt, key.span));
+                    self.declare_local(cx, key, Local::new(kt));
                 }
                 if value.name != "_" {
-                    self.declare_local(cx, value, Local::new(vt, value.span));
+                    self.declare_local(cx, value, Local::new(vt));
                 }
                 cx.loop_depth += 1;
                 self.scoped_block(cx, body);
@@ -230,14 +230,14 @@ impl<'a> Checker<'a> {
         let mut local = match (declared, init) {
             (None, None) => {
                 self.error(Code::E0317, span, format!("`var {}` needs a type or an initial value", name.name));
-                Local::new(Ty::Error, name.span)
+                Local::new(Ty::Error)
             }
-            (Some(d), None) => Local::new(d, name.span),
+            (Some(d), None) => Local::new(d),
             (Some(d), Some(e)) => {
                 let t = self.expr(cx, e, Some(&d));
                 self.check_void_value(e, &t);
                 self.coerce(e, &t, &d, Code::E0301);
-                let mut l = Local::new(d, name.span);
+                let mut l = Local::new(d);
                 self.init_flags(cx, &mut l, e);
                 l.entry_of = None; // an annotated binding is a plain copy (§11.3)
                 l
@@ -250,7 +250,7 @@ impl<'a> Checker<'a> {
                     Ty::FillArray(el) => Ty::Array(el, 1),
                     other => other,
                 };
-                let mut l = Local::new(t, name.span);
+                let mut l = Local::new(t);
                 self.init_flags(cx, &mut l, e);
                 l
             }
@@ -470,7 +470,7 @@ impl<'a> Checker<'a> {
                     self.error(Code::E0403, init.span, format!("`if (var {} = …)` needs a map access, a pointer or a pop, found `{}`", name.name, self.show(&t)));
                 }
                 cx.push_scope();
-                let mut l = Local::new(t, name.span);
+                let mut l = Local::new(t);
                 self.init_flags(cx, &mut l, init);
                 l.non_null = true;
                 self.declare_local(cx, name, l);
