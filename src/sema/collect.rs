@@ -28,6 +28,7 @@ impl<'a> Checker<'a> {
         for item in &unit.items {
             self.define_type(item);
         }
+        self.break_recursive_structs();
         for (mi, m) in unit.imports.iter().enumerate() {
             self.declare_symbol(&m.name, Symbol::Module(mi));
             for item in &m.items {
@@ -269,6 +270,46 @@ impl<'a> Checker<'a> {
             }
             _ => {}
         }
+    }
+
+    /// A struct that contains itself by value has no finite size: E0301 at the field that closes
+    /// the cycle, whose type then becomes `Error` so layout never loops.
+    fn break_recursive_structs(&mut self) {
+        let mut done = vec![false; self.structs.len()];
+        for start in 0..self.structs.len() {
+            if self.structs[start].span.is_none() || done[start] {
+                continue;
+            }
+            let mut path = vec![StructId(start as u32)];
+            self.find_cycle(&mut path, &mut done);
+        }
+    }
+
+    /// Depth-first over by-value fields; `done` marks structs already explored (no blowup on DAGs).
+    fn find_cycle(&mut self, path: &mut Vec<StructId>, done: &mut Vec<bool>) {
+        let cur = *path.last().expect("non-empty path");
+        for fi in 0..self.structs[cur.0 as usize].fields.len() {
+            let mut t = &self.structs[cur.0 as usize].fields[fi].ty;
+            while let Ty::Array(e, _) = t {
+                t = e;
+            }
+            let Ty::Struct(next) = *t else { continue };
+            if path.contains(&next) {
+                let s = &self.structs[cur.0 as usize];
+                let (sname, fname, span) = (s.name.clone(), s.fields[fi].name.clone(), s.span.unwrap_or_default());
+                let target = self.structs[next.0 as usize].name.clone();
+                self.error(Code::E0301, span, format!("`{sname}.{fname}` contains `{target}` by value, which contains `{sname}`: the size is infinite (use a pointer)"));
+                self.structs[cur.0 as usize].fields[fi].ty = Ty::Error;
+                continue;
+            }
+            if done.get(next.0 as usize).copied().unwrap_or(true) {
+                continue;
+            }
+            path.push(next);
+            self.find_cycle(path, done);
+            path.pop();
+        }
+        done[cur.0 as usize] = true;
     }
 
     // ------------------------------------------------------------------------------------------
