@@ -280,17 +280,18 @@ TOKEN_VARIANTS = [
 ]
 
 
-def corpus_variants(data, seed, rel):
+def corpus_variants(data, seed, rel, rounds):
     """All (kind, bytes) variants of one corpus file, deterministic."""
     out = []
     rng = random.Random("%s:%s:trunc" % (seed, rel))
     out.extend(variant_truncations(data, rng))
-    for kind, ops, count in BYTE_VARIANTS:
-        rng = random.Random("%s:%s:%s" % (seed, rel, kind))
-        out.append((kind, mutate_bytes(data, rng, ops, count)))
-    for kind, ops, count in TOKEN_VARIANTS:
-        rng = random.Random("%s:%s:%s" % (seed, rel, kind))
-        out.append((kind, mutate_tokens(data, rng, ops, count)))
+    for r in range(rounds):
+        for kind, ops, count in BYTE_VARIANTS:
+            rng = random.Random("%s:%s:%s:%d" % (seed, rel, kind, r))
+            out.append(("%s.%d" % (kind, r), mutate_bytes(data, rng, ops, count)))
+        for kind, ops, count in TOKEN_VARIANTS:
+            rng = random.Random("%s:%s:%s:%d" % (seed, rel, kind, r))
+            out.append(("%s.%d" % (kind, r), mutate_tokens(data, rng, ops, count)))
     return out
 
 
@@ -406,10 +407,13 @@ def hostile_inputs(seed):
         b"    var a = true\n    var r = a" + b" && a" * 200000))
     add("long_compare_chain.ks", lambda: wrap_main(
         b"    var a: u32 = 1\n    var r = a" + b" < a" * 200000))
+    # 1,000,000 prefix minus: 1 MB, still far below the 10 MB inputs above
     add("minus_chain.ks", lambda: wrap_main(
-        b"    var r: i32 = " + b"-" * N + b"1"))
+        b"    var r: i32 = " + b"-" * (10 * N) + b"1"))
     add("minus_chain_spaced.ks", lambda: wrap_main(
-        b"    var r: i32 = " + b"- " * N + b"1"))
+        b"    var r: i32 = " + b"- " * (10 * N) + b"1"))
+    add("minus_chain_100k.ks", lambda: wrap_main(
+        b"    var r: i32 = " + b"-" * N + b"1"))
     add("minus_chain_binary.ks", lambda: wrap_main(
         b"    var a: i32 = 1\n    var r: i32 = a" + b" - a" * N))
     add("minus_chain_alone.ks", lambda: b"-" * N)
@@ -422,6 +426,9 @@ def hostile_inputs(seed):
     add("index_chain.ks", lambda: wrap_main(b"    var r = a" + b"[0]" * N))
     add("cast_chain.ks", lambda: wrap_main(
         b"    var a: u32 = 1\n    var r = a" + b" as u32" * N))
+    # a 4 MB single line of casts
+    add("cast_chain_4mb.ks", lambda: wrap_main(
+        b"    var a: u32 = 1\n    var r = a" + b" as u32" * (5 * N)))
     add("pointer_type_chain.ks", lambda: b"type T = " + b"*" * N + b"u8\n"
         + wrap_main(b""))
     add("array_type_chain.ks", lambda: wrap_main(
@@ -436,7 +443,9 @@ def hostile_inputs(seed):
         + b"type T20000 = T0\n" + wrap_main(b"    var v: T0 = 0"))
     add("struct_cycle.ks", lambda: b"struct A { b: B }\nstruct B { a: A }\n"
         + wrap_main(b"    var v: A = A { b: B { a: A { b: B { a: A "
-                    b"{ b: B { } } } } } }"))
+                    b"{ b: B { } } } } } }\n    var n = sizeof(B)"))
+    add("struct_self_map.ks", lambda: b"struct A { a: A }\n"
+        b"var m : hash<u32, A>(1)\n" + wrap_main(b""))
     add("struct_self.ks", lambda: b"struct A { a: A, n: u8[4] }\n"
         + wrap_main(b"    var v = sizeof(A)"))
     add("many_args.ks", lambda: wrap_main(
@@ -514,6 +523,11 @@ def hostile_inputs(seed):
         + wrap_main(b""))
     add("many_unexpected_chars.ks", lambda: b"$ " * N)
     add("many_syntax_errors.ks", lambda: b"fn ) } ] = ,\n" * 50000)
+    # 20000 broken items followed by ~5.5 MB of valid ones: every syntax
+    # error must not cost time proportional to the rest of the file.
+    add("syntax_errors_then_valid.ks", lambda: b"fn )\n" * 20000
+        + b"".join(b"fn g%d() -> u32 { return 1 }\n" % i
+                   for i in range(180000)) + wrap_main(b""))
     add("many_semicolons.ks", lambda: b";" * N + wrap_main(b";" * N))
     add("attr_chain.ks", lambda: b"@xdp " * 50000 + wrap_main(b""))
     add("ternary_chain.ks", lambda: wrap_main(
@@ -622,7 +636,7 @@ def execute(job, opts, env):
                 pass
 
 
-def collect_corpus(roots, tmp, seed):
+def collect_corpus(roots, tmp, seed, rounds):
     """Mirror each root into tmp and build the variant jobs."""
     jobs = []
     for name, root in roots:
@@ -639,7 +653,8 @@ def collect_corpus(roots, tmp, seed):
             with open(src, "rb") as f:
                 data = f.read()
             stem = os.path.join(mirror, rel)[:-3]
-            for kind, blob in corpus_variants(data, seed, name + "/" + rel):
+            for kind, blob in corpus_variants(data, seed, name + "/" + rel,
+                                              rounds):
                 path = "%s.rb-%s.ks" % (stem, kind)
                 label = "%s/%s [%s]" % (name, rel, kind)
                 jobs.append(Job(label, path, (lambda b=blob: b)))
@@ -658,10 +673,17 @@ def main(argv):
     ap.add_argument("--timeout", type=float, default=20.0,
                     help="seconds per input before it counts as a hang")
     ap.add_argument("--seed", type=int, default=20240611)
-    ap.add_argument("--max-variants", type=int, default=4000,
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="garbled/token variants of each kind per file")
+    ap.add_argument("--max-variants", type=int, default=12000,
                     help="cap on corpus-derived inputs; a deterministic "
                          "sample is taken above it (hostile inputs are "
                          "always run)")
+    ap.add_argument("--inputs",
+                    default=os.path.join(os.path.dirname(
+                        os.path.abspath(__file__)), "inputs"),
+                    help="directory of saved reproducers, run unmodified "
+                         "(default: inputs/ next to this script)")
     ap.add_argument("--no-hostile", action="store_true",
                     help="skip the generated hostile inputs")
     ap.add_argument("--only", help="run only inputs whose label contains this")
@@ -708,7 +730,7 @@ def main(argv):
     start = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="ksc-robustness-")
     try:
-        jobs = collect_corpus(roots, tmp, opts.seed)
+        jobs = collect_corpus(roots, tmp, opts.seed, opts.rounds)
         if len(jobs) > opts.max_variants:
             rng = random.Random("%s:sample" % opts.seed)
             keep = set(rng.sample(range(len(jobs)), opts.max_variants))
@@ -722,6 +744,16 @@ def main(argv):
                                    os.path.join(hdir, name), gen, extra))
             # big inputs first so they overlap with the many small ones
             jobs = hostile + jobs
+        if opts.inputs and os.path.isdir(opts.inputs):
+            # saved reproducers of past failures, run as they are
+            idir = os.path.join(tmp, "inputs")
+            shutil.copytree(opts.inputs, idir)
+            for fn in sorted(os.listdir(idir)):
+                if fn.endswith(".ks"):
+                    p = os.path.join(idir, fn)
+                    with open(p, "rb") as f:
+                        blob = f.read()
+                    jobs.append(Job("inputs/" + fn, p, (lambda b=blob: b)))
         if opts.only:
             jobs = [j for j in jobs if opts.only in j.label]
 

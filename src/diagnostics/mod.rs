@@ -56,7 +56,7 @@ pub struct Diagnostics {
     dropped: usize,
 }
 
-const MAX_ERRORS: usize = 100;
+pub const MAX_ERRORS: usize = 100;
 
 impl Diagnostics {
     pub fn new() -> Self {

@@ -40,6 +40,11 @@ pub fn parse_items(file: FileId, text: &str, opts: ParseOptions, next_expr_id: &
             Err(e) => {
                 let pos = off + error_pos(&e);
                 b.report_syntax_error(pos, &e);
+                // Past the flood limit nothing more would be shown; stop instead of grinding
+                // through a hostile file's remaining errors.
+                if b.diags.error_count() >= crate::diagnostics::MAX_ERRORS {
+                    break;
+                }
                 off = resync(text, pos.max(off + 1));
             }
         }
@@ -74,6 +79,9 @@ fn skip_trivia(text: &str, mut i: usize) -> usize {
     }
     i
 }
+
+/// Longest operator, prefix or postfix chain accepted in one expression.
+const MAX_CHAIN: usize = 256;
 
 const ITEM_STARTS: &[&str] = &[
     "fn", "@", "struct", "enum", "var", "pin", "local", "config", "include", "import", "type", "const", "extern", "impl",
@@ -729,9 +737,22 @@ impl<'a> Builder<'a> {
     // -------------------------------------------------------------------------------------------
     // Expressions
 
+    /// Rejects an operator, prefix, cast or postfix chain longer than `MAX_CHAIN`; with the
+    /// lexer's bracket bound this keeps every AST shallow enough for the recursive passes.
+    fn chain_too_long(&mut self, span: Span, count: usize, what: &str) -> bool {
+        if count <= MAX_CHAIN {
+            return false;
+        }
+        self.diags.error(Code::E0010, span, format!("{count} {what} in one expression; ksc accepts at most {MAX_CHAIN} (split it into several statements)"));
+        true
+    }
+
     fn expr(&mut self, p: Pair<'_, Rule>) -> Expr {
-        // Shunting-yard over `operand (op operand)*`: iterative, so long operator chains in huge
-        // inputs cannot overflow the stack.
+        let span = self.span(&p);
+        if self.chain_too_long(span, p.clone().into_inner().count() / 2, "binary operators") {
+            return self.mk(ExprKind::Int(0), span);
+        }
+        // Shunting-yard over `operand (op operand)*`: no recursion per operator.
         let mut operands: Vec<Expr> = Vec::new();
         let mut ops: Vec<(BinOp, Span)> = Vec::new();
         for c in p.into_inner() {
@@ -779,6 +800,10 @@ impl<'a> Builder<'a> {
     }
 
     fn operand(&mut self, p: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&p);
+        if self.chain_too_long(span, p.clone().into_inner().count().saturating_sub(1), "prefix operators and casts") {
+            return self.mk(ExprKind::Int(0), span);
+        }
         let mut prefixes = Vec::new();
         let mut casts = Vec::new();
         let mut core = None;
@@ -817,6 +842,10 @@ impl<'a> Builder<'a> {
     }
 
     fn postfix(&mut self, p: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&p);
+        if self.chain_too_long(span, p.clone().into_inner().count().saturating_sub(1), "postfix operations") {
+            return self.mk(ExprKind::Int(0), span);
+        }
         let mut it = p.into_inner();
         let mut e = self.atom(it.next().expect("postfix atom"));
         let mut after_index_or_call = false;
