@@ -23,7 +23,8 @@ Inputs fed to `ksc check`:
 * generated hostile inputs: 10 MB of valid-looking statements, 10 MB of random
   bytes, 100000 nested `(` and `{`, a 2 MB single-line `a+a+...`, long chains of
   `-`, an empty file, a BOM-only file, a 100 KB identifier, 100000 unterminated
-  strings, and a few more of the same spirit.
+  strings, and a few more of the same spirit;
+* every `.ks` file in inputs/ next to this script (saved reproducers), as is.
 
 Every root directory is copied into a temporary directory and the variants are
 written next to the copied original, so that `include`/`import` paths relative
@@ -403,6 +404,10 @@ def hostile_inputs(seed):
     add("long_mixed_ops.ks", lambda: wrap_main(
         b"    var a: u32 = 1\n    var r: u32 = a"
         + b"*a-a/a%a<<a>>a&a|a^a" * 50000))
+    # ~4.9 MB single line of short statements using an [ext] operator
+    add("one_line_statements.ks", lambda: wrap_main(
+        b"    var a: u32 = 1\n    var r: u32 = 0\n    "
+        + b"r = a as u32; " * 350000))
     add("long_and_chain.ks", lambda: wrap_main(
         b"    var a = true\n    var r = a" + b" && a" * 200000))
     add("long_compare_chain.ks", lambda: wrap_main(

@@ -792,9 +792,9 @@ impl<'a> Builder<'a> {
 
     /// W0006 (§3 rule 7): an extension operator at the start of a line continues the previous line.
     fn warn_line_start(&mut self, op_span: Span, what: &str) {
-        let before = &self.text[..op_span.lo as usize];
-        let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
-        if line_start > 0 && before[line_start..].trim().is_empty() {
+        // Only the whitespace just before the operator is looked at, so long lines stay linear.
+        let before = self.text[..op_span.lo as usize].trim_end_matches([' ', '\t', '\r']);
+        if before.ends_with('\n') {
             self.diags.warning(Code::W0006, op_span, format!("`{what}` at the start of a line continues the expression on the previous line; write `;` before it to start a new statement"));
         }
     }
