@@ -5,7 +5,7 @@ use super::consteval::ConstValue;
 use super::env::*;
 use super::types::*;
 use super::{Checker, Local};
-use crate::diagnostics::{Code, Span};
+use crate::diagnostics::Code;
 use crate::syntax::ast::*;
 
 /// Per-function checking state.
@@ -26,11 +26,13 @@ pub(crate) struct FnCtx {
     pub catch_all_depth: u32,
     /// Set while the arms of a `return match` are checked: their calls are tail calls (§9.5).
     pub tail_match: bool,
+    /// Stack bytes of aggregate locals, counted as they are declared (§19, E0601).
+    pub stack_bytes: u64,
 }
 
 impl FnCtx {
     pub fn new(kind: FnKind, ret: Ty) -> Self {
-        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, tail_match: false }
+        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, tail_match: false, stack_bytes: 0 }
     }
 
     pub fn world(&self) -> World {
@@ -198,8 +200,8 @@ impl<'a> Checker<'a> {
         if falls_through && !matches!(cx.ret, Ty::Void | Ty::Error) && !named {
             self.error(Code::E0405, decl.body.close_span(), format!("`{}` must return a `{}` on every path", decl.name.name, self.show(&cx.ret)));
         }
-        if cx.is_kernel() {
-            self.check_stack(id, &decl.body, decl.name.span);
+        if cx.is_kernel() && cx.stack_bytes > 512 {
+            self.error(Code::E0601, decl.name.span, format!("this function needs {} bytes of stack; eBPF allows 512", cx.stack_bytes));
         }
     }
 
@@ -216,68 +218,5 @@ impl<'a> Checker<'a> {
             },
             _ => false,
         }
-    }
-
-    /// E0601 (§19): locals whose address is taken or that are aggregates, rounded to 8.
-    fn check_stack(&mut self, _id: FuncId, body: &Block, name_span: Span) {
-        let mut total = 0u64;
-        self.stack_of_block(body, &mut total);
-        if total > 512 {
-            self.error(Code::E0601, name_span, format!("this function needs {total} bytes of stack; eBPF allows 512"));
-        }
-    }
-
-    fn stack_of_block(&mut self, b: &Block, total: &mut u64) {
-        for s in &b.stmts {
-            match &s.kind {
-                StmtKind::Var { init, ty, .. } => {
-                    let t = match (ty, init) {
-                        (Some(te), _) => self.resolve_type_silent(te),
-                        (None, Some(e)) => self.expr_types.get(e.id.0 as usize).cloned().unwrap_or(Ty::Error),
-                        _ => Ty::Error,
-                    };
-                    if matches!(t, Ty::Array(..) | Ty::Struct(_) | Ty::Str(_)) {
-                        *total += self.size_of(&t).unwrap_or(0).div_ceil(8) * 8;
-                    }
-                }
-                StmtKind::If { then, els, .. } => {
-                    self.stack_of_block(then, total);
-                    let mut e = els.as_deref();
-                    while let Some(br) = e {
-                        match br {
-                            ElseBranch::Block(b) => {
-                                self.stack_of_block(b, total);
-                                e = None;
-                            }
-                            ElseBranch::If(s) => {
-                                if let StmtKind::If { then, els, .. } = &s.kind {
-                                    self.stack_of_block(then, total);
-                                    e = els.as_deref();
-                                } else {
-                                    e = None;
-                                }
-                            }
-                        }
-                    }
-                }
-                StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => self.stack_of_block(body, total),
-                StmtKind::Try { body, catches } => {
-                    self.stack_of_block(body, total);
-                    for c in catches {
-                        self.stack_of_block(&c.body, total);
-                    }
-                }
-                _ => {}
-            }
-        }
-    }
-
-    /// Resolves a type for accounting without reporting (it was reported when checked).
-    fn resolve_type_silent(&mut self, t: &TypeExpr) -> Ty {
-        let mut scratch = crate::diagnostics::Diagnostics::new();
-        std::mem::swap(self.diags, &mut scratch);
-        let ty = self.resolve_type(t);
-        std::mem::swap(self.diags, &mut scratch);
-        ty
     }
 }

@@ -256,6 +256,9 @@ impl<'a> Checker<'a> {
             }
         };
         local.mutable = true;
+        if cx.is_kernel() && matches!(local.ty, Ty::Array(..) | Ty::Struct(_) | Ty::Str(_)) {
+            cx.stack_bytes += self.size_of(&local.ty).unwrap_or(0).div_ceil(8) * 8;
+        }
         self.declare_local(cx, name, local);
     }
 
