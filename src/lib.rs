@@ -7,5 +7,8 @@
 pub mod btf;
 pub mod diagnostics;
 pub mod driver;
+pub mod ir;
+pub mod lower;
+pub mod passes;
 pub mod sema;
 pub mod syntax;

@@ -13,7 +13,9 @@ kernel-side programs, a native executable for `main`, and kernel-module C for @k
 Examples:\n  ksc check firewall.ks            type-check and run every static check\n  \
 ksc --emit=ast firewall.ks       print the parsed syntax tree\n  \
 ksc build firewall.ks -o out/    write out/firewall.bpf.o and out/firewall\n  \
-ksc test firewall.ks             run the file's @test functions",
+ksc test firewall.ks             run the file's @test functions\n  \
+ksc --emit=ks-ir firewall.ks     print the high-level IR\n  \
+ksc opt --passes=partition-bpf x.ksir   run IR passes over textual IR",
     args_conflicts_with_subcommands = true,
     subcommand_negates_reqs = true
 )]
@@ -56,6 +58,20 @@ pub enum Command {
         #[arg(long, value_name = "SUBSTR")]
         filter: Option<String>,
     },
+    /// Parse textual KS-IR, run the named passes, verify and print the result (like mlir-opt).
+    Opt {
+        /// A .ksir file (`-` for standard input)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// Passes to run in order, comma separated (`ksc opt --list-passes` names them)
+        #[arg(long, value_delimiter = ',', value_name = "PASSES")]
+        passes: Vec<String>,
+        /// List the available passes and exit
+        #[arg(long)]
+        list_passes: bool,
+    },
+    /// Print the KS-IR op reference generated from ir-specs/.
+    IrReference,
     /// Build into a temporary directory and run the executable with ARGS.
     Run {
         #[command(flatten)]

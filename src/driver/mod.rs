@@ -2,8 +2,9 @@
 //! the outcome to an exit status (0 ok, 1 compile errors, 2 usage errors).
 
 mod cli;
+mod opt;
 
-use crate::diagnostics::{render_json, render_text, Code, Diagnostics, SourceMap, Span};
+use crate::diagnostics::{render_json, render_text, Diagnostics, SourceMap};
 use crate::sema::{self, CheckOptions};
 use crate::syntax::{self, ParseOptions};
 use clap::Parser;
@@ -26,35 +27,6 @@ pub fn main() -> i32 {
     }
 }
 
-/// Everything a command needs to know about the frontend run.
-struct Frontend {
-    sources: SourceMap,
-    diags: Diagnostics,
-    unit: syntax::ast::Unit,
-    checked: Option<sema::Checked>,
-}
-
-/// `analyse`: run semantic analysis after parsing (everything but `--emit=ast` does).
-fn frontend(common: &CommonArgs, analyse: bool) -> Frontend {
-    let mut sources = SourceMap::new();
-    let mut diags = Diagnostics::new();
-    let unit = syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags);
-    let mut checked = None;
-    if analyse && !diags.has_errors() {
-        let opts = CheckOptions { btf_path: common.btf.clone(), compat: common.compat };
-        checked = Some(sema::check(&unit, &opts, &mut diags));
-    }
-    Frontend { sources, diags, unit, checked }
-}
-
-fn report(fe: &Frontend, format: DiagnosticFormat) {
-    let out = match format {
-        DiagnosticFormat::Text => render_text(&fe.diags, &fe.sources),
-        DiagnosticFormat::Json => render_json(&fe.diags, &fe.sources),
-    };
-    eprint!("{out}");
-}
-
 /// Runs one command under `catch_unwind`, so that even a compiler bug becomes E0999, exit 1.
 fn run(cli: Cli) -> i32 {
     match std::panic::catch_unwind(move || dispatch(cli)) {
@@ -66,39 +38,70 @@ fn run(cli: Cli) -> i32 {
     }
 }
 
+fn report(diags: &Diagnostics, sources: &SourceMap, format: DiagnosticFormat) {
+    let out = match format {
+        DiagnosticFormat::Text => render_text(diags, sources),
+        DiagnosticFormat::Json => render_json(diags, sources),
+    };
+    eprint!("{out}");
+}
+
+/// What a command asks of the pipeline after the frontend.
+enum Stage {
+    Check,
+    Emit(Emit),
+    Missing(&'static str),
+}
+
 fn dispatch(cli: Cli) -> i32 {
     let (common, stage) = match cli.command {
-        Some(Command::Check { common }) => (common, None),
-        Some(Command::Build { common, .. }) => (common, Some("`ksc build`")),
-        Some(Command::Verify { common }) => (common, Some("`ksc verify`")),
-        Some(Command::Test { common, .. }) => (common, Some("`ksc test`")),
-        Some(Command::Run { common, .. }) => (common, Some("`ksc run`")),
+        Some(Command::Check { common }) => (common, Stage::Check),
+        Some(Command::Build { common, .. }) => (common, Stage::Missing("`ksc build`")),
+        Some(Command::Verify { common }) => (common, Stage::Missing("`ksc verify`")),
+        Some(Command::Test { common, .. }) => (common, Stage::Missing("`ksc test`")),
+        Some(Command::Run { common, .. }) => (common, Stage::Missing("`ksc run`")),
+        Some(Command::Opt { file, passes, list_passes }) => return opt::run(&file, &passes, list_passes),
+        Some(Command::IrReference) => {
+            print!("{}", crate::ir::ops::REFERENCE);
+            return 0;
+        }
         None => {
             let c = cli.compile;
             let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics };
-            let fe = frontend(&common, c.emit != Emit::Ast);
-            report(&fe, common.diagnostics);
-            if fe.diags.has_errors() {
-                return 1;
-            }
-            return match c.emit {
-                Emit::Ast => {
-                    print!("{}", crate::syntax::ast::dump(&fe.unit));
-                    0
-                }
-                other => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
-            };
+            (common, Stage::Emit(c.emit))
         }
     };
-    let fe = frontend(&common, true);
-    report(&fe, common.diagnostics);
-    if fe.diags.has_errors() {
-        return 1;
+    compile(&common, stage)
+}
+
+fn compile(common: &CommonArgs, stage: Stage) -> i32 {
+    let mut sources = SourceMap::new();
+    let mut diags = Diagnostics::new();
+    let unit = syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags);
+    if let Stage::Emit(Emit::Ast) = stage {
+        report(&diags, &sources, common.diagnostics);
+        if diags.has_errors() {
+            return 1;
+        }
+        print!("{}", crate::syntax::ast::dump(&unit));
+        return 0;
     }
-    let _ = &fe.checked;
+    let checked = if diags.has_errors() {
+        None
+    } else {
+        let opts = CheckOptions { btf_path: common.btf.clone(), compat: common.compat };
+        Some(sema::check(&unit, &opts, &mut diags))
+    };
+    report(&diags, &sources, common.diagnostics);
+    let Some(checked) = checked.filter(|_| !diags.has_errors()) else { return 1 };
     match stage {
-        None => 0,
-        Some(what) => stage_missing(what, &common.file),
+        Stage::Check => 0,
+        Stage::Emit(Emit::KsIr) => {
+            let module = crate::lower::lower_unit(&unit, &checked, &sources);
+            opt::print_verified(&module, "ks-ir")
+        }
+        Stage::Emit(other) => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
+        Stage::Missing(what) => stage_missing(what, &common.file),
     }
 }
 
@@ -117,7 +120,6 @@ fn emit_name(e: Emit) -> &'static str {
 
 /// A stage that does not exist yet says so and fails; it never pretends to have worked.
 fn stage_missing(what: &str, file: &Path) -> i32 {
-    let _ = (Code::E0999, Span::default());
     eprintln!("ksc: {}: {what} needs code generation, which this ksc does not have yet (the file checks cleanly)", file.display());
     1
 }

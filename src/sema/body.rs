@@ -60,7 +60,7 @@ impl FnCtx {
     }
 }
 
-impl<'a> Checker<'a> {
+impl<'a> Checker<'a, '_> {
     pub(super) fn check_bodies(&mut self) {
         self.compute_may_throw();
         let unit = self.unit;

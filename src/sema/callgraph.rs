@@ -7,7 +7,7 @@ use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
 use std::collections::{HashMap, HashSet};
 
-impl Checker<'_> {
+impl Checker<'_, '_> {
     /// Functions from which a throw can escape: a `throw` or a call of such a function outside
     /// every `try … catch _`. Computed before bodies are checked, from the syntax alone.
     pub(super) fn compute_may_throw(&mut self) {

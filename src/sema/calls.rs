@@ -10,7 +10,7 @@ use super::Checker;
 use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
 
-impl<'a> Checker<'a> {
+impl<'a> Checker<'a, '_> {
     /// `tail`: the call is the value of a `return` in a program (a tail-call candidate, §9.5).
     pub(super) fn call(&mut self, cx: &mut FnCtx, e: &Expr, callee: &Expr, args: &[Expr], tail: bool) -> Ty {
         match &callee.kind {

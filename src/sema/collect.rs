@@ -17,7 +17,7 @@ pub const BUILTIN_NAMES: &[&str] = &[
     "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll", "exec",
 ];
 
-impl<'a> Checker<'a> {
+impl<'a> Checker<'a, '_> {
     pub(super) fn collect(&mut self) {
         self.enter_prelude();
         let unit = self.unit;

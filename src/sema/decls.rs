@@ -22,7 +22,7 @@ const MAX_TRACED_PARAMS: usize = 6;
 /// Most parameters of a BPF subprogram or kfunc (§9.6, §19).
 const MAX_CALL_PARAMS: usize = 5;
 
-impl<'a> Checker<'a> {
+impl<'a> Checker<'a, '_> {
     pub(super) fn check_decls(&mut self) {
         let unit = self.unit;
         for item in &unit.items {

@@ -11,7 +11,7 @@ use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
 use std::rc::Rc;
 
-impl<'a> Checker<'a> {
+impl<'a> Checker<'a, '_> {
     /// Types `e`; `expected` is the context type where one exists (array literals, `null`).
     pub(super) fn expr(&mut self, cx: &mut FnCtx, e: &Expr, expected: Option<&Ty>) -> Ty {
         let t = self.expr_inner(cx, e, expected);

@@ -1,10 +1,17 @@
-//! C layout of KernelScript types (§6.1): sizes and alignments for `sizeof`, struct layout and
-//! the kernel stack accounting of §19.
+//! C layout of KernelScript types (§6.1): sizes, alignments and field offsets for `sizeof`, struct
+//! layout, the kernel stack accounting of §19, and the IR's struct declarations.
 
+use super::env::{EnumInfo, StructInfo};
 use super::types::Ty;
 use super::Checker;
 
-impl Checker<'_> {
+/// Layout queries over the checker's struct and enum tables.
+pub struct Layout<'t> {
+    pub structs: &'t [StructInfo],
+    pub enums: &'t [EnumInfo],
+}
+
+impl Layout<'_> {
     /// Size in bytes; `None` for types without storage (void, functions as values are 8).
     pub fn size_of(&self, t: &Ty) -> Option<u64> {
         Some(match t {
@@ -21,14 +28,8 @@ impl Checker<'_> {
                 if let Some(k) = s.kernel_size {
                     return Some(k);
                 }
-                let mut off = 0u64;
-                let mut align = 1u64;
-                for f in &s.fields {
-                    let a = self.align_of(&f.ty).unwrap_or(1);
-                    off = off.div_ceil(a) * a + self.size_of(&f.ty).unwrap_or(0);
-                    align = align.max(a);
-                }
-                off.div_ceil(align) * align
+                let (_, size, _) = self.c_layout(s);
+                size
             }
         })
     }
@@ -46,5 +47,30 @@ impl Checker<'_> {
             }
             other => self.size_of(other)?.max(1),
         })
+    }
+
+    /// Field offsets, size and alignment of a struct in C layout (natural alignment, no packing).
+    pub fn c_layout(&self, s: &StructInfo) -> (Vec<u64>, u64, u64) {
+        let mut offsets = Vec::with_capacity(s.fields.len());
+        let mut off = 0u64;
+        let mut align = 1u64;
+        for f in &s.fields {
+            let a = self.align_of(&f.ty).unwrap_or(1);
+            off = off.div_ceil(a) * a;
+            offsets.push(off);
+            off += self.size_of(&f.ty).unwrap_or(0);
+            align = align.max(a);
+        }
+        (offsets, off.div_ceil(align) * align, align)
+    }
+}
+
+impl Checker<'_, '_> {
+    pub fn size_of(&self, t: &Ty) -> Option<u64> {
+        Layout { structs: &self.structs, enums: &self.enums }.size_of(t)
+    }
+
+    pub fn align_of(&self, t: &Ty) -> Option<u64> {
+        Layout { structs: &self.structs, enums: &self.enums }.align_of(t)
     }
 }

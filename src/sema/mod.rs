@@ -15,7 +15,7 @@ pub mod consteval;
 mod decls;
 pub mod env;
 mod expr;
-mod layout;
+pub mod layout;
 mod stmt;
 pub mod types;
 
@@ -33,8 +33,20 @@ pub struct CheckOptions {
     pub compat: bool,
 }
 
-/// What later stages need from the checker.
-pub struct Checked {
+/// What later stages need from the checker: the resolved declarations, the type and folded value
+/// of every expression, and the whole-program facts (tail-call targets, functions that may throw).
+pub struct Checked<'a> {
+    pub btf: Option<KernelBtf>,
+    pub symbols: HashMap<String, Symbol>,
+    pub funcs: Vec<FuncInfo<'a>>,
+    pub externs: Vec<ExternInfo>,
+    pub impls: Vec<ImplInfo>,
+    pub const_items: Vec<ConstInfo>,
+    /// Imported module name → its functions by name.
+    pub modules: Vec<(String, HashMap<String, FuncId>)>,
+    pub may_throw: std::collections::HashSet<FuncId>,
+    /// Type of every local declaration, by the span of its name.
+    pub local_decls: HashMap<Span, LocalDecl>,
     pub structs: Vec<StructInfo>,
     pub enums: Vec<EnumInfo>,
     pub maps: Vec<MapInfo>,
@@ -48,7 +60,7 @@ pub struct Checked {
     pub tail_call_targets: Vec<String>,
 }
 
-pub fn check(unit: &Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked {
+pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked<'a> {
     let btf_path = opts.btf_path.clone().unwrap_or_else(KernelBtf::default_path);
     let btf = KernelBtf::load(&btf_path).ok();
     let mut c = Checker::new(unit, btf, diags);
@@ -58,6 +70,14 @@ pub fn check(unit: &Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Check
     c.check_bodies();
     c.check_call_graph();
     c.finish()
+}
+
+/// What later stages need to know about a local declaration (keyed by the name's span).
+#[derive(Clone, Debug)]
+pub struct LocalDecl {
+    pub ty: Ty,
+    /// `var v = m[k]` without a type: `v` denotes the map entry (§11.3).
+    pub entry_binding: bool,
 }
 
 /// One local variable in scope.
@@ -100,10 +120,10 @@ impl Local {
     }
 }
 
-pub(crate) struct Checker<'a> {
+pub(crate) struct Checker<'a, 'd> {
     pub unit: &'a Unit,
     pub btf: Option<KernelBtf>,
-    pub diags: &'a mut Diagnostics,
+    pub diags: &'d mut Diagnostics,
 
     pub symbols: HashMap<String, Symbol>,
     /// Where each top-level name was declared (for E0110 on redefinition).
@@ -134,10 +154,11 @@ pub(crate) struct Checker<'a> {
     pub const_done: HashMap<usize, Option<(Ty, ConstValue)>>,
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
+    pub local_decls: HashMap<Span, LocalDecl>,
 }
 
-impl<'a> Checker<'a> {
-    fn new(unit: &'a Unit, btf: Option<KernelBtf>, diags: &'a mut Diagnostics) -> Self {
+impl<'a, 'd> Checker<'a, 'd> {
+    fn new(unit: &'a Unit, btf: Option<KernelBtf>, diags: &'d mut Diagnostics) -> Self {
         Checker {
             unit,
             btf,
@@ -163,6 +184,7 @@ impl<'a> Checker<'a> {
             may_throw: Default::default(),
             const_done: HashMap::new(),
             compat: false,
+            local_decls: HashMap::new(),
         }
     }
 
@@ -179,7 +201,7 @@ impl<'a> Checker<'a> {
         types::Display(t, self).to_string()
     }
 
-    fn finish(self) -> Checked {
+    fn finish(self) -> Checked<'a> {
         let tail_call_targets = {
             let mut v: Vec<String> = Vec::new();
             for (_, callee, _) in &self.tail_calls {
@@ -191,6 +213,15 @@ impl<'a> Checker<'a> {
             v
         };
         Checked {
+            btf: self.btf,
+            symbols: self.symbols,
+            funcs: self.funcs,
+            externs: self.externs,
+            impls: self.impls,
+            const_items: self.consts,
+            modules: self.modules,
+            may_throw: self.may_throw,
+            local_decls: self.local_decls,
             structs: self.structs,
             enums: self.enums,
             maps: self.maps,
@@ -203,7 +234,17 @@ impl<'a> Checker<'a> {
     }
 }
 
-impl TypeNames for Checker<'_> {
+impl TypeNames for Checker<'_, '_> {
+    fn struct_name(&self, id: StructId) -> String {
+        self.structs.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+    }
+
+    fn enum_name(&self, id: EnumId) -> String {
+        self.enums.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+    }
+}
+
+impl TypeNames for Checked<'_> {
     fn struct_name(&self, id: StructId) -> String {
         self.structs.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
     }

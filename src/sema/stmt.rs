@@ -18,7 +18,7 @@ struct CondFacts {
     when_false: Vec<String>,
 }
 
-impl<'a> Checker<'a> {
+impl<'a> Checker<'a, '_> {
     /// Checks the statements of a block in the current scope; returns whether its end is reachable.
     pub(super) fn block_stmts(&mut self, cx: &mut FnCtx, b: &Block) -> bool {
         let mut reachable = true;
@@ -48,6 +48,7 @@ impl<'a> Checker<'a> {
             self.error(Code::E0110, name.span, format!("`{}` is already declared in this block", name.name));
             return;
         }
+        self.local_decls.insert(name.span, super::LocalDecl { ty: local.ty.clone(), entry_binding: local.entry_of.is_some() });
         scope.push((name.name.clone(), local));
     }
 

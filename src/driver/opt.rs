@@ -1,0 +1,96 @@
+//! `ksc opt`: textual KS-IR in, passes, verification, textual KS-IR out.
+
+use crate::ir::{self, Module};
+use std::path::Path;
+
+/// Prints a module after verifying it; a verifier failure is an internal error of the stage that
+/// produced the module.
+pub fn print_verified(m: &Module, stage: &str) -> i32 {
+    let errors = ir::verify::verify_module(m);
+    if errors.is_empty() {
+        print!("{}", ir::print::print_module(m));
+        return 0;
+    }
+    for e in &errors {
+        eprintln!("{}: error[E0999]: internal compiler error: {stage} does not verify: '{}' op {}", loc_text(m, e.op), m.op(e.op).opcode.name(), e.message);
+    }
+    1
+}
+
+fn loc_text(m: &Module, op: ir::OpId) -> String {
+    let l = m.op(op).loc;
+    let file = m.files.get(l.file as usize).map(String::as_str).unwrap_or("<ir>");
+    format!("{file}:{}:{}", l.line.max(1), l.col.max(1))
+}
+
+pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
+    if list {
+        for (name, about) in crate::passes::list() {
+            println!("{name:<20} {about}");
+        }
+        return 0;
+    }
+    let text = if file == Path::new("-") {
+        let mut s = String::new();
+        if std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).is_err() {
+            eprintln!("<stdin>:1:1: error: input is not UTF-8 text");
+            return 1;
+        }
+        s
+    } else {
+        match std::fs::read(file) {
+            Ok(b) => match String::from_utf8(b) {
+                Ok(s) => s,
+                Err(_) => {
+                    eprintln!("{}:1:1: error: input is not UTF-8 text", file.display());
+                    return 1;
+                }
+            },
+            Err(e) => {
+                eprintln!("{}:1:1: error: cannot read the file: {e}", file.display());
+                return 1;
+            }
+        }
+    };
+    let name = file.display().to_string();
+    let parsed = match ir::parse::parse_module(&text) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("{name}:{}:{}: error: {}", e.line, e.col, e.message);
+            return 1;
+        }
+    };
+    let mut module = parsed.module;
+    let at = |m: &Module, op: ir::OpId| {
+        let (l, c) = parsed.op_positions.get(&op).copied().unwrap_or((1, 1));
+        let _ = m;
+        format!("{name}:{l}:{c}")
+    };
+    let errors = ir::verify::verify_module(&module);
+    if !errors.is_empty() {
+        for e in &errors {
+            eprintln!("{}: error: '{}' op {}", at(&module, e.op), module.op(e.op).opcode.name(), e.message);
+        }
+        return 1;
+    }
+    for p in passes {
+        if let Err(msgs) = crate::passes::run(p, &mut module) {
+            for (op, m) in msgs {
+                match op {
+                    Some(op) => eprintln!("{}: error: {m}", at(&module, op)),
+                    None => eprintln!("{name}: error: {m}"),
+                }
+            }
+            return 1;
+        }
+        let errors = ir::verify::verify_module(&module);
+        if !errors.is_empty() {
+            for e in &errors {
+                eprintln!("{name}: error: after pass `{p}`: '{}' op {}", module.op(e.op).opcode.name(), e.message);
+            }
+            return 1;
+        }
+    }
+    print!("{}", ir::print::print_module(&module));
+    0
+}

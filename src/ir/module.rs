@@ -1,0 +1,346 @@
+//! The arena that holds a module: ops, SSA values, blocks and regions, addressed by handles.
+
+use super::{Opcode, Traits, Type};
+use std::rc::Rc;
+
+macro_rules! handle {
+    ($(#[$m:meta])* $name:ident) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(pub u32);
+        impl $name {
+            pub fn index(self) -> usize {
+                self.0 as usize
+            }
+        }
+    };
+}
+
+handle!(
+    /// An SSA value: an op result or a block argument.
+    Value
+);
+handle!(OpId);
+handle!(BlockId);
+handle!(RegionId);
+
+/// A branch target. Branch arguments are the branching op's operands (see `core.br`).
+pub type Successor = BlockId;
+
+/// A source position: file index into `Module::files`, 1-based line and column; line 0 is unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Loc {
+    pub file: u32,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// Attribute values.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Attr {
+    Int(i128),
+    Bool(bool),
+    Str(Vec<u8>),
+    Sym(String),
+    Type(Type),
+    Fields(Vec<(String, Type)>),
+    List(Vec<Attr>),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueDef {
+    Result(OpId, u32),
+    Arg(BlockId, u32),
+}
+
+#[derive(Clone, Debug)]
+pub struct ValueData {
+    pub ty: Type,
+    pub def: ValueDef,
+    /// Source name for function parameters (printed `%name`, and kept for debug info).
+    pub name: Option<Rc<str>>,
+}
+
+#[derive(Clone, Debug)]
+pub struct OpData {
+    pub opcode: Opcode,
+    pub operands: Vec<Value>,
+    pub results: Vec<Value>,
+    /// One slot per attribute of the spec, in spec order; `None` for an absent optional one.
+    pub attrs: Vec<Option<Attr>>,
+    pub regions: Vec<RegionId>,
+    pub successors: Vec<Successor>,
+    pub loc: Loc,
+    pub parent: Option<BlockId>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct BlockData {
+    pub args: Vec<Value>,
+    pub ops: Vec<OpId>,
+    pub parent: Option<RegionId>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct RegionData {
+    pub blocks: Vec<BlockId>,
+    pub parent: Option<OpId>,
+}
+
+/// A module: source file names (for locations) and a body block of module-level ops.
+#[derive(Clone, Debug)]
+pub struct Module {
+    pub files: Vec<String>,
+    values: Vec<ValueData>,
+    ops: Vec<OpData>,
+    blocks: Vec<BlockData>,
+    regions: Vec<RegionData>,
+    pub body: BlockId,
+}
+
+impl Default for Module {
+    fn default() -> Self {
+        Module::new()
+    }
+}
+
+impl Module {
+    pub fn new() -> Module {
+        let mut m = Module { files: Vec::new(), values: Vec::new(), ops: Vec::new(), blocks: Vec::new(), regions: Vec::new(), body: BlockId(0) };
+        m.body = m.new_block(None);
+        m
+    }
+
+    pub fn op(&self, id: OpId) -> &OpData {
+        &self.ops[id.index()]
+    }
+
+    pub fn op_mut(&mut self, id: OpId) -> &mut OpData {
+        &mut self.ops[id.index()]
+    }
+
+    pub fn block(&self, id: BlockId) -> &BlockData {
+        &self.blocks[id.index()]
+    }
+
+    pub fn block_mut(&mut self, id: BlockId) -> &mut BlockData {
+        &mut self.blocks[id.index()]
+    }
+
+    pub fn region(&self, id: RegionId) -> &RegionData {
+        &self.regions[id.index()]
+    }
+
+    pub fn region_mut(&mut self, id: RegionId) -> &mut RegionData {
+        &mut self.regions[id.index()]
+    }
+
+    pub fn value(&self, v: Value) -> &ValueData {
+        &self.values[v.index()]
+    }
+
+    pub fn value_type(&self, v: Value) -> &Type {
+        &self.values[v.index()].ty
+    }
+
+    pub fn set_value_type(&mut self, v: Value, ty: Type) {
+        self.values[v.index()].ty = ty;
+    }
+
+    pub fn set_value_name(&mut self, v: Value, name: Option<Rc<str>>) {
+        self.values[v.index()].name = name;
+    }
+
+    pub fn value_count(&self) -> usize {
+        self.values.len()
+    }
+
+    pub fn new_value(&mut self, ty: Type, def: ValueDef) -> Value {
+        self.values.push(ValueData { ty, def, name: None });
+        Value(self.values.len() as u32 - 1)
+    }
+
+    pub fn new_block(&mut self, parent: Option<RegionId>) -> BlockId {
+        self.blocks.push(BlockData { args: Vec::new(), ops: Vec::new(), parent });
+        let b = BlockId(self.blocks.len() as u32 - 1);
+        if let Some(r) = parent {
+            self.regions[r.index()].blocks.push(b);
+        }
+        b
+    }
+
+    pub fn new_region(&mut self, parent: Option<OpId>) -> RegionId {
+        self.regions.push(RegionData { blocks: Vec::new(), parent });
+        RegionId(self.regions.len() as u32 - 1)
+    }
+
+    pub fn add_block_arg(&mut self, b: BlockId, ty: Type) -> Value {
+        let idx = self.blocks[b.index()].args.len() as u32;
+        let v = self.new_value(ty, ValueDef::Arg(b, idx));
+        self.blocks[b.index()].args.push(v);
+        v
+    }
+
+    /// Creates an op that belongs to no block yet; `regions` empty regions are attached.
+    pub fn create_op(&mut self, opcode: Opcode, operands: Vec<Value>, result_types: Vec<Type>, attrs: Vec<Option<Attr>>, regions: usize, successors: Vec<Successor>, loc: Loc) -> OpId {
+        let id = OpId(self.ops.len() as u32);
+        self.ops.push(OpData { opcode, operands, results: Vec::new(), attrs, regions: Vec::new(), successors, loc, parent: None });
+        let results = result_types.into_iter().enumerate().map(|(i, t)| self.new_value(t, ValueDef::Result(id, i as u32))).collect();
+        self.ops[id.index()].results = results;
+        let regions = (0..regions).map(|_| self.new_region(Some(id))).collect();
+        self.ops[id.index()].regions = regions;
+        id
+    }
+
+    /// Places a parentless op into a block at `pos` (or at the end).
+    pub fn place_op(&mut self, op: OpId, block: BlockId, pos: Option<usize>) {
+        self.ops[op.index()].parent = Some(block);
+        let ops = &mut self.blocks[block.index()].ops;
+        match pos {
+            Some(p) => ops.insert(p, op),
+            None => ops.push(op),
+        }
+    }
+
+    /// Takes an op out of its block (it stays in the arena, unreachable).
+    pub fn detach_op(&mut self, op: OpId) {
+        if let Some(b) = self.ops[op.index()].parent.take() {
+            self.blocks[b.index()].ops.retain(|&o| o != op);
+        }
+    }
+
+    pub fn attr(&self, op: OpId, name: &str) -> Option<&Attr> {
+        let o = self.op(op);
+        o.opcode.info().attr_index(name).and_then(|i| o.attrs[i].as_ref())
+    }
+
+    pub fn set_attr(&mut self, op: OpId, name: &str, value: Option<Attr>) {
+        let i = self.op(op).opcode.info().attr_index(name).unwrap_or_else(|| panic!("{} has no attribute {name}", self.op(op).opcode.name()));
+        self.ops[op.index()].attrs[i] = value;
+    }
+
+    /// The `name` symbol of a module-level op.
+    pub fn symbol(&self, op: OpId) -> Option<&str> {
+        match self.attr(op, "name") {
+            Some(Attr::Sym(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Module-level ops in order.
+    pub fn top_ops(&self) -> &[OpId] {
+        &self.blocks[self.body.index()].ops
+    }
+
+    /// The module-level op declaring `name`.
+    pub fn lookup_symbol(&self, name: &str) -> Option<OpId> {
+        self.top_ops().iter().copied().find(|&o| self.symbol(o) == Some(name))
+    }
+
+    pub fn funcs(&self) -> impl Iterator<Item = OpId> + '_ {
+        self.top_ops().iter().copied().filter(|&o| self.op(o).opcode == Opcode::KsFunc)
+    }
+
+    /// The op that owns the region containing `block`.
+    pub fn block_owner(&self, block: BlockId) -> Option<OpId> {
+        self.block(block).parent.and_then(|r| self.region(r).parent)
+    }
+
+    /// The op enclosing `op` (None at module level).
+    pub fn parent_op(&self, op: OpId) -> Option<OpId> {
+        self.op(op).parent.and_then(|b| self.block_owner(b))
+    }
+
+    /// The module-level op (function, usually) that contains `op`.
+    pub fn top_level_of(&self, mut op: OpId) -> OpId {
+        while let Some(p) = self.parent_op(op) {
+            op = p;
+        }
+        op
+    }
+
+    /// Every op nested in a region, in pre-order (an op before the ops of its regions).
+    pub fn walk_region(&self, region: RegionId, f: &mut dyn FnMut(OpId)) {
+        let mut stack: Vec<OpId> = Vec::new();
+        for &b in self.region(region).blocks.iter().rev() {
+            stack.extend(self.block(b).ops.iter().rev());
+        }
+        while let Some(op) = stack.pop() {
+            f(op);
+            for &r in self.op(op).regions.iter().rev() {
+                for &b in self.region(r).blocks.iter().rev() {
+                    stack.extend(self.block(b).ops.iter().rev());
+                }
+            }
+        }
+    }
+
+    /// Every op nested in `op`'s regions, in pre-order.
+    pub fn walk_nested(&self, op: OpId, f: &mut dyn FnMut(OpId)) {
+        for &r in &self.op(op).regions {
+            self.walk_region(r, f);
+        }
+    }
+
+    pub fn is_terminator(&self, op: OpId) -> bool {
+        self.op(op).opcode.has(Traits::TERMINATOR)
+    }
+
+    /// Replaces every use of `from` by `to` inside `op`'s regions (and `op` itself).
+    pub fn replace_uses_in(&mut self, op: OpId, from: Value, to: Value) {
+        let mut ids = vec![op];
+        self.walk_nested(op, &mut |o| ids.push(o));
+        for o in ids {
+            for v in &mut self.ops[o.index()].operands {
+                if *v == from {
+                    *v = to;
+                }
+            }
+        }
+    }
+}
+
+/// Appends ops at an insertion point with a current source location.
+pub struct Builder<'m> {
+    pub module: &'m mut Module,
+    pub block: BlockId,
+    /// Insert before this index of the block instead of appending.
+    pub at: Option<usize>,
+    pub loc: Loc,
+}
+
+impl<'m> Builder<'m> {
+    pub fn new(module: &'m mut Module, block: BlockId) -> Self {
+        Builder { module, block, at: None, loc: Loc::default() }
+    }
+
+    /// Creates an op at the insertion point. Each region gets an empty entry block.
+    pub fn insert(&mut self, opcode: Opcode, operands: Vec<Value>, result_types: Vec<Type>, attrs: Vec<Option<Attr>>, regions: usize, successors: Vec<Successor>) -> OpId {
+        let op = self.module.create_op(opcode, operands, result_types, attrs, regions, successors, self.loc);
+        for i in 0..regions {
+            let r = self.module.op(op).regions[i];
+            self.module.new_block(Some(r));
+        }
+        self.module.place_op(op, self.block, self.at);
+        if let Some(a) = &mut self.at {
+            *a += 1;
+        }
+        op
+    }
+
+    /// Moves the insertion point to the end of a block.
+    pub fn set_block(&mut self, block: BlockId) {
+        self.block = block;
+        self.at = None;
+    }
+
+    /// The entry block of region `i` of `op`.
+    pub fn entry(&self, op: OpId, i: usize) -> BlockId {
+        self.module.region(self.module.op(op).regions[i]).blocks[0]
+    }
+
+    /// True when the current block already ends in a terminator.
+    pub fn terminated(&self) -> bool {
+        self.module.block(self.block).ops.last().is_some_and(|&o| self.module.is_terminator(o))
+    }
+}

@@ -1,0 +1,270 @@
+//! Lowering of the checked AST into the `ks` dialect: one IR function per source function, a
+//! declaration op per struct, map, global, config, extern and struct_ops impl, and the source
+//! span of every construct as the op's location.
+//!
+//! Locals live in `core.local` stack slots (LLVM's mem2reg turns them into registers later), so
+//! the lowering never has to build SSA form by hand; control flow stays structured (`ks.if`,
+//! `ks.while`, `ks.for`, `ks.try`, `ks.defer`) until the target lowerings flatten it.
+
+mod body;
+mod expr;
+mod types;
+
+use crate::diagnostics::{FileId, SourceMap, Span};
+use crate::ir::{Attr, Builder, Loc, Module, Type};
+use crate::sema::consteval::ConstValue;
+use crate::sema::env::{FnKind, FuncId, ProgKind, StructOrigin, World};
+use crate::sema::types::{StructId, Ty};
+use crate::sema::Checked;
+use crate::syntax::ast::{Item, ItemKind, Unit};
+use std::collections::{BTreeSet, HashMap};
+
+/// Lowers a checked unit to a `ks` module.
+pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module {
+    let mut lw = Lowerer { ck: checked, sources, m: Module::new(), files: HashMap::new(), used_structs: BTreeSet::new(), externs: HashMap::new(), has_kernel: false };
+    lw.has_kernel = checked.funcs.iter().any(|f| f.kind.world() == World::Kernel) || !checked.impls.is_empty();
+    lw.declarations(unit);
+    for (i, f) in checked.funcs.iter().enumerate() {
+        lw.function(FuncId(i as u32), f.item);
+    }
+    lw.impls(unit);
+    lw.struct_decls();
+    lw.m
+}
+
+pub(crate) struct Lowerer<'c, 'a> {
+    pub ck: &'c Checked<'a>,
+    pub sources: &'c SourceMap,
+    pub m: Module,
+    files: HashMap<FileId, u32>,
+    /// Structs referenced by the module, declared at the end.
+    pub used_structs: BTreeSet<StructId>,
+    /// Externs declared so far (user `extern`s and helpers called by name).
+    pub externs: HashMap<String, ()>,
+    /// The unit has kernel-side code (globals then live in the BPF object).
+    has_kernel: bool,
+}
+
+impl<'c, 'a> Lowerer<'c, 'a> {
+    pub fn loc(&mut self, span: Span) -> Loc {
+        if self.sources.is_empty() {
+            return Loc::default();
+        }
+        let source = self.sources.get(span.file);
+        let file = match self.files.get(&span.file) {
+            Some(&f) => f,
+            None => {
+                self.m.files.push(source.display.clone());
+                let f = self.m.files.len() as u32 - 1;
+                self.files.insert(span.file, f);
+                f
+            }
+        };
+        let (line, col) = source.line_col(span.lo);
+        Loc { file, line: line as u32, col: col as u32 }
+    }
+
+    fn top(&mut self) -> Builder<'_> {
+        let body = self.m.body;
+        Builder::new(&mut self.m, body)
+    }
+
+    fn const_attr(&self, v: &ConstValue) -> Attr {
+        match v {
+            ConstValue::Int(i) => Attr::Int(*i),
+            ConstValue::Bool(b) => Attr::Bool(*b),
+            ConstValue::Char(c) => Attr::Int(*c as i128),
+            ConstValue::Str(s) => Attr::Str(s.clone()),
+        }
+    }
+
+    fn declarations(&mut self, unit: &Unit) {
+        let ck = self.ck;
+        for item in &unit.items {
+            let loc = self.loc(item.span);
+            match &item.kind {
+                ItemKind::Map(d) => {
+                    let Some(mi) = ck.maps.iter().find(|m| m.name == d.name.name) else { continue };
+                    let key = (!mi.key.is_error()).then(|| self.ir_type(&mi.key));
+                    let value = self.ir_type(&mi.value);
+                    let numa = d.flags.iter().find(|f| f.name.name == "numa_node").and_then(|f| f.arg).map(|(n, _)| n as i128);
+                    let kind = format!("{:?}", mi.kind).to_lowercase();
+                    let kind = match mi.kind {
+                        crate::sema::env::MapKind::PercpuHash => "percpu_hash".to_string(),
+                        crate::sema::env::MapKind::PercpuArray => "percpu_array".to_string(),
+                        crate::sema::env::MapKind::LruHash => "lru_hash".to_string(),
+                        crate::sema::env::MapKind::LpmTrie => "lpm_trie".to_string(),
+                        crate::sema::env::MapKind::BloomFilter => "bloom_filter".to_string(),
+                        crate::sema::env::MapKind::PerfEventArray => "perf_event_array".to_string(),
+                        _ => kind,
+                    };
+                    let mut b = self.top();
+                    b.loc = loc;
+                    b.ks_map(&mi.name, kind.as_bytes(), key, value, mi.max_entries as i128, mi.flags as i128, mi.pinned, numa);
+                }
+                ItemKind::Global(g) => {
+                    let Some(gi) = ck.globals.iter().find(|x| x.name == g.name.name) else { continue };
+                    let ty = self.ir_type(&gi.ty);
+                    let init = g.init.as_ref().and_then(|e| ck.consts.get(&e.id)).map(|v| self.const_attr(v)).or_else(|| g.init.as_ref().and_then(|e| self.array_init(e)));
+                    let storage = if gi.pinned {
+                        "pinned"
+                    } else if gi.local {
+                        "local"
+                    } else if self.has_kernel {
+                        "shared"
+                    } else {
+                        "process"
+                    };
+                    let mut b = self.top();
+                    b.loc = loc;
+                    b.ks_global(&gi.name, ty, storage.as_bytes(), init);
+                }
+                ItemKind::Config(c) => {
+                    let Some(ci) = ck.configs.iter().find(|x| x.name == c.name.name) else { continue };
+                    let fields: Vec<(String, Type)> = ci.fields.iter().map(|f| (f.name.clone(), self.ir_type(&f.ty))).collect();
+                    let defaults = c.fields.iter().map(|f| f.default.as_ref().and_then(|e| ck.consts.get(&e.id)).map(|v| self.const_attr(v)).unwrap_or(Attr::Int(0))).collect();
+                    // The config's storage is the struct NAME_config (§12.3).
+                    let info = crate::sema::env::StructInfo { name: format!("{}_config", ci.name), fields: ci.fields.clone(), origin: StructOrigin::File, btf_id: None, kernel_size: None, span: None };
+                    let (offsets, size, align) = crate::sema::layout::Layout { structs: &ck.structs, enums: &ck.enums }.c_layout(&info);
+                    let mut b = self.top();
+                    b.loc = loc;
+                    b.ks_struct(&info.name, fields.clone(), offsets.into_iter().map(|o| Attr::Int(o as i128)).collect(), size as i128, align as i128, b"config".as_slice(), None);
+                    b.ks_config(&ci.name, fields, defaults);
+                }
+                ItemKind::Extern(e) => {
+                    let Some(ei) = ck.externs.iter().find(|x| x.name == e.name.name) else { continue };
+                    let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType { params: ei.params.iter().map(|p| self.ir_type(p)).collect(), ret: self.ir_type(&ei.ret) }));
+                    let id = ei.helper_id.map(|i| i as i128);
+                    let name = ei.name.clone();
+                    self.externs.insert(name.clone(), ());
+                    let mut b = self.top();
+                    b.loc = loc;
+                    b.ks_extern(&name, ty, id);
+                }
+                ItemKind::Struct(s) => {
+                    if let Some(&id) = self.struct_id(&s.name.name).as_ref() {
+                        if ck.structs[id.0 as usize].origin == StructOrigin::File {
+                            self.used_structs.insert(id);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Initialisers that are array literals of constants.
+    fn array_init(&self, e: &crate::syntax::ast::Expr) -> Option<Attr> {
+        if let crate::syntax::ast::ExprKind::ArrayLit(items) = &e.kind {
+            let vals: Option<Vec<Attr>> = items.iter().map(|i| self.ck.consts.get(&i.id).map(|v| self.const_attr(v))).collect();
+            return vals.map(Attr::List);
+        }
+        None
+    }
+
+    pub fn struct_id(&self, name: &str) -> Option<StructId> {
+        match self.ck.symbols.get(name) {
+            Some(crate::sema::env::Symbol::Struct(id)) => Some(*id),
+            _ => self.ck.structs.iter().position(|s| s.name == name).map(|i| StructId(i as u32)),
+        }
+    }
+
+    /// The IR name of a function (struct_ops methods are `<impl>_<method>`, imported ones `mod.f`).
+    pub fn func_name(&self, id: FuncId) -> String {
+        let f = &self.ck.funcs[id.0 as usize];
+        match (&f.kind, &f.module) {
+            (FnKind::StructOpsMethod { impl_name }, _) => format!("{impl_name}_{}", f.name),
+            (_, Some(m)) => format!("{m}.{}", f.name),
+            _ => f.name.clone(),
+        }
+    }
+
+    fn function(&mut self, id: FuncId, item: &Item) {
+        let f = &self.ck.funcs[id.0 as usize];
+        let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType { params: f.params.iter().map(|p| self.ir_type(p)).collect(), ret: self.ir_type(&f.ret) }));
+        let target = match f.kind.world() {
+            World::Kernel => "bpf",
+            World::User => "host",
+            World::Module => "kmod",
+        };
+        let attach = match &f.kind {
+            FnKind::Program { arg, .. } => arg.clone(),
+            FnKind::StructOpsMethod { .. } => Some(f.name.clone()),
+            _ => None,
+        };
+        let kind = f.kind.program_kind();
+        let section = kind.map(|k| section_name(k, attach.as_deref().unwrap_or(""), &f.name));
+        let may_throw = self.ck.may_throw.contains(&id).then_some(true);
+        let test = (f.kind == FnKind::Test).then_some(true);
+        let name = self.func_name(id);
+        let loc = self.loc(item.span);
+        let op = {
+            let mut b = self.top();
+            b.loc = loc;
+            b.ks_func(&name, ty, target.as_bytes(), kind.map(|k| kind_name(k).as_bytes().to_vec()), attach.map(String::into_bytes), section.map(String::into_bytes), may_throw, test)
+        };
+        body::lower_body(self, id, op);
+    }
+
+    fn impls(&mut self, unit: &Unit) {
+        for item in &unit.items {
+            let ItemKind::Impl(d) = &item.kind else { continue };
+            let Some(info) = self.ck.impls.iter().find(|i| i.name == d.name.name) else { continue };
+            let mut members = Vec::new();
+            let mut methods = Vec::new();
+            for m in &d.methods {
+                if let ItemKind::Func(f) = &m.kind {
+                    members.push(Attr::Str(f.name.name.clone().into_bytes()));
+                    methods.push(Attr::Sym(format!("{}_{}", d.name.name, f.name.name)));
+                }
+            }
+            let field_names = d.fields.iter().map(|f| Attr::Str(f.name.name.clone().into_bytes())).collect();
+            let field_values = d.fields.iter().map(|f| self.ck.consts.get(&f.value.id).map(|v| self.const_attr(v)).unwrap_or(Attr::Int(0))).collect();
+            let kernel_struct = info.kernel_struct.clone();
+            let loc = self.loc(item.span);
+            let mut b = self.top();
+            b.loc = loc;
+            b.ks_impl(&d.name.name, kernel_struct.into_bytes(), members, methods, field_names, field_values);
+        }
+    }
+
+    /// Converts a checked type; struct references are remembered so their declarations get emitted.
+    pub fn ir_type(&mut self, t: &Ty) -> Type {
+        types::ir_type(self, t)
+    }
+}
+
+pub fn kind_name(k: ProgKind) -> &'static str {
+    match k {
+        ProgKind::Xdp => "xdp",
+        ProgKind::Tc => "tc",
+        ProgKind::Probe => "probe",
+        ProgKind::Kprobe => "kprobe",
+        ProgKind::Fexit => "fexit",
+        ProgKind::Kretprobe => "kretprobe",
+        ProgKind::Tracepoint => "tracepoint",
+        ProgKind::TpBtf => "tp_btf",
+        ProgKind::PerfEvent => "perf_event",
+        ProgKind::Lsm => "lsm",
+        ProgKind::CgroupSkb => "cgroup_skb",
+        ProgKind::StructOps => "struct_ops",
+    }
+}
+
+/// The ELF section libbpf expects for a program kind (LANGUAGE.md §9.2, TOOLCHAIN.md).
+pub fn section_name(k: ProgKind, arg: &str, _fname: &str) -> String {
+    match k {
+        ProgKind::Xdp => "xdp".into(),
+        ProgKind::Tc => format!("tcx/{arg}"),
+        ProgKind::Probe => format!("fentry/{arg}"),
+        ProgKind::Kprobe => format!("kprobe/{arg}"),
+        ProgKind::Fexit => format!("fexit/{arg}"),
+        ProgKind::Kretprobe => format!("kretprobe/{arg}"),
+        ProgKind::Tracepoint => format!("tracepoint/{arg}"),
+        ProgKind::TpBtf => format!("tp_btf/{arg}"),
+        ProgKind::PerfEvent => "perf_event".into(),
+        ProgKind::Lsm => format!("lsm/{arg}"),
+        ProgKind::CgroupSkb => format!("cgroup_skb/{arg}"),
+        ProgKind::StructOps => format!("struct_ops/{arg}"),
+    }
+}

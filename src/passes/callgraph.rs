@@ -1,0 +1,87 @@
+//! The call graph of a module (petgraph): which function calls, tail-calls or references which.
+
+use super::PassResult;
+use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode};
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use std::collections::HashMap;
+
+/// How one function reaches another.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Edge {
+    Call,
+    TailCall,
+    /// A function named as a value or handler (`func_addr`, `load`, `on_event`, `test`, impls).
+    Reference,
+}
+
+pub struct CallGraph {
+    pub graph: DiGraph<OpId, (Edge, OpId)>,
+    pub node: HashMap<OpId, NodeIndex>,
+}
+
+impl CallGraph {
+    pub fn build(m: &Module) -> CallGraph {
+        let mut graph = DiGraph::new();
+        let mut node = HashMap::new();
+        let mut by_name = HashMap::new();
+        for f in m.funcs() {
+            node.insert(f, graph.add_node(f));
+            by_name.insert(m.symbol(f).unwrap_or_default().to_string(), f);
+        }
+        for f in m.funcs() {
+            let from = node[&f];
+            let mut edges = Vec::new();
+            m.walk_nested(f, &mut |op| {
+                let data = m.op(op);
+                let (edge, attr) = match data.opcode {
+                    Opcode::CoreCall => (Edge::Call, "callee"),
+                    Opcode::KsTailCall => (Edge::TailCall, "callee"),
+                    Opcode::CoreFuncAddr => (Edge::Reference, "callee"),
+                    Opcode::KsLoadProg | Opcode::KsTestRun => (Edge::Reference, "prog"),
+                    Opcode::KsRbOnEvent => (Edge::Reference, "handler"),
+                    Opcode::BpfLoop => (Edge::Call, "callback"),
+                    _ => return,
+                };
+                if let Some(Attr::Sym(s)) = m.attr(op, attr) {
+                    if let Some(&to) = by_name.get(s.as_str()) {
+                        edges.push((to, edge, op));
+                    }
+                }
+            });
+            for (to, e, op) in edges {
+                graph.add_edge(from, node[&to], (e, op));
+            }
+        }
+        CallGraph { graph, node }
+    }
+}
+
+fn target(m: &Module, f: OpId) -> &[u8] {
+    KsFunc(f).target(m)
+}
+
+/// Recursion among kernel functions cannot be compiled for eBPF (LANGUAGE.md §9.4, E0502).
+pub fn check_recursion(m: &mut Module) -> PassResult {
+    let cg = CallGraph::build(m);
+    let mut errors = Vec::new();
+    for scc in petgraph::algo::tarjan_scc(&cg.graph) {
+        let f = cg.graph[scc[0]];
+        if target(m, f) != b"bpf" {
+            continue;
+        }
+        let self_loop = cg.graph.edges_connecting(scc[0], scc[0]).any(|e| e.weight().0 == Edge::Call);
+        if scc.len() == 1 && !self_loop {
+            continue;
+        }
+        let mut names: Vec<&str> = scc.iter().map(|&n| m.symbol(cg.graph[n]).unwrap_or("?")).collect();
+        names.reverse();
+        let at = cg.graph.edges(scc[0]).find(|e| scc.contains(&e.target())).map(|e| e.weight().1);
+        errors.push((at, format!("recursion in kernel code: {} -> {}", names.join(" -> "), names[0])));
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,37 @@
+//! The pass manager and the passes over KS-IR. Each pass is a function over a module, registered
+//! by name so `ksc opt --passes=a,b` and the compilation pipelines run the same code.
+
+pub mod callgraph;
+mod partition;
+
+use crate::ir::{Module, OpId};
+
+/// A pass failure: messages, each optionally at an op.
+pub type PassErrors = Vec<(Option<OpId>, String)>;
+pub type PassResult = Result<(), PassErrors>;
+
+struct Pass {
+    name: &'static str,
+    about: &'static str,
+    run: fn(&mut Module) -> PassResult,
+}
+
+const PASSES: &[Pass] = &[
+    Pass { name: "check-recursion", about: "reject recursion among kernel (bpf) functions, naming the cycle", run: callgraph::check_recursion },
+    Pass { name: "reachability", about: "drop functions and declarations no root (program, main, test, kfunc, impl) reaches", run: partition::reachability },
+    Pass { name: "partition-bpf", about: "keep only the kernel side: bpf functions and the declarations they use", run: |m| partition::partition(m, "bpf") },
+    Pass { name: "partition-host", about: "keep only the userspace side: host functions and the declarations they use", run: |m| partition::partition(m, "host") },
+    Pass { name: "partition-kmod", about: "keep only the kernel-module side: kmod functions", run: |m| partition::partition(m, "kmod") },
+];
+
+pub fn list() -> Vec<(&'static str, &'static str)> {
+    PASSES.iter().map(|p| (p.name, p.about)).collect()
+}
+
+/// Runs the pass called `name`.
+pub fn run(name: &str, m: &mut Module) -> PassResult {
+    match PASSES.iter().find(|p| p.name == name) {
+        Some(p) => (p.run)(m),
+        None => Err(vec![(None, format!("unknown pass `{name}` (see `ksc opt --list-passes`)"))]),
+    }
+}

@@ -1,0 +1,141 @@
+//! Target partitioning and reachability: one module holds all three worlds after lowering; the
+//! backends each get only their functions and the declarations those functions use.
+
+use super::callgraph::CallGraph;
+use super::PassResult;
+use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode};
+use petgraph::visit::Dfs;
+use std::collections::HashSet;
+
+/// Functions that are entry points: programs, main, tests, kfuncs and struct_ops methods.
+fn is_root(m: &Module, f: OpId) -> bool {
+    let v = KsFunc(f);
+    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main") || v.target(m) == b"kmod" && !is_private(m, f) || implemented(m, f)
+}
+
+fn is_private(_m: &Module, _f: OpId) -> bool {
+    false
+}
+
+fn implemented(m: &Module, f: OpId) -> bool {
+    let name = m.symbol(f).unwrap_or_default();
+    m.top_ops().iter().any(|&o| m.op(o).opcode == Opcode::KsImpl && matches!(m.attr(o, "methods"), Some(Attr::List(l)) if l.contains(&Attr::Sym(name.to_string()))))
+}
+
+/// Symbols used anywhere inside the given ops (maps, globals, configs, externs, structs, funcs).
+fn used_symbols(m: &Module, roots: &[OpId]) -> HashSet<String> {
+    let mut used = HashSet::new();
+    for &r in roots {
+        let mut visit = |op: OpId| {
+            for a in m.op(op).attrs.iter().flatten() {
+                collect_attr(a, &mut used);
+            }
+            for &v in m.op(op).results.iter().chain(&m.op(op).operands) {
+                collect_struct_names(m.value_type(v), &mut used);
+            }
+        };
+        visit(r);
+        m.walk_nested(r, &mut visit);
+        for &rg in &m.op(r).regions {
+            for &b in &m.region(rg).blocks {
+                for &a in &m.block(b).args {
+                    collect_struct_names(m.value_type(a), &mut used);
+                }
+            }
+        }
+    }
+    used
+}
+
+fn collect_attr(a: &Attr, used: &mut HashSet<String>) {
+    match a {
+        Attr::Sym(s) => {
+            used.insert(s.clone());
+        }
+        Attr::Type(t) => collect_struct_names(t, used),
+        Attr::Fields(fs) => fs.iter().for_each(|(_, t)| collect_struct_names(t, used)),
+        Attr::List(l) => l.iter().for_each(|a| collect_attr(a, used)),
+        _ => {}
+    }
+}
+
+fn collect_struct_names(t: &crate::ir::Type, used: &mut HashSet<String>) {
+    use crate::ir::Type;
+    match t {
+        Type::Struct(n) => {
+            used.insert(n.to_string());
+        }
+        Type::Ptr(p) | Type::Array(p, _) => collect_struct_names(p, used),
+        Type::Func(f) => {
+            f.params.iter().for_each(|p| collect_struct_names(p, used));
+            collect_struct_names(&f.ret, used);
+        }
+        _ => {}
+    }
+}
+
+/// Keeps the functions in `keep` and the declarations they (transitively) use.
+fn retain(m: &mut Module, keep: &HashSet<OpId>) {
+    let funcs: Vec<OpId> = m.funcs().filter(|f| keep.contains(f)).collect();
+    let mut used = used_symbols(m, &funcs);
+    // Declarations refer to structs (fields, map keys) and impls to methods: close over them.
+    loop {
+        let decls: Vec<OpId> = m.top_ops().iter().copied().filter(|&o| m.op(o).opcode != Opcode::KsFunc && m.symbol(o).is_some_and(|s| used.contains(s))).collect();
+        let more = used_symbols(m, &decls);
+        let before = used.len();
+        used.extend(more);
+        if used.len() == before {
+            break;
+        }
+    }
+    let drop: Vec<OpId> = m
+        .top_ops()
+        .iter()
+        .copied()
+        .filter(|&o| match m.op(o).opcode {
+            Opcode::KsFunc => !keep.contains(&o),
+            Opcode::KsImpl => !m.symbol(o).is_some_and(|s| used.contains(s)) && !impl_kept(m, o, keep),
+            _ => !m.symbol(o).is_some_and(|s| used.contains(s)),
+        })
+        .collect();
+    for o in drop {
+        m.detach_op(o);
+    }
+}
+
+fn impl_kept(m: &Module, imp: OpId, keep: &HashSet<OpId>) -> bool {
+    match m.attr(imp, "methods") {
+        Some(Attr::List(l)) => l.iter().any(|a| matches!(a, Attr::Sym(s) if m.lookup_symbol(s).is_some_and(|f| keep.contains(&f)))),
+        _ => false,
+    }
+}
+
+fn reachable(m: &Module, roots: impl Iterator<Item = OpId>) -> HashSet<OpId> {
+    let cg = CallGraph::build(m);
+    let mut seen = HashSet::new();
+    for r in roots {
+        let mut dfs = Dfs::new(&cg.graph, cg.node[&r]);
+        while let Some(n) = dfs.next(&cg.graph) {
+            seen.insert(cg.graph[n]);
+        }
+    }
+    seen
+}
+
+pub fn reachability(m: &mut Module) -> PassResult {
+    let roots: Vec<OpId> = m.funcs().filter(|&f| is_root(m, f)).collect();
+    let keep = reachable(m, roots.into_iter());
+    retain(m, &keep);
+    Ok(())
+}
+
+/// Keeps one world: its functions (reachable from its roots, or all of them when it has no roots)
+/// and the declarations they use. References to programs from userspace (`load`, `test`) stay as
+/// symbols: the host backend resolves them in the BPF object.
+pub fn partition(m: &mut Module, target: &str) -> PassResult {
+    let in_target: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == target.as_bytes()).collect();
+    let roots: Vec<OpId> = in_target.iter().copied().filter(|&f| is_root(m, f)).collect();
+    let keep: HashSet<OpId> = if roots.is_empty() { in_target.iter().copied().collect() } else { reachable(m, roots.into_iter()).into_iter().filter(|f| in_target.contains(f)).collect() };
+    retain(m, &keep);
+    Ok(())
+}
