@@ -286,6 +286,46 @@ impl Module {
         self.op(op).opcode.has(Traits::TERMINATOR)
     }
 
+    /// The block holding `op` and its index there.
+    pub fn position(&self, op: OpId) -> Option<(BlockId, usize)> {
+        let b = self.op(op).parent?;
+        self.block(b).ops.iter().position(|&o| o == op).map(|i| (b, i))
+    }
+
+    /// A builder that inserts right before `op`, at `op`'s source location.
+    pub fn builder_before(&mut self, op: OpId) -> Builder<'_> {
+        let (block, at) = self.position(op).expect("the op is in a block");
+        let loc = self.op(op).loc;
+        Builder { module: self, block, at: Some(at), loc }
+    }
+
+    /// The entry block of a function's body.
+    pub fn func_entry(&self, func: OpId) -> BlockId {
+        self.region(self.op(func).regions[0]).blocks[0]
+    }
+
+    /// Replaces `op` by values computed before it: every use of its results inside the enclosing
+    /// module-level op is redirected to `replacements`, and `op` is detached.
+    pub fn replace_op(&mut self, op: OpId, replacements: &[Value]) {
+        let top = self.top_level_of(op);
+        let results = self.op(op).results.clone();
+        for (&from, &to) in results.iter().zip(replacements) {
+            self.replace_uses_in(top, from, to);
+        }
+        self.detach_op(op);
+    }
+
+    /// The ops nested in `op` (pre-order) that satisfy `pred`, collected before any rewriting.
+    pub fn collect_nested(&self, op: OpId, pred: impl Fn(&OpData) -> bool) -> Vec<OpId> {
+        let mut out = Vec::new();
+        self.walk_nested(op, &mut |o| {
+            if pred(self.op(o)) {
+                out.push(o)
+            }
+        });
+        out
+    }
+
     /// Replaces every use of `from` by `to` inside `op`'s regions (and `op` itself).
     pub fn replace_uses_in(&mut self, op: OpId, from: Value, to: Value) {
         let mut ids = vec![op];

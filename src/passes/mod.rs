@@ -2,6 +2,8 @@
 //! by name so `ksc opt --passes=a,b` and the compilation pipelines run the same code.
 
 pub mod callgraph;
+mod lower_bpf;
+mod lower_host;
 mod partition;
 
 use crate::ir::{Module, OpId};
@@ -22,6 +24,8 @@ const PASSES: &[Pass] = &[
     Pass { name: "partition-bpf", about: "keep only the kernel side: bpf functions and the declarations they use", run: |m| partition::partition(m, "bpf") },
     Pass { name: "partition-host", about: "keep only the userspace side: host functions and the declarations they use", run: |m| partition::partition(m, "host") },
     Pass { name: "partition-kmod", about: "keep only the kernel-module side: kmod functions", run: |m| partition::partition(m, "kmod") },
+    Pass { name: "lower-bpf", about: "ks ops of kernel functions to the bpf dialect (helpers, maps, context, CO-RE, dynptr ring buffers)", run: lower_bpf::run },
+    Pass { name: "lower-host", about: "ks ops of userspace functions to the host dialect (runtime ABI calls)", run: lower_host::run },
 ];
 
 pub fn list() -> Vec<(&'static str, &'static str)> {
