@@ -6,7 +6,7 @@ import lit.formats
 
 config.name = "ksc"
 config.test_format = lit.formats.ShTest(execute_external=False)
-config.suffixes = [".ks", ".test"]
+config.suffixes = [".ks", ".ksir", ".test"]
 config.excludes = ["inputs", "Output", "lit.cfg.py"]
 config.test_source_root = os.path.dirname(os.path.abspath(__file__))
 config.test_exec_root = config.test_source_root
