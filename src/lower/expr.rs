@@ -933,17 +933,23 @@ impl FnLower<'_, '_, '_> {
         let h = crate::sema::builtins::helper(name)?;
         let params: Vec<Ty> = h.params.iter().map(|p| p.ty()).collect();
         let vals = self.args_for(args, &params);
-        if !self.lw.externs.contains_key(name) {
-            self.lw.externs.insert(name.to_string(), ());
-            let ptys: Vec<Type> = params.iter().map(|p| self.ir(p)).collect();
-            let ret = results.first().cloned().unwrap_or(Type::Void);
-            let body = self.lw.m.body;
-            let mut b = crate::ir::Builder::new(&mut self.lw.m, body);
-            b.ks_extern(name, Type::Func(Rc::new(FnType { params: ptys, ret })), Some(h.id as i128));
-        }
+        self.declare_extern(name, &params, results, Some(h.id));
         self.at(e.span);
         let op = self.b().ks_call_extern(&vals, name, results);
         self.lw.m.op(op).results.first().copied()
+    }
+
+    /// Declares `name` as a `ks.extern` on first use (helpers called by name, kfuncs of the unit).
+    fn declare_extern(&mut self, name: &str, params: &[Ty], results: &[Type], helper_id: Option<u32>) {
+        if self.lw.externs.contains_key(name) {
+            return;
+        }
+        self.lw.externs.insert(name.to_string(), ());
+        let ptys: Vec<Type> = params.iter().map(|p| self.ir(p)).collect();
+        let ret = results.first().cloned().unwrap_or(Type::Void);
+        let body = self.lw.m.body;
+        let mut b = crate::ir::Builder::new(&mut self.lw.m, body);
+        b.ks_extern(name, Type::Func(Rc::new(FnType { params: ptys, ret })), helper_id.map(|i| i as i128));
     }
 
     /// The symbol a builtin's name argument denotes (a program, map or impl).
@@ -1208,7 +1214,3 @@ impl FnLower<'_, '_, '_> {
     }
 }
 
-#[allow(dead_code)]
-fn is_program(k: &FnKind) -> bool {
-    matches!(k, FnKind::Program { .. })
-}

@@ -1,10 +1,13 @@
 //! The pass manager and the passes over KS-IR. Each pass is a function over a module, registered
 //! by name so `ksc opt --passes=a,b` and the compilation pipelines run the same code.
 
+mod bounds_check;
 pub mod callgraph;
+mod flatten;
 mod lower_bpf;
 mod lower_host;
 mod partition;
+pub mod tail_calls;
 
 use crate::ir::{Module, OpId};
 
@@ -24,6 +27,10 @@ const PASSES: &[Pass] = &[
     Pass { name: "partition-bpf", about: "keep only the kernel side: bpf functions and the declarations they use", run: |m| partition::partition(m, "bpf") },
     Pass { name: "partition-host", about: "keep only the userspace side: host functions and the declarations they use", run: |m| partition::partition(m, "host") },
     Pass { name: "partition-kmod", about: "keep only the kernel-module side: kmod functions", run: |m| partition::partition(m, "kmod") },
+    Pass { name: "assign-tail-calls", about: "declare @prog_array with a stable index per tail-call target (whole module)", run: tail_calls::assign },
+    Pass { name: "lower-tail-calls", about: "ks.tail_call to bpf.tail_call through @prog_array plus the pass verdict (after flatten)", run: tail_calls::lower },
+    Pass { name: "bounds-check", about: "packet bounds checks before packet accesses, minus those a dominating test proves", run: bounds_check::run },
+    Pass { name: "flatten", about: "structured control flow to a CFG; defers on every exit, throws and aborts through a hidden status", run: flatten::run },
     Pass { name: "lower-bpf", about: "ks ops of kernel functions to the bpf dialect (helpers, maps, context, CO-RE, dynptr ring buffers)", run: lower_bpf::run },
     Pass { name: "lower-host", about: "ks ops of userspace functions to the host dialect (runtime ABI calls)", run: lower_host::run },
 ];

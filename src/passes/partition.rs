@@ -94,6 +94,8 @@ fn retain(m: &mut Module, keep: &HashSet<OpId>) {
         .copied()
         .filter(|&o| match m.op(o).opcode {
             Opcode::KsFunc => !keep.contains(&o),
+            // Both sides need the tail-call table: the kernel calls through it, the runtime fills it.
+            Opcode::KsProgArray => false,
             Opcode::KsImpl => !m.symbol(o).is_some_and(|s| used.contains(s)) && !impl_kept(m, o, keep),
             _ => !m.symbol(o).is_some_and(|s| used.contains(s)),
         })
@@ -133,9 +135,51 @@ pub fn reachability(m: &mut Module) -> PassResult {
 /// and the declarations they use. References to programs from userspace (`load`, `test`) stay as
 /// symbols: the host backend resolves them in the BPF object.
 pub fn partition(m: &mut Module, target: &str) -> PassResult {
+    if target == "bpf" {
+        kfuncs_as_externs(m);
+    }
     let in_target: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == target.as_bytes()).collect();
     let roots: Vec<OpId> = in_target.iter().copied().filter(|&f| is_root(m, f)).collect();
     let keep: HashSet<OpId> = if roots.is_empty() { in_target.iter().copied().collect() } else { reachable(m, roots.into_iter()).into_iter().filter(|f| in_target.contains(f)).collect() };
     retain(m, &keep);
     Ok(())
+}
+
+/// Kernel code reaches the unit's own `@kfunc`s through BTF like any kfunc (§16.2): on the
+/// kernel side each becomes a `ks.extern` (no helper id) and its calls `ks.call_extern`.
+fn kfuncs_as_externs(m: &mut Module) {
+    let kfuncs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"kmod").collect();
+    let names: HashSet<String> = kfuncs.iter().filter_map(|&f| m.symbol(f).map(str::to_string)).collect();
+    let bpf_funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let mut called = HashSet::new();
+    for f in bpf_funcs {
+        for call in m.collect_nested(f, |o| o.opcode == Opcode::CoreCall) {
+            let Some(Attr::Sym(callee)) = m.attr(call, "callee").cloned() else { continue };
+            if !names.contains(&callee) {
+                continue;
+            }
+            let (args, results) = (m.op(call).operands.clone(), m.op(call).results.clone());
+            let tys: Vec<_> = results.iter().map(|&r| m.value_type(r).clone()).collect();
+            let new = m.builder_before(call).ks_call_extern(&args, &callee, &tys);
+            let new_results = m.op(new).results.clone();
+            m.replace_op(call, &new_results);
+            called.insert(callee);
+        }
+    }
+    for f in kfuncs {
+        let Some(name) = m.symbol(f).map(str::to_string) else { continue };
+        if !called.contains(&name) {
+            continue;
+        }
+        let ty = KsFunc(f).ty(m).clone();
+        let loc = m.op(f).loc;
+        // The extern takes the function's place under the same name.
+        let pos = m.top_ops().iter().position(|&o| o == f);
+        m.detach_op(f);
+        let body = m.body;
+        let mut b = crate::ir::Builder::new(m, body);
+        b.at = pos;
+        b.loc = loc;
+        b.ks_extern(&name, ty, None);
+    }
 }

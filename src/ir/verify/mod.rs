@@ -110,10 +110,12 @@ impl<'m> Verifier<'m> {
                 }
             }
             scope.extend(m.block(b).args.iter().copied());
+            // Like LLVM, dominance means nothing in a block no path reaches.
+            let reachable = !multi || doms.contains_key(&b);
             let ops = &m.block(b).ops;
             for (i, &op) in ops.iter().enumerate() {
                 for (k, &v) in m.op(op).operands.iter().enumerate() {
-                    if !scope.contains(&v) {
+                    if reachable && !scope.contains(&v) {
                         self.error(op, format!("operand #{k} is not defined before this use"));
                     }
                 }

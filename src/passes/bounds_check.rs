@@ -1,0 +1,321 @@
+//! `bounds-check`: compiler-inserted packet bounds checks (LANGUAGE.md §10.2).
+//!
+//! Every load or store through a packet pointer (one derived from `ctx->data` / `ctx->data_meta`
+//! by pointer arithmetic, casts, field and element addresses, or through a local holding one)
+//! gets `if (addr + width > data_end) abort` in front of it — unless a dominating comparison
+//! already proves the bytes in bounds: an earlier check of this pass in the same or an enclosing
+//! block, or a user test of the form `if (P + K > data_end) { <leaves> }` (also `>=`, and
+//! `data_end < P + K`), after which `[P, P + K)` is known good. Addresses are compared as a root
+//! (the packet pointer's origin) plus a constant byte offset; variable offsets are always checked.
+//! Runs on structured kernel functions, before `lower-bpf`.
+
+use super::PassResult;
+use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use std::collections::{HashMap, HashSet};
+
+pub fn run(m: &mut Module) -> PassResult {
+    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    for f in funcs {
+        let Some(ctx) = context_param(m, f) else { continue };
+        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), ctx, inserted: 0 };
+        pass.classify(m, f);
+        let body = m.op(f).regions[0];
+        pass.region(m, body, &mut Vec::new());
+    }
+    Ok(())
+}
+
+/// The function's parameter that points to a packet context (`xdp_md`, `__sk_buff`).
+fn context_param(m: &Module, f: OpId) -> Option<Value> {
+    let entry = m.func_entry(f);
+    m.block(entry).args.iter().copied().find(|&a| matches!(m.value_type(a).pointee(), Some(Type::Struct(s)) if matches!(&**s, "xdp_md" | "__sk_buff")))
+}
+
+/// Where a packet address comes from: a canonical root plus a constant byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Root {
+    Value(Value),
+    /// A local written once with a packet pointer: every load of it yields the same address.
+    Slot(Value),
+}
+
+struct BoundsCheck {
+    packet: HashSet<Value>,
+    data_end: HashSet<Value>,
+    /// Locals that hold packet pointers, with the number of stores into them.
+    slots: HashMap<Value, usize>,
+    /// The value stored into each local written exactly once.
+    slot_value: HashMap<Value, Value>,
+    ctx: Value,
+    inserted: usize,
+}
+
+/// `[root, root + hi)` is known in bounds.
+type Fact = (Root, i128);
+
+fn ctx_field(m: &Module, op: OpId) -> Option<&[u8]> {
+    match (m.op(op).opcode, m.attr(op, "field")) {
+        (Opcode::KsCtxLoad, Some(Attr::Str(f))) => Some(f),
+        _ => None,
+    }
+}
+
+fn const_int(m: &Module, v: Value) -> Option<i128> {
+    let ValueDef::Result(op, _) = m.value(v).def else { return None };
+    match m.op(op).opcode {
+        Opcode::CoreConst => match m.attr(op, "value") {
+            Some(Attr::Int(i)) => Some(*i),
+            _ => None,
+        },
+        Opcode::CoreCast => const_int(m, m.op(op).operands[0]),
+        _ => None,
+    }
+}
+
+fn def_op(m: &Module, v: Value) -> Option<OpId> {
+    match m.value(v).def {
+        ValueDef::Result(op, _) => Some(op),
+        ValueDef::Arg(..) => None,
+    }
+}
+
+/// Size in bytes of an IR type, from the module's struct declarations.
+pub fn size_of(m: &Module, t: &Type) -> i128 {
+    match t {
+        Type::Bool => 1,
+        Type::Int(i) => i.bits() as i128 / 8,
+        Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle => 8,
+        Type::Str(n) => *n as i128,
+        Type::Array(e, n) => size_of(m, e) * *n as i128,
+        Type::Struct(s) => match m.lookup_symbol(s).and_then(|d| m.attr(d, "size")) {
+            Some(Attr::Int(n)) => *n,
+            _ => 0,
+        },
+        Type::Void => 0,
+    }
+}
+
+fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
+    let Some(Type::Struct(s)) = base_ty.pointee() else { return None };
+    let decl = m.lookup_symbol(s)?;
+    let (Some(Attr::Fields(fields)), Some(Attr::List(offsets))) = (m.attr(decl, "fields"), m.attr(decl, "offsets")) else { return None };
+    let i = fields.iter().position(|(n, _)| n.as_bytes() == field)?;
+    match offsets.get(i) {
+        Some(Attr::Int(o)) => Some(*o),
+        _ => None,
+    }
+}
+
+impl BoundsCheck {
+    /// Finds packet pointers and data_end values by propagating through ops and locals.
+    fn classify(&mut self, m: &Module, f: OpId) {
+        let ops = m.collect_nested(f, |_| true);
+        loop {
+            let before = (self.packet.len(), self.data_end.len(), self.slots.len());
+            for &op in &ops {
+                let d = m.op(op);
+                match d.opcode {
+                    Opcode::KsCtxLoad => match ctx_field(m, op) {
+                        Some(b"data" | b"data_meta") => {
+                            self.packet.insert(d.results[0]);
+                        }
+                        Some(b"data_end") => {
+                            self.data_end.insert(d.results[0]);
+                        }
+                        _ => {}
+                    },
+                    Opcode::CorePtrAdd | Opcode::CoreCast | Opcode::CoreFieldAddr | Opcode::CoreElemAddr => {
+                        if self.packet.contains(&d.operands[0]) && m.value_type(d.results[0]).is_ptr() {
+                            self.packet.insert(d.results[0]);
+                        }
+                    }
+                    Opcode::CoreStore => {
+                        let (v, addr) = (d.operands[0], d.operands[1]);
+                        if self.packet.contains(&v) || self.data_end.contains(&v) {
+                            self.slots.entry(addr).or_insert(0);
+                        }
+                    }
+                    Opcode::CoreLoad => {
+                        let addr = d.operands[0];
+                        if self.slots.contains_key(&addr) {
+                            // The slot's kind follows what was stored into it.
+                            let stores_end = ops.iter().any(|&o| m.op(o).opcode == Opcode::CoreStore && m.op(o).operands[1] == addr && self.data_end.contains(&m.op(o).operands[0]));
+                            if stores_end {
+                                self.data_end.insert(d.results[0]);
+                            } else {
+                                self.packet.insert(d.results[0]);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            if before == (self.packet.len(), self.data_end.len(), self.slots.len()) {
+                break;
+            }
+        }
+        for &op in &ops {
+            if m.op(op).opcode == Opcode::CoreStore {
+                if let Some(n) = self.slots.get_mut(&m.op(op).operands[1]) {
+                    *n += 1;
+                    self.slot_value.insert(m.op(op).operands[1], m.op(op).operands[0]);
+                }
+            }
+        }
+    }
+
+    /// The canonical root and constant offset of a packet address, when the offset is constant.
+    fn key(&self, m: &Module, v: Value) -> Option<(Root, i128)> {
+        let Some(op) = def_op(m, v) else { return Some((Root::Value(v), 0)) };
+        let d = m.op(op);
+        match d.opcode {
+            // A local written once holds one address: see through it to what was stored.
+            Opcode::CoreLoad if self.slots.get(&d.operands[0]) == Some(&1) => match self.slot_value.get(&d.operands[0]) {
+                Some(&stored) => self.key(m, stored),
+                None => Some((Root::Slot(d.operands[0]), 0)),
+            },
+            Opcode::CoreCast => self.key(m, d.operands[0]),
+            Opcode::CorePtrAdd => {
+                let (r, o) = self.key(m, d.operands[0])?;
+                Some((r, o + const_int(m, d.operands[1])?))
+            }
+            Opcode::CoreFieldAddr => {
+                let (r, o) = self.key(m, d.operands[0])?;
+                let Some(Attr::Str(f)) = m.attr(op, "field") else { return None };
+                Some((r, o + field_offset(m, m.value_type(d.operands[0]), f)?))
+            }
+            Opcode::CoreElemAddr => {
+                let (r, o) = self.key(m, d.operands[0])?;
+                let elem = m.value_type(d.results[0]).pointee()?.clone();
+                Some((r, o + const_int(m, d.operands[1])? * size_of(m, &elem)))
+            }
+            _ => Some((Root::Value(v), 0)),
+        }
+    }
+
+    fn covered(facts: &[Fact], key: Option<(Root, i128)>, width: i128) -> bool {
+        let Some((root, off)) = key else { return false };
+        off >= 0 && facts.iter().any(|&(r, hi)| r == root && off + width <= hi)
+    }
+
+    /// The fact a condition proves when it is false: `P + K > end`, `P + K >= end`, `end < P + K`.
+    fn fact_when_false(&self, m: &Module, cond: Value) -> Option<Fact> {
+        let op = def_op(m, cond)?;
+        if m.op(op).opcode != Opcode::CoreCmp {
+            return None;
+        }
+        let Some(Attr::Str(pred)) = m.attr(op, "pred") else { return None };
+        let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
+        let (ptr, end) = match pred.as_slice() {
+            b"gt" | b"ge" => (l, r),
+            b"lt" | b"le" => (r, l),
+            _ => return None,
+        };
+        if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
+            return None;
+        }
+        self.key(m, ptr)
+    }
+
+    /// The fact a condition proves when it is true: `P + K <= end`, `end >= P + K`.
+    fn fact_when_true(&self, m: &Module, cond: Value) -> Option<Fact> {
+        let op = def_op(m, cond)?;
+        if m.op(op).opcode != Opcode::CoreCmp {
+            return None;
+        }
+        let Some(Attr::Str(pred)) = m.attr(op, "pred") else { return None };
+        let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
+        let (ptr, end) = match pred.as_slice() {
+            b"le" | b"lt" => (l, r),
+            b"ge" | b"gt" => (r, l),
+            _ => return None,
+        };
+        if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
+            return None;
+        }
+        self.key(m, ptr)
+    }
+
+    fn region(&mut self, m: &mut Module, r: RegionId, facts: &mut Vec<Fact>) {
+        let depth = facts.len();
+        for b in m.region(r).blocks.clone() {
+            for op in m.block(b).ops.clone() {
+                self.op(m, op, facts);
+            }
+        }
+        facts.truncate(depth);
+    }
+
+    fn op(&mut self, m: &mut Module, op: OpId, facts: &mut Vec<Fact>) {
+        let d = m.op(op).clone();
+        match d.opcode {
+            Opcode::CoreLoad | Opcode::CoreStore | Opcode::KsLoadOrZero => {
+                let (addr, ty) = if d.opcode == Opcode::CoreStore { (d.operands[1], m.value_type(d.operands[0]).clone()) } else { (d.operands[0], m.value_type(d.results[0]).clone()) };
+                if !self.packet.contains(&addr) {
+                    return;
+                }
+                let width = size_of(m, &ty);
+                let key = self.key(m, addr);
+                if Self::covered(facts, key, width) {
+                    return;
+                }
+                self.insert_check(m, op, addr, width);
+                if let Some((root, off)) = key {
+                    facts.push((root, off + width));
+                }
+            }
+            Opcode::KsIf => {
+                let cond = d.operands[0];
+                let when_true = self.fact_when_true(m, cond);
+                let when_false = self.fact_when_false(m, cond);
+                let mut then_facts = facts.clone();
+                then_facts.extend(when_true);
+                self.region(m, d.regions[0], &mut then_facts);
+                let mut else_facts = facts.clone();
+                else_facts.extend(when_false);
+                self.region(m, d.regions[1], &mut else_facts);
+                // `if (P + K > end) { return }`: the rest of the block runs only when the test failed.
+                if let Some(f) = when_false {
+                    if region_leaves(m, d.regions[0]) {
+                        facts.push(f);
+                    }
+                }
+                if let Some(f) = when_true {
+                    if region_leaves(m, d.regions[1]) {
+                        facts.push(f);
+                    }
+                }
+            }
+            _ => {
+                for r in d.regions {
+                    let mut inner = facts.clone();
+                    self.region(m, r, &mut inner);
+                }
+            }
+        }
+    }
+
+    /// `if (addr + width > data_end) abort` before `op`.
+    fn insert_check(&mut self, m: &mut Module, op: OpId, addr: Value, width: i128) {
+        let ctx = self.ctx;
+        let mut b = m.builder_before(op);
+        let end = b.ks_ctx_load(ctx, &[], b"data_end".to_vec(), Type::ptr(Type::u8()));
+        let bytes = b.core_cast(addr, Type::ptr(Type::u8()));
+        let w = b.core_const(width, Type::i64());
+        let last = b.core_ptr_add(bytes, w);
+        let out = b.core_cmp(last, end, "gt");
+        let check = b.ks_if(out, &[]);
+        let fail = b.entry(check, 0);
+        let loc = m.op(op).loc;
+        let mut fb = crate::ir::Builder::new(m, fail);
+        fb.loc = loc;
+        fb.ks_abort(b"packet access out of bounds".to_vec());
+        self.data_end.insert(end);
+        self.inserted += 1;
+    }
+}
+
+/// True when a region always leaves (ends in return, throw, abort, break, continue or tail call).
+fn region_leaves(m: &Module, r: RegionId) -> bool {
+    m.region(r).blocks.iter().all(|&b| m.block(b).ops.last().is_some_and(|&o| matches!(m.op(o).opcode, Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsTailCall | Opcode::CoreRet)))
+}

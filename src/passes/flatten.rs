@@ -1,0 +1,592 @@
+//! `flatten`: structured `ks` control flow → a CFG of blocks, with the language's exit semantics.
+//!
+//! Every region becomes blocks; `ks.yield` becomes a branch with block arguments. Each exit —
+//! fall-through, `break`, `continue`, `return`, throw, abort, tail call — first runs the cleanups
+//! (`ks.defer` regions) registered on the way out, innermost scope first and LIFO within a scope
+//! (LANGUAGE.md §13.2, §13.3). A defer region is emitted afresh at every exit that passes it.
+//!
+//! Throws and aborts cross function boundaries through a hidden status (§13.1, §13.4): a function
+//! that may throw or abort and is not an entry point takes a trailing `ptr<[2 x i64]>` parameter
+//! (`[0]` = 0 none, 1 thrown, 2 aborted; `[1]` = the code); its callers test it after the call and
+//! continue the throw or abort from the call site. At an entry point an uncaught throw becomes the
+//! program's return value (kernel, module) or the runtime's uncaught-throw report (userspace); an
+//! abort returns the program's pass verdict.
+
+use super::{PassErrors, PassResult};
+use crate::ir::{views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, RegionId, Type, Value};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+
+/// The hidden status parameter's type.
+fn status_type() -> Type {
+    Type::ptr(Type::Array(Rc::new(Type::i64()), 2))
+}
+
+const STATUS_THROWN: i128 = 1;
+const STATUS_ABORTED: i128 = 2;
+
+pub fn run(m: &mut Module) -> PassResult {
+    let funcs: Vec<OpId> = m.funcs().collect();
+    let aborting = aborting_functions(m);
+    // Decide the signatures first so every call site sees its callee's final type.
+    let mut with_status = HashSet::new();
+    for &f in &funcs {
+        let name = m.symbol(f).unwrap_or_default().to_string();
+        let throws = KsFunc(f).may_throw(m) == Some(true);
+        if (throws || aborting.contains(&name)) && !is_entry(m, f) {
+            with_status.insert(name);
+            if let Some(Attr::Type(Type::Func(ft))) = m.attr(f, "ty").cloned() {
+                let mut params = ft.params.clone();
+                params.push(status_type());
+                m.set_attr(f, "ty", Some(Attr::Type(Type::Func(Rc::new(FnType { params, ret: ft.ret.clone() })))));
+            }
+        }
+    }
+    let mut errors = PassErrors::new();
+    for f in funcs {
+        let name = m.symbol(f).unwrap_or_default().to_string();
+        let mut fl = Flattener::new(m, f, with_status.contains(&name), &with_status, &aborting);
+        fl.run();
+        errors.extend(fl.errors);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// Programs, `main`, tests and module functions are called by the kernel or the runtime, which
+/// know nothing of the hidden status.
+fn is_entry(m: &Module, f: OpId) -> bool {
+    let v = KsFunc(f);
+    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main") || v.target(m) == b"kmod"
+}
+
+/// Kernel functions that may abort: they contain `ks.abort` or call one that may (fixpoint).
+fn aborting_functions(m: &Module) -> HashSet<String> {
+    let mut set: HashSet<String> = HashSet::new();
+    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let mut calls: HashMap<String, Vec<String>> = HashMap::new();
+    for &f in &funcs {
+        let name = m.symbol(f).unwrap_or_default().to_string();
+        let mut callees = Vec::new();
+        let mut aborts = false;
+        m.walk_nested(f, &mut |o| match m.op(o).opcode {
+            Opcode::KsAbort => aborts = true,
+            Opcode::CoreCall => {
+                if let Some(Attr::Sym(s)) = m.attr(o, "callee") {
+                    callees.push(s.clone());
+                }
+            }
+            _ => {}
+        });
+        if aborts {
+            set.insert(name.clone());
+        }
+        calls.insert(name, callees);
+    }
+    loop {
+        let before = set.len();
+        for (f, cs) in &calls {
+            if cs.iter().any(|c| set.contains(c)) {
+                set.insert(f.clone());
+            }
+        }
+        if set.len() == before {
+            return set;
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum ScopeKind {
+    Block,
+    /// `continue` branches to `cont`, passing the counter of a counted loop.
+    Loop { brk: BlockId, cont: BlockId, cont_arg: Option<Value> },
+    /// A try body: throws go to `dispatch(code)`.
+    Try { dispatch: BlockId },
+}
+
+struct Scope {
+    kind: ScopeKind,
+    /// Registered `ks.defer` regions, in registration order.
+    cleanups: Vec<RegionId>,
+}
+
+struct Flattener<'m> {
+    m: &'m mut Module,
+    func: OpId,
+    region: RegionId,
+    cur: BlockId,
+    /// The current block ended in a terminator: following ops are unreachable.
+    dead: bool,
+    vmap: HashMap<Value, Value>,
+    scopes: Vec<Scope>,
+    ret: Type,
+    /// This function's status parameter.
+    status: Option<Value>,
+    /// A status slot for calls this function makes to functions with a status parameter.
+    call_status: Option<Value>,
+    with_status: &'m HashSet<String>,
+    aborting: &'m HashSet<String>,
+    errors: PassErrors,
+}
+
+impl<'m> Flattener<'m> {
+    fn new(m: &'m mut Module, func: OpId, has_status: bool, with_status: &'m HashSet<String>, aborting: &'m HashSet<String>) -> Self {
+        let ret = match m.attr(func, "ty") {
+            Some(Attr::Type(Type::Func(ft))) => ft.ret.clone(),
+            _ => Type::Void,
+        };
+        let region = m.new_region(Some(func));
+        let entry = m.new_block(Some(region));
+        let old_entry = m.func_entry(func);
+        let mut vmap = HashMap::new();
+        for a in m.block(old_entry).args.clone() {
+            let t = m.value_type(a).clone();
+            let n = m.add_block_arg(entry, t);
+            m.set_value_name(n, m.value(a).name.clone());
+            vmap.insert(a, n);
+        }
+        let status = has_status.then(|| {
+            let s = m.add_block_arg(entry, status_type());
+            m.set_value_name(s, Some(Rc::from("__status")));
+            s
+        });
+        Flattener { m, func, region, cur: entry, dead: false, vmap, scopes: Vec::new(), ret, status, call_status: None, with_status, aborting, errors: Vec::new() }
+    }
+
+    fn run(&mut self) {
+        let old = self.m.op(self.func).regions[0];
+        let old_entry = self.m.region(old).blocks[0];
+        self.scopes.push(Scope { kind: ScopeKind::Block, cleanups: Vec::new() });
+        self.emit_block_ops(old_entry);
+        if !self.dead {
+            // The lowering ends every function body with a terminator; keep the CFG well formed anyway.
+            self.b().core_unreachable();
+        }
+        self.scopes.pop();
+        self.m.op_mut(self.func).regions[0] = self.region;
+    }
+
+    fn b(&mut self) -> Builder<'_> {
+        Builder::new(self.m, self.cur)
+    }
+
+    fn new_block(&mut self) -> BlockId {
+        self.m.new_block(Some(self.region))
+    }
+
+    fn start(&mut self, b: BlockId) {
+        self.cur = b;
+        self.dead = false;
+    }
+
+    fn map(&self, v: Value) -> Value {
+        self.vmap.get(&v).copied().unwrap_or(v)
+    }
+
+    fn terminate(&mut self) {
+        self.dead = true;
+    }
+
+    /// Emits the ops of an old block into the CFG.
+    fn emit_block_ops(&mut self, old: BlockId) {
+        let ops = self.m.block(old).ops.clone();
+        for op in ops {
+            if self.dead {
+                return;
+            }
+            self.emit_op(op);
+        }
+    }
+
+    /// Emits a region in its own scope; returns the values it yields if control falls out of it.
+    fn emit_region(&mut self, r: RegionId, kind: ScopeKind) -> Option<Vec<Value>> {
+        let block = self.m.region(r).blocks[0];
+        self.scopes.push(Scope { kind, cleanups: Vec::new() });
+        let mut yielded = None;
+        let ops = self.m.block(block).ops.clone();
+        for op in ops {
+            if self.dead {
+                break;
+            }
+            if self.m.op(op).opcode == Opcode::KsYield {
+                yielded = Some(self.m.op(op).operands.iter().map(|&v| self.map(v)).collect());
+                break;
+            }
+            self.emit_op(op);
+        }
+        let scope = self.scopes.pop().expect("scope");
+        if self.dead {
+            return None;
+        }
+        // Falling out of the region runs its own cleanups.
+        for &c in scope.cleanups.iter().rev() {
+            self.emit_cleanup(c);
+        }
+        Some(yielded.unwrap_or_default())
+    }
+
+    /// A cleanup runs with the scopes that enclosed its `ks.defer`.
+    fn emit_cleanup(&mut self, r: RegionId) {
+        let saved = std::mem::take(&mut self.scopes);
+        self.scopes.push(Scope { kind: ScopeKind::Block, cleanups: Vec::new() });
+        let block = self.m.region(r).blocks[0];
+        for op in self.m.block(block).ops.clone() {
+            if self.dead || self.m.op(op).opcode == Opcode::KsYield {
+                break;
+            }
+            if matches!(self.m.op(op).opcode, Opcode::KsReturn | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsThrow | Opcode::KsTailCall) {
+                self.errors.push((Some(op), "a deferred expression cannot leave its scope".into()));
+                break;
+            }
+            self.emit_op(op);
+        }
+        self.scopes = saved;
+    }
+
+    /// Runs the cleanups of every scope above `depth` (innermost first).
+    fn unwind_to(&mut self, depth: usize) {
+        let regions: Vec<RegionId> = self.scopes[depth..].iter().rev().flat_map(|s| s.cleanups.iter().rev().copied()).collect();
+        for r in regions {
+            if self.dead {
+                return;
+            }
+            self.emit_cleanup(r);
+        }
+    }
+
+    fn emit_op(&mut self, op: OpId) {
+        let data = self.m.op(op).clone();
+        let prev_loc = data.loc;
+        match data.opcode {
+            Opcode::KsIf => {
+                let c = self.map(data.operands[0]);
+                let (tb, eb, join) = (self.new_block(), self.new_block(), self.new_block());
+                self.b_at(prev_loc).core_cond_br(c, &[], 0, vec![tb, eb]);
+                let results = self.join_args(join, &data.results);
+                for (i, b) in [tb, eb].into_iter().enumerate() {
+                    self.start(b);
+                    if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
+                        self.b_at(prev_loc).core_br(&vals[..results.min(vals.len())], vec![join]);
+                    }
+                }
+                self.start(join);
+            }
+            Opcode::KsSwitch => {
+                let v = self.map(data.operands[0]);
+                let Some(Attr::List(cases)) = data.attrs[0].clone() else { return };
+                let join = self.new_block();
+                let results = self.join_args(join, &data.results);
+                let arms: Vec<BlockId> = data.regions.iter().map(|_| self.new_block()).collect();
+                // core.switch: default first, then one successor per case.
+                let mut succ = vec![*arms.last().unwrap()];
+                succ.extend(&arms[..arms.len() - 1]);
+                self.b_at(prev_loc).core_switch(v, cases, succ);
+                for (i, &b) in arms.iter().enumerate() {
+                    self.start(b);
+                    if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
+                        self.b_at(prev_loc).core_br(&vals[..results.min(vals.len())], vec![join]);
+                    }
+                }
+                self.start(join);
+            }
+            Opcode::KsWhile => {
+                let (header, body, exit) = (self.new_block(), self.new_block(), self.new_block());
+                self.b_at(prev_loc).core_br(&[], vec![header]);
+                self.start(header);
+                if let Some(c) = self.emit_region(data.regions[0], ScopeKind::Block) {
+                    let c = c.first().copied().unwrap_or_else(|| self.b().core_const(1, Type::Bool));
+                    self.b_at(prev_loc).core_cond_br(c, &[], 0, vec![body, exit]);
+                }
+                self.start(body);
+                if self.emit_region(data.regions[1], ScopeKind::Loop { brk: exit, cont: header, cont_arg: None }).is_some() {
+                    self.b_at(prev_loc).core_br(&[], vec![header]);
+                }
+                self.start(exit);
+            }
+            Opcode::KsFor => {
+                let (lo, hi) = (self.map(data.operands[0]), self.map(data.operands[1]));
+                let ty = self.m.value_type(lo).clone();
+                let (header, body, latch, exit) = (self.new_block(), self.new_block(), self.new_block(), self.new_block());
+                let hi_i = self.m.add_block_arg(header, ty.clone());
+                let bi = self.m.add_block_arg(body, ty.clone());
+                let li = self.m.add_block_arg(latch, ty.clone());
+                self.b_at(prev_loc).core_br(&[lo], vec![header]);
+                self.start(header);
+                let more = self.b_at(prev_loc).core_cmp(hi_i, hi, "lt");
+                self.b_at(prev_loc).core_cond_br(more, &[hi_i], 1, vec![body, exit]);
+                let old_body = self.m.region(data.regions[0]).blocks[0];
+                if let Some(&oi) = self.m.block(old_body).args.first() {
+                    self.vmap.insert(oi, bi);
+                }
+                self.start(latch);
+                let one = self.b_at(prev_loc).core_const(1, ty.clone());
+                let next = self.b_at(prev_loc).core_add(li, one);
+                self.b_at(prev_loc).core_br(&[next], vec![header]);
+                self.start(body);
+                if self.emit_region(data.regions[0], ScopeKind::Loop { brk: exit, cont: latch, cont_arg: Some(bi) }).is_some() {
+                    self.b_at(prev_loc).core_br(&[bi], vec![latch]);
+                }
+                self.start(exit);
+            }
+            Opcode::KsTry => {
+                let after = self.new_block();
+                let dispatch = self.new_block();
+                let code = self.m.add_block_arg(dispatch, Type::i64());
+                if self.emit_region(data.regions[0], ScopeKind::Try { dispatch }).is_some() {
+                    self.b_at(prev_loc).core_br(&[], vec![after]);
+                }
+                let Some(Attr::List(catches)) = data.attrs[0].clone() else { return };
+                self.start(dispatch);
+                for (i, pat) in catches.iter().enumerate() {
+                    let handler = self.new_block();
+                    match pat {
+                        Attr::Int(n) => {
+                            let k = self.b_at(prev_loc).core_const(*n as i64 as i128, Type::i64());
+                            let hit = self.b_at(prev_loc).core_cmp(code, k, "eq");
+                            let next = self.new_block();
+                            self.b_at(prev_loc).core_cond_br(hit, &[], 0, vec![handler, next]);
+                            self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
+                            self.start(next);
+                        }
+                        _ => {
+                            self.b_at(prev_loc).core_br(&[], vec![handler]);
+                            self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
+                            self.dead = true;
+                            break;
+                        }
+                    }
+                }
+                if !self.dead {
+                    // No clause matched: the throw continues outward.
+                    self.throw_code(code, prev_loc);
+                }
+                self.start(after);
+            }
+            Opcode::KsDefer => {
+                self.scopes.last_mut().expect("scope").cleanups.push(data.regions[0]);
+            }
+            Opcode::KsBreak | Opcode::KsContinue => {
+                let Some(depth) = self.scopes.iter().rposition(|s| matches!(s.kind, ScopeKind::Loop { .. })) else {
+                    self.errors.push((Some(op), "break or continue outside a loop".into()));
+                    self.terminate();
+                    return;
+                };
+                let ScopeKind::Loop { brk, cont, cont_arg } = self.scopes[depth].kind else { unreachable!() };
+                self.unwind_to(depth);
+                if !self.dead {
+                    let (dest, args) = if data.opcode == Opcode::KsBreak { (brk, vec![]) } else { (cont, cont_arg.into_iter().collect()) };
+                    self.b_at(prev_loc).core_br(&args, vec![dest]);
+                    self.terminate();
+                }
+            }
+            Opcode::KsReturn => {
+                let vals: Vec<Value> = data.operands.iter().map(|&v| self.map(v)).collect();
+                self.unwind_to(0);
+                if !self.dead {
+                    self.b_at(prev_loc).core_ret(&vals);
+                    self.terminate();
+                }
+            }
+            Opcode::KsTailCall => {
+                // Cleanups run before the tail call (§9.5); the tail-call pass lowers the call itself.
+                let ctx = self.map(data.operands[0]);
+                self.unwind_to(0);
+                if !self.dead {
+                    let Some(Attr::Sym(callee)) = data.attrs[0].clone() else { return };
+                    self.b_at(prev_loc).ks_tail_call(ctx, &callee);
+                    self.terminate();
+                }
+            }
+            Opcode::KsThrow => {
+                let code = self.map(data.operands[0]);
+                self.throw_code(code, prev_loc);
+            }
+            Opcode::KsAbort => self.abort(prev_loc, data.attrs[0].clone()),
+            Opcode::CoreCall if self.callee_has_status(&data) => self.call_with_status(&data, prev_loc),
+            _ if data.regions.is_empty() => {
+                let operands = data.operands.iter().map(|&v| self.map(v)).collect();
+                let tys = data.results.iter().map(|&r| self.m.value_type(r).clone()).collect();
+                let mut b = self.b_at(prev_loc);
+                let new = b.insert(data.opcode, operands, tys, data.attrs.clone(), 0, Vec::new());
+                let results = self.m.op(new).results.clone();
+                for (o, n) in data.results.iter().zip(results) {
+                    self.vmap.insert(*o, n);
+                }
+                if self.m.is_terminator(new) {
+                    self.terminate();
+                }
+            }
+            _ => {
+                self.errors.push((Some(op), format!("`{}` cannot be flattened", data.opcode.name())));
+                self.terminate();
+            }
+        }
+    }
+
+    fn b_at(&mut self, loc: crate::ir::Loc) -> Builder<'_> {
+        let mut b = Builder::new(self.m, self.cur);
+        b.loc = loc;
+        b
+    }
+
+    /// Gives `join` one argument per result of a structured op and maps the results to them.
+    fn join_args(&mut self, join: BlockId, results: &[Value]) -> usize {
+        for &r in results {
+            let t = self.m.value_type(r).clone();
+            let a = self.m.add_block_arg(join, t);
+            self.vmap.insert(r, a);
+        }
+        results.len()
+    }
+
+    fn emit_handler(&mut self, handler: BlockId, region: RegionId, after: BlockId, loc: crate::ir::Loc) {
+        let saved = (self.cur, self.dead);
+        self.start(handler);
+        if self.emit_region(region, ScopeKind::Block).is_some() {
+            self.b_at(loc).core_br(&[], vec![after]);
+        }
+        (self.cur, self.dead) = saved;
+    }
+
+    /// Throws `code` (an i64) from the current point: to the innermost try, else out of the function.
+    fn throw_code(&mut self, code: Value, loc: crate::ir::Loc) {
+        if let Some(depth) = self.scopes.iter().rposition(|s| matches!(s.kind, ScopeKind::Try { .. })) {
+            let ScopeKind::Try { dispatch } = self.scopes[depth].kind else { unreachable!() };
+            self.unwind_to(depth);
+            if !self.dead {
+                self.b_at(loc).core_br(&[code], vec![dispatch]);
+                self.terminate();
+            }
+            return;
+        }
+        self.unwind_to(0);
+        if self.dead {
+            return;
+        }
+        if let Some(st) = self.status {
+            self.set_status(st, STATUS_THROWN, Some(code), loc);
+            self.return_zero(loc);
+        } else if self.target() == "host" {
+            self.b_at(loc).host_rt_call(&[code], b"ksrt_uncaught_throw".as_slice(), &[]);
+            self.b_at(loc).core_unreachable();
+        } else {
+            // Programs and module functions return the code converted to their return type (§13.1).
+            let v = self.convert_code(code, loc);
+            self.b_at(loc).core_ret(&v);
+        }
+        self.terminate();
+    }
+
+    /// A failed safety check: cleanups, then the pass verdict (programs) or the status (helpers).
+    fn abort(&mut self, loc: crate::ir::Loc, message: Option<Attr>) {
+        self.unwind_to(0);
+        if self.dead {
+            return;
+        }
+        if let Some(st) = self.status {
+            self.set_status(st, STATUS_ABORTED, None, loc);
+            self.return_zero(loc);
+        } else if self.target() == "host" {
+            let msg = match message {
+                Some(Attr::Str(s)) => s,
+                _ => b"aborted".to_vec(),
+            };
+            self.b_at(loc).host_runtime_error(msg);
+        } else {
+            let verdict = super::tail_calls::pass_verdict(KsFunc(self.func).kind(self.m));
+            let ret = self.ret.clone();
+            let v = if ret == Type::Void { vec![] } else { vec![self.b_at(loc).core_const(verdict, ret)] };
+            self.b_at(loc).core_ret(&v);
+        }
+        self.terminate();
+    }
+
+    fn target(&self) -> String {
+        String::from_utf8_lossy(KsFunc(self.func).target(self.m)).into_owned()
+    }
+
+    fn convert_code(&mut self, code: Value, loc: crate::ir::Loc) -> Vec<Value> {
+        match self.ret.clone() {
+            Type::Void => vec![],
+            t if t.is_int() => vec![self.b_at(loc).core_cast(code, t)],
+            t => vec![self.b_at(loc).core_zero(t)],
+        }
+    }
+
+    fn return_zero(&mut self, loc: crate::ir::Loc) {
+        let ret = self.ret.clone();
+        let v = if ret == Type::Void { vec![] } else { vec![self.b_at(loc).core_zero(ret)] };
+        self.b_at(loc).core_ret(&v);
+    }
+
+    fn set_status(&mut self, st: Value, state: i128, code: Option<Value>, loc: crate::ir::Loc) {
+        let i64t = Type::i64();
+        let s = self.b_at(loc).core_const(state, i64t.clone());
+        let zero = self.b_at(loc).core_const(0, Type::u32());
+        let a0 = self.b_at(loc).core_elem_addr(st, zero, Type::ptr(i64t.clone()));
+        self.b_at(loc).core_store(s, a0);
+        let c = code.unwrap_or_else(|| self.b_at(loc).core_const(0, i64t.clone()));
+        let one = self.b_at(loc).core_const(1, Type::u32());
+        let a1 = self.b_at(loc).core_elem_addr(st, one, Type::ptr(i64t));
+        self.b_at(loc).core_store(c, a1);
+    }
+
+    fn callee_has_status(&self, data: &crate::ir::OpData) -> bool {
+        matches!(&data.attrs[0], Some(Attr::Sym(s)) if self.with_status.contains(s))
+    }
+
+    /// A call to a function with a status parameter, then the check that continues its throw or abort.
+    fn call_with_status(&mut self, data: &crate::ir::OpData, loc: crate::ir::Loc) {
+        let Some(Attr::Sym(callee)) = data.attrs[0].clone() else { return };
+        let slot = match self.call_status {
+            Some(s) => s,
+            None => {
+                let entry = self.m.region(self.region).blocks[0];
+                let t = Type::Array(Rc::new(Type::i64()), 2);
+                let mut b = Builder::new(self.m, entry);
+                b.at = Some(0);
+                b.loc = loc;
+                let s = b.core_local(t, Some(b"__call_status".to_vec()), status_type());
+                self.call_status = Some(s);
+                s
+            }
+        };
+        let z = self.b_at(loc).core_zero(Type::Array(Rc::new(Type::i64()), 2));
+        self.b_at(loc).core_store(z, slot);
+        let mut args: Vec<Value> = data.operands.iter().map(|&v| self.map(v)).collect();
+        args.push(slot);
+        let tys: Vec<Type> = data.results.iter().map(|&r| self.m.value_type(r).clone()).collect();
+        let call = self.b_at(loc).core_call(&args, &callee, &tys);
+        let results = self.m.op(call).results.clone();
+        for (o, n) in data.results.iter().zip(results) {
+            self.vmap.insert(*o, n);
+        }
+        let i64t = Type::i64();
+        let zero = self.b_at(loc).core_const(0, Type::u32());
+        let a0 = self.b_at(loc).core_elem_addr(slot, zero, Type::ptr(i64t.clone()));
+        let state = self.b_at(loc).core_load(a0, i64t.clone());
+        let none = self.b_at(loc).core_const(0, i64t.clone());
+        let raised = self.b_at(loc).core_cmp(state, none, "ne");
+        let (raise, cont) = (self.new_block(), self.new_block());
+        self.b_at(loc).core_cond_br(raised, &[], 0, vec![raise, cont]);
+        self.start(raise);
+        if self.aborting.contains(&callee) {
+            let ab = self.b_at(loc).core_const(STATUS_ABORTED, i64t.clone());
+            let is_abort = self.b_at(loc).core_cmp(state, ab, "eq");
+            let (abort_bb, throw_bb) = (self.new_block(), self.new_block());
+            self.b_at(loc).core_cond_br(is_abort, &[], 0, vec![abort_bb, throw_bb]);
+            self.start(abort_bb);
+            self.abort(loc, None);
+            self.start(throw_bb);
+        }
+        let one = self.b_at(loc).core_const(1, Type::u32());
+        let a1 = self.b_at(loc).core_elem_addr(slot, one, Type::ptr(i64t.clone()));
+        let code = self.b_at(loc).core_load(a1, i64t);
+        self.throw_code(code, loc);
+        self.start(cont);
+    }
+}
