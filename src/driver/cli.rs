@@ -61,8 +61,8 @@ pub enum Command {
     /// Parse textual KS-IR, run the named passes, verify and print the result (like mlir-opt).
     Opt {
         /// A .ksir file (`-` for standard input)
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        #[arg(value_name = "FILE", required_unless_present = "list_passes")]
+        file: Option<PathBuf>,
         /// Passes to run in order, comma separated (`ksc opt --list-passes` names them)
         #[arg(long, value_delimiter = ',', value_name = "PASSES")]
         passes: Vec<String>,

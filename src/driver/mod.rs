@@ -60,7 +60,7 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Verify { common }) => (common, Stage::Missing("`ksc verify`")),
         Some(Command::Test { common, .. }) => (common, Stage::Missing("`ksc test`")),
         Some(Command::Run { common, .. }) => (common, Stage::Missing("`ksc run`")),
-        Some(Command::Opt { file, passes, list_passes }) => return opt::run(&file, &passes, list_passes),
+        Some(Command::Opt { file, passes, list_passes }) => return opt::run(file.as_deref().unwrap_or(Path::new("-")), &passes, list_passes),
         Some(Command::IrReference) => {
             print!("{}", crate::ir::ops::REFERENCE);
             return 0;
@@ -99,6 +99,17 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
         Stage::Emit(Emit::KsIr) => {
             let module = crate::lower::lower_unit(&unit, &checked, &sources);
             opt::print_verified(&module, "ks-ir")
+        }
+        Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr)) => {
+            let module = crate::lower::lower_unit(&unit, &checked, &sources);
+            let (passes, name) = if e == Emit::BpfIr { (crate::passes::pipeline::BPF, "bpf-ir") } else { (crate::passes::pipeline::HOST, "host-ir") };
+            match crate::passes::pipeline::run_pipeline(&module, passes) {
+                Ok(m) => opt::print_verified(&m, name),
+                Err((pass, errors)) => {
+                    opt::report_pass_errors(&module, &pass, &errors);
+                    1
+                }
+            }
         }
         Stage::Emit(other) => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
         Stage::Missing(what) => stage_missing(what, &common.file),

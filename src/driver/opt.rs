@@ -17,6 +17,15 @@ pub fn print_verified(m: &Module, stage: &str) -> i32 {
     1
 }
 
+/// Pass failures on a module lowered from source point at the source (they are compiler bugs
+/// unless the pass reports a user error such as recursion, which sema normally catches first).
+pub fn report_pass_errors(m: &Module, pass: &str, errors: &crate::passes::PassErrors) {
+    for (op, msg) in errors {
+        let at = op.map(|o| loc_text(m, o)).unwrap_or_else(|| m.files.first().cloned().unwrap_or_else(|| "<ir>".into()) + ":1:1");
+        eprintln!("{at}: error[E0999]: internal compiler error: pass `{pass}`: {msg}");
+    }
+}
+
 fn loc_text(m: &Module, op: ir::OpId) -> String {
     let l = m.op(op).loc;
     let file = m.files.get(l.file as usize).map(String::as_str).unwrap_or("<ir>");

@@ -16,3 +16,6 @@ pub mod verify;
 pub use module::*;
 pub use ops::{views, Opcode, Traits, OP_INFO};
 pub use types::*;
+
+#[cfg(test)]
+mod tests;

@@ -23,7 +23,7 @@ pub struct Parsed {
 
 pub fn parse_module(text: &str) -> Result<Parsed, ParseError> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { toks: tokens, pos: 0, m: Module::new(), values: HashMap::new(), pending_values: HashMap::new(), blocks: HashMap::new(), defined_blocks: Default::default(), op_positions: HashMap::new() };
+    let mut p = Parser { toks: tokens, pos: 0, prev: 0, m: Module::new(), values: HashMap::new(), pending_values: HashMap::new(), blocks: HashMap::new(), defined_blocks: Default::default(), op_positions: HashMap::new() };
     p.module()?;
     Ok(Parsed { module: p.m, op_positions: p.op_positions })
 }
@@ -189,6 +189,8 @@ fn string(b: &[u8]) -> Result<(Vec<u8>, usize), String> {
 struct Parser {
     toks: Vec<Token>,
     pos: usize,
+    /// Where the last `bump` started.
+    prev: usize,
     m: Module,
     values: HashMap<String, Value>,
     /// Values used before their definition, with where they were first used.
@@ -217,10 +219,16 @@ impl Parser {
 
     fn bump(&mut self) -> Tok {
         let t = self.toks[self.pos].tok.clone();
+        self.prev = self.pos;
         if self.pos + 1 < self.toks.len() {
             self.pos += 1;
         }
         t
+    }
+
+    /// Steps back over the token just taken (to report an error at it).
+    fn back(&mut self) {
+        self.pos = self.prev;
     }
 
     fn is(&self, p: &str) -> bool {
@@ -262,7 +270,7 @@ impl Parser {
         match self.bump() {
             Tok::Ident(s) => Ok(s),
             _ => {
-                self.pos -= 1;
+                self.back();
                 self.err(format!("expected a name, found {}", self.describe()))
             }
         }
@@ -280,7 +288,7 @@ impl Parser {
 
     fn module(&mut self) -> PResult<()> {
         if self.ident()? != "module" {
-            self.pos -= 1;
+            self.back();
             return self.err("expected `module`");
         }
         if matches!(self.peek(), Tok::Ident(s) if s == "files") {
@@ -291,7 +299,7 @@ impl Parser {
                 match self.bump() {
                     Tok::Str(s) => self.m.files.push(String::from_utf8_lossy(&s).into_owned()),
                     _ => {
-                        self.pos -= 1;
+                        self.back();
                         return self.err("expected a file name");
                     }
                 }
@@ -323,13 +331,13 @@ impl Parser {
         Ok(())
     }
 
-    fn use_value(&mut self, name: String) -> Value {
+    fn use_value(&mut self, name: String, at: (u32, u32)) -> Value {
         if let Some(&v) = self.values.get(&name) {
             return v;
         }
         // A forward reference: a placeholder whose type and definition are fixed when it is defined.
         let v = self.m.new_value(Type::Void, ValueDef::Arg(BlockId(u32::MAX), 0));
-        self.pending_values.insert(name.clone(), self.here());
+        self.pending_values.insert(name.clone(), at);
         self.values.insert(name, v);
         v
     }
@@ -386,7 +394,7 @@ impl Parser {
                 match self.bump() {
                     Tok::Value(n) => result_names.push(n),
                     _ => {
-                        self.pos -= 1;
+                        self.back();
                         return self.err("expected a result name");
                     }
                 }
@@ -399,20 +407,21 @@ impl Parser {
         let name_line = self.toks[self.pos].line;
         let name = self.ident()?;
         let Some(opcode) = Opcode::from_name(&name) else {
-            self.pos -= 1;
+            self.back();
             return self.err(format!("unknown op `{name}`"));
         };
         let info = opcode.info();
         let mut operands = Vec::new();
         if matches!(self.peek(), Tok::Value(_)) && self.toks[self.pos].line == name_line {
             loop {
+                let at = self.here();
                 match self.bump() {
                     Tok::Value(n) => {
-                        let v = self.use_value(n);
+                        let v = self.use_value(n, at);
                         operands.push(v);
                     }
                     _ => {
-                        self.pos -= 1;
+                        self.back();
                         return self.err("expected an operand");
                     }
                 }
@@ -431,7 +440,7 @@ impl Parser {
                         successors.push(b);
                     }
                     _ => {
-                        self.pos -= 1;
+                        self.back();
                         return self.err("expected a block label");
                     }
                 }
@@ -447,7 +456,7 @@ impl Parser {
             loop {
                 let key = self.ident()?;
                 let Some(i) = info.attr_index(&key) else {
-                    self.pos -= 1;
+                    self.back();
                     return self.err(format!("`{}` has no attribute `{key}`", info.name));
                 };
                 self.expect("=")?;
@@ -533,7 +542,7 @@ impl Parser {
             if self.eat("(") {
                 loop {
                     let Tok::Value(n) = self.bump() else {
-                        self.pos -= 1;
+                        self.back();
                         return self.err("expected a block argument");
                     };
                     self.expect(":")?;
@@ -562,7 +571,7 @@ impl Parser {
                 match self.bump() {
                     Tok::Ident(x) if x == "x" => {}
                     _ => {
-                        self.pos -= 1;
+                        self.back();
                         return self.err("expected `x` in an array type");
                     }
                 }
@@ -609,12 +618,12 @@ impl Parser {
                     Type::Func(Rc::new(FnType { params, ret }))
                 }
                 _ => {
-                    self.pos -= 1;
+                    self.back();
                     return self.err(format!("unknown type `{s}`"));
                 }
             }),
             _ => {
-                self.pos -= 1;
+                self.back();
                 self.err(format!("expected a type, found {}", self.describe()))
             }
         }
@@ -652,7 +661,7 @@ impl Parser {
                 Ok(Attr::List(items))
             }
             _ => {
-                self.pos -= 1;
+                self.back();
                 self.err(format!("expected an attribute value, found {}", self.describe()))
             }
         }
@@ -666,7 +675,7 @@ fn count(n: i128) -> Option<u32> {
 /// Parses a type on its own (tests and tools).
 pub fn parse_type(text: &str) -> Result<Type, ParseError> {
     let toks = tokenize(text)?;
-    let mut p = Parser { toks, pos: 0, m: Module::new(), values: HashMap::new(), pending_values: HashMap::new(), blocks: HashMap::new(), defined_blocks: Default::default(), op_positions: HashMap::new() };
+    let mut p = Parser { toks, pos: 0, prev: 0, m: Module::new(), values: HashMap::new(), pending_values: HashMap::new(), blocks: HashMap::new(), defined_blocks: Default::default(), op_positions: HashMap::new() };
     let t = p.ty()?;
     if *p.peek() != Tok::Eof {
         return p.err("trailing input after the type");

@@ -74,14 +74,32 @@ pub fn check_recursion(m: &mut Module) -> PassResult {
         if scc.len() == 1 && !self_loop {
             continue;
         }
-        let mut names: Vec<&str> = scc.iter().map(|&n| m.symbol(cg.graph[n]).unwrap_or("?")).collect();
-        names.reverse();
-        let at = cg.graph.edges(scc[0]).find(|e| scc.contains(&e.target())).map(|e| e.weight().1);
-        errors.push((at, format!("recursion in kernel code: {} -> {}", names.join(" -> "), names[0])));
+        let (cycle, closing) = cycle_path(m, &cg, &scc);
+        let names: Vec<String> = cycle.iter().map(|&f| format!("@{}", m.symbol(f).unwrap_or("?"))).collect();
+        errors.push((Some(closing), format!("recursion in kernel code: {} -> {}", names.join(" -> "), names[0])));
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
     }
+}
+
+/// A cycle through a strongly connected component, starting at the member declared first, and
+/// the call that closes it.
+fn cycle_path(m: &Module, cg: &CallGraph, scc: &[NodeIndex]) -> (Vec<OpId>, OpId) {
+    let order: HashMap<OpId, usize> = m.funcs().enumerate().map(|(i, f)| (f, i)).collect();
+    let start = *scc.iter().min_by_key(|&&n| order[&cg.graph[n]]).expect("a non-empty component");
+    let mut path = vec![start];
+    let mut cur = start;
+    loop {
+        let next = cg.graph.edges(cur).filter(|e| e.weight().0 == Edge::Call && scc.contains(&e.target())).min_by_key(|e| (e.target() != start, order[&cg.graph[e.target()]]));
+        let Some(e) = next else { break };
+        if e.target() == start || path.contains(&e.target()) {
+            return (path.iter().map(|&n| cg.graph[n]).collect(), e.weight().1);
+        }
+        path.push(e.target());
+        cur = e.target();
+    }
+    (path.iter().map(|&n| cg.graph[n]).collect(), cg.graph[start])
 }

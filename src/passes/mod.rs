@@ -7,6 +7,7 @@ mod flatten;
 mod lower_bpf;
 mod lower_host;
 mod partition;
+pub mod pipeline;
 pub mod tail_calls;
 
 use crate::ir::{Module, OpId};

@@ -68,8 +68,12 @@ impl<'m> Verifier<'m> {
     /// Checks an op and, recursively, its regions. `visible` holds the values defined outside.
     fn op_tree(&mut self, op: OpId, visible: &HashSet<Value>) {
         let m = self.module;
+        // Hooks rely on the spec's shape (arity, attributes, regions): run them only on ops that have it.
+        let errors_before = self.errors.len();
         self.generic(op);
-        super::ops::run_verify_hook(self, op);
+        if self.errors.len() == errors_before {
+            super::ops::run_verify_hook(self, op);
+        }
         let data = m.op(op);
         let isolated = data.opcode.has(Traits::ISOLATED);
         let empty = HashSet::new();

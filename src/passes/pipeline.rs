@@ -1,0 +1,19 @@
+//! The pass pipelines that turn the lowered `ks` module into each backend's module.
+
+use super::{run, PassErrors};
+use crate::ir::Module;
+
+/// The kernel side: the BPF object's functions and declarations in the `bpf` dialect, as a CFG.
+pub const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "partition-bpf", "bounds-check", "lower-bpf", "flatten", "lower-tail-calls"];
+
+/// The userspace side: the host executable's functions in the `host` dialect, as a CFG.
+pub const HOST: &[&str] = &["assign-tail-calls", "partition-host", "lower-host", "flatten"];
+
+/// Runs a pipeline on a copy of the module; stops at the first pass that fails.
+pub fn run_pipeline(m: &Module, passes: &[&str]) -> Result<Module, (String, PassErrors)> {
+    let mut m = m.clone();
+    for p in passes {
+        run(p, &mut m).map_err(|e| (p.to_string(), e))?;
+    }
+    Ok(m)
+}
