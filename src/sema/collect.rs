@@ -6,7 +6,7 @@ use super::env::*;
 use super::types::*;
 use super::Checker;
 use crate::btf::KType;
-use crate::diagnostics::Code;
+use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -210,7 +210,10 @@ impl<'a> Checker<'a, '_> {
                 self.enum_by_name.insert(e.name.name.clone(), id);
                 self.declare_symbol(&e.name, Symbol::Enum(id));
             }
-            ItemKind::Alias { name, .. } => self.declare_symbol(name, Symbol::Alias(Ty::Error)),
+            ItemKind::Alias { name, ty } => {
+                self.declare_symbol(name, Symbol::Alias(Ty::Error));
+                self.pending_aliases.insert(name.name.clone(), (ty, false));
+            }
             _ => {}
         }
     }
@@ -264,11 +267,34 @@ impl<'a> Checker<'a, '_> {
                 info.variants = variants;
                 info.repr = repr;
             }
-            ItemKind::Alias { name, ty } => {
-                let t = self.resolve_type(ty);
-                self.symbols.insert(name.name.clone(), Symbol::Alias(t));
+            ItemKind::Alias { name, .. } => {
+                self.resolve_alias(&name.name, name.span);
             }
             _ => {}
+        }
+    }
+
+    /// Resolves an alias on first use, so aliases may refer to aliases declared later; an alias
+    /// that reaches itself is E0301 at the name that closes the cycle.
+    fn resolve_alias(&mut self, name: &str, at: Span) -> Ty {
+        match self.pending_aliases.get(name).copied() {
+            None => match self.symbols.get(name) {
+                Some(Symbol::Alias(t)) => t.clone(),
+                _ => Ty::Error,
+            },
+            Some((_, true)) => {
+                self.error(Code::E0301, at, format!("type alias `{name}` refers to itself"));
+                self.pending_aliases.remove(name);
+                Ty::Error
+            }
+            Some((te, false)) => {
+                self.pending_aliases.insert(name.to_string(), (te, true));
+                let t = self.resolve_type(te);
+                if self.pending_aliases.remove(name).is_some() {
+                    self.symbols.insert(name.to_string(), Symbol::Alias(t.clone()));
+                }
+                t
+            }
         }
     }
 
@@ -511,7 +537,7 @@ impl<'a> Checker<'a, '_> {
         match self.symbols.get(&id.name) {
             Some(Symbol::Struct(s)) => return Ty::Struct(*s),
             Some(Symbol::Enum(e)) => return Ty::Enum(*e),
-            Some(Symbol::Alias(t)) => return t.clone(),
+            Some(Symbol::Alias(_)) => return self.resolve_alias(&id.name, id.span),
             Some(_) => {
                 self.error(Code::E0112, id.span, format!("`{}` is not a type", id.name));
                 return Ty::Error;

@@ -155,6 +155,8 @@ pub(crate) struct Checker<'a, 'd> {
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
+    /// Aliases not resolved yet, and whether their resolution is under way (cycle detection).
+    pub pending_aliases: HashMap<String, (&'a crate::syntax::ast::TypeExpr, bool)>,
 }
 
 impl<'a, 'd> Checker<'a, 'd> {
@@ -185,6 +187,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             const_done: HashMap::new(),
             compat: false,
             local_decls: HashMap::new(),
+            pending_aliases: HashMap::new(),
         }
     }
 
