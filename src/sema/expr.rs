@@ -449,6 +449,11 @@ impl<'a> Checker<'a, '_> {
             return true;
         }
         if self.unify(from, to).is_some() {
+            if let (Ty::Int(f), Ty::Int(t)) = (from, to) {
+                if t.bits() < f.bits() {
+                    self.warning(Code::W0005, e.span, format!("`{}` value truncated to `{}`; write `as {}` to make it explicit", f.name(), t.name(), t.name()));
+                }
+            }
             return true;
         }
         self.error(code, e.span, format!("expected `{}`, found `{}`", self.show(to), self.show(from)));
