@@ -326,6 +326,66 @@ impl Module {
         out
     }
 
+    /// A deep copy of `op` (regions, blocks and nested ops included), not placed in any block.
+    /// Operands defined outside `op` are renamed through `vmap` (or kept); the copy's own values
+    /// are added to it.
+    pub fn clone_op(&mut self, op: OpId, vmap: &mut std::collections::HashMap<Value, Value>) -> OpId {
+        let d = self.op(op).clone();
+        let operands = d.operands.iter().map(|v| *vmap.get(v).unwrap_or(v)).collect();
+        let tys = d.results.iter().map(|&r| self.value_type(r).clone()).collect();
+        let new = self.create_op(d.opcode, operands, tys, d.attrs.clone(), 0, Vec::new(), d.loc);
+        for (o, n) in d.results.iter().zip(self.op(new).results.clone()) {
+            vmap.insert(*o, n);
+        }
+        let mut bmap = std::collections::HashMap::new();
+        for &r in &d.regions {
+            let nr = self.new_region(Some(new));
+            self.ops[new.index()].regions.push(nr);
+            for &b in &self.region(r).blocks.clone() {
+                let nb = self.new_block(Some(nr));
+                bmap.insert(b, nb);
+                for a in self.block(b).args.clone() {
+                    let t = self.value_type(a).clone();
+                    let na = self.add_block_arg(nb, t);
+                    vmap.insert(a, na);
+                }
+            }
+            for &b in &self.region(r).blocks.clone() {
+                for o in self.block(b).ops.clone() {
+                    let c = self.clone_op(o, vmap);
+                    self.place_op(c, bmap[&b], None);
+                }
+            }
+        }
+        // Successors of ops inside the copy point at the copied blocks.
+        let mut inner = Vec::new();
+        self.walk_nested(new, &mut |o| inner.push(o));
+        for o in inner {
+            for s in &mut self.ops[o.index()].successors {
+                if let Some(&nb) = bmap.get(s) {
+                    *s = nb;
+                }
+            }
+        }
+        new
+    }
+
+    /// True when `v` is defined inside one of `op`'s regions.
+    pub fn defined_within(&self, v: Value, op: OpId) -> bool {
+        let mut block = match self.value(v).def {
+            ValueDef::Result(o, _) => self.op(o).parent,
+            ValueDef::Arg(b, _) => Some(b),
+        };
+        while let Some(b) = block {
+            match self.block_owner(b) {
+                Some(owner) if owner == op => return true,
+                Some(owner) => block = self.op(owner).parent,
+                None => return false,
+            }
+        }
+        false
+    }
+
     /// Replaces every use of `from` by `to` inside `op`'s regions (and `op` itself).
     pub fn replace_uses_in(&mut self, op: OpId, from: Value, to: Value) {
         let mut ids = vec![op];

@@ -6,6 +6,7 @@ pub mod callgraph;
 mod flatten;
 mod lower_bpf;
 mod lower_host;
+mod lower_loops;
 mod partition;
 pub mod pipeline;
 pub mod tail_calls;
@@ -31,6 +32,7 @@ const PASSES: &[Pass] = &[
     Pass { name: "assign-tail-calls", about: "declare @prog_array with a stable index per tail-call target (whole module)", run: tail_calls::assign },
     Pass { name: "lower-tail-calls", about: "ks.tail_call to bpf.tail_call through @prog_array plus the pass verdict (after flatten)", run: tail_calls::lower },
     Pass { name: "bounds-check", about: "packet bounds checks before packet accesses, minus those a dominating test proves", run: bounds_check::run },
+    Pass { name: "lower-loops", about: "long counted loops in kernel code to bpf_loop callbacks with captured state", run: lower_loops::run },
     Pass { name: "flatten", about: "structured control flow to a CFG; defers on every exit, throws and aborts through a hidden status", run: flatten::run },
     Pass { name: "lower-bpf", about: "ks ops of kernel functions to the bpf dialect (helpers, maps, context, CO-RE, dynptr ring buffers)", run: lower_bpf::run },
     Pass { name: "lower-host", about: "ks ops of userspace functions to the host dialect (runtime ABI calls)", run: lower_host::run },

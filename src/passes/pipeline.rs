@@ -4,7 +4,7 @@ use super::{run, PassErrors};
 use crate::ir::Module;
 
 /// The kernel side: the BPF object's functions and declarations in the `bpf` dialect, as a CFG.
-pub const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "partition-bpf", "bounds-check", "lower-bpf", "flatten", "lower-tail-calls"];
+pub const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "partition-bpf", "bounds-check", "lower-loops", "lower-bpf", "flatten", "lower-tail-calls"];
 
 /// The userspace side: the host executable's functions in the `host` dialect, as a CFG.
 pub const HOST: &[&str] = &["assign-tail-calls", "partition-host", "lower-host", "flatten"];

@@ -1,0 +1,45 @@
+//! C layout of IR types, read from the module's `ks.struct` declarations: sizes for helpers, ring
+//! buffers and bounds checks, and the layout of structs the passes declare (pinned globals, loop contexts).
+
+use crate::ir::{views::KsStruct, Attr, Module, OpId, Opcode, Type};
+
+/// The `ks.struct` declaring `name` (a map or global may share the name, so the opcode matters).
+pub fn struct_decl(m: &Module, name: &str) -> Option<OpId> {
+    m.top_ops().iter().copied().find(|&o| m.op(o).opcode == Opcode::KsStruct && m.symbol(o) == Some(name))
+}
+
+/// Size in bytes, or `None` for types without storage.
+pub fn size_of(m: &Module, t: &Type) -> Option<u64> {
+    Some(match t {
+        Type::Void => return None,
+        Type::Bool => 1,
+        Type::Int(i) => i.bits() as u64 / 8,
+        Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle => 8,
+        Type::Array(e, n) => size_of(m, e)? * *n as u64,
+        Type::Str(n) => *n as u64,
+        Type::Struct(s) => KsStruct(struct_decl(m, s)?).size(m) as u64,
+    })
+}
+
+pub fn align_of(m: &Module, t: &Type) -> Option<u64> {
+    Some(match t {
+        Type::Array(e, _) => align_of(m, e)?,
+        Type::Str(_) => 1,
+        Type::Struct(s) => KsStruct(struct_decl(m, s)?).align(m) as u64,
+        other => size_of(m, other)?,
+    })
+}
+
+/// Field offsets, size and alignment of a C struct with these fields (natural alignment).
+pub fn c_layout(m: &Module, fields: &[(String, Type)]) -> Option<(Vec<Attr>, u64, u64)> {
+    let mut offsets = Vec::with_capacity(fields.len());
+    let (mut off, mut align) = (0u64, 1u64);
+    for (_, t) in fields {
+        let a = align_of(m, t)?;
+        off = off.div_ceil(a) * a;
+        offsets.push(Attr::Int(off as i128));
+        off += size_of(m, t)?;
+        align = align.max(a);
+    }
+    Some((offsets, off.div_ceil(align) * align, align))
+}

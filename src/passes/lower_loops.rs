@@ -1,0 +1,308 @@
+//! `lower-loops`: long counted loops in kernel functions become `bpf_loop` calls (LANGUAGE.md §14.4).
+//!
+//! A `ks.for` whose trip count is not a constant of at most 64 is outlined into a callback
+//! function `<func>.loopN(index: u64, ctx: ptr<!<func>.loopN.ctx>) -> i64` and replaced by
+//! `bpf.loop`. Everything the body uses from outside — stack slots of locals, the context pointer,
+//! other SSA values — is captured by value in a context struct on the caller's stack, so the body
+//! reads and writes the caller's locals through their slots exactly as before. Exits that leave
+//! the loop are carried out through the struct: `continue` returns 0, `break` sets exit 1 and
+//! returns 1, and each `return`, throw, abort or tail call gets its own exit code that the caller
+//! dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds.
+//! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
+
+use super::PassResult;
+use crate::ir::layout::c_layout;
+use crate::ir::{views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// Counted loops with at most this many iterations stay inline (the verifier bounds them).
+const INLINE_TRIP_COUNT: i128 = 64;
+
+pub fn run(m: &mut Module) -> PassResult {
+    let mut work: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    while let Some(f) = work.pop() {
+        let mut n = 0;
+        while let Some(l) = outermost_long_loop(m, f) {
+            let cb = outline(m, f, l, n);
+            n += 1;
+            work.push(cb);
+        }
+    }
+    Ok(())
+}
+
+fn const_value(m: &Module, v: Value) -> Option<i128> {
+    let crate::ir::ValueDef::Result(op, _) = m.value(v).def else { return None };
+    match (m.op(op).opcode, m.attr(op, "value")) {
+        (Opcode::CoreConst, Some(Attr::Int(i))) => Some(*i),
+        (Opcode::CoreCast, _) => const_value(m, m.op(op).operands[0]),
+        _ => None,
+    }
+}
+
+fn is_long(m: &Module, l: OpId) -> bool {
+    let o = &m.op(l).operands;
+    !matches!((const_value(m, o[0]), const_value(m, o[1])), (Some(lo), Some(hi)) if hi - lo <= INLINE_TRIP_COUNT)
+}
+
+/// The first long `ks.for` of a function that is not inside another one.
+fn outermost_long_loop(m: &Module, f: OpId) -> Option<OpId> {
+    let mut found = None;
+    m.walk_nested(f, &mut |o| {
+        if found.is_none() && m.op(o).opcode == Opcode::KsFor && is_long(m, o) {
+            found = Some(o);
+        }
+    });
+    found
+}
+
+/// How the body can leave the loop, each with its exit code (1 is `break`).
+enum Exit {
+    Return(OpId),
+    Throw(OpId),
+    Abort(OpId),
+    TailCall(OpId),
+}
+
+fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
+    let fname = m.symbol(func).unwrap_or("f").to_string();
+    let cb_name = format!("{fname}.loop{n}");
+    let ret = match m.attr(func, "ty") {
+        Some(Attr::Type(Type::Func(ft))) => ft.ret.clone(),
+        _ => Type::Void,
+    };
+    // Captures: the lower bound (the counter starts there) and every value the body uses that is
+    // defined outside the loop.
+    let mut captures: Vec<Value> = vec![m.op(lp).operands[0]];
+    m.walk_nested(lp, &mut |o| {
+        for &v in &m.op(o).operands {
+            if !m.defined_within(v, lp) && !captures.contains(&v) {
+                captures.push(v);
+            }
+        }
+    });
+    let exits = loop_exits(m, lp);
+    let lo = m.op(lp).operands[0];
+    let hi = m.op(lp).operands[1];
+    let counter_ty = m.value_type(lo).clone();
+
+    // The context struct: captures, then the exit code, the return value and the thrown code.
+    let mut fields: Vec<(String, Type)> = captures.iter().enumerate().map(|(i, &v)| (format!("c{i}"), m.value_type(v).clone())).collect();
+    fields.push(("exit".into(), Type::u32()));
+    if ret != Type::Void {
+        fields.push(("ret".into(), ret.clone()));
+    }
+    fields.push(("code".into(), Type::i64()));
+    let ctx_name = format!("{cb_name}.ctx");
+    let (offsets, size, align) = c_layout(m, &fields).expect("captured values have sizes");
+    let ctx_ty = Type::Struct(Rc::from(ctx_name.as_str()));
+    let loc = m.op(lp).loc;
+    {
+        let pos = m.top_ops().iter().position(|&o| m.op(o).opcode == Opcode::KsFunc);
+        let body = m.body;
+        let mut b = Builder::new(m, body);
+        b.at = pos;
+        b.loc = loc;
+        b.ks_struct(&ctx_name, fields.clone(), offsets, size as i128, align as i128, b"file".as_slice(), None);
+    }
+
+    // The callback: counter from the index, captures from the struct, then the body.
+    let cb_ty = Type::Func(Rc::new(FnType { params: vec![Type::u64(), Type::ptr(ctx_ty.clone())], ret: Type::i64() }));
+    let cb = {
+        let pos = m.top_ops().iter().position(|&o| o == func).map(|p| p + 1);
+        let body = m.body;
+        let floc = m.op(func).loc;
+        let mut b = Builder::new(m, body);
+        b.at = pos;
+        b.loc = floc;
+        b.ks_func(&cb_name, cb_ty, b"bpf".as_slice(), None, None, None, None, None)
+    };
+    let entry = m.func_entry(cb);
+    let index = m.add_block_arg(entry, Type::u64());
+    m.set_value_name(index, Some(Rc::from("index")));
+    let ctxp = m.add_block_arg(entry, Type::ptr(ctx_ty.clone()));
+    m.set_value_name(ctxp, Some(Rc::from("loop_ctx")));
+    let mut vmap: HashMap<Value, Value> = HashMap::new();
+    let mut b = Builder::new(m, entry);
+    b.loc = loc;
+    for (i, &c) in captures.iter().enumerate() {
+        let t = fields[i].1.clone();
+        let a = b.core_field_addr(ctxp, format!("c{i}").into_bytes(), Type::ptr(t.clone()));
+        let v = b.core_load(a, t);
+        vmap.insert(c, v);
+    }
+    let lo_in = vmap[&lo];
+    let off = b.core_cast(index, counter_ty.clone());
+    let counter = b.core_add(lo_in, off);
+    let old_body = m.region(m.op(lp).regions[0]).blocks[0];
+    if let Some(&arg) = m.block(old_body).args.first() {
+        vmap.insert(arg, counter);
+    }
+    for op in m.block(old_body).ops.clone() {
+        let c = m.clone_op(op, &mut vmap);
+        m.place_op(c, entry, None);
+    }
+    rewrite_exits(m, cb, ctxp, &exits, &ret);
+    let mut b = Builder::new(m, entry);
+    b.loc = loc;
+    if !b.terminated() {
+        let zero = b.core_const(0, Type::i64());
+        b.ks_return(&[zero]);
+    }
+
+    // The call site: fill the struct, run bpf.loop, then carry out the exit the body chose.
+    let func_entry = m.func_entry(func);
+    let slot = {
+        let mut b = Builder::new(m, func_entry);
+        b.at = Some(0);
+        b.loc = loc;
+        b.core_local(ctx_ty.clone(), Some(b"loop_ctx".to_vec()), Type::ptr(ctx_ty.clone()))
+    };
+    let mut b = m.builder_before(lp);
+    let z = b.core_zero(ctx_ty.clone());
+    b.core_store(z, slot);
+    for (i, &c) in captures.iter().enumerate() {
+        let a = b.core_field_addr(slot, format!("c{i}").into_bytes(), Type::ptr(fields[i].1.clone()));
+        b.core_store(c, a);
+    }
+    // Trip count: hi - lo when positive (the bounds were evaluated once, before the loop).
+    let more = b.core_cmp(hi, lo, "gt");
+    let span = b.core_sub(hi, lo);
+    let zero = b.core_zero(counter_ty.clone());
+    let trips = b.core_select(more, span, zero);
+    let trips = if counter_ty == Type::u32() { trips } else { b.core_cast(trips, Type::u32()) };
+    b.bpf_loop(trips, slot, &cb_name);
+    dispatch_exits(m, lp, slot, &ctx_ty, &exits, &ret);
+    m.detach_op(lp);
+    cb
+}
+
+/// The ops in the loop body that leave the loop (not those of loops nested inside it).
+fn loop_exits(m: &Module, lp: OpId) -> Vec<Exit> {
+    let mut out = Vec::new();
+    m.walk_nested(lp, &mut |o| match m.op(o).opcode {
+        Opcode::KsReturn => out.push(Exit::Return(o)),
+        Opcode::KsThrow => out.push(Exit::Throw(o)),
+        Opcode::KsAbort => out.push(Exit::Abort(o)),
+        Opcode::KsTailCall => out.push(Exit::TailCall(o)),
+        _ => {}
+    });
+    out
+}
+
+/// The loop an op's `break`/`continue` belongs to: the nearest enclosing loop op.
+fn enclosing_loop(m: &Module, mut op: OpId) -> Option<OpId> {
+    while let Some(p) = m.parent_op(op) {
+        if matches!(m.op(p).opcode, Opcode::KsFor | Opcode::KsWhile | Opcode::KsMapForeach) {
+            return Some(p);
+        }
+        if m.op(p).opcode == Opcode::KsFunc {
+            return None;
+        }
+        op = p;
+    }
+    None
+}
+
+fn set_field(b: &mut Builder, ctxp: Value, field: &str, v: Value) {
+    let t = b.module.value_type(v).clone();
+    let a = b.core_field_addr(ctxp, field.as_bytes().to_vec(), Type::ptr(t));
+    b.core_store(v, a);
+}
+
+/// In the callback: `continue` returns 0; `break` and the function exits record their code and
+/// return 1, which stops `bpf_loop`.
+fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, exits: &[Exit], ret: &Type) {
+    let body_ops: Vec<OpId> = m.collect_nested(cb, |d| matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue | Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsTailCall));
+    // Clones keep their original order, so the k-th exit op of the callback is the k-th exit.
+    let mut k = 0;
+    for op in body_ops {
+        let opcode = m.op(op).opcode;
+        if matches!(opcode, Opcode::KsBreak | Opcode::KsContinue) && enclosing_loop(m, op).is_some() {
+            continue;
+        }
+        let loc = m.op(op).loc;
+        let mut b = m.builder_before(op);
+        b.loc = loc;
+        let code = match opcode {
+            Opcode::KsContinue => None,
+            Opcode::KsBreak => Some(1),
+            _ => {
+                k += 1;
+                Some(1 + k as i128)
+            }
+        };
+        if let Some(c) = code {
+            let cv = b.core_const(c, Type::u32());
+            set_field(&mut b, ctxp, "exit", cv);
+        }
+        match opcode {
+            Opcode::KsReturn if *ret != Type::Void => {
+                let v = b.module.op(op).operands[0];
+                set_field(&mut b, ctxp, "ret", v);
+            }
+            Opcode::KsThrow => {
+                let v = b.module.op(op).operands[0];
+                set_field(&mut b, ctxp, "code", v);
+            }
+            _ => {}
+        }
+        let r = b.core_const(code.is_some() as i128, Type::i64());
+        b.ks_return(&[r]);
+        m.detach_op(op);
+    }
+    debug_assert_eq!(k, exits.len());
+}
+
+/// After `bpf.loop`: one arm per exit code that carries out the exit in the caller.
+fn dispatch_exits(m: &mut Module, lp: OpId, slot: Value, ctx_ty: &Type, exits: &[Exit], ret: &Type) {
+    if exits.is_empty() {
+        return;
+    }
+    let _ = ctx_ty;
+    let loc = m.op(lp).loc;
+    let mut b = m.builder_before(lp);
+    b.loc = loc;
+    let a = b.core_field_addr(slot, b"exit".to_vec(), Type::ptr(Type::u32()));
+    let code = b.core_load(a, Type::u32());
+    let cases: Vec<Attr> = (0..exits.len()).map(|k| Attr::Int(2 + k as i128)).collect();
+    let sw = b.ks_switch(code, cases, &[], exits.len() + 1);
+    for (k, e) in exits.iter().enumerate() {
+        let arm: BlockId = b.entry(sw, k);
+        let mut ab = Builder::new(b.module, arm);
+        ab.loc = loc;
+        match e {
+            Exit::Return(_) if *ret == Type::Void => {
+                ab.ks_return(&[]);
+            }
+            Exit::Return(_) => {
+                let a = ab.core_field_addr(slot, b"ret".to_vec(), Type::ptr(ret.clone()));
+                let v = ab.core_load(a, ret.clone());
+                ab.ks_return(&[v]);
+            }
+            Exit::Throw(_) => {
+                let a = ab.core_field_addr(slot, b"code".to_vec(), Type::ptr(Type::i64()));
+                let v = ab.core_load(a, Type::i64());
+                ab.ks_throw(v);
+            }
+            Exit::Abort(op) => {
+                let msg = match ab.module.attr(*op, "message") {
+                    Some(Attr::Str(s)) => s.clone(),
+                    _ => b"aborted".to_vec(),
+                };
+                ab.ks_abort(msg);
+            }
+            Exit::TailCall(op) => {
+                let callee = match ab.module.attr(*op, "callee") {
+                    Some(Attr::Sym(s)) => s.clone(),
+                    _ => String::new(),
+                };
+                let ctx = ab.module.op(*op).operands[0];
+                ab.ks_tail_call(ctx, &callee);
+            }
+        }
+    }
+    let default = b.entry(sw, exits.len());
+    Builder::new(b.module, default).ks_yield(&[]);
+}
