@@ -3,7 +3,7 @@
 use super::Lowerer;
 use crate::diagnostics::Span;
 use crate::ir::{views::KsFunc, Attr, BlockId, Builder, Loc, OpId, Type, Value};
-use crate::sema::env::{FnKind, FuncId, World};
+use crate::sema::env::{FnKind, FuncId};
 use crate::sema::types::Ty;
 use crate::syntax::ast::*;
 use std::collections::HashMap;
@@ -12,14 +12,13 @@ use std::collections::HashMap;
 #[derive(Clone, Debug)]
 pub(super) enum Slot {
     /// A stack slot holding the variable's value.
-    Var { addr: Value, ty: Ty },
+    Var { addr: Value },
     /// `var v = m[k]`: a slot holding the entry's address (null when absent), §11.3.
-    Entry { addr: Value, ty: Ty },
+    Entry { addr: Value },
 }
 
 pub(super) struct FnLower<'l, 'c, 'a> {
     pub lw: &'l mut Lowerer<'c, 'a>,
-    pub id: FuncId,
     pub kind: FnKind,
     pub ret: Ty,
     pub block: BlockId,
@@ -38,21 +37,21 @@ pub(super) fn lower_body(lw: &mut Lowerer, id: FuncId, op: OpId) {
     let region = KsFunc(op).body_region(&lw.m);
     let entry = lw.m.region(region).blocks[0];
     let params: Vec<Type> = f.params.iter().map(|p| lw.ir_type(p)).collect();
-    let mut fl = FnLower { id, kind: f.kind.clone(), ret: f.ret.clone(), block: entry, loc: Loc::default(), entry, slots_at: 0, scopes: vec![HashMap::new()], named_ret: None, params: decl.params.iter().map(|p| p.name.name.clone()).collect(), lw };
+    let mut fl = FnLower { kind: f.kind.clone(), ret: f.ret.clone(), block: entry, loc: Loc::default(), entry, slots_at: 0, scopes: vec![HashMap::new()], named_ret: None, params: decl.params.iter().map(|p| p.name.name.clone()).collect(), lw };
     fl.loc = fl.lw.loc(decl.name.span);
     // Parameters arrive as entry-block arguments and are copied into slots so they are assignable.
-    for (p, (ty, sty)) in decl.params.iter().zip(params.into_iter().zip(f.params.iter())) {
+    for (p, ty) in decl.params.iter().zip(params) {
         let arg = fl.lw.m.add_block_arg(entry, ty.clone());
         fl.lw.m.set_value_name(arg, Some(std::rc::Rc::from(p.name.name.as_str())));
         let addr = fl.slot(ty, &p.name.name);
         fl.b().core_store(arg, addr);
-        fl.declare(&p.name.name, Slot::Var { addr, ty: sty.clone() });
+        fl.declare(&p.name.name, Slot::Var { addr });
     }
     if let RetSpec::Named(n, _) = &decl.ret {
         let ty = fl.lw.ir_type(&fl.ret.clone());
         let addr = fl.slot(ty, &n.name);
         fl.named_ret = Some((addr, fl.ret.clone()));
-        fl.declare(&n.name, Slot::Var { addr, ty: fl.ret.clone() });
+        fl.declare(&n.name, Slot::Var { addr });
     }
     fl.stmts(&decl.body.stmts);
     if !fl.terminated() {
@@ -74,10 +73,6 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
 
     pub fn terminated(&self) -> bool {
         self.lw.m.block(self.block).ops.last().is_some_and(|&o| self.lw.m.is_terminator(o))
-    }
-
-    pub fn is_kernel(&self) -> bool {
-        self.kind.world() == World::Kernel
     }
 
     /// A function-lifetime stack slot, placed with the others at the top of the entry block.
@@ -174,7 +169,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                 let addr = self.slot(ity, &var.name);
                 self.in_block(bb, |fl| {
                     fl.b().core_store(i, addr);
-                    fl.declare(&var.name, Slot::Var { addr, ty: ty.clone() });
+                    fl.declare(&var.name, Slot::Var { addr });
                     fl.stmts(&body.stmts);
                 });
             }
@@ -193,10 +188,10 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                     fl.b().core_store(k, ka);
                     fl.b().core_store(v, va);
                     if key.name != "_" {
-                        fl.declare(&key.name, Slot::Var { addr: ka, ty: info.key.clone() });
+                        fl.declare(&key.name, Slot::Var { addr: ka });
                     }
                     if value.name != "_" {
-                        fl.declare(&value.name, Slot::Var { addr: va, ty: info.value.clone() });
+                        fl.declare(&value.name, Slot::Var { addr: va });
                     }
                     fl.stmts(&body.stmts);
                 });
@@ -248,7 +243,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
             let pt = self.lw.m.value_type(p).clone();
             let addr = self.slot(pt, &name.name);
             self.b().core_store(p, addr);
-            self.declare(&name.name, Slot::Entry { addr, ty });
+            self.declare(&name.name, Slot::Entry { addr });
             return;
         }
         let ity = self.lw.ir_type(&ty);
@@ -258,7 +253,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
         };
         let addr = self.slot(ity, &name.name);
         self.b().core_store(v, addr);
-        self.declare(&name.name, Slot::Var { addr, ty });
+        self.declare(&name.name, Slot::Var { addr });
     }
 
     fn return_stmt(&mut self, v: Option<&Expr>) {
@@ -285,7 +280,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
             ExprKind::Call { callee, .. } => {
                 if let Some(target) = self.program_callee(callee) {
                     let ctx = self.lookup(&self.params[0]).cloned();
-                    let Some(Slot::Var { addr, .. }) = ctx else { return false };
+                    let Some(Slot::Var { addr }) = ctx else { return false };
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     let c = self.b().core_load(addr, pt);
                     self.b().ks_tail_call(c, &target);
@@ -321,8 +316,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
         let c = match cond {
             IfCond::Expr(e) => self.condition(e),
             IfCond::Let { name, init } => {
-                let (ty, _) = self.local_ty(name).unwrap_or((Ty::Error, false));
-                let (c, slot) = self.if_let(name, init, &ty);
+                let (c, slot) = self.if_let(name, init);
                 bind = Some((name.name.clone(), slot.0, slot.1, slot.2));
                 c
             }
@@ -332,7 +326,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
         self.in_block(tb, |fl| {
             if let Some((n, s, v, _)) = bind {
                 let addr = match &s {
-                    Slot::Var { addr, .. } | Slot::Entry { addr, .. } => *addr,
+                    Slot::Var { addr } | Slot::Entry { addr } => *addr,
                 };
                 fl.b().core_store(v, addr);
                 fl.declare(&n, s);
@@ -347,24 +341,24 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
     }
 
     /// `if (var v = init)`: the condition and the binding (slot, value to store, its type).
-    fn if_let(&mut self, name: &Ident, init: &Expr, ty: &Ty) -> (Value, (Slot, Value, Type)) {
+    fn if_let(&mut self, name: &Ident, init: &Expr) -> (Value, (Slot, Value, Type)) {
         if self.is_map_access(init) {
             let p = self.entry_address(init);
             let c = self.non_null(p);
             let pt = self.lw.m.value_type(p).clone();
             let addr = self.slot(pt.clone(), &name.name);
-            return (c, (Slot::Entry { addr, ty: ty.clone() }, p, pt));
+            return (c, (Slot::Entry { addr }, p, pt));
         }
         if let Some((v, present)) = self.pop_call(init) {
             let vt = self.lw.m.value_type(v).clone();
             let addr = self.slot(vt.clone(), &name.name);
-            return (present, (Slot::Var { addr, ty: ty.clone() }, v, vt));
+            return (present, (Slot::Var { addr }, v, vt));
         }
         let p = self.rvalue(init);
         let c = self.non_null(p);
         let pt = self.lw.m.value_type(p).clone();
         let addr = self.slot(pt.clone(), &name.name);
-        (c, (Slot::Var { addr, ty: ty.clone() }, p, pt))
+        (c, (Slot::Var { addr }, p, pt))
     }
 
     fn delete(&mut self, e: &Expr) {

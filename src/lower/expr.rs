@@ -3,7 +3,7 @@
 use super::body::{FnLower, Slot};
 use crate::ir::{Attr, FnType, Type, Value};
 use crate::sema::consteval::ConstValue;
-use crate::sema::env::{FnKind, ProgKind, StructOrigin, Symbol};
+use crate::sema::env::{ProgKind, StructOrigin, Symbol};
 use crate::sema::types::{unify_ints, IntTy, Ty};
 use crate::syntax::ast::*;
 use std::rc::Rc;
@@ -154,11 +154,11 @@ impl FnLower<'_, '_, '_> {
 
     fn ident_value(&mut self, n: &str, it: &Type) -> Value {
         match self.lookup(n).cloned() {
-            Some(Slot::Var { addr, .. }) => {
+            Some(Slot::Var { addr }) => {
                 let t = self.lw.m.value_type(addr).pointee().unwrap().clone();
                 self.b().core_load(addr, t)
             }
-            Some(Slot::Entry { addr, .. }) => {
+            Some(Slot::Entry { addr }) => {
                 let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                 let p = self.b().core_load(addr, pt.clone());
                 let vt = pt.pointee().unwrap().clone();
@@ -283,7 +283,7 @@ impl FnLower<'_, '_, '_> {
                 self.b().ks_map_lookup(k, &info.name, Type::ptr(vt))
             }
             ExprKind::Ident(n) => match self.lookup(n).cloned() {
-                Some(Slot::Entry { addr, .. }) => {
+                Some(Slot::Entry { addr }) => {
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     self.b().core_load(addr, pt)
                 }
@@ -315,8 +315,8 @@ impl FnLower<'_, '_, '_> {
         let it = self.ir(&self.ty(e));
         match &e.kind {
             ExprKind::Ident(n) => match self.lookup(n).cloned() {
-                Some(Slot::Var { addr, .. }) => Place { base: Base::Addr(addr), path: vec![], ty: it, untrusted: false },
-                Some(Slot::Entry { addr, .. }) => {
+                Some(Slot::Var { addr }) => Place { base: Base::Addr(addr), path: vec![], ty: it, untrusted: false },
+                Some(Slot::Entry { addr }) => {
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     let p = self.b().core_load(addr, pt.clone());
                     Place { base: Base::Maybe(p), path: vec![], ty: pt.pointee().unwrap().clone(), untrusted: false }
@@ -1160,7 +1160,7 @@ impl FnLower<'_, '_, '_> {
         if tail {
             if let ExprKind::Call { callee, .. } = &x.kind {
                 if let Some(target) = self.program_callee(callee) {
-                    let Some(Slot::Var { addr, .. }) = self.lookup(&self.params[0].clone()).cloned() else { return };
+                    let Some(Slot::Var { addr }) = self.lookup(&self.params[0].clone()).cloned() else { return };
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     self.at(x.span);
                     let c = self.b().core_load(addr, pt);

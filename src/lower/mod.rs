@@ -22,7 +22,8 @@ use std::collections::{BTreeSet, HashMap};
 /// Lowers a checked unit to a `ks` module.
 pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module {
     let mut lw = Lowerer { ck: checked, sources, m: Module::new(), files: HashMap::new(), used_structs: BTreeSet::new(), externs: HashMap::new(), has_kernel: false };
-    lw.has_kernel = checked.funcs.iter().any(|f| f.kind.world() == World::Kernel) || !checked.impls.is_empty();
+    // Maps live in the BPF object, so a unit with maps has kernel-side objects even without programs.
+    lw.has_kernel = checked.funcs.iter().any(|f| f.kind.world() == World::Kernel) || !checked.impls.is_empty() || !checked.maps.is_empty();
     lw.declarations(unit);
     for (i, f) in checked.funcs.iter().enumerate() {
         lw.function(FuncId(i as u32), f.item);

@@ -79,20 +79,9 @@ fn def_op(m: &Module, v: Value) -> Option<OpId> {
     }
 }
 
-/// Size in bytes of an IR type, from the module's struct declarations.
-pub fn size_of(m: &Module, t: &Type) -> i128 {
-    match t {
-        Type::Bool => 1,
-        Type::Int(i) => i.bits() as i128 / 8,
-        Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle => 8,
-        Type::Str(n) => *n as i128,
-        Type::Array(e, n) => size_of(m, e) * *n as i128,
-        Type::Struct(s) => match m.lookup_symbol(s).and_then(|d| m.attr(d, "size")) {
-            Some(Attr::Int(n)) => *n,
-            _ => 0,
-        },
-        Type::Void => 0,
-    }
+/// Size in bytes of an IR type (0 for types without storage).
+fn size_of(m: &Module, t: &Type) -> i128 {
+    crate::ir::layout::size_of(m, t).unwrap_or(0) as i128
 }
 
 fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {

@@ -366,6 +366,24 @@ impl<'m> Flattener<'m> {
                 }
                 self.start(after);
             }
+            Opcode::KsLoadOrZero => {
+                // A map value read: the entry when present, else the zero value (§11.2).
+                let p = self.map(data.operands[0]);
+                let t = self.m.value_type(data.results[0]).clone();
+                let pt = self.m.value_type(p).clone();
+                let (load, zero, join) = (self.new_block(), self.new_block(), self.new_block());
+                let null = self.b_at(prev_loc).core_const(0, pt);
+                let present = self.b_at(prev_loc).core_cmp(p, null, "ne");
+                self.b_at(prev_loc).core_cond_br(present, &[], 0, vec![load, zero]);
+                self.join_args(join, &data.results);
+                self.start(load);
+                let v = self.b_at(prev_loc).core_load(p, t.clone());
+                self.b_at(prev_loc).core_br(&[v], vec![join]);
+                self.start(zero);
+                let z = self.b_at(prev_loc).core_zero(t);
+                self.b_at(prev_loc).core_br(&[z], vec![join]);
+                self.start(join);
+            }
             Opcode::KsDefer => {
                 self.scopes.last_mut().expect("scope").cleanups.push(data.regions[0]);
             }

@@ -1,11 +1,699 @@
 //! `lower-bpf`: rewrites the whole-language `ks` ops of kernel functions into the `bpf` dialect
 //! (helper calls by id, map objects, context loads by offset, CO-RE field addresses, dynptr-based
-//! ring-buffer records released on every path). Runs on structured IR, before `flatten`.
+//! ring-buffer records released on every path). Runs on structured IR, before `flatten`: the
+//! expansions may use `ks.if`, `ks.for`, `ks.switch`, `ks.defer` and `ks.abort`, whose exit
+//! semantics `flatten` implements.
+//!
+//! Helpers take pointers, so values passed by value are first stored in stack slots. New slots are
+//! gathered at the top of the function's entry block (they dominate every use and are allocated
+//! once, not per loop iteration). Slots whose content only lives until the helper call that reads
+//! it are shared per function, role and type to keep within the 512-byte BPF stack.
 
-use super::PassResult;
-use crate::ir::Module;
+mod ringbuf;
+mod strings;
+
+use super::{PassErrors, PassResult};
+use crate::ir::views::*;
+use crate::ir::{Attr, BlockId, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::ir::layout::{self, size_of, struct_decl};
+use std::collections::{HashMap, HashSet};
+
+/// A BPF helper: its number in uapi/linux/bpf.h and its name.
+#[derive(Clone, Copy)]
+struct Helper(i128, &'static str);
+
+const MAP_LOOKUP: Helper = Helper(1, "bpf_map_lookup_elem");
+const MAP_UPDATE: Helper = Helper(2, "bpf_map_update_elem");
+const MAP_DELETE: Helper = Helper(3, "bpf_map_delete_elem");
+const PERF_EVENT_OUTPUT: Helper = Helper(25, "bpf_perf_event_output");
+const REDIRECT_MAP: Helper = Helper(51, "bpf_redirect_map");
+const MAP_PUSH: Helper = Helper(87, "bpf_map_push_elem");
+const MAP_POP: Helper = Helper(88, "bpf_map_pop_elem");
+const MAP_PEEK: Helper = Helper(89, "bpf_map_peek_elem");
+const PROBE_READ_KERNEL: Helper = Helper(113, "bpf_probe_read_kernel");
+const RINGBUF_OUTPUT: Helper = Helper(130, "bpf_ringbuf_output");
+
+const BPF_NOEXIST: i128 = 1;
+const BPF_F_CURRENT_CPU: i128 = 0xffff_ffff;
+
+/// The one-entry array map holding every pinned global (§12.1), and its value struct (a struct
+/// cannot share the map's symbol).
+const PINNED_MAP: &str = "__pinned_globals";
+const PINNED_STRUCT: &str = "__pinned_globals_t";
+
+const OUT_OF_BOUNDS: &str = "index out of bounds";
 
 pub fn run(m: &mut Module) -> PassResult {
-    let _ = m;
-    Ok(())
+    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let pinned = declare_pinned_globals(m, &funcs)?;
+    declare_config_maps(m, &funcs);
+    let mut errors = PassErrors::new();
+    for f in funcs {
+        lower_function(m, f, &pinned, &mut errors);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: &mut PassErrors) {
+    let ops = m.collect_nested(func, |o| match o.opcode {
+        Opcode::KsGlobalAddr => matches!(&o.attrs[0], Some(Attr::Sym(g)) if pinned.contains(g)),
+        op => rule(op).is_some(),
+    });
+    let records = ringbuf::Records::analyse(m, func);
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records };
+    for op in ops {
+        let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
+        match lower(&mut Emit { b: m.builder_before(op), cx: &mut cx }, op) {
+            Ok(values) => m.replace_op(op, &values),
+            Err(msg) => errors.push((Some(op), msg)),
+        }
+    }
+    cx.place_locals(m);
+}
+
+/// Emits the replacement of an op before it and returns the values that stand for its results.
+type Rule = fn(&mut Emit, OpId) -> Lowered;
+type Lowered = Result<Vec<Value>, String>;
+
+const RULES: &[(Opcode, Rule)] = &[
+    (Opcode::KsMapLookup, map_lookup),
+    (Opcode::KsMapUpdate, map_update),
+    (Opcode::KsMapDelete, map_delete),
+    (Opcode::KsMapAdd, map_add),
+    (Opcode::KsMapPush, map_push),
+    (Opcode::KsMapPop, map_pop),
+    (Opcode::KsMapContains, map_contains),
+    (Opcode::KsRedirectMap, redirect_map),
+    (Opcode::KsPerfOutput, perf_output),
+    (Opcode::KsRbReserve, ringbuf::reserve),
+    (Opcode::KsRbSubmit, ringbuf::release),
+    (Opcode::KsRbDiscard, ringbuf::release),
+    (Opcode::KsRbOutput, rb_output),
+    (Opcode::KsCtxLoad, ctx_load),
+    (Opcode::KsCtxStore, ctx_store),
+    (Opcode::KsKfieldAddr, kfield_addr),
+    (Opcode::KsProbeRead, probe_read),
+    (Opcode::KsCallExtern, call_extern),
+    (Opcode::KsPrint, print),
+    (Opcode::KsConfigAddr, config_addr),
+    // Only for pinned globals (the others stay real globals).
+    (Opcode::KsGlobalAddr, pinned_global_addr),
+    (Opcode::KsIndexAddr, index_addr),
+    (Opcode::KsStrEq, strings::str_eq),
+    (Opcode::KsStrConcat, strings::str_concat),
+    (Opcode::KsStrConvert, strings::str_convert),
+    (Opcode::KsAggEq, strings::agg_eq),
+];
+
+fn rule(op: Opcode) -> Option<Rule> {
+    RULES.iter().find(|(o, _)| *o == op).map(|&(_, r)| r)
+}
+
+// ---- per-function state and emission helpers --------------------------------------------------
+
+/// What a shared scratch slot holds; slots of different roles may be live at the same time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Role {
+    Key,
+    Value,
+    /// A helper's output buffer.
+    Out,
+    /// A string argument of `print`, by position.
+    Arg(usize),
+    Lhs,
+    Rhs,
+    Dst,
+    Len,
+    Flag,
+}
+
+struct FnCx {
+    entry: BlockId,
+    /// A detached block collecting the new stack slots; they move to the top of `entry` at the end
+    /// (inserting them directly would shift the insertion points of builders in the entry block).
+    locals: BlockId,
+    scratch: HashMap<(Role, Type), Value>,
+    /// Zeroed structs standing in for a failed array-map lookup, by type.
+    fallbacks: HashMap<Type, Value>,
+    records: ringbuf::Records,
+}
+
+impl FnCx {
+    /// Moves the new slots after the function's own slots at the top of the entry block.
+    fn place_locals(&self, m: &mut Module) {
+        let at = m.block(self.entry).ops.iter().take_while(|&&o| m.op(o).opcode == Opcode::CoreLocal).count();
+        let new = m.block(self.locals).ops.clone();
+        for (i, op) in new.into_iter().enumerate() {
+            m.detach_op(op);
+            m.place_op(op, self.entry, Some(at + i));
+        }
+    }
+}
+
+/// A builder at the replaced op plus the function's state.
+struct Emit<'a> {
+    b: Builder<'a>,
+    cx: &'a mut FnCx,
+}
+
+impl Emit<'_> {
+    fn m(&self) -> &Module {
+        self.b.module
+    }
+
+    fn ty(&self, v: Value) -> Type {
+        self.m().value_type(v).clone()
+    }
+
+    fn pointee(&self, v: Value) -> Type {
+        self.m().value_type(v).pointee().cloned().unwrap_or(Type::Void)
+    }
+
+    fn size(&self, t: &Type) -> Result<u64, String> {
+        size_of(self.m(), t).ok_or_else(|| format!("the size of {t} is unknown"))
+    }
+
+    /// Runs `f` with the insertion point at index `at` of `block` (None: its end).
+    fn emit_at<R>(&mut self, block: BlockId, at: Option<usize>, f: impl FnOnce(&mut Emit<'_>) -> R) -> R {
+        let loc = self.b.loc;
+        let mut inner = Emit { b: Builder { module: &mut *self.b.module, block, at, loc }, cx: &mut *self.cx };
+        f(&mut inner)
+    }
+
+    /// Runs `f` with the insertion point at the end of `block`.
+    fn nested<R>(&mut self, block: BlockId, f: impl FnOnce(&mut Emit<'_>) -> R) -> R {
+        self.emit_at(block, None, f)
+    }
+
+    /// A fresh zero-initialised stack slot.
+    fn slot(&mut self, ty: Type) -> Value {
+        let mut b = Builder::new(&mut *self.b.module, self.cx.locals);
+        b.loc = self.b.loc;
+        b.core_local(ty.clone(), None, Type::ptr(ty))
+    }
+
+    /// The function's shared slot for `role` and `ty`.
+    fn scratch(&mut self, role: Role, ty: Type) -> Value {
+        if let Some(&s) = self.cx.scratch.get(&(role, ty.clone())) {
+            return s;
+        }
+        let s = self.slot(ty.clone());
+        self.cx.scratch.insert((role, ty), s);
+        s
+    }
+
+    /// Stores `v` in the scratch slot of its role and returns the slot's address.
+    fn spill(&mut self, role: Role, v: Value) -> Value {
+        let s = self.scratch(role, self.ty(v));
+        self.b.core_store(v, s);
+        s
+    }
+
+    fn store_zero(&mut self, slot: Value) {
+        let z = self.b.core_zero(self.pointee(slot));
+        self.b.core_store(z, slot);
+    }
+
+    fn store_const(&mut self, value: i128, slot: Value) {
+        let c = self.b.core_const(value, self.pointee(slot));
+        self.b.core_store(c, slot);
+    }
+
+    fn load(&mut self, addr: Value) -> Value {
+        let t = self.pointee(addr);
+        self.b.core_load(addr, t)
+    }
+
+    fn u64(&mut self, v: i128) -> Value {
+        self.b.core_const(v, Type::u64())
+    }
+
+    fn cast(&mut self, v: Value, to: &Type) -> Value {
+        if self.ty(v) == *to {
+            v
+        } else {
+            self.b.core_cast(v, to.clone())
+        }
+    }
+
+    fn helper(&mut self, h: Helper, args: &[Value], ret: Type) -> Value {
+        let op = self.b.bpf_helper_call(args, h.0, h.1, &[ret]);
+        self.m().op(op).results[0]
+    }
+
+    /// `ret == 0` for a helper's `long` result.
+    fn succeeded(&mut self, ret: Value) -> Value {
+        let z = self.b.core_const(0, self.ty(ret));
+        self.b.core_cmp(ret, z, "eq")
+    }
+
+    fn non_null(&mut self, p: Value) -> Value {
+        let null = self.b.core_const(0, self.ty(p));
+        self.b.core_cmp(p, null, "ne")
+    }
+
+    fn map_addr(&mut self, map: &str) -> Value {
+        self.b.bpf_map_addr(map, Type::ptr(Type::Void))
+    }
+
+    fn lookup(&mut self, map: &str, key_slot: Value, entry_ty: Type) -> Value {
+        let mp = self.map_addr(map);
+        self.helper(MAP_LOOKUP, &[mp, key_slot], entry_ty)
+    }
+
+    fn update(&mut self, map: &str, key_slot: Value, value_slot: Value, flags: i128) -> Value {
+        let mp = self.map_addr(map);
+        let f = self.u64(flags);
+        self.helper(MAP_UPDATE, &[mp, key_slot, value_slot, f], Type::i64())
+    }
+
+    /// The entry of a one-entry array map (key 0); a failed lookup yields a zeroed stand-in, so
+    /// reads give 0 (§12.1, §12.3). Key 0 of a one-entry array always exists: the stand-in only
+    /// gives the verifier a non-null pointer, and one per type is shared by the whole function.
+    fn array_entry(&mut self, map: &str, entry_ty: Type) -> Value {
+        let key = self.scratch(Role::Key, Type::u32());
+        self.store_const(0, key);
+        let p = self.lookup(map, key, entry_ty.clone());
+        let fallback = match self.cx.fallbacks.get(&entry_ty) {
+            Some(&f) => f,
+            None => {
+                let f = self.slot(entry_ty.pointee().cloned().unwrap_or(Type::Void));
+                self.cx.fallbacks.insert(entry_ty, f);
+                f
+            }
+        };
+        let found = self.non_null(p);
+        self.b.core_select(found, p, fallback)
+    }
+
+    fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Emit<'_>), els: impl FnOnce(&mut Emit<'_>)) {
+        let op = self.b.ks_if(cond, &[]);
+        let (t, e) = (self.b.entry(op, 0), self.b.entry(op, 1));
+        self.nested(t, then);
+        self.nested(e, els);
+    }
+
+    fn if_then(&mut self, cond: Value, then: impl FnOnce(&mut Emit<'_>)) {
+        self.if_else(cond, then, |_| {});
+    }
+
+    /// Aborts the program (§13.4) when `cond` holds.
+    fn abort_if(&mut self, cond: Value, message: &str) {
+        self.if_then(cond, |e| {
+            e.b.ks_abort(message);
+        });
+    }
+
+    fn break_if(&mut self, cond: Value) {
+        self.if_then(cond, |e| {
+            e.b.ks_break();
+        });
+    }
+
+    /// A loop with constant bounds `0..n` (the verifier accepts bounded loops); `body` gets the
+    /// u32 counter.
+    fn for_range(&mut self, n: u64, body: impl FnOnce(&mut Emit<'_>, Value)) {
+        let lo = self.b.core_const(0, Type::u32());
+        let hi = self.b.core_const(n as i128, Type::u32());
+        let op = self.b.ks_for(lo, hi);
+        let block = self.b.entry(op, 0);
+        let i = self.b.module.add_block_arg(block, Type::u32());
+        self.nested(block, |e| body(e, i));
+    }
+}
+
+/// The module-level `opcode` op declaring `name` (a struct may share its name with a map or a
+/// global, so the opcode matters).
+fn declaration(m: &Module, opcode: Opcode, name: &str) -> Option<OpId> {
+    m.top_ops().iter().copied().find(|&o| m.op(o).opcode == opcode && m.symbol(o) == Some(name))
+}
+
+/// The value of a `core.const`, if `v` is one.
+fn const_value(m: &Module, v: Value) -> Option<i128> {
+    match m.value(v).def {
+        ValueDef::Result(op, 0) => CoreConst::of(m, op).map(|c| c.value(m)),
+        _ => None,
+    }
+}
+
+// ---- maps (§11.2) ------------------------------------------------------------------------------
+
+fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapLookup(op);
+    let (map, key, ty) = (v.map(e.m()).to_string(), v.key(e.m()), e.ty(v.entry_value(e.m())));
+    let k = e.spill(Role::Key, key);
+    Ok(vec![e.lookup(&map, k, ty)])
+}
+
+fn map_update(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapUpdate(op);
+    let (map, key, value, flags) = (v.map(e.m()).to_string(), v.key(e.m()), v.value(e.m()), v.flags(e.m()));
+    let k = e.spill(Role::Key, key);
+    let val = e.spill(Role::Value, value);
+    Ok(vec![e.update(&map, k, val, flags)])
+}
+
+fn map_delete(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapDelete(op);
+    let (map, key) = (v.map(e.m()).to_string(), v.key(e.m()));
+    let k = e.spill(Role::Key, key);
+    let mp = e.map_addr(&map);
+    Ok(vec![e.helper(MAP_DELETE, &[mp, k], Type::i64())])
+}
+
+/// `m[k] += delta`: an atomic add on an existing entry; otherwise an insert that must not replace
+/// an entry another CPU created meanwhile (BPF_NOEXIST), and if one did, the add on that entry.
+fn map_add(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapAdd(op);
+    let (map, key, delta) = (v.map(e.m()).to_string(), v.key(e.m()), v.delta(e.m()));
+    let value_ty = declaration(e.m(), Opcode::KsMap, &map).map(|d| KsMap(d).value(e.m()).clone()).ok_or_else(|| format!("@{map} is not a map"))?;
+    if !value_ty.is_int() {
+        return Err(format!("`+=` on an entry of @{map} needs integer values, not {value_ty}"));
+    }
+    let delta = e.cast(delta, &value_ty);
+    let entry_ty = Type::ptr(value_ty);
+    let k = e.spill(Role::Key, key);
+    let p = e.lookup(&map, k, entry_ty.clone());
+    let present = e.non_null(p);
+    e.if_else(
+        present,
+        |e| add_in_place(e, p, delta),
+        |e| {
+            let val = e.spill(Role::Value, delta);
+            let ret = e.update(&map, k, val, BPF_NOEXIST);
+            let inserted = e.succeeded(ret);
+            let raced = e.b.core_not(inserted);
+            e.if_then(raced, |e| {
+                let p = e.lookup(&map, k, entry_ty);
+                let present = e.non_null(p);
+                e.if_then(present, |e| add_in_place(e, p, delta));
+            });
+        },
+    );
+    Ok(vec![])
+}
+
+/// BPF atomics exist for 32- and 64-bit words only; narrower values get a plain read-modify-write.
+fn add_in_place(e: &mut Emit, p: Value, delta: Value) {
+    if matches!(e.size(&e.ty(delta)), Ok(4 | 8)) {
+        e.b.bpf_atomic_add(p, delta);
+    } else {
+        let old = e.load(p);
+        let new = e.b.core_add(old, delta);
+        e.b.core_store(new, p);
+    }
+}
+
+fn map_push(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapPush(op);
+    let (map, value, rt) = (v.map(e.m()).to_string(), v.value(e.m()), e.ty(v.result_value(e.m())));
+    let val = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let flags = e.u64(0);
+    let ret = e.helper(MAP_PUSH, &[mp, val, flags], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
+
+/// `q.pop()` / `q.peek()`: the value lands in a zeroed buffer, so an empty queue reads 0.
+fn map_pop(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapPop(op);
+    let (map, peek, vt) = (v.map(e.m()).to_string(), v.peek(e.m()), e.ty(v.value_value(e.m())));
+    let out = e.scratch(Role::Out, vt);
+    e.store_zero(out);
+    let mp = e.map_addr(&map);
+    let ret = e.helper(if peek { MAP_PEEK } else { MAP_POP }, &[mp, out], Type::i64());
+    let present = e.succeeded(ret);
+    Ok(vec![e.load(out), present])
+}
+
+/// Bloom filters answer membership through peek.
+fn map_contains(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapContains(op);
+    let (map, value) = (v.map(e.m()).to_string(), v.value(e.m()));
+    let val = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let ret = e.helper(MAP_PEEK, &[mp, val], Type::i64());
+    Ok(vec![e.succeeded(ret)])
+}
+
+fn redirect_map(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsRedirectMap(op);
+    let (map, key, flags, rt) = (v.map(e.m()).to_string(), v.key(e.m()), v.flags(e.m()), e.ty(v.result_value(e.m())));
+    let mp = e.map_addr(&map);
+    let key = e.cast(key, &Type::u64());
+    let flags = e.cast(flags, &Type::u64());
+    let ret = e.helper(REDIRECT_MAP, &[mp, key, flags], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
+
+fn perf_output(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsPerfOutput(op);
+    let (map, ctx, value, rt) = (v.map(e.m()).to_string(), v.ctx(e.m()), v.value(e.m()), e.ty(v.result_value(e.m())));
+    let size = e.size(&e.ty(value))?;
+    let data = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let cpu = e.u64(BPF_F_CURRENT_CPU);
+    let size = e.u64(size as i128);
+    let ret = e.helper(PERF_EVENT_OUTPUT, &[ctx, mp, cpu, data, size], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
+
+fn rb_output(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsRbOutput(op);
+    let (map, value, rt) = (v.map(e.m()).to_string(), v.value(e.m()), e.ty(v.result_value(e.m())));
+    let size = e.size(&e.ty(value))?;
+    let data = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let size = e.u64(size as i128);
+    let flags = e.u64(0);
+    let ret = e.helper(RINGBUF_OUTPUT, &[mp, data, size, flags], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
+
+// ---- program context (§9.3) --------------------------------------------------------------------
+
+/// Where a context field lives: its UAPI offset, the access width, and the element count of an
+/// array field (`cb`).
+struct CtxField {
+    offset: i128,
+    width: i128,
+    count: Option<u32>,
+}
+
+fn ctx_field(m: &Module, ctx: Value, field: &[u8]) -> Result<CtxField, String> {
+    let field = String::from_utf8_lossy(field);
+    let Some(Type::Struct(name)) = m.value_type(ctx).pointee() else {
+        return Err(format!("the context operand is not a struct pointer: {}", m.value_type(ctx)));
+    };
+    let decl = struct_decl(m, name).map(KsStruct).ok_or_else(|| format!("no ks.struct declares the context !{name}"))?;
+    let i = decl.fields(m).iter().position(|(n, _)| *n == field).ok_or_else(|| format!("!{name} has no field `{field}`"))?;
+    let Some(&Attr::Int(offset)) = decl.offsets(m).get(i) else {
+        return Err(format!("!{name} has no offset for `{field}`"));
+    };
+    let (width, count) = match &decl.fields(m)[i].1 {
+        Type::Array(elem, n) => (size_of(m, elem), Some(*n)),
+        // Packet pointers are __u32 fields in the UAPI struct; the kernel rewrites the load.
+        Type::Ptr(_) => (Some(4), None),
+        t => (size_of(m, t), None),
+    };
+    let width = width.ok_or_else(|| format!("the size of !{name}.{field} is unknown"))? as i128;
+    Ok(CtxField { offset, width, count })
+}
+
+/// Emits `access` at the offset of the addressed context field. An array element needs a constant
+/// offset: a run-time index selects among the in-range elements with a switch and aborts when out
+/// of range.
+fn ctx_access(e: &mut Emit, ctx: Value, field: &[u8], index: Option<Value>, result: Option<Type>, access: &dyn Fn(&mut Emit, CtxField) -> Option<Value>) -> Lowered {
+    let f = ctx_field(e.m(), ctx, field)?;
+    let (index, count) = match (index, f.count) {
+        (None, None) => return Ok(access(e, f).into_iter().collect()),
+        (Some(i), Some(n)) => (i, n),
+        (None, Some(_)) => return Err(format!("the context array `{}` must be accessed element by element", String::from_utf8_lossy(field))),
+        (Some(_), None) => return Err(format!("the context field `{}` is not an array", String::from_utf8_lossy(field))),
+    };
+    let element = |k: i128| CtxField { offset: f.offset + k * f.width, width: f.width, count: None };
+    if let Some(k) = const_value(e.m(), index) {
+        if !(0..count as i128).contains(&k) {
+            return Err(format!("context index {k} is out of range 0..{count}"));
+        }
+        return Ok(access(e, element(k)).into_iter().collect());
+    }
+    let results: Vec<Type> = result.into_iter().collect();
+    let sw = e.b.ks_switch(index, (0..count as i128).map(Attr::Int).collect(), &results, count as usize + 1);
+    for k in 0..count as usize {
+        let arm = e.b.entry(sw, k);
+        e.nested(arm, |e| {
+            let v: Vec<Value> = access(e, element(k as i128)).into_iter().collect();
+            e.b.ks_yield(&v);
+        });
+    }
+    let default = e.b.entry(sw, count as usize);
+    e.nested(default, |e| {
+        e.b.ks_abort(OUT_OF_BOUNDS);
+    });
+    Ok(e.m().op(sw).results.clone())
+}
+
+fn ctx_load(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsCtxLoad(op);
+    let (ctx, field, index, ty) = (v.ctx(e.m()), v.field(e.m()).to_vec(), v.index(e.m()).first().copied(), e.ty(v.value_value(e.m())));
+    ctx_access(e, ctx, &field, index, Some(ty.clone()), &|e, f| Some(e.b.bpf_ctx_load(ctx, f.offset, f.width, ty.clone())))
+}
+
+fn ctx_store(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsCtxStore(op);
+    let (value, ctx, field, index) = (v.value(e.m()), v.ctx(e.m()), v.field(e.m()).to_vec(), v.index(e.m()).first().copied());
+    ctx_access(e, ctx, &field, index, None, &|e, f| {
+        e.b.bpf_ctx_store(value, ctx, f.offset, f.width);
+        None
+    })
+}
+
+// ---- kernel structs and calls (§10.4, §9.6) ------------------------------------------------------
+
+fn kfield_addr(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsKfieldAddr(op);
+    let (base, field, ty) = (v.base(e.m()), v.field(e.m()).to_vec(), e.ty(v.addr_value(e.m())));
+    let Type::Struct(name) = e.pointee(base) else {
+        return Err(format!("the base is not a struct pointer: {}", e.ty(base)));
+    };
+    let kernel = struct_decl(e.m(), &name).is_some_and(|s| KsStruct(s).origin(e.m()) == b"kernel");
+    if !kernel {
+        return Err(format!("!{name} is not a kernel struct (CO-RE needs its BTF)"));
+    }
+    Ok(vec![e.b.bpf_core_field_addr(base, &name, field, ty)])
+}
+
+/// Reads through an untrusted kernel pointer into a zeroed buffer, so a fault reads 0.
+fn probe_read(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsProbeRead(op);
+    let (addr, ty) = (v.addr(e.m()), e.ty(v.value_value(e.m())));
+    let size = e.size(&ty)?;
+    let out = e.scratch(Role::Out, ty);
+    e.store_zero(out);
+    let size = e.b.core_const(size as i128, Type::u32());
+    e.helper(PROBE_READ_KERNEL, &[out, size, addr], Type::i64());
+    Ok(vec![e.load(out)])
+}
+
+fn call_extern(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsCallExtern(op);
+    let m = e.m();
+    let callee = v.callee(m).to_string();
+    let args = v.args(m).to_vec();
+    let results: Vec<Type> = v.results_value(m).iter().map(|&r| m.value_type(r).clone()).collect();
+    let decl = declaration(m, Opcode::KsExtern, &callee).ok_or_else(|| format!("@{callee} is not a declared extern"))?;
+    let call = match KsExtern(decl).helper_id(m) {
+        Some(id) => e.b.bpf_helper_call(&args, id, callee.as_bytes(), &results),
+        None => e.b.bpf_kfunc_call(&args, &callee, &results),
+    };
+    Ok(e.m().op(call).results.clone())
+}
+
+/// `print` in kernel code: the trace pipe. `%s` arguments are passed as pointers to stack copies.
+fn print(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsPrint(op);
+    let (format, args) = (v.format(e.m()).to_vec(), v.args(e.m()).to_vec());
+    let args: Vec<Value> = args.into_iter().enumerate().map(|(i, a)| if matches!(e.ty(a), Type::Str(_)) { e.spill(Role::Arg(i), a) } else { a }).collect();
+    e.b.bpf_printk(&args, format);
+    Ok(vec![e.b.core_const(0, Type::i32())])
+}
+
+// ---- configs and pinned globals (§12.1, §12.3) ---------------------------------------------------
+
+/// The map holding config `c`: `c_config_map`, one entry of struct `c_config`.
+fn config_map(config: &str) -> String {
+    format!("{config}_config_map")
+}
+
+fn config_addr(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsConfigAddr(op);
+    let (config, ty) = (v.config(e.m()).to_string(), e.ty(v.addr_value(e.m())));
+    Ok(vec![e.array_entry(&config_map(&config), ty)])
+}
+
+fn pinned_global_addr(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsGlobalAddr(op);
+    let (global, ty) = (v.global(e.m()).to_string(), e.ty(v.addr_value(e.m())));
+    let entry = e.array_entry(PINNED_MAP, Type::ptr(Type::Struct(PINNED_STRUCT.into())));
+    Ok(vec![e.b.core_field_addr(entry, global.into_bytes(), ty)])
+}
+
+/// Inserts module-level declarations right after `after` (with its location), or else before the
+/// first function.
+fn declare(m: &mut Module, after: Option<OpId>, build: impl FnOnce(&mut Builder)) {
+    let at = match after.and_then(|o| m.position(o)) {
+        Some((_, i)) => Some(i + 1),
+        None => m.top_ops().iter().position(|&o| m.op(o).opcode == Opcode::KsFunc),
+    };
+    let body = m.body;
+    let loc = after.map(|o| m.op(o).loc).unwrap_or_default();
+    let mut b = Builder::new(m, body);
+    b.at = at;
+    b.loc = loc;
+    build(&mut b);
+}
+
+/// Declares the maps of the configs kernel code reads, after each config.
+fn declare_config_maps(m: &mut Module, funcs: &[OpId]) {
+    let mut configs: Vec<String> = Vec::new();
+    for &f in funcs {
+        for op in m.collect_nested(f, |o| o.opcode == Opcode::KsConfigAddr) {
+            let c = KsConfigAddr(op).config(m).to_string();
+            if !configs.contains(&c) {
+                configs.push(c);
+            }
+        }
+    }
+    for c in configs {
+        let name = config_map(&c);
+        if m.lookup_symbol(&name).is_none() {
+            let decl = declaration(m, Opcode::KsConfig, &c);
+            let value = Type::Struct(format!("{c}_config").as_str().into());
+            declare(m, decl, |b| {
+                b.ks_map(&name, b"array".as_slice(), Some(Type::u32()), value, 1, 0, false, None);
+            });
+        }
+    }
+}
+
+/// Gathers the pinned globals, in declaration order, into one struct in a pinned one-entry array
+/// map when kernel code uses any of them. Returns their names.
+fn declare_pinned_globals(m: &mut Module, funcs: &[OpId]) -> Result<HashSet<String>, PassErrors> {
+    let fields: Vec<(String, Type)> = m.top_ops().iter().filter_map(|&o| KsGlobal::of(m, o)).filter(|g| g.storage(m) == b"pinned").map(|g| (g.name(m).to_string(), g.ty(m).clone())).collect();
+    let names: HashSet<String> = fields.iter().map(|(n, _)| n.clone()).collect();
+    let used = funcs.iter().any(|&f| !m.collect_nested(f, |o| o.opcode == Opcode::KsGlobalAddr && matches!(&o.attrs[0], Some(Attr::Sym(g)) if names.contains(g))).is_empty());
+    if !used || m.lookup_symbol(PINNED_MAP).is_some() {
+        return Ok(if used { names } else { HashSet::new() });
+    }
+    let Some((offsets, size, align)) = layout::c_layout(m, &fields) else {
+        return Err(vec![(None, "a pinned global has a type without a known size".to_string())]);
+    };
+    declare(m, None, |b| {
+        b.ks_struct(PINNED_STRUCT, fields, offsets, size as i128, align as i128, b"file".as_slice(), None);
+        b.ks_map(PINNED_MAP, b"array".as_slice(), Some(Type::u32()), Type::Struct(PINNED_STRUCT.into()), 1, 0, true, None);
+    });
+    Ok(names)
+}
+
+// ---- checked indexing (§6.5, §6.6, §13.4) ------------------------------------------------------
+
+/// `a[i]` with a run-time index: aborts unless `i < N`. The index is widened to u64 first, so a
+/// negative signed index is a huge unsigned one and fails the same test.
+fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsIndexAddr(op);
+    let (base, index, ty) = (v.base(e.m()), v.index(e.m()), e.ty(v.addr_value(e.m())));
+    let n = match e.pointee(base) {
+        Type::Array(_, n) | Type::Str(n) => n,
+        t => return Err(format!("cannot index {t}")),
+    };
+    let i = e.cast(index, &Type::u64());
+    let limit = e.u64(n as i128);
+    let out = e.b.core_cmp(i, limit, "ge");
+    e.abort_if(out, OUT_OF_BOUNDS);
+    Ok(vec![e.b.core_elem_addr(base, i, ty)])
 }

@@ -7,7 +7,8 @@
 //! reads and writes the caller's locals through their slots exactly as before. Exits that leave
 //! the loop are carried out through the struct: `continue` returns 0, `break` sets exit 1 and
 //! returns 1, and each `return`, throw, abort or tail call gets its own exit code that the caller
-//! dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds.
+//! dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds,
+//! and the shortest (at most 8 iterations, no early exit) are unrolled.
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
 use super::PassResult;
@@ -19,8 +20,16 @@ use std::rc::Rc;
 /// Counted loops with at most this many iterations stay inline (the verifier bounds them).
 const INLINE_TRIP_COUNT: i128 = 64;
 
+/// Loops with at most this many iterations are unrolled when their body allows it.
+const UNROLL_TRIP_COUNT: i128 = 8;
+
 pub fn run(m: &mut Module) -> PassResult {
     let mut work: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    for &f in &work {
+        for l in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
+            unroll(m, l);
+        }
+    }
     while let Some(f) = work.pop() {
         let mut n = 0;
         while let Some(l) = outermost_long_loop(m, f) {
@@ -57,10 +66,40 @@ fn outermost_long_loop(m: &Module, f: OpId) -> Option<OpId> {
     found
 }
 
+/// Fully unrolls a loop of at most `UNROLL_TRIP_COUNT` constant iterations whose body neither
+/// leaves the loop early (`break`/`continue`) nor defers at its top level (each copy would have to
+/// run the defer at its own end); the counter becomes a constant in each copy.
+fn unroll(m: &mut Module, lp: OpId) {
+    let o = m.op(lp).operands.clone();
+    let (Some(lo), Some(hi)) = (const_value(m, o[0]), const_value(m, o[1])) else { return };
+    if hi - lo > UNROLL_TRIP_COUNT || m.op(lp).parent.is_none() {
+        return;
+    }
+    let body = m.region(m.op(lp).regions[0]).blocks[0];
+    let early_exit = m.collect_nested(lp, |d| matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue)).into_iter().any(|x| enclosing_loop(m, x) == Some(lp));
+    let defers_or_leaves = m.block(body).ops.iter().any(|&x| m.op(x).opcode == Opcode::KsDefer || m.is_terminator(x));
+    if early_exit || defers_or_leaves {
+        return;
+    }
+    let ty = m.value_type(o[0]).clone();
+    let arg = m.block(body).args.first().copied();
+    for i in lo..hi.max(lo) {
+        let mut b = m.builder_before(lp);
+        let k = b.core_const(i, ty.clone());
+        let mut vmap: HashMap<Value, Value> = arg.map(|a| (a, k)).into_iter().collect();
+        for op in m.block(body).ops.clone() {
+            let c = m.clone_op(op, &mut vmap);
+            let (block, at) = m.position(lp).expect("placed");
+            m.place_op(c, block, Some(at));
+        }
+    }
+    m.detach_op(lp);
+}
+
 /// How the body can leave the loop, each with its exit code (1 is `break`).
 enum Exit {
-    Return(OpId),
-    Throw(OpId),
+    Return,
+    Throw,
     Abort(OpId),
     TailCall(OpId),
 }
@@ -182,8 +221,8 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
 fn loop_exits(m: &Module, lp: OpId) -> Vec<Exit> {
     let mut out = Vec::new();
     m.walk_nested(lp, &mut |o| match m.op(o).opcode {
-        Opcode::KsReturn => out.push(Exit::Return(o)),
-        Opcode::KsThrow => out.push(Exit::Throw(o)),
+        Opcode::KsReturn => out.push(Exit::Return),
+        Opcode::KsThrow => out.push(Exit::Throw),
         Opcode::KsAbort => out.push(Exit::Abort(o)),
         Opcode::KsTailCall => out.push(Exit::TailCall(o)),
         _ => {}
@@ -273,15 +312,15 @@ fn dispatch_exits(m: &mut Module, lp: OpId, slot: Value, ctx_ty: &Type, exits: &
         let mut ab = Builder::new(b.module, arm);
         ab.loc = loc;
         match e {
-            Exit::Return(_) if *ret == Type::Void => {
+            Exit::Return if *ret == Type::Void => {
                 ab.ks_return(&[]);
             }
-            Exit::Return(_) => {
+            Exit::Return => {
                 let a = ab.core_field_addr(slot, b"ret".to_vec(), Type::ptr(ret.clone()));
                 let v = ab.core_load(a, ret.clone());
                 ab.ks_return(&[v]);
             }
-            Exit::Throw(_) => {
+            Exit::Throw => {
                 let a = ab.core_field_addr(slot, b"code".to_vec(), Type::ptr(Type::i64()));
                 let v = ab.core_load(a, Type::i64());
                 ab.ks_throw(v);

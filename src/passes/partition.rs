@@ -7,14 +7,25 @@ use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode};
 use petgraph::visit::Dfs;
 use std::collections::HashSet;
 
-/// Functions that are entry points: programs, main, tests, kfuncs and struct_ops methods.
+/// Functions that are entry points: programs, main, tests, kfuncs, struct_ops methods, and the
+/// default ring-buffer handlers `<map>_callback` the runtime registers (§11.5).
 fn is_root(m: &Module, f: OpId) -> bool {
     let v = KsFunc(f);
-    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main") || v.target(m) == b"kmod" && !is_private(m, f) || implemented(m, f)
+    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main") || v.target(m) == b"kmod" || implemented(m, f) || default_handler(m, f)
 }
 
-fn is_private(_m: &Module, _f: OpId) -> bool {
-    false
+fn default_handler(m: &Module, f: OpId) -> bool {
+    let Some(map) = m.symbol(f).and_then(|n| n.strip_suffix("_callback")) else { return false };
+    m.lookup_symbol(map).is_some_and(|d| m.op(d).opcode == Opcode::KsMap && matches!(m.attr(d, "kind"), Some(Attr::Str(k)) if k == b"ringbuf" || k == b"perf_event_array"))
+}
+
+/// Maps, configs and object globals live in the BPF object even when only userspace uses them.
+fn in_object(m: &Module, op: OpId) -> bool {
+    match m.op(op).opcode {
+        Opcode::KsMap | Opcode::KsConfig => true,
+        Opcode::KsGlobal => !matches!(m.attr(op, "storage"), Some(Attr::Str(s)) if s == b"process"),
+        _ => false,
+    }
 }
 
 fn implemented(m: &Module, f: OpId) -> bool {
@@ -75,9 +86,17 @@ fn collect_struct_names(t: &crate::ir::Type, used: &mut HashSet<String>) {
 }
 
 /// Keeps the functions in `keep` and the declarations they (transitively) use.
-fn retain(m: &mut Module, keep: &HashSet<OpId>) {
-    let funcs: Vec<OpId> = m.funcs().filter(|f| keep.contains(f)).collect();
-    let mut used = used_symbols(m, &funcs);
+fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
+    let mut roots: Vec<OpId> = m.funcs().filter(|f| keep.contains(f)).collect();
+    if object {
+        roots.extend(m.top_ops().iter().copied().filter(|&o| in_object(m, o)));
+    }
+    let mut used = used_symbols(m, &roots);
+    for &r in &roots {
+        if let Some(s) = m.symbol(r) {
+            used.insert(s.to_string());
+        }
+    }
     // Declarations refer to structs (fields, map keys) and impls to methods: close over them.
     loop {
         let decls: Vec<OpId> = m.top_ops().iter().copied().filter(|&o| m.op(o).opcode != Opcode::KsFunc && m.symbol(o).is_some_and(|s| used.contains(s))).collect();
@@ -127,7 +146,7 @@ fn reachable(m: &Module, roots: impl Iterator<Item = OpId>) -> HashSet<OpId> {
 pub fn reachability(m: &mut Module) -> PassResult {
     let roots: Vec<OpId> = m.funcs().filter(|&f| is_root(m, f)).collect();
     let keep = reachable(m, roots.into_iter());
-    retain(m, &keep);
+    retain(m, &keep, false);
     Ok(())
 }
 
@@ -141,7 +160,7 @@ pub fn partition(m: &mut Module, target: &str) -> PassResult {
     let in_target: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == target.as_bytes()).collect();
     let roots: Vec<OpId> = in_target.iter().copied().filter(|&f| is_root(m, f)).collect();
     let keep: HashSet<OpId> = if roots.is_empty() { in_target.iter().copied().collect() } else { reachable(m, roots.into_iter()).into_iter().filter(|f| in_target.contains(f)).collect() };
-    retain(m, &keep);
+    retain(m, &keep, target == "bpf");
     Ok(())
 }
 

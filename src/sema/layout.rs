@@ -69,8 +69,4 @@ impl Checker<'_, '_> {
     pub fn size_of(&self, t: &Ty) -> Option<u64> {
         Layout { structs: &self.structs, enums: &self.enums }.size_of(t)
     }
-
-    pub fn align_of(&self, t: &Ty) -> Option<u64> {
-        Layout { structs: &self.structs, enums: &self.enums }.align_of(t)
-    }
 }
