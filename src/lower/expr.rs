@@ -420,10 +420,8 @@ impl FnLower<'_, '_, '_> {
     fn place_address(&mut self, p: &Place) -> Value {
         match &p.base {
             Base::Addr(a) | Base::Maybe(a) => self.apply_path(*a, &p.path),
-            Base::MapElem { map, key } => {
-                let info = self.lw.ck.maps[*map].clone();
-                let vt = self.ir(&info.value);
-                let e = self.b().ks_map_lookup(*key, &info.name, Type::ptr(vt));
+            Base::MapElem { .. } => {
+                let e = self.entry_of_base(&p.base);
                 self.apply_path(e, &p.path)
             }
             Base::Ctx { .. } => {
@@ -432,6 +430,19 @@ impl FnLower<'_, '_, '_> {
                 self.b().core_store(v, a);
                 a
             }
+        }
+    }
+
+    /// The entry address (null when absent) a map element or entry binding denotes.
+    fn entry_of_base(&mut self, base: &Base) -> Value {
+        match base {
+            Base::MapElem { map, key } => {
+                let info = self.lw.ck.maps[*map].clone();
+                let vt = self.ir(&info.value);
+                self.b().ks_map_lookup(*key, &info.name, Type::ptr(vt))
+            }
+            Base::Maybe(e) | Base::Addr(e) => *e,
+            Base::Ctx { ctx, .. } => *ctx,
         }
     }
 
@@ -454,15 +465,7 @@ impl FnLower<'_, '_, '_> {
                 self.b().ks_ctx_load(*ctx, &idx, field.as_bytes().to_vec(), p.ty.clone())
             }
             Base::MapElem { .. } | Base::Maybe(_) => {
-                let entry = match &p.base {
-                    Base::Maybe(e) => *e,
-                    Base::MapElem { map, key } => {
-                        let info = self.lw.ck.maps[*map].clone();
-                        let vt = self.ir(&info.value);
-                        self.b().ks_map_lookup(*key, &info.name, Type::ptr(vt))
-                    }
-                    _ => unreachable!(),
-                };
+                let entry = self.entry_of_base(&p.base);
                 if p.path.is_empty() {
                     return self.b().ks_load_or_zero(entry, p.ty.clone());
                 }
@@ -502,15 +505,7 @@ impl FnLower<'_, '_, '_> {
             }
             Base::MapElem { .. } | Base::Maybe(_) => {
                 // Writing a part of an entry changes it in place, and nothing when it is absent.
-                let entry = match &p.base {
-                    Base::Maybe(e) => *e,
-                    Base::MapElem { map, key } => {
-                        let info = self.lw.ck.maps[*map].clone();
-                        let vt = self.ir(&info.value);
-                        self.b().ks_map_lookup(*key, &info.name, Type::ptr(vt))
-                    }
-                    _ => unreachable!(),
-                };
+                let entry = self.entry_of_base(&p.base);
                 let present = self.non_null(entry);
                 let op = self.b().ks_if(present, &[]);
                 let tb = self.entry_of(op, 0);

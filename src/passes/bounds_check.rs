@@ -187,38 +187,22 @@ impl BoundsCheck {
         off >= 0 && facts.iter().any(|&(r, hi)| r == root && off + width <= hi)
     }
 
-    /// The fact a condition proves when it is false: `P + K > end`, `P + K >= end`, `end < P + K`.
-    fn fact_when_false(&self, m: &Module, cond: Value) -> Option<Fact> {
+    /// The fact a packet comparison proves on one of its outcomes: when false for
+    /// `P + K > end`, `P + K >= end`, `end < P + K`; when true for `P + K <= end`, `end >= P + K`.
+    fn fact(&self, m: &Module, cond: Value, outcome: bool) -> Option<Fact> {
         let op = def_op(m, cond)?;
         if m.op(op).opcode != Opcode::CoreCmp {
             return None;
         }
         let Some(Attr::Str(pred)) = m.attr(op, "pred") else { return None };
         let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
-        let (ptr, end) = match pred.as_slice() {
-            b"gt" | b"ge" => (l, r),
-            b"lt" | b"le" => (r, l),
+        // `ptr_first`: the packet pointer is the left operand for this predicate and outcome.
+        let ptr_first = match (pred.as_slice(), outcome) {
+            (b"gt" | b"ge", false) | (b"le" | b"lt", true) => true,
+            (b"lt" | b"le", false) | (b"ge" | b"gt", true) => false,
             _ => return None,
         };
-        if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
-            return None;
-        }
-        self.key(m, ptr)
-    }
-
-    /// The fact a condition proves when it is true: `P + K <= end`, `end >= P + K`.
-    fn fact_when_true(&self, m: &Module, cond: Value) -> Option<Fact> {
-        let op = def_op(m, cond)?;
-        if m.op(op).opcode != Opcode::CoreCmp {
-            return None;
-        }
-        let Some(Attr::Str(pred)) = m.attr(op, "pred") else { return None };
-        let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
-        let (ptr, end) = match pred.as_slice() {
-            b"le" | b"lt" => (l, r),
-            b"ge" | b"gt" => (r, l),
-            _ => return None,
-        };
+        let (ptr, end) = if ptr_first { (l, r) } else { (r, l) };
         if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
             return None;
         }
@@ -255,8 +239,8 @@ impl BoundsCheck {
             }
             Opcode::KsIf => {
                 let cond = d.operands[0];
-                let when_true = self.fact_when_true(m, cond);
-                let when_false = self.fact_when_false(m, cond);
+                let when_true = self.fact(m, cond, true);
+                let when_false = self.fact(m, cond, false);
                 let mut then_facts = facts.clone();
                 then_facts.extend(when_true);
                 self.region(m, d.regions[0], &mut then_facts);

@@ -133,23 +133,17 @@ pub fn call(v: &mut Verifier, op: OpId) {
 pub fn branch_args(v: &mut Verifier, op: OpId) {
     let m = v.module;
     let o = m.op(op);
-    let (groups, args): (Vec<(BlockId, Vec<Value>)>, _) = if o.opcode == Opcode::CoreBr {
-        (o.successors.iter().map(|&s| (s, o.operands.clone())).collect(), ())
+    // core.br passes all its operands; core.cond_br splits those after the condition.
+    let groups: Vec<(BlockId, &[Value])> = if o.opcode == Opcode::CoreBr {
+        o.successors.iter().map(|&s| (s, o.operands.as_slice())).collect()
     } else {
-        let t = CoreCondBr(op).true_args(m).clamp(0, o.operands.len() as i128 - 1) as usize;
         let rest = &o.operands[1..];
-        let t = t.min(rest.len());
-        let mut g = Vec::new();
-        if let [a, b] = o.successors[..] {
-            g.push((a, rest[..t].to_vec()));
-            g.push((b, rest[t..].to_vec()));
-        }
-        (g, ())
+        let t = (CoreCondBr(op).true_args(m).max(0) as usize).min(rest.len());
+        o.successors.iter().zip([&rest[..t], &rest[t..]]).map(|(&s, a)| (s, a)).collect()
     };
-    let _ = args;
     for (b, vals) in groups {
         let params = &m.block(b).args;
-        if params.len() != vals.len() || params.iter().zip(&vals).any(|(&p, &a)| m.value_type(p) != m.value_type(a)) {
+        if params.len() != vals.len() || params.iter().zip(vals).any(|(&p, &a)| m.value_type(p) != m.value_type(a)) {
             v.error(op, "branch arguments do not match the successor's block arguments");
         }
     }
