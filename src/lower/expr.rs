@@ -362,14 +362,15 @@ impl FnLower<'_, '_, '_> {
                     let k = self.coerced(idx, &info.key);
                     return Place { base: Base::MapElem { map: mi, key: k }, path: vec![], ty: it, untrusted: false };
                 }
-                let bt = self.ty(base);
-                let i = self.rvalue(idx);
-                if bt.is_ptr() {
+                // Left to right (§7.7): the indexed value, then the index.
+                if self.ty(base).is_ptr() {
                     let pv = self.rvalue(base);
+                    let i = self.rvalue(idx);
                     return Place { base: Base::Addr(pv), path: vec![Step::PtrIndex(i)], ty: it, untrusted: false };
                 }
                 let checked = self.const_of(idx).is_none();
                 let mut p = self.place(base);
+                let i = self.rvalue(idx);
                 if let Base::Ctx { index, .. } = &mut p.base {
                     *index = Some(i);
                 } else {

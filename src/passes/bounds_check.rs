@@ -4,9 +4,12 @@
 //! by pointer arithmetic, casts, field and element addresses, or through a local holding one)
 //! gets `if (addr + width > data_end) abort` in front of it — unless a dominating comparison
 //! already proves the bytes in bounds: an earlier check of this pass in the same or an enclosing
-//! block, or a user test of the form `if (P + K > data_end) { <leaves> }` (also `>=`, and
-//! `data_end < P + K`), after which `[P, P + K)` is known good. Addresses are compared as a root
-//! (the packet pointer's origin) plus a constant byte offset; variable offsets are always checked.
+//! block, or a user test of the form `if (P + K > data_end) { <leaves> }` (also `>=`,
+//! `data_end < P + K`, `data_end - P < K` and a length variable holding `data_end - P`), after
+//! which `[P, P + K)` is known good; the negated tests prove it inside their then-branch.
+//! Addresses are compared as a root (the packet pointer's origin) plus a constant byte offset;
+//! variable offsets are always checked, and their index is then masked to 16 bits so the
+//! verifier sees a bounded offset.
 //! Runs on structured kernel functions, before `lower-bpf`.
 
 use super::PassResult;
@@ -17,7 +20,7 @@ pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
     for f in funcs {
         let Some(ctx) = context_param(m, f) else { continue };
-        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), ctx, inserted: 0 };
+        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), length_slots: HashMap::new(), ctx, inserted: 0 };
         pass.classify(m, f);
         let body = m.op(f).regions[0];
         pass.region(m, body, &mut Vec::new());
@@ -46,6 +49,8 @@ struct BoundsCheck {
     slots: HashMap<Value, usize>,
     /// The value stored into each local written exactly once.
     slot_value: HashMap<Value, Value>,
+    /// Locals written once with a packet length (`end - P`), and that value.
+    length_slots: HashMap<Value, Value>,
     ctx: Value,
     inserted: usize,
 }
@@ -143,11 +148,22 @@ impl BoundsCheck {
                 break;
             }
         }
+        let mut stores: HashMap<Value, Vec<Value>> = HashMap::new();
         for &op in &ops {
             if m.op(op).opcode == Opcode::CoreStore {
-                if let Some(n) = self.slots.get_mut(&m.op(op).operands[1]) {
+                let (v, slot) = (m.op(op).operands[0], m.op(op).operands[1]);
+                stores.entry(slot).or_default().push(v);
+                if let Some(n) = self.slots.get_mut(&slot) {
                     *n += 1;
-                    self.slot_value.insert(m.op(op).operands[1], m.op(op).operands[0]);
+                    self.slot_value.insert(slot, v);
+                }
+            }
+        }
+        // Length variables: `var len = data_end - data`, written once.
+        for (slot, vals) in stores {
+            if let [v] = vals[..] {
+                if self.length_of(m, v).is_some() {
+                    self.length_slots.insert(slot, v);
                 }
             }
         }
@@ -188,7 +204,8 @@ impl BoundsCheck {
     }
 
     /// The fact a packet comparison proves on one of its outcomes: when false for
-    /// `P + K > end`, `P + K >= end`, `end < P + K`; when true for `P + K <= end`, `end >= P + K`.
+    /// `P + K > end`, `P + K >= end`, `end < P + K`, `end - P < K` (also through a length
+    /// variable holding `end - P`); when true for `P + K <= end`, `end >= P + K`, `end - P >= K`.
     fn fact(&self, m: &Module, cond: Value, outcome: bool) -> Option<Fact> {
         let op = def_op(m, cond)?;
         if m.op(op).opcode != Opcode::CoreCmp {
@@ -196,6 +213,16 @@ impl BoundsCheck {
         }
         let Some(Attr::Str(pred)) = m.attr(op, "pred") else { return None };
         let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
+        // `end - P` against a constant: the bytes the length covers.
+        if let (Some(p), Some(k)) = (self.length_of(m, l), const_int(m, r)) {
+            let bytes = match (pred.as_slice(), outcome) {
+                (b"lt", false) | (b"ge", true) => k,
+                (b"le", false) | (b"gt", true) => k + 1,
+                _ => return None,
+            };
+            let (root, off) = self.key(m, p)?;
+            return Some((root, off + bytes));
+        }
         // `ptr_first`: the packet pointer is the left operand for this predicate and outcome.
         let ptr_first = match (pred.as_slice(), outcome) {
             (b"gt" | b"ge", false) | (b"le" | b"lt", true) => true,
@@ -207,6 +234,18 @@ impl BoundsCheck {
             return None;
         }
         self.key(m, ptr)
+    }
+
+    /// The packet pointer P when `v` is `end - P` (through casts and a local written once).
+    fn length_of(&self, m: &Module, v: Value) -> Option<Value> {
+        let op = def_op(m, v)?;
+        let d = m.op(op);
+        match d.opcode {
+            Opcode::CorePtrDiff if self.data_end.contains(&d.operands[0]) && self.packet.contains(&d.operands[1]) => Some(d.operands[1]),
+            Opcode::CoreCast => self.length_of(m, d.operands[0]),
+            Opcode::CoreLoad => self.length_of(m, *self.length_slots.get(&d.operands[0])?),
+            _ => None,
+        }
     }
 
     fn region(&mut self, m: &mut Module, r: RegionId, facts: &mut Vec<Fact>) {
@@ -235,6 +274,8 @@ impl BoundsCheck {
                 self.insert_check(m, op, addr, width);
                 if let Some((root, off)) = key {
                     facts.push((root, off + width));
+                } else {
+                    self.clamp_index(m, op, addr);
                 }
             }
             Opcode::KsIf => {
@@ -268,12 +309,33 @@ impl BoundsCheck {
         }
     }
 
+    /// A variable index into packet memory is masked to 16 bits after its check (§10.2 rule 4):
+    /// equal when the check passed, and bounded for the verifier.
+    fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value) {
+        let Some(def) = def_op(m, addr) else { return };
+        let d = m.op(def).clone();
+        let (base, index) = match d.opcode {
+            Opcode::CoreElemAddr | Opcode::CorePtrAdd if const_int(m, d.operands[1]).is_none() => (d.operands[0], d.operands[1]),
+            _ => return,
+        };
+        let it = m.value_type(index).clone();
+        let mut b = m.builder_before(access);
+        let mask = b.core_const(0xffff, it);
+        let clamped = b.core_and(index, mask);
+        let rt = b.module.value_type(addr).clone();
+        let new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, clamped, rt) } else { b.core_ptr_add(base, clamped) };
+        let slot = if m.op(access).opcode == Opcode::CoreStore { 1 } else { 0 };
+        m.op_mut(access).operands[slot] = new;
+        self.packet.insert(new);
+    }
+
     /// `if (addr + width > data_end) abort` before `op`.
     fn insert_check(&mut self, m: &mut Module, op: OpId, addr: Value, width: i128) {
         let ctx = self.ctx;
         let mut b = m.builder_before(op);
         let end = b.ks_ctx_load(ctx, &[], b"data_end".to_vec(), Type::ptr(Type::u8()));
-        let bytes = b.core_cast(addr, Type::ptr(Type::u8()));
+        let byte_ptr = Type::ptr(Type::u8());
+        let bytes = if *b.module.value_type(addr) == byte_ptr { addr } else { b.core_cast(addr, byte_ptr) };
         let w = b.core_const(width, Type::i64());
         let last = b.core_ptr_add(bytes, w);
         let out = b.core_cmp(last, end, "gt");
