@@ -539,9 +539,23 @@ impl FnLower<'_, '_, '_> {
             self.b().ks_map_add(*key, v, &name);
             return;
         }
+        // `g += n` on an integer global in kernel code is one atomic add (§12.1).
+        if let (Base::Addr(a), BinOp::Add, true) = (&place.base, bop, self.kind.world() == crate::sema::env::World::Kernel && tit.is_int()) {
+            if self.is_global_address(*a) {
+                let addr = self.apply_path(*a, &place.path);
+                let delta = self.convert(v, &tit);
+                self.b().core_atomic_add(addr, delta);
+                return;
+            }
+        }
         let old = self.load_place(&place);
         let new = self.arith(bop, old, v, &tit);
         self.store_place(&place, new);
+    }
+
+    /// True for the address of a global variable's storage (`ks.global_addr`).
+    fn is_global_address(&self, v: Value) -> bool {
+        matches!(self.lw.m.value(v).def, crate::ir::ValueDef::Result(op, _) if self.lw.m.op(op).opcode == crate::ir::Opcode::KsGlobalAddr)
     }
 
     // ---- operators ------------------------------------------------------------------------

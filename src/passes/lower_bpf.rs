@@ -1,6 +1,6 @@
 //! `lower-bpf`: rewrites the whole-language `ks` ops of kernel functions into the `bpf` dialect
 //! (helper calls by id, map objects, context loads by offset, CO-RE field addresses, dynptr-based
-//! ring-buffer records released on every path). Runs on structured IR, before `flatten`: the
+//! ring-buffer records and `new` objects released on every path). Runs on structured IR, before `flatten`: the
 //! expansions may use `ks.if`, `ks.for`, `ks.switch`, `ks.defer` and `ks.abort`, whose exit
 //! semantics `flatten` implements.
 //!
@@ -9,6 +9,7 @@
 //! once, not per loop iteration). Slots whose content only lives until the helper call that reads
 //! it are shared per function, role and type to keep within the 512-byte BPF stack.
 
+mod objects;
 mod ringbuf;
 mod strings;
 
@@ -64,7 +65,7 @@ fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: 
         op => rule(op).is_some(),
     });
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records };
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned: Vec::new() };
     for op in ops {
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
         match lower(&mut Emit { b: m.builder_before(op), cx: &mut cx }, op) {
@@ -103,6 +104,8 @@ const RULES: &[(Opcode, Rule)] = &[
     // Only for pinned globals (the others stay real globals).
     (Opcode::KsGlobalAddr, pinned_global_addr),
     (Opcode::KsIndexAddr, index_addr),
+    (Opcode::KsNew, objects::new),
+    (Opcode::KsDelete, objects::delete),
     (Opcode::KsStrEq, strings::str_eq),
     (Opcode::KsStrConcat, strings::str_concat),
     (Opcode::KsStrConvert, strings::str_convert),
@@ -140,6 +143,8 @@ struct FnCx {
     /// Zeroed structs standing in for a failed array-map lookup, by type.
     fallbacks: HashMap<Type, Value>,
     records: ringbuf::Records,
+    /// The owned slots of the objects allocated so far (`new`).
+    owned: Vec<Value>,
 }
 
 impl FnCx {
@@ -400,7 +405,7 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
 /// BPF atomics exist for 32- and 64-bit words only; narrower values get a plain read-modify-write.
 fn add_in_place(e: &mut Emit, p: Value, delta: Value) {
     if matches!(e.size(&e.ty(delta)), Ok(4 | 8)) {
-        e.b.bpf_atomic_add(p, delta);
+        e.b.core_atomic_add(p, delta);
     } else {
         let old = e.load(p);
         let new = e.b.core_add(old, delta);
