@@ -8,6 +8,7 @@ pub mod btf;
 pub mod diagnostics;
 pub mod driver;
 pub mod ir;
+pub mod kernel;
 pub mod lower;
 pub mod passes;
 pub mod sema;
