@@ -6,6 +6,7 @@
 
 pub mod btf;
 pub mod diagnostics;
+pub mod codegen;
 pub mod driver;
 pub mod ir;
 pub mod kernel;

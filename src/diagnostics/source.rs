@@ -66,6 +66,17 @@ impl SourceFile {
     pub fn line_count(&self) -> usize {
         self.line_starts.len()
     }
+
+    /// The byte range of a 1-based line's text, from its first non-blank character.
+    pub fn line_range(&self, line: usize) -> Option<(usize, usize)> {
+        if line == 0 || line > self.line_starts.len() {
+            return None;
+        }
+        let start = self.line_starts[line - 1] as usize;
+        let text = self.line_text(line);
+        let indent = text.len() - text.trim_start().len();
+        Some((start + indent, start + text.len()))
+    }
 }
 
 #[derive(Default)]
@@ -85,6 +96,12 @@ impl SourceMap {
 
     pub fn get(&self, id: FileId) -> &SourceFile {
         &self.files[id.0 as usize]
+    }
+
+    /// The file whose displayed path is `name` or ends with `/name` (verifier logs carry only the
+    /// file name of the compile unit).
+    pub fn find_named(&self, name: &str) -> Option<FileId> {
+        self.files.iter().position(|f| f.display == name || f.display.ends_with(&format!("/{name}"))).map(|i| FileId(i as u32))
     }
 
     pub fn find(&self, path: &Path) -> Option<FileId> {

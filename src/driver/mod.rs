@@ -1,8 +1,10 @@
 //! The thin driver: parses the command line, runs the pipeline stages, prints diagnostics and maps
 //! the outcome to an exit status (0 ok, 1 compile errors, 2 usage errors).
 
+mod build;
 mod cli;
 mod opt;
+mod verify;
 
 use crate::diagnostics::{render_json, render_text, Diagnostics, SourceMap};
 use crate::sema::{self, CheckOptions};
@@ -49,7 +51,9 @@ fn report(diags: &Diagnostics, sources: &SourceMap, format: DiagnosticFormat) {
 /// What a command asks of the pipeline after the frontend.
 enum Stage {
     Check,
-    Emit(Emit),
+    /// `--emit` with the `-o` path.
+    Emit(Emit, Option<std::path::PathBuf>),
+    Verify,
     Missing(&'static str),
 }
 
@@ -57,7 +61,7 @@ fn dispatch(cli: Cli) -> i32 {
     let (common, stage) = match cli.command {
         Some(Command::Check { common }) => (common, Stage::Check),
         Some(Command::Build { common, .. }) => (common, Stage::Missing("`ksc build`")),
-        Some(Command::Verify { common }) => (common, Stage::Missing("`ksc verify`")),
+        Some(Command::Verify { common }) => (common, Stage::Verify),
         Some(Command::Test { common, .. }) => (common, Stage::Missing("`ksc test`")),
         Some(Command::Run { common, .. }) => (common, Stage::Missing("`ksc run`")),
         Some(Command::Opt { file, passes, list_passes }) => return opt::run(file.as_deref().unwrap_or(Path::new("-")), &passes, list_passes),
@@ -68,7 +72,7 @@ fn dispatch(cli: Cli) -> i32 {
         None => {
             let c = cli.compile;
             let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics };
-            (common, Stage::Emit(c.emit))
+            (common, Stage::Emit(c.emit, c.out))
         }
     };
     compile(&common, stage)
@@ -78,7 +82,7 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     let mut sources = SourceMap::new();
     let mut diags = Diagnostics::new();
     let unit = syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags);
-    if let Stage::Emit(Emit::Ast) = stage {
+    if let Stage::Emit(Emit::Ast, _) = stage {
         report(&diags, &sources, common.diagnostics);
         if diags.has_errors() {
             return 1;
@@ -96,11 +100,11 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     let Some(checked) = checked.filter(|_| !diags.has_errors()) else { return 1 };
     match stage {
         Stage::Check => 0,
-        Stage::Emit(Emit::KsIr) => {
+        Stage::Emit(Emit::KsIr, _) => {
             let module = crate::lower::lower_unit(&unit, &checked, &sources);
             opt::print_verified(&module, "ks-ir")
         }
-        Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr)) => {
+        Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), _) => {
             let module = crate::lower::lower_unit(&unit, &checked, &sources);
             let (passes, name) = if e == Emit::BpfIr { (crate::passes::pipeline::BPF, "bpf-ir") } else { (crate::passes::pipeline::HOST, "host-ir") };
             match crate::passes::pipeline::run_pipeline(&module, passes) {
@@ -111,7 +115,26 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
                 }
             }
         }
-        Stage::Emit(other) => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
+        Stage::Emit(e @ (Emit::LlvmIr | Emit::Asm | Emit::Obj), out) => {
+            let module = crate::lower::lower_unit(&unit, &checked, &sources);
+            let output = match e {
+                Emit::LlvmIr => crate::codegen::bpf::Output::LlvmIr,
+                Emit::Asm => crate::codegen::bpf::Output::Asm,
+                _ => crate::codegen::bpf::Output::Object,
+            };
+            match build::kernel_object(&module, output, &common.file) {
+                Ok(bytes) => build::write_output(out.as_deref(), &bytes),
+                Err(code) => code,
+            }
+        }
+        Stage::Verify => {
+            let module = crate::lower::lower_unit(&unit, &checked, &sources);
+            match build::kernel_object(&module, crate::codegen::bpf::Output::Object, &common.file) {
+                Ok(bytes) => verify::run(&bytes, &common.file, &sources, common.diagnostics == DiagnosticFormat::Json),
+                Err(code) => code,
+            }
+        }
+        Stage::Emit(other, _) => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
         Stage::Missing(what) => stage_missing(what, &common.file),
     }
 }

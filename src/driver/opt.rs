@@ -26,7 +26,7 @@ pub fn report_pass_errors(m: &Module, pass: &str, errors: &crate::passes::PassEr
     }
 }
 
-fn loc_text(m: &Module, op: ir::OpId) -> String {
+pub fn loc_text(m: &Module, op: ir::OpId) -> String {
     let l = m.op(op).loc;
     let file = m.files.get(l.file as usize).map(String::as_str).unwrap_or("<ir>");
     format!("{file}:{}:{}", l.line.max(1), l.col.max(1))

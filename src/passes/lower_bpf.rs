@@ -196,9 +196,20 @@ impl Emit<'_> {
 
     /// A fresh zero-initialised stack slot.
     fn slot(&mut self, ty: Type) -> Value {
+        self.new_slot(ty, None)
+    }
+
+    /// A slot whose loads and stores stay exactly as written: release flags and owned pointers,
+    /// which the verifier must follow path by path (an optimiser would fold them into tests of
+    /// pointers the verifier has already invalidated).
+    fn volatile_slot(&mut self, ty: Type) -> Value {
+        self.new_slot(ty, Some(true))
+    }
+
+    fn new_slot(&mut self, ty: Type, volatile: Option<bool>) -> Value {
         let mut b = Builder::new(&mut *self.b.module, self.cx.locals);
         b.loc = self.b.loc;
-        b.core_local(ty.clone(), None, Type::ptr(ty))
+        b.core_local(ty.clone(), None, volatile, Type::ptr(ty))
     }
 
     /// The function's shared slot for `role` and `ty`.

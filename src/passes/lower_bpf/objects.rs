@@ -11,7 +11,7 @@ use crate::ir::{OpId, Value};
 pub fn new(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsNew(op);
     let (ty, ptr_ty) = (v.ty(e.m()).clone(), e.ty(v.addr_value(e.m())));
-    let owned = e.slot(ptr_ty.clone());
+    let owned = e.volatile_slot(ptr_ty.clone());
     let obj = e.b.bpf_obj_new(ty, ptr_ty.clone());
     e.b.core_store(obj, owned);
     let cleanup = e.b.ks_defer();

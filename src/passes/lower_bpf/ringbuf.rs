@@ -131,14 +131,15 @@ fn yield_targets(m: &Module, y: OpId) -> Option<Vec<Value>> {
 }
 
 impl Emit<'_> {
-    /// The dynptr (`[2 x u64]`, 16 bytes) and live-flag slots of the record group of `op`.
+    /// The dynptr (`[2 x u64]`, 16 bytes) and live-flag (u64, volatile) slots of the record group of `op`.
     fn record_slots(&mut self, op: OpId) -> Result<(Value, Value), String> {
         let g = self.cx.records.group(op).ok_or("cannot tell which reservation this ring-buffer record comes from")?;
         if let Some(&s) = self.cx.records.slots.get(&g) {
             return Ok(s);
         }
         let dynptr = self.slot(Type::Array(Rc::new(Type::u64()), 2));
-        let live = self.slot(Type::u8());
+        // A full 8-byte slot: the verifier tracks constants spilled to the stack only at that size.
+        let live = self.volatile_slot(Type::u64());
         self.cx.records.slots.insert(g, (dynptr, live));
         Ok((dynptr, live))
     }
@@ -150,7 +151,7 @@ impl Emit<'_> {
         let body = self.b.entry(d, 0);
         self.nested(body, |e| {
             let flag = e.load(live);
-            let zero = e.b.core_const(0, Type::u8());
+            let zero = e.b.core_const(0, Type::u64());
             let is_live = e.b.core_cmp(flag, zero, "ne");
             e.if_then(is_live, |e| {
                 e.b.bpf_dynptr_discard(dynptr);

@@ -1,0 +1,697 @@
+//! Function bodies: the CFG of a flattened kernel function, op by op, with a debug location on
+//! every instruction (the line info the verifier prints back).
+
+use super::{c_name, Gen};
+use crate::ir::{views::KsFunc, Attr, BlockId, OpData, OpId, Opcode, Type, Value};
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::basic_block::BasicBlock;
+use inkwell::builder::Builder;
+use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DISubprogram, DIType};
+use inkwell::module::Linkage;
+use inkwell::types::{BasicMetadataTypeEnum, BasicType, BasicTypeEnum, FunctionType};
+use inkwell::values::{BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, IntValue, PhiValue, PointerValue};
+use inkwell::{AddressSpace, AtomicOrdering, AtomicRMWBinOp, IntPredicate};
+use std::collections::HashMap;
+
+/// BPF helper ids the back end calls itself.
+const TAIL_CALL: u64 = 12;
+const TRACE_PRINTK: u64 = 6;
+const TRACE_VPRINTK: u64 = 177;
+const LOOP: u64 = 181;
+const RINGBUF_RESERVE_DYNPTR: u64 = 198;
+const RINGBUF_SUBMIT_DYNPTR: u64 = 199;
+const RINGBUF_DISCARD_DYNPTR: u64 = 200;
+const DYNPTR_DATA: u64 = 203;
+
+fn func_type_of(m: &crate::ir::Module, f: OpId) -> crate::ir::FnType {
+    match KsFunc(f).ty(m) {
+        Type::Func(ft) => (**ft).clone(),
+        _ => crate::ir::FnType { params: vec![], ret: Type::Void },
+    }
+}
+
+impl<'m, 'ctx> Gen<'m, 'ctx> {
+    fn fn_type(&mut self, params: &[Type], ret: &Type) -> FunctionType<'ctx> {
+        let ps: Vec<BasicMetadataTypeEnum> = params.iter().map(|p| self.llvm_type(p).into()).collect();
+        match ret {
+            Type::Void => self.ctx.void_type().fn_type(&ps, false),
+            t => self.llvm_type(t).fn_type(&ps, false),
+        }
+    }
+
+    pub fn declare_function(&mut self, f: OpId) {
+        let m = self.m;
+        let v = KsFunc(f);
+        let ft = func_type_of(m, f);
+        let program = v.kind(m).is_some();
+        let fty = self.fn_type(&ft.params, &ft.ret);
+        let name = m.symbol(f).unwrap_or("f").to_string();
+        let func = self.module.add_function(&c_name(&name), fty, Some(if program { Linkage::External } else { Linkage::Internal }));
+        if let Some(section) = v.section(m) {
+            func.set_section(Some(&String::from_utf8_lossy(section)));
+        }
+        // No unwinding in BPF: without nounwind LLVM adds an .eh_frame section.
+        let nounwind = Attribute::get_named_enum_kind_id("nounwind");
+        func.add_attribute(AttributeLoc::Function, self.ctx.create_enum_attribute(nounwind, 0));
+        self.funcs.insert(name, func);
+    }
+
+    pub fn define_function(&mut self, f: OpId) {
+        let m = self.m;
+        let name = m.symbol(f).unwrap_or("f").to_string();
+        let func = self.funcs[&name];
+        let ft = func_type_of(m, f);
+        let line = m.op(f).loc.line.max(1);
+        let program = KsFunc(f).kind(m).is_some();
+        let ret_di = if ft.ret == Type::Void { None } else { Some(self.di_type(&ft.ret)) };
+        let param_di: Vec<DIType> = ft.params.iter().map(|p| self.di_type(p)).collect();
+        let sub = self.di.create_subroutine_type(self.file, ret_di, &param_di, DIFlags::PUBLIC);
+        let sp = self.di.create_function(self.cu.as_debug_info_scope(), &c_name(&name), None, self.file, line, sub, !program, true, line, DIFlags::PUBLIC | DIFlags::PROTOTYPED, true);
+        func.set_subprogram(sp);
+        let region = m.op(f).regions[0];
+        let entry = m.region(region).blocks[0];
+        // Every parameter needs a named variable, or the kernel rejects the whole BTF.
+        for (i, &arg) in m.block(entry).args.iter().enumerate() {
+            let pname = m.value(arg).name.as_deref().map(c_name).unwrap_or_else(|| format!("arg{i}"));
+            self.di.create_parameter_variable(sp.as_debug_info_scope(), &pname, i as u32 + 1, self.file, line, param_di[i], true, DIFlags::ZERO);
+        }
+        let builder = self.ctx.create_builder();
+        let mut fb = FnGen { g: self, func, sp, builder, values: HashMap::new(), blocks: HashMap::new(), phis: HashMap::new(), line, volatile: Default::default() };
+        fb.body(region);
+    }
+}
+
+/// Per-function state.
+struct FnGen<'g, 'm, 'ctx> {
+    g: &'g mut Gen<'m, 'ctx>,
+    func: FunctionValue<'ctx>,
+    sp: DISubprogram<'ctx>,
+    builder: Builder<'ctx>,
+    values: HashMap<Value, BasicValueEnum<'ctx>>,
+    blocks: HashMap<BlockId, BasicBlock<'ctx>>,
+    phis: HashMap<Value, PhiValue<'ctx>>,
+    line: u32,
+    /// Slots whose accesses must stay as written (`core.local {volatile}`).
+    volatile: std::collections::HashSet<Value>,
+}
+
+impl<'ctx> FnGen<'_, '_, 'ctx> {
+    fn body(&mut self, region: crate::ir::RegionId) {
+        let m = self.g.m;
+        let blocks = m.region(region).blocks.clone();
+        for &b in &blocks {
+            let bb = self.g.ctx.append_basic_block(self.func, &format!("bb{}", b.0));
+            self.blocks.insert(b, bb);
+        }
+        for (i, &a) in m.block(blocks[0]).args.iter().enumerate() {
+            if let Some(p) = self.func.get_nth_param(i as u32) {
+                self.values.insert(a, p);
+            }
+        }
+        // Block arguments are phis at the top of their block; incoming edges are added as the
+        // branches are emitted.
+        for &b in &blocks[1..] {
+            self.builder.position_at_end(self.blocks[&b]);
+            for &a in &m.block(b).args {
+                let t = self.g.llvm_type(m.value_type(a));
+                let phi = self.builder.build_phi(t, "").expect("positioned");
+                self.values.insert(a, phi.as_basic_value());
+                self.phis.insert(a, phi);
+            }
+        }
+        for &b in &blocks {
+            self.builder.position_at_end(self.blocks[&b]);
+            for &op in &m.block(b).ops {
+                self.locate(op);
+                if let Err(e) = self.op(op) {
+                    self.g.error(Some(op), e);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sets the debug location of the instructions an op becomes.
+    fn locate(&mut self, op: OpId) {
+        let l = self.g.m.op(op).loc;
+        let (line, col) = if l.line > 0 && l.file == 0 { (l.line, l.col) } else { (self.line, 0) };
+        let loc = self.g.di.create_debug_location(self.g.ctx, line, col, self.sp.as_debug_info_scope(), None);
+        self.builder.set_current_debug_location(loc);
+    }
+
+    fn v(&self, x: Value) -> Result<BasicValueEnum<'ctx>, String> {
+        self.values.get(&x).copied().ok_or_else(|| format!("value {} is used before the back end defined it", x.0))
+    }
+
+    fn int(&self, x: Value) -> Result<IntValue<'ctx>, String> {
+        match self.v(x)? {
+            BasicValueEnum::IntValue(i) => Ok(i),
+            BasicValueEnum::PointerValue(p) => Ok(self.builder.build_ptr_to_int(p, self.g.ctx.i64_type(), "").map_err(|e| e.to_string())?),
+            other => Err(format!("expected an integer, found {other:?}")),
+        }
+    }
+
+    fn ptr(&self, x: Value) -> Result<PointerValue<'ctx>, String> {
+        match self.v(x)? {
+            BasicValueEnum::PointerValue(p) => Ok(p),
+            BasicValueEnum::IntValue(i) => Ok(self.builder.build_int_to_ptr(i, self.ptr_type(), "").map_err(|e| e.to_string())?),
+            other => Err(format!("expected a pointer, found {other:?}")),
+        }
+    }
+
+    fn ptr_type(&self) -> inkwell::types::PointerType<'ctx> {
+        self.g.ctx.ptr_type(AddressSpace::default())
+    }
+
+    fn ty(&self, x: Value) -> Type {
+        self.g.m.value_type(x).clone()
+    }
+
+    fn set(&mut self, d: &OpData, v: impl BasicValue<'ctx>) {
+        self.values.insert(d.results[0], v.as_basic_value_enum());
+    }
+
+    fn i64c(&self, v: u64) -> IntValue<'ctx> {
+        self.g.ctx.i64_type().const_int(v, false)
+    }
+
+    fn i32c(&self, v: u64) -> IntValue<'ctx> {
+        self.g.ctx.i32_type().const_int(v, false)
+    }
+
+    /// Extends or truncates an integer to `bits`, by the signedness of its IR type.
+    fn resize(&self, v: IntValue<'ctx>, bits: u32, signed: bool) -> Result<IntValue<'ctx>, String> {
+        let to = self.g.int_type(bits);
+        if v.get_type().get_bit_width() == bits {
+            return Ok(v);
+        }
+        self.builder.build_int_cast_sign_flag(v, to, signed, "").map_err(|e| e.to_string())
+    }
+
+    /// Calls helper `id` through its number cast to a function pointer (TOOLCHAIN.md).
+    fn helper(&mut self, id: u64, args: &[BasicValueEnum<'ctx>], ret: Option<BasicTypeEnum<'ctx>>) -> Result<Option<BasicValueEnum<'ctx>>, String> {
+        let params: Vec<BasicMetadataTypeEnum> = args.iter().map(|a| a.get_type().into()).collect();
+        let fty = match ret {
+            Some(t) => t.fn_type(&params, false),
+            None => self.g.ctx.void_type().fn_type(&params, false),
+        };
+        let callee = self.i64c(id).const_to_pointer(self.ptr_type());
+        let margs: Vec<BasicMetadataValueEnum> = args.iter().map(|&a| a.into()).collect();
+        let call = self.builder.build_indirect_call(fty, callee, &margs, "").map_err(|e| e.to_string())?;
+        Ok(call.try_as_basic_value().basic())
+    }
+
+    /// An argument as a BPF helper takes it: pointers as they are, integers widened to 64 bits.
+    fn helper_arg(&self, x: Value) -> Result<BasicValueEnum<'ctx>, String> {
+        Ok(match (self.v(x)?, self.ty(x)) {
+            (BasicValueEnum::IntValue(i), Type::Int(it)) => self.resize(i, 64, it.signed())?.into(),
+            (BasicValueEnum::IntValue(i), _) => self.resize(i, 64, false)?.into(),
+            (v, _) => v,
+        })
+    }
+
+    fn map_ptr(&self, d: &OpData, attr: &str) -> Result<PointerValue<'ctx>, String> {
+        let info = d.opcode.info();
+        let i = info.attr_index(attr).ok_or("no map attribute")?;
+        let Some(Attr::Sym(name)) = &d.attrs[i] else { return Err("no map attribute".into()) };
+        self.g.globals.get(name).map(|g| g.as_pointer_value()).ok_or_else(|| format!("@{name} is not a map of this object"))
+    }
+
+    fn attr_int(d: &OpData, name: &str) -> i128 {
+        d.opcode.info().attr_index(name).and_then(|i| match &d.attrs[i] {
+            Some(Attr::Int(v)) => Some(*v),
+            _ => None,
+        }).unwrap_or(0)
+    }
+
+    fn branch_to(&mut self, from: BasicBlock<'ctx>, dest: BlockId, args: &[Value]) -> Result<BasicBlock<'ctx>, String> {
+        let m = self.g.m;
+        for (&param, &arg) in m.block(dest).args.iter().zip(args) {
+            let v = self.v(arg)?;
+            self.phis[&param].add_incoming(&[(&v, from)]);
+        }
+        Ok(self.blocks[&dest])
+    }
+
+    fn op(&mut self, op: OpId) -> Result<(), String> {
+        let m = self.g.m;
+        let d = m.op(op).clone();
+        let b = &self.builder;
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        match d.opcode {
+            Opcode::CoreConst => {
+                let t = self.ty(d.results[0]);
+                let Some(Attr::Int(n)) = d.attrs[0] else { return Err("const without value".into()) };
+                let v: BasicValueEnum = match t {
+                    Type::Ptr(_) => self.ptr_type().const_null().into(),
+                    t => self.g.llvm_type(&t).into_int_type().const_int(n as i64 as u64, false).into(),
+                };
+                self.set(&d, v);
+            }
+            Opcode::CoreZero => {
+                let t = self.g.llvm_type(&self.ty(d.results[0]));
+                self.set(&d, t.const_zero());
+            }
+            Opcode::CoreString => {
+                let Some(Attr::Str(s)) = &d.attrs[0] else { return Err("string without value".into()) };
+                let Type::Str(n) = self.ty(d.results[0]) else { return Err("string of a non-string type".into()) };
+                let mut bytes = s.clone();
+                bytes.resize(n as usize, 0);
+                self.set(&d, self.g.ctx.const_string(&bytes, false));
+            }
+            Opcode::CoreAdd | Opcode::CoreSub | Opcode::CoreMul | Opcode::CoreAnd | Opcode::CoreOr | Opcode::CoreXor => {
+                let (l, r) = (self.int(d.operands[0])?, self.int(d.operands[1])?);
+                let v = match d.opcode {
+                    Opcode::CoreAdd => b.build_int_add(l, r, ""),
+                    Opcode::CoreSub => b.build_int_sub(l, r, ""),
+                    Opcode::CoreMul => b.build_int_mul(l, r, ""),
+                    Opcode::CoreAnd => b.build_and(l, r, ""),
+                    Opcode::CoreOr => b.build_or(l, r, ""),
+                    _ => b.build_xor(l, r, ""),
+                }
+                .map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreDiv | Opcode::CoreRem => {
+                let signed = self.ty(d.operands[0]).int().is_some_and(|i| i.signed());
+                let v = self.divide(self.int(d.operands[0])?, self.int(d.operands[1])?, signed, d.opcode == Opcode::CoreRem)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreShl | Opcode::CoreShr => {
+                let l = self.int(d.operands[0])?;
+                let it = self.ty(d.operands[0]).int().ok_or("shift of a non-integer")?;
+                let amount = self.resize(self.int(d.operands[1])?, it.bits(), false)?;
+                // The amount is taken modulo the width (§7.2), in both worlds.
+                let mask = l.get_type().const_int(it.bits() as u64 - 1, false);
+                let amount = b.build_and(amount, mask, "").map_err(e)?;
+                let v = if d.opcode == Opcode::CoreShl { b.build_left_shift(l, amount, "") } else { b.build_right_shift(l, amount, it.signed(), "") }.map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreNeg => {
+                let v = b.build_int_neg(self.int(d.operands[0])?, "").map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreNot => {
+                let v = b.build_not(self.int(d.operands[0])?, "").map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreCmp => {
+                let Some(Attr::Str(pred)) = &d.attrs[0] else { return Err("cmp without predicate".into()) };
+                let signed = self.ty(d.operands[0]).int().is_some_and(|i| i.signed());
+                let p = match (pred.as_slice(), signed) {
+                    (b"eq", _) => IntPredicate::EQ,
+                    (b"ne", _) => IntPredicate::NE,
+                    (b"lt", true) => IntPredicate::SLT,
+                    (b"le", true) => IntPredicate::SLE,
+                    (b"gt", true) => IntPredicate::SGT,
+                    (b"ge", true) => IntPredicate::SGE,
+                    (b"lt", false) => IntPredicate::ULT,
+                    (b"le", false) => IntPredicate::ULE,
+                    (b"gt", false) => IntPredicate::UGT,
+                    _ => IntPredicate::UGE,
+                };
+                let (l, r) = (self.v(d.operands[0])?, self.v(d.operands[1])?);
+                let v = match (l, r) {
+                    (BasicValueEnum::PointerValue(l), BasicValueEnum::PointerValue(r)) => b.build_int_compare(p, l, r, ""),
+                    _ => b.build_int_compare(p, self.int(d.operands[0])?, self.int(d.operands[1])?, ""),
+                }
+                .map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreSelect => {
+                let c = self.int(d.operands[0])?;
+                let v = b.build_select(c, self.v(d.operands[1])?, self.v(d.operands[2])?, "").map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreCast => {
+                let v = self.cast(d.operands[0], &self.ty(d.results[0]))?;
+                self.set(&d, v);
+            }
+            Opcode::CoreBswap => {
+                let x = self.int(d.operands[0])?;
+                let v: BasicValueEnum = if x.get_type().get_bit_width() == 8 {
+                    x.into()
+                } else {
+                    let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bswap").ok_or("no llvm.bswap")?;
+                    let decl = intrinsic.get_declaration(self.g.module, &[x.get_type().into()]).ok_or("no llvm.bswap declaration")?;
+                    b.build_call(decl, &[x.into()], "").map_err(e)?.try_as_basic_value().basic().ok_or("bswap without value")?
+                };
+                self.set(&d, v);
+            }
+            Opcode::CoreLocal => {
+                let Some(Attr::Type(t)) = &d.attrs[0] else { return Err("local without type".into()) };
+                let lt = self.g.memory_type(t);
+                let slot = b.build_alloca(lt, "").map_err(e)?;
+                // Slots start zeroed (ks.local's contract; the optimiser drops dead stores).
+                let init = b.build_store(slot, lt.const_zero()).map_err(e)?;
+                if matches!(d.attrs.get(2), Some(Some(Attr::Bool(true)))) {
+                    init.set_volatile(true).map_err(|x| x.to_string())?;
+                    self.volatile.insert(d.results[0]);
+                }
+                self.set(&d, slot);
+            }
+            Opcode::CoreLoad => {
+                let t = self.ty(d.results[0]);
+                let lt = self.g.memory_type(&t);
+                let raw = b.build_load(lt, self.ptr(d.operands[0])?, "").map_err(e)?;
+                if self.volatile.contains(&d.operands[0]) {
+                    raw.as_instruction_value().map(|i| i.set_volatile(true));
+                }
+                let v = if t == Type::Bool { b.build_int_truncate(raw.into_int_value(), self.g.ctx.bool_type(), "").map_err(e)?.into() } else { raw };
+                self.set(&d, v);
+            }
+            Opcode::CoreStore => {
+                let mut v = self.v(d.operands[0])?;
+                if self.ty(d.operands[0]) == Type::Bool {
+                    v = b.build_int_z_extend(v.into_int_value(), self.g.ctx.i8_type(), "").map_err(e)?.into();
+                }
+                let st = b.build_store(self.ptr(d.operands[1])?, v).map_err(e)?;
+                if self.volatile.contains(&d.operands[1]) {
+                    st.set_volatile(true).map_err(|x| x.to_string())?;
+                }
+            }
+            Opcode::CoreFieldAddr => {
+                let Some(Type::Struct(s)) = self.ty(d.operands[0]).pointee().cloned() else { return Err("field of a non-struct".into()) };
+                let Some(Attr::Str(f)) = &d.attrs[0] else { return Err("field_addr without field".into()) };
+                let f = String::from_utf8_lossy(f).into_owned();
+                let idx = self.g.field_position(&s, &f).ok_or_else(|| format!("!{s} has no field {f}"))?;
+                let st = self.g.struct_type(&s);
+                let v = self.builder.build_struct_gep(st, self.ptr(d.operands[0])?, idx, "").map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreElemAddr => {
+                let base_t = self.ty(d.operands[0]);
+                let index = self.resize(self.int(d.operands[1])?, 64, self.ty(d.operands[1]).int().is_some_and(|i| i.signed()))?;
+                let base = self.ptr(d.operands[0])?;
+                // SAFETY (LLVM): an address computation; the bounds were checked by the passes.
+                let v = match base_t.pointee() {
+                    Some(t @ (Type::Array(..) | Type::Str(_))) => {
+                        let at = self.g.memory_type(t);
+                        unsafe { self.builder.build_gep(at, base, &[self.i64c(0), index], "") }
+                    }
+                    Some(t) => {
+                        let et = self.g.memory_type(t);
+                        unsafe { self.builder.build_gep(et, base, &[index], "") }
+                    }
+                    None => return Err("element of a non-pointer".into()),
+                }
+                .map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CorePtrAdd => {
+                let off = self.resize(self.int(d.operands[1])?, 64, self.ty(d.operands[1]).int().is_some_and(|i| i.signed()))?;
+                let v = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), self.ptr(d.operands[0])?, &[off], "") }.map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CorePtrDiff => {
+                let (l, r) = (self.int(d.operands[0])?, self.int(d.operands[1])?);
+                let v = b.build_int_sub(l, r, "").map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreCopy => {
+                let n = Self::attr_int(&d, "size") as u64;
+                b.build_memcpy(self.ptr(d.operands[0])?, 1, self.ptr(d.operands[1])?, 1, self.i64c(n)).map_err(e)?;
+            }
+            Opcode::CoreAtomicAdd => {
+                let v = self.int(d.operands[1])?;
+                b.build_atomicrmw(AtomicRMWBinOp::Add, self.ptr(d.operands[0])?, v, AtomicOrdering::Monotonic).map_err(e)?;
+            }
+            Opcode::CoreCall => {
+                let Some(Attr::Sym(callee)) = &d.attrs[0] else { return Err("call without callee".into()) };
+                let f = *self.g.funcs.get(callee).ok_or_else(|| format!("@{callee} is not a kernel function of this object"))?;
+                let args: Vec<BasicMetadataValueEnum> = d.operands.iter().map(|&a| self.v(a).map(Into::into)).collect::<Result<_, _>>()?;
+                let r = self.builder.build_call(f, &args, "").map_err(e)?;
+                if let Some(v) = r.try_as_basic_value().basic() {
+                    self.set(&d, v);
+                }
+            }
+            Opcode::CoreFuncAddr => {
+                let Some(Attr::Sym(callee)) = &d.attrs[0] else { return Err("func_addr without callee".into()) };
+                let f = *self.g.funcs.get(callee).ok_or_else(|| format!("@{callee} is not a kernel function of this object"))?;
+                self.set(&d, f.as_global_value().as_pointer_value());
+            }
+            Opcode::CoreBr => {
+                let from = self.builder.get_insert_block().ok_or("no block")?;
+                let dest = self.branch_to(from, d.successors[0], &d.operands)?;
+                self.builder.build_unconditional_branch(dest).map_err(e)?;
+            }
+            Opcode::CoreCondBr => {
+                let from = self.builder.get_insert_block().ok_or("no block")?;
+                let t = (Self::attr_int(&d, "true_args") as usize).min(d.operands.len() - 1);
+                let yes = self.branch_to(from, d.successors[0], &d.operands[1..1 + t])?;
+                let no = self.branch_to(from, d.successors[1], &d.operands[1 + t..])?;
+                let c = self.int(d.operands[0])?;
+                self.builder.build_conditional_branch(c, yes, no).map_err(e)?;
+            }
+            Opcode::CoreSwitch => {
+                let from = self.builder.get_insert_block().ok_or("no block")?;
+                let v = self.int(d.operands[0])?;
+                let Some(Attr::List(cases)) = &d.attrs[0] else { return Err("switch without cases".into()) };
+                let default = self.branch_to(from, d.successors[0], &[])?;
+                let mut arms = Vec::new();
+                for (c, &s) in cases.iter().zip(&d.successors[1..]) {
+                    let Attr::Int(k) = c else { continue };
+                    let bb = self.branch_to(from, s, &[])?;
+                    arms.push((v.get_type().const_int(*k as i64 as u64, false), bb));
+                }
+                self.builder.build_switch(v, default, &arms).map_err(e)?;
+            }
+            Opcode::CoreRet => {
+                match d.operands.first() {
+                    Some(&x) => self.builder.build_return(Some(&self.v(x)?)),
+                    None => self.builder.build_return(None),
+                }
+                .map_err(e)?;
+            }
+            Opcode::CoreUnreachable => {
+                self.builder.build_unreachable().map_err(e)?;
+            }
+            Opcode::KsGlobalAddr => {
+                let Some(Attr::Sym(g)) = &d.attrs[0] else { return Err("global_addr without global".into()) };
+                let p = self.g.globals.get(g).map(|g| g.as_pointer_value()).ok_or_else(|| format!("@{g} has no storage in this object"))?;
+                self.set(&d, p);
+            }
+            _ => return self.bpf_op(&d),
+        }
+        Ok(())
+    }
+
+    /// The `bpf` dialect.
+    fn bpf_op(&mut self, d: &OpData) -> Result<(), String> {
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        match d.opcode {
+            Opcode::BpfHelperCall => {
+                let id = Self::attr_int(d, "id") as u64;
+                let args: Vec<BasicValueEnum> = d.operands.iter().map(|&a| self.helper_arg(a)).collect::<Result<_, _>>()?;
+                let ret = d.results.first().map(|&r| self.g.llvm_type(&self.ty(r)));
+                if let Some(v) = self.helper(id, &args, ret)? {
+                    self.set(d, v);
+                }
+            }
+            Opcode::BpfMapAddr => {
+                let p = self.map_ptr(d, "map")?;
+                self.set(d, p);
+            }
+            Opcode::BpfTailCall => {
+                let map = self.map_ptr(d, "map")?;
+                let args = [self.v(d.operands[0])?, map.into(), self.resize(self.int(d.operands[1])?, 32, false)?.into()];
+                self.helper(TAIL_CALL, &args, Some(self.g.ctx.i64_type().into()))?;
+            }
+            Opcode::BpfCtxLoad => {
+                let (off, size) = (Self::attr_int(d, "offset") as u64, Self::attr_int(d, "size") as u32);
+                let addr = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), self.ptr(d.operands[0])?, &[self.i64c(off)], "") }.map_err(e)?;
+                let raw = self.builder.build_load(self.g.int_type(size * 8), addr, "").map_err(e)?.into_int_value();
+                // Packet pointers are 32-bit context fields that the kernel rewrites into pointers.
+                let v: BasicValueEnum = match self.ty(d.results[0]) {
+                    Type::Ptr(_) => {
+                        let wide = self.resize(raw, 64, false)?;
+                        self.builder.build_int_to_ptr(wide, self.ptr_type(), "").map_err(e)?.into()
+                    }
+                    Type::Bool => self.builder.build_int_compare(IntPredicate::NE, raw, raw.get_type().const_zero(), "").map_err(e)?.into(),
+                    Type::Int(it) => self.resize(raw, it.bits(), false)?.into(),
+                    _ => raw.into(),
+                };
+                self.set(d, v);
+            }
+            Opcode::BpfCtxStore => {
+                let (off, size) = (Self::attr_int(d, "offset") as u64, Self::attr_int(d, "size") as u32);
+                let addr = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), self.ptr(d.operands[1])?, &[self.i64c(off)], "") }.map_err(e)?;
+                let v = self.resize(self.int(d.operands[0])?, size * 8, false)?;
+                self.builder.build_store(addr, v).map_err(e)?;
+            }
+            Opcode::BpfDynptrReserve => {
+                let map = self.map_ptr(d, "map")?;
+                let size = Self::attr_int(d, "size") as u64;
+                let args = [map.into(), self.i32c(size).into(), self.i64c(0).into(), self.v(d.operands[0])?];
+                let v = self.helper(RINGBUF_RESERVE_DYNPTR, &args, Some(self.g.ctx.i64_type().into()))?.ok_or("no result")?;
+                self.set(d, v);
+            }
+            Opcode::BpfDynptrData => {
+                let size = Self::attr_int(d, "size") as u64;
+                let args = [self.v(d.operands[0])?, self.i32c(0).into(), self.i32c(size).into()];
+                let v = self.helper(DYNPTR_DATA, &args, Some(self.ptr_type().into()))?.ok_or("no result")?;
+                self.set(d, v);
+            }
+            Opcode::BpfDynptrSubmit | Opcode::BpfDynptrDiscard => {
+                let id = if d.opcode == Opcode::BpfDynptrSubmit { RINGBUF_SUBMIT_DYNPTR } else { RINGBUF_DISCARD_DYNPTR };
+                self.helper(id, &[self.v(d.operands[0])?, self.i64c(0).into()], None)?;
+            }
+            Opcode::BpfLoop => {
+                let Some(Attr::Sym(cb)) = d.attrs.first().cloned().flatten() else { return Err("loop without callback".into()) };
+                let f = *self.g.funcs.get(&cb).ok_or_else(|| format!("@{cb} is not a kernel function"))?;
+                let args = [self.resize(self.int(d.operands[0])?, 32, false)?.into(), f.as_global_value().as_pointer_value().into(), self.v(d.operands[1])?, self.i64c(0).into()];
+                let v = self.helper(LOOP, &args, Some(self.g.ctx.i64_type().into()))?.ok_or("no result")?;
+                self.set(d, v);
+            }
+            Opcode::BpfPrintk => self.printk(d)?,
+            Opcode::BpfCoreFieldAddr => return Err("CO-RE field access (kernel struct fields) is not emitted by this back end yet".into()),
+            Opcode::BpfKfuncCall => return Err("kfunc calls are not emitted by this back end yet".into()),
+            Opcode::BpfObjNew | Opcode::BpfObjDrop => return Err("`new`/`delete` in kernel code is not emitted by this back end yet".into()),
+            other => return Err(format!("`{}` cannot appear in a lowered kernel function", other.name())),
+        }
+        Ok(())
+    }
+
+    /// Integer division and remainder with the eBPF ISA's rules in every case (§6.4): x / 0 is 0,
+    /// x % 0 is x, MIN / -1 is MIN. Signed operations become unsigned ones on magnitudes plus sign
+    /// fix-ups (BPF CPU v3 has no signed division).
+    fn divide(&mut self, l: IntValue<'ctx>, r: IntValue<'ctx>, signed: bool, rem: bool) -> Result<BasicValueEnum<'ctx>, String> {
+        let b = &self.builder;
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        let t = l.get_type();
+        let zero = t.const_zero();
+        let is_zero = b.build_int_compare(IntPredicate::EQ, r, zero, "").map_err(e)?;
+        let (a, d, lneg, rneg) = if signed {
+            let lneg = b.build_int_compare(IntPredicate::SLT, l, zero, "").map_err(e)?;
+            let rneg = b.build_int_compare(IntPredicate::SLT, r, zero, "").map_err(e)?;
+            let la = b.build_select(lneg, b.build_int_neg(l, "").map_err(e)?, l, "").map_err(e)?.into_int_value();
+            let ra = b.build_select(rneg, b.build_int_neg(r, "").map_err(e)?, r, "").map_err(e)?.into_int_value();
+            (la, ra, Some(lneg), Some(rneg))
+        } else {
+            (l, r, None, None)
+        };
+        // Divide by 1 instead of 0 (division by zero is undefined in LLVM IR), then pick.
+        let safe = b.build_select(is_zero, t.const_int(1, false), d, "").map_err(e)?.into_int_value();
+        let mut v = if rem { b.build_int_unsigned_rem(a, safe, "") } else { b.build_int_unsigned_div(a, safe, "") }.map_err(e)?;
+        if let (Some(lneg), Some(rneg)) = (lneg, rneg) {
+            let flip = if rem { lneg } else { b.build_xor(lneg, rneg, "").map_err(e)? };
+            v = b.build_select(flip, b.build_int_neg(v, "").map_err(e)?, v, "").map_err(e)?.into_int_value();
+        }
+        let on_zero = if rem { l } else { zero };
+        Ok(b.build_select(is_zero, on_zero, v, "").map_err(e)?)
+    }
+
+    fn cast(&mut self, x: Value, to: &Type) -> Result<BasicValueEnum<'ctx>, String> {
+        let from = self.ty(x);
+        let v = self.v(x)?;
+        let b = &self.builder;
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        Ok(match (&from, to) {
+            (Type::Ptr(_) | Type::Func(_), Type::Ptr(_) | Type::Func(_)) => v,
+            (Type::Ptr(_), Type::Int(_)) => b.build_ptr_to_int(v.into_pointer_value(), self.g.memory_type(to).into_int_type(), "").map_err(e)?.into(),
+            (Type::Int(_), Type::Ptr(_)) => b.build_int_to_ptr(v.into_int_value(), self.ptr_type(), "").map_err(e)?.into(),
+            (Type::Ptr(_), Type::Bool) => b.build_is_not_null(v.into_pointer_value(), "").map_err(e)?.into(),
+            (Type::Int(_), Type::Bool) => b.build_int_compare(IntPredicate::NE, v.into_int_value(), v.into_int_value().get_type().const_zero(), "").map_err(e)?.into(),
+            (Type::Bool, Type::Int(it)) => self.resize(v.into_int_value(), it.bits(), false)?.into(),
+            (Type::Int(fi), Type::Int(ti)) => self.resize(v.into_int_value(), ti.bits(), fi.signed())?.into(),
+            _ => return Err(format!("no conversion from {from} to {to}")),
+        })
+    }
+
+    /// `print` in kernel code: bpf_trace_printk for up to 3 arguments, bpf_trace_vprintk beyond,
+    /// with a newline appended and each conversion given the 64-bit width the arguments travel in.
+    fn printk(&mut self, d: &OpData) -> Result<(), String> {
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        let Some(Attr::Str(fmt)) = &d.attrs[0] else { return Err("print without format".into()) };
+        let (text, convs) = widen_format(fmt);
+        let mut bytes = text.clone();
+        bytes.push(b'\n');
+        let len = bytes.len() as u64 + 1;
+        let init = self.g.ctx.const_string(&bytes, true);
+        let g = self.g.module.add_global(init.get_type(), None, "");
+        g.set_initializer(&init);
+        g.set_constant(true);
+        g.set_linkage(Linkage::Private);
+        g.set_section(Some(".rodata"));
+        let fmt_ptr = g.as_pointer_value();
+        let mut args = Vec::new();
+        for (i, &a) in d.operands.iter().enumerate() {
+            let conv = convs.get(i).copied().unwrap_or(b'd');
+            args.push(match (self.v(a)?, self.ty(a)) {
+                (BasicValueEnum::IntValue(v), Type::Int(it)) => self.resize(v, 64, matches!(conv, b'd' | b'i') || (it.signed() && conv == b'c'))?.into(),
+                (BasicValueEnum::IntValue(v), _) => self.resize(v, 64, false)?.into(),
+                (v, _) => v,
+            });
+        }
+        let ret = Some(self.g.ctx.i64_type().into());
+        if args.len() <= 3 {
+            let mut all: Vec<BasicValueEnum> = vec![fmt_ptr.into(), self.i32c(len).into()];
+            all.extend(args);
+            self.helper(TRACE_PRINTK, &all, ret)?;
+        } else {
+            let at = self.g.ctx.i64_type().array_type(args.len() as u32);
+            let slot = self.builder.build_alloca(at, "").map_err(e)?;
+            for (i, a) in args.iter().enumerate() {
+                let p = unsafe { self.builder.build_gep(at, slot, &[self.i64c(0), self.i64c(i as u64)], "") }.map_err(e)?;
+                let v: BasicValueEnum = match a {
+                    BasicValueEnum::PointerValue(pv) => self.builder.build_ptr_to_int(*pv, self.g.ctx.i64_type(), "").map_err(e)?.into(),
+                    v => *v,
+                };
+                self.builder.build_store(p, v).map_err(e)?;
+            }
+            let all = [fmt_ptr.into(), self.i32c(len).into(), slot.into(), self.i32c(args.len() as u64 * 8).into()];
+            self.helper(TRACE_VPRINTK, &all, ret)?;
+        }
+        if let Some(&r) = d.results.first() {
+            self.values.insert(r, self.g.ctx.i32_type().const_zero().into());
+        }
+        Ok(())
+    }
+}
+
+/// Rewrites a KernelScript format for arguments passed as 64-bit values: length modifiers are
+/// dropped and `ll` put on integer conversions. Returns the format and each conversion's letter.
+fn widen_format(fmt: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut out = Vec::with_capacity(fmt.len() + 8);
+    let mut convs = Vec::new();
+    let mut i = 0;
+    while i < fmt.len() {
+        let c = fmt[i];
+        out.push(c);
+        i += 1;
+        if c != b'%' {
+            continue;
+        }
+        if fmt.get(i) == Some(&b'%') {
+            out.push(b'%');
+            i += 1;
+            continue;
+        }
+        while i < fmt.len() && matches!(fmt[i], b'-' | b'0'..=b'9' | b'.' | b' ' | b'+' | b'#') {
+            out.push(fmt[i]);
+            i += 1;
+        }
+        while i < fmt.len() && matches!(fmt[i], b'l' | b'h') {
+            i += 1;
+        }
+        if let Some(&conv) = fmt.get(i) {
+            if matches!(conv, b'd' | b'i' | b'u' | b'x' | b'X') {
+                out.extend_from_slice(b"ll");
+            }
+            out.push(conv);
+            convs.push(conv);
+            i += 1;
+        }
+    }
+    (out, convs)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn formats_are_widened_for_64_bit_arguments() {
+        let (f, c) = super::widen_format(b"a %d b %lu %x %s %% %c %5hhd");
+        assert_eq!(String::from_utf8(f).unwrap(), "a %lld b %llu %llx %s %% %c %5lld");
+        assert_eq!(c, b"duxscd".to_vec());
+    }
+}

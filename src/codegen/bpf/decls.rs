@@ -1,0 +1,190 @@
+//! Module-level storage: BTF-defined maps in `.maps` and globals in `.data` / `.bss`.
+
+use super::{c_name, Gen};
+use crate::ir::{views::*, Attr, OpId, Opcode, Type};
+use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DIType};
+use inkwell::module::Linkage;
+use inkwell::values::{BasicValueEnum, GlobalValue};
+use inkwell::AddressSpace;
+
+/// `enum bpf_map_type` values (uapi/linux/bpf.h).
+fn map_type(kind: &[u8]) -> Option<u64> {
+    Some(match kind {
+        b"hash" => 1,
+        b"array" => 2,
+        b"prog_array" => 3,
+        b"perf_event_array" => 4,
+        b"percpu_hash" => 5,
+        b"percpu_array" => 6,
+        b"lru_hash" => 9,
+        b"lpm_trie" => 11,
+        b"devmap" => 14,
+        b"cpumap" => 16,
+        b"xskmap" => 17,
+        b"queue" => 22,
+        b"stack" => 23,
+        b"ringbuf" => 27,
+        b"bloom_filter" => 30,
+        _ => return None,
+    })
+}
+
+const BPF_F_NO_PREALLOC: i128 = 1;
+const LIBBPF_PIN_BY_NAME: u64 = 1;
+
+/// One member of a BTF map definition: an integer (`int (*name)[N]`) or a type (`T *name`).
+enum Member {
+    Int(&'static str, u64),
+    Type(&'static str, Type),
+}
+
+impl<'ctx> Gen<'_, 'ctx> {
+    pub fn declarations(&mut self) {
+        for op in self.m.top_ops().to_vec() {
+            match self.m.op(op).opcode {
+                Opcode::KsMap => self.map(op),
+                Opcode::KsProgArray => {
+                    let n = match self.m.attr(op, "programs") {
+                        Some(Attr::List(l)) => l.len() as u64,
+                        _ => 0,
+                    };
+                    let name = self.m.symbol(op).unwrap_or("prog_array").to_string();
+                    self.map_definition(&name, &[Member::Int("type", 3), Member::Int("max_entries", n.max(1)), Member::Type("key", Type::u32()), Member::Type("value", Type::u32())], 0);
+                }
+                Opcode::KsGlobal => self.global(op),
+                _ => {}
+            }
+        }
+    }
+
+    fn map(&mut self, op: OpId) {
+        let v = KsMap(op);
+        let m = self.m;
+        let kind = v.kind(m).to_vec();
+        let Some(ty) = map_type(&kind) else {
+            self.error(Some(op), format!("unknown map kind `{}`", String::from_utf8_lossy(&kind)));
+            return;
+        };
+        let mut flags = v.flags(m);
+        if kind == b"lpm_trie" {
+            flags |= BPF_F_NO_PREALLOC;
+        }
+        let mut members = vec![Member::Int("type", ty), Member::Int("max_entries", v.max_entries(m) as u64)];
+        match kind.as_slice() {
+            b"ringbuf" => {}
+            b"perf_event_array" => {
+                members.push(Member::Int("key_size", 4));
+                members.push(Member::Int("value_size", 4));
+            }
+            b"queue" | b"stack" | b"bloom_filter" => members.push(Member::Type("value", v.value(m).clone())),
+            _ => {
+                if let Some(k) = v.key(m) {
+                    members.push(Member::Type("key", k.clone()));
+                }
+                members.push(Member::Type("value", v.value(m).clone()));
+            }
+        }
+        if kind == b"bloom_filter" {
+            members.push(Member::Int("map_extra", 5));
+        }
+        if flags != 0 {
+            members.push(Member::Int("map_flags", flags as u64));
+        }
+        if let Some(n) = v.numa_node(m) {
+            members.push(Member::Int("numa_node", n as u64));
+        }
+        if v.pinned(m) {
+            members.push(Member::Int("pinning", LIBBPF_PIN_BY_NAME));
+        }
+        let name = v.name(m).to_string();
+        self.map_definition(&name, &members, op.0 as u32);
+    }
+
+    /// A zeroed `.maps` global whose debug type is the anonymous struct libbpf reads the map from.
+    fn map_definition(&mut self, name: &str, members: &[Member], line: u32) {
+        let int = self.di.create_basic_type("int", 32, 0x05, DIFlags::PUBLIC).expect("int").as_type();
+        let mut di_members: Vec<DIType> = Vec::new();
+        for (i, mem) in members.iter().enumerate() {
+            let (mname, pointee) = match mem {
+                Member::Int(n, v) => (*n, self.di.create_array_type(int, *v * 32, 0, &[0..*v as i64]).as_type()),
+                Member::Type(n, t) => (*n, self.di_type(t)),
+            };
+            let ptr = self.pointer(Some(pointee));
+            di_members.push(self.di.create_member_type(self.cu.as_debug_info_scope(), mname, self.file, line, 64, 0, i as u64 * 64, DIFlags::PUBLIC, ptr).as_type());
+        }
+        let di_struct = self.di.create_struct_type(self.cu.as_debug_info_scope(), "", self.file, line, members.len() as u64 * 64, 0, DIFlags::PUBLIC, None, &di_members, 0, None, "").as_type();
+        let ptr = self.ctx.ptr_type(AddressSpace::default());
+        let llty = self.ctx.struct_type(&vec![ptr.into(); members.len()], false);
+        let g = self.module.add_global(llty, None, &c_name(name));
+        g.set_initializer(&llty.const_zero());
+        g.set_section(Some(".maps"));
+        g.set_alignment(8);
+        self.attach_debug(g, name, di_struct, line);
+        self.globals.insert(name.to_string(), g);
+    }
+
+    fn global(&mut self, op: OpId) {
+        let v = KsGlobal(op);
+        let m = self.m;
+        if matches!(v.storage(m), b"pinned" | b"process") {
+            return; // pinned globals live in the __pinned_globals map (lower-bpf)
+        }
+        let ty = v.ty(m).clone();
+        let name = v.name(m).to_string();
+        let llty = self.memory_type(&ty);
+        let init = v.init(m).cloned();
+        let value = init.as_ref().and_then(|a| self.constant(&ty, a));
+        let zero = init.is_none() || value.is_none();
+        let g = self.module.add_global(llty, None, &c_name(&name));
+        match value {
+            Some(val) => g.set_initializer(&val),
+            None => g.set_initializer(&llty.const_zero()),
+        }
+        g.set_linkage(Linkage::External);
+        g.set_section(Some(if zero { ".bss" } else { ".data" }));
+        g.set_alignment(self.align_of(&ty));
+        let di = self.di_type(&ty);
+        self.attach_debug(g, &name, di, 0);
+        self.globals.insert(name, g);
+    }
+
+    pub fn align_of(&self, t: &Type) -> u32 {
+        crate::ir::layout::align_of(self.m, t).unwrap_or(1) as u32
+    }
+
+    fn attach_debug(&mut self, g: GlobalValue<'ctx>, name: &str, ty: DIType<'ctx>, line: u32) {
+        let gve = self.di.create_global_variable_expression(self.cu.as_debug_info_scope(), &c_name(name), &c_name(name), self.file, line, ty, false, None, None, 0);
+        g.set_metadata(gve.as_metadata_value(self.ctx), self.ctx.get_kind_id("dbg"));
+    }
+
+    /// A constant of an IR type from an initialiser attribute (integers, bools, strings, lists).
+    pub fn constant(&mut self, ty: &Type, a: &Attr) -> Option<BasicValueEnum<'ctx>> {
+        let llty = self.memory_type(ty);
+        Some(match (ty, a) {
+            (Type::Int(_), Attr::Int(i)) => llty.into_int_type().const_int(*i as u64, false).into(),
+            (Type::Bool, Attr::Bool(b)) => llty.into_int_type().const_int(*b as u64, false).into(),
+            (Type::Bool, Attr::Int(i)) => llty.into_int_type().const_int((*i != 0) as u64, false).into(),
+            (Type::Str(n), Attr::Str(s)) => {
+                let mut bytes = s.clone();
+                bytes.resize(*n as usize, 0);
+                self.ctx.const_string(&bytes, false).into()
+            }
+            (Type::Array(e, n), Attr::List(items)) => {
+                let et = self.memory_type(e);
+                let mut vals = Vec::new();
+                for i in 0..*n as usize {
+                    let v = match items.get(if items.len() == 1 { 0 } else { i }) {
+                        Some(item) => self.constant(e, item)?,
+                        None => et.const_zero(),
+                    };
+                    vals.push(v);
+                }
+                match et {
+                    inkwell::types::BasicTypeEnum::IntType(it) => it.const_array(&vals.iter().map(|v| v.into_int_value()).collect::<Vec<_>>()).into(),
+                    _ => return None,
+                }
+            }
+            _ => return None,
+        })
+    }
+}
