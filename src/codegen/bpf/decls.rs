@@ -134,7 +134,8 @@ impl<'ctx> Gen<'_, 'ctx> {
         let llty = self.memory_type(&ty);
         let init = v.init(m).cloned();
         let value = init.as_ref().and_then(|a| self.constant(&ty, a));
-        let zero = init.is_none() || value.is_none();
+        // All-zero initialisers go to .bss like uninitialised globals, as a C compiler does.
+        let zero = value.is_none() || init.as_ref().is_none_or(is_zero);
         let g = self.module.add_global(llty, None, &c_name(&name));
         match value {
             Some(val) => g.set_initializer(&val),
@@ -186,5 +187,15 @@ impl<'ctx> Gen<'_, 'ctx> {
             }
             _ => return None,
         })
+    }
+}
+
+fn is_zero(a: &Attr) -> bool {
+    match a {
+        Attr::Int(i) => *i == 0,
+        Attr::Bool(b) => !*b,
+        Attr::Str(s) => s.iter().all(|&c| c == 0),
+        Attr::List(l) => l.iter().all(is_zero),
+        _ => false,
     }
 }

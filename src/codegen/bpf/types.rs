@@ -170,8 +170,11 @@ impl<'ctx> Gen<'_, 'ctx> {
         self.di_in_progress.insert(name.to_string());
         let mut members = Vec::new();
         // BTF requires members in increasing offset order.
+        // Context packet pointers are 32-bit fields the kernel rewrites: describe what is there.
+        let context = s.origin(self.m) == b"context";
         for i in by_offset(&offsets) {
             let ((fname, ft), off) = (&fields[i], offsets[i]);
+            let ft = if context && ft.is_ptr() { &Type::u32() } else { ft };
             let fd = self.di_type(ft);
             let bits = self.size_of(ft) * 8;
             members.push(self.di.create_member_type(self.cu.as_debug_info_scope(), fname, self.file, 0, bits, 0, off * 8, DIFlags::PUBLIC, fd).as_type());
