@@ -23,6 +23,30 @@ const RINGBUF_SUBMIT_DYNPTR: u64 = 199;
 const RINGBUF_DISCARD_DYNPTR: u64 = 200;
 const DYNPTR_DATA: u64 = 203;
 
+/// How a program receives its declared parameters (LANGUAGE.md §9.2).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Args {
+    /// As the function's parameters (the context pointer of xdp, tc, tracepoint, ...).
+    Direct,
+    /// From the trampoline's array of 64-bit arguments: fentry, fexit, tp_btf, lsm, struct_ops.
+    Trampoline,
+    /// From the saved registers in `struct pt_regs` (x86-64): kprobe, kretprobe (return value).
+    Registers { ret: bool },
+}
+
+fn args_of(kind: Option<&[u8]>) -> Args {
+    match kind {
+        Some(b"probe" | b"fexit" | b"tp_btf" | b"lsm" | b"struct_ops") => Args::Trampoline,
+        Some(b"kprobe") => Args::Registers { ret: false },
+        Some(b"kretprobe") => Args::Registers { ret: true },
+        _ => Args::Direct,
+    }
+}
+
+/// Offsets in x86-64 `struct pt_regs` of the argument registers di, si, dx, cx, r8, r9, and ax.
+const PT_REGS_ARGS: [u64; 6] = [112, 104, 96, 88, 72, 64];
+const PT_REGS_RET: u64 = 80;
+
 fn func_type_of(m: &crate::ir::Module, f: OpId) -> crate::ir::FnType {
     match KsFunc(f).ty(m) {
         Type::Func(ft) => (**ft).clone(),
@@ -31,6 +55,26 @@ fn func_type_of(m: &crate::ir::Module, f: OpId) -> crate::ir::FnType {
 }
 
 impl<'m, 'ctx> Gen<'m, 'ctx> {
+    /// A kfunc: an external function in `.ksyms` whose BTF (from a declaration's debug info)
+    /// libbpf resolves against the kernel's at load time.
+    pub fn kfunc(&mut self, name: &str) -> Result<FunctionValue<'ctx>, String> {
+        if let Some(f) = self.funcs.get(name) {
+            return Ok(*f);
+        }
+        let decl = self.m.lookup_symbol(name).filter(|&d| self.m.op(d).opcode == crate::ir::Opcode::KsExtern).ok_or_else(|| format!("@{name} is not a declared kfunc"))?;
+        let Type::Func(ft) = crate::ir::views::KsExtern(decl).ty(self.m).clone() else { return Err(format!("@{name} has no function type")) };
+        let fty = self.fn_type(&ft.params, &ft.ret);
+        let f = self.module.add_function(&c_name(name), fty, Some(Linkage::External));
+        f.set_section(Some(".ksyms"));
+        let ret_di = if ft.ret == Type::Void { None } else { Some(self.di_type(&ft.ret)) };
+        let param_di: Vec<DIType> = ft.params.iter().map(|p| self.di_type(p)).collect();
+        let sub = self.di.create_subroutine_type(self.file, ret_di, &param_di, DIFlags::PUBLIC);
+        let sp = self.di.create_function(self.cu.as_debug_info_scope(), &c_name(name), None, self.file, 0, sub, false, false, 0, DIFlags::PROTOTYPED, true);
+        f.set_subprogram(sp);
+        self.funcs.insert(name.to_string(), f);
+        Ok(f)
+    }
+
     fn fn_type(&mut self, params: &[Type], ret: &Type) -> FunctionType<'ctx> {
         let ps: Vec<BasicMetadataTypeEnum> = params.iter().map(|p| self.llvm_type(p).into()).collect();
         match ret {
@@ -44,7 +88,9 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let v = KsFunc(f);
         let ft = func_type_of(m, f);
         let program = v.kind(m).is_some();
-        let fty = self.fn_type(&ft.params, &ft.ret);
+        // Programs that read their arguments from a context take only that context.
+        let params = if args_of(v.kind(m)) == Args::Direct { ft.params.clone() } else { vec![Type::ptr(Type::u64())] };
+        let fty = self.fn_type(&params, &ft.ret);
         let name = m.symbol(f).unwrap_or("f").to_string();
         let func = self.module.add_function(&c_name(&name), fty, Some(if program { Linkage::External } else { Linkage::Internal }));
         if let Some(section) = v.section(m) {
@@ -63,20 +109,26 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let ft = func_type_of(m, f);
         let line = m.op(f).loc.line.max(1);
         let program = KsFunc(f).kind(m).is_some();
+        let args = args_of(KsFunc(f).kind(m));
         let ret_di = if ft.ret == Type::Void { None } else { Some(self.di_type(&ft.ret)) };
-        let param_di: Vec<DIType> = ft.params.iter().map(|p| self.di_type(p)).collect();
+        let params = if args == Args::Direct { ft.params.clone() } else { vec![Type::ptr(Type::u64())] };
+        let param_di: Vec<DIType> = params.iter().map(|p| self.di_type(p)).collect();
         let sub = self.di.create_subroutine_type(self.file, ret_di, &param_di, DIFlags::PUBLIC);
         let sp = self.di.create_function(self.cu.as_debug_info_scope(), &c_name(&name), None, self.file, line, sub, !program, true, line, DIFlags::PUBLIC | DIFlags::PROTOTYPED, true);
         func.set_subprogram(sp);
         let region = m.op(f).regions[0];
         let entry = m.region(region).blocks[0];
         // Every parameter needs a named variable, or the kernel rejects the whole BTF.
-        for (i, &arg) in m.block(entry).args.iter().enumerate() {
-            let pname = m.value(arg).name.as_deref().map(c_name).unwrap_or_else(|| format!("arg{i}"));
-            self.di.create_parameter_variable(sp.as_debug_info_scope(), &pname, i as u32 + 1, self.file, line, param_di[i], true, DIFlags::ZERO);
+        if args == Args::Direct {
+            for (i, &arg) in m.block(entry).args.iter().enumerate() {
+                let pname = m.value(arg).name.as_deref().map(c_name).unwrap_or_else(|| format!("arg{i}"));
+                self.di.create_parameter_variable(sp.as_debug_info_scope(), &pname, i as u32 + 1, self.file, line, param_di[i], true, DIFlags::ZERO);
+            }
+        } else {
+            self.di.create_parameter_variable(sp.as_debug_info_scope(), "ctx", 1, self.file, line, param_di[0], true, DIFlags::ZERO);
         }
         let builder = self.ctx.create_builder();
-        let mut fb = FnGen { g: self, func, sp, builder, values: HashMap::new(), blocks: HashMap::new(), phis: HashMap::new(), line, volatile: Default::default() };
+        let mut fb = FnGen { g: self, func, sp, builder, values: HashMap::new(), blocks: HashMap::new(), phis: HashMap::new(), line, volatile: Default::default(), args };
         fb.body(region);
     }
 }
@@ -93,6 +145,7 @@ struct FnGen<'g, 'm, 'ctx> {
     line: u32,
     /// Slots whose accesses must stay as written (`core.local {volatile}`).
     volatile: std::collections::HashSet<Value>,
+    args: Args,
 }
 
 impl<'ctx> FnGen<'_, '_, 'ctx> {
@@ -103,9 +156,16 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             let bb = self.g.ctx.append_basic_block(self.func, &format!("bb{}", b.0));
             self.blocks.insert(b, bb);
         }
+        self.builder.position_at_end(self.blocks[&blocks[0]]);
+        let loc = self.g.di.create_debug_location(self.g.ctx, self.line, 0, self.sp.as_debug_info_scope(), None);
+        self.builder.set_current_debug_location(loc);
         for (i, &a) in m.block(blocks[0]).args.iter().enumerate() {
-            if let Some(p) = self.func.get_nth_param(i as u32) {
-                self.values.insert(a, p);
+            let v = match self.args {
+                Args::Direct => self.func.get_nth_param(i as u32),
+                _ => self.context_argument(i, &self.ty(a)).ok(),
+            };
+            if let Some(v) = v {
+                self.values.insert(a, v);
             }
         }
         // Block arguments are phis at the top of their block; incoming edges are added as the
@@ -129,6 +189,25 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
             }
         }
+    }
+
+    /// Argument `i` of a trampoline or register-based program, read from its context.
+    fn context_argument(&self, i: usize, ty: &Type) -> Result<BasicValueEnum<'ctx>, String> {
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        let ctx = self.func.get_nth_param(0).ok_or("no context parameter")?.into_pointer_value();
+        let offset = match self.args {
+            Args::Registers { ret: true } => PT_REGS_RET,
+            Args::Registers { ret: false } => *PT_REGS_ARGS.get(i).ok_or("more than six register arguments")?,
+            _ => 8 * i as u64,
+        };
+        let addr = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), ctx, &[self.i64c(offset)], "") }.map_err(e)?;
+        let raw = self.builder.build_load(self.g.ctx.i64_type(), addr, "").map_err(e)?.into_int_value();
+        Ok(match ty {
+            Type::Ptr(_) | Type::Func(_) => self.builder.build_int_to_ptr(raw, self.ptr_type(), "").map_err(e)?.into(),
+            Type::Bool => self.builder.build_int_compare(IntPredicate::NE, raw, raw.get_type().const_zero(), "").map_err(e)?.into(),
+            Type::Int(it) => self.resize(raw, it.bits(), false)?.into(),
+            other => return Err(format!("a {other} argument cannot come from the context")),
+        })
     }
 
     /// Sets the debug location of the instructions an op becomes.
@@ -544,12 +623,55 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(d, v);
             }
             Opcode::BpfPrintk => self.printk(d)?,
-            Opcode::BpfCoreFieldAddr => return Err("CO-RE field access (kernel struct fields) is not emitted by this back end yet".into()),
-            Opcode::BpfKfuncCall => return Err("kfunc calls are not emitted by this back end yet".into()),
+            Opcode::BpfCoreFieldAddr => {
+                let v = self.core_field_addr(d)?;
+                self.set(d, v);
+            }
+            Opcode::BpfKfuncCall => {
+                let Some(Attr::Sym(callee)) = d.attrs[0].clone() else { return Err("kfunc call without callee".into()) };
+                let f = self.g.kfunc(&callee)?;
+                let args: Vec<BasicMetadataValueEnum> = d.operands.iter().map(|&a| self.v(a).map(Into::into)).collect::<Result<_, _>>()?;
+                let r = self.builder.build_call(f, &args, "").map_err(e)?;
+                if let Some(v) = r.try_as_basic_value().basic() {
+                    self.set(d, v);
+                }
+            }
             Opcode::BpfObjNew | Opcode::BpfObjDrop => return Err("`new`/`delete` in kernel code is not emitted by this back end yet".into()),
             other => return Err(format!("`{}` cannot appear in a lowered kernel function", other.name())),
         }
         Ok(())
+    }
+
+    /// A CO-RE relocatable field address (TOOLCHAIN.md): `llvm.preserve.struct.access.index` on
+    /// the base, which carries `elementtype(<struct>)`, and the call carries
+    /// `!llvm.preserve.access.index` naming the struct's debug type. LLVM turns it into a field
+    /// relocation that libbpf patches against the running kernel's BTF, by struct and field name.
+    fn core_field_addr(&mut self, d: &OpData) -> Result<BasicValueEnum<'ctx>, String> {
+        use inkwell::types::AnyType;
+        use inkwell::values::AsValueRef;
+        let Some(Attr::Sym(strukt)) = d.attrs[0].clone() else { return Err("core_field_addr without struct".into()) };
+        let Some(Attr::Str(field)) = d.attrs[1].clone() else { return Err("core_field_addr without field".into()) };
+        let field = String::from_utf8_lossy(&field).into_owned();
+        let gep_index = self.g.field_position(&strukt, &field).ok_or_else(|| format!("!{strukt} has no field {field}"))?;
+        let di_index = self.g.debug_member_index(&strukt, &field).ok_or_else(|| format!("!{strukt} has no field {field}"))?;
+        let st = self.g.struct_type(&strukt);
+        let di = self.g.di_type(&Type::Struct(strukt.as_str().into()));
+        let ptr = self.ptr_type();
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.preserve.struct.access.index").ok_or("no CO-RE intrinsic in this LLVM")?;
+        let decl = intrinsic.get_declaration(self.g.module, &[ptr.into(), ptr.into()]).ok_or("no CO-RE intrinsic declaration")?;
+        let base = self.ptr(d.operands[0])?;
+        let call = self.builder.build_call(decl, &[base.into(), self.i32c(gep_index as u64).into(), self.i32c(di_index as u64).into()], "").map_err(|e| e.to_string())?;
+        let elementtype = Attribute::get_named_enum_kind_id("elementtype");
+        call.add_attribute(AttributeLoc::Param(0), self.g.ctx.create_type_attribute(elementtype, st.as_any_type_enum()));
+        let kind = self.g.ctx.get_kind_id("llvm.preserve.access.index");
+        // SAFETY: the call and the debug type belong to this context; inkwell has no safe way to
+        // use a debug type as a metadata operand.
+        unsafe {
+            use inkwell::context::AsContextRef;
+            let md = llvm_sys::core::LLVMMetadataAsValue(self.g.ctx.as_ctx_ref(), di.as_mut_ptr());
+            llvm_sys::core::LLVMSetMetadata(call.as_value_ref(), kind, md);
+        }
+        call.try_as_basic_value().basic().ok_or_else(|| "CO-RE access without a value".into())
     }
 
     /// Integer division and remainder with the eBPF ISA's rules in every case (§6.4): x / 0 is 0,

@@ -98,6 +98,15 @@ impl<'ctx> Gen<'_, 'ctx> {
         self.field_index.get(strukt).and_then(|v| v.get(i)).copied()
     }
 
+    /// A field's index among the members of its struct's debug type (which lists them by offset).
+    pub fn debug_member_index(&self, strukt: &str, field: &str) -> Option<u32> {
+        let decl = self.m.lookup_symbol(strukt)?;
+        let s = KsStruct::of(self.m, decl)?;
+        let i = s.fields(self.m).iter().position(|(n, _)| n == field)?;
+        let offsets: Vec<u64> = s.offsets(self.m).iter().map(|a| if let Attr::Int(o) = a { *o as u64 } else { 0 }).collect();
+        by_offset(&offsets).iter().position(|&j| j == i).map(|p| p as u32)
+    }
+
     /// The debug-info type of an IR type.
     pub fn di_type(&mut self, t: &Type) -> DIType<'ctx> {
         let key = t.to_string();
