@@ -223,10 +223,53 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             let field_values = d.fields.iter().map(|f| self.ck.consts.get(&f.value.id).map(|v| self.const_attr(v)).unwrap_or(Attr::Int(0))).collect();
             let kernel_struct = info.kernel_struct.clone();
             let loc = self.loc(item.span);
+            self.struct_ops_layout(&kernel_struct, d, loc);
             let mut b = self.top();
             b.loc = loc;
             b.ks_impl(&d.name.name, kernel_struct.into_bytes(), members, methods, field_names, field_values);
         }
+    }
+
+    /// Declares the kernel struct a struct_ops impl instantiates, with the members the impl sets at
+    /// their kernel offsets: methods as function pointers, static fields as bytes or integers of
+    /// the member's size. The back end lays the instance out by it (§16.1).
+    fn struct_ops_layout(&mut self, kernel_struct: &str, d: &crate::syntax::ast::ImplDecl, loc: Loc) {
+        let Some(btf) = self.ck.btf.as_ref() else { return };
+        let (Some(kmembers), Some(ks)) = (btf.struct_ops_members(kernel_struct), btf.struct_by_name(kernel_struct)) else { return };
+        if self.m.lookup_symbol(kernel_struct).is_some() {
+            return;
+        }
+        let mut fields = Vec::new();
+        let mut offsets = Vec::new();
+        for km in &kmembers {
+            let method = d.methods.iter().find_map(|m| match &m.kind {
+                ItemKind::Func(f) if f.name.name == km.name => Some(format!("{}_{}", d.name.name, f.name.name)),
+                _ => None,
+            });
+            let ty = match (&km.kind, method) {
+                (_, Some(f)) => match self.m.lookup_symbol(&f).map(|op| crate::ir::views::KsFunc(op).ty(&self.m).clone()) {
+                    Some(t) => t,
+                    None => continue,
+                },
+                (crate::btf::KOpsKind::Data(kt), None) if d.fields.iter().any(|f| f.name.name == km.name) => {
+                    let size = btf.ktype_size(kt).unwrap_or(0) as u32;
+                    match kt {
+                        crate::btf::KType::Int { signed, .. } if size > 0 => Type::Int(crate::sema::types::IntTy::of(size * 8, *signed)),
+                        _ if size > 0 => Type::Array(std::rc::Rc::new(Type::u8()), size),
+                        _ => continue,
+                    }
+                }
+                _ => continue,
+            };
+            fields.push((km.name.clone(), ty));
+            offsets.push(Attr::Int(km.offset_bits as i128 / 8));
+        }
+        let body = self.m.body;
+        let pos = self.m.top_ops().iter().position(|&o| self.m.op(o).opcode == crate::ir::Opcode::KsFunc);
+        let mut b = Builder::new(&mut self.m, body);
+        b.at = pos;
+        b.loc = loc;
+        b.ks_struct(kernel_struct, fields, offsets, ks.size as i128, 8, b"kernel".as_slice(), Some(ks.id as i128));
     }
 
     /// Converts a checked type; struct references are remembered so their declarations get emitted.

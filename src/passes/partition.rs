@@ -41,6 +41,10 @@ fn used_symbols(m: &Module, roots: &[OpId]) -> HashSet<String> {
             for a in m.op(op).attrs.iter().flatten() {
                 collect_attr(a, &mut used);
             }
+            // A struct_ops instance is laid out by the kernel struct it names.
+            if let (Opcode::KsImpl, Some(Attr::Str(k))) = (m.op(op).opcode, m.attr(op, "kernel_struct")) {
+                used.insert(String::from_utf8_lossy(k).into_owned());
+            }
             for &v in m.op(op).results.iter().chain(&m.op(op).operands) {
                 collect_struct_names(m.value_type(v), &mut used);
             }
@@ -88,6 +92,7 @@ fn collect_struct_names(t: &crate::ir::Type, used: &mut HashSet<String>) {
 /// Keeps the functions in `keep` and the declarations they (transitively) use.
 fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
     let mut roots: Vec<OpId> = m.funcs().filter(|f| keep.contains(f)).collect();
+    roots.extend(m.top_ops().iter().copied().filter(|&o| m.op(o).opcode == Opcode::KsImpl && impl_kept(m, o, keep)));
     if object {
         roots.extend(m.top_ops().iter().copied().filter(|&o| in_object(m, o)));
     }

@@ -57,6 +57,61 @@ impl<'ctx> Gen<'_, 'ctx> {
         }
     }
 
+    /// A struct_ops instance (§16.1): a global of the kernel struct in `.struct_ops.link`, its
+    /// function-pointer members pointing at the method programs (libbpf reads these relocations)
+    /// and its static fields holding their values. Called after the functions are declared.
+    pub fn struct_ops_instances(&mut self) {
+        for op in self.m.top_ops().to_vec() {
+            if self.m.op(op).opcode == Opcode::KsImpl {
+                if let Err(e) = self.struct_ops(op) {
+                    self.error(Some(op), e);
+                }
+            }
+        }
+    }
+
+    fn struct_ops(&mut self, op: OpId) -> Result<(), String> {
+        let m = self.m;
+        let v = KsImpl(op);
+        let kname = String::from_utf8_lossy(v.kernel_struct(m)).into_owned();
+        let decl = m.lookup_symbol(&kname).filter(|&d| m.op(d).opcode == Opcode::KsStruct).ok_or_else(|| format!("no layout of struct {kname} (kernel BTF unavailable at compile time?)"))?;
+        let fields = KsStruct(decl).fields(m).to_vec();
+        let st = self.struct_type(&kname);
+        let mut values: Vec<BasicValueEnum> = st.get_field_types().iter().map(|t| t.const_zero()).collect();
+        let sym = |a: &Attr| matches!(a, Attr::Sym(_) | Attr::Str(_)).then(|| s_of(a));
+        let members: Vec<String> = v.members(m).iter().filter_map(sym).collect();
+        let methods: Vec<String> = v.methods(m).iter().filter_map(sym).collect();
+        for (member, method) in members.iter().zip(&methods) {
+            let f = *self.funcs.get(method).ok_or_else(|| format!("@{method} is not a kernel function"))?;
+            let at = self.field_position(&kname, member).ok_or_else(|| format!("{kname} has no member {member}"))?;
+            values[at as usize] = f.as_global_value().as_pointer_value().into();
+        }
+        let names: Vec<String> = v.field_names(m).iter().filter_map(sym).collect();
+        for (name, value) in names.iter().zip(v.field_values(m).to_vec()) {
+            let Some((_, ty)) = fields.iter().find(|(n, _)| n == name) else { continue };
+            let at = self.field_position(&kname, name).ok_or_else(|| format!("{kname} has no member {name}"))?;
+            let value = match (ty, &value) {
+                (Type::Array(_, n), Attr::Str(s)) => {
+                    let mut bytes = s.clone();
+                    bytes.resize(*n as usize, 0);
+                    self.ctx.const_string(&bytes, false).into()
+                }
+                _ => self.constant(ty, &value).ok_or_else(|| format!("field {name} cannot hold that value"))?,
+            };
+            values[at as usize] = value;
+        }
+        let init = st.const_named_struct(&values);
+        let name = v.name(m).to_string();
+        let g = self.module.add_global(st, None, &c_name(&name));
+        g.set_initializer(&init);
+        g.set_section(Some(".struct_ops.link"));
+        g.set_alignment(8);
+        let di = self.di_type(&Type::Struct(kname.as_str().into()));
+        self.attach_debug(g, &name, di, 0);
+        self.globals.insert(name, g);
+        Ok(())
+    }
+
     fn map(&mut self, op: OpId) {
         let v = KsMap(op);
         let m = self.m;
@@ -197,5 +252,13 @@ fn is_zero(a: &Attr) -> bool {
         Attr::Str(s) => s.iter().all(|&c| c == 0),
         Attr::List(l) => l.iter().all(is_zero),
         _ => false,
+    }
+}
+
+fn s_of(a: &Attr) -> String {
+    match a {
+        Attr::Sym(s) => s.clone(),
+        Attr::Str(s) => String::from_utf8_lossy(s).into_owned(),
+        _ => String::new(),
     }
 }

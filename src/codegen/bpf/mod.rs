@@ -72,6 +72,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     for &f in &funcs {
         g.declare_function(f);
     }
+    g.struct_ops_instances();
     for &f in &funcs {
         g.define_function(f);
     }

@@ -136,7 +136,17 @@ impl<'ctx> Gen<'_, 'ctx> {
                 let pd = if **p == Type::Void || cyclic { None } else { Some(self.di_type(p)) };
                 self.pointer(pd)
             }
-            Type::Func(_) | Type::ProgHandle | Type::PerfHandle => self.pointer(None),
+            // A function pointer points at a FUNC_PROTO (struct_ops members must, for libbpf).
+            Type::Func(ft) => {
+                let ret = if ft.ret == Type::Void { None } else { Some(self.di_type(&ft.ret)) };
+                let params: Vec<DIType> = ft.params.clone().iter().map(|p| self.di_type(p)).collect();
+                let proto = self.di.create_subroutine_type(self.file, ret, &params, DIFlags::PUBLIC);
+                // SAFETY: both are `repr(transparent)` wrappers of the same LLVM metadata pointer, and
+                // a subroutine type is a DIType in LLVM; inkwell offers no upcast.
+                let proto: DIType<'ctx> = unsafe { std::mem::transmute(proto) };
+                self.pointer(Some(proto))
+            }
+            Type::ProgHandle | Type::PerfHandle => self.pointer(None),
             Type::Array(e, n) => {
                 let ed = self.di_type(e);
                 let size = self.size_of(t) * 8;
