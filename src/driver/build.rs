@@ -43,3 +43,46 @@ pub fn write_output(out: Option<&Path>, bytes: &[u8]) -> i32 {
         }
     }
 }
+
+/// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents). The
+/// BPF object is written when the unit has kernel-side code; artifacts of back ends that do not
+/// exist yet (host executable, test executable, module source) are reported, exit status 1.
+pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool) -> i32 {
+    use crate::ir::{views::KsFunc, Opcode};
+    let base = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "unit".into());
+    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| Path::new(".").join(&base));
+    if let Err(e) = std::fs::create_dir_all(&dir) {
+        eprintln!("ksc: cannot create {}: {e}", dir.display());
+        return 1;
+    }
+    let target = |t: &[u8]| module.funcs().any(|f| KsFunc(f).target(module) == t);
+    let kernel = target(b"bpf") || module.top_ops().iter().any(|&o| module.op(o).opcode == Opcode::KsImpl);
+    let main = module.lookup_symbol("main").is_some();
+    let kfuncs = target(b"kmod");
+    if kernel {
+        let object = match kernel_object(module, crate::codegen::bpf::Output::Object, file) {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
+        let path = dir.join(format!("{base}.bpf.o"));
+        if let Err(e) = std::fs::write(&path, object) {
+            eprintln!("ksc: cannot write {}: {e}", path.display());
+            return 1;
+        }
+    }
+    let mut missing = Vec::new();
+    if main && !test {
+        missing.push(format!("{base} (the host executable)"));
+    }
+    if test {
+        missing.push(format!("{base}.test (the test executable)"));
+    }
+    if kfuncs {
+        missing.push(format!("{base}.mod.c and Kbuild (the kernel module source)"));
+    }
+    if missing.is_empty() {
+        return 0;
+    }
+    eprintln!("ksc: {}: {} need back ends this ksc does not have yet{}", file.display(), missing.join(", "), if kernel { format!("; {base}.bpf.o was written") } else { String::new() });
+    1
+}

@@ -54,13 +54,14 @@ enum Stage {
     /// `--emit` with the `-o` path.
     Emit(Emit, Option<std::path::PathBuf>),
     Verify,
+    Build { out: Option<std::path::PathBuf>, test: bool },
     Missing(&'static str),
 }
 
 fn dispatch(cli: Cli) -> i32 {
     let (common, stage) = match cli.command {
         Some(Command::Check { common }) => (common, Stage::Check),
-        Some(Command::Build { common, .. }) => (common, Stage::Missing("`ksc build`")),
+        Some(Command::Build { common, out, test }) => (common, Stage::Build { out, test }),
         Some(Command::Verify { common }) => (common, Stage::Verify),
         Some(Command::Test { common, .. }) => (common, Stage::Missing("`ksc test`")),
         Some(Command::Run { common, .. }) => (common, Stage::Missing("`ksc run`")),
@@ -133,6 +134,10 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
                 Ok(bytes) => verify::run(&bytes, &common.file, &sources, common.diagnostics == DiagnosticFormat::Json),
                 Err(code) => code,
             }
+        }
+        Stage::Build { out, test } => {
+            let module = crate::lower::lower_unit(&unit, &checked, &sources);
+            build::artifacts(&module, &common.file, out.as_deref(), test)
         }
         Stage::Emit(other, _) => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
         Stage::Missing(what) => stage_missing(what, &common.file),
