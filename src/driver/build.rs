@@ -6,7 +6,7 @@ use std::path::Path;
 
 /// Runs the kernel pipeline and the BPF back end; failures are reported (at the `.ks` line when
 /// the back end names an op) and turn into exit status 1.
-pub fn kernel_object(module: &Module, output: crate::codegen::bpf::Output, file: &Path) -> Result<Vec<u8>, i32> {
+pub fn kernel_object(module: &Module, output: crate::codegen::bpf::Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<Vec<u8>, i32> {
     let bpf = match pipeline::run_pipeline(module, pipeline::BPF) {
         Ok(m) => m,
         Err((pass, errors)) => {
@@ -19,7 +19,7 @@ pub fn kernel_object(module: &Module, output: crate::codegen::bpf::Output, file:
         super::opt::print_verified(&bpf, "bpf-ir");
         return Err(1);
     }
-    crate::codegen::bpf::compile(&bpf, &crate::codegen::bpf::Options::default(), output).map_err(|errors| {
+    crate::codegen::bpf::compile(&bpf, opts, output).map_err(|errors| {
         for e in errors {
             let at = e.op.map(|op| super::opt::loc_text(&bpf, op)).unwrap_or_else(|| format!("{}:1:1", file.display()));
             eprintln!("{at}: error[E0999]: internal compiler error: BPF back end: {}", e.message);
@@ -47,7 +47,7 @@ pub fn write_output(out: Option<&Path>, bytes: &[u8]) -> i32 {
 /// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents). The
 /// BPF object is written when the unit has kernel-side code; artifacts of back ends that do not
 /// exist yet (host executable, test executable, module source) are reported, exit status 1.
-pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool) -> i32 {
+pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, opts: &crate::codegen::bpf::Options) -> i32 {
     use crate::ir::{views::KsFunc, Opcode};
     let base = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "unit".into());
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| Path::new(".").join(&base));
@@ -60,7 +60,7 @@ pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool) -
     let main = module.lookup_symbol("main").is_some();
     let kfuncs = target(b"kmod");
     if kernel {
-        let object = match kernel_object(module, crate::codegen::bpf::Output::Object, file) {
+        let object = match kernel_object(module, crate::codegen::bpf::Output::Object, file, opts) {
             Ok(o) => o,
             Err(code) => return code,
         };
@@ -85,4 +85,9 @@ pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool) -
     }
     eprintln!("ksc: {}: {} need back ends this ksc does not have yet{}", file.display(), missing.join(", "), if kernel { format!("; {base}.bpf.o was written") } else { String::new() });
     1
+}
+
+/// The BPF back end's options from the command line.
+pub fn bpf_options(args: &super::cli::CodegenArgs) -> crate::codegen::bpf::Options {
+    crate::codegen::bpf::Options { cpu: args.bpf_cpu.clone(), optimize: args.opt_level != "0" }
 }

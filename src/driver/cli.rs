@@ -97,6 +97,19 @@ pub struct CommonArgs {
     /// How to print diagnostics
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT", global = true)]
     pub diagnostics: DiagnosticFormat,
+    #[command(flatten)]
+    pub codegen: CodegenArgs,
+}
+
+/// Code generation options.
+#[derive(Args, Debug, Clone)]
+pub struct CodegenArgs {
+    /// BPF CPU version: v1, v2, v3 (alu32 and jmp32) or v4 (signed division, more)
+    #[arg(long, value_name = "VERSION", default_value = "v3", value_parser = ["v1", "v2", "v3", "v4"])]
+    pub bpf_cpu: String,
+    /// Optimisation level: 0 or 2
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "2"])]
+    pub opt_level: String,
 }
 
 /// The compile form: `ksc [--target=…] [--emit=…] [-o OUT] FILE`.
@@ -123,6 +136,8 @@ pub struct CompileArgs {
     /// How to print diagnostics
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT")]
     pub diagnostics: DiagnosticFormat,
+    #[command(flatten)]
+    pub codegen: CodegenArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

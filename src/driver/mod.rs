@@ -72,7 +72,7 @@ fn dispatch(cli: Cli) -> i32 {
         }
         None => {
             let c = cli.compile;
-            let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics };
+            let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics, codegen: c.codegen };
             (common, Stage::Emit(c.emit, c.out))
         }
     };
@@ -123,21 +123,21 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
                 Emit::Asm => crate::codegen::bpf::Output::Asm,
                 _ => crate::codegen::bpf::Output::Object,
             };
-            match build::kernel_object(&module, output, &common.file) {
+            match build::kernel_object(&module, output, &common.file, &build::bpf_options(&common.codegen)) {
                 Ok(bytes) => build::write_output(out.as_deref(), &bytes),
                 Err(code) => code,
             }
         }
         Stage::Verify => {
             let module = crate::lower::lower_unit(&unit, &checked, &sources);
-            match build::kernel_object(&module, crate::codegen::bpf::Output::Object, &common.file) {
+            match build::kernel_object(&module, crate::codegen::bpf::Output::Object, &common.file, &build::bpf_options(&common.codegen)) {
                 Ok(bytes) => verify::run(&bytes, &common.file, &sources, common.diagnostics == DiagnosticFormat::Json),
                 Err(code) => code,
             }
         }
         Stage::Build { out, test } => {
             let module = crate::lower::lower_unit(&unit, &checked, &sources);
-            build::artifacts(&module, &common.file, out.as_deref(), test)
+            build::artifacts(&module, &common.file, out.as_deref(), test, &build::bpf_options(&common.codegen))
         }
         Stage::Emit(other, _) => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
         Stage::Missing(what) => stage_missing(what, &common.file),
