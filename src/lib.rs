@@ -12,5 +12,6 @@ pub mod ir;
 pub mod kernel;
 pub mod lower;
 pub mod passes;
+pub mod pipeline;
 pub mod sema;
 pub mod syntax;
