@@ -22,7 +22,12 @@ pub fn kernel_object(module: &Module, output: crate::codegen::bpf::Output, file:
     crate::codegen::bpf::compile(&bpf, opts, output).map_err(|errors| {
         for e in errors {
             let at = e.op.map(|op| super::opt::loc_text(&bpf, op)).unwrap_or_else(|| format!("{}:1:1", file.display()));
-            eprintln!("{at}: error[E0999]: internal compiler error: BPF back end: {}", e.message);
+            // The BPF backend's own stack accounting can exceed what sema counted (temporaries).
+            if e.message.contains("stack limit") {
+                eprintln!("{at}: error[E0601]: stack limit exceeded: {}", e.message);
+            } else {
+                eprintln!("{at}: error[E0999]: internal compiler error: BPF back end: {}", e.message);
+            }
         }
         1
     })

@@ -96,7 +96,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     };
     let llvm_errors = crate::codegen::llvm::take_errors();
     if !llvm_errors.is_empty() {
-        return Err(llvm_errors.into_iter().map(|message| Error { op: None, message }).collect());
+        return Err(llvm_errors.into_iter().map(|message| Error { op: function_named_in(m, &message), message }).collect());
     }
     result.map_err(|e| vec![Error { op: None, message: e.to_string() }])
 }
@@ -114,6 +114,14 @@ fn debug_info<'ctx>(module: &LlvmModule<'ctx>, m: &Module) -> (DebugInfoBuilder<
     let (di, cu) = module.create_debug_info_builder(true, DWARFSourceLanguage::C, &name, &dir, "ksc", false, "", 0, "", DWARFEmissionKind::Full, 0, false, false, "", "");
     let file = di.create_file(&name, &dir);
     (di, cu, file)
+}
+
+/// The function an LLVM backend message is about ("… in function NAME …"), so the error can be
+/// reported at its `.ks` definition.
+fn function_named_in(m: &Module, message: &str) -> Option<OpId> {
+    let rest = message.split("in function ").nth(1)?;
+    let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+    m.funcs().find(|&f| m.symbol(f).map(c_name).as_deref() == Some(name.as_str()))
 }
 
 /// A name that BTF accepts (a C identifier): IR names such as `f.loop0` use dots.
@@ -152,3 +160,6 @@ impl Gen<'_, '_> {
         g.set_section(Some("license"));
     }
 }
+
+#[cfg(test)]
+mod tests;
