@@ -676,13 +676,26 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
 
     /// Integer division and remainder with the eBPF ISA's rules in every case (§6.4): x / 0 is 0,
     /// x % 0 is x, MIN / -1 is MIN. Signed operations become unsigned ones on magnitudes plus sign
-    /// fix-ups (BPF CPU v3 has no signed division).
+    /// fix-ups before BPF CPU v4 (which has `sdiv`/`smod`).
     fn divide(&mut self, l: IntValue<'ctx>, r: IntValue<'ctx>, signed: bool, rem: bool) -> Result<BasicValueEnum<'ctx>, String> {
         let b = &self.builder;
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         let t = l.get_type();
         let zero = t.const_zero();
         let is_zero = b.build_int_compare(IntPredicate::EQ, r, zero, "").map_err(e)?;
+        if signed && self.g.signed_division {
+            // v4 has sdiv/smod; LLVM only needs the two cases its IR leaves undefined kept away:
+            // a zero divisor and MIN / -1 (which wraps to MIN, remainder 0).
+            let minus_one = t.const_all_ones();
+            let is_m1 = b.build_int_compare(IntPredicate::EQ, r, minus_one, "").map_err(e)?;
+            let unsafe_d = b.build_or(is_zero, is_m1, "").map_err(e)?;
+            let safe = b.build_select(unsafe_d, t.const_int(1, false), r, "").map_err(e)?.into_int_value();
+            let q = if rem { b.build_int_signed_rem(l, safe, "") } else { b.build_int_signed_div(l, safe, "") }.map_err(e)?;
+            let on_m1 = if rem { zero } else { b.build_int_neg(l, "").map_err(e)? };
+            let q = b.build_select(is_m1, on_m1, q, "").map_err(e)?.into_int_value();
+            let on_zero = if rem { l } else { zero };
+            return Ok(b.build_select(is_zero, on_zero, q, "").map_err(e)?);
+        }
         let (a, d, lneg, rneg) = if signed {
             let lneg = b.build_int_compare(IntPredicate::SLT, l, zero, "").map_err(e)?;
             let rneg = b.build_int_compare(IntPredicate::SLT, r, zero, "").map_err(e)?;
