@@ -1,10 +1,11 @@
-//! Every unsafe call into libbpf lives here. Each function opens, uses and closes its own
-//! `bpf_object` before returning, so no libbpf pointer outlives the call that created it.
+//! Every unsafe call into libbpf lives here. `load_once` opens, uses and closes its own
+//! `bpf_object` before returning; a `LiveObject` (test runs) owns one until dropped. No libbpf
+//! pointer escapes either.
 
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, CStr, CString};
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
 use std::sync::Once;
 
 use libbpf_sys as sys;
@@ -64,21 +65,7 @@ pub(super) fn load_once(
 ) -> Result<Attempt, OpenFailure> {
     install_print_capture();
     let (result, messages) = capture_messages(|| {
-        let name = CString::new(object_name.replace('\0', "")).unwrap_or_default();
-        let opts = sys::bpf_object_open_opts {
-            sz: std::mem::size_of::<sys::bpf_object_open_opts>() as _,
-            // NULL lets libbpf make up a name.
-            object_name: if name.is_empty() { std::ptr::null() } else { name.as_ptr() },
-            ..Default::default()
-        };
-        // SAFETY: `opts` and `name` are valid for the call (libbpf copies the name); `elf` is
-        // borrowed for this whole function, so it outlives the object, which is closed below.
-        let obj = unsafe { sys::bpf_object__open_mem(elf.as_ptr().cast(), elf.len() as _, &opts) };
-        if obj.is_null() {
-            return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
-        }
-        let mut object = OpenObject { ptr: obj, logs: Vec::new() };
-        unpin_maps(object.ptr);
+        let mut object = open(elf, object_name)?;
         let progs = programs(object.ptr);
         object.logs = (0..progs.len()).map(|i| vec![0u8; if wanted(i) { log_size } else { 0 }]).collect();
         for (i, (&prog, buf)) in progs.iter().zip(&mut object.logs).enumerate() {
@@ -93,21 +80,7 @@ pub(super) fn load_once(
         }
         // SAFETY: the object is open and not yet loaded.
         let ret = unsafe { sys::bpf_object__load(object.ptr) };
-        let infos = progs
-            .iter()
-            .zip(&object.logs)
-            .map(|(&prog, log)| {
-                // SAFETY: `prog` is still owned by the open object; the strings are NUL-terminated.
-                unsafe {
-                    ProgInfo {
-                        name: c_string(sys::bpf_program__name(prog)),
-                        section: c_string(sys::bpf_program__section_name(prog)),
-                        insns: sys::bpf_program__insn_cnt(prog) as usize,
-                        log: log_text(log),
-                    }
-                }
-            })
-            .collect();
+        let infos = prog_infos(&object, &progs);
         drop(object);
         Ok(Attempt { errno: (ret < 0).then_some(-ret), progs: infos, messages: Vec::new() })
     });
@@ -117,7 +90,185 @@ pub(super) fn load_once(
     }
 }
 
-/// An open `bpf_object`, closed on every path out of `load_once`.
+/// Opens `elf` with its pin paths cleared (nothing is ever pinned; §1.1). The error is an errno.
+fn open(elf: &[u8], object_name: &str) -> Result<OpenObject, i32> {
+    let name = CString::new(object_name.replace('\0', "")).unwrap_or_default();
+    let opts = sys::bpf_object_open_opts {
+        sz: std::mem::size_of::<sys::bpf_object_open_opts>() as _,
+        // NULL lets libbpf make up a name.
+        object_name: if name.is_empty() { std::ptr::null() } else { name.as_ptr() },
+        ..Default::default()
+    };
+    // SAFETY: `opts` and `name` are valid for the call (libbpf copies the name). libbpf 1.7 parses
+    // `elf` during the open and drops its reference to the buffer before returning.
+    let obj = unsafe { sys::bpf_object__open_mem(elf.as_ptr().cast(), elf.len() as _, &opts) };
+    if obj.is_null() {
+        return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
+    }
+    let object = OpenObject { ptr: obj, logs: Vec::new() };
+    unpin_maps(object.ptr);
+    Ok(object)
+}
+
+fn prog_infos(object: &OpenObject, progs: &[*mut sys::bpf_program]) -> Vec<ProgInfo> {
+    progs
+        .iter()
+        .zip(&object.logs)
+        .map(|(&prog, log)| {
+            // SAFETY: `prog` is still owned by the open object; the strings are NUL-terminated.
+            unsafe {
+                ProgInfo {
+                    name: c_string(sys::bpf_program__name(prog)),
+                    section: c_string(sys::bpf_program__section_name(prog)),
+                    insns: sys::bpf_program__insn_cnt(prog) as usize,
+                    log: log_text(log),
+                }
+            }
+        })
+        .collect()
+}
+
+/// An object whose programs and maps all live in the kernel until it is dropped.
+pub(super) struct LiveObject {
+    object: OpenObject,
+}
+
+/// A map of a `LiveObject` (borrowing it, so the handle cannot outlive the object) and its shape.
+#[derive(Clone, Copy)]
+pub(super) struct MapInfo<'a> {
+    ptr: *const sys::bpf_map,
+    _object: std::marker::PhantomData<&'a LiveObject>,
+    pub map_type: u32,
+    pub value_size: usize,
+}
+
+/// Opens and loads every program of `elf`, each with verifier `log_level` into a `log_size`-byte
+/// buffer. On failure the object is closed and the `Attempt` says what happened.
+pub(super) fn load_live(
+    elf: &[u8],
+    object_name: &str,
+    log_level: u32,
+    log_size: usize,
+) -> Result<Result<LiveObject, Attempt>, OpenFailure> {
+    install_print_capture();
+    let (result, messages) = capture_messages(|| {
+        let mut object = open(elf, object_name)?;
+        let progs = programs(object.ptr);
+        object.logs = progs.iter().map(|_| vec![0u8; log_size]).collect();
+        for (&prog, buf) in progs.iter().zip(&mut object.logs) {
+            // SAFETY: `prog` belongs to the open object; `buf` is freed only after the close.
+            unsafe {
+                sys::bpf_program__set_log_level(prog, log_level);
+                sys::bpf_program__set_log_buf(prog, buf.as_mut_ptr().cast(), buf.len() as _);
+            }
+        }
+        // SAFETY: the object is open and not yet loaded.
+        let ret = unsafe { sys::bpf_object__load(object.ptr) };
+        if ret == 0 {
+            return Ok(Ok(LiveObject { object }));
+        }
+        let progs = prog_infos(&object, &progs);
+        Ok(Err(Attempt { errno: Some(-ret), progs, messages: Vec::new() }))
+    });
+    match result {
+        Ok(Ok(live)) => Ok(Ok(live)),
+        Ok(Err(attempt)) => Ok(Err(Attempt { messages, ..attempt })),
+        Err(errno) => Err(OpenFailure { errno, messages }),
+    }
+}
+
+impl LiveObject {
+    /// A loaded program's fd (owned by libbpf, valid while `self` lives) and ELF section.
+    pub fn program(&self, name: &str) -> Option<(BorrowedFd<'_>, String)> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: the object is open; the program pointer is owned by it.
+        unsafe {
+            let prog = sys::bpf_object__find_program_by_name(self.object.ptr, name.as_ptr());
+            if prog.is_null() {
+                return None;
+            }
+            let fd = sys::bpf_program__fd(prog);
+            // SAFETY (borrow): libbpf closes the fd only in bpf_object__close, i.e. after `self`.
+            (fd >= 0).then(|| (BorrowedFd::borrow_raw(fd), c_string(sys::bpf_program__section_name(prog))))
+        }
+    }
+
+    /// A map by name; ".bss", ".data", ".rodata" name the global-data maps by their section.
+    pub fn map(&self, name: &str) -> Option<MapInfo<'_>> {
+        let name = CString::new(name).ok()?;
+        // SAFETY: the object is open; the map pointer is owned by it and used only through `self`.
+        unsafe {
+            let map = sys::bpf_object__find_map_by_name(self.object.ptr, name.as_ptr());
+            (!map.is_null()).then(|| MapInfo {
+                ptr: map,
+                _object: std::marker::PhantomData,
+                map_type: sys::bpf_map__type(map) as u32,
+                value_size: sys::bpf_map__value_size(map) as usize,
+            })
+        }
+    }
+}
+
+impl MapInfo<'_> {
+    /// `Ok(false)` if the key is absent. libbpf checks the key and value sizes (percpu values
+    /// are one 8-byte-aligned slot per possible CPU). The error is an errno.
+    pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<bool, i32> {
+        // SAFETY: `self` borrows a live object, so the map pointer is valid; libbpf reads
+        // `key.len()` and writes at most `value.len()` bytes after checking both against the map's sizes.
+        let ret = unsafe {
+            sys::bpf_map__lookup_elem(self.ptr, key.as_ptr().cast(), key.len() as _, value.as_mut_ptr().cast(), value.len() as _, 0)
+        };
+        match ret {
+            0 => Ok(true),
+            e if -e == ENOENT => Ok(false),
+            e => Err(-e),
+        }
+    }
+
+    /// BPF_ANY update; the error is an errno.
+    pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), i32> {
+        // SAFETY: as in `lookup`; libbpf only reads both buffers.
+        let ret = unsafe {
+            sys::bpf_map__update_elem(self.ptr, key.as_ptr().cast(), key.len() as _, value.as_ptr().cast(), value.len() as _, 0)
+        };
+        if ret < 0 { Err(-ret) } else { Ok(()) }
+    }
+}
+
+const ENOENT: i32 = 2;
+
+/// The number of possible CPUs (the slot count of percpu map values); the error is an errno.
+pub(super) fn possible_cpus() -> Result<usize, i32> {
+    // SAFETY: no arguments; libbpf caches the answer.
+    let n = unsafe { sys::libbpf_num_possible_cpus() };
+    if n < 0 { Err(-n) } else { Ok(n as usize) }
+}
+
+/// One BPF_PROG_TEST_RUN: `(retval, bytes written to data_out)`. The error is an errno.
+pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8], ctx_in: Option<&[u8]>) -> Result<(u32, usize), i32> {
+    use std::os::fd::AsRawFd;
+    let ctx = ctx_in.unwrap_or(&[]);
+    let mut opts = sys::bpf_test_run_opts {
+        sz: std::mem::size_of::<sys::bpf_test_run_opts>() as _,
+        data_in: data_in.as_ptr().cast(),
+        data_size_in: data_in.len() as _,
+        data_out: data_out.as_mut_ptr().cast(),
+        data_size_out: data_out.len() as _,
+        ctx_in: if ctx.is_empty() { std::ptr::null() } else { ctx.as_ptr().cast() },
+        ctx_size_in: ctx.len() as _,
+        repeat: 1,
+        ..Default::default()
+    };
+    // SAFETY: every pointer in `opts` is valid for its stated size for the duration of the call;
+    // the kernel writes at most `data_size_out` bytes to `data_out`.
+    let ret = unsafe { sys::bpf_prog_test_run_opts(prog.as_raw_fd(), &mut opts) };
+    if ret < 0 {
+        return Err(-ret);
+    }
+    Ok((opts.retval, (opts.data_size_out as usize).min(data_out.len())))
+}
+
+/// An open `bpf_object`, closed on drop (on every path out of `load_once`, or with its `LiveObject`).
 struct OpenObject {
     ptr: *mut sys::bpf_object,
     /// Per-program verifier log buffers. libbpf keeps raw pointers into them until the close;

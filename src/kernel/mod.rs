@@ -9,7 +9,10 @@
 
 use std::fmt;
 
+pub use run::{Loaded, TestRun};
+
 mod ffi;
+mod run;
 #[cfg(test)]
 mod tests;
 

@@ -8,8 +8,8 @@
 //! `data_end < P + K`, `data_end - P < K` and a length variable holding `data_end - P`), after
 //! which `[P, P + K)` is known good; the negated tests prove it inside their then-branch.
 //! Addresses are compared as a root (the packet pointer's origin) plus a constant byte offset;
-//! variable offsets are always checked, and their index is then masked to 16 bits so the
-//! verifier sees a bounded offset.
+//! variable offsets are always checked, after a bound on the index (an index no packet can reach
+//! aborts) so that the verifier sees a bounded offset on the pointer it checks.
 //! Runs on structured kernel functions, before `lower-bpf`.
 
 use super::PassResult;
@@ -271,11 +271,12 @@ impl BoundsCheck {
                 if Self::covered(facts, key, width) {
                     return;
                 }
+                // A variable index is bounded first, so the pointer that is checked is the one
+                // that is dereferenced (the verifier proves ranges per pointer).
+                let addr = if key.is_none() { self.clamp_index(m, op, addr, width) } else { addr };
                 self.insert_check(m, op, addr, width);
                 if let Some((root, off)) = key {
                     facts.push((root, off + width));
-                } else {
-                    self.clamp_index(m, op, addr);
                 }
             }
             Opcode::KsIf => {
@@ -309,24 +310,34 @@ impl BoundsCheck {
         }
     }
 
-    /// A variable index into packet memory is masked to 16 bits after its check (§10.2 rule 4):
-    /// equal when the check passed, and bounded for the verifier.
-    fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value) {
-        let Some(def) = def_op(m, addr) else { return };
+    /// A variable index into packet memory (§10.2 rule 4) must have a bound the verifier knows
+    /// before it is added to a packet pointer: the verifier proves packet ranges only while
+    /// `umax(index) + width <= 0xffff`. So an index above `0xffff - width` aborts (no packet is that
+    /// long), which bounds it; the address is then formed from the same index and checked. This
+    /// is the intent of the specified `i & 0xffff`, which alone leaves `umax + width` too large.
+    fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value, width: i128) -> Value {
+        let Some(def) = def_op(m, addr) else { return addr };
         let d = m.op(def).clone();
         let (base, index) = match d.opcode {
             Opcode::CoreElemAddr | Opcode::CorePtrAdd if const_int(m, d.operands[1]).is_none() => (d.operands[0], d.operands[1]),
-            _ => return,
+            _ => return addr,
         };
         let it = m.value_type(index).clone();
+        let loc = m.op(access).loc;
         let mut b = m.builder_before(access);
-        let mask = b.core_const(0xffff, it);
-        let clamped = b.core_and(index, mask);
+        let limit = b.core_const(0xffff - width.clamp(1, 0xffff), it);
+        let wide = b.core_cmp(index, limit, "gt");
+        let check = b.ks_if(wide, &[]);
+        let fail = b.entry(check, 0);
         let rt = b.module.value_type(addr).clone();
-        let new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, clamped, rt) } else { b.core_ptr_add(base, clamped) };
+        let new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, index, rt) } else { b.core_ptr_add(base, index) };
+        let mut fb = crate::ir::Builder::new(m, fail);
+        fb.loc = loc;
+        fb.ks_abort(b"packet access out of bounds".to_vec());
         let slot = if m.op(access).opcode == Opcode::CoreStore { 1 } else { 0 };
         m.op_mut(access).operands[slot] = new;
         self.packet.insert(new);
+        new
     }
 
     /// `if (addr + width > data_end) abort` before `op`.

@@ -65,7 +65,7 @@ fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: 
         op => rule(op).is_some(),
     });
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned: Vec::new() };
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned_by_var: HashMap::new() };
     for op in ops {
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
         match lower(&mut Emit { b: m.builder_before(op), cx: &mut cx }, op) {
@@ -143,8 +143,8 @@ struct FnCx {
     /// Zeroed structs standing in for a failed array-map lookup, by type.
     fallbacks: HashMap<Type, Value>,
     records: ringbuf::Records,
-    /// The owned slots of the objects allocated so far (`new`).
-    owned: Vec<Value>,
+    /// The owned slot of the allocation stored in each variable slot.
+    owned_by_var: HashMap<Value, Value>,
 }
 
 impl FnCx {

@@ -63,6 +63,14 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         }
         let decl = self.m.lookup_symbol(name).filter(|&d| self.m.op(d).opcode == crate::ir::Opcode::KsExtern).ok_or_else(|| format!("@{name} is not a declared kfunc"))?;
         let Type::Func(ft) = crate::ir::views::KsExtern(decl).ty(self.m).clone() else { return Err(format!("@{name} has no function type")) };
+        Ok(self.extern_kfunc(name, &ft))
+    }
+
+    /// Declares a kfunc with a signature (the unit's own externs, or kernel ones ksc calls itself).
+    pub fn extern_kfunc(&mut self, name: &str, ft: &crate::ir::FnType) -> FunctionValue<'ctx> {
+        if let Some(f) = self.funcs.get(name) {
+            return *f;
+        }
         let fty = self.fn_type(&ft.params, &ft.ret);
         let f = self.module.add_function(&c_name(name), fty, Some(Linkage::External));
         f.set_section(Some(".ksyms"));
@@ -72,7 +80,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let sp = self.di.create_function(self.cu.as_debug_info_scope(), &c_name(name), None, self.file, 0, sub, false, false, 0, DIFlags::PROTOTYPED, true);
         f.set_subprogram(sp);
         self.funcs.insert(name.to_string(), f);
-        Ok(f)
+        f
     }
 
     fn fn_type(&mut self, params: &[Type], ret: &Type) -> FunctionType<'ctx> {
@@ -636,7 +644,20 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     self.set(d, v);
                 }
             }
-            Opcode::BpfObjNew | Opcode::BpfObjDrop => return Err("`new`/`delete` in kernel code is not emitted by this back end yet".into()),
+            Opcode::BpfObjNew => {
+                let Some(Attr::Type(t)) = d.attrs[0].clone() else { return Err("obj_new without type".into()) };
+                let id = self.local_type_id(&t)?;
+                let void_ptr = Type::ptr(Type::Void);
+                let f = self.g.extern_kfunc("bpf_obj_new_impl", &crate::ir::FnType { params: vec![Type::u64(), void_ptr.clone()], ret: void_ptr });
+                let r = self.builder.build_call(f, &[id.into(), self.ptr_type().const_null().into()], "").map_err(e)?;
+                self.set(d, r.try_as_basic_value().basic().ok_or("bpf_obj_new without value")?);
+            }
+            Opcode::BpfObjDrop => {
+                let void_ptr = Type::ptr(Type::Void);
+                let f = self.g.extern_kfunc("bpf_obj_drop_impl", &crate::ir::FnType { params: vec![void_ptr.clone(), void_ptr], ret: Type::Void });
+                let p = self.ptr(d.operands[0])?;
+                self.builder.build_call(f, &[p.into(), self.ptr_type().const_null().into()], "").map_err(e)?;
+            }
             other => return Err(format!("`{}` cannot appear in a lowered kernel function", other.name())),
         }
         Ok(())
@@ -672,6 +693,26 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             llvm_sys::core::LLVMSetMetadata(call.as_value_ref(), kind, md);
         }
         call.try_as_basic_value().basic().ok_or_else(|| "CO-RE access without a value".into())
+    }
+
+    /// The BTF id of a type in the program's own BTF (`llvm.bpf.btf.type.id`, local flavour), as
+    /// `bpf_obj_new` wants it; libbpf fixes it up when the program's BTF is loaded.
+    fn local_type_id(&mut self, t: &Type) -> Result<IntValue<'ctx>, String> {
+        use inkwell::values::AsValueRef;
+        let di = self.g.di_type(t);
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bpf.btf.type.id").ok_or("no llvm.bpf.btf.type.id in this LLVM")?;
+        let decl = intrinsic.get_declaration(self.g.module, &[]).ok_or("no llvm.bpf.btf.type.id declaration")?;
+        self.g.type_id_seq += 1;
+        let seq = self.i32c(self.g.type_id_seq as u64);
+        let call = self.builder.build_call(decl, &[seq.into(), self.i64c(0).into()], "").map_err(|e| e.to_string())?;
+        let kind = self.g.ctx.get_kind_id("llvm.preserve.access.index");
+        // SAFETY: as in `core_field_addr`: a debug type of this context used as a metadata operand.
+        unsafe {
+            use inkwell::context::AsContextRef;
+            let md = llvm_sys::core::LLVMMetadataAsValue(self.g.ctx.as_ctx_ref(), di.as_mut_ptr());
+            llvm_sys::core::LLVMSetMetadata(call.as_value_ref(), kind, md);
+        }
+        Ok(call.try_as_basic_value().basic().ok_or("type id without value")?.into_int_value())
     }
 
     /// Integer division and remainder with the eBPF ISA's rules in every case (§6.4): x / 0 is 0,

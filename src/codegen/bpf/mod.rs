@@ -66,7 +66,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     module.set_triple(&triple);
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     let (di, cu, file) = debug_info(&module, m);
-    let mut g = Gen { m, signed_division: opts.cpu == "v4", ctx: &ctx, module: &module, di, cu, file, structs: HashMap::new(), field_index: HashMap::new(), di_types: HashMap::new(), di_in_progress: Default::default(), funcs: HashMap::new(), globals: HashMap::new(), errors: Vec::new() };
+    let mut g = Gen { m, signed_division: opts.cpu == "v4", type_id_seq: 0, ctx: &ctx, module: &module, di, cu, file, structs: HashMap::new(), field_index: HashMap::new(), di_types: HashMap::new(), di_in_progress: Default::default(), funcs: HashMap::new(), globals: HashMap::new(), errors: Vec::new() };
     g.declarations();
     let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
     for &f in &funcs {
@@ -133,6 +133,8 @@ pub(crate) struct Gen<'m, 'ctx> {
     pub m: &'m Module,
     /// The CPU has `sdiv`/`smod` (v4).
     pub signed_division: bool,
+    /// Sequence numbers of `llvm.bpf.btf.type.id` calls (each must be distinct).
+    pub type_id_seq: u32,
     pub ctx: &'ctx Context,
     pub module: &'m LlvmModule<'ctx>,
     pub di: DebugInfoBuilder<'ctx>,

@@ -171,9 +171,14 @@ impl<'ctx> Gen<'_, 'ctx> {
         match to {
             Some(p) => self.di.create_pointer_type("", p, 64, 0, AddressSpace::default()).as_type(),
             None => {
-                // `void *`: a pointer to no type.
-                let c = self.basic("void", 8, DW_ATE_UNSIGNED_CHAR);
-                self.di.create_pointer_type("", c, 64, 0, AddressSpace::default()).as_type()
+                // `void *`: a pointer with no base type (BTF: a PTR to type 0), which kernel
+                // prototypes such as kfuncs' `void *` arguments are compared against.
+                // SAFETY: the builder belongs to this module; the result is a non-null DIType
+                // (`repr(transparent)` over the metadata pointer), which inkwell cannot build.
+                unsafe {
+                    let md = llvm_sys::debuginfo::LLVMDIBuilderCreatePointerType(self.di.as_mut_ptr(), std::ptr::null_mut(), 64, 0, 0, std::ptr::null(), 0);
+                    std::mem::transmute::<llvm_sys::prelude::LLVMMetadataRef, DIType<'ctx>>(md)
+                }
             }
         }
     }

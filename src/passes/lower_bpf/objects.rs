@@ -1,8 +1,10 @@
 //! Kernel objects from `new` (§13.6): `bpf_obj_new` / `bpf_obj_drop`, and the automatic delete of
 //! an object its function did not delete. Each allocation keeps its pointer in an "owned" slot and
-//! registers a cleanup that drops whatever the slot still holds; `delete p` drops `p` when it is not
-//! null and first clears every owned slot holding it, so no path drops an object twice (sema keeps
-//! objects inside their allocating function, E0612).
+//! registers a cleanup that drops whatever the slot still holds; `delete v` drops `v` when it is not
+//! null and first clears the owned slot of the allocation stored in variable `v`, so no path drops
+//! an object twice (sema keeps objects in the local variables of their allocating function, E0612).
+//! The association is static (which variable an allocation was stored in), because the verifier
+//! cannot follow a run-time comparison of two copies of one pointer.
 
 use super::{Emit, Lowered};
 use crate::ir::views::KsNew;
@@ -23,21 +25,27 @@ pub fn new(e: &mut Emit, op: OpId) -> Lowered {
             e.store_zero(owned);
         });
     });
-    e.cx.owned.push(owned);
+    // The variables the allocation is stored into (`var n = new T()`).
+    let result = v.addr_value(e.m());
+    let func = e.m().top_level_of(op);
+    for store in e.m().collect_nested(func, |o| o.opcode == crate::ir::Opcode::CoreStore && o.operands[0] == result) {
+        let var = e.m().op(store).operands[1];
+        e.cx.owned_by_var.insert(var, owned);
+    }
     Ok(vec![obj])
 }
 
-/// `delete p`: nothing for null; otherwise forget `p` in the owned slots, then drop it.
+/// `delete v`: nothing for null; otherwise clear the owned slot of `v`'s allocation, then drop.
 pub fn delete(e: &mut Emit, op: OpId) -> Lowered {
     let p: Value = e.m().op(op).operands[0];
-    let owned: Vec<Value> = e.cx.owned.iter().copied().filter(|&s| e.pointee(s) == e.ty(p)).collect();
+    let var = match e.m().value(p).def {
+        crate::ir::ValueDef::Result(load, _) if e.m().op(load).opcode == crate::ir::Opcode::CoreLoad => Some(e.m().op(load).operands[0]),
+        _ => None,
+    };
+    let owned = var.and_then(|v| e.cx.owned_by_var.get(&v).copied());
     e.if_non_null(p, |e| {
-        for slot in owned {
-            let held = e.load(slot);
-            let same = e.b.core_cmp(held, p, "eq");
-            let clear = e.b.ks_if(same, &[]);
-            let then = e.b.entry(clear, 0);
-            e.nested(then, |e| e.store_zero(slot));
+        if let Some(slot) = owned {
+            e.store_zero(slot);
         }
         e.b.bpf_obj_drop(p);
     });
