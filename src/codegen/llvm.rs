@@ -35,6 +35,22 @@ pub fn capture_diagnostics(ctx: &Context) {
     unsafe { LLVMContextSetDiagnosticHandler(ctx.as_ctx_ref(), Some(on_diagnostic), std::ptr::null_mut()) }
 }
 
+extern "C" fn on_fatal_error(reason: *const std::ffi::c_char) {
+    // LLVM cannot continue after a fatal error and Rust cannot unwind through it: report it in
+    // ksc's format and exit 1 rather than let LLVM abort the process.
+    // SAFETY: LLVM passes a NUL-terminated message.
+    let text = unsafe { CStr::from_ptr(reason) }.to_string_lossy();
+    eprintln!("<llvm>:1:1: error[E0999]: internal compiler error: LLVM: {text}");
+    std::process::exit(1);
+}
+
+/// Installs the process-wide LLVM fatal-error handler (once).
+pub fn capture_fatal_errors() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    // SAFETY: the handler is a plain function with the signature LLVM expects.
+    ONCE.call_once(|| unsafe { llvm_sys::error_handling::LLVMInstallFatalErrorHandler(Some(on_fatal_error)) });
+}
+
 pub fn take_errors() -> Vec<String> {
     ERRORS.with(|e| std::mem::take(&mut *e.borrow_mut()))
 }

@@ -53,6 +53,7 @@ pub struct Error {
 
 /// Compiles a kernel-side module to LLVM IR text, BPF assembly or an ELF object.
 pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Vec<Error>> {
+    crate::codegen::llvm::capture_fatal_errors();
     Target::initialize_bpf(&InitializationConfig::default());
     let triple = TargetTriple::create("bpfel");
     let target = Target::from_triple(&triple).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
@@ -87,6 +88,13 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     if !errors.is_empty() {
         return Err(errors);
     }
+    // LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed by
+    // access string, so a second module with the same kernel-field access in one process would
+    // reuse a global of a destroyed module. The `ksc` command compiles once per process; refuse
+    // the second CO-RE module instead of crashing.
+    if module_uses_core(&module) && CORE_MODULE_COMPILED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Err(vec![Error { op: None, message: "LLVM's BPF CO-RE lowering supports one module with kernel struct reads per process; compile this unit in a new process".into() }]);
+    }
     let pipeline = if opts.optimize { "default<O2>" } else { "default<O0>" };
     module.run_passes(pipeline, &tm, PassBuilderOptions::create()).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
     let result = match output {
@@ -99,6 +107,12 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         return Err(llvm_errors.into_iter().map(|message| Error { op: function_named_in(m, &message), message }).collect());
     }
     result.map_err(|e| vec![Error { op: None, message: e.to_string() }])
+}
+
+static CORE_MODULE_COMPILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn module_uses_core(module: &LlvmModule) -> bool {
+    module.get_function("llvm.preserve.struct.access.index.p0.p0").is_some() || module.get_function("llvm.bpf.btf.type.id").is_some()
 }
 
 /// The compile unit and the file of the unit's main source. The file is named by its absolute
