@@ -8,6 +8,11 @@ pub fn struct_decl(m: &Module, name: &str) -> Option<OpId> {
     m.top_ops().iter().copied().find(|&o| m.op(o).opcode == Opcode::KsStruct && m.symbol(o) == Some(name))
 }
 
+/// The byte offsets of a `ks.struct`'s fields, in declaration order.
+pub fn field_offsets(m: &Module, decl: OpId) -> Vec<u64> {
+    KsStruct(decl).offsets(m).iter().map(|a| if let Attr::Int(o) = a { *o as u64 } else { 0 }).collect()
+}
+
 /// Size in bytes, or `None` for types without storage.
 pub fn size_of(m: &Module, t: &Type) -> Option<u64> {
     Some(match t {

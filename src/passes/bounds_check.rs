@@ -91,13 +91,9 @@ fn size_of(m: &Module, t: &Type) -> i128 {
 
 fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
     let Some(Type::Struct(s)) = base_ty.pointee() else { return None };
-    let decl = m.lookup_symbol(s)?;
-    let (Some(Attr::Fields(fields)), Some(Attr::List(offsets))) = (m.attr(decl, "fields"), m.attr(decl, "offsets")) else { return None };
-    let i = fields.iter().position(|(n, _)| n.as_bytes() == field)?;
-    match offsets.get(i) {
-        Some(Attr::Int(o)) => Some(*o),
-        _ => None,
-    }
+    let decl = crate::ir::layout::struct_decl(m, s)?;
+    let i = crate::ir::views::KsStruct(decl).fields(m).iter().position(|(n, _)| n.as_bytes() == field)?;
+    crate::ir::layout::field_offsets(m, decl).get(i).map(|&o| o as i128)
 }
 
 impl BoundsCheck {

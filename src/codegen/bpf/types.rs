@@ -2,7 +2,8 @@
 //! kernel and libbpf read). Structs are laid out by their `ks.struct` declaration.
 
 use super::Gen;
-use crate::ir::{views::KsStruct, Attr, Type};
+use crate::ir::layout::{field_offsets, struct_decl};
+use crate::ir::{views::KsStruct, Type};
 use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DIType};
 use inkwell::types::{BasicType, BasicTypeEnum};
 use inkwell::AddressSpace;
@@ -53,13 +54,13 @@ impl<'ctx> Gen<'_, 'ctx> {
         }
         let st = self.ctx.opaque_struct_type(&format!("struct.{name}"));
         self.structs.insert(name.to_string(), st);
-        let Some(decl) = self.m.lookup_symbol(name).filter(|&d| KsStruct::of(self.m, d).is_some()) else {
+        let Some(decl) = struct_decl(self.m, name) else {
             st.set_body(&[], false);
             return st;
         };
         let s = KsStruct(decl);
         let fields = s.fields(self.m).to_vec();
-        let offsets: Vec<u64> = s.offsets(self.m).iter().map(|a| if let Attr::Int(o) = a { *o as u64 } else { 0 }).collect();
+        let offsets = field_offsets(self.m, decl);
         let size = s.size(self.m) as u64;
         let mut body: Vec<BasicTypeEnum> = Vec::new();
         let mut index = vec![0u32; fields.len()];
@@ -93,17 +94,17 @@ impl<'ctx> Gen<'_, 'ctx> {
     /// The LLVM struct field index of a `ks.struct` field.
     pub fn field_position(&mut self, strukt: &str, field: &str) -> Option<u32> {
         self.struct_type(strukt);
-        let decl = self.m.lookup_symbol(strukt)?;
+        let decl = struct_decl(self.m, strukt)?;
         let i = KsStruct(decl).fields(self.m).iter().position(|(n, _)| n == field)?;
         self.field_index.get(strukt).and_then(|v| v.get(i)).copied()
     }
 
     /// A field's index among the members of its struct's debug type (which lists them by offset).
     pub fn debug_member_index(&self, strukt: &str, field: &str) -> Option<u32> {
-        let decl = self.m.lookup_symbol(strukt)?;
-        let s = KsStruct::of(self.m, decl)?;
+        let decl = struct_decl(self.m, strukt)?;
+        let s = KsStruct(decl);
         let i = s.fields(self.m).iter().position(|(n, _)| n == field)?;
-        let offsets: Vec<u64> = s.offsets(self.m).iter().map(|a| if let Attr::Int(o) = a { *o as u64 } else { 0 }).collect();
+        let offsets = field_offsets(self.m, decl);
         by_offset(&offsets).iter().position(|&j| j == i).map(|p| p as u32)
     }
 
@@ -184,12 +185,12 @@ impl<'ctx> Gen<'_, 'ctx> {
     }
 
     fn di_struct(&mut self, name: &str) -> DIType<'ctx> {
-        let Some(decl) = self.m.lookup_symbol(name).filter(|&d| KsStruct::of(self.m, d).is_some()) else {
+        let Some(decl) = struct_decl(self.m, name) else {
             return self.basic("char", 8, DW_ATE_UNSIGNED_CHAR);
         };
         let s = KsStruct(decl);
         let fields = s.fields(self.m).to_vec();
-        let offsets: Vec<u64> = s.offsets(self.m).iter().map(|a| if let Attr::Int(o) = a { *o as u64 } else { 0 }).collect();
+        let offsets = field_offsets(self.m, decl);
         let size = s.size(self.m) as u64;
         self.di_in_progress.insert(name.to_string());
         let mut members = Vec::new();
