@@ -1,13 +1,20 @@
 //! Generates the IR's op table, typed builders and views, verifier hook dispatch and the op
-//! reference from the declarative specs in `ir-specs/*.ops` (see ir-specs/README.md).
+//! reference from the declarative specs in `ir-specs/*.ops` (see ir-specs/README.md), and builds
+//! the userspace runtime that host executables link with.
 
 #[path = "build/opgen.rs"]
 mod opgen;
+#[path = "build/runtime.rs"]
+mod runtime;
 
 fn main() {
     let out = std::path::PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     if let Err(e) = opgen::generate(std::path::Path::new("ir-specs"), &out) {
         eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+    if let Err(e) = runtime::build(&out) {
+        eprintln!("error: building the runtime: {e}");
         std::process::exit(1);
     }
 }

@@ -1,0 +1,129 @@
+/* internal.h — state and helpers shared by the runtime's source files; not part of the ABI.
+ *
+ * The runtime serves one BPF object at a time: the one ksrt_start loaded for `main`, or the fresh
+ * copy loaded for the current test. Everything derived from it (resolved maps, program handles,
+ * attachments, mmapped memory, cached global addresses) hangs off `rt` and is released together
+ * with the object by rt_object_destroy. */
+#ifndef KSRT_INTERNAL_H
+#define KSRT_INTERNAL_H
+
+#include "ksrt.h"
+
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stddef.h>
+
+/* One kernel attachment. Records stay on the registry list until the object is destroyed, so
+ * handles held by compiled code stay valid after a detach; `live` says whether it is attached.
+ * The fatal-signal handler walks the list, so a record is complete before it is linked in. */
+struct rt_attachment {
+    struct rt_attachment *next;
+    volatile sig_atomic_t live;
+    struct bpf_link *link;   /* libbpf link (tcx, tracing, cgroup, perf event, struct_ops) */
+    int link_fd;             /* XDP link made with bpf_link_create, else -1 */
+    int perf_fd;             /* the perf event of a perf attachment, else -1 */
+    bool tc;                 /* a clsact filter (the fallback when TCX is refused) */
+    struct bpf_tc_hook hook;
+    struct bpf_tc_opts tc_opts;
+    const char *impl;        /* a struct_ops registration: the impl's map name */
+};
+
+struct ksrt_prog {
+    struct ksrt_prog *next;
+    struct bpf_program *prog;
+    struct rt_attachment *att; /* current attachment; NULL when detached */
+};
+
+/* A perf attachment is an attachment record handed out as an opaque handle. */
+struct ksrt_perf {
+    struct rt_attachment att;
+};
+
+/* A map of the current object, resolved by name once. */
+struct rt_map {
+    struct rt_map *next;
+    char *name;
+    struct bpf_map *map;
+    int fd;
+    enum bpf_map_type type;
+    uint32_t key_size, value_size, max_entries;
+    bool percpu;
+    size_t n_slots, slot_size; /* value layout in syscalls: n_slots slots (CPUs) of slot_size bytes */
+    void *scratch;             /* n_slots * slot_size bytes, for composing and summing values */
+    void *mem;                 /* mmapped values (BPF_F_MMAPABLE arrays), or NULL */
+    size_t mem_size;
+    /* RINGBUF and PERF_EVENT_ARRAY maps */
+    int32_t (*handler)(void *record);
+    struct ring_buffer *ringbuf;
+    struct perf_buffer *perfbuf;
+    void *record_copy; /* 8-byte-aligned copy of a perf sample for the handler */
+    size_t record_copy_size;
+    bool stopped;      /* a handler returned non-zero during the current consume */
+    int32_t stop_value;
+    int64_t consumed;
+};
+
+/* A resolved global or config address. */
+struct rt_global {
+    struct rt_global *next;
+    char *name;
+    bool config;
+    void *addr;
+};
+
+struct rt_state {
+    const struct ksrt_unit *unit;
+    struct bpf_object *obj;
+    struct rt_map *maps;
+    struct ksrt_prog *progs;
+    struct rt_global *globals;
+    struct rt_attachment *attachments;
+    /* test mode */
+    bool in_test;
+    sigjmp_buf test_jmp;
+    char reason[1024];
+    uint32_t test_len;
+    int dispatch_epfd; /* epoll fd of a running ksrt_dispatch, else -1 (a handler may longjmp out) */
+};
+
+extern struct rt_state rt;
+
+/* Why rt_object_load failed. `summary` is the short reason (tests: `object load failed:
+ * SUMMARY`), `headline` what ksrt_start prints after "ksrt: BASE: ", `detail` the verifier log
+ * or libbpf's messages to print below it (may be empty; valid until the next load). */
+struct rt_load_failure {
+    char summary[512];
+    char headline[1024];
+    const char *detail;
+};
+
+/* unit.c */
+int rt_object_load(bool test_mode, struct rt_load_failure *failure);
+void rt_object_destroy(void);
+void rt_install_signal_handlers(void);
+
+/* failures.c */
+_Noreturn void rt_internal_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void rt_fail_test(const char *format, ...) __attribute__((format(printf, 1, 2)));
+void *rt_zalloc(size_t size);
+
+/* maps.c */
+struct rt_map *rt_map(const char *name);
+void rt_release_map(struct rt_map *m);
+
+/* globals.c */
+void *rt_map_memory(struct rt_map *m);
+
+/* ringbuf.c */
+int rt_open_perf_buffers(const char **failed); /* 0, or -errno and the map's name */
+void rt_release_buffers(struct rt_map *m);
+
+/* progs.c */
+const char *rt_prog_kind(const struct bpf_program *prog);
+void rt_detach_all(void);             /* detaches everything and frees the attachment records */
+void rt_detach_all_from_signal(void); /* the async-signal-safe part of rt_detach_all */
+
+#endif /* KSRT_INTERNAL_H */

@@ -1,0 +1,375 @@
+/* progs.c — program handles, attach/detach per program kind, perf events, struct_ops
+ * registration and daemon() (LANGUAGE.md §9.2, §15.3, §15.4, §16.1).
+ *
+ * Every attachment is kept on a registry so that exit, a fatal signal or the end of a test can
+ * remove all of them: nothing may stay attached once the process is gone. Links (XDP through
+ * bpf_link_create, TCX, tracing, cgroup, perf, struct_ops) are owned by file descriptors and die
+ * with the process anyway; the clsact filter fallback is the one thing that must be removed. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/perf_event.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+/* The program kind from its ELF section, as LANGUAGE.md §9.2 names kinds. */
+const char *rt_prog_kind(const struct bpf_program *prog)
+{
+    static const struct {
+        const char *head, *kind;
+    } kinds[] = {
+        {"xdp", "xdp"},
+        {"tc", "tc"},
+        {"tcx", "tc"},
+        {"classifier", "tc"},
+        {"tracepoint", "tracepoint"},
+        {"tp", "tracepoint"},
+        {"raw_tp", "raw_tracepoint"},
+        {"raw_tracepoint", "raw_tracepoint"},
+        {"tp_btf", "tp_btf"},
+        {"fentry", "fentry"},
+        {"fexit", "fexit"},
+        {"lsm", "lsm"},
+        {"kprobe", "kprobe"},
+        {"ksyscall", "kprobe"},
+        {"kretprobe", "kretprobe"},
+        {"kretsyscall", "kretprobe"},
+        {"perf_event", "perf_event"},
+        {"cgroup_skb", "cgroup_skb"},
+        {"struct_ops", "struct_ops"},
+    };
+    const char *section = bpf_program__section_name(prog);
+    size_t head = strcspn(section, "/.");
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+        if (strlen(kinds[i].head) == head && strncmp(section, kinds[i].head, head) == 0)
+            return kinds[i].kind;
+    return "BPF";
+}
+
+static struct rt_attachment *new_attachment(void)
+{
+    struct rt_attachment *a = rt_zalloc(sizeof *a);
+    a->link_fd = -1;
+    a->perf_fd = -1;
+    return a;
+}
+
+/* Links a complete record into the registry (the signal handler may read it at any time). */
+static void publish(struct rt_attachment *a)
+{
+    a->live = 1;
+    a->next = rt.attachments;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    rt.attachments = a;
+}
+
+static void detach(struct rt_attachment *a)
+{
+    if (!a->live)
+        return;
+    a->live = 0;
+    if (a->link)
+        bpf_link__destroy(a->link); /* closes a perf link's event fd too */
+    if (a->link_fd >= 0)
+        close(a->link_fd);
+    if (a->tc)
+        bpf_tc_detach(&a->hook, &a->tc_opts);
+    a->link = NULL;
+    a->link_fd = -1;
+    a->perf_fd = -1;
+    a->tc = false;
+}
+
+void rt_detach_all(void)
+{
+    /* Program links first, struct_ops registrations last (ABI.md §2). */
+    for (struct rt_attachment *a = rt.attachments; a; a = a->next)
+        if (!a->impl)
+            detach(a);
+    for (struct rt_attachment *a = rt.attachments; a; a = a->next)
+        detach(a);
+    struct rt_attachment *list = rt.attachments;
+    rt.attachments = NULL;
+    __atomic_signal_fence(__ATOMIC_SEQ_CST);
+    for (struct rt_attachment *next; list; list = next) {
+        next = list->next;
+        free(list);
+    }
+}
+
+void rt_detach_all_from_signal(void)
+{
+    for (struct rt_attachment *a = rt.attachments; a; a = a->next) {
+        if (!a->live)
+            continue;
+        a->live = 0;
+        if (a->link)
+            close(bpf_link__fd(a->link));
+        if (a->link_fd >= 0)
+            close(a->link_fd);
+        if (a->perf_fd >= 0)
+            close(a->perf_fd);
+        if (a->tc)
+            bpf_tc_detach(&a->hook, &a->tc_opts);
+    }
+}
+
+ksrt_prog *ksrt_prog_load(const char *name)
+{
+    if (!rt.obj)
+        rt_internal_error("load(%s) without a BPF object", name);
+    for (struct ksrt_prog *p = rt.progs; p; p = p->next)
+        if (strcmp(bpf_program__name(p->prog), name) == 0)
+            return p;
+    struct bpf_program *prog = bpf_object__find_program_by_name(rt.obj, name);
+    if (!prog)
+        rt_internal_error("unknown program %s", name);
+    struct ksrt_prog *p = rt_zalloc(sizeof *p);
+    p->prog = prog;
+    p->next = rt.progs;
+    rt.progs = p;
+    return p;
+}
+
+static int interface(const char *name)
+{
+    unsigned int ifindex = if_nametoindex(name);
+    return ifindex ? (int)ifindex : -ENODEV;
+}
+
+/* A link rather than the netlink API, so a killed process leaves nothing attached. */
+static int attach_xdp(struct bpf_program *prog, struct rt_attachment *a, const char *target, uint32_t flags)
+{
+    int ifindex = interface(target);
+    if (ifindex < 0)
+        return ifindex;
+    LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
+    int fd = bpf_link_create(bpf_program__fd(prog), ifindex, BPF_XDP, &opts);
+    if (fd < 0)
+        return fd;
+    a->link_fd = fd;
+    return 0;
+}
+
+/* TCX link (kernel >= 6.6); when the kernel or the section's attach type refuses it, a filter
+ * on a clsact qdisc, which rt_detach_all removes again. */
+static int attach_tc(struct bpf_program *prog, struct rt_attachment *a, const char *target)
+{
+    int ifindex = interface(target);
+    if (ifindex < 0)
+        return ifindex;
+    a->link = bpf_program__attach_tcx(prog, ifindex, NULL);
+    if (a->link)
+        return 0;
+    int err = -errno;
+    if (err != -EINVAL && err != -EOPNOTSUPP)
+        return err;
+    bool egress = strstr(bpf_program__section_name(prog), "egress") != NULL;
+    memset(&a->hook, 0, sizeof a->hook);
+    a->hook.sz = sizeof a->hook;
+    a->hook.ifindex = ifindex;
+    a->hook.attach_point = egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+    err = bpf_tc_hook_create(&a->hook);
+    if (err && err != -EEXIST)
+        return err;
+    memset(&a->tc_opts, 0, sizeof a->tc_opts);
+    a->tc_opts.sz = sizeof a->tc_opts;
+    a->tc_opts.prog_fd = bpf_program__fd(prog);
+    err = bpf_tc_attach(&a->hook, &a->tc_opts);
+    if (err)
+        return err;
+    /* bpf_tc_detach wants only the handle and priority the kernel chose. */
+    a->tc_opts.prog_fd = 0;
+    a->tc_opts.prog_id = 0;
+    a->tc_opts.flags = 0;
+    a->tc = true;
+    return 0;
+}
+
+/* libbpf finds a tracepoint's id in tracefs. Systems that boot without tracefs mounted (no
+ * debugfs either) would make every tracepoint attach fail with ENOENT, so mount it on first
+ * use, as perf does; a failure here leaves libbpf to report the attach error. */
+static void ensure_tracefs(void)
+{
+    struct stat st;
+    if (stat("/sys/kernel/tracing/events", &st) == 0 || stat("/sys/kernel/debug/tracing/events", &st) == 0)
+        return;
+    mount("nodev", "/sys/kernel/tracing", "tracefs", 0, NULL);
+}
+
+static int attach_tracepoint(struct bpf_program *prog, struct rt_attachment *a, const char *target)
+{
+    ensure_tracefs();
+    if (!*target) {
+        a->link = bpf_program__attach(prog);
+    } else {
+        const char *slash = strchr(target, '/');
+        if (!slash)
+            return -EINVAL;
+        char category[256];
+        snprintf(category, sizeof category, "%.*s", (int)(slash - target), target);
+        a->link = bpf_program__attach_tracepoint(prog, category, slash + 1);
+    }
+    return a->link ? 0 : -errno;
+}
+
+static int attach_cgroup(struct bpf_program *prog, struct rt_attachment *a, const char *target)
+{
+    int fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    a->link = bpf_program__attach_cgroup(prog, fd);
+    int err = a->link ? 0 : -errno;
+    close(fd); /* the link holds its own reference to the cgroup */
+    return err;
+}
+
+int32_t ksrt_prog_attach(ksrt_prog *p, const char *target, uint32_t flags)
+{
+    if (p->att)
+        return -EBUSY;
+    const char *kind = rt_prog_kind(p->prog);
+    struct rt_attachment *a = new_attachment();
+    int err;
+    if (strcmp(kind, "xdp") == 0) {
+        err = attach_xdp(p->prog, a, target, flags);
+    } else if (strcmp(kind, "tc") == 0) {
+        err = attach_tc(p->prog, a, target);
+    } else if (strcmp(kind, "tracepoint") == 0) {
+        err = attach_tracepoint(p->prog, a, target);
+    } else if (strcmp(kind, "cgroup_skb") == 0) {
+        err = attach_cgroup(p->prog, a, target);
+    } else if (strcmp(kind, "perf_event") == 0 || strcmp(kind, "struct_ops") == 0) {
+        err = -EINVAL; /* perf_attach and register instead */
+    } else {
+        /* fentry, fexit, tp_btf, lsm, kprobe, kretprobe, raw_tp: the target is in the section. */
+        a->link = bpf_program__attach(p->prog);
+        err = a->link ? 0 : -errno;
+    }
+    if (err) {
+        free(a);
+        return err;
+    }
+    publish(a);
+    p->att = a;
+    return 0;
+}
+
+void ksrt_prog_detach(ksrt_prog *p)
+{
+    if (p && p->att) {
+        detach(p->att);
+        p->att = NULL;
+    }
+}
+
+_Static_assert(sizeof(struct ksrt_perf_options) == 40, "the layout of the builtin struct perf_options");
+
+ksrt_perf *ksrt_perf_attach(ksrt_prog *p, const struct ksrt_perf_options *o, uint32_t flags)
+{
+    if (o->pid == -1 && o->cpu == -1) {
+        errno = EINVAL;
+        return NULL;
+    }
+    struct perf_event_attr attr;
+    memset(&attr, 0, sizeof attr);
+    attr.size = sizeof attr;
+    attr.type = o->perf_type;
+    attr.config = o->perf_config;
+    attr.sample_period = o->period;
+    attr.wakeup_events = o->wakeup;
+    attr.inherit = o->inherit;
+    attr.exclude_kernel = o->exclude_kernel;
+    attr.exclude_user = o->exclude_user;
+    attr.disabled = 1; /* libbpf enables it once the program is attached */
+    int fd = (int)syscall(SYS_perf_event_open, &attr, (pid_t)o->pid, (int)o->cpu, -1,
+                          (unsigned long)flags | PERF_FLAG_FD_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    struct bpf_link *link = bpf_program__attach_perf_event(p->prog, fd);
+    if (!link) {
+        int err = errno;
+        close(fd);
+        errno = err;
+        return NULL;
+    }
+    struct ksrt_perf *h = rt_zalloc(sizeof *h);
+    h->att.link = link;
+    h->att.link_fd = -1;
+    h->att.perf_fd = fd;
+    publish(&h->att);
+    return h;
+}
+
+int64_t ksrt_perf_read(ksrt_perf *a)
+{
+    uint64_t value;
+    if (!a || !a->att.live || read(a->att.perf_fd, &value, sizeof value) != (ssize_t)sizeof value)
+        return -1;
+    return (int64_t)value;
+}
+
+void ksrt_perf_detach(ksrt_perf *a)
+{
+    if (a)
+        detach(&a->att);
+}
+
+int32_t ksrt_register(const char *impl)
+{
+    if (!rt.obj)
+        rt_internal_error("register(%s) without a BPF object", impl);
+    for (struct rt_attachment *a = rt.attachments; a; a = a->next)
+        if (a->impl && a->live && strcmp(a->impl, impl) == 0)
+            return -EBUSY;
+    struct bpf_map *map = bpf_object__find_map_by_name(rt.obj, impl);
+    if (!map || bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS)
+        rt_internal_error("unknown struct_ops impl %s", impl);
+    struct bpf_link *link = bpf_map__attach_struct_ops(map);
+    if (!link)
+        return -errno;
+    struct rt_attachment *a = new_attachment();
+    a->link = link;
+    a->impl = bpf_map__name(map);
+    publish(a);
+    return 0;
+}
+
+_Noreturn void ksrt_daemon(void)
+{
+    const char *base = rt.unit->base;
+    /* Blocked before the fork so that a signal can neither be lost nor kill us unannounced. */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, NULL);
+    fflush(stdout);
+    fflush(stderr);
+    if (daemon(0, 0) != 0) {
+        fprintf(stderr, "ksrt: %s: cannot become a daemon: %s\n", base, strerror(errno));
+        ksrt_exit(1);
+    }
+    /* stderr is /dev/null now: a pid file that cannot be written goes unreported. */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "/var/run/%s.pid", base);
+    FILE *pid_file = fopen(path, "w");
+    if (pid_file) {
+        fprintf(pid_file, "%d\n", (int)getpid());
+        fclose(pid_file);
+    }
+    int sig;
+    while (sigwait(&stop, &sig) != 0)
+        ;
+    if (pid_file)
+        unlink(path);
+    ksrt_exit(0);
+}

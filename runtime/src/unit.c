@@ -1,0 +1,577 @@
+/* unit.c — ksrt_start/ksrt_exit and the life of the BPF object (LANGUAGE.md §15.1, §11.6, §12).
+ *
+ * Loading: kernel module first (units with kfuncs), then open the embedded ELF with libbpf, point
+ * pinned maps at /sys/fs/bpf/<base>/... (libbpf reuses a compatible pin and pins what it creates),
+ * load, then write what the kernel cannot know: new pinned globals' initial values, prog_array
+ * slots, config defaults; and open perf buffers so that no early event is lost. libbpf's
+ * messages are captured and shown only when the load fails, because the runtime prints nothing
+ * on success. Test mode loads the same way without pins. */
+#include "internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+struct rt_state rt = {.dispatch_epfd = -1};
+
+static const char PINNED_GLOBALS[] = "__pinned_globals";
+
+/* libbpf's warnings and info messages of the current open/load. */
+static struct {
+    char *buf;
+    size_t len, cap;
+    bool on;
+} captured;
+
+static int capture_libbpf_message(enum libbpf_print_level level, const char *format, va_list args)
+{
+    /* libbpf's hint to raise `ulimit -l` on EPERM is obsolete since kernels charge BPF memory
+     * to cgroups (5.11) and would mislead next to the real reason. */
+    if (!captured.on || level == LIBBPF_DEBUG || strstr(format, "'ulimit -l'"))
+        return 0;
+    va_list copy;
+    va_copy(copy, args);
+    int n = vsnprintf(NULL, 0, format, copy);
+    va_end(copy);
+    if (n <= 0)
+        return 0;
+    if (captured.len + (size_t)n + 1 > captured.cap) {
+        size_t cap = 2 * (captured.len + (size_t)n + 1);
+        char *buf = realloc(captured.buf, cap);
+        if (!buf)
+            return 0;
+        captured.buf = buf;
+        captured.cap = cap;
+    }
+    vsnprintf(captured.buf + captured.len, (size_t)n + 1, format, args);
+    captured.len += (size_t)n;
+    return n;
+}
+
+static void capture_start(void)
+{
+    libbpf_set_print(capture_libbpf_message);
+    captured.len = 0;
+    if (captured.buf)
+        captured.buf[0] = '\0';
+    captured.on = true;
+}
+
+static const char *captured_text(void)
+{
+    return captured.buf ? captured.buf : "";
+}
+
+/* The last non-empty line of `text` (up to `end`) satisfying `keep`, trimmed, into `out`. */
+static bool last_line(const char *text, const char *end, bool (*keep)(const char *line, size_t len), char *out,
+                      size_t n)
+{
+    while (end > text) {
+        const char *line_end = end;
+        while (line_end > text && (line_end[-1] == '\n' || line_end[-1] == ' ' || line_end[-1] == '\t'))
+            line_end--;
+        const char *line = line_end;
+        while (line > text && line[-1] != '\n')
+            line--;
+        end = line;
+        const char *start = line;
+        while (start < line_end && (*start == ' ' || *start == '\t'))
+            start++;
+        size_t len = (size_t)(line_end - start);
+        if (len > 0 && keep(start, len)) {
+            snprintf(out, n, "%.*s", (int)len, start);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool starts_with(const char *s, size_t len, const char *prefix)
+{
+    size_t p = strlen(prefix);
+    return len >= p && memcmp(s, prefix, p) == 0;
+}
+
+/* The verifier's complaint is its last line before the closing statistics. */
+static bool is_complaint(const char *line, size_t len)
+{
+    return !starts_with(line, len, "processed ") && !starts_with(line, len, "verification time ") &&
+           !starts_with(line, len, "stack depth ");
+}
+
+/* libbpf ends every failed load with "failed to load object 'NAME'", which says nothing. */
+static bool is_reason(const char *line, size_t len)
+{
+    return !starts_with(line, len, "libbpf: failed to load object");
+}
+
+/* The last libbpf message that gives a reason, without libbpf's "libbpf: " prefix. */
+static void last_message(int err, char *out, size_t n)
+{
+    char line[512];
+    const char *text = captured_text();
+    if (!last_line(text, text + strlen(text), is_reason, line, sizeof line)) {
+        snprintf(out, n, "%s", strerror(err));
+        return;
+    }
+    const char *msg = strncmp(line, "libbpf: ", 8) == 0 ? line + 8 : line;
+    snprintf(out, n, "%s", msg);
+}
+
+/* libbpf's messages as the detail below a headline that already quotes the last one: only
+ * worth printing when there is more than that line. */
+static const char *more_messages(void)
+{
+    const char *text = captured_text();
+    const char *newline = strchr(text, '\n');
+    return newline && newline[1] ? text : "";
+}
+
+/* Whether the bpf() system call works at all: creates and closes a one-entry array map. */
+static int probe_bpf(void)
+{
+    int fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, NULL, 4, 4, 1, NULL);
+    if (fd < 0)
+        return -fd;
+    close(fd);
+    return 0;
+}
+
+static void describe_map(char *out, size_t n, enum bpf_map_type type, uint32_t key, uint32_t value, uint32_t max,
+                         uint32_t flags)
+{
+    const char *name = libbpf_bpf_map_type_str(type);
+    snprintf(out, n, "%s, key %u, value %u, max_entries %u, flags 0x%x", name ? name : "unknown", key, value, max,
+             flags);
+}
+
+/* libbpf refused to reuse a pin ("couldn't reuse pinned map at 'PATH': parameter mismatch"). */
+static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure *f)
+{
+    static const char needle[] = "couldn't reuse pinned map at '";
+    const char *hit = strstr(captured_text(), needle);
+    if (!hit)
+        return false;
+    const char *path = hit + sizeof needle - 1;
+    const char *path_end = strchr(path, '\'');
+    if (!path_end)
+        return false;
+    size_t path_len = (size_t)(path_end - path);
+
+    struct bpf_map *map, *found = NULL;
+    const char *pin = NULL;
+    bpf_object__for_each_map(map, obj) {
+        const char *p = bpf_map__pin_path(map);
+        if (p && strlen(p) == path_len && strncmp(p, path, path_len) == 0) {
+            found = map;
+            pin = p;
+        }
+    }
+    if (!found)
+        return false;
+
+    char declared[160], pinned[160];
+    describe_map(declared, sizeof declared, bpf_map__type(found), bpf_map__key_size(found),
+                 bpf_map__value_size(found), bpf_map__max_entries(found), bpf_map__map_flags(found));
+    struct bpf_map_info info;
+    uint32_t info_len = sizeof info;
+    memset(&info, 0, sizeof info);
+    int fd = bpf_obj_get(pin);
+    if (fd < 0 || bpf_map_get_info_by_fd(fd, &info, &info_len) != 0)
+        snprintf(pinned, sizeof pinned, "unreadable: %s", strerror(errno));
+    else
+        describe_map(pinned, sizeof pinned, info.type, info.key_size, info.value_size, info.max_entries,
+                     info.map_flags);
+    if (fd >= 0)
+        close(fd);
+    snprintf(f->summary, sizeof f->summary, "pinned map %s at %s does not match the program's declaration",
+             bpf_map__name(found), pin);
+    snprintf(f->headline, sizeof f->headline, "%s (pinned: %s; declared: %s)", f->summary, pinned, declared);
+    return true;
+}
+
+/* libbpf names the program it stopped at: "prog 'NAME': failed to load: ...". */
+static bool failed_program(char *name, size_t n)
+{
+    const char *text = captured_text();
+    const char *hit = strstr(text, "': failed to load: ");
+    if (!hit)
+        return false;
+    const char *line = hit;
+    while (line > text && line[-1] != '\n')
+        line--;
+    const char *p = strstr(line, "prog '");
+    if (!p || p > hit)
+        return false;
+    p += 6;
+    snprintf(name, n, "%.*s", (int)(hit - p), p);
+    return true;
+}
+
+static void explain_program_failure(struct bpf_object *obj, const char *name, int err, struct rt_load_failure *f)
+{
+    char marker[320];
+    snprintf(marker, sizeof marker, "prog '%s': -- BEGIN PROG LOAD LOG --\n", name);
+    char *log = captured.buf ? strstr(captured.buf, marker) : NULL;
+    char complaint[512] = "";
+    if (log) {
+        log += strlen(marker);
+        char *end = strstr(log, "-- END PROG LOAD LOG --");
+        if (end)
+            *end = '\0';
+        if (last_line(log, log + strlen(log), is_complaint, complaint, sizeof complaint))
+            f->detail = log;
+    }
+    if (!complaint[0]) {
+        /* No verifier log: libbpf's own reason if it stopped before the bpf() call, else the
+         * kernel refused the program before its verifier ran (e.g. EPERM for fentry). */
+        char prefix[300];
+        snprintf(prefix, sizeof prefix, "prog '%s': ", name);
+        const char *text = captured_text();
+        const char *why = strstr(text, prefix);
+        struct bpf_program *prog = bpf_object__find_program_by_name(obj, name);
+        if (!strstr(text, "BPF program load failed") && why) {
+            why += strlen(prefix);
+            snprintf(complaint, sizeof complaint, "%.*s", (int)strcspn(why, "\n"), why);
+        } else {
+            snprintf(complaint, sizeof complaint, "the kernel refused the %s program before verification: %s",
+                     prog ? rt_prog_kind(prog) : "", strerror(err));
+        }
+        f->detail = text;
+    }
+    snprintf(f->summary, sizeof f->summary, "%s", complaint);
+    snprintf(f->headline, sizeof f->headline, "cannot load program %s: %s", name, complaint);
+}
+
+static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load_failure *f)
+{
+    int bpf_errno = probe_bpf();
+    if (bpf_errno) {
+        snprintf(f->summary, sizeof f->summary, "bpf() unavailable");
+        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: bpf() unavailable (%s)",
+                 strerror(bpf_errno));
+        return;
+    }
+    if (explain_pin_mismatch(obj, f))
+        return;
+    char name[256];
+    if (failed_program(name, sizeof name)) {
+        explain_program_failure(obj, name, err, f);
+        return;
+    }
+    last_message(err, f->summary, sizeof f->summary);
+    snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: %s", f->summary);
+    f->detail = more_messages();
+}
+
+/* mkdir -p of the directory holding `path`. Failures surface when libbpf pins there. */
+static void make_parent_dirs(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    for (char *p = dir + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            mkdir(dir, 0700);
+            *p = '/';
+        }
+    }
+    mkdir(dir, 0700);
+}
+
+static bool pin_exists(const char *path)
+{
+    int fd = bpf_obj_get(path);
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+static bool is_pinned_map(const char *name)
+{
+    for (uint32_t i = 0; i < rt.unit->n_pinned_maps; i++)
+        if (strcmp(rt.unit->pinned_maps[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* Config maps and __pinned_globals are accessed through mmap (ABI.md §5). */
+static bool needs_mmap(const char *name)
+{
+    if (strcmp(name, PINNED_GLOBALS) == 0)
+        return true;
+    size_t len = strlen(name);
+    for (uint32_t i = 0; i < rt.unit->n_configs; i++) {
+        const char *c = rt.unit->configs[i].config;
+        size_t clen = strlen(c);
+        if (len == clen + strlen("_config_map") && strncmp(name, c, clen) == 0 &&
+            strcmp(name + clen, "_config_map") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Sets flags and pin paths before the load; returns whether __pinned_globals' pin existed. */
+static bool prepare_maps(struct bpf_object *obj, bool test_mode)
+{
+    const char *base = rt.unit->base;
+    bool globals_pinned = false;
+    struct bpf_map *map;
+    bpf_object__for_each_map(map, obj) {
+        const char *name = bpf_map__name(map);
+        /* Setting the flag here rather than trusting the object keeps mmap working whatever
+         * the object declares; pins are created by this runtime, so reuse stays consistent. */
+        if (needs_mmap(name))
+            bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_MMAPABLE);
+        if (test_mode) {
+            bpf_map__set_pin_path(map, NULL);
+            continue;
+        }
+        char path[PATH_MAX];
+        if (strcmp(name, PINNED_GLOBALS) == 0) {
+            snprintf(path, sizeof path, "/sys/fs/bpf/%s/globals/pinned_globals", base);
+            bpf_map__set_pin_path(map, path);
+            globals_pinned = pin_exists(path);
+        } else if (is_pinned_map(name)) {
+            snprintf(path, sizeof path, "/sys/fs/bpf/%s/maps/%s", base, name);
+            bpf_map__set_pin_path(map, path);
+        }
+        const char *pin = bpf_map__pin_path(map);
+        if (pin)
+            make_parent_dirs(pin);
+    }
+    return globals_pinned;
+}
+
+/* Writes what the kernel does not know after a successful load. */
+static int initialize(bool globals_pin_existed, struct rt_load_failure *f)
+{
+    const struct ksrt_unit *u = rt.unit;
+    if (u->pinned_globals_size && !globals_pin_existed) {
+        struct rt_map *m = rt_map(PINNED_GLOBALS);
+        if (u->pinned_globals_size > m->value_size)
+            rt_internal_error("pinned globals image of %u bytes exceeds %s's value size %u", u->pinned_globals_size,
+                              PINNED_GLOBALS, m->value_size);
+        memcpy(rt_map_memory(m), u->pinned_globals_init, u->pinned_globals_size);
+    }
+    for (uint32_t i = 0; i < u->n_prog_slots; i++) {
+        const struct ksrt_prog_slot *s = &u->prog_slots[i];
+        struct rt_map *m = rt_map(s->map);
+        struct bpf_program *prog = bpf_object__find_program_by_name(rt.obj, s->prog);
+        if (!prog)
+            rt_internal_error("unknown program %s for %s[%u]", s->prog, s->map, s->index);
+        int fd = bpf_program__fd(prog);
+        int err = bpf_map_update_elem(m->fd, &s->index, &fd, BPF_ANY);
+        if (err) {
+            snprintf(f->summary, sizeof f->summary, "cannot store program %s in %s[%u]: %s", s->prog, s->map,
+                     s->index, strerror(-err));
+            snprintf(f->headline, sizeof f->headline, "%s", f->summary);
+            return -1;
+        }
+    }
+    for (uint32_t i = 0; i < u->n_configs; i++) {
+        const struct ksrt_config_init *c = &u->configs[i];
+        char name[256];
+        snprintf(name, sizeof name, "%s_config_map", c->config);
+        struct rt_map *m = rt_map(name);
+        if (c->size > m->value_size)
+            rt_internal_error("defaults of config %s have %u bytes, %s's value has %u", c->config, c->size, name,
+                              m->value_size);
+        memcpy(rt_map_memory(m), c->defaults, c->size);
+    }
+    const char *map;
+    int err = rt_open_perf_buffers(&map);
+    if (err) {
+        snprintf(f->summary, sizeof f->summary, "cannot open the perf buffer of %s: %s", map, strerror(-err));
+        snprintf(f->headline, sizeof f->headline, "%s", f->summary);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_modprobe(const char *base, struct rt_load_failure *f)
+{
+    char *argv[] = {"modprobe", (char *)base, NULL};
+    pid_t pid;
+    int err = posix_spawnp(&pid, "modprobe", NULL, NULL, argv, environ);
+    if (err) {
+        snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: modprobe: %s", base,
+                 strerror(err));
+        return -1;
+    }
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", base, strerror(errno));
+            return -1;
+        }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: modprobe %s failed (status %d)", base,
+             base, WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    return -1;
+}
+
+/* Loads <dir of the executable>/<base>.ko, or `modprobe <base>` when there is none (§16.2). */
+static int load_module(struct rt_load_failure *f)
+{
+    static bool loaded;
+    if (loaded)
+        return 0;
+    const char *base = rt.unit->base;
+    char exe[PATH_MAX], path[PATH_MAX + 64];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len < 0)
+        len = 0;
+    exe[len] = '\0';
+    char *slash = strrchr(exe, '/');
+    if (slash)
+        *slash = '\0';
+    snprintf(path, sizeof path, "%s/%s.ko", slash ? exe : ".", base);
+
+    int err = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        if (run_modprobe(base, f))
+            goto failed;
+    } else if (fd < 0) {
+        err = errno;
+    } else {
+        if (syscall(SYS_finit_module, fd, "", 0) != 0 && errno != EEXIST)
+            err = errno;
+        close(fd);
+    }
+    if (err) {
+        snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", base, strerror(err));
+        goto failed;
+    }
+    loaded = true;
+    return 0;
+failed:
+    snprintf(f->headline, sizeof f->headline, "%s", f->summary);
+    return -1;
+}
+
+int rt_object_load(bool test_mode, struct rt_load_failure *f)
+{
+    const struct ksrt_unit *u = rt.unit;
+    f->summary[0] = f->headline[0] = '\0';
+    f->detail = "";
+    if (u->has_kfuncs && load_module(f))
+        return -1;
+
+    /* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it. */
+    struct rlimit unlimited = {RLIM_INFINITY, RLIM_INFINITY};
+    setrlimit(RLIMIT_MEMLOCK, &unlimited);
+
+    capture_start();
+    char pin_root[PATH_MAX];
+    snprintf(pin_root, sizeof pin_root, "/sys/fs/bpf/%s/maps", u->base);
+    LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = u->base, .pin_root_path = test_mode ? NULL : pin_root);
+    struct bpf_object *obj = bpf_object__open_mem(u->object, (size_t)u->object_size, &opts);
+    if (!obj) {
+        int err = errno;
+        captured.on = false;
+        last_message(err, f->summary, sizeof f->summary);
+        snprintf(f->headline, sizeof f->headline, "cannot open the BPF object: %s", f->summary);
+        f->detail = more_messages();
+        return -1;
+    }
+    bool globals_pin_existed = prepare_maps(obj, test_mode);
+    int err = bpf_object__load(obj);
+    captured.on = false;
+    if (err) {
+        explain_load_failure(obj, -err, f);
+        bpf_object__close(obj);
+        return -1;
+    }
+    rt.obj = obj;
+    if (initialize(globals_pin_existed, f)) {
+        rt_object_destroy();
+        return -1;
+    }
+    return 0;
+}
+
+void rt_object_destroy(void)
+{
+    rt_detach_all();
+    for (struct ksrt_prog *p = rt.progs, *next; p; p = next) {
+        next = p->next;
+        free(p);
+    }
+    for (struct rt_map *m = rt.maps, *next; m; m = next) {
+        next = m->next;
+        rt_release_map(m);
+    }
+    for (struct rt_global *g = rt.globals, *next; g; g = next) {
+        next = g->next;
+        free(g->name);
+        free(g);
+    }
+    rt.progs = NULL;
+    rt.maps = NULL;
+    rt.globals = NULL;
+    bpf_object__close(rt.obj);
+    rt.obj = NULL;
+}
+
+/* SIGINT/SIGTERM outside dispatch and daemon: nothing may stay attached (§15.3). Links die with
+ * their fds anyway; closing them here and removing tc filters makes that explicit. */
+static void on_fatal_signal(int sig)
+{
+    rt_detach_all_from_signal();
+    _exit(128 + sig);
+}
+
+void rt_install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_fatal_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+void ksrt_start(const struct ksrt_unit *unit)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    rt.unit = unit;
+    rt_install_signal_handlers();
+    if (!unit->object)
+        return;
+    struct rt_load_failure f;
+    if (rt_object_load(false, &f)) {
+        fprintf(stderr, "ksrt: %s: %s\n", unit->base, f.headline);
+        size_t len = strlen(f.detail);
+        if (len)
+            fprintf(stderr, "%s%s", f.detail, f.detail[len - 1] == '\n' ? "" : "\n");
+        exit(1);
+    }
+}
+
+_Noreturn void ksrt_exit(int32_t status)
+{
+    if (rt.obj)
+        rt_object_destroy();
+    fflush(stdout);
+    exit(status & 0xff);
+}
