@@ -10,6 +10,7 @@ pub mod codegen;
 pub mod driver;
 pub mod ir;
 pub mod kernel;
+pub mod link;
 pub mod lower;
 pub mod passes;
 pub mod pipeline;

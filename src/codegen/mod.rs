@@ -2,4 +2,5 @@
 //! dialect to a native executable, and the module C source for `@kfunc`s.
 
 pub mod bpf;
+pub mod host;
 pub mod llvm;

@@ -1,36 +1,108 @@
-//! The kernel-side pipeline from a lowered module to BPF object bytes, and artifact writing.
+//! From a lowered module to artifacts: the kernel pipeline and BPF back end, the userspace
+//! pipeline and host back end, the link, and the files of `ksc build`.
 
-use crate::ir::Module;
+use crate::codegen::bpf::ObjectTables;
+use crate::codegen::llvm::{Error, Output};
+use crate::ir::{views::KsFunc, Module};
 use crate::passes::pipeline;
 use std::path::Path;
 
-/// Runs the kernel pipeline and the BPF back end; failures are reported (at the `.ks` line when
-/// the back end names an op) and turn into exit status 1.
-pub fn kernel_object(module: &Module, output: crate::codegen::bpf::Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<Vec<u8>, i32> {
-    let bpf = match pipeline::run_pipeline(module, pipeline::BPF) {
-        Ok(m) => m,
-        Err((pass, errors)) => {
-            super::opt::report_pass_errors(module, &pass, &errors);
-            return Err(1);
-        }
-    };
-    let verify = crate::ir::verify::verify_module(&bpf);
-    if !verify.is_empty() {
-        super::opt::print_verified(&bpf, "bpf-ir");
+/// Back-end options from the command line.
+pub struct Options {
+    pub bpf: crate::codegen::bpf::Options,
+    pub host: crate::codegen::host::Options,
+}
+
+pub fn options(args: &super::cli::CodegenArgs) -> Options {
+    let optimize = args.opt_level != "0";
+    Options { bpf: crate::codegen::bpf::Options { cpu: args.bpf_cpu.clone(), optimize }, host: crate::codegen::host::Options { triple: None, optimize } }
+}
+
+/// `<base>`: the file name without directory and `.ks`.
+pub fn base_name(file: &Path) -> String {
+    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "unit".into())
+}
+
+/// Runs a pass pipeline, reporting pass errors at their `.ks` lines.
+fn run_pipeline(module: &Module, passes: &[&str], level: &str) -> Result<Module, i32> {
+    let m = pipeline::run_pipeline(module, passes).map_err(|(pass, errors)| {
+        super::opt::report_pass_errors(module, &pass, &errors);
+        1
+    })?;
+    if !crate::ir::verify::verify_module(&m).is_empty() {
+        super::opt::print_verified(&m, level);
         return Err(1);
     }
-    crate::codegen::bpf::compile(&bpf, opts, output).map_err(|errors| {
-        for e in errors {
-            let at = e.op.map(|op| super::opt::loc_text(&bpf, op)).unwrap_or_else(|| format!("{}:1:1", file.display()));
-            // The BPF backend's own stack accounting can exceed what sema counted (temporaries).
-            if e.message.contains("stack limit") {
-                eprintln!("{at}: error[E0601]: stack limit exceeded: {}", e.message);
-            } else {
-                eprintln!("{at}: error[E0999]: internal compiler error: BPF back end: {}", e.message);
-            }
+    Ok(m)
+}
+
+/// Reports back-end errors at the `.ks` line of the op they concern.
+fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Error>) -> i32 {
+    for e in errors {
+        let at = e.op.map(|op| super::opt::loc_text(m, op)).unwrap_or_else(|| format!("{}:1:1", file.display()));
+        // The BPF backend's own stack accounting can exceed what sema counted (temporaries).
+        if e.message.contains("stack limit") {
+            eprintln!("{at}: error[E0601]: stack limit exceeded: {}", e.message);
+        } else {
+            eprintln!("{at}: error[E0999]: internal compiler error: {backend} back end: {}", e.message);
         }
-        1
-    })
+    }
+    1
+}
+
+/// The kernel side compiled, with the module it came from (which the runtime tables are read from).
+pub fn kernel(module: &Module, output: Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<(Module, Vec<u8>), i32> {
+    let bpf = run_pipeline(module, pipeline::BPF, "bpf-ir")?;
+    match crate::codegen::bpf::compile(&bpf, opts, output) {
+        Ok(bytes) => Ok((bpf, bytes)),
+        Err(errors) => Err(report_backend_errors(&bpf, file, "BPF", errors)),
+    }
+}
+
+/// The kernel side as BPF object bytes (or LLVM IR / assembly).
+pub fn kernel_object(module: &Module, output: Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<Vec<u8>, i32> {
+    kernel(module, output, file, opts).map(|(_, bytes)| bytes)
+}
+
+/// The userspace side as a native object (or LLVM IR / assembly), around `tables`.
+pub fn host_object(module: &Module, tables: Option<&ObjectTables>, test: bool, output: Output, file: &Path, opts: &crate::codegen::host::Options) -> Result<Vec<u8>, i32> {
+    let host = run_pipeline(module, pipeline::HOST, "host-ir")?;
+    let base = base_name(file);
+    let has_kfuncs = module.funcs().any(|f| KsFunc(f).target(module) == b"kmod");
+    let unit = crate::codegen::host::Unit { base: &base, kernel: tables, has_kfuncs, test };
+    crate::codegen::host::compile(&host, &unit, opts, output).map_err(|errors| report_backend_errors(&host, file, "host", errors))
+}
+
+/// Whether the unit has a BPF object (the rule userspace lowering follows too).
+pub fn has_kernel_side(module: &Module) -> bool {
+    crate::passes::lower_host::has_kernel_side(module)
+}
+
+/// Whether the unit has a program `main` to build an executable around.
+pub fn has_main(module: &Module) -> bool {
+    module.lookup_symbol("main").is_some_and(|f| module.op(f).opcode == crate::ir::Opcode::KsFunc)
+}
+
+/// Compiles the kernel side (if any) and, when `exe` is given, links the host executable (program
+/// or test runner) there. Returns the BPF object, when the unit has a kernel side.
+pub fn build(module: &Module, file: &Path, exe: Option<&Path>, test: bool, opts: &Options) -> Result<Option<Vec<u8>>, i32> {
+    let (bpf, object) = if has_kernel_side(module) {
+        let (m, bytes) = kernel(module, Output::Object, file, &opts.bpf)?;
+        (Some(m), Some(bytes))
+    } else {
+        (None, None)
+    };
+    let Some(exe) = exe else { return Ok(object) };
+    let tables = match (&bpf, &object) {
+        (Some(m), Some(bytes)) => Some(crate::codegen::bpf::object_tables(m, bytes.clone())),
+        _ => None,
+    };
+    let host = host_object(module, tables.as_ref(), test, Output::Object, file, &opts.host)?;
+    if let Err(e) = crate::link::link_executable(&host, exe) {
+        eprintln!("{}:1:1: error[E0999]: internal compiler error: {e}", file.display());
+        return Err(1);
+    }
+    Ok(object)
 }
 
 /// Writes an artifact to `-o PATH`, or to standard output.
@@ -49,50 +121,51 @@ pub fn write_output(out: Option<&Path>, bytes: &[u8]) -> i32 {
     }
 }
 
-/// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents). The
-/// BPF object is written when the unit has kernel-side code; artifacts of back ends that do not
-/// exist yet (host executable, test executable, module source) are reported, exit status 1.
-pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, opts: &crate::codegen::bpf::Options) -> i32 {
-    use crate::ir::{views::KsFunc, Opcode};
-    let base = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "unit".into());
+/// Which worlds a build writes artifacts for (`--target`; `ksc build` writes all).
+#[derive(Clone, Copy)]
+pub struct Worlds {
+    pub bpf: bool,
+    pub host: bool,
+    pub kmod: bool,
+}
+
+impl Worlds {
+    pub const ALL: Worlds = Worlds { bpf: true, host: true, kmod: true };
+}
+
+/// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents):
+/// `<base>.bpf.o` for a kernel side, `<base>` for a `main` (or `<base>.test` with `--test`). The
+/// kernel-module source is reported as not built yet, exit status 1.
+pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, worlds: Worlds, opts: &Options) -> i32 {
+    let base = base_name(file);
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| Path::new(".").join(&base));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("ksc: cannot create {}: {e}", dir.display());
         return 1;
     }
-    let target = |t: &[u8]| module.funcs().any(|f| KsFunc(f).target(module) == t);
-    let kernel = target(b"bpf") || module.top_ops().iter().any(|&o| module.op(o).opcode == Opcode::KsImpl);
-    let main = module.lookup_symbol("main").is_some();
-    let kfuncs = target(b"kmod");
-    if kernel {
-        let object = match kernel_object(module, crate::codegen::bpf::Output::Object, file, opts) {
-            Ok(o) => o,
-            Err(code) => return code,
-        };
+    let exe = if !worlds.host {
+        None
+    } else if test {
+        Some(dir.join(format!("{base}.test")))
+    } else if has_main(module) {
+        Some(dir.join(&base))
+    } else {
+        None
+    };
+    let object = match build(module, file, exe.as_deref(), test, opts) {
+        Ok(o) => o,
+        Err(code) => return code,
+    };
+    if let (true, Some(object)) = (worlds.bpf, &object) {
         let path = dir.join(format!("{base}.bpf.o"));
         if let Err(e) = std::fs::write(&path, object) {
             eprintln!("ksc: cannot write {}: {e}", path.display());
             return 1;
         }
     }
-    let mut missing = Vec::new();
-    if main && !test {
-        missing.push(format!("{base} (the host executable)"));
+    if worlds.kmod && module.funcs().any(|f| KsFunc(f).target(module) == b"kmod") {
+        eprintln!("ksc: {}: {base}.mod.c and Kbuild (the kernel module source) need the module back end, which this ksc does not have yet; the other artifacts were written", file.display());
+        return 1;
     }
-    if test {
-        missing.push(format!("{base}.test (the test executable)"));
-    }
-    if kfuncs {
-        missing.push(format!("{base}.mod.c and Kbuild (the kernel module source)"));
-    }
-    if missing.is_empty() {
-        return 0;
-    }
-    eprintln!("ksc: {}: {} need back ends this ksc does not have yet{}", file.display(), missing.join(", "), if kernel { format!("; {base}.bpf.o was written") } else { String::new() });
-    1
-}
-
-/// The BPF back end's options from the command line.
-pub fn bpf_options(args: &super::cli::CodegenArgs) -> crate::codegen::bpf::Options {
-    crate::codegen::bpf::Options { cpu: args.bpf_cpu.clone(), optimize: args.opt_level != "0" }
+    0
 }

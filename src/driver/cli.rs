@@ -118,7 +118,8 @@ pub struct CompileArgs {
     /// The KernelScript source file
     #[arg(value_name = "FILE", required = true)]
     pub file: Option<PathBuf>,
-    /// Which worlds to compile, comma separated
+    /// Which worlds to compile, comma separated. With --emit=llvm-ir, asm or obj (one output),
+    /// the kernel side is emitted when bpf is selected, else the userspace side
     #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Target::Bpf, Target::Host, Target::Kmod])]
     pub target: Vec<Target>,
     /// What to produce
@@ -127,6 +128,9 @@ pub struct CompileArgs {
     /// Output file or directory
     #[arg(short = 'o', value_name = "OUT")]
     pub out: Option<PathBuf>,
+    /// Compile the userspace side as the test runner (§17) instead of the program
+    #[arg(long)]
+    pub test: bool,
     /// Kernel BTF to resolve kernel types against [default: /sys/kernel/btf/vmlinux]
     #[arg(long, value_name = "PATH")]
     pub btf: Option<PathBuf>,

@@ -4,13 +4,14 @@
 mod build;
 mod cli;
 mod opt;
+mod run;
 mod verify;
 
 use crate::diagnostics::{render_json, render_text, Diagnostics, SourceMap};
 use crate::sema::{self, CheckOptions};
 use crate::syntax::{self, ParseOptions};
 use clap::Parser;
-use cli::{Cli, Command, CommonArgs, DiagnosticFormat, Emit};
+use cli::{Cli, Command, CommonArgs, DiagnosticFormat, Emit, Target};
 use std::path::Path;
 
 /// Stack for the compiler thread: the parser and checker recurse over (bounded) nesting, and a
@@ -51,11 +52,12 @@ fn report(diags: &Diagnostics, sources: &SourceMap, format: DiagnosticFormat) {
 /// What a command asks of the pipeline after the frontend.
 enum Stage {
     Check,
-    /// `--emit` with the `-o` path.
-    Emit(Emit, Option<std::path::PathBuf>),
+    /// `--emit` for the selected worlds, with the `-o` path and `--test`.
+    Emit(Emit, build::Worlds, Option<std::path::PathBuf>, bool),
     Verify,
     Build { out: Option<std::path::PathBuf>, test: bool },
-    Missing(&'static str),
+    Test { filter: Option<String> },
+    Run { args: Vec<String> },
 }
 
 fn dispatch(cli: Cli) -> i32 {
@@ -63,8 +65,8 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Check { common }) => (common, Stage::Check),
         Some(Command::Build { common, out, test }) => (common, Stage::Build { out, test }),
         Some(Command::Verify { common }) => (common, Stage::Verify),
-        Some(Command::Test { common, .. }) => (common, Stage::Missing("`ksc test`")),
-        Some(Command::Run { common, .. }) => (common, Stage::Missing("`ksc run`")),
+        Some(Command::Test { common, filter }) => (common, Stage::Test { filter }),
+        Some(Command::Run { common, args }) => (common, Stage::Run { args }),
         Some(Command::Opt { file, passes, list_passes }) => return opt::run(file.as_deref().unwrap_or(Path::new("-")), &passes, list_passes),
         Some(Command::IrReference) => {
             print!("{}", crate::ir::ops::REFERENCE);
@@ -73,7 +75,8 @@ fn dispatch(cli: Cli) -> i32 {
         None => {
             let c = cli.compile;
             let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics, codegen: c.codegen };
-            (common, Stage::Emit(c.emit, c.out))
+            let worlds = build::Worlds { bpf: c.target.contains(&Target::Bpf), host: c.target.contains(&Target::Host), kmod: c.target.contains(&Target::Kmod) };
+            (common, Stage::Emit(c.emit, worlds, c.out, c.test))
         }
     };
     compile(&common, stage)
@@ -83,7 +86,7 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     let mut sources = SourceMap::new();
     let mut diags = Diagnostics::new();
     let unit = syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags);
-    if let Stage::Emit(Emit::Ast, _) = stage {
+    if let Stage::Emit(Emit::Ast, ..) = stage {
         report(&diags, &sources, common.diagnostics);
         if diags.has_errors() {
             return 1;
@@ -99,14 +102,16 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     };
     report(&diags, &sources, common.diagnostics);
     let Some(checked) = checked.filter(|_| !diags.has_errors()) else { return 1 };
+    let module = match stage {
+        Stage::Check => return 0,
+        _ => crate::lower::lower_unit(&unit, &checked, &sources),
+    };
+    let opts = build::options(&common.codegen);
+    let file = &common.file;
     match stage {
         Stage::Check => 0,
-        Stage::Emit(Emit::KsIr, _) => {
-            let module = crate::lower::lower_unit(&unit, &checked, &sources);
-            opt::print_verified(&module, "ks-ir")
-        }
-        Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), _) => {
-            let module = crate::lower::lower_unit(&unit, &checked, &sources);
+        Stage::Emit(Emit::KsIr, ..) => opt::print_verified(&module, "ks-ir"),
+        Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), ..) => {
             let (passes, name) = if e == Emit::BpfIr { (crate::passes::pipeline::BPF, "bpf-ir") } else { (crate::passes::pipeline::HOST, "host-ir") };
             match crate::passes::pipeline::run_pipeline(&module, passes) {
                 Ok(m) => opt::print_verified(&m, name),
@@ -116,32 +121,48 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
                 }
             }
         }
-        Stage::Emit(e @ (Emit::LlvmIr | Emit::Asm | Emit::Obj), out) => {
-            let module = crate::lower::lower_unit(&unit, &checked, &sources);
+        Stage::Emit(e @ (Emit::LlvmIr | Emit::Asm | Emit::Obj), worlds, out, test) => {
             let output = match e {
-                Emit::LlvmIr => crate::codegen::bpf::Output::LlvmIr,
-                Emit::Asm => crate::codegen::bpf::Output::Asm,
-                _ => crate::codegen::bpf::Output::Object,
+                Emit::LlvmIr => crate::codegen::llvm::Output::LlvmIr,
+                Emit::Asm => crate::codegen::llvm::Output::Asm,
+                _ => crate::codegen::llvm::Output::Object,
             };
-            match build::kernel_object(&module, output, &common.file, &build::bpf_options(&common.codegen)) {
+            // One output file: the kernel side when it is selected, else the userspace side
+            // (whose embedded object is compiled too, as the executable would have it).
+            let bytes = if worlds.bpf {
+                build::kernel_object(&module, output, file, &opts.bpf)
+            } else if worlds.host {
+                emit_host(&module, output, file, test, &opts)
+            } else {
+                eprintln!("ksc: {}: --emit={} needs --target=bpf or --target=host", file.display(), emit_name(e));
+                return 2;
+            };
+            match bytes {
                 Ok(bytes) => build::write_output(out.as_deref(), &bytes),
                 Err(code) => code,
             }
         }
-        Stage::Verify => {
-            let module = crate::lower::lower_unit(&unit, &checked, &sources);
-            match build::kernel_object(&module, crate::codegen::bpf::Output::Object, &common.file, &build::bpf_options(&common.codegen)) {
-                Ok(bytes) => verify::run(&bytes, &common.file, &sources, common.diagnostics == DiagnosticFormat::Json),
-                Err(code) => code,
-            }
-        }
-        Stage::Build { out, test } => {
-            let module = crate::lower::lower_unit(&unit, &checked, &sources);
-            build::artifacts(&module, &common.file, out.as_deref(), test, &build::bpf_options(&common.codegen))
-        }
-        Stage::Emit(other, _) => stage_missing(&format!("--emit={}", emit_name(other)), &common.file),
-        Stage::Missing(what) => stage_missing(what, &common.file),
+        Stage::Emit(Emit::Exe, worlds, out, test) => build::artifacts(&module, file, out.as_deref(), test, worlds, &opts),
+        Stage::Emit(Emit::Ast, ..) => 0,
+        Stage::Verify => match build::kernel_object(&module, crate::codegen::llvm::Output::Object, file, &opts.bpf) {
+            Ok(bytes) => verify::run(&bytes, file, &sources, common.diagnostics == DiagnosticFormat::Json),
+            Err(code) => code,
+        },
+        Stage::Build { out, test } => build::artifacts(&module, file, out.as_deref(), test, build::Worlds::ALL, &opts),
+        Stage::Test { filter } => run::tests(&module, file, filter.as_deref(), &opts),
+        Stage::Run { args } => run::program(&module, file, &args, &opts),
     }
+}
+
+/// The userspace side's LLVM IR, assembly or object, around the unit's BPF object.
+fn emit_host(module: &crate::ir::Module, output: crate::codegen::llvm::Output, file: &Path, test: bool, opts: &build::Options) -> Result<Vec<u8>, i32> {
+    let tables = if build::has_kernel_side(module) {
+        let (bpf, object) = build::kernel(module, crate::codegen::llvm::Output::Object, file, &opts.bpf)?;
+        Some(crate::codegen::bpf::object_tables(&bpf, object))
+    } else {
+        None
+    };
+    build::host_object(module, tables.as_ref(), test, output, file, &opts.host)
 }
 
 fn emit_name(e: Emit) -> &'static str {
@@ -155,10 +176,4 @@ fn emit_name(e: Emit) -> &'static str {
         Emit::Obj => "obj",
         Emit::Exe => "exe",
     }
-}
-
-/// A stage that does not exist yet says so and fails; it never pretends to have worked.
-fn stage_missing(what: &str, file: &Path) -> i32 {
-    eprintln!("ksc: {}: {what} needs code generation, which this ksc does not have yet (the file checks cleanly)", file.display());
-    1
 }

@@ -48,3 +48,47 @@ pub fn c_layout(m: &Module, fields: &[(String, Type)]) -> Option<(Vec<Attr>, u64
     }
     Some((offsets, off.div_ceil(align) * align, align))
 }
+
+/// The bytes of a constant of type `t` in memory (little-endian, C layout, padding zero): the
+/// initial image of storage the runtime writes, such as a config's defaults.
+pub fn image(m: &Module, t: &Type, value: &Attr) -> Option<Vec<u8>> {
+    let mut out = vec![0u8; size_of(m, t)? as usize];
+    write_image(m, t, value, &mut out)?;
+    Some(out)
+}
+
+fn write_image(m: &Module, t: &Type, value: &Attr, out: &mut [u8]) -> Option<()> {
+    match (t, value) {
+        (Type::Int(_) | Type::Bool, Attr::Int(_) | Attr::Bool(_)) => {
+            let v = match value {
+                Attr::Int(i) => *i as u128,
+                _ => matches!(value, Attr::Bool(true)) as u128,
+            };
+            let n = out.len().min(16);
+            out[..n].copy_from_slice(&v.to_le_bytes()[..n]);
+        }
+        (Type::Str(_), Attr::Str(s)) => {
+            // At most capacity − 1 content bytes: the last byte stays the terminating NUL.
+            let n = s.len().min(out.len().saturating_sub(1));
+            out[..n].copy_from_slice(&s[..n]);
+        }
+        (Type::Array(e, n), Attr::List(items)) => {
+            let size = size_of(m, e)? as usize;
+            for i in 0..*n as usize {
+                // One item fills the whole array (`[0; N]`-style initialisers).
+                let Some(item) = items.get(if items.len() == 1 { 0 } else { i }) else { break };
+                write_image(m, e, item, &mut out[i * size..(i + 1) * size])?;
+            }
+        }
+        (Type::Struct(name), Attr::List(items)) => {
+            let decl = struct_decl(m, name)?;
+            let fields = KsStruct(decl).fields(m).to_vec();
+            for (((_, ft), off), item) in fields.iter().zip(field_offsets(m, decl)).zip(items) {
+                let (lo, size) = (off as usize, size_of(m, ft)? as usize);
+                write_image(m, ft, item, out.get_mut(lo..lo + size)?)?;
+            }
+        }
+        _ => return None,
+    }
+    Some(())
+}

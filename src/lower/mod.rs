@@ -22,6 +22,11 @@ use std::collections::{BTreeSet, HashMap};
 /// Lowers a checked unit to a `ks` module.
 pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module {
     let mut lw = Lowerer { ck: checked, sources, m: Module::new(), files: HashMap::new(), used_structs: BTreeSet::new(), externs: HashMap::new(), has_kernel: false };
+    // The unit's own file is file 0 (back ends name their debug compile unit after it); included
+    // and imported files follow in order of first use.
+    if !sources.is_empty() {
+        lw.loc(Span { file: FileId(0), lo: 0, hi: 0 });
+    }
     // Maps live in the BPF object, so a unit with maps has kernel-side objects even without programs.
     lw.has_kernel = checked.funcs.iter().any(|f| f.kind.world() == World::Kernel) || !checked.impls.is_empty() || !checked.maps.is_empty();
     lw.declarations(unit);
@@ -29,6 +34,7 @@ pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module
         lw.function(FuncId(i as u32), f.item);
     }
     lw.impls(unit);
+    lw.command_line();
     lw.struct_decls();
     lw.m
 }
@@ -205,6 +211,35 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             b.ks_func(&name, ty, target.as_bytes(), kind.map(|k| kind_name(k).as_bytes().to_vec()), attach.map(String::into_bytes), section.map(String::into_bytes), may_throw, test)
         };
         body::lower_body(self, id, op);
+    }
+
+    /// `ks.cli` for `main(args: S)`: how each field of S is parsed from the command line (§15.2).
+    /// The IR's types no longer tell a `char` from a `u8` or an enum from its integer.
+    fn command_line(&mut self) {
+        let ck = self.ck;
+        let Some(main) = ck.funcs.iter().find(|f| f.name == "main" && f.module.is_none()) else { return };
+        let Some(Ty::Struct(id)) = main.params.first() else { return };
+        let s = &ck.structs[id.0 as usize];
+        let (mut kinds, mut type_names, mut enumerators) = (Vec::new(), Vec::new(), Vec::new());
+        for field in &s.fields {
+            let (kind, items) = match &field.ty {
+                Ty::Int(i) if i.signed() => ("int", vec![]),
+                Ty::Int(_) => ("uint", vec![]),
+                Ty::Bool => ("bool", vec![]),
+                Ty::Char => ("char", vec![]),
+                Ty::Str(_) => ("str", vec![]),
+                Ty::Enum(e) => ("enum", ck.enums[e.0 as usize].variants.iter().map(|(n, v)| Attr::List(vec![Attr::Str(n.clone().into_bytes()), Attr::Int(*v)])).collect()),
+                _ => continue, // E0801 already reported
+            };
+            kinds.push(Attr::Str(kind.as_bytes().to_vec()));
+            type_names.push(Attr::Str(crate::sema::types::Display(&field.ty, ck).to_string().into_bytes()));
+            enumerators.push(Attr::List(items));
+        }
+        let loc = main.item.span;
+        let loc = self.loc(loc);
+        let mut b = self.top();
+        b.loc = loc;
+        b.ks_cli(&s.name, kinds, type_names, enumerators);
     }
 
     fn impls(&mut self, unit: &Unit) {

@@ -39,15 +39,15 @@ const BPF_F_CURRENT_CPU: i128 = 0xffff_ffff;
 
 /// The one-entry array map holding every pinned global (§12.1), and its value struct (a struct
 /// cannot share the map's symbol).
-const PINNED_MAP: &str = "__pinned_globals";
-const PINNED_STRUCT: &str = "__pinned_globals_t";
+pub const PINNED_MAP: &str = "__pinned_globals";
+pub const PINNED_STRUCT: &str = "__pinned_globals_t";
 
 const OUT_OF_BOUNDS: &str = "index out of bounds";
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
-    let pinned = declare_pinned_globals(m, &funcs)?;
-    declare_config_maps(m, &funcs);
+    let pinned = declare_pinned_globals(m)?;
+    declare_config_maps(m);
     let mut errors = PassErrors::new();
     for f in funcs {
         lower_function(m, f, &pinned, &mut errors);
@@ -654,44 +654,40 @@ fn declare(m: &mut Module, after: Option<OpId>, build: impl FnOnce(&mut Builder)
     build(&mut b);
 }
 
-/// Declares the maps of the configs kernel code reads, after each config.
-fn declare_config_maps(m: &mut Module, funcs: &[OpId]) {
-    let mut configs: Vec<String> = Vec::new();
-    for &f in funcs {
-        for op in m.collect_nested(f, |o| o.opcode == Opcode::KsConfigAddr) {
-            let c = KsConfigAddr(op).config(m).to_string();
-            if !configs.contains(&c) {
-                configs.push(c);
-            }
-        }
-    }
-    for c in configs {
+/// `BPF_F_MMAPABLE`: the runtime maps config and pinned-global values into the host process, so
+/// userspace reads and writes them in place (runtime/ABI.md §5).
+const MMAPABLE: i128 = 0x400;
+
+/// Declares the map of every config, after the config: kernel code reads it and userspace code
+/// reaches it through the runtime, whichever side uses it.
+fn declare_config_maps(m: &mut Module) {
+    let configs: Vec<OpId> = m.top_ops().iter().copied().filter(|&o| m.op(o).opcode == Opcode::KsConfig).collect();
+    for decl in configs {
+        let c = KsConfig(decl).name(m).to_string();
         let name = config_map(&c);
         if m.lookup_symbol(&name).is_none() {
-            let decl = declaration(m, Opcode::KsConfig, &c);
             let value = Type::Struct(format!("{c}_config").as_str().into());
-            declare(m, decl, |b| {
-                b.ks_map(&name, b"array".as_slice(), Some(Type::u32()), value, 1, 0, false, None);
+            declare(m, Some(decl), |b| {
+                b.ks_map(&name, b"array".as_slice(), Some(Type::u32()), value, 1, MMAPABLE, false, None);
             });
         }
     }
 }
 
 /// Gathers the pinned globals, in declaration order, into one struct in a pinned one-entry array
-/// map when kernel code uses any of them. Returns their names.
-fn declare_pinned_globals(m: &mut Module, funcs: &[OpId]) -> Result<HashSet<String>, PassErrors> {
+/// map. Returns their names.
+fn declare_pinned_globals(m: &mut Module) -> Result<HashSet<String>, PassErrors> {
     let fields: Vec<(String, Type)> = m.top_ops().iter().filter_map(|&o| KsGlobal::of(m, o)).filter(|g| g.storage(m) == b"pinned").map(|g| (g.name(m).to_string(), g.ty(m).clone())).collect();
     let names: HashSet<String> = fields.iter().map(|(n, _)| n.clone()).collect();
-    let used = funcs.iter().any(|&f| !m.collect_nested(f, |o| o.opcode == Opcode::KsGlobalAddr && matches!(&o.attrs[0], Some(Attr::Sym(g)) if names.contains(g))).is_empty());
-    if !used || m.lookup_symbol(PINNED_MAP).is_some() {
-        return Ok(if used { names } else { HashSet::new() });
+    if fields.is_empty() || m.lookup_symbol(PINNED_MAP).is_some() {
+        return Ok(names);
     }
     let Some((offsets, size, align)) = layout::c_layout(m, &fields) else {
         return Err(vec![(None, "a pinned global has a type without a known size".to_string())]);
     };
     declare(m, None, |b| {
         b.ks_struct(PINNED_STRUCT, fields, offsets, size as i128, align as i128, b"file".as_slice(), None);
-        b.ks_map(PINNED_MAP, b"array".as_slice(), Some(Type::u32()), Type::Struct(PINNED_STRUCT.into()), 1, 0, true, None);
+        b.ks_map(PINNED_MAP, b"array".as_slice(), Some(Type::u32()), Type::Struct(PINNED_STRUCT.into()), 1, MMAPABLE, true, None);
     });
     Ok(names)
 }

@@ -45,7 +45,7 @@ pub fn run(m: &mut Module) -> PassResult {
 /// Whether the host links a BPF object: the unit has a kernel function or struct_ops impl, a map,
 /// a global stored in the object, or userspace names a program (`load`, `test`, `register`).
 /// Otherwise globals and configs are ordinary process memory (§12.1, §12.3).
-fn has_kernel_side(m: &Module) -> bool {
+pub fn has_kernel_side(m: &Module) -> bool {
     let decl = m.top_ops().iter().any(|&o| match m.op(o).opcode {
         Opcode::KsFunc => KsFunc(o).target(m) == b"bpf",
         Opcode::KsMap | Opcode::KsImpl => true,

@@ -4,8 +4,8 @@
 mod bounds_check;
 pub mod callgraph;
 mod flatten;
-mod lower_bpf;
-mod lower_host;
+pub mod lower_bpf;
+pub mod lower_host;
 mod lower_loops;
 mod partition;
 pub mod pipeline;

@@ -120,6 +120,8 @@ fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
             Opcode::KsFunc => !keep.contains(&o),
             // Both sides need the tail-call table: the kernel calls through it, the runtime fills it.
             Opcode::KsProgArray => false,
+            // The command line is parsed by the host executable only.
+            Opcode::KsCli => object,
             Opcode::KsImpl => !m.symbol(o).is_some_and(|s| used.contains(s)) && !impl_kept(m, o, keep),
             _ => !m.symbol(o).is_some_and(|s| used.contains(s)),
         })

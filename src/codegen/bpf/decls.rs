@@ -1,10 +1,10 @@
 //! Module-level storage: BTF-defined maps in `.maps` and globals in `.data` / `.bss`.
 
-use super::{c_name, Gen};
+use crate::codegen::llvm::{c_name, constants::is_zero, Gen};
 use crate::ir::{views::*, Attr, OpId, Opcode, Type};
 use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DIType};
 use inkwell::module::Linkage;
-use inkwell::values::{BasicValueEnum, GlobalValue};
+use inkwell::values::BasicValueEnum;
 use inkwell::AddressSpace;
 
 /// `enum bpf_map_type` values (uapi/linux/bpf.h).
@@ -202,56 +202,6 @@ impl<'ctx> Gen<'_, 'ctx> {
         let di = self.di_type(&ty);
         self.attach_debug(g, &name, di, 0);
         self.globals.insert(name, g);
-    }
-
-    pub fn align_of(&self, t: &Type) -> u32 {
-        crate::ir::layout::align_of(self.m, t).unwrap_or(1) as u32
-    }
-
-    fn attach_debug(&mut self, g: GlobalValue<'ctx>, name: &str, ty: DIType<'ctx>, line: u32) {
-        let gve = self.di.create_global_variable_expression(self.cu.as_debug_info_scope(), &c_name(name), &c_name(name), self.file, line, ty, false, None, None, 0);
-        g.set_metadata(gve.as_metadata_value(self.ctx), self.ctx.get_kind_id("dbg"));
-    }
-
-    /// A constant of an IR type from an initialiser attribute (integers, bools, strings, lists).
-    pub fn constant(&mut self, ty: &Type, a: &Attr) -> Option<BasicValueEnum<'ctx>> {
-        let llty = self.memory_type(ty);
-        Some(match (ty, a) {
-            (Type::Int(_), Attr::Int(i)) => llty.into_int_type().const_int(*i as u64, false).into(),
-            (Type::Bool, Attr::Bool(b)) => llty.into_int_type().const_int(*b as u64, false).into(),
-            (Type::Bool, Attr::Int(i)) => llty.into_int_type().const_int((*i != 0) as u64, false).into(),
-            (Type::Str(n), Attr::Str(s)) => {
-                let mut bytes = s.clone();
-                bytes.resize(*n as usize, 0);
-                self.ctx.const_string(&bytes, false).into()
-            }
-            (Type::Array(e, n), Attr::List(items)) => {
-                let et = self.memory_type(e);
-                let mut vals = Vec::new();
-                for i in 0..*n as usize {
-                    let v = match items.get(if items.len() == 1 { 0 } else { i }) {
-                        Some(item) => self.constant(e, item)?,
-                        None => et.const_zero(),
-                    };
-                    vals.push(v);
-                }
-                match et {
-                    inkwell::types::BasicTypeEnum::IntType(it) => it.const_array(&vals.iter().map(|v| v.into_int_value()).collect::<Vec<_>>()).into(),
-                    _ => return None,
-                }
-            }
-            _ => return None,
-        })
-    }
-}
-
-fn is_zero(a: &Attr) -> bool {
-    match a {
-        Attr::Int(i) => *i == 0,
-        Attr::Bool(b) => !*b,
-        Attr::Str(s) => s.iter().all(|&c| c == 0),
-        Attr::List(l) => l.iter().all(is_zero),
-        _ => false,
     }
 }
 

@@ -1,0 +1,75 @@
+//! What the runtime must set up in a freshly loaded object that the object itself cannot say
+//! (runtime/ABI.md §2): initial values of configs and pinned globals, which live in plain array
+//! maps, and the contents of the tail-call program array.
+
+use crate::ir::layout::{image, size_of, struct_decl};
+use crate::ir::views::{KsConfig, KsGlobal, KsMap, KsProgArray, KsStruct};
+use crate::ir::{Attr, Module, Type};
+
+/// The object and its start-up tables, read from the kernel-side module it was compiled from.
+pub struct ObjectTables {
+    pub object: Vec<u8>,
+    pub pinned_maps: Vec<String>,
+    /// Ring buffers and perf event arrays, which may have a default handler in userspace.
+    pub event_buffers: Vec<String>,
+    /// The initial `__pinned_globals` value (empty when the unit has no pinned globals).
+    pub pinned_globals_init: Vec<u8>,
+    /// Each config and the image of its defaults.
+    pub configs: Vec<(String, Vec<u8>)>,
+    /// (program array, index, program) for every tail-call target.
+    pub prog_slots: Vec<(String, u32, String)>,
+}
+
+pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
+    let mut t = ObjectTables { object, pinned_maps: Vec::new(), event_buffers: Vec::new(), pinned_globals_init: Vec::new(), configs: Vec::new(), prog_slots: Vec::new() };
+    for &op in m.top_ops() {
+        if let Some(map) = KsMap::of(m, op) {
+            if map.pinned(m) {
+                t.pinned_maps.push(map.name(m).to_string());
+            }
+            if matches!(map.kind(m), b"ringbuf" | b"perf_event_array") {
+                t.event_buffers.push(map.name(m).to_string());
+            }
+        } else if let Some(c) = KsConfig::of(m, op) {
+            let name = c.name(m).to_string();
+            let ty = Type::Struct(format!("{name}_config").as_str().into());
+            let defaults = Attr::List(c.defaults(m).to_vec());
+            let bytes = image(m, &ty, &defaults).unwrap_or_else(|| vec![0; size_of(m, &ty).unwrap_or(0) as usize]);
+            t.configs.push((name, bytes));
+        } else if let Some(pa) = KsProgArray::of(m, op) {
+            let name = pa.name(m).to_string();
+            for (i, p) in pa.programs(m).iter().enumerate() {
+                if let Attr::Sym(prog) = p {
+                    t.prog_slots.push((name.clone(), i as u32, prog.clone()));
+                }
+            }
+        }
+    }
+    t.pinned_globals_init = pinned_globals_image(m);
+    t
+}
+
+/// The `__pinned_globals` struct's initial bytes: each pinned global's initialiser at its field.
+fn pinned_globals_image(m: &Module) -> Vec<u8> {
+    let Some(decl) = struct_decl(m, crate::passes::lower_bpf::PINNED_STRUCT) else { return Vec::new() };
+    let fields = KsStruct(decl).fields(m).to_vec();
+    let inits: Vec<Attr> = fields
+        .iter()
+        .map(|(name, ty)| {
+            let init = m.lookup_symbol(name).and_then(|g| KsGlobal::of(m, g)).and_then(|g| g.init(m).cloned());
+            init.filter(|a| image(m, ty, a).is_some()).unwrap_or_else(|| zero_of(ty))
+        })
+        .collect();
+    let ty = Type::Struct(crate::passes::lower_bpf::PINNED_STRUCT.into());
+    image(m, &ty, &Attr::List(inits)).unwrap_or_default()
+}
+
+/// An initialiser that is all zero bytes for `ty`.
+fn zero_of(ty: &Type) -> Attr {
+    match ty {
+        Type::Str(_) => Attr::Str(Vec::new()),
+        Type::Array(e, _) => Attr::List(vec![zero_of(e)]),
+        Type::Struct(_) => Attr::List(Vec::new()),
+        _ => Attr::Int(0),
+    }
+}

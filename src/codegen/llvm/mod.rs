@@ -1,0 +1,158 @@
+//! The LLVM layer both native back ends share: one generator (`Gen`) that turns IR types into LLVM
+//! and debug-info types, `core` ops into instructions and functions into LLVM functions with a
+//! debug location on every instruction. The BPF back end adds the `bpf` dialect and the object's
+//! maps; the host back end adds the `host` dialect, the runtime descriptor and the C `main`.
+
+pub mod diagnostics;
+pub mod constants;
+mod function;
+mod types;
+
+pub(crate) use function::FnGen;
+
+use crate::ir::{Module, OpId};
+use inkwell::context::Context;
+use inkwell::debug_info::{DICompileUnit, DIFile, DIType, DWARFEmissionKind, DWARFSourceLanguage, DebugInfoBuilder};
+use inkwell::module::{FlagBehavior, Module as LlvmModule};
+use inkwell::passes::PassBuilderOptions;
+use inkwell::targets::{FileType, TargetMachine};
+use inkwell::types::StructType;
+use inkwell::values::{FunctionValue, GlobalValue};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// What a back end produces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    LlvmIr,
+    Asm,
+    Object,
+}
+
+/// A back-end failure, at the op (and so the source line) it concerns when known.
+#[derive(Debug)]
+pub struct Error {
+    pub op: Option<OpId>,
+    pub message: String,
+}
+
+/// The target family a generator emits for; the few places where the families differ ask it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavor {
+    /// BPF; `signed_division` when the CPU has `sdiv`/`smod` (v4).
+    Bpf { signed_division: bool },
+    /// The native userspace target.
+    Host,
+}
+
+/// A name that BTF accepts (a C identifier): IR names such as `f.loop0` use dots.
+pub fn c_name(s: &str) -> String {
+    s.replace('.', "__")
+}
+
+pub(crate) struct Gen<'m, 'ctx> {
+    pub m: &'m Module,
+    pub flavor: Flavor,
+    /// Sequence numbers of `llvm.bpf.btf.type.id` calls (each must be distinct).
+    pub type_id_seq: u32,
+    pub ctx: &'ctx Context,
+    pub module: &'m LlvmModule<'ctx>,
+    pub di: DebugInfoBuilder<'ctx>,
+    pub cu: DICompileUnit<'ctx>,
+    /// The unit's own file (the IR's file 0), which module-level debug types are attached to.
+    pub file: DIFile<'ctx>,
+    /// Every file of the unit, by IR file index.
+    pub files: Vec<DIFile<'ctx>>,
+    pub structs: HashMap<String, StructType<'ctx>>,
+    /// LLVM field index of each `ks.struct` field (padding fields shift them).
+    pub field_index: HashMap<String, Vec<u32>>,
+    pub di_types: HashMap<String, DIType<'ctx>>,
+    /// Structs whose debug type is being built (to break pointer cycles).
+    pub di_in_progress: std::collections::HashSet<String>,
+    /// Functions by IR symbol (and kfuncs and runtime functions by their C name).
+    pub funcs: HashMap<String, FunctionValue<'ctx>>,
+    /// Maps and globals by IR symbol.
+    pub globals: HashMap<String, GlobalValue<'ctx>>,
+    pub errors: Vec<Error>,
+}
+
+impl<'m, 'ctx> Gen<'m, 'ctx> {
+    pub fn new(m: &'m Module, flavor: Flavor, ctx: &'ctx Context, module: &'m LlvmModule<'ctx>) -> Self {
+        let (di, cu, files) = debug_info(module, m);
+        let file = files[0];
+        Gen { m, flavor, type_id_seq: 0, ctx, module, di, cu, file, files, structs: HashMap::new(), field_index: HashMap::new(), di_types: HashMap::new(), di_in_progress: Default::default(), funcs: HashMap::new(), globals: HashMap::new(), errors: Vec::new() }
+    }
+
+    pub fn error(&mut self, op: Option<OpId>, message: impl Into<String>) {
+        self.errors.push(Error { op, message: message.into() });
+    }
+
+    /// The LLVM symbol of an IR function. Kernel functions keep their (C) name, which is what
+    /// BTF and the verifier show; userspace functions are prefixed so that no user name can
+    /// collide with the C library or the runtime they are linked with.
+    pub fn function_symbol(&self, name: &str) -> String {
+        match self.flavor {
+            Flavor::Bpf { .. } => c_name(name),
+            Flavor::Host => format!("ks.{name}"),
+        }
+    }
+
+    /// Finalises debug info, checks the module, runs LLVM's pipeline and writes the output.
+    pub fn finish(mut self, tm: &TargetMachine, optimize: bool, output: Output, before_passes: impl FnOnce(&LlvmModule<'ctx>) -> Result<(), String>) -> Result<Vec<u8>, Vec<Error>> {
+        self.di.finalize();
+        let mut errors = std::mem::take(&mut self.errors);
+        if errors.is_empty() {
+            if let Err(e) = self.module.verify() {
+                errors.push(Error { op: None, message: format!("LLVM rejected the generated IR: {}", e.to_string().lines().next().unwrap_or("")) });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        before_passes(self.module).map_err(|message| vec![Error { op: None, message }])?;
+        let pipeline = if optimize { "default<O2>" } else { "default<O0>" };
+        self.module.run_passes(pipeline, tm, PassBuilderOptions::create()).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
+        let result = match output {
+            Output::LlvmIr => Ok(self.module.print_to_string().to_bytes().to_vec()),
+            Output::Asm => tm.write_to_memory_buffer(self.module, FileType::Assembly).map(|b| b.as_slice().to_vec()),
+            Output::Object => tm.write_to_memory_buffer(self.module, FileType::Object).map(|b| b.as_slice().to_vec()),
+        };
+        let llvm_errors = diagnostics::take_errors();
+        if !llvm_errors.is_empty() {
+            return Err(llvm_errors.into_iter().map(|message| Error { op: self.function_named_in(&message), message }).collect());
+        }
+        result.map_err(|e| vec![Error { op: None, message: e.to_string() }])
+    }
+
+    /// The function an LLVM backend message is about ("… in function NAME …"), so the error can
+    /// be reported at its `.ks` definition.
+    fn function_named_in(&self, message: &str) -> Option<OpId> {
+        let rest = message.split("in function ").nth(1)?;
+        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.')).collect();
+        self.m.funcs().find(|&f| self.m.symbol(f).map(|s| self.function_symbol(s)).as_deref() == Some(name.as_str()))
+    }
+}
+
+/// The compile unit (named after the unit's own file) and a debug file per source file. Files are
+/// named by absolute path: LLVM reads the source lines for BPF's `.BTF.ext` line info from disk
+/// while writing the object, and debuggers find the source the same way.
+fn debug_info<'ctx>(module: &LlvmModule<'ctx>, m: &Module) -> (DebugInfoBuilder<'ctx>, DICompileUnit<'ctx>, Vec<DIFile<'ctx>>) {
+    let split = |path: &str| {
+        let abs = std::fs::canonicalize(path).unwrap_or_else(|_| Path::new(path).to_path_buf());
+        let dir = abs.parent().map(|d| d.display().to_string()).unwrap_or_default();
+        let name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string());
+        (name, dir)
+    };
+    let paths: Vec<String> = if m.files.is_empty() { vec!["unit.ks".into()] } else { m.files.clone() };
+    let ctx = module.get_context();
+    module.add_basic_value_flag("Debug Info Version", FlagBehavior::Warning, ctx.i32_type().const_int(3, false));
+    module.add_basic_value_flag("Dwarf Version", FlagBehavior::Warning, ctx.i32_type().const_int(5, false));
+    let (name, dir) = split(&paths[0]);
+    let (di, cu) = module.create_debug_info_builder(true, DWARFSourceLanguage::C, &name, &dir, "ksc", false, "", 0, "", DWARFEmissionKind::Full, 0, false, false, "", "");
+    let files = paths.iter().map(|p| {
+        let (name, dir) = split(p);
+        di.create_file(&name, &dir)
+    });
+    let files = files.collect();
+    (di, cu, files)
+}
