@@ -50,3 +50,6 @@ if os.environ.get("KSC_REQUIRE_KERNEL") == "1" or bpf_usable():
     config.available_features.add("kernel")
 config.substitutions.append(("%llvm-objdump", os.path.join(llvm_bin, "llvm-objdump")))
 config.substitutions.append(("%bpftool", "bpftool"))
+
+# End-to-end scenarios share one network namespace and veth pair (lit-tests/e2e).
+lit_config.parallelism_groups["e2e"] = 1
