@@ -1,5 +1,6 @@
-"""Compiles the kernel side of every example and conformance case that type-checks to a BPF
-object: each must succeed, with no internal error."""
+"""Compiles both sides of every example and conformance case that type-checks: the kernel side
+to a BPF object and the userspace side (program and test runner) to a native object. Each must
+succeed, with no internal error."""
 import glob
 import os
 import subprocess
@@ -15,9 +16,10 @@ with tempfile.TemporaryDirectory() as tmp:
         if subprocess.run([ksc, "check", f], capture_output=True).returncode != 0:
             continue
         units += 1
-        r = subprocess.run([ksc, "--emit=obj", "-o", os.path.join(tmp, "x.o"), f], capture_output=True, text=True, timeout=60)
-        if r.returncode != 0 or "E0999" in r.stderr:
-            bad += 1
-            print(f"FAIL {f}: exit {r.returncode}: {r.stderr[:300]}")
+        for flags in (["--emit=obj"], ["--target=host", "--emit=obj"], ["--target=host", "--emit=obj", "--test"]):
+            r = subprocess.run([ksc, *flags, "-o", os.path.join(tmp, "x.o"), f], capture_output=True, text=True, timeout=60)
+            if r.returncode != 0 or "E0999" in r.stderr:
+                bad += 1
+                print(f"FAIL {' '.join(flags)} {f}: exit {r.returncode}: {r.stderr[:300]}")
 print(f"{units} units compiled, {bad} failure(s)")
 sys.exit(1 if bad or units < 100 else 0)

@@ -255,6 +255,11 @@ def scenario_errors(ksc, work):
     check(p.returncode == 1 and "cannot attach to ksc-no-such-if: -19" in p.stdout, "attaching to a missing interface returns -ENODEV to the program (%r)" % p.stdout.strip())
     p = subprocess.run([exe, "--drop-port", "70000"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
     check(p.returncode == 1 and p.stderr.startswith("error: ") and "drop" in p.stderr, "an out-of-range option is rejected before anything loads (%r)" % p.stderr.splitlines()[:1])
+    refused = build(ksc, "refused_fentry", work)
+    p = subprocess.run([refused], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=30)
+    first = p.stderr.splitlines()[0] if p.stderr else ""
+    check(p.returncode == 1 and p.stdout == "" and first.startswith("ksrt: refused_fentry: cannot load program on_open: ") and "Operation not permitted" in first,
+          "a program the kernel refuses stops start-up with one line naming it and the cause (%r)" % first)
 
 
 SCENARIOS = {
