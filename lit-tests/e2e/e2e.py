@@ -227,7 +227,8 @@ def scenario_struct_ops(ksc, work):
     c = counters(out)
     check(chosen == b"ks_e2e_cc", "setsockopt(TCP_CONGESTION) chose ks_e2e_cc (%r)" % chosen)
     check(total == 1000000, "1 MB crossed the connection (%d bytes)" % total)
-    check(rc == 0 and c.get("inits", 0) >= 1, "the struct_ops init ran for the connection (exit %s: %s %s)" % (rc, out.strip(), err.strip()))
+    check(rc == 0 and c.get("inits", 0) >= 1, "the struct_ops init ran for the connection, counted in a map (exit %s: %s %s)" % (rc, out.strip(), err.strip()))
+    check(c.get("cong_avoid", 0) >= 1, "cong_avoid, which calls the kernel's tcp_slow_start/tcp_cong_avoid_ai kfuncs, ran on ACKs (%s)" % c.get("cong_avoid"))
     check("ks_e2e_cc" not in open("/proc/sys/net/ipv4/tcp_available_congestion_control").read(), "unregistered at exit")
 
 

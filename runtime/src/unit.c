@@ -429,14 +429,33 @@ static int run_modprobe(const char *base, struct rt_load_failure *f)
     return -1;
 }
 
-/* Loads <dir of the executable>/<base>.ko, or `modprobe <base>` when there is none (§16.2). */
+/* The module ksc writes for a unit is <base>_kmod: Kbuild itself writes <module>.mod.c, so the
+ * module cannot share the name of ksc's <base>.mod.c (README: kernel modules). */
+static char module_name[100];
+
+/* Unloads the module at exit when this process loaded it, after the object that used its
+ * kfuncs is gone (ksrt_exit destroys the object before exit() runs this). */
+static void unload_module(void)
+{
+    if (syscall(SYS_delete_module, module_name, O_NONBLOCK) != 0 && errno != ENOENT)
+        fprintf(stderr, "ksrt: %s: cannot unload kernel module %s: %s\n", rt.unit->base, module_name, strerror(errno));
+}
+
+/* Loads <dir of the executable>/<base>_kmod.ko, or `modprobe <base>_kmod` when there is none
+ * (§16.2). */
 static int load_module(struct rt_load_failure *f)
 {
     static bool loaded;
     if (loaded)
         return 0;
-    const char *base = rt.unit->base;
-    char exe[PATH_MAX], path[PATH_MAX + 64];
+    snprintf(module_name, sizeof module_name, "%s_kmod", rt.unit->base);
+    const char *name = module_name;
+    if (access("/proc/modules", F_OK) != 0) {
+        snprintf(f->summary, sizeof f->summary,
+                 "cannot load kernel module %s.ko: this kernel has no loadable module support (CONFIG_MODULES is off)", name);
+        goto failed;
+    }
+    char exe[PATH_MAX], path[PATH_MAX + 300], sysfs[300];
     ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (len < 0)
         len = 0;
@@ -444,12 +463,14 @@ static int load_module(struct rt_load_failure *f)
     char *slash = strrchr(exe, '/');
     if (slash)
         *slash = '\0';
-    snprintf(path, sizeof path, "%s/%s.ko", slash ? exe : ".", base);
+    snprintf(path, sizeof path, "%s/%s.ko", slash ? exe : ".", name);
+    snprintf(sysfs, sizeof sysfs, "/sys/module/%s", name);
+    bool already = access(sysfs, F_OK) == 0;
 
     int err = 0;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT) {
-        if (run_modprobe(base, f))
+        if (run_modprobe(name, f))
             goto failed;
     } else if (fd < 0) {
         err = errno;
@@ -459,10 +480,12 @@ static int load_module(struct rt_load_failure *f)
         close(fd);
     }
     if (err) {
-        snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", base, strerror(err));
+        snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", name, strerror(err));
         goto failed;
     }
     loaded = true;
+    if (!already)
+        atexit(unload_module);
     return 0;
 failed:
     snprintf(f->headline, sizeof f->headline, "%s", f->summary);

@@ -134,8 +134,8 @@ impl Worlds {
 }
 
 /// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents):
-/// `<base>.bpf.o` for a kernel side, `<base>` for a `main` (or `<base>.test` with `--test`). The
-/// kernel-module source is reported as not built yet, exit status 1.
+/// `<base>.bpf.o` for a kernel side, `<base>` for a `main` (or `<base>.test` with `--test`),
+/// `<base>.mod.c` and `Kbuild` for `@kfunc`s.
 pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, worlds: Worlds, opts: &Options) -> i32 {
     let base = base_name(file);
     let dir = out.map(Path::to_path_buf).unwrap_or_else(|| Path::new(".").join(&base));
@@ -152,9 +152,13 @@ pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, w
     } else {
         None
     };
-    let object = match build(module, file, exe.as_deref(), test, opts) {
-        Ok(o) => o,
-        Err(code) => return code,
+    let object = if worlds.bpf || exe.is_some() {
+        match build(module, file, exe.as_deref(), test, opts) {
+            Ok(o) => o,
+            Err(code) => return code,
+        }
+    } else {
+        None
     };
     if let (true, Some(object)) = (worlds.bpf, &object) {
         let path = dir.join(format!("{base}.bpf.o"));
@@ -164,8 +168,24 @@ pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, w
         }
     }
     if worlds.kmod && module.funcs().any(|f| KsFunc(f).target(module) == b"kmod") {
-        eprintln!("ksc: {}: {base}.mod.c and Kbuild (the kernel module source) need the module back end, which this ksc does not have yet; the other artifacts were written", file.display());
-        return 1;
+        let source = match module_source(module, file) {
+            Ok(s) => s,
+            Err(code) => return code,
+        };
+        for (name, text) in [(format!("{base}.mod.c"), source), ("Kbuild".to_string(), crate::codegen::kmod::kbuild(&base))] {
+            let path = dir.join(name);
+            if let Err(e) = std::fs::write(&path, text) {
+                eprintln!("ksc: cannot write {}: {e}", path.display());
+                return 1;
+            }
+        }
     }
     0
+}
+
+/// The kernel-module side as C source (§16.2).
+pub fn module_source(module: &Module, file: &Path) -> Result<String, i32> {
+    let kmod = run_pipeline(module, pipeline::KMOD, "kmod-ir")?;
+    let callers = crate::codegen::kmod::kfunc_callers(module);
+    crate::codegen::kmod::emit(&kmod, &base_name(file), &callers).map_err(|errors| report_backend_errors(&kmod, file, "module", errors))
 }

@@ -208,7 +208,9 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         let op = {
             let mut b = self.top();
             b.loc = loc;
-            b.ks_func(&name, ty, target.as_bytes(), kind.map(|k| kind_name(k).as_bytes().to_vec()), attach.map(String::into_bytes), section.map(String::into_bytes), may_throw, test)
+            // kfuncs carry the kind `kfunc`: like programs, the kernel calls them.
+            let kind = if f.kind == FnKind::Kfunc { Some(b"kfunc".to_vec()) } else { kind.map(|k| kind_name(k).as_bytes().to_vec()) };
+            b.ks_func(&name, ty, target.as_bytes(), kind, attach.map(String::into_bytes), section.map(String::into_bytes), may_throw, test)
         };
         body::lower_body(self, id, op);
     }

@@ -56,17 +56,19 @@ pub fn run(m: &mut Module) -> PassResult {
     }
 }
 
-/// Programs, `main`, tests and module functions are called by the kernel or the runtime, which
-/// know nothing of the hidden status.
+/// Programs, kfuncs, `main` and tests are called by the kernel or the runtime, which know nothing
+/// of the hidden status. (`@private` module functions are not: their throws and aborts reach the
+/// calling kfunc, §13.1, §13.4.)
 fn is_entry(m: &Module, f: OpId) -> bool {
     let v = KsFunc(f);
-    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main") || v.target(m) == b"kmod"
+    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main")
 }
 
-/// Kernel functions that may abort: they contain `ks.abort` or call one that may (fixpoint).
+/// Kernel and module functions that may abort: they contain `ks.abort` or call one that may
+/// (fixpoint).
 fn aborting_functions(m: &Module) -> HashSet<String> {
     let mut set: HashSet<String> = HashSet::new();
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) != b"host").collect();
     let mut calls: HashMap<String, Vec<String>> = HashMap::new();
     for &f in &funcs {
         let name = m.symbol(f).unwrap_or_default().to_string();

@@ -64,6 +64,17 @@ fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: 
         Opcode::KsGlobalAddr => matches!(&o.attrs[0], Some(Attr::Sym(g)) if pinned.contains(g)),
         op => rule(op).is_some(),
     });
+    lower_ops(m, func, ops, errors);
+}
+
+/// Module code indexes arrays with the same checks as kernel code; their aborts return 0 from
+/// the kfunc (§13.4).
+pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
+    let ops = m.collect_nested(func, |o| o.opcode == Opcode::KsIndexAddr);
+    lower_ops(m, func, ops, errors);
+}
+
+fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
     let records = ringbuf::Records::analyse(m, func);
     let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned_by_var: HashMap::new() };
     for op in ops {

@@ -6,6 +6,7 @@ pub mod callgraph;
 mod flatten;
 pub mod lower_bpf;
 pub mod lower_host;
+mod lower_kmod;
 mod lower_loops;
 mod partition;
 pub mod pipeline;
@@ -36,6 +37,7 @@ const PASSES: &[Pass] = &[
     Pass { name: "flatten", about: "structured control flow to a CFG; defers on every exit, throws and aborts through a hidden status", run: flatten::run },
     Pass { name: "lower-bpf", about: "ks ops of kernel functions to the bpf dialect (helpers, maps, context, CO-RE, dynptr ring buffers)", run: lower_bpf::run },
     Pass { name: "lower-host", about: "ks ops of userspace functions to the host dialect (runtime ABI calls)", run: lower_host::run },
+    Pass { name: "lower-kmod", about: "checked indexing in kernel-module functions to range tests and aborts", run: lower_kmod::run },
 ];
 
 pub fn list() -> Vec<(&'static str, &'static str)> {

@@ -9,6 +9,10 @@ pub const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "partition-bp
 /// The userspace side: the host executable's functions in the `host` dialect, as a CFG.
 pub const HOST: &[&str] = &["assign-tail-calls", "partition-host", "lower-host", "flatten"];
 
+/// The kernel-module side: kfuncs and their private helpers, as a CFG the module back end
+/// writes as C.
+pub const KMOD: &[&str] = &["partition-kmod", "lower-kmod", "flatten"];
+
 /// Runs a pipeline on a copy of the module; stops at the first pass that fails.
 pub fn run_pipeline(m: &Module, passes: &[&str]) -> Result<Module, (String, PassErrors)> {
     let mut m = m.clone();

@@ -61,13 +61,48 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    /// §5.4: an `extern` of a standard helper must have the helper's parameter count (E0309).
+    /// §5.4: an `extern` of a standard helper must have the helper's parameter count (E0309); any
+    /// other `extern` is a kfunc and must match a function of kernel BTF: E0111 when there is
+    /// none, E0308 for another parameter count, E0309 for a parameter or return type the kernel's
+    /// prototype does not have (integers by size and signedness, pointers by pointee).
     fn check_extern(&mut self, e: &ExternDecl) {
-        if let Some(h) = super::builtins::helper(&e.name.name) {
+        let name = e.name.name.as_str();
+        if let Some(h) = super::builtins::helper(name) {
             if h.params.len() != e.params.len() {
                 let msg = format!("the BPF helper `{}` takes {} argument(s); this extern declares {}", h.name, h.params.len(), e.params.len());
                 self.error(Code::E0309, e.name.span, msg);
             }
+            return;
+        }
+        let Some(btf) = &self.btf else {
+            self.warning(Code::W0007, e.name.span, format!("kernel function `{name}` cannot be checked"));
+            return;
+        };
+        let Some(sig) = btf.func_proto(name) else {
+            self.error(Code::E0111, e.name.span, format!("no kernel function `{name}` in kernel BTF: an extern names a BPF helper or a kfunc"));
+            return;
+        };
+        let Some(info) = self.externs.iter().find(|x| x.name == name).cloned() else { return };
+        if info.params.len() != sig.params.len() {
+            let msg = format!("the kernel function `{name}` takes {} argument(s); this extern declares {}", sig.params.len(), info.params.len());
+            self.error(Code::E0308, e.name.span, msg);
+            return;
+        }
+        for (i, (p, (kname, k))) in info.params.iter().zip(&sig.params).enumerate() {
+            if !self.matches_ktype(p, k, true) {
+                let span = e.params.get(i).map(|p| p.name.span).unwrap_or(e.name.span);
+                let kname = if kname.is_empty() { String::new() } else { format!(" `{kname}`") };
+                self.error(Code::E0309, span, format!("parameter {} of `{name}`{kname} is `{k}` in the kernel, not `{}`", i + 1, self.show(p)));
+            }
+        }
+        let ret_ok = match (&info.ret, &sig.ret) {
+            (Ty::Void, KType::Void) => true,
+            (Ty::Void, _) | (_, KType::Void) => false,
+            (r, k) => self.matches_ktype(r, k, true),
+        };
+        if !ret_ok {
+            let span = e.ret.as_ref().map(|t| t.span).unwrap_or(e.name.span);
+            self.error(Code::E0309, span, format!("`{name}` returns `{}` in the kernel, not `{}`", sig.ret, self.show(&info.ret)));
         }
     }
 
@@ -730,6 +765,13 @@ impl<'a> Checker<'a, '_> {
                 self.error(Code::E0702, f.name.span, msg);
             }
         }
+        let implemented: Vec<&str> = imp.methods.iter().filter_map(|m| m.kind.declared_name()).map(|n| n.name.as_str()).collect();
+        for group in required_methods(&k) {
+            if !group.iter().any(|m| implemented.contains(m)) {
+                let what = group.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" or ");
+                self.error(Code::E0702, imp.name.span, format!("impl `{}` must implement {what}: the kernel refuses to register a `{k}` without it", imp.name.name));
+            }
+        }
         for fld in &imp.fields {
             match kmembers.iter().find(|x| x.name == fld.name.name).map(|x| &x.kind) {
                 None => self.error(Code::E0702, fld.name.span, format!("`{k}` has no member `{}`", fld.name.name)),
@@ -882,6 +924,15 @@ fn flag_bit(name: &str) -> Option<u32> {
     })
 }
 
+/// Methods a struct_ops type cannot be registered without, as the kernel validates them (each
+/// group needs one of its members): `tcp_validate_congestion_control` for TCP congestion control.
+fn required_methods(kernel_struct: &str) -> &'static [&'static [&'static str]] {
+    match kernel_struct {
+        "tcp_congestion_ops" => &[&["ssthresh"], &["undo_cwnd"], &["cong_avoid", "cong_control"]],
+        _ => &[],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::Checker;
@@ -980,6 +1031,7 @@ mod tests {
                    @tracepoint(\"sched/sched_wakeup\")\nfn d(ctx: *trace_event_raw_sched_wakeup_template) -> i32 { return 0 }\n\
                    @struct_ops(\"tcp_congestion_ops\")\nimpl cc {\n  fn ssthresh(sk: *sock) -> u32 { return 1 }\n  fn teleport() -> u32 { return 1 }\n  name: \"cc\",\n}\n\
                    @struct_ops(\"ksc_no_ops\")\nimpl dd {\n  fn x() -> i32 { return 0 }\n}\n";
-        assert_eq!(diags(src, true), vec![(Code::E0204, 1), (Code::E0702, 12), (Code::E0701, 15)]);
+        // impl cc also lacks `undo_cwnd` and `cong_avoid`/`cong_control`, which the kernel requires.
+        assert_eq!(diags(src, true), vec![(Code::E0204, 1), (Code::E0702, 10), (Code::E0702, 10), (Code::E0702, 12), (Code::E0701, 15)]);
     }
 }
