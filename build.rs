@@ -13,6 +13,9 @@ fn main() {
         eprintln!("error: {e}");
         std::process::exit(1);
     }
+    // A position-dependent ksc: the static LLVM inside it would otherwise need ~120k relative
+    // relocations (and the page faults they cause) at every start, which dominates compile time.
+    println!("cargo:rustc-link-arg-bins=-no-pie");
     if let Err(e) = runtime::build(&out) {
         eprintln!("error: building the runtime: {e}");
         std::process::exit(1);

@@ -193,6 +193,29 @@ impl LiveObject {
         }
     }
 
+    /// A loaded program's instruction counts: in the object (after libbpf's relocations), after
+    /// the kernel's rewrite (xlated), and as the verifier processed them.
+    pub fn program_counts(&self, name: &str) -> Option<(u32, u32, u32)> {
+        use std::os::fd::AsRawFd;
+        let cname = CString::new(name).ok()?;
+        // SAFETY: the object is open; the program pointer is owned by it; the info struct is
+        // written by the kernel up to the size we pass.
+        unsafe {
+            let prog = sys::bpf_object__find_program_by_name(self.object.ptr, cname.as_ptr());
+            if prog.is_null() {
+                return None;
+            }
+            let object_insns = sys::bpf_program__insn_cnt(prog) as u32;
+            let mut info: sys::bpf_prog_info = std::mem::zeroed();
+            let mut len = std::mem::size_of::<sys::bpf_prog_info>() as u32;
+            let fd = self.program(name)?.0.as_raw_fd();
+            if sys::bpf_prog_get_info_by_fd(fd, &mut info, &mut len) != 0 {
+                return None;
+            }
+            Some((object_insns, info.xlated_prog_len / 8, info.verified_insns))
+        }
+    }
+
     /// A map by name; ".bss", ".data", ".rodata" name the global-data maps by their section.
     pub fn map(&self, name: &str) -> Option<MapInfo<'_>> {
         let name = CString::new(name).ok()?;
@@ -210,6 +233,23 @@ impl LiveObject {
 }
 
 impl MapInfo<'_> {
+    /// The key after `key` (the first key when `None`), or `None` at the end.
+    pub fn next_key(&self, key: Option<&[u8]>, key_size: usize) -> Option<Vec<u8>> {
+        let mut next = vec![0u8; key_size];
+        // SAFETY: `self` borrows a live object; libbpf reads `key_size` bytes of `key` (or takes
+        // NULL for the first key) and writes `key_size` bytes to `next`.
+        let ret = unsafe {
+            let k = key.map_or(std::ptr::null(), |k| k.as_ptr().cast());
+            sys::bpf_map__get_next_key(self.ptr, k, next.as_mut_ptr().cast(), key_size as _)
+        };
+        (ret == 0).then_some(next)
+    }
+
+    pub fn key_size(&self) -> usize {
+        // SAFETY: the map pointer is valid while `self` lives.
+        unsafe { sys::bpf_map__key_size(self.ptr) as usize }
+    }
+
     /// `Ok(false)` if the key is absent. libbpf checks the key and value sizes (percpu values
     /// are one 8-byte-aligned slot per possible CPU). The error is an errno.
     pub fn lookup(&self, key: &[u8], value: &mut [u8]) -> Result<bool, i32> {
@@ -245,7 +285,9 @@ pub(super) fn possible_cpus() -> Result<usize, i32> {
 }
 
 /// One BPF_PROG_TEST_RUN: `(retval, bytes written to data_out)`. The error is an errno.
-pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8], ctx_in: Option<&[u8]>) -> Result<(u32, usize), i32> {
+/// One BPF_PROG_TEST_RUN of `repeat` runs: the last run's return value, the output length and
+/// the kernel's mean time per run in nanoseconds.
+pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8], ctx_in: Option<&[u8]>, repeat: u32) -> Result<(u32, usize, u32), i32> {
     use std::os::fd::AsRawFd;
     let ctx = ctx_in.unwrap_or(&[]);
     let mut opts = sys::bpf_test_run_opts {
@@ -256,7 +298,7 @@ pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8]
         data_size_out: data_out.len() as _,
         ctx_in: if ctx.is_empty() { std::ptr::null() } else { ctx.as_ptr().cast() },
         ctx_size_in: ctx.len() as _,
-        repeat: 1,
+        repeat: repeat.max(1) as _,
         ..Default::default()
     };
     // SAFETY: every pointer in `opts` is valid for its stated size for the duration of the call;
@@ -265,7 +307,7 @@ pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8]
     if ret < 0 {
         return Err(-ret);
     }
-    Ok((opts.retval, (opts.data_size_out as usize).min(data_out.len())))
+    Ok((opts.retval, (opts.data_size_out as usize).min(data_out.len()), opts.duration))
 }
 
 /// An open `bpf_object`, closed on drop (on every path out of `load_once`, or with its `LiveObject`).

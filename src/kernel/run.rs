@@ -65,20 +65,50 @@ impl Loaded {
     /// program's return value and the packet as the program left it.
     pub fn run(&self, program: &str, packet: &[u8]) -> Result<TestRun, String> {
         let (fd, section) = self.object.program(program).ok_or_else(|| format!("no program {program}"))?;
-        let ctx: Option<Vec<u32>> = match kind_of(&section).as_str() {
-            // xdp_md: data, data_end (must equal the length), data_meta, ingress_ifindex, ...
-            "xdp" => Some(vec![0, packet.len() as u32, 0, 1, 0, 0]),
-            // __sk_buff up to ifindex: the kernel requires the other fields to be zero;
-            // [9] ingress_ifindex, [10] ifindex (1 keeps the default loopback device).
-            "tc" | "cgroup_skb" => Some([[0; 9].as_slice(), &[1, 1]].concat()),
-            _ => None,
-        };
-        let ctx: Option<Vec<u8>> = ctx.map(|c| c.iter().flat_map(|w| w.to_ne_bytes()).collect());
+        let ctx: Option<Vec<u8>> = test_context(&section, packet.len()).map(|c| c.iter().flat_map(|w| w.to_ne_bytes()).collect());
         let mut out = vec![0u8; packet.len() + OUT_SLACK];
-        let (retval, len) = ffi::test_run(fd, packet, &mut out, ctx.as_deref())
+        let (retval, len, _) = ffi::test_run(fd, packet, &mut out, ctx.as_deref(), 1)
             .map_err(|e| format!("test run of {program}: {}", ffi::strerror(e)))?;
         out.truncate(len);
         Ok(TestRun { retval, data: out })
+    }
+
+    /// `repeat` runs of `program` on `packet` in one BPF_PROG_TEST_RUN: the return value and the
+    /// kernel's mean nanoseconds per run (for benchmarks).
+    pub fn run_repeated(&self, program: &str, packet: &[u8], repeat: u32) -> Result<(u32, u32), String> {
+        let (fd, section) = self.object.program(program).ok_or_else(|| format!("no program {program}"))?;
+        let ctx = test_context(&section, packet.len()).map(|c| c.iter().flat_map(|w| w.to_ne_bytes()).collect::<Vec<u8>>());
+        let mut out = vec![0u8; packet.len() + OUT_SLACK];
+        let (retval, _, ns) = ffi::test_run(fd, packet, &mut out, ctx.as_deref(), repeat).map_err(|e| format!("test run of {program}: {}", ffi::strerror(e)))?;
+        Ok((retval, ns))
+    }
+
+    /// Every entry of a map, sorted by key (values as `map_lookup` returns them).
+    pub fn map_entries(&self, map: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+        let m = self.map(map)?;
+        let mut keys = Vec::new();
+        let mut key: Option<Vec<u8>> = None;
+        while let Some(next) = m.next_key(key.as_deref(), m.key_size()) {
+            if keys.len() > 1 << 20 {
+                return Err(format!("{map} does not stop iterating"));
+            }
+            keys.push(next.clone());
+            key = Some(next);
+        }
+        keys.sort();
+        let mut out = Vec::new();
+        for k in keys {
+            if let Some(v) = self.map_lookup(map, &k)? {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A program's instruction counts: object, xlated (after the kernel's rewrite) and processed
+    /// by the verifier.
+    pub fn program_counts(&self, program: &str) -> Result<(u32, u32, u32), String> {
+        self.object.program_counts(program).ok_or_else(|| format!("no information on program {program}"))
     }
 
     /// The value stored under `key`, or `None` if absent. For percpu maps the value is every
@@ -122,6 +152,18 @@ impl Loaded {
 
     fn map(&self, name: &str) -> Result<ffi::MapInfo<'_>, String> {
         self.object.map(name).ok_or_else(|| format!("no map {name}"))
+    }
+}
+
+/// The context a test run passes for a program of ELF `section` on a packet of `len` bytes.
+fn test_context(section: &str, len: usize) -> Option<Vec<u32>> {
+    match kind_of(section).as_str() {
+        // xdp_md: data, data_end (must equal the length), data_meta, ingress_ifindex, ...
+        "xdp" => Some(vec![0, len as u32, 0, 1, 0, 0]),
+        // __sk_buff up to ifindex: the kernel requires the other fields to be zero;
+        // [9] ingress_ifindex, [10] ifindex (1 keeps the default loopback device).
+        "tc" | "cgroup_skb" => Some([[0; 9].as_slice(), &[1, 1]].concat()),
+        _ => None,
     }
 }
 
