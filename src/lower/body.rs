@@ -81,7 +81,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
         b.at = Some(self.slots_at);
         b.loc = self.loc;
         self.slots_at += 1;
-        b.core_local(ty.clone(), (!name.is_empty()).then(|| name.as_bytes().to_vec()), None, Type::ptr(ty))
+        b.core_local(ty.clone(), (!name.is_empty()).then(|| name.as_bytes().to_vec()), None, None, Type::ptr(ty))
     }
 
     pub fn declare(&mut self, name: &str, s: Slot) {

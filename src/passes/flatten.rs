@@ -570,7 +570,7 @@ impl<'m> Flattener<'m> {
                 let mut b = Builder::new(self.m, entry);
                 b.at = Some(0);
                 b.loc = loc;
-                let s = b.core_local(t, Some(b"__call_status".to_vec()), None, status_type());
+                let s = b.core_local(t, Some(b"__call_status".to_vec()), None, None, status_type());
                 self.call_status = Some(s);
                 s
             }

@@ -207,20 +207,20 @@ impl Emit<'_> {
 
     /// A fresh zero-initialised stack slot.
     fn slot(&mut self, ty: Type) -> Value {
-        self.new_slot(ty, None)
+        self.new_slot(ty, None, None)
     }
 
     /// A slot whose loads and stores stay exactly as written: release flags and owned pointers,
     /// which the verifier must follow path by path (an optimiser would fold them into tests of
     /// pointers the verifier has already invalidated).
     fn volatile_slot(&mut self, ty: Type) -> Value {
-        self.new_slot(ty, Some(true))
+        self.new_slot(ty, Some(true), None)
     }
 
-    fn new_slot(&mut self, ty: Type, volatile: Option<bool>) -> Value {
+    fn new_slot(&mut self, ty: Type, volatile: Option<bool>, uninit: Option<bool>) -> Value {
         let mut b = Builder::new(&mut *self.b.module, self.cx.locals);
         b.loc = self.b.loc;
-        b.core_local(ty.clone(), None, volatile, Type::ptr(ty))
+        b.core_local(ty.clone(), None, volatile, uninit, Type::ptr(ty))
     }
 
     /// The function's shared slot for `role` and `ty`.
@@ -228,7 +228,10 @@ impl Emit<'_> {
         if let Some(&s) = self.cx.scratch.get(&(role, ty.clone())) {
             return s;
         }
-        let s = self.slot(ty.clone());
+        // Keys and values are stored right before the helper call that reads them: zeroing
+        // them at function entry would be a dead store LLVM cannot remove (the slot escapes).
+        let uninit = matches!(role, Role::Key | Role::Value).then_some(true);
+        let s = self.new_slot(ty.clone(), None, uninit);
         self.cx.scratch.insert((role, ty), s);
         s
     }
@@ -394,21 +397,32 @@ fn map_delete(e: &mut Emit, op: OpId) -> Lowered {
 
 /// `m[k] += delta`: an atomic add on an existing entry; otherwise an insert that must not replace
 /// an entry another CPU created meanwhile (BPF_NOEXIST), and if one did, the add on that entry.
+/// `m[k] += n` (§11.2): an atomic add to the entry, or an insert of `n` when absent (with a
+/// second lookup when another CPU inserted first). Arrays always hold their keys, so they have no
+/// insert path; per-CPU slots belong to the running CPU, so they take a plain add, as
+/// hand-written C does.
 fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapAdd(op);
     let (map, key, delta) = (v.map(e.m()).to_string(), v.key(e.m()), v.delta(e.m()));
-    let value_ty = declaration(e.m(), Opcode::KsMap, &map).map(|d| KsMap(d).value(e.m()).clone()).ok_or_else(|| format!("@{map} is not a map"))?;
+    let decl = declaration(e.m(), Opcode::KsMap, &map).ok_or_else(|| format!("@{map} is not a map"))?;
+    let (value_ty, kind) = (KsMap(decl).value(e.m()).clone(), KsMap(decl).kind(e.m()).to_vec());
     if !value_ty.is_int() {
         return Err(format!("`+=` on an entry of @{map} needs integer values, not {value_ty}"));
     }
+    let per_cpu = kind.starts_with(b"percpu") || kind.starts_with(b"lru_percpu");
+    let always_present = matches!(kind.as_slice(), b"array" | b"percpu_array");
     let delta = e.cast(delta, &value_ty);
     let entry_ty = Type::ptr(value_ty);
     let k = e.spill(Role::Key, key);
     let p = e.lookup(&map, k, entry_ty.clone());
     let present = e.non_null(p);
+    if always_present {
+        e.if_then(present, |e| add_in_place(e, p, delta, per_cpu));
+        return Ok(vec![]);
+    }
     e.if_else(
         present,
-        |e| add_in_place(e, p, delta),
+        |e| add_in_place(e, p, delta, per_cpu),
         |e| {
             let val = e.spill(Role::Value, delta);
             let ret = e.update(&map, k, val, BPF_NOEXIST);
@@ -417,16 +431,17 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
             e.if_then(raced, |e| {
                 let p = e.lookup(&map, k, entry_ty);
                 let present = e.non_null(p);
-                e.if_then(present, |e| add_in_place(e, p, delta));
+                e.if_then(present, |e| add_in_place(e, p, delta, per_cpu));
             });
         },
     );
     Ok(vec![])
 }
 
-/// BPF atomics exist for 32- and 64-bit words only; narrower values get a plain read-modify-write.
-fn add_in_place(e: &mut Emit, p: Value, delta: Value) {
-    if matches!(e.size(&e.ty(delta)), Ok(4 | 8)) {
+/// BPF atomics exist for 32- and 64-bit words only; narrower values, and per-CPU slots, get a
+/// plain read-modify-write.
+fn add_in_place(e: &mut Emit, p: Value, delta: Value, per_cpu: bool) {
+    if !per_cpu && matches!(e.size(&e.ty(delta)), Ok(4 | 8)) {
         e.b.core_atomic_add(p, delta);
     } else {
         let old = e.load(p);

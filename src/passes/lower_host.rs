@@ -249,7 +249,7 @@ impl Lower<'_> {
         let entry = self.m.func_entry(self.func);
         let at = self.m.block(entry).ops.iter().take_while(|&&o| self.m.op(o).opcode == Opcode::CoreLocal).count();
         let mut b = Builder { module: &mut *self.m, block: entry, at: Some(at), loc: self.loc };
-        b.core_local(ty.clone(), None, None, Type::ptr(ty))
+        b.core_local(ty.clone(), None, None, None, Type::ptr(ty))
     }
 
     /// Stores `value` into a new slot at `at`; yields the slot's address.

@@ -196,7 +196,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let mut b = Builder::new(m, func_entry);
         b.at = Some(0);
         b.loc = loc;
-        b.core_local(ctx_ty.clone(), Some(b"loop_ctx".to_vec()), None, Type::ptr(ctx_ty.clone()))
+        b.core_local(ctx_ty.clone(), Some(b"loop_ctx".to_vec()), None, None, Type::ptr(ctx_ty.clone()))
     };
     let mut b = m.builder_before(lp);
     let z = b.core_zero(ctx_ty.clone());

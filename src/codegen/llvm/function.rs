@@ -377,10 +377,16 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let Some(Attr::Type(t)) = &d.attrs[0] else { return Err("local without type".into()) };
                 let lt = self.g.memory_type(t);
                 let slot = b.build_alloca(lt, "").map_err(e)?;
-                // Slots start zeroed (ks.local's contract; the optimiser drops dead stores).
-                let init = b.build_store(slot, lt.const_zero()).map_err(e)?;
-                if matches!(d.attrs.get(2), Some(Some(Attr::Bool(true)))) {
-                    init.set_volatile(true).map_err(|x| x.to_string())?;
+                // Slots start zeroed (ks.local's contract; the optimiser drops dead stores),
+                // except the `uninit` ones, which are written before every read.
+                let volatile = matches!(d.attrs.get(2), Some(Some(Attr::Bool(true))));
+                if !matches!(d.attrs.get(3), Some(Some(Attr::Bool(true)))) {
+                    let init = b.build_store(slot, lt.const_zero()).map_err(e)?;
+                    if volatile {
+                        init.set_volatile(true).map_err(|x| x.to_string())?;
+                    }
+                }
+                if volatile {
                     self.volatile.insert(d.results[0]);
                 }
                 self.set(&d, slot);
@@ -392,7 +398,9 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 if self.volatile.contains(&d.operands[0]) {
                     raw.as_instruction_value().map(|i| i.set_volatile(true));
                 }
-                let v = if t == Type::Bool { b.build_int_truncate(raw.into_int_value(), self.g.ctx.bool_type(), "").map_err(e)?.into() } else { raw };
+                // A stored bool is a byte holding 0 or 1: testing it against zero (rather than
+                // truncating to bit 0) lets a branch on it test the loaded byte directly.
+                let v = if t == Type::Bool { b.build_int_compare(IntPredicate::NE, raw.into_int_value(), self.g.ctx.i8_type().const_zero(), "").map_err(e)?.into() } else { raw };
                 self.set(&d, v);
             }
             Opcode::CoreStore => {
