@@ -287,6 +287,24 @@ impl Module {
     }
 
     /// The block holding `op` and its index there.
+    /// Whether `a` runs before `b` on every path through structured IR: `a` precedes, in its
+    /// own block, `b` or an op that encloses `b`.
+    pub fn precedes_structurally(&self, a: OpId, b: OpId) -> bool {
+        let Some((block, at)) = self.position(a) else { return false };
+        let mut cur = b;
+        loop {
+            if let Some((bb, i)) = self.position(cur) {
+                if bb == block {
+                    return at < i;
+                }
+            }
+            match self.parent_op(cur) {
+                Some(p) => cur = p,
+                None => return false,
+            }
+        }
+    }
+
     pub fn position(&self, op: OpId) -> Option<(BlockId, usize)> {
         let b = self.op(op).parent?;
         self.block(b).ops.iter().position(|&o| o == op).map(|i| (b, i))

@@ -76,8 +76,9 @@ pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
 
 fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned_by_var: HashMap::new() };
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None };
     for op in ops {
+        cx.current = Some(op);
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
         match lower(&mut Emit { b: m.builder_before(op), cx: &mut cx }, op) {
             Ok(values) => m.replace_op(op, &values),
@@ -156,6 +157,11 @@ struct FnCx {
     records: ringbuf::Records,
     /// The owned slot of the allocation stored in each variable slot.
     owned_by_var: HashMap<Value, Value>,
+    /// The entry pointer of each one-entry array map (configs, pinned globals) looked up so far:
+    /// reused wherever that lookup runs first, since the entry never moves.
+    entries: HashMap<String, Value>,
+    /// The op being lowered.
+    current: Option<OpId>,
 }
 
 impl FnCx {
@@ -305,6 +311,15 @@ impl Emit<'_> {
     /// reads give 0 (§12.1, §12.3). Key 0 of a one-entry array always exists: the stand-in only
     /// gives the verifier a non-null pointer, and one per type is shared by the whole function.
     fn array_entry(&mut self, map: &str, entry_ty: Type) -> Value {
+        if let (Some(&known), Some(op)) = (self.cx.entries.get(map), self.cx.current) {
+            let def = match self.b.module.value(known).def {
+                crate::ir::ValueDef::Result(o, _) => Some(o),
+                _ => None,
+            };
+            if *self.b.module.value_type(known) == entry_ty && def.is_some_and(|d| self.b.module.precedes_structurally(d, op)) {
+                return known;
+            }
+        }
         let key = self.scratch(Role::Key, Type::u32());
         self.store_const(0, key);
         let p = self.lookup(map, key, entry_ty.clone());
@@ -317,7 +332,9 @@ impl Emit<'_> {
             }
         };
         let found = self.non_null(p);
-        self.b.core_select(found, p, fallback)
+        let entry = self.b.core_select(found, p, fallback);
+        self.cx.entries.insert(map.to_string(), entry);
+        entry
     }
 
     fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Emit<'_>), els: impl FnOnce(&mut Emit<'_>)) {
