@@ -76,7 +76,7 @@ pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
 
 fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None };
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), plain_slots: plain_slots(m, func) };
     for op in ops {
         cx.current = Some(op);
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
@@ -162,6 +162,26 @@ struct FnCx {
     entries: HashMap<String, Value>,
     /// The op being lowered.
     current: Option<OpId>,
+    /// Map lookups lowered so far, which a later `m[k] += n` of the same entry may reuse.
+    lookups: Vec<Lookup>,
+    /// Local variable slots used only by plain loads and stores (so a key loaded from one is
+    /// the same key until the next store to it).
+    plain_slots: HashSet<Value>,
+}
+
+/// A lowered `m[k]` lookup: the map, the key's identity, the helper call and the entry pointer.
+struct Lookup {
+    map: String,
+    key: KeyId,
+    call: OpId,
+    entry: Value,
+}
+
+/// What identifies a key across ops: the variable slot it was loaded from, or the value itself.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KeyId {
+    Slot(Value),
+    Value(Value),
 }
 
 impl FnCx {
@@ -393,7 +413,83 @@ fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapLookup(op);
     let (map, key, ty) = (v.map(e.m()).to_string(), v.key(e.m()), e.ty(v.entry_value(e.m())));
     let k = e.spill(Role::Key, key);
-    Ok(vec![e.lookup(&map, k, ty)])
+    let entry = e.lookup(&map, k, ty);
+    if let ValueDef::Result(call, _) = e.m().value(entry).def {
+        let key = key_id(e.m(), &e.cx.plain_slots, key);
+        e.cx.lookups.push(Lookup { map, key, call, entry });
+    }
+    Ok(vec![entry])
+}
+
+/// A variable slot whose address is only loaded from and stored to.
+fn plain_slots(m: &Module, func: OpId) -> HashSet<Value> {
+    let ops = m.collect_nested(func, |_| true);
+    let mut slots: HashSet<Value> = ops.iter().filter(|&&o| m.op(o).opcode == Opcode::CoreLocal).map(|&o| m.op(o).results[0]).collect();
+    for &o in &ops {
+        let d = m.op(o);
+        for (i, v) in d.operands.iter().enumerate() {
+            let plain = (d.opcode == Opcode::CoreLoad && i == 0) || (d.opcode == Opcode::CoreStore && i == 1);
+            if !plain {
+                slots.remove(v);
+            }
+        }
+    }
+    slots
+}
+
+fn key_id(m: &Module, plain: &HashSet<Value>, key: Value) -> KeyId {
+    if let ValueDef::Result(load, _) = m.value(key).def {
+        let d = m.op(load);
+        if d.opcode == Opcode::CoreLoad && plain.contains(&d.operands[0]) {
+            return KeyId::Slot(d.operands[0]);
+        }
+    }
+    KeyId::Value(key)
+}
+
+/// The entry pointer of an earlier lookup of `map[key]` that still holds at `op`: the lookup runs
+/// first on every path to `op`, and nothing that may run in between stores to the key's variable,
+/// writes or deletes entries of `map`, or calls a function.
+fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
+    let m = e.m();
+    let key = key_id(m, &e.cx.plain_slots, key);
+    let found = e.cx.lookups.iter().rev().find(|l| l.map == map && l.key == key && m.precedes_structurally(l.call, op))?;
+    let (block, from) = m.position(found.call)?;
+    // The op of `found`'s block that contains `op`: everything from the lookup to there may run
+    // in between (a superset, which only makes the answer more conservative).
+    let mut until = op;
+    while m.position(until).map(|(b, _)| b) != Some(block) {
+        until = m.parent_op(until)?;
+    }
+    let (_, to) = m.position(until)?;
+    let ops = m.block(block).ops[from + 1..=to].to_vec();
+    for o in ops.iter().flat_map(|&o| m.collect_nested(o, |_| true).into_iter().chain(std::iter::once(o))) {
+        if o == op {
+            continue;
+        }
+        let d = m.op(o);
+        let names_map = |a: Option<&Attr>| matches!(a, Some(Attr::Sym(s)) if s == map);
+        let clobbers = match d.opcode {
+            Opcode::CoreCall | Opcode::CoreCallIndirect | Opcode::KsCallExtern | Opcode::KsTailCall | Opcode::BpfTailCall | Opcode::BpfKfuncCall => true,
+            Opcode::KsMapUpdate | Opcode::KsMapDelete | Opcode::KsMapAdd | Opcode::KsMapPush | Opcode::KsMapPop => names_map(m.attr(o, "map")),
+            Opcode::BpfHelperCall => {
+                let id = match m.attr(o, "id") {
+                    Some(Attr::Int(i)) => *i,
+                    _ => 0,
+                };
+                let target = d.operands.first().and_then(|&mp| match m.value(mp).def {
+                    ValueDef::Result(a, _) => Some(a),
+                    _ => None,
+                });
+                [MAP_UPDATE.0, MAP_DELETE.0, MAP_PUSH.0, MAP_POP.0].contains(&id) && target.is_none_or(|a| m.op(a).opcode != Opcode::BpfMapAddr || names_map(m.attr(a, "map")))
+            }
+            _ => matches!(key, KeyId::Slot(s) if d.operands.contains(&s) && d.opcode != Opcode::CoreLoad),
+        };
+        if clobbers {
+            return None;
+        }
+    }
+    Some(found.entry)
 }
 
 fn map_update(e: &mut Emit, op: OpId) -> Lowered {
@@ -412,8 +508,6 @@ fn map_delete(e: &mut Emit, op: OpId) -> Lowered {
     Ok(vec![e.helper(MAP_DELETE, &[mp, k], Type::i64())])
 }
 
-/// `m[k] += delta`: an atomic add on an existing entry; otherwise an insert that must not replace
-/// an entry another CPU created meanwhile (BPF_NOEXIST), and if one did, the add on that entry.
 /// `m[k] += n` (§11.2): an atomic add to the entry, or an insert of `n` when absent (with a
 /// second lookup when another CPU inserted first). Arrays always hold their keys, so they have no
 /// insert path; per-CPU slots belong to the running CPU, so they take a plain add, as
@@ -431,7 +525,11 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let delta = e.cast(delta, &value_ty);
     let entry_ty = Type::ptr(value_ty);
     let k = e.spill(Role::Key, key);
-    let p = e.lookup(&map, k, entry_ty.clone());
+    // `if (m[k] != null) { m[k] += 1 }`: the entry found by the test is the one to add to.
+    let p = match earlier_lookup(e, &map, key, op) {
+        Some(p) if e.ty(p) == entry_ty => p,
+        _ => e.lookup(&map, k, entry_ty.clone()),
+    };
     let present = e.non_null(p);
     if always_present {
         e.if_then(present, |e| add_in_place(e, p, delta, per_cpu));
