@@ -168,10 +168,5 @@ fn report(root: &Path, rows: &[Row], repeat: u32, rounds: usize) {
     let g_x = common::geomean(&rows.iter().map(|r| ratio(r.xlated.0 as f64, r.xlated.1 as f64)).collect::<Vec<_>>());
     let g_p = common::geomean(&rows.iter().map(|r| ratio(r.processed.0 as f64, r.processed.1 as f64)).collect::<Vec<_>>());
     let summary = format!("geometric mean ksc ÷ C over {} examples: ns/run {g_ns:.3} (target ≤ 1.00), xlated instructions {g_x:.3} (target ≤ 1.05), verifier-processed {g_p:.3}", rows.len());
-    let _ = writeln!(md, "\n{summary}");
-    let dir = root.join("benches/results");
-    std::fs::create_dir_all(&dir).expect("benches/results");
-    std::fs::write(dir.join("codegen.md"), md).expect("write codegen.md");
-    std::fs::write(dir.join("codegen.csv"), csv).expect("write codegen.csv");
-    println!("{summary}");
+    common::write_results(&root, "codegen", md, &csv, &summary);
 }

@@ -75,12 +75,7 @@ fn main() {
         let _ = writeln!(csv, "{name},{obj_ms:.2},{obj_mb:.1},{exe_ms:.2},{exe_mb:.1},{cms},{cmb}");
     }
     let summary = format!("slowest .ks → .bpf.o: {worst_obj:.1} ms (target ≤ 20 ms); highest peak memory: {worst_peak:.1} MB (target ≤ 100 MB)");
-    let _ = writeln!(md, "\n{summary}");
-    let dir = root.join("benches/results");
-    std::fs::create_dir_all(&dir).expect("benches/results");
-    std::fs::write(dir.join("compile.md"), md).expect("write compile.md");
-    std::fs::write(dir.join("compile.csv"), csv).expect("write compile.csv");
-    println!("{summary}");
+    common::write_results(&root, "compile", md, &csv, &summary);
 }
 
 /// Median wall time in milliseconds of RUNS runs of a command that must succeed.

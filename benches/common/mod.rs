@@ -86,3 +86,14 @@ pub fn median(mut v: Vec<f64>) -> f64 {
 pub fn geomean(v: &[f64]) -> f64 {
     (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp()
 }
+
+/// Writes `benches/results/NAME.md` (the table, then the summary line) and `NAME.csv`, and prints
+/// the summary.
+pub fn write_results(root: &Path, name: &str, mut md: String, csv: &str, summary: &str) {
+    md.push_str(&format!("\n{summary}\n"));
+    let dir = root.join("benches/results");
+    std::fs::create_dir_all(&dir).expect("benches/results");
+    std::fs::write(dir.join(format!("{name}.md")), md).expect("write the Markdown results");
+    std::fs::write(dir.join(format!("{name}.csv")), csv).expect("write the CSV results");
+    println!("{summary}");
+}
