@@ -33,6 +33,9 @@ const MAP_POP: Helper = Helper(88, "bpf_map_pop_elem");
 const MAP_PEEK: Helper = Helper(89, "bpf_map_peek_elem");
 const PROBE_READ_KERNEL: Helper = Helper(113, "bpf_probe_read_kernel");
 const RINGBUF_OUTPUT: Helper = Helper(130, "bpf_ringbuf_output");
+const RINGBUF_RESERVE: Helper = Helper(131, "bpf_ringbuf_reserve");
+const RINGBUF_SUBMIT: Helper = Helper(132, "bpf_ringbuf_submit");
+const RINGBUF_DISCARD: Helper = Helper(133, "bpf_ringbuf_discard");
 
 const BPF_NOEXIST: i128 = 1;
 const BPF_F_CURRENT_CPU: i128 = 0xffff_ffff;

@@ -5,12 +5,17 @@
 //! verifier demands that release even when the reservation failed. `submit` / `discard` release
 //! it explicitly and clear the flag.
 //!
+//! The common shape `var r = rb.reserve(); if (r != null) { …; rb.submit(r) }`, where the branch
+//! cannot leave early and nothing uses `r` afterwards, releases every reservation by itself: it
+//! takes the plain `bpf_ringbuf_reserve`/`submit` pair, as hand-written C does, and the verifier
+//! checks the release.
+//!
 //! `rb.submit(e)` names the record by value, so the analysis here maps every value and variable
 //! slot a record flows into back to its reservation. Sema only lets a record live in local
 //! variables of the reserving function (E0608); reservations that can reach the same variable
 //! share one dynptr and flag.
 
-use super::{Emit, Lowered};
+use super::{Emit, Lowered, RINGBUF_DISCARD, RINGBUF_RESERVE, RINGBUF_SUBMIT};
 use crate::ir::views::KsRbReserve;
 use crate::ir::{Module, OpId, Opcode, Type, Value};
 use std::collections::{HashMap, HashSet};
@@ -31,6 +36,8 @@ pub struct Records {
     /// The hoisted release defers emitted so far, by group root and anchor: reservations of one
     /// group yielded out of the same op need only one.
     hoisted: HashSet<(usize, OpId)>,
+    /// Group roots released on every path by the shape itself (plain reserve and submit).
+    plain: HashSet<usize>,
 }
 
 impl Records {
@@ -54,7 +61,7 @@ impl Records {
     pub fn analyse(m: &Module, func: OpId) -> Records {
         let reserves = m.collect_nested(func, |o| o.opcode == Opcode::KsRbReserve);
         let flow = m.collect_nested(func, |o| matches!(o.opcode, Opcode::CoreStore | Opcode::CoreLoad | Opcode::CoreCast | Opcode::KsYield));
-        let mut r = Records { parent: (0..reserves.len()).collect(), member: HashMap::new(), anchor: HashMap::new(), slots: HashMap::new(), hoisted: HashSet::new() };
+        let mut r = Records { parent: (0..reserves.len()).collect(), member: HashMap::new(), anchor: HashMap::new(), slots: HashMap::new(), hoisted: HashSet::new(), plain: HashSet::new() };
         // Values that are record pointers, and slots that hold them, by reservation.
         let mut records: HashMap<Value, usize> = reserves.iter().enumerate().map(|(i, &op)| (m.op(op).results[0], i)).collect();
         let mut holders: HashMap<Value, usize> = HashMap::new();
@@ -90,6 +97,12 @@ impl Records {
             let anchor = r.anchor_of(m, op, i, &records);
             r.anchor.insert(op, anchor);
         }
+        for (i, &op) in reserves.iter().enumerate() {
+            let alone = (0..reserves.len()).all(|j| j == i || r.find(j) != r.find(i));
+            if alone && releases_itself(m, func, op, &r) {
+                r.plain.insert(r.find(i));
+            }
+        }
         r
     }
 
@@ -121,6 +134,65 @@ impl Records {
     /// The group root of a reserve, submit or discard op.
     fn group(&self, op: OpId) -> Option<usize> {
         self.member.get(&op).map(|&i| self.find(i))
+    }
+}
+
+/// `%rec = ks.rb_reserve; core.store %rec, %r; …loads and tests…; ks.if (load %r != null)
+/// { …; submit or discard }` where the release is a top-level op of the then-branch, nothing in
+/// the branch can leave it early, the else-branch is empty, and `%r` is not used after the `if`.
+fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
+    let Some((block, at)) = m.position(reserve) else { return false };
+    let ops = &m.block(block).ops;
+    let record = m.op(reserve).results[0];
+    let Some(&store) = ops.get(at + 1) else { return false };
+    let st = m.op(store);
+    if st.opcode != Opcode::CoreStore || st.operands[0] != record {
+        return false;
+    }
+    let slot = st.operands[1];
+    let all = m.collect_nested(func, |_| true);
+    let uses = |v: Value| all.iter().filter(move |&&o| m.op(o).operands.contains(&v));
+    if uses(record).count() != 1 || !matches!(m.value(slot).def, crate::ir::ValueDef::Result(l, _) if m.op(l).opcode == Opcode::CoreLocal) {
+        return false;
+    }
+    // Between the store and the `if`: only the loads and the test of the record.
+    let Some(offset) = ops[at + 2..].iter().position(|&o| !matches!(m.op(o).opcode, Opcode::CoreLoad | Opcode::CoreConst | Opcode::CoreCmp | Opcode::CoreCast)) else { return false };
+    let branch = ops[at + 2 + offset];
+    let b = m.op(branch);
+    if b.opcode != Opcode::KsIf || b.regions.len() != 2 || !is_non_null_test(m, b.operands[0], slot) {
+        return false;
+    }
+    let (then_block, else_block) = (m.region(b.regions[0]).blocks[0], m.region(b.regions[1]).blocks[0]);
+    if m.block(else_block).ops.iter().any(|&o| m.op(o).opcode != Opcode::KsYield) {
+        return false;
+    }
+    let group = r.member.get(&reserve).map(|&i| r.find(i));
+    let releases: Vec<OpId> = m.collect_nested(branch, |o| matches!(o.opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard)).into_iter().filter(|&o| r.group(o) == group).collect();
+    let exits = m.collect_nested(branch, |o| {
+        matches!(o.opcode, Opcode::KsReturn | Opcode::KsThrow | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsAbort | Opcode::KsTailCall | Opcode::CoreCall | Opcode::KsCallExtern | Opcode::KsIndexAddr)
+    });
+    if releases.len() != 1 || !exits.is_empty() || m.op(releases[0]).parent != Some(then_block) {
+        return false;
+    }
+    // Every use of the slot is the store, or inside [store, if].
+    let window: HashSet<OpId> = ops[at + 1..=at + 2 + offset].iter().flat_map(|&o| m.collect_nested(o, |_| true).into_iter().chain(std::iter::once(o))).collect();
+    uses(slot).all(|o| window.contains(&o))
+}
+
+/// `cond` is `load(slot) != null` (or the load made a bool).
+fn is_non_null_test(m: &Module, cond: Value, slot: Value) -> bool {
+    let def = |v: Value| match m.value(v).def {
+        crate::ir::ValueDef::Result(o, _) => Some(o),
+        _ => None,
+    };
+    let loads_slot = |v: Value| def(v).is_some_and(|o| m.op(o).opcode == Opcode::CoreLoad && m.op(o).operands[0] == slot);
+    let is_null = |v: Value| def(v).is_some_and(|o| m.op(o).opcode == Opcode::CoreConst && matches!(m.attr(o, "value"), Some(crate::ir::Attr::Int(0))));
+    let Some(test) = def(cond) else { return false };
+    let t = m.op(test);
+    match t.opcode {
+        Opcode::CoreCmp => matches!(m.attr(test, "pred"), Some(crate::ir::Attr::Str(p)) if p == b"ne") && ((loads_slot(t.operands[0]) && is_null(t.operands[1])) || (loads_slot(t.operands[1]) && is_null(t.operands[0]))),
+        Opcode::CoreCast => loads_slot(t.operands[0]),
+        _ => false,
     }
 }
 
@@ -167,6 +239,11 @@ pub fn reserve(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsRbReserve(op);
     let (map, rec_ty) = (v.map(e.m()).to_string(), e.ty(v.record_value(e.m())));
     let size = e.size(rec_ty.pointee().unwrap_or(&Type::Void))? as i128;
+    if e.cx.records.group(op).is_some_and(|g| e.cx.records.plain.contains(&g)) {
+        let mp = e.map_addr(&map);
+        let (n, flags) = (e.u64(size), e.u64(0));
+        return Ok(vec![e.helper(RINGBUF_RESERVE, &[mp, n, flags], rec_ty)]);
+    }
     let (dynptr, live) = e.record_slots(op)?;
     e.b.bpf_dynptr_reserve(dynptr, &map, size);
     e.store_const(1, live);
@@ -185,6 +262,12 @@ pub fn reserve(e: &mut Emit, op: OpId) -> Lowered {
 
 /// `rb.submit(e)` / `rb.discard(e)`: release the record's dynptr and clear its live flag.
 pub fn release(e: &mut Emit, op: OpId) -> Lowered {
+    let submit = e.m().op(op).opcode == Opcode::KsRbSubmit;
+    if e.cx.records.group(op).is_some_and(|g| e.cx.records.plain.contains(&g)) {
+        let (record, flags) = (e.m().op(op).operands[0], e.u64(0));
+        e.helper(if submit { RINGBUF_SUBMIT } else { RINGBUF_DISCARD }, &[record, flags], Type::i64());
+        return Ok(vec![e.b.core_const(0, Type::i32())]);
+    }
     let (dynptr, live) = e.record_slots(op)?;
     if e.m().op(op).opcode == Opcode::KsRbSubmit {
         e.b.bpf_dynptr_submit(dynptr);
