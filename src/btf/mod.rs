@@ -12,6 +12,7 @@ mod raw;
 mod tests;
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -119,9 +120,9 @@ pub struct KOpsMember {
 pub struct KernelBtf {
     raw: RawBtf,
     /// name → ids of named types of the kinds we look up, in id order.
-    by_name: OnceLock<HashMap<String, Vec<u32>>>,
+    by_name: OnceLock<NameMap<Vec<u32>>>,
     /// enumerator name → (id of its ENUM/ENUM64, value); first one wins.
-    enumerators: OnceLock<HashMap<String, (u32, i64)>>,
+    enumerators: OnceLock<NameMap<(u32, i64)>>,
 }
 
 impl fmt::Debug for KernelBtf {
@@ -180,9 +181,9 @@ impl KernelBtf {
 
     // ----- name lookup -----
 
-    fn names(&self) -> &HashMap<String, Vec<u32>> {
+    fn names(&self) -> &NameMap<Vec<u32>> {
         self.by_name.get_or_init(|| {
-            let mut map: HashMap<String, Vec<u32>> = HashMap::new();
+            let mut map: NameMap<Vec<u32>> = NameMap::default();
             for id in 1..self.raw.type_cnt() {
                 let Some(t) = self.raw.get(id) else { continue };
                 // Only kinds some query asks for: keeps the map small.
@@ -484,9 +485,9 @@ impl KernelBtf {
         self.enumerator_map().get(name).copied()
     }
 
-    fn enumerator_map(&self) -> &HashMap<String, (u32, i64)> {
+    fn enumerator_map(&self) -> &NameMap<(u32, i64)> {
         self.enumerators.get_or_init(|| {
-            let mut map = HashMap::new();
+            let mut map = NameMap::default();
             for id in 1..self.raw.type_cnt() {
                 let Some(t) = self.raw.get(id) else { continue };
                 for (off, v) in t.enum_values() {
@@ -613,5 +614,43 @@ impl fmt::Display for KType {
             KType::FuncPtr => write!(f, "*void"),
             KType::Unknown => write!(f, "<unknown>"),
         }
+    }
+}
+
+/// The name indexes over the kernel's ~100k BTF types, hashed with the Fx hash (as rustc's own
+/// tables are): SipHash's resistance to chosen keys buys nothing for type names and cost ~5% of a
+/// whole compile.
+type NameMap<V> = HashMap<String, V, BuildHasherDefault<FxHasher>>;
+
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl FxHasher {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        self.add(u64::from_le_bytes(tail) ^ bytes.len() as u64);
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.add(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.add(i as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }

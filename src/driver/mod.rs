@@ -102,13 +102,24 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     };
     report(&diags, &sources, common.diagnostics);
     let Some(checked) = checked.filter(|_| !diags.has_errors()) else { return 1 };
+    let code = run_stage(common, stage, &unit, &checked, &sources);
+    // The process ends right after this: freeing the syntax tree, the checker's tables and the
+    // kernel's BTF index piece by piece would only cost time (clang's -disable-free, likewise).
+    std::mem::forget(checked);
+    std::mem::forget(unit);
+    std::mem::forget(sources);
+    code
+}
+
+/// The stages after a successful check.
+fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit, checked: &sema::Checked, sources: &SourceMap) -> i32 {
     let module = match stage {
         Stage::Check => return 0,
-        _ => crate::lower::lower_unit(&unit, &checked, &sources),
+        _ => crate::lower::lower_unit(unit, checked, sources),
     };
     let opts = build::options(&common.codegen);
     let file = &common.file;
-    match stage {
+    let code = match stage {
         Stage::Check => 0,
         Stage::Emit(Emit::KsIr, ..) => opt::print_verified(&module, "ks-ir"),
         Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), ..) => {
@@ -145,13 +156,15 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
         Stage::Emit(Emit::Exe, worlds, out, test) => build::artifacts(&module, file, out.as_deref(), test, worlds, &opts),
         Stage::Emit(Emit::Ast, ..) => 0,
         Stage::Verify => match build::kernel_object(&module, crate::codegen::llvm::Output::Object, file, &opts.bpf) {
-            Ok(bytes) => verify::run(&bytes, file, &sources, common.diagnostics == DiagnosticFormat::Json),
+            Ok(bytes) => verify::run(&bytes, file, sources, common.diagnostics == DiagnosticFormat::Json),
             Err(code) => code,
         },
         Stage::Build { out, test } => build::artifacts(&module, file, out.as_deref(), test, build::Worlds::ALL, &opts),
         Stage::Test { filter } => run::tests(&module, file, filter.as_deref(), &opts),
         Stage::Run { args } => run::program(&module, file, &args, &opts),
-    }
+    };
+    std::mem::forget(module);
+    code
 }
 
 /// The userspace side's LLVM IR, assembly or object, around the unit's BPF object.
