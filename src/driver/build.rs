@@ -51,7 +51,7 @@ fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Err
 }
 
 /// The kernel side compiled, with the module it came from (which the runtime tables are read from).
-pub fn kernel(module: &Module, output: Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<(Module, Vec<u8>), i32> {
+fn kernel(module: &Module, output: Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<(Module, Vec<u8>), i32> {
     let bpf = run_pipeline(module, pipeline::BPF, "bpf-ir")?;
     match crate::codegen::bpf::compile(&bpf, opts, output) {
         Ok(bytes) => Ok((bpf, bytes)),
@@ -83,26 +83,28 @@ pub fn has_main(module: &Module) -> bool {
     module.lookup_symbol("main").is_some_and(|f| module.op(f).opcode == crate::ir::Opcode::KsFunc)
 }
 
+/// The kernel side compiled to an object with the start-up tables the host executable embeds,
+/// when the unit has one.
+pub fn kernel_tables(module: &Module, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<Option<ObjectTables>, i32> {
+    if !has_kernel_side(module) {
+        return Ok(None);
+    }
+    let (bpf, object) = kernel(module, Output::Object, file, opts)?;
+    Ok(Some(crate::codegen::bpf::object_tables(&bpf, object)))
+}
+
 /// Compiles the kernel side (if any) and, when `exe` is given, links the host executable (program
 /// or test runner) there. Returns the BPF object, when the unit has a kernel side.
 pub fn build(module: &Module, file: &Path, exe: Option<&Path>, test: bool, opts: &Options) -> Result<Option<Vec<u8>>, i32> {
-    let (bpf, object) = if has_kernel_side(module) {
-        let (m, bytes) = kernel(module, Output::Object, file, &opts.bpf)?;
-        (Some(m), Some(bytes))
-    } else {
-        (None, None)
-    };
-    let Some(exe) = exe else { return Ok(object) };
-    let tables = match (&bpf, &object) {
-        (Some(m), Some(bytes)) => Some(crate::codegen::bpf::object_tables(m, bytes.clone())),
-        _ => None,
-    };
-    let host = host_object(module, tables.as_ref(), test, Output::Object, file, &opts.host)?;
-    if let Err(e) = crate::link::link_executable(&host, exe) {
-        eprintln!("{}:1:1: error[E0999]: internal compiler error: {e}", file.display());
-        return Err(1);
+    let tables = kernel_tables(module, file, &opts.bpf)?;
+    if let Some(exe) = exe {
+        let host = host_object(module, tables.as_ref(), test, Output::Object, file, &opts.host)?;
+        if let Err(e) = crate::link::link_executable(&host, exe) {
+            eprintln!("{}:1:1: error[E0999]: internal compiler error: {e}", file.display());
+            return Err(1);
+        }
     }
-    Ok(object)
+    Ok(tables.map(|t| t.object))
 }
 
 /// Writes an artifact to `-o PATH`, or to standard output.

@@ -169,12 +169,7 @@ fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit,
 
 /// The userspace side's LLVM IR, assembly or object, around the unit's BPF object.
 fn emit_host(module: &crate::ir::Module, output: crate::codegen::llvm::Output, file: &Path, test: bool, opts: &build::Options) -> Result<Vec<u8>, i32> {
-    let tables = if build::has_kernel_side(module) {
-        let (bpf, object) = build::kernel(module, crate::codegen::llvm::Output::Object, file, &opts.bpf)?;
-        Some(crate::codegen::bpf::object_tables(&bpf, object))
-    } else {
-        None
-    };
+    let tables = build::kernel_tables(module, file, &opts.bpf)?;
     build::host_object(module, tables.as_ref(), test, output, file, &opts.host)
 }
 
