@@ -16,3 +16,4 @@ pub mod passes;
 pub mod pipeline;
 pub mod sema;
 pub mod syntax;
+pub mod timing;

@@ -1,22 +1,25 @@
 //! Kernel type information from BTF (LANGUAGE.md §9.2, §9.3, §10.4, §16.1).
 //!
-//! libbpf parses and validates the file; this module turns the parts ksc needs
-//! (structs, enums, integer typedefs, function prototypes) into plain Rust
-//! values (`KType`, `KStruct`, …) that do not borrow from libbpf.
+//! `raw` reads and validates the file; this module turns the parts ksc needs (structs, enums,
+//! integer typedefs, function prototypes) into plain Rust values (`KType`, `KStruct`, …) that do
+//! not borrow from it. Lookups by name go through `names`' indexes, built on first use.
 //!
-//! Robustness: libbpf guarantees every id and string offset is in range, but
-//! not that references are acyclic, so every walk here is depth-limited.
+//! Robustness: every id and string offset is bounds-checked where it is read, but references
+//! need not be acyclic, so every walk here is depth-limited.
 
+mod bytes;
+mod elf;
+mod names;
 mod raw;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use bytes::Bytes;
+use names::Names;
 use raw::*;
 
 /// Longest typedef/modifier chain, and deepest pointer/array/anonymous-member
@@ -115,14 +118,34 @@ pub struct KOpsMember {
     pub kind: KOpsKind,
 }
 
-/// A parsed kernel BTF file. Cheap to query: name lookups go through hash
-/// maps built on first use (libbpf's own find functions scan linearly).
+/// A parsed kernel BTF file. Lookups by name are memoized (see `names`).
 pub struct KernelBtf {
     raw: RawBtf,
-    /// name → ids of named types of the kinds we look up, in id order.
-    by_name: OnceLock<NameMap<Vec<u32>>>,
-    /// enumerator name → (id of its ENUM/ENUM64, value); first one wins.
-    enumerators: OnceLock<NameMap<(u32, i64)>>,
+    names: Names,
+}
+
+/// Kernel BTF read on first use. Most packet programs never ask for a kernel type, and reading
+/// the kernel's ~5 MB of BTF would otherwise be the largest part of compiling them.
+pub struct LazyBtf {
+    path: PathBuf,
+    btf: OnceLock<Option<KernelBtf>>,
+}
+
+impl LazyBtf {
+    /// BTF to be read from `path` when first asked for.
+    pub fn new(path: PathBuf) -> Self {
+        LazyBtf { path, btf: OnceLock::new() }
+    }
+
+    /// BTF already read (or known to be absent).
+    pub fn loaded(btf: Option<KernelBtf>) -> Self {
+        LazyBtf { path: PathBuf::new(), btf: OnceLock::from(btf) }
+    }
+
+    /// The kernel's types; None when the file cannot be read or parsed.
+    pub fn get(&self) -> Option<&KernelBtf> {
+        self.btf.get_or_init(|| crate::timing::stage("load kernel btf", || KernelBtf::load(&self.path).ok())).as_ref()
+    }
 }
 
 impl fmt::Debug for KernelBtf {
@@ -139,25 +162,17 @@ impl KernelBtf {
 
     /// Loads BTF from an ELF object with a .BTF section or a raw BTF file.
     pub fn load(path: &Path) -> Result<KernelBtf, String> {
-        // Checked first so the common mistakes give a clear message and never
-        // reach libbpf's logging.
-        let meta = std::fs::metadata(path)
-            .map_err(|e| format!("cannot load BTF from {}: {}", path.display(), e))?;
-        if meta.is_dir() {
-            return Err(format!("cannot load BTF from {}: is a directory", path.display()));
+        let fail = |why: &dyn fmt::Display| format!("cannot load BTF from {}: {why}", path.display());
+        if path.is_dir() {
+            return Err(fail(&"is a directory"));
         }
-        // Reject files that are neither ELF nor raw BTF (either byte order)
-        // ourselves: libbpf would print its own warning for them.
-        let mut magic = [0u8; 4];
-        let n = std::fs::File::open(path)
-            .and_then(|mut f| std::io::Read::read(&mut f, &mut magic))
-            .map_err(|e| format!("cannot load BTF from {}: {}", path.display(), e))?;
-        let is_elf = n == 4 && magic == *b"\x7fELF";
-        let is_btf = n >= 2 && matches!(magic[..2], [0x9f, 0xeb] | [0xeb, 0x9f]);
+        let bytes = crate::timing::stage("read btf file", || Bytes::read(path)).map_err(|e| fail(&e))?;
+        let is_elf = bytes.starts_with(b"\x7fELF");
+        let is_btf = matches!(bytes.get(..2), Some([0x9f, 0xeb] | [0xeb, 0x9f]));
         if !is_elf && !is_btf {
-            return Err(format!("cannot load BTF from {}: not an ELF or BTF file", path.display()));
+            return Err(fail(&"not an ELF or BTF file"));
         }
-        Ok(Self::wrap(RawBtf::parse(path)?))
+        RawBtf::parse(bytes).map(Self::wrap).map_err(|e| fail(&e))
     }
 
     /// Loads the running kernel's BTF.
@@ -165,13 +180,13 @@ impl KernelBtf {
         Self::load(&Self::default_path())
     }
 
-    /// Parses a raw BTF blob held in memory.
+    /// Parses a raw BTF blob (or an ELF object with a .BTF section) held in memory.
     pub fn from_bytes(data: &[u8]) -> Result<KernelBtf, String> {
-        Ok(Self::wrap(RawBtf::from_bytes(data)?))
+        RawBtf::parse(Bytes::Owned(data.to_vec())).map(Self::wrap).map_err(|e| format!("cannot parse BTF data: {e}"))
     }
 
     fn wrap(raw: RawBtf) -> KernelBtf {
-        KernelBtf { raw, by_name: OnceLock::new(), enumerators: OnceLock::new() }
+        KernelBtf { raw, names: Names::default() }
     }
 
     /// Number of type ids, including void (id 0).
@@ -181,34 +196,9 @@ impl KernelBtf {
 
     // ----- name lookup -----
 
-    fn names(&self) -> &NameMap<Vec<u32>> {
-        self.by_name.get_or_init(|| {
-            let mut map: NameMap<Vec<u32>> = NameMap::default();
-            for id in 1..self.raw.type_cnt() {
-                let Some(t) = self.raw.get(id) else { continue };
-                // Only kinds some query asks for: keeps the map small.
-                if !matches!(
-                    t.kind(),
-                    KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF | KIND_FUNC
-                ) {
-                    continue;
-                }
-                let name = t.name();
-                if !name.is_empty() {
-                    map.entry(name.into_owned()).or_default().push(id);
-                }
-            }
-            map
-        })
-    }
-
     /// First type id with this name and kind (libbpf's choice among duplicates).
     fn find(&self, name: &str, kind: u32) -> Option<u32> {
-        self.names()
-            .get(name)?
-            .iter()
-            .copied()
-            .find(|&id| self.raw.get(id).is_some_and(|t| t.kind() == kind))
+        self.names.type_id(&self.raw, name, kind)
     }
 
     /// Looks through typedefs and qualifiers. Returns the underlying id (0 for
@@ -462,7 +452,6 @@ impl KernelBtf {
         }
         let values = t
             .enum_values()
-            .into_iter()
             .map(|(off, v)| (self.raw.str_at(off).into_owned(), v))
             .collect();
         Some(KEnum {
@@ -476,29 +465,14 @@ impl KernelBtf {
 
     /// An enumerator by bare name: (name of its enum, "" if anonymous; value).
     pub fn enumerator(&self, name: &str) -> Option<(String, i64)> {
-        let &(id, v) = self.enumerator_map().get(name)?;
+        let (id, v) = self.enumerator_with_id(name)?;
         Some((self.type_name(id), v))
     }
 
-    /// Like `enumerator`, but gives the id of the enum (useful for anonymous enums).
+    /// Like `enumerator`, but gives the id of the enum (useful for anonymous enums). The first
+    /// enumerator of that name in id order wins.
     pub fn enumerator_with_id(&self, name: &str) -> Option<(u32, i64)> {
-        self.enumerator_map().get(name).copied()
-    }
-
-    fn enumerator_map(&self) -> &NameMap<(u32, i64)> {
-        self.enumerators.get_or_init(|| {
-            let mut map = NameMap::default();
-            for id in 1..self.raw.type_cnt() {
-                let Some(t) = self.raw.get(id) else { continue };
-                for (off, v) in t.enum_values() {
-                    let n = self.raw.str_at(off);
-                    if !n.is_empty() {
-                        map.entry(n.into_owned()).or_insert((id, v));
-                    }
-                }
-            }
-            map
-        })
+        self.names.enumerator(&self.raw, name)
     }
 
     // ----- typedefs -----
@@ -614,43 +588,5 @@ impl fmt::Display for KType {
             KType::FuncPtr => write!(f, "*void"),
             KType::Unknown => write!(f, "<unknown>"),
         }
-    }
-}
-
-/// The name indexes over the kernel's ~100k BTF types, hashed with the Fx hash (as rustc's own
-/// tables are): SipHash's resistance to chosen keys buys nothing for type names and cost ~5% of a
-/// whole compile.
-type NameMap<V> = HashMap<String, V, BuildHasherDefault<FxHasher>>;
-
-#[derive(Default)]
-struct FxHasher(u64);
-
-impl FxHasher {
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-}
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            self.add(u64::from_le_bytes(c.try_into().expect("8 bytes")));
-        }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        self.add(u64::from_le_bytes(tail) ^ bytes.len() as u64);
-    }
-
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
     }
 }

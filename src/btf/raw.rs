@@ -1,137 +1,238 @@
-//! The only place that touches libbpf: an owned `struct btf *` plus a
-//! borrowed view of one `struct btf_type` and the records that follow it.
+//! The BTF container format, read in place: the header, one pass over the type section that
+//! validates every record's length and remembers where each type starts, and bounds-checked
+//! accessors for one type and the records that follow it.
 //!
-//! Soundness rests on libbpf's own validation at parse time: `btf_parse_type_sec`
-//! rejects a type whose trailing records would run past the type section, and
-//! `btf_sanity_check` rejects unknown kinds, out-of-range type ids and string
-//! offsets outside the (NUL-terminated) string section. What libbpf does *not*
-//! reject — reference cycles — is handled by the callers with depth limits.
+//! ksc reads the kernel's BTF on every compile, so this is on the start-up path: one read of the
+//! file, no copy of the type data (unless its byte order is foreign), and no per-type allocation.
+//! Type ids and string offsets are checked where they are used (an id out of range is no type, an
+//! offset out of range is the empty name); reference cycles are the callers' to bound.
 
 use std::borrow::Cow;
-use std::ffi::{CStr, CString};
-use std::os::raw::c_char;
-use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
-use std::ptr::NonNull;
+use std::ops::Range;
 
-use libbpf_sys as sys;
+use super::bytes::Bytes;
 
-pub(crate) const KIND_INT: u32 = sys::BTF_KIND_INT;
-pub(crate) const KIND_PTR: u32 = sys::BTF_KIND_PTR;
-pub(crate) const KIND_ARRAY: u32 = sys::BTF_KIND_ARRAY;
-pub(crate) const KIND_STRUCT: u32 = sys::BTF_KIND_STRUCT;
-pub(crate) const KIND_UNION: u32 = sys::BTF_KIND_UNION;
-pub(crate) const KIND_ENUM: u32 = sys::BTF_KIND_ENUM;
-pub(crate) const KIND_FWD: u32 = sys::BTF_KIND_FWD;
-pub(crate) const KIND_TYPEDEF: u32 = sys::BTF_KIND_TYPEDEF;
-pub(crate) const KIND_VOLATILE: u32 = sys::BTF_KIND_VOLATILE;
-pub(crate) const KIND_CONST: u32 = sys::BTF_KIND_CONST;
-pub(crate) const KIND_RESTRICT: u32 = sys::BTF_KIND_RESTRICT;
-pub(crate) const KIND_FUNC: u32 = sys::BTF_KIND_FUNC;
-pub(crate) const KIND_FUNC_PROTO: u32 = sys::BTF_KIND_FUNC_PROTO;
-pub(crate) const KIND_TYPE_TAG: u32 = sys::BTF_KIND_TYPE_TAG;
-pub(crate) const KIND_ENUM64: u32 = sys::BTF_KIND_ENUM64;
+pub(crate) const KIND_INT: u32 = 1;
+pub(crate) const KIND_PTR: u32 = 2;
+pub(crate) const KIND_ARRAY: u32 = 3;
+pub(crate) const KIND_STRUCT: u32 = 4;
+pub(crate) const KIND_UNION: u32 = 5;
+pub(crate) const KIND_ENUM: u32 = 6;
+pub(crate) const KIND_FWD: u32 = 7;
+pub(crate) const KIND_TYPEDEF: u32 = 8;
+pub(crate) const KIND_VOLATILE: u32 = 9;
+pub(crate) const KIND_CONST: u32 = 10;
+pub(crate) const KIND_RESTRICT: u32 = 11;
+pub(crate) const KIND_FUNC: u32 = 12;
+pub(crate) const KIND_FUNC_PROTO: u32 = 13;
+const KIND_VAR: u32 = 14;
+const KIND_DATASEC: u32 = 15;
+const KIND_FLOAT: u32 = 16;
+const KIND_DECL_TAG: u32 = 17;
+pub(crate) const KIND_TYPE_TAG: u32 = 18;
+pub(crate) const KIND_ENUM64: u32 = 19;
 
-pub(crate) const INT_SIGNED: u32 = sys::BTF_INT_SIGNED;
-pub(crate) const INT_CHAR: u32 = sys::BTF_INT_CHAR;
-pub(crate) const INT_BOOL: u32 = sys::BTF_INT_BOOL;
+pub(crate) const INT_SIGNED: u32 = 1 << 0;
+pub(crate) const INT_CHAR: u32 = 1 << 1;
+pub(crate) const INT_BOOL: u32 = 1 << 2;
 
-/// Owned libbpf BTF object; freed on drop.
+const MAGIC: u16 = 0xeb9f;
+/// magic u16, version u8, flags u8, then hdr_len, type_off, type_len, str_off, str_len (u32).
+const HEADER_LEN: usize = 24;
+/// name_off, info, size-or-type.
+const TYPE_HEADER: usize = 12;
+/// Longest typedef/modifier chain `resolve_size` follows (libbpf's limit too).
+const MAX_RESOLVE_DEPTH: u32 = 32;
+
+/// A parsed BTF blob in native byte order.
 pub(crate) struct RawBtf {
-    ptr: NonNull<sys::btf>,
-}
-
-// The object is exclusively owned, and after parsing we only call libbpf's
-// read-only accessors (type_by_id, str_by_offset, resolve_size, type_cnt),
-// which neither mutate the object nor keep hidden caches.
-unsafe impl Send for RawBtf {}
-unsafe impl Sync for RawBtf {}
-
-impl Drop for RawBtf {
-    fn drop(&mut self) {
-        // SAFETY: ptr came from btf__parse/btf__new and is freed exactly once.
-        unsafe { sys::btf__free(self.ptr.as_ptr()) }
-    }
-}
-
-/// libbpf reports failures as NULL + errno (libbpf 1.0 error mode).
-fn take_ptr(p: *mut sys::btf, what: &dyn Fn() -> String) -> Result<RawBtf, String> {
-    match NonNull::new(p) {
-        Some(ptr) => Ok(RawBtf { ptr }),
-        None => {
-            let err = std::io::Error::last_os_error();
-            Err(format!("{}: {}", what(), err))
-        }
-    }
+    data: Bytes,
+    strs: Range<usize>,
+    /// Byte offset in `data` of type id `i + 1` (id 0 is the implicit void).
+    starts: Vec<u32>,
 }
 
 impl RawBtf {
-    /// Parses an ELF file with a .BTF section or a raw BTF blob.
-    pub(crate) fn parse(path: &Path) -> Result<RawBtf, String> {
-        let c_path = CString::new(path.as_os_str().as_bytes())
-            .map_err(|_| format!("{}: path contains a NUL byte", path.display()))?;
-        // SAFETY: c_path is a valid NUL-terminated string; we do not want .BTF.ext.
-        let p = unsafe { sys::btf__parse(c_path.as_ptr(), std::ptr::null_mut()) };
-        take_ptr(p, &|| format!("cannot load BTF from {}", path.display()))
+    /// Parses a raw BTF blob, or the `.BTF` section of an ELF object (e.g. a `vmlinux` image).
+    pub(crate) fn parse(bytes: Bytes) -> Result<RawBtf, String> {
+        if bytes.starts_with(b"\x7fELF") {
+            let range = super::elf::section(&bytes, ".BTF")?;
+            return Self::from_blob(Bytes::Owned(bytes[range].to_vec()));
+        }
+        Self::from_blob(bytes)
     }
 
-    /// Parses a raw BTF blob held in memory (libbpf copies the bytes).
-    pub(crate) fn from_bytes(data: &[u8]) -> Result<RawBtf, String> {
-        let len = u32::try_from(data.len()).map_err(|_| "BTF blob too large".to_string())?;
-        // SAFETY: data is valid for len bytes for the duration of the call.
-        let p = unsafe { sys::btf__new(data.as_ptr().cast(), len) };
-        take_ptr(p, &|| "cannot parse BTF data".to_string())
+    fn from_blob(mut data: Bytes) -> Result<RawBtf, String> {
+        if data.len() < HEADER_LEN {
+            return Err("BTF data is shorter than its header".into());
+        }
+        let magic = u16::from_ne_bytes([data[0], data[1]]);
+        if magic == MAGIC.swap_bytes() {
+            let mut native = data.to_vec();
+            swap_byte_order(&mut native)?;
+            data = Bytes::Owned(native);
+        } else if magic != MAGIC {
+            return Err("not BTF data (bad magic number)".into());
+        }
+        if data[2] != 1 {
+            return Err(format!("unsupported BTF version {}", data[2]));
+        }
+        let word = |i: usize| u32::from_ne_bytes(data[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
+        let (hdr_len, type_off, type_len, str_off, str_len) = (word(0), word(1), word(2), word(3), word(4));
+        let section = |off: usize, len: usize, what: &str| {
+            let start = hdr_len.checked_add(off).filter(|&s| s <= data.len());
+            match start.and_then(|s| s.checked_add(len).filter(|&e| e <= data.len()).map(|e| s..e)) {
+                Some(r) => Ok(r),
+                None => Err(format!("BTF {what} section lies outside the data")),
+            }
+        };
+        if hdr_len < HEADER_LEN || hdr_len > data.len() {
+            return Err("BTF header length is out of range".into());
+        }
+        let types = section(type_off, type_len, "type")?;
+        let strs = section(str_off, str_len, "string")?;
+        if types.start % 4 != 0 || type_len % 4 != 0 {
+            return Err("BTF type section is not 4-byte aligned".into());
+        }
+        if strs.is_empty() || data[strs.start] != 0 || data[strs.end - 1] != 0 {
+            return Err("BTF string section must start and end with a NUL byte".into());
+        }
+        if u32::try_from(data.len()).is_err() {
+            return Err("BTF data is larger than 4 GiB".into());
+        }
+        let starts = crate::timing::stage("index btf types", || type_starts(&data, types))?;
+        Ok(RawBtf { data, strs, starts })
     }
 
     /// Number of type ids, including the implicit void at id 0.
     pub(crate) fn type_cnt(&self) -> u32 {
-        // SAFETY: valid btf object.
-        unsafe { sys::btf__type_cnt(self.ptr.as_ptr()) }
+        self.starts.len() as u32 + 1
     }
 
     /// The type with this id; None for void (0) and for ids out of range.
     pub(crate) fn get(&self, id: u32) -> Option<TypeRef<'_>> {
-        if id == 0 || id >= self.type_cnt() {
-            return None;
-        }
-        // SAFETY: id is in range, so libbpf returns a pointer into its type data.
-        let t = unsafe { sys::btf__type_by_id(self.ptr.as_ptr(), id) };
-        if t.is_null() {
-            return None;
-        }
-        // SAFETY: non-null pointer to a btf_type inside the object; the header
-        // is a plain 12-byte record of u32s, read without alignment assumptions.
-        let hdr = unsafe { std::ptr::read_unaligned(t) };
-        Some(TypeRef { btf: self, t, hdr, id })
+        let start = *self.starts.get(id.checked_sub(1)? as usize)? as usize;
+        let w = |i: usize| self.word(start + 4 * i);
+        Some(TypeRef { btf: self, start, name_off: w(0), info: w(1), size_or_type: w(2), id })
     }
 
-    /// String at a string-section offset; "" when libbpf does not know it.
+    /// A native-order u32 of the data; callers pass offsets inside a validated record.
+    fn word(&self, at: usize) -> u32 {
+        u32::from_ne_bytes(self.data[at..at + 4].try_into().expect("4 bytes"))
+    }
+
+    /// The bytes of the NUL-terminated string at a string-section offset; empty when out of range.
+    pub(crate) fn name_bytes(&self, off: u32) -> &[u8] {
+        let strs = &self.data[self.strs.clone()];
+        let Some(tail) = strs.get(off as usize..) else { return &[] };
+        // The section ends with NUL (checked at parse time), so there is always one.
+        let end = memchr::memchr(0, tail).unwrap_or(tail.len());
+        &tail[..end]
+    }
+
+    /// Every offset at which the string section holds exactly `name` (once, in deduplicated
+    /// kernel BTF).
+    pub(crate) fn string_offsets(&self, name: &[u8]) -> Vec<u32> {
+        let mut needle = Vec::with_capacity(name.len() + 2);
+        needle.push(0);
+        needle.extend_from_slice(name);
+        needle.push(0);
+        // The section starts with NUL, so every string but the empty one follows a NUL.
+        memchr::memmem::find_iter(&self.data[self.strs.clone()], &needle).map(|at| at as u32 + 1).collect()
+    }
+
+    /// String at a string-section offset; "" when out of range.
     pub(crate) fn str_at(&self, off: u32) -> Cow<'_, str> {
-        // SAFETY: libbpf bounds-checks off and returns NULL when invalid.
-        let p: *const c_char = unsafe { sys::btf__str_by_offset(self.ptr.as_ptr(), off) };
-        if p.is_null() {
-            return Cow::Borrowed("");
-        }
-        // SAFETY: points into the string section, which libbpf verified ends
-        // with NUL; the object is not mutated while `self` is borrowed.
-        unsafe { CStr::from_ptr(p) }.to_string_lossy()
+        String::from_utf8_lossy(self.name_bytes(off))
     }
 
-    /// Byte size of a type as libbpf computes it (follows typedefs/modifiers/arrays).
-    pub(crate) fn resolve_size(&self, id: u32) -> Option<u64> {
-        // SAFETY: valid object; libbpf bounds its own resolution depth.
-        let n = unsafe { sys::btf__resolve_size(self.ptr.as_ptr(), id) };
-        u64::try_from(n).ok()
+    /// Byte size of a type as C sees it: follows typedefs, modifiers and arrays (None for void,
+    /// functions, a cycle or a size beyond u32).
+    pub(crate) fn resolve_size(&self, mut id: u32) -> Option<u64> {
+        let mut scale: u64 = 1;
+        for _ in 0..MAX_RESOLVE_DEPTH {
+            let t = self.get(id)?;
+            let size = match t.kind() {
+                KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_DATASEC | KIND_FLOAT => t.size_or_type() as u64,
+                KIND_PTR => 8,
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_VAR | KIND_DECL_TAG | KIND_TYPE_TAG => {
+                    id = t.size_or_type();
+                    continue;
+                }
+                KIND_ARRAY => {
+                    let (elem, len) = t.array()?;
+                    scale = scale.checked_mul(len as u64).filter(|&s| s <= u32::MAX as u64)?;
+                    id = elem;
+                    continue;
+                }
+                _ => return None,
+            };
+            return scale.checked_mul(size).filter(|&s| s <= u32::MAX as u64);
+        }
+        None
     }
 }
 
-/// One BTF type record. The trailing data is decoded only for the kind that
-/// owns it, so the lengths libbpf validated apply.
+/// Walks the type section once: every record must be a known kind whose trailing records fit.
+fn type_starts(data: &[u8], types: Range<usize>) -> Result<Vec<u32>, String> {
+    let word = |at: usize| u32::from_ne_bytes(data[at..at + 4].try_into().expect("4 bytes"));
+    // Kernel BTF averages ~35 bytes a type; one allocation in the common case.
+    let mut starts = Vec::with_capacity(types.len() / 32);
+    let mut at = types.start;
+    while at < types.end {
+        if types.end - at < TYPE_HEADER {
+            return Err(format!("BTF type {} is truncated", starts.len() + 1));
+        }
+        let info = word(at + 4);
+        let vlen = (info & 0xffff) as usize;
+        let trailing = match (info >> 24) & 0x1f {
+            KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
+            KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+            KIND_ARRAY => 12,
+            KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
+            KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
+            kind => return Err(format!("BTF type {} has unknown kind {kind}", starts.len() + 1)),
+        };
+        let end = at + TYPE_HEADER + trailing;
+        if end > types.end {
+            return Err(format!("BTF type {} runs past the type section", starts.len() + 1));
+        }
+        starts.push(at as u32);
+        at = end;
+    }
+    Ok(starts)
+}
+
+/// Rewrites foreign-endian BTF in place: the header's fields and every 4-byte word of the type
+/// section (all BTF type records are made of u32/i32 fields); strings are bytes.
+fn swap_byte_order(data: &mut [u8]) -> Result<(), String> {
+    data[..2].reverse();
+    for field in data[4..HEADER_LEN].chunks_exact_mut(4) {
+        field.reverse();
+    }
+    let word = |i: usize| u32::from_ne_bytes(data[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
+    let (hdr_len, type_off, type_len) = (word(0), word(1), word(2));
+    let types = hdr_len.checked_add(type_off).and_then(|s| Some(s..s.checked_add(type_len)?));
+    match types.filter(|t| t.end <= data.len() && t.start % 4 == 0) {
+        Some(types) => {
+            for w in data[types].chunks_exact_mut(4) {
+                w.reverse();
+            }
+            Ok(())
+        }
+        None => Err("BTF type section lies outside the data".into()),
+    }
+}
+
+/// One BTF type record. The trailing data is decoded only for the kind that owns it, whose
+/// length the type walk validated.
 #[derive(Clone, Copy)]
 pub(crate) struct TypeRef<'a> {
     btf: &'a RawBtf,
-    t: *const sys::btf_type,
-    hdr: sys::btf_type,
+    start: usize,
+    name_off: u32,
+    info: u32,
+    size_or_type: u32,
     pub(crate) id: u32,
 }
 
@@ -150,32 +251,28 @@ pub(crate) struct RawParam {
 
 impl<'a> TypeRef<'a> {
     pub(crate) fn kind(&self) -> u32 {
-        (self.hdr.info >> 24) & 0x1f
+        (self.info >> 24) & 0x1f
     }
     pub(crate) fn vlen(&self) -> usize {
-        (self.hdr.info & 0xffff) as usize
+        (self.info & 0xffff) as usize
     }
     pub(crate) fn kflag(&self) -> bool {
-        self.hdr.info >> 31 != 0
+        self.info >> 31 != 0
+    }
+    pub(crate) fn name_off(&self) -> u32 {
+        self.name_off
     }
     pub(crate) fn name(&self) -> Cow<'a, str> {
-        self.btf.str_at(self.hdr.name_off)
+        self.btf.str_at(self.name_off)
     }
     /// `size` for INT/STRUCT/UNION/ENUM/ENUM64, `type` for PTR/TYPEDEF/modifiers/FUNC.
     pub(crate) fn size_or_type(&self) -> u32 {
-        // SAFETY: both union arms are u32; reading either is always defined.
-        unsafe { self.hdr.__bindgen_anon_1.size }
+        self.size_or_type
     }
 
-    /// Reads the i-th trailing record of type R. Callers pass only the record
-    /// type and count that belong to this kind.
-    fn trailing<R: Copy>(&self, i: usize) -> R {
-        // SAFETY: the record lies inside the type data: libbpf checked that
-        // this kind's trailing records (vlen of them, or one) fit the section.
-        unsafe {
-            let base = self.t.add(1).cast::<R>();
-            std::ptr::read_unaligned(base.add(i))
-        }
+    /// The i-th u32 after the 12-byte header.
+    fn trailing(&self, i: usize) -> u32 {
+        self.btf.word(self.start + TYPE_HEADER + 4 * i)
     }
 
     /// INT encoding: (flags, bit offset, bit count).
@@ -183,7 +280,7 @@ impl<'a> TypeRef<'a> {
         if self.kind() != KIND_INT {
             return None;
         }
-        let v: u32 = self.trailing(0);
+        let v = self.trailing(0);
         Some(((v >> 24) & 0x0f, (v >> 16) & 0xff, v & 0xff))
     }
 
@@ -192,8 +289,8 @@ impl<'a> TypeRef<'a> {
         if self.kind() != KIND_ARRAY {
             return None;
         }
-        let a: sys::btf_array = self.trailing(0);
-        Some((a.type_, a.nelems))
+        // btf_array: type, index_type, nelems.
+        Some((self.trailing(0), self.trailing(2)))
     }
 
     pub(crate) fn members(&self) -> Vec<RawMember> {
@@ -201,10 +298,7 @@ impl<'a> TypeRef<'a> {
             return Vec::new();
         }
         (0..self.vlen())
-            .map(|i| {
-                let m: sys::btf_member = self.trailing(i);
-                RawMember { name_off: m.name_off, type_id: m.type_, offset: m.offset }
-            })
+            .map(|i| RawMember { name_off: self.trailing(3 * i), type_id: self.trailing(3 * i + 1), offset: self.trailing(3 * i + 2) })
             .collect()
     }
 
@@ -212,34 +306,31 @@ impl<'a> TypeRef<'a> {
         if self.kind() != KIND_FUNC_PROTO {
             return Vec::new();
         }
-        (0..self.vlen())
-            .map(|i| {
-                let p: sys::btf_param = self.trailing(i);
-                RawParam { name_off: p.name_off, type_id: p.type_ }
-            })
-            .collect()
+        (0..self.vlen()).map(|i| RawParam { name_off: self.trailing(2 * i), type_id: self.trailing(2 * i + 1) }).collect()
     }
 
-    /// Enumerators as (name offset, value); the value is sign- or zero-extended
-    /// according to kflag, and ENUM64 values keep their 64-bit pattern.
-    pub(crate) fn enum_values(&self) -> Vec<(u32, i64)> {
-        let signed = self.kflag();
-        match self.kind() {
-            KIND_ENUM => (0..self.vlen())
-                .map(|i| {
-                    let e: sys::btf_enum = self.trailing(i);
-                    let v = if signed { e.val as i64 } else { e.val as u32 as i64 };
-                    (e.name_off, v)
-                })
-                .collect(),
-            KIND_ENUM64 => (0..self.vlen())
-                .map(|i| {
-                    let e: sys::btf_enum64 = self.trailing(i);
-                    let v = ((e.val_hi32 as u64) << 32 | e.val_lo32 as u64) as i64;
-                    (e.name_off, v)
-                })
-                .collect(),
-            _ => Vec::new(),
-        }
+    /// Enumerators as (name offset, value); the value is sign- or zero-extended according to
+    /// kflag, and ENUM64 values keep their 64-bit pattern.
+    pub(crate) fn enum_values(&self) -> impl Iterator<Item = (u32, i64)> + 'a {
+        let t = *self;
+        let signed = t.kflag();
+        let (stride, wide) = match t.kind() {
+            KIND_ENUM => (2, false),
+            KIND_ENUM64 => (3, true),
+            _ => (0, false),
+        };
+        let count = if stride == 0 { 0 } else { t.vlen() };
+        (0..count).map(move |i| {
+            let name = t.trailing(stride * i);
+            let lo = t.trailing(stride * i + 1);
+            let v = if wide {
+                ((t.trailing(stride * i + 2) as u64) << 32 | lo as u64) as i64
+            } else if signed {
+                lo as i32 as i64
+            } else {
+                lo as i64
+            };
+            (name, v)
+        })
     }
 }

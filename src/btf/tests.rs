@@ -37,7 +37,7 @@ fn garbage_file_is_err() {
     let r = KernelBtf::load(&path);
     let _ = std::fs::remove_file(&path);
     assert!(r.unwrap_err().contains("not an ELF or BTF file"));
-    // Right magic, garbage after it: libbpf itself must refuse it.
+    // Right magic, garbage after it: the header check refuses it.
     std::fs::write(&path, [0x9f, 0xeb, 1, 0, 24, 0, 0, 0, 0xff, 0xff]).unwrap();
     let r = KernelBtf::load(&path);
     let _ = std::fs::remove_file(&path);
@@ -97,8 +97,8 @@ fn synthetic_types_and_cycles() {
         0, info(KIND_ENUM64, 1, false), 8,
             18, 1, 0x8000_0000,
     ];
-    // libbpf's sanity check validates ids and strings but not acyclicity.
-    let btf = KernelBtf::from_bytes(&raw_btf(&types, strs)).expect("well-formed enough for libbpf");
+    // Parsing validates record lengths, not acyclicity: the walks below must bound themselves.
+    let btf = KernelBtf::from_bytes(&raw_btf(&types, strs)).expect("record lengths are valid");
     assert_eq!(btf.ktype(1), int(4, true));
     assert_eq!(btf.ktype(2), KType::Unknown);
     assert!(matches!(btf.ktype(3), KType::Ptr(_)));
@@ -232,4 +232,127 @@ fn lsm_file_open_and_kernel_funcs() {
     assert_eq!(vr.params[2].1, int(8, false)); // size_t
     assert!(!vr.variadic);
     assert!(btf.func_proto("no_such_function_ksc").is_none());
+}
+
+#[test]
+fn scans_and_index_answer_alike() {
+    // The first lookups of a kind scan, later ones use an index: asking in opposite orders makes
+    // each name answered both ways.
+    if kernel().is_none() {
+        return;
+    }
+    let names = [
+        ("task_struct", KIND_STRUCT), ("sk_buff", KIND_STRUCT), ("file", KIND_STRUCT), ("inode", KIND_STRUCT),
+        ("sock", KIND_STRUCT), ("tcp_sock", KIND_STRUCT), ("xdp_md", KIND_STRUCT), ("linux_binprm", KIND_STRUCT),
+        ("xdp_action", KIND_ENUM), ("u32", KIND_TYPEDEF), ("pid_t", KIND_TYPEDEF), ("no_such_type_ksc", KIND_STRUCT),
+        ("vfs_read", KIND_FUNC), ("tcp_slow_start", KIND_FUNC), ("bpf_lsm_file_open", KIND_FUNC), ("schedule", KIND_FUNC),
+        ("do_sys_openat2", KIND_FUNC), ("tcp_cong_avoid_ai", KIND_FUNC), ("kfree", KIND_FUNC), ("vfs_write", KIND_FUNC),
+        ("no_such_function_ksc", KIND_FUNC),
+    ];
+    let enumerators = ["XDP_PASS", "XDP_DROP", "TCP_ESTABLISHED", "BPF_ANY", "TC_ACT_OK", "IPPROTO_TCP", "SOCK_STREAM", "TASK_COMM_LEN", "BPF_MAP_TYPE_HASH", "NO_SUCH_ENUMERATOR_KSC"];
+    let forward = KernelBtf::load_default().expect("kernel BTF");
+    let backward = KernelBtf::load_default().expect("kernel BTF");
+    let ask = |btf: &KernelBtf, order: &mut dyn Iterator<Item = usize>| {
+        let mut types = vec![None; names.len()];
+        let mut values = vec![None; enumerators.len()];
+        for i in order {
+            if let Some(&(name, kind)) = names.get(i) {
+                types[i] = btf.find(name, kind);
+            }
+            if let Some(name) = enumerators.get(i) {
+                values[i] = btf.enumerator_with_id(name);
+            }
+        }
+        (types, values)
+    };
+    let n = names.len().max(enumerators.len());
+    let (ft, fv) = ask(&forward, &mut (0..n));
+    let (bt, bv) = ask(&backward, &mut (0..n).rev());
+    assert_eq!(ft, bt);
+    assert_eq!(fv, bv);
+    assert!(ft[0].is_some() && ft[12].is_some() && ft[11].is_none() && ft[20].is_none());
+    assert_eq!(fv[0].map(|(_, v)| v), Some(2));
+    assert_eq!(fv[9], None);
+}
+
+/// `raw_btf` with every header field and type word byte-swapped (strings are bytes).
+fn swapped(blob: &[u8]) -> Vec<u8> {
+    let mut v = blob.to_vec();
+    v[..2].reverse();
+    let types_end = 24 + u32::from_le_bytes(blob[16..20].try_into().unwrap()) as usize;
+    for w in v[4..types_end].chunks_exact_mut(4) {
+        w.reverse();
+    }
+    v
+}
+
+/// A minimal ELF64 little-endian object holding `btf` as its `.BTF` section.
+fn elf_with_btf(btf: &[u8]) -> Vec<u8> {
+    let shstrtab = b"\0.BTF\0.shstrtab\0";
+    let data_at = 64;
+    let names_at = data_at + btf.len();
+    let shoff = (names_at + shstrtab.len()).next_multiple_of(8);
+    let mut v = vec![0u8; 64];
+    v[..4].copy_from_slice(b"\x7fELF");
+    v[4] = 2; // 64-bit
+    v[5] = 1; // little-endian
+    v[6] = 1;
+    v[0x28..0x30].copy_from_slice(&(shoff as u64).to_le_bytes());
+    v[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+    v[0x3c..0x3e].copy_from_slice(&3u16.to_le_bytes());
+    v[0x3e..0x40].copy_from_slice(&2u16.to_le_bytes());
+    v.extend_from_slice(btf);
+    v.extend_from_slice(shstrtab);
+    v.resize(shoff, 0);
+    let section = |name: u32, offset: usize, size: usize| {
+        let mut h = vec![0u8; 64];
+        h[..4].copy_from_slice(&name.to_le_bytes());
+        h[0x18..0x20].copy_from_slice(&(offset as u64).to_le_bytes());
+        h[0x20..0x28].copy_from_slice(&(size as u64).to_le_bytes());
+        h
+    };
+    v.extend(section(0, 0, 0));
+    v.extend(section(1, data_at, btf.len()));
+    v.extend(section(6, names_at, shstrtab.len()));
+    v
+}
+
+#[test]
+fn foreign_byte_order_and_elf_containers() {
+    let strs = b"\0int\0s\0a\0";
+    #[rustfmt::skip]
+    let types = [
+        1, info(KIND_INT, 0, false), 4, (INT_SIGNED << 24) | 32,
+        5, info(KIND_STRUCT, 1, false), 4,
+            7, 1, 0,
+    ];
+    let blob = raw_btf(&types, strs);
+    for bytes in [blob.clone(), swapped(&blob), elf_with_btf(&blob), elf_with_btf(&swapped(&blob))] {
+        let btf = KernelBtf::from_bytes(&bytes).expect("parses");
+        let s = btf.struct_by_name("s").expect("struct s");
+        assert_eq!(s.member("a").map(|m| &m.ty), Some(&int(4, true)));
+        assert_eq!(btf.type_size(2), Some(4));
+    }
+    let mut no_btf = elf_with_btf(&blob);
+    no_btf[64 + blob.len() + 1] = b'X'; // ".BTF" → ".XTF"
+    assert!(KernelBtf::from_bytes(&no_btf).unwrap_err().contains("no .BTF section"));
+}
+
+#[test]
+fn malformed_type_sections_are_refused() {
+    let strs = b"\0a\0";
+    // A struct claiming two members but carrying one.
+    let short = raw_btf(&[1, info(KIND_STRUCT, 2, false), 4, 1, 0, 0], strs);
+    assert!(KernelBtf::from_bytes(&short).unwrap_err().contains("runs past"));
+    let unknown = raw_btf(&[1, info(31, 0, false), 0], strs);
+    assert!(KernelBtf::from_bytes(&unknown).unwrap_err().contains("unknown kind 31"));
+    // Strings must be NUL-terminated.
+    assert!(KernelBtf::from_bytes(&raw_btf(&[], b"\0a")).is_err());
+    // Ids and string offsets out of range are no type and no name, never a panic.
+    let dangling = raw_btf(&[99, info(KIND_PTR, 0, false), 1234], strs);
+    let btf = KernelBtf::from_bytes(&dangling).expect("checked lazily");
+    assert_eq!(btf.type_name(1), "");
+    assert_eq!(btf.ktype(1), KType::Ptr(Box::new(KType::Unknown)));
+    assert_eq!(btf.type_size(1), Some(8));
+    assert_eq!(btf.ktype(7), KType::Unknown);
 }

@@ -24,8 +24,8 @@ pub fn base_name(file: &Path) -> String {
 }
 
 /// Runs a pass pipeline, reporting pass errors at their `.ks` lines.
-fn run_pipeline(module: &Module, passes: &[&str], level: &str) -> Result<Module, i32> {
-    let m = pipeline::run_pipeline(module, passes).map_err(|(pass, errors)| {
+fn run_pipeline(module: &Module, passes: &[&str], level: &'static str) -> Result<Module, i32> {
+    let m = crate::timing::stage(level, || pipeline::run_pipeline(module, passes)).map_err(|(pass, errors)| {
         super::opt::report_pass_errors(module, &pass, &errors);
         1
     })?;
@@ -99,7 +99,7 @@ pub fn build(module: &Module, file: &Path, exe: Option<&Path>, test: bool, opts:
     let tables = kernel_tables(module, file, &opts.bpf)?;
     if let Some(exe) = exe {
         let host = host_object(module, tables.as_ref(), test, Output::Object, file, &opts.host)?;
-        if let Err(e) = crate::link::link_executable(&host, exe) {
+        if let Err(e) = crate::timing::stage("link", || crate::link::link_executable(&host, exe)) {
             eprintln!("{}:1:1: error[E0999]: internal compiler error: {e}", file.display());
             return Err(1);
         }

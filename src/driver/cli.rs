@@ -97,6 +97,9 @@ pub struct CommonArgs {
     /// How to print diagnostics
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT", global = true)]
     pub diagnostics: DiagnosticFormat,
+    /// Print how long each compiler stage took to standard error
+    #[arg(long, global = true)]
+    pub time_report: bool,
     #[command(flatten)]
     pub codegen: CodegenArgs,
 }
@@ -140,6 +143,9 @@ pub struct CompileArgs {
     /// How to print diagnostics
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT")]
     pub diagnostics: DiagnosticFormat,
+    /// Print how long each compiler stage took to standard error
+    #[arg(long)]
+    pub time_report: bool,
     #[command(flatten)]
     pub codegen: CodegenArgs,
 }

@@ -74,18 +74,25 @@ fn dispatch(cli: Cli) -> i32 {
         }
         None => {
             let c = cli.compile;
-            let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics, codegen: c.codegen };
+            let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics, time_report: c.time_report, codegen: c.codegen };
             let worlds = build::Worlds { bpf: c.target.contains(&Target::Bpf), host: c.target.contains(&Target::Host), kmod: c.target.contains(&Target::Kmod) };
             (common, Stage::Emit(c.emit, worlds, c.out, c.test))
         }
     };
-    compile(&common, stage)
+    if common.time_report {
+        crate::timing::enable();
+    }
+    let code = compile(&common, stage);
+    if let Some(report) = crate::timing::report() {
+        eprint!("{report}");
+    }
+    code
 }
 
 fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     let mut sources = SourceMap::new();
     let mut diags = Diagnostics::new();
-    let unit = syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags);
+    let unit = crate::timing::stage("parse", || syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags));
     if let Stage::Emit(Emit::Ast, ..) = stage {
         report(&diags, &sources, common.diagnostics);
         if diags.has_errors() {
@@ -115,7 +122,7 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
 fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit, checked: &sema::Checked, sources: &SourceMap) -> i32 {
     let module = match stage {
         Stage::Check => return 0,
-        _ => crate::lower::lower_unit(unit, checked, sources),
+        _ => crate::timing::stage("lower to ks-ir", || crate::lower::lower_unit(unit, checked, sources)),
     };
     let opts = build::options(&common.codegen);
     let file = &common.file;

@@ -1150,7 +1150,7 @@ impl FnLower<'_, '_, '_> {
                 Some(Symbol::EnumConst(_, v)) => ConstValue::Int(*v),
                 Some(Symbol::Const(i)) => self.lw.ck.const_items[*i].value.clone(),
                 _ => {
-                    let (_, v) = self.lw.ck.btf.as_ref()?.enumerator(&id.name)?;
+                    let (_, v) = self.lw.ck.btf.get()?.enumerator(&id.name)?;
                     ConstValue::Int(v as i128)
                 }
             },

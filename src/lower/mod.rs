@@ -271,7 +271,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     /// their kernel offsets: methods as function pointers, static fields as bytes or integers of
     /// the member's size. The back end lays the instance out by it (§16.1).
     fn struct_ops_layout(&mut self, kernel_struct: &str, d: &crate::syntax::ast::ImplDecl, loc: Loc) {
-        let Some(btf) = self.ck.btf.as_ref() else { return };
+        let Some(btf) = self.ck.btf.get() else { return };
         let (Some(kmembers), Some(ks)) = (btf.struct_ops_members(kernel_struct), btf.struct_by_name(kernel_struct)) else { return };
         if self.m.lookup_symbol(kernel_struct).is_some() {
             return;

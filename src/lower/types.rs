@@ -89,7 +89,7 @@ impl Lowerer<'_, '_> {
             StructOrigin::File | StructOrigin::Builtin => layout.c_layout(s),
             StructOrigin::Context => (s.fields.iter().map(|f| context_offset(&s.name, &f.name).unwrap_or(0) as u64).collect(), if s.name == "xdp_md" { 24 } else { 192 }, 4),
             StructOrigin::Kernel => {
-                let ks = ck.btf.as_ref().and_then(|b| s.btf_id.and_then(|i| b.struct_by_id(i)));
+                let ks = ck.btf.get().and_then(|b| s.btf_id.and_then(|i| b.struct_by_id(i)));
                 let offs = s.fields.iter().map(|f| ks.as_ref().and_then(|k| k.member(&f.name)).map(|m| m.offset_bits as u64 / 8).unwrap_or(0)).collect();
                 (offs, s.kernel_size.unwrap_or(0), 8)
             }

@@ -178,7 +178,7 @@ impl<'a> Checker<'a, '_> {
                     return;
                 }
                 let id = StructId(self.structs.len() as u32);
-                let btf_id = if kernel_view { self.btf.as_ref().and_then(|b| b.struct_by_name(&s.name.name)).map(|k| k.id) } else { None };
+                let btf_id = if kernel_view { self.btf.get().and_then(|b| b.struct_by_name(&s.name.name)).map(|k| k.id) } else { None };
                 self.structs.push(StructInfo {
                     name: s.name.name.clone(),
                     fields: Vec::new(),
@@ -219,7 +219,7 @@ impl<'a> Checker<'a, '_> {
     }
 
     fn is_kernel_type_name(&self, name: &str) -> bool {
-        self.btf.as_ref().is_some_and(|b| b.struct_by_name(name).is_some())
+        self.btf.get().is_some_and(|b| b.struct_by_name(name).is_some())
     }
 
     fn define_type(&mut self, item: &'a Item) {
@@ -556,14 +556,14 @@ impl<'a> Checker<'a, '_> {
         if let Some(t) = self.kernel_type(&id.name) {
             return t;
         }
-        let hint = if self.btf.is_none() { " (kernel BTF is unavailable, so kernel types cannot be resolved)" } else { "" };
+        let hint = if self.btf.get().is_none() { " (kernel BTF is unavailable, so kernel types cannot be resolved)" } else { "" };
         self.error(Code::E0112, id.span, format!("`{}` is not declared in this file or in kernel BTF{hint}", id.name));
         Ty::Error
     }
 
     /// Looks a name up in the kernel scope and brings the type into the tables.
     pub fn kernel_type(&mut self, name: &str) -> Option<Ty> {
-        let btf = self.btf.as_ref()?;
+        let btf = self.btf.get()?;
         if let Some(ks) = btf.struct_by_name(name) {
             return Some(Ty::Struct(self.intern_kernel_struct(&ks.name, ks.id, ks.size as u64)));
         }
@@ -608,7 +608,7 @@ impl<'a> Checker<'a, '_> {
             return None;
         }
         let btf_id = info.btf_id?;
-        let ks = self.btf.as_ref()?.struct_by_id(btf_id)?;
+        let ks = self.btf.get()?.struct_by_id(btf_id)?;
         let m = ks.member(field)?.clone();
         let ty = self.ktype_to_ty(&m.ty);
         self.structs[id.0 as usize].fields.push(FieldInfo { name: field.to_string(), ty: ty.clone() });
@@ -629,7 +629,7 @@ impl<'a> Checker<'a, '_> {
                 }
             }
             KType::Struct { name, id } | KType::Union { name, id } => {
-                let size = self.btf.as_ref().and_then(|b| b.type_size(*id)).unwrap_or(0);
+                let size = self.btf.get().and_then(|b| b.type_size(*id)).unwrap_or(0);
                 if name.is_empty() {
                     return Ty::Error;
                 }

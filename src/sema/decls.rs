@@ -74,7 +74,7 @@ impl<'a> Checker<'a, '_> {
             }
             return;
         }
-        let Some(btf) = &self.btf else {
+        let Some(btf) = self.btf.get() else {
             self.warning(Code::W0007, e.name.span, format!("kernel function `{name}` cannot be checked"));
             return;
         };
@@ -249,7 +249,7 @@ impl<'a> Checker<'a, '_> {
                 self.program_ret(n, &ret)
             }
             "tp_btf" => {
-                let args = match &self.btf {
+                let args = match self.btf.get() {
                     None => None,
                     Some(b) => match b.tp_btf_args(target) {
                         Some(args) => Some(args),
@@ -266,7 +266,7 @@ impl<'a> Checker<'a, '_> {
                 self.program_ret(n, &ret)
             }
             "lsm" => {
-                let sig = match &self.btf {
+                let sig = match self.btf.get() {
                     None => None,
                     Some(b) => match b.lsm_hook_args(target) {
                         Some(sig) => Some(sig),
@@ -344,7 +344,7 @@ impl<'a> Checker<'a, '_> {
 
     /// Prototype of a traced kernel function; E0204 when BTF lacks it, W0007 when there is no BTF.
     fn traced_function(&mut self, a: &Attribute, func: &str) -> Option<KFuncSig> {
-        let Some(btf) = &self.btf else {
+        let Some(btf) = self.btf.get() else {
             self.warning(Code::W0007, a.span, format!("kernel function `{func}` cannot be checked"));
             return None;
         };
@@ -389,7 +389,7 @@ impl<'a> Checker<'a, '_> {
         // Events of a DEFINE_EVENT class use the class's record (`trace_event_raw_<template>`), so a
         // different existing `trace_event_raw_*` record is accepted when EVENT has none of its own.
         let mut other_record = false;
-        match &self.btf {
+        match self.btf.get() {
             None => self.warning(Code::W0007, a.span, format!("tracepoint `{target}` cannot be checked")),
             Some(b) => {
                 let own = b.has_struct(&expected);
@@ -588,7 +588,7 @@ impl<'a> Checker<'a, '_> {
             _ => return Err(format!("{shape}, not `{}`", self.show(key))),
         };
         // Kernel structs list only the fields read so far; their BTF member order is definitive.
-        let (first, count) = match (s.origin, s.btf_id, &self.btf) {
+        let (first, count) = match (s.origin, s.btf_id, self.btf.get()) {
             (StructOrigin::Kernel, Some(id), Some(b)) if s.span.is_none() => match b.struct_by_id(id) {
                 Some(ks) => {
                     let first = ks.members.first().map(|m| (m.name.clone(), matches!(m.ty, KType::Int { size: 4, signed: false, .. })));
@@ -743,7 +743,7 @@ impl<'a> Checker<'a, '_> {
             names.push(&n.name);
         }
         let Some((k, attr_span)) = target else { return };
-        let Some(btf) = &self.btf else {
+        let Some(btf) = self.btf.get() else {
             self.warning(Code::W0007, attr_span, format!("struct_ops type `{k}` cannot be checked"));
             return;
         };
@@ -851,7 +851,7 @@ impl<'a> Checker<'a, '_> {
             }
         }
         let Some((k, attr_span)) = target else { return };
-        let Some(btf) = &self.btf else {
+        let Some(btf) = self.btf.get() else {
             self.warning(Code::W0007, attr_span, format!("struct_ops type `{k}` cannot be checked"));
             return;
         };
@@ -949,7 +949,7 @@ mod tests {
         assert!(!d.has_errors(), "test source must parse");
         let unit = Unit { items, imports: Vec::new(), expr_count: n };
         let btf = if with_btf { KernelBtf::load_default().ok() } else { None };
-        let mut c = Checker::new(&unit, btf, &mut d);
+        let mut c = Checker::new(&unit, crate::btf::LazyBtf::loaded(btf), &mut d);
         c.collect();
         c.check_decls();
         let line = |lo: u32| src[..lo as usize].matches('\n').count() + 1;
@@ -1012,7 +1012,7 @@ mod tests {
         let mut n = 0;
         let items = parse_items(FileId(0), src, ParseOptions::default(), &mut n, &mut d);
         let unit = Unit { items, imports: Vec::new(), expr_count: n };
-        let mut c = Checker::new(&unit, None, &mut d);
+        let mut c = Checker::new(&unit, crate::btf::LazyBtf::loaded(None), &mut d);
         c.collect();
         c.check_decls();
         assert_eq!(c.maps[0].flags, 0x1 | 0x4 | 0x80);

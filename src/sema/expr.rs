@@ -185,7 +185,7 @@ impl<'a> Checker<'a, '_> {
         if let Some((id, v)) = found {
             return (Ty::Enum(id), Some(ConstValue::Int(v)));
         }
-        if let Some((ename, v)) = self.btf.as_ref().and_then(|b| b.enumerator(name)) {
+        if let Some((ename, v)) = self.btf.get().and_then(|b| b.enumerator(name)) {
             let value = Some(ConstValue::Int(v as i128));
             if !ename.is_empty() {
                 if let Some(t) = self.kernel_type(&ename) {

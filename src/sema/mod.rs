@@ -19,7 +19,7 @@ pub mod layout;
 mod stmt;
 pub mod types;
 
-use crate::btf::KernelBtf;
+use crate::btf::{KernelBtf, LazyBtf};
 use crate::diagnostics::{Code, Diagnostics, Span};
 use crate::syntax::ast::{ExprId, Unit};
 use consteval::ConstValue;
@@ -36,7 +36,7 @@ pub struct CheckOptions {
 /// What later stages need from the checker: the resolved declarations, the type and folded value
 /// of every expression, and the whole-program facts (tail-call targets, functions that may throw).
 pub struct Checked<'a> {
-    pub btf: Option<KernelBtf>,
+    pub btf: LazyBtf,
     pub symbols: HashMap<String, Symbol>,
     pub funcs: Vec<FuncInfo<'a>>,
     pub externs: Vec<ExternInfo>,
@@ -61,15 +61,16 @@ pub struct Checked<'a> {
 }
 
 pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked<'a> {
-    let btf_path = opts.btf_path.clone().unwrap_or_else(KernelBtf::default_path);
-    let btf = KernelBtf::load(&btf_path).ok();
-    let mut c = Checker::new(unit, btf, diags);
-    c.compat = opts.compat;
-    c.collect();
-    c.check_decls();
-    c.check_bodies();
-    c.check_call_graph();
-    c.finish()
+    let btf = LazyBtf::new(opts.btf_path.clone().unwrap_or_else(KernelBtf::default_path));
+    crate::timing::stage("check", || {
+        let mut c = Checker::new(unit, btf, diags);
+        c.compat = opts.compat;
+        c.collect();
+        c.check_decls();
+        c.check_bodies();
+        c.check_call_graph();
+        c.finish()
+    })
 }
 
 /// What later stages need to know about a local declaration (keyed by the name's span).
@@ -122,7 +123,7 @@ impl Local {
 
 pub(crate) struct Checker<'a, 'd> {
     pub unit: &'a Unit,
-    pub btf: Option<KernelBtf>,
+    pub btf: LazyBtf,
     pub diags: &'d mut Diagnostics,
 
     pub symbols: HashMap<String, Symbol>,
@@ -160,7 +161,7 @@ pub(crate) struct Checker<'a, 'd> {
 }
 
 impl<'a, 'd> Checker<'a, 'd> {
-    fn new(unit: &'a Unit, btf: Option<KernelBtf>, diags: &'d mut Diagnostics) -> Self {
+    fn new(unit: &'a Unit, btf: LazyBtf, diags: &'d mut Diagnostics) -> Self {
         Checker {
             unit,
             btf,

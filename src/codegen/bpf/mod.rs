@@ -51,16 +51,18 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     module.set_triple(&triple);
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     let mut g = Gen::new(m, Flavor::Bpf { signed_division: opts.cpu == "v4" }, &ctx, &module);
-    g.declarations();
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
-    for &f in &funcs {
-        g.declare_function(f);
-    }
-    g.struct_ops_instances();
-    for &f in &funcs {
-        g.define_function(f);
-    }
-    g.license();
+    crate::timing::stage("bpf to llvm ir", || {
+        g.declarations();
+        let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+        for &f in &funcs {
+            g.declare_function(f);
+        }
+        g.struct_ops_instances();
+        for &f in &funcs {
+            g.define_function(f);
+        }
+        g.license();
+    });
     g.finish(&tm, opts.optimize, output, |module| {
         // LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed
         // by access string, so a second module with the same kernel-field access in one process

@@ -111,12 +111,12 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         }
         before_passes(self.module).map_err(|message| vec![Error { op: None, message }])?;
         let pipeline = if optimize { "default<O2>" } else { "default<O0>" };
-        self.module.run_passes(pipeline, tm, PassBuilderOptions::create()).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
-        let result = match output {
+        crate::timing::stage("llvm optimize", || self.module.run_passes(pipeline, tm, PassBuilderOptions::create())).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
+        let result = crate::timing::stage("llvm emit", || match output {
             Output::LlvmIr => Ok(self.module.print_to_string().to_bytes().to_vec()),
             Output::Asm => tm.write_to_memory_buffer(self.module, FileType::Assembly).map(|b| b.as_slice().to_vec()),
             Output::Object => tm.write_to_memory_buffer(self.module, FileType::Object).map(|b| b.as_slice().to_vec()),
-        };
+        });
         let llvm_errors = diagnostics::take_errors();
         if !llvm_errors.is_empty() {
             return Err(llvm_errors.into_iter().map(|message| Error { op: self.function_named_in(&message), message }).collect());
