@@ -44,7 +44,10 @@ pub struct Unit<'a> {
 pub fn compile(m: &Module, unit: &Unit, opts: &Options, output: Output) -> Result<Vec<u8>, Vec<Error>> {
     let fail = |message: String| vec![Error { op: None, message }];
     crate::codegen::llvm::diagnostics::capture_fatal_errors();
-    Target::initialize_native(&InitializationConfig::default()).map_err(fail)?;
+    // The host is x86-64, the one native target ksc links. (`initialize_native` would go through
+    // llvm-sys's C shim, whose object also names every other target's initializer and so links
+    // all of LLVM's back ends and runs their static constructors at every start.)
+    Target::initialize_x86(&InitializationConfig::default());
     let triple = match &opts.triple {
         Some(t) => TargetTriple::create(t),
         None => TargetMachine::get_default_triple(),
