@@ -42,7 +42,7 @@ fn main() {
     let work = common::work_dir(&root);
     common::vmlinux_h(&work);
     let twins = common::twins(&root);
-    let mut examples: Vec<String> = std::fs::read_dir(root.join("examples")).expect("examples").filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".ks").map(str::to_string)).collect();
+    let mut examples: Vec<String> = std::fs::read_dir(root.join("examples")).expect("examples").filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".ks").map(str::to_string)).filter(|n| common::selected(n)).collect();
     examples.sort();
     let mut md = String::from("# Compile time and peak memory\n\nMedian of 15 runs, one process per compile; peak = maximum resident set of the compiler.\n\n| example | ksc → .bpf.o ms | peak MB | ksc → executable ms | peak MB | clang-19 on the C twin ms | peak MB |\n|---|---:|---:|---:|---:|---:|---:|\n");
     let mut csv = String::from("example,ksc_obj_ms,ksc_obj_peak_mb,ksc_exe_ms,ksc_exe_peak_mb,clang_ms,clang_peak_mb\n");

@@ -11,9 +11,19 @@ pub fn twins(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("benches/scenarios"))
         .expect("benches/scenarios")
         .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+        .filter(|n| selected(n))
         .collect();
     names.sort();
     names
+}
+
+/// Set to a comma-separated list of examples to measure only those (the results files are then
+/// left alone: they always hold a full run).
+const ONLY: &str = "KSC_BENCH_ONLY";
+
+/// Whether the example is measured in this run.
+pub fn selected(example: &str) -> bool {
+    std::env::var(ONLY).map_or(true, |only| only.split(',').any(|n| n.trim() == example))
 }
 
 pub fn root() -> PathBuf {
@@ -90,6 +100,10 @@ pub fn geomean(v: &[f64]) -> f64 {
 /// Writes `benches/results/NAME.md` (the table, then the summary line) and `NAME.csv`, and prints
 /// the summary.
 pub fn write_results(root: &Path, name: &str, mut md: String, csv: &str, summary: &str) {
+    if std::env::var_os(ONLY).is_some() {
+        println!("{md}\n{summary}\n({ONLY} is set: benches/results/ left as it was)");
+        return;
+    }
     md.push_str(&format!("\n{summary}\n"));
     let dir = root.join("benches/results");
     std::fs::create_dir_all(&dir).expect("benches/results");
