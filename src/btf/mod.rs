@@ -167,11 +167,6 @@ impl KernelBtf {
             return Err(fail(&"is a directory"));
         }
         let bytes = crate::timing::stage("read btf file", || Bytes::read(path)).map_err(|e| fail(&e))?;
-        let is_elf = bytes.starts_with(b"\x7fELF");
-        let is_btf = matches!(bytes.get(..2), Some([0x9f, 0xeb] | [0xeb, 0x9f]));
-        if !is_elf && !is_btf {
-            return Err(fail(&"not an ELF or BTF file"));
-        }
         RawBtf::parse(bytes).map(Self::wrap).map_err(|e| fail(&e))
     }
 

@@ -63,22 +63,23 @@ impl RawBtf {
     }
 
     fn from_blob(mut data: Bytes) -> Result<RawBtf, String> {
+        let magic = data.get(..2).map(|m| u16::from_ne_bytes([m[0], m[1]]));
+        if magic != Some(MAGIC) && magic != Some(MAGIC.swap_bytes()) {
+            return Err("not an ELF or BTF file".into());
+        }
         if data.len() < HEADER_LEN {
             return Err("BTF data is shorter than its header".into());
         }
-        let magic = u16::from_ne_bytes([data[0], data[1]]);
-        if magic == MAGIC.swap_bytes() {
+        if magic == Some(MAGIC.swap_bytes()) {
             let mut native = data.to_vec();
             swap_byte_order(&mut native)?;
             data = Bytes::Owned(native);
-        } else if magic != MAGIC {
-            return Err("not BTF data (bad magic number)".into());
         }
         if data[2] != 1 {
             return Err(format!("unsupported BTF version {}", data[2]));
         }
-        let word = |i: usize| u32::from_ne_bytes(data[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
-        let (hdr_len, type_off, type_len, str_off, str_len) = (word(0), word(1), word(2), word(3), word(4));
+        let field = |i: usize| header_field(&data, i);
+        let (hdr_len, type_off, type_len, str_off, str_len) = (field(0), field(1), field(2), field(3), field(4));
         let section = |off: usize, len: usize, what: &str| {
             let start = hdr_len.checked_add(off).filter(|&s| s <= data.len());
             match start.and_then(|s| s.checked_add(len).filter(|&e| e <= data.len()).map(|e| s..e)) {
@@ -118,7 +119,7 @@ impl RawBtf {
 
     /// A native-order u32 of the data; callers pass offsets inside a validated record.
     fn word(&self, at: usize) -> u32 {
-        u32::from_ne_bytes(self.data[at..at + 4].try_into().expect("4 bytes"))
+        word_at(&self.data, at)
     }
 
     /// The bytes of the NUL-terminated string at a string-section offset; empty when out of range.
@@ -173,9 +174,19 @@ impl RawBtf {
     }
 }
 
+/// The native-order u32 at `at`; callers pass offsets inside validated data.
+fn word_at(data: &[u8], at: usize) -> u32 {
+    u32::from_ne_bytes(data[at..at + 4].try_into().expect("4 bytes"))
+}
+
+/// The i-th u32 field of the header after magic, version and flags (hdr_len, type_off, …).
+fn header_field(data: &[u8], i: usize) -> usize {
+    word_at(data, 4 + 4 * i) as usize
+}
+
 /// Walks the type section once: every record must be a known kind whose trailing records fit.
 fn type_starts(data: &[u8], types: Range<usize>) -> Result<Vec<u32>, String> {
-    let word = |at: usize| u32::from_ne_bytes(data[at..at + 4].try_into().expect("4 bytes"));
+    let word = |at: usize| word_at(data, at);
     // Kernel BTF averages ~35 bytes a type; one allocation in the common case.
     let mut starts = Vec::with_capacity(types.len() / 32);
     let mut at = types.start;
@@ -210,8 +221,7 @@ fn swap_byte_order(data: &mut [u8]) -> Result<(), String> {
     for field in data[4..HEADER_LEN].chunks_exact_mut(4) {
         field.reverse();
     }
-    let word = |i: usize| u32::from_ne_bytes(data[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize;
-    let (hdr_len, type_off, type_len) = (word(0), word(1), word(2));
+    let (hdr_len, type_off, type_len) = (header_field(data, 0), header_field(data, 1), header_field(data, 2));
     let types = hdr_len.checked_add(type_off).and_then(|s| Some(s..s.checked_add(type_len)?));
     match types.filter(|t| t.end <= data.len() && t.start % 4 == 0) {
         Some(types) => {
