@@ -19,6 +19,6 @@ pub fn compile_bpf_object(file: &Path, opts: &crate::codegen::bpf::Options) -> R
         return Err(render_text(&diags, &sources));
     }
     let module = crate::lower::lower_unit(&unit, &checked, &sources);
-    let bpf = crate::passes::pipeline::run_pipeline(&module, crate::passes::pipeline::BPF).map_err(|(pass, errors)| format!("pass {pass}: {errors:?}"))?;
+    let bpf = crate::passes::pipeline::run_pipeline(&module, &crate::passes::pipeline::bpf(&opts.cpu)).map_err(|(pass, errors)| format!("pass {pass}: {errors:?}"))?;
     crate::codegen::bpf::compile(&bpf, opts, crate::codegen::bpf::Output::Object).map_err(|errors| errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("\n"))
 }

@@ -52,7 +52,7 @@ fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Err
 
 /// The kernel side compiled, with the module it came from (which the runtime tables are read from).
 fn kernel(module: &Module, output: Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<(Module, Vec<u8>), i32> {
-    let bpf = run_pipeline(module, pipeline::BPF, "bpf-ir")?;
+    let bpf = run_pipeline(module, &pipeline::bpf(&opts.cpu), "bpf-ir")?;
     match crate::codegen::bpf::compile(&bpf, opts, output) {
         Ok(bytes) => Ok((bpf, bytes)),
         Err(errors) => Err(report_backend_errors(&bpf, file, "BPF", errors)),

@@ -130,8 +130,8 @@ fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit,
         Stage::Check => 0,
         Stage::Emit(Emit::KsIr, ..) => opt::print_verified(&module, "ks-ir"),
         Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), ..) => {
-            let (passes, name) = if e == Emit::BpfIr { (crate::passes::pipeline::BPF, "bpf-ir") } else { (crate::passes::pipeline::HOST, "host-ir") };
-            match crate::passes::pipeline::run_pipeline(&module, passes) {
+            let (passes, name) = if e == Emit::BpfIr { (crate::passes::pipeline::bpf(&opts.bpf.cpu), "bpf-ir") } else { (crate::passes::pipeline::HOST.to_vec(), "host-ir") };
+            match crate::passes::pipeline::run_pipeline(&module, &passes) {
                 Ok(m) => opt::print_verified(&m, name),
                 Err((pass, errors)) => {
                     opt::report_pass_errors(&module, &pass, &errors);

@@ -3,6 +3,7 @@
 
 mod bounds_check;
 pub mod callgraph;
+mod fetch_add;
 mod flatten;
 pub mod lower_bpf;
 pub mod lower_host;
@@ -37,6 +38,7 @@ const PASSES: &[Pass] = &[
     Pass { name: "flatten", about: "structured control flow to a CFG; defers on every exit, throws and aborts through a hidden status", run: flatten::run },
     Pass { name: "lower-bpf", about: "ks ops of kernel functions to the bpf dialect (helpers, maps, context, CO-RE, dynptr ring buffers)", run: lower_bpf::run },
     Pass { name: "lower-host", about: "ks ops of userspace functions to the host dialect (runtime ABI calls)", run: lower_host::run },
+    Pass { name: "fuse-fetch-add", about: "an atomic add and the reloads of its word right after it to one fetch-add (BPF cpu v3+)", run: fetch_add::run },
     Pass { name: "lower-kmod", about: "checked indexing in kernel-module functions to range tests and aborts", run: lower_kmod::run },
 ];
 

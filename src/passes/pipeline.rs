@@ -4,7 +4,17 @@ use super::{run, PassErrors};
 use crate::ir::Module;
 
 /// The kernel side: the BPF object's functions and declarations in the `bpf` dialect, as a CFG.
-pub const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "partition-bpf", "bounds-check", "lower-loops", "lower-bpf", "flatten", "lower-tail-calls"];
+const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "partition-bpf", "bounds-check", "lower-loops", "lower-bpf", "flatten", "lower-tail-calls"];
+
+/// The kernel side for BPF cpu `cpu` (`v1` to `v4`): [`BPF`], plus the rewrites that need
+/// instructions of later cpus.
+pub fn bpf(cpu: &str) -> Vec<&'static str> {
+    let mut passes = BPF.to_vec();
+    if matches!(cpu, "v3" | "v4") {
+        passes.push("fuse-fetch-add");
+    }
+    passes
+}
 
 /// The userspace side: the host executable's functions in the `host` dialect, as a CFG.
 pub const HOST: &[&str] = &["assign-tail-calls", "partition-host", "lower-host", "flatten"];

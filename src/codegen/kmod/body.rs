@@ -313,6 +313,9 @@ impl Writer<'_> {
             Opcode::CoreAtomicAdd => {
                 self.line(format!("__sync_fetch_and_add({}, {});", a(0)?, a(1)?));
             }
+            Opcode::CoreAtomicFetchAdd => {
+                self.line(format!("{} = __sync_fetch_and_add({}, {});", r.unwrap_or_default(), a(0)?, a(1)?));
+            }
             Opcode::CoreCall | Opcode::CoreCallIndirect => {
                 let (callee, args) = if d.opcode == Opcode::CoreCall {
                     let Some(Attr::Sym(c)) = attr("callee") else { return Err("call without callee".into()) };

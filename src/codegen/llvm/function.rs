@@ -455,9 +455,12 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let n = Self::attr_int(&d, "size") as u64;
                 b.build_memcpy(self.ptr(d.operands[0])?, 1, self.ptr(d.operands[1])?, 1, self.i64c(n)).map_err(e)?;
             }
-            Opcode::CoreAtomicAdd => {
+            Opcode::CoreAtomicAdd | Opcode::CoreAtomicFetchAdd => {
                 let v = self.int(d.operands[1])?;
-                b.build_atomicrmw(AtomicRMWBinOp::Add, self.ptr(d.operands[0])?, v, AtomicOrdering::Monotonic).map_err(e)?;
+                let old = b.build_atomicrmw(AtomicRMWBinOp::Add, self.ptr(d.operands[0])?, v, AtomicOrdering::Monotonic).map_err(e)?;
+                if d.opcode == Opcode::CoreAtomicFetchAdd {
+                    self.set(&d, old);
+                }
             }
             Opcode::CoreCall => {
                 let Some(Attr::Sym(callee)) = &d.attrs[0] else { return Err("call without callee".into()) };
