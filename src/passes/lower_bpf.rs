@@ -544,11 +544,15 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let always_present = matches!(kind.as_slice(), b"array" | b"percpu_array");
     let delta = e.cast(delta, &value_ty);
     let entry_ty = Type::ptr(value_ty);
-    let k = e.spill(Role::Key, key);
-    // `if (m[k] != null) { m[k] += 1 }`: the entry found by the test is the one to add to.
-    let p = match earlier_lookup(e, &map, key, op) {
-        Some(p) if e.ty(p) == entry_ty => p,
-        _ => e.lookup(&map, k, entry_ty.clone()),
+    // `if (m[k] != null) { m[k] += 1 }`: the entry found by the test is the one to add to, and
+    // the key is stored again only for the insert (a store right before the atomic add would
+    // make it wait for the store buffer).
+    let (p, spilled) = match earlier_lookup(e, &map, key, op) {
+        Some(p) if e.ty(p) == entry_ty => (p, None),
+        _ => {
+            let k = e.spill(Role::Key, key);
+            (e.lookup(&map, k, entry_ty.clone()), Some(k))
+        }
     };
     let present = e.non_null(p);
     if always_present {
@@ -559,6 +563,7 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
         present,
         |e| add_in_place(e, p, delta, per_cpu),
         |e| {
+            let k = spilled.unwrap_or_else(|| e.spill(Role::Key, key));
             let val = e.spill(Role::Value, delta);
             let ret = e.update(&map, k, val, BPF_NOEXIST);
             let inserted = e.succeeded(ret);
