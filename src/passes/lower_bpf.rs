@@ -79,7 +79,7 @@ pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
 
 fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), zero_key: None, records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), plain_slots: plain_slots(m, func) };
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), zero_key: None, records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), key_spills: Vec::new(), plain_slots: plain_slots(m, func) };
     for op in ops {
         cx.current = Some(op);
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
@@ -171,6 +171,8 @@ struct FnCx {
     current: Option<OpId>,
     /// Map lookups lowered so far, which a later `m[k] += n` of the same entry may reuse.
     lookups: Vec<Lookup>,
+    /// Key stores so far, which a later helper call with the same key may rely on.
+    key_spills: Vec<KeySpill>,
     /// Local variable slots used only by plain loads and stores (so a key loaded from one is
     /// the same key until the next store to it).
     plain_slots: HashSet<Value>,
@@ -182,6 +184,13 @@ struct Lookup {
     key: KeyId,
     call: OpId,
     entry: Value,
+}
+
+/// A store of a key into a key slot.
+struct KeySpill {
+    slot: Value,
+    key: KeyId,
+    store: OpId,
 }
 
 /// What identifies a key across ops: the variable slot it was loaded from, or the value itself.
@@ -274,6 +283,18 @@ impl Emit<'_> {
         let s = self.scratch(role, self.ty(v));
         self.b.core_store(v, s);
         s
+    }
+
+    /// Stores a map key in the key slot of its type, unless the slot already holds it there.
+    fn spill_key(&mut self, key: Value) -> Value {
+        let slot = self.scratch(Role::Key, self.ty(key));
+        let id = key_id(self.m(), &self.cx.plain_slots, key);
+        if self.cx.current.is_some_and(|op| key_still_in(self, slot, id, op)) {
+            return slot;
+        }
+        let store = self.b.core_store(key, slot);
+        self.cx.key_spills.push(KeySpill { slot, key: id, store });
+        slot
     }
 
     fn store_zero(&mut self, slot: Value) {
@@ -432,7 +453,7 @@ fn const_value(m: &Module, v: Value) -> Option<i128> {
 fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapLookup(op);
     let (map, key, ty) = (v.map(e.m()).to_string(), v.key(e.m()), e.ty(v.entry_value(e.m())));
-    let k = e.spill(Role::Key, key);
+    let k = e.spill_key(key);
     let entry = e.lookup(&map, k, ty);
     if let ValueDef::Result(call, _) = e.m().value(entry).def {
         let key = key_id(e.m(), &e.cx.plain_slots, key);
@@ -474,19 +495,7 @@ fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
     let m = e.m();
     let key = key_id(m, &e.cx.plain_slots, key);
     let found = e.cx.lookups.iter().rev().find(|l| l.map == map && l.key == key && m.precedes_structurally(l.call, op))?;
-    let (block, from) = m.position(found.call)?;
-    // The op of `found`'s block that contains `op`: everything from the lookup to there may run
-    // in between (a superset, which only makes the answer more conservative).
-    let mut until = op;
-    while m.position(until).map(|(b, _)| b) != Some(block) {
-        until = m.parent_op(until)?;
-    }
-    let (_, to) = m.position(until)?;
-    let ops = m.block(block).ops[from + 1..=to].to_vec();
-    for o in ops.iter().flat_map(|&o| m.collect_nested(o, |_| true).into_iter().chain(std::iter::once(o))) {
-        if o == op {
-            continue;
-        }
+    for o in ops_between(m, found.call, op)? {
         let d = m.op(o);
         let names_map = |a: Option<&Attr>| matches!(a, Some(Attr::Sym(s)) if s == map);
         let clobbers = match d.opcode {
@@ -512,10 +521,52 @@ fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
     Some(found.entry)
 }
 
+/// The ops that may run after `from` and before `op` (which `from` structurally precedes), nested
+/// ones included: those after `from` in its block up to the one containing `op` (a superset, which
+/// only makes answers built on it more conservative).
+fn ops_between(m: &Module, from: OpId, op: OpId) -> Option<Vec<OpId>> {
+    let (block, from) = m.position(from)?;
+    let mut until = op;
+    while m.position(until).map(|(b, _)| b) != Some(block) {
+        until = m.parent_op(until)?;
+    }
+    let (_, to) = m.position(until)?;
+    let ops = &m.block(block).ops[from + 1..=to];
+    Some(ops.iter().flat_map(|&o| m.collect_nested(o, |_| true).into_iter().chain(std::iter::once(o))).filter(|&o| o != op).collect())
+}
+
+/// Whether the key slot `slot` still holds `key` at `op`: the last store to it that runs first
+/// on every path to `op` stored `key`, and nothing in between writes the slot or the key's variable.
+fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool {
+    let m = e.m();
+    let Some(last) = e.cx.key_spills.iter().rev().find(|s| s.slot == slot && m.precedes_structurally(s.store, op)) else { return false };
+    if last.key != key {
+        return false;
+    }
+    let Some(between) = ops_between(m, last.store, op) else { return false };
+    between.iter().all(|&o| {
+        let d = m.op(o);
+        let reads_only = |v: Value| match d.opcode {
+            Opcode::CoreLoad => true,
+            Opcode::BpfHelperCall => {
+                let id = match m.attr(o, "id") {
+                    Some(Attr::Int(i)) => *i,
+                    _ => 0,
+                };
+                let read_only = crate::ir::helpers::read_only_arguments(id);
+                d.operands.iter().enumerate().all(|(i, &a)| a != v || read_only.contains(&i))
+            }
+            _ => false,
+        };
+        let untouched = |v: Value| !d.operands.contains(&v) || reads_only(v);
+        untouched(slot) && !matches!(key, KeyId::Slot(var) if !untouched(var))
+    })
+}
+
 fn map_update(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapUpdate(op);
     let (map, key, value, flags) = (v.map(e.m()).to_string(), v.key(e.m()), v.value(e.m()), v.flags(e.m()));
-    let k = e.spill(Role::Key, key);
+    let k = e.spill_key(key);
     let val = e.spill(Role::Value, value);
     Ok(vec![e.update(&map, k, val, flags)])
 }
@@ -523,7 +574,7 @@ fn map_update(e: &mut Emit, op: OpId) -> Lowered {
 fn map_delete(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapDelete(op);
     let (map, key) = (v.map(e.m()).to_string(), v.key(e.m()));
-    let k = e.spill(Role::Key, key);
+    let k = e.spill_key(key);
     let mp = e.map_addr(&map);
     Ok(vec![e.helper(MAP_DELETE, &[mp, k], Type::i64())])
 }
@@ -550,7 +601,7 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let (p, spilled) = match earlier_lookup(e, &map, key, op) {
         Some(p) if e.ty(p) == entry_ty => (p, None),
         _ => {
-            let k = e.spill(Role::Key, key);
+            let k = e.spill_key(key);
             (e.lookup(&map, k, entry_ty.clone()), Some(k))
         }
     };
@@ -563,7 +614,7 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
         present,
         |e| add_in_place(e, p, delta, per_cpu),
         |e| {
-            let k = spilled.unwrap_or_else(|| e.spill(Role::Key, key));
+            let k = spilled.unwrap_or_else(|| e.spill_key(key));
             let val = e.spill(Role::Value, delta);
             let ret = e.update(&map, k, val, BPF_NOEXIST);
             let inserted = e.succeeded(ret);

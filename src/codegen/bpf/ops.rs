@@ -61,6 +61,14 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         let callee = self.i64c(id).const_to_pointer(self.ptr_type());
         let margs: Vec<BasicMetadataValueEnum> = args.iter().map(|&a| a.into()).collect();
         let call = self.builder.build_indirect_call(fty, callee, &margs, "").map_err(|e| e.to_string())?;
+        // Saying what the kernel does with a key lets LLVM keep it in its slot across calls.
+        for &i in crate::ir::helpers::read_only_arguments(id as i128) {
+            if args.get(i).is_some_and(|a| a.is_pointer_value()) {
+                for kind in ["readonly", "nocapture"] {
+                    call.add_attribute(AttributeLoc::Param(i as u32), self.g.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(kind), 0));
+                }
+            }
+        }
         Ok(call.try_as_basic_value().basic())
     }
 
