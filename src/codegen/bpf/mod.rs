@@ -7,6 +7,7 @@
 //! before the object is written.
 
 mod decls;
+mod layout;
 mod ops;
 mod tables;
 
@@ -63,16 +64,18 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         }
         g.license();
     });
-    g.finish(&tm, opts.optimize, output, |module| {
-        // LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed
-        // by access string, so a second module with the same kernel-field access in one process
-        // would reuse a global of a destroyed module. The `ksc` command compiles once per
-        // process; refuse the second CO-RE module instead of crashing.
-        if module_uses_core(module) && CORE_MODULE_COMPILED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            return Err("LLVM's BPF CO-RE lowering supports one module with kernel struct reads per process; compile this unit in a new process".into());
-        }
-        Ok(())
-    })
+    g.finish(&tm, opts.optimize, output, refuse_second_core_module, layout::returns_last)
+}
+
+/// LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed by
+/// access string, so a second module with the same kernel-field access in one process would
+/// reuse a global of a destroyed module. The `ksc` command compiles once per process; refuse the
+/// second CO-RE module instead of crashing.
+fn refuse_second_core_module(module: &LlvmModule) -> Result<(), String> {
+    if module_uses_core(module) && CORE_MODULE_COMPILED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return Err("LLVM's BPF CO-RE lowering supports one module with kernel struct reads per process; compile this unit in a new process".into());
+    }
+    Ok(())
 }
 
 static CORE_MODULE_COMPILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

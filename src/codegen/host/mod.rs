@@ -71,5 +71,5 @@ pub fn compile(m: &Module, unit: &Unit, opts: &Options, output: Output) -> Resul
         g.define_function(f);
     }
     g.entry(unit);
-    g.finish(&tm, opts.optimize, output, |_| Ok(()))
+    g.finish(&tm, opts.optimize, output, |_| Ok(()), |_| ())
 }

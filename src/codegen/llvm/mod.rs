@@ -97,8 +97,16 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         }
     }
 
-    /// Finalises debug info, checks the module, runs LLVM's pipeline and writes the output.
-    pub fn finish(mut self, tm: &TargetMachine, optimize: bool, output: Output, before_passes: impl FnOnce(&LlvmModule<'ctx>) -> Result<(), String>) -> Result<Vec<u8>, Vec<Error>> {
+    /// Finalises debug info, checks the module, runs LLVM's pipeline and writes the output;
+    /// `before_passes` may refuse the module, `after_passes` may rearrange the optimised one.
+    pub fn finish(
+        mut self,
+        tm: &TargetMachine,
+        optimize: bool,
+        output: Output,
+        before_passes: impl FnOnce(&LlvmModule<'ctx>) -> Result<(), String>,
+        after_passes: impl FnOnce(&LlvmModule<'ctx>),
+    ) -> Result<Vec<u8>, Vec<Error>> {
         self.di.finalize();
         let mut errors = std::mem::take(&mut self.errors);
         if errors.is_empty() {
@@ -112,6 +120,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         before_passes(self.module).map_err(|message| vec![Error { op: None, message }])?;
         let pipeline = if optimize { "default<O2>" } else { "default<O0>" };
         crate::timing::stage("llvm optimize", || self.module.run_passes(pipeline, tm, PassBuilderOptions::create())).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
+        after_passes(self.module);
         let result = crate::timing::stage("llvm emit", || match output {
             Output::LlvmIr => Ok(self.module.print_to_string().to_bytes().to_vec()),
             Output::Asm => tm.write_to_memory_buffer(self.module, FileType::Assembly).map(|b| b.as_slice().to_vec()),
