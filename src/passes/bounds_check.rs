@@ -20,7 +20,7 @@ pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
     for f in funcs {
         let Some(ctx) = context_param(m, f) else { continue };
-        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), length_slots: HashMap::new(), ctx, inserted: 0 };
+        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), length_slots: HashMap::new(), written_once: HashMap::new(), ctx, inserted: 0 };
         pass.classify(m, f);
         let body = m.op(f).regions[0];
         pass.region(m, body, &mut Vec::new());
@@ -40,6 +40,10 @@ enum Root {
     Value(Value),
     /// A local written once with a packet pointer: every load of it yields the same address.
     Slot(Value),
+    /// `B + offset + index` for a base root `B` (`Value` or `Slot`, `slot` telling which) and a
+    /// variable index with a known bound, identified by the value or the once-written local it
+    /// comes from: `data + off + 8 > data_end` then proves the header at `data + off`.
+    Indexed { base: Value, slot: bool, offset: i128, index: Value },
 }
 
 struct BoundsCheck {
@@ -51,12 +55,45 @@ struct BoundsCheck {
     slot_value: HashMap<Value, Value>,
     /// Locals written once with a packet length (`end - P`), and that value.
     length_slots: HashMap<Value, Value>,
+    /// Locals written once and otherwise only loaded, with the value written.
+    written_once: HashMap<Value, Value>,
     ctx: Value,
     inserted: usize,
 }
 
-/// `[root, root + hi)` is known in bounds.
-type Fact = (Root, i128);
+/// A packet address as a root plus a constant byte offset. For an `Indexed` root, `formed_at`
+/// is the address `B + index` where this address's chain formed it.
+#[derive(Clone, Copy)]
+struct Key {
+    root: Root,
+    offset: i128,
+    formed_at: Option<Value>,
+}
+
+/// `[root, root + end)` is known in bounds. For an `Indexed` root, `tested` is the address
+/// `B + index` the proof was made on: the kernel tracks packet ranges per pointer, so an access
+/// covered by the fact must be made through that same address.
+#[derive(Clone, Copy)]
+struct Fact {
+    root: Root,
+    end: i128,
+    tested: Option<Value>,
+}
+
+impl Key {
+    fn at(root: Root, offset: i128) -> Key {
+        Key { root, offset, formed_at: None }
+    }
+
+    fn plus(self, bytes: i128) -> Key {
+        Key { offset: self.offset + bytes, ..self }
+    }
+
+    /// The fact that `width` bytes from this address are in bounds.
+    fn proves(self, width: i128) -> Fact {
+        Fact { root: self.root, end: self.offset + width, tested: self.formed_at }
+    }
+}
 
 fn ctx_field(m: &Module, op: OpId) -> Option<&[u8]> {
     match (m.op(op).opcode, m.attr(op, "field")) {
@@ -75,6 +112,16 @@ fn const_int(m: &Module, v: Value) -> Option<i128> {
         Opcode::CoreCast => const_int(m, m.op(op).operands[0]),
         _ => None,
     }
+}
+
+fn is_unsigned(t: &Type) -> bool {
+    matches!(t, Type::Int(i) if !i.signed())
+}
+
+/// The largest value of an integer type.
+fn int_max(t: &Type) -> Option<u128> {
+    let Type::Int(i) = t else { return None };
+    Some((1u128 << (i.bits() - i.signed() as u32)) - 1)
 }
 
 fn def_op(m: &Module, v: Value) -> Option<OpId> {
@@ -161,42 +208,110 @@ impl BoundsCheck {
                 if self.length_of(m, v).is_some() {
                     self.length_slots.insert(slot, v);
                 }
+                self.written_once.insert(slot, v);
+            }
+        }
+        // A local whose address is used otherwise may be written through it.
+        for &op in &ops {
+            let d = m.op(op);
+            for (i, v) in d.operands.iter().enumerate() {
+                if !matches!((d.opcode, i), (Opcode::CoreLoad, 0) | (Opcode::CoreStore, 1)) {
+                    self.written_once.remove(v);
+                }
             }
         }
     }
 
-    /// The canonical root and constant offset of a packet address, when the offset is constant.
-    fn key(&self, m: &Module, v: Value) -> Option<(Root, i128)> {
-        let Some(op) = def_op(m, v) else { return Some((Root::Value(v), 0)) };
+    /// The canonical root and constant offset of a packet address, when the offset is constant
+    /// or a bounded variable index.
+    fn key(&self, m: &Module, v: Value) -> Option<Key> {
+        let Some(op) = def_op(m, v) else { return Some(Key::at(Root::Value(v), 0)) };
         let d = m.op(op);
         match d.opcode {
             // A local written once holds one address: see through it to what was stored.
             Opcode::CoreLoad if self.slots.get(&d.operands[0]) == Some(&1) => match self.slot_value.get(&d.operands[0]) {
                 Some(&stored) => self.key(m, stored),
-                None => Some((Root::Slot(d.operands[0]), 0)),
+                None => Some(Key::at(Root::Slot(d.operands[0]), 0)),
             },
             Opcode::CoreCast => self.key(m, d.operands[0]),
             Opcode::CorePtrAdd => {
-                let (r, o) = self.key(m, d.operands[0])?;
-                Some((r, o + const_int(m, d.operands[1])?))
+                let base = self.key(m, d.operands[0])?;
+                if let Some(c) = const_int(m, d.operands[1]) {
+                    return Some(base.plus(c));
+                }
+                // A variable index the verifier can bound too (it proves packet ranges only while
+                // the offset stays within 0xffff); unbounded ones stay unproven and get checked.
+                let (root, slot) = match base.root {
+                    Root::Value(b) => (b, false),
+                    Root::Slot(b) => (b, true),
+                    Root::Indexed { .. } => return None,
+                };
+                let max = self.max_of(m, d.operands[1], 4)?;
+                let offset = base.offset;
+                (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key { root: Root::Indexed { base: root, slot, offset, index: self.index_id(m, d.operands[1]) }, offset: 0, formed_at: Some(v) })
             }
             Opcode::CoreFieldAddr => {
-                let (r, o) = self.key(m, d.operands[0])?;
+                let base = self.key(m, d.operands[0])?;
                 let Some(Attr::Str(f)) = m.attr(op, "field") else { return None };
-                Some((r, o + field_offset(m, m.value_type(d.operands[0]), f)?))
+                Some(base.plus(field_offset(m, m.value_type(d.operands[0]), f)?))
             }
             Opcode::CoreElemAddr => {
-                let (r, o) = self.key(m, d.operands[0])?;
+                let base = self.key(m, d.operands[0])?;
                 let elem = m.value_type(d.results[0]).pointee()?.clone();
-                Some((r, o + const_int(m, d.operands[1])? * size_of(m, &elem)))
+                Some(base.plus(const_int(m, d.operands[1])? * size_of(m, &elem)))
             }
-            _ => Some((Root::Value(v), 0)),
+            _ => Some(Key::at(Root::Value(v), 0)),
         }
     }
 
-    fn covered(facts: &[Fact], key: Option<(Root, i128)>, width: i128) -> bool {
-        let Some((root, off)) = key else { return false };
-        off >= 0 && facts.iter().any(|&(r, hi)| r == root && off + width <= hi)
+    /// What identifies an index across ops: the once-written local it is loaded from (through
+    /// casts), or the value itself.
+    fn index_id(&self, m: &Module, v: Value) -> Value {
+        match def_op(m, v).map(|op| m.op(op)) {
+            Some(d) if d.opcode == Opcode::CoreCast => self.index_id(m, d.operands[0]),
+            Some(d) if d.opcode == Opcode::CoreLoad && self.written_once.contains_key(&d.operands[0]) => d.operands[0],
+            _ => v,
+        }
+    }
+
+    /// An upper bound of an integer that cannot be negative, from its constants, masks, unsigned
+    /// widenings, scalings and sums (`14 + (ver_ihl & 0x0F) * 4`), `depth` levels of once-written
+    /// locals deep.
+    fn max_of(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        let d = m.op(def_op(m, v)?);
+        let ty = m.value_type(v);
+        let r = match d.opcode {
+            Opcode::CoreConst => u128::try_from(const_int(m, v)?).ok()?,
+            Opcode::CoreCast => {
+                let from = m.value_type(d.operands[0]);
+                if !is_unsigned(from) || size_of(m, from) > size_of(m, ty) {
+                    return None;
+                }
+                self.max_of(m, d.operands[0], depth).or_else(|| int_max(from))?
+            }
+            Opcode::CoreAnd => match (self.max_of(m, d.operands[0], depth), self.max_of(m, d.operands[1], depth)) {
+                (Some(a), Some(b)) => a.min(b),
+                // `x & mask` never exceeds the mask, whatever x is.
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => return None,
+            },
+            Opcode::CoreAdd => self.max_of(m, d.operands[0], depth)?.checked_add(self.max_of(m, d.operands[1], depth)?)?,
+            Opcode::CoreMul => self.max_of(m, d.operands[0], depth)?.checked_mul(self.max_of(m, d.operands[1], depth)?)?,
+            Opcode::CoreShl => self.max_of(m, d.operands[0], depth)?.checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?)?,
+            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => self.max_of(m, self.written_once[&d.operands[0]], depth - 1)?,
+            _ if is_unsigned(ty) => int_max(ty)?,
+            _ => return None,
+        };
+        // Wrapping arithmetic: a bound past the type's range bounds nothing.
+        (r <= int_max(ty)?).then_some(r)
+    }
+
+    /// The fact that proves `width` bytes at `key` in bounds.
+    fn covering(facts: &[Fact], key: Key, width: i128) -> Option<Fact> {
+        if key.offset < 0 {
+            return None;
+        }
+        facts.iter().rev().find(|f| f.root == key.root && key.offset + width <= f.end).copied()
     }
 
     /// The fact a packet comparison proves on one of its outcomes: when false for
@@ -216,8 +331,7 @@ impl BoundsCheck {
                 (b"le", false) | (b"gt", true) => k + 1,
                 _ => return None,
             };
-            let (root, off) = self.key(m, p)?;
-            return Some((root, off + bytes));
+            return Some(self.key(m, p)?.proves(bytes));
         }
         // `ptr_first`: the packet pointer is the left operand for this predicate and outcome.
         let ptr_first = match (pred.as_slice(), outcome) {
@@ -229,7 +343,7 @@ impl BoundsCheck {
         if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
             return None;
         }
-        self.key(m, ptr)
+        Some(self.key(m, ptr)?.proves(0))
     }
 
     /// The packet pointer P when `v` is `end - P` (through casts and a local written once).
@@ -264,15 +378,20 @@ impl BoundsCheck {
                 }
                 let width = size_of(m, &ty);
                 let key = self.key(m, addr);
-                if Self::covered(facts, key, width) {
+                if let Some(fact) = key.and_then(|k| Self::covering(facts, k, width)) {
+                    if let (Some(tested), Some(k)) = (fact.tested, key) {
+                        if k.formed_at != Some(tested) {
+                            Self::access_through(m, op, addr, tested, k.offset);
+                        }
+                    }
                     return;
                 }
                 // A variable index is bounded first, so the pointer that is checked is the one
                 // that is dereferenced (the verifier proves ranges per pointer).
                 let addr = if key.is_none() { self.clamp_index(m, op, addr, width) } else { addr };
                 self.insert_check(m, op, addr, width);
-                if let Some((root, off)) = key {
-                    facts.push((root, off + width));
+                if let Some(k) = key {
+                    facts.push(k.proves(width));
                 }
             }
             Opcode::KsIf => {
@@ -334,6 +453,19 @@ impl BoundsCheck {
         m.op_mut(access).operands[slot] = new;
         self.packet.insert(new);
         new
+    }
+
+    /// Makes access `op` (at `addr`) go through the tested address `tested` plus `offset`: the
+    /// same address, but the one whose range the kernel learnt from the test (`tested` dominates
+    /// `op`, as the test proving the access does).
+    fn access_through(m: &mut Module, op: OpId, addr: Value, tested: Value, offset: i128) {
+        let ty = m.value_type(addr).clone();
+        let mut b = m.builder_before(op);
+        let bytes = b.core_const(offset, Type::i64());
+        let moved = b.core_ptr_add(tested, bytes);
+        let typed = if *b.module.value_type(moved) == ty { moved } else { b.core_cast(moved, ty) };
+        let slot = if m.op(op).opcode == Opcode::CoreStore { 1 } else { 0 };
+        m.op_mut(op).operands[slot] = typed;
     }
 
     /// `if (addr + width > data_end) abort` before `op`.
