@@ -267,7 +267,13 @@ impl<'m> Flattener<'m> {
             Opcode::KsIf => {
                 let c = self.map(data.operands[0]);
                 let (tb, eb, join) = (self.new_block(), self.new_block(), self.new_block());
-                self.b_at(prev_loc).core_cond_br(c, &[], 0, vec![tb, eb]);
+                // A branch that only throws or aborts is the exceptional one.
+                let expect = match (raises(self.m, data.regions[0]), raises(self.m, data.regions[1])) {
+                    (true, false) => Some(false),
+                    (false, true) => Some(true),
+                    _ => None,
+                };
+                self.b_at(prev_loc).core_cond_br(c, &[], 0, expect, vec![tb, eb]);
                 let results = self.join_args(join, &data.results);
                 for (i, b) in [tb, eb].into_iter().enumerate() {
                     self.start(b);
@@ -301,7 +307,7 @@ impl<'m> Flattener<'m> {
                 self.start(header);
                 if let Some(c) = self.emit_region(data.regions[0], ScopeKind::Block) {
                     let c = c.first().copied().unwrap_or_else(|| self.b().core_const(1, Type::Bool));
-                    self.b_at(prev_loc).core_cond_br(c, &[], 0, vec![body, exit]);
+                    self.b_at(prev_loc).core_cond_br(c, &[], 0, None, vec![body, exit]);
                 }
                 self.start(body);
                 if self.emit_region(data.regions[1], ScopeKind::Loop { brk: exit, cont: header, cont_arg: None }).is_some() {
@@ -319,7 +325,7 @@ impl<'m> Flattener<'m> {
                 self.b_at(prev_loc).core_br(&[lo], vec![header]);
                 self.start(header);
                 let more = self.b_at(prev_loc).core_cmp(hi_i, hi, "lt");
-                self.b_at(prev_loc).core_cond_br(more, &[hi_i], 1, vec![body, exit]);
+                self.b_at(prev_loc).core_cond_br(more, &[hi_i], 1, None, vec![body, exit]);
                 let old_body = self.m.region(data.regions[0]).blocks[0];
                 if let Some(&oi) = self.m.block(old_body).args.first() {
                     self.vmap.insert(oi, bi);
@@ -350,7 +356,7 @@ impl<'m> Flattener<'m> {
                             let k = self.b_at(prev_loc).core_const(*n as i64 as i128, Type::i64());
                             let hit = self.b_at(prev_loc).core_cmp(code, k, "eq");
                             let next = self.new_block();
-                            self.b_at(prev_loc).core_cond_br(hit, &[], 0, vec![handler, next]);
+                            self.b_at(prev_loc).core_cond_br(hit, &[], 0, None, vec![handler, next]);
                             self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
                             self.start(next);
                         }
@@ -376,7 +382,7 @@ impl<'m> Flattener<'m> {
                 let (load, zero, join) = (self.new_block(), self.new_block(), self.new_block());
                 let null = self.b_at(prev_loc).core_const(0, pt);
                 let present = self.b_at(prev_loc).core_cmp(p, null, "ne");
-                self.b_at(prev_loc).core_cond_br(present, &[], 0, vec![load, zero]);
+                self.b_at(prev_loc).core_cond_br(present, &[], 0, None, vec![load, zero]);
                 self.join_args(join, &data.results);
                 self.start(load);
                 let v = self.b_at(prev_loc).core_load(p, t.clone());
@@ -592,13 +598,13 @@ impl<'m> Flattener<'m> {
         let none = self.b_at(loc).core_const(0, i64t.clone());
         let raised = self.b_at(loc).core_cmp(state, none, "ne");
         let (raise, cont) = (self.new_block(), self.new_block());
-        self.b_at(loc).core_cond_br(raised, &[], 0, vec![raise, cont]);
+        self.b_at(loc).core_cond_br(raised, &[], 0, Some(false), vec![raise, cont]);
         self.start(raise);
         if self.aborting.contains(&callee) {
             let ab = self.b_at(loc).core_const(STATUS_ABORTED, i64t.clone());
             let is_abort = self.b_at(loc).core_cmp(state, ab, "eq");
             let (abort_bb, throw_bb) = (self.new_block(), self.new_block());
-            self.b_at(loc).core_cond_br(is_abort, &[], 0, vec![abort_bb, throw_bb]);
+            self.b_at(loc).core_cond_br(is_abort, &[], 0, None, vec![abort_bb, throw_bb]);
             self.start(abort_bb);
             self.abort(loc, None);
             self.start(throw_bb);
@@ -609,4 +615,10 @@ impl<'m> Flattener<'m> {
         self.throw_code(code, loc);
         self.start(cont);
     }
+}
+
+/// True when every block of a region ends in a throw or an abort.
+fn raises(m: &Module, r: RegionId) -> bool {
+    let blocks = &m.region(r).blocks;
+    !blocks.is_empty() && blocks.iter().all(|&b| m.block(b).ops.last().is_some_and(|&o| matches!(m.op(o).opcode, Opcode::KsThrow | Opcode::KsAbort)))
 }

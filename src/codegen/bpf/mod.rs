@@ -64,7 +64,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         }
         g.license();
     });
-    g.finish(&tm, opts.optimize, output, refuse_second_core_module, layout::returns_last)
+    g.finish(&tm, opts.optimize, output, refuse_second_core_module, layout::lay_out)
 }
 
 /// LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed by

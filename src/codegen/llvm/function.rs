@@ -259,6 +259,16 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         }).unwrap_or(0)
     }
 
+    /// Branch weights for a conditional branch whose condition is almost always `expected`, as
+    /// clang gives `__builtin_expect`: the block placement then makes that path fall through.
+    fn expect(&self, br: inkwell::values::InstructionValue<'ctx>, expected: bool) -> Result<(), String> {
+        let ctx = self.g.ctx;
+        let (hot, cold) = (ctx.i32_type().const_int(2000, false), ctx.i32_type().const_int(1, false));
+        let (on_true, on_false) = if expected { (hot, cold) } else { (cold, hot) };
+        let weights = ctx.metadata_node(&[ctx.metadata_string("branch_weights").into(), on_true.into(), on_false.into()]);
+        br.set_metadata(weights, ctx.get_kind_id("prof")).map_err(|e| e.to_string())
+    }
+
     fn branch_to(&mut self, from: BasicBlock<'ctx>, dest: BlockId, args: &[Value]) -> Result<BasicBlock<'ctx>, String> {
         let m = self.g.m;
         for (&param, &arg) in m.block(dest).args.iter().zip(args) {
@@ -496,7 +506,10 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let yes = self.branch_to(from, d.successors[0], &d.operands[1..1 + t])?;
                 let no = self.branch_to(from, d.successors[1], &d.operands[1 + t..])?;
                 let c = self.int(d.operands[0])?;
-                self.builder.build_conditional_branch(c, yes, no).map_err(e)?;
+                let br = self.builder.build_conditional_branch(c, yes, no).map_err(e)?;
+                if let Some(Attr::Bool(expected)) = d.attrs.get(1).cloned().flatten() {
+                    self.expect(br, expected)?;
+                }
             }
             Opcode::CoreSwitch => {
                 let from = self.builder.get_insert_block().ok_or("no block")?;
