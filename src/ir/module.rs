@@ -333,6 +333,11 @@ impl Module {
         self.detach_op(op);
     }
 
+    /// True when every block of region `r` ends in an op whose opcode satisfies `pred`.
+    pub fn region_ends_in(&self, r: RegionId, pred: impl Fn(Opcode) -> bool) -> bool {
+        self.region(r).blocks.iter().all(|&b| self.block(b).ops.last().is_some_and(|&o| pred(self.op(o).opcode)))
+    }
+
     /// The ops nested in `op` (pre-order) that satisfy `pred`, collected before any rewriting.
     pub fn collect_nested(&self, op: OpId, pred: impl Fn(&OpData) -> bool) -> Vec<OpId> {
         let mut out = Vec::new();

@@ -491,5 +491,5 @@ impl BoundsCheck {
 
 /// True when a region always leaves (ends in return, throw, abort, break, continue or tail call).
 fn region_leaves(m: &Module, r: RegionId) -> bool {
-    m.region(r).blocks.iter().all(|&b| m.block(b).ops.last().is_some_and(|&o| matches!(m.op(o).opcode, Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsTailCall | Opcode::CoreRet)))
+    m.region_ends_in(r, |o| matches!(o, Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsTailCall | Opcode::CoreRet))
 }

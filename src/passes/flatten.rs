@@ -619,6 +619,5 @@ impl<'m> Flattener<'m> {
 
 /// True when every block of a region ends in a throw or an abort.
 fn raises(m: &Module, r: RegionId) -> bool {
-    let blocks = &m.region(r).blocks;
-    !blocks.is_empty() && blocks.iter().all(|&b| m.block(b).ops.last().is_some_and(|&o| matches!(m.op(o).opcode, Opcode::KsThrow | Opcode::KsAbort)))
+    !m.region(r).blocks.is_empty() && m.region_ends_in(r, |o| matches!(o, Opcode::KsThrow | Opcode::KsAbort))
 }

@@ -502,10 +502,7 @@ fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
             Opcode::CoreCall | Opcode::CoreCallIndirect | Opcode::KsCallExtern | Opcode::KsTailCall | Opcode::BpfTailCall | Opcode::BpfKfuncCall => true,
             Opcode::KsMapUpdate | Opcode::KsMapDelete | Opcode::KsMapAdd | Opcode::KsMapPush | Opcode::KsMapPop => names_map(m.attr(o, "map")),
             Opcode::BpfHelperCall => {
-                let id = match m.attr(o, "id") {
-                    Some(Attr::Int(i)) => *i,
-                    _ => 0,
-                };
+                let id = helper_id(m, o);
                 let target = d.operands.first().and_then(|&mp| match m.value(mp).def {
                     ValueDef::Result(a, _) => Some(a),
                     _ => None,
@@ -519,6 +516,14 @@ fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
         }
     }
     Some(found.entry)
+}
+
+/// The helper number a `bpf.helper_call` calls.
+fn helper_id(m: &Module, call: OpId) -> i128 {
+    match m.attr(call, "id") {
+        Some(Attr::Int(i)) => *i,
+        _ => 0,
+    }
 }
 
 /// The ops that may run after `from` and before `op` (which `from` structurally precedes), nested
@@ -549,11 +554,7 @@ fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool {
         let reads_only = |v: Value| match d.opcode {
             Opcode::CoreLoad => true,
             Opcode::BpfHelperCall => {
-                let id = match m.attr(o, "id") {
-                    Some(Attr::Int(i)) => *i,
-                    _ => 0,
-                };
-                let read_only = crate::ir::helpers::read_only_arguments(id);
+                let read_only = crate::ir::helpers::read_only_arguments(helper_id(m, o));
                 d.operands.iter().enumerate().all(|(i, &a)| a != v || read_only.contains(&i))
             }
             _ => false,
