@@ -333,6 +333,31 @@ impl Module {
         self.detach_op(op);
     }
 
+    /// True when `op` only computes or reads: with its results unused, dropping it loses nothing.
+    pub fn is_effect_free(&self, op: OpId) -> bool {
+        let d = self.op(op);
+        d.regions.is_empty() && (d.opcode.has(Traits::PURE) || d.opcode.has(Traits::READS) && !d.opcode.has(Traits::WRITES))
+    }
+
+    /// Detaches the op defining `v` when it is effect-free and nothing in its function uses its
+    /// results any more; then the ops defining its operands, likewise.
+    pub fn erase_if_unused(&mut self, v: Value) {
+        let ValueDef::Result(op, _) = self.value(v).def else { return };
+        if self.op(op).parent.is_none() || !self.is_effect_free(op) {
+            return;
+        }
+        let results = self.op(op).results.clone();
+        let mut used = false;
+        self.walk_nested(self.top_level_of(op), &mut |o| used |= self.op(o).operands.iter().any(|x| results.contains(x)));
+        if used {
+            return;
+        }
+        self.detach_op(op);
+        for operand in self.op(op).operands.clone() {
+            self.erase_if_unused(operand);
+        }
+    }
+
     /// True when every block of region `r` ends in an op whose opcode satisfies `pred`.
     pub fn region_ends_in(&self, r: RegionId, pred: impl Fn(Opcode) -> bool) -> bool {
         self.region(r).blocks.iter().all(|&b| self.block(b).ops.last().is_some_and(|&o| pred(self.op(o).opcode)))

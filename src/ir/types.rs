@@ -37,6 +37,10 @@ impl Type {
         Type::Int(IntTy::U8)
     }
 
+    pub fn u16() -> Type {
+        Type::Int(IntTy::U16)
+    }
+
     pub fn u32() -> Type {
         Type::Int(IntTy::U32)
     }

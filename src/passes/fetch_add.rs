@@ -48,12 +48,11 @@ fn reloads_after(m: &Module, add: OpId, entries: &HashMap<BlockId, usize>) -> Ve
     while let Some((b, from)) = work.pop() {
         for &op in &m.block(b).ops[from..] {
             let d = m.op(op);
-            let read_only = d.opcode.has(Traits::PURE) || d.opcode.has(Traits::READS) && !d.opcode.has(Traits::WRITES);
             if d.opcode == Opcode::CoreLoad && same_address(m, d.operands[0], addr) && m.value_type(d.results[0]) == word {
                 reloads.push(op);
             } else if d.opcode.has(Traits::TERMINATOR) {
                 work.extend(d.successors.iter().filter(|&&s| s != block && entries.get(&s) == Some(&1)).map(|&s| (s, 0)));
-            } else if !read_only && !written_address(d).is_some_and(|w| other_globals(m, w, addr)) {
+            } else if !m.is_effect_free(op) && !written_address(d).is_some_and(|w| other_globals(m, w, addr)) {
                 break;
             }
         }

@@ -10,7 +10,11 @@
 //! Addresses are compared as a root (the packet pointer's origin) plus a constant byte offset;
 //! variable offsets are always checked, after a bound on the index (an index no packet can reach
 //! aborts) so that the verifier sees a bounded offset on the pointer it checks.
+//! Two adjacent packet bytes combined or tested together are read as one 16-bit load
+//! ([`pairs`]), where this pass knows both are in bounds.
 //! Runs on structured kernel functions, before `lower-bpf`.
+
+mod pairs;
 
 use super::PassResult;
 use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
@@ -394,6 +398,7 @@ impl BoundsCheck {
                     facts.push(k.proves(width));
                 }
             }
+            Opcode::KsIf | Opcode::CoreOr if self.fuse_byte_pair(m, op, facts) => {}
             Opcode::KsIf => {
                 let cond = d.operands[0];
                 let when_true = self.fact(m, cond, true);
