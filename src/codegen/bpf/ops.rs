@@ -69,6 +69,11 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
             }
         }
+        if crate::ir::helpers::writes_no_memory(id as i128) {
+            // `memory(read)`: reads any memory, writes none (LLVM's MemoryEffects encoding).
+            const MEMORY_READ: u64 = 0b01_01_01;
+            call.add_attribute(AttributeLoc::Function, self.g.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("memory"), MEMORY_READ));
+        }
         Ok(call.try_as_basic_value().basic())
     }
 
