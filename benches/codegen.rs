@@ -5,8 +5,8 @@
 //! First the two must agree: on fresh objects with the scenario's map setup, every packet gives
 //! the same verdict and output packet, and the maps the scenario names end with equal contents.
 //! Then each packet runs `KSC_BENCH_REPEAT` times (default 1,000,000) per round, rounds
-//! alternating between the objects (`KSC_BENCH_ROUNDS`, default 5); an example's ns/run is the
-//! mean over its packets of the median round. Instruction counts: in the object, after the
+//! alternating between the objects (`KSC_BENCH_ROUNDS`, default 5; each object first in every
+//! other round); an example's ns/run is the mean over its packets of the median round. Instruction counts: in the object, after the
 //! kernel's rewrite (xlated) and as processed by the verifier, summed over the object's programs.
 //!
 //! `cargo bench --bench codegen` (root, a kernel with BPF); writes benches/results/codegen.md and
@@ -140,9 +140,16 @@ fn main() {
         let (mut ns_k, mut ns_c) = (Vec::new(), Vec::new());
         for (label, packet) in &s.packets {
             let (mut tk, mut tc) = (Vec::new(), Vec::new());
-            for _ in 0..rounds {
-                tk.push(k.run_repeated(&s.program, packet, repeat).unwrap_or_else(|e| panic!("{name}/{label}: {e}")).1 as f64);
-                tc.push(c.run_repeated(&s.program, packet, repeat).unwrap_or_else(|e| panic!("{name}/{label}: {e}")).1 as f64);
+            let time = |obj: &Loaded| obj.run_repeated(&s.program, packet, repeat).unwrap_or_else(|e| panic!("{name}/{label}: {e}")).1 as f64;
+            // Each object goes first in every other round, so neither gains from its position.
+            for round in 0..rounds {
+                if round % 2 == 0 {
+                    tk.push(time(&k));
+                    tc.push(time(&c));
+                } else {
+                    tc.push(time(&c));
+                    tk.push(time(&k));
+                }
             }
             ns_k.push(common::median(tk));
             ns_c.push(common::median(tc));
