@@ -7,6 +7,7 @@
 //! before the object is written.
 
 mod decls;
+mod flag_phis;
 mod layout;
 mod ops;
 mod tables;
@@ -64,7 +65,10 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         }
         g.license();
     });
-    g.finish(&tm, opts.optimize, output, refuse_second_core_module, layout::lay_out)
+    g.finish(&tm, opts.optimize, output, refuse_second_core_module, |m| {
+        flag_phis::recompute_flags(m);
+        layout::lay_out(m)
+    })
 }
 
 /// LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed by

@@ -121,6 +121,10 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let pipeline = if optimize { "default<O2>" } else { "default<O0>" };
         crate::timing::stage("llvm optimize", || self.module.run_passes(pipeline, tm, PassBuilderOptions::create())).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
         after_passes(self.module);
+        // The rewrites after the pipeline must leave valid IR: an invalid module would abort LLVM.
+        if let Err(e) = self.module.verify() {
+            return Err(vec![Error { op: None, message: format!("ksc's rewrite of the optimised IR is invalid: {}", e.to_string().lines().next().unwrap_or("")) }]);
+        }
         let result = crate::timing::stage("llvm emit", || match output {
             Output::LlvmIr => Ok(self.module.print_to_string().to_bytes().to_vec()),
             Output::Asm => tm.write_to_memory_buffer(self.module, FileType::Assembly).map(|b| b.as_slice().to_vec()),
