@@ -321,7 +321,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                 c
             }
         };
-        let op = self.b().ks_if(c, &[]);
+        let op = self.b().ks_if(c, None, &[]);
         let (tb, eb) = (self.entry_of(op, 0), self.entry_of(op, 1));
         self.in_block(tb, |fl| {
             if let Some((n, s, v, _)) = bind {

@@ -472,7 +472,7 @@ impl FnLower<'_, '_, '_> {
                 }
                 // Reading a part of an entry: zero when the entry is absent.
                 let present = self.non_null(entry);
-                let op = self.b().ks_if(present, std::slice::from_ref(&p.ty));
+                let op = self.b().ks_if(present, None, std::slice::from_ref(&p.ty));
                 let (tb, eb) = (self.entry_of(op, 0), self.entry_of(op, 1));
                 let path = p.path.clone();
                 let ty = p.ty.clone();
@@ -508,7 +508,7 @@ impl FnLower<'_, '_, '_> {
                 // Writing a part of an entry changes it in place, and nothing when it is absent.
                 let entry = self.entry_of_base(&p.base);
                 let present = self.non_null(entry);
-                let op = self.b().ks_if(present, &[]);
+                let op = self.b().ks_if(present, None, &[]);
                 let tb = self.entry_of(op, 0);
                 let path = p.path.clone();
                 self.in_block(tb, |fl| {
@@ -611,7 +611,7 @@ impl FnLower<'_, '_, '_> {
             BinOp::And | BinOp::Or => {
                 // Short-circuit: the right operand runs only when it decides the result.
                 let lv = self.rvalue(l);
-                let res = self.b().ks_if(lv, &[Type::Bool]);
+                let res = self.b().ks_if(lv, None, &[Type::Bool]);
                 let (tb, eb) = (self.entry_of(res, 0), self.entry_of(res, 1));
                 let (eval_in, const_in, c) = if op == BinOp::And { (tb, eb, 0) } else { (eb, tb, 1) };
                 self.in_block(eval_in, |fl| {
@@ -1094,7 +1094,7 @@ impl FnLower<'_, '_, '_> {
         if matches!(arm.pattern, Pattern::Default(_)) {
             // Only reached at the top when the default is first; later defaults end the chain below.
             let t = self.true_value();
-            let op = self.b().ks_if(t, results);
+            let op = self.b().ks_if(t, None, results);
             let (tb, eb) = (self.entry_of(op, 0), self.entry_of(op, 1));
             self.in_block(tb, |fl| fl.arm(&arm.body, rty, tail));
             self.in_block(eb, |fl| fl.zero_yield(rty));
@@ -1111,7 +1111,7 @@ impl FnLower<'_, '_, '_> {
             _ => self.b().core_cmp(s, pv, "eq"),
         };
         let _ = st;
-        let op = self.b().ks_if(c, results);
+        let op = self.b().ks_if(c, None, results);
         let (tb, eb) = (self.entry_of(op, 0), self.entry_of(op, 1));
         self.in_block(tb, |fl| fl.arm(&arm.body, rty, tail));
         let next = arms.get(i + 1);
@@ -1204,7 +1204,7 @@ impl FnLower<'_, '_, '_> {
             StmtKind::If { cond: IfCond::Expr(c), then, els: Some(els) } if *rty != Ty::Void => {
                 let cv = self.condition(c);
                 let t = self.ir(rty);
-                let op = self.b().ks_if(cv, &[t]);
+                let op = self.b().ks_if(cv, None, &[t]);
                 let (tb, eb) = (self.entry_of(op, 0), self.entry_of(op, 1));
                 self.in_block(tb, |fl| fl.arm_block(&then.stmts, rty, tail));
                 self.in_block(eb, |fl| match &**els {

@@ -268,9 +268,10 @@ impl<'m> Flattener<'m> {
                 let c = self.map(data.operands[0]);
                 let (tb, eb, join) = (self.new_block(), self.new_block(), self.new_block());
                 // A branch that only throws or aborts is the exceptional one.
-                let expect = match (raises(self.m, data.regions[0]), raises(self.m, data.regions[1])) {
-                    (true, false) => Some(false),
-                    (false, true) => Some(true),
+                let expect = match (self.m.attr(op, "expect"), raises(self.m, data.regions[0]), raises(self.m, data.regions[1])) {
+                    (Some(&Attr::Bool(b)), _, _) => Some(b),
+                    (_, true, false) => Some(false),
+                    (_, false, true) => Some(true),
                     _ => None,
                 };
                 self.b_at(prev_loc).core_cond_br(c, &[], 0, expect, vec![tb, eb]);

@@ -386,7 +386,8 @@ impl Emit<'_> {
             }
         };
         let found = self.non_null(p);
-        let choice = self.b.ks_if(found, &[entry_ty]);
+        // The entry of a one-entry array map is always there: the miss path is cold.
+        let choice = self.b.ks_if(found, Some(true), &[entry_ty]);
         let (hit, miss) = (self.b.entry(choice, 0), self.b.entry(choice, 1));
         self.nested(hit, |e| e.b.ks_yield(&[p]));
         self.nested(miss, |e| {
@@ -399,7 +400,7 @@ impl Emit<'_> {
     }
 
     fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Emit<'_>), els: impl FnOnce(&mut Emit<'_>)) {
-        let op = self.b.ks_if(cond, &[]);
+        let op = self.b.ks_if(cond, None, &[]);
         let (t, e) = (self.b.entry(op, 0), self.b.entry(op, 1));
         self.nested(t, then);
         self.nested(e, els);

@@ -312,7 +312,7 @@ impl Lower<'_> {
     /// `ks.if cond { then(..) } {}` at `at`.
     fn guard(&mut self, at: At, cond: Value, then: impl FnOnce(&mut Self, At)) {
         let loc = self.loc_of(at);
-        let op = self.b(at).ks_if(cond, &[]);
+        let op = self.b(at).ks_if(cond, None, &[]);
         let block = self.m.region(self.m.op(op).regions[0]).blocks[0];
         then(self, At::End(block, loc));
     }

@@ -447,7 +447,7 @@ impl BoundsCheck {
         let mut b = m.builder_before(access);
         let limit = b.core_const(0xffff - width.clamp(1, 0xffff), it);
         let wide = b.core_cmp(index, limit, "gt");
-        let check = b.ks_if(wide, &[]);
+        let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
         let rt = b.module.value_type(addr).clone();
         let new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, index, rt) } else { b.core_ptr_add(base, index) };
@@ -483,7 +483,7 @@ impl BoundsCheck {
         let w = b.core_const(width, Type::i64());
         let last = b.core_ptr_add(bytes, w);
         let out = b.core_cmp(last, end, "gt");
-        let check = b.ks_if(out, &[]);
+        let check = b.ks_if(out, None, &[]);
         let fail = b.entry(check, 0);
         let loc = m.op(op).loc;
         let mut fb = crate::ir::Builder::new(m, fail);

@@ -57,7 +57,7 @@ impl Emit<'_> {
     fn if_non_null(&mut self, p: Value, f: impl FnOnce(&mut Emit<'_>)) {
         let null = self.b.core_const(0, self.ty(p));
         let present = self.b.core_cmp(p, null, "ne");
-        let op = self.b.ks_if(present, &[]);
+        let op = self.b.ks_if(present, None, &[]);
         let then = self.b.entry(op, 0);
         self.nested(then, f);
     }
