@@ -24,6 +24,8 @@ pub(crate) struct FnCtx {
     pub param_names: Vec<String>,
     /// Nesting of `try` blocks that catch every code (`catch _`).
     pub catch_all_depth: u32,
+    /// The codes caught by name (`catch 1`) around the statement being checked.
+    pub caught_codes: Vec<u64>,
     /// Set while the arms of a `return match` are checked: their calls are tail calls (§9.5).
     pub tail_match: bool,
     /// Stack bytes of aggregate locals, counted as they are declared (§19, E0601).
@@ -32,7 +34,7 @@ pub(crate) struct FnCtx {
 
 impl FnCtx {
     pub fn new(kind: FnKind, ret: Ty) -> Self {
-        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, tail_match: false, stack_bytes: 0 }
+        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, caught_codes: Vec::new(), tail_match: false, stack_bytes: 0 }
     }
 
     pub fn world(&self) -> World {

@@ -191,7 +191,10 @@ impl<'a> Checker<'a, '_> {
                 if catch_all {
                     cx.catch_all_depth += 1;
                 }
+                let outer_codes = cx.caught_codes.len();
+                cx.caught_codes.extend(seen.iter().flatten());
                 let mut reach = self.scoped_block(cx, body);
+                cx.caught_codes.truncate(outer_codes);
                 if catch_all {
                     cx.catch_all_depth -= 1;
                 }
@@ -208,7 +211,9 @@ impl<'a> Checker<'a, '_> {
                 if cx.in_defer {
                     self.error(Code::E0407, s.span, "a deferred expression cannot throw");
                 }
-                if matches!(cx.kind, FnKind::Program { .. }) && cx.catch_all_depth == 0 {
+                // A constant code that an enclosing `catch CODE` names cannot leave either.
+                let caught = self.const_of(e).and_then(|v| v.as_int()).is_some_and(|c| u64::try_from(c).is_ok_and(|c| cx.caught_codes.contains(&c)));
+                if matches!(cx.kind, FnKind::Program { .. }) && cx.catch_all_depth == 0 && !caught {
                     self.warning(Code::W0003, s.span, "this throw can leave the program; its code becomes the program's return value");
                 }
                 false
