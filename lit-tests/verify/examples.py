@@ -4,13 +4,15 @@ kernel, except:
   EPERM here; a kfunc of the unit's own module cannot exist without CONFIG_MODULES): their
   object must still build, and verify must report exactly that refusal;
 - examples using constructs the back end does not emit yet (none today), expected to fail with
-  that message, so the list shrinks as the back end grows."""
+  that message, so the list shrinks as the back end grows.
+Arguments after the examples folder are passed to `ksc verify` (`-O0`, `--bpf-cpu=v2`)."""
 import glob
 import os
 import subprocess
 import sys
 
 ksc, examples = sys.argv[1:3]
+flags = sys.argv[3:]
 REFUSED_HERE = {
     "flow_hash_kfunc.ks": "refused the xdp program before verification",
     "lsm_exec_guard.ks": "refused the lsm program before verification: Operation not permitted",
@@ -20,9 +22,9 @@ PENDING: dict = {}
 bad = ok = 0
 for f in sorted(glob.glob(os.path.join(examples, "*.ks"))):
     name = os.path.basename(f)
-    r = subprocess.run([ksc, "verify", f], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([ksc, "verify", *flags, f], capture_output=True, text=True, timeout=120)
     if name in REFUSED_HERE:
-        built = subprocess.run([ksc, "--emit=obj", "-o", os.devnull, f], capture_output=True, text=True, timeout=120)
+        built = subprocess.run([ksc, "--emit=obj", *flags, "-o", os.devnull, f], capture_output=True, text=True, timeout=120)
         if built.returncode != 0 or REFUSED_HERE[name] not in r.stdout + r.stderr:
             bad += 1
             print(f"UNEXPECTED {name}: build exit {built.returncode}, verify: {r.stdout[-200:]} {r.stderr[:300]}")

@@ -43,7 +43,10 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     Target::initialize_bpf(&InitializationConfig::default());
     let triple = TargetTriple::create("bpfel");
     let target = Target::from_triple(&triple).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
-    let level = if opts.optimize { OptimizationLevel::Default } else { OptimizationLevel::None };
+    // Code generation runs at O1 or above even for -O0: LLVM rewrites CO-RE relocation loads into
+    // relocated immediates (BPFMISimplifyPatchable) only among its machine SSA optimisations,
+    // and without them a -O0 object dereferences a field offset. -O0 still skips every IR pass.
+    let level = if opts.optimize { OptimizationLevel::Default } else { OptimizationLevel::Less };
     let tm = target
         .create_target_machine(&triple, &opts.cpu, "", level, RelocMode::Default, CodeModel::Default)
         .ok_or_else(|| vec![Error { op: None, message: format!("LLVM has no BPF target machine for cpu `{}`", opts.cpu) }])?;
