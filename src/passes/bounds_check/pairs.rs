@@ -13,8 +13,9 @@
 use super::{const_int, def_op, BoundsCheck, Fact, Key, Root};
 use crate::ir::{Attr, Module, OpId, Opcode, Type, Value};
 
-/// A byte read from the packet: the load's address and its key.
+/// A byte read from the packet: the load, its address and its key.
 struct ByteRead {
+    load: OpId,
     addr: Value,
     key: Key,
 }
@@ -49,7 +50,8 @@ impl BoundsCheck {
             let lo = self.byte_read(m, low)?;
             (lo.key.root == hi.key.root && lo.key.offset == hi.key.offset + 1).then_some(hi)
         });
-        let Some(hi) = found.filter(|hi| self.pair_is_readable(hi.key, facts)) else { return false };
+        // The word is read where the `or` is: nothing may write memory since the bytes were read.
+        let Some(hi) = found.filter(|hi| self.pair_is_readable(hi.key, facts) && unchanged_since(m, hi.load, op)) else { return false };
         let mut b = m.builder_before(op);
         let word = load_u16(&mut b, hi.addr);
         let swapped = b.core_bswap(word);
@@ -81,7 +83,7 @@ impl BoundsCheck {
             return false;
         }
         let (low, high) = if first.read.key.offset < second.read.key.offset { (&first, &second) } else { (&second, &first) };
-        if !self.pair_is_readable(low.read.key, facts) {
+        if !self.pair_is_readable(low.read.key, facts) || !unchanged_since(m, first.read.load, op) {
             return false;
         }
         // The second read's address is defined inside the region: address the pair from the first.
@@ -113,7 +115,7 @@ impl BoundsCheck {
             Opcode::CoreCast if *m.value_type(d.operands[0]) == Type::u8() && matches!(m.value_type(v), Type::Int(i) if !i.signed()) => self.byte_read(m, d.operands[0]),
             Opcode::CoreLoad if *m.value_type(v) == Type::u8() && self.packet.contains(&d.operands[0]) => {
                 let addr = d.operands[0];
-                Some(ByteRead { addr, key: self.key(m, addr)? })
+                Some(ByteRead { load: def_op(m, v)?, addr, key: self.key(m, addr)? })
             }
             _ => None,
         }
@@ -140,6 +142,14 @@ impl BoundsCheck {
             _ => (self.byte_read(m, r)?, const_int(m, l)?),
         };
         Some(ByteTest { read, pred: pred.clone(), constant: u8::try_from(c).ok()? })
+    }
+}
+
+/// `from` and `to` are in one block and nothing between them writes memory (or might).
+fn unchanged_since(m: &Module, from: OpId, to: OpId) -> bool {
+    match (m.position(from), m.position(to)) {
+        (Some((b, i)), Some((c, j))) if b == c && i < j => m.block(b).ops[i + 1..j].iter().all(|&o| m.is_effect_free(o)),
+        _ => false,
     }
 }
 
