@@ -110,7 +110,7 @@ pub struct CodegenArgs {
     /// BPF CPU version: v1, v2, v3 (alu32 and jmp32) or v4 (signed division, more)
     #[arg(long, value_name = "VERSION", default_value = "v3", value_parser = ["v1", "v2", "v3", "v4"])]
     pub bpf_cpu: String,
-    /// Optimisation level: 0 or 2
+    /// Optimisation level: 0 (no IR optimisation: code as written, for debugging) or 2
     #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "2"])]
     pub opt_level: String,
 }
