@@ -462,6 +462,15 @@ impl<'m> Builder<'m> {
         Builder { module, block, at: None, loc: Loc::default() }
     }
 
+    /// `v` as type `to`: `v` itself when it has that type already, else a `core.cast`.
+    pub fn cast_to(&mut self, v: Value, to: Type) -> Value {
+        if *self.module.value_type(v) == to {
+            v
+        } else {
+            self.core_cast(v, to)
+        }
+    }
+
     /// Creates an op at the insertion point. Each region gets an empty entry block.
     pub fn insert(&mut self, opcode: Opcode, operands: Vec<Value>, result_types: Vec<Type>, attrs: Vec<Option<Attr>>, regions: usize, successors: Vec<Successor>) -> OpId {
         let op = self.module.create_op(opcode, operands, result_types, attrs, regions, successors, self.loc);

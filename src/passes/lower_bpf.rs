@@ -317,11 +317,7 @@ impl Emit<'_> {
     }
 
     fn cast(&mut self, v: Value, to: &Type) -> Value {
-        if self.ty(v) == *to {
-            v
-        } else {
-            self.b.core_cast(v, to.clone())
-        }
+        self.b.cast_to(v, to.clone())
     }
 
     fn helper(&mut self, h: Helper, args: &[Value], ret: Type) -> Value {

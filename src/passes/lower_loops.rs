@@ -210,7 +210,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let span = b.core_sub(hi, lo);
     let zero = b.core_zero(counter_ty.clone());
     let trips = b.core_select(more, span, zero);
-    let trips = if counter_ty == Type::u32() { trips } else { b.core_cast(trips, Type::u32()) };
+    let trips = b.cast_to(trips, Type::u32());
     b.bpf_loop(trips, slot, &cb_name);
     dispatch_exits(m, lp, slot, &ctx_ty, &exits, &ret);
     m.detach_op(lp);

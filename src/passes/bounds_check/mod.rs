@@ -468,7 +468,7 @@ impl BoundsCheck {
         let mut b = m.builder_before(op);
         let bytes = b.core_const(offset, Type::i64());
         let moved = b.core_ptr_add(tested, bytes);
-        let typed = if *b.module.value_type(moved) == ty { moved } else { b.core_cast(moved, ty) };
+        let typed = b.cast_to(moved, ty);
         let slot = if m.op(op).opcode == Opcode::CoreStore { 1 } else { 0 };
         m.op_mut(op).operands[slot] = typed;
     }
@@ -479,7 +479,7 @@ impl BoundsCheck {
         let mut b = m.builder_before(op);
         let end = b.ks_ctx_load(ctx, &[], b"data_end".to_vec(), Type::ptr(Type::u8()));
         let byte_ptr = Type::ptr(Type::u8());
-        let bytes = if *b.module.value_type(addr) == byte_ptr { addr } else { b.core_cast(addr, byte_ptr) };
+        let bytes = b.cast_to(addr, byte_ptr);
         let w = b.core_const(width, Type::i64());
         let last = b.core_ptr_add(bytes, w);
         let out = b.core_cmp(last, end, "gt");

@@ -55,7 +55,7 @@ impl BoundsCheck {
         let mut b = m.builder_before(op);
         let word = load_u16(&mut b, hi.addr);
         let swapped = b.core_bswap(word);
-        let value = if ty == Type::u16() { swapped } else { b.core_cast(swapped, ty) };
+        let value = b.cast_to(swapped, ty);
         replace(m, op, value);
         true
     }
@@ -89,7 +89,7 @@ impl BoundsCheck {
         // The second read's address is defined inside the region: address the pair from the first.
         let mut b = m.builder_before(op);
         let from_first = low.read.key.offset - first.read.key.offset;
-        let bytes = as_byte_ptr(&mut b, first.read.addr);
+        let bytes = b.cast_to(first.read.addr, Type::ptr(Type::u8()));
         let addr = if from_first == 0 {
             bytes
         } else {
@@ -172,15 +172,6 @@ fn replace(m: &mut Module, op: OpId, value: Value) {
     m.replace_op(op, &[value]);
     for v in operands {
         m.erase_if_unused(v);
-    }
-}
-
-fn as_byte_ptr(b: &mut crate::ir::Builder, addr: Value) -> Value {
-    let byte_ptr = Type::ptr(Type::u8());
-    if *b.module.value_type(addr) == byte_ptr {
-        addr
-    } else {
-        b.core_cast(addr, byte_ptr)
     }
 }
 
