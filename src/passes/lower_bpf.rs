@@ -68,6 +68,57 @@ fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: 
         op => rule(op).is_some(),
     });
     lower_ops(m, func, ops, errors);
+    fold_core_elements(m, func);
+}
+
+/// Kernel arrays reached through CO-RE are read at constant offsets only. The verifier accepts a
+/// context access only at a constant offset from the unmodified context register, and a BTF
+/// pointer only at a constant offset too: `ctx->args[2]` becomes one relocation of element 2
+/// (not a field relocation plus a pointer add), and a read at a run-time index switches over the
+/// elements, each arm reading one at its constant offset (the index was checked before).
+fn fold_core_elements(m: &mut Module, func: OpId) {
+    /// The element address a read goes through, when it indexes a CO-RE array of `n` elements.
+    fn core_element(m: &Module, addr: Value) -> Option<(OpId, Value, Value, u32)> {
+        let ValueDef::Result(op, 0) = m.value(addr).def else { return None };
+        let d = m.op(op);
+        if d.opcode != Opcode::CoreElemAddr {
+            return None;
+        }
+        let (base, index) = (d.operands[0], d.operands[1]);
+        let ValueDef::Result(def, 0) = m.value(base).def else { return None };
+        let Some(&Type::Array(_, n)) = m.value_type(base).pointee() else { return None };
+        matches!(m.op(def).opcode, Opcode::BpfCoreFieldAddr | Opcode::BpfCoreElemAddr).then_some((op, base, index, n))
+    }
+    for load in m.collect_nested(func, |o| o.opcode == Opcode::CoreLoad) {
+        let Some((elem, base, index, n)) = core_element(m, m.op(load).operands[0]) else { continue };
+        if const_value(m, index).is_some() {
+            continue;
+        }
+        let ty = m.value_type(m.op(load).results[0]).clone();
+        let addr_ty = m.value_type(m.op(elem).results[0]).clone();
+        let sw = m.builder_before(load).ks_switch(index, (0..n as i128).map(Attr::Int).collect(), std::slice::from_ref(&ty), n as usize + 1);
+        for k in 0..n as usize {
+            let arm = m.builder_before(load).entry(sw, k);
+            let mut b = Builder::new(m, arm);
+            let addr = b.bpf_core_elem_addr(base, k as i128, addr_ty.clone());
+            let v = b.core_load(addr, ty.clone());
+            b.bpf_sink_barrier();
+            b.ks_yield(&[v]);
+        }
+        let default = m.builder_before(load).entry(sw, n as usize);
+        Builder::new(m, default).ks_abort(OUT_OF_BOUNDS);
+        let result = m.op(sw).results[0];
+        m.replace_op(load, &[result]);
+        let unused = m.op(elem).results[0];
+        m.erase_if_unused(unused);
+    }
+    for op in m.collect_nested(func, |o| o.opcode == Opcode::CoreElemAddr) {
+        let Some((_, base, index, _)) = core_element(m, m.op(op).results[0]) else { continue };
+        let Some(k) = const_value(m, index) else { continue };
+        let ty = m.value_type(m.op(op).results[0]).clone();
+        let addr = m.builder_before(op).bpf_core_elem_addr(base, k, ty);
+        m.replace_op(op, &[addr]);
+    }
 }
 
 /// Module code indexes arrays with the same checks as kernel code; their aborts return 0 from
@@ -759,6 +810,7 @@ fn ctx_access(e: &mut Emit, ctx: Value, field: &[u8], index: Option<Value>, resu
         let arm = e.b.entry(sw, k);
         e.nested(arm, |e| {
             let v: Vec<Value> = access(e, element(k as i128)).into_iter().collect();
+            e.b.bpf_sink_barrier();
             e.b.ks_yield(&v);
         });
     }

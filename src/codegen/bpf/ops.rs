@@ -161,8 +161,17 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(d, v);
             }
             Opcode::BpfPrintk => self.printk(d)?,
+            Opcode::BpfSinkBarrier => {
+                let asm_ty = self.g.ctx.void_type().fn_type(&[], false);
+                let asm = self.g.ctx.create_inline_asm(asm_ty, String::new(), "~{memory}".into(), true, false, None, false);
+                self.builder.build_indirect_call(asm_ty, asm, &[], "").map_err(e)?;
+            }
             Opcode::BpfCoreFieldAddr => {
                 let v = self.core_field_addr(d)?;
+                self.set(d, v);
+            }
+            Opcode::BpfCoreElemAddr => {
+                let v = self.core_elem_addr(d)?;
                 self.set(d, v);
             }
             Opcode::BpfKfuncCall => {
@@ -214,15 +223,40 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         let call = self.builder.build_call(decl, &[base.into(), self.i32c(gep_index as u64).into(), self.i32c(di_index as u64).into()], "").map_err(|e| e.to_string())?;
         let elementtype = Attribute::get_named_enum_kind_id("elementtype");
         call.add_attribute(AttributeLoc::Param(0), self.g.ctx.create_type_attribute(elementtype, st.as_any_type_enum()));
+        self.set_access_index(call.as_value_ref(), di);
+        call.try_as_basic_value().basic().ok_or_else(|| "CO-RE access without a value".into())
+    }
+
+    /// A CO-RE array element at a constant index (`llvm.preserve.array.access.index`, dimension 0),
+    /// so LLVM folds field and element into one relocated offset of the access.
+    fn core_elem_addr(&mut self, d: &OpData) -> Result<BasicValueEnum<'ctx>, String> {
+        use inkwell::types::AnyType;
+        use inkwell::values::AsValueRef;
+        let Some(Attr::Int(index)) = d.attrs[0] else { return Err("core_elem_addr without index".into()) };
+        let array = self.ty(d.operands[0]).pointee().cloned().ok_or("core_elem_addr of a non-pointer")?;
+        let at = self.g.memory_type(&array);
+        let di = self.g.di_type(&array);
+        let ptr = self.ptr_type();
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.preserve.array.access.index").ok_or("no CO-RE intrinsic in this LLVM")?;
+        let decl = intrinsic.get_declaration(self.g.module, &[ptr.into(), ptr.into()]).ok_or("no CO-RE intrinsic declaration")?;
+        let base = self.ptr(d.operands[0])?;
+        let call = self.builder.build_call(decl, &[base.into(), self.i32c(0).into(), self.i32c(index as u64).into()], "").map_err(|e| e.to_string())?;
+        let elementtype = Attribute::get_named_enum_kind_id("elementtype");
+        call.add_attribute(AttributeLoc::Param(0), self.g.ctx.create_type_attribute(elementtype, at.as_any_type_enum()));
+        self.set_access_index(call.as_value_ref(), di);
+        call.try_as_basic_value().basic().ok_or_else(|| "CO-RE access without a value".into())
+    }
+
+    /// Tags a CO-RE intrinsic call (or BTF id query) with the debug type it relocates against.
+    fn set_access_index(&self, call: llvm_sys::prelude::LLVMValueRef, di: inkwell::debug_info::DIType<'ctx>) {
         let kind = self.g.ctx.get_kind_id("llvm.preserve.access.index");
         // SAFETY: the call and the debug type belong to this context; inkwell has no safe way to
         // use a debug type as a metadata operand.
         unsafe {
             use inkwell::context::AsContextRef;
             let md = llvm_sys::core::LLVMMetadataAsValue(self.g.ctx.as_ctx_ref(), di.as_mut_ptr());
-            llvm_sys::core::LLVMSetMetadata(call.as_value_ref(), kind, md);
+            llvm_sys::core::LLVMSetMetadata(call, kind, md);
         }
-        call.try_as_basic_value().basic().ok_or_else(|| "CO-RE access without a value".into())
     }
 
     /// The BTF id of a type in the program's own BTF (`llvm.bpf.btf.type.id`, local flavour), as
@@ -235,13 +269,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         self.g.type_id_seq += 1;
         let seq = self.i32c(self.g.type_id_seq as u64);
         let call = self.builder.build_call(decl, &[seq.into(), self.i64c(0).into()], "").map_err(|e| e.to_string())?;
-        let kind = self.g.ctx.get_kind_id("llvm.preserve.access.index");
-        // SAFETY: as in `core_field_addr`: a debug type of this context used as a metadata operand.
-        unsafe {
-            use inkwell::context::AsContextRef;
-            let md = llvm_sys::core::LLVMMetadataAsValue(self.g.ctx.as_ctx_ref(), di.as_mut_ptr());
-            llvm_sys::core::LLVMSetMetadata(call.as_value_ref(), kind, md);
-        }
+        self.set_access_index(call.as_value_ref(), di);
         Ok(call.try_as_basic_value().basic().ok_or("type id without value")?.into_int_value())
     }
 

@@ -387,6 +387,12 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let Some(Attr::Type(t)) = &d.attrs[0] else { return Err("local without type".into()) };
                 let lt = self.g.memory_type(t);
                 let slot = b.build_alloca(lt, "").map_err(e)?;
+                // Whole 8-byte stack slots: the BPF verifier tracks a spilled scalar's bounds only
+                // in a slot at an 8-byte-aligned offset (a u32 loop counter at fp-12 becomes
+                // unknown and the loop looks infinite when the optimiser keeps it on the stack).
+                if let Some(i) = slot.as_instruction() {
+                    i.set_alignment(8).map_err(|x| x.to_string())?;
+                }
                 // Slots start zeroed (ks.local's contract; the optimiser drops dead stores),
                 // except the `uninit` ones, which are written before every read.
                 let volatile = matches!(d.attrs.get(2), Some(Some(Attr::Bool(true))));
