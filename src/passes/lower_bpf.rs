@@ -102,7 +102,7 @@ fn fold_core_elements(m: &mut Module, func: OpId) {
             let mut b = Builder::new(m, arm);
             let addr = b.bpf_core_elem_addr(base, k as i128, addr_ty.clone());
             let v = b.core_load(addr, ty.clone());
-            b.bpf_sink_barrier();
+            b.bpf_barrier();
             b.ks_yield(&[v]);
         }
         let default = m.builder_before(load).entry(sw, n as usize);
@@ -130,7 +130,7 @@ pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
 
 fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), zero_key: None, records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), key_spills: Vec::new(), plain_slots: plain_slots(m, func) };
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), zero_key: None, records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), key_spills: Vec::new(), plain_slots: plain_slots(m, func), tracepoint_contexts: tracepoint_contexts(m) };
     for op in ops {
         cx.current = Some(op);
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
@@ -227,6 +227,18 @@ struct FnCx {
     /// Local variable slots used only by plain loads and stores (so a key loaded from one is
     /// the same key until the next store to it).
     plain_slots: HashSet<Value>,
+    /// The kernel structs that tracepoint programs take as their context (read with CO-RE, but
+    /// only ever at a constant offset from the context register).
+    tracepoint_contexts: HashSet<String>,
+}
+
+fn tracepoint_contexts(m: &Module) -> HashSet<String> {
+    let programs = m.funcs().filter(|&f| KsFunc(f).kind(m) == Some(b"tracepoint"));
+    let context = |f: OpId| match KsFunc(f).ty(m) {
+        Type::Func(ft) => ft.params.first().and_then(|p| p.pointee()).cloned(),
+        _ => None,
+    };
+    programs.filter_map(context).filter_map(|t| if let Type::Struct(s) = t { Some(s.to_string()) } else { None }).collect()
 }
 
 /// A lowered `m[k]` lookup: the map, the key's identity, the helper call and the entry pointer.
@@ -810,7 +822,7 @@ fn ctx_access(e: &mut Emit, ctx: Value, field: &[u8], index: Option<Value>, resu
         let arm = e.b.entry(sw, k);
         e.nested(arm, |e| {
             let v: Vec<Value> = access(e, element(k as i128)).into_iter().collect();
-            e.b.bpf_sink_barrier();
+            e.b.bpf_barrier();
             e.b.ks_yield(&v);
         });
     }
@@ -847,6 +859,14 @@ fn kfield_addr(e: &mut Emit, op: OpId) -> Lowered {
     let kernel = struct_decl(e.m(), &name).is_some_and(|s| KsStruct(s).origin(e.m()) == b"kernel");
     if !kernel {
         return Err(format!("!{name} is not a kernel struct (CO-RE needs its BTF)"));
+    }
+    // A relocated offset is a load of LLVM's relocation global, which GVN and LICM treat as any
+    // load: reused from another block or hoisted out of a loop, it no longer folds into the
+    // access, and a context pointer plus a register is refused. The barrier keeps the offset next
+    // to its access (pointers of other kinds take a constant register offset).
+    let chained = matches!(e.m().value(base).def, ValueDef::Result(d, 0) if matches!(e.m().op(d).opcode, Opcode::BpfCoreFieldAddr | Opcode::BpfCoreElemAddr));
+    if !chained && e.cx.tracepoint_contexts.contains(name.as_ref() as &str) {
+        e.b.bpf_barrier();
     }
     Ok(vec![e.b.bpf_core_field_addr(base, &name, field, ty)])
 }

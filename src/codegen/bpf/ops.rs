@@ -161,7 +161,15 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(d, v);
             }
             Opcode::BpfPrintk => self.printk(d)?,
-            Opcode::BpfSinkBarrier => {
+            Opcode::BpfOpaque => {
+                let v = self.int(d.operands[0])?;
+                let ty = v.get_type();
+                let asm_ty = ty.fn_type(&[ty.into()], false);
+                let asm = self.g.ctx.create_inline_asm(asm_ty, String::new(), "=r,0".into(), false, false, None, false);
+                let r = self.builder.build_indirect_call(asm_ty, asm, &[v.into()], "").map_err(e)?;
+                self.set(d, r.try_as_basic_value().basic().ok_or("opaque without value")?);
+            }
+            Opcode::BpfBarrier => {
                 let asm_ty = self.g.ctx.void_type().fn_type(&[], false);
                 let asm = self.g.ctx.create_inline_asm(asm_ty, String::new(), "~{memory}".into(), true, false, None, false);
                 self.builder.build_indirect_call(asm_ty, asm, &[], "").map_err(e)?;

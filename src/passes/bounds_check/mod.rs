@@ -433,8 +433,10 @@ impl BoundsCheck {
     /// A variable index into packet memory (§10.2 rule 4) must have a bound the verifier knows
     /// before it is added to a packet pointer: the verifier proves packet ranges only while
     /// `umax(index) + width <= 0xffff`. So an index above `0xffff - width` aborts (no packet is that
-    /// long), which bounds it; the address is then formed from the same index and checked. This
-    /// is the intent of the specified `i & 0xffff`, which alone leaves `umax + width` too large.
+    /// long), which bounds it; the address is then formed from the bounded index (an opaque copy,
+    /// so LLVM cannot reuse an address formed before the bound, e.g. by the user's own test) and
+    /// checked. This is the intent of the specified `i & 0xffff`, which alone leaves
+    /// `umax + width` too large.
     fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value, width: i128) -> Value {
         let Some(def) = def_op(m, addr) else { return addr };
         let d = m.op(def).clone();
@@ -442,15 +444,23 @@ impl BoundsCheck {
             Opcode::CoreElemAddr | Opcode::CorePtrAdd if const_int(m, d.operands[1]).is_none() => (d.operands[0], d.operands[1]),
             _ => return addr,
         };
-        let it = m.value_type(index).clone();
+        // The byte offset is index × element size (1 for a pointer add).
+        let stride = match d.opcode {
+            Opcode::CoreElemAddr => m.value_type(addr).pointee().map_or(1, |t| size_of(m, t)).max(1),
+            _ => 1,
+        };
         let loc = m.op(access).loc;
         let mut b = m.builder_before(access);
-        let limit = b.core_const(0xffff - width.clamp(1, 0xffff), it);
+        // Compared and used as one 64-bit value: a narrower index is widened in its own
+        // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
+        let index = b.cast_to(index, Type::u64());
+        let limit = b.core_const((0xffff - width.clamp(1, 0xffff)) / stride, Type::u64());
         let wide = b.core_cmp(index, limit, "gt");
         let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
         let rt = b.module.value_type(addr).clone();
-        let new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, index, rt) } else { b.core_ptr_add(base, index) };
+        let bounded = b.bpf_opaque(index, Type::u64());
+        let new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, bounded, rt) } else { b.core_ptr_add(base, bounded) };
         let mut fb = crate::ir::Builder::new(m, fail);
         fb.loc = loc;
         fb.ks_abort(b"packet access out of bounds".to_vec());
