@@ -130,7 +130,7 @@ pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
 
 fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), zero_key: None, records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), key_spills: Vec::new(), plain_slots: plain_slots(m, func), tracepoint_contexts: tracepoint_contexts(m) };
+    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), zero_key: None, records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), key_spills: Vec::new(), plain_slots: plain_slots(m, func), tracepoint_contexts: tracepoint_contexts(m), bpf: KsFunc(func).target(m) == b"bpf" };
     for op in ops {
         cx.current = Some(op);
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
@@ -230,6 +230,8 @@ struct FnCx {
     /// The kernel structs that tracepoint programs take as their context (read with CO-RE, but
     /// only ever at a constant offset from the context register).
     tracepoint_contexts: HashSet<String>,
+    /// A kernel function (not module code, which shares the index checks).
+    bpf: bool,
 }
 
 fn tracepoint_contexts(m: &Module) -> HashSet<String> {
@@ -994,5 +996,9 @@ fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     let limit = e.u64(n as i128);
     let out = e.b.core_cmp(i, limit, "ge");
     e.abort_if(out, OUT_OF_BOUNDS);
+    // LLVM turns `base + i * size` into `base | i * size` when the base's alignment leaves the
+    // low bits free (stack and global arrays indexed by a 0/1 value), and the verifier refuses
+    // bitwise operations on pointers. An opaque copy of the tested index hides its bits.
+    let i = if e.cx.bpf && const_value(e.m(), index).is_none() { e.b.bpf_opaque(i, Type::u64()) } else { i };
     Ok(vec![e.b.core_elem_addr(base, i, ty)])
 }
