@@ -23,6 +23,13 @@ pub fn base_name(file: &Path) -> String {
     file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "unit".into())
 }
 
+/// `ksc check`: both sides' pass pipelines, for the errors passes report; nothing is written.
+pub fn check_pipelines(module: &Module, opts: &Options) -> i32 {
+    let kernel = run_pipeline(module, &pipeline::bpf(&opts.bpf.cpu), "bpf-ir");
+    let host = run_pipeline(module, pipeline::HOST, "host-ir");
+    i32::from(kernel.is_err() || host.is_err())
+}
+
 /// Runs a pass pipeline, reporting pass errors at their `.ks` lines.
 fn run_pipeline(module: &Module, passes: &[&str], level: &'static str) -> Result<Module, i32> {
     let m = crate::timing::stage(level, || pipeline::run_pipeline(module, passes)).map_err(|(pass, errors)| {

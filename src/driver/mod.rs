@@ -120,14 +120,13 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
 
 /// The stages after a successful check.
 fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit, checked: &sema::Checked, sources: &SourceMap) -> i32 {
-    let module = match stage {
-        Stage::Check => return 0,
-        _ => crate::timing::stage("lower to ks-ir", || crate::lower::lower_unit(unit, checked, sources)),
-    };
+    let module = crate::timing::stage("lower to ks-ir", || crate::lower::lower_unit(unit, checked, sources));
     let opts = build::options(&common.codegen);
     let file = &common.file;
     let code = match stage {
-        Stage::Check => 0,
+        // The passes find what sema cannot see (packet offsets through locals, recursion through
+        // the call graph); code generation is left to the commands that write code.
+        Stage::Check => build::check_pipelines(&module, &opts),
         Stage::Emit(Emit::KsIr, ..) => opt::print_verified(&module, "ks-ir"),
         Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), ..) => {
             let (passes, name) = if e == Emit::BpfIr { (crate::passes::pipeline::bpf(&opts.bpf.cpu), "bpf-ir") } else { (crate::passes::pipeline::HOST.to_vec(), "host-ir") };

@@ -20,9 +20,13 @@ pub fn print_verified(m: &Module, stage: &str) -> i32 {
 /// Pass failures on a module lowered from source point at the source (they are compiler bugs
 /// unless the pass reports a user error such as recursion, which sema normally catches first).
 pub fn report_pass_errors(m: &Module, pass: &str, errors: &crate::passes::PassErrors) {
-    for (op, msg) in errors {
-        let at = op.map(|o| loc_text(m, o)).unwrap_or_else(|| m.files.first().cloned().unwrap_or_else(|| "<ir>".into()) + ":1:1");
-        eprintln!("{at}: error[E0999]: internal compiler error: pass `{pass}`: {msg}");
+    for e in errors {
+        let at = e.op.map(|o| loc_text(m, o)).unwrap_or_else(|| m.files.first().cloned().unwrap_or_else(|| "<ir>".into()) + ":1:1");
+        if e.code == crate::diagnostics::Code::E0999 {
+            eprintln!("{at}: error[E0999]: internal compiler error: pass `{pass}`: {}", e.message);
+        } else {
+            eprintln!("{at}: error[{}]: {}: {}", e.code, e.code.phrase(), e.message);
+        }
     }
 }
 
@@ -84,10 +88,11 @@ pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
     }
     for p in passes {
         if let Err(msgs) = crate::passes::run(p, &mut module) {
-            for (op, m) in msgs {
-                match op {
-                    Some(op) => eprintln!("{}: error: {m}", at(&module, op)),
-                    None => eprintln!("{name}: error: {m}"),
+            for e in msgs {
+                let what = if e.code == crate::diagnostics::Code::E0999 { e.message } else { format!("{}: {}", e.code.phrase(), e.message) };
+                match e.op {
+                    Some(op) => eprintln!("{}: error: {what}", at(&module, op)),
+                    None => eprintln!("{name}: error: {what}"),
                 }
             }
             return 1;

@@ -76,7 +76,7 @@ pub fn check_recursion(m: &mut Module) -> PassResult {
         }
         let (cycle, closing) = cycle_path(m, &cg, &scc);
         let names: Vec<String> = cycle.iter().map(|&f| format!("@{}", m.symbol(f).unwrap_or("?"))).collect();
-        errors.push((Some(closing), format!("recursion in kernel code: {} -> {}", names.join(" -> "), names[0])));
+        errors.push(super::PassError::user(closing, crate::diagnostics::Code::E0502, format!("{} -> {}", names.join(" -> "), names[0])));
     }
     if errors.is_empty() {
         Ok(())

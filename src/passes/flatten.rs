@@ -241,7 +241,7 @@ impl<'m> Flattener<'m> {
                 break;
             }
             if matches!(self.m.op(op).opcode, Opcode::KsReturn | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsThrow | Opcode::KsTailCall) {
-                self.errors.push((Some(op), "a deferred expression cannot leave its scope".into()));
+                self.errors.push(super::PassError::internal(Some(op), "a deferred expression cannot leave its scope"));
                 break;
             }
             self.emit_op(op);
@@ -398,7 +398,7 @@ impl<'m> Flattener<'m> {
             }
             Opcode::KsBreak | Opcode::KsContinue => {
                 let Some(depth) = self.scopes.iter().rposition(|s| matches!(s.kind, ScopeKind::Loop { .. })) else {
-                    self.errors.push((Some(op), "break or continue outside a loop".into()));
+                    self.errors.push(super::PassError::internal(Some(op), "break or continue outside a loop"));
                     self.terminate();
                     return;
                 };
@@ -448,7 +448,7 @@ impl<'m> Flattener<'m> {
                 }
             }
             _ => {
-                self.errors.push((Some(op), format!("`{}` cannot be flattened", data.opcode.name())));
+                self.errors.push(super::PassError::internal(Some(op), format!("`{}` cannot be flattened", data.opcode.name())));
                 self.terminate();
             }
         }

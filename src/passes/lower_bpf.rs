@@ -136,7 +136,7 @@ fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
         match lower(&mut Emit { b: m.builder_before(op), cx: &mut cx }, op) {
             Ok(values) => m.replace_op(op, &values),
-            Err(msg) => errors.push((Some(op), msg)),
+            Err(msg) => errors.push(super::PassError::internal(Some(op), msg)),
         }
     }
     cx.place_locals(m);
@@ -972,7 +972,7 @@ fn declare_pinned_globals(m: &mut Module) -> Result<HashSet<String>, PassErrors>
         return Ok(names);
     }
     let Some((offsets, size, align)) = layout::c_layout(m, &fields) else {
-        return Err(vec![(None, "a pinned global has a type without a known size".to_string())]);
+        return Err(vec![super::PassError::internal(None, "a pinned global has a type without a known size")]);
     };
     declare(m, None, |b| {
         b.ks_struct(PINNED_STRUCT, fields, offsets, size as i128, align as i128, b"file".as_slice(), None);

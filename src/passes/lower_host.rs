@@ -29,7 +29,7 @@ pub fn run(m: &mut Module) -> PassResult {
         let mut lw = Lower { m: &mut *m, func, process_unit, loc: Loc::default() };
         for op in ops {
             if let Err(msg) = lw.op(op, writes.get(&op).map_or(&[], Vec::as_slice)) {
-                errors.push((Some(op), msg));
+                errors.push(super::PassError::internal(Some(op), msg));
             }
         }
     }

@@ -13,10 +13,29 @@ mod partition;
 pub mod pipeline;
 pub mod tail_calls;
 
+use crate::diagnostics::Code;
 use crate::ir::{Module, OpId};
 
-/// A pass failure: messages, each optionally at an op.
-pub type PassErrors = Vec<(Option<OpId>, String)>;
+/// A pass failure, optionally at an op. Most are compiler bugs (E0999); a pass that finds a
+/// user error sema cannot see (a packet offset no packet can reach) says which.
+#[derive(Debug)]
+pub struct PassError {
+    pub op: Option<OpId>,
+    pub code: Code,
+    pub message: String,
+}
+
+impl PassError {
+    pub fn internal(op: Option<OpId>, message: impl Into<String>) -> PassError {
+        PassError { op, code: Code::E0999, message: message.into() }
+    }
+
+    pub fn user(op: OpId, code: Code, message: impl Into<String>) -> PassError {
+        PassError { op: Some(op), code, message: message.into() }
+    }
+}
+
+pub type PassErrors = Vec<PassError>;
 pub type PassResult = Result<(), PassErrors>;
 
 struct Pass {
@@ -50,6 +69,6 @@ pub fn list() -> Vec<(&'static str, &'static str)> {
 pub fn run(name: &str, m: &mut Module) -> PassResult {
     match PASSES.iter().find(|p| p.name == name) {
         Some(p) => (p.run)(m),
-        None => Err(vec![(None, format!("unknown pass `{name}` (see `ksc opt --list-passes`)"))]),
+        None => Err(vec![PassError::internal(None, format!("unknown pass `{name}` (see `ksc opt --list-passes`)"))]),
     }
 }

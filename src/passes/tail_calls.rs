@@ -68,13 +68,13 @@ pub fn lower(m: &mut Module) -> PassResult {
     }
     let programs: Vec<String> = match m.lookup_symbol(PROG_ARRAY).and_then(|p| m.attr(p, "programs")) {
         Some(Attr::List(l)) => l.iter().filter_map(|a| if let Attr::Sym(s) = a { Some(s.clone()) } else { None }).collect(),
-        _ => return Err(vec![(Some(calls[0]), "tail calls need `assign-tail-calls` to run first".into())]),
+        _ => return Err(vec![super::PassError::internal(Some(calls[0]), "tail calls need `assign-tail-calls` to run first")]),
     };
     let mut errors = PassErrors::new();
     for op in calls {
         let target = callee(m, op);
         let Some(index) = programs.iter().position(|p| *p == target) else {
-            errors.push((Some(op), format!("@{target} has no prog_array slot")));
+            errors.push(super::PassError::internal(Some(op), format!("@{target} has no prog_array slot")));
             continue;
         };
         let func = m.top_level_of(op);

@@ -16,20 +16,33 @@
 
 mod pairs;
 
-use super::PassResult;
+use super::{PassError, PassErrors, PassResult};
+use crate::diagnostics::Code;
 use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
 use std::collections::{HashMap, HashSet};
 
+/// The verifier's bounds: a packet pointer's constant offset stays within ±2^29 (BPF_MAX_VAR_OFF),
+/// and packet ranges are proven only up to 0xffff bytes (MAX_PACKET_OFF).
+const MAX_POINTER_OFFSET: i128 = 1 << 29;
+const MAX_PACKET_BYTES: i128 = 0xffff;
+
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let mut errors = PassErrors::new();
     for f in funcs {
         let Some(ctx) = context_param(m, f) else { continue };
-        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), length_slots: HashMap::new(), written_once: HashMap::new(), ctx, inserted: 0 };
+        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), length_slots: HashMap::new(), written_once: HashMap::new(), ctx, inserted: 0, errors: Vec::new() };
         pass.classify(m, f);
+        pass.check_pointer_offsets(m, f);
         let body = m.op(f).regions[0];
         pass.region(m, body, &mut Vec::new());
+        errors.append(&mut pass.errors);
     }
-    Ok(())
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 /// The function's parameter that points to a packet context (`xdp_md`, `__sk_buff`).
@@ -63,6 +76,8 @@ struct BoundsCheck {
     written_once: HashMap<Value, Value>,
     ctx: Value,
     inserted: usize,
+    /// Packet offsets no packet can reach (user errors: the kernel would refuse the program).
+    errors: PassErrors,
 }
 
 /// A packet address as a root plus a constant byte offset. For an `Indexed` root, `formed_at`
@@ -114,6 +129,7 @@ fn const_int(m: &Module, v: Value) -> Option<i128> {
             _ => None,
         },
         Opcode::CoreCast => const_int(m, m.op(op).operands[0]),
+        Opcode::CoreNeg => const_int(m, m.op(op).operands[0]).map(|v| -v),
         _ => None,
     }
 }
@@ -224,6 +240,43 @@ impl BoundsCheck {
                 }
             }
         }
+    }
+
+    /// Packet pointers formed at a constant offset the verifier refuses to add (±2^29).
+    fn check_pointer_offsets(&mut self, m: &Module, f: OpId) {
+        for op in m.collect_nested(f, |o| matches!(o.opcode, Opcode::CorePtrAdd | Opcode::CoreElemAddr | Opcode::CoreFieldAddr)) {
+            let v = m.op(op).results[0];
+            if !self.packet.contains(&v) {
+                continue;
+            }
+            let out_of_range = |k: Option<Key>| k.is_some_and(|k| !matches!(k.root, Root::Indexed { .. }) && (k.offset <= -MAX_POINTER_OFFSET || k.offset >= MAX_POINTER_OFFSET));
+            // Reported where the chain first leaves the range, not again at each field after.
+            if out_of_range(self.key(m, m.op(op).operands[0])) {
+                continue;
+            }
+            if let Some(k) = self.key(m, v).filter(|&k| out_of_range(Some(k))) {
+                {
+                    self.errors.push(PassError::user(op, Code::E0611, format!("a packet pointer {} bytes from its origin; the kernel allows packet offsets within ±{MAX_POINTER_OFFSET} and packets of at most {MAX_PACKET_BYTES} bytes", k.offset)));
+                }
+            }
+        }
+    }
+
+    /// An access at a constant packet offset that no packet can hold: before the packet's start,
+    /// or past the longest packet whose bytes the verifier can prove.
+    fn unreachable_access(&mut self, op: OpId, key: Option<Key>, width: i128) -> bool {
+        let Some(k) = key.filter(|k| !matches!(k.root, Root::Indexed { .. })) else { return false };
+        let why = if k.offset < 0 {
+            format!("this access reads {} byte{} before the start of the packet", -k.offset, if k.offset == -1 { "" } else { "s" })
+        } else if k.offset + width > MAX_PACKET_BYTES {
+            format!("this access reads bytes {}..{} of the packet, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes", k.offset, k.offset + width)
+        } else {
+            return false;
+        };
+        if k.offset > -MAX_POINTER_OFFSET && k.offset < MAX_POINTER_OFFSET {
+            self.errors.push(PassError::user(op, Code::E0611, why));
+        }
+        true
     }
 
     /// The canonical root and constant offset of a packet address, when the offset is constant
@@ -382,6 +435,9 @@ impl BoundsCheck {
                 }
                 let width = size_of(m, &ty);
                 let key = self.key(m, addr);
+                if self.unreachable_access(op, key, width) {
+                    return;
+                }
                 if let Some(fact) = key.and_then(|k| Self::covering(facts, k, width)) {
                     if let (Some(tested), Some(k)) = (fact.tested, key) {
                         if k.formed_at != Some(tested) {
