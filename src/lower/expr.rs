@@ -211,8 +211,33 @@ impl FnLower<'_, '_, '_> {
         match (&from, to) {
             (Type::Str(_) | Type::Array(..), Type::Str(_)) | (Type::Str(_), Type::Array(..)) => self.b().ks_str_convert(v, to.clone()),
             (a, b) if a.is_scalar() && b.is_scalar() => self.b().core_cast(v, to.clone()),
+            (Type::Array(from_elem, n), Type::Array(to_elem, m)) if n == m => {
+                let (from_elem, to_elem, n) = ((**from_elem).clone(), (**to_elem).clone(), *n);
+                self.convert_elements(v, &from_elem, &to_elem, n, to)
+            }
             _ => v,
         }
+    }
+
+    /// `T[N]` to `U[N]` (§6.3 rule 6): each element converted, in a loop over the elements.
+    fn convert_elements(&mut self, v: Value, from_elem: &Type, to_elem: &Type, n: u32, to: &Type) -> Value {
+        let from = self.lw.m.value_type(v).clone();
+        let source = self.slot(from, "");
+        self.b().core_store(v, source);
+        let dest = self.slot(to.clone(), "");
+        let lo = self.b().core_const(0, Type::u32());
+        let hi = self.b().core_const(n as i128, Type::u32());
+        let op = self.b().ks_for(lo, hi);
+        let bb = self.entry_of(op, 0);
+        let i = self.lw.m.add_block_arg(bb, Type::u32());
+        self.in_block(bb, |fl| {
+            let a = fl.b().core_elem_addr(source, i, Type::ptr(from_elem.clone()));
+            let x = fl.b().core_load(a, from_elem.clone());
+            let y = fl.convert(x, to_elem);
+            let d = fl.b().core_elem_addr(dest, i, Type::ptr(to_elem.clone()));
+            fl.b().core_store(y, d);
+        });
+        self.b().core_load(dest, to.clone())
     }
 
     /// A bool for an `if`/`while` condition (§7.2: integers, pointers and strings are truthy).

@@ -622,7 +622,26 @@ impl<'a> Checker<'a, '_> {
                 Ty::Int(IntTy::U32) | Ty::Struct(_) | Ty::Error => Ok(()),
                 _ => Err((Code::E0605, format!("must be `u32`, not `{}`", self.show(value)))),
             },
-            _ => self.storable(value).map_err(|m| (Code::E0605, m)),
+            _ => {
+                self.storable(value).map_err(|m| (Code::E0605, m))?;
+                if self.holds_pointer(value, 0) {
+                    // The kernel keeps pointers in map values only as kptr fields, exchanged with
+                    // bpf_kptr_xchg and released on every path; a plain pointer comes back as a
+                    // number the verifier will not dereference.
+                    return Err((Code::E0605, format!("map values cannot hold pointers (`{}`): store the struct itself, or an id that names it", self.show(value))));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// True when a value of type `t` contains a pointer (through struct fields and arrays).
+    fn holds_pointer(&self, t: &Ty, depth: u32) -> bool {
+        match t {
+            Ty::Ptr(_) => true,
+            Ty::Array(e, _) => self.holds_pointer(e, depth),
+            Ty::Struct(s) if depth < 16 => self.structs[s.0 as usize].fields.iter().any(|f| self.holds_pointer(&f.ty, depth + 1)),
+            _ => false,
         }
     }
 
