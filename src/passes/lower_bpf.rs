@@ -63,6 +63,7 @@ pub fn run(m: &mut Module) -> PassResult {
 }
 
 fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: &mut PassErrors) {
+    strings::simplify(m, func);
     let ops = m.collect_nested(func, |o| match o.opcode {
         Opcode::KsGlobalAddr => matches!(&o.attrs[0], Some(Attr::Sym(g)) if pinned.contains(g)),
         op => rule(op).is_some(),

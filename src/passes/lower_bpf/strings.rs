@@ -5,7 +5,112 @@
 use super::{Emit, Lowered, Role};
 use crate::ir::layout::struct_decl;
 use crate::ir::views::*;
-use crate::ir::{OpId, Type, Value};
+use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
+
+// Strings are read where they live and written where they go: a string loaded from a variable
+// right before the operation is read through the variable's address, and a result stored
+// straight into a variable is built in it. Copies of 64- or 128-byte strings through scratch
+// slots would otherwise exhaust the 512-byte stack where hand-written C fits.
+
+/// The address `v` was loaded from, when nothing between that load and `at` may write memory
+/// (so the bytes there are still `v`).
+fn loaded_from(m: &Module, v: Value, at: OpId) -> Option<Value> {
+    let ValueDef::Result(load, 0) = m.value(v).def else { return None };
+    if m.op(load).opcode != Opcode::CoreLoad {
+        return None;
+    }
+    let (lb, li) = m.position(load)?;
+    let (ab, ai) = m.position(at)?;
+    if lb != ab || li > ai {
+        return None;
+    }
+    let untouched = m.block(lb).ops[li + 1..ai].iter().all(|&o| m.is_effect_free(o));
+    untouched.then(|| m.op(load).operands[0])
+}
+
+/// The string `v` in memory: where it was loaded from, else spilled to the role's scratch slot.
+fn in_memory(e: &mut Emit, role: Role, v: Value) -> Value {
+    let at = e.cx.current.expect("an op is being lowered");
+    match loaded_from(e.m(), v, at) {
+        Some(addr) => addr,
+        None => e.spill(role, v),
+    }
+}
+
+/// The variable the result of `op` is stored into by the op right after it, if it has the
+/// result's type, is not one of the `sources` being read, and the result has no other use.
+fn stored_into(m: &Module, op: OpId, sources: &[Value]) -> Option<Value> {
+    let result = m.op(op).results[0];
+    let (b, i) = m.position(op)?;
+    let &next = m.block(b).ops.get(i + 1)?;
+    let d = m.op(next);
+    if d.opcode != Opcode::CoreStore || d.operands[0] != result {
+        return None;
+    }
+    let slot = d.operands[1];
+    let local = matches!(m.value(slot).def, ValueDef::Result(l, 0) if m.op(l).opcode == Opcode::CoreLocal);
+    if !local || m.value_type(slot).pointee() != Some(m.value_type(result)) || sources.contains(&slot) {
+        return None;
+    }
+    let mut uses = 0;
+    m.walk_nested(m.top_level_of(op), &mut |o| uses += m.op(o).operands.iter().filter(|&&x| x == result).count());
+    (uses == 1).then_some(slot)
+}
+
+/// Where to build a string result of type `ty`: the variable it is stored into, else a scratch
+/// slot; zeroed, with a zero write position, for `append`.
+fn destination(e: &mut Emit, ty: Type, sources: &[Value]) -> (Value, Value) {
+    let at = e.cx.current.expect("an op is being lowered");
+    let dst = stored_into(e.m(), at, sources).unwrap_or_else(|| e.scratch(Role::Dst, ty));
+    e.store_zero(dst);
+    let len = e.scratch(Role::Len, Type::u32());
+    e.store_const(0, len);
+    (dst, len)
+}
+
+/// Before lowering: conversions that only move a string between capacities are dropped where the
+/// consumer does not need them, so no intermediate string is built.
+pub fn simplify(m: &mut Module, func: OpId) {
+    fold_converted_concats(m, func);
+    compare_unwidened(m, func);
+}
+
+/// `s == "lit"` converts the literal to the capacity of `s`; widening keeps the content, and
+/// content is what equality compares, so the comparison reads the original.
+fn compare_unwidened(m: &mut Module, func: OpId) {
+    for eq in m.collect_nested(func, |o| o.opcode == Opcode::KsStrEq) {
+        for i in 0..2 {
+            let v = m.op(eq).operands[i];
+            let source = unwidened(m, v);
+            if source != v {
+                m.op_mut(eq).operands[i] = source;
+                m.erase_if_unused(v);
+            }
+        }
+    }
+}
+
+/// `str_convert(str_concat(a, b))`, the concatenation's only use, as one concatenation into the
+/// converted capacity: both truncate at the final capacity, and no intermediate string is built.
+fn fold_converted_concats(m: &mut Module, func: OpId) {
+    for convert in m.collect_nested(func, |o| o.opcode == Opcode::KsStrConvert) {
+        let source = m.op(convert).operands[0];
+        let to = m.value_type(m.op(convert).results[0]).clone();
+        let ValueDef::Result(concat, 0) = m.value(source).def else { continue };
+        if m.op(concat).opcode != Opcode::KsStrConcat || !matches!(to, Type::Str(_)) {
+            continue;
+        }
+        let mut uses = 0;
+        m.walk_nested(func, &mut |o| uses += m.op(o).operands.iter().filter(|&&x| x == source).count());
+        if uses != 1 {
+            continue;
+        }
+        let (l, r) = (m.op(concat).operands[0], m.op(concat).operands[1]);
+        let folded = m.builder_before(convert).ks_str_concat(l, r, to);
+        m.replace_op(convert, &[folded]);
+        m.detach_op(concat);
+    }
+}
 
 /// The capacity of a string or byte array.
 fn capacity(t: &Type) -> Result<u32, String> {
@@ -26,12 +131,25 @@ fn is_nul(e: &mut Emit, c: Value) -> Value {
     e.b.core_cmp(c, z, "eq")
 }
 
+/// The unconverted string when `v` only widens one.
+fn unwidened(m: &Module, v: Value) -> Value {
+    let ValueDef::Result(op, 0) = m.value(v).def else { return v };
+    if m.op(op).opcode != Opcode::KsStrConvert {
+        return v;
+    }
+    let source = m.op(op).operands[0];
+    match (m.value_type(source), m.value_type(v)) {
+        (Type::Str(from), Type::Str(to)) if from <= to => source,
+        _ => v,
+    }
+}
+
 pub fn str_eq(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsStrEq(op);
     let (l, r) = (v.lhs(e.m()), v.rhs(e.m()));
     let (lc, rc) = (capacity(&e.ty(l))?, capacity(&e.ty(r))?);
-    let a = e.spill(Role::Lhs, l);
-    let b = e.spill(Role::Rhs, r);
+    let a = in_memory(e, Role::Lhs, l);
+    let b = in_memory(e, Role::Rhs, r);
     Ok(vec![content_eq(e, a, lc, b, rc)])
 }
 
@@ -73,23 +191,14 @@ fn append(e: &mut Emit, dst: Value, limit: u32, len: Value, src: Value, src_cap:
     });
 }
 
-/// A zeroed destination of type `ty` and a zero position, for `append`.
-fn fresh_dst(e: &mut Emit, ty: Type) -> (Value, Value) {
-    let dst = e.scratch(Role::Dst, ty);
-    e.store_zero(dst);
-    let len = e.scratch(Role::Len, Type::u32());
-    e.store_const(0, len);
-    (dst, len)
-}
-
 /// `a + b` into the result's capacity, truncated (§6.5).
 pub fn str_concat(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsStrConcat(op);
     let (l, r, ty) = (v.lhs(e.m()), v.rhs(e.m()), e.ty(v.result_value(e.m())));
     let (lc, rc, n) = (capacity(&e.ty(l))?, capacity(&e.ty(r))?, capacity(&ty)?);
-    let a = e.spill(Role::Lhs, l);
-    let b = e.spill(Role::Rhs, r);
-    let (dst, len) = fresh_dst(e, ty);
+    let a = in_memory(e, Role::Lhs, l);
+    let b = in_memory(e, Role::Rhs, r);
+    let (dst, len) = destination(e, ty, &[a, b]);
     append(e, dst, n.saturating_sub(1), len, a, lc);
     append(e, dst, n.saturating_sub(1), len, b, rc);
     Ok(vec![e.load(dst)])
@@ -105,8 +214,8 @@ pub fn str_convert(e: &mut Emit, op: OpId) -> Lowered {
         Type::Str(n) => n.saturating_sub(1),
         _ => capacity(&ty)?,
     };
-    let src = e.spill(Role::Lhs, value);
-    let (dst, len) = fresh_dst(e, ty);
+    let src = in_memory(e, Role::Lhs, value);
+    let (dst, len) = destination(e, ty, &[src]);
     append(e, dst, limit, len, src, cap);
     Ok(vec![e.load(dst)])
 }
@@ -115,8 +224,8 @@ pub fn agg_eq(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsAggEq(op);
     let (l, r) = (v.lhs(e.m()), v.rhs(e.m()));
     let ty = e.ty(l);
-    let a = e.spill(Role::Lhs, l);
-    let b = e.spill(Role::Rhs, r);
+    let a = in_memory(e, Role::Lhs, l);
+    let b = in_memory(e, Role::Rhs, r);
     Ok(vec![equal_at(e, a, b, &ty)?])
 }
 
