@@ -45,16 +45,45 @@ fn run_pipeline(module: &Module, passes: &[&str], level: &'static str) -> Result
 
 /// Reports back-end errors at the `.ks` line of the op they concern.
 fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Error>) -> i32 {
+    let mut stack_reported = std::collections::HashSet::new();
     for e in errors {
         let at = e.op.map(|op| super::opt::loc_text(m, op)).unwrap_or_else(|| format!("{}:1:1", file.display()));
         // The BPF backend's own stack accounting can exceed what sema counted (temporaries).
+        // LLVM reports it once per access past the limit; the user hears it once per function.
         if e.message.contains("stack limit") {
-            eprintln!("{at}: error[E0601]: stack limit exceeded: {}", e.message);
+            let func = e.op.map(|op| m.top_level_of(op));
+            if stack_reported.insert(func) {
+                let at = func.map(|f| super::opt::loc_text(m, f)).unwrap_or(at);
+                eprintln!("{at}: error[E0601]: stack limit exceeded: {}", stack_summary(m, func));
+            }
         } else {
             eprintln!("{at}: error[E0999]: internal compiler error: {backend} back end: {}", e.message);
         }
     }
     1
+}
+
+/// What a kernel function keeps on its stack, largest first, and what to do about it.
+fn stack_summary(m: &Module, func: Option<crate::ir::OpId>) -> String {
+    use crate::ir::{Attr, Opcode};
+    let Some(func) = func else { return "a kernel function needs more than 512 bytes of stack; move large values into a per-CPU array map".into() };
+    let mut objects: Vec<(u64, String)> = m
+        .collect_nested(func, |o| o.opcode == Opcode::CoreLocal)
+        .into_iter()
+        .filter_map(|op| {
+            let Some(Attr::Type(t)) = m.attr(op, "ty") else { return None };
+            let size = crate::ir::layout::size_of(m, t)?;
+            let what = match m.attr(op, "name") {
+                Some(Attr::Str(n)) => format!("`{}`", String::from_utf8_lossy(n)),
+                _ => format!("a temporary `{t}`"),
+            };
+            Some((size, what))
+        })
+        .collect();
+    objects.sort_by(|a, b| b.0.cmp(&a.0));
+    let largest: Vec<String> = objects.iter().take(4).map(|(n, what)| format!("{what} ({n} bytes)")).collect();
+    let name = m.symbol(func).unwrap_or("the function");
+    format!("`{name}` needs more than the 512 bytes of stack eBPF allows; its largest stack objects: {}; keep large values in a per-CPU array map (`var scratch : percpu_array<u32, T>(1)`) and work on them through `if (var v = scratch[0])`", largest.join(", "))
 }
 
 /// The kernel side compiled, with the module it came from (which the runtime tables are read from).
