@@ -1,4 +1,4 @@
-/* globals.c — addresses of shared globals, pinned globals and configs (LANGUAGE.md §12; ABI.md §5).
+/* globals.c — addresses of shared globals, pinned globals and configs (docs/language.md §12; ABI.md §5).
  *
  * All of them live in kernel memory that userspace maps: `.data`/`.bss` through libbpf's own
  * mmap of its internal maps, `__pinned_globals` and `NAME_config_map` (one-entry arrays created

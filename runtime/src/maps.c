@@ -1,4 +1,4 @@
-/* maps.c — userspace map operations (LANGUAGE.md §11.2, §11.4, §11.8; ABI.md §4).
+/* maps.c — userspace map operations (docs/language.md §11.2, §11.4, §11.8; ABI.md §4).
  *
  * Maps are resolved by name once per object. Per-CPU maps hold one 8-byte-aligned slot per
  * possible CPU in every syscall: reads sum the slots (integer members found through the value's

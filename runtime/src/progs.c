@@ -1,5 +1,5 @@
 /* progs.c — program handles, attach/detach per program kind, perf events, struct_ops
- * registration and daemon() (LANGUAGE.md §9.2, §15.3, §15.4, §16.1).
+ * registration and daemon() (docs/language.md §9.2, §15.3, §15.4, §16.1).
  *
  * Every attachment is kept on a registry so that exit, a fatal signal or the end of a test can
  * remove all of them: nothing may stay attached once the process is gone. Links (XDP through
@@ -20,7 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The program kind from its ELF section, as LANGUAGE.md §9.2 names kinds. */
+/* The program kind from its ELF section, as docs/language.md §9.2 names kinds. */
 const char *rt_prog_kind(const struct bpf_program *prog)
 {
     static const struct {

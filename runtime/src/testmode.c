@@ -1,4 +1,4 @@
-/* testmode.c — the test driver and test() runs (LANGUAGE.md §17; ABI.md §3.2).
+/* testmode.c — the test driver and test() runs (docs/language.md §17; ABI.md §3.2).
  *
  * Every test gets a fresh object (new maps, initial globals, config defaults, prog_array filled,
  * nothing pinned), so tests cannot see each other's state. Failures inside a test come back here

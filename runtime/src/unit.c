@@ -1,4 +1,4 @@
-/* unit.c — ksrt_start/ksrt_exit and the life of the BPF object (LANGUAGE.md §15.1, §11.6, §12).
+/* unit.c — ksrt_start/ksrt_exit and the life of the BPF object (docs/language.md §15.1, §11.6, §12).
  *
  * Loading: kernel module first (units with kfuncs), then open the embedded ELF with libbpf, point
  * pinned maps at /sys/fs/bpf/<base>/... (libbpf reuses a compatible pin and pins what it creates),
