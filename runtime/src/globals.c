@@ -27,7 +27,7 @@ void *rt_map_memory(struct rt_map *m)
     size_t size = (elem * m->max_entries + page - 1) / page * page;
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
     if (mem == MAP_FAILED)
-        rt_internal_error("cannot map %s into memory: %s", m->name, strerror(errno));
+        rt_internal_error("cannot map %s into memory: %s", m->name, rt_error_text(errno, RT_OP_OTHER).text);
     m->mem = mem;
     m->mem_size = size;
     return mem;

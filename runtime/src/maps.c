@@ -51,7 +51,7 @@ struct rt_map *rt_map(const char *name)
     if (m->percpu) {
         int cpus = libbpf_num_possible_cpus();
         if (cpus <= 0)
-            rt_internal_error("cannot count the possible CPUs: %s", strerror(-cpus));
+            rt_internal_error("cannot count the possible CPUs: %s", rt_error_text(cpus, RT_OP_OTHER).text);
         m->n_slots = (size_t)cpus;
         m->slot_size = ((size_t)m->value_size + 7) & ~(size_t)7;
     }

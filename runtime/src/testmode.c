@@ -130,7 +130,7 @@ uint32_t ksrt_test_run(const char *prog, void *data, uint32_t len, uint32_t copy
     int err = bpf_prog_test_run_opts(bpf_program__fd(p), &opts);
     if (err) {
         free(out);
-        rt_fail_test("test(%s): %s", prog, strerror(-err));
+        rt_fail_test("test(%s): %s", prog, rt_error_text(err, RT_OP_TEST_RUN).text);
     }
     uint32_t out_len = opts.data_size_out < out_size ? opts.data_size_out : (uint32_t)out_size;
     rt.test_len = out_len;
