@@ -19,7 +19,7 @@ config.substitutions.append(("%ksc", ksc))
 config.substitutions.append(("%FileCheck", os.path.join(llvm_bin, "FileCheck")))
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%examples", os.path.join(repo, "examples")))
-config.substitutions.append(("%conformance", os.path.join(os.path.dirname(repo), "shared", "conformance")))
+config.substitutions.append(("%conformance", os.path.join(repo, "tests", "conformance")))
 
 # FileCheck, not and count come from llvm-19-tools.
 config.environment["PATH"] = os.pathsep.join([llvm_bin, os.environ.get("PATH", "")])

@@ -49,7 +49,7 @@ struct ksrt_unit {
 void ksrt_start(const struct ksrt_unit *unit);
 _Noreturn void ksrt_exit(int32_t status);
 
-/* ---- Command-line arguments (ABI.md §2, LANGUAGE.md §15.2) ---- */
+/* ---- Command-line arguments (ABI.md §2, docs/language.md §15.2) ---- */
 
 enum { KSRT_ARG_UINT, KSRT_ARG_INT, KSRT_ARG_BOOL, KSRT_ARG_CHAR, KSRT_ARG_STR, KSRT_ARG_ENUM };
 

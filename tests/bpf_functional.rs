@@ -319,7 +319,7 @@ fn protocol_counters_ignore_truncated_ip_headers() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Compiler-inserted bounds checks (LANGUAGE.md §10.2): tests/programs/bounds.ks
+// Compiler-inserted bounds checks (docs/language.md §10.2): tests/programs/bounds.ks
 
 #[test]
 fn implicit_bounds_check_failure_returns_xdp_pass() {

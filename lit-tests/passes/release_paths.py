@@ -1,5 +1,5 @@
 """Walks every path of every function in textual bpf-ir (read from stdin) and checks the release
-guarantee of LANGUAGE.md §11.5: each ring-buffer dynptr reserved on a path is submitted or
+guarantee of docs/language.md §11.5: each ring-buffer dynptr reserved on a path is submitted or
 discarded exactly once before the path returns or tail-calls. Stores and loads of constants
 through stack slots are tracked, so a release guarded by its "live" flag is followed exactly.
 Prints one line per function and one per violation."""

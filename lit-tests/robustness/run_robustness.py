@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Robustness test for `ksc check` (LANGUAGE.md section 18.1).
+"""Robustness test for `ksc check` (docs/language.md section 18.1).
 
 `ksc check FILE` must never crash, panic, hang or exit with a status other than
 0 or 1.  When it exits with 1 it must have printed at least one diagnostic of

@@ -1,5 +1,5 @@
 /* args.c — ksrt_parse_args: the fields of main's struct parameter as long options
- * (LANGUAGE.md §15.2).
+ * (docs/language.md §15.2).
  *
  * `--FIELD=VALUE` or `--FIELD VALUE`, '-' and '_' interchangeable in FIELD, later occurrences
  * win. A bool alone means true; it takes the next argument only when that is a bool literal, so

@@ -1,4 +1,4 @@
-/* globals.c — addresses of shared globals, pinned globals and configs (LANGUAGE.md §12; ABI.md §5).
+/* globals.c — addresses of shared globals, pinned globals and configs (docs/language.md §12; ABI.md §5).
  *
  * All of them live in kernel memory that userspace maps: `.data`/`.bss` through libbpf's own
  * mmap of its internal maps, `__pinned_globals` and `NAME_config_map` (one-entry arrays created
@@ -27,7 +27,7 @@ void *rt_map_memory(struct rt_map *m)
     size_t size = (elem * m->max_entries + page - 1) / page * page;
     void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
     if (mem == MAP_FAILED)
-        rt_internal_error("cannot map %s into memory: %s", m->name, strerror(errno));
+        rt_internal_error("cannot map %s into memory: %s", m->name, rt_error_text(errno, RT_OP_OTHER).text);
     m->mem = mem;
     m->mem_size = size;
     return mem;

@@ -105,6 +105,33 @@ int rt_object_load(bool test_mode, struct rt_load_failure *failure);
 void rt_object_destroy(void);
 void rt_install_signal_handlers(void);
 
+/* errors.c */
+
+/* The operation that failed, for the usual cause of an errno. */
+enum rt_op {
+    RT_OP_OTHER,
+    RT_OP_LOAD,              /* bpf() while loading the object */
+    RT_OP_ATTACH_NETDEV,     /* xdp, tc: the target is a network interface */
+    RT_OP_ATTACH_TRACEPOINT, /* the target is CATEGORY/EVENT */
+    RT_OP_ATTACH_CGROUP,     /* the target is a cgroup v2 directory */
+    RT_OP_ATTACH_KERNEL,     /* fentry, kprobe, lsm, tp_btf, …: the target is in the section */
+    RT_OP_PERF,              /* perf_event_open */
+    RT_OP_REGISTER,          /* struct_ops registration */
+    RT_OP_TEST_RUN,          /* BPF_PROG_TEST_RUN */
+    RT_OP_MODULE,            /* loading or unloading the kernel module */
+};
+
+/* An errno as messages show it: "strerror (ENAME)", then "; " and its usual cause for `op` where
+ * one is likely. `err` may be negative. Used as `rt_error_text(err, op).text` within one
+ * expression (the text lives as long as the full expression). */
+struct rt_error_text {
+    char text[320];
+};
+struct rt_error_text rt_error_text(int err, enum rt_op op);
+
+/* Prints "ksrt: BASE: MESSAGE" on stderr (after flushing stdout, so the order is kept). */
+void rt_report(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
 /* failures.c */
 _Noreturn void rt_internal_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void rt_fail_test(const char *format, ...) __attribute__((format(printf, 1, 2)));

@@ -1,4 +1,4 @@
-/* maps.c — userspace map operations (LANGUAGE.md §11.2, §11.4, §11.8; ABI.md §4).
+/* maps.c — userspace map operations (docs/language.md §11.2, §11.4, §11.8; ABI.md §4).
  *
  * Maps are resolved by name once per object. Per-CPU maps hold one 8-byte-aligned slot per
  * possible CPU in every syscall: reads sum the slots (integer members found through the value's
@@ -51,7 +51,7 @@ struct rt_map *rt_map(const char *name)
     if (m->percpu) {
         int cpus = libbpf_num_possible_cpus();
         if (cpus <= 0)
-            rt_internal_error("cannot count the possible CPUs: %s", strerror(-cpus));
+            rt_internal_error("cannot count the possible CPUs: %s", rt_error_text(cpus, RT_OP_OTHER).text);
         m->n_slots = (size_t)cpus;
         m->slot_size = ((size_t)m->value_size + 7) & ~(size_t)7;
     }

@@ -1,4 +1,4 @@
-/* print.c — print and the string helpers (LANGUAGE.md §15.5, §6.5; ABI.md §8).
+/* print.c — print and the string helpers (docs/language.md §15.5, §6.5; ABI.md §8).
  *
  * The compiler has already turned a KernelScript format into a C format whose conversions match
  * the passed arguments, so print is vprintf plus the newline. Strings are fixed-capacity buffers

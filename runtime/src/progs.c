@@ -1,5 +1,5 @@
 /* progs.c — program handles, attach/detach per program kind, perf events, struct_ops
- * registration and daemon() (LANGUAGE.md §9.2, §15.3, §15.4, §16.1).
+ * registration and daemon() (docs/language.md §9.2, §15.3, §15.4, §16.1).
  *
  * Every attachment is kept on a registry so that exit, a fatal signal or the end of a test can
  * remove all of them: nothing may stay attached once the process is gone. Links (XDP through
@@ -20,7 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/* The program kind from its ELF section, as LANGUAGE.md §9.2 names kinds. */
+/* The program kind from its ELF section, as docs/language.md §9.2 names kinds. */
 const char *rt_prog_kind(const struct bpf_program *prog)
 {
     static const struct {
@@ -232,23 +232,45 @@ static int attach_cgroup(struct bpf_program *prog, struct rt_attachment *a, cons
     return err;
 }
 
+/* Says why an attach failed; the program gets the -errno as well (docs/language.md §15.3). */
+static void report_attach_failure(const struct bpf_program *prog, const char *target, int err, enum rt_op op)
+{
+    const char *kind = rt_prog_kind(prog);
+    char where[300] = "";
+    if (target && *target)
+        snprintf(where, sizeof where, " to %s", target);
+    rt_report("cannot attach %s program %s%s: %s", kind, bpf_program__name(prog), where, rt_error_text(err, op).text);
+}
+
 int32_t ksrt_prog_attach(ksrt_prog *p, const char *target, uint32_t flags)
 {
-    if (p->att)
-        return -EBUSY;
     const char *kind = rt_prog_kind(p->prog);
+    if (p->att) {
+        rt_report("cannot attach %s program %s: it is attached already (detach it first)", kind,
+                  bpf_program__name(p->prog));
+        return -EBUSY;
+    }
     struct rt_attachment *a = new_attachment();
     int err;
+    enum rt_op op = RT_OP_ATTACH_KERNEL;
     if (strcmp(kind, "xdp") == 0) {
+        op = RT_OP_ATTACH_NETDEV;
         err = attach_xdp(p->prog, a, target, flags);
     } else if (strcmp(kind, "tc") == 0) {
+        op = RT_OP_ATTACH_NETDEV;
         err = attach_tc(p->prog, a, target);
     } else if (strcmp(kind, "tracepoint") == 0) {
+        op = RT_OP_ATTACH_TRACEPOINT;
         err = attach_tracepoint(p->prog, a, target);
     } else if (strcmp(kind, "cgroup_skb") == 0) {
+        op = RT_OP_ATTACH_CGROUP;
         err = attach_cgroup(p->prog, a, target);
     } else if (strcmp(kind, "perf_event") == 0 || strcmp(kind, "struct_ops") == 0) {
-        err = -EINVAL; /* perf_attach and register instead */
+        free(a);
+        rt_report("cannot attach %s program %s with attach(h, target, flags): %s", kind, bpf_program__name(p->prog),
+                  strcmp(kind, "perf_event") == 0 ? "perf_event programs attach with attach(h, perf_options, flags)"
+                                                  : "struct_ops methods are attached by register(impl)");
+        return -EINVAL;
     } else {
         /* fentry, fexit, tp_btf, lsm, kprobe, kretprobe, raw_tp: the target is in the section. */
         a->link = bpf_program__attach(p->prog);
@@ -256,6 +278,7 @@ int32_t ksrt_prog_attach(ksrt_prog *p, const char *target, uint32_t flags)
     }
     if (err) {
         free(a);
+        report_attach_failure(p->prog, target, err, op);
         return err;
     }
     publish(a);
@@ -276,6 +299,7 @@ _Static_assert(sizeof(struct ksrt_perf_options) == 40, "the layout of the builti
 ksrt_perf *ksrt_perf_attach(ksrt_prog *p, const struct ksrt_perf_options *o, uint32_t flags)
 {
     if (o->pid == -1 && o->cpu == -1) {
+        report_attach_failure(p->prog, "a perf event", -EINVAL, RT_OP_PERF);
         errno = EINVAL;
         return NULL;
     }
@@ -292,12 +316,17 @@ ksrt_perf *ksrt_perf_attach(ksrt_prog *p, const struct ksrt_perf_options *o, uin
     attr.disabled = 1; /* libbpf enables it once the program is attached */
     int fd = (int)syscall(SYS_perf_event_open, &attr, (pid_t)o->pid, (int)o->cpu, -1,
                           (unsigned long)flags | PERF_FLAG_FD_CLOEXEC);
-    if (fd < 0)
+    if (fd < 0) {
+        int err = errno;
+        report_attach_failure(p->prog, "a perf event", err, RT_OP_PERF);
+        errno = err;
         return NULL;
+    }
     struct bpf_link *link = bpf_program__attach_perf_event(p->prog, fd);
     if (!link) {
         int err = errno;
         close(fd);
+        report_attach_failure(p->prog, "its perf event", err, RT_OP_PERF);
         errno = err;
         return NULL;
     }
@@ -328,14 +357,19 @@ int32_t ksrt_register(const char *impl)
     if (!rt.obj)
         rt_internal_error("register(%s) without a BPF object", impl);
     for (struct rt_attachment *a = rt.attachments; a; a = a->next)
-        if (a->impl && a->live && strcmp(a->impl, impl) == 0)
+        if (a->impl && a->live && strcmp(a->impl, impl) == 0) {
+            rt_report("cannot register %s: it is registered already", impl);
             return -EBUSY;
+        }
     struct bpf_map *map = bpf_object__find_map_by_name(rt.obj, impl);
     if (!map || bpf_map__type(map) != BPF_MAP_TYPE_STRUCT_OPS)
         rt_internal_error("unknown struct_ops impl %s", impl);
     struct bpf_link *link = bpf_map__attach_struct_ops(map);
-    if (!link)
-        return -errno;
+    if (!link) {
+        int err = -errno;
+        rt_report("cannot register %s: %s", impl, rt_error_text(err, RT_OP_REGISTER).text);
+        return err;
+    }
     struct rt_attachment *a = new_attachment();
     a->link = link;
     a->impl = bpf_map__name(map);
@@ -355,7 +389,7 @@ _Noreturn void ksrt_daemon(void)
     fflush(stdout);
     fflush(stderr);
     if (daemon(0, 0) != 0) {
-        fprintf(stderr, "ksrt: %s: cannot become a daemon: %s\n", base, strerror(errno));
+        rt_report("cannot become a daemon: %s", rt_error_text(errno, RT_OP_OTHER).text);
         ksrt_exit(1);
     }
     /* stderr is /dev/null now: a pid file that cannot be written goes unreported. */

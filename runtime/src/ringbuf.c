@@ -1,5 +1,5 @@
 /* ringbuf.c — consuming RINGBUF and PERF_EVENT_ARRAY maps: on_event, poll, dispatch
- * (LANGUAGE.md §11.5; ABI.md §6).
+ * (docs/language.md §11.5; ABI.md §6).
  *
  * Each buffer map gets its libbpf consumer on first use. Handlers run on the calling thread; a
  * non-zero result stops consumption right after that record, which libbpf supports for ring

@@ -1,4 +1,4 @@
-/* testmode.c — the test driver and test() runs (LANGUAGE.md §17; ABI.md §3.2).
+/* testmode.c — the test driver and test() runs (docs/language.md §17; ABI.md §3.2).
  *
  * Every test gets a fresh object (new maps, initial globals, config defaults, prog_array filled,
  * nothing pinned), so tests cannot see each other's state. Failures inside a test come back here
@@ -130,7 +130,7 @@ uint32_t ksrt_test_run(const char *prog, void *data, uint32_t len, uint32_t copy
     int err = bpf_prog_test_run_opts(bpf_program__fd(p), &opts);
     if (err) {
         free(out);
-        rt_fail_test("test(%s): %s", prog, strerror(-err));
+        rt_fail_test("test(%s): %s", prog, rt_error_text(err, RT_OP_TEST_RUN).text);
     }
     uint32_t out_len = opts.data_size_out < out_size ? opts.data_size_out : (uint32_t)out_size;
     rt.test_len = out_len;

@@ -1,4 +1,4 @@
-/* unit.c — ksrt_start/ksrt_exit and the life of the BPF object (LANGUAGE.md §15.1, §11.6, §12).
+/* unit.c — ksrt_start/ksrt_exit and the life of the BPF object (docs/language.md §15.1, §11.6, §12).
  *
  * Loading: kernel module first (units with kfuncs), then open the embedded ELF with libbpf, point
  * pinned maps at /sys/fs/bpf/<base>/... (libbpf reuses a compatible pin and pins what it creates),
@@ -123,7 +123,7 @@ static void last_message(int err, char *out, size_t n)
     char line[512];
     const char *text = captured_text();
     if (!last_line(text, text + strlen(text), is_reason, line, sizeof line)) {
-        snprintf(out, n, "%s", strerror(err));
+        snprintf(out, n, "%s", rt_error_text(err, RT_OP_LOAD).text);
         return;
     }
     const char *msg = strncmp(line, "libbpf: ", 8) == 0 ? line + 8 : line;
@@ -190,7 +190,7 @@ static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure 
     memset(&info, 0, sizeof info);
     int fd = bpf_obj_get(pin);
     if (fd < 0 || bpf_map_get_info_by_fd(fd, &info, &info_len) != 0)
-        snprintf(pinned, sizeof pinned, "unreadable: %s", strerror(errno));
+        snprintf(pinned, sizeof pinned, "unreadable: %.140s", rt_error_text(errno, RT_OP_LOAD).text);
     else
         describe_map(pinned, sizeof pinned, info.type, info.key_size, info.value_size, info.max_entries,
                      info.map_flags);
@@ -247,7 +247,7 @@ static void explain_program_failure(struct bpf_object *obj, const char *name, in
             snprintf(complaint, sizeof complaint, "%.*s", (int)strcspn(why, "\n"), why);
         } else {
             snprintf(complaint, sizeof complaint, "the kernel refused the %s program before verification: %s",
-                     prog ? rt_prog_kind(prog) : "", strerror(err));
+                     prog ? rt_prog_kind(prog) : "", rt_error_text(err, RT_OP_LOAD).text);
         }
         f->detail = text;
     }
@@ -260,8 +260,8 @@ static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load
     int bpf_errno = probe_bpf();
     if (bpf_errno) {
         snprintf(f->summary, sizeof f->summary, "bpf() unavailable");
-        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: bpf() unavailable (%s)",
-                 strerror(bpf_errno));
+        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: bpf() unavailable: %s",
+                 rt_error_text(bpf_errno, RT_OP_LOAD).text);
         return;
     }
     if (explain_pin_mismatch(obj, f))
@@ -381,7 +381,7 @@ static int initialize(bool globals_pin_existed, struct rt_load_failure *f)
         int err = bpf_map_update_elem(m->fd, &s->index, &fd, BPF_ANY);
         if (err) {
             snprintf(f->summary, sizeof f->summary, "cannot store program %s in %s[%u]: %s", s->prog, s->map,
-                     s->index, strerror(-err));
+                     s->index, rt_error_text(err, RT_OP_LOAD).text);
             snprintf(f->headline, sizeof f->headline, "%s", f->summary);
             return -1;
         }
@@ -399,7 +399,8 @@ static int initialize(bool globals_pin_existed, struct rt_load_failure *f)
     const char *map;
     int err = rt_open_perf_buffers(&map);
     if (err) {
-        snprintf(f->summary, sizeof f->summary, "cannot open the perf buffer of %s: %s", map, strerror(-err));
+        snprintf(f->summary, sizeof f->summary, "cannot open the perf buffer of %s: %s", map,
+                 rt_error_text(err, RT_OP_OTHER).text);
         snprintf(f->headline, sizeof f->headline, "%s", f->summary);
         return -1;
     }
@@ -413,13 +414,14 @@ static int run_modprobe(const char *base, struct rt_load_failure *f)
     int err = posix_spawnp(&pid, "modprobe", NULL, NULL, argv, environ);
     if (err) {
         snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: modprobe: %s", base,
-                 strerror(err));
+                 rt_error_text(err, RT_OP_OTHER).text);
         return -1;
     }
     int status;
     while (waitpid(pid, &status, 0) < 0)
         if (errno != EINTR) {
-            snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", base, strerror(errno));
+            snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", base,
+                     rt_error_text(errno, RT_OP_OTHER).text);
             return -1;
         }
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
@@ -438,7 +440,7 @@ static char module_name[100];
 static void unload_module(void)
 {
     if (syscall(SYS_delete_module, module_name, O_NONBLOCK) != 0 && errno != ENOENT)
-        fprintf(stderr, "ksrt: %s: cannot unload kernel module %s: %s\n", rt.unit->base, module_name, strerror(errno));
+        rt_report("cannot unload kernel module %s: %s", module_name, rt_error_text(errno, RT_OP_MODULE).text);
 }
 
 /* Loads <dir of the executable>/<base>_kmod.ko, or `modprobe <base>_kmod` when there is none
@@ -480,7 +482,8 @@ static int load_module(struct rt_load_failure *f)
         close(fd);
     }
     if (err) {
-        snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", name, strerror(err));
+        snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", name,
+                 rt_error_text(err, RT_OP_MODULE).text);
         goto failed;
     }
     loaded = true;
@@ -583,7 +586,7 @@ void ksrt_start(const struct ksrt_unit *unit)
         return;
     struct rt_load_failure f;
     if (rt_object_load(false, &f)) {
-        fprintf(stderr, "ksrt: %s: %s\n", unit->base, f.headline);
+        rt_report("%s", f.headline);
         size_t len = strlen(f.detail);
         if (len)
             fprintf(stderr, "%s%s", f.detail, f.detail[len - 1] == '\n' ? "" : "\n");

@@ -1,4 +1,4 @@
-//! Kernel type information from BTF (LANGUAGE.md §9.2, §9.3, §10.4, §16.1).
+//! Kernel type information from BTF (docs/language.md §9.2, §9.3, §10.4, §16.1).
 //!
 //! `raw` reads and validates the file; this module turns the parts ksc needs (structs, enums,
 //! integer typedefs, function prototypes) into plain Rust values (`KType`, `KStruct`, …) that do

@@ -1,4 +1,4 @@
-//! Every error and warning code of LANGUAGE.md §18 with its canonical phrase.
+//! Every error and warning code of docs/language.md §18 with its canonical phrase.
 
 macro_rules! codes {
     ($($name:ident => $phrase:literal,)*) => {

@@ -1,4 +1,4 @@
-//! Diagnostics: the `FILE:LINE:COL: error[CODE]: message` contract of LANGUAGE.md §18, with source
+//! Diagnostics: the `FILE:LINE:COL: error[CODE]: message` contract of docs/language.md §18, with source
 //! snippets for people and JSON lines for editors and CI.
 
 mod codes;

@@ -1,4 +1,4 @@
-//! Command-line surface (LANGUAGE.md §1.1). Usage errors exit with status 2 (clap's default).
+//! Command-line surface (docs/language.md §1.1). Usage errors exit with status 2 (clap's default).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -72,6 +72,8 @@ pub enum Command {
     },
     /// Print the KS-IR op reference generated from ir-specs/.
     IrReference,
+    /// Print the reference of the BPF helpers kernel code may call by name.
+    HelperReference,
     /// Build into a temporary directory and run the executable with ARGS.
     Run {
         #[command(flatten)]

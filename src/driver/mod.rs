@@ -72,6 +72,10 @@ fn dispatch(cli: Cli) -> i32 {
             print!("{}", crate::ir::ops::REFERENCE);
             return 0;
         }
+        Some(Command::HelperReference) => {
+            print!("{}", crate::sema::builtins::helper_reference());
+            return 0;
+        }
         None => {
             let c = cli.compile;
             let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics, time_report: c.time_report, codegen: c.codegen };

@@ -426,7 +426,7 @@ fn capture_messages<T>(f: impl FnOnce() -> T) -> (T, Vec<String>) {
     (out, msgs.ok().flatten().unwrap_or_default())
 }
 
-/// Verification creates maps and never pins them (LANGUAGE.md §1.1): pinned maps would otherwise
+/// Verification creates maps and never pins them (docs/language.md §1.1): pinned maps would otherwise
 /// need a mounted bpffs and outlive the run.
 fn unpin_maps(obj: *mut sys::bpf_object) {
     // SAFETY: iterating the maps of an open object; clearing a pin path only frees libbpf's copy.

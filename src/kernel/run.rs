@@ -1,7 +1,7 @@
 //! Running programs with BPF_PROG_TEST_RUN (`ksc test`, and the functional tests), with access to
 //! the object's maps and globals.
 //!
-//! Every kind takes the full Ethernet frame and sees it as LANGUAGE.md §17.4 says:
+//! Every kind takes the full Ethernet frame and sees it as docs/language.md §17.4 says:
 //! * xdp: `ctx->data` at the Ethernet header; an `xdp_md` context sets `ingress_ifindex = 1`
 //!   (loopback, `rx_queue_index` 0), which the kernel accepts for test runs.
 //! * tc (sched_cls) and cgroup_skb: the kernel builds an skb on the loopback device (so `ifindex`

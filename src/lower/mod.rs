@@ -332,7 +332,7 @@ pub fn kind_name(k: ProgKind) -> &'static str {
     }
 }
 
-/// The ELF section libbpf expects for a program kind (LANGUAGE.md §9.2, TOOLCHAIN.md).
+/// The ELF section libbpf expects for a program kind (docs/language.md §9.2, TOOLCHAIN.md).
 pub fn section_name(k: ProgKind, arg: &str, _fname: &str) -> String {
     match k {
         ProgKind::Xdp => "xdp".into(),

@@ -61,7 +61,7 @@ fn target(m: &Module, f: OpId) -> &[u8] {
     KsFunc(f).target(m)
 }
 
-/// Recursion among kernel functions cannot be compiled for eBPF (LANGUAGE.md §9.4, E0502).
+/// Recursion among kernel functions cannot be compiled for eBPF (docs/language.md §9.4, E0502).
 pub fn check_recursion(m: &mut Module) -> PassResult {
     let cg = CallGraph::build(m);
     let mut errors = Vec::new();

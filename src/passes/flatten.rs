@@ -3,7 +3,7 @@
 //! Every region becomes blocks; `ks.yield` becomes a branch with block arguments. Each exit —
 //! fall-through, `break`, `continue`, `return`, throw, abort, tail call — first runs the cleanups
 //! (`ks.defer` regions) registered on the way out, innermost scope first and LIFO within a scope
-//! (LANGUAGE.md §13.2, §13.3). A defer region is emitted afresh at every exit that passes it.
+//! (docs/language.md §13.2, §13.3). A defer region is emitted afresh at every exit that passes it.
 //!
 //! Throws and aborts cross function boundaries through a hidden status (§13.1, §13.4): a function
 //! that may throw or abort and is not an entry point takes a trailing `ptr<[2 x i64]>` parameter

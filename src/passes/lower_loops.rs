@@ -1,4 +1,4 @@
-//! `lower-loops`: long counted loops in kernel functions become `bpf_loop` calls (LANGUAGE.md §14.4).
+//! `lower-loops`: long counted loops in kernel functions become `bpf_loop` calls (docs/language.md §14.4).
 //!
 //! A `ks.for` whose trip count is not a constant of at most 64 is outlined into a callback
 //! function `<func>.loopN(index: u64, ctx: ptr<!<func>.loopN.ctx>) -> i64` and replaced by

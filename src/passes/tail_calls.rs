@@ -1,4 +1,4 @@
-//! Tail calls (LANGUAGE.md §9.5), in two steps.
+//! Tail calls (docs/language.md §9.5), in two steps.
 //!
 //! `assign-tail-calls` runs on the whole module, before partitioning: it declares one
 //! `ks.prog_array @prog_array` whose `programs` list gives every tail-call target a stable index,

@@ -31,6 +31,20 @@ impl HelperTy {
             HelperTy::TaskBtf => Ty::ptr(Ty::Void),
         }
     }
+
+    /// How the helper reference spells the shape.
+    fn spelling(self) -> &'static str {
+        match self {
+            HelperTy::U32 => "u32",
+            HelperTy::U64 => "u64",
+            HelperTy::I32 => "i32",
+            HelperTy::I64 => "i64",
+            HelperTy::Ptr => "*void",
+            HelperTy::Ctx => "ctx",
+            HelperTy::Void => "void",
+            HelperTy::TaskBtf => "*task_struct",
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -101,8 +115,44 @@ pub fn helper(name: &str) -> Option<&'static Helper> {
     HELPERS.iter().find(|h| h.name == name)
 }
 
+/// The Markdown reference of [`HELPERS`] (`docs/helpers.md`, printed by `ksc helper-reference`).
+pub fn helper_reference() -> String {
+    let mut s = String::from("# BPF helpers callable by name\n\n<!-- @generated from HELPERS in src/sema/builtins.rs; `ksc helper-reference` prints it. -->\n\n");
+    s.push_str("Kernel code may call these BPF helpers by name without an `extern` [ext]; an `extern` of one must declare its\n");
+    s.push_str("parameter count (E0309). Any other `extern` names a kfunc, checked against kernel BTF ([language.md](language.md) §5.4).\n");
+    s.push_str("Userspace code cannot call helpers (E0501). The id is the kernel's `enum bpf_func_id` value.\n\n");
+    s.push_str("`*void` accepts any pointer, `ctx` is the program's context (its first parameter), and `*task_struct` is\n");
+    s.push_str("the kernel's type from BTF, never null.\n\n");
+    s.push_str("| helper | id | parameters | returns |\n|---|---|---|---|\n");
+    for h in HELPERS {
+        let params: Vec<&str> = h.params.iter().map(|p| p.spelling()).collect();
+        let params = if params.is_empty() { "none".to_string() } else { format!("`{}`", params.join(", ")) };
+        s.push_str(&format!("| `{}` | {} | {} | `{}` |\n", h.name, h.id, params, h.ret.spelling()));
+    }
+    s
+}
+
 /// Builtins callable only from userspace (§9.4).
 pub const USERSPACE_BUILTINS: &[&str] = &["load", "attach", "detach", "read", "register", "dispatch", "daemon", "test", "test_len", "assert"];
 
 /// Builtins available in every world.
 pub const UNIVERSAL_BUILTINS: &[&str] = &["print", "sizeof", "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll"];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_helper_reference_is_current() {
+        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/helpers.md")).unwrap_or_default();
+        assert!(committed == helper_reference(), "docs/helpers.md is stale: run `target/release/ksc helper-reference > docs/helpers.md`");
+    }
+
+    #[test]
+    fn helper_names_and_ids_are_unique() {
+        for (i, h) in HELPERS.iter().enumerate() {
+            assert!(HELPERS[..i].iter().all(|o| o.name != h.name && o.id != h.id), "{} appears twice", h.name);
+            assert!(h.params.len() <= 5, "{} takes more than 5 arguments", h.name);
+        }
+    }
+}

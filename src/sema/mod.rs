@@ -1,4 +1,4 @@
-//! Semantic analysis (LANGUAGE.md §5–§19): order-independent name resolution in one file
+//! Semantic analysis (docs/language.md §5–§19): order-independent name resolution in one file
 //! namespace, the type system, target partitioning and call rules, and the flow and safety checks.
 //!
 //! The checker works in three steps: `collect` enters every top-level declaration (so order does not

@@ -1,4 +1,4 @@
-//! KernelScript types (LANGUAGE.md §6): representation, layout and the unification rules of §6.3.
+//! KernelScript types (docs/language.md §6): representation, layout and the unification rules of §6.3.
 
 use std::fmt;
 use std::rc::Rc;

@@ -423,7 +423,7 @@ pub enum BinOp {
 }
 
 impl BinOp {
-    /// Binding power per LANGUAGE.md §7.1 (higher binds tighter).
+    /// Binding power per docs/language.md §7.1 (higher binds tighter).
     pub fn precedence(self) -> u8 {
         match self {
             BinOp::Or => 1,

@@ -1,4 +1,4 @@
-//! Lexical validation before parsing (LANGUAGE.md §2).
+//! Lexical validation before parsing (docs/language.md §2).
 //!
 //! pest reports every failure as "expected …", which would turn a stray `?` or a bad escape into a
 //! generic syntax error. This pass walks the text once with the real token rules and reports

@@ -1,5 +1,5 @@
 //! The frontend: source text → lexical validation → pest parse → AST, with `include` and `import`
-//! resolved relative to the including file (LANGUAGE.md §2–§5.2).
+//! resolved relative to the including file (docs/language.md §2–§5.2).
 
 pub mod ast;
 pub mod lexer;

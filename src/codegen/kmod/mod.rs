@@ -136,7 +136,7 @@ const PRELUDE: &str = r#"#ifndef __bpf_kfunc
 #define __bpf_kfunc_end_defs()
 #endif
 
-/* KernelScript division: x / 0 is 0, x % 0 is x, MIN / -1 is MIN (LANGUAGE.md §6.4). */
+/* KernelScript division: x / 0 is 0, x % 0 is x, MIN / -1 is MIN (docs/language.md §6.4). */
 static inline __maybe_unused u64 ks_udiv(u64 a, u64 b) { return b ? div64_u64(a, b) : 0; }
 static inline __maybe_unused u64 ks_urem(u64 a, u64 b) { return b ? a - div64_u64(a, b) * b : a; }
 static inline __maybe_unused s64 ks_sdiv(s64 a, s64 b)

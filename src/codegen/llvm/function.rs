@@ -14,7 +14,7 @@ use inkwell::values::{BasicMetadataValueEnum, BasicValue, BasicValueEnum, Functi
 use inkwell::{AddressSpace, AtomicOrdering, AtomicRMWBinOp, IntPredicate};
 use std::collections::HashMap;
 
-/// How a program receives its declared parameters (LANGUAGE.md §9.2).
+/// How a program receives its declared parameters (docs/language.md §9.2).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Args {
     /// As the function's parameters (the context pointer of xdp, tc, tracepoint, ...).

@@ -1,4 +1,4 @@
-//! `bounds-check`: compiler-inserted packet bounds checks (LANGUAGE.md §10.2).
+//! `bounds-check`: compiler-inserted packet bounds checks (docs/language.md §10.2).
 //!
 //! Every load or store through a packet pointer (one derived from `ctx->data` / `ctx->data_meta`
 //! by pointer arithmetic, casts, field and element addresses, or through a local holding one)
