@@ -18,6 +18,7 @@ llvm_bin = "/usr/lib/llvm-19/bin"
 config.substitutions.append(("%ksc", ksc))
 config.substitutions.append(("%FileCheck", os.path.join(llvm_bin, "FileCheck")))
 config.substitutions.append(("%python", sys.executable))
+config.substitutions.append(("%expect-exit", "%s %s" % (sys.executable, os.path.join(config.test_source_root, "expect_exit.py"))))
 config.substitutions.append(("%examples", os.path.join(repo, "examples")))
 config.substitutions.append(("%conformance", os.path.join(os.path.dirname(repo), "shared", "conformance")))
 
