@@ -3,9 +3,6 @@
 
 usage: e2e.py KSC SCENARIO
 
-With KSC_E2E_PREBUILT=DIR, executables DIR/NAME that exist are used instead of building them: a
-scenario run inside a VM (struct_ops_vm.test) has them built on the host, where ksc is fast.
-
 Each scenario builds a program of programs/, runs it, drives it (packets through a veth pair
 into a network namespace, system calls, a loopback TCP connection), stops it with a signal and
 checks what it printed and what it left behind. Namespaces, links and pins are removed in
@@ -48,9 +45,6 @@ def sh(*cmd, check_rc=True):
 
 
 def build(ksc, name, out):
-    prebuilt = os.path.join(os.environ.get("KSC_E2E_PREBUILT", ""), name)
-    if os.environ.get("KSC_E2E_PREBUILT") and os.path.isfile(prebuilt):
-        return prebuilt
     src = os.path.join(HERE, "programs", name + ".ks")
     p = subprocess.run([ksc, "build", src, "-o", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode != 0:
