@@ -13,10 +13,22 @@ pub fn build(out: &Path) -> Result<(), String> {
     std::fs::copy(&libbpf, out.join("libbpf.a")).map_err(|e| format!("cannot copy {}: {e}", libbpf.display()))?;
     let mut sources: Vec<PathBuf> = std::fs::read_dir("runtime/src").map_err(|e| format!("runtime/src: {e}"))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "c")).collect();
     sources.sort();
-    cc::Build::new()
+    c_build(&include, out)
         .files(&sources)
+        // The archive is for the executables ksc links, not for ksc itself.
+        .cargo_metadata(false)
+        .try_compile("ksrt")
+        .map_err(|e| e.to_string())?;
+    // ksc loads objects itself (`verify`, `test`) and must adapt them to the kernel exactly as
+    // the runtime does, so it links the runtime's kernel fallbacks too.
+    c_build(&include, out).file("runtime/src/kernel_compat.c").try_compile("ksrt_kernel_compat").map_err(|e| e.to_string())
+}
+
+fn c_build(include: &Path, out: &Path) -> cc::Build {
+    let mut build = cc::Build::new();
+    build
         .include("runtime")
-        .include(&include)
+        .include(include)
         .define("_GNU_SOURCE", None)
         .flag("-std=gnu11")
         .flag("-fPIC")
@@ -26,9 +38,6 @@ pub fn build(out: &Path) -> Result<(), String> {
         .warnings_into_errors(std::env::var_os("KSC_WERROR").is_some())
         .opt_level(2)
         .debug(true)
-        // The archive is for the executables ksc links, not for ksc itself.
-        .cargo_metadata(false)
-        .out_dir(out)
-        .try_compile("ksrt")
-        .map_err(|e| e.to_string())
+        .out_dir(out);
+    build
 }

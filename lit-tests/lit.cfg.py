@@ -18,6 +18,7 @@ llvm_bin = "/usr/lib/llvm-19/bin"
 config.substitutions.append(("%ksc", ksc))
 config.substitutions.append(("%FileCheck", os.path.join(llvm_bin, "FileCheck")))
 config.substitutions.append(("%python", sys.executable))
+config.substitutions.append(("%expect-exit", "%s %s" % (sys.executable, os.path.join(config.test_source_root, "expect_exit.py"))))
 config.substitutions.append(("%examples", os.path.join(repo, "examples")))
 config.substitutions.append(("%conformance", os.path.join(repo, "tests", "conformance")))
 
@@ -53,6 +54,14 @@ if os.environ.get("KSC_REQUIRE_KERNEL") == "1" or bpf_usable():
 import glob
 if os.environ.get("KSC_REQUIRE_KERNEL") == "1" or glob.glob("/usr/src/linux-headers-*-amd64/Makefile"):
     config.available_features.add("kbuild")
+# Tests on other kernels boot them in QEMU through ci/vmrun (slow under TCG): run when asked for
+# (KSC_VM_TESTS=1) and always in CI, where a missing prerequisite fails them.
+if os.environ.get("KSC_VM_TESTS") == "1" or os.environ.get("CI") == "true":
+    config.available_features.add("vm")
+config.substitutions.append(("%vmrun", os.path.join(repo, "ci", "vmrun")))
+for var in ("KSC_VM_TESTS", "CI", "VMRUN_ACCEL", "VMRUN_CACHE", "XDG_CACHE_HOME"):
+    if var in os.environ:
+        config.environment[var] = os.environ[var]
 config.substitutions.append(("%llvm-objdump", os.path.join(llvm_bin, "llvm-objdump")))
 config.substitutions.append(("%bpftool", "bpftool"))
 

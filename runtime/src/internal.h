@@ -7,6 +7,7 @@
 #ifndef KSRT_INTERNAL_H
 #define KSRT_INTERNAL_H
 
+#include "kernel_compat.h"
 #include "ksrt.h"
 
 #include <bpf/bpf.h>
@@ -29,6 +30,7 @@ struct rt_attachment {
     struct bpf_tc_hook hook;
     struct bpf_tc_opts tc_opts;
     const char *impl;        /* a struct_ops registration: the impl's map name */
+    int struct_ops_fd;       /* a registration without link (kernels before 6.4): the map, else -1 */
 };
 
 struct ksrt_prog {

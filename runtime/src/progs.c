@@ -4,7 +4,8 @@
  * Every attachment is kept on a registry so that exit, a fatal signal or the end of a test can
  * remove all of them: nothing may stay attached once the process is gone. Links (XDP through
  * bpf_link_create, TCX, tracing, cgroup, perf, struct_ops) are owned by file descriptors and die
- * with the process anyway; the clsact filter fallback is the one thing that must be removed. */
+ * with the process anyway; the clsact filter fallback and struct_ops registered without a link
+ * (kernels before 6.4, kernel_compat.c) are the things that must be removed. */
 #include "internal.h"
 
 #include <errno.h>
@@ -59,6 +60,7 @@ static struct rt_attachment *new_attachment(void)
     struct rt_attachment *a = rt_zalloc(sizeof *a);
     a->link_fd = -1;
     a->perf_fd = -1;
+    a->struct_ops_fd = -1;
     return a;
 }
 
@@ -111,7 +113,11 @@ void rt_detach_all_from_signal(void)
         if (!a->live)
             continue;
         a->live = 0;
-        if (a->link)
+        /* A registration without link is the map's element: closing the map's fd (libbpf's
+         * link fd then) would leave it registered after the process is gone. */
+        if (a->struct_ops_fd >= 0)
+            bpf_map_delete_elem(a->struct_ops_fd, &(uint32_t){0});
+        else if (a->link)
             close(bpf_link__fd(a->link));
         if (a->link_fd >= 0)
             close(a->link_fd);
@@ -334,6 +340,7 @@ ksrt_perf *ksrt_perf_attach(ksrt_prog *p, const struct ksrt_perf_options *o, uin
     h->att.link = link;
     h->att.link_fd = -1;
     h->att.perf_fd = fd;
+    h->att.struct_ops_fd = -1;
     publish(&h->att);
     return h;
 }
@@ -373,6 +380,8 @@ int32_t ksrt_register(const char *impl)
     struct rt_attachment *a = new_attachment();
     a->link = link;
     a->impl = bpf_map__name(map);
+    if (!(bpf_map__map_flags(map) & KSRT_BPF_F_LINK))
+        a->struct_ops_fd = bpf_map__fd(map);
     publish(a);
     return 0;
 }

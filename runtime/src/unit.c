@@ -520,6 +520,7 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
         f->detail = more_messages();
         return -1;
     }
+    ksrt_adapt_struct_ops(obj);
     bool globals_pin_existed = prepare_maps(obj, test_mode);
     int err = bpf_object__load(obj);
     captured.on = false;

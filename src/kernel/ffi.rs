@@ -107,6 +107,8 @@ fn open(elf: &[u8], object_name: &str) -> Result<OpenObject, i32> {
     }
     let object = OpenObject { ptr: obj, logs: Vec::new() };
     unpin_maps(object.ptr);
+    // SAFETY: the object is open and not yet loaded, as the function requires.
+    unsafe { ksrt_adapt_struct_ops(object.ptr) };
     Ok(object)
 }
 
@@ -374,6 +376,9 @@ thread_local! {
 }
 
 unsafe extern "C" {
+    /// runtime/src/kernel_compat.c, linked into ksc by build.rs so that objects are adapted to the
+    /// running kernel exactly as the runtime adapts them (struct_ops without links before 6.4).
+    fn ksrt_adapt_struct_ops(obj: *mut sys::bpf_object) -> c_int;
     // `ap` has the exact type bindgen gave libbpf's callback, so it is passed on with the ABI of a
     // C `va_list` parameter on every target.
     fn vsnprintf(buf: *mut c_char, size: usize, fmt: *const c_char, ap: *mut sys::__va_list_tag) -> c_int;

@@ -1,9 +1,10 @@
 //! Expressions (§7): values, places (lvalues), implicit conversions, calls and builtins, match.
 
 use super::body::{FnLower, Slot};
+use crate::diagnostics::Span;
 use crate::ir::{Attr, FnType, Type, Value};
 use crate::sema::consteval::ConstValue;
-use crate::sema::env::{ProgKind, StructOrigin, Symbol};
+use crate::sema::env::{ProgKind, StructOrigin, Symbol, World};
 use crate::sema::types::{unify_ints, IntTy, Ty};
 use crate::syntax::ast::*;
 use std::rc::Rc;
@@ -375,6 +376,7 @@ impl FnLower<'_, '_, '_> {
                     _ => StructOrigin::File,
                 };
                 let pv = self.rvalue(base);
+                let pv = if origin == StructOrigin::Context { pv } else { self.deref(pv, e.span) };
                 match origin {
                     StructOrigin::Context => Place { base: Base::Ctx { ctx: pv, field: f.name.clone(), index: None }, path: vec![], ty: it, untrusted: false },
                     StructOrigin::Kernel => Place { base: Base::Addr(pv), path: vec![Step::KField(f.name.clone(), it.clone())], ty: it, untrusted: !self.trusted_kernel_pointers() },
@@ -391,6 +393,7 @@ impl FnLower<'_, '_, '_> {
                 if self.ty(base).is_ptr() {
                     let pv = self.rvalue(base);
                     let i = self.rvalue(idx);
+                    let pv = self.deref(pv, e.span);
                     return Place { base: Base::Addr(pv), path: vec![Step::PtrIndex(i)], ty: it, untrusted: false };
                 }
                 let checked = self.const_of(idx).is_none();
@@ -406,6 +409,7 @@ impl FnLower<'_, '_, '_> {
             }
             ExprKind::Unary(UnOp::Deref, x) => {
                 let pv = self.rvalue(x);
+                let pv = self.deref(pv, e.span);
                 Place { base: Base::Addr(pv), path: vec![], ty: it, untrusted: false }
             }
             _ => {
@@ -416,6 +420,20 @@ impl FnLower<'_, '_, '_> {
                 Place { base: Base::Addr(a), path: vec![], ty: it, untrusted: false }
             }
         }
+    }
+
+    /// A pointer about to be dereferenced (`*p`, `p->f`, `p[i]`). Userspace checks it for null at
+    /// run time and aborts (§6.8, §13.4); kernel code needs no check (E0609 and the verifier).
+    fn deref(&mut self, p: Value, span: Span) -> Value {
+        if self.kind.world() != World::User {
+            return p;
+        }
+        let prev = self.loc;
+        self.at(span);
+        let ty = self.lw.m.value_type(p).clone();
+        let checked = self.b().ks_nonnull(p, ty);
+        self.loc = prev;
+        checked
     }
 
     /// Kernel struct pointers are BTF-trusted (direct loads) in trampoline-based programs (§10.4).

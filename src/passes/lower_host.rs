@@ -217,6 +217,7 @@ impl Lower<'_> {
             KsConfigAddr => self.config_addr(op),
             KsGlobalAddr => self.global_addr(op),
             KsIndexAddr => self.index_addr(op),
+            KsNonnull => self.nonnull(op),
             KsNew | KsDelete => self.memory(op),
             KsStrEq | KsStrConcat | KsStrConvert => self.string(op),
             KsAggEq => self.agg_eq(op),
@@ -709,6 +710,19 @@ impl Lower<'_> {
         });
         let addr = self.b(at).core_elem_addr(base, index, addr_ty);
         self.m.replace_op(op, &[addr]);
+        Ok(())
+    }
+
+    /// A dereference of a pointer that may be null (§6.8) aborts when it is.
+    fn nonnull(&mut self, op: OpId) -> Result<(), String> {
+        let at = At::Before(op);
+        let p = self.m.op(op).operands[0];
+        let null = self.konst(at, 0, self.m.value_type(p).clone());
+        let is_null = self.b(at).core_cmp(p, null, "eq");
+        self.guard(at, is_null, |lw, at| {
+            lw.b(at).host_runtime_error("null pointer dereference".to_string());
+        });
+        self.m.replace_op(op, &[p]);
         Ok(())
     }
 

@@ -274,6 +274,14 @@ pub fn index_addr(v: &mut Verifier, op: OpId) {
     }
 }
 
+pub fn nonnull(v: &mut Verifier, op: OpId) {
+    let n = KsNonnull(op);
+    let m = v.module;
+    if v.ty(n.checked_value(m)) != v.ty(n.addr(m)) {
+        v.error(op, "result must have the operand's type");
+    }
+}
+
 pub fn map_key(v: &mut Verifier, op: OpId) {
     let m = v.module;
     let Some(Attr::Sym(name)) = m.attr(op, "map") else { return };
