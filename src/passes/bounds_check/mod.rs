@@ -60,7 +60,8 @@ enum Root {
     /// `B + offset + index` for a base root `B` (`Value` or `Slot`, `slot` telling which) and a
     /// variable index with a known bound, identified by the value or the once-written local it
     /// comes from: `data + off + 8 > data_end` then proves the header at `data + off`.
-    Indexed { base: Value, slot: bool, offset: i128, index: Value },
+    /// `max` bounds the index (the verifier's bound too).
+    Indexed { base: Value, slot: bool, offset: i128, index: Value, max: i128 },
 }
 
 struct BoundsCheck {
@@ -305,7 +306,7 @@ impl BoundsCheck {
                 };
                 let max = self.max_of(m, d.operands[1], 4)?;
                 let offset = base.offset;
-                (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key { root: Root::Indexed { base: root, slot, offset, index: self.index_id(m, d.operands[1]) }, offset: 0, formed_at: Some(v) })
+                (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key { root: Root::Indexed { base: root, slot, offset, index: self.index_id(m, d.operands[1]), max: max as i128 }, offset: 0, formed_at: Some(v) })
             }
             Opcode::CoreFieldAddr => {
                 let base = self.key(m, d.operands[0])?;
@@ -388,7 +389,7 @@ impl BoundsCheck {
                 (b"le", false) | (b"gt", true) => k + 1,
                 _ => return None,
             };
-            return Some(self.key(m, p)?.proves(bytes));
+            return Self::provable(self.key(m, p)?.proves(bytes));
         }
         // `ptr_first`: the packet pointer is the left operand for this predicate and outcome.
         let ptr_first = match (pred.as_slice(), outcome) {
@@ -400,7 +401,17 @@ impl BoundsCheck {
         if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
             return None;
         }
-        Some(self.key(m, ptr)?.proves(0))
+        Self::provable(self.key(m, ptr)?.proves(0))
+    }
+
+    /// A fact the verifier learns too: it records a packet range only while the pointer's
+    /// largest offset stays within 0xffff; a test further out proves nothing to it.
+    fn provable(f: Fact) -> Option<Fact> {
+        let reach = f.end + match f.root {
+            Root::Indexed { offset, max, .. } => offset + max,
+            _ => 0,
+        };
+        (reach <= MAX_PACKET_BYTES).then_some(f)
     }
 
     /// The packet pointer P when `v` is `end - P` (through casts and a local written once).
@@ -494,15 +505,12 @@ impl BoundsCheck {
     /// checked. This is the intent of the specified `i & 0xffff`, which alone leaves
     /// `umax + width` too large.
     fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value, width: i128) -> Value {
-        let Some(def) = def_op(m, addr) else { return addr };
-        let d = m.op(def).clone();
-        let (base, index) = match d.opcode {
-            Opcode::CoreElemAddr | Opcode::CorePtrAdd if const_int(m, d.operands[1]).is_none() => (d.operands[0], d.operands[1]),
-            _ => return addr,
-        };
+        let Some((above, step, offset_above)) = self.variable_step(m, addr) else { return addr };
+        let d = m.op(step).clone();
+        let (base, index) = (d.operands[0], d.operands[1]);
         // The byte offset is index × element size (1 for a pointer add).
         let stride = match d.opcode {
-            Opcode::CoreElemAddr => m.value_type(addr).pointee().map_or(1, |t| size_of(m, t)).max(1),
+            Opcode::CoreElemAddr => m.value_type(d.results[0]).pointee().map_or(1, |t| size_of(m, t)).max(1),
             _ => 1,
         };
         let loc = m.op(access).loc;
@@ -510,13 +518,29 @@ impl BoundsCheck {
         // Compared and used as one 64-bit value: a narrower index is widened in its own
         // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
         let index = b.cast_to(index, Type::u64());
-        let limit = b.core_const((0xffff - width.clamp(1, 0xffff)) / stride, Type::u64());
+        let room = (0xffff - width.clamp(1, 0xffff) - offset_above).max(0);
+        let limit = b.core_const(room / stride, Type::u64());
         let wide = b.core_cmp(index, limit, "gt");
         let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
-        let rt = b.module.value_type(addr).clone();
+        let rt = b.module.value_type(d.results[0]).clone();
         let bounded = b.bpf_opaque(index, Type::u64());
-        let new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, bounded, rt) } else { b.core_ptr_add(base, bounded) };
+        let mut new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, bounded, rt) } else { b.core_ptr_add(base, bounded) };
+        // The casts, fields and constant offsets on top, formed again from the bounded address.
+        for &op in above.iter().rev() {
+            let o = b.module.op(op).clone();
+            let ty = b.module.value_type(o.results[0]).clone();
+            new = match o.opcode {
+                Opcode::CoreCast => b.core_cast(new, ty),
+                Opcode::CoreFieldAddr => match &o.attrs[0] {
+                    Some(Attr::Str(f)) => b.core_field_addr(new, f.clone(), ty),
+                    _ => return addr,
+                },
+                Opcode::CoreElemAddr => b.core_elem_addr(new, o.operands[1], ty),
+                _ => b.core_ptr_add(new, o.operands[1]),
+            };
+            self.packet.insert(new);
+        }
         let mut fb = crate::ir::Builder::new(m, fail);
         fb.loc = loc;
         fb.ks_abort(b"packet access out of bounds".to_vec());
@@ -524,6 +548,35 @@ impl BoundsCheck {
         m.op_mut(access).operands[slot] = new;
         self.packet.insert(new);
         new
+    }
+
+    /// The pointer add or element address with a variable index that `addr` is formed from,
+    /// the casts, fields and constant offsets applied on top of it (innermost last) and the
+    /// bytes they add; through locals written once.
+    fn variable_step(&self, m: &Module, addr: Value) -> Option<(Vec<OpId>, OpId, i128)> {
+        let (mut above, mut offset, mut v) = (Vec::new(), 0, addr);
+        for _ in 0..64 {
+            let op = def_op(m, v)?;
+            let d = m.op(op);
+            match d.opcode {
+                Opcode::CorePtrAdd | Opcode::CoreElemAddr if const_int(m, d.operands[1]).is_none() => return Some((above, op, offset)),
+                Opcode::CorePtrAdd => offset += const_int(m, d.operands[1])?,
+                Opcode::CoreElemAddr => offset += const_int(m, d.operands[1])? * size_of(m, m.value_type(d.results[0]).pointee()?),
+                Opcode::CoreFieldAddr => {
+                    let Some(Attr::Str(f)) = &d.attrs[0] else { return None };
+                    offset += field_offset(m, m.value_type(d.operands[0]), f)?;
+                }
+                Opcode::CoreCast => {}
+                Opcode::CoreLoad if self.slots.get(&d.operands[0]) == Some(&1) => {
+                    v = *self.slot_value.get(&d.operands[0])?;
+                    continue;
+                }
+                _ => return None,
+            }
+            above.push(op);
+            v = d.operands[0];
+        }
+        None
     }
 
     /// Makes access `op` (at `addr`) go through the tested address `tested` plus `offset`: the
