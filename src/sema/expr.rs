@@ -123,7 +123,11 @@ impl<'a> Checker<'a, '_> {
     pub(super) fn ident_expr(&mut self, cx: &mut FnCtx, name: &str, span: Span, as_callee: bool) -> (Ty, Option<ConstValue>) {
         if let Some(l) = cx.lookup(name) {
             if l.released && cx.is_kernel() {
-                self.error(Code::E0608, span, format!("`{name}` was already submitted or discarded"));
+                if l.owned_object {
+                    self.error(Code::E0612, span, format!("`{name}` was already deleted"));
+                } else {
+                    self.error(Code::E0608, span, format!("`{name}` was already submitted or discarded"));
+                }
             }
             return (l.ty.clone(), l.value.clone());
         }

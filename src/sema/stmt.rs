@@ -488,10 +488,10 @@ impl<'a> Checker<'a, '_> {
                 facts = CondFacts::default();
             }
         }
-        if !then_reach {
-            Self::restore_released(cx, &before);
-        }
-        let before_else = Self::released_snapshot(cx);
+        // The else branch starts from what held before the if; after it, a record or object is
+        // released when a branch that reaches the end released it.
+        let after_then = Self::released_snapshot(cx);
+        Self::restore_released(cx, &before);
         let else_reach = match els {
             None => true,
             Some(ElseBranch::Block(b)) => {
@@ -513,8 +513,10 @@ impl<'a> Checker<'a, '_> {
         }
         if !else_reach && els.is_some() {
             self.apply_facts(cx, &facts.when_true);
-            Self::restore_released(cx, &before_else);
         }
+        let after_else = Self::released_snapshot(cx);
+        let merged: Vec<bool> = after_then.iter().zip(&after_else).map(|(&t, &e)| (then_reach && t) || (else_reach && e) || (!then_reach && !else_reach && (t || e))).collect();
+        Self::restore_released(cx, &merged);
         (then_reach, else_reach)
     }
 
@@ -546,6 +548,12 @@ impl<'a> Checker<'a, '_> {
             }
         } else {
             self.coerce(value, &vt, &tt, Code::E0301);
+            // A variable assigned anew holds a new record or object, not the released one.
+            if let ExprKind::Ident(n) = &target.kind {
+                if let Some(l) = cx.lookup_mut(n) {
+                    l.released = false;
+                }
+            }
         }
         self.check_store_escape(cx, target, value);
     }
@@ -661,6 +669,12 @@ impl<'a> Checker<'a, '_> {
         let t = self.expr(cx, e, None);
         if !matches!(t, Ty::Ptr(_) | Ty::Error | Ty::Null) {
             self.error(Code::E0302, e.span, format!("`delete` takes a map entry `m[k]` or a pointer from `new`, found `{}`", self.show(&t)));
+        }
+        // A kernel object is released once: any later use (a second delete included) is E0612.
+        if let ExprKind::Ident(n) = &e.kind {
+            if let Some(l) = cx.lookup_mut(n).filter(|l| l.owned_object) {
+                l.released = true;
+            }
         }
     }
 
