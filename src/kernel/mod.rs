@@ -176,8 +176,12 @@ fn report(p: &ffi::ProgInfo, errno: Option<i32>, messages: &[String]) -> Program
     }
 }
 
-/// The verifier's complaint: the last log line that is not part of the closing statistics.
+/// The verifier's complaint: the last log line that is not part of the closing statistics. An
+/// endless loop is reported before the two states it compared, which would read as the reason.
 fn complaint(log: &str) -> Option<String> {
+    if let Some(l) = log.lines().map(str::trim).find(|l| l.starts_with("infinite loop detected")) {
+        return Some(l.to_owned());
+    }
     log.lines()
         .rev()
         .map(str::trim)

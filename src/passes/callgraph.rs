@@ -85,6 +85,43 @@ pub fn check_recursion(m: &mut Module) -> PassResult {
     }
 }
 
+/// Each program may call only the BPF helpers its kind allows (sema's table); the kernel would
+/// refuse the program at load. Checked over everything a program calls (helpers, loop bodies),
+/// at the helper call, naming the program (E0501).
+pub fn check_helper_kinds(m: &mut Module) -> PassResult {
+    let cg = CallGraph::build(m);
+    let mut errors = Vec::new();
+    let mut reported = std::collections::HashSet::new();
+    for program in m.funcs().filter(|&f| target(m, f) == b"bpf") {
+        let Some(kind) = KsFunc(program).kind(m) else { continue };
+        let kind = String::from_utf8_lossy(kind).into_owned();
+        // What runs in this program: calls only (a tail call's target is a program of its own).
+        let calls_only = petgraph::visit::EdgeFiltered::from_fn(&cg.graph, |e| e.weight().0 == Edge::Call);
+        let mut reached = petgraph::visit::Dfs::new(&calls_only, cg.node[&program]);
+        let mut calls = Vec::new();
+        while let Some(n) = reached.next(&calls_only) {
+            m.walk_nested(cg.graph[n], &mut |op| {
+                if let (Opcode::KsCallExtern, Some(Attr::Sym(callee))) = (m.op(op).opcode, m.attr(op, "callee")) {
+                    calls.push((op, callee.to_string()));
+                }
+            });
+        }
+        for (op, callee) in calls {
+            if let Err(why) = crate::sema::builtins::helper_allowed(&callee, &kind) {
+                if reported.insert(op) {
+                    let name = m.symbol(program).unwrap_or("?");
+                    errors.push(super::PassError::user(op, crate::diagnostics::Code::E0501, format!("`{callee}` is not available to {kind} programs (`{name}` reaches this call): {why}")));
+                }
+            }
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
 /// A cycle through a strongly connected component, starting at the member declared first, and
 /// the call that closes it.
 fn cycle_path(m: &Module, cg: &CallGraph, scc: &[NodeIndex]) -> (Vec<OpId>, OpId) {

@@ -46,6 +46,7 @@ struct Pass {
 
 const PASSES: &[Pass] = &[
     Pass { name: "check-recursion", about: "reject recursion among kernel (bpf) functions, naming the cycle", run: callgraph::check_recursion },
+    Pass { name: "check-helper-kinds", about: "reject BPF helper calls the calling program's kind may not make (the kernel refuses them at load)", run: callgraph::check_helper_kinds },
     Pass { name: "reachability", about: "drop functions and declarations no root (program, main, test, kfunc, impl) reaches", run: partition::reachability },
     Pass { name: "partition-bpf", about: "keep only the kernel side: bpf functions and the declarations they use", run: |m| partition::partition(m, "bpf") },
     Pass { name: "partition-host", about: "keep only the userspace side: host functions and the declarations they use", run: |m| partition::partition(m, "host") },

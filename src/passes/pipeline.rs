@@ -4,7 +4,7 @@ use super::{run, PassErrors};
 use crate::ir::Module;
 
 /// The kernel side: the BPF object's functions and declarations in the `bpf` dialect, as a CFG.
-const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "partition-bpf", "bounds-check", "lower-loops", "lower-bpf", "flatten", "lower-tail-calls"];
+const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "check-helper-kinds", "partition-bpf", "bounds-check", "lower-loops", "lower-bpf", "flatten", "lower-tail-calls"];
 
 /// The kernel side for BPF cpu `cpu` (`v1` to `v4`): [`BPF`], plus the rewrites that need
 /// instructions of later cpus.

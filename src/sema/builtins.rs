@@ -111,6 +111,53 @@ pub const HELPERS: &[Helper] = &[
     Helper { name: "bpf_ktime_get_tai_ns", id: 208, params: &[], ret: U64 },
 ];
 
+/// Which program kinds may call a helper: the kernel gives each program type its own set, and a
+/// call outside it is refused at load ("program of this type cannot use helper"). Only the
+/// restrictions every kernel since 5.x shares are listed (checked on 6.18 for xdp, tc, cgroup_skb,
+/// tracepoint and perf_event); helpers not listed are available to every kind.
+pub enum HelperKinds {
+    Only(&'static [&'static str]),
+    Not(&'static [&'static str]),
+}
+
+const TC: &[&str] = &["tc"];
+const SKB: &[&str] = &["tc", "cgroup_skb"];
+const PACKET: &[&str] = &["xdp", "tc"];
+const PACKET_KINDS: &[&str] = &["xdp", "tc", "cgroup_skb"];
+
+pub const HELPER_KINDS: &[(&str, HelperKinds)] = &[
+    ("bpf_skb_store_bytes", HelperKinds::Only(TC)),
+    ("bpf_l3_csum_replace", HelperKinds::Only(TC)),
+    ("bpf_l4_csum_replace", HelperKinds::Only(TC)),
+    ("bpf_clone_redirect", HelperKinds::Only(TC)),
+    ("bpf_skb_vlan_push", HelperKinds::Only(TC)),
+    ("bpf_skb_vlan_pop", HelperKinds::Only(TC)),
+    ("bpf_get_route_realm", HelperKinds::Only(TC)),
+    ("bpf_skb_change_proto", HelperKinds::Only(TC)),
+    ("bpf_skb_change_type", HelperKinds::Only(TC)),
+    ("bpf_set_hash", HelperKinds::Only(TC)),
+    ("bpf_skb_load_bytes", HelperKinds::Only(SKB)),
+    ("bpf_get_socket_cookie", HelperKinds::Only(SKB)),
+    ("bpf_get_socket_uid", HelperKinds::Only(SKB)),
+    ("bpf_redirect", HelperKinds::Only(PACKET)),
+    ("bpf_csum_diff", HelperKinds::Only(PACKET)),
+    ("bpf_xdp_adjust_head", HelperKinds::Only(&["xdp"])),
+    ("bpf_xdp_adjust_meta", HelperKinds::Only(&["xdp"])),
+    ("bpf_xdp_adjust_tail", HelperKinds::Only(&["xdp"])),
+    ("bpf_get_stack", HelperKinds::Not(PACKET_KINDS)),
+    ("bpf_probe_read", HelperKinds::Not(PACKET_KINDS)),
+    ("bpf_get_func_ip", HelperKinds::Only(&["probe", "fexit", "kprobe", "kretprobe"])),
+];
+
+/// Whether a program of `kind` may call helper `name`, and if not, the kinds that may.
+pub fn helper_allowed(name: &str, kind: &str) -> Result<(), String> {
+    match HELPER_KINDS.iter().find(|(n, _)| *n == name).map(|(_, k)| k) {
+        Some(HelperKinds::Only(kinds)) if !kinds.contains(&kind) => Err(format!("only {} programs may call it", kinds.join(", "))),
+        Some(HelperKinds::Not(kinds)) if kinds.contains(&kind) => Err(format!("{} programs may not call it", kinds.join(", "))),
+        _ => Ok(()),
+    }
+}
+
 pub fn helper(name: &str) -> Option<&'static Helper> {
     HELPERS.iter().find(|h| h.name == name)
 }
