@@ -594,6 +594,7 @@ impl<'a> Checker<'a, '_> {
         let mut result: Option<Ty> = None;
         let mut has_default = false;
         let mut covered: Vec<i128> = Vec::new();
+        let mut all_arms_diverge = true;
         for arm in arms {
             self.check_pattern(&arm.pattern, &st, &mut covered);
             if matches!(arm.pattern, Pattern::Default(_)) {
@@ -605,8 +606,16 @@ impl<'a> Checker<'a, '_> {
                     self.expr_types[x.id.0 as usize] = t.clone();
                     (t, x.span)
                 }
-                ArmBody::Expr(x) => (self.expr(cx, x, result.as_ref()), x.span),
-                ArmBody::Block(b) => (self.arm_block(cx, b), b.span),
+                ArmBody::Expr(x) => {
+                    let t = self.expr(cx, x, result.as_ref());
+                    all_arms_diverge &= self.diverging.contains(&x.id);
+                    (t, x.span)
+                }
+                ArmBody::Block(b) => {
+                    let (t, reach) = self.arm_block(cx, b);
+                    all_arms_diverge &= !reach;
+                    (t, b.span)
+                }
             };
             if matches!(t, Ty::Void) && matches!(arm.body, ArmBody::Block(_)) {
                 continue; // an arm that ends in return/throw has no value
@@ -622,15 +631,18 @@ impl<'a> Checker<'a, '_> {
                 },
             };
         }
-        if !has_default {
-            let exhaustive = match &st {
+        let exhaustive = has_default
+            || match &st {
                 Ty::Enum(id) => self.enums[id.0 as usize].variants.iter().all(|v| covered.contains(&v.1)),
                 Ty::Bool => covered.contains(&0) && covered.contains(&1),
                 _ => false,
             };
-            if !exhaustive {
-                self.warning(Code::W0002, e.span, "no arm matches some values and there is no `default`; they yield the zero value");
-            }
+        if !exhaustive {
+            self.warning(Code::W0002, e.span, "no arm matches some values and there is no `default`; they yield the zero value");
+        }
+        // Every value reaches an arm and no arm completes: nothing after the match runs.
+        if exhaustive && all_arms_diverge {
+            self.diverging.insert(e.id);
         }
         result.unwrap_or(Ty::Void)
     }

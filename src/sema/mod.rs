@@ -153,6 +153,9 @@ pub(crate) struct Checker<'a, 'd> {
     pub may_throw: std::collections::HashSet<FuncId>,
     /// Top-level consts folded so far (`None` while in progress or after an error).
     pub const_done: HashMap<usize, Option<(Ty, ConstValue)>>,
+    /// `match` expressions that never complete: exhaustive, and every arm returns, throws, breaks
+    /// or continues (reachability, E0405/W0004).
+    pub diverging: std::collections::HashSet<ExprId>,
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
@@ -186,6 +189,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             tail_calls: Vec::new(),
             may_throw: Default::default(),
             const_done: HashMap::new(),
+            diverging: Default::default(),
             compat: false,
             local_decls: HashMap::new(),
             pending_aliases: HashMap::new(),

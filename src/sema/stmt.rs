@@ -85,7 +85,7 @@ impl<'a> Checker<'a, '_> {
             }
             StmtKind::Expr(e) => {
                 self.expr(cx, e, None);
-                true
+                !self.diverging.contains(&e.id)
             }
             StmtKind::Return(v) => {
                 self.return_stmt(cx, v.as_ref(), s.span);
@@ -198,10 +198,12 @@ impl<'a> Checker<'a, '_> {
                 if catch_all {
                     cx.catch_all_depth -= 1;
                 }
+                // The end is reachable when the body or a catch body completes; a code no clause
+                // catches leaves the statement outward, like a throw.
                 for c in catches {
                     reach |= self.scoped_block(cx, &c.body);
                 }
-                reach || !catches.is_empty()
+                reach
             }
             StmtKind::Throw(e) => {
                 let t = self.expr(cx, e, None);
@@ -664,27 +666,33 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    /// A block used as a match arm: its value is its last expression statement (§7.6).
-    pub(super) fn arm_block(&mut self, cx: &mut FnCtx, b: &Block) -> Ty {
+    /// A block used as a match arm: its value is its last expression statement (§7.6), and
+    /// whether its end is reachable (false when every path returns, throws, breaks or continues).
+    pub(super) fn arm_block(&mut self, cx: &mut FnCtx, b: &Block) -> (Ty, bool) {
         cx.push_scope();
         let n = b.stmts.len();
         let mut ty = Ty::Void;
+        let mut reachable = true;
         for (i, s) in b.stmts.iter().enumerate() {
             if i + 1 == n {
                 ty = match &s.kind {
-                    StmtKind::Expr(e) => self.expr(cx, e, None),
+                    StmtKind::Expr(e) => {
+                        let t = self.expr(cx, e, None);
+                        reachable &= !self.diverging.contains(&e.id);
+                        t
+                    }
                     StmtKind::Return(_) | StmtKind::Throw(_) | StmtKind::If { .. } => {
-                        self.stmt(cx, s);
+                        reachable &= self.stmt(cx, s);
                         Ty::Void
                     }
                     _ => {
-                        self.stmt(cx, s);
+                        reachable &= self.stmt(cx, s);
                         self.error(Code::E0404, s.span, "a block arm must end with an expression, `return` or `throw`");
                         Ty::Error
                     }
                 };
             } else {
-                self.stmt(cx, s);
+                reachable &= self.stmt(cx, s);
             }
         }
         if n == 0 {
@@ -692,7 +700,7 @@ impl<'a> Checker<'a, '_> {
             ty = Ty::Error;
         }
         cx.pop_scope();
-        ty
+        (ty, reachable)
     }
 
     // ------------------------------------------------------------------------------------------
@@ -788,7 +796,7 @@ fn stmt_exits(s: &Stmt, any_exit: bool) -> bool {
         StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => {
             any_exit && body.stmts.iter().any(|s| stmt_returns(s))
         }
-        StmtKind::Expr(e) => any_exit && expr_has_return_arm(e),
+        StmtKind::Expr(e) => match_arm_blocks(e).any(|b| in_block(b)),
         _ => false,
     }
 }
@@ -805,10 +813,19 @@ fn stmt_returns(s: &Stmt) -> bool {
         }
         StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => body.stmts.iter().any(stmt_returns),
         StmtKind::Try { body, catches } => body.stmts.iter().any(stmt_returns) || catches.iter().any(|c| c.body.stmts.iter().any(stmt_returns)),
+        StmtKind::Expr(e) => match_arm_blocks(e).any(|b| b.stmts.iter().any(stmt_returns)),
         _ => false,
     }
 }
 
-fn expr_has_return_arm(_e: &Expr) -> bool {
-    false
+/// The block arms of a `match` used as a statement (where a `break`, `return` or `throw` may hide).
+fn match_arm_blocks(e: &Expr) -> impl Iterator<Item = &Block> {
+    let arms: &[MatchArm] = match &e.kind {
+        ExprKind::Match { arms, .. } => arms,
+        _ => &[],
+    };
+    arms.iter().filter_map(|a| match &a.body {
+        ArmBody::Block(b) => Some(b),
+        ArmBody::Expr(_) => None,
+    })
 }
