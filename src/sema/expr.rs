@@ -125,7 +125,9 @@ impl<'a> Checker<'a, '_> {
             if l.released && cx.is_kernel() {
                 self.error(Code::E0608, span, format!("`{name}` was already submitted or discarded"));
             }
-            return (l.ty.clone(), l.value.clone());
+            let found = (l.ty.clone(), l.value.clone());
+            self.check_binding_valid(cx, name, span);
+            return found;
         }
         let mut value = None;
         let t = match self.symbols.get(name).cloned() {
@@ -595,7 +597,9 @@ impl<'a> Checker<'a, '_> {
         let mut has_default = false;
         let mut covered: Vec<i128> = Vec::new();
         let mut all_arms_diverge = true;
+        let mut join = super::stmt::InvalidationJoin::new(cx);
         for arm in arms {
+            join.begin(cx);
             self.check_pattern(&arm.pattern, &st, &mut covered);
             if matches!(arm.pattern, Pattern::Default(_)) {
                 has_default = true;
@@ -608,12 +612,15 @@ impl<'a> Checker<'a, '_> {
                 }
                 ArmBody::Expr(x) => {
                     let t = self.expr(cx, x, result.as_ref());
-                    all_arms_diverge &= self.diverging.contains(&x.id);
+                    let reach = !self.diverging.contains(&x.id);
+                    all_arms_diverge &= !reach;
+                    join.end(cx, reach);
                     (t, x.span)
                 }
                 ArmBody::Block(b) => {
                     let (t, reach) = self.arm_block(cx, b);
                     all_arms_diverge &= !reach;
+                    join.end(cx, reach);
                     (t, b.span)
                 }
             };
@@ -639,7 +646,11 @@ impl<'a> Checker<'a, '_> {
             };
         if !exhaustive {
             self.warning(Code::W0002, e.span, "no arm matches some values and there is no `default`; they yield the zero value");
+            // Values no arm names pass through the match unchanged.
+            join.begin(cx);
+            join.end(cx, true);
         }
+        join.finish(cx);
         // Every value reaches an arm and no arm completes: nothing after the match runs.
         if exhaustive && all_arms_diverge {
             self.diverging.insert(e.id);

@@ -102,6 +102,10 @@ pub(crate) struct Local {
     pub owned_object: bool,
     /// Packet pointer derived from the context (§10.1).
     pub packet: bool,
+    /// Map-entry binding that may have been invalidated, and the operation that did it (§11.3).
+    pub invalidated_by: Option<Span>,
+    /// The use of an invalidated binding was reported (once per binding).
+    pub invalidation_reported: bool,
 }
 
 impl Local {
@@ -117,6 +121,8 @@ impl Local {
             released: false,
             owned_object: false,
             packet: false,
+            invalidated_by: None,
+            invalidation_reported: false,
         }
     }
 }
@@ -198,6 +204,11 @@ impl<'a, 'd> Checker<'a, 'd> {
 
     pub fn error(&mut self, code: Code, span: Span, details: impl Into<String>) {
         self.diags.error(code, span, details);
+    }
+
+    /// An error with a note that points at another place (the cause).
+    pub fn error_because(&mut self, code: Code, span: Span, details: impl Into<String>, cause: Span, note: impl Into<String>) {
+        self.diags.push(crate::diagnostics::Diagnostic::error(code, span, details).with_note_at(cause, note));
     }
 
     pub fn warning(&mut self, code: Code, span: Span, details: impl Into<String>) {

@@ -18,6 +18,47 @@ struct CondFacts {
     when_false: Vec<String>,
 }
 
+/// Joins the binding-invalidation state (§11.3) over alternative paths (if/else branches, catch
+/// clauses, match arms): each path starts from the state before the alternatives, and after them
+/// a binding is invalid when it is invalid at the end of any path that completes.
+pub(super) struct InvalidationJoin {
+    start: Vec<Option<Span>>,
+    joined: Option<Vec<Option<Span>>>,
+}
+
+impl InvalidationJoin {
+    pub fn new(cx: &FnCtx) -> Self {
+        InvalidationJoin { start: cx.scopes.iter().flatten().map(|(_, l)| l.invalidated_by).collect(), joined: None }
+    }
+
+    /// Resets the state for the next path.
+    pub fn begin(&self, cx: &mut FnCtx) {
+        for ((_, l), s) in cx.scopes.iter_mut().flatten().zip(&self.start) {
+            l.invalidated_by = *s;
+        }
+    }
+
+    /// Records the end of a path that completes (`reachable`).
+    pub fn end(&mut self, cx: &FnCtx, reachable: bool) {
+        if !reachable {
+            return;
+        }
+        let now: Vec<Option<Span>> = cx.scopes.iter().flatten().map(|(_, l)| l.invalidated_by).collect();
+        self.joined = Some(match self.joined.take() {
+            None => now,
+            Some(j) => j.into_iter().zip(now).map(|(a, b)| a.or(b)).collect(),
+        });
+    }
+
+    /// Sets the joined state (the start state when no path completes).
+    pub fn finish(self, cx: &mut FnCtx) {
+        let state = self.joined.unwrap_or(self.start);
+        for ((_, l), s) in cx.scopes.iter_mut().flatten().zip(state) {
+            l.invalidated_by = s;
+        }
+    }
+}
+
 impl<'a> Checker<'a, '_> {
     /// Checks the statements of a block in the current scope; returns whether its end is reachable.
     pub(super) fn block_stmts(&mut self, cx: &mut FnCtx, b: &Block) -> bool {
@@ -95,6 +136,7 @@ impl<'a> Checker<'a, '_> {
             StmtKind::While { cond, body } => {
                 let t = self.expr(cx, cond, None);
                 self.check_condition(cond, &t);
+                self.invalidate_for_loop(cx, body);
                 cx.loop_depth += 1;
                 let facts = self.cond_facts(cx, cond);
                 let saved = self.apply_facts(cx, &facts.when_true);
@@ -119,6 +161,7 @@ impl<'a> Checker<'a, '_> {
                         Ty::Error
                     }
                 };
+                self.invalidate_for_loop(cx, body);
                 cx.push_scope();
                 let mut l = Local::new(it);
                 l.mutable = false;
@@ -148,6 +191,7 @@ impl<'a> Checker<'a, '_> {
                         (Ty::Error, Ty::Error)
                     }
                 };
+                self.invalidate_for_loop(cx, body);
                 cx.push_scope();
                 if key.name != "_" {
                     self.declare_local(cx, key, Local::new(kt));
@@ -162,7 +206,7 @@ impl<'a> Checker<'a, '_> {
                 true
             }
             StmtKind::Delete(e) => {
-                self.delete_stmt(cx, e);
+                self.delete_stmt(cx, e, s.span);
                 true
             }
             StmtKind::Break | StmtKind::Continue => {
@@ -200,9 +244,16 @@ impl<'a> Checker<'a, '_> {
                 }
                 // The end is reachable when the body or a catch body completes; a code no clause
                 // catches leaves the statement outward, like a throw.
+                // A catch clause may start after any part of the body ran: from the body's end state.
+                let mut join = InvalidationJoin::new(cx);
+                join.end(cx, reach);
                 for c in catches {
-                    reach |= self.scoped_block(cx, &c.body);
+                    join.begin(cx);
+                    let r = self.scoped_block(cx, &c.body);
+                    join.end(cx, r);
+                    reach |= r;
                 }
+                join.finish(cx);
                 reach
             }
             StmtKind::Throw(e) => {
@@ -463,6 +514,7 @@ impl<'a> Checker<'a, '_> {
         let facts;
         let then_reach;
         let before = Self::released_snapshot(cx);
+        let mut join = InvalidationJoin::new(cx);
         match cond {
             IfCond::Expr(c) => {
                 let t = self.expr(cx, c, None);
@@ -490,6 +542,8 @@ impl<'a> Checker<'a, '_> {
                 facts = CondFacts::default();
             }
         }
+        join.end(cx, then_reach);
+        join.begin(cx);
         if !then_reach {
             Self::restore_released(cx, &before);
         }
@@ -509,6 +563,8 @@ impl<'a> Checker<'a, '_> {
                 r
             }
         };
+        join.end(cx, else_reach);
+        join.finish(cx);
         // An early exit on one branch proves the other branch's facts for what follows.
         if !then_reach {
             self.apply_facts(cx, &facts.when_false);
@@ -563,6 +619,8 @@ impl<'a> Checker<'a, '_> {
                     }
                     let t = l.ty.clone();
                     self.expr_types[target.id.0 as usize] = t.clone();
+                    // Assigning to an entry binding writes into the entry (§11.3).
+                    self.check_binding_valid(cx, n, target.span);
                     return t;
                 }
                 match self.symbols.get(n).cloned() {
@@ -646,18 +704,10 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    fn delete_stmt(&mut self, cx: &mut FnCtx, e: &Expr) {
+    fn delete_stmt(&mut self, cx: &mut FnCtx, e: &Expr, span: Span) {
         if let Some(mi) = self.map_entry_of(cx, e) {
             self.expr(cx, e, None);
-            // Bindings to entries of this map are invalid from here on (§11.3).
-            for scope in cx.scopes.iter_mut() {
-                for (_, l) in scope.iter_mut() {
-                    if l.entry_of == Some(mi) {
-                        l.nullable = true;
-                        l.non_null = false;
-                    }
-                }
-            }
+            Self::invalidate_bindings(cx, mi, span);
             return;
         }
         let t = self.expr(cx, e, None);
@@ -701,6 +751,92 @@ impl<'a> Checker<'a, '_> {
         }
         cx.pop_scope();
         (ty, reachable)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Map-entry bindings (§11.3)
+
+    /// Bindings to entries of map `mi` are invalid from here on: `by` is the operation.
+    fn invalidate_bindings(cx: &mut FnCtx, mi: usize, by: Span) {
+        for (_, l) in cx.scopes.iter_mut().flatten() {
+            if l.entry_of == Some(mi) {
+                l.invalidated_by = Some(by);
+                l.non_null = false;
+            }
+        }
+    }
+
+    /// E0609 for a use of a map-entry binding that an earlier operation may have invalidated;
+    /// reported once per binding (the first use) so one mistake gives one error.
+    pub(super) fn check_binding_valid(&mut self, cx: &mut FnCtx, name: &str, at: Span) {
+        let Some(l) = cx.lookup_mut(name) else { return };
+        let (Some(by), Some(mi), false) = (l.invalidated_by, l.entry_of, l.invalidation_reported) else { return };
+        l.invalidation_reported = true;
+        let map = self.maps[mi].name.clone();
+        self.error_because(
+            Code::E0609,
+            at,
+            format!("`{name}` is bound to an entry of `{map}`, which may have been deleted; look the entry up again (`if (var {name} = {map}[k])`)"),
+            by,
+            format!("this `delete` on `{map}` invalidates every binding to its entries"),
+        );
+    }
+
+    /// Before a loop body: a `delete` in the body that can reach the next iteration invalidates the
+    /// bindings declared outside the loop for the whole body (uses before the delete run after it
+    /// in the next iteration).
+    fn invalidate_for_loop(&self, cx: &mut FnCtx, body: &Block) {
+        let mut deletes = Vec::new();
+        self.loop_deletes(cx, body, &mut deletes);
+        for (mi, span) in deletes {
+            Self::invalidate_bindings(cx, mi, span);
+        }
+    }
+
+    fn loop_deletes(&self, cx: &FnCtx, b: &Block, out: &mut Vec<(usize, Span)>) {
+        for (i, s) in b.stmts.iter().enumerate() {
+            // A delete followed by a return or throw in its block never reaches the back edge.
+            let leaves = b.stmts[i + 1..].iter().any(|t| matches!(t.kind, StmtKind::Return(_) | StmtKind::Throw(_)));
+            match &s.kind {
+                StmtKind::Delete(e) if !leaves => {
+                    if let Some(mi) = self.map_entry_of(cx, e) {
+                        out.push((mi, s.span));
+                    }
+                }
+                StmtKind::If { then, els, .. } if !leaves => {
+                    self.loop_deletes(cx, then, out);
+                    let mut next = els.as_deref();
+                    while let Some(e) = next {
+                        match e {
+                            ElseBranch::Block(b) => {
+                                self.loop_deletes(cx, b, out);
+                                next = None;
+                            }
+                            ElseBranch::If(s) => {
+                                let StmtKind::If { then, els, .. } = &s.kind else { break };
+                                self.loop_deletes(cx, then, out);
+                                next = els.as_deref();
+                            }
+                        }
+                    }
+                }
+                StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } if !leaves => {
+                    self.loop_deletes(cx, body, out)
+                }
+                StmtKind::Try { body, catches } if !leaves => {
+                    self.loop_deletes(cx, body, out);
+                    for c in catches {
+                        self.loop_deletes(cx, &c.body, out);
+                    }
+                }
+                StmtKind::Expr(e) if !leaves => {
+                    for b in match_arm_blocks(e) {
+                        self.loop_deletes(cx, b, out);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     // ------------------------------------------------------------------------------------------
