@@ -475,7 +475,11 @@ impl<'a> Checker<'a, '_> {
             kind: kind.unwrap_or(MapKind::Hash),
             key,
             value,
-            max_entries: t.size.map(|s| s.0).unwrap_or(1024),
+            // A non-literal size is folded with the declaration checks (decls.rs).
+            max_entries: match t.size.as_ref().map(|e| &e.kind) {
+                Some(ExprKind::Int(n)) => *n as u64,
+                _ => 1024,
+            },
             pinned: m.pinned,
             flags: 0,
             span: m.name.span,
