@@ -325,11 +325,12 @@ impl<'a> Checker<'a, '_> {
         Err(format!("`@{kind}` programs take one parameter of type `*{ctx}`, not `({got})`"))
     }
 
-    /// Program results: `xdp_action` for XDP, `i32` (or `tc_action`) for tc, `i32` otherwise. Any
-    /// 32-bit integer is accepted: untyped functions return `u32` (§5.3) and the verdict is a word.
+    /// Program results are fixed by §9.2: `xdp_action` for XDP, `i32` (or `tc_action`) for tc,
+    /// `i32` for every other kind. A program without `->` gets its kind's type (collect.rs).
     fn program_ret(&self, kind: &str, ret: &Ty) -> Result<(), String> {
         let ok = match ret {
-            Ty::Error | Ty::Int(IntTy::I32 | IntTy::U32) => true,
+            Ty::Error => true,
+            Ty::Int(IntTy::I32) => kind != "xdp",
             Ty::Enum(e) => {
                 let n = self.enums[e.0 as usize].name.as_str();
                 (kind == "xdp" && n == "xdp_action") || (kind == "tc" && n == "tc_action")
@@ -339,8 +340,12 @@ impl<'a> Checker<'a, '_> {
         if ok {
             return Ok(());
         }
-        let want = if kind == "xdp" { "xdp_action" } else { "i32" };
-        Err(format!("`@{kind}` programs return `{want}`, not `{}`", self.show(ret)))
+        let want = match kind {
+            "xdp" => "`xdp_action`",
+            "tc" => "`i32` or `tc_action`",
+            _ => "`i32`",
+        };
+        Err(format!("`@{kind}` programs return {want}, not `{}`", self.show(ret)))
     }
 
     /// Prototype of a traced kernel function; E0204 when BTF lacks it, W0007 when there is no BTF.

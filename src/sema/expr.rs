@@ -437,6 +437,14 @@ impl<'a> Checker<'a, '_> {
         if from.is_error() || to.is_error() {
             return true;
         }
+        // The verdict enums are distinct types (§9.2): an XDP verdict is not a TC verdict.
+        if let (Ty::Enum(f), Ty::Enum(t)) = (from, to) {
+            let (fname, tname) = (self.enums[f.0 as usize].name.as_str(), self.enums[t.0 as usize].name.as_str());
+            if f != t && (super::verdict::VERDICT_ENUMS.contains(&fname) || super::verdict::VERDICT_ENUMS.contains(&tname)) {
+                self.error(code, e.span, format!("expected `{tname}`, found `{fname}`: {} is not {}", super::verdict::enum_kind(fname), super::verdict::enum_kind(tname)));
+                return false;
+            }
+        }
         if let Some(v) = self.const_of(e).cloned() {
             if let (Some(x), true) = (v.as_int(), self.int_like(to).is_some() && self.int_like(from).is_some()) {
                 let target = self.int_like(to).unwrap_or(IntTy::I64);

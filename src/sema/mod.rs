@@ -18,6 +18,7 @@ mod expr;
 pub mod layout;
 mod stmt;
 pub mod types;
+pub mod verdict;
 
 use crate::btf::{KernelBtf, LazyBtf};
 use crate::diagnostics::{Code, Diagnostics, Span};
@@ -204,6 +205,11 @@ impl<'a, 'd> Checker<'a, 'd> {
 
     pub fn error(&mut self, code: Code, span: Span, details: impl Into<String>) {
         self.diags.error(code, span, details);
+    }
+
+    /// An error followed by a `= note:` line (a suggestion).
+    pub fn error_with_note(&mut self, code: Code, span: Span, details: impl Into<String>, note: impl Into<String>) {
+        self.diags.push(crate::diagnostics::Diagnostic::error(code, span, details).with_note(note));
     }
 
     /// An error with a note that points at another place (the cause).

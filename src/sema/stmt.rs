@@ -7,6 +7,7 @@ use super::body::FnCtx;
 use super::consteval::ConstValue;
 use super::env::*;
 use super::types::*;
+use super::verdict;
 use super::{Checker, Local};
 use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
@@ -268,6 +269,8 @@ impl<'a> Checker<'a, '_> {
                 let caught = self.const_of(e).and_then(|v| v.as_int()).is_some_and(|c| u64::try_from(c).is_ok_and(|c| cx.caught_codes.contains(&c)));
                 if matches!(cx.kind, FnKind::Program { .. }) && cx.catch_all_depth == 0 && !caught {
                     self.warning(Code::W0003, s.span, "this throw can leave the program; its code becomes the program's return value");
+                    // The escaping code is returned: it must be a verdict the kernel accepts.
+                    self.check_verdict_range(cx, e, "uncaught, this throw makes the program return");
                 }
                 false
             }
@@ -694,7 +697,16 @@ impl<'a> Checker<'a, '_> {
                     _ => self.expr(cx, e, Some(&ret)),
                 };
                 self.check_void_value(e, &t);
-                self.coerce(e, &t, &ret, Code::E0301);
+                let leaves = verdict_leaves(e);
+                let mut ok = true;
+                for x in &leaves {
+                    ok &= self.check_verdict_type(cx, x);
+                }
+                if ok && self.coerce(e, &t, &ret, Code::E0301) {
+                    for x in &leaves {
+                        self.check_verdict_range(cx, x, "this program returns");
+                    }
+                }
                 if let ExprKind::Ident(n) = &e.kind {
                     if cx.lookup(n).is_some_and(|l| l.record_of.is_some()) && cx.is_kernel() {
                         self.error(Code::E0608, e.span, "a ring-buffer record cannot leave the function that reserved it");
@@ -702,6 +714,54 @@ impl<'a> Checker<'a, '_> {
                 }
             }
         }
+    }
+
+    /// §9.2: a value a program returns must be of its kind's verdict type (an XDP constant is not
+    /// a tc verdict). Returns false after reporting E0301 with the equivalent constant.
+    fn check_verdict_type(&mut self, cx: &FnCtx, e: &Expr) -> bool {
+        let FnKind::Program { kind, .. } = &cx.kind else { return true };
+        let kind = *kind;
+        let own = verdict::verdicts(kind, None).enum_name;
+        if let Ty::Enum(id) = &self.expr_types[e.id.0 as usize] {
+            let en = self.enums[id.0 as usize].name.clone();
+            if verdict::VERDICT_ENUMS.contains(&en.as_str()) && own != Some(en.as_str()) {
+                let what = match &e.kind {
+                    ExprKind::Ident(n) => format!("`{n}`"),
+                    _ => "this value".to_string(),
+                };
+                let own_ty = match own {
+                    Some("xdp_action") => "an `xdp_action`",
+                    Some(_) => "a `tc_action` (or an `i32`)",
+                    None => "an `i32`",
+                };
+                let details = format!("{what} is {} (`{en}`); a `@{}` program returns {own_ty}", verdict::enum_kind(&en), attr_name(kind));
+                let hint = match &e.kind {
+                    ExprKind::Ident(n) => verdict::equivalent(n, kind).map(|eq| format!("in {} program use `{eq}`", kind_article(kind))),
+                    _ => None,
+                };
+                match hint {
+                    Some(h) => self.error_with_note(Code::E0301, e.span, details, h),
+                    None => self.error(Code::E0301, e.span, details),
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// E0310 for a constant verdict outside the range the kernel accepts from this program kind.
+    fn check_verdict_range(&mut self, cx: &FnCtx, e: &Expr, what: &str) {
+        let FnKind::Program { kind, arg } = &cx.kind else { return };
+        let v = verdict::verdicts(*kind, arg.as_deref());
+        let (Some((lo, hi)), Some(x)) = (v.range, self.const_of(e).and_then(ConstValue::as_int)) else { return };
+        if (lo..=hi).contains(&x) {
+            return;
+        }
+        let prog = match arg {
+            Some(a) if *kind != ProgKind::Xdp => format!("`@{}(\"{a}\")`", attr_name(*kind)),
+            _ => format!("`@{}`", attr_name(*kind)),
+        };
+        self.error(Code::E0310, e.span, format!("{what} {x}, outside [{lo}, {hi}]: a {prog} program returns {}", v.meaning));
     }
 
     fn delete_stmt(&mut self, cx: &mut FnCtx, e: &Expr, span: Span) {
@@ -902,6 +962,42 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Index(b, _) | ExprKind::Field(b, _) => self.map_entry_of(cx, e).is_some() || self.is_shared_root(cx, b),
             _ => false,
         }
+    }
+}
+
+/// The values a returned expression can produce: the arm values of a `match` (recursively), else
+/// the expression itself. Arms that end in `return`/`throw` are checked where those are.
+fn verdict_leaves(e: &Expr) -> Vec<&Expr> {
+    let ExprKind::Match { arms, .. } = &e.kind else { return vec![e] };
+    let mut out = Vec::new();
+    for arm in arms {
+        let value = match &arm.body {
+            ArmBody::Expr(x) => Some(x),
+            ArmBody::Block(b) => match b.stmts.last().map(|s| &s.kind) {
+                Some(StmtKind::Expr(x)) => Some(x),
+                _ => None,
+            },
+        };
+        out.extend(value.map(verdict_leaves).unwrap_or_default());
+    }
+    out
+}
+
+/// The attribute that declares a program kind, for messages.
+fn attr_name(kind: ProgKind) -> &'static str {
+    match kind {
+        ProgKind::Kprobe => "probe",
+        k => crate::lower::kind_name(k),
+    }
+}
+
+/// "an XDP" / "a tc" …, for suggestions.
+fn kind_article(kind: ProgKind) -> &'static str {
+    match kind {
+        ProgKind::Xdp => "an XDP",
+        ProgKind::Tc => "a tc",
+        ProgKind::CgroupSkb => "a cgroup_skb",
+        _ => "this",
     }
 }
 
