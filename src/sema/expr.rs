@@ -266,6 +266,10 @@ impl<'a> Checker<'a, '_> {
                 }
             },
             UnOp::AddrOf => {
+                // The operand's own error was reported (e.g. a map used as a value).
+                if t.is_error() {
+                    return Ty::Error;
+                }
                 if !self.is_lvalue(cx, inner) {
                     self.error(Code::E0311, inner.span, "`&` needs a variable, field or element");
                     return Ty::Error;

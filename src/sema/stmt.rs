@@ -305,7 +305,9 @@ impl<'a> Checker<'a, '_> {
                 l
             }
             (None, Some(e)) => {
+                cx.binding_name = Some(name.name.clone());
                 let t = self.expr(cx, e, None);
+                cx.binding_name = None;
                 self.check_void_value(e, &t);
                 let t = match t {
                     Ty::Null => Ty::ptr(U8),
@@ -336,7 +338,7 @@ impl<'a> Checker<'a, '_> {
         l.entry_of = self.map_entry_of(cx, e);
         l.packet = self.is_packet(cx, e);
         match &e.kind {
-            ExprKind::Call { callee, .. } => {
+            ExprKind::Call { callee, args } => {
                 if let ExprKind::Field(recv, m) = &callee.kind {
                     if let ExprKind::Ident(rn) = &recv.kind {
                         if let Some(Symbol::Map(mi)) = self.symbols.get(rn) {
@@ -348,7 +350,8 @@ impl<'a> Checker<'a, '_> {
                     }
                 }
                 if let ExprKind::Ident(f) = &callee.kind {
-                    let trusted = f == "bpf_get_current_task_btf";
+                    // A reported `bpf_map_lookup_elem(&m, …)` habit: one error, not a null check too.
+                    let trusted = f == "bpf_get_current_task_btf" || self.habit_map(cx, f, args).is_some();
                     let ext = matches!(self.symbols.get(f), Some(Symbol::Extern(_))) || super::builtins::helper(f).is_some();
                     l.nullable = ext && !trusted && l.ty.is_ptr();
                 }
@@ -530,7 +533,9 @@ impl<'a> Checker<'a, '_> {
                 self.restore_facts(cx, saved);
             }
             IfCond::Let { name, init } => {
+                cx.binding_name = Some(name.name.clone());
                 let t = self.expr(cx, init, None);
+                cx.binding_name = None;
                 let presence = self.is_presence_operand(cx, init);
                 if !presence && !matches!(t, Ty::Ptr(_) | Ty::Error) {
                     self.error(Code::E0403, init.span, format!("`if (var {} = …)` needs a map access, a pointer or a pop, found `{}`", name.name, self.show(&t)));
