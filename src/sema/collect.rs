@@ -479,7 +479,7 @@ impl<'a> Checker<'a, '_> {
             value,
             // A non-literal size is folded with the declaration checks (decls.rs).
             max_entries: match t.size.as_ref().map(|e| &e.kind) {
-                Some(ExprKind::Int(n)) => *n as u64,
+                Some(ExprKind::Int(n)) => *n,
                 _ => 1024,
             },
             pinned: m.pinned,

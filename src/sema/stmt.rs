@@ -1033,7 +1033,7 @@ fn stmt_exits(s: &Stmt, any_exit: bool) -> bool {
         StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => {
             any_exit && body.stmts.iter().any(|s| stmt_returns(s))
         }
-        StmtKind::Expr(e) => match_arm_blocks(e).any(|b| in_block(b)),
+        StmtKind::Expr(e) => match_arm_blocks(e).any(in_block),
         _ => false,
     }
 }
