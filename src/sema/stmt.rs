@@ -65,15 +65,48 @@ impl<'a> Checker<'a, '_> {
     pub(super) fn block_stmts(&mut self, cx: &mut FnCtx, b: &Block) -> bool {
         let mut reachable = true;
         let mut warned = false;
-        for s in &b.stmts {
+        for (i, s) in b.stmts.iter().enumerate() {
             if !reachable && !warned {
                 self.warning(Code::W0004, s.span, "this statement can never run");
                 warned = true;
+            }
+            if let Some(prev) = i.checked_sub(1).map(|p| &b.stmts[p]) {
+                if self.check_array_length_split(cx, prev, s) {
+                    continue;
+                }
             }
             let cont = self.stmt(cx, s);
             reachable &= cont;
         }
         reachable
+    }
+
+    /// `var a: u8[N]` with a non-literal N parses (§3 rule 4) as `var a: u8` followed by the
+    /// array literal `[N]`, silently declaring a scalar. Array lengths are integer literals
+    /// (§12.2): report the declaration, naming the length's value when it is a constant.
+    /// Returns true when `next` is such a bracket (it is then not checked as a statement).
+    fn check_array_length_split(&mut self, cx: &mut FnCtx, decl: &Stmt, next: &Stmt) -> bool {
+        let StmtKind::Var { name, ty: Some(ty), init: None } = &decl.kind else { return false };
+        let StmtKind::Expr(Expr { kind: ExprKind::ArrayLit(items), span, .. }) = &next.kind else { return false };
+        if span.lo != ty.span.hi || items.len() != 1 || !matches!(ty.kind, TypeExprKind::Prim(_) | TypeExprKind::Named(_)) {
+            return false;
+        }
+        let len = &items[0];
+        self.expr(cx, len, None);
+        let value = self.const_of(len).and_then(ConstValue::as_int);
+        let hint = match value {
+            Some(n) => format!("write `[{n}]`"),
+            None => "write the length as an integer literal".to_string(),
+        };
+        // Check what follows with the array type that was meant, so uses do not cascade.
+        let elem = cx.lookup(&name.name).map(|l| l.ty.clone());
+        if let (Some(n @ 1..=0x10_0000), Some(elem)) = (value, elem) {
+            if let Some(l) = cx.lookup_mut(&name.name) {
+                l.ty = Ty::array(elem, n as u32);
+            }
+        }
+        self.error(Code::E0602, ty.span.to(*span), format!("an array length must be an integer literal (§12.2); {hint}"));
+        true
     }
 
     /// A nested block with its own scope.
