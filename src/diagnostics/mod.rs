@@ -24,6 +24,9 @@ pub struct Diagnostic {
     pub span: Span,
     /// Extra lines printed after the snippet (`= note: …`).
     pub notes: Vec<String>,
+    /// Notes about another place in the source (the statement that caused this error), printed
+    /// with their own location and snippet.
+    pub related: Vec<(Span, String)>,
 }
 
 impl Diagnostic {
@@ -38,11 +41,16 @@ impl Diagnostic {
     fn new(severity: Severity, code: Code, span: Span, details: String) -> Self {
         let message =
             if details.is_empty() { code.phrase().to_string() } else { format!("{}: {}", code.phrase(), details) };
-        Diagnostic { severity, code, message, span, notes: Vec::new() }
+        Diagnostic { severity, code, message, span, notes: Vec::new(), related: Vec::new() }
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
+        self
+    }
+
+    pub fn with_note_at(mut self, span: Span, note: impl Into<String>) -> Self {
+        self.related.push((span, note.into()));
         self
     }
 }

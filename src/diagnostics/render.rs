@@ -28,18 +28,31 @@ fn render_one(out: &mut String, d: &Diagnostic, sources: &SourceMap) {
     let file = sources.get(d.span.file);
     let (line, col) = file.line_col(d.span.lo);
     let _ = writeln!(out, "{}:{}:{}: {}[{}]: {}", file.display, line, col, severity_word(d.severity), d.code, d.message);
+    snippet(out, sources, d.span);
+    for note in &d.notes {
+        let _ = writeln!(out, " = note: {note}");
+    }
+    for (span, note) in &d.related {
+        let f = sources.get(span.file);
+        let (line, col) = f.line_col(span.lo);
+        let _ = writeln!(out, " = note: {note} ({}:{line}:{col})", f.display);
+        snippet(out, sources, *span);
+    }
+}
+
+/// The source line of `span` with a caret line under it; every line starts with a space (§18.1).
+fn snippet(out: &mut String, sources: &SourceMap, span: crate::diagnostics::Span) {
+    let file = sources.get(span.file);
+    let (line, col) = file.line_col(span.lo);
     let text = file.line_text(line);
     // Binary or minified input can have absurd lines; a snippet of them helps nobody.
     if text.len() <= 400 {
         let gutter = line.to_string().len();
-        let (end_line, end_col) = file.line_col(d.span.hi.max(d.span.lo));
+        let (end_line, end_col) = file.line_col(span.hi.max(span.lo));
         let width = if end_line == line { end_col.saturating_sub(col).max(1) } else { text.chars().count() + 1 - col.min(text.chars().count() + 1) };
         let _ = writeln!(out, " {:gutter$} |", "");
         let _ = writeln!(out, " {line} | {}", text.replace('\t', " "));
         let _ = writeln!(out, " {:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width.max(1)));
-    }
-    for note in &d.notes {
-        let _ = writeln!(out, " = note: {note}");
     }
 }
 
@@ -53,7 +66,20 @@ pub fn render_json(diags: &Diagnostics, sources: &SourceMap) -> String {
             let f = sources.get(d.span.file);
             (f.display.clone(), f.line_col(d.span.lo), f.line_col(d.span.hi))
         };
-        let v = serde_json::json!({
+        let related: Vec<serde_json::Value> = d
+            .related
+            .iter()
+            .map(|(span, note)| {
+                let (f, (line, col)) = if sources.is_empty() {
+                    ("<input>".to_string(), (1, 1))
+                } else {
+                    let f = sources.get(span.file);
+                    (f.display.clone(), f.line_col(span.lo))
+                };
+                serde_json::json!({ "message": note, "file": f, "line": line, "column": col })
+            })
+            .collect();
+        let mut v = serde_json::json!({
             "severity": severity_word(d.severity),
             "code": d.code.to_string(),
             "message": d.message,
@@ -64,6 +90,10 @@ pub fn render_json(diags: &Diagnostics, sources: &SourceMap) -> String {
             "end_column": end_col,
             "notes": d.notes,
         });
+        // Only diagnostics that point at a second place carry `related` (file, line, column, message).
+        if !related.is_empty() {
+            v["related"] = serde_json::Value::Array(related);
+        }
         let _ = writeln!(out, "{v}");
     }
     out

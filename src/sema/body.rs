@@ -30,11 +30,13 @@ pub(crate) struct FnCtx {
     pub tail_match: bool,
     /// Stack bytes of aggregate locals, counted as they are declared (§19, E0601).
     pub stack_bytes: u64,
+    /// The local whose initialiser is being checked (`var NAME = …`), for suggestions.
+    pub binding_name: Option<String>,
 }
 
 impl FnCtx {
     pub fn new(kind: FnKind, ret: Ty) -> Self {
-        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, caught_codes: Vec::new(), tail_match: false, stack_bytes: 0 }
+        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, caught_codes: Vec::new(), tail_match: false, stack_bytes: 0, binding_name: None }
     }
 
     pub fn world(&self) -> World {

@@ -31,6 +31,50 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
+    /// The C habit `bpf_map_lookup_elem(&m, &k)` (or `_update_elem`, `_delete_elem`) on a
+    /// KernelScript map: one E0604 that shows the KernelScript form (§11.2), and the result typed
+    /// as the helper's (a lookup yields `*V`), so the code after it does not cascade into more errors.
+    fn map_helper_habit(&mut self, cx: &mut FnCtx, e: &Expr, name: &str, args: &[Expr]) -> Option<Ty> {
+        let (map, mi) = self.habit_map(cx, name, args)?;
+        for a in &args[1..] {
+            self.expr(cx, a, None);
+        }
+        let key = args.get(1).and_then(name_in_arg).unwrap_or_else(|| "key".to_string());
+        let (form, meaning, ty) = match name {
+            "bpf_map_lookup_elem" => {
+                let v = cx.binding_name.clone().unwrap_or_else(|| "v".to_string());
+                (
+                    format!("if (var {v} = {map}[{key}]) {{ … }}"),
+                    format!("the block runs only when the entry exists, with `{v}` bound to it (§11.3); `{map}[{key}]` alone reads the value (zero when absent)"),
+                    Ty::ptr(self.maps[mi].value.clone()),
+                )
+            }
+            "bpf_map_update_elem" => {
+                let val = args.get(2).and_then(name_in_arg).unwrap_or_else(|| "value".to_string());
+                (format!("{map}[{key}] = {val}"), "an assignment to `m[k]` inserts or replaces the entry (§11.2)".to_string(), I64)
+            }
+            _ => (format!("delete {map}[{key}]"), "`delete m[k]` removes the entry (§11.2)".to_string(), I64),
+        };
+        self.error_with_note(Code::E0604, e.span, format!("KernelScript maps are not passed to `{name}`; write `{form}`"), meaning);
+        Some(ty)
+    }
+
+    /// The map named by the first argument of a `bpf_map_*_elem` call (`&m` or `m`), when the
+    /// call is the C habit `map_helper_habit` reports.
+    pub(super) fn habit_map(&self, cx: &FnCtx, name: &str, args: &[Expr]) -> Option<(String, usize)> {
+        if !matches!(name, "bpf_map_lookup_elem" | "bpf_map_update_elem" | "bpf_map_delete_elem") || cx.lookup(name).is_some() {
+            return None;
+        }
+        let map = name_in_arg(args.first()?)?;
+        if cx.lookup(&map).is_some() {
+            return None;
+        }
+        match self.symbols.get(&map) {
+            Some(Symbol::Map(mi)) => Some((map, *mi)),
+            _ => None,
+        }
+    }
+
     /// Calling a function value (userspace and module code only, §6.9).
     fn call_value(&mut self, cx: &mut FnCtx, e: &Expr, callee: &Expr, args: &[Expr]) -> Ty {
         let t = self.expr(cx, callee, None);
@@ -76,6 +120,9 @@ impl<'a> Checker<'a, '_> {
     }
 
     fn call_named(&mut self, cx: &mut FnCtx, e: &Expr, name: &str, span: Span, args: &[Expr], tail: bool) -> Ty {
+        if let Some(t) = self.map_helper_habit(cx, e, name, args) {
+            return t;
+        }
         match self.symbols.get(name).cloned() {
             Some(Symbol::Func(id)) => return self.call_function(cx, e, id, span, args, tail),
             Some(Symbol::Extern(i)) => {
@@ -560,4 +607,16 @@ pub fn format_conversions(fmt: &[u8]) -> Vec<u8> {
         i += 1;
     }
     out
+}
+
+/// The name in a helper argument written `&name` or `name`.
+fn name_in_arg(a: &Expr) -> Option<String> {
+    match &a.kind {
+        ExprKind::Unary(UnOp::AddrOf, inner) => match &inner.kind {
+            ExprKind::Ident(n) => Some(n.clone()),
+            _ => None,
+        },
+        ExprKind::Ident(n) => Some(n.clone()),
+        _ => None,
+    }
 }

@@ -436,13 +436,15 @@ impl<'a> Checker<'a, '_> {
         let params = f.params.iter().map(|p| self.resolve_type(&p.ty)).collect();
         let ret = match &f.ret {
             RetSpec::Type(t) | RetSpec::Named(_, t) => self.resolve_type(t),
-            RetSpec::Inferred => {
-                if body_returns_value(&f.body) {
-                    U32
-                } else {
-                    Ty::Void
-                }
-            }
+            RetSpec::Inferred => match &kind {
+                // A program's result type is fixed by its kind (§9.2).
+                FnKind::Program { kind: k, .. } if body_returns_value(&f.body) => match super::verdict::verdicts(*k, None).enum_name {
+                    Some("xdp_action") => self.enum_by_name.get("xdp_action").map_or(I32, |id| Ty::Enum(*id)),
+                    _ => I32,
+                },
+                _ if body_returns_value(&f.body) => U32,
+                _ => Ty::Void,
+            },
         };
         let id = FuncId(self.funcs.len() as u32);
         let is_method = matches!(kind, FnKind::StructOpsMethod { .. });
@@ -475,7 +477,11 @@ impl<'a> Checker<'a, '_> {
             kind: kind.unwrap_or(MapKind::Hash),
             key,
             value,
-            max_entries: t.size.map(|s| s.0).unwrap_or(1024),
+            // A non-literal size is folded with the declaration checks (decls.rs).
+            max_entries: match t.size.as_ref().map(|e| &e.kind) {
+                Some(ExprKind::Int(n)) => *n,
+                _ => 1024,
+            },
             pinned: m.pinned,
             flags: 0,
             span: m.name.span,

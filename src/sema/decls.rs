@@ -5,6 +5,7 @@
 use super::env::*;
 use super::types::*;
 use super::Checker;
+use super::consteval::ConstValue;
 use crate::btf::{KFuncSig, KOpsKind, KType};
 use crate::diagnostics::{Code, FileId, Span};
 use crate::syntax::ast::*;
@@ -324,11 +325,12 @@ impl<'a> Checker<'a, '_> {
         Err(format!("`@{kind}` programs take one parameter of type `*{ctx}`, not `({got})`"))
     }
 
-    /// Program results: `xdp_action` for XDP, `i32` (or `tc_action`) for tc, `i32` otherwise. Any
-    /// 32-bit integer is accepted: untyped functions return `u32` (§5.3) and the verdict is a word.
+    /// Program results are fixed by §9.2: `xdp_action` for XDP, `i32` (or `tc_action`) for tc,
+    /// `i32` for every other kind. A program without `->` gets its kind's type (collect.rs).
     fn program_ret(&self, kind: &str, ret: &Ty) -> Result<(), String> {
         let ok = match ret {
-            Ty::Error | Ty::Int(IntTy::I32 | IntTy::U32) => true,
+            Ty::Error => true,
+            Ty::Int(IntTy::I32) => kind != "xdp",
             Ty::Enum(e) => {
                 let n = self.enums[e.0 as usize].name.as_str();
                 (kind == "xdp" && n == "xdp_action") || (kind == "tc" && n == "tc_action")
@@ -338,8 +340,12 @@ impl<'a> Checker<'a, '_> {
         if ok {
             return Ok(());
         }
-        let want = if kind == "xdp" { "xdp_action" } else { "i32" };
-        Err(format!("`@{kind}` programs return `{want}`, not `{}`", self.show(ret)))
+        let want = match kind {
+            "xdp" => "`xdp_action`",
+            "tc" => "`i32` or `tc_action`",
+            _ => "`i32`",
+        };
+        Err(format!("`@{kind}` programs return {want}, not `{}`", self.show(ret)))
     }
 
     /// Prototype of a traced kernel function; E0204 when BTF lacks it, W0007 when there is no BTF.
@@ -512,6 +518,34 @@ impl<'a> Checker<'a, '_> {
     // ------------------------------------------------------------------------------------------
     // Maps (§11.1)
 
+    /// Folds the size of map `name` (§11.1): a constant expression of integer type, ≥ 0 (the
+    /// kind-specific lower bounds are checked by the caller). `None` after an error.
+    fn map_size(&mut self, name: &str, e: &Expr) -> Option<u64> {
+        if self.compat && !matches!(e.kind, ExprKind::Int(_)) {
+            self.error(Code::E0011, e.span, "a map size other than an integer literal is a ksc extension (rejected by --compat)");
+        }
+        let mut cx = super::body::FnCtx::new(FnKind::User, Ty::Void);
+        let t = self.expr(&mut cx, e, None);
+        if t.is_error() {
+            return None;
+        }
+        if !t.is_integral() {
+            self.error(Code::E0301, e.span, format!("the size of map `{name}` must be an integer, found `{}`", self.show(&t)));
+            return None;
+        }
+        let Some(v) = self.const_of(e).and_then(ConstValue::as_int) else {
+            self.error(Code::E0312, e.span, format!("the size of map `{name}` must be a constant expression (an integer literal, a `const`, or arithmetic on them)"));
+            return None;
+        };
+        match u64::try_from(v) {
+            Ok(n) => Some(n),
+            Err(_) => {
+                self.error(Code::E0605, e.span, format!("the size of map `{name}` is {v}; it must be at least 1"));
+                None
+            }
+        }
+    }
+
     fn check_map(&mut self, item: &Item, m: &MapDecl) {
         let Some(idx) = self.maps.iter().position(|x| x.span == m.name.span) else { return };
         let t = &m.ty;
@@ -530,20 +564,26 @@ impl<'a> Checker<'a, '_> {
             self.error(Code::E0605, at, format!("`{kname}` takes {want} type argument(s) ({})", form.replace("KIND", kname)));
             return;
         }
-        match (kind, t.size) {
+        let size = t.size.as_ref().and_then(|e| self.map_size(&m.name.name, e));
+        if let Some(n) = size {
+            self.maps[idx].max_entries = n;
+        }
+        let size_at = t.size.as_ref().map_or(at, |e| e.span);
+        match (kind, size) {
+            (MapKind::Ringbuf, None) if t.size.is_some() => {}
             (MapKind::Ringbuf, None) => {
                 self.error(Code::E0606, at, "a ring buffer needs its size in bytes: `ringbuf<T>(N)`");
             }
-            (MapKind::Ringbuf, Some((n, _))) => {
+            (MapKind::Ringbuf, Some(n)) => {
                 if !n.is_power_of_two() || !(4096..=1 << 27).contains(&n) {
-                    self.error(Code::E0606, at, format!("the size {n} is not a power of two in 4096..=134217728"));
+                    self.error(Code::E0606, size_at, format!("the size {n} is not a power of two in 4096..=134217728"));
                     }
             }
-            (_, Some((0, _))) if kind != MapKind::PerfEventArray => {
-                self.error(Code::E0605, at, "`max_entries` must be at least 1");
+            (_, Some(0)) if kind != MapKind::PerfEventArray => {
+                self.error(Code::E0605, size_at, "`max_entries` must be at least 1");
             }
-            (_, Some((n, _))) if n > u32::MAX as u64 => {
-                self.error(Code::E0605, at, format!("`max_entries` {n} does not fit in 32 bits"));
+            (_, Some(n)) if n > u32::MAX as u64 => {
+                self.error(Code::E0605, size_at, format!("`max_entries` {n} does not fit in 32 bits"));
             }
             _ => {}
         }

@@ -129,7 +129,9 @@ impl<'a> Checker<'a, '_> {
                     self.error(Code::E0608, span, format!("`{name}` was already submitted or discarded"));
                 }
             }
-            return (l.ty.clone(), l.value.clone());
+            let found = (l.ty.clone(), l.value.clone());
+            self.check_binding_valid(cx, name, span);
+            return found;
         }
         let mut value = None;
         let t = match self.symbols.get(name).cloned() {
@@ -268,6 +270,10 @@ impl<'a> Checker<'a, '_> {
                 }
             },
             UnOp::AddrOf => {
+                // The operand's own error was reported (e.g. a map used as a value).
+                if t.is_error() {
+                    return Ty::Error;
+                }
                 if !self.is_lvalue(cx, inner) {
                     self.error(Code::E0311, inner.span, "`&` needs a variable, field or element");
                     return Ty::Error;
@@ -439,6 +445,14 @@ impl<'a> Checker<'a, '_> {
         if from.is_error() || to.is_error() {
             return true;
         }
+        // The verdict enums are distinct types (§9.2): an XDP verdict is not a TC verdict.
+        if let (Ty::Enum(f), Ty::Enum(t)) = (from, to) {
+            let (fname, tname) = (self.enums[f.0 as usize].name.as_str(), self.enums[t.0 as usize].name.as_str());
+            if f != t && (super::verdict::VERDICT_ENUMS.contains(&fname) || super::verdict::VERDICT_ENUMS.contains(&tname)) {
+                self.error(code, e.span, format!("expected `{tname}`, found `{fname}`: {} is not {}", super::verdict::enum_kind(fname), super::verdict::enum_kind(tname)));
+                return false;
+            }
+        }
         if let Some(v) = self.const_of(e).cloned() {
             if let (Some(x), true) = (v.as_int(), self.int_like(to).is_some() && self.int_like(from).is_some()) {
                 let target = self.int_like(to).unwrap_or(IntTy::I64);
@@ -598,7 +612,10 @@ impl<'a> Checker<'a, '_> {
         let mut result: Option<Ty> = None;
         let mut has_default = false;
         let mut covered: Vec<i128> = Vec::new();
+        let mut all_arms_diverge = true;
+        let mut join = super::stmt::InvalidationJoin::new(cx);
         for arm in arms {
+            join.begin(cx);
             self.check_pattern(&arm.pattern, &st, &mut covered);
             if matches!(arm.pattern, Pattern::Default(_)) {
                 has_default = true;
@@ -609,8 +626,19 @@ impl<'a> Checker<'a, '_> {
                     self.expr_types[x.id.0 as usize] = t.clone();
                     (t, x.span)
                 }
-                ArmBody::Expr(x) => (self.expr(cx, x, result.as_ref()), x.span),
-                ArmBody::Block(b) => (self.arm_block(cx, b), b.span),
+                ArmBody::Expr(x) => {
+                    let t = self.expr(cx, x, result.as_ref());
+                    let reach = !self.diverging.contains(&x.id);
+                    all_arms_diverge &= !reach;
+                    join.end(cx, reach);
+                    (t, x.span)
+                }
+                ArmBody::Block(b) => {
+                    let (t, reach) = self.arm_block(cx, b);
+                    all_arms_diverge &= !reach;
+                    join.end(cx, reach);
+                    (t, b.span)
+                }
             };
             if matches!(t, Ty::Void) && matches!(arm.body, ArmBody::Block(_)) {
                 continue; // an arm that ends in return/throw has no value
@@ -626,15 +654,22 @@ impl<'a> Checker<'a, '_> {
                 },
             };
         }
-        if !has_default {
-            let exhaustive = match &st {
+        let exhaustive = has_default
+            || match &st {
                 Ty::Enum(id) => self.enums[id.0 as usize].variants.iter().all(|v| covered.contains(&v.1)),
                 Ty::Bool => covered.contains(&0) && covered.contains(&1),
                 _ => false,
             };
-            if !exhaustive {
-                self.warning(Code::W0002, e.span, "no arm matches some values and there is no `default`; they yield the zero value");
-            }
+        if !exhaustive {
+            self.warning(Code::W0002, e.span, "no arm matches some values and there is no `default`; they yield the zero value");
+            // Values no arm names pass through the match unchanged.
+            join.begin(cx);
+            join.end(cx, true);
+        }
+        join.finish(cx);
+        // Every value reaches an arm and no arm completes: nothing after the match runs.
+        if exhaustive && all_arms_diverge {
+            self.diverging.insert(e.id);
         }
         result.unwrap_or(Ty::Void)
     }

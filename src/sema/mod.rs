@@ -18,6 +18,7 @@ mod expr;
 pub mod layout;
 mod stmt;
 pub mod types;
+pub mod verdict;
 
 use crate::btf::{KernelBtf, LazyBtf};
 use crate::diagnostics::{Code, Diagnostics, Span};
@@ -102,6 +103,10 @@ pub(crate) struct Local {
     pub owned_object: bool,
     /// Packet pointer derived from the context (§10.1).
     pub packet: bool,
+    /// Map-entry binding that may have been invalidated, and the operation that did it (§11.3).
+    pub invalidated_by: Option<Span>,
+    /// The use of an invalidated binding was reported (once per binding).
+    pub invalidation_reported: bool,
 }
 
 impl Local {
@@ -117,6 +122,8 @@ impl Local {
             released: false,
             owned_object: false,
             packet: false,
+            invalidated_by: None,
+            invalidation_reported: false,
         }
     }
 }
@@ -153,6 +160,9 @@ pub(crate) struct Checker<'a, 'd> {
     pub may_throw: std::collections::HashSet<FuncId>,
     /// Top-level consts folded so far (`None` while in progress or after an error).
     pub const_done: HashMap<usize, Option<(Ty, ConstValue)>>,
+    /// `match` expressions that never complete: exhaustive, and every arm returns, throws, breaks
+    /// or continues (reachability, E0405/W0004).
+    pub diverging: std::collections::HashSet<ExprId>,
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
@@ -186,6 +196,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             tail_calls: Vec::new(),
             may_throw: Default::default(),
             const_done: HashMap::new(),
+            diverging: Default::default(),
             compat: false,
             local_decls: HashMap::new(),
             pending_aliases: HashMap::new(),
@@ -194,6 +205,16 @@ impl<'a, 'd> Checker<'a, 'd> {
 
     pub fn error(&mut self, code: Code, span: Span, details: impl Into<String>) {
         self.diags.error(code, span, details);
+    }
+
+    /// An error followed by a `= note:` line (a suggestion).
+    pub fn error_with_note(&mut self, code: Code, span: Span, details: impl Into<String>, note: impl Into<String>) {
+        self.diags.push(crate::diagnostics::Diagnostic::error(code, span, details).with_note(note));
+    }
+
+    /// An error with a note that points at another place (the cause).
+    pub fn error_because(&mut self, code: Code, span: Span, details: impl Into<String>, cause: Span, note: impl Into<String>) {
+        self.diags.push(crate::diagnostics::Diagnostic::error(code, span, details).with_note_at(cause, note));
     }
 
     pub fn warning(&mut self, code: Code, span: Span, details: impl Into<String>) {

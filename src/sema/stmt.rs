@@ -7,6 +7,7 @@ use super::body::FnCtx;
 use super::consteval::ConstValue;
 use super::env::*;
 use super::types::*;
+use super::verdict;
 use super::{Checker, Local};
 use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
@@ -18,20 +19,94 @@ struct CondFacts {
     when_false: Vec<String>,
 }
 
+/// Joins the binding-invalidation state (§11.3) over alternative paths (if/else branches, catch
+/// clauses, match arms): each path starts from the state before the alternatives, and after them
+/// a binding is invalid when it is invalid at the end of any path that completes.
+pub(super) struct InvalidationJoin {
+    start: Vec<Option<Span>>,
+    joined: Option<Vec<Option<Span>>>,
+}
+
+impl InvalidationJoin {
+    pub fn new(cx: &FnCtx) -> Self {
+        InvalidationJoin { start: cx.scopes.iter().flatten().map(|(_, l)| l.invalidated_by).collect(), joined: None }
+    }
+
+    /// Resets the state for the next path.
+    pub fn begin(&self, cx: &mut FnCtx) {
+        for ((_, l), s) in cx.scopes.iter_mut().flatten().zip(&self.start) {
+            l.invalidated_by = *s;
+        }
+    }
+
+    /// Records the end of a path that completes (`reachable`).
+    pub fn end(&mut self, cx: &FnCtx, reachable: bool) {
+        if !reachable {
+            return;
+        }
+        let now: Vec<Option<Span>> = cx.scopes.iter().flatten().map(|(_, l)| l.invalidated_by).collect();
+        self.joined = Some(match self.joined.take() {
+            None => now,
+            Some(j) => j.into_iter().zip(now).map(|(a, b)| a.or(b)).collect(),
+        });
+    }
+
+    /// Sets the joined state (the start state when no path completes).
+    pub fn finish(self, cx: &mut FnCtx) {
+        let state = self.joined.unwrap_or(self.start);
+        for ((_, l), s) in cx.scopes.iter_mut().flatten().zip(state) {
+            l.invalidated_by = s;
+        }
+    }
+}
+
 impl<'a> Checker<'a, '_> {
     /// Checks the statements of a block in the current scope; returns whether its end is reachable.
     pub(super) fn block_stmts(&mut self, cx: &mut FnCtx, b: &Block) -> bool {
         let mut reachable = true;
         let mut warned = false;
-        for s in &b.stmts {
+        for (i, s) in b.stmts.iter().enumerate() {
             if !reachable && !warned {
                 self.warning(Code::W0004, s.span, "this statement can never run");
                 warned = true;
+            }
+            if let Some(prev) = i.checked_sub(1).map(|p| &b.stmts[p]) {
+                if self.check_array_length_split(cx, prev, s) {
+                    continue;
+                }
             }
             let cont = self.stmt(cx, s);
             reachable &= cont;
         }
         reachable
+    }
+
+    /// `var a: u8[N]` with a non-literal N parses (§3 rule 4) as `var a: u8` followed by the
+    /// array literal `[N]`, silently declaring a scalar. Array lengths are integer literals
+    /// (§12.2): report the declaration, naming the length's value when it is a constant.
+    /// Returns true when `next` is such a bracket (it is then not checked as a statement).
+    fn check_array_length_split(&mut self, cx: &mut FnCtx, decl: &Stmt, next: &Stmt) -> bool {
+        let StmtKind::Var { name, ty: Some(ty), init: None } = &decl.kind else { return false };
+        let StmtKind::Expr(Expr { kind: ExprKind::ArrayLit(items), span, .. }) = &next.kind else { return false };
+        if span.lo != ty.span.hi || items.len() != 1 || !matches!(ty.kind, TypeExprKind::Prim(_) | TypeExprKind::Named(_)) {
+            return false;
+        }
+        let len = &items[0];
+        self.expr(cx, len, None);
+        let value = self.const_of(len).and_then(ConstValue::as_int);
+        let hint = match value {
+            Some(n) => format!("write `[{n}]`"),
+            None => "write the length as an integer literal".to_string(),
+        };
+        // Check what follows with the array type that was meant, so uses do not cascade.
+        let elem = cx.lookup(&name.name).map(|l| l.ty.clone());
+        if let (Some(n @ 1..=0x10_0000), Some(elem)) = (value, elem) {
+            if let Some(l) = cx.lookup_mut(&name.name) {
+                l.ty = Ty::array(elem, n as u32);
+            }
+        }
+        self.error(Code::E0602, ty.span.to(*span), format!("an array length must be an integer literal (§12.2); {hint}"));
+        true
     }
 
     /// A nested block with its own scope.
@@ -85,7 +160,7 @@ impl<'a> Checker<'a, '_> {
             }
             StmtKind::Expr(e) => {
                 self.expr(cx, e, None);
-                true
+                !self.diverging.contains(&e.id)
             }
             StmtKind::Return(v) => {
                 self.return_stmt(cx, v.as_ref(), s.span);
@@ -95,6 +170,7 @@ impl<'a> Checker<'a, '_> {
             StmtKind::While { cond, body } => {
                 let t = self.expr(cx, cond, None);
                 self.check_condition(cond, &t);
+                self.invalidate_for_loop(cx, body);
                 cx.loop_depth += 1;
                 let facts = self.cond_facts(cx, cond);
                 let saved = self.apply_facts(cx, &facts.when_true);
@@ -119,6 +195,7 @@ impl<'a> Checker<'a, '_> {
                         Ty::Error
                     }
                 };
+                self.invalidate_for_loop(cx, body);
                 cx.push_scope();
                 let mut l = Local::new(it);
                 l.mutable = false;
@@ -148,6 +225,7 @@ impl<'a> Checker<'a, '_> {
                         (Ty::Error, Ty::Error)
                     }
                 };
+                self.invalidate_for_loop(cx, body);
                 cx.push_scope();
                 if key.name != "_" {
                     self.declare_local(cx, key, Local::new(kt));
@@ -162,7 +240,7 @@ impl<'a> Checker<'a, '_> {
                 true
             }
             StmtKind::Delete(e) => {
-                self.delete_stmt(cx, e);
+                self.delete_stmt(cx, e, s.span);
                 true
             }
             StmtKind::Break | StmtKind::Continue => {
@@ -198,10 +276,19 @@ impl<'a> Checker<'a, '_> {
                 if catch_all {
                     cx.catch_all_depth -= 1;
                 }
+                // The end is reachable when the body or a catch body completes; a code no clause
+                // catches leaves the statement outward, like a throw.
+                // A catch clause may start after any part of the body ran: from the body's end state.
+                let mut join = InvalidationJoin::new(cx);
+                join.end(cx, reach);
                 for c in catches {
-                    reach |= self.scoped_block(cx, &c.body);
+                    join.begin(cx);
+                    let r = self.scoped_block(cx, &c.body);
+                    join.end(cx, r);
+                    reach |= r;
                 }
-                reach || !catches.is_empty()
+                join.finish(cx);
+                reach
             }
             StmtKind::Throw(e) => {
                 let t = self.expr(cx, e, None);
@@ -215,6 +302,8 @@ impl<'a> Checker<'a, '_> {
                 let caught = self.const_of(e).and_then(|v| v.as_int()).is_some_and(|c| u64::try_from(c).is_ok_and(|c| cx.caught_codes.contains(&c)));
                 if matches!(cx.kind, FnKind::Program { .. }) && cx.catch_all_depth == 0 && !caught {
                     self.warning(Code::W0003, s.span, "this throw can leave the program; its code becomes the program's return value");
+                    // The escaping code is returned: it must be a verdict the kernel accepts.
+                    self.check_verdict_range(cx, e, "uncaught, this throw makes the program return");
                 }
                 false
             }
@@ -249,7 +338,9 @@ impl<'a> Checker<'a, '_> {
                 l
             }
             (None, Some(e)) => {
+                cx.binding_name = Some(name.name.clone());
                 let t = self.expr(cx, e, None);
+                cx.binding_name = None;
                 self.check_void_value(e, &t);
                 let t = match t {
                     Ty::Null => Ty::ptr(U8),
@@ -280,7 +371,7 @@ impl<'a> Checker<'a, '_> {
         l.entry_of = self.map_entry_of(cx, e);
         l.packet = self.is_packet(cx, e);
         match &e.kind {
-            ExprKind::Call { callee, .. } => {
+            ExprKind::Call { callee, args } => {
                 if let ExprKind::Field(recv, m) = &callee.kind {
                     if let ExprKind::Ident(rn) = &recv.kind {
                         if let Some(Symbol::Map(mi)) = self.symbols.get(rn) {
@@ -292,7 +383,8 @@ impl<'a> Checker<'a, '_> {
                     }
                 }
                 if let ExprKind::Ident(f) = &callee.kind {
-                    let trusted = f == "bpf_get_current_task_btf";
+                    // A reported `bpf_map_lookup_elem(&m, …)` habit: one error, not a null check too.
+                    let trusted = f == "bpf_get_current_task_btf" || self.habit_map(cx, f, args).is_some();
                     let ext = matches!(self.symbols.get(f), Some(Symbol::Extern(_))) || super::builtins::helper(f).is_some();
                     l.nullable = ext && !trusted && l.ty.is_ptr();
                 }
@@ -461,6 +553,7 @@ impl<'a> Checker<'a, '_> {
         let facts;
         let then_reach;
         let before = Self::released_snapshot(cx);
+        let mut join = InvalidationJoin::new(cx);
         match cond {
             IfCond::Expr(c) => {
                 let t = self.expr(cx, c, None);
@@ -473,7 +566,9 @@ impl<'a> Checker<'a, '_> {
                 self.restore_facts(cx, saved);
             }
             IfCond::Let { name, init } => {
+                cx.binding_name = Some(name.name.clone());
                 let t = self.expr(cx, init, None);
+                cx.binding_name = None;
                 let presence = self.is_presence_operand(cx, init);
                 if !presence && !matches!(t, Ty::Ptr(_) | Ty::Error) {
                     self.error(Code::E0403, init.span, format!("`if (var {} = …)` needs a map access, a pointer or a pop, found `{}`", name.name, self.show(&t)));
@@ -488,6 +583,8 @@ impl<'a> Checker<'a, '_> {
                 facts = CondFacts::default();
             }
         }
+        join.end(cx, then_reach);
+        join.begin(cx);
         // The else branch starts from what held before the if; after it, a record or object is
         // released when a branch that reaches the end released it.
         let after_then = Self::released_snapshot(cx);
@@ -507,6 +604,8 @@ impl<'a> Checker<'a, '_> {
                 r
             }
         };
+        join.end(cx, else_reach);
+        join.finish(cx);
         // An early exit on one branch proves the other branch's facts for what follows.
         if !then_reach {
             self.apply_facts(cx, &facts.when_false);
@@ -569,6 +668,8 @@ impl<'a> Checker<'a, '_> {
                     }
                     let t = l.ty.clone();
                     self.expr_types[target.id.0 as usize] = t.clone();
+                    // Assigning to an entry binding writes into the entry (§11.3).
+                    self.check_binding_valid(cx, n, target.span);
                     return t;
                 }
                 match self.symbols.get(n).cloned() {
@@ -642,7 +743,16 @@ impl<'a> Checker<'a, '_> {
                     _ => self.expr(cx, e, Some(&ret)),
                 };
                 self.check_void_value(e, &t);
-                self.coerce(e, &t, &ret, Code::E0301);
+                let leaves = verdict_leaves(e);
+                let mut ok = true;
+                for x in &leaves {
+                    ok &= self.check_verdict_type(cx, x);
+                }
+                if ok && self.coerce(e, &t, &ret, Code::E0301) {
+                    for x in &leaves {
+                        self.check_verdict_range(cx, x, "this program returns");
+                    }
+                }
                 if let ExprKind::Ident(n) = &e.kind {
                     if cx.lookup(n).is_some_and(|l| l.record_of.is_some()) && cx.is_kernel() {
                         self.error(Code::E0608, e.span, "a ring-buffer record cannot leave the function that reserved it");
@@ -652,18 +762,58 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    fn delete_stmt(&mut self, cx: &mut FnCtx, e: &Expr) {
+    /// §9.2: a value a program returns must be of its kind's verdict type (an XDP constant is not
+    /// a tc verdict). Returns false after reporting E0301 with the equivalent constant.
+    fn check_verdict_type(&mut self, cx: &FnCtx, e: &Expr) -> bool {
+        let FnKind::Program { kind, .. } = &cx.kind else { return true };
+        let kind = *kind;
+        let own = verdict::verdicts(kind, None).enum_name;
+        if let Ty::Enum(id) = &self.expr_types[e.id.0 as usize] {
+            let en = self.enums[id.0 as usize].name.clone();
+            if verdict::VERDICT_ENUMS.contains(&en.as_str()) && own != Some(en.as_str()) {
+                let what = match &e.kind {
+                    ExprKind::Ident(n) => format!("`{n}`"),
+                    _ => "this value".to_string(),
+                };
+                let own_ty = match own {
+                    Some("xdp_action") => "an `xdp_action`",
+                    Some(_) => "a `tc_action` (or an `i32`)",
+                    None => "an `i32`",
+                };
+                let details = format!("{what} is {} (`{en}`); a `@{}` program returns {own_ty}", verdict::enum_kind(&en), attr_name(kind));
+                let hint = match &e.kind {
+                    ExprKind::Ident(n) => verdict::equivalent(n, kind).map(|eq| format!("in {} program use `{eq}`", kind_article(kind))),
+                    _ => None,
+                };
+                match hint {
+                    Some(h) => self.error_with_note(Code::E0301, e.span, details, h),
+                    None => self.error(Code::E0301, e.span, details),
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// E0310 for a constant verdict outside the range the kernel accepts from this program kind.
+    fn check_verdict_range(&mut self, cx: &FnCtx, e: &Expr, what: &str) {
+        let FnKind::Program { kind, arg } = &cx.kind else { return };
+        let v = verdict::verdicts(*kind, arg.as_deref());
+        let (Some((lo, hi)), Some(x)) = (v.range, self.const_of(e).and_then(ConstValue::as_int)) else { return };
+        if (lo..=hi).contains(&x) {
+            return;
+        }
+        let prog = match arg {
+            Some(a) if *kind != ProgKind::Xdp => format!("`@{}(\"{a}\")`", attr_name(*kind)),
+            _ => format!("`@{}`", attr_name(*kind)),
+        };
+        self.error(Code::E0310, e.span, format!("{what} {x}, outside [{lo}, {hi}]: a {prog} program returns {}", v.meaning));
+    }
+
+    fn delete_stmt(&mut self, cx: &mut FnCtx, e: &Expr, span: Span) {
         if let Some(mi) = self.map_entry_of(cx, e) {
             self.expr(cx, e, None);
-            // Bindings to entries of this map are invalid from here on (§11.3).
-            for scope in cx.scopes.iter_mut() {
-                for (_, l) in scope.iter_mut() {
-                    if l.entry_of == Some(mi) {
-                        l.nullable = true;
-                        l.non_null = false;
-                    }
-                }
-            }
+            Self::invalidate_bindings(cx, mi, span);
             return;
         }
         let t = self.expr(cx, e, None);
@@ -678,27 +828,33 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    /// A block used as a match arm: its value is its last expression statement (§7.6).
-    pub(super) fn arm_block(&mut self, cx: &mut FnCtx, b: &Block) -> Ty {
+    /// A block used as a match arm: its value is its last expression statement (§7.6), and
+    /// whether its end is reachable (false when every path returns, throws, breaks or continues).
+    pub(super) fn arm_block(&mut self, cx: &mut FnCtx, b: &Block) -> (Ty, bool) {
         cx.push_scope();
         let n = b.stmts.len();
         let mut ty = Ty::Void;
+        let mut reachable = true;
         for (i, s) in b.stmts.iter().enumerate() {
             if i + 1 == n {
                 ty = match &s.kind {
-                    StmtKind::Expr(e) => self.expr(cx, e, None),
+                    StmtKind::Expr(e) => {
+                        let t = self.expr(cx, e, None);
+                        reachable &= !self.diverging.contains(&e.id);
+                        t
+                    }
                     StmtKind::Return(_) | StmtKind::Throw(_) | StmtKind::If { .. } => {
-                        self.stmt(cx, s);
+                        reachable &= self.stmt(cx, s);
                         Ty::Void
                     }
                     _ => {
-                        self.stmt(cx, s);
+                        reachable &= self.stmt(cx, s);
                         self.error(Code::E0404, s.span, "a block arm must end with an expression, `return` or `throw`");
                         Ty::Error
                     }
                 };
             } else {
-                self.stmt(cx, s);
+                reachable &= self.stmt(cx, s);
             }
         }
         if n == 0 {
@@ -706,7 +862,93 @@ impl<'a> Checker<'a, '_> {
             ty = Ty::Error;
         }
         cx.pop_scope();
-        ty
+        (ty, reachable)
+    }
+
+    // ------------------------------------------------------------------------------------------
+    // Map-entry bindings (§11.3)
+
+    /// Bindings to entries of map `mi` are invalid from here on: `by` is the operation.
+    fn invalidate_bindings(cx: &mut FnCtx, mi: usize, by: Span) {
+        for (_, l) in cx.scopes.iter_mut().flatten() {
+            if l.entry_of == Some(mi) {
+                l.invalidated_by = Some(by);
+                l.non_null = false;
+            }
+        }
+    }
+
+    /// E0609 for a use of a map-entry binding that an earlier operation may have invalidated;
+    /// reported once per binding (the first use) so one mistake gives one error.
+    pub(super) fn check_binding_valid(&mut self, cx: &mut FnCtx, name: &str, at: Span) {
+        let Some(l) = cx.lookup_mut(name) else { return };
+        let (Some(by), Some(mi), false) = (l.invalidated_by, l.entry_of, l.invalidation_reported) else { return };
+        l.invalidation_reported = true;
+        let map = self.maps[mi].name.clone();
+        self.error_because(
+            Code::E0609,
+            at,
+            format!("`{name}` is bound to an entry of `{map}`, which may have been deleted; look the entry up again (`if (var {name} = {map}[k])`)"),
+            by,
+            format!("this `delete` on `{map}` invalidates every binding to its entries"),
+        );
+    }
+
+    /// Before a loop body: a `delete` in the body that can reach the next iteration invalidates the
+    /// bindings declared outside the loop for the whole body (uses before the delete run after it
+    /// in the next iteration).
+    fn invalidate_for_loop(&self, cx: &mut FnCtx, body: &Block) {
+        let mut deletes = Vec::new();
+        self.loop_deletes(cx, body, &mut deletes);
+        for (mi, span) in deletes {
+            Self::invalidate_bindings(cx, mi, span);
+        }
+    }
+
+    fn loop_deletes(&self, cx: &FnCtx, b: &Block, out: &mut Vec<(usize, Span)>) {
+        for (i, s) in b.stmts.iter().enumerate() {
+            // A delete followed by a return or throw in its block never reaches the back edge.
+            let leaves = b.stmts[i + 1..].iter().any(|t| matches!(t.kind, StmtKind::Return(_) | StmtKind::Throw(_)));
+            match &s.kind {
+                StmtKind::Delete(e) if !leaves => {
+                    if let Some(mi) = self.map_entry_of(cx, e) {
+                        out.push((mi, s.span));
+                    }
+                }
+                StmtKind::If { then, els, .. } if !leaves => {
+                    self.loop_deletes(cx, then, out);
+                    let mut next = els.as_deref();
+                    while let Some(e) = next {
+                        match e {
+                            ElseBranch::Block(b) => {
+                                self.loop_deletes(cx, b, out);
+                                next = None;
+                            }
+                            ElseBranch::If(s) => {
+                                let StmtKind::If { then, els, .. } = &s.kind else { break };
+                                self.loop_deletes(cx, then, out);
+                                next = els.as_deref();
+                            }
+                        }
+                    }
+                }
+                StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } if !leaves => {
+                    self.loop_deletes(cx, body, out)
+                }
+                StmtKind::Try { body, catches } if !leaves => {
+                    self.loop_deletes(cx, body, out);
+                    for c in catches {
+                        self.loop_deletes(cx, &c.body, out);
+                    }
+                }
+                StmtKind::Expr(e) if !leaves => {
+                    for b in match_arm_blocks(e) {
+                        self.loop_deletes(cx, b, out);
+                    }
+                }
+                _ => {}
+            }
+        }
     }
 
     // ------------------------------------------------------------------------------------------
@@ -775,6 +1017,42 @@ impl<'a> Checker<'a, '_> {
     }
 }
 
+/// The values a returned expression can produce: the arm values of a `match` (recursively), else
+/// the expression itself. Arms that end in `return`/`throw` are checked where those are.
+fn verdict_leaves(e: &Expr) -> Vec<&Expr> {
+    let ExprKind::Match { arms, .. } = &e.kind else { return vec![e] };
+    let mut out = Vec::new();
+    for arm in arms {
+        let value = match &arm.body {
+            ArmBody::Expr(x) => Some(x),
+            ArmBody::Block(b) => match b.stmts.last().map(|s| &s.kind) {
+                Some(StmtKind::Expr(x)) => Some(x),
+                _ => None,
+            },
+        };
+        out.extend(value.map(verdict_leaves).unwrap_or_default());
+    }
+    out
+}
+
+/// The attribute that declares a program kind, for messages.
+fn attr_name(kind: ProgKind) -> &'static str {
+    match kind {
+        ProgKind::Kprobe => "probe",
+        k => crate::lower::kind_name(k),
+    }
+}
+
+/// "an XDP" / "a tc" …, for suggestions.
+fn kind_article(kind: ProgKind) -> &'static str {
+    match kind {
+        ProgKind::Xdp => "an XDP",
+        ProgKind::Tc => "a tc",
+        ProgKind::CgroupSkb => "a cgroup_skb",
+        _ => "this",
+    }
+}
+
 /// Whether a `while (true)` body can leave the loop (§14.2): a `break` of this loop, or any
 /// `return` or `throw`.
 fn block_can_exit_loop(b: &Block) -> bool {
@@ -802,7 +1080,7 @@ fn stmt_exits(s: &Stmt, any_exit: bool) -> bool {
         StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => {
             any_exit && body.stmts.iter().any(|s| stmt_returns(s))
         }
-        StmtKind::Expr(e) => any_exit && expr_has_return_arm(e),
+        StmtKind::Expr(e) => match_arm_blocks(e).any(in_block),
         _ => false,
     }
 }
@@ -819,10 +1097,19 @@ fn stmt_returns(s: &Stmt) -> bool {
         }
         StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => body.stmts.iter().any(stmt_returns),
         StmtKind::Try { body, catches } => body.stmts.iter().any(stmt_returns) || catches.iter().any(|c| c.body.stmts.iter().any(stmt_returns)),
+        StmtKind::Expr(e) => match_arm_blocks(e).any(|b| b.stmts.iter().any(stmt_returns)),
         _ => false,
     }
 }
 
-fn expr_has_return_arm(_e: &Expr) -> bool {
-    false
+/// The block arms of a `match` used as a statement (where a `break`, `return` or `throw` may hide).
+fn match_arm_blocks(e: &Expr) -> impl Iterator<Item = &Block> {
+    let arms: &[MatchArm] = match &e.kind {
+        ExprKind::Match { arms, .. } => arms,
+        _ => &[],
+    };
+    arms.iter().filter_map(|a| match &a.body {
+        ArmBody::Block(b) => Some(b),
+        ArmBody::Expr(_) => None,
+    })
 }

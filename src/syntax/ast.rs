@@ -283,7 +283,8 @@ pub enum TypeExprKind {
 pub struct MapTypeExpr {
     pub kind: Ident,
     pub args: Vec<TypeExpr>,
-    pub size: Option<(u64, Span)>,
+    /// `(N)`: `max_entries` (bytes for ring buffers), a constant expression folded by the checker.
+    pub size: Option<Box<Expr>>,
     pub span: Span,
 }
 

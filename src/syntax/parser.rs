@@ -568,8 +568,8 @@ impl<'a> Builder<'a> {
         let mut size = None;
         for c in it {
             match c.as_rule() {
-                Rule::int_lit => size = Some((self.int(&c), self.span(&c))),
-                _ => args.push(self.type_expr(c)),
+                Rule::type_expr => args.push(self.type_expr(c)),
+                _ => size = Some(Box::new(self.expr(c))),
             }
         }
         MapTypeExpr { kind, args, size, span }
