@@ -226,12 +226,7 @@ impl FnLower<'_, '_, '_> {
         let source = self.slot(from, "");
         self.b().core_store(v, source);
         let dest = self.slot(to.clone(), "");
-        let lo = self.b().core_const(0, Type::u32());
-        let hi = self.b().core_const(n as i128, Type::u32());
-        let op = self.b().ks_for(lo, hi);
-        let bb = self.entry_of(op, 0);
-        let i = self.lw.m.add_block_arg(bb, Type::u32());
-        self.in_block(bb, |fl| {
+        self.for_each_index(n, |fl, i| {
             let a = fl.b().core_elem_addr(source, i, Type::ptr(from_elem.clone()));
             let x = fl.b().core_load(a, from_elem.clone());
             let y = fl.convert(x, to_elem);
@@ -239,6 +234,16 @@ impl FnLower<'_, '_, '_> {
             fl.b().core_store(y, d);
         });
         self.b().core_load(dest, to.clone())
+    }
+
+    /// A `ks.for` over `0..n` whose body `body` emits, given the u32 index.
+    fn for_each_index(&mut self, n: u32, body: impl FnOnce(&mut Self, Value)) {
+        let lo = self.b().core_const(0, Type::u32());
+        let hi = self.b().core_const(n as i128, Type::u32());
+        let op = self.b().ks_for(lo, hi);
+        let bb = self.entry_of(op, 0);
+        let i = self.lw.m.add_block_arg(bb, Type::u32());
+        self.in_block(bb, |fl| body(fl, i));
     }
 
     /// A bool for an `if`/`while` condition (§7.2: integers, pointers and strings are truthy).
@@ -761,12 +766,7 @@ impl FnLower<'_, '_, '_> {
                 }
                 None => self.coerced_ir(&items[0], &elem),
             };
-            let lo = self.b().core_const(0, Type::u32());
-            let hi = self.b().core_const(n as i128, Type::u32());
-            let op = self.b().ks_for(lo, hi);
-            let bb = self.entry_of(op, 0);
-            let i = self.lw.m.add_block_arg(bb, Type::u32());
-            self.in_block(bb, |fl| {
+            self.for_each_index(n, |fl, i| {
                 let a = fl.b().core_elem_addr(temp, i, Type::ptr(elem.clone()));
                 fl.b().core_store(v, a);
             });
