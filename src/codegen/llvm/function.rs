@@ -71,8 +71,16 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let nounwind = Attribute::get_named_enum_kind_id("nounwind");
         func.add_attribute(AttributeLoc::Function, self.ctx.create_enum_attribute(nounwind, 0));
         match self.flavor {
-            // No unwinding in BPF: without nounwind LLVM adds an .eh_frame section.
-            Flavor::Bpf { .. } => {}
+            // No unwinding in BPF: without nounwind LLVM adds an .eh_frame section. BPF returns
+            // only a register: a function returning a struct, array or string is always inlined
+            // (kernel code has no recursion), which -O0's pipeline does too; LLVM's BPF back end
+            // crashes on an aggregate return it has to lower.
+            Flavor::Bpf { .. } => {
+                if !program && !ft.ret.is_scalar() && ft.ret != Type::Void {
+                    let always = Attribute::get_named_enum_kind_id("alwaysinline");
+                    func.add_attribute(AttributeLoc::Function, self.ctx.create_enum_attribute(always, 0));
+                }
+            }
             // Frame pointers and unwind tables, so perf and gdb walk userspace stacks.
             Flavor::Host => {
                 func.add_attribute(AttributeLoc::Function, self.ctx.create_string_attribute("frame-pointer", "all"));
