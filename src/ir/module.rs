@@ -341,6 +341,20 @@ impl Module {
 
     /// Detaches the op defining `v` when it is effect-free and nothing in its function uses its
     /// results any more; then the ops defining its operands, likewise.
+    /// How many operands of ops in `v`'s function name `v`.
+    pub fn use_count(&self, v: Value) -> usize {
+        let scope = match self.value(v).def {
+            ValueDef::Result(op, _) => self.top_level_of(op),
+            ValueDef::Arg(b, _) => match self.block_owner(b) {
+                Some(op) => self.top_level_of(op),
+                None => return 0,
+            },
+        };
+        let mut uses = 0;
+        self.walk_nested(scope, &mut |o| uses += self.op(o).operands.iter().filter(|&&x| x == v).count());
+        uses
+    }
+
     pub fn erase_if_unused(&mut self, v: Value) {
         let ValueDef::Result(op, _) = self.value(v).def else { return };
         if self.op(op).parent.is_none() || !self.is_effect_free(op) {

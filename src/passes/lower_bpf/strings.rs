@@ -52,9 +52,7 @@ fn stored_into(m: &Module, op: OpId, sources: &[Value]) -> Option<Value> {
     if !local || m.value_type(slot).pointee() != Some(m.value_type(result)) || sources.contains(&slot) {
         return None;
     }
-    let mut uses = 0;
-    m.walk_nested(m.top_level_of(op), &mut |o| uses += m.op(o).operands.iter().filter(|&&x| x == result).count());
-    (uses == 1).then_some(slot)
+    (m.use_count(result) == 1).then_some(slot)
 }
 
 /// Where to build a string result of type `ty`: the variable it is stored into, else a scratch
@@ -100,9 +98,7 @@ fn fold_converted_concats(m: &mut Module, func: OpId) {
         if m.op(concat).opcode != Opcode::KsStrConcat || !matches!(to, Type::Str(_)) {
             continue;
         }
-        let mut uses = 0;
-        m.walk_nested(func, &mut |o| uses += m.op(o).operands.iter().filter(|&&x| x == source).count());
-        if uses != 1 {
+        if m.use_count(source) != 1 {
             continue;
         }
         let (l, r) = (m.op(concat).operands[0], m.op(concat).operands[1]);
