@@ -30,17 +30,32 @@ struct Scenario {
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len() / 2).map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex bytes")).collect()
+    (0..s.len() / 2)
+        .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).expect("hex bytes"))
+        .collect()
 }
 
 fn scenario(path: &Path) -> Scenario {
-    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("scenario")).expect("scenario JSON");
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("scenario"))
+        .expect("scenario JSON");
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
     Scenario {
         program: text(&v["program"]),
-        setup: list("setup").iter().map(|e| (text(&e["map"]), hex(&text(&e["key"])), hex(&text(&e["value"])))).collect(),
-        packets: list("packets").iter().map(|p| (text(&p["name"]), hex(&text(&p["hex"])))).collect(),
+        setup: list("setup")
+            .iter()
+            .map(|e| {
+                (
+                    text(&e["map"]),
+                    hex(&text(&e["key"])),
+                    hex(&text(&e["value"])),
+                )
+            })
+            .collect(),
+        packets: list("packets")
+            .iter()
+            .map(|p| (text(&p["name"]), hex(&text(&p["hex"]))))
+            .collect(),
         compare_maps: list("compare_maps").iter().map(text).collect(),
     }
 }
@@ -48,18 +63,39 @@ fn scenario(path: &Path) -> Scenario {
 /// The tail-call table ksc assigned (`ks.prog_array {programs = [...]}` in its bpf-ir), which the
 /// C twin mirrors.
 fn prog_array(ksc: &Path, source: &Path) -> Vec<String> {
-    let out = Command::new(ksc).arg("--emit=bpf-ir").arg(source).output().expect("ksc runs");
+    let out = Command::new(ksc)
+        .arg("--emit=bpf-ir")
+        .arg(source)
+        .output()
+        .expect("ksc runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    let Some(line) = text.lines().find(|l| l.contains("ks.prog_array")) else { return Vec::new() };
-    let list = line.split("programs = [").nth(1).and_then(|r| r.split(']').next()).unwrap_or("");
-    list.split(',').map(|p| p.trim().trim_start_matches('@').to_string()).filter(|p| !p.is_empty()).collect()
+    let Some(line) = text.lines().find(|l| l.contains("ks.prog_array")) else {
+        return Vec::new();
+    };
+    let list = line
+        .split("programs = [")
+        .nth(1)
+        .and_then(|r| r.split(']').next())
+        .unwrap_or("");
+    list.split(',')
+        .map(|p| p.trim().trim_start_matches('@').to_string())
+        .filter(|p| !p.is_empty())
+        .collect()
 }
 
 /// Program names of an object, from its symbol table (the functions in program sections).
 fn programs(object: &Path) -> Vec<String> {
-    let out = Command::new("llvm-objdump-19").arg("-t").arg(object).output().expect("llvm-objdump-19 runs");
+    let out = Command::new("llvm-objdump-19")
+        .arg("-t")
+        .arg(object)
+        .output()
+        .expect("llvm-objdump-19 runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    let mut names: Vec<String> = text.lines().filter(|l| l.contains(" F ") && !l.contains(" .text")).filter_map(|l| l.split_whitespace().last().map(str::to_string)).collect();
+    let mut names: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains(" F ") && !l.contains(" .text"))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect();
     names.sort();
     names.dedup();
     names
@@ -68,11 +104,15 @@ fn programs(object: &Path) -> Vec<String> {
 fn load(object: &[u8], name: &str, s: &Scenario, table: &[String]) -> Loaded {
     let loaded = Loaded::load(object, name).unwrap_or_else(|e| panic!("{name} loads: {e:?}"));
     for (map, key, value) in &s.setup {
-        loaded.map_update(map, key, value).unwrap_or_else(|e| panic!("{name}: setup of {map}: {e}"));
+        loaded
+            .map_update(map, key, value)
+            .unwrap_or_else(|e| panic!("{name}: setup of {map}: {e}"));
     }
     if !table.is_empty() {
         let names: Vec<&str> = table.iter().map(String::as_str).collect();
-        loaded.fill_prog_array(&names).unwrap_or_else(|e| panic!("{name}: prog_array: {e}"));
+        loaded
+            .fill_prog_array(&names)
+            .unwrap_or_else(|e| panic!("{name}: prog_array: {e}"));
     }
     loaded
 }
@@ -81,12 +121,22 @@ fn load(object: &[u8], name: &str, s: &Scenario, table: &[String]) -> Loaded {
 fn check_equivalent(name: &str, ksc_obj: &[u8], c_obj: &[u8], s: &Scenario, table: &[String]) {
     let (k, c) = (load(ksc_obj, name, s, table), load(c_obj, name, s, table));
     for (label, packet) in &s.packets {
-        let (rk, rc) = (k.run(&s.program, packet).expect("ksc run"), c.run(&s.program, packet).expect("C run"));
-        assert_eq!(rk.retval, rc.retval, "{name}/{label}: verdicts differ (ksc {}, C {})", rk.retval, rc.retval);
+        let (rk, rc) = (
+            k.run(&s.program, packet).expect("ksc run"),
+            c.run(&s.program, packet).expect("C run"),
+        );
+        assert_eq!(
+            rk.retval, rc.retval,
+            "{name}/{label}: verdicts differ (ksc {}, C {})",
+            rk.retval, rc.retval
+        );
         assert_eq!(rk.data, rc.data, "{name}/{label}: output packets differ");
     }
     for map in &s.compare_maps {
-        let (mk, mc) = (k.map_entries(map).expect("ksc map"), c.map_entries(map).expect("C map"));
+        let (mk, mc) = (
+            k.map_entries(map).expect("ksc map"),
+            c.map_entries(map).expect("C map"),
+        );
         assert_eq!(mk, mc, "{name}: map {map} differs after the packets");
     }
 }
@@ -100,7 +150,10 @@ struct Row {
 }
 
 fn counts(loaded: &Loaded, progs: &[String]) -> (u32, u32, u32) {
-    progs.iter().filter_map(|p| loaded.program_counts(p).ok()).fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
+    progs
+        .iter()
+        .filter_map(|p| loaded.program_counts(p).ok())
+        .fold((0, 0, 0), |a, b| (a.0 + b.0, a.1 + b.1, a.2 + b.2))
 }
 
 extern "C" {
@@ -122,26 +175,48 @@ fn main() {
     let ksc = common::ksc(&root);
     let work = common::work_dir(&root);
     common::vmlinux_h(&work);
-    let repeat: u32 = std::env::var("KSC_BENCH_REPEAT").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
-    let rounds: usize = std::env::var("KSC_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
+    let repeat: u32 = std::env::var("KSC_BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let rounds: usize = std::env::var("KSC_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
     let mut rows = Vec::new();
     for name in common::twins(&root) {
         let s = scenario(&root.join(format!("benches/scenarios/{name}.json")));
         let source = root.join(format!("examples/{name}.ks"));
-        let (ksc_path, c_path) = (work.join(format!("{name}.ksc.bpf.o")), work.join(format!("{name}.c.bpf.o")));
+        let (ksc_path, c_path) = (
+            work.join(format!("{name}.ksc.bpf.o")),
+            work.join(format!("{name}.c.bpf.o")),
+        );
         let mut k = Command::new(&ksc);
         k.arg("--emit=obj").arg("-o").arg(&ksc_path).arg(&source);
         common::run(k, &format!("ksc {name}"));
-        common::run(common::clang_command(&root, &work, &name, &c_path), &format!("clang-19 {name}"));
-        let (ksc_obj, c_obj) = (std::fs::read(&ksc_path).expect("ksc object"), std::fs::read(&c_path).expect("C object"));
+        common::run(
+            common::clang_command(&root, &work, &name, &c_path),
+            &format!("clang-19 {name}"),
+        );
+        let (ksc_obj, c_obj) = (
+            std::fs::read(&ksc_path).expect("ksc object"),
+            std::fs::read(&c_path).expect("C object"),
+        );
         let table = prog_array(&ksc, &source);
         check_equivalent(&name, &ksc_obj, &c_obj, &s, &table);
 
-        let (k, c) = (load(&ksc_obj, &name, &s, &table), load(&c_obj, &name, &s, &table));
+        let (k, c) = (
+            load(&ksc_obj, &name, &s, &table),
+            load(&c_obj, &name, &s, &table),
+        );
         // A round runs every packet once per object; its figure is the mean over the packets. The
         // kernel times whole nanoseconds, so a per-packet median would round each packet alike in
         // every round; the mean of a round spreads that rounding over the packets first.
-        let time = |obj: &Loaded, label: &str, packet: &[u8]| obj.run_repeated(&s.program, packet, repeat).unwrap_or_else(|e| panic!("{name}/{label}: {e}")).1 as f64;
+        let time = |obj: &Loaded, label: &str, packet: &[u8]| {
+            obj.run_repeated(&s.program, packet, repeat)
+                .unwrap_or_else(|e| panic!("{name}/{label}: {e}"))
+                .1 as f64
+        };
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let (mut rounds_k, mut rounds_c) = (Vec::new(), Vec::new());
         for round in 0..rounds {
@@ -159,9 +234,27 @@ fn main() {
             rounds_k.push(mean(&tk));
             rounds_c.push(mean(&tc));
         }
-        let (ck, cc) = (counts(&k, &programs(&ksc_path)), counts(&c, &programs(&c_path)));
-        let row = Row { name: name.clone(), ns: (common::median(rounds_k), common::median(rounds_c)), object: (ck.0, cc.0), xlated: (ck.1, cc.1), processed: (ck.2, cc.2) };
-        println!("{:<20} ns/run {:>7.1} vs {:>7.1}   xlated {:>5} vs {:>5}   processed {:>6} vs {:>6}", row.name, row.ns.0, row.ns.1, row.xlated.0, row.xlated.1, row.processed.0, row.processed.1);
+        let (ck, cc) = (
+            counts(&k, &programs(&ksc_path)),
+            counts(&c, &programs(&c_path)),
+        );
+        let row = Row {
+            name: name.clone(),
+            ns: (common::median(rounds_k), common::median(rounds_c)),
+            object: (ck.0, cc.0),
+            xlated: (ck.1, cc.1),
+            processed: (ck.2, cc.2),
+        };
+        println!(
+            "{:<20} ns/run {:>7.1} vs {:>7.1}   xlated {:>5} vs {:>5}   processed {:>6} vs {:>6}",
+            row.name,
+            row.ns.0,
+            row.ns.1,
+            row.xlated.0,
+            row.xlated.1,
+            row.processed.0,
+            row.processed.1
+        );
         rows.push(row);
     }
     report(&root, &rows, repeat, rounds);
@@ -172,12 +265,53 @@ fn report(root: &Path, rows: &[Row], repeat: u32, rounds: usize) {
     let mut md = format!("# Generated code: ksc against hand-written C\n\nBPF_PROG_TEST_RUN, {repeat} runs per round, {rounds} alternating rounds, median; `cargo bench --bench codegen`.\n\n| example | ns/run ksc | ns/run C | ratio | insns ksc | insns C | xlated ksc | xlated C | ratio | processed ksc | processed C |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     let mut csv = String::from("example,ns_ksc,ns_c,object_insns_ksc,object_insns_c,xlated_ksc,xlated_c,processed_ksc,processed_c\n");
     for r in rows {
-        let _ = writeln!(md, "| {} | {:.1} | {:.1} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} |", r.name, r.ns.0, r.ns.1, ratio(r.ns.0, r.ns.1), r.object.0, r.object.1, r.xlated.0, r.xlated.1, ratio(r.xlated.0 as f64, r.xlated.1 as f64), r.processed.0, r.processed.1);
-        let _ = writeln!(csv, "{},{:.2},{:.2},{},{},{},{},{},{}", r.name, r.ns.0, r.ns.1, r.object.0, r.object.1, r.xlated.0, r.xlated.1, r.processed.0, r.processed.1);
+        let _ = writeln!(
+            md,
+            "| {} | {:.1} | {:.1} | {:.2} | {} | {} | {} | {} | {:.2} | {} | {} |",
+            r.name,
+            r.ns.0,
+            r.ns.1,
+            ratio(r.ns.0, r.ns.1),
+            r.object.0,
+            r.object.1,
+            r.xlated.0,
+            r.xlated.1,
+            ratio(r.xlated.0 as f64, r.xlated.1 as f64),
+            r.processed.0,
+            r.processed.1
+        );
+        let _ = writeln!(
+            csv,
+            "{},{:.2},{:.2},{},{},{},{},{},{}",
+            r.name,
+            r.ns.0,
+            r.ns.1,
+            r.object.0,
+            r.object.1,
+            r.xlated.0,
+            r.xlated.1,
+            r.processed.0,
+            r.processed.1
+        );
     }
-    let g_ns = common::geomean(&rows.iter().map(|r| ratio(r.ns.0, r.ns.1)).collect::<Vec<_>>());
-    let g_x = common::geomean(&rows.iter().map(|r| ratio(r.xlated.0 as f64, r.xlated.1 as f64)).collect::<Vec<_>>());
-    let g_p = common::geomean(&rows.iter().map(|r| ratio(r.processed.0 as f64, r.processed.1 as f64)).collect::<Vec<_>>());
+    let g_ns = common::geomean(
+        &rows
+            .iter()
+            .map(|r| ratio(r.ns.0, r.ns.1))
+            .collect::<Vec<_>>(),
+    );
+    let g_x = common::geomean(
+        &rows
+            .iter()
+            .map(|r| ratio(r.xlated.0 as f64, r.xlated.1 as f64))
+            .collect::<Vec<_>>(),
+    );
+    let g_p = common::geomean(
+        &rows
+            .iter()
+            .map(|r| ratio(r.processed.0 as f64, r.processed.1 as f64))
+            .collect::<Vec<_>>(),
+    );
     let summary = format!("geometric mean ksc ÷ C over {} examples: ns/run {g_ns:.3} (target ≤ 1.00), xlated instructions {g_x:.3} (target ≤ 1.05), verifier-processed {g_p:.3}", rows.len());
     common::write_results(&root, "codegen", md, &csv, &summary);
 }

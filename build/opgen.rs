@@ -43,9 +43,23 @@ pub struct AttrSpec {
     pub optional: bool,
 }
 
-const CONSTRAINTS: &[&str] = &["any", "int", "bool", "ptr", "scalar", "intbool", "str", "fnptr", "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64"];
-const ATTR_KINDS: &[&str] = &["int", "bool", "str", "sym", "type", "fields", "list", "value"];
-const TRAITS: &[&str] = &["pure", "terminator", "reads", "writes", "kernel", "user", "module_level", "isolated"];
+const CONSTRAINTS: &[&str] = &[
+    "any", "int", "bool", "ptr", "scalar", "intbool", "str", "fnptr", "u8", "u16", "u32", "u64",
+    "i8", "i16", "i32", "i64",
+];
+const ATTR_KINDS: &[&str] = &[
+    "int", "bool", "str", "sym", "type", "fields", "list", "value",
+];
+const TRAITS: &[&str] = &[
+    "pure",
+    "terminator",
+    "reads",
+    "writes",
+    "kernel",
+    "user",
+    "module_level",
+    "isolated",
+];
 
 pub fn generate(spec_dir: &Path, out: &Path) -> Result<(), String> {
     println!("cargo:rerun-if-changed={}", spec_dir.display());
@@ -75,7 +89,11 @@ pub fn generate(spec_dir: &Path, out: &Path) -> Result<(), String> {
 }
 
 pub fn parse(text: &str) -> Result<Dialect, String> {
-    let mut d = Dialect { name: String::new(), summary: String::new(), ops: Vec::new() };
+    let mut d = Dialect {
+        name: String::new(),
+        summary: String::new(),
+        ops: Vec::new(),
+    };
     let mut cur: Option<OpSpec> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -84,7 +102,9 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
             continue;
         }
         if let Some(rest) = line.strip_prefix("dialect ") {
-            let (name, summary) = rest.split_once(' ').ok_or(format!("{n}: dialect needs a name and a summary"))?;
+            let (name, summary) = rest
+                .split_once(' ')
+                .ok_or(format!("{n}: dialect needs a name and a summary"))?;
             d.name = name.to_string();
             d.summary = summary.trim().trim_matches('"').to_string();
         } else if let Some(rest) = line.strip_prefix("op ") {
@@ -92,10 +112,19 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
                 return Err(format!("{n}: `op` inside an op"));
             }
             let name = rest.trim_end_matches('{').trim();
-            if name.is_empty() || !name.chars().all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit()) {
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            {
                 return Err(format!("{n}: bad op name `{name}`"));
             }
-            cur = Some(OpSpec { dialect: d.name.clone(), name: name.to_string(), line: n, ..Default::default() });
+            cur = Some(OpSpec {
+                dialect: d.name.clone(),
+                name: name.to_string(),
+                line: n,
+                ..Default::default()
+            });
         } else if line == "}" {
             let op = cur.take().ok_or(format!("{n}: `}}` outside an op"))?;
             if op.summary.is_empty() {
@@ -107,7 +136,9 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
             d.ops.push(op);
         } else {
             let op = cur.as_mut().ok_or(format!("{n}: `{line}` outside an op"))?;
-            let (key, value) = line.split_once(':').ok_or(format!("{n}: expected `key: value`"))?;
+            let (key, value) = line
+                .split_once(':')
+                .ok_or(format!("{n}: expected `key: value`"))?;
             let value = value.trim();
             match key.trim() {
                 "summary" => op.summary = value.to_string(),
@@ -115,7 +146,9 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
                 "results" => op.results = slots(value, n)?,
                 "attrs" => {
                     for a in list(value) {
-                        let (name, kind) = a.split_once(':').ok_or(format!("{n}: attribute `{a}` needs a kind"))?;
+                        let (name, kind) = a
+                            .split_once(':')
+                            .ok_or(format!("{n}: attribute `{a}` needs a kind"))?;
                         let kind = kind.trim();
                         let (kind, optional) = match kind.strip_suffix('?') {
                             Some(k) => (k, true),
@@ -124,7 +157,11 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
                         if !ATTR_KINDS.contains(&kind) {
                             return Err(format!("{n}: unknown attribute kind `{kind}`"));
                         }
-                        op.attrs.push(AttrSpec { name: name.trim().to_string(), kind: kind.to_string(), optional });
+                        op.attrs.push(AttrSpec {
+                            name: name.trim().to_string(),
+                            kind: kind.to_string(),
+                            optional,
+                        });
                     }
                 }
                 "regions" => {
@@ -170,9 +207,16 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
     }
     for op in &d.ops {
         for (i, r) in op.results.iter().enumerate() {
-            if let Some(src) = r.constraint.strip_prefix("same(").and_then(|s| s.strip_suffix(')')) {
+            if let Some(src) = r
+                .constraint
+                .strip_prefix("same(")
+                .and_then(|s| s.strip_suffix(')'))
+            {
                 if !op.operands.iter().any(|o| o.name == src) {
-                    return Err(format!("{}: result {} of {} refers to unknown operand {src}", op.line, i, op.name));
+                    return Err(format!(
+                        "{}: result {} of {} refers to unknown operand {src}",
+                        op.line, i, op.name
+                    ));
                 }
             }
         }
@@ -181,13 +225,18 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
 }
 
 fn list(v: &str) -> Vec<String> {
-    v.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect()
+    v.split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 fn slots(v: &str, n: usize) -> Result<Vec<Slot>, String> {
     let mut out = Vec::new();
     for s in list(v) {
-        let (name, c) = s.split_once(':').ok_or(format!("{n}: `{s}` needs a constraint"))?;
+        let (name, c) = s
+            .split_once(':')
+            .ok_or(format!("{n}: `{s}` needs a constraint"))?;
         let c = c.trim();
         let (c, variadic) = match c.strip_suffix("...") {
             Some(c) => (c, true),
@@ -196,16 +245,25 @@ fn slots(v: &str, n: usize) -> Result<Vec<Slot>, String> {
         if !CONSTRAINTS.contains(&c) && !(c.starts_with("same(") && c.ends_with(')')) {
             return Err(format!("{n}: unknown constraint `{c}`"));
         }
-        out.push(Slot { name: name.trim().to_string(), constraint: c.to_string(), variadic });
+        out.push(Slot {
+            name: name.trim().to_string(),
+            constraint: c.to_string(),
+            variadic,
+        });
     }
     if out.iter().rev().skip(1).any(|s| s.variadic) {
-        return Err(format!("{n}: only the last operand or result may be variadic"));
+        return Err(format!(
+            "{n}: only the last operand or result may be variadic"
+        ));
     }
     Ok(out)
 }
 
 fn camel(s: &str) -> String {
-    s.split(['_', '.']).filter(|p| !p.is_empty()).map(|p| p[..1].to_uppercase() + &p[1..]).collect()
+    s.split(['_', '.'])
+        .filter(|p| !p.is_empty())
+        .map(|p| p[..1].to_uppercase() + &p[1..])
+        .collect()
 }
 
 fn variant(op: &OpSpec) -> String {
@@ -219,7 +277,8 @@ fn snake(op: &OpSpec) -> String {
 /// Rust identifiers for spec names that are keywords.
 fn ident(s: &str) -> String {
     match s {
-        "type" | "struct" | "impl" | "fn" | "if" | "else" | "for" | "while" | "loop" | "break" | "continue" | "return" | "match" | "ref" | "move" => format!("r#{s}"),
+        "type" | "struct" | "impl" | "fn" | "if" | "else" | "for" | "while" | "loop" | "break"
+        | "continue" | "return" | "match" | "ref" | "move" => format!("r#{s}"),
         _ => s.to_string(),
     }
 }
@@ -269,11 +328,20 @@ fn attr_param(a: &AttrSpec) -> (String, String) {
     };
     let name = ident(&a.name);
     if a.optional {
-        let ty = if ty.starts_with("impl ") { "Option<Vec<u8>>".to_string() } else { format!("Option<{ty}>") };
-        let conv = conv.replace("v.into()", "v").replace("Attr::Sym(v)", "Attr::Sym(v.into())");
+        let ty = if ty.starts_with("impl ") {
+            "Option<Vec<u8>>".to_string()
+        } else {
+            format!("Option<{ty}>")
+        };
+        let conv = conv
+            .replace("v.into()", "v")
+            .replace("Attr::Sym(v)", "Attr::Sym(v.into())");
         (format!("{name}: {ty}"), format!("{name}.map(|v| {conv})"))
     } else {
-        (format!("{name}: {ty}"), format!("Some({{ let v = {name}; {conv} }})"))
+        (
+            format!("{name}: {ty}"),
+            format!("Some({{ let v = {name}; {conv} }})"),
+        )
     }
 }
 
@@ -305,21 +373,53 @@ pub fn rust(dialects: &[Dialect]) -> String {
         for (field, slots) in [("operands", &op.operands), ("results", &op.results)] {
             let _ = write!(s, "        {field}: &[");
             for sl in slots.iter() {
-                let _ = write!(s, "SlotInfo {{ name: \"{}\", constraint: {}, variadic: {} }}, ", sl.name, constraint_expr(&sl.constraint, op), sl.variadic);
+                let _ = write!(
+                    s,
+                    "SlotInfo {{ name: \"{}\", constraint: {}, variadic: {} }}, ",
+                    sl.name,
+                    constraint_expr(&sl.constraint, op),
+                    sl.variadic
+                );
             }
             s.push_str("],\n");
         }
         let _ = write!(s, "        attrs: &[");
         for a in &op.attrs {
-            let _ = write!(s, "AttrInfo {{ name: \"{}\", kind: {}, optional: {} }}, ", a.name, attr_kind(&a.kind), a.optional);
+            let _ = write!(
+                s,
+                "AttrInfo {{ name: \"{}\", kind: {}, optional: {} }}, ",
+                a.name,
+                attr_kind(&a.kind),
+                a.optional
+            );
         }
         s.push_str("],\n");
         let _ = writeln!(s, "        regions: &{:?},", op.regions);
         let _ = writeln!(s, "        variadic_regions: {},", op.variadic_regions);
         let _ = writeln!(s, "        successors: &{:?},", op.successors);
-        let _ = writeln!(s, "        variadic_successors: {},", op.variadic_successors);
-        let traits: Vec<String> = op.traits.iter().map(|t| format!("Traits::{}", t.to_uppercase())).collect();
-        let _ = writeln!(s, "        traits: Traits({}),", if traits.is_empty() { "0".to_string() } else { traits.iter().map(|t| format!("{t}.0")).collect::<Vec<_>>().join(" | ") });
+        let _ = writeln!(
+            s,
+            "        variadic_successors: {},",
+            op.variadic_successors
+        );
+        let traits: Vec<String> = op
+            .traits
+            .iter()
+            .map(|t| format!("Traits::{}", t.to_uppercase()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "        traits: Traits({}),",
+            if traits.is_empty() {
+                "0".to_string()
+            } else {
+                traits
+                    .iter()
+                    .map(|t| format!("{t}.0"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            }
+        );
         let _ = writeln!(s, "    }},");
     }
     s.push_str("];\n\n");
@@ -327,7 +427,13 @@ pub fn rust(dialects: &[Dialect]) -> String {
     // Name lookup.
     s.push_str("impl Opcode {\n    pub fn from_name(name: &str) -> Option<Opcode> {\n        Some(match name {\n");
     for op in &ops {
-        let _ = writeln!(s, "            \"{}.{}\" => Opcode::{},", op.dialect, op.name, variant(op));
+        let _ = writeln!(
+            s,
+            "            \"{}.{}\" => Opcode::{},",
+            op.dialect,
+            op.name,
+            variant(op)
+        );
     }
     s.push_str("            _ => return None,\n        })\n    }\n}\n\n");
 
@@ -335,7 +441,11 @@ pub fn rust(dialects: &[Dialect]) -> String {
     s.push_str("/// Runs the op-specific verifier hook named in the op's spec.\npub(crate) fn run_verify_hook(v: &mut crate::ir::verify::Verifier, op: OpId) {\n    match v.module.op(op).opcode {\n");
     for op in &ops {
         if let Some(h) = &op.verify {
-            let _ = writeln!(s, "        Opcode::{} => crate::ir::verify::hooks::{h}(v, op),", variant(op));
+            let _ = writeln!(
+                s,
+                "        Opcode::{} => crate::ir::verify::hooks::{h}(v, op),",
+                variant(op)
+            );
         }
     }
     s.push_str("        _ => {}\n    }\n}\n\n");
@@ -367,12 +477,22 @@ pub fn rust(dialects: &[Dialect]) -> String {
             if r.variadic {
                 params.push(format!("{n}: &[Type]"));
                 result_exprs.push(format!("tys.extend_from_slice({n});"));
-            } else if let Some(src) = r.constraint.strip_prefix("same(").and_then(|x| x.strip_suffix(')')) {
-                result_exprs.push(format!("tys.push(self.module.value_type({}).clone());", ident(src)));
+            } else if let Some(src) = r
+                .constraint
+                .strip_prefix("same(")
+                .and_then(|x| x.strip_suffix(')'))
+            {
+                result_exprs.push(format!(
+                    "tys.push(self.module.value_type({}).clone());",
+                    ident(src)
+                ));
             } else if r.constraint == "bool" {
                 result_exprs.push("tys.push(Type::Bool);".into());
             } else if CONSTRAINTS[8..].contains(&r.constraint.as_str()) {
-                result_exprs.push(format!("tys.push(Type::Int(IntTy::{}));", r.constraint.to_uppercase()));
+                result_exprs.push(format!(
+                    "tys.push(Type::Int(IntTy::{}));",
+                    r.constraint.to_uppercase()
+                ));
             } else {
                 params.push(format!("{n}: Type"));
                 result_exprs.push(format!("tys.push({n});"));
@@ -388,7 +508,12 @@ pub fn rust(dialects: &[Dialect]) -> String {
         let ret = if single { "Value" } else { "OpId" };
         let _ = writeln!(s, "    /// `{}.{}`: {}", op.dialect, op.name, op.summary);
         let _ = writeln!(s, "    #[allow(clippy::too_many_arguments, unused_mut)]");
-        let _ = writeln!(s, "    pub fn {}(&mut self, {}) -> {ret} {{", snake(op), params.join(", "));
+        let _ = writeln!(
+            s,
+            "    pub fn {}(&mut self, {}) -> {ret} {{",
+            snake(op),
+            params.join(", ")
+        );
         let _ = writeln!(s, "        let mut ops: Vec<Value> = Vec::new();");
         for e in operand_exprs {
             let _ = writeln!(s, "        {e}");
@@ -397,10 +522,26 @@ pub fn rust(dialects: &[Dialect]) -> String {
         for e in result_exprs {
             let _ = writeln!(s, "        {e}");
         }
-        let _ = writeln!(s, "        let attrs: Vec<Option<Attr>> = vec![{}];", attr_exprs.join(", "));
-        let regions = if op.variadic_regions { format!("{} - 1 + region_count", op.regions.len()) } else { op.regions.len().to_string() };
-        let succ = if op.successors.is_empty() { "Vec::new()" } else { "successors" };
-        let _ = writeln!(s, "        let op = self.insert(Opcode::{}, ops, tys, attrs, {regions}, {succ});", variant(op));
+        let _ = writeln!(
+            s,
+            "        let attrs: Vec<Option<Attr>> = vec![{}];",
+            attr_exprs.join(", ")
+        );
+        let regions = if op.variadic_regions {
+            format!("{} - 1 + region_count", op.regions.len())
+        } else {
+            op.regions.len().to_string()
+        };
+        let succ = if op.successors.is_empty() {
+            "Vec::new()"
+        } else {
+            "successors"
+        };
+        let _ = writeln!(
+            s,
+            "        let op = self.insert(Opcode::{}, ops, tys, attrs, {regions}, {succ});",
+            variant(op)
+        );
         if single {
             let _ = writeln!(s, "        self.module.op(op).results[0]");
         } else {
@@ -415,7 +556,10 @@ pub fn rust(dialects: &[Dialect]) -> String {
     for op in &ops {
         let v = variant(op);
         let _ = writeln!(s, "\n    /// `{}.{}`", op.dialect, op.name);
-        let _ = writeln!(s, "    #[derive(Clone, Copy, Debug)]\n    pub struct {v}(pub OpId);");
+        let _ = writeln!(
+            s,
+            "    #[derive(Clone, Copy, Debug)]\n    pub struct {v}(pub OpId);"
+        );
         let _ = writeln!(s, "    #[allow(dead_code)]\n    impl {v} {{");
         let _ = writeln!(s, "        pub fn of(m: &Module, op: OpId) -> Option<Self> {{ (m.op(op).opcode == Opcode::{v}).then_some({v}(op)) }}");
         let fixed = op.operands.iter().filter(|o| !o.variadic).count();
@@ -432,7 +576,10 @@ pub fn rust(dialects: &[Dialect]) -> String {
             if r.variadic {
                 let _ = writeln!(s, "        pub fn {n}(self, m: &Module) -> &[Value] {{ &m.op(self.0).results[{i}..] }}");
             } else {
-                let _ = writeln!(s, "        pub fn {n}(self, m: &Module) -> Value {{ m.op(self.0).results[{i}] }}");
+                let _ = writeln!(
+                    s,
+                    "        pub fn {n}(self, m: &Module) -> Value {{ m.op(self.0).results[{i}] }}"
+                );
             }
         }
         for (i, a) in op.attrs.iter().enumerate() {
@@ -485,7 +632,19 @@ pub fn markdown(dialects: &[Dialect]) -> String {
         let _ = writeln!(s, "## `{}`\n\n{}\n", d.name, d.summary);
         for op in &d.ops {
             let _ = writeln!(s, "### `{}.{}`\n\n{}\n", op.dialect, op.name, op.summary);
-            let slot = |v: &[Slot]| v.iter().map(|x| format!("`{}: {}{}`", x.name, x.constraint, if x.variadic { "..." } else { "" })).collect::<Vec<_>>().join(", ");
+            let slot = |v: &[Slot]| {
+                v.iter()
+                    .map(|x| {
+                        format!(
+                            "`{}: {}{}`",
+                            x.name,
+                            x.constraint,
+                            if x.variadic { "..." } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             if !op.operands.is_empty() {
                 let _ = writeln!(s, "- operands: {}", slot(&op.operands));
             }
@@ -493,14 +652,51 @@ pub fn markdown(dialects: &[Dialect]) -> String {
                 let _ = writeln!(s, "- results: {}", slot(&op.results));
             }
             if !op.attrs.is_empty() {
-                let a: Vec<String> = op.attrs.iter().map(|a| format!("`{}: {}{}`", a.name, a.kind, if a.optional { "?" } else { "" })).collect();
+                let a: Vec<String> = op
+                    .attrs
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "`{}: {}{}`",
+                            a.name,
+                            a.kind,
+                            if a.optional { "?" } else { "" }
+                        )
+                    })
+                    .collect();
                 let _ = writeln!(s, "- attributes: {}", a.join(", "));
             }
             if !op.regions.is_empty() {
-                let _ = writeln!(s, "- regions: {}{}", op.regions.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "), if op.variadic_regions { " (variadic)" } else { "" });
+                let _ = writeln!(
+                    s,
+                    "- regions: {}{}",
+                    op.regions
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if op.variadic_regions {
+                        " (variadic)"
+                    } else {
+                        ""
+                    }
+                );
             }
             if !op.successors.is_empty() {
-                let _ = writeln!(s, "- successors: {}{}", op.successors.iter().map(|r| format!("`{r}`")).collect::<Vec<_>>().join(", "), if op.variadic_successors { " (variadic)" } else { "" });
+                let _ = writeln!(
+                    s,
+                    "- successors: {}{}",
+                    op.successors
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if op.variadic_successors {
+                        " (variadic)"
+                    } else {
+                        ""
+                    }
+                );
             }
             if !op.traits.is_empty() {
                 let _ = writeln!(s, "- traits: {}", op.traits.join(", "));

@@ -8,10 +8,21 @@ pub fn build(out: &Path) -> Result<(), String> {
     println!("cargo:rerun-if-changed=runtime");
     println!("cargo:rerun-if-env-changed=KSC_WERROR");
     // libbpf-sys (links = "bpf") tells dependents where its headers are; libbpf.a sits beside them.
-    let include = PathBuf::from(std::env::var("DEP_BPF_INCLUDE").map_err(|_| "libbpf-sys did not report its include directory")?);
-    let libbpf = include.parent().ok_or("libbpf include directory has no parent")?.join("libbpf.a");
-    std::fs::copy(&libbpf, out.join("libbpf.a")).map_err(|e| format!("cannot copy {}: {e}", libbpf.display()))?;
-    let mut sources: Vec<PathBuf> = std::fs::read_dir("runtime/src").map_err(|e| format!("runtime/src: {e}"))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "c")).collect();
+    let include = PathBuf::from(
+        std::env::var("DEP_BPF_INCLUDE")
+            .map_err(|_| "libbpf-sys did not report its include directory")?,
+    );
+    let libbpf = include
+        .parent()
+        .ok_or("libbpf include directory has no parent")?
+        .join("libbpf.a");
+    std::fs::copy(&libbpf, out.join("libbpf.a"))
+        .map_err(|e| format!("cannot copy {}: {e}", libbpf.display()))?;
+    let mut sources: Vec<PathBuf> = std::fs::read_dir("runtime/src")
+        .map_err(|e| format!("runtime/src: {e}"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "c"))
+        .collect();
     sources.sort();
     c_build(&include, out)
         .files(&sources)
@@ -21,7 +32,10 @@ pub fn build(out: &Path) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // ksc loads objects itself (`verify`, `test`) and must adapt them to the kernel exactly as
     // the runtime does, so it links the runtime's kernel fallbacks too.
-    c_build(&include, out).file("runtime/src/kernel_compat.c").try_compile("ksrt_kernel_compat").map_err(|e| e.to_string())
+    c_build(&include, out)
+        .file("runtime/src/kernel_compat.c")
+        .try_compile("ksrt_kernel_compat")
+        .map_err(|e| e.to_string())
 }
 
 fn c_build(include: &Path, out: &Path) -> cc::Build {

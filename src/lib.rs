@@ -5,8 +5,8 @@
 //! command-line layer over it; `diagnostics` is shared by every stage; `btf` reads kernel types.
 
 pub mod btf;
-pub mod diagnostics;
 pub mod codegen;
+pub mod diagnostics;
 pub mod driver;
 pub mod ir;
 pub mod kernel;

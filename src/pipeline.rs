@@ -7,18 +7,43 @@ use std::path::Path;
 
 /// Compiles the kernel side of a `.ks` file to BPF ELF object bytes, or returns the rendered
 /// diagnostics (or back-end errors) as text.
-pub fn compile_bpf_object(file: &Path, opts: &crate::codegen::bpf::Options) -> Result<Vec<u8>, String> {
+pub fn compile_bpf_object(
+    file: &Path,
+    opts: &crate::codegen::bpf::Options,
+) -> Result<Vec<u8>, String> {
     let mut sources = SourceMap::new();
     let mut diags = Diagnostics::new();
-    let unit = syntax::load_unit(file, ParseOptions { compat: false }, &mut sources, &mut diags);
+    let unit = syntax::load_unit(
+        file,
+        ParseOptions { compat: false },
+        &mut sources,
+        &mut diags,
+    );
     if diags.has_errors() {
         return Err(render_text(&diags, &sources));
     }
-    let checked = sema::check(&unit, &CheckOptions { btf_path: None, compat: false }, &mut diags);
+    let checked = sema::check(
+        &unit,
+        &CheckOptions {
+            btf_path: None,
+            compat: false,
+        },
+        &mut diags,
+    );
     if diags.has_errors() {
         return Err(render_text(&diags, &sources));
     }
     let module = crate::lower::lower_unit(&unit, &checked, &sources);
-    let bpf = crate::passes::pipeline::run_pipeline(&module, &crate::passes::pipeline::bpf(&opts.cpu)).map_err(|(pass, errors)| format!("pass {pass}: {errors:?}"))?;
-    crate::codegen::bpf::compile(&bpf, opts, crate::codegen::bpf::Output::Object).map_err(|errors| errors.into_iter().map(|e| e.message).collect::<Vec<_>>().join("\n"))
+    let bpf =
+        crate::passes::pipeline::run_pipeline(&module, &crate::passes::pipeline::bpf(&opts.cpu))
+            .map_err(|(pass, errors)| format!("pass {pass}: {errors:?}"))?;
+    crate::codegen::bpf::compile(&bpf, opts, crate::codegen::bpf::Output::Object).map_err(
+        |errors| {
+            errors
+                .into_iter()
+                .map(|e| e.message)
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    )
 }

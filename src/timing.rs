@@ -24,7 +24,10 @@ pub fn stage<T>(stage: &'static str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let out = f();
     let took = start.elapsed();
-    STAGES.lock().unwrap_or_else(|e| e.into_inner()).push((stage, took));
+    STAGES
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((stage, took));
     out
 }
 
@@ -40,7 +43,10 @@ pub fn report() -> Option<String> {
         out.push_str(&format!("  {:>8.2}  {name}\n", took.as_secs_f64() * 1e3));
     }
     if let Some(start) = START.get() {
-        out.push_str(&format!("  {:>8.2}  total after start-up\n", start.elapsed().as_secs_f64() * 1e3));
+        out.push_str(&format!(
+            "  {:>8.2}  total after start-up\n",
+            start.elapsed().as_secs_f64() * 1e3
+        ));
     }
     Some(out)
 }

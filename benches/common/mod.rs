@@ -10,7 +10,13 @@ use std::process::Command;
 pub fn twins(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("benches/scenarios"))
         .expect("benches/scenarios")
-        .filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".json").map(str::to_string))
+        .filter_map(|e| {
+            e.ok()?
+                .file_name()
+                .to_str()?
+                .strip_suffix(".json")
+                .map(str::to_string)
+        })
         .filter(|n| selected(n))
         .collect();
     names.sort();
@@ -53,15 +59,31 @@ pub fn libbpf_include(root: &Path) -> PathBuf {
         .filter(|p| p.join("bpf/bpf_helpers.h").exists())
         .collect();
     found.sort();
-    found.pop().expect("libbpf-sys headers in target/release/build (cargo build --release first)")
+    found
+        .pop()
+        .expect("libbpf-sys headers in target/release/build (cargo build --release first)")
 }
 
 /// `vmlinux.h` of the running kernel, generated once into the work directory.
 pub fn vmlinux_h(work: &Path) -> PathBuf {
     let header = work.join("vmlinux.h");
     if !header.exists() {
-        let out = Command::new("bpftool").args(["btf", "dump", "file", "/sys/kernel/btf/vmlinux", "format", "c"]).output().expect("bpftool runs");
-        assert!(out.status.success(), "bpftool btf dump: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new("bpftool")
+            .args([
+                "btf",
+                "dump",
+                "file",
+                "/sys/kernel/btf/vmlinux",
+                "format",
+                "c",
+            ])
+            .output()
+            .expect("bpftool runs");
+        assert!(
+            out.status.success(),
+            "bpftool btf dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         std::fs::write(&header, out.stdout).expect("write vmlinux.h");
     }
     header
@@ -85,7 +107,11 @@ pub fn clang_command(root: &Path, work: &Path, name: &str, out: &Path) -> Comman
 /// Runs a command that must succeed.
 pub fn run(mut c: Command, what: &str) {
     let out = c.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(out.status.success(), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{what}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 pub fn median(mut v: Vec<f64>) -> f64 {

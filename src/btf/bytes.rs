@@ -14,7 +14,10 @@ const KERNEL_BTF_DIR: &str = "/sys/kernel/btf";
 pub(crate) enum Bytes {
     Owned(Vec<u8>),
     /// A read-only private mapping of a kernel BTF file, which cannot change while mapped.
-    Mapped { ptr: NonNull<u8>, len: usize },
+    Mapped {
+        ptr: NonNull<u8>,
+        len: usize,
+    },
 }
 
 // The mapping is read-only and owned by this value alone.
@@ -34,10 +37,21 @@ impl Bytes {
 
 fn map(path: &Path) -> Option<Bytes> {
     let file = std::fs::File::open(path).ok()?;
-    let len = usize::try_from(file.metadata().ok()?.len()).ok().filter(|&l| l > 0)?;
+    let len = usize::try_from(file.metadata().ok()?.len())
+        .ok()
+        .filter(|&l| l > 0)?;
     // SAFETY: a fresh read-only private mapping of an open file; failure is MAP_FAILED. The
     // mapping outlives the descriptor, as mmap(2) allows.
-    let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_PRIVATE, file.as_raw_fd(), 0) };
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            file.as_raw_fd(),
+            0,
+        )
+    };
     if p == libc::MAP_FAILED {
         return None;
     }

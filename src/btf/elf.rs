@@ -9,17 +9,31 @@ pub(crate) fn section(elf: &[u8], name: &str) -> Result<Range<usize>, String> {
     let (shoff, shentsize, shnum, shstrndx) = if r.wide {
         (r.u64(0x28)?, r.u16(0x3a)?, r.u16(0x3c)?, r.u16(0x3e)?)
     } else {
-        (r.u32(0x20)? as u64, r.u16(0x2e)?, r.u16(0x30)?, r.u16(0x32)?)
+        (
+            r.u32(0x20)? as u64,
+            r.u16(0x2e)?,
+            r.u16(0x30)?,
+            r.u16(0x32)?,
+        )
     };
     let header = |i: u16| -> Result<Section, String> {
-        let at = (shoff as usize).checked_add(i as usize * shentsize as usize).ok_or("ELF section table out of range")?;
+        let at = (shoff as usize)
+            .checked_add(i as usize * shentsize as usize)
+            .ok_or("ELF section table out of range")?;
         r.section(at)
     };
     let names = header(shstrndx)?.range(elf)?;
     for i in 0..shnum {
         let s = header(i)?;
-        let at = names.start.checked_add(s.name as usize).filter(|&a| a < names.end).ok_or("ELF section name out of range")?;
-        let found = elf[at..names.end].split(|&b| b == 0).next().is_some_and(|n| n == name.as_bytes());
+        let at = names
+            .start
+            .checked_add(s.name as usize)
+            .filter(|&a| a < names.end)
+            .ok_or("ELF section name out of range")?;
+        let found = elf[at..names.end]
+            .split(|&b| b == 0)
+            .next()
+            .is_some_and(|n| n == name.as_bytes());
         if found {
             return s.range(elf);
         }
@@ -36,8 +50,12 @@ struct Section {
 impl Section {
     fn range(&self, elf: &[u8]) -> Result<Range<usize>, String> {
         let start = usize::try_from(self.offset).map_err(|_| "ELF section out of range")?;
-        let end = usize::try_from(self.size).ok().and_then(|s| start.checked_add(s)).filter(|&e| e <= elf.len());
-        end.map(|e| start..e).ok_or_else(|| "ELF section lies outside the file".to_string())
+        let end = usize::try_from(self.size)
+            .ok()
+            .and_then(|s| start.checked_add(s))
+            .filter(|&e| e <= elf.len());
+        end.map(|e| start..e)
+            .ok_or_else(|| "ELF section lies outside the file".to_string())
     }
 }
 
@@ -59,11 +77,18 @@ impl<'a> Reader<'a> {
             2 => true,
             _ => return None,
         };
-        Some(Reader { bytes, wide, big_endian })
+        Some(Reader {
+            bytes,
+            wide,
+            big_endian,
+        })
     }
 
     fn take<const N: usize>(&self, at: usize) -> Result<[u8; N], String> {
-        let b = at.checked_add(N).and_then(|end| self.bytes.get(at..end)).ok_or("ELF data truncated")?;
+        let b = at
+            .checked_add(N)
+            .and_then(|end| self.bytes.get(at..end))
+            .ok_or("ELF data truncated")?;
         let mut a: [u8; N] = b.try_into().expect("N bytes");
         if self.big_endian {
             a.reverse();
@@ -86,7 +111,11 @@ impl<'a> Reader<'a> {
             return Err("ELF section table out of range".into());
         }
         let name = self.u32(at)?;
-        let (offset, size) = if self.wide { (self.u64(at + 0x18)?, self.u64(at + 0x20)?) } else { (self.u32(at + 0x10)? as u64, self.u32(at + 0x14)? as u64) };
+        let (offset, size) = if self.wide {
+            (self.u64(at + 0x18)?, self.u64(at + 0x20)?)
+        } else {
+            (self.u32(at + 0x10)? as u64, self.u32(at + 0x14)? as u64)
+        };
         Ok(Section { name, offset, size })
     }
 }

@@ -35,14 +35,33 @@ const MAX_MEMBERS: usize = 1 << 16;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KType {
     Void,
-    Int { size: u32, signed: bool, is_bool: bool, is_char: bool },
+    Int {
+        size: u32,
+        signed: bool,
+        is_bool: bool,
+        is_char: bool,
+    },
     Ptr(Box<KType>),
-    Array { elem: Box<KType>, len: u32 },
+    Array {
+        elem: Box<KType>,
+        len: u32,
+    },
     /// `name` is the typedef name for an anonymous struct reached via a typedef,
     /// "" for a truly anonymous one; `id` always identifies it.
-    Struct { name: String, id: u32 },
-    Union { name: String, id: u32 },
-    Enum { name: String, id: u32, size: u32, signed: bool },
+    Struct {
+        name: String,
+        id: u32,
+    },
+    Union {
+        name: String,
+        id: u32,
+    },
+    Enum {
+        name: String,
+        id: u32,
+        size: u32,
+        signed: bool,
+    },
     /// A pointer to a function prototype (KernelScript sees it as `*void`).
     FuncPtr,
     /// Floats, bare function prototypes, and anything malformed.
@@ -134,23 +153,35 @@ pub struct LazyBtf {
 impl LazyBtf {
     /// BTF to be read from `path` when first asked for.
     pub fn new(path: PathBuf) -> Self {
-        LazyBtf { path, btf: OnceLock::new() }
+        LazyBtf {
+            path,
+            btf: OnceLock::new(),
+        }
     }
 
     /// BTF already read (or known to be absent).
     pub fn loaded(btf: Option<KernelBtf>) -> Self {
-        LazyBtf { path: PathBuf::new(), btf: OnceLock::from(btf) }
+        LazyBtf {
+            path: PathBuf::new(),
+            btf: OnceLock::from(btf),
+        }
     }
 
     /// The kernel's types; None when the file cannot be read or parsed.
     pub fn get(&self) -> Option<&KernelBtf> {
-        self.btf.get_or_init(|| crate::timing::stage("load kernel btf", || KernelBtf::load(&self.path).ok())).as_ref()
+        self.btf
+            .get_or_init(|| {
+                crate::timing::stage("load kernel btf", || KernelBtf::load(&self.path).ok())
+            })
+            .as_ref()
     }
 }
 
 impl fmt::Debug for KernelBtf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KernelBtf").field("types", &self.raw.type_cnt()).finish()
+        f.debug_struct("KernelBtf")
+            .field("types", &self.raw.type_cnt())
+            .finish()
     }
 }
 
@@ -162,11 +193,13 @@ impl KernelBtf {
 
     /// Loads BTF from an ELF object with a .BTF section or a raw BTF file.
     pub fn load(path: &Path) -> Result<KernelBtf, String> {
-        let fail = |why: &dyn fmt::Display| format!("cannot load BTF from {}: {why}", path.display());
+        let fail =
+            |why: &dyn fmt::Display| format!("cannot load BTF from {}: {why}", path.display());
         if path.is_dir() {
             return Err(fail(&"is a directory"));
         }
-        let bytes = crate::timing::stage("read btf file", || Bytes::read(path)).map_err(|e| fail(&e))?;
+        let bytes =
+            crate::timing::stage("read btf file", || Bytes::read(path)).map_err(|e| fail(&e))?;
         RawBtf::parse(bytes).map(Self::wrap).map_err(|e| fail(&e))
     }
 
@@ -177,11 +210,16 @@ impl KernelBtf {
 
     /// Parses a raw BTF blob (or an ELF object with a .BTF section) held in memory.
     pub fn from_bytes(data: &[u8]) -> Result<KernelBtf, String> {
-        RawBtf::parse(Bytes::Owned(data.to_vec())).map(Self::wrap).map_err(|e| format!("cannot parse BTF data: {e}"))
+        RawBtf::parse(Bytes::Owned(data.to_vec()))
+            .map(Self::wrap)
+            .map_err(|e| format!("cannot parse BTF data: {e}"))
     }
 
     fn wrap(raw: RawBtf) -> KernelBtf {
-        KernelBtf { raw, names: Names::default() }
+        KernelBtf {
+            raw,
+            names: Names::default(),
+        }
     }
 
     /// Number of type ids, including void (id 0).
@@ -234,15 +272,23 @@ impl KernelBtf {
         if depth > MAX_DEPTH {
             return KType::Unknown;
         }
-        let Some((id, alias)) = self.peel(id) else { return KType::Unknown };
+        let Some((id, alias)) = self.peel(id) else {
+            return KType::Unknown;
+        };
         if id == 0 {
             return KType::Void;
         }
-        let Some(t) = self.raw.get(id) else { return KType::Unknown };
+        let Some(t) = self.raw.get(id) else {
+            return KType::Unknown;
+        };
         // Anonymous aggregates reached through a typedef are known by that name.
         let name = || {
             let n = t.name();
-            if n.is_empty() { alias.clone().unwrap_or_default() } else { n.into_owned() }
+            if n.is_empty() {
+                alias.clone().unwrap_or_default()
+            } else {
+                n.into_owned()
+            }
         };
         match t.kind() {
             KIND_INT => {
@@ -265,23 +311,31 @@ impl KernelBtf {
                 }
             }
             KIND_ARRAY => match t.array() {
-                Some((elem, len)) => {
-                    KType::Array { elem: Box::new(self.ktype_at(elem, depth + 1)), len }
-                }
+                Some((elem, len)) => KType::Array {
+                    elem: Box::new(self.ktype_at(elem, depth + 1)),
+                    len,
+                },
                 None => KType::Unknown,
             },
             KIND_STRUCT => KType::Struct { name: name(), id },
             KIND_UNION => KType::Union { name: name(), id },
-            KIND_ENUM | KIND_ENUM64 => {
-                KType::Enum { name: name(), id, size: t.size_or_type(), signed: t.kflag() }
-            }
+            KIND_ENUM | KIND_ENUM64 => KType::Enum {
+                name: name(),
+                id,
+                size: t.size_or_type(),
+                signed: t.kflag(),
+            },
             KIND_FWD => {
                 // A forward declaration: point at the full definition when the
                 // file has one, so member lookups work.
                 let n = t.name().into_owned();
                 let is_union = t.kflag();
                 let kind = if is_union { KIND_UNION } else { KIND_STRUCT };
-                let real = if n.is_empty() { None } else { self.find(&n, kind) };
+                let real = if n.is_empty() {
+                    None
+                } else {
+                    self.find(&n, kind)
+                };
                 let id = real.unwrap_or(id);
                 if is_union {
                     KType::Union { name: n, id }
@@ -312,7 +366,10 @@ impl KernelBtf {
 
     /// The C name of a type id ("" for anonymous types and void).
     pub fn type_name(&self, id: u32) -> String {
-        self.raw.get(id).map(|t| t.name().into_owned()).unwrap_or_default()
+        self.raw
+            .get(id)
+            .map(|t| t.name().into_owned())
+            .unwrap_or_default()
     }
 
     // ----- structs and unions -----
@@ -376,15 +433,19 @@ impl KernelBtf {
         // kflag set: offset packs (bitfield size << 24 | bit offset).
         let kflag = t.kflag();
         for (i, m) in t.members().iter().enumerate() {
-            let (mut off, mut bits) =
-                if kflag { (m.offset & 0x00ff_ffff, m.offset >> 24) } else { (m.offset, 0) };
+            let (mut off, mut bits) = if kflag {
+                (m.offset & 0x00ff_ffff, m.offset >> 24)
+            } else {
+                (m.offset, 0)
+            };
             let peeled = self.peel(m.type_id).and_then(|(pid, _)| self.raw.get(pid));
             let name = self.raw.str_at(m.name_off);
             path.push(i as u32);
             if name.is_empty() {
                 // Anonymous struct/union: its members belong to us. Other
                 // unnamed members (padding bit-fields) are not accessible.
-                if let Some(inner) = peeled.filter(|p| matches!(p.kind(), KIND_STRUCT | KIND_UNION)) {
+                if let Some(inner) = peeled.filter(|p| matches!(p.kind(), KIND_STRUCT | KIND_UNION))
+                {
                     // A struct cannot contain itself; skip such a cycle.
                     if inner.id != id && !stack.contains(&inner.id) {
                         stack.push(id);
@@ -408,7 +469,10 @@ impl KernelBtf {
                     }
                 }
             }
-            let size = self.raw.resolve_size(m.type_id).and_then(|s| u32::try_from(s).ok());
+            let size = self
+                .raw
+                .resolve_size(m.type_id)
+                .and_then(|s| u32::try_from(s).ok());
             out.push(KMember {
                 name: name.into_owned(),
                 ty: self.ktype(m.type_id),
@@ -498,9 +562,16 @@ impl KernelBtf {
                 variadic = true;
                 continue;
             }
-            params.push((self.raw.str_at(p.name_off).into_owned(), self.ktype(p.type_id)));
+            params.push((
+                self.raw.str_at(p.name_off).into_owned(),
+                self.ktype(p.type_id),
+            ));
         }
-        Some(KFuncSig { params, ret: self.ktype(t.size_or_type()), variadic })
+        Some(KFuncSig {
+            params,
+            ret: self.ktype(t.size_or_type()),
+            variadic,
+        })
     }
 
     /// The prototype a function-pointer type points to.
@@ -548,7 +619,11 @@ impl KernelBtf {
                         Some(sig) => KOpsKind::Func(sig),
                         None => KOpsKind::Data(m.ty),
                     };
-                    KOpsMember { name: m.name, offset_bits: m.offset_bits, kind }
+                    KOpsMember {
+                        name: m.name,
+                        offset_bits: m.offset_bits,
+                        kind,
+                    }
                 })
                 .collect(),
         )
@@ -567,13 +642,24 @@ impl fmt::Display for KType {
         match self {
             KType::Void => write!(f, "void"),
             KType::Int { is_bool: true, .. } => write!(f, "bool"),
-            KType::Int { is_char: true, size: 1, .. } => write!(f, "char"),
+            KType::Int {
+                is_char: true,
+                size: 1,
+                ..
+            } => write!(f, "char"),
             KType::Int { size, signed, .. } => {
-                write!(f, "{}{}", if *signed { 'i' } else { 'u' }, size.saturating_mul(8))
+                write!(
+                    f,
+                    "{}{}",
+                    if *signed { 'i' } else { 'u' },
+                    size.saturating_mul(8)
+                )
             }
             KType::Ptr(t) => write!(f, "*{t}"),
             KType::Array { elem, len } => write!(f, "{elem}[{len}]"),
-            KType::Struct { name, id } | KType::Union { name, id } | KType::Enum { name, id, .. } => {
+            KType::Struct { name, id }
+            | KType::Union { name, id }
+            | KType::Enum { name, id, .. } => {
                 if name.is_empty() {
                     write!(f, "<anonymous #{id}>")
                 } else {

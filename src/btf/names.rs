@@ -11,7 +11,9 @@
 //! probing without deletion keeps that order), which is how "first type with this name" keeps
 //! libbpf's choice among duplicates — the same answer a scan in id order gives.
 
-use super::raw::{RawBtf, KIND_ENUM, KIND_ENUM64, KIND_FUNC, KIND_STRUCT, KIND_TYPEDEF, KIND_UNION};
+use super::raw::{
+    RawBtf, KIND_ENUM, KIND_ENUM64, KIND_FUNC, KIND_STRUCT, KIND_TYPEDEF, KIND_UNION,
+};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -50,21 +52,45 @@ struct Enumerator {
 impl Names {
     /// First type id with this name and kind (libbpf's choice among duplicates).
     pub(crate) fn type_id(&self, raw: &RawBtf, name: &str, kind: u32) -> Option<u32> {
-        let group = if kind == KIND_FUNC { Group::Funcs } else { Group::Types };
+        let group = if kind == KIND_FUNC {
+            Group::Funcs
+        } else {
+            Group::Types
+        };
         let found = self.memoized(kind, name, || {
             if self.scan_next(group) {
                 let offsets = raw.string_offsets(name.as_bytes());
                 if offsets.is_empty() {
                     return None;
                 }
-                return (1..raw.type_cnt()).find(|&id| raw.get(id).is_some_and(|t| t.kind() == kind && offsets.contains(&t.name_off()))).map(|id| (id, 0));
+                return (1..raw.type_cnt())
+                    .find(|&id| {
+                        raw.get(id)
+                            .is_some_and(|t| t.kind() == kind && offsets.contains(&t.name_off()))
+                    })
+                    .map(|id| (id, 0));
             }
             let index = match group {
-                Group::Funcs => self.funcs.get_or_init(|| index_types(raw, |k| k == KIND_FUNC)),
-                _ => self.types.get_or_init(|| index_types(raw, |k| matches!(k, KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF))),
+                Group::Funcs => self
+                    .funcs
+                    .get_or_init(|| index_types(raw, |k| k == KIND_FUNC)),
+                _ => self.types.get_or_init(|| {
+                    index_types(raw, |k| {
+                        matches!(
+                            k,
+                            KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_TYPEDEF
+                        )
+                    })
+                }),
             };
-            let name_of = |id: u32| raw.get(id).map_or(&[][..], |t| raw.name_bytes(t.name_off()));
-            index.lookup(name.as_bytes(), name_of).find(|&id| raw.get(id).is_some_and(|t| t.kind() == kind)).map(|id| (id, 0))
+            let name_of = |id: u32| {
+                raw.get(id)
+                    .map_or(&[][..], |t| raw.name_bytes(t.name_off()))
+            };
+            index
+                .lookup(name.as_bytes(), name_of)
+                .find(|&id| raw.get(id).is_some_and(|t| t.kind() == kind))
+                .map(|id| (id, 0))
         });
         found.map(|(id, _)| id)
     }
@@ -77,12 +103,24 @@ impl Names {
                 if offsets.is_empty() {
                     return None;
                 }
-                return (1..raw.type_cnt()).filter_map(|id| raw.get(id)).find_map(|t| t.enum_values().find(|(off, _)| offsets.contains(off)).map(|(_, v)| (t.id, v)));
+                return (1..raw.type_cnt())
+                    .filter_map(|id| raw.get(id))
+                    .find_map(|t| {
+                        t.enum_values()
+                            .find(|(off, _)| offsets.contains(off))
+                            .map(|(_, v)| (t.id, v))
+                    });
             }
             let (list, index) = self.enumerators.get_or_init(|| {
                 let mut list = Vec::new();
                 for t in (1..raw.type_cnt()).filter_map(|id| raw.get(id)) {
-                    list.extend(t.enum_values().filter(|&(off, _)| off != 0).map(|(name_off, value)| Enumerator { name_off, enum_id: t.id, value }));
+                    list.extend(t.enum_values().filter(|&(off, _)| off != 0).map(
+                        |(name_off, value)| Enumerator {
+                            name_off,
+                            enum_id: t.id,
+                            value,
+                        },
+                    ));
                 }
                 let mut index = NameIndex::with_capacity(list.len());
                 for (i, e) in list.iter().enumerate() {
@@ -90,18 +128,35 @@ impl Names {
                 }
                 (list, index)
             });
-            let e = &list[index.lookup(name.as_bytes(), |i| raw.name_bytes(list[i as usize].name_off)).next()? as usize];
+            let e = &list[index
+                .lookup(name.as_bytes(), |i| {
+                    raw.name_bytes(list[i as usize].name_off)
+                })
+                .next()? as usize];
             Some((e.enum_id, e.value))
         })
     }
 
-    fn memoized(&self, kind: u32, name: &str, find: impl FnOnce() -> Option<(u32, i64)>) -> Option<(u32, i64)> {
+    fn memoized(
+        &self,
+        kind: u32,
+        name: &str,
+        find: impl FnOnce() -> Option<(u32, i64)>,
+    ) -> Option<(u32, i64)> {
         let key = (kind, name.to_string());
-        if let Some(&hit) = self.memo.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        if let Some(&hit) = self
+            .memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
             return hit;
         }
         let found = find();
-        self.memo.lock().unwrap_or_else(|e| e.into_inner()).insert(key, found);
+        self.memo
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, found);
         found
     }
 
@@ -113,8 +168,13 @@ impl Names {
 
 /// An index of the named types whose kind `wanted` accepts, by type id.
 fn index_types(raw: &RawBtf, wanted: impl Fn(u32) -> bool) -> NameIndex {
-    let named = |id: u32| raw.get(id).filter(|t| wanted(t.kind()) && t.name_off() != 0);
-    let count = (1..raw.type_cnt()).filter(|&id| named(id).is_some()).count();
+    let named = |id: u32| {
+        raw.get(id)
+            .filter(|t| wanted(t.kind()) && t.name_off() != 0)
+    };
+    let count = (1..raw.type_cnt())
+        .filter(|&id| named(id).is_some())
+        .count();
     let mut index = NameIndex::with_capacity(count);
     for id in 1..raw.type_cnt() {
         if let Some(t) = named(id) {
@@ -141,7 +201,10 @@ impl NameIndex {
     /// An index for up to `entries` entries, at most half full.
     fn with_capacity(entries: usize) -> Self {
         let len = (entries.max(8) * 2).next_power_of_two();
-        NameIndex { slots: vec![Slot::default(); len], mask: len - 1 }
+        NameIndex {
+            slots: vec![Slot::default(); len],
+            mask: len - 1,
+        }
     }
 
     fn insert(&mut self, name: &[u8], entry: u32) {
@@ -150,11 +213,18 @@ impl NameIndex {
         while self.slots[i].entry != 0 {
             i = (i + 1) & self.mask;
         }
-        self.slots[i] = Slot { hash: (h >> 32) as u32, entry: entry + 1 };
+        self.slots[i] = Slot {
+            hash: (h >> 32) as u32,
+            entry: entry + 1,
+        };
     }
 
     /// Entries whose name may be `name`, in insertion order; `name_of` confirms each.
-    fn lookup<'a>(&'a self, name: &'a [u8], name_of: impl Fn(u32) -> &'a [u8] + 'a) -> impl Iterator<Item = u32> + 'a {
+    fn lookup<'a>(
+        &'a self,
+        name: &'a [u8],
+        name_of: impl Fn(u32) -> &'a [u8] + 'a,
+    ) -> impl Iterator<Item = u32> + 'a {
         let h = hash(name);
         let tag = (h >> 32) as u32;
         let start = h as usize & self.mask;

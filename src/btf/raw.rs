@@ -79,10 +79,15 @@ impl RawBtf {
             return Err(format!("unsupported BTF version {}", data[2]));
         }
         let field = |i: usize| header_field(&data, i);
-        let (hdr_len, type_off, type_len, str_off, str_len) = (field(0), field(1), field(2), field(3), field(4));
+        let (hdr_len, type_off, type_len, str_off, str_len) =
+            (field(0), field(1), field(2), field(3), field(4));
         let section = |off: usize, len: usize, what: &str| {
             let start = hdr_len.checked_add(off).filter(|&s| s <= data.len());
-            match start.and_then(|s| s.checked_add(len).filter(|&e| e <= data.len()).map(|e| s..e)) {
+            match start.and_then(|s| {
+                s.checked_add(len)
+                    .filter(|&e| e <= data.len())
+                    .map(|e| s..e)
+            }) {
                 Some(r) => Ok(r),
                 None => Err(format!("BTF {what} section lies outside the data")),
             }
@@ -114,7 +119,14 @@ impl RawBtf {
     pub(crate) fn get(&self, id: u32) -> Option<TypeRef<'_>> {
         let start = *self.starts.get(id.checked_sub(1)? as usize)? as usize;
         let w = |i: usize| self.word(start + 4 * i);
-        Some(TypeRef { btf: self, start, name_off: w(0), info: w(1), size_or_type: w(2), id })
+        Some(TypeRef {
+            btf: self,
+            start,
+            name_off: w(0),
+            info: w(1),
+            size_or_type: w(2),
+            id,
+        })
     }
 
     /// A native-order u32 of the data; callers pass offsets inside a validated record.
@@ -125,7 +137,9 @@ impl RawBtf {
     /// The bytes of the NUL-terminated string at a string-section offset; empty when out of range.
     pub(crate) fn name_bytes(&self, off: u32) -> &[u8] {
         let strs = &self.data[self.strs.clone()];
-        let Some(tail) = strs.get(off as usize..) else { return &[] };
+        let Some(tail) = strs.get(off as usize..) else {
+            return &[];
+        };
         // The section ends with NUL (checked at parse time), so there is always one.
         let end = memchr::memchr(0, tail).unwrap_or(tail.len());
         &tail[..end]
@@ -139,7 +153,9 @@ impl RawBtf {
         needle.extend_from_slice(name);
         needle.push(0);
         // The section starts with NUL, so every string but the empty one follows a NUL.
-        memchr::memmem::find_iter(&self.data[self.strs.clone()], &needle).map(|at| at as u32 + 1).collect()
+        memchr::memmem::find_iter(&self.data[self.strs.clone()], &needle)
+            .map(|at| at as u32 + 1)
+            .collect()
     }
 
     /// String at a string-section offset; "" when out of range.
@@ -154,15 +170,19 @@ impl RawBtf {
         for _ in 0..MAX_RESOLVE_DEPTH {
             let t = self.get(id)?;
             let size = match t.kind() {
-                KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_DATASEC | KIND_FLOAT => t.size_or_type() as u64,
+                KIND_INT | KIND_STRUCT | KIND_UNION | KIND_ENUM | KIND_ENUM64 | KIND_DATASEC
+                | KIND_FLOAT => t.size_or_type() as u64,
                 KIND_PTR => 8,
-                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_VAR | KIND_DECL_TAG | KIND_TYPE_TAG => {
+                KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_VAR
+                | KIND_DECL_TAG | KIND_TYPE_TAG => {
                     id = t.size_or_type();
                     continue;
                 }
                 KIND_ARRAY => {
                     let (elem, len) = t.array()?;
-                    scale = scale.checked_mul(len as u64).filter(|&s| s <= u32::MAX as u64)?;
+                    scale = scale
+                        .checked_mul(len as u64)
+                        .filter(|&s| s <= u32::MAX as u64)?;
                     id = elem;
                     continue;
                 }
@@ -198,15 +218,24 @@ fn type_starts(data: &[u8], types: Range<usize>) -> Result<Vec<u32>, String> {
         let vlen = (info & 0xffff) as usize;
         let trailing = match (info >> 24) & 0x1f {
             KIND_INT | KIND_VAR | KIND_DECL_TAG => 4,
-            KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+            KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+            | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
             KIND_ARRAY => 12,
             KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen,
             KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen,
-            kind => return Err(format!("BTF type {} has unknown kind {kind}", starts.len() + 1)),
+            kind => {
+                return Err(format!(
+                    "BTF type {} has unknown kind {kind}",
+                    starts.len() + 1
+                ))
+            }
         };
         let end = at + TYPE_HEADER + trailing;
         if end > types.end {
-            return Err(format!("BTF type {} runs past the type section", starts.len() + 1));
+            return Err(format!(
+                "BTF type {} runs past the type section",
+                starts.len() + 1
+            ));
         }
         starts.push(at as u32);
         at = end;
@@ -221,8 +250,14 @@ fn swap_byte_order(data: &mut [u8]) -> Result<(), String> {
     for field in data[4..HEADER_LEN].chunks_exact_mut(4) {
         field.reverse();
     }
-    let (hdr_len, type_off, type_len) = (header_field(data, 0), header_field(data, 1), header_field(data, 2));
-    let types = hdr_len.checked_add(type_off).and_then(|s| Some(s..s.checked_add(type_len)?));
+    let (hdr_len, type_off, type_len) = (
+        header_field(data, 0),
+        header_field(data, 1),
+        header_field(data, 2),
+    );
+    let types = hdr_len
+        .checked_add(type_off)
+        .and_then(|s| Some(s..s.checked_add(type_len)?));
     match types.filter(|t| t.end <= data.len() && t.start % 4 == 0) {
         Some(types) => {
             for w in data[types].chunks_exact_mut(4) {
@@ -308,7 +343,11 @@ impl<'a> TypeRef<'a> {
             return Vec::new();
         }
         (0..self.vlen())
-            .map(|i| RawMember { name_off: self.trailing(3 * i), type_id: self.trailing(3 * i + 1), offset: self.trailing(3 * i + 2) })
+            .map(|i| RawMember {
+                name_off: self.trailing(3 * i),
+                type_id: self.trailing(3 * i + 1),
+                offset: self.trailing(3 * i + 2),
+            })
             .collect()
     }
 
@@ -316,7 +355,12 @@ impl<'a> TypeRef<'a> {
         if self.kind() != KIND_FUNC_PROTO {
             return Vec::new();
         }
-        (0..self.vlen()).map(|i| RawParam { name_off: self.trailing(2 * i), type_id: self.trailing(2 * i + 1) }).collect()
+        (0..self.vlen())
+            .map(|i| RawParam {
+                name_off: self.trailing(2 * i),
+                type_id: self.trailing(2 * i + 1),
+            })
+            .collect()
     }
 
     /// Enumerators as (name offset, value); the value is sign- or zero-extended according to

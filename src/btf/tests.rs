@@ -8,8 +8,15 @@ fn kernel() -> Option<&'static KernelBtf> {
     let path = KernelBtf::default_path();
     let required = std::env::var("KSC_REQUIRE_KERNEL").is_ok_and(|v| v == "1");
     if !path.exists() {
-        assert!(!required, "KSC_REQUIRE_KERNEL=1 but {} is missing", path.display());
-        eprintln!("note: {} not present, skipping kernel BTF test", path.display());
+        assert!(
+            !required,
+            "KSC_REQUIRE_KERNEL=1 but {} is missing",
+            path.display()
+        );
+        eprintln!(
+            "note: {} not present, skipping kernel BTF test",
+            path.display()
+        );
         return None;
     }
     BTF.get_or_init(|| Some(KernelBtf::load(&path).expect("kernel BTF must parse")))
@@ -17,7 +24,12 @@ fn kernel() -> Option<&'static KernelBtf> {
 }
 
 fn int(size: u32, signed: bool) -> KType {
-    KType::Int { size, signed, is_bool: false, is_char: false }
+    KType::Int {
+        size,
+        signed,
+        is_bool: false,
+        is_char: false,
+    }
 }
 
 fn is_ptr_to_struct(t: &KType, want: &str) -> bool {
@@ -111,7 +123,10 @@ fn synthetic_types_and_cycles() {
     let e = s.member("e").unwrap();
     assert_eq!(e.offset_bits, 32);
     assert_eq!(e.path, vec![1, 1]);
-    assert_eq!(btf.enumerator("X"), Some((String::new(), (1u64 << 63 | 1) as i64)));
+    assert_eq!(
+        btf.enumerator("X"),
+        Some((String::new(), (1u64 << 63 | 1) as i64))
+    );
     assert_eq!(btf.enumerator("nope"), None);
     assert!(btf.struct_by_name("nope").is_none());
 }
@@ -126,12 +141,23 @@ fn task_struct_fields() {
     assert_eq!(ts.member("pid").expect("pid").ty, int(4, true));
     assert_eq!(ts.member("tgid").expect("tgid").ty, int(4, true));
     // Self-reference stays a reference.
-    assert!(is_ptr_to_struct(&ts.member("real_parent").unwrap().ty, "task_struct"));
+    assert!(is_ptr_to_struct(
+        &ts.member("real_parent").unwrap().ty,
+        "task_struct"
+    ));
     let comm = &ts.member("comm").unwrap().ty;
-    assert!(matches!(comm, KType::Array { elem, len: 16 } if matches!(**elem, KType::Int { size: 1, is_char: true, .. })));
+    assert!(
+        matches!(comm, KType::Array { elem, len: 16 } if matches!(**elem, KType::Int { size: 1, is_char: true, .. }))
+    );
     assert_eq!(comm.to_string(), "char[16]");
     assert!(btf.has_struct("task_struct"));
-    assert_eq!(btf.ktype_size(&KType::Struct { name: ts.name.clone(), id: ts.id }), Some(ts.size as u64));
+    assert_eq!(
+        btf.ktype_size(&KType::Struct {
+            name: ts.name.clone(),
+            id: ts.id
+        }),
+        Some(ts.size as u64)
+    );
 }
 
 #[test]
@@ -143,7 +169,10 @@ fn xdp_md_and_xdp_action() {
     assert_eq!(md.member("data_end").unwrap().offset_bits, 32);
     let act = btf.enum_by_name("xdp_action").expect("xdp_action");
     assert!(act.values.contains(&("XDP_PASS".to_string(), 2)));
-    assert_eq!(btf.enumerator("XDP_PASS"), Some(("xdp_action".to_string(), 2)));
+    assert_eq!(
+        btf.enumerator("XDP_PASS"),
+        Some(("xdp_action".to_string(), 2))
+    );
 }
 
 #[test]
@@ -154,12 +183,18 @@ fn anonymous_members_and_bitfields_flatten() {
     let next = skb.member("next").expect("next");
     assert_eq!(next.offset_bits, 0);
     assert!(next.path.len() > 1);
-    assert!(is_ptr_to_struct(&skb.member("dev").expect("dev").ty, "net_device"));
+    assert!(is_ptr_to_struct(
+        &skb.member("dev").expect("dev").ty,
+        "net_device"
+    ));
     let pkt_type = skb.member("pkt_type").expect("pkt_type");
     assert_eq!(pkt_type.bitfield_size, 3);
     assert!(skb.member("len").is_some());
     let sk = btf.struct_by_name("__sk_buff").expect("__sk_buff");
-    assert!(matches!(sk.member("cb").unwrap().ty, KType::Array { len: 5, .. }));
+    assert!(matches!(
+        sk.member("cb").unwrap().ty,
+        KType::Array { len: 5, .. }
+    ));
 }
 
 #[test]
@@ -169,7 +204,14 @@ fn integer_typedefs() {
     assert_eq!(btf.typedef_int("u64"), Some(int(8, false)));
     assert_eq!(btf.typedef_int("pid_t"), Some(int(4, true)));
     assert_eq!(btf.typedef_int("__u8"), Some(int(1, false)));
-    assert!(matches!(btf.typedef_int("bool"), Some(KType::Int { is_bool: true, size: 1, .. })));
+    assert!(matches!(
+        btf.typedef_int("bool"),
+        Some(KType::Int {
+            is_bool: true,
+            size: 1,
+            ..
+        })
+    ));
     assert_eq!(btf.typedef_int("atomic_t"), None);
     assert_eq!(btf.typedef_int("no_such_typedef_ksc"), None);
 }
@@ -179,7 +221,9 @@ fn struct_ops_tcp_congestion_ops() {
     let Some(btf) = kernel() else { return };
     assert!(btf.is_struct_ops_type("tcp_congestion_ops"));
     assert!(!btf.is_struct_ops_type("task_struct"));
-    let ms = btf.struct_ops_members("tcp_congestion_ops").expect("tcp_congestion_ops");
+    let ms = btf
+        .struct_ops_members("tcp_congestion_ops")
+        .expect("tcp_congestion_ops");
     let get = |n: &str| ms.iter().find(|m| m.name == n).map(|m| &m.kind);
     match get("ssthresh").expect("ssthresh") {
         KOpsKind::Func(sig) => {
@@ -198,7 +242,14 @@ fn struct_ops_tcp_congestion_ops() {
     }
     match get("name").expect("name") {
         KOpsKind::Data(KType::Array { elem, len: 16 }) => {
-            assert!(matches!(**elem, KType::Int { size: 1, is_char: true, .. }))
+            assert!(matches!(
+                **elem,
+                KType::Int {
+                    size: 1,
+                    is_char: true,
+                    ..
+                }
+            ))
         }
         other => panic!("name: {other:?}"),
     }
@@ -207,10 +258,15 @@ fn struct_ops_tcp_congestion_ops() {
 #[test]
 fn tp_btf_sched_switch() {
     let Some(btf) = kernel() else { return };
-    let args = btf.tp_btf_args("sched_switch").expect("btf_trace_sched_switch");
+    let args = btf
+        .tp_btf_args("sched_switch")
+        .expect("btf_trace_sched_switch");
     // (bool preempt, task_struct *prev, task_struct *next, unsigned int prev_state)
     assert!(args.len() >= 3, "{args:?}");
-    assert!(matches!(args[0].1, KType::Int { is_bool: true, .. }), "{args:?}");
+    assert!(
+        matches!(args[0].1, KType::Int { is_bool: true, .. }),
+        "{args:?}"
+    );
     assert!(is_ptr_to_struct(&args[1].1, "task_struct"));
     assert!(is_ptr_to_struct(&args[2].1, "task_struct"));
     assert!(btf.tp_btf_args("no_such_event_ksc").is_none());
@@ -242,14 +298,40 @@ fn scans_and_index_answer_alike() {
         return;
     }
     let names = [
-        ("task_struct", KIND_STRUCT), ("sk_buff", KIND_STRUCT), ("file", KIND_STRUCT), ("inode", KIND_STRUCT),
-        ("sock", KIND_STRUCT), ("tcp_sock", KIND_STRUCT), ("xdp_md", KIND_STRUCT), ("linux_binprm", KIND_STRUCT),
-        ("xdp_action", KIND_ENUM), ("u32", KIND_TYPEDEF), ("pid_t", KIND_TYPEDEF), ("no_such_type_ksc", KIND_STRUCT),
-        ("vfs_read", KIND_FUNC), ("tcp_slow_start", KIND_FUNC), ("bpf_lsm_file_open", KIND_FUNC), ("schedule", KIND_FUNC),
-        ("do_sys_openat2", KIND_FUNC), ("tcp_cong_avoid_ai", KIND_FUNC), ("kfree", KIND_FUNC), ("vfs_write", KIND_FUNC),
+        ("task_struct", KIND_STRUCT),
+        ("sk_buff", KIND_STRUCT),
+        ("file", KIND_STRUCT),
+        ("inode", KIND_STRUCT),
+        ("sock", KIND_STRUCT),
+        ("tcp_sock", KIND_STRUCT),
+        ("xdp_md", KIND_STRUCT),
+        ("linux_binprm", KIND_STRUCT),
+        ("xdp_action", KIND_ENUM),
+        ("u32", KIND_TYPEDEF),
+        ("pid_t", KIND_TYPEDEF),
+        ("no_such_type_ksc", KIND_STRUCT),
+        ("vfs_read", KIND_FUNC),
+        ("tcp_slow_start", KIND_FUNC),
+        ("bpf_lsm_file_open", KIND_FUNC),
+        ("schedule", KIND_FUNC),
+        ("do_sys_openat2", KIND_FUNC),
+        ("tcp_cong_avoid_ai", KIND_FUNC),
+        ("kfree", KIND_FUNC),
+        ("vfs_write", KIND_FUNC),
         ("no_such_function_ksc", KIND_FUNC),
     ];
-    let enumerators = ["XDP_PASS", "XDP_DROP", "TCP_ESTABLISHED", "BPF_ANY", "TC_ACT_OK", "IPPROTO_TCP", "SOCK_STREAM", "TASK_COMM_LEN", "BPF_MAP_TYPE_HASH", "NO_SUCH_ENUMERATOR_KSC"];
+    let enumerators = [
+        "XDP_PASS",
+        "XDP_DROP",
+        "TCP_ESTABLISHED",
+        "BPF_ANY",
+        "TC_ACT_OK",
+        "IPPROTO_TCP",
+        "SOCK_STREAM",
+        "TASK_COMM_LEN",
+        "BPF_MAP_TYPE_HASH",
+        "NO_SUCH_ENUMERATOR_KSC",
+    ];
     let forward = KernelBtf::load_default().expect("kernel BTF");
     let backward = KernelBtf::load_default().expect("kernel BTF");
     let ask = |btf: &KernelBtf, order: &mut dyn Iterator<Item = usize>| {
@@ -327,7 +409,12 @@ fn foreign_byte_order_and_elf_containers() {
             7, 1, 0,
     ];
     let blob = raw_btf(&types, strs);
-    for bytes in [blob.clone(), swapped(&blob), elf_with_btf(&blob), elf_with_btf(&swapped(&blob))] {
+    for bytes in [
+        blob.clone(),
+        swapped(&blob),
+        elf_with_btf(&blob),
+        elf_with_btf(&swapped(&blob)),
+    ] {
         let btf = KernelBtf::from_bytes(&bytes).expect("parses");
         let s = btf.struct_by_name("s").expect("struct s");
         assert_eq!(s.member("a").map(|m| &m.ty), Some(&int(4, true)));
@@ -335,7 +422,9 @@ fn foreign_byte_order_and_elf_containers() {
     }
     let mut no_btf = elf_with_btf(&blob);
     no_btf[64 + blob.len() + 1] = b'X'; // ".BTF" → ".XTF"
-    assert!(KernelBtf::from_bytes(&no_btf).unwrap_err().contains("no .BTF section"));
+    assert!(KernelBtf::from_bytes(&no_btf)
+        .unwrap_err()
+        .contains("no .BTF section"));
 }
 
 #[test]
@@ -343,9 +432,13 @@ fn malformed_type_sections_are_refused() {
     let strs = b"\0a\0";
     // A struct claiming two members but carrying one.
     let short = raw_btf(&[1, info(KIND_STRUCT, 2, false), 4, 1, 0, 0], strs);
-    assert!(KernelBtf::from_bytes(&short).unwrap_err().contains("runs past"));
+    assert!(KernelBtf::from_bytes(&short)
+        .unwrap_err()
+        .contains("runs past"));
     let unknown = raw_btf(&[1, info(31, 0, false), 0], strs);
-    assert!(KernelBtf::from_bytes(&unknown).unwrap_err().contains("unknown kind 31"));
+    assert!(KernelBtf::from_bytes(&unknown)
+        .unwrap_err()
+        .contains("unknown kind 31"));
     // Strings must be NUL-terminated.
     assert!(KernelBtf::from_bytes(&raw_btf(&[], b"\0a")).is_err());
     // Ids and string offsets out of range are no type and no name, never a panic.

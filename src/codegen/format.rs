@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn formats_are_widened_for_64_bit_arguments() {
         let (f, c) = super::widen_format(b"a %d b %lu %x %s %% %c %5hhd");
-        assert_eq!(String::from_utf8(f).unwrap(), "a %lld b %llu %llx %s %% %c %5lld");
+        assert_eq!(
+            String::from_utf8(f).unwrap(),
+            "a %lld b %llu %llx %s %% %c %5lld"
+        );
         assert_eq!(c, b"duxscd".to_vec());
     }
 }

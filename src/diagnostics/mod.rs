@@ -39,9 +39,19 @@ impl Diagnostic {
     }
 
     fn new(severity: Severity, code: Code, span: Span, details: String) -> Self {
-        let message =
-            if details.is_empty() { code.phrase().to_string() } else { format!("{}: {}", code.phrase(), details) };
-        Diagnostic { severity, code, message, span, notes: Vec::new(), related: Vec::new() }
+        let message = if details.is_empty() {
+            code.phrase().to_string()
+        } else {
+            format!("{}: {}", code.phrase(), details)
+        };
+        Diagnostic {
+            severity,
+            code,
+            message,
+            span,
+            notes: Vec::new(),
+            related: Vec::new(),
+        }
     }
 
     pub fn with_note(mut self, note: impl Into<String>) -> Self {

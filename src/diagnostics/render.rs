@@ -22,12 +22,27 @@ pub fn render_text(diags: &Diagnostics, sources: &SourceMap) -> String {
 
 fn render_one(out: &mut String, d: &Diagnostic, sources: &SourceMap) {
     if sources.is_empty() {
-        let _ = writeln!(out, "<input>:1:1: {}[{}]: {}", severity_word(d.severity), d.code, d.message);
+        let _ = writeln!(
+            out,
+            "<input>:1:1: {}[{}]: {}",
+            severity_word(d.severity),
+            d.code,
+            d.message
+        );
         return;
     }
     let file = sources.get(d.span.file);
     let (line, col) = file.line_col(d.span.lo);
-    let _ = writeln!(out, "{}:{}:{}: {}[{}]: {}", file.display, line, col, severity_word(d.severity), d.code, d.message);
+    let _ = writeln!(
+        out,
+        "{}:{}:{}: {}[{}]: {}",
+        file.display,
+        line,
+        col,
+        severity_word(d.severity),
+        d.code,
+        d.message
+    );
     snippet(out, sources, d.span);
     for note in &d.notes {
         let _ = writeln!(out, " = note: {note}");
@@ -49,10 +64,20 @@ fn snippet(out: &mut String, sources: &SourceMap, span: crate::diagnostics::Span
     if text.len() <= 400 {
         let gutter = line.to_string().len();
         let (end_line, end_col) = file.line_col(span.hi.max(span.lo));
-        let width = if end_line == line { end_col.saturating_sub(col).max(1) } else { text.chars().count() + 1 - col.min(text.chars().count() + 1) };
+        let width = if end_line == line {
+            end_col.saturating_sub(col).max(1)
+        } else {
+            text.chars().count() + 1 - col.min(text.chars().count() + 1)
+        };
         let _ = writeln!(out, " {:gutter$} |", "");
         let _ = writeln!(out, " {line} | {}", text.replace('\t', " "));
-        let _ = writeln!(out, " {:gutter$} | {}{}", "", " ".repeat(col - 1), "^".repeat(width.max(1)));
+        let _ = writeln!(
+            out,
+            " {:gutter$} | {}{}",
+            "",
+            " ".repeat(col - 1),
+            "^".repeat(width.max(1))
+        );
     }
 }
 
@@ -64,7 +89,11 @@ pub fn render_json(diags: &Diagnostics, sources: &SourceMap) -> String {
             ("<input>".to_string(), (1, 1), (1, 1))
         } else {
             let f = sources.get(d.span.file);
-            (f.display.clone(), f.line_col(d.span.lo), f.line_col(d.span.hi))
+            (
+                f.display.clone(),
+                f.line_col(d.span.lo),
+                f.line_col(d.span.hi),
+            )
         };
         let related: Vec<serde_json::Value> = d
             .related

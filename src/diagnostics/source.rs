@@ -14,17 +14,28 @@ pub struct Span {
 
 impl Span {
     pub fn new(file: FileId, lo: usize, hi: usize) -> Self {
-        Span { file, lo: lo as u32, hi: hi as u32 }
+        Span {
+            file,
+            lo: lo as u32,
+            hi: hi as u32,
+        }
     }
 
     /// The smallest span covering both (same file assumed).
     pub fn to(self, other: Span) -> Span {
-        Span { file: self.file, lo: self.lo.min(other.lo), hi: self.hi.max(other.hi) }
+        Span {
+            file: self.file,
+            lo: self.lo.min(other.lo),
+            hi: self.hi.max(other.hi),
+        }
     }
 
     /// The empty span at the start of this one.
     pub fn start(self) -> Span {
-        Span { hi: self.lo, ..self }
+        Span {
+            hi: self.lo,
+            ..self
+        }
     }
 }
 
@@ -40,8 +51,18 @@ pub struct SourceFile {
 impl SourceFile {
     fn new(display: String, path: PathBuf, text: String) -> Self {
         let mut line_starts = vec![0];
-        line_starts.extend(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i as u32 + 1));
-        SourceFile { display, path, text, line_starts }
+        line_starts.extend(
+            text.bytes()
+                .enumerate()
+                .filter(|(_, b)| *b == b'\n')
+                .map(|(i, _)| i as u32 + 1),
+        );
+        SourceFile {
+            display,
+            path,
+            text,
+            line_starts,
+        }
     }
 
     /// 1-based line and column; the column counts Unicode scalar values (§2.1).
@@ -59,7 +80,11 @@ impl SourceFile {
     /// The text of a 1-based line, without its terminator.
     pub fn line_text(&self, line: usize) -> &str {
         let start = self.line_starts[line - 1] as usize;
-        let end = self.line_starts.get(line).map(|&e| e as usize).unwrap_or(self.text.len());
+        let end = self
+            .line_starts
+            .get(line)
+            .map(|&e| e as usize)
+            .unwrap_or(self.text.len());
         self.text[start..end].trim_end_matches(['\n', '\r'])
     }
 
@@ -90,7 +115,8 @@ impl SourceMap {
     }
 
     pub fn add(&mut self, display: String, path: &Path, text: String) -> FileId {
-        self.files.push(SourceFile::new(display, path.to_path_buf(), text));
+        self.files
+            .push(SourceFile::new(display, path.to_path_buf(), text));
         FileId(self.files.len() as u32 - 1)
     }
 
@@ -101,11 +127,17 @@ impl SourceMap {
     /// The file whose displayed path is `name` or ends with `/name` (verifier logs carry only the
     /// file name of the compile unit).
     pub fn find_named(&self, name: &str) -> Option<FileId> {
-        self.files.iter().position(|f| f.display == name || f.display.ends_with(&format!("/{name}"))).map(|i| FileId(i as u32))
+        self.files
+            .iter()
+            .position(|f| f.display == name || f.display.ends_with(&format!("/{name}")))
+            .map(|i| FileId(i as u32))
     }
 
     pub fn find(&self, path: &Path) -> Option<FileId> {
-        self.files.iter().position(|f| f.path == path).map(|i| FileId(i as u32))
+        self.files
+            .iter()
+            .position(|f| f.path == path)
+            .map(|i| FileId(i as u32))
     }
 
     pub fn is_empty(&self) -> bool {

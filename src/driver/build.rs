@@ -15,12 +15,23 @@ pub struct Options {
 
 pub fn options(args: &super::cli::CodegenArgs) -> Options {
     let optimize = args.opt_level != "0";
-    Options { bpf: crate::codegen::bpf::Options { cpu: args.bpf_cpu.clone(), optimize }, host: crate::codegen::host::Options { triple: None, optimize } }
+    Options {
+        bpf: crate::codegen::bpf::Options {
+            cpu: args.bpf_cpu.clone(),
+            optimize,
+        },
+        host: crate::codegen::host::Options {
+            triple: None,
+            optimize,
+        },
+    }
 }
 
 /// `<base>`: the file name without directory and `.ks`.
 pub fn base_name(file: &Path) -> String {
-    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "unit".into())
+    file.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "unit".into())
 }
 
 /// `ksc check`: the kernel side's pass pipeline, whose passes report user errors sema cannot see
@@ -31,10 +42,12 @@ pub fn check_pipelines(module: &Module, opts: &Options) -> i32 {
 
 /// Runs a pass pipeline, reporting pass errors at their `.ks` lines.
 fn run_pipeline(module: &Module, passes: &[&str], level: &'static str) -> Result<Module, i32> {
-    let m = crate::timing::stage(level, || pipeline::run_pipeline(module, passes)).map_err(|(pass, errors)| {
-        super::opt::report_pass_errors(module, &pass, &errors);
-        1
-    })?;
+    let m = crate::timing::stage(level, || pipeline::run_pipeline(module, passes)).map_err(
+        |(pass, errors)| {
+            super::opt::report_pass_errors(module, &pass, &errors);
+            1
+        },
+    )?;
     if !crate::ir::verify::verify_module(&m).is_empty() {
         super::opt::print_verified(&m, level);
         return Err(1);
@@ -46,17 +59,25 @@ fn run_pipeline(module: &Module, passes: &[&str], level: &'static str) -> Result
 fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Error>) -> i32 {
     let mut stack_reported = std::collections::HashSet::new();
     for e in errors {
-        let at = e.op.map(|op| super::opt::loc_text(m, op)).unwrap_or_else(|| format!("{}:1:1", file.display()));
+        let at =
+            e.op.map(|op| super::opt::loc_text(m, op))
+                .unwrap_or_else(|| format!("{}:1:1", file.display()));
         // The BPF backend's own stack accounting can exceed what sema counted (temporaries).
         // LLVM reports it once per access past the limit; the user hears it once per function.
         if e.message.contains("stack limit") {
             let func = e.op.map(|op| m.top_level_of(op));
             if stack_reported.insert(func) {
                 let at = func.map(|f| super::opt::loc_text(m, f)).unwrap_or(at);
-                eprintln!("{at}: error[E0601]: stack limit exceeded: {}", stack_summary(m, func));
+                eprintln!(
+                    "{at}: error[E0601]: stack limit exceeded: {}",
+                    stack_summary(m, func)
+                );
             }
         } else {
-            eprintln!("{at}: error[E0999]: internal compiler error: {backend} back end: {}", e.message);
+            eprintln!(
+                "{at}: error[E0999]: internal compiler error: {backend} back end: {}",
+                e.message
+            );
         }
     }
     1
@@ -65,12 +86,16 @@ fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Err
 /// What a kernel function keeps on its stack, largest first, and what to do about it.
 fn stack_summary(m: &Module, func: Option<crate::ir::OpId>) -> String {
     use crate::ir::{Attr, Opcode};
-    let Some(func) = func else { return "a kernel function needs more than 512 bytes of stack; move large values into a per-CPU array map".into() };
+    let Some(func) = func else {
+        return "a kernel function needs more than 512 bytes of stack; move large values into a per-CPU array map".into();
+    };
     let mut objects: Vec<(u64, String)> = m
         .collect_nested(func, |o| o.opcode == Opcode::CoreLocal)
         .into_iter()
         .filter_map(|op| {
-            let Some(Attr::Type(t)) = m.attr(op, "ty") else { return None };
+            let Some(Attr::Type(t)) = m.attr(op, "ty") else {
+                return None;
+            };
             let size = crate::ir::layout::size_of(m, t)?;
             let what = match m.attr(op, "name") {
                 Some(Attr::Str(n)) => format!("`{}`", String::from_utf8_lossy(n)),
@@ -80,13 +105,22 @@ fn stack_summary(m: &Module, func: Option<crate::ir::OpId>) -> String {
         })
         .collect();
     objects.sort_by(|a, b| b.0.cmp(&a.0));
-    let largest: Vec<String> = objects.iter().take(4).map(|(n, what)| format!("{what} ({n} bytes)")).collect();
+    let largest: Vec<String> = objects
+        .iter()
+        .take(4)
+        .map(|(n, what)| format!("{what} ({n} bytes)"))
+        .collect();
     let name = m.symbol(func).unwrap_or("the function");
     format!("`{name}` needs more than the 512 bytes of stack eBPF allows; its largest stack objects: {}; keep large values in a per-CPU array map (`var scratch : percpu_array<u32, T>(1)`) and work on them through `if (var v = scratch[0])`", largest.join(", "))
 }
 
 /// The kernel side compiled, with the module it came from (which the runtime tables are read from).
-fn kernel(module: &Module, output: Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<(Module, Vec<u8>), i32> {
+fn kernel(
+    module: &Module,
+    output: Output,
+    file: &Path,
+    opts: &crate::codegen::bpf::Options,
+) -> Result<(Module, Vec<u8>), i32> {
     let bpf = run_pipeline(module, &pipeline::bpf(&opts.cpu), "bpf-ir")?;
     match crate::codegen::bpf::compile(&bpf, opts, output) {
         Ok(bytes) => Ok((bpf, bytes)),
@@ -95,17 +129,35 @@ fn kernel(module: &Module, output: Output, file: &Path, opts: &crate::codegen::b
 }
 
 /// The kernel side as BPF object bytes (or LLVM IR / assembly).
-pub fn kernel_object(module: &Module, output: Output, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<Vec<u8>, i32> {
+pub fn kernel_object(
+    module: &Module,
+    output: Output,
+    file: &Path,
+    opts: &crate::codegen::bpf::Options,
+) -> Result<Vec<u8>, i32> {
     kernel(module, output, file, opts).map(|(_, bytes)| bytes)
 }
 
 /// The userspace side as a native object (or LLVM IR / assembly), around `tables`.
-pub fn host_object(module: &Module, tables: Option<&ObjectTables>, test: bool, output: Output, file: &Path, opts: &crate::codegen::host::Options) -> Result<Vec<u8>, i32> {
+pub fn host_object(
+    module: &Module,
+    tables: Option<&ObjectTables>,
+    test: bool,
+    output: Output,
+    file: &Path,
+    opts: &crate::codegen::host::Options,
+) -> Result<Vec<u8>, i32> {
     let host = run_pipeline(module, pipeline::HOST, "host-ir")?;
     let base = base_name(file);
     let has_kfuncs = module.funcs().any(|f| KsFunc(f).target(module) == b"kmod");
-    let unit = crate::codegen::host::Unit { base: &base, kernel: tables, has_kfuncs, test };
-    crate::codegen::host::compile(&host, &unit, opts, output).map_err(|errors| report_backend_errors(&host, file, "host", errors))
+    let unit = crate::codegen::host::Unit {
+        base: &base,
+        kernel: tables,
+        has_kfuncs,
+        test,
+    };
+    crate::codegen::host::compile(&host, &unit, opts, output)
+        .map_err(|errors| report_backend_errors(&host, file, "host", errors))
 }
 
 /// Whether the unit has a BPF object (the rule userspace lowering follows too).
@@ -115,12 +167,18 @@ pub fn has_kernel_side(module: &Module) -> bool {
 
 /// Whether the unit has a program `main` to build an executable around.
 pub fn has_main(module: &Module) -> bool {
-    module.lookup_symbol("main").is_some_and(|f| module.op(f).opcode == crate::ir::Opcode::KsFunc)
+    module
+        .lookup_symbol("main")
+        .is_some_and(|f| module.op(f).opcode == crate::ir::Opcode::KsFunc)
 }
 
 /// The kernel side compiled to an object with the start-up tables the host executable embeds,
 /// when the unit has one.
-pub fn kernel_tables(module: &Module, file: &Path, opts: &crate::codegen::bpf::Options) -> Result<Option<ObjectTables>, i32> {
+pub fn kernel_tables(
+    module: &Module,
+    file: &Path,
+    opts: &crate::codegen::bpf::Options,
+) -> Result<Option<ObjectTables>, i32> {
     if !has_kernel_side(module) {
         return Ok(None);
     }
@@ -130,12 +188,28 @@ pub fn kernel_tables(module: &Module, file: &Path, opts: &crate::codegen::bpf::O
 
 /// Compiles the kernel side (if any) and, when `exe` is given, links the host executable (program
 /// or test runner) there. Returns the BPF object, when the unit has a kernel side.
-pub fn build(module: &Module, file: &Path, exe: Option<&Path>, test: bool, opts: &Options) -> Result<Option<Vec<u8>>, i32> {
+pub fn build(
+    module: &Module,
+    file: &Path,
+    exe: Option<&Path>,
+    test: bool,
+    opts: &Options,
+) -> Result<Option<Vec<u8>>, i32> {
     let tables = kernel_tables(module, file, &opts.bpf)?;
     if let Some(exe) = exe {
-        let host = host_object(module, tables.as_ref(), test, Output::Object, file, &opts.host)?;
+        let host = host_object(
+            module,
+            tables.as_ref(),
+            test,
+            Output::Object,
+            file,
+            &opts.host,
+        )?;
         if let Err(e) = crate::timing::stage("link", || crate::link::link_executable(&host, exe)) {
-            eprintln!("{}:1:1: error[E0999]: internal compiler error: {e}", file.display());
+            eprintln!(
+                "{}:1:1: error[E0999]: internal compiler error: {e}",
+                file.display()
+            );
             return Err(1);
         }
     }
@@ -152,7 +226,11 @@ pub fn write_output(out: Option<&Path>, bytes: &[u8]) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("ksc: cannot write {}: {e}", out.map(|p| p.display().to_string()).unwrap_or_else(|| "standard output".into()));
+            eprintln!(
+                "ksc: cannot write {}: {e}",
+                out.map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "standard output".into())
+            );
             1
         }
     }
@@ -167,15 +245,28 @@ pub struct Worlds {
 }
 
 impl Worlds {
-    pub const ALL: Worlds = Worlds { bpf: true, host: true, kmod: true };
+    pub const ALL: Worlds = Worlds {
+        bpf: true,
+        host: true,
+        kmod: true,
+    };
 }
 
 /// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents):
 /// `<base>.bpf.o` for a kernel side, `<base>` for a `main` (or `<base>.test` with `--test`),
 /// `<base>.mod.c` and `Kbuild` for `@kfunc`s.
-pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, worlds: Worlds, opts: &Options) -> i32 {
+pub fn artifacts(
+    module: &Module,
+    file: &Path,
+    out: Option<&Path>,
+    test: bool,
+    worlds: Worlds,
+    opts: &Options,
+) -> i32 {
     let base = base_name(file);
-    let dir = out.map(Path::to_path_buf).unwrap_or_else(|| Path::new(".").join(&base));
+    let dir = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(".").join(&base));
     if let Err(e) = std::fs::create_dir_all(&dir) {
         eprintln!("ksc: cannot create {}: {e}", dir.display());
         return 1;
@@ -209,7 +300,10 @@ pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, w
             Ok(s) => s,
             Err(code) => return code,
         };
-        for (name, text) in [(format!("{base}.mod.c"), source), ("Kbuild".to_string(), crate::codegen::kmod::kbuild(&base))] {
+        for (name, text) in [
+            (format!("{base}.mod.c"), source),
+            ("Kbuild".to_string(), crate::codegen::kmod::kbuild(&base)),
+        ] {
             let path = dir.join(name);
             if let Err(e) = std::fs::write(&path, text) {
                 eprintln!("ksc: cannot write {}: {e}", path.display());
@@ -224,5 +318,6 @@ pub fn artifacts(module: &Module, file: &Path, out: Option<&Path>, test: bool, w
 pub fn module_source(module: &Module, file: &Path) -> Result<String, i32> {
     let kmod = run_pipeline(module, pipeline::KMOD, "kmod-ir")?;
     let callers = crate::codegen::kmod::kfunc_callers(module);
-    crate::codegen::kmod::emit(&kmod, &base_name(file), &callers).map_err(|errors| report_backend_errors(&kmod, file, "module", errors))
+    crate::codegen::kmod::emit(&kmod, &base_name(file), &callers)
+        .map_err(|errors| report_backend_errors(&kmod, file, "module", errors))
 }

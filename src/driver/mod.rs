@@ -20,11 +20,15 @@ const COMPILER_STACK: usize = 512 << 20;
 
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    let worker = std::thread::Builder::new().stack_size(COMPILER_STACK).spawn(move || run(cli));
+    let worker = std::thread::Builder::new()
+        .stack_size(COMPILER_STACK)
+        .spawn(move || run(cli));
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => code,
         _ => {
-            eprintln!("<input>:1:1: error[E0999]: internal compiler error: the compiler thread failed");
+            eprintln!(
+                "<input>:1:1: error[E0999]: internal compiler error: the compiler thread failed"
+            );
             1
         }
     }
@@ -35,7 +39,9 @@ fn run(cli: Cli) -> i32 {
     match std::panic::catch_unwind(move || dispatch(cli)) {
         Ok(code) => code,
         Err(_) => {
-            eprintln!("<input>:1:1: error[E0999]: internal compiler error (please report this input)");
+            eprintln!(
+                "<input>:1:1: error[E0999]: internal compiler error (please report this input)"
+            );
             1
         }
     }
@@ -55,9 +61,16 @@ enum Stage {
     /// `--emit` for the selected worlds, with the `-o` path and `--test`.
     Emit(Emit, build::Worlds, Option<std::path::PathBuf>, bool),
     Verify,
-    Build { out: Option<std::path::PathBuf>, test: bool },
-    Test { filter: Option<String> },
-    Run { args: Vec<String> },
+    Build {
+        out: Option<std::path::PathBuf>,
+        test: bool,
+    },
+    Test {
+        filter: Option<String>,
+    },
+    Run {
+        args: Vec<String>,
+    },
 }
 
 fn dispatch(cli: Cli) -> i32 {
@@ -67,7 +80,17 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Verify { common }) => (common, Stage::Verify),
         Some(Command::Test { common, filter }) => (common, Stage::Test { filter }),
         Some(Command::Run { common, args }) => (common, Stage::Run { args }),
-        Some(Command::Opt { file, passes, list_passes }) => return opt::run(file.as_deref().unwrap_or(Path::new("-")), &passes, list_passes),
+        Some(Command::Opt {
+            file,
+            passes,
+            list_passes,
+        }) => {
+            return opt::run(
+                file.as_deref().unwrap_or(Path::new("-")),
+                &passes,
+                list_passes,
+            )
+        }
         Some(Command::IrReference) => {
             print!("{}", crate::ir::ops::REFERENCE);
             return 0;
@@ -78,8 +101,19 @@ fn dispatch(cli: Cli) -> i32 {
         }
         None => {
             let c = cli.compile;
-            let common = CommonArgs { file: c.file.unwrap_or_default(), btf: c.btf, compat: c.compat, diagnostics: c.diagnostics, time_report: c.time_report, codegen: c.codegen };
-            let worlds = build::Worlds { bpf: c.target.contains(&Target::Bpf), host: c.target.contains(&Target::Host), kmod: c.target.contains(&Target::Kmod) };
+            let common = CommonArgs {
+                file: c.file.unwrap_or_default(),
+                btf: c.btf,
+                compat: c.compat,
+                diagnostics: c.diagnostics,
+                time_report: c.time_report,
+                codegen: c.codegen,
+            };
+            let worlds = build::Worlds {
+                bpf: c.target.contains(&Target::Bpf),
+                host: c.target.contains(&Target::Host),
+                kmod: c.target.contains(&Target::Kmod),
+            };
             (common, Stage::Emit(c.emit, worlds, c.out, c.test))
         }
     };
@@ -96,7 +130,16 @@ fn dispatch(cli: Cli) -> i32 {
 fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     let mut sources = SourceMap::new();
     let mut diags = Diagnostics::new();
-    let unit = crate::timing::stage("parse", || syntax::load_unit(&common.file, ParseOptions { compat: common.compat }, &mut sources, &mut diags));
+    let unit = crate::timing::stage("parse", || {
+        syntax::load_unit(
+            &common.file,
+            ParseOptions {
+                compat: common.compat,
+            },
+            &mut sources,
+            &mut diags,
+        )
+    });
     if let Stage::Emit(Emit::Ast, ..) = stage {
         report(&diags, &sources, common.diagnostics);
         if diags.has_errors() {
@@ -108,11 +151,16 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     let checked = if diags.has_errors() {
         None
     } else {
-        let opts = CheckOptions { btf_path: common.btf.clone(), compat: common.compat };
+        let opts = CheckOptions {
+            btf_path: common.btf.clone(),
+            compat: common.compat,
+        };
         Some(sema::check(&unit, &opts, &mut diags))
     };
     report(&diags, &sources, common.diagnostics);
-    let Some(checked) = checked.filter(|_| !diags.has_errors()) else { return 1 };
+    let Some(checked) = checked.filter(|_| !diags.has_errors()) else {
+        return 1;
+    };
     let code = run_stage(common, stage, &unit, &checked, &sources);
     // The process ends right after this: freeing the syntax tree, the checker's tables and the
     // kernel's BTF index piece by piece would only cost time (clang's -disable-free, likewise).
@@ -123,13 +171,24 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
 }
 
 /// The stages after a successful check.
-fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit, checked: &sema::Checked, sources: &SourceMap) -> i32 {
+fn run_stage(
+    common: &CommonArgs,
+    stage: Stage,
+    unit: &crate::syntax::ast::Unit,
+    checked: &sema::Checked,
+    sources: &SourceMap,
+) -> i32 {
     // The kernel-side passes `check` runs have nothing to look at in a userspace-only unit.
-    let kernel_side = checked.funcs.iter().any(|f| f.kind.world() == sema::env::World::Kernel);
+    let kernel_side = checked
+        .funcs
+        .iter()
+        .any(|f| f.kind.world() == sema::env::World::Kernel);
     if matches!(stage, Stage::Check) && !kernel_side {
         return 0;
     }
-    let module = crate::timing::stage("lower to ks-ir", || crate::lower::lower_unit(unit, checked, sources));
+    let module = crate::timing::stage("lower to ks-ir", || {
+        crate::lower::lower_unit(unit, checked, sources)
+    });
     let opts = build::options(&common.codegen);
     let file = &common.file;
     let code = match stage {
@@ -138,7 +197,11 @@ fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit,
         Stage::Check => build::check_pipelines(&module, &opts),
         Stage::Emit(Emit::KsIr, ..) => opt::print_verified(&module, "ks-ir"),
         Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), ..) => {
-            let (passes, name) = if e == Emit::BpfIr { (crate::passes::pipeline::bpf(&opts.bpf.cpu), "bpf-ir") } else { (crate::passes::pipeline::HOST.to_vec(), "host-ir") };
+            let (passes, name) = if e == Emit::BpfIr {
+                (crate::passes::pipeline::bpf(&opts.bpf.cpu), "bpf-ir")
+            } else {
+                (crate::passes::pipeline::HOST.to_vec(), "host-ir")
+            };
             match crate::passes::pipeline::run_pipeline(&module, &passes) {
                 Ok(m) => opt::print_verified(&m, name),
                 Err((pass, errors)) => {
@@ -160,7 +223,11 @@ fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit,
             } else if worlds.host {
                 emit_host(&module, output, file, test, &opts)
             } else {
-                eprintln!("ksc: {}: --emit={} needs --target=bpf or --target=host", file.display(), emit_name(e));
+                eprintln!(
+                    "ksc: {}: --emit={} needs --target=bpf or --target=host",
+                    file.display(),
+                    emit_name(e)
+                );
                 return 2;
             };
             match bytes {
@@ -168,13 +235,32 @@ fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit,
                 Err(code) => code,
             }
         }
-        Stage::Emit(Emit::Exe, worlds, out, test) => build::artifacts(&module, file, out.as_deref(), test, worlds, &opts),
+        Stage::Emit(Emit::Exe, worlds, out, test) => {
+            build::artifacts(&module, file, out.as_deref(), test, worlds, &opts)
+        }
         Stage::Emit(Emit::Ast, ..) => 0,
-        Stage::Verify => match build::kernel_object(&module, crate::codegen::llvm::Output::Object, file, &opts.bpf) {
-            Ok(bytes) => verify::run(&bytes, file, sources, common.diagnostics == DiagnosticFormat::Json),
+        Stage::Verify => match build::kernel_object(
+            &module,
+            crate::codegen::llvm::Output::Object,
+            file,
+            &opts.bpf,
+        ) {
+            Ok(bytes) => verify::run(
+                &bytes,
+                file,
+                sources,
+                common.diagnostics == DiagnosticFormat::Json,
+            ),
             Err(code) => code,
         },
-        Stage::Build { out, test } => build::artifacts(&module, file, out.as_deref(), test, build::Worlds::ALL, &opts),
+        Stage::Build { out, test } => build::artifacts(
+            &module,
+            file,
+            out.as_deref(),
+            test,
+            build::Worlds::ALL,
+            &opts,
+        ),
         Stage::Test { filter } => run::tests(&module, file, filter.as_deref(), &opts),
         Stage::Run { args } => run::program(&module, file, &args, &opts),
     };
@@ -183,7 +269,13 @@ fn run_stage(common: &CommonArgs, stage: Stage, unit: &crate::syntax::ast::Unit,
 }
 
 /// The userspace side's LLVM IR, assembly or object, around the unit's BPF object.
-fn emit_host(module: &crate::ir::Module, output: crate::codegen::llvm::Output, file: &Path, test: bool, opts: &build::Options) -> Result<Vec<u8>, i32> {
+fn emit_host(
+    module: &crate::ir::Module,
+    output: crate::codegen::llvm::Output,
+    file: &Path,
+    test: bool,
+    opts: &build::Options,
+) -> Result<Vec<u8>, i32> {
     let tables = build::kernel_tables(module, file, &opts.bpf)?;
     build::host_object(module, tables.as_ref(), test, output, file, &opts.host)
 }

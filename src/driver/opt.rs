@@ -12,7 +12,12 @@ pub fn print_verified(m: &Module, stage: &str) -> i32 {
         return 0;
     }
     for e in &errors {
-        eprintln!("{}: error[E0999]: internal compiler error: {stage} does not verify: '{}' op {}", loc_text(m, e.op), m.op(e.op).opcode.name(), e.message);
+        eprintln!(
+            "{}: error[E0999]: internal compiler error: {stage} does not verify: '{}' op {}",
+            loc_text(m, e.op),
+            m.op(e.op).opcode.name(),
+            e.message
+        );
     }
     1
 }
@@ -21,18 +26,33 @@ pub fn print_verified(m: &Module, stage: &str) -> i32 {
 /// unless the pass reports a user error such as recursion, which sema normally catches first).
 pub fn report_pass_errors(m: &Module, pass: &str, errors: &crate::passes::PassErrors) {
     for e in errors {
-        let at = e.op.map(|o| loc_text(m, o)).unwrap_or_else(|| m.files.first().cloned().unwrap_or_else(|| "<ir>".into()) + ":1:1");
+        let at = e
+            .op
+            .map(|o| loc_text(m, o))
+            .unwrap_or_else(|| m.files.first().cloned().unwrap_or_else(|| "<ir>".into()) + ":1:1");
         if e.code == crate::diagnostics::Code::E0999 {
-            eprintln!("{at}: error[E0999]: internal compiler error: pass `{pass}`: {}", e.message);
+            eprintln!(
+                "{at}: error[E0999]: internal compiler error: pass `{pass}`: {}",
+                e.message
+            );
         } else {
-            eprintln!("{at}: error[{}]: {}: {}", e.code, e.code.phrase(), e.message);
+            eprintln!(
+                "{at}: error[{}]: {}: {}",
+                e.code,
+                e.code.phrase(),
+                e.message
+            );
         }
     }
 }
 
 pub fn loc_text(m: &Module, op: ir::OpId) -> String {
     let l = m.op(op).loc;
-    let file = m.files.get(l.file as usize).map(String::as_str).unwrap_or("<ir>");
+    let file = m
+        .files
+        .get(l.file as usize)
+        .map(String::as_str)
+        .unwrap_or("<ir>");
     format!("{file}:{}:{}", l.line.max(1), l.col.max(1))
 }
 
@@ -82,14 +102,23 @@ pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
     let errors = ir::verify::verify_module(&module);
     if !errors.is_empty() {
         for e in &errors {
-            eprintln!("{}: error: '{}' op {}", at(&module, e.op), module.op(e.op).opcode.name(), e.message);
+            eprintln!(
+                "{}: error: '{}' op {}",
+                at(&module, e.op),
+                module.op(e.op).opcode.name(),
+                e.message
+            );
         }
         return 1;
     }
     for p in passes {
         if let Err(msgs) = crate::passes::run(p, &mut module) {
             for e in msgs {
-                let what = if e.code == crate::diagnostics::Code::E0999 { e.message } else { format!("{}: {}", e.code.phrase(), e.message) };
+                let what = if e.code == crate::diagnostics::Code::E0999 {
+                    e.message
+                } else {
+                    format!("{}: {}", e.code.phrase(), e.message)
+                };
                 match e.op {
                     Some(op) => eprintln!("{}: error: {what}", at(&module, op)),
                     None => eprintln!("{name}: error: {what}"),
@@ -100,7 +129,11 @@ pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
         let errors = ir::verify::verify_module(&module);
         if !errors.is_empty() {
             for e in &errors {
-                eprintln!("{name}: error: after pass `{p}`: '{}' op {}", module.op(e.op).opcode.name(), e.message);
+                eprintln!(
+                    "{name}: error: after pass `{p}`: '{}' op {}",
+                    module.op(e.op).opcode.name(),
+                    e.message
+                );
             }
             return 1;
         }

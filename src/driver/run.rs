@@ -9,7 +9,10 @@ use std::process::Command;
 /// `ksc run FILE -- ARGS`.
 pub fn program(module: &Module, file: &Path, args: &[String], opts: &Options) -> i32 {
     if !build::has_main(module) {
-        eprintln!("{}:1:1: error[E0999]: nothing to run: the unit has no `main` function", file.display());
+        eprintln!(
+            "{}:1:1: error[E0999]: nothing to run: the unit has no `main` function",
+            file.display()
+        );
         return 1;
     }
     execute(module, file, false, args, opts)
@@ -17,7 +20,9 @@ pub fn program(module: &Module, file: &Path, args: &[String], opts: &Options) ->
 
 /// `ksc test FILE [--filter SUBSTR]`.
 pub fn tests(module: &Module, file: &Path, filter: Option<&str>, opts: &Options) -> i32 {
-    let args: Vec<String> = filter.map(|f| vec!["--filter".to_string(), f.to_string()]).unwrap_or_default();
+    let args: Vec<String> = filter
+        .map(|f| vec!["--filter".to_string(), f.to_string()])
+        .unwrap_or_default();
     execute(module, file, true, &args, opts)
 }
 
@@ -32,7 +37,9 @@ fn execute(module: &Module, file: &Path, test: bool, args: &[String], opts: &Opt
     // The executable keeps the unit's name: the runtime names pins, pid files and its messages
     // after it.
     let base = build::base_name(file);
-    let exe = dir.path().join(if test { format!("{base}.test") } else { base });
+    let exe = dir
+        .path()
+        .join(if test { format!("{base}.test") } else { base });
     if let Err(code) = build::build(module, file, Some(&exe), test, opts) {
         return code;
     }
@@ -44,5 +51,7 @@ fn execute(module: &Module, file: &Path, test: bool, args: &[String], opts: &Opt
         }
     };
     use std::os::unix::process::ExitStatusExt;
-    status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
 }

@@ -1,7 +1,9 @@
 //! `ksc verify`: build the BPF object in memory, load every program into the running kernel's
 //! verifier, report each, and show a rejection at the `.ks` line the verifier names.
 
-use crate::diagnostics::{render_json, render_text, Code, Diagnostic, Diagnostics, SourceMap, Span};
+use crate::diagnostics::{
+    render_json, render_text, Code, Diagnostic, Diagnostics, SourceMap, Span,
+};
 use crate::kernel::{self, LoadError, ProgramReport, Verdict};
 use std::path::Path;
 
@@ -9,11 +11,16 @@ use std::path::Path;
 const LOG_TAIL: usize = 12;
 
 pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
-    let name = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = file
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let at_start = Span::default();
     let reports = match kernel::verify_object(object, &name) {
         Ok(r) => r,
-        Err(LoadError::Unavailable(why)) => return emit(sources, json, Diagnostic::error(Code::E0902, at_start, why)),
+        Err(LoadError::Unavailable(why)) => {
+            return emit(sources, json, Diagnostic::error(Code::E0902, at_start, why))
+        }
         Err(LoadError::Open(why)) => {
             eprintln!("{}:1:1: error[E0999]: internal compiler error: libbpf cannot open the generated object: {why}", file.display());
             return 1;
@@ -23,7 +30,10 @@ pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
     for r in &reports {
         match &r.verdict {
             Verdict::Accepted => {
-                let processed = r.processed.map(|p| format!(", verifier processed {p}")).unwrap_or_default();
+                let processed = r
+                    .processed
+                    .map(|p| format!(", verifier processed {p}"))
+                    .unwrap_or_default();
                 println!("ok {} ({} insns) [{}{processed}]", r.name, r.insns, r.kind);
             }
             Verdict::Rejected { last_line, .. } => {
@@ -32,7 +42,11 @@ pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
             }
         }
     }
-    let out = if json { render_json(&diags, sources) } else { render_text(&diags, sources) };
+    let out = if json {
+        render_json(&diags, sources)
+    } else {
+        render_text(&diags, sources)
+    };
     eprint!("{out}");
     if diags.has_errors() {
         1
@@ -44,7 +58,14 @@ pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
 fn emit(sources: &SourceMap, json: bool, d: Diagnostic) -> i32 {
     let mut diags = Diagnostics::new();
     diags.push(d);
-    eprint!("{}", if json { render_json(&diags, sources) } else { render_text(&diags, sources) });
+    eprint!(
+        "{}",
+        if json {
+            render_json(&diags, sources)
+        } else {
+            render_text(&diags, sources)
+        }
+    );
     1
 }
 
@@ -58,7 +79,14 @@ fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap) -> Diagnos
             Some(Span::new(id, lo, hi))
         })
         .unwrap_or_default();
-    let mut d = Diagnostic::error(Code::E0901, span, format!("the kernel verifier rejected program `{}`: {last_line}", r.name));
+    let mut d = Diagnostic::error(
+        Code::E0901,
+        span,
+        format!(
+            "the kernel verifier rejected program `{}`: {last_line}",
+            r.name
+        ),
+    );
     let tail: Vec<&str> = r.log.lines().filter(|l| !l.trim().is_empty()).collect();
     let from = tail.len().saturating_sub(LOG_TAIL);
     d = d.with_note(format!("verifier log (last {} lines):", tail.len() - from));

@@ -5,12 +5,19 @@ use crate::ir::{views::KsStruct, Attr, Module, OpId, Opcode, Type};
 
 /// The `ks.struct` declaring `name` (a map or global may share the name, so the opcode matters).
 pub fn struct_decl(m: &Module, name: &str) -> Option<OpId> {
-    m.top_ops().iter().copied().find(|&o| m.op(o).opcode == Opcode::KsStruct && m.symbol(o) == Some(name))
+    m.top_ops()
+        .iter()
+        .copied()
+        .find(|&o| m.op(o).opcode == Opcode::KsStruct && m.symbol(o) == Some(name))
 }
 
 /// The byte offsets of a `ks.struct`'s fields, in declaration order.
 pub fn field_offsets(m: &Module, decl: OpId) -> Vec<u64> {
-    KsStruct(decl).offsets(m).iter().map(|a| if let Attr::Int(o) = a { *o as u64 } else { 0 }).collect()
+    KsStruct(decl)
+        .offsets(m)
+        .iter()
+        .map(|a| if let Attr::Int(o) = a { *o as u64 } else { 0 })
+        .collect()
 }
 
 /// Size in bytes, or `None` for types without storage.
@@ -76,7 +83,9 @@ fn write_image(m: &Module, t: &Type, value: &Attr, out: &mut [u8]) -> Option<()>
             let size = size_of(m, e)? as usize;
             for i in 0..*n as usize {
                 // One item fills the whole array (`[0; N]`-style initialisers).
-                let Some(item) = items.get(if items.len() == 1 { 0 } else { i }) else { break };
+                let Some(item) = items.get(if items.len() == 1 { 0 } else { i }) else {
+                    break;
+                };
                 write_image(m, e, item, &mut out[i * size..(i + 1) * size])?;
             }
         }

@@ -106,7 +106,14 @@ impl Default for Module {
 
 impl Module {
     pub fn new() -> Module {
-        let mut m = Module { files: Vec::new(), values: Vec::new(), ops: Vec::new(), blocks: Vec::new(), regions: Vec::new(), body: BlockId(0) };
+        let mut m = Module {
+            files: Vec::new(),
+            values: Vec::new(),
+            ops: Vec::new(),
+            blocks: Vec::new(),
+            regions: Vec::new(),
+            body: BlockId(0),
+        };
         m.body = m.new_block(None);
         m
     }
@@ -156,12 +163,20 @@ impl Module {
     }
 
     pub fn new_value(&mut self, ty: Type, def: ValueDef) -> Value {
-        self.values.push(ValueData { ty, def, name: None });
+        self.values.push(ValueData {
+            ty,
+            def,
+            name: None,
+        });
         Value(self.values.len() as u32 - 1)
     }
 
     pub fn new_block(&mut self, parent: Option<RegionId>) -> BlockId {
-        self.blocks.push(BlockData { args: Vec::new(), ops: Vec::new(), parent });
+        self.blocks.push(BlockData {
+            args: Vec::new(),
+            ops: Vec::new(),
+            parent,
+        });
         let b = BlockId(self.blocks.len() as u32 - 1);
         if let Some(r) = parent {
             self.regions[r.index()].blocks.push(b);
@@ -170,7 +185,10 @@ impl Module {
     }
 
     pub fn new_region(&mut self, parent: Option<OpId>) -> RegionId {
-        self.regions.push(RegionData { blocks: Vec::new(), parent });
+        self.regions.push(RegionData {
+            blocks: Vec::new(),
+            parent,
+        });
         RegionId(self.regions.len() as u32 - 1)
     }
 
@@ -182,10 +200,32 @@ impl Module {
     }
 
     /// Creates an op that belongs to no block yet; `regions` empty regions are attached.
-    pub fn create_op(&mut self, opcode: Opcode, operands: Vec<Value>, result_types: Vec<Type>, attrs: Vec<Option<Attr>>, regions: usize, successors: Vec<Successor>, loc: Loc) -> OpId {
+    pub fn create_op(
+        &mut self,
+        opcode: Opcode,
+        operands: Vec<Value>,
+        result_types: Vec<Type>,
+        attrs: Vec<Option<Attr>>,
+        regions: usize,
+        successors: Vec<Successor>,
+        loc: Loc,
+    ) -> OpId {
         let id = OpId(self.ops.len() as u32);
-        self.ops.push(OpData { opcode, operands, results: Vec::new(), attrs, regions: Vec::new(), successors, loc, parent: None });
-        let results = result_types.into_iter().enumerate().map(|(i, t)| self.new_value(t, ValueDef::Result(id, i as u32))).collect();
+        self.ops.push(OpData {
+            opcode,
+            operands,
+            results: Vec::new(),
+            attrs,
+            regions: Vec::new(),
+            successors,
+            loc,
+            parent: None,
+        });
+        let results = result_types
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| self.new_value(t, ValueDef::Result(id, i as u32)))
+            .collect();
         self.ops[id.index()].results = results;
         let regions = (0..regions).map(|_| self.new_region(Some(id))).collect();
         self.ops[id.index()].regions = regions;
@@ -211,11 +251,19 @@ impl Module {
 
     pub fn attr(&self, op: OpId, name: &str) -> Option<&Attr> {
         let o = self.op(op);
-        o.opcode.info().attr_index(name).and_then(|i| o.attrs[i].as_ref())
+        o.opcode
+            .info()
+            .attr_index(name)
+            .and_then(|i| o.attrs[i].as_ref())
     }
 
     pub fn set_attr(&mut self, op: OpId, name: &str, value: Option<Attr>) {
-        let i = self.op(op).opcode.info().attr_index(name).unwrap_or_else(|| panic!("{} has no attribute {name}", self.op(op).opcode.name()));
+        let i = self
+            .op(op)
+            .opcode
+            .info()
+            .attr_index(name)
+            .unwrap_or_else(|| panic!("{} has no attribute {name}", self.op(op).opcode.name()));
         self.ops[op.index()].attrs[i] = value;
     }
 
@@ -234,11 +282,17 @@ impl Module {
 
     /// The module-level op declaring `name`.
     pub fn lookup_symbol(&self, name: &str) -> Option<OpId> {
-        self.top_ops().iter().copied().find(|&o| self.symbol(o) == Some(name))
+        self.top_ops()
+            .iter()
+            .copied()
+            .find(|&o| self.symbol(o) == Some(name))
     }
 
     pub fn funcs(&self) -> impl Iterator<Item = OpId> + '_ {
-        self.top_ops().iter().copied().filter(|&o| self.op(o).opcode == Opcode::KsFunc)
+        self.top_ops()
+            .iter()
+            .copied()
+            .filter(|&o| self.op(o).opcode == Opcode::KsFunc)
     }
 
     /// The op that owns the region containing `block`.
@@ -290,7 +344,9 @@ impl Module {
     /// Whether `a` runs before `b` on every path through structured IR: `a` precedes, in its
     /// own block, `b` or an op that encloses `b`.
     pub fn precedes_structurally(&self, a: OpId, b: OpId) -> bool {
-        let Some((block, at)) = self.position(a) else { return false };
+        let Some((block, at)) = self.position(a) else {
+            return false;
+        };
         let mut cur = b;
         loop {
             if let Some((bb, i)) = self.position(cur) {
@@ -307,14 +363,23 @@ impl Module {
 
     pub fn position(&self, op: OpId) -> Option<(BlockId, usize)> {
         let b = self.op(op).parent?;
-        self.block(b).ops.iter().position(|&o| o == op).map(|i| (b, i))
+        self.block(b)
+            .ops
+            .iter()
+            .position(|&o| o == op)
+            .map(|i| (b, i))
     }
 
     /// A builder that inserts right before `op`, at `op`'s source location.
     pub fn builder_before(&mut self, op: OpId) -> Builder<'_> {
         let (block, at) = self.position(op).expect("the op is in a block");
         let loc = self.op(op).loc;
-        Builder { module: self, block, at: Some(at), loc }
+        Builder {
+            module: self,
+            block,
+            at: Some(at),
+            loc,
+        }
     }
 
     /// The entry block of a function's body.
@@ -336,7 +401,9 @@ impl Module {
     /// True when `op` only computes or reads: with its results unused, dropping it loses nothing.
     pub fn is_effect_free(&self, op: OpId) -> bool {
         let d = self.op(op);
-        d.regions.is_empty() && (d.opcode.has(Traits::PURE) || d.opcode.has(Traits::READS) && !d.opcode.has(Traits::WRITES))
+        d.regions.is_empty()
+            && (d.opcode.has(Traits::PURE)
+                || d.opcode.has(Traits::READS) && !d.opcode.has(Traits::WRITES))
     }
 
     /// Detaches the op defining `v` when it is effect-free and nothing in its function uses its
@@ -351,18 +418,24 @@ impl Module {
             },
         };
         let mut uses = 0;
-        self.walk_nested(scope, &mut |o| uses += self.op(o).operands.iter().filter(|&&x| x == v).count());
+        self.walk_nested(scope, &mut |o| {
+            uses += self.op(o).operands.iter().filter(|&&x| x == v).count()
+        });
         uses
     }
 
     pub fn erase_if_unused(&mut self, v: Value) {
-        let ValueDef::Result(op, _) = self.value(v).def else { return };
+        let ValueDef::Result(op, _) = self.value(v).def else {
+            return;
+        };
         if self.op(op).parent.is_none() || !self.is_effect_free(op) {
             return;
         }
         let results = self.op(op).results.clone();
         let mut used = false;
-        self.walk_nested(self.top_level_of(op), &mut |o| used |= self.op(o).operands.iter().any(|x| results.contains(x)));
+        self.walk_nested(self.top_level_of(op), &mut |o| {
+            used |= self.op(o).operands.iter().any(|x| results.contains(x))
+        });
         if used {
             return;
         }
@@ -374,7 +447,12 @@ impl Module {
 
     /// True when every block of region `r` ends in an op whose opcode satisfies `pred`.
     pub fn region_ends_in(&self, r: RegionId, pred: impl Fn(Opcode) -> bool) -> bool {
-        self.region(r).blocks.iter().all(|&b| self.block(b).ops.last().is_some_and(|&o| pred(self.op(o).opcode)))
+        self.region(r).blocks.iter().all(|&b| {
+            self.block(b)
+                .ops
+                .last()
+                .is_some_and(|&o| pred(self.op(o).opcode))
+        })
     }
 
     /// The ops nested in `op` (pre-order) that satisfy `pred`, collected before any rewriting.
@@ -391,11 +469,31 @@ impl Module {
     /// A deep copy of `op` (regions, blocks and nested ops included), not placed in any block.
     /// Operands defined outside `op` are renamed through `vmap` (or kept); the copy's own values
     /// are added to it.
-    pub fn clone_op(&mut self, op: OpId, vmap: &mut std::collections::HashMap<Value, Value>) -> OpId {
+    pub fn clone_op(
+        &mut self,
+        op: OpId,
+        vmap: &mut std::collections::HashMap<Value, Value>,
+    ) -> OpId {
         let d = self.op(op).clone();
-        let operands = d.operands.iter().map(|v| *vmap.get(v).unwrap_or(v)).collect();
-        let tys = d.results.iter().map(|&r| self.value_type(r).clone()).collect();
-        let new = self.create_op(d.opcode, operands, tys, d.attrs.clone(), 0, Vec::new(), d.loc);
+        let operands = d
+            .operands
+            .iter()
+            .map(|v| *vmap.get(v).unwrap_or(v))
+            .collect();
+        let tys = d
+            .results
+            .iter()
+            .map(|&r| self.value_type(r).clone())
+            .collect();
+        let new = self.create_op(
+            d.opcode,
+            operands,
+            tys,
+            d.attrs.clone(),
+            0,
+            Vec::new(),
+            d.loc,
+        );
         for (o, n) in d.results.iter().zip(self.op(new).results.clone()) {
             vmap.insert(*o, n);
         }
@@ -473,7 +571,12 @@ pub struct Builder<'m> {
 
 impl<'m> Builder<'m> {
     pub fn new(module: &'m mut Module, block: BlockId) -> Self {
-        Builder { module, block, at: None, loc: Loc::default() }
+        Builder {
+            module,
+            block,
+            at: None,
+            loc: Loc::default(),
+        }
     }
 
     /// `v` as type `to`: `v` itself when it has that type already, else a `core.cast`.
@@ -486,8 +589,24 @@ impl<'m> Builder<'m> {
     }
 
     /// Creates an op at the insertion point. Each region gets an empty entry block.
-    pub fn insert(&mut self, opcode: Opcode, operands: Vec<Value>, result_types: Vec<Type>, attrs: Vec<Option<Attr>>, regions: usize, successors: Vec<Successor>) -> OpId {
-        let op = self.module.create_op(opcode, operands, result_types, attrs, regions, successors, self.loc);
+    pub fn insert(
+        &mut self,
+        opcode: Opcode,
+        operands: Vec<Value>,
+        result_types: Vec<Type>,
+        attrs: Vec<Option<Attr>>,
+        regions: usize,
+        successors: Vec<Successor>,
+    ) -> OpId {
+        let op = self.module.create_op(
+            opcode,
+            operands,
+            result_types,
+            attrs,
+            regions,
+            successors,
+            self.loc,
+        );
         for i in 0..regions {
             let r = self.module.op(op).regions[i];
             self.module.new_block(Some(r));
@@ -512,6 +631,10 @@ impl<'m> Builder<'m> {
 
     /// True when the current block already ends in a terminator.
     pub fn terminated(&self) -> bool {
-        self.module.block(self.block).ops.last().is_some_and(|&o| self.module.is_terminator(o))
+        self.module
+            .block(self.block)
+            .ops
+            .last()
+            .is_some_and(|&o| self.module.is_terminator(o))
     }
 }

@@ -23,9 +23,22 @@ pub struct Parsed {
 
 pub fn parse_module(text: &str) -> Result<Parsed, ParseError> {
     let tokens = tokenize(text)?;
-    let mut p = Parser { toks: tokens, pos: 0, prev: 0, m: Module::new(), values: HashMap::new(), pending_values: HashMap::new(), blocks: HashMap::new(), defined_blocks: Default::default(), op_positions: HashMap::new() };
+    let mut p = Parser {
+        toks: tokens,
+        pos: 0,
+        prev: 0,
+        m: Module::new(),
+        values: HashMap::new(),
+        pending_values: HashMap::new(),
+        blocks: HashMap::new(),
+        defined_blocks: Default::default(),
+        op_positions: HashMap::new(),
+    };
     p.module()?;
-    Ok(Parsed { module: p.m, op_positions: p.op_positions })
+    Ok(Parsed {
+        module: p.m,
+        op_positions: p.op_positions,
+    })
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -52,7 +65,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
     let b = text.as_bytes();
     let mut out = Vec::new();
     let (mut i, mut line, mut col) = (0usize, 1u32, 1u32);
-    let err = |line, col, m: String| ParseError { line, col, message: m };
+    let err = |line, col, m: String| ParseError {
+        line,
+        col,
+        message: m,
+    };
     while i < b.len() {
         let c = b[i];
         if c == b'\n' {
@@ -73,7 +90,12 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
             continue;
         }
         let (start, scol) = (i, col);
-        let ident_len = |from: usize| b[from..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'.').count();
+        let ident_len = |from: usize| {
+            b[from..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_' || **c == b'.')
+                .count()
+        };
         let tok = match c {
             b'%' | b'^' | b'@' | b'!' => {
                 let n = ident_len(i + 1);
@@ -83,7 +105,11 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
                     Tok::Sym(String::from_utf8_lossy(&s).into_owned())
                 } else {
                     if n == 0 {
-                        return Err(err(line, col, format!("expected a name after `{}`", c as char)));
+                        return Err(err(
+                            line,
+                            col,
+                            format!("expected a name after `{}`", c as char),
+                        ));
                     }
                     let name = String::from_utf8_lossy(&b[i + 1..i + 1 + n]).into_owned();
                     i += 1 + n;
@@ -105,7 +131,9 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
                 let from = i + neg as usize;
                 let n = b[from..].iter().take_while(|c| c.is_ascii_digit()).count();
                 let digits = std::str::from_utf8(&b[from..from + n]).unwrap();
-                let v: i128 = digits.parse().map_err(|_| err(line, col, "integer out of range".into()))?;
+                let v: i128 = digits
+                    .parse()
+                    .map_err(|_| err(line, col, "integer out of range".into()))?;
                 i = from + n;
                 Tok::Int(if neg { -v } else { v })
             }
@@ -135,12 +163,29 @@ fn tokenize(text: &str) -> Result<Vec<Token>, ParseError> {
                 i += n;
                 Tok::Ident(s)
             }
-            _ => return Err(err(line, col, format!("unexpected character `{}`", String::from_utf8_lossy(&b[i..i + utf8_len(c)])))),
+            _ => {
+                return Err(err(
+                    line,
+                    col,
+                    format!(
+                        "unexpected character `{}`",
+                        String::from_utf8_lossy(&b[i..i + utf8_len(c)])
+                    ),
+                ))
+            }
         };
         col += String::from_utf8_lossy(&b[start..i]).chars().count() as u32;
-        out.push(Token { tok, line, col: scol });
+        out.push(Token {
+            tok,
+            line,
+            col: scol,
+        });
     }
-    out.push(Token { tok: Tok::Eof, line, col });
+    out.push(Token {
+        tok: Tok::Eof,
+        line,
+        col,
+    });
     Ok(out)
 }
 
@@ -171,7 +216,11 @@ fn string(b: &[u8]) -> Result<(Vec<u8>, usize), String> {
                     b'\\' => b'\\',
                     b'"' => b'"',
                     b'x' => {
-                        let h = b.get(i..i + 2).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or("bad \\x escape")?;
+                        let h = b
+                            .get(i..i + 2)
+                            .and_then(|h| std::str::from_utf8(h).ok())
+                            .and_then(|h| u8::from_str_radix(h, 16).ok())
+                            .ok_or("bad \\x escape")?;
                         i += 2;
                         h
                     }
@@ -214,7 +263,11 @@ impl Parser {
 
     fn err<T>(&self, msg: impl Into<String>) -> PResult<T> {
         let (line, col) = self.here();
-        Err(ParseError { line, col, message: msg.into() })
+        Err(ParseError {
+            line,
+            col,
+            message: msg.into(),
+        })
     }
 
     fn bump(&mut self) -> Tok {
@@ -317,11 +370,23 @@ impl Parser {
             self.defined_blocks.clear();
             self.op(body)?;
             if let Some((name, &(line, col))) = self.pending_values.iter().next() {
-                return Err(ParseError { line, col, message: format!("use of undefined value `%{name}`") });
+                return Err(ParseError {
+                    line,
+                    col,
+                    message: format!("use of undefined value `%{name}`"),
+                });
             }
-            if let Some(name) = self.blocks.keys().find(|b| !self.defined_blocks.contains(*b)) {
+            if let Some(name) = self
+                .blocks
+                .keys()
+                .find(|b| !self.defined_blocks.contains(*b))
+            {
                 let (line, col) = self.here();
-                return Err(ParseError { line, col, message: format!("branch to undefined block `^{name}`") });
+                return Err(ParseError {
+                    line,
+                    col,
+                    message: format!("branch to undefined block `^{name}`"),
+                });
             }
         }
         self.expect("}")?;
@@ -336,7 +401,9 @@ impl Parser {
             return v;
         }
         // A forward reference: a placeholder whose type and definition are fixed when it is defined.
-        let v = self.m.new_value(Type::Void, ValueDef::Arg(BlockId(u32::MAX), 0));
+        let v = self
+            .m
+            .new_value(Type::Void, ValueDef::Arg(BlockId(u32::MAX), 0));
         self.pending_values.insert(name.clone(), at);
         self.values.insert(name, v);
         v
@@ -471,7 +538,15 @@ impl Parser {
             }
             self.expect("}")?;
         }
-        let op = self.m.create_op(opcode, operands, Vec::new(), attrs, 0, successors, Loc::default());
+        let op = self.m.create_op(
+            opcode,
+            operands,
+            Vec::new(),
+            attrs,
+            0,
+            successors,
+            Loc::default(),
+        );
         self.op_positions.insert(op, (line, col));
         self.m.place_op(op, block, None);
         if self.is("(") && self.toks[self.pos].line == name_line {
@@ -496,7 +571,15 @@ impl Parser {
             }
         }
         if types.len() != result_names.len() {
-            return Err(ParseError { line, col, message: format!("{} result names but {} result types", result_names.len(), types.len()) });
+            return Err(ParseError {
+                line,
+                col,
+                message: format!(
+                    "{} result names but {} result types",
+                    result_names.len(),
+                    types.len()
+                ),
+            });
         }
         for (i, (n, t)) in result_names.iter().zip(types).enumerate() {
             let v = self.m.new_value(t, ValueDef::Result(op, i as u32));
@@ -511,9 +594,17 @@ impl Parser {
             let b = self.int()?;
             let loc = if self.eat(":") {
                 let c = self.int()?;
-                Loc { file: a as u32, line: b as u32, col: c as u32 }
+                Loc {
+                    file: a as u32,
+                    line: b as u32,
+                    col: c as u32,
+                }
             } else {
-                Loc { file: 0, line: a as u32, col: b as u32 }
+                Loc {
+                    file: 0,
+                    line: a as u32,
+                    col: b as u32,
+                }
             };
             self.expect(")")?;
             self.m.op_mut(op).loc = loc;
@@ -577,7 +668,10 @@ impl Parser {
                 }
                 let t = self.ty()?;
                 self.expect("]")?;
-                Ok(Type::Array(Rc::new(t), count(n).ok_or_else(|| self.err::<()>("bad array length").unwrap_err())?))
+                Ok(Type::Array(
+                    Rc::new(t),
+                    count(n).ok_or_else(|| self.err::<()>("bad array length").unwrap_err())?,
+                ))
             }
             Tok::Ident(s) => Ok(match s.as_str() {
                 "void" => Type::Void,
@@ -602,7 +696,10 @@ impl Parser {
                     self.expect("<")?;
                     let n = self.int()?;
                     self.expect(">")?;
-                    Type::Str(count(n).ok_or_else(|| self.err::<()>("bad string capacity").unwrap_err())?)
+                    Type::Str(
+                        count(n)
+                            .ok_or_else(|| self.err::<()>("bad string capacity").unwrap_err())?,
+                    )
                 }
                 "fn" => {
                     self.expect("(")?;
@@ -662,7 +759,10 @@ impl Parser {
             }
             _ => {
                 self.back();
-                self.err(format!("expected an attribute value, found {}", self.describe()))
+                self.err(format!(
+                    "expected an attribute value, found {}",
+                    self.describe()
+                ))
             }
         }
     }
@@ -675,7 +775,17 @@ fn count(n: i128) -> Option<u32> {
 /// Parses a type on its own (tests and tools).
 pub fn parse_type(text: &str) -> Result<Type, ParseError> {
     let toks = tokenize(text)?;
-    let mut p = Parser { toks, pos: 0, prev: 0, m: Module::new(), values: HashMap::new(), pending_values: HashMap::new(), blocks: HashMap::new(), defined_blocks: Default::default(), op_positions: HashMap::new() };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        prev: 0,
+        m: Module::new(),
+        values: HashMap::new(),
+        pending_values: HashMap::new(),
+        blocks: HashMap::new(),
+        defined_blocks: Default::default(),
+        op_positions: HashMap::new(),
+    };
     let t = p.ty()?;
     if *p.peek() != Tok::Eof {
         return p.err("trailing input after the type");

@@ -20,7 +20,14 @@ use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
 pub fn print_module(m: &Module) -> String {
-    let mut p = Printer { m, out: String::new(), names: HashMap::new(), used_names: HashSet::new(), next_value: 0, blocks: HashMap::new() };
+    let mut p = Printer {
+        m,
+        out: String::new(),
+        names: HashMap::new(),
+        used_names: HashSet::new(),
+        next_value: 0,
+        blocks: HashMap::new(),
+    };
     p.out.push_str("module");
     if !m.files.is_empty() {
         p.out.push_str(" files = [");
@@ -47,7 +54,14 @@ pub fn print_module(m: &Module) -> String {
 
 /// Prints one op (with its regions) on its own, for diagnostics.
 pub fn print_op(m: &Module, op: OpId) -> String {
-    let mut p = Printer { m, out: String::new(), names: HashMap::new(), used_names: HashSet::new(), next_value: 0, blocks: HashMap::new() };
+    let mut p = Printer {
+        m,
+        out: String::new(),
+        names: HashMap::new(),
+        used_names: HashSet::new(),
+        next_value: 0,
+        blocks: HashMap::new(),
+    };
     p.number_blocks(m.top_level_of(op));
     p.op(op, 0);
     p.out.trim_end().to_string()
@@ -130,11 +144,20 @@ impl Printer<'_> {
                 if i > 0 {
                     self.out.push_str(", ");
                 }
-                let _ = write!(self.out, "^bb{}", self.blocks.get(b).copied().unwrap_or(u32::MAX));
+                let _ = write!(
+                    self.out,
+                    "^bb{}",
+                    self.blocks.get(b).copied().unwrap_or(u32::MAX)
+                );
             }
             self.out.push(']');
         }
-        let present: Vec<(usize, &Attr)> = data.attrs.iter().enumerate().filter_map(|(i, a)| a.as_ref().map(|a| (i, a))).collect();
+        let present: Vec<(usize, &Attr)> = data
+            .attrs
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().map(|a| (i, a)))
+            .collect();
         if !present.is_empty() {
             self.out.push_str(" {");
             for (k, (i, a)) in present.into_iter().enumerate() {
@@ -256,7 +279,10 @@ pub fn write_attr(out: &mut String, a: &Attr) {
 }
 
 pub fn is_bare_symbol(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.') && !s.as_bytes()[0].is_ascii_digit()
+    !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'.')
+        && !s.as_bytes()[0].is_ascii_digit()
 }
 
 /// A quoted string with C-style escapes for everything outside printable ASCII.

@@ -8,13 +8,29 @@ fn sample() -> Module {
     m.files.push("t.ks".into());
     let body = m.body;
     let mut b = Builder::new(&mut m, body);
-    let ft = Type::Func(std::rc::Rc::new(FnType { params: vec![Type::u32()], ret: Type::u32() }));
-    let f = b.ks_func("twice", ft, b"host".as_slice(), None, None, None, None, None);
+    let ft = Type::Func(std::rc::Rc::new(FnType {
+        params: vec![Type::u32()],
+        ret: Type::u32(),
+    }));
+    let f = b.ks_func(
+        "twice",
+        ft,
+        b"host".as_slice(),
+        None,
+        None,
+        None,
+        None,
+        None,
+    );
     let entry = b.entry(f, 0);
     let x = m.add_block_arg(entry, Type::u32());
     m.set_value_name(x, Some(std::rc::Rc::from("x")));
     let mut b = Builder::new(&mut m, entry);
-    b.loc = Loc { file: 0, line: 2, col: 5 };
+    b.loc = Loc {
+        file: 0,
+        line: 2,
+        col: 5,
+    };
     let two = b.core_const(2, Type::u32());
     let y = b.core_mul(x, two);
     b.ks_return(&[y]);
@@ -24,9 +40,16 @@ fn sample() -> Module {
 #[test]
 fn builders_infer_result_types_and_the_module_verifies() {
     let m = sample();
-    assert!(verify::verify_module(&m).is_empty(), "{:?}", verify::verify_module(&m));
+    assert!(
+        verify::verify_module(&m).is_empty(),
+        "{:?}",
+        verify::verify_module(&m)
+    );
     let text = print::print_module(&m);
-    assert!(text.contains("%1 = core.mul %x, %0 : u32 loc(2:5)"), "{text}");
+    assert!(
+        text.contains("%1 = core.mul %x, %0 : u32 loc(2:5)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -55,7 +78,9 @@ fn dominance_is_checked_across_blocks() {
 
 #[test]
 fn parse_errors_carry_positions() {
-    let e = parse::parse_module("module {\n  core.nope\n}\n").err().expect("fails");
+    let e = parse::parse_module("module {\n  core.nope\n}\n")
+        .err()
+        .expect("fails");
     assert_eq!((e.line, e.col), (2, 3));
     assert!(parse::parse_module("module { ").is_err());
     assert!(parse::parse_module("").is_err());
@@ -74,6 +99,10 @@ fn the_op_table_is_consistent() {
 
 #[test]
 fn the_committed_op_reference_is_current() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ir-ops.md")).unwrap_or_default();
-    assert!(committed == ops::REFERENCE, "docs/ir-ops.md is stale: run `target/release/ksc ir-reference > docs/ir-ops.md`");
+    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/ir-ops.md"))
+        .unwrap_or_default();
+    assert!(
+        committed == ops::REFERENCE,
+        "docs/ir-ops.md is stale: run `target/release/ksc ir-reference > docs/ir-ops.md`"
+    );
 }

@@ -67,7 +67,15 @@ impl Type {
 
     /// Integers, bools and pointers: what fits a register.
     pub fn is_scalar(&self) -> bool {
-        matches!(self, Type::Int(_) | Type::Bool | Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle)
+        matches!(
+            self,
+            Type::Int(_)
+                | Type::Bool
+                | Type::Ptr(_)
+                | Type::Func(_)
+                | Type::ProgHandle
+                | Type::PerfHandle
+        )
     }
 
     pub fn pointee(&self) -> Option<&Type> {

@@ -42,7 +42,14 @@ pub(super) fn probe_bpf() -> Result<(), i32> {
     install_print_capture();
     // SAFETY: plain syscall wrapper; a NULL name and NULL opts are allowed.
     let fd = unsafe {
-        sys::bpf_map_create(sys::BPF_MAP_TYPE_ARRAY, std::ptr::null(), 4, 4, 1, std::ptr::null())
+        sys::bpf_map_create(
+            sys::BPF_MAP_TYPE_ARRAY,
+            std::ptr::null(),
+            4,
+            4,
+            1,
+            std::ptr::null(),
+        )
     };
     if fd < 0 {
         // libbpf returns -errno (and sets errno) in its 1.0 error mode.
@@ -67,7 +74,9 @@ pub(super) fn load_once(
     let (result, messages) = capture_messages(|| {
         let mut object = open(elf, object_name)?;
         let progs = programs(object.ptr);
-        object.logs = (0..progs.len()).map(|i| vec![0u8; if wanted(i) { log_size } else { 0 }]).collect();
+        object.logs = (0..progs.len())
+            .map(|i| vec![0u8; if wanted(i) { log_size } else { 0 }])
+            .collect();
         for (i, (&prog, buf)) in progs.iter().zip(&mut object.logs).enumerate() {
             // SAFETY: `prog` belongs to the open object; `buf` is freed only after the close.
             unsafe {
@@ -82,10 +91,17 @@ pub(super) fn load_once(
         let ret = unsafe { sys::bpf_object__load(object.ptr) };
         let infos = prog_infos(&object, &progs);
         drop(object);
-        Ok(Attempt { errno: (ret < 0).then_some(-ret), progs: infos, messages: Vec::new() })
+        Ok(Attempt {
+            errno: (ret < 0).then_some(-ret),
+            progs: infos,
+            messages: Vec::new(),
+        })
     });
     match result {
-        Ok(attempt) => Ok(Attempt { messages, ..attempt }),
+        Ok(attempt) => Ok(Attempt {
+            messages,
+            ..attempt
+        }),
         Err(errno) => Err(OpenFailure { errno, messages }),
     }
 }
@@ -96,7 +112,11 @@ fn open(elf: &[u8], object_name: &str) -> Result<OpenObject, i32> {
     let opts = sys::bpf_object_open_opts {
         sz: std::mem::size_of::<sys::bpf_object_open_opts>() as _,
         // NULL lets libbpf make up a name.
-        object_name: if name.is_empty() { std::ptr::null() } else { name.as_ptr() },
+        object_name: if name.is_empty() {
+            std::ptr::null()
+        } else {
+            name.as_ptr()
+        },
         ..Default::default()
     };
     // SAFETY: `opts` and `name` are valid for the call (libbpf copies the name). libbpf 1.7 parses
@@ -105,7 +125,10 @@ fn open(elf: &[u8], object_name: &str) -> Result<OpenObject, i32> {
     if obj.is_null() {
         return Err(io::Error::last_os_error().raw_os_error().unwrap_or(0));
     }
-    let object = OpenObject { ptr: obj, logs: Vec::new() };
+    let object = OpenObject {
+        ptr: obj,
+        logs: Vec::new(),
+    };
     unpin_maps(object.ptr);
     // SAFETY: the object is open and not yet loaded, as the function requires.
     unsafe { ksrt_adapt_struct_ops(object.ptr) };
@@ -170,11 +193,18 @@ pub(super) fn load_live(
             return Ok(Ok(LiveObject { object }));
         }
         let progs = prog_infos(&object, &progs);
-        Ok(Err(Attempt { errno: Some(-ret), progs, messages: Vec::new() }))
+        Ok(Err(Attempt {
+            errno: Some(-ret),
+            progs,
+            messages: Vec::new(),
+        }))
     });
     match result {
         Ok(Ok(live)) => Ok(Ok(live)),
-        Ok(Err(attempt)) => Ok(Err(Attempt { messages, ..attempt })),
+        Ok(Err(attempt)) => Ok(Err(Attempt {
+            messages,
+            ..attempt
+        })),
         Err(errno) => Err(OpenFailure { errno, messages }),
     }
 }
@@ -191,7 +221,12 @@ impl LiveObject {
             }
             let fd = sys::bpf_program__fd(prog);
             // SAFETY (borrow): libbpf closes the fd only in bpf_object__close, i.e. after `self`.
-            (fd >= 0).then(|| (BorrowedFd::borrow_raw(fd), c_string(sys::bpf_program__section_name(prog))))
+            (fd >= 0).then(|| {
+                (
+                    BorrowedFd::borrow_raw(fd),
+                    c_string(sys::bpf_program__section_name(prog)),
+                )
+            })
         }
     }
 
@@ -258,7 +293,14 @@ impl MapInfo<'_> {
         // SAFETY: `self` borrows a live object, so the map pointer is valid; libbpf reads
         // `key.len()` and writes at most `value.len()` bytes after checking both against the map's sizes.
         let ret = unsafe {
-            sys::bpf_map__lookup_elem(self.ptr, key.as_ptr().cast(), key.len() as _, value.as_mut_ptr().cast(), value.len() as _, 0)
+            sys::bpf_map__lookup_elem(
+                self.ptr,
+                key.as_ptr().cast(),
+                key.len() as _,
+                value.as_mut_ptr().cast(),
+                value.len() as _,
+                0,
+            )
         };
         match ret {
             0 => Ok(true),
@@ -271,9 +313,20 @@ impl MapInfo<'_> {
     pub fn update(&self, key: &[u8], value: &[u8]) -> Result<(), i32> {
         // SAFETY: as in `lookup`; libbpf only reads both buffers.
         let ret = unsafe {
-            sys::bpf_map__update_elem(self.ptr, key.as_ptr().cast(), key.len() as _, value.as_ptr().cast(), value.len() as _, 0)
+            sys::bpf_map__update_elem(
+                self.ptr,
+                key.as_ptr().cast(),
+                key.len() as _,
+                value.as_ptr().cast(),
+                value.len() as _,
+                0,
+            )
         };
-        if ret < 0 { Err(-ret) } else { Ok(()) }
+        if ret < 0 {
+            Err(-ret)
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -283,13 +336,23 @@ const ENOENT: i32 = 2;
 pub(super) fn possible_cpus() -> Result<usize, i32> {
     // SAFETY: no arguments; libbpf caches the answer.
     let n = unsafe { sys::libbpf_num_possible_cpus() };
-    if n < 0 { Err(-n) } else { Ok(n as usize) }
+    if n < 0 {
+        Err(-n)
+    } else {
+        Ok(n as usize)
+    }
 }
 
 /// One BPF_PROG_TEST_RUN: `(retval, bytes written to data_out)`. The error is an errno.
 /// One BPF_PROG_TEST_RUN of `repeat` runs: the last run's return value, the output length and
 /// the kernel's mean time per run in nanoseconds.
-pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8], ctx_in: Option<&[u8]>, repeat: u32) -> Result<(u32, usize, u32), i32> {
+pub(super) fn test_run(
+    prog: BorrowedFd<'_>,
+    data_in: &[u8],
+    data_out: &mut [u8],
+    ctx_in: Option<&[u8]>,
+    repeat: u32,
+) -> Result<(u32, usize, u32), i32> {
     use std::os::fd::AsRawFd;
     let ctx = ctx_in.unwrap_or(&[]);
     let mut opts = sys::bpf_test_run_opts {
@@ -298,7 +361,11 @@ pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8]
         data_size_in: data_in.len() as _,
         data_out: data_out.as_mut_ptr().cast(),
         data_size_out: data_out.len() as _,
-        ctx_in: if ctx.is_empty() { std::ptr::null() } else { ctx.as_ptr().cast() },
+        ctx_in: if ctx.is_empty() {
+            std::ptr::null()
+        } else {
+            ctx.as_ptr().cast()
+        },
         ctx_size_in: ctx.len() as _,
         repeat: repeat.max(1) as _,
         ..Default::default()
@@ -309,7 +376,11 @@ pub(super) fn test_run(prog: BorrowedFd<'_>, data_in: &[u8], data_out: &mut [u8]
     if ret < 0 {
         return Err(-ret);
     }
-    Ok((opts.retval, (opts.data_size_out as usize).min(data_out.len()), opts.duration))
+    Ok((
+        opts.retval,
+        (opts.data_size_out as usize).min(data_out.len()),
+        opts.duration,
+    ))
 }
 
 /// An open `bpf_object`, closed on drop (on every path out of `load_once`, or with its `LiveObject`).
@@ -381,7 +452,12 @@ unsafe extern "C" {
     fn ksrt_adapt_struct_ops(obj: *mut sys::bpf_object) -> c_int;
     // `ap` has the exact type bindgen gave libbpf's callback, so it is passed on with the ABI of a
     // C `va_list` parameter on every target.
-    fn vsnprintf(buf: *mut c_char, size: usize, fmt: *const c_char, ap: *mut sys::__va_list_tag) -> c_int;
+    fn vsnprintf(
+        buf: *mut c_char,
+        size: usize,
+        fmt: *const c_char,
+        ap: *mut sys::__va_list_tag,
+    ) -> c_int;
 }
 
 unsafe extern "C" fn print_capture(

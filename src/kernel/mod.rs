@@ -37,7 +37,10 @@ pub struct ProgramReport {
 pub enum Verdict {
     Accepted,
     /// `last_line` is the verifier's complaint, or why the program never reached the verifier.
-    Rejected { errno: i32, last_line: String },
+    Rejected {
+        errno: i32,
+        last_line: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,10 +82,16 @@ pub fn verify_object(elf: &[u8], object_name: &str) -> Result<Vec<ProgramReport>
     let mut attempt = load(&|_| true, BPF_LOG_STATS, STATS_LOG_SIZE)?;
     if attempt.errno.is_some() {
         ffi::probe_bpf().map_err(|errno| {
-            LoadError::Unavailable(format!("the bpf() system call failed: {}", ffi::strerror(errno)))
+            LoadError::Unavailable(format!(
+                "the bpf() system call failed: {}",
+                ffi::strerror(errno)
+            ))
         })?;
         if attempt.progs.is_empty() {
-            return Err(LoadError::Open(describe(attempt.errno.unwrap_or(0), &attempt.messages)));
+            return Err(LoadError::Open(describe(
+                attempt.errno.unwrap_or(0),
+                &attempt.messages,
+            )));
         }
     }
 
@@ -124,7 +133,11 @@ fn load_alone(
     loop {
         let attempt = load(&|j| j == i, BPF_LOG_LEVEL1 | BPF_LOG_STATS, log_size)?;
         if attempt.errno != Some(ENOSPC) || log_size >= FULL_LOG_MAX {
-            return Ok(report(program(&attempt, i)?, attempt.errno, &attempt.messages));
+            return Ok(report(
+                program(&attempt, i)?,
+                attempt.errno,
+                &attempt.messages,
+            ));
         }
         log_size *= 4;
     }
@@ -154,7 +167,8 @@ fn report(p: &ffi::ProgInfo, errno: Option<i32>, messages: &[String]) -> Program
         None => Verdict::Accepted,
         Some(errno) => Verdict::Rejected {
             errno,
-            last_line: complaint(&p.log).unwrap_or_else(|| refusal(&p.name, &kind, errno, messages)),
+            last_line: complaint(&p.log)
+                .unwrap_or_else(|| refusal(&p.name, &kind, errno, messages)),
         },
     };
     // Without a verifier log, libbpf's messages are the only account of what happened. Its hint
@@ -179,7 +193,11 @@ fn report(p: &ffi::ProgInfo, errno: Option<i32>, messages: &[String]) -> Program
 /// The verifier's complaint: the last log line that is not part of the closing statistics. An
 /// endless loop is reported before the two states it compared, which would read as the reason.
 fn complaint(log: &str) -> Option<String> {
-    if let Some(l) = log.lines().map(str::trim).find(|l| l.starts_with("infinite loop detected")) {
+    if let Some(l) = log
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("infinite loop detected"))
+    {
         return Some(l.to_owned());
     }
     log.lines()
@@ -190,24 +208,40 @@ fn complaint(log: &str) -> Option<String> {
 }
 
 fn is_stats_line(line: &str) -> bool {
-    ["processed ", "verification time ", "stack depth "].iter().any(|p| line.starts_with(p))
+    ["processed ", "verification time ", "stack depth "]
+        .iter()
+        .any(|p| line.starts_with(p))
 }
 
 /// Why a program without a verifier log failed: libbpf's own first complaint about it if libbpf
 /// stopped before the bpf() call (e.g. an unknown attach target), else the kernel's refusal.
 fn refusal(name: &str, kind: &str, errno: i32, messages: &[String]) -> String {
     let prefix = format!("prog '{name}': ");
-    let reached_kernel = messages.iter().any(|m| m.contains("BPF program load failed"));
-    let libbpf_reason = messages.iter().find_map(|m| m.split_once(&prefix).map(|(_, why)| why.to_owned()));
+    let reached_kernel = messages
+        .iter()
+        .any(|m| m.contains("BPF program load failed"));
+    let libbpf_reason = messages
+        .iter()
+        .find_map(|m| m.split_once(&prefix).map(|(_, why)| why.to_owned()));
     match libbpf_reason {
         Some(why) if !reached_kernel => why,
-        _ => format!("the kernel refused the {kind} program before verification: {}", ffi::strerror(errno)),
+        _ => format!(
+            "the kernel refused the {kind} program before verification: {}",
+            ffi::strerror(errno)
+        ),
     }
 }
 
 /// The verifier's "processed N insns (limit ...)" statistics figure.
 fn processed(log: &str) -> Option<u64> {
-    log.lines().rev().find_map(|l| l.trim().strip_prefix("processed ")?.split(' ').next()?.parse().ok())
+    log.lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix("processed ")?
+            .split(' ')
+            .next()?
+            .parse()
+            .ok()
+    })
 }
 
 fn describe(errno: i32, messages: &[String]) -> String {

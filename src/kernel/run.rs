@@ -14,8 +14,8 @@
 //! head- and tailroom, and for tc and cgroup_skb also frames whose EtherType is IPv4 (IPv6) but
 //! that are shorter than Ethernet + 20 (40) bytes: it reads the addresses from the IP header.
 
-use super::{ffi, kind_of, report, Verdict, BPF_LOG_STATS, STATS_LOG_SIZE};
 use super::{describe, failed_program, LoadError};
+use super::{ffi, kind_of, report, Verdict, BPF_LOG_STATS, STATS_LOG_SIZE};
 use libbpf_sys as sys;
 
 /// An object loaded into the kernel for running programs (maps created, nothing pinned or
@@ -46,15 +46,21 @@ impl Loaded {
             Err(f) => return Err(LoadError::Open(describe(f.errno, &f.messages))),
         };
         ffi::probe_bpf().map_err(|errno| {
-            LoadError::Unavailable(format!("the bpf() system call failed: {}", ffi::strerror(errno)))
+            LoadError::Unavailable(format!(
+                "the bpf() system call failed: {}",
+                ffi::strerror(errno)
+            ))
         })?;
         let errno = attempt.errno.unwrap_or(0);
         // Stats-only logs still end with the verifier's complaint.
-        match failed_program(&attempt).map(|i| report(&attempt.progs[i], Some(errno), &attempt.messages)) {
+        match failed_program(&attempt)
+            .map(|i| report(&attempt.progs[i], Some(errno), &attempt.messages))
+        {
             Some(r) => match r.verdict {
-                Verdict::Rejected { last_line, .. } => {
-                    Err(LoadError::Open(format!("program {} rejected: {last_line}", r.name)))
-                }
+                Verdict::Rejected { last_line, .. } => Err(LoadError::Open(format!(
+                    "program {} rejected: {last_line}",
+                    r.name
+                ))),
                 Verdict::Accepted => unreachable!("report() with an errno is a rejection"),
             },
             None => Err(LoadError::Open(describe(errno, &attempt.messages))),
@@ -64,8 +70,12 @@ impl Loaded {
     /// BPF_PROG_TEST_RUN of `program` on `packet` (a full Ethernet frame, for every kind): the
     /// program's return value and the packet as the program left it.
     pub fn run(&self, program: &str, packet: &[u8]) -> Result<TestRun, String> {
-        let (fd, section) = self.object.program(program).ok_or_else(|| format!("no program {program}"))?;
-        let ctx: Option<Vec<u8>> = test_context(&section, packet.len()).map(|c| c.iter().flat_map(|w| w.to_ne_bytes()).collect());
+        let (fd, section) = self
+            .object
+            .program(program)
+            .ok_or_else(|| format!("no program {program}"))?;
+        let ctx: Option<Vec<u8>> = test_context(&section, packet.len())
+            .map(|c| c.iter().flat_map(|w| w.to_ne_bytes()).collect());
         let mut out = vec![0u8; packet.len() + OUT_SLACK];
         let (retval, len, _) = ffi::test_run(fd, packet, &mut out, ctx.as_deref(), 1)
             .map_err(|e| format!("test run of {program}: {}", ffi::strerror(e)))?;
@@ -75,11 +85,21 @@ impl Loaded {
 
     /// `repeat` runs of `program` on `packet` in one BPF_PROG_TEST_RUN: the return value and the
     /// kernel's mean nanoseconds per run (for benchmarks).
-    pub fn run_repeated(&self, program: &str, packet: &[u8], repeat: u32) -> Result<(u32, u32), String> {
-        let (fd, section) = self.object.program(program).ok_or_else(|| format!("no program {program}"))?;
-        let ctx = test_context(&section, packet.len()).map(|c| c.iter().flat_map(|w| w.to_ne_bytes()).collect::<Vec<u8>>());
+    pub fn run_repeated(
+        &self,
+        program: &str,
+        packet: &[u8],
+        repeat: u32,
+    ) -> Result<(u32, u32), String> {
+        let (fd, section) = self
+            .object
+            .program(program)
+            .ok_or_else(|| format!("no program {program}"))?;
+        let ctx = test_context(&section, packet.len())
+            .map(|c| c.iter().flat_map(|w| w.to_ne_bytes()).collect::<Vec<u8>>());
         let mut out = vec![0u8; packet.len() + OUT_SLACK];
-        let (retval, _, ns) = ffi::test_run(fd, packet, &mut out, ctx.as_deref(), repeat).map_err(|e| format!("test run of {program}: {}", ffi::strerror(e)))?;
+        let (retval, _, ns) = ffi::test_run(fd, packet, &mut out, ctx.as_deref(), repeat)
+            .map_err(|e| format!("test run of {program}: {}", ffi::strerror(e)))?;
         Ok((retval, ns))
     }
 
@@ -108,7 +128,9 @@ impl Loaded {
     /// A program's instruction counts: object, xlated (after the kernel's rewrite) and processed
     /// by the verifier.
     pub fn program_counts(&self, program: &str) -> Result<(u32, u32, u32), String> {
-        self.object.program_counts(program).ok_or_else(|| format!("no information on program {program}"))
+        self.object
+            .program_counts(program)
+            .ok_or_else(|| format!("no information on program {program}"))
     }
 
     /// The value stored under `key`, or `None` if absent. For percpu maps the value is every
@@ -116,7 +138,9 @@ impl Loaded {
     pub fn map_lookup(&self, map: &str, key: &[u8]) -> Result<Option<Vec<u8>>, String> {
         let m = self.map(map)?;
         let mut value = vec![0u8; slot_size(&m) * slots(&m)?];
-        let found = m.lookup(key, &mut value).map_err(|e| format!("lookup in {map}: {}", ffi::strerror(e)))?;
+        let found = m
+            .lookup(key, &mut value)
+            .map_err(|e| format!("lookup in {map}: {}", ffi::strerror(e)))?;
         Ok(found.then_some(value))
     }
 
@@ -129,7 +153,8 @@ impl Loaded {
             all.resize(slot_size(&m), 0);
             all = all.repeat(slots(&m)?);
         }
-        m.update(key, &all).map_err(|e| format!("update of {map}: {}", ffi::strerror(e)))
+        m.update(key, &all)
+            .map_err(|e| format!("update of {map}: {}", ffi::strerror(e)))
     }
 
     /// The current bytes of a global-data section map (".bss", ".data", ".rodata").
@@ -143,7 +168,10 @@ impl Loaded {
     pub fn fill_prog_array(&self, programs: &[&str]) -> Result<(), String> {
         use std::os::fd::AsRawFd;
         for (i, name) in programs.iter().enumerate() {
-            let (fd, _) = self.object.program(name).ok_or_else(|| format!("no program {name}"))?;
+            let (fd, _) = self
+                .object
+                .program(name)
+                .ok_or_else(|| format!("no program {name}"))?;
             let fd = fd.as_raw_fd() as u32;
             self.map_update("prog_array", &(i as u32).to_ne_bytes(), &fd.to_ne_bytes())?;
         }
@@ -151,7 +179,9 @@ impl Loaded {
     }
 
     fn map(&self, name: &str) -> Result<ffi::MapInfo<'_>, String> {
-        self.object.map(name).ok_or_else(|| format!("no map {name}"))
+        self.object
+            .map(name)
+            .ok_or_else(|| format!("no map {name}"))
     }
 }
 
@@ -182,7 +212,8 @@ fn slots(m: &ffi::MapInfo<'_>) -> Result<usize, String> {
     if !is_percpu(m) {
         return Ok(1);
     }
-    ffi::possible_cpus().map_err(|e| format!("cannot count the possible CPUs: {}", ffi::strerror(e)))
+    ffi::possible_cpus()
+        .map_err(|e| format!("cannot count the possible CPUs: {}", ffi::strerror(e)))
 }
 
 /// The kernel pads each percpu slot to 8 bytes.

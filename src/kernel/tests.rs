@@ -17,7 +17,10 @@ fn kernel() -> bool {
         return true;
     }
     let required = std::env::var("KSC_REQUIRE_KERNEL").is_ok_and(|v| v == "1");
-    assert!(!required, "KSC_REQUIRE_KERNEL=1 but the bpf() system call is unusable");
+    assert!(
+        !required,
+        "KSC_REQUIRE_KERNEL=1 but the bpf() system call is unusable"
+    );
     eprintln!("note: bpf() unusable (not root, or no CONFIG_BPF_SYSCALL), skipping kernel test");
     false
 }
@@ -55,7 +58,12 @@ fn assemble(programs: &[(&str, &str, &str)]) -> Vec<u8> {
     let dir = scratch();
     let (s, o) = (dir.join("t.s"), dir.join("t.o"));
     std::fs::write(&s, src).unwrap();
-    run_llvm("llvm-mc", &["-triple", "bpfel", "-mcpu=v3", "-filetype=obj"], &s, &o);
+    run_llvm(
+        "llvm-mc",
+        &["-triple", "bpfel", "-mcpu=v3", "-filetype=obj"],
+        &s,
+        &o,
+    );
     let elf = std::fs::read(&o).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     elf
@@ -68,7 +76,10 @@ const UNINIT: &str = "\tr0 = r2\n\texit";
 fn rejected(r: &ProgramReport) -> (i32, &str) {
     match &r.verdict {
         Verdict::Rejected { errno, last_line } => (*errno, last_line.as_str()),
-        Verdict::Accepted => panic!("{} was accepted, expected a rejection; log:\n{}", r.name, r.log),
+        Verdict::Accepted => panic!(
+            "{} was accepted, expected a rejection; log:\n{}",
+            r.name, r.log
+        ),
     }
 }
 
@@ -76,7 +87,10 @@ fn rejected(r: &ProgramReport) -> (i32, &str) {
 fn bpf_is_available() {
     let required = std::env::var("KSC_REQUIRE_KERNEL").is_ok_and(|v| v == "1");
     let available = bpf_available();
-    assert!(available || !required, "KSC_REQUIRE_KERNEL=1 but bpf_available() is false");
+    assert!(
+        available || !required,
+        "KSC_REQUIRE_KERNEL=1 but bpf_available() is false"
+    );
     // A second probe must not leak or fail because of the first.
     assert_eq!(bpf_available(), available);
 }
@@ -90,10 +104,17 @@ fn accepted_xdp_program() {
     let reports = verify_object(&elf, "ok").unwrap();
     assert_eq!(reports.len(), 1);
     let r = &reports[0];
-    assert_eq!((r.name.as_str(), r.section.as_str(), r.kind.as_str()), ("pass", "xdp", "xdp"));
+    assert_eq!(
+        (r.name.as_str(), r.section.as_str(), r.kind.as_str()),
+        ("pass", "xdp", "xdp")
+    );
     assert_eq!(r.verdict, Verdict::Accepted, "log:\n{}", r.log);
     assert_eq!(r.insns, 2);
-    assert!(r.processed.is_some_and(|n| n > 0), "no processed figure in:\n{}", r.log);
+    assert!(
+        r.processed.is_some_and(|n| n > 0),
+        "no processed figure in:\n{}",
+        r.log
+    );
 }
 
 #[test]
@@ -130,14 +151,23 @@ fn every_program_is_reported() {
     assert_eq!(names, ["before", "bad", "after"]);
     assert_eq!(reports[0].verdict, Verdict::Accepted);
     assert_eq!(rejected(&reports[1]), (EACCES, "R0 !read_ok"));
-    assert_eq!(reports[2].verdict, Verdict::Accepted, "log:\n{}", reports[2].log);
+    assert_eq!(
+        reports[2].verdict,
+        Verdict::Accepted,
+        "log:\n{}",
+        reports[2].log
+    );
     assert_eq!(reports[2].kind, "tc");
     assert!(reports.iter().all(|r| r.processed.is_some()));
 }
 
 #[test]
 fn two_rejections_in_a_row() {
-    let elf = assemble(&[("xdp", "bad1", "\texit"), ("xdp", "bad2", UNINIT), ("xdp", "good", PASS)]);
+    let elf = assemble(&[
+        ("xdp", "bad1", "\texit"),
+        ("xdp", "bad2", UNINIT),
+        ("xdp", "good", PASS),
+    ]);
     if !kernel() {
         return;
     }
@@ -159,14 +189,21 @@ fn long_log_grows_the_buffer() {
     assert_eq!(rejected(r), (EACCES, "R2 !read_ok"));
     assert!(r.log.len() > FULL_LOG_MIN, "log only {} bytes", r.log.len());
     // Complete, not the kernel's rotated tail.
-    assert!(r.log.contains("\n0: (b7) r0 = 0"), "{}", &r.log[..200.min(r.log.len())]);
+    assert!(
+        r.log.contains("\n0: (b7) r0 = 0"),
+        "{}",
+        &r.log[..200.min(r.log.len())]
+    );
     assert_eq!(r.insns, 40_002);
 }
 
 #[test]
 fn fentry_is_refused_before_the_verifier() {
     // The test kernel refuses fentry with EPERM before verification (see TOOLCHAIN.md).
-    let elf = assemble(&[("fentry/do_nanosleep", "fe", "\tr0 = 0\n\texit"), ("xdp", "pass", PASS)]);
+    let elf = assemble(&[
+        ("fentry/do_nanosleep", "fe", "\tr0 = 0\n\texit"),
+        ("xdp", "pass", PASS),
+    ]);
     if !kernel() {
         return;
     }
@@ -176,26 +213,43 @@ fn fentry_is_refused_before_the_verifier() {
     if reports[0].verdict != Verdict::Accepted {
         let (errno, last_line) = rejected(&reports[0]);
         assert_eq!(errno, EPERM, "{last_line}");
-        assert!(last_line.contains("refused the fentry program before verification"), "{last_line}");
-        assert!(!reports[0].log.is_empty(), "libbpf's messages stand in for the missing log");
+        assert!(
+            last_line.contains("refused the fentry program before verification"),
+            "{last_line}"
+        );
+        assert!(
+            !reports[0].log.is_empty(),
+            "libbpf's messages stand in for the missing log"
+        );
     }
     assert_eq!(reports[1].verdict, Verdict::Accepted);
 }
 
 #[test]
 fn unknown_attach_target_is_libbpfs_complaint() {
-    let elf = assemble(&[("fentry/ksc_no_such_kernel_function", "fe", "\tr0 = 0\n\texit")]);
+    let elf = assemble(&[(
+        "fentry/ksc_no_such_kernel_function",
+        "fe",
+        "\tr0 = 0\n\texit",
+    )]);
     if !kernel() {
         return;
     }
     let reports = verify_object(&elf, "target").unwrap();
     let (_, last_line) = rejected(&reports[0]);
-    assert!(last_line.contains("ksc_no_such_kernel_function"), "{last_line}");
+    assert!(
+        last_line.contains("ksc_no_such_kernel_function"),
+        "{last_line}"
+    );
 }
 
 #[test]
 fn garbage_elf_is_open_error() {
-    for elf in [&b"definitely not an ELF file"[..], b"", b"\x7fELF\x02\x01\x01\0garbage"] {
+    for elf in [
+        &b"definitely not an ELF file"[..],
+        b"",
+        b"\x7fELF\x02\x01\x01\0garbage",
+    ] {
         match verify_object(elf, "garbage") {
             Err(LoadError::Open(msg)) => assert!(!msg.is_empty()),
             other => panic!("expected LoadError::Open, got {other:?}"),
@@ -209,7 +263,10 @@ fn object_name_with_nul_is_harmless() {
     if !kernel() {
         return;
     }
-    assert_eq!(verify_object(&elf, "a\0b").unwrap()[0].verdict, Verdict::Accepted);
+    assert_eq!(
+        verify_object(&elf, "a\0b").unwrap()[0].verdict,
+        Verdict::Accepted
+    );
 }
 
 #[test]
@@ -253,7 +310,12 @@ attributes #0 = {{ nounwind }}
     );
     let (ll, o) = (dir.join("fw.ll"), dir.join("fw.o"));
     std::fs::write(&ll, ir).unwrap();
-    run_llvm("llc", &["-march=bpfel", "-mcpu=v3", "-filetype=obj"], &ll, &o);
+    run_llvm(
+        "llc",
+        &["-march=bpfel", "-mcpu=v3", "-filetype=obj"],
+        &ll,
+        &o,
+    );
     let elf = std::fs::read(&o).unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     if !kernel() {
@@ -261,7 +323,11 @@ attributes #0 = {{ nounwind }}
     }
     let reports = verify_object(&elf, "fw").unwrap();
     let (_, last_line) = rejected(&reports[0]);
-    assert_eq!(last_line, "invalid bpf_context access off=100 size=4", "log:\n{}", reports[0].log);
+    assert_eq!(
+        last_line, "invalid bpf_context access off=100 size=4",
+        "log:\n{}",
+        reports[0].log
+    );
     let (file, line, text) = log_source_location(&reports[0].log).expect("line info in the log");
     // LLVM 19 records the DIFile's name as given (it read the text from directory/name).
     assert_eq!(file, "fw.ks");
@@ -296,20 +362,29 @@ fn source_location_is_the_last_annotation() {
 fn source_location_edge_cases() {
     // Absolute paths; " @ " inside the source text; empty source text (file unreadable at build).
     let log = "; return a @ b @ /home/u/src/fw.ks:7\n0: (b7) r0 = 2\n;  @ lib/util.ks:42\n1: (95) exit\nR0 !read_ok\n";
-    assert_eq!(log_source_location(log), Some(("lib/util.ks".to_owned(), 42, String::new())));
+    assert_eq!(
+        log_source_location(log),
+        Some(("lib/util.ks".to_owned(), 42, String::new()))
+    );
     assert_eq!(
         log_source_location("; return a @ b @ /home/u/src/fw.ks:7\n"),
         Some(("/home/u/src/fw.ks".to_owned(), 7, "return a @ b".to_owned()))
     );
     // No line info at all (object without .BTF.ext), comments that are not annotations.
     assert_eq!(log_source_location("0: (95) exit\nR0 !read_ok\n"), None);
-    assert_eq!(log_source_location("; just a comment\n; x @ fw.ks:notanumber\n"), None);
+    assert_eq!(
+        log_source_location("; just a comment\n; x @ fw.ks:notanumber\n"),
+        None
+    );
     assert_eq!(log_source_location(""), None);
 }
 
 #[test]
 fn complaint_and_statistics_from_logs() {
-    assert_eq!(complaint(LOG_REJECTED).as_deref(), Some("R2 offset is outside of the packet"));
+    assert_eq!(
+        complaint(LOG_REJECTED).as_deref(),
+        Some("R2 offset is outside of the packet")
+    );
     assert_eq!(processed(LOG_REJECTED), Some(3));
     let stats = "verification time 9 usec\nstack depth 0\nprocessed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0 peak_states 0 mark_read 0\n";
     assert_eq!(complaint(stats), None);
@@ -343,4 +418,3 @@ fn kinds_from_section_names() {
         assert_eq!(kind_of(section), kind, "{section}");
     }
 }
-

@@ -12,10 +12,15 @@ const LIBBPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libbpf.a"));
 
 /// Links `object` (a native relocatable object from the host back end) into the executable `out`.
 pub fn link_executable(object: &[u8], out: &Path) -> Result<(), String> {
-    let dir = tempfile::Builder::new().prefix("ksc-link-").tempdir().map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+    let dir = tempfile::Builder::new()
+        .prefix("ksc-link-")
+        .tempdir()
+        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
-        std::fs::write(&p, bytes).map(|_| p).map_err(|e| format!("cannot write {name} for linking: {e}"))
+        std::fs::write(&p, bytes)
+            .map(|_| p)
+            .map_err(|e| format!("cannot write {name} for linking: {e}"))
     };
     let obj = write("unit.o", object)?;
     let runtime = write("libksrt.a", RUNTIME)?;
@@ -29,10 +34,19 @@ pub fn link_executable(object: &[u8], out: &Path) -> Result<(), String> {
         .arg(&libbpf)
         .args(["-lelf", "-lz"])
         .output()
-        .map_err(|e| format!("cannot run the C compiler `{}` to link: {e}", cc.to_string_lossy()))?;
+        .map_err(|e| {
+            format!(
+                "cannot run the C compiler `{}` to link: {e}",
+                cc.to_string_lossy()
+            )
+        })?;
     if !output.status.success() {
         let text = String::from_utf8_lossy(&output.stderr);
-        let first = text.lines().find(|l| l.contains("error") || l.contains("cannot find")).or_else(|| text.lines().next()).unwrap_or("");
+        let first = text
+            .lines()
+            .find(|l| l.contains("error") || l.contains("cannot find"))
+            .or_else(|| text.lines().next())
+            .unwrap_or("");
         return Err(format!("linking {} failed: {first}", out.display()));
     }
     Ok(())

@@ -37,12 +37,25 @@ pub(super) fn lower_body(lw: &mut Lowerer, id: FuncId, op: OpId) {
     let region = KsFunc(op).body_region(&lw.m);
     let entry = lw.m.region(region).blocks[0];
     let params: Vec<Type> = f.params.iter().map(|p| lw.ir_type(p)).collect();
-    let mut fl = FnLower { kind: f.kind.clone(), ret: f.ret.clone(), block: entry, loc: Loc::default(), entry, slots_at: 0, scopes: vec![HashMap::new()], named_ret: None, params: decl.params.iter().map(|p| p.name.name.clone()).collect(), lw };
+    let mut fl = FnLower {
+        kind: f.kind.clone(),
+        ret: f.ret.clone(),
+        block: entry,
+        loc: Loc::default(),
+        entry,
+        slots_at: 0,
+        scopes: vec![HashMap::new()],
+        named_ret: None,
+        params: decl.params.iter().map(|p| p.name.name.clone()).collect(),
+        lw,
+    };
     fl.loc = fl.lw.loc(decl.name.span);
     // Parameters arrive as entry-block arguments and are copied into slots so they are assignable.
     for (p, ty) in decl.params.iter().zip(params) {
         let arg = fl.lw.m.add_block_arg(entry, ty.clone());
-        fl.lw.m.set_value_name(arg, Some(std::rc::Rc::from(p.name.name.as_str())));
+        fl.lw
+            .m
+            .set_value_name(arg, Some(std::rc::Rc::from(p.name.name.as_str())));
         let addr = fl.slot(ty, &p.name.name);
         fl.b().core_store(arg, addr);
         fl.declare(&p.name.name, Slot::Var { addr });
@@ -72,7 +85,12 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
     }
 
     pub fn terminated(&self) -> bool {
-        self.lw.m.block(self.block).ops.last().is_some_and(|&o| self.lw.m.is_terminator(o))
+        self.lw
+            .m
+            .block(self.block)
+            .ops
+            .last()
+            .is_some_and(|&o| self.lw.m.is_terminator(o))
     }
 
     /// A function-lifetime stack slot, placed with the others at the top of the entry block.
@@ -81,11 +99,20 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
         b.at = Some(self.slots_at);
         b.loc = self.loc;
         self.slots_at += 1;
-        b.core_local(ty.clone(), (!name.is_empty()).then(|| name.as_bytes().to_vec()), None, None, Type::ptr(ty))
+        b.core_local(
+            ty.clone(),
+            (!name.is_empty()).then(|| name.as_bytes().to_vec()),
+            None,
+            None,
+            Type::ptr(ty),
+        )
     }
 
     pub fn declare(&mut self, name: &str, s: Slot) {
-        self.scopes.last_mut().expect("a scope").insert(name.to_string(), s);
+        self.scopes
+            .last_mut()
+            .expect("a scope")
+            .insert(name.to_string(), s);
     }
 
     pub fn lookup(&self, name: &str) -> Option<&Slot> {
@@ -135,7 +162,11 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
     }
 
     fn local_ty(&self, name: &Ident) -> Option<(Ty, bool)> {
-        self.lw.ck.local_decls.get(&name.span).map(|d| (d.ty.clone(), d.entry_binding))
+        self.lw
+            .ck
+            .local_decls
+            .get(&name.span)
+            .map(|d| (d.ty.clone(), d.entry_binding))
     }
 
     fn stmt(&mut self, s: &Stmt) {
@@ -159,7 +190,10 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                 self.scoped(bb, body);
             }
             StmtKind::ForRange { var, lo, hi, body } => {
-                let ty = self.local_ty(var).map(|t| t.0).unwrap_or(Ty::Int(crate::sema::types::IntTy::U32));
+                let ty = self
+                    .local_ty(var)
+                    .map(|t| t.0)
+                    .unwrap_or(Ty::Int(crate::sema::types::IntTy::U32));
                 let lo_v = self.coerced(lo, &ty);
                 let hi_v = self.coerced(hi, &ty);
                 let op = self.b().ks_for(lo_v, hi_v);
@@ -173,8 +207,19 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                     fl.stmts(&body.stmts);
                 });
             }
-            StmtKind::ForEach { key, value, map, body } => {
-                let mi = self.lw.ck.maps.iter().position(|m| m.name == map.name).unwrap_or(0);
+            StmtKind::ForEach {
+                key,
+                value,
+                map,
+                body,
+            } => {
+                let mi = self
+                    .lw
+                    .ck
+                    .maps
+                    .iter()
+                    .position(|m| m.name == map.name)
+                    .unwrap_or(0);
                 let info = self.lw.ck.maps[mi].clone();
                 let op = self.b().ks_map_foreach(&info.name);
                 let bb = self.entry_of(op, 0);
@@ -301,12 +346,18 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
 
     /// The IR name of the program a call expression names, if it names one.
     pub fn program_callee(&self, callee: &Expr) -> Option<String> {
-        let ExprKind::Ident(n) = &callee.kind else { return None };
+        let ExprKind::Ident(n) = &callee.kind else {
+            return None;
+        };
         if self.lookup(n).is_some() {
             return None;
         }
         match self.lw.ck.symbols.get(n) {
-            Some(crate::sema::env::Symbol::Func(id)) if matches!(self.lw.ck.funcs[id.0 as usize].kind, FnKind::Program { .. }) => Some(self.lw.func_name(*id)),
+            Some(crate::sema::env::Symbol::Func(id))
+                if matches!(self.lw.ck.funcs[id.0 as usize].kind, FnKind::Program { .. }) =>
+            {
+                Some(self.lw.func_name(*id))
+            }
             _ => None,
         }
     }

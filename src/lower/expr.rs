@@ -16,9 +16,16 @@ enum Base {
     /// A pointer that may be null: reads yield zero and writes do nothing when it is (§11.3).
     Maybe(Value),
     /// `m[k]` itself.
-    MapElem { map: usize, key: Value },
+    MapElem {
+        map: usize,
+        key: Value,
+    },
     /// A field of a program context (`ctx->data`, `ctx->cb[i]`).
-    Ctx { ctx: Value, field: String, index: Option<Value> },
+    Ctx {
+        ctx: Value,
+        field: String,
+        index: Option<Value>,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -44,7 +51,12 @@ struct Place {
 
 impl FnLower<'_, '_, '_> {
     pub fn ty(&self, e: &Expr) -> Ty {
-        self.lw.ck.expr_types.get(e.id.0 as usize).cloned().unwrap_or(Ty::Error)
+        self.lw
+            .ck
+            .expr_types
+            .get(e.id.0 as usize)
+            .cloned()
+            .unwrap_or(Ty::Error)
     }
 
     fn const_of(&self, e: &Expr) -> Option<ConstValue> {
@@ -62,7 +74,9 @@ impl FnLower<'_, '_, '_> {
                 let keep = s.len().min(*n as usize - 1);
                 self.b().core_string(s[..keep].to_vec(), ty.clone())
             }
-            (ConstValue::Str(s), _) => self.b().core_string(s.clone(), Type::Str(s.len() as u32 + 1)),
+            (ConstValue::Str(s), _) => self
+                .b()
+                .core_string(s.clone(), Type::Str(s.len() as u32 + 1)),
             (ConstValue::Bool(b), _) => self.b().core_const(*b as i128, Type::Bool),
             (ConstValue::Int(_) | ConstValue::Char(_), Type::Int(i)) => {
                 let n = i.wrap(v.as_int().unwrap_or(0));
@@ -96,11 +110,19 @@ impl FnLower<'_, '_, '_> {
             ExprKind::Bool(b) => self.b().core_const(*b as i128, Type::Bool),
             ExprKind::Char(c) => self.b().core_const(*c as i128, Type::u8()),
             ExprKind::Str(s) => {
-                let st = if matches!(it, Type::Str(_)) { it } else { Type::Str(s.len() as u32 + 1) };
+                let st = if matches!(it, Type::Str(_)) {
+                    it
+                } else {
+                    Type::Str(s.len() as u32 + 1)
+                };
                 self.b().core_string(s.clone(), st)
             }
             ExprKind::Null => {
-                let pt = if it.is_ptr() { it } else { Type::ptr(Type::Void) };
+                let pt = if it.is_ptr() {
+                    it
+                } else {
+                    Type::ptr(Type::Void)
+                };
                 self.b().core_const(0, pt)
             }
             ExprKind::Ident(n) => self.ident_value(n, &it),
@@ -146,7 +168,10 @@ impl FnLower<'_, '_, '_> {
             },
             ExprKind::New { arg, .. } => {
                 let pointee = it.pointee().cloned().unwrap_or(Type::Void);
-                let gfp = arg.as_ref().and_then(|a| self.const_of(a)).and_then(|c| c.as_int());
+                let gfp = arg
+                    .as_ref()
+                    .and_then(|a| self.const_of(a))
+                    .and_then(|c| c.as_int());
                 self.b().ks_new(pointee, gfp, it)
             }
             ExprKind::SizeofType(_) | ExprKind::SizeofExpr(_) => self.b().core_const(0, it),
@@ -210,7 +235,9 @@ impl FnLower<'_, '_, '_> {
             return v;
         }
         match (&from, to) {
-            (Type::Str(_) | Type::Array(..), Type::Str(_)) | (Type::Str(_), Type::Array(..)) => self.b().ks_str_convert(v, to.clone()),
+            (Type::Str(_) | Type::Array(..), Type::Str(_)) | (Type::Str(_), Type::Array(..)) => {
+                self.b().ks_str_convert(v, to.clone())
+            }
             (a, b) if a.is_scalar() && b.is_scalar() => self.b().core_cast(v, to.clone()),
             (Type::Array(from_elem, n), Type::Array(to_elem, m)) if n == m => {
                 let (from_elem, to_elem, n) = ((**from_elem).clone(), (**to_elem).clone(), *n);
@@ -221,13 +248,22 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// `T[N]` to `U[N]` (§6.3 rule 6): each element converted, in a loop over the elements.
-    fn convert_elements(&mut self, v: Value, from_elem: &Type, to_elem: &Type, n: u32, to: &Type) -> Value {
+    fn convert_elements(
+        &mut self,
+        v: Value,
+        from_elem: &Type,
+        to_elem: &Type,
+        n: u32,
+        to: &Type,
+    ) -> Value {
         let from = self.lw.m.value_type(v).clone();
         let source = self.slot(from, "");
         self.b().core_store(v, source);
         let dest = self.slot(to.clone(), "");
         self.for_each_index(n, |fl, i| {
-            let a = fl.b().core_elem_addr(source, i, Type::ptr(from_elem.clone()));
+            let a = fl
+                .b()
+                .core_elem_addr(source, i, Type::ptr(from_elem.clone()));
             let x = fl.b().core_load(a, from_elem.clone());
             let y = fl.convert(x, to_elem);
             let d = fl.b().core_elem_addr(dest, i, Type::ptr(to_elem.clone()));
@@ -292,7 +328,9 @@ impl FnLower<'_, '_, '_> {
 
     /// The map an expression names (a bare map name not shadowed by a local).
     pub fn map_of(&self, e: &Expr) -> Option<usize> {
-        let ExprKind::Ident(n) = &e.kind else { return None };
+        let ExprKind::Ident(n) = &e.kind else {
+            return None;
+        };
         if self.lookup(n).is_some() {
             return None;
         }
@@ -326,8 +364,12 @@ impl FnLower<'_, '_, '_> {
 
     /// `q.pop()` / `q.peek()`: the value and whether there was one.
     pub fn pop_call(&mut self, e: &Expr) -> Option<(Value, Value)> {
-        let ExprKind::Call { callee, args } = &e.kind else { return None };
-        let ExprKind::Field(recv, m) = &callee.kind else { return None };
+        let ExprKind::Call { callee, args } = &e.kind else {
+            return None;
+        };
+        let ExprKind::Field(recv, m) = &callee.kind else {
+            return None;
+        };
         if !args.is_empty() || !matches!(m.name.as_str(), "pop" | "peek") {
             return None;
         }
@@ -346,15 +388,30 @@ impl FnLower<'_, '_, '_> {
         let it = self.ir(&self.ty(e));
         match &e.kind {
             ExprKind::Ident(n) => match self.lookup(n).cloned() {
-                Some(Slot::Var { addr }) => Place { base: Base::Addr(addr), path: vec![], ty: it, untrusted: false },
+                Some(Slot::Var { addr }) => Place {
+                    base: Base::Addr(addr),
+                    path: vec![],
+                    ty: it,
+                    untrusted: false,
+                },
                 Some(Slot::Entry { addr }) => {
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     let p = self.b().core_load(addr, pt.clone());
-                    Place { base: Base::Maybe(p), path: vec![], ty: pt.pointee().unwrap().clone(), untrusted: false }
+                    Place {
+                        base: Base::Maybe(p),
+                        path: vec![],
+                        ty: pt.pointee().unwrap().clone(),
+                        untrusted: false,
+                    }
                 }
                 None => {
                     let a = self.b().ks_global_addr(n, Type::ptr(it.clone()));
-                    Place { base: Base::Addr(a), path: vec![], ty: it, untrusted: false }
+                    Place {
+                        base: Base::Addr(a),
+                        path: vec![],
+                        ty: it,
+                        untrusted: false,
+                    }
                 }
             },
             ExprKind::Field(base, f) => {
@@ -364,13 +421,22 @@ impl FnLower<'_, '_, '_> {
                             let cname = self.lw.ck.configs[*ci].name.clone();
                             let st = Type::Struct(Rc::from(format!("{cname}_config").as_str()));
                             let a = self.b().ks_config_addr(&cname, Type::ptr(st));
-                            return Place { base: Base::Addr(a), path: vec![Step::Field(f.name.clone(), it.clone())], ty: it, untrusted: false };
+                            return Place {
+                                base: Base::Addr(a),
+                                path: vec![Step::Field(f.name.clone(), it.clone())],
+                                ty: it,
+                                untrusted: false,
+                            };
                         }
                     }
                 }
                 let mut p = self.place(base);
                 let kernel = matches!(self.ty(base), Ty::Struct(id) if self.lw.ck.structs[id.0 as usize].origin == StructOrigin::Kernel);
-                p.path.push(if kernel { Step::KField(f.name.clone(), it.clone()) } else { Step::Field(f.name.clone(), it.clone()) });
+                p.path.push(if kernel {
+                    Step::KField(f.name.clone(), it.clone())
+                } else {
+                    Step::Field(f.name.clone(), it.clone())
+                });
                 p.ty = it;
                 p
             }
@@ -381,25 +447,58 @@ impl FnLower<'_, '_, '_> {
                     _ => StructOrigin::File,
                 };
                 let pv = self.rvalue(base);
-                let pv = if origin == StructOrigin::Context { pv } else { self.deref(pv, e.span) };
+                let pv = if origin == StructOrigin::Context {
+                    pv
+                } else {
+                    self.deref(pv, e.span)
+                };
                 match origin {
-                    StructOrigin::Context => Place { base: Base::Ctx { ctx: pv, field: f.name.clone(), index: None }, path: vec![], ty: it, untrusted: false },
-                    StructOrigin::Kernel => Place { base: Base::Addr(pv), path: vec![Step::KField(f.name.clone(), it.clone())], ty: it, untrusted: !self.trusted_kernel_pointers() },
-                    _ => Place { base: Base::Addr(pv), path: vec![Step::Field(f.name.clone(), it.clone())], ty: it, untrusted: false },
+                    StructOrigin::Context => Place {
+                        base: Base::Ctx {
+                            ctx: pv,
+                            field: f.name.clone(),
+                            index: None,
+                        },
+                        path: vec![],
+                        ty: it,
+                        untrusted: false,
+                    },
+                    StructOrigin::Kernel => Place {
+                        base: Base::Addr(pv),
+                        path: vec![Step::KField(f.name.clone(), it.clone())],
+                        ty: it,
+                        untrusted: !self.trusted_kernel_pointers(),
+                    },
+                    _ => Place {
+                        base: Base::Addr(pv),
+                        path: vec![Step::Field(f.name.clone(), it.clone())],
+                        ty: it,
+                        untrusted: false,
+                    },
                 }
             }
             ExprKind::Index(base, idx) => {
                 if let Some(mi) = self.map_of(base) {
                     let info = self.lw.ck.maps[mi].clone();
                     let k = self.coerced(idx, &info.key);
-                    return Place { base: Base::MapElem { map: mi, key: k }, path: vec![], ty: it, untrusted: false };
+                    return Place {
+                        base: Base::MapElem { map: mi, key: k },
+                        path: vec![],
+                        ty: it,
+                        untrusted: false,
+                    };
                 }
                 // Left to right (§7.7): the indexed value, then the index.
                 if self.ty(base).is_ptr() {
                     let pv = self.rvalue(base);
                     let i = self.rvalue(idx);
                     let pv = self.deref(pv, e.span);
-                    return Place { base: Base::Addr(pv), path: vec![Step::PtrIndex(i)], ty: it, untrusted: false };
+                    return Place {
+                        base: Base::Addr(pv),
+                        path: vec![Step::PtrIndex(i)],
+                        ty: it,
+                        untrusted: false,
+                    };
                 }
                 let checked = self.const_of(idx).is_none();
                 let mut p = self.place(base);
@@ -415,14 +514,24 @@ impl FnLower<'_, '_, '_> {
             ExprKind::Unary(UnOp::Deref, x) => {
                 let pv = self.rvalue(x);
                 let pv = self.deref(pv, e.span);
-                Place { base: Base::Addr(pv), path: vec![], ty: it, untrusted: false }
+                Place {
+                    base: Base::Addr(pv),
+                    path: vec![],
+                    ty: it,
+                    untrusted: false,
+                }
             }
             _ => {
                 // A value without an address (a call result, a literal): spill it.
                 let v = self.rvalue(e);
                 let a = self.slot(it.clone(), "");
                 self.b().core_store(v, a);
-                Place { base: Base::Addr(a), path: vec![], ty: it, untrusted: false }
+                Place {
+                    base: Base::Addr(a),
+                    path: vec![],
+                    ty: it,
+                    untrusted: false,
+                }
             }
         }
     }
@@ -443,14 +552,30 @@ impl FnLower<'_, '_, '_> {
 
     /// Kernel struct pointers are BTF-trusted (direct loads) in trampoline-based programs (§10.4).
     fn trusted_kernel_pointers(&self) -> bool {
-        matches!(self.kind.program_kind(), Some(ProgKind::Probe | ProgKind::Fexit | ProgKind::TpBtf | ProgKind::Lsm | ProgKind::StructOps | ProgKind::Tracepoint))
+        matches!(
+            self.kind.program_kind(),
+            Some(
+                ProgKind::Probe
+                    | ProgKind::Fexit
+                    | ProgKind::TpBtf
+                    | ProgKind::Lsm
+                    | ProgKind::StructOps
+                    | ProgKind::Tracepoint
+            )
+        )
     }
 
     fn apply_path(&mut self, mut addr: Value, path: &[Step]) -> Value {
         for s in path {
             addr = match s {
-                Step::Field(f, t) => self.b().core_field_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone())),
-                Step::KField(f, t) => self.b().ks_kfield_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone())),
+                Step::Field(f, t) => {
+                    self.b()
+                        .core_field_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone()))
+                }
+                Step::KField(f, t) => {
+                    self.b()
+                        .ks_kfield_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone()))
+                }
                 Step::Index(i, t, true) => self.b().ks_index_addr(addr, *i, Type::ptr(t.clone())),
                 Step::Index(i, t, false) => {
                     let at = Type::ptr(t.clone());
@@ -511,7 +636,8 @@ impl FnLower<'_, '_, '_> {
             }
             Base::Ctx { ctx, field, index } => {
                 let idx: Vec<Value> = index.iter().copied().collect();
-                self.b().ks_ctx_load(*ctx, &idx, field.as_bytes().to_vec(), p.ty.clone())
+                self.b()
+                    .ks_ctx_load(*ctx, &idx, field.as_bytes().to_vec(), p.ty.clone())
             }
             Base::MapElem { .. } | Base::Maybe(_) => {
                 let entry = self.entry_of_base(&p.base);
@@ -546,7 +672,8 @@ impl FnLower<'_, '_, '_> {
             }
             Base::Ctx { ctx, field, index } => {
                 let idx: Vec<Value> = index.iter().copied().collect();
-                self.b().ks_ctx_store(v, *ctx, &idx, field.as_bytes().to_vec());
+                self.b()
+                    .ks_ctx_store(v, *ctx, &idx, field.as_bytes().to_vec());
             }
             Base::MapElem { map, key } if p.path.is_empty() => {
                 let name = self.lw.ck.maps[*map].name.clone();
@@ -582,13 +709,19 @@ impl FnLower<'_, '_, '_> {
             return;
         };
         // `m[k] += n` on an integer value: one atomic read-modify-write (§11.2).
-        if let (Base::MapElem { map, key }, true, BinOp::Add) = (&place.base, place.path.is_empty(), bop) {
+        if let (Base::MapElem { map, key }, true, BinOp::Add) =
+            (&place.base, place.path.is_empty(), bop)
+        {
             let name = self.lw.ck.maps[*map].name.clone();
             self.b().ks_map_add(*key, v, &name);
             return;
         }
         // `g += n` on an integer global in kernel code is one atomic add (§12.1).
-        if let (Base::Addr(a), BinOp::Add, true) = (&place.base, bop, self.kind.world() == crate::sema::env::World::Kernel && tit.is_int()) {
+        if let (Base::Addr(a), BinOp::Add, true) = (
+            &place.base,
+            bop,
+            self.kind.world() == crate::sema::env::World::Kernel && tit.is_int(),
+        ) {
             if self.is_global_address(*a) {
                 let addr = self.apply_path(*a, &place.path);
                 let delta = self.convert(v, &tit);
@@ -611,7 +744,11 @@ impl FnLower<'_, '_, '_> {
     fn arith(&mut self, op: BinOp, l: Value, r: Value, t: &Type) -> Value {
         if t.is_ptr() {
             let off = self.convert(r, &Type::i64());
-            let off = if op == BinOp::Sub { self.b().core_neg(off) } else { off };
+            let off = if op == BinOp::Sub {
+                self.b().core_neg(off)
+            } else {
+                off
+            };
             return self.b().core_ptr_add(l, off);
         }
         let l = self.convert(l, t);
@@ -661,7 +798,11 @@ impl FnLower<'_, '_, '_> {
                 let lv = self.rvalue(l);
                 let res = self.b().ks_if(lv, None, &[Type::Bool]);
                 let (tb, eb) = (self.entry_of(res, 0), self.entry_of(res, 1));
-                let (eval_in, const_in, c) = if op == BinOp::And { (tb, eb, 0) } else { (eb, tb, 1) };
+                let (eval_in, const_in, c) = if op == BinOp::And {
+                    (tb, eb, 0)
+                } else {
+                    (eb, tb, 1)
+                };
                 self.in_block(eval_in, |fl| {
                     let rv = fl.rvalue(r);
                     fl.b().ks_yield(&[rv]);
@@ -684,13 +825,20 @@ impl FnLower<'_, '_, '_> {
                 };
                 // `m[k] == null`: a presence test (§11.3).
                 for (a, b) in [(l, r), (r, l)] {
-                    if matches!(b.kind, ExprKind::Null) && (self.is_presence(a) || self.pop_like(a)) {
-                        let p = if self.pop_like(a) { self.pop_call(a).unwrap().1 } else {
+                    if matches!(b.kind, ExprKind::Null) && (self.is_presence(a) || self.pop_like(a))
+                    {
+                        let p = if self.pop_like(a) {
+                            self.pop_call(a).unwrap().1
+                        } else {
                             let p = self.entry_address(a);
                             self.non_null(p)
                         };
                         self.at(e.span);
-                        return if op == BinOp::Eq { self.b().core_not(p) } else { p };
+                        return if op == BinOp::Eq {
+                            self.b().core_not(p)
+                        } else {
+                            p
+                        };
                     }
                 }
                 let (lt, rt) = (self.ty(l), self.ty(r));
@@ -723,8 +871,16 @@ impl FnLower<'_, '_, '_> {
                     self.at(e.span);
                     return self.b().core_ptr_diff(lv, rv);
                 }
-                let lv = if lt.is_ptr() { self.rvalue(l) } else { self.coerced_ir(l, it) };
-                let rv = if lt.is_ptr() || matches!(op, BinOp::Shl | BinOp::Shr) { self.rvalue(r) } else { self.coerced_ir(r, it) };
+                let lv = if lt.is_ptr() {
+                    self.rvalue(l)
+                } else {
+                    self.coerced_ir(l, it)
+                };
+                let rv = if lt.is_ptr() || matches!(op, BinOp::Shl | BinOp::Shr) {
+                    self.rvalue(r)
+                } else {
+                    self.coerced_ir(r, it)
+                };
                 self.at(e.span);
                 self.arith(op, lv, rv, it)
             }
@@ -751,7 +907,9 @@ impl FnLower<'_, '_, '_> {
     // ---- aggregates -----------------------------------------------------------------------
 
     fn array_literal(&mut self, items: &[Expr], it: &Type) -> Value {
-        let Type::Array(elem, n) = it.clone() else { return self.b().core_zero(it.clone()) };
+        let Type::Array(elem, n) = it.clone() else {
+            return self.b().core_zero(it.clone());
+        };
         let temp = self.slot(it.clone(), "");
         let z = self.b().core_zero(it.clone());
         self.b().core_store(z, temp);
@@ -786,7 +944,9 @@ impl FnLower<'_, '_, '_> {
     }
 
     fn struct_literal(&mut self, fields: &[(Ident, Expr)], t: &Ty, it: &Type) -> Value {
-        let Ty::Struct(id) = t else { return self.b().core_zero(it.clone()) };
+        let Ty::Struct(id) = t else {
+            return self.b().core_zero(it.clone());
+        };
         let info = self.lw.ck.structs[id.0 as usize].clone();
         let temp = self.slot(it.clone(), "");
         let z = self.b().core_zero(it.clone());
@@ -798,19 +958,25 @@ impl FnLower<'_, '_, '_> {
                     if let Some(fi) = info.field(name) {
                         let ft = self.ir(&fi.ty.clone());
                         let c = self.b().core_const(v, ft.clone());
-                        let a = self.b().core_field_addr(temp, name.as_bytes().to_vec(), Type::ptr(ft));
+                        let a =
+                            self.b()
+                                .core_field_addr(temp, name.as_bytes().to_vec(), Type::ptr(ft));
                         self.b().core_store(c, a);
                     }
                 }
             }
         }
         for (name, value) in fields {
-            let Some(fi) = info.field(&name.name) else { continue };
+            let Some(fi) = info.field(&name.name) else {
+                continue;
+            };
             let fty = fi.ty.clone();
             let v = self.coerced(value, &fty);
             let ft = self.ir(&fty);
             self.at(name.span);
-            let a = self.b().core_field_addr(temp, name.name.as_bytes().to_vec(), Type::ptr(ft));
+            let a = self
+                .b()
+                .core_field_addr(temp, name.name.as_bytes().to_vec(), Type::ptr(ft));
             self.b().core_store(v, a);
         }
         self.b().core_load(temp, it.clone())
@@ -834,7 +1000,10 @@ impl FnLower<'_, '_, '_> {
     }
 
     fn args_for(&mut self, args: &[Expr], params: &[Ty]) -> Vec<Value> {
-        args.iter().zip(params).map(|(a, p)| self.coerced(a, p)).collect()
+        args.iter()
+            .zip(params)
+            .map(|(a, p)| self.coerced(a, p))
+            .collect()
     }
 
     fn result_types(&mut self, e: &Expr) -> Vec<Type> {
@@ -879,7 +1048,9 @@ impl FnLower<'_, '_, '_> {
                     return self.map_method(e, mi, &m.name, args, &results);
                 }
                 if let ExprKind::Ident(modname) = &recv.kind {
-                    if let Some((_, funcs)) = self.lw.ck.modules.iter().find(|(mn, _)| mn == modname) {
+                    if let Some((_, funcs)) =
+                        self.lw.ck.modules.iter().find(|(mn, _)| mn == modname)
+                    {
                         if let Some(&id) = funcs.get(&m.name) {
                             let params = self.lw.ck.funcs[id.0 as usize].params.clone();
                             let vals = self.args_for(args, &params);
@@ -896,7 +1067,13 @@ impl FnLower<'_, '_, '_> {
         }
     }
 
-    fn indirect_call(&mut self, e: &Expr, callee: &Expr, args: &[Expr], results: &[Type]) -> Option<Value> {
+    fn indirect_call(
+        &mut self,
+        e: &Expr,
+        callee: &Expr,
+        args: &[Expr],
+        results: &[Type],
+    ) -> Option<Value> {
         let f = self.rvalue(callee);
         let params = match self.ty(callee) {
             Ty::Fn(sig) => sig.params.clone(),
@@ -912,10 +1089,13 @@ impl FnLower<'_, '_, '_> {
         let rt = results.first().cloned().unwrap_or(Type::Void);
         let v = match name {
             "print" => {
-                let fmt = args.first().and_then(|a| self.const_of(a)).and_then(|c| match c {
-                    ConstValue::Str(s) => Some(s),
-                    _ => None,
-                });
+                let fmt = args
+                    .first()
+                    .and_then(|a| self.const_of(a))
+                    .and_then(|c| match c {
+                        ConstValue::Str(s) => Some(s),
+                        _ => None,
+                    });
                 let vals: Vec<Value> = args.iter().skip(1).map(|a| self.rvalue(a)).collect();
                 self.at(e.span);
                 self.b().ks_print(&vals, fmt.unwrap_or_default())
@@ -957,7 +1137,10 @@ impl FnLower<'_, '_, '_> {
                 self.b().ks_register(&i)
             }
             "dispatch" => {
-                let maps = args.iter().map(|a| Attr::Sym(self.callee_name(a))).collect();
+                let maps = args
+                    .iter()
+                    .map(|a| Attr::Sym(self.callee_name(a)))
+                    .collect();
                 self.b().ks_dispatch(maps)
             }
             "daemon" => {
@@ -968,10 +1151,13 @@ impl FnLower<'_, '_, '_> {
             "test_len" => self.b().ks_test_len(),
             "assert" => {
                 let c = self.rvalue(&args[0]);
-                let msg = args.get(1).and_then(|a| self.const_of(a)).and_then(|c| match c {
-                    ConstValue::Str(s) => Some(s),
-                    _ => None,
-                });
+                let msg = args
+                    .get(1)
+                    .and_then(|a| self.const_of(a))
+                    .and_then(|c| match c {
+                        ConstValue::Str(s) => Some(s),
+                        _ => None,
+                    });
                 self.at(e.span);
                 self.b().ks_assert(c, msg);
                 return None;
@@ -982,7 +1168,13 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// A BPF helper called by its standard name: declared as an extern on first use.
-    fn helper_call(&mut self, e: &Expr, name: &str, args: &[Expr], results: &[Type]) -> Option<Value> {
+    fn helper_call(
+        &mut self,
+        e: &Expr,
+        name: &str,
+        args: &[Expr],
+        results: &[Type],
+    ) -> Option<Value> {
         let h = crate::sema::builtins::helper(name)?;
         let params: Vec<Ty> = h.params.iter().map(|p| p.ty()).collect();
         let vals = self.args_for(args, &params);
@@ -993,7 +1185,13 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// Declares `name` as a `ks.extern` on first use (helpers called by name, kfuncs of the unit).
-    fn declare_extern(&mut self, name: &str, params: &[Ty], results: &[Type], helper_id: Option<u32>) {
+    fn declare_extern(
+        &mut self,
+        name: &str,
+        params: &[Ty],
+        results: &[Type],
+        helper_id: Option<u32>,
+    ) {
         if self.lw.externs.contains_key(name) {
             return;
         }
@@ -1002,7 +1200,11 @@ impl FnLower<'_, '_, '_> {
         let ret = results.first().cloned().unwrap_or(Type::Void);
         let body = self.lw.m.body;
         let mut b = crate::ir::Builder::new(&mut self.lw.m, body);
-        b.ks_extern(name, Type::Func(Rc::new(FnType { params: ptys, ret })), helper_id.map(|i| i as i128));
+        b.ks_extern(
+            name,
+            Type::Func(Rc::new(FnType { params: ptys, ret })),
+            helper_id.map(|i| i as i128),
+        );
     }
 
     /// The symbol a builtin's name argument denotes (a program, map or impl).
@@ -1020,17 +1222,40 @@ impl FnLower<'_, '_, '_> {
         let prog = self.callee_name(&args[0]);
         let it = self.ty(&args[1]);
         let ity = self.ir(&it);
-        let capacity = crate::sema::layout::Layout { structs: &self.lw.ck.structs, enums: &self.lw.ck.enums }.size_of(&it).unwrap_or(0);
+        let capacity = crate::sema::layout::Layout {
+            structs: &self.lw.ck.structs,
+            enums: &self.lw.ck.enums,
+        }
+        .size_of(&it)
+        .unwrap_or(0);
         let assignable = matches!(&args[1].kind, ExprKind::Ident(n) if matches!(self.lookup(n), Some(Slot::Var { .. })) || matches!(self.lw.ck.symbols.get(n), Some(Symbol::Global(_))));
         let p = self.place(&args[1]);
         let data = self.place_address(&p);
         let data = self.convert(data, &Type::ptr(Type::u8()));
-        let len: Vec<Value> = args.get(2).map(|l| self.coerced_ir(l, &Type::u32())).into_iter().collect();
+        let len: Vec<Value> = args
+            .get(2)
+            .map(|l| self.coerced_ir(l, &Type::u32()))
+            .into_iter()
+            .collect();
         self.at(e.span);
-        self.b().ks_test_run(data, &len, &prog, capacity as i128, assignable && matches!(ity, Type::Array(..) | Type::Str(_)), matches!(ity, Type::Str(_)))
+        self.b().ks_test_run(
+            data,
+            &len,
+            &prog,
+            capacity as i128,
+            assignable && matches!(ity, Type::Array(..) | Type::Str(_)),
+            matches!(ity, Type::Str(_)),
+        )
     }
 
-    fn map_method(&mut self, e: &Expr, mi: usize, method: &str, args: &[Expr], results: &[Type]) -> Option<Value> {
+    fn map_method(
+        &mut self,
+        e: &Expr,
+        mi: usize,
+        method: &str,
+        args: &[Expr],
+        results: &[Type],
+    ) -> Option<Value> {
         let info = self.lw.ck.maps[mi].clone();
         let rt = results.first().cloned().unwrap_or(Type::Void);
         let v = match method {
@@ -1092,16 +1317,32 @@ impl FnLower<'_, '_, '_> {
 
     /// Lowers a match (§7.6). In tail position, arms that call programs become tail calls.
     pub fn match_expr(&mut self, e: &Expr, expected: Option<&Ty>, tail: bool) -> Option<Value> {
-        let ExprKind::Match { scrutinee, arms } = &e.kind else { return None };
+        let ExprKind::Match { scrutinee, arms } = &e.kind else {
+            return None;
+        };
         let rty = expected.cloned().unwrap_or_else(|| self.ty(e));
-        let results: Vec<Type> = if rty == Ty::Void || rty.is_error() { vec![] } else { vec![self.ir(&rty)] };
+        let results: Vec<Type> = if rty == Ty::Void || rty.is_error() {
+            vec![]
+        } else {
+            vec![self.ir(&rty)]
+        };
         let st = self.ty(scrutinee);
         let s = self.rvalue(scrutinee);
-        let default = arms.iter().position(|a| matches!(a.pattern, Pattern::Default(_)));
+        let default = arms
+            .iter()
+            .position(|a| matches!(a.pattern, Pattern::Default(_)));
         let int_scrutinee = self.int_like(&st).is_some();
-        let values: Vec<Option<ConstValue>> = arms.iter().map(|a| self.pattern_value(&a.pattern)).collect();
+        let values: Vec<Option<ConstValue>> = arms
+            .iter()
+            .map(|a| self.pattern_value(&a.pattern))
+            .collect();
         self.at(e.span);
-        if int_scrutinee && values.iter().zip(arms).all(|(v, a)| v.as_ref().and_then(|c| c.as_int()).is_some() || matches!(a.pattern, Pattern::Default(_))) {
+        if int_scrutinee
+            && values.iter().zip(arms).all(|(v, a)| {
+                v.as_ref().and_then(|c| c.as_int()).is_some()
+                    || matches!(a.pattern, Pattern::Default(_))
+            })
+        {
             let mut cases = Vec::new();
             let mut arm_of_case = Vec::new();
             for (i, v) in values.iter().enumerate() {
@@ -1130,7 +1371,17 @@ impl FnLower<'_, '_, '_> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn match_chain(&mut self, s: Value, st: &Ty, arms: &[MatchArm], values: &[Option<ConstValue>], i: usize, rty: &Ty, tail: bool, results: &[Type]) -> Option<Value> {
+    fn match_chain(
+        &mut self,
+        s: Value,
+        st: &Ty,
+        arms: &[MatchArm],
+        values: &[Option<ConstValue>],
+        i: usize,
+        rty: &Ty,
+        tail: bool,
+        results: &[Type],
+    ) -> Option<Value> {
         let Some(arm) = arms.get(i) else {
             return None;
         };
@@ -1213,7 +1464,10 @@ impl FnLower<'_, '_, '_> {
         if tail {
             if let ExprKind::Call { callee, .. } = &x.kind {
                 if let Some(target) = self.program_callee(callee) {
-                    let Some(Slot::Var { addr }) = self.lookup(&self.params[0].clone()).cloned() else { return };
+                    let Some(Slot::Var { addr }) = self.lookup(&self.params[0].clone()).cloned()
+                    else {
+                        return;
+                    };
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     self.at(x.span);
                     let c = self.b().core_load(addr, pt);
@@ -1244,7 +1498,11 @@ impl FnLower<'_, '_, '_> {
         }
         match &last.kind {
             StmtKind::Expr(x) => self.arm_value(x, rty, tail),
-            StmtKind::If { cond: IfCond::Expr(c), then, els: Some(els) } if *rty != Ty::Void => {
+            StmtKind::If {
+                cond: IfCond::Expr(c),
+                then,
+                els: Some(els),
+            } if *rty != Ty::Void => {
                 let cv = self.condition(c);
                 let t = self.ir(rty);
                 let op = self.b().ks_if(cv, None, &[t]);
@@ -1266,4 +1524,3 @@ impl FnLower<'_, '_, '_> {
         }
     }
 }
-

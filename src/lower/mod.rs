@@ -21,14 +21,31 @@ use std::collections::{BTreeSet, HashMap};
 
 /// Lowers a checked unit to a `ks` module.
 pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module {
-    let mut lw = Lowerer { ck: checked, sources, m: Module::new(), files: HashMap::new(), used_structs: BTreeSet::new(), externs: HashMap::new(), has_kernel: false };
+    let mut lw = Lowerer {
+        ck: checked,
+        sources,
+        m: Module::new(),
+        files: HashMap::new(),
+        used_structs: BTreeSet::new(),
+        externs: HashMap::new(),
+        has_kernel: false,
+    };
     // The unit's own file is file 0 (back ends name their debug compile unit after it); included
     // and imported files follow in order of first use.
     if !sources.is_empty() {
-        lw.loc(Span { file: FileId(0), lo: 0, hi: 0 });
+        lw.loc(Span {
+            file: FileId(0),
+            lo: 0,
+            hi: 0,
+        });
     }
     // Maps live in the BPF object, so a unit with maps has kernel-side objects even without programs.
-    lw.has_kernel = checked.funcs.iter().any(|f| f.kind.world() == World::Kernel) || !checked.impls.is_empty() || !checked.maps.is_empty();
+    lw.has_kernel = checked
+        .funcs
+        .iter()
+        .any(|f| f.kind.world() == World::Kernel)
+        || !checked.impls.is_empty()
+        || !checked.maps.is_empty();
     lw.declarations(unit);
     for (i, f) in checked.funcs.iter().enumerate() {
         lw.function(FuncId(i as u32), f.item);
@@ -68,7 +85,11 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             }
         };
         let (line, col) = source.line_col(span.lo);
-        Loc { file, line: line as u32, col: col as u32 }
+        Loc {
+            file,
+            line: line as u32,
+            col: col as u32,
+        }
     }
 
     fn top(&mut self) -> Builder<'_> {
@@ -91,10 +112,17 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             let loc = self.loc(item.span);
             match &item.kind {
                 ItemKind::Map(d) => {
-                    let Some(mi) = ck.maps.iter().find(|m| m.name == d.name.name) else { continue };
+                    let Some(mi) = ck.maps.iter().find(|m| m.name == d.name.name) else {
+                        continue;
+                    };
                     let key = (!mi.key.is_error()).then(|| self.ir_type(&mi.key));
                     let value = self.ir_type(&mi.value);
-                    let numa = d.flags.iter().find(|f| f.name.name == "numa_node").and_then(|f| f.arg).map(|(n, _)| n as i128);
+                    let numa = d
+                        .flags
+                        .iter()
+                        .find(|f| f.name.name == "numa_node")
+                        .and_then(|f| f.arg)
+                        .map(|(n, _)| n as i128);
                     let kind = format!("{:?}", mi.kind).to_lowercase();
                     let kind = match mi.kind {
                         crate::sema::env::MapKind::PercpuHash => "percpu_hash".to_string(),
@@ -107,12 +135,28 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     };
                     let mut b = self.top();
                     b.loc = loc;
-                    b.ks_map(&mi.name, kind.as_bytes(), key, value, mi.max_entries as i128, mi.flags as i128, mi.pinned, numa);
+                    b.ks_map(
+                        &mi.name,
+                        kind.as_bytes(),
+                        key,
+                        value,
+                        mi.max_entries as i128,
+                        mi.flags as i128,
+                        mi.pinned,
+                        numa,
+                    );
                 }
                 ItemKind::Global(g) => {
-                    let Some(gi) = ck.globals.iter().find(|x| x.name == g.name.name) else { continue };
+                    let Some(gi) = ck.globals.iter().find(|x| x.name == g.name.name) else {
+                        continue;
+                    };
                     let ty = self.ir_type(&gi.ty);
-                    let init = g.init.as_ref().and_then(|e| ck.consts.get(&e.id)).map(|v| self.const_attr(v)).or_else(|| g.init.as_ref().and_then(|e| self.array_init(e)));
+                    let init = g
+                        .init
+                        .as_ref()
+                        .and_then(|e| ck.consts.get(&e.id))
+                        .map(|v| self.const_attr(v))
+                        .or_else(|| g.init.as_ref().and_then(|e| self.array_init(e)));
                     let storage = if gi.pinned {
                         "pinned"
                     } else if gi.local {
@@ -127,20 +171,60 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     b.ks_global(&gi.name, ty, storage.as_bytes(), init);
                 }
                 ItemKind::Config(c) => {
-                    let Some(ci) = ck.configs.iter().find(|x| x.name == c.name.name) else { continue };
-                    let fields: Vec<(String, Type)> = ci.fields.iter().map(|f| (f.name.clone(), self.ir_type(&f.ty))).collect();
-                    let defaults = c.fields.iter().map(|f| f.default.as_ref().and_then(|e| ck.consts.get(&e.id)).map(|v| self.const_attr(v)).unwrap_or(Attr::Int(0))).collect();
+                    let Some(ci) = ck.configs.iter().find(|x| x.name == c.name.name) else {
+                        continue;
+                    };
+                    let fields: Vec<(String, Type)> = ci
+                        .fields
+                        .iter()
+                        .map(|f| (f.name.clone(), self.ir_type(&f.ty)))
+                        .collect();
+                    let defaults = c
+                        .fields
+                        .iter()
+                        .map(|f| {
+                            f.default
+                                .as_ref()
+                                .and_then(|e| ck.consts.get(&e.id))
+                                .map(|v| self.const_attr(v))
+                                .unwrap_or(Attr::Int(0))
+                        })
+                        .collect();
                     // The config's storage is the struct NAME_config (§12.3).
-                    let info = crate::sema::env::StructInfo { name: format!("{}_config", ci.name), fields: ci.fields.clone(), origin: StructOrigin::File, btf_id: None, kernel_size: None, span: None };
-                    let (offsets, size, align) = crate::sema::layout::Layout { structs: &ck.structs, enums: &ck.enums }.c_layout(&info);
+                    let info = crate::sema::env::StructInfo {
+                        name: format!("{}_config", ci.name),
+                        fields: ci.fields.clone(),
+                        origin: StructOrigin::File,
+                        btf_id: None,
+                        kernel_size: None,
+                        span: None,
+                    };
+                    let (offsets, size, align) = crate::sema::layout::Layout {
+                        structs: &ck.structs,
+                        enums: &ck.enums,
+                    }
+                    .c_layout(&info);
                     let mut b = self.top();
                     b.loc = loc;
-                    b.ks_struct(&info.name, fields.clone(), offsets.into_iter().map(|o| Attr::Int(o as i128)).collect(), size as i128, align as i128, b"config".as_slice(), None);
+                    b.ks_struct(
+                        &info.name,
+                        fields.clone(),
+                        offsets.into_iter().map(|o| Attr::Int(o as i128)).collect(),
+                        size as i128,
+                        align as i128,
+                        b"config".as_slice(),
+                        None,
+                    );
                     b.ks_config(&ci.name, fields, defaults);
                 }
                 ItemKind::Extern(e) => {
-                    let Some(ei) = ck.externs.iter().find(|x| x.name == e.name.name) else { continue };
-                    let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType { params: ei.params.iter().map(|p| self.ir_type(p)).collect(), ret: self.ir_type(&ei.ret) }));
+                    let Some(ei) = ck.externs.iter().find(|x| x.name == e.name.name) else {
+                        continue;
+                    };
+                    let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType {
+                        params: ei.params.iter().map(|p| self.ir_type(p)).collect(),
+                        ret: self.ir_type(&ei.ret),
+                    }));
                     let id = ei.helper_id.map(|i| i as i128);
                     let name = ei.name.clone();
                     self.externs.insert(name.clone(), ());
@@ -163,7 +247,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     /// Initialisers that are array literals of constants.
     fn array_init(&self, e: &crate::syntax::ast::Expr) -> Option<Attr> {
         if let crate::syntax::ast::ExprKind::ArrayLit(items) = &e.kind {
-            let vals: Option<Vec<Attr>> = items.iter().map(|i| self.ck.consts.get(&i.id).map(|v| self.const_attr(v))).collect();
+            let vals: Option<Vec<Attr>> = items
+                .iter()
+                .map(|i| self.ck.consts.get(&i.id).map(|v| self.const_attr(v)))
+                .collect();
             return vals.map(Attr::List);
         }
         None
@@ -172,7 +259,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     pub fn struct_id(&self, name: &str) -> Option<StructId> {
         match self.ck.symbols.get(name) {
             Some(crate::sema::env::Symbol::Struct(id)) => Some(*id),
-            _ => self.ck.structs.iter().position(|s| s.name == name).map(|i| StructId(i as u32)),
+            _ => self
+                .ck
+                .structs
+                .iter()
+                .position(|s| s.name == name)
+                .map(|i| StructId(i as u32)),
         }
     }
 
@@ -188,7 +280,10 @@ impl<'c, 'a> Lowerer<'c, 'a> {
 
     fn function(&mut self, id: FuncId, item: &Item) {
         let f = &self.ck.funcs[id.0 as usize];
-        let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType { params: f.params.iter().map(|p| self.ir_type(p)).collect(), ret: self.ir_type(&f.ret) }));
+        let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType {
+            params: f.params.iter().map(|p| self.ir_type(p)).collect(),
+            ret: self.ir_type(&f.ret),
+        }));
         let target = match f.kind.world() {
             World::Kernel => "bpf",
             World::User => "host",
@@ -209,8 +304,21 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             let mut b = self.top();
             b.loc = loc;
             // kfuncs carry the kind `kfunc`: like programs, the kernel calls them.
-            let kind = if f.kind == FnKind::Kfunc { Some(b"kfunc".to_vec()) } else { kind.map(|k| kind_name(k).as_bytes().to_vec()) };
-            b.ks_func(&name, ty, target.as_bytes(), kind, attach.map(String::into_bytes), section.map(String::into_bytes), may_throw, test)
+            let kind = if f.kind == FnKind::Kfunc {
+                Some(b"kfunc".to_vec())
+            } else {
+                kind.map(|k| kind_name(k).as_bytes().to_vec())
+            };
+            b.ks_func(
+                &name,
+                ty,
+                target.as_bytes(),
+                kind,
+                attach.map(String::into_bytes),
+                section.map(String::into_bytes),
+                may_throw,
+                test,
+            )
         };
         body::lower_body(self, id, op);
     }
@@ -219,8 +327,16 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     /// The IR's types no longer tell a `char` from a `u8` or an enum from its integer.
     fn command_line(&mut self) {
         let ck = self.ck;
-        let Some(main) = ck.funcs.iter().find(|f| f.name == "main" && f.module.is_none()) else { return };
-        let Some(Ty::Struct(id)) = main.params.first() else { return };
+        let Some(main) = ck
+            .funcs
+            .iter()
+            .find(|f| f.name == "main" && f.module.is_none())
+        else {
+            return;
+        };
+        let Some(Ty::Struct(id)) = main.params.first() else {
+            return;
+        };
         let s = &ck.structs[id.0 as usize];
         let (mut kinds, mut type_names, mut enumerators) = (Vec::new(), Vec::new(), Vec::new());
         for field in &s.fields {
@@ -230,11 +346,24 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 Ty::Bool => ("bool", vec![]),
                 Ty::Char => ("char", vec![]),
                 Ty::Str(_) => ("str", vec![]),
-                Ty::Enum(e) => ("enum", ck.enums[e.0 as usize].variants.iter().map(|(n, v)| Attr::List(vec![Attr::Str(n.clone().into_bytes()), Attr::Int(*v)])).collect()),
+                Ty::Enum(e) => (
+                    "enum",
+                    ck.enums[e.0 as usize]
+                        .variants
+                        .iter()
+                        .map(|(n, v)| {
+                            Attr::List(vec![Attr::Str(n.clone().into_bytes()), Attr::Int(*v)])
+                        })
+                        .collect(),
+                ),
                 _ => continue, // E0801 already reported
             };
             kinds.push(Attr::Str(kind.as_bytes().to_vec()));
-            type_names.push(Attr::Str(crate::sema::types::Display(&field.ty, ck).to_string().into_bytes()));
+            type_names.push(Attr::Str(
+                crate::sema::types::Display(&field.ty, ck)
+                    .to_string()
+                    .into_bytes(),
+            ));
             enumerators.push(Attr::List(items));
         }
         let loc = main.item.span;
@@ -246,8 +375,12 @@ impl<'c, 'a> Lowerer<'c, 'a> {
 
     fn impls(&mut self, unit: &Unit) {
         for item in &unit.items {
-            let ItemKind::Impl(d) = &item.kind else { continue };
-            let Some(info) = self.ck.impls.iter().find(|i| i.name == d.name.name) else { continue };
+            let ItemKind::Impl(d) = &item.kind else {
+                continue;
+            };
+            let Some(info) = self.ck.impls.iter().find(|i| i.name == d.name.name) else {
+                continue;
+            };
             let mut members = Vec::new();
             let mut methods = Vec::new();
             for m in &d.methods {
@@ -256,23 +389,54 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                     methods.push(Attr::Sym(format!("{}_{}", d.name.name, f.name.name)));
                 }
             }
-            let field_names = d.fields.iter().map(|f| Attr::Str(f.name.name.clone().into_bytes())).collect();
-            let field_values = d.fields.iter().map(|f| self.ck.consts.get(&f.value.id).map(|v| self.const_attr(v)).unwrap_or(Attr::Int(0))).collect();
+            let field_names = d
+                .fields
+                .iter()
+                .map(|f| Attr::Str(f.name.name.clone().into_bytes()))
+                .collect();
+            let field_values = d
+                .fields
+                .iter()
+                .map(|f| {
+                    self.ck
+                        .consts
+                        .get(&f.value.id)
+                        .map(|v| self.const_attr(v))
+                        .unwrap_or(Attr::Int(0))
+                })
+                .collect();
             let kernel_struct = info.kernel_struct.clone();
             let loc = self.loc(item.span);
             self.struct_ops_layout(&kernel_struct, d, loc);
             let mut b = self.top();
             b.loc = loc;
-            b.ks_impl(&d.name.name, kernel_struct.into_bytes(), members, methods, field_names, field_values);
+            b.ks_impl(
+                &d.name.name,
+                kernel_struct.into_bytes(),
+                members,
+                methods,
+                field_names,
+                field_values,
+            );
         }
     }
 
     /// Declares the kernel struct a struct_ops impl instantiates, with the members the impl sets at
     /// their kernel offsets: methods as function pointers, static fields as bytes or integers of
     /// the member's size. The back end lays the instance out by it (§16.1).
-    fn struct_ops_layout(&mut self, kernel_struct: &str, d: &crate::syntax::ast::ImplDecl, loc: Loc) {
+    fn struct_ops_layout(
+        &mut self,
+        kernel_struct: &str,
+        d: &crate::syntax::ast::ImplDecl,
+        loc: Loc,
+    ) {
         let Some(btf) = self.ck.btf.get() else { return };
-        let (Some(kmembers), Some(ks)) = (btf.struct_ops_members(kernel_struct), btf.struct_by_name(kernel_struct)) else { return };
+        let (Some(kmembers), Some(ks)) = (
+            btf.struct_ops_members(kernel_struct),
+            btf.struct_by_name(kernel_struct),
+        ) else {
+            return;
+        };
         if self.m.lookup_symbol(kernel_struct).is_some() {
             return;
         }
@@ -280,18 +444,28 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         let mut offsets = Vec::new();
         for km in &kmembers {
             let method = d.methods.iter().find_map(|m| match &m.kind {
-                ItemKind::Func(f) if f.name.name == km.name => Some(format!("{}_{}", d.name.name, f.name.name)),
+                ItemKind::Func(f) if f.name.name == km.name => {
+                    Some(format!("{}_{}", d.name.name, f.name.name))
+                }
                 _ => None,
             });
             let ty = match (&km.kind, method) {
-                (_, Some(f)) => match self.m.lookup_symbol(&f).map(|op| crate::ir::views::KsFunc(op).ty(&self.m).clone()) {
+                (_, Some(f)) => match self
+                    .m
+                    .lookup_symbol(&f)
+                    .map(|op| crate::ir::views::KsFunc(op).ty(&self.m).clone())
+                {
                     Some(t) => t,
                     None => continue,
                 },
-                (crate::btf::KOpsKind::Data(kt), None) if d.fields.iter().any(|f| f.name.name == km.name) => {
+                (crate::btf::KOpsKind::Data(kt), None)
+                    if d.fields.iter().any(|f| f.name.name == km.name) =>
+                {
                     let size = btf.ktype_size(kt).unwrap_or(0) as u32;
                     match kt {
-                        crate::btf::KType::Int { signed, .. } if size > 0 => Type::Int(crate::sema::types::IntTy::of(size * 8, *signed)),
+                        crate::btf::KType::Int { signed, .. } if size > 0 => {
+                            Type::Int(crate::sema::types::IntTy::of(size * 8, *signed))
+                        }
                         _ if size > 0 => Type::Array(std::rc::Rc::new(Type::u8()), size),
                         _ => continue,
                     }
@@ -302,11 +476,23 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             offsets.push(Attr::Int(km.offset_bits as i128 / 8));
         }
         let body = self.m.body;
-        let pos = self.m.top_ops().iter().position(|&o| self.m.op(o).opcode == crate::ir::Opcode::KsFunc);
+        let pos = self
+            .m
+            .top_ops()
+            .iter()
+            .position(|&o| self.m.op(o).opcode == crate::ir::Opcode::KsFunc);
         let mut b = Builder::new(&mut self.m, body);
         b.at = pos;
         b.loc = loc;
-        b.ks_struct(kernel_struct, fields, offsets, ks.size as i128, 8, b"kernel".as_slice(), Some(ks.id as i128));
+        b.ks_struct(
+            kernel_struct,
+            fields,
+            offsets,
+            ks.size as i128,
+            8,
+            b"kernel".as_slice(),
+            Some(ks.id as i128),
+        );
     }
 
     /// Converts a checked type; struct references are remembered so their declarations get emitted.

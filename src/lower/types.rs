@@ -23,7 +23,10 @@ pub fn ir_type(lw: &mut Lowerer, t: &Ty) -> Type {
             Type::Struct(Rc::from(lw.ck.structs[id.0 as usize].name.as_str()))
         }
         Ty::Enum(id) => Type::Int(lw.ck.enums[id.0 as usize].repr),
-        Ty::Fn(sig) => Type::Func(Rc::new(FnType { params: sig.params.iter().map(|p| ir_type(lw, p)).collect(), ret: ir_type(lw, &sig.ret) })),
+        Ty::Fn(sig) => Type::Func(Rc::new(FnType {
+            params: sig.params.iter().map(|p| ir_type(lw, p)).collect(),
+            ret: ir_type(lw, &sig.ret),
+        })),
         Ty::ProgramHandle => Type::ProgHandle,
         Ty::PerfAttachment => Type::PerfHandle,
     }
@@ -57,7 +60,10 @@ const CONTEXT_OFFSETS: &[(&str, &str, u32)] = &[
 ];
 
 pub fn context_offset(strukt: &str, field: &str) -> Option<u32> {
-    CONTEXT_OFFSETS.iter().find(|(s, f, _)| *s == strukt && *f == field).map(|e| e.2)
+    CONTEXT_OFFSETS
+        .iter()
+        .find(|(s, f, _)| *s == strukt && *f == field)
+        .map(|e| e.2)
 }
 
 impl Lowerer<'_, '_> {
@@ -83,14 +89,40 @@ impl Lowerer<'_, '_> {
     fn struct_decl(&mut self, id: StructId, pos: usize) {
         let ck = self.ck;
         let s = &ck.structs[id.0 as usize];
-        let layout = Layout { structs: &ck.structs, enums: &ck.enums };
-        let fields: Vec<(String, Type)> = s.fields.iter().map(|f| (f.name.clone(), ir_type(self, &f.ty))).collect();
+        let layout = Layout {
+            structs: &ck.structs,
+            enums: &ck.enums,
+        };
+        let fields: Vec<(String, Type)> = s
+            .fields
+            .iter()
+            .map(|f| (f.name.clone(), ir_type(self, &f.ty)))
+            .collect();
         let (offsets, size, align): (Vec<u64>, u64, u64) = match s.origin {
             StructOrigin::File | StructOrigin::Builtin => layout.c_layout(s),
-            StructOrigin::Context => (s.fields.iter().map(|f| context_offset(&s.name, &f.name).unwrap_or(0) as u64).collect(), if s.name == "xdp_md" { 24 } else { 192 }, 4),
+            StructOrigin::Context => (
+                s.fields
+                    .iter()
+                    .map(|f| context_offset(&s.name, &f.name).unwrap_or(0) as u64)
+                    .collect(),
+                if s.name == "xdp_md" { 24 } else { 192 },
+                4,
+            ),
             StructOrigin::Kernel => {
-                let ks = ck.btf.get().and_then(|b| s.btf_id.and_then(|i| b.struct_by_id(i)));
-                let offs = s.fields.iter().map(|f| ks.as_ref().and_then(|k| k.member(&f.name)).map(|m| m.offset_bits as u64 / 8).unwrap_or(0)).collect();
+                let ks = ck
+                    .btf
+                    .get()
+                    .and_then(|b| s.btf_id.and_then(|i| b.struct_by_id(i)));
+                let offs = s
+                    .fields
+                    .iter()
+                    .map(|f| {
+                        ks.as_ref()
+                            .and_then(|k| k.member(&f.name))
+                            .map(|m| m.offset_bits as u64 / 8)
+                            .unwrap_or(0)
+                    })
+                    .collect();
                 (offs, s.kernel_size.unwrap_or(0), 8)
             }
         };
@@ -107,6 +139,14 @@ impl Lowerer<'_, '_> {
         let mut b = crate::ir::Builder::new(&mut self.m, body);
         b.at = Some(pos);
         b.loc = loc;
-        b.ks_struct(&name, fields, offsets.into_iter().map(|o| Attr::Int(o as i128)).collect(), size as i128, align as i128, origin.as_bytes(), btf_id);
+        b.ks_struct(
+            &name,
+            fields,
+            offsets.into_iter().map(|o| Attr::Int(o as i128)).collect(),
+            size as i128,
+            align as i128,
+            origin.as_bytes(),
+            btf_id,
+        );
     }
 }

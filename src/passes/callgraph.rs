@@ -70,13 +70,23 @@ pub fn check_recursion(m: &mut Module) -> PassResult {
         if target(m, f) != b"bpf" {
             continue;
         }
-        let self_loop = cg.graph.edges_connecting(scc[0], scc[0]).any(|e| e.weight().0 == Edge::Call);
+        let self_loop = cg
+            .graph
+            .edges_connecting(scc[0], scc[0])
+            .any(|e| e.weight().0 == Edge::Call);
         if scc.len() == 1 && !self_loop {
             continue;
         }
         let (cycle, closing) = cycle_path(m, &cg, &scc);
-        let names: Vec<String> = cycle.iter().map(|&f| format!("@{}", m.symbol(f).unwrap_or("?"))).collect();
-        errors.push(super::PassError::user(closing, crate::diagnostics::Code::E0502, format!("{} -> {}", names.join(" -> "), names[0])));
+        let names: Vec<String> = cycle
+            .iter()
+            .map(|&f| format!("@{}", m.symbol(f).unwrap_or("?")))
+            .collect();
+        errors.push(super::PassError::user(
+            closing,
+            crate::diagnostics::Code::E0502,
+            format!("{} -> {}", names.join(" -> "), names[0]),
+        ));
     }
     if errors.is_empty() {
         Ok(())
@@ -93,15 +103,20 @@ pub fn check_helper_kinds(m: &mut Module) -> PassResult {
     let mut errors = Vec::new();
     let mut reported = std::collections::HashSet::new();
     for program in m.funcs().filter(|&f| target(m, f) == b"bpf") {
-        let Some(kind) = KsFunc(program).kind(m) else { continue };
+        let Some(kind) = KsFunc(program).kind(m) else {
+            continue;
+        };
         let kind = String::from_utf8_lossy(kind).into_owned();
         // What runs in this program: calls only (a tail call's target is a program of its own).
-        let calls_only = petgraph::visit::EdgeFiltered::from_fn(&cg.graph, |e| e.weight().0 == Edge::Call);
+        let calls_only =
+            petgraph::visit::EdgeFiltered::from_fn(&cg.graph, |e| e.weight().0 == Edge::Call);
         let mut reached = petgraph::visit::Dfs::new(&calls_only, cg.node[&program]);
         let mut calls = Vec::new();
         while let Some(n) = reached.next(&calls_only) {
             m.walk_nested(cg.graph[n], &mut |op| {
-                if let (Opcode::KsCallExtern, Some(Attr::Sym(callee))) = (m.op(op).opcode, m.attr(op, "callee")) {
+                if let (Opcode::KsCallExtern, Some(Attr::Sym(callee))) =
+                    (m.op(op).opcode, m.attr(op, "callee"))
+                {
                     calls.push((op, callee.to_string()));
                 }
             });
@@ -126,11 +141,18 @@ pub fn check_helper_kinds(m: &mut Module) -> PassResult {
 /// the call that closes it.
 fn cycle_path(m: &Module, cg: &CallGraph, scc: &[NodeIndex]) -> (Vec<OpId>, OpId) {
     let order: HashMap<OpId, usize> = m.funcs().enumerate().map(|(i, f)| (f, i)).collect();
-    let start = *scc.iter().min_by_key(|&&n| order[&cg.graph[n]]).expect("a non-empty component");
+    let start = *scc
+        .iter()
+        .min_by_key(|&&n| order[&cg.graph[n]])
+        .expect("a non-empty component");
     let mut path = vec![start];
     let mut cur = start;
     loop {
-        let next = cg.graph.edges(cur).filter(|e| e.weight().0 == Edge::Call && scc.contains(&e.target())).min_by_key(|e| (e.target() != start, order[&cg.graph[e.target()]]));
+        let next = cg
+            .graph
+            .edges(cur)
+            .filter(|e| e.weight().0 == Edge::Call && scc.contains(&e.target()))
+            .min_by_key(|e| (e.target() != start, order[&cg.graph[e.target()]]));
         let Some(e) = next else { break };
         if e.target() == start || path.contains(&e.target()) {
             return (path.iter().map(|&n| cg.graph[n]).collect(), e.weight().1);

@@ -8,8 +8,8 @@
 //! BPF_FETCH needs BPF cpu v3 or later, so the BPF pipeline runs this pass only for those.
 
 use super::PassResult;
-use std::collections::HashMap;
 use crate::ir::{Attr, BlockId, Module, OpData, OpId, Opcode, Traits, Type, Value, ValueDef};
+use std::collections::HashMap;
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().collect();
@@ -40,7 +40,9 @@ fn fuse(m: &mut Module, add: OpId, entries: &HashMap<BlockId, usize>) {
 /// The loads of the word `add` updated with nothing that may write that word between it and
 /// them: later in its block, and on in the blocks only that block leads to (which it dominates).
 fn reloads_after(m: &Module, add: OpId, entries: &HashMap<BlockId, usize>) -> Vec<OpId> {
-    let Some((block, at)) = m.position(add) else { return Vec::new() };
+    let Some((block, at)) = m.position(add) else {
+        return Vec::new();
+    };
     let (addr, delta) = (m.op(add).operands[0], m.op(add).operands[1]);
     let word = m.value_type(delta);
     let mut reloads = Vec::new();
@@ -48,11 +50,21 @@ fn reloads_after(m: &Module, add: OpId, entries: &HashMap<BlockId, usize>) -> Ve
     while let Some((b, from)) = work.pop() {
         for &op in &m.block(b).ops[from..] {
             let d = m.op(op);
-            if d.opcode == Opcode::CoreLoad && same_address(m, d.operands[0], addr) && m.value_type(d.results[0]) == word {
+            if d.opcode == Opcode::CoreLoad
+                && same_address(m, d.operands[0], addr)
+                && m.value_type(d.results[0]) == word
+            {
                 reloads.push(op);
             } else if d.opcode.has(Traits::TERMINATOR) {
-                work.extend(d.successors.iter().filter(|&&s| s != block && entries.get(&s) == Some(&1)).map(|&s| (s, 0)));
-            } else if !m.is_effect_free(op) && !written_address(d).is_some_and(|w| other_globals(m, w, addr)) {
+                work.extend(
+                    d.successors
+                        .iter()
+                        .filter(|&&s| s != block && entries.get(&s) == Some(&1))
+                        .map(|&s| (s, 0)),
+                );
+            } else if !m.is_effect_free(op)
+                && !written_address(d).is_some_and(|w| other_globals(m, w, addr))
+            {
                 break;
             }
         }
@@ -77,12 +89,15 @@ fn same_address(m: &Module, a: Value, b: Value) -> bool {
     if a == b {
         return true;
     }
-    let (ValueDef::Result(x, _), ValueDef::Result(y, _)) = (m.value(a).def, m.value(b).def) else { return false };
+    let (ValueDef::Result(x, _), ValueDef::Result(y, _)) = (m.value(a).def, m.value(b).def) else {
+        return false;
+    };
     let (x, y) = (m.op(x), m.op(y));
     match (x.opcode, y.opcode) {
         (Opcode::KsGlobalAddr, Opcode::KsGlobalAddr) => x.attrs == y.attrs,
         (Opcode::CoreFieldAddr, Opcode::CoreFieldAddr) => {
-            matches!((&x.attrs[0], &y.attrs[0]), (Some(Attr::Str(f)), Some(Attr::Str(g))) if f == g) && same_address(m, x.operands[0], y.operands[0])
+            matches!((&x.attrs[0], &y.attrs[0]), (Some(Attr::Str(f)), Some(Attr::Str(g))) if f == g)
+                && same_address(m, x.operands[0], y.operands[0])
         }
         _ => false,
     }
@@ -105,13 +120,19 @@ fn other_globals(m: &Module, a: Value, b: Value) -> bool {
 /// The global an address lies in, if it is a global's address or a field or array element of one.
 fn global_of(m: &Module, mut v: Value) -> Option<&Attr> {
     loop {
-        let ValueDef::Result(op, _) = m.value(v).def else { return None };
+        let ValueDef::Result(op, _) = m.value(v).def else {
+            return None;
+        };
         let d = m.op(op);
         match d.opcode {
             Opcode::KsGlobalAddr => return d.attrs[0].as_ref(),
             Opcode::CoreFieldAddr => v = d.operands[0],
             // Indexing is checked before it reaches here, so an element stays inside its array.
-            Opcode::CoreElemAddr if matches!(m.value_type(d.operands[0]).pointee(), Some(Type::Array(..))) => v = d.operands[0],
+            Opcode::CoreElemAddr
+                if matches!(m.value_type(d.operands[0]).pointee(), Some(Type::Array(..))) =>
+            {
+                v = d.operands[0]
+            }
             _ => return None,
         }
     }

@@ -13,7 +13,9 @@
 //! abort returns the program's pass verdict.
 
 use super::{PassErrors, PassResult};
-use crate::ir::{views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, RegionId, Type, Value};
+use crate::ir::{
+    views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, RegionId, Type, Value,
+};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -38,7 +40,14 @@ pub fn run(m: &mut Module) -> PassResult {
             if let Some(Attr::Type(Type::Func(ft))) = m.attr(f, "ty").cloned() {
                 let mut params = ft.params.clone();
                 params.push(status_type());
-                m.set_attr(f, "ty", Some(Attr::Type(Type::Func(Rc::new(FnType { params, ret: ft.ret.clone() })))));
+                m.set_attr(
+                    f,
+                    "ty",
+                    Some(Attr::Type(Type::Func(Rc::new(FnType {
+                        params,
+                        ret: ft.ret.clone(),
+                    })))),
+                );
             }
         }
     }
@@ -68,7 +77,10 @@ fn is_entry(m: &Module, f: OpId) -> bool {
 /// (fixpoint).
 fn aborting_functions(m: &Module) -> HashSet<String> {
     let mut set: HashSet<String> = HashSet::new();
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) != b"host").collect();
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) != b"host")
+        .collect();
     let mut calls: HashMap<String, Vec<String>> = HashMap::new();
     for &f in &funcs {
         let name = m.symbol(f).unwrap_or_default().to_string();
@@ -105,9 +117,15 @@ fn aborting_functions(m: &Module) -> HashSet<String> {
 enum ScopeKind {
     Block,
     /// `continue` branches to `cont`, passing the counter of a counted loop.
-    Loop { brk: BlockId, cont: BlockId, cont_arg: Option<Value> },
+    Loop {
+        brk: BlockId,
+        cont: BlockId,
+        cont_arg: Option<Value>,
+    },
     /// A try body: throws go to `dispatch(code)`.
-    Try { dispatch: BlockId },
+    Try {
+        dispatch: BlockId,
+    },
 }
 
 struct Scope {
@@ -136,7 +154,13 @@ struct Flattener<'m> {
 }
 
 impl<'m> Flattener<'m> {
-    fn new(m: &'m mut Module, func: OpId, has_status: bool, with_status: &'m HashSet<String>, aborting: &'m HashSet<String>) -> Self {
+    fn new(
+        m: &'m mut Module,
+        func: OpId,
+        has_status: bool,
+        with_status: &'m HashSet<String>,
+        aborting: &'m HashSet<String>,
+    ) -> Self {
         let ret = match m.attr(func, "ty") {
             Some(Attr::Type(Type::Func(ft))) => ft.ret.clone(),
             _ => Type::Void,
@@ -156,13 +180,30 @@ impl<'m> Flattener<'m> {
             m.set_value_name(s, Some(Rc::from("__status")));
             s
         });
-        Flattener { m, func, region, cur: entry, dead: false, vmap, scopes: Vec::new(), ret, status, call_status: None, with_status, aborting, errors: Vec::new() }
+        Flattener {
+            m,
+            func,
+            region,
+            cur: entry,
+            dead: false,
+            vmap,
+            scopes: Vec::new(),
+            ret,
+            status,
+            call_status: None,
+            with_status,
+            aborting,
+            errors: Vec::new(),
+        }
     }
 
     fn run(&mut self) {
         let old = self.m.op(self.func).regions[0];
         let old_entry = self.m.region(old).blocks[0];
-        self.scopes.push(Scope { kind: ScopeKind::Block, cleanups: Vec::new() });
+        self.scopes.push(Scope {
+            kind: ScopeKind::Block,
+            cleanups: Vec::new(),
+        });
         self.emit_block_ops(old_entry);
         if !self.dead {
             // The lowering ends every function body with a terminator; keep the CFG well formed anyway.
@@ -207,7 +248,10 @@ impl<'m> Flattener<'m> {
     /// Emits a region in its own scope; returns the values it yields if control falls out of it.
     fn emit_region(&mut self, r: RegionId, kind: ScopeKind) -> Option<Vec<Value>> {
         let block = self.m.region(r).blocks[0];
-        self.scopes.push(Scope { kind, cleanups: Vec::new() });
+        self.scopes.push(Scope {
+            kind,
+            cleanups: Vec::new(),
+        });
         let mut yielded = None;
         let ops = self.m.block(block).ops.clone();
         for op in ops {
@@ -215,7 +259,14 @@ impl<'m> Flattener<'m> {
                 break;
             }
             if self.m.op(op).opcode == Opcode::KsYield {
-                yielded = Some(self.m.op(op).operands.iter().map(|&v| self.map(v)).collect());
+                yielded = Some(
+                    self.m
+                        .op(op)
+                        .operands
+                        .iter()
+                        .map(|&v| self.map(v))
+                        .collect(),
+                );
                 break;
             }
             self.emit_op(op);
@@ -234,14 +285,27 @@ impl<'m> Flattener<'m> {
     /// A cleanup runs with the scopes that enclosed its `ks.defer`.
     fn emit_cleanup(&mut self, r: RegionId) {
         let saved = std::mem::take(&mut self.scopes);
-        self.scopes.push(Scope { kind: ScopeKind::Block, cleanups: Vec::new() });
+        self.scopes.push(Scope {
+            kind: ScopeKind::Block,
+            cleanups: Vec::new(),
+        });
         let block = self.m.region(r).blocks[0];
         for op in self.m.block(block).ops.clone() {
             if self.dead || self.m.op(op).opcode == Opcode::KsYield {
                 break;
             }
-            if matches!(self.m.op(op).opcode, Opcode::KsReturn | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsThrow | Opcode::KsTailCall) {
-                self.errors.push(super::PassError::internal(Some(op), "a deferred expression cannot leave its scope"));
+            if matches!(
+                self.m.op(op).opcode,
+                Opcode::KsReturn
+                    | Opcode::KsBreak
+                    | Opcode::KsContinue
+                    | Opcode::KsThrow
+                    | Opcode::KsTailCall
+            ) {
+                self.errors.push(super::PassError::internal(
+                    Some(op),
+                    "a deferred expression cannot leave its scope",
+                ));
                 break;
             }
             self.emit_op(op);
@@ -251,7 +315,11 @@ impl<'m> Flattener<'m> {
 
     /// Runs the cleanups of every scope above `depth` (innermost first).
     fn unwind_to(&mut self, depth: usize) {
-        let regions: Vec<RegionId> = self.scopes[depth..].iter().rev().flat_map(|s| s.cleanups.iter().rev().copied()).collect();
+        let regions: Vec<RegionId> = self.scopes[depth..]
+            .iter()
+            .rev()
+            .flat_map(|s| s.cleanups.iter().rev().copied())
+            .collect();
         for r in regions {
             if self.dead {
                 return;
@@ -268,25 +336,33 @@ impl<'m> Flattener<'m> {
                 let c = self.map(data.operands[0]);
                 let (tb, eb, join) = (self.new_block(), self.new_block(), self.new_block());
                 // A branch that only throws or aborts is the exceptional one.
-                let expect = match (self.m.attr(op, "expect"), raises(self.m, data.regions[0]), raises(self.m, data.regions[1])) {
+                let expect = match (
+                    self.m.attr(op, "expect"),
+                    raises(self.m, data.regions[0]),
+                    raises(self.m, data.regions[1]),
+                ) {
                     (Some(&Attr::Bool(b)), _, _) => Some(b),
                     (_, true, false) => Some(false),
                     (_, false, true) => Some(true),
                     _ => None,
                 };
-                self.b_at(prev_loc).core_cond_br(c, &[], 0, expect, vec![tb, eb]);
+                self.b_at(prev_loc)
+                    .core_cond_br(c, &[], 0, expect, vec![tb, eb]);
                 let results = self.join_args(join, &data.results);
                 for (i, b) in [tb, eb].into_iter().enumerate() {
                     self.start(b);
                     if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
-                        self.b_at(prev_loc).core_br(&vals[..results.min(vals.len())], vec![join]);
+                        self.b_at(prev_loc)
+                            .core_br(&vals[..results.min(vals.len())], vec![join]);
                     }
                 }
                 self.start(join);
             }
             Opcode::KsSwitch => {
                 let v = self.map(data.operands[0]);
-                let Some(Attr::List(cases)) = data.attrs[0].clone() else { return };
+                let Some(Attr::List(cases)) = data.attrs[0].clone() else {
+                    return;
+                };
                 let join = self.new_block();
                 let results = self.join_args(join, &data.results);
                 let arms: Vec<BlockId> = data.regions.iter().map(|_| self.new_block()).collect();
@@ -297,7 +373,8 @@ impl<'m> Flattener<'m> {
                 for (i, &b) in arms.iter().enumerate() {
                     self.start(b);
                     if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
-                        self.b_at(prev_loc).core_br(&vals[..results.min(vals.len())], vec![join]);
+                        self.b_at(prev_loc)
+                            .core_br(&vals[..results.min(vals.len())], vec![join]);
                     }
                 }
                 self.start(join);
@@ -307,11 +384,25 @@ impl<'m> Flattener<'m> {
                 self.b_at(prev_loc).core_br(&[], vec![header]);
                 self.start(header);
                 if let Some(c) = self.emit_region(data.regions[0], ScopeKind::Block) {
-                    let c = c.first().copied().unwrap_or_else(|| self.b().core_const(1, Type::Bool));
-                    self.b_at(prev_loc).core_cond_br(c, &[], 0, None, vec![body, exit]);
+                    let c = c
+                        .first()
+                        .copied()
+                        .unwrap_or_else(|| self.b().core_const(1, Type::Bool));
+                    self.b_at(prev_loc)
+                        .core_cond_br(c, &[], 0, None, vec![body, exit]);
                 }
                 self.start(body);
-                if self.emit_region(data.regions[1], ScopeKind::Loop { brk: exit, cont: header, cont_arg: None }).is_some() {
+                if self
+                    .emit_region(
+                        data.regions[1],
+                        ScopeKind::Loop {
+                            brk: exit,
+                            cont: header,
+                            cont_arg: None,
+                        },
+                    )
+                    .is_some()
+                {
                     self.b_at(prev_loc).core_br(&[], vec![header]);
                 }
                 self.start(exit);
@@ -319,14 +410,20 @@ impl<'m> Flattener<'m> {
             Opcode::KsFor => {
                 let (lo, hi) = (self.map(data.operands[0]), self.map(data.operands[1]));
                 let ty = self.m.value_type(lo).clone();
-                let (header, body, latch, exit) = (self.new_block(), self.new_block(), self.new_block(), self.new_block());
+                let (header, body, latch, exit) = (
+                    self.new_block(),
+                    self.new_block(),
+                    self.new_block(),
+                    self.new_block(),
+                );
                 let hi_i = self.m.add_block_arg(header, ty.clone());
                 let bi = self.m.add_block_arg(body, ty.clone());
                 let li = self.m.add_block_arg(latch, ty.clone());
                 self.b_at(prev_loc).core_br(&[lo], vec![header]);
                 self.start(header);
                 let more = self.b_at(prev_loc).core_cmp(hi_i, hi, "lt");
-                self.b_at(prev_loc).core_cond_br(more, &[hi_i], 1, None, vec![body, exit]);
+                self.b_at(prev_loc)
+                    .core_cond_br(more, &[hi_i], 1, None, vec![body, exit]);
                 let old_body = self.m.region(data.regions[0]).blocks[0];
                 if let Some(&oi) = self.m.block(old_body).args.first() {
                     self.vmap.insert(oi, bi);
@@ -336,7 +433,17 @@ impl<'m> Flattener<'m> {
                 let next = self.b_at(prev_loc).core_add(li, one);
                 self.b_at(prev_loc).core_br(&[next], vec![header]);
                 self.start(body);
-                if self.emit_region(data.regions[0], ScopeKind::Loop { brk: exit, cont: latch, cont_arg: Some(bi) }).is_some() {
+                if self
+                    .emit_region(
+                        data.regions[0],
+                        ScopeKind::Loop {
+                            brk: exit,
+                            cont: latch,
+                            cont_arg: Some(bi),
+                        },
+                    )
+                    .is_some()
+                {
                     self.b_at(prev_loc).core_br(&[bi], vec![latch]);
                 }
                 self.start(exit);
@@ -345,19 +452,32 @@ impl<'m> Flattener<'m> {
                 let after = self.new_block();
                 let dispatch = self.new_block();
                 let code = self.m.add_block_arg(dispatch, Type::i64());
-                if self.emit_region(data.regions[0], ScopeKind::Try { dispatch }).is_some() {
+                if self
+                    .emit_region(data.regions[0], ScopeKind::Try { dispatch })
+                    .is_some()
+                {
                     self.b_at(prev_loc).core_br(&[], vec![after]);
                 }
-                let Some(Attr::List(catches)) = data.attrs[0].clone() else { return };
+                let Some(Attr::List(catches)) = data.attrs[0].clone() else {
+                    return;
+                };
                 self.start(dispatch);
                 for (i, pat) in catches.iter().enumerate() {
                     let handler = self.new_block();
                     match pat {
                         Attr::Int(n) => {
-                            let k = self.b_at(prev_loc).core_const(*n as i64 as i128, Type::i64());
+                            let k = self
+                                .b_at(prev_loc)
+                                .core_const(*n as i64 as i128, Type::i64());
                             let hit = self.b_at(prev_loc).core_cmp(code, k, "eq");
                             let next = self.new_block();
-                            self.b_at(prev_loc).core_cond_br(hit, &[], 0, None, vec![handler, next]);
+                            self.b_at(prev_loc).core_cond_br(
+                                hit,
+                                &[],
+                                0,
+                                None,
+                                vec![handler, next],
+                            );
                             self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
                             self.start(next);
                         }
@@ -383,7 +503,8 @@ impl<'m> Flattener<'m> {
                 let (load, zero, join) = (self.new_block(), self.new_block(), self.new_block());
                 let null = self.b_at(prev_loc).core_const(0, pt);
                 let present = self.b_at(prev_loc).core_cmp(p, null, "ne");
-                self.b_at(prev_loc).core_cond_br(present, &[], 0, None, vec![load, zero]);
+                self.b_at(prev_loc)
+                    .core_cond_br(present, &[], 0, None, vec![load, zero]);
                 self.join_args(join, &data.results);
                 self.start(load);
                 let v = self.b_at(prev_loc).core_load(p, t.clone());
@@ -394,18 +515,40 @@ impl<'m> Flattener<'m> {
                 self.start(join);
             }
             Opcode::KsDefer => {
-                self.scopes.last_mut().expect("scope").cleanups.push(data.regions[0]);
+                self.scopes
+                    .last_mut()
+                    .expect("scope")
+                    .cleanups
+                    .push(data.regions[0]);
             }
             Opcode::KsBreak | Opcode::KsContinue => {
-                let Some(depth) = self.scopes.iter().rposition(|s| matches!(s.kind, ScopeKind::Loop { .. })) else {
-                    self.errors.push(super::PassError::internal(Some(op), "break or continue outside a loop"));
+                let Some(depth) = self
+                    .scopes
+                    .iter()
+                    .rposition(|s| matches!(s.kind, ScopeKind::Loop { .. }))
+                else {
+                    self.errors.push(super::PassError::internal(
+                        Some(op),
+                        "break or continue outside a loop",
+                    ));
                     self.terminate();
                     return;
                 };
-                let ScopeKind::Loop { brk, cont, cont_arg } = self.scopes[depth].kind else { unreachable!() };
+                let ScopeKind::Loop {
+                    brk,
+                    cont,
+                    cont_arg,
+                } = self.scopes[depth].kind
+                else {
+                    unreachable!()
+                };
                 self.unwind_to(depth);
                 if !self.dead {
-                    let (dest, args) = if data.opcode == Opcode::KsBreak { (brk, vec![]) } else { (cont, cont_arg.into_iter().collect()) };
+                    let (dest, args) = if data.opcode == Opcode::KsBreak {
+                        (brk, vec![])
+                    } else {
+                        (cont, cont_arg.into_iter().collect())
+                    };
                     self.b_at(prev_loc).core_br(&args, vec![dest]);
                     self.terminate();
                 }
@@ -423,7 +566,9 @@ impl<'m> Flattener<'m> {
                 let ctx = self.map(data.operands[0]);
                 self.unwind_to(0);
                 if !self.dead {
-                    let Some(Attr::Sym(callee)) = data.attrs[0].clone() else { return };
+                    let Some(Attr::Sym(callee)) = data.attrs[0].clone() else {
+                        return;
+                    };
                     self.b_at(prev_loc).ks_tail_call(ctx, &callee);
                     self.terminate();
                 }
@@ -433,12 +578,25 @@ impl<'m> Flattener<'m> {
                 self.throw_code(code, prev_loc);
             }
             Opcode::KsAbort => self.abort(prev_loc, data.attrs[0].clone()),
-            Opcode::CoreCall if self.callee_has_status(&data) => self.call_with_status(&data, prev_loc),
+            Opcode::CoreCall if self.callee_has_status(&data) => {
+                self.call_with_status(&data, prev_loc)
+            }
             _ if data.regions.is_empty() => {
                 let operands = data.operands.iter().map(|&v| self.map(v)).collect();
-                let tys = data.results.iter().map(|&r| self.m.value_type(r).clone()).collect();
+                let tys = data
+                    .results
+                    .iter()
+                    .map(|&r| self.m.value_type(r).clone())
+                    .collect();
                 let mut b = self.b_at(prev_loc);
-                let new = b.insert(data.opcode, operands, tys, data.attrs.clone(), 0, Vec::new());
+                let new = b.insert(
+                    data.opcode,
+                    operands,
+                    tys,
+                    data.attrs.clone(),
+                    0,
+                    Vec::new(),
+                );
                 let results = self.m.op(new).results.clone();
                 for (o, n) in data.results.iter().zip(results) {
                     self.vmap.insert(*o, n);
@@ -448,7 +606,10 @@ impl<'m> Flattener<'m> {
                 }
             }
             _ => {
-                self.errors.push(super::PassError::internal(Some(op), format!("`{}` cannot be flattened", data.opcode.name())));
+                self.errors.push(super::PassError::internal(
+                    Some(op),
+                    format!("`{}` cannot be flattened", data.opcode.name()),
+                ));
                 self.terminate();
             }
         }
@@ -470,7 +631,13 @@ impl<'m> Flattener<'m> {
         results.len()
     }
 
-    fn emit_handler(&mut self, handler: BlockId, region: RegionId, after: BlockId, loc: crate::ir::Loc) {
+    fn emit_handler(
+        &mut self,
+        handler: BlockId,
+        region: RegionId,
+        after: BlockId,
+        loc: crate::ir::Loc,
+    ) {
         let saved = (self.cur, self.dead);
         self.start(handler);
         if self.emit_region(region, ScopeKind::Block).is_some() {
@@ -481,8 +648,14 @@ impl<'m> Flattener<'m> {
 
     /// Throws `code` (an i64) from the current point: to the innermost try, else out of the function.
     fn throw_code(&mut self, code: Value, loc: crate::ir::Loc) {
-        if let Some(depth) = self.scopes.iter().rposition(|s| matches!(s.kind, ScopeKind::Try { .. })) {
-            let ScopeKind::Try { dispatch } = self.scopes[depth].kind else { unreachable!() };
+        if let Some(depth) = self
+            .scopes
+            .iter()
+            .rposition(|s| matches!(s.kind, ScopeKind::Try { .. }))
+        {
+            let ScopeKind::Try { dispatch } = self.scopes[depth].kind else {
+                unreachable!()
+            };
             self.unwind_to(depth);
             if !self.dead {
                 self.b_at(loc).core_br(&[code], vec![dispatch]);
@@ -498,7 +671,8 @@ impl<'m> Flattener<'m> {
             self.set_status(st, STATUS_THROWN, Some(code), loc);
             self.return_zero(loc);
         } else if self.target() == "host" {
-            self.b_at(loc).host_rt_call(&[code], b"ksrt_uncaught_throw".as_slice(), &[]);
+            self.b_at(loc)
+                .host_rt_call(&[code], b"ksrt_uncaught_throw".as_slice(), &[]);
             self.b_at(loc).core_unreachable();
         } else {
             // Programs and module functions return the code converted to their return type (§13.1).
@@ -526,7 +700,11 @@ impl<'m> Flattener<'m> {
         } else {
             let verdict = super::tail_calls::pass_verdict(KsFunc(self.func).kind(self.m));
             let ret = self.ret.clone();
-            let v = if ret == Type::Void { vec![] } else { vec![self.b_at(loc).core_const(verdict, ret)] };
+            let v = if ret == Type::Void {
+                vec![]
+            } else {
+                vec![self.b_at(loc).core_const(verdict, ret)]
+            };
             self.b_at(loc).core_ret(&v);
         }
         self.terminate();
@@ -546,7 +724,11 @@ impl<'m> Flattener<'m> {
 
     fn return_zero(&mut self, loc: crate::ir::Loc) {
         let ret = self.ret.clone();
-        let v = if ret == Type::Void { vec![] } else { vec![self.b_at(loc).core_zero(ret)] };
+        let v = if ret == Type::Void {
+            vec![]
+        } else {
+            vec![self.b_at(loc).core_zero(ret)]
+        };
         self.b_at(loc).core_ret(&v);
     }
 
@@ -554,7 +736,9 @@ impl<'m> Flattener<'m> {
         let i64t = Type::i64();
         let s = self.b_at(loc).core_const(state, i64t.clone());
         let zero = self.b_at(loc).core_const(0, Type::u32());
-        let a0 = self.b_at(loc).core_elem_addr(st, zero, Type::ptr(i64t.clone()));
+        let a0 = self
+            .b_at(loc)
+            .core_elem_addr(st, zero, Type::ptr(i64t.clone()));
         self.b_at(loc).core_store(s, a0);
         let c = code.unwrap_or_else(|| self.b_at(loc).core_const(0, i64t.clone()));
         let one = self.b_at(loc).core_const(1, Type::u32());
@@ -568,7 +752,9 @@ impl<'m> Flattener<'m> {
 
     /// A call to a function with a status parameter, then the check that continues its throw or abort.
     fn call_with_status(&mut self, data: &crate::ir::OpData, loc: crate::ir::Loc) {
-        let Some(Attr::Sym(callee)) = data.attrs[0].clone() else { return };
+        let Some(Attr::Sym(callee)) = data.attrs[0].clone() else {
+            return;
+        };
         let slot = match self.call_status {
             Some(s) => s,
             None => {
@@ -577,16 +763,28 @@ impl<'m> Flattener<'m> {
                 let mut b = Builder::new(self.m, entry);
                 b.at = Some(0);
                 b.loc = loc;
-                let s = b.core_local(t, Some(b"__call_status".to_vec()), None, None, status_type());
+                let s = b.core_local(
+                    t,
+                    Some(b"__call_status".to_vec()),
+                    None,
+                    None,
+                    status_type(),
+                );
                 self.call_status = Some(s);
                 s
             }
         };
-        let z = self.b_at(loc).core_zero(Type::Array(Rc::new(Type::i64()), 2));
+        let z = self
+            .b_at(loc)
+            .core_zero(Type::Array(Rc::new(Type::i64()), 2));
         self.b_at(loc).core_store(z, slot);
         let mut args: Vec<Value> = data.operands.iter().map(|&v| self.map(v)).collect();
         args.push(slot);
-        let tys: Vec<Type> = data.results.iter().map(|&r| self.m.value_type(r).clone()).collect();
+        let tys: Vec<Type> = data
+            .results
+            .iter()
+            .map(|&r| self.m.value_type(r).clone())
+            .collect();
         let call = self.b_at(loc).core_call(&args, &callee, &tys);
         let results = self.m.op(call).results.clone();
         for (o, n) in data.results.iter().zip(results) {
@@ -594,24 +792,30 @@ impl<'m> Flattener<'m> {
         }
         let i64t = Type::i64();
         let zero = self.b_at(loc).core_const(0, Type::u32());
-        let a0 = self.b_at(loc).core_elem_addr(slot, zero, Type::ptr(i64t.clone()));
+        let a0 = self
+            .b_at(loc)
+            .core_elem_addr(slot, zero, Type::ptr(i64t.clone()));
         let state = self.b_at(loc).core_load(a0, i64t.clone());
         let none = self.b_at(loc).core_const(0, i64t.clone());
         let raised = self.b_at(loc).core_cmp(state, none, "ne");
         let (raise, cont) = (self.new_block(), self.new_block());
-        self.b_at(loc).core_cond_br(raised, &[], 0, Some(false), vec![raise, cont]);
+        self.b_at(loc)
+            .core_cond_br(raised, &[], 0, Some(false), vec![raise, cont]);
         self.start(raise);
         if self.aborting.contains(&callee) {
             let ab = self.b_at(loc).core_const(STATUS_ABORTED, i64t.clone());
             let is_abort = self.b_at(loc).core_cmp(state, ab, "eq");
             let (abort_bb, throw_bb) = (self.new_block(), self.new_block());
-            self.b_at(loc).core_cond_br(is_abort, &[], 0, None, vec![abort_bb, throw_bb]);
+            self.b_at(loc)
+                .core_cond_br(is_abort, &[], 0, None, vec![abort_bb, throw_bb]);
             self.start(abort_bb);
             self.abort(loc, None);
             self.start(throw_bb);
         }
         let one = self.b_at(loc).core_const(1, Type::u32());
-        let a1 = self.b_at(loc).core_elem_addr(slot, one, Type::ptr(i64t.clone()));
+        let a1 = self
+            .b_at(loc)
+            .core_elem_addr(slot, one, Type::ptr(i64t.clone()));
         let code = self.b_at(loc).core_load(a1, i64t);
         self.throw_code(code, loc);
         self.start(cont);
@@ -620,5 +824,6 @@ impl<'m> Flattener<'m> {
 
 /// True when every block of a region ends in a throw or an abort.
 fn raises(m: &Module, r: RegionId) -> bool {
-    !m.region(r).blocks.is_empty() && m.region_ends_in(r, |o| matches!(o, Opcode::KsThrow | Opcode::KsAbort))
+    !m.region(r).blocks.is_empty()
+        && m.region_ends_in(r, |o| matches!(o, Opcode::KsThrow | Opcode::KsAbort))
 }

@@ -14,9 +14,9 @@ mod ringbuf;
 mod strings;
 
 use super::{PassErrors, PassResult};
+use crate::ir::layout::{self, size_of, struct_decl};
 use crate::ir::views::*;
 use crate::ir::{Attr, BlockId, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
-use crate::ir::layout::{self, size_of, struct_decl};
 use std::collections::{HashMap, HashSet};
 
 /// A BPF helper: its number in uapi/linux/bpf.h and its name.
@@ -48,7 +48,10 @@ pub const PINNED_STRUCT: &str = "__pinned_globals_t";
 const OUT_OF_BOUNDS: &str = "index out of bounds";
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .collect();
     let pinned = declare_pinned_globals(m)?;
     declare_config_maps(m);
     let mut errors = PassErrors::new();
@@ -80,24 +83,41 @@ fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: 
 fn fold_core_elements(m: &mut Module, func: OpId) {
     /// The element address a read goes through, when it indexes a CO-RE array of `n` elements.
     fn core_element(m: &Module, addr: Value) -> Option<(OpId, Value, Value, u32)> {
-        let ValueDef::Result(op, 0) = m.value(addr).def else { return None };
+        let ValueDef::Result(op, 0) = m.value(addr).def else {
+            return None;
+        };
         let d = m.op(op);
         if d.opcode != Opcode::CoreElemAddr {
             return None;
         }
         let (base, index) = (d.operands[0], d.operands[1]);
-        let ValueDef::Result(def, 0) = m.value(base).def else { return None };
-        let Some(&Type::Array(_, n)) = m.value_type(base).pointee() else { return None };
-        matches!(m.op(def).opcode, Opcode::BpfCoreFieldAddr | Opcode::BpfCoreElemAddr).then_some((op, base, index, n))
+        let ValueDef::Result(def, 0) = m.value(base).def else {
+            return None;
+        };
+        let Some(&Type::Array(_, n)) = m.value_type(base).pointee() else {
+            return None;
+        };
+        matches!(
+            m.op(def).opcode,
+            Opcode::BpfCoreFieldAddr | Opcode::BpfCoreElemAddr
+        )
+        .then_some((op, base, index, n))
     }
     for load in m.collect_nested(func, |o| o.opcode == Opcode::CoreLoad) {
-        let Some((elem, base, index, n)) = core_element(m, m.op(load).operands[0]) else { continue };
+        let Some((elem, base, index, n)) = core_element(m, m.op(load).operands[0]) else {
+            continue;
+        };
         if const_value(m, index).is_some() {
             continue;
         }
         let ty = m.value_type(m.op(load).results[0]).clone();
         let addr_ty = m.value_type(m.op(elem).results[0]).clone();
-        let sw = m.builder_before(load).ks_switch(index, (0..n as i128).map(Attr::Int).collect(), std::slice::from_ref(&ty), n as usize + 1);
+        let sw = m.builder_before(load).ks_switch(
+            index,
+            (0..n as i128).map(Attr::Int).collect(),
+            std::slice::from_ref(&ty),
+            n as usize + 1,
+        );
         for k in 0..n as usize {
             let arm = m.builder_before(load).entry(sw, k);
             let mut b = Builder::new(m, arm);
@@ -114,8 +134,12 @@ fn fold_core_elements(m: &mut Module, func: OpId) {
         m.erase_if_unused(unused);
     }
     for op in m.collect_nested(func, |o| o.opcode == Opcode::CoreElemAddr) {
-        let Some((_, base, index, _)) = core_element(m, m.op(op).results[0]) else { continue };
-        let Some(k) = const_value(m, index) else { continue };
+        let Some((_, base, index, _)) = core_element(m, m.op(op).results[0]) else {
+            continue;
+        };
+        let Some(k) = const_value(m, index) else {
+            continue;
+        };
         let ty = m.value_type(m.op(op).results[0]).clone();
         let addr = m.builder_before(op).bpf_core_elem_addr(base, k, ty);
         m.replace_op(op, &[addr]);
@@ -131,11 +155,32 @@ pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
 
 fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
     let records = ringbuf::Records::analyse(m, func);
-    let mut cx = FnCx { entry: m.func_entry(func), locals: m.new_block(None), scratch: HashMap::new(), fallbacks: HashMap::new(), zero_key: None, records, owned_by_var: HashMap::new(), entries: HashMap::new(), current: None, lookups: Vec::new(), key_spills: Vec::new(), plain_slots: plain_slots(m, func), tracepoint_contexts: tracepoint_contexts(m), bpf: KsFunc(func).target(m) == b"bpf" };
+    let mut cx = FnCx {
+        entry: m.func_entry(func),
+        locals: m.new_block(None),
+        scratch: HashMap::new(),
+        fallbacks: HashMap::new(),
+        zero_key: None,
+        records,
+        owned_by_var: HashMap::new(),
+        entries: HashMap::new(),
+        current: None,
+        lookups: Vec::new(),
+        key_spills: Vec::new(),
+        plain_slots: plain_slots(m, func),
+        tracepoint_contexts: tracepoint_contexts(m),
+        bpf: KsFunc(func).target(m) == b"bpf",
+    };
     for op in ops {
         cx.current = Some(op);
         let lower = rule(m.op(op).opcode).expect("collected ops have a rule");
-        match lower(&mut Emit { b: m.builder_before(op), cx: &mut cx }, op) {
+        match lower(
+            &mut Emit {
+                b: m.builder_before(op),
+                cx: &mut cx,
+            },
+            op,
+        ) {
             Ok(values) => m.replace_op(op, &values),
             Err(msg) => errors.push(super::PassError::internal(Some(op), msg)),
         }
@@ -236,12 +281,23 @@ struct FnCx {
 }
 
 fn tracepoint_contexts(m: &Module) -> HashSet<String> {
-    let programs = m.funcs().filter(|&f| KsFunc(f).kind(m) == Some(b"tracepoint"));
+    let programs = m
+        .funcs()
+        .filter(|&f| KsFunc(f).kind(m) == Some(b"tracepoint"));
     let context = |f: OpId| match KsFunc(f).ty(m) {
         Type::Func(ft) => ft.params.first().and_then(|p| p.pointee()).cloned(),
         _ => None,
     };
-    programs.filter_map(context).filter_map(|t| if let Type::Struct(s) = t { Some(s.to_string()) } else { None }).collect()
+    programs
+        .filter_map(context)
+        .filter_map(|t| {
+            if let Type::Struct(s) = t {
+                Some(s.to_string())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// A lowered `m[k]` lookup: the map, the key's identity, the helper call and the entry pointer.
@@ -269,7 +325,12 @@ enum KeyId {
 impl FnCx {
     /// Moves the new slots after the function's own slots at the top of the entry block.
     fn place_locals(&self, m: &mut Module) {
-        let at = m.block(self.entry).ops.iter().take_while(|&&o| m.op(o).opcode == Opcode::CoreLocal).count();
+        let at = m
+            .block(self.entry)
+            .ops
+            .iter()
+            .take_while(|&&o| m.op(o).opcode == Opcode::CoreLocal)
+            .count();
         let new = m.block(self.locals).ops.clone();
         for (i, op) in new.into_iter().enumerate() {
             m.detach_op(op);
@@ -294,7 +355,11 @@ impl Emit<'_> {
     }
 
     fn pointee(&self, v: Value) -> Type {
-        self.m().value_type(v).pointee().cloned().unwrap_or(Type::Void)
+        self.m()
+            .value_type(v)
+            .pointee()
+            .cloned()
+            .unwrap_or(Type::Void)
     }
 
     fn size(&self, t: &Type) -> Result<u64, String> {
@@ -302,9 +367,22 @@ impl Emit<'_> {
     }
 
     /// Runs `f` with the insertion point at index `at` of `block` (None: its end).
-    fn emit_at<R>(&mut self, block: BlockId, at: Option<usize>, f: impl FnOnce(&mut Emit<'_>) -> R) -> R {
+    fn emit_at<R>(
+        &mut self,
+        block: BlockId,
+        at: Option<usize>,
+        f: impl FnOnce(&mut Emit<'_>) -> R,
+    ) -> R {
         let loc = self.b.loc;
-        let mut inner = Emit { b: Builder { module: &mut *self.b.module, block, at, loc }, cx: &mut *self.cx };
+        let mut inner = Emit {
+            b: Builder {
+                module: &mut *self.b.module,
+                block,
+                at,
+                loc,
+            },
+            cx: &mut *self.cx,
+        };
         f(&mut inner)
     }
 
@@ -355,11 +433,19 @@ impl Emit<'_> {
     fn spill_key(&mut self, key: Value) -> Value {
         let slot = self.scratch(Role::Key, self.ty(key));
         let id = key_id(self.m(), &self.cx.plain_slots, key);
-        if self.cx.current.is_some_and(|op| key_still_in(self, slot, id, op)) {
+        if self
+            .cx
+            .current
+            .is_some_and(|op| key_still_in(self, slot, id, op))
+        {
             return slot;
         }
         let store = self.b.core_store(key, slot);
-        self.cx.key_spills.push(KeySpill { slot, key: id, store });
+        self.cx.key_spills.push(KeySpill {
+            slot,
+            key: id,
+            store,
+        });
         slot
     }
 
@@ -427,7 +513,9 @@ impl Emit<'_> {
                 crate::ir::ValueDef::Result(o, _) => Some(o),
                 _ => None,
             };
-            if *self.b.module.value_type(known) == entry_ty && def.is_some_and(|d| self.b.module.precedes_structurally(d, op)) {
+            if *self.b.module.value_type(known) == entry_ty
+                && def.is_some_and(|d| self.b.module.precedes_structurally(d, op))
+            {
                 return known;
             }
         }
@@ -442,7 +530,11 @@ impl Emit<'_> {
         let fallback = match self.cx.fallbacks.get(&entry_ty) {
             Some(&f) => f,
             None => {
-                let f = self.new_slot(entry_ty.pointee().cloned().unwrap_or(Type::Void), None, Some(true));
+                let f = self.new_slot(
+                    entry_ty.pointee().cloned().unwrap_or(Type::Void),
+                    None,
+                    Some(true),
+                );
                 self.cx.fallbacks.insert(entry_ty.clone(), f);
                 f
             }
@@ -461,7 +553,12 @@ impl Emit<'_> {
         entry
     }
 
-    fn if_else(&mut self, cond: Value, then: impl FnOnce(&mut Emit<'_>), els: impl FnOnce(&mut Emit<'_>)) {
+    fn if_else(
+        &mut self,
+        cond: Value,
+        then: impl FnOnce(&mut Emit<'_>),
+        els: impl FnOnce(&mut Emit<'_>),
+    ) {
         let op = self.b.ks_if(cond, None, &[]);
         let (t, e) = (self.b.entry(op, 0), self.b.entry(op, 1));
         self.nested(t, then);
@@ -500,7 +597,10 @@ impl Emit<'_> {
 /// The module-level `opcode` op declaring `name` (a struct may share its name with a map or a
 /// global, so the opcode matters).
 fn declaration(m: &Module, opcode: Opcode, name: &str) -> Option<OpId> {
-    m.top_ops().iter().copied().find(|&o| m.op(o).opcode == opcode && m.symbol(o) == Some(name))
+    m.top_ops()
+        .iter()
+        .copied()
+        .find(|&o| m.op(o).opcode == opcode && m.symbol(o) == Some(name))
 }
 
 /// The value of a `core.const`, if `v` is one.
@@ -515,12 +615,21 @@ fn const_value(m: &Module, v: Value) -> Option<i128> {
 
 fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapLookup(op);
-    let (map, key, ty) = (v.map(e.m()).to_string(), v.key(e.m()), e.ty(v.entry_value(e.m())));
+    let (map, key, ty) = (
+        v.map(e.m()).to_string(),
+        v.key(e.m()),
+        e.ty(v.entry_value(e.m())),
+    );
     let k = e.spill_key(key);
     let entry = e.lookup(&map, k, ty);
     if let ValueDef::Result(call, _) = e.m().value(entry).def {
         let key = key_id(e.m(), &e.cx.plain_slots, key);
-        e.cx.lookups.push(Lookup { map, key, call, entry });
+        e.cx.lookups.push(Lookup {
+            map,
+            key,
+            call,
+            entry,
+        });
     }
     Ok(vec![entry])
 }
@@ -528,11 +637,16 @@ fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
 /// A variable slot whose address is only loaded from and stored to.
 fn plain_slots(m: &Module, func: OpId) -> HashSet<Value> {
     let ops = m.collect_nested(func, |_| true);
-    let mut slots: HashSet<Value> = ops.iter().filter(|&&o| m.op(o).opcode == Opcode::CoreLocal).map(|&o| m.op(o).results[0]).collect();
+    let mut slots: HashSet<Value> = ops
+        .iter()
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
+        .map(|&o| m.op(o).results[0])
+        .collect();
     for &o in &ops {
         let d = m.op(o);
         for (i, v) in d.operands.iter().enumerate() {
-            let plain = (d.opcode == Opcode::CoreLoad && i == 0) || (d.opcode == Opcode::CoreStore && i == 1);
+            let plain = (d.opcode == Opcode::CoreLoad && i == 0)
+                || (d.opcode == Opcode::CoreStore && i == 1);
             if !plain {
                 slots.remove(v);
             }
@@ -557,22 +671,40 @@ fn key_id(m: &Module, plain: &HashSet<Value>, key: Value) -> KeyId {
 fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
     let m = e.m();
     let key = key_id(m, &e.cx.plain_slots, key);
-    let found = e.cx.lookups.iter().rev().find(|l| l.map == map && l.key == key && m.precedes_structurally(l.call, op))?;
+    let found =
+        e.cx.lookups
+            .iter()
+            .rev()
+            .find(|l| l.map == map && l.key == key && m.precedes_structurally(l.call, op))?;
     for o in ops_between(m, found.call, op)? {
         let d = m.op(o);
         let names_map = |a: Option<&Attr>| matches!(a, Some(Attr::Sym(s)) if s == map);
         let clobbers = match d.opcode {
-            Opcode::CoreCall | Opcode::CoreCallIndirect | Opcode::KsCallExtern | Opcode::KsTailCall | Opcode::BpfTailCall | Opcode::BpfKfuncCall => true,
-            Opcode::KsMapUpdate | Opcode::KsMapDelete | Opcode::KsMapAdd | Opcode::KsMapPush | Opcode::KsMapPop => names_map(m.attr(o, "map")),
+            Opcode::CoreCall
+            | Opcode::CoreCallIndirect
+            | Opcode::KsCallExtern
+            | Opcode::KsTailCall
+            | Opcode::BpfTailCall
+            | Opcode::BpfKfuncCall => true,
+            Opcode::KsMapUpdate
+            | Opcode::KsMapDelete
+            | Opcode::KsMapAdd
+            | Opcode::KsMapPush
+            | Opcode::KsMapPop => names_map(m.attr(o, "map")),
             Opcode::BpfHelperCall => {
                 let id = helper_id(m, o);
                 let target = d.operands.first().and_then(|&mp| match m.value(mp).def {
                     ValueDef::Result(a, _) => Some(a),
                     _ => None,
                 });
-                [MAP_UPDATE.0, MAP_DELETE.0, MAP_PUSH.0, MAP_POP.0].contains(&id) && target.is_none_or(|a| m.op(a).opcode != Opcode::BpfMapAddr || names_map(m.attr(a, "map")))
+                [MAP_UPDATE.0, MAP_DELETE.0, MAP_PUSH.0, MAP_POP.0].contains(&id)
+                    && target.is_none_or(|a| {
+                        m.op(a).opcode != Opcode::BpfMapAddr || names_map(m.attr(a, "map"))
+                    })
             }
-            _ => matches!(key, KeyId::Slot(s) if d.operands.contains(&s) && d.opcode != Opcode::CoreLoad),
+            _ => {
+                matches!(key, KeyId::Slot(s) if d.operands.contains(&s) && d.opcode != Opcode::CoreLoad)
+            }
         };
         if clobbers {
             return None;
@@ -600,25 +732,46 @@ fn ops_between(m: &Module, from: OpId, op: OpId) -> Option<Vec<OpId>> {
     }
     let (_, to) = m.position(until)?;
     let ops = &m.block(block).ops[from + 1..=to];
-    Some(ops.iter().flat_map(|&o| m.collect_nested(o, |_| true).into_iter().chain(std::iter::once(o))).filter(|&o| o != op).collect())
+    Some(
+        ops.iter()
+            .flat_map(|&o| {
+                m.collect_nested(o, |_| true)
+                    .into_iter()
+                    .chain(std::iter::once(o))
+            })
+            .filter(|&o| o != op)
+            .collect(),
+    )
 }
 
 /// Whether the key slot `slot` still holds `key` at `op`: the last store to it that runs first
 /// on every path to `op` stored `key`, and nothing in between writes the slot or the key's variable.
 fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool {
     let m = e.m();
-    let Some(last) = e.cx.key_spills.iter().rev().find(|s| s.slot == slot && m.precedes_structurally(s.store, op)) else { return false };
+    let Some(last) =
+        e.cx.key_spills
+            .iter()
+            .rev()
+            .find(|s| s.slot == slot && m.precedes_structurally(s.store, op))
+    else {
+        return false;
+    };
     if last.key != key {
         return false;
     }
-    let Some(between) = ops_between(m, last.store, op) else { return false };
+    let Some(between) = ops_between(m, last.store, op) else {
+        return false;
+    };
     between.iter().all(|&o| {
         let d = m.op(o);
         let reads_only = |v: Value| match d.opcode {
             Opcode::CoreLoad => true,
             Opcode::BpfHelperCall => {
                 let read_only = crate::ir::helpers::read_only_arguments(helper_id(m, o));
-                d.operands.iter().enumerate().all(|(i, &a)| a != v || read_only.contains(&i))
+                d.operands
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &a)| a != v || read_only.contains(&i))
             }
             _ => false,
         };
@@ -629,7 +782,12 @@ fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool {
 
 fn map_update(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapUpdate(op);
-    let (map, key, value, flags) = (v.map(e.m()).to_string(), v.key(e.m()), v.value(e.m()), v.flags(e.m()));
+    let (map, key, value, flags) = (
+        v.map(e.m()).to_string(),
+        v.key(e.m()),
+        v.value(e.m()),
+        v.flags(e.m()),
+    );
     let k = e.spill_key(key);
     let val = e.spill(Role::Value, value);
     Ok(vec![e.update(&map, k, val, flags)])
@@ -650,10 +808,16 @@ fn map_delete(e: &mut Emit, op: OpId) -> Lowered {
 fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapAdd(op);
     let (map, key, delta) = (v.map(e.m()).to_string(), v.key(e.m()), v.delta(e.m()));
-    let decl = declaration(e.m(), Opcode::KsMap, &map).ok_or_else(|| format!("@{map} is not a map"))?;
-    let (value_ty, kind) = (KsMap(decl).value(e.m()).clone(), KsMap(decl).kind(e.m()).to_vec());
+    let decl =
+        declaration(e.m(), Opcode::KsMap, &map).ok_or_else(|| format!("@{map} is not a map"))?;
+    let (value_ty, kind) = (
+        KsMap(decl).value(e.m()).clone(),
+        KsMap(decl).kind(e.m()).to_vec(),
+    );
     if !value_ty.is_int() {
-        return Err(format!("`+=` on an entry of @{map} needs integer values, not {value_ty}"));
+        return Err(format!(
+            "`+=` on an entry of @{map} needs integer values, not {value_ty}"
+        ));
     }
     let per_cpu = kind.starts_with(b"percpu") || kind.starts_with(b"lru_percpu");
     let always_present = matches!(kind.as_slice(), b"array" | b"percpu_array");
@@ -707,7 +871,11 @@ fn add_in_place(e: &mut Emit, p: Value, delta: Value, per_cpu: bool) {
 
 fn map_push(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapPush(op);
-    let (map, value, rt) = (v.map(e.m()).to_string(), v.value(e.m()), e.ty(v.result_value(e.m())));
+    let (map, value, rt) = (
+        v.map(e.m()).to_string(),
+        v.value(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
     let val = e.spill(Role::Value, value);
     let mp = e.map_addr(&map);
     let flags = e.u64(0);
@@ -718,11 +886,19 @@ fn map_push(e: &mut Emit, op: OpId) -> Lowered {
 /// `q.pop()` / `q.peek()`: the value lands in a zeroed buffer, so an empty queue reads 0.
 fn map_pop(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsMapPop(op);
-    let (map, peek, vt) = (v.map(e.m()).to_string(), v.peek(e.m()), e.ty(v.value_value(e.m())));
+    let (map, peek, vt) = (
+        v.map(e.m()).to_string(),
+        v.peek(e.m()),
+        e.ty(v.value_value(e.m())),
+    );
     let out = e.scratch(Role::Out, vt);
     e.store_zero(out);
     let mp = e.map_addr(&map);
-    let ret = e.helper(if peek { MAP_PEEK } else { MAP_POP }, &[mp, out], Type::i64());
+    let ret = e.helper(
+        if peek { MAP_PEEK } else { MAP_POP },
+        &[mp, out],
+        Type::i64(),
+    );
     let present = e.succeeded(ret);
     Ok(vec![e.load(out), present])
 }
@@ -739,7 +915,12 @@ fn map_contains(e: &mut Emit, op: OpId) -> Lowered {
 
 fn redirect_map(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsRedirectMap(op);
-    let (map, key, flags, rt) = (v.map(e.m()).to_string(), v.key(e.m()), v.flags(e.m()), e.ty(v.result_value(e.m())));
+    let (map, key, flags, rt) = (
+        v.map(e.m()).to_string(),
+        v.key(e.m()),
+        v.flags(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
     let mp = e.map_addr(&map);
     let key = e.cast(key, &Type::u64());
     let flags = e.cast(flags, &Type::u64());
@@ -749,7 +930,12 @@ fn redirect_map(e: &mut Emit, op: OpId) -> Lowered {
 
 fn perf_output(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsPerfOutput(op);
-    let (map, ctx, value, rt) = (v.map(e.m()).to_string(), v.ctx(e.m()), v.value(e.m()), e.ty(v.result_value(e.m())));
+    let (map, ctx, value, rt) = (
+        v.map(e.m()).to_string(),
+        v.ctx(e.m()),
+        v.value(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
     let size = e.size(&e.ty(value))?;
     let data = e.spill(Role::Value, value);
     let mp = e.map_addr(&map);
@@ -761,7 +947,11 @@ fn perf_output(e: &mut Emit, op: OpId) -> Lowered {
 
 fn rb_output(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsRbOutput(op);
-    let (map, value, rt) = (v.map(e.m()).to_string(), v.value(e.m()), e.ty(v.result_value(e.m())));
+    let (map, value, rt) = (
+        v.map(e.m()).to_string(),
+        v.value(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
     let size = e.size(&e.ty(value))?;
     let data = e.spill(Role::Value, value);
     let mp = e.map_addr(&map);
@@ -784,10 +974,19 @@ struct CtxField {
 fn ctx_field(m: &Module, ctx: Value, field: &[u8]) -> Result<CtxField, String> {
     let field = String::from_utf8_lossy(field);
     let Some(Type::Struct(name)) = m.value_type(ctx).pointee() else {
-        return Err(format!("the context operand is not a struct pointer: {}", m.value_type(ctx)));
+        return Err(format!(
+            "the context operand is not a struct pointer: {}",
+            m.value_type(ctx)
+        ));
     };
-    let decl = struct_decl(m, name).map(KsStruct).ok_or_else(|| format!("no ks.struct declares the context !{name}"))?;
-    let i = decl.fields(m).iter().position(|(n, _)| *n == field).ok_or_else(|| format!("!{name} has no field `{field}`"))?;
+    let decl = struct_decl(m, name)
+        .map(KsStruct)
+        .ok_or_else(|| format!("no ks.struct declares the context !{name}"))?;
+    let i = decl
+        .fields(m)
+        .iter()
+        .position(|(n, _)| *n == field)
+        .ok_or_else(|| format!("!{name} has no field `{field}`"))?;
     let Some(&Attr::Int(offset)) = decl.offsets(m).get(i) else {
         return Err(format!("!{name} has no offset for `{field}`"));
     };
@@ -798,21 +997,46 @@ fn ctx_field(m: &Module, ctx: Value, field: &[u8]) -> Result<CtxField, String> {
         t => (size_of(m, t), None),
     };
     let width = width.ok_or_else(|| format!("the size of !{name}.{field} is unknown"))? as i128;
-    Ok(CtxField { offset, width, count })
+    Ok(CtxField {
+        offset,
+        width,
+        count,
+    })
 }
 
 /// Emits `access` at the offset of the addressed context field. An array element needs a constant
 /// offset: a run-time index selects among the in-range elements with a switch and aborts when out
 /// of range.
-fn ctx_access(e: &mut Emit, ctx: Value, field: &[u8], index: Option<Value>, result: Option<Type>, access: &dyn Fn(&mut Emit, CtxField) -> Option<Value>) -> Lowered {
+fn ctx_access(
+    e: &mut Emit,
+    ctx: Value,
+    field: &[u8],
+    index: Option<Value>,
+    result: Option<Type>,
+    access: &dyn Fn(&mut Emit, CtxField) -> Option<Value>,
+) -> Lowered {
     let f = ctx_field(e.m(), ctx, field)?;
     let (index, count) = match (index, f.count) {
         (None, None) => return Ok(access(e, f).into_iter().collect()),
         (Some(i), Some(n)) => (i, n),
-        (None, Some(_)) => return Err(format!("the context array `{}` must be accessed element by element", String::from_utf8_lossy(field))),
-        (Some(_), None) => return Err(format!("the context field `{}` is not an array", String::from_utf8_lossy(field))),
+        (None, Some(_)) => {
+            return Err(format!(
+                "the context array `{}` must be accessed element by element",
+                String::from_utf8_lossy(field)
+            ))
+        }
+        (Some(_), None) => {
+            return Err(format!(
+                "the context field `{}` is not an array",
+                String::from_utf8_lossy(field)
+            ))
+        }
     };
-    let element = |k: i128| CtxField { offset: f.offset + k * f.width, width: f.width, count: None };
+    let element = |k: i128| CtxField {
+        offset: f.offset + k * f.width,
+        width: f.width,
+        count: None,
+    };
     if let Some(k) = const_value(e.m(), index) {
         if !(0..count as i128).contains(&k) {
             return Err(format!("context index {k} is out of range 0..{count}"));
@@ -820,7 +1044,12 @@ fn ctx_access(e: &mut Emit, ctx: Value, field: &[u8], index: Option<Value>, resu
         return Ok(access(e, element(k)).into_iter().collect());
     }
     let results: Vec<Type> = result.into_iter().collect();
-    let sw = e.b.ks_switch(index, (0..count as i128).map(Attr::Int).collect(), &results, count as usize + 1);
+    let sw = e.b.ks_switch(
+        index,
+        (0..count as i128).map(Attr::Int).collect(),
+        &results,
+        count as usize + 1,
+    );
     for k in 0..count as usize {
         let arm = e.b.entry(sw, k);
         e.nested(arm, |e| {
@@ -838,13 +1067,25 @@ fn ctx_access(e: &mut Emit, ctx: Value, field: &[u8], index: Option<Value>, resu
 
 fn ctx_load(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsCtxLoad(op);
-    let (ctx, field, index, ty) = (v.ctx(e.m()), v.field(e.m()).to_vec(), v.index(e.m()).first().copied(), e.ty(v.value_value(e.m())));
-    ctx_access(e, ctx, &field, index, Some(ty.clone()), &|e, f| Some(e.b.bpf_ctx_load(ctx, f.offset, f.width, ty.clone())))
+    let (ctx, field, index, ty) = (
+        v.ctx(e.m()),
+        v.field(e.m()).to_vec(),
+        v.index(e.m()).first().copied(),
+        e.ty(v.value_value(e.m())),
+    );
+    ctx_access(e, ctx, &field, index, Some(ty.clone()), &|e, f| {
+        Some(e.b.bpf_ctx_load(ctx, f.offset, f.width, ty.clone()))
+    })
 }
 
 fn ctx_store(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsCtxStore(op);
-    let (value, ctx, field, index) = (v.value(e.m()), v.ctx(e.m()), v.field(e.m()).to_vec(), v.index(e.m()).first().copied());
+    let (value, ctx, field, index) = (
+        v.value(e.m()),
+        v.ctx(e.m()),
+        v.field(e.m()).to_vec(),
+        v.index(e.m()).first().copied(),
+    );
     ctx_access(e, ctx, &field, index, None, &|e, f| {
         e.b.bpf_ctx_store(value, ctx, f.offset, f.width);
         None
@@ -855,13 +1096,19 @@ fn ctx_store(e: &mut Emit, op: OpId) -> Lowered {
 
 fn kfield_addr(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsKfieldAddr(op);
-    let (base, field, ty) = (v.base(e.m()), v.field(e.m()).to_vec(), e.ty(v.addr_value(e.m())));
+    let (base, field, ty) = (
+        v.base(e.m()),
+        v.field(e.m()).to_vec(),
+        e.ty(v.addr_value(e.m())),
+    );
     let Type::Struct(name) = e.pointee(base) else {
         return Err(format!("the base is not a struct pointer: {}", e.ty(base)));
     };
     let kernel = struct_decl(e.m(), &name).is_some_and(|s| KsStruct(s).origin(e.m()) == b"kernel");
     if !kernel {
-        return Err(format!("!{name} is not a kernel struct (CO-RE needs its BTF)"));
+        return Err(format!(
+            "!{name} is not a kernel struct (CO-RE needs its BTF)"
+        ));
     }
     // A relocated offset is a load of LLVM's relocation global, which GVN and LICM treat as any
     // load: reused from another block or hoisted out of a loop, it no longer folds into the
@@ -891,8 +1138,13 @@ fn call_extern(e: &mut Emit, op: OpId) -> Lowered {
     let m = e.m();
     let callee = v.callee(m).to_string();
     let args = v.args(m).to_vec();
-    let results: Vec<Type> = v.results_value(m).iter().map(|&r| m.value_type(r).clone()).collect();
-    let decl = declaration(m, Opcode::KsExtern, &callee).ok_or_else(|| format!("@{callee} is not a declared extern"))?;
+    let results: Vec<Type> = v
+        .results_value(m)
+        .iter()
+        .map(|&r| m.value_type(r).clone())
+        .collect();
+    let decl = declaration(m, Opcode::KsExtern, &callee)
+        .ok_or_else(|| format!("@{callee} is not a declared extern"))?;
     let call = match KsExtern(decl).helper_id(m) {
         Some(id) => e.b.bpf_helper_call(&args, id, callee.as_bytes(), &results),
         None => e.b.bpf_kfunc_call(&args, &callee, &results),
@@ -904,7 +1156,17 @@ fn call_extern(e: &mut Emit, op: OpId) -> Lowered {
 fn print(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsPrint(op);
     let (format, args) = (v.format(e.m()).to_vec(), v.args(e.m()).to_vec());
-    let args: Vec<Value> = args.into_iter().enumerate().map(|(i, a)| if matches!(e.ty(a), Type::Str(_)) { e.spill(Role::Arg(i), a) } else { a }).collect();
+    let args: Vec<Value> = args
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if matches!(e.ty(a), Type::Str(_)) {
+                e.spill(Role::Arg(i), a)
+            } else {
+                a
+            }
+        })
+        .collect();
     e.b.bpf_printk(&args, format);
     Ok(vec![e.b.core_const(0, Type::i32())])
 }
@@ -934,7 +1196,10 @@ fn pinned_global_addr(e: &mut Emit, op: OpId) -> Lowered {
 fn declare(m: &mut Module, after: Option<OpId>, build: impl FnOnce(&mut Builder)) {
     let at = match after.and_then(|o| m.position(o)) {
         Some((_, i)) => Some(i + 1),
-        None => m.top_ops().iter().position(|&o| m.op(o).opcode == Opcode::KsFunc),
+        None => m
+            .top_ops()
+            .iter()
+            .position(|&o| m.op(o).opcode == Opcode::KsFunc),
     };
     let body = m.body;
     let loc = after.map(|o| m.op(o).loc).unwrap_or_default();
@@ -951,14 +1216,28 @@ const MMAPABLE: i128 = 0x400;
 /// Declares the map of every config, after the config: kernel code reads it and userspace code
 /// reaches it through the runtime, whichever side uses it.
 fn declare_config_maps(m: &mut Module) {
-    let configs: Vec<OpId> = m.top_ops().iter().copied().filter(|&o| m.op(o).opcode == Opcode::KsConfig).collect();
+    let configs: Vec<OpId> = m
+        .top_ops()
+        .iter()
+        .copied()
+        .filter(|&o| m.op(o).opcode == Opcode::KsConfig)
+        .collect();
     for decl in configs {
         let c = KsConfig(decl).name(m).to_string();
         let name = config_map(&c);
         if m.lookup_symbol(&name).is_none() {
             let value = Type::Struct(format!("{c}_config").as_str().into());
             declare(m, Some(decl), |b| {
-                b.ks_map(&name, b"array".as_slice(), Some(Type::u32()), value, 1, MMAPABLE, false, None);
+                b.ks_map(
+                    &name,
+                    b"array".as_slice(),
+                    Some(Type::u32()),
+                    value,
+                    1,
+                    MMAPABLE,
+                    false,
+                    None,
+                );
             });
         }
     }
@@ -967,17 +1246,43 @@ fn declare_config_maps(m: &mut Module) {
 /// Gathers the pinned globals, in declaration order, into one struct in a pinned one-entry array
 /// map. Returns their names.
 fn declare_pinned_globals(m: &mut Module) -> Result<HashSet<String>, PassErrors> {
-    let fields: Vec<(String, Type)> = m.top_ops().iter().filter_map(|&o| KsGlobal::of(m, o)).filter(|g| g.storage(m) == b"pinned").map(|g| (g.name(m).to_string(), g.ty(m).clone())).collect();
+    let fields: Vec<(String, Type)> = m
+        .top_ops()
+        .iter()
+        .filter_map(|&o| KsGlobal::of(m, o))
+        .filter(|g| g.storage(m) == b"pinned")
+        .map(|g| (g.name(m).to_string(), g.ty(m).clone()))
+        .collect();
     let names: HashSet<String> = fields.iter().map(|(n, _)| n.clone()).collect();
     if fields.is_empty() || m.lookup_symbol(PINNED_MAP).is_some() {
         return Ok(names);
     }
     let Some((offsets, size, align)) = layout::c_layout(m, &fields) else {
-        return Err(vec![super::PassError::internal(None, "a pinned global has a type without a known size")]);
+        return Err(vec![super::PassError::internal(
+            None,
+            "a pinned global has a type without a known size",
+        )]);
     };
     declare(m, None, |b| {
-        b.ks_struct(PINNED_STRUCT, fields, offsets, size as i128, align as i128, b"file".as_slice(), None);
-        b.ks_map(PINNED_MAP, b"array".as_slice(), Some(Type::u32()), Type::Struct(PINNED_STRUCT.into()), 1, MMAPABLE, true, None);
+        b.ks_struct(
+            PINNED_STRUCT,
+            fields,
+            offsets,
+            size as i128,
+            align as i128,
+            b"file".as_slice(),
+            None,
+        );
+        b.ks_map(
+            PINNED_MAP,
+            b"array".as_slice(),
+            Some(Type::u32()),
+            Type::Struct(PINNED_STRUCT.into()),
+            1,
+            MMAPABLE,
+            true,
+            None,
+        );
     });
     Ok(names)
 }
@@ -1000,6 +1305,10 @@ fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     // LLVM turns `base + i * size` into `base | i * size` when the base's alignment leaves the
     // low bits free (stack and global arrays indexed by a 0/1 value), and the verifier refuses
     // bitwise operations on pointers. An opaque copy of the tested index hides its bits.
-    let i = if e.cx.bpf && const_value(e.m(), index).is_none() { e.b.bpf_opaque(i, Type::u64()) } else { i };
+    let i = if e.cx.bpf && const_value(e.m(), index).is_none() {
+        e.b.bpf_opaque(i, Type::u64())
+    } else {
+        i
+    };
     Ok(vec![e.b.core_elem_addr(base, i, ty)])
 }

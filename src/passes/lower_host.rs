@@ -20,13 +20,21 @@ pub fn run(m: &mut Module) -> PassResult {
     if process_unit {
         configs_to_process_globals(m);
     }
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"host").collect();
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"host")
+        .collect();
     let mut errors: PassErrors = Vec::new();
     for func in funcs {
         // Every op, collected before rewriting: `Lower::op` picks the ones to rewrite.
         let ops = m.collect_nested(func, |_| true);
         let writes = entry_writes(m, &ops);
-        let mut lw = Lower { m: &mut *m, func, process_unit, loc: Loc::default() };
+        let mut lw = Lower {
+            m: &mut *m,
+            func,
+            process_unit,
+            loc: Loc::default(),
+        };
         for op in ops {
             if let Err(msg) = lw.op(op, writes.get(&op).map_or(&[], Vec::as_slice)) {
                 errors.push(super::PassError::internal(Some(op), msg));
@@ -52,21 +60,42 @@ pub fn has_kernel_side(m: &Module) -> bool {
         Opcode::KsGlobal => KsGlobal(o).storage(m) != b"process",
         _ => false,
     });
-    decl || m.funcs().any(|f| !m.collect_nested(f, |d| matches!(d.opcode, Opcode::KsLoadProg | Opcode::KsTestRun | Opcode::KsRegister)).is_empty())
+    decl || m.funcs().any(|f| {
+        !m.collect_nested(f, |d| {
+            matches!(
+                d.opcode,
+                Opcode::KsLoadProg | Opcode::KsTestRun | Opcode::KsRegister
+            )
+        })
+        .is_empty()
+    })
 }
 
 /// Without a BPF object, a config block is a process global of its struct type: `ks.config @c`
 /// becomes `ks.global @c : !c_config` initialised with the defaults (fields in order), and the
 /// `ks.config_addr` ops become `ks.global_addr` (see `Lower::config_addr`).
 fn configs_to_process_globals(m: &mut Module) {
-    let configs: Vec<OpId> = m.top_ops().iter().copied().filter(|&o| m.op(o).opcode == Opcode::KsConfig).collect();
+    let configs: Vec<OpId> = m
+        .top_ops()
+        .iter()
+        .copied()
+        .filter(|&o| m.op(o).opcode == Opcode::KsConfig)
+        .collect();
     for c in configs {
         let name = KsConfig(c).name(m).to_string();
         let defaults = KsConfig(c).defaults(m).to_vec();
-        let is_zero = |a: &Attr| matches!(a, Attr::Int(0) | Attr::Bool(false)) || matches!(a, Attr::Str(s) if s.is_empty());
+        let is_zero = |a: &Attr| {
+            matches!(a, Attr::Int(0) | Attr::Bool(false))
+                || matches!(a, Attr::Str(s) if s.is_empty())
+        };
         let init = (!defaults.iter().all(is_zero)).then_some(Attr::List(defaults));
         let mut b = m.builder_before(c);
-        b.ks_global(&name, Type::Struct(format!("{name}_config").into()), b"process".as_slice(), init);
+        b.ks_global(
+            &name,
+            Type::Struct(format!("{name}_config").into()),
+            b"process".as_slice(),
+            init,
+        );
         m.detach_op(c);
     }
 }
@@ -79,7 +108,10 @@ fn configs_to_process_globals(m: &mut Module) {
 fn entry_writes(m: &Module, ops: &[OpId]) -> HashMap<OpId, Vec<OpId>> {
     let slots = pointer_slots(m, ops);
     let mut out = HashMap::new();
-    for &lookup in ops.iter().filter(|&&o| m.op(o).opcode == Opcode::KsMapLookup) {
+    for &lookup in ops
+        .iter()
+        .filter(|&&o| m.op(o).opcode == Opcode::KsMapLookup)
+    {
         let derived = derived_pointers(m, ops, &slots, m.op(lookup).results[0]);
         let writes = ops
             .iter()
@@ -100,7 +132,11 @@ fn entry_writes(m: &Module, ops: &[OpId]) -> HashMap<OpId, Vec<OpId>> {
 
 /// Local slots used only by loads from them and stores into them, with the values stored.
 fn pointer_slots(m: &Module, ops: &[OpId]) -> HashMap<Value, Vec<Value>> {
-    let mut slots: HashMap<Value, Vec<Value>> = ops.iter().filter(|&&o| m.op(o).opcode == Opcode::CoreLocal).map(|&o| (m.op(o).results[0], Vec::new())).collect();
+    let mut slots: HashMap<Value, Vec<Value>> = ops
+        .iter()
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
+        .map(|&o| (m.op(o).results[0], Vec::new()))
+        .collect();
     let mut escaped = HashSet::new();
     for &o in ops {
         let d = m.op(o);
@@ -125,15 +161,26 @@ fn pointer_slots(m: &Module, ops: &[OpId]) -> HashMap<Value, Vec<Value>> {
 }
 
 /// The pointers derived from `root` (fixpoint over the function's ops).
-fn derived_pointers(m: &Module, ops: &[OpId], slots: &HashMap<Value, Vec<Value>>, root: Value) -> HashSet<Value> {
+fn derived_pointers(
+    m: &Module,
+    ops: &[OpId],
+    slots: &HashMap<Value, Vec<Value>>,
+    root: Value,
+) -> HashSet<Value> {
     let mut derived = HashSet::from([root]);
     loop {
         let before = derived.len();
         for &o in ops {
             let d = m.op(o);
             let from_derived = match d.opcode {
-                Opcode::CoreFieldAddr | Opcode::CoreElemAddr | Opcode::KsIndexAddr | Opcode::CorePtrAdd | Opcode::CoreCast => derived.contains(&d.operands[0]),
-                Opcode::CoreLoad => slots.get(&d.operands[0]).is_some_and(|stored| stored.iter().all(|v| derived.contains(v))),
+                Opcode::CoreFieldAddr
+                | Opcode::CoreElemAddr
+                | Opcode::KsIndexAddr
+                | Opcode::CorePtrAdd
+                | Opcode::CoreCast => derived.contains(&d.operands[0]),
+                Opcode::CoreLoad => slots
+                    .get(&d.operands[0])
+                    .is_some_and(|stored| stored.iter().all(|v| derived.contains(v))),
                 _ => false,
             };
             if from_derived && m.value_type(d.results[0]).is_ptr() {
@@ -154,7 +201,9 @@ fn cstr_ty() -> Type {
 }
 
 fn struct_fields<'m>(m: &'m Module, name: &str) -> &'m [(String, Type)] {
-    m.lookup_symbol(name).and_then(|d| KsStruct::of(m, d)).map_or(&[], |s| s.fields(m))
+    m.lookup_symbol(name)
+        .and_then(|d| KsStruct::of(m, d))
+        .map_or(&[], |s| s.fields(m))
 }
 
 /// Byte size of an IR type; 0 for types without storage.
@@ -170,7 +219,8 @@ fn bytewise(m: &Module, t: &Type) -> bool {
         Type::Array(e, _) => bytewise(m, e),
         Type::Struct(s) => {
             let fields = struct_fields(m, s);
-            fields.iter().all(|(_, f)| bytewise(m, f)) && fields.iter().map(|(_, f)| size_of(m, f)).sum::<u64>() == size_of(m, t)
+            fields.iter().all(|(_, f)| bytewise(m, f))
+                && fields.iter().map(|(_, f)| size_of(m, f)).sum::<u64>() == size_of(m, t)
         }
         _ => true,
     }
@@ -179,7 +229,10 @@ fn bytewise(m: &Module, t: &Type) -> bool {
 fn sym_attr(m: &Module, op: OpId, name: &str) -> Result<String, String> {
     match m.attr(op, name) {
         Some(Attr::Sym(s)) => Ok(s.clone()),
-        _ => Err(format!("`{}` has no symbol `{name}`", m.op(op).opcode.name())),
+        _ => Err(format!(
+            "`{}` has no symbol `{name}`",
+            m.op(op).opcode.name()
+        )),
     }
 }
 
@@ -206,10 +259,13 @@ impl Lower<'_> {
         self.loc = self.m.op(op).loc;
         match self.m.op(op).opcode {
             KsMapLookup => self.map_lookup(op, entry_writes),
-            KsMapUpdate | KsMapDelete | KsMapAdd | KsMapPush | KsMapPop | KsMapContains => self.map_op(op),
+            KsMapUpdate | KsMapDelete | KsMapAdd | KsMapPush | KsMapPop | KsMapContains => {
+                self.map_op(op)
+            }
             KsMapForeach => self.map_foreach(op),
             KsRbOnEvent | KsRbPoll | KsDispatch => self.ring_buffer(op),
-            KsLoadProg | KsAttach | KsAttachPerf | KsDetach | KsPerfRead | KsRegister | KsDaemon => self.lifecycle(op),
+            KsLoadProg | KsAttach | KsAttachPerf | KsDetach | KsPerfRead | KsRegister
+            | KsDaemon => self.lifecycle(op),
             KsTestRun => self.test_run(op),
             KsTestLen => self.replace_by_rt(op, "ksrt_test_len", &[]),
             KsAssert => self.assert(op),
@@ -248,8 +304,19 @@ impl Lower<'_> {
     /// A new stack slot at the top of the entry block, after the slots already there.
     fn slot(&mut self, ty: Type) -> Value {
         let entry = self.m.func_entry(self.func);
-        let at = self.m.block(entry).ops.iter().take_while(|&&o| self.m.op(o).opcode == Opcode::CoreLocal).count();
-        let mut b = Builder { module: &mut *self.m, block: entry, at: Some(at), loc: self.loc };
+        let at = self
+            .m
+            .block(entry)
+            .ops
+            .iter()
+            .take_while(|&&o| self.m.op(o).opcode == Opcode::CoreLocal)
+            .count();
+        let mut b = Builder {
+            module: &mut *self.m,
+            block: entry,
+            at: Some(at),
+            loc: self.loc,
+        };
         b.core_local(ty.clone(), None, None, None, Type::ptr(ty))
     }
 
@@ -304,7 +371,12 @@ impl Lower<'_> {
 
     /// Replaces `op` by a runtime call with `args` returning the op's result type (if any).
     fn replace_by_rt(&mut self, op: OpId, callee: &str, args: &[Value]) -> Result<(), String> {
-        let ret = self.m.op(op).results.first().map(|&r| self.m.value_type(r).clone());
+        let ret = self
+            .m
+            .op(op)
+            .results
+            .first()
+            .map(|&r| self.m.value_type(r).clone());
         let r = self.rt(At::Before(op), callee, args, ret);
         self.m.replace_op(op, r.as_slice());
         Ok(())
@@ -321,8 +393,17 @@ impl Lower<'_> {
     /// The source location of `op` as (file name, line, column) constants.
     fn location(&mut self, at: At, op: OpId) -> [Value; 3] {
         let loc = self.m.op(op).loc;
-        let file = self.m.files.get(loc.file as usize).cloned().unwrap_or_else(|| "<unknown>".into());
-        [self.cstr(at, file.as_bytes()), self.konst(at, loc.line as i128, Type::u32()), self.konst(at, loc.col as i128, Type::u32())]
+        let file = self
+            .m
+            .files
+            .get(loc.file as usize)
+            .cloned()
+            .unwrap_or_else(|| "<unknown>".into());
+        [
+            self.cstr(at, file.as_bytes()),
+            self.konst(at, loc.line as i128, Type::u32()),
+            self.konst(at, loc.col as i128, Type::u32()),
+        ]
     }
 
     // ---- maps (§11.2, §11.4) ----
@@ -333,11 +414,16 @@ impl Lower<'_> {
         let at = At::Before(op);
         let map = sym_attr(self.m, op, "map")?;
         let entry_ty = self.m.value_type(self.m.op(op).results[0]).clone();
-        let value_ty = entry_ty.pointee().cloned().ok_or("map_lookup must yield a pointer")?;
+        let value_ty = entry_ty
+            .pointee()
+            .cloned()
+            .ok_or("map_lookup must yield a pointer")?;
         let key = self.spill(at, self.m.op(op).operands[0]);
         let value = self.slot(value_ty);
         let name = self.map_ref(at, &map);
-        let found = self.rt(at, "ksrt_map_lookup", &[name, key, value], Some(Type::Bool)).unwrap();
+        let found = self
+            .rt(at, "ksrt_map_lookup", &[name, key, value], Some(Type::Bool))
+            .unwrap();
         let null = self.konst(at, 0, entry_ty);
         let entry = self.b(at).core_select(found, value, null);
         self.m.replace_op(op, &[entry]);
@@ -351,10 +437,19 @@ impl Lower<'_> {
     fn write_back(&mut self, w: OpId, map: &str, key: Value, value: Value) {
         let (block, index) = self.m.position(w).expect("the write is in a block");
         let loc = self.m.op(w).loc;
-        let mut b = Builder { module: &mut *self.m, block, at: Some(index + 1), loc };
+        let mut b = Builder {
+            module: &mut *self.m,
+            block,
+            at: Some(index + 1),
+            loc,
+        };
         let name = b.host_map_ref(map, cstr_ty());
         let flags = b.core_const(BPF_EXIST, Type::u64());
-        b.host_rt_call(&[name, key, value, flags], "ksrt_map_update", &[Type::i64()]);
+        b.host_rt_call(
+            &[name, key, value, flags],
+            "ksrt_map_update",
+            &[Type::i64()],
+        );
     }
 
     /// update, delete, add, push, pop/peek, contains: one runtime call on slots.
@@ -381,14 +476,20 @@ impl Lower<'_> {
             }
             Opcode::KsMapPush | Opcode::KsMapContains => {
                 let value = self.spill(at, operands[0]);
-                let callee = if opcode == Opcode::KsMapPush { "ksrt_map_push" } else { "ksrt_map_contains" };
+                let callee = if opcode == Opcode::KsMapPush {
+                    "ksrt_map_push"
+                } else {
+                    "ksrt_map_contains"
+                };
                 self.replace_by_rt(op, callee, &[name, value])
             }
             Opcode::KsMapPop => {
                 let value_ty = self.m.value_type(self.m.op(op).results[0]).clone();
                 let slot = self.slot(value_ty.clone());
                 let peek = self.konst(at, KsMapPop(op).peek(self.m) as i128, Type::Bool);
-                let present = self.rt(at, "ksrt_map_pop", &[name, slot, peek], Some(Type::Bool)).unwrap();
+                let present = self
+                    .rt(at, "ksrt_map_pop", &[name, slot, peek], Some(Type::Bool))
+                    .unwrap();
                 let value = self.b(at).core_load(slot, value_ty);
                 self.m.replace_op(op, &[value, present]);
                 Ok(())
@@ -411,15 +512,33 @@ impl Lower<'_> {
         let at = At::Before(op);
         let loc = self.m.op(op).loc;
         let map = sym_attr(self.m, op, "map")?;
-        let decl = self.m.lookup_symbol(&map).and_then(|d| KsMap::of(self.m, d)).ok_or_else(|| format!("@{map} is not a map"))?;
-        let key_ty = decl.key(self.m).cloned().ok_or_else(|| format!("@{map} has no keys to iterate"))?;
+        let decl = self
+            .m
+            .lookup_symbol(&map)
+            .and_then(|d| KsMap::of(self.m, d))
+            .ok_or_else(|| format!("@{map} is not a map"))?;
+        let key_ty = decl
+            .key(self.m)
+            .cloned()
+            .ok_or_else(|| format!("@{map} has no keys to iterate"))?;
         let value_ty = decl.value(self.m).clone();
         let old_body = self.m.region(self.m.op(op).regions[0]).blocks[0];
-        let (cur, val, more) = (self.slot(key_ty.clone()), self.slot(value_ty.clone()), self.slot(Type::Bool));
+        let (cur, val, more) = (
+            self.slot(key_ty.clone()),
+            self.slot(value_ty.clone()),
+            self.slot(Type::Bool),
+        );
 
         let name = self.map_ref(at, &map);
         let null = self.konst(at, 0, Type::ptr(key_ty.clone()));
-        let first = self.rt(at, "ksrt_map_next_key", &[name, null, cur], Some(Type::Bool)).unwrap();
+        let first = self
+            .rt(
+                at,
+                "ksrt_map_next_key",
+                &[name, null, cur],
+                Some(Type::Bool),
+            )
+            .unwrap();
         self.b(at).core_store(first, more);
         let w = self.b(at).ks_while();
         let [cond, body] = [0, 1].map(|i| self.m.region(self.m.op(w).regions[i]).blocks[0]);
@@ -430,9 +549,23 @@ impl Lower<'_> {
 
         let at_body = At::End(body, loc);
         let name = self.map_ref(at_body, &map);
-        let found = self.rt(at_body, "ksrt_map_lookup", &[name, cur, val], Some(Type::Bool)).unwrap();
+        let found = self
+            .rt(
+                at_body,
+                "ksrt_map_lookup",
+                &[name, cur, val],
+                Some(Type::Bool),
+            )
+            .unwrap();
         let key = self.b(at_body).core_load(cur, key_ty);
-        let next = self.rt(at_body, "ksrt_map_next_key", &[name, cur, cur], Some(Type::Bool)).unwrap();
+        let next = self
+            .rt(
+                at_body,
+                "ksrt_map_next_key",
+                &[name, cur, cur],
+                Some(Type::Bool),
+            )
+            .unwrap();
         self.b(at_body).core_store(next, more);
         let vanished = self.b(at_body).core_not(found);
         self.guard(at_body, vanished, |lw, at| {
@@ -446,7 +579,14 @@ impl Lower<'_> {
             self.m.place_op(o, body, None);
         }
         let top = self.func;
-        for (arg, new) in self.m.block(old_body).args.clone().into_iter().zip([key, value]) {
+        for (arg, new) in self
+            .m
+            .block(old_body)
+            .args
+            .clone()
+            .into_iter()
+            .zip([key, value])
+        {
             self.m.replace_uses_in(top, arg, new);
         }
         self.m.replace_op(op, &[]);
@@ -459,8 +599,16 @@ impl Lower<'_> {
         let at = At::Before(op);
         match self.m.op(op).opcode {
             Opcode::KsRbOnEvent => {
-                let (map, handler) = (sym_attr(self.m, op, "map")?, sym_attr(self.m, op, "handler")?);
-                let fn_ty = self.m.lookup_symbol(&handler).and_then(|f| KsFunc::of(self.m, f)).map(|f| f.ty(self.m).clone()).ok_or_else(|| format!("handler @{handler} is not a function"))?;
+                let (map, handler) = (
+                    sym_attr(self.m, op, "map")?,
+                    sym_attr(self.m, op, "handler")?,
+                );
+                let fn_ty = self
+                    .m
+                    .lookup_symbol(&handler)
+                    .and_then(|f| KsFunc::of(self.m, f))
+                    .map(|f| f.ty(self.m).clone())
+                    .ok_or_else(|| format!("handler @{handler} is not a function"))?;
                 let name = self.map_ref(at, &map);
                 let h = self.b(at).core_func_addr(&handler, fn_ty);
                 self.replace_by_rt(op, "ksrt_rb_on_event", &[name, h])
@@ -473,13 +621,19 @@ impl Lower<'_> {
             }
             _ => {
                 // dispatch(rb, ...): the names in an array.
-                let Some(Attr::List(maps)) = self.m.attr(op, "maps").cloned() else { return Err("dispatch needs a list of maps".into()) };
+                let Some(Attr::List(maps)) = self.m.attr(op, "maps").cloned() else {
+                    return Err("dispatch needs a list of maps".into());
+                };
                 let array = self.slot(Type::Array(cstr_ty().into(), maps.len() as u32));
                 for (i, map) in maps.iter().enumerate() {
-                    let Attr::Sym(map) = map else { return Err("dispatch takes maps".into()) };
+                    let Attr::Sym(map) = map else {
+                        return Err("dispatch takes maps".into());
+                    };
                     let name = self.map_ref(at, map);
                     let index = self.konst(at, i as i128, Type::u32());
-                    let elem = self.b(at).core_elem_addr(array, index, Type::ptr(cstr_ty()));
+                    let elem = self
+                        .b(at)
+                        .core_elem_addr(array, index, Type::ptr(cstr_ty()));
                     self.b(at).core_store(name, elem);
                 }
                 let n = self.konst(at, maps.len() as i128, Type::u32());
@@ -533,7 +687,8 @@ impl Lower<'_> {
         let at = At::Before(op);
         let t = KsTestRun(op);
         let (data, len) = (t.data(self.m), t.len(self.m).first().copied());
-        let (capacity, copy_back, string) = (t.capacity(self.m), t.copy_back(self.m), t.string(self.m));
+        let (capacity, copy_back, string) =
+            (t.capacity(self.m), t.copy_back(self.m), t.string(self.m));
         let prog = sym_attr(self.m, op, "prog")?;
         let len = match len {
             Some(len) => {
@@ -541,13 +696,17 @@ impl Lower<'_> {
                 let cap = self.konst(at, capacity, Type::u64());
                 let too_long = self.b(at).core_cmp(wide, cap, "gt");
                 self.guard(at, too_long, |lw, at| {
-                    lw.b(at).host_runtime_error(format!("test(): the length exceeds the input's {capacity} bytes"));
+                    lw.b(at).host_runtime_error(format!(
+                        "test(): the length exceeds the input's {capacity} bytes"
+                    ));
                 });
                 self.convert(at, len, Type::u32())
             }
             None if string => {
                 let cap = self.konst(at, capacity, Type::u64());
-                let n = self.libc(at, "strnlen", &[data, cap], Some(Type::u64())).unwrap();
+                let n = self
+                    .libc(at, "strnlen", &[data, cap], Some(Type::u64()))
+                    .unwrap();
                 self.convert(at, n, Type::u32())
             }
             None => self.konst(at, capacity, Type::u32()),
@@ -600,7 +759,11 @@ impl Lower<'_> {
             while i < format.len() && matches!(format[i], b'l' | b'h' | b'0'..=b'9' | b'-' | b'.') {
                 i += 1;
             }
-            let spec: Vec<u8> = format[start..i].iter().copied().filter(|c| !matches!(c, b'l' | b'h')).collect();
+            let spec: Vec<u8> = format[start..i]
+                .iter()
+                .copied()
+                .filter(|c| !matches!(c, b'l' | b'h'))
+                .collect();
             match format.get(i) {
                 None | Some(b'%') => {
                     text.extend_from_slice(b"%%");
@@ -626,7 +789,12 @@ impl Lower<'_> {
     fn print_arg(&mut self, at: At, conv: u8, spec: &[u8], arg: Value) -> Option<(Vec<u8>, Value)> {
         let ty = self.m.value_type(arg).clone();
         let width: Vec<u8> = spec.iter().copied().take_while(|&c| c != b'.').collect();
-        let precision: Option<u64> = spec.iter().position(|&c| c == b'.').map(|p| std::str::from_utf8(&spec[p + 1..]).ok().and_then(|s| s.parse().ok()).unwrap_or(0));
+        let precision: Option<u64> = spec.iter().position(|&c| c == b'.').map(|p| {
+            std::str::from_utf8(&spec[p + 1..])
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0)
+        });
         let text = |rest: &[u8]| [b"%".as_slice(), rest].concat();
         match &ty {
             Type::Int(_) | Type::Bool => {
@@ -644,7 +812,11 @@ impl Lower<'_> {
                 // conversion's signedness: `%d` of a u8 200 prints 200, `%x` of an i8 -1 ffffffff.
                 let signed = matches!(conv, b'd' | b'i');
                 let wide = it.bits() > 32;
-                let v = self.convert(at, arg, Type::Int(IntTy::of(if wide { 64 } else { 32 }, signed)));
+                let v = self.convert(
+                    at,
+                    arg,
+                    Type::Int(IntTy::of(if wide { 64 } else { 32 }, signed)),
+                );
                 let length: &[u8] = if wide { b"ll" } else { b"" };
                 Some((text(&[spec, length, &[conv]].concat()), v))
             }
@@ -652,9 +824,14 @@ impl Lower<'_> {
                 let size = size_of(self.m, &ty);
                 let p = self.spill(at, arg);
                 let precision = precision.map_or(size, |p| p.min(size));
-                Some((text(&[&width[..], format!(".{precision}s").as_bytes()].concat()), p))
+                Some((
+                    text(&[&width[..], format!(".{precision}s").as_bytes()].concat()),
+                    p,
+                ))
             }
-            Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle => Some((text(&[&width[..], b"p"].concat()), arg)),
+            Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle => {
+                Some((text(&[&width[..], b"p"].concat()), arg))
+            }
             Type::Struct(_) | Type::Void => None,
         }
     }
@@ -679,14 +856,21 @@ impl Lower<'_> {
     /// plain memory and stay.
     fn global_addr(&mut self, op: OpId) -> Result<(), String> {
         let global = sym_attr(self.m, op, "global")?;
-        let decl = self.m.lookup_symbol(&global).and_then(|g| KsGlobal::of(self.m, g)).ok_or_else(|| format!("@{global} is not a global"))?;
+        let decl = self
+            .m
+            .lookup_symbol(&global)
+            .and_then(|g| KsGlobal::of(self.m, g))
+            .ok_or_else(|| format!("@{global} is not a global"))?;
         match decl.storage(self.m) {
             b"process" => Ok(()),
             b"shared" | b"pinned" => {
                 let name = self.cstr(At::Before(op), global.as_bytes());
                 self.replace_by_rt(op, "ksrt_global_addr", &[name])
             }
-            s => Err(format!("userspace cannot use the {} global @{global}", String::from_utf8_lossy(s))),
+            s => Err(format!(
+                "userspace cannot use the {} global @{global}",
+                String::from_utf8_lossy(s)
+            )),
         }
     }
 
@@ -706,7 +890,8 @@ impl Lower<'_> {
         let n = self.konst(at, bound as i128, Type::u64());
         let out_of_range = self.b(at).core_cmp(wide, n, "ge");
         self.guard(at, out_of_range, |lw, at| {
-            lw.b(at).host_runtime_error(format!("index out of range for {what}"));
+            lw.b(at)
+                .host_runtime_error(format!("index out of range for {what}"));
         });
         let addr = self.b(at).core_elem_addr(base, index, addr_ty);
         self.m.replace_op(op, &[addr]);
@@ -720,7 +905,8 @@ impl Lower<'_> {
         let null = self.konst(at, 0, self.m.value_type(p).clone());
         let is_null = self.b(at).core_cmp(p, null, "eq");
         self.guard(at, is_null, |lw, at| {
-            lw.b(at).host_runtime_error("null pointer dereference".to_string());
+            lw.b(at)
+                .host_runtime_error("null pointer dereference".to_string());
         });
         self.m.replace_op(op, &[p]);
         Ok(())
@@ -738,8 +924,13 @@ impl Lower<'_> {
         }
         let size = size_of(self.m, KsNew(op).ty(self.m));
         let addr_ty = self.m.value_type(self.m.op(op).results[0]).clone();
-        let (one, size) = (self.konst(at, 1, Type::u64()), self.konst(at, size as i128, Type::u64()));
-        let p = self.libc(at, "calloc", &[one, size], Some(addr_ty)).unwrap();
+        let (one, size) = (
+            self.konst(at, 1, Type::u64()),
+            self.konst(at, size as i128, Type::u64()),
+        );
+        let p = self
+            .libc(at, "calloc", &[one, size], Some(addr_ty))
+            .unwrap();
         self.m.replace_op(op, &[p]);
         Ok(())
     }
@@ -763,7 +954,11 @@ impl Lower<'_> {
         let size = size_of(self.m, &result_ty);
         let dst = self.slot(result_ty.clone());
         let dst_size = self.konst(at, size as i128, Type::u32());
-        let callee = if self.m.op(op).opcode == Opcode::KsStrConcat { "ksrt_str_concat" } else { "ksrt_str_copy" };
+        let callee = if self.m.op(op).opcode == Opcode::KsStrConcat {
+            "ksrt_str_concat"
+        } else {
+            "ksrt_str_copy"
+        };
         self.rt(at, callee, &[&[dst, dst_size][..], &args].concat(), None);
         let result = self.b(at).core_load(dst, result_ty);
         self.m.replace_op(op, &[result]);
@@ -787,13 +982,22 @@ impl Lower<'_> {
         match ty {
             Type::Str(n) => {
                 let n = self.konst(at, *n as i128, Type::u32());
-                self.rt(at, "ksrt_str_eq", &[a, n, b, n], Some(Type::Bool)).unwrap()
+                self.rt(at, "ksrt_str_eq", &[a, n, b, n], Some(Type::Bool))
+                    .unwrap()
             }
             Type::Struct(s) => {
                 let mut all: Option<Value> = None;
                 for (field, field_ty) in struct_fields(self.m, s).to_vec() {
-                    let fa = self.b(at).core_field_addr(a, field.as_bytes().to_vec(), Type::ptr(field_ty.clone()));
-                    let fb = self.b(at).core_field_addr(b, field.as_bytes().to_vec(), Type::ptr(field_ty.clone()));
+                    let fa = self.b(at).core_field_addr(
+                        a,
+                        field.as_bytes().to_vec(),
+                        Type::ptr(field_ty.clone()),
+                    );
+                    let fb = self.b(at).core_field_addr(
+                        b,
+                        field.as_bytes().to_vec(),
+                        Type::ptr(field_ty.clone()),
+                    );
                     let eq = self.equal(at, fa, fb, &field_ty);
                     all = Some(match all {
                         None => eq,
@@ -804,7 +1008,9 @@ impl Lower<'_> {
             }
             Type::Array(elem, _) if bytewise(self.m, elem) => {
                 let size = self.konst(at, size_of(self.m, ty) as i128, Type::u64());
-                let diff = self.libc(at, "memcmp", &[a, b, size], Some(Type::i32())).unwrap();
+                let diff = self
+                    .libc(at, "memcmp", &[a, b, size], Some(Type::i32()))
+                    .unwrap();
                 let zero = self.konst(at, 0, Type::i32());
                 self.b(at).core_cmp(diff, zero, "eq")
             }
@@ -812,14 +1018,21 @@ impl Lower<'_> {
                 let all = self.slot(Type::Bool);
                 let yes = self.konst(at, 1, Type::Bool);
                 self.b(at).core_store(yes, all);
-                let (lo, hi) = (self.konst(at, 0, Type::u32()), self.konst(at, *n as i128, Type::u32()));
+                let (lo, hi) = (
+                    self.konst(at, 0, Type::u32()),
+                    self.konst(at, *n as i128, Type::u32()),
+                );
                 let loc = self.loc_of(at);
                 let for_op = self.b(at).ks_for(lo, hi);
                 let body = self.m.region(self.m.op(for_op).regions[0]).blocks[0];
                 let i = self.m.add_block_arg(body, Type::u32());
                 let inner = At::End(body, loc);
-                let ea = self.b(inner).core_elem_addr(a, i, Type::ptr((**elem).clone()));
-                let eb = self.b(inner).core_elem_addr(b, i, Type::ptr((**elem).clone()));
+                let ea = self
+                    .b(inner)
+                    .core_elem_addr(a, i, Type::ptr((**elem).clone()));
+                let eb = self
+                    .b(inner)
+                    .core_elem_addr(b, i, Type::ptr((**elem).clone()));
                 let eq = self.equal(inner, ea, eb, elem);
                 let acc = self.b(inner).core_load(all, Type::Bool);
                 let acc = self.b(inner).core_and(acc, eq);
@@ -827,7 +1040,10 @@ impl Lower<'_> {
                 self.b(at).core_load(all, Type::Bool)
             }
             _ => {
-                let (x, y) = (self.b(at).core_load(a, ty.clone()), self.b(at).core_load(b, ty.clone()));
+                let (x, y) = (
+                    self.b(at).core_load(a, ty.clone()),
+                    self.b(at).core_load(b, ty.clone()),
+                );
                 self.b(at).core_cmp(x, y, "eq")
             }
         }

@@ -7,7 +7,10 @@ use crate::ir::views::KsFunc;
 use crate::ir::{Module, OpId};
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"kmod").collect();
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"kmod")
+        .collect();
     let mut errors = PassErrors::new();
     for f in funcs {
         super::lower_bpf::lower_index_checks(m, f, &mut errors);

@@ -24,7 +24,10 @@ const INLINE_TRIP_COUNT: i128 = 64;
 const UNROLL_TRIP_COUNT: i128 = 8;
 
 pub fn run(m: &mut Module) -> PassResult {
-    let mut work: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let mut work: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .collect();
     for &f in &work {
         for l in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
             unroll(m, l);
@@ -42,7 +45,9 @@ pub fn run(m: &mut Module) -> PassResult {
 }
 
 fn const_value(m: &Module, v: Value) -> Option<i128> {
-    let crate::ir::ValueDef::Result(op, _) = m.value(v).def else { return None };
+    let crate::ir::ValueDef::Result(op, _) = m.value(v).def else {
+        return None;
+    };
     match (m.op(op).opcode, m.attr(op, "value")) {
         (Opcode::CoreConst, Some(Attr::Int(i))) => Some(*i),
         (Opcode::CoreCast, _) => const_value(m, m.op(op).operands[0]),
@@ -71,13 +76,24 @@ fn outermost_long_loop(m: &Module, f: OpId) -> Option<OpId> {
 /// run the defer at its own end); the counter becomes a constant in each copy.
 fn unroll(m: &mut Module, lp: OpId) {
     let o = m.op(lp).operands.clone();
-    let (Some(lo), Some(hi)) = (const_value(m, o[0]), const_value(m, o[1])) else { return };
+    let (Some(lo), Some(hi)) = (const_value(m, o[0]), const_value(m, o[1])) else {
+        return;
+    };
     if hi - lo > UNROLL_TRIP_COUNT || m.op(lp).parent.is_none() {
         return;
     }
     let body = m.region(m.op(lp).regions[0]).blocks[0];
-    let early_exit = m.collect_nested(lp, |d| matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue)).into_iter().any(|x| enclosing_loop(m, x) == Some(lp));
-    let defers_or_leaves = m.block(body).ops.iter().any(|&x| m.op(x).opcode == Opcode::KsDefer || m.is_terminator(x));
+    let early_exit = m
+        .collect_nested(lp, |d| {
+            matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue)
+        })
+        .into_iter()
+        .any(|x| enclosing_loop(m, x) == Some(lp));
+    let defers_or_leaves = m
+        .block(body)
+        .ops
+        .iter()
+        .any(|&x| m.op(x).opcode == Opcode::KsDefer || m.is_terminator(x));
     if early_exit || defers_or_leaves {
         return;
     }
@@ -127,7 +143,11 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let counter_ty = m.value_type(lo).clone();
 
     // The context struct: captures, then the exit code, the return value and the thrown code.
-    let mut fields: Vec<(String, Type)> = captures.iter().enumerate().map(|(i, &v)| (format!("c{i}"), m.value_type(v).clone())).collect();
+    let mut fields: Vec<(String, Type)> = captures
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| (format!("c{i}"), m.value_type(v).clone()))
+        .collect();
     fields.push(("exit".into(), Type::u32()));
     if ret != Type::Void {
         fields.push(("ret".into(), ret.clone()));
@@ -138,16 +158,30 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let ctx_ty = Type::Struct(Rc::from(ctx_name.as_str()));
     let loc = m.op(lp).loc;
     {
-        let pos = m.top_ops().iter().position(|&o| m.op(o).opcode == Opcode::KsFunc);
+        let pos = m
+            .top_ops()
+            .iter()
+            .position(|&o| m.op(o).opcode == Opcode::KsFunc);
         let body = m.body;
         let mut b = Builder::new(m, body);
         b.at = pos;
         b.loc = loc;
-        b.ks_struct(&ctx_name, fields.clone(), offsets, size as i128, align as i128, b"file".as_slice(), None);
+        b.ks_struct(
+            &ctx_name,
+            fields.clone(),
+            offsets,
+            size as i128,
+            align as i128,
+            b"file".as_slice(),
+            None,
+        );
     }
 
     // The callback: counter from the index, captures from the struct, then the body.
-    let cb_ty = Type::Func(Rc::new(FnType { params: vec![Type::u64(), Type::ptr(ctx_ty.clone())], ret: Type::i64() }));
+    let cb_ty = Type::Func(Rc::new(FnType {
+        params: vec![Type::u64(), Type::ptr(ctx_ty.clone())],
+        ret: Type::i64(),
+    }));
     let cb = {
         let pos = m.top_ops().iter().position(|&o| o == func).map(|p| p + 1);
         let body = m.body;
@@ -155,7 +189,16 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let mut b = Builder::new(m, body);
         b.at = pos;
         b.loc = floc;
-        b.ks_func(&cb_name, cb_ty, b"bpf".as_slice(), None, None, None, None, None)
+        b.ks_func(
+            &cb_name,
+            cb_ty,
+            b"bpf".as_slice(),
+            None,
+            None,
+            None,
+            None,
+            None,
+        )
     };
     let entry = m.func_entry(cb);
     let index = m.add_block_arg(entry, Type::u64());
@@ -196,13 +239,23 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let mut b = Builder::new(m, func_entry);
         b.at = Some(0);
         b.loc = loc;
-        b.core_local(ctx_ty.clone(), Some(b"loop_ctx".to_vec()), None, None, Type::ptr(ctx_ty.clone()))
+        b.core_local(
+            ctx_ty.clone(),
+            Some(b"loop_ctx".to_vec()),
+            None,
+            None,
+            Type::ptr(ctx_ty.clone()),
+        )
     };
     let mut b = m.builder_before(lp);
     let z = b.core_zero(ctx_ty.clone());
     b.core_store(z, slot);
     for (i, &c) in captures.iter().enumerate() {
-        let a = b.core_field_addr(slot, format!("c{i}").into_bytes(), Type::ptr(fields[i].1.clone()));
+        let a = b.core_field_addr(
+            slot,
+            format!("c{i}").into_bytes(),
+            Type::ptr(fields[i].1.clone()),
+        );
         b.core_store(c, a);
     }
     // Trip count: hi - lo when positive (the bounds were evaluated once, before the loop).
@@ -233,7 +286,10 @@ fn loop_exits(m: &Module, lp: OpId) -> Vec<Exit> {
 /// The loop an op's `break`/`continue` belongs to: the nearest enclosing loop op.
 fn enclosing_loop(m: &Module, mut op: OpId) -> Option<OpId> {
     while let Some(p) = m.parent_op(op) {
-        if matches!(m.op(p).opcode, Opcode::KsFor | Opcode::KsWhile | Opcode::KsMapForeach) {
+        if matches!(
+            m.op(p).opcode,
+            Opcode::KsFor | Opcode::KsWhile | Opcode::KsMapForeach
+        ) {
             return Some(p);
         }
         if m.op(p).opcode == Opcode::KsFunc {
@@ -253,12 +309,23 @@ fn set_field(b: &mut Builder, ctxp: Value, field: &str, v: Value) {
 /// In the callback: `continue` returns 0; `break` and the function exits record their code and
 /// return 1, which stops `bpf_loop`.
 fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, exits: &[Exit], ret: &Type) {
-    let body_ops: Vec<OpId> = m.collect_nested(cb, |d| matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue | Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsTailCall));
+    let body_ops: Vec<OpId> = m.collect_nested(cb, |d| {
+        matches!(
+            d.opcode,
+            Opcode::KsBreak
+                | Opcode::KsContinue
+                | Opcode::KsReturn
+                | Opcode::KsThrow
+                | Opcode::KsAbort
+                | Opcode::KsTailCall
+        )
+    });
     // Clones keep their original order, so the k-th exit op of the callback is the k-th exit.
     let mut k = 0;
     for op in body_ops {
         let opcode = m.op(op).opcode;
-        if matches!(opcode, Opcode::KsBreak | Opcode::KsContinue) && enclosing_loop(m, op).is_some() {
+        if matches!(opcode, Opcode::KsBreak | Opcode::KsContinue) && enclosing_loop(m, op).is_some()
+        {
             continue;
         }
         let loc = m.op(op).loc;
@@ -295,7 +362,14 @@ fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, exits: &[Exit], ret: &Ty
 }
 
 /// After `bpf.loop`: one arm per exit code that carries out the exit in the caller.
-fn dispatch_exits(m: &mut Module, lp: OpId, slot: Value, ctx_ty: &Type, exits: &[Exit], ret: &Type) {
+fn dispatch_exits(
+    m: &mut Module,
+    lp: OpId,
+    slot: Value,
+    ctx_ty: &Type,
+    exits: &[Exit],
+    ret: &Type,
+) {
     if exits.is_empty() {
         return;
     }

@@ -27,11 +27,19 @@ pub struct PassError {
 
 impl PassError {
     pub fn internal(op: Option<OpId>, message: impl Into<String>) -> PassError {
-        PassError { op, code: Code::E0999, message: message.into() }
+        PassError {
+            op,
+            code: Code::E0999,
+            message: message.into(),
+        }
     }
 
     pub fn user(op: OpId, code: Code, message: impl Into<String>) -> PassError {
-        PassError { op: Some(op), code, message: message.into() }
+        PassError {
+            op: Some(op),
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -70,6 +78,9 @@ pub fn list() -> Vec<(&'static str, &'static str)> {
 pub fn run(name: &str, m: &mut Module) -> PassResult {
     match PASSES.iter().find(|p| p.name == name) {
         Some(p) => (p.run)(m),
-        None => Err(vec![PassError::internal(None, format!("unknown pass `{name}` (see `ksc opt --list-passes`)"))]),
+        None => Err(vec![PassError::internal(
+            None,
+            format!("unknown pass `{name}` (see `ksc opt --list-passes`)"),
+        )]),
     }
 }

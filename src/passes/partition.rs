@@ -11,11 +11,18 @@ use std::collections::HashSet;
 /// default ring-buffer handlers `<map>_callback` the runtime registers (§11.5).
 fn is_root(m: &Module, f: OpId) -> bool {
     let v = KsFunc(f);
-    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main") || v.target(m) == b"kmod" || implemented(m, f) || default_handler(m, f)
+    v.kind(m).is_some()
+        || v.test(m) == Some(true)
+        || m.symbol(f) == Some("main")
+        || v.target(m) == b"kmod"
+        || implemented(m, f)
+        || default_handler(m, f)
 }
 
 fn default_handler(m: &Module, f: OpId) -> bool {
-    let Some(map) = m.symbol(f).and_then(|n| n.strip_suffix("_callback")) else { return false };
+    let Some(map) = m.symbol(f).and_then(|n| n.strip_suffix("_callback")) else {
+        return false;
+    };
     m.lookup_symbol(map).is_some_and(|d| m.op(d).opcode == Opcode::KsMap && matches!(m.attr(d, "kind"), Some(Attr::Str(k)) if k == b"ringbuf" || k == b"perf_event_array"))
 }
 
@@ -42,7 +49,9 @@ fn used_symbols(m: &Module, roots: &[OpId]) -> HashSet<String> {
                 collect_attr(a, &mut used);
             }
             // A struct_ops instance is laid out by the kernel struct it names.
-            if let (Opcode::KsImpl, Some(Attr::Str(k))) = (m.op(op).opcode, m.attr(op, "kernel_struct")) {
+            if let (Opcode::KsImpl, Some(Attr::Str(k))) =
+                (m.op(op).opcode, m.attr(op, "kernel_struct"))
+            {
                 used.insert(String::from_utf8_lossy(k).into_owned());
             }
             for &v in m.op(op).results.iter().chain(&m.op(op).operands) {
@@ -92,7 +101,12 @@ fn collect_struct_names(t: &crate::ir::Type, used: &mut HashSet<String>) {
 /// Keeps the functions in `keep` and the declarations they (transitively) use.
 fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
     let mut roots: Vec<OpId> = m.funcs().filter(|f| keep.contains(f)).collect();
-    roots.extend(m.top_ops().iter().copied().filter(|&o| m.op(o).opcode == Opcode::KsImpl && impl_kept(m, o, keep)));
+    roots.extend(
+        m.top_ops()
+            .iter()
+            .copied()
+            .filter(|&o| m.op(o).opcode == Opcode::KsImpl && impl_kept(m, o, keep)),
+    );
     if object {
         roots.extend(m.top_ops().iter().copied().filter(|&o| in_object(m, o)));
     }
@@ -104,7 +118,14 @@ fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
     }
     // Declarations refer to structs (fields, map keys) and impls to methods: close over them.
     loop {
-        let decls: Vec<OpId> = m.top_ops().iter().copied().filter(|&o| m.op(o).opcode != Opcode::KsFunc && m.symbol(o).is_some_and(|s| used.contains(s))).collect();
+        let decls: Vec<OpId> = m
+            .top_ops()
+            .iter()
+            .copied()
+            .filter(|&o| {
+                m.op(o).opcode != Opcode::KsFunc && m.symbol(o).is_some_and(|s| used.contains(s))
+            })
+            .collect();
         let more = used_symbols(m, &decls);
         let before = used.len();
         used.extend(more);
@@ -122,7 +143,9 @@ fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
             Opcode::KsProgArray => false,
             // The command line is parsed by the host executable only.
             Opcode::KsCli => object,
-            Opcode::KsImpl => !m.symbol(o).is_some_and(|s| used.contains(s)) && !impl_kept(m, o, keep),
+            Opcode::KsImpl => {
+                !m.symbol(o).is_some_and(|s| used.contains(s)) && !impl_kept(m, o, keep)
+            }
             _ => !m.symbol(o).is_some_and(|s| used.contains(s)),
         })
         .collect();
@@ -133,7 +156,9 @@ fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
 
 fn impl_kept(m: &Module, imp: OpId, keep: &HashSet<OpId>) -> bool {
     match m.attr(imp, "methods") {
-        Some(Attr::List(l)) => l.iter().any(|a| matches!(a, Attr::Sym(s) if m.lookup_symbol(s).is_some_and(|f| keep.contains(&f)))),
+        Some(Attr::List(l)) => l.iter().any(
+            |a| matches!(a, Attr::Sym(s) if m.lookup_symbol(s).is_some_and(|f| keep.contains(&f))),
+        ),
         _ => false,
     }
 }
@@ -164,9 +189,23 @@ pub fn partition(m: &mut Module, target: &str) -> PassResult {
     if target == "bpf" {
         kfuncs_as_externs(m);
     }
-    let in_target: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == target.as_bytes()).collect();
-    let roots: Vec<OpId> = in_target.iter().copied().filter(|&f| is_root(m, f)).collect();
-    let keep: HashSet<OpId> = if roots.is_empty() { in_target.iter().copied().collect() } else { reachable(m, roots.into_iter()).into_iter().filter(|f| in_target.contains(f)).collect() };
+    let in_target: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == target.as_bytes())
+        .collect();
+    let roots: Vec<OpId> = in_target
+        .iter()
+        .copied()
+        .filter(|&f| is_root(m, f))
+        .collect();
+    let keep: HashSet<OpId> = if roots.is_empty() {
+        in_target.iter().copied().collect()
+    } else {
+        reachable(m, roots.into_iter())
+            .into_iter()
+            .filter(|f| in_target.contains(f))
+            .collect()
+    };
     retain(m, &keep, target == "bpf");
     Ok(())
 }
@@ -174,13 +213,24 @@ pub fn partition(m: &mut Module, target: &str) -> PassResult {
 /// Kernel code reaches the unit's own `@kfunc`s through BTF like any kfunc (§16.2): on the
 /// kernel side each becomes a `ks.extern` (no helper id) and its calls `ks.call_extern`.
 fn kfuncs_as_externs(m: &mut Module) {
-    let kfuncs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"kmod").collect();
-    let names: HashSet<String> = kfuncs.iter().filter_map(|&f| m.symbol(f).map(str::to_string)).collect();
-    let bpf_funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let kfuncs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"kmod")
+        .collect();
+    let names: HashSet<String> = kfuncs
+        .iter()
+        .filter_map(|&f| m.symbol(f).map(str::to_string))
+        .collect();
+    let bpf_funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .collect();
     let mut called = HashSet::new();
     for f in bpf_funcs {
         for call in m.collect_nested(f, |o| o.opcode == Opcode::CoreCall) {
-            let Some(Attr::Sym(callee)) = m.attr(call, "callee").cloned() else { continue };
+            let Some(Attr::Sym(callee)) = m.attr(call, "callee").cloned() else {
+                continue;
+            };
             if !names.contains(&callee) {
                 continue;
             }
@@ -193,7 +243,9 @@ fn kfuncs_as_externs(m: &mut Module) {
         }
     }
     for f in kfuncs {
-        let Some(name) = m.symbol(f).map(str::to_string) else { continue };
+        let Some(name) = m.symbol(f).map(str::to_string) else {
+            continue;
+        };
         if !called.contains(&name) {
             continue;
         }

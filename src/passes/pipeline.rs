@@ -4,7 +4,17 @@ use super::{run, PassErrors};
 use crate::ir::Module;
 
 /// The kernel side: the BPF object's functions and declarations in the `bpf` dialect, as a CFG.
-const BPF: &[&str] = &["assign-tail-calls", "check-recursion", "check-helper-kinds", "partition-bpf", "bounds-check", "lower-loops", "lower-bpf", "flatten", "lower-tail-calls"];
+const BPF: &[&str] = &[
+    "assign-tail-calls",
+    "check-recursion",
+    "check-helper-kinds",
+    "partition-bpf",
+    "bounds-check",
+    "lower-loops",
+    "lower-bpf",
+    "flatten",
+    "lower-tail-calls",
+];
 
 /// The kernel side for BPF cpu `cpu` (`v1` to `v4`): [`BPF`], plus the rewrites that need
 /// instructions of later cpus.
@@ -17,7 +27,12 @@ pub fn bpf(cpu: &str) -> Vec<&'static str> {
 }
 
 /// The userspace side: the host executable's functions in the `host` dialect, as a CFG.
-pub const HOST: &[&str] = &["assign-tail-calls", "partition-host", "lower-host", "flatten"];
+pub const HOST: &[&str] = &[
+    "assign-tail-calls",
+    "partition-host",
+    "lower-host",
+    "flatten",
+];
 
 /// The kernel-module side: kfuncs and their private helpers, as a CFG the module back end
 /// writes as C.

@@ -44,7 +44,10 @@ pub fn assign(m: &mut Module) -> PassResult {
         return Ok(());
     }
     // Place it after the other declarations, before the first function.
-    let pos = m.top_ops().iter().position(|&o| m.op(o).opcode == Opcode::KsFunc);
+    let pos = m
+        .top_ops()
+        .iter()
+        .position(|&o| m.op(o).opcode == Opcode::KsFunc);
     let body = m.body;
     let mut b = Builder::new(m, body);
     b.at = pos;
@@ -66,15 +69,35 @@ pub fn lower(m: &mut Module) -> PassResult {
     if calls.is_empty() {
         return Ok(());
     }
-    let programs: Vec<String> = match m.lookup_symbol(PROG_ARRAY).and_then(|p| m.attr(p, "programs")) {
-        Some(Attr::List(l)) => l.iter().filter_map(|a| if let Attr::Sym(s) = a { Some(s.clone()) } else { None }).collect(),
-        _ => return Err(vec![super::PassError::internal(Some(calls[0]), "tail calls need `assign-tail-calls` to run first")]),
+    let programs: Vec<String> = match m
+        .lookup_symbol(PROG_ARRAY)
+        .and_then(|p| m.attr(p, "programs"))
+    {
+        Some(Attr::List(l)) => l
+            .iter()
+            .filter_map(|a| {
+                if let Attr::Sym(s) = a {
+                    Some(s.clone())
+                } else {
+                    None
+                }
+            })
+            .collect(),
+        _ => {
+            return Err(vec![super::PassError::internal(
+                Some(calls[0]),
+                "tail calls need `assign-tail-calls` to run first",
+            )])
+        }
     };
     let mut errors = PassErrors::new();
     for op in calls {
         let target = callee(m, op);
         let Some(index) = programs.iter().position(|p| *p == target) else {
-            errors.push(super::PassError::internal(Some(op), format!("@{target} has no prog_array slot")));
+            errors.push(super::PassError::internal(
+                Some(op),
+                format!("@{target} has no prog_array slot"),
+            ));
             continue;
         };
         let func = m.top_level_of(op);
@@ -87,7 +110,11 @@ pub fn lower(m: &mut Module) -> PassResult {
         let mut b = m.builder_before(op);
         let idx = b.core_const(index as i128, Type::u32());
         b.bpf_tail_call(ctx, idx, PROG_ARRAY);
-        let v = if ret == Type::Void { vec![] } else { vec![b.core_const(verdict, ret)] };
+        let v = if ret == Type::Void {
+            vec![]
+        } else {
+            vec![b.core_const(verdict, ret)]
+        };
         b.core_ret(&v);
         m.detach_op(op);
     }

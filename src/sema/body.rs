@@ -36,7 +36,21 @@ pub(crate) struct FnCtx {
 
 impl FnCtx {
     pub fn new(kind: FnKind, ret: Ty) -> Self {
-        FnCtx { func: None, kind, ret, scopes: vec![Vec::new()], loop_depth: 0, in_defer: false, ctx_param: None, param_names: Vec::new(), catch_all_depth: 0, caught_codes: Vec::new(), tail_match: false, stack_bytes: 0, binding_name: None }
+        FnCtx {
+            func: None,
+            kind,
+            ret,
+            scopes: vec![Vec::new()],
+            loop_depth: 0,
+            in_defer: false,
+            ctx_param: None,
+            param_names: Vec::new(),
+            catch_all_depth: 0,
+            caught_codes: Vec::new(),
+            tail_match: false,
+            stack_bytes: 0,
+            binding_name: None,
+        }
     }
 
     pub fn world(&self) -> World {
@@ -48,11 +62,17 @@ impl FnCtx {
     }
 
     pub fn lookup(&self, name: &str) -> Option<&Local> {
-        self.scopes.iter().rev().find_map(|s| s.iter().rev().find(|(n, _)| n == name).map(|(_, l)| l))
+        self.scopes
+            .iter()
+            .rev()
+            .find_map(|s| s.iter().rev().find(|(n, _)| n == name).map(|(_, l)| l))
     }
 
     pub fn lookup_mut(&mut self, name: &str) -> Option<&mut Local> {
-        self.scopes.iter_mut().rev().find_map(|s| s.iter_mut().rev().find(|(n, _)| n == name).map(|(_, l)| l))
+        self.scopes
+            .iter_mut()
+            .rev()
+            .find_map(|s| s.iter_mut().rev().find(|(n, _)| n == name).map(|(_, l)| l))
     }
 
     pub fn push_scope(&mut self) {
@@ -104,7 +124,11 @@ impl<'a> Checker<'a, '_> {
         self.const_done.insert(idx, None);
         let declared = self.consts[idx].ty.clone();
         let mut cx = FnCtx::new(FnKind::User, Ty::Void);
-        let expected = if declared.is_error() { None } else { Some(declared.clone()) };
+        let expected = if declared.is_error() {
+            None
+        } else {
+            Some(declared.clone())
+        };
         let t = self.expr(&mut cx, &decl.init, expected.as_ref());
         let result = match self.const_values.get(&decl.init.id).cloned() {
             Some(v) => {
@@ -113,7 +137,11 @@ impl<'a> Checker<'a, '_> {
                 Some((ty, v))
             }
             None => {
-                self.error(Code::E0312, decl.init.span, format!("the value of `{name}` must be a constant expression"));
+                self.error(
+                    Code::E0312,
+                    decl.init.span,
+                    format!("the value of `{name}` must be a constant expression"),
+                );
                 None
             }
         };
@@ -126,14 +154,31 @@ impl<'a> Checker<'a, '_> {
     }
 
     fn check_global_init(&mut self, g: &GlobalDecl) {
-        let Some(idx) = self.globals.iter().position(|x| x.name == g.name.name && x.span == g.name.span) else { return };
+        let Some(idx) = self
+            .globals
+            .iter()
+            .position(|x| x.name == g.name.name && x.span == g.name.span)
+        else {
+            return;
+        };
         let Some(init) = &g.init else { return };
         let declared = self.globals[idx].ty.clone();
         let mut cx = FnCtx::new(FnKind::User, Ty::Void);
-        let expected = if g.ty.is_some() { Some(declared.clone()) } else { None };
+        let expected = if g.ty.is_some() {
+            Some(declared.clone())
+        } else {
+            None
+        };
         let t = self.expr(&mut cx, init, expected.as_ref());
         if !self.is_constant_initialiser(init) {
-            self.error(Code::E0312, init.span, format!("the initial value of global `{}` must be a constant expression", g.name.name));
+            self.error(
+                Code::E0312,
+                init.span,
+                format!(
+                    "the initial value of global `{}` must be a constant expression",
+                    g.name.name
+                ),
+            );
             return;
         }
         if g.ty.is_some() {
@@ -165,7 +210,14 @@ impl<'a> Checker<'a, '_> {
             let mut cx = FnCtx::new(FnKind::User, Ty::Void);
             let t = self.expr(&mut cx, d, Some(&ty));
             if !self.is_constant_initialiser(d) {
-                self.error(Code::E0312, d.span, format!("the default of `{}.{}` must be a literal", cfg.name.name, f.name.name));
+                self.error(
+                    Code::E0312,
+                    d.span,
+                    format!(
+                        "the default of `{}.{}` must be a literal",
+                        cfg.name.name, f.name.name
+                    ),
+                );
                 continue;
             }
             self.coerce(d, &t, &ty, Code::E0301);
@@ -182,7 +234,11 @@ impl<'a> Checker<'a, '_> {
         let is_helper = info.kind == FnKind::Helper;
         for (p, ty) in decl.params.iter().zip(params) {
             if cx.scopes[0].iter().any(|(n, _)| n == &p.name.name) {
-                self.error(Code::E0110, p.name.span, format!("parameter `{}` is declared twice", p.name.name));
+                self.error(
+                    Code::E0110,
+                    p.name.span,
+                    format!("parameter `{}` is declared twice", p.name.name),
+                );
             }
             let mut l = Local::new(ty.clone());
             // Context parameters are never null; helper pointer parameters may be (§6.8).
@@ -192,7 +248,12 @@ impl<'a> Checker<'a, '_> {
         }
         if is_program || is_helper {
             let params = &self.funcs[id.0 as usize].params;
-            cx.ctx_param = decl.params.iter().zip(params).find(|(_, t)| self.is_context_type(t)).map(|(p, _)| p.name.name.clone());
+            cx.ctx_param = decl
+                .params
+                .iter()
+                .zip(params)
+                .find(|(_, t)| self.is_context_type(t))
+                .map(|(p, _)| p.name.name.clone());
         }
         if let RetSpec::Named(n, _) = &decl.ret {
             cx.scopes[0].push((n.name.clone(), Local::new(cx.ret.clone())));
@@ -202,10 +263,25 @@ impl<'a> Checker<'a, '_> {
         cx.pop_scope();
         let named = matches!(decl.ret, RetSpec::Named(..));
         if falls_through && !matches!(cx.ret, Ty::Void | Ty::Error) && !named {
-            self.error(Code::E0405, decl.body.close_span(), format!("`{}` must return a `{}` on every path", decl.name.name, self.show(&cx.ret)));
+            self.error(
+                Code::E0405,
+                decl.body.close_span(),
+                format!(
+                    "`{}` must return a `{}` on every path",
+                    decl.name.name,
+                    self.show(&cx.ret)
+                ),
+            );
         }
         if cx.is_kernel() && cx.stack_bytes > 512 {
-            self.error(Code::E0601, decl.name.span, format!("this function needs {} bytes of stack; eBPF allows 512", cx.stack_bytes));
+            self.error(
+                Code::E0601,
+                decl.name.span,
+                format!(
+                    "this function needs {} bytes of stack; eBPF allows 512",
+                    cx.stack_bytes
+                ),
+            );
         }
     }
 

@@ -59,56 +59,306 @@ use HelperTy::*;
 
 /// The helpers users may call by name. Ids are the kernel's `enum bpf_func_id` values.
 pub const HELPERS: &[Helper] = &[
-    Helper { name: "bpf_map_lookup_elem", id: 1, params: &[Ptr, Ptr], ret: Ptr },
-    Helper { name: "bpf_map_update_elem", id: 2, params: &[Ptr, Ptr, Ptr, U64], ret: I64 },
-    Helper { name: "bpf_map_delete_elem", id: 3, params: &[Ptr, Ptr], ret: I64 },
-    Helper { name: "bpf_probe_read", id: 4, params: &[Ptr, U32, Ptr], ret: I64 },
-    Helper { name: "bpf_ktime_get_ns", id: 5, params: &[], ret: U64 },
-    Helper { name: "bpf_trace_printk", id: 6, params: &[Ptr, U32, U64, U64, U64], ret: I64 },
-    Helper { name: "bpf_get_prandom_u32", id: 7, params: &[], ret: U32 },
-    Helper { name: "bpf_get_smp_processor_id", id: 8, params: &[], ret: U32 },
-    Helper { name: "bpf_skb_store_bytes", id: 9, params: &[Ctx, U32, Ptr, U32, U64], ret: I64 },
-    Helper { name: "bpf_l3_csum_replace", id: 10, params: &[Ctx, U32, U64, U64, U64], ret: I64 },
-    Helper { name: "bpf_l4_csum_replace", id: 11, params: &[Ctx, U32, U64, U64, U64], ret: I64 },
-    Helper { name: "bpf_tail_call", id: 12, params: &[Ctx, Ptr, U32], ret: I64 },
-    Helper { name: "bpf_clone_redirect", id: 13, params: &[Ctx, U32, U64], ret: I64 },
-    Helper { name: "bpf_get_current_pid_tgid", id: 14, params: &[], ret: U64 },
-    Helper { name: "bpf_get_current_uid_gid", id: 15, params: &[], ret: U64 },
-    Helper { name: "bpf_get_current_comm", id: 16, params: &[Ptr, U32], ret: I64 },
-    Helper { name: "bpf_get_cgroup_classid", id: 17, params: &[Ctx], ret: U32 },
-    Helper { name: "bpf_skb_vlan_push", id: 18, params: &[Ctx, U32, U32], ret: I64 },
-    Helper { name: "bpf_skb_vlan_pop", id: 19, params: &[Ctx], ret: I64 },
-    Helper { name: "bpf_redirect", id: 23, params: &[U32, U64], ret: I64 },
-    Helper { name: "bpf_get_route_realm", id: 24, params: &[Ctx], ret: U32 },
-    Helper { name: "bpf_perf_event_output", id: 25, params: &[Ctx, Ptr, U64, Ptr, U64], ret: I64 },
-    Helper { name: "bpf_skb_load_bytes", id: 26, params: &[Ctx, U32, Ptr, U32], ret: I64 },
-    Helper { name: "bpf_csum_diff", id: 28, params: &[Ptr, U32, Ptr, U32, U32], ret: I64 },
-    Helper { name: "bpf_skb_change_proto", id: 31, params: &[Ctx, U32, U64], ret: I64 },
-    Helper { name: "bpf_skb_change_type", id: 32, params: &[Ctx, U32], ret: I64 },
-    Helper { name: "bpf_get_current_task", id: 35, params: &[], ret: U64 },
-    Helper { name: "bpf_get_numa_node_id", id: 42, params: &[], ret: I64 },
-    Helper { name: "bpf_xdp_adjust_head", id: 44, params: &[Ctx, I32], ret: I64 },
-    Helper { name: "bpf_get_socket_cookie", id: 46, params: &[Ctx], ret: U64 },
-    Helper { name: "bpf_get_socket_uid", id: 47, params: &[Ctx], ret: U32 },
-    Helper { name: "bpf_set_hash", id: 48, params: &[Ctx, U32], ret: I64 },
-    Helper { name: "bpf_xdp_adjust_meta", id: 54, params: &[Ctx, I32], ret: I64 },
-    Helper { name: "bpf_xdp_adjust_tail", id: 65, params: &[Ctx, I32], ret: I64 },
-    Helper { name: "bpf_get_stack", id: 67, params: &[Ctx, Ptr, U32, U64], ret: I64 },
-    Helper { name: "bpf_get_current_cgroup_id", id: 80, params: &[], ret: U64 },
-    Helper { name: "bpf_send_signal", id: 109, params: &[U32], ret: I64 },
-    Helper { name: "bpf_probe_read_user", id: 112, params: &[Ptr, U32, Ptr], ret: I64 },
-    Helper { name: "bpf_probe_read_kernel", id: 113, params: &[Ptr, U32, Ptr], ret: I64 },
-    Helper { name: "bpf_probe_read_user_str", id: 114, params: &[Ptr, U32, Ptr], ret: I64 },
-    Helper { name: "bpf_probe_read_kernel_str", id: 115, params: &[Ptr, U32, Ptr], ret: I64 },
-    Helper { name: "bpf_send_signal_thread", id: 117, params: &[U32], ret: I64 },
-    Helper { name: "bpf_jiffies64", id: 118, params: &[], ret: U64 },
-    Helper { name: "bpf_get_netns_cookie", id: 122, params: &[Ptr], ret: U64 },
-    Helper { name: "bpf_get_current_ancestor_cgroup_id", id: 123, params: &[I32], ret: U64 },
-    Helper { name: "bpf_ktime_get_boot_ns", id: 125, params: &[], ret: U64 },
-    Helper { name: "bpf_get_current_task_btf", id: 158, params: &[], ret: TaskBtf },
-    Helper { name: "bpf_ktime_get_coarse_ns", id: 160, params: &[], ret: U64 },
-    Helper { name: "bpf_get_func_ip", id: 173, params: &[Ctx], ret: U64 },
-    Helper { name: "bpf_ktime_get_tai_ns", id: 208, params: &[], ret: U64 },
+    Helper {
+        name: "bpf_map_lookup_elem",
+        id: 1,
+        params: &[Ptr, Ptr],
+        ret: Ptr,
+    },
+    Helper {
+        name: "bpf_map_update_elem",
+        id: 2,
+        params: &[Ptr, Ptr, Ptr, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_map_delete_elem",
+        id: 3,
+        params: &[Ptr, Ptr],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_probe_read",
+        id: 4,
+        params: &[Ptr, U32, Ptr],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_ktime_get_ns",
+        id: 5,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_trace_printk",
+        id: 6,
+        params: &[Ptr, U32, U64, U64, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_prandom_u32",
+        id: 7,
+        params: &[],
+        ret: U32,
+    },
+    Helper {
+        name: "bpf_get_smp_processor_id",
+        id: 8,
+        params: &[],
+        ret: U32,
+    },
+    Helper {
+        name: "bpf_skb_store_bytes",
+        id: 9,
+        params: &[Ctx, U32, Ptr, U32, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_l3_csum_replace",
+        id: 10,
+        params: &[Ctx, U32, U64, U64, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_l4_csum_replace",
+        id: 11,
+        params: &[Ctx, U32, U64, U64, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_tail_call",
+        id: 12,
+        params: &[Ctx, Ptr, U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_clone_redirect",
+        id: 13,
+        params: &[Ctx, U32, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_current_pid_tgid",
+        id: 14,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_current_uid_gid",
+        id: 15,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_current_comm",
+        id: 16,
+        params: &[Ptr, U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_cgroup_classid",
+        id: 17,
+        params: &[Ctx],
+        ret: U32,
+    },
+    Helper {
+        name: "bpf_skb_vlan_push",
+        id: 18,
+        params: &[Ctx, U32, U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_skb_vlan_pop",
+        id: 19,
+        params: &[Ctx],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_redirect",
+        id: 23,
+        params: &[U32, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_route_realm",
+        id: 24,
+        params: &[Ctx],
+        ret: U32,
+    },
+    Helper {
+        name: "bpf_perf_event_output",
+        id: 25,
+        params: &[Ctx, Ptr, U64, Ptr, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_skb_load_bytes",
+        id: 26,
+        params: &[Ctx, U32, Ptr, U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_csum_diff",
+        id: 28,
+        params: &[Ptr, U32, Ptr, U32, U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_skb_change_proto",
+        id: 31,
+        params: &[Ctx, U32, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_skb_change_type",
+        id: 32,
+        params: &[Ctx, U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_current_task",
+        id: 35,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_numa_node_id",
+        id: 42,
+        params: &[],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_xdp_adjust_head",
+        id: 44,
+        params: &[Ctx, I32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_socket_cookie",
+        id: 46,
+        params: &[Ctx],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_socket_uid",
+        id: 47,
+        params: &[Ctx],
+        ret: U32,
+    },
+    Helper {
+        name: "bpf_set_hash",
+        id: 48,
+        params: &[Ctx, U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_xdp_adjust_meta",
+        id: 54,
+        params: &[Ctx, I32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_xdp_adjust_tail",
+        id: 65,
+        params: &[Ctx, I32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_stack",
+        id: 67,
+        params: &[Ctx, Ptr, U32, U64],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_get_current_cgroup_id",
+        id: 80,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_send_signal",
+        id: 109,
+        params: &[U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_probe_read_user",
+        id: 112,
+        params: &[Ptr, U32, Ptr],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_probe_read_kernel",
+        id: 113,
+        params: &[Ptr, U32, Ptr],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_probe_read_user_str",
+        id: 114,
+        params: &[Ptr, U32, Ptr],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_probe_read_kernel_str",
+        id: 115,
+        params: &[Ptr, U32, Ptr],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_send_signal_thread",
+        id: 117,
+        params: &[U32],
+        ret: I64,
+    },
+    Helper {
+        name: "bpf_jiffies64",
+        id: 118,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_netns_cookie",
+        id: 122,
+        params: &[Ptr],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_current_ancestor_cgroup_id",
+        id: 123,
+        params: &[I32],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_ktime_get_boot_ns",
+        id: 125,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_current_task_btf",
+        id: 158,
+        params: &[],
+        ret: TaskBtf,
+    },
+    Helper {
+        name: "bpf_ktime_get_coarse_ns",
+        id: 160,
+        params: &[],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_get_func_ip",
+        id: 173,
+        params: &[Ctx],
+        ret: U64,
+    },
+    Helper {
+        name: "bpf_ktime_get_tai_ns",
+        id: 208,
+        params: &[],
+        ret: U64,
+    },
 ];
 
 /// Which program kinds may call a helper: the kernel gives each program type its own set, and a
@@ -146,14 +396,25 @@ pub const HELPER_KINDS: &[(&str, HelperKinds)] = &[
     ("bpf_xdp_adjust_tail", HelperKinds::Only(&["xdp"])),
     ("bpf_get_stack", HelperKinds::Not(PACKET_KINDS)),
     ("bpf_probe_read", HelperKinds::Not(PACKET_KINDS)),
-    ("bpf_get_func_ip", HelperKinds::Only(&["probe", "fexit", "kprobe", "kretprobe"])),
+    (
+        "bpf_get_func_ip",
+        HelperKinds::Only(&["probe", "fexit", "kprobe", "kretprobe"]),
+    ),
 ];
 
 /// Whether a program of `kind` may call helper `name`, and if not, the kinds that may.
 pub fn helper_allowed(name: &str, kind: &str) -> Result<(), String> {
-    match HELPER_KINDS.iter().find(|(n, _)| *n == name).map(|(_, k)| k) {
-        Some(HelperKinds::Only(kinds)) if !kinds.contains(&kind) => Err(format!("only {} programs may call it", kinds.join(", "))),
-        Some(HelperKinds::Not(kinds)) if kinds.contains(&kind) => Err(format!("{} programs may not call it", kinds.join(", "))),
+    match HELPER_KINDS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, k)| k)
+    {
+        Some(HelperKinds::Only(kinds)) if !kinds.contains(&kind) => {
+            Err(format!("only {} programs may call it", kinds.join(", ")))
+        }
+        Some(HelperKinds::Not(kinds)) if kinds.contains(&kind) => {
+            Err(format!("{} programs may not call it", kinds.join(", ")))
+        }
         _ => Ok(()),
     }
 }
@@ -173,17 +434,32 @@ pub fn helper_reference() -> String {
     s.push_str("| helper | id | parameters | returns |\n|---|---|---|---|\n");
     for h in HELPERS {
         let params: Vec<&str> = h.params.iter().map(|p| p.spelling()).collect();
-        let params = if params.is_empty() { "none".to_string() } else { format!("`{}`", params.join(", ")) };
-        s.push_str(&format!("| `{}` | {} | {} | `{}` |\n", h.name, h.id, params, h.ret.spelling()));
+        let params = if params.is_empty() {
+            "none".to_string()
+        } else {
+            format!("`{}`", params.join(", "))
+        };
+        s.push_str(&format!(
+            "| `{}` | {} | {} | `{}` |\n",
+            h.name,
+            h.id,
+            params,
+            h.ret.spelling()
+        ));
     }
     s
 }
 
 /// Builtins callable only from userspace (§9.4).
-pub const USERSPACE_BUILTINS: &[&str] = &["load", "attach", "detach", "read", "register", "dispatch", "daemon", "test", "test_len", "assert"];
+pub const USERSPACE_BUILTINS: &[&str] = &[
+    "load", "attach", "detach", "read", "register", "dispatch", "daemon", "test", "test_len",
+    "assert",
+];
 
 /// Builtins available in every world.
-pub const UNIVERSAL_BUILTINS: &[&str] = &["print", "sizeof", "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll"];
+pub const UNIVERSAL_BUILTINS: &[&str] = &[
+    "print", "sizeof", "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll",
+];
 
 #[cfg(test)]
 mod tests {
@@ -191,15 +467,30 @@ mod tests {
 
     #[test]
     fn the_committed_helper_reference_is_current() {
-        let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/helpers.md")).unwrap_or_default();
-        assert!(committed == helper_reference(), "docs/helpers.md is stale: run `target/release/ksc helper-reference > docs/helpers.md`");
+        let committed =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/helpers.md"))
+                .unwrap_or_default();
+        assert!(
+            committed == helper_reference(),
+            "docs/helpers.md is stale: run `target/release/ksc helper-reference > docs/helpers.md`"
+        );
     }
 
     #[test]
     fn helper_names_and_ids_are_unique() {
         for (i, h) in HELPERS.iter().enumerate() {
-            assert!(HELPERS[..i].iter().all(|o| o.name != h.name && o.id != h.id), "{} appears twice", h.name);
-            assert!(h.params.len() <= 5, "{} takes more than 5 arguments", h.name);
+            assert!(
+                HELPERS[..i]
+                    .iter()
+                    .all(|o| o.name != h.name && o.id != h.id),
+                "{} appears twice",
+                h.name
+            );
+            assert!(
+                h.params.len() <= 5,
+                "{} takes more than 5 arguments",
+                h.name
+            );
         }
     }
 }

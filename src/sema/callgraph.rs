@@ -14,18 +14,32 @@ impl Checker<'_, '_> {
         let names: HashMap<String, FuncId> = self
             .symbols
             .iter()
-            .filter_map(|(n, s)| if let Symbol::Func(id) = s { Some((n.clone(), *id)) } else { None })
+            .filter_map(|(n, s)| {
+                if let Symbol::Func(id) = s {
+                    Some((n.clone(), *id))
+                } else {
+                    None
+                }
+            })
             .collect();
         let mut direct: HashSet<FuncId> = HashSet::new();
         let mut calls: Vec<(FuncId, FuncId)> = Vec::new();
         for (i, f) in self.funcs.iter().enumerate() {
             let id = FuncId(i as u32);
-            let mut scan = ThrowScan { throws: false, callees: Vec::new() };
+            let mut scan = ThrowScan {
+                throws: false,
+                callees: Vec::new(),
+            };
             scan.block(&f.decl.body, 0);
             if scan.throws {
                 direct.insert(id);
             }
-            calls.extend(scan.callees.iter().filter_map(|n| names.get(n)).map(|c| (id, *c)));
+            calls.extend(
+                scan.callees
+                    .iter()
+                    .filter_map(|n| names.get(n))
+                    .map(|c| (id, *c)),
+            );
         }
         let mut changed = true;
         while changed {
@@ -109,13 +123,20 @@ impl ThrowScan {
                 }
             }
             StmtKind::Try { body, catches } => {
-                let all = catches.iter().any(|c| matches!(c.pattern, CatchPattern::Wildcard(_)));
+                let all = catches
+                    .iter()
+                    .any(|c| matches!(c.pattern, CatchPattern::Wildcard(_)));
                 self.block(body, catch_all + all as u32);
                 for c in catches {
                     self.block(&c.body, catch_all);
                 }
             }
-            StmtKind::Var { init: Some(e), .. } | StmtKind::Const { init: e, .. } | StmtKind::Expr(e) | StmtKind::Return(Some(e)) | StmtKind::Delete(e) | StmtKind::Defer(e) => self.expr(e, catch_all),
+            StmtKind::Var { init: Some(e), .. }
+            | StmtKind::Const { init: e, .. }
+            | StmtKind::Expr(e)
+            | StmtKind::Return(Some(e))
+            | StmtKind::Delete(e)
+            | StmtKind::Defer(e) => self.expr(e, catch_all),
             StmtKind::Assign { target, value, .. } => {
                 self.expr(target, catch_all);
                 self.expr(value, catch_all);
@@ -160,13 +181,19 @@ impl ThrowScan {
                     self.expr(a, catch_all);
                 }
             }
-            ExprKind::Unary(_, x) | ExprKind::Cast(x, _) | ExprKind::Field(x, _) | ExprKind::Arrow(x, _) | ExprKind::SizeofExpr(x) => self.expr(x, catch_all),
+            ExprKind::Unary(_, x)
+            | ExprKind::Cast(x, _)
+            | ExprKind::Field(x, _)
+            | ExprKind::Arrow(x, _)
+            | ExprKind::SizeofExpr(x) => self.expr(x, catch_all),
             ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => {
                 self.expr(a, catch_all);
                 self.expr(b, catch_all);
             }
             ExprKind::ArrayLit(xs) => xs.iter().for_each(|x| self.expr(x, catch_all)),
-            ExprKind::StructLit { fields, .. } => fields.iter().for_each(|(_, x)| self.expr(x, catch_all)),
+            ExprKind::StructLit { fields, .. } => {
+                fields.iter().for_each(|(_, x)| self.expr(x, catch_all))
+            }
             ExprKind::Match { scrutinee, arms } => {
                 self.expr(scrutinee, catch_all);
                 for a in arms {

@@ -12,15 +12,28 @@ use crate::syntax::ast::*;
 
 impl<'a> Checker<'a, '_> {
     /// `tail`: the call is the value of a `return` in a program (a tail-call candidate, §9.5).
-    pub(super) fn call(&mut self, cx: &mut FnCtx, e: &Expr, callee: &Expr, args: &[Expr], tail: bool) -> Ty {
+    pub(super) fn call(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        callee: &Expr,
+        args: &[Expr],
+        tail: bool,
+    ) -> Ty {
         match &callee.kind {
-            ExprKind::Ident(name) if cx.lookup(name).is_none() => self.call_named(cx, e, name, callee.span, args, tail),
+            ExprKind::Ident(name) if cx.lookup(name).is_none() => {
+                self.call_named(cx, e, name, callee.span, args, tail)
+            }
             ExprKind::Field(recv, method) => {
                 if let ExprKind::Ident(rname) = &recv.kind {
                     if cx.lookup(rname).is_none() {
                         match self.symbols.get(rname).cloned() {
-                            Some(Symbol::Map(mi)) => return self.map_method(cx, e, mi, method, args),
-                            Some(Symbol::Module(_)) => return self.module_call(cx, e, rname, method, args),
+                            Some(Symbol::Map(mi)) => {
+                                return self.map_method(cx, e, mi, method, args)
+                            }
+                            Some(Symbol::Module(_)) => {
+                                return self.module_call(cx, e, rname, method, args)
+                            }
                             _ => {}
                         }
                     }
@@ -34,12 +47,21 @@ impl<'a> Checker<'a, '_> {
     /// The C habit `bpf_map_lookup_elem(&m, &k)` (or `_update_elem`, `_delete_elem`) on a
     /// KernelScript map: one E0604 that shows the KernelScript form (§11.2), and the result typed
     /// as the helper's (a lookup yields `*V`), so the code after it does not cascade into more errors.
-    fn map_helper_habit(&mut self, cx: &mut FnCtx, e: &Expr, name: &str, args: &[Expr]) -> Option<Ty> {
+    fn map_helper_habit(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        name: &str,
+        args: &[Expr],
+    ) -> Option<Ty> {
         let (map, mi) = self.habit_map(cx, name, args)?;
         for a in &args[1..] {
             self.expr(cx, a, None);
         }
-        let key = args.get(1).and_then(name_in_arg).unwrap_or_else(|| "key".to_string());
+        let key = args
+            .get(1)
+            .and_then(name_in_arg)
+            .unwrap_or_else(|| "key".to_string());
         let (form, meaning, ty) = match name {
             "bpf_map_lookup_elem" => {
                 let v = cx.binding_name.clone().unwrap_or_else(|| "v".to_string());
@@ -50,19 +72,44 @@ impl<'a> Checker<'a, '_> {
                 )
             }
             "bpf_map_update_elem" => {
-                let val = args.get(2).and_then(name_in_arg).unwrap_or_else(|| "value".to_string());
-                (format!("{map}[{key}] = {val}"), "an assignment to `m[k]` inserts or replaces the entry (§11.2)".to_string(), I64)
+                let val = args
+                    .get(2)
+                    .and_then(name_in_arg)
+                    .unwrap_or_else(|| "value".to_string());
+                (
+                    format!("{map}[{key}] = {val}"),
+                    "an assignment to `m[k]` inserts or replaces the entry (§11.2)".to_string(),
+                    I64,
+                )
             }
-            _ => (format!("delete {map}[{key}]"), "`delete m[k]` removes the entry (§11.2)".to_string(), I64),
+            _ => (
+                format!("delete {map}[{key}]"),
+                "`delete m[k]` removes the entry (§11.2)".to_string(),
+                I64,
+            ),
         };
-        self.error_with_note(Code::E0604, e.span, format!("KernelScript maps are not passed to `{name}`; write `{form}`"), meaning);
+        self.error_with_note(
+            Code::E0604,
+            e.span,
+            format!("KernelScript maps are not passed to `{name}`; write `{form}`"),
+            meaning,
+        );
         Some(ty)
     }
 
     /// The map named by the first argument of a `bpf_map_*_elem` call (`&m` or `m`), when the
     /// call is the C habit `map_helper_habit` reports.
-    pub(super) fn habit_map(&self, cx: &FnCtx, name: &str, args: &[Expr]) -> Option<(String, usize)> {
-        if !matches!(name, "bpf_map_lookup_elem" | "bpf_map_update_elem" | "bpf_map_delete_elem") || cx.lookup(name).is_some() {
+    pub(super) fn habit_map(
+        &self,
+        cx: &FnCtx,
+        name: &str,
+        args: &[Expr],
+    ) -> Option<(String, usize)> {
+        if !matches!(
+            name,
+            "bpf_map_lookup_elem" | "bpf_map_update_elem" | "bpf_map_delete_elem"
+        ) || cx.lookup(name).is_some()
+        {
             return None;
         }
         let map = name_in_arg(args.first()?)?;
@@ -81,7 +128,11 @@ impl<'a> Checker<'a, '_> {
         match t {
             Ty::Fn(sig) => {
                 if cx.is_kernel() {
-                    self.error(Code::E0501, callee.span, "calls through function values do not exist in kernel code");
+                    self.error(
+                        Code::E0501,
+                        callee.span,
+                        "calls through function values do not exist in kernel code",
+                    );
                 }
                 self.check_args(cx, e, &sig.params, args);
                 sig.ret.clone()
@@ -91,7 +142,11 @@ impl<'a> Checker<'a, '_> {
                 Ty::Error
             }
             other => {
-                self.error(Code::E0302, callee.span, format!("`{}` is not callable", self.show(&other)));
+                self.error(
+                    Code::E0302,
+                    callee.span,
+                    format!("`{}` is not callable", self.show(&other)),
+                );
                 self.check_args_untyped(cx, args);
                 Ty::Error
             }
@@ -107,7 +162,16 @@ impl<'a> Checker<'a, '_> {
     /// Arity (E0308) and argument conversion (E0309).
     pub(super) fn check_args(&mut self, cx: &mut FnCtx, call: &Expr, params: &[Ty], args: &[Expr]) {
         if params.len() != args.len() {
-            self.error(Code::E0308, call.span, format!("expected {} argument{}, found {}", params.len(), if params.len() == 1 { "" } else { "s" }, args.len()));
+            self.error(
+                Code::E0308,
+                call.span,
+                format!(
+                    "expected {} argument{}, found {}",
+                    params.len(),
+                    if params.len() == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            );
         }
         for (i, a) in args.iter().enumerate() {
             let p = params.get(i);
@@ -119,7 +183,15 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    fn call_named(&mut self, cx: &mut FnCtx, e: &Expr, name: &str, span: Span, args: &[Expr], tail: bool) -> Ty {
+    fn call_named(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        name: &str,
+        span: Span,
+        args: &[Expr],
+        tail: bool,
+    ) -> Ty {
         if let Some(t) = self.map_helper_habit(cx, e, name, args) {
             return t;
         }
@@ -128,12 +200,27 @@ impl<'a> Checker<'a, '_> {
             Some(Symbol::Extern(i)) => {
                 let x = self.externs[i].clone();
                 if !cx.is_kernel() {
-                    self.error(Code::E0501, span, format!("`{name}` is a kernel function; only kernel code can call it"));
+                    self.error(
+                        Code::E0501,
+                        span,
+                        format!("`{name}` is a kernel function; only kernel code can call it"),
+                    );
                 }
                 self.check_args(cx, e, &x.params, args);
                 return x.ret;
             }
-            Some(_) => return self.call_value(cx, e, &Expr { kind: ExprKind::Ident(name.to_string()), span, id: ExprId(u32::MAX) }, args),
+            Some(_) => {
+                return self.call_value(
+                    cx,
+                    e,
+                    &Expr {
+                        kind: ExprKind::Ident(name.to_string()),
+                        span,
+                        id: ExprId(u32::MAX),
+                    },
+                    args,
+                )
+            }
             None => {}
         }
         if let Some(t) = self.call_builtin(cx, e, name, span, args) {
@@ -141,17 +228,28 @@ impl<'a> Checker<'a, '_> {
         }
         if let Some(h) = builtins::helper(name) {
             if !cx.is_kernel() {
-                self.error(Code::E0501, span, format!("`{name}` is a BPF helper; only kernel code can call it"));
+                self.error(
+                    Code::E0501,
+                    span,
+                    format!("`{name}` is a BPF helper; only kernel code can call it"),
+                );
             }
             let params: Vec<Ty> = h.params.iter().map(|p| p.ty()).collect();
             self.check_args(cx, e, &params, args);
             if h.ret == HelperTy::TaskBtf {
-                return self.kernel_type("task_struct").map(Ty::ptr).unwrap_or(Ty::ptr(Ty::Void));
+                return self
+                    .kernel_type("task_struct")
+                    .map(Ty::ptr)
+                    .unwrap_or(Ty::ptr(Ty::Void));
             }
             return h.ret.ty();
         }
         if name == "exec" {
-            self.error(Code::E0105, span, "`exec` (Python interop) is not supported");
+            self.error(
+                Code::E0105,
+                span,
+                "`exec` (Python interop) is not supported",
+            );
         } else {
             self.error(Code::E0111, span, format!("no function named `{name}`"));
         }
@@ -159,10 +257,23 @@ impl<'a> Checker<'a, '_> {
         Ty::Error
     }
 
-    fn call_function(&mut self, cx: &mut FnCtx, e: &Expr, id: FuncId, span: Span, args: &[Expr], tail: bool) -> Ty {
+    fn call_function(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        id: FuncId,
+        span: Span,
+        args: &[Expr],
+        tail: bool,
+    ) -> Ty {
         let (kind, params, ret, name) = {
             let f = &self.funcs[id.0 as usize];
-            (f.kind.clone(), f.params.clone(), f.ret.clone(), f.name.clone())
+            (
+                f.kind.clone(),
+                f.params.clone(),
+                f.ret.clone(),
+                f.name.clone(),
+            )
         };
         let caller = cx.world();
         let allowed = match (&kind, caller) {
@@ -174,7 +285,10 @@ impl<'a> Checker<'a, '_> {
             }
             (FnKind::Test, _) => false,
             (FnKind::Main, _) => false,
-            (FnKind::User, World::User) | (FnKind::Helper, World::Kernel) | (FnKind::Kfunc, World::Kernel | World::Module) | (FnKind::Private, World::Module) => true,
+            (FnKind::User, World::User)
+            | (FnKind::Helper, World::Kernel)
+            | (FnKind::Kfunc, World::Kernel | World::Module)
+            | (FnKind::Private, World::Module) => true,
             (FnKind::StructOpsMethod { .. }, World::Kernel) => true,
             _ => false,
         };
@@ -192,10 +306,17 @@ impl<'a> Checker<'a, '_> {
                 World::User => "userspace code",
                 World::Module => "module code",
             };
-            self.error(Code::E0501, span, format!("`{name}` is {what} and cannot be called from {from}"));
+            self.error(
+                Code::E0501,
+                span,
+                format!("`{name}` is {what} and cannot be called from {from}"),
+            );
         }
         if let Some(caller_id) = cx.func {
-            if tail && matches!(kind, FnKind::Program { .. }) && matches!(cx.kind, FnKind::Program { .. }) {
+            if tail
+                && matches!(kind, FnKind::Program { .. })
+                && matches!(cx.kind, FnKind::Program { .. })
+            {
                 self.tail_calls.push((caller_id, id, span));
                 if !self.check_tail_call(cx, id, span, args) {
                     // One mistake, one diagnostic: the arguments follow from the failed rule.
@@ -207,7 +328,11 @@ impl<'a> Checker<'a, '_> {
             }
         }
         if cx.in_defer && self.may_throw.contains(&id) {
-            self.error(Code::E0407, span, format!("`{name}` may throw, and a deferred expression must not"));
+            self.error(
+                Code::E0407,
+                span,
+                format!("`{name}` may throw, and a deferred expression must not"),
+            );
         }
         self.check_args(cx, e, &params, args);
         ret
@@ -222,38 +347,86 @@ impl<'a> Checker<'a, '_> {
         };
         let (tk, tp, tr, tname) = {
             let f = &self.funcs[callee.0 as usize];
-            (f.kind.program_kind(), f.params.clone(), f.ret.clone(), f.name.clone())
+            (
+                f.kind.program_kind(),
+                f.params.clone(),
+                f.ret.clone(),
+                f.name.clone(),
+            )
         };
-        let family_ok = match (ck.and_then(|k| k.tail_call_family()), tk.and_then(|k| k.tail_call_family())) {
+        let family_ok = match (
+            ck.and_then(|k| k.tail_call_family()),
+            tk.and_then(|k| k.tail_call_family()),
+        ) {
             (Some(a), Some(b)) => a == b,
             _ => false,
         };
         if !family_ok {
-            self.error(Code::E0504, span, format!("`{tname}` is a different program kind (or a kind that cannot be tail-called)"));
+            self.error(
+                Code::E0504,
+                span,
+                format!(
+                    "`{tname}` is a different program kind (or a kind that cannot be tail-called)"
+                ),
+            );
             return false;
         }
         if cp != tp || cr != tr {
-            self.error(Code::E0504, span, format!("`{tname}` has a different signature; a tail call passes only the context"));
+            self.error(
+                Code::E0504,
+                span,
+                format!("`{tname}` has a different signature; a tail call passes only the context"),
+            );
             return false;
         }
         let passes_own_params = args.len() == cx.param_names.len()
-            && args.iter().zip(&cx.param_names).all(|(a, p)| matches!(&a.kind, ExprKind::Ident(n) if n == p));
+            && args
+                .iter()
+                .zip(&cx.param_names)
+                .all(|(a, p)| matches!(&a.kind, ExprKind::Ident(n) if n == p));
         if !passes_own_params {
-            self.error(Code::E0504, span, format!("a tail call must pass exactly the caller's parameters (`{}({})`)", tname, cx.param_names.join(", ")));
+            self.error(
+                Code::E0504,
+                span,
+                format!(
+                    "a tail call must pass exactly the caller's parameters (`{}({})`)",
+                    tname,
+                    cx.param_names.join(", ")
+                ),
+            );
             return false;
         }
         true
     }
 
-    fn module_call(&mut self, cx: &mut FnCtx, e: &Expr, module: &str, f: &Ident, args: &[Expr]) -> Ty {
-        let found = self.modules.iter().find(|(m, _)| m == module).and_then(|(_, fns)| fns.get(&f.name).copied());
+    fn module_call(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        module: &str,
+        f: &Ident,
+        args: &[Expr],
+    ) -> Ty {
+        let found = self
+            .modules
+            .iter()
+            .find(|(m, _)| m == module)
+            .and_then(|(_, fns)| fns.get(&f.name).copied());
         let Some(id) = found else {
-            self.error(Code::E0111, f.span, format!("module `{module}` has no function `{}`", f.name));
+            self.error(
+                Code::E0111,
+                f.span,
+                format!("module `{module}` has no function `{}`", f.name),
+            );
             self.check_args_untyped(cx, args);
             return Ty::Error;
         };
         if cx.world() != World::User {
-            self.error(Code::E0501, f.span, format!("`{module}.{}` is a userspace function", f.name));
+            self.error(
+                Code::E0501,
+                f.span,
+                format!("`{module}.{}` is a userspace function", f.name),
+            );
         }
         let (params, ret) = {
             let info = &self.funcs[id.0 as usize];
@@ -268,21 +441,46 @@ impl<'a> Checker<'a, '_> {
 
     fn require_world(&mut self, cx: &FnCtx, span: Span, name: &str, user_only: bool) {
         if user_only && cx.world() != World::User {
-            self.error(Code::E0501, span, format!("`{name}` is a userspace builtin and cannot be used in kernel or module code"));
+            self.error(
+                Code::E0501,
+                span,
+                format!(
+                    "`{name}` is a userspace builtin and cannot be used in kernel or module code"
+                ),
+            );
         }
     }
 
     fn arity(&mut self, e: &Expr, args: &[Expr], min: usize, max: usize) -> bool {
         if args.len() < min || args.len() > max {
-            let want = if min == max { format!("{min}") } else { format!("{min} to {max}") };
-            self.error(Code::E0308, e.span, format!("expected {want} argument{}, found {}", if max == 1 { "" } else { "s" }, args.len()));
+            let want = if min == max {
+                format!("{min}")
+            } else {
+                format!("{min} to {max}")
+            };
+            self.error(
+                Code::E0308,
+                e.span,
+                format!(
+                    "expected {want} argument{}, found {}",
+                    if max == 1 { "" } else { "s" },
+                    args.len()
+                ),
+            );
             return false;
         }
         true
     }
 
     /// Returns `None` when `name` is not a builtin.
-    fn call_builtin(&mut self, cx: &mut FnCtx, e: &Expr, name: &str, span: Span, args: &[Expr]) -> Option<Ty> {
+    fn call_builtin(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        name: &str,
+        span: Span,
+        args: &[Expr],
+    ) -> Option<Ty> {
         let user_only = builtins::USERSPACE_BUILTINS.contains(&name);
         if !user_only && !builtins::UNIVERSAL_BUILTINS.contains(&name) {
             return None;
@@ -297,12 +495,20 @@ impl<'a> Checker<'a, '_> {
                 if self.arity(e, args, 1, 2) {
                     let t = self.expr(cx, &args[0], None);
                     if !matches!(t, Ty::Bool | Ty::Error) {
-                        self.error(Code::E0303, args[0].span, format!("`assert` needs a bool condition, found `{}`", self.show(&t)));
+                        self.error(
+                            Code::E0303,
+                            args[0].span,
+                            format!("`assert` needs a bool condition, found `{}`", self.show(&t)),
+                        );
                     }
                     if let Some(m) = args.get(1) {
                         let mt = self.expr(cx, m, None);
                         if !matches!(mt, Ty::Str(_) | Ty::Error) {
-                            self.error(Code::E0309, m.span, "the assertion message must be a string");
+                            self.error(
+                                Code::E0309,
+                                m.span,
+                                "the assertion message must be a string",
+                            );
                         }
                     }
                 } else {
@@ -313,7 +519,11 @@ impl<'a> Checker<'a, '_> {
             "load" => {
                 if self.arity(e, args, 1, 1) {
                     if self.program_arg(&args[0]).is_none() {
-                        self.error(Code::E0309, args[0].span, "`load` takes a program function (a function with a program attribute)");
+                        self.error(
+                            Code::E0309,
+                            args[0].span,
+                            "`load` takes a program function (a function with a program attribute)",
+                        );
                     }
                 }
                 Ty::ProgramHandle
@@ -322,7 +532,14 @@ impl<'a> Checker<'a, '_> {
                 if self.arity(e, args, 3, 3) {
                     let h = self.expr(cx, &args[0], None);
                     if !matches!(h, Ty::ProgramHandle | Ty::Error) {
-                        self.error(Code::E0309, args[0].span, format!("`attach` needs the handle returned by `load`, found `{}`", self.show(&h)));
+                        self.error(
+                            Code::E0309,
+                            args[0].span,
+                            format!(
+                                "`attach` needs the handle returned by `load`, found `{}`",
+                                self.show(&h)
+                            ),
+                        );
                     }
                     let target = self.expr(cx, &args[1], None);
                     let flags = self.expr(cx, &args[2], Some(&U32));
@@ -332,7 +549,14 @@ impl<'a> Checker<'a, '_> {
                         return Some(Ty::PerfAttachment);
                     }
                     if !matches!(target, Ty::Str(_) | Ty::Error) {
-                        self.error(Code::E0309, args[1].span, format!("the attach target is a string or `perf_options`, found `{}`", self.show(&target)));
+                        self.error(
+                            Code::E0309,
+                            args[1].span,
+                            format!(
+                                "the attach target is a string or `perf_options`, found `{}`",
+                                self.show(&target)
+                            ),
+                        );
                     }
                 } else {
                     self.check_args_untyped(cx, args);
@@ -343,7 +567,11 @@ impl<'a> Checker<'a, '_> {
                 if self.arity(e, args, 1, 1) {
                     let h = self.expr(cx, &args[0], None);
                     if !matches!(h, Ty::ProgramHandle | Ty::PerfAttachment | Ty::Error) {
-                        self.error(Code::E0309, args[0].span, "`detach` takes a program handle or a perf attachment");
+                        self.error(
+                            Code::E0309,
+                            args[0].span,
+                            "`detach` takes a program handle or a perf attachment",
+                        );
                     }
                 }
                 Ty::Void
@@ -352,7 +580,11 @@ impl<'a> Checker<'a, '_> {
                 if self.arity(e, args, 1, 1) {
                     let h = self.expr(cx, &args[0], None);
                     if !matches!(h, Ty::PerfAttachment | Ty::Error) {
-                        self.error(Code::E0309, args[0].span, "`read` takes the attachment returned by a perf-event `attach`");
+                        self.error(
+                            Code::E0309,
+                            args[0].span,
+                            "`read` takes the attachment returned by a perf-event `attach`",
+                        );
                     }
                 }
                 I64
@@ -361,19 +593,31 @@ impl<'a> Checker<'a, '_> {
                 if self.arity(e, args, 1, 1) {
                     let is_impl = matches!(&args[0].kind, ExprKind::Ident(n) if matches!(self.symbols.get(n), Some(Symbol::Impl(_))));
                     if !is_impl {
-                        self.error(Code::E0704, args[0].span, "`register` takes a @struct_ops impl");
+                        self.error(
+                            Code::E0704,
+                            args[0].span,
+                            "`register` takes a @struct_ops impl",
+                        );
                     }
                 }
                 I32
             }
             "dispatch" => {
                 if args.is_empty() {
-                    self.error(Code::E0308, e.span, "`dispatch` takes at least one ring buffer");
+                    self.error(
+                        Code::E0308,
+                        e.span,
+                        "`dispatch` takes at least one ring buffer",
+                    );
                 }
                 for a in args {
                     let ok = matches!(&a.kind, ExprKind::Ident(n) if matches!(self.symbols.get(n), Some(Symbol::Map(m)) if matches!(self.maps[*m].kind, MapKind::Ringbuf | MapKind::PerfEventArray)));
                     if !ok {
-                        self.error(Code::E0309, a.span, "`dispatch` takes ring buffers (or perf event arrays)");
+                        self.error(
+                            Code::E0309,
+                            a.span,
+                            "`dispatch` takes ring buffers (or perf event arrays)",
+                        );
                     }
                 }
                 I32
@@ -395,7 +639,11 @@ impl<'a> Checker<'a, '_> {
     fn program_arg(&self, a: &Expr) -> Option<FuncId> {
         match &a.kind {
             ExprKind::Ident(n) => match self.symbols.get(n) {
-                Some(Symbol::Func(id)) if matches!(self.funcs[id.0 as usize].kind, FnKind::Program { .. }) => Some(*id),
+                Some(Symbol::Func(id))
+                    if matches!(self.funcs[id.0 as usize].kind, FnKind::Program { .. }) =>
+                {
+                    Some(*id)
+                }
                 _ => None,
             },
             _ => None,
@@ -409,7 +657,11 @@ impl<'a> Checker<'a, '_> {
 
     fn test_call(&mut self, cx: &mut FnCtx, e: &Expr, span: Span, args: &[Expr]) -> Ty {
         if !matches!(cx.kind, FnKind::Test | FnKind::User) {
-            self.error(Code::E0506, span, "`test()` runs programs from @test functions (and helpers only they call)");
+            self.error(
+                Code::E0506,
+                span,
+                "`test()` runs programs from @test functions (and helpers only they call)",
+            );
         }
         if !self.arity(e, args, 2, 3) {
             self.check_args_untyped(cx, args);
@@ -419,10 +671,18 @@ impl<'a> Checker<'a, '_> {
             Some(id) => {
                 let k = self.funcs[id.0 as usize].kind.program_kind();
                 if !k.is_some_and(|k| k.test_runnable()) {
-                    self.error(Code::E0507, args[0].span, "only @xdp, @tc and @cgroup_skb programs can be run by `test()`");
+                    self.error(
+                        Code::E0507,
+                        args[0].span,
+                        "only @xdp, @tc and @cgroup_skb programs can be run by `test()`",
+                    );
                 }
             }
-            None => self.error(Code::E0507, args[0].span, "`test()` takes a program function"),
+            None => self.error(
+                Code::E0507,
+                args[0].span,
+                "`test()` takes a program function",
+            ),
         }
         let it = self.expr(cx, &args[1], None);
         let size = match &it {
@@ -434,7 +694,14 @@ impl<'a> Checker<'a, '_> {
             Ty::Struct(_) => self.size_of(&it),
             Ty::Error => None,
             _ => {
-                self.error(Code::E0507, args[1].span, format!("a test packet is a `u8[N]`, a string or a struct, found `{}`", self.show(&it)));
+                self.error(
+                    Code::E0507,
+                    args[1].span,
+                    format!(
+                        "a test packet is a `u8[N]`, a string or a struct, found `{}`",
+                        self.show(&it)
+                    ),
+                );
                 None
             }
         };
@@ -451,7 +718,11 @@ impl<'a> Checker<'a, '_> {
         if let Some(n) = len {
             if !(14..=3500).contains(&n) {
                 let at = args.get(2).unwrap_or(&args[1]).span;
-                self.error(Code::E0507, at, format!("a test packet must be 14 to 3500 bytes, this one is {n}"));
+                self.error(
+                    Code::E0507,
+                    at,
+                    format!("a test packet must be 14 to 3500 bytes, this one is {n}"),
+                );
             }
         }
         U32
@@ -465,13 +736,21 @@ impl<'a> Checker<'a, '_> {
         };
         let ExprKind::Str(bytes) = &fmt.kind else {
             self.expr(cx, fmt, None);
-            self.error(Code::E0309, fmt.span, "the format of `print` must be a string literal");
+            self.error(
+                Code::E0309,
+                fmt.span,
+                "the format of `print` must be a string literal",
+            );
             self.check_args_untyped(cx, &args[1..]);
             return I32;
         };
         self.expr(cx, fmt, None);
         if cx.is_kernel() && args.len() - 1 > 12 {
-            self.error(Code::E0308, e.span, "kernel `print` takes at most 12 arguments");
+            self.error(
+                Code::E0308,
+                e.span,
+                "kernel `print` takes at most 12 arguments",
+            );
         }
         let convs = format_conversions(bytes);
         let mut mismatch = convs.len() != args.len() - 1;
@@ -479,7 +758,9 @@ impl<'a> Checker<'a, '_> {
             let t = self.expr(cx, a, None);
             if let Some(c) = convs.get(i) {
                 let fits = match c {
-                    b'd' | b'i' | b'u' | b'x' | b'X' => self.int_like(&t).is_some() || matches!(t, Ty::Bool | Ty::Char),
+                    b'd' | b'i' | b'u' | b'x' | b'X' => {
+                        self.int_like(&t).is_some() || matches!(t, Ty::Bool | Ty::Char)
+                    }
                     b'c' => matches!(t, Ty::Char | Ty::Int(_)),
                     b's' => matches!(t, Ty::Str(_) | Ty::Array(..)),
                     b'p' => matches!(t, Ty::Ptr(_) | Ty::Null),
@@ -489,7 +770,17 @@ impl<'a> Checker<'a, '_> {
             }
         }
         if mismatch {
-            self.warning(Code::W0001, e.span, format!("the format has {} conversion{} for {} argument{}", convs.len(), if convs.len() == 1 { "" } else { "s" }, args.len() - 1, if args.len() == 2 { "" } else { "s" }));
+            self.warning(
+                Code::W0001,
+                e.span,
+                format!(
+                    "the format has {} conversion{} for {} argument{}",
+                    convs.len(),
+                    if convs.len() == 1 { "" } else { "s" },
+                    args.len() - 1,
+                    if args.len() == 2 { "" } else { "s" }
+                ),
+            );
         }
         I32
     }
@@ -497,12 +788,23 @@ impl<'a> Checker<'a, '_> {
     // ------------------------------------------------------------------------------------------
     // Map methods
 
-    fn map_method(&mut self, cx: &mut FnCtx, e: &Expr, mi: usize, method: &Ident, args: &[Expr]) -> Ty {
+    fn map_method(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        mi: usize,
+        method: &Ident,
+        args: &[Expr],
+    ) -> Ty {
         let m = self.maps[mi].clone();
         let kernel = cx.is_kernel();
         let user = cx.world() == World::User;
         let wrong = |me: &mut Self, why: &str| {
-            me.error(Code::E0610, method.span, format!("`{}.{}`: {why}", m.name, method.name));
+            me.error(
+                Code::E0610,
+                method.span,
+                format!("`{}.{}`: {why}", m.name, method.name),
+            );
         };
         use MapKind::*;
         let ret = match (m.kind, method.name.as_str()) {
@@ -532,7 +834,10 @@ impl<'a> Checker<'a, '_> {
             }
             (Ringbuf | PerfEventArray, "on_event") if user => {
                 if self.arity(e, args, 1, 1) {
-                    let want = Ty::Fn(std::rc::Rc::new(FnSig { params: vec![Ty::ptr(m.value.clone())], ret: I32 }));
+                    let want = Ty::Fn(std::rc::Rc::new(FnSig {
+                        params: vec![Ty::ptr(m.value.clone())],
+                        ret: I32,
+                    }));
                     let (t, _) = match &args[0].kind {
                         ExprKind::Ident(n) => self.ident_expr(cx, n, args[0].span, true),
                         _ => (self.expr(cx, &args[0], None), None),
@@ -558,7 +863,13 @@ impl<'a> Checker<'a, '_> {
                 Ty::Bool
             }
             (Devmap | Cpumap | Xskmap, "redirect") => {
-                if !matches!(cx.kind, FnKind::Program { kind: ProgKind::Xdp, .. }) {
+                if !matches!(
+                    cx.kind,
+                    FnKind::Program {
+                        kind: ProgKind::Xdp,
+                        ..
+                    }
+                ) {
                     wrong(self, "`redirect` is available in XDP programs only");
                 }
                 self.check_args(cx, e, &[U32, U64], args);
@@ -578,7 +889,10 @@ impl<'a> Checker<'a, '_> {
                 Ty::Error
             }
             _ => {
-                wrong(self, &format!("no such method for a {:?} map", m.kind).to_lowercase());
+                wrong(
+                    self,
+                    &format!("no such method for a {:?} map", m.kind).to_lowercase(),
+                );
                 self.check_args_untyped(cx, args);
                 Ty::Error
             }

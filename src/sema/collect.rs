@@ -13,8 +13,8 @@ use std::rc::Rc;
 
 /// Names of builtin functions; declaring a top-level function with one is E0110 (§2.3).
 pub const BUILTIN_NAMES: &[&str] = &[
-    "print", "sizeof", "assert", "load", "attach", "detach", "read", "register", "dispatch", "daemon", "test", "test_len",
-    "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll", "exec",
+    "print", "sizeof", "assert", "load", "attach", "detach", "read", "register", "dispatch",
+    "daemon", "test", "test_len", "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll", "exec",
 ];
 
 impl<'a> Checker<'a, '_> {
@@ -55,8 +55,12 @@ impl<'a> Checker<'a, '_> {
 
     fn declare_symbol(&mut self, name: &Ident, sym: Symbol) {
         if self.symbols.contains_key(&name.name) {
-            let d = crate::diagnostics::Diagnostic::error(Code::E0110, name.span, format!("`{}` is already defined", name.name))
-                .with_note("all top-level names share one namespace (§5.1)");
+            let d = crate::diagnostics::Diagnostic::error(
+                Code::E0110,
+                name.span,
+                format!("`{}` is already defined", name.name),
+            )
+            .with_note("all top-level names share one namespace (§5.1)");
             self.diags.push(d);
             return;
         }
@@ -79,13 +83,32 @@ impl<'a> Checker<'a, '_> {
         ];
         self.add_builtin_struct("xdp_md", StructOrigin::Context, xdp_fields);
         let mut skb_fields: Vec<(&str, Ty)> = vec![("data", pkt.clone()), ("data_end", pkt)];
-        for f in ["len", "ifindex", "protocol", "pkt_type", "vlan_tci", "ingress_ifindex", "hash", "priority", "mark"] {
+        for f in [
+            "len",
+            "ifindex",
+            "protocol",
+            "pkt_type",
+            "vlan_tci",
+            "ingress_ifindex",
+            "hash",
+            "priority",
+            "mark",
+        ] {
             skb_fields.push((f, U32));
         }
         skb_fields.push(("cb", Ty::array(U32, 5)));
         self.add_builtin_struct("__sk_buff", StructOrigin::Context, skb_fields);
 
-        self.add_builtin_enum("xdp_action", &[("XDP_ABORTED", 0), ("XDP_DROP", 1), ("XDP_PASS", 2), ("XDP_TX", 3), ("XDP_REDIRECT", 4)]);
+        self.add_builtin_enum(
+            "xdp_action",
+            &[
+                ("XDP_ABORTED", 0),
+                ("XDP_DROP", 1),
+                ("XDP_PASS", 2),
+                ("XDP_TX", 3),
+                ("XDP_REDIRECT", 4),
+            ],
+        );
         self.add_builtin_enum(
             "tc_action",
             &[
@@ -115,11 +138,24 @@ impl<'a> Checker<'a, '_> {
         );
         self.add_builtin_enum(
             "perf_hw_config",
-            &[("cpu_cycles", 0), ("instructions", 1), ("cache_references", 2), ("cache_misses", 3), ("branch_instructions", 4), ("branch_misses", 5)],
+            &[
+                ("cpu_cycles", 0),
+                ("instructions", 1),
+                ("cache_references", 2),
+                ("cache_misses", 3),
+                ("branch_instructions", 4),
+                ("branch_misses", 5),
+            ],
         );
         self.add_builtin_enum(
             "perf_sw_config",
-            &[("cpu_clock", 0), ("task_clock", 1), ("page_faults", 2), ("context_switches", 3), ("cpu_migrations", 4)],
+            &[
+                ("cpu_clock", 0),
+                ("task_clock", 1),
+                ("page_faults", 2),
+                ("context_switches", 3),
+                ("cpu_migrations", 4),
+            ],
         );
         self.add_builtin_struct(
             "perf_options",
@@ -138,11 +174,22 @@ impl<'a> Checker<'a, '_> {
         );
     }
 
-    fn add_builtin_struct(&mut self, name: &str, origin: StructOrigin, fields: Vec<(&str, Ty)>) -> StructId {
+    fn add_builtin_struct(
+        &mut self,
+        name: &str,
+        origin: StructOrigin,
+        fields: Vec<(&str, Ty)>,
+    ) -> StructId {
         let id = StructId(self.structs.len() as u32);
         self.structs.push(StructInfo {
             name: name.to_string(),
-            fields: fields.into_iter().map(|(n, ty)| FieldInfo { name: n.to_string(), ty }).collect(),
+            fields: fields
+                .into_iter()
+                .map(|(n, ty)| FieldInfo {
+                    name: n.to_string(),
+                    ty,
+                })
+                .collect(),
             origin,
             btf_id: None,
             kernel_size: None,
@@ -154,8 +201,16 @@ impl<'a> Checker<'a, '_> {
 
     fn add_builtin_enum(&mut self, name: &str, variants: &[(&str, i128)]) -> EnumId {
         let id = EnumId(self.enums.len() as u32);
-        let repr = if variants.iter().any(|v| v.1 < 0) { IntTy::I32 } else { IntTy::U32 };
-        self.enums.push(EnumInfo { name: name.to_string(), variants: variants.iter().map(|(n, v)| (n.to_string(), *v)).collect(), repr });
+        let repr = if variants.iter().any(|v| v.1 < 0) {
+            IntTy::I32
+        } else {
+            IntTy::U32
+        };
+        self.enums.push(EnumInfo {
+            name: name.to_string(),
+            variants: variants.iter().map(|(n, v)| (n.to_string(), *v)).collect(),
+            repr,
+        });
         self.enum_by_name.insert(name.to_string(), id);
         id
     }
@@ -169,7 +224,9 @@ impl<'a> Checker<'a, '_> {
                 let kernel_view = item.from_header && self.is_kernel_type_name(&s.name.name);
                 if let Some(&existing) = self.struct_by_name.get(&s.name.name) {
                     // A header declaration of a prelude struct is a view of it: the prelude wins.
-                    if item.from_header && self.structs[existing.0 as usize].origin != StructOrigin::File {
+                    if item.from_header
+                        && self.structs[existing.0 as usize].origin != StructOrigin::File
+                    {
                         return;
                     }
                 }
@@ -178,11 +235,22 @@ impl<'a> Checker<'a, '_> {
                     return;
                 }
                 let id = StructId(self.structs.len() as u32);
-                let btf_id = if kernel_view { self.btf.get().and_then(|b| b.struct_by_name(&s.name.name)).map(|k| k.id) } else { None };
+                let btf_id = if kernel_view {
+                    self.btf
+                        .get()
+                        .and_then(|b| b.struct_by_name(&s.name.name))
+                        .map(|k| k.id)
+                } else {
+                    None
+                };
                 self.structs.push(StructInfo {
                     name: s.name.name.clone(),
                     fields: Vec::new(),
-                    origin: if kernel_view { StructOrigin::Kernel } else { StructOrigin::File },
+                    origin: if kernel_view {
+                        StructOrigin::Kernel
+                    } else {
+                        StructOrigin::File
+                    },
                     btf_id,
                     kernel_size: None,
                     span: Some(s.name.span),
@@ -196,9 +264,18 @@ impl<'a> Checker<'a, '_> {
                         // A header view of a prelude enum: its values must agree.
                         let known = self.enums[existing.0 as usize].variants.clone();
                         for v in &e.variants {
-                            if let (Some((val, sp)), Some((_, kv))) = (v.value, known.iter().find(|k| k.0 == v.name.name)) {
+                            if let (Some((val, sp)), Some((_, kv))) =
+                                (v.value, known.iter().find(|k| k.0 == v.name.name))
+                            {
                                 if val != *kv {
-                                    self.error(Code::E0301, sp, format!("`{}` is {} in the kernel's `{}`", v.name.name, kv, e.name.name));
+                                    self.error(
+                                        Code::E0301,
+                                        sp,
+                                        format!(
+                                            "`{}` is {} in the kernel's `{}`",
+                                            v.name.name, kv, e.name.name
+                                        ),
+                                    );
                                 }
                             }
                         }
@@ -206,7 +283,11 @@ impl<'a> Checker<'a, '_> {
                     }
                 }
                 let id = EnumId(self.enums.len() as u32);
-                self.enums.push(EnumInfo { name: e.name.name.clone(), variants: Vec::new(), repr: IntTy::U32 });
+                self.enums.push(EnumInfo {
+                    name: e.name.name.clone(),
+                    variants: Vec::new(),
+                    repr: IntTy::U32,
+                });
                 self.enum_by_name.insert(e.name.name.clone(), id);
                 self.declare_symbol(&e.name, Symbol::Enum(id));
             }
@@ -219,13 +300,17 @@ impl<'a> Checker<'a, '_> {
     }
 
     fn is_kernel_type_name(&self, name: &str) -> bool {
-        self.btf.get().is_some_and(|b| b.struct_by_name(name).is_some())
+        self.btf
+            .get()
+            .is_some_and(|b| b.struct_by_name(name).is_some())
     }
 
     fn define_type(&mut self, item: &'a Item) {
         match &item.kind {
             ItemKind::Struct(s) => {
-                let Some(&id) = self.struct_by_name.get(&s.name.name) else { return };
+                let Some(&id) = self.struct_by_name.get(&s.name.name) else {
+                    return;
+                };
                 if self.structs[id.0 as usize].span != Some(s.name.span) {
                     return;
                 }
@@ -233,18 +318,31 @@ impl<'a> Checker<'a, '_> {
                 for f in &s.fields {
                     let ty = self.resolve_type(&f.ty);
                     if fields.iter().any(|x| x.name == f.name.name) {
-                        self.error(Code::E0110, f.name.span, format!("field `{}` is declared twice", f.name.name));
+                        self.error(
+                            Code::E0110,
+                            f.name.span,
+                            format!("field `{}` is declared twice", f.name.name),
+                        );
                         continue;
                     }
                     if matches!(ty, Ty::Void) {
-                        self.error(Code::E0301, f.ty.span, "a struct field cannot have type void");
+                        self.error(
+                            Code::E0301,
+                            f.ty.span,
+                            "a struct field cannot have type void",
+                        );
                     }
-                    fields.push(FieldInfo { name: f.name.name.clone(), ty });
+                    fields.push(FieldInfo {
+                        name: f.name.name.clone(),
+                        ty,
+                    });
                 }
                 self.structs[id.0 as usize].fields = fields;
             }
             ItemKind::Enum(e) => {
-                let Some(&id) = self.enum_by_name.get(&e.name.name) else { return };
+                let Some(&id) = self.enum_by_name.get(&e.name.name) else {
+                    return;
+                };
                 if item.from_header && self.enums[id.0 as usize].variants.len() > 0 {
                     return;
                 }
@@ -256,9 +354,15 @@ impl<'a> Checker<'a, '_> {
                     variants.push((v.name.name.clone(), val));
                     self.declare_symbol(&v.name, Symbol::EnumConst(id, val));
                 }
-                let repr = if variants.iter().all(|v| (0..=u32::MAX as i128).contains(&v.1)) {
+                let repr = if variants
+                    .iter()
+                    .all(|v| (0..=u32::MAX as i128).contains(&v.1))
+                {
                     IntTy::U32
-                } else if variants.iter().all(|v| (i32::MIN as i128..=i32::MAX as i128).contains(&v.1)) {
+                } else if variants
+                    .iter()
+                    .all(|v| (i32::MIN as i128..=i32::MAX as i128).contains(&v.1))
+                {
                     IntTy::I32
                 } else {
                     IntTy::I64
@@ -283,7 +387,11 @@ impl<'a> Checker<'a, '_> {
                 _ => Ty::Error,
             },
             Some((_, true)) => {
-                self.error(Code::E0301, at, format!("type alias `{name}` refers to itself"));
+                self.error(
+                    Code::E0301,
+                    at,
+                    format!("type alias `{name}` refers to itself"),
+                );
                 self.pending_aliases.remove(name);
                 Ty::Error
             }
@@ -291,7 +399,8 @@ impl<'a> Checker<'a, '_> {
                 self.pending_aliases.insert(name.to_string(), (te, true));
                 let t = self.resolve_type(te);
                 if self.pending_aliases.remove(name).is_some() {
-                    self.symbols.insert(name.to_string(), Symbol::Alias(t.clone()));
+                    self.symbols
+                        .insert(name.to_string(), Symbol::Alias(t.clone()));
                 }
                 t
             }
@@ -322,7 +431,11 @@ impl<'a> Checker<'a, '_> {
             let Ty::Struct(next) = *t else { continue };
             if path.contains(&next) {
                 let s = &self.structs[cur.0 as usize];
-                let (sname, fname, span) = (s.name.clone(), s.fields[fi].name.clone(), s.span.unwrap_or_default());
+                let (sname, fname, span) = (
+                    s.name.clone(),
+                    s.fields[fi].name.clone(),
+                    s.span.unwrap_or_default(),
+                );
                 let target = self.structs[next.0 as usize].name.clone();
                 self.error(Code::E0301, span, format!("`{sname}.{fname}` contains `{target}` by value, which contains `{sname}`: the size is infinite (use a pointer)"));
                 self.structs[cur.0 as usize].fields[fi].ty = Ty::Error;
@@ -354,14 +467,31 @@ impl<'a> Checker<'a, '_> {
                     .find(|a| a.name.name == "struct_ops")
                     .and_then(|a| a.args.as_ref())
                     .and_then(|a| a.first())
-                    .and_then(|a| if let AttrArg::Str(s, _) = a { Some(String::from_utf8_lossy(s).into_owned()) } else { None })
+                    .and_then(|a| {
+                        if let AttrArg::Str(s, _) = a {
+                            Some(String::from_utf8_lossy(s).into_owned())
+                        } else {
+                            None
+                        }
+                    })
                     .unwrap_or_default();
                 let idx = self.impls.len();
-                self.impls.push(ImplInfo { name: imp.name.name.clone(), kernel_struct: kname, span: imp.name.span });
+                self.impls.push(ImplInfo {
+                    name: imp.name.name.clone(),
+                    kernel_struct: kname,
+                    span: imp.name.span,
+                });
                 self.declare_symbol(&imp.name, Symbol::Impl(idx));
                 for m in &imp.methods {
                     if let ItemKind::Func(f) = &m.kind {
-                        self.add_func(m, f, FnKind::StructOpsMethod { impl_name: imp.name.name.clone() }, None);
+                        self.add_func(
+                            m,
+                            f,
+                            FnKind::StructOpsMethod {
+                                impl_name: imp.name.name.clone(),
+                            },
+                            None,
+                        );
                     }
                 }
             }
@@ -377,34 +507,67 @@ impl<'a> Checker<'a, '_> {
                     None => Ty::Error, // inferred from the initialiser when bodies are checked
                 };
                 let idx = self.globals.len();
-                self.globals.push(GlobalInfo { name: g.name.name.clone(), ty, pinned: g.pinned, local: g.local, span: g.name.span });
+                self.globals.push(GlobalInfo {
+                    name: g.name.name.clone(),
+                    ty,
+                    pinned: g.pinned,
+                    local: g.local,
+                    span: g.name.span,
+                });
                 self.declare_symbol(&g.name, Symbol::Global(idx));
             }
             ItemKind::Const(k) => {
-                let ty = k.ty.as_ref().map(|t| self.resolve_type(t)).unwrap_or(Ty::Error);
+                let ty =
+                    k.ty.as_ref()
+                        .map(|t| self.resolve_type(t))
+                        .unwrap_or(Ty::Error);
                 let idx = self.consts.len();
-                self.consts.push(ConstInfo { name: k.name.name.clone(), ty, value: ConstValue::Int(0) });
+                self.consts.push(ConstInfo {
+                    name: k.name.name.clone(),
+                    ty,
+                    value: ConstValue::Int(0),
+                });
                 self.declare_symbol(&k.name, Symbol::Const(idx));
             }
             ItemKind::Config(cfg) => {
                 let mut fields: Vec<FieldInfo> = Vec::new();
                 for f in &cfg.fields {
                     let ty = self.resolve_type(&f.ty);
-                    fields.push(FieldInfo { name: f.name.name.clone(), ty });
+                    fields.push(FieldInfo {
+                        name: f.name.name.clone(),
+                        ty,
+                    });
                 }
                 let idx = self.configs.len();
-                self.configs.push(ConfigInfo { name: cfg.name.name.clone(), fields, span: cfg.name.span });
+                self.configs.push(ConfigInfo {
+                    name: cfg.name.name.clone(),
+                    fields,
+                    span: cfg.name.span,
+                });
                 self.declare_symbol(&cfg.name, Symbol::Config(idx));
             }
             ItemKind::Extern(e) => {
                 let params = e.params.iter().map(|p| self.resolve_type(&p.ty)).collect();
-                let ret = e.ret.as_ref().map(|t| self.resolve_type(t)).unwrap_or(Ty::Void);
+                let ret = e
+                    .ret
+                    .as_ref()
+                    .map(|t| self.resolve_type(t))
+                    .unwrap_or(Ty::Void);
                 let helper_id = super::builtins::helper(&e.name.name).map(|h| h.id);
                 let idx = self.externs.len();
-                self.externs.push(ExternInfo { name: e.name.name.clone(), params, ret, helper_id });
+                self.externs.push(ExternInfo {
+                    name: e.name.name.clone(),
+                    params,
+                    ret,
+                    helper_id,
+                });
                 self.declare_symbol(&e.name, Symbol::Extern(idx));
             }
-            ItemKind::Struct(_) | ItemKind::Enum(_) | ItemKind::Alias { .. } | ItemKind::Include(_) | ItemKind::Import { .. } => {}
+            ItemKind::Struct(_)
+            | ItemKind::Enum(_)
+            | ItemKind::Alias { .. }
+            | ItemKind::Include(_)
+            | ItemKind::Import { .. } => {}
         }
     }
 
@@ -414,17 +577,27 @@ impl<'a> Checker<'a, '_> {
             let is_main = matches!(&item.kind, ItemKind::Func(f) if f.name.name == "main");
             return if is_main { FnKind::Main } else { FnKind::User };
         };
-        let arg = a.args.as_ref().and_then(|v| v.first()).and_then(|x| match x {
-            AttrArg::Str(s, _) => Some(String::from_utf8_lossy(s).into_owned()),
-            _ => None,
-        });
+        let arg = a
+            .args
+            .as_ref()
+            .and_then(|v| v.first())
+            .and_then(|x| match x {
+                AttrArg::Str(s, _) => Some(String::from_utf8_lossy(s).into_owned()),
+                _ => None,
+            });
         match a.name.name.as_str() {
             "helper" => FnKind::Helper,
             "kfunc" => FnKind::Kfunc,
             "private" => FnKind::Private,
             "test" => FnKind::Test,
-            "kretprobe" => FnKind::Program { kind: ProgKind::Kretprobe, arg },
-            "probe" if arg.as_deref().is_some_and(|s| s.contains('+')) => FnKind::Program { kind: ProgKind::Kprobe, arg },
+            "kretprobe" => FnKind::Program {
+                kind: ProgKind::Kretprobe,
+                arg,
+            },
+            "probe" if arg.as_deref().is_some_and(|s| s.contains('+')) => FnKind::Program {
+                kind: ProgKind::Kprobe,
+                arg,
+            },
             n => match ProgKind::from_attr(n) {
                 Some(kind) => FnKind::Program { kind, arg },
                 None => FnKind::User,
@@ -432,29 +605,57 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    pub(super) fn add_func(&mut self, item: &'a Item, f: &'a FuncDecl, kind: FnKind, module: Option<String>) -> FuncId {
+    pub(super) fn add_func(
+        &mut self,
+        item: &'a Item,
+        f: &'a FuncDecl,
+        kind: FnKind,
+        module: Option<String>,
+    ) -> FuncId {
         let params = f.params.iter().map(|p| self.resolve_type(&p.ty)).collect();
         let ret = match &f.ret {
             RetSpec::Type(t) | RetSpec::Named(_, t) => self.resolve_type(t),
             RetSpec::Inferred => match &kind {
                 // A program's result type is fixed by its kind (§9.2).
-                FnKind::Program { kind: k, .. } if body_returns_value(&f.body) => match super::verdict::verdicts(*k, None).enum_name {
-                    Some("xdp_action") => self.enum_by_name.get("xdp_action").map_or(I32, |id| Ty::Enum(*id)),
-                    _ => I32,
-                },
+                FnKind::Program { kind: k, .. } if body_returns_value(&f.body) => {
+                    match super::verdict::verdicts(*k, None).enum_name {
+                        Some("xdp_action") => self
+                            .enum_by_name
+                            .get("xdp_action")
+                            .map_or(I32, |id| Ty::Enum(*id)),
+                        _ => I32,
+                    }
+                }
                 _ if body_returns_value(&f.body) => U32,
                 _ => Ty::Void,
             },
         };
         let id = FuncId(self.funcs.len() as u32);
         let is_method = matches!(kind, FnKind::StructOpsMethod { .. });
-        self.funcs.push(FuncInfo { name: f.name.name.clone(), module: module.clone(), kind, params, ret, decl: f, item });
+        self.funcs.push(FuncInfo {
+            name: f.name.name.clone(),
+            module: module.clone(),
+            kind,
+            params,
+            ret,
+            decl: f,
+            item,
+        });
         if module.is_none() && !is_method {
             if BUILTIN_NAMES.contains(&f.name.name.as_str()) {
-                self.error(Code::E0110, f.name.span, format!("`{}` is a builtin function and cannot be redefined", f.name.name));
+                self.error(
+                    Code::E0110,
+                    f.name.span,
+                    format!(
+                        "`{}` is a builtin function and cannot be redefined",
+                        f.name.name
+                    ),
+                );
             } else if f.name.name == "main" && self.symbols.contains_key("main") {
                 // A second `main` is E0113, reported with the declaration checks.
-            } else if f.name.name == "main" && matches!(self.symbols.get("main"), Some(Symbol::Func(_))) {
+            } else if f.name.name == "main"
+                && matches!(self.symbols.get("main"), Some(Symbol::Func(_)))
+            {
                 // A second `main` is E0113 (decls.rs), not a plain redefinition.
             } else {
                 self.declare_symbol(&f.name, Symbol::Func(id));
@@ -508,7 +709,11 @@ impl<'a> Checker<'a, '_> {
             },
             TypeExprKind::Str(n) => {
                 if *n == 0 || *n > 4096 {
-                    self.error(Code::E0602, t.span, format!("str({n}): a string capacity is 1 to 4096 bytes"));
+                    self.error(
+                        Code::E0602,
+                        t.span,
+                        format!("str({n}): a string capacity is 1 to 4096 bytes"),
+                    );
                     return Ty::Error;
                 }
                 Ty::Str(*n as u32)
@@ -517,11 +722,19 @@ impl<'a> Checker<'a, '_> {
             TypeExprKind::Array(elem, n) => {
                 let e = self.resolve_type(elem);
                 if *n == 0 || *n > 1 << 20 {
-                    self.error(Code::E0602, t.span, format!("array length {n} is outside 1..=1048576"));
+                    self.error(
+                        Code::E0602,
+                        t.span,
+                        format!("array length {n} is outside 1..=1048576"),
+                    );
                     return Ty::Error;
                 }
                 if matches!(e, Ty::Void | Ty::Ptr(_) | Ty::Str(_) | Ty::Array(..)) {
-                    self.error(Code::E0602, t.span, format!("arrays of `{}` are not allowed", self.show(&e)));
+                    self.error(
+                        Code::E0602,
+                        t.span,
+                        format!("arrays of `{}` are not allowed", self.show(&e)),
+                    );
                     return Ty::Error;
                 }
                 Ty::array(e, *n as u32)
@@ -533,7 +746,11 @@ impl<'a> Checker<'a, '_> {
                 Ty::Fn(Rc::new(FnSig { params, ret }))
             }
             TypeExprKind::Map(m) => {
-                self.error(Code::E0604, m.span, "a map type can only declare a top-level map");
+                self.error(
+                    Code::E0604,
+                    m.span,
+                    "a map type can only declare a top-level map",
+                );
                 Ty::Error
             }
         }
@@ -562,8 +779,19 @@ impl<'a> Checker<'a, '_> {
         if let Some(t) = self.kernel_type(&id.name) {
             return t;
         }
-        let hint = if self.btf.get().is_none() { " (kernel BTF is unavailable, so kernel types cannot be resolved)" } else { "" };
-        self.error(Code::E0112, id.span, format!("`{}` is not declared in this file or in kernel BTF{hint}", id.name));
+        let hint = if self.btf.get().is_none() {
+            " (kernel BTF is unavailable, so kernel types cannot be resolved)"
+        } else {
+            ""
+        };
+        self.error(
+            Code::E0112,
+            id.span,
+            format!(
+                "`{}` is not declared in this file or in kernel BTF{hint}",
+                id.name
+            ),
+        );
         Ty::Error
     }
 
@@ -571,16 +799,34 @@ impl<'a> Checker<'a, '_> {
     pub fn kernel_type(&mut self, name: &str) -> Option<Ty> {
         let btf = self.btf.get()?;
         if let Some(ks) = btf.struct_by_name(name) {
-            return Some(Ty::Struct(self.intern_kernel_struct(&ks.name, ks.id, ks.size as u64)));
+            return Some(Ty::Struct(self.intern_kernel_struct(
+                &ks.name,
+                ks.id,
+                ks.size as u64,
+            )));
         }
         if let Some(ke) = btf.enum_by_name(name) {
             let id = EnumId(self.enums.len() as u32);
             let repr = IntTy::of(ke.size * 8, ke.signed);
-            self.enums.push(EnumInfo { name: name.to_string(), variants: ke.values.iter().map(|(n, v)| (n.clone(), *v as i128)).collect(), repr });
+            self.enums.push(EnumInfo {
+                name: name.to_string(),
+                variants: ke
+                    .values
+                    .iter()
+                    .map(|(n, v)| (n.clone(), *v as i128))
+                    .collect(),
+                repr,
+            });
             self.enum_by_name.insert(name.to_string(), id);
             return Some(Ty::Enum(id));
         }
-        if let Some(KType::Int { size, signed, is_bool, is_char }) = btf.typedef_int(name) {
+        if let Some(KType::Int {
+            size,
+            signed,
+            is_bool,
+            is_char,
+        }) = btf.typedef_int(name)
+        {
             return Some(int_ktype(size, signed, is_bool, is_char));
         }
         None
@@ -617,14 +863,22 @@ impl<'a> Checker<'a, '_> {
         let ks = self.btf.get()?.struct_by_id(btf_id)?;
         let m = ks.member(field)?.clone();
         let ty = self.ktype_to_ty(&m.ty);
-        self.structs[id.0 as usize].fields.push(FieldInfo { name: field.to_string(), ty: ty.clone() });
+        self.structs[id.0 as usize].fields.push(FieldInfo {
+            name: field.to_string(),
+            ty: ty.clone(),
+        });
         Some(ty)
     }
 
     pub fn ktype_to_ty(&mut self, k: &KType) -> Ty {
         match k {
             KType::Void => Ty::Void,
-            KType::Int { size, signed, is_bool, is_char } => int_ktype(*size, *signed, *is_bool, *is_char),
+            KType::Int {
+                size,
+                signed,
+                is_bool,
+                is_char,
+            } => int_ktype(*size, *signed, *is_bool, *is_char),
             KType::Ptr(inner) => Ty::ptr(self.ktype_to_ty(inner)),
             KType::Array { elem, len } => {
                 let e = self.ktype_to_ty(elem);
@@ -673,8 +927,12 @@ fn stmt_returns_value(s: &Stmt) -> bool {
                     ElseBranch::If(s) => stmt_returns_value(s),
                 })
         }
-        StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => body_returns_value(body),
-        StmtKind::Try { body, catches } => body_returns_value(body) || catches.iter().any(|c| body_returns_value(&c.body)),
+        StmtKind::While { body, .. }
+        | StmtKind::ForRange { body, .. }
+        | StmtKind::ForEach { body, .. } => body_returns_value(body),
+        StmtKind::Try { body, catches } => {
+            body_returns_value(body) || catches.iter().any(|c| body_returns_value(&c.body))
+        }
         _ => false,
     }
 }

@@ -28,7 +28,12 @@ pub enum FoldError {
 }
 
 /// Folds `a op b` computed in type `ty` (the unified operand type), wrapping like run-time code.
-pub fn fold_binary(op: BinOp, a: &ConstValue, b: &ConstValue, ty: &Ty) -> Result<Option<ConstValue>, FoldError> {
+pub fn fold_binary(
+    op: BinOp,
+    a: &ConstValue,
+    b: &ConstValue,
+    ty: &Ty,
+) -> Result<Option<ConstValue>, FoldError> {
     if let (ConstValue::Bool(x), ConstValue::Bool(y)) = (a, b) {
         return Ok(Some(ConstValue::Bool(match op {
             BinOp::And | BinOp::BitAnd => *x && *y,
@@ -38,7 +43,9 @@ pub fn fold_binary(op: BinOp, a: &ConstValue, b: &ConstValue, ty: &Ty) -> Result
             _ => return Ok(None),
         })));
     }
-    let (Some(x), Some(y)) = (a.as_int(), b.as_int()) else { return Ok(None) };
+    let (Some(x), Some(y)) = (a.as_int(), b.as_int()) else {
+        return Ok(None);
+    };
     let it = match ty {
         Ty::Int(i) => *i,
         _ => IntTy::I64,
@@ -54,7 +61,9 @@ pub fn fold_binary(op: BinOp, a: &ConstValue, b: &ConstValue, ty: &Ty) -> Result
         BinOp::BitAnd => x & y,
         BinOp::BitOr => x | y,
         BinOp::BitXor => x ^ y,
-        BinOp::Shl | BinOp::Shr if y < 0 || y >= it.bits() as i128 => return Err(FoldError::ShiftRange),
+        BinOp::Shl | BinOp::Shr if y < 0 || y >= it.bits() as i128 => {
+            return Err(FoldError::ShiftRange)
+        }
         BinOp::Shl => x << y,
         BinOp::Shr => x >> y,
         BinOp::Eq => return cmp(x == y),

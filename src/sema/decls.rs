@@ -2,18 +2,32 @@
 //! §17.1), `main` and the unit's shape (§9.1, §15.1–15.2), maps and their flags (§11.1), globals
 //! (§12.1), config fields (§12.3) and struct_ops (§16.1). Codes and positions follow §18.2.
 
+use super::consteval::ConstValue;
 use super::env::*;
 use super::types::*;
 use super::Checker;
-use super::consteval::ConstValue;
 use crate::btf::{KFuncSig, KOpsKind, KType};
 use crate::diagnostics::{Code, FileId, Span};
 use crate::syntax::ast::*;
 
 /// Every attribute a function may carry. Each selects the function's target, so each is a "kind
 /// attribute" in the sense of §9.2: at most one per function.
-const FN_ATTRS: &[&str] =
-    &["xdp", "tc", "probe", "fexit", "kretprobe", "tracepoint", "tp_btf", "perf_event", "lsm", "cgroup_skb", "helper", "kfunc", "private", "test"];
+const FN_ATTRS: &[&str] = &[
+    "xdp",
+    "tc",
+    "probe",
+    "fexit",
+    "kretprobe",
+    "tracepoint",
+    "tp_btf",
+    "perf_event",
+    "lsm",
+    "cgroup_skb",
+    "helper",
+    "kfunc",
+    "private",
+    "test",
+];
 
 /// Attributes that are [ext] (§9.2) and so rejected by `--compat`.
 const EXT_ATTRS: &[&str] = &["fexit", "kretprobe", "tp_btf", "lsm", "cgroup_skb"];
@@ -30,7 +44,9 @@ impl<'a> Checker<'a, '_> {
             match &item.kind {
                 ItemKind::Func(_) => {}
                 ItemKind::Impl(imp) => self.check_impl(item, imp),
-                ItemKind::Struct(s) if item.attrs.iter().any(|a| a.name.name == "struct_ops") => self.check_struct_ops_struct(item, s),
+                ItemKind::Struct(s) if item.attrs.iter().any(|a| a.name.name == "struct_ops") => {
+                    self.check_struct_ops_struct(item, s)
+                }
                 ItemKind::Map(m) => self.check_map(item, m),
                 ItemKind::Global(g) => self.check_global(item, g),
                 ItemKind::Config(cfg) => {
@@ -70,30 +86,57 @@ impl<'a> Checker<'a, '_> {
         let name = e.name.name.as_str();
         if let Some(h) = super::builtins::helper(name) {
             if h.params.len() != e.params.len() {
-                let msg = format!("the BPF helper `{}` takes {} argument(s); this extern declares {}", h.name, h.params.len(), e.params.len());
+                let msg = format!(
+                    "the BPF helper `{}` takes {} argument(s); this extern declares {}",
+                    h.name,
+                    h.params.len(),
+                    e.params.len()
+                );
                 self.error(Code::E0309, e.name.span, msg);
             }
             return;
         }
         let Some(btf) = self.btf.get() else {
-            self.warning(Code::W0007, e.name.span, format!("kernel function `{name}` cannot be checked"));
+            self.warning(
+                Code::W0007,
+                e.name.span,
+                format!("kernel function `{name}` cannot be checked"),
+            );
             return;
         };
         let Some(sig) = btf.func_proto(name) else {
             self.error(Code::E0111, e.name.span, format!("no kernel function `{name}` in kernel BTF: an extern names a BPF helper or a kfunc"));
             return;
         };
-        let Some(info) = self.externs.iter().find(|x| x.name == name).cloned() else { return };
+        let Some(info) = self.externs.iter().find(|x| x.name == name).cloned() else {
+            return;
+        };
         if info.params.len() != sig.params.len() {
-            let msg = format!("the kernel function `{name}` takes {} argument(s); this extern declares {}", sig.params.len(), info.params.len());
+            let msg = format!(
+                "the kernel function `{name}` takes {} argument(s); this extern declares {}",
+                sig.params.len(),
+                info.params.len()
+            );
             self.error(Code::E0308, e.name.span, msg);
             return;
         }
         for (i, (p, (kname, k))) in info.params.iter().zip(&sig.params).enumerate() {
             if !self.matches_ktype(p, k, true) {
                 let span = e.params.get(i).map(|p| p.name.span).unwrap_or(e.name.span);
-                let kname = if kname.is_empty() { String::new() } else { format!(" `{kname}`") };
-                self.error(Code::E0309, span, format!("parameter {} of `{name}`{kname} is `{k}` in the kernel, not `{}`", i + 1, self.show(p)));
+                let kname = if kname.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{kname}`")
+                };
+                self.error(
+                    Code::E0309,
+                    span,
+                    format!(
+                        "parameter {} of `{name}`{kname} is `{k}` in the kernel, not `{}`",
+                        i + 1,
+                        self.show(p)
+                    ),
+                );
             }
         }
         let ret_ok = match (&info.ret, &sig.ret) {
@@ -103,7 +146,15 @@ impl<'a> Checker<'a, '_> {
         };
         if !ret_ok {
             let span = e.ret.as_ref().map(|t| t.span).unwrap_or(e.name.span);
-            self.error(Code::E0309, span, format!("`{name}` returns `{}` in the kernel, not `{}`", sig.ret, self.show(&info.ret)));
+            self.error(
+                Code::E0309,
+                span,
+                format!(
+                    "`{name}` returns `{}` in the kernel, not `{}`",
+                    sig.ret,
+                    self.show(&info.ret)
+                ),
+            );
         }
     }
 
@@ -119,13 +170,24 @@ impl<'a> Checker<'a, '_> {
         let (item, decl) = (info.item, info.decl);
         if matches!(info.kind, FnKind::StructOpsMethod { .. }) {
             for a in &item.attrs {
-                self.error(Code::E0201, a.span, "methods of a struct_ops impl take no attributes");
+                self.error(
+                    Code::E0201,
+                    a.span,
+                    "methods of a struct_ops impl take no attributes",
+                );
             }
             return;
         }
         if decl.name.name == "main" {
             for a in &item.attrs {
-                self.error(Code::E0116, a.span, format!("`main` is userspace code and cannot carry `@{}`", a.name.name));
+                self.error(
+                    Code::E0116,
+                    a.span,
+                    format!(
+                        "`main` is userspace code and cannot carry `@{}`",
+                        a.name.name
+                    ),
+                );
             }
             // Checked as main whatever the attribute said, so bodies see one consistent target.
             self.funcs[i].kind = FnKind::Main;
@@ -136,13 +198,23 @@ impl<'a> Checker<'a, '_> {
             let n = a.name.name.as_str();
             if !FN_ATTRS.contains(&n) {
                 let why = match n {
-                    "struct_ops" => "`@struct_ops` annotates an impl block or a struct, not a function".to_string(),
+                    "struct_ops" => {
+                        "`@struct_ops` annotates an impl block or a struct, not a function"
+                            .to_string()
+                    }
                     "flags" => "`@flags` annotates a map, not a function".to_string(),
                     _ => format!("unknown attribute `@{n}`"),
                 };
                 self.error(Code::E0201, a.span, why);
             } else if let Some(first) = kind_attr {
-                self.error(Code::E0201, a.span, format!("a function takes one kind attribute; it already has `@{}`", first.name.name));
+                self.error(
+                    Code::E0201,
+                    a.span,
+                    format!(
+                        "a function takes one kind attribute; it already has `@{}`",
+                        first.name.name
+                    ),
+                );
             } else {
                 kind_attr = Some(a);
             }
@@ -154,9 +226,18 @@ impl<'a> Checker<'a, '_> {
             self.funcs[i].kind = kind_of_attr(a);
         }
         if self.compat && EXT_ATTRS.contains(&a.name.name.as_str()) {
-            self.error(Code::E0011, a.span, format!("`@{}` is a ksc extension (rejected by --compat)", a.name.name));
+            self.error(
+                Code::E0011,
+                a.span,
+                format!(
+                    "`@{}` is a ksc extension (rejected by --compat)",
+                    a.name.name
+                ),
+            );
         }
-        let Some(target) = self.check_attr_args(a) else { return };
+        let Some(target) = self.check_attr_args(a) else {
+            return;
+        };
         if let Err(msg) = self.check_signature(i, a, &target) {
             self.error(Code::E0203, decl.name.span, msg);
         }
@@ -179,16 +260,36 @@ impl<'a> Checker<'a, '_> {
                 _ => format!("`@{n}` needs a direction: `@{n}(\"ingress\")` or `@{n}(\"egress\")`"),
             },
             "tracepoint" => match arg {
-                Some(t) if t.split_once('/').is_some_and(|(c, e)| !c.is_empty() && !e.is_empty() && !e.contains('/')) => return Some(t),
-                _ => "`@tracepoint` needs a \"category/event\" argument, e.g. \"sched/sched_switch\"".to_string(),
+                Some(t)
+                    if t.split_once('/').is_some_and(|(c, e)| {
+                        !c.is_empty() && !e.is_empty() && !e.contains('/')
+                    }) =>
+                {
+                    return Some(t)
+                }
+                _ => {
+                    "`@tracepoint` needs a \"category/event\" argument, e.g. \"sched/sched_switch\""
+                        .to_string()
+                }
             },
             "probe" => match arg {
                 Some(t) if valid_probe_target(&t) => return Some(t),
-                _ => "`@probe` needs a kernel function name, optionally with \"+offset\"".to_string(),
+                _ => {
+                    "`@probe` needs a kernel function name, optionally with \"+offset\"".to_string()
+                }
             },
             _ => match arg {
                 Some(t) if !t.is_empty() && !t.contains(['+', '/']) => return Some(t),
-                _ => format!("`@{n}` needs a string argument naming its {}", if n == "lsm" { "hook" } else if n == "tp_btf" { "event" } else { "kernel function" }),
+                _ => format!(
+                    "`@{n}` needs a string argument naming its {}",
+                    if n == "lsm" {
+                        "hook"
+                    } else if n == "tp_btf" {
+                        "event"
+                    } else {
+                        "kernel function"
+                    }
+                ),
             },
         };
         self.error(Code::E0202, a.span, problem);
@@ -221,9 +322,15 @@ impl<'a> Checker<'a, '_> {
             "probe" | "fexit" => {
                 // `func+off` is a kprobe: same typing, read from registers.
                 let func = target.split('+').next().unwrap_or(target);
-                let Some(sig) = self.traced_function(a, func) else { return self.program_ret(n, &ret) };
+                let Some(sig) = self.traced_function(a, func) else {
+                    return self.program_ret(n, &ret);
+                };
                 let with_ret = n == "fexit" && params.len() == sig.params.len() + 1;
-                let own = if with_ret { &params[..sig.params.len()] } else { &params[..] };
+                let own = if with_ret {
+                    &params[..sig.params.len()]
+                } else {
+                    &params[..]
+                };
                 if own.len() > MAX_TRACED_PARAMS {
                     return Err(format!("a traced function's parameters are read from a context of at most {MAX_TRACED_PARAMS} arguments"));
                 }
@@ -231,7 +338,9 @@ impl<'a> Checker<'a, '_> {
                 if with_ret {
                     let last = &params[params.len() - 1];
                     if sig.ret == KType::Void {
-                        return Err(format!("`{func}` returns void, so `@fexit` takes no return-value parameter"));
+                        return Err(format!(
+                            "`{func}` returns void, so `@fexit` takes no return-value parameter"
+                        ));
                     }
                     if !self.matches_ktype(last, &sig.ret, true) {
                         return Err(format!("the return-value parameter must be `{}` (what `{func}` returns), not `{}`", sig.ret, self.show(last)));
@@ -262,7 +371,11 @@ impl<'a> Checker<'a, '_> {
                 };
                 match args {
                     Some(args) => self.kernel_prefix(target, &params, &args)?,
-                    None => self.warning(Code::W0007, a.span, format!("the arguments of tracepoint `{target}` cannot be checked")),
+                    None => self.warning(
+                        Code::W0007,
+                        a.span,
+                        format!("the arguments of tracepoint `{target}` cannot be checked"),
+                    ),
                 }
                 self.program_ret(n, &ret)
             }
@@ -272,7 +385,13 @@ impl<'a> Checker<'a, '_> {
                     Some(b) => match b.lsm_hook_args(target) {
                         Some(sig) => Some(sig),
                         None => {
-                            self.error(Code::E0204, a.span, format!("no LSM hook `{target}` (`bpf_lsm_{target}`) in kernel BTF"));
+                            self.error(
+                                Code::E0204,
+                                a.span,
+                                format!(
+                                    "no LSM hook `{target}` (`bpf_lsm_{target}`) in kernel BTF"
+                                ),
+                            );
                             return self.program_ret(n, &ret);
                         }
                     },
@@ -281,13 +400,21 @@ impl<'a> Checker<'a, '_> {
                     Some(sig) => {
                         // An extra trailing parameter receives the previous hook's verdict (`ret: i32`).
                         let with_ret = params.len() == sig.params.len() + 1;
-                        let own = if with_ret { &params[..sig.params.len()] } else { &params[..] };
+                        let own = if with_ret {
+                            &params[..sig.params.len()]
+                        } else {
+                            &params[..]
+                        };
                         self.kernel_prefix(target, own, &sig.params)?;
                         if with_ret && !is_int32(&params[params.len() - 1]) {
                             return Err(format!("the verdict parameter after the hook's arguments is `i32`, not `{}`", self.show(&params[params.len() - 1])));
                         }
                     }
-                    None => self.warning(Code::W0007, a.span, format!("the arguments of LSM hook `{target}` cannot be checked")),
+                    None => self.warning(
+                        Code::W0007,
+                        a.span,
+                        format!("the arguments of LSM hook `{target}` cannot be checked"),
+                    ),
                 }
                 self.program_ret(n, &ret)
             }
@@ -298,8 +425,12 @@ impl<'a> Checker<'a, '_> {
                 Ok(())
             }
             "test" => {
-                if !params.is_empty() || !matches!(ret, Ty::Int(IntTy::I32) | Ty::Bool | Ty::Error) {
-                    return Err(format!("a test is `fn {}() -> i32` or `fn {}() -> bool`", self.funcs[i].name, self.funcs[i].name));
+                if !params.is_empty() || !matches!(ret, Ty::Int(IntTy::I32) | Ty::Bool | Ty::Error)
+                {
+                    return Err(format!(
+                        "a test is `fn {}() -> i32` or `fn {}() -> bool`",
+                        self.funcs[i].name, self.funcs[i].name
+                    ));
                 }
                 Ok(())
             }
@@ -321,8 +452,14 @@ impl<'a> Checker<'a, '_> {
         if ok {
             return Ok(());
         }
-        let got = params.iter().map(|p| self.show(p)).collect::<Vec<_>>().join(", ");
-        Err(format!("`@{kind}` programs take one parameter of type `*{ctx}`, not `({got})`"))
+        let got = params
+            .iter()
+            .map(|p| self.show(p))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(format!(
+            "`@{kind}` programs take one parameter of type `*{ctx}`, not `({got})`"
+        ))
     }
 
     /// Program results are fixed by §9.2: `xdp_action` for XDP, `i32` (or `tc_action`) for tc,
@@ -345,38 +482,71 @@ impl<'a> Checker<'a, '_> {
             "tc" => "`i32` or `tc_action`",
             _ => "`i32`",
         };
-        Err(format!("`@{kind}` programs return {want}, not `{}`", self.show(ret)))
+        Err(format!(
+            "`@{kind}` programs return {want}, not `{}`",
+            self.show(ret)
+        ))
     }
 
     /// Prototype of a traced kernel function; E0204 when BTF lacks it, W0007 when there is no BTF.
     fn traced_function(&mut self, a: &Attribute, func: &str) -> Option<KFuncSig> {
         let Some(btf) = self.btf.get() else {
-            self.warning(Code::W0007, a.span, format!("kernel function `{func}` cannot be checked"));
+            self.warning(
+                Code::W0007,
+                a.span,
+                format!("kernel function `{func}` cannot be checked"),
+            );
             return None;
         };
         let sig = btf.func_proto(func);
         if sig.is_none() {
-            self.error(Code::E0204, a.span, format!("no kernel function `{func}` in kernel BTF"));
+            self.error(
+                Code::E0204,
+                a.span,
+                format!("no kernel function `{func}` in kernel BTF"),
+            );
         }
         sig
     }
 
     /// Declared parameters must be a prefix of the kernel's (§9.2 notes on matching).
-    fn kernel_prefix(&self, what: &str, params: &[Ty], kparams: &[(String, KType)]) -> Result<(), String> {
+    fn kernel_prefix(
+        &self,
+        what: &str,
+        params: &[Ty],
+        kparams: &[(String, KType)],
+    ) -> Result<(), String> {
         if params.len() > kparams.len() {
-            return Err(format!("`{what}` has {} parameter(s) in the kernel, {} declared", kparams.len(), params.len()));
+            return Err(format!(
+                "`{what}` has {} parameter(s) in the kernel, {} declared",
+                kparams.len(),
+                params.len()
+            ));
         }
         for (i, (p, (kname, k))) in params.iter().zip(kparams).enumerate() {
             if !self.matches_ktype(p, k, true) {
-                let kname = if kname.is_empty() { String::new() } else { format!(" `{kname}`") };
-                return Err(format!("parameter {} of `{what}`{kname} is `{k}` in the kernel, not `{}`", i + 1, self.show(p)));
+                let kname = if kname.is_empty() {
+                    String::new()
+                } else {
+                    format!(" `{kname}`")
+                };
+                return Err(format!(
+                    "parameter {} of `{what}`{kname} is `{k}` in the kernel, not `{}`",
+                    i + 1,
+                    self.show(p)
+                ));
             }
         }
         Ok(())
     }
 
     /// `(ctx: *trace_event_raw_EVENT)`; syscall events share `sys_enter`/`sys_exit` records.
-    fn tracepoint_params(&mut self, a: &Attribute, target: &str, params: &[Ty]) -> Result<(), String> {
+    fn tracepoint_params(
+        &mut self,
+        a: &Attribute,
+        target: &str,
+        params: &[Ty],
+    ) -> Result<(), String> {
         let (cat, event) = target.split_once('/').unwrap_or(("", target));
         let expected = if cat == "syscalls" && event.starts_with("sys_enter_") {
             "trace_event_raw_sys_enter".to_string()
@@ -396,25 +566,44 @@ impl<'a> Checker<'a, '_> {
         // different existing `trace_event_raw_*` record is accepted when EVENT has none of its own.
         let mut other_record = false;
         match self.btf.get() {
-            None => self.warning(Code::W0007, a.span, format!("tracepoint `{target}` cannot be checked")),
+            None => self.warning(
+                Code::W0007,
+                a.span,
+                format!("tracepoint `{target}` cannot be checked"),
+            ),
             Some(b) => {
                 let own = b.has_struct(&expected);
-                other_record = !own && declared.as_deref().is_some_and(|d| d.starts_with("trace_event_raw_") && b.has_struct(d));
+                other_record = !own
+                    && declared
+                        .as_deref()
+                        .is_some_and(|d| d.starts_with("trace_event_raw_") && b.has_struct(d));
                 if !own && !other_record && b.tp_btf_args(event).is_none() {
-                    self.error(Code::E0204, a.span, format!("no tracepoint `{target}` in kernel BTF (no `{expected}`)"));
+                    self.error(
+                        Code::E0204,
+                        a.span,
+                        format!("no tracepoint `{target}` in kernel BTF (no `{expected}`)"),
+                    );
                     return Ok(());
                 }
             }
         }
         let ok = match params {
             [Ty::Error] => true,
-            [Ty::Ptr(p)] => matches!(&**p, Ty::Int(IntTy::U8) | Ty::Error) || other_record || declared.as_deref() == Some(expected.as_str()),
+            [Ty::Ptr(p)] => {
+                matches!(&**p, Ty::Int(IntTy::U8) | Ty::Error)
+                    || other_record
+                    || declared.as_deref() == Some(expected.as_str())
+            }
             _ => false,
         };
         if ok {
             return Ok(());
         }
-        let got = params.iter().map(|p| self.show(p)).collect::<Vec<_>>().join(", ");
+        let got = params
+            .iter()
+            .map(|p| self.show(p))
+            .collect::<Vec<_>>()
+            .join(", ");
         Err(format!("`@tracepoint(\"{target}\")` programs take one parameter of type `*{expected}`, not `({got})`"))
     }
 
@@ -423,22 +612,44 @@ impl<'a> Checker<'a, '_> {
     fn matches_ktype(&self, t: &Ty, k: &KType, top: bool) -> bool {
         match (t, k) {
             (Ty::Error, _) | (_, KType::Unknown) => true,
-            (Ty::Ptr(p), KType::Ptr(_) | KType::FuncPtr) if top && matches!(**p, Ty::Int(IntTy::U8) | Ty::Void) => true,
-            (Ty::Int(i), KType::Int { size, signed, is_char, .. }) => i.bits() == size * 8 && (i.signed() == *signed || *is_char),
+            (Ty::Ptr(p), KType::Ptr(_) | KType::FuncPtr)
+                if top && matches!(**p, Ty::Int(IntTy::U8) | Ty::Void) =>
+            {
+                true
+            }
+            (
+                Ty::Int(i),
+                KType::Int {
+                    size,
+                    signed,
+                    is_char,
+                    ..
+                },
+            ) => i.bits() == size * 8 && (i.signed() == *signed || *is_char),
             (Ty::Bool, KType::Int { is_bool, .. }) => *is_bool,
             (Ty::Char, KType::Int { size, .. }) => *size == 1,
             // Kernel enums' signedness is not reliably encoded; the size is what matters.
             (Ty::Int(i), KType::Enum { size, .. }) => i.bits() == size * 8,
-            (Ty::Enum(e), KType::Int { size, .. } | KType::Enum { size, .. }) => self.enums[e.0 as usize].repr.bits() == size * 8,
+            (Ty::Enum(e), KType::Int { size, .. } | KType::Enum { size, .. }) => {
+                self.enums[e.0 as usize].repr.bits() == size * 8
+            }
             (Ty::Ptr(p), KType::Ptr(inner)) => match (&**p, &**inner) {
                 (Ty::Void, _) | (_, KType::Void) => true,
-                (Ty::Struct(s), KType::Struct { name, .. } | KType::Union { name, .. }) => name.is_empty() || self.structs[s.0 as usize].name == *name,
+                (Ty::Struct(s), KType::Struct { name, .. } | KType::Union { name, .. }) => {
+                    name.is_empty() || self.structs[s.0 as usize].name == *name
+                }
                 (pt, ik) => self.matches_ktype(pt, ik, false),
             },
             (Ty::Ptr(p), KType::FuncPtr) => matches!(**p, Ty::Void),
-            (Ty::Struct(s), KType::Struct { name, .. } | KType::Union { name, .. }) => self.structs[s.0 as usize].name == *name,
-            (Ty::Array(e, n), KType::Array { elem, len }) => n == len && self.matches_ktype(e, elem, false),
-            (Ty::Str(n), KType::Array { elem, len }) => n == len && matches!(**elem, KType::Int { size: 1, .. }),
+            (Ty::Struct(s), KType::Struct { name, .. } | KType::Union { name, .. }) => {
+                self.structs[s.0 as usize].name == *name
+            }
+            (Ty::Array(e, n), KType::Array { elem, len }) => {
+                n == len && self.matches_ktype(e, elem, false)
+            }
+            (Ty::Str(n), KType::Array { elem, len }) => {
+                n == len && matches!(**elem, KType::Int { size: 1, .. })
+            }
             _ => false,
         }
     }
@@ -448,11 +659,22 @@ impl<'a> Checker<'a, '_> {
 
     fn check_main_and_unit(&mut self) {
         let own: Vec<usize> = (0..self.funcs.len())
-            .filter(|&i| self.funcs[i].module.is_none() && !matches!(self.funcs[i].kind, FnKind::StructOpsMethod { .. }))
+            .filter(|&i| {
+                self.funcs[i].module.is_none()
+                    && !matches!(self.funcs[i].kind, FnKind::StructOpsMethod { .. })
+            })
             .collect();
-        let mains: Vec<usize> = own.iter().copied().filter(|&i| self.funcs[i].name == "main").collect();
+        let mains: Vec<usize> = own
+            .iter()
+            .copied()
+            .filter(|&i| self.funcs[i].name == "main")
+            .collect();
         for &m in mains.iter().skip(1) {
-            self.error(Code::E0113, self.funcs[m].decl.name.span, "a unit has one `main`");
+            self.error(
+                Code::E0113,
+                self.funcs[m].decl.name.span,
+                "a unit has one `main`",
+            );
         }
         if let Some(&m) = mains.first() {
             self.check_main_signature(m);
@@ -463,14 +685,35 @@ impl<'a> Checker<'a, '_> {
         }
         // Userspace functions need a main to run them (§9.1). A function whose attributes were
         // wrong is not counted: its attribute error says what is wrong.
-        let first_user = own.iter().copied().find(|&i| self.funcs[i].kind == FnKind::User && self.funcs[i].item.attrs.is_empty());
+        let first_user = own
+            .iter()
+            .copied()
+            .find(|&i| self.funcs[i].kind == FnKind::User && self.funcs[i].item.attrs.is_empty());
         if let Some(u) = first_user {
-            self.error(Code::E0117, self.funcs[u].decl.name.span, format!("`{}` is userspace code, but the unit has no `main`", self.funcs[u].name));
+            self.error(
+                Code::E0117,
+                self.funcs[u].decl.name.span,
+                format!(
+                    "`{}` is userspace code, but the unit has no `main`",
+                    self.funcs[u].name
+                ),
+            );
         }
-        let something = !self.impls.is_empty() || own.iter().any(|&i| self.funcs[i].kind != FnKind::User || !self.funcs[i].item.attrs.is_empty());
+        let something = !self.impls.is_empty()
+            || own.iter().any(|&i| {
+                self.funcs[i].kind != FnKind::User || !self.funcs[i].item.attrs.is_empty()
+            });
         if !something {
-            let root = Span { file: FileId(0), lo: 0, hi: 0 };
-            self.error(Code::E0115, root, "the unit has no kernel-side function, struct_ops impl, main or test");
+            let root = Span {
+                file: FileId(0),
+                lo: 0,
+                hi: 0,
+            };
+            self.error(
+                Code::E0115,
+                root,
+                "the unit has no kernel-side function, struct_ops impl, main or test",
+            );
         }
     }
 
@@ -484,12 +727,23 @@ impl<'a> Checker<'a, '_> {
             [Ty::Struct(s)] if self.structs[s.0 as usize].origin == StructOrigin::File => Some(*s),
             [Ty::Error] => None,
             _ => {
-                self.error(Code::E0114, name_span, "`main` takes nothing or one struct of command-line options");
+                self.error(
+                    Code::E0114,
+                    name_span,
+                    "`main` takes nothing or one struct of command-line options",
+                );
                 return;
             }
         };
         if !ret_ok {
-            self.error(Code::E0114, name_span, format!("`main` returns `i32`, not `{}`", self.show(&self.funcs[m].ret)));
+            self.error(
+                Code::E0114,
+                name_span,
+                format!(
+                    "`main` returns `i32`, not `{}`",
+                    self.show(&self.funcs[m].ret)
+                ),
+            );
         }
         if let Some(s) = args_struct {
             self.check_args_struct(s);
@@ -501,14 +755,23 @@ impl<'a> Checker<'a, '_> {
         let info = &self.structs[s.0 as usize];
         let Some(span) = info.span else { return };
         let unit = self.unit;
-        let decl = unit.items.iter().chain(unit.imports.iter().flat_map(|m| m.items.iter())).find_map(|i| match &i.kind {
-            ItemKind::Struct(d) if d.name.span == span => Some(d),
-            _ => None,
-        });
+        let decl = unit
+            .items
+            .iter()
+            .chain(unit.imports.iter().flat_map(|m| m.items.iter()))
+            .find_map(|i| match &i.kind {
+                ItemKind::Struct(d) if d.name.span == span => Some(d),
+                _ => None,
+            });
         let Some(decl) = decl else { return };
         for f in &decl.fields {
-            let Some(fi) = self.structs[s.0 as usize].field(&f.name.name) else { continue };
-            if !matches!(fi.ty, Ty::Int(_) | Ty::Bool | Ty::Char | Ty::Str(_) | Ty::Enum(_) | Ty::Error) {
+            let Some(fi) = self.structs[s.0 as usize].field(&f.name.name) else {
+                continue;
+            };
+            if !matches!(
+                fi.ty,
+                Ty::Int(_) | Ty::Bool | Ty::Char | Ty::Str(_) | Ty::Enum(_) | Ty::Error
+            ) {
                 let shown = self.show(&fi.ty);
                 self.error(Code::E0801, f.name.span, format!("option `--{}` cannot have type `{shown}` (integers, bool, char, str(N) and enums can)", f.name.name));
             }
@@ -530,7 +793,14 @@ impl<'a> Checker<'a, '_> {
             return None;
         }
         if !t.is_integral() {
-            self.error(Code::E0301, e.span, format!("the size of map `{name}` must be an integer, found `{}`", self.show(&t)));
+            self.error(
+                Code::E0301,
+                e.span,
+                format!(
+                    "the size of map `{name}` must be an integer, found `{}`",
+                    self.show(&t)
+                ),
+            );
             return None;
         }
         let Some(v) = self.const_of(e).and_then(ConstValue::as_int) else {
@@ -540,28 +810,56 @@ impl<'a> Checker<'a, '_> {
         match u64::try_from(v) {
             Ok(n) => Some(n),
             Err(_) => {
-                self.error(Code::E0605, e.span, format!("the size of map `{name}` is {v}; it must be at least 1"));
+                self.error(
+                    Code::E0605,
+                    e.span,
+                    format!("the size of map `{name}` is {v}; it must be at least 1"),
+                );
                 None
             }
         }
     }
 
     fn check_map(&mut self, item: &Item, m: &MapDecl) {
-        let Some(idx) = self.maps.iter().position(|x| x.span == m.name.span) else { return };
+        let Some(idx) = self.maps.iter().position(|x| x.span == m.name.span) else {
+            return;
+        };
         let t = &m.ty;
         let at = item.span.start();
         let Some(kind) = MapKind::from_name(&t.kind.name) else {
-            self.error(Code::E0012, t.kind.span, format!("`{}` is not a map kind", t.kind.name));
+            self.error(
+                Code::E0012,
+                t.kind.span,
+                format!("`{}` is not a map kind", t.kind.name),
+            );
             return;
         };
         if self.compat && kind.is_extension() {
-            self.error(Code::E0011, t.kind.span, format!("`{}` maps are a ksc extension (rejected by --compat)", t.kind.name));
+            self.error(
+                Code::E0011,
+                t.kind.span,
+                format!(
+                    "`{}` maps are a ksc extension (rejected by --compat)",
+                    t.kind.name
+                ),
+            );
         }
         let kname = t.kind.name.as_str();
         let want = if kind.has_key() { 2 } else { 1 };
         if t.args.len() != want {
-            let form = if kind.has_key() { "KIND<K, V>" } else { "KIND<V>(N)" };
-            self.error(Code::E0605, at, format!("`{kname}` takes {want} type argument(s) ({})", form.replace("KIND", kname)));
+            let form = if kind.has_key() {
+                "KIND<K, V>"
+            } else {
+                "KIND<V>(N)"
+            };
+            self.error(
+                Code::E0605,
+                at,
+                format!(
+                    "`{kname}` takes {want} type argument(s) ({})",
+                    form.replace("KIND", kname)
+                ),
+            );
             return;
         }
         let size = t.size.as_ref().and_then(|e| self.map_size(&m.name.name, e));
@@ -572,24 +870,40 @@ impl<'a> Checker<'a, '_> {
         match (kind, size) {
             (MapKind::Ringbuf, None) if t.size.is_some() => {}
             (MapKind::Ringbuf, None) => {
-                self.error(Code::E0606, at, "a ring buffer needs its size in bytes: `ringbuf<T>(N)`");
+                self.error(
+                    Code::E0606,
+                    at,
+                    "a ring buffer needs its size in bytes: `ringbuf<T>(N)`",
+                );
             }
             (MapKind::Ringbuf, Some(n)) => {
                 if !n.is_power_of_two() || !(4096..=1 << 27).contains(&n) {
-                    self.error(Code::E0606, size_at, format!("the size {n} is not a power of two in 4096..=134217728"));
-                    }
+                    self.error(
+                        Code::E0606,
+                        size_at,
+                        format!("the size {n} is not a power of two in 4096..=134217728"),
+                    );
+                }
             }
             (_, Some(0)) if kind != MapKind::PerfEventArray => {
                 self.error(Code::E0605, size_at, "`max_entries` must be at least 1");
             }
             (_, Some(n)) if n > u32::MAX as u64 => {
-                self.error(Code::E0605, size_at, format!("`max_entries` {n} does not fit in 32 bits"));
+                self.error(
+                    Code::E0605,
+                    size_at,
+                    format!("`max_entries` {n} does not fit in 32 bits"),
+                );
             }
             _ => {}
         }
         let key = self.maps[idx].key.clone();
         let value = self.maps[idx].value.clone();
-        let (key_te, value_te) = if kind.has_key() { (Some(&t.args[0]), &t.args[1]) } else { (None, &t.args[0]) };
+        let (key_te, value_te) = if kind.has_key() {
+            (Some(&t.args[0]), &t.args[1])
+        } else {
+            (None, &t.args[0])
+        };
         if let Some(kt) = key_te {
             if let Err(msg) = self.check_map_key(kind, &key, kt) {
                 self.error(Code::E0605, at, format!("`{kname}` key: {msg}"));
@@ -606,13 +920,24 @@ impl<'a> Checker<'a, '_> {
             return Err("a map cannot be a key".to_string());
         }
         match kind {
-            MapKind::Array | MapKind::PercpuArray | MapKind::Devmap | MapKind::Cpumap | MapKind::Xskmap => {
+            MapKind::Array
+            | MapKind::PercpuArray
+            | MapKind::Devmap
+            | MapKind::Cpumap
+            | MapKind::Xskmap => {
                 let ok = match key {
                     Ty::Int(IntTy::U32) | Ty::Error => true,
                     Ty::Enum(e) => self.enums[e.0 as usize].repr == IntTy::U32,
                     _ => false,
                 };
-                if ok { Ok(()) } else { Err(format!("must be `u32` (an index), not `{}`", self.show(key))) }
+                if ok {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "must be `u32` (an index), not `{}`",
+                        self.show(key)
+                    ))
+                }
             }
             MapKind::LpmTrie => self.lpm_key(key),
             _ => self.storable(key),
@@ -621,7 +946,8 @@ impl<'a> Checker<'a, '_> {
 
     /// An LPM trie key is `struct { prefixlen: u32, <address data> }`.
     fn lpm_key(&self, key: &Ty) -> Result<(), String> {
-        let shape = "must be a struct whose first field is `prefixlen: u32`, followed by the address";
+        let shape =
+            "must be a struct whose first field is `prefixlen: u32`, followed by the address";
         let s = match key {
             Ty::Error => return Ok(()),
             Ty::Struct(s) => &self.structs[s.0 as usize],
@@ -629,14 +955,31 @@ impl<'a> Checker<'a, '_> {
         };
         // Kernel structs list only the fields read so far; their BTF member order is definitive.
         let (first, count) = match (s.origin, s.btf_id, self.btf.get()) {
-            (StructOrigin::Kernel, Some(id), Some(b)) if s.span.is_none() => match b.struct_by_id(id) {
-                Some(ks) => {
-                    let first = ks.members.first().map(|m| (m.name.clone(), matches!(m.ty, KType::Int { size: 4, signed: false, .. })));
-                    (first, ks.members.len())
+            (StructOrigin::Kernel, Some(id), Some(b)) if s.span.is_none() => {
+                match b.struct_by_id(id) {
+                    Some(ks) => {
+                        let first = ks.members.first().map(|m| {
+                            (
+                                m.name.clone(),
+                                matches!(
+                                    m.ty,
+                                    KType::Int {
+                                        size: 4,
+                                        signed: false,
+                                        ..
+                                    }
+                                ),
+                            )
+                        });
+                        (first, ks.members.len())
+                    }
+                    None => return Ok(()),
                 }
-                None => return Ok(()),
-            },
-            _ => (s.fields.first().map(|f| (f.name.clone(), f.ty == U32)), s.fields.len()),
+            }
+            _ => (
+                s.fields.first().map(|f| (f.name.clone(), f.ty == U32)),
+                s.fields.len(),
+            ),
         };
         match first {
             Some((n, true)) if n == "prefixlen" && count >= 2 => Ok(()),
@@ -644,23 +987,40 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    fn check_map_value(&self, kind: MapKind, value: &Ty, te: &TypeExpr) -> Result<(), (Code, String)> {
+    fn check_map_value(
+        &self,
+        kind: MapKind,
+        value: &Ty,
+        te: &TypeExpr,
+    ) -> Result<(), (Code, String)> {
         if matches!(te.kind, TypeExprKind::Map(_)) {
             return Err((Code::E0605, "a map cannot be stored in a map".to_string()));
         }
         match kind {
             MapKind::Ringbuf => match value {
                 Ty::Struct(_) | Ty::Error => Ok(()),
-                _ => Err((Code::E0606, format!("ring buffer records are structs, not `{}`", self.show(value)))),
+                _ => Err((
+                    Code::E0606,
+                    format!(
+                        "ring buffer records are structs, not `{}`",
+                        self.show(value)
+                    ),
+                )),
             },
             MapKind::PerfEventArray => match value {
                 Ty::Struct(_) | Ty::Error => Ok(()),
-                _ => Err((Code::E0605, format!("perf event records are structs, not `{}`", self.show(value)))),
+                _ => Err((
+                    Code::E0605,
+                    format!("perf event records are structs, not `{}`", self.show(value)),
+                )),
             },
             // Redirect maps hold an ifindex / queue size / socket fd, or the kernel's value struct.
             MapKind::Devmap | MapKind::Cpumap | MapKind::Xskmap => match value {
                 Ty::Int(IntTy::U32) | Ty::Struct(_) | Ty::Error => Ok(()),
-                _ => Err((Code::E0605, format!("must be `u32`, not `{}`", self.show(value)))),
+                _ => Err((
+                    Code::E0605,
+                    format!("must be `u32`, not `{}`", self.show(value)),
+                )),
             },
             _ => {
                 self.storable(value).map_err(|m| (Code::E0605, m))?;
@@ -680,7 +1040,10 @@ impl<'a> Checker<'a, '_> {
         match t {
             Ty::Ptr(_) => true,
             Ty::Array(e, _) => self.holds_pointer(e, depth),
-            Ty::Struct(s) if depth < 16 => self.structs[s.0 as usize].fields.iter().any(|f| self.holds_pointer(&f.ty, depth + 1)),
+            Ty::Struct(s) if depth < 16 => self.structs[s.0 as usize]
+                .fields
+                .iter()
+                .any(|f| self.holds_pointer(&f.ty, depth + 1)),
             _ => false,
         }
     }
@@ -689,10 +1052,15 @@ impl<'a> Checker<'a, '_> {
     fn storable(&self, t: &Ty) -> Result<(), String> {
         match t {
             Ty::Error => Ok(()),
-            Ty::Void | Ty::Fn(_) | Ty::Null | Ty::FillArray(_) | Ty::ProgramHandle | Ty::PerfAttachment => {
-                Err(format!("`{}` is not fixed-size data", self.show(t)))
+            Ty::Void
+            | Ty::Fn(_)
+            | Ty::Null
+            | Ty::FillArray(_)
+            | Ty::ProgramHandle
+            | Ty::PerfAttachment => Err(format!("`{}` is not fixed-size data", self.show(t))),
+            _ if self.size_of(t).unwrap_or(0) == 0 => {
+                Err(format!("`{}` has no size", self.show(t)))
             }
-            _ if self.size_of(t).unwrap_or(0) == 0 => Err(format!("`{}` has no size", self.show(t))),
             _ => Ok(()),
         }
     }
@@ -709,15 +1077,33 @@ impl<'a> Checker<'a, '_> {
                 continue;
             };
             if self.compat && matches!(n, "rdonly_prog" | "wronly_prog" | "mmapable") {
-                self.error(Code::E0011, f.name.span, format!("the `{n}` flag is a ksc extension (rejected by --compat)"));
+                self.error(
+                    Code::E0011,
+                    f.name.span,
+                    format!("the `{n}` flag is a ksc extension (rejected by --compat)"),
+                );
             }
             let fspan = f.arg.map(|(_, s)| f.name.span.to(s)).unwrap_or(f.name.span);
             if (n == "numa_node") != f.arg.is_some() {
-                let msg = if n == "numa_node" { "`numa_node` needs the node: `numa_node(N)`".to_string() } else { format!("`{n}` takes no argument") };
+                let msg = if n == "numa_node" {
+                    "`numa_node` needs the node: `numa_node(N)`".to_string()
+                } else {
+                    format!("`{n}` takes no argument")
+                };
                 self.error(Code::E0605, fspan, msg);
                 continue;
             }
-            let access = matches!(kind, Hash | LruHash | PercpuHash | Array | PercpuArray | LpmTrie | Queue | Stack | BloomFilter);
+            let access = matches!(
+                kind,
+                Hash | LruHash
+                    | PercpuHash
+                    | Array
+                    | PercpuArray
+                    | LpmTrie
+                    | Queue
+                    | Stack
+                    | BloomFilter
+            );
             let allowed = match n {
                 "numa_node" => true,
                 "no_prealloc" => matches!(kind, Hash | PercpuHash | LpmTrie),
@@ -731,13 +1117,20 @@ impl<'a> Checker<'a, '_> {
             };
             if !allowed {
                 let kname = m.ty.kind.name.as_str();
-                self.error(Code::E0605, fspan, format!("the kernel rejects `{n}` for `{kname}` maps"));
+                self.error(
+                    Code::E0605,
+                    fspan,
+                    format!("the kernel rejects `{n}` for `{kname}` maps"),
+                );
                 continue;
             }
             bits |= bit;
         }
         // The kernel refuses contradictory access modes.
-        for (a, b, pair) in [(0x8, 0x10, "rdonly | wronly"), (0x80, 0x100, "rdonly_prog | wronly_prog")] {
+        for (a, b, pair) in [
+            (0x8, 0x10, "rdonly | wronly"),
+            (0x80, 0x100, "rdonly_prog | wronly_prog"),
+        ] {
             if bits & a != 0 && bits & b != 0 {
                 self.error(Code::E0605, at, format!("`{pair}` is contradictory"));
             }
@@ -752,10 +1145,21 @@ impl<'a> Checker<'a, '_> {
         self.attrs_not_allowed(item);
         let at = item.span.start();
         if g.pinned && g.local {
-            self.error(Code::E0613, at, format!("`{}` cannot be both pinned (shared through bpffs) and local (kernel-only)", g.name.name));
+            self.error(
+                Code::E0613,
+                at,
+                format!(
+                    "`{}` cannot be both pinned (shared through bpffs) and local (kernel-only)",
+                    g.name.name
+                ),
+            );
         }
         if g.ty.is_none() && g.init.is_none() {
-            self.error(Code::E0317, at, format!("`{}` needs a type or an initial value", g.name.name));
+            self.error(
+                Code::E0317,
+                at,
+                format!("`{}` needs a type or an initial value", g.name.name),
+            );
         }
     }
 
@@ -763,7 +1167,14 @@ impl<'a> Checker<'a, '_> {
     fn check_config_fields(&mut self, cfg: &ConfigDecl) {
         for (i, f) in cfg.fields.iter().enumerate() {
             if cfg.fields[..i].iter().any(|p| p.name.name == f.name.name) {
-                self.error(Code::E0110, f.name.span, format!("field `{}` of config `{}` is declared twice", f.name.name, cfg.name.name));
+                self.error(
+                    Code::E0110,
+                    f.name.span,
+                    format!(
+                        "field `{}` of config `{}` is declared twice",
+                        f.name.name, cfg.name.name
+                    ),
+                );
             }
         }
     }
@@ -776,7 +1187,14 @@ impl<'a> Checker<'a, '_> {
         let mut target: Option<(String, Span)> = None;
         for a in &item.attrs {
             if a.name.name != "struct_ops" {
-                self.error(Code::E0201, a.span, format!("an impl block takes `@struct_ops(\"kernel_struct\")`, not `@{}`", a.name.name));
+                self.error(
+                    Code::E0201,
+                    a.span,
+                    format!(
+                        "an impl block takes `@struct_ops(\"kernel_struct\")`, not `@{}`",
+                        a.name.name
+                    ),
+                );
                 continue;
             }
             if seen {
@@ -790,53 +1208,104 @@ impl<'a> Checker<'a, '_> {
             }
         }
         if !seen && item.attrs.is_empty() {
-            self.error(Code::E0201, imp.name.span, "an impl block needs `@struct_ops(\"kernel_struct\")`");
+            self.error(
+                Code::E0201,
+                imp.name.span,
+                "an impl block needs `@struct_ops(\"kernel_struct\")`",
+            );
         }
         // Methods and static fields share the impl's namespace.
         let mut names: Vec<&str> = Vec::new();
-        let members = imp.methods.iter().filter_map(|m| m.kind.declared_name()).chain(imp.fields.iter().map(|f| &f.name));
+        let members = imp
+            .methods
+            .iter()
+            .filter_map(|m| m.kind.declared_name())
+            .chain(imp.fields.iter().map(|f| &f.name));
         for n in members {
             if names.contains(&n.name.as_str()) {
-                self.error(Code::E0110, n.span, format!("`{}` is defined twice in impl `{}`", n.name, imp.name.name));
+                self.error(
+                    Code::E0110,
+                    n.span,
+                    format!("`{}` is defined twice in impl `{}`", n.name, imp.name.name),
+                );
             }
             names.push(&n.name);
         }
         let Some((k, attr_span)) = target else { return };
         let Some(btf) = self.btf.get() else {
-            self.warning(Code::W0007, attr_span, format!("struct_ops type `{k}` cannot be checked"));
+            self.warning(
+                Code::W0007,
+                attr_span,
+                format!("struct_ops type `{k}` cannot be checked"),
+            );
             return;
         };
         if !btf.is_struct_ops_type(&k) {
-            let why = if btf.has_struct(&k) { "is not a registrable struct_ops type" } else { "is not in kernel BTF" };
+            let why = if btf.has_struct(&k) {
+                "is not a registrable struct_ops type"
+            } else {
+                "is not in kernel BTF"
+            };
             self.error(Code::E0701, attr_span, format!("`{k}` {why}"));
             return;
         }
         let kmembers = btf.struct_ops_members(&k).unwrap_or_default();
         for m in &imp.methods {
             let ItemKind::Func(f) = &m.kind else { continue };
-            let Some(fid) = self.funcs.iter().position(|x| std::ptr::eq(x.decl, f)) else { continue };
-            let res = match kmembers.iter().find(|x| x.name == f.name.name).map(|x| &x.kind) {
+            let Some(fid) = self.funcs.iter().position(|x| std::ptr::eq(x.decl, f)) else {
+                continue;
+            };
+            let res = match kmembers
+                .iter()
+                .find(|x| x.name == f.name.name)
+                .map(|x| &x.kind)
+            {
                 None => Err(format!("`{k}` has no member `{}`", f.name.name)),
-                Some(KOpsKind::Data(t)) => Err(format!("`{k}.{}` is data (`{t}`), not a function", f.name.name)),
+                Some(KOpsKind::Data(t)) => Err(format!(
+                    "`{k}.{}` is data (`{t}`), not a function",
+                    f.name.name
+                )),
                 Some(KOpsKind::Func(sig)) => self.ops_method_matches(fid, &k, sig),
             };
             if let Err(msg) = res {
                 self.error(Code::E0702, f.name.span, msg);
             }
         }
-        let implemented: Vec<&str> = imp.methods.iter().filter_map(|m| m.kind.declared_name()).map(|n| n.name.as_str()).collect();
+        let implemented: Vec<&str> = imp
+            .methods
+            .iter()
+            .filter_map(|m| m.kind.declared_name())
+            .map(|n| n.name.as_str())
+            .collect();
         for group in required_methods(&k) {
             if !group.iter().any(|m| implemented.contains(m)) {
-                let what = group.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(" or ");
+                let what = group
+                    .iter()
+                    .map(|m| format!("`{m}`"))
+                    .collect::<Vec<_>>()
+                    .join(" or ");
                 self.error(Code::E0702, imp.name.span, format!("impl `{}` must implement {what}: the kernel refuses to register a `{k}` without it", imp.name.name));
             }
         }
         for fld in &imp.fields {
-            match kmembers.iter().find(|x| x.name == fld.name.name).map(|x| &x.kind) {
-                None => self.error(Code::E0702, fld.name.span, format!("`{k}` has no member `{}`", fld.name.name)),
-                Some(KOpsKind::Func(_)) => {
-                    self.error(Code::E0703, fld.name.span, format!("`{k}.{}` is a function member; implement it as a method", fld.name.name))
-                }
+            match kmembers
+                .iter()
+                .find(|x| x.name == fld.name.name)
+                .map(|x| &x.kind)
+            {
+                None => self.error(
+                    Code::E0702,
+                    fld.name.span,
+                    format!("`{k}` has no member `{}`", fld.name.name),
+                ),
+                Some(KOpsKind::Func(_)) => self.error(
+                    Code::E0703,
+                    fld.name.span,
+                    format!(
+                        "`{k}.{}` is a function member; implement it as a method",
+                        fld.name.name
+                    ),
+                ),
                 Some(KOpsKind::Data(t)) => self.check_ops_field(&k, fld, t),
             }
         }
@@ -847,7 +1316,11 @@ impl<'a> Checker<'a, '_> {
         let f = &self.funcs[fid];
         let what = format!("{k}.{}", f.name);
         if f.params.len() != sig.params.len() {
-            return Err(format!("`{what}` takes {} parameter(s), {} declared", sig.params.len(), f.params.len()));
+            return Err(format!(
+                "`{what}` takes {} parameter(s), {} declared",
+                sig.params.len(),
+                f.params.len()
+            ));
         }
         self.kernel_prefix(&what, &f.params, &sig.params)?;
         let ok = match (&sig.ret, &f.ret) {
@@ -857,8 +1330,15 @@ impl<'a> Checker<'a, '_> {
             (kr, r) => self.matches_ktype(r, kr, true),
         };
         if !ok {
-            let want = if sig.ret == KType::Void { "void".to_string() } else { sig.ret.to_string() };
-            return Err(format!("`{what}` returns `{want}` in the kernel, not `{}`", self.show(&f.ret)));
+            let want = if sig.ret == KType::Void {
+                "void".to_string()
+            } else {
+                sig.ret.to_string()
+            };
+            return Err(format!(
+                "`{what}` returns `{want}` in the kernel, not `{}`",
+                self.show(&f.ret)
+            ));
         }
         Ok(())
     }
@@ -870,24 +1350,47 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Str(s) => match t {
                 KType::Array { elem, len } if matches!(**elem, KType::Int { size: 1, .. }) => {
                     if s.len() >= *len as usize {
-                        self.error(Code::E0301, v.span, format!("`{k}.{}` holds at most {} bytes", fld.name.name, len.saturating_sub(1)));
+                        self.error(
+                            Code::E0301,
+                            v.span,
+                            format!(
+                                "`{k}.{}` holds at most {} bytes",
+                                fld.name.name,
+                                len.saturating_sub(1)
+                            ),
+                        );
                         return;
                     }
                     true
                 }
                 _ => false,
             },
-            ExprKind::Int(_) | ExprKind::Char(_) => matches!(t, KType::Int { .. } | KType::Enum { .. }),
-            ExprKind::Unary(UnOp::Neg, inner) if matches!(inner.kind, ExprKind::Int(_)) => matches!(t, KType::Int { .. } | KType::Enum { .. }),
+            ExprKind::Int(_) | ExprKind::Char(_) => {
+                matches!(t, KType::Int { .. } | KType::Enum { .. })
+            }
+            ExprKind::Unary(UnOp::Neg, inner) if matches!(inner.kind, ExprKind::Int(_)) => {
+                matches!(t, KType::Int { .. } | KType::Enum { .. })
+            }
             ExprKind::Bool(_) => matches!(t, KType::Int { .. }),
             ExprKind::Null => matches!(t, KType::Ptr(_) | KType::FuncPtr),
             _ => {
-                self.error(Code::E0703, fld.name.span, format!("the value of `{}` must be a literal", fld.name.name));
+                self.error(
+                    Code::E0703,
+                    fld.name.span,
+                    format!("the value of `{}` must be a literal", fld.name.name),
+                );
                 return;
             }
         };
         if !fits && *t != KType::Unknown {
-            self.error(Code::E0301, v.span, format!("`{k}.{}` is `{t}`; this literal does not fit it", fld.name.name));
+            self.error(
+                Code::E0301,
+                v.span,
+                format!(
+                    "`{k}.{}` is `{t}`; this literal does not fit it",
+                    fld.name.name
+                ),
+            );
         }
     }
 
@@ -896,14 +1399,22 @@ impl<'a> Checker<'a, '_> {
         let mut target: Option<(String, Span)> = None;
         for a in &item.attrs {
             if a.name.name != "struct_ops" {
-                self.error(Code::E0201, a.span, format!("a struct takes only `@struct_ops`, not `@{}`", a.name.name));
+                self.error(
+                    Code::E0201,
+                    a.span,
+                    format!("a struct takes only `@struct_ops`, not `@{}`", a.name.name),
+                );
             } else if target.is_some() {
                 self.error(Code::E0201, a.span, "a struct takes one `@struct_ops`");
             } else {
                 match single_str_arg(a) {
                     Some(k) if !k.is_empty() => target = Some((k, a.span)),
                     _ => {
-                        self.error(Code::E0202, a.span, "`@struct_ops` needs the kernel struct's name");
+                        self.error(
+                            Code::E0202,
+                            a.span,
+                            "`@struct_ops` needs the kernel struct's name",
+                        );
                         return;
                     }
                 }
@@ -911,16 +1422,31 @@ impl<'a> Checker<'a, '_> {
         }
         let Some((k, attr_span)) = target else { return };
         let Some(btf) = self.btf.get() else {
-            self.warning(Code::W0007, attr_span, format!("struct_ops type `{k}` cannot be checked"));
+            self.warning(
+                Code::W0007,
+                attr_span,
+                format!("struct_ops type `{k}` cannot be checked"),
+            );
             return;
         };
-        let Some(members) = btf.struct_ops_members(&k).filter(|_| btf.is_struct_ops_type(&k)) else {
-            self.error(Code::E0701, attr_span, format!("`{k}` is not a struct_ops type in kernel BTF"));
+        let Some(members) = btf
+            .struct_ops_members(&k)
+            .filter(|_| btf.is_struct_ops_type(&k))
+        else {
+            self.error(
+                Code::E0701,
+                attr_span,
+                format!("`{k}` is not a struct_ops type in kernel BTF"),
+            );
             return;
         };
         for f in &s.fields {
             if !members.iter().any(|m| m.name == f.name.name) {
-                self.error(Code::E0702, f.name.span, format!("`{k}` has no member `{}`", f.name.name));
+                self.error(
+                    Code::E0702,
+                    f.name.span,
+                    format!("`{k}` has no member `{}`", f.name.name),
+                );
             }
         }
     }
@@ -940,10 +1466,12 @@ fn valid_probe_target(t: &str) -> bool {
         Some((f, o)) => (f, Some(o)),
         None => (t, None),
     };
-    let off_ok = off.is_none_or(|o| match o.strip_prefix("0x").or_else(|| o.strip_prefix("0X")) {
-        Some(h) => !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()),
-        None => !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()),
-    });
+    let off_ok = off.is_none_or(
+        |o| match o.strip_prefix("0x").or_else(|| o.strip_prefix("0X")) {
+            Some(h) => !h.is_empty() && h.chars().all(|c| c.is_ascii_hexdigit()),
+            None => !o.is_empty() && o.chars().all(|c| c.is_ascii_digit()),
+        },
+    );
     !func.is_empty() && !func.contains(['/', ' ']) && off_ok
 }
 
@@ -955,7 +1483,10 @@ fn kind_of_attr(a: &Attribute) -> FnKind {
         "kfunc" => FnKind::Kfunc,
         "private" => FnKind::Private,
         "test" => FnKind::Test,
-        "probe" if arg.as_deref().is_some_and(|s| s.contains('+')) => FnKind::Program { kind: ProgKind::Kprobe, arg },
+        "probe" if arg.as_deref().is_some_and(|s| s.contains('+')) => FnKind::Program {
+            kind: ProgKind::Kprobe,
+            arg,
+        },
         n => match ProgKind::from_attr(n) {
             Some(kind) => FnKind::Program { kind, arg },
             None => FnKind::User,
@@ -987,7 +1518,11 @@ fn flag_bit(name: &str) -> Option<u32> {
 /// group needs one of its members): `tcp_validate_congestion_control` for TCP congestion control.
 fn required_methods(kernel_struct: &str) -> &'static [&'static [&'static str]] {
     match kernel_struct {
-        "tcp_congestion_ops" => &[&["ssthresh"], &["undo_cwnd"], &["cong_avoid", "cong_control"]],
+        "tcp_congestion_ops" => &[
+            &["ssthresh"],
+            &["undo_cwnd"],
+            &["cong_avoid", "cong_control"],
+        ],
         _ => &[],
     }
 }
@@ -1006,13 +1541,24 @@ mod tests {
         let mut n = 0;
         let items = parse_items(FileId(0), src, ParseOptions::default(), &mut n, &mut d);
         assert!(!d.has_errors(), "test source must parse");
-        let unit = Unit { items, imports: Vec::new(), expr_count: n };
-        let btf = if with_btf { KernelBtf::load_default().ok() } else { None };
+        let unit = Unit {
+            items,
+            imports: Vec::new(),
+            expr_count: n,
+        };
+        let btf = if with_btf {
+            KernelBtf::load_default().ok()
+        } else {
+            None
+        };
         let mut c = Checker::new(&unit, crate::btf::LazyBtf::loaded(btf), &mut d);
         c.collect();
         c.check_decls();
         let line = |lo: u32| src[..lo as usize].matches('\n').count() + 1;
-        d.sorted().iter().map(|x| (x.code, line(x.span.lo))).collect()
+        d.sorted()
+            .iter()
+            .map(|x| (x.code, line(x.span.lo)))
+            .collect()
     }
 
     #[test]
@@ -1021,7 +1567,16 @@ mod tests {
                    @tracepoint(\"x\")\nfn c(ctx: *u8) -> i32 { return 0 }\n@xdp @helper\nfn d(ctx: *xdp_md) -> xdp_action { return XDP_PASS }\n\
                    @helper\nstruct S { a: u32 }\nfn main() -> i32 { return 0 }\n";
         let got = diags(src, false);
-        assert_eq!(got, vec![(Code::E0201, 1), (Code::E0202, 3), (Code::E0202, 5), (Code::E0201, 7), (Code::E0201, 9)]);
+        assert_eq!(
+            got,
+            vec![
+                (Code::E0201, 1),
+                (Code::E0202, 3),
+                (Code::E0202, 5),
+                (Code::E0201, 7),
+                (Code::E0201, 9)
+            ]
+        );
     }
 
     #[test]
@@ -1032,13 +1587,27 @@ mod tests {
                    @probe(\"vfs_read\") fn p(a: u64) -> i32 { return 0 }\n\
                    @xdp fn ok(ctx: *u8) { return 2 }\n";
         let got = diags(src, false);
-        assert_eq!(got, vec![(Code::E0203, 1), (Code::E0203, 2), (Code::E0203, 3), (Code::W0007, 4)]);
+        assert_eq!(
+            got,
+            vec![
+                (Code::E0203, 1),
+                (Code::E0203, 2),
+                (Code::E0203, 3),
+                (Code::W0007, 4)
+            ]
+        );
     }
 
     #[test]
     fn main_and_unit_shape() {
-        assert_eq!(diags("struct S { a: u32 }\n", false), vec![(Code::E0115, 1)]);
-        assert_eq!(diags("@test fn t() -> bool { return true }\nfn u() {}\n", false), vec![]);
+        assert_eq!(
+            diags("struct S { a: u32 }\n", false),
+            vec![(Code::E0115, 1)]
+        );
+        assert_eq!(
+            diags("@test fn t() -> bool { return true }\nfn u() {}\n", false),
+            vec![]
+        );
         let src = "struct A { n: u32, p: *u8 }\nfn main(a: A) -> i32 { return 0 }\nfn main() -> u32 { return 0 }\n";
         assert_eq!(diags(src, false), vec![(Code::E0801, 1), (Code::E0113, 3)]);
         let src = "fn helper_fn() {}\n@xdp fn x(ctx: *xdp_md) -> xdp_action { return XDP_PASS }\n";
@@ -1060,7 +1629,15 @@ mod tests {
         let got = diags(src, false);
         assert_eq!(
             got,
-            vec![(Code::E0605, 6), (Code::E0605, 7), (Code::E0013, 9), (Code::E0606, 11), (Code::E0012, 12), (Code::E0613, 13), (Code::E0317, 14)]
+            vec![
+                (Code::E0605, 6),
+                (Code::E0605, 7),
+                (Code::E0013, 9),
+                (Code::E0606, 11),
+                (Code::E0012, 12),
+                (Code::E0613, 13),
+                (Code::E0317, 14)
+            ]
         );
     }
 
@@ -1070,7 +1647,11 @@ mod tests {
         let mut d = Diagnostics::new();
         let mut n = 0;
         let items = parse_items(FileId(0), src, ParseOptions::default(), &mut n, &mut d);
-        let unit = Unit { items, imports: Vec::new(), expr_count: n };
+        let unit = Unit {
+            items,
+            imports: Vec::new(),
+            expr_count: n,
+        };
         let mut c = Checker::new(&unit, crate::btf::LazyBtf::loaded(None), &mut d);
         c.collect();
         c.check_decls();
@@ -1091,6 +1672,15 @@ mod tests {
                    @struct_ops(\"tcp_congestion_ops\")\nimpl cc {\n  fn ssthresh(sk: *sock) -> u32 { return 1 }\n  fn teleport() -> u32 { return 1 }\n  name: \"cc\",\n}\n\
                    @struct_ops(\"ksc_no_ops\")\nimpl dd {\n  fn x() -> i32 { return 0 }\n}\n";
         // impl cc also lacks `undo_cwnd` and `cong_avoid`/`cong_control`, which the kernel requires.
-        assert_eq!(diags(src, true), vec![(Code::E0204, 1), (Code::E0702, 10), (Code::E0702, 10), (Code::E0702, 12), (Code::E0701, 15)]);
+        assert_eq!(
+            diags(src, true),
+            vec![
+                (Code::E0204, 1),
+                (Code::E0702, 10),
+                (Code::E0702, 10),
+                (Code::E0702, 12),
+                (Code::E0701, 15)
+            ]
+        );
     }
 }

@@ -89,7 +89,12 @@ impl ProgKind {
     /// The family a tail call must stay within (§9.5), or `None` when the kind cannot be a target.
     pub fn tail_call_family(self) -> Option<ProgKind> {
         match self {
-            ProgKind::Xdp | ProgKind::Tc | ProgKind::CgroupSkb | ProgKind::Tracepoint | ProgKind::PerfEvent | ProgKind::Kprobe => Some(self),
+            ProgKind::Xdp
+            | ProgKind::Tc
+            | ProgKind::CgroupSkb
+            | ProgKind::Tracepoint
+            | ProgKind::PerfEvent
+            | ProgKind::Kprobe => Some(self),
             _ => None,
         }
     }
@@ -118,7 +123,9 @@ pub enum World {
 impl FnKind {
     pub fn world(&self) -> World {
         match self {
-            FnKind::Program { .. } | FnKind::Helper | FnKind::StructOpsMethod { .. } => World::Kernel,
+            FnKind::Program { .. } | FnKind::Helper | FnKind::StructOpsMethod { .. } => {
+                World::Kernel
+            }
             FnKind::Kfunc | FnKind::Private => World::Module,
             FnKind::Test | FnKind::User | FnKind::Main => World::User,
         }
@@ -188,16 +195,42 @@ impl MapKind {
 
     /// Kinds declared with a key and a value (`KIND<K, V>`).
     pub fn has_key(self) -> bool {
-        !matches!(self, MapKind::Ringbuf | MapKind::Queue | MapKind::Stack | MapKind::BloomFilter | MapKind::PerfEventArray)
+        !matches!(
+            self,
+            MapKind::Ringbuf
+                | MapKind::Queue
+                | MapKind::Stack
+                | MapKind::BloomFilter
+                | MapKind::PerfEventArray
+        )
     }
 
     pub fn is_extension(self) -> bool {
-        !matches!(self, MapKind::Hash | MapKind::Array | MapKind::PercpuHash | MapKind::PercpuArray | MapKind::LruHash | MapKind::Ringbuf)
+        !matches!(
+            self,
+            MapKind::Hash
+                | MapKind::Array
+                | MapKind::PercpuHash
+                | MapKind::PercpuArray
+                | MapKind::LruHash
+                | MapKind::Ringbuf
+        )
     }
 
     /// Kinds whose `m[k]` access means lookup/update.
     pub fn indexable(self) -> bool {
-        matches!(self, MapKind::Hash | MapKind::Array | MapKind::PercpuHash | MapKind::PercpuArray | MapKind::LruHash | MapKind::LpmTrie | MapKind::Devmap | MapKind::Cpumap | MapKind::Xskmap)
+        matches!(
+            self,
+            MapKind::Hash
+                | MapKind::Array
+                | MapKind::PercpuHash
+                | MapKind::PercpuArray
+                | MapKind::LruHash
+                | MapKind::LpmTrie
+                | MapKind::Devmap
+                | MapKind::Cpumap
+                | MapKind::Xskmap
+        )
     }
 
     pub fn is_percpu(self) -> bool {

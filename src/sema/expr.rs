@@ -74,20 +74,40 @@ impl<'a> Checker<'a, '_> {
                 if let Some(a) = arg {
                     let at = self.expr(cx, a, None);
                     if cx.world() != World::Module {
-                        self.error(Code::E0705, a.span, "an allocation flag is allowed only in @kfunc and @private functions");
+                        self.error(
+                            Code::E0705,
+                            a.span,
+                            "an allocation flag is allowed only in @kfunc and @private functions",
+                        );
                     } else if !self.is_gfp_flag(&at) {
-                        self.error(Code::E0706, a.span, format!("expected a `gfp_flag` (GFP_KERNEL or GFP_ATOMIC), found `{}`", self.show(&at)));
+                        self.error(
+                            Code::E0706,
+                            a.span,
+                            format!(
+                                "expected a `gfp_flag` (GFP_KERNEL or GFP_ATOMIC), found `{}`",
+                                self.show(&at)
+                            ),
+                        );
                     }
                 }
                 if cx.is_kernel() && !matches!(t, Ty::Struct(_) | Ty::Error) {
-                    self.error(Code::E0302, ty.span, "kernel `new` allocates file-level structs only");
+                    self.error(
+                        Code::E0302,
+                        ty.span,
+                        "kernel `new` allocates file-level structs only",
+                    );
                 }
                 Ty::ptr(t)
             }
             ExprKind::SizeofType(te) => {
                 // `sizeof(x)` parses as a type first; a variable of that name wins.
                 if let TypeExprKind::Named(n) = &te.kind {
-                    if cx.lookup(&n.name).is_some() || matches!(self.symbols.get(&n.name), Some(Symbol::Global(_)) | Some(Symbol::Const(_))) {
+                    if cx.lookup(&n.name).is_some()
+                        || matches!(
+                            self.symbols.get(&n.name),
+                            Some(Symbol::Global(_)) | Some(Symbol::Const(_))
+                        )
+                    {
                         let (t, _) = self.ident_expr(cx, &n.name, n.span, false);
                         return self.sizeof_result(e, &t, te.span);
                     }
@@ -110,7 +130,11 @@ impl<'a> Checker<'a, '_> {
         match self.size_of(t) {
             Some(n) if !t.is_error() => self.set_const(e, ConstValue::Int(n as i128)),
             _ if t.is_error() => {}
-            _ => self.error(Code::E0313, span, format!("`sizeof` of `{}` has no size", self.show(t))),
+            _ => self.error(
+                Code::E0313,
+                span,
+                format!("`sizeof` of `{}` has no size", self.show(t)),
+            ),
         }
         U64
     }
@@ -120,13 +144,23 @@ impl<'a> Checker<'a, '_> {
 
     /// The type of a name and, for constants, its value. `as_callee`: the name is being called
     /// (functions are not function values then).
-    pub(super) fn ident_expr(&mut self, cx: &mut FnCtx, name: &str, span: Span, as_callee: bool) -> (Ty, Option<ConstValue>) {
+    pub(super) fn ident_expr(
+        &mut self,
+        cx: &mut FnCtx,
+        name: &str,
+        span: Span,
+        as_callee: bool,
+    ) -> (Ty, Option<ConstValue>) {
         if let Some(l) = cx.lookup(name) {
             if l.released && cx.is_kernel() {
                 if l.owned_object {
                     self.error(Code::E0612, span, format!("`{name}` was already deleted"));
                 } else {
-                    self.error(Code::E0608, span, format!("`{name}` was already submitted or discarded"));
+                    self.error(
+                        Code::E0608,
+                        span,
+                        format!("`{name}` was already submitted or discarded"),
+                    );
                 }
             }
             let found = (l.ty.clone(), l.value.clone());
@@ -138,10 +172,18 @@ impl<'a> Checker<'a, '_> {
             Some(Symbol::Global(i)) => {
                 let g = &self.globals[i];
                 if g.local && cx.world() == World::User {
-                    self.error(Code::E0508, span, format!("`{name}` is a `local var`, visible to kernel code only"));
+                    self.error(
+                        Code::E0508,
+                        span,
+                        format!("`{name}` is a `local var`, visible to kernel code only"),
+                    );
                 }
                 if cx.world() == World::Module {
-                    self.error(Code::E0501, span, format!("module code cannot use the global `{name}`"));
+                    self.error(
+                        Code::E0501,
+                        span,
+                        format!("module code cannot use the global `{name}`"),
+                    );
                 }
                 self.globals[i].ty.clone()
             }
@@ -157,27 +199,45 @@ impl<'a> Checker<'a, '_> {
                 Ty::Enum(id)
             }
             Some(Symbol::Map(_)) => {
-                self.error(Code::E0604, span, format!("the map `{name}` cannot be used as a value"));
+                self.error(
+                    Code::E0604,
+                    span,
+                    format!("the map `{name}` cannot be used as a value"),
+                );
                 Ty::Error
             }
             Some(Symbol::Func(id)) => {
                 let f = &self.funcs[id.0 as usize];
-                let sig = Ty::Fn(Rc::new(FnSig { params: f.params.clone(), ret: f.ret.clone() }));
+                let sig = Ty::Fn(Rc::new(FnSig {
+                    params: f.params.clone(),
+                    ret: f.ret.clone(),
+                }));
                 if !as_callee && cx.is_kernel() {
-                    self.error(Code::E0501, span, "function values do not exist in kernel code (eBPF has no indirect calls)");
+                    self.error(
+                        Code::E0501,
+                        span,
+                        "function values do not exist in kernel code (eBPF has no indirect calls)",
+                    );
                 }
                 sig
             }
             Some(Symbol::Extern(i)) => {
                 let x = &self.externs[i];
-                Ty::Fn(Rc::new(FnSig { params: x.params.clone(), ret: x.ret.clone() }))
+                Ty::Fn(Rc::new(FnSig {
+                    params: x.params.clone(),
+                    ret: x.ret.clone(),
+                }))
             }
             Some(Symbol::Config(_)) | Some(Symbol::Impl(_)) | Some(Symbol::Module(_)) => {
                 self.error(Code::E0302, span, format!("`{name}` is not a value"));
                 Ty::Error
             }
             Some(Symbol::Struct(_)) | Some(Symbol::Enum(_)) | Some(Symbol::Alias(_)) => {
-                self.error(Code::E0111, span, format!("`{name}` is a type, not a value"));
+                self.error(
+                    Code::E0111,
+                    span,
+                    format!("`{name}` is a type, not a value"),
+                );
                 Ty::Error
             }
             None => return self.builtin_constant(name, span),
@@ -187,7 +247,12 @@ impl<'a> Checker<'a, '_> {
 
     /// Prelude and kernel enumerators (`XDP_PASS`, `TC_ACT_OK`, …).
     fn builtin_constant(&mut self, name: &str, span: Span) -> (Ty, Option<ConstValue>) {
-        let found = self.enums.iter().enumerate().find_map(|(i, en)| en.variants.iter().find(|v| v.0 == name).map(|v| (EnumId(i as u32), v.1)));
+        let found = self.enums.iter().enumerate().find_map(|(i, en)| {
+            en.variants
+                .iter()
+                .find(|v| v.0 == name)
+                .map(|v| (EnumId(i as u32), v.1))
+        });
         if let Some((id, v)) = found {
             return (Ty::Enum(id), Some(ConstValue::Int(v)));
         }
@@ -213,7 +278,11 @@ impl<'a> Checker<'a, '_> {
         match op {
             UnOp::Not => {
                 if !matches!(t, Ty::Bool | Ty::Error) {
-                    self.error(Code::E0303, inner.span, format!("`!` needs a bool, found `{}`", self.show(&t)));
+                    self.error(
+                        Code::E0303,
+                        inner.span,
+                        format!("`!` needs a bool, found `{}`", self.show(&t)),
+                    );
                     return Ty::Error;
                 }
                 if let Some(ConstValue::Bool(b)) = cv {
@@ -227,7 +296,11 @@ impl<'a> Checker<'a, '_> {
                     Ty::Enum(id) => self.enums[id.0 as usize].repr,
                     Ty::Error => return Ty::Error,
                     _ => {
-                        self.error(Code::E0302, e.span, format!("unary `-` needs an integer, found `{}`", self.show(&t)));
+                        self.error(
+                            Code::E0302,
+                            e.span,
+                            format!("unary `-` needs an integer, found `{}`", self.show(&t)),
+                        );
                         return Ty::Error;
                     }
                 };
@@ -245,7 +318,11 @@ impl<'a> Checker<'a, '_> {
             UnOp::BitNot => {
                 let Some(it) = self.int_like(&t) else {
                     if !t.is_error() {
-                        self.error(Code::E0302, e.span, format!("`~` needs an integer, found `{}`", self.show(&t)));
+                        self.error(
+                            Code::E0302,
+                            e.span,
+                            format!("`~` needs an integer, found `{}`", self.show(&t)),
+                        );
                     }
                     return Ty::Error;
                 };
@@ -265,7 +342,11 @@ impl<'a> Checker<'a, '_> {
                 }
                 Ty::Error => Ty::Error,
                 _ => {
-                    self.error(Code::E0304, e.span, format!("cannot dereference `{}`", self.show(&t)));
+                    self.error(
+                        Code::E0304,
+                        e.span,
+                        format!("cannot dereference `{}`", self.show(&t)),
+                    );
                     Ty::Error
                 }
             },
@@ -275,7 +356,11 @@ impl<'a> Checker<'a, '_> {
                     return Ty::Error;
                 }
                 if !self.is_lvalue(cx, inner) {
-                    self.error(Code::E0311, inner.span, "`&` needs a variable, field or element");
+                    self.error(
+                        Code::E0311,
+                        inner.span,
+                        "`&` needs a variable, field or element",
+                    );
                     return Ty::Error;
                 }
                 Ty::ptr(t)
@@ -294,7 +379,9 @@ impl<'a> Checker<'a, '_> {
     /// Whether an expression denotes storage (§8.2).
     pub(super) fn is_lvalue(&self, cx: &FnCtx, e: &Expr) -> bool {
         match &e.kind {
-            ExprKind::Ident(n) => cx.lookup(n).is_some() || matches!(self.symbols.get(n), Some(Symbol::Global(_))),
+            ExprKind::Ident(n) => {
+                cx.lookup(n).is_some() || matches!(self.symbols.get(n), Some(Symbol::Global(_)))
+            }
             ExprKind::Index(..) | ExprKind::Field(..) | ExprKind::Arrow(..) => true,
             ExprKind::Unary(UnOp::Deref, _) => true,
             _ => false,
@@ -303,27 +390,55 @@ impl<'a> Checker<'a, '_> {
 
     fn binary(&mut self, cx: &mut FnCtx, e: &Expr, op: BinOp, l: &Expr, r: &Expr) -> Ty {
         // Presence tests on map entries (§11.3): `m[k] == null`.
-        if matches!(op, BinOp::Eq | BinOp::Ne) && (matches!(r.kind, ExprKind::Null) || matches!(l.kind, ExprKind::Null)) {
-            let other = if matches!(r.kind, ExprKind::Null) { l } else { r };
+        if matches!(op, BinOp::Eq | BinOp::Ne)
+            && (matches!(r.kind, ExprKind::Null) || matches!(l.kind, ExprKind::Null))
+        {
+            let other = if matches!(r.kind, ExprKind::Null) {
+                l
+            } else {
+                r
+            };
             let t = self.expr(cx, other, None);
             self.expr(cx, if std::ptr::eq(other, l) { r } else { l }, None);
-            if self.is_presence_operand(cx, other) || matches!(t, Ty::Ptr(_) | Ty::Fn(_) | Ty::Null | Ty::Error) {
+            if self.is_presence_operand(cx, other)
+                || matches!(t, Ty::Ptr(_) | Ty::Fn(_) | Ty::Null | Ty::Error)
+            {
                 return Ty::Bool;
             }
-            self.error(Code::E0302, e.span, format!("`{}` compares `{}` with null; only pointers and map entries can be null", op.symbol(), self.show(&t)));
+            self.error(
+                Code::E0302,
+                e.span,
+                format!(
+                    "`{}` compares `{}` with null; only pointers and map entries can be null",
+                    op.symbol(),
+                    self.show(&t)
+                ),
+            );
             return Ty::Bool;
         }
         let lt = self.expr(cx, l, None);
         let rt = self.expr(cx, r, None);
         if lt.is_error() || rt.is_error() {
-            return if op.is_comparison() || matches!(op, BinOp::And | BinOp::Or) { Ty::Bool } else { Ty::Error };
+            return if op.is_comparison() || matches!(op, BinOp::And | BinOp::Or) {
+                Ty::Bool
+            } else {
+                Ty::Error
+            };
         }
         let (lc, rc) = (self.const_of(l).cloned(), self.const_of(r).cloned());
         let result = match op {
             BinOp::And | BinOp::Or => {
                 for (t, x) in [(&lt, l), (&rt, r)] {
                     if !matches!(t, Ty::Bool) {
-                        self.error(Code::E0303, x.span, format!("`{}` needs bool operands, found `{}`", op.symbol(), self.show(t)));
+                        self.error(
+                            Code::E0303,
+                            x.span,
+                            format!(
+                                "`{}` needs bool operands, found `{}`",
+                                op.symbol(),
+                                self.show(t)
+                            ),
+                        );
                     }
                 }
                 Ty::Bool
@@ -336,7 +451,9 @@ impl<'a> Checker<'a, '_> {
                 _ => self.arith(e, op, &lt, &rt),
             },
             BinOp::Mul | BinOp::Div | BinOp::Rem => {
-                if matches!(op, BinOp::Div | BinOp::Rem) && rc.as_ref().and_then(|v| v.as_int()) == Some(0) {
+                if matches!(op, BinOp::Div | BinOp::Rem)
+                    && rc.as_ref().and_then(|v| v.as_int()) == Some(0)
+                {
                     self.error(Code::E0319, r.span, "the divisor is the constant 0");
                 }
                 self.arith(e, op, &lt, &rt)
@@ -350,12 +467,29 @@ impl<'a> Checker<'a, '_> {
             }
             BinOp::Shl | BinOp::Shr => {
                 let (Some(li), Some(_)) = (self.int_like(&lt), self.int_like(&rt)) else {
-                    self.error(Code::E0302, e.span, format!("`{}` needs integers, found `{}` and `{}`", op.symbol(), self.show(&lt), self.show(&rt)));
+                    self.error(
+                        Code::E0302,
+                        e.span,
+                        format!(
+                            "`{}` needs integers, found `{}` and `{}`",
+                            op.symbol(),
+                            self.show(&lt),
+                            self.show(&rt)
+                        ),
+                    );
                     return Ty::Error;
                 };
                 if let Some(v) = rc.as_ref().and_then(|v| v.as_int()) {
                     if v < 0 || v >= li.bits() as i128 {
-                        self.error(Code::E0320, r.span, format!("shift by {v} is outside 0..{} for `{}`", li.bits(), li.name()));
+                        self.error(
+                            Code::E0320,
+                            r.span,
+                            format!(
+                                "shift by {v} is outside 0..{} for `{}`",
+                                li.bits(),
+                                li.name()
+                            ),
+                        );
                         return Ty::Int(li);
                     }
                 }
@@ -363,20 +497,42 @@ impl<'a> Checker<'a, '_> {
             }
             BinOp::Eq | BinOp::Ne => {
                 if self.unify(&lt, &rt).is_none() {
-                    self.error(Code::E0302, e.span, format!("cannot compare `{}` with `{}`", self.show(&lt), self.show(&rt)));
+                    self.error(
+                        Code::E0302,
+                        e.span,
+                        format!(
+                            "cannot compare `{}` with `{}`",
+                            self.show(&lt),
+                            self.show(&rt)
+                        ),
+                    );
                 }
                 Ty::Bool
             }
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-                let ordered = |t: &Ty| matches!(t, Ty::Int(_) | Ty::Enum(_) | Ty::Char | Ty::Ptr(_));
+                let ordered =
+                    |t: &Ty| matches!(t, Ty::Int(_) | Ty::Enum(_) | Ty::Char | Ty::Ptr(_));
                 if !ordered(&lt) || !ordered(&rt) || self.unify(&lt, &rt).is_none() {
-                    self.error(Code::E0302, e.span, format!("`{}` cannot order `{}` and `{}`", op.symbol(), self.show(&lt), self.show(&rt)));
+                    self.error(
+                        Code::E0302,
+                        e.span,
+                        format!(
+                            "`{}` cannot order `{}` and `{}`",
+                            op.symbol(),
+                            self.show(&lt),
+                            self.show(&rt)
+                        ),
+                    );
                 }
                 Ty::Bool
             }
         };
         if let (Some(a), Some(b)) = (lc, rc) {
-            let operand_ty = if op.is_comparison() { self.unify(&lt, &rt).unwrap_or(I64) } else { result.clone() };
+            let operand_ty = if op.is_comparison() {
+                self.unify(&lt, &rt).unwrap_or(I64)
+            } else {
+                result.clone()
+            };
             match fold_binary(op, &a, &b, &operand_ty) {
                 Ok(Some(v)) => self.set_const(e, v),
                 Ok(None) => {}
@@ -389,7 +545,16 @@ impl<'a> Checker<'a, '_> {
     /// Integer arithmetic in the unified type (§6.3, §6.4).
     fn arith(&mut self, e: &Expr, op: BinOp, lt: &Ty, rt: &Ty) -> Ty {
         let (Some(a), Some(b)) = (self.int_like(lt), self.int_like(rt)) else {
-            self.error(Code::E0302, e.span, format!("`{}` cannot combine `{}` and `{}`", op.symbol(), self.show(lt), self.show(rt)));
+            self.error(
+                Code::E0302,
+                e.span,
+                format!(
+                    "`{}` cannot combine `{}` and `{}`",
+                    op.symbol(),
+                    self.show(lt),
+                    self.show(rt)
+                ),
+            );
             return Ty::Error;
         };
         match unify_ints(a, b) {
@@ -410,11 +575,22 @@ impl<'a> Checker<'a, '_> {
             (Ty::Error, t) | (t, Ty::Error) => t.clone(),
             (Ty::Int(x), Ty::Int(y)) => Ty::Int(unify_ints(*x, *y)?),
             (Ty::Enum(_), Ty::Int(i)) | (Ty::Int(i), Ty::Enum(_)) => Ty::Int(*i),
-            (Ty::Enum(x), Ty::Enum(y)) => Ty::Int(unify_ints(self.enums[x.0 as usize].repr, self.enums[y.0 as usize].repr)?),
+            (Ty::Enum(x), Ty::Enum(y)) => Ty::Int(unify_ints(
+                self.enums[x.0 as usize].repr,
+                self.enums[y.0 as usize].repr,
+            )?),
             (Ty::Str(x), Ty::Str(y)) => Ty::Str(*x.max(y)),
-            (Ty::Str(n), Ty::Array(e, m)) | (Ty::Array(e, m), Ty::Str(n)) if matches!(**e, Ty::Int(IntTy::U8)) && n <= m => Ty::Array(e.clone(), *m),
-            (Ty::Array(x, n), Ty::Array(y, m)) if n == m => Ty::Array(Rc::new(self.unify(x, y)?), *n),
-            (Ty::FillArray(x), Ty::Array(y, n)) | (Ty::Array(y, n), Ty::FillArray(x)) => Ty::Array(Rc::new(self.unify(x, y)?), *n),
+            (Ty::Str(n), Ty::Array(e, m)) | (Ty::Array(e, m), Ty::Str(n))
+                if matches!(**e, Ty::Int(IntTy::U8)) && n <= m =>
+            {
+                Ty::Array(e.clone(), *m)
+            }
+            (Ty::Array(x, n), Ty::Array(y, m)) if n == m => {
+                Ty::Array(Rc::new(self.unify(x, y)?), *n)
+            }
+            (Ty::FillArray(x), Ty::Array(y, n)) | (Ty::Array(y, n), Ty::FillArray(x)) => {
+                Ty::Array(Rc::new(self.unify(x, y)?), *n)
+            }
             (Ty::Ptr(x), Ty::Ptr(y)) => {
                 if matches!(**x, Ty::Void) {
                     b.clone()
@@ -424,7 +600,9 @@ impl<'a> Checker<'a, '_> {
                     Ty::Ptr(Rc::new(self.unify(x, y)?))
                 }
             }
-            (Ty::Null, t @ (Ty::Ptr(_) | Ty::Fn(_))) | (t @ (Ty::Ptr(_) | Ty::Fn(_)), Ty::Null) => t.clone(),
+            (Ty::Null, t @ (Ty::Ptr(_) | Ty::Fn(_))) | (t @ (Ty::Ptr(_) | Ty::Fn(_)), Ty::Null) => {
+                t.clone()
+            }
             (Ty::Fn(x), Ty::Fn(y)) => {
                 if x.params.len() != y.params.len() {
                     return None;
@@ -447,17 +625,43 @@ impl<'a> Checker<'a, '_> {
         }
         // The verdict enums are distinct types (§9.2): an XDP verdict is not a TC verdict.
         if let (Ty::Enum(f), Ty::Enum(t)) = (from, to) {
-            let (fname, tname) = (self.enums[f.0 as usize].name.as_str(), self.enums[t.0 as usize].name.as_str());
-            if f != t && (super::verdict::VERDICT_ENUMS.contains(&fname) || super::verdict::VERDICT_ENUMS.contains(&tname)) {
-                self.error(code, e.span, format!("expected `{tname}`, found `{fname}`: {} is not {}", super::verdict::enum_kind(fname), super::verdict::enum_kind(tname)));
+            let (fname, tname) = (
+                self.enums[f.0 as usize].name.as_str(),
+                self.enums[t.0 as usize].name.as_str(),
+            );
+            if f != t
+                && (super::verdict::VERDICT_ENUMS.contains(&fname)
+                    || super::verdict::VERDICT_ENUMS.contains(&tname))
+            {
+                self.error(
+                    code,
+                    e.span,
+                    format!(
+                        "expected `{tname}`, found `{fname}`: {} is not {}",
+                        super::verdict::enum_kind(fname),
+                        super::verdict::enum_kind(tname)
+                    ),
+                );
                 return false;
             }
         }
         if let Some(v) = self.const_of(e).cloned() {
-            if let (Some(x), true) = (v.as_int(), self.int_like(to).is_some() && self.int_like(from).is_some()) {
+            if let (Some(x), true) = (
+                v.as_int(),
+                self.int_like(to).is_some() && self.int_like(from).is_some(),
+            ) {
                 let target = self.int_like(to).unwrap_or(IntTy::I64);
                 if x < target.min() || x > target.max() {
-                    self.error(Code::E0310, e.span, format!("{x} does not fit in `{}` ({}..={})", self.show(to), target.min(), target.max()));
+                    self.error(
+                        Code::E0310,
+                        e.span,
+                        format!(
+                            "{x} does not fit in `{}` ({}..={})",
+                            self.show(to),
+                            target.min(),
+                            target.max()
+                        ),
+                    );
                     return false;
                 }
                 return true;
@@ -469,12 +673,25 @@ impl<'a> Checker<'a, '_> {
         if self.unify(from, to).is_some() {
             if let (Ty::Int(f), Ty::Int(t)) = (from, to) {
                 if t.bits() < f.bits() {
-                    self.warning(Code::W0005, e.span, format!("`{}` value truncated to `{}`; write `as {}` to make it explicit", f.name(), t.name(), t.name()));
+                    self.warning(
+                        Code::W0005,
+                        e.span,
+                        format!(
+                            "`{}` value truncated to `{}`; write `as {}` to make it explicit",
+                            f.name(),
+                            t.name(),
+                            t.name()
+                        ),
+                    );
                 }
             }
             return true;
         }
-        self.error(code, e.span, format!("expected `{}`, found `{}`", self.show(to), self.show(from)));
+        self.error(
+            code,
+            e.span,
+            format!("expected `{}`, found `{}`", self.show(to), self.show(from)),
+        );
         false
     }
 
@@ -482,7 +699,11 @@ impl<'a> Checker<'a, '_> {
     pub(super) fn check_const_fits(&mut self, v: &ConstValue, ty: &Ty, span: Span) {
         if let (Some(x), Some(t)) = (v.as_int(), self.int_like(ty)) {
             if x < t.min() || x > t.max() {
-                self.error(Code::E0310, span, format!("{x} does not fit in `{}`", self.show(ty)));
+                self.error(
+                    Code::E0310,
+                    span,
+                    format!("{x} does not fit in `{}`", self.show(ty)),
+                );
             }
         }
     }
@@ -507,16 +728,27 @@ impl<'a> Checker<'a, '_> {
                 }
                 matches!(from, Ty::Int(IntTy::U64))
             }
-            (Ty::Str(_), Ty::Array(el, _)) | (Ty::Array(el, _), Ty::Str(_)) => matches!(**el, Ty::Int(IntTy::U8)),
+            (Ty::Str(_), Ty::Array(el, _)) | (Ty::Array(el, _), Ty::Str(_)) => {
+                matches!(**el, Ty::Int(IntTy::U8))
+            }
             (a, b) => a == b,
         };
         if !ok {
-            self.error(Code::E0313, e.span, format!("cannot cast `{}` to `{}`", self.show(&from), self.show(&to)));
+            self.error(
+                Code::E0313,
+                e.span,
+                format!("cannot cast `{}` to `{}`", self.show(&from), self.show(&to)),
+            );
             return to;
         }
-        if let (Some(v), Some(t)) = (self.const_of(inner).and_then(|v| v.as_int()), self.int_like(&to)) {
+        if let (Some(v), Some(t)) = (
+            self.const_of(inner).and_then(|v| v.as_int()),
+            self.int_like(&to),
+        ) {
             self.set_const(e, ConstValue::Int(t.wrap(v)));
-        } else if let (Some(ConstValue::Bool(b)), Some(_)) = (self.const_of(inner).cloned(), self.int_like(&to)) {
+        } else if let (Some(ConstValue::Bool(b)), Some(_)) =
+            (self.const_of(inner).cloned(), self.int_like(&to))
+        {
             self.set_const(e, ConstValue::Int(b as i128));
         }
         to
@@ -525,7 +757,13 @@ impl<'a> Checker<'a, '_> {
     // ------------------------------------------------------------------------------------------
     // Aggregates
 
-    fn array_literal(&mut self, cx: &mut FnCtx, items: &[Expr], span: Span, expected: Option<&Ty>) -> Ty {
+    fn array_literal(
+        &mut self,
+        cx: &mut FnCtx,
+        items: &[Expr],
+        span: Span,
+        expected: Option<&Ty>,
+    ) -> Ty {
         let (elem, len) = match expected {
             Some(Ty::Array(el, n)) => ((**el).clone(), Some(*n)),
             _ => (Ty::Error, None),
@@ -533,8 +771,20 @@ impl<'a> Checker<'a, '_> {
         let mut elem_ty = elem.clone();
         for it in items {
             let t = self.expr(cx, it, if elem.is_error() { None } else { Some(&elem) });
-            if !matches!(it.kind, ExprKind::Int(_) | ExprKind::Bool(_) | ExprKind::Char(_) | ExprKind::Str(_) | ExprKind::Null) && self.const_of(it).is_none() {
-                self.error(Code::E0312, it.span, "array literal elements must be literals");
+            if !matches!(
+                it.kind,
+                ExprKind::Int(_)
+                    | ExprKind::Bool(_)
+                    | ExprKind::Char(_)
+                    | ExprKind::Str(_)
+                    | ExprKind::Null
+            ) && self.const_of(it).is_none()
+            {
+                self.error(
+                    Code::E0312,
+                    it.span,
+                    "array literal elements must be literals",
+                );
             }
             if !elem.is_error() {
                 self.coerce(it, &t, &elem, Code::E0301);
@@ -544,7 +794,11 @@ impl<'a> Checker<'a, '_> {
         }
         if let Some(n) = len {
             if items.len() as u64 > n as u64 {
-                self.error(Code::E0301, span, format!("{} elements do not fit in an array of {n}", items.len()));
+                self.error(
+                    Code::E0301,
+                    span,
+                    format!("{} elements do not fit in an array of {n}", items.len()),
+                );
             }
         }
         if elem_ty.is_error() {
@@ -557,17 +811,29 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    fn struct_literal(&mut self, cx: &mut FnCtx, name: &Ident, fields: &[(Ident, Expr)], span: Span) -> Ty {
+    fn struct_literal(
+        &mut self,
+        cx: &mut FnCtx,
+        name: &Ident,
+        fields: &[(Ident, Expr)],
+        span: Span,
+    ) -> Ty {
         let sid = match self.symbols.get(&name.name) {
             Some(Symbol::Struct(s)) => Some(*s),
             Some(Symbol::Alias(Ty::Struct(s))) => Some(*s),
-            _ => self.struct_by_name.get(&name.name).copied().or_else(|| match self.kernel_type(&name.name) {
-                Some(Ty::Struct(s)) => Some(s),
-                _ => None,
+            _ => self.struct_by_name.get(&name.name).copied().or_else(|| {
+                match self.kernel_type(&name.name) {
+                    Some(Ty::Struct(s)) => Some(s),
+                    _ => None,
+                }
             }),
         };
         let Some(sid) = sid else {
-            self.error(Code::E0112, name.span, format!("`{}` is not a struct", name.name));
+            self.error(
+                Code::E0112,
+                name.span,
+                format!("`{}` is not a struct", name.name),
+            );
             for (_, v) in fields {
                 self.expr(cx, v, None);
             }
@@ -576,7 +842,11 @@ impl<'a> Checker<'a, '_> {
         let mut seen: Vec<&str> = Vec::new();
         for (f, v) in fields {
             if seen.contains(&f.name.as_str()) {
-                self.error(Code::E0307, f.span, format!("field `{}` is initialised twice", f.name));
+                self.error(
+                    Code::E0307,
+                    f.span,
+                    format!("field `{}` is initialised twice", f.name),
+                );
                 continue;
             }
             seen.push(&f.name);
@@ -586,17 +856,52 @@ impl<'a> Checker<'a, '_> {
                     self.coerce(v, &t, &ft, Code::E0301);
                 }
                 None => {
-                    self.error(Code::E0307, f.span, format!("`{}` has no field `{}`", name.name, f.name));
+                    self.error(
+                        Code::E0307,
+                        f.span,
+                        format!("`{}` has no field `{}`", name.name, f.name),
+                    );
                     self.expr(cx, v, None);
                 }
             }
         }
         let info = &self.structs[sid.0 as usize];
-        let optional: &[&str] = if info.name == "perf_options" { &["pid", "cpu", "period", "wakeup", "inherit", "exclude_kernel", "exclude_user"] } else { &[] };
+        let optional: &[&str] = if info.name == "perf_options" {
+            &[
+                "pid",
+                "cpu",
+                "period",
+                "wakeup",
+                "inherit",
+                "exclude_kernel",
+                "exclude_user",
+            ]
+        } else {
+            &[]
+        };
         if info.origin != StructOrigin::Kernel {
-            let missing: Vec<String> = info.fields.iter().filter(|f| !seen.contains(&f.name.as_str()) && !optional.contains(&f.name.as_str())).map(|f| f.name.clone()).collect();
+            let missing: Vec<String> = info
+                .fields
+                .iter()
+                .filter(|f| {
+                    !seen.contains(&f.name.as_str()) && !optional.contains(&f.name.as_str())
+                })
+                .map(|f| f.name.clone())
+                .collect();
             if !missing.is_empty() {
-                self.error(Code::E0307, span, format!("missing field{} {}", if missing.len() > 1 { "s" } else { "" }, missing.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")));
+                self.error(
+                    Code::E0307,
+                    span,
+                    format!(
+                        "missing field{} {}",
+                        if missing.len() > 1 { "s" } else { "" },
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
             }
         }
         Ty::Struct(sid)
@@ -621,7 +926,12 @@ impl<'a> Checker<'a, '_> {
                 has_default = true;
             }
             let (t, span) = match &arm.body {
-                ArmBody::Expr(x @ Expr { kind: ExprKind::Call { callee, args }, .. }) if tail => {
+                ArmBody::Expr(
+                    x @ Expr {
+                        kind: ExprKind::Call { callee, args },
+                        ..
+                    },
+                ) if tail => {
                     let t = self.call(cx, x, callee, args, true);
                     self.expr_types[x.id.0 as usize] = t.clone();
                     (t, x.span)
@@ -648,7 +958,15 @@ impl<'a> Checker<'a, '_> {
                 Some(r) => match self.unify(&r, &t) {
                     Some(u) => Some(u),
                     None => {
-                        self.error(Code::E0404, span, format!("this arm is `{}` but earlier arms are `{}`", self.show(&t), self.show(&r)));
+                        self.error(
+                            Code::E0404,
+                            span,
+                            format!(
+                                "this arm is `{}` but earlier arms are `{}`",
+                                self.show(&t),
+                                self.show(&r)
+                            ),
+                        );
                         Some(r)
                     }
                 },
@@ -656,12 +974,19 @@ impl<'a> Checker<'a, '_> {
         }
         let exhaustive = has_default
             || match &st {
-                Ty::Enum(id) => self.enums[id.0 as usize].variants.iter().all(|v| covered.contains(&v.1)),
+                Ty::Enum(id) => self.enums[id.0 as usize]
+                    .variants
+                    .iter()
+                    .all(|v| covered.contains(&v.1)),
                 Ty::Bool => covered.contains(&0) && covered.contains(&1),
                 _ => false,
             };
         if !exhaustive {
-            self.warning(Code::W0002, e.span, "no arm matches some values and there is no `default`; they yield the zero value");
+            self.warning(
+                Code::W0002,
+                e.span,
+                "no arm matches some values and there is no `default`; they yield the zero value",
+            );
             // Values no arm names pass through the match unchanged.
             join.begin(cx);
             join.end(cx, true);
@@ -680,28 +1005,48 @@ impl<'a> Checker<'a, '_> {
             Pattern::Default(_) => {}
             Pattern::Int(v, span) => {
                 if self.int_like(st).is_none() && !st.is_error() && !matches!(st, Ty::Char) {
-                    bad(self, *span, format!("an integer pattern cannot match `{}`", self.show(st)));
+                    bad(
+                        self,
+                        *span,
+                        format!("an integer pattern cannot match `{}`", self.show(st)),
+                    );
                 } else if let Some(t) = self.int_like(st) {
                     if *v < t.min() || *v > t.max() {
-                        self.error(Code::E0310, *span, format!("{v} does not fit in `{}`", self.show(st)));
+                        self.error(
+                            Code::E0310,
+                            *span,
+                            format!("{v} does not fit in `{}`", self.show(st)),
+                        );
                     }
                 }
                 covered.push(*v);
             }
             Pattern::Str(_, span) => {
                 if !matches!(st, Ty::Str(_) | Ty::Error) {
-                    bad(self, *span, format!("a string pattern cannot match `{}`", self.show(st)));
+                    bad(
+                        self,
+                        *span,
+                        format!("a string pattern cannot match `{}`", self.show(st)),
+                    );
                 }
             }
             Pattern::Char(c, span) => {
                 if !matches!(st, Ty::Char | Ty::Error) && self.int_like(st).is_none() {
-                    bad(self, *span, format!("a character pattern cannot match `{}`", self.show(st)));
+                    bad(
+                        self,
+                        *span,
+                        format!("a character pattern cannot match `{}`", self.show(st)),
+                    );
                 }
                 covered.push(*c as i128);
             }
             Pattern::Bool(b, span) => {
                 if !matches!(st, Ty::Bool | Ty::Error) {
-                    bad(self, *span, format!("a bool pattern cannot match `{}`", self.show(st)));
+                    bad(
+                        self,
+                        *span,
+                        format!("a bool pattern cannot match `{}`", self.show(st)),
+                    );
                 }
                 covered.push(*b as i128);
             }
@@ -713,7 +1058,10 @@ impl<'a> Checker<'a, '_> {
                     }
                 }
                 _ => {
-                    let builtin = self.enums.iter().find_map(|en| en.variants.iter().find(|v| v.0 == n.name).map(|v| v.1));
+                    let builtin = self
+                        .enums
+                        .iter()
+                        .find_map(|en| en.variants.iter().find(|v| v.0 == n.name).map(|v| v.1));
                     match builtin {
                         Some(v) => covered.push(v),
                         None => bad(self, n.span, format!("`{}` is not an enum constant or a `const`; match patterns compare, they do not bind", n.name)),
@@ -737,14 +1085,22 @@ impl<'a> Checker<'a, '_> {
         let bt = self.expr(cx, base, None);
         let it = self.expr(cx, idx, None);
         if self.int_like(&it).is_none() && !it.is_error() {
-            self.error(Code::E0305, idx.span, format!("an index must be an integer, found `{}`", self.show(&it)));
+            self.error(
+                Code::E0305,
+                idx.span,
+                format!("an index must be an integer, found `{}`", self.show(&it)),
+            );
         }
         let cidx = self.const_of(idx).and_then(|v| v.as_int());
         match &bt {
             Ty::Array(el, n) => {
                 if let Some(i) = cidx {
                     if i < 0 || i >= *n as i128 {
-                        self.error(Code::E0603, idx.span, format!("index {i} is out of bounds for an array of {n}"));
+                        self.error(
+                            Code::E0603,
+                            idx.span,
+                            format!("index {i} is out of bounds for an array of {n}"),
+                        );
                     }
                 }
                 (**el).clone()
@@ -752,7 +1108,11 @@ impl<'a> Checker<'a, '_> {
             Ty::Str(n) => {
                 if let Some(i) = cidx {
                     if i < 0 || i >= *n as i128 {
-                        self.error(Code::E0603, idx.span, format!("index {i} is out of bounds for `str({n})`"));
+                        self.error(
+                            Code::E0603,
+                            idx.span,
+                            format!("index {i} is out of bounds for `str({n})`"),
+                        );
                     }
                 }
                 Ty::Char
@@ -763,7 +1123,11 @@ impl<'a> Checker<'a, '_> {
             }
             Ty::Error => Ty::Error,
             _ => {
-                self.error(Code::E0305, base.span, format!("`{}` cannot be indexed", self.show(&bt)));
+                self.error(
+                    Code::E0305,
+                    base.span,
+                    format!("`{}` cannot be indexed", self.show(&bt)),
+                );
                 Ty::Error
             }
         }
@@ -772,7 +1136,11 @@ impl<'a> Checker<'a, '_> {
     fn map_index(&mut self, cx: &mut FnCtx, mi: usize, idx: &Expr, _span: Span) -> Ty {
         let m = self.maps[mi].clone();
         if !m.kind.indexable() {
-            self.error(Code::E0610, idx.span, format!("`{}` cannot be indexed; use its methods", m.name));
+            self.error(
+                Code::E0610,
+                idx.span,
+                format!("`{}` cannot be indexed; use its methods", m.name),
+            );
             self.expr(cx, idx, None);
             return Ty::Error;
         }
@@ -794,7 +1162,11 @@ impl<'a> Checker<'a, '_> {
                     return match self.configs[ci].fields.iter().find(|x| x.name == f.name) {
                         Some(x) => x.ty.clone(),
                         None => {
-                            self.error(Code::E0306, f.span, format!("config `{name}` has no field `{}`", f.name));
+                            self.error(
+                                Code::E0306,
+                                f.span,
+                                format!("config `{name}` has no field `{}`", f.name),
+                            );
                             Ty::Error
                         }
                     };
@@ -806,17 +1178,29 @@ impl<'a> Checker<'a, '_> {
             Ty::Struct(sid) => match self.struct_field(*sid, &f.name) {
                 Some(t) => t,
                 None => {
-                    self.error(Code::E0306, f.span, format!("`{}` has no field `{}`", self.show(&bt), f.name));
+                    self.error(
+                        Code::E0306,
+                        f.span,
+                        format!("`{}` has no field `{}`", self.show(&bt), f.name),
+                    );
                     Ty::Error
                 }
             },
             Ty::Ptr(_) => {
-                self.error(Code::E0304, base.span, format!("`.{}` on a pointer; use `->{}`", f.name, f.name));
+                self.error(
+                    Code::E0304,
+                    base.span,
+                    format!("`.{}` on a pointer; use `->{}`", f.name, f.name),
+                );
                 Ty::Error
             }
             Ty::Error => Ty::Error,
             _ => {
-                self.error(Code::E0306, f.span, format!("`{}` has no fields", self.show(&bt)));
+                self.error(
+                    Code::E0306,
+                    f.span,
+                    format!("`{}` has no fields", self.show(&bt)),
+                );
                 Ty::Error
             }
         }
@@ -832,8 +1216,16 @@ impl<'a> Checker<'a, '_> {
                         Some(t) => t,
                         None => {
                             let info = &self.structs[sid.0 as usize];
-                            let why = if info.origin == StructOrigin::Context { " (context fields are limited to the documented set, §9.3)" } else { "" };
-                            self.error(Code::E0306, f.span, format!("`{}` has no field `{}`{why}", info.name.clone(), f.name));
+                            let why = if info.origin == StructOrigin::Context {
+                                " (context fields are limited to the documented set, §9.3)"
+                            } else {
+                                ""
+                            };
+                            self.error(
+                                Code::E0306,
+                                f.span,
+                                format!("`{}` has no field `{}`{why}", info.name.clone(), f.name),
+                            );
                             Ty::Error
                         }
                     }
@@ -841,13 +1233,21 @@ impl<'a> Checker<'a, '_> {
                 Ty::Error => Ty::Error,
                 other => {
                     let shown = self.show(other);
-                    self.error(Code::E0304, base.span, format!("`->` needs a pointer to a struct, found `*{shown}`"));
+                    self.error(
+                        Code::E0304,
+                        base.span,
+                        format!("`->` needs a pointer to a struct, found `*{shown}`"),
+                    );
                     Ty::Error
                 }
             },
             Ty::Error => Ty::Error,
             _ => {
-                self.error(Code::E0304, base.span, format!("`->` needs a pointer, found `{}`", self.show(&bt)));
+                self.error(
+                    Code::E0304,
+                    base.span,
+                    format!("`->` needs a pointer, found `{}`", self.show(&bt)),
+                );
                 Ty::Error
             }
         }

@@ -43,7 +43,11 @@ impl Layout<'_> {
                 if s.kernel_size.is_some() {
                     return Some(8);
                 }
-                s.fields.iter().filter_map(|f| self.align_of(&f.ty)).max().unwrap_or(1)
+                s.fields
+                    .iter()
+                    .filter_map(|f| self.align_of(&f.ty))
+                    .max()
+                    .unwrap_or(1)
             }
             other => self.size_of(other)?.max(1),
         })
@@ -67,6 +71,10 @@ impl Layout<'_> {
 
 impl Checker<'_, '_> {
     pub fn size_of(&self, t: &Ty) -> Option<u64> {
-        Layout { structs: &self.structs, enums: &self.enums }.size_of(t)
+        Layout {
+            structs: &self.structs,
+            enums: &self.enums,
+        }
+        .size_of(t)
     }
 }

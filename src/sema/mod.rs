@@ -6,8 +6,8 @@
 //! `body` checks every function body, typing each expression (`expr`) and statement (`stmt`).
 //! Whole-program rules over the call graph (recursion, tail calls) run last (`calls`).
 
-pub mod builtins;
 mod body;
+pub mod builtins;
 mod callgraph;
 mod calls;
 mod collect;
@@ -62,7 +62,11 @@ pub struct Checked<'a> {
 }
 
 pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked<'a> {
-    let btf = LazyBtf::new(opts.btf_path.clone().unwrap_or_else(KernelBtf::default_path));
+    let btf = LazyBtf::new(
+        opts.btf_path
+            .clone()
+            .unwrap_or_else(KernelBtf::default_path),
+    );
     crate::timing::stage("check", || {
         let mut c = Checker::new(unit, btf, diags);
         c.compat = opts.compat;
@@ -208,13 +212,29 @@ impl<'a, 'd> Checker<'a, 'd> {
     }
 
     /// An error followed by a `= note:` line (a suggestion).
-    pub fn error_with_note(&mut self, code: Code, span: Span, details: impl Into<String>, note: impl Into<String>) {
-        self.diags.push(crate::diagnostics::Diagnostic::error(code, span, details).with_note(note));
+    pub fn error_with_note(
+        &mut self,
+        code: Code,
+        span: Span,
+        details: impl Into<String>,
+        note: impl Into<String>,
+    ) {
+        self.diags
+            .push(crate::diagnostics::Diagnostic::error(code, span, details).with_note(note));
     }
 
     /// An error with a note that points at another place (the cause).
-    pub fn error_because(&mut self, code: Code, span: Span, details: impl Into<String>, cause: Span, note: impl Into<String>) {
-        self.diags.push(crate::diagnostics::Diagnostic::error(code, span, details).with_note_at(cause, note));
+    pub fn error_because(
+        &mut self,
+        code: Code,
+        span: Span,
+        details: impl Into<String>,
+        cause: Span,
+        note: impl Into<String>,
+    ) {
+        self.diags.push(
+            crate::diagnostics::Diagnostic::error(code, span, details).with_note_at(cause, note),
+        );
     }
 
     pub fn warning(&mut self, code: Code, span: Span, details: impl Into<String>) {
@@ -261,20 +281,32 @@ impl<'a, 'd> Checker<'a, 'd> {
 
 impl TypeNames for Checker<'_, '_> {
     fn struct_name(&self, id: StructId) -> String {
-        self.structs.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+        self.structs
+            .get(id.0 as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
     }
 
     fn enum_name(&self, id: EnumId) -> String {
-        self.enums.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+        self.enums
+            .get(id.0 as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
     }
 }
 
 impl TypeNames for Checked<'_> {
     fn struct_name(&self, id: StructId) -> String {
-        self.structs.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+        self.structs
+            .get(id.0 as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
     }
 
     fn enum_name(&self, id: EnumId) -> String {
-        self.enums.get(id.0 as usize).map(|s| s.name.clone()).unwrap_or_default()
+        self.enums
+            .get(id.0 as usize)
+            .map(|s| s.name.clone())
+            .unwrap_or_default()
     }
 }

@@ -29,7 +29,15 @@ pub(super) struct InvalidationJoin {
 
 impl InvalidationJoin {
     pub fn new(cx: &FnCtx) -> Self {
-        InvalidationJoin { start: cx.scopes.iter().flatten().map(|(_, l)| l.invalidated_by).collect(), joined: None }
+        InvalidationJoin {
+            start: cx
+                .scopes
+                .iter()
+                .flatten()
+                .map(|(_, l)| l.invalidated_by)
+                .collect(),
+            joined: None,
+        }
     }
 
     /// Resets the state for the next path.
@@ -44,7 +52,12 @@ impl InvalidationJoin {
         if !reachable {
             return;
         }
-        let now: Vec<Option<Span>> = cx.scopes.iter().flatten().map(|(_, l)| l.invalidated_by).collect();
+        let now: Vec<Option<Span>> = cx
+            .scopes
+            .iter()
+            .flatten()
+            .map(|(_, l)| l.invalidated_by)
+            .collect();
         self.joined = Some(match self.joined.take() {
             None => now,
             Some(j) => j.into_iter().zip(now).map(|(a, b)| a.or(b)).collect(),
@@ -86,9 +99,26 @@ impl<'a> Checker<'a, '_> {
     /// (§12.2): report the declaration, naming the length's value when it is a constant.
     /// Returns true when `next` is such a bracket (it is then not checked as a statement).
     fn check_array_length_split(&mut self, cx: &mut FnCtx, decl: &Stmt, next: &Stmt) -> bool {
-        let StmtKind::Var { name, ty: Some(ty), init: None } = &decl.kind else { return false };
-        let StmtKind::Expr(Expr { kind: ExprKind::ArrayLit(items), span, .. }) = &next.kind else { return false };
-        if span.lo != ty.span.hi || items.len() != 1 || !matches!(ty.kind, TypeExprKind::Prim(_) | TypeExprKind::Named(_)) {
+        let StmtKind::Var {
+            name,
+            ty: Some(ty),
+            init: None,
+        } = &decl.kind
+        else {
+            return false;
+        };
+        let StmtKind::Expr(Expr {
+            kind: ExprKind::ArrayLit(items),
+            span,
+            ..
+        }) = &next.kind
+        else {
+            return false;
+        };
+        if span.lo != ty.span.hi
+            || items.len() != 1
+            || !matches!(ty.kind, TypeExprKind::Prim(_) | TypeExprKind::Named(_))
+        {
             return false;
         }
         let len = &items[0];
@@ -105,7 +135,11 @@ impl<'a> Checker<'a, '_> {
                 l.ty = Ty::array(elem, n as u32);
             }
         }
-        self.error(Code::E0602, ty.span.to(*span), format!("an array length must be an integer literal (§12.2); {hint}"));
+        self.error(
+            Code::E0602,
+            ty.span.to(*span),
+            format!("an array length must be an integer literal (§12.2); {hint}"),
+        );
         true
     }
 
@@ -120,10 +154,20 @@ impl<'a> Checker<'a, '_> {
     fn declare_local(&mut self, cx: &mut FnCtx, name: &Ident, local: Local) {
         let scope = cx.scopes.last_mut().expect("a scope");
         if scope.iter().any(|(n, _)| n == &name.name) {
-            self.error(Code::E0110, name.span, format!("`{}` is already declared in this block", name.name));
+            self.error(
+                Code::E0110,
+                name.span,
+                format!("`{}` is already declared in this block", name.name),
+            );
             return;
         }
-        self.local_decls.insert(name.span, super::LocalDecl { ty: local.ty.clone(), entry_binding: local.entry_of.is_some() });
+        self.local_decls.insert(
+            name.span,
+            super::LocalDecl {
+                ty: local.ty.clone(),
+                entry_binding: local.entry_of.is_some(),
+            },
+        );
         scope.push((name.name.clone(), local));
     }
 
@@ -139,7 +183,11 @@ impl<'a> Checker<'a, '_> {
                 let t = self.expr(cx, init, declared.as_ref());
                 let value = self.const_of(init).cloned();
                 if value.is_none() {
-                    self.error(Code::E0312, init.span, format!("the value of `{}` must be a constant expression", name.name));
+                    self.error(
+                        Code::E0312,
+                        init.span,
+                        format!("the value of `{}` must be a constant expression", name.name),
+                    );
                 }
                 let ty = match declared {
                     Some(d) => {
@@ -179,7 +227,11 @@ impl<'a> Checker<'a, '_> {
                 cx.loop_depth -= 1;
                 let infinite = matches!(cond.kind, ExprKind::Bool(true));
                 if infinite && !block_can_exit_loop(body) {
-                    self.error(Code::E0402, s.span, "`while (true)` has no reachable `break`, `return` or `throw`");
+                    self.error(
+                        Code::E0402,
+                        s.span,
+                        "`while (true)` has no reachable `break`, `return` or `throw`",
+                    );
                 }
                 !infinite || block_has_break(body)
             }
@@ -206,22 +258,39 @@ impl<'a> Checker<'a, '_> {
                 cx.pop_scope();
                 true
             }
-            StmtKind::ForEach { key, value, map, body } => {
+            StmtKind::ForEach {
+                key,
+                value,
+                map,
+                body,
+            } => {
                 let m = match self.symbols.get(&map.name).cloned() {
                     Some(Symbol::Map(mi)) => Some(self.maps[mi].clone()),
                     _ => None,
                 };
                 if cx.world() != World::User {
-                    self.error(Code::E0501, s.span, "map iteration is available in userspace only");
+                    self.error(
+                        Code::E0501,
+                        s.span,
+                        "map iteration is available in userspace only",
+                    );
                 }
                 let (kt, vt) = match &m {
                     Some(m) if m.kind.indexable() => (m.key.clone(), m.value.clone()),
                     Some(m) => {
-                        self.error(Code::E0610, map.span, format!("`{}` cannot be iterated", m.name));
+                        self.error(
+                            Code::E0610,
+                            map.span,
+                            format!("`{}` cannot be iterated", m.name),
+                        );
                         (Ty::Error, Ty::Error)
                     }
                     None => {
-                        self.error(Code::E0111, map.span, format!("`{}` is not a map", map.name));
+                        self.error(
+                            Code::E0111,
+                            map.span,
+                            format!("`{}` is not a map", map.name),
+                        );
                         (Ty::Error, Ty::Error)
                     }
                 };
@@ -245,7 +314,11 @@ impl<'a> Checker<'a, '_> {
             }
             StmtKind::Break | StmtKind::Continue => {
                 if cx.loop_depth == 0 {
-                    let what = if matches!(s.kind, StmtKind::Break) { "break" } else { "continue" };
+                    let what = if matches!(s.kind, StmtKind::Break) {
+                        "break"
+                    } else {
+                        "continue"
+                    };
                     self.error(Code::E0401, s.span, format!("`{what}` outside a loop"));
                 }
                 false
@@ -261,7 +334,11 @@ impl<'a> Checker<'a, '_> {
                         let sp = match c.pattern {
                             CatchPattern::Code(_, s) | CatchPattern::Wildcard(s) => s,
                         };
-                        self.error(Code::E0404, sp, "this catch pattern is already handled by an earlier clause");
+                        self.error(
+                            Code::E0404,
+                            sp,
+                            "this catch pattern is already handled by an earlier clause",
+                        );
                     }
                     seen.push(key);
                 }
@@ -293,17 +370,31 @@ impl<'a> Checker<'a, '_> {
             StmtKind::Throw(e) => {
                 let t = self.expr(cx, e, None);
                 if !t.is_integral() {
-                    self.error(Code::E0406, e.span, format!("`throw` needs an integer or enum code, found `{}`", self.show(&t)));
+                    self.error(
+                        Code::E0406,
+                        e.span,
+                        format!(
+                            "`throw` needs an integer or enum code, found `{}`",
+                            self.show(&t)
+                        ),
+                    );
                 }
                 if cx.in_defer {
                     self.error(Code::E0407, s.span, "a deferred expression cannot throw");
                 }
                 // A constant code that an enclosing `catch CODE` names cannot leave either.
-                let caught = self.const_of(e).and_then(|v| v.as_int()).is_some_and(|c| u64::try_from(c).is_ok_and(|c| cx.caught_codes.contains(&c)));
+                let caught = self
+                    .const_of(e)
+                    .and_then(|v| v.as_int())
+                    .is_some_and(|c| u64::try_from(c).is_ok_and(|c| cx.caught_codes.contains(&c)));
                 if matches!(cx.kind, FnKind::Program { .. }) && cx.catch_all_depth == 0 && !caught {
                     self.warning(Code::W0003, s.span, "this throw can leave the program; its code becomes the program's return value");
                     // The escaping code is returned: it must be a verdict the kernel accepts.
-                    self.check_verdict_range(cx, e, "uncaught, this throw makes the program return");
+                    self.check_verdict_range(
+                        cx,
+                        e,
+                        "uncaught, this throw makes the program return",
+                    );
                 }
                 false
             }
@@ -317,14 +408,25 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    fn var_decl(&mut self, cx: &mut FnCtx, name: &Ident, ty: Option<&TypeExpr>, init: Option<&Expr>, span: Span) {
+    fn var_decl(
+        &mut self,
+        cx: &mut FnCtx,
+        name: &Ident,
+        ty: Option<&TypeExpr>,
+        init: Option<&Expr>,
+        span: Span,
+    ) {
         let declared = ty.map(|t| self.resolve_type(t));
         if let Some(Ty::Void) = declared {
             self.error(Code::E0301, span, "a variable cannot have type void");
         }
         let mut local = match (declared, init) {
             (None, None) => {
-                self.error(Code::E0317, span, format!("`var {}` needs a type or an initial value", name.name));
+                self.error(
+                    Code::E0317,
+                    span,
+                    format!("`var {}` needs a type or an initial value", name.name),
+                );
                 Local::new(Ty::Error)
             }
             (Some(d), None) => Local::new(d),
@@ -384,8 +486,10 @@ impl<'a> Checker<'a, '_> {
                 }
                 if let ExprKind::Ident(f) = &callee.kind {
                     // A reported `bpf_map_lookup_elem(&m, …)` habit: one error, not a null check too.
-                    let trusted = f == "bpf_get_current_task_btf" || self.habit_map(cx, f, args).is_some();
-                    let ext = matches!(self.symbols.get(f), Some(Symbol::Extern(_))) || super::builtins::helper(f).is_some();
+                    let trusted =
+                        f == "bpf_get_current_task_btf" || self.habit_map(cx, f, args).is_some();
+                    let ext = matches!(self.symbols.get(f), Some(Symbol::Extern(_)))
+                        || super::builtins::helper(f).is_some();
                     l.nullable = ext && !trusted && l.ty.is_ptr();
                 }
             }
@@ -429,7 +533,9 @@ impl<'a> Checker<'a, '_> {
         }
         match &e.kind {
             ExprKind::Ident(n) => cx.lookup(n).is_some_and(|l| l.entry_of.is_some()),
-            ExprKind::Call { callee, .. } => matches!(&callee.kind, ExprKind::Field(_, m) if m.name == "pop" || m.name == "peek"),
+            ExprKind::Call { callee, .. } => {
+                matches!(&callee.kind, ExprKind::Field(_, m) if m.name == "pop" || m.name == "peek")
+            }
             _ => false,
         }
     }
@@ -438,10 +544,13 @@ impl<'a> Checker<'a, '_> {
     pub(super) fn is_packet(&self, cx: &FnCtx, e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Arrow(base, f) => {
-                matches!(&base.kind, ExprKind::Ident(n) if Some(n) == cx.ctx_param.as_ref()) && matches!(f.name.as_str(), "data" | "data_meta" | "data_end")
+                matches!(&base.kind, ExprKind::Ident(n) if Some(n) == cx.ctx_param.as_ref())
+                    && matches!(f.name.as_str(), "data" | "data_meta" | "data_end")
             }
             ExprKind::Ident(n) => cx.lookup(n).is_some_and(|l| l.packet),
-            ExprKind::Binary(BinOp::Add | BinOp::Sub, l, r) => self.is_packet(cx, l) ^ self.is_packet(cx, r),
+            ExprKind::Binary(BinOp::Add | BinOp::Sub, l, r) => {
+                self.is_packet(cx, l) ^ self.is_packet(cx, r)
+            }
             ExprKind::Cast(inner, _) => self.is_packet(cx, inner),
             _ => false,
         }
@@ -455,7 +564,11 @@ impl<'a> Checker<'a, '_> {
         if let ExprKind::Ident(n) = &ptr.kind {
             if let Some(l) = cx.lookup(n) {
                 if l.nullable && !l.non_null {
-                    self.error(Code::E0609, at, format!("`{n}` may be null here; test it first (`if ({n} != null)`)"));
+                    self.error(
+                        Code::E0609,
+                        at,
+                        format!("`{n}` may be null here; test it first (`if ({n} != null)`)"),
+                    );
                 }
                 if l.packet && cx.ctx_param.is_none() {
                     self.error(Code::E0611, at, format!("`{n}` is a packet pointer, but this function has no context to bound it; pass `ctx`"));
@@ -468,9 +581,26 @@ impl<'a> Checker<'a, '_> {
     // Conditions and facts
 
     pub(super) fn check_condition(&mut self, cond: &Expr, t: &Ty) {
-        let ok = matches!(t, Ty::Bool | Ty::Int(_) | Ty::Char | Ty::Enum(_) | Ty::Ptr(_) | Ty::Str(_) | Ty::Error | Ty::Null);
+        let ok = matches!(
+            t,
+            Ty::Bool
+                | Ty::Int(_)
+                | Ty::Char
+                | Ty::Enum(_)
+                | Ty::Ptr(_)
+                | Ty::Str(_)
+                | Ty::Error
+                | Ty::Null
+        );
         if !ok {
-            self.error(Code::E0316, cond.span, format!("a condition must be bool, an integer, a pointer or a string, found `{}`", self.show(t)));
+            self.error(
+                Code::E0316,
+                cond.span,
+                format!(
+                    "a condition must be bool, an integer, a pointer or a string, found `{}`",
+                    self.show(t)
+                ),
+            );
         }
     }
 
@@ -483,7 +613,13 @@ impl<'a> Checker<'a, '_> {
         match &cond.kind {
             ExprKind::Ident(n) if cx.lookup(n).is_some() => f.when_true.push(n.clone()),
             ExprKind::Binary(op @ (BinOp::Ne | BinOp::Eq), l, r) => {
-                let n = if matches!(r.kind, ExprKind::Null) { name_of(l) } else if matches!(l.kind, ExprKind::Null) { name_of(r) } else { None };
+                let n = if matches!(r.kind, ExprKind::Null) {
+                    name_of(l)
+                } else if matches!(l.kind, ExprKind::Null) {
+                    name_of(r)
+                } else {
+                    None
+                };
                 if let Some(n) = n {
                     if *op == BinOp::Ne {
                         f.when_true.push(n);
@@ -534,7 +670,11 @@ impl<'a> Checker<'a, '_> {
 
     /// Release state of every local in scope, so a branch that exits can be undone (§11.5).
     fn released_snapshot(cx: &FnCtx) -> Vec<bool> {
-        cx.scopes.iter().flatten().map(|(_, l)| l.released).collect()
+        cx.scopes
+            .iter()
+            .flatten()
+            .map(|(_, l)| l.released)
+            .collect()
     }
 
     fn restore_released(cx: &mut FnCtx, snap: &[bool]) {
@@ -543,13 +683,25 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    fn if_stmt(&mut self, cx: &mut FnCtx, cond: &IfCond, then: &Block, els: Option<&ElseBranch>) -> bool {
+    fn if_stmt(
+        &mut self,
+        cx: &mut FnCtx,
+        cond: &IfCond,
+        then: &Block,
+        els: Option<&ElseBranch>,
+    ) -> bool {
         let (then_reach, else_reach) = self.if_branches(cx, cond, then, els);
         then_reach || else_reach
     }
 
     /// Checks both branches; returns whether the end of each is reachable.
-    fn if_branches(&mut self, cx: &mut FnCtx, cond: &IfCond, then: &Block, els: Option<&ElseBranch>) -> (bool, bool) {
+    fn if_branches(
+        &mut self,
+        cx: &mut FnCtx,
+        cond: &IfCond,
+        then: &Block,
+        els: Option<&ElseBranch>,
+    ) -> (bool, bool) {
         let facts;
         let then_reach;
         let before = Self::released_snapshot(cx);
@@ -571,7 +723,15 @@ impl<'a> Checker<'a, '_> {
                 cx.binding_name = None;
                 let presence = self.is_presence_operand(cx, init);
                 if !presence && !matches!(t, Ty::Ptr(_) | Ty::Error) {
-                    self.error(Code::E0403, init.span, format!("`if (var {} = …)` needs a map access, a pointer or a pop, found `{}`", name.name, self.show(&t)));
+                    self.error(
+                        Code::E0403,
+                        init.span,
+                        format!(
+                            "`if (var {} = …)` needs a map access, a pointer or a pop, found `{}`",
+                            name.name,
+                            self.show(&t)
+                        ),
+                    );
                 }
                 cx.push_scope();
                 let mut l = Local::new(t);
@@ -614,7 +774,13 @@ impl<'a> Checker<'a, '_> {
             self.apply_facts(cx, &facts.when_true);
         }
         let after_else = Self::released_snapshot(cx);
-        let merged: Vec<bool> = after_then.iter().zip(&after_else).map(|(&t, &e)| (then_reach && t) || (else_reach && e) || (!then_reach && !else_reach && (t || e))).collect();
+        let merged: Vec<bool> = after_then
+            .iter()
+            .zip(&after_else)
+            .map(|(&t, &e)| {
+                (then_reach && t) || (else_reach && e) || (!then_reach && !else_reach && (t || e))
+            })
+            .collect();
         Self::restore_released(cx, &merged);
         (then_reach, else_reach)
     }
@@ -627,22 +793,49 @@ impl<'a> Checker<'a, '_> {
         let vt = self.expr(cx, value, Some(&tt));
         self.check_void_value(value, &vt);
         if let Some(bop) = op.binop() {
-            if matches!(bop, BinOp::Div | BinOp::Rem) && self.const_of(value).and_then(ConstValue::as_int) == Some(0) {
+            if matches!(bop, BinOp::Div | BinOp::Rem)
+                && self.const_of(value).and_then(ConstValue::as_int) == Some(0)
+            {
                 self.error(Code::E0319, value.span, "the divisor is the constant 0");
             }
-            let ptr_arith = tt.is_ptr() && matches!(bop, BinOp::Add | BinOp::Sub) && vt.is_integral();
+            let ptr_arith =
+                tt.is_ptr() && matches!(bop, BinOp::Add | BinOp::Sub) && vt.is_integral();
             if !ptr_arith && !tt.is_error() && !vt.is_error() {
                 let both_int = tt.is_integral() && vt.is_integral();
                 if !both_int {
-                    self.error(Code::E0302, target.span.to(value.span), format!("`{}=` needs integer operands, found `{}` and `{}`", bop.symbol(), self.show(&tt), self.show(&vt)));
+                    self.error(
+                        Code::E0302,
+                        target.span.to(value.span),
+                        format!(
+                            "`{}=` needs integer operands, found `{}` and `{}`",
+                            bop.symbol(),
+                            self.show(&tt),
+                            self.show(&vt)
+                        ),
+                    );
                 } else if matches!(bop, BinOp::Shl | BinOp::Shr) {
-                    if let (Some(v), Ty::Int(i)) = (self.const_of(value).and_then(ConstValue::as_int), &tt) {
+                    if let (Some(v), Ty::Int(i)) =
+                        (self.const_of(value).and_then(ConstValue::as_int), &tt)
+                    {
                         if v < 0 || v >= i.bits() as i128 {
-                            self.error(Code::E0320, value.span, format!("shift by {v} is outside 0..{}", i.bits()));
+                            self.error(
+                                Code::E0320,
+                                value.span,
+                                format!("shift by {v} is outside 0..{}", i.bits()),
+                            );
                         }
                     }
                 } else if self.const_of(value).is_none() && self.unify(&tt, &vt).is_none() {
-                    self.error(Code::E0302, target.span.to(value.span), format!("`{}=` cannot combine `{}` and `{}`", bop.symbol(), self.show(&tt), self.show(&vt)));
+                    self.error(
+                        Code::E0302,
+                        target.span.to(value.span),
+                        format!(
+                            "`{}=` cannot combine `{}` and `{}`",
+                            bop.symbol(),
+                            self.show(&tt),
+                            self.show(&vt)
+                        ),
+                    );
                 }
             }
         } else {
@@ -663,8 +856,16 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Ident(n) => {
                 if let Some(l) = cx.lookup(n) {
                     if !l.mutable {
-                        let what = if l.value.is_some() { "a constant" } else { "a loop variable" };
-                        self.error(Code::E0311, target.span, format!("`{n}` is {what} and cannot be assigned"));
+                        let what = if l.value.is_some() {
+                            "a constant"
+                        } else {
+                            "a loop variable"
+                        };
+                        self.error(
+                            Code::E0311,
+                            target.span,
+                            format!("`{n}` is {what} and cannot be assigned"),
+                        );
                     }
                     let t = l.ty.clone();
                     self.expr_types[target.id.0 as usize] = t.clone();
@@ -675,7 +876,11 @@ impl<'a> Checker<'a, '_> {
                 match self.symbols.get(n).cloned() {
                     Some(Symbol::Global(_)) => self.expr(cx, target, None),
                     Some(_) => {
-                        self.error(Code::E0311, target.span, format!("`{n}` cannot be assigned"));
+                        self.error(
+                            Code::E0311,
+                            target.span,
+                            format!("`{n}` cannot be assigned"),
+                        );
                         Ty::Error
                     }
                     None => self.expr(cx, target, None),
@@ -683,8 +888,15 @@ impl<'a> Checker<'a, '_> {
             }
             ExprKind::Field(base, _) => {
                 if let ExprKind::Ident(n) = &base.kind {
-                    if cx.lookup(n).is_none() && matches!(self.symbols.get(n), Some(Symbol::Config(_))) && cx.is_kernel() {
-                        self.error(Code::E0509, target.span, format!("config `{n}` is read-only in kernel code"));
+                    if cx.lookup(n).is_none()
+                        && matches!(self.symbols.get(n), Some(Symbol::Config(_)))
+                        && cx.is_kernel()
+                    {
+                        self.error(
+                            Code::E0509,
+                            target.span,
+                            format!("config `{n}` is read-only in kernel code"),
+                        );
                     }
                 }
                 self.expr(cx, target, None)
@@ -695,12 +907,22 @@ impl<'a> Checker<'a, '_> {
                     if let Ty::Struct(s) = &*inner {
                         let info = &self.structs[s.0 as usize];
                         let writable = match info.origin {
-                            StructOrigin::Context => matches!(f.name.as_str(), "mark" | "cb" | "priority"),
+                            StructOrigin::Context => {
+                                matches!(f.name.as_str(), "mark" | "cb" | "priority")
+                            }
                             StructOrigin::Kernel => info.span.is_some(),
                             _ => true,
                         };
                         if !writable {
-                            self.error(Code::E0311, target.span, format!("`{}.{}` is a kernel field and cannot be written", info.name.clone(), f.name));
+                            self.error(
+                                Code::E0311,
+                                target.span,
+                                format!(
+                                    "`{}.{}` is a kernel field and cannot be written",
+                                    info.name.clone(),
+                                    f.name
+                                ),
+                            );
                         }
                     }
                 }
@@ -709,7 +931,11 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Index(..) | ExprKind::Unary(UnOp::Deref, _) => self.expr(cx, target, None),
             _ => {
                 self.expr(cx, target, None);
-                self.error(Code::E0311, target.span, "this expression cannot be assigned");
+                self.error(
+                    Code::E0311,
+                    target.span,
+                    "this expression cannot be assigned",
+                );
                 Ty::Error
             }
         }
@@ -719,9 +945,18 @@ impl<'a> Checker<'a, '_> {
         let ret = cx.ret.clone();
         match v {
             None => {
-                let named = cx.func.is_some_and(|f| matches!(self.funcs[f.0 as usize].decl.ret, RetSpec::Named(..)));
+                let named = cx.func.is_some_and(|f| {
+                    matches!(self.funcs[f.0 as usize].decl.ret, RetSpec::Named(..))
+                });
                 if !matches!(ret, Ty::Void | Ty::Error) && !named {
-                    self.error(Code::E0314, span, format!("this function returns `{}`; `return` needs a value", self.show(&ret)));
+                    self.error(
+                        Code::E0314,
+                        span,
+                        format!(
+                            "this function returns `{}`; `return` needs a value",
+                            self.show(&ret)
+                        ),
+                    );
                 }
             }
             Some(e) => {
@@ -755,7 +990,11 @@ impl<'a> Checker<'a, '_> {
                 }
                 if let ExprKind::Ident(n) = &e.kind {
                     if cx.lookup(n).is_some_and(|l| l.record_of.is_some()) && cx.is_kernel() {
-                        self.error(Code::E0608, e.span, "a ring-buffer record cannot leave the function that reserved it");
+                        self.error(
+                            Code::E0608,
+                            e.span,
+                            "a ring-buffer record cannot leave the function that reserved it",
+                        );
                     }
                 }
             }
@@ -765,7 +1004,9 @@ impl<'a> Checker<'a, '_> {
     /// §9.2: a value a program returns must be of its kind's verdict type (an XDP constant is not
     /// a tc verdict). Returns false after reporting E0301 with the equivalent constant.
     fn check_verdict_type(&mut self, cx: &FnCtx, e: &Expr) -> bool {
-        let FnKind::Program { kind, .. } = &cx.kind else { return true };
+        let FnKind::Program { kind, .. } = &cx.kind else {
+            return true;
+        };
         let kind = *kind;
         let own = verdict::verdicts(kind, None).enum_name;
         if let Ty::Enum(id) = &self.expr_types[e.id.0 as usize] {
@@ -780,9 +1021,14 @@ impl<'a> Checker<'a, '_> {
                     Some(_) => "a `tc_action` (or an `i32`)",
                     None => "an `i32`",
                 };
-                let details = format!("{what} is {} (`{en}`); a `@{}` program returns {own_ty}", verdict::enum_kind(&en), attr_name(kind));
+                let details = format!(
+                    "{what} is {} (`{en}`); a `@{}` program returns {own_ty}",
+                    verdict::enum_kind(&en),
+                    attr_name(kind)
+                );
                 let hint = match &e.kind {
-                    ExprKind::Ident(n) => verdict::equivalent(n, kind).map(|eq| format!("in {} program use `{eq}`", kind_article(kind))),
+                    ExprKind::Ident(n) => verdict::equivalent(n, kind)
+                        .map(|eq| format!("in {} program use `{eq}`", kind_article(kind))),
                     _ => None,
                 };
                 match hint {
@@ -797,9 +1043,14 @@ impl<'a> Checker<'a, '_> {
 
     /// E0310 for a constant verdict outside the range the kernel accepts from this program kind.
     fn check_verdict_range(&mut self, cx: &FnCtx, e: &Expr, what: &str) {
-        let FnKind::Program { kind, arg } = &cx.kind else { return };
+        let FnKind::Program { kind, arg } = &cx.kind else {
+            return;
+        };
         let v = verdict::verdicts(*kind, arg.as_deref());
-        let (Some((lo, hi)), Some(x)) = (v.range, self.const_of(e).and_then(ConstValue::as_int)) else { return };
+        let (Some((lo, hi)), Some(x)) = (v.range, self.const_of(e).and_then(ConstValue::as_int))
+        else {
+            return;
+        };
         if (lo..=hi).contains(&x) {
             return;
         }
@@ -807,7 +1058,14 @@ impl<'a> Checker<'a, '_> {
             Some(a) if *kind != ProgKind::Xdp => format!("`@{}(\"{a}\")`", attr_name(*kind)),
             _ => format!("`@{}`", attr_name(*kind)),
         };
-        self.error(Code::E0310, e.span, format!("{what} {x}, outside [{lo}, {hi}]: a {prog} program returns {}", v.meaning));
+        self.error(
+            Code::E0310,
+            e.span,
+            format!(
+                "{what} {x}, outside [{lo}, {hi}]: a {prog} program returns {}",
+                v.meaning
+            ),
+        );
     }
 
     fn delete_stmt(&mut self, cx: &mut FnCtx, e: &Expr, span: Span) {
@@ -818,7 +1076,14 @@ impl<'a> Checker<'a, '_> {
         }
         let t = self.expr(cx, e, None);
         if !matches!(t, Ty::Ptr(_) | Ty::Error | Ty::Null) {
-            self.error(Code::E0302, e.span, format!("`delete` takes a map entry `m[k]` or a pointer from `new`, found `{}`", self.show(&t)));
+            self.error(
+                Code::E0302,
+                e.span,
+                format!(
+                    "`delete` takes a map entry `m[k]` or a pointer from `new`, found `{}`",
+                    self.show(&t)
+                ),
+            );
         }
         // A kernel object is released once: any later use (a second delete included) is E0612.
         if let ExprKind::Ident(n) = &e.kind {
@@ -849,7 +1114,11 @@ impl<'a> Checker<'a, '_> {
                     }
                     _ => {
                         reachable &= self.stmt(cx, s);
-                        self.error(Code::E0404, s.span, "a block arm must end with an expression, `return` or `throw`");
+                        self.error(
+                            Code::E0404,
+                            s.span,
+                            "a block arm must end with an expression, `return` or `throw`",
+                        );
                         Ty::Error
                     }
                 };
@@ -882,7 +1151,10 @@ impl<'a> Checker<'a, '_> {
     /// reported once per binding (the first use) so one mistake gives one error.
     pub(super) fn check_binding_valid(&mut self, cx: &mut FnCtx, name: &str, at: Span) {
         let Some(l) = cx.lookup_mut(name) else { return };
-        let (Some(by), Some(mi), false) = (l.invalidated_by, l.entry_of, l.invalidation_reported) else { return };
+        let (Some(by), Some(mi), false) = (l.invalidated_by, l.entry_of, l.invalidation_reported)
+        else {
+            return;
+        };
         l.invalidation_reported = true;
         let map = self.maps[mi].name.clone();
         self.error_because(
@@ -908,7 +1180,9 @@ impl<'a> Checker<'a, '_> {
     fn loop_deletes(&self, cx: &FnCtx, b: &Block, out: &mut Vec<(usize, Span)>) {
         for (i, s) in b.stmts.iter().enumerate() {
             // A delete followed by a return or throw in its block never reaches the back edge.
-            let leaves = b.stmts[i + 1..].iter().any(|t| matches!(t.kind, StmtKind::Return(_) | StmtKind::Throw(_)));
+            let leaves = b.stmts[i + 1..]
+                .iter()
+                .any(|t| matches!(t.kind, StmtKind::Return(_) | StmtKind::Throw(_)));
             match &s.kind {
                 StmtKind::Delete(e) if !leaves => {
                     if let Some(mi) = self.map_entry_of(cx, e) {
@@ -925,14 +1199,20 @@ impl<'a> Checker<'a, '_> {
                                 next = None;
                             }
                             ElseBranch::If(s) => {
-                                let StmtKind::If { then, els, .. } = &s.kind else { break };
+                                let StmtKind::If { then, els, .. } = &s.kind else {
+                                    break;
+                                };
                                 self.loop_deletes(cx, then, out);
                                 next = els.as_deref();
                             }
                         }
                     }
                 }
-                StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } if !leaves => {
+                StmtKind::While { body, .. }
+                | StmtKind::ForRange { body, .. }
+                | StmtKind::ForEach { body, .. }
+                    if !leaves =>
+                {
                     self.loop_deletes(cx, body, out)
                 }
                 StmtKind::Try { body, catches } if !leaves => {
@@ -955,11 +1235,17 @@ impl<'a> Checker<'a, '_> {
     // Escapes: records (E0608), kernel objects (E0612), packet pointers (E0611)
 
     pub(super) fn release_record(&mut self, cx: &mut FnCtx, arg: &Expr, mi: usize) {
-        let ExprKind::Ident(n) = &arg.kind else { return };
+        let ExprKind::Ident(n) = &arg.kind else {
+            return;
+        };
         let Some(l) = cx.lookup_mut(n) else { return };
         match l.record_of {
             Some(m) if m != mi => {
-                self.error(Code::E0608, arg.span, format!("`{n}` was reserved from a different ring buffer"));
+                self.error(
+                    Code::E0608,
+                    arg.span,
+                    format!("`{n}` was reserved from a different ring buffer"),
+                );
             }
             Some(_) => l.released = true,
             None => {}
@@ -973,9 +1259,19 @@ impl<'a> Checker<'a, '_> {
         if let ExprKind::Ident(n) = &arg.kind {
             if let Some(l) = cx.lookup(n) {
                 if l.record_of.is_some() {
-                    self.error(Code::E0608, arg.span, format!("the ring-buffer record `{n}` cannot be passed to another function"));
+                    self.error(
+                        Code::E0608,
+                        arg.span,
+                        format!(
+                            "the ring-buffer record `{n}` cannot be passed to another function"
+                        ),
+                    );
                 } else if l.owned_object {
-                    self.error(Code::E0612, arg.span, format!("the object `{n}` from `new` cannot be passed to another function"));
+                    self.error(
+                        Code::E0612,
+                        arg.span,
+                        format!("the object `{n}` from `new` cannot be passed to another function"),
+                    );
                 }
             }
         }
@@ -987,14 +1283,22 @@ impl<'a> Checker<'a, '_> {
             return;
         }
         let into_shared = match &target.kind {
-            ExprKind::Index(base, _) | ExprKind::Field(base, _) => self.map_entry_of(cx, target).is_some() || self.is_shared_root(cx, base),
+            ExprKind::Index(base, _) | ExprKind::Field(base, _) => {
+                self.map_entry_of(cx, target).is_some() || self.is_shared_root(cx, base)
+            }
             ExprKind::Ident(n) => cx.lookup(n).is_none(),
-            ExprKind::Arrow(base, _) => matches!(&base.kind, ExprKind::Ident(n) if cx.lookup(n).is_some_and(|l| l.record_of.is_some() || l.entry_of.is_some())),
+            ExprKind::Arrow(base, _) => {
+                matches!(&base.kind, ExprKind::Ident(n) if cx.lookup(n).is_some_and(|l| l.record_of.is_some() || l.entry_of.is_some()))
+            }
             _ => false,
         };
         let local_target = matches!(&target.kind, ExprKind::Ident(n) if cx.lookup(n).is_some());
         if self.is_packet(cx, value) && into_shared {
-            self.error(Code::E0611, target.span, "packet pointers cannot be stored in maps, globals or records");
+            self.error(
+                Code::E0611,
+                target.span,
+                "packet pointers cannot be stored in maps, globals or records",
+            );
         }
         if let ExprKind::Ident(n) = &value.kind {
             if let Some(l) = cx.lookup(n) {
@@ -1002,7 +1306,11 @@ impl<'a> Checker<'a, '_> {
                     self.error(Code::E0612, target.span, format!("the object `{n}` from `new` cannot be stored away (kptr ownership transfer is not supported)"));
                 }
                 if l.record_of.is_some() && !local_target {
-                    self.error(Code::E0608, target.span, format!("the ring-buffer record `{n}` cannot be stored away"));
+                    self.error(
+                        Code::E0608,
+                        target.span,
+                        format!("the ring-buffer record `{n}` cannot be stored away"),
+                    );
                 }
             }
         }
@@ -1011,7 +1319,9 @@ impl<'a> Checker<'a, '_> {
     fn is_shared_root(&self, cx: &FnCtx, e: &Expr) -> bool {
         match &e.kind {
             ExprKind::Ident(n) => cx.lookup(n).is_none_or(|l| l.entry_of.is_some()),
-            ExprKind::Index(b, _) | ExprKind::Field(b, _) => self.map_entry_of(cx, e).is_some() || self.is_shared_root(cx, b),
+            ExprKind::Index(b, _) | ExprKind::Field(b, _) => {
+                self.map_entry_of(cx, e).is_some() || self.is_shared_root(cx, b)
+            }
             _ => false,
         }
     }
@@ -1020,7 +1330,9 @@ impl<'a> Checker<'a, '_> {
 /// The values a returned expression can produce: the arm values of a `match` (recursively), else
 /// the expression itself. Arms that end in `return`/`throw` are checked where those are.
 fn verdict_leaves(e: &Expr) -> Vec<&Expr> {
-    let ExprKind::Match { arms, .. } = &e.kind else { return vec![e] };
+    let ExprKind::Match { arms, .. } = &e.kind else {
+        return vec![e];
+    };
     let mut out = Vec::new();
     for arm in arms {
         let value = match &arm.body {
@@ -1076,10 +1388,12 @@ fn stmt_exits(s: &Stmt, any_exit: bool) -> bool {
                     ElseBranch::If(s) => stmt_exits(s, any_exit),
                 })
         }
-        StmtKind::Try { body, catches } => in_block(body) || catches.iter().any(|c| in_block(&c.body)),
-        StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => {
-            any_exit && body.stmts.iter().any(|s| stmt_returns(s))
+        StmtKind::Try { body, catches } => {
+            in_block(body) || catches.iter().any(|c| in_block(&c.body))
         }
+        StmtKind::While { body, .. }
+        | StmtKind::ForRange { body, .. }
+        | StmtKind::ForEach { body, .. } => any_exit && body.stmts.iter().any(|s| stmt_returns(s)),
         StmtKind::Expr(e) => match_arm_blocks(e).any(in_block),
         _ => false,
     }
@@ -1095,8 +1409,15 @@ fn stmt_returns(s: &Stmt) -> bool {
                     ElseBranch::If(s) => stmt_returns(s),
                 })
         }
-        StmtKind::While { body, .. } | StmtKind::ForRange { body, .. } | StmtKind::ForEach { body, .. } => body.stmts.iter().any(stmt_returns),
-        StmtKind::Try { body, catches } => body.stmts.iter().any(stmt_returns) || catches.iter().any(|c| c.body.stmts.iter().any(stmt_returns)),
+        StmtKind::While { body, .. }
+        | StmtKind::ForRange { body, .. }
+        | StmtKind::ForEach { body, .. } => body.stmts.iter().any(stmt_returns),
+        StmtKind::Try { body, catches } => {
+            body.stmts.iter().any(stmt_returns)
+                || catches
+                    .iter()
+                    .any(|c| c.body.stmts.iter().any(stmt_returns))
+        }
         StmtKind::Expr(e) => match_arm_blocks(e).any(|b| b.stmts.iter().any(stmt_returns)),
         _ => false,
     }

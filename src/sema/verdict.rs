@@ -25,7 +25,11 @@ pub struct Verdicts {
 /// (XDP: `bpf_warn_invalid_xdp_action` and a drop; tc: an unknown action), so a constant outside
 /// it is always a mistake. Kprobes, tracepoints and perf_event programs may return anything.
 pub fn verdicts(kind: ProgKind, arg: Option<&str>) -> Verdicts {
-    let any = Verdicts { enum_name: None, range: None, meaning: "" };
+    let any = Verdicts {
+        enum_name: None,
+        range: None,
+        meaning: "",
+    };
     match kind {
         ProgKind::Xdp => Verdicts {
             enum_name: Some("xdp_action"),
@@ -121,7 +125,9 @@ mod tests {
         for kind in KINDS {
             for arg in [None, Some("ingress"), Some("egress")] {
                 let v = verdicts(kind, arg);
-                let pass = crate::passes::tail_calls::pass_verdict(Some(crate::lower::kind_name(kind).as_bytes()));
+                let pass = crate::passes::tail_calls::pass_verdict(Some(
+                    crate::lower::kind_name(kind).as_bytes(),
+                ));
                 if let Some((lo, hi)) = v.range {
                     assert!((lo..=hi).contains(&pass), "{kind:?} pass verdict {pass}");
                     assert!((lo..=hi).contains(&0), "{kind:?} zero value");

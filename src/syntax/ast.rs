@@ -46,7 +46,10 @@ pub struct Attribute {
 pub enum AttrArg {
     Str(Vec<u8>, Span),
     Int(u64, Span),
-    Flag { name: Ident, arg: Option<(u64, Span)> },
+    Flag {
+        name: Ident,
+        arg: Option<(u64, Span)>,
+    },
 }
 
 impl AttrArg {
@@ -275,7 +278,10 @@ pub enum TypeExprKind {
     Named(Ident),
     Array(Box<TypeExpr>, u64),
     Ptr(Box<TypeExpr>),
-    Fn { params: Vec<TypeExpr>, ret: Box<TypeExpr> },
+    Fn {
+        params: Vec<TypeExpr>,
+        ret: Box<TypeExpr>,
+    },
     Map(MapTypeExpr),
 }
 
@@ -300,7 +306,11 @@ pub struct Block {
 impl Block {
     /// The closing `}` (where E0405 points).
     pub fn close_span(&self) -> Span {
-        Span { file: self.span.file, lo: self.span.hi.saturating_sub(1), hi: self.span.hi }
+        Span {
+            file: self.span.file,
+            lo: self.span.hi.saturating_sub(1),
+            hi: self.span.hi,
+        }
     }
 }
 
@@ -346,19 +356,51 @@ impl AssignOp {
 
 #[derive(Debug, Clone)]
 pub enum StmtKind {
-    Var { name: Ident, ty: Option<TypeExpr>, init: Option<Expr> },
-    Const { name: Ident, ty: Option<TypeExpr>, init: Expr },
-    Assign { target: Expr, op: AssignOp, value: Expr },
+    Var {
+        name: Ident,
+        ty: Option<TypeExpr>,
+        init: Option<Expr>,
+    },
+    Const {
+        name: Ident,
+        ty: Option<TypeExpr>,
+        init: Expr,
+    },
+    Assign {
+        target: Expr,
+        op: AssignOp,
+        value: Expr,
+    },
     Expr(Expr),
     Return(Option<Expr>),
-    If { cond: IfCond, then: Block, els: Option<Box<ElseBranch>> },
-    While { cond: Expr, body: Block },
-    ForRange { var: Ident, lo: Expr, hi: Expr, body: Block },
-    ForEach { key: Ident, value: Ident, map: Ident, body: Block },
+    If {
+        cond: IfCond,
+        then: Block,
+        els: Option<Box<ElseBranch>>,
+    },
+    While {
+        cond: Expr,
+        body: Block,
+    },
+    ForRange {
+        var: Ident,
+        lo: Expr,
+        hi: Expr,
+        body: Block,
+    },
+    ForEach {
+        key: Ident,
+        value: Ident,
+        map: Ident,
+        body: Block,
+    },
     Delete(Expr),
     Break,
     Continue,
-    Try { body: Block, catches: Vec<Catch> },
+    Try {
+        body: Block,
+        catches: Vec<Catch>,
+    },
     Throw(Expr),
     Defer(Expr),
 }
@@ -464,12 +506,18 @@ impl BinOp {
     }
 
     pub fn is_comparison(self) -> bool {
-        matches!(self, BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge)
+        matches!(
+            self,
+            BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge
+        )
     }
 
     /// Operators that only exist as extensions (§4 [ext]).
     pub fn is_extension(self) -> bool {
-        matches!(self, BinOp::BitOr | BinOp::BitXor | BinOp::BitAnd | BinOp::Shl | BinOp::Shr)
+        matches!(
+            self,
+            BinOp::BitOr | BinOp::BitXor | BinOp::BitAnd | BinOp::Shl | BinOp::Shr
+        )
     }
 }
 
@@ -494,13 +542,25 @@ pub enum ExprKind {
     Unary(UnOp, Box<Expr>),
     Binary(BinOp, Box<Expr>, Box<Expr>),
     Cast(Box<Expr>, TypeExpr),
-    Call { callee: Box<Expr>, args: Vec<Expr> },
+    Call {
+        callee: Box<Expr>,
+        args: Vec<Expr>,
+    },
     Index(Box<Expr>, Box<Expr>),
     Field(Box<Expr>, Ident),
     Arrow(Box<Expr>, Ident),
-    StructLit { name: Ident, fields: Vec<(Ident, Expr)> },
-    Match { scrutinee: Box<Expr>, arms: Vec<MatchArm> },
-    New { ty: TypeExpr, arg: Option<Box<Expr>> },
+    StructLit {
+        name: Ident,
+        fields: Vec<(Ident, Expr)>,
+    },
+    Match {
+        scrutinee: Box<Expr>,
+        arms: Vec<MatchArm>,
+    },
+    New {
+        ty: TypeExpr,
+        arg: Option<Box<Expr>>,
+    },
     SizeofType(TypeExpr),
     SizeofExpr(Box<Expr>),
 }
@@ -525,7 +585,11 @@ pub enum Pattern {
 impl Pattern {
     pub fn span(&self) -> Span {
         match self {
-            Pattern::Int(_, s) | Pattern::Str(_, s) | Pattern::Char(_, s) | Pattern::Bool(_, s) | Pattern::Default(s) => *s,
+            Pattern::Int(_, s)
+            | Pattern::Str(_, s)
+            | Pattern::Char(_, s)
+            | Pattern::Bool(_, s)
+            | Pattern::Default(s) => *s,
             Pattern::Name(i) => i.span,
         }
     }

@@ -19,7 +19,14 @@ pub struct LexFacts {
 }
 
 pub fn validate(file: FileId, text: &str, diags: &mut Diagnostics) -> LexFacts {
-    let mut lx = Lexer { file, bytes: text.as_bytes(), pos: 0, diags, facts: LexFacts::default(), depth: 0 };
+    let mut lx = Lexer {
+        file,
+        bytes: text.as_bytes(),
+        pos: 0,
+        diags,
+        facts: LexFacts::default(),
+        depth: 0,
+    };
     lx.run();
     lx.facts
 }
@@ -72,7 +79,11 @@ impl Lexer<'_> {
                     self.pos += 1;
                     if self.depth == MAX_NESTING + 1 {
                         let sp = self.span(start, start + 1);
-                        self.diags.error(Code::E0010, sp, format!("brackets nested deeper than {MAX_NESTING} levels"));
+                        self.diags.error(
+                            Code::E0010,
+                            sp,
+                            format!("brackets nested deeper than {MAX_NESTING} levels"),
+                        );
                     }
                 }
                 b')' | b']' | b'}' => {
@@ -92,7 +103,10 @@ impl Lexer<'_> {
                     } else if b < 0x80 {
                         format!("byte 0x{b:02x}")
                     } else {
-                        format!("non-ASCII `{}` outside a comment or string", shown.escape_debug())
+                        format!(
+                            "non-ASCII `{}` outside a comment or string",
+                            shown.escape_debug()
+                        )
                     };
                     let sp = self.span(start, hi);
                     self.diags.error(Code::E0001, sp, what);
@@ -118,7 +132,8 @@ impl Lexer<'_> {
             match self.peek(0) {
                 None => {
                     let sp = self.span(start, start + 2);
-                    self.diags.error(Code::E0002, sp, "block comment is never closed with `*/`");
+                    self.diags
+                        .error(Code::E0002, sp, "block comment is never closed with `*/`");
                     return;
                 }
                 Some(b'*') if self.peek(1) == Some(b'/') => {
@@ -140,7 +155,8 @@ impl Lexer<'_> {
                 true
             }
             Some(b'x') => {
-                let ok = self.peek(1).is_some_and(|b| b.is_ascii_hexdigit()) && self.peek(2).is_some_and(|b| b.is_ascii_hexdigit());
+                let ok = self.peek(1).is_some_and(|b| b.is_ascii_hexdigit())
+                    && self.peek(2).is_some_and(|b| b.is_ascii_hexdigit());
                 self.pos += if ok { 3 } else { 1 };
                 ok
             }
@@ -160,7 +176,8 @@ impl Lexer<'_> {
             match self.peek(0) {
                 None => {
                     let sp = self.span(start, start + 1);
-                    self.diags.error(Code::E0002, sp, "string literal is never closed with `\"`");
+                    self.diags
+                        .error(Code::E0002, sp, "string literal is never closed with `\"`");
                     return;
                 }
                 Some(b'"') => {
@@ -177,9 +194,14 @@ impl Lexer<'_> {
             }
         }
         if let Some(at) = bad_escape {
-            let esc = String::from_utf8_lossy(&self.bytes[at..(at + 2).min(self.bytes.len())]).into_owned();
+            let esc = String::from_utf8_lossy(&self.bytes[at..(at + 2).min(self.bytes.len())])
+                .into_owned();
             let sp = self.span(start, self.pos);
-            self.diags.error(Code::E0003, sp, format!("unknown escape `{esc}` (valid: \\n \\t \\r \\\\ \\' \\\" \\0 \\xHH)"));
+            self.diags.error(
+                Code::E0003,
+                sp,
+                format!("unknown escape `{esc}` (valid: \\n \\t \\r \\\\ \\' \\\" \\0 \\xHH)"),
+            );
         }
     }
 
@@ -192,7 +214,11 @@ impl Lexer<'_> {
             match self.peek(0) {
                 None | Some(b'\n') => {
                     let sp = self.span(start, start + 1);
-                    self.diags.error(Code::E0002, sp, "character literal is never closed with `'`");
+                    self.diags.error(
+                        Code::E0002,
+                        sp,
+                        "character literal is never closed with `'`",
+                    );
                     return;
                 }
                 Some(b'\'') => {
@@ -211,9 +237,14 @@ impl Lexer<'_> {
         }
         let sp = self.span(start, self.pos);
         if bad {
-            self.diags.error(Code::E0003, sp, "unknown escape in character literal");
+            self.diags
+                .error(Code::E0003, sp, "unknown escape in character literal");
         } else if units != 1 {
-            let why = if units == 0 { "empty character literal" } else { "a character literal must denote exactly one byte" };
+            let why = if units == 0 {
+                "empty character literal"
+            } else {
+                "a character literal must denote exactly one byte"
+            };
             self.diags.error(Code::E0003, sp, why);
         }
     }
@@ -261,7 +292,9 @@ pub fn parse_int_literal(text: &str) -> Result<u64, String> {
     }
     let mut value: u64 = 0;
     for c in digits.chars().filter(|&c| c != '_') {
-        let d = c.to_digit(radix).ok_or_else(|| format!("`{c}` is not a valid digit in `{text}`"))?;
+        let d = c
+            .to_digit(radix)
+            .ok_or_else(|| format!("`{c}` is not a valid digit in `{text}`"))?;
         value = value
             .checked_mul(radix as u64)
             .and_then(|v| v.checked_add(d as u64))
@@ -309,7 +342,16 @@ mod tests {
         assert_eq!(parse_int_literal("0o644"), Ok(0o644));
         assert_eq!(parse_int_literal("0b1010"), Ok(10));
         assert_eq!(parse_int_literal("18446744073709551615"), Ok(u64::MAX));
-        for bad in ["1__0", "1_", "0x_1", "0b12", "0o8", "18446744073709551616", "12ab", "0x"] {
+        for bad in [
+            "1__0",
+            "1_",
+            "0x_1",
+            "0b12",
+            "0o8",
+            "18446744073709551616",
+            "12ab",
+            "0x",
+        ] {
             assert!(parse_int_literal(bad).is_err(), "{bad}");
         }
     }

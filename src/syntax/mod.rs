@@ -11,8 +11,20 @@ pub use parser::ParseOptions;
 use std::path::{Path, PathBuf};
 
 /// Loads, parses and include-expands the unit rooted at `path`.
-pub fn load_unit(path: &Path, opts: ParseOptions, sources: &mut SourceMap, diags: &mut Diagnostics) -> Unit {
-    let mut loader = Loader { opts, sources, diags, next_expr_id: 0, include_stack: Vec::new(), included: Vec::new() };
+pub fn load_unit(
+    path: &Path,
+    opts: ParseOptions,
+    sources: &mut SourceMap,
+    diags: &mut Diagnostics,
+) -> Unit {
+    let mut loader = Loader {
+        opts,
+        sources,
+        diags,
+        next_expr_id: 0,
+        include_stack: Vec::new(),
+        included: Vec::new(),
+    };
     let display = path.display().to_string();
     let mut unit = Unit::default();
     match std::fs::read(path) {
@@ -24,7 +36,11 @@ pub fn load_unit(path: &Path, opts: ParseOptions, sources: &mut SourceMap, diags
         Err(e) => {
             // Nothing to point into: report against an empty stand-in file so the contract holds.
             let id = loader.sources.add(display, path, String::new());
-            loader.diags.error(Code::E0101, Span::new(id, 0, 0), format!("cannot read {}: {}", path.display(), e));
+            loader.diags.error(
+                Code::E0101,
+                Span::new(id, 0, 0),
+                format!("cannot read {}: {}", path.display(), e),
+            );
         }
     }
     unit.expr_count = loader.next_expr_id;
@@ -56,7 +72,11 @@ impl Loader<'_> {
         let text = &self.sources.get(id).text;
         if let Some(at) = bad_utf8 {
             // Offsets past the first bad byte shift under lossy decoding; the first one is exact.
-            self.diags.error(Code::E0001, Span::new(id, at, at + 1), "invalid UTF-8 byte in source file");
+            self.diags.error(
+                Code::E0001,
+                Span::new(id, at, at + 1),
+                "invalid UTF-8 byte in source file",
+            );
             return Vec::new();
         }
         let before = self.diags.error_count();
@@ -66,7 +86,11 @@ impl Loader<'_> {
         }
         if self.opts.compat {
             for c in &facts.block_comments {
-                self.diags.error(Code::E0011, *c, "a `/* */` comment is a ksc extension (rejected by --compat)");
+                self.diags.error(
+                    Code::E0011,
+                    *c,
+                    "a `/* */` comment is a ksc extension (rejected by --compat)",
+                );
             }
         }
         let text = self.sources.get(id).text.clone();
@@ -95,14 +119,27 @@ impl Loader<'_> {
             };
             let rel = path.text();
             if !rel.ends_with(".kh") {
-                self.diags.error(Code::E0103, path.span, format!("`{rel}`: `include` takes a `.kh` header"));
+                self.diags.error(
+                    Code::E0103,
+                    path.span,
+                    format!("`{rel}`: `include` takes a `.kh` header"),
+                );
                 continue;
             }
             let full = resolve(from, &rel);
             let key = full.canonicalize().unwrap_or_else(|_| full.clone());
             if self.include_stack.contains(&key) {
-                let chain: Vec<String> = self.include_stack.iter().chain([&key]).map(|p| p.display().to_string()).collect();
-                self.diags.error(Code::E0103, path.span, format!("include cycle: {}", chain.join(" → ")));
+                let chain: Vec<String> = self
+                    .include_stack
+                    .iter()
+                    .chain([&key])
+                    .map(|p| p.display().to_string())
+                    .collect();
+                self.diags.error(
+                    Code::E0103,
+                    path.span,
+                    format!("include cycle: {}", chain.join(" → ")),
+                );
                 continue;
             }
             if self.included.contains(&key) {
@@ -111,7 +148,11 @@ impl Loader<'_> {
             let bytes = match std::fs::read(&full) {
                 Ok(b) => b,
                 Err(_) => {
-                    self.diags.error(Code::E0101, path.span, format!("`{}` (looked for {})", rel, full.display()));
+                    self.diags.error(
+                        Code::E0101,
+                        path.span,
+                        format!("`{}` (looked for {})", rel, full.display()),
+                    );
                     continue;
                 }
             };
@@ -129,19 +170,33 @@ impl Loader<'_> {
     fn imports(&mut self, items: &[Item], from: &Path) -> Vec<ImportedModule> {
         let mut out = Vec::new();
         for item in items {
-            let ItemKind::Import { name, path } = &item.kind else { continue };
+            let ItemKind::Import { name, path } = &item.kind else {
+                continue;
+            };
             let rel = path.text();
             if rel.ends_with(".py") {
-                self.diags.error(Code::E0105, item.span, format!("`{rel}`: importing Python modules is not supported"));
+                self.diags.error(
+                    Code::E0105,
+                    item.span,
+                    format!("`{rel}`: importing Python modules is not supported"),
+                );
                 continue;
             }
             if !rel.ends_with(".ks") {
-                self.diags.error(Code::E0103, path.span, format!("`{rel}`: `import` takes a `.ks` module"));
+                self.diags.error(
+                    Code::E0103,
+                    path.span,
+                    format!("`{rel}`: `import` takes a `.ks` module"),
+                );
                 continue;
             }
             let full = resolve(from, &rel);
             let Ok(bytes) = std::fs::read(&full) else {
-                self.diags.error(Code::E0101, path.span, format!("`{}` (looked for {})", rel, full.display()));
+                self.diags.error(
+                    Code::E0101,
+                    path.span,
+                    format!("`{}` (looked for {})", rel, full.display()),
+                );
                 continue;
             };
             let parsed = self.parse_file(full.display().to_string(), &full, bytes);
@@ -150,7 +205,10 @@ impl Loader<'_> {
                 self.diags.error(Code::E0104, item.span, format!("`{rel}` {bad}; an imported module holds userspace functions and types only"));
                 continue;
             }
-            out.push(ImportedModule { name: name.clone(), items });
+            out.push(ImportedModule {
+                name: name.clone(),
+                items,
+            });
         }
         out
     }
@@ -162,7 +220,15 @@ fn resolve(from: &Path, rel: &str) -> PathBuf {
 }
 
 fn header_allows(kind: &ItemKind) -> bool {
-    matches!(kind, ItemKind::Struct(_) | ItemKind::Enum(_) | ItemKind::Alias { .. } | ItemKind::Extern(_) | ItemKind::Config(_) | ItemKind::Include(_))
+    matches!(
+        kind,
+        ItemKind::Struct(_)
+            | ItemKind::Enum(_)
+            | ItemKind::Alias { .. }
+            | ItemKind::Extern(_)
+            | ItemKind::Config(_)
+            | ItemKind::Include(_)
+    )
 }
 
 /// Why an item may not be in an imported module (§5.2), if it may not.

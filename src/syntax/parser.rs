@@ -22,8 +22,21 @@ pub struct ParseOptions {
 }
 
 /// Parses one file into items. Expression ids continue from `*next_expr_id`.
-pub fn parse_items(file: FileId, text: &str, opts: ParseOptions, next_expr_id: &mut u32, diags: &mut Diagnostics) -> Vec<Item> {
-    let mut b = Builder { file, text, base: 0, opts, next_id: next_expr_id, diags };
+pub fn parse_items(
+    file: FileId,
+    text: &str,
+    opts: ParseOptions,
+    next_expr_id: &mut u32,
+    diags: &mut Diagnostics,
+) -> Vec<Item> {
+    let mut b = Builder {
+        file,
+        text,
+        base: 0,
+        opts,
+        next_id: next_expr_id,
+        diags,
+    };
     let mut items = Vec::new();
     let mut off = skip_trivia(text, 0);
     while off < text.len() {
@@ -84,7 +97,8 @@ fn skip_trivia(text: &str, mut i: usize) -> usize {
 const MAX_CHAIN: usize = 256;
 
 const ITEM_STARTS: &[&str] = &[
-    "fn", "@", "struct", "enum", "var", "pin", "local", "config", "include", "import", "type", "const", "extern", "impl",
+    "fn", "@", "struct", "enum", "var", "pin", "local", "config", "include", "import", "type",
+    "const", "extern", "impl",
 ];
 
 /// The start of the next line (after `pos`) that begins, in column 1, with a top-level item keyword.
@@ -95,7 +109,9 @@ fn resync(text: &str, pos: usize) -> usize {
         let rest = &text[i..];
         let starts_item = ITEM_STARTS.iter().any(|kw| {
             rest.starts_with(kw)
-                && (*kw == "@" || !rest[kw.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+                && (*kw == "@"
+                    || !rest[kw.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
         });
         if starts_item {
             return i;
@@ -113,7 +129,11 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::string_lit => "string literal",
         Rule::char_lit => "character literal",
         Rule::item | Rule::attribute => "a declaration",
-        Rule::type_expr | Rule::prim_type | Rule::named_type | Rule::ptr_type | Rule::array_type => "a type",
+        Rule::type_expr
+        | Rule::prim_type
+        | Rule::named_type
+        | Rule::ptr_type
+        | Rule::array_type => "a type",
         Rule::block => "`{`",
         Rule::stmt => "a statement",
         Rule::expr | Rule::operand | Rule::postfix | Rule::prefix_op => "an expression",
@@ -171,10 +191,18 @@ fn found_token(text: &str, pos: usize) -> String {
     }
     let c = rest.chars().next().unwrap_or(' ');
     let tok: String = if c.is_ascii_alphanumeric() || c == '_' {
-        rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect()
+        rest.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .take(40)
+            .collect()
     } else {
-        const TWO: &[&str] = &["->", "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "+=", "-=", "::", ".."];
-        TWO.iter().find(|t| rest.starts_with(**t)).map(|t| t.to_string()).unwrap_or_else(|| c.to_string())
+        const TWO: &[&str] = &[
+            "->", "==", "!=", "<=", ">=", "&&", "||", "<<", ">>", "+=", "-=", "::", "..",
+        ];
+        TWO.iter()
+            .find(|t| rest.starts_with(**t))
+            .map(|t| t.to_string())
+            .unwrap_or_else(|| c.to_string())
     };
     format!("`{tok}`")
 }
@@ -200,7 +228,10 @@ impl<'a> Builder<'a> {
     }
 
     fn ident(&self, p: &Pair<'_, Rule>) -> Ident {
-        Ident { name: p.as_str().to_string(), span: self.span(p) }
+        Ident {
+            name: p.as_str().to_string(),
+            span: self.span(p),
+        }
     }
 
     fn expr_id(&mut self) -> ExprId {
@@ -210,13 +241,21 @@ impl<'a> Builder<'a> {
     }
 
     fn mk(&mut self, kind: ExprKind, span: Span) -> Expr {
-        Expr { kind, span, id: self.expr_id() }
+        Expr {
+            kind,
+            span,
+            id: self.expr_id(),
+        }
     }
 
     /// Records use of an extension; under `--compat` it is E0011.
     fn ext(&mut self, span: Span, what: &str) {
         if self.opts.compat {
-            self.diags.error(Code::E0011, span, format!("{what} is a ksc extension (rejected by --compat)"));
+            self.diags.error(
+                Code::E0011,
+                span,
+                format!("{what} is a ksc extension (rejected by --compat)"),
+            );
         }
     }
 
@@ -227,15 +266,22 @@ impl<'a> Builder<'a> {
     fn report_syntax_error(&mut self, pos: usize, e: &pest::error::Error<Rule>) {
         let span = Span::new(self.file, pos, (pos + 1).min(self.text.len()));
         if self.text[pos.min(self.text.len())..].starts_with("::") {
-            self.unsupported(Span::new(self.file, pos, pos + 2), "`::` paths do not exist; enum constants are bare names (`Red`, not `Color::Red`)");
+            self.unsupported(
+                Span::new(self.file, pos, pos + 2),
+                "`::` paths do not exist; enum constants are bare names (`Red`, not `Color::Red`)",
+            );
             return;
         }
         let mut expected: Vec<&str> = match &e.variant {
-            pest::error::ErrorVariant::ParsingError { positives, .. } => positives.iter().filter_map(rule_name).collect(),
+            pest::error::ErrorVariant::ParsingError { positives, .. } => {
+                positives.iter().filter_map(rule_name).collect()
+            }
             pest::error::ErrorVariant::CustomError { .. } => Vec::new(),
         };
         // A wall of operator tokens helps nobody: any of them could continue the expression.
-        let is_op = |s: &&str| s.starts_with('`') && s.len() <= 4 && !matches!(*s, "`(`" | "`[`" | "`{`" | "`=`");
+        let is_op = |s: &&str| {
+            s.starts_with('`') && s.len() <= 4 && !matches!(*s, "`(`" | "`[`" | "`{`" | "`=`")
+        };
         if expected.iter().filter(|s| is_op(s)).count() > 3 {
             expected.retain(|s| !is_op(s));
             expected.push("an operator");
@@ -246,7 +292,11 @@ impl<'a> Builder<'a> {
         let msg = match expected.len() {
             0 => format!("unexpected {found}"),
             1 => format!("expected {}, found {found}", expected[0]),
-            n => format!("expected {} or {}, found {found}", expected[..n - 1].join(", "), expected[n - 1]),
+            n => format!(
+                "expected {} or {}, found {found}",
+                expected[..n - 1].join(", "),
+                expected[n - 1]
+            ),
         };
         self.diags.error(Code::E0010, span, msg);
     }
@@ -264,7 +314,11 @@ impl<'a> Builder<'a> {
     }
 
     fn string(&self, p: &Pair<'_, Rule>) -> Vec<u8> {
-        p.clone().into_inner().next().map(|b| unescape(b.as_str())).unwrap_or_default()
+        p.clone()
+            .into_inner()
+            .next()
+            .map(|b| unescape(b.as_str()))
+            .unwrap_or_default()
     }
 
     fn char_value(&self, p: &Pair<'_, Rule>) -> u8 {
@@ -272,7 +326,10 @@ impl<'a> Builder<'a> {
     }
 
     fn str_lit(&self, p: &Pair<'_, Rule>) -> StrLit {
-        StrLit { value: self.string(p), span: self.span(p) }
+        StrLit {
+            value: self.string(p),
+            span: self.span(p),
+        }
     }
 
     // -------------------------------------------------------------------------------------------
@@ -290,13 +347,21 @@ impl<'a> Builder<'a> {
         }
         let body = body?;
         let kind = self.item_kind(body, &mut attrs)?;
-        Some(Item { attrs, kind, span, from_header: false })
+        Some(Item {
+            attrs,
+            kind,
+            span,
+            from_header: false,
+        })
     }
 
     fn attribute(&mut self, p: Pair<'_, Rule>) -> Attribute {
         let span = self.span(&p);
         let mut it = p.into_inner();
-        let name = it.next().map(|n| self.ident(&n)).unwrap_or(Ident { name: String::new(), span });
+        let name = it.next().map(|n| self.ident(&n)).unwrap_or(Ident {
+            name: String::new(),
+            span,
+        });
         let mut args = None;
         // `@x()` and `@x` differ: the parentheses are visible in the text.
         if self.text[span.lo as usize..span.hi as usize].contains('(') {
@@ -305,14 +370,19 @@ impl<'a> Builder<'a> {
         if let Some(list) = it.next() {
             let mut v = Vec::new();
             for a in list.into_inner() {
-                let Some(a) = a.into_inner().next() else { continue };
+                let Some(a) = a.into_inner().next() else {
+                    continue;
+                };
                 let sp = self.span(&a);
                 v.push(match a.as_rule() {
                     Rule::string_lit => AttrArg::Str(self.string(&a), sp),
                     Rule::int_lit => AttrArg::Int(self.int(&a), sp),
                     _ => {
                         let mut f = a.into_inner();
-                        let fname = f.next().map(|n| self.ident(&n)).unwrap_or(Ident { name: String::new(), span: sp });
+                        let fname = f.next().map(|n| self.ident(&n)).unwrap_or(Ident {
+                            name: String::new(),
+                            span: sp,
+                        });
                         let arg = f.next().map(|n| (self.int(&n), self.span(&n)));
                         AttrArg::Flag { name: fname, arg }
                     }
@@ -328,7 +398,10 @@ impl<'a> Builder<'a> {
             Rule::include_item => ItemKind::Include(self.str_lit(&inner(p)[1])),
             Rule::import_item => {
                 let c = inner(p);
-                ItemKind::Import { name: self.ident(&c[1]), path: self.str_lit(&c[3]) }
+                ItemKind::Import {
+                    name: self.ident(&c[1]),
+                    path: self.str_lit(&c[3]),
+                }
             }
             Rule::config_item => {
                 let mut it = p.into_inner().skip(1);
@@ -357,7 +430,10 @@ impl<'a> Builder<'a> {
                 let fields = it
                     .map(|f| {
                         let c = inner(f);
-                        FieldDecl { name: self.ident(&c[0]), ty: self.type_expr(c[1].clone()) }
+                        FieldDecl {
+                            name: self.ident(&c[0]),
+                            ty: self.type_expr(c[1].clone()),
+                        }
                     })
                     .collect();
                 ItemKind::Struct(StructDecl { name, fields })
@@ -370,7 +446,10 @@ impl<'a> Builder<'a> {
             }
             Rule::alias_item => {
                 let c = inner(p);
-                ItemKind::Alias { name: self.ident(&c[1]), ty: self.type_expr(c[2].clone()) }
+                ItemKind::Alias {
+                    name: self.ident(&c[1]),
+                    ty: self.type_expr(c[2].clone()),
+                }
             }
             Rule::extern_item => {
                 let mut it = p.into_inner().skip(1);
@@ -396,7 +475,10 @@ impl<'a> Builder<'a> {
                     let c = inner(m);
                     if c.first().map(|x| x.as_rule()) == Some(Rule::impl_field) {
                         let f = inner(c[0].clone());
-                        fields.push(ImplField { name: self.ident(&f[0]), value: self.expr(f[1].clone()) });
+                        fields.push(ImplField {
+                            name: self.ident(&f[0]),
+                            value: self.expr(f[1].clone()),
+                        });
                         continue;
                     }
                     let mut mattrs = Vec::new();
@@ -405,13 +487,22 @@ impl<'a> Builder<'a> {
                             Rule::attribute => mattrs.push(self.attribute(x)),
                             _ => {
                                 if let Some(f) = self.func(x) {
-                                    methods.push(Item { attrs: std::mem::take(&mut mattrs), kind: ItemKind::Func(f), span: m_span, from_header: false });
+                                    methods.push(Item {
+                                        attrs: std::mem::take(&mut mattrs),
+                                        kind: ItemKind::Func(f),
+                                        span: m_span,
+                                        from_header: false,
+                                    });
                                 }
                             }
                         }
                     }
                 }
-                ItemKind::Impl(ImplDecl { name, methods, fields })
+                ItemKind::Impl(ImplDecl {
+                    name,
+                    methods,
+                    fields,
+                })
             }
             _ => return None,
         })
@@ -433,30 +524,61 @@ impl<'a> Builder<'a> {
             }
         }
         let name = name?;
-        if let Some(TypeExpr { kind: TypeExprKind::Map(m), .. }) = &ty {
+        if let Some(TypeExpr {
+            kind: TypeExprKind::Map(m),
+            ..
+        }) = &ty
+        {
             // `@flags(...)` belongs to the map; any other attribute before a map is E0013.
             let mut flags = Vec::new();
             for a in attrs.drain(..) {
                 if a.name.name != "flags" {
-                    self.diags.error(Code::E0013, a.name.span, format!("`@{}` cannot annotate a map; only `@flags(...)` can", a.name.name));
+                    self.diags.error(
+                        Code::E0013,
+                        a.name.span,
+                        format!(
+                            "`@{}` cannot annotate a map; only `@flags(...)` can",
+                            a.name.name
+                        ),
+                    );
                     continue;
                 }
                 for arg in a.args.unwrap_or_default() {
                     match arg {
                         AttrArg::Flag { name, arg } => flags.push(MapFlag { name, arg }),
-                        other => self.diags.error(Code::E0013, other.span(), "a map flag must be a flag name"),
+                        other => self.diags.error(
+                            Code::E0013,
+                            other.span(),
+                            "a map flag must be a flag name",
+                        ),
                     }
                 }
             }
             if local {
-                self.diags.error(Code::E0604, name.span, "a map cannot be `local`");
+                self.diags
+                    .error(Code::E0604, name.span, "a map cannot be `local`");
             }
             if let Some(init) = &init {
-                self.diags.error(Code::E0604, init.span, "a map declaration takes no initialiser");
+                self.diags.error(
+                    Code::E0604,
+                    init.span,
+                    "a map declaration takes no initialiser",
+                );
             }
-            return Some(ItemKind::Map(MapDecl { name, ty: m.clone(), pinned, flags }));
+            return Some(ItemKind::Map(MapDecl {
+                name,
+                ty: m.clone(),
+                pinned,
+                flags,
+            }));
         }
-        Some(ItemKind::Global(GlobalDecl { name, ty, init, pinned, local }))
+        Some(ItemKind::Global(GlobalDecl {
+            name,
+            ty,
+            init,
+            pinned,
+            local,
+        }))
     }
 
     fn const_parts(&mut self, p: Pair<'_, Rule>) -> Option<(Ident, Option<TypeExpr>, Expr)> {
@@ -479,7 +601,10 @@ impl<'a> Builder<'a> {
         let name = self.ident(&c[0]);
         let value = match c.len() {
             2 => Some((self.int(&c[1]) as i128, self.span(&c[1]))),
-            3 => Some((-(self.int(&c[2]) as i128), self.span(&c[1]).to(self.span(&c[2])))),
+            3 => Some((
+                -(self.int(&c[2]) as i128),
+                self.span(&c[1]).to(self.span(&c[2])),
+            )),
             _ => None,
         };
         EnumVariant { name, value }
@@ -489,7 +614,10 @@ impl<'a> Builder<'a> {
         p.into_inner()
             .map(|q| {
                 let c = inner(q);
-                Param { name: self.ident(&c[0]), ty: self.type_expr(c[1].clone()) }
+                Param {
+                    name: self.ident(&c[0]),
+                    ty: self.type_expr(c[1].clone()),
+                }
             })
             .collect()
     }
@@ -515,7 +643,12 @@ impl<'a> Builder<'a> {
                 _ => body = Some(self.block(c)),
             }
         }
-        Some(FuncDecl { name, params, ret, body: body? })
+        Some(FuncDecl {
+            name,
+            params,
+            ret,
+            body: body?,
+        })
     }
 
     // -------------------------------------------------------------------------------------------
@@ -523,11 +656,21 @@ impl<'a> Builder<'a> {
 
     fn type_expr(&mut self, p: Pair<'_, Rule>) -> TypeExpr {
         let span = self.span(&p);
-        let p = if p.as_rule() == Rule::type_expr { p.into_inner().next().expect("type_expr has one child") } else { p };
+        let p = if p.as_rule() == Rule::type_expr {
+            p.into_inner().next().expect("type_expr has one child")
+        } else {
+            p
+        };
         let kind = match p.as_rule() {
-            Rule::prim_type => TypeExprKind::Prim(PrimType::from_keyword(p.as_str()).unwrap_or(PrimType::Void)),
-            Rule::named_type => TypeExprKind::Named(self.ident(&p.into_inner().next().expect("named_type has an ident"))),
-            Rule::ptr_type => TypeExprKind::Ptr(Box::new(self.type_expr(p.into_inner().next().expect("pointee")))),
+            Rule::prim_type => {
+                TypeExprKind::Prim(PrimType::from_keyword(p.as_str()).unwrap_or(PrimType::Void))
+            }
+            Rule::named_type => TypeExprKind::Named(
+                self.ident(&p.into_inner().next().expect("named_type has an ident")),
+            ),
+            Rule::ptr_type => TypeExprKind::Ptr(Box::new(
+                self.type_expr(p.into_inner().next().expect("pointee")),
+            )),
             Rule::str_type => {
                 let n = inner(p);
                 TypeExprKind::Str(self.int(&n[1]))
@@ -543,7 +686,10 @@ impl<'a> Builder<'a> {
                     }
                 }
                 let ret = parts.pop().expect("fn type has a return type");
-                TypeExprKind::Fn { params: parts, ret: Box::new(ret) }
+                TypeExprKind::Fn {
+                    params: parts,
+                    ret: Box::new(ret),
+                }
             }
             Rule::array_type => {
                 let c = inner(p);
@@ -572,7 +718,12 @@ impl<'a> Builder<'a> {
                 _ => size = Some(Box::new(self.expr(c))),
             }
         }
-        MapTypeExpr { kind, args, size, span }
+        MapTypeExpr {
+            kind,
+            args,
+            size,
+            span,
+        }
     }
 
     // -------------------------------------------------------------------------------------------
@@ -600,7 +751,11 @@ impl<'a> Builder<'a> {
                         _ => init = Some(self.expr(c)),
                     }
                 }
-                StmtKind::Var { name: name?, ty, init }
+                StmtKind::Var {
+                    name: name?,
+                    ty,
+                    init,
+                }
             }
             Rule::const_stmt => {
                 let (name, ty, init) = self.const_parts(s)?;
@@ -610,7 +765,10 @@ impl<'a> Builder<'a> {
             Rule::if_stmt => return Some(self.if_stmt(s)),
             Rule::while_stmt => {
                 let c = inner(s);
-                StmtKind::While { cond: self.expr(c[1].clone()), body: self.block(c[2].clone()) }
+                StmtKind::While {
+                    cond: self.expr(c[1].clone()),
+                    body: self.block(c[2].clone()),
+                }
             }
             Rule::for_stmt => {
                 let c = inner(s);
@@ -620,9 +778,19 @@ impl<'a> Builder<'a> {
                 let h = inner(head);
                 if is_each {
                     self.ext(span, "map iteration `for (k, v in m)`");
-                    StmtKind::ForEach { key: self.ident(&h[0]), value: self.ident(&h[1]), map: self.ident(&h[3]), body }
+                    StmtKind::ForEach {
+                        key: self.ident(&h[0]),
+                        value: self.ident(&h[1]),
+                        map: self.ident(&h[3]),
+                        body,
+                    }
                 } else {
-                    StmtKind::ForRange { var: self.ident(&h[0]), lo: self.range_bound(h[2].clone()), hi: self.range_bound(h[3].clone()), body }
+                    StmtKind::ForRange {
+                        var: self.ident(&h[0]),
+                        lo: self.range_bound(h[2].clone()),
+                        hi: self.range_bound(h[3].clone()),
+                        body,
+                    }
                 }
             }
             Rule::delete_stmt => StmtKind::Delete(self.expr(s.into_inner().nth(1)?)),
@@ -638,13 +806,19 @@ impl<'a> Builder<'a> {
             Rule::defer_stmt => {
                 let e = s.into_inner().nth(1)?;
                 if e.as_rule() == Rule::block {
-                    self.unsupported(span, "`defer { … }` is not supported; defer a single expression such as a call");
+                    self.unsupported(
+                        span,
+                        "`defer { … }` is not supported; defer a single expression such as a call",
+                    );
                     return None;
                 }
                 StmtKind::Defer(self.expr(e))
             }
             Rule::loop_stmt => {
-                self.unsupported(span, "`loop` does not exist; use `while (true)` with a `break`");
+                self.unsupported(
+                    span,
+                    "`loop` does not exist; use `while (true)` with a `break`",
+                );
                 return None;
             }
             Rule::block_stmt => {
@@ -684,7 +858,10 @@ impl<'a> Builder<'a> {
             ">>=" => AssignOp::Shr,
             _ => AssignOp::Set,
         };
-        if matches!(op, AssignOp::BitAnd | AssignOp::BitOr | AssignOp::BitXor | AssignOp::Shl | AssignOp::Shr) {
+        if matches!(
+            op,
+            AssignOp::BitAnd | AssignOp::BitOr | AssignOp::BitXor | AssignOp::Shl | AssignOp::Shr
+        ) {
             self.ext(self.span(p), "a bitwise compound assignment");
         }
         op
@@ -695,15 +872,25 @@ impl<'a> Builder<'a> {
         let c = inner(p);
         let cond = if c[1].as_rule() == Rule::if_let {
             let l = inner(c[1].clone());
-            IfCond::Let { name: self.ident(&l[1]), init: self.expr(l[2].clone()) }
+            IfCond::Let {
+                name: self.ident(&l[1]),
+                init: self.expr(l[2].clone()),
+            }
         } else {
             IfCond::Expr(self.expr(c[1].clone()))
         };
         let then = self.block(c[2].clone());
         let els = c.get(4).map(|e| {
-            Box::new(if e.as_rule() == Rule::if_stmt { ElseBranch::If(self.if_stmt(e.clone())) } else { ElseBranch::Block(self.block(e.clone())) })
+            Box::new(if e.as_rule() == Rule::if_stmt {
+                ElseBranch::If(self.if_stmt(e.clone()))
+            } else {
+                ElseBranch::Block(self.block(e.clone()))
+            })
         });
-        Stmt { kind: StmtKind::If { cond, then, els }, span }
+        Stmt {
+            kind: StmtKind::If { cond, then, els },
+            span,
+        }
     }
 
     fn catch_clause(&mut self, p: Pair<'_, Rule>) -> Option<Catch> {
@@ -717,11 +904,22 @@ impl<'a> Builder<'a> {
             [i] if i.as_rule() == Rule::int_lit => CatchPattern::Code(self.int(i), pspan),
             [i] if i.as_str() == "_" => CatchPattern::Wildcard(pspan),
             _ => {
-                self.diags.error(Code::E0014, pspan, format!("`{}`: a catch pattern is a non-negative integer literal or `_`", pat_text(&parts)));
+                self.diags.error(
+                    Code::E0014,
+                    pspan,
+                    format!(
+                        "`{}`: a catch pattern is a non-negative integer literal or `_`",
+                        pat_text(&parts)
+                    ),
+                );
                 CatchPattern::Wildcard(pspan)
             }
         };
-        Some(Catch { pattern, body, span })
+        Some(Catch {
+            pattern,
+            body,
+            span,
+        })
     }
 
     fn range_bound(&mut self, p: Pair<'_, Rule>) -> Expr {
@@ -801,7 +999,11 @@ impl<'a> Builder<'a> {
 
     fn operand(&mut self, p: Pair<'_, Rule>) -> Expr {
         let span = self.span(&p);
-        if self.chain_too_long(span, p.clone().into_inner().count().saturating_sub(1), "prefix operators and casts") {
+        if self.chain_too_long(
+            span,
+            p.clone().into_inner().count().saturating_sub(1),
+            "prefix operators and casts",
+        ) {
             return self.mk(ExprKind::Int(0), span);
         }
         let mut prefixes = Vec::new();
@@ -843,7 +1045,11 @@ impl<'a> Builder<'a> {
 
     fn postfix(&mut self, p: Pair<'_, Rule>) -> Expr {
         let span = self.span(&p);
-        if self.chain_too_long(span, p.clone().into_inner().count().saturating_sub(1), "postfix operations") {
+        if self.chain_too_long(
+            span,
+            p.clone().into_inner().count().saturating_sub(1),
+            "postfix operations",
+        ) {
             return self.mk(ExprKind::Int(0), span);
         }
         let mut it = p.into_inner();
@@ -866,11 +1072,23 @@ impl<'a> Builder<'a> {
         let kind = match s.as_rule() {
             Rule::call_args => {
                 let args = s.into_inner().map(|a| self.expr(a)).collect();
-                ExprKind::Call { callee: Box::new(e), args }
+                ExprKind::Call {
+                    callee: Box::new(e),
+                    args,
+                }
             }
-            Rule::index => ExprKind::Index(Box::new(e), Box::new(self.expr(s.into_inner().next().expect("index")))),
-            Rule::dot_field => ExprKind::Field(Box::new(e), self.ident(&s.into_inner().next().expect("field"))),
-            _ => ExprKind::Arrow(Box::new(e), self.ident(&s.into_inner().next().expect("field"))),
+            Rule::index => ExprKind::Index(
+                Box::new(e),
+                Box::new(self.expr(s.into_inner().next().expect("index"))),
+            ),
+            Rule::dot_field => ExprKind::Field(
+                Box::new(e),
+                self.ident(&s.into_inner().next().expect("field")),
+            ),
+            _ => ExprKind::Arrow(
+                Box::new(e),
+                self.ident(&s.into_inner().next().expect("field")),
+            ),
         };
         self.mk(kind, span)
     }
@@ -924,7 +1142,10 @@ impl<'a> Builder<'a> {
                 }
             }
             _ => {
-                self.unsupported(span, "`if` is a statement, not an expression; use `match` for a conditional value");
+                self.unsupported(
+                    span,
+                    "`if` is a statement, not an expression; use `match` for a conditional value",
+                );
                 ExprKind::Int(0)
             }
         };
@@ -950,13 +1171,25 @@ impl<'a> Builder<'a> {
             [_, n] => Pattern::Int(-(self.int(n) as i128), pspan),
             _ => Pattern::Default(pspan),
         };
-        let body = if c[1].as_rule() == Rule::block { ArmBody::Block(self.block(c[1].clone())) } else { ArmBody::Expr(self.expr(c[1].clone())) };
-        MatchArm { pattern, body, span }
+        let body = if c[1].as_rule() == Rule::block {
+            ArmBody::Block(self.block(c[1].clone()))
+        } else {
+            ArmBody::Expr(self.expr(c[1].clone()))
+        };
+        MatchArm {
+            pattern,
+            body,
+            span,
+        }
     }
 }
 
 fn pat_text(parts: &[Pair<'_, Rule>]) -> String {
-    parts.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("")
+    parts
+        .iter()
+        .map(|p| p.as_str())
+        .collect::<Vec<_>>()
+        .join("")
 }
 
 fn binop(r: Rule) -> BinOp {

@@ -49,7 +49,16 @@ impl<'ctx> Gen<'_, 'ctx> {
                         _ => 0,
                     };
                     let name = self.m.symbol(op).unwrap_or("prog_array").to_string();
-                    self.map_definition(&name, &[Member::Int("type", 3), Member::Int("max_entries", n.max(1)), Member::Type("key", Type::u32()), Member::Type("value", Type::u32())], 0);
+                    self.map_definition(
+                        &name,
+                        &[
+                            Member::Int("type", 3),
+                            Member::Int("max_entries", n.max(1)),
+                            Member::Type("key", Type::u32()),
+                            Member::Type("value", Type::u32()),
+                        ],
+                        0,
+                    );
                 }
                 Opcode::KsGlobal => self.global(op),
                 _ => {}
@@ -74,29 +83,49 @@ impl<'ctx> Gen<'_, 'ctx> {
         let m = self.m;
         let v = KsImpl(op);
         let kname = String::from_utf8_lossy(v.kernel_struct(m)).into_owned();
-        let decl = m.lookup_symbol(&kname).filter(|&d| m.op(d).opcode == Opcode::KsStruct).ok_or_else(|| format!("no layout of struct {kname} (kernel BTF unavailable at compile time?)"))?;
+        let decl = m
+            .lookup_symbol(&kname)
+            .filter(|&d| m.op(d).opcode == Opcode::KsStruct)
+            .ok_or_else(|| {
+                format!("no layout of struct {kname} (kernel BTF unavailable at compile time?)")
+            })?;
         let fields = KsStruct(decl).fields(m).to_vec();
         let st = self.struct_type(&kname);
-        let mut values: Vec<BasicValueEnum> = st.get_field_types().iter().map(|t| t.const_zero()).collect();
+        let mut values: Vec<BasicValueEnum> = st
+            .get_field_types()
+            .iter()
+            .map(|t| t.const_zero())
+            .collect();
         let sym = |a: &Attr| matches!(a, Attr::Sym(_) | Attr::Str(_)).then(|| s_of(a));
         let members: Vec<String> = v.members(m).iter().filter_map(sym).collect();
         let methods: Vec<String> = v.methods(m).iter().filter_map(sym).collect();
         for (member, method) in members.iter().zip(&methods) {
-            let f = *self.funcs.get(method).ok_or_else(|| format!("@{method} is not a kernel function"))?;
-            let at = self.field_position(&kname, member).ok_or_else(|| format!("{kname} has no member {member}"))?;
+            let f = *self
+                .funcs
+                .get(method)
+                .ok_or_else(|| format!("@{method} is not a kernel function"))?;
+            let at = self
+                .field_position(&kname, member)
+                .ok_or_else(|| format!("{kname} has no member {member}"))?;
             values[at as usize] = f.as_global_value().as_pointer_value().into();
         }
         let names: Vec<String> = v.field_names(m).iter().filter_map(sym).collect();
         for (name, value) in names.iter().zip(v.field_values(m).to_vec()) {
-            let Some((_, ty)) = fields.iter().find(|(n, _)| n == name) else { continue };
-            let at = self.field_position(&kname, name).ok_or_else(|| format!("{kname} has no member {name}"))?;
+            let Some((_, ty)) = fields.iter().find(|(n, _)| n == name) else {
+                continue;
+            };
+            let at = self
+                .field_position(&kname, name)
+                .ok_or_else(|| format!("{kname} has no member {name}"))?;
             let value = match (ty, &value) {
                 (Type::Array(_, n), Attr::Str(s)) => {
                     let mut bytes = s.clone();
                     bytes.resize(*n as usize, 0);
                     self.ctx.const_string(&bytes, false).into()
                 }
-                _ => self.constant(ty, &value).ok_or_else(|| format!("field {name} cannot hold that value"))?,
+                _ => self
+                    .constant(ty, &value)
+                    .ok_or_else(|| format!("field {name} cannot hold that value"))?,
             };
             values[at as usize] = value;
         }
@@ -117,21 +146,29 @@ impl<'ctx> Gen<'_, 'ctx> {
         let m = self.m;
         let kind = v.kind(m).to_vec();
         let Some(ty) = map_type(&kind) else {
-            self.error(Some(op), format!("unknown map kind `{}`", String::from_utf8_lossy(&kind)));
+            self.error(
+                Some(op),
+                format!("unknown map kind `{}`", String::from_utf8_lossy(&kind)),
+            );
             return;
         };
         let mut flags = v.flags(m);
         if kind == b"lpm_trie" {
             flags |= BPF_F_NO_PREALLOC;
         }
-        let mut members = vec![Member::Int("type", ty), Member::Int("max_entries", v.max_entries(m) as u64)];
+        let mut members = vec![
+            Member::Int("type", ty),
+            Member::Int("max_entries", v.max_entries(m) as u64),
+        ];
         match kind.as_slice() {
             b"ringbuf" => {}
             b"perf_event_array" => {
                 members.push(Member::Int("key_size", 4));
                 members.push(Member::Int("value_size", 4));
             }
-            b"queue" | b"stack" | b"bloom_filter" => members.push(Member::Type("value", v.value(m).clone())),
+            b"queue" | b"stack" | b"bloom_filter" => {
+                members.push(Member::Type("value", v.value(m).clone()))
+            }
             _ => {
                 if let Some(k) = v.key(m) {
                     members.push(Member::Type("key", k.clone()));
@@ -157,19 +194,60 @@ impl<'ctx> Gen<'_, 'ctx> {
 
     /// A zeroed `.maps` global whose debug type is the anonymous struct libbpf reads the map from.
     fn map_definition(&mut self, name: &str, members: &[Member], line: u32) {
-        let int = self.di.create_basic_type("int", 32, 0x05, DIFlags::PUBLIC).expect("int").as_type();
+        let int = self
+            .di
+            .create_basic_type("int", 32, 0x05, DIFlags::PUBLIC)
+            .expect("int")
+            .as_type();
         let mut di_members: Vec<DIType> = Vec::new();
         for (i, mem) in members.iter().enumerate() {
             let (mname, pointee) = match mem {
-                Member::Int(n, v) => (*n, self.di.create_array_type(int, *v * 32, 0, &[0..*v as i64]).as_type()),
+                Member::Int(n, v) => (
+                    *n,
+                    self.di
+                        .create_array_type(int, *v * 32, 0, &[0..*v as i64])
+                        .as_type(),
+                ),
                 Member::Type(n, t) => (*n, self.di_type(t)),
             };
             let ptr = self.pointer(Some(pointee));
-            di_members.push(self.di.create_member_type(self.cu.as_debug_info_scope(), mname, self.file, line, 64, 0, i as u64 * 64, DIFlags::PUBLIC, ptr).as_type());
+            di_members.push(
+                self.di
+                    .create_member_type(
+                        self.cu.as_debug_info_scope(),
+                        mname,
+                        self.file,
+                        line,
+                        64,
+                        0,
+                        i as u64 * 64,
+                        DIFlags::PUBLIC,
+                        ptr,
+                    )
+                    .as_type(),
+            );
         }
-        let di_struct = self.di.create_struct_type(self.cu.as_debug_info_scope(), "", self.file, line, members.len() as u64 * 64, 0, DIFlags::PUBLIC, None, &di_members, 0, None, "").as_type();
+        let di_struct = self
+            .di
+            .create_struct_type(
+                self.cu.as_debug_info_scope(),
+                "",
+                self.file,
+                line,
+                members.len() as u64 * 64,
+                0,
+                DIFlags::PUBLIC,
+                None,
+                &di_members,
+                0,
+                None,
+                "",
+            )
+            .as_type();
         let ptr = self.ctx.ptr_type(AddressSpace::default());
-        let llty = self.ctx.struct_type(&vec![ptr.into(); members.len()], false);
+        let llty = self
+            .ctx
+            .struct_type(&vec![ptr.into(); members.len()], false);
         let g = self.module.add_global(llty, None, &c_name(name));
         g.set_initializer(&llty.const_zero());
         g.set_section(Some(".maps"));

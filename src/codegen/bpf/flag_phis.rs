@@ -16,12 +16,29 @@ pub fn recompute_flags(module: &Module) {
     for f in module.get_functions() {
         for block in f.get_basic_blocks() {
             let phis = phis_of(block);
-            let Some(first_other) = phis.last().and_then(|p| p.as_instruction().get_next_instruction()) else { continue };
+            let Some(first_other) = phis
+                .last()
+                .and_then(|p| p.as_instruction().get_next_instruction())
+            else {
+                continue;
+            };
             for &flag in &phis {
-                let Some((code, predicate, k)) = phis.iter().find_map(|&code| restated(flag, code)) else { continue };
+                let Some((code, predicate, k)) = phis.iter().find_map(|&code| restated(flag, code))
+                else {
+                    continue;
+                };
                 builder.position_before(&first_other);
-                let Ok(test) = builder.build_int_compare(predicate, code.as_basic_value().into_int_value(), k, "") else { continue };
-                let Some(test) = test.as_instruction() else { continue };
+                let Ok(test) = builder.build_int_compare(
+                    predicate,
+                    code.as_basic_value().into_int_value(),
+                    k,
+                    "",
+                ) else {
+                    continue;
+                };
+                let Some(test) = test.as_instruction() else {
+                    continue;
+                };
                 flag.as_instruction().replace_all_uses_with(&test);
                 flag.as_instruction().erase_from_basic_block();
             }
@@ -49,10 +66,17 @@ fn constant_from<'ctx>(phi: PhiValue<'ctx>, from: BasicBlock<'ctx>) -> Option<In
 
 /// When `flag` (an `i1` phi of constants) is `code == k` or `code != k` on every edge, with
 /// `code` another integer phi of constants: that predicate and `k`.
-fn restated<'ctx>(flag: PhiValue<'ctx>, code: PhiValue<'ctx>) -> Option<(PhiValue<'ctx>, IntPredicate, IntValue<'ctx>)> {
+fn restated<'ctx>(
+    flag: PhiValue<'ctx>,
+    code: PhiValue<'ctx>,
+) -> Option<(PhiValue<'ctx>, IntPredicate, IntValue<'ctx>)> {
     let bit = |v: IntValue| v.get_zero_extended_constant();
     let is_i1 = |p: PhiValue| matches!(p.as_basic_value(), BasicValueEnum::IntValue(v) if v.get_type().get_bit_width() == 1);
-    if code == flag || !is_i1(flag) || is_i1(code) || !matches!(code.as_basic_value(), BasicValueEnum::IntValue(_)) {
+    if code == flag
+        || !is_i1(flag)
+        || is_i1(code)
+        || !matches!(code.as_basic_value(), BasicValueEnum::IntValue(_))
+    {
         return None;
     }
     let edges: Vec<(u64, u64, IntValue)> = (0..flag.count_incoming())
@@ -64,8 +88,13 @@ fn restated<'ctx>(flag: PhiValue<'ctx>, code: PhiValue<'ctx>) -> Option<(PhiValu
         })
         .collect::<Option<_>>()?;
     // `code == k` is true exactly where the flag is; `code != k` false exactly where it is.
-    [(IntPredicate::EQ, 1), (IntPredicate::NE, 0)].into_iter().find_map(|(predicate, marks)| {
-        let &(_, k, kv) = edges.iter().find(|e| e.0 == marks)?;
-        edges.iter().all(|&(f, c, _)| (f == marks) == (c == k)).then_some((code, predicate, kv))
-    })
+    [(IntPredicate::EQ, 1), (IntPredicate::NE, 0)]
+        .into_iter()
+        .find_map(|(predicate, marks)| {
+            let &(_, k, kv) = edges.iter().find(|e| e.0 == marks)?;
+            edges
+                .iter()
+                .all(|&(f, c, _)| (f == marks) == (c == k))
+                .then_some((code, predicate, kv))
+        })
 }

@@ -28,14 +28,23 @@ pub fn lay_out(module: &Module) {
 /// else the block that followed it, if that is a successor; otherwise the first block not yet
 /// placed. Blocks that end in `ret` go last.
 fn hot_paths_first<'ctx>(blocks: &[BasicBlock<'ctx>], prof: u32) -> Vec<BasicBlock<'ctx>> {
-    let Some(&entry) = blocks.first() else { return Vec::new() };
-    let returns = |b: &BasicBlock| b.get_terminator().is_some_and(|t| t.get_opcode() == InstructionOpcode::Return);
+    let Some(&entry) = blocks.first() else {
+        return Vec::new();
+    };
+    let returns = |b: &BasicBlock| {
+        b.get_terminator()
+            .is_some_and(|t| t.get_opcode() == InstructionOpcode::Return)
+    };
     let (rets, body): (Vec<_>, Vec<_>) = blocks[1..].iter().copied().partition(returns);
     let mut order = vec![entry];
     let mut placed: HashSet<BasicBlock> = HashSet::from([entry]);
     let mut cur = entry;
     loop {
-        let followed_by = blocks.iter().position(|&b| b == cur).and_then(|i| blocks.get(i + 1)).copied();
+        let followed_by = blocks
+            .iter()
+            .position(|&b| b == cur)
+            .and_then(|i| blocks.get(i + 1))
+            .copied();
         let succs = successors(cur);
         let next = likely_successor(cur, prof)
             .or_else(|| followed_by.filter(|b| succs.contains(b)))
@@ -51,8 +60,12 @@ fn hot_paths_first<'ctx>(blocks: &[BasicBlock<'ctx>], prof: u32) -> Vec<BasicBlo
 }
 
 fn successors<'ctx>(b: BasicBlock<'ctx>) -> Vec<BasicBlock<'ctx>> {
-    let Some(t) = b.get_terminator() else { return Vec::new() };
-    (0..t.get_num_operands()).filter_map(|i| t.get_operand(i)?.block()).collect()
+    let Some(t) = b.get_terminator() else {
+        return Vec::new();
+    };
+    (0..t.get_num_operands())
+        .filter_map(|i| t.get_operand(i)?.block())
+        .collect()
 }
 
 /// The successor a conditional branch's weights favour.

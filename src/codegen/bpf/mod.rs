@@ -12,8 +12,8 @@ mod layout;
 mod ops;
 mod tables;
 
-pub use tables::{object_tables, ObjectTables};
 pub use crate::codegen::llvm::{Error, Output};
+pub use tables::{object_tables, ObjectTables};
 
 use crate::codegen::llvm::{Flavor, Gen};
 use crate::ir::{views::KsFunc, Module, OpId};
@@ -33,7 +33,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { cpu: "v3".into(), optimize: true }
+        Options {
+            cpu: "v3".into(),
+            optimize: true,
+        }
     }
 }
 
@@ -42,23 +45,54 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     crate::codegen::llvm::diagnostics::capture_fatal_errors();
     Target::initialize_bpf(&InitializationConfig::default());
     let triple = TargetTriple::create("bpfel");
-    let target = Target::from_triple(&triple).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
+    let target = Target::from_triple(&triple).map_err(|e| {
+        vec![Error {
+            op: None,
+            message: e.to_string(),
+        }]
+    })?;
     // Code generation runs at O1 or above even for -O0: LLVM rewrites CO-RE relocation loads into
     // relocated immediates (BPFMISimplifyPatchable) only among its machine SSA optimisations,
     // and without them a -O0 object dereferences a field offset. -O0 still skips every IR pass.
-    let level = if opts.optimize { OptimizationLevel::Default } else { OptimizationLevel::Less };
+    let level = if opts.optimize {
+        OptimizationLevel::Default
+    } else {
+        OptimizationLevel::Less
+    };
     let tm = target
-        .create_target_machine(&triple, &opts.cpu, "", level, RelocMode::Default, CodeModel::Default)
-        .ok_or_else(|| vec![Error { op: None, message: format!("LLVM has no BPF target machine for cpu `{}`", opts.cpu) }])?;
+        .create_target_machine(
+            &triple,
+            &opts.cpu,
+            "",
+            level,
+            RelocMode::Default,
+            CodeModel::Default,
+        )
+        .ok_or_else(|| {
+            vec![Error {
+                op: None,
+                message: format!("LLVM has no BPF target machine for cpu `{}`", opts.cpu),
+            }]
+        })?;
     let ctx = Context::create();
     crate::codegen::llvm::diagnostics::capture_diagnostics(&ctx);
     let module = ctx.create_module("ksc");
     module.set_triple(&triple);
     module.set_data_layout(&tm.get_target_data().get_data_layout());
-    let mut g = Gen::new(m, Flavor::Bpf { signed_division: opts.cpu == "v4" }, &ctx, &module);
+    let mut g = Gen::new(
+        m,
+        Flavor::Bpf {
+            signed_division: opts.cpu == "v4",
+        },
+        &ctx,
+        &module,
+    );
     crate::timing::stage("bpf to llvm ir", || {
         g.declarations();
-        let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+        let funcs: Vec<OpId> = m
+            .funcs()
+            .filter(|&f| KsFunc(f).target(m) == b"bpf")
+            .collect();
         for &f in &funcs {
             g.declare_function(f);
         }
@@ -79,16 +113,22 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
 /// reuse a global of a destroyed module. The `ksc` command compiles once per process; refuse the
 /// second CO-RE module instead of crashing.
 fn refuse_second_core_module(module: &LlvmModule) -> Result<(), String> {
-    if module_uses_core(module) && CORE_MODULE_COMPILED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+    if module_uses_core(module)
+        && CORE_MODULE_COMPILED.swap(true, std::sync::atomic::Ordering::SeqCst)
+    {
         return Err("LLVM's BPF CO-RE lowering supports one module with kernel struct reads per process; compile this unit in a new process".into());
     }
     Ok(())
 }
 
-static CORE_MODULE_COMPILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static CORE_MODULE_COMPILED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
 
 fn module_uses_core(module: &LlvmModule) -> bool {
-    module.get_function("llvm.preserve.struct.access.index.p0.p0").is_some() || module.get_function("llvm.bpf.btf.type.id").is_some()
+    module
+        .get_function("llvm.preserve.struct.access.index.p0.p0")
+        .is_some()
+        || module.get_function("llvm.bpf.btf.type.id").is_some()
 }
 
 impl Gen<'_, '_> {

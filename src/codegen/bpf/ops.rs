@@ -7,7 +7,9 @@ use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DIType};
 use inkwell::module::Linkage;
 use inkwell::types::{BasicMetadataTypeEnum, BasicType, BasicTypeEnum};
-use inkwell::values::{BasicMetadataValueEnum, BasicValueEnum, FunctionValue, IntValue, PointerValue};
+use inkwell::values::{
+    BasicMetadataValueEnum, BasicValueEnum, FunctionValue, IntValue, PointerValue,
+};
 use inkwell::IntPredicate;
 
 /// BPF helper ids the back end calls itself.
@@ -27,8 +29,14 @@ impl<'ctx> Gen<'_, 'ctx> {
         if let Some(f) = self.funcs.get(name) {
             return Ok(*f);
         }
-        let decl = self.m.lookup_symbol(name).filter(|&d| self.m.op(d).opcode == crate::ir::Opcode::KsExtern).ok_or_else(|| format!("@{name} is not a declared kfunc"))?;
-        let Type::Func(ft) = crate::ir::views::KsExtern(decl).ty(self.m).clone() else { return Err(format!("@{name} has no function type")) };
+        let decl = self
+            .m
+            .lookup_symbol(name)
+            .filter(|&d| self.m.op(d).opcode == crate::ir::Opcode::KsExtern)
+            .ok_or_else(|| format!("@{name} is not a declared kfunc"))?;
+        let Type::Func(ft) = crate::ir::views::KsExtern(decl).ty(self.m).clone() else {
+            return Err(format!("@{name} has no function type"));
+        };
         Ok(self.extern_kfunc(name, &ft))
     }
 
@@ -38,12 +46,32 @@ impl<'ctx> Gen<'_, 'ctx> {
             return *f;
         }
         let fty = self.fn_type(&ft.params, &ft.ret);
-        let f = self.module.add_function(&c_name(name), fty, Some(Linkage::External));
+        let f = self
+            .module
+            .add_function(&c_name(name), fty, Some(Linkage::External));
         f.set_section(Some(".ksyms"));
-        let ret_di = if ft.ret == Type::Void { None } else { Some(self.di_type(&ft.ret)) };
+        let ret_di = if ft.ret == Type::Void {
+            None
+        } else {
+            Some(self.di_type(&ft.ret))
+        };
         let param_di: Vec<DIType> = ft.params.iter().map(|p| self.di_type(p)).collect();
-        let sub = self.di.create_subroutine_type(self.file, ret_di, &param_di, DIFlags::PUBLIC);
-        let sp = self.di.create_function(self.cu.as_debug_info_scope(), &c_name(name), None, self.file, 0, sub, false, false, 0, DIFlags::PROTOTYPED, true);
+        let sub = self
+            .di
+            .create_subroutine_type(self.file, ret_di, &param_di, DIFlags::PUBLIC);
+        let sp = self.di.create_function(
+            self.cu.as_debug_info_scope(),
+            &c_name(name),
+            None,
+            self.file,
+            0,
+            sub,
+            false,
+            false,
+            0,
+            DIFlags::PROTOTYPED,
+            true,
+        );
         f.set_subprogram(sp);
         self.funcs.insert(name.to_string(), f);
         f
@@ -52,7 +80,12 @@ impl<'ctx> Gen<'_, 'ctx> {
 
 impl<'ctx> FnGen<'_, '_, 'ctx> {
     /// Calls helper `id` through its number cast to a function pointer (TOOLCHAIN.md).
-    fn helper(&mut self, id: u64, args: &[BasicValueEnum<'ctx>], ret: Option<BasicTypeEnum<'ctx>>) -> Result<Option<BasicValueEnum<'ctx>>, String> {
+    fn helper(
+        &mut self,
+        id: u64,
+        args: &[BasicValueEnum<'ctx>],
+        ret: Option<BasicTypeEnum<'ctx>>,
+    ) -> Result<Option<BasicValueEnum<'ctx>>, String> {
         let params: Vec<BasicMetadataTypeEnum> = args.iter().map(|a| a.get_type().into()).collect();
         let fty = match ret {
             Some(t) => t.fn_type(&params, false),
@@ -60,19 +93,33 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         };
         let callee = self.i64c(id).const_to_pointer(self.ptr_type());
         let margs: Vec<BasicMetadataValueEnum> = args.iter().map(|&a| a.into()).collect();
-        let call = self.builder.build_indirect_call(fty, callee, &margs, "").map_err(|e| e.to_string())?;
+        let call = self
+            .builder
+            .build_indirect_call(fty, callee, &margs, "")
+            .map_err(|e| e.to_string())?;
         // Saying what the kernel does with a key lets LLVM keep it in its slot across calls.
         for &i in crate::ir::helpers::read_only_arguments(id as i128) {
             if args.get(i).is_some_and(|a| a.is_pointer_value()) {
                 for kind in ["readonly", "nocapture"] {
-                    call.add_attribute(AttributeLoc::Param(i as u32), self.g.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(kind), 0));
+                    call.add_attribute(
+                        AttributeLoc::Param(i as u32),
+                        self.g
+                            .ctx
+                            .create_enum_attribute(Attribute::get_named_enum_kind_id(kind), 0),
+                    );
                 }
             }
         }
         if crate::ir::helpers::writes_no_memory(id as i128) {
             // `memory(read)`: reads any memory, writes none (LLVM's MemoryEffects encoding).
             const MEMORY_READ: u64 = 0b01_01_01;
-            call.add_attribute(AttributeLoc::Function, self.g.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id("memory"), MEMORY_READ));
+            call.add_attribute(
+                AttributeLoc::Function,
+                self.g.ctx.create_enum_attribute(
+                    Attribute::get_named_enum_kind_id("memory"),
+                    MEMORY_READ,
+                ),
+            );
         }
         Ok(call.try_as_basic_value().basic())
     }
@@ -89,8 +136,14 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     fn map_ptr(&self, d: &OpData, attr: &str) -> Result<PointerValue<'ctx>, String> {
         let info = d.opcode.info();
         let i = info.attr_index(attr).ok_or("no map attribute")?;
-        let Some(Attr::Sym(name)) = &d.attrs[i] else { return Err("no map attribute".into()) };
-        self.g.globals.get(name).map(|g| g.as_pointer_value()).ok_or_else(|| format!("@{name} is not a map of this object"))
+        let Some(Attr::Sym(name)) = &d.attrs[i] else {
+            return Err("no map attribute".into());
+        };
+        self.g
+            .globals
+            .get(name)
+            .map(|g| g.as_pointer_value())
+            .ok_or_else(|| format!("@{name} is not a map of this object"))
     }
 
     /// The `bpf` dialect.
@@ -99,7 +152,11 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         match d.opcode {
             Opcode::BpfHelperCall => {
                 let id = Self::attr_int(d, "id") as u64;
-                let args: Vec<BasicValueEnum> = d.operands.iter().map(|&a| self.helper_arg(a)).collect::<Result<_, _>>()?;
+                let args: Vec<BasicValueEnum> = d
+                    .operands
+                    .iter()
+                    .map(|&a| self.helper_arg(a))
+                    .collect::<Result<_, _>>()?;
                 let ret = d.results.first().map(|&r| self.g.llvm_type(&self.ty(r)));
                 if let Some(v) = self.helper(id, &args, ret)? {
                     self.set(d, v);
@@ -111,53 +168,124 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             }
             Opcode::BpfTailCall => {
                 let map = self.map_ptr(d, "map")?;
-                let args = [self.v(d.operands[0])?, map.into(), self.resize(self.int(d.operands[1])?, 32, false)?.into()];
+                let args = [
+                    self.v(d.operands[0])?,
+                    map.into(),
+                    self.resize(self.int(d.operands[1])?, 32, false)?.into(),
+                ];
                 self.helper(TAIL_CALL, &args, Some(self.g.ctx.i64_type().into()))?;
             }
             Opcode::BpfCtxLoad => {
-                let (off, size) = (Self::attr_int(d, "offset") as u64, Self::attr_int(d, "size") as u32);
-                let addr = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), self.ptr(d.operands[0])?, &[self.i64c(off)], "") }.map_err(e)?;
-                let raw = self.builder.build_load(self.g.int_type(size * 8), addr, "").map_err(e)?.into_int_value();
+                let (off, size) = (
+                    Self::attr_int(d, "offset") as u64,
+                    Self::attr_int(d, "size") as u32,
+                );
+                let addr = unsafe {
+                    self.builder.build_gep(
+                        self.g.ctx.i8_type(),
+                        self.ptr(d.operands[0])?,
+                        &[self.i64c(off)],
+                        "",
+                    )
+                }
+                .map_err(e)?;
+                let raw = self
+                    .builder
+                    .build_load(self.g.int_type(size * 8), addr, "")
+                    .map_err(e)?
+                    .into_int_value();
                 // Packet pointers are 32-bit context fields that the kernel rewrites into pointers.
                 let v: BasicValueEnum = match self.ty(d.results[0]) {
                     Type::Ptr(_) => {
                         let wide = self.resize(raw, 64, false)?;
-                        self.builder.build_int_to_ptr(wide, self.ptr_type(), "").map_err(e)?.into()
+                        self.builder
+                            .build_int_to_ptr(wide, self.ptr_type(), "")
+                            .map_err(e)?
+                            .into()
                     }
-                    Type::Bool => self.builder.build_int_compare(IntPredicate::NE, raw, raw.get_type().const_zero(), "").map_err(e)?.into(),
+                    Type::Bool => self
+                        .builder
+                        .build_int_compare(IntPredicate::NE, raw, raw.get_type().const_zero(), "")
+                        .map_err(e)?
+                        .into(),
                     Type::Int(it) => self.resize(raw, it.bits(), false)?.into(),
                     _ => raw.into(),
                 };
                 self.set(d, v);
             }
             Opcode::BpfCtxStore => {
-                let (off, size) = (Self::attr_int(d, "offset") as u64, Self::attr_int(d, "size") as u32);
-                let addr = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), self.ptr(d.operands[1])?, &[self.i64c(off)], "") }.map_err(e)?;
+                let (off, size) = (
+                    Self::attr_int(d, "offset") as u64,
+                    Self::attr_int(d, "size") as u32,
+                );
+                let addr = unsafe {
+                    self.builder.build_gep(
+                        self.g.ctx.i8_type(),
+                        self.ptr(d.operands[1])?,
+                        &[self.i64c(off)],
+                        "",
+                    )
+                }
+                .map_err(e)?;
                 let v = self.resize(self.int(d.operands[0])?, size * 8, false)?;
                 self.builder.build_store(addr, v).map_err(e)?;
             }
             Opcode::BpfDynptrReserve => {
                 let map = self.map_ptr(d, "map")?;
                 let size = Self::attr_int(d, "size") as u64;
-                let args = [map.into(), self.i32c(size).into(), self.i64c(0).into(), self.v(d.operands[0])?];
-                let v = self.helper(RINGBUF_RESERVE_DYNPTR, &args, Some(self.g.ctx.i64_type().into()))?.ok_or("no result")?;
+                let args = [
+                    map.into(),
+                    self.i32c(size).into(),
+                    self.i64c(0).into(),
+                    self.v(d.operands[0])?,
+                ];
+                let v = self
+                    .helper(
+                        RINGBUF_RESERVE_DYNPTR,
+                        &args,
+                        Some(self.g.ctx.i64_type().into()),
+                    )?
+                    .ok_or("no result")?;
                 self.set(d, v);
             }
             Opcode::BpfDynptrData => {
                 let size = Self::attr_int(d, "size") as u64;
-                let args = [self.v(d.operands[0])?, self.i32c(0).into(), self.i32c(size).into()];
-                let v = self.helper(DYNPTR_DATA, &args, Some(self.ptr_type().into()))?.ok_or("no result")?;
+                let args = [
+                    self.v(d.operands[0])?,
+                    self.i32c(0).into(),
+                    self.i32c(size).into(),
+                ];
+                let v = self
+                    .helper(DYNPTR_DATA, &args, Some(self.ptr_type().into()))?
+                    .ok_or("no result")?;
                 self.set(d, v);
             }
             Opcode::BpfDynptrSubmit | Opcode::BpfDynptrDiscard => {
-                let id = if d.opcode == Opcode::BpfDynptrSubmit { RINGBUF_SUBMIT_DYNPTR } else { RINGBUF_DISCARD_DYNPTR };
+                let id = if d.opcode == Opcode::BpfDynptrSubmit {
+                    RINGBUF_SUBMIT_DYNPTR
+                } else {
+                    RINGBUF_DISCARD_DYNPTR
+                };
                 self.helper(id, &[self.v(d.operands[0])?, self.i64c(0).into()], None)?;
             }
             Opcode::BpfLoop => {
-                let Some(Attr::Sym(cb)) = d.attrs.first().cloned().flatten() else { return Err("loop without callback".into()) };
-                let f = *self.g.funcs.get(&cb).ok_or_else(|| format!("@{cb} is not a kernel function"))?;
-                let args = [self.resize(self.int(d.operands[0])?, 32, false)?.into(), f.as_global_value().as_pointer_value().into(), self.v(d.operands[1])?, self.i64c(0).into()];
-                let v = self.helper(LOOP, &args, Some(self.g.ctx.i64_type().into()))?.ok_or("no result")?;
+                let Some(Attr::Sym(cb)) = d.attrs.first().cloned().flatten() else {
+                    return Err("loop without callback".into());
+                };
+                let f = *self
+                    .g
+                    .funcs
+                    .get(&cb)
+                    .ok_or_else(|| format!("@{cb} is not a kernel function"))?;
+                let args = [
+                    self.resize(self.int(d.operands[0])?, 32, false)?.into(),
+                    f.as_global_value().as_pointer_value().into(),
+                    self.v(d.operands[1])?,
+                    self.i64c(0).into(),
+                ];
+                let v = self
+                    .helper(LOOP, &args, Some(self.g.ctx.i64_type().into()))?
+                    .ok_or("no result")?;
                 self.set(d, v);
             }
             Opcode::BpfPrintk => self.printk(d)?,
@@ -165,14 +293,40 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let v = self.int(d.operands[0])?;
                 let ty = v.get_type();
                 let asm_ty = ty.fn_type(&[ty.into()], false);
-                let asm = self.g.ctx.create_inline_asm(asm_ty, String::new(), "=r,0".into(), false, false, None, false);
-                let r = self.builder.build_indirect_call(asm_ty, asm, &[v.into()], "").map_err(e)?;
-                self.set(d, r.try_as_basic_value().basic().ok_or("opaque without value")?);
+                let asm = self.g.ctx.create_inline_asm(
+                    asm_ty,
+                    String::new(),
+                    "=r,0".into(),
+                    false,
+                    false,
+                    None,
+                    false,
+                );
+                let r = self
+                    .builder
+                    .build_indirect_call(asm_ty, asm, &[v.into()], "")
+                    .map_err(e)?;
+                self.set(
+                    d,
+                    r.try_as_basic_value()
+                        .basic()
+                        .ok_or("opaque without value")?,
+                );
             }
             Opcode::BpfBarrier => {
                 let asm_ty = self.g.ctx.void_type().fn_type(&[], false);
-                let asm = self.g.ctx.create_inline_asm(asm_ty, String::new(), "~{memory}".into(), true, false, None, false);
-                self.builder.build_indirect_call(asm_ty, asm, &[], "").map_err(e)?;
+                let asm = self.g.ctx.create_inline_asm(
+                    asm_ty,
+                    String::new(),
+                    "~{memory}".into(),
+                    true,
+                    false,
+                    None,
+                    false,
+                );
+                self.builder
+                    .build_indirect_call(asm_ty, asm, &[], "")
+                    .map_err(e)?;
             }
             Opcode::BpfCoreFieldAddr => {
                 let v = self.core_field_addr(d)?;
@@ -183,29 +337,64 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(d, v);
             }
             Opcode::BpfKfuncCall => {
-                let Some(Attr::Sym(callee)) = d.attrs[0].clone() else { return Err("kfunc call without callee".into()) };
+                let Some(Attr::Sym(callee)) = d.attrs[0].clone() else {
+                    return Err("kfunc call without callee".into());
+                };
                 let f = self.g.kfunc(&callee)?;
-                let args: Vec<BasicMetadataValueEnum> = d.operands.iter().map(|&a| self.v(a).map(Into::into)).collect::<Result<_, _>>()?;
+                let args: Vec<BasicMetadataValueEnum> = d
+                    .operands
+                    .iter()
+                    .map(|&a| self.v(a).map(Into::into))
+                    .collect::<Result<_, _>>()?;
                 let r = self.builder.build_call(f, &args, "").map_err(e)?;
                 if let Some(v) = r.try_as_basic_value().basic() {
                     self.set(d, v);
                 }
             }
             Opcode::BpfObjNew => {
-                let Some(Attr::Type(t)) = d.attrs[0].clone() else { return Err("obj_new without type".into()) };
+                let Some(Attr::Type(t)) = d.attrs[0].clone() else {
+                    return Err("obj_new without type".into());
+                };
                 let id = self.local_type_id(&t)?;
                 let void_ptr = Type::ptr(Type::Void);
-                let f = self.g.extern_kfunc("bpf_obj_new_impl", &crate::ir::FnType { params: vec![Type::u64(), void_ptr.clone()], ret: void_ptr });
-                let r = self.builder.build_call(f, &[id.into(), self.ptr_type().const_null().into()], "").map_err(e)?;
-                self.set(d, r.try_as_basic_value().basic().ok_or("bpf_obj_new without value")?);
+                let f = self.g.extern_kfunc(
+                    "bpf_obj_new_impl",
+                    &crate::ir::FnType {
+                        params: vec![Type::u64(), void_ptr.clone()],
+                        ret: void_ptr,
+                    },
+                );
+                let r = self
+                    .builder
+                    .build_call(f, &[id.into(), self.ptr_type().const_null().into()], "")
+                    .map_err(e)?;
+                self.set(
+                    d,
+                    r.try_as_basic_value()
+                        .basic()
+                        .ok_or("bpf_obj_new without value")?,
+                );
             }
             Opcode::BpfObjDrop => {
                 let void_ptr = Type::ptr(Type::Void);
-                let f = self.g.extern_kfunc("bpf_obj_drop_impl", &crate::ir::FnType { params: vec![void_ptr.clone(), void_ptr], ret: Type::Void });
+                let f = self.g.extern_kfunc(
+                    "bpf_obj_drop_impl",
+                    &crate::ir::FnType {
+                        params: vec![void_ptr.clone(), void_ptr],
+                        ret: Type::Void,
+                    },
+                );
                 let p = self.ptr(d.operands[0])?;
-                self.builder.build_call(f, &[p.into(), self.ptr_type().const_null().into()], "").map_err(e)?;
+                self.builder
+                    .build_call(f, &[p.into(), self.ptr_type().const_null().into()], "")
+                    .map_err(e)?;
             }
-            other => return Err(format!("`{}` cannot appear in a lowered kernel function", other.name())),
+            other => {
+                return Err(format!(
+                    "`{}` cannot appear in a lowered kernel function",
+                    other.name()
+                ))
+            }
         }
         Ok(())
     }
@@ -217,22 +406,53 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     fn core_field_addr(&mut self, d: &OpData) -> Result<BasicValueEnum<'ctx>, String> {
         use inkwell::types::AnyType;
         use inkwell::values::AsValueRef;
-        let Some(Attr::Sym(strukt)) = d.attrs[0].clone() else { return Err("core_field_addr without struct".into()) };
-        let Some(Attr::Str(field)) = d.attrs[1].clone() else { return Err("core_field_addr without field".into()) };
+        let Some(Attr::Sym(strukt)) = d.attrs[0].clone() else {
+            return Err("core_field_addr without struct".into());
+        };
+        let Some(Attr::Str(field)) = d.attrs[1].clone() else {
+            return Err("core_field_addr without field".into());
+        };
         let field = String::from_utf8_lossy(&field).into_owned();
-        let gep_index = self.g.field_position(&strukt, &field).ok_or_else(|| format!("!{strukt} has no field {field}"))?;
-        let di_index = self.g.debug_member_index(&strukt, &field).ok_or_else(|| format!("!{strukt} has no field {field}"))?;
+        let gep_index = self
+            .g
+            .field_position(&strukt, &field)
+            .ok_or_else(|| format!("!{strukt} has no field {field}"))?;
+        let di_index = self
+            .g
+            .debug_member_index(&strukt, &field)
+            .ok_or_else(|| format!("!{strukt} has no field {field}"))?;
         let st = self.g.struct_type(&strukt);
         let di = self.g.di_type(&Type::Struct(strukt.as_str().into()));
         let ptr = self.ptr_type();
-        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.preserve.struct.access.index").ok_or("no CO-RE intrinsic in this LLVM")?;
-        let decl = intrinsic.get_declaration(self.g.module, &[ptr.into(), ptr.into()]).ok_or("no CO-RE intrinsic declaration")?;
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.preserve.struct.access.index")
+            .ok_or("no CO-RE intrinsic in this LLVM")?;
+        let decl = intrinsic
+            .get_declaration(self.g.module, &[ptr.into(), ptr.into()])
+            .ok_or("no CO-RE intrinsic declaration")?;
         let base = self.ptr(d.operands[0])?;
-        let call = self.builder.build_call(decl, &[base.into(), self.i32c(gep_index as u64).into(), self.i32c(di_index as u64).into()], "").map_err(|e| e.to_string())?;
+        let call = self
+            .builder
+            .build_call(
+                decl,
+                &[
+                    base.into(),
+                    self.i32c(gep_index as u64).into(),
+                    self.i32c(di_index as u64).into(),
+                ],
+                "",
+            )
+            .map_err(|e| e.to_string())?;
         let elementtype = Attribute::get_named_enum_kind_id("elementtype");
-        call.add_attribute(AttributeLoc::Param(0), self.g.ctx.create_type_attribute(elementtype, st.as_any_type_enum()));
+        call.add_attribute(
+            AttributeLoc::Param(0),
+            self.g
+                .ctx
+                .create_type_attribute(elementtype, st.as_any_type_enum()),
+        );
         self.set_access_index(call.as_value_ref(), di);
-        call.try_as_basic_value().basic().ok_or_else(|| "CO-RE access without a value".into())
+        call.try_as_basic_value()
+            .basic()
+            .ok_or_else(|| "CO-RE access without a value".into())
     }
 
     /// A CO-RE array element at a constant index (`llvm.preserve.array.access.index`, dimension 0),
@@ -240,23 +460,54 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     fn core_elem_addr(&mut self, d: &OpData) -> Result<BasicValueEnum<'ctx>, String> {
         use inkwell::types::AnyType;
         use inkwell::values::AsValueRef;
-        let Some(Attr::Int(index)) = d.attrs[0] else { return Err("core_elem_addr without index".into()) };
-        let array = self.ty(d.operands[0]).pointee().cloned().ok_or("core_elem_addr of a non-pointer")?;
+        let Some(Attr::Int(index)) = d.attrs[0] else {
+            return Err("core_elem_addr without index".into());
+        };
+        let array = self
+            .ty(d.operands[0])
+            .pointee()
+            .cloned()
+            .ok_or("core_elem_addr of a non-pointer")?;
         let at = self.g.memory_type(&array);
         let di = self.g.di_type(&array);
         let ptr = self.ptr_type();
-        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.preserve.array.access.index").ok_or("no CO-RE intrinsic in this LLVM")?;
-        let decl = intrinsic.get_declaration(self.g.module, &[ptr.into(), ptr.into()]).ok_or("no CO-RE intrinsic declaration")?;
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.preserve.array.access.index")
+            .ok_or("no CO-RE intrinsic in this LLVM")?;
+        let decl = intrinsic
+            .get_declaration(self.g.module, &[ptr.into(), ptr.into()])
+            .ok_or("no CO-RE intrinsic declaration")?;
         let base = self.ptr(d.operands[0])?;
-        let call = self.builder.build_call(decl, &[base.into(), self.i32c(0).into(), self.i32c(index as u64).into()], "").map_err(|e| e.to_string())?;
+        let call = self
+            .builder
+            .build_call(
+                decl,
+                &[
+                    base.into(),
+                    self.i32c(0).into(),
+                    self.i32c(index as u64).into(),
+                ],
+                "",
+            )
+            .map_err(|e| e.to_string())?;
         let elementtype = Attribute::get_named_enum_kind_id("elementtype");
-        call.add_attribute(AttributeLoc::Param(0), self.g.ctx.create_type_attribute(elementtype, at.as_any_type_enum()));
+        call.add_attribute(
+            AttributeLoc::Param(0),
+            self.g
+                .ctx
+                .create_type_attribute(elementtype, at.as_any_type_enum()),
+        );
         self.set_access_index(call.as_value_ref(), di);
-        call.try_as_basic_value().basic().ok_or_else(|| "CO-RE access without a value".into())
+        call.try_as_basic_value()
+            .basic()
+            .ok_or_else(|| "CO-RE access without a value".into())
     }
 
     /// Tags a CO-RE intrinsic call (or BTF id query) with the debug type it relocates against.
-    fn set_access_index(&self, call: llvm_sys::prelude::LLVMValueRef, di: inkwell::debug_info::DIType<'ctx>) {
+    fn set_access_index(
+        &self,
+        call: llvm_sys::prelude::LLVMValueRef,
+        di: inkwell::debug_info::DIType<'ctx>,
+    ) {
         let kind = self.g.ctx.get_kind_id("llvm.preserve.access.index");
         // SAFETY: the call and the debug type belong to this context; inkwell has no safe way to
         // use a debug type as a metadata operand.
@@ -272,20 +523,32 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     fn local_type_id(&mut self, t: &Type) -> Result<IntValue<'ctx>, String> {
         use inkwell::values::AsValueRef;
         let di = self.g.di_type(t);
-        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bpf.btf.type.id").ok_or("no llvm.bpf.btf.type.id in this LLVM")?;
-        let decl = intrinsic.get_declaration(self.g.module, &[]).ok_or("no llvm.bpf.btf.type.id declaration")?;
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bpf.btf.type.id")
+            .ok_or("no llvm.bpf.btf.type.id in this LLVM")?;
+        let decl = intrinsic
+            .get_declaration(self.g.module, &[])
+            .ok_or("no llvm.bpf.btf.type.id declaration")?;
         self.g.type_id_seq += 1;
         let seq = self.i32c(self.g.type_id_seq as u64);
-        let call = self.builder.build_call(decl, &[seq.into(), self.i64c(0).into()], "").map_err(|e| e.to_string())?;
+        let call = self
+            .builder
+            .build_call(decl, &[seq.into(), self.i64c(0).into()], "")
+            .map_err(|e| e.to_string())?;
         self.set_access_index(call.as_value_ref(), di);
-        Ok(call.try_as_basic_value().basic().ok_or("type id without value")?.into_int_value())
+        Ok(call
+            .try_as_basic_value()
+            .basic()
+            .ok_or("type id without value")?
+            .into_int_value())
     }
 
     /// `print` in kernel code: bpf_trace_printk for up to 3 arguments, bpf_trace_vprintk beyond,
     /// with a newline appended and each conversion given the 64-bit width the arguments travel in.
     fn printk(&mut self, d: &OpData) -> Result<(), String> {
         let e = |x: inkwell::builder::BuilderError| x.to_string();
-        let Some(Attr::Str(fmt)) = &d.attrs[0] else { return Err("print without format".into()) };
+        let Some(Attr::Str(fmt)) = &d.attrs[0] else {
+            return Err("print without format".into());
+        };
         let (text, convs) = crate::codegen::format::widen_format(fmt);
         let mut bytes = text.clone();
         bytes.push(b'\n');
@@ -301,7 +564,13 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         for (i, &a) in d.operands.iter().enumerate() {
             let conv = convs.get(i).copied().unwrap_or(b'd');
             args.push(match (self.v(a)?, self.ty(a)) {
-                (BasicValueEnum::IntValue(v), Type::Int(it)) => self.resize(v, 64, matches!(conv, b'd' | b'i') || (it.signed() && conv == b'c'))?.into(),
+                (BasicValueEnum::IntValue(v), Type::Int(it)) => self
+                    .resize(
+                        v,
+                        64,
+                        matches!(conv, b'd' | b'i') || (it.signed() && conv == b'c'),
+                    )?
+                    .into(),
                 (BasicValueEnum::IntValue(v), _) => self.resize(v, 64, false)?.into(),
                 (v, _) => v,
             });
@@ -315,18 +584,32 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             let at = self.g.ctx.i64_type().array_type(args.len() as u32);
             let slot = self.builder.build_alloca(at, "").map_err(e)?;
             for (i, a) in args.iter().enumerate() {
-                let p = unsafe { self.builder.build_gep(at, slot, &[self.i64c(0), self.i64c(i as u64)], "") }.map_err(e)?;
+                let p = unsafe {
+                    self.builder
+                        .build_gep(at, slot, &[self.i64c(0), self.i64c(i as u64)], "")
+                }
+                .map_err(e)?;
                 let v: BasicValueEnum = match a {
-                    BasicValueEnum::PointerValue(pv) => self.builder.build_ptr_to_int(*pv, self.g.ctx.i64_type(), "").map_err(e)?.into(),
+                    BasicValueEnum::PointerValue(pv) => self
+                        .builder
+                        .build_ptr_to_int(*pv, self.g.ctx.i64_type(), "")
+                        .map_err(e)?
+                        .into(),
                     v => *v,
                 };
                 self.builder.build_store(p, v).map_err(e)?;
             }
-            let all = [fmt_ptr.into(), self.i32c(len).into(), slot.into(), self.i32c(args.len() as u64 * 8).into()];
+            let all = [
+                fmt_ptr.into(),
+                self.i32c(len).into(),
+                slot.into(),
+                self.i32c(args.len() as u64 * 8).into(),
+            ];
             self.helper(TRACE_VPRINTK, &all, ret)?;
         }
         if let Some(&r) = d.results.first() {
-            self.values.insert(r, self.g.ctx.i32_type().const_zero().into());
+            self.values
+                .insert(r, self.g.ctx.i32_type().const_zero().into());
         }
         Ok(())
     }

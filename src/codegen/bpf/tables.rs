@@ -21,7 +21,14 @@ pub struct ObjectTables {
 }
 
 pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
-    let mut t = ObjectTables { object, pinned_maps: Vec::new(), event_buffers: Vec::new(), pinned_globals_init: Vec::new(), configs: Vec::new(), prog_slots: Vec::new() };
+    let mut t = ObjectTables {
+        object,
+        pinned_maps: Vec::new(),
+        event_buffers: Vec::new(),
+        pinned_globals_init: Vec::new(),
+        configs: Vec::new(),
+        prog_slots: Vec::new(),
+    };
     for &op in m.top_ops() {
         if let Some(map) = KsMap::of(m, op) {
             if map.pinned(m) {
@@ -34,7 +41,8 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
             let name = c.name(m).to_string();
             let ty = Type::Struct(format!("{name}_config").as_str().into());
             let defaults = Attr::List(c.defaults(m).to_vec());
-            let bytes = image(m, &ty, &defaults).unwrap_or_else(|| vec![0; size_of(m, &ty).unwrap_or(0) as usize]);
+            let bytes = image(m, &ty, &defaults)
+                .unwrap_or_else(|| vec![0; size_of(m, &ty).unwrap_or(0) as usize]);
             t.configs.push((name, bytes));
         } else if let Some(pa) = KsProgArray::of(m, op) {
             let name = pa.name(m).to_string();
@@ -51,13 +59,19 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
 
 /// The `__pinned_globals` struct's initial bytes: each pinned global's initialiser at its field.
 fn pinned_globals_image(m: &Module) -> Vec<u8> {
-    let Some(decl) = struct_decl(m, crate::passes::lower_bpf::PINNED_STRUCT) else { return Vec::new() };
+    let Some(decl) = struct_decl(m, crate::passes::lower_bpf::PINNED_STRUCT) else {
+        return Vec::new();
+    };
     let fields = KsStruct(decl).fields(m).to_vec();
     let inits: Vec<Attr> = fields
         .iter()
         .map(|(name, ty)| {
-            let init = m.lookup_symbol(name).and_then(|g| KsGlobal::of(m, g)).and_then(|g| g.init(m).cloned());
-            init.filter(|a| image(m, ty, a).is_some()).unwrap_or_else(|| zero_of(ty))
+            let init = m
+                .lookup_symbol(name)
+                .and_then(|g| KsGlobal::of(m, g))
+                .and_then(|g| g.init(m).cloned());
+            init.filter(|a| image(m, ty, a).is_some())
+                .unwrap_or_else(|| zero_of(ty))
         })
         .collect();
     let ty = Type::Struct(crate::passes::lower_bpf::PINNED_STRUCT.into());

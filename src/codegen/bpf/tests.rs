@@ -11,5 +11,11 @@ fn a_stack_overflow_is_an_error_at_its_function() {
         Err(e) => e,
         Ok(_) => panic!("a 600-byte stack frame must not compile"),
     };
-    assert!(errors.iter().any(|e| e.message.contains("stack") && e.op.is_some_and(|op| m.symbol(op) == Some("big"))), "{errors:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.message.contains("stack")
+                && e.op.is_some_and(|op| m.symbol(op) == Some("big"))),
+        "{errors:?}"
+    );
 }

@@ -11,7 +11,9 @@ pub use crate::codegen::llvm::{Error, Output};
 use crate::codegen::llvm::{Flavor, Gen};
 use crate::ir::{views::KsFunc, Module, OpId};
 use inkwell::context::Context;
-use inkwell::targets::{CodeModel, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple};
+use inkwell::targets::{
+    CodeModel, InitializationConfig, RelocMode, Target, TargetMachine, TargetTriple,
+};
 use inkwell::OptimizationLevel;
 
 /// How to compile.
@@ -24,7 +26,10 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { triple: None, optimize: true }
+        Options {
+            triple: None,
+            optimize: true,
+        }
     }
 }
 
@@ -41,7 +46,12 @@ pub struct Unit<'a> {
 }
 
 /// Compiles a userspace module to LLVM IR text, assembly or a relocatable object.
-pub fn compile(m: &Module, unit: &Unit, opts: &Options, output: Output) -> Result<Vec<u8>, Vec<Error>> {
+pub fn compile(
+    m: &Module,
+    unit: &Unit,
+    opts: &Options,
+    output: Output,
+) -> Result<Vec<u8>, Vec<Error>> {
     let fail = |message: String| vec![Error { op: None, message }];
     crate::codegen::llvm::diagnostics::capture_fatal_errors();
     // The host is x86-64, the one native target ksc links. (`initialize_native` would go through
@@ -53,9 +63,22 @@ pub fn compile(m: &Module, unit: &Unit, opts: &Options, output: Output) -> Resul
         None => TargetMachine::get_default_triple(),
     };
     let target = Target::from_triple(&triple).map_err(|e| fail(e.to_string()))?;
-    let level = if opts.optimize { OptimizationLevel::Default } else { OptimizationLevel::None };
+    let level = if opts.optimize {
+        OptimizationLevel::Default
+    } else {
+        OptimizationLevel::None
+    };
     // Position-independent: the system linker makes PIE executables by default.
-    let tm = target.create_target_machine(&triple, "generic", "", level, RelocMode::PIC, CodeModel::Default).ok_or_else(|| fail(format!("LLVM has no target machine for {}", triple)))?;
+    let tm = target
+        .create_target_machine(
+            &triple,
+            "generic",
+            "",
+            level,
+            RelocMode::PIC,
+            CodeModel::Default,
+        )
+        .ok_or_else(|| fail(format!("LLVM has no target machine for {}", triple)))?;
     let ctx = Context::create();
     crate::codegen::llvm::diagnostics::capture_diagnostics(&ctx);
     let module = ctx.create_module("ksc");
@@ -63,7 +86,10 @@ pub fn compile(m: &Module, unit: &Unit, opts: &Options, output: Output) -> Resul
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     let mut g = Gen::new(m, Flavor::Host, &ctx, &module);
     g.process_globals();
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"host").collect();
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"host")
+        .collect();
     for &f in &funcs {
         g.declare_function(f);
     }

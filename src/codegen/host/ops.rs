@@ -30,9 +30,13 @@ impl<'ctx> Gen<'_, 'ctx> {
         if let Some(f) = self.module.get_function(name) {
             return f;
         }
-        let fixed = VARIADIC.iter().find(|(n, _)| *n == name).map(|&(_, k)| k.min(params.len()));
+        let fixed = VARIADIC
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|&(_, k)| k.min(params.len()));
         let shown = &params[..fixed.unwrap_or(params.len())];
-        let ps: Vec<BasicMetadataTypeEnum> = shown.iter().map(|p| self.llvm_type(p).into()).collect();
+        let ps: Vec<BasicMetadataTypeEnum> =
+            shown.iter().map(|p| self.llvm_type(p).into()).collect();
         let fty = match ret {
             Type::Void => self.ctx.void_type().fn_type(&ps, fixed.is_some()),
             t => self.llvm_type(t).fn_type(&ps, fixed.is_some()),
@@ -40,11 +44,19 @@ impl<'ctx> Gen<'_, 'ctx> {
         let f = self.module.add_function(name, fty, Some(Linkage::External));
         for (i, p) in shown.iter().enumerate() {
             if let Some(ext) = extension(p) {
-                f.add_attribute(AttributeLoc::Param(i as u32), self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(ext), 0));
+                f.add_attribute(
+                    AttributeLoc::Param(i as u32),
+                    self.ctx
+                        .create_enum_attribute(Attribute::get_named_enum_kind_id(ext), 0),
+                );
             }
         }
         if let Some(ext) = extension(ret) {
-            f.add_attribute(AttributeLoc::Return, self.ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(ext), 0));
+            f.add_attribute(
+                AttributeLoc::Return,
+                self.ctx
+                    .create_enum_attribute(Attribute::get_named_enum_kind_id(ext), 0),
+            );
         }
         f
     }
@@ -65,12 +77,18 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         match d.opcode {
             Opcode::HostRtCall | Opcode::HostLibcCall => {
-                let Some(Attr::Str(callee)) = &d.attrs[0] else { return Err("call without callee".into()) };
+                let Some(Attr::Str(callee)) = &d.attrs[0] else {
+                    return Err("call without callee".into());
+                };
                 let callee = String::from_utf8_lossy(callee).into_owned();
                 let params: Vec<Type> = d.operands.iter().map(|&a| self.ty(a)).collect();
                 let ret = d.results.first().map(|&r| self.ty(r)).unwrap_or(Type::Void);
                 let f = self.g.c_function(&callee, &params, &ret);
-                let args: Vec<BasicMetadataValueEnum> = d.operands.iter().map(|&a| self.v(a).map(Into::into)).collect::<Result<_, _>>()?;
+                let args: Vec<BasicMetadataValueEnum> = d
+                    .operands
+                    .iter()
+                    .map(|&a| self.v(a).map(Into::into))
+                    .collect::<Result<_, _>>()?;
                 let call = self.builder.build_call(f, &args, "").map_err(e)?;
                 if let Some(v) = call.try_as_basic_value().basic() {
                     if !d.results.is_empty() {
@@ -79,26 +97,57 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
             }
             Opcode::HostMapRef | Opcode::HostProgRef => {
-                let Some(Attr::Sym(name)) = &d.attrs[0] else { return Err("reference without a name".into()) };
+                let Some(Attr::Sym(name)) = &d.attrs[0] else {
+                    return Err("reference without a name".into());
+                };
                 // Programs are named in the object by their C name (struct_ops methods included).
                 let p = self.g.c_string(c_name(name).as_bytes());
                 self.set(d, p);
             }
             Opcode::HostCstr => {
-                let Some(Attr::Str(s)) = &d.attrs[0] else { return Err("cstr without value".into()) };
+                let Some(Attr::Str(s)) = &d.attrs[0] else {
+                    return Err("cstr without value".into());
+                };
                 let p = self.g.c_string(s);
                 self.set(d, p);
             }
             Opcode::HostRuntimeError => {
-                let Some(Attr::Str(message)) = &d.attrs[0] else { return Err("runtime_error without message".into()) };
+                let Some(Attr::Str(message)) = &d.attrs[0] else {
+                    return Err("runtime_error without message".into());
+                };
                 let loc = d.loc;
-                let file = self.g.m.files.get(loc.file as usize).cloned().unwrap_or_default();
-                let args = [self.g.c_string(file.as_bytes()).into(), self.i32c(loc.line as u64).into(), self.i32c(loc.col as u64).into(), self.g.c_string(message).into()];
-                let f = self.g.c_function("ksrt_runtime_error", &[Type::ptr(Type::u8()), Type::u32(), Type::u32(), Type::ptr(Type::u8())], &Type::Void);
+                let file = self
+                    .g
+                    .m
+                    .files
+                    .get(loc.file as usize)
+                    .cloned()
+                    .unwrap_or_default();
+                let args = [
+                    self.g.c_string(file.as_bytes()).into(),
+                    self.i32c(loc.line as u64).into(),
+                    self.i32c(loc.col as u64).into(),
+                    self.g.c_string(message).into(),
+                ];
+                let f = self.g.c_function(
+                    "ksrt_runtime_error",
+                    &[
+                        Type::ptr(Type::u8()),
+                        Type::u32(),
+                        Type::u32(),
+                        Type::ptr(Type::u8()),
+                    ],
+                    &Type::Void,
+                );
                 self.builder.build_call(f, &args, "").map_err(e)?;
                 self.builder.build_unreachable().map_err(e)?;
             }
-            other => return Err(format!("`{}` cannot appear in a lowered userspace function", other.name())),
+            other => {
+                return Err(format!(
+                    "`{}` cannot appear in a lowered userspace function",
+                    other.name()
+                ))
+            }
         }
         Ok(())
     }

@@ -17,13 +17,27 @@ pub fn signature(m: &Module, f: OpId) -> String {
         Type::Func(ft) => (ft.params.clone(), ft.ret.clone()),
         _ => (Vec::new(), Type::Void),
     };
-    let params: Vec<String> = params.iter().enumerate().map(|(i, p)| declare(m, p, &format!("a{i}"))).collect();
-    let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
+    let params: Vec<String> = params
+        .iter()
+        .enumerate()
+        .map(|(i, p)| declare(m, p, &format!("a{i}")))
+        .collect();
+    let params = if params.is_empty() {
+        "void".to_string()
+    } else {
+        params.join(", ")
+    };
     let name = m.symbol(f).unwrap_or("f");
     if is_kfunc(m, f) {
-        format!("__bpf_kfunc {}", declare(m, &ret, &format!("{name}({params})")))
+        format!(
+            "__bpf_kfunc {}",
+            declare(m, &ret, &format!("{name}({params})"))
+        )
     } else {
-        format!("static {}", declare(m, &ret, &format!("{}({params})", private_name(name))))
+        format!(
+            "static {}",
+            declare(m, &ret, &format!("{}({params})", private_name(name)))
+        )
     }
 }
 
@@ -62,7 +76,9 @@ pub fn function(m: &Module, f: OpId) -> Result<String, Failure> {
             values.extend(m.op(op).results.iter().copied());
             targets.extend(m.op(op).successors.iter().copied());
             if m.op(op).opcode == Opcode::CoreLocal {
-                let Some(Attr::Type(t)) = &m.op(op).attrs[0] else { return Err((op, "local without type".into())) };
+                let Some(Attr::Type(t)) = &m.op(op).attrs[0] else {
+                    return Err((op, "local without type".into()));
+                };
                 slots.push((m.op(op).results[0], t.clone()));
             }
         }
@@ -70,14 +86,22 @@ pub fn function(m: &Module, f: OpId) -> Result<String, Failure> {
     let mut decls = String::new();
     for v in values {
         let name = format!("t{}", v.0);
-        let _ = writeln!(decls, "\t{} __maybe_unused;", declare(m, m.value_type(v), &name));
+        let _ = writeln!(
+            decls,
+            "\t{} __maybe_unused;",
+            declare(m, m.value_type(v), &name)
+        );
         names.insert(v, name);
     }
     for (v, t) in slots {
         let _ = writeln!(decls, "\t{};", declare(m, &t, &format!("l{}", v.0)));
     }
     let mut out = format!("{}\n{{\n{decls}\n", super::body::signature(m, f));
-    let mut w = Writer { m, names: &names, out: &mut out };
+    let mut w = Writer {
+        m,
+        names: &names,
+        out: &mut out,
+    };
     for &b in &blocks {
         if b != blocks[0] && targets.contains(&b) {
             let _ = writeln!(w.out, "bb{}:", b.0);
@@ -98,7 +122,10 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn n(&self, v: Value) -> Result<&str, String> {
-        self.names.get(&v).map(String::as_str).ok_or_else(|| format!("value {} has no C variable", v.0))
+        self.names
+            .get(&v)
+            .map(String::as_str)
+            .ok_or_else(|| format!("value {} has no C variable", v.0))
     }
 
     fn ty(&self, v: Value) -> &Type {
@@ -135,18 +162,42 @@ impl Writer<'_> {
     fn op(&mut self, op: OpId) -> Result<(), String> {
         let m = self.m;
         let d = m.op(op).clone();
-        let r = d.results.first().map(|&r| self.n(r).map(str::to_string)).transpose()?;
-        let operands: Vec<String> = d.operands.iter().map(|&v| self.n(v).map(str::to_string)).collect::<Result<_, _>>()?;
-        let a = |i: usize| -> Result<String, String> { operands.get(i).cloned().ok_or_else(|| format!("operand {i} missing")) };
-        let attr = |name: &str| d.opcode.info().attr_index(name).and_then(|i| d.attrs[i].clone());
+        let r = d
+            .results
+            .first()
+            .map(|&r| self.n(r).map(str::to_string))
+            .transpose()?;
+        let operands: Vec<String> = d
+            .operands
+            .iter()
+            .map(|&v| self.n(v).map(str::to_string))
+            .collect::<Result<_, _>>()?;
+        let a = |i: usize| -> Result<String, String> {
+            operands
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("operand {i} missing"))
+        };
+        let attr = |name: &str| {
+            d.opcode
+                .info()
+                .attr_index(name)
+                .and_then(|i| d.attrs[i].clone())
+        };
         match d.opcode {
             Opcode::CoreConst => {
-                let Some(Attr::Int(v)) = attr("value") else { return Err("const without value".into()) };
+                let Some(Attr::Int(v)) = attr("value") else {
+                    return Err("const without value".into());
+                };
                 let t = self.ty(d.results[0]).clone();
                 let text = match t {
                     Type::Ptr(_) | Type::Func(_) => "NULL".to_string(),
                     Type::Bool => (v != 0).to_string(),
-                    t => format!("({})0x{:x}ULL", self.c_type(&t), v as u128 as u64 & mask(&t)),
+                    t => format!(
+                        "({})0x{:x}ULL",
+                        self.c_type(&t),
+                        v as u128 as u64 & mask(&t)
+                    ),
                 };
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
             }
@@ -161,7 +212,9 @@ impl Writer<'_> {
                 }
             }
             Opcode::CoreString => {
-                let Some(Attr::Str(s)) = attr("value") else { return Err("string without value".into()) };
+                let Some(Attr::Str(s)) = attr("value") else {
+                    return Err("string without value".into());
+                };
                 let r = r.unwrap_or_default();
                 self.line(format!("memset(&{r}, 0, sizeof({r}));"));
                 // At most capacity − 1 bytes: the last one stays the terminating NUL.
@@ -174,7 +227,12 @@ impl Writer<'_> {
                     self.line(format!("memcpy({r}, {}, {n});", c_literal(&s[..n])));
                 }
             }
-            Opcode::CoreAdd | Opcode::CoreSub | Opcode::CoreMul | Opcode::CoreAnd | Opcode::CoreOr | Opcode::CoreXor => {
+            Opcode::CoreAdd
+            | Opcode::CoreSub
+            | Opcode::CoreMul
+            | Opcode::CoreAnd
+            | Opcode::CoreOr
+            | Opcode::CoreXor => {
                 let sym = match d.opcode {
                     Opcode::CoreAdd => "+",
                     Opcode::CoreSub => "-",
@@ -185,11 +243,22 @@ impl Writer<'_> {
                 };
                 let t = self.ty(d.results[0]).clone();
                 if t == Type::Bool {
-                    self.line(format!("{} = {} {sym} {};", r.unwrap_or_default(), a(0)?, a(1)?));
+                    self.line(format!(
+                        "{} = {} {sym} {};",
+                        r.unwrap_or_default(),
+                        a(0)?,
+                        a(1)?
+                    ));
                 } else {
                     // In the unsigned type: wraps without relying on the compiler's flags.
                     let u = Self::unsigned(&t);
-                    self.line(format!("{} = ({})(({u}){} {sym} ({u}){});", r.unwrap_or_default(), self.c_type(&t), a(0)?, a(1)?));
+                    self.line(format!(
+                        "{} = ({})(({u}){} {sym} ({u}){});",
+                        r.unwrap_or_default(),
+                        self.c_type(&t),
+                        a(0)?,
+                        a(1)?
+                    ));
                 }
             }
             Opcode::CoreDiv | Opcode::CoreRem => {
@@ -202,31 +271,61 @@ impl Writer<'_> {
                     (true, true) => "ks_srem",
                 };
                 let w = if signed { "s64" } else { "u64" };
-                self.line(format!("{} = ({}){f}(({w}){}, ({w}){});", r.unwrap_or_default(), self.c_type(&t), a(0)?, a(1)?));
+                self.line(format!(
+                    "{} = ({}){f}(({w}){}, ({w}){});",
+                    r.unwrap_or_default(),
+                    self.c_type(&t),
+                    a(0)?,
+                    a(1)?
+                ));
             }
             Opcode::CoreShl | Opcode::CoreShr => {
                 let t = self.ty(d.operands[0]).clone();
                 let bits = t.int().map(|i| i.bits()).unwrap_or(64);
                 let u = Self::unsigned(&t);
                 let text = if d.opcode == Opcode::CoreShl {
-                    format!("({})(({u}){} << ({} & {}))", self.c_type(&t), a(0)?, a(1)?, bits - 1)
+                    format!(
+                        "({})(({u}){} << ({} & {}))",
+                        self.c_type(&t),
+                        a(0)?,
+                        a(1)?,
+                        bits - 1
+                    )
                 } else {
                     // `>>` of a signed type is arithmetic in GCC and Clang.
-                    format!("({})({} >> ({} & {}))", self.c_type(&t), a(0)?, a(1)?, bits - 1)
+                    format!(
+                        "({})({} >> ({} & {}))",
+                        self.c_type(&t),
+                        a(0)?,
+                        a(1)?,
+                        bits - 1
+                    )
                 };
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
             }
             Opcode::CoreNeg => {
                 let t = self.ty(d.results[0]).clone();
-                self.line(format!("{} = ({})(0 - ({}){});", r.unwrap_or_default(), self.c_type(&t), Self::unsigned(&t), a(0)?));
+                self.line(format!(
+                    "{} = ({})(0 - ({}){});",
+                    r.unwrap_or_default(),
+                    self.c_type(&t),
+                    Self::unsigned(&t),
+                    a(0)?
+                ));
             }
             Opcode::CoreNot => {
                 let t = self.ty(d.results[0]).clone();
-                let text = if t == Type::Bool { format!("!{}", a(0)?) } else { format!("({})~{}", self.c_type(&t), a(0)?) };
+                let text = if t == Type::Bool {
+                    format!("!{}", a(0)?)
+                } else {
+                    format!("({})~{}", self.c_type(&t), a(0)?)
+                };
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
             }
             Opcode::CoreCmp => {
-                let Some(Attr::Str(p)) = attr("pred") else { return Err("cmp without predicate".into()) };
+                let Some(Attr::Str(p)) = attr("pred") else {
+                    return Err("cmp without predicate".into());
+                };
                 let sym = match p.as_slice() {
                     b"eq" => "==",
                     b"ne" => "!=",
@@ -235,24 +334,41 @@ impl Writer<'_> {
                     b"gt" => ">",
                     _ => ">=",
                 };
-                self.line(format!("{} = {} {sym} {};", r.unwrap_or_default(), a(0)?, a(1)?));
+                self.line(format!(
+                    "{} = {} {sym} {};",
+                    r.unwrap_or_default(),
+                    a(0)?,
+                    a(1)?
+                ));
             }
             Opcode::CoreSelect => {
                 let r = r.unwrap_or_default();
                 if Self::aggregate(self.ty(d.results[0])) {
-                    self.line(format!("memcpy(&{r}, {} ? &{} : &{}, sizeof({r}));", a(0)?, a(1)?, a(2)?));
+                    self.line(format!(
+                        "memcpy(&{r}, {} ? &{} : &{}, sizeof({r}));",
+                        a(0)?,
+                        a(1)?,
+                        a(2)?
+                    ));
                 } else {
                     self.line(format!("{r} = {} ? {} : {};", a(0)?, a(1)?, a(2)?));
                 }
             }
             Opcode::CoreCast => {
-                let (from, to) = (self.ty(d.operands[0]).clone(), self.ty(d.results[0]).clone());
+                let (from, to) = (
+                    self.ty(d.operands[0]).clone(),
+                    self.ty(d.results[0]).clone(),
+                );
                 let x = a(0)?;
                 let text = match (&from, &to) {
                     (_, Type::Bool) if from.is_ptr() => format!("{x} != NULL"),
                     (_, Type::Bool) => format!("{x} != 0"),
-                    (Type::Ptr(_) | Type::Func(_), Type::Int(_)) => format!("({})(uintptr_t){x}", self.c_type(&to)),
-                    (Type::Int(_), Type::Ptr(_) | Type::Func(_)) => format!("({})(uintptr_t){x}", self.c_type(&to)),
+                    (Type::Ptr(_) | Type::Func(_), Type::Int(_)) => {
+                        format!("({})(uintptr_t){x}", self.c_type(&to))
+                    }
+                    (Type::Int(_), Type::Ptr(_) | Type::Func(_)) => {
+                        format!("({})(uintptr_t){x}", self.c_type(&to))
+                    }
                     _ => format!("({}){x}", self.c_type(&to)),
                 };
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
@@ -261,7 +377,12 @@ impl Writer<'_> {
                 let t = self.ty(d.results[0]).clone();
                 let text = match t.int().map(|i| i.bits()) {
                     Some(8) => a(0)?,
-                    Some(bits) => format!("({})swab{bits}(({}){})", self.c_type(&t), Self::unsigned(&t), a(0)?),
+                    Some(bits) => format!(
+                        "({})swab{bits}(({}){})",
+                        self.c_type(&t),
+                        Self::unsigned(&t),
+                        a(0)?
+                    ),
                     None => return Err("bswap of a non-integer".into()),
                 };
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
@@ -288,8 +409,15 @@ impl Writer<'_> {
                 }
             }
             Opcode::CoreFieldAddr => {
-                let Some(Attr::Str(field)) = attr("field") else { return Err("field_addr without field".into()) };
-                self.line(format!("{} = &{}->{};", r.unwrap_or_default(), a(0)?, String::from_utf8_lossy(&field)));
+                let Some(Attr::Str(field)) = attr("field") else {
+                    return Err("field_addr without field".into());
+                };
+                self.line(format!(
+                    "{} = &{}->{};",
+                    r.unwrap_or_default(),
+                    a(0)?,
+                    String::from_utf8_lossy(&field)
+                ));
             }
             Opcode::CoreElemAddr => {
                 let text = match self.ty(d.operands[0]).pointee() {
@@ -300,30 +428,52 @@ impl Writer<'_> {
             }
             Opcode::CorePtrAdd => {
                 let t = self.c_type(self.ty(d.results[0]));
-                self.line(format!("{} = ({t})((u8 *){} + {});", r.unwrap_or_default(), a(0)?, a(1)?));
+                self.line(format!(
+                    "{} = ({t})((u8 *){} + {});",
+                    r.unwrap_or_default(),
+                    a(0)?,
+                    a(1)?
+                ));
             }
             Opcode::CorePtrDiff => {
                 let t = self.c_type(self.ty(d.results[0]));
-                self.line(format!("{} = ({t})((u8 *){} - (u8 *){});", r.unwrap_or_default(), a(0)?, a(1)?));
+                self.line(format!(
+                    "{} = ({t})((u8 *){} - (u8 *){});",
+                    r.unwrap_or_default(),
+                    a(0)?,
+                    a(1)?
+                ));
             }
             Opcode::CoreCopy => {
-                let Some(Attr::Int(size)) = attr("size") else { return Err("copy without size".into()) };
+                let Some(Attr::Int(size)) = attr("size") else {
+                    return Err("copy without size".into());
+                };
                 self.line(format!("memcpy({}, {}, {size});", a(0)?, a(1)?));
             }
             Opcode::CoreAtomicAdd => {
                 self.line(format!("__sync_fetch_and_add({}, {});", a(0)?, a(1)?));
             }
             Opcode::CoreAtomicFetchAdd => {
-                self.line(format!("{} = __sync_fetch_and_add({}, {});", r.unwrap_or_default(), a(0)?, a(1)?));
+                self.line(format!(
+                    "{} = __sync_fetch_and_add({}, {});",
+                    r.unwrap_or_default(),
+                    a(0)?,
+                    a(1)?
+                ));
             }
             Opcode::CoreCall | Opcode::CoreCallIndirect => {
                 let (callee, args) = if d.opcode == Opcode::CoreCall {
-                    let Some(Attr::Sym(c)) = attr("callee") else { return Err("call without callee".into()) };
+                    let Some(Attr::Sym(c)) = attr("callee") else {
+                        return Err("call without callee".into());
+                    };
                     (callee_name(m, &c), &d.operands[..])
                 } else {
                     (format!("(*{})", a(0)?), &d.operands[1..])
                 };
-                let args: Vec<String> = args.iter().map(|&v| self.n(v).map(str::to_string)).collect::<Result<_, _>>()?;
+                let args: Vec<String> = args
+                    .iter()
+                    .map(|&v| self.n(v).map(str::to_string))
+                    .collect::<Result<_, _>>()?;
                 let call = format!("{callee}({})", args.join(", "));
                 match r {
                     Some(r) => self.line(format!("{r} = {call};")),
@@ -331,21 +481,38 @@ impl Writer<'_> {
                 }
             }
             Opcode::CoreFuncAddr => {
-                let Some(Attr::Sym(c)) = attr("callee") else { return Err("func_addr without callee".into()) };
-                self.line(format!("{} = {};", r.unwrap_or_default(), callee_name(m, &c)));
+                let Some(Attr::Sym(c)) = attr("callee") else {
+                    return Err("func_addr without callee".into());
+                };
+                self.line(format!(
+                    "{} = {};",
+                    r.unwrap_or_default(),
+                    callee_name(m, &c)
+                ));
             }
             Opcode::CoreBr => {
                 let j = self.jump(d.successors[0], &d.operands)?;
                 self.line(j);
             }
             Opcode::CoreCondBr => {
-                let t = (attr("true_args").and_then(|a| if let Attr::Int(i) = a { Some(i as usize) } else { None }).unwrap_or(0)).min(d.operands.len() - 1);
+                let t = (attr("true_args")
+                    .and_then(|a| {
+                        if let Attr::Int(i) = a {
+                            Some(i as usize)
+                        } else {
+                            None
+                        }
+                    })
+                    .unwrap_or(0))
+                .min(d.operands.len() - 1);
                 let yes = self.jump(d.successors[0], &d.operands[1..1 + t])?;
                 let no = self.jump(d.successors[1], &d.operands[1 + t..])?;
                 self.line(format!("if ({}) {{ {yes} }} else {{ {no} }}", a(0)?));
             }
             Opcode::CoreSwitch => {
-                let Some(Attr::List(cases)) = attr("cases") else { return Err("switch without cases".into()) };
+                let Some(Attr::List(cases)) = attr("cases") else {
+                    return Err("switch without cases".into());
+                };
                 let mut s = format!("switch ({}) {{ ", a(0)?);
                 for (c, &dest) in cases.iter().zip(&d.successors[1..]) {
                     if let Attr::Int(k) = c {
@@ -362,9 +529,19 @@ impl Writer<'_> {
             Opcode::CoreUnreachable => self.line("unreachable();".into()),
             Opcode::KsPrint => self.print(&d, r)?,
             Opcode::KsNew => {
-                let Some(Attr::Type(t)) = attr("ty") else { return Err("new without type".into()) };
-                let gfp = if matches!(attr("gfp"), Some(Attr::Int(1))) { "GFP_ATOMIC" } else { "GFP_KERNEL" };
-                self.line(format!("{} = kzalloc(sizeof({}), {gfp});", r.unwrap_or_default(), self.c_type(&t)));
+                let Some(Attr::Type(t)) = attr("ty") else {
+                    return Err("new without type".into());
+                };
+                let gfp = if matches!(attr("gfp"), Some(Attr::Int(1))) {
+                    "GFP_ATOMIC"
+                } else {
+                    "GFP_KERNEL"
+                };
+                self.line(format!(
+                    "{} = kzalloc(sizeof({}), {gfp});",
+                    r.unwrap_or_default(),
+                    self.c_type(&t)
+                ));
             }
             Opcode::KsDelete => self.line(format!("kfree({});", a(0)?)),
             other => return Err(format!("`{}` cannot appear in module code", other.name())),
@@ -375,7 +552,9 @@ impl Writer<'_> {
     /// `print` as `printk(KERN_INFO …)`: every integer travels as a 64-bit value with `ll`
     /// conversions, as in kernel code; a missing argument prints as 0 or an empty string.
     fn print(&mut self, d: &crate::ir::OpData, r: Option<String>) -> Result<(), String> {
-        let Some(Attr::Str(fmt)) = d.attrs[0].clone() else { return Err("print without format".into()) };
+        let Some(Attr::Str(fmt)) = d.attrs[0].clone() else {
+            return Err("print without format".into());
+        };
         let (text, convs) = crate::codegen::format::widen_format(&fmt);
         let mut args = Vec::new();
         for (i, conv) in convs.iter().enumerate() {
@@ -401,7 +580,11 @@ impl Writer<'_> {
         }
         let mut format = text;
         format.push(b'\n');
-        let call = format!("printk(KERN_INFO {}{})", c_literal(&format), args.iter().map(|a| format!(", {a}")).collect::<String>());
+        let call = format!(
+            "printk(KERN_INFO {}{})",
+            c_literal(&format),
+            args.iter().map(|a| format!(", {a}")).collect::<String>()
+        );
         self.line(format!("{call};"));
         if let Some(r) = r {
             self.line(format!("{r} = 0;"));

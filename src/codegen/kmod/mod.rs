@@ -52,7 +52,11 @@ fn prog_type(kind: &[u8]) -> Option<&'static str> {
 /// The program types whose programs (transitively) call a kfunc of the unit, from the whole
 /// lowered module; `BPF_PROG_TYPE_UNSPEC` (every type) when none does.
 pub fn kfunc_callers(full: &Module) -> Vec<&'static str> {
-    let kfuncs: HashSet<String> = full.funcs().filter(|&f| KsFunc(f).target(full) == b"kmod").filter_map(|f| full.symbol(f).map(str::to_string)).collect();
+    let kfuncs: HashSet<String> = full
+        .funcs()
+        .filter(|&f| KsFunc(f).target(full) == b"kmod")
+        .filter_map(|f| full.symbol(f).map(str::to_string))
+        .collect();
     let callees: HashMap<String, Vec<String>> = full
         .funcs()
         .map(|f| {
@@ -61,13 +65,18 @@ pub fn kfunc_callers(full: &Module) -> Vec<&'static str> {
                 Some(crate::ir::Attr::Sym(s)) => Some(s.clone()),
                 _ => None,
             });
-            (full.symbol(f).unwrap_or_default().to_string(), names.collect())
+            (
+                full.symbol(f).unwrap_or_default().to_string(),
+                names.collect(),
+            )
         })
         .collect();
     let mut types = BTreeSet::new();
     for f in full.funcs() {
         let v = KsFunc(f);
-        let (Some(kind), b"bpf") = (v.kind(full), v.target(full)) else { continue };
+        let (Some(kind), b"bpf") = (v.kind(full), v.target(full)) else {
+            continue;
+        };
         let mut seen = HashSet::new();
         let mut stack = vec![full.symbol(f).unwrap_or_default().to_string()];
         while let Some(n) = stack.pop() {
@@ -89,7 +98,10 @@ pub fn kfunc_callers(full: &Module) -> Vec<&'static str> {
 
 /// The module's C source.
 pub fn emit(m: &Module, base: &str, prog_types: &[&str]) -> Result<String, Vec<Error>> {
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"kmod").collect();
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"kmod")
+        .collect();
     let mut out = String::new();
     let name = module_name(base);
     let _ = write!(
@@ -114,14 +126,21 @@ pub fn emit(m: &Module, base: &str, prog_types: &[&str]) -> Result<String, Vec<E
     for &f in &funcs {
         match body::function(m, f) {
             Ok(text) => out.push_str(&text),
-            Err((op, message)) => errors.push(Error { op: Some(op), message }),
+            Err((op, message)) => errors.push(Error {
+                op: Some(op),
+                message,
+            }),
         }
     }
     if !errors.is_empty() {
         return Err(errors);
     }
     out.push_str("__bpf_kfunc_end_defs();\n\n");
-    let kfuncs: Vec<&str> = funcs.iter().filter(|&&f| KsFunc(f).kind(m) == Some(b"kfunc".as_slice())).filter_map(|&f| m.symbol(f)).collect();
+    let kfuncs: Vec<&str> = funcs
+        .iter()
+        .filter(|&&f| KsFunc(f).kind(m) == Some(b"kfunc".as_slice()))
+        .filter_map(|&f| m.symbol(f))
+        .collect();
     registration(&mut out, &name, &kfuncs, prog_types);
     Ok(out)
 }
@@ -160,7 +179,10 @@ static inline __maybe_unused s64 ks_srem(s64 a, s64 b)
 
 fn registration(out: &mut String, name: &str, kfuncs: &[&str], prog_types: &[&str]) {
     if kfuncs.is_empty() {
-        let _ = write!(out, "static int __init ks_module_init(void)\n{{\n\treturn 0;\n}}\n\n");
+        let _ = write!(
+            out,
+            "static int __init ks_module_init(void)\n{{\n\treturn 0;\n}}\n\n"
+        );
     } else {
         out.push_str("#ifdef BTF_KFUNCS_START\nBTF_KFUNCS_START(ks_kfunc_ids)\n#else\nBTF_SET8_START(ks_kfunc_ids)\n#endif\n");
         for k in kfuncs {
@@ -191,8 +213,12 @@ fn declare(m: &Module, t: &Type, name: &str) -> String {
     match t {
         Type::Void => format!("void {name}").trim_end().to_string(),
         Type::Bool => format!("bool {name}").trim_end().to_string(),
-        Type::Int(i) => format!("{}{} {name}", if i.signed() { "s" } else { "u" }, i.bits()).trim_end().to_string(),
-        Type::Struct(s) => format!("{} {name}", struct_c_name(m, s)).trim_end().to_string(),
+        Type::Int(i) => format!("{}{} {name}", if i.signed() { "s" } else { "u" }, i.bits())
+            .trim_end()
+            .to_string(),
+        Type::Struct(s) => format!("{} {name}", struct_c_name(m, s))
+            .trim_end()
+            .to_string(),
         Type::Ptr(p) => match &**p {
             Type::Array(..) | Type::Str(_) | Type::Func(_) => declare(m, p, &format!("(*{name})")),
             _ => declare(m, p, &format!("*{name}")),
@@ -201,7 +227,11 @@ fn declare(m: &Module, t: &Type, name: &str) -> String {
         Type::Str(n) => format!("char {name}[{n}]"),
         Type::Func(ft) => {
             let params: Vec<String> = ft.params.iter().map(|p| declare(m, p, "")).collect();
-            let params = if params.is_empty() { "void".to_string() } else { params.join(", ") };
+            let params = if params.is_empty() {
+                "void".to_string()
+            } else {
+                params.join(", ")
+            };
             declare(m, &ft.ret, &format!("(*{name})({params})"))
         }
         Type::ProgHandle | Type::PerfHandle => format!("void *{name}"),

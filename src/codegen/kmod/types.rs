@@ -10,7 +10,12 @@ use std::fmt::Write;
 /// Writes the struct declarations and definitions module functions need, each definition after
 /// those of the structs it contains by value.
 pub fn struct_definitions(m: &Module, _funcs: &[OpId], out: &mut String) {
-    let decls: Vec<OpId> = m.top_ops().iter().copied().filter(|&o| KsStruct::of(m, o).is_some()).collect();
+    let decls: Vec<OpId> = m
+        .top_ops()
+        .iter()
+        .copied()
+        .filter(|&o| KsStruct::of(m, o).is_some())
+        .collect();
     let mut kernel = Vec::new();
     for &d in &decls {
         let origin = KsStruct(d).origin(m);
@@ -21,7 +26,10 @@ pub fn struct_definitions(m: &Module, _funcs: &[OpId], out: &mut String) {
     for &d in &kernel {
         let _ = writeln!(out, "{};", struct_c_name(m, KsStruct(d).name(m)));
     }
-    let mut done: HashSet<String> = kernel.iter().map(|&d| KsStruct(d).name(m).to_string()).collect();
+    let mut done: HashSet<String> = kernel
+        .iter()
+        .map(|&d| KsStruct(d).name(m).to_string())
+        .collect();
     for &d in &decls {
         define(m, d, &mut done, out);
     }

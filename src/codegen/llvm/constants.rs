@@ -11,7 +11,18 @@ impl<'ctx> Gen<'_, 'ctx> {
     }
 
     pub fn attach_debug(&mut self, g: GlobalValue<'ctx>, name: &str, ty: DIType<'ctx>, line: u32) {
-        let gve = self.di.create_global_variable_expression(self.cu.as_debug_info_scope(), &c_name(name), &c_name(name), self.file, line, ty, false, None, None, 0);
+        let gve = self.di.create_global_variable_expression(
+            self.cu.as_debug_info_scope(),
+            &c_name(name),
+            &c_name(name),
+            self.file,
+            line,
+            ty,
+            false,
+            None,
+            None,
+            0,
+        );
         g.set_metadata(gve.as_metadata_value(self.ctx), self.ctx.get_kind_id("dbg"));
     }
 
@@ -21,7 +32,10 @@ impl<'ctx> Gen<'_, 'ctx> {
         Some(match (ty, a) {
             (Type::Int(_), Attr::Int(i)) => llty.into_int_type().const_int(*i as u64, false).into(),
             (Type::Bool, Attr::Bool(b)) => llty.into_int_type().const_int(*b as u64, false).into(),
-            (Type::Bool, Attr::Int(i)) => llty.into_int_type().const_int((*i != 0) as u64, false).into(),
+            (Type::Bool, Attr::Int(i)) => llty
+                .into_int_type()
+                .const_int((*i != 0) as u64, false)
+                .into(),
             (Type::Str(n), Attr::Str(s)) => {
                 let mut bytes = s.clone();
                 bytes.resize(*n as usize, 0);
@@ -38,7 +52,9 @@ impl<'ctx> Gen<'_, 'ctx> {
                     vals.push(v);
                 }
                 match et {
-                    inkwell::types::BasicTypeEnum::IntType(it) => it.const_array(&vals.iter().map(|v| v.into_int_value()).collect::<Vec<_>>()).into(),
+                    inkwell::types::BasicTypeEnum::IntType(it) => it
+                        .const_array(&vals.iter().map(|v| v.into_int_value()).collect::<Vec<_>>())
+                        .into(),
                     _ => return None,
                 }
             }
@@ -47,7 +63,11 @@ impl<'ctx> Gen<'_, 'ctx> {
                 let st = self.struct_type(name);
                 let decl = crate::ir::layout::struct_decl(self.m, name)?;
                 let fields = crate::ir::views::KsStruct(decl).fields(self.m).to_vec();
-                let mut body: Vec<BasicValueEnum> = st.get_field_types().iter().map(|t| t.const_zero()).collect();
+                let mut body: Vec<BasicValueEnum> = st
+                    .get_field_types()
+                    .iter()
+                    .map(|t| t.const_zero())
+                    .collect();
                 for ((field, fty), item) in fields.iter().zip(items) {
                     let i = self.field_position(name, field)? as usize;
                     body[i] = self.constant(fty, item)?;
@@ -69,4 +89,3 @@ pub fn is_zero(a: &Attr) -> bool {
         _ => false,
     }
 }
-

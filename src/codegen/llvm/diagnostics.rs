@@ -2,7 +2,9 @@
 //! messages on stderr or an abort of the whole process (TOOLCHAIN.md).
 
 use inkwell::context::Context;
-use llvm_sys::core::{LLVMContextSetDiagnosticHandler, LLVMGetDiagInfoDescription, LLVMGetDiagInfoSeverity};
+use llvm_sys::core::{
+    LLVMContextSetDiagnosticHandler, LLVMGetDiagInfoDescription, LLVMGetDiagInfoSeverity,
+};
 use llvm_sys::prelude::LLVMDiagnosticInfoRef;
 use llvm_sys::LLVMDiagnosticSeverity;
 use std::cell::RefCell;
@@ -32,7 +34,9 @@ extern "C" fn on_diagnostic(info: LLVMDiagnosticInfoRef, _: *mut c_void) {
 pub fn capture_diagnostics(ctx: &Context) {
     use inkwell::context::AsContextRef;
     // SAFETY: the handler is a plain function and the context outlives every use of it.
-    unsafe { LLVMContextSetDiagnosticHandler(ctx.as_ctx_ref(), Some(on_diagnostic), std::ptr::null_mut()) }
+    unsafe {
+        LLVMContextSetDiagnosticHandler(ctx.as_ctx_ref(), Some(on_diagnostic), std::ptr::null_mut())
+    }
 }
 
 extern "C" fn on_fatal_error(reason: *const std::ffi::c_char) {
@@ -48,7 +52,9 @@ extern "C" fn on_fatal_error(reason: *const std::ffi::c_char) {
 pub fn capture_fatal_errors() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     // SAFETY: the handler is a plain function with the signature LLVM expects.
-    ONCE.call_once(|| unsafe { llvm_sys::error_handling::LLVMInstallFatalErrorHandler(Some(on_fatal_error)) });
+    ONCE.call_once(|| unsafe {
+        llvm_sys::error_handling::LLVMInstallFatalErrorHandler(Some(on_fatal_error))
+    });
 }
 
 pub fn take_errors() -> Vec<String> {

@@ -10,7 +10,10 @@ use inkwell::builder::Builder;
 use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DISubprogram, DIType};
 use inkwell::module::Linkage;
 use inkwell::types::{BasicMetadataTypeEnum, BasicType, FunctionType};
-use inkwell::values::{BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, IntValue, PhiValue, PointerValue};
+use inkwell::values::{
+    BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, IntValue, PhiValue,
+    PointerValue,
+};
 use inkwell::{AddressSpace, AtomicOrdering, AtomicRMWBinOp, IntPredicate};
 use std::collections::HashMap;
 
@@ -42,13 +45,17 @@ const PT_REGS_RET: u64 = 80;
 fn func_type_of(m: &crate::ir::Module, f: OpId) -> crate::ir::FnType {
     match KsFunc(f).ty(m) {
         Type::Func(ft) => (**ft).clone(),
-        _ => crate::ir::FnType { params: vec![], ret: Type::Void },
+        _ => crate::ir::FnType {
+            params: vec![],
+            ret: Type::Void,
+        },
     }
 }
 
 impl<'m, 'ctx> Gen<'m, 'ctx> {
     pub fn fn_type(&mut self, params: &[Type], ret: &Type) -> FunctionType<'ctx> {
-        let ps: Vec<BasicMetadataTypeEnum> = params.iter().map(|p| self.llvm_type(p).into()).collect();
+        let ps: Vec<BasicMetadataTypeEnum> =
+            params.iter().map(|p| self.llvm_type(p).into()).collect();
         match ret {
             Type::Void => self.ctx.void_type().fn_type(&ps, false),
             t => self.llvm_type(t).fn_type(&ps, false),
@@ -61,15 +68,30 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let ft = func_type_of(m, f);
         let program = v.kind(m).is_some();
         // Programs that read their arguments from a context take only that context.
-        let params = if args_of(v.kind(m)) == Args::Direct { ft.params.clone() } else { vec![Type::ptr(Type::u64())] };
+        let params = if args_of(v.kind(m)) == Args::Direct {
+            ft.params.clone()
+        } else {
+            vec![Type::ptr(Type::u64())]
+        };
         let fty = self.fn_type(&params, &ft.ret);
         let name = m.symbol(f).unwrap_or("f").to_string();
-        let func = self.module.add_function(&self.function_symbol(&name), fty, Some(if program { Linkage::External } else { Linkage::Internal }));
+        let func = self.module.add_function(
+            &self.function_symbol(&name),
+            fty,
+            Some(if program {
+                Linkage::External
+            } else {
+                Linkage::Internal
+            }),
+        );
         if let Some(section) = v.section(m) {
             func.set_section(Some(&String::from_utf8_lossy(section)));
         }
         let nounwind = Attribute::get_named_enum_kind_id("nounwind");
-        func.add_attribute(AttributeLoc::Function, self.ctx.create_enum_attribute(nounwind, 0));
+        func.add_attribute(
+            AttributeLoc::Function,
+            self.ctx.create_enum_attribute(nounwind, 0),
+        );
         match self.flavor {
             // No unwinding in BPF: without nounwind LLVM adds an .eh_frame section. BPF returns
             // only a register: a function returning a struct, array or string is always inlined
@@ -78,14 +100,23 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
             Flavor::Bpf { .. } => {
                 if !program && !ft.ret.is_scalar() && ft.ret != Type::Void {
                     let always = Attribute::get_named_enum_kind_id("alwaysinline");
-                    func.add_attribute(AttributeLoc::Function, self.ctx.create_enum_attribute(always, 0));
+                    func.add_attribute(
+                        AttributeLoc::Function,
+                        self.ctx.create_enum_attribute(always, 0),
+                    );
                 }
             }
             // Frame pointers and unwind tables, so perf and gdb walk userspace stacks.
             Flavor::Host => {
-                func.add_attribute(AttributeLoc::Function, self.ctx.create_string_attribute("frame-pointer", "all"));
+                func.add_attribute(
+                    AttributeLoc::Function,
+                    self.ctx.create_string_attribute("frame-pointer", "all"),
+                );
                 let uwtable = Attribute::get_named_enum_kind_id("uwtable");
-                func.add_attribute(AttributeLoc::Function, self.ctx.create_enum_attribute(uwtable, 2));
+                func.add_attribute(
+                    AttributeLoc::Function,
+                    self.ctx.create_enum_attribute(uwtable, 2),
+                );
             }
         }
         self.funcs.insert(name, func);
@@ -97,29 +128,90 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let func = self.funcs[&name];
         let ft = func_type_of(m, f);
         let line = m.op(f).loc.line.max(1);
-        let file = self.files.get(m.op(f).loc.file as usize).copied().unwrap_or(self.file);
+        let file = self
+            .files
+            .get(m.op(f).loc.file as usize)
+            .copied()
+            .unwrap_or(self.file);
         let program = KsFunc(f).kind(m).is_some();
         let args = args_of(KsFunc(f).kind(m));
-        let ret_di = if ft.ret == Type::Void { None } else { Some(self.di_type(&ft.ret)) };
-        let params = if args == Args::Direct { ft.params.clone() } else { vec![Type::ptr(Type::u64())] };
+        let ret_di = if ft.ret == Type::Void {
+            None
+        } else {
+            Some(self.di_type(&ft.ret))
+        };
+        let params = if args == Args::Direct {
+            ft.params.clone()
+        } else {
+            vec![Type::ptr(Type::u64())]
+        };
         let param_di: Vec<DIType> = params.iter().map(|p| self.di_type(p)).collect();
-        let sub = self.di.create_subroutine_type(file, ret_di, &param_di, DIFlags::PUBLIC);
+        let sub = self
+            .di
+            .create_subroutine_type(file, ret_di, &param_di, DIFlags::PUBLIC);
         let symbol = self.function_symbol(&name);
-        let sp = self.di.create_function(self.cu.as_debug_info_scope(), &c_name(&name), Some(&symbol), file, line, sub, !program, true, line, DIFlags::PUBLIC | DIFlags::PROTOTYPED, true);
+        let sp = self.di.create_function(
+            self.cu.as_debug_info_scope(),
+            &c_name(&name),
+            Some(&symbol),
+            file,
+            line,
+            sub,
+            !program,
+            true,
+            line,
+            DIFlags::PUBLIC | DIFlags::PROTOTYPED,
+            true,
+        );
         func.set_subprogram(sp);
         let region = m.op(f).regions[0];
         let entry = m.region(region).blocks[0];
         // Every parameter needs a named variable, or the kernel rejects the whole BTF.
         if args == Args::Direct {
             for (i, &arg) in m.block(entry).args.iter().enumerate() {
-                let pname = m.value(arg).name.as_deref().map(c_name).unwrap_or_else(|| format!("arg{i}"));
-                self.di.create_parameter_variable(sp.as_debug_info_scope(), &pname, i as u32 + 1, file, line, param_di[i], true, DIFlags::ZERO);
+                let pname = m
+                    .value(arg)
+                    .name
+                    .as_deref()
+                    .map(c_name)
+                    .unwrap_or_else(|| format!("arg{i}"));
+                self.di.create_parameter_variable(
+                    sp.as_debug_info_scope(),
+                    &pname,
+                    i as u32 + 1,
+                    file,
+                    line,
+                    param_di[i],
+                    true,
+                    DIFlags::ZERO,
+                );
             }
         } else {
-            self.di.create_parameter_variable(sp.as_debug_info_scope(), "ctx", 1, file, line, param_di[0], true, DIFlags::ZERO);
+            self.di.create_parameter_variable(
+                sp.as_debug_info_scope(),
+                "ctx",
+                1,
+                file,
+                line,
+                param_di[0],
+                true,
+                DIFlags::ZERO,
+            );
         }
         let builder = self.ctx.create_builder();
-        let mut fb = FnGen { g: self, func, sp, builder, values: HashMap::new(), blocks: HashMap::new(), phis: HashMap::new(), line, file: m.op(f).loc.file, volatile: Default::default(), args };
+        let mut fb = FnGen {
+            g: self,
+            func,
+            sp,
+            builder,
+            values: HashMap::new(),
+            blocks: HashMap::new(),
+            phis: HashMap::new(),
+            line,
+            file: m.op(f).loc.file,
+            volatile: Default::default(),
+            args,
+        };
         fb.body(region);
     }
 }
@@ -146,15 +238,27 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         let m = self.g.m;
         let blocks = m.region(region).blocks.clone();
         for &b in &blocks {
-            let bb = self.g.ctx.append_basic_block(self.func, &format!("bb{}", b.0));
+            let bb = self
+                .g
+                .ctx
+                .append_basic_block(self.func, &format!("bb{}", b.0));
             self.blocks.insert(b, bb);
         }
         self.builder.position_at_end(self.blocks[&blocks[0]]);
-        let loc = self.g.di.create_debug_location(self.g.ctx, self.line, 0, self.sp.as_debug_info_scope(), None);
+        let loc = self.g.di.create_debug_location(
+            self.g.ctx,
+            self.line,
+            0,
+            self.sp.as_debug_info_scope(),
+            None,
+        );
         self.builder.set_current_debug_location(loc);
         for (i, &a) in m.block(blocks[0]).args.iter().enumerate() {
             let v = match self.args {
-                Args::Direct => self.func.get_nth_param(i as u32).inspect(|p| p.set_name(m.value(a).name.as_deref().unwrap_or(""))),
+                Args::Direct => self
+                    .func
+                    .get_nth_param(i as u32)
+                    .inspect(|p| p.set_name(m.value(a).name.as_deref().unwrap_or(""))),
                 _ => self.context_argument(i, &self.ty(a)).ok(),
             };
             if let Some(v) = v {
@@ -187,17 +291,39 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     /// Argument `i` of a trampoline or register-based program, read from its context.
     pub fn context_argument(&self, i: usize, ty: &Type) -> Result<BasicValueEnum<'ctx>, String> {
         let e = |x: inkwell::builder::BuilderError| x.to_string();
-        let ctx = self.func.get_nth_param(0).ok_or("no context parameter")?.into_pointer_value();
+        let ctx = self
+            .func
+            .get_nth_param(0)
+            .ok_or("no context parameter")?
+            .into_pointer_value();
         let offset = match self.args {
             Args::Registers { ret: true } => PT_REGS_RET,
-            Args::Registers { ret: false } => *PT_REGS_ARGS.get(i).ok_or("more than six register arguments")?,
+            Args::Registers { ret: false } => *PT_REGS_ARGS
+                .get(i)
+                .ok_or("more than six register arguments")?,
             _ => 8 * i as u64,
         };
-        let addr = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), ctx, &[self.i64c(offset)], "") }.map_err(e)?;
-        let raw = self.builder.build_load(self.g.ctx.i64_type(), addr, "").map_err(e)?.into_int_value();
+        let addr = unsafe {
+            self.builder
+                .build_gep(self.g.ctx.i8_type(), ctx, &[self.i64c(offset)], "")
+        }
+        .map_err(e)?;
+        let raw = self
+            .builder
+            .build_load(self.g.ctx.i64_type(), addr, "")
+            .map_err(e)?
+            .into_int_value();
         Ok(match ty {
-            Type::Ptr(_) | Type::Func(_) => self.builder.build_int_to_ptr(raw, self.ptr_type(), "").map_err(e)?.into(),
-            Type::Bool => self.builder.build_int_compare(IntPredicate::NE, raw, raw.get_type().const_zero(), "").map_err(e)?.into(),
+            Type::Ptr(_) | Type::Func(_) => self
+                .builder
+                .build_int_to_ptr(raw, self.ptr_type(), "")
+                .map_err(e)?
+                .into(),
+            Type::Bool => self
+                .builder
+                .build_int_compare(IntPredicate::NE, raw, raw.get_type().const_zero(), "")
+                .map_err(e)?
+                .into(),
             Type::Int(it) => self.resize(raw, it.bits(), false)?.into(),
             other => return Err(format!("a {other} argument cannot come from the context")),
         })
@@ -206,19 +332,35 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     /// Sets the debug location of the instructions an op becomes.
     fn locate(&mut self, op: OpId) {
         let l = self.g.m.op(op).loc;
-        let (line, col) = if l.line > 0 && l.file == self.file { (l.line, l.col) } else { (self.line, 0) };
-        let loc = self.g.di.create_debug_location(self.g.ctx, line, col, self.sp.as_debug_info_scope(), None);
+        let (line, col) = if l.line > 0 && l.file == self.file {
+            (l.line, l.col)
+        } else {
+            (self.line, 0)
+        };
+        let loc = self.g.di.create_debug_location(
+            self.g.ctx,
+            line,
+            col,
+            self.sp.as_debug_info_scope(),
+            None,
+        );
         self.builder.set_current_debug_location(loc);
     }
 
     pub fn v(&self, x: Value) -> Result<BasicValueEnum<'ctx>, String> {
-        self.values.get(&x).copied().ok_or_else(|| format!("value {} is used before the back end defined it", x.0))
+        self.values
+            .get(&x)
+            .copied()
+            .ok_or_else(|| format!("value {} is used before the back end defined it", x.0))
     }
 
     pub fn int(&self, x: Value) -> Result<IntValue<'ctx>, String> {
         match self.v(x)? {
             BasicValueEnum::IntValue(i) => Ok(i),
-            BasicValueEnum::PointerValue(p) => Ok(self.builder.build_ptr_to_int(p, self.g.ctx.i64_type(), "").map_err(|e| e.to_string())?),
+            BasicValueEnum::PointerValue(p) => Ok(self
+                .builder
+                .build_ptr_to_int(p, self.g.ctx.i64_type(), "")
+                .map_err(|e| e.to_string())?),
             other => Err(format!("expected an integer, found {other:?}")),
         }
     }
@@ -226,7 +368,10 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     pub fn ptr(&self, x: Value) -> Result<PointerValue<'ctx>, String> {
         match self.v(x)? {
             BasicValueEnum::PointerValue(p) => Ok(p),
-            BasicValueEnum::IntValue(i) => Ok(self.builder.build_int_to_ptr(i, self.ptr_type(), "").map_err(|e| e.to_string())?),
+            BasicValueEnum::IntValue(i) => Ok(self
+                .builder
+                .build_int_to_ptr(i, self.ptr_type(), "")
+                .map_err(|e| e.to_string())?),
             other => Err(format!("expected a pointer, found {other:?}")),
         }
     }
@@ -252,32 +397,60 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     }
 
     /// Extends or truncates an integer to `bits`, by the signedness of its IR type.
-    pub fn resize(&self, v: IntValue<'ctx>, bits: u32, signed: bool) -> Result<IntValue<'ctx>, String> {
+    pub fn resize(
+        &self,
+        v: IntValue<'ctx>,
+        bits: u32,
+        signed: bool,
+    ) -> Result<IntValue<'ctx>, String> {
         let to = self.g.int_type(bits);
         if v.get_type().get_bit_width() == bits {
             return Ok(v);
         }
-        self.builder.build_int_cast_sign_flag(v, to, signed, "").map_err(|e| e.to_string())
+        self.builder
+            .build_int_cast_sign_flag(v, to, signed, "")
+            .map_err(|e| e.to_string())
     }
 
     pub fn attr_int(d: &OpData, name: &str) -> i128 {
-        d.opcode.info().attr_index(name).and_then(|i| match &d.attrs[i] {
-            Some(Attr::Int(v)) => Some(*v),
-            _ => None,
-        }).unwrap_or(0)
+        d.opcode
+            .info()
+            .attr_index(name)
+            .and_then(|i| match &d.attrs[i] {
+                Some(Attr::Int(v)) => Some(*v),
+                _ => None,
+            })
+            .unwrap_or(0)
     }
 
     /// Branch weights for a conditional branch whose condition is almost always `expected`, as
     /// clang gives `__builtin_expect`: the block placement then makes that path fall through.
-    fn expect(&self, br: inkwell::values::InstructionValue<'ctx>, expected: bool) -> Result<(), String> {
+    fn expect(
+        &self,
+        br: inkwell::values::InstructionValue<'ctx>,
+        expected: bool,
+    ) -> Result<(), String> {
         let ctx = self.g.ctx;
-        let (hot, cold) = (ctx.i32_type().const_int(2000, false), ctx.i32_type().const_int(1, false));
+        let (hot, cold) = (
+            ctx.i32_type().const_int(2000, false),
+            ctx.i32_type().const_int(1, false),
+        );
         let (on_true, on_false) = if expected { (hot, cold) } else { (cold, hot) };
-        let weights = ctx.metadata_node(&[ctx.metadata_string("branch_weights").into(), on_true.into(), on_false.into()]);
-        br.set_metadata(weights, ctx.get_kind_id("prof")).map_err(|e| e.to_string())
+        let weights = ctx.metadata_node(&[
+            ctx.metadata_string("branch_weights").into(),
+            on_true.into(),
+            on_false.into(),
+        ]);
+        br.set_metadata(weights, ctx.get_kind_id("prof"))
+            .map_err(|e| e.to_string())
     }
 
-    fn branch_to(&mut self, from: BasicBlock<'ctx>, dest: BlockId, args: &[Value]) -> Result<BasicBlock<'ctx>, String> {
+    fn branch_to(
+        &mut self,
+        from: BasicBlock<'ctx>,
+        dest: BlockId,
+        args: &[Value],
+    ) -> Result<BasicBlock<'ctx>, String> {
         let m = self.g.m;
         for (&param, &arg) in m.block(dest).args.iter().zip(args) {
             let v = self.v(arg)?;
@@ -294,10 +467,17 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         match d.opcode {
             Opcode::CoreConst => {
                 let t = self.ty(d.results[0]);
-                let Some(Attr::Int(n)) = d.attrs[0] else { return Err("const without value".into()) };
+                let Some(Attr::Int(n)) = d.attrs[0] else {
+                    return Err("const without value".into());
+                };
                 let v: BasicValueEnum = match t {
                     Type::Ptr(_) => self.ptr_type().const_null().into(),
-                    t => self.g.llvm_type(&t).into_int_type().const_int(n as i64 as u64, false).into(),
+                    t => self
+                        .g
+                        .llvm_type(&t)
+                        .into_int_type()
+                        .const_int(n as i64 as u64, false)
+                        .into(),
                 };
                 self.set(&d, v);
             }
@@ -306,13 +486,22 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(&d, t.const_zero());
             }
             Opcode::CoreString => {
-                let Some(Attr::Str(s)) = &d.attrs[0] else { return Err("string without value".into()) };
-                let Type::Str(n) = self.ty(d.results[0]) else { return Err("string of a non-string type".into()) };
+                let Some(Attr::Str(s)) = &d.attrs[0] else {
+                    return Err("string without value".into());
+                };
+                let Type::Str(n) = self.ty(d.results[0]) else {
+                    return Err("string of a non-string type".into());
+                };
                 let mut bytes = s.clone();
                 bytes.resize(n as usize, 0);
                 self.set(&d, self.g.ctx.const_string(&bytes, false));
             }
-            Opcode::CoreAdd | Opcode::CoreSub | Opcode::CoreMul | Opcode::CoreAnd | Opcode::CoreOr | Opcode::CoreXor => {
+            Opcode::CoreAdd
+            | Opcode::CoreSub
+            | Opcode::CoreMul
+            | Opcode::CoreAnd
+            | Opcode::CoreOr
+            | Opcode::CoreXor => {
                 let (l, r) = (self.int(d.operands[0])?, self.int(d.operands[1])?);
                 let v = match d.opcode {
                     Opcode::CoreAdd => b.build_int_add(l, r, ""),
@@ -327,17 +516,30 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             }
             Opcode::CoreDiv | Opcode::CoreRem => {
                 let signed = self.ty(d.operands[0]).int().is_some_and(|i| i.signed());
-                let v = self.divide(self.int(d.operands[0])?, self.int(d.operands[1])?, signed, d.opcode == Opcode::CoreRem)?;
+                let v = self.divide(
+                    self.int(d.operands[0])?,
+                    self.int(d.operands[1])?,
+                    signed,
+                    d.opcode == Opcode::CoreRem,
+                )?;
                 self.set(&d, v);
             }
             Opcode::CoreShl | Opcode::CoreShr => {
                 let l = self.int(d.operands[0])?;
-                let it = self.ty(d.operands[0]).int().ok_or("shift of a non-integer")?;
+                let it = self
+                    .ty(d.operands[0])
+                    .int()
+                    .ok_or("shift of a non-integer")?;
                 let amount = self.resize(self.int(d.operands[1])?, it.bits(), false)?;
                 // The amount is taken modulo the width (§7.2), in both worlds.
                 let mask = l.get_type().const_int(it.bits() as u64 - 1, false);
                 let amount = b.build_and(amount, mask, "").map_err(e)?;
-                let v = if d.opcode == Opcode::CoreShl { b.build_left_shift(l, amount, "") } else { b.build_right_shift(l, amount, it.signed(), "") }.map_err(e)?;
+                let v = if d.opcode == Opcode::CoreShl {
+                    b.build_left_shift(l, amount, "")
+                } else {
+                    b.build_right_shift(l, amount, it.signed(), "")
+                }
+                .map_err(e)?;
                 self.set(&d, v);
             }
             Opcode::CoreNeg => {
@@ -349,7 +551,9 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(&d, v);
             }
             Opcode::CoreCmp => {
-                let Some(Attr::Str(pred)) = &d.attrs[0] else { return Err("cmp without predicate".into()) };
+                let Some(Attr::Str(pred)) = &d.attrs[0] else {
+                    return Err("cmp without predicate".into());
+                };
                 let signed = self.ty(d.operands[0]).int().is_some_and(|i| i.signed());
                 let p = match (pred.as_slice(), signed) {
                     (b"eq", _) => IntPredicate::EQ,
@@ -365,15 +569,24 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 };
                 let (l, r) = (self.v(d.operands[0])?, self.v(d.operands[1])?);
                 let v = match (l, r) {
-                    (BasicValueEnum::PointerValue(l), BasicValueEnum::PointerValue(r)) => b.build_int_compare(p, l, r, ""),
-                    _ => b.build_int_compare(p, self.int(d.operands[0])?, self.int(d.operands[1])?, ""),
+                    (BasicValueEnum::PointerValue(l), BasicValueEnum::PointerValue(r)) => {
+                        b.build_int_compare(p, l, r, "")
+                    }
+                    _ => b.build_int_compare(
+                        p,
+                        self.int(d.operands[0])?,
+                        self.int(d.operands[1])?,
+                        "",
+                    ),
                 }
                 .map_err(e)?;
                 self.set(&d, v);
             }
             Opcode::CoreSelect => {
                 let c = self.int(d.operands[0])?;
-                let v = b.build_select(c, self.v(d.operands[1])?, self.v(d.operands[2])?, "").map_err(e)?;
+                let v = b
+                    .build_select(c, self.v(d.operands[1])?, self.v(d.operands[2])?, "")
+                    .map_err(e)?;
                 self.set(&d, v);
             }
             Opcode::CoreCast => {
@@ -385,14 +598,23 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let v: BasicValueEnum = if x.get_type().get_bit_width() == 8 {
                     x.into()
                 } else {
-                    let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bswap").ok_or("no llvm.bswap")?;
-                    let decl = intrinsic.get_declaration(self.g.module, &[x.get_type().into()]).ok_or("no llvm.bswap declaration")?;
-                    b.build_call(decl, &[x.into()], "").map_err(e)?.try_as_basic_value().basic().ok_or("bswap without value")?
+                    let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bswap")
+                        .ok_or("no llvm.bswap")?;
+                    let decl = intrinsic
+                        .get_declaration(self.g.module, &[x.get_type().into()])
+                        .ok_or("no llvm.bswap declaration")?;
+                    b.build_call(decl, &[x.into()], "")
+                        .map_err(e)?
+                        .try_as_basic_value()
+                        .basic()
+                        .ok_or("bswap without value")?
                 };
                 self.set(&d, v);
             }
             Opcode::CoreLocal => {
-                let Some(Attr::Type(t)) = &d.attrs[0] else { return Err("local without type".into()) };
+                let Some(Attr::Type(t)) = &d.attrs[0] else {
+                    return Err("local without type".into());
+                };
                 let lt = self.g.memory_type(t);
                 let slot = b.build_alloca(lt, "").map_err(e)?;
                 // Whole 8-byte stack slots: the BPF verifier tracks a spilled scalar's bounds only
@@ -424,13 +646,27 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
                 // A stored bool is a byte holding 0 or 1: testing it against zero (rather than
                 // truncating to bit 0) lets a branch on it test the loaded byte directly.
-                let v = if t == Type::Bool { b.build_int_compare(IntPredicate::NE, raw.into_int_value(), self.g.ctx.i8_type().const_zero(), "").map_err(e)?.into() } else { raw };
+                let v = if t == Type::Bool {
+                    b.build_int_compare(
+                        IntPredicate::NE,
+                        raw.into_int_value(),
+                        self.g.ctx.i8_type().const_zero(),
+                        "",
+                    )
+                    .map_err(e)?
+                    .into()
+                } else {
+                    raw
+                };
                 self.set(&d, v);
             }
             Opcode::CoreStore => {
                 let mut v = self.v(d.operands[0])?;
                 if self.ty(d.operands[0]) == Type::Bool {
-                    v = b.build_int_z_extend(v.into_int_value(), self.g.ctx.i8_type(), "").map_err(e)?.into();
+                    v = b
+                        .build_int_z_extend(v.into_int_value(), self.g.ctx.i8_type(), "")
+                        .map_err(e)?
+                        .into();
                 }
                 let st = b.build_store(self.ptr(d.operands[1])?, v).map_err(e)?;
                 if self.volatile.contains(&d.operands[1]) {
@@ -438,17 +674,31 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
             }
             Opcode::CoreFieldAddr => {
-                let Some(Type::Struct(s)) = self.ty(d.operands[0]).pointee().cloned() else { return Err("field of a non-struct".into()) };
-                let Some(Attr::Str(f)) = &d.attrs[0] else { return Err("field_addr without field".into()) };
+                let Some(Type::Struct(s)) = self.ty(d.operands[0]).pointee().cloned() else {
+                    return Err("field of a non-struct".into());
+                };
+                let Some(Attr::Str(f)) = &d.attrs[0] else {
+                    return Err("field_addr without field".into());
+                };
                 let f = String::from_utf8_lossy(f).into_owned();
-                let idx = self.g.field_position(&s, &f).ok_or_else(|| format!("!{s} has no field {f}"))?;
+                let idx = self
+                    .g
+                    .field_position(&s, &f)
+                    .ok_or_else(|| format!("!{s} has no field {f}"))?;
                 let st = self.g.struct_type(&s);
-                let v = self.builder.build_struct_gep(st, self.ptr(d.operands[0])?, idx, "").map_err(e)?;
+                let v = self
+                    .builder
+                    .build_struct_gep(st, self.ptr(d.operands[0])?, idx, "")
+                    .map_err(e)?;
                 self.set(&d, v);
             }
             Opcode::CoreElemAddr => {
                 let base_t = self.ty(d.operands[0]);
-                let index = self.resize(self.int(d.operands[1])?, 64, self.ty(d.operands[1]).int().is_some_and(|i| i.signed()))?;
+                let index = self.resize(
+                    self.int(d.operands[1])?,
+                    64,
+                    self.ty(d.operands[1]).int().is_some_and(|i| i.signed()),
+                )?;
                 let base = self.ptr(d.operands[0])?;
                 // SAFETY (LLVM): an address computation; the bounds were checked by the passes.
                 let v = match base_t.pointee() {
@@ -466,8 +716,20 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(&d, v);
             }
             Opcode::CorePtrAdd => {
-                let off = self.resize(self.int(d.operands[1])?, 64, self.ty(d.operands[1]).int().is_some_and(|i| i.signed()))?;
-                let v = unsafe { self.builder.build_gep(self.g.ctx.i8_type(), self.ptr(d.operands[0])?, &[off], "") }.map_err(e)?;
+                let off = self.resize(
+                    self.int(d.operands[1])?,
+                    64,
+                    self.ty(d.operands[1]).int().is_some_and(|i| i.signed()),
+                )?;
+                let v = unsafe {
+                    self.builder.build_gep(
+                        self.g.ctx.i8_type(),
+                        self.ptr(d.operands[0])?,
+                        &[off],
+                        "",
+                    )
+                }
+                .map_err(e)?;
                 self.set(&d, v);
             }
             Opcode::CorePtrDiff => {
@@ -477,36 +739,74 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             }
             Opcode::CoreCopy => {
                 let n = Self::attr_int(&d, "size") as u64;
-                b.build_memcpy(self.ptr(d.operands[0])?, 1, self.ptr(d.operands[1])?, 1, self.i64c(n)).map_err(e)?;
+                b.build_memcpy(
+                    self.ptr(d.operands[0])?,
+                    1,
+                    self.ptr(d.operands[1])?,
+                    1,
+                    self.i64c(n),
+                )
+                .map_err(e)?;
             }
             Opcode::CoreAtomicAdd | Opcode::CoreAtomicFetchAdd => {
                 let v = self.int(d.operands[1])?;
-                let old = b.build_atomicrmw(AtomicRMWBinOp::Add, self.ptr(d.operands[0])?, v, AtomicOrdering::Monotonic).map_err(e)?;
+                let old = b
+                    .build_atomicrmw(
+                        AtomicRMWBinOp::Add,
+                        self.ptr(d.operands[0])?,
+                        v,
+                        AtomicOrdering::Monotonic,
+                    )
+                    .map_err(e)?;
                 if d.opcode == Opcode::CoreAtomicFetchAdd {
                     self.set(&d, old);
                 }
             }
             Opcode::CoreCall => {
-                let Some(Attr::Sym(callee)) = &d.attrs[0] else { return Err("call without callee".into()) };
-                let f = *self.g.funcs.get(callee).ok_or_else(|| format!("@{callee} is not a function of this module"))?;
-                let args: Vec<BasicMetadataValueEnum> = d.operands.iter().map(|&a| self.v(a).map(Into::into)).collect::<Result<_, _>>()?;
+                let Some(Attr::Sym(callee)) = &d.attrs[0] else {
+                    return Err("call without callee".into());
+                };
+                let f = *self
+                    .g
+                    .funcs
+                    .get(callee)
+                    .ok_or_else(|| format!("@{callee} is not a function of this module"))?;
+                let args: Vec<BasicMetadataValueEnum> = d
+                    .operands
+                    .iter()
+                    .map(|&a| self.v(a).map(Into::into))
+                    .collect::<Result<_, _>>()?;
                 let r = self.builder.build_call(f, &args, "").map_err(e)?;
                 if let Some(v) = r.try_as_basic_value().basic() {
                     self.set(&d, v);
                 }
             }
             Opcode::CoreCallIndirect => {
-                let Type::Func(ft) = self.ty(d.operands[0]) else { return Err("call through a non-function value".into()) };
+                let Type::Func(ft) = self.ty(d.operands[0]) else {
+                    return Err("call through a non-function value".into());
+                };
                 let fty = self.g.fn_type(&ft.params, &ft.ret);
-                let args: Vec<BasicMetadataValueEnum> = d.operands[1..].iter().map(|&a| self.v(a).map(Into::into)).collect::<Result<_, _>>()?;
-                let r = self.builder.build_indirect_call(fty, self.ptr(d.operands[0])?, &args, "").map_err(e)?;
+                let args: Vec<BasicMetadataValueEnum> = d.operands[1..]
+                    .iter()
+                    .map(|&a| self.v(a).map(Into::into))
+                    .collect::<Result<_, _>>()?;
+                let r = self
+                    .builder
+                    .build_indirect_call(fty, self.ptr(d.operands[0])?, &args, "")
+                    .map_err(e)?;
                 if let Some(v) = r.try_as_basic_value().basic() {
                     self.set(&d, v);
                 }
             }
             Opcode::CoreFuncAddr => {
-                let Some(Attr::Sym(callee)) = &d.attrs[0] else { return Err("func_addr without callee".into()) };
-                let f = *self.g.funcs.get(callee).ok_or_else(|| format!("@{callee} is not a function of this module"))?;
+                let Some(Attr::Sym(callee)) = &d.attrs[0] else {
+                    return Err("func_addr without callee".into());
+                };
+                let f = *self
+                    .g
+                    .funcs
+                    .get(callee)
+                    .ok_or_else(|| format!("@{callee} is not a function of this module"))?;
                 self.set(&d, f.as_global_value().as_pointer_value());
             }
             Opcode::CoreBr => {
@@ -520,7 +820,10 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let yes = self.branch_to(from, d.successors[0], &d.operands[1..1 + t])?;
                 let no = self.branch_to(from, d.successors[1], &d.operands[1 + t..])?;
                 let c = self.int(d.operands[0])?;
-                let br = self.builder.build_conditional_branch(c, yes, no).map_err(e)?;
+                let br = self
+                    .builder
+                    .build_conditional_branch(c, yes, no)
+                    .map_err(e)?;
                 if let Some(Attr::Bool(expected)) = d.attrs.get(1).cloned().flatten() {
                     self.expect(br, expected)?;
                 }
@@ -528,7 +831,9 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             Opcode::CoreSwitch => {
                 let from = self.builder.get_insert_block().ok_or("no block")?;
                 let v = self.int(d.operands[0])?;
-                let Some(Attr::List(cases)) = &d.attrs[0] else { return Err("switch without cases".into()) };
+                let Some(Attr::List(cases)) = &d.attrs[0] else {
+                    return Err("switch without cases".into());
+                };
                 let default = self.branch_to(from, d.successors[0], &[])?;
                 let mut arms = Vec::new();
                 for (c, &s) in cases.iter().zip(&d.successors[1..]) {
@@ -549,13 +854,25 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.builder.build_unreachable().map_err(e)?;
             }
             Opcode::KsGlobalAddr => {
-                let Some(Attr::Sym(g)) = &d.attrs[0] else { return Err("global_addr without global".into()) };
-                let p = self.g.globals.get(g).map(|g| g.as_pointer_value()).ok_or_else(|| format!("@{g} has no storage in this object"))?;
+                let Some(Attr::Sym(g)) = &d.attrs[0] else {
+                    return Err("global_addr without global".into());
+                };
+                let p = self
+                    .g
+                    .globals
+                    .get(g)
+                    .map(|g| g.as_pointer_value())
+                    .ok_or_else(|| format!("@{g} has no storage in this object"))?;
                 self.set(&d, p);
             }
             _ if d.opcode.info().dialect == "bpf" => return self.bpf_op(&d),
             _ if d.opcode.info().dialect == "host" => return self.host_op(&d),
-            other => return Err(format!("`{}` cannot appear in a lowered function", other.name())),
+            other => {
+                return Err(format!(
+                    "`{}` cannot appear in a lowered function",
+                    other.name()
+                ))
+            }
         }
         Ok(())
     }
@@ -563,40 +880,97 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     /// Integer division and remainder with the eBPF ISA's rules in every case (§6.4): x / 0 is 0,
     /// x % 0 is x, MIN / -1 is MIN. Signed operations become unsigned ones on magnitudes plus sign
     /// fix-ups before BPF CPU v4 (which has `sdiv`/`smod`, as every native target does).
-    fn divide(&mut self, l: IntValue<'ctx>, r: IntValue<'ctx>, signed: bool, rem: bool) -> Result<BasicValueEnum<'ctx>, String> {
+    fn divide(
+        &mut self,
+        l: IntValue<'ctx>,
+        r: IntValue<'ctx>,
+        signed: bool,
+        rem: bool,
+    ) -> Result<BasicValueEnum<'ctx>, String> {
         let b = &self.builder;
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         let t = l.get_type();
         let zero = t.const_zero();
-        let is_zero = b.build_int_compare(IntPredicate::EQ, r, zero, "").map_err(e)?;
-        if signed && matches!(self.g.flavor, Flavor::Bpf { signed_division: true } | Flavor::Host) {
+        let is_zero = b
+            .build_int_compare(IntPredicate::EQ, r, zero, "")
+            .map_err(e)?;
+        if signed
+            && matches!(
+                self.g.flavor,
+                Flavor::Bpf {
+                    signed_division: true
+                } | Flavor::Host
+            )
+        {
             // v4 has sdiv/smod; LLVM only needs the two cases its IR leaves undefined kept away:
             // a zero divisor and MIN / -1 (which wraps to MIN, remainder 0).
             let minus_one = t.const_all_ones();
-            let is_m1 = b.build_int_compare(IntPredicate::EQ, r, minus_one, "").map_err(e)?;
+            let is_m1 = b
+                .build_int_compare(IntPredicate::EQ, r, minus_one, "")
+                .map_err(e)?;
             let unsafe_d = b.build_or(is_zero, is_m1, "").map_err(e)?;
-            let safe = b.build_select(unsafe_d, t.const_int(1, false), r, "").map_err(e)?.into_int_value();
-            let q = if rem { b.build_int_signed_rem(l, safe, "") } else { b.build_int_signed_div(l, safe, "") }.map_err(e)?;
-            let on_m1 = if rem { zero } else { b.build_int_neg(l, "").map_err(e)? };
-            let q = b.build_select(is_m1, on_m1, q, "").map_err(e)?.into_int_value();
+            let safe = b
+                .build_select(unsafe_d, t.const_int(1, false), r, "")
+                .map_err(e)?
+                .into_int_value();
+            let q = if rem {
+                b.build_int_signed_rem(l, safe, "")
+            } else {
+                b.build_int_signed_div(l, safe, "")
+            }
+            .map_err(e)?;
+            let on_m1 = if rem {
+                zero
+            } else {
+                b.build_int_neg(l, "").map_err(e)?
+            };
+            let q = b
+                .build_select(is_m1, on_m1, q, "")
+                .map_err(e)?
+                .into_int_value();
             let on_zero = if rem { l } else { zero };
             return Ok(b.build_select(is_zero, on_zero, q, "").map_err(e)?);
         }
         let (a, d, lneg, rneg) = if signed {
-            let lneg = b.build_int_compare(IntPredicate::SLT, l, zero, "").map_err(e)?;
-            let rneg = b.build_int_compare(IntPredicate::SLT, r, zero, "").map_err(e)?;
-            let la = b.build_select(lneg, b.build_int_neg(l, "").map_err(e)?, l, "").map_err(e)?.into_int_value();
-            let ra = b.build_select(rneg, b.build_int_neg(r, "").map_err(e)?, r, "").map_err(e)?.into_int_value();
+            let lneg = b
+                .build_int_compare(IntPredicate::SLT, l, zero, "")
+                .map_err(e)?;
+            let rneg = b
+                .build_int_compare(IntPredicate::SLT, r, zero, "")
+                .map_err(e)?;
+            let la = b
+                .build_select(lneg, b.build_int_neg(l, "").map_err(e)?, l, "")
+                .map_err(e)?
+                .into_int_value();
+            let ra = b
+                .build_select(rneg, b.build_int_neg(r, "").map_err(e)?, r, "")
+                .map_err(e)?
+                .into_int_value();
             (la, ra, Some(lneg), Some(rneg))
         } else {
             (l, r, None, None)
         };
         // Divide by 1 instead of 0 (division by zero is undefined in LLVM IR), then pick.
-        let safe = b.build_select(is_zero, t.const_int(1, false), d, "").map_err(e)?.into_int_value();
-        let mut v = if rem { b.build_int_unsigned_rem(a, safe, "") } else { b.build_int_unsigned_div(a, safe, "") }.map_err(e)?;
+        let safe = b
+            .build_select(is_zero, t.const_int(1, false), d, "")
+            .map_err(e)?
+            .into_int_value();
+        let mut v = if rem {
+            b.build_int_unsigned_rem(a, safe, "")
+        } else {
+            b.build_int_unsigned_div(a, safe, "")
+        }
+        .map_err(e)?;
         if let (Some(lneg), Some(rneg)) = (lneg, rneg) {
-            let flip = if rem { lneg } else { b.build_xor(lneg, rneg, "").map_err(e)? };
-            v = b.build_select(flip, b.build_int_neg(v, "").map_err(e)?, v, "").map_err(e)?.into_int_value();
+            let flip = if rem {
+                lneg
+            } else {
+                b.build_xor(lneg, rneg, "").map_err(e)?
+            };
+            v = b
+                .build_select(flip, b.build_int_neg(v, "").map_err(e)?, v, "")
+                .map_err(e)?
+                .into_int_value();
         }
         let on_zero = if rem { l } else { zero };
         Ok(b.build_select(is_zero, on_zero, v, "").map_err(e)?)
@@ -609,14 +983,38 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         Ok(match (&from, to) {
             (Type::Ptr(_) | Type::Func(_), Type::Ptr(_) | Type::Func(_)) => v,
-            (Type::Ptr(_), Type::Int(_)) => b.build_ptr_to_int(v.into_pointer_value(), self.g.memory_type(to).into_int_type(), "").map_err(e)?.into(),
-            (Type::Int(_), Type::Ptr(_)) => b.build_int_to_ptr(v.into_int_value(), self.ptr_type(), "").map_err(e)?.into(),
-            (Type::Ptr(_), Type::Bool) => b.build_is_not_null(v.into_pointer_value(), "").map_err(e)?.into(),
-            (Type::Int(_), Type::Bool) => b.build_int_compare(IntPredicate::NE, v.into_int_value(), v.into_int_value().get_type().const_zero(), "").map_err(e)?.into(),
-            (Type::Bool, Type::Int(it)) => self.resize(v.into_int_value(), it.bits(), false)?.into(),
-            (Type::Int(fi), Type::Int(ti)) => self.resize(v.into_int_value(), ti.bits(), fi.signed())?.into(),
+            (Type::Ptr(_), Type::Int(_)) => b
+                .build_ptr_to_int(
+                    v.into_pointer_value(),
+                    self.g.memory_type(to).into_int_type(),
+                    "",
+                )
+                .map_err(e)?
+                .into(),
+            (Type::Int(_), Type::Ptr(_)) => b
+                .build_int_to_ptr(v.into_int_value(), self.ptr_type(), "")
+                .map_err(e)?
+                .into(),
+            (Type::Ptr(_), Type::Bool) => b
+                .build_is_not_null(v.into_pointer_value(), "")
+                .map_err(e)?
+                .into(),
+            (Type::Int(_), Type::Bool) => b
+                .build_int_compare(
+                    IntPredicate::NE,
+                    v.into_int_value(),
+                    v.into_int_value().get_type().const_zero(),
+                    "",
+                )
+                .map_err(e)?
+                .into(),
+            (Type::Bool, Type::Int(it)) => {
+                self.resize(v.into_int_value(), it.bits(), false)?.into()
+            }
+            (Type::Int(fi), Type::Int(ti)) => self
+                .resize(v.into_int_value(), ti.bits(), fi.signed())?
+                .into(),
             _ => return Err(format!("no conversion from {from} to {to}")),
         })
     }
-
 }

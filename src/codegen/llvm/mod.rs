@@ -3,8 +3,8 @@
 //! debug location on every instruction. The BPF back end adds the `bpf` dialect and the object's
 //! maps; the host back end adds the `host` dialect, the runtime descriptor and the C `main`.
 
-pub mod diagnostics;
 pub mod constants;
+pub mod diagnostics;
 mod function;
 mod types;
 
@@ -12,7 +12,9 @@ pub(crate) use function::FnGen;
 
 use crate::ir::{Module, OpId};
 use inkwell::context::Context;
-use inkwell::debug_info::{DICompileUnit, DIFile, DIType, DWARFEmissionKind, DWARFSourceLanguage, DebugInfoBuilder};
+use inkwell::debug_info::{
+    DICompileUnit, DIFile, DIType, DWARFEmissionKind, DWARFSourceLanguage, DebugInfoBuilder,
+};
 use inkwell::module::{FlagBehavior, Module as LlvmModule};
 use inkwell::passes::PassBuilderOptions;
 use inkwell::targets::{FileType, TargetMachine};
@@ -77,14 +79,39 @@ pub(crate) struct Gen<'m, 'ctx> {
 }
 
 impl<'m, 'ctx> Gen<'m, 'ctx> {
-    pub fn new(m: &'m Module, flavor: Flavor, ctx: &'ctx Context, module: &'m LlvmModule<'ctx>) -> Self {
+    pub fn new(
+        m: &'m Module,
+        flavor: Flavor,
+        ctx: &'ctx Context,
+        module: &'m LlvmModule<'ctx>,
+    ) -> Self {
         let (di, cu, files) = debug_info(module, m);
         let file = files[0];
-        Gen { m, flavor, type_id_seq: 0, ctx, module, di, cu, file, files, structs: HashMap::new(), field_index: HashMap::new(), di_types: HashMap::new(), di_in_progress: Default::default(), funcs: HashMap::new(), globals: HashMap::new(), errors: Vec::new() }
+        Gen {
+            m,
+            flavor,
+            type_id_seq: 0,
+            ctx,
+            module,
+            di,
+            cu,
+            file,
+            files,
+            structs: HashMap::new(),
+            field_index: HashMap::new(),
+            di_types: HashMap::new(),
+            di_in_progress: Default::default(),
+            funcs: HashMap::new(),
+            globals: HashMap::new(),
+            errors: Vec::new(),
+        }
     }
 
     pub fn error(&mut self, op: Option<OpId>, message: impl Into<String>) {
-        self.errors.push(Error { op, message: message.into() });
+        self.errors.push(Error {
+            op,
+            message: message.into(),
+        });
     }
 
     /// The LLVM symbol of an IR function. Kernel functions keep their (C) name, which is what
@@ -111,57 +138,143 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let mut errors = std::mem::take(&mut self.errors);
         if errors.is_empty() {
             if let Err(e) = self.module.verify() {
-                errors.push(Error { op: None, message: format!("LLVM rejected the generated IR: {}", e.to_string().lines().next().unwrap_or("")) });
+                errors.push(Error {
+                    op: None,
+                    message: format!(
+                        "LLVM rejected the generated IR: {}",
+                        e.to_string().lines().next().unwrap_or("")
+                    ),
+                });
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
         before_passes(self.module).map_err(|message| vec![Error { op: None, message }])?;
-        let pipeline = if optimize { "default<O2>" } else { "default<O0>" };
-        crate::timing::stage("llvm optimize", || self.module.run_passes(pipeline, tm, PassBuilderOptions::create())).map_err(|e| vec![Error { op: None, message: e.to_string() }])?;
+        let pipeline = if optimize {
+            "default<O2>"
+        } else {
+            "default<O0>"
+        };
+        crate::timing::stage("llvm optimize", || {
+            self.module
+                .run_passes(pipeline, tm, PassBuilderOptions::create())
+        })
+        .map_err(|e| {
+            vec![Error {
+                op: None,
+                message: e.to_string(),
+            }]
+        })?;
         after_passes(self.module);
         // The rewrites after the pipeline must leave valid IR: an invalid module would abort LLVM.
         if let Err(e) = self.module.verify() {
-            return Err(vec![Error { op: None, message: format!("ksc's rewrite of the optimised IR is invalid: {}", e.to_string().lines().next().unwrap_or("")) }]);
+            return Err(vec![Error {
+                op: None,
+                message: format!(
+                    "ksc's rewrite of the optimised IR is invalid: {}",
+                    e.to_string().lines().next().unwrap_or("")
+                ),
+            }]);
         }
         let result = crate::timing::stage("llvm emit", || match output {
             Output::LlvmIr => Ok(self.module.print_to_string().to_bytes().to_vec()),
-            Output::Asm => tm.write_to_memory_buffer(self.module, FileType::Assembly).map(|b| b.as_slice().to_vec()),
-            Output::Object => tm.write_to_memory_buffer(self.module, FileType::Object).map(|b| b.as_slice().to_vec()),
+            Output::Asm => tm
+                .write_to_memory_buffer(self.module, FileType::Assembly)
+                .map(|b| b.as_slice().to_vec()),
+            Output::Object => tm
+                .write_to_memory_buffer(self.module, FileType::Object)
+                .map(|b| b.as_slice().to_vec()),
         });
         let llvm_errors = diagnostics::take_errors();
         if !llvm_errors.is_empty() {
-            return Err(llvm_errors.into_iter().map(|message| Error { op: self.function_named_in(&message), message }).collect());
+            return Err(llvm_errors
+                .into_iter()
+                .map(|message| Error {
+                    op: self.function_named_in(&message),
+                    message,
+                })
+                .collect());
         }
-        result.map_err(|e| vec![Error { op: None, message: e.to_string() }])
+        result.map_err(|e| {
+            vec![Error {
+                op: None,
+                message: e.to_string(),
+            }]
+        })
     }
 
     /// The function an LLVM backend message is about ("… in function NAME …"), so the error can
     /// be reported at its `.ks` definition.
     fn function_named_in(&self, message: &str) -> Option<OpId> {
         let rest = message.split("in function ").nth(1)?;
-        let name: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.')).collect();
-        self.m.funcs().find(|&f| self.m.symbol(f).map(|s| self.function_symbol(s)).as_deref() == Some(name.as_str()))
+        let name: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.'))
+            .collect();
+        self.m.funcs().find(|&f| {
+            self.m.symbol(f).map(|s| self.function_symbol(s)).as_deref() == Some(name.as_str())
+        })
     }
 }
 
 /// The compile unit (named after the unit's own file) and a debug file per source file. Files are
 /// named by absolute path: LLVM reads the source lines for BPF's `.BTF.ext` line info from disk
 /// while writing the object, and debuggers find the source the same way.
-fn debug_info<'ctx>(module: &LlvmModule<'ctx>, m: &Module) -> (DebugInfoBuilder<'ctx>, DICompileUnit<'ctx>, Vec<DIFile<'ctx>>) {
+fn debug_info<'ctx>(
+    module: &LlvmModule<'ctx>,
+    m: &Module,
+) -> (
+    DebugInfoBuilder<'ctx>,
+    DICompileUnit<'ctx>,
+    Vec<DIFile<'ctx>>,
+) {
     let split = |path: &str| {
         let abs = std::fs::canonicalize(path).unwrap_or_else(|_| Path::new(path).to_path_buf());
-        let dir = abs.parent().map(|d| d.display().to_string()).unwrap_or_default();
-        let name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| path.to_string());
+        let dir = abs
+            .parent()
+            .map(|d| d.display().to_string())
+            .unwrap_or_default();
+        let name = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.to_string());
         (name, dir)
     };
-    let paths: Vec<String> = if m.files.is_empty() { vec!["unit.ks".into()] } else { m.files.clone() };
+    let paths: Vec<String> = if m.files.is_empty() {
+        vec!["unit.ks".into()]
+    } else {
+        m.files.clone()
+    };
     let ctx = module.get_context();
-    module.add_basic_value_flag("Debug Info Version", FlagBehavior::Warning, ctx.i32_type().const_int(3, false));
-    module.add_basic_value_flag("Dwarf Version", FlagBehavior::Warning, ctx.i32_type().const_int(5, false));
+    module.add_basic_value_flag(
+        "Debug Info Version",
+        FlagBehavior::Warning,
+        ctx.i32_type().const_int(3, false),
+    );
+    module.add_basic_value_flag(
+        "Dwarf Version",
+        FlagBehavior::Warning,
+        ctx.i32_type().const_int(5, false),
+    );
     let (name, dir) = split(&paths[0]);
-    let (di, cu) = module.create_debug_info_builder(true, DWARFSourceLanguage::C, &name, &dir, "ksc", false, "", 0, "", DWARFEmissionKind::Full, 0, false, false, "", "");
+    let (di, cu) = module.create_debug_info_builder(
+        true,
+        DWARFSourceLanguage::C,
+        &name,
+        &dir,
+        "ksc",
+        false,
+        "",
+        0,
+        "",
+        DWARFEmissionKind::Full,
+        0,
+        false,
+        false,
+        "",
+        "",
+    );
     let files = paths.iter().map(|p| {
         let (name, dir) = split(p);
         di.create_file(&name, &dir)

@@ -39,7 +39,9 @@ impl<'ctx> Gen<'_, 'ctx> {
             Type::Void => self.ctx.i8_type().into(),
             Type::Bool => self.ctx.i8_type().into(),
             Type::Int(i) => self.int_type(i.bits()).into(),
-            Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle => self.ctx.ptr_type(AddressSpace::default()).into(),
+            Type::Ptr(_) | Type::Func(_) | Type::ProgHandle | Type::PerfHandle => {
+                self.ctx.ptr_type(AddressSpace::default()).into()
+            }
             Type::Array(e, n) => self.memory_type(e).array_type(*n).into(),
             Type::Str(n) => self.ctx.i8_type().array_type(*n).into(),
             Type::Struct(name) => self.struct_type(name).into(),
@@ -95,7 +97,10 @@ impl<'ctx> Gen<'_, 'ctx> {
     pub fn field_position(&mut self, strukt: &str, field: &str) -> Option<u32> {
         self.struct_type(strukt);
         let decl = struct_decl(self.m, strukt)?;
-        let i = KsStruct(decl).fields(self.m).iter().position(|(n, _)| n == field)?;
+        let i = KsStruct(decl)
+            .fields(self.m)
+            .iter()
+            .position(|(n, _)| n == field)?;
         self.field_index.get(strukt).and_then(|v| v.get(i)).copied()
     }
 
@@ -105,7 +110,10 @@ impl<'ctx> Gen<'_, 'ctx> {
         let s = KsStruct(decl);
         let i = s.fields(self.m).iter().position(|(n, _)| n == field)?;
         let offsets = field_offsets(self.m, decl);
-        by_offset(&offsets).iter().position(|&j| j == i).map(|p| p as u32)
+        by_offset(&offsets)
+            .iter()
+            .position(|&j| j == i)
+            .map(|p| p as u32)
     }
 
     /// The debug-info type of an IR type.
@@ -128,20 +136,39 @@ impl<'ctx> Gen<'_, 'ctx> {
                     (32, true) => "int",
                     _ => "long long",
                 };
-                self.basic(name, i.bits() as u64, if i.signed() { DW_ATE_SIGNED } else { DW_ATE_UNSIGNED })
+                self.basic(
+                    name,
+                    i.bits() as u64,
+                    if i.signed() {
+                        DW_ATE_SIGNED
+                    } else {
+                        DW_ATE_UNSIGNED
+                    },
+                )
             }
             Type::Ptr(p) => {
                 // A pointer back into a struct being described (`next: *Node`) is described as
                 // `void *`: inkwell has no forward declarations to close the cycle.
                 let cyclic = matches!(&**p, Type::Struct(s) if self.di_in_progress.contains(&**s));
-                let pd = if **p == Type::Void || cyclic { None } else { Some(self.di_type(p)) };
+                let pd = if **p == Type::Void || cyclic {
+                    None
+                } else {
+                    Some(self.di_type(p))
+                };
                 self.pointer(pd)
             }
             // A function pointer points at a FUNC_PROTO (struct_ops members must, for libbpf).
             Type::Func(ft) => {
-                let ret = if ft.ret == Type::Void { None } else { Some(self.di_type(&ft.ret)) };
-                let params: Vec<DIType> = ft.params.clone().iter().map(|p| self.di_type(p)).collect();
-                let proto = self.di.create_subroutine_type(self.file, ret, &params, DIFlags::PUBLIC);
+                let ret = if ft.ret == Type::Void {
+                    None
+                } else {
+                    Some(self.di_type(&ft.ret))
+                };
+                let params: Vec<DIType> =
+                    ft.params.clone().iter().map(|p| self.di_type(p)).collect();
+                let proto =
+                    self.di
+                        .create_subroutine_type(self.file, ret, &params, DIFlags::PUBLIC);
                 // SAFETY: both are `repr(transparent)` wrappers of the same LLVM metadata pointer, and
                 // a subroutine type is a DIType in LLVM; inkwell offers no upcast.
                 let proto: DIType<'ctx> = unsafe { std::mem::transmute(proto) };
@@ -151,11 +178,15 @@ impl<'ctx> Gen<'_, 'ctx> {
             Type::Array(e, n) => {
                 let ed = self.di_type(e);
                 let size = self.size_of(t) * 8;
-                self.di.create_array_type(ed, size, 0, &[0..*n as i64]).as_type()
+                self.di
+                    .create_array_type(ed, size, 0, &[0..*n as i64])
+                    .as_type()
             }
             Type::Str(n) => {
                 let c = self.basic("char", 8, DW_ATE_UNSIGNED_CHAR);
-                self.di.create_array_type(c, *n as u64 * 8, 0, &[0..*n as i64]).as_type()
+                self.di
+                    .create_array_type(c, *n as u64 * 8, 0, &[0..*n as i64])
+                    .as_type()
             }
             Type::Struct(name) => self.di_struct(name),
         };
@@ -164,20 +195,34 @@ impl<'ctx> Gen<'_, 'ctx> {
     }
 
     fn basic(&self, name: &str, bits: u64, encoding: u32) -> DIType<'ctx> {
-        self.di.create_basic_type(name, bits, encoding, DIFlags::PUBLIC).expect("named basic type").as_type()
+        self.di
+            .create_basic_type(name, bits, encoding, DIFlags::PUBLIC)
+            .expect("named basic type")
+            .as_type()
     }
 
     /// A pointer debug type; `None` points to `void`.
     pub fn pointer(&self, to: Option<DIType<'ctx>>) -> DIType<'ctx> {
         match to {
-            Some(p) => self.di.create_pointer_type("", p, 64, 0, AddressSpace::default()).as_type(),
+            Some(p) => self
+                .di
+                .create_pointer_type("", p, 64, 0, AddressSpace::default())
+                .as_type(),
             None => {
                 // `void *`: a pointer with no base type (BTF: a PTR to type 0), which kernel
                 // prototypes such as kfuncs' `void *` arguments are compared against.
                 // SAFETY: the builder belongs to this module; the result is a non-null DIType
                 // (`repr(transparent)` over the metadata pointer), which inkwell cannot build.
                 unsafe {
-                    let md = llvm_sys::debuginfo::LLVMDIBuilderCreatePointerType(self.di.as_mut_ptr(), std::ptr::null_mut(), 64, 0, 0, std::ptr::null(), 0);
+                    let md = llvm_sys::debuginfo::LLVMDIBuilderCreatePointerType(
+                        self.di.as_mut_ptr(),
+                        std::ptr::null_mut(),
+                        64,
+                        0,
+                        0,
+                        std::ptr::null(),
+                        0,
+                    );
                     std::mem::transmute::<llvm_sys::prelude::LLVMMetadataRef, DIType<'ctx>>(md)
                 }
             }
@@ -199,14 +244,47 @@ impl<'ctx> Gen<'_, 'ctx> {
         let context = s.origin(self.m) == b"context";
         for i in by_offset(&offsets) {
             let ((fname, ft), off) = (&fields[i], offsets[i]);
-            let ft = if context && ft.is_ptr() { &Type::u32() } else { ft };
+            let ft = if context && ft.is_ptr() {
+                &Type::u32()
+            } else {
+                ft
+            };
             let fd = self.di_type(ft);
             let bits = self.size_of(ft) * 8;
-            members.push(self.di.create_member_type(self.cu.as_debug_info_scope(), fname, self.file, 0, bits, 0, off * 8, DIFlags::PUBLIC, fd).as_type());
+            members.push(
+                self.di
+                    .create_member_type(
+                        self.cu.as_debug_info_scope(),
+                        fname,
+                        self.file,
+                        0,
+                        bits,
+                        0,
+                        off * 8,
+                        DIFlags::PUBLIC,
+                        fd,
+                    )
+                    .as_type(),
+            );
         }
         self.di_in_progress.remove(name);
         let cname = super::c_name(name);
-        self.di.create_struct_type(self.cu.as_debug_info_scope(), &cname, self.file, 0, size * 8, 0, DIFlags::PUBLIC, None, &members, 0, None, &cname).as_type()
+        self.di
+            .create_struct_type(
+                self.cu.as_debug_info_scope(),
+                &cname,
+                self.file,
+                0,
+                size * 8,
+                0,
+                DIFlags::PUBLIC,
+                None,
+                &members,
+                0,
+                None,
+                &cname,
+            )
+            .as_type()
     }
 }
 

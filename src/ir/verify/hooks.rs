@@ -25,7 +25,13 @@ pub fn string_fits(v: &mut Verifier, op: OpId) {
     let s = CoreString(op);
     if let Type::Str(n) = v.ty(s.result_value(v.module)) {
         if s.value(v.module).len() as u64 + 1 > *n as u64 {
-            v.error(op, format!("string of {} bytes does not fit str<{n}>", s.value(v.module).len()));
+            v.error(
+                op,
+                format!(
+                    "string of {} bytes does not fit str<{n}>",
+                    s.value(v.module).len()
+                ),
+            );
         }
     }
 }
@@ -33,14 +39,24 @@ pub fn string_fits(v: &mut Verifier, op: OpId) {
 pub fn same_operand_types(v: &mut Verifier, op: OpId) {
     let o = &v.module.op(op).operands;
     if o.len() == 2 && v.ty(o[0]) != v.ty(o[1]) {
-        v.error(op, format!("operands have different types: {} and {}", v.ty(o[0]), v.ty(o[1])));
+        v.error(
+            op,
+            format!(
+                "operands have different types: {} and {}",
+                v.ty(o[0]),
+                v.ty(o[1])
+            ),
+        );
     }
 }
 
 pub fn cmp(v: &mut Verifier, op: OpId) {
     let pred = CoreCmp(op).pred(v.module);
     if !matches!(pred, b"eq" | b"ne" | b"lt" | b"le" | b"gt" | b"ge") {
-        v.error(op, format!("unknown predicate `{}`", String::from_utf8_lossy(pred)));
+        v.error(
+            op,
+            format!("unknown predicate `{}`", String::from_utf8_lossy(pred)),
+        );
     }
     same_operand_types(v, op);
 }
@@ -78,10 +94,15 @@ fn struct_fields<'m>(v: &Verifier<'m>, name: &str) -> Option<&'m [(String, Type)
 pub fn field_addr(v: &mut Verifier, op: OpId) {
     let o = v.module.op(op);
     let (base, addr) = (o.operands[0], o.results[0]);
-    let Some(Attr::Str(field)) = v.module.attr(op, "field") else { return };
+    let Some(Attr::Str(field)) = v.module.attr(op, "field") else {
+        return;
+    };
     let field = str_attr(field);
     let Some(Type::Struct(name)) = v.ty(base).pointee() else {
-        v.error(op, format!("base must point to a struct, got {}", v.ty(base)));
+        v.error(
+            op,
+            format!("base must point to a struct, got {}", v.ty(base)),
+        );
         return;
     };
     let Some(fields) = struct_fields(v, name) else {
@@ -90,7 +111,9 @@ pub fn field_addr(v: &mut Verifier, op: OpId) {
     };
     match fields.iter().find(|(n, _)| n == field) {
         None => v.error(op, format!("!{name} has no field `{field}`")),
-        Some((_, t)) if *v.ty(addr) != Type::ptr(t.clone()) => v.error(op, format!("result must be ptr<{t}>")),
+        Some((_, t)) if *v.ty(addr) != Type::ptr(t.clone()) => {
+            v.error(op, format!("result must be ptr<{t}>"))
+        }
         _ => {}
     }
 }
@@ -102,14 +125,31 @@ fn func_type<'m>(v: &Verifier<'m>, f: OpId) -> Option<&'m FnType> {
     }
 }
 
-fn check_args(v: &mut Verifier, op: OpId, ft: &FnType, args: &[Value], results: &[Value], what: &str) {
+fn check_args(
+    v: &mut Verifier,
+    op: OpId,
+    ft: &FnType,
+    args: &[Value],
+    results: &[Value],
+    what: &str,
+) {
     if args.len() != ft.params.len() {
-        v.error(op, format!("{what} takes {} arguments, got {}", ft.params.len(), args.len()));
+        v.error(
+            op,
+            format!(
+                "{what} takes {} arguments, got {}",
+                ft.params.len(),
+                args.len()
+            ),
+        );
         return;
     }
     for (i, (&a, p)) in args.iter().zip(&ft.params).enumerate() {
         if v.ty(a) != p {
-            v.error(op, format!("argument {i} of {what} must be {p}, got {}", v.ty(a)));
+            v.error(
+                op,
+                format!("argument {i} of {what} must be {p}, got {}", v.ty(a)),
+            );
         }
     }
     let want = if ft.ret == Type::Void { 0 } else { 1 };
@@ -126,7 +166,10 @@ pub fn call(v: &mut Verifier, op: OpId) {
         return;
     };
     let Some(ft) = func_type(v, f) else { return };
-    let (args, results) = (c.args(v.module).to_vec(), c.results_value(v.module).to_vec());
+    let (args, results) = (
+        c.args(v.module).to_vec(),
+        c.results_value(v.module).to_vec(),
+    );
     check_args(v, op, ft, &args, &results, &format!("@{callee}"));
 }
 
@@ -135,16 +178,31 @@ pub fn branch_args(v: &mut Verifier, op: OpId) {
     let o = m.op(op);
     // core.br passes all its operands; core.cond_br splits those after the condition.
     let groups: Vec<(BlockId, &[Value])> = if o.opcode == Opcode::CoreBr {
-        o.successors.iter().map(|&s| (s, o.operands.as_slice())).collect()
+        o.successors
+            .iter()
+            .map(|&s| (s, o.operands.as_slice()))
+            .collect()
     } else {
         let rest = &o.operands[1..];
         let t = (CoreCondBr(op).true_args(m).max(0) as usize).min(rest.len());
-        o.successors.iter().zip([&rest[..t], &rest[t..]]).map(|(&s, a)| (s, a)).collect()
+        o.successors
+            .iter()
+            .zip([&rest[..t], &rest[t..]])
+            .map(|(&s, a)| (s, a))
+            .collect()
     };
     for (b, vals) in groups {
         let params = &m.block(b).args;
-        if params.len() != vals.len() || params.iter().zip(vals).any(|(&p, &a)| m.value_type(p) != m.value_type(a)) {
-            v.error(op, "branch arguments do not match the successor's block arguments");
+        if params.len() != vals.len()
+            || params
+                .iter()
+                .zip(vals)
+                .any(|(&p, &a)| m.value_type(p) != m.value_type(a))
+        {
+            v.error(
+                op,
+                "branch arguments do not match the successor's block arguments",
+            );
         }
     }
 }
@@ -153,7 +211,10 @@ pub fn switch(v: &mut Verifier, op: OpId) {
     let s = CoreSwitch(op);
     let n = s.cases(v.module).len();
     if v.module.op(op).successors.len() != n + 1 {
-        v.error(op, format!("{n} cases need {} successors (default first)", n + 1));
+        v.error(
+            op,
+            format!("{n} cases need {} successors (default first)", n + 1),
+        );
     }
 }
 
@@ -161,7 +222,11 @@ fn check_return(v: &mut Verifier, op: OpId) {
     let Some(f) = v.func else { return };
     let Some(ft) = func_type(v, f) else { return };
     let vals = &v.module.op(op).operands;
-    let ok = if ft.ret == Type::Void { vals.is_empty() } else { vals.len() == 1 && *v.ty(vals[0]) == ft.ret };
+    let ok = if ft.ret == Type::Void {
+        vals.is_empty()
+    } else {
+        vals.len() == 1 && *v.ty(vals[0]) == ft.ret
+    };
     if !ok {
         v.error(op, format!("the function returns {}", ft.ret));
     }
@@ -195,7 +260,12 @@ pub fn func(v: &mut Verifier, op: OpId) {
     let body = f.body_region(m);
     if let Some(&entry) = m.region(body).blocks.first() {
         let args = &m.block(entry).args;
-        if args.len() != ft.params.len() || args.iter().zip(&ft.params).any(|(&a, p)| m.value_type(a) != p) {
+        if args.len() != ft.params.len()
+            || args
+                .iter()
+                .zip(&ft.params)
+                .any(|(&a, p)| m.value_type(a) != p)
+        {
             v.error(op, "the entry block's arguments must match the parameters");
         }
     }
@@ -208,15 +278,29 @@ pub fn yields_match_results(v: &mut Verifier, op: OpId) {
         for &b in &m.region(r).blocks {
             if let Some(&last) = m.block(b).ops.last() {
                 if m.op(last).opcode == Opcode::KsYield {
-                    let got: Vec<&Type> = m.op(last).operands.iter().map(|&x| m.value_type(x)).collect();
+                    let got: Vec<&Type> = m
+                        .op(last)
+                        .operands
+                        .iter()
+                        .map(|&x| m.value_type(x))
+                        .collect();
                     if got != want {
-                        v.error(last, "yielded values do not match the enclosing op's results");
+                        v.error(
+                            last,
+                            "yielded values do not match the enclosing op's results",
+                        );
                     }
                 } else if !want.is_empty() && !m.is_terminator(last) {
-                    v.error(op, "a region of an op with results must end in ks.yield or leave");
+                    v.error(
+                        op,
+                        "a region of an op with results must end in ks.yield or leave",
+                    );
                 }
             } else if !want.is_empty() {
-                v.error(op, "a region of an op with results must end in ks.yield or leave");
+                v.error(
+                    op,
+                    "a region of an op with results must end in ks.yield or leave",
+                );
             }
         }
     }
@@ -226,7 +310,10 @@ pub fn switch_arms(v: &mut Verifier, op: OpId) {
     let s = KsSwitch(op);
     let n = s.cases(v.module).len();
     if v.module.op(op).regions.len() != n + 1 {
-        v.error(op, format!("{n} cases need {} regions (default last)", n + 1));
+        v.error(
+            op,
+            format!("{n} cases need {} regions (default last)", n + 1),
+        );
     }
     yields_match_results(v, op);
 }
@@ -253,7 +340,10 @@ pub fn try_handlers(v: &mut Verifier, op: OpId) {
     if v.module.op(op).regions.len() != catches.len() + 1 {
         v.error(op, "one handler region per catch clause is required");
     }
-    if catches.iter().any(|c| !matches!(c, Attr::Int(_)) && c != &Attr::Str(b"_".to_vec())) {
+    if catches
+        .iter()
+        .any(|c| !matches!(c, Attr::Int(_)) && c != &Attr::Str(b"_".to_vec()))
+    {
         v.error(op, "catch patterns are integers or \"_\"");
     }
 }
@@ -284,7 +374,9 @@ pub fn nonnull(v: &mut Verifier, op: OpId) {
 
 pub fn map_key(v: &mut Verifier, op: OpId) {
     let m = v.module;
-    let Some(Attr::Sym(name)) = m.attr(op, "map") else { return };
+    let Some(Attr::Sym(name)) = m.attr(op, "map") else {
+        return;
+    };
     let Some(decl) = v.symbol_op(name, Opcode::KsMap) else {
         v.error(op, format!("@{name} is not a map"));
         return;
@@ -300,7 +392,9 @@ pub fn map_key(v: &mut Verifier, op: OpId) {
             v.error(op, format!("value must be {}", d.value(m)));
         }
     }
-    if m.op(op).opcode == Opcode::KsMapLookup && *v.ty(m.op(op).results[0]) != Type::ptr(d.value(m).clone()) {
+    if m.op(op).opcode == Opcode::KsMapLookup
+        && *v.ty(m.op(op).results[0]) != Type::ptr(d.value(m).clone())
+    {
         v.error(op, format!("result must be ptr<{}>", d.value(m)));
     }
 }

@@ -24,7 +24,12 @@ pub struct Verifier<'m> {
 
 /// Verifies a module; an empty list means it is well formed.
 pub fn verify_module(m: &Module) -> Vec<VerifyError> {
-    let mut v = Verifier { module: m, errors: Vec::new(), symbols: HashMap::new(), func: None };
+    let mut v = Verifier {
+        module: m,
+        errors: Vec::new(),
+        symbols: HashMap::new(),
+        func: None,
+    };
     for &op in m.top_ops() {
         if let Some(name) = m.symbol(op) {
             if v.symbols.insert(name, op).is_some() {
@@ -34,7 +39,10 @@ pub fn verify_module(m: &Module) -> Vec<VerifyError> {
     }
     for &op in m.top_ops() {
         if !m.op(op).opcode.has(Traits::MODULE_LEVEL) {
-            v.error(op, "only declarations and functions may appear at module level");
+            v.error(
+                op,
+                "only declarations and functions may appear at module level",
+            );
         }
         v.func = (m.op(op).opcode == Opcode::KsFunc).then_some(op);
         v.op_tree(op, &HashSet::new());
@@ -44,7 +52,10 @@ pub fn verify_module(m: &Module) -> Vec<VerifyError> {
 
 impl<'m> Verifier<'m> {
     pub fn error(&mut self, op: OpId, message: impl Into<String>) {
-        self.errors.push(VerifyError { op, message: message.into() });
+        self.errors.push(VerifyError {
+            op,
+            message: message.into(),
+        });
     }
 
     pub fn ty(&self, v: Value) -> &'m Type {
@@ -62,7 +73,10 @@ impl<'m> Verifier<'m> {
 
     /// The module-level op a symbol names, if it has the expected opcode.
     pub fn symbol_op(&self, name: &str, opcode: Opcode) -> Option<OpId> {
-        self.symbols.get(name).copied().filter(|&o| self.module.op(o).opcode == opcode)
+        self.symbols
+            .get(name)
+            .copied()
+            .filter(|&o| self.module.op(o).opcode == opcode)
     }
 
     /// Checks an op and, recursively, its regions. `visible` holds the values defined outside.
@@ -93,14 +107,21 @@ impl<'m> Verifier<'m> {
             return;
         }
         let multi = blocks.len() > 1;
-        let doms = if multi { dominators(m, r) } else { HashMap::new() };
+        let doms = if multi {
+            dominators(m, r)
+        } else {
+            HashMap::new()
+        };
         // Definitions of each block (arguments and results), for dominance in CFG regions.
         let defs: HashMap<BlockId, Vec<Value>> = if multi {
             blocks.iter().map(|&b| (b, block_defs(m, b))).collect()
         } else {
             HashMap::new()
         };
-        let in_func_body = m.region(r).parent.is_some_and(|p| m.op(p).opcode == Opcode::KsFunc);
+        let in_func_body = m
+            .region(r)
+            .parent
+            .is_some_and(|p| m.op(p).opcode == Opcode::KsFunc);
         for &b in blocks {
             let mut scope = outer.clone();
             if multi {
@@ -138,7 +159,10 @@ impl<'m> Verifier<'m> {
             if (multi || in_func_body) && !ends {
                 let owner = ops.last().copied().or(m.region(r).parent);
                 if let Some(o) = owner {
-                    self.error(o, "a block of a function body or CFG region must end in a terminator");
+                    self.error(
+                        o,
+                        "a block of a function body or CFG region must end in a terminator",
+                    );
                 }
             }
         }
@@ -152,19 +176,43 @@ impl<'m> Verifier<'m> {
         let (fixed, variadic) = OpInfo::arity(info.operands);
         let n = data.operands.len();
         if n < fixed || (!variadic && n != fixed) {
-            self.error(op, format!("expects {}{} operand{}, got {n}", if variadic { "at least " } else { "" }, fixed, if fixed == 1 { "" } else { "s" }));
+            self.error(
+                op,
+                format!(
+                    "expects {}{} operand{}, got {n}",
+                    if variadic { "at least " } else { "" },
+                    fixed,
+                    if fixed == 1 { "" } else { "s" }
+                ),
+            );
             return;
         }
         for (i, &v) in data.operands.iter().enumerate() {
             let slot = &info.operands[i.min(info.operands.len() - 1)];
             if !slot.constraint.accepts(m.value_type(v)) {
-                self.error(op, format!("operand `{}` must be {}, got {}", slot.name, slot.constraint.describe(), m.value_type(v)));
+                self.error(
+                    op,
+                    format!(
+                        "operand `{}` must be {}, got {}",
+                        slot.name,
+                        slot.constraint.describe(),
+                        m.value_type(v)
+                    ),
+                );
             }
         }
         let (rfixed, rvariadic) = OpInfo::arity(info.results);
         let rn = data.results.len();
         if rn < rfixed || (!rvariadic && rn != rfixed) {
-            self.error(op, format!("expects {}{} result{}, got {rn}", if rvariadic { "at least " } else { "" }, rfixed, if rfixed == 1 { "" } else { "s" }));
+            self.error(
+                op,
+                format!(
+                    "expects {}{} result{}, got {rn}",
+                    if rvariadic { "at least " } else { "" },
+                    rfixed,
+                    if rfixed == 1 { "" } else { "s" }
+                ),
+            );
             return;
         }
         for (i, &v) in data.results.iter().enumerate() {
@@ -173,10 +221,19 @@ impl<'m> Verifier<'m> {
             match slot.constraint {
                 ops::Constraint::SameAs(k) => {
                     if data.operands.get(k).is_some_and(|&o| m.value_type(o) != t) {
-                        self.error(op, format!("result `{}` must have the type of operand `{}`", slot.name, info.operands[k].name));
+                        self.error(
+                            op,
+                            format!(
+                                "result `{}` must have the type of operand `{}`",
+                                slot.name, info.operands[k].name
+                            ),
+                        );
                     }
                 }
-                c if !c.accepts(t) => self.error(op, format!("result `{}` must be {}, got {t}", slot.name, c.describe())),
+                c if !c.accepts(t) => self.error(
+                    op,
+                    format!("result `{}` must be {}, got {t}", slot.name, c.describe()),
+                ),
                 _ => {}
             }
         }
@@ -186,26 +243,55 @@ impl<'m> Verifier<'m> {
         }
         for (a, spec) in data.attrs.iter().zip(info.attrs) {
             match a {
-                None if !spec.optional => self.error(op, format!("missing attribute `{}`", spec.name)),
-                Some(a) if !spec.kind.accepts(a) => self.error(op, format!("attribute `{}` has the wrong kind", spec.name)),
+                None if !spec.optional => {
+                    self.error(op, format!("missing attribute `{}`", spec.name))
+                }
+                Some(a) if !spec.kind.accepts(a) => {
+                    self.error(op, format!("attribute `{}` has the wrong kind", spec.name))
+                }
                 _ => {}
             }
         }
         let nr = data.regions.len();
         let want = info.regions.len();
         if (info.variadic_regions && nr + 1 < want) || (!info.variadic_regions && nr != want) {
-            self.error(op, format!("expects {}{} region{}, got {nr}", if info.variadic_regions { "at least " } else { "" }, if info.variadic_regions { want - 1 } else { want }, if want == 1 { "" } else { "s" }));
+            self.error(
+                op,
+                format!(
+                    "expects {}{} region{}, got {nr}",
+                    if info.variadic_regions {
+                        "at least "
+                    } else {
+                        ""
+                    },
+                    if info.variadic_regions {
+                        want - 1
+                    } else {
+                        want
+                    },
+                    if want == 1 { "" } else { "s" }
+                ),
+            );
         }
         let ns = data.successors.len();
         let ws = info.successors.len();
         if (info.variadic_successors && ns + 1 < ws) || (!info.variadic_successors && ns != ws) {
-            self.error(op, format!("expects {ws} successor{}, got {ns}", if ws == 1 { "" } else { "s" }));
+            self.error(
+                op,
+                format!(
+                    "expects {ws} successor{}, got {ns}",
+                    if ws == 1 { "" } else { "s" }
+                ),
+            );
         }
         if let Some(target) = self.target() {
             let bad = (data.opcode.has(Traits::KERNEL) || info.dialect == "bpf") && target != "bpf"
                 || (data.opcode.has(Traits::USER) || info.dialect == "host") && target != "host";
             if bad {
-                self.error(op, format!("`{}` is not allowed in a {target} function", info.name));
+                self.error(
+                    op,
+                    format!("`{}` is not allowed in a {target} function", info.name),
+                );
             }
         }
     }
@@ -288,5 +374,9 @@ pub fn dominators(m: &Module, r: RegionId) -> HashMap<BlockId, BlockId> {
 }
 
 pub fn successors_of(m: &Module, b: BlockId) -> Vec<BlockId> {
-    m.block(b).ops.last().map(|&o| m.op(o).successors.clone()).unwrap_or_default()
+    m.block(b)
+        .ops
+        .last()
+        .map(|&o| m.op(o).successors.clone())
+        .unwrap_or_default()
 }

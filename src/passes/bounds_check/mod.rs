@@ -27,11 +27,26 @@ const MAX_POINTER_OFFSET: i128 = 1 << 29;
 const MAX_PACKET_BYTES: i128 = 0xffff;
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m.funcs().filter(|&f| KsFunc(f).target(m) == b"bpf").collect();
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .collect();
     let mut errors = PassErrors::new();
     for f in funcs {
-        let Some(ctx) = context_param(m, f) else { continue };
-        let mut pass = BoundsCheck { packet: HashSet::new(), data_end: HashSet::new(), slots: HashMap::new(), slot_value: HashMap::new(), length_slots: HashMap::new(), written_once: HashMap::new(), ctx, inserted: 0, errors: Vec::new() };
+        let Some(ctx) = context_param(m, f) else {
+            continue;
+        };
+        let mut pass = BoundsCheck {
+            packet: HashSet::new(),
+            data_end: HashSet::new(),
+            slots: HashMap::new(),
+            slot_value: HashMap::new(),
+            length_slots: HashMap::new(),
+            written_once: HashMap::new(),
+            ctx,
+            inserted: 0,
+            errors: Vec::new(),
+        };
         pass.classify(m, f);
         pass.check_pointer_offsets(m, f);
         let body = m.op(f).regions[0];
@@ -61,7 +76,13 @@ enum Root {
     /// variable index with a known bound, identified by the value or the once-written local it
     /// comes from: `data + off + 8 > data_end` then proves the header at `data + off`.
     /// `max` bounds the index (the verifier's bound too).
-    Indexed { base: Value, slot: bool, offset: i128, index: Value, max: i128 },
+    Indexed {
+        base: Value,
+        slot: bool,
+        offset: i128,
+        index: Value,
+        max: i128,
+    },
 }
 
 struct BoundsCheck {
@@ -102,16 +123,27 @@ struct Fact {
 
 impl Key {
     fn at(root: Root, offset: i128) -> Key {
-        Key { root, offset, formed_at: None }
+        Key {
+            root,
+            offset,
+            formed_at: None,
+        }
     }
 
     fn plus(self, bytes: i128) -> Key {
-        Key { offset: self.offset + bytes, ..self }
+        Key {
+            offset: self.offset + bytes,
+            ..self
+        }
     }
 
     /// The fact that `width` bytes from this address are in bounds.
     fn proves(self, width: i128) -> Fact {
-        Fact { root: self.root, end: self.offset + width, tested: self.formed_at }
+        Fact {
+            root: self.root,
+            end: self.offset + width,
+            tested: self.formed_at,
+        }
     }
 }
 
@@ -123,7 +155,9 @@ fn ctx_field(m: &Module, op: OpId) -> Option<&[u8]> {
 }
 
 fn const_int(m: &Module, v: Value) -> Option<i128> {
-    let ValueDef::Result(op, _) = m.value(v).def else { return None };
+    let ValueDef::Result(op, _) = m.value(v).def else {
+        return None;
+    };
     match m.op(op).opcode {
         Opcode::CoreConst => match m.attr(op, "value") {
             Some(Attr::Int(i)) => Some(*i),
@@ -158,10 +192,17 @@ fn size_of(m: &Module, t: &Type) -> i128 {
 }
 
 fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
-    let Some(Type::Struct(s)) = base_ty.pointee() else { return None };
+    let Some(Type::Struct(s)) = base_ty.pointee() else {
+        return None;
+    };
     let decl = crate::ir::layout::struct_decl(m, s)?;
-    let i = crate::ir::views::KsStruct(decl).fields(m).iter().position(|(n, _)| n.as_bytes() == field)?;
-    crate::ir::layout::field_offsets(m, decl).get(i).map(|&o| o as i128)
+    let i = crate::ir::views::KsStruct(decl)
+        .fields(m)
+        .iter()
+        .position(|(n, _)| n.as_bytes() == field)?;
+    crate::ir::layout::field_offsets(m, decl)
+        .get(i)
+        .map(|&o| o as i128)
 }
 
 impl BoundsCheck {
@@ -182,8 +223,13 @@ impl BoundsCheck {
                         }
                         _ => {}
                     },
-                    Opcode::CorePtrAdd | Opcode::CoreCast | Opcode::CoreFieldAddr | Opcode::CoreElemAddr => {
-                        if self.packet.contains(&d.operands[0]) && m.value_type(d.results[0]).is_ptr() {
+                    Opcode::CorePtrAdd
+                    | Opcode::CoreCast
+                    | Opcode::CoreFieldAddr
+                    | Opcode::CoreElemAddr => {
+                        if self.packet.contains(&d.operands[0])
+                            && m.value_type(d.results[0]).is_ptr()
+                        {
                             self.packet.insert(d.results[0]);
                         }
                     }
@@ -197,7 +243,11 @@ impl BoundsCheck {
                         let addr = d.operands[0];
                         if self.slots.contains_key(&addr) {
                             // The slot's kind follows what was stored into it.
-                            let stores_end = ops.iter().any(|&o| m.op(o).opcode == Opcode::CoreStore && m.op(o).operands[1] == addr && self.data_end.contains(&m.op(o).operands[0]));
+                            let stores_end = ops.iter().any(|&o| {
+                                m.op(o).opcode == Opcode::CoreStore
+                                    && m.op(o).operands[1] == addr
+                                    && self.data_end.contains(&m.op(o).operands[0])
+                            });
                             if stores_end {
                                 self.data_end.insert(d.results[0]);
                             } else {
@@ -236,7 +286,10 @@ impl BoundsCheck {
         for &op in &ops {
             let d = m.op(op);
             for (i, v) in d.operands.iter().enumerate() {
-                if !matches!((d.opcode, i), (Opcode::CoreLoad, 0) | (Opcode::CoreStore, 1)) {
+                if !matches!(
+                    (d.opcode, i),
+                    (Opcode::CoreLoad, 0) | (Opcode::CoreStore, 1)
+                ) {
                     self.written_once.remove(v);
                 }
             }
@@ -245,12 +298,22 @@ impl BoundsCheck {
 
     /// Packet pointers formed at a constant offset the verifier refuses to add (±2^29).
     fn check_pointer_offsets(&mut self, m: &Module, f: OpId) {
-        for op in m.collect_nested(f, |o| matches!(o.opcode, Opcode::CorePtrAdd | Opcode::CoreElemAddr | Opcode::CoreFieldAddr)) {
+        for op in m.collect_nested(f, |o| {
+            matches!(
+                o.opcode,
+                Opcode::CorePtrAdd | Opcode::CoreElemAddr | Opcode::CoreFieldAddr
+            )
+        }) {
             let v = m.op(op).results[0];
             if !self.packet.contains(&v) {
                 continue;
             }
-            let out_of_range = |k: Option<Key>| k.is_some_and(|k| !matches!(k.root, Root::Indexed { .. }) && (k.offset <= -MAX_POINTER_OFFSET || k.offset >= MAX_POINTER_OFFSET));
+            let out_of_range = |k: Option<Key>| {
+                k.is_some_and(|k| {
+                    !matches!(k.root, Root::Indexed { .. })
+                        && (k.offset <= -MAX_POINTER_OFFSET || k.offset >= MAX_POINTER_OFFSET)
+                })
+            };
             // Reported where the chain first leaves the range, not again at each field after.
             if out_of_range(self.key(m, m.op(op).operands[0])) {
                 continue;
@@ -266,9 +329,15 @@ impl BoundsCheck {
     /// An access at a constant packet offset that no packet can hold: before the packet's start,
     /// or past the longest packet whose bytes the verifier can prove.
     fn unreachable_access(&mut self, op: OpId, key: Option<Key>, width: i128) -> bool {
-        let Some(k) = key.filter(|k| !matches!(k.root, Root::Indexed { .. })) else { return false };
+        let Some(k) = key.filter(|k| !matches!(k.root, Root::Indexed { .. })) else {
+            return false;
+        };
         let why = if k.offset < 0 {
-            format!("this access reads {} byte{} before the start of the packet", -k.offset, if k.offset == -1 { "" } else { "s" })
+            format!(
+                "this access reads {} byte{} before the start of the packet",
+                -k.offset,
+                if k.offset == -1 { "" } else { "s" }
+            )
         } else if k.offset + width > MAX_PACKET_BYTES {
             format!("this access reads bytes {}..{} of the packet, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes", k.offset, k.offset + width)
         } else {
@@ -283,14 +352,18 @@ impl BoundsCheck {
     /// The canonical root and constant offset of a packet address, when the offset is constant
     /// or a bounded variable index.
     fn key(&self, m: &Module, v: Value) -> Option<Key> {
-        let Some(op) = def_op(m, v) else { return Some(Key::at(Root::Value(v), 0)) };
+        let Some(op) = def_op(m, v) else {
+            return Some(Key::at(Root::Value(v), 0));
+        };
         let d = m.op(op);
         match d.opcode {
             // A local written once holds one address: see through it to what was stored.
-            Opcode::CoreLoad if self.slots.get(&d.operands[0]) == Some(&1) => match self.slot_value.get(&d.operands[0]) {
-                Some(&stored) => self.key(m, stored),
-                None => Some(Key::at(Root::Slot(d.operands[0]), 0)),
-            },
+            Opcode::CoreLoad if self.slots.get(&d.operands[0]) == Some(&1) => {
+                match self.slot_value.get(&d.operands[0]) {
+                    Some(&stored) => self.key(m, stored),
+                    None => Some(Key::at(Root::Slot(d.operands[0]), 0)),
+                }
+            }
             Opcode::CoreCast => self.key(m, d.operands[0]),
             Opcode::CorePtrAdd => {
                 let base = self.key(m, d.operands[0])?;
@@ -306,11 +379,23 @@ impl BoundsCheck {
                 };
                 let max = self.max_of(m, d.operands[1], 4)?;
                 let offset = base.offset;
-                (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key { root: Root::Indexed { base: root, slot, offset, index: self.index_id(m, d.operands[1]), max: max as i128 }, offset: 0, formed_at: Some(v) })
+                (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key {
+                    root: Root::Indexed {
+                        base: root,
+                        slot,
+                        offset,
+                        index: self.index_id(m, d.operands[1]),
+                        max: max as i128,
+                    },
+                    offset: 0,
+                    formed_at: Some(v),
+                })
             }
             Opcode::CoreFieldAddr => {
                 let base = self.key(m, d.operands[0])?;
-                let Some(Attr::Str(f)) = m.attr(op, "field") else { return None };
+                let Some(Attr::Str(f)) = m.attr(op, "field") else {
+                    return None;
+                };
                 Some(base.plus(field_offset(m, m.value_type(d.operands[0]), f)?))
             }
             Opcode::CoreElemAddr => {
@@ -327,7 +412,12 @@ impl BoundsCheck {
     fn index_id(&self, m: &Module, v: Value) -> Value {
         match def_op(m, v).map(|op| m.op(op)) {
             Some(d) if d.opcode == Opcode::CoreCast => self.index_id(m, d.operands[0]),
-            Some(d) if d.opcode == Opcode::CoreLoad && self.written_once.contains_key(&d.operands[0]) => d.operands[0],
+            Some(d)
+                if d.opcode == Opcode::CoreLoad
+                    && self.written_once.contains_key(&d.operands[0]) =>
+            {
+                d.operands[0]
+            }
             _ => v,
         }
     }
@@ -345,18 +435,30 @@ impl BoundsCheck {
                 if !is_unsigned(from) || size_of(m, from) > size_of(m, ty) {
                     return None;
                 }
-                self.max_of(m, d.operands[0], depth).or_else(|| int_max(from))?
+                self.max_of(m, d.operands[0], depth)
+                    .or_else(|| int_max(from))?
             }
-            Opcode::CoreAnd => match (self.max_of(m, d.operands[0], depth), self.max_of(m, d.operands[1], depth)) {
+            Opcode::CoreAnd => match (
+                self.max_of(m, d.operands[0], depth),
+                self.max_of(m, d.operands[1], depth),
+            ) {
                 (Some(a), Some(b)) => a.min(b),
                 // `x & mask` never exceeds the mask, whatever x is.
                 (Some(a), None) | (None, Some(a)) => a,
                 (None, None) => return None,
             },
-            Opcode::CoreAdd => self.max_of(m, d.operands[0], depth)?.checked_add(self.max_of(m, d.operands[1], depth)?)?,
-            Opcode::CoreMul => self.max_of(m, d.operands[0], depth)?.checked_mul(self.max_of(m, d.operands[1], depth)?)?,
-            Opcode::CoreShl => self.max_of(m, d.operands[0], depth)?.checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?)?,
-            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => self.max_of(m, self.written_once[&d.operands[0]], depth - 1)?,
+            Opcode::CoreAdd => self
+                .max_of(m, d.operands[0], depth)?
+                .checked_add(self.max_of(m, d.operands[1], depth)?)?,
+            Opcode::CoreMul => self
+                .max_of(m, d.operands[0], depth)?
+                .checked_mul(self.max_of(m, d.operands[1], depth)?)?,
+            Opcode::CoreShl => self
+                .max_of(m, d.operands[0], depth)?
+                .checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?)?,
+            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
+                self.max_of(m, self.written_once[&d.operands[0]], depth - 1)?
+            }
             _ if is_unsigned(ty) => int_max(ty)?,
             _ => return None,
         };
@@ -369,7 +471,11 @@ impl BoundsCheck {
         if key.offset < 0 {
             return None;
         }
-        facts.iter().rev().find(|f| f.root == key.root && key.offset + width <= f.end).copied()
+        facts
+            .iter()
+            .rev()
+            .find(|f| f.root == key.root && key.offset + width <= f.end)
+            .copied()
     }
 
     /// The fact a packet comparison proves on one of its outcomes: when false for
@@ -380,7 +486,9 @@ impl BoundsCheck {
         if m.op(op).opcode != Opcode::CoreCmp {
             return None;
         }
-        let Some(Attr::Str(pred)) = m.attr(op, "pred") else { return None };
+        let Some(Attr::Str(pred)) = m.attr(op, "pred") else {
+            return None;
+        };
         let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
         // `end - P` against a constant: the bytes the length covers.
         if let (Some(p), Some(k)) = (self.length_of(m, l), const_int(m, r)) {
@@ -407,10 +515,11 @@ impl BoundsCheck {
     /// A fact the verifier learns too: it records a packet range only while the pointer's
     /// largest offset stays within 0xffff; a test further out proves nothing to it.
     fn provable(f: Fact) -> Option<Fact> {
-        let reach = f.end + match f.root {
-            Root::Indexed { offset, max, .. } => offset + max,
-            _ => 0,
-        };
+        let reach = f.end
+            + match f.root {
+                Root::Indexed { offset, max, .. } => offset + max,
+                _ => 0,
+            };
         (reach <= MAX_PACKET_BYTES).then_some(f)
     }
 
@@ -419,7 +528,12 @@ impl BoundsCheck {
         let op = def_op(m, v)?;
         let d = m.op(op);
         match d.opcode {
-            Opcode::CorePtrDiff if self.data_end.contains(&d.operands[0]) && self.packet.contains(&d.operands[1]) => Some(d.operands[1]),
+            Opcode::CorePtrDiff
+                if self.data_end.contains(&d.operands[0])
+                    && self.packet.contains(&d.operands[1]) =>
+            {
+                Some(d.operands[1])
+            }
             Opcode::CoreCast => self.length_of(m, d.operands[0]),
             Opcode::CoreLoad => self.length_of(m, *self.length_slots.get(&d.operands[0])?),
             _ => None,
@@ -440,7 +554,11 @@ impl BoundsCheck {
         let d = m.op(op).clone();
         match d.opcode {
             Opcode::CoreLoad | Opcode::CoreStore | Opcode::KsLoadOrZero => {
-                let (addr, ty) = if d.opcode == Opcode::CoreStore { (d.operands[1], m.value_type(d.operands[0]).clone()) } else { (d.operands[0], m.value_type(d.results[0]).clone()) };
+                let (addr, ty) = if d.opcode == Opcode::CoreStore {
+                    (d.operands[1], m.value_type(d.operands[0]).clone())
+                } else {
+                    (d.operands[0], m.value_type(d.results[0]).clone())
+                };
                 if !self.packet.contains(&addr) {
                     return;
                 }
@@ -459,7 +577,11 @@ impl BoundsCheck {
                 }
                 // A variable index is bounded first, so the pointer that is checked is the one
                 // that is dereferenced (the verifier proves ranges per pointer).
-                let addr = if key.is_none() { self.clamp_index(m, op, addr, width) } else { addr };
+                let addr = if key.is_none() {
+                    self.clamp_index(m, op, addr, width)
+                } else {
+                    addr
+                };
                 self.insert_check(m, op, addr, width);
                 if let Some(k) = key {
                     facts.push(k.proves(width));
@@ -505,12 +627,18 @@ impl BoundsCheck {
     /// checked. This is the intent of the specified `i & 0xffff`, which alone leaves
     /// `umax + width` too large.
     fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value, width: i128) -> Value {
-        let Some((above, step, offset_above)) = self.variable_step(m, addr) else { return addr };
+        let Some((above, step, offset_above)) = self.variable_step(m, addr) else {
+            return addr;
+        };
         let d = m.op(step).clone();
         let (base, index) = (d.operands[0], d.operands[1]);
         // The byte offset is index × element size (1 for a pointer add).
         let stride = match d.opcode {
-            Opcode::CoreElemAddr => m.value_type(d.results[0]).pointee().map_or(1, |t| size_of(m, t)).max(1),
+            Opcode::CoreElemAddr => m
+                .value_type(d.results[0])
+                .pointee()
+                .map_or(1, |t| size_of(m, t))
+                .max(1),
             _ => 1,
         };
         let loc = m.op(access).loc;
@@ -525,7 +653,11 @@ impl BoundsCheck {
         let fail = b.entry(check, 0);
         let rt = b.module.value_type(d.results[0]).clone();
         let bounded = b.bpf_opaque(index, Type::u64());
-        let mut new = if d.opcode == Opcode::CoreElemAddr { b.core_elem_addr(base, bounded, rt) } else { b.core_ptr_add(base, bounded) };
+        let mut new = if d.opcode == Opcode::CoreElemAddr {
+            b.core_elem_addr(base, bounded, rt)
+        } else {
+            b.core_ptr_add(base, bounded)
+        };
         // The casts, fields and constant offsets on top, formed again from the bounded address.
         for &op in above.iter().rev() {
             let o = b.module.op(op).clone();
@@ -544,7 +676,11 @@ impl BoundsCheck {
         let mut fb = crate::ir::Builder::new(m, fail);
         fb.loc = loc;
         fb.ks_abort(b"packet access out of bounds".to_vec());
-        let slot = if m.op(access).opcode == Opcode::CoreStore { 1 } else { 0 };
+        let slot = if m.op(access).opcode == Opcode::CoreStore {
+            1
+        } else {
+            0
+        };
         m.op_mut(access).operands[slot] = new;
         self.packet.insert(new);
         new
@@ -559,11 +695,20 @@ impl BoundsCheck {
             let op = def_op(m, v)?;
             let d = m.op(op);
             match d.opcode {
-                Opcode::CorePtrAdd | Opcode::CoreElemAddr if const_int(m, d.operands[1]).is_none() => return Some((above, op, offset)),
+                Opcode::CorePtrAdd | Opcode::CoreElemAddr
+                    if const_int(m, d.operands[1]).is_none() =>
+                {
+                    return Some((above, op, offset))
+                }
                 Opcode::CorePtrAdd => offset += const_int(m, d.operands[1])?,
-                Opcode::CoreElemAddr => offset += const_int(m, d.operands[1])? * size_of(m, m.value_type(d.results[0]).pointee()?),
+                Opcode::CoreElemAddr => {
+                    offset += const_int(m, d.operands[1])?
+                        * size_of(m, m.value_type(d.results[0]).pointee()?)
+                }
                 Opcode::CoreFieldAddr => {
-                    let Some(Attr::Str(f)) = &d.attrs[0] else { return None };
+                    let Some(Attr::Str(f)) = &d.attrs[0] else {
+                        return None;
+                    };
                     offset += field_offset(m, m.value_type(d.operands[0]), f)?;
                 }
                 Opcode::CoreCast => {}
@@ -588,7 +733,11 @@ impl BoundsCheck {
         let bytes = b.core_const(offset, Type::i64());
         let moved = b.core_ptr_add(tested, bytes);
         let typed = b.cast_to(moved, ty);
-        let slot = if m.op(op).opcode == Opcode::CoreStore { 1 } else { 0 };
+        let slot = if m.op(op).opcode == Opcode::CoreStore {
+            1
+        } else {
+            0
+        };
         m.op_mut(op).operands[slot] = typed;
     }
 
@@ -615,5 +764,16 @@ impl BoundsCheck {
 
 /// True when a region always leaves (ends in return, throw, abort, break, continue or tail call).
 fn region_leaves(m: &Module, r: RegionId) -> bool {
-    m.region_ends_in(r, |o| matches!(o, Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsTailCall | Opcode::CoreRet))
+    m.region_ends_in(r, |o| {
+        matches!(
+            o,
+            Opcode::KsReturn
+                | Opcode::KsThrow
+                | Opcode::KsAbort
+                | Opcode::KsBreak
+                | Opcode::KsContinue
+                | Opcode::KsTailCall
+                | Opcode::CoreRet
+        )
+    })
 }

@@ -41,17 +41,26 @@ impl BoundsCheck {
     /// `(hi as T) << 8 | lo as T` with `lo` the byte after `hi`.
     fn fuse_shifted_pair(&self, m: &mut Module, op: OpId, facts: &[Fact]) -> bool {
         let d = m.op(op);
-        let (ty, operands) = (m.value_type(d.results[0]).clone(), [d.operands[0], d.operands[1]]);
+        let (ty, operands) = (
+            m.value_type(d.results[0]).clone(),
+            [d.operands[0], d.operands[1]],
+        );
         if !matches!(&ty, Type::Int(i) if !i.signed() && i.bits() >= 16) {
             return false;
         }
-        let found = [(operands[0], operands[1]), (operands[1], operands[0])].into_iter().find_map(|(shifted, low)| {
-            let hi = self.shifted_by_8(m, shifted)?;
-            let lo = self.byte_read(m, low)?;
-            (lo.key.root == hi.key.root && lo.key.offset == hi.key.offset + 1).then_some(hi)
-        });
+        let found = [(operands[0], operands[1]), (operands[1], operands[0])]
+            .into_iter()
+            .find_map(|(shifted, low)| {
+                let hi = self.shifted_by_8(m, shifted)?;
+                let lo = self.byte_read(m, low)?;
+                (lo.key.root == hi.key.root && lo.key.offset == hi.key.offset + 1).then_some(hi)
+            });
         // The word is read where the `or` is: nothing may write memory since the bytes were read.
-        let Some(hi) = found.filter(|hi| self.pair_is_readable(hi.key, facts) && unchanged_since(m, hi.load, op)) else { return false };
+        let Some(hi) = found
+            .filter(|hi| self.pair_is_readable(hi.key, facts) && unchanged_since(m, hi.load, op))
+        else {
+            return false;
+        };
         let mut b = m.builder_before(op);
         let word = load_u16(&mut b, hi.addr);
         let swapped = b.core_bswap(word);
@@ -67,7 +76,9 @@ impl BoundsCheck {
         if d.results.len() != 1 || *m.value_type(d.results[0]) != Type::Bool {
             return false;
         }
-        let Some(first) = self.byte_test(m, d.operands[0]) else { return false };
+        let Some(first) = self.byte_test(m, d.operands[0]) else {
+            return false;
+        };
         // `||` computes the second test when the first is false, `&&` when it is true.
         let (pred, short, tested) = match first.pred.as_slice() {
             b"ne" => (b"ne", d.regions[0], d.regions[1]),
@@ -75,14 +86,25 @@ impl BoundsCheck {
             _ => return false,
         };
         let short_value = if pred == b"ne" { 1 } else { 0 };
-        if yielded(m, short).and_then(|v| const_int(m, v)) != Some(short_value) || !is_pure(m, tested) {
+        if yielded(m, short).and_then(|v| const_int(m, v)) != Some(short_value)
+            || !is_pure(m, tested)
+        {
             return false;
         }
-        let Some(second) = yielded(m, tested).and_then(|v| self.byte_test(m, v)) else { return false };
-        if second.pred != pred || second.read.key.root != first.read.key.root || (second.read.key.offset - first.read.key.offset).abs() != 1 {
+        let Some(second) = yielded(m, tested).and_then(|v| self.byte_test(m, v)) else {
+            return false;
+        };
+        if second.pred != pred
+            || second.read.key.root != first.read.key.root
+            || (second.read.key.offset - first.read.key.offset).abs() != 1
+        {
             return false;
         }
-        let (low, high) = if first.read.key.offset < second.read.key.offset { (&first, &second) } else { (&second, &first) };
+        let (low, high) = if first.read.key.offset < second.read.key.offset {
+            (&first, &second)
+        } else {
+            (&second, &first)
+        };
         if !self.pair_is_readable(low.read.key, facts) || !unchanged_since(m, first.read.load, op) {
             return false;
         }
@@ -97,7 +119,10 @@ impl BoundsCheck {
             b.core_ptr_add(bytes, delta)
         };
         let word = load_u16(&mut b, addr);
-        let expected = b.core_const(i128::from(low.constant) | i128::from(high.constant) << 8, Type::u16());
+        let expected = b.core_const(
+            i128::from(low.constant) | i128::from(high.constant) << 8,
+            Type::u16(),
+        );
         let test = b.core_cmp(word, expected, pred.to_vec());
         replace(m, op, test);
         true
@@ -105,17 +130,30 @@ impl BoundsCheck {
 
     /// Both bytes from `key` are proven in bounds and the pair is 2-aligned like a C header field.
     fn pair_is_readable(&self, key: Key, facts: &[Fact]) -> bool {
-        !matches!(key.root, Root::Indexed { .. }) && key.offset % 2 == 0 && Self::covering(facts, key, 2).is_some()
+        !matches!(key.root, Root::Indexed { .. })
+            && key.offset % 2 == 0
+            && Self::covering(facts, key, 2).is_some()
     }
 
     /// `v` is a packet byte, loaded and zero-extended (or not).
     fn byte_read(&self, m: &Module, v: Value) -> Option<ByteRead> {
         let d = m.op(def_op(m, v)?);
         match d.opcode {
-            Opcode::CoreCast if *m.value_type(d.operands[0]) == Type::u8() && matches!(m.value_type(v), Type::Int(i) if !i.signed()) => self.byte_read(m, d.operands[0]),
-            Opcode::CoreLoad if *m.value_type(v) == Type::u8() && self.packet.contains(&d.operands[0]) => {
+            Opcode::CoreCast
+                if *m.value_type(d.operands[0]) == Type::u8()
+                    && matches!(m.value_type(v), Type::Int(i) if !i.signed()) =>
+            {
+                self.byte_read(m, d.operands[0])
+            }
+            Opcode::CoreLoad
+                if *m.value_type(v) == Type::u8() && self.packet.contains(&d.operands[0]) =>
+            {
                 let addr = d.operands[0];
-                Some(ByteRead { load: def_op(m, v)?, addr, key: self.key(m, addr)? })
+                Some(ByteRead {
+                    load: def_op(m, v)?,
+                    addr,
+                    key: self.key(m, addr)?,
+                })
             }
             _ => None,
         }
@@ -125,14 +163,17 @@ impl BoundsCheck {
     fn shifted_by_8(&self, m: &Module, v: Value) -> Option<ByteRead> {
         let d = m.op(def_op(m, v)?);
         (d.opcode == Opcode::CoreShl && const_int(m, d.operands[1]) == Some(8)).then_some(())?;
-        self.byte_read(m, d.operands[0]).filter(|_| *m.value_type(d.operands[0]) != Type::u8())
+        self.byte_read(m, d.operands[0])
+            .filter(|_| *m.value_type(d.operands[0]) != Type::u8())
     }
 
     /// `v` is `byte == c` or `byte != c` (either side constant) with `c` a byte value.
     fn byte_test(&self, m: &Module, v: Value) -> Option<ByteTest> {
         let op = def_op(m, v)?;
         let d = m.op(op);
-        let Some(Attr::Str(pred)) = m.attr(op, "pred") else { return None };
+        let Some(Attr::Str(pred)) = m.attr(op, "pred") else {
+            return None;
+        };
         if d.opcode != Opcode::CoreCmp || !matches!(pred.as_slice(), b"eq" | b"ne") {
             return None;
         }
@@ -141,29 +182,42 @@ impl BoundsCheck {
             (Some(read), Some(c)) => (read, c),
             _ => (self.byte_read(m, r)?, const_int(m, l)?),
         };
-        Some(ByteTest { read, pred: pred.clone(), constant: u8::try_from(c).ok()? })
+        Some(ByteTest {
+            read,
+            pred: pred.clone(),
+            constant: u8::try_from(c).ok()?,
+        })
     }
 }
 
 /// `from` and `to` are in one block and nothing between them writes memory (or might).
 fn unchanged_since(m: &Module, from: OpId, to: OpId) -> bool {
     match (m.position(from), m.position(to)) {
-        (Some((b, i)), Some((c, j))) if b == c && i < j => m.block(b).ops[i + 1..j].iter().all(|&o| m.is_effect_free(o)),
+        (Some((b, i)), Some((c, j))) if b == c && i < j => m.block(b).ops[i + 1..j]
+            .iter()
+            .all(|&o| m.is_effect_free(o)),
         _ => false,
     }
 }
 
 /// The value a single-block region yields.
 fn yielded(m: &Module, r: crate::ir::RegionId) -> Option<Value> {
-    let [b] = m.region(r).blocks[..] else { return None };
+    let [b] = m.region(r).blocks[..] else {
+        return None;
+    };
     let last = *m.block(b).ops.last()?;
     (m.op(last).opcode == Opcode::KsYield).then(|| m.op(last).operands.first().copied())?
 }
 
 /// The region only computes a value: dropping it loses no effect.
 fn is_pure(m: &Module, r: crate::ir::RegionId) -> bool {
-    let [b] = m.region(r).blocks[..] else { return false };
-    m.block(b).ops.iter().all(|&o| m.is_effect_free(o) || m.op(o).opcode == Opcode::KsYield)
+    let [b] = m.region(r).blocks[..] else {
+        return false;
+    };
+    m.block(b)
+        .ops
+        .iter()
+        .all(|&o| m.is_effect_free(o) || m.op(o).opcode == Opcode::KsYield)
 }
 
 /// Replaces `op` by `value` and drops the reads and computations only it used.

@@ -28,7 +28,9 @@ pub fn new(e: &mut Emit, op: OpId) -> Lowered {
     // The variables the allocation is stored into (`var n = new T()`).
     let result = v.addr_value(e.m());
     let func = e.m().top_level_of(op);
-    for store in e.m().collect_nested(func, |o| o.opcode == crate::ir::Opcode::CoreStore && o.operands[0] == result) {
+    for store in e.m().collect_nested(func, |o| {
+        o.opcode == crate::ir::Opcode::CoreStore && o.operands[0] == result
+    }) {
         let var = e.m().op(store).operands[1];
         e.cx.owned_by_var.insert(var, owned);
     }
@@ -39,7 +41,11 @@ pub fn new(e: &mut Emit, op: OpId) -> Lowered {
 pub fn delete(e: &mut Emit, op: OpId) -> Lowered {
     let p: Value = e.m().op(op).operands[0];
     let var = match e.m().value(p).def {
-        crate::ir::ValueDef::Result(load, _) if e.m().op(load).opcode == crate::ir::Opcode::CoreLoad => Some(e.m().op(load).operands[0]),
+        crate::ir::ValueDef::Result(load, _)
+            if e.m().op(load).opcode == crate::ir::Opcode::CoreLoad =>
+        {
+            Some(e.m().op(load).operands[0])
+        }
         _ => None,
     };
     let owned = var.and_then(|v| e.cx.owned_by_var.get(&v).copied());

@@ -60,10 +60,26 @@ impl Records {
     /// (`core.load`), through casts and out of `ks.if` / `ks.switch` by `ks.yield`.
     pub fn analyse(m: &Module, func: OpId) -> Records {
         let reserves = m.collect_nested(func, |o| o.opcode == Opcode::KsRbReserve);
-        let flow = m.collect_nested(func, |o| matches!(o.opcode, Opcode::CoreStore | Opcode::CoreLoad | Opcode::CoreCast | Opcode::KsYield));
-        let mut r = Records { parent: (0..reserves.len()).collect(), member: HashMap::new(), anchor: HashMap::new(), slots: HashMap::new(), hoisted: HashSet::new(), plain: HashSet::new() };
+        let flow = m.collect_nested(func, |o| {
+            matches!(
+                o.opcode,
+                Opcode::CoreStore | Opcode::CoreLoad | Opcode::CoreCast | Opcode::KsYield
+            )
+        });
+        let mut r = Records {
+            parent: (0..reserves.len()).collect(),
+            member: HashMap::new(),
+            anchor: HashMap::new(),
+            slots: HashMap::new(),
+            hoisted: HashSet::new(),
+            plain: HashSet::new(),
+        };
         // Values that are record pointers, and slots that hold them, by reservation.
-        let mut records: HashMap<Value, usize> = reserves.iter().enumerate().map(|(i, &op)| (m.op(op).results[0], i)).collect();
+        let mut records: HashMap<Value, usize> = reserves
+            .iter()
+            .enumerate()
+            .map(|(i, &op)| (m.op(op).results[0], i))
+            .collect();
         let mut holders: HashMap<Value, usize> = HashMap::new();
         let mut changed = true;
         while changed {
@@ -73,12 +89,18 @@ impl Records {
                 // Edges from a record (or, for a load, from a slot holding one) to what it reaches.
                 let edges: Vec<(Value, Value)> = match o.opcode {
                     Opcode::CoreStore => vec![(o.operands[0], o.operands[1])],
-                    Opcode::KsYield => yield_targets(m, op).map(|outs| o.operands.iter().copied().zip(outs).collect()).unwrap_or_default(),
+                    Opcode::KsYield => yield_targets(m, op)
+                        .map(|outs| o.operands.iter().copied().zip(outs).collect())
+                        .unwrap_or_default(),
                     _ => vec![(o.operands[0], o.results[0])],
                 };
-                let (from_slot, to_slot) = (o.opcode == Opcode::CoreLoad, o.opcode == Opcode::CoreStore);
+                let (from_slot, to_slot) =
+                    (o.opcode == Opcode::CoreLoad, o.opcode == Opcode::CoreStore);
                 let src = if from_slot { &holders } else { &records };
-                let reached: Vec<(Value, usize)> = edges.into_iter().filter_map(|(from, to)| src.get(&from).map(|&g| (to, g))).collect();
+                let reached: Vec<(Value, usize)> = edges
+                    .into_iter()
+                    .filter_map(|(from, to)| src.get(&from).map(|&g| (to, g)))
+                    .collect();
                 for (to, g) in reached {
                     changed |= r.mark(if to_slot { &mut holders } else { &mut records }, to, g);
                 }
@@ -87,7 +109,9 @@ impl Records {
         for (i, &op) in reserves.iter().enumerate() {
             r.member.insert(op, i);
         }
-        for op in m.collect_nested(func, |o| matches!(o.opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard)) {
+        for op in m.collect_nested(func, |o| {
+            matches!(o.opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard)
+        }) {
             // Submit and discard both take the record as their only operand.
             if let Some(&g) = records.get(&m.op(op).operands[0]) {
                 r.member.insert(op, g);
@@ -117,15 +141,34 @@ impl Records {
         }
     }
 
-    fn anchor_of(&self, m: &Module, reserve: OpId, i: usize, records: &HashMap<Value, usize>) -> OpId {
+    fn anchor_of(
+        &self,
+        m: &Module,
+        reserve: OpId,
+        i: usize,
+        records: &HashMap<Value, usize>,
+    ) -> OpId {
         let group = self.find(i);
         let mut anchor = reserve;
         loop {
-            let Some(block) = m.op(anchor).parent else { return anchor };
-            let Some(&last) = m.block(block).ops.last() else { return anchor };
-            let yields_record = m.op(last).opcode == Opcode::KsYield && m.op(last).operands.iter().any(|v| records.get(v).is_some_and(|&g| self.find(g) == group));
+            let Some(block) = m.op(anchor).parent else {
+                return anchor;
+            };
+            let Some(&last) = m.block(block).ops.last() else {
+                return anchor;
+            };
+            let yields_record = m.op(last).opcode == Opcode::KsYield
+                && m.op(last)
+                    .operands
+                    .iter()
+                    .any(|v| records.get(v).is_some_and(|&g| self.find(g) == group));
             match m.block_owner(block) {
-                Some(owner) if yields_record && matches!(m.op(owner).opcode, Opcode::KsIf | Opcode::KsSwitch) => anchor = owner,
+                Some(owner)
+                    if yields_record
+                        && matches!(m.op(owner).opcode, Opcode::KsIf | Opcode::KsSwitch) =>
+                {
+                    anchor = owner
+                }
                 _ => return anchor,
             }
         }
@@ -141,10 +184,14 @@ impl Records {
 /// { …; submit or discard }` where the release is a top-level op of the then-branch, nothing in
 /// the branch can leave it early, the else-branch is empty, and `%r` is not used after the `if`.
 fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
-    let Some((block, at)) = m.position(reserve) else { return false };
+    let Some((block, at)) = m.position(reserve) else {
+        return false;
+    };
     let ops = &m.block(block).ops;
     let record = m.op(reserve).results[0];
-    let Some(&store) = ops.get(at + 1) else { return false };
+    let Some(&store) = ops.get(at + 1) else {
+        return false;
+    };
     let st = m.op(store);
     if st.opcode != Opcode::CoreStore || st.operands[0] != record {
         return false;
@@ -152,30 +199,71 @@ fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
     let slot = st.operands[1];
     let all = m.collect_nested(func, |_| true);
     let uses = |v: Value| all.iter().filter(move |&&o| m.op(o).operands.contains(&v));
-    if uses(record).count() != 1 || !matches!(m.value(slot).def, crate::ir::ValueDef::Result(l, _) if m.op(l).opcode == Opcode::CoreLocal) {
+    if uses(record).count() != 1
+        || !matches!(m.value(slot).def, crate::ir::ValueDef::Result(l, _) if m.op(l).opcode == Opcode::CoreLocal)
+    {
         return false;
     }
     // Between the store and the `if`: only the loads and the test of the record.
-    let Some(offset) = ops[at + 2..].iter().position(|&o| !matches!(m.op(o).opcode, Opcode::CoreLoad | Opcode::CoreConst | Opcode::CoreCmp | Opcode::CoreCast)) else { return false };
+    let Some(offset) = ops[at + 2..].iter().position(|&o| {
+        !matches!(
+            m.op(o).opcode,
+            Opcode::CoreLoad | Opcode::CoreConst | Opcode::CoreCmp | Opcode::CoreCast
+        )
+    }) else {
+        return false;
+    };
     let branch = ops[at + 2 + offset];
     let b = m.op(branch);
-    if b.opcode != Opcode::KsIf || b.regions.len() != 2 || !is_non_null_test(m, b.operands[0], slot) {
+    if b.opcode != Opcode::KsIf || b.regions.len() != 2 || !is_non_null_test(m, b.operands[0], slot)
+    {
         return false;
     }
-    let (then_block, else_block) = (m.region(b.regions[0]).blocks[0], m.region(b.regions[1]).blocks[0]);
-    if m.block(else_block).ops.iter().any(|&o| m.op(o).opcode != Opcode::KsYield) {
+    let (then_block, else_block) = (
+        m.region(b.regions[0]).blocks[0],
+        m.region(b.regions[1]).blocks[0],
+    );
+    if m.block(else_block)
+        .ops
+        .iter()
+        .any(|&o| m.op(o).opcode != Opcode::KsYield)
+    {
         return false;
     }
     let group = r.member.get(&reserve).map(|&i| r.find(i));
-    let releases: Vec<OpId> = m.collect_nested(branch, |o| matches!(o.opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard)).into_iter().filter(|&o| r.group(o) == group).collect();
+    let releases: Vec<OpId> = m
+        .collect_nested(branch, |o| {
+            matches!(o.opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard)
+        })
+        .into_iter()
+        .filter(|&o| r.group(o) == group)
+        .collect();
     let exits = m.collect_nested(branch, |o| {
-        matches!(o.opcode, Opcode::KsReturn | Opcode::KsThrow | Opcode::KsBreak | Opcode::KsContinue | Opcode::KsAbort | Opcode::KsTailCall | Opcode::CoreCall | Opcode::KsCallExtern | Opcode::KsIndexAddr)
+        matches!(
+            o.opcode,
+            Opcode::KsReturn
+                | Opcode::KsThrow
+                | Opcode::KsBreak
+                | Opcode::KsContinue
+                | Opcode::KsAbort
+                | Opcode::KsTailCall
+                | Opcode::CoreCall
+                | Opcode::KsCallExtern
+                | Opcode::KsIndexAddr
+        )
     });
     if releases.len() != 1 || !exits.is_empty() || m.op(releases[0]).parent != Some(then_block) {
         return false;
     }
     // Every use of the slot is the store, or inside [store, if].
-    let window: HashSet<OpId> = ops[at + 1..=at + 2 + offset].iter().flat_map(|&o| m.collect_nested(o, |_| true).into_iter().chain(std::iter::once(o))).collect();
+    let window: HashSet<OpId> = ops[at + 1..=at + 2 + offset]
+        .iter()
+        .flat_map(|&o| {
+            m.collect_nested(o, |_| true)
+                .into_iter()
+                .chain(std::iter::once(o))
+        })
+        .collect();
     uses(slot).all(|o| window.contains(&o))
 }
 
@@ -185,12 +273,23 @@ fn is_non_null_test(m: &Module, cond: Value, slot: Value) -> bool {
         crate::ir::ValueDef::Result(o, _) => Some(o),
         _ => None,
     };
-    let loads_slot = |v: Value| def(v).is_some_and(|o| m.op(o).opcode == Opcode::CoreLoad && m.op(o).operands[0] == slot);
-    let is_null = |v: Value| def(v).is_some_and(|o| m.op(o).opcode == Opcode::CoreConst && matches!(m.attr(o, "value"), Some(crate::ir::Attr::Int(0))));
+    let loads_slot = |v: Value| {
+        def(v).is_some_and(|o| m.op(o).opcode == Opcode::CoreLoad && m.op(o).operands[0] == slot)
+    };
+    let is_null = |v: Value| {
+        def(v).is_some_and(|o| {
+            m.op(o).opcode == Opcode::CoreConst
+                && matches!(m.attr(o, "value"), Some(crate::ir::Attr::Int(0)))
+        })
+    };
     let Some(test) = def(cond) else { return false };
     let t = m.op(test);
     match t.opcode {
-        Opcode::CoreCmp => matches!(m.attr(test, "pred"), Some(crate::ir::Attr::Str(p)) if p == b"ne") && ((loads_slot(t.operands[0]) && is_null(t.operands[1])) || (loads_slot(t.operands[1]) && is_null(t.operands[0]))),
+        Opcode::CoreCmp => {
+            matches!(m.attr(test, "pred"), Some(crate::ir::Attr::Str(p)) if p == b"ne")
+                && ((loads_slot(t.operands[0]) && is_null(t.operands[1]))
+                    || (loads_slot(t.operands[1]) && is_null(t.operands[0])))
+        }
         Opcode::CoreCast => loads_slot(t.operands[0]),
         _ => false,
     }
@@ -199,13 +298,18 @@ fn is_non_null_test(m: &Module, cond: Value, slot: Value) -> bool {
 /// The results a `ks.yield` feeds: those of its `ks.if` / `ks.switch`.
 fn yield_targets(m: &Module, y: OpId) -> Option<Vec<Value>> {
     let owner = m.block_owner(m.op(y).parent?)?;
-    matches!(m.op(owner).opcode, Opcode::KsIf | Opcode::KsSwitch).then(|| m.op(owner).results.clone())
+    matches!(m.op(owner).opcode, Opcode::KsIf | Opcode::KsSwitch)
+        .then(|| m.op(owner).results.clone())
 }
 
 impl Emit<'_> {
     /// The dynptr (`[2 x u64]`, 16 bytes) and live-flag (u64, volatile) slots of the record group of `op`.
     fn record_slots(&mut self, op: OpId) -> Result<(Value, Value), String> {
-        let g = self.cx.records.group(op).ok_or("cannot tell which reservation this ring-buffer record comes from")?;
+        let g = self
+            .cx
+            .records
+            .group(op)
+            .ok_or("cannot tell which reservation this ring-buffer record comes from")?;
         if let Some(&s) = self.cx.records.slots.get(&g) {
             return Ok(s);
         }
@@ -239,7 +343,11 @@ pub fn reserve(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsRbReserve(op);
     let (map, rec_ty) = (v.map(e.m()).to_string(), e.ty(v.record_value(e.m())));
     let size = e.size(rec_ty.pointee().unwrap_or(&Type::Void))? as i128;
-    if e.cx.records.group(op).is_some_and(|g| e.cx.records.plain.contains(&g)) {
+    if e.cx
+        .records
+        .group(op)
+        .is_some_and(|g| e.cx.records.plain.contains(&g))
+    {
         let mp = e.map_addr(&map);
         let (n, flags) = (e.u64(size), e.u64(0));
         return Ok(vec![e.helper(RINGBUF_RESERVE, &[mp, n, flags], rec_ty)]);
@@ -252,7 +360,10 @@ pub fn reserve(e: &mut Emit, op: OpId) -> Lowered {
         e.release_defer(dynptr, live);
     }
     let record = e.b.bpf_dynptr_data(dynptr, size, rec_ty);
-    let group = e.cx.records.group(op).expect("record_slots found the group");
+    let group =
+        e.cx.records
+            .group(op)
+            .expect("record_slots found the group");
     if anchor != op && e.cx.records.hoisted.insert((group, anchor)) {
         let (block, at) = e.m().position(anchor).expect("the anchor is in a block");
         e.emit_at(block, Some(at + 1), |e| e.release_defer(dynptr, live));
@@ -263,9 +374,21 @@ pub fn reserve(e: &mut Emit, op: OpId) -> Lowered {
 /// `rb.submit(e)` / `rb.discard(e)`: release the record's dynptr and clear its live flag.
 pub fn release(e: &mut Emit, op: OpId) -> Lowered {
     let submit = e.m().op(op).opcode == Opcode::KsRbSubmit;
-    if e.cx.records.group(op).is_some_and(|g| e.cx.records.plain.contains(&g)) {
+    if e.cx
+        .records
+        .group(op)
+        .is_some_and(|g| e.cx.records.plain.contains(&g))
+    {
         let (record, flags) = (e.m().op(op).operands[0], e.u64(0));
-        e.helper(if submit { RINGBUF_SUBMIT } else { RINGBUF_DISCARD }, &[record, flags], Type::i64());
+        e.helper(
+            if submit {
+                RINGBUF_SUBMIT
+            } else {
+                RINGBUF_DISCARD
+            },
+            &[record, flags],
+            Type::i64(),
+        );
         return Ok(vec![e.b.core_const(0, Type::i32())]);
     }
     let (dynptr, live) = e.record_slots(op)?;

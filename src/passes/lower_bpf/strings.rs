@@ -15,7 +15,9 @@ use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
 /// The address `v` was loaded from, when nothing between that load and `at` may write memory
 /// (so the bytes there are still `v`).
 fn loaded_from(m: &Module, v: Value, at: OpId) -> Option<Value> {
-    let ValueDef::Result(load, 0) = m.value(v).def else { return None };
+    let ValueDef::Result(load, 0) = m.value(v).def else {
+        return None;
+    };
     if m.op(load).opcode != Opcode::CoreLoad {
         return None;
     }
@@ -24,7 +26,9 @@ fn loaded_from(m: &Module, v: Value, at: OpId) -> Option<Value> {
     if lb != ab || li > ai {
         return None;
     }
-    let untouched = m.block(lb).ops[li + 1..ai].iter().all(|&o| m.is_effect_free(o));
+    let untouched = m.block(lb).ops[li + 1..ai]
+        .iter()
+        .all(|&o| m.is_effect_free(o));
     untouched.then(|| m.op(load).operands[0])
 }
 
@@ -48,8 +52,12 @@ fn stored_into(m: &Module, op: OpId, sources: &[Value]) -> Option<Value> {
         return None;
     }
     let slot = d.operands[1];
-    let local = matches!(m.value(slot).def, ValueDef::Result(l, 0) if m.op(l).opcode == Opcode::CoreLocal);
-    if !local || m.value_type(slot).pointee() != Some(m.value_type(result)) || sources.contains(&slot) {
+    let local =
+        matches!(m.value(slot).def, ValueDef::Result(l, 0) if m.op(l).opcode == Opcode::CoreLocal);
+    if !local
+        || m.value_type(slot).pointee() != Some(m.value_type(result))
+        || sources.contains(&slot)
+    {
         return None;
     }
     (m.use_count(result) == 1).then_some(slot)
@@ -94,7 +102,9 @@ fn fold_converted_concats(m: &mut Module, func: OpId) {
     for convert in m.collect_nested(func, |o| o.opcode == Opcode::KsStrConvert) {
         let source = m.op(convert).operands[0];
         let to = m.value_type(m.op(convert).results[0]).clone();
-        let ValueDef::Result(concat, 0) = m.value(source).def else { continue };
+        let ValueDef::Result(concat, 0) = m.value(source).def else {
+            continue;
+        };
         if m.op(concat).opcode != Opcode::KsStrConcat || !matches!(to, Type::Str(_)) {
             continue;
         }
@@ -129,7 +139,9 @@ fn is_nul(e: &mut Emit, c: Value) -> Value {
 
 /// The unconverted string when `v` only widens one.
 fn unwidened(m: &Module, v: Value) -> Value {
-    let ValueDef::Result(op, 0) = m.value(v).def else { return v };
+    let ValueDef::Result(op, 0) = m.value(v).def else {
+        return v;
+    };
     if m.op(op).opcode != Opcode::KsStrConvert {
         return v;
     }
@@ -230,7 +242,8 @@ pub fn agg_eq(e: &mut Emit, op: OpId) -> Lowered {
 fn equal_at(e: &mut Emit, a: Value, b: Value, ty: &Type) -> Result<Value, String> {
     match ty {
         Type::Struct(name) => {
-            let decl = struct_decl(e.m(), name).ok_or_else(|| format!("no ks.struct declares !{name}"))?;
+            let decl =
+                struct_decl(e.m(), name).ok_or_else(|| format!("no ks.struct declares !{name}"))?;
             let fields = KsStruct(decl).fields(e.m()).to_vec();
             let mut all = e.b.core_const(1, Type::Bool);
             for (f, t) in fields {
