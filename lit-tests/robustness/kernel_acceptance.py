@@ -143,8 +143,11 @@ def main(argv):
                     if not is_kernel_unit(data) or run_one(opts.ksc, path, opts.timeout)[0] not in ("accepted", "feature"):
                         continue
                     rel = os.path.relpath(path, copy)
+                    # Seeded by the root's name, not its path: a clone elsewhere (CI checks out
+                    # into another directory) makes the same mutants.
+                    name = os.path.join(os.path.basename(os.path.normpath(root)), rel)
                     for k in range(opts.per_file):
-                        rng = random.Random("%s:%s:%s:%d" % (opts.seed, root, rel, k))
+                        rng = random.Random("%s:%s:%d" % (opts.seed, name, k))
                         mutant = None
                         for _ in range(8):
                             mutant = mutate(data, rng)
@@ -154,7 +157,7 @@ def main(argv):
                             continue
                         out = os.path.join(dirpath, "%s.m%d.ks" % (f[:-3], k))
                         open(out, "wb").write(mutant)
-                        jobs.append((os.path.join(os.path.basename(root.rstrip("/")), rel) + " m%d" % k, out))
+                        jobs.append((name + " m%d" % k, out))
         counts = {"accepted": 0, "ksc-rejected": 0, "feature": 0, "endless": 0, "rejected": 0, "crash": 0}
         with concurrent.futures.ThreadPoolExecutor(max_workers=opts.jobs) as pool:
             results = pool.map(lambda j: (j, run_one(opts.ksc, j[1], opts.timeout)), jobs)

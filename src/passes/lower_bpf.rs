@@ -1306,7 +1306,7 @@ fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     // low bits free (stack and global arrays indexed by a 0/1 value), and the verifier refuses
     // bitwise operations on pointers. An opaque copy of the tested index hides its bits.
     let i = if e.cx.bpf && const_value(e.m(), index).is_none() {
-        e.b.bpf_opaque(i, Type::u64())
+        e.b.bpf_opaque(i)
     } else {
         i
     };

@@ -290,7 +290,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             }
             Opcode::BpfPrintk => self.printk(d)?,
             Opcode::BpfOpaque => {
-                let v = self.int(d.operands[0])?;
+                let v = self.v(d.operands[0])?;
                 let ty = v.get_type();
                 let asm_ty = ty.fn_type(&[ty.into()], false);
                 let asm = self.g.ctx.create_inline_asm(

@@ -5,8 +5,11 @@
 //! gets `if (addr + width > data_end) abort` in front of it — unless a dominating comparison
 //! already proves the bytes in bounds: an earlier check of this pass in the same or an enclosing
 //! block, or a user test of the form `if (P + K > data_end) { <leaves> }` (also `>=`,
-//! `data_end < P + K`, `data_end - P < K` and a length variable holding `data_end - P`), after
-//! which `[P, P + K)` is known good; the negated tests prove it inside their then-branch.
+//! `data_end < P + K`), after which `[P, P + K)` is known good; the negated tests prove it
+//! inside their then-branch. Only tests the verifier learns a packet range from count:
+//! `P + K == data_end` and `data_end - P < K` prove the bytes too, but not to the kernel, so
+//! accesses after them are checked — on an opaque copy of the pointer, or LLVM would fold the
+//! check away on account of the user's test.
 //! Addresses are compared as a root (the packet pointer's origin) plus a constant byte offset;
 //! variable offsets are always checked, after a bound on the index (an index no packet can reach
 //! aborts) so that the verifier sees a bounded offset on the pointer it checks.
@@ -41,7 +44,7 @@ pub fn run(m: &mut Module) -> PassResult {
             data_end: HashSet::new(),
             slots: HashMap::new(),
             slot_value: HashMap::new(),
-            length_slots: HashMap::new(),
+            blind_tests: false,
             written_once: HashMap::new(),
             ctx,
             inserted: 0,
@@ -92,8 +95,10 @@ struct BoundsCheck {
     slots: HashMap<Value, usize>,
     /// The value stored into each local written exactly once.
     slot_value: HashMap<Value, Value>,
-    /// Locals written once with a packet length (`end - P`), and that value.
-    length_slots: HashMap<Value, Value>,
+    /// The function relates packet pointers and data_end in ways the verifier learns no range
+    /// from (`==`, `!=`, `data_end - P`): LLVM may use them to fold an inserted check, so each
+    /// check tests an opaque copy of the pointer.
+    blind_tests: bool,
     /// Locals written once and otherwise only loaded, with the value written.
     written_once: HashMap<Value, Value>,
     ctx: Value,
@@ -273,15 +278,12 @@ impl BoundsCheck {
                 }
             }
         }
-        // Length variables: `var len = data_end - data`, written once.
         for (slot, vals) in stores {
             if let [v] = vals[..] {
-                if self.length_of(m, v).is_some() {
-                    self.length_slots.insert(slot, v);
-                }
                 self.written_once.insert(slot, v);
             }
         }
+        self.blind_tests = ops.iter().any(|&op| self.is_blind_test(m, op));
         // A local whose address is used otherwise may be written through it.
         for &op in &ops {
             let d = m.op(op);
@@ -479,8 +481,8 @@ impl BoundsCheck {
     }
 
     /// The fact a packet comparison proves on one of its outcomes: when false for
-    /// `P + K > end`, `P + K >= end`, `end < P + K`, `end - P < K` (also through a length
-    /// variable holding `end - P`); when true for `P + K <= end`, `end >= P + K`, `end - P >= K`.
+    /// `P + K > end`, `P + K >= end`, `end < P + K`; when true for `P + K <= end`,
+    /// `end >= P + K`.
     fn fact(&self, m: &Module, cond: Value, outcome: bool) -> Option<Fact> {
         let op = def_op(m, cond)?;
         if m.op(op).opcode != Opcode::CoreCmp {
@@ -490,15 +492,6 @@ impl BoundsCheck {
             return None;
         };
         let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
-        // `end - P` against a constant: the bytes the length covers.
-        if let (Some(p), Some(k)) = (self.length_of(m, l), const_int(m, r)) {
-            let bytes = match (pred.as_slice(), outcome) {
-                (b"lt", false) | (b"ge", true) => k,
-                (b"le", false) | (b"gt", true) => k + 1,
-                _ => return None,
-            };
-            return Self::provable(self.key(m, p)?.proves(bytes));
-        }
         // `ptr_first`: the packet pointer is the left operand for this predicate and outcome.
         let ptr_first = match (pred.as_slice(), outcome) {
             (b"gt" | b"ge", false) | (b"le" | b"lt", true) => true,
@@ -523,20 +516,18 @@ impl BoundsCheck {
         (reach <= MAX_PACKET_BYTES).then_some(f)
     }
 
-    /// The packet pointer P when `v` is `end - P` (through casts and a local written once).
-    fn length_of(&self, m: &Module, v: Value) -> Option<Value> {
-        let op = def_op(m, v)?;
+    /// A relation between packet pointers and data_end that the verifier learns nothing from:
+    /// `==` / `!=` between them, or their difference (`data_end - P`, compared as an integer).
+    fn is_blind_test(&self, m: &Module, op: OpId) -> bool {
         let d = m.op(op);
+        let pointer = |v: Value| self.packet.contains(&v) || self.data_end.contains(&v);
         match d.opcode {
-            Opcode::CorePtrDiff
-                if self.data_end.contains(&d.operands[0])
-                    && self.packet.contains(&d.operands[1]) =>
-            {
-                Some(d.operands[1])
+            Opcode::CorePtrDiff => d.operands.iter().any(|&v| self.data_end.contains(&v)),
+            Opcode::CoreCmp => {
+                matches!(m.attr(op, "pred"), Some(Attr::Str(p)) if matches!(p.as_slice(), b"eq" | b"ne"))
+                    && d.operands.iter().all(|&v| pointer(v))
             }
-            Opcode::CoreCast => self.length_of(m, d.operands[0]),
-            Opcode::CoreLoad => self.length_of(m, *self.length_slots.get(&d.operands[0])?),
-            _ => None,
+            _ => false,
         }
     }
 
@@ -645,14 +636,16 @@ impl BoundsCheck {
         let mut b = m.builder_before(access);
         // Compared and used as one 64-bit value: a narrower index is widened in its own
         // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
-        let index = b.cast_to(index, Type::u64());
+        // Opaque before the test, so LLVM cannot test another value instead (`x & 15 != 0`
+        // for `14 + (x & 15) * 65534 > limit`) and leave the added register unbounded.
+        let wide_index = b.cast_to(index, Type::u64());
+        let bounded = b.bpf_opaque(wide_index);
         let room = (0xffff - width.clamp(1, 0xffff) - offset_above).max(0);
         let limit = b.core_const(room / stride, Type::u64());
-        let wide = b.core_cmp(index, limit, "gt");
+        let wide = b.core_cmp(bounded, limit, "gt");
         let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
         let rt = b.module.value_type(d.results[0]).clone();
-        let bounded = b.bpf_opaque(index, Type::u64());
         let mut new = if d.opcode == Opcode::CoreElemAddr {
             b.core_elem_addr(base, bounded, rt)
         } else {
@@ -676,12 +669,7 @@ impl BoundsCheck {
         let mut fb = crate::ir::Builder::new(m, fail);
         fb.loc = loc;
         fb.ks_abort(b"packet access out of bounds".to_vec());
-        let slot = if m.op(access).opcode == Opcode::CoreStore {
-            1
-        } else {
-            0
-        };
-        m.op_mut(access).operands[slot] = new;
+        Self::set_address(m, access, new);
         self.packet.insert(new);
         new
     }
@@ -733,17 +721,31 @@ impl BoundsCheck {
         let bytes = b.core_const(offset, Type::i64());
         let moved = b.core_ptr_add(tested, bytes);
         let typed = b.cast_to(moved, ty);
+        Self::set_address(m, op, typed);
+    }
+
+    /// Makes load or store `op` access `addr`.
+    fn set_address(m: &mut Module, op: OpId, addr: Value) {
         let slot = if m.op(op).opcode == Opcode::CoreStore {
             1
         } else {
             0
         };
-        m.op_mut(op).operands[slot] = typed;
+        m.op_mut(op).operands[slot] = addr;
     }
 
-    /// `if (addr + width > data_end) abort` before `op`.
+    /// `if (addr + width > data_end) abort` before `op`; with blind tests about, on an opaque
+    /// copy of `addr` that `op` then goes through.
     fn insert_check(&mut self, m: &mut Module, op: OpId, addr: Value, width: i128) {
         let ctx = self.ctx;
+        let addr = if self.blind_tests {
+            let hidden = m.builder_before(op).bpf_opaque(addr);
+            Self::set_address(m, op, hidden);
+            self.packet.insert(hidden);
+            hidden
+        } else {
+            addr
+        };
         let mut b = m.builder_before(op);
         let end = b.ks_ctx_load(ctx, &[], b"data_end".to_vec(), Type::ptr(Type::u8()));
         let byte_ptr = Type::ptr(Type::u8());
