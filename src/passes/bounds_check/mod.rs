@@ -52,6 +52,7 @@ pub fn run(m: &mut Module) -> PassResult {
         };
         pass.classify(m, f);
         pass.check_pointer_offsets(m, f);
+        pass.bound_formations(m, f);
         let body = m.op(f).regions[0];
         pass.region(m, body, &mut Vec::new());
         errors.append(&mut pass.errors);
@@ -132,6 +133,14 @@ impl Key {
             root,
             offset,
             formed_at: None,
+        }
+    }
+
+    /// The constant bytes of the address, also those before a variable index.
+    fn constant_offset(self) -> i128 {
+        match self.root {
+            Root::Indexed { offset, .. } => offset + self.offset,
+            _ => self.offset,
         }
     }
 
@@ -310,10 +319,12 @@ impl BoundsCheck {
             if !self.packet.contains(&v) {
                 continue;
             }
+            // LLVM folds the constants on either side of a variable index into one, which the
+            // verifier refuses as it would the constant alone.
             let out_of_range = |k: Option<Key>| {
                 k.is_some_and(|k| {
-                    !matches!(k.root, Root::Indexed { .. })
-                        && (k.offset <= -MAX_POINTER_OFFSET || k.offset >= MAX_POINTER_OFFSET)
+                    let c = k.constant_offset();
+                    c <= -MAX_POINTER_OFFSET || c >= MAX_POINTER_OFFSET
                 })
             };
             // Reported where the chain first leaves the range, not again at each field after.
@@ -322,10 +333,129 @@ impl BoundsCheck {
             }
             if let Some(k) = self.key(m, v).filter(|&k| out_of_range(Some(k))) {
                 {
-                    self.errors.push(PassError::user(op, Code::E0611, format!("a packet pointer {} bytes from its origin; the kernel allows packet offsets within ±{MAX_POINTER_OFFSET} and packets of at most {MAX_PACKET_BYTES} bytes", k.offset)));
+                    self.errors.push(PassError::user(op, Code::E0611, format!("a packet pointer {} bytes from its origin; the kernel allows packet offsets within ±{MAX_POINTER_OFFSET} and packets of at most {MAX_PACKET_BYTES} bytes", k.constant_offset())));
                 }
             }
         }
+    }
+
+    /// Packet pointers moved by a variable the verifier cannot bound within ±2^29 (an unknown
+    /// `u64`, any signed integer, a sum starting at 2^32) are refused where they are formed, even
+    /// if only compared with data_end. So such an offset saturates first, at ±0xffff bytes: no
+    /// packet reaches that far, so every test and access on the pointer decides as it would
+    /// (docs/language.md §10.2).
+    fn bound_formations(&mut self, m: &mut Module, f: OpId) {
+        let formations = m.collect_nested(f, |o| {
+            matches!(o.opcode, Opcode::CorePtrAdd | Opcode::CoreElemAddr)
+        });
+        for op in formations {
+            let d = m.op(op).clone();
+            let (base, index) = (d.operands[0], d.operands[1]);
+            if !self.packet.contains(&base)
+                || const_int(m, index).is_some()
+                || self.formation_safe(m, index)
+            {
+                continue;
+            }
+            let stride = match d.opcode {
+                Opcode::CoreElemAddr => m
+                    .value_type(d.results[0])
+                    .pointee()
+                    .map_or(1, |t| size_of(m, t))
+                    .max(1),
+                _ => 1,
+            };
+            let reach = MAX_PACKET_BYTES / stride;
+            let signed = !is_unsigned(m.value_type(index));
+            let mut b = m.builder_before(op);
+            let wide_ty = if signed { Type::i64() } else { Type::u64() };
+            // Widened into an opaque copy, so LLVM cannot saturate the narrow value and widen
+            // after (on cpu v4 a sign extension the verifier keeps no bounds through).
+            let widened = b.cast_to(index, wide_ty.clone());
+            let wide = b.bpf_opaque(widened);
+            let high = b.core_const(reach, wide_ty.clone());
+            let over = b.core_cmp(wide, high, "gt");
+            let mut bounded = b.core_select(over, high, wide);
+            if signed {
+                let low = b.core_const(-reach, wide_ty);
+                let under = b.core_cmp(bounded, low, "lt");
+                bounded = b.core_select(under, low, bounded);
+            }
+            m.op_mut(op).operands[1] = bounded;
+        }
+    }
+
+    /// The verifier accepts `packet + index` when it knows the index's smallest value is within
+    /// ±2^29: an unsigned index whose smallest value is below 2^29 and that is either at most 32
+    /// bits wide (zero-extended) or bounded below 2^63 (else its signed minimum is unknown).
+    fn formation_safe(&self, m: &Module, index: Value) -> bool {
+        // Through the signed view the lowering gives a pointer offset (`off as i64`).
+        let mut index = index;
+        while let Some(d) = def_op(m, index).map(|op| m.op(op)) {
+            let from = d.operands.first().map(|&v| m.value_type(v));
+            match from {
+                Some(from)
+                    if d.opcode == Opcode::CoreCast
+                        && is_unsigned(from)
+                        && size_of(m, from) <= size_of(m, m.value_type(index)) =>
+                {
+                    index = d.operands[0]
+                }
+                _ => break,
+            }
+        }
+        let ty = m.value_type(index);
+        if !is_unsigned(ty) {
+            return false;
+        }
+        let narrow = size_of(m, ty) <= 4;
+        let bounded = self.max_of(m, index, 4).is_some_and(|max| max < 1 << 63);
+        let low = self
+            .min_of(m, index, 4)
+            .is_some_and(|min| min < MAX_POINTER_OFFSET as u128);
+        low && (narrow || bounded)
+    }
+
+    /// A lower bound of an unsigned integer, from its constants, masks, widenings, scalings and
+    /// sums, `depth` levels of once-written locals deep (the counterpart of [`Self::max_of`]).
+    fn min_of(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        let Some(op) = def_op(m, v) else {
+            return Some(0);
+        };
+        let d = m.op(op);
+        match d.opcode {
+            Opcode::CoreConst => u128::try_from(const_int(m, v)?).ok(),
+            Opcode::CoreCast if is_unsigned(m.value_type(d.operands[0])) => {
+                let from = m.value_type(d.operands[0]);
+                if size_of(m, from) > size_of(m, m.value_type(v)) {
+                    // A truncation keeps no lower bound.
+                    Some(0)
+                } else {
+                    self.min_of(m, d.operands[0], depth)
+                }
+            }
+            Opcode::CoreAdd => self
+                .min_of(m, d.operands[0], depth)?
+                .checked_add(self.min_of(m, d.operands[1], depth)?),
+            Opcode::CoreMul => self
+                .min_of(m, d.operands[0], depth)?
+                .checked_mul(self.min_of(m, d.operands[1], depth)?),
+            Opcode::CoreShl => self
+                .min_of(m, d.operands[0], depth)?
+                .checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?),
+            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
+                self.min_of(m, self.written_once[&d.operands[0]], depth - 1)
+            }
+            _ => Some(0),
+        }
+        // Arithmetic that may wrap (no upper bound within the type) may end anywhere, 0 included.
+        .map(|min| {
+            if self.max_of(m, v, depth).is_some() {
+                min
+            } else {
+                0
+            }
+        })
     }
 
     /// An access at a constant packet offset that no packet can hold: before the packet's start,
@@ -460,6 +590,19 @@ impl BoundsCheck {
                 .checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?)?,
             Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
                 self.max_of(m, self.written_once[&d.operands[0]], depth - 1)?
+            }
+            // `x > K ? K : x`, the saturation of `bound_formations`.
+            Opcode::CoreSelect => {
+                let (cond, high, x) = (d.operands[0], d.operands[1], d.operands[2]);
+                let c = m.op(def_op(m, cond)?);
+                let saturates = c.opcode == Opcode::CoreCmp
+                    && matches!(m.attr(def_op(m, cond)?, "pred"), Some(Attr::Str(p)) if p.as_slice() == b"gt")
+                    && c.operands[..] == [x, high];
+                if !saturates {
+                    return None;
+                }
+                let k = u128::try_from(const_int(m, high)?).ok()?;
+                self.max_of(m, x, depth).map_or(k, |x| x.min(k))
             }
             _ if is_unsigned(ty) => int_max(ty)?,
             _ => return None,
