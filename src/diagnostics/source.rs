@@ -124,6 +124,10 @@ impl SourceMap {
         &self.files[id.0 as usize]
     }
 
+    pub fn files(&self) -> impl Iterator<Item = &SourceFile> {
+        self.files.iter()
+    }
+
     /// The file whose displayed path is `name` or ends with `/name` (verifier logs carry only the
     /// file name of the compile unit).
     pub fn find_named(&self, name: &str) -> Option<FileId> {

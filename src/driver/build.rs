@@ -1,6 +1,7 @@
 //! From a lowered module to artifacts: the kernel pipeline and BPF back end, the userspace
 //! pipeline and host back end, the link, and the files of `ksc build`.
 
+use super::output::{self, Inputs, Mode};
 use crate::codegen::bpf::ObjectTables;
 use crate::codegen::llvm::{Error, Output};
 use crate::ir::{views::KsFunc, Module};
@@ -216,21 +217,20 @@ pub fn build(
     Ok(tables.map(|t| t.object))
 }
 
-/// Writes an artifact to `-o PATH`, or to standard output.
-pub fn write_output(out: Option<&Path>, bytes: &[u8]) -> i32 {
+/// Writes an artifact to `-o PATH` (never over an input, never through a symlink), or to
+/// standard output.
+pub fn write_output(out: Option<&Path>, bytes: &[u8], inputs: &Inputs) -> i32 {
     use std::io::Write;
     let result = match out {
-        Some(p) => std::fs::write(p, bytes),
-        None => std::io::stdout().write_all(bytes),
+        Some(p) => output::write_file(p, bytes, Mode::Data, inputs),
+        None => std::io::stdout()
+            .write_all(bytes)
+            .map_err(|e| format!("cannot write standard output: {e}")),
     };
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!(
-                "ksc: cannot write {}: {e}",
-                out.map(|p| p.display().to_string())
-                    .unwrap_or_else(|| "standard output".into())
-            );
+            eprintln!("ksc: {e}");
             1
         }
     }
@@ -262,13 +262,14 @@ pub fn artifacts(
     test: bool,
     worlds: Worlds,
     opts: &Options,
+    inputs: &Inputs,
 ) -> i32 {
     let base = base_name(file);
     let dir = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| Path::new(".").join(&base));
-    if let Err(e) = std::fs::create_dir_all(&dir) {
-        eprintln!("ksc: cannot create {}: {e}", dir.display());
+    if let Err(e) = output::prepare_dir(&dir) {
+        eprintln!("ksc: {e}");
         return 1;
     }
     let exe = if !worlds.host {
@@ -280,18 +281,40 @@ pub fn artifacts(
     } else {
         None
     };
-    let object = if worlds.bpf || exe.is_some() {
-        match build(module, file, exe.as_deref(), test, opts) {
+    // Every output is refused before anything is built or written if it would replace an input.
+    let bpf_path = dir.join(format!("{base}.bpf.o"));
+    let kmod_paths = [dir.join(format!("{base}.mod.c")), dir.join("Kbuild")];
+    let planned = exe.iter().chain([&bpf_path]).chain(&kmod_paths);
+    if let Some(e) = planned.filter_map(|p| inputs.check_output(p).err()).next() {
+        eprintln!("ksc: {e}");
+        return 1;
+    }
+    let object = match &exe {
+        // The executable is linked under a fresh name and renamed into place.
+        Some(exe) => {
+            let mut built = Ok(None);
+            let written = output::replace_with(exe, Mode::Executable, inputs, |tmp| {
+                built = build(module, file, Some(tmp), test, opts);
+                built.as_ref().map(|_| ()).map_err(|_| String::new())
+            });
+            match (built, written) {
+                (Err(code), _) => return code,
+                (Ok(_), Err(e)) => {
+                    eprintln!("ksc: {e}");
+                    return 1;
+                }
+                (Ok(o), Ok(())) => o,
+            }
+        }
+        None if worlds.bpf => match build(module, file, None, test, opts) {
             Ok(o) => o,
             Err(code) => return code,
-        }
-    } else {
-        None
+        },
+        None => None,
     };
     if let (true, Some(object)) = (worlds.bpf, &object) {
-        let path = dir.join(format!("{base}.bpf.o"));
-        if let Err(e) = std::fs::write(&path, object) {
-            eprintln!("ksc: cannot write {}: {e}", path.display());
+        if let Err(e) = output::write_file(&bpf_path, object, Mode::Data, inputs) {
+            eprintln!("ksc: {e}");
             return 1;
         }
     }
@@ -300,13 +323,13 @@ pub fn artifacts(
             Ok(s) => s,
             Err(code) => return code,
         };
-        for (name, text) in [
-            (format!("{base}.mod.c"), source),
-            ("Kbuild".to_string(), crate::codegen::kmod::kbuild(&base)),
+        let [source_path, kbuild_path] = &kmod_paths;
+        for (path, text) in [
+            (source_path, source),
+            (kbuild_path, crate::codegen::kmod::kbuild(&base)),
         ] {
-            let path = dir.join(name);
-            if let Err(e) = std::fs::write(&path, text) {
-                eprintln!("ksc: cannot write {}: {e}", path.display());
+            if let Err(e) = output::write_file(path, text.as_bytes(), Mode::Data, inputs) {
+                eprintln!("ksc: {e}");
                 return 1;
             }
         }

@@ -4,6 +4,7 @@
 mod build;
 mod cli;
 mod opt;
+mod output;
 mod run;
 mod verify;
 
@@ -12,6 +13,7 @@ use crate::sema::{self, CheckOptions};
 use crate::syntax::{self, ParseOptions};
 use clap::Parser;
 use cli::{Cli, Command, CommonArgs, DiagnosticFormat, Emit, Target};
+use output::Inputs;
 use std::path::Path;
 
 /// Stack for the compiler thread: the parser and checker recurse over (bounded) nesting, and a
@@ -231,13 +233,19 @@ fn run_stage(
                 return 2;
             };
             match bytes {
-                Ok(bytes) => build::write_output(out.as_deref(), &bytes),
+                Ok(bytes) => build::write_output(out.as_deref(), &bytes, &Inputs::of(sources)),
                 Err(code) => code,
             }
         }
-        Stage::Emit(Emit::Exe, worlds, out, test) => {
-            build::artifacts(&module, file, out.as_deref(), test, worlds, &opts)
-        }
+        Stage::Emit(Emit::Exe, worlds, out, test) => build::artifacts(
+            &module,
+            file,
+            out.as_deref(),
+            test,
+            worlds,
+            &opts,
+            &Inputs::of(sources),
+        ),
         Stage::Emit(Emit::Ast, ..) => 0,
         Stage::Verify => match build::kernel_object(
             &module,
@@ -260,6 +268,7 @@ fn run_stage(
             test,
             build::Worlds::ALL,
             &opts,
+            &Inputs::of(sources),
         ),
         Stage::Test { filter } => run::tests(&module, file, filter.as_deref(), &opts),
         Stage::Run { args } => run::program(&module, file, &args, &opts),
