@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -386,6 +387,38 @@ int32_t ksrt_register(const char *impl)
     return 0;
 }
 
+/* The daemon's pid file, /var/run/<base>.pid, locked (flock) for the daemon's lifetime: a second
+ * daemon of the same deployment finds it locked and refuses to start, instead of overwriting the
+ * file (and the first deleting the second's file at exit). Returns the locked descriptor, or -1
+ * when there can be no pid file (not root: /var/run is not writable), which is only reported. */
+static int lock_pid_file(const char *path)
+{
+    for (;;) {
+        int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            rt_report("warning: no pid file %s: %s", path, rt_error_text(errno, RT_OP_OTHER).text);
+            return -1;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            char pid[32] = "";
+            ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+            pid[n > 0 ? n : 0] = '\0';
+            pid[strcspn(pid, "\n")] = '\0';
+            rt_report("another %s daemon is running (pid %s, %s); stop it first", rt.unit->base,
+                      pid[0] ? pid : "unknown", path);
+            close(fd);
+            ksrt_exit(1);
+        }
+        /* The file may have been removed by its exiting owner between our open and our lock:
+         * then the lock guards nothing and the path is opened again. */
+        struct stat held, named;
+        if (fstat(fd, &held) == 0 && stat(path, &named) == 0 && held.st_ino == named.st_ino &&
+            held.st_dev == named.st_dev)
+            return fd;
+        close(fd);
+    }
+}
+
 _Noreturn void ksrt_daemon(void)
 {
     const char *base = rt.unit->base;
@@ -395,24 +428,29 @@ _Noreturn void ksrt_daemon(void)
     sigaddset(&stop, SIGINT);
     sigaddset(&stop, SIGTERM);
     sigprocmask(SIG_BLOCK, &stop, NULL);
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "/var/run/%s.pid", base);
+    /* Locked before the fork, while errors still reach the terminal; the lock belongs to the open
+     * file, which the daemon inherits. */
+    int pid_fd = lock_pid_file(path);
     fflush(stdout);
     fflush(stderr);
     if (daemon(0, 0) != 0) {
         rt_report("cannot become a daemon: %s", rt_error_text(errno, RT_OP_OTHER).text);
         ksrt_exit(1);
     }
-    /* stderr is /dev/null now: a pid file that cannot be written goes unreported. */
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "/var/run/%s.pid", base);
-    FILE *pid_file = fopen(path, "w");
-    if (pid_file) {
-        fprintf(pid_file, "%d\n", (int)getpid());
-        fclose(pid_file);
+    if (pid_fd >= 0) {
+        /* stderr is /dev/null now: a failed write goes unreported; the lock still guards. */
+        char pid[32];
+        int n = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+        if (ftruncate(pid_fd, 0) == 0)
+            (void)!pwrite(pid_fd, pid, (size_t)n, 0);
     }
     int sig;
     while (sigwait(&stop, &sig) != 0)
         ;
-    if (pid_file)
+    /* Removed while still locked: a daemon starting now either sees our lock or a new file. */
+    if (pid_fd >= 0)
         unlink(path);
     ksrt_exit(0);
 }
