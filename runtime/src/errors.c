@@ -76,6 +76,10 @@ static const char *usual_cause(int err, enum rt_op op)
         return op == RT_OP_PERF ? "no such process" : NULL;
     case ENOSYS:
         return "this kernel has no such system call (built without BPF support?)";
+    case E2BIG:
+        return op == RT_OP_MAP_WRITE ? "the map is full (max_entries), or the index is past the array's end" : NULL;
+    case ENOMEM:
+        return op == RT_OP_MAP_WRITE ? "the kernel has no memory for another entry" : NULL;
     default:
         return NULL;
     }

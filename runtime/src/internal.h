@@ -121,6 +121,7 @@ enum rt_op {
     RT_OP_REGISTER,          /* struct_ops registration */
     RT_OP_TEST_RUN,          /* BPF_PROG_TEST_RUN */
     RT_OP_MODULE,            /* loading or unloading the kernel module */
+    RT_OP_MAP_WRITE,         /* a userspace map update */
 };
 
 /* An errno as messages show it: "strerror (ENAME)", then "; " and its usual cause for `op` where

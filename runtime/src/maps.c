@@ -172,7 +172,7 @@ int64_t ksrt_map_delete(const char *map, const void *key)
     return err == -ENOENT ? 0 : err;
 }
 
-void ksrt_map_add(const char *map, const void *key, uint64_t delta)
+int64_t ksrt_map_add(const char *map, const void *key, uint64_t delta)
 {
     struct rt_map *m = rt_map(map);
     uint8_t delta_bytes[8];
@@ -180,21 +180,32 @@ void ksrt_map_add(const char *map, const void *key, uint64_t delta)
     size_t size = m->n_slots * m->slot_size;
     /* Retried while the entry appears or vanishes between our two syscalls (the kernel side may
      * insert and delete concurrently); bounded so that a map that keeps flipping cannot hang us. */
+    int err = 0;
     for (int attempt = 0; attempt < 16; attempt++) {
-        int err;
         if (bpf_map_lookup_elem(m->fd, key, m->scratch) == 0) {
             add_le(m->scratch, m->value_size, delta_bytes, sizeof delta_bytes); /* CPU 0's slot */
             err = bpf_map_update_elem(m->fd, key, m->scratch, BPF_EXIST);
             if (err != -ENOENT)
-                return;
+                return err;
         } else {
             memset(m->scratch, 0, size);
             add_le(m->scratch, m->value_size, delta_bytes, sizeof delta_bytes);
             err = bpf_map_update_elem(m->fd, key, m->scratch, BPF_NOEXIST);
             if (err != -EEXIST)
-                return;
+                return err;
         }
     }
+    return err;
+}
+
+void ksrt_map_write_check(int64_t status, const char *map, const char *file, uint32_t line, uint32_t col)
+{
+    if (status >= 0 || status == -ENOENT)
+        return;
+    char message[512];
+    snprintf(message, sizeof message, "cannot write map %s: %s", map,
+             rt_error_text((int)status, RT_OP_MAP_WRITE).text);
+    ksrt_runtime_error(file, line, col, message);
 }
 
 bool ksrt_map_next_key(const char *map, const void *key, void *next_key)

@@ -436,19 +436,32 @@ impl Lower<'_> {
     /// Inserts `ksrt_map_update(map, key, value, BPF_EXIST)` right after the write `w`.
     fn write_back(&mut self, w: OpId, map: &str, key: Value, value: Value) {
         let (block, index) = self.m.position(w).expect("the write is in a block");
-        let loc = self.m.op(w).loc;
-        let mut b = Builder {
-            module: &mut *self.m,
-            block,
-            at: Some(index + 1),
-            loc,
+        let at = match self.m.block(block).ops.get(index + 1) {
+            Some(&next) => At::Before(next),
+            None => At::End(block, self.m.op(w).loc),
         };
-        let name = b.host_map_ref(map, cstr_ty());
-        let flags = b.core_const(BPF_EXIST, Type::u64());
-        b.host_rt_call(
-            &[name, key, value, flags],
-            "ksrt_map_update",
-            &[Type::i64()],
+        let name = self.map_ref(at, map);
+        let flags = self.konst(at, BPF_EXIST, Type::u64());
+        let status = self
+            .rt(
+                at,
+                "ksrt_map_update",
+                &[name, key, value, flags],
+                Some(Type::i64()),
+            )
+            .expect("ksrt_map_update yields a status");
+        self.check_write(at, w, map, status);
+    }
+
+    /// A failed userspace map write is a runtime error at `op`'s line (§11.4), never a lost value.
+    fn check_write(&mut self, at: At, op: OpId, map: &str, status: Value) {
+        let name = self.map_ref(at, map);
+        let [file, line, col] = self.location(at, op);
+        self.rt(
+            at,
+            "ksrt_map_write_check",
+            &[status, name, file, line, col],
+            None,
         );
     }
 
@@ -463,7 +476,16 @@ impl Lower<'_> {
             Opcode::KsMapUpdate => {
                 let (key, value) = (self.spill(at, operands[0]), self.spill(at, operands[1]));
                 let flags = self.konst(at, KsMapUpdate(op).flags(self.m), Type::u64());
-                self.replace_by_rt(op, "ksrt_map_update", &[name, key, value, flags])
+                let status = self.rt(
+                    at,
+                    "ksrt_map_update",
+                    &[name, key, value, flags],
+                    Some(Type::i64()),
+                );
+                let status = status.ok_or("ksrt_map_update yields a status")?;
+                self.check_write(at, op, &map, status);
+                self.m.replace_op(op, &[status]);
+                Ok(())
             }
             Opcode::KsMapDelete => {
                 let key = self.spill(at, operands[0]);
@@ -472,7 +494,12 @@ impl Lower<'_> {
             Opcode::KsMapAdd => {
                 let key = self.spill(at, operands[0]);
                 let delta = self.convert(at, operands[1], Type::u64());
-                self.replace_by_rt(op, "ksrt_map_add", &[name, key, delta])
+                let status = self
+                    .rt(at, "ksrt_map_add", &[name, key, delta], Some(Type::i64()))
+                    .ok_or("ksrt_map_add yields a status")?;
+                self.check_write(at, op, &map, status);
+                self.m.replace_op(op, &[]);
+                Ok(())
             }
             Opcode::KsMapPush | Opcode::KsMapContains => {
                 let value = self.spill(at, operands[0]);
