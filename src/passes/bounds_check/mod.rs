@@ -775,24 +775,49 @@ impl BoundsCheck {
                 .max(1),
             _ => 1,
         };
+        // A base before the packet's origin (`data - 14 + i`): the verifier refuses a negative
+        // constant part however large the index, so the index absorbs it and the address is
+        // formed from the origin (an index that ends before the origin aborts, like any access
+        // outside the packet).
+        let behind = match self.key(m, base) {
+            Some(Key {
+                root: Root::Value(origin),
+                offset,
+                ..
+            }) if offset < 0 => Some((origin, offset)),
+            _ => None,
+        };
         let loc = m.op(access).loc;
         let mut b = m.builder_before(access);
+        let rt = b.module.value_type(d.results[0]).clone();
+        let room = (0xffff - width.clamp(1, 0xffff) - offset_above).max(0);
         // Compared and used as one 64-bit value: a narrower index is widened in its own
         // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
         // Opaque before the test, so LLVM cannot test another value instead (`x & 15 != 0`
         // for `14 + (x & 15) * 65534 > limit`) and leave the added register unbounded.
-        let wide_index = b.cast_to(index, Type::u64());
+        let (wide_index, limit) = match behind {
+            Some((_, offset)) => {
+                let index = b.cast_to(index, Type::i64());
+                let size = b.core_const(stride, Type::i64());
+                let scaled = b.core_mul(index, size);
+                let shift = b.core_const(offset, Type::i64());
+                let bytes = b.core_add(scaled, shift);
+                (b.cast_to(bytes, Type::u64()), room)
+            }
+            None => (b.cast_to(index, Type::u64()), room / stride),
+        };
         let bounded = b.bpf_opaque(wide_index);
-        let room = (0xffff - width.clamp(1, 0xffff) - offset_above).max(0);
-        let limit = b.core_const(room / stride, Type::u64());
+        let limit = b.core_const(limit, Type::u64());
         let wide = b.core_cmp(bounded, limit, "gt");
         let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
-        let rt = b.module.value_type(d.results[0]).clone();
-        let mut new = if d.opcode == Opcode::CoreElemAddr {
-            b.core_elem_addr(base, bounded, rt)
-        } else {
-            b.core_ptr_add(base, bounded)
+        let mut new = match behind {
+            Some((origin, _)) => {
+                let moved = b.core_ptr_add(origin, bounded);
+                b.cast_to(moved, rt)
+            }
+            None if d.opcode == Opcode::CoreElemAddr => b.core_elem_addr(base, bounded, rt),
+            None => b.core_ptr_add(base, bounded),
         };
         // The casts, fields and constant offsets on top, formed again from the bounded address.
         for &op in above.iter().rev() {
