@@ -437,6 +437,8 @@ _Noreturn void ksrt_daemon(void)
     fflush(stderr);
     if (daemon(0, 0) != 0) {
         rt_report("cannot become a daemon: %s", rt_error_text(errno, RT_OP_OTHER).text);
+        if (pid_fd >= 0)
+            unlink(path);
         ksrt_exit(1);
     }
     if (pid_fd >= 0) {

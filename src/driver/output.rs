@@ -1,11 +1,13 @@
 //! Writing artifacts without losing anything: an output never replaces one of the unit's source
 //! files, is never written through a symlink (each file is written under a fresh name in its
 //! directory and renamed over the target, which replaces a symlink instead of following it), and
-//! goes only into directories owned by the user running ksc (or by root).
+//! goes only into directories owned by the user running ksc (or by root). Streams are the
+//! exception: `-o /dev/null`, a FIFO, or `/dev/stdout` (a link root owns) are written into, never
+//! replaced.
 
 use crate::diagnostics::SourceMap;
 use std::io::Write;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// The files a unit was read from, by device and inode (so hard links and other spellings of a
@@ -113,6 +115,9 @@ pub fn replace_with(
             path.display()
         ));
     }
+    if stream(path)? {
+        return write_into_stream(path, make);
+    }
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -134,6 +139,56 @@ pub fn replace_with(
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     tmp.persist(path)
         .map_err(|e| format!("cannot write {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+/// Whether `path` is a stream to write into rather than a file to replace: a character device,
+/// FIFO or socket, itself or behind a symlink the user or root owns (`/dev/stdout`; a link
+/// another user planted is replaced, not followed). A block device is refused.
+fn stream(path: &Path) -> Result<bool, String> {
+    let Ok(link) = std::fs::symlink_metadata(path) else {
+        return Ok(false);
+    };
+    let meta = if link.file_type().is_symlink() {
+        let me = unsafe { libc::geteuid() };
+        if link.uid() != me && link.uid() != 0 {
+            return Ok(false);
+        }
+        match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(_) => return Ok(false),
+        }
+    } else {
+        link
+    };
+    let kind = meta.file_type();
+    if kind.is_block_device() {
+        return Err(format!(
+            "refusing to write {}: it is a block device",
+            path.display()
+        ));
+    }
+    Ok(kind.is_char_device() || kind.is_fifo() || kind.is_socket())
+}
+
+/// Lets `make` fill a private temporary file, then copies it into the stream at `path`.
+fn write_into_stream(
+    path: &Path,
+    make: impl FnOnce(&Path) -> Result<(), String>,
+) -> Result<(), String> {
+    let fail = |e: String| format!("cannot write {}: {e}", path.display());
+    let tmp = tempfile::Builder::new()
+        .prefix("ksc-out-")
+        .tempfile()
+        .map_err(|e| fail(e.to_string()))?
+        .into_temp_path();
+    make(&tmp).map_err(fail)?;
+    let mut from = std::fs::File::open(&tmp).map_err(|e| fail(e.to_string()))?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| fail(e.to_string()))?;
+    std::io::copy(&mut from, &mut to).map_err(|e| fail(e.to_string()))?;
     Ok(())
 }
 

@@ -249,6 +249,23 @@ impl Module {
         }
     }
 
+    /// Detaches many ops at once: one pass over each block they leave (detaching them one by
+    /// one rescans the block each time, quadratic in a module of 100k functions).
+    pub fn detach_ops(&mut self, ops: &[OpId]) {
+        let gone: std::collections::HashSet<OpId> = ops.iter().copied().collect();
+        let mut blocks = Vec::new();
+        for &op in ops {
+            if let Some(b) = self.ops[op.index()].parent.take() {
+                blocks.push(b);
+            }
+        }
+        blocks.sort_unstable_by_key(|b| b.index());
+        blocks.dedup();
+        for b in blocks {
+            self.blocks[b.index()].ops.retain(|o| !gone.contains(o));
+        }
+    }
+
     pub fn attr(&self, op: OpId, name: &str) -> Option<&Attr> {
         let o = self.op(op);
         o.opcode

@@ -1345,9 +1345,11 @@ impl FnLower<'_, '_, '_> {
         {
             let mut cases = Vec::new();
             let mut arm_of_case = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for (i, v) in values.iter().enumerate() {
                 if let Some(n) = v.as_ref().and_then(|c| c.as_int()) {
-                    if !cases.contains(&Attr::Int(n)) && default.is_none_or(|d| i < d) {
+                    // The first arm of a value wins (a set: matches may have many thousand arms).
+                    if default.is_none_or(|d| i < d) && seen.insert(n) {
                         cases.push(Attr::Int(n));
                         arm_of_case.push(i);
                     }

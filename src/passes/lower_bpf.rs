@@ -332,8 +332,8 @@ impl FnCx {
             .take_while(|&&o| m.op(o).opcode == Opcode::CoreLocal)
             .count();
         let new = m.block(self.locals).ops.clone();
+        m.detach_ops(&new);
         for (i, op) in new.into_iter().enumerate() {
-            m.detach_op(op);
             m.place_op(op, self.entry, Some(at + i));
         }
     }

@@ -601,8 +601,9 @@ impl Lower<'_> {
         let value = self.b(at_body).core_load(val, value_ty);
 
         // The old body follows, with its block arguments (key, value) replaced by the copies.
-        for o in self.m.block(old_body).ops.clone() {
-            self.m.detach_op(o);
+        let moved = self.m.block(old_body).ops.clone();
+        self.m.detach_ops(&moved);
+        for o in moved {
             self.m.place_op(o, body, None);
         }
         let top = self.func;

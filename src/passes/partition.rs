@@ -9,14 +9,19 @@ use std::collections::HashSet;
 
 /// Functions that are entry points: programs, main, tests, kfuncs, struct_ops methods, and the
 /// default ring-buffer handlers `<map>_callback` the runtime registers (§11.5).
-fn is_root(m: &Module, f: OpId) -> bool {
-    let v = KsFunc(f);
-    v.kind(m).is_some()
-        || v.test(m) == Some(true)
-        || m.symbol(f) == Some("main")
-        || v.target(m) == b"kmod"
-        || implemented(m, f)
-        || default_handler(m, f)
+fn roots(m: &Module, funcs: impl Iterator<Item = OpId>) -> Vec<OpId> {
+    let methods = impl_methods(m);
+    funcs
+        .filter(|&f| {
+            let v = KsFunc(f);
+            v.kind(m).is_some()
+                || v.test(m) == Some(true)
+                || m.symbol(f) == Some("main")
+                || v.target(m) == b"kmod"
+                || m.symbol(f).is_some_and(|name| methods.contains(name))
+                || default_handler(m, f)
+        })
+        .collect()
 }
 
 fn default_handler(m: &Module, f: OpId) -> bool {
@@ -35,9 +40,19 @@ fn in_object(m: &Module, op: OpId) -> bool {
     }
 }
 
-fn implemented(m: &Module, f: OpId) -> bool {
-    let name = m.symbol(f).unwrap_or_default();
-    m.top_ops().iter().any(|&o| m.op(o).opcode == Opcode::KsImpl && matches!(m.attr(o, "methods"), Some(Attr::List(l)) if l.contains(&Attr::Sym(name.to_string()))))
+/// The functions some struct_ops `impl` names as a method (collected once: the unit may have
+/// many functions).
+fn impl_methods(m: &Module) -> HashSet<&str> {
+    let mut names = HashSet::new();
+    for &o in m.top_ops() {
+        if let (Opcode::KsImpl, Some(Attr::List(l))) = (m.op(o).opcode, m.attr(o, "methods")) {
+            names.extend(l.iter().filter_map(|a| match a {
+                Attr::Sym(s) => Some(s.as_str()),
+                _ => None,
+            }));
+        }
+    }
+    names
 }
 
 /// Symbols used anywhere inside the given ops (maps, globals, configs, externs, structs, funcs).
@@ -149,9 +164,7 @@ fn retain(m: &mut Module, keep: &HashSet<OpId>, object: bool) {
             _ => !m.symbol(o).is_some_and(|s| used.contains(s)),
         })
         .collect();
-    for o in drop {
-        m.detach_op(o);
-    }
+    m.detach_ops(&drop);
 }
 
 fn impl_kept(m: &Module, imp: OpId, keep: &HashSet<OpId>) -> bool {
@@ -176,7 +189,7 @@ fn reachable(m: &Module, roots: impl Iterator<Item = OpId>) -> HashSet<OpId> {
 }
 
 pub fn reachability(m: &mut Module) -> PassResult {
-    let roots: Vec<OpId> = m.funcs().filter(|&f| is_root(m, f)).collect();
+    let roots = roots(m, m.funcs());
     let keep = reachable(m, roots.into_iter());
     retain(m, &keep, false);
     Ok(())
@@ -193,11 +206,7 @@ pub fn partition(m: &mut Module, target: &str) -> PassResult {
         .funcs()
         .filter(|&f| KsFunc(f).target(m) == target.as_bytes())
         .collect();
-    let roots: Vec<OpId> = in_target
-        .iter()
-        .copied()
-        .filter(|&f| is_root(m, f))
-        .collect();
+    let roots = roots(m, in_target.iter().copied());
     let keep: HashSet<OpId> = if roots.is_empty() {
         in_target.iter().copied().collect()
     } else {

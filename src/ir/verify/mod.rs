@@ -22,6 +22,38 @@ pub struct Verifier<'m> {
     pub func: Option<OpId>,
 }
 
+/// The values visible at a point, with an undo log: entering a block adds its definitions,
+/// leaving it takes them back, so no scope is ever copied.
+#[derive(Default)]
+struct Scope {
+    visible: HashSet<Value>,
+    added: Vec<Value>,
+}
+
+impl Scope {
+    fn contains(&self, v: Value) -> bool {
+        self.visible.contains(&v)
+    }
+
+    fn extend(&mut self, values: impl IntoIterator<Item = Value>) {
+        for v in values {
+            if self.visible.insert(v) {
+                self.added.push(v);
+            }
+        }
+    }
+
+    fn mark(&self) -> usize {
+        self.added.len()
+    }
+
+    fn undo(&mut self, mark: usize) {
+        for v in self.added.drain(mark..) {
+            self.visible.remove(&v);
+        }
+    }
+}
+
 /// Verifies a module; an empty list means it is well formed.
 pub fn verify_module(m: &Module) -> Vec<VerifyError> {
     let mut v = Verifier {
@@ -45,7 +77,7 @@ pub fn verify_module(m: &Module) -> Vec<VerifyError> {
             );
         }
         v.func = (m.op(op).opcode == Opcode::KsFunc).then_some(op);
-        v.op_tree(op, &HashSet::new());
+        v.op_tree(op, &mut Scope::default());
     }
     v.errors
 }
@@ -80,7 +112,7 @@ impl<'m> Verifier<'m> {
     }
 
     /// Checks an op and, recursively, its regions. `visible` holds the values defined outside.
-    fn op_tree(&mut self, op: OpId, visible: &HashSet<Value>) {
+    fn op_tree(&mut self, op: OpId, visible: &mut Scope) {
         let m = self.module;
         // Hooks rely on the spec's shape (arity, attributes, regions): run them only on ops that have it.
         let errors_before = self.errors.len();
@@ -89,15 +121,23 @@ impl<'m> Verifier<'m> {
             super::ops::run_verify_hook(self, op);
         }
         let data = m.op(op);
-        let isolated = data.opcode.has(Traits::ISOLATED);
-        let empty = HashSet::new();
-        let outer = if isolated { &empty } else { visible };
-        for &r in &data.regions {
-            self.region(r, outer);
+        if data.opcode.has(Traits::ISOLATED) {
+            let mut own = Scope::default();
+            for &r in &data.regions {
+                self.region(r, &mut own);
+            }
+        } else {
+            for &r in &data.regions {
+                self.region(r, visible);
+            }
         }
     }
 
-    fn region(&mut self, r: RegionId, outer: &HashSet<Value>) {
+    /// Checks a region's blocks with `scope` holding the values defined outside; leaves `scope`
+    /// as it found it. A structured region's single block sees its own earlier definitions; a
+    /// CFG region's blocks are visited in dominator-tree order, each seeing the definitions of
+    /// the blocks that dominate it (one walk, so deep nests and long chains stay linear).
+    fn region(&mut self, r: RegionId, scope: &mut Scope) {
         let m = self.module;
         let blocks = &m.region(r).blocks;
         if blocks.is_empty() {
@@ -106,64 +146,84 @@ impl<'m> Verifier<'m> {
             }
             return;
         }
-        let multi = blocks.len() > 1;
-        let doms = if multi {
-            dominators(m, r)
-        } else {
-            HashMap::new()
-        };
-        // Definitions of each block (arguments and results), for dominance in CFG regions.
-        let defs: HashMap<BlockId, Vec<Value>> = if multi {
-            blocks.iter().map(|&b| (b, block_defs(m, b))).collect()
-        } else {
-            HashMap::new()
-        };
         let in_func_body = m
             .region(r)
             .parent
             .is_some_and(|p| m.op(p).opcode == Opcode::KsFunc);
+        if blocks.len() == 1 {
+            let mark = scope.mark();
+            self.block(r, blocks[0], true, false, in_func_body, scope);
+            scope.undo(mark);
+            return;
+        }
+        let doms = dominators(m, r);
+        let mut children: HashMap<BlockId, Vec<BlockId>> = HashMap::new();
         for &b in blocks {
-            let mut scope = outer.clone();
-            if multi {
-                let mut d = doms.get(&b).copied();
-                while let Some(x) = d {
-                    if x == b {
-                        break;
-                    }
-                    scope.extend(defs[&x].iter().copied());
-                    d = doms.get(&x).copied().filter(|&y| y != x);
+            if let Some(&d) = doms.get(&b).filter(|&&d| d != b) {
+                children.entry(d).or_default().push(b);
+            }
+        }
+        // Preorder over the dominator tree; a block's definitions stay visible for its subtree.
+        let mut stack = vec![(blocks[0], None)];
+        while let Some((b, mark)) = stack.pop() {
+            if let Some(mark) = mark {
+                scope.undo(mark);
+                continue;
+            }
+            let mark = scope.mark();
+            self.block(r, b, true, true, in_func_body, scope);
+            stack.push((b, Some(mark)));
+            for &c in children.get(&b).into_iter().flatten().rev() {
+                stack.push((c, None));
+            }
+        }
+        // Like LLVM, dominance means nothing in a block no path reaches.
+        for &b in blocks.iter().filter(|b| !doms.contains_key(b)) {
+            let mark = scope.mark();
+            self.block(r, b, false, true, in_func_body, scope);
+            scope.undo(mark);
+        }
+    }
+
+    /// Checks block `b` of region `r`, adding its arguments and results to `scope` (the caller
+    /// undoes them). `checked`: operands must be in scope.
+    fn block(
+        &mut self,
+        r: RegionId,
+        b: BlockId,
+        checked: bool,
+        multi: bool,
+        in_func_body: bool,
+        scope: &mut Scope,
+    ) {
+        let m = self.module;
+        scope.extend(m.block(b).args.iter().copied());
+        let ops = &m.block(b).ops;
+        for (i, &op) in ops.iter().enumerate() {
+            for (k, &v) in m.op(op).operands.iter().enumerate() {
+                if checked && !scope.contains(v) {
+                    self.error(op, format!("operand #{k} is not defined before this use"));
                 }
             }
-            scope.extend(m.block(b).args.iter().copied());
-            // Like LLVM, dominance means nothing in a block no path reaches.
-            let reachable = !multi || doms.contains_key(&b);
-            let ops = &m.block(b).ops;
-            for (i, &op) in ops.iter().enumerate() {
-                for (k, &v) in m.op(op).operands.iter().enumerate() {
-                    if reachable && !scope.contains(&v) {
-                        self.error(op, format!("operand #{k} is not defined before this use"));
-                    }
-                }
-                if m.is_terminator(op) && i + 1 != ops.len() {
-                    self.error(op, "a terminator must be the last op of its block");
-                }
-                for &s in &m.op(op).successors {
-                    if m.block(s).parent != Some(r) {
-                        self.error(op, "a successor must be a block of the same region");
-                    }
-                }
-                self.op_tree(op, &scope);
-                scope.extend(m.op(op).results.iter().copied());
+            if m.is_terminator(op) && i + 1 != ops.len() {
+                self.error(op, "a terminator must be the last op of its block");
             }
-            let ends = ops.last().is_some_and(|&o| m.is_terminator(o));
-            if (multi || in_func_body) && !ends {
-                let owner = ops.last().copied().or(m.region(r).parent);
-                if let Some(o) = owner {
-                    self.error(
-                        o,
-                        "a block of a function body or CFG region must end in a terminator",
-                    );
+            for &s in &m.op(op).successors {
+                if m.block(s).parent != Some(r) {
+                    self.error(op, "a successor must be a block of the same region");
                 }
+            }
+            self.op_tree(op, scope);
+            scope.extend(m.op(op).results.iter().copied());
+        }
+        let ends = ops.last().is_some_and(|&o| m.is_terminator(o));
+        if (multi || in_func_body) && !ends {
+            let owner = ops.last().copied().or(m.region(r).parent);
+            if let Some(o) = owner {
+                self.error(
+                    o,
+                    "a block of a function body or CFG region must end in a terminator",
+                );
             }
         }
     }
@@ -295,14 +355,6 @@ impl<'m> Verifier<'m> {
             }
         }
     }
-}
-
-fn block_defs(m: &Module, b: BlockId) -> Vec<Value> {
-    let mut v: Vec<Value> = m.block(b).args.clone();
-    for &op in &m.block(b).ops {
-        v.extend(m.op(op).results.iter().copied());
-    }
-    v
 }
 
 /// Immediate dominators of the blocks of a CFG region (entry = first block), by the iterative
