@@ -38,6 +38,7 @@ codes! {
     E0103 => "invalid include or import path",
     E0104 => "invalid imported module",
     E0105 => "Python interop not supported",
+    E0106 => "invalid source file",
     E0110 => "duplicate definition",
     E0111 => "undefined name",
     E0112 => "unknown type",

@@ -71,7 +71,7 @@ pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
         }
         s
     } else {
-        match std::fs::read(file) {
+        match crate::input::read_regular(file, Some(crate::input::MAX_SOURCE_BYTES)) {
             Ok(b) => match String::from_utf8(b) {
                 Ok(s) => s,
                 Err(_) => {
