@@ -131,12 +131,19 @@ static void last_message(int err, char *out, size_t n)
 }
 
 /* libbpf's messages as the detail below a headline that already quotes the last one: only
- * worth printing when there is more than that line. */
-static const char *more_messages(void)
+ * worth printing when there is more than that line, and only when asked for (KSRT_VERBOSE=1):
+ * they run to dozens of lines (a whole BTF dump) where the headline has said what failed. */
+static const char *more_messages(struct rt_load_failure *f)
 {
     const char *text = captured_text();
     const char *newline = strchr(text, '\n');
-    return newline && newline[1] ? text : "";
+    if (!newline || !newline[1])
+        return "";
+    const char *verbose = getenv("KSRT_VERBOSE");
+    if (verbose && *verbose && strcmp(verbose, "0") != 0)
+        return text;
+    f->messages_hidden = true;
+    return "";
 }
 
 /* Whether the bpf() system call works at all: creates and closes a one-entry array map. */
@@ -202,6 +209,29 @@ static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure 
     return true;
 }
 
+/* libbpf stopped at a map the kernel would not create ("map 'NAME': failed to create: ..."):
+ * maps are created before any program loads, so it is the map that needs fixing. */
+static bool explain_map_failure(int err, struct rt_load_failure *f)
+{
+    static const char needle[] = "': failed to create";
+    const char *text = captured_text();
+    const char *hit = strstr(text, needle);
+    if (!hit)
+        return false;
+    const char *line = hit;
+    while (line > text && line[-1] != '\n')
+        line--;
+    const char *name = strstr(line, "map '");
+    if (!name || name > hit)
+        return false;
+    name += 5;
+    snprintf(f->summary, sizeof f->summary, "cannot create map %.*s: %s", (int)(hit - name), name,
+             rt_error_text(err, RT_OP_MAP_CREATE).text);
+    snprintf(f->headline, sizeof f->headline, "%s", f->summary);
+    f->detail = more_messages(f);
+    return true;
+}
+
 /* libbpf names the program it stopped at: "prog 'NAME': failed to load: ...". */
 static bool failed_program(char *name, size_t n)
 {
@@ -249,7 +279,7 @@ static void explain_program_failure(struct bpf_object *obj, const char *name, in
             snprintf(complaint, sizeof complaint, "the kernel refused the %s program before verification: %s",
                      prog ? rt_prog_kind(prog) : "", rt_error_text(err, RT_OP_LOAD).text);
         }
-        f->detail = text;
+        f->detail = more_messages(f);
     }
     snprintf(f->summary, sizeof f->summary, "%s", complaint);
     snprintf(f->headline, sizeof f->headline, "cannot load program %s: %s", name, complaint);
@@ -259,12 +289,13 @@ static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load
 {
     int bpf_errno = probe_bpf();
     if (bpf_errno) {
-        snprintf(f->summary, sizeof f->summary, "bpf() unavailable");
-        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: bpf() unavailable: %s",
-                 rt_error_text(bpf_errno, RT_OP_LOAD).text);
+        snprintf(f->summary, sizeof f->summary, "bpf() unavailable: %s", rt_error_text(bpf_errno, RT_OP_LOAD).text);
+        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: %s", f->summary);
         return;
     }
     if (explain_pin_mismatch(obj, f))
+        return;
+    if (explain_map_failure(err, f))
         return;
     char name[256];
     if (failed_program(name, sizeof name)) {
@@ -273,7 +304,7 @@ static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load
     }
     last_message(err, f->summary, sizeof f->summary);
     snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: %s", f->summary);
-    f->detail = more_messages();
+    f->detail = more_messages(f);
 }
 
 /* mkdir -p of the directory holding `path`. Failures surface when libbpf pins there. */
@@ -500,6 +531,7 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
     const struct ksrt_unit *u = rt.unit;
     f->summary[0] = f->headline[0] = '\0';
     f->detail = "";
+    f->messages_hidden = false;
     if (u->has_kfuncs && load_module(f))
         return -1;
 
@@ -517,7 +549,7 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
         captured.on = false;
         last_message(err, f->summary, sizeof f->summary);
         snprintf(f->headline, sizeof f->headline, "cannot open the BPF object: %s", f->summary);
-        f->detail = more_messages();
+        f->detail = more_messages(f);
         return -1;
     }
     ksrt_adapt_struct_ops(obj);
@@ -591,6 +623,8 @@ void ksrt_start(const struct ksrt_unit *unit)
         size_t len = strlen(f.detail);
         if (len)
             fprintf(stderr, "%s%s", f.detail, f.detail[len - 1] == '\n' ? "" : "\n");
+        if (f.messages_hidden)
+            rt_report("libbpf's messages are not shown; KSRT_VERBOSE=1 in the environment shows them");
         exit(1);
     }
 }

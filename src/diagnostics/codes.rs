@@ -107,6 +107,7 @@ codes! {
     E0801 => "unsupported argument field",
     E0901 => "verifier rejected program",
     E0902 => "bpf() unavailable",
+    E0903 => "map not created",
     E0910 => "link failed",
     E0999 => "internal compiler error",
     W0001 => "format mismatch",

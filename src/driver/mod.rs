@@ -260,6 +260,7 @@ fn run_stage(
             Ok(bytes) => verify::run(
                 &bytes,
                 file,
+                unit,
                 sources,
                 common.diagnostics == DiagnosticFormat::Json,
             ),

@@ -5,12 +5,13 @@ use crate::diagnostics::{
     render_json, render_text, Code, Diagnostic, Diagnostics, SourceMap, Span,
 };
 use crate::kernel::{self, LoadError, ProgramReport, Verdict};
+use crate::syntax::ast::{ItemKind, Unit};
 use std::path::Path;
 
 /// How many lines of the verifier log follow a rejection.
 const LOG_TAIL: usize = 12;
 
-pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
+pub fn run(object: &[u8], file: &Path, unit: &Unit, sources: &SourceMap, json: bool) -> i32 {
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -20,6 +21,17 @@ pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
         Ok(r) => r,
         Err(LoadError::Unavailable(why)) => {
             return emit(sources, json, Diagnostic::error(Code::E0902, at_start, why))
+        }
+        Err(e @ LoadError::Map { .. }) => {
+            let LoadError::Map { name, .. } = &e else {
+                unreachable!()
+            };
+            let at = map_declaration(unit, name).unwrap_or(at_start);
+            return emit(
+                sources,
+                json,
+                Diagnostic::error(Code::E0903, at, e.to_string()),
+            );
         }
         Err(LoadError::Open(why)) => {
             eprintln!("{}:1:1: error[E0999]: internal compiler error: libbpf cannot open the generated object: {why}", file.display());
@@ -94,4 +106,12 @@ fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap) -> Diagnos
         d = d.with_note(format!("  {l}"));
     }
     d
+}
+
+/// The name in the declaration of map `name` (user maps keep their `.ks` names in the object).
+fn map_declaration(unit: &Unit, name: &str) -> Option<Span> {
+    unit.items.iter().find_map(|item| match &item.kind {
+        ItemKind::Map(m) if m.name.name == name => Some(m.name.span),
+        _ => None,
+    })
 }
