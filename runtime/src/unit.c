@@ -164,18 +164,50 @@ static void describe_map(char *out, size_t n, enum bpf_map_type type, uint32_t k
              flags);
 }
 
-/* libbpf refused to reuse a pin ("couldn't reuse pinned map at 'PATH': parameter mismatch"). */
-static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure *f)
+/* What a BPF object fd refers to, from its anonymous inode's name ("anon_inode:bpf-map"): the
+ * kernel's info query answers for whatever the fd is, so program info would be read as map info.
+ * NULL for a map; otherwise "a program", "a link", ... for messages. */
+static const char *not_a_map(int fd)
 {
-    static const char needle[] = "couldn't reuse pinned map at '";
+    char link[64], target[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n < 0)
+        return NULL; /* no /proc: trust the info query, as libbpf does */
+    target[n] = '\0';
+    if (strcmp(target, "anon_inode:bpf-map") == 0)
+        return NULL;
+    if (strcmp(target, "anon_inode:bpf-prog") == 0)
+        return "a program";
+    if (strcmp(target, "anon_inode:bpf_link") == 0 || strcmp(target, "anon_inode:bpf-link") == 0)
+        return "a link";
+    return "an object other than a map";
+}
+
+/* The path after `needle` up to the closing quote in libbpf's messages, if present. */
+static bool quoted_path(const char *needle, const char **path, size_t *len)
+{
     const char *hit = strstr(captured_text(), needle);
     if (!hit)
         return false;
-    const char *path = hit + sizeof needle - 1;
-    const char *path_end = strchr(path, '\'');
-    if (!path_end)
+    *path = hit + strlen(needle);
+    const char *end = strchr(*path, '\'');
+    if (!end)
         return false;
-    size_t path_len = (size_t)(path_end - path);
+    *len = (size_t)(end - *path);
+    return true;
+}
+
+/* libbpf refused to reuse a pin: "couldn't reuse pinned map at 'PATH': parameter mismatch", or
+ * "couldn't retrieve pinned map 'PATH'" when what is there is no BPF object. Says what is there
+ * before comparing it with the declaration. */
+static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure *f)
+{
+    const char *path;
+    size_t path_len;
+    if (!quoted_path("couldn't reuse pinned map at '", &path, &path_len) &&
+        !quoted_path("couldn't retrieve pinned map '", &path, &path_len))
+        return false;
 
     struct bpf_map *map, *found = NULL;
     const char *pin = NULL;
@@ -189,14 +221,31 @@ static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure 
     if (!found)
         return false;
 
+    int fd = bpf_obj_get(pin);
+    int get_errno = errno;
+    const char *other = fd >= 0 ? not_a_map(fd) : NULL;
+    struct stat st;
+    if (fd < 0 && stat(pin, &st) == 0)
+        other = S_ISDIR(st.st_mode) ? "a directory" : "a file that is no BPF object";
+    if (other) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(f->summary, sizeof f->summary, "cannot reuse the pin of map %s: %s (not a map) is %s %s",
+                 bpf_map__name(found), other, fd >= 0 ? "pinned at" : "at", pin);
+        snprintf(f->headline, sizeof f->headline, "%s; remove it (rm%s %s) for the map to be pinned there",
+                 f->summary, strcmp(other, "a directory") == 0 ? " -r" : "", pin);
+        return true;
+    }
+
     char declared[160], pinned[160];
     describe_map(declared, sizeof declared, bpf_map__type(found), bpf_map__key_size(found),
                  bpf_map__value_size(found), bpf_map__max_entries(found), bpf_map__map_flags(found));
     struct bpf_map_info info;
     uint32_t info_len = sizeof info;
     memset(&info, 0, sizeof info);
-    int fd = bpf_obj_get(pin);
-    if (fd < 0 || bpf_map_get_info_by_fd(fd, &info, &info_len) != 0)
+    if (fd < 0)
+        snprintf(pinned, sizeof pinned, "unreadable: %.140s", rt_error_text(get_errno, RT_OP_LOAD).text);
+    else if (bpf_map_get_info_by_fd(fd, &info, &info_len) != 0)
         snprintf(pinned, sizeof pinned, "unreadable: %.140s", rt_error_text(errno, RT_OP_LOAD).text);
     else
         describe_map(pinned, sizeof pinned, info.type, info.key_size, info.value_size, info.max_entries,
