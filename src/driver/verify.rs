@@ -23,15 +23,22 @@ pub fn run(object: &[u8], file: &Path, unit: &Unit, sources: &SourceMap, json: b
             return emit(sources, json, Diagnostic::error(Code::E0902, at_start, why))
         }
         Err(e @ LoadError::Map { .. }) => {
-            let LoadError::Map { name, .. } = &e else {
+            let LoadError::Map { name, messages, .. } = &e else {
                 unreachable!()
             };
             let at = map_declaration(unit, name).unwrap_or(at_start);
-            return emit(
-                sources,
-                json,
-                Diagnostic::error(Code::E0903, at, e.to_string()),
-            );
+            let mut d = Diagnostic::error(Code::E0903, at, e.to_string());
+            // libbpf's account runs to a whole BTF dump; shown when asked for, as by the
+            // executables.
+            if verbose() {
+                d = d.with_note("libbpf's messages:");
+                for l in messages.iter().flat_map(|m| m.lines()) {
+                    d = d.with_note(format!("  {l}"));
+                }
+            } else {
+                d = d.with_note("KSRT_VERBOSE=1 in the environment shows libbpf's messages");
+            }
+            return emit(sources, json, d);
         }
         Err(LoadError::Open(why)) => {
             eprintln!("{}:1:1: error[E0999]: internal compiler error: libbpf cannot open the generated object: {why}", file.display());
@@ -114,4 +121,9 @@ fn map_declaration(unit: &Unit, name: &str) -> Option<Span> {
         ItemKind::Map(m) if m.name.name == name => Some(m.name.span),
         _ => None,
     })
+}
+
+/// Whether libbpf's messages are wanted (`KSRT_VERBOSE`, set and not 0; the runtime reads it too).
+fn verbose() -> bool {
+    std::env::var_os("KSRT_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0")
 }

@@ -49,8 +49,13 @@ pub enum LoadError {
     Unavailable(String),
     /// libbpf cannot open the ELF (or, for an object without programs, cannot load its maps).
     Open(String),
-    /// The kernel would not create map `name` (errno), so no program could load.
-    Map { name: String, errno: i32 },
+    /// The kernel would not create map `name` (errno), so no program could load; libbpf's
+    /// messages as it said them.
+    Map {
+        name: String,
+        errno: i32,
+        messages: Vec<String>,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -58,7 +63,7 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Unavailable(why) => write!(f, "bpf() unavailable: {why}"),
             LoadError::Open(why) => write!(f, "cannot load BPF object: {why}"),
-            LoadError::Map { name, errno } => write!(
+            LoadError::Map { name, errno, .. } => write!(
                 f,
                 "the kernel refused to create map `{name}`: {}",
                 map_refusal(*errno)
@@ -100,6 +105,7 @@ pub fn verify_object(elf: &[u8], object_name: &str) -> Result<Vec<ProgramReport>
             return Err(LoadError::Map {
                 name,
                 errno: attempt.errno.unwrap_or(0),
+                messages: attempt.messages,
             });
         }
         if attempt.progs.is_empty() {
