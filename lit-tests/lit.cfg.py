@@ -45,6 +45,10 @@ def bpf_usable():
         return False
 
 
+# Tests that switch to an unprivileged user (setpriv) run as root.
+if os.geteuid() == 0:
+    config.available_features.add("root")
+
 # Tests that load programs into the kernel need bpf(); in CI (KSC_REQUIRE_KERNEL=1) they always
 # run, so a machine without bpf() fails them instead of skipping them.
 if os.environ.get("KSC_REQUIRE_KERNEL") == "1" or bpf_usable():

@@ -8,6 +8,7 @@ pub mod btf;
 pub mod codegen;
 pub mod diagnostics;
 pub mod driver;
+pub mod input;
 pub mod ir;
 pub mod kernel;
 pub mod link;

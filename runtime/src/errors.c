@@ -25,6 +25,18 @@ static const char *usual_cause(int err, enum rt_op op)
             return "loading kernel modules needs root (CAP_SYS_MODULE)";
         return "needs root, or CAP_BPF plus CAP_NET_ADMIN (xdp, tc, cgroup) or CAP_PERFMON (tracing); "
                "kernel lockdown or an LSM can refuse even root";
+    case E2BIG:
+        if (op == RT_OP_MAP_WRITE)
+            return "the map is full (max_entries), or the index is past the array's end";
+        return op == RT_OP_MAP_CREATE
+                   ? "max_entries, the key or the value is larger than the kernel allows for this map kind"
+                   : NULL;
+    case ENOMEM:
+        if (op == RT_OP_MAP_WRITE)
+            return "the kernel has no memory for another entry";
+        return op == RT_OP_MAP_CREATE ? "not enough memory for max_entries entries (hash maps preallocate them "
+                                        "all unless `@flags(no_prealloc)`)"
+                                      : NULL;
     case ENODEV:
         if (op == RT_OP_ATTACH_NETDEV)
             return "no such network interface";
@@ -58,6 +70,8 @@ static const char *usual_cause(int err, enum rt_op op)
             return "another program is already attached there";
         return NULL;
     case EINVAL:
+        if (op == RT_OP_MAP_CREATE)
+            return "this kernel does not support the map's kind, sizes or flags";
         if (op == RT_OP_ATTACH_TRACEPOINT)
             return "the target must be CATEGORY/EVENT, e.g. \"syscalls/sys_enter_openat\"";
         if (op == RT_OP_ATTACH_NETDEV)
@@ -76,10 +90,6 @@ static const char *usual_cause(int err, enum rt_op op)
         return op == RT_OP_PERF ? "no such process" : NULL;
     case ENOSYS:
         return "this kernel has no such system call (built without BPF support?)";
-    case E2BIG:
-        return op == RT_OP_MAP_WRITE ? "the map is full (max_entries), or the index is past the array's end" : NULL;
-    case ENOMEM:
-        return op == RT_OP_MAP_WRITE ? "the kernel has no memory for another entry" : NULL;
     default:
         return NULL;
     }

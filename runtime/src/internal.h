@@ -95,11 +95,14 @@ extern struct rt_state rt;
 
 /* Why rt_object_load failed. `summary` is the short reason (tests: `object load failed:
  * SUMMARY`), `headline` what ksrt_start prints after "ksrt: BASE: ", `detail` the verifier log
- * or libbpf's messages to print below it (may be empty; valid until the next load). */
+ * or, with KSRT_VERBOSE=1 in the environment, libbpf's messages to print below it (may be empty;
+ * valid until the next load). */
 struct rt_load_failure {
     char summary[512];
     char headline[1024];
     const char *detail;
+    /* libbpf said more than the headline, and it is not shown: KSRT_VERBOSE=1 shows it. */
+    bool messages_hidden;
 };
 
 /* unit.c */
@@ -122,6 +125,7 @@ enum rt_op {
     RT_OP_TEST_RUN,          /* BPF_PROG_TEST_RUN */
     RT_OP_MODULE,            /* loading or unloading the kernel module */
     RT_OP_MAP_WRITE,         /* a userspace map update */
+    RT_OP_MAP_CREATE,        /* creating a map while loading the object */
 };
 
 /* An errno as messages show it: "strerror (ENAME)", then "; " and its usual cause for `op` where

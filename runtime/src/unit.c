@@ -131,12 +131,19 @@ static void last_message(int err, char *out, size_t n)
 }
 
 /* libbpf's messages as the detail below a headline that already quotes the last one: only
- * worth printing when there is more than that line. */
-static const char *more_messages(void)
+ * worth printing when there is more than that line, and only when asked for (KSRT_VERBOSE=1):
+ * they run to dozens of lines (a whole BTF dump) where the headline has said what failed. */
+static const char *more_messages(struct rt_load_failure *f)
 {
     const char *text = captured_text();
     const char *newline = strchr(text, '\n');
-    return newline && newline[1] ? text : "";
+    if (!newline || !newline[1])
+        return "";
+    const char *verbose = getenv("KSRT_VERBOSE");
+    if (verbose && *verbose && strcmp(verbose, "0") != 0)
+        return text;
+    f->messages_hidden = true;
+    return "";
 }
 
 /* Whether the bpf() system call works at all: creates and closes a one-entry array map. */
@@ -157,18 +164,50 @@ static void describe_map(char *out, size_t n, enum bpf_map_type type, uint32_t k
              flags);
 }
 
-/* libbpf refused to reuse a pin ("couldn't reuse pinned map at 'PATH': parameter mismatch"). */
-static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure *f)
+/* What a BPF object fd refers to, from its anonymous inode's name ("anon_inode:bpf-map"): the
+ * kernel's info query answers for whatever the fd is, so program info would be read as map info.
+ * NULL for a map; otherwise "a program", "a link", ... for messages. */
+static const char *not_a_map(int fd)
 {
-    static const char needle[] = "couldn't reuse pinned map at '";
+    char link[64], target[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, target, sizeof target - 1);
+    if (n < 0)
+        return NULL; /* no /proc: trust the info query, as libbpf does */
+    target[n] = '\0';
+    if (strcmp(target, "anon_inode:bpf-map") == 0)
+        return NULL;
+    if (strcmp(target, "anon_inode:bpf-prog") == 0)
+        return "a program";
+    if (strcmp(target, "anon_inode:bpf_link") == 0 || strcmp(target, "anon_inode:bpf-link") == 0)
+        return "a link";
+    return "an object other than a map";
+}
+
+/* The path after `needle` up to the closing quote in libbpf's messages, if present. */
+static bool quoted_path(const char *needle, const char **path, size_t *len)
+{
     const char *hit = strstr(captured_text(), needle);
     if (!hit)
         return false;
-    const char *path = hit + sizeof needle - 1;
-    const char *path_end = strchr(path, '\'');
-    if (!path_end)
+    *path = hit + strlen(needle);
+    const char *end = strchr(*path, '\'');
+    if (!end)
         return false;
-    size_t path_len = (size_t)(path_end - path);
+    *len = (size_t)(end - *path);
+    return true;
+}
+
+/* libbpf refused to reuse a pin: "couldn't reuse pinned map at 'PATH': parameter mismatch", or
+ * "couldn't retrieve pinned map 'PATH'" when what is there is no BPF object. Says what is there
+ * before comparing it with the declaration. */
+static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure *f)
+{
+    const char *path;
+    size_t path_len;
+    if (!quoted_path("couldn't reuse pinned map at '", &path, &path_len) &&
+        !quoted_path("couldn't retrieve pinned map '", &path, &path_len))
+        return false;
 
     struct bpf_map *map, *found = NULL;
     const char *pin = NULL;
@@ -182,14 +221,31 @@ static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure 
     if (!found)
         return false;
 
+    int fd = bpf_obj_get(pin);
+    int get_errno = errno;
+    const char *other = fd >= 0 ? not_a_map(fd) : NULL;
+    struct stat st;
+    if (fd < 0 && stat(pin, &st) == 0)
+        other = S_ISDIR(st.st_mode) ? "a directory" : "a file that is no BPF object";
+    if (other) {
+        if (fd >= 0)
+            close(fd);
+        snprintf(f->summary, sizeof f->summary, "cannot reuse the pin of map %s: %s (not a map) is %s %s",
+                 bpf_map__name(found), other, fd >= 0 ? "pinned at" : "at", pin);
+        snprintf(f->headline, sizeof f->headline, "%s; remove it (rm%s %s) for the map to be pinned there",
+                 f->summary, strcmp(other, "a directory") == 0 ? " -r" : "", pin);
+        return true;
+    }
+
     char declared[160], pinned[160];
     describe_map(declared, sizeof declared, bpf_map__type(found), bpf_map__key_size(found),
                  bpf_map__value_size(found), bpf_map__max_entries(found), bpf_map__map_flags(found));
     struct bpf_map_info info;
     uint32_t info_len = sizeof info;
     memset(&info, 0, sizeof info);
-    int fd = bpf_obj_get(pin);
-    if (fd < 0 || bpf_map_get_info_by_fd(fd, &info, &info_len) != 0)
+    if (fd < 0)
+        snprintf(pinned, sizeof pinned, "unreadable: %.140s", rt_error_text(get_errno, RT_OP_LOAD).text);
+    else if (bpf_map_get_info_by_fd(fd, &info, &info_len) != 0)
         snprintf(pinned, sizeof pinned, "unreadable: %.140s", rt_error_text(errno, RT_OP_LOAD).text);
     else
         describe_map(pinned, sizeof pinned, info.type, info.key_size, info.value_size, info.max_entries,
@@ -199,6 +255,29 @@ static bool explain_pin_mismatch(struct bpf_object *obj, struct rt_load_failure 
     snprintf(f->summary, sizeof f->summary, "pinned map %s at %s does not match the program's declaration",
              bpf_map__name(found), pin);
     snprintf(f->headline, sizeof f->headline, "%s (pinned: %s; declared: %s)", f->summary, pinned, declared);
+    return true;
+}
+
+/* libbpf stopped at a map the kernel would not create ("map 'NAME': failed to create: ..."):
+ * maps are created before any program loads, so it is the map that needs fixing. */
+static bool explain_map_failure(int err, struct rt_load_failure *f)
+{
+    static const char needle[] = "': failed to create";
+    const char *text = captured_text();
+    const char *hit = strstr(text, needle);
+    if (!hit)
+        return false;
+    const char *line = hit;
+    while (line > text && line[-1] != '\n')
+        line--;
+    const char *name = strstr(line, "map '");
+    if (!name || name > hit)
+        return false;
+    name += 5;
+    snprintf(f->summary, sizeof f->summary, "cannot create map %.*s: %s", (int)(hit - name), name,
+             rt_error_text(err, RT_OP_MAP_CREATE).text);
+    snprintf(f->headline, sizeof f->headline, "%s", f->summary);
+    f->detail = more_messages(f);
     return true;
 }
 
@@ -249,7 +328,7 @@ static void explain_program_failure(struct bpf_object *obj, const char *name, in
             snprintf(complaint, sizeof complaint, "the kernel refused the %s program before verification: %s",
                      prog ? rt_prog_kind(prog) : "", rt_error_text(err, RT_OP_LOAD).text);
         }
-        f->detail = text;
+        f->detail = more_messages(f);
     }
     snprintf(f->summary, sizeof f->summary, "%s", complaint);
     snprintf(f->headline, sizeof f->headline, "cannot load program %s: %s", name, complaint);
@@ -259,12 +338,13 @@ static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load
 {
     int bpf_errno = probe_bpf();
     if (bpf_errno) {
-        snprintf(f->summary, sizeof f->summary, "bpf() unavailable");
-        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: bpf() unavailable: %s",
-                 rt_error_text(bpf_errno, RT_OP_LOAD).text);
+        snprintf(f->summary, sizeof f->summary, "bpf() unavailable: %s", rt_error_text(bpf_errno, RT_OP_LOAD).text);
+        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: %s", f->summary);
         return;
     }
     if (explain_pin_mismatch(obj, f))
+        return;
+    if (explain_map_failure(err, f))
         return;
     char name[256];
     if (failed_program(name, sizeof name)) {
@@ -273,7 +353,7 @@ static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load
     }
     last_message(err, f->summary, sizeof f->summary);
     snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: %s", f->summary);
-    f->detail = more_messages();
+    f->detail = more_messages(f);
 }
 
 /* mkdir -p of the directory holding `path`. Failures surface when libbpf pins there. */
@@ -500,6 +580,7 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
     const struct ksrt_unit *u = rt.unit;
     f->summary[0] = f->headline[0] = '\0';
     f->detail = "";
+    f->messages_hidden = false;
     if (u->has_kfuncs && load_module(f))
         return -1;
 
@@ -517,7 +598,7 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
         captured.on = false;
         last_message(err, f->summary, sizeof f->summary);
         snprintf(f->headline, sizeof f->headline, "cannot open the BPF object: %s", f->summary);
-        f->detail = more_messages();
+        f->detail = more_messages(f);
         return -1;
     }
     ksrt_adapt_struct_ops(obj);
@@ -591,6 +672,8 @@ void ksrt_start(const struct ksrt_unit *unit)
         size_t len = strlen(f.detail);
         if (len)
             fprintf(stderr, "%s%s", f.detail, f.detail[len - 1] == '\n' ? "" : "\n");
+        if (f.messages_hidden)
+            rt_report("libbpf's messages are not shown; KSRT_VERBOSE=1 in the environment shows them");
         exit(1);
     }
 }

@@ -31,7 +31,9 @@ impl Bytes {
                 return Ok(mapped);
             }
         }
-        std::fs::read(path).map(Bytes::Owned)
+        // Kernel BTF has no size limit of its own (a vmlinux ELF can be large), but it must be a
+        // file: `--btf /dev/zero` would never end.
+        Ok(Bytes::Owned(crate::input::read_regular(path, None)?))
     }
 }
 

@@ -58,6 +58,10 @@ fn render_one(out: &mut String, d: &Diagnostic, sources: &SourceMap) {
 /// The source line of `span` with a caret line under it; every line starts with a space (§18.1).
 fn snippet(out: &mut String, sources: &SourceMap, span: crate::diagnostics::Span) {
     let file = sources.get(span.file);
+    // A file that could not be read stands in empty: there is nothing to show.
+    if file.text.is_empty() {
+        return;
+    }
     let (line, col) = file.line_col(span.lo);
     let text = file.line_text(line);
     // Binary or minified input can have absurd lines; a snippet of them helps nobody.

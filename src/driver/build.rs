@@ -206,12 +206,20 @@ pub fn build(
             file,
             &opts.host,
         )?;
-        if let Err(e) = crate::timing::stage("link", || crate::link::link_executable(&host, exe)) {
-            eprintln!(
-                "{}:1:1: error[E0999]: internal compiler error: {e}",
-                file.display()
-            );
-            return Err(1);
+        use crate::link::LinkError;
+        match crate::timing::stage("link", || crate::link::link_executable(&host, exe)) {
+            Ok(()) => {}
+            Err(LinkError::Environment(why)) => {
+                eprintln!("{}:1:1: error[E0910]: link failed: {why}", file.display());
+                return Err(1);
+            }
+            Err(LinkError::Internal(why)) => {
+                eprintln!(
+                    "{}:1:1: error[E0999]: internal compiler error: {why}",
+                    file.display()
+                );
+                return Err(1);
+            }
         }
     }
     Ok(tables.map(|t| t.object))

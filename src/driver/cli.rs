@@ -1,6 +1,7 @@
 //! Command-line surface (docs/language.md §1.1). Usage errors exit with status 2 (clap's default).
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
@@ -16,8 +17,8 @@ ksc build firewall.ks -o out/    write out/firewall.bpf.o and out/firewall\n  \
 ksc test firewall.ks             run the file's @test functions\n  \
 ksc --emit=ks-ir firewall.ks     print the high-level IR\n  \
 ksc opt --passes=partition-bpf x.ksir   run IR passes over textual IR",
-    args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true
+    subcommand_negates_reqs = true,
+    override_usage = "ksc [OPTIONS] FILE\n       ksc [OPTIONS] <COMMAND> [ARGS]"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -25,6 +26,57 @@ pub struct Cli {
 
     #[command(flatten)]
     pub compile: CompileArgs,
+
+    /// Options of every command, accepted before or after the subcommand.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+}
+
+/// The compile form's own arguments, which a subcommand does not take.
+const COMPILE_ONLY: [&str; 5] = ["file", "target", "emit", "out", "test"];
+
+impl Cli {
+    /// Parses the command line; usage errors print clap's message and exit 2.
+    pub fn parse_args() -> Cli {
+        let matches = Cli::command().get_matches();
+        reject_compile_args_with_subcommand(&matches);
+        Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    }
+}
+
+/// Global options may stand before the subcommand (`ksc --time-report build f.ks`), so clap
+/// cannot refuse every top-level argument next to a subcommand; the compile form's own ones
+/// (`ksc --emit=obj build f.ks`) are refused here, as clap would.
+fn reject_compile_args_with_subcommand(matches: &ArgMatches) {
+    let Some((sub, _)) = matches.subcommand() else {
+        return;
+    };
+    let mut cmd = Cli::command();
+    for id in COMPILE_ONLY {
+        if matches.value_source(id) != Some(ValueSource::CommandLine) {
+            continue;
+        }
+        let shown = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == id)
+            .map(|a| match (a.get_long(), a.get_short()) {
+                (Some(l), _) => format!("--{l}"),
+                (None, Some(c)) => format!("-{c}"),
+                _ => a
+                    .get_value_names()
+                    .and_then(|v| v.first())
+                    .map_or_else(|| id.to_uppercase(), |v| format!("<{v}>")),
+            })
+            .unwrap_or_else(|| id.to_string());
+        cmd.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!(
+                "the argument '{shown}' cannot be used with the subcommand '{sub}' (it belongs \
+                 to the compile form `ksc [OPTIONS] FILE`; options of the subcommand follow its name)"
+            ),
+        )
+        .exit();
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -84,12 +136,17 @@ pub enum Command {
     },
 }
 
-/// Options every command takes.
+/// The input every compiling command takes.
 #[derive(Args, Debug, Clone)]
 pub struct CommonArgs {
     /// The KernelScript source file
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+}
+
+/// Options every command takes, before or after the subcommand's name.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
     /// Kernel BTF to resolve kernel types against [default: /sys/kernel/btf/vmlinux]
     #[arg(long, value_name = "PATH", global = true)]
     pub btf: Option<PathBuf>,
@@ -110,10 +167,10 @@ pub struct CommonArgs {
 #[derive(Args, Debug, Clone)]
 pub struct CodegenArgs {
     /// BPF CPU version: v1, v2, v3 (alu32 and jmp32) or v4 (signed division, more)
-    #[arg(long, value_name = "VERSION", default_value = "v3", value_parser = ["v1", "v2", "v3", "v4"])]
+    #[arg(long, value_name = "VERSION", default_value = "v3", value_parser = ["v1", "v2", "v3", "v4"], global = true)]
     pub bpf_cpu: String,
     /// Optimisation level: 0 (no IR optimisation: code as written, for debugging) or 2
-    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "2"])]
+    #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "2"], global = true)]
     pub opt_level: String,
 }
 
@@ -136,20 +193,6 @@ pub struct CompileArgs {
     /// Compile the userspace side as the test runner (§17) instead of the program
     #[arg(long)]
     pub test: bool,
-    /// Kernel BTF to resolve kernel types against [default: /sys/kernel/btf/vmlinux]
-    #[arg(long, value_name = "PATH")]
-    pub btf: Option<PathBuf>,
-    /// Reject every ksc extension of the reference language (E0011)
-    #[arg(long)]
-    pub compat: bool,
-    /// How to print diagnostics
-    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text, value_name = "FORMAT")]
-    pub diagnostics: DiagnosticFormat,
-    /// Print how long each compiler stage took to standard error
-    #[arg(long)]
-    pub time_report: bool,
-    #[command(flatten)]
-    pub codegen: CodegenArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

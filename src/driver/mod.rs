@@ -11,8 +11,7 @@ mod verify;
 use crate::diagnostics::{render_json, render_text, Diagnostics, SourceMap};
 use crate::sema::{self, CheckOptions};
 use crate::syntax::{self, ParseOptions};
-use clap::Parser;
-use cli::{Cli, Command, CommonArgs, DiagnosticFormat, Emit, Target};
+use cli::{Cli, CodegenArgs, Command, DiagnosticFormat, Emit, Target};
 use output::Inputs;
 use std::path::Path;
 
@@ -21,7 +20,7 @@ use std::path::Path;
 const COMPILER_STACK: usize = 512 << 20;
 
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let worker = std::thread::Builder::new()
         .stack_size(COMPILER_STACK)
         .spawn(move || run(cli));
@@ -57,6 +56,16 @@ fn report(diags: &Diagnostics, sources: &SourceMap, format: DiagnosticFormat) {
     eprint!("{out}");
 }
 
+/// The input file and the options every compiling command takes.
+struct CommonArgs {
+    file: std::path::PathBuf,
+    btf: Option<std::path::PathBuf>,
+    compat: bool,
+    diagnostics: DiagnosticFormat,
+    time_report: bool,
+    codegen: CodegenArgs,
+}
+
 /// What a command asks of the pipeline after the frontend.
 enum Stage {
     Check,
@@ -76,12 +85,12 @@ enum Stage {
 }
 
 fn dispatch(cli: Cli) -> i32 {
-    let (common, stage) = match cli.command {
-        Some(Command::Check { common }) => (common, Stage::Check),
-        Some(Command::Build { common, out, test }) => (common, Stage::Build { out, test }),
-        Some(Command::Verify { common }) => (common, Stage::Verify),
-        Some(Command::Test { common, filter }) => (common, Stage::Test { filter }),
-        Some(Command::Run { common, args }) => (common, Stage::Run { args }),
+    let (file, stage) = match cli.command {
+        Some(Command::Check { common }) => (common.file, Stage::Check),
+        Some(Command::Build { common, out, test }) => (common.file, Stage::Build { out, test }),
+        Some(Command::Verify { common }) => (common.file, Stage::Verify),
+        Some(Command::Test { common, filter }) => (common.file, Stage::Test { filter }),
+        Some(Command::Run { common, args }) => (common.file, Stage::Run { args }),
         Some(Command::Opt {
             file,
             passes,
@@ -103,21 +112,25 @@ fn dispatch(cli: Cli) -> i32 {
         }
         None => {
             let c = cli.compile;
-            let common = CommonArgs {
-                file: c.file.unwrap_or_default(),
-                btf: c.btf,
-                compat: c.compat,
-                diagnostics: c.diagnostics,
-                time_report: c.time_report,
-                codegen: c.codegen,
-            };
             let worlds = build::Worlds {
                 bpf: c.target.contains(&Target::Bpf),
                 host: c.target.contains(&Target::Host),
                 kmod: c.target.contains(&Target::Kmod),
             };
-            (common, Stage::Emit(c.emit, worlds, c.out, c.test))
+            (
+                c.file.unwrap_or_default(),
+                Stage::Emit(c.emit, worlds, c.out, c.test),
+            )
         }
+    };
+    let g = cli.global;
+    let common = CommonArgs {
+        file,
+        btf: g.btf,
+        compat: g.compat,
+        diagnostics: g.diagnostics,
+        time_report: g.time_report,
+        codegen: g.codegen,
     };
     if common.time_report {
         crate::timing::enable();
@@ -142,13 +155,16 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
             &mut diags,
         )
     });
-    if let Stage::Emit(Emit::Ast, ..) = stage {
+    if let Stage::Emit(Emit::Ast, _, out, _) = &stage {
         report(&diags, &sources, common.diagnostics);
         if diags.has_errors() {
             return 1;
         }
-        print!("{}", crate::syntax::ast::dump(&unit));
-        return 0;
+        return build::write_output(
+            out.as_deref(),
+            crate::syntax::ast::dump(&unit).as_bytes(),
+            &Inputs::of(&sources),
+        );
     }
     let checked = if diags.has_errors() {
         None
@@ -197,15 +213,15 @@ fn run_stage(
         // The passes find what sema cannot see (packet offsets through locals, recursion through
         // the call graph); code generation is left to the commands that write code.
         Stage::Check => build::check_pipelines(&module, &opts),
-        Stage::Emit(Emit::KsIr, ..) => opt::print_verified(&module, "ks-ir"),
-        Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), ..) => {
+        Stage::Emit(Emit::KsIr, _, out, _) => emit_text(&module, "ks-ir", out.as_deref(), sources),
+        Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), _, out, _) => {
             let (passes, name) = if e == Emit::BpfIr {
                 (crate::passes::pipeline::bpf(&opts.bpf.cpu), "bpf-ir")
             } else {
                 (crate::passes::pipeline::HOST.to_vec(), "host-ir")
             };
             match crate::passes::pipeline::run_pipeline(&module, &passes) {
-                Ok(m) => opt::print_verified(&m, name),
+                Ok(m) => emit_text(&m, name, out.as_deref(), sources),
                 Err((pass, errors)) => {
                     opt::report_pass_errors(&module, &pass, &errors);
                     1
@@ -256,6 +272,7 @@ fn run_stage(
             Ok(bytes) => verify::run(
                 &bytes,
                 file,
+                unit,
                 sources,
                 common.diagnostics == DiagnosticFormat::Json,
             ),
@@ -275,6 +292,19 @@ fn run_stage(
     };
     std::mem::forget(module);
     code
+}
+
+/// A verified IR module as text, into `-o FILE` or onto standard output.
+fn emit_text(
+    module: &crate::ir::Module,
+    stage: &str,
+    out: Option<&Path>,
+    sources: &SourceMap,
+) -> i32 {
+    match opt::verified_text(module, stage) {
+        Ok(text) => build::write_output(out, text.as_bytes(), &Inputs::of(sources)),
+        Err(code) => code,
+    }
 }
 
 /// The userspace side's LLVM IR, assembly or object, around the unit's BPF object.

@@ -6,10 +6,20 @@ use std::path::Path;
 /// Prints a module after verifying it; a verifier failure is an internal error of the stage that
 /// produced the module.
 pub fn print_verified(m: &Module, stage: &str) -> i32 {
+    match verified_text(m, stage) {
+        Ok(text) => {
+            print!("{text}");
+            0
+        }
+        Err(code) => code,
+    }
+}
+
+/// The module as text if it verifies; else the verifier's errors are reported (exit status 1).
+pub fn verified_text(m: &Module, stage: &str) -> Result<String, i32> {
     let errors = ir::verify::verify_module(m);
     if errors.is_empty() {
-        print!("{}", ir::print::print_module(m));
-        return 0;
+        return Ok(ir::print::print_module(m));
     }
     for e in &errors {
         eprintln!(
@@ -19,7 +29,7 @@ pub fn print_verified(m: &Module, stage: &str) -> i32 {
             e.message
         );
     }
-    1
+    Err(1)
 }
 
 /// Pass failures on a module lowered from source point at the source (they are compiler bugs
@@ -71,7 +81,7 @@ pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
         }
         s
     } else {
-        match std::fs::read(file) {
+        match crate::input::read_regular(file, Some(crate::input::MAX_SOURCE_BYTES)) {
             Ok(b) => match String::from_utf8(b) {
                 Ok(s) => s,
                 Err(_) => {

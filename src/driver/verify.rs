@@ -5,12 +5,13 @@ use crate::diagnostics::{
     render_json, render_text, Code, Diagnostic, Diagnostics, SourceMap, Span,
 };
 use crate::kernel::{self, LoadError, ProgramReport, Verdict};
+use crate::syntax::ast::{ItemKind, Unit};
 use std::path::Path;
 
 /// How many lines of the verifier log follow a rejection.
 const LOG_TAIL: usize = 12;
 
-pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
+pub fn run(object: &[u8], file: &Path, unit: &Unit, sources: &SourceMap, json: bool) -> i32 {
     let name = file
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -20,6 +21,24 @@ pub fn run(object: &[u8], file: &Path, sources: &SourceMap, json: bool) -> i32 {
         Ok(r) => r,
         Err(LoadError::Unavailable(why)) => {
             return emit(sources, json, Diagnostic::error(Code::E0902, at_start, why))
+        }
+        Err(e @ LoadError::Map { .. }) => {
+            let LoadError::Map { name, messages, .. } = &e else {
+                unreachable!()
+            };
+            let at = map_declaration(unit, name).unwrap_or(at_start);
+            let mut d = Diagnostic::error(Code::E0903, at, e.to_string());
+            // libbpf's account runs to a whole BTF dump; shown when asked for, as by the
+            // executables.
+            if verbose() {
+                d = d.with_note("libbpf's messages:");
+                for l in messages.iter().flat_map(|m| m.lines()) {
+                    d = d.with_note(format!("  {l}"));
+                }
+            } else {
+                d = d.with_note("KSRT_VERBOSE=1 in the environment shows libbpf's messages");
+            }
+            return emit(sources, json, d);
         }
         Err(LoadError::Open(why)) => {
             eprintln!("{}:1:1: error[E0999]: internal compiler error: libbpf cannot open the generated object: {why}", file.display());
@@ -94,4 +113,17 @@ fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap) -> Diagnos
         d = d.with_note(format!("  {l}"));
     }
     d
+}
+
+/// The name in the declaration of map `name` (user maps keep their `.ks` names in the object).
+fn map_declaration(unit: &Unit, name: &str) -> Option<Span> {
+    unit.items.iter().find_map(|item| match &item.kind {
+        ItemKind::Map(m) if m.name.name == name => Some(m.name.span),
+        _ => None,
+    })
+}
+
+/// Whether libbpf's messages are wanted (`KSRT_VERBOSE`, set and not 0; the runtime reads it too).
+fn verbose() -> bool {
+    std::env::var_os("KSRT_VERBOSE").is_some_and(|v| !v.is_empty() && v != "0")
 }

@@ -49,6 +49,13 @@ pub enum LoadError {
     Unavailable(String),
     /// libbpf cannot open the ELF (or, for an object without programs, cannot load its maps).
     Open(String),
+    /// The kernel would not create map `name` (errno), so no program could load; libbpf's
+    /// messages as it said them.
+    Map {
+        name: String,
+        errno: i32,
+        messages: Vec<String>,
+    },
 }
 
 impl fmt::Display for LoadError {
@@ -56,6 +63,11 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Unavailable(why) => write!(f, "bpf() unavailable: {why}"),
             LoadError::Open(why) => write!(f, "cannot load BPF object: {why}"),
+            LoadError::Map { name, errno, .. } => write!(
+                f,
+                "the kernel refused to create map `{name}`: {}",
+                map_refusal(*errno)
+            ),
         }
     }
 }
@@ -84,9 +96,18 @@ pub fn verify_object(elf: &[u8], object_name: &str) -> Result<Vec<ProgramReport>
         ffi::probe_bpf().map_err(|errno| {
             LoadError::Unavailable(format!(
                 "the bpf() system call failed: {}",
-                ffi::strerror(errno)
+                load_errno_text(errno)
             ))
         })?;
+        // Maps are created before any program loads: a map the kernel refuses stops them all,
+        // and it is the map that needs fixing.
+        if let Some(name) = failed_map(&attempt.messages) {
+            return Err(LoadError::Map {
+                name,
+                errno: attempt.errno.unwrap_or(0),
+                messages: attempt.messages,
+            });
+        }
         if attempt.progs.is_empty() {
             return Err(LoadError::Open(describe(
                 attempt.errno.unwrap_or(0),
@@ -161,6 +182,41 @@ fn failed_program(attempt: &ffi::Attempt) -> Option<usize> {
     attempt.progs.iter().position(|p| p.name == name)
 }
 
+/// The map libbpf reports as "map 'NAME': failed to create: ..." (libbpf pinned at 1.7).
+fn failed_map(messages: &[String]) -> Option<String> {
+    messages.iter().find_map(|m| {
+        let (_, rest) = m.split_once("map '")?;
+        let (name, tail) = rest.split_once("': ")?;
+        tail.starts_with("failed to create")
+            .then(|| name.to_owned())
+    })
+}
+
+/// Why the kernel refuses to create a map, for the errno it returned.
+pub fn map_refusal(errno: i32) -> String {
+    let why = ffi::strerror(errno);
+    let hint = match errno {
+        libc::E2BIG => "max_entries, the key or the value is larger than the kernel allows for this map kind",
+        libc::ENOMEM => "not enough memory for max_entries entries (hash maps preallocate them all unless `@flags(no_prealloc)`)",
+        libc::EINVAL => "this kernel does not support the map's kind, sizes or flags",
+        _ => return load_errno_text(errno),
+    };
+    format!("{why} ({hint})")
+}
+
+/// Why the kernel says EPERM or EACCES to a BPF user; the runtime's errors.c says the same.
+pub const PRIVILEGES: &str = "needs root, or CAP_BPF plus CAP_NET_ADMIN (xdp, tc, cgroup) or CAP_PERFMON (tracing); kernel lockdown or an LSM can refuse even root";
+
+/// An errno from a BPF load, with the usual cause when it is a permission refusal.
+fn load_errno_text(errno: i32) -> String {
+    let why = ffi::strerror(errno);
+    if matches!(errno, libc::EPERM | libc::EACCES) {
+        format!("{why}; {PRIVILEGES}")
+    } else {
+        why
+    }
+}
+
 fn report(p: &ffi::ProgInfo, errno: Option<i32>, messages: &[String]) -> ProgramReport {
     let kind = kind_of(&p.section);
     let verdict = match errno {
@@ -227,7 +283,7 @@ fn refusal(name: &str, kind: &str, errno: i32, messages: &[String]) -> String {
         Some(why) if !reached_kernel => why,
         _ => format!(
             "the kernel refused the {kind} program before verification: {}",
-            ffi::strerror(errno)
+            load_errno_text(errno)
         ),
     }
 }

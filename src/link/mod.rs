@@ -10,17 +10,30 @@ use std::process::Command;
 const RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libksrt.a"));
 const LIBBPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libbpf.a"));
 
+/// Why linking failed.
+#[derive(Debug)]
+pub enum LinkError {
+    /// The machine refused: the output cannot be written (permissions, a full or read-only disk),
+    /// the C compiler or libelf/zlib is missing. The user can fix it; the message says how.
+    Environment(String),
+    /// The linker rejected what ksc produced: a compiler bug.
+    Internal(String),
+}
+
 /// Links `object` (a native relocatable object from the host back end) into the executable `out`.
-pub fn link_executable(object: &[u8], out: &Path) -> Result<(), String> {
+pub fn link_executable(object: &[u8], out: &Path) -> Result<(), LinkError> {
     let dir = tempfile::Builder::new()
         .prefix("ksc-link-")
         .tempdir()
-        .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
+        .map_err(|e| LinkError::Environment(format!("cannot create a temporary directory: {e}")))?;
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
-        std::fs::write(&p, bytes)
-            .map(|_| p)
-            .map_err(|e| format!("cannot write {name} for linking: {e}"))
+        std::fs::write(&p, bytes).map(|_| p).map_err(|e| {
+            LinkError::Environment(format!(
+                "cannot write {} for linking: {e}",
+                dir.path().join(name).display()
+            ))
+        })
     };
     let obj = write("unit.o", object)?;
     let runtime = write("libksrt.a", RUNTIME)?;
@@ -35,19 +48,111 @@ pub fn link_executable(object: &[u8], out: &Path) -> Result<(), String> {
         .args(["-lelf", "-lz"])
         .output()
         .map_err(|e| {
-            format!(
-                "cannot run the C compiler `{}` to link: {e}",
+            LinkError::Environment(format!(
+                "cannot run the C compiler `{}` to link (set $CC to another one): {e}",
                 cc.to_string_lossy()
-            )
+            ))
         })?;
-    if !output.status.success() {
-        let text = String::from_utf8_lossy(&output.stderr);
-        let first = text
-            .lines()
-            .find(|l| l.contains("error") || l.contains("cannot find"))
-            .or_else(|| text.lines().next())
-            .unwrap_or("");
-        return Err(format!("linking {} failed: {first}", out.display()));
+    if output.status.success() {
+        return Ok(());
     }
-    Ok(())
+    Err(classify(
+        &String::from_utf8_lossy(&output.stderr),
+        &cc.to_string_lossy(),
+        out,
+    ))
+}
+
+/// Causes of a failed link that lie with the machine, not with the object: what the linker and
+/// the C library say when the output cannot be written or a library is not installed.
+const ENVIRONMENT_CAUSES: &[&str] = &[
+    "cannot open output file",
+    "Permission denied",
+    "No space left on device",
+    "Disk quota exceeded",
+    "Read-only file system",
+    "File too large",
+    "Text file busy",
+    "Is a directory",
+    "No such file or directory",
+    "Operation not permitted",
+    "cannot find -l",
+    "unable to find library -l",
+];
+
+/// The linker's own account of a failure: its first complaint, not the driver's summary
+/// ("collect2: error: ld returned 1 exit status"), which names no cause.
+fn classify(stderr: &str, cc: &str, out: &Path) -> LinkError {
+    let is_summary = |l: &str| {
+        l.contains("collect2: error:")
+            || l.contains("linker command failed with exit code")
+            || l.trim().is_empty()
+    };
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !is_summary(l))
+        .collect();
+    let environment = lines
+        .iter()
+        .find(|l| ENVIRONMENT_CAUSES.iter().any(|c| l.contains(c)));
+    if let Some(cause) = environment {
+        let hint = if cause.contains("-lelf") || cause.contains("-lz") {
+            " (install libelf-dev and zlib1g-dev)"
+        } else {
+            ""
+        };
+        return LinkError::Environment(format!("{cause}{hint}"));
+    }
+    // A symbol error spans lines ("in function `f':", then "undefined reference to …").
+    let cause = if lines.is_empty() {
+        stderr
+            .trim()
+            .lines()
+            .next()
+            .unwrap_or("it said nothing")
+            .to_string()
+    } else {
+        lines[..lines.len().min(3)].join("; ")
+    };
+    LinkError::Internal(format!(
+        "linking {} with `{cc}` failed: {cause}",
+        out.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linker_s_cause_not_the_driver_s_summary() {
+        let e = classify(
+            "/usr/bin/ld: cannot open output file out/x: Permission denied\ncollect2: error: ld returned 1 exit status\n",
+            "cc",
+            Path::new("out/x"),
+        );
+        assert!(
+            matches!(&e, LinkError::Environment(m) if m == "/usr/bin/ld: cannot open output file out/x: Permission denied"),
+            "{e:?}"
+        );
+        let e = classify(
+            "/usr/bin/ld: unit.o: in function `main':\n(.text+0x5): undefined reference to `ksrt_nope'\ncollect2: error: ld returned 1 exit status\n",
+            "cc",
+            Path::new("x"),
+        );
+        assert!(
+            matches!(&e, LinkError::Internal(m) if m.contains("undefined reference to `ksrt_nope'")),
+            "{e:?}"
+        );
+        let e = classify(
+            "/usr/bin/ld: cannot find -lelf: No such file or directory\n",
+            "cc",
+            Path::new("x"),
+        );
+        assert!(
+            matches!(&e, LinkError::Environment(m) if m.ends_with("(install libelf-dev and zlib1g-dev)")),
+            "{e:?}"
+        );
+    }
 }

@@ -10,6 +10,9 @@ use crate::btf::{KFuncSig, KOpsKind, KType};
 use crate::diagnostics::{Code, FileId, Span};
 use crate::syntax::ast::*;
 
+/// The longest file name Linux file systems, bpffs among them, accept (NAME_MAX).
+const PIN_NAME_MAX: usize = 255;
+
 /// Every attribute a function may carry. Each selects the function's target, so each is a "kind
 /// attribute" in the sense of §9.2: at most one per function.
 const FN_ATTRS: &[&str] = &[
@@ -826,6 +829,19 @@ impl<'a> Checker<'a, '_> {
         };
         let t = &m.ty;
         let at = item.span.start();
+        // The name is the last component of the pin path (§11.6), which bpffs, like every Linux
+        // file system, limits to NAME_MAX bytes.
+        if m.pinned && m.name.name.len() > PIN_NAME_MAX {
+            self.error(
+                Code::E0605,
+                m.name.span,
+                format!(
+                    "a pinned map's name is its file name under /sys/fs/bpf/<base>/maps/, at most {PIN_NAME_MAX} bytes; `{}…` has {}",
+                    &m.name.name[..16],
+                    m.name.name.len()
+                ),
+            );
+        }
         let Some(kind) = MapKind::from_name(&t.kind.name) else {
             self.error(
                 Code::E0012,

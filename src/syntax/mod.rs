@@ -6,6 +6,7 @@ pub mod lexer;
 pub mod parser;
 
 use crate::diagnostics::{Code, Diagnostics, SourceMap, Span};
+use crate::input::{read_regular, InputError, MAX_SOURCE_BYTES};
 use ast::{ImportedModule, Item, ItemKind, Unit};
 pub use parser::ParseOptions;
 use std::path::{Path, PathBuf};
@@ -27,20 +28,21 @@ pub fn load_unit(
     };
     let display = path.display().to_string();
     let mut unit = Unit::default();
-    match std::fs::read(path) {
+    match read_regular(path, Some(MAX_SOURCE_BYTES)) {
         Ok(bytes) => {
             let items = loader.parse_file(display, path, bytes);
             unit.items = loader.expand(items, path, false);
             unit.imports = loader.imports(&unit.items, path);
         }
         Err(e) => {
-            // Nothing to point into: report against an empty stand-in file so the contract holds.
+            // Nothing to point into: report against an empty stand-in file so the contract holds
+            // (an empty file shows no snippet).
             let id = loader.sources.add(display, path, String::new());
-            loader.diags.error(
-                Code::E0101,
-                Span::new(id, 0, 0),
-                format!("cannot read {}: {}", path.display(), e),
-            );
+            let (code, details) = match e {
+                InputError::Io(_) => (Code::E0101, format!("cannot read {}: {e}", path.display())),
+                _ => (Code::E0106, format!("{} {e}", path.display())),
+            };
+            loader.diags.error(code, Span::new(id, 0, 0), details);
         }
     }
     unit.expr_count = loader.next_expr_id;
@@ -59,6 +61,30 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
+    /// Reads an included header or imported module, reporting at the path string `at` why not.
+    fn read_included(&mut self, rel: &str, full: &Path, at: Span) -> Option<Vec<u8>> {
+        match read_regular(full, Some(MAX_SOURCE_BYTES)) {
+            Ok(bytes) => Some(bytes),
+            Err(e) => {
+                let (code, details) = if e.is_not_found() {
+                    (
+                        Code::E0101,
+                        format!("`{rel}` (looked for {})", full.display()),
+                    )
+                } else if let InputError::Io(_) = e {
+                    (
+                        Code::E0101,
+                        format!("`{rel}`: cannot read {}: {e}", full.display()),
+                    )
+                } else {
+                    (Code::E0106, format!("`{rel}`: {} {e}", full.display()))
+                };
+                self.diags.error(code, at, details);
+                None
+            }
+        }
+    }
+
     /// Registers a file and parses it. Returns no items if it is not valid UTF-8 or has lexical errors.
     fn parse_file(&mut self, display: String, path: &Path, bytes: Vec<u8>) -> Vec<Item> {
         let (text, bad_utf8) = match String::from_utf8(bytes) {
@@ -145,16 +171,8 @@ impl Loader<'_> {
             if self.included.contains(&key) {
                 continue;
             }
-            let bytes = match std::fs::read(&full) {
-                Ok(b) => b,
-                Err(_) => {
-                    self.diags.error(
-                        Code::E0101,
-                        path.span,
-                        format!("`{}` (looked for {})", rel, full.display()),
-                    );
-                    continue;
-                }
+            let Some(bytes) = self.read_included(&rel, &full, path.span) else {
+                continue;
             };
             self.included.push(key.clone());
             self.include_stack.push(key);
@@ -191,12 +209,7 @@ impl Loader<'_> {
                 continue;
             }
             let full = resolve(from, &rel);
-            let Ok(bytes) = std::fs::read(&full) else {
-                self.diags.error(
-                    Code::E0101,
-                    path.span,
-                    format!("`{}` (looked for {})", rel, full.display()),
-                );
+            let Some(bytes) = self.read_included(&rel, &full, path.span) else {
                 continue;
             };
             let parsed = self.parse_file(full.display().to_string(), &full, bytes);
