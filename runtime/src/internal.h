@@ -104,6 +104,7 @@ struct rt_load_failure {
 
 /* unit.c */
 int rt_object_load(bool test_mode, struct rt_load_failure *failure);
+int rt_load_module(struct rt_load_failure *failure); /* <base>_kmod, once per process; 0 or -1 */
 void rt_object_destroy(void);
 void rt_install_signal_handlers(void);
 

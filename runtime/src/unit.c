@@ -434,18 +434,22 @@ static int run_modprobe(const char *base, struct rt_load_failure *f)
 /* The module ksc writes for a unit is <base>_kmod: Kbuild itself writes <module>.mod.c, so the
  * module cannot share the name of ksc's <base>.mod.c (README: kernel modules). */
 static char module_name[100];
+/* The process that loaded the module: the test driver's children inherit its atexit handlers. */
+static pid_t module_loader;
 
 /* Unloads the module at exit when this process loaded it, after the object that used its
  * kfuncs is gone (ksrt_exit destroys the object before exit() runs this). */
 static void unload_module(void)
 {
+    if (getpid() != module_loader)
+        return;
     if (syscall(SYS_delete_module, module_name, O_NONBLOCK) != 0 && errno != ENOENT)
         rt_report("cannot unload kernel module %s: %s", module_name, rt_error_text(errno, RT_OP_MODULE).text);
 }
 
 /* Loads <dir of the executable>/<base>_kmod.ko, or `modprobe <base>_kmod` when there is none
  * (§16.2). */
-static int load_module(struct rt_load_failure *f)
+int rt_load_module(struct rt_load_failure *f)
 {
     static bool loaded;
     if (loaded)
@@ -487,8 +491,10 @@ static int load_module(struct rt_load_failure *f)
         goto failed;
     }
     loaded = true;
-    if (!already)
+    if (!already) {
+        module_loader = getpid();
         atexit(unload_module);
+    }
     return 0;
 failed:
     snprintf(f->headline, sizeof f->headline, "%s", f->summary);
@@ -500,7 +506,7 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
     const struct ksrt_unit *u = rt.unit;
     f->summary[0] = f->headline[0] = '\0';
     f->detail = "";
-    if (u->has_kfuncs && load_module(f))
+    if (u->has_kfuncs && rt_load_module(f))
         return -1;
 
     /* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it. */
@@ -560,8 +566,8 @@ void rt_object_destroy(void)
     rt.obj = NULL;
 }
 
-/* SIGINT/SIGTERM outside dispatch and daemon: nothing may stay attached (§15.3). Links die with
- * their fds anyway; closing them here and removing tc filters makes that explicit. */
+/* SIGINT/SIGTERM/SIGHUP outside dispatch and daemon: nothing may stay attached (§15.3). Links
+ * die with their fds anyway; closing them here and removing tc filters makes that explicit. */
 static void on_fatal_signal(int sig)
 {
     rt_detach_all_from_signal();
@@ -576,6 +582,7 @@ void rt_install_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 void ksrt_start(const struct ksrt_unit *unit)

@@ -67,6 +67,7 @@ enum Stage {
     },
     Test {
         filter: Option<String>,
+        timeout: Option<u32>,
     },
     Run {
         args: Vec<String>,
@@ -78,7 +79,11 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Check { common }) => (common, Stage::Check),
         Some(Command::Build { common, out, test }) => (common, Stage::Build { out, test }),
         Some(Command::Verify { common }) => (common, Stage::Verify),
-        Some(Command::Test { common, filter }) => (common, Stage::Test { filter }),
+        Some(Command::Test {
+            common,
+            filter,
+            timeout,
+        }) => (common, Stage::Test { filter, timeout }),
         Some(Command::Run { common, args }) => (common, Stage::Run { args }),
         Some(Command::Opt {
             file,
@@ -261,7 +266,9 @@ fn run_stage(
             build::Worlds::ALL,
             &opts,
         ),
-        Stage::Test { filter } => run::tests(&module, file, filter.as_deref(), &opts),
+        Stage::Test { filter, timeout } => {
+            run::tests(&module, file, filter.as_deref(), timeout, &opts)
+        }
         Stage::Run { args } => run::program(&module, file, &args, &opts),
     };
     std::mem::forget(module);

@@ -18,11 +18,22 @@ pub fn program(module: &Module, file: &Path, args: &[String], opts: &Options) ->
     execute(module, file, false, args, opts)
 }
 
-/// `ksc test FILE [--filter SUBSTR]`.
-pub fn tests(module: &Module, file: &Path, filter: Option<&str>, opts: &Options) -> i32 {
-    let args: Vec<String> = filter
-        .map(|f| vec!["--filter".to_string(), f.to_string()])
-        .unwrap_or_default();
+/// `ksc test FILE [--filter SUBSTR] [--timeout SECS]`: the runner takes both options as they are
+/// (its default timeout is the runtime's).
+pub fn tests(
+    module: &Module,
+    file: &Path,
+    filter: Option<&str>,
+    timeout: Option<u32>,
+    opts: &Options,
+) -> i32 {
+    let mut args = Vec::new();
+    if let Some(f) = filter {
+        args.extend(["--filter".to_string(), f.to_string()]);
+    }
+    if let Some(t) = timeout {
+        args.extend(["--timeout".to_string(), t.to_string()]);
+    }
     execute(module, file, true, &args, opts)
 }
 
