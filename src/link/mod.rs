@@ -14,6 +14,7 @@ const LIBBPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libbpf.a"));
 pub fn link_executable(object: &[u8], out: &Path) -> Result<(), String> {
     let dir = tempfile::Builder::new()
         .prefix("ksc-link-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
         .tempdir()
         .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
     let write = |name: &str, bytes: &[u8]| {
