@@ -291,7 +291,8 @@ def own_terminal():
 def scenario_run_signals(ksc, work):
     """`ksc run` stopped by a signal: the program gets it once, detaches and exits normally; ksc
     waits for it and removes its temporary directory. Ctrl-C on a terminal reaches both (ksc must
-    not send it a second time); after SIGKILL the kernel sends the program SIGTERM."""
+    not send it a second time); the hangup of the terminal whose session ksc leads reaches ksc
+    alone (ksc must pass it on); after SIGKILL the kernel sends the program SIGTERM."""
     src = os.path.join(HERE, "programs", "xdp_veth.ks")
     tmp = os.path.join(work, "tmp")
     os.mkdir(tmp, 0o700)
@@ -299,29 +300,36 @@ def scenario_run_signals(ksc, work):
     cases = [
         ("SIGTERM", signal.SIGTERM, 0),
         ("SIGINT", signal.SIGINT, 0),
-        ("Ctrl-C", None, 0),
+        ("Ctrl-C", "tty", 0),
+        ("hangup", "tty", 128 + signal.SIGHUP),
         ("SIGHUP", signal.SIGHUP, 128 + signal.SIGHUP),
         ("SIGKILL", signal.SIGKILL, -signal.SIGKILL),
     ]
     with veth_pair():
         for name, sig, want in cases:
             popen = {"env": dict(os.environ, TMPDIR=tmp)}
-            master = None
-            if sig is None:
+            master = slave = None
+            if sig == "tty":
                 master, slave = os.openpty()
                 popen.update(stdin=slave, start_new_session=True, preexec_fn=own_terminal)
             program = None
             try:
                 with running(argv, **popen) as p:
-                    if master is not None:
-                        os.close(popen["stdin"])
+                    if slave is not None:
+                        os.close(slave)
+                        slave = None
                     kids = children(p.proc.pid)
                     program = kids[0] if len(kids) == 1 else None
                     p.others = kids
                     check(program is not None and xdp_attached(HOST_IF), "%s: ksc runs the program, which attached XDP to %s" % (name, HOST_IF))
-                    if master is not None:
+                    if name == "Ctrl-C":
                         time.sleep(0.3)
                         os.write(master, b"\x03")
+                        rc, out, err = p.stop(None)
+                    elif name == "hangup":
+                        time.sleep(0.3)
+                        os.close(master)
+                        master = None
                         rc, out, err = p.stop(None)
                     else:
                         rc, out, err = p.stop(sig)
@@ -338,8 +346,9 @@ def scenario_run_signals(ksc, work):
                 else:
                     check(os.listdir(tmp) == [], "%s: ksc removed its temporary directory" % name)
             finally:
-                if master is not None:
-                    os.close(master)
+                for fd in (master, slave):
+                    if fd is not None:
+                        os.close(fd)
                 if program is not None and not gone(program, 0):
                     os.kill(program, signal.SIGKILL)
         check(not os.path.exists("/sys/fs/bpf/xdp_veth"), "no pins left behind")

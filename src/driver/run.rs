@@ -4,8 +4,9 @@
 //! ksc stays in charge of the child until it is gone. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent
 //! to ksc are passed on to it, and ksc waits for it, so that the program detaches what it
 //! attached before ksc removes the directory; the directory goes on every way out (the child's
-//! exit, a failed build, a signal). The signals a terminal sends (Ctrl-C, Ctrl-\, hangup) reach
-//! its whole foreground process group, the child included, so those are not sent a second time.
+//! exit, a failed build, a signal). The signals a terminal sends (Ctrl-C, Ctrl-\) reach its
+//! whole foreground process group, the child included, so those are not sent a second time; a
+//! hangup is, when ksc leads its session (the kernel then sends SIGHUP to ksc alone).
 //! If ksc itself is killed outright (SIGKILL), the child gets SIGTERM from the kernel
 //! (`PR_SET_PDEATHSIG`); only the directory then stays behind.
 
@@ -15,7 +16,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicI32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
 
 /// `ksc run FILE -- ARGS`.
 pub fn program(module: &Module, file: &Path, args: &[String], opts: &Options) -> i32 {
@@ -128,12 +129,16 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 static PENDING: AtomicI32 = AtomicI32::new(0);
 /// The last of the signals in FORWARDED that ksc received, or 0.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// Whether ksc leads its session: a terminal's hangup then reaches ksc only.
+static SESSION_LEADER: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
     RECEIVED.store(sig, SeqCst);
-    // SI_KERNEL: the terminal's signal, which went to the child as well.
+    // SI_KERNEL: the terminal's signal, which went to the child as well (its foreground process
+    // group), except the hangup a session leader gets alone.
     // SAFETY: the kernel passes a valid siginfo to an SA_SIGINFO handler.
-    if !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL {
+    let from_terminal = !info.is_null() && unsafe { (*info).si_code } == libc::SI_KERNEL;
+    if from_terminal && !(sig == libc::SIGHUP && SESSION_LEADER.load(SeqCst)) {
         return;
     }
     PENDING.store(sig, SeqCst);
@@ -180,6 +185,8 @@ struct Forwarding {
 
 impl Forwarding {
     fn install() -> Forwarding {
+        // SAFETY: plain system calls without arguments to check.
+        SESSION_LEADER.store(unsafe { libc::getsid(0) == libc::getpid() }, SeqCst);
         let mut previous = Vec::new();
         for sig in FORWARDED {
             // SAFETY: sigaction with a zero-initialised struct, an empty mask and a handler that
