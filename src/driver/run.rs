@@ -1,18 +1,20 @@
 //! `ksc run` and `ksc test`: build the executable into a private temporary directory, run it with
 //! the terminal and arguments of ksc, and exit with its status (128 + N when signal N ended it).
 //!
+//! The directory goes as soon as the child has started (the kernel holds the executable; the
+//! runtime looks next to it only for a kernel module, which `ksc run` never builds, and falls back
+//! to modprobe), or on the way out of a failed build or a signal during it.
+//!
 //! ksc stays in charge of the child until it is gone. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent
-//! to ksc are passed on to it, and ksc waits for it, so that the program detaches what it
-//! attached before ksc removes the directory; the directory goes on every way out (the child's
-//! exit, a failed build, a signal). The signals a terminal sends (Ctrl-C, Ctrl-\) reach its
+//! to ksc are passed on to it, and ksc waits for it and exits with its status, so that the
+//! program has detached what it attached when ksc returns. The signals a terminal sends (Ctrl-C, Ctrl-\) reach its
 //! whole foreground process group, the child included, so those are not sent a second time; a
 //! hangup is, when ksc leads its session (the kernel then sends SIGHUP to ksc alone).
 //! If ksc itself is killed outright (SIGKILL), the child gets SIGTERM from the kernel
-//! (`PR_SET_PDEATHSIG`); only the directory then stays behind.
+//! (`PR_SET_PDEATHSIG`).
 
 use super::build::{self, Options};
 use crate::ir::Module;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::Command;
@@ -50,13 +52,10 @@ pub fn tests(
 }
 
 fn execute(module: &Module, file: &Path, test: bool, args: &[String], opts: &Options) -> i32 {
-    // Installed before the directory exists and restored after it is gone (drop order).
+    // Installed before the directory exists and restored after it is gone (drop order), so that
+    // a signal during the build ends ksc through the code that removes it.
     let _forwarding = Forwarding::install();
-    let dir = match tempfile::Builder::new()
-        .prefix("ksc-run-")
-        .permissions(std::fs::Permissions::from_mode(0o700))
-        .tempdir()
-    {
+    let dir = match crate::link::private_tempdir("ksc-run-") {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ksc: cannot create a temporary directory: {e}");
@@ -104,6 +103,12 @@ fn execute(module: &Module, file: &Path, test: bool, args: &[String], opts: &Opt
     let pid = child.id() as i32;
     CHILD.store(pid, SeqCst);
     pass_on();
+    // The child has exec'd (spawn returns after the exec): the kernel holds the executable, and
+    // the directory can go now, so that not even SIGKILL of ksc leaves it behind.
+    let dir_path = dir.path().to_path_buf();
+    if let Err(e) = dir.close() {
+        eprintln!("ksc: cannot remove {}: {e}", dir_path.display());
+    }
     // Waited for without reaping first, so that the pid cannot be reused while the handler
     // may still send to it.
     wait_exited(pid);
