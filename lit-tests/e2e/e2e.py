@@ -10,6 +10,7 @@ checks what it printed and what it left behind. Namespaces, links and pins are r
 lines and exits 0, or prints `FAIL: ...` and exits 1.
 """
 import contextlib
+import fcntl
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -75,8 +77,10 @@ def veth_pair():
 class Program:
     """A running executable whose stdout is read line by line."""
 
-    def __init__(self, argv):
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def __init__(self, argv, **popen):
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+        # Processes that may hold the output pipes open after the one started (its children).
+        self.others = []
 
     def wait_ready(self, timeout=20):
         deadline = time.time() + timeout
@@ -89,19 +93,22 @@ class Program:
         # "ready" is printed just before the program enters dispatch(), which is what turns
         # SIGTERM into a normal return; give it that moment.
         time.sleep(0.3)
-        if self.proc.poll() is None:
+        if sig is not None and self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
             out, err = self.proc.communicate(timeout=20)
         except subprocess.TimeoutExpired:
+            for pid in self.others:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             self.proc.kill()
             out, err = self.proc.communicate()
         return self.proc.returncode, out, err
 
 
 @contextlib.contextmanager
-def running(argv):
-    p = Program(argv)
+def running(argv, **popen):
+    p = Program(argv, **popen)
     try:
         p.wait_ready()
         yield p
@@ -249,6 +256,100 @@ def scenario_kill(ksc, work):
             check(not os.path.exists("/sys/fs/bpf/" + d), "no pins left by " + d)
 
 
+def children(pid):
+    """The pids whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            found.append(int(entry))
+    return found
+
+
+def gone(pid, within=5.0):
+    """Whether `pid` has disappeared (exited and been reaped) within `within` seconds."""
+    deadline = time.time() + within
+    while os.path.exists("/proc/%d" % pid):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def own_terminal():
+    """In the child, after setsid: make stdin (a pty) the controlling terminal, whose foreground
+    process group is then this new session's."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def scenario_run_signals(ksc, work):
+    """`ksc run` stopped by a signal: the program gets it once, detaches and exits normally; ksc
+    waits for it. The temporary directory is gone as soon as the program runs. Ctrl-C on a terminal reaches both (ksc must
+    not send it a second time); the hangup of the terminal whose session ksc leads reaches ksc
+    alone (ksc must pass it on); after SIGKILL the kernel sends the program SIGTERM."""
+    src = os.path.join(HERE, "programs", "xdp_veth.ks")
+    tmp = os.path.join(work, "tmp")
+    os.mkdir(tmp, 0o700)
+    argv = [ksc, "run", src, "--", "--iface", HOST_IF, "--drop-port", "7001"]
+    cases = [
+        ("SIGTERM", signal.SIGTERM, 0),
+        ("SIGINT", signal.SIGINT, 0),
+        ("Ctrl-C", "tty", 0),
+        ("hangup", "tty", 128 + signal.SIGHUP),
+        ("SIGHUP", signal.SIGHUP, 128 + signal.SIGHUP),
+        ("SIGKILL", signal.SIGKILL, -signal.SIGKILL),
+    ]
+    with veth_pair():
+        for name, sig, want in cases:
+            popen = {"env": dict(os.environ, TMPDIR=tmp)}
+            master = slave = None
+            if sig == "tty":
+                master, slave = os.openpty()
+                popen.update(stdin=slave, start_new_session=True, preexec_fn=own_terminal)
+            program = None
+            try:
+                with running(argv, **popen) as p:
+                    if slave is not None:
+                        os.close(slave)
+                        slave = None
+                    kids = children(p.proc.pid)
+                    program = kids[0] if len(kids) == 1 else None
+                    p.others = kids
+                    check(program is not None and xdp_attached(HOST_IF), "%s: ksc runs the program, which attached XDP to %s" % (name, HOST_IF))
+                    check(os.listdir(tmp) == [], "%s: the build directory is gone once the program runs" % name)
+                    if name == "Ctrl-C":
+                        time.sleep(0.3)
+                        os.write(master, b"\x03")
+                        rc, out, err = p.stop(None)
+                    elif name == "hangup":
+                        time.sleep(0.3)
+                        os.close(master)
+                        master = None
+                        rc, out, err = p.stop(None)
+                    else:
+                        rc, out, err = p.stop(sig)
+                check(rc == want, "%s: ksc exits %d (got %s, stderr %r)" % (name, want, rc, err.strip()))
+                if want != 128 + signal.SIGHUP:
+                    check(out.count("icmp=") == 1,
+                          "%s: the program got one signal and returned from dispatch normally (%r)" % (name, out.strip()))
+                check(gone(program), "%s: the program is gone" % name)
+                check(not xdp_attached(HOST_IF), "%s: nothing attached to %s" % (name, HOST_IF))
+                check(os.listdir(tmp) == [], "%s: no temporary directory left" % name)
+            finally:
+                for fd in (master, slave):
+                    if fd is not None:
+                        os.close(fd)
+                if program is not None and not gone(program, 0):
+                    os.kill(program, signal.SIGKILL)
+        check(not os.path.exists("/sys/fs/bpf/xdp_veth"), "no pins left behind")
+
+
 def scenario_errors(ksc, work):
     """Kernel errors are one clear line and a non-zero exit, with nothing left attached."""
     exe = build(ksc, "xdp_veth", work)
@@ -269,6 +370,7 @@ SCENARIOS = {
     "tracepoint": scenario_tracepoint,
     "struct_ops": scenario_struct_ops,
     "kill": scenario_kill,
+    "run-signals": scenario_run_signals,
     "errors": scenario_errors,
 }
 

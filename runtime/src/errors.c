@@ -23,6 +23,8 @@ static const char *usual_cause(int err, enum rt_op op)
     case EACCES:
         if (op == RT_OP_MODULE)
             return "loading kernel modules needs root (CAP_SYS_MODULE)";
+        if (op == RT_OP_MOUNT)
+            return "mounting needs root (CAP_SYS_ADMIN)";
         return "needs root, or CAP_BPF plus CAP_NET_ADMIN (xdp, tc, cgroup) or CAP_PERFMON (tracing); "
                "kernel lockdown or an LSM can refuse even root";
     case E2BIG:

@@ -22,6 +22,7 @@ _Noreturn void rt_fail_test(const char *format, ...)
 _Noreturn void rt_internal_error(const char *format, ...)
 {
     rt_detach_all();
+    rt_undo_startup();
     fflush(stdout);
     va_list args;
     va_start(args, format);

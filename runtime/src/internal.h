@@ -107,6 +107,8 @@ struct rt_load_failure {
 
 /* unit.c */
 int rt_object_load(bool test_mode, struct rt_load_failure *failure);
+int rt_load_module(struct rt_load_failure *failure); /* <base>_kmod, once per process; 0 or -1 */
+void rt_undo_startup(void); /* removes the pins and directories of a start-up that failed midway */
 void rt_object_destroy(void);
 void rt_install_signal_handlers(void);
 
@@ -126,6 +128,7 @@ enum rt_op {
     RT_OP_MODULE,            /* loading or unloading the kernel module */
     RT_OP_MAP_WRITE,         /* a userspace map update */
     RT_OP_MAP_CREATE,        /* creating a map while loading the object */
+    RT_OP_MOUNT,             /* mounting the BPF filesystem */
 };
 
 /* An errno as messages show it: "strerror (ENAME)", then "; " and its usual cause for `op` where

@@ -5,7 +5,9 @@
  * load, then write what the kernel cannot know: new pinned globals' initial values, prog_array
  * slots, config defaults; and open perf buffers so that no early event is lost. libbpf's
  * messages are captured and shown only when the load fails, because the runtime prints nothing
- * on success. Test mode loads the same way without pins. */
+ * on success. Pins need a BPF filesystem at /sys/fs/bpf, which is mounted when missing; a start-up
+ * that fails removes the pins and directories it created. Test mode loads the same way without
+ * pins. */
 #include "internal.h"
 
 #include <errno.h>
@@ -16,8 +18,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/magic.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -356,7 +361,51 @@ static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load
     f->detail = more_messages(f);
 }
 
-/* mkdir -p of the directory holding `path`. Failures surface when libbpf pins there. */
+/* What the current start-up created under /sys/fs/bpf: directories and pins that did not exist
+ * before. A start-up that fails removes them again, so that it leaves nothing behind. */
+struct path_list {
+    char **paths;
+    size_t n, cap;
+};
+static struct path_list made_dirs, new_pins;
+
+static void remember(struct path_list *l, const char *path)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 8;
+        char **paths = realloc(l->paths, l->cap * sizeof *paths);
+        if (!paths) {
+            fputs("ksrt: out of memory\n", stderr);
+            exit(1);
+        }
+        l->paths = paths;
+    }
+    l->paths[l->n] = rt_zalloc(strlen(path) + 1);
+    strcpy(l->paths[l->n++], path);
+}
+
+static void forget(struct path_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->paths[i]);
+    l->n = 0;
+}
+
+/* Removes what a failed start-up created, newest first: its pins, then its (now empty)
+ * directories. libbpf unpins what it pinned itself when bpf_object__load fails; pins made by a
+ * load that succeeded before a later step failed are removed here. */
+void rt_undo_startup(void)
+{
+    for (size_t i = new_pins.n; i-- > 0;)
+        unlink(new_pins.paths[i]);
+    for (size_t i = made_dirs.n; i-- > 0;)
+        rmdir(made_dirs.paths[i]);
+    forget(&new_pins);
+    forget(&made_dirs);
+}
+
+/* mkdir -p of the directory holding `path`, remembering what it made. Other failures surface
+ * when libbpf pins there. */
 static void make_parent_dirs(const char *path)
 {
     char dir[PATH_MAX];
@@ -365,14 +414,49 @@ static void make_parent_dirs(const char *path)
     if (!slash || slash == dir)
         return;
     *slash = '\0';
-    for (char *p = dir + 1; *p; p++) {
-        if (*p == '/') {
-            *p = '\0';
-            mkdir(dir, 0700);
-            *p = '/';
-        }
+    for (char *p = dir + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(dir, 0700) == 0)
+            remember(&made_dirs, dir);
+        *p = c;
+        if (!c)
+            break;
     }
-    mkdir(dir, 0700);
+}
+
+#define BPF_ROOT "/sys/fs/bpf"
+
+/* Pins need a BPF filesystem at /sys/fs/bpf. When something else is there (a bare sysfs
+ * directory: nothing mounted; a tmpfs; …), mount one, as bpftool does; when that fails, say
+ * exactly that. 0, or -1 with `f` filled. */
+static int ensure_bpffs(struct rt_load_failure *f)
+{
+    struct statfs st;
+    memset(&st, 0, sizeof st);
+    int err = statfs(BPF_ROOT, &st) == 0 ? 0 : errno;
+    if (!err && st.f_type == BPF_FS_MAGIC)
+        return 0;
+    char what[128];
+    if (err)
+        snprintf(what, sizeof what, "cannot be examined (%.80s)", strerror(err));
+    else if (st.f_type == SYSFS_MAGIC)
+        snprintf(what, sizeof what, "is not a BPF filesystem (nothing is mounted there)");
+    else if (st.f_type == TMPFS_MAGIC)
+        snprintf(what, sizeof what, "is not a BPF filesystem (a tmpfs is mounted there)");
+    else
+        snprintf(what, sizeof what, "is not a BPF filesystem (filesystem type 0x%lx)", (unsigned long)st.f_type);
+    if (mount("bpf", BPF_ROOT, "bpf", 0, "mode=0700") == 0)
+        return 0;
+    int mount_errno = errno;
+    snprintf(f->summary, sizeof f->summary,
+             "cannot pin: " BPF_ROOT " %s and mounting one there failed: %.200s; mount it with `mount -t bpf bpf "
+             BPF_ROOT "`",
+             what, rt_error_text(mount_errno, RT_OP_MOUNT).text);
+    snprintf(f->headline, sizeof f->headline, "%s", f->summary);
+    return -1;
 }
 
 static bool pin_exists(const char *path)
@@ -408,11 +492,14 @@ static bool needs_mmap(const char *name)
     return false;
 }
 
-/* Sets flags and pin paths before the load; returns whether __pinned_globals' pin existed. */
-static bool prepare_maps(struct bpf_object *obj, bool test_mode)
+/* Sets flags and pin paths before the load, making sure a BPF filesystem is there to pin in and
+ * remembering which pins are new; sets whether __pinned_globals' pin existed. 0, or -1 with `f`
+ * filled. */
+static int prepare_maps(struct bpf_object *obj, bool test_mode, bool *globals_pinned, struct rt_load_failure *f)
 {
     const char *base = rt.unit->base;
-    bool globals_pinned = false;
+    bool bpffs_checked = false;
+    *globals_pinned = false;
     struct bpf_map *map;
     bpf_object__for_each_map(map, obj) {
         const char *name = bpf_map__name(map);
@@ -428,16 +515,24 @@ static bool prepare_maps(struct bpf_object *obj, bool test_mode)
         if (strcmp(name, PINNED_GLOBALS) == 0) {
             snprintf(path, sizeof path, "/sys/fs/bpf/%s/globals/pinned_globals", base);
             bpf_map__set_pin_path(map, path);
-            globals_pinned = pin_exists(path);
         } else if (is_pinned_map(name)) {
             snprintf(path, sizeof path, "/sys/fs/bpf/%s/maps/%s", base, name);
             bpf_map__set_pin_path(map, path);
         }
         const char *pin = bpf_map__pin_path(map);
-        if (pin)
-            make_parent_dirs(pin);
+        if (!pin)
+            continue;
+        if (!bpffs_checked && ensure_bpffs(f))
+            return -1;
+        bpffs_checked = true;
+        bool existed = pin_exists(pin);
+        if (strcmp(name, PINNED_GLOBALS) == 0)
+            *globals_pinned = existed;
+        if (!existed)
+            remember(&new_pins, pin);
+        make_parent_dirs(pin);
     }
-    return globals_pinned;
+    return 0;
 }
 
 /* Writes what the kernel does not know after a successful load. */
@@ -514,18 +609,22 @@ static int run_modprobe(const char *base, struct rt_load_failure *f)
 /* The module ksc writes for a unit is <base>_kmod: Kbuild itself writes <module>.mod.c, so the
  * module cannot share the name of ksc's <base>.mod.c (README: kernel modules). */
 static char module_name[100];
+/* The process that loaded the module: the test driver's children inherit its atexit handlers. */
+static pid_t module_loader;
 
 /* Unloads the module at exit when this process loaded it, after the object that used its
  * kfuncs is gone (ksrt_exit destroys the object before exit() runs this). */
 static void unload_module(void)
 {
+    if (getpid() != module_loader)
+        return;
     if (syscall(SYS_delete_module, module_name, O_NONBLOCK) != 0 && errno != ENOENT)
         rt_report("cannot unload kernel module %s: %s", module_name, rt_error_text(errno, RT_OP_MODULE).text);
 }
 
 /* Loads <dir of the executable>/<base>_kmod.ko, or `modprobe <base>_kmod` when there is none
  * (§16.2). */
-static int load_module(struct rt_load_failure *f)
+int rt_load_module(struct rt_load_failure *f)
 {
     static bool loaded;
     if (loaded)
@@ -567,8 +666,10 @@ static int load_module(struct rt_load_failure *f)
         goto failed;
     }
     loaded = true;
-    if (!already)
+    if (!already) {
+        module_loader = getpid();
         atexit(unload_module);
+    }
     return 0;
 failed:
     snprintf(f->headline, sizeof f->headline, "%s", f->summary);
@@ -581,7 +682,7 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
     f->summary[0] = f->headline[0] = '\0';
     f->detail = "";
     f->messages_hidden = false;
-    if (u->has_kfuncs && load_module(f))
+    if (u->has_kfuncs && rt_load_module(f))
         return -1;
 
     /* Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it. */
@@ -602,19 +703,30 @@ int rt_object_load(bool test_mode, struct rt_load_failure *f)
         return -1;
     }
     ksrt_adapt_struct_ops(obj);
-    bool globals_pin_existed = prepare_maps(obj, test_mode);
+    bool globals_pin_existed;
+    if (prepare_maps(obj, test_mode, &globals_pin_existed, f)) {
+        captured.on = false;
+        bpf_object__close(obj);
+        rt_undo_startup();
+        return -1;
+    }
     int err = bpf_object__load(obj);
     captured.on = false;
     if (err) {
         explain_load_failure(obj, -err, f);
         bpf_object__close(obj);
+        rt_undo_startup();
         return -1;
     }
     rt.obj = obj;
     if (initialize(globals_pin_existed, f)) {
         rt_object_destroy();
+        rt_undo_startup();
         return -1;
     }
+    /* Started: what it created stays. */
+    forget(&new_pins);
+    forget(&made_dirs);
     return 0;
 }
 
@@ -641,8 +753,8 @@ void rt_object_destroy(void)
     rt.obj = NULL;
 }
 
-/* SIGINT/SIGTERM outside dispatch and daemon: nothing may stay attached (§15.3). Links die with
- * their fds anyway; closing them here and removing tc filters makes that explicit. */
+/* SIGINT/SIGTERM/SIGHUP outside dispatch and daemon: nothing may stay attached (§15.3). Links
+ * die with their fds anyway; closing them here and removing tc filters makes that explicit. */
 static void on_fatal_signal(int sig)
 {
     rt_detach_all_from_signal();
@@ -657,6 +769,7 @@ void rt_install_signal_handlers(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 void ksrt_start(const struct ksrt_unit *unit)

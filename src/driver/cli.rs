@@ -109,6 +109,9 @@ pub enum Command {
         /// Run only tests whose name contains SUBSTR
         #[arg(long, value_name = "SUBSTR")]
         filter: Option<String>,
+        /// Seconds each test may run before it fails as timed out; 0: no limit [default: 10]
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<u32>,
     },
     /// Parse textual KS-IR, run the named passes, verify and print the result (like mlir-opt).
     Opt {

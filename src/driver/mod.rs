@@ -78,6 +78,7 @@ enum Stage {
     },
     Test {
         filter: Option<String>,
+        timeout: Option<u32>,
     },
     Run {
         args: Vec<String>,
@@ -89,7 +90,11 @@ fn dispatch(cli: Cli) -> i32 {
         Some(Command::Check { common }) => (common.file, Stage::Check),
         Some(Command::Build { common, out, test }) => (common.file, Stage::Build { out, test }),
         Some(Command::Verify { common }) => (common.file, Stage::Verify),
-        Some(Command::Test { common, filter }) => (common.file, Stage::Test { filter }),
+        Some(Command::Test {
+            common,
+            filter,
+            timeout,
+        }) => (common.file, Stage::Test { filter, timeout }),
         Some(Command::Run { common, args }) => (common.file, Stage::Run { args }),
         Some(Command::Opt {
             file,
@@ -287,7 +292,9 @@ fn run_stage(
             &opts,
             &Inputs::of(sources),
         ),
-        Stage::Test { filter } => run::tests(&module, file, filter.as_deref(), &opts),
+        Stage::Test { filter, timeout } => {
+            run::tests(&module, file, filter.as_deref(), timeout, &opts)
+        }
         Stage::Run { args } => run::program(&module, file, &args, &opts),
     };
     std::mem::forget(module);

@@ -20,11 +20,18 @@ pub enum LinkError {
     Internal(String),
 }
 
+/// A new directory `$TMPDIR/PREFIX*` that only its owner can enter (0700, whatever the umask),
+/// removed when dropped.
+pub fn private_tempdir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .tempdir()
+}
+
 /// Links `object` (a native relocatable object from the host back end) into the executable `out`.
 pub fn link_executable(object: &[u8], out: &Path) -> Result<(), LinkError> {
-    let dir = tempfile::Builder::new()
-        .prefix("ksc-link-")
-        .tempdir()
+    let dir = private_tempdir("ksc-link-")
         .map_err(|e| LinkError::Environment(format!("cannot create a temporary directory: {e}")))?;
     let write = |name: &str, bytes: &[u8]| {
         let p = dir.path().join(name);
@@ -154,5 +161,20 @@ mod tests {
             matches!(&e, LinkError::Environment(m) if m.ends_with("(install libelf-dev and zlib1g-dev)")),
             "{e:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn private_tempdir_is_owner_only() {
+        // SAFETY: umask only changes this process's file creation mask.
+        let old = unsafe { libc::umask(0o022) };
+        let dir = super::private_tempdir("ksc-test-").unwrap();
+        unsafe { libc::umask(old) };
+        let mode = std::fs::metadata(dir.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
     }
 }
