@@ -199,15 +199,31 @@ impl<'ctx> Gen<'_, 'ctx> {
             .create_basic_type("int", 32, 0x05, DIFlags::PUBLIC)
             .expect("int")
             .as_type();
+        // libbpf reads only the array's length. `int[N]` as libbpf's macros write it, unless its
+        // size would pass 4 GiB (max_entries above 2^30): the kernel then refuses the whole BTF
+        // and libbpf goes on without it (no func_info: programs passing callbacks fail), so such
+        // a value is the length of a byte array.
+        let byte = self
+            .di
+            .create_basic_type("char", 8, 0x06, DIFlags::PUBLIC)
+            .expect("char")
+            .as_type();
         let mut di_members: Vec<DIType> = Vec::new();
         for (i, mem) in members.iter().enumerate() {
             let (mname, pointee) = match mem {
-                Member::Int(n, v) => (
-                    *n,
-                    self.di
-                        .create_array_type(int, *v * 32, 0, &[0..*v as i64])
-                        .as_type(),
-                ),
+                Member::Int(n, v) => {
+                    let (elem, bits) = if *v > u64::from(u32::MAX) / 4 {
+                        (byte, 8)
+                    } else {
+                        (int, 32)
+                    };
+                    (
+                        *n,
+                        self.di
+                            .create_array_type(elem, *v * bits, 0, &[0..*v as i64])
+                            .as_type(),
+                    )
+                }
                 Member::Type(n, t) => (*n, self.di_type(t)),
             };
             let ptr = self.pointer(Some(pointee));
