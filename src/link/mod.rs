@@ -162,14 +162,10 @@ mod tests {
             "{e:?}"
         );
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn private_tempdir_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
         // SAFETY: umask only changes this process's file creation mask.
         let old = unsafe { libc::umask(0o022) };
         let dir = super::private_tempdir("ksc-test-").unwrap();
