@@ -1221,6 +1221,11 @@ impl FnLower<'_, '_, '_> {
     fn test_call(&mut self, e: &Expr, args: &[Expr]) -> Value {
         let prog = self.callee_name(&args[0]);
         let it = self.ty(&args[1]);
+        if let Ty::Struct(id) = &it {
+            if self.lw.ck.structs[id.0 as usize].is_test_context() {
+                return self.test_context_call(e, &prog, args);
+            }
+        }
         let ity = self.ir(&it);
         let capacity = crate::sema::layout::Layout {
             structs: &self.lw.ck.structs,
@@ -1246,6 +1251,38 @@ impl FnLower<'_, '_, '_> {
             assignable && matches!(ity, Type::Array(..) | Type::Str(_)),
             matches!(ity, Type::Str(_)),
         )
+    }
+
+    /// `test(prog, ctx)` with a test context: a zero-filled packet of `ctx.packet_size` bytes
+    /// (a length past the largest test packet fails the test at run time, as any too-long `len`).
+    fn test_context_call(&mut self, e: &Expr, prog: &str, args: &[Expr]) -> Value {
+        let max = crate::sema::env::MAX_TEST_PACKET;
+        let buffer_ty = Type::Array(Rc::new(Type::u8()), max as u32);
+        let buffer = self.slot(buffer_ty.clone(), "");
+        let zero = self.b().core_zero(buffer_ty);
+        self.b().core_store(zero, buffer);
+        let context = self.place(&args[1]);
+        let context = self.place_address(&context);
+        let field = &self.lw.ck.structs[match self.ty(&args[1]) {
+            Ty::Struct(id) => id.0 as usize,
+            _ => unreachable!("a test context is a struct"),
+        }]
+        .field("packet_size")
+        .expect("a test context has packet_size")
+        .ty
+        .clone();
+        let field_ty = self.ir(field);
+        let size_addr = self.b().core_field_addr(
+            context,
+            b"packet_size".to_vec(),
+            Type::ptr(field_ty.clone()),
+        );
+        let size = self.b().core_load(size_addr, field_ty);
+        let len = self.convert(size, &Type::u32());
+        let data = self.convert(buffer, &Type::ptr(Type::u8()));
+        self.at(e.span);
+        self.b()
+            .ks_test_run(data, &[len], prog, max as i128, false, false)
     }
 
     fn map_method(

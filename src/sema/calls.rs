@@ -685,6 +685,19 @@ impl<'a> Checker<'a, '_> {
             ),
         }
         let it = self.expr(cx, &args[1], None);
+        if let Ty::Struct(id) = &it {
+            if self.structs[id.0 as usize].is_test_context() {
+                // A zero-filled packet of `packet_size` bytes, checked when the test runs.
+                if args.len() == 3 {
+                    self.error(
+                        Code::E0507,
+                        args[2].span,
+                        "a test context gives the packet's length in `packet_size`; `test()` takes no length with it",
+                    );
+                }
+                return U32;
+            }
+        }
         let size = match &it {
             Ty::Array(el, n) if matches!(**el, Ty::Int(IntTy::U8)) => Some(*n as u64),
             Ty::Str(n) => {

@@ -35,7 +35,20 @@ pub struct StructInfo {
     pub span: Option<Span>,
 }
 
+/// The largest packet `test()` runs (§17.4).
+pub const MAX_TEST_PACKET: u64 = 3500;
+
 impl StructInfo {
+    /// A user struct with an integer `packet_size` field is a test context (§17.4, the reference's
+    /// `test(prog, XdpTestContext { packet_size: 500, … })`): `test()` runs a zero-filled packet of
+    /// that many bytes, not the struct's own bytes.
+    pub fn is_test_context(&self) -> bool {
+        self.origin == StructOrigin::File
+            && self
+                .field("packet_size")
+                .is_some_and(|f| matches!(f.ty, Ty::Int(_)))
+    }
+
     pub fn field(&self, name: &str) -> Option<&FieldInfo> {
         self.fields.iter().find(|f| f.name == name)
     }
