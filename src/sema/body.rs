@@ -5,7 +5,7 @@ use super::consteval::ConstValue;
 use super::env::*;
 use super::types::*;
 use super::{Checker, Local};
-use crate::diagnostics::Code;
+use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
 
 /// Per-function checking state.
@@ -30,6 +30,8 @@ pub(crate) struct FnCtx {
     pub tail_match: bool,
     /// Stack bytes of aggregate locals, counted as they are declared (§19, E0601).
     pub stack_bytes: u64,
+    /// The largest aggregate local (its name's span, name, bytes): what E0601 suggests moving.
+    pub largest_local: Option<(Span, String, u64)>,
     /// The local whose initialiser is being checked (`var NAME = …`), for suggestions.
     pub binding_name: Option<String>,
 }
@@ -49,6 +51,7 @@ impl FnCtx {
             caught_codes: Vec::new(),
             tail_match: false,
             stack_bytes: 0,
+            largest_local: None,
             binding_name: None,
         }
     }
@@ -274,14 +277,20 @@ impl<'a> Checker<'a, '_> {
             );
         }
         if cx.is_kernel() && cx.stack_bytes > 512 {
-            self.error(
-                Code::E0601,
-                decl.name.span,
-                format!(
-                    "this function needs {} bytes of stack; eBPF allows 512",
-                    cx.stack_bytes
-                ),
+            let details = format!(
+                "this function needs {} bytes of stack; eBPF allows 512",
+                cx.stack_bytes
             );
+            match cx.largest_local.take() {
+                Some((span, name, bytes)) => self.error_because(
+                    Code::E0601,
+                    decl.name.span,
+                    details,
+                    span,
+                    format!("`{name}` takes {bytes} bytes: make it smaller, or keep it in a map value (a `percpu_array` of one entry is the usual scratch space, §11)"),
+                ),
+                None => self.error(Code::E0601, decl.name.span, details),
+            }
         }
     }
 

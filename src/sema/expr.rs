@@ -652,7 +652,25 @@ impl<'a> Checker<'a, '_> {
             ) {
                 let target = self.int_like(to).unwrap_or(IntTy::I64);
                 if x < target.min() || x > target.max() {
-                    self.error(
+                    let signed = [IntTy::I8, IntTy::I16, IntTy::I32, IntTy::I64];
+                    let unsigned = [IntTy::U8, IntTy::U16, IntTy::U32, IntTy::U64];
+                    // Same signedness first; a negative value needs a signed type.
+                    let candidates: Vec<IntTy> = match (x < 0, target.signed()) {
+                        (true, _) => signed.to_vec(),
+                        (false, true) => signed.into_iter().chain(unsigned).collect(),
+                        (false, false) => unsigned.to_vec(),
+                    };
+                    let wider = candidates
+                        .into_iter()
+                        .find(|t| (t.min()..=t.max()).contains(&x));
+                    let fix = match wider {
+                        Some(t) => format!(
+                            "use a value in range, or a wider type such as `{}`",
+                            t.name()
+                        ),
+                        None => "no integer type holds it: use a value in range".to_string(),
+                    };
+                    self.error_with_note(
                         Code::E0310,
                         e.span,
                         format!(
@@ -661,6 +679,7 @@ impl<'a> Checker<'a, '_> {
                             target.min(),
                             target.max()
                         ),
+                        fix,
                     );
                     return false;
                 }

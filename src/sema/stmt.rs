@@ -456,7 +456,11 @@ impl<'a> Checker<'a, '_> {
         };
         local.mutable = true;
         if cx.is_kernel() && matches!(local.ty, Ty::Array(..) | Ty::Struct(_) | Ty::Str(_)) {
-            cx.stack_bytes += self.size_of(&local.ty).unwrap_or(0).div_ceil(8) * 8;
+            let bytes = self.size_of(&local.ty).unwrap_or(0);
+            cx.stack_bytes += bytes.div_ceil(8) * 8;
+            if cx.largest_local.as_ref().is_none_or(|(_, _, b)| bytes > *b) {
+                cx.largest_local = Some((name.span, name.name.clone(), bytes));
+            }
         }
         self.declare_local(cx, name, local);
     }
