@@ -40,6 +40,13 @@ pub fn run(object: &[u8], file: &Path, unit: &Unit, sources: &SourceMap, json: b
             }
             return emit(sources, json, d);
         }
+        Err(e @ LoadError::Btf(_)) => {
+            eprintln!(
+                "{}:1:1: error[E0999]: internal compiler error: {e}",
+                file.display()
+            );
+            return 1;
+        }
         Err(LoadError::Open(why)) => {
             eprintln!("{}:1:1: error[E0999]: internal compiler error: libbpf cannot open the generated object: {why}", file.display());
             return 1;

@@ -56,6 +56,10 @@ pub enum LoadError {
         errno: i32,
         messages: Vec<String>,
     },
+    /// The kernel refused the object's BTF. libbpf would go on without it (no function info, so
+    /// any program passing a callback fails with "missing btf func_info"): a compiler bug, said
+    /// as such. The kernel's reason, when libbpf gave it.
+    Btf(String),
 }
 
 impl fmt::Display for LoadError {
@@ -63,6 +67,7 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Unavailable(why) => write!(f, "bpf() unavailable: {why}"),
             LoadError::Open(why) => write!(f, "cannot load BPF object: {why}"),
+            LoadError::Btf(why) => write!(f, "the kernel refused the object's BTF: {why}"),
             LoadError::Map { name, errno, .. } => write!(
                 f,
                 "the kernel refused to create map `{name}`: {}",
@@ -92,6 +97,9 @@ pub fn verify_object(elf: &[u8], object_name: &str) -> Result<Vec<ProgramReport>
     };
     // Opening before probing bpf() reports a broken ELF as such on any machine.
     let mut attempt = load(&|_| true, BPF_LOG_STATS, STATS_LOG_SIZE)?;
+    if let Some(why) = refused_btf(&attempt.messages) {
+        return Err(LoadError::Btf(why));
+    }
     if attempt.errno.is_some() {
         ffi::probe_bpf().map_err(|errno| {
             LoadError::Unavailable(format!(
@@ -340,4 +348,20 @@ pub fn log_source_location(log: &str) -> Option<(String, u32, String)> {
 /// Whether the bpf() system call is usable (creates and closes a one-entry array map).
 pub fn bpf_available() -> bool {
     ffi::probe_bpf().is_ok()
+}
+
+/// libbpf's account of the kernel refusing the object's BTF (it then loads without BTF), with
+/// the last line of the kernel's BTF log before it, which names the offending type.
+fn refused_btf(messages: &[String]) -> Option<String> {
+    let lines: Vec<&str> = messages.iter().flat_map(|m| m.lines()).collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("Error loading .BTF into kernel"))?;
+    let reason = lines[..at]
+        .iter()
+        .rev()
+        .map(|l| l.trim())
+        .find(|l| !l.is_empty() && !l.starts_with("libbpf:"))
+        .unwrap_or(lines[at].trim());
+    Some(reason.to_string())
 }

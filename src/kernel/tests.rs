@@ -418,3 +418,17 @@ fn kinds_from_section_names() {
         assert_eq!(kind_of(section), kind, "{section}");
     }
 }
+
+#[test]
+fn a_refused_btf_is_named_with_the_kernel_reason() {
+    let messages = vec![
+        "libbpf: loading object 'x' from buffer\n".to_string(),
+        "[60] STRUCT trace_event_raw_sys_enter size=0 vlen=3\n\tid type_id=51 bits_offset=64 Member bits_offset exceeds its struct size\n".to_string(),
+        "libbpf: Error loading .BTF into kernel: -EINVAL. BTF is optional, ignoring.\n".to_string(),
+    ];
+    assert_eq!(
+        refused_btf(&messages).as_deref(),
+        Some("id type_id=51 bits_offset=64 Member bits_offset exceeds its struct size")
+    );
+    assert_eq!(refused_btf(&messages[..1]), None);
+}

@@ -235,14 +235,16 @@ impl<'a> Checker<'a, '_> {
                     return;
                 }
                 let id = StructId(self.structs.len() as u32);
-                let btf_id = if kernel_view {
+                // A view of a kernel struct has the kernel's layout: its offsets and its size.
+                let kernel = if kernel_view {
                     self.btf
                         .get()
                         .and_then(|b| b.struct_by_name(&s.name.name))
-                        .map(|k| k.id)
+                        .map(|k| (k.id, u64::from(k.size)))
                 } else {
                     None
                 };
+                let (btf_id, kernel_size) = (kernel.map(|k| k.0), kernel.map(|k| k.1));
                 self.structs.push(StructInfo {
                     name: s.name.name.clone(),
                     fields: Vec::new(),
@@ -252,7 +254,7 @@ impl<'a> Checker<'a, '_> {
                         StructOrigin::File
                     },
                     btf_id,
-                    kernel_size: None,
+                    kernel_size,
                     span: Some(s.name.span),
                 });
                 self.struct_by_name.insert(s.name.name.clone(), id);

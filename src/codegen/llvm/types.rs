@@ -268,6 +268,12 @@ impl<'ctx> Gen<'_, 'ctx> {
             );
         }
         self.di_in_progress.remove(name);
+        // The kernel refuses BTF whose members pass the struct's end (and then libbpf loads
+        // without any BTF): a struct is at least as large as its members reach.
+        let reach = by_offset(&offsets)
+            .last()
+            .map_or(0, |&i| offsets[i] + self.size_of(&fields[i].1));
+        let size = size.max(reach);
         let cname = super::c_name(name);
         self.di
             .create_struct_type(
