@@ -117,6 +117,36 @@ impl Diagnostics {
         self.list.iter()
     }
 
+    /// How many diagnostics are kept; with `since_mut`, what a step added.
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The diagnostics kept after the first `start`.
+    pub fn since_mut(&mut self, start: usize) -> impl Iterator<Item = &mut Diagnostic> {
+        self.list.iter_mut().skip(start)
+    }
+
+    /// Drops the diagnostics after the first `start` that `drop` selects (consequences of one
+    /// already reported, which would only repeat it).
+    pub fn drop_since(&mut self, start: usize, drop: impl Fn(&Diagnostic) -> bool) {
+        let mut i = start;
+        while i < self.list.len() {
+            if drop(&self.list[i]) {
+                if self.list[i].severity == Severity::Error {
+                    self.errors -= 1;
+                }
+                self.list.remove(i);
+            } else {
+                i += 1;
+            }
+        }
+    }
+
     /// Diagnostics in source order (file, then position), which is how people read them.
     pub fn sorted(&self) -> Vec<&Diagnostic> {
         let mut v: Vec<&Diagnostic> = self.list.iter().collect();

@@ -175,6 +175,9 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
             StmtKind::Var { name, init, .. } => self.var_decl(name, init.as_ref()),
             StmtKind::Const { name, init, .. } => self.var_decl(name, Some(init)),
             StmtKind::Assign { target, op, value } => self.assign(target, *op, value),
+            StmtKind::Expr(e) if self.lw.ck.implicit_returns.contains(&e.id) => {
+                self.return_stmt(Some(e))
+            }
             StmtKind::Expr(e) => {
                 self.expr_stmt(e);
             }

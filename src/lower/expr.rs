@@ -1020,6 +1020,15 @@ impl FnLower<'_, '_, '_> {
         let results = self.result_types(e);
         match &callee.kind {
             ExprKind::Ident(n) if self.lookup(n).is_none() => {
+                if let Some(&id) = self.lw.ck.sibling_calls.get(&e.id) {
+                    // A sibling struct_ops method: its subprogram twin (§16.1).
+                    let params = self.lw.ck.funcs[id.0 as usize].params.clone();
+                    let vals = self.args_for(args, &params);
+                    let name = self.lw.method_subprogram_name(id);
+                    self.at(e.span);
+                    let op = self.b().core_call(&vals, &name, &results);
+                    return self.lw.m.op(op).results.first().copied();
+                }
                 if let Some(sym) = self.lw.ck.symbols.get(n).cloned() {
                     match sym {
                         Symbol::Func(id) => {

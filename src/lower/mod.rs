@@ -278,7 +278,39 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         }
     }
 
+    /// The IR name of the plain kernel function a struct_ops method is also compiled to when a
+    /// sibling method calls it (`<impl>.<method>`: a method is a program reading its arguments
+    /// from the trampoline's context, which a BPF call cannot provide).
+    pub fn method_subprogram_name(&self, id: FuncId) -> String {
+        let f = &self.ck.funcs[id.0 as usize];
+        match &f.kind {
+            FnKind::StructOpsMethod { impl_name } => format!("{impl_name}.{}", f.name),
+            _ => self.func_name(id),
+        }
+    }
+
+    /// The subprogram twin of a struct_ops method that sibling methods call (§16.1).
+    fn method_subprogram(&mut self, id: FuncId, item: &Item) {
+        let f = &self.ck.funcs[id.0 as usize];
+        let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType {
+            params: f.params.iter().map(|p| self.ir_type(p)).collect(),
+            ret: self.ir_type(&f.ret),
+        }));
+        let may_throw = self.ck.may_throw.contains(&id).then_some(true);
+        let name = self.method_subprogram_name(id);
+        let loc = self.loc(item.span);
+        let op = {
+            let mut b = self.top();
+            b.loc = loc;
+            b.ks_func(&name, ty, b"bpf", None, None, None, may_throw, None)
+        };
+        body::lower_body(self, id, op);
+    }
+
     fn function(&mut self, id: FuncId, item: &Item) {
+        if self.ck.sibling_calls.values().any(|&c| c == id) {
+            self.method_subprogram(id, item);
+        }
         let f = &self.ck.funcs[id.0 as usize];
         let ty = Type::Func(std::rc::Rc::new(crate::ir::FnType {
             params: f.params.iter().map(|p| self.ir_type(p)).collect(),

@@ -34,6 +34,9 @@ pub(crate) struct FnCtx {
     pub largest_local: Option<(Span, String, u64)>,
     /// The local whose initialiser is being checked (`var NAME = …`), for suggestions.
     pub binding_name: Option<String>,
+    /// Expression statements in tail position of a function returning a value: each is checked
+    /// as `return e` (§5.3 [fix]: a trailing expression is the function's value).
+    pub trailing: std::collections::HashSet<ExprId>,
 }
 
 impl FnCtx {
@@ -53,6 +56,7 @@ impl FnCtx {
             stack_bytes: 0,
             largest_local: None,
             binding_name: None,
+            trailing: Default::default(),
         }
     }
 
@@ -261,6 +265,9 @@ impl<'a> Checker<'a, '_> {
         if let RetSpec::Named(n, _) = &decl.ret {
             cx.scopes[0].push((n.name.clone(), Local::new(cx.ret.clone())));
         }
+        if !matches!(cx.ret, Ty::Void | Ty::Error) && !matches!(decl.ret, RetSpec::Named(..)) {
+            trailing_exprs(&decl.body, &mut cx.trailing);
+        }
         cx.push_scope();
         let falls_through = self.block_stmts(&mut cx, &decl.body);
         cx.pop_scope();
@@ -307,5 +314,34 @@ impl<'a> Checker<'a, '_> {
             },
             _ => false,
         }
+    }
+}
+
+/// The expression statements whose value is the value of `b` when `b` ends a function: its
+/// last statement when that is an expression statement, or, for a final `if` with an `else`,
+/// those of each branch (§5.3 [fix]).
+fn trailing_exprs(b: &Block, out: &mut std::collections::HashSet<ExprId>) {
+    if let Some(s) = b.stmts.last() {
+        trailing_stmt(s, out);
+    }
+}
+
+fn trailing_stmt(s: &Stmt, out: &mut std::collections::HashSet<ExprId>) {
+    match &s.kind {
+        StmtKind::Expr(e) => {
+            out.insert(e.id);
+        }
+        StmtKind::If {
+            then,
+            els: Some(els),
+            ..
+        } => {
+            trailing_exprs(then, out);
+            match &**els {
+                ElseBranch::Block(b) => trailing_exprs(b, out),
+                ElseBranch::If(s) => trailing_stmt(s, out),
+            }
+        }
+        _ => {}
     }
 }

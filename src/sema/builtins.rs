@@ -461,6 +461,12 @@ pub const UNIVERSAL_BUILTINS: &[&str] = &[
     "print", "sizeof", "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll",
 ];
 
+/// Whether `name` is a builtin function. Builtins live in a prelude scope: a top-level
+/// declaration of the same name shadows the builtin in the whole unit (§2.3 [fix]).
+pub fn is_builtin(name: &str) -> bool {
+    USERSPACE_BUILTINS.contains(&name) || UNIVERSAL_BUILTINS.contains(&name) || name == "exec"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -153,6 +153,87 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
+    /// A call of a top-level item by name (`name` is in the file scope).
+    fn call_symbol(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        name: &str,
+        span: Span,
+        args: &[Expr],
+        tail: bool,
+    ) -> Ty {
+        match self.symbols.get(name).cloned() {
+            Some(Symbol::Func(id)) => self.call_function(cx, e, id, span, args, tail),
+            Some(Symbol::Extern(i)) => {
+                let x = self.externs[i].clone();
+                if !cx.is_kernel() {
+                    self.error(
+                        Code::E0501,
+                        span,
+                        format!("`{name}` is a kernel function; only kernel code can call it"),
+                    );
+                }
+                self.check_args(cx, e, &x.params, args);
+                x.ret
+            }
+            _ => self.call_value(
+                cx,
+                e,
+                &Expr {
+                    kind: ExprKind::Ident(name.to_string()),
+                    span,
+                    id: ExprId(u32::MAX),
+                },
+                args,
+            ),
+        }
+    }
+
+    /// A call of a builtin's name that a top-level declaration shadows (§2.3) resolves to that
+    /// declaration. When the call does not fit it (the author meant the builtin, e.g.
+    /// `test(prog, pkt)` in a unit whose XDP program is named `test`), its first error points at
+    /// the shadowing declaration and the errors that follow from the mix-up (arity, argument
+    /// types, within the call since diagnostic `before`) are dropped.
+    fn note_shadowed_builtin(&mut self, name: &str, call: Span, before: usize) {
+        let Some(&decl) = self.symbol_spans.get(name) else {
+            return;
+        };
+        let in_call = move |d: &crate::diagnostics::Diagnostic| {
+            d.severity == crate::diagnostics::Severity::Error
+                && d.span.file == call.file
+                && d.span.lo >= call.lo
+                && d.span.hi <= call.hi
+        };
+        let Some(first) = self.diags.since_mut(before).position(|d| in_call(d)) else {
+            return;
+        };
+        let first = before + first;
+        if let Some(d) = self.diags.since_mut(first).next() {
+            d.related.push((
+                decl,
+                format!(
+                    "`{name}` is declared here, which shadows the builtin `{name}()` in the whole unit (§2.3), so the call names this declaration; rename the declaration to call the builtin"
+                ),
+            ));
+        }
+        self.diags.drop_since(first + 1, in_call);
+    }
+
+    /// The method `name` of the impl the function being checked belongs to, if any.
+    fn sibling_method(&self, cx: &FnCtx, name: &str) -> Option<FuncId> {
+        let FnKind::StructOpsMethod { impl_name } = &cx.kind else {
+            return None;
+        };
+        self.funcs
+            .iter()
+            .position(|f| {
+                f.name == name
+                    && matches!(&f.kind, FnKind::StructOpsMethod { impl_name: i } if i == impl_name)
+            })
+            .map(|i| FuncId(i as u32))
+    }
+
     fn check_args_untyped(&mut self, cx: &mut FnCtx, args: &[Expr]) {
         for a in args {
             self.expr(cx, a, None);
@@ -195,33 +276,19 @@ impl<'a> Checker<'a, '_> {
         if let Some(t) = self.map_helper_habit(cx, e, name, args) {
             return t;
         }
-        match self.symbols.get(name).cloned() {
-            Some(Symbol::Func(id)) => return self.call_function(cx, e, id, span, args, tail),
-            Some(Symbol::Extern(i)) => {
-                let x = self.externs[i].clone();
-                if !cx.is_kernel() {
-                    self.error(
-                        Code::E0501,
-                        span,
-                        format!("`{name}` is a kernel function; only kernel code can call it"),
-                    );
-                }
-                self.check_args(cx, e, &x.params, args);
-                return x.ret;
+        // Inside an impl, a sibling method's bare name calls it (§16.1): the impl's methods are
+        // the innermost scope above the method's locals.
+        if let Some(id) = self.sibling_method(cx, name) {
+            self.sibling_calls.insert(e.id, id);
+            return self.call_function(cx, e, id, span, args, tail);
+        }
+        if self.symbols.contains_key(name) {
+            let before = self.diags.len();
+            let t = self.call_symbol(cx, e, name, span, args, tail);
+            if builtins::is_builtin(name) {
+                self.note_shadowed_builtin(name, e.span, before);
             }
-            Some(_) => {
-                return self.call_value(
-                    cx,
-                    e,
-                    &Expr {
-                        kind: ExprKind::Ident(name.to_string()),
-                        span,
-                        id: ExprId(u32::MAX),
-                    },
-                    args,
-                )
-            }
-            None => {}
+            return t;
         }
         if let Some(t) = self.call_builtin(cx, e, name, span, args) {
             return t;

@@ -11,12 +11,6 @@ use crate::syntax::ast::*;
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// Names of builtin functions; declaring a top-level function with one is E0110 (§2.3).
-pub const BUILTIN_NAMES: &[&str] = &[
-    "print", "sizeof", "assert", "load", "attach", "detach", "read", "register", "dispatch",
-    "daemon", "test", "test_len", "ntohs", "htons", "ntohl", "htonl", "ntohll", "htonll", "exec",
-];
-
 impl<'a> Checker<'a, '_> {
     pub(super) fn collect(&mut self) {
         self.enter_prelude();
@@ -644,14 +638,11 @@ impl<'a> Checker<'a, '_> {
             item,
         });
         if module.is_none() && !is_method {
-            if BUILTIN_NAMES.contains(&f.name.name.as_str()) {
+            if f.name.name == "sizeof" {
                 self.error(
                     Code::E0110,
                     f.name.span,
-                    format!(
-                        "`{}` is a builtin function and cannot be redefined",
-                        f.name.name
-                    ),
+                    "`sizeof` is an operator (§6.11) and cannot be redefined",
                 );
             } else if f.name.name == "main" && self.symbols.contains_key("main") {
                 // A second `main` is E0113, reported with the declaration checks.

@@ -59,6 +59,11 @@ pub struct Checked<'a> {
     pub consts: HashMap<ExprId, ConstValue>,
     /// Kernel-side functions reachable through tail calls, in order of first appearance (§9.5).
     pub tail_call_targets: Vec<String>,
+    /// Trailing expression statements lowered as `return e` (§5.3 [fix]).
+    pub implicit_returns: std::collections::HashSet<ExprId>,
+    /// Calls of a struct_ops method by its bare name from a sibling method of the same impl
+    /// (§16.1): the call expression and the method it calls.
+    pub sibling_calls: HashMap<ExprId, FuncId>,
 }
 
 pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked<'a> {
@@ -167,6 +172,11 @@ pub(crate) struct Checker<'a, 'd> {
     /// `match` expressions that never complete: exhaustive, and every arm returns, throws, breaks
     /// or continues (reachability, E0405/W0004).
     pub diverging: std::collections::HashSet<ExprId>,
+    /// Trailing expression statements that are their function's value (§5.3 [fix]): lowered as
+    /// `return e`.
+    pub implicit_returns: std::collections::HashSet<ExprId>,
+    /// Calls of a sibling struct_ops method by its bare name (§16.1).
+    pub sibling_calls: HashMap<ExprId, FuncId>,
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
@@ -201,6 +211,8 @@ impl<'a, 'd> Checker<'a, 'd> {
             may_throw: Default::default(),
             const_done: HashMap::new(),
             diverging: Default::default(),
+            implicit_returns: Default::default(),
+            sibling_calls: HashMap::new(),
             compat: false,
             local_decls: HashMap::new(),
             pending_aliases: HashMap::new(),
@@ -275,6 +287,8 @@ impl<'a, 'd> Checker<'a, 'd> {
             expr_types: self.expr_types,
             consts: self.const_values,
             tail_call_targets,
+            implicit_returns: self.implicit_returns,
+            sibling_calls: self.sibling_calls,
         }
     }
 }

@@ -206,6 +206,16 @@ impl<'a> Checker<'a, '_> {
                 self.assign(cx, target, *op, value);
                 true
             }
+            StmtKind::Expr(e) if cx.trailing.contains(&e.id) => {
+                // A trailing expression is the function's value (§5.3 [fix]); one without a
+                // value (a void call) leaves the end reachable, so E0405 reports it.
+                if self.return_value(cx, e, s.span, true) {
+                    self.implicit_returns.insert(e.id);
+                    false
+                } else {
+                    !self.diverging.contains(&e.id)
+                }
+            }
             StmtKind::Expr(e) => {
                 self.expr(cx, e, None);
                 !self.diverging.contains(&e.id)
@@ -964,45 +974,56 @@ impl<'a> Checker<'a, '_> {
                 }
             }
             Some(e) => {
-                if matches!(ret, Ty::Void) {
-                    self.expr(cx, e, None);
-                    self.error(Code::E0315, span, "this function returns nothing (void)");
-                    return;
-                }
-                let t = match &e.kind {
-                    ExprKind::Call { callee, args } => {
-                        let t = self.call(cx, e, callee, args, true);
-                        self.expr_types[e.id.0 as usize] = t.clone();
-                        t
-                    }
-                    ExprKind::Match { .. } => {
-                        cx.tail_match = true;
-                        self.expr(cx, e, None)
-                    }
-                    _ => self.expr(cx, e, Some(&ret)),
-                };
-                self.check_void_value(e, &t);
-                let leaves = verdict_leaves(e);
-                let mut ok = true;
-                for x in &leaves {
-                    ok &= self.check_verdict_type(cx, x);
-                }
-                if ok && self.coerce(e, &t, &ret, Code::E0301) {
-                    for x in &leaves {
-                        self.check_verdict_range(cx, x, "this program returns");
-                    }
-                }
-                if let ExprKind::Ident(n) = &e.kind {
-                    if cx.lookup(n).is_some_and(|l| l.record_of.is_some()) && cx.is_kernel() {
-                        self.error(
-                            Code::E0608,
-                            e.span,
-                            "a ring-buffer record cannot leave the function that reserved it",
-                        );
-                    }
-                }
+                self.return_value(cx, e, span, false);
             }
         }
+    }
+
+    /// `return e`, or (`implicit`) a trailing expression statement `e` taken as the function's
+    /// value. Returns false when an implicit `e` has no value (void): it stays a statement.
+    fn return_value(&mut self, cx: &mut FnCtx, e: &Expr, span: Span, implicit: bool) -> bool {
+        let ret = cx.ret.clone();
+        if matches!(ret, Ty::Void) {
+            self.expr(cx, e, None);
+            self.error(Code::E0315, span, "this function returns nothing (void)");
+            return true;
+        }
+        let t = match &e.kind {
+            ExprKind::Call { callee, args } => {
+                let t = self.call(cx, e, callee, args, true);
+                self.expr_types[e.id.0 as usize] = t.clone();
+                t
+            }
+            ExprKind::Match { .. } => {
+                cx.tail_match = true;
+                self.expr(cx, e, None)
+            }
+            _ => self.expr(cx, e, Some(&ret)),
+        };
+        if implicit && (matches!(t, Ty::Void) || self.diverging.contains(&e.id)) {
+            return false;
+        }
+        self.check_void_value(e, &t);
+        let leaves = verdict_leaves(e);
+        let mut ok = true;
+        for x in &leaves {
+            ok &= self.check_verdict_type(cx, x);
+        }
+        if ok && self.coerce(e, &t, &ret, Code::E0301) {
+            for x in &leaves {
+                self.check_verdict_range(cx, x, "this program returns");
+            }
+        }
+        if let ExprKind::Ident(n) = &e.kind {
+            if cx.lookup(n).is_some_and(|l| l.record_of.is_some()) && cx.is_kernel() {
+                self.error(
+                    Code::E0608,
+                    e.span,
+                    "a ring-buffer record cannot leave the function that reserved it",
+                );
+            }
+        }
+        true
     }
 
     /// §9.2: a value a program returns must be of its kind's verdict type (an XDP constant is not
