@@ -92,6 +92,7 @@ codes! {
     E0604 => "invalid map use",
     E0605 => "invalid map declaration",
     E0606 => "invalid ring buffer",
+    E0607 => "dangling reference",
     E0608 => "invalid ring-buffer record use",
     E0609 => "possible null dereference",
     E0610 => "invalid map operation",

@@ -116,6 +116,9 @@ pub(crate) struct Local {
     pub invalidated_by: Option<Span>,
     /// The use of an invalidated binding was reported (once per binding).
     pub invalidation_reported: bool,
+    /// Holds the address of this function's local (name, span of the `&`): it must not be
+    /// returned (E0607).
+    pub address_of_local: Option<(String, Span)>,
 }
 
 impl Local {
@@ -133,6 +136,7 @@ impl Local {
             packet: false,
             invalidated_by: None,
             invalidation_reported: false,
+            address_of_local: None,
         }
     }
 }

@@ -485,6 +485,7 @@ impl<'a> Checker<'a, '_> {
     /// Flow facts a local inherits from its initialiser.
     fn init_flags(&mut self, cx: &FnCtx, l: &mut Local, e: &Expr) {
         l.entry_of = self.map_entry_of(cx, e);
+        l.address_of_local = local_address(cx, e);
         l.packet = self.is_packet(cx, e);
         match &e.kind {
             ExprKind::Call { callee, args } => {
@@ -1014,6 +1015,21 @@ impl<'a> Checker<'a, '_> {
                 self.check_verdict_range(cx, x, "this program returns");
             }
         }
+        if let Some((local, at)) = local_address(cx, e) {
+            let details = format!("this returns the address of `{local}`, a local of this function, which no longer exists once it returns");
+            let fix = "return the value itself, or keep it in a map or global";
+            if at == e.span {
+                self.error_with_note(Code::E0607, e.span, details, fix);
+            } else {
+                self.error_because(
+                    Code::E0607,
+                    e.span,
+                    details,
+                    at,
+                    format!("the address is taken here; {fix}"),
+                );
+            }
+        }
         if let ExprKind::Ident(n) = &e.kind {
             if cx.lookup(n).is_some_and(|l| l.record_of.is_some()) && cx.is_kernel() {
                 self.error(
@@ -1458,4 +1474,28 @@ fn match_arm_blocks(e: &Expr) -> impl Iterator<Item = &Block> {
         ArmBody::Block(b) => Some(b),
         ArmBody::Expr(_) => None,
     })
+}
+
+/// The local (and the `&` that took it) whose address `e` is: `&x`, `&x.f`, `&x[i]` (through
+/// casts) for a local `x` that is not itself a pointer, or a local holding such an address.
+fn local_address(cx: &FnCtx, e: &Expr) -> Option<(String, Span)> {
+    match &e.kind {
+        ExprKind::Unary(UnOp::AddrOf, inner) => {
+            let mut root = &**inner;
+            loop {
+                match &root.kind {
+                    ExprKind::Field(base, _) | ExprKind::Index(base, _) => root = base,
+                    _ => break,
+                }
+            }
+            let ExprKind::Ident(n) = &root.kind else {
+                return None;
+            };
+            let local = cx.lookup(n)?;
+            (!matches!(local.ty, Ty::Ptr(_))).then(|| (n.clone(), e.span))
+        }
+        ExprKind::Cast(x, _) => local_address(cx, x),
+        ExprKind::Ident(n) => cx.lookup(n)?.address_of_local.clone(),
+        _ => None,
+    }
 }
