@@ -234,7 +234,7 @@ impl<'a> Checker<'a, '_> {
                     format!("`{name}` is a BPF helper; only kernel code can call it"),
                 );
             }
-            let params: Vec<Ty> = h.params.iter().map(|p| p.ty()).collect();
+            let params: Vec<Ty> = h.params_for(args.len()).iter().map(|p| p.ty()).collect();
             self.check_args(cx, e, &params, args);
             if h.ret == HelperTy::TaskBtf {
                 return self
