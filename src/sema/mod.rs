@@ -99,6 +99,9 @@ pub(crate) struct Local {
     pub non_null: bool,
     /// Pointer that may be null when dereferenced in kernel code.
     pub nullable: bool,
+    /// A pointer parameter of a `@helper` (or a copy of one): null only if a call site may pass
+    /// null, which is known once every body has been checked (§6.8).
+    pub param_of: Option<(FuncId, usize)>,
     /// Ring-buffer record reserved from this map (§11.5).
     pub record_of: Option<usize>,
     /// The record was submitted or discarded.
@@ -122,6 +125,7 @@ impl Local {
             entry_of: None,
             non_null: false,
             nullable: false,
+            param_of: None,
             record_of: None,
             released: false,
             owned_object: false,
@@ -170,6 +174,12 @@ pub(crate) struct Checker<'a, 'd> {
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
+    /// Dereferences of `@helper` pointer parameters not tested for null: (helper, parameter,
+    /// place, name). E0609 once the call sites show a caller may pass null (§6.8).
+    pub helper_param_derefs: Vec<(FuncId, usize, Span, String)>,
+    /// Pointer arguments of `@helper` calls that may be null: (callee, parameter, call span, and
+    /// `Some` caller parameter when the argument is that parameter passed on untested).
+    pub helper_null_args: Vec<(FuncId, usize, Span, Option<(FuncId, usize)>)>,
     /// Aliases not resolved yet, and whether their resolution is under way (cycle detection).
     pub pending_aliases: HashMap<String, (&'a crate::syntax::ast::TypeExpr, bool)>,
 }
@@ -203,6 +213,8 @@ impl<'a, 'd> Checker<'a, 'd> {
             diverging: Default::default(),
             compat: false,
             local_decls: HashMap::new(),
+            helper_param_derefs: Vec::new(),
+            helper_null_args: Vec::new(),
             pending_aliases: HashMap::new(),
         }
     }
