@@ -101,7 +101,15 @@ impl<'a> Checker<'a, '_> {
             return;
         };
         let Some(sig) = btf.func_proto(name) else {
-            self.error(Code::E0111, e.name.span, format!("no kernel function `{name}` in kernel BTF: an extern names a BPF helper or a kfunc"));
+            // §5.4: kfuncs are resolved at load, also in modules' BTF; one a loaded module
+            // defines is taken as declared, one found nowhere may come from a module loaded later.
+            if self.btf.module_defining(name).is_none() {
+                self.warning(
+                    Code::W0008,
+                    e.name.span,
+                    format!("no kfunc `{name}` in the kernel's or any loaded module's BTF; loading fails unless a module that defines it is loaded first"),
+                );
+            }
             return;
         };
         let Some(info) = self.externs.iter().find(|x| x.name == name).cloned() else {
