@@ -87,6 +87,10 @@ pub struct LocalDecl {
 }
 
 /// One local variable in scope.
+/// A `@helper` call's pointer argument that may be null: (callee, parameter, argument span, and the
+/// caller's own parameter when the argument is that parameter passed on untested).
+pub type HelperNullArg = (FuncId, usize, Span, Option<(FuncId, usize)>);
+
 #[derive(Clone, Debug)]
 pub(crate) struct Local {
     pub ty: Ty,
@@ -179,7 +183,7 @@ pub(crate) struct Checker<'a, 'd> {
     pub helper_param_derefs: Vec<(FuncId, usize, Span, String)>,
     /// Pointer arguments of `@helper` calls that may be null: (callee, parameter, call span, and
     /// `Some` caller parameter when the argument is that parameter passed on untested).
-    pub helper_null_args: Vec<(FuncId, usize, Span, Option<(FuncId, usize)>)>,
+    pub helper_null_args: Vec<HelperNullArg>,
     /// Aliases not resolved yet, and whether their resolution is under way (cycle detection).
     pub pending_aliases: HashMap<String, (&'a crate::syntax::ast::TypeExpr, bool)>,
 }
