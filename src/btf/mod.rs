@@ -167,6 +167,32 @@ impl LazyBtf {
         }
     }
 
+    /// The kernel module whose BTF defines function `name` (a kfunc, §5.4): the files beside the
+    /// kernel's BTF in `/sys/kernel/btf` other than `vmlinux`, in name order. Only for BTF read from
+    /// a file named `vmlinux`, whose directory holds the modules' split BTF.
+    pub fn module_defining(&self, name: &str) -> Option<String> {
+        let base = self.get()?;
+        if self.path.file_name()? != "vmlinux" {
+            return None;
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(self.path.parent()?)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.file_name().is_some_and(|n| n != "vmlinux") && p.is_file())
+            .collect();
+        entries.sort();
+        entries.into_iter().find_map(|p| {
+            let bytes = std::fs::read(&p).ok()?;
+            let found = base.split_defines_func(&bytes, name).ok()?;
+            found.then(|| {
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned()
+            })
+        })
+    }
+
     /// The kernel's types; None when the file cannot be read or parsed.
     pub fn get(&self) -> Option<&KernelBtf> {
         self.btf
@@ -220,6 +246,27 @@ impl KernelBtf {
             raw,
             names: Names::default(),
         }
+    }
+
+    /// Whether `module`, a kernel module's split BTF over this (vmlinux) BTF, as in
+    /// `/sys/kernel/btf/<module>`, defines a function named `name` (a kfunc the module provides).
+    /// A split BTF's own type ids and string offsets continue the base's; names below the base's
+    /// string length are the base's strings.
+    pub fn split_defines_func(&self, module: &[u8], name: &str) -> Result<bool, String> {
+        let split = RawBtf::parse(Bytes::Owned(module.to_vec()))?;
+        let base_strs = self.raw.str_len();
+        Ok((1..split.type_cnt()).any(|id| {
+            split.get(id).is_some_and(|t| {
+                t.kind() == raw::KIND_FUNC && {
+                    let off = t.name_off();
+                    let bytes = match off.checked_sub(base_strs) {
+                        Some(own) => split.name_bytes(own),
+                        None => self.raw.name_bytes(off),
+                    };
+                    bytes == name.as_bytes()
+                }
+            })
+        }))
     }
 
     /// Number of type ids, including void (id 0).

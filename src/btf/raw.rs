@@ -158,6 +158,11 @@ impl RawBtf {
             .collect()
     }
 
+    /// Length of the string section (where a split BTF's own strings start, §5.4 module BTF).
+    pub(crate) fn str_len(&self) -> u32 {
+        self.strs.len() as u32
+    }
+
     /// String at a string-section offset; "" when out of range.
     pub(crate) fn str_at(&self, off: u32) -> Cow<'_, str> {
         String::from_utf8_lossy(self.name_bytes(off))

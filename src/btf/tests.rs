@@ -449,3 +449,53 @@ fn malformed_type_sections_are_refused() {
     assert_eq!(btf.type_size(1), Some(8));
     assert_eq!(btf.ktype(7), KType::Unknown);
 }
+
+/// A BTF blob: header, the given type records and string section.
+fn blob(types: &[u32], strs: &[u8]) -> Vec<u8> {
+    let type_len = (types.len() * 4) as u32;
+    let mut v = vec![0x9f, 0xeb, 1, 0];
+    for w in [24u32, 0, type_len, type_len, strs.len() as u32] {
+        v.extend_from_slice(&w.to_ne_bytes());
+    }
+    for w in types {
+        v.extend_from_slice(&w.to_ne_bytes());
+    }
+    v.extend_from_slice(strs);
+    v
+}
+
+#[test]
+fn split_btf_functions_by_name() {
+    // Base: one int named "int" (strings "\0int\0", length 5).
+    let base = blob(&[1, 1 << 24, 4, 32], b"\0int\0");
+    let base = KernelBtf::from_bytes(&base).unwrap();
+    // Module: a prototype `void (void)` (id 2) and FUNC `mod_kfunc` (id 3) whose name is the
+    // module's own string at 5 + 1; a second FUNC named with the base's "int".
+    let proto = 13 << 24;
+    let func = 12 << 24;
+    let module = blob(&[0, proto, 0, 6, func, 2, 1, func, 2], b"\0mod_kfunc\0");
+    assert!(base.split_defines_func(&module, "mod_kfunc").unwrap());
+    assert!(base.split_defines_func(&module, "int").unwrap());
+    assert!(!base.split_defines_func(&module, "other").unwrap());
+    assert!(base.split_defines_func(b"junk", "mod_kfunc").is_err());
+}
+
+#[test]
+fn module_btf_beside_vmlinux() {
+    let dir = std::env::temp_dir().join(format!("ksc-btf-modules-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("vmlinux"), blob(&[1, 1 << 24, 4, 32], b"\0int\0")).unwrap();
+    let module = blob(&[0, 13 << 24, 0, 6, 12 << 24, 2], b"\0mod_kfunc\0");
+    std::fs::write(dir.join("a_mod"), &module).unwrap();
+    std::fs::write(dir.join("b_junk"), b"not btf").unwrap();
+    let lazy = LazyBtf::new(dir.join("vmlinux"));
+    let found = lazy.module_defining("mod_kfunc");
+    let absent = lazy.module_defining("nowhere");
+    // BTF not read from a file named vmlinux has no modules beside it.
+    std::fs::copy(dir.join("vmlinux"), dir.join("base.btf")).unwrap();
+    let other = LazyBtf::new(dir.join("base.btf")).module_defining("mod_kfunc");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(found.as_deref(), Some("a_mod"));
+    assert_eq!(absent, None);
+    assert_eq!(other, None);
+}

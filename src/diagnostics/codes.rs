@@ -118,4 +118,5 @@ codes! {
     W0005 => "implicit narrowing",
     W0006 => "operator continues previous line",
     W0007 => "kernel BTF unavailable",
+    W0008 => "kfunc not in kernel BTF",
 }

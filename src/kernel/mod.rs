@@ -280,6 +280,9 @@ fn is_stats_line(line: &str) -> bool {
 /// Why a program without a verifier log failed: libbpf's own first complaint about it if libbpf
 /// stopped before the bpf() call (e.g. an unknown attach target), else the kernel's refusal.
 fn refusal(name: &str, kind: &str, errno: i32, messages: &[String]) -> String {
+    if let Some(kfunc) = missing_kfunc(messages) {
+        return format!("the kfunc `{kfunc}` is in neither the kernel's nor a loaded module's BTF; load the module that defines it first (§5.4)");
+    }
     let prefix = format!("prog '{name}': ");
     let reached_kernel = messages
         .iter()
@@ -294,6 +297,17 @@ fn refusal(name: &str, kind: &str, errno: i32, messages: &[String]) -> String {
             load_errno_text(errno)
         ),
     }
+}
+
+/// The kfunc libbpf could not resolve: "extern (func ksym) 'NAME': not found in kernel or module
+/// BTFs" (libbpf pinned at 1.7); the whole object fails to load.
+pub fn missing_kfunc(messages: &[String]) -> Option<String> {
+    messages.iter().find_map(|m| {
+        let (_, rest) = m.split_once("extern (func ksym) '")?;
+        let (name, tail) = rest.split_once("': ")?;
+        tail.starts_with("not found in kernel or module BTF")
+            .then(|| name.to_owned())
+    })
 }
 
 /// The verifier's "processed N insns (limit ...)" statistics figure.

@@ -1186,6 +1186,7 @@ impl FnLower<'_, '_, '_> {
     ) -> Option<Value> {
         let h = crate::sema::builtins::helper(name)?;
         let params: Vec<Ty> = h.params.iter().map(|p| p.ty()).collect();
+        // A variadic helper's missing slots are filled in by `lower_bpf` (they pass 0).
         let vals = self.args_for(args, &params);
         self.declare_extern(name, &params, results, Some(h.id));
         self.at(e.span);

@@ -1146,7 +1146,19 @@ fn call_extern(e: &mut Emit, op: OpId) -> Lowered {
     let decl = declaration(m, Opcode::KsExtern, &callee)
         .ok_or_else(|| format!("@{callee} is not a declared extern"))?;
     let call = match KsExtern(decl).helper_id(m) {
-        Some(id) => e.b.bpf_helper_call(&args, id, callee.as_bytes(), &results),
+        Some(id) => {
+            // A variadic helper called with a prefix of its parameters (§5.4): the remaining
+            // slots pass 0, so the helper never reads an unset register.
+            let mut args = args;
+            let slots = u32::try_from(id)
+                .ok()
+                .and_then(crate::sema::builtins::helper_by_id)
+                .map_or(0, |h| h.params.len());
+            while args.len() < slots {
+                args.push(e.b.core_const(0, Type::u64()));
+            }
+            e.b.bpf_helper_call(&args, id, callee.as_bytes(), &results)
+        }
         None => e.b.bpf_kfunc_call(&args, &callee, &results),
     };
     Ok(e.m().op(call).results.clone())

@@ -108,6 +108,7 @@ impl<'a> Checker<'a, '_> {
         for i in 0..self.funcs.len() {
             self.check_function(FuncId(i as u32));
         }
+        self.helper_param_nullness();
         for item in &unit.items {
             if let ItemKind::Impl(imp) = &item.kind {
                 for f in &imp.fields {
@@ -239,7 +240,7 @@ impl<'a> Checker<'a, '_> {
         let params = info.params.clone();
         let is_program = matches!(info.kind, FnKind::Program { .. });
         let is_helper = info.kind == FnKind::Helper;
-        for (p, ty) in decl.params.iter().zip(params) {
+        for (idx, (p, ty)) in decl.params.iter().zip(params).enumerate() {
             if cx.scopes[0].iter().any(|(n, _)| n == &p.name.name) {
                 self.error(
                     Code::E0110,
@@ -248,8 +249,11 @@ impl<'a> Checker<'a, '_> {
                 );
             }
             let mut l = Local::new(ty.clone());
-            // Context parameters are never null; helper pointer parameters may be (§6.8).
-            l.nullable = is_helper && ty.is_ptr() && !self.is_context_type(&ty);
+            // Context parameters are never null; other helper pointer parameters are null when a
+            // call site may pass null (§6.8), decided by `helper_param_nullness`.
+            if is_helper && ty.is_ptr() && !self.is_context_type(&ty) {
+                l.param_of = Some((id, idx));
+            }
             cx.scopes[0].push((p.name.name.clone(), l));
             cx.param_names.push(p.name.name.clone());
         }

@@ -33,7 +33,7 @@ impl HelperTy {
     }
 
     /// How the helper reference spells the shape.
-    fn spelling(self) -> &'static str {
+    pub fn spelling(self) -> &'static str {
         match self {
             HelperTy::U32 => "u32",
             HelperTy::U64 => "u64",
@@ -423,19 +423,57 @@ pub fn helper(name: &str) -> Option<&'static Helper> {
     HELPERS.iter().find(|h| h.name == name)
 }
 
+/// Helpers whose C prototype ends in `...` (`bpf_trace_printk(fmt, fmt_size, ...)`), with the number
+/// of fixed parameters; the table's later parameters are the variadic slots (§5.4). A call or an
+/// `extern` may stop anywhere from the fixed prefix to the whole table; missing slots pass 0.
+const VARIADIC_HELPERS: &[(&str, usize)] = &[("bpf_trace_printk", 2)];
+
+impl Helper {
+    /// How many leading parameters every call must pass: all of them unless the helper is variadic.
+    pub fn fixed_params(&self) -> usize {
+        VARIADIC_HELPERS
+            .iter()
+            .find(|(n, _)| *n == self.name)
+            .map_or(self.params.len(), |&(_, k)| k)
+    }
+
+    /// The parameters a call with `given` arguments passes: the whole table, or for a variadic
+    /// helper the first `given` when `given` lies between the fixed prefix and the table's length.
+    pub fn params_for(&self, given: usize) -> &'static [HelperTy] {
+        if (self.fixed_params()..self.params.len()).contains(&given) {
+            &self.params[..given]
+        } else {
+            self.params
+        }
+    }
+}
+
+pub fn helper_by_id(id: u32) -> Option<&'static Helper> {
+    HELPERS.iter().find(|h| h.id == id)
+}
+
 /// The Markdown reference of [`HELPERS`] (`docs/helpers.md`, printed by `ksc helper-reference`).
 pub fn helper_reference() -> String {
     let mut s = String::from("# BPF helpers callable by name\n\n<!-- @generated from HELPERS in src/sema/builtins.rs; `ksc helper-reference` prints it. -->\n\n");
     s.push_str("Kernel code may call these BPF helpers by name without an `extern` [ext]; an `extern` of one must declare its\n");
-    s.push_str("parameter count (E0309). Any other `extern` names a kfunc, checked against kernel BTF ([language.md](language.md) §5.4).\n");
+    s.push_str("parameters, pointers as pointers and integers as integers (E0309). Parameters in brackets are the slots of a\n");
+    s.push_str("variadic helper: calls and `extern`s may leave them out (they pass 0). Any other `extern` names a kfunc, checked\n");
+    s.push_str("against kernel BTF ([language.md](language.md) §5.4).\n");
     s.push_str("Userspace code cannot call helpers (E0501). The id is the kernel's `enum bpf_func_id` value.\n\n");
     s.push_str("`*void` accepts any pointer, `ctx` is the program's context (its first parameter), and `*task_struct` is\n");
     s.push_str("the kernel's type from BTF, never null.\n\n");
     s.push_str("| helper | id | parameters | returns |\n|---|---|---|---|\n");
     for h in HELPERS {
+        let fixed = h.fixed_params();
         let params: Vec<&str> = h.params.iter().map(|p| p.spelling()).collect();
         let params = if params.is_empty() {
             "none".to_string()
+        } else if fixed < params.len() {
+            format!(
+                "`{}[, {}]`",
+                params[..fixed].join(", "),
+                params[fixed..].join(", ")
+            )
         } else {
             format!("`{}`", params.join(", "))
         };

@@ -6,7 +6,7 @@ use super::builtins::{self, HelperTy};
 use super::consteval::ConstValue;
 use super::env::*;
 use super::types::*;
-use super::Checker;
+use super::{Checker, Local};
 use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
 
@@ -301,7 +301,7 @@ impl<'a> Checker<'a, '_> {
                     format!("`{name}` is a BPF helper; only kernel code can call it"),
                 );
             }
-            let params: Vec<Ty> = h.params.iter().map(|p| p.ty()).collect();
+            let params: Vec<Ty> = h.params_for(args.len()).iter().map(|p| p.ty()).collect();
             self.check_args(cx, e, &params, args);
             if h.ret == HelperTy::TaskBtf {
                 return self
@@ -402,7 +402,77 @@ impl<'a> Checker<'a, '_> {
             );
         }
         self.check_args(cx, e, &params, args);
+        if kind == FnKind::Helper && cx.is_kernel() {
+            self.record_helper_null_args(cx, id, &params, args);
+        }
         ret
+    }
+
+    /// Notes which pointer arguments of a `@helper` call may be null: directly (a maybe-null
+    /// local, `null`, a helper's or extern's pointer result, …) or as a pointer parameter of the
+    /// calling helper passed on untested, whose nullness follows its own callers (§6.8).
+    fn record_helper_null_args(&mut self, cx: &FnCtx, id: FuncId, params: &[Ty], args: &[Expr]) {
+        for (i, (a, p)) in args.iter().zip(params).enumerate() {
+            if !p.is_ptr() || self.is_context_type(p) {
+                continue;
+            }
+            let via = match &a.kind {
+                ExprKind::Null => Some(None),
+                ExprKind::Ident(n) => match cx.lookup(n) {
+                    Some(l) if l.non_null => None,
+                    Some(l) if l.nullable => Some(None),
+                    Some(l) => l.param_of.map(Some),
+                    None => None,
+                },
+                _ => {
+                    let mut l = Local::new(p.clone());
+                    self.init_flags(cx, &mut l, a);
+                    l.nullable.then_some(None)
+                }
+            };
+            if let Some(via) = via {
+                self.helper_null_args.push((id, i, a.span, via));
+            }
+        }
+    }
+
+    /// After every body: a `@helper` pointer parameter may be null when some call site may pass
+    /// null, directly or through a caller's own parameter (a fixed point over the call graph); a
+    /// dereference of such a parameter without a test is E0609, pointing at that call site.
+    pub(super) fn helper_param_nullness(&mut self) {
+        let mut maybe: std::collections::HashMap<(FuncId, usize), Span> =
+            std::collections::HashMap::new();
+        for &(f, i, span, via) in &self.helper_null_args {
+            if via.is_none() {
+                maybe.entry((f, i)).or_insert(span);
+            }
+        }
+        loop {
+            let mut changed = false;
+            for &(f, i, span, via) in &self.helper_null_args {
+                if let Some(src) = via {
+                    if maybe.contains_key(&src) && !maybe.contains_key(&(f, i)) {
+                        maybe.insert((f, i), span);
+                        changed = true;
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        for (f, i, at, n) in std::mem::take(&mut self.helper_param_derefs) {
+            if let Some(&call) = maybe.get(&(f, i)) {
+                let helper = self.funcs[f.0 as usize].name.clone();
+                self.error_because(
+                    Code::E0609,
+                    at,
+                    format!("`{n}` may be null here; test it first (`if ({n} != null)`)"),
+                    call,
+                    format!("`{helper}` is called here with a pointer that may be null"),
+                );
+            }
+        }
     }
 
     /// §9.5 requirements (E0504): same kind family, same signature, the caller's own parameters.

@@ -2,6 +2,7 @@
 //! §17.1), `main` and the unit's shape (§9.1, §15.1–15.2), maps and their flags (§11.1), globals
 //! (§12.1), config fields (§12.3) and struct_ops (§16.1). Codes and positions follow §18.2.
 
+use super::builtins::HelperTy;
 use super::consteval::ConstValue;
 use super::env::*;
 use super::types::*;
@@ -88,15 +89,7 @@ impl<'a> Checker<'a, '_> {
     fn check_extern(&mut self, e: &ExternDecl) {
         let name = e.name.name.as_str();
         if let Some(h) = super::builtins::helper(name) {
-            if h.params.len() != e.params.len() {
-                let msg = format!(
-                    "the BPF helper `{}` takes {} argument(s); this extern declares {}",
-                    h.name,
-                    h.params.len(),
-                    e.params.len()
-                );
-                self.error(Code::E0309, e.name.span, msg);
-            }
+            self.check_helper_extern(e, h);
             return;
         }
         let Some(btf) = self.btf.get() else {
@@ -108,7 +101,15 @@ impl<'a> Checker<'a, '_> {
             return;
         };
         let Some(sig) = btf.func_proto(name) else {
-            self.error(Code::E0111, e.name.span, format!("no kernel function `{name}` in kernel BTF: an extern names a BPF helper or a kfunc"));
+            // §5.4: kfuncs are resolved at load, also in modules' BTF; one a loaded module
+            // defines is taken as declared, one found nowhere may come from a module loaded later.
+            if self.btf.module_defining(name).is_none() {
+                self.warning(
+                    Code::W0008,
+                    e.name.span,
+                    format!("no kfunc `{name}` in the kernel's or any loaded module's BTF; loading fails unless a module that defines it is loaded first"),
+                );
+            }
             return;
         };
         let Some(info) = self.externs.iter().find(|x| x.name == name).cloned() else {
@@ -155,6 +156,77 @@ impl<'a> Checker<'a, '_> {
                 format!(
                     "`{name}` returns `{}` in the kernel, not `{}`",
                     sig.ret,
+                    self.show(&info.ret)
+                ),
+            );
+        }
+    }
+
+    /// An `extern` of a standard helper declares its parameters, or for a variadic helper a prefix
+    /// of them down to the fixed ones (`extern bpf_trace_printk(fmt: *u8, fmt_size: u32) -> i64`);
+    /// pointers must be declared as pointers and integers as integers of any width (the calling
+    /// convention passes 64-bit registers), and the result likewise or `void` (E0309).
+    fn check_helper_extern(&mut self, e: &ExternDecl, h: &super::builtins::Helper) {
+        let fixed = h.fixed_params();
+        if !(fixed..=h.params.len()).contains(&e.params.len()) {
+            let takes = if fixed < h.params.len() {
+                format!(
+                    "{fixed} to {} argument(s) (it is variadic after {fixed})",
+                    h.params.len()
+                )
+            } else {
+                format!("{} argument(s)", h.params.len())
+            };
+            let msg = format!(
+                "the BPF helper `{}` takes {takes}; this extern declares {}",
+                h.name,
+                e.params.len()
+            );
+            self.error(Code::E0309, e.name.span, msg);
+            return;
+        }
+        let Some(info) = self.externs.iter().find(|x| x.name == e.name.name).cloned() else {
+            return;
+        };
+        let shape_ok = |t: &Ty, k: HelperTy| match k {
+            HelperTy::Ptr | HelperTy::Ctx | HelperTy::TaskBtf => {
+                matches!(t, Ty::Ptr(_) | Ty::Error)
+            }
+            HelperTy::Void => matches!(t, Ty::Void | Ty::Error),
+            HelperTy::U32 | HelperTy::U64 | HelperTy::I32 | HelperTy::I64 => matches!(
+                t,
+                Ty::Int(_) | Ty::Enum(_) | Ty::Bool | Ty::Char | Ty::Error
+            ),
+        };
+        for (i, (p, &k)) in info.params.iter().zip(h.params).enumerate() {
+            if !shape_ok(p, k) {
+                let what = if k.ty().is_ptr() {
+                    "a pointer"
+                } else {
+                    "an integer"
+                };
+                self.error(
+                    Code::E0309,
+                    e.params[i].name.span,
+                    format!(
+                        "parameter {} of the BPF helper `{}` is {what} (`{}`), not `{}`",
+                        i + 1,
+                        h.name,
+                        k.spelling(),
+                        self.show(p)
+                    ),
+                );
+            }
+        }
+        if !matches!(info.ret, Ty::Void) && !shape_ok(&info.ret, h.ret) {
+            let span = e.ret.as_ref().map(|t| t.span).unwrap_or(e.name.span);
+            self.error(
+                Code::E0309,
+                span,
+                format!(
+                    "the BPF helper `{}` returns `{}`, not `{}`",
+                    h.name,
+                    h.ret.spelling(),
                     self.show(&info.ret)
                 ),
             );

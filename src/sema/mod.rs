@@ -92,6 +92,10 @@ pub struct LocalDecl {
 }
 
 /// One local variable in scope.
+/// A `@helper` call's pointer argument that may be null: (callee, parameter, argument span, and the
+/// caller's own parameter when the argument is that parameter passed on untested).
+pub type HelperNullArg = (FuncId, usize, Span, Option<(FuncId, usize)>);
+
 #[derive(Clone, Debug)]
 pub(crate) struct Local {
     pub ty: Ty,
@@ -104,6 +108,9 @@ pub(crate) struct Local {
     pub non_null: bool,
     /// Pointer that may be null when dereferenced in kernel code.
     pub nullable: bool,
+    /// A pointer parameter of a `@helper` (or a copy of one): null only if a call site may pass
+    /// null, which is known once every body has been checked (§6.8).
+    pub param_of: Option<(FuncId, usize)>,
     /// Ring-buffer record reserved from this map (§11.5).
     pub record_of: Option<usize>,
     /// The record was submitted or discarded.
@@ -130,6 +137,7 @@ impl Local {
             entry_of: None,
             non_null: false,
             nullable: false,
+            param_of: None,
             record_of: None,
             released: false,
             owned_object: false,
@@ -184,6 +192,12 @@ pub(crate) struct Checker<'a, 'd> {
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
+    /// Dereferences of `@helper` pointer parameters not tested for null: (helper, parameter,
+    /// place, name). E0609 once the call sites show a caller may pass null (§6.8).
+    pub helper_param_derefs: Vec<(FuncId, usize, Span, String)>,
+    /// Pointer arguments of `@helper` calls that may be null: (callee, parameter, call span, and
+    /// `Some` caller parameter when the argument is that parameter passed on untested).
+    pub helper_null_args: Vec<HelperNullArg>,
     /// Aliases not resolved yet, and whether their resolution is under way (cycle detection).
     pub pending_aliases: HashMap<String, (&'a crate::syntax::ast::TypeExpr, bool)>,
 }
@@ -219,6 +233,8 @@ impl<'a, 'd> Checker<'a, 'd> {
             sibling_calls: HashMap::new(),
             compat: false,
             local_decls: HashMap::new(),
+            helper_param_derefs: Vec::new(),
+            helper_null_args: Vec::new(),
             pending_aliases: HashMap::new(),
         }
     }

@@ -483,7 +483,7 @@ impl<'a> Checker<'a, '_> {
     }
 
     /// Flow facts a local inherits from its initialiser.
-    fn init_flags(&mut self, cx: &FnCtx, l: &mut Local, e: &Expr) {
+    pub(super) fn init_flags(&mut self, cx: &FnCtx, l: &mut Local, e: &Expr) {
         l.entry_of = self.map_entry_of(cx, e);
         l.address_of_local = local_address(cx, e);
         l.packet = self.is_packet(cx, e);
@@ -516,6 +516,7 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Ident(other) => {
                 if let Some(o) = cx.lookup(other) {
                     l.nullable = o.nullable && !o.non_null;
+                    l.param_of = if o.non_null { None } else { o.param_of };
                     l.non_null = o.non_null;
                     l.packet |= o.packet;
                 }
@@ -524,6 +525,7 @@ impl<'a> Checker<'a, '_> {
         }
         if !cx.is_kernel() {
             l.nullable = false;
+            l.param_of = None;
         }
     }
 
@@ -584,6 +586,8 @@ impl<'a> Checker<'a, '_> {
                         at,
                         format!("`{n}` may be null here; test it first (`if ({n} != null)`)"),
                     );
+                } else if let (Some((f, i)), false) = (l.param_of, l.non_null) {
+                    self.helper_param_derefs.push((f, i, at, n.clone()));
                 }
                 if l.packet && cx.ctx_param.is_none() {
                     self.error(Code::E0611, at, format!("`{n}` is a packet pointer, but this function has no context to bound it; pass `ctx`"));
