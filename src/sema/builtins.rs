@@ -419,6 +419,28 @@ pub fn helper_allowed(name: &str, kind: &str) -> Result<(), String> {
     }
 }
 
+/// The helper pointer parameters the kernel lets be NULL (`ARG_PTR_TO_MEM_OR_NULL` and the
+/// like), by helper name and 0-based position; every other pointer parameter must point to
+/// something, or the verifier refuses the call.
+const NULLABLE_PARAMS: &[(&str, usize)] = &[
+    ("bpf_csum_diff", 0),
+    ("bpf_csum_diff", 2),
+    ("bpf_snprintf", 3),
+    ("bpf_trace_vprintk", 2),
+    ("bpf_seq_printf", 3),
+    ("bpf_loop", 2),
+    ("bpf_for_each_map_elem", 2),
+    ("bpf_find_vma", 3),
+    ("bpf_user_ringbuf_drain", 2),
+];
+
+impl Helper {
+    /// Whether the kernel accepts NULL for pointer parameter `i`.
+    pub fn accepts_null(&self, i: usize) -> bool {
+        NULLABLE_PARAMS.contains(&(self.name, i))
+    }
+}
+
 pub fn helper(name: &str) -> Option<&'static Helper> {
     HELPERS.iter().find(|h| h.name == name)
 }

@@ -175,6 +175,9 @@ impl<'a> Checker<'a, '_> {
                     );
                 }
                 self.check_args(cx, e, &x.params, args);
+                if let Some(h) = builtins::helper(name) {
+                    self.check_null_helper_args(h, args);
+                }
                 x.ret
             }
             _ => self.call_value(
@@ -303,6 +306,7 @@ impl<'a> Checker<'a, '_> {
             }
             let params: Vec<Ty> = h.params_for(args.len()).iter().map(|p| p.ty()).collect();
             self.check_args(cx, e, &params, args);
+            self.check_null_helper_args(h, args);
             if h.ret == HelperTy::TaskBtf {
                 return self
                     .kernel_type("task_struct")
@@ -322,6 +326,25 @@ impl<'a> Checker<'a, '_> {
         }
         self.check_args_untyped(cx, args);
         Ty::Error
+    }
+
+    /// E0609 for a `null` literal where the helper needs memory: the verifier refuses the call
+    /// (`R1 type=scalar expected=fp, …`).
+    fn check_null_helper_args(&mut self, h: &builtins::Helper, args: &[Expr]) {
+        for (i, a) in args.iter().enumerate() {
+            let pointer = matches!(h.params.get(i), Some(HelperTy::Ptr));
+            if pointer && matches!(a.kind, ExprKind::Null) && !h.accepts_null(i) {
+                self.error(
+                    Code::E0609,
+                    a.span,
+                    format!(
+                        "`{}` needs a pointer to memory as argument {}; the kernel refuses null there",
+                        h.name,
+                        i + 1
+                    ),
+                );
+            }
+        }
     }
 
     fn call_function(
