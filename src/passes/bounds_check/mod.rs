@@ -357,14 +357,7 @@ impl BoundsCheck {
             {
                 continue;
             }
-            let stride = match d.opcode {
-                Opcode::CoreElemAddr => m
-                    .value_type(d.results[0])
-                    .pointee()
-                    .map_or(1, |t| size_of(m, t))
-                    .max(1),
-                _ => 1,
-            };
+            let stride = byte_stride(m, op);
             let reach = MAX_PACKET_BYTES / stride;
             let signed = !is_unsigned(m.value_type(index));
             let mut b = m.builder_before(op);
@@ -766,15 +759,7 @@ impl BoundsCheck {
         };
         let d = m.op(step).clone();
         let (base, index) = (d.operands[0], d.operands[1]);
-        // The byte offset is index × element size (1 for a pointer add).
-        let stride = match d.opcode {
-            Opcode::CoreElemAddr => m
-                .value_type(d.results[0])
-                .pointee()
-                .map_or(1, |t| size_of(m, t))
-                .max(1),
-            _ => 1,
-        };
+        let stride = byte_stride(m, step);
         // A base before the packet's origin (`data - 14 + i`): the verifier refuses a negative
         // constant part however large the index, so the index absorbs it and the address is
         // formed from the origin (an index that ends before the origin aborts, like any access
@@ -929,6 +914,19 @@ impl BoundsCheck {
         fb.ks_abort(b"packet access out of bounds".to_vec());
         self.data_end.insert(end);
         self.inserted += 1;
+    }
+}
+
+/// The bytes one step of a variable-index pointer op moves: the element size of an element
+/// address, 1 for a pointer add.
+fn byte_stride(m: &Module, op: OpId) -> i128 {
+    match m.op(op).opcode {
+        Opcode::CoreElemAddr => m
+            .value_type(m.op(op).results[0])
+            .pointee()
+            .map_or(1, |t| size_of(m, t))
+            .max(1),
+        _ => 1,
     }
 }
 
