@@ -226,10 +226,10 @@ pub fn build(
 }
 
 /// Writes an artifact to `-o PATH` (never over an input, never through a symlink), or to
-/// standard output.
+/// standard output (no `-o`, or `-o -` as in other compilers).
 pub fn write_output(out: Option<&Path>, bytes: &[u8], inputs: &Inputs) -> i32 {
     use std::io::Write;
-    let result = match out {
+    let result = match out.filter(|p| *p != Path::new("-")) {
         Some(p) => output::write_file(p, bytes, Mode::Data, inputs),
         None => std::io::stdout()
             .write_all(bytes)
