@@ -1,4 +1,4 @@
-//! Every error and warning code of docs/language.md §18 with its canonical phrase.
+//! Every error, warning and note code of docs/language.md §18 with its canonical phrase.
 
 macro_rules! codes {
     ($($name:ident => $phrase:literal,)*) => {
@@ -119,4 +119,5 @@ codes! {
     W0006 => "operator continues previous line",
     W0007 => "kernel BTF unavailable",
     W0008 => "kfunc not in kernel BTF",
+    N0001 => "attach target resolved",
 }

@@ -11,6 +11,8 @@ pub use source::{FileId, SourceFile, SourceMap, Span};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
+    /// Information about a decision the compiler made for the program (which symbol it chose).
+    Note,
     Warning,
     Error,
 }
@@ -36,6 +38,10 @@ impl Diagnostic {
 
     pub fn warning(code: Code, span: Span, details: impl Into<String>) -> Self {
         Self::new(Severity::Warning, code, span, details.into())
+    }
+
+    pub fn note(code: Code, span: Span, details: impl Into<String>) -> Self {
+        Self::new(Severity::Note, code, span, details.into())
     }
 
     fn new(severity: Severity, code: Code, span: Span, details: String) -> Self {
@@ -98,6 +104,10 @@ impl Diagnostics {
 
     pub fn warning(&mut self, code: Code, span: Span, details: impl Into<String>) {
         self.push(Diagnostic::warning(code, span, details));
+    }
+
+    pub fn note(&mut self, code: Code, span: Span, details: impl Into<String>) {
+        self.push(Diagnostic::note(code, span, details));
     }
 
     pub fn has_errors(&self) -> bool {

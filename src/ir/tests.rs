@@ -21,6 +21,7 @@ fn sample() -> Module {
         None,
         None,
         None,
+        None,
     );
     let entry = b.entry(f, 0);
     let x = m.add_block_arg(entry, Type::u32());

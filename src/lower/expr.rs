@@ -4,7 +4,7 @@ use super::body::{FnLower, Slot};
 use crate::diagnostics::Span;
 use crate::ir::{Attr, FnType, Type, Value};
 use crate::sema::consteval::ConstValue;
-use crate::sema::env::{ProgKind, StructOrigin, Symbol, World};
+use crate::sema::env::{Foreign, ProgKind, StructOrigin, Symbol, World};
 use crate::sema::types::{unify_ints, IntTy, Ty};
 use crate::syntax::ast::*;
 use std::rc::Rc;
@@ -45,8 +45,8 @@ struct Place {
     path: Vec<Step>,
     /// IR type of the place's value.
     ty: Type,
-    /// Read through an untrusted kernel pointer (bpf_probe_read_kernel).
-    untrusted: bool,
+    /// Read through a helper: the pointer is not one the verifier lets the program load from.
+    untrusted: Option<Foreign>,
 }
 
 impl FnLower<'_, '_, '_> {
@@ -392,7 +392,7 @@ impl FnLower<'_, '_, '_> {
                     base: Base::Addr(addr),
                     path: vec![],
                     ty: it,
-                    untrusted: false,
+                    untrusted: None,
                 },
                 Some(Slot::Entry { addr }) => {
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
@@ -401,7 +401,7 @@ impl FnLower<'_, '_, '_> {
                         base: Base::Maybe(p),
                         path: vec![],
                         ty: pt.pointee().unwrap().clone(),
-                        untrusted: false,
+                        untrusted: None,
                     }
                 }
                 None => {
@@ -410,7 +410,7 @@ impl FnLower<'_, '_, '_> {
                         base: Base::Addr(a),
                         path: vec![],
                         ty: it,
-                        untrusted: false,
+                        untrusted: None,
                     }
                 }
             },
@@ -425,7 +425,7 @@ impl FnLower<'_, '_, '_> {
                                 base: Base::Addr(a),
                                 path: vec![Step::Field(f.name.clone(), it.clone())],
                                 ty: it,
-                                untrusted: false,
+                                untrusted: None,
                             };
                         }
                     }
@@ -461,19 +461,21 @@ impl FnLower<'_, '_, '_> {
                         },
                         path: vec![],
                         ty: it,
-                        untrusted: false,
+                        untrusted: None,
                     },
                     StructOrigin::Kernel => Place {
                         base: Base::Addr(pv),
                         path: vec![Step::KField(f.name.clone(), it.clone())],
                         ty: it,
-                        untrusted: !self.trusted_kernel_pointers(),
+                        untrusted: self.foreign(base).or_else(|| {
+                            (!self.trusted_kernel_pointers()).then_some(Foreign::Kernel)
+                        }),
                     },
                     _ => Place {
                         base: Base::Addr(pv),
                         path: vec![Step::Field(f.name.clone(), it.clone())],
                         ty: it,
-                        untrusted: false,
+                        untrusted: self.foreign(base),
                     },
                 }
             }
@@ -485,7 +487,7 @@ impl FnLower<'_, '_, '_> {
                         base: Base::MapElem { map: mi, key: k },
                         path: vec![],
                         ty: it,
-                        untrusted: false,
+                        untrusted: None,
                     };
                 }
                 // Left to right (§7.7): the indexed value, then the index.
@@ -497,7 +499,7 @@ impl FnLower<'_, '_, '_> {
                         base: Base::Addr(pv),
                         path: vec![Step::PtrIndex(i)],
                         ty: it,
-                        untrusted: false,
+                        untrusted: self.foreign(base),
                     };
                 }
                 let checked = self.const_of(idx).is_none();
@@ -518,7 +520,7 @@ impl FnLower<'_, '_, '_> {
                     base: Base::Addr(pv),
                     path: vec![],
                     ty: it,
-                    untrusted: false,
+                    untrusted: self.foreign(x),
                 }
             }
             _ => {
@@ -530,7 +532,7 @@ impl FnLower<'_, '_, '_> {
                     base: Base::Addr(a),
                     path: vec![],
                     ty: it,
-                    untrusted: false,
+                    untrusted: None,
                 }
             }
         }
@@ -620,12 +622,19 @@ impl FnLower<'_, '_, '_> {
         }
     }
 
-    fn read(&mut self, addr: Value, ty: &Type, untrusted: bool) -> Value {
-        if untrusted {
-            self.b().ks_probe_read(addr, ty.clone())
-        } else {
-            self.b().core_load(addr, ty.clone())
+    fn read(&mut self, addr: Value, ty: &Type, untrusted: Option<Foreign>) -> Value {
+        match untrusted {
+            Some(memory) => {
+                let user = (memory == Foreign::User).then_some(true);
+                self.b().ks_probe_read(addr, user, ty.clone())
+            }
+            None => self.b().core_load(addr, ty.clone()),
         }
+    }
+
+    /// Where sema found that the pointer `e` must be read through a helper (§9.2).
+    fn foreign(&self, e: &Expr) -> Option<Foreign> {
+        self.lw.ck.foreign_reads.get(&e.id).copied()
     }
 
     fn load_place(&mut self, p: &Place) -> Value {

@@ -302,7 +302,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         let op = {
             let mut b = self.top();
             b.loc = loc;
-            b.ks_func(&name, ty, b"bpf", None, None, None, may_throw, None)
+            b.ks_func(&name, ty, b"bpf", None, None, None, may_throw, None, None)
         };
         body::lower_body(self, id, op);
     }
@@ -330,6 +330,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         let section = kind.map(|k| section_name(k, attach.as_deref().unwrap_or(""), &f.name));
         let may_throw = self.ck.may_throw.contains(&id).then_some(true);
         let test = (f.kind == FnKind::Test).then_some(true);
+        let syscall = self.ck.syscall_probes.contains(&id).then_some(true);
         let name = self.func_name(id);
         let loc = self.loc(item.span);
         let op = {
@@ -350,6 +351,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                 section.map(String::into_bytes),
                 may_throw,
                 test,
+                syscall,
             )
         };
         body::lower_body(self, id, op);

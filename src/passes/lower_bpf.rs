@@ -32,6 +32,7 @@ const MAP_PUSH: Helper = Helper(87, "bpf_map_push_elem");
 const MAP_POP: Helper = Helper(88, "bpf_map_pop_elem");
 const MAP_PEEK: Helper = Helper(89, "bpf_map_peek_elem");
 const PROBE_READ_KERNEL: Helper = Helper(113, "bpf_probe_read_kernel");
+const PROBE_READ_USER: Helper = Helper(112, "bpf_probe_read_user");
 const RINGBUF_OUTPUT: Helper = Helper(130, "bpf_ringbuf_output");
 const RINGBUF_RESERVE: Helper = Helper(131, "bpf_ringbuf_reserve");
 const RINGBUF_SUBMIT: Helper = Helper(132, "bpf_ringbuf_submit");
@@ -1121,7 +1122,7 @@ fn kfield_addr(e: &mut Emit, op: OpId) -> Lowered {
     Ok(vec![e.b.bpf_core_field_addr(base, &name, field, ty)])
 }
 
-/// Reads through an untrusted kernel pointer into a zeroed buffer, so a fault reads 0.
+/// Reads through an untrusted kernel or user pointer into a zeroed buffer, so a fault reads 0.
 fn probe_read(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsProbeRead(op);
     let (addr, ty) = (v.addr(e.m()), e.ty(v.value_value(e.m())));
@@ -1129,7 +1130,12 @@ fn probe_read(e: &mut Emit, op: OpId) -> Lowered {
     let out = e.scratch(Role::Out, ty);
     e.store_zero(out);
     let size = e.b.core_const(size as i128, Type::u32());
-    e.helper(PROBE_READ_KERNEL, &[out, size, addr], Type::i64());
+    let helper = if v.user(e.m()) == Some(true) {
+        PROBE_READ_USER
+    } else {
+        PROBE_READ_KERNEL
+    };
+    e.helper(helper, &[out, size, addr], Type::i64());
     Ok(vec![e.load(out)])
 }
 

@@ -198,6 +198,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
             None,
             None,
             None,
+            None,
         )
     };
     let entry = m.func_entry(cb);

@@ -240,6 +240,14 @@ impl<'a> Checker<'a, '_> {
         let params = info.params.clone();
         let is_program = matches!(info.kind, FnKind::Program { .. });
         let is_helper = info.kind == FnKind::Helper;
+        // Pointer arguments read from saved registers are plain numbers to the verifier (§9.2).
+        let registers_point_to = if self.syscall_probes.contains(&id) {
+            Some(Foreign::User)
+        } else if info.kind.program_kind() == Some(ProgKind::Kprobe) {
+            Some(Foreign::Kernel)
+        } else {
+            None
+        };
         for (idx, (p, ty)) in decl.params.iter().zip(params).enumerate() {
             if cx.scopes[0].iter().any(|(n, _)| n == &p.name.name) {
                 self.error(
@@ -253,6 +261,9 @@ impl<'a> Checker<'a, '_> {
             // call site may pass null (§6.8), decided by `helper_param_nullness`.
             if is_helper && ty.is_ptr() && !self.is_context_type(&ty) {
                 l.param_of = Some((id, idx));
+            }
+            if ty.is_ptr() {
+                l.foreign = registers_point_to;
             }
             cx.scopes[0].push((p.name.name.clone(), l));
             cx.param_names.push(p.name.name.clone());

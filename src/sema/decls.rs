@@ -38,6 +38,9 @@ const EXT_ATTRS: &[&str] = &["fexit", "kretprobe", "tp_btf", "lsm", "cgroup_skb"
 
 /// Most parameters a fentry-style program reads from its context array (§19).
 const MAX_TRACED_PARAMS: usize = 6;
+/// Registers carry a syscall's arguments; `__x64_` names its x86-64 entry wrapper.
+const SYSCALL_ARGS: usize = 6;
+const SYSCALL_ENTRY_PREFIX: &str = "__x64_";
 /// Most parameters of a BPF subprogram or kfunc (§9.6, §19).
 const MAX_CALL_PARAMS: usize = 5;
 
@@ -397,6 +400,9 @@ impl<'a> Checker<'a, '_> {
             "probe" | "fexit" => {
                 // `func+off` is a kprobe: same typing, read from registers.
                 let func = target.split('+').next().unwrap_or(target);
+                if let Some(entry) = self.syscall_entry(func) {
+                    return self.syscall_probe(i, a, target, &entry);
+                }
                 let Some(sig) = self.traced_function(a, func) else {
                     return self.program_ret(n, &ret);
                 };
@@ -424,7 +430,12 @@ impl<'a> Checker<'a, '_> {
                 self.program_ret(n, &ret)
             }
             "kretprobe" => {
-                self.traced_function(a, target);
+                match self.syscall_entry(target) {
+                    Some(entry) => self.resolve_syscall(i, a, target, &entry, "its return value"),
+                    None => {
+                        self.traced_function(a, target);
+                    }
+                }
                 match params.as_slice() {
                     [] => {}
                     [t] if matches!(t, Ty::Int(_) | Ty::Enum(_) | Ty::Ptr(_) | Ty::Bool | Ty::Char | Ty::Error) => {}
@@ -563,6 +574,84 @@ impl<'a> Checker<'a, '_> {
         ))
     }
 
+    /// `sys_NAME`, when no kernel function has that name, is the syscall NAME traced at its x86-64
+    /// entry wrapper `__x64_sys_NAME`, as libbpf's `ksyscall` resolves it (§9.2). Without BTF the
+    /// wrapper is assumed.
+    fn syscall_entry(&self, func: &str) -> Option<String> {
+        if !func.starts_with("sys_") {
+            return None;
+        }
+        let entry = format!("{SYSCALL_ENTRY_PREFIX}{func}");
+        match self.btf.get() {
+            Some(b) => {
+                (b.func_proto(func).is_none() && b.func_proto(&entry).is_some()).then_some(entry)
+            }
+            None => Some(entry),
+        }
+    }
+
+    /// Attaches program `i` to a syscall's entry wrapper, with a note naming the symbol chosen.
+    fn resolve_syscall(&mut self, i: usize, a: &Attribute, func: &str, entry: &str, what: &str) {
+        let assumed = if self.btf.get().is_none() {
+            " (assumed: no kernel BTF to check it)"
+        } else {
+            ""
+        };
+        self.note(
+            Code::N0001,
+            a.span,
+            format!("syscall `{func}` is traced at `{entry}`, its x86-64 entry{assumed}; the program sees {what}"),
+        );
+        if let FnKind::Program { arg, .. } = &mut self.funcs[i].kind {
+            *arg = Some(entry.to_string());
+        }
+    }
+
+    /// `@probe("sys_NAME")`: the declared parameters are the syscall's arguments (at most six
+    /// integers or pointers), read from the user registers the entry wrapper receives. Pointers
+    /// among them point into user memory.
+    fn syscall_probe(
+        &mut self,
+        i: usize,
+        a: &Attribute,
+        target: &str,
+        entry: &str,
+    ) -> Result<(), String> {
+        let n = a.name.name.as_str();
+        let func = target.split('+').next().unwrap_or(target);
+        if n == "fexit" || target.contains('+') {
+            self.error_with_note(
+                Code::E0204,
+                a.span,
+                format!("`{func}` is a syscall, traced at its entry wrapper `{entry}`, which `@{n}(\"{target}\")` cannot follow"),
+                format!("use `@probe(\"{func}\")` for its arguments or `@kretprobe(\"{func}\")` for its return value"),
+            );
+            return Ok(());
+        }
+        let params = self.funcs[i].params.clone();
+        if params.len() > SYSCALL_ARGS {
+            return Err(format!(
+                "a syscall has at most {SYSCALL_ARGS} arguments; `{func}` declares {}",
+                params.len()
+            ));
+        }
+        if let Some(bad) = params.iter().find(|t| {
+            !matches!(
+                t,
+                Ty::Int(_) | Ty::Enum(_) | Ty::Bool | Ty::Char | Ty::Ptr(_) | Ty::Error
+            )
+        }) {
+            return Err(format!(
+                "syscall arguments are integers or pointers, not `{}`",
+                self.show(bad)
+            ));
+        }
+        self.resolve_syscall(i, a, func, entry, "its arguments");
+        self.syscall_probes.insert(FuncId(i as u32));
+        let ret = self.funcs[i].ret.clone();
+        self.program_ret(n, &ret)
+    }
+
     /// Prototype of a traced kernel function; E0204 when BTF lacks it, W0007 when there is no BTF.
     fn traced_function(&mut self, a: &Attribute, func: &str) -> Option<KFuncSig> {
         let Some(btf) = self.btf.get() else {
@@ -575,10 +664,15 @@ impl<'a> Checker<'a, '_> {
         };
         let sig = btf.func_proto(func);
         if sig.is_none() {
+            let syscall = if func.starts_with("sys_") {
+                format!(", and no syscall entry `{SYSCALL_ENTRY_PREFIX}{func}`")
+            } else {
+                String::new()
+            };
             self.error(
                 Code::E0204,
                 a.span,
-                format!("no kernel function `{func}` in kernel BTF"),
+                format!("no kernel function `{func}` in kernel BTF{syscall}"),
             );
         }
         sig

@@ -113,6 +113,23 @@ impl ProgKind {
     }
 }
 
+/// Memory a kernel program reads only through `bpf_probe_read_kernel`/`_user`: where pointers
+/// taken from saved registers point (kprobe arguments; a syscall's arguments, §9.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Foreign {
+    Kernel,
+    User,
+}
+
+impl Foreign {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Foreign::Kernel => "kernel memory read from registers (use `bpf_probe_read_kernel`)",
+            Foreign::User => "user memory (use `bpf_probe_read_user`)",
+        }
+    }
+}
+
 /// Where a function runs and how it may be called (§9.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FnKind {

@@ -64,6 +64,12 @@ pub struct Checked<'a> {
     /// Calls of a struct_ops method by its bare name from a sibling method of the same impl
     /// (§16.1): the call expression and the method it calls.
     pub sibling_calls: HashMap<ExprId, FuncId>,
+    /// Programs traced at a syscall's x86-64 entry wrapper (`@probe("sys_openat")`, §9.2): their
+    /// parameters are the syscall's arguments, read from the user registers the wrapper receives.
+    pub syscall_probes: std::collections::HashSet<FuncId>,
+    /// Pointers read through a helper where they are dereferenced: the pointer expression and
+    /// the memory it points into (§9.2).
+    pub foreign_reads: HashMap<ExprId, Foreign>,
 }
 
 pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked<'a> {
@@ -126,6 +132,9 @@ pub(crate) struct Local {
     /// Holds the address of this function's local (name, span of the `&`): it must not be
     /// returned (E0607).
     pub address_of_local: Option<(String, Span)>,
+    /// Points into memory read only through a helper (a kprobe's or syscall's pointer argument,
+    /// or a pointer derived from one, §9.2).
+    pub foreign: Option<Foreign>,
 }
 
 impl Local {
@@ -145,6 +154,7 @@ impl Local {
             invalidated_by: None,
             invalidation_reported: false,
             address_of_local: None,
+            foreign: None,
         }
     }
 }
@@ -189,6 +199,8 @@ pub(crate) struct Checker<'a, 'd> {
     pub implicit_returns: std::collections::HashSet<ExprId>,
     /// Calls of a sibling struct_ops method by its bare name (§16.1).
     pub sibling_calls: HashMap<ExprId, FuncId>,
+    pub syscall_probes: std::collections::HashSet<FuncId>,
+    pub foreign_reads: HashMap<ExprId, Foreign>,
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
@@ -231,6 +243,8 @@ impl<'a, 'd> Checker<'a, 'd> {
             diverging: Default::default(),
             implicit_returns: Default::default(),
             sibling_calls: HashMap::new(),
+            syscall_probes: Default::default(),
+            foreign_reads: HashMap::new(),
             compat: false,
             local_decls: HashMap::new(),
             helper_param_derefs: Vec::new(),
@@ -273,6 +287,10 @@ impl<'a, 'd> Checker<'a, 'd> {
         self.diags.warning(code, span, details);
     }
 
+    pub fn note(&mut self, code: Code, span: Span, details: impl Into<String>) {
+        self.diags.note(code, span, details);
+    }
+
     /// Renders a type for a message.
     pub fn show(&self, t: &Ty) -> String {
         types::Display(t, self).to_string()
@@ -309,6 +327,8 @@ impl<'a, 'd> Checker<'a, 'd> {
             tail_call_targets,
             implicit_returns: self.implicit_returns,
             sibling_calls: self.sibling_calls,
+            syscall_probes: self.syscall_probes,
+            foreign_reads: self.foreign_reads,
         }
     }
 }

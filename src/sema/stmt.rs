@@ -487,6 +487,7 @@ impl<'a> Checker<'a, '_> {
         l.entry_of = self.map_entry_of(cx, e);
         l.address_of_local = local_address(cx, e);
         l.packet = self.is_packet(cx, e);
+        l.foreign = self.foreign_of(cx, e);
         match &e.kind {
             ExprKind::Call { callee, args } => {
                 if let ExprKind::Field(recv, m) = &callee.kind {
@@ -573,10 +574,34 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
+    /// The memory a pointer expression points into when the program may only read it through a
+    /// helper: a kprobe's or syscall's pointer argument, a copy of one, an offset from one, or a
+    /// pointer field read through one.
+    pub(super) fn foreign_of(&self, cx: &FnCtx, e: &Expr) -> Option<Foreign> {
+        match &e.kind {
+            ExprKind::Ident(n) => cx.lookup(n).and_then(|l| l.foreign),
+            ExprKind::Binary(BinOp::Add | BinOp::Sub, l, r) => {
+                self.foreign_of(cx, l).or_else(|| self.foreign_of(cx, r))
+            }
+            ExprKind::Cast(inner, _) => self.foreign_of(cx, inner),
+            ExprKind::Arrow(base, _)
+            | ExprKind::Index(base, _)
+            | ExprKind::Unary(UnOp::Deref, base)
+                if self.expr_types[e.id.0 as usize].is_ptr() =>
+            {
+                self.foreign_of(cx, base)
+            }
+            _ => None,
+        }
+    }
+
     /// E0609 for dereferencing a maybe-null pointer in kernel code.
     pub(super) fn check_deref(&mut self, cx: &FnCtx, ptr: &Expr, at: Span) {
         if !cx.is_kernel() {
             return;
+        }
+        if let Some(memory) = self.foreign_of(cx, ptr) {
+            self.foreign_reads.insert(ptr.id, memory);
         }
         if let ExprKind::Ident(n) = &ptr.kind {
             if let Some(l) = cx.lookup(n) {
@@ -860,13 +885,36 @@ impl<'a> Checker<'a, '_> {
         } else {
             self.coerce(value, &vt, &tt, Code::E0301);
             // A variable assigned anew holds a new record or object, not the released one.
+            let foreign = self.foreign_of(cx, value);
             if let ExprKind::Ident(n) = &target.kind {
                 if let Some(l) = cx.lookup_mut(n) {
                     l.released = false;
+                    l.foreign = foreign;
                 }
             }
         }
+        self.check_foreign_write(target);
         self.check_store_escape(cx, target, value);
+    }
+
+    /// E0311 for a store through a pointer the program may only read through a helper.
+    fn check_foreign_write(&mut self, target: &Expr) {
+        let base = match &target.kind {
+            ExprKind::Arrow(base, _)
+            | ExprKind::Index(base, _)
+            | ExprKind::Unary(UnOp::Deref, base) => base,
+            _ => return,
+        };
+        if let Some(memory) = self.foreign_reads.get(&base.id) {
+            self.error(
+                Code::E0311,
+                target.span,
+                format!(
+                    "this pointer points into {}; a program cannot write there",
+                    memory.describe()
+                ),
+            );
+        }
     }
 
     /// Types an assignment target and checks that it is assignable (E0311, E0509, E0508).

@@ -26,11 +26,17 @@ pub(crate) enum Args {
     Trampoline,
     /// From the saved registers in `struct pt_regs` (x86-64): kprobe, kretprobe (return value).
     Registers { ret: bool },
+    /// A syscall's arguments: the user registers whose `struct pt_regs *` is the only argument
+    /// of the syscall's entry wrapper, traced by fentry (`@probe("sys_openat")`).
+    Syscall,
 }
 
 /// Userspace functions and most programs take their parameters directly.
-fn args_of(kind: Option<&[u8]>) -> Args {
-    match kind {
+fn args_of(m: &crate::ir::Module, f: OpId) -> Args {
+    if KsFunc(f).syscall(m) == Some(true) {
+        return Args::Syscall;
+    }
+    match KsFunc(f).kind(m) {
         Some(b"probe" | b"fexit" | b"tp_btf" | b"lsm" | b"struct_ops") => Args::Trampoline,
         Some(b"kprobe") => Args::Registers { ret: false },
         Some(b"kretprobe") => Args::Registers { ret: true },
@@ -40,6 +46,8 @@ fn args_of(kind: Option<&[u8]>) -> Args {
 
 /// Offsets in x86-64 `struct pt_regs` of the argument registers di, si, dx, cx, r8, r9, and ax.
 const PT_REGS_ARGS: [u64; 6] = [112, 104, 96, 88, 72, 64];
+/// A syscall's arguments are in di, si, dx, r10, r8, r9: `syscall` clobbers cx.
+const PT_REGS_SYSCALL_ARGS: [u64; 6] = [112, 104, 96, 56, 72, 64];
 const PT_REGS_RET: u64 = 80;
 
 fn func_type_of(m: &crate::ir::Module, f: OpId) -> crate::ir::FnType {
@@ -68,7 +76,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let ft = func_type_of(m, f);
         let program = v.kind(m).is_some();
         // Programs that read their arguments from a context take only that context.
-        let params = if args_of(v.kind(m)) == Args::Direct {
+        let params = if args_of(m, f) == Args::Direct {
             ft.params.clone()
         } else {
             vec![Type::ptr(Type::u64())]
@@ -134,7 +142,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
             .copied()
             .unwrap_or(self.file);
         let program = KsFunc(f).kind(m).is_some();
-        let args = args_of(KsFunc(f).kind(m));
+        let args = args_of(m, f);
         let ret_di = if ft.ret == Type::Void {
             None
         } else {
@@ -296,16 +304,31 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             .get_nth_param(0)
             .ok_or("no context parameter")?
             .into_pointer_value();
-        let offset = match self.args {
-            Args::Registers { ret: true } => PT_REGS_RET,
-            Args::Registers { ret: false } => *PT_REGS_ARGS
-                .get(i)
-                .ok_or("more than six register arguments")?,
-            _ => 8 * i as u64,
+        let (regs, offset) = match self.args {
+            Args::Registers { ret: true } => (ctx, PT_REGS_RET),
+            Args::Registers { ret: false } => (
+                ctx,
+                *PT_REGS_ARGS
+                    .get(i)
+                    .ok_or("more than six register arguments")?,
+            ),
+            Args::Syscall => {
+                // The wrapper's argument is a trusted `struct pt_regs *`: loads from it are direct.
+                let regs = self
+                    .builder
+                    .build_load(self.ptr_type(), ctx, "regs")
+                    .map_err(e)?
+                    .into_pointer_value();
+                let offset = *PT_REGS_SYSCALL_ARGS
+                    .get(i)
+                    .ok_or("more than six syscall arguments")?;
+                (regs, offset)
+            }
+            _ => (ctx, 8 * i as u64),
         };
         let addr = unsafe {
             self.builder
-                .build_gep(self.g.ctx.i8_type(), ctx, &[self.i64c(offset)], "")
+                .build_gep(self.g.ctx.i8_type(), regs, &[self.i64c(offset)], "")
         }
         .map_err(e)?;
         let raw = self
