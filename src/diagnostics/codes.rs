@@ -119,5 +119,6 @@ codes! {
     W0006 => "operator continues previous line",
     W0007 => "kernel BTF unavailable",
     W0008 => "kfunc not in kernel BTF",
+    W0009 => "comparison with a constant result",
     N0001 => "attach target resolved",
 }

@@ -405,6 +405,16 @@ impl<'a> Checker<'a, '_> {
             {
                 return Ty::Bool;
             }
+            if t == Ty::ProgramHandle {
+                // The reference's programs test `load`'s result for null (§15.3 [fix]).
+                self.warning(
+                    Code::W0009,
+                    e.span,
+                    format!("this is always {}: a `ProgramHandle` is never null (every program is loaded before `main` runs, and a failed load stops the executable with the kernel's reason)", op == BinOp::Ne),
+                );
+                self.set_const(e, ConstValue::Bool(op == BinOp::Ne));
+                return Ty::Bool;
+            }
             self.error(
                 Code::E0302,
                 e.span,
