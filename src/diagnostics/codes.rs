@@ -98,6 +98,7 @@ codes! {
     E0610 => "invalid map operation",
     E0611 => "invalid packet pointer use",
     E0612 => "invalid object ownership",
+    E0614 => "unreadable pointer passed on",
     E0613 => "pinned local global",
     E0701 => "unknown struct_ops type",
     E0702 => "struct_ops member mismatch",

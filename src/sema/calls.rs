@@ -427,8 +427,27 @@ impl<'a> Checker<'a, '_> {
         self.check_args(cx, e, &params, args);
         if kind == FnKind::Helper && cx.is_kernel() {
             self.record_helper_null_args(cx, id, &params, args);
+            self.check_foreign_args(cx, &params, args);
         }
         ret
+    }
+
+    /// E0614 for a pointer the caller may only read through `bpf_probe_read_*` passed to a
+    /// `@helper`, whose body loads through its pointer parameters directly (§9.2).
+    fn check_foreign_args(&mut self, cx: &FnCtx, params: &[Ty], args: &[Expr]) {
+        for (a, p) in args.iter().zip(params) {
+            if !p.is_ptr() {
+                continue;
+            }
+            if let Some(memory) = self.foreign_of(cx, a) {
+                self.error_with_note(
+                    Code::E0614,
+                    a.span,
+                    format!("this pointer points into {}, and a `@helper` loads through its pointer parameters directly", memory.describe()),
+                    "copy what the helper needs into a local first and pass that local's address",
+                );
+            }
+        }
     }
 
     /// Notes which pointer arguments of a `@helper` call may be null: directly (a maybe-null
