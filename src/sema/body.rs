@@ -265,6 +265,7 @@ impl<'a> Checker<'a, '_> {
             if ty.is_ptr() {
                 l.foreign = registers_point_to;
             }
+            l.declared_at = Some(p.name.span);
             cx.scopes[0].push((p.name.name.clone(), l));
             cx.param_names.push(p.name.name.clone());
         }
@@ -343,7 +344,9 @@ fn trailing_exprs(b: &Block, out: &mut std::collections::HashSet<ExprId>) {
 
 fn trailing_stmt(s: &Stmt, out: &mut std::collections::HashSet<ExprId>) {
     match &s.kind {
-        StmtKind::Expr(e) => {
+        // `print`'s result is a status, not a value: a function ending in a print forgot its
+        // return (E0405) rather than returning what printf returned.
+        StmtKind::Expr(e) if !is_print_call(e) => {
             out.insert(e.id);
         }
         StmtKind::If {
@@ -357,6 +360,17 @@ fn trailing_stmt(s: &Stmt, out: &mut std::collections::HashSet<ExprId>) {
                 ElseBranch::If(s) => trailing_stmt(s, out),
             }
         }
+        // `try { …; v } catch N { …; w }` ending a function: each block's value is returned.
+        StmtKind::Try { body, catches } => {
+            trailing_exprs(body, out);
+            for c in catches {
+                trailing_exprs(&c.body, out);
+            }
+        }
         _ => {}
     }
+}
+
+fn is_print_call(e: &Expr) -> bool {
+    matches!(&e.kind, ExprKind::Call { callee, .. } if matches!(&callee.kind, ExprKind::Ident(n) if n == "print"))
 }

@@ -142,15 +142,33 @@ impl<'a> Checker<'a, '_> {
                 Ty::Error
             }
             other => {
-                self.error(
-                    Code::E0302,
-                    callee.span,
-                    format!("`{}` is not callable", self.show(&other)),
-                );
+                let details = format!("`{}` is not callable", self.show(&other));
+                match self.shadowing_local(cx, callee) {
+                    Some((name, at)) => self.error_because(
+                        Code::E0302,
+                        callee.span,
+                        details,
+                        at,
+                        format!("`{name}` is this local, which shadows the builtin `{name}()` in its scope (§2.3); rename the local to call the builtin"),
+                    ),
+                    None => self.error(Code::E0302, callee.span, details),
+                }
                 self.check_args_untyped(cx, args);
                 Ty::Error
             }
         }
+    }
+
+    /// The local a called name denotes when that name is also a builtin's: the call meant the
+    /// builtin, most likely.
+    fn shadowing_local(&self, cx: &FnCtx, callee: &Expr) -> Option<(String, Span)> {
+        let ExprKind::Ident(name) = &callee.kind else {
+            return None;
+        };
+        if !super::builtins::is_builtin(name) {
+            return None;
+        }
+        Some((name.clone(), cx.lookup(name)?.declared_at?))
     }
 
     /// A call of a top-level item by name (`name` is in the file scope).

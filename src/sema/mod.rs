@@ -135,6 +135,8 @@ pub(crate) struct Local {
     /// Points into memory read only through a helper (a kprobe's or syscall's pointer argument,
     /// or a pointer derived from one, §9.2).
     pub foreign: Option<Foreign>,
+    /// The name in the local's declaration (for notes about shadowing).
+    pub declared_at: Option<Span>,
 }
 
 impl Local {
@@ -155,6 +157,7 @@ impl Local {
             invalidation_reported: false,
             address_of_local: None,
             foreign: None,
+            declared_at: None,
         }
     }
 }

@@ -151,7 +151,8 @@ impl<'a> Checker<'a, '_> {
         r
     }
 
-    fn declare_local(&mut self, cx: &mut FnCtx, name: &Ident, local: Local) {
+    fn declare_local(&mut self, cx: &mut FnCtx, name: &Ident, mut local: Local) {
+        local.declared_at = Some(name.span);
         let scope = cx.scopes.last_mut().expect("a scope");
         if scope.iter().any(|(n, _)| n == &name.name) {
             self.error(
