@@ -140,6 +140,11 @@ fn dispatch(cli: Cli) -> i32 {
     if common.time_report {
         crate::timing::enable();
     }
+    // `ksc verify OBJECT.bpf.o`: an object built earlier (on another machine or for another
+    // kernel) is loaded as it is.
+    if matches!(stage, Stage::Verify) && verify::is_elf(&common.file) {
+        return verify::run_prebuilt(&common.file);
+    }
     let code = compile(&common, stage);
     if let Some(report) = crate::timing::report() {
         eprint!("{report}");

@@ -81,6 +81,65 @@ pub fn run(object: &[u8], file: &Path, unit: &Unit, sources: &SourceMap, json: b
     }
 }
 
+/// Whether `path` is an ELF file (an object `ksc build` wrote) rather than KernelScript source.
+pub fn is_elf(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok_and(|()| magic == *b"\x7fELF")
+}
+
+/// `ksc verify OBJECT`: loads a BPF object built earlier — the same object on every kernel, as
+/// CO-RE intends — and reports each program; a rejection shows the verifier's source line (the
+/// object's line info names the `.ks` file) and the log's tail.
+pub fn run_prebuilt(path: &Path) -> i32 {
+    let shown = path.display();
+    let object = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            eprintln!("ksc: cannot read {shown}: {e}");
+            return 1;
+        }
+    };
+    let name = path
+        .file_name()
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default()
+        .trim_end_matches(".o")
+        .trim_end_matches(".bpf")
+        .to_string();
+    let reports = match kernel::verify_object(&object, &name) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{shown}: error: {e}");
+            return 1;
+        }
+    };
+    let mut rejected = 0;
+    for r in &reports {
+        match &r.verdict {
+            Verdict::Accepted => println!("ok {} ({} insns) [{}]", r.name, r.insns, r.kind),
+            Verdict::Rejected { last_line, .. } => {
+                rejected += 1;
+                println!("rejected {}: {last_line}", r.name);
+                let at = kernel::log_source_location(&r.log)
+                    .map(|(file, line, _)| format!(" at {file}:{line}"))
+                    .unwrap_or_default();
+                eprintln!(
+                    "{shown}: error: the kernel verifier rejected program `{}`{at}: {last_line}",
+                    r.name
+                );
+                let tail: Vec<&str> = r.log.lines().filter(|l| !l.trim().is_empty()).collect();
+                for l in &tail[tail.len().saturating_sub(LOG_TAIL)..] {
+                    eprintln!("  {l}");
+                }
+            }
+        }
+    }
+    (rejected > 0) as i32
+}
+
 fn emit(sources: &SourceMap, json: bool, d: Diagnostic) -> i32 {
     let mut diags = Diagnostics::new();
     diags.push(d);
