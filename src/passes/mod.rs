@@ -12,6 +12,7 @@ mod lower_loops;
 mod partition;
 pub mod pipeline;
 pub mod tail_calls;
+mod verdict_guard;
 
 use crate::diagnostics::Code;
 use crate::ir::{Module, OpId};
@@ -67,6 +68,7 @@ const PASSES: &[Pass] = &[
     Pass { name: "lower-bpf", about: "ks ops of kernel functions to the bpf dialect (helpers, maps, context, CO-RE, dynptr ring buffers)", run: lower_bpf::run },
     Pass { name: "lower-host", about: "ks ops of userspace functions to the host dialect (runtime ABI calls)", run: lower_host::run },
     Pass { name: "fuse-fetch-add", about: "an atomic add and the reloads of its word right after it to one fetch-add (BPF cpu v3+)", run: fetch_add::run },
+    Pass { name: "guard-verdicts", about: "computed returns of programs whose range the verifier checks (cgroup_skb, lsm, fentry/fexit) fall back to the pass verdict outside it (after flatten)", run: verdict_guard::run },
     Pass { name: "lower-kmod", about: "checked indexing in kernel-module functions to range tests and aborts", run: lower_kmod::run },
 ];
 

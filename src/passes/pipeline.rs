@@ -14,6 +14,7 @@ const BPF: &[&str] = &[
     "lower-bpf",
     "flatten",
     "lower-tail-calls",
+    "guard-verdicts",
 ];
 
 /// The kernel side for BPF cpu `cpu` (`v1` to `v4`): [`BPF`], plus the rewrites that need

@@ -1,0 +1,76 @@
+//! `guard-verdicts`: a program whose return value the verifier checks against a range
+//! (cgroup_skb [0, 1] or [0, 3], lsm [-4095, 0], fentry/fexit 0) returns the pass verdict where a
+//! computed return value falls outside that range.
+//!
+//! Sema rejects constant returns out of range (E0310), but `return x - 1` or `return len as i32`
+//! in a cgroup_skb program passed the checks and then the verifier refused the object ("At program
+//! exit the register R0 has unknown scalar value"). The guard makes such a program loadable and
+//! gives out-of-range values the meaning docs/language.md §9.2 assigns them.
+//! Requires: `flatten` (returns are `core.ret`); runs after `lower-tail-calls`.
+
+use super::PassResult;
+use crate::ir::{views::KsFunc, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::sema::env::ProgKind;
+use crate::sema::verdict::verdicts;
+
+pub fn run(m: &mut Module) -> PassResult {
+    let funcs: Vec<OpId> = m.funcs().collect();
+    for f in funcs {
+        let Some(range) = checked_range(m, f) else {
+            continue;
+        };
+        let pass = super::tail_calls::pass_verdict(KsFunc(f).kind(m));
+        for ret in m.collect_nested(f, |d| d.opcode == Opcode::CoreRet) {
+            guard(m, ret, range, pass);
+        }
+    }
+    Ok(())
+}
+
+/// The return range the verifier enforces for program `f`, if any.
+fn checked_range(m: &Module, f: OpId) -> Option<(i128, i128)> {
+    let kind = std::str::from_utf8(KsFunc(f).kind(m)?).ok()?;
+    let kind = ProgKind::from_attr(kind)?;
+    if !matches!(
+        kind,
+        ProgKind::CgroupSkb | ProgKind::Lsm | ProgKind::Probe | ProgKind::Fexit
+    ) {
+        return None;
+    }
+    let attach = KsFunc(f)
+        .attach(m)
+        .and_then(|a| std::str::from_utf8(a).ok());
+    verdicts(kind, attach).range
+}
+
+fn guard(m: &mut Module, ret: OpId, (lo, hi): (i128, i128), pass: i128) {
+    let Some(&v) = m.op(ret).operands.first() else {
+        return;
+    };
+    if is_constant(m, v) {
+        return;
+    }
+    let ret_ty: Type = m.value_type(v).clone();
+    // In a whole register: BPF cpu v1 compares an i32 in a sign-extended copy of it, which is
+    // not the register returned.
+    let ty = Type::i64();
+    let mut b = m.builder_before(ret);
+    let v = b.cast_to(v, ty.clone());
+    let fallback = b.core_const(pass, ty.clone());
+    // Each bound is tested on an opaque copy of the value it then selects: the verifier learns a
+    // range only from a test of the register returned, and LLVM would otherwise fold both tests
+    // into one range check on a derived register, or on the value's source (`b & 254 == 16`).
+    let mut value = v;
+    for (bound, outside) in [(lo, "lt"), (hi, "gt")] {
+        let copy = b.bpf_opaque(value);
+        let limit = b.core_const(bound, ty.clone());
+        let out = b.core_cmp(copy, limit, outside);
+        value = b.core_select(out, fallback, copy);
+    }
+    let value = b.cast_to(value, ret_ty);
+    m.op_mut(ret).operands[0] = value;
+}
+
+fn is_constant(m: &Module, v: Value) -> bool {
+    matches!(m.value(v).def, ValueDef::Result(op, _) if m.op(op).opcode == Opcode::CoreConst)
+}
