@@ -135,6 +135,7 @@ int64_t ksrt_perf_read(ksrt_perf *a);
 void ksrt_perf_detach(ksrt_perf *a);
 int32_t ksrt_register(const char *impl);
 _Noreturn void ksrt_daemon(void);
+_Noreturn void ksrt_exec(const char *script, const char *module);
 
 /* ---- Output, strings (ABI.md §8) ---- */
 

@@ -108,6 +108,8 @@ struct rt_load_failure {
 /* unit.c */
 int rt_object_load(bool test_mode, struct rt_load_failure *failure);
 int rt_load_module(struct rt_load_failure *failure); /* <base>_kmod, once per process; 0 or -1 */
+/* The unit's kernel module when this process loaded it (and must unload it), else NULL. */
+const char *rt_loaded_module(void);
 void rt_undo_startup(void); /* removes the pins and directories of a start-up that failed midway */
 void rt_object_destroy(void);
 void rt_install_signal_handlers(void);

@@ -292,7 +292,8 @@ pub fn artifacts(
     // Every output is refused before anything is built or written if it would replace an input.
     let bpf_path = dir.join(format!("{base}.bpf.o"));
     let kmod_paths = [dir.join(format!("{base}.mod.c")), dir.join("Kbuild")];
-    let planned = exe.iter().chain([&bpf_path]).chain(&kmod_paths);
+    let py_path = dir.join(format!("{base}.py"));
+    let planned = exe.iter().chain([&bpf_path, &py_path]).chain(&kmod_paths);
     if let Some(e) = planned.filter_map(|p| inputs.check_output(p).err()).next() {
         eprintln!("ksc: {e}");
         return 1;
@@ -324,6 +325,15 @@ pub fn artifacts(
         if let Err(e) = output::write_file(&bpf_path, object, Mode::Data, inputs) {
             eprintln!("ksc: {e}");
             return 1;
+        }
+    }
+    if let (Some(_), false) = (&exe, test) {
+        if crate::codegen::python::uses_exec(module) {
+            let source = crate::codegen::python::module_source(module);
+            if let Err(e) = output::write_file(&py_path, source.as_bytes(), Mode::Data, inputs) {
+                eprintln!("ksc: {e}");
+                return 1;
+            }
         }
     }
     if worlds.kmod && module.funcs().any(|f| KsFunc(f).target(module) == b"kmod") {

@@ -1156,6 +1156,14 @@ impl FnLower<'_, '_, '_> {
                 self.b().ks_daemon();
                 return None;
             }
+            "exec" => {
+                let script = self.rvalue(&args[0]);
+                self.at(e.span);
+                self.b().ks_exec(script, None::<Vec<u8>>);
+                // `ksrt_exec` never returns; the abort ends the block (sema made the call diverge).
+                self.b().ks_abort(b"exec() returned".to_vec());
+                return None;
+            }
             "test" => return Some(self.test_call(e, args)),
             "test_len" => self.b().ks_test_len(),
             "assert" => {

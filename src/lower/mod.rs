@@ -11,7 +11,7 @@ mod expr;
 mod types;
 
 use crate::diagnostics::{FileId, SourceMap, Span};
-use crate::ir::{Attr, Builder, Loc, Module, Type};
+use crate::ir::{Attr, Builder, Loc, Module, OpId, Type};
 use crate::sema::consteval::ConstValue;
 use crate::sema::env::{FnKind, FuncId, ProgKind, StructOrigin, World};
 use crate::sema::types::{StructId, Ty};
@@ -20,6 +20,29 @@ use crate::syntax::ast::{Item, ItemKind, Unit};
 use std::collections::{BTreeSet, HashMap};
 
 /// Lowers a checked unit to a `ks` module.
+impl Lowerer<'_, '_> {
+    /// The Python module of a unit that calls `exec()`, made once every declaration is in the
+    /// module, on each `ks.exec` (the host side embeds it; §15.7).
+    fn python_module(&mut self) {
+        if !crate::codegen::python::uses_exec(&self.m) {
+            return;
+        }
+        let source = crate::codegen::python::module_source(&self.m);
+        let execs: Vec<OpId> = self
+            .m
+            .funcs()
+            .flat_map(|f| {
+                self.m
+                    .collect_nested(f, |o| o.opcode == crate::ir::Opcode::KsExec)
+            })
+            .collect();
+        for op in execs {
+            self.m
+                .set_attr(op, "module", Some(Attr::Str(source.clone().into_bytes())));
+        }
+    }
+}
+
 pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module {
     let mut lw = Lowerer {
         ck: checked,
@@ -53,6 +76,7 @@ pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module
     lw.impls(unit);
     lw.command_line();
     lw.struct_decls();
+    lw.python_module();
     lw.m
 }
 

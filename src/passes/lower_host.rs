@@ -265,7 +265,7 @@ impl Lower<'_> {
             KsMapForeach => self.map_foreach(op),
             KsRbOnEvent | KsRbPoll | KsDispatch => self.ring_buffer(op),
             KsLoadProg | KsAttach | KsAttachPerf | KsDetach | KsPerfRead | KsRegister
-            | KsDaemon => self.lifecycle(op),
+            | KsDaemon | KsExec => self.lifecycle(op),
             KsTestRun => self.test_run(op),
             KsTestLen => self.replace_by_rt(op, "ksrt_test_len", &[]),
             KsAssert => self.assert(op),
@@ -703,6 +703,16 @@ impl Lower<'_> {
                 self.replace_by_rt(op, "ksrt_register", &[name])
             }
             KsDaemon => self.replace_by_rt(op, "ksrt_daemon", &[]),
+            KsExec => {
+                let script = self.by_pointer(at, operands[0]);
+                let source = crate::ir::views::KsExec(op)
+                    .module(self.m)
+                    .map(<[u8]>::to_vec);
+                let source = source
+                    .unwrap_or_else(|| crate::codegen::python::module_source(self.m).into_bytes());
+                let module = self.cstr(at, &source);
+                self.replace_by_rt(op, "ksrt_exec", &[script, module])
+            }
             _ => unreachable!("not a lifecycle builtin"),
         }
     }

@@ -315,15 +315,7 @@ impl<'a> Checker<'a, '_> {
             }
             return h.ret.ty();
         }
-        if name == "exec" {
-            self.error(
-                Code::E0105,
-                span,
-                "`exec` (Python interop) is not supported",
-            );
-        } else {
-            self.error(Code::E0111, span, format!("no function named `{name}`"));
-        }
+        self.error(Code::E0111, span, format!("no function named `{name}`"));
         self.check_args_untyped(cx, args);
         Ty::Error
     }
@@ -784,6 +776,27 @@ impl<'a> Checker<'a, '_> {
             }
             "daemon" => {
                 self.arity(e, args, 0, 0);
+                Ty::Void
+            }
+            "exec" => {
+                // `exec(script)` replaces the process with the Python script (§15.7): it never
+                // returns, like a `return`.
+                if self.arity(e, args, 1, 1) {
+                    let t = self.expr(cx, &args[0], None);
+                    if !matches!(t, Ty::Str(_) | Ty::Error) {
+                        self.error(
+                            Code::E0309,
+                            args[0].span,
+                            format!(
+                                "`exec` takes the path of a Python script (a string), found `{}`",
+                                self.show(&t)
+                            ),
+                        );
+                    }
+                } else {
+                    self.check_args_untyped(cx, args);
+                }
+                self.diverging.insert(e.id);
                 Ty::Void
             }
             "test_len" => {
