@@ -145,6 +145,9 @@ struct rt_error_text rt_error_text(int err, enum rt_op op);
 void rt_report(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* failures.c */
+/* What to add to "uncaught throw CODE" (the Python exception behind it), set by the Python
+ * bridge (runtime/python/py.c) when a unit uses it; NULL or returning NULL: nothing. */
+extern const char *(*rt_throw_detail)(int64_t code);
 _Noreturn void rt_internal_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void rt_fail_test(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void *rt_zalloc(size_t size);

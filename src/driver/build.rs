@@ -207,7 +207,9 @@ pub fn build(
             &opts.host,
         )?;
         use crate::link::LinkError;
-        match crate::timing::stage("link", || crate::link::link_executable(&host, exe)) {
+        match crate::timing::stage("link", || {
+            crate::link::link_executable(&host, exe, crate::codegen::python::uses_python(module))
+        }) {
             Ok(()) => {}
             Err(LinkError::Environment(why)) => {
                 eprintln!("{}:1:1: error[E0910]: link failed: {why}", file.display());

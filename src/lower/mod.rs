@@ -52,6 +52,11 @@ pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module
         used_structs: BTreeSet::new(),
         externs: HashMap::new(),
         has_kernel: false,
+        python: unit
+            .imports
+            .iter()
+            .filter_map(|m| Some((m.name.name.clone(), m.python.clone()?)))
+            .collect(),
     };
     // The unit's own file is file 0 (back ends name their debug compile unit after it); included
     // and imported files follow in order of first use.
@@ -91,6 +96,8 @@ pub(crate) struct Lowerer<'c, 'a> {
     pub externs: HashMap<String, ()>,
     /// The unit has kernel-side code (globals then live in the BPF object).
     has_kernel: bool,
+    /// Modules imported from `.py` files, by name (§15.8).
+    pub python: HashMap<String, crate::syntax::ast::PythonSource>,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {

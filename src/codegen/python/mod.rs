@@ -34,10 +34,17 @@ const RESERVED: &[&str] = &["Map", "RawMap", "Struct", "Config"];
 
 /// Whether the unit calls `exec()`, and so gets a Python module.
 pub fn uses_exec(m: &Module) -> bool {
-    m.funcs().any(|f| {
-        !m.collect_nested(f, |o| o.opcode == crate::ir::Opcode::KsExec)
-            .is_empty()
-    })
+    has_op(m, crate::ir::Opcode::KsExec)
+}
+
+/// Whether the unit calls functions of a Python module, and so links libpython3 (§15.8).
+pub fn uses_python(m: &Module) -> bool {
+    has_op(m, crate::ir::Opcode::KsPyCall)
+}
+
+fn has_op(m: &Module, opcode: crate::ir::Opcode) -> bool {
+    m.funcs()
+        .any(|f| !m.collect_nested(f, |o| o.opcode == opcode).is_empty())
 }
 
 /// The source of `<base>.py` for `m` (its name is the module's: `__name__`).
