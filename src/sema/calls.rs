@@ -873,7 +873,9 @@ impl<'a> Checker<'a, '_> {
                 } else {
                     self.check_args_untyped(cx, args);
                 }
-                self.diverging.insert(e.id);
+                if cx.world() == World::User {
+                    self.diverging.insert(e.id);
+                }
                 Ty::Void
             }
             "test_len" => {
