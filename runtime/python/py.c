@@ -156,6 +156,9 @@ static void spelling(const char *sig, char *out, size_t n)
     case 's':
         snprintf(out, n, "str(%lu)", number(&s));
         return;
+    case 'a':
+        snprintf(out, n, "char[%lu]", number(&s));
+        return;
     default:
         snprintf(out, n, "struct");
     }
@@ -164,7 +167,7 @@ static void spelling(const char *sig, char *out, size_t n)
 static void skip(const char **sig)
 {
     char c = *(*sig)++;
-    if (c == 'i' || c == 'u' || c == 's') {
+    if (c == 'i' || c == 'u' || c == 's' || c == 'a') {
         number(sig);
     } else if (c == '{') {
         int depth = 1;
@@ -196,7 +199,8 @@ static PyObject *to_python(const char **sig, const uint8_t *p)
         return PyBool_FromLong(p[0] != 0);
     case 'c':
         return PyUnicode_DecodeLatin1((const char *)p, 1, NULL);
-    case 's': {
+    case 's':
+    case 'a': {
         unsigned long size = number(sig);
         return PyUnicode_DecodeUTF8((const char *)p, (Py_ssize_t)strnlen((const char *)p, size), "surrogateescape");
     }
@@ -293,8 +297,11 @@ static bool from_python(const char **sig, PyObject *o, uint8_t *p, char *why, si
         }
         snprintf(why, n, "a %s, not a one-character string (char)", type_name(o));
         return false;
-    case 's': {
+    case 's':
+    case 'a': {
         unsigned long size = number(sig);
+        /* A str(N) keeps its NUL; a char[N] may use all N bytes. */
+        unsigned long room = c == 's' ? size - 1 : size;
         PyObject *bytes = PyUnicode_Check(o) ? PyUnicode_AsEncodedString(o, "utf-8", "surrogateescape") : NULL;
         if (!bytes) {
             PyErr_Clear();
@@ -302,9 +309,9 @@ static bool from_python(const char **sig, PyObject *o, uint8_t *p, char *why, si
             return false;
         }
         Py_ssize_t len = PyBytes_GET_SIZE(bytes);
-        if ((unsigned long)len > size - 1 || memchr(PyBytes_AS_STRING(bytes), 0, (size_t)len)) {
+        if ((unsigned long)len > room || memchr(PyBytes_AS_STRING(bytes), 0, (size_t)len)) {
             snprintf(why, n, "a string of %zd bytes, which does not fit %s (at most %lu bytes, no NUL)", len, want,
-                     size - 1);
+                     room);
             Py_DECREF(bytes);
             return false;
         }

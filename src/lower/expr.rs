@@ -1151,7 +1151,7 @@ impl FnLower<'_, '_, '_> {
     }
 
     /// The type descriptor of `t` in a `ks.py_call` signature: `iN`/`uN` (N bytes), `b`, `c`,
-    /// `sN` (a `str(N)`), `{SIZE,FIELD@OFFSET:TYPE,…}`.
+    /// `sN` (a `str(N)`), `aN` (a `char[N]`), `{SIZE,FIELD@OFFSET:TYPE,…}`.
     fn python_sig(&self, t: &Ty) -> String {
         let layout = crate::sema::layout::Layout {
             structs: &self.lw.ck.structs,
@@ -1166,6 +1166,7 @@ impl FnLower<'_, '_, '_> {
             Ty::Bool => "b".into(),
             Ty::Char => "c".into(),
             Ty::Str(n) => format!("s{n}"),
+            Ty::Array(e, n) if matches!(**e, Ty::Char) => format!("a{n}"),
             Ty::Struct(id) => {
                 let s = &self.lw.ck.structs[id.0 as usize];
                 let (offsets, size, _) = layout.c_layout(s);

@@ -627,7 +627,7 @@ impl<'a> Checker<'a, '_> {
                 self.error(
                     Code::E0309,
                     a.span,
-                    format!("cannot pass {bad} to Python (integers, bool, char, strings and structs of those convert, §15.8)"),
+                    format!("cannot pass {bad} to Python (integers, bool, char, strings, char arrays and structs of those convert, §15.8)"),
                 );
             }
         }
@@ -637,7 +637,7 @@ impl<'a> Checker<'a, '_> {
                     self.error(
                         Code::E0309,
                         e.span,
-                        format!("a Python result cannot become {bad} (integers, bool, char, strings and structs of those convert, §15.8)"),
+                        format!("a Python result cannot become {bad} (integers, bool, char, strings, char arrays and structs of those convert, §15.8)"),
                     );
                     return Ty::Error;
                 }
@@ -651,6 +651,8 @@ impl<'a> Checker<'a, '_> {
     pub(super) fn python_unsupported(&self, t: &Ty) -> Option<String> {
         match t {
             Ty::Int(_) | Ty::Bool | Ty::Char | Ty::Enum(_) | Ty::Str(_) | Ty::Error => None,
+            // A char array is text too (at most N bytes, no NUL needed).
+            Ty::Array(e, _) if matches!(**e, Ty::Char) => None,
             Ty::Struct(id) => {
                 let s = &self.structs[id.0 as usize];
                 if s.origin != crate::sema::env::StructOrigin::File {

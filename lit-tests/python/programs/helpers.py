@@ -28,6 +28,14 @@ def greet(name):
     return "hello, " + name
 
 
+def upper(s):
+    return s.upper()
+
+
+def length(s):
+    return len(s)
+
+
 def initial(name):
     return name[0].upper()
 
