@@ -30,12 +30,45 @@ pub fn build(out: &Path) -> Result<(), String> {
         .cargo_metadata(false)
         .try_compile("ksrt")
         .map_err(|e| e.to_string())?;
+    python(&include, out)?;
     // ksc loads objects itself (`verify`, `test`) and must adapt them to the kernel exactly as
     // the runtime does, so it links the runtime's kernel fallbacks too.
     c_build(&include, out)
         .file("runtime/src/kernel_compat.c")
         .try_compile("ksrt_kernel_compat")
         .map_err(|e| e.to_string())
+}
+
+/// The Python bridge (`import m from "x.py"`), `libksrt_python.a`, against the system's
+/// libpython3 (`pkg-config python3-embed`, Debian's libpython3-dev). Without it ksc still builds;
+/// linking a unit that imports a `.py` file then says what to install (KSC_PYTHON_LIBS empty).
+fn python(include: &Path, out: &Path) -> Result<(), String> {
+    println!("cargo:rerun-if-env-changed=PKG_CONFIG_PATH");
+    let query = |what: &str| {
+        std::process::Command::new("pkg-config")
+            .args([what, "python3-embed"])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let archive = out.join("libksrt_python.a");
+    let (Some(cflags), Some(libs)) = (query("--cflags"), query("--libs")) else {
+        println!("cargo:warning=pkg-config python3-embed failed: units importing .py files will not link (install libpython3-dev)");
+        std::fs::write(&archive, b"").map_err(|e| e.to_string())?;
+        println!("cargo:rustc-env=KSC_PYTHON_LIBS=");
+        return Ok(());
+    };
+    let mut build = c_build(include, out);
+    for flag in cflags.split_whitespace() {
+        build.flag(flag);
+    }
+    build
+        .file("runtime/python/py.c")
+        .try_compile("ksrt_python")
+        .map_err(|e| e.to_string())?;
+    println!("cargo:rustc-env=KSC_PYTHON_LIBS={libs}");
+    Ok(())
 }
 
 fn c_build(include: &Path, out: &Path) -> cc::Build {

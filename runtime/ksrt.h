@@ -135,6 +135,7 @@ int64_t ksrt_perf_read(ksrt_perf *a);
 void ksrt_perf_detach(ksrt_perf *a);
 int32_t ksrt_register(const char *impl);
 _Noreturn void ksrt_daemon(void);
+_Noreturn void ksrt_exec(const char *script, const char *module);
 
 /* ---- Output, strings (ABI.md §8) ---- */
 
@@ -142,5 +143,10 @@ int32_t ksrt_print(const char *format, ...) __attribute__((format(printf, 1, 2))
 bool ksrt_str_eq(const char *a, uint32_t a_size, const char *b, uint32_t b_size);
 void ksrt_str_copy(char *dst, uint32_t dst_size, const char *src, uint32_t src_size);
 void ksrt_str_concat(char *dst, uint32_t dst_size, const char *a, uint32_t a_size, const char *b, uint32_t b_size);
+
+/* ---- Python modules (ABI.md §9; libksrt_python.a) ---- */
+
+int64_t ksrt_py_call(const char *file, uint32_t line, uint32_t col, const char *module, const char *path,
+                     const char *source, const char *func, const char *sig, ...);
 
 #endif /* KSRT_H */

@@ -57,12 +57,15 @@ _Noreturn void ksrt_assert_fail(const char *file, uint32_t line, uint32_t col, c
     ksrt_exit(101);
 }
 
+const char *(*rt_throw_detail)(int64_t code);
+
 _Noreturn void ksrt_uncaught_throw(int64_t code)
 {
+    const char *detail = rt_throw_detail ? rt_throw_detail(code) : NULL;
     if (rt.in_test)
-        rt_fail_test("uncaught throw %lld", (long long)code);
+        rt_fail_test("uncaught throw %lld%s%s", (long long)code, detail ? ": " : "", detail ? detail : "");
     fflush(stdout);
-    fprintf(stderr, "uncaught throw %lld\n", (long long)code);
+    fprintf(stderr, "uncaught throw %lld%s%s\n", (long long)code, detail ? ": " : "", detail ? detail : "");
     ksrt_exit(1);
 }
 

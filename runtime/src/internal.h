@@ -108,6 +108,8 @@ struct rt_load_failure {
 /* unit.c */
 int rt_object_load(bool test_mode, struct rt_load_failure *failure);
 int rt_load_module(struct rt_load_failure *failure); /* <base>_kmod, once per process; 0 or -1 */
+/* The unit's kernel module when this process loaded it (and must unload it), else NULL. */
+const char *rt_loaded_module(void);
 void rt_undo_startup(void); /* removes the pins and directories of a start-up that failed midway */
 void rt_object_destroy(void);
 void rt_install_signal_handlers(void);
@@ -143,6 +145,9 @@ struct rt_error_text rt_error_text(int err, enum rt_op op);
 void rt_report(const char *format, ...) __attribute__((format(printf, 1, 2)));
 
 /* failures.c */
+/* What to add to "uncaught throw CODE" (the Python exception behind it), set by the Python
+ * bridge (runtime/python/py.c) when a unit uses it; NULL or returning NULL: nothing. */
+extern const char *(*rt_throw_detail)(int64_t code);
 _Noreturn void rt_internal_error(const char *format, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void rt_fail_test(const char *format, ...) __attribute__((format(printf, 1, 2)));
 void *rt_zalloc(size_t size);

@@ -622,6 +622,11 @@ static void unload_module(void)
         rt_report("cannot unload kernel module %s: %s", module_name, rt_error_text(errno, RT_OP_MODULE).text);
 }
 
+const char *rt_loaded_module(void)
+{
+    return module_loader && module_loader == getpid() ? module_name : NULL;
+}
+
 /* Loads <dir of the executable>/<base>_kmod.ko, or `modprobe <base>_kmod` when there is none
  * (§16.2). */
 int rt_load_module(struct rt_load_failure *f)

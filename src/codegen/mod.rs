@@ -6,3 +6,4 @@ mod format;
 pub mod host;
 pub mod kmod;
 pub mod llvm;
+pub mod python;

@@ -37,7 +37,6 @@ codes! {
     E0102 => "invalid header content",
     E0103 => "invalid include or import path",
     E0104 => "invalid imported module",
-    E0105 => "Python interop not supported",
     E0106 => "invalid source file",
     E0110 => "duplicate definition",
     E0111 => "undefined name",

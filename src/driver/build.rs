@@ -207,7 +207,9 @@ pub fn build(
             &opts.host,
         )?;
         use crate::link::LinkError;
-        match crate::timing::stage("link", || crate::link::link_executable(&host, exe)) {
+        match crate::timing::stage("link", || {
+            crate::link::link_executable(&host, exe, crate::codegen::python::uses_python(module))
+        }) {
             Ok(()) => {}
             Err(LinkError::Environment(why)) => {
                 eprintln!("{}:1:1: error[E0910]: link failed: {why}", file.display());
@@ -292,7 +294,8 @@ pub fn artifacts(
     // Every output is refused before anything is built or written if it would replace an input.
     let bpf_path = dir.join(format!("{base}.bpf.o"));
     let kmod_paths = [dir.join(format!("{base}.mod.c")), dir.join("Kbuild")];
-    let planned = exe.iter().chain([&bpf_path]).chain(&kmod_paths);
+    let py_path = dir.join(format!("{base}.py"));
+    let planned = exe.iter().chain([&bpf_path, &py_path]).chain(&kmod_paths);
     if let Some(e) = planned.filter_map(|p| inputs.check_output(p).err()).next() {
         eprintln!("ksc: {e}");
         return 1;
@@ -324,6 +327,15 @@ pub fn artifacts(
         if let Err(e) = output::write_file(&bpf_path, object, Mode::Data, inputs) {
             eprintln!("ksc: {e}");
             return 1;
+        }
+    }
+    if let (Some(_), false) = (&exe, test) {
+        if crate::codegen::python::uses_exec(module) {
+            let source = crate::codegen::python::module_source(module);
+            if let Err(e) = output::write_file(&py_path, source.as_bytes(), Mode::Data, inputs) {
+                eprintln!("ksc: {e}");
+                return 1;
+            }
         }
     }
     if worlds.kmod && module.funcs().any(|f| KsFunc(f).target(module) == b"kmod") {

@@ -9,6 +9,10 @@ use std::process::Command;
 
 const RUNTIME: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libksrt.a"));
 const LIBBPF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libbpf.a"));
+/// The Python bridge and the linker flags of the libpython3 it was built against (empty: this
+/// ksc was built without libpython3-dev).
+const PYTHON: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/libksrt_python.a"));
+const PYTHON_LIBS: &str = env!("KSC_PYTHON_LIBS");
 
 /// Why linking failed.
 #[derive(Debug)]
@@ -29,8 +33,14 @@ pub fn private_tempdir(prefix: &str) -> std::io::Result<tempfile::TempDir> {
         .tempdir()
 }
 
-/// Links `object` (a native relocatable object from the host back end) into the executable `out`.
-pub fn link_executable(object: &[u8], out: &Path) -> Result<(), LinkError> {
+/// Links `object` (a native relocatable object from the host back end) into the executable `out`;
+/// with `python` (the unit imports a `.py` file), the Python bridge and libpython3 too.
+pub fn link_executable(object: &[u8], out: &Path, python: bool) -> Result<(), LinkError> {
+    if python && (PYTHON.is_empty() || PYTHON_LIBS.is_empty()) {
+        return Err(LinkError::Environment(
+            "this ksc was built without libpython3 (pkg-config python3-embed failed), which `import … from \"x.py\"` needs: install libpython3-dev and rebuild ksc".into(),
+        ));
+    }
     let dir = private_tempdir("ksc-link-")
         .map_err(|e| LinkError::Environment(format!("cannot create a temporary directory: {e}")))?;
     let write = |name: &str, bytes: &[u8]| {
@@ -46,20 +56,22 @@ pub fn link_executable(object: &[u8], out: &Path) -> Result<(), LinkError> {
     let runtime = write("libksrt.a", RUNTIME)?;
     let libbpf = write("libbpf.a", LIBBPF)?;
     let cc = std::env::var_os("CC").unwrap_or_else(|| "cc".into());
-    let output = Command::new(&cc)
-        .arg("-o")
-        .arg(out)
-        .arg(&obj)
-        .arg(&runtime)
-        .arg(&libbpf)
-        .args(["-lelf", "-lz"])
-        .output()
-        .map_err(|e| {
-            LinkError::Environment(format!(
-                "cannot run the C compiler `{}` to link (set $CC to another one): {e}",
-                cc.to_string_lossy()
-            ))
-        })?;
+    let mut command = Command::new(&cc);
+    command.arg("-o").arg(out).arg(&obj);
+    if python {
+        // Before libksrt.a: the bridge calls into the runtime.
+        command.arg(write("libksrt_python.a", PYTHON)?);
+    }
+    command.arg(&runtime).arg(&libbpf).args(["-lelf", "-lz"]);
+    if python {
+        command.args(PYTHON_LIBS.split_whitespace());
+    }
+    let output = command.output().map_err(|e| {
+        LinkError::Environment(format!(
+            "cannot run the C compiler `{}` to link (set $CC to another one): {e}",
+            cc.to_string_lossy()
+        ))
+    })?;
     if output.status.success() {
         return Ok(());
     }
@@ -104,7 +116,9 @@ fn classify(stderr: &str, cc: &str, out: &Path) -> LinkError {
         .iter()
         .find(|l| ENVIRONMENT_CAUSES.iter().any(|c| l.contains(c)));
     if let Some(cause) = environment {
-        let hint = if cause.contains("-lelf") || cause.contains("-lz") {
+        let hint = if cause.contains("-lpython") {
+            " (install libpython3-dev)"
+        } else if cause.contains("-lelf") || cause.contains("-lz") {
             " (install libelf-dev and zlib1g-dev)"
         } else {
             ""

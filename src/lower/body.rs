@@ -430,7 +430,8 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
 
     pub fn expr_stmt(&mut self, e: &Expr) {
         let t = self.ty(e);
-        if t == Ty::Void {
+        let python = matches!(&e.kind, ExprKind::Call { callee, .. } if self.python_callee(callee).is_some());
+        if t == Ty::Void || python {
             self.void_expr(e);
         } else {
             self.rvalue(e);

@@ -996,6 +996,11 @@ impl FnLower<'_, '_, '_> {
     pub fn void_expr(&mut self, e: &Expr) {
         self.at(e.span);
         match &e.kind {
+            ExprKind::Call { callee, args } if self.python_callee(callee).is_some() => {
+                // A Python function called for its effect: its result is ignored (§15.8).
+                let (module, func) = self.python_callee(callee).unwrap();
+                self.python_call(e, &module, &func, args, &[]);
+            }
             ExprKind::Call { callee, args } => {
                 self.call(e, callee, args);
             }
@@ -1065,6 +1070,9 @@ impl FnLower<'_, '_, '_> {
                 if let Some(mi) = self.map_of(recv) {
                     return self.map_method(e, mi, &m.name, args, &results);
                 }
+                if let Some((module, func)) = self.python_callee(callee) {
+                    return self.python_call(e, &module, &func, args, &results);
+                }
                 if let ExprKind::Ident(modname) = &recv.kind {
                     if let Some((_, funcs)) =
                         self.lw.ck.modules.iter().find(|(mn, _)| mn == modname)
@@ -1082,6 +1090,104 @@ impl FnLower<'_, '_, '_> {
                 self.indirect_call(e, callee, args, &results)
             }
             _ => self.indirect_call(e, callee, args, &results),
+        }
+    }
+
+    /// `(m, f)` when `callee` is `m.f` with `m` a module imported from a `.py` file.
+    pub fn python_callee(&self, callee: &Expr) -> Option<(String, String)> {
+        let ExprKind::Field(recv, f) = &callee.kind else {
+            return None;
+        };
+        match &recv.kind {
+            ExprKind::Ident(m) if self.lookup(m).is_none() && self.lw.python.contains_key(m) => {
+                Some((m.clone(), f.name.clone()))
+            }
+            _ => None,
+        }
+    }
+
+    /// `m.f(args)` on a Python module (§15.8): each argument is stored in a slot, `ks.py_call`
+    /// converts them and the result by `sig`, and a non-zero status is rethrown as a throw.
+    fn python_call(
+        &mut self,
+        e: &Expr,
+        module: &str,
+        func: &str,
+        args: &[Expr],
+        results: &[Type],
+    ) -> Option<Value> {
+        let src = self.lw.python[module].clone();
+        let mut ptrs = Vec::new();
+        let mut sig = Vec::new();
+        for a in args {
+            let t = self.ty(a);
+            let it = self.ir(&t);
+            let v = self.coerced(a, &t);
+            let slot = self.slot(it, "");
+            self.b().core_store(v, slot);
+            ptrs.push(slot);
+            sig.push(self.python_sig(&t));
+        }
+        let mut sig = sig.join(" ");
+        sig.push('>');
+        let result = results.first().map(|rt| {
+            let t = self.ty(e);
+            sig.push_str(&self.python_sig(&t));
+            let slot = self.slot(rt.clone(), "");
+            ptrs.push(slot);
+            (slot, rt.clone())
+        });
+        if result.is_none() {
+            sig.push('v');
+        }
+        self.at(e.span);
+        let status = self.b().ks_py_call(
+            &ptrs,
+            module.as_bytes().to_vec(),
+            src.path.into_bytes(),
+            src.source.into_bytes(),
+            func.as_bytes().to_vec(),
+            sig.into_bytes(),
+        );
+        let zero = self.b().core_const(0, Type::i64());
+        let raised = self.b().core_cmp(status, zero, "ne");
+        let op = self.b().ks_if(raised, None, &[]);
+        let tb = self.entry_of(op, 0);
+        self.in_block(tb, |fl| {
+            fl.b().ks_throw(status);
+        });
+        result.map(|(slot, rt)| self.b().core_load(slot, rt))
+    }
+
+    /// The type descriptor of `t` in a `ks.py_call` signature: `iN`/`uN` (N bytes), `b`, `c`,
+    /// `sN` (a `str(N)`), `aN` (a `char[N]`), `{SIZE,FIELD@OFFSET:TYPE,…}`.
+    fn python_sig(&self, t: &Ty) -> String {
+        let layout = crate::sema::layout::Layout {
+            structs: &self.lw.ck.structs,
+            enums: &self.lw.ck.enums,
+        };
+        match t {
+            Ty::Int(i) => format!("{}{}", if i.signed() { 'i' } else { 'u' }, i.bits() / 8),
+            Ty::Enum(id) => {
+                let r = self.lw.ck.enums[id.0 as usize].repr;
+                format!("{}{}", if r.signed() { 'i' } else { 'u' }, r.bits() / 8)
+            }
+            Ty::Bool => "b".into(),
+            Ty::Char => "c".into(),
+            Ty::Str(n) => format!("s{n}"),
+            Ty::Array(e, n) if matches!(**e, Ty::Char) => format!("a{n}"),
+            Ty::Struct(id) => {
+                let s = &self.lw.ck.structs[id.0 as usize];
+                let (offsets, size, _) = layout.c_layout(s);
+                let mut out = format!("{{{size}");
+                for (f, off) in s.fields.iter().zip(offsets) {
+                    out.push_str(&format!(",{}@{off}:{}", f.name, self.python_sig(&f.ty)));
+                }
+                out.push('}');
+                out
+            }
+            // Sema allows nothing else (E0309).
+            _ => "v".into(),
         }
     }
 
@@ -1163,6 +1269,14 @@ impl FnLower<'_, '_, '_> {
             }
             "daemon" => {
                 self.b().ks_daemon();
+                return None;
+            }
+            "exec" => {
+                let script = self.rvalue(&args[0]);
+                self.at(e.span);
+                self.b().ks_exec(script, None::<Vec<u8>>);
+                // `ksrt_exec` never returns; the abort ends the block (sema made the call diverge).
+                self.b().ks_abort(b"exec() returned".to_vec());
                 return None;
             }
             "test" => return Some(self.test_call(e, args)),

@@ -11,7 +11,7 @@ mod expr;
 mod types;
 
 use crate::diagnostics::{FileId, SourceMap, Span};
-use crate::ir::{Attr, Builder, Loc, Module, Type};
+use crate::ir::{Attr, Builder, Loc, Module, OpId, Type};
 use crate::sema::consteval::ConstValue;
 use crate::sema::env::{FnKind, FuncId, ProgKind, StructOrigin, World};
 use crate::sema::types::{StructId, Ty};
@@ -20,6 +20,29 @@ use crate::syntax::ast::{Item, ItemKind, Unit};
 use std::collections::{BTreeSet, HashMap};
 
 /// Lowers a checked unit to a `ks` module.
+impl Lowerer<'_, '_> {
+    /// The Python module of a unit that calls `exec()`, made once every declaration is in the
+    /// module, on each `ks.exec` (the host side embeds it; §15.7).
+    fn python_module(&mut self) {
+        if !crate::codegen::python::uses_exec(&self.m) {
+            return;
+        }
+        let source = crate::codegen::python::module_source(&self.m);
+        let execs: Vec<OpId> = self
+            .m
+            .funcs()
+            .flat_map(|f| {
+                self.m
+                    .collect_nested(f, |o| o.opcode == crate::ir::Opcode::KsExec)
+            })
+            .collect();
+        for op in execs {
+            self.m
+                .set_attr(op, "module", Some(Attr::Str(source.clone().into_bytes())));
+        }
+    }
+}
+
 pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module {
     let mut lw = Lowerer {
         ck: checked,
@@ -29,6 +52,11 @@ pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module
         used_structs: BTreeSet::new(),
         externs: HashMap::new(),
         has_kernel: false,
+        python: unit
+            .imports
+            .iter()
+            .filter_map(|m| Some((m.name.name.clone(), m.python.clone()?)))
+            .collect(),
     };
     // The unit's own file is file 0 (back ends name their debug compile unit after it); included
     // and imported files follow in order of first use.
@@ -53,6 +81,7 @@ pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module
     lw.impls(unit);
     lw.command_line();
     lw.struct_decls();
+    lw.python_module();
     lw.m
 }
 
@@ -67,6 +96,8 @@ pub(crate) struct Lowerer<'c, 'a> {
     pub externs: HashMap<String, ()>,
     /// The unit has kernel-side code (globals then live in the BPF object).
     has_kernel: bool,
+    /// Modules imported from `.py` files, by name (§15.8).
+    pub python: HashMap<String, crate::syntax::ast::PythonSource>,
 }
 
 impl<'c, 'a> Lowerer<'c, 'a> {

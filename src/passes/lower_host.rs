@@ -265,7 +265,8 @@ impl Lower<'_> {
             KsMapForeach => self.map_foreach(op),
             KsRbOnEvent | KsRbPoll | KsDispatch => self.ring_buffer(op),
             KsLoadProg | KsAttach | KsAttachPerf | KsDetach | KsPerfRead | KsRegister
-            | KsDaemon => self.lifecycle(op),
+            | KsDaemon | KsExec => self.lifecycle(op),
+            KsPyCall => self.python_call(op),
             KsTestRun => self.test_run(op),
             KsTestLen => self.replace_by_rt(op, "ksrt_test_len", &[]),
             KsAssert => self.assert(op),
@@ -703,8 +704,44 @@ impl Lower<'_> {
                 self.replace_by_rt(op, "ksrt_register", &[name])
             }
             KsDaemon => self.replace_by_rt(op, "ksrt_daemon", &[]),
+            KsExec => {
+                let script = self.by_pointer(at, operands[0]);
+                let source = crate::ir::views::KsExec(op)
+                    .module(self.m)
+                    .map(<[u8]>::to_vec);
+                let source = source
+                    .unwrap_or_else(|| crate::codegen::python::module_source(self.m).into_bytes());
+                let module = self.cstr(at, &source);
+                self.replace_by_rt(op, "ksrt_exec", &[script, module])
+            }
             _ => unreachable!("not a lifecycle builtin"),
         }
+    }
+
+    // ---- Python (§15.8) ----
+
+    /// `ks.py_call` becomes `ksrt_py_call(file, line, col, module, path, source, func, sig,
+    /// pointers…)`, which yields the status (0 or a throw's code).
+    fn python_call(&mut self, op: OpId) -> Result<(), String> {
+        let at = At::Before(op);
+        let c = crate::ir::views::KsPyCall(op);
+        let strings: Vec<Vec<u8>> = [
+            c.module(self.m),
+            c.path(self.m),
+            c.source(self.m),
+            c.func(self.m),
+            c.sig(self.m),
+        ]
+        .into_iter()
+        .map(<[u8]>::to_vec)
+        .collect();
+        let mut args = self.location(at, op).to_vec();
+        for s in &strings {
+            let v = self.cstr(at, s);
+            args.push(v);
+        }
+        args.extend(self.m.op(op).operands.clone());
+        self.replace_by_rt(op, "ksrt_py_call", &args)
     }
 
     // ---- test mode (§17) ----

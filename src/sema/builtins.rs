@@ -513,7 +513,7 @@ pub fn helper_reference() -> String {
 /// Builtins callable only from userspace (§9.4).
 pub const USERSPACE_BUILTINS: &[&str] = &[
     "load", "attach", "detach", "read", "register", "dispatch", "daemon", "test", "test_len",
-    "assert",
+    "assert", "exec",
 ];
 
 /// Builtins available in every world.
@@ -524,7 +524,7 @@ pub const UNIVERSAL_BUILTINS: &[&str] = &[
 /// Whether `name` is a builtin function. Builtins live in a prelude scope: a top-level
 /// declaration of the same name shadows the builtin in the whole unit (§2.3 [fix]).
 pub fn is_builtin(name: &str) -> bool {
-    USERSPACE_BUILTINS.contains(&name) || UNIVERSAL_BUILTINS.contains(&name) || name == "exec"
+    USERSPACE_BUILTINS.contains(&name) || UNIVERSAL_BUILTINS.contains(&name)
 }
 
 #[cfg(test)]

@@ -22,6 +22,14 @@ impl Checker<'_, '_> {
                 }
             })
             .collect();
+        // A Python function may raise: its exceptions are throws (§15.8).
+        let python: HashSet<&str> = self
+            .unit
+            .imports
+            .iter()
+            .filter(|m| m.python.is_some())
+            .map(|m| m.name.name.as_str())
+            .collect();
         let mut direct: HashSet<FuncId> = HashSet::new();
         let mut calls: Vec<(FuncId, FuncId)> = Vec::new();
         for (i, f) in self.funcs.iter().enumerate() {
@@ -29,6 +37,7 @@ impl Checker<'_, '_> {
             let mut scan = ThrowScan {
                 throws: false,
                 callees: Vec::new(),
+                python: &python,
             };
             scan.block(&f.decl.body, 0);
             if scan.throws {
@@ -102,12 +111,14 @@ impl Checker<'_, '_> {
     }
 }
 
-struct ThrowScan {
+struct ThrowScan<'p> {
     throws: bool,
     callees: Vec<String>,
+    /// The names of the modules imported from `.py` files.
+    python: &'p HashSet<&'p str>,
 }
 
-impl ThrowScan {
+impl ThrowScan<'_> {
     fn block(&mut self, b: &Block, catch_all: u32) {
         for s in &b.stmts {
             self.stmt(s, catch_all);
@@ -174,6 +185,11 @@ impl ThrowScan {
                     if catch_all == 0 {
                         self.callees.push(n.clone());
                     }
+                } else if let ExprKind::Field(m, _) = &callee.kind {
+                    if matches!(&m.kind, ExprKind::Ident(m) if self.python.contains(m.as_str())) {
+                        self.throws |= catch_all == 0;
+                    }
+                    self.expr(callee, catch_all);
                 } else {
                     self.expr(callee, catch_all);
                 }

@@ -333,15 +333,7 @@ impl<'a> Checker<'a, '_> {
             }
             return h.ret.ty();
         }
-        if name == "exec" {
-            self.error(
-                Code::E0105,
-                span,
-                "`exec` (Python interop) is not supported",
-            );
-        } else {
-            self.error(Code::E0111, span, format!("no function named `{name}`"));
-        }
+        self.error(Code::E0111, span, format!("no function named `{name}`"));
         self.check_args_untyped(cx, args);
         Ty::Error
     }
@@ -604,6 +596,9 @@ impl<'a> Checker<'a, '_> {
         f: &Ident,
         args: &[Expr],
     ) -> Ty {
+        if self.is_python_module(module) {
+            return self.python_call(cx, e, module, f, args);
+        }
         let found = self
             .modules
             .iter()
@@ -631,6 +626,82 @@ impl<'a> Checker<'a, '_> {
         };
         self.check_args(cx, e, &params, args);
         ret
+    }
+
+    /// Whether `name` is a module imported from a `.py` file.
+    pub(super) fn is_python_module(&self, name: &str) -> bool {
+        self.unit
+            .imports
+            .iter()
+            .any(|m| m.name.name == name && m.python.is_some())
+    }
+
+    /// `m.f(args)` on a Python module (§5.2, §15.8): the function is looked up at run time, so
+    /// only the values can be checked here. Its result takes the type the call's context
+    /// expects (a declared variable, a parameter, an assignment target, a return), else `i64`.
+    fn python_call(
+        &mut self,
+        cx: &mut FnCtx,
+        e: &Expr,
+        module: &str,
+        f: &Ident,
+        args: &[Expr],
+    ) -> Ty {
+        let expected = self.call_expected.take();
+        if cx.world() != World::User {
+            self.error(
+                Code::E0501,
+                f.span,
+                format!(
+                    "`{module}.{}` is a Python function: only userspace code can call it",
+                    f.name
+                ),
+            );
+        }
+        for a in args {
+            let t = self.expr(cx, a, None);
+            if let Some(bad) = self.python_unsupported(&t) {
+                self.error(
+                    Code::E0309,
+                    a.span,
+                    format!("cannot pass {bad} to Python (integers, bool, char, strings, char arrays and structs of those convert, §15.8)"),
+                );
+            }
+        }
+        match expected {
+            Some(t) if !matches!(t, Ty::Void | Ty::Error) => {
+                if let Some(bad) = self.python_unsupported(&t) {
+                    self.error(
+                        Code::E0309,
+                        e.span,
+                        format!("a Python result cannot become {bad} (integers, bool, char, strings, char arrays and structs of those convert, §15.8)"),
+                    );
+                    return Ty::Error;
+                }
+                t
+            }
+            _ => Ty::Int(IntTy::I64),
+        }
+    }
+
+    /// What in `t` has no Python conversion, described, or None when all of it has one.
+    pub(super) fn python_unsupported(&self, t: &Ty) -> Option<String> {
+        match t {
+            Ty::Int(_) | Ty::Bool | Ty::Char | Ty::Enum(_) | Ty::Str(_) | Ty::Error => None,
+            // A char array is text too (at most N bytes, no NUL needed).
+            Ty::Array(e, _) if matches!(**e, Ty::Char) => None,
+            Ty::Struct(id) => {
+                let s = &self.structs[id.0 as usize];
+                if s.origin != crate::sema::env::StructOrigin::File {
+                    return Some(format!("the kernel struct `{}`", s.name));
+                }
+                s.fields.iter().find_map(|f| {
+                    self.python_unsupported(&f.ty)
+                        .map(|why| format!("{why} (field `{}` of `{}`)", f.name, s.name))
+                })
+            }
+            t => Some(format!("a value of type `{}`", self.show(t))),
+        }
     }
 
     // ------------------------------------------------------------------------------------------
@@ -821,6 +892,29 @@ impl<'a> Checker<'a, '_> {
             }
             "daemon" => {
                 self.arity(e, args, 0, 0);
+                Ty::Void
+            }
+            "exec" => {
+                // `exec(script)` replaces the process with the Python script (§15.7): it never
+                // returns, like a `return`.
+                if self.arity(e, args, 1, 1) {
+                    let t = self.expr(cx, &args[0], None);
+                    if !matches!(t, Ty::Str(_) | Ty::Error) {
+                        self.error(
+                            Code::E0309,
+                            args[0].span,
+                            format!(
+                                "`exec` takes the path of a Python script (a string), found `{}`",
+                                self.show(&t)
+                            ),
+                        );
+                    }
+                } else {
+                    self.check_args_untyped(cx, args);
+                }
+                if cx.world() == World::User {
+                    self.diverging.insert(e.id);
+                }
                 Ty::Void
             }
             "test_len" => {

@@ -63,7 +63,12 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Unary(op, inner) => self.unary(cx, e, *op, inner),
             ExprKind::Binary(op, l, r) => self.binary(cx, e, *op, l, r),
             ExprKind::Cast(inner, te) => self.cast(cx, e, inner, te),
-            ExprKind::Call { callee, args } => self.call(cx, e, callee, args, false),
+            ExprKind::Call { callee, args } => {
+                self.call_expected = expected.cloned();
+                let t = self.call(cx, e, callee, args, false);
+                self.call_expected = None;
+                t
+            }
             ExprKind::Index(base, idx) => self.index(cx, base, idx, e.span),
             ExprKind::Field(base, f) => self.field(cx, base, f),
             ExprKind::Arrow(base, f) => self.arrow(cx, base, f),
@@ -961,7 +966,9 @@ impl<'a> Checker<'a, '_> {
                         ..
                     },
                 ) if tail => {
+                    self.call_expected = result.clone();
                     let t = self.call(cx, x, callee, args, true);
+                    self.call_expected = None;
                     self.expr_types[x.id.0 as usize] = t.clone();
                     (t, x.span)
                 }

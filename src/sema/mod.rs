@@ -213,6 +213,9 @@ pub(crate) struct Checker<'a, 'd> {
     /// Pointer arguments of `@helper` calls that may be null: (callee, parameter, call span, and
     /// `Some` caller parameter when the argument is that parameter passed on untested).
     pub helper_null_args: Vec<HelperNullArg>,
+    /// The type the context of the call being checked expects of its value: what a Python
+    /// call's result converts to (§15.8).
+    pub call_expected: Option<Ty>,
     /// Aliases not resolved yet, and whether their resolution is under way (cycle detection).
     pub pending_aliases: HashMap<String, (&'a crate::syntax::ast::TypeExpr, bool)>,
 }
@@ -253,6 +256,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             helper_param_derefs: Vec::new(),
             helper_null_args: Vec::new(),
             pending_aliases: HashMap::new(),
+            call_expected: None,
         }
     }
 

@@ -1044,7 +1044,9 @@ impl<'a> Checker<'a, '_> {
         }
         let t = match &e.kind {
             ExprKind::Call { callee, args } => {
+                self.call_expected = Some(ret.clone());
                 let t = self.call(cx, e, callee, args, true);
+                self.call_expected = None;
                 self.expr_types[e.id.0 as usize] = t.clone();
                 t
             }

@@ -18,11 +18,21 @@ pub struct Unit {
     pub expr_count: u32,
 }
 
-/// A `.ks` module brought in by `import NAME from "path.ks"`.
+/// A module brought in by `import NAME from "path.ks"` (its items), or by
+/// `import NAME from "path.py"` (no items: its source, called through embedded CPython, §5.2).
 #[derive(Debug)]
 pub struct ImportedModule {
     pub name: Ident,
     pub items: Vec<Item>,
+    pub python: Option<PythonSource>,
+}
+
+/// The `.py` file of a Python import, read at compile time and embedded in the executable.
+#[derive(Debug, Clone)]
+pub struct PythonSource {
+    /// The path as found (relative to the importing file's directory).
+    pub path: String,
+    pub source: String,
 }
 
 #[derive(Debug, Clone)]

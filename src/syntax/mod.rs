@@ -193,11 +193,35 @@ impl Loader<'_> {
             };
             let rel = path.text();
             if rel.ends_with(".py") {
-                self.diags.error(
-                    Code::E0105,
-                    item.span,
-                    format!("`{rel}`: importing Python modules is not supported"),
-                );
+                // Python modules are embedded as source and called through CPython (§5.2).
+                let full = resolve(from, &rel);
+                let Some(bytes) = self.read_included(&rel, &full, path.span) else {
+                    continue;
+                };
+                let Ok(source) = String::from_utf8(bytes) else {
+                    self.diags.error(
+                        Code::E0106,
+                        path.span,
+                        format!("`{rel}`: {} is not UTF-8 text", full.display()),
+                    );
+                    continue;
+                };
+                if source.contains('\0') {
+                    self.diags.error(
+                        Code::E0106,
+                        path.span,
+                        format!("`{rel}`: {} contains a NUL byte", full.display()),
+                    );
+                    continue;
+                }
+                out.push(ImportedModule {
+                    name: name.clone(),
+                    items: Vec::new(),
+                    python: Some(ast::PythonSource {
+                        path: full.display().to_string(),
+                        source,
+                    }),
+                });
                 continue;
             }
             if !rel.ends_with(".ks") {
@@ -221,6 +245,7 @@ impl Loader<'_> {
             out.push(ImportedModule {
                 name: name.clone(),
                 items,
+                python: None,
             });
         }
         out

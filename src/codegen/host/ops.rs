@@ -9,7 +9,7 @@ use inkwell::types::{BasicMetadataTypeEnum, BasicType};
 use inkwell::values::{BasicMetadataValueEnum, FunctionValue, PointerValue};
 
 /// Runtime functions with C variadic arguments after their fixed ones.
-const VARIADIC: &[(&str, usize)] = &[("ksrt_print", 1)];
+const VARIADIC: &[(&str, usize)] = &[("ksrt_print", 1), ("ksrt_py_call", 8)];
 
 impl<'ctx> Gen<'_, 'ctx> {
     /// The address of a NUL-terminated constant string (merged with equal ones by LLVM).
