@@ -335,6 +335,14 @@ static void explain_program_failure(struct bpf_object *obj, const char *name, in
         }
         f->detail = more_messages(f);
     }
+    /* The verifier's words for an instruction it does not know (ksc's objects are well formed):
+     * the object was built for a newer BPF cpu than this kernel implements. */
+    if (strstr(complaint, "uses reserved fields") || strstr(complaint, "unknown opcode")) {
+        size_t len = strlen(complaint);
+        snprintf(complaint + len, sizeof complaint - len, "%s",
+                 " (an instruction this kernel does not know: the object was built for a newer BPF cpu; "
+                 "--bpf-cpu=v4 needs Linux 6.6, v3 Linux 5.1)");
+    }
     snprintf(f->summary, sizeof f->summary, "%s", complaint);
     snprintf(f->headline, sizeof f->headline, "cannot load program %s: %s", name, complaint);
 }

@@ -232,6 +232,7 @@ fn report(p: &ffi::ProgInfo, errno: Option<i32>, messages: &[String]) -> Program
         Some(errno) => Verdict::Rejected {
             errno,
             last_line: complaint(&p.log)
+                .map(|c| with_cpu_hint(&c))
                 .unwrap_or_else(|| refusal(&p.name, &kind, errno, messages)),
         },
     };
@@ -269,6 +270,17 @@ fn complaint(log: &str) -> Option<String> {
         .map(str::trim)
         .find(|l| !l.is_empty() && !is_stats_line(l))
         .map(str::to_owned)
+}
+
+/// The verifier's words for an instruction it does not know name their likely cause, since
+/// ksc's objects are well formed: a newer BPF cpu than the kernel implements (the runtime says
+/// the same, runtime/src/unit.c).
+fn with_cpu_hint(complaint: &str) -> String {
+    if complaint.contains("uses reserved fields") || complaint.contains("unknown opcode") {
+        format!("{complaint} (an instruction this kernel does not know: the object was built for a newer BPF cpu; --bpf-cpu=v4 needs Linux 6.6, v3 Linux 5.1)")
+    } else {
+        complaint.to_owned()
+    }
 }
 
 fn is_stats_line(line: &str) -> bool {
