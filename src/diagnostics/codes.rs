@@ -120,5 +120,7 @@ codes! {
     W0007 => "kernel BTF unavailable",
     W0008 => "kfunc not in kernel BTF",
     W0009 => "comparison with a constant result",
+    W0010 => "construct needs a newer kernel",
     N0001 => "attach target resolved",
+    N0002 => "kernel fallback",
 }

@@ -162,6 +162,9 @@ pub struct GlobalArgs {
     /// Print how long each compiler stage took to standard error
     #[arg(long, global = true)]
     pub time_report: bool,
+    /// Warn about constructs an older kernel (e.g. 6.1) lacks, and say where the runtime falls back
+    #[arg(long, value_name = "VERSION", global = true)]
+    pub kernel: Option<crate::sema::kernel_floor::KernelVersion>,
     #[command(flatten)]
     pub codegen: CodegenArgs,
 }

@@ -63,6 +63,7 @@ struct CommonArgs {
     compat: bool,
     diagnostics: DiagnosticFormat,
     time_report: bool,
+    kernel: Option<crate::sema::kernel_floor::KernelVersion>,
     codegen: CodegenArgs,
 }
 
@@ -135,6 +136,7 @@ fn dispatch(cli: Cli) -> i32 {
         compat: g.compat,
         diagnostics: g.diagnostics,
         time_report: g.time_report,
+        kernel: g.kernel,
         codegen: g.codegen,
     };
     if common.time_report {
@@ -183,7 +185,11 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
             btf_path: common.btf.clone(),
             compat: common.compat,
         };
-        Some(sema::check(&unit, &opts, &mut diags))
+        let checked = sema::check(&unit, &opts, &mut diags);
+        if let (Some(kernel), false) = (common.kernel, diags.has_errors()) {
+            sema::kernel_floor::check(&checked, kernel, &common.codegen.bpf_cpu, &mut diags);
+        }
+        Some(checked)
     };
     report(&diags, &sources, common.diagnostics);
     let Some(checked) = checked.filter(|_| !diags.has_errors()) else {

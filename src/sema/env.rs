@@ -202,25 +202,37 @@ pub enum MapKind {
     PerfEventArray,
 }
 
+const MAP_KIND_NAMES: [(&str, MapKind); 14] = [
+    ("hash", MapKind::Hash),
+    ("array", MapKind::Array),
+    ("percpu_hash", MapKind::PercpuHash),
+    ("percpu_array", MapKind::PercpuArray),
+    ("lru_hash", MapKind::LruHash),
+    ("lpm_trie", MapKind::LpmTrie),
+    ("devmap", MapKind::Devmap),
+    ("cpumap", MapKind::Cpumap),
+    ("xskmap", MapKind::Xskmap),
+    ("ringbuf", MapKind::Ringbuf),
+    ("queue", MapKind::Queue),
+    ("stack", MapKind::Stack),
+    ("bloom_filter", MapKind::BloomFilter),
+    ("perf_event_array", MapKind::PerfEventArray),
+];
+
 impl MapKind {
     pub fn from_name(s: &str) -> Option<MapKind> {
-        Some(match s {
-            "hash" => MapKind::Hash,
-            "array" => MapKind::Array,
-            "percpu_hash" => MapKind::PercpuHash,
-            "percpu_array" => MapKind::PercpuArray,
-            "lru_hash" => MapKind::LruHash,
-            "lpm_trie" => MapKind::LpmTrie,
-            "devmap" => MapKind::Devmap,
-            "cpumap" => MapKind::Cpumap,
-            "xskmap" => MapKind::Xskmap,
-            "ringbuf" => MapKind::Ringbuf,
-            "queue" => MapKind::Queue,
-            "stack" => MapKind::Stack,
-            "bloom_filter" => MapKind::BloomFilter,
-            "perf_event_array" => MapKind::PerfEventArray,
-            _ => return None,
-        })
+        MAP_KIND_NAMES
+            .iter()
+            .find(|(n, _)| *n == s)
+            .map(|&(_, k)| k)
+    }
+
+    /// The kind's name in declarations (`hash`, `percpu_array`, ...).
+    pub fn name(self) -> &'static str {
+        MAP_KIND_NAMES
+            .iter()
+            .find(|(_, k)| *k == self)
+            .map_or("map", |&(n, _)| n)
     }
 
     /// Kinds declared with a key and a value (`KIND<K, V>`).

@@ -15,6 +15,7 @@ pub mod consteval;
 mod decls;
 pub mod env;
 mod expr;
+pub mod kernel_floor;
 pub mod layout;
 mod stmt;
 pub mod types;
