@@ -52,6 +52,9 @@ tc_filters() { tc filter show dev "$host_if" ingress; }
 tc_clean() { [ -z "$(tc_filters)" ] && [[ "$(tc qdisc show dev "$host_if")" != *clsact* ]]; }
 open_denied() { ! { : > "$work/ksdeny"; } 2> "$work/err"; }
 start() {
+    # A fresh file: the child truncates it only once it runs, and the last run's "ready" must not
+    # be taken for this one's.
+    rm -f "$work/out"
     "$exe" --iface "$host_if" --block-port "$block_port" > "$work/out" 2>&1 &
     pid=$!
     wait_for contains "$work/out" ready || fail "the executable did not start: $(cat "$work/out")"

@@ -72,6 +72,9 @@ ok "cong_avoid, which calls the kernel's tcp_slow_start/tcp_cong_avoid_ai kfuncs
 grep -qw ks_e2e_cc "$avail" && fail "ks_e2e_cc is still registered after exit: $(cat "$avail")"
 ok "unregistered at exit"
 
+# A fresh file: the child truncates it only once it runs, and the last run's "ready" must not be
+# taken for this one's.
+rm -f "$work/out"
 "$exe" > "$work/out" 2>&1 &
 pid=$!
 wait_for contains "$work/out" ready || fail "the executable did not start again: $(cat "$work/out")"

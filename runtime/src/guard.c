@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -160,7 +161,13 @@ static bool guard_running(void)
         int keep = sv[1];
         if (keep > 3 && dup3(sv[1], 3, O_CLOEXEC) == 3)
             keep = 3;
-        close_range((unsigned)keep + 1, ~0U, 0);
+        if (close_range((unsigned)keep + 1, ~0U, 0) != 0) {
+            /* Before Linux 5.9: one close per possible descriptor. */
+            struct rlimit lim;
+            int max = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 1U << 20 ? (int)lim.rlim_cur : 1 << 20;
+            for (int fd = keep + 1; fd < max; fd++)
+                close(fd);
+        }
         guard_main(keep);
     }
     close(sv[1]);

@@ -145,12 +145,14 @@ void rt_detach_all_from_signal(void)
             close(a->perf_fd);
         if (a->tc)
             bpf_tc_detach(&a->hook, &a->tc_opts);
+        rt_guard_forget(a); /* sendmsg is async-signal-safe */
     }
     /* The qdiscs after all the filters on them. */
     for (struct rt_attachment *a = rt.attachments; a; a = a->next)
         if (a->tc && a->own_qdisc) {
             LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->hook.ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
             bpf_tc_hook_destroy(&hook);
+            rt_guard_qdisc(a->hook.ifindex, false);
         }
 }
 
