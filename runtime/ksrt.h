@@ -28,6 +28,13 @@ struct ksrt_prog_slot {
     const char *prog;
 };
 
+/* A kfunc the object calls and where the unit declares it ("FILE:LINE"), for the message of a
+ * kernel that lacks it. */
+struct ksrt_kfunc {
+    const char *name;
+    const char *where;
+};
+
 struct ksrt_unit {
     const char *base;
     const void *object;
@@ -44,6 +51,8 @@ struct ksrt_unit {
     uint32_t n_rb_defaults;
     bool has_kfuncs;
     void (*reset_globals)(void);
+    const struct ksrt_kfunc *kfuncs;
+    uint32_t n_kfuncs;
 };
 
 void ksrt_start(const struct ksrt_unit *unit);

@@ -4,7 +4,8 @@
 # The struct_ops scenario of e2e.py in shell, for a VM (struct_ops_vm.test): under TCG, starting
 # Python over the VM's 9p root takes longer than the whole scenario. EXE is programs/struct_ops_cc
 # built on the host. Its congestion control must be registered, carry a loopback connection as
-# the system default, count its callbacks, and be unregistered when EXE exits on SIGTERM.
+# the system default, count its callbacks, and be unregistered when EXE exits on SIGTERM, and
+# also when it dies of SIGKILL (links on 6.4+; before, the runtime's guard process).
 # Prints `ok: ...` lines and exits 0, or `FAIL: ...` and exits 1.
 set -u
 exe=$1
@@ -39,6 +40,8 @@ echo "kernel $(uname -r)"
 pid=$!
 wait_for contains "$work/out" ready || fail "the executable did not start: $(cat "$work/out")"
 grep -qw ks_e2e_cc "$avail" || fail "ks_e2e_cc is not an available congestion control: $(cat "$avail")"
+# Linux 6.4+ registers through a struct_ops link, older kernels by a map update (no link).
+echo "BPF links: $(bpftool link show | grep -c '^[0-9]')"
 ok "ks_e2e_cc is an available congestion control"
 
 old=$(cat "$default")
@@ -68,3 +71,16 @@ ok "the struct_ops init ran for the connection, counted in a map"
 ok "cong_avoid, which calls the kernel's tcp_slow_start/tcp_cong_avoid_ai kfuncs, ran on ACKs"
 grep -qw ks_e2e_cc "$avail" && fail "ks_e2e_cc is still registered after exit: $(cat "$avail")"
 ok "unregistered at exit"
+
+# A fresh file: the child truncates it only once it runs, and the last run's "ready" must not be
+# taken for this one's.
+rm -f "$work/out"
+"$exe" > "$work/out" 2>&1 &
+pid=$!
+wait_for contains "$work/out" ready || fail "the executable did not start again: $(cat "$work/out")"
+kill -KILL "$pid"
+wait "$pid" 2> /dev/null
+pid=
+unregistered() { ! contains "$avail" ks_e2e_cc; }
+wait_for unregistered || fail "ks_e2e_cc is still registered after SIGKILL: $(cat "$avail")"
+ok "unregistered after SIGKILL"

@@ -27,6 +27,7 @@ struct rt_attachment {
     int link_fd;             /* XDP link made with bpf_link_create, else -1 */
     int perf_fd;             /* the perf event of a perf attachment, else -1 */
     bool tc;                 /* a clsact filter (the fallback when TCX is refused) */
+    bool own_qdisc;          /* tc: the runtime created the clsact qdisc, removed with the last filter */
     struct bpf_tc_hook hook;
     struct bpf_tc_opts tc_opts;
     const char *impl;        /* a struct_ops registration: the impl's map name */
@@ -167,5 +168,12 @@ void rt_release_buffers(struct rt_map *m);
 const char *rt_prog_kind(const struct bpf_program *prog);
 void rt_detach_all(void);             /* detaches everything and frees the attachment records */
 void rt_detach_all_from_signal(void); /* the async-signal-safe part of rt_detach_all */
+
+/* guard.c: the process that removes clsact filters and qdiscs and struct_ops registered without
+ * link once this process is gone, even after SIGKILL. Tell it after attaching and after
+ * detaching (not before). */
+void rt_guard_attachment(const struct rt_attachment *a); /* a clsact filter or a linkless struct_ops */
+void rt_guard_forget(const struct rt_attachment *a);
+void rt_guard_qdisc(int ifindex, bool created); /* a clsact qdisc created, or removed */
 
 #endif /* KSRT_INTERNAL_H */

@@ -5,7 +5,8 @@
  * remove all of them: nothing may stay attached once the process is gone. Links (XDP through
  * bpf_link_create, TCX, tracing, cgroup, perf, struct_ops) are owned by file descriptors and die
  * with the process anyway; the clsact filter fallback and struct_ops registered without a link
- * (kernels before 6.4, kernel_compat.c) are the things that must be removed. */
+ * (kernels before 6.4, kernel_compat.c) are the things that must be removed, and the guard
+ * process (guard.c) removes them when the process dies of a signal it cannot catch. */
 #include "internal.h"
 
 #include <errno.h>
@@ -74,6 +75,20 @@ static void publish(struct rt_attachment *a)
     rt.attachments = a;
 }
 
+/* Removes the clsact qdisc `a` created, unless another filter of this process still sits on it,
+ * which then owns it. */
+static void release_qdisc(struct rt_attachment *a)
+{
+    for (struct rt_attachment *b = rt.attachments; b; b = b->next)
+        if (b != a && b->live && b->tc && b->hook.ifindex == a->hook.ifindex) {
+            b->own_qdisc = true;
+            return;
+        }
+    LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->hook.ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+    bpf_tc_hook_destroy(&hook);
+    rt_guard_qdisc(a->hook.ifindex, false);
+}
+
 static void detach(struct rt_attachment *a)
 {
     if (!a->live)
@@ -85,10 +100,14 @@ static void detach(struct rt_attachment *a)
         close(a->link_fd);
     if (a->tc)
         bpf_tc_detach(&a->hook, &a->tc_opts);
+    rt_guard_forget(a);
+    if (a->tc && a->own_qdisc)
+        release_qdisc(a);
     a->link = NULL;
     a->link_fd = -1;
     a->perf_fd = -1;
     a->tc = false;
+    a->own_qdisc = false;
 }
 
 void rt_detach_all(void)
@@ -126,7 +145,15 @@ void rt_detach_all_from_signal(void)
             close(a->perf_fd);
         if (a->tc)
             bpf_tc_detach(&a->hook, &a->tc_opts);
+        rt_guard_forget(a); /* sendmsg is async-signal-safe */
     }
+    /* The qdiscs after all the filters on them. */
+    for (struct rt_attachment *a = rt.attachments; a; a = a->next)
+        if (a->tc && a->own_qdisc) {
+            LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = a->hook.ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+            bpf_tc_hook_destroy(&hook);
+            rt_guard_qdisc(a->hook.ifindex, false);
+        }
 }
 
 ksrt_prog *ksrt_prog_load(const char *name)
@@ -167,7 +194,7 @@ static int attach_xdp(struct bpf_program *prog, struct rt_attachment *a, const c
 }
 
 /* TCX link (kernel >= 6.6); when the kernel or the section's attach type refuses it, a filter
- * on a clsact qdisc, which rt_detach_all removes again. */
+ * on a clsact qdisc, which rt_detach_all removes again (and the guard, after SIGKILL). */
 static int attach_tc(struct bpf_program *prog, struct rt_attachment *a, const char *target)
 {
     int ifindex = interface(target);
@@ -187,12 +214,23 @@ static int attach_tc(struct bpf_program *prog, struct rt_attachment *a, const ch
     err = bpf_tc_hook_create(&a->hook);
     if (err && err != -EEXIST)
         return err;
+    /* A qdisc this process created goes again with its last filter (release_qdisc), also after
+     * SIGKILL (the guard); one that was there stays. */
+    a->own_qdisc = err == 0;
+    if (a->own_qdisc)
+        rt_guard_qdisc(ifindex, true);
     memset(&a->tc_opts, 0, sizeof a->tc_opts);
     a->tc_opts.sz = sizeof a->tc_opts;
     a->tc_opts.prog_fd = bpf_program__fd(prog);
     err = bpf_tc_attach(&a->hook, &a->tc_opts);
-    if (err)
+    if (err) {
+        if (a->own_qdisc) {
+            LIBBPF_OPTS(bpf_tc_hook, hook, .ifindex = ifindex, .attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS);
+            bpf_tc_hook_destroy(&hook);
+            rt_guard_qdisc(ifindex, false);
+        }
         return err;
+    }
     /* bpf_tc_detach wants only the handle and priority the kernel chose. */
     a->tc_opts.prog_fd = 0;
     a->tc_opts.prog_id = 0;
@@ -289,6 +327,7 @@ int32_t ksrt_prog_attach(ksrt_prog *p, const char *target, uint32_t flags)
         return err;
     }
     publish(a);
+    rt_guard_attachment(a);
     p->att = a;
     return 0;
 }
@@ -384,6 +423,7 @@ int32_t ksrt_register(const char *impl)
     if (!(bpf_map__map_flags(map) & KSRT_BPF_F_LINK))
         a->struct_ops_fd = bpf_map__fd(map);
     publish(a);
+    rt_guard_attachment(a);
     return 0;
 }
 

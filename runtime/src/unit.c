@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -347,6 +348,34 @@ static void explain_program_failure(struct bpf_object *obj, const char *name, in
     snprintf(f->headline, sizeof f->headline, "cannot load program %s: %s", name, complaint);
 }
 
+/* A kfunc the running kernel lacks (libbpf: "extern (func ksym) 'NAME': not found in kernel or
+ * module BTFs"): one line with the `.ks` line that declares it, the kfunc and the kernel, e.g. a
+ * kfunc added after the kernel's release (docs/language.md §5.4). */
+static bool explain_missing_kfunc(struct rt_load_failure *f)
+{
+    static const char head[] = "extern (func ksym) '";
+    const char *hit = strstr(captured_text(), head);
+    if (!hit)
+        return false;
+    const char *name = hit + strlen(head);
+    size_t len = strcspn(name, "'");
+    if (strncmp(name + len, "': not found in kernel or module BTF", 36) != 0)
+        return false;
+    const char *where = NULL;
+    for (uint32_t i = 0; i < rt.unit->n_kfuncs; i++)
+        if (strlen(rt.unit->kfuncs[i].name) == len && strncmp(rt.unit->kfuncs[i].name, name, len) == 0)
+            where = rt.unit->kfuncs[i].where;
+    struct utsname u;
+    const char *release = uname(&u) == 0 ? u.release : "?";
+    snprintf(f->summary, sizeof f->summary, "the kfunc %.*s is not in this kernel (Linux %s): neither its BTF nor a loaded module's has it",
+             (int)len, name, release);
+    if (where)
+        snprintf(f->headline, sizeof f->headline, "%s: %s", where, f->summary);
+    else
+        snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: %s", f->summary);
+    return true;
+}
+
 static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load_failure *f)
 {
     int bpf_errno = probe_bpf();
@@ -364,6 +393,8 @@ static void explain_load_failure(struct bpf_object *obj, int err, struct rt_load
         explain_program_failure(obj, name, err, f);
         return;
     }
+    if (explain_missing_kfunc(f))
+        return;
     last_message(err, f->summary, sizeof f->summary);
     snprintf(f->headline, sizeof f->headline, "cannot load the BPF object: %s", f->summary);
     f->detail = more_messages(f);

@@ -64,7 +64,7 @@ pub fn run(object: &[u8], file: &Path, unit: &Unit, sources: &SourceMap, json: b
             }
             Verdict::Rejected { last_line, .. } => {
                 println!("rejected {}: {last_line}", r.name);
-                diags.push(rejection(r, last_line, sources));
+                diags.push(rejection(r, last_line, sources, unit));
             }
         }
     }
@@ -155,13 +155,18 @@ fn emit(sources: &SourceMap, json: bool, d: Diagnostic) -> i32 {
 }
 
 /// E0901 at the source line of the last line-info annotation before the failure, with the tail
-/// of the verifier log as notes.
-fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap) -> Diagnostic {
-    let span = kernel::log_source_location(&r.log)
-        .and_then(|(file, line, _)| {
-            let id = sources.find_named(&file)?;
-            let (lo, hi) = sources.get(id).line_range(line as usize)?;
-            Some(Span::new(id, lo, hi))
+/// of the verifier log as notes; for a kfunc the kernel lacks (libbpf stops before the verifier),
+/// at the kfunc's `extern`.
+fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap, unit: &Unit) -> Diagnostic {
+    let log: Vec<String> = r.log.lines().map(str::to_owned).collect();
+    let missing = kernel::missing_kfunc(&log).and_then(|k| extern_declaration(unit, &k));
+    let span = missing
+        .or_else(|| {
+            kernel::log_source_location(&r.log).and_then(|(file, line, _)| {
+                let id = sources.find_named(&file)?;
+                let (lo, hi) = sources.get(id).line_range(line as usize)?;
+                Some(Span::new(id, lo, hi))
+            })
         })
         .unwrap_or_default();
     let mut d = Diagnostic::error(
@@ -185,6 +190,14 @@ fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap) -> Diagnos
 fn map_declaration(unit: &Unit, name: &str) -> Option<Span> {
     unit.items.iter().find_map(|item| match &item.kind {
         ItemKind::Map(m) if m.name.name == name => Some(m.name.span),
+        _ => None,
+    })
+}
+
+/// The name in the `extern` declaring `name`.
+fn extern_declaration(unit: &Unit, name: &str) -> Option<Span> {
+    unit.items.iter().find_map(|item| match &item.kind {
+        ItemKind::Extern(e) if e.name.name == name => Some(e.name.span),
         _ => None,
     })
 }

@@ -3,7 +3,7 @@
 //! maps, and the contents of the tail-call program array.
 
 use crate::ir::layout::{image, size_of, struct_decl};
-use crate::ir::views::{KsConfig, KsGlobal, KsMap, KsProgArray, KsStruct};
+use crate::ir::views::{KsConfig, KsExtern, KsGlobal, KsMap, KsProgArray, KsStruct};
 use crate::ir::{Attr, Module, Type};
 
 /// The object and its start-up tables, read from the kernel-side module it was compiled from.
@@ -18,6 +18,9 @@ pub struct ObjectTables {
     pub configs: Vec<(String, Vec<u8>)>,
     /// (program array, index, program) for every tail-call target.
     pub prog_slots: Vec<(String, u32, String)>,
+    /// (kfunc, `FILE:LINE` of its `extern`): a kernel without it fails the load, and the runtime
+    /// names the line (docs/language.md §5.4).
+    pub kfuncs: Vec<(String, String)>,
 }
 
 pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
@@ -28,6 +31,7 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
         pinned_globals_init: Vec::new(),
         configs: Vec::new(),
         prog_slots: Vec::new(),
+        kfuncs: Vec::new(),
     };
     for &op in m.top_ops() {
         if let Some(map) = KsMap::of(m, op) {
@@ -44,6 +48,13 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
             let bytes = image(m, &ty, &defaults)
                 .unwrap_or_else(|| vec![0; size_of(m, &ty).unwrap_or(0) as usize]);
             t.configs.push((name, bytes));
+        } else if let Some(e) = KsExtern::of(m, op) {
+            if e.helper_id(m).is_none() {
+                let loc = m.op(op).loc;
+                let file = m.files.get(loc.file as usize).map_or("", String::as_str);
+                t.kfuncs
+                    .push((e.name(m).to_string(), format!("{file}:{}", loc.line)));
+            }
         } else if let Some(pa) = KsProgArray::of(m, op) {
             let name = pa.name(m).to_string();
             for (i, p) in pa.programs(m).iter().enumerate() {

@@ -118,7 +118,7 @@ impl<'ctx> Gen<'_, 'ctx> {
     /// `struct ksrt_unit` (runtime/ABI.md §2).
     fn unit_descriptor(&mut self, unit: &Unit) -> PointerValue<'ctx> {
         let base = self.c_string(unit.base.as_bytes()).into();
-        let (object, object_size, pinned, pinned_init, configs, slots) = match unit.kernel {
+        let (object, object_size, pinned, pinned_init, configs, slots, kfuncs) = match unit.kernel {
             Some(k) => {
                 let object = self.bytes_global(&k.object, "ksrt.object");
                 let pinned = k
@@ -154,6 +154,16 @@ impl<'ctx> Gen<'_, 'ctx> {
                         ]
                     })
                     .collect();
+                let kfuncs = k
+                    .kfuncs
+                    .iter()
+                    .map(|(name, place)| {
+                        vec![
+                            self.c_string(name.as_bytes()).into(),
+                            self.c_string(place.as_bytes()).into(),
+                        ]
+                    })
+                    .collect();
                 (
                     object.into(),
                     k.object.len() as u64,
@@ -161,6 +171,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                     (init, k.pinned_globals_init.len() as u64),
                     configs,
                     slots,
+                    kfuncs,
                 )
             }
             None => (
@@ -168,6 +179,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                 0,
                 Vec::new(),
                 (self.ptr_null(), 0),
+                Vec::new(),
                 Vec::new(),
                 Vec::new(),
             ),
@@ -204,6 +216,7 @@ impl<'ctx> Gen<'_, 'ctx> {
             }
         }
         let (handlers, n_handlers) = self.records(handlers, "ksrt.rb_defaults");
+        let (kfuncs, n_kfuncs) = self.records(kfuncs, "ksrt.kfuncs");
         let reset = self.reset_globals();
         let fields = [
             base,
@@ -224,6 +237,8 @@ impl<'ctx> Gen<'_, 'ctx> {
                 .const_int(unit.has_kfuncs as u64, false)
                 .into(),
             reset.as_global_value().as_pointer_value().into(),
+            kfuncs,
+            n_kfuncs,
         ];
         self.constant_global(self.ctx.const_struct(&fields, false).into(), "ksrt.unit")
     }
