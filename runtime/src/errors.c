@@ -57,9 +57,16 @@ static const char *usual_cause(int err, enum rt_op op)
             return "this kernel has no such function or hook";
         case RT_OP_PERF:
             return "this machine has no such perf event";
+        case RT_OP_MODULE:
+            /* register_btf_kfunc_id_set: "missing module BTF, cannot register kfuncs". */
+            return RT_MODULE_NO_BTF;
         default:
             return NULL;
         }
+    case ENOEXEC:
+        return op == RT_OP_MODULE ? "the module was built for another kernel: rebuild it with `make` in its "
+                                    "directory against this kernel's headers"
+                                  : NULL;
     case ENOTDIR:
         return op == RT_OP_ATTACH_CGROUP ? "not a cgroup directory" : NULL;
     case EBUSY:
@@ -80,6 +87,9 @@ static const char *usual_cause(int err, enum rt_op op)
             return "the interface refused the program or the flags";
         if (op == RT_OP_PERF)
             return "the perf options are invalid (pid and cpu cannot both be -1)";
+        if (op == RT_OP_MODULE)
+            return "the module refused to start; the kernel log (dmesg) says why, e.g. that this kernel cannot "
+                   "give kfuncs to a kind of program that calls them";
         return NULL;
     case EOPNOTSUPP:
     case RT_ENOTSUPP:

@@ -111,6 +111,12 @@ int rt_object_load(bool test_mode, struct rt_load_failure *failure);
 int rt_load_module(struct rt_load_failure *failure); /* <base>_kmod, once per process; 0 or -1 */
 /* The unit's kernel module when this process loaded it (and must unload it), else NULL. */
 const char *rt_loaded_module(void);
+/* Why a module's kfuncs are missing when the module has no BTF (built against kernel headers
+ * without vmlinux), and what to do. */
+#define RT_MODULE_NO_BTF                                                                                       \
+    "the module has no BTF, without which the kernel registers no kfuncs: build it with `make` in the "        \
+    "directory ksc wrote it to (its Makefile generates the BTF the kernel headers cannot)"
+void rt_module_moved(pid_t from); /* this process unloads the module that `from` loaded */
 void rt_undo_startup(void); /* removes the pins and directories of a start-up that failed midway */
 void rt_object_destroy(void);
 void rt_install_signal_handlers(void);

@@ -475,12 +475,15 @@ _Noreturn void ksrt_daemon(void)
     int pid_fd = lock_pid_file(path);
     fflush(stdout);
     fflush(stderr);
+    pid_t parent = getpid();
     if (daemon(0, 0) != 0) {
         rt_report("cannot become a daemon: %s", rt_error_text(errno, RT_OP_OTHER).text);
         if (pid_fd >= 0)
             unlink(path);
         ksrt_exit(1);
     }
+    /* The parent left with _exit: the daemon unloads the kernel module at its exit. */
+    rt_module_moved(parent);
     if (pid_fd >= 0) {
         /* stderr is /dev/null now: a failed write goes unreported; the lock still guards. */
         char pid[32];

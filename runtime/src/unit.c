@@ -26,6 +26,7 @@
 #include <sys/syscall.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -652,13 +653,31 @@ static char module_name[100];
 static pid_t module_loader;
 
 /* Unloads the module at exit when this process loaded it, after the object that used its
- * kfuncs is gone (ksrt_exit destroys the object before exit() runs this). */
+ * kfuncs is gone (ksrt_exit destroys the object before exit() runs this). The kernel frees a
+ * closed program, and so drops its reference to the module's BTF, only after an RCU grace
+ * period: until then delete_module says EAGAIN (the module is in use), so it is retried for a
+ * while (10 s: guest kernels under emulation are slow). */
 static void unload_module(void)
 {
     if (getpid() != module_loader)
         return;
-    if (syscall(SYS_delete_module, module_name, O_NONBLOCK) != 0 && errno != ENOENT)
-        rt_report("cannot unload kernel module %s: %s", module_name, rt_error_text(errno, RT_OP_MODULE).text);
+    for (int tries = 0;; tries++) {
+        if (syscall(SYS_delete_module, module_name, O_NONBLOCK) == 0 || errno == ENOENT)
+            return;
+        if ((errno != EAGAIN && errno != EBUSY) || tries == 1000)
+            break;
+        struct timespec pause = {0, 10 * 1000 * 1000};
+        nanosleep(&pause, NULL);
+    }
+    rt_report("cannot unload kernel module %s: %s", module_name, rt_error_text(errno, RT_OP_MODULE).text);
+}
+
+/* A process that forked to become a daemon (whose parent left with _exit) takes over the
+ * unloading of the module its parent loaded. */
+void rt_module_moved(pid_t from)
+{
+    if (module_loader == from && from != 0)
+        module_loader = getpid();
 }
 
 const char *rt_loaded_module(void)
@@ -707,6 +726,16 @@ int rt_load_module(struct rt_load_failure *f)
     if (err) {
         snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: %s", name,
                  rt_error_text(err, RT_OP_MODULE).text);
+        goto failed;
+    }
+    /* The kernel registers a module's kfuncs from its BTF; a module built against headers
+     * without vmlinux has none, and libbpf would only say the kfunc is not found. */
+    char btf[300];
+    snprintf(btf, sizeof btf, "/sys/kernel/btf/%s", name);
+    if (access("/sys/kernel/btf/vmlinux", F_OK) == 0 && access(btf, F_OK) != 0) {
+        snprintf(f->summary, sizeof f->summary, "cannot load kernel module %s.ko: " RT_MODULE_NO_BTF, name);
+        if (!already && syscall(SYS_delete_module, name, O_NONBLOCK) != 0 && errno != ENOENT)
+            rt_report("cannot unload kernel module %s: %s", name, rt_error_text(errno, RT_OP_MODULE).text);
         goto failed;
     }
     loaded = true;

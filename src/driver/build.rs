@@ -264,7 +264,7 @@ impl Worlds {
 
 /// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents):
 /// `<base>.bpf.o` for a kernel side, `<base>` for a `main` (or `<base>.test` with `--test`),
-/// `<base>.mod.c` and `Kbuild` for `@kfunc`s.
+/// `<base>.mod.c`, `Kbuild`, `Makefile` and `kmod-btf.sh` for `@kfunc`s.
 pub fn artifacts(
     module: &Module,
     file: &Path,
@@ -293,7 +293,12 @@ pub fn artifacts(
     };
     // Every output is refused before anything is built or written if it would replace an input.
     let bpf_path = dir.join(format!("{base}.bpf.o"));
-    let kmod_paths = [dir.join(format!("{base}.mod.c")), dir.join("Kbuild")];
+    let kmod_paths = [
+        dir.join(format!("{base}.mod.c")),
+        dir.join("Kbuild"),
+        dir.join("Makefile"),
+        dir.join(crate::codegen::kmod::BTF_SCRIPT_NAME),
+    ];
     let py_path = dir.join(format!("{base}.py"));
     let planned = exe.iter().chain([&bpf_path, &py_path]).chain(&kmod_paths);
     if let Some(e) = planned.filter_map(|p| inputs.check_output(p).err()).next() {
@@ -343,12 +348,15 @@ pub fn artifacts(
             Ok(s) => s,
             Err(code) => return code,
         };
-        let [source_path, kbuild_path] = &kmod_paths;
-        for (path, text) in [
-            (source_path, source),
-            (kbuild_path, crate::codegen::kmod::kbuild(&base)),
+        let [source_path, kbuild_path, makefile_path, script_path] = &kmod_paths;
+        use crate::codegen::kmod;
+        for (path, text, mode) in [
+            (source_path, source, Mode::Data),
+            (kbuild_path, kmod::kbuild(&base), Mode::Data),
+            (makefile_path, kmod::makefile(&base), Mode::Data),
+            (script_path, kmod::BTF_SCRIPT.to_string(), Mode::Executable),
         ] {
-            if let Err(e) = output::write_file(path, text.as_bytes(), Mode::Data, inputs) {
+            if let Err(e) = output::write_file(path, text.as_bytes(), mode, inputs) {
                 eprintln!("ksc: {e}");
                 return 1;
             }

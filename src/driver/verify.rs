@@ -63,6 +63,8 @@ pub fn run(object: &[u8], file: &Path, unit: &Unit, sources: &SourceMap, json: b
                 println!("ok {} ({} insns) [{}{processed}]", r.name, r.insns, r.kind);
             }
             Verdict::Rejected { last_line, .. } => {
+                let own = own_kfunc(unit, r).map(|k| module_not_loaded(&k, &name));
+                let last_line = own.as_deref().unwrap_or(last_line);
                 println!("rejected {}: {last_line}", r.name);
                 diags.push(rejection(r, last_line, sources, unit));
             }
@@ -184,6 +186,32 @@ fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap, unit: &Uni
         d = d.with_note(format!("  {l}"));
     }
     d
+}
+
+/// The unit's own `@kfunc` that libbpf could not find in any BTF, which failed `r`'s load.
+fn own_kfunc(unit: &Unit, r: &ProgramReport) -> Option<String> {
+    let messages: Vec<String> = r.log.lines().map(str::to_owned).collect();
+    let missing = kernel::missing_kfunc(&messages)?;
+    unit.items
+        .iter()
+        .any(|item| {
+            matches!(&item.kind, ItemKind::Func(f) if f.name.name == missing)
+                && item.attrs.iter().any(|a| a.name.name == "kfunc")
+        })
+        .then_some(missing)
+}
+
+/// Why a unit's own kfunc is missing: `ksc verify` does not build or load kernel modules (that
+/// changes the running kernel), so the module must be loaded first (docs/language.md §16.2).
+fn module_not_loaded(kfunc: &str, base: &str) -> String {
+    let module = crate::codegen::kmod::module_name(base);
+    if !Path::new("/proc/modules").exists() {
+        return format!("the kfunc `{kfunc}` is this unit's own, and this kernel has no loadable module support (CONFIG_MODULES is off), so it can never be in the kernel's BTF here: verify on a kernel with modules");
+    }
+    if Path::new("/sys/module").join(&module).exists() {
+        return format!("the kfunc `{kfunc}` is this unit's own, and its module {module} is loaded without BTF, so the kernel registered none of its kfuncs: rebuild it with `make` in the directory `ksc build` wrote (its Makefile generates the BTF)");
+    }
+    format!("the kfunc `{kfunc}` is this unit's own, and its module {module} is not loaded (ksc verify does not load kernel modules): `ksc build`, `make -C DIR`, `insmod DIR/{module}.ko`, then verify again")
 }
 
 /// The name in the declaration of map `name` (user maps keep their `.ks` names in the object).

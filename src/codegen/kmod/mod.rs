@@ -2,7 +2,8 @@
 //! source of a GPL module. `@kfunc`s become `__bpf_kfunc` functions registered with
 //! `register_btf_kfunc_id_set` for the program types that call them; `@private` functions are
 //! `static`. The module is built by the kernel's own build system from the `Kbuild` file written
-//! next to it (ksc does not build modules).
+//! next to it, through the `Makefile` beside it, which then gives the module BTF where the kernel
+//! headers cannot (`kmod-btf.sh`; ksc does not build modules).
 
 mod body;
 mod types;
@@ -20,16 +21,48 @@ pub fn module_name(base: &str) -> String {
 }
 
 /// `Kbuild` for `<base>.mod.c`: the module `<base>_kmod.ko`, compiled from a copy of the source
-/// under the module's name.
+/// under the module's name. The kernel's build reads it (in preference to the `Makefile`).
 pub fn kbuild(base: &str) -> String {
     let name = module_name(base);
     format!(
         "# Kbuild for the kernel module of {base}.ks, written by ksc.\n\
-         # Build with: make -C /lib/modules/$(uname -r)/build M=$PWD modules   (gives {name}.ko)\n\
+         # Build with `make` in this directory (see Makefile): it also gives {name}.ko its BTF\n\
+         # when the kernel headers cannot.\n\
          obj-m := {name}.o\n\
          $(obj)/{name}.c: $(src)/{base}.mod.c\n\
          \tcp $< $@\n\
          clean-files := {name}.c\n"
+    )
+}
+
+/// The script the `Makefile` runs after the kernel's build: BTF for the module when the kernel
+/// headers have no vmlinux (README: kernel modules).
+pub const BTF_SCRIPT: &str = include_str!("kmod-btf.sh");
+/// Its name in the output directory.
+pub const BTF_SCRIPT_NAME: &str = "kmod-btf.sh";
+
+/// `Makefile` beside `Kbuild`: `make [KVER=…] [KDIR=…]` builds `<base>_kmod.ko` with the kernel's
+/// build system and then makes sure it has BTF, without which the kernel registers no kfuncs.
+pub fn makefile(base: &str) -> String {
+    let name = module_name(base);
+    format!(
+        "# Makefile for the kernel module of {base}.ks, written by ksc.\n\
+         #   make                     {name}.ko for the running kernel\n\
+         #   make KVER=6.1.0-28-amd64  for another installed kernel (headers in /lib/modules/KVER/build)\n\
+         #   make KDIR=PATH            against a kernel build tree\n\
+         # The kernel's build (which reads Kbuild) runs first; {BTF_SCRIPT_NAME} then generates the\n\
+         # module's BTF if the kernel headers could not (no vmlinux, as in Debian's 6.1 headers).\n\
+         KVER ?= $(shell uname -r)\n\
+         KDIR ?= /lib/modules/$(KVER)/build\n\
+         \n\
+         modules:\n\
+         \t$(MAKE) -C $(KDIR) M=$(CURDIR) modules\n\
+         \tbash $(CURDIR)/{BTF_SCRIPT_NAME} $(CURDIR)/{name}.ko $(KVER) $(KDIR)\n\
+         \n\
+         clean:\n\
+         \t$(MAKE) -C $(KDIR) M=$(CURDIR) clean\n\
+         \n\
+         .PHONY: modules clean\n"
     )
 }
 
@@ -192,7 +225,14 @@ fn registration(out: &mut String, name: &str, kfuncs: &[&str], prog_types: &[&st
         out.push_str("static const struct btf_kfunc_id_set ks_kfunc_set = {\n\t.owner = THIS_MODULE,\n\t.set = &ks_kfunc_ids,\n};\n\n");
         out.push_str("static int __init ks_module_init(void)\n{\n\tint err;\n\n");
         for t in prog_types {
-            let _ = write!(out, "\terr = register_btf_kfunc_id_set({t}, &ks_kfunc_set);\n\tif (err) {{\n\t\tpr_err(\"{name}: cannot register kfuncs for {t}: %d\\n\", err);\n\t\treturn err;\n\t}}\n");
+            if *t == "BPF_PROG_TYPE_UNSPEC" {
+                // Kernels before 6.2 have no hook for every program type (EINVAL): the kfuncs
+                // are registered for each kind of program that can call kfuncs there.
+                out.push_str("\terr = register_btf_kfunc_id_set(BPF_PROG_TYPE_UNSPEC, &ks_kfunc_set);\n\tif (err == -EINVAL) {\n\t\tstatic const enum bpf_prog_type kinds[] = {\n\t\t\tBPF_PROG_TYPE_XDP, BPF_PROG_TYPE_SCHED_CLS, BPF_PROG_TYPE_STRUCT_OPS,\n\t\t\tBPF_PROG_TYPE_TRACING, BPF_PROG_TYPE_SYSCALL,\n\t\t};\n\t\tint i;\n\n\t\tfor (i = 0, err = 0; i < ARRAY_SIZE(kinds) && !err; i++)\n\t\t\terr = register_btf_kfunc_id_set(kinds[i], &ks_kfunc_set);\n\t}\n");
+                let _ = write!(out, "\tif (err) {{\n\t\tpr_err(\"{name}: cannot register kfuncs: %d\\n\", err);\n\t\treturn err;\n\t}}\n");
+                continue;
+            }
+            let _ = write!(out, "\terr = register_btf_kfunc_id_set({t}, &ks_kfunc_set);\n\tif (err) {{\n\t\tpr_err(\"{name}: cannot register kfuncs for {t}%s: %d\\n\",\n\t\t       err == -EINVAL ? \" (this kernel gives that kind of program no kfuncs)\" : \"\", err);\n\t\treturn err;\n\t}}\n");
         }
         out.push_str("\treturn 0;\n}\n\n");
     }

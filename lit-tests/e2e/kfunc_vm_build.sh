@@ -1,0 +1,27 @@
+#!/bin/bash
+# usage: kfunc_vm_build.sh KSC OUT KERNEL
+#
+# On the host, for kfunc_vm.sh: `ksc build` of programs/kfunc_loopback.ks, examples/
+# flow_hash_kfunc.ks and programs/kfunc_uncalled.ks into OUT/km, OUT/fh and OUT/uncalled, each
+# module built with the Makefile ksc writes for the kernel in /boot matching KERNEL ("6.1" or
+# "6.12", as ci/vmrun --kernel). When that kernel's headers have no vmlinux (6.1), OUT/nobtf is
+# kfunc_loopback built by the kernel's build alone: a module without BTF.
+set -euo pipefail
+ksc=$1 out=$2 kernel=$3
+here=$(cd "$(dirname "$0")" && pwd)
+image=$(ls -1 /boot/vmlinuz-"$kernel".* /boot/vmlinuz-"$kernel"-* 2>/dev/null | sort -V | tail -n1 || true)
+[ -n "$image" ] || { echo "no /boot/vmlinuz-$kernel.* (ci/setup installs it with KSC_VM_TESTS=1)" >&2; exit 1; }
+kver=${image#/boot/vmlinuz-}
+mkdir -p "$out"
+"$ksc" build "$here/programs/kfunc_loopback.ks" -o "$out/km"
+"$ksc" build "$here/../../examples/flow_hash_kfunc.ks" -o "$out/fh"
+"$ksc" --target=kmod "$here/programs/kfunc_uncalled.ks" -o "$out/uncalled"
+for d in km fh uncalled; do
+    make -s -C "$out/$d" KVER="$kver" > "$out/$d.log" 2>&1 || { cat "$out/$d.log" >&2; exit 1; }
+done
+if [ ! -e "/lib/modules/$kver/build/vmlinux" ]; then
+    "$ksc" build "$here/programs/kfunc_loopback.ks" -o "$out/nobtf"
+    make -s -C "/lib/modules/$kver/build" M="$out/nobtf" modules > "$out/nobtf.log" 2>&1 ||
+        { cat "$out/nobtf.log" >&2; exit 1; }
+fi
+echo "built for $kver"
