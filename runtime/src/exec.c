@@ -123,15 +123,12 @@ static void export_globals(struct fd_list *l)
                   btf_member_bit_offset(t, i) / 8);
 }
 
-/* What the reaper must undo once the Python process is gone. */
+/* What the reaper must undo once the Python process is gone: the unit's kernel module. The
+ * attachments no descriptor owns (clsact filters, struct_ops registered without a link) are the
+ * guard's, which Python inherits (guard.c). */
 static bool needs_reaper(void)
 {
-    if (rt_loaded_module())
-        return true;
-    for (struct rt_attachment *a = rt.attachments; a; a = a->next)
-        if (a->live && (a->tc || a->struct_ops_fd >= 0))
-            return true;
-    return false;
+    return rt_loaded_module() != NULL;
 }
 
 static int compare_ints(const void *a, const void *b)
@@ -154,8 +151,8 @@ static void close_all_but(int *keep, size_t n)
     syscall(SYS_close_range, from, ~0U, 0);
 }
 
-/* The reaper: a child that holds nothing but what it must undo (the struct_ops maps of
- * registrations without link) and a pidfd of the process about to become Python. */
+/* The reaper: a child that holds nothing but a pidfd of the process about to become Python, and
+ * unloads the unit's kernel module once Python has ended. */
 static void start_reaper(void)
 {
     int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
@@ -176,37 +173,17 @@ static void start_reaper(void)
     signal(SIGTERM, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGQUIT, SIG_IGN);
-    size_t n = 1;
-    for (struct rt_attachment *a = rt.attachments; a; a = a->next)
-        n++;
-    int *keep = calloc(n, sizeof *keep);
-    if (!keep)
-        _exit(1);
-    size_t k = 0;
-    keep[k++] = pidfd;
-    for (struct rt_attachment *a = rt.attachments; a; a = a->next)
-        if (a->live && a->struct_ops_fd >= 0)
-            keep[k++] = a->struct_ops_fd;
-    close_all_but(keep, k);
+    int keep[] = {pidfd};
+    close_all_but(keep, 1);
     struct pollfd p = {.fd = pidfd, .events = POLLIN};
     while (poll(&p, 1, -1) < 0 && errno == EINTR)
         ;
-    for (struct rt_attachment *a = rt.attachments; a; a = a->next) {
-        if (!a->live)
-            continue;
-        if (a->struct_ops_fd >= 0)
-            bpf_map_delete_elem(a->struct_ops_fd, &(uint32_t){0});
-        if (a->tc)
-            bpf_tc_detach(&a->hook, &a->tc_opts);
-    }
     const char *module = rt_loaded_module();
-    if (module) {
-        /* The programs that used its kfuncs are released asynchronously after Python's exit. */
-        for (int i = 0; i < 50; i++) {
-            if (syscall(SYS_delete_module, module, O_NONBLOCK) == 0 || errno == ENOENT)
-                break;
-            nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-        }
+    /* The programs that used its kfuncs are released asynchronously after Python's exit. */
+    for (int i = 0; module && i < 50; i++) {
+        if (syscall(SYS_delete_module, module, O_NONBLOCK) == 0 || errno == ENOENT)
+            break;
+        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
     }
     _exit(0);
 }
@@ -353,6 +330,7 @@ _Noreturn void ksrt_exec(const char *script, const char *module)
             if (a->impl && fd >= 0)
                 add_entry(&fds, "link:%s=%d", a->impl, fd);
         }
+        rt_guard_across_exec();
         if (needs_reaper())
             start_reaper();
     }

@@ -175,6 +175,17 @@ static bool guard_running(void)
     return true;
 }
 
+/* exec(): the process becomes Python, which inherits this end of the socket, so the guard goes
+ * on watching until Python (and so the last user of the attachments) has ended. */
+void rt_guard_across_exec(void)
+{
+    if (guard_fd < 0)
+        return;
+    int flags = fcntl(guard_fd, F_GETFD);
+    if (flags >= 0)
+        fcntl(guard_fd, F_SETFD, flags & ~FD_CLOEXEC);
+}
+
 static void guard_send(const struct guard_msg *msg, int fd)
 {
     char control[CMSG_SPACE(sizeof(int))];

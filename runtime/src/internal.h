@@ -181,5 +181,6 @@ void rt_detach_all_from_signal(void); /* the async-signal-safe part of rt_detach
 void rt_guard_attachment(const struct rt_attachment *a); /* a clsact filter or a linkless struct_ops */
 void rt_guard_forget(const struct rt_attachment *a);
 void rt_guard_qdisc(int ifindex, bool created); /* a clsact qdisc created, or removed */
+void rt_guard_across_exec(void); /* the guard outlives an exec() until the new image ends */
 
 #endif /* KSRT_INTERNAL_H */
