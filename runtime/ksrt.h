@@ -28,7 +28,8 @@ struct ksrt_prog_slot {
     const char *prog;
 };
 
-/* A kfunc the object calls and where the unit declares it ("FILE:LINE"), for the message of a
+/* A kfunc the object calls and where the unit declares or uses it ("FILE:LINE", or "FILE:LINE: `new` in
+ * kernel code" for the kfuncs behind a construct), for the message of a
  * kernel that lacks it. */
 struct ksrt_kfunc {
     const char *name;

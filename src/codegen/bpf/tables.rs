@@ -4,7 +4,7 @@
 
 use crate::ir::layout::{image, size_of, struct_decl};
 use crate::ir::views::{KsConfig, KsExtern, KsGlobal, KsMap, KsProgArray, KsStruct};
-use crate::ir::{Attr, Module, Type};
+use crate::ir::{Attr, Module, Opcode, Type};
 
 /// The object and its start-up tables, read from the kernel-side module it was compiled from.
 pub struct ObjectTables {
@@ -62,6 +62,24 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
                     t.prog_slots.push((name.clone(), i as u32, prog.clone()));
                 }
             }
+        }
+    }
+    // `new` and `delete` in kernel code call kfuncs too (Linux 6.2): the first of each is where a
+    // kernel without them is reported.
+    for (opcode, kfunc, construct) in [
+        (Opcode::BpfObjNew, "bpf_obj_new_impl", "`new`"),
+        (Opcode::BpfObjDrop, "bpf_obj_drop_impl", "`delete`"),
+    ] {
+        let first = m
+            .funcs()
+            .find_map(|f| m.collect_nested(f, |d| d.opcode == opcode).first().copied());
+        if let Some(op) = first {
+            let loc = m.op(op).loc;
+            let file = m.files.get(loc.file as usize).map_or("", String::as_str);
+            t.kfuncs.push((
+                kfunc.to_string(),
+                format!("{file}:{}: {construct} in kernel code", loc.line),
+            ));
         }
     }
     t.pinned_globals_init = pinned_globals_image(m);
