@@ -76,6 +76,9 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Match { scrutinee, arms } => self.match_expr(cx, e, scrutinee, arms),
             ExprKind::New { ty, arg } => {
                 let t = self.resolve_type(ty);
+                if cx.is_kernel() {
+                    self.kernel_allocations.push(e.span);
+                }
                 if let Some(a) = arg {
                     let at = self.expr(cx, a, None);
                     if cx.world() != World::Module {

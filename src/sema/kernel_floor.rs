@@ -95,6 +95,8 @@ fn map_floor(kind: MapKind) -> KernelVersion {
     }
 }
 
+/// `new`/`delete` in kernel code call bpf_obj_new/bpf_obj_drop.
+const KERNEL_ALLOCATION: KernelVersion = v(6, 2);
 /// Global variables and configs live in the object's data sections (BPF global data).
 const GLOBAL_DATA: KernelVersion = v(5, 2);
 /// Kernel functions called from BPF programs, and kfuncs registered by modules.
@@ -146,6 +148,13 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
         if let Some(f) = newer.filter(|f| kernel >= since && kernel < f.since) {
             fallbacks.push(fallback_note(imp.span, kernel, &f));
         }
+    }
+    if let Some(&span) = ck.kernel_allocations.first() {
+        lacks(
+            span,
+            "`new` and `delete` in kernel code (bpf_obj_new, bpf_obj_drop)".into(),
+            KERNEL_ALLOCATION,
+        );
     }
     for m in &ck.maps {
         lacks(

@@ -71,6 +71,8 @@ pub struct Checked<'a> {
     /// Pointers read through a helper where they are dereferenced: the pointer expression and
     /// the memory it points into (§9.2).
     pub foreign_reads: HashMap<ExprId, Foreign>,
+    /// `new` in kernel code (bpf_obj_new, a kfunc of Linux 6.2), for `--kernel` (§19.1).
+    pub kernel_allocations: Vec<Span>,
 }
 
 pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked<'a> {
@@ -205,6 +207,7 @@ pub(crate) struct Checker<'a, 'd> {
     pub sibling_calls: HashMap<ExprId, FuncId>,
     pub syscall_probes: std::collections::HashSet<FuncId>,
     pub foreign_reads: HashMap<ExprId, Foreign>,
+    pub kernel_allocations: Vec<Span>,
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
     pub local_decls: HashMap<Span, LocalDecl>,
@@ -252,6 +255,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             sibling_calls: HashMap::new(),
             syscall_probes: Default::default(),
             foreign_reads: HashMap::new(),
+            kernel_allocations: Vec::new(),
             compat: false,
             local_decls: HashMap::new(),
             helper_param_derefs: Vec::new(),
@@ -337,6 +341,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             sibling_calls: self.sibling_calls,
             syscall_probes: self.syscall_probes,
             foreign_reads: self.foreign_reads,
+            kernel_allocations: self.kernel_allocations,
         }
     }
 }
