@@ -36,7 +36,7 @@ class Failure(Exception):
 def check(cond, what):
     if not cond:
         raise Failure(what)
-    print("ok: " + what)
+    print("ok: " + what, flush=True)
 
 
 def sh(*cmd, check_rc=True):
@@ -46,8 +46,8 @@ def sh(*cmd, check_rc=True):
     return p.stdout
 
 
-def build(ksc, name, out):
-    src = os.path.join(HERE, "programs", name + ".ks")
+def build(ksc, name, out, programs=os.path.join(HERE, "programs")):
+    src = os.path.join(programs, name + ".ks")
     p = subprocess.run([ksc, "build", src, "-o", out], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if p.returncode != 0:
         raise Failure("ksc build %s: %s" % (name, p.stdout.strip()))

@@ -17,18 +17,7 @@ cleanup() {
     rm -rf "$work" /sys/fs/bpf/flow_hash_kfunc
 }
 trap cleanup EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-ok() { echo "ok: $*"; }
-# Polling uses bash builtins only: every fork and exec is slow under TCG over 9p.
-mkfifo "$work/never"
-exec 9<>"$work/never"
-nap() { read -r -t 0.1 -u 9 _; }
-contains() { [[ -e "$1" && "$(< "$1")" == *"$2"* ]]; }
-wait_for() { # CONDITION... : up to 60 s
-    local i
-    for ((i = 0; i < 600; i++)); do "$@" && return 0; nap; done
-    return 1
-}
+. "$(dirname "$0")/vm_lib.sh"
 loaded() { [[ "$(< /proc/modules)" == *"$1 "* ]]; }
 gone() { ! loaded "$1"; }
 # Three UDP datagrams to 127.0.0.1:4242 through bash's /dev/udp (nothing listens: ICMP replies).

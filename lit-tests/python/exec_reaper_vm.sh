@@ -2,8 +2,8 @@
 # usage: exec_reaper_vm.sh EXE SCRIPT
 #
 # In a VM on Linux 6.1 (exec-reaper_vm.test): EXE attaches a TC program, which falls back to a
-# clsact filter without TCX, and execs SCRIPT; once the Python process has exited, the reaper
-# forked before the exec must remove the filter. Prints `ok: ...` lines and exits 0, or
+# clsact filter without TCX, and execs SCRIPT; once the Python process has exited, the runtime's
+# guard process, whose socket Python inherited, must remove the filter. Prints `ok: ...` lines and exits 0, or
 # `FAIL: ...` and exits 1.
 set -u
 exe=$1 script=$2

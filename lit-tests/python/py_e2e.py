@@ -19,29 +19,14 @@ HOST_IF, PEER_IF = "kscpy0", "kscpy1"
 HOST_IP, PEER_IP = "10.214.0.1", "10.214.0.2"
 
 
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
-    print("ok: " + what, flush=True)
-
-
-def sh(*cmd, check_rc=True):
-    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if check_rc and p.returncode != 0:
-        raise Failure("%s: exit %d: %s" % (" ".join(cmd), p.returncode, p.stdout.strip()))
-    return p.stdout
+# The failure, check, command and build helpers of the kernel end-to-end scenarios.
+sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
+from e2e import Failure, check, sh  # noqa: E402
+from e2e import build as build_in  # noqa: E402
 
 
 def build(ksc, name, out):
-    p = subprocess.run([ksc, "build", os.path.join(PROGRAMS, name + ".ks"), "-o", out],
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if p.returncode != 0:
-        raise Failure("ksc build %s: %s" % (name, p.stdout.strip()))
-    return os.path.join(out, name)
+    return build_in(ksc, name, out, programs=PROGRAMS)
 
 
 def cleanup_net():
