@@ -1,12 +1,12 @@
 //! Function bodies: scopes of stack slots and the statements of §8, as structured `ks` ops.
 
+use super::scopes::Scopes;
 use super::Lowerer;
 use crate::diagnostics::Span;
 use crate::ir::{views::KsFunc, Attr, BlockId, Builder, Loc, OpId, Type, Value};
 use crate::sema::env::{FnKind, FuncId};
 use crate::sema::types::Ty;
 use crate::syntax::ast::*;
-use std::collections::HashMap;
 
 /// How a name in a function scope is stored.
 #[derive(Clone, Debug)]
@@ -25,7 +25,7 @@ pub(super) struct FnLower<'l, 'c, 'a> {
     pub loc: Loc,
     entry: BlockId,
     slots_at: usize,
-    scopes: Vec<HashMap<String, Slot>>,
+    scopes: Scopes<Slot>,
     named_ret: Option<(Value, Ty)>,
     /// Parameter names, in order (tail calls pass them through).
     pub params: Vec<String>,
@@ -44,7 +44,7 @@ pub(super) fn lower_body(lw: &mut Lowerer, id: FuncId, op: OpId) {
         loc: Loc::default(),
         entry,
         slots_at: 0,
-        scopes: vec![HashMap::new()],
+        scopes: Scopes::new(),
         named_ret: None,
         params: decl.params.iter().map(|p| p.name.name.clone()).collect(),
         lw,
@@ -109,14 +109,11 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
     }
 
     pub fn declare(&mut self, name: &str, s: Slot) {
-        self.scopes
-            .last_mut()
-            .expect("a scope")
-            .insert(name.to_string(), s);
+        self.scopes.declare(name, s);
     }
 
     pub fn lookup(&self, name: &str) -> Option<&Slot> {
-        self.scopes.iter().rev().find_map(|s| s.get(name))
+        self.scopes.lookup(name)
     }
 
     fn fall_off_end(&mut self) {
@@ -136,9 +133,9 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
     pub fn in_block<R>(&mut self, block: BlockId, f: impl FnOnce(&mut Self) -> R) -> R {
         let saved = self.block;
         self.block = block;
-        self.scopes.push(HashMap::new());
+        self.scopes.open();
         let r = f(self);
-        self.scopes.pop();
+        self.scopes.close();
         self.block = saved;
         r
     }

@@ -8,6 +8,7 @@
 
 mod body;
 mod expr;
+mod scopes;
 mod types;
 
 use crate::diagnostics::{FileId, SourceMap, Span};
