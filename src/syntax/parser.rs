@@ -923,8 +923,16 @@ impl<'a> Builder<'a> {
     }
 
     fn range_bound(&mut self, p: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&p);
         let mut it = p.into_inner();
-        let first = it.next().expect("range bound atom");
+        let mut first = it.next().expect("range bound atom");
+        // `-5..5`: a negative literal bound, as users write it (the reference needs `(-5)`).
+        if first.as_rule() == Rule::neg {
+            self.ext(span, "a negative range bound");
+            first = it.next().expect("the literal after `-`");
+            let literal = self.atom(first);
+            return self.mk(ExprKind::Unary(UnOp::Neg, Box::new(literal)), span);
+        }
         let mut e = self.atom(first);
         for s in it {
             e = self.suffix(e, s);
