@@ -1,6 +1,6 @@
 //! Scaling benchmark: how `ksc build` grows with the size of a unit. Generated programs of 1k,
-//! 10k and 100k small functions, of else-if chains and match expressions of 1k and 5k branches,
-//! and of one function of 10k and 100k statements; wall time and peak memory (maximum resident
+//! 10k and 100k small functions, else-if chains and match expressions (dense cases, and sparse
+//! ones a thousand apart), and of one function of 10k and 100k statements; wall time and peak memory (maximum resident
 //! set of the compiler process) of one compile each. Every stage of ksc should stay near-linear.
 //! `cargo bench --bench scaling`; writes benches/results/scaling.md. Never a timed test.
 
@@ -20,14 +20,19 @@ fn main() {
         .iter()
         .map(|&n| (format!("{n} functions"), functions(n)))
         .chain(
-            [1_000, 5_000]
+            [1_000, 10_000, 100_000]
                 .iter()
                 .map(|&n| (format!("{n}-branch else-if chain"), else_if_chain(n))),
         )
         .chain(
-            [1_000, 5_000]
+            [1_000, 10_000, 100_000]
                 .iter()
-                .map(|&n| (format!("{n}-arm match"), match_arms(n))),
+                .map(|&n| (format!("{n}-arm match"), match_arms(n, 1))),
+        )
+        .chain(
+            [10_000, 100_000]
+                .iter()
+                .map(|&n| (format!("{n}-arm sparse match"), match_arms(n, 1000))),
         )
         .chain(
             [10_000, 100_000]
@@ -102,10 +107,11 @@ fn else_if_chain(n: usize) -> String {
     s
 }
 
-fn match_arms(n: usize) -> String {
+/// A match of `n` arms whose cases are `stride` apart.
+fn match_arms(n: usize, stride: usize) -> String {
     let mut s = String::from("fn pick(x: u32) -> u32 {\n    return match (x) {\n");
     for i in 0..n {
-        writeln!(s, "        {i}: {},", i * 7).unwrap();
+        writeln!(s, "        {}: {},", i * stride, i * 7).unwrap();
     }
     s.push_str(
         "        default: 0,\n    }\n}\n\nfn main() -> i32 {\n    return pick(3) as i32\n}\n",

@@ -242,6 +242,15 @@ impl Module {
         }
     }
 
+    /// Moves every op of block `from` to the end of block `to`, in order.
+    pub fn move_ops(&mut self, from: BlockId, to: BlockId) {
+        let ops = std::mem::take(&mut self.blocks[from.index()].ops);
+        for &op in &ops {
+            self.ops[op.index()].parent = Some(to);
+        }
+        self.blocks[to.index()].ops.extend(ops);
+    }
+
     /// Takes an op out of its block (it stays in the arena, unreachable).
     pub fn detach_op(&mut self, op: OpId) {
         if let Some(b) = self.ops[op.index()].parent.take() {

@@ -5,12 +5,14 @@ mod bounds_check;
 pub mod callgraph;
 mod fetch_add;
 mod flatten;
+mod if_chain;
 pub mod lower_bpf;
 pub mod lower_host;
 mod lower_kmod;
 mod lower_loops;
 mod partition;
 pub mod pipeline;
+mod switch_table;
 pub mod tail_calls;
 mod verdict_guard;
 
@@ -62,6 +64,8 @@ const PASSES: &[Pass] = &[
     Pass { name: "partition-kmod", about: "keep only the kernel-module side: kmod functions", run: |m| partition::partition(m, "kmod") },
     Pass { name: "assign-tail-calls", about: "declare @prog_array with a stable index per tail-call target (whole module)", run: tail_calls::assign },
     Pass { name: "lower-tail-calls", about: "ks.tail_call to bpf.tail_call through @prog_array plus the pass verdict (after flatten)", run: tail_calls::lower },
+    Pass { name: "if-chains-to-switch", about: "long else-if chains testing one integer against constants to one ks.switch", run: if_chain::run },
+    Pass { name: "switch-to-table", about: "large switches whose arms differ only in integer constants to one arm reading them from tables", run: switch_table::run },
     Pass { name: "bounds-check", about: "packet bounds checks before packet accesses, minus those a dominating test proves", run: bounds_check::run },
     Pass { name: "lower-loops", about: "long counted loops in kernel code to bpf_loop callbacks with captured state", run: lower_loops::run },
     Pass { name: "flatten", about: "structured control flow to a CFG; defers on every exit, throws and aborts through a hidden status", run: flatten::run },

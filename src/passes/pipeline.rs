@@ -9,6 +9,8 @@ const BPF: &[&str] = &[
     "check-recursion",
     "check-helper-kinds",
     "partition-bpf",
+    "if-chains-to-switch",
+    "switch-to-table",
     "bounds-check",
     "lower-loops",
     "lower-bpf",
@@ -31,6 +33,8 @@ pub fn bpf(cpu: &str) -> Vec<&'static str> {
 pub const HOST: &[&str] = &[
     "assign-tail-calls",
     "partition-host",
+    "if-chains-to-switch",
+    "switch-to-table",
     "lower-host",
     "flatten",
 ];

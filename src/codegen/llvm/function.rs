@@ -482,6 +482,53 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         Ok(self.blocks[&dest])
     }
 
+    /// `core.table`: a private constant array and a load clamped into it; past the end is 0.
+    fn table_entry(&mut self, d: &OpData) -> Result<IntValue<'ctx>, String> {
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        let Some(Attr::List(values)) = &d.attrs[0] else {
+            return Err("table without values".into());
+        };
+        let ty = self.g.llvm_type(&self.ty(d.results[0])).into_int_type();
+        let entries: Vec<IntValue> = values
+            .iter()
+            .map(|v| match v {
+                Attr::Int(n) => ty.const_int(*n as i64 as u64, false),
+                _ => ty.const_zero(),
+            })
+            .collect();
+        let init = ty.const_array(&entries);
+        let table = self.g.module.add_global(init.get_type(), None, "ks.table");
+        table.set_initializer(&init);
+        table.set_constant(true);
+        table.set_linkage(Linkage::Private);
+        if matches!(self.g.flavor, Flavor::Bpf { .. }) {
+            table.set_section(Some(".rodata"));
+        }
+        let b = &self.builder;
+        let index = self.int(d.operands[0])?;
+        let inside = b
+            .build_int_compare(IntPredicate::ULT, index, self.i64c(values.len() as u64), "")
+            .map_err(e)?;
+        let at = b
+            .build_select(inside, index, self.i64c(0), "")
+            .map_err(e)?
+            .into_int_value();
+        // SAFETY: `at` is below the array's length.
+        let slot = unsafe {
+            b.build_in_bounds_gep(
+                init.get_type(),
+                table.as_pointer_value(),
+                &[self.i64c(0), at],
+                "",
+            )
+        }
+        .map_err(e)?;
+        let entry = b.build_load(ty, slot, "").map_err(e)?.into_int_value();
+        Ok(b.build_select(inside, entry, ty.const_zero(), "")
+            .map_err(e)?
+            .into_int_value())
+    }
+
     fn op(&mut self, op: OpId) -> Result<(), String> {
         let m = self.g.m;
         let d = m.op(op).clone();
@@ -610,6 +657,10 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let v = b
                     .build_select(c, self.v(d.operands[1])?, self.v(d.operands[2])?, "")
                     .map_err(e)?;
+                self.set(&d, v);
+            }
+            Opcode::CoreTable => {
+                let v = self.table_entry(&d)?;
                 self.set(&d, v);
             }
             Opcode::CoreCast => {

@@ -21,6 +21,30 @@ pub fn const_fits(v: &mut Verifier, op: OpId) {
     }
 }
 
+pub fn table_values(v: &mut Verifier, op: OpId) {
+    let t = CoreTable(op);
+    let rt = v.ty(t.result_value(v.module)).clone();
+    let Type::Int(ty) = rt else {
+        return;
+    };
+    if v.ty(t.index(v.module)) != &Type::u64() {
+        v.error(op, "a table is indexed by a u64");
+    }
+    let values = t.values(v.module);
+    if values.is_empty() {
+        v.error(op, "a table needs at least one value");
+    }
+    for x in values {
+        match x {
+            Attr::Int(x) if (ty.min()..=ty.max()).contains(x) => {}
+            other => {
+                v.error(op, format!("table value {other:?} does not fit {rt}"));
+                return;
+            }
+        }
+    }
+}
+
 pub fn string_fits(v: &mut Verifier, op: OpId) {
     let s = CoreString(op);
     if let Type::Str(n) = v.ty(s.result_value(v.module)) {
