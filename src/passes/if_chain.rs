@@ -40,7 +40,8 @@ enum Subject {
 
 struct Link {
     branch: OpId,
-    case: i128,
+    /// `None` when the constant lies outside the subject's type: the test is never true.
+    case: Option<i128>,
     then: BlockId,
 }
 
@@ -103,7 +104,7 @@ fn next_link(
     current: OpId,
     otherwise: BlockId,
     subject: Subject,
-) -> Option<(OpId, i128)> {
+) -> Option<(OpId, Option<i128>)> {
     let ops = &m.block(otherwise).ops;
     let results = &m.op(current).results;
     let (&last, rest) = ops.split_last()?;
@@ -120,15 +121,17 @@ fn next_link(
     let pure_test = prefix.iter().all(|&op| {
         matches!(
             m.op(op).opcode,
-            Opcode::CoreLoad | Opcode::CoreConst | Opcode::CoreCmp
+            Opcode::CoreLoad | Opcode::CoreCast | Opcode::CoreConst | Opcode::CoreCmp
         ) && m.is_effect_free(op)
     });
     let (s, _, case) = test_of(m, n.operands[0])?;
     (pure_test && s == subject).then_some((next, case))
 }
 
-/// `subject == constant` (either way round): the subject, the compared value and the constant.
-fn test_of(m: &Module, cond: Value) -> Option<(Subject, Value, i128)> {
+/// `subject == constant` (either way round), perhaps with the subject widened to the constant's
+/// type first (`x == 5` with `x: i16` compares `i32(x)`): the subject, its value in its own
+/// type, and the constant when that type can hold it.
+fn test_of(m: &Module, cond: Value) -> Option<(Subject, Value, Option<i128>)> {
     let cmp = defining(m, cond, Opcode::CoreCmp)?;
     let d = m.op(cmp);
     if d.attrs[0] != Some(Attr::Str(b"eq".to_vec())) {
@@ -138,16 +141,38 @@ fn test_of(m: &Module, cond: Value) -> Option<(Subject, Value, i128)> {
         Some(Attr::Int(k)) if m.value_type(v).is_int() => Some(k),
         _ => None,
     };
-    let (x, k) = match (constant(d.operands[0]), constant(d.operands[1])) {
+    let (compared, k) = match (constant(d.operands[0]), constant(d.operands[1])) {
         (None, Some(k)) => (d.operands[0], k),
         (Some(k), None) => (d.operands[1], k),
         _ => return None,
     };
+    let x = unwidened(m, compared);
+    let Type::Int(ty) = m.value_type(x) else {
+        return None;
+    };
+    let case = (ty.min()..=ty.max()).contains(&k).then_some(k);
     let subject = match defining(m, x, Opcode::CoreLoad) {
         Some(load) => Subject::Slot(m.op(load).operands[0]),
         None => Subject::Value(x),
     };
-    Some((subject, x, k))
+    Some((subject, x, case))
+}
+
+/// The value a cast that keeps every value (to a wider signed type, or a wider unsigned one
+/// from unsigned) widened; `v` itself otherwise.
+fn unwidened(m: &Module, v: Value) -> Value {
+    let Some(cast) = defining(m, v, Opcode::CoreCast) else {
+        return v;
+    };
+    let inner = m.op(cast).operands[0];
+    match (m.value_type(inner), m.value_type(v)) {
+        (Type::Int(from), Type::Int(to))
+            if to.bits() > from.bits() && (to.signed() || !from.signed()) =>
+        {
+            inner
+        }
+        _ => v,
+    }
 }
 
 /// The op defining `v` when it has opcode `opcode`.
@@ -197,16 +222,17 @@ fn self_contained(m: &Module, chain: &Chain) -> bool {
     ok
 }
 
-/// The chain becomes `switch scrutinee {cases} (then blocks…, default)`; a case repeated later
-/// in the chain can never be taken there, so its arm is dropped.
+/// The chain becomes `switch scrutinee {cases} (then blocks…, default)`; a link whose test can
+/// never be true there (its case repeated from earlier, or outside the scrutinee's type) is
+/// dropped.
 fn rewrite(m: &mut Module, head: OpId, chain: Chain) {
     let mut taken = HashSet::new();
-    let arms: Vec<&Link> = chain
+    let arms: Vec<(&Link, i128)> = chain
         .links
         .iter()
-        .filter(|l| taken.insert(l.case))
+        .filter_map(|l| l.case.filter(|&k| taken.insert(k)).map(|k| (l, k)))
         .collect();
-    let cases = arms.iter().map(|l| Attr::Int(l.case)).collect();
+    let cases = arms.iter().map(|&(_, k)| Attr::Int(k)).collect();
     let head_results = m.op(head).results.clone();
     let result_types: Vec<Type> = head_results
         .iter()
@@ -215,7 +241,7 @@ fn rewrite(m: &mut Module, head: OpId, chain: Chain) {
     let mut b = m.builder_before(head);
     let switch = b.ks_switch(chain.scrutinee, cases, &result_types, arms.len() + 1);
     let entries: Vec<BlockId> = (0..=arms.len()).map(|i| b.entry(switch, i)).collect();
-    for (link, &entry) in arms.iter().zip(&entries) {
+    for ((link, _), &entry) in arms.iter().zip(&entries) {
         m.move_ops(link.then, entry);
     }
     m.move_ops(chain.default, entries[arms.len()]);

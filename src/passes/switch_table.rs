@@ -9,6 +9,7 @@
 //! chooses between branches, bit tests and tables by target.
 
 use super::PassResult;
+use crate::ir::layout;
 use crate::ir::views::KsFunc;
 use crate::ir::{Attr, BlockId, Builder, Loc, Module, OpId, Opcode, RegionId, Type, Value};
 use std::collections::{HashMap, HashSet};
@@ -20,6 +21,9 @@ pub const MIN_CASES: usize = 256;
 const MAX_ENTRIES_PER_CASE: i128 = 4;
 /// A dense table's most entries; a wider range is searched (userspace) or stays a switch.
 const MAX_ENTRIES: i128 = 1 << 20;
+/// Kernel code's tables share the object's .rodata map, whose value the kernel allocates in one
+/// piece (at most a few MiB); a switch needing more bytes of tables stays a switch.
+const MAX_KERNEL_TABLE_BYTES: u64 = 1 << 19;
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().collect();
@@ -113,6 +117,20 @@ fn plan(m: &Module, sw: OpId, in_userspace: bool) -> Option<Plan> {
     } else {
         return None;
     };
+    if !in_userspace {
+        let entries = match &index {
+            Index::Dense { span, .. } => *span as u64,
+            Index::Sparse { offsets } => offsets.len() as u64,
+        };
+        let first = &m.block(arms[0]).ops;
+        let entry_bytes: u64 = 1 + varying
+            .iter()
+            .map(|&i| layout::size_of(m, m.value_type(m.op(first[i]).results[0])).unwrap_or(8))
+            .sum::<u64>();
+        if entries * entry_bytes > MAX_KERNEL_TABLE_BYTES {
+            return None;
+        }
+    }
     Some(Plan {
         min,
         index,

@@ -95,8 +95,11 @@ elif shape == "xdp":
     # Kernel side: the class of the packet's 16-bit field at byte 12 from a large match; the
     # verdict too. The test sweeps the field across cases and defaults.
     arms = "".join(f"        {k}: {k % 4 + 10},\n" for k in range(n))
+    # Every third value missing, and arms computing from the field: a hit table and two tables.
+    holes = "".join(f"        {k}: field * {k % 3 + 1} + {k},\n" for k in range(n * 3 // 2) if k % 3 != 2)
     verdicts = "".join(f"        {k}: {'XDP_DROP' if k % 2 else 'XDP_PASS'},\n" for k in range(n))
     src = f"""var last_class: u32 = 0
+var last_mix: u32 = 0
 
 @xdp fn classify(ctx: *xdp_md) -> xdp_action {{
     var data = ctx->data
@@ -107,6 +110,9 @@ elif shape == "xdp":
     last_class = match (field) {{
 {arms}        default: 99,
     }}
+    last_mix = match (field) {{
+{holes}        default: 5,
+    }}
     return match (field) {{
 {verdicts}        default: XDP_TX,
     }}
@@ -115,7 +121,7 @@ elif shape == "xdp":
 @test
 fn every_class() -> i32 {{
     var pkt: u8[14] = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]
-    for (i in 0..{n + 300}) {{
+    for (i in 0..{n * 3 // 2 + 300}) {{
         var v = i as u32
         pkt[12] = (v / 256) as u8
         pkt[13] = (v % 256) as u8
@@ -129,8 +135,12 @@ fn every_class() -> i32 {{
                 want_verdict = XDP_DROP
             }}
         }}
-        if (last_class != want_class || verdict != want_verdict) {{
-            print("field %d: class %d verdict %d", v, last_class, verdict)
+        var want_mix: u32 = 5
+        if (v < {n * 3 // 2} && v % 3 != 2) {{
+            want_mix = v * (v % 3 + 1) + v
+        }}
+        if (last_class != want_class || verdict != want_verdict || last_mix != want_mix) {{
+            print("field %d: class %d verdict %d mix %d", v, last_class, verdict, last_mix)
             return 1
         }}
     }}
