@@ -34,6 +34,7 @@ struct ksrt_prog_slot {
 struct ksrt_kfunc {
     const char *name;
     const char *where;
+    const char *prog; /* the program whose first call of it is at `where`; NULL: its declaration */
 };
 
 struct ksrt_unit {

@@ -76,6 +76,35 @@ insmod "$dir/uncalled/kfunc_uncalled_kmod.ko" || fail "kfunc_uncalled_kmod.ko do
 rmmod kfunc_uncalled_kmod || fail "rmmod kfunc_uncalled_kmod"
 ok "a module whose kfunc no program calls registers it"
 
+# Kfuncs called from kretprobe and tracepoint programs: 6.1 lets neither call kfuncs, and the
+# executable stops at start-up with the call's line; 6.12 runs all three calls.
+kc_src=$(cd "$(dirname "$0")" && pwd)/programs/kfunc_callers.ks
+if [[ "$(uname -r)" == 6.1.* ]]; then
+    out=$("$dir/kc/kfunc_callers" 2>&1) && fail "kfunc_callers started on 6.1 ($out)"
+    [[ "$out" == *"$kc_src:19: the kretprobe program on_unlink calls the kfunc scale, which this kernel (Linux 6.1."*") does not let kretprobe programs call"* ]] ||
+        fail "kfunc_callers names the refused call's line and kind ($out)"
+    [ "$(grep -c . <<< "$out")" -eq 1 ] || fail "kfunc_callers says it in one line ($out)"
+    gone kfunc_callers_kmod || fail "kfunc_callers_kmod stayed loaded after the failed start-up"
+    ok "a kfunc called from a kretprobe on 6.1: one line with the call's line and the program's kind"
+else
+    "$dir/kc/kfunc_callers" > "$work/kc" 2>&1 &
+    pid=$!
+    wait_for contains "$work/kc" ready || fail "kfunc_callers did not start: $(< "$work/kc")"
+    touch "$work/victim" && rm "$work/victim"
+    perl -e 'getppid()' 2>/dev/null || python3 -c 'import os; os.getppid()'
+    send3
+    kill -TERM "$pid"
+    wait "$pid"
+    pid=
+    out=$(< "$work/kc")
+    [[ "$out" =~ unlink=([0-9]+)\ getppid=([0-9]+)\ xdp=([0-9]+) ]] || fail "kfunc_callers printed its counts ($out)"
+    for c in "${BASH_REMATCH[@]:1}"; do
+        [ "$c" -ge 1 ] && [ $(( (c - 1) % 3 )) -eq 0 ] || fail "each program's calls went through scale ($out)"
+    done
+    gone kfunc_callers_kmod || fail "kfunc_callers_kmod is still loaded after SIGTERM"
+    ok "the kfunc ran from kretprobe, tracepoint and xdp programs"
+fi
+
 # A module without BTF: the kernel refuses it, and the executable says how to build it.
 if [ -d "$dir/nobtf" ]; then
     out=$("$dir/nobtf/kfunc_loopback" 2>&1) && fail "the executable ran with a module without BTF ($out)"

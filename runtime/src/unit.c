@@ -140,14 +140,19 @@ static void last_message(int err, char *out, size_t n)
 /* libbpf's messages as the detail below a headline that already quotes the last one: only
  * worth printing when there is more than that line, and only when asked for (KSRT_VERBOSE=1):
  * they run to dozens of lines (a whole BTF dump) where the headline has said what failed. */
+static bool verbose_wanted(void)
+{
+    const char *verbose = getenv("KSRT_VERBOSE");
+    return verbose && *verbose && strcmp(verbose, "0") != 0;
+}
+
 static const char *more_messages(struct rt_load_failure *f)
 {
     const char *text = captured_text();
     const char *newline = strchr(text, '\n');
     if (!newline || !newline[1])
         return "";
-    const char *verbose = getenv("KSRT_VERBOSE");
-    if (verbose && *verbose && strcmp(verbose, "0") != 0)
+    if (verbose_wanted())
         return text;
     f->messages_hidden = true;
     return "";
@@ -306,6 +311,41 @@ static bool failed_program(char *name, size_t n)
     return true;
 }
 
+/* "calling kernel function NAME is not allowed": the program's type may not call that kfunc on
+ * this kernel (before 6.2 to 6.12 only some kinds of program may call kfuncs at all; the unit's
+ * module registers its kfuncs for every kind that calls them and skips the kinds the kernel
+ * refuses). One line with the call's `.ks` line (the unit's table of first calls per program),
+ * the program and its kind. */
+static bool explain_kfunc_not_allowed(const char *complaint, const char *name, const char *kind,
+                                      struct rt_load_failure *f)
+{
+    static const char head[] = "calling kernel function ", tail[] = " is not allowed";
+    size_t n = strlen(complaint), h = sizeof head - 1, t = sizeof tail - 1;
+    if (n <= h + t || strncmp(complaint, head, h) != 0 || strcmp(complaint + n - t, tail) != 0)
+        return false;
+    int kfunc_len = (int)(n - h - t) < 128 ? (int)(n - h - t) : 128;
+    const char *kfunc = complaint + h;
+    struct utsname u;
+    const char *release = uname(&u) == 0 ? u.release : "?";
+    snprintf(f->summary, sizeof f->summary, "this kernel (Linux %.64s) does not let %s programs call the kfunc %.*s",
+             release, kind, kfunc_len, kfunc);
+    const char *where = NULL;
+    for (uint32_t i = 0; i < rt.unit->n_kfuncs && !where; i++) {
+        const struct ksrt_kfunc *k = &rt.unit->kfuncs[i];
+        if (k->prog && strcmp(k->prog, name) == 0 && strlen(k->name) == (size_t)kfunc_len &&
+            strncmp(k->name, kfunc, kfunc_len) == 0)
+            where = k->where;
+    }
+    if (where)
+        snprintf(f->headline, sizeof f->headline,
+                 "%.200s: the %s program %.128s calls the kfunc %.*s, which this kernel (Linux %.64s) does not let %s "
+                 "programs call",
+                 where, kind, name, kfunc_len, kfunc, release, kind);
+    else
+        snprintf(f->headline, sizeof f->headline, "cannot load program %.128s: %s", name, f->summary);
+    return true;
+}
+
 static void explain_program_failure(struct bpf_object *obj, const char *name, int err, struct rt_load_failure *f)
 {
     char marker[320];
@@ -345,6 +385,13 @@ static void explain_program_failure(struct bpf_object *obj, const char *name, in
                  " (an instruction this kernel does not know: the object was built for a newer BPF cpu; "
                  "--bpf-cpu=v4 needs Linux 6.6, v3 Linux 5.1)");
     }
+    struct bpf_program *prog = bpf_object__find_program_by_name(obj, name);
+    if (explain_kfunc_not_allowed(complaint, name, prog ? rt_prog_kind(prog) : "these", f)) {
+        /* The headline says all the log would; KSRT_VERBOSE=1 still shows the log. */
+        if (!verbose_wanted())
+            f->detail = "";
+        return;
+    }
     snprintf(f->summary, sizeof f->summary, "%s", complaint);
     snprintf(f->headline, sizeof f->headline, "cannot load program %s: %s", name, complaint);
 }
@@ -364,7 +411,8 @@ static bool explain_missing_kfunc(struct rt_load_failure *f)
         return false;
     const char *where = NULL;
     for (uint32_t i = 0; i < rt.unit->n_kfuncs; i++)
-        if (strlen(rt.unit->kfuncs[i].name) == len && strncmp(rt.unit->kfuncs[i].name, name, len) == 0)
+        if (!rt.unit->kfuncs[i].prog && strlen(rt.unit->kfuncs[i].name) == len &&
+            strncmp(rt.unit->kfuncs[i].name, name, len) == 0)
             where = rt.unit->kfuncs[i].where;
     struct utsname u;
     const char *release = uname(&u) == 0 ? u.release : "?";

@@ -3,9 +3,10 @@
 //! from the table below (docs/language.md §19.1). The check is by version, for kernels the
 //! program will meet elsewhere; on the running kernel the runtime probes features instead.
 
-use super::env::{FnKind, MapKind, ProgKind, World};
+use super::env::{FnKind, FuncId, MapKind, ProgKind, World};
 use super::Checked;
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, Span};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 /// A kernel release, `major.minor` (a patch level is accepted and ignored).
@@ -95,6 +96,24 @@ fn map_floor(kind: MapKind) -> KernelVersion {
     }
 }
 
+/// The first kernel that lets programs of a kind call kfuncs (the kind's kfunc hook in the
+/// kernel's BTF registry), for kinds that came later than module kfuncs themselves (xdp, tc,
+/// struct_ops and tracing programs could call them from the start).
+fn kfunc_caller_floor(kind: ProgKind) -> Option<KernelVersion> {
+    match kind {
+        ProgKind::Lsm => Some(v(6, 2)),
+        ProgKind::CgroupSkb => Some(v(6, 3)),
+        ProgKind::Kprobe | ProgKind::Kretprobe => Some(v(6, 10)),
+        ProgKind::Tracepoint | ProgKind::PerfEvent => Some(v(6, 12)),
+        ProgKind::Xdp
+        | ProgKind::Tc
+        | ProgKind::StructOps
+        | ProgKind::Probe
+        | ProgKind::Fexit
+        | ProgKind::TpBtf => None,
+    }
+}
+
 /// `new`/`delete` in kernel code call bpf_obj_new/bpf_obj_drop.
 const KERNEL_ALLOCATION: KernelVersion = v(6, 2);
 /// Global variables and configs live in the object's data sections (BPF global data).
@@ -141,6 +160,19 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
         if let Some(f) = newer.filter(|f| kernel >= since && kernel < f.since) {
             fallbacks.push(fallback_note(span, kernel, &f));
         }
+    }
+    for (span, kind) in module_kfunc_calls(ck) {
+        let Some(since) = kfunc_caller_floor(kind) else {
+            continue;
+        };
+        lacks(
+            span,
+            format!(
+                "calls of the unit's kfuncs from `@{}` programs",
+                crate::lower::kind_name(kind)
+            ),
+            since,
+        );
     }
     for imp in &ck.impls {
         let (since, newer) = program_floor(ProgKind::StructOps);
@@ -210,6 +242,38 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
     for d in found.into_iter().chain(fallbacks) {
         diags.push(d);
     }
+}
+
+/// Each call of one of the unit's kfuncs with the kind of a program that reaches it (through
+/// the functions it calls), once per call and kind.
+fn module_kfunc_calls(ck: &Checked) -> Vec<(Span, ProgKind)> {
+    let mut callees: HashMap<FuncId, Vec<(FuncId, Span)>> = HashMap::new();
+    for &(caller, callee, span) in &ck.call_edges {
+        callees.entry(caller).or_default().push((callee, span));
+    }
+    let mut found = Vec::new();
+    for (i, f) in ck.funcs.iter().enumerate() {
+        let Some(kind) = f.kind.program_kind() else {
+            continue;
+        };
+        let mut seen = HashSet::new();
+        let mut work = vec![FuncId(i as u32)];
+        while let Some(g) = work.pop() {
+            if !seen.insert(g) {
+                continue;
+            }
+            for &(callee, span) in callees.get(&g).into_iter().flatten() {
+                if ck.funcs[callee.0 as usize].kind == FnKind::Kfunc {
+                    if !found.contains(&(span, kind)) {
+                        found.push((span, kind));
+                    }
+                } else {
+                    work.push(callee);
+                }
+            }
+        }
+    }
+    found
 }
 
 fn fallback_note(span: Span, kernel: KernelVersion, f: &Fallback) -> Diagnostic {

@@ -73,6 +73,8 @@ pub struct Checked<'a> {
     pub foreign_reads: HashMap<ExprId, Foreign>,
     /// `new` in kernel code (bpf_obj_new, a kfunc of Linux 6.2), for `--kernel` (§19.1).
     pub kernel_allocations: Vec<Span>,
+    /// Calls between the unit's functions: (caller, callee, call span).
+    pub call_edges: Vec<(FuncId, FuncId, Span)>,
 }
 
 pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -> Checked<'a> {
@@ -342,6 +344,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             syscall_probes: self.syscall_probes,
             foreign_reads: self.foreign_reads,
             kernel_allocations: self.kernel_allocations,
+            call_edges: self.call_edges,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! maps, and the contents of the tail-call program array.
 
 use crate::ir::layout::{image, size_of, struct_decl};
-use crate::ir::views::{KsConfig, KsExtern, KsGlobal, KsMap, KsProgArray, KsStruct};
+use crate::ir::views::{KsConfig, KsExtern, KsFunc, KsGlobal, KsMap, KsProgArray, KsStruct};
 use crate::ir::{Attr, Module, Opcode, Type};
 
 /// The object and its start-up tables, read from the kernel-side module it was compiled from.
@@ -18,9 +18,16 @@ pub struct ObjectTables {
     pub configs: Vec<(String, Vec<u8>)>,
     /// (program array, index, program) for every tail-call target.
     pub prog_slots: Vec<(String, u32, String)>,
-    /// (kfunc, `FILE:LINE` of its `extern`): a kernel without it fails the load, and the runtime
-    /// names the line (docs/language.md §5.4).
-    pub kfuncs: Vec<(String, String)>,
+    /// Where the kfuncs are declared and called, for the runtime's account of a kernel that
+    /// lacks one or refuses a call (docs/language.md §5.4).
+    pub kfuncs: Vec<KfuncSite>,
+}
+
+/// A kfunc's declaration (`program` empty) or its first call in a program, as `FILE:LINE`.
+pub struct KfuncSite {
+    pub kfunc: String,
+    pub place: String,
+    pub program: String,
 }
 
 pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
@@ -52,8 +59,11 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
             if e.helper_id(m).is_none() {
                 let loc = m.op(op).loc;
                 let file = m.files.get(loc.file as usize).map_or("", String::as_str);
-                t.kfuncs
-                    .push((e.name(m).to_string(), format!("{file}:{}", loc.line)));
+                t.kfuncs.push(KfuncSite {
+                    kfunc: e.name(m).to_string(),
+                    place: format!("{file}:{}", loc.line),
+                    program: String::new(),
+                });
             }
         } else if let Some(pa) = KsProgArray::of(m, op) {
             let name = pa.name(m).to_string();
@@ -76,10 +86,31 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
         if let Some(op) = first {
             let loc = m.op(op).loc;
             let file = m.files.get(loc.file as usize).map_or("", String::as_str);
-            t.kfuncs.push((
-                kfunc.to_string(),
-                format!("{file}:{}: {construct} in kernel code", loc.line),
-            ));
+            t.kfuncs.push(KfuncSite {
+                kfunc: kfunc.to_string(),
+                place: format!("{file}:{}: {construct} in kernel code", loc.line),
+                program: String::new(),
+            });
+        }
+    }
+    // The first call of each kfunc in each program: where a kernel that lets no program of that
+    // kind call kfuncs refuses it.
+    for f in m.funcs().filter(|&f| KsFunc(f).kind(m).is_some()) {
+        let program = m.symbol(f).unwrap_or_default().to_string();
+        let mut seen = std::collections::HashSet::new();
+        for call in m.collect_nested(f, |d| d.opcode == Opcode::BpfKfuncCall) {
+            let Some(Attr::Sym(kfunc)) = m.attr(call, "callee") else {
+                continue;
+            };
+            if seen.insert(kfunc.clone()) {
+                let loc = m.op(call).loc;
+                let file = m.files.get(loc.file as usize).map_or("", String::as_str);
+                t.kfuncs.push(KfuncSite {
+                    kfunc: kfunc.clone(),
+                    place: format!("{file}:{}", loc.line),
+                    program: program.clone(),
+                });
+            }
         }
     }
     t.pinned_globals_init = pinned_globals_image(m);

@@ -157,10 +157,16 @@ impl<'ctx> Gen<'_, 'ctx> {
                 let kfuncs = k
                     .kfuncs
                     .iter()
-                    .map(|(name, place)| {
+                    .map(|site| {
+                        let program = if site.program.is_empty() {
+                            self.ptr_null()
+                        } else {
+                            self.c_string(c_name(&site.program).as_bytes()).into()
+                        };
                         vec![
-                            self.c_string(name.as_bytes()).into(),
-                            self.c_string(place.as_bytes()).into(),
+                            self.c_string(site.kfunc.as_bytes()).into(),
+                            self.c_string(site.place.as_bytes()).into(),
+                            program,
                         ]
                     })
                     .collect();
