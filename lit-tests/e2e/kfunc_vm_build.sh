@@ -10,16 +10,13 @@
 set -euo pipefail
 ksc=$1 out=$2 kernel=$3
 here=$(cd "$(dirname "$0")" && pwd)
-image=$(ls -1 /boot/vmlinuz-"$kernel".* /boot/vmlinuz-"$kernel"-* 2>/dev/null | sort -V | tail -n1 || true)
-[ -n "$image" ] || { echo "no /boot/vmlinuz-$kernel.* (ci/setup installs it with KSC_VM_TESTS=1)" >&2; exit 1; }
-kver=${image#/boot/vmlinuz-}
 mkdir -p "$out"
 "$ksc" build "$here/programs/kfunc_loopback.ks" -o "$out/km"
 "$ksc" build "$here/../../examples/flow_hash_kfunc.ks" -o "$out/fh"
 "$ksc" --target=kmod "$here/programs/kfunc_uncalled.ks" -o "$out/uncalled"
 "$ksc" build "$here/programs/kfunc_callers.ks" -o "$out/kc"
 for d in km fh uncalled kc; do
-    make -s -C "$out/$d" KVER="$kver" > "$out/$d.log" 2>&1 || { cat "$out/$d.log" >&2; exit 1; }
+    kver=$(bash "$here/make_kmod.sh" "$out/$d" "$kernel")
 done
 if [ ! -e "/lib/modules/$kver/build/vmlinux" ]; then
     "$ksc" build "$here/programs/kfunc_loopback.ks" -o "$out/nobtf"

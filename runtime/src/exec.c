@@ -155,6 +155,8 @@ static void close_all_but(int *keep, size_t n)
  * unloads the unit's kernel module once Python has ended. */
 static void start_reaper(void)
 {
+    /* Asked here: in the child, rt_loaded_module() is NULL (the module is the loader process's). */
+    const char *module = rt_loaded_module();
     int pidfd = (int)syscall(SYS_pidfd_open, getpid(), 0);
     if (pidfd < 0)
         rt_internal_error("exec: cannot watch this process (pidfd_open): %s", rt_error_text(errno, RT_OP_OTHER).text);
@@ -178,13 +180,8 @@ static void start_reaper(void)
     struct pollfd p = {.fd = pidfd, .events = POLLIN};
     while (poll(&p, 1, -1) < 0 && errno == EINTR)
         ;
-    const char *module = rt_loaded_module();
-    /* The programs that used its kfuncs are released asynchronously after Python's exit. */
-    for (int i = 0; module && i < 50; i++) {
-        if (syscall(SYS_delete_module, module, O_NONBLOCK) == 0 || errno == ENOENT)
-            break;
-        nanosleep(&(struct timespec){.tv_nsec = 100 * 1000 * 1000}, NULL);
-    }
+    if (module)
+        rt_unload_module(module);
     _exit(0);
 }
 

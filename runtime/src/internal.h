@@ -111,6 +111,8 @@ int rt_object_load(bool test_mode, struct rt_load_failure *failure);
 int rt_load_module(struct rt_load_failure *failure); /* <base>_kmod, once per process; 0 or -1 */
 /* The unit's kernel module when this process loaded it (and must unload it), else NULL. */
 const char *rt_loaded_module(void);
+/* delete_module(name), retried while the programs that used its kfuncs are being freed. */
+void rt_unload_module(const char *name);
 /* Why a module's kfuncs are missing when the module has no BTF (built against kernel headers
  * without vmlinux), and what to do. */
 #define RT_MODULE_NO_BTF                                                                                       \

@@ -700,24 +700,29 @@ static char module_name[100];
 /* The process that loaded the module: the test driver's children inherit its atexit handlers. */
 static pid_t module_loader;
 
-/* Unloads the module at exit when this process loaded it, after the object that used its
- * kfuncs is gone (ksrt_exit destroys the object before exit() runs this). The kernel frees a
+/* Unloads module `name` once the programs that used its kfuncs are gone. The kernel frees a
  * closed program, and so drops its reference to the module's BTF, only after an RCU grace
  * period: until then delete_module says EAGAIN (the module is in use), so it is retried for a
  * while (10 s: guest kernels under emulation are slow). */
-static void unload_module(void)
+void rt_unload_module(const char *name)
 {
-    if (getpid() != module_loader)
-        return;
     for (int tries = 0;; tries++) {
-        if (syscall(SYS_delete_module, module_name, O_NONBLOCK) == 0 || errno == ENOENT)
+        if (syscall(SYS_delete_module, name, O_NONBLOCK) == 0 || errno == ENOENT)
             return;
         if ((errno != EAGAIN && errno != EBUSY) || tries == 1000)
             break;
         struct timespec pause = {0, 10 * 1000 * 1000};
         nanosleep(&pause, NULL);
     }
-    rt_report("cannot unload kernel module %s: %s", module_name, rt_error_text(errno, RT_OP_MODULE).text);
+    rt_report("cannot unload kernel module %s: %s", name, rt_error_text(errno, RT_OP_MODULE).text);
+}
+
+/* At exit when this process loaded the module, after the object that used its kfuncs is gone
+ * (ksrt_exit destroys the object before exit() runs this). */
+static void unload_module(void)
+{
+    if (getpid() == module_loader)
+        rt_unload_module(module_name);
 }
 
 /* A process that forked to become a daemon (whose parent left with _exit) takes over the
