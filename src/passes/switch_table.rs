@@ -11,7 +11,9 @@
 use super::PassResult;
 use crate::ir::layout;
 use crate::ir::views::KsFunc;
-use crate::ir::{Attr, BlockId, Builder, Loc, Module, OpId, Opcode, RegionId, Type, Value};
+use crate::ir::{
+    Attr, BlockId, Builder, Loc, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
+};
 use std::collections::{HashMap, HashSet};
 
 /// Switches with fewer cases stay switches: LLVM handles them in near-linear time.
@@ -33,7 +35,7 @@ pub fn run(m: &mut Module) -> PassResult {
             d.opcode == Opcode::KsSwitch && d.regions.len() > MIN_CASES
         });
         for sw in switches {
-            if let Some(plan) = plan(m, sw, in_userspace) {
+            if let Some(plan) = plan(m, f, sw, in_userspace) {
                 rewrite(m, f, sw, plan);
             }
         }
@@ -70,7 +72,7 @@ impl Plan {
     }
 }
 
-fn plan(m: &Module, sw: OpId, in_userspace: bool) -> Option<Plan> {
+fn plan(m: &Module, func: OpId, sw: OpId, in_userspace: bool) -> Option<Plan> {
     let d = m.op(sw);
     if !m.value_type(d.operands[0]).is_int() {
         return None;
@@ -90,6 +92,9 @@ fn plan(m: &Module, sw: OpId, in_userspace: bool) -> Option<Plan> {
         .map(|&r| single_block(m, r))
         .collect::<Option<_>>()?;
     let varying = varying_constants(m, &arms)?;
+    if !in_userspace && !only_data(m, func, sw, m.block(arms[0]).ops.as_slice(), &varying) {
+        return None;
+    }
     let (&min, &max) = (cases.iter().min()?, cases.iter().max()?);
     let offset = |k: i128| (k - min) as u64;
     let mut first = HashSet::new();
@@ -194,6 +199,77 @@ fn varying_constants(m: &Module, arms: &[BlockId]) -> Option<Vec<usize>> {
         }
     }
     Some((0..first.len()).filter(|&i| varying[i]).collect())
+}
+
+/// In kernel code a constant read from a table is a scalar the verifier knows no bounds of
+/// (with the switch, each path had its own constant). That is fine for data — arithmetic and
+/// comparisons on it, values stored to memory or returned — but not where the verifier needs a
+/// known value (a helper's size argument, a pointer offset, a map or context access). Follows
+/// the table's values through the whole function, through locals they are stored in (flow-
+/// insensitively) and out of the regions that yield them.
+fn only_data(m: &Module, func: OpId, sw: OpId, arm: &[OpId], varying: &[usize]) -> bool {
+    let mut from_table: HashSet<Value> = varying.iter().map(|&i| m.op(arm[i]).results[0]).collect();
+    from_table.extend(m.op(sw).results.iter().copied());
+    let mut slots: HashSet<Value> = HashSet::new();
+    let mut ops = Vec::new();
+    m.walk_nested(func, &mut |op| ops.push(op));
+    loop {
+        let before = (from_table.len(), slots.len());
+        for &op in &ops {
+            let d = m.op(op);
+            if d.opcode == Opcode::CoreLoad && slots.contains(&d.operands[0]) {
+                from_table.extend(d.results.iter().copied());
+            }
+            let uses: Vec<usize> = (0..d.operands.len())
+                .filter(|&i| from_table.contains(&d.operands[i]))
+                .collect();
+            if uses.is_empty() {
+                continue;
+            }
+            match d.opcode {
+                Opcode::CoreAdd
+                | Opcode::CoreSub
+                | Opcode::CoreMul
+                | Opcode::CoreDiv
+                | Opcode::CoreRem
+                | Opcode::CoreAnd
+                | Opcode::CoreOr
+                | Opcode::CoreXor
+                | Opcode::CoreShl
+                | Opcode::CoreShr
+                | Opcode::CoreCmp
+                | Opcode::CoreSelect
+                | Opcode::CoreCast
+                    if d.results.iter().all(|&r| !m.value_type(r).is_ptr()) =>
+                {
+                    from_table.extend(d.results.iter().copied())
+                }
+                Opcode::CoreStore if uses == [0] => {
+                    if is_local(m, d.operands[1]) {
+                        slots.insert(d.operands[1]);
+                    }
+                }
+                Opcode::KsYield => {
+                    let owner = d.parent.and_then(|b| m.block_owner(b));
+                    from_table.extend(
+                        owner
+                            .into_iter()
+                            .flat_map(|o| m.op(o).results.iter().copied()),
+                    );
+                }
+                Opcode::KsReturn | Opcode::KsIf | Opcode::KsSwitch => {}
+                _ => return false,
+            }
+        }
+        if (from_table.len(), slots.len()) == before {
+            return true;
+        }
+    }
+}
+
+/// Whether `addr` is a stack slot's address.
+fn is_local(m: &Module, addr: Value) -> bool {
+    matches!(m.value(addr).def, ValueDef::Result(op, _) if m.op(op).opcode == Opcode::CoreLocal)
 }
 
 /// Each result of `ops` by (op position, result index).

@@ -91,6 +91,30 @@ elif shape == "chain-return":
     src = (f"fn pick(x: u32) -> u32 {{\n    if (x == 0) {{\n        return 40\n    }}{links}\n"
            f"    return 1\n}}\n")
     src += check_main(0, n + 10, [(f"x < {n}", "x + 40"), "1"])
+elif shape == "xdp-offset":
+    # A match choosing a packet offset: read from a table the offset would be a scalar the
+    # verifier knows no bounds of (each arm of the switch gives it a constant), so kernel code
+    # keeps the switch.
+    arms = "".join(f"        {k}: {k % 50},\n" for k in range(n))
+    src = f"""@xdp fn pick_byte(ctx: *xdp_md) -> xdp_action {{
+    var data = ctx->data
+    if (data + 64 > ctx->data_end) {{
+        return XDP_PASS
+    }}
+    var field: u32 = (*(data + 12) as u32) * 256 + (*(data + 13) as u32)
+    var at: u32 = match (field) {{
+{arms}        default: 0,
+    }}
+    if (*(data + at) == 7) {{
+        return XDP_DROP
+    }}
+    return XDP_PASS
+}}
+
+fn main() -> i32 {{
+    return 0
+}}
+"""
 elif shape == "xdp":
     # Kernel side: the class of the packet's 16-bit field at byte 12 from a large match; the
     # verdict too. The test sweeps the field across cases and defaults.
