@@ -313,5 +313,5 @@ fn report(root: &Path, rows: &[Row], repeat: u32, rounds: usize) {
             .collect::<Vec<_>>(),
     );
     let summary = format!("geometric mean ksc ÷ C over {} examples: ns/run {g_ns:.3} (target ≤ 1.00), xlated instructions {g_x:.3} (target ≤ 1.05), verifier-processed {g_p:.3}", rows.len());
-    common::write_results(&root, "codegen", md, &csv, &summary);
+    common::write_results(root, "codegen", md, &csv, &summary);
 }

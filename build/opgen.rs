@@ -242,7 +242,7 @@ fn slots(v: &str, n: usize) -> Result<Vec<Slot>, String> {
             Some(c) => (c, true),
             None => (c, false),
         };
-        if !CONSTRAINTS.contains(&c) && !(c.starts_with("same(") && c.ends_with(')')) {
+        if !(CONSTRAINTS.contains(&c) || (c.starts_with("same(") && c.ends_with(')'))) {
             return Err(format!("{n}: unknown constraint `{c}`"));
         }
         out.push(Slot {
@@ -316,32 +316,44 @@ fn attr_kind(k: &str) -> &'static str {
 
 /// The Rust parameter type a builder takes for an attribute kind, and how it becomes an `Attr`.
 fn attr_param(a: &AttrSpec) -> (String, String) {
-    let (ty, conv) = match a.kind.as_str() {
-        "int" => ("i128", "Attr::Int(v)"),
-        "bool" => ("bool", "Attr::Bool(v)"),
-        "str" => ("impl Into<Vec<u8>>", "Attr::Str(v.into())"),
-        "sym" => ("&str", "Attr::Sym(v.into())"),
-        "type" => ("Type", "Attr::Type(v)"),
-        "fields" => ("Vec<(String, Type)>", "Attr::Fields(v)"),
-        "list" => ("Vec<Attr>", "Attr::List(v)"),
-        _ => ("Attr", "v"),
+    // The parameter's type, and the constructor wrapping its value into an `Attr` (`None`: the
+    // parameter is an `Attr` already).
+    let (ty, ctor) = match a.kind.as_str() {
+        "int" => ("i128", Some("Attr::Int")),
+        "bool" => ("bool", Some("Attr::Bool")),
+        "str" => ("impl Into<Vec<u8>>", Some("Attr::Str")),
+        "sym" => ("&str", Some("Attr::Sym")),
+        "type" => ("Type", Some("Attr::Type")),
+        "fields" => ("Vec<(String, Type)>", Some("Attr::Fields")),
+        "list" => ("Vec<Attr>", Some("Attr::List")),
+        _ => ("Attr", None),
     };
     let name = ident(&a.name);
+    let converts = matches!(a.kind.as_str(), "str" | "sym");
     if a.optional {
-        let ty = if ty.starts_with("impl ") {
+        // An optional string is passed as bytes already; a symbol still converts.
+        let ty = if a.kind == "str" {
             "Option<Vec<u8>>".to_string()
         } else {
             format!("Option<{ty}>")
         };
-        let conv = conv
-            .replace("v.into()", "v")
-            .replace("Attr::Sym(v)", "Attr::Sym(v.into())");
-        (format!("{name}: {ty}"), format!("{name}.map(|v| {conv})"))
+        let conv = match ctor {
+            Some(c) if a.kind == "sym" => format!("{name}.map(|v| {c}(v.into()))"),
+            Some(c) => format!("{name}.map({c})"),
+            None => name.clone(),
+        };
+        (format!("{name}: {ty}"), conv)
     } else {
-        (
-            format!("{name}: {ty}"),
-            format!("Some({{ let v = {name}; {conv} }})"),
-        )
+        let value = if converts {
+            format!("{name}.into()")
+        } else {
+            name.clone()
+        };
+        let conv = match ctor {
+            Some(c) => format!("Some({c}({value}))"),
+            None => format!("Some({value})"),
+        };
+        (format!("{name}: {ty}"), conv)
     }
 }
 
@@ -459,10 +471,10 @@ pub fn rust(dialects: &[Dialect]) -> String {
             let n = ident(&o.name);
             if o.variadic {
                 params.push(format!("{n}: &[Value]"));
-                operand_exprs.push(format!("ops.extend_from_slice({n});"));
+                operand_exprs.push(Part::Slice(n));
             } else {
                 params.push(format!("{n}: Value"));
-                operand_exprs.push(format!("ops.push({n});"));
+                operand_exprs.push(Part::One(n));
             }
         }
         let mut attr_exprs = Vec::new();
@@ -476,26 +488,26 @@ pub fn rust(dialects: &[Dialect]) -> String {
             let n = format!("{}_ty", r.name);
             if r.variadic {
                 params.push(format!("{n}: &[Type]"));
-                result_exprs.push(format!("tys.extend_from_slice({n});"));
+                result_exprs.push(Part::Slice(n));
             } else if let Some(src) = r
                 .constraint
                 .strip_prefix("same(")
                 .and_then(|x| x.strip_suffix(')'))
             {
-                result_exprs.push(format!(
-                    "tys.push(self.module.value_type({}).clone());",
+                result_exprs.push(Part::One(format!(
+                    "self.module.value_type({}).clone()",
                     ident(src)
-                ));
+                )));
             } else if r.constraint == "bool" {
-                result_exprs.push("tys.push(Type::Bool);".into());
+                result_exprs.push(Part::One("Type::Bool".into()));
             } else if CONSTRAINTS[8..].contains(&r.constraint.as_str()) {
-                result_exprs.push(format!(
-                    "tys.push(Type::Int(IntTy::{}));",
+                result_exprs.push(Part::One(format!(
+                    "Type::Int(IntTy::{})",
                     r.constraint.to_uppercase()
-                ));
+                )));
             } else {
                 params.push(format!("{n}: Type"));
-                result_exprs.push(format!("tys.push({n});"));
+                result_exprs.push(Part::One(n));
             }
         }
         if op.variadic_regions {
@@ -507,28 +519,25 @@ pub fn rust(dialects: &[Dialect]) -> String {
         let single = op.results.len() == 1 && !op.results[0].variadic && op.regions.is_empty();
         let ret = if single { "Value" } else { "OpId" };
         let _ = writeln!(s, "    /// `{}.{}`: {}", op.dialect, op.name, op.summary);
-        let _ = writeln!(s, "    #[allow(clippy::too_many_arguments, unused_mut)]");
+        let _ = writeln!(s, "    #[allow(clippy::too_many_arguments)]");
         let _ = writeln!(
             s,
             "    pub fn {}(&mut self, {}) -> {ret} {{",
             snake(op),
             params.join(", ")
         );
-        let _ = writeln!(s, "        let mut ops: Vec<Value> = Vec::new();");
-        for e in operand_exprs {
-            let _ = writeln!(s, "        {e}");
-        }
-        let _ = writeln!(s, "        let mut tys: Vec<Type> = Vec::new();");
-        for e in result_exprs {
-            let _ = writeln!(s, "        {e}");
-        }
+        let _ = writeln!(s, "{}", collect_vec("ops", "Value", &operand_exprs));
+        let _ = writeln!(s, "{}", collect_vec("tys", "Type", &result_exprs));
         let _ = writeln!(
             s,
             "        let attrs: Vec<Option<Attr>> = vec![{}];",
             attr_exprs.join(", ")
         );
         let regions = if op.variadic_regions {
-            format!("{} - 1 + region_count", op.regions.len())
+            match op.regions.len() - 1 {
+                0 => "region_count".to_string(),
+                fixed => format!("{fixed} + region_count"),
+            }
         } else {
             op.regions.len().to_string()
         };
@@ -537,22 +546,22 @@ pub fn rust(dialects: &[Dialect]) -> String {
         } else {
             "successors"
         };
-        let _ = writeln!(
-            s,
-            "        let op = self.insert(Opcode::{}, ops, tys, attrs, {regions}, {succ});",
+        let insert = format!(
+            "self.insert(Opcode::{}, ops, tys, attrs, {regions}, {succ})",
             variant(op)
         );
         if single {
+            let _ = writeln!(s, "        let op = {insert};");
             let _ = writeln!(s, "        self.module.op(op).results[0]");
         } else {
-            let _ = writeln!(s, "        op");
+            let _ = writeln!(s, "        {insert}");
         }
         let _ = writeln!(s, "    }}\n");
     }
     s.push_str("}\n\n");
 
     // Typed views.
-    s.push_str("/// Typed views: `views::KsMapLookup::of(m, op)` gives named access to an op's parts.\npub mod views {\n    use super::*;\n");
+    s.push_str("/// Typed views: `views::KsMapLookup::of(m, op)` gives named access to an op's parts (named as\n/// the specs name them, `index` included).\n#[allow(clippy::should_implement_trait)]\npub mod views {\n    use super::*;\n");
     for op in &ops {
         let v = variant(op);
         let _ = writeln!(s, "\n    /// `{}.{}`", op.dialect, op.name);
@@ -585,14 +594,14 @@ pub fn rust(dialects: &[Dialect]) -> String {
         for (i, a) in op.attrs.iter().enumerate() {
             let n = ident(&a.name);
             let (ty, body) = match a.kind.as_str() {
-                "int" => ("i128", "Some(*v)"),
-                "bool" => ("bool", "Some(*v)"),
-                "str" => ("&'m [u8]", "Some(v.as_slice())"),
-                "sym" => ("&'m str", "Some(v.as_str())"),
-                "type" => ("&'m Type", "Some(v)"),
-                "fields" => ("&'m [(String, Type)]", "Some(v.as_slice())"),
-                "list" => ("&'m [Attr]", "Some(v.as_slice())"),
-                _ => ("&'m Attr", "Some(v)"),
+                "int" => ("i128", "*v"),
+                "bool" => ("bool", "*v"),
+                "str" => ("&[u8]", "v.as_slice()"),
+                "sym" => ("&str", "v.as_str()"),
+                "type" => ("&Type", "v"),
+                "fields" => ("&[(String, Type)]", "v.as_slice()"),
+                "list" => ("&[Attr]", "v.as_slice()"),
+                _ => ("&Attr", "v"),
             };
             let pat = match a.kind.as_str() {
                 "int" => "Some(Attr::Int(v))",
@@ -605,9 +614,9 @@ pub fn rust(dialects: &[Dialect]) -> String {
                 _ => "Some(v)",
             };
             if a.optional {
-                let _ = writeln!(s, "        pub fn {n}<'m>(self, m: &'m Module) -> Option<{ty}> {{ match &m.op(self.0).attrs[{i}] {{ {pat} => {body}, _ => None }} }}");
+                let _ = writeln!(s, "        pub fn {n}(self, m: &Module) -> Option<{ty}> {{ match &m.op(self.0).attrs[{i}] {{ {pat} => Some({body}), _ => None }} }}");
             } else {
-                let _ = writeln!(s, "        pub fn {n}<'m>(self, m: &'m Module) -> {ty} {{ match &m.op(self.0).attrs[{i}] {{ {pat} => {body}.unwrap(), _ => panic!(\"verified {} has attribute {}\") }} }}", op.name, a.name);
+                let _ = writeln!(s, "        pub fn {n}(self, m: &Module) -> {ty} {{ match &m.op(self.0).attrs[{i}] {{ {pat} => {body}, _ => panic!(\"verified {} has attribute {}\") }} }}", op.name, a.name);
             }
         }
         for (i, r) in op.regions.iter().enumerate() {
@@ -708,4 +717,43 @@ pub fn markdown(dialects: &[Dialect]) -> String {
         }
     }
     s
+}
+
+/// A piece of a builder's operand or result list: one value, or a slice parameter spliced in.
+enum Part {
+    One(String),
+    Slice(String),
+}
+
+/// `let NAME: Vec<TY> = …;` from parts, as a `vec![…]` of the single values and the slice
+/// parameters appended after them (a variadic part is always last in a spec).
+fn collect_vec(name: &str, ty: &str, parts: &[Part]) -> String {
+    let ones: Vec<&str> = parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::One(e) => Some(e.as_str()),
+            Part::Slice(_) => None,
+        })
+        .collect();
+    let slices: Vec<&str> = parts
+        .iter()
+        .filter_map(|p| match p {
+            Part::Slice(e) => Some(e.as_str()),
+            Part::One(_) => None,
+        })
+        .collect();
+    match (ones.is_empty(), slices.as_slice()) {
+        (_, []) => format!("        let {name}: Vec<{ty}> = vec![{}];", ones.join(", ")),
+        (true, [only]) => format!("        let {name}: Vec<{ty}> = {only}.to_vec();"),
+        _ => {
+            let mut out = format!(
+                "        let mut {name}: Vec<{ty}> = vec![{}];",
+                ones.join(", ")
+            );
+            for sl in slices {
+                out.push_str(&format!("\n        {name}.extend_from_slice({sl});"));
+            }
+            out
+        }
+    }
 }

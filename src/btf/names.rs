@@ -31,11 +31,14 @@ enum Group {
     Enumerators = 2,
 }
 
+/// (kind, or 0 for an enumerator; name) → (type id, enumerator value), once looked up.
+type NameMemo = HashMap<(u32, String), Option<(u32, i64)>>;
+
 /// The name lookups of one BTF file.
 #[derive(Default)]
 pub(crate) struct Names {
     /// (kind, or 0 for an enumerator; name) → (type id, enumerator value).
-    memo: Mutex<HashMap<(u32, String), Option<(u32, i64)>>>,
+    memo: Mutex<NameMemo>,
     scans: [AtomicU32; 3],
     types: OnceLock<NameIndex>,
     funcs: OnceLock<NameIndex>,

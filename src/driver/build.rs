@@ -105,7 +105,7 @@ fn stack_summary(m: &Module, func: Option<crate::ir::OpId>) -> String {
             Some((size, what))
         })
         .collect();
-    objects.sort_by(|a, b| b.0.cmp(&a.0));
+    objects.sort_by_key(|o| std::cmp::Reverse(o.0));
     let largest: Vec<String> = objects
         .iter()
         .take(4)

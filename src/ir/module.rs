@@ -200,6 +200,7 @@ impl Module {
     }
 
     /// Creates an op that belongs to no block yet; `regions` empty regions are attached.
+    #[allow(clippy::too_many_arguments)] // one per part of an op
     pub fn create_op(
         &mut self,
         opcode: Opcode,

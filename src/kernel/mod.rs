@@ -153,11 +153,12 @@ pub fn verify_object(elf: &[u8], object_name: &str) -> Result<Vec<ProgramReport>
     Ok(reports.into_iter().flatten().collect())
 }
 
+/// Loads the object with a filter of which programs to load, a log level and a log size.
+type Loader<'a> =
+    dyn Fn(&dyn Fn(usize) -> bool, u32, usize) -> Result<ffi::Attempt, LoadError> + 'a;
+
 /// Loads program `i` on its own with the full verifier log, growing the buffer on ENOSPC.
-fn load_alone(
-    load: &dyn Fn(&dyn Fn(usize) -> bool, u32, usize) -> Result<ffi::Attempt, LoadError>,
-    i: usize,
-) -> Result<ProgramReport, LoadError> {
+fn load_alone(load: &Loader<'_>, i: usize) -> Result<ProgramReport, LoadError> {
     let mut log_size = FULL_LOG_MIN;
     loop {
         let attempt = load(&|j| j == i, BPF_LOG_LEVEL1 | BPF_LOG_STATS, log_size)?;

@@ -18,6 +18,9 @@ use super::{describe, failed_program, LoadError};
 use super::{ffi, kind_of, report, Verdict, BPF_LOG_STATS, STATS_LOG_SIZE};
 use libbpf_sys as sys;
 
+/// A map entry's key and value bytes.
+pub type MapEntry = (Vec<u8>, Vec<u8>);
+
 /// An object loaded into the kernel for running programs (maps created, nothing pinned or
 /// attached); closed on drop.
 pub struct Loaded {
@@ -104,7 +107,7 @@ impl Loaded {
     }
 
     /// Every entry of a map, sorted by key (values as `map_lookup` returns them).
-    pub fn map_entries(&self, map: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, String> {
+    pub fn map_entries(&self, map: &str) -> Result<Vec<MapEntry>, String> {
         let m = self.map(map)?;
         let mut keys = Vec::new();
         let mut key: Option<Vec<u8>> = None;

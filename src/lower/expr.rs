@@ -1554,9 +1554,7 @@ impl FnLower<'_, '_, '_> {
         tail: bool,
         results: &[Type],
     ) -> Option<Value> {
-        let Some(arm) = arms.get(i) else {
-            return None;
-        };
+        let arm = arms.get(i)?;
         if matches!(arm.pattern, Pattern::Default(_)) {
             // Only reached at the top when the default is first; later defaults end the chain below.
             let t = self.true_value();
@@ -1682,7 +1680,7 @@ impl FnLower<'_, '_, '_> {
                 self.in_block(tb, |fl| fl.arm_block(&then.stmts, rty, tail));
                 self.in_block(eb, |fl| match &**els {
                     ElseBranch::Block(b) => fl.arm_block(&b.stmts, rty, tail),
-                    ElseBranch::If(s) => fl.arm_block(std::slice::from_ref(s), rty, tail),
+                    ElseBranch::If(s) => fl.arm_block(std::slice::from_ref(&**s), rty, tail),
                 });
                 let r = self.lw.m.op(op).results[0];
                 self.b().ks_yield(&[r]);

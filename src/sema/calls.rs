@@ -785,14 +785,12 @@ impl<'a> Checker<'a, '_> {
                 Ty::Void
             }
             "load" => {
-                if self.arity(e, args, 1, 1) {
-                    if self.program_arg(&args[0]).is_none() {
-                        self.error(
-                            Code::E0309,
-                            args[0].span,
-                            "`load` takes a program function (a function with a program attribute)",
-                        );
-                    }
+                if self.arity(e, args, 1, 1) && self.program_arg(&args[0]).is_none() {
+                    self.error(
+                        Code::E0309,
+                        args[0].span,
+                        "`load` takes a program function (a function with a program attribute)",
+                    );
                 }
                 Ty::ProgramHandle
             }

@@ -339,7 +339,7 @@ impl<'a> Checker<'a, '_> {
                 let Some(&id) = self.enum_by_name.get(&e.name.name) else {
                     return;
                 };
-                if item.from_header && self.enums[id.0 as usize].variants.len() > 0 {
+                if item.from_header && !self.enums[id.0 as usize].variants.is_empty() {
                     return;
                 }
                 let mut next: i128 = 0;

@@ -438,7 +438,7 @@ impl<'a> Checker<'a, '_> {
                 }
                 match params.as_slice() {
                     [] => {}
-                    [t] if matches!(t, Ty::Int(_) | Ty::Enum(_) | Ty::Ptr(_) | Ty::Bool | Ty::Char | Ty::Error) => {}
+                    [Ty::Int(_) | Ty::Enum(_) | Ty::Ptr(_) | Ty::Bool | Ty::Char | Ty::Error] => {}
                     [t] => return Err(format!("the return value of `{target}` is an integer or a pointer, not `{}`", self.show(t))),
                     _ => return Err("`@kretprobe` takes `()` or `(ret: T)` with the traced function's return value".to_string()),
                 }
@@ -1058,14 +1058,14 @@ impl<'a> Checker<'a, '_> {
                     "a ring buffer needs its size in bytes: `ringbuf<T>(N)`",
                 );
             }
-            (MapKind::Ringbuf, Some(n)) => {
-                if !n.is_power_of_two() || !(4096..=1 << 27).contains(&n) {
-                    self.error(
-                        Code::E0606,
-                        size_at,
-                        format!("the size {n} is not a power of two in 4096..=134217728"),
-                    );
-                }
+            (MapKind::Ringbuf, Some(n))
+                if (!n.is_power_of_two() || !(4096..=1 << 27).contains(&n)) =>
+            {
+                self.error(
+                    Code::E0606,
+                    size_at,
+                    format!("the size {n} is not a power of two in 4096..=134217728"),
+                );
             }
             (_, Some(0)) if kind != MapKind::PerfEventArray => {
                 self.error(Code::E0605, size_at, "`max_entries` must be at least 1");

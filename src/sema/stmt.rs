@@ -1489,7 +1489,7 @@ fn stmt_exits(s: &Stmt, any_exit: bool) -> bool {
         }
         StmtKind::While { body, .. }
         | StmtKind::ForRange { body, .. }
-        | StmtKind::ForEach { body, .. } => any_exit && body.stmts.iter().any(|s| stmt_returns(s)),
+        | StmtKind::ForEach { body, .. } => any_exit && body.stmts.iter().any(stmt_returns),
         StmtKind::Expr(e) => match_arm_blocks(e).any(in_block),
         _ => false,
     }
@@ -1537,11 +1537,8 @@ fn local_address(cx: &FnCtx, e: &Expr) -> Option<(String, Span)> {
     match &e.kind {
         ExprKind::Unary(UnOp::AddrOf, inner) => {
             let mut root = &**inner;
-            loop {
-                match &root.kind {
-                    ExprKind::Field(base, _) | ExprKind::Index(base, _) => root = base,
-                    _ => break,
-                }
+            while let ExprKind::Field(base, _) | ExprKind::Index(base, _) = &root.kind {
+                root = base;
             }
             let ExprKind::Ident(n) = &root.kind else {
                 return None;

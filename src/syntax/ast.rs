@@ -424,7 +424,7 @@ pub enum IfCond {
 #[derive(Debug, Clone)]
 pub enum ElseBranch {
     Block(Block),
-    If(Stmt),
+    If(Box<Stmt>),
 }
 
 #[derive(Debug, Clone)]

@@ -882,7 +882,7 @@ impl<'a> Builder<'a> {
         let then = self.block(c[2].clone());
         let els = c.get(4).map(|e| {
             Box::new(if e.as_rule() == Rule::if_stmt {
-                ElseBranch::If(self.if_stmt(e.clone()))
+                ElseBranch::If(Box::new(self.if_stmt(e.clone())))
             } else {
                 ElseBranch::Block(self.block(e.clone()))
             })

@@ -189,7 +189,7 @@ impl<'ctx> Gen<'_, 'ctx> {
             members.push(Member::Int("pinning", LIBBPF_PIN_BY_NAME));
         }
         let name = v.name(m).to_string();
-        self.map_definition(&name, &members, op.0 as u32);
+        self.map_definition(&name, &members, op.0);
     }
 
     /// A zeroed `.maps` global whose debug type is the anonymous struct libbpf reads the map from.
@@ -220,7 +220,12 @@ impl<'ctx> Gen<'_, 'ctx> {
                     (
                         *n,
                         self.di
-                            .create_array_type(elem, *v * bits, 0, &[0..*v as i64])
+                            .create_array_type(
+                                elem,
+                                *v * bits,
+                                0,
+                                &crate::codegen::llvm::types::one_dimension(*v as i64),
+                            )
                             .as_type(),
                     )
                 }

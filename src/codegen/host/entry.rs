@@ -383,7 +383,7 @@ impl<'ctx> Gen<'_, 'ctx> {
             .map_err(e)?;
             call_args.push(b.build_load(st, slot, "").map_err(e)?.into());
         }
-        let start = self.c_function("ksrt_start", &[ptr_t.clone()], &Type::Void);
+        let start = self.c_function("ksrt_start", std::slice::from_ref(&ptr_t), &Type::Void);
         b.build_call(start, &[unit.into()], "").map_err(e)?;
         let status = b
             .build_call(user_main, &call_args, "")

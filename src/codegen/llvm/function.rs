@@ -1003,7 +1003,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 .map_err(e)?
                 .into_int_value();
             let on_zero = if rem { l } else { zero };
-            return Ok(b.build_select(is_zero, on_zero, q, "").map_err(e)?);
+            return b.build_select(is_zero, on_zero, q, "").map_err(e);
         }
         let (a, d, lneg, rneg) = if signed {
             let lneg = b
@@ -1047,7 +1047,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 .into_int_value();
         }
         let on_zero = if rem { l } else { zero };
-        Ok(b.build_select(is_zero, on_zero, v, "").map_err(e)?)
+        b.build_select(is_zero, on_zero, v, "").map_err(e)
     }
 
     pub fn cast(&mut self, x: Value, to: &Type) -> Result<BasicValueEnum<'ctx>, String> {

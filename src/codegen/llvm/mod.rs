@@ -6,7 +6,7 @@
 pub mod constants;
 pub mod diagnostics;
 mod function;
-mod types;
+pub mod types;
 
 pub(crate) use function::FnGen;
 

@@ -179,13 +179,13 @@ impl<'ctx> Gen<'_, 'ctx> {
                 let ed = self.di_type(e);
                 let size = self.size_of(t) * 8;
                 self.di
-                    .create_array_type(ed, size, 0, &[0..*n as i64])
+                    .create_array_type(ed, size, 0, &one_dimension(*n as i64))
                     .as_type()
             }
             Type::Str(n) => {
                 let c = self.basic("char", 8, DW_ATE_UNSIGNED_CHAR);
                 self.di
-                    .create_array_type(c, *n as u64 * 8, 0, &[0..*n as i64])
+                    .create_array_type(c, *n as u64 * 8, 0, &one_dimension(*n as i64))
                     .as_type()
             }
             Type::Struct(name) => self.di_struct(name),
@@ -299,4 +299,11 @@ fn by_offset(offsets: &[u64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..offsets.len()).collect();
     order.sort_by_key(|&i| offsets[i]);
     order
+}
+
+/// The subrange of a one-dimensional debug-info array of `n` elements (DWARF arrays take one
+/// range per dimension).
+#[allow(clippy::single_range_in_vec_init)]
+pub fn one_dimension(n: i64) -> [std::ops::Range<i64>; 1] {
+    [0..n]
 }

@@ -279,16 +279,16 @@ impl<'m> Verifier<'m> {
             let slot = &info.results[i.min(info.results.len() - 1)];
             let t = m.value_type(v);
             match slot.constraint {
-                ops::Constraint::SameAs(k) => {
-                    if data.operands.get(k).is_some_and(|&o| m.value_type(o) != t) {
-                        self.error(
-                            op,
-                            format!(
-                                "result `{}` must have the type of operand `{}`",
-                                slot.name, info.operands[k].name
-                            ),
-                        );
-                    }
+                ops::Constraint::SameAs(k)
+                    if data.operands.get(k).is_some_and(|&o| m.value_type(o) != t) =>
+                {
+                    self.error(
+                        op,
+                        format!(
+                            "result `{}` must have the type of operand `{}`",
+                            slot.name, info.operands[k].name
+                        ),
+                    );
                 }
                 c if !c.accepts(t) => self.error(
                     op,

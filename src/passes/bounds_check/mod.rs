@@ -240,12 +240,11 @@ impl BoundsCheck {
                     Opcode::CorePtrAdd
                     | Opcode::CoreCast
                     | Opcode::CoreFieldAddr
-                    | Opcode::CoreElemAddr => {
+                    | Opcode::CoreElemAddr
                         if self.packet.contains(&d.operands[0])
-                            && m.value_type(d.results[0]).is_ptr()
-                        {
-                            self.packet.insert(d.results[0]);
-                        }
+                            && m.value_type(d.results[0]).is_ptr() =>
+                    {
+                        self.packet.insert(d.results[0]);
                     }
                     Opcode::CoreStore => {
                         let (v, addr) = (d.operands[0], d.operands[1]);

@@ -264,7 +264,7 @@ fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
                 .chain(std::iter::once(o))
         })
         .collect();
-    uses(slot).all(|o| window.contains(&o))
+    uses(slot).all(|o| window.contains(o))
 }
 
 /// `cond` is `load(slot) != null` (or the load made a bool).
