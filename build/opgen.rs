@@ -728,20 +728,13 @@ enum Part {
 /// `let NAME: Vec<TY> = …;` from parts, as a `vec![…]` of the single values and the slice
 /// parameters appended after them (a variadic part is always last in a spec).
 fn collect_vec(name: &str, ty: &str, parts: &[Part]) -> String {
-    let ones: Vec<&str> = parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::One(e) => Some(e.as_str()),
-            Part::Slice(_) => None,
-        })
-        .collect();
-    let slices: Vec<&str> = parts
-        .iter()
-        .filter_map(|p| match p {
-            Part::Slice(e) => Some(e.as_str()),
-            Part::One(_) => None,
-        })
-        .collect();
+    let (mut ones, mut slices): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for p in parts {
+        match p {
+            Part::One(e) => ones.push(e),
+            Part::Slice(e) => slices.push(e),
+        }
+    }
     match (ones.is_empty(), slices.as_slice()) {
         (_, []) => format!("        let {name}: Vec<{ty}> = vec![{}];", ones.join(", ")),
         (true, [only]) => format!("        let {name}: Vec<{ty}> = {only}.to_vec();"),

@@ -409,6 +409,14 @@ impl Module {
         }
     }
 
+    /// The one block of a structured region, when it has no block arguments.
+    pub fn sole_block(&self, r: RegionId) -> Option<BlockId> {
+        match self.region(r).blocks[..] {
+            [b] if self.block(b).args.is_empty() => Some(b),
+            _ => None,
+        }
+    }
+
     /// The entry block of a function's body.
     pub fn func_entry(&self, func: OpId) -> BlockId {
         self.region(self.op(func).regions[0]).blocks[0]

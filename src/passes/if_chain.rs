@@ -7,7 +7,7 @@
 
 use super::switch_table::MIN_CASES;
 use super::PassResult;
-use crate::ir::{Attr, BlockId, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use crate::ir::{Attr, BlockId, Module, OpId, Opcode, Type, Value, ValueDef};
 use std::collections::HashSet;
 
 pub fn run(m: &mut Module) -> PassResult {
@@ -63,12 +63,12 @@ fn chain_from(m: &Module, head: OpId) -> Option<Chain> {
     let mut links = vec![Link {
         branch: head,
         case,
-        then: single_block(m, m.op(head).regions[0])?,
+        then: m.sole_block(m.op(head).regions[0])?,
     }];
     let mut dropped = HashSet::new();
     let mut current = head;
     loop {
-        let otherwise = single_block(m, m.op(current).regions[1])?;
+        let otherwise = m.sole_block(m.op(current).regions[1])?;
         let Some((next, case)) = next_link(m, current, otherwise, subject) else {
             return Some(Chain {
                 scrutinee,
@@ -77,7 +77,7 @@ fn chain_from(m: &Module, head: OpId) -> Option<Chain> {
                 dropped,
             });
         };
-        let Some(then) = single_block(m, m.op(next).regions[0]) else {
+        let Some(then) = m.sole_block(m.op(next).regions[0]) else {
             return Some(Chain {
                 scrutinee,
                 links,
@@ -196,14 +196,6 @@ fn reads_unchanged(m: &Module, scrutinee: Value, head: OpId) -> bool {
         && m.block(block).ops[from + 1..to]
             .iter()
             .all(|&op| m.is_effect_free(op))
-}
-
-/// The one block of a region without block arguments.
-fn single_block(m: &Module, r: RegionId) -> Option<BlockId> {
-    match m.region(r).blocks[..] {
-        [b] if m.block(b).args.is_empty() => Some(b),
-        _ => None,
-    }
 }
 
 /// True when no arm uses a value of the tests being dropped.

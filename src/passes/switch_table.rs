@@ -11,9 +11,7 @@
 use super::PassResult;
 use crate::ir::layout;
 use crate::ir::views::KsFunc;
-use crate::ir::{
-    Attr, BlockId, Builder, Loc, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
-};
+use crate::ir::{Attr, BlockId, Builder, Loc, Module, OpId, Opcode, Type, Value, ValueDef};
 use std::collections::{HashMap, HashSet};
 
 /// Switches with fewer cases stay switches: LLVM handles them in near-linear time.
@@ -89,7 +87,7 @@ fn plan(m: &Module, func: OpId, sw: OpId, in_userspace: bool) -> Option<Plan> {
         .collect::<Option<_>>()?;
     let arms: Vec<BlockId> = d.regions[..cases.len()]
         .iter()
-        .map(|&r| single_block(m, r))
+        .map(|&r| m.sole_block(r))
         .collect::<Option<_>>()?;
     let varying = varying_constants(m, &arms)?;
     if !in_userspace && !only_data(m, func, sw, m.block(arms[0]).ops.as_slice(), &varying) {
@@ -142,14 +140,6 @@ fn plan(m: &Module, func: OpId, sw: OpId, in_userspace: bool) -> Option<Plan> {
         slots,
         varying,
     })
-}
-
-/// The one block of a region without block arguments.
-fn single_block(m: &Module, r: RegionId) -> Option<BlockId> {
-    match m.region(r).blocks[..] {
-        [b] if m.block(b).args.is_empty() => Some(b),
-        _ => None,
-    }
 }
 
 /// When every arm runs the same region-free ops as the first, wired the same way and differing
