@@ -12,6 +12,18 @@ pub struct Dialect {
     pub name: String,
     pub summary: String,
     pub ops: Vec<OpSpec>,
+    /// Closed vocabularies declared in this file (`enum NAME { ... }`).
+    pub enums: Vec<EnumSpec>,
+}
+
+/// A closed vocabulary: a Rust enum in `crate::vocab` and the attribute kind `enum(NAME)`.
+#[derive(Default)]
+pub struct EnumSpec {
+    pub name: String,
+    pub summary: String,
+    /// (spelling in IR text and source, what it means)
+    pub values: Vec<(String, String)>,
+    pub line: usize,
 }
 
 #[derive(Default)]
@@ -83,6 +95,20 @@ pub fn generate(spec_dir: &Path, out: &Path) -> Result<(), String> {
         let text = fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
         dialects.push(parse(&text).map_err(|e| format!("{}:{e}", f.display()))?);
     }
+    let enums: Vec<&EnumSpec> = dialects.iter().flat_map(|d| d.enums.iter()).collect();
+    for op in dialects.iter().flat_map(|d| d.ops.iter()) {
+        for a in &op.attrs {
+            if let Some(e) = enum_kind(&a.kind) {
+                if !enums.iter().any(|x| x.name == e) {
+                    return Err(format!(
+                        "op {}.{}: no enum `{e}` is declared",
+                        op.dialect, op.name
+                    ));
+                }
+            }
+        }
+    }
+    fs::write(out.join("vocab.rs"), vocab(&enums)).map_err(|e| e.to_string())?;
     fs::write(out.join("ops.rs"), rust(&dialects)).map_err(|e| e.to_string())?;
     fs::write(out.join("ops.md"), markdown(&dialects)).map_err(|e| e.to_string())?;
     Ok(())
@@ -93,15 +119,55 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
         name: String::new(),
         summary: String::new(),
         ops: Vec::new(),
+        enums: Vec::new(),
     };
     let mut cur: Option<OpSpec> = None;
+    let mut cur_enum: Option<EnumSpec> = None;
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim();
         let n = i + 1;
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        if let Some(rest) = line.strip_prefix("dialect ") {
+        if let Some(e) = cur_enum.as_mut() {
+            if line == "}" {
+                let e = cur_enum.take().unwrap();
+                if e.summary.is_empty() || e.values.is_empty() {
+                    return Err(format!(
+                        "{}: enum {} needs a summary and values",
+                        e.line, e.name
+                    ));
+                }
+                d.enums.push(e);
+                continue;
+            }
+            let (key, value) = line
+                .split_once(':')
+                .ok_or(format!("{n}: expected `value: meaning`"))?;
+            let (key, value) = (key.trim(), value.trim().to_string());
+            if key == "summary" {
+                e.summary = value;
+            } else if !is_spec_name(key) || e.values.iter().any(|(v, _)| v == key) {
+                return Err(format!("{n}: bad or repeated enum value `{key}`"));
+            } else {
+                e.values.push((key.to_string(), value));
+            }
+        } else if let Some(rest) = line.strip_prefix("enum ") {
+            if cur.is_some() {
+                return Err(format!("{n}: `enum` inside an op"));
+            }
+            let name = rest.trim_end_matches('{').trim();
+            if !name.starts_with(|c: char| c.is_ascii_uppercase())
+                || !name.chars().all(|c| c.is_ascii_alphanumeric())
+            {
+                return Err(format!("{n}: an enum is named in CamelCase, not `{name}`"));
+            }
+            cur_enum = Some(EnumSpec {
+                name: name.to_string(),
+                line: n,
+                ..Default::default()
+            });
+        } else if let Some(rest) = line.strip_prefix("dialect ") {
             let (name, summary) = rest
                 .split_once(' ')
                 .ok_or(format!("{n}: dialect needs a name and a summary"))?;
@@ -112,11 +178,7 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
                 return Err(format!("{n}: `op` inside an op"));
             }
             let name = rest.trim_end_matches('{').trim();
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
-            {
+            if !is_spec_name(name) {
                 return Err(format!("{n}: bad op name `{name}`"));
             }
             cur = Some(OpSpec {
@@ -154,7 +216,7 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
                             Some(k) => (k, true),
                             None => (kind, false),
                         };
-                        if !ATTR_KINDS.contains(&kind) {
+                        if !ATTR_KINDS.contains(&kind) && enum_kind(kind).is_none() {
                             return Err(format!("{n}: unknown attribute kind `{kind}`"));
                         }
                         op.attrs.push(AttrSpec {
@@ -199,10 +261,10 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
             }
         }
     }
-    if cur.is_some() {
-        return Err("end of file inside an op".into());
+    if cur.is_some() || cur_enum.is_some() {
+        return Err("end of file inside an op or enum".into());
     }
-    if d.name.is_empty() {
+    if d.name.is_empty() && !d.ops.is_empty() {
         return Err("1: missing `dialect` line".into());
     }
     for op in &d.ops {
@@ -222,6 +284,18 @@ pub fn parse(text: &str) -> Result<Dialect, String> {
         }
     }
     Ok(d)
+}
+
+/// Op and enum-value names: lowercase snake case.
+fn is_spec_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+}
+
+/// `enum(NAME)` → `NAME`.
+fn enum_kind(kind: &str) -> Option<&str> {
+    kind.strip_prefix("enum(")?.strip_suffix(')')
 }
 
 fn list(v: &str) -> Vec<String> {
@@ -301,7 +375,10 @@ fn constraint_expr(c: &str, op: &OpSpec) -> String {
     }
 }
 
-fn attr_kind(k: &str) -> &'static str {
+fn attr_kind(k: &str) -> String {
+    if let Some(e) = enum_kind(k) {
+        return format!("AttrKind::Enum(EnumType::{e})");
+    }
     match k {
         "int" => "AttrKind::Int",
         "bool" => "AttrKind::Bool",
@@ -312,13 +389,16 @@ fn attr_kind(k: &str) -> &'static str {
         "list" => "AttrKind::List",
         _ => "AttrKind::Value",
     }
+    .to_string()
 }
 
 /// The Rust parameter type a builder takes for an attribute kind, and how it becomes an `Attr`.
 fn attr_param(a: &AttrSpec) -> (String, String) {
     // The parameter's type, and the constructor wrapping its value into an `Attr` (`None`: the
     // parameter is an `Attr` already).
+    let enum_ty = enum_kind(&a.kind).map(|e| format!("crate::vocab::{e}"));
     let (ty, ctor) = match a.kind.as_str() {
+        _ if enum_ty.is_some() => (enum_ty.as_deref().unwrap(), Some("Attr::from")),
         "int" => ("i128", Some("Attr::Int")),
         "bool" => ("bool", Some("Attr::Bool")),
         "str" => ("impl Into<Vec<u8>>", Some("Attr::Str")),
@@ -435,6 +515,8 @@ pub fn rust(dialects: &[Dialect]) -> String {
         let _ = writeln!(s, "    }},");
     }
     s.push_str("];\n\n");
+
+    enum_attrs(&mut s, dialects);
 
     // Name lookup.
     s.push_str("impl Opcode {\n    pub fn from_name(name: &str) -> Option<Opcode> {\n        Some(match name {\n");
@@ -593,7 +675,11 @@ pub fn rust(dialects: &[Dialect]) -> String {
         }
         for (i, a) in op.attrs.iter().enumerate() {
             let n = ident(&a.name);
+            let enum_ty = enum_kind(&a.kind).map(|e| format!("crate::vocab::{e}"));
+            let enum_pat =
+                enum_kind(&a.kind).map(|e| format!("Some(Attr::Enum(EnumValue::{e}(v)))"));
             let (ty, body) = match a.kind.as_str() {
+                _ if enum_ty.is_some() => (enum_ty.as_deref().unwrap(), "*v"),
                 "int" => ("i128", "*v"),
                 "bool" => ("bool", "*v"),
                 "str" => ("&[u8]", "v.as_slice()"),
@@ -604,6 +690,7 @@ pub fn rust(dialects: &[Dialect]) -> String {
                 _ => ("&Attr", "v"),
             };
             let pat = match a.kind.as_str() {
+                _ if enum_pat.is_some() => enum_pat.as_deref().unwrap(),
                 "int" => "Some(Attr::Int(v))",
                 "bool" => "Some(Attr::Bool(v))",
                 "str" => "Some(Attr::Str(v))",
@@ -633,11 +720,92 @@ pub fn rust(dialects: &[Dialect]) -> String {
     s
 }
 
+/// The vocabularies as Rust enums, for `crate::vocab`: each with its values in spec order, their
+/// spellings and a parser for them.
+pub fn vocab(enums: &[&EnumSpec]) -> String {
+    let mut s = String::from("// @generated by build/opgen.rs from ir-specs/*.ops. Do not edit.\n");
+    for e in enums {
+        let name = &e.name;
+        let _ = writeln!(s, "\n/// {}", e.summary);
+        s.push_str("#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]\n");
+        let _ = writeln!(s, "pub enum {name} {{");
+        for (v, doc) in &e.values {
+            let _ = writeln!(s, "    /// `{v}`: {doc}\n    {},", camel(v));
+        }
+        s.push_str("}\n\n");
+        let _ = writeln!(s, "impl {name} {{");
+        let all: Vec<String> = e
+            .values
+            .iter()
+            .map(|(v, _)| format!("{name}::{}", camel(v)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "    pub const ALL: [{name}; {}] = [{}];\n",
+            all.len(),
+            all.join(", ")
+        );
+        s.push_str("    /// The spelling in IR text and in source.\n    pub const fn name(self) -> &'static str {\n        match self {\n");
+        for (v, _) in &e.values {
+            let _ = writeln!(s, "            {name}::{} => \"{v}\",", camel(v));
+        }
+        s.push_str("        }\n    }\n\n");
+        let _ = writeln!(s, "    pub fn from_name(name: &str) -> Option<{name}> {{\n        Self::ALL.into_iter().find(|v| v.name() == name)\n    }}");
+        s.push_str("}\n\n");
+        let _ = writeln!(s, "impl Vocabulary for {name} {{\n    const ALL: &'static [Self] = &{name}::ALL;\n\n    fn name(self) -> &'static str {{\n        {name}::name(self)\n    }}\n\n    fn index(self) -> u8 {{\n        self as u8\n    }}\n}}\n");
+        let _ = writeln!(s, "impl std::fmt::Display for {name} {{\n    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {{\n        f.write_str(self.name())\n    }}\n}}");
+    }
+    s
+}
+
+/// `EnumType` (which vocabulary an `enum(NAME)` attribute holds), `EnumValue` (a value of one)
+/// and the conversions the builders, views, printer and parser use.
+fn enum_attrs(s: &mut String, dialects: &[Dialect]) {
+    let enums: Vec<&EnumSpec> = dialects.iter().flat_map(|d| d.enums.iter()).collect();
+    s.push_str("/// The vocabulary an `enum(NAME)` attribute is drawn from.\n#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]\npub enum EnumType {\n");
+    for e in &enums {
+        let _ = writeln!(s, "    {},", e.name);
+    }
+    s.push_str("}\n\n/// A value of an `enum(NAME)` attribute.\n#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]\npub enum EnumValue {\n");
+    for e in &enums {
+        let _ = writeln!(s, "    {0}(crate::vocab::{0}),", e.name);
+    }
+    s.push_str(
+        "}\n\nimpl EnumType {\n    pub fn name(self) -> &'static str {\n        match self {\n",
+    );
+    for e in &enums {
+        let _ = writeln!(s, "            EnumType::{0} => \"{0}\",", e.name);
+    }
+    s.push_str("        }\n    }\n\n    /// Every value's spelling, in spec order.\n    pub fn spellings(self) -> Vec<&'static str> {\n        match self {\n");
+    for e in &enums {
+        let _ = writeln!(s, "            EnumType::{0} => crate::vocab::{0}::ALL.iter().map(|v| v.name()).collect(),", e.name);
+    }
+    s.push_str("        }\n    }\n\n    pub fn parse(self, spelling: &str) -> Option<EnumValue> {\n        match self {\n");
+    for e in &enums {
+        let _ = writeln!(s, "            EnumType::{0} => crate::vocab::{0}::from_name(spelling).map(EnumValue::{0}),", e.name);
+    }
+    s.push_str("        }\n    }\n}\n\nimpl EnumValue {\n    pub fn ty(self) -> EnumType {\n        match self {\n");
+    for e in &enums {
+        let _ = writeln!(s, "            EnumValue::{0}(_) => EnumType::{0},", e.name);
+    }
+    s.push_str(
+        "        }\n    }\n\n    pub fn name(self) -> &'static str {\n        match self {\n",
+    );
+    for e in &enums {
+        let _ = writeln!(s, "            EnumValue::{0}(v) => v.name(),", e.name);
+    }
+    s.push_str("        }\n    }\n}\n");
+    for e in &enums {
+        let _ = writeln!(s, "\nimpl From<crate::vocab::{0}> for Attr {{\n    fn from(v: crate::vocab::{0}) -> Attr {{\n        Attr::Enum(EnumValue::{0}(v))\n    }}\n}}", e.name);
+    }
+    s.push('\n');
+}
+
 pub fn markdown(dialects: &[Dialect]) -> String {
     let mut s = String::new();
     s.push_str("# KS-IR op reference\n\n<!-- @generated by build/opgen.rs from ir-specs/*.ops; `ksc ir-reference` prints it. -->\n\n");
     s.push_str("Constraints: `any`, `int` (u8…i64), `bool`, `ptr`, `scalar` (int, bool or ptr), `intbool`, `str`, `fnptr`, an exact integer type, or `same(x)` (the type of operand x). A `...` suffix marks a variadic list.\n\n");
-    for d in dialects {
+    for d in dialects.iter().filter(|d| !d.ops.is_empty()) {
         let _ = writeln!(s, "## `{}`\n\n{}\n", d.name, d.summary);
         for op in &d.ops {
             let _ = writeln!(s, "### `{}.{}`\n\n{}\n", op.dialect, op.name, op.summary);
@@ -715,6 +883,14 @@ pub fn markdown(dialects: &[Dialect]) -> String {
             }
             s.push('\n');
         }
+    }
+    s.push_str("## Enumerations\n\nAn attribute of kind `enum(NAME)` holds one of these values, written as its quoted spelling; the same enums (`crate::vocab`) are used by every stage of the compiler.\n\n");
+    for e in dialects.iter().flat_map(|d| d.enums.iter()) {
+        let _ = writeln!(s, "### `{}`\n\n{}\n", e.name, e.summary);
+        for (v, doc) in &e.values {
+            let _ = writeln!(s, "- `{v}`: {doc}");
+        }
+        s.push('\n');
     }
     s
 }

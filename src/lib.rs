@@ -18,3 +18,4 @@ pub mod pipeline;
 pub mod sema;
 pub mod syntax;
 pub mod timing;
+pub mod vocab;

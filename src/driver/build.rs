@@ -5,13 +5,19 @@ use super::output::{self, Inputs, Mode};
 use crate::codegen::bpf::ObjectTables;
 use crate::codegen::llvm::{Error, Output};
 use crate::ir::{views::KsFunc, Module};
+use crate::passes::manager::RunOptions;
 use crate::passes::pipeline;
+use crate::vocab::{EnumSet, Target};
 use std::path::Path;
 
 /// Back-end options from the command line.
 pub struct Options {
     pub bpf: crate::codegen::bpf::Options,
     pub host: crate::codegen::host::Options,
+    /// `--print-after`
+    pub print_after: Option<String>,
+    /// `--verify-each`
+    pub verify_each: bool,
 }
 
 pub fn options(args: &super::cli::CodegenArgs) -> Options {
@@ -25,6 +31,8 @@ pub fn options(args: &super::cli::CodegenArgs) -> Options {
             triple: None,
             optimize,
         },
+        print_after: args.print_after.clone(),
+        verify_each: args.verify_each,
     }
 }
 
@@ -38,17 +46,24 @@ pub fn base_name(file: &Path) -> String {
 /// `ksc check`: the kernel side's pass pipeline, whose passes report user errors sema cannot see
 /// (packet offsets, helpers a program kind may not call); nothing is written.
 pub fn check_pipelines(module: &Module, opts: &Options) -> i32 {
-    i32::from(run_pipeline(module, &pipeline::bpf(&opts.bpf.cpu), "bpf-ir").is_err())
+    i32::from(run_pipeline(module, Target::Bpf, opts).is_err())
 }
 
-/// Runs a pass pipeline, reporting pass errors at their `.ks` lines.
-fn run_pipeline(module: &Module, passes: &[&str], level: &'static str) -> Result<Module, i32> {
-    let m = crate::timing::stage(level, || pipeline::run_pipeline(module, passes)).map_err(
-        |(pass, errors)| {
-            super::opt::report_pass_errors(module, &pass, &errors);
-            1
-        },
-    )?;
+/// Runs `target`'s pass pipeline, reporting pass errors at their `.ks` lines.
+pub fn run_pipeline(module: &Module, target: Target, opts: &Options) -> Result<Module, i32> {
+    let level = match target {
+        Target::Bpf => "bpf-ir",
+        Target::Host => "host-ir",
+        Target::Kmod => "kmod-ir",
+    };
+    let run_opts = RunOptions {
+        verify_each: opts.verify_each,
+        print_after: opts.print_after.as_deref(),
+    };
+    let m = crate::timing::stage(level, || {
+        pipeline::run_for_target(module, target, &opts.bpf.cpu, run_opts)
+    })
+    .map_err(|e| super::opt::report_pipeline_error(&e.0, &e.1))?;
     if !crate::ir::verify::verify_module(&m).is_empty() {
         super::opt::print_verified(&m, level);
         return Err(1);
@@ -63,9 +78,9 @@ fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Err
         let at =
             e.op.map(|op| super::opt::loc_text(m, op))
                 .unwrap_or_else(|| format!("{}:1:1", file.display()));
-        // The BPF backend's own stack accounting can exceed what sema counted (temporaries).
-        // LLVM reports it once per access past the limit; the user hears it once per function.
-        if e.message.contains("stack limit") {
+        // LLVM reports the stack limit once per access past it; the user hears it once per
+        // function.
+        if e.code == crate::diagnostics::Code::E0601 {
             let func = e.op.map(|op| m.top_level_of(op));
             if stack_reported.insert(func) {
                 let at = func.map(|f| super::opt::loc_text(m, f)).unwrap_or(at);
@@ -120,10 +135,10 @@ fn kernel(
     module: &Module,
     output: Output,
     file: &Path,
-    opts: &crate::codegen::bpf::Options,
+    opts: &Options,
 ) -> Result<(Module, Vec<u8>), i32> {
-    let bpf = run_pipeline(module, &pipeline::bpf(&opts.cpu), "bpf-ir")?;
-    match crate::codegen::bpf::compile(&bpf, opts, output) {
+    let bpf = run_pipeline(module, Target::Bpf, opts)?;
+    match crate::codegen::bpf::compile(&bpf, &opts.bpf, output) {
         Ok(bytes) => Ok((bpf, bytes)),
         Err(errors) => Err(report_backend_errors(&bpf, file, "BPF", errors)),
     }
@@ -134,7 +149,7 @@ pub fn kernel_object(
     module: &Module,
     output: Output,
     file: &Path,
-    opts: &crate::codegen::bpf::Options,
+    opts: &Options,
 ) -> Result<Vec<u8>, i32> {
     kernel(module, output, file, opts).map(|(_, bytes)| bytes)
 }
@@ -146,18 +161,20 @@ pub fn host_object(
     test: bool,
     output: Output,
     file: &Path,
-    opts: &crate::codegen::host::Options,
+    opts: &Options,
 ) -> Result<Vec<u8>, i32> {
-    let host = run_pipeline(module, pipeline::HOST, "host-ir")?;
+    let host = run_pipeline(module, Target::Host, opts)?;
     let base = base_name(file);
-    let has_kfuncs = module.funcs().any(|f| KsFunc(f).target(module) == b"kmod");
+    let has_kfuncs = module
+        .funcs()
+        .any(|f| KsFunc(f).target(module) == Target::Kmod);
     let unit = crate::codegen::host::Unit {
         base: &base,
         kernel: tables,
         has_kfuncs,
         test,
     };
-    crate::codegen::host::compile(&host, &unit, opts, output)
+    crate::codegen::host::compile(&host, &unit, &opts.host, output)
         .map_err(|errors| report_backend_errors(&host, file, "host", errors))
 }
 
@@ -178,7 +195,7 @@ pub fn has_main(module: &Module) -> bool {
 pub fn kernel_tables(
     module: &Module,
     file: &Path,
-    opts: &crate::codegen::bpf::Options,
+    opts: &Options,
 ) -> Result<Option<ObjectTables>, i32> {
     if !has_kernel_side(module) {
         return Ok(None);
@@ -196,16 +213,9 @@ pub fn build(
     test: bool,
     opts: &Options,
 ) -> Result<Option<Vec<u8>>, i32> {
-    let tables = kernel_tables(module, file, &opts.bpf)?;
+    let tables = kernel_tables(module, file, opts)?;
     if let Some(exe) = exe {
-        let host = host_object(
-            module,
-            tables.as_ref(),
-            test,
-            Output::Object,
-            file,
-            &opts.host,
-        )?;
+        let host = host_object(module, tables.as_ref(), test, Output::Object, file, opts)?;
         use crate::link::LinkError;
         match crate::timing::stage("link", || {
             crate::link::link_executable(&host, exe, crate::codegen::python::uses_python(module))
@@ -246,21 +256,8 @@ pub fn write_output(out: Option<&Path>, bytes: &[u8], inputs: &Inputs) -> i32 {
     }
 }
 
-/// Which worlds a build writes artifacts for (`--target`; `ksc build` writes all).
-#[derive(Clone, Copy)]
-pub struct Worlds {
-    pub bpf: bool,
-    pub host: bool,
-    pub kmod: bool,
-}
-
-impl Worlds {
-    pub const ALL: Worlds = Worlds {
-        bpf: true,
-        host: true,
-        kmod: true,
-    };
-}
+/// Which targets a build writes artifacts for (`--target`; `ksc build` writes all).
+pub type Targets = EnumSet<Target>;
 
 /// `ksc build`: the artifacts of §1.1 into DIR (default `./<base>`, created with parents):
 /// `<base>.bpf.o` for a kernel side, `<base>` for a `main` (or `<base>.test` with `--test`),
@@ -270,7 +267,7 @@ pub fn artifacts(
     file: &Path,
     out: Option<&Path>,
     test: bool,
-    worlds: Worlds,
+    targets: Targets,
     opts: &Options,
     inputs: &Inputs,
 ) -> i32 {
@@ -282,7 +279,7 @@ pub fn artifacts(
         eprintln!("ksc: {e}");
         return 1;
     }
-    let exe = if !worlds.host {
+    let exe = if !targets.contains(Target::Host) {
         None
     } else if test {
         Some(dir.join(format!("{base}.test")))
@@ -322,13 +319,13 @@ pub fn artifacts(
                 (Ok(o), Ok(())) => o,
             }
         }
-        None if worlds.bpf => match build(module, file, None, test, opts) {
+        None if targets.contains(Target::Bpf) => match build(module, file, None, test, opts) {
             Ok(o) => o,
             Err(code) => return code,
         },
         None => None,
     };
-    if let (true, Some(object)) = (worlds.bpf, &object) {
+    if let (true, Some(object)) = (targets.contains(Target::Bpf), &object) {
         if let Err(e) = output::write_file(&bpf_path, object, Mode::Data, inputs) {
             eprintln!("ksc: {e}");
             return 1;
@@ -343,8 +340,12 @@ pub fn artifacts(
             }
         }
     }
-    if worlds.kmod && module.funcs().any(|f| KsFunc(f).target(module) == b"kmod") {
-        let source = match module_source(module, file) {
+    if targets.contains(Target::Kmod)
+        && module
+            .funcs()
+            .any(|f| KsFunc(f).target(module) == Target::Kmod)
+    {
+        let source = match module_source(module, file, opts) {
             Ok(s) => s,
             Err(code) => return code,
         };
@@ -366,8 +367,8 @@ pub fn artifacts(
 }
 
 /// The kernel-module side as C source (§16.2).
-pub fn module_source(module: &Module, file: &Path) -> Result<String, i32> {
-    let kmod = run_pipeline(module, pipeline::KMOD, "kmod-ir")?;
+pub fn module_source(module: &Module, file: &Path, opts: &Options) -> Result<String, i32> {
+    let kmod = run_pipeline(module, Target::Kmod, opts)?;
     let callers = crate::codegen::kmod::kfunc_callers(module);
     crate::codegen::kmod::emit(&kmod, &base_name(file), &callers)
         .map_err(|errors| report_backend_errors(&kmod, file, "module", errors))

@@ -1,5 +1,7 @@
 //! Command-line surface (docs/language.md §1.1). Usage errors exit with status 2 (clap's default).
 
+use crate::vocab::Target;
+use clap::builder::TypedValueParser as _;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -178,6 +180,19 @@ pub struct CodegenArgs {
     /// Optimisation level: 0 (no IR optimisation: code as written, for debugging) or 2
     #[arg(short = 'O', value_name = "LEVEL", default_value = "2", value_parser = ["0", "2"], global = true)]
     pub opt_level: String,
+    /// Print the KS-IR to stderr after the named pass (`all`: after every pass); see
+    /// `ksc opt --list-passes`
+    #[arg(long, value_name = "PASS", global = true, value_parser = pass_name_parser())]
+    pub print_after: Option<String>,
+    /// Verify the KS-IR after every pass, not only at the end of each pipeline
+    #[arg(long, global = true)]
+    pub verify_each: bool,
+}
+
+/// `--print-after` values: a registered pass, or `all`.
+fn pass_name_parser() -> clap::builder::PossibleValuesParser {
+    let names: Vec<&'static str> = crate::passes::registry::list().map(|p| p.name).collect();
+    clap::builder::PossibleValuesParser::new(std::iter::once("all").chain(names))
 }
 
 /// The compile form: `ksc [--target=…] [--emit=…] [-o OUT] FILE`.
@@ -186,9 +201,9 @@ pub struct CompileArgs {
     /// The KernelScript source file
     #[arg(value_name = "FILE", required = true)]
     pub file: Option<PathBuf>,
-    /// Which worlds to compile, comma separated. With --emit=llvm-ir, asm or obj (one output),
+    /// Which targets to compile, comma separated. With --emit=llvm-ir, asm or obj (one output),
     /// the kernel side is emitted when bpf is selected, else the userspace side
-    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [Target::Bpf, Target::Host, Target::Kmod])]
+    #[arg(long, value_delimiter = ',', value_parser = target_parser(), default_values = ["bpf", "host", "kmod"])]
     pub target: Vec<Target>,
     /// What to produce
     #[arg(long, value_enum, default_value_t = Emit::Exe)]
@@ -201,11 +216,10 @@ pub struct CompileArgs {
     pub test: bool,
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
-    Bpf,
-    Host,
-    Kmod,
+/// `--target` values: the IR's own targets, by their IR spelling.
+fn target_parser() -> impl clap::builder::TypedValueParser<Value = Target> {
+    clap::builder::PossibleValuesParser::new(Target::ALL.map(Target::name))
+        .map(|name| Target::from_name(&name).expect("a listed target"))
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

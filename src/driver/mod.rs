@@ -11,7 +11,8 @@ mod verify;
 use crate::diagnostics::{render_json, render_text, Diagnostics, SourceMap};
 use crate::sema::{self, CheckOptions};
 use crate::syntax::{self, ParseOptions};
-use cli::{Cli, CodegenArgs, Command, DiagnosticFormat, Emit, Target};
+use crate::vocab::Target;
+use cli::{Cli, CodegenArgs, Command, DiagnosticFormat, Emit};
 use output::Inputs;
 use std::path::Path;
 
@@ -70,8 +71,8 @@ struct CommonArgs {
 /// What a command asks of the pipeline after the frontend.
 enum Stage {
     Check,
-    /// `--emit` for the selected worlds, with the `-o` path and `--test`.
-    Emit(Emit, build::Worlds, Option<std::path::PathBuf>, bool),
+    /// `--emit` for the selected targets, with the `-o` path and `--test`.
+    Emit(Emit, build::Targets, Option<std::path::PathBuf>, bool),
     Verify,
     Build {
         out: Option<std::path::PathBuf>,
@@ -118,14 +119,10 @@ fn dispatch(cli: Cli) -> i32 {
         }
         None => {
             let c = cli.compile;
-            let worlds = build::Worlds {
-                bpf: c.target.contains(&Target::Bpf),
-                host: c.target.contains(&Target::Host),
-                kmod: c.target.contains(&Target::Kmod),
-            };
+            let targets: build::Targets = c.target.iter().copied().collect();
             (
                 c.file.unwrap_or_default(),
-                Stage::Emit(c.emit, worlds, c.out, c.test),
+                Stage::Emit(c.emit, targets, c.out, c.test),
             )
         }
     };
@@ -213,10 +210,7 @@ fn run_stage(
     sources: &SourceMap,
 ) -> i32 {
     // The kernel-side passes `check` runs have nothing to look at in a userspace-only unit.
-    let kernel_side = checked
-        .funcs
-        .iter()
-        .any(|f| f.kind.world() == sema::env::World::Kernel);
+    let kernel_side = checked.funcs.iter().any(|f| f.kind.target() == Target::Bpf);
     if matches!(stage, Stage::Check) && !kernel_side {
         return 0;
     }
@@ -231,20 +225,17 @@ fn run_stage(
         Stage::Check => build::check_pipelines(&module, &opts),
         Stage::Emit(Emit::KsIr, _, out, _) => emit_text(&module, "ks-ir", out.as_deref(), sources),
         Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), _, out, _) => {
-            let (passes, name) = if e == Emit::BpfIr {
-                (crate::passes::pipeline::bpf(&opts.bpf.cpu), "bpf-ir")
+            let target = if e == Emit::BpfIr {
+                Target::Bpf
             } else {
-                (crate::passes::pipeline::HOST.to_vec(), "host-ir")
+                Target::Host
             };
-            match crate::passes::pipeline::run_pipeline(&module, &passes) {
-                Ok(m) => emit_text(&m, name, out.as_deref(), sources),
-                Err((pass, errors)) => {
-                    opt::report_pass_errors(&module, &pass, &errors);
-                    1
-                }
+            match build::run_pipeline(&module, target, &opts) {
+                Ok(m) => emit_text(&m, emit_name(e), out.as_deref(), sources),
+                Err(code) => code,
             }
         }
-        Stage::Emit(e @ (Emit::LlvmIr | Emit::Asm | Emit::Obj), worlds, out, test) => {
+        Stage::Emit(e @ (Emit::LlvmIr | Emit::Asm | Emit::Obj), targets, out, test) => {
             let output = match e {
                 Emit::LlvmIr => crate::codegen::llvm::Output::LlvmIr,
                 Emit::Asm => crate::codegen::llvm::Output::Asm,
@@ -252,9 +243,9 @@ fn run_stage(
             };
             // One output file: the kernel side when it is selected, else the userspace side
             // (whose embedded object is compiled too, as the executable would have it).
-            let bytes = if worlds.bpf {
-                build::kernel_object(&module, output, file, &opts.bpf)
-            } else if worlds.host {
+            let bytes = if targets.contains(Target::Bpf) {
+                build::kernel_object(&module, output, file, &opts)
+            } else if targets.contains(Target::Host) {
                 emit_host(&module, output, file, test, &opts)
             } else {
                 eprintln!(
@@ -269,37 +260,34 @@ fn run_stage(
                 Err(code) => code,
             }
         }
-        Stage::Emit(Emit::Exe, worlds, out, test) => build::artifacts(
+        Stage::Emit(Emit::Exe, targets, out, test) => build::artifacts(
             &module,
             file,
             out.as_deref(),
             test,
-            worlds,
+            targets,
             &opts,
             &Inputs::of(sources),
         ),
         Stage::Emit(Emit::Ast, ..) => 0,
-        Stage::Verify => match build::kernel_object(
-            &module,
-            crate::codegen::llvm::Output::Object,
-            file,
-            &opts.bpf,
-        ) {
-            Ok(bytes) => verify::run(
-                &bytes,
-                file,
-                unit,
-                sources,
-                common.diagnostics == DiagnosticFormat::Json,
-            ),
-            Err(code) => code,
-        },
+        Stage::Verify => {
+            match build::kernel_object(&module, crate::codegen::llvm::Output::Object, file, &opts) {
+                Ok(bytes) => verify::run(
+                    &bytes,
+                    file,
+                    unit,
+                    sources,
+                    common.diagnostics == DiagnosticFormat::Json,
+                ),
+                Err(code) => code,
+            }
+        }
         Stage::Build { out, test } => build::artifacts(
             &module,
             file,
             out.as_deref(),
             test,
-            build::Worlds::ALL,
+            build::Targets::all(),
             &opts,
             &Inputs::of(sources),
         ),
@@ -333,8 +321,8 @@ fn emit_host(
     test: bool,
     opts: &build::Options,
 ) -> Result<Vec<u8>, i32> {
-    let tables = build::kernel_tables(module, file, &opts.bpf)?;
-    build::host_object(module, tables.as_ref(), test, output, file, &opts.host)
+    let tables = build::kernel_tables(module, file, opts)?;
+    build::host_object(module, tables.as_ref(), test, output, file, opts)
 }
 
 fn emit_name(e: Emit) -> &'static str {

@@ -1,6 +1,7 @@
 //! `ksc opt`: textual KS-IR in, passes, verification, textual KS-IR out.
 
 use crate::ir::{self, Module};
+use crate::passes::manager::{self, Pipeline, PipelineError};
 use std::path::Path;
 
 /// Prints a module after verifying it; a verifier failure is an internal error of the stage that
@@ -21,7 +22,12 @@ pub fn verified_text(m: &Module, stage: &str) -> Result<String, i32> {
     if errors.is_empty() {
         return Ok(ir::print::print_module(m));
     }
-    for e in &errors {
+    report_verify_errors(m, stage, &errors);
+    Err(1)
+}
+
+fn report_verify_errors(m: &Module, stage: &str, errors: &[ir::verify::VerifyError]) {
+    for e in errors {
         eprintln!(
             "{}: error[E0999]: internal compiler error: {stage} does not verify: '{}' op {}",
             loc_text(m, e.op),
@@ -29,7 +35,18 @@ pub fn verified_text(m: &Module, stage: &str) -> Result<String, i32> {
             e.message
         );
     }
-    Err(1)
+}
+
+/// A pipeline's failure: pass errors at their `.ks` lines, or the module a pass left unverifiable.
+pub fn report_pipeline_error(m: &Module, e: &crate::passes::manager::PipelineError) -> i32 {
+    use crate::passes::manager::PipelineError;
+    match e {
+        PipelineError::Pass(pass, errors) => report_pass_errors(m, pass, errors),
+        PipelineError::Verify(pass, errors) => {
+            report_verify_errors(m, &format!("pass `{pass}`"), errors)
+        }
+    }
+    1
 }
 
 /// Pass failures on a module lowered from source point at the source (they are compiler bugs
@@ -68,8 +85,8 @@ pub fn loc_text(m: &Module, op: ir::OpId) -> String {
 
 pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
     if list {
-        for (name, about) in crate::passes::list() {
-            println!("{name:<20} {about}");
+        for p in crate::passes::registry::list() {
+            println!("{:<20} {}", p.name, p.about);
         }
         return 0;
     }
@@ -121,9 +138,23 @@ pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
         }
         return 1;
     }
-    for p in passes {
-        if let Err(msgs) = crate::passes::run(p, &mut module) {
-            for e in msgs {
+    // The input may come from any stage: the pipeline is checked against what the module shows.
+    let names: Vec<&str> = passes.iter().map(String::as_str).collect();
+    let pipeline = match Pipeline::new(&names, manager::observed_facts(&module), &[]) {
+        Ok(p) => p,
+        Err(why) => {
+            eprintln!("{name}: error: {why}");
+            return 1;
+        }
+    };
+    let opts = manager::RunOptions {
+        verify_each: true,
+        print_after: None,
+    };
+    match manager::run(&mut module, &pipeline, opts) {
+        Ok(()) => {}
+        Err(PipelineError::Pass(_, errors)) => {
+            for e in errors {
                 let what = if e.code == crate::diagnostics::Code::E0999 {
                     e.message
                 } else {
@@ -136,8 +167,7 @@ pub fn run(file: &Path, passes: &[String], list: bool) -> i32 {
             }
             return 1;
         }
-        let errors = ir::verify::verify_module(&module);
-        if !errors.is_empty() {
+        Err(PipelineError::Verify(p, errors)) => {
             for e in &errors {
                 eprintln!(
                     "{name}: error: after pass `{p}`: '{}' op {}",

@@ -16,7 +16,7 @@ mod types;
 pub mod verify;
 
 pub use module::*;
-pub use ops::{views, Opcode, Traits, OP_INFO};
+pub use ops::{views, EnumType, EnumValue, Opcode, Traits, OP_INFO};
 pub use types::*;
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The arena that holds a module: ops, SSA values, blocks and regions, addressed by handles.
 
-use super::{Opcode, Traits, Type};
+use super::{EnumValue, Opcode, Traits, Type};
 use std::rc::Rc;
 
 macro_rules! handle {
@@ -41,6 +41,8 @@ pub enum Attr {
     Int(i128),
     Bool(bool),
     Str(Vec<u8>),
+    /// A value of one of the closed vocabularies (`enum(NAME)` in the specs).
+    Enum(EnumValue),
     Sym(String),
     Type(Type),
     Fields(Vec<(String, Type)>),

@@ -59,6 +59,8 @@ pub enum AttrKind {
     Type,
     Fields,
     List,
+    /// One of a closed vocabulary's values.
+    Enum(EnumType),
     /// Any literal attribute (global initialisers).
     Value,
 }
@@ -75,7 +77,7 @@ impl AttrKind {
                 | (AttrKind::Fields, Attr::Fields(_))
                 | (AttrKind::List, Attr::List(_))
                 | (AttrKind::Value, _)
-        )
+        ) || matches!((self, a), (AttrKind::Enum(t), Attr::Enum(v)) if v.ty() == t)
     }
 }
 

@@ -530,6 +530,7 @@ impl Parser {
                 attrs[i] = Some(match info.attrs[i].kind {
                     ops::AttrKind::Type => Attr::Type(self.ty()?),
                     ops::AttrKind::Fields => Attr::Fields(self.fields()?),
+                    ops::AttrKind::Enum(t) => self.enum_attr(t)?,
                     _ => self.attr()?,
                 });
                 if !self.eat(",") {
@@ -738,6 +739,26 @@ impl Parser {
             }
         }
         Ok(out)
+    }
+
+    /// A vocabulary value, written as its quoted spelling.
+    fn enum_attr(&mut self, t: ops::EnumType) -> PResult<Attr> {
+        let Tok::Str(s) = self.bump() else {
+            self.back();
+            return self.err(format!("expected a quoted {} value", t.name()));
+        };
+        match std::str::from_utf8(&s).ok().and_then(|s| t.parse(s)) {
+            Some(v) => Ok(Attr::Enum(v)),
+            None => {
+                self.back();
+                self.err(format!(
+                    "`{}` is not a {}; expected one of {}",
+                    String::from_utf8_lossy(&s),
+                    t.name(),
+                    t.spellings().join(", ")
+                ))
+            }
+        }
     }
 
     fn attr(&mut self) -> PResult<Attr> {

@@ -244,6 +244,7 @@ pub fn write_attr(out: &mut String, a: &Attr) {
             let _ = write!(out, "{b}");
         }
         Attr::Str(s) => write_str(out, s),
+        Attr::Enum(e) => write_str(out, e.name().as_bytes()),
         Attr::Sym(s) => {
             out.push('@');
             if is_bare_symbol(s) {

@@ -15,7 +15,8 @@ fn sample() -> Module {
     let f = b.ks_func(
         "twice",
         ft,
-        b"host".as_slice(),
+        crate::vocab::Target::Host,
+        None,
         None,
         None,
         None,

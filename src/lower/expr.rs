@@ -4,9 +4,10 @@ use super::body::{FnLower, Slot};
 use crate::diagnostics::Span;
 use crate::ir::{Attr, FnType, Type, Value};
 use crate::sema::consteval::ConstValue;
-use crate::sema::env::{Foreign, ProgKind, StructOrigin, Symbol, World};
+use crate::sema::env::{Foreign, ProgKind, StructOrigin, Symbol, Target};
 use crate::sema::types::{unify_ints, IntTy, Ty};
 use crate::syntax::ast::*;
+use crate::vocab::CmpPred;
 use std::rc::Rc;
 
 /// Where an lvalue lives.
@@ -303,7 +304,7 @@ impl FnLower<'_, '_, '_> {
             }
             t => {
                 let z = self.b().core_const(0, t);
-                self.b().core_cmp(v, z, "ne")
+                self.b().core_cmp(v, z, CmpPred::Ne)
             }
         }
     }
@@ -311,7 +312,7 @@ impl FnLower<'_, '_, '_> {
     pub fn non_null(&mut self, p: Value) -> Value {
         let t = self.lw.m.value_type(p).clone();
         let z = self.b().core_const(0, t);
-        self.b().core_cmp(p, z, "ne")
+        self.b().core_cmp(p, z, CmpPred::Ne)
     }
 
     /// `m[k]` or an entry binding: whose truthiness and `== null` test presence (§11.3).
@@ -541,7 +542,7 @@ impl FnLower<'_, '_, '_> {
     /// A pointer about to be dereferenced (`*p`, `p->f`, `p[i]`). Userspace checks it for null at
     /// run time and aborts (§6.8, §13.4); kernel code needs no check (E0609 and the verifier).
     fn deref(&mut self, p: Value, span: Span) -> Value {
-        if self.kind.world() != World::User {
+        if self.kind.target() != Target::Host {
             return p;
         }
         let prev = self.loc;
@@ -729,7 +730,7 @@ impl FnLower<'_, '_, '_> {
         if let (Base::Addr(a), BinOp::Add, true) = (
             &place.base,
             bop,
-            self.kind.world() == crate::sema::env::World::Kernel && tit.is_int(),
+            self.kind.target() == crate::sema::env::Target::Bpf && tit.is_int(),
         ) {
             if self.is_global_address(*a) {
                 let addr = self.apply_path(*a, &place.path);
@@ -825,12 +826,12 @@ impl FnLower<'_, '_, '_> {
             }
             BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 let pred = match op {
-                    BinOp::Eq => "eq",
-                    BinOp::Ne => "ne",
-                    BinOp::Lt => "lt",
-                    BinOp::Le => "le",
-                    BinOp::Gt => "gt",
-                    _ => "ge",
+                    BinOp::Eq => CmpPred::Eq,
+                    BinOp::Ne => CmpPred::Ne,
+                    BinOp::Lt => CmpPred::Lt,
+                    BinOp::Le => CmpPred::Le,
+                    BinOp::Gt => CmpPred::Gt,
+                    _ => CmpPred::Ge,
                 };
                 // `m[k] == null`: a presence test (§11.3).
                 for (a, b) in [(l, r), (r, l)] {
@@ -1150,7 +1151,7 @@ impl FnLower<'_, '_, '_> {
             sig.into_bytes(),
         );
         let zero = self.b().core_const(0, Type::i64());
-        let raised = self.b().core_cmp(status, zero, "ne");
+        let raised = self.b().core_cmp(status, zero, CmpPred::Ne);
         let op = self.b().ks_if(raised, None, &[]);
         let tb = self.entry_of(op, 0);
         self.in_block(tb, |fl| {
@@ -1572,7 +1573,7 @@ impl FnLower<'_, '_, '_> {
                 let pv2 = self.convert(pv, &sit);
                 self.b().ks_str_eq(s, pv2)
             }
-            _ => self.b().core_cmp(s, pv, "eq"),
+            _ => self.b().core_cmp(s, pv, CmpPred::Eq),
         };
         let _ = st;
         let op = self.b().ks_if(c, None, results);

@@ -14,10 +14,11 @@ mod types;
 use crate::diagnostics::{FileId, SourceMap, Span};
 use crate::ir::{Attr, Builder, Loc, Module, OpId, Type};
 use crate::sema::consteval::ConstValue;
-use crate::sema::env::{FnKind, FuncId, ProgKind, StructOrigin, World};
+use crate::sema::env::{FnKind, FuncId, StructOrigin, Target};
 use crate::sema::types::{StructId, Ty};
 use crate::sema::Checked;
 use crate::syntax::ast::{Item, ItemKind, Unit};
+use crate::vocab::Storage;
 use std::collections::{BTreeSet, HashMap};
 
 /// Lowers a checked unit to a `ks` module.
@@ -69,10 +70,7 @@ pub fn lower_unit(unit: &Unit, checked: &Checked, sources: &SourceMap) -> Module
         });
     }
     // Maps live in the BPF object, so a unit with maps has kernel-side objects even without programs.
-    lw.has_kernel = checked
-        .funcs
-        .iter()
-        .any(|f| f.kind.world() == World::Kernel)
+    lw.has_kernel = checked.funcs.iter().any(|f| f.kind.target() == Target::Bpf)
         || !checked.impls.is_empty()
         || !checked.maps.is_empty();
     lw.declarations(unit);
@@ -155,21 +153,11 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         .find(|f| f.name.name == "numa_node")
                         .and_then(|f| f.arg)
                         .map(|(n, _)| n as i128);
-                    let kind = format!("{:?}", mi.kind).to_lowercase();
-                    let kind = match mi.kind {
-                        crate::sema::env::MapKind::PercpuHash => "percpu_hash".to_string(),
-                        crate::sema::env::MapKind::PercpuArray => "percpu_array".to_string(),
-                        crate::sema::env::MapKind::LruHash => "lru_hash".to_string(),
-                        crate::sema::env::MapKind::LpmTrie => "lpm_trie".to_string(),
-                        crate::sema::env::MapKind::BloomFilter => "bloom_filter".to_string(),
-                        crate::sema::env::MapKind::PerfEventArray => "perf_event_array".to_string(),
-                        _ => kind,
-                    };
                     let mut b = self.top();
                     b.loc = loc;
                     b.ks_map(
                         &mi.name,
-                        kind.as_bytes(),
+                        mi.kind,
                         key,
                         value,
                         mi.max_entries as i128,
@@ -190,17 +178,17 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         .map(|v| self.const_attr(v))
                         .or_else(|| g.init.as_ref().and_then(|e| self.array_init(e)));
                     let storage = if gi.pinned {
-                        "pinned"
+                        Storage::Pinned
                     } else if gi.local {
-                        "local"
+                        Storage::Local
                     } else if self.has_kernel {
-                        "shared"
+                        Storage::Shared
                     } else {
-                        "process"
+                        Storage::Process
                     };
                     let mut b = self.top();
                     b.loc = loc;
-                    b.ks_global(&gi.name, ty, storage.as_bytes(), init);
+                    b.ks_global(&gi.name, ty, storage, init);
                 }
                 ItemKind::Config(c) => {
                     let Some(ci) = ck.configs.iter().find(|x| x.name == c.name.name) else {
@@ -244,7 +232,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         offsets.into_iter().map(|o| Attr::Int(o as i128)).collect(),
                         size as i128,
                         align as i128,
-                        b"config".as_slice(),
+                        StructOrigin::Config,
                         None,
                     );
                     b.ks_config(&ci.name, fields, defaults);
@@ -334,7 +322,18 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         let op = {
             let mut b = self.top();
             b.loc = loc;
-            b.ks_func(&name, ty, b"bpf", None, None, None, may_throw, None, None)
+            b.ks_func(
+                &name,
+                ty,
+                Target::Bpf,
+                None,
+                None,
+                None,
+                may_throw,
+                None,
+                None,
+                None,
+            )
         };
         body::lower_body(self, id, op);
     }
@@ -348,18 +347,13 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             params: f.params.iter().map(|p| self.ir_type(p)).collect(),
             ret: self.ir_type(&f.ret),
         }));
-        let target = match f.kind.world() {
-            World::Kernel => "bpf",
-            World::User => "host",
-            World::Module => "kmod",
-        };
         let attach = match &f.kind {
             FnKind::Program { arg, .. } => arg.clone(),
             FnKind::StructOpsMethod { .. } => Some(f.name.clone()),
             _ => None,
         };
         let kind = f.kind.program_kind();
-        let section = kind.map(|k| section_name(k, attach.as_deref().unwrap_or(""), &f.name));
+        let section = kind.map(|k| k.section(attach.as_deref().unwrap_or("")));
         let may_throw = self.ck.may_throw.contains(&id).then_some(true);
         let test = (f.kind == FnKind::Test).then_some(true);
         let syscall = self.ck.syscall_probes.contains(&id).then_some(true);
@@ -368,22 +362,17 @@ impl<'c, 'a> Lowerer<'c, 'a> {
         let op = {
             let mut b = self.top();
             b.loc = loc;
-            // kfuncs carry the kind `kfunc`: like programs, the kernel calls them.
-            let kind = if f.kind == FnKind::Kfunc {
-                Some(b"kfunc".to_vec())
-            } else {
-                kind.map(|k| kind_name(k).as_bytes().to_vec())
-            };
             b.ks_func(
                 &name,
                 ty,
-                target.as_bytes(),
+                f.kind.target(),
                 kind,
                 attach.map(String::into_bytes),
                 section.map(String::into_bytes),
                 may_throw,
                 test,
                 syscall,
+                (f.kind == FnKind::Kfunc).then_some(true),
             )
         };
         body::lower_body(self, id, op);
@@ -556,7 +545,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
             offsets,
             ks.size as i128,
             8,
-            b"kernel".as_slice(),
+            StructOrigin::Kernel,
             Some(ks.id as i128),
         );
     }
@@ -564,40 +553,5 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     /// Converts a checked type; struct references are remembered so their declarations get emitted.
     pub fn ir_type(&mut self, t: &Ty) -> Type {
         types::ir_type(self, t)
-    }
-}
-
-pub fn kind_name(k: ProgKind) -> &'static str {
-    match k {
-        ProgKind::Xdp => "xdp",
-        ProgKind::Tc => "tc",
-        ProgKind::Probe => "probe",
-        ProgKind::Kprobe => "kprobe",
-        ProgKind::Fexit => "fexit",
-        ProgKind::Kretprobe => "kretprobe",
-        ProgKind::Tracepoint => "tracepoint",
-        ProgKind::TpBtf => "tp_btf",
-        ProgKind::PerfEvent => "perf_event",
-        ProgKind::Lsm => "lsm",
-        ProgKind::CgroupSkb => "cgroup_skb",
-        ProgKind::StructOps => "struct_ops",
-    }
-}
-
-/// The ELF section libbpf expects for a program kind (docs/language.md §9.2, TOOLCHAIN.md).
-pub fn section_name(k: ProgKind, arg: &str, _fname: &str) -> String {
-    match k {
-        ProgKind::Xdp => "xdp".into(),
-        ProgKind::Tc => format!("tcx/{arg}"),
-        ProgKind::Probe => format!("fentry/{arg}"),
-        ProgKind::Kprobe => format!("kprobe/{arg}"),
-        ProgKind::Fexit => format!("fexit/{arg}"),
-        ProgKind::Kretprobe => format!("kretprobe/{arg}"),
-        ProgKind::Tracepoint => format!("tracepoint/{arg}"),
-        ProgKind::TpBtf => format!("tp_btf/{arg}"),
-        ProgKind::PerfEvent => "perf_event".into(),
-        ProgKind::Lsm => format!("lsm/{arg}"),
-        ProgKind::CgroupSkb => format!("cgroup_skb/{arg}"),
-        ProgKind::StructOps => format!("struct_ops/{arg}"),
     }
 }

@@ -99,7 +99,7 @@ impl Lowerer<'_, '_> {
             .map(|f| (f.name.clone(), ir_type(self, &f.ty)))
             .collect();
         let (offsets, size, align): (Vec<u64>, u64, u64) = match s.origin {
-            StructOrigin::File | StructOrigin::Builtin => layout.c_layout(s),
+            StructOrigin::File | StructOrigin::Config | StructOrigin::Builtin => layout.c_layout(s),
             StructOrigin::Context => (
                 s.fields
                     .iter()
@@ -126,12 +126,7 @@ impl Lowerer<'_, '_> {
                 (offs, s.kernel_size.unwrap_or(0), 8)
             }
         };
-        let origin = match s.origin {
-            StructOrigin::File => "file",
-            StructOrigin::Kernel => "kernel",
-            StructOrigin::Context => "context",
-            StructOrigin::Builtin => "builtin",
-        };
+        let origin = s.origin;
         let loc = s.span.map(|sp| self.loc(sp)).unwrap_or_default();
         let name = s.name.clone();
         let btf_id = s.btf_id.map(|i| i as i128);
@@ -145,7 +140,7 @@ impl Lowerer<'_, '_> {
             offsets.into_iter().map(|o| Attr::Int(o as i128)).collect(),
             size as i128,
             align as i128,
-            origin.as_bytes(),
+            origin,
             btf_id,
         );
     }

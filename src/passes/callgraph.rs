@@ -2,6 +2,7 @@
 
 use super::PassResult;
 use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode};
+use crate::vocab::Target;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use std::collections::HashMap;
@@ -57,17 +58,16 @@ impl CallGraph {
     }
 }
 
-fn target(m: &Module, f: OpId) -> &[u8] {
+fn target(m: &Module, f: OpId) -> Target {
     KsFunc(f).target(m)
 }
 
 /// Recursion among kernel functions cannot be compiled for eBPF (docs/language.md §9.4, E0502).
-pub fn check_recursion(m: &mut Module) -> PassResult {
-    let cg = CallGraph::build(m);
+pub fn check_recursion(m: &Module, cg: &CallGraph) -> PassResult {
     let mut errors = Vec::new();
     for scc in petgraph::algo::tarjan_scc(&cg.graph) {
         let f = cg.graph[scc[0]];
-        if target(m, f) != b"bpf" {
+        if target(m, f) != Target::Bpf {
             continue;
         }
         let self_loop = cg
@@ -77,7 +77,7 @@ pub fn check_recursion(m: &mut Module) -> PassResult {
         if scc.len() == 1 && !self_loop {
             continue;
         }
-        let (cycle, closing) = cycle_path(m, &cg, &scc);
+        let (cycle, closing) = cycle_path(m, cg, &scc);
         let names: Vec<String> = cycle
             .iter()
             .map(|&f| format!("@{}", m.symbol(f).unwrap_or("?")))
@@ -98,15 +98,13 @@ pub fn check_recursion(m: &mut Module) -> PassResult {
 /// Each program may call only the BPF helpers its kind allows (sema's table); the kernel would
 /// refuse the program at load. Checked over everything a program calls (helpers, loop bodies),
 /// at the helper call, naming the program (E0501).
-pub fn check_helper_kinds(m: &mut Module) -> PassResult {
-    let cg = CallGraph::build(m);
+pub fn check_helper_kinds(m: &Module, cg: &CallGraph) -> PassResult {
     let mut errors = Vec::new();
     let mut reported = std::collections::HashSet::new();
-    for program in m.funcs().filter(|&f| target(m, f) == b"bpf") {
+    for program in m.funcs().filter(|&f| target(m, f) == Target::Bpf) {
         let Some(kind) = KsFunc(program).kind(m) else {
             continue;
         };
-        let kind = String::from_utf8_lossy(kind).into_owned();
         // What runs in this program: calls only (a tail call's target is a program of its own).
         let calls_only =
             petgraph::visit::EdgeFiltered::from_fn(&cg.graph, |e| e.weight().0 == Edge::Call);
@@ -122,7 +120,7 @@ pub fn check_helper_kinds(m: &mut Module) -> PassResult {
             });
         }
         for (op, callee) in calls {
-            if let Err(why) = crate::sema::builtins::helper_allowed(&callee, &kind) {
+            if let Err(why) = crate::sema::builtins::helper_allowed(&callee, kind) {
                 if reported.insert(op) {
                     let name = m.symbol(program).unwrap_or("?");
                     errors.push(super::PassError::user(op, crate::diagnostics::Code::E0501, format!("`{callee}` is not available to {kind} programs (`{name}` reaches this call): {why}")));

@@ -16,6 +16,7 @@ use super::{PassErrors, PassResult};
 use crate::ir::{
     views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, RegionId, Type, Value,
 };
+use crate::vocab::{CmpPred, ProgKind, Target};
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -70,7 +71,10 @@ pub fn run(m: &mut Module) -> PassResult {
 /// calling kfunc, §13.1, §13.4.)
 fn is_entry(m: &Module, f: OpId) -> bool {
     let v = KsFunc(f);
-    v.kind(m).is_some() || v.test(m) == Some(true) || m.symbol(f) == Some("main")
+    v.kind(m).is_some()
+        || v.kfunc(m) == Some(true)
+        || v.test(m) == Some(true)
+        || m.symbol(f) == Some("main")
 }
 
 /// Kernel and module functions that may abort: they contain `ks.abort` or call one that may
@@ -79,7 +83,7 @@ fn aborting_functions(m: &Module) -> HashSet<String> {
     let mut set: HashSet<String> = HashSet::new();
     let funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) != b"host")
+        .filter(|&f| KsFunc(f).target(m) != Target::Host)
         .collect();
     let mut calls: HashMap<String, Vec<String>> = HashMap::new();
     for &f in &funcs {
@@ -421,7 +425,7 @@ impl<'m> Flattener<'m> {
                 let li = self.m.add_block_arg(latch, ty.clone());
                 self.b_at(prev_loc).core_br(&[lo], vec![header]);
                 self.start(header);
-                let more = self.b_at(prev_loc).core_cmp(hi_i, hi, "lt");
+                let more = self.b_at(prev_loc).core_cmp(hi_i, hi, CmpPred::Lt);
                 self.b_at(prev_loc)
                     .core_cond_br(more, &[hi_i], 1, None, vec![body, exit]);
                 let old_body = self.m.region(data.regions[0]).blocks[0];
@@ -469,7 +473,7 @@ impl<'m> Flattener<'m> {
                             let k = self
                                 .b_at(prev_loc)
                                 .core_const(*n as i64 as i128, Type::i64());
-                            let hit = self.b_at(prev_loc).core_cmp(code, k, "eq");
+                            let hit = self.b_at(prev_loc).core_cmp(code, k, CmpPred::Eq);
                             let next = self.new_block();
                             self.b_at(prev_loc).core_cond_br(
                                 hit,
@@ -502,7 +506,7 @@ impl<'m> Flattener<'m> {
                 let pt = self.m.value_type(p).clone();
                 let (load, zero, join) = (self.new_block(), self.new_block(), self.new_block());
                 let null = self.b_at(prev_loc).core_const(0, pt);
-                let present = self.b_at(prev_loc).core_cmp(p, null, "ne");
+                let present = self.b_at(prev_loc).core_cmp(p, null, CmpPred::Ne);
                 self.b_at(prev_loc)
                     .core_cond_br(present, &[], 0, None, vec![load, zero]);
                 self.join_args(join, &data.results);
@@ -670,7 +674,7 @@ impl<'m> Flattener<'m> {
         if let Some(st) = self.status {
             self.set_status(st, STATUS_THROWN, Some(code), loc);
             self.return_zero(loc);
-        } else if self.target() == "host" {
+        } else if self.target() == Target::Host {
             self.b_at(loc)
                 .host_rt_call(&[code], b"ksrt_uncaught_throw".as_slice(), &[]);
             self.b_at(loc).core_unreachable();
@@ -691,14 +695,16 @@ impl<'m> Flattener<'m> {
         if let Some(st) = self.status {
             self.set_status(st, STATUS_ABORTED, None, loc);
             self.return_zero(loc);
-        } else if self.target() == "host" {
+        } else if self.target() == Target::Host {
             let msg = match message {
                 Some(Attr::Str(s)) => s,
                 _ => b"aborted".to_vec(),
             };
             self.b_at(loc).host_runtime_error(msg);
         } else {
-            let verdict = super::tail_calls::pass_verdict(KsFunc(self.func).kind(self.m));
+            let verdict = KsFunc(self.func)
+                .kind(self.m)
+                .map_or(0, ProgKind::pass_verdict);
             let ret = self.ret.clone();
             let v = if ret == Type::Void {
                 vec![]
@@ -710,8 +716,8 @@ impl<'m> Flattener<'m> {
         self.terminate();
     }
 
-    fn target(&self) -> String {
-        String::from_utf8_lossy(KsFunc(self.func).target(self.m)).into_owned()
+    fn target(&self) -> Target {
+        KsFunc(self.func).target(self.m)
     }
 
     fn convert_code(&mut self, code: Value, loc: crate::ir::Loc) -> Vec<Value> {
@@ -797,14 +803,14 @@ impl<'m> Flattener<'m> {
             .core_elem_addr(slot, zero, Type::ptr(i64t.clone()));
         let state = self.b_at(loc).core_load(a0, i64t.clone());
         let none = self.b_at(loc).core_const(0, i64t.clone());
-        let raised = self.b_at(loc).core_cmp(state, none, "ne");
+        let raised = self.b_at(loc).core_cmp(state, none, CmpPred::Ne);
         let (raise, cont) = (self.new_block(), self.new_block());
         self.b_at(loc)
             .core_cond_br(raised, &[], 0, Some(false), vec![raise, cont]);
         self.start(raise);
         if self.aborting.contains(&callee) {
             let ab = self.b_at(loc).core_const(STATUS_ABORTED, i64t.clone());
-            let is_abort = self.b_at(loc).core_cmp(state, ab, "eq");
+            let is_abort = self.b_at(loc).core_cmp(state, ab, CmpPred::Eq);
             let (abort_bb, throw_bb) = (self.new_block(), self.new_block());
             self.b_at(loc)
                 .core_cond_br(is_abort, &[], 0, None, vec![abort_bb, throw_bb]);

@@ -7,7 +7,8 @@
 
 use super::switch_table::MIN_CASES;
 use super::PassResult;
-use crate::ir::{Attr, BlockId, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::ir::{views, Attr, BlockId, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::vocab::CmpPred;
 use std::collections::HashSet;
 
 pub fn run(m: &mut Module) -> PassResult {
@@ -134,7 +135,7 @@ fn next_link(
 fn test_of(m: &Module, cond: Value) -> Option<(Subject, Value, Option<i128>)> {
     let cmp = defining(m, cond, Opcode::CoreCmp)?;
     let d = m.op(cmp);
-    if d.attrs[0] != Some(Attr::Str(b"eq".to_vec())) {
+    if views::CoreCmp(cmp).pred(m) != CmpPred::Eq {
         return None;
     }
     let constant = |v: Value| match m.op(defining(m, v, Opcode::CoreConst)?).attrs[0] {

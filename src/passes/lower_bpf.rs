@@ -17,6 +17,7 @@ use super::{PassErrors, PassResult};
 use crate::ir::layout::{self, size_of, struct_decl};
 use crate::ir::views::*;
 use crate::ir::{Attr, BlockId, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::vocab::{CmpPred, MapKind, ProgKind, Storage, StructOrigin, Target};
 use std::collections::{HashMap, HashSet};
 
 /// A BPF helper: its number in uapi/linux/bpf.h and its name.
@@ -51,7 +52,7 @@ const OUT_OF_BOUNDS: &str = "index out of bounds";
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
         .collect();
     let pinned = declare_pinned_globals(m)?;
     declare_config_maps(m);
@@ -170,7 +171,7 @@ fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors
         key_spills: Vec::new(),
         plain_slots: plain_slots(m, func),
         tracepoint_contexts: tracepoint_contexts(m),
-        bpf: KsFunc(func).target(m) == b"bpf",
+        bpf: KsFunc(func).target(m) == Target::Bpf,
     };
     for op in ops {
         cx.current = Some(op);
@@ -284,7 +285,7 @@ struct FnCx {
 fn tracepoint_contexts(m: &Module) -> HashSet<String> {
     let programs = m
         .funcs()
-        .filter(|&f| KsFunc(f).kind(m) == Some(b"tracepoint"));
+        .filter(|&f| KsFunc(f).kind(m) == Some(ProgKind::Tracepoint));
     let context = |f: OpId| match KsFunc(f).ty(m) {
         Type::Func(ft) => ft.params.first().and_then(|p| p.pointee()).cloned(),
         _ => None,
@@ -481,12 +482,12 @@ impl Emit<'_> {
     /// `ret == 0` for a helper's `long` result.
     fn succeeded(&mut self, ret: Value) -> Value {
         let z = self.b.core_const(0, self.ty(ret));
-        self.b.core_cmp(ret, z, "eq")
+        self.b.core_cmp(ret, z, CmpPred::Eq)
     }
 
     fn non_null(&mut self, p: Value) -> Value {
         let null = self.b.core_const(0, self.ty(p));
-        self.b.core_cmp(p, null, "ne")
+        self.b.core_cmp(p, null, CmpPred::Ne)
     }
 
     fn map_addr(&mut self, map: &str) -> Value {
@@ -811,17 +812,14 @@ fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let (map, key, delta) = (v.map(e.m()).to_string(), v.key(e.m()), v.delta(e.m()));
     let decl =
         declaration(e.m(), Opcode::KsMap, &map).ok_or_else(|| format!("@{map} is not a map"))?;
-    let (value_ty, kind) = (
-        KsMap(decl).value(e.m()).clone(),
-        KsMap(decl).kind(e.m()).to_vec(),
-    );
+    let (value_ty, kind) = (KsMap(decl).value(e.m()).clone(), KsMap(decl).kind(e.m()));
     if !value_ty.is_int() {
         return Err(format!(
             "`+=` on an entry of @{map} needs integer values, not {value_ty}"
         ));
     }
-    let per_cpu = kind.starts_with(b"percpu") || kind.starts_with(b"lru_percpu");
-    let always_present = matches!(kind.as_slice(), b"array" | b"percpu_array");
+    let per_cpu = kind.is_percpu();
+    let always_present = kind.always_present();
     let delta = e.cast(delta, &value_ty);
     let entry_ty = Type::ptr(value_ty);
     // `if (m[k] != null) { m[k] += 1 }`: the entry found by the test is the one to add to, and
@@ -1105,7 +1103,8 @@ fn kfield_addr(e: &mut Emit, op: OpId) -> Lowered {
     let Type::Struct(name) = e.pointee(base) else {
         return Err(format!("the base is not a struct pointer: {}", e.ty(base)));
     };
-    let kernel = struct_decl(e.m(), &name).is_some_and(|s| KsStruct(s).origin(e.m()) == b"kernel");
+    let kernel = struct_decl(e.m(), &name)
+        .is_some_and(|s| KsStruct(s).origin(e.m()) == StructOrigin::Kernel);
     if !kernel {
         return Err(format!(
             "!{name} is not a kernel struct (CO-RE needs its BTF)"
@@ -1248,7 +1247,7 @@ fn declare_config_maps(m: &mut Module) {
             declare(m, Some(decl), |b| {
                 b.ks_map(
                     &name,
-                    b"array".as_slice(),
+                    MapKind::Array,
                     Some(Type::u32()),
                     value,
                     1,
@@ -1268,7 +1267,7 @@ fn declare_pinned_globals(m: &mut Module) -> Result<HashSet<String>, PassErrors>
         .top_ops()
         .iter()
         .filter_map(|&o| KsGlobal::of(m, o))
-        .filter(|g| g.storage(m) == b"pinned")
+        .filter(|g| g.storage(m) == Storage::Pinned)
         .map(|g| (g.name(m).to_string(), g.ty(m).clone()))
         .collect();
     let names: HashSet<String> = fields.iter().map(|(n, _)| n.clone()).collect();
@@ -1288,12 +1287,12 @@ fn declare_pinned_globals(m: &mut Module) -> Result<HashSet<String>, PassErrors>
             offsets,
             size as i128,
             align as i128,
-            b"file".as_slice(),
+            StructOrigin::File,
             None,
         );
         b.ks_map(
             PINNED_MAP,
-            b"array".as_slice(),
+            MapKind::Array,
             Some(Type::u32()),
             Type::Struct(PINNED_STRUCT.into()),
             1,
@@ -1318,7 +1317,7 @@ fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     };
     let i = e.cast(index, &Type::u64());
     let limit = e.u64(n as i128);
-    let out = e.b.core_cmp(i, limit, "ge");
+    let out = e.b.core_cmp(i, limit, CmpPred::Ge);
     e.abort_if(out, OUT_OF_BOUNDS);
     // LLVM turns `base + i * size` into `base | i * size` when the base's alignment leaves the
     // low bits free (stack and global arrays indexed by a 0/1 value), and the verifier refuses

@@ -11,6 +11,7 @@
 use super::{PassErrors, PassResult};
 use crate::ir::views::*;
 use crate::ir::*;
+use crate::vocab::{CmpPred, Storage, Target};
 use std::collections::{HashMap, HashSet};
 
 const BPF_EXIST: i128 = 2;
@@ -22,7 +23,7 @@ pub fn run(m: &mut Module) -> PassResult {
     }
     let funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"host")
+        .filter(|&f| KsFunc(f).target(m) == Target::Host)
         .collect();
     let mut errors: PassErrors = Vec::new();
     for func in funcs {
@@ -55,9 +56,9 @@ pub fn run(m: &mut Module) -> PassResult {
 /// Otherwise globals and configs are ordinary process memory (§12.1, §12.3).
 pub fn has_kernel_side(m: &Module) -> bool {
     let decl = m.top_ops().iter().any(|&o| match m.op(o).opcode {
-        Opcode::KsFunc => KsFunc(o).target(m) == b"bpf",
+        Opcode::KsFunc => KsFunc(o).target(m) == Target::Bpf,
         Opcode::KsMap | Opcode::KsImpl => true,
-        Opcode::KsGlobal => KsGlobal(o).storage(m) != b"process",
+        Opcode::KsGlobal => KsGlobal(o).storage(m) != Storage::Process,
         _ => false,
     });
     decl || m.funcs().any(|f| {
@@ -93,7 +94,7 @@ fn configs_to_process_globals(m: &mut Module) {
         b.ks_global(
             &name,
             Type::Struct(format!("{name}_config").into()),
-            b"process".as_slice(),
+            Storage::Process,
             init,
         );
         m.detach_op(c);
@@ -759,7 +760,7 @@ impl Lower<'_> {
             Some(len) => {
                 let wide = self.convert(at, len, Type::u64());
                 let cap = self.konst(at, capacity, Type::u64());
-                let too_long = self.b(at).core_cmp(wide, cap, "gt");
+                let too_long = self.b(at).core_cmp(wide, cap, CmpPred::Gt);
                 self.guard(at, too_long, |lw, at| {
                     lw.b(at).host_runtime_error(format!(
                         "test(): the length exceeds the input's {capacity} bytes"
@@ -927,15 +928,12 @@ impl Lower<'_> {
             .and_then(|g| KsGlobal::of(self.m, g))
             .ok_or_else(|| format!("@{global} is not a global"))?;
         match decl.storage(self.m) {
-            b"process" => Ok(()),
-            b"shared" | b"pinned" => {
+            Storage::Process => Ok(()),
+            Storage::Shared | Storage::Pinned => {
                 let name = self.cstr(At::Before(op), global.as_bytes());
                 self.replace_by_rt(op, "ksrt_global_addr", &[name])
             }
-            s => Err(format!(
-                "userspace cannot use the {} global @{global}",
-                String::from_utf8_lossy(s)
-            )),
+            Storage::Local => Err(format!("userspace cannot use the local global @{global}")),
         }
     }
 
@@ -953,7 +951,7 @@ impl Lower<'_> {
         // Unsigned comparison: a negative index is huge once converted.
         let wide = self.convert(at, index, Type::u64());
         let n = self.konst(at, bound as i128, Type::u64());
-        let out_of_range = self.b(at).core_cmp(wide, n, "ge");
+        let out_of_range = self.b(at).core_cmp(wide, n, CmpPred::Ge);
         self.guard(at, out_of_range, |lw, at| {
             lw.b(at)
                 .host_runtime_error(format!("index out of range for {what}"));
@@ -968,7 +966,7 @@ impl Lower<'_> {
         let at = At::Before(op);
         let p = self.m.op(op).operands[0];
         let null = self.konst(at, 0, self.m.value_type(p).clone());
-        let is_null = self.b(at).core_cmp(p, null, "eq");
+        let is_null = self.b(at).core_cmp(p, null, CmpPred::Eq);
         self.guard(at, is_null, |lw, at| {
             lw.b(at)
                 .host_runtime_error("null pointer dereference".to_string());
@@ -1077,7 +1075,7 @@ impl Lower<'_> {
                     .libc(at, "memcmp", &[a, b, size], Some(Type::i32()))
                     .unwrap();
                 let zero = self.konst(at, 0, Type::i32());
-                self.b(at).core_cmp(diff, zero, "eq")
+                self.b(at).core_cmp(diff, zero, CmpPred::Eq)
             }
             Type::Array(elem, n) => {
                 let all = self.slot(Type::Bool);
@@ -1109,7 +1107,7 @@ impl Lower<'_> {
                     self.b(at).core_load(a, ty.clone()),
                     self.b(at).core_load(b, ty.clone()),
                 );
-                self.b(at).core_cmp(x, y, "eq")
+                self.b(at).core_cmp(x, y, CmpPred::Eq)
             }
         }
     }

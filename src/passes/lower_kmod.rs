@@ -5,11 +5,12 @@
 use super::{PassErrors, PassResult};
 use crate::ir::views::KsFunc;
 use crate::ir::{Module, OpId};
+use crate::vocab::Target;
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"kmod")
+        .filter(|&f| KsFunc(f).target(m) == Target::Kmod)
         .collect();
     let mut errors = PassErrors::new();
     for f in funcs {

@@ -14,6 +14,7 @@
 use super::PassResult;
 use crate::ir::layout::c_layout;
 use crate::ir::{views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
+use crate::vocab::{CmpPred, StructOrigin, Target};
 use std::collections::HashMap;
 use std::rc::Rc;
 
@@ -26,7 +27,7 @@ const UNROLL_TRIP_COUNT: i128 = 8;
 pub fn run(m: &mut Module) -> PassResult {
     let mut work: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
         .collect();
     for &f in &work {
         for l in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
@@ -172,7 +173,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
             offsets,
             size as i128,
             align as i128,
-            b"file".as_slice(),
+            StructOrigin::File,
             None,
         );
     }
@@ -192,7 +193,8 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         b.ks_func(
             &cb_name,
             cb_ty,
-            b"bpf".as_slice(),
+            Target::Bpf,
+            None,
             None,
             None,
             None,
@@ -260,7 +262,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         b.core_store(c, a);
     }
     // Trip count: hi - lo when positive (the bounds were evaluated once, before the loop).
-    let more = b.core_cmp(hi, lo, "gt");
+    let more = b.core_cmp(hi, lo, CmpPred::Gt);
     let span = b.core_sub(hi, lo);
     let zero = b.core_zero(counter_ty.clone());
     let trips = b.core_select(more, span, zero);

@@ -2,8 +2,11 @@
 //! backends each get only their functions and the declarations those functions use.
 
 use super::callgraph::CallGraph;
+use super::manager::Analyses;
 use super::PassResult;
-use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode};
+use crate::ir::views::{KsFunc, KsGlobal, KsMap};
+use crate::ir::{Attr, Module, OpId, Opcode};
+use crate::vocab::{Storage, Target};
 use petgraph::visit::Dfs;
 use std::collections::HashSet;
 
@@ -17,7 +20,7 @@ fn roots(m: &Module, funcs: impl Iterator<Item = OpId>) -> Vec<OpId> {
             v.kind(m).is_some()
                 || v.test(m) == Some(true)
                 || m.symbol(f) == Some("main")
-                || v.target(m) == b"kmod"
+                || v.target(m) == Target::Kmod
                 || m.symbol(f).is_some_and(|name| methods.contains(name))
                 || default_handler(m, f)
         })
@@ -28,14 +31,16 @@ fn default_handler(m: &Module, f: OpId) -> bool {
     let Some(map) = m.symbol(f).and_then(|n| n.strip_suffix("_callback")) else {
         return false;
     };
-    m.lookup_symbol(map).is_some_and(|d| m.op(d).opcode == Opcode::KsMap && matches!(m.attr(d, "kind"), Some(Attr::Str(k)) if k == b"ringbuf" || k == b"perf_event_array"))
+    m.lookup_symbol(map)
+        .and_then(|d| KsMap::of(m, d))
+        .is_some_and(|map| map.kind(m).is_event_stream())
 }
 
 /// Maps, configs and object globals live in the BPF object even when only userspace uses them.
 fn in_object(m: &Module, op: OpId) -> bool {
     match m.op(op).opcode {
         Opcode::KsMap | Opcode::KsConfig => true,
-        Opcode::KsGlobal => !matches!(m.attr(op, "storage"), Some(Attr::Str(s)) if s == b"process"),
+        Opcode::KsGlobal => KsGlobal(op).storage(m) != Storage::Process,
         _ => false,
     }
 }
@@ -176,8 +181,7 @@ fn impl_kept(m: &Module, imp: OpId, keep: &HashSet<OpId>) -> bool {
     }
 }
 
-fn reachable(m: &Module, roots: impl Iterator<Item = OpId>) -> HashSet<OpId> {
-    let cg = CallGraph::build(m);
+fn reachable(cg: &CallGraph, roots: impl Iterator<Item = OpId>) -> HashSet<OpId> {
     let mut seen = HashSet::new();
     for r in roots {
         let mut dfs = Dfs::new(&cg.graph, cg.node[&r]);
@@ -190,7 +194,7 @@ fn reachable(m: &Module, roots: impl Iterator<Item = OpId>) -> HashSet<OpId> {
 
 pub fn reachability(m: &mut Module) -> PassResult {
     let roots = roots(m, m.funcs());
-    let keep = reachable(m, roots.into_iter());
+    let keep = reachable(&CallGraph::build(m), roots.into_iter());
     retain(m, &keep, false);
     Ok(())
 }
@@ -198,33 +202,34 @@ pub fn reachability(m: &mut Module) -> PassResult {
 /// Keeps one world: its functions (reachable from its roots, or all of them when it has no roots)
 /// and the declarations they use. References to programs from userspace (`load`, `test`) stay as
 /// symbols: the host backend resolves them in the BPF object.
-pub fn partition(m: &mut Module, target: &str) -> PassResult {
-    if target == "bpf" {
-        kfuncs_as_externs(m);
+pub fn partition(m: &mut Module, target: Target, analyses: &mut Analyses) -> PassResult {
+    if target == Target::Bpf && kfuncs_as_externs(m) {
+        analyses.invalidate();
     }
     let in_target: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == target.as_bytes())
+        .filter(|&f| KsFunc(f).target(m) == target)
         .collect();
     let roots = roots(m, in_target.iter().copied());
     let keep: HashSet<OpId> = if roots.is_empty() {
         in_target.iter().copied().collect()
     } else {
-        reachable(m, roots.into_iter())
+        reachable(analyses.call_graph(m), roots.into_iter())
             .into_iter()
             .filter(|f| in_target.contains(f))
             .collect()
     };
-    retain(m, &keep, target == "bpf");
+    retain(m, &keep, target == Target::Bpf);
     Ok(())
 }
 
 /// Kernel code reaches the unit's own `@kfunc`s through BTF like any kfunc (§16.2): on the
 /// kernel side each becomes a `ks.extern` (no helper id) and its calls `ks.call_extern`.
-fn kfuncs_as_externs(m: &mut Module) {
+/// Returns whether any call changed.
+fn kfuncs_as_externs(m: &mut Module) -> bool {
     let kfuncs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"kmod")
+        .filter(|&f| KsFunc(f).target(m) == Target::Kmod)
         .collect();
     let names: HashSet<String> = kfuncs
         .iter()
@@ -232,7 +237,7 @@ fn kfuncs_as_externs(m: &mut Module) {
         .collect();
     let bpf_funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
         .collect();
     let mut called = HashSet::new();
     for f in bpf_funcs {
@@ -269,4 +274,5 @@ fn kfuncs_as_externs(m: &mut Module) {
         b.loc = loc;
         b.ks_extern(&name, ty, None);
     }
+    !called.is_empty()
 }

@@ -12,6 +12,7 @@ use super::PassResult;
 use crate::ir::layout;
 use crate::ir::views::KsFunc;
 use crate::ir::{Attr, BlockId, Builder, Loc, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::vocab::{CmpPred, Target};
 use std::collections::{HashMap, HashSet};
 
 /// Switches with fewer cases stay switches: LLVM handles them in near-linear time.
@@ -28,7 +29,7 @@ const MAX_KERNEL_TABLE_BYTES: u64 = 1 << 19;
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().collect();
     for f in funcs {
-        let in_userspace = KsFunc(f).target(m) == b"host";
+        let in_userspace = KsFunc(f).target(m) == Target::Host;
         let switches = m.collect_nested(f, |d| {
             d.opcode == Opcode::KsSwitch && d.regions.len() > MIN_CASES
         });
@@ -310,7 +311,7 @@ fn rewrite(m: &mut Module, func: OpId, sw: OpId, plan: Plan) {
     let (index, is_case) = match &plan.index {
         Index::Dense { span, holes: false } => {
             let span = b.core_const(*span as i128, Type::u64());
-            (offset, b.core_cmp(offset, span, "lt"))
+            (offset, b.core_cmp(offset, span, CmpPred::Lt))
         }
         Index::Dense { span, holes: true } => {
             let mut hits = vec![Attr::Int(0); *span];
@@ -319,7 +320,7 @@ fn rewrite(m: &mut Module, func: OpId, sw: OpId, plan: Plan) {
             }
             let hit = b.core_table(offset, hits, Type::u8());
             let zero = b.core_const(0, Type::u8());
-            (offset, b.core_cmp(hit, zero, "ne"))
+            (offset, b.core_cmp(hit, zero, CmpPred::Ne))
         }
         Index::Sparse { offsets } => {
             let (lo, hi) = slots.expect("search slots for a sparse switch");
@@ -382,14 +383,14 @@ fn binary_search(
     let after = (b.block, b.at);
     b.set_block(cond);
     let (l, h) = (b.core_load(lo, Type::u64()), b.core_load(hi, Type::u64()));
-    let more = b.core_cmp(l, h, "lt");
+    let more = b.core_cmp(l, h, CmpPred::Lt);
     b.ks_yield(&[more]);
     b.set_block(body);
     let (l, h) = (b.core_load(lo, Type::u64()), b.core_load(hi, Type::u64()));
     let sum = b.core_add(l, h);
     let mid = b.core_shr(sum, one);
     let probe = b.core_table(mid, keys.clone(), Type::u64());
-    let below = b.core_cmp(probe, key, "lt");
+    let below = b.core_cmp(probe, key, CmpPred::Lt);
     let step = b.ks_if(below, None, &[]);
     let (up, down) = (b.entry(step, 0), b.entry(step, 1));
     b.set_block(up);
@@ -400,8 +401,8 @@ fn binary_search(
     (b.block, b.at) = after;
     let rank = b.core_load(lo, Type::u64());
     let found = b.core_table(rank, keys, Type::u64());
-    let inside = b.core_cmp(rank, n, "lt");
-    let equal = b.core_cmp(found, key, "eq");
+    let inside = b.core_cmp(rank, n, CmpPred::Lt);
+    let equal = b.core_cmp(found, key, CmpPred::Eq);
     (rank, b.core_and(inside, equal))
 }
 

@@ -11,6 +11,7 @@
 
 use super::{PassErrors, PassResult};
 use crate::ir::{views::KsFunc, Attr, Builder, Module, OpId, Opcode, Type};
+use crate::vocab::ProgKind;
 
 pub const PROG_ARRAY: &str = "prog_array";
 
@@ -55,15 +56,6 @@ pub fn assign(m: &mut Module) -> PassResult {
     Ok(())
 }
 
-/// The value a program returns when its tail call fails (§9.2 pass verdicts).
-pub fn pass_verdict(kind: Option<&[u8]>) -> i128 {
-    match kind {
-        Some(b"xdp") => 2,
-        Some(b"cgroup_skb") => 1,
-        _ => 0,
-    }
-}
-
 pub fn lower(m: &mut Module) -> PassResult {
     let calls = tail_calls(m);
     if calls.is_empty() {
@@ -101,7 +93,7 @@ pub fn lower(m: &mut Module) -> PassResult {
             continue;
         };
         let func = m.top_level_of(op);
-        let verdict = pass_verdict(KsFunc(func).kind(m));
+        let verdict = KsFunc(func).kind(m).map_or(0, ProgKind::pass_verdict);
         let ret = match m.attr(func, "ty") {
             Some(Attr::Type(Type::Func(ft))) => ft.ret.clone(),
             _ => Type::Void,

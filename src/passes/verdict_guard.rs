@@ -10,8 +10,8 @@
 
 use super::PassResult;
 use crate::ir::{views::KsFunc, Module, OpId, Opcode, Type, Value, ValueDef};
-use crate::sema::env::ProgKind;
 use crate::sema::verdict::verdicts;
+use crate::vocab::{CmpPred, ProgKind};
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().collect();
@@ -19,7 +19,7 @@ pub fn run(m: &mut Module) -> PassResult {
         let Some(range) = checked_range(m, f) else {
             continue;
         };
-        let pass = super::tail_calls::pass_verdict(KsFunc(f).kind(m));
+        let pass = KsFunc(f).kind(m).map_or(0, ProgKind::pass_verdict);
         for ret in m.collect_nested(f, |d| d.opcode == Opcode::CoreRet) {
             guard(m, ret, range, pass);
         }
@@ -29,8 +29,7 @@ pub fn run(m: &mut Module) -> PassResult {
 
 /// The return range the verifier enforces for program `f`, if any.
 fn checked_range(m: &Module, f: OpId) -> Option<(i128, i128)> {
-    let kind = std::str::from_utf8(KsFunc(f).kind(m)?).ok()?;
-    let kind = ProgKind::from_attr(kind)?;
+    let kind = KsFunc(f).kind(m)?;
     if !matches!(
         kind,
         ProgKind::CgroupSkb | ProgKind::Lsm | ProgKind::Probe | ProgKind::Fexit
@@ -61,7 +60,7 @@ fn guard(m: &mut Module, ret: OpId, (lo, hi): (i128, i128), pass: i128) {
     // range only from a test of the register returned, and LLVM would otherwise fold both tests
     // into one range check on a derived register, or on the value's source (`b & 254 == 16`).
     let mut value = v;
-    for (bound, outside) in [(lo, "lt"), (hi, "gt")] {
+    for (bound, outside) in [(lo, CmpPred::Lt), (hi, CmpPred::Gt)] {
         let copy = b.bpf_opaque(value);
         let limit = b.core_const(bound, ty.clone());
         let out = b.core_cmp(copy, limit, outside);

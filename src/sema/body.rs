@@ -60,12 +60,12 @@ impl FnCtx {
         }
     }
 
-    pub fn world(&self) -> World {
-        self.kind.world()
+    pub fn target(&self) -> Target {
+        self.kind.target()
     }
 
     pub fn is_kernel(&self) -> bool {
-        self.world() == World::Kernel
+        self.target() == Target::Bpf
     }
 
     pub fn lookup(&self, name: &str) -> Option<&Local> {

@@ -1,6 +1,7 @@
 //! Builtin functions (Appendix A) and the standard BPF helpers ksc knows by name (§5.4).
 
 use super::types::{IntTy, Ty};
+use crate::vocab::ProgKind;
 
 /// A parameter or result shape in the helper table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -366,14 +367,14 @@ pub const HELPERS: &[Helper] = &[
 /// restrictions every kernel since 5.x shares are listed (checked on 6.18 for xdp, tc, cgroup_skb,
 /// tracepoint and perf_event); helpers not listed are available to every kind.
 pub enum HelperKinds {
-    Only(&'static [&'static str]),
-    Not(&'static [&'static str]),
+    Only(&'static [ProgKind]),
+    Not(&'static [ProgKind]),
 }
 
-const TC: &[&str] = &["tc"];
-const SKB: &[&str] = &["tc", "cgroup_skb"];
-const PACKET: &[&str] = &["xdp", "tc"];
-const PACKET_KINDS: &[&str] = &["xdp", "tc", "cgroup_skb"];
+const TC: &[ProgKind] = &[ProgKind::Tc];
+const SKB: &[ProgKind] = &[ProgKind::Tc, ProgKind::CgroupSkb];
+const PACKET: &[ProgKind] = &[ProgKind::Xdp, ProgKind::Tc];
+const PACKET_KINDS: &[ProgKind] = &[ProgKind::Xdp, ProgKind::Tc, ProgKind::CgroupSkb];
 
 pub const HELPER_KINDS: &[(&str, HelperKinds)] = &[
     ("bpf_skb_store_bytes", HelperKinds::Only(TC)),
@@ -391,32 +392,45 @@ pub const HELPER_KINDS: &[(&str, HelperKinds)] = &[
     ("bpf_get_socket_uid", HelperKinds::Only(SKB)),
     ("bpf_redirect", HelperKinds::Only(PACKET)),
     ("bpf_csum_diff", HelperKinds::Only(PACKET)),
-    ("bpf_xdp_adjust_head", HelperKinds::Only(&["xdp"])),
-    ("bpf_xdp_adjust_meta", HelperKinds::Only(&["xdp"])),
-    ("bpf_xdp_adjust_tail", HelperKinds::Only(&["xdp"])),
+    ("bpf_xdp_adjust_head", HelperKinds::Only(&[ProgKind::Xdp])),
+    ("bpf_xdp_adjust_meta", HelperKinds::Only(&[ProgKind::Xdp])),
+    ("bpf_xdp_adjust_tail", HelperKinds::Only(&[ProgKind::Xdp])),
     ("bpf_get_stack", HelperKinds::Not(PACKET_KINDS)),
     ("bpf_probe_read", HelperKinds::Not(PACKET_KINDS)),
     (
         "bpf_get_func_ip",
-        HelperKinds::Only(&["probe", "fexit", "kprobe", "kretprobe"]),
+        HelperKinds::Only(&[
+            ProgKind::Probe,
+            ProgKind::Fexit,
+            ProgKind::Kprobe,
+            ProgKind::Kretprobe,
+        ]),
     ),
 ];
 
 /// Whether a program of `kind` may call helper `name`, and if not, the kinds that may.
-pub fn helper_allowed(name: &str, kind: &str) -> Result<(), String> {
+pub fn helper_allowed(name: &str, kind: ProgKind) -> Result<(), String> {
     match HELPER_KINDS
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, k)| k)
     {
         Some(HelperKinds::Only(kinds)) if !kinds.contains(&kind) => {
-            Err(format!("only {} programs may call it", kinds.join(", ")))
+            Err(format!("only {} programs may call it", kind_list(kinds)))
         }
         Some(HelperKinds::Not(kinds)) if kinds.contains(&kind) => {
-            Err(format!("{} programs may not call it", kinds.join(", ")))
+            Err(format!("{} programs may not call it", kind_list(kinds)))
         }
         _ => Ok(()),
     }
+}
+
+fn kind_list(kinds: &[ProgKind]) -> String {
+    kinds
+        .iter()
+        .map(|k| k.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The helper pointer parameters the kernel lets be NULL (`ARG_PTR_TO_MEM_OR_NULL` and the

@@ -64,7 +64,7 @@ impl Checker<'_, '_> {
 
     pub(super) fn check_call_graph(&mut self) {
         // E0502: a cycle among kernel-side functions, reported at the call that closes it.
-        let kernel = |c: &Self, f: FuncId| c.funcs[f.0 as usize].kind.world() == World::Kernel;
+        let kernel = |c: &Self, f: FuncId| c.funcs[f.0 as usize].kind.target() == Target::Bpf;
         let mut adj: HashMap<FuncId, Vec<(FuncId, Span)>> = HashMap::new();
         for (a, b, s) in &self.call_edges {
             if kernel(self, *a) && kernel(self, *b) {

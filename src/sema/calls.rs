@@ -375,7 +375,7 @@ impl<'a> Checker<'a, '_> {
                 f.name.clone(),
             )
         };
-        let caller = cx.world();
+        let caller = cx.target();
         let allowed = match (&kind, caller) {
             (FnKind::Program { .. }, _) => {
                 if !(tail && matches!(cx.kind, FnKind::Program { .. })) {
@@ -385,11 +385,11 @@ impl<'a> Checker<'a, '_> {
             }
             (FnKind::Test, _) => false,
             (FnKind::Main, _) => false,
-            (FnKind::User, World::User)
-            | (FnKind::Helper, World::Kernel)
-            | (FnKind::Kfunc, World::Kernel | World::Module)
-            | (FnKind::Private, World::Module) => true,
-            (FnKind::StructOpsMethod { .. }, World::Kernel) => true,
+            (FnKind::User, Target::Host)
+            | (FnKind::Helper, Target::Bpf)
+            | (FnKind::Kfunc, Target::Bpf | Target::Kmod)
+            | (FnKind::Private, Target::Kmod) => true,
+            (FnKind::StructOpsMethod { .. }, Target::Bpf) => true,
             _ => false,
         };
         if !allowed {
@@ -402,9 +402,9 @@ impl<'a> Checker<'a, '_> {
                 _ => "a userspace function",
             };
             let from = match caller {
-                World::Kernel => "kernel code",
-                World::User => "userspace code",
-                World::Module => "module code",
+                Target::Bpf => "kernel code",
+                Target::Host => "userspace code",
+                Target::Kmod => "module code",
             };
             self.error(
                 Code::E0501,
@@ -613,7 +613,7 @@ impl<'a> Checker<'a, '_> {
             self.check_args_untyped(cx, args);
             return Ty::Error;
         };
-        if cx.world() != World::User {
+        if cx.target() != Target::Host {
             self.error(
                 Code::E0501,
                 f.span,
@@ -648,7 +648,7 @@ impl<'a> Checker<'a, '_> {
         args: &[Expr],
     ) -> Ty {
         let expected = self.call_expected.take();
-        if cx.world() != World::User {
+        if cx.target() != Target::Host {
             self.error(
                 Code::E0501,
                 f.span,
@@ -708,7 +708,7 @@ impl<'a> Checker<'a, '_> {
     // Builtins
 
     fn require_world(&mut self, cx: &FnCtx, span: Span, name: &str, user_only: bool) {
-        if user_only && cx.world() != World::User {
+        if user_only && cx.target() != Target::Host {
             self.error(
                 Code::E0501,
                 span,
@@ -910,7 +910,7 @@ impl<'a> Checker<'a, '_> {
                 } else {
                     self.check_args_untyped(cx, args);
                 }
-                if cx.world() == World::User {
+                if cx.target() == Target::Host {
                     self.diverging.insert(e.id);
                 }
                 Ty::Void
@@ -1100,7 +1100,7 @@ impl<'a> Checker<'a, '_> {
     ) -> Ty {
         let m = self.maps[mi].clone();
         let kernel = cx.is_kernel();
-        let user = cx.world() == World::User;
+        let user = cx.target() == Target::Host;
         let wrong = |me: &mut Self, why: &str| {
             me.error(
                 Code::E0610,
@@ -1199,7 +1199,7 @@ impl<'a> Checker<'a, '_> {
                 Ty::Error
             }
         };
-        if cx.world() == World::Module {
+        if cx.target() == Target::Kmod {
             self.error(Code::E0501, method.span, "module code cannot use maps");
         }
         ret

@@ -594,7 +594,7 @@ impl<'a> Checker<'a, '_> {
                 kind: ProgKind::Kprobe,
                 arg,
             },
-            n => match ProgKind::from_attr(n) {
+            n => match ProgKind::from_attribute(n) {
                 Some(kind) => FnKind::Program { kind, arg },
                 None => FnKind::User,
             },
@@ -659,7 +659,7 @@ impl<'a> Checker<'a, '_> {
 
     fn map_info(&mut self, m: &MapDecl) -> MapInfo {
         let t = &m.ty;
-        let kind = MapKind::from_name(&t.kind.name);
+        let kind = MapKind::declared(&t.kind.name);
         let (key, value) = match (kind, t.args.as_slice()) {
             (Some(k), [v]) if !k.has_key() => (Ty::Error, self.resolve_type(v)),
             (_, [k, v]) => (self.resolve_type(k), self.resolve_type(v)),

@@ -1008,7 +1008,7 @@ impl<'a> Checker<'a, '_> {
                 ),
             );
         }
-        let Some(kind) = MapKind::from_name(&t.kind.name) else {
+        let Some(kind) = MapKind::declared(&t.kind.name) else {
             self.error(
                 Code::E0012,
                 t.kind.span,
@@ -1669,7 +1669,7 @@ fn kind_of_attr(a: &Attribute) -> FnKind {
             kind: ProgKind::Kprobe,
             arg,
         },
-        n => match ProgKind::from_attr(n) {
+        n => match ProgKind::from_attribute(n) {
             Some(kind) => FnKind::Program { kind, arg },
             None => FnKind::User,
         },

@@ -4,23 +4,12 @@
 use super::types::{EnumId, IntTy, StructId, Ty};
 use crate::diagnostics::Span;
 use crate::syntax::ast::{FuncDecl, Item};
+pub use crate::vocab::{MapKind, ProgKind, StructOrigin, Target};
 
 #[derive(Clone, Debug)]
 pub struct FieldInfo {
     pub name: String,
     pub ty: Ty,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StructOrigin {
-    /// Declared in the unit (or a header, when no kernel type has its name).
-    File,
-    /// A kernel struct from BTF, or a header view of one (only the declared fields).
-    Kernel,
-    /// A program context with the §9.3 field whitelist (`xdp_md`, `__sk_buff`).
-    Context,
-    /// Builtin value structs (`perf_options`).
-    Builtin,
 }
 
 #[derive(Clone, Debug)]
@@ -61,58 +50,6 @@ pub struct EnumInfo {
     pub repr: IntTy,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ProgKind {
-    Xdp,
-    Tc,
-    Probe,
-    Kprobe,
-    Fexit,
-    Kretprobe,
-    Tracepoint,
-    TpBtf,
-    PerfEvent,
-    Lsm,
-    CgroupSkb,
-    StructOps,
-}
-
-impl ProgKind {
-    pub fn from_attr(name: &str) -> Option<ProgKind> {
-        Some(match name {
-            "xdp" => ProgKind::Xdp,
-            "tc" => ProgKind::Tc,
-            "probe" => ProgKind::Probe,
-            "fexit" => ProgKind::Fexit,
-            "kretprobe" => ProgKind::Kretprobe,
-            "tracepoint" => ProgKind::Tracepoint,
-            "tp_btf" => ProgKind::TpBtf,
-            "perf_event" => ProgKind::PerfEvent,
-            "lsm" => ProgKind::Lsm,
-            "cgroup_skb" => ProgKind::CgroupSkb,
-            _ => return None,
-        })
-    }
-
-    /// Kinds `test()` can run through BPF_PROG_TEST_RUN (§17.4).
-    pub fn test_runnable(self) -> bool {
-        matches!(self, ProgKind::Xdp | ProgKind::Tc | ProgKind::CgroupSkb)
-    }
-
-    /// The family a tail call must stay within (§9.5), or `None` when the kind cannot be a target.
-    pub fn tail_call_family(self) -> Option<ProgKind> {
-        match self {
-            ProgKind::Xdp
-            | ProgKind::Tc
-            | ProgKind::CgroupSkb
-            | ProgKind::Tracepoint
-            | ProgKind::PerfEvent
-            | ProgKind::Kprobe => Some(self),
-            _ => None,
-        }
-    }
-}
-
 /// Memory a kernel program reads only through `bpf_probe_read_kernel`/`_user`: where pointers
 /// taken from saved registers point (kprobe arguments; a syscall's arguments, §9.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -143,21 +80,12 @@ pub enum FnKind {
     Main,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum World {
-    Kernel,
-    User,
-    Module,
-}
-
 impl FnKind {
-    pub fn world(&self) -> World {
+    pub fn target(&self) -> Target {
         match self {
-            FnKind::Program { .. } | FnKind::Helper | FnKind::StructOpsMethod { .. } => {
-                World::Kernel
-            }
-            FnKind::Kfunc | FnKind::Private => World::Module,
-            FnKind::Test | FnKind::User | FnKind::Main => World::User,
+            FnKind::Program { .. } | FnKind::Helper | FnKind::StructOpsMethod { .. } => Target::Bpf,
+            FnKind::Kfunc | FnKind::Private => Target::Kmod,
+            FnKind::Test | FnKind::User | FnKind::Main => Target::Host,
         }
     }
 
@@ -182,102 +110,6 @@ pub struct FuncInfo<'a> {
     pub ret: Ty,
     pub decl: &'a FuncDecl,
     pub item: &'a Item,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapKind {
-    Hash,
-    Array,
-    PercpuHash,
-    PercpuArray,
-    LruHash,
-    LpmTrie,
-    Devmap,
-    Cpumap,
-    Xskmap,
-    Ringbuf,
-    Queue,
-    Stack,
-    BloomFilter,
-    PerfEventArray,
-}
-
-const MAP_KIND_NAMES: [(&str, MapKind); 14] = [
-    ("hash", MapKind::Hash),
-    ("array", MapKind::Array),
-    ("percpu_hash", MapKind::PercpuHash),
-    ("percpu_array", MapKind::PercpuArray),
-    ("lru_hash", MapKind::LruHash),
-    ("lpm_trie", MapKind::LpmTrie),
-    ("devmap", MapKind::Devmap),
-    ("cpumap", MapKind::Cpumap),
-    ("xskmap", MapKind::Xskmap),
-    ("ringbuf", MapKind::Ringbuf),
-    ("queue", MapKind::Queue),
-    ("stack", MapKind::Stack),
-    ("bloom_filter", MapKind::BloomFilter),
-    ("perf_event_array", MapKind::PerfEventArray),
-];
-
-impl MapKind {
-    pub fn from_name(s: &str) -> Option<MapKind> {
-        MAP_KIND_NAMES
-            .iter()
-            .find(|(n, _)| *n == s)
-            .map(|&(_, k)| k)
-    }
-
-    /// The kind's name in declarations (`hash`, `percpu_array`, ...).
-    pub fn name(self) -> &'static str {
-        MAP_KIND_NAMES
-            .iter()
-            .find(|(_, k)| *k == self)
-            .map_or("map", |&(n, _)| n)
-    }
-
-    /// Kinds declared with a key and a value (`KIND<K, V>`).
-    pub fn has_key(self) -> bool {
-        !matches!(
-            self,
-            MapKind::Ringbuf
-                | MapKind::Queue
-                | MapKind::Stack
-                | MapKind::BloomFilter
-                | MapKind::PerfEventArray
-        )
-    }
-
-    pub fn is_extension(self) -> bool {
-        !matches!(
-            self,
-            MapKind::Hash
-                | MapKind::Array
-                | MapKind::PercpuHash
-                | MapKind::PercpuArray
-                | MapKind::LruHash
-                | MapKind::Ringbuf
-        )
-    }
-
-    /// Kinds whose `m[k]` access means lookup/update.
-    pub fn indexable(self) -> bool {
-        matches!(
-            self,
-            MapKind::Hash
-                | MapKind::Array
-                | MapKind::PercpuHash
-                | MapKind::PercpuArray
-                | MapKind::LruHash
-                | MapKind::LpmTrie
-                | MapKind::Devmap
-                | MapKind::Cpumap
-                | MapKind::Xskmap
-        )
-    }
-
-    pub fn is_percpu(self) -> bool {
-        matches!(self, MapKind::PercpuHash | MapKind::PercpuArray)
-    }
 }
 
 #[derive(Clone, Debug)]

@@ -81,7 +81,7 @@ impl<'a> Checker<'a, '_> {
                 }
                 if let Some(a) = arg {
                     let at = self.expr(cx, a, None);
-                    if cx.world() != World::Module {
+                    if cx.target() != Target::Kmod {
                         self.error(
                             Code::E0705,
                             a.span,
@@ -179,14 +179,14 @@ impl<'a> Checker<'a, '_> {
         let t = match self.symbols.get(name).cloned() {
             Some(Symbol::Global(i)) => {
                 let g = &self.globals[i];
-                if g.local && cx.world() == World::User {
+                if g.local && cx.target() == Target::Host {
                     self.error(
                         Code::E0508,
                         span,
                         format!("`{name}` is a `local var`, visible to kernel code only"),
                     );
                 }
-                if cx.world() == World::Module {
+                if cx.target() == Target::Kmod {
                     self.error(
                         Code::E0501,
                         span,
@@ -1185,7 +1185,7 @@ impl<'a> Checker<'a, '_> {
         }
         let kt = self.expr(cx, idx, Some(&m.key));
         self.coerce(idx, &kt, &m.key, Code::E0301);
-        if cx.world() == World::Module {
+        if cx.target() == Target::Kmod {
             self.error(Code::E0501, idx.span, "module code cannot access maps");
         }
         m.value
@@ -1195,7 +1195,7 @@ impl<'a> Checker<'a, '_> {
         if let ExprKind::Ident(name) = &base.kind {
             if cx.lookup(name).is_none() {
                 if let Some(Symbol::Config(ci)) = self.symbols.get(name).cloned() {
-                    if cx.world() == World::Module {
+                    if cx.target() == Target::Kmod {
                         self.error(Code::E0501, base.span, "module code cannot read configs");
                     }
                     return match self.configs[ci].fields.iter().find(|x| x.name == f.name) {

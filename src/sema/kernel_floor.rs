@@ -3,7 +3,7 @@
 //! from the table below (docs/language.md §19.1). The check is by version, for kernels the
 //! program will meet elsewhere; on the running kernel the runtime probes features instead.
 
-use super::env::{FnKind, FuncId, MapKind, ProgKind, World};
+use super::env::{FnKind, FuncId, MapKind, ProgKind, Target};
 use super::Checked;
 use crate::diagnostics::{Code, Diagnostic, Diagnostics, Span};
 use std::collections::{HashMap, HashSet};
@@ -83,6 +83,7 @@ fn program_floor(kind: ProgKind) -> (KernelVersion, Option<Fallback>) {
 fn map_floor(kind: MapKind) -> KernelVersion {
     match kind {
         MapKind::Hash | MapKind::Array => v(3, 19),
+        MapKind::ProgArray => v(4, 2),
         MapKind::PerfEventArray => v(4, 3),
         MapKind::PercpuHash | MapKind::PercpuArray => v(4, 6),
         MapKind::LruHash => v(4, 10),
@@ -152,11 +153,7 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
         }
         let span = f.item.attrs.first().map_or(f.decl.name.span, |a| a.span);
         let (since, newer) = program_floor(kind);
-        lacks(
-            span,
-            format!("`@{}` programs", crate::lower::kind_name(kind)),
-            since,
-        );
+        lacks(span, format!("`@{}` programs", kind.name()), since);
         if let Some(f) = newer.filter(|f| kernel >= since && kernel < f.since) {
             fallbacks.push(fallback_note(span, kernel, &f));
         }
@@ -169,7 +166,7 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
             span,
             format!(
                 "calls of the unit's kfuncs from `@{}` programs",
-                crate::lower::kind_name(kind)
+                kind.name()
             ),
             since,
         );
@@ -198,12 +195,12 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
     let data = ck
         .globals
         .iter()
-        .filter(|g| !g.local || ck.funcs.iter().any(|f| f.kind.world() == World::Kernel))
+        .filter(|g| !g.local || ck.funcs.iter().any(|f| f.kind.target() == Target::Bpf))
         .map(|g| g.span)
         .chain(ck.configs.iter().map(|c| c.span))
         .next();
     if let Some(span) = data {
-        if ck.funcs.iter().any(|f| f.kind.world() == World::Kernel) {
+        if ck.funcs.iter().any(|f| f.kind.target() == Target::Bpf) {
             lacks(
                 span,
                 "global variables and configs shared with kernel programs".into(),
@@ -215,7 +212,7 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
         let span = ck
             .funcs
             .iter()
-            .find(|f| f.kind.world() == World::Kernel)
+            .find(|f| f.kind.target() == Target::Bpf)
             .map_or_else(Span::default, |f| f.decl.name.span);
         lacks(
             span,
@@ -231,7 +228,7 @@ pub fn check(ck: &Checked, kernel: KernelVersion, cpu: &str, diags: &mut Diagnos
     };
     if let (Some(since), Some(f)) = (
         cpu_floor,
-        ck.funcs.iter().find(|f| f.kind.world() == World::Kernel),
+        ck.funcs.iter().find(|f| f.kind.target() == Target::Bpf),
     ) {
         lacks(
             f.decl.name.span,

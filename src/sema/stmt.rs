@@ -279,7 +279,7 @@ impl<'a> Checker<'a, '_> {
                     Some(Symbol::Map(mi)) => Some(self.maps[mi].clone()),
                     _ => None,
                 };
-                if cx.world() != World::User {
+                if cx.target() != Target::Host {
                     self.error(
                         Code::E0501,
                         s.span,
@@ -1447,7 +1447,7 @@ fn verdict_leaves(e: &Expr) -> Vec<&Expr> {
 fn attr_name(kind: ProgKind) -> &'static str {
     match kind {
         ProgKind::Kprobe => "probe",
-        k => crate::lower::kind_name(k),
+        k => k.name(),
     }
 }
 

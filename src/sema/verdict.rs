@@ -125,9 +125,7 @@ mod tests {
         for kind in KINDS {
             for arg in [None, Some("ingress"), Some("egress")] {
                 let v = verdicts(kind, arg);
-                let pass = crate::passes::tail_calls::pass_verdict(Some(
-                    crate::lower::kind_name(kind).as_bytes(),
-                ));
+                let pass = kind.pass_verdict();
                 if let Some((lo, hi)) = v.range {
                     assert!((lo..=hi).contains(&pass), "{kind:?} pass verdict {pass}");
                     assert!((lo..=hi).contains(&0), "{kind:?} zero value");

@@ -2,32 +2,11 @@
 
 use crate::codegen::llvm::{c_name, constants::is_zero, Gen};
 use crate::ir::{views::*, Attr, OpId, Opcode, Type};
+use crate::vocab::{MapKind, Storage};
 use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DIType};
 use inkwell::module::Linkage;
 use inkwell::values::BasicValueEnum;
 use inkwell::AddressSpace;
-
-/// `enum bpf_map_type` values (uapi/linux/bpf.h).
-fn map_type(kind: &[u8]) -> Option<u64> {
-    Some(match kind {
-        b"hash" => 1,
-        b"array" => 2,
-        b"prog_array" => 3,
-        b"perf_event_array" => 4,
-        b"percpu_hash" => 5,
-        b"percpu_array" => 6,
-        b"lru_hash" => 9,
-        b"lpm_trie" => 11,
-        b"devmap" => 14,
-        b"cpumap" => 16,
-        b"xskmap" => 17,
-        b"queue" => 22,
-        b"stack" => 23,
-        b"ringbuf" => 27,
-        b"bloom_filter" => 30,
-        _ => return None,
-    })
-}
 
 const BPF_F_NO_PREALLOC: i128 = 1;
 const LIBBPF_PIN_BY_NAME: u64 = 1;
@@ -144,29 +123,23 @@ impl<'ctx> Gen<'_, 'ctx> {
     fn map(&mut self, op: OpId) {
         let v = KsMap(op);
         let m = self.m;
-        let kind = v.kind(m).to_vec();
-        let Some(ty) = map_type(&kind) else {
-            self.error(
-                Some(op),
-                format!("unknown map kind `{}`", String::from_utf8_lossy(&kind)),
-            );
-            return;
-        };
+        let kind = v.kind(m);
+        let ty = u64::from(kind.bpf_map_type());
         let mut flags = v.flags(m);
-        if kind == b"lpm_trie" {
+        if kind == MapKind::LpmTrie {
             flags |= BPF_F_NO_PREALLOC;
         }
         let mut members = vec![
             Member::Int("type", ty),
             Member::Int("max_entries", v.max_entries(m) as u64),
         ];
-        match kind.as_slice() {
-            b"ringbuf" => {}
-            b"perf_event_array" => {
+        match kind {
+            MapKind::Ringbuf => {}
+            MapKind::PerfEventArray => {
                 members.push(Member::Int("key_size", 4));
                 members.push(Member::Int("value_size", 4));
             }
-            b"queue" | b"stack" | b"bloom_filter" => {
+            MapKind::Queue | MapKind::Stack | MapKind::BloomFilter => {
                 members.push(Member::Type("value", v.value(m).clone()))
             }
             _ => {
@@ -176,7 +149,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                 members.push(Member::Type("value", v.value(m).clone()));
             }
         }
-        if kind == b"bloom_filter" {
+        if kind == MapKind::BloomFilter {
             members.push(Member::Int("map_extra", 5));
         }
         if flags != 0 {
@@ -280,7 +253,7 @@ impl<'ctx> Gen<'_, 'ctx> {
     fn global(&mut self, op: OpId) {
         let v = KsGlobal(op);
         let m = self.m;
-        if matches!(v.storage(m), b"pinned" | b"process") {
+        if matches!(v.storage(m), Storage::Pinned | Storage::Process) {
             return; // pinned globals live in the __pinned_globals map (lower-bpf)
         }
         let ty = v.ty(m).clone();

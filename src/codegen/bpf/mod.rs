@@ -45,12 +45,8 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     crate::codegen::llvm::diagnostics::capture_fatal_errors();
     Target::initialize_bpf(&InitializationConfig::default());
     let triple = TargetTriple::create("bpfel");
-    let target = Target::from_triple(&triple).map_err(|e| {
-        vec![Error {
-            op: None,
-            message: e.to_string(),
-        }]
-    })?;
+    let target =
+        Target::from_triple(&triple).map_err(|e| vec![Error::internal(None, e.to_string())])?;
     // Code generation runs at O1 or above even for -O0: LLVM rewrites CO-RE relocation loads into
     // relocated immediates (BPFMISimplifyPatchable) only among its machine SSA optimisations,
     // and without them a -O0 object dereferences a field offset. -O0 still skips every IR pass.
@@ -69,10 +65,10 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             CodeModel::Default,
         )
         .ok_or_else(|| {
-            vec![Error {
-                op: None,
-                message: format!("LLVM has no BPF target machine for cpu `{}`", opts.cpu),
-            }]
+            vec![Error::internal(
+                None,
+                format!("LLVM has no BPF target machine for cpu `{}`", opts.cpu),
+            )]
         })?;
     let ctx = Context::create();
     crate::codegen::llvm::diagnostics::capture_diagnostics(&ctx);
@@ -91,7 +87,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         g.declarations();
         let funcs: Vec<OpId> = m
             .funcs()
-            .filter(|&f| KsFunc(f).target(m) == b"bpf")
+            .filter(|&f| KsFunc(f).target(m) == crate::vocab::Target::Bpf)
             .collect();
         for &f in &funcs {
             g.declare_function(f);

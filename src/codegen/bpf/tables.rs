@@ -45,7 +45,7 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
             if map.pinned(m) {
                 t.pinned_maps.push(map.name(m).to_string());
             }
-            if matches!(map.kind(m), b"ringbuf" | b"perf_event_array") {
+            if map.kind(m).is_event_stream() {
                 t.event_buffers.push(map.name(m).to_string());
             }
         } else if let Some(c) = KsConfig::of(m, op) {

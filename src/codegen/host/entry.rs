@@ -7,6 +7,7 @@ use crate::codegen::llvm::{c_name, Gen};
 use crate::ir::layout::{field_offsets, size_of, struct_decl};
 use crate::ir::views::{KsCli, KsFunc, KsGlobal, KsStruct};
 use crate::ir::{Attr, Type};
+use crate::vocab::{Storage, Target};
 use inkwell::module::Linkage;
 use inkwell::values::{BasicValue, BasicValueEnum, FunctionValue, PointerValue};
 use inkwell::AddressSpace;
@@ -30,7 +31,7 @@ impl<'ctx> Gen<'_, 'ctx> {
             let Some(v) = KsGlobal::of(self.m, op) else {
                 continue;
             };
-            if v.storage(self.m) != b"process" {
+            if v.storage(self.m) != Storage::Process {
                 continue;
             }
             let (name, ty) = (v.name(self.m).to_string(), v.ty(self.m).clone());
@@ -404,7 +405,7 @@ impl<'ctx> Gen<'_, 'ctx> {
         let m = self.m;
         let mut rows = Vec::new();
         for f in m.funcs().collect::<Vec<_>>() {
-            if KsFunc(f).test(m) != Some(true) || KsFunc(f).target(m) != b"host" {
+            if KsFunc(f).test(m) != Some(true) || KsFunc(f).target(m) != Target::Host {
                 continue;
             }
             let name = m.symbol(f).unwrap_or("test").to_string();

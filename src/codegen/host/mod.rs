@@ -52,7 +52,7 @@ pub fn compile(
     opts: &Options,
     output: Output,
 ) -> Result<Vec<u8>, Vec<Error>> {
-    let fail = |message: String| vec![Error { op: None, message }];
+    let fail = |message: String| vec![Error::internal(None, message)];
     crate::codegen::llvm::diagnostics::capture_fatal_errors();
     // The host is x86-64, the one native target ksc links. (`initialize_native` would go through
     // llvm-sys's C shim, whose object also names every other target's initializer and so links
@@ -88,7 +88,7 @@ pub fn compile(
     g.process_globals();
     let funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"host")
+        .filter(|&f| KsFunc(f).target(m) == crate::vocab::Target::Host)
         .collect();
     for &f in &funcs {
         g.declare_function(f);

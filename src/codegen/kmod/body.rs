@@ -4,7 +4,8 @@
 //! `-fno-strict-overflow`; shifts are masked and divisions follow §6.4 like every other target.
 
 use super::declare;
-use crate::ir::views::KsFunc;
+use crate::ir::views::{self, KsFunc};
+
 use crate::ir::{Attr, BlockId, Module, OpId, Opcode, Type, Value};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
@@ -42,7 +43,7 @@ pub fn signature(m: &Module, f: OpId) -> String {
 }
 
 fn is_kfunc(m: &Module, f: OpId) -> bool {
-    KsFunc(f).kind(m) == Some(b"kfunc".as_slice())
+    KsFunc(f).kfunc(m) == Some(true)
 }
 
 /// Private functions are prefixed: a `static` function may not share a name with a kernel
@@ -323,17 +324,7 @@ impl Writer<'_> {
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
             }
             Opcode::CoreCmp => {
-                let Some(Attr::Str(p)) = attr("pred") else {
-                    return Err("cmp without predicate".into());
-                };
-                let sym = match p.as_slice() {
-                    b"eq" => "==",
-                    b"ne" => "!=",
-                    b"lt" => "<",
-                    b"le" => "<=",
-                    b"gt" => ">",
-                    _ => ">=",
-                };
+                let sym = views::CoreCmp(op).pred(m).c_operator();
                 self.line(format!(
                     "{} = {} {sym} {};",
                     r.unwrap_or_default(),

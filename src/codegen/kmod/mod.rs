@@ -11,6 +11,7 @@ mod types;
 use crate::codegen::llvm::Error;
 use crate::ir::views::{KsFunc, KsStruct};
 use crate::ir::{Module, OpId, Opcode, Type};
+use crate::vocab::Target;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt::Write;
 
@@ -66,28 +67,12 @@ pub fn makefile(base: &str) -> String {
     )
 }
 
-/// The `enum bpf_prog_type` of each program kind that may call kfuncs.
-fn prog_type(kind: &[u8]) -> Option<&'static str> {
-    Some(match kind {
-        b"xdp" => "BPF_PROG_TYPE_XDP",
-        b"tc" => "BPF_PROG_TYPE_SCHED_CLS",
-        b"cgroup_skb" => "BPF_PROG_TYPE_CGROUP_SKB",
-        b"probe" | b"fexit" | b"tp_btf" => "BPF_PROG_TYPE_TRACING",
-        b"lsm" => "BPF_PROG_TYPE_LSM",
-        b"struct_ops" => "BPF_PROG_TYPE_STRUCT_OPS",
-        b"kprobe" | b"kretprobe" => "BPF_PROG_TYPE_KPROBE",
-        b"tracepoint" => "BPF_PROG_TYPE_TRACEPOINT",
-        b"perf_event" => "BPF_PROG_TYPE_PERF_EVENT",
-        _ => return None,
-    })
-}
-
 /// The program types whose programs (transitively) call a kfunc of the unit, from the whole
 /// lowered module; `BPF_PROG_TYPE_UNSPEC` (every type) when none does.
 pub fn kfunc_callers(full: &Module) -> Vec<&'static str> {
     let kfuncs: HashSet<String> = full
         .funcs()
-        .filter(|&f| KsFunc(f).target(full) == b"kmod")
+        .filter(|&f| KsFunc(f).target(full) == Target::Kmod)
         .filter_map(|f| full.symbol(f).map(str::to_string))
         .collect();
     let callees: HashMap<String, Vec<String>> = full
@@ -107,7 +92,7 @@ pub fn kfunc_callers(full: &Module) -> Vec<&'static str> {
     let mut types = BTreeSet::new();
     for f in full.funcs() {
         let v = KsFunc(f);
-        let (Some(kind), b"bpf") = (v.kind(full), v.target(full)) else {
+        let (Some(kind), Target::Bpf) = (v.kind(full), v.target(full)) else {
             continue;
         };
         let mut seen = HashSet::new();
@@ -117,7 +102,7 @@ pub fn kfunc_callers(full: &Module) -> Vec<&'static str> {
                 continue;
             }
             if kfuncs.contains(&n) {
-                types.extend(prog_type(kind));
+                types.insert(kind.bpf_prog_type());
                 break;
             }
             stack.extend(callees.get(&n).into_iter().flatten().cloned());
@@ -133,7 +118,7 @@ pub fn kfunc_callers(full: &Module) -> Vec<&'static str> {
 pub fn emit(m: &Module, base: &str, prog_types: &[&str]) -> Result<String, Vec<Error>> {
     let funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"kmod")
+        .filter(|&f| KsFunc(f).target(m) == Target::Kmod)
         .collect();
     let mut out = String::new();
     let name = module_name(base);
@@ -159,10 +144,7 @@ pub fn emit(m: &Module, base: &str, prog_types: &[&str]) -> Result<String, Vec<E
     for &f in &funcs {
         match body::function(m, f) {
             Ok(text) => out.push_str(&text),
-            Err((op, message)) => errors.push(Error {
-                op: Some(op),
-                message,
-            }),
+            Err((op, message)) => errors.push(Error::internal(Some(op), message)),
         }
     }
     if !errors.is_empty() {
@@ -171,7 +153,7 @@ pub fn emit(m: &Module, base: &str, prog_types: &[&str]) -> Result<String, Vec<E
     out.push_str("__bpf_kfunc_end_defs();\n\n");
     let kfuncs: Vec<&str> = funcs
         .iter()
-        .filter(|&&f| KsFunc(f).kind(m) == Some(b"kfunc".as_slice()))
+        .filter(|&&f| KsFunc(f).kfunc(m) == Some(true))
         .filter_map(|&f| m.symbol(f))
         .collect();
     registration(&mut out, &name, &kfuncs, prog_types);
@@ -245,8 +227,8 @@ fn registration(out: &mut String, name: &str, kfuncs: &[&str], prog_types: &[&st
 
 /// User structs are prefixed so that they cannot collide with the kernel's own.
 fn struct_c_name(m: &Module, name: &str) -> String {
-    match crate::ir::layout::struct_decl(m, name).map(|d| KsStruct(d).origin(m).to_vec()) {
-        Some(origin) if origin == b"kernel" || origin == b"context" => format!("struct {name}"),
+    match crate::ir::layout::struct_decl(m, name).map(|d| KsStruct(d).origin(m)) {
+        Some(origin) if origin.is_kernel_type() => format!("struct {name}"),
         _ => format!("struct ks_{name}"),
     }
 }

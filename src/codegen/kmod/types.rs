@@ -18,8 +18,7 @@ pub fn struct_definitions(m: &Module, _funcs: &[OpId], out: &mut String) {
         .collect();
     let mut kernel = Vec::new();
     for &d in &decls {
-        let origin = KsStruct(d).origin(m);
-        if origin == b"kernel" || origin == b"context" {
+        if KsStruct(d).origin(m).is_kernel_type() {
             kernel.push(d);
         }
     }

@@ -3,7 +3,9 @@
 //! lowered here; each back end lowers its own dialect in an `impl FnGen` of its own.
 
 use super::{c_name, Flavor, Gen};
-use crate::ir::{views::KsFunc, Attr, BlockId, OpData, OpId, Opcode, Type, Value};
+use crate::ir::views::{CoreCmp, KsFunc};
+use crate::ir::{Attr, BlockId, OpData, OpId, Opcode, Type, Value};
+use crate::vocab::{CmpPred, ProgKind};
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -37,9 +39,9 @@ fn args_of(m: &crate::ir::Module, f: OpId) -> Args {
         return Args::Syscall;
     }
     match KsFunc(f).kind(m) {
-        Some(b"probe" | b"fexit" | b"tp_btf" | b"lsm" | b"struct_ops") => Args::Trampoline,
-        Some(b"kprobe") => Args::Registers { ret: false },
-        Some(b"kretprobe") => Args::Registers { ret: true },
+        Some(k) if k.is_trampoline() => Args::Trampoline,
+        Some(ProgKind::Kprobe) => Args::Registers { ret: false },
+        Some(ProgKind::Kretprobe) => Args::Registers { ret: true },
         _ => Args::Direct,
     }
 }
@@ -621,21 +623,18 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.set(&d, v);
             }
             Opcode::CoreCmp => {
-                let Some(Attr::Str(pred)) = &d.attrs[0] else {
-                    return Err("cmp without predicate".into());
-                };
                 let signed = self.ty(d.operands[0]).int().is_some_and(|i| i.signed());
-                let p = match (pred.as_slice(), signed) {
-                    (b"eq", _) => IntPredicate::EQ,
-                    (b"ne", _) => IntPredicate::NE,
-                    (b"lt", true) => IntPredicate::SLT,
-                    (b"le", true) => IntPredicate::SLE,
-                    (b"gt", true) => IntPredicate::SGT,
-                    (b"ge", true) => IntPredicate::SGE,
-                    (b"lt", false) => IntPredicate::ULT,
-                    (b"le", false) => IntPredicate::ULE,
-                    (b"gt", false) => IntPredicate::UGT,
-                    _ => IntPredicate::UGE,
+                let p = match (CoreCmp(op).pred(self.g.m), signed) {
+                    (CmpPred::Eq, _) => IntPredicate::EQ,
+                    (CmpPred::Ne, _) => IntPredicate::NE,
+                    (CmpPred::Lt, true) => IntPredicate::SLT,
+                    (CmpPred::Le, true) => IntPredicate::SLE,
+                    (CmpPred::Gt, true) => IntPredicate::SGT,
+                    (CmpPred::Ge, true) => IntPredicate::SGE,
+                    (CmpPred::Lt, false) => IntPredicate::ULT,
+                    (CmpPred::Le, false) => IntPredicate::ULE,
+                    (CmpPred::Gt, false) => IntPredicate::UGT,
+                    (CmpPred::Ge, false) => IntPredicate::UGE,
                 };
                 let (l, r) = (self.v(d.operands[0])?, self.v(d.operands[1])?);
                 let v = match (l, r) {

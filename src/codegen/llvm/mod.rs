@@ -35,7 +35,32 @@ pub enum Output {
 #[derive(Debug)]
 pub struct Error {
     pub op: Option<OpId>,
+    /// E0999 (a compiler bug) unless the back end found a limit of the target the program
+    /// exceeds (E0601, the BPF stack).
+    pub code: crate::diagnostics::Code,
     pub message: String,
+}
+
+impl Error {
+    pub fn internal(op: Option<OpId>, message: impl Into<String>) -> Error {
+        Error {
+            op,
+            code: crate::diagnostics::Code::E0999,
+            message: message.into(),
+        }
+    }
+
+    /// An error LLVM reported. The BPF back end's stack accounting can exceed what sema counted
+    /// (temporaries); it says so in its own words, which are classified here, where LLVM's
+    /// wording is known, and nowhere else.
+    fn from_llvm(op: Option<OpId>, message: String) -> Error {
+        let code = if message.contains("stack limit") {
+            crate::diagnostics::Code::E0601
+        } else {
+            crate::diagnostics::Code::E0999
+        };
+        Error { op, code, message }
+    }
 }
 
 /// The target family a generator emits for; the few places where the families differ ask it.
@@ -108,10 +133,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
     }
 
     pub fn error(&mut self, op: Option<OpId>, message: impl Into<String>) {
-        self.errors.push(Error {
-            op,
-            message: message.into(),
-        });
+        self.errors.push(Error::internal(op, message));
     }
 
     /// The LLVM symbol of an IR function. Kernel functions keep their (C) name, which is what
@@ -138,19 +160,19 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let mut errors = std::mem::take(&mut self.errors);
         if errors.is_empty() {
             if let Err(e) = self.module.verify() {
-                errors.push(Error {
-                    op: None,
-                    message: format!(
+                errors.push(Error::internal(
+                    None,
+                    format!(
                         "LLVM rejected the generated IR: {}",
                         e.to_string().lines().next().unwrap_or("")
                     ),
-                });
+                ));
             }
         }
         if !errors.is_empty() {
             return Err(errors);
         }
-        before_passes(self.module).map_err(|message| vec![Error { op: None, message }])?;
+        before_passes(self.module).map_err(|message| vec![Error::internal(None, message)])?;
         let pipeline = if optimize {
             "default<O2>"
         } else {
@@ -160,22 +182,17 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
             self.module
                 .run_passes(pipeline, tm, PassBuilderOptions::create())
         })
-        .map_err(|e| {
-            vec![Error {
-                op: None,
-                message: e.to_string(),
-            }]
-        })?;
+        .map_err(|e| vec![Error::internal(None, e.to_string())])?;
         after_passes(self.module);
         // The rewrites after the pipeline must leave valid IR: an invalid module would abort LLVM.
         if let Err(e) = self.module.verify() {
-            return Err(vec![Error {
-                op: None,
-                message: format!(
+            return Err(vec![Error::internal(
+                None,
+                format!(
                     "ksc's rewrite of the optimised IR is invalid: {}",
                     e.to_string().lines().next().unwrap_or("")
                 ),
-            }]);
+            )]);
         }
         let result = crate::timing::stage("llvm emit", || match output {
             Output::LlvmIr => Ok(self.module.print_to_string().to_bytes().to_vec()),
@@ -190,18 +207,10 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         if !llvm_errors.is_empty() {
             return Err(llvm_errors
                 .into_iter()
-                .map(|message| Error {
-                    op: self.function_named_in(&message),
-                    message,
-                })
+                .map(|message| Error::from_llvm(self.function_named_in(&message), message))
                 .collect());
         }
-        result.map_err(|e| {
-            vec![Error {
-                op: None,
-                message: e.to_string(),
-            }]
-        })
+        result.map_err(|e| vec![Error::internal(None, e.to_string())])
     }
 
     /// The function an LLVM backend message is about ("… in function NAME …"), so the error can

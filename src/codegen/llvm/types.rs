@@ -241,7 +241,7 @@ impl<'ctx> Gen<'_, 'ctx> {
         let mut members = Vec::new();
         // BTF requires members in increasing offset order.
         // Context packet pointers are 32-bit fields the kernel rewrites: describe what is there.
-        let context = s.origin(self.m) == b"context";
+        let context = s.origin(self.m) == crate::vocab::StructOrigin::Context;
         for i in by_offset(&offsets) {
             let ((fname, ft), off) = (&fields[i], offsets[i]);
             let ft = if context && ft.is_ptr() {

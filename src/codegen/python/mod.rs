@@ -6,28 +6,10 @@
 
 use crate::ir::views::{KsConfig, KsGlobal, KsMap, KsStruct};
 use crate::ir::{Module, Type};
+use crate::vocab::Storage;
 use std::fmt::Write;
 
 const PRELUDE: &str = include_str!("prelude.py");
-
-/// Map kinds indexed by a position (`0..max_entries`), whose entries cannot be deleted.
-const ARRAY_KINDS: &[&[u8]] = &[
-    b"array",
-    b"percpu_array",
-    b"devmap",
-    b"cpumap",
-    b"xskmap",
-    b"prog_array",
-];
-const PERCPU_KINDS: &[&[u8]] = &[b"percpu_hash", b"percpu_array", b"lru_percpu_hash"];
-/// Kinds without keyed access from userspace: Python gets their descriptor only.
-const RAW_KINDS: &[&[u8]] = &[
-    b"ringbuf",
-    b"perf_event_array",
-    b"queue",
-    b"stack",
-    b"bloom_filter",
-];
 
 /// Names the prelude defines for users; a unit item of the same name keeps the prelude's.
 const RESERVED: &[&str] = &["Map", "RawMap", "Struct", "Config"];
@@ -107,21 +89,21 @@ pub fn module_source(m: &Module) -> String {
     s.push_str("\n_maps = {}\n");
     for map in m.top_ops().iter().filter_map(|&o| KsMap::of(m, o)) {
         let (name, kind) = (map.name(m), map.kind(m));
-        let kind_s = String::from_utf8_lossy(kind);
         taken.push(name.to_string());
         match map.key(m) {
-            Some(key) if !RAW_KINDS.contains(&kind) => {
+            // Kinds without keys (streams, queues, filters) get their descriptor only.
+            Some(key) if kind.has_key() => {
                 let _ = writeln!(
                     s,
                     "_maps[{}] = Map({}, {}, {}, {}, {}, {}, {})",
                     py_str(name),
                     py_str(name),
-                    py_str(&kind_s),
+                    py_str(kind.name()),
                     codec(m, key),
                     codec(m, map.value(m)),
                     map.max_entries(m),
-                    py_bool(ARRAY_KINDS.contains(&kind)),
-                    py_bool(PERCPU_KINDS.contains(&kind)),
+                    py_bool(kind.is_array_like()),
+                    py_bool(kind.is_percpu()),
                 );
             }
             _ => {
@@ -130,7 +112,7 @@ pub fn module_source(m: &Module) -> String {
                     "_maps[{}] = RawMap({}, {})",
                     py_str(name),
                     py_str(name),
-                    py_str(&kind_s)
+                    py_str(kind.name())
                 );
             }
         }
@@ -149,7 +131,7 @@ pub fn module_source(m: &Module) -> String {
     }
     s.push_str("_globals = {}\n");
     for g in m.top_ops().iter().filter_map(|&o| KsGlobal::of(m, o)) {
-        if !matches!(g.storage(m), b"shared" | b"pinned") {
+        if !matches!(g.storage(m), Storage::Shared | Storage::Pinned) {
             continue;
         }
         taken.push(g.name(m).to_string());

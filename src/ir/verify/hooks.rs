@@ -75,13 +75,6 @@ pub fn same_operand_types(v: &mut Verifier, op: OpId) {
 }
 
 pub fn cmp(v: &mut Verifier, op: OpId) {
-    let pred = CoreCmp(op).pred(v.module);
-    if !matches!(pred, b"eq" | b"ne" | b"lt" | b"le" | b"gt" | b"ge") {
-        v.error(
-            op,
-            format!("unknown predicate `{}`", String::from_utf8_lossy(pred)),
-        );
-    }
     same_operand_types(v, op);
 }
 
@@ -278,9 +271,6 @@ pub fn func(v: &mut Verifier, op: OpId) {
         v.error(op, "`ty` must be a function type");
         return;
     };
-    if !matches!(f.target(m), b"bpf" | b"host" | b"kmod") {
-        v.error(op, "`target` must be bpf, host or kmod");
-    }
     let body = f.body_region(m);
     if let Some(&entry) = m.region(body).blocks.first() {
         let args = &m.block(entry).args;

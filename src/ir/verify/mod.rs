@@ -6,6 +6,7 @@ pub(crate) mod hooks;
 
 use super::ops::{OpInfo, Traits};
 use super::*;
+use crate::vocab::Target;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,10 +96,10 @@ impl<'m> Verifier<'m> {
     }
 
     /// The `target` of the function being verified.
-    pub fn target(&self) -> Option<&'m str> {
-        let f = self.func?;
-        match self.module.attr(f, "target") {
-            Some(Attr::Str(s)) => std::str::from_utf8(s).ok(),
+    pub fn target(&self) -> Option<Target> {
+        // By name, not through the view: the function's own attributes may be what is invalid.
+        match self.module.attr(self.func?, "target") {
+            Some(Attr::Enum(EnumValue::Target(t))) => Some(*t),
             _ => None,
         }
     }
@@ -345,8 +346,10 @@ impl<'m> Verifier<'m> {
             );
         }
         if let Some(target) = self.target() {
-            let bad = (data.opcode.has(Traits::KERNEL) || info.dialect == "bpf") && target != "bpf"
-                || (data.opcode.has(Traits::USER) || info.dialect == "host") && target != "host";
+            let bad = (data.opcode.has(Traits::KERNEL) || info.dialect == "bpf")
+                && target != Target::Bpf
+                || (data.opcode.has(Traits::USER) || info.dialect == "host")
+                    && target != Target::Host;
             if bad {
                 self.error(
                     op,

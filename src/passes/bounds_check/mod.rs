@@ -21,7 +21,10 @@ mod pairs;
 
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
-use crate::ir::{views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use crate::ir::{
+    views, views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
+};
+use crate::vocab::{CmpPred, Target};
 use std::collections::{HashMap, HashSet};
 
 /// The verifier's bounds: a packet pointer's constant offset stays within ±2^29 (BPF_MAX_VAR_OFF),
@@ -32,7 +35,7 @@ const MAX_PACKET_BYTES: i128 = 0xffff;
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m
         .funcs()
-        .filter(|&f| KsFunc(f).target(m) == b"bpf")
+        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
         .collect();
     let mut errors = PassErrors::new();
     for f in funcs {
@@ -366,11 +369,11 @@ impl BoundsCheck {
             let widened = b.cast_to(index, wide_ty.clone());
             let wide = b.bpf_opaque(widened);
             let high = b.core_const(reach, wide_ty.clone());
-            let over = b.core_cmp(wide, high, "gt");
+            let over = b.core_cmp(wide, high, CmpPred::Gt);
             let mut bounded = b.core_select(over, high, wide);
             if signed {
                 let low = b.core_const(-reach, wide_ty);
-                let under = b.core_cmp(bounded, low, "lt");
+                let under = b.core_cmp(bounded, low, CmpPred::Lt);
                 bounded = b.core_select(under, low, bounded);
             }
             m.op_mut(op).operands[1] = bounded;
@@ -586,10 +589,8 @@ impl BoundsCheck {
             // `x > K ? K : x`, the saturation of `bound_formations`.
             Opcode::CoreSelect => {
                 let (cond, high, x) = (d.operands[0], d.operands[1], d.operands[2]);
-                let c = m.op(def_op(m, cond)?);
-                let saturates = c.opcode == Opcode::CoreCmp
-                    && matches!(m.attr(def_op(m, cond)?, "pred"), Some(Attr::Str(p)) if p.as_slice() == b"gt")
-                    && c.operands[..] == [x, high];
+                let c = views::CoreCmp::of(m, def_op(m, cond)?)?;
+                let saturates = c.pred(m) == CmpPred::Gt && [c.lhs(m), c.rhs(m)] == [x, high];
                 if !saturates {
                     return None;
                 }
@@ -619,18 +620,12 @@ impl BoundsCheck {
     /// `P + K > end`, `P + K >= end`, `end < P + K`; when true for `P + K <= end`,
     /// `end >= P + K`.
     fn fact(&self, m: &Module, cond: Value, outcome: bool) -> Option<Fact> {
-        let op = def_op(m, cond)?;
-        if m.op(op).opcode != Opcode::CoreCmp {
-            return None;
-        }
-        let Some(Attr::Str(pred)) = m.attr(op, "pred") else {
-            return None;
-        };
-        let (l, r) = (m.op(op).operands[0], m.op(op).operands[1]);
+        let cmp = views::CoreCmp::of(m, def_op(m, cond)?)?;
+        let (l, r) = (cmp.lhs(m), cmp.rhs(m));
         // `ptr_first`: the packet pointer is the left operand for this predicate and outcome.
-        let ptr_first = match (pred.as_slice(), outcome) {
-            (b"gt" | b"ge", false) | (b"le" | b"lt", true) => true,
-            (b"lt" | b"le", false) | (b"ge" | b"gt", true) => false,
+        let ptr_first = match (cmp.pred(m), outcome) {
+            (CmpPred::Gt | CmpPred::Ge, false) | (CmpPred::Le | CmpPred::Lt, true) => true,
+            (CmpPred::Lt | CmpPred::Le, false) | (CmpPred::Ge | CmpPred::Gt, true) => false,
             _ => return None,
         };
         let (ptr, end) = if ptr_first { (l, r) } else { (r, l) };
@@ -659,7 +654,7 @@ impl BoundsCheck {
         match d.opcode {
             Opcode::CorePtrDiff => d.operands.iter().any(|&v| self.data_end.contains(&v)),
             Opcode::CoreCmp => {
-                matches!(m.attr(op, "pred"), Some(Attr::Str(p)) if matches!(p.as_slice(), b"eq" | b"ne"))
+                matches!(views::CoreCmp(op).pred(m), CmpPred::Eq | CmpPred::Ne)
                     && d.operands.iter().all(|&v| pointer(v))
             }
             _ => false,
@@ -792,7 +787,7 @@ impl BoundsCheck {
         };
         let bounded = b.bpf_opaque(wide_index);
         let limit = b.core_const(limit, Type::u64());
-        let wide = b.core_cmp(bounded, limit, "gt");
+        let wide = b.core_cmp(bounded, limit, CmpPred::Gt);
         let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
         let mut new = match behind {
@@ -904,7 +899,7 @@ impl BoundsCheck {
         let bytes = b.cast_to(addr, byte_ptr);
         let w = b.core_const(width, Type::i64());
         let last = b.core_ptr_add(bytes, w);
-        let out = b.core_cmp(last, end, "gt");
+        let out = b.core_cmp(last, end, CmpPred::Gt);
         let check = b.ks_if(out, None, &[]);
         let fail = b.entry(check, 0);
         let loc = m.op(op).loc;

@@ -11,7 +11,8 @@
 //! The BPF target is little-endian: the byte at `p + k` is the low half of the load.
 
 use super::{const_int, def_op, BoundsCheck, Fact, Key, Root};
-use crate::ir::{Attr, Module, OpId, Opcode, Type, Value};
+use crate::ir::{views, Module, OpId, Opcode, Type, Value};
+use crate::vocab::CmpPred;
 
 /// A byte read from the packet: the load, its address and its key.
 struct ByteRead {
@@ -23,7 +24,7 @@ struct ByteRead {
 /// `p[k] <pred> c` with an `eq`/`ne` predicate and a constant that fits a byte.
 struct ByteTest {
     read: ByteRead,
-    pred: Vec<u8>,
+    pred: CmpPred,
     constant: u8,
 }
 
@@ -80,12 +81,12 @@ impl BoundsCheck {
             return false;
         };
         // `||` computes the second test when the first is false, `&&` when it is true.
-        let (pred, short, tested) = match first.pred.as_slice() {
-            b"ne" => (b"ne", d.regions[0], d.regions[1]),
-            b"eq" => (b"eq", d.regions[1], d.regions[0]),
+        let (pred, short, tested) = match first.pred {
+            CmpPred::Ne => (CmpPred::Ne, d.regions[0], d.regions[1]),
+            CmpPred::Eq => (CmpPred::Eq, d.regions[1], d.regions[0]),
             _ => return false,
         };
-        let short_value = if pred == b"ne" { 1 } else { 0 };
+        let short_value = if pred == CmpPred::Ne { 1 } else { 0 };
         if yielded(m, short).and_then(|v| const_int(m, v)) != Some(short_value)
             || !is_pure(m, tested)
         {
@@ -123,7 +124,7 @@ impl BoundsCheck {
             i128::from(low.constant) | i128::from(high.constant) << 8,
             Type::u16(),
         );
-        let test = b.core_cmp(word, expected, pred.to_vec());
+        let test = b.core_cmp(word, expected, pred);
         replace(m, op, test);
         true
     }
@@ -171,10 +172,8 @@ impl BoundsCheck {
     fn byte_test(&self, m: &Module, v: Value) -> Option<ByteTest> {
         let op = def_op(m, v)?;
         let d = m.op(op);
-        let Some(Attr::Str(pred)) = m.attr(op, "pred") else {
-            return None;
-        };
-        if d.opcode != Opcode::CoreCmp || !matches!(pred.as_slice(), b"eq" | b"ne") {
+        let pred = views::CoreCmp::of(m, op)?.pred(m);
+        if !matches!(pred, CmpPred::Eq | CmpPred::Ne) {
             return None;
         }
         let (l, r) = (d.operands[0], d.operands[1]);
@@ -184,7 +183,7 @@ impl BoundsCheck {
         };
         Some(ByteTest {
             read,
-            pred: pred.clone(),
+            pred,
             constant: u8::try_from(c).ok()?,
         })
     }

@@ -9,6 +9,7 @@
 use super::{Emit, Lowered};
 use crate::ir::views::KsNew;
 use crate::ir::{OpId, Value};
+use crate::vocab::CmpPred;
 
 pub fn new(e: &mut Emit, op: OpId) -> Lowered {
     let v = KsNew(op);
@@ -62,7 +63,7 @@ impl Emit<'_> {
     /// `if (p != null) { f }`.
     fn if_non_null(&mut self, p: Value, f: impl FnOnce(&mut Emit<'_>)) {
         let null = self.b.core_const(0, self.ty(p));
-        let present = self.b.core_cmp(p, null, "ne");
+        let present = self.b.core_cmp(p, null, CmpPred::Ne);
         let op = self.b.ks_if(present, None, &[]);
         let then = self.b.entry(op, 0);
         self.nested(then, f);

@@ -18,6 +18,7 @@
 use super::{Emit, Lowered, RINGBUF_DISCARD, RINGBUF_RESERVE, RINGBUF_SUBMIT};
 use crate::ir::views::KsRbReserve;
 use crate::ir::{Module, OpId, Opcode, Type, Value};
+use crate::vocab::CmpPred;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -286,7 +287,7 @@ fn is_non_null_test(m: &Module, cond: Value, slot: Value) -> bool {
     let t = m.op(test);
     match t.opcode {
         Opcode::CoreCmp => {
-            matches!(m.attr(test, "pred"), Some(crate::ir::Attr::Str(p)) if p == b"ne")
+            crate::ir::views::CoreCmp(test).pred(m) == CmpPred::Ne
                 && ((loads_slot(t.operands[0]) && is_null(t.operands[1]))
                     || (loads_slot(t.operands[1]) && is_null(t.operands[0])))
         }
@@ -328,7 +329,7 @@ impl Emit<'_> {
         self.nested(body, |e| {
             let flag = e.load(live);
             let zero = e.b.core_const(0, Type::u64());
-            let is_live = e.b.core_cmp(flag, zero, "ne");
+            let is_live = e.b.core_cmp(flag, zero, CmpPred::Ne);
             e.if_then(is_live, |e| {
                 e.b.bpf_dynptr_discard(dynptr);
                 e.store_const(0, live);

@@ -6,6 +6,7 @@ use super::{Emit, Lowered, Role};
 use crate::ir::layout::struct_decl;
 use crate::ir::views::*;
 use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::vocab::CmpPred;
 
 // Strings are read where they live and written where they go: a string loaded from a variable
 // right before the operation is read through the variable's address, and a result stored
@@ -134,7 +135,7 @@ fn byte_at(e: &mut Emit, s: Value, i: Value) -> Value {
 
 fn is_nul(e: &mut Emit, c: Value) -> Value {
     let z = e.b.core_const(0, Type::u8());
-    e.b.core_cmp(c, z, "eq")
+    e.b.core_cmp(c, z, CmpPred::Eq)
 }
 
 /// The unconverted string when `v` only widens one.
@@ -168,7 +169,7 @@ fn content_eq(e: &mut Emit, a: Value, a_cap: u32, b: Value, b_cap: u32) -> Value
     e.store_const(1, eq);
     e.for_range(a_cap.min(b_cap) as u64, |e, i| {
         let (ca, cb) = (byte_at(e, a, i), byte_at(e, b, i));
-        let differ = e.b.core_cmp(ca, cb, "ne");
+        let differ = e.b.core_cmp(ca, cb, CmpPred::Ne);
         e.if_then(differ, |e| {
             e.store_const(0, eq);
             e.b.ks_break();
@@ -189,7 +190,7 @@ fn append(e: &mut Emit, dst: Value, limit: u32, len: Value, src: Value, src_cap:
         e.break_if(end);
         let pos = e.load(len);
         let lim = e.b.core_const(limit as i128, Type::u32());
-        let full = e.b.core_cmp(pos, lim, "ge");
+        let full = e.b.core_cmp(pos, lim, CmpPred::Ge);
         e.break_if(full);
         let at = e.b.core_elem_addr(dst, pos, Type::ptr(Type::u8()));
         e.b.core_store(c, at);
@@ -279,7 +280,7 @@ fn equal_at(e: &mut Emit, a: Value, b: Value, ty: &Type) -> Result<Value, String
         }
         t if t.is_scalar() => {
             let (x, y) = (e.load(a), e.load(b));
-            Ok(e.b.core_cmp(x, y, "eq"))
+            Ok(e.b.core_cmp(x, y, CmpPred::Eq))
         }
         t => Err(format!("cannot compare values of type {t}")),
     }
