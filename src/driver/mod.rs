@@ -9,8 +9,7 @@ mod run;
 mod verify;
 
 use crate::diagnostics::{render_json, render_text, Diagnostics, SourceMap};
-use crate::sema::{self, CheckOptions};
-use crate::syntax::{self, ParseOptions};
+use crate::sema;
 use crate::vocab::Target;
 use cli::{Cli, CodegenArgs, Command, DiagnosticFormat, Emit};
 use output::Inputs;
@@ -154,16 +153,12 @@ fn dispatch(cli: Cli) -> i32 {
 fn compile(common: &CommonArgs, stage: Stage) -> i32 {
     let mut sources = SourceMap::new();
     let mut diags = Diagnostics::new();
-    let unit = crate::timing::stage("parse", || {
-        syntax::load_unit(
-            &common.file,
-            ParseOptions {
-                compat: common.compat,
-            },
-            &mut sources,
-            &mut diags,
-        )
-    });
+    let opts = crate::pipeline::FrontEndOptions {
+        compat: common.compat,
+        btf: common.btf.clone(),
+        kernel: common.kernel.map(|k| (k, common.codegen.bpf_cpu.clone())),
+    };
+    let unit = crate::pipeline::parse(&common.file, &opts, &mut sources, &mut diags);
     if let Stage::Emit(Emit::Ast, _, out, _) = &stage {
         report(&diags, &sources, common.diagnostics);
         if diags.has_errors() {
@@ -175,21 +170,9 @@ fn compile(common: &CommonArgs, stage: Stage) -> i32 {
             &Inputs::of(&sources),
         );
     }
-    let checked = if diags.has_errors() {
-        None
-    } else {
-        let opts = CheckOptions {
-            btf_path: common.btf.clone(),
-            compat: common.compat,
-        };
-        let checked = sema::check(&unit, &opts, &mut diags);
-        if let (Some(kernel), false) = (common.kernel, diags.has_errors()) {
-            sema::kernel_floor::check(&checked, kernel, &common.codegen.bpf_cpu, &mut diags);
-        }
-        Some(checked)
-    };
+    let checked = crate::pipeline::check(&unit, &opts, &mut diags);
     report(&diags, &sources, common.diagnostics);
-    let Some(checked) = checked.filter(|_| !diags.has_errors()) else {
+    let Some(checked) = checked else {
         return 1;
     };
     let code = run_stage(common, stage, &unit, &checked, &sources);
