@@ -137,6 +137,16 @@ impl SourceMap {
             .map(|i| FileId(i as u32))
     }
 
+    /// The empty span at 1-based `line` and `col` of the file displayed as `name` (the IR's
+    /// source positions); `None` when no such file or line exists.
+    pub fn span_at(&self, name: &str, line: u32, col: u32) -> Option<Span> {
+        let id = self.files.iter().position(|f| f.display == name)?;
+        let file = &self.files[id];
+        let start = *file.line_starts.get((line as usize).checked_sub(1)?)? as usize;
+        let offset = (start + (col.max(1) as usize - 1)).min(file.text.len());
+        Some(Span::new(FileId(id as u32), offset, offset))
+    }
+
     pub fn find(&self, path: &Path) -> Option<FileId> {
         self.files
             .iter()

@@ -2,25 +2,28 @@
 //! pipeline and host back end, the link, and the files of `ksc build`.
 
 use super::output::{self, Inputs, Mode};
+use super::report::Reporter;
 use crate::codegen::bpf::ObjectTables;
-use crate::codegen::llvm::{Error, Output};
+use crate::codegen::llvm::Output;
+use crate::diagnostics::Code;
 use crate::ir::{views::KsFunc, Module};
 use crate::passes::manager::RunOptions;
 use crate::passes::pipeline;
 use crate::vocab::{EnumSet, Target};
 use std::path::Path;
 
-/// Back-end options from the command line.
-pub struct Options {
+/// Back-end options from the command line, and where errors go.
+pub struct Options<'s> {
     pub bpf: crate::codegen::bpf::Options,
     pub host: crate::codegen::host::Options,
     /// `--print-after`
     pub print_after: Option<String>,
     /// `--verify-each`
     pub verify_each: bool,
+    pub report: Reporter<'s>,
 }
 
-pub fn options(args: &super::cli::CodegenArgs) -> Options {
+pub fn options<'s>(args: &super::cli::CodegenArgs, report: Reporter<'s>) -> Options<'s> {
     let optimize = args.opt_level != "0";
     Options {
         bpf: crate::codegen::bpf::Options {
@@ -33,6 +36,7 @@ pub fn options(args: &super::cli::CodegenArgs) -> Options {
         },
         print_after: args.print_after.clone(),
         verify_each: args.verify_each,
+        report,
     }
 }
 
@@ -63,95 +67,26 @@ pub fn run_pipeline(module: &Module, target: Target, opts: &Options) -> Result<M
     let m = crate::timing::stage(level, || {
         pipeline::run_for_target(module, target, &opts.bpf.cpu, run_opts)
     })
-    .map_err(|e| super::opt::report_pipeline_error(&e.0, &e.1))?;
-    if !crate::ir::verify::verify_module(&m).is_empty() {
-        super::opt::print_verified(&m, level);
-        return Err(1);
+    .map_err(|e| opts.report.pipeline_error(&e.0, &e.1))?;
+    let errors = crate::ir::verify::verify_module(&m);
+    if !errors.is_empty() {
+        return Err(opts.report.verify_errors(&m, level, &errors));
     }
     Ok(m)
 }
 
-/// Reports back-end errors at the `.ks` line of the op they concern.
-fn report_backend_errors(m: &Module, file: &Path, backend: &str, errors: Vec<Error>) -> i32 {
-    let mut stack_reported = std::collections::HashSet::new();
-    for e in errors {
-        let at =
-            e.op.map(|op| super::opt::loc_text(m, op))
-                .unwrap_or_else(|| format!("{}:1:1", file.display()));
-        // LLVM reports the stack limit once per access past it; the user hears it once per
-        // function.
-        if e.code == crate::diagnostics::Code::E0601 {
-            let func = e.op.map(|op| m.top_level_of(op));
-            if stack_reported.insert(func) {
-                let at = func.map(|f| super::opt::loc_text(m, f)).unwrap_or(at);
-                eprintln!(
-                    "{at}: error[E0601]: stack limit exceeded: {}",
-                    stack_summary(m, func)
-                );
-            }
-        } else {
-            eprintln!(
-                "{at}: error[E0999]: internal compiler error: {backend} back end: {}",
-                e.message
-            );
-        }
-    }
-    1
-}
-
-/// What a kernel function keeps on its stack, largest first, and what to do about it.
-fn stack_summary(m: &Module, func: Option<crate::ir::OpId>) -> String {
-    use crate::ir::{Attr, Opcode};
-    let Some(func) = func else {
-        return "a kernel function needs more than 512 bytes of stack; move large values into a per-CPU array map".into();
-    };
-    let mut objects: Vec<(u64, String)> = m
-        .collect_nested(func, |o| o.opcode == Opcode::CoreLocal)
-        .into_iter()
-        .filter_map(|op| {
-            let Some(Attr::Type(t)) = m.attr(op, "ty") else {
-                return None;
-            };
-            let size = crate::ir::layout::size_of(m, t)?;
-            let what = match m.attr(op, "name") {
-                Some(Attr::Str(n)) => format!("`{}`", String::from_utf8_lossy(n)),
-                _ => format!("a temporary `{t}`"),
-            };
-            Some((size, what))
-        })
-        .collect();
-    objects.sort_by_key(|o| std::cmp::Reverse(o.0));
-    let largest: Vec<String> = objects
-        .iter()
-        .take(4)
-        .map(|(n, what)| format!("{what} ({n} bytes)"))
-        .collect();
-    let name = m.symbol(func).unwrap_or("the function");
-    format!("`{name}` needs more than the 512 bytes of stack eBPF allows; its largest stack objects: {}; keep large values in a per-CPU array map (`var scratch : percpu_array<u32, T>(1)`) and work on them through `if (var v = scratch[0])`", largest.join(", "))
-}
-
 /// The kernel side compiled, with the module it came from (which the runtime tables are read from).
-fn kernel(
-    module: &Module,
-    output: Output,
-    file: &Path,
-    opts: &Options,
-) -> Result<(Module, Vec<u8>), i32> {
+fn kernel(module: &Module, output: Output, opts: &Options) -> Result<(Module, Vec<u8>), i32> {
     let bpf = run_pipeline(module, Target::Bpf, opts)?;
     match crate::codegen::bpf::compile(&bpf, &opts.bpf, output) {
         Ok(bytes) => Ok((bpf, bytes)),
-        Err(errors) => Err(report_backend_errors(&bpf, file, "BPF", errors)),
+        Err(errors) => Err(opts.report.backend_errors(&bpf, "BPF", errors)),
     }
 }
 
 /// The kernel side as BPF object bytes (or LLVM IR / assembly).
-pub fn kernel_object(
-    module: &Module,
-    output: Output,
-    file: &Path,
-    opts: &Options,
-) -> Result<Vec<u8>, i32> {
-    kernel(module, output, file, opts).map(|(_, bytes)| bytes)
+pub fn kernel_object(module: &Module, output: Output, opts: &Options) -> Result<Vec<u8>, i32> {
+    kernel(module, output, opts).map(|(_, bytes)| bytes)
 }
 
 /// The userspace side as a native object (or LLVM IR / assembly), around `tables`.
@@ -175,7 +110,7 @@ pub fn host_object(
         test,
     };
     crate::codegen::host::compile(&host, &unit, &opts.host, output)
-        .map_err(|errors| report_backend_errors(&host, file, "host", errors))
+        .map_err(|errors| opts.report.backend_errors(&host, "host", errors))
 }
 
 /// Whether the unit has a BPF object (the rule userspace lowering follows too).
@@ -192,15 +127,11 @@ pub fn has_main(module: &Module) -> bool {
 
 /// The kernel side compiled to an object with the start-up tables the host executable embeds,
 /// when the unit has one.
-pub fn kernel_tables(
-    module: &Module,
-    file: &Path,
-    opts: &Options,
-) -> Result<Option<ObjectTables>, i32> {
+pub fn kernel_tables(module: &Module, opts: &Options) -> Result<Option<ObjectTables>, i32> {
     if !has_kernel_side(module) {
         return Ok(None);
     }
-    let (bpf, object) = kernel(module, Output::Object, file, opts)?;
+    let (bpf, object) = kernel(module, Output::Object, opts)?;
     Ok(Some(crate::codegen::bpf::object_tables(&bpf, object)))
 }
 
@@ -213,7 +144,7 @@ pub fn build(
     test: bool,
     opts: &Options,
 ) -> Result<Option<Vec<u8>>, i32> {
-    let tables = kernel_tables(module, file, opts)?;
+    let tables = kernel_tables(module, opts)?;
     if let Some(exe) = exe {
         let host = host_object(module, tables.as_ref(), test, Output::Object, file, opts)?;
         use crate::link::LinkError;
@@ -222,15 +153,10 @@ pub fn build(
         }) {
             Ok(()) => {}
             Err(LinkError::Environment(why)) => {
-                eprintln!("{}:1:1: error[E0910]: link failed: {why}", file.display());
-                return Err(1);
+                return Err(opts.report.unit_error(Code::E0910, why));
             }
             Err(LinkError::Internal(why)) => {
-                eprintln!(
-                    "{}:1:1: error[E0999]: internal compiler error: {why}",
-                    file.display()
-                );
-                return Err(1);
+                return Err(opts.report.unit_error(Code::E0999, why));
             }
         }
     }
@@ -371,5 +297,5 @@ pub fn module_source(module: &Module, file: &Path, opts: &Options) -> Result<Str
     let kmod = run_pipeline(module, Target::Kmod, opts)?;
     let callers = crate::codegen::kmod::kfunc_callers(module);
     crate::codegen::kmod::emit(&kmod, &base_name(file), &callers)
-        .map_err(|errors| report_backend_errors(&kmod, file, "module", errors))
+        .map_err(|errors| opts.report.backend_errors(&kmod, "module", errors))
 }

@@ -5,6 +5,7 @@ mod build;
 mod cli;
 mod opt;
 mod output;
+mod report;
 mod run;
 mod verify;
 
@@ -200,13 +201,18 @@ fn run_stage(
     let module = crate::timing::stage("lower to ks-ir", || {
         crate::lower::lower_unit(unit, checked, sources)
     });
-    let opts = build::options(&common.codegen);
+    let opts = build::options(
+        &common.codegen,
+        report::Reporter::new(sources, common.diagnostics),
+    );
     let file = &common.file;
     let code = match stage {
         // The passes find what sema cannot see (packet offsets through locals, recursion through
         // the call graph); code generation is left to the commands that write code.
         Stage::Check => build::check_pipelines(&module, &opts),
-        Stage::Emit(Emit::KsIr, _, out, _) => emit_text(&module, "ks-ir", out.as_deref(), sources),
+        Stage::Emit(Emit::KsIr, _, out, _) => {
+            emit_text(&module, "ks-ir", out.as_deref(), sources, opts.report)
+        }
         Stage::Emit(e @ (Emit::BpfIr | Emit::HostIr), _, out, _) => {
             let target = if e == Emit::BpfIr {
                 Target::Bpf
@@ -214,7 +220,7 @@ fn run_stage(
                 Target::Host
             };
             match build::run_pipeline(&module, target, &opts) {
-                Ok(m) => emit_text(&m, emit_name(e), out.as_deref(), sources),
+                Ok(m) => emit_text(&m, emit_name(e), out.as_deref(), sources, opts.report),
                 Err(code) => code,
             }
         }
@@ -227,7 +233,7 @@ fn run_stage(
             // One output file: the kernel side when it is selected, else the userspace side
             // (whose embedded object is compiled too, as the executable would have it).
             let bytes = if targets.contains(Target::Bpf) {
-                build::kernel_object(&module, output, file, &opts)
+                build::kernel_object(&module, output, &opts)
             } else if targets.contains(Target::Host) {
                 emit_host(&module, output, file, test, &opts)
             } else {
@@ -254,7 +260,7 @@ fn run_stage(
         ),
         Stage::Emit(Emit::Ast, ..) => 0,
         Stage::Verify => {
-            match build::kernel_object(&module, crate::codegen::llvm::Output::Object, file, &opts) {
+            match build::kernel_object(&module, crate::codegen::llvm::Output::Object, &opts) {
                 Ok(bytes) => verify::run(
                     &bytes,
                     file,
@@ -289,11 +295,14 @@ fn emit_text(
     stage: &str,
     out: Option<&Path>,
     sources: &SourceMap,
+    report: report::Reporter,
 ) -> i32 {
-    match opt::verified_text(module, stage) {
-        Ok(text) => build::write_output(out, text.as_bytes(), &Inputs::of(sources)),
-        Err(code) => code,
+    let errors = crate::ir::verify::verify_module(module);
+    if !errors.is_empty() {
+        return report.verify_errors(module, stage, &errors);
     }
+    let text = crate::ir::print::print_module(module);
+    build::write_output(out, text.as_bytes(), &Inputs::of(sources))
 }
 
 /// The userspace side's LLVM IR, assembly or object, around the unit's BPF object.
@@ -304,7 +313,7 @@ fn emit_host(
     test: bool,
     opts: &build::Options,
 ) -> Result<Vec<u8>, i32> {
-    let tables = build::kernel_tables(module, file, opts)?;
+    let tables = build::kernel_tables(module, opts)?;
     build::host_object(module, tables.as_ref(), test, output, file, opts)
 }
 
