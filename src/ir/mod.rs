@@ -12,6 +12,7 @@ mod module;
 pub mod ops;
 pub mod parse;
 pub mod print;
+pub mod symbols;
 mod types;
 pub mod verify;
 

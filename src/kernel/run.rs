@@ -176,7 +176,11 @@ impl Loaded {
                 .program(name)
                 .ok_or_else(|| format!("no program {name}"))?;
             let fd = fd.as_raw_fd() as u32;
-            self.map_update("prog_array", &(i as u32).to_ne_bytes(), &fd.to_ne_bytes())?;
+            self.map_update(
+                crate::ir::symbols::PROG_ARRAY,
+                &(i as u32).to_ne_bytes(),
+                &fd.to_ne_bytes(),
+            )?;
         }
         Ok(())
     }

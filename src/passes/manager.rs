@@ -290,7 +290,7 @@ pub fn observed_facts(m: &Module) -> Facts {
     if body_ops
         .iter()
         .any(|&o| m.op(o).opcode == Opcode::KsTailCall)
-        && m.lookup_symbol(super::tail_calls::PROG_ARRAY).is_none()
+        && m.lookup_symbol(crate::ir::symbols::PROG_ARRAY).is_none()
     {
         remove(Fact::TailCallSlots);
     }

@@ -13,7 +13,7 @@ use super::{PassErrors, PassResult};
 use crate::ir::{views::KsFunc, Attr, Builder, Module, OpId, Opcode, Type};
 use crate::vocab::ProgKind;
 
-pub const PROG_ARRAY: &str = "prog_array";
+use crate::ir::symbols::PROG_ARRAY;
 
 fn tail_calls(m: &Module) -> Vec<OpId> {
     let mut out = Vec::new();

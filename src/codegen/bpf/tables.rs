@@ -119,7 +119,7 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
 
 /// The `__pinned_globals` struct's initial bytes: each pinned global's initialiser at its field.
 fn pinned_globals_image(m: &Module) -> Vec<u8> {
-    let Some(decl) = struct_decl(m, crate::passes::lower_bpf::PINNED_STRUCT) else {
+    let Some(decl) = struct_decl(m, crate::ir::symbols::PINNED_GLOBALS_STRUCT) else {
         return Vec::new();
     };
     let fields = KsStruct(decl).fields(m).to_vec();
@@ -134,7 +134,7 @@ fn pinned_globals_image(m: &Module) -> Vec<u8> {
                 .unwrap_or_else(|| zero_of(ty))
         })
         .collect();
-    let ty = Type::Struct(crate::passes::lower_bpf::PINNED_STRUCT.into());
+    let ty = Type::Struct(crate::ir::symbols::PINNED_GLOBALS_STRUCT.into());
     image(m, &ty, &Attr::List(inits)).unwrap_or_default()
 }
 

@@ -1,0 +1,348 @@
+//! Maps (§11.2): lookups, updates, deletes, atomic adds, queues and redirects.
+
+use super::*;
+
+pub(super) fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapLookup(op);
+    let (map, key, ty) = (
+        v.map(e.m()).to_string(),
+        v.key(e.m()),
+        e.ty(v.entry_value(e.m())),
+    );
+    let k = e.spill_key(key);
+    let entry = e.lookup(&map, k, ty);
+    if let ValueDef::Result(call, _) = e.m().value(entry).def {
+        let key = key_id(e.m(), &e.cx.plain_slots, key);
+        e.cx.lookups.push(Lookup {
+            map,
+            key,
+            call,
+            entry,
+        });
+    }
+    Ok(vec![entry])
+}
+
+/// A variable slot whose address is only loaded from and stored to.
+pub(super) fn plain_slots(m: &Module, func: OpId) -> HashSet<Value> {
+    let ops = m.collect_nested(func, |_| true);
+    let mut slots: HashSet<Value> = ops
+        .iter()
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
+        .map(|&o| m.op(o).results[0])
+        .collect();
+    for &o in &ops {
+        let d = m.op(o);
+        for (i, v) in d.operands.iter().enumerate() {
+            let plain = (d.opcode == Opcode::CoreLoad && i == 0)
+                || (d.opcode == Opcode::CoreStore && i == 1);
+            if !plain {
+                slots.remove(v);
+            }
+        }
+    }
+    slots
+}
+
+pub(super) fn key_id(m: &Module, plain: &HashSet<Value>, key: Value) -> KeyId {
+    if let ValueDef::Result(load, _) = m.value(key).def {
+        let d = m.op(load);
+        if d.opcode == Opcode::CoreLoad && plain.contains(&d.operands[0]) {
+            return KeyId::Slot(d.operands[0]);
+        }
+    }
+    KeyId::Value(key)
+}
+
+/// The entry pointer of an earlier lookup of `map[key]` that still holds at `op`: the lookup runs
+/// first on every path to `op`, and nothing that may run in between stores to the key's variable,
+/// writes or deletes entries of `map`, or calls a function.
+pub(super) fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
+    let m = e.m();
+    let key = key_id(m, &e.cx.plain_slots, key);
+    let found =
+        e.cx.lookups
+            .iter()
+            .rev()
+            .find(|l| l.map == map && l.key == key && m.precedes_structurally(l.call, op))?;
+    for o in ops_between(m, found.call, op)? {
+        let d = m.op(o);
+        let names_map = |a: Option<&Attr>| matches!(a, Some(Attr::Sym(s)) if s == map);
+        let clobbers = match d.opcode {
+            Opcode::CoreCall
+            | Opcode::CoreCallIndirect
+            | Opcode::KsCallExtern
+            | Opcode::KsTailCall
+            | Opcode::BpfTailCall
+            | Opcode::BpfKfuncCall => true,
+            Opcode::KsMapUpdate
+            | Opcode::KsMapDelete
+            | Opcode::KsMapAdd
+            | Opcode::KsMapPush
+            | Opcode::KsMapPop => names_map(m.attr(o, "map")),
+            Opcode::BpfHelperCall => {
+                let id = helper_id(m, o);
+                let target = d.operands.first().and_then(|&mp| match m.value(mp).def {
+                    ValueDef::Result(a, _) => Some(a),
+                    _ => None,
+                });
+                [MAP_UPDATE.0, MAP_DELETE.0, MAP_PUSH.0, MAP_POP.0].contains(&id)
+                    && target.is_none_or(|a| {
+                        m.op(a).opcode != Opcode::BpfMapAddr || names_map(m.attr(a, "map"))
+                    })
+            }
+            _ => {
+                matches!(key, KeyId::Slot(s) if d.operands.contains(&s) && d.opcode != Opcode::CoreLoad)
+            }
+        };
+        if clobbers {
+            return None;
+        }
+    }
+    Some(found.entry)
+}
+
+/// The helper number a `bpf.helper_call` calls.
+pub(super) fn helper_id(m: &Module, call: OpId) -> i128 {
+    match m.attr(call, "id") {
+        Some(Attr::Int(i)) => *i,
+        _ => 0,
+    }
+}
+
+/// The ops that may run after `from` and before `op` (which `from` structurally precedes), nested
+/// ones included: those after `from` in its block up to the one containing `op` (a superset, which
+/// only makes answers built on it more conservative).
+pub(super) fn ops_between(m: &Module, from: OpId, op: OpId) -> Option<Vec<OpId>> {
+    let (block, from) = m.position(from)?;
+    let mut until = op;
+    while m.position(until).map(|(b, _)| b) != Some(block) {
+        until = m.parent_op(until)?;
+    }
+    let (_, to) = m.position(until)?;
+    let ops = &m.block(block).ops[from + 1..=to];
+    Some(
+        ops.iter()
+            .flat_map(|&o| {
+                m.collect_nested(o, |_| true)
+                    .into_iter()
+                    .chain(std::iter::once(o))
+            })
+            .filter(|&o| o != op)
+            .collect(),
+    )
+}
+
+/// Whether the key slot `slot` still holds `key` at `op`: the last store to it that runs first
+/// on every path to `op` stored `key`, and nothing in between writes the slot or the key's variable.
+pub(super) fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool {
+    let m = e.m();
+    let Some(last) =
+        e.cx.key_spills
+            .iter()
+            .rev()
+            .find(|s| s.slot == slot && m.precedes_structurally(s.store, op))
+    else {
+        return false;
+    };
+    if last.key != key {
+        return false;
+    }
+    let Some(between) = ops_between(m, last.store, op) else {
+        return false;
+    };
+    between.iter().all(|&o| {
+        let d = m.op(o);
+        let reads_only = |v: Value| match d.opcode {
+            Opcode::CoreLoad => true,
+            Opcode::BpfHelperCall => {
+                let read_only = crate::ir::helpers::read_only_arguments(helper_id(m, o));
+                d.operands
+                    .iter()
+                    .enumerate()
+                    .all(|(i, &a)| a != v || read_only.contains(&i))
+            }
+            _ => false,
+        };
+        let untouched = |v: Value| !d.operands.contains(&v) || reads_only(v);
+        untouched(slot) && !matches!(key, KeyId::Slot(var) if !untouched(var))
+    })
+}
+
+pub(super) fn map_update(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapUpdate(op);
+    let (map, key, value, flags) = (
+        v.map(e.m()).to_string(),
+        v.key(e.m()),
+        v.value(e.m()),
+        v.flags(e.m()),
+    );
+    let k = e.spill_key(key);
+    let val = e.spill(Role::Value, value);
+    Ok(vec![e.update(&map, k, val, flags)])
+}
+
+pub(super) fn map_delete(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapDelete(op);
+    let (map, key) = (v.map(e.m()).to_string(), v.key(e.m()));
+    let k = e.spill_key(key);
+    let mp = e.map_addr(&map);
+    Ok(vec![e.helper(MAP_DELETE, &[mp, k], Type::i64())])
+}
+
+/// `m[k] += n` (§11.2): an atomic add to the entry, or an insert of `n` when absent (with a
+/// second lookup when another CPU inserted first). Arrays always hold their keys, so they have no
+/// insert path; per-CPU slots belong to the running CPU, so they take a plain add, as
+/// hand-written C does.
+pub(super) fn map_add(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapAdd(op);
+    let (map, key, delta) = (v.map(e.m()).to_string(), v.key(e.m()), v.delta(e.m()));
+    let decl =
+        declaration(e.m(), Opcode::KsMap, &map).ok_or_else(|| format!("@{map} is not a map"))?;
+    let (value_ty, kind) = (KsMap(decl).value(e.m()).clone(), KsMap(decl).kind(e.m()));
+    if !value_ty.is_int() {
+        return Err(format!(
+            "`+=` on an entry of @{map} needs integer values, not {value_ty}"
+        ));
+    }
+    let per_cpu = kind.is_percpu();
+    let always_present = kind.always_present();
+    let delta = e.cast(delta, &value_ty);
+    let entry_ty = Type::ptr(value_ty);
+    // `if (m[k] != null) { m[k] += 1 }`: the entry found by the test is the one to add to, and
+    // the key is stored again only for the insert (a store right before the atomic add would
+    // make it wait for the store buffer).
+    let (p, spilled) = match earlier_lookup(e, &map, key, op) {
+        Some(p) if e.ty(p) == entry_ty => (p, None),
+        _ => {
+            let k = e.spill_key(key);
+            (e.lookup(&map, k, entry_ty.clone()), Some(k))
+        }
+    };
+    let present = e.non_null(p);
+    if always_present {
+        e.if_then(present, |e| add_in_place(e, p, delta, per_cpu));
+        return Ok(vec![]);
+    }
+    e.if_else(
+        present,
+        |e| add_in_place(e, p, delta, per_cpu),
+        |e| {
+            let k = spilled.unwrap_or_else(|| e.spill_key(key));
+            let val = e.spill(Role::Value, delta);
+            let ret = e.update(&map, k, val, BPF_NOEXIST);
+            let inserted = e.succeeded(ret);
+            let raced = e.b.core_not(inserted);
+            e.if_then(raced, |e| {
+                let p = e.lookup(&map, k, entry_ty);
+                let present = e.non_null(p);
+                e.if_then(present, |e| add_in_place(e, p, delta, per_cpu));
+            });
+        },
+    );
+    Ok(vec![])
+}
+
+/// BPF atomics exist for 32- and 64-bit words only; narrower values, and per-CPU slots, get a
+/// plain read-modify-write.
+pub(super) fn add_in_place(e: &mut Emit, p: Value, delta: Value, per_cpu: bool) {
+    if !per_cpu && matches!(e.size(&e.ty(delta)), Ok(4 | 8)) {
+        e.b.core_atomic_add(p, delta);
+    } else {
+        let old = e.load(p);
+        let new = e.b.core_add(old, delta);
+        e.b.core_store(new, p);
+    }
+}
+
+pub(super) fn map_push(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapPush(op);
+    let (map, value, rt) = (
+        v.map(e.m()).to_string(),
+        v.value(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
+    let val = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let flags = e.u64(0);
+    let ret = e.helper(MAP_PUSH, &[mp, val, flags], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
+
+/// `q.pop()` / `q.peek()`: the value lands in a zeroed buffer, so an empty queue reads 0.
+pub(super) fn map_pop(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapPop(op);
+    let (map, peek, vt) = (
+        v.map(e.m()).to_string(),
+        v.peek(e.m()),
+        e.ty(v.value_value(e.m())),
+    );
+    let out = e.scratch(Role::Out, vt);
+    e.store_zero(out);
+    let mp = e.map_addr(&map);
+    let ret = e.helper(
+        if peek { MAP_PEEK } else { MAP_POP },
+        &[mp, out],
+        Type::i64(),
+    );
+    let present = e.succeeded(ret);
+    Ok(vec![e.load(out), present])
+}
+
+/// Bloom filters answer membership through peek.
+pub(super) fn map_contains(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsMapContains(op);
+    let (map, value) = (v.map(e.m()).to_string(), v.value(e.m()));
+    let val = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let ret = e.helper(MAP_PEEK, &[mp, val], Type::i64());
+    Ok(vec![e.succeeded(ret)])
+}
+
+pub(super) fn redirect_map(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsRedirectMap(op);
+    let (map, key, flags, rt) = (
+        v.map(e.m()).to_string(),
+        v.key(e.m()),
+        v.flags(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
+    let mp = e.map_addr(&map);
+    let key = e.cast(key, &Type::u64());
+    let flags = e.cast(flags, &Type::u64());
+    let ret = e.helper(REDIRECT_MAP, &[mp, key, flags], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
+
+pub(super) fn perf_output(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsPerfOutput(op);
+    let (map, ctx, value, rt) = (
+        v.map(e.m()).to_string(),
+        v.ctx(e.m()),
+        v.value(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
+    let size = e.size(&e.ty(value))?;
+    let data = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let cpu = e.u64(BPF_F_CURRENT_CPU);
+    let size = e.u64(size as i128);
+    let ret = e.helper(PERF_EVENT_OUTPUT, &[ctx, mp, cpu, data, size], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
+
+pub(super) fn rb_output(e: &mut Emit, op: OpId) -> Lowered {
+    let v = KsRbOutput(op);
+    let (map, value, rt) = (
+        v.map(e.m()).to_string(),
+        v.value(e.m()),
+        e.ty(v.result_value(e.m())),
+    );
+    let size = e.size(&e.ty(value))?;
+    let data = e.spill(Role::Value, value);
+    let mp = e.map_addr(&map);
+    let size = e.u64(size as i128);
+    let flags = e.u64(0);
+    let ret = e.helper(RINGBUF_OUTPUT, &[mp, data, size, flags], Type::i64());
+    Ok(vec![e.cast(ret, &rt)])
+}
