@@ -4,18 +4,18 @@
 //! targets, safety checks) → IR and passes → codegen (bpf, host, kmod) → link. `driver` is the thin
 //! command-line layer over it; `diagnostics` is shared by every stage; `btf` reads kernel types.
 
-pub mod btf;
+pub(crate) mod btf;
 pub mod codegen;
-pub mod diagnostics;
+pub(crate) mod diagnostics;
 pub mod driver;
-pub mod input;
-pub mod ir;
+pub(crate) mod input;
+pub(crate) mod ir;
 pub mod kernel;
-pub mod link;
-pub mod lower;
-pub mod passes;
+pub(crate) mod link;
+pub(crate) mod lower;
+pub(crate) mod passes;
 pub mod pipeline;
-pub mod sema;
-pub mod syntax;
-pub mod timing;
-pub mod vocab;
+pub(crate) mod sema;
+pub(crate) mod syntax;
+pub(crate) mod timing;
+pub(crate) mod vocab;

@@ -7,7 +7,7 @@ mod source;
 
 pub use codes::Code;
 pub use render::{render_json, render_text};
-pub use source::{FileId, SourceFile, SourceMap, Span};
+pub use source::{FileId, SourceMap, Span};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {

@@ -6,7 +6,6 @@
 //! the verifier, one typed builder method per op and typed views (`ops::views`). See
 //! `ir-specs/README.md` for the design.
 
-pub mod helpers;
 pub mod layout;
 mod module;
 pub mod ops;
@@ -17,7 +16,7 @@ mod types;
 pub mod verify;
 
 pub use module::*;
-pub use ops::{views, EnumType, EnumValue, Opcode, Traits, OP_INFO};
+pub use ops::{views, EnumValue, Opcode, Traits};
 pub use types::*;
 
 #[cfg(test)]

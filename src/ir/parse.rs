@@ -793,7 +793,8 @@ fn count(n: i128) -> Option<u32> {
     u32::try_from(n).ok().filter(|&n| n > 0)
 }
 
-/// Parses a type on its own (tests and tools).
+/// Parses a type on its own.
+#[cfg(test)]
 pub fn parse_type(text: &str) -> Result<Type, ParseError> {
     let toks = tokenize(text)?;
     let mut p = Parser {

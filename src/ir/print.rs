@@ -52,21 +52,6 @@ pub fn print_module(m: &Module) -> String {
     p.out
 }
 
-/// Prints one op (with its regions) on its own, for diagnostics.
-pub fn print_op(m: &Module, op: OpId) -> String {
-    let mut p = Printer {
-        m,
-        out: String::new(),
-        names: HashMap::new(),
-        used_names: HashSet::new(),
-        next_value: 0,
-        blocks: HashMap::new(),
-    };
-    p.number_blocks(m.top_level_of(op));
-    p.op(op, 0);
-    p.out.trim_end().to_string()
-}
-
 struct Printer<'m> {
     m: &'m Module,
     out: String,

@@ -120,7 +120,9 @@ pub fn check_helper_kinds(m: &Module, cg: &CallGraph) -> PassResult {
             });
         }
         for (op, callee) in calls {
-            if let Err(why) = crate::sema::builtins::helper_allowed(&callee, kind) {
+            let allowed =
+                crate::vocab::helpers::callable(&callee).map_or(Ok(()), |h| h.allowed_in(kind));
+            if let Err(why) = allowed {
                 if reported.insert(op) {
                     let name = m.symbol(program).unwrap_or("?");
                     errors.push(super::PassError::user(op, crate::diagnostics::Code::E0501, format!("`{callee}` is not available to {kind} programs (`{name}` reaches this call): {why}")));

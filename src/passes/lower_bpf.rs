@@ -31,24 +31,11 @@ use kernel_structs::*;
 use maps::*;
 use std::collections::{HashMap, HashSet};
 
-/// A BPF helper: its number in uapi/linux/bpf.h and its name.
-#[derive(Clone, Copy)]
-struct Helper(i128, &'static str);
-
-const MAP_LOOKUP: Helper = Helper(1, "bpf_map_lookup_elem");
-const MAP_UPDATE: Helper = Helper(2, "bpf_map_update_elem");
-const MAP_DELETE: Helper = Helper(3, "bpf_map_delete_elem");
-const PERF_EVENT_OUTPUT: Helper = Helper(25, "bpf_perf_event_output");
-const REDIRECT_MAP: Helper = Helper(51, "bpf_redirect_map");
-const MAP_PUSH: Helper = Helper(87, "bpf_map_push_elem");
-const MAP_POP: Helper = Helper(88, "bpf_map_pop_elem");
-const MAP_PEEK: Helper = Helper(89, "bpf_map_peek_elem");
-const PROBE_READ_KERNEL: Helper = Helper(113, "bpf_probe_read_kernel");
-const PROBE_READ_USER: Helper = Helper(112, "bpf_probe_read_user");
-const RINGBUF_OUTPUT: Helper = Helper(130, "bpf_ringbuf_output");
-const RINGBUF_RESERVE: Helper = Helper(131, "bpf_ringbuf_reserve");
-const RINGBUF_SUBMIT: Helper = Helper(132, "bpf_ringbuf_submit");
-const RINGBUF_DISCARD: Helper = Helper(133, "bpf_ringbuf_discard");
+use crate::vocab::helpers::{
+    Helper, MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_PEEK_ELEM, MAP_POP_ELEM, MAP_PUSH_ELEM,
+    MAP_UPDATE_ELEM, PERF_EVENT_OUTPUT, PROBE_READ_KERNEL, PROBE_READ_USER, REDIRECT_MAP,
+    RINGBUF_DISCARD, RINGBUF_OUTPUT, RINGBUF_RESERVE, RINGBUF_SUBMIT,
+};
 
 const BPF_NOEXIST: i128 = 1;
 const BPF_F_CURRENT_CPU: i128 = 0xffff_ffff;
@@ -481,7 +468,9 @@ impl Emit<'_> {
     }
 
     fn helper(&mut self, h: Helper, args: &[Value], ret: Type) -> Value {
-        let op = self.b.bpf_helper_call(args, h.0, h.1, &[ret]);
+        let op = self
+            .b
+            .bpf_helper_call(args, h.id.into(), h.name.as_bytes(), &[ret]);
         self.m().op(op).results[0]
     }
 
@@ -502,13 +491,13 @@ impl Emit<'_> {
 
     fn lookup(&mut self, map: &str, key_slot: Value, entry_ty: Type) -> Value {
         let mp = self.map_addr(map);
-        self.helper(MAP_LOOKUP, &[mp, key_slot], entry_ty)
+        self.helper(MAP_LOOKUP_ELEM, &[mp, key_slot], entry_ty)
     }
 
     fn update(&mut self, map: &str, key_slot: Value, value_slot: Value, flags: i128) -> Value {
         let mp = self.map_addr(map);
         let f = self.u64(flags);
-        self.helper(MAP_UPDATE, &[mp, key_slot, value_slot, f], Type::i64())
+        self.helper(MAP_UPDATE_ELEM, &[mp, key_slot, value_slot, f], Type::i64())
     }
 
     /// The entry of a one-entry array map (key 0); a failed lookup yields a zeroed stand-in, so

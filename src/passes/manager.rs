@@ -190,10 +190,6 @@ impl Pipeline {
         }
         Ok(Pipeline { passes })
     }
-
-    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
-        self.passes.iter().map(|p| p.name)
-    }
 }
 
 /// How a pipeline is run.

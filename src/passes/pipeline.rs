@@ -84,8 +84,8 @@ mod tests {
     fn built_in_pipelines_meet_their_contracts() {
         for target in Target::ALL {
             for cpu in ["v1", "v2", "v3", "v4"] {
-                let p = for_target(target, cpu);
-                assert!(p.names().count() > 0);
+                // Panics when the list does not meet its contracts.
+                for_target(target, cpu);
             }
         }
     }

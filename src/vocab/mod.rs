@@ -1,8 +1,10 @@
 //! The closed vocabularies every stage shares: targets, program kinds, map kinds, comparison
 //! predicates, global storage and struct origins. The enums are declared once, in
 //! `ir-specs/enums.ops`, and generated; what each value means to a stage is a method here,
-//! written as an exhaustive `match` so that a new value cannot be forgotten.
+//! written as an exhaustive `match` so that a new value cannot be forgotten. `helpers` is the one
+//! table of the BPF helpers ksc knows.
 
+pub mod helpers;
 mod map_kind;
 mod prog_kind;
 mod set;

@@ -27,10 +27,6 @@ impl<T: Vocabulary> EnumSet<T> {
         self.bits |= 1 << v.index();
     }
 
-    pub fn is_empty(self) -> bool {
-        self.bits == 0
-    }
-
     pub fn iter(self) -> impl Iterator<Item = T> {
         T::ALL.iter().copied().filter(move |&v| self.contains(v))
     }

@@ -98,7 +98,8 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             .build_indirect_call(fty, callee, &margs, "")
             .map_err(|e| e.to_string())?;
         // Saying what the kernel does with a key lets LLVM keep it in its slot across calls.
-        for &i in crate::ir::helpers::read_only_arguments(id as i128) {
+        let helper = crate::vocab::helpers::by_id(id as i128);
+        for &i in helper.map_or(&[][..], |h| h.reads_only) {
             if args.get(i).is_some_and(|a| a.is_pointer_value()) {
                 for kind in ["readonly", "nocapture"] {
                     call.add_attribute(
@@ -110,7 +111,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
             }
         }
-        if crate::ir::helpers::writes_no_memory(id as i128) {
+        if helper.is_some_and(|h| !h.writes_memory) {
             // `memory(read)`: reads any memory, writes none (LLVM's MemoryEffects encoding).
             const MEMORY_READ: u64 = 0b01_01_01;
             call.add_attribute(

@@ -64,10 +64,7 @@ pub(super) fn call_extern(e: &mut Emit, op: OpId) -> Lowered {
             // A variadic helper called with a prefix of its parameters (§5.4): the remaining
             // slots pass 0, so the helper never reads an unset register.
             let mut args = args;
-            let slots = u32::try_from(id)
-                .ok()
-                .and_then(crate::sema::builtins::helper_by_id)
-                .map_or(0, |h| h.params.len());
+            let slots = crate::vocab::helpers::by_id(id).map_or(0, |h| h.params.len());
             while args.len() < slots {
                 args.push(e.b.core_const(0, Type::u64()));
             }

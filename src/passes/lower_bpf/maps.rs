@@ -86,7 +86,14 @@ pub(super) fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Optio
                     ValueDef::Result(a, _) => Some(a),
                     _ => None,
                 });
-                [MAP_UPDATE.0, MAP_DELETE.0, MAP_PUSH.0, MAP_POP.0].contains(&id)
+                [
+                    MAP_UPDATE_ELEM,
+                    MAP_DELETE_ELEM,
+                    MAP_PUSH_ELEM,
+                    MAP_POP_ELEM,
+                ]
+                .iter()
+                .any(|h| i128::from(h.id) == id)
                     && target.is_none_or(|a| {
                         m.op(a).opcode != Opcode::BpfMapAddr || names_map(m.attr(a, "map"))
                     })
@@ -156,7 +163,8 @@ pub(super) fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool 
         let reads_only = |v: Value| match d.opcode {
             Opcode::CoreLoad => true,
             Opcode::BpfHelperCall => {
-                let read_only = crate::ir::helpers::read_only_arguments(helper_id(m, o));
+                let read_only =
+                    crate::vocab::helpers::by_id(helper_id(m, o)).map_or(&[][..], |h| h.reads_only);
                 d.operands
                     .iter()
                     .enumerate()
@@ -187,7 +195,7 @@ pub(super) fn map_delete(e: &mut Emit, op: OpId) -> Lowered {
     let (map, key) = (v.map(e.m()).to_string(), v.key(e.m()));
     let k = e.spill_key(key);
     let mp = e.map_addr(&map);
-    Ok(vec![e.helper(MAP_DELETE, &[mp, k], Type::i64())])
+    Ok(vec![e.helper(MAP_DELETE_ELEM, &[mp, k], Type::i64())])
 }
 
 /// `m[k] += n` (§11.2): an atomic add to the entry, or an insert of `n` when absent (with a
@@ -265,7 +273,7 @@ pub(super) fn map_push(e: &mut Emit, op: OpId) -> Lowered {
     let val = e.spill(Role::Value, value);
     let mp = e.map_addr(&map);
     let flags = e.u64(0);
-    let ret = e.helper(MAP_PUSH, &[mp, val, flags], Type::i64());
+    let ret = e.helper(MAP_PUSH_ELEM, &[mp, val, flags], Type::i64());
     Ok(vec![e.cast(ret, &rt)])
 }
 
@@ -281,7 +289,7 @@ pub(super) fn map_pop(e: &mut Emit, op: OpId) -> Lowered {
     e.store_zero(out);
     let mp = e.map_addr(&map);
     let ret = e.helper(
-        if peek { MAP_PEEK } else { MAP_POP },
+        if peek { MAP_PEEK_ELEM } else { MAP_POP_ELEM },
         &[mp, out],
         Type::i64(),
     );
@@ -295,7 +303,7 @@ pub(super) fn map_contains(e: &mut Emit, op: OpId) -> Lowered {
     let (map, value) = (v.map(e.m()).to_string(), v.value(e.m()));
     let val = e.spill(Role::Value, value);
     let mp = e.map_addr(&map);
-    let ret = e.helper(MAP_PEEK, &[mp, val], Type::i64());
+    let ret = e.helper(MAP_PEEK_ELEM, &[mp, val], Type::i64());
     Ok(vec![e.succeeded(ret)])
 }
 
