@@ -6,16 +6,18 @@
 //! every function (named parameters) and instruction, and the new-pass-manager pipeline run
 //! before the object is written.
 
+mod back_end;
 mod decls;
 mod flag_phis;
 mod layout;
 mod ops;
+mod program_args;
 mod tables;
 
 pub use crate::codegen::llvm::{Error, Output};
 pub use tables::{object_tables, ObjectTables};
 
-use crate::codegen::llvm::{Flavor, Gen};
+use crate::codegen::llvm::Gen;
 use crate::ir::{views::KsFunc, Module, OpId};
 use inkwell::context::Context;
 use inkwell::module::Module as LlvmModule;
@@ -75,14 +77,10 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     let module = ctx.create_module("ksc");
     module.set_triple(&triple);
     module.set_data_layout(&tm.get_target_data().get_data_layout());
-    let mut g = Gen::new(
-        m,
-        Flavor::Bpf {
-            signed_division: opts.cpu == "v4",
-        },
-        &ctx,
-        &module,
-    );
+    let back_end = back_end::Bpf {
+        signed_division: opts.cpu == "v4",
+    };
+    let mut g = Gen::new(m, &back_end, &ctx, &module);
     crate::timing::stage("bpf to llvm ir", || {
         g.declarations();
         let funcs: Vec<OpId> = m

@@ -3,12 +3,13 @@
 //! functions, the embedded BPF object and the descriptor the runtime starts from (`entry`); the
 //! linker (`crate::link`) joins it with the runtime library into one executable.
 
+mod back_end;
 mod entry;
 mod ops;
 
 pub use crate::codegen::llvm::{Error, Output};
 
-use crate::codegen::llvm::{Flavor, Gen};
+use crate::codegen::llvm::Gen;
 use crate::ir::{views::KsFunc, Module, OpId};
 use inkwell::context::Context;
 use inkwell::targets::{
@@ -84,7 +85,7 @@ pub fn compile(
     let module = ctx.create_module("ksc");
     module.set_triple(&triple);
     module.set_data_layout(&tm.get_target_data().get_data_layout());
-    let mut g = Gen::new(m, Flavor::Host, &ctx, &module);
+    let mut g = Gen::new(m, &back_end::Host, &ctx, &module);
     g.process_globals();
     let funcs: Vec<OpId> = m
         .funcs()

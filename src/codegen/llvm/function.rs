@@ -1,11 +1,11 @@
 //! Functions: the CFG of a flattened function, op by op, with a debug location on every
 //! instruction (the line info the verifier prints back, and what debuggers show). `core` ops are
-//! lowered here; each back end lowers its own dialect in an `impl FnGen` of its own.
+//! lowered here; each back end lowers its own dialect (`BackEnd::dialect_op`).
 
-use super::{c_name, Flavor, Gen};
+use super::{c_name, Gen};
 use crate::ir::views::{CoreCmp, KsFunc};
 use crate::ir::{Attr, BlockId, OpData, OpId, Opcode, Type, Value};
-use crate::vocab::{CmpPred, ProgKind};
+use crate::vocab::CmpPred;
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -19,38 +19,14 @@ use inkwell::values::{
 use inkwell::{AddressSpace, AtomicOrdering, AtomicRMWBinOp, IntPredicate};
 use std::collections::HashMap;
 
-/// How a program receives its declared parameters (docs/language.md §9.2).
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Args {
-    /// As the function's parameters (the context pointer of xdp, tc, tracepoint, ...).
-    Direct,
-    /// From the trampoline's array of 64-bit arguments: fentry, fexit, tp_btf, lsm, struct_ops.
-    Trampoline,
-    /// From the saved registers in `struct pt_regs` (x86-64): kprobe, kretprobe (return value).
-    Registers { ret: bool },
-    /// A syscall's arguments: the user registers whose `struct pt_regs *` is the only argument
-    /// of the syscall's entry wrapper, traced by fentry (`@probe("sys_openat")`).
-    Syscall,
-}
-
-/// Userspace functions and most programs take their parameters directly.
-fn args_of(m: &crate::ir::Module, f: OpId) -> Args {
-    if KsFunc(f).syscall(m) == Some(true) {
-        return Args::Syscall;
-    }
-    match KsFunc(f).kind(m) {
-        Some(k) if k.is_trampoline() => Args::Trampoline,
-        Some(ProgKind::Kprobe) => Args::Registers { ret: false },
-        Some(ProgKind::Kretprobe) => Args::Registers { ret: true },
-        _ => Args::Direct,
+/// The LLVM parameters of `f`: its own, or one context pointer it reads them from.
+fn llvm_params(g: &Gen, f: OpId) -> Vec<Type> {
+    if g.back_end.arguments_in_context(g.m, f) {
+        vec![Type::ptr(Type::u64())]
+    } else {
+        func_type_of(g.m, f).params
     }
 }
-
-/// Offsets in x86-64 `struct pt_regs` of the argument registers di, si, dx, cx, r8, r9, and ax.
-const PT_REGS_ARGS: [u64; 6] = [112, 104, 96, 88, 72, 64];
-/// A syscall's arguments are in di, si, dx, r10, r8, r9: `syscall` clobbers cx.
-const PT_REGS_SYSCALL_ARGS: [u64; 6] = [112, 104, 96, 56, 72, 64];
-const PT_REGS_RET: u64 = 80;
 
 fn func_type_of(m: &crate::ir::Module, f: OpId) -> crate::ir::FnType {
     match KsFunc(f).ty(m) {
@@ -77,12 +53,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let v = KsFunc(f);
         let ft = func_type_of(m, f);
         let program = v.kind(m).is_some();
-        // Programs that read their arguments from a context take only that context.
-        let params = if args_of(m, f) == Args::Direct {
-            ft.params.clone()
-        } else {
-            vec![Type::ptr(Type::u64())]
-        };
+        let params = llvm_params(self, f);
         let fty = self.fn_type(&params, &ft.ret);
         let name = m.symbol(f).unwrap_or("f").to_string();
         let func = self.module.add_function(
@@ -102,33 +73,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
             AttributeLoc::Function,
             self.ctx.create_enum_attribute(nounwind, 0),
         );
-        match self.flavor {
-            // No unwinding in BPF: without nounwind LLVM adds an .eh_frame section. BPF returns
-            // only a register: a function returning a struct, array or string is always inlined
-            // (kernel code has no recursion), which -O0's pipeline does too; LLVM's BPF back end
-            // crashes on an aggregate return it has to lower.
-            Flavor::Bpf { .. } => {
-                if !program && !ft.ret.is_scalar() && ft.ret != Type::Void {
-                    let always = Attribute::get_named_enum_kind_id("alwaysinline");
-                    func.add_attribute(
-                        AttributeLoc::Function,
-                        self.ctx.create_enum_attribute(always, 0),
-                    );
-                }
-            }
-            // Frame pointers and unwind tables, so perf and gdb walk userspace stacks.
-            Flavor::Host => {
-                func.add_attribute(
-                    AttributeLoc::Function,
-                    self.ctx.create_string_attribute("frame-pointer", "all"),
-                );
-                let uwtable = Attribute::get_named_enum_kind_id("uwtable");
-                func.add_attribute(
-                    AttributeLoc::Function,
-                    self.ctx.create_enum_attribute(uwtable, 2),
-                );
-            }
-        }
+        self.back_end.decorate_function(self, f, func);
         self.funcs.insert(name, func);
     }
 
@@ -144,17 +89,13 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
             .copied()
             .unwrap_or(self.file);
         let program = KsFunc(f).kind(m).is_some();
-        let args = args_of(m, f);
+        let in_context = self.back_end.arguments_in_context(m, f);
         let ret_di = if ft.ret == Type::Void {
             None
         } else {
             Some(self.di_type(&ft.ret))
         };
-        let params = if args == Args::Direct {
-            ft.params.clone()
-        } else {
-            vec![Type::ptr(Type::u64())]
-        };
+        let params = llvm_params(self, f);
         let param_di: Vec<DIType> = params.iter().map(|p| self.di_type(p)).collect();
         let sub = self
             .di
@@ -177,7 +118,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let region = m.op(f).regions[0];
         let entry = m.region(region).blocks[0];
         // Every parameter needs a named variable, or the kernel rejects the whole BTF.
-        if args == Args::Direct {
+        if !in_context {
             for (i, &arg) in m.block(entry).args.iter().enumerate() {
                 let pname = m
                     .value(arg)
@@ -220,7 +161,8 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
             line,
             file: m.op(f).loc.file,
             volatile: Default::default(),
-            args,
+            f,
+            in_context,
         };
         fb.body(region);
     }
@@ -240,7 +182,10 @@ pub(crate) struct FnGen<'g, 'm, 'ctx> {
     file: u32,
     /// Slots whose accesses must stay as written (`core.local {volatile}`).
     volatile: std::collections::HashSet<Value>,
-    pub args: Args,
+    /// The `ks.func` being generated.
+    f: OpId,
+    /// Its parameters come from a context (`BackEnd::arguments_in_context`).
+    in_context: bool,
 }
 
 impl<'ctx> FnGen<'_, '_, 'ctx> {
@@ -264,12 +209,13 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         );
         self.builder.set_current_debug_location(loc);
         for (i, &a) in m.block(blocks[0]).args.iter().enumerate() {
-            let v = match self.args {
-                Args::Direct => self
-                    .func
+            let v = if self.in_context {
+                let back_end = self.g.back_end;
+                back_end.context_argument(self, self.f, i, &self.ty(a)).ok()
+            } else {
+                self.func
                     .get_nth_param(i as u32)
-                    .inspect(|p| p.set_name(m.value(a).name.as_deref().unwrap_or(""))),
-                _ => self.context_argument(i, &self.ty(a)).ok(),
+                    .inspect(|p| p.set_name(m.value(a).name.as_deref().unwrap_or("")))
             };
             if let Some(v) = v {
                 self.values.insert(a, v);
@@ -296,62 +242,6 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
             }
         }
-    }
-
-    /// Argument `i` of a trampoline or register-based program, read from its context.
-    pub fn context_argument(&self, i: usize, ty: &Type) -> Result<BasicValueEnum<'ctx>, String> {
-        let e = |x: inkwell::builder::BuilderError| x.to_string();
-        let ctx = self
-            .func
-            .get_nth_param(0)
-            .ok_or("no context parameter")?
-            .into_pointer_value();
-        let (regs, offset) = match self.args {
-            Args::Registers { ret: true } => (ctx, PT_REGS_RET),
-            Args::Registers { ret: false } => (
-                ctx,
-                *PT_REGS_ARGS
-                    .get(i)
-                    .ok_or("more than six register arguments")?,
-            ),
-            Args::Syscall => {
-                // The wrapper's argument is a trusted `struct pt_regs *`: loads from it are direct.
-                let regs = self
-                    .builder
-                    .build_load(self.ptr_type(), ctx, "regs")
-                    .map_err(e)?
-                    .into_pointer_value();
-                let offset = *PT_REGS_SYSCALL_ARGS
-                    .get(i)
-                    .ok_or("more than six syscall arguments")?;
-                (regs, offset)
-            }
-            _ => (ctx, 8 * i as u64),
-        };
-        let addr = unsafe {
-            self.builder
-                .build_gep(self.g.ctx.i8_type(), regs, &[self.i64c(offset)], "")
-        }
-        .map_err(e)?;
-        let raw = self
-            .builder
-            .build_load(self.g.ctx.i64_type(), addr, "")
-            .map_err(e)?
-            .into_int_value();
-        Ok(match ty {
-            Type::Ptr(_) | Type::Func(_) => self
-                .builder
-                .build_int_to_ptr(raw, self.ptr_type(), "")
-                .map_err(e)?
-                .into(),
-            Type::Bool => self
-                .builder
-                .build_int_compare(IntPredicate::NE, raw, raw.get_type().const_zero(), "")
-                .map_err(e)?
-                .into(),
-            Type::Int(it) => self.resize(raw, it.bits(), false)?.into(),
-            other => return Err(format!("a {other} argument cannot come from the context")),
-        })
     }
 
     /// Sets the debug location of the instructions an op becomes.
@@ -503,8 +393,8 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         table.set_initializer(&init);
         table.set_constant(true);
         table.set_linkage(Linkage::Private);
-        if matches!(self.g.flavor, Flavor::Bpf { .. }) {
-            table.set_section(Some(".rodata"));
+        if let Some(section) = self.g.back_end.constant_section() {
+            table.set_section(Some(section));
         }
         let b = &self.builder;
         let index = self.int(d.operands[0])?;
@@ -938,8 +828,11 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .ok_or_else(|| format!("@{g} has no storage in this object"))?;
                 self.set(&d, p);
             }
-            _ if d.opcode.info().dialect == "bpf" => return self.bpf_op(&d),
-            _ if d.opcode.info().dialect == "host" => return self.host_op(&d),
+            // The back end's own dialect.
+            _ if !matches!(d.opcode.info().dialect, "core" | "ks") => {
+                let back_end = self.g.back_end;
+                return back_end.dialect_op(self, &d);
+            }
             other => {
                 return Err(format!(
                     "`{}` cannot appear in a lowered function",
@@ -967,14 +860,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         let is_zero = b
             .build_int_compare(IntPredicate::EQ, r, zero, "")
             .map_err(e)?;
-        if signed
-            && matches!(
-                self.g.flavor,
-                Flavor::Bpf {
-                    signed_division: true
-                } | Flavor::Host
-            )
-        {
+        if signed && self.g.back_end.has_signed_division() {
             // v4 has sdiv/smod; LLVM only needs the two cases its IR leaves undefined kept away:
             // a zero divisor and MIN / -1 (which wraps to MIN, remainder 0).
             let minus_one = t.const_all_ones();

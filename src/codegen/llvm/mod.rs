@@ -1,7 +1,9 @@
 //! The LLVM layer both native back ends share: one generator (`Gen`) that turns IR types into LLVM
 //! and debug-info types, `core` ops into instructions and functions into LLVM functions with a
-//! debug location on every instruction. The BPF back end adds the `bpf` dialect and the object's
-//! maps; the host back end adds the `host` dialect, the runtime descriptor and the C `main`.
+//! debug location on every instruction. It knows neither target: each back end plugs in through
+//! `BackEnd` (symbols, function attributes, how programs receive their arguments, its own
+//! dialect's ops). The BPF back end adds the object's maps; the host back end adds the runtime
+//! descriptor and the C `main`.
 
 pub mod constants;
 pub mod diagnostics;
@@ -63,13 +65,29 @@ impl Error {
     }
 }
 
-/// The target family a generator emits for; the few places where the families differ ask it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flavor {
-    /// BPF; `signed_division` when the CPU has `sdiv`/`smod` (v4).
-    Bpf { signed_division: bool },
-    /// The native userspace target.
-    Host,
+/// What a back end adds to the shared layer.
+pub(crate) trait BackEnd {
+    /// The LLVM symbol of IR function `name`.
+    fn function_symbol(&self, name: &str) -> String;
+    /// Target attributes of a newly declared function.
+    fn decorate_function<'ctx>(&self, g: &Gen<'_, 'ctx>, f: OpId, func: FunctionValue<'ctx>);
+    /// Whether `f` receives its declared parameters through one context pointer (and reads them
+    /// with `context_argument`) rather than as LLVM parameters.
+    fn arguments_in_context(&self, m: &Module, f: OpId) -> bool;
+    /// Parameter `i` of `f`, read from its context at the top of the entry block.
+    fn context_argument<'ctx>(
+        &self,
+        fg: &FnGen<'_, '_, 'ctx>,
+        f: OpId,
+        i: usize,
+        ty: &crate::ir::Type,
+    ) -> Result<inkwell::values::BasicValueEnum<'ctx>, String>;
+    /// An op of the back end's own dialect.
+    fn dialect_op(&self, fg: &mut FnGen, d: &crate::ir::OpData) -> Result<(), String>;
+    /// The section private constant tables go in, if the target needs one named.
+    fn constant_section(&self) -> Option<&'static str>;
+    /// Whether signed division and remainder are instructions (else they are built from unsigned).
+    fn has_signed_division(&self) -> bool;
 }
 
 /// A name that BTF accepts (a C identifier): IR names such as `f.loop0` use dots.
@@ -79,7 +97,7 @@ pub fn c_name(s: &str) -> String {
 
 pub(crate) struct Gen<'m, 'ctx> {
     pub m: &'m Module,
-    pub flavor: Flavor,
+    pub back_end: &'m dyn BackEnd,
     /// Sequence numbers of `llvm.bpf.btf.type.id` calls (each must be distinct).
     pub type_id_seq: u32,
     pub ctx: &'ctx Context,
@@ -106,7 +124,7 @@ pub(crate) struct Gen<'m, 'ctx> {
 impl<'m, 'ctx> Gen<'m, 'ctx> {
     pub fn new(
         m: &'m Module,
-        flavor: Flavor,
+        back_end: &'m dyn BackEnd,
         ctx: &'ctx Context,
         module: &'m LlvmModule<'ctx>,
     ) -> Self {
@@ -114,7 +132,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         let file = files[0];
         Gen {
             m,
-            flavor,
+            back_end,
             type_id_seq: 0,
             ctx,
             module,
@@ -136,14 +154,9 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         self.errors.push(Error::internal(op, message));
     }
 
-    /// The LLVM symbol of an IR function. Kernel functions keep their (C) name, which is what
-    /// BTF and the verifier show; userspace functions are prefixed so that no user name can
-    /// collide with the C library or the runtime they are linked with.
+    /// The LLVM symbol of an IR function.
     pub fn function_symbol(&self, name: &str) -> String {
-        match self.flavor {
-            Flavor::Bpf { .. } => c_name(name),
-            Flavor::Host => format!("ks.{name}"),
-        }
+        self.back_end.function_symbol(name)
     }
 
     /// Finalises debug info, checks the module, runs LLVM's pipeline and writes the output;

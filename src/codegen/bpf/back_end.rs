@@ -1,0 +1,65 @@
+//! What the BPF back end tells the shared LLVM layer: C symbols, the attributes BPF functions
+//! need, how programs receive their arguments, and the `bpf` dialect.
+
+use super::program_args::{self, args_of, Args};
+use crate::codegen::llvm::{c_name, BackEnd, FnGen, Gen};
+use crate::ir::views::KsFunc;
+use crate::ir::{Module, OpData, OpId, Type};
+use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::values::{BasicValueEnum, FunctionValue};
+
+pub struct Bpf {
+    /// The CPU has `sdiv`/`smod` (v4).
+    pub signed_division: bool,
+}
+
+impl BackEnd for Bpf {
+    /// Kernel functions keep their (C) name, which is what BTF and the verifier show.
+    fn function_symbol(&self, name: &str) -> String {
+        c_name(name)
+    }
+
+    /// BPF returns only a register: a function returning a struct, array or string is always
+    /// inlined (kernel code has no recursion), which -O0's pipeline does too; LLVM's BPF back end
+    /// crashes on an aggregate return it has to lower.
+    fn decorate_function<'ctx>(&self, g: &Gen<'_, 'ctx>, f: OpId, func: FunctionValue<'ctx>) {
+        let program = KsFunc(f).kind(g.m).is_some();
+        let ret = match KsFunc(f).ty(g.m) {
+            Type::Func(ft) => ft.ret.clone(),
+            _ => Type::Void,
+        };
+        if !program && !ret.is_scalar() && ret != Type::Void {
+            let always = Attribute::get_named_enum_kind_id("alwaysinline");
+            func.add_attribute(
+                AttributeLoc::Function,
+                g.ctx.create_enum_attribute(always, 0),
+            );
+        }
+    }
+
+    fn arguments_in_context(&self, m: &Module, f: OpId) -> bool {
+        args_of(m, f) != Args::Direct
+    }
+
+    fn context_argument<'ctx>(
+        &self,
+        fg: &FnGen<'_, '_, 'ctx>,
+        f: OpId,
+        i: usize,
+        ty: &Type,
+    ) -> Result<BasicValueEnum<'ctx>, String> {
+        program_args::context_argument(fg, args_of(fg.g.m, f), i, ty)
+    }
+
+    fn dialect_op(&self, fg: &mut FnGen, d: &OpData) -> Result<(), String> {
+        fg.bpf_op(d)
+    }
+
+    fn constant_section(&self) -> Option<&'static str> {
+        Some(".rodata")
+    }
+
+    fn has_signed_division(&self) -> bool {
+        self.signed_division
+    }
+}
