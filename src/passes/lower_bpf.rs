@@ -1,4 +1,5 @@
-//! `lower-bpf`: rewrites the whole-language `ks` ops of kernel functions into the `bpf` dialect
+//! `lower-bpf` (and `lower-kmod`, which applies its checked-indexing rule to module functions):
+//! rewrites the whole-language `ks` ops of kernel functions into the `bpf` dialect
 //! (helper calls by id, map objects, context loads by offset, CO-RE field addresses, dynptr-based
 //! ring-buffer records and `new` objects released on every path). Runs on structured IR, before `flatten`: the
 //! expansions may use `ks.if`, `ks.for`, `ks.switch`, `ks.defer` and `ks.abort`, whose exit
@@ -141,11 +142,25 @@ fn fold_core_elements(m: &mut Module, func: OpId) {
     }
 }
 
-/// Module code indexes arrays with the same checks as kernel code; their aborts return 0 from
-/// the kfunc (§13.4).
-pub fn lower_index_checks(m: &mut Module, func: OpId, errors: &mut PassErrors) {
-    let ops = m.collect_nested(func, |o| o.opcode == Opcode::KsIndexAddr);
-    lower_ops(m, func, ops, errors);
+/// `lower-kmod`: what module functions need before `flatten`. Module code indexes arrays with
+/// the same checks as kernel code, by the same rule (their aborts return 0 from the kfunc,
+/// §13.4); everything else of module code (`print`, `new`/`delete`, plain `core` ops) maps one
+/// to one onto C and is left to the module back end.
+pub fn run_kmod(m: &mut Module) -> PassResult {
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == Target::Kmod)
+        .collect();
+    let mut errors = PassErrors::new();
+    for f in funcs {
+        let ops = m.collect_nested(f, |o| o.opcode == Opcode::KsIndexAddr);
+        lower_ops(m, f, ops, &mut errors);
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {

@@ -9,7 +9,6 @@ mod flatten;
 mod if_chain;
 pub mod lower_bpf;
 pub mod lower_host;
-mod lower_kmod;
 mod lower_loops;
 pub mod manager;
 mod partition;

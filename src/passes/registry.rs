@@ -168,7 +168,7 @@ pub static PASSES: &[PassInfo] = &[
         adds: &[],
         removes: &[],
         read_only: false,
-        run: |m, _| lower_kmod::run(m),
+        run: |m, _| lower_bpf::run_kmod(m),
     },
 ];
 
