@@ -107,7 +107,10 @@ pub struct PassInfo {
 
 impl PassInfo {
     fn apply(&self, state: Facts) -> Facts {
-        let mut next: Facts = state.iter().filter(|f| !self.removes.contains(f)).collect();
+        let mut next = state;
+        for &f in self.removes {
+            next.remove(f);
+        }
         for &f in self.adds {
             next.insert(f);
         }
@@ -236,59 +239,62 @@ pub fn run(m: &mut Module, pipeline: &Pipeline, opts: RunOptions) -> Result<(), 
 pub fn observed_facts(m: &Module) -> Facts {
     let mut state = Facts::all();
     let funcs: Vec<OpId> = m.funcs().collect();
-    let mut remove = |f: Fact| state = state.iter().filter(|&x| x != f).collect();
+    let target = |f: OpId| crate::ir::views::KsFunc(f).target(m);
     for t in Target::ALL {
         let side = match t {
             Target::Bpf => Fact::BpfSide,
             Target::Host => Fact::HostSide,
             Target::Kmod => Fact::KmodSide,
         };
-        if funcs
-            .iter()
-            .any(|&f| crate::ir::views::KsFunc(f).target(m) != t)
-        {
-            remove(side);
+        if funcs.iter().any(|&f| target(f) != t) {
+            state.remove(side);
         }
     }
-    let body_ops: Vec<OpId> = funcs
-        .iter()
-        .flat_map(|&f| m.collect_nested(f, |_| true))
-        .filter(|&o| !funcs.contains(&o))
-        .collect();
     if funcs
         .iter()
         .any(|&f| m.region(m.op(f).regions[0]).blocks.len() > 1)
     {
-        remove(Fact::Structured);
+        state.remove(Fact::Structured);
     }
-    if body_ops.iter().any(|&o| !m.op(o).regions.is_empty()) {
-        remove(Fact::Cfg);
+    // Every op in a function body, with the function's target: one walk serves every test.
+    let body_ops: Vec<(Target, OpId)> = funcs
+        .iter()
+        .flat_map(|&f| {
+            let t = target(f);
+            m.collect_nested(f, |_| true)
+                .into_iter()
+                .filter(move |&o| o != f)
+                .map(move |o| (t, o))
+        })
+        .collect();
+    if body_ops.iter().any(|&(_, o)| !m.op(o).regions.is_empty()) {
+        state.remove(Fact::Cfg);
     }
     let dialect = |o: OpId| m.op(o).opcode.info().dialect;
-    let semantic = |o: OpId| dialect(o) == "ks" && !left_to_later_stages(m.op(o).opcode);
-    for (target, lowered, unlowered, dialect_name) in [
+    for (side, lowered, unlowered, dialect_name) in [
         (Target::Bpf, Fact::BpfDialect, Fact::KsKernel, "bpf"),
         (Target::Host, Fact::HostDialect, Fact::KsUser, "host"),
     ] {
-        let ops: Vec<OpId> = funcs
+        let mut ops = body_ops
             .iter()
-            .filter(|&&f| crate::ir::views::KsFunc(f).target(m) == target)
-            .flat_map(|&f| m.collect_nested(f, |_| true))
-            .filter(|&o| !funcs.contains(&o))
-            .collect();
-        if ops.iter().any(|&o| semantic(o)) {
-            remove(lowered);
+            .filter(|&&(t, _)| t == side)
+            .map(|&(_, o)| o);
+        if ops
+            .clone()
+            .any(|o| dialect(o) == "ks" && !left_to_later_stages(m.op(o).opcode))
+        {
+            state.remove(lowered);
         }
-        if ops.iter().any(|&o| dialect(o) == dialect_name) {
-            remove(unlowered);
+        if ops.any(|o| dialect(o) == dialect_name) {
+            state.remove(unlowered);
         }
     }
     if body_ops
         .iter()
-        .any(|&o| m.op(o).opcode == Opcode::KsTailCall)
+        .any(|&(_, o)| m.op(o).opcode == Opcode::KsTailCall)
         && m.lookup_symbol(crate::ir::symbols::PROG_ARRAY).is_none()
     {
-        remove(Fact::TailCallSlots);
+        state.remove(Fact::TailCallSlots);
     }
     state
 }

@@ -27,6 +27,10 @@ impl<T: Vocabulary> EnumSet<T> {
         self.bits |= 1 << v.index();
     }
 
+    pub fn remove(&mut self, v: T) {
+        self.bits &= !(1 << v.index());
+    }
+
     pub fn iter(self) -> impl Iterator<Item = T> {
         T::ALL.iter().copied().filter(move |&v| self.contains(v))
     }
