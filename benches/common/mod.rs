@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The packet-processing examples with a hand-written C twin in benches/c/.
+/// The programs with a hand-written C twin in benches/c/ and a scenario in benches/scenarios/.
 pub fn twins(root: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(root.join("benches/scenarios"))
         .expect("benches/scenarios")
@@ -32,8 +32,23 @@ pub fn selected(example: &str) -> bool {
     std::env::var(ONLY).map_or(true, |only| only.split(',').any(|n| n.trim() == example))
 }
 
+/// The `.ks` source of a benchmarked program: the corpus written for the benchmark
+/// (`benches/programs/`) or, for the original nine, the example of that name.
+pub fn source(root: &Path, name: &str) -> PathBuf {
+    let corpus = root.join("benches/programs").join(format!("{name}.ks"));
+    if corpus.exists() {
+        corpus
+    } else {
+        root.join("examples").join(format!("{name}.ks"))
+    }
+}
+
+/// The checkout whose programs, twins and ksc are measured: this one, or `KSC_BENCH_ROOT` (a
+/// second checkout with its own `target/release`, so a built benchmark can be pointed at it).
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("KSC_BENCH_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
 }
 
 /// The release ksc, which the benchmarks measure as users run it.
