@@ -7,8 +7,9 @@
 //! have read had it run right after the add, one of the executions the program already allows.
 //! BPF_FETCH needs BPF cpu v3 or later, so the BPF pipeline runs this pass only for those.
 
+use super::provenance::object_base;
 use super::PassResult;
-use crate::ir::{Attr, BlockId, Module, OpData, OpId, Opcode, Traits, Type, Value, ValueDef};
+use crate::ir::{Attr, BlockId, Module, OpData, OpId, Opcode, Traits, Value, ValueDef};
 use std::collections::HashMap;
 
 pub fn run(m: &mut Module) -> PassResult {
@@ -118,22 +119,12 @@ fn other_globals(m: &Module, a: Value, b: Value) -> bool {
 }
 
 /// The global an address lies in, if it is a global's address or a field or array element of one.
-fn global_of(m: &Module, mut v: Value) -> Option<&Attr> {
-    loop {
-        let ValueDef::Result(op, _) = m.value(v).def else {
-            return None;
-        };
-        let d = m.op(op);
-        match d.opcode {
-            Opcode::KsGlobalAddr => return d.attrs[0].as_ref(),
-            Opcode::CoreFieldAddr => v = d.operands[0],
-            // Indexing is checked before it reaches here, so an element stays inside its array.
-            Opcode::CoreElemAddr
-                if matches!(m.value_type(d.operands[0]).pointee(), Some(Type::Array(..))) =>
-            {
-                v = d.operands[0]
-            }
-            _ => return None,
-        }
-    }
+fn global_of(m: &Module, v: Value) -> Option<&Attr> {
+    let ValueDef::Result(op, _) = m.value(object_base(m, v)).def else {
+        return None;
+    };
+    let d = m.op(op);
+    (d.opcode == Opcode::KsGlobalAddr)
+        .then(|| d.attrs[0].as_ref())
+        .flatten()
 }

@@ -8,15 +8,17 @@
 //! yields the address of a *copy* of the entry, so every write through that address is followed
 //! by a write-back of the copy (§11.2 "read-modify-write", §11.3 entry bindings).
 
+use super::manager::Analyses;
+use super::provenance::Provenance;
 use super::{PassErrors, PassResult};
 use crate::ir::views::*;
 use crate::ir::*;
 use crate::vocab::{CmpPred, Storage, Target};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 const BPF_EXIST: i128 = 2;
 
-pub fn run(m: &mut Module) -> PassResult {
+pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     let process_unit = !has_kernel_side(m);
     if process_unit {
         configs_to_process_globals(m);
@@ -29,7 +31,7 @@ pub fn run(m: &mut Module) -> PassResult {
     for func in funcs {
         // Every op, collected before rewriting: `Lower::op` picks the ones to rewrite.
         let ops = m.collect_nested(func, |_| true);
-        let writes = entry_writes(m, &ops);
+        let writes = entry_writes(m, &ops, analyses.provenance(m, func));
         let mut lw = Lower {
             m: &mut *m,
             func,
@@ -104,24 +106,23 @@ fn configs_to_process_globals(m: &mut Module) {
 // ---- map entry write-back ---------------------------------------------------------------------
 
 /// For each `ks.map_lookup` among a function's `ops`: the stores and copies that write through the entry's
-/// address, directly or through a pointer derived from it (field, element, offset, cast) or kept
-/// in a local slot that only ever holds such pointers (an entry binding `var v = m[k]`).
-fn entry_writes(m: &Module, ops: &[OpId]) -> HashMap<OpId, Vec<OpId>> {
-    let slots = pointer_slots(m, ops);
+/// address, directly or through a pointer formed from it alone (field, element, offset, cast,
+/// a local holding only such pointers: an entry binding `var v = m[k]`).
+fn entry_writes(m: &Module, ops: &[OpId], provenance: &Provenance) -> HashMap<OpId, Vec<OpId>> {
     let mut out = HashMap::new();
     for &lookup in ops
         .iter()
         .filter(|&&o| m.op(o).opcode == Opcode::KsMapLookup)
     {
-        let derived = derived_pointers(m, ops, &slots, m.op(lookup).results[0]);
+        let entry = m.op(lookup).results[0];
         let writes = ops
             .iter()
             .copied()
             .filter(|&o| {
                 let d = m.op(o);
                 match d.opcode {
-                    Opcode::CoreStore => derived.contains(&d.operands[1]),
-                    Opcode::CoreCopy => derived.contains(&d.operands[0]),
+                    Opcode::CoreStore => provenance.only_from(d.operands[1], entry),
+                    Opcode::CoreCopy => provenance.only_from(d.operands[0], entry),
                     _ => false,
                 }
             })
@@ -129,69 +130,6 @@ fn entry_writes(m: &Module, ops: &[OpId]) -> HashMap<OpId, Vec<OpId>> {
         out.insert(lookup, writes);
     }
     out
-}
-
-/// Local slots used only by loads from them and stores into them, with the values stored.
-fn pointer_slots(m: &Module, ops: &[OpId]) -> HashMap<Value, Vec<Value>> {
-    let mut slots: HashMap<Value, Vec<Value>> = ops
-        .iter()
-        .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
-        .map(|&o| (m.op(o).results[0], Vec::new()))
-        .collect();
-    let mut escaped = HashSet::new();
-    for &o in ops {
-        let d = m.op(o);
-        for (i, v) in d.operands.iter().enumerate() {
-            let plain_use = match d.opcode {
-                Opcode::CoreLoad => true,
-                Opcode::CoreStore => i == 1,
-                _ => false,
-            };
-            if !plain_use {
-                escaped.insert(*v);
-            }
-        }
-        if d.opcode == Opcode::CoreStore {
-            if let Some(stored) = slots.get_mut(&d.operands[1]) {
-                stored.push(d.operands[0]);
-            }
-        }
-    }
-    slots.retain(|s, stored| !escaped.contains(s) && !stored.is_empty());
-    slots
-}
-
-/// The pointers derived from `root` (fixpoint over the function's ops).
-fn derived_pointers(
-    m: &Module,
-    ops: &[OpId],
-    slots: &HashMap<Value, Vec<Value>>,
-    root: Value,
-) -> HashSet<Value> {
-    let mut derived = HashSet::from([root]);
-    loop {
-        let before = derived.len();
-        for &o in ops {
-            let d = m.op(o);
-            let from_derived = match d.opcode {
-                Opcode::CoreFieldAddr
-                | Opcode::CoreElemAddr
-                | Opcode::KsIndexAddr
-                | Opcode::CorePtrAdd
-                | Opcode::CoreCast => derived.contains(&d.operands[0]),
-                Opcode::CoreLoad => slots
-                    .get(&d.operands[0])
-                    .is_some_and(|stored| stored.iter().all(|v| derived.contains(v))),
-                _ => false,
-            };
-            if from_derived && m.value_type(d.results[0]).is_ptr() {
-                derived.insert(d.results[0]);
-            }
-        }
-        if derived.len() == before {
-            return derived;
-        }
-    }
 }
 
 // ---- types --------------------------------------------------------------------------------------

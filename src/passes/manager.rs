@@ -1,12 +1,14 @@
 //! The pass manager: passes declare what they need from the module and what they leave
 //! (`Fact`s), pipelines are checked against those contracts when they are built, and analyses
-//! shared by several passes (the call graph) are computed once and dropped when a pass may have
+//! shared by several passes (the call graph, pointer provenance) are computed once and dropped when a pass may have
 //! changed what they describe.
 
 use super::callgraph::CallGraph;
+use super::provenance::Provenance;
 use super::{PassErrors, PassResult};
 use crate::ir::{Module, OpId, Opcode};
 use crate::vocab::{EnumSet, Target, Vocabulary};
+use std::collections::HashMap;
 
 /// Something true of a module between passes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -123,6 +125,7 @@ impl PassInfo {
 #[derive(Default)]
 pub struct Analyses {
     call_graph: Option<CallGraph>,
+    provenance: HashMap<OpId, Provenance>,
 }
 
 impl Analyses {
@@ -130,8 +133,16 @@ impl Analyses {
         self.call_graph.get_or_insert_with(|| CallGraph::build(m))
     }
 
+    /// Pointer provenance in function `f`. A pass that rewrites `f` asks before it does.
+    pub fn provenance(&mut self, m: &Module, f: OpId) -> &Provenance {
+        self.provenance
+            .entry(f)
+            .or_insert_with(|| Provenance::of_function(m, f))
+    }
+
     pub fn invalidate(&mut self) {
         self.call_graph = None;
+        self.provenance.clear();
     }
 }
 

@@ -13,6 +13,7 @@ mod lower_loops;
 pub mod manager;
 mod partition;
 pub mod pipeline;
+pub mod provenance;
 pub mod registry;
 mod switch_table;
 pub mod tail_calls;

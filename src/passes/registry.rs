@@ -105,7 +105,7 @@ pub static PASSES: &[PassInfo] = &[
         adds: &[],
         removes: &[],
         read_only: false,
-        run: |m, _| bounds_check::run(m),
+        run: bounds_check::run,
     },
     PassInfo {
         name: "lower-loops",
@@ -141,7 +141,7 @@ pub static PASSES: &[PassInfo] = &[
         adds: &[HostDialect],
         removes: &[KsUser],
         read_only: false,
-        run: |m, _| lower_host::run(m),
+        run: lower_host::run,
     },
     PassInfo {
         name: "fuse-fetch-add",

@@ -19,6 +19,8 @@
 
 mod pairs;
 
+use super::manager::Analyses;
+use super::provenance::Provenance;
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{
@@ -32,7 +34,7 @@ use std::collections::{HashMap, HashSet};
 const MAX_POINTER_OFFSET: i128 = 1 << 29;
 const MAX_PACKET_BYTES: i128 = 0xffff;
 
-pub fn run(m: &mut Module) -> PassResult {
+pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     let funcs: Vec<OpId> = m
         .funcs()
         .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
@@ -53,7 +55,7 @@ pub fn run(m: &mut Module) -> PassResult {
             inserted: 0,
             errors: Vec::new(),
         };
-        pass.classify(m, f);
+        pass.classify(m, f, analyses.provenance(m, f));
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
         let body = m.op(f).regions[0];
@@ -223,59 +225,48 @@ fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
 }
 
 impl BoundsCheck {
-    /// Finds packet pointers and data_end values by propagating through ops and locals.
-    fn classify(&mut self, m: &Module, f: OpId) {
+    /// Finds data_end values (`ctx->data_end`, or a local that only ever held data_end) and
+    /// packet pointers (formed from `ctx->data` or `ctx->data_meta`, and not from data_end).
+    fn classify(&mut self, m: &Module, f: OpId, provenance: &Provenance) {
         let ops = m.collect_nested(f, |_| true);
+        let ctx_field_of = |v: Value| match m.value(v).def {
+            ValueDef::Result(op, _) => ctx_field(m, op),
+            _ => None,
+        };
+        let pointers: Vec<Value> = ops
+            .iter()
+            .flat_map(|&op| m.op(op).results.iter().copied())
+            .filter(|&v| m.value_type(v).is_ptr())
+            .collect();
         loop {
-            let before = (self.packet.len(), self.data_end.len(), self.slots.len());
-            for &op in &ops {
-                let d = m.op(op);
-                match d.opcode {
-                    Opcode::KsCtxLoad => match ctx_field(m, op) {
-                        Some(b"data" | b"data_meta") => {
-                            self.packet.insert(d.results[0]);
-                        }
-                        Some(b"data_end") => {
-                            self.data_end.insert(d.results[0]);
-                        }
-                        _ => {}
-                    },
-                    Opcode::CorePtrAdd
-                    | Opcode::CoreCast
-                    | Opcode::CoreFieldAddr
-                    | Opcode::CoreElemAddr
-                        if self.packet.contains(&d.operands[0])
-                            && m.value_type(d.results[0]).is_ptr() =>
-                    {
-                        self.packet.insert(d.results[0]);
-                    }
-                    Opcode::CoreStore => {
-                        let (v, addr) = (d.operands[0], d.operands[1]);
-                        if self.packet.contains(&v) || self.data_end.contains(&v) {
-                            self.slots.entry(addr).or_insert(0);
-                        }
-                    }
-                    Opcode::CoreLoad => {
-                        let addr = d.operands[0];
-                        if self.slots.contains_key(&addr) {
-                            // The slot's kind follows what was stored into it.
-                            let stores_end = ops.iter().any(|&o| {
-                                m.op(o).opcode == Opcode::CoreStore
-                                    && m.op(o).operands[1] == addr
-                                    && self.data_end.contains(&m.op(o).operands[0])
-                            });
-                            if stores_end {
-                                self.data_end.insert(d.results[0]);
-                            } else {
-                                self.packet.insert(d.results[0]);
-                            }
-                        }
-                    }
-                    _ => {}
+            let before = self.data_end.len();
+            for &v in &pointers {
+                let end = ctx_field_of(v) == Some(b"data_end")
+                    || provenance
+                        .stored_before(v)
+                        .is_some_and(|s| s.iter().all(|x| self.data_end.contains(x)));
+                if end {
+                    self.data_end.insert(v);
                 }
             }
-            if before == (self.packet.len(), self.data_end.len(), self.slots.len()) {
+            if self.data_end.len() == before {
                 break;
+            }
+        }
+        for &v in &pointers {
+            let fields: Vec<&[u8]> = provenance.roots(v).filter_map(ctx_field_of).collect();
+            if fields.iter().all(|&f| f != b"data_end")
+                && fields.iter().any(|&f| matches!(f, b"data" | b"data_meta"))
+            {
+                self.packet.insert(v);
+            }
+        }
+        for &op in &ops {
+            let d = m.op(op);
+            if d.opcode == Opcode::CoreStore
+                && (self.packet.contains(&d.operands[0]) || self.data_end.contains(&d.operands[0]))
+            {
+                self.slots.entry(d.operands[1]).or_insert(0);
             }
         }
         let mut stores: HashMap<Value, Vec<Value>> = HashMap::new();
@@ -525,7 +516,7 @@ impl BoundsCheck {
                 };
                 Some(base.plus(field_offset(m, m.value_type(d.operands[0]), f)?))
             }
-            Opcode::CoreElemAddr => {
+            Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
                 let base = self.key(m, d.operands[0])?;
                 let elem = m.value_type(d.results[0]).pointee()?.clone();
                 Some(base.plus(const_int(m, d.operands[1])? * size_of(m, &elem)))
@@ -766,10 +757,22 @@ impl BoundsCheck {
             }) if offset < 0 => Some((origin, offset)),
             _ => None,
         };
+        // The verifier proves a range only while the base's constant part, the index and the
+        // access together stay within 0xffff bytes of the origin.
+        let below = match self.key(m, base) {
+            Some(Key {
+                root: Root::Indexed { offset, max, .. },
+                offset: k,
+                ..
+            }) => offset + max + k,
+            Some(k) => k.offset,
+            None => 0,
+        }
+        .max(0);
         let loc = m.op(access).loc;
         let mut b = m.builder_before(access);
         let rt = b.module.value_type(d.results[0]).clone();
-        let room = (0xffff - width.clamp(1, 0xffff) - offset_above).max(0);
+        let room = (0xffff - width.clamp(1, 0xffff) - offset_above - below).max(0);
         // Compared and used as one 64-bit value: a narrower index is widened in its own
         // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
         // Opaque before the test, so LLVM cannot test another value instead (`x & 15 != 0`
