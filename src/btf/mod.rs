@@ -102,6 +102,39 @@ impl KStruct {
     }
 }
 
+/// Where a bit-field's bits are: inside the storage unit of its declared type that holds them,
+/// the unit libbpf relocates a bit-field access to (its offset aligned to the type's size).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BitField {
+    /// Byte offset of the storage unit from the start of the outermost struct.
+    pub unit_offset: u32,
+    /// The field's lowest bit within the unit as a little-endian integer.
+    pub shift: u32,
+    pub bits: u32,
+}
+
+impl KMember {
+    /// The bit-field's place, `None` for a whole member.
+    pub fn bit_field(&self) -> Option<BitField> {
+        if self.bitfield_size == 0 || self.size == 0 {
+            return None;
+        }
+        let unit = self.size;
+        let unit_offset = self.offset_bits / 8 / unit * unit;
+        Some(BitField {
+            unit_offset,
+            shift: self.offset_bits - unit_offset * 8,
+            bits: self.bitfield_size,
+        })
+    }
+
+    /// Byte offset of what an access to the member loads: the member, or a bit-field's unit.
+    pub fn access_offset(&self) -> u32 {
+        self.bit_field()
+            .map_or(self.offset_bits / 8, |b| b.unit_offset)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KEnum {
     pub id: u32,

@@ -119,7 +119,7 @@ impl Lowerer<'_, '_> {
                     .map(|f| {
                         ks.as_ref()
                             .and_then(|k| k.member(&f.name))
-                            .map(|m| m.offset_bits as u64 / 8)
+                            .map(|m| m.access_offset() as u64)
                             .unwrap_or(0)
                     })
                     .collect();

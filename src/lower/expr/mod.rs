@@ -1,11 +1,12 @@
 //! Expressions (§7): values, places (lvalues), implicit conversions, calls and builtins, match.
 
 use super::body::{FnLower, Slot};
+use crate::btf::BitField;
 use crate::diagnostics::Span;
 use crate::ir::{Attr, FnType, Type, Value};
 use crate::sema::consteval::ConstValue;
 use crate::sema::env::{Foreign, ProgKind, StructOrigin, Symbol, Target};
-use crate::sema::types::{unify_ints, IntTy, Ty};
+use crate::sema::types::{unify_ints, IntTy, StructId, Ty};
 use crate::syntax::ast::*;
 use crate::vocab::CmpPred;
 use std::rc::Rc;
@@ -38,8 +39,9 @@ enum Base {
 #[derive(Clone, Debug)]
 enum Step {
     Field(String, Type),
-    /// A CO-RE relocated field of a kernel struct.
-    KField(String, Type),
+    /// A CO-RE relocated field of a kernel struct; for a bit-field, its storage unit, whose
+    /// bits the read extracts (kernel fields are read-only, E0311).
+    KField(String, Type, Option<BitField>),
     /// Array or string element, range-checked at run time unless the index is constant.
     Index(Value, Type, bool),
     /// Pointer indexing (`p[i]`): no range.

@@ -50,9 +50,12 @@ impl FnLower<'_, '_, '_> {
                     }
                 }
                 let mut p = self.place(base);
-                let kernel = matches!(self.ty(base), Ty::Struct(id) if self.lw.ck.structs[id.0 as usize].origin == StructOrigin::Kernel);
-                p.path.push(if kernel {
-                    Step::KField(f.name.clone(), it.clone())
+                let kernel = match self.ty(base) {
+                    Ty::Struct(id) if self.lw.ck.structs[id.0 as usize].origin == StructOrigin::Kernel => Some(id),
+                    _ => None,
+                };
+                p.path.push(if let Some(id) = kernel {
+                    Step::KField(f.name.clone(), it.clone(), self.bit_field(id, &f.name))
                 } else {
                     Step::Field(f.name.clone(), it.clone())
                 });
@@ -61,9 +64,12 @@ impl FnLower<'_, '_, '_> {
             }
             ExprKind::Arrow(base, f) => {
                 let bt = self.ty(base);
-                let origin = match bt.pointee() {
-                    Some(Ty::Struct(id)) => self.lw.ck.structs[id.0 as usize].origin,
-                    _ => StructOrigin::File,
+                let (origin, bit_field) = match bt.pointee() {
+                    Some(Ty::Struct(id)) => (
+                        self.lw.ck.structs[id.0 as usize].origin,
+                        self.bit_field(*id, &f.name),
+                    ),
+                    _ => (StructOrigin::File, None),
                 };
                 let pv = self.rvalue(base);
                 let pv = if origin == StructOrigin::Context {
@@ -84,7 +90,7 @@ impl FnLower<'_, '_, '_> {
                     },
                     StructOrigin::Kernel => Place {
                         base: Base::Addr(pv),
-                        path: vec![Step::KField(f.name.clone(), it.clone())],
+                        path: vec![Step::KField(f.name.clone(), it.clone(), bit_field)],
                         ty: it,
                         untrusted: self.foreign(base).or_else(|| {
                             (!self.trusted_kernel_pointers()).then_some(Foreign::Kernel)
@@ -193,7 +199,7 @@ impl FnLower<'_, '_, '_> {
                     self.b()
                         .core_field_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone()))
                 }
-                Step::KField(f, t) => {
+                Step::KField(f, t, _) => {
                     self.b()
                         .ks_kfield_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone()))
                 }
@@ -261,7 +267,49 @@ impl FnLower<'_, '_, '_> {
         self.lw.ck.foreign_reads.get(&e.id).copied()
     }
 
+    /// The bit-field of a kernel struct that member `field` of struct `id` is, if it is one.
+    fn bit_field(&self, id: StructId, field: &str) -> Option<BitField> {
+        let btf_id = self.lw.ck.structs[id.0 as usize].btf_id?;
+        let ks = self.lw.ck.btf.get()?.struct_by_id(btf_id)?;
+        ks.member(field)?.bit_field()
+    }
+
     pub(in crate::lower::expr) fn load_place(&mut self, p: &Place) -> Value {
+        let v = self.load_whole(p);
+        match bit_field_of(p) {
+            Some(bf) => self.extract_bits(v, &p.ty, bf),
+            None => v,
+        }
+    }
+
+    /// A bit-field's value from its storage unit: shifted down, then masked (unsigned) or
+    /// sign-extended by a shift pair (signed).
+    fn extract_bits(&mut self, unit: Value, ty: &Type, bf: BitField) -> Value {
+        let Some(int) = ty.int() else {
+            return unit;
+        };
+        let width = i128::from(int.bits());
+        let (shift, bits) = (bf.shift as i128, bf.bits as i128);
+        if int.signed() {
+            let up = self.b().core_const(width - shift - bits, ty.clone());
+            let raised = self.b().core_shl(unit, up);
+            let down = self.b().core_const(width - bits, ty.clone());
+            return self.b().core_shr(raised, down);
+        }
+        let mut v = unit;
+        if shift > 0 {
+            let by = self.b().core_const(shift, ty.clone());
+            v = self.b().core_shr(v, by);
+        }
+        if shift + bits < width {
+            let mask = self.b().core_const((1 << bits) - 1, ty.clone());
+            v = self.b().core_and(v, mask);
+        }
+        v
+    }
+
+    /// The whole value a place names: for a bit-field, its storage unit.
+    fn load_whole(&mut self, p: &Place) -> Value {
         match &p.base {
             Base::Addr(a) => {
                 let addr = self.apply_path(*a, &p.path);
@@ -373,4 +421,12 @@ impl FnLower<'_, '_, '_> {
     }
 
     // ---- operators ------------------------------------------------------------------------
+}
+
+/// The bit-field a place ends in.
+fn bit_field_of(p: &Place) -> Option<BitField> {
+    match p.path.last() {
+        Some(Step::KField(_, _, bf)) => *bf,
+        _ => None,
+    }
 }
