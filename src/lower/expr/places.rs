@@ -51,7 +51,11 @@ impl FnLower<'_, '_, '_> {
                 }
                 let mut p = self.place(base);
                 let kernel = match self.ty(base) {
-                    Ty::Struct(id) if self.lw.ck.structs[id.0 as usize].origin == StructOrigin::Kernel => Some(id),
+                    Ty::Struct(id)
+                        if self.lw.ck.structs[id.0 as usize].origin == StructOrigin::Kernel =>
+                    {
+                        Some(id)
+                    }
                     _ => None,
                 };
                 p.path.push(if let Some(id) = kernel {
