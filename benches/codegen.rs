@@ -262,6 +262,9 @@ fn main() {
     report(&root, &rows, repeat, rounds);
 }
 
+/// One of the three figures compared, as a ratio ksc ÷ C of a row.
+type Metric = fn(&Row) -> f64;
+
 fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 {
         a / b
@@ -304,7 +307,7 @@ fn report(root: &Path, rows: &[Row], repeat: u32, rounds: usize) {
         );
     }
     // Issue 20's targets: each geometric mean at most 1.00, no program above 1.10 on any metric.
-    let metrics: [(&str, fn(&Row) -> f64); 3] = [
+    let metrics: [(&str, Metric); 3] = [
         ("ns/run", |r| ratio(r.ns.0, r.ns.1)),
         ("xlated instructions", |r| {
             ratio(r.xlated.0 as f64, r.xlated.1 as f64)
