@@ -35,7 +35,10 @@ pub fn helper_reference() -> String {
     s.push_str("Userspace code cannot call helpers (E0501). The id is the kernel's `enum bpf_func_id` value.\n\n");
     s.push_str("`*void` accepts any pointer, `ctx` is the program's context (its first parameter), and `*task_struct` is\n");
     s.push_str("the kernel's type from BTF, never null.\n\n");
-    s.push_str("| helper | id | parameters | returns |\n|---|---|---|---|\n");
+    s.push_str("A helper marked *moves the packet* may move or resize it: the kernel then forgets every packet pointer\n");
+    s.push_str("the program holds, so ksc refuses an access through one formed before the call (E0611); read `ctx->data`\n");
+    s.push_str("again after it ([language.md](language.md) §10.1).\n\n");
+    s.push_str("| helper | id | parameters | returns | |\n|---|---|---|---|---|\n");
     for h in crate::vocab::helpers::HELPERS.iter().filter(|h| h.callable) {
         let fixed = h.fixed_params();
         let params: Vec<&str> = h.params.iter().map(|p| p.spelling()).collect();
@@ -51,11 +54,16 @@ pub fn helper_reference() -> String {
             format!("`{}`", params.join(", "))
         };
         s.push_str(&format!(
-            "| `{}` | {} | {} | `{}` |\n",
+            "| `{}` | {} | {} | `{}` | {} |\n",
             h.name,
             h.id,
             params,
-            h.ret.spelling()
+            h.ret.spelling(),
+            if h.moves_packet {
+                "moves the packet"
+            } else {
+                ""
+            }
         ));
     }
     s

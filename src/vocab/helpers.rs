@@ -69,6 +69,9 @@ pub struct Helper {
     pub reads_only: &'static [usize],
     /// Whether the helper may write memory the program can see (LRU bookkeeping aside).
     pub writes_memory: bool,
+    /// Whether the helper may move or resize the packet, so the kernel forgets every packet
+    /// pointer the program holds (`bpf_helper_changes_pkt_data`).
+    pub moves_packet: bool,
 }
 
 impl Helper {
@@ -89,6 +92,7 @@ impl Helper {
             fixed_params: None,
             reads_only: &[],
             writes_memory: true,
+            moves_packet: false,
         }
     }
 
@@ -135,6 +139,13 @@ impl Helper {
     const fn reads_only(self, params: &'static [usize]) -> Helper {
         Helper {
             reads_only: params,
+            ..self
+        }
+    }
+
+    const fn moves_packet(self) -> Helper {
+        Helper {
+            moves_packet: true,
             ..self
         }
     }
@@ -249,17 +260,29 @@ pub const HELPERS: &[Helper] = &[
     Helper::callable(6, "bpf_trace_printk", &[Ptr, U32, U64, U64, U64], I64).variadic_after(2),
     Helper::callable(7, "bpf_get_prandom_u32", &[], U32),
     Helper::callable(8, "bpf_get_smp_processor_id", &[], U32),
-    Helper::callable(9, "bpf_skb_store_bytes", &[Ctx, U32, Ptr, U32, U64], I64).only(TC),
-    Helper::callable(10, "bpf_l3_csum_replace", &[Ctx, U32, U64, U64, U64], I64).only(TC),
-    Helper::callable(11, "bpf_l4_csum_replace", &[Ctx, U32, U64, U64, U64], I64).only(TC),
+    Helper::callable(9, "bpf_skb_store_bytes", &[Ctx, U32, Ptr, U32, U64], I64)
+        .only(TC)
+        .moves_packet(),
+    Helper::callable(10, "bpf_l3_csum_replace", &[Ctx, U32, U64, U64, U64], I64)
+        .only(TC)
+        .moves_packet(),
+    Helper::callable(11, "bpf_l4_csum_replace", &[Ctx, U32, U64, U64, U64], I64)
+        .only(TC)
+        .moves_packet(),
     Helper::callable(12, "bpf_tail_call", &[Ctx, Ptr, U32], I64),
-    Helper::callable(13, "bpf_clone_redirect", &[Ctx, U32, U64], I64).only(TC),
+    Helper::callable(13, "bpf_clone_redirect", &[Ctx, U32, U64], I64)
+        .only(TC)
+        .moves_packet(),
     Helper::callable(14, "bpf_get_current_pid_tgid", &[], U64),
     Helper::callable(15, "bpf_get_current_uid_gid", &[], U64),
     Helper::callable(16, "bpf_get_current_comm", &[Ptr, U32], I64),
     Helper::callable(17, "bpf_get_cgroup_classid", &[Ctx], U32),
-    Helper::callable(18, "bpf_skb_vlan_push", &[Ctx, U32, U32], I64).only(TC),
-    Helper::callable(19, "bpf_skb_vlan_pop", &[Ctx], I64).only(TC),
+    Helper::callable(18, "bpf_skb_vlan_push", &[Ctx, U32, U32], I64)
+        .only(TC)
+        .moves_packet(),
+    Helper::callable(19, "bpf_skb_vlan_pop", &[Ctx], I64)
+        .only(TC)
+        .moves_packet(),
     Helper::callable(23, "bpf_redirect", &[U32, U64], I64).only(PACKET),
     Helper::callable(24, "bpf_get_route_realm", &[Ctx], U32).only(TC),
     PERF_EVENT_OUTPUT,
@@ -267,17 +290,25 @@ pub const HELPERS: &[Helper] = &[
     Helper::callable(28, "bpf_csum_diff", &[Ptr, U32, Ptr, U32, U32], I64)
         .only(PACKET)
         .nullable(&[0, 2]),
-    Helper::callable(31, "bpf_skb_change_proto", &[Ctx, U32, U64], I64).only(TC),
+    Helper::callable(31, "bpf_skb_change_proto", &[Ctx, U32, U64], I64)
+        .only(TC)
+        .moves_packet(),
     Helper::callable(32, "bpf_skb_change_type", &[Ctx, U32], I64).only(TC),
     Helper::callable(35, "bpf_get_current_task", &[], U64),
     Helper::callable(42, "bpf_get_numa_node_id", &[], I64),
-    Helper::callable(44, "bpf_xdp_adjust_head", &[Ctx, I32], I64).only(XDP),
+    Helper::callable(44, "bpf_xdp_adjust_head", &[Ctx, I32], I64)
+        .only(XDP)
+        .moves_packet(),
     Helper::callable(46, "bpf_get_socket_cookie", &[Ctx], U64).only(SKB),
     Helper::callable(47, "bpf_get_socket_uid", &[Ctx], U32).only(SKB),
     Helper::callable(48, "bpf_set_hash", &[Ctx, U32], I64).only(TC),
     REDIRECT_MAP,
-    Helper::callable(54, "bpf_xdp_adjust_meta", &[Ctx, I32], I64).only(XDP),
-    Helper::callable(65, "bpf_xdp_adjust_tail", &[Ctx, I32], I64).only(XDP),
+    Helper::callable(54, "bpf_xdp_adjust_meta", &[Ctx, I32], I64)
+        .only(XDP)
+        .moves_packet(),
+    Helper::callable(65, "bpf_xdp_adjust_tail", &[Ctx, I32], I64)
+        .only(XDP)
+        .moves_packet(),
     Helper::callable(67, "bpf_get_stack", &[Ctx, Ptr, U32, U64], I64).not(PACKET_KINDS),
     Helper::callable(80, "bpf_get_current_cgroup_id", &[], U64),
     MAP_PUSH_ELEM,

@@ -17,6 +17,7 @@
 //! ([`pairs`]), where this pass knows both are in bounds.
 //! Runs on structured kernel functions, before `lower-bpf`.
 
+mod moved_packet;
 mod pairs;
 
 use super::manager::Analyses;
@@ -40,7 +41,9 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
         .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
         .collect();
     let mut errors = PassErrors::new();
+    let moving = moved_packet::moving_functions(m);
     for f in funcs {
+        errors.append(&mut moved_packet::MovedPacket::check(m, f, &moving));
         let Some(ctx) = context_param(m, f) else {
             continue;
         };
