@@ -11,6 +11,16 @@ use inkwell::values::{BasicValueEnum, FunctionValue};
 pub struct Bpf {
     /// The CPU has `sdiv`/`smod` (v4).
     pub signed_division: bool,
+    /// The last sequence number given to an `llvm.bpf.btf.type.id` call (each must be distinct).
+    pub type_id_seq: std::cell::Cell<u32>,
+}
+
+impl Bpf {
+    /// A sequence number for the next `llvm.bpf.btf.type.id` call.
+    pub fn next_type_id_seq(&self) -> u32 {
+        self.type_id_seq.set(self.type_id_seq.get() + 1);
+        self.type_id_seq.get()
+    }
 }
 
 impl BackEnd for Bpf {
@@ -52,7 +62,7 @@ impl BackEnd for Bpf {
     }
 
     fn dialect_op(&self, fg: &mut FnGen, d: &OpData) -> Result<(), String> {
-        fg.bpf_op(d)
+        fg.bpf_op(self, d)
     }
 
     fn constant_section(&self) -> Option<&'static str> {

@@ -1,6 +1,7 @@
 //! The `bpf` dialect: helper calls by number, map addresses, tail calls, context fields, dynptr
 //! ring buffers, CO-RE field addresses, kfuncs, kernel objects and `bpf_trace_printk`.
 
+use super::back_end::Bpf;
 use crate::codegen::llvm::{c_name, FnGen, Gen};
 use crate::ir::{Attr, OpData, Opcode, Type, Value};
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -148,7 +149,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     }
 
     /// The `bpf` dialect.
-    pub fn bpf_op(&mut self, d: &OpData) -> Result<(), String> {
+    pub fn bpf_op(&mut self, back_end: &Bpf, d: &OpData) -> Result<(), String> {
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         match d.opcode {
             Opcode::BpfHelperCall => {
@@ -356,7 +357,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let Some(Attr::Type(t)) = d.attrs[0].clone() else {
                     return Err("obj_new without type".into());
                 };
-                let id = self.local_type_id(&t)?;
+                let id = self.local_type_id(back_end, &t)?;
                 let void_ptr = Type::ptr(Type::Void);
                 let f = self.g.extern_kfunc(
                     "bpf_obj_new_impl",
@@ -521,7 +522,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
 
     /// The BTF id of a type in the program's own BTF (`llvm.bpf.btf.type.id`, local flavour), as
     /// `bpf_obj_new` wants it; libbpf fixes it up when the program's BTF is loaded.
-    fn local_type_id(&mut self, t: &Type) -> Result<IntValue<'ctx>, String> {
+    fn local_type_id(&mut self, back_end: &Bpf, t: &Type) -> Result<IntValue<'ctx>, String> {
         use inkwell::values::AsValueRef;
         let di = self.g.di_type(t);
         let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bpf.btf.type.id")
@@ -529,8 +530,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         let decl = intrinsic
             .get_declaration(self.g.module, &[])
             .ok_or("no llvm.bpf.btf.type.id declaration")?;
-        self.g.type_id_seq += 1;
-        let seq = self.i32c(self.g.type_id_seq as u64);
+        let seq = self.i32c(u64::from(back_end.next_type_id_seq()));
         let call = self
             .builder
             .build_call(decl, &[seq.into(), self.i64c(0).into()], "")

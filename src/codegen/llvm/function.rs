@@ -421,9 +421,63 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             .into_int_value())
     }
 
+    /// One op of a lowered function: `core` values, memory and control flow (and the
+    /// `ks.global_addr` the lowerings leave), or an op of the back end's own dialect.
     fn op(&mut self, op: OpId) -> Result<(), String> {
-        let m = self.g.m;
-        let d = m.op(op).clone();
+        let d = self.g.m.op(op).clone();
+        match d.opcode {
+            Opcode::CoreConst
+            | Opcode::CoreZero
+            | Opcode::CoreString
+            | Opcode::CoreAdd
+            | Opcode::CoreSub
+            | Opcode::CoreMul
+            | Opcode::CoreAnd
+            | Opcode::CoreOr
+            | Opcode::CoreXor
+            | Opcode::CoreDiv
+            | Opcode::CoreRem
+            | Opcode::CoreShl
+            | Opcode::CoreShr
+            | Opcode::CoreNeg
+            | Opcode::CoreNot
+            | Opcode::CoreCmp
+            | Opcode::CoreSelect
+            | Opcode::CoreTable
+            | Opcode::CoreCast
+            | Opcode::CoreBswap => self.value_op(op, &d),
+            Opcode::CoreLocal
+            | Opcode::CoreLoad
+            | Opcode::CoreStore
+            | Opcode::CoreFieldAddr
+            | Opcode::CoreElemAddr
+            | Opcode::CorePtrAdd
+            | Opcode::CorePtrDiff
+            | Opcode::CoreCopy
+            | Opcode::CoreAtomicAdd
+            | Opcode::CoreAtomicFetchAdd
+            | Opcode::KsGlobalAddr => self.memory_op(&d),
+            Opcode::CoreCall
+            | Opcode::CoreCallIndirect
+            | Opcode::CoreFuncAddr
+            | Opcode::CoreBr
+            | Opcode::CoreCondBr
+            | Opcode::CoreSwitch
+            | Opcode::CoreRet
+            | Opcode::CoreUnreachable => self.control_op(&d),
+            _ if !matches!(d.opcode.info().dialect, "core" | "ks") => {
+                let back_end = self.g.back_end;
+                back_end.dialect_op(self, &d)
+            }
+            other => Err(format!(
+                "`{}` cannot appear in a lowered function",
+                other.name()
+            )),
+        }
+    }
+
+    /// Arithmetic, comparisons, constants and conversions: ops that compute a value from values.
+    fn value_op(&mut self, op: OpId, d: &OpData) -> Result<(), String> {
         let b = &self.builder;
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         match d.opcode {
@@ -574,6 +628,16 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 };
                 self.set(&d, v);
             }
+            other => unreachable!("value_op of `{}`", other.name()),
+        }
+        Ok(())
+    }
+
+    /// Locals, loads and stores, addresses and atomics.
+    fn memory_op(&mut self, d: &OpData) -> Result<(), String> {
+        let b = &self.builder;
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        match d.opcode {
             Opcode::CoreLocal => {
                 let Some(Attr::Type(t)) = &d.attrs[0] else {
                     return Err("local without type".into());
@@ -725,6 +789,27 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     self.set(&d, old);
                 }
             }
+            Opcode::KsGlobalAddr => {
+                let Some(Attr::Sym(g)) = &d.attrs[0] else {
+                    return Err("global_addr without global".into());
+                };
+                let p = self
+                    .g
+                    .globals
+                    .get(g)
+                    .map(|g| g.as_pointer_value())
+                    .ok_or_else(|| format!("@{g} has no storage in this object"))?;
+                self.set(&d, p);
+            }
+            other => unreachable!("memory_op of `{}`", other.name()),
+        }
+        Ok(())
+    }
+
+    /// Calls, branches and returns.
+    fn control_op(&mut self, d: &OpData) -> Result<(), String> {
+        let e = |x: inkwell::builder::BuilderError| x.to_string();
+        match d.opcode {
             Opcode::CoreCall => {
                 let Some(Attr::Sym(callee)) = &d.attrs[0] else {
                     return Err("call without callee".into());
@@ -816,29 +901,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             Opcode::CoreUnreachable => {
                 self.builder.build_unreachable().map_err(e)?;
             }
-            Opcode::KsGlobalAddr => {
-                let Some(Attr::Sym(g)) = &d.attrs[0] else {
-                    return Err("global_addr without global".into());
-                };
-                let p = self
-                    .g
-                    .globals
-                    .get(g)
-                    .map(|g| g.as_pointer_value())
-                    .ok_or_else(|| format!("@{g} has no storage in this object"))?;
-                self.set(&d, p);
-            }
-            // The back end's own dialect.
-            _ if !matches!(d.opcode.info().dialect, "core" | "ks") => {
-                let back_end = self.g.back_end;
-                return back_end.dialect_op(self, &d);
-            }
-            other => {
-                return Err(format!(
-                    "`{}` cannot appear in a lowered function",
-                    other.name()
-                ))
-            }
+            other => unreachable!("control_op of `{}`", other.name()),
         }
         Ok(())
     }

@@ -98,8 +98,6 @@ pub fn c_name(s: &str) -> String {
 pub(crate) struct Gen<'m, 'ctx> {
     pub m: &'m Module,
     pub back_end: &'m dyn BackEnd,
-    /// Sequence numbers of `llvm.bpf.btf.type.id` calls (each must be distinct).
-    pub type_id_seq: u32,
     pub ctx: &'ctx Context,
     pub module: &'m LlvmModule<'ctx>,
     pub di: DebugInfoBuilder<'ctx>,
@@ -133,7 +131,6 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         Gen {
             m,
             back_end,
-            type_id_seq: 0,
             ctx,
             module,
             di,
