@@ -13,6 +13,7 @@
 //! abort returns the program's pass verdict.
 
 use super::{PassErrors, PassResult};
+use crate::ir::OpData;
 use crate::ir::{
     views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, RegionId, Type, Value,
 };
@@ -336,188 +337,12 @@ impl<'m> Flattener<'m> {
         let data = self.m.op(op).clone();
         let prev_loc = data.loc;
         match data.opcode {
-            Opcode::KsIf => {
-                let c = self.map(data.operands[0]);
-                let (tb, eb, join) = (self.new_block(), self.new_block(), self.new_block());
-                // A branch that only throws or aborts is the exceptional one.
-                let expect = match (
-                    self.m.attr(op, "expect"),
-                    raises(self.m, data.regions[0]),
-                    raises(self.m, data.regions[1]),
-                ) {
-                    (Some(&Attr::Bool(b)), _, _) => Some(b),
-                    (_, true, false) => Some(false),
-                    (_, false, true) => Some(true),
-                    _ => None,
-                };
-                self.b_at(prev_loc)
-                    .core_cond_br(c, &[], 0, expect, vec![tb, eb]);
-                let results = self.join_args(join, &data.results);
-                for (i, b) in [tb, eb].into_iter().enumerate() {
-                    self.start(b);
-                    if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
-                        self.b_at(prev_loc)
-                            .core_br(&vals[..results.min(vals.len())], vec![join]);
-                    }
-                }
-                self.start(join);
-            }
-            Opcode::KsSwitch => {
-                let v = self.map(data.operands[0]);
-                let Some(Attr::List(cases)) = data.attrs[0].clone() else {
-                    return;
-                };
-                let join = self.new_block();
-                let results = self.join_args(join, &data.results);
-                let arms: Vec<BlockId> = data.regions.iter().map(|_| self.new_block()).collect();
-                // core.switch: default first, then one successor per case.
-                let mut succ = vec![*arms.last().unwrap()];
-                succ.extend(&arms[..arms.len() - 1]);
-                self.b_at(prev_loc).core_switch(v, cases, succ);
-                for (i, &b) in arms.iter().enumerate() {
-                    self.start(b);
-                    if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
-                        self.b_at(prev_loc)
-                            .core_br(&vals[..results.min(vals.len())], vec![join]);
-                    }
-                }
-                self.start(join);
-            }
-            Opcode::KsWhile => {
-                let (header, body, exit) = (self.new_block(), self.new_block(), self.new_block());
-                self.b_at(prev_loc).core_br(&[], vec![header]);
-                self.start(header);
-                if let Some(c) = self.emit_region(data.regions[0], ScopeKind::Block) {
-                    let c = c
-                        .first()
-                        .copied()
-                        .unwrap_or_else(|| self.b().core_const(1, Type::Bool));
-                    self.b_at(prev_loc)
-                        .core_cond_br(c, &[], 0, None, vec![body, exit]);
-                }
-                self.start(body);
-                if self
-                    .emit_region(
-                        data.regions[1],
-                        ScopeKind::Loop {
-                            brk: exit,
-                            cont: header,
-                            cont_arg: None,
-                        },
-                    )
-                    .is_some()
-                {
-                    self.b_at(prev_loc).core_br(&[], vec![header]);
-                }
-                self.start(exit);
-            }
-            Opcode::KsFor => {
-                let (lo, hi) = (self.map(data.operands[0]), self.map(data.operands[1]));
-                let ty = self.m.value_type(lo).clone();
-                let (header, body, latch, exit) = (
-                    self.new_block(),
-                    self.new_block(),
-                    self.new_block(),
-                    self.new_block(),
-                );
-                let hi_i = self.m.add_block_arg(header, ty.clone());
-                let bi = self.m.add_block_arg(body, ty.clone());
-                let li = self.m.add_block_arg(latch, ty.clone());
-                self.b_at(prev_loc).core_br(&[lo], vec![header]);
-                self.start(header);
-                let more = self.b_at(prev_loc).core_cmp(hi_i, hi, CmpPred::Lt);
-                self.b_at(prev_loc)
-                    .core_cond_br(more, &[hi_i], 1, None, vec![body, exit]);
-                let old_body = self.m.region(data.regions[0]).blocks[0];
-                if let Some(&oi) = self.m.block(old_body).args.first() {
-                    self.vmap.insert(oi, bi);
-                }
-                self.start(latch);
-                let one = self.b_at(prev_loc).core_const(1, ty.clone());
-                let next = self.b_at(prev_loc).core_add(li, one);
-                self.b_at(prev_loc).core_br(&[next], vec![header]);
-                self.start(body);
-                if self
-                    .emit_region(
-                        data.regions[0],
-                        ScopeKind::Loop {
-                            brk: exit,
-                            cont: latch,
-                            cont_arg: Some(bi),
-                        },
-                    )
-                    .is_some()
-                {
-                    self.b_at(prev_loc).core_br(&[bi], vec![latch]);
-                }
-                self.start(exit);
-            }
-            Opcode::KsTry => {
-                let after = self.new_block();
-                let dispatch = self.new_block();
-                let code = self.m.add_block_arg(dispatch, Type::i64());
-                if self
-                    .emit_region(data.regions[0], ScopeKind::Try { dispatch })
-                    .is_some()
-                {
-                    self.b_at(prev_loc).core_br(&[], vec![after]);
-                }
-                let Some(Attr::List(catches)) = data.attrs[0].clone() else {
-                    return;
-                };
-                self.start(dispatch);
-                for (i, pat) in catches.iter().enumerate() {
-                    let handler = self.new_block();
-                    match pat {
-                        Attr::Int(n) => {
-                            let k = self
-                                .b_at(prev_loc)
-                                .core_const(*n as i64 as i128, Type::i64());
-                            let hit = self.b_at(prev_loc).core_cmp(code, k, CmpPred::Eq);
-                            let next = self.new_block();
-                            self.b_at(prev_loc).core_cond_br(
-                                hit,
-                                &[],
-                                0,
-                                None,
-                                vec![handler, next],
-                            );
-                            self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
-                            self.start(next);
-                        }
-                        _ => {
-                            self.b_at(prev_loc).core_br(&[], vec![handler]);
-                            self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
-                            self.dead = true;
-                            break;
-                        }
-                    }
-                }
-                if !self.dead {
-                    // No clause matched: the throw continues outward.
-                    self.throw_code(code, prev_loc);
-                }
-                self.start(after);
-            }
-            Opcode::KsLoadOrZero => {
-                // A map value read: the entry when present, else the zero value (§11.2).
-                let p = self.map(data.operands[0]);
-                let t = self.m.value_type(data.results[0]).clone();
-                let pt = self.m.value_type(p).clone();
-                let (load, zero, join) = (self.new_block(), self.new_block(), self.new_block());
-                let null = self.b_at(prev_loc).core_const(0, pt);
-                let present = self.b_at(prev_loc).core_cmp(p, null, CmpPred::Ne);
-                self.b_at(prev_loc)
-                    .core_cond_br(present, &[], 0, None, vec![load, zero]);
-                self.join_args(join, &data.results);
-                self.start(load);
-                let v = self.b_at(prev_loc).core_load(p, t.clone());
-                self.b_at(prev_loc).core_br(&[v], vec![join]);
-                self.start(zero);
-                let z = self.b_at(prev_loc).core_zero(t);
-                self.b_at(prev_loc).core_br(&[z], vec![join]);
-                self.start(join);
-            }
+            Opcode::KsIf => self.flatten_if(op, data),
+            Opcode::KsSwitch => self.flatten_switch(data),
+            Opcode::KsWhile => self.flatten_while(data),
+            Opcode::KsFor => self.flatten_for(data),
+            Opcode::KsTry => self.flatten_try(data),
+            Opcode::KsLoadOrZero => self.flatten_load_or_zero(data),
             Opcode::KsDefer => {
                 self.scopes
                     .last_mut()
@@ -525,38 +350,7 @@ impl<'m> Flattener<'m> {
                     .cleanups
                     .push(data.regions[0]);
             }
-            Opcode::KsBreak | Opcode::KsContinue => {
-                let Some(depth) = self
-                    .scopes
-                    .iter()
-                    .rposition(|s| matches!(s.kind, ScopeKind::Loop { .. }))
-                else {
-                    self.errors.push(super::PassError::internal(
-                        Some(op),
-                        "break or continue outside a loop",
-                    ));
-                    self.terminate();
-                    return;
-                };
-                let ScopeKind::Loop {
-                    brk,
-                    cont,
-                    cont_arg,
-                } = self.scopes[depth].kind
-                else {
-                    unreachable!()
-                };
-                self.unwind_to(depth);
-                if !self.dead {
-                    let (dest, args) = if data.opcode == Opcode::KsBreak {
-                        (brk, vec![])
-                    } else {
-                        (cont, cont_arg.into_iter().collect())
-                    };
-                    self.b_at(prev_loc).core_br(&args, vec![dest]);
-                    self.terminate();
-                }
-            }
+            Opcode::KsBreak | Opcode::KsContinue => self.flatten_jump_out(op, data),
             Opcode::KsReturn => {
                 let vals: Vec<Value> = data.operands.iter().map(|&v| self.map(v)).collect();
                 self.unwind_to(0);
@@ -616,6 +410,236 @@ impl<'m> Flattener<'m> {
                 ));
                 self.terminate();
             }
+        }
+    }
+
+    /// `ks.if`: a conditional branch to the two regions' blocks, which join with the yielded values as block arguments.
+    fn flatten_if(&mut self, op: OpId, data: OpData) {
+        let prev_loc = data.loc;
+        let c = self.map(data.operands[0]);
+        let (tb, eb, join) = (self.new_block(), self.new_block(), self.new_block());
+        // A branch that only throws or aborts is the exceptional one.
+        let expect = match (
+            self.m.attr(op, "expect"),
+            raises(self.m, data.regions[0]),
+            raises(self.m, data.regions[1]),
+        ) {
+            (Some(&Attr::Bool(b)), _, _) => Some(b),
+            (_, true, false) => Some(false),
+            (_, false, true) => Some(true),
+            _ => None,
+        };
+        self.b_at(prev_loc)
+            .core_cond_br(c, &[], 0, expect, vec![tb, eb]);
+        let results = self.join_args(join, &data.results);
+        for (i, b) in [tb, eb].into_iter().enumerate() {
+            self.start(b);
+            if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
+                self.b_at(prev_loc)
+                    .core_br(&vals[..results.min(vals.len())], vec![join]);
+            }
+        }
+        self.start(join);
+    }
+
+    /// `ks.switch`: a `core.switch` to the arms' blocks, which join with the yielded values.
+    fn flatten_switch(&mut self, data: OpData) {
+        let prev_loc = data.loc;
+        let v = self.map(data.operands[0]);
+        let Some(Attr::List(cases)) = data.attrs[0].clone() else {
+            return;
+        };
+        let join = self.new_block();
+        let results = self.join_args(join, &data.results);
+        let arms: Vec<BlockId> = data.regions.iter().map(|_| self.new_block()).collect();
+        // core.switch: default first, then one successor per case.
+        let mut succ = vec![*arms.last().unwrap()];
+        succ.extend(&arms[..arms.len() - 1]);
+        self.b_at(prev_loc).core_switch(v, cases, succ);
+        for (i, &b) in arms.iter().enumerate() {
+            self.start(b);
+            if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
+                self.b_at(prev_loc)
+                    .core_br(&vals[..results.min(vals.len())], vec![join]);
+            }
+        }
+        self.start(join);
+    }
+
+    /// `ks.while`: a header block running the condition, the body looping back to it.
+    fn flatten_while(&mut self, data: OpData) {
+        let prev_loc = data.loc;
+        let (header, body, exit) = (self.new_block(), self.new_block(), self.new_block());
+        self.b_at(prev_loc).core_br(&[], vec![header]);
+        self.start(header);
+        if let Some(c) = self.emit_region(data.regions[0], ScopeKind::Block) {
+            let c = c
+                .first()
+                .copied()
+                .unwrap_or_else(|| self.b().core_const(1, Type::Bool));
+            self.b_at(prev_loc)
+                .core_cond_br(c, &[], 0, None, vec![body, exit]);
+        }
+        self.start(body);
+        if self
+            .emit_region(
+                data.regions[1],
+                ScopeKind::Loop {
+                    brk: exit,
+                    cont: header,
+                    cont_arg: None,
+                },
+            )
+            .is_some()
+        {
+            self.b_at(prev_loc).core_br(&[], vec![header]);
+        }
+        self.start(exit);
+    }
+
+    /// `ks.for`: a counted loop, the counter a block argument of the header.
+    fn flatten_for(&mut self, data: OpData) {
+        let prev_loc = data.loc;
+        let (lo, hi) = (self.map(data.operands[0]), self.map(data.operands[1]));
+        let ty = self.m.value_type(lo).clone();
+        let (header, body, latch, exit) = (
+            self.new_block(),
+            self.new_block(),
+            self.new_block(),
+            self.new_block(),
+        );
+        let hi_i = self.m.add_block_arg(header, ty.clone());
+        let bi = self.m.add_block_arg(body, ty.clone());
+        let li = self.m.add_block_arg(latch, ty.clone());
+        self.b_at(prev_loc).core_br(&[lo], vec![header]);
+        self.start(header);
+        let more = self.b_at(prev_loc).core_cmp(hi_i, hi, CmpPred::Lt);
+        self.b_at(prev_loc)
+            .core_cond_br(more, &[hi_i], 1, None, vec![body, exit]);
+        let old_body = self.m.region(data.regions[0]).blocks[0];
+        if let Some(&oi) = self.m.block(old_body).args.first() {
+            self.vmap.insert(oi, bi);
+        }
+        self.start(latch);
+        let one = self.b_at(prev_loc).core_const(1, ty.clone());
+        let next = self.b_at(prev_loc).core_add(li, one);
+        self.b_at(prev_loc).core_br(&[next], vec![header]);
+        self.start(body);
+        if self
+            .emit_region(
+                data.regions[0],
+                ScopeKind::Loop {
+                    brk: exit,
+                    cont: latch,
+                    cont_arg: Some(bi),
+                },
+            )
+            .is_some()
+        {
+            self.b_at(prev_loc).core_br(&[bi], vec![latch]);
+        }
+        self.start(exit);
+    }
+
+    /// `ks.try`: the body with throws branching to the handlers.
+    fn flatten_try(&mut self, data: OpData) {
+        let prev_loc = data.loc;
+        let after = self.new_block();
+        let dispatch = self.new_block();
+        let code = self.m.add_block_arg(dispatch, Type::i64());
+        if self
+            .emit_region(data.regions[0], ScopeKind::Try { dispatch })
+            .is_some()
+        {
+            self.b_at(prev_loc).core_br(&[], vec![after]);
+        }
+        let Some(Attr::List(catches)) = data.attrs[0].clone() else {
+            return;
+        };
+        self.start(dispatch);
+        for (i, pat) in catches.iter().enumerate() {
+            let handler = self.new_block();
+            match pat {
+                Attr::Int(n) => {
+                    let k = self
+                        .b_at(prev_loc)
+                        .core_const(*n as i64 as i128, Type::i64());
+                    let hit = self.b_at(prev_loc).core_cmp(code, k, CmpPred::Eq);
+                    let next = self.new_block();
+                    self.b_at(prev_loc)
+                        .core_cond_br(hit, &[], 0, None, vec![handler, next]);
+                    self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
+                    self.start(next);
+                }
+                _ => {
+                    self.b_at(prev_loc).core_br(&[], vec![handler]);
+                    self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
+                    self.dead = true;
+                    break;
+                }
+            }
+        }
+        if !self.dead {
+            // No clause matched: the throw continues outward.
+            self.throw_code(code, prev_loc);
+        }
+        self.start(after);
+    }
+
+    /// `ks.load_or_zero`: a load where the address is not null, else zero.
+    fn flatten_load_or_zero(&mut self, data: OpData) {
+        let prev_loc = data.loc;
+        // A map value read: the entry when present, else the zero value (§11.2).
+        let p = self.map(data.operands[0]);
+        let t = self.m.value_type(data.results[0]).clone();
+        let pt = self.m.value_type(p).clone();
+        let (load, zero, join) = (self.new_block(), self.new_block(), self.new_block());
+        let null = self.b_at(prev_loc).core_const(0, pt);
+        let present = self.b_at(prev_loc).core_cmp(p, null, CmpPred::Ne);
+        self.b_at(prev_loc)
+            .core_cond_br(present, &[], 0, None, vec![load, zero]);
+        self.join_args(join, &data.results);
+        self.start(load);
+        let v = self.b_at(prev_loc).core_load(p, t.clone());
+        self.b_at(prev_loc).core_br(&[v], vec![join]);
+        self.start(zero);
+        let z = self.b_at(prev_loc).core_zero(t);
+        self.b_at(prev_loc).core_br(&[z], vec![join]);
+        self.start(join);
+    }
+
+    /// `break` / `continue`: the deferred actions of the scopes left, then a branch to the loop's exit or header.
+    fn flatten_jump_out(&mut self, op: OpId, data: OpData) {
+        let prev_loc = data.loc;
+        let Some(depth) = self
+            .scopes
+            .iter()
+            .rposition(|s| matches!(s.kind, ScopeKind::Loop { .. }))
+        else {
+            self.errors.push(super::PassError::internal(
+                Some(op),
+                "break or continue outside a loop",
+            ));
+            self.terminate();
+            return;
+        };
+        let ScopeKind::Loop {
+            brk,
+            cont,
+            cont_arg,
+        } = self.scopes[depth].kind
+        else {
+            unreachable!()
+        };
+        self.unwind_to(depth);
+        if !self.dead {
+            let (dest, args) = if data.opcode == Opcode::KsBreak {
+                (brk, vec![])
+            } else {
+                (cont, cont_arg.into_iter().collect())
+            };
+            self.b_at(prev_loc).core_br(&args, vec![dest]);
+            self.terminate();
         }
     }
 

@@ -160,10 +160,11 @@ impl Writer<'_> {
         Ok(s)
     }
 
+    /// One op of module code as C statements: its result's and operands' C names first, then
+    /// the statement by the op's family.
     fn op(&mut self, op: OpId) -> Result<(), String> {
-        let m = self.m;
-        let d = m.op(op).clone();
-        let r = d
+        let d = self.m.op(op).clone();
+        let result = d
             .results
             .first()
             .map(|&r| self.n(r).map(str::to_string))
@@ -173,18 +174,63 @@ impl Writer<'_> {
             .iter()
             .map(|&v| self.n(v).map(str::to_string))
             .collect::<Result<_, _>>()?;
-        let a = |i: usize| -> Result<String, String> {
-            operands
-                .get(i)
-                .cloned()
-                .ok_or_else(|| format!("operand {i} missing"))
+        let named = Named {
+            data: d,
+            result,
+            operands,
         };
-        let attr = |name: &str| {
-            d.opcode
-                .info()
-                .attr_index(name)
-                .and_then(|i| d.attrs[i].clone())
-        };
+        match named.data.opcode {
+            Opcode::CoreConst
+            | Opcode::CoreZero
+            | Opcode::CoreString
+            | Opcode::CoreAdd
+            | Opcode::CoreSub
+            | Opcode::CoreMul
+            | Opcode::CoreAnd
+            | Opcode::CoreOr
+            | Opcode::CoreXor
+            | Opcode::CoreDiv
+            | Opcode::CoreRem
+            | Opcode::CoreShl
+            | Opcode::CoreShr
+            | Opcode::CoreNeg
+            | Opcode::CoreNot
+            | Opcode::CoreCmp
+            | Opcode::CoreSelect
+            | Opcode::CoreCast
+            | Opcode::CoreBswap => self.value_op(op, &named),
+            Opcode::CoreLocal
+            | Opcode::CoreLoad
+            | Opcode::CoreStore
+            | Opcode::CoreFieldAddr
+            | Opcode::CoreElemAddr
+            | Opcode::CorePtrAdd
+            | Opcode::CorePtrDiff
+            | Opcode::CoreCopy
+            | Opcode::CoreAtomicAdd
+            | Opcode::CoreAtomicFetchAdd
+            | Opcode::KsNew
+            | Opcode::KsDelete => self.memory_op(&named),
+            Opcode::CoreCall
+            | Opcode::CoreCallIndirect
+            | Opcode::CoreFuncAddr
+            | Opcode::CoreBr
+            | Opcode::CoreCondBr
+            | Opcode::CoreSwitch
+            | Opcode::CoreRet
+            | Opcode::CoreUnreachable
+            | Opcode::KsPrint => self.control_op(&named),
+            other => Err(format!("`{}` cannot appear in module code", other.name())),
+        }
+    }
+
+    /// Constants, arithmetic, comparisons and conversions as C expressions.
+    fn value_op(&mut self, op: OpId, named: &Named) -> Result<(), String> {
+        let m = self.m;
+        let d = &named.data;
+        let r = named.result.clone();
+        let a = |i: usize| named.operand(i);
+        let attr = |name: &str| named.attr(name);
         match d.opcode {
             Opcode::CoreConst => {
                 let Some(Attr::Int(v)) = attr("value") else {
@@ -378,6 +424,18 @@ impl Writer<'_> {
                 };
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
             }
+            other => unreachable!("value_op of `{}`", other.name()),
+        }
+        Ok(())
+    }
+
+    /// Locals, loads and stores, addresses, atomics and allocation.
+    fn memory_op(&mut self, named: &Named) -> Result<(), String> {
+        let d = &named.data;
+        let r = named.result.clone();
+        let a = |i: usize| named.operand(i);
+        let attr = |name: &str| named.attr(name);
+        match d.opcode {
             Opcode::CoreLocal => {
                 let slot = format!("l{}", d.results[0].0);
                 self.line(format!("memset(&{slot}, 0, sizeof({slot}));"));
@@ -452,6 +510,35 @@ impl Writer<'_> {
                     a(1)?
                 ));
             }
+            Opcode::KsNew => {
+                let Some(Attr::Type(t)) = attr("ty") else {
+                    return Err("new without type".into());
+                };
+                let gfp = if matches!(attr("gfp"), Some(Attr::Int(1))) {
+                    "GFP_ATOMIC"
+                } else {
+                    "GFP_KERNEL"
+                };
+                self.line(format!(
+                    "{} = kzalloc(sizeof({}), {gfp});",
+                    r.unwrap_or_default(),
+                    self.c_type(&t)
+                ));
+            }
+            Opcode::KsDelete => self.line(format!("kfree({});", a(0)?)),
+            other => unreachable!("memory_op of `{}`", other.name()),
+        }
+        Ok(())
+    }
+
+    /// Calls, jumps, returns and `print`.
+    fn control_op(&mut self, named: &Named) -> Result<(), String> {
+        let m = self.m;
+        let d = &named.data;
+        let r = named.result.clone();
+        let a = |i: usize| named.operand(i);
+        let attr = |name: &str| named.attr(name);
+        match d.opcode {
             Opcode::CoreCall | Opcode::CoreCallIndirect => {
                 let (callee, args) = if d.opcode == Opcode::CoreCall {
                     let Some(Attr::Sym(c)) = attr("callee") else {
@@ -519,23 +606,7 @@ impl Writer<'_> {
             },
             Opcode::CoreUnreachable => self.line("unreachable();".into()),
             Opcode::KsPrint => self.print(&d, r)?,
-            Opcode::KsNew => {
-                let Some(Attr::Type(t)) = attr("ty") else {
-                    return Err("new without type".into());
-                };
-                let gfp = if matches!(attr("gfp"), Some(Attr::Int(1))) {
-                    "GFP_ATOMIC"
-                } else {
-                    "GFP_KERNEL"
-                };
-                self.line(format!(
-                    "{} = kzalloc(sizeof({}), {gfp});",
-                    r.unwrap_or_default(),
-                    self.c_type(&t)
-                ));
-            }
-            Opcode::KsDelete => self.line(format!("kfree({});", a(0)?)),
-            other => return Err(format!("`{}` cannot appear in module code", other.name())),
+            other => unreachable!("control_op of `{}`", other.name()),
         }
         Ok(())
     }
@@ -609,4 +680,28 @@ fn c_literal(bytes: &[u8]) -> String {
     }
     s.push('"');
     s
+}
+
+/// An op with the C names of its result and operands.
+struct Named {
+    data: crate::ir::OpData,
+    result: Option<String>,
+    operands: Vec<String>,
+}
+
+impl Named {
+    fn operand(&self, i: usize) -> Result<String, String> {
+        self.operands
+            .get(i)
+            .cloned()
+            .ok_or_else(|| format!("operand {i} missing"))
+    }
+
+    fn attr(&self, name: &str) -> Option<Attr> {
+        let d = &self.data;
+        d.opcode
+            .info()
+            .attr_index(name)
+            .and_then(|i| d.attrs[i].clone())
+    }
 }
