@@ -444,6 +444,29 @@ impl KernelBtf {
         }
     }
 
+    /// The C alignment of a type: its largest scalar's size (members of structs and unions are
+    /// flattened into the struct, nested aggregates looked into); `depth` bounds the search.
+    pub fn ktype_align(&self, ty: &KType, depth: u32) -> u64 {
+        match ty {
+            KType::Int { size, .. } | KType::Enum { size, .. } => u64::from(*size).clamp(1, 8),
+            KType::Ptr(_) | KType::FuncPtr => 8,
+            KType::Array { elem, .. } => self.ktype_align(elem, depth),
+            KType::Struct { id, .. } | KType::Union { id, .. } if depth > 0 => self
+                .struct_by_id(*id)
+                .map_or(1, |s| self.struct_align(&s, depth - 1)),
+            _ => 1,
+        }
+    }
+
+    /// The C alignment of a struct or union.
+    pub fn struct_align(&self, s: &KStruct, depth: u32) -> u64 {
+        s.members
+            .iter()
+            .map(|m| self.ktype_align(&m.ty, depth))
+            .max()
+            .unwrap_or(1)
+    }
+
     /// The C name of a type id ("" for anonymous types and void).
     pub fn type_name(&self, id: u32) -> String {
         self.raw

@@ -123,7 +123,14 @@ impl Lowerer<'_, '_> {
                             .unwrap_or(0)
                     })
                     .collect();
-                (offs, s.kernel_size.unwrap_or(0), 8)
+                // What C gives the type, so copies of it (an `in6_addr` into a key) move in
+                // words rather than bytes.
+                let align = ck
+                    .btf
+                    .get()
+                    .zip(ks.as_ref())
+                    .map_or(1, |(b, k)| b.struct_align(k, 4));
+                (offs, s.kernel_size.unwrap_or(0), align)
             }
         };
         let origin = s.origin;

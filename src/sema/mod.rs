@@ -71,6 +71,9 @@ pub struct Checked<'a> {
     /// Pointers read through a helper where they are dereferenced: the pointer expression and
     /// the memory it points into (§9.2).
     pub foreign_reads: HashMap<ExprId, Foreign>,
+    /// Packet pointers where they are dereferenced: read directly whatever they are cast to,
+    /// kernel header structs (`iphdr`) included (§10.1).
+    pub packet_reads: std::collections::HashSet<ExprId>,
     /// `new` in kernel code (bpf_obj_new, a kfunc of Linux 6.2), for `--kernel` (§19.1).
     pub kernel_allocations: Vec<Span>,
     /// Calls between the unit's functions: (caller, callee, call span).
@@ -209,6 +212,7 @@ pub(crate) struct Checker<'a, 'd> {
     pub sibling_calls: HashMap<ExprId, FuncId>,
     pub syscall_probes: std::collections::HashSet<FuncId>,
     pub foreign_reads: HashMap<ExprId, Foreign>,
+    pub packet_reads: std::collections::HashSet<ExprId>,
     pub kernel_allocations: Vec<Span>,
     /// `--compat`: [ext] declarations (map kinds, flags, attributes) are E0011.
     pub compat: bool,
@@ -257,6 +261,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             sibling_calls: HashMap::new(),
             syscall_probes: Default::default(),
             foreign_reads: HashMap::new(),
+            packet_reads: Default::default(),
             kernel_allocations: Vec::new(),
             compat: false,
             local_decls: HashMap::new(),
@@ -343,6 +348,7 @@ impl<'a, 'd> Checker<'a, 'd> {
             sibling_calls: self.sibling_calls,
             syscall_probes: self.syscall_probes,
             foreign_reads: self.foreign_reads,
+            packet_reads: self.packet_reads,
             kernel_allocations: self.kernel_allocations,
             call_edges: self.call_edges,
         }

@@ -605,7 +605,7 @@ impl Writer<'_> {
                 None => self.line("return;".into()),
             },
             Opcode::CoreUnreachable => self.line("unreachable();".into()),
-            Opcode::KsPrint => self.print(&d, r)?,
+            Opcode::KsPrint => self.print(d, r)?,
             other => unreachable!("control_op of `{}`", other.name()),
         }
         Ok(())

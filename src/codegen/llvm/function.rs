@@ -4,7 +4,7 @@
 
 use super::{c_name, Gen};
 use crate::ir::views::{CoreCmp, KsFunc};
-use crate::ir::{Attr, BlockId, OpData, OpId, Opcode, Type, Value};
+use crate::ir::{Attr, BlockId, OpData, OpId, Opcode, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
@@ -13,8 +13,8 @@ use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DISubprogram, DI
 use inkwell::module::Linkage;
 use inkwell::types::{BasicMetadataTypeEnum, BasicType, FunctionType};
 use inkwell::values::{
-    BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, IntValue, PhiValue,
-    PointerValue,
+    BasicMetadataValueEnum, BasicValue, BasicValueEnum, FunctionValue, InstructionValue, IntValue,
+    PhiValue, PointerValue,
 };
 use inkwell::{AddressSpace, AtomicOrdering, AtomicRMWBinOp, IntPredicate};
 use std::collections::HashMap;
@@ -495,11 +495,11 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                         .const_int(n as i64 as u64, false)
                         .into(),
                 };
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreZero => {
                 let t = self.g.llvm_type(&self.ty(d.results[0]));
-                self.set(&d, t.const_zero());
+                self.set(d, t.const_zero());
             }
             Opcode::CoreString => {
                 let Some(Attr::Str(s)) = &d.attrs[0] else {
@@ -510,7 +510,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 };
                 let mut bytes = s.clone();
                 bytes.resize(n as usize, 0);
-                self.set(&d, self.g.ctx.const_string(&bytes, false));
+                self.set(d, self.g.ctx.const_string(&bytes, false));
             }
             Opcode::CoreAdd
             | Opcode::CoreSub
@@ -528,7 +528,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     _ => b.build_xor(l, r, ""),
                 }
                 .map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreDiv | Opcode::CoreRem => {
                 let signed = self.ty(d.operands[0]).int().is_some_and(|i| i.signed());
@@ -538,7 +538,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     signed,
                     d.opcode == Opcode::CoreRem,
                 )?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreShl | Opcode::CoreShr => {
                 let l = self.int(d.operands[0])?;
@@ -556,15 +556,15 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     b.build_right_shift(l, amount, it.signed(), "")
                 }
                 .map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreNeg => {
                 let v = b.build_int_neg(self.int(d.operands[0])?, "").map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreNot => {
                 let v = b.build_not(self.int(d.operands[0])?, "").map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreCmp => {
                 let signed = self.ty(d.operands[0]).int().is_some_and(|i| i.signed());
@@ -593,22 +593,22 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     ),
                 }
                 .map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreSelect => {
                 let c = self.int(d.operands[0])?;
                 let v = b
                     .build_select(c, self.v(d.operands[1])?, self.v(d.operands[2])?, "")
                     .map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreTable => {
-                let v = self.table_entry(&d)?;
-                self.set(&d, v);
+                let v = self.table_entry(d)?;
+                self.set(d, v);
             }
             Opcode::CoreCast => {
                 let v = self.cast(d.operands[0], &self.ty(d.results[0]))?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreBswap => {
                 let x = self.int(d.operands[0])?;
@@ -626,7 +626,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                         .basic()
                         .ok_or("bswap without value")?
                 };
-                self.set(&d, v);
+                self.set(d, v);
             }
             other => unreachable!("value_op of `{}`", other.name()),
         }
@@ -662,14 +662,17 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 if volatile {
                     self.volatile.insert(d.results[0]);
                 }
-                self.set(&d, slot);
+                self.set(d, slot);
             }
             Opcode::CoreLoad => {
                 let t = self.ty(d.results[0]);
                 let lt = self.g.memory_type(&t);
                 let raw = b.build_load(lt, self.ptr(d.operands[0])?, "").map_err(e)?;
-                if self.volatile.contains(&d.operands[0]) {
-                    raw.as_instruction_value().map(|i| i.set_volatile(true));
+                if let Some(i) = raw.as_instruction_value() {
+                    if self.volatile.contains(&d.operands[0]) {
+                        i.set_volatile(true).map_err(|x| x.to_string())?;
+                    }
+                    self.align_aggregate(i, &t)?;
                 }
                 // A stored bool is a byte holding 0 or 1: testing it against zero (rather than
                 // truncating to bit 0) lets a branch on it test the loaded byte directly.
@@ -685,9 +688,18 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 } else {
                     raw
                 };
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreStore => {
+                let t = self.ty(d.operands[0]);
+                if let Some(src) = self.aggregate_source(d) {
+                    let (align, size) = (self.g.align_of(&t), self.g.size_of(&t));
+                    let dst = self.ptr(d.operands[1])?;
+                    let src = self.ptr(src)?;
+                    b.build_memcpy(dst, align, src, align, self.i64c(size))
+                        .map_err(e)?;
+                    return Ok(());
+                }
                 let mut v = self.v(d.operands[0])?;
                 if self.ty(d.operands[0]) == Type::Bool {
                     v = b
@@ -699,6 +711,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 if self.volatile.contains(&d.operands[1]) {
                     st.set_volatile(true).map_err(|x| x.to_string())?;
                 }
+                self.align_aggregate(st, &t)?;
             }
             Opcode::CoreFieldAddr => {
                 let Some(Type::Struct(s)) = self.ty(d.operands[0]).pointee().cloned() else {
@@ -717,7 +730,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .builder
                     .build_struct_gep(st, self.ptr(d.operands[0])?, idx, "")
                     .map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreElemAddr => {
                 let base_t = self.ty(d.operands[0]);
@@ -740,7 +753,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     None => return Err("element of a non-pointer".into()),
                 }
                 .map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CorePtrAdd => {
                 let off = self.resize(
@@ -757,20 +770,25 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     )
                 }
                 .map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CorePtrDiff => {
                 let (l, r) = (self.int(d.operands[0])?, self.int(d.operands[1])?);
                 let v = b.build_int_sub(l, r, "").map_err(e)?;
-                self.set(&d, v);
+                self.set(d, v);
             }
             Opcode::CoreCopy => {
-                let n = Self::attr_int(&d, "size") as u64;
+                let n = Self::attr_int(d, "size") as u64;
+                let align = |v: Value| {
+                    self.ty(v)
+                        .pointee()
+                        .map_or(1, |t| self.g.align_of(t).max(1))
+                };
                 b.build_memcpy(
                     self.ptr(d.operands[0])?,
-                    1,
+                    align(d.operands[0]),
                     self.ptr(d.operands[1])?,
-                    1,
+                    align(d.operands[1]),
                     self.i64c(n),
                 )
                 .map_err(e)?;
@@ -786,7 +804,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     )
                     .map_err(e)?;
                 if d.opcode == Opcode::CoreAtomicFetchAdd {
-                    self.set(&d, old);
+                    self.set(d, old);
                 }
             }
             Opcode::KsGlobalAddr => {
@@ -799,7 +817,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .get(g)
                     .map(|g| g.as_pointer_value())
                     .ok_or_else(|| format!("@{g} has no storage in this object"))?;
-                self.set(&d, p);
+                self.set(d, p);
             }
             other => unreachable!("memory_op of `{}`", other.name()),
         }
@@ -826,7 +844,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .collect::<Result<_, _>>()?;
                 let r = self.builder.build_call(f, &args, "").map_err(e)?;
                 if let Some(v) = r.try_as_basic_value().basic() {
-                    self.set(&d, v);
+                    self.set(d, v);
                 }
             }
             Opcode::CoreCallIndirect => {
@@ -843,7 +861,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .build_indirect_call(fty, self.ptr(d.operands[0])?, &args, "")
                     .map_err(e)?;
                 if let Some(v) = r.try_as_basic_value().basic() {
-                    self.set(&d, v);
+                    self.set(d, v);
                 }
             }
             Opcode::CoreFuncAddr => {
@@ -855,7 +873,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .funcs
                     .get(callee)
                     .ok_or_else(|| format!("@{callee} is not a function of this module"))?;
-                self.set(&d, f.as_global_value().as_pointer_value());
+                self.set(d, f.as_global_value().as_pointer_value());
             }
             Opcode::CoreBr => {
                 let from = self.builder.get_insert_block().ok_or("no block")?;
@@ -864,7 +882,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             }
             Opcode::CoreCondBr => {
                 let from = self.builder.get_insert_block().ok_or("no block")?;
-                let t = (Self::attr_int(&d, "true_args") as usize).min(d.operands.len() - 1);
+                let t = (Self::attr_int(d, "true_args") as usize).min(d.operands.len() - 1);
                 let yes = self.branch_to(from, d.successors[0], &d.operands[1..1 + t])?;
                 let no = self.branch_to(from, d.successors[1], &d.operands[1 + t..])?;
                 let c = self.int(d.operands[0])?;
@@ -902,6 +920,48 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.builder.build_unreachable().map_err(e)?;
             }
             other => unreachable!("control_op of `{}`", other.name()),
+        }
+        Ok(())
+    }
+
+    /// For a store of a struct or array loaded from memory that nothing writes before the store:
+    /// the address it was loaded from, so the store copies from there in words (an LLVM
+    /// aggregate value of bytes would move byte by byte).
+    fn aggregate_source(&self, store: &OpData) -> Option<Value> {
+        let m = self.g.m;
+        let value = store.operands[0];
+        if !matches!(m.value_type(value), Type::Struct(_) | Type::Array(..))
+            || self.volatile.contains(&store.operands[1])
+        {
+            return None;
+        }
+        let ValueDef::Result(load, 0) = m.value(value).def else {
+            return None;
+        };
+        let from = m.op(load).operands.first().copied()?;
+        if m.op(load).opcode != Opcode::CoreLoad || self.volatile.contains(&from) {
+            return None;
+        }
+        let (block, at) = m.position(load)?;
+        for &o in &m.block(block).ops[at + 1..] {
+            let d = m.op(o);
+            if d.opcode == Opcode::CoreStore && d.operands == store.operands {
+                return Some(from);
+            }
+            if !m.is_effect_free(o) {
+                return None;
+            }
+        }
+        None
+    }
+
+    /// A load or store of a struct or array moves it with the type's C alignment: LLVM's structs
+    /// here are packed (their fields sit at declared offsets), which alone would copy bytewise.
+    fn align_aggregate(&self, access: InstructionValue<'ctx>, t: &Type) -> Result<(), String> {
+        if matches!(t, Type::Struct(_) | Type::Array(..)) {
+            access
+                .set_alignment(self.g.align_of(t))
+                .map_err(|x| x.to_string())?;
         }
         Ok(())
     }

@@ -64,6 +64,7 @@ impl<'ctx> Gen<'_, 'ctx> {
         let fields = s.fields(self.m).to_vec();
         let offsets = field_offsets(self.m, decl);
         let size = s.size(self.m) as u64;
+        let align = s.align(self.m) as u64;
         let mut body: Vec<BasicTypeEnum> = Vec::new();
         let mut index = vec![0u32; fields.len()];
         let mut at = 0u64;
@@ -74,7 +75,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                 continue; // overlapping views (unions) share the earlier field's storage
             }
             if off > at {
-                body.push(self.ctx.i8_type().array_type((off - at) as u32).into());
+                body.push(self.filler(at, off - at, align));
             }
             index[i] = body.len() as u32;
             let t = self.memory_type(ft);
@@ -82,11 +83,28 @@ impl<'ctx> Gen<'_, 'ctx> {
             at = off + self.size_of(ft);
         }
         if size > at {
-            body.push(self.ctx.i8_type().array_type((size - at) as u32).into());
+            body.push(self.filler(at, size - at, align));
         }
         st.set_body(&body, true);
         self.field_index.insert(name.to_string(), index);
         st
+    }
+
+    /// Storage the IR names no field in (padding, a kernel struct's unused members) from `at`
+    /// for `bytes`: in the widest words the struct's alignment and the span allow, so LLVM
+    /// splits copies of it into words rather than bytes.
+    fn filler(&self, at: u64, bytes: u64, align: u64) -> BasicTypeEnum<'ctx> {
+        let word = [8u64, 4, 2]
+            .into_iter()
+            .find(|&w| w <= align && at.is_multiple_of(w) && bytes.is_multiple_of(w))
+            .unwrap_or(1);
+        let unit = match word {
+            8 => self.ctx.i64_type(),
+            4 => self.ctx.i32_type(),
+            2 => self.ctx.i16_type(),
+            _ => self.ctx.i8_type(),
+        };
+        unit.array_type((bytes / word) as u32).into()
     }
 
     pub fn size_of(&self, t: &Type) -> u64 {

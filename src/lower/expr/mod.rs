@@ -1,7 +1,7 @@
 //! Expressions (§7): values, places (lvalues), implicit conversions, calls and builtins, match.
 
 use super::body::{FnLower, Slot};
-use crate::btf::BitField;
+use crate::btf::{BitField, KMember};
 use crate::diagnostics::Span;
 use crate::ir::{Attr, FnType, Type, Value};
 use crate::sema::consteval::ConstValue;
@@ -42,6 +42,10 @@ enum Step {
     /// A CO-RE relocated field of a kernel struct; for a bit-field, its storage unit, whose
     /// bits the read extracts (kernel fields are read-only, E0311).
     KField(String, Type, Option<BitField>),
+    /// A field of a kernel header struct in packet memory (`ip->ttl` on an `*iphdr` cast from
+    /// `ctx->data`): at its byte offset, unrelocated, as wire formats do not move between
+    /// kernels; a bit-field's storage unit, as for `KField`.
+    Wire(u32, Type, Option<BitField>),
     /// Array or string element, range-checked at run time unless the index is constant.
     Index(Value, Type, bool),
     /// Pointer indexing (`p[i]`): no range.

@@ -58,8 +58,16 @@ impl FnLower<'_, '_, '_> {
                     }
                     _ => None,
                 };
+                let in_packet = p.path.iter().any(|s| matches!(s, Step::Wire(..)));
                 p.path.push(if let Some(id) = kernel {
-                    Step::KField(f.name.clone(), it.clone(), self.bit_field(id, &f.name))
+                    match self.kernel_member(id, &f.name) {
+                        Some(km) if in_packet => {
+                            Step::Wire(km.access_offset(), it.clone(), km.bit_field())
+                        }
+                        km => {
+                            Step::KField(f.name.clone(), it.clone(), km.and_then(|k| k.bit_field()))
+                        }
+                    }
                 } else {
                     Step::Field(f.name.clone(), it.clone())
                 });
@@ -68,13 +76,14 @@ impl FnLower<'_, '_, '_> {
             }
             ExprKind::Arrow(base, f) => {
                 let bt = self.ty(base);
-                let (origin, bit_field) = match bt.pointee() {
+                let (origin, member) = match bt.pointee() {
                     Some(Ty::Struct(id)) => (
                         self.lw.ck.structs[id.0 as usize].origin,
-                        self.bit_field(*id, &f.name),
+                        self.kernel_member(*id, &f.name),
                     ),
                     _ => (StructOrigin::File, None),
                 };
+                let in_packet = self.lw.ck.packet_reads.contains(&base.id);
                 let pv = self.rvalue(base);
                 let pv = if origin == StructOrigin::Context {
                     pv
@@ -92,9 +101,22 @@ impl FnLower<'_, '_, '_> {
                         ty: it,
                         untrusted: None,
                     },
+                    StructOrigin::Kernel if in_packet && member.is_some() => {
+                        let km = member.expect("tested");
+                        Place {
+                            base: Base::Addr(pv),
+                            path: vec![Step::Wire(km.access_offset(), it.clone(), km.bit_field())],
+                            ty: it,
+                            untrusted: None,
+                        }
+                    }
                     StructOrigin::Kernel => Place {
                         base: Base::Addr(pv),
-                        path: vec![Step::KField(f.name.clone(), it.clone(), bit_field)],
+                        path: vec![Step::KField(
+                            f.name.clone(),
+                            it.clone(),
+                            member.and_then(|k| k.bit_field()),
+                        )],
                         ty: it,
                         untrusted: self.foreign(base).or_else(|| {
                             (!self.trusted_kernel_pointers()).then_some(Foreign::Kernel)
@@ -203,6 +225,13 @@ impl FnLower<'_, '_, '_> {
                     self.b()
                         .core_field_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone()))
                 }
+                Step::Wire(bytes, t, _) => {
+                    let mut b = self.b();
+                    let byte = b.cast_to(addr, Type::ptr(Type::u8()));
+                    let offset = b.core_const(i128::from(*bytes), Type::i64());
+                    let moved = b.core_ptr_add(byte, offset);
+                    b.cast_to(moved, Type::ptr(t.clone()))
+                }
                 Step::KField(f, t, _) => {
                     self.b()
                         .ks_kfield_addr(addr, f.as_bytes().to_vec(), Type::ptr(t.clone()))
@@ -271,11 +300,11 @@ impl FnLower<'_, '_, '_> {
         self.lw.ck.foreign_reads.get(&e.id).copied()
     }
 
-    /// The bit-field of a kernel struct that member `field` of struct `id` is, if it is one.
-    fn bit_field(&self, id: StructId, field: &str) -> Option<BitField> {
+    /// Member `field` of kernel struct `id`, from BTF.
+    fn kernel_member(&self, id: StructId, field: &str) -> Option<KMember> {
         let btf_id = self.lw.ck.structs[id.0 as usize].btf_id?;
         let ks = self.lw.ck.btf.get()?.struct_by_id(btf_id)?;
-        ks.member(field)?.bit_field()
+        ks.member(field).cloned()
     }
 
     pub(in crate::lower::expr) fn load_place(&mut self, p: &Place) -> Value {
@@ -430,7 +459,7 @@ impl FnLower<'_, '_, '_> {
 /// The bit-field a place ends in.
 fn bit_field_of(p: &Place) -> Option<BitField> {
     match p.path.last() {
-        Some(Step::KField(_, _, bf)) => *bf,
+        Some(Step::KField(_, _, bf) | Step::Wire(_, _, bf)) => *bf,
         _ => None,
     }
 }

@@ -308,7 +308,10 @@ impl BoundsCheck {
         for op in m.collect_nested(f, |o| {
             matches!(
                 o.opcode,
-                Opcode::CorePtrAdd | Opcode::CoreElemAddr | Opcode::CoreFieldAddr
+                Opcode::CorePtrAdd
+                    | Opcode::CoreElemAddr
+                    | Opcode::CoreFieldAddr
+                    | Opcode::KsKfieldAddr
             )
         }) {
             let v = m.op(op).results[0];
@@ -512,7 +515,8 @@ impl BoundsCheck {
                     formed_at: Some(v),
                 })
             }
-            Opcode::CoreFieldAddr => {
+            // A kernel header struct's field through a packet pointer (`ip->ttl` on an `*iphdr`).
+            Opcode::CoreFieldAddr | Opcode::KsKfieldAddr => {
                 let base = self.key(m, d.operands[0])?;
                 let Some(Attr::Str(f)) = m.attr(op, "field") else {
                     return None;
@@ -814,6 +818,10 @@ impl BoundsCheck {
                     Some(Attr::Str(f)) => b.core_field_addr(new, f.clone(), ty),
                     _ => return addr,
                 },
+                Opcode::KsKfieldAddr => match &o.attrs[0] {
+                    Some(Attr::Str(f)) => b.ks_kfield_addr(new, f.clone(), ty),
+                    _ => return addr,
+                },
                 Opcode::CoreElemAddr => b.core_elem_addr(new, o.operands[1], ty),
                 _ => b.core_ptr_add(new, o.operands[1]),
             };
@@ -846,7 +854,7 @@ impl BoundsCheck {
                     offset += const_int(m, d.operands[1])?
                         * size_of(m, m.value_type(d.results[0]).pointee()?)
                 }
-                Opcode::CoreFieldAddr => {
+                Opcode::CoreFieldAddr | Opcode::KsKfieldAddr => {
                     let Some(Attr::Str(f)) = &d.attrs[0] else {
                         return None;
                     };

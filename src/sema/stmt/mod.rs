@@ -609,6 +609,9 @@ impl<'a> Checker<'a, '_> {
         if let Some(memory) = self.foreign_of(cx, ptr) {
             self.foreign_reads.insert(ptr.id, memory);
         }
+        if self.is_packet(cx, ptr) {
+            self.packet_reads.insert(ptr.id);
+        }
         if let ExprKind::Ident(n) = &ptr.kind {
             if let Some(l) = cx.lookup(n) {
                 if l.nullable && !l.non_null {
