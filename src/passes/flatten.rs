@@ -155,6 +155,10 @@ struct Flattener<'m> {
     call_status: Option<Value>,
     with_status: &'m HashSet<String>,
     aborting: &'m HashSet<String>,
+    /// Shared return paths: for the cleanups a `return` runs (innermost first), the block that
+    /// takes the returned values and runs them. Every return with the same cleanups branches
+    /// there, so a deferred action is emitted once per set of defers, not once per return.
+    return_exits: HashMap<Vec<RegionId>, BlockId>,
     errors: PassErrors,
 }
 
@@ -198,6 +202,7 @@ impl<'m> Flattener<'m> {
             call_status: None,
             with_status,
             aborting,
+            return_exits: HashMap::new(),
             errors: Vec::new(),
         }
     }
@@ -318,14 +323,54 @@ impl<'m> Flattener<'m> {
         self.scopes = saved;
     }
 
-    /// Runs the cleanups of every scope above `depth` (innermost first).
-    fn unwind_to(&mut self, depth: usize) {
-        let regions: Vec<RegionId> = self.scopes[depth..]
+    /// The cleanups of every scope above `depth`, innermost first.
+    fn cleanups_to(&self, depth: usize) -> Vec<RegionId> {
+        self.scopes[depth..]
             .iter()
             .rev()
             .flat_map(|s| s.cleanups.iter().rev().copied())
+            .collect()
+    }
+
+    /// The block a `return` of `vals` with `pending` cleanups branches to: it runs the innermost
+    /// cleanup, then continues to the exit of the rest, the last one returning.
+    fn return_exit(
+        &mut self,
+        pending: &[RegionId],
+        vals: &[Value],
+        loc: crate::ir::Loc,
+    ) -> BlockId {
+        if let Some(&b) = self.return_exits.get(pending) {
+            return b;
+        }
+        let block = self.new_block();
+        let args: Vec<Value> = vals
+            .iter()
+            .map(|&v| {
+                let t = self.m.value_type(v).clone();
+                self.m.add_block_arg(block, t)
+            })
             .collect();
-        for r in regions {
+        self.return_exits.insert(pending.to_vec(), block);
+        let (cur, dead) = (self.cur, self.dead);
+        self.start(block);
+        self.emit_cleanup(pending[0]);
+        if !self.dead {
+            if pending.len() == 1 {
+                self.b_at(loc).core_ret(&args);
+            } else {
+                let next = self.return_exit(&pending[1..], &args, loc);
+                self.b_at(loc).core_br(&args, vec![next]);
+            }
+            self.terminate();
+        }
+        (self.cur, self.dead) = (cur, dead);
+        block
+    }
+
+    /// Runs the cleanups of every scope above `depth` (innermost first).
+    fn unwind_to(&mut self, depth: usize) {
+        for r in self.cleanups_to(depth) {
             if self.dead {
                 return;
             }
@@ -353,11 +398,14 @@ impl<'m> Flattener<'m> {
             Opcode::KsBreak | Opcode::KsContinue => self.flatten_jump_out(op, data),
             Opcode::KsReturn => {
                 let vals: Vec<Value> = data.operands.iter().map(|&v| self.map(v)).collect();
-                self.unwind_to(0);
-                if !self.dead {
+                let pending = self.cleanups_to(0);
+                if pending.is_empty() {
                     self.b_at(prev_loc).core_ret(&vals);
-                    self.terminate();
+                } else {
+                    let exit = self.return_exit(&pending, &vals, prev_loc);
+                    self.b_at(prev_loc).core_br(&vals, vec![exit]);
                 }
+                self.terminate();
             }
             Opcode::KsTailCall => {
                 // Cleanups run before the tail call (§9.5); the tail-call pass lowers the call itself.
