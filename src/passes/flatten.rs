@@ -159,6 +159,8 @@ struct Flattener<'m> {
     /// takes the returned values and runs them. Every return with the same cleanups branches
     /// there, so a deferred action is emitted once per set of defers, not once per return.
     return_exits: HashMap<Vec<RegionId>, BlockId>,
+    /// Constants of a handler standing for the caught code while a merged handler is emitted.
+    substitutes: HashMap<Value, Value>,
     errors: PassErrors,
 }
 
@@ -203,6 +205,7 @@ impl<'m> Flattener<'m> {
             with_status,
             aborting,
             return_exits: HashMap::new(),
+            substitutes: HashMap::new(),
             errors: Vec::new(),
         }
     }
@@ -381,6 +384,10 @@ impl<'m> Flattener<'m> {
     fn emit_op(&mut self, op: OpId) {
         let data = self.m.op(op).clone();
         let prev_loc = data.loc;
+        if let Some(&v) = data.results.first().and_then(|r| self.substitutes.get(r)) {
+            self.vmap.insert(data.results[0], v);
+            return;
+        }
         match data.opcode {
             Opcode::KsIf => self.flatten_if(op, data),
             Opcode::KsSwitch => self.flatten_switch(data),
@@ -605,19 +612,33 @@ impl<'m> Flattener<'m> {
             return;
         };
         self.start(dispatch);
-        for (i, pat) in catches.iter().enumerate() {
+        let mut i = 0;
+        while i < catches.len() {
             let handler = self.new_block();
-            match pat {
-                Attr::Int(n) => {
-                    let k = self
-                        .b_at(prev_loc)
-                        .core_const(*n as i64 as i128, Type::i64());
-                    let hit = self.b_at(prev_loc).core_cmp(code, k, CmpPred::Eq);
+            match &catches[i] {
+                Attr::Int(_) => {
+                    let (end, coded) = catch_group(self.m, &catches, &data.regions[1..], i);
+                    let codes: Vec<i128> = catches[i..end]
+                        .iter()
+                        .filter_map(|c| match c {
+                            Attr::Int(n) => Some(*n),
+                            _ => None,
+                        })
+                        .collect();
+                    let hit = self.code_is_one_of(code, &codes, prev_loc);
                     let next = self.new_block();
                     self.b_at(prev_loc)
                         .core_cond_br(hit, &[], 0, None, vec![handler, next]);
+                    self.start(handler);
+                    for c in coded {
+                        let ty = self.m.value_type(c).clone();
+                        let v = self.b_at(prev_loc).cast_to(code, ty);
+                        self.substitutes.insert(c, v);
+                    }
                     self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
+                    self.substitutes.clear();
                     self.start(next);
+                    i = end;
                 }
                 _ => {
                     self.b_at(prev_loc).core_br(&[], vec![handler]);
@@ -705,6 +726,34 @@ impl<'m> Flattener<'m> {
             self.vmap.insert(r, a);
         }
         results.len()
+    }
+
+    /// `code` equals one of `codes`: a range test when they are consecutive.
+    fn code_is_one_of(&mut self, code: Value, codes: &[i128], loc: crate::ir::Loc) -> Value {
+        let (lo, hi) = (codes[0], codes[codes.len() - 1]);
+        let mut b = self.b_at(loc);
+        if codes.len() == 1 {
+            let k = b.core_const(lo as i64 as i128, Type::i64());
+            return b.core_cmp(code, k, CmpPred::Eq);
+        }
+        if codes.windows(2).all(|w| w[1] == w[0] + 1) {
+            // `code - lo <= hi - lo` as unsigned: one test for the range.
+            let low = b.core_const(lo as i64 as i128, Type::i64());
+            let offset = b.core_sub(code, low);
+            let offset = b.cast_to(offset, Type::u64());
+            let span = b.core_const(hi - lo, Type::u64());
+            return b.core_cmp(offset, span, CmpPred::Le);
+        }
+        let mut any: Option<Value> = None;
+        for &c in codes {
+            let k = b.core_const(c as i64 as i128, Type::i64());
+            let eq = b.core_cmp(code, k, CmpPred::Eq);
+            any = Some(match any {
+                Some(a) => b.core_or(a, eq),
+                None => eq,
+            });
+        }
+        any.expect("a code")
     }
 
     fn emit_handler(
@@ -904,4 +953,62 @@ impl<'m> Flattener<'m> {
 fn raises(m: &Module, r: RegionId) -> bool {
     !m.region(r).blocks.is_empty()
         && m.region_ends_in(r, |o| matches!(o, Opcode::KsThrow | Opcode::KsAbort))
+}
+
+/// The handlers from `first` on that can run as one: consecutive `catch N` clauses whose regions
+/// are the first's but for constants, each such constant being the clause's own code (`catch 1
+/// { rejected[1] += 1 }`, `catch 2 { rejected[2] += 1 }`). The end of the group, and the first
+/// handler's constants that stand for the caught code.
+fn catch_group(
+    m: &Module,
+    catches: &[Attr],
+    handlers: &[RegionId],
+    first: usize,
+) -> (usize, Vec<Value>) {
+    let code = |i: usize| match catches.get(i) {
+        Some(Attr::Int(n)) => Some(*n),
+        _ => None,
+    };
+    let value = |c: Value| match m.value(c).def {
+        crate::ir::ValueDef::Result(op, _) => match m.attr(op, "value") {
+            Some(Attr::Int(n)) => *n,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    let Some(lead) = code(first) else {
+        return (first + 1, Vec::new());
+    };
+    let mut members: Vec<(i128, super::region_match::ConstantPairs)> = Vec::new();
+    let mut coded: Vec<Value> = Vec::new();
+    for j in first + 1..catches.len().min(handlers.len()) {
+        let Some(own) = code(j) else { break };
+        let Some(pairs) = super::region_match::same_but_constants(m, handlers[first], handlers[j])
+        else {
+            break;
+        };
+        // The constants that differ must be the codes, and only those.
+        let varying: Vec<Value> = pairs
+            .iter()
+            .filter(|&(&c, &v)| v != value(c))
+            .map(|(&c, _)| c)
+            .collect();
+        let consistent = varying
+            .iter()
+            .all(|&c| value(c) == lead && pairs[&c] == own)
+            && coded.iter().all(|c| pairs[c] == own)
+            && members
+                .iter()
+                .all(|(other, theirs)| varying.iter().all(|c| theirs[c] == *other));
+        if !consistent {
+            break;
+        }
+        for c in varying {
+            if !coded.contains(&c) {
+                coded.push(c);
+            }
+        }
+        members.push((own, pairs));
+    }
+    (first + 1 + members.len(), coded)
 }

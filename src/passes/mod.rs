@@ -14,6 +14,7 @@ pub mod manager;
 mod partition;
 pub mod pipeline;
 pub mod provenance;
+mod region_match;
 pub mod registry;
 mod switch_table;
 pub mod tail_calls;

@@ -1,0 +1,111 @@
+//! Regions that do the same thing but for the values of some constants — the arms of a dispatch
+//! that count under different keys (`catch 1 { rejected[1] += 1 } catch 2 { rejected[2] += 1 }`).
+//! Such arms can be one arm whose constants come from the dispatched value, as C writes it
+//! (`rejected[reason] += 1`): one map lookup instead of one per arm.
+
+use crate::ir::{Attr, Module, OpId, Opcode, RegionId, Value};
+use std::collections::{HashMap, HashSet};
+
+/// How region `b` matches region `a`: for each constant of `a`, the value of `b`'s constant in
+/// the same place.
+pub type ConstantPairs = HashMap<Value, i128>;
+
+/// Whether `b` is `a` but for constant values: ops pair up in order (same opcode, attributes and
+/// result types; operands defined outside both regions identical, operands defined inside at the
+/// same place), nested regions alike. On a match, the constants of `a` with their values in `b`.
+pub fn same_but_constants(m: &Module, a: RegionId, b: RegionId) -> Option<ConstantPairs> {
+    let mut walk = Matcher {
+        m,
+        inside: HashMap::new(),
+        counterparts: HashSet::new(),
+        constants: HashMap::new(),
+    };
+    walk.regions(a, b).then_some(walk.constants)
+}
+
+struct Matcher<'m> {
+    m: &'m Module,
+    /// Values defined inside `a`, with their counterparts in `b`.
+    inside: HashMap<Value, Value>,
+    /// The values of `b` that are counterparts: they match only their value of `a`.
+    counterparts: HashSet<Value>,
+    constants: ConstantPairs,
+}
+
+impl Matcher<'_> {
+    fn regions(&mut self, a: RegionId, b: RegionId) -> bool {
+        let m = self.m;
+        let (ba, bb) = (&m.region(a).blocks, &m.region(b).blocks);
+        if ba.len() != bb.len() {
+            return false;
+        }
+        for (&x, &y) in ba.iter().zip(bb) {
+            let (args_a, args_b) = (&m.block(x).args, &m.block(y).args);
+            if args_a.len() != args_b.len()
+                || args_a
+                    .iter()
+                    .zip(args_b)
+                    .any(|(&p, &q)| m.value_type(p) != m.value_type(q))
+            {
+                return false;
+            }
+            self.pair(args_a, args_b);
+            let (ops_a, ops_b) = (&m.block(x).ops, &m.block(y).ops);
+            if ops_a.len() != ops_b.len() {
+                return false;
+            }
+            for (&p, &q) in ops_a.iter().zip(ops_b) {
+                if !self.op(p, q) {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    fn pair(&mut self, a: &[Value], b: &[Value]) {
+        self.inside.extend(a.iter().copied().zip(b.iter().copied()));
+        self.counterparts.extend(b.iter().copied());
+    }
+
+    fn op(&mut self, p: OpId, q: OpId) -> bool {
+        let m = self.m;
+        let (x, y) = (m.op(p), m.op(q));
+        if x.opcode != y.opcode
+            || x.operands.len() != y.operands.len()
+            || x.results.len() != y.results.len()
+            || x.regions.len() != y.regions.len()
+            || x.successors != y.successors
+        {
+            return false;
+        }
+        let same_operands =
+            x.operands
+                .iter()
+                .zip(&y.operands)
+                .all(|(&u, &v)| match self.inside.get(&u) {
+                    Some(&w) => w == v,
+                    None => u == v && !self.counterparts.contains(&v),
+                });
+        let same_types = x
+            .results
+            .iter()
+            .zip(&y.results)
+            .all(|(&u, &v)| m.value_type(u) == m.value_type(v));
+        if !same_operands || !same_types {
+            return false;
+        }
+        match (x.opcode, &x.attrs[..], &y.attrs[..]) {
+            (Opcode::CoreConst, [Some(Attr::Int(_))], [Some(Attr::Int(v))]) => {
+                self.constants.insert(x.results[0], *v);
+            }
+            _ if x.attrs != y.attrs => return false,
+            _ => {}
+        }
+        self.pair(&x.results, &y.results);
+        x.regions
+            .iter()
+            .zip(&y.regions)
+            .all(|(&r, &s)| self.regions(r, s))
+    }
+}
