@@ -706,7 +706,8 @@ impl BoundsCheck {
                     facts.push(k.proves(width));
                 }
             }
-            Opcode::KsIf | Opcode::CoreOr if self.fuse_byte_pair(m, op, facts) => {}
+            Opcode::KsIf | Opcode::CoreOr | Opcode::CoreAdd
+                if self.fuse_byte_pair(m, op, facts) => {}
             Opcode::KsIf => {
                 let cond = d.operands[0];
                 let when_true = self.fact(m, cond, true);

@@ -1,13 +1,15 @@
-//! Two adjacent packet bytes read as one 16-bit load, the way C reads `eth->h_proto`:
+//! Adjacent packet bytes read as one load, the way C reads `eth->h_proto` or `ip->saddr`:
 //!
-//! - `(p[k] as u16) << 8 | p[k + 1]` becomes `bswap(*(u16 *)(p + k))`;
+//! - a big-endian number of two, four or eight bytes — `(p[k] as u16) << 8 | p[k + 1]`,
+//!   `p[k] * 16777216 + p[k + 1] * 65536 + p[k + 2] * 256 + p[k + 3]` — becomes
+//!   `bswap(*(uN *)(p + k))`;
 //! - `p[k] != a || p[k + 1] != b` becomes `*(u16 *)(p + k) != (a | b << 8)`, and
 //!   `p[k] == a && p[k + 1] == b` the `==` of the same, when both bytes are already proven in
 //!   bounds before the test: the short circuit may skip the second read, so reading it anyway is
 //!   only sound when it cannot fail.
 //!
-//! Only for even `k` from a constant-offset root, so the 16-bit access is as aligned as C's
-//! header fields (strict-alignment kernels check packet accesses against `NET_IP_ALIGN`).
+//! Only for `k` from a constant-offset root at which the access is as aligned as C's header
+//! fields (strict-alignment kernels check packet accesses against `NET_IP_ALIGN`).
 //! The BPF target is little-endian: the byte at `p + k` is the low half of the load.
 
 use super::{const_int, def_op, BoundsCheck, Fact, Key, Root};
@@ -33,41 +35,110 @@ impl BoundsCheck {
     /// combines two adjacent bytes as described above; true when it did.
     pub(super) fn fuse_byte_pair(&self, m: &mut Module, op: OpId, facts: &[Fact]) -> bool {
         match m.op(op).opcode {
-            Opcode::CoreOr => self.fuse_shifted_pair(m, op, facts),
+            Opcode::CoreOr | Opcode::CoreAdd => self.fuse_big_endian(m, op, facts),
             Opcode::KsIf => self.fuse_short_circuit_pair(m, op, facts),
             _ => false,
         }
     }
 
-    /// `(hi as T) << 8 | lo as T` with `lo` the byte after `hi`.
-    fn fuse_shifted_pair(&self, m: &mut Module, op: OpId, facts: &[Fact]) -> bool {
-        let d = m.op(op);
-        let (ty, operands) = (
-            m.value_type(d.results[0]).clone(),
-            [d.operands[0], d.operands[1]],
-        );
-        if !matches!(&ty, Type::Int(i) if !i.signed() && i.bits() >= 16) {
+    /// A big-endian number built from adjacent packet bytes: `or`s or `+`s of `byte << 8j` or
+    /// `byte * 256^j` (the last byte alone), the byte at the lowest address weighing most —
+    /// `*(p + 12) * 256 + *(p + 13)`, `p[26] << 24 | p[27] << 16 | p[28] << 8 | p[29]`.
+    /// Two, four or eight bytes become one load and a byte swap.
+    fn fuse_big_endian(&self, m: &mut Module, op: OpId, facts: &[Fact]) -> bool {
+        let ty = m.value_type(m.op(op).results[0]).clone();
+        let Type::Int(int) = &ty else { return false };
+        if int.signed() {
             return false;
         }
-        let found = [(operands[0], operands[1]), (operands[1], operands[0])]
-            .into_iter()
-            .find_map(|(shifted, low)| {
-                let hi = self.shifted_by_8(m, shifted)?;
-                let lo = self.byte_read(m, low)?;
-                (lo.key.root == hi.key.root && lo.key.offset == hi.key.offset + 1).then_some(hi)
-            });
-        // The word is read where the `or` is: nothing may write memory since the bytes were read.
-        let Some(hi) = found
-            .filter(|hi| self.pair_is_readable(hi.key, facts) && unchanged_since(m, hi.load, op))
-        else {
+        let mut terms = Vec::new();
+        if !self.weighted_bytes(m, m.op(op).results[0], m.op(op).opcode, &mut terms) {
             return false;
-        };
+        }
+        let n = terms.len();
+        if !matches!(n, 2 | 4 | 8) || u32::try_from(8 * n).map_or(true, |b| b > int.bits()) {
+            return false;
+        }
+        terms.sort_by_key(|(_, weight)| std::cmp::Reverse(*weight));
+        let first = &terms[0].0;
+        let in_order = terms.iter().enumerate().all(|(i, (read, weight))| {
+            *weight == (n - 1 - i) as u32
+                && read.key.root == first.key.root
+                && read.key.offset == first.key.offset + i as i128
+        });
+        // The bytes are read where the combination is: nothing may write memory in between.
+        if !in_order
+            || !self.word_is_readable(first.key, n as i128, facts)
+            || !terms
+                .iter()
+                .all(|(read, _)| unchanged_since(m, read.load, op))
+        {
+            return false;
+        }
+        let word_ty = Type::Int(crate::sema::types::IntTy::of(8 * n as u32, false));
+        let addr = first.addr;
         let mut b = m.builder_before(op);
-        let word = load_u16(&mut b, hi.addr);
+        let word_ptr = b.core_cast(addr, Type::ptr(word_ty.clone()));
+        let word = b.core_load(word_ptr, word_ty);
         let swapped = b.core_bswap(word);
         let value = b.cast_to(swapped, ty);
         replace(m, op, value);
         true
+    }
+
+    /// The terms of the `kind` (`or` or `add`) tree `v`: each a packet byte and its weight in
+    /// bytes. False when a leaf is anything else.
+    fn weighted_bytes(
+        &self,
+        m: &Module,
+        v: Value,
+        kind: Opcode,
+        terms: &mut Vec<(ByteRead, u32)>,
+    ) -> bool {
+        if terms.len() > 8 {
+            return false;
+        }
+        let Some(op) = def_op(m, v) else { return false };
+        let d = m.op(op);
+        if d.opcode == kind && matches!(kind, Opcode::CoreOr | Opcode::CoreAdd) {
+            let (l, r) = (d.operands[0], d.operands[1]);
+            return self.weighted_bytes(m, l, kind, terms)
+                && self.weighted_bytes(m, r, kind, terms);
+        }
+        match self.weighted_byte(m, v) {
+            Some(term) => {
+                terms.push(term);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// `v` is a packet byte times `256^j` (shifted by `8j`, multiplied, or alone), in a type wide
+    /// enough to keep it.
+    fn weighted_byte(&self, m: &Module, v: Value) -> Option<(ByteRead, u32)> {
+        if let Some(read) = self.byte_read(m, v) {
+            return Some((read, 0));
+        }
+        let d = m.op(def_op(m, v)?);
+        if !matches!(d.opcode, Opcode::CoreShl | Opcode::CoreMul) {
+            return None;
+        }
+        let (x, k) = match (
+            d.opcode,
+            const_int(m, d.operands[1]),
+            const_int(m, d.operands[0]),
+        ) {
+            (Opcode::CoreShl, Some(bits), _) if bits > 0 && bits % 8 == 0 => {
+                (d.operands[0], bits / 8)
+            }
+            (Opcode::CoreMul, Some(c), _) => (d.operands[0], power_of_256(c)?),
+            (Opcode::CoreMul, None, Some(c)) => (d.operands[1], power_of_256(c)?),
+            _ => return None,
+        };
+        let wide = matches!(m.value_type(x), Type::Int(i) if i.bits() as i128 >= 8 * (k + 1));
+        let read = self.byte_read(m, x).filter(|_| wide)?;
+        Some((read, u32::try_from(k).ok()?))
     }
 
     /// `%r = ks.if (p[k] != a) { yield true } else { yield p[k'] != b }` with `{k, k'} = {k, k + 1}`,
@@ -131,9 +202,16 @@ impl BoundsCheck {
 
     /// Both bytes from `key` are proven in bounds and the pair is 2-aligned like a C header field.
     fn pair_is_readable(&self, key: Key, facts: &[Fact]) -> bool {
+        self.word_is_readable(key, 2, facts)
+    }
+
+    /// The `n` bytes from `key` are proven in bounds and aligned as a C header field of `n` bytes
+    /// is: kernels that check packet alignment count the `NET_IP_ALIGN` (2) bytes before the
+    /// frame, which align the IP header, so `ip->saddr` at offset 26 is a 4-aligned access.
+    fn word_is_readable(&self, key: Key, n: i128, facts: &[Fact]) -> bool {
         !matches!(key.root, Root::Indexed { .. })
-            && key.offset % 2 == 0
-            && Self::covering(facts, key, 2).is_some()
+            && (key.offset + NET_IP_ALIGN) % n == 0
+            && Self::covering(facts, key, n).is_some()
     }
 
     /// `v` is a packet byte, loaded and zero-extended (or not).
@@ -160,14 +238,6 @@ impl BoundsCheck {
         }
     }
 
-    /// `v` is `byte << 8`, computed in a type wide enough to keep the byte.
-    fn shifted_by_8(&self, m: &Module, v: Value) -> Option<ByteRead> {
-        let d = m.op(def_op(m, v)?);
-        (d.opcode == Opcode::CoreShl && const_int(m, d.operands[1]) == Some(8)).then_some(())?;
-        self.byte_read(m, d.operands[0])
-            .filter(|_| *m.value_type(d.operands[0]) != Type::u8())
-    }
-
     /// `v` is `byte == c` or `byte != c` (either side constant) with `c` a byte value.
     fn byte_test(&self, m: &Module, v: Value) -> Option<ByteTest> {
         let op = def_op(m, v)?;
@@ -187,6 +257,14 @@ impl BoundsCheck {
             constant: u8::try_from(c).ok()?,
         })
     }
+}
+
+/// The bytes kernels that check packet alignment assume before the frame.
+const NET_IP_ALIGN: i128 = 2;
+
+/// `c` is `256^j` for some `j` ≥ 1: that `j`.
+fn power_of_256(c: i128) -> Option<i128> {
+    (1..8).find(|&j| c == 1i128 << (8 * j))
 }
 
 /// `from` and `to` are in one block and nothing between them writes memory (or might).
