@@ -75,7 +75,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                 continue; // overlapping views (unions) share the earlier field's storage
             }
             if off > at {
-                body.push(self.filler(at, off - at, align));
+                body.extend(self.filler(at, off - at, align));
             }
             index[i] = body.len() as u32;
             let t = self.memory_type(ft);
@@ -83,7 +83,7 @@ impl<'ctx> Gen<'_, 'ctx> {
             at = off + self.size_of(ft);
         }
         if size > at {
-            body.push(self.filler(at, size - at, align));
+            body.extend(self.filler(at, size - at, align));
         }
         st.set_body(&body, true);
         self.field_index.insert(name.to_string(), index);
@@ -91,20 +91,36 @@ impl<'ctx> Gen<'_, 'ctx> {
     }
 
     /// Storage the IR names no field in (padding, a kernel struct's unused members) from `at`
-    /// for `bytes`: in the widest words the struct's alignment and the span allow, so LLVM
-    /// splits copies of it into words rather than bytes.
-    fn filler(&self, at: u64, bytes: u64, align: u64) -> BasicTypeEnum<'ctx> {
-        let word = [8u64, 4, 2]
+    /// for `bytes`: runs of the widest words the struct's alignment and their offsets allow
+    /// (7 bytes at offset 17 are 1 + 2 + 4), so LLVM copies and zeroes it in words, not bytes.
+    fn filler(&self, mut at: u64, bytes: u64, align: u64) -> Vec<BasicTypeEnum<'ctx>> {
+        let end = at + bytes;
+        // (word width, count) runs, widest word first at each offset.
+        let mut runs: Vec<(u64, u32)> = Vec::new();
+        while at < end {
+            let word = [8u64, 4, 2]
+                .into_iter()
+                .find(|&w| w <= align && at % w == 0 && at + w <= end)
+                .unwrap_or(1);
+            match runs.last_mut() {
+                Some((w, n)) if *w == word => *n += 1,
+                _ => runs.push((word, 1)),
+            }
+            at += word;
+        }
+        let pieces = runs
             .into_iter()
-            .find(|&w| w <= align && at.is_multiple_of(w) && bytes.is_multiple_of(w))
-            .unwrap_or(1);
-        let unit = match word {
-            8 => self.ctx.i64_type(),
-            4 => self.ctx.i32_type(),
-            2 => self.ctx.i16_type(),
-            _ => self.ctx.i8_type(),
-        };
-        unit.array_type((bytes / word) as u32).into()
+            .map(|(word, count)| {
+                let unit = match word {
+                    8 => self.ctx.i64_type(),
+                    4 => self.ctx.i32_type(),
+                    2 => self.ctx.i16_type(),
+                    _ => self.ctx.i8_type(),
+                };
+                unit.array_type(count).into()
+            })
+            .collect();
+        pieces
     }
 
     pub fn size_of(&self, t: &Type) -> u64 {
