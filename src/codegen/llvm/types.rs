@@ -100,7 +100,7 @@ impl<'ctx> Gen<'_, 'ctx> {
         while at < end {
             let word = [8u64, 4, 2]
                 .into_iter()
-                .find(|&w| w <= align && at % w == 0 && at + w <= end)
+                .find(|&w| w <= align && at.is_multiple_of(w) && at + w <= end)
                 .unwrap_or(1);
             match runs.last_mut() {
                 Some((w, n)) if *w == word => *n += 1,
