@@ -9,6 +9,11 @@ pub(super) fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
         v.key(e.m()),
         e.ty(v.entry_value(e.m())),
     );
+    // `if (m[k] != null) { m[k].a += 1; m[k].b += n }`: every access finds the entry the test
+    // found (nothing in between inserts, deletes or calls), as C keeps one pointer.
+    if let Some(entry) = earlier_lookup(e, &map, key, op).filter(|&p| e.ty(p) == ty) {
+        return Ok(vec![entry]);
+    }
     let k = e.spill_key(key);
     let entry = e.lookup(&map, k, ty);
     if let ValueDef::Result(call, _) = e.m().value(entry).def {
@@ -118,26 +123,41 @@ pub(super) fn helper_id(m: &Module, call: OpId) -> i128 {
 }
 
 /// The ops that may run after `from` and before `op` (which `from` structurally precedes), nested
-/// ones included: those after `from` in its block up to the one containing `op` (a superset, which
-/// only makes answers built on it more conservative).
+/// ones included: those after `from` in its block up to the one containing `op`, then inside each
+/// op enclosing `op` the ones before it. Of an `if` or `switch` only the arm holding `op` counts
+/// (the others are alternatives); a loop or `try` counts whole, since an earlier iteration or the
+/// body may run first (a superset, which only makes answers built on it more conservative).
 pub(super) fn ops_between(m: &Module, from: OpId, op: OpId) -> Option<Vec<OpId>> {
     let (block, from) = m.position(from)?;
-    let mut until = op;
-    while m.position(until).map(|(b, _)| b) != Some(block) {
-        until = m.parent_op(until)?;
+    // `op` and its enclosing ops up to the one in `from`'s block, innermost first.
+    let mut chain = vec![op];
+    while m.position(*chain.last()?).map(|(b, _)| b) != Some(block) {
+        chain.push(m.parent_op(*chain.last()?)?);
     }
-    let (_, to) = m.position(until)?;
-    let ops = &m.block(block).ops[from + 1..=to];
-    Some(
-        ops.iter()
-            .flat_map(|&o| {
-                m.collect_nested(o, |_| true)
-                    .into_iter()
-                    .chain(std::iter::once(o))
-            })
-            .filter(|&o| o != op)
-            .collect(),
-    )
+    let with_nested = |o: OpId| {
+        m.collect_nested(o, |_| true)
+            .into_iter()
+            .chain(std::iter::once(o))
+    };
+    let outer = *chain.last()?;
+    let (_, to) = m.position(outer)?;
+    let mut out: Vec<OpId> = m.block(block).ops[from + 1..to]
+        .iter()
+        .flat_map(|&o| with_nested(o))
+        .collect();
+    // Down the chain: each enclosing op, then what precedes the next one inside it.
+    for pair in chain.windows(2).rev() {
+        let (inner, enclosing) = (pair[0], pair[1]);
+        out.push(enclosing);
+        if !matches!(m.op(enclosing).opcode, Opcode::KsIf | Opcode::KsSwitch) {
+            out.extend(with_nested(enclosing).filter(|&o| o != enclosing));
+            continue;
+        }
+        let (b, at) = m.position(inner)?;
+        out.extend(m.block(b).ops[..at].iter().flat_map(|&o| with_nested(o)));
+    }
+    out.retain(|&o| o != op);
+    Some(out)
 }
 
 /// Whether the key slot `slot` still holds `key` at `op`: the last store to it that runs first
