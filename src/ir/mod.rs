@@ -6,6 +6,7 @@
 //! the verifier, one typed builder method per op and typed views (`ops::views`). See
 //! `ir-specs/README.md` for the design.
 
+mod family;
 pub mod layout;
 mod module;
 pub mod ops;
@@ -15,6 +16,7 @@ pub mod symbols;
 mod types;
 pub mod verify;
 
+pub use family::OpFamily;
 pub use module::*;
 pub use ops::{views, EnumValue, Opcode, Traits};
 pub use types::*;

@@ -6,7 +6,7 @@
 use super::declare;
 use crate::ir::views::{self, KsFunc};
 
-use crate::ir::{Attr, BlockId, Module, OpId, Opcode, Type, Value};
+use crate::ir::{Attr, BlockId, Module, OpFamily, OpId, Opcode, Type, Value};
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 
@@ -179,48 +179,11 @@ impl Writer<'_> {
             result,
             operands,
         };
-        match named.data.opcode {
-            Opcode::CoreConst
-            | Opcode::CoreZero
-            | Opcode::CoreString
-            | Opcode::CoreAdd
-            | Opcode::CoreSub
-            | Opcode::CoreMul
-            | Opcode::CoreAnd
-            | Opcode::CoreOr
-            | Opcode::CoreXor
-            | Opcode::CoreDiv
-            | Opcode::CoreRem
-            | Opcode::CoreShl
-            | Opcode::CoreShr
-            | Opcode::CoreNeg
-            | Opcode::CoreNot
-            | Opcode::CoreCmp
-            | Opcode::CoreSelect
-            | Opcode::CoreCast
-            | Opcode::CoreBswap => self.value_op(op, &named),
-            Opcode::CoreLocal
-            | Opcode::CoreLoad
-            | Opcode::CoreStore
-            | Opcode::CoreFieldAddr
-            | Opcode::CoreElemAddr
-            | Opcode::CorePtrAdd
-            | Opcode::CorePtrDiff
-            | Opcode::CoreCopy
-            | Opcode::CoreAtomicAdd
-            | Opcode::CoreAtomicFetchAdd
-            | Opcode::KsNew
-            | Opcode::KsDelete => self.memory_op(&named),
-            Opcode::CoreCall
-            | Opcode::CoreCallIndirect
-            | Opcode::CoreFuncAddr
-            | Opcode::CoreBr
-            | Opcode::CoreCondBr
-            | Opcode::CoreSwitch
-            | Opcode::CoreRet
-            | Opcode::CoreUnreachable
-            | Opcode::KsPrint => self.control_op(&named),
-            other => Err(format!("`{}` cannot appear in module code", other.name())),
+        match named.data.opcode.family() {
+            Some(OpFamily::Value) => self.value_op(op, &named),
+            Some(OpFamily::Memory) => self.memory_op(&named),
+            Some(OpFamily::Control) => self.control_op(&named),
+            None => Err(not_in_modules(named.data.opcode)),
         }
     }
 
@@ -424,7 +387,7 @@ impl Writer<'_> {
                 };
                 self.line(format!("{} = {text};", r.unwrap_or_default()));
             }
-            other => unreachable!("value_op of `{}`", other.name()),
+            other => return Err(not_in_modules(other)),
         }
         Ok(())
     }
@@ -526,7 +489,7 @@ impl Writer<'_> {
                 ));
             }
             Opcode::KsDelete => self.line(format!("kfree({});", a(0)?)),
-            other => unreachable!("memory_op of `{}`", other.name()),
+            other => return Err(not_in_modules(other)),
         }
         Ok(())
     }
@@ -606,7 +569,7 @@ impl Writer<'_> {
             },
             Opcode::CoreUnreachable => self.line("unreachable();".into()),
             Opcode::KsPrint => self.print(d, r)?,
-            other => unreachable!("control_op of `{}`", other.name()),
+            other => return Err(not_in_modules(other)),
         }
         Ok(())
     }
@@ -704,4 +667,9 @@ impl Named {
             .attr_index(name)
             .and_then(|i| d.attrs[i].clone())
     }
+}
+
+/// An op module code never holds.
+fn not_in_modules(op: Opcode) -> String {
+    format!("`{}` cannot appear in module code", op.name())
 }

@@ -4,7 +4,7 @@
 
 use super::{c_name, Gen};
 use crate::ir::views::{CoreCmp, KsFunc};
-use crate::ir::{Attr, BlockId, OpData, OpId, Opcode, Type, Value, ValueDef};
+use crate::ir::{Attr, BlockId, OpData, OpFamily, OpId, Opcode, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
@@ -425,54 +425,15 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     /// `ks.global_addr` the lowerings leave), or an op of the back end's own dialect.
     fn op(&mut self, op: OpId) -> Result<(), String> {
         let d = self.g.m.op(op).clone();
-        match d.opcode {
-            Opcode::CoreConst
-            | Opcode::CoreZero
-            | Opcode::CoreString
-            | Opcode::CoreAdd
-            | Opcode::CoreSub
-            | Opcode::CoreMul
-            | Opcode::CoreAnd
-            | Opcode::CoreOr
-            | Opcode::CoreXor
-            | Opcode::CoreDiv
-            | Opcode::CoreRem
-            | Opcode::CoreShl
-            | Opcode::CoreShr
-            | Opcode::CoreNeg
-            | Opcode::CoreNot
-            | Opcode::CoreCmp
-            | Opcode::CoreSelect
-            | Opcode::CoreTable
-            | Opcode::CoreCast
-            | Opcode::CoreBswap => self.value_op(op, &d),
-            Opcode::CoreLocal
-            | Opcode::CoreLoad
-            | Opcode::CoreStore
-            | Opcode::CoreFieldAddr
-            | Opcode::CoreElemAddr
-            | Opcode::CorePtrAdd
-            | Opcode::CorePtrDiff
-            | Opcode::CoreCopy
-            | Opcode::CoreAtomicAdd
-            | Opcode::CoreAtomicFetchAdd
-            | Opcode::KsGlobalAddr => self.memory_op(&d),
-            Opcode::CoreCall
-            | Opcode::CoreCallIndirect
-            | Opcode::CoreFuncAddr
-            | Opcode::CoreBr
-            | Opcode::CoreCondBr
-            | Opcode::CoreSwitch
-            | Opcode::CoreRet
-            | Opcode::CoreUnreachable => self.control_op(&d),
-            _ if !matches!(d.opcode.info().dialect, "core" | "ks") => {
+        match d.opcode.family() {
+            Some(OpFamily::Value) => self.value_op(op, &d),
+            Some(OpFamily::Memory) => self.memory_op(&d),
+            Some(OpFamily::Control) => self.control_op(&d),
+            None if !matches!(d.opcode.info().dialect, "core" | "ks") => {
                 let back_end = self.g.back_end;
                 back_end.dialect_op(self, &d)
             }
-            other => Err(format!(
-                "`{}` cannot appear in a lowered function",
-                other.name()
-            )),
+            None => Err(not_lowered(d.opcode)),
         }
     }
 
@@ -628,7 +589,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 };
                 self.set(d, v);
             }
-            other => unreachable!("value_op of `{}`", other.name()),
+            other => return Err(not_lowered(other)),
         }
         Ok(())
     }
@@ -819,7 +780,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .ok_or_else(|| format!("@{g} has no storage in this object"))?;
                 self.set(d, p);
             }
-            other => unreachable!("memory_op of `{}`", other.name()),
+            other => return Err(not_lowered(other)),
         }
         Ok(())
     }
@@ -919,7 +880,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             Opcode::CoreUnreachable => {
                 self.builder.build_unreachable().map_err(e)?;
             }
-            other => unreachable!("control_op of `{}`", other.name()),
+            other => return Err(not_lowered(other)),
         }
         Ok(())
     }
@@ -1099,4 +1060,9 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             _ => return Err(format!("no conversion from {from} to {to}")),
         })
     }
+}
+
+/// An op of its family this back end never sees: the lowerings remove it first.
+fn not_lowered(op: Opcode) -> String {
+    format!("`{}` cannot appear in a lowered function", op.name())
 }
