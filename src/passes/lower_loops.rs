@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 /// Counted loops with at most this many iterations stay inline (the verifier bounds them).
-const INLINE_TRIP_COUNT: i128 = 64;
+pub const INLINE_TRIP_COUNT: i128 = 64;
 
 /// Loops with at most this many iterations are unrolled when their body allows it.
 const UNROLL_TRIP_COUNT: i128 = 8;
@@ -45,7 +45,7 @@ pub fn run(m: &mut Module) -> PassResult {
     Ok(())
 }
 
-fn const_value(m: &Module, v: Value) -> Option<i128> {
+pub fn const_value(m: &Module, v: Value) -> Option<i128> {
     let crate::ir::ValueDef::Result(op, _) = m.value(v).def else {
         return None;
     };
@@ -56,7 +56,8 @@ fn const_value(m: &Module, v: Value) -> Option<i128> {
     }
 }
 
-fn is_long(m: &Module, l: OpId) -> bool {
+/// A loop this pass outlines into a `bpf_loop` callback (whose counter the verifier cannot bound).
+pub fn is_long(m: &Module, l: OpId) -> bool {
     let o = &m.op(l).operands;
     !matches!((const_value(m, o[0]), const_value(m, o[1])), (Some(lo), Some(hi)) if hi - lo <= INLINE_TRIP_COUNT)
 }

@@ -2,6 +2,7 @@
 //! (`registry`) so that `ksc opt --passes=a,b` and the compilation pipelines (`pipeline`) run the
 //! same code under the same checks (`manager`).
 
+mod bound_loops;
 mod bounds_check;
 pub mod callgraph;
 mod fetch_add;
@@ -18,6 +19,7 @@ mod region_match;
 pub mod registry;
 mod switch_table;
 pub mod tail_calls;
+mod value_bounds;
 mod verdict_guard;
 
 use crate::diagnostics::Code;

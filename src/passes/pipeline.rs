@@ -15,6 +15,7 @@ const BPF: &[&str] = &[
     "partition-bpf",
     "if-chains-to-switch",
     "switch-to-table",
+    "bound-loops",
     "bounds-check",
     "lower-loops",
     "lower-bpf",

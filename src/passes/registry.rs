@@ -99,6 +99,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| switch_table::run(m),
     },
     PassInfo {
+        name: "bound-loops",
+        about: "counted loops to a run-time bound known to be small count to that bound instead, inline",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| bound_loops::run(m),
+    },
+    PassInfo {
         name: "bounds-check",
         about: "packet bounds checks before packet accesses, minus those a dominating test proves",
         requires: &[Structured, KsKernel],

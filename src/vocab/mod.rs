@@ -35,6 +35,29 @@ impl CmpPred {
             CmpPred::Ge => ">=",
         }
     }
+
+    /// The predicate with its operands exchanged: `a < b` is `b > a`.
+    pub fn swapped(self) -> CmpPred {
+        match self {
+            CmpPred::Lt => CmpPred::Gt,
+            CmpPred::Le => CmpPred::Ge,
+            CmpPred::Gt => CmpPred::Lt,
+            CmpPred::Ge => CmpPred::Le,
+            same => same,
+        }
+    }
+
+    /// The predicate that holds exactly when this one does not.
+    pub fn negated(self) -> CmpPred {
+        match self {
+            CmpPred::Eq => CmpPred::Ne,
+            CmpPred::Ne => CmpPred::Eq,
+            CmpPred::Lt => CmpPred::Ge,
+            CmpPred::Le => CmpPred::Gt,
+            CmpPred::Gt => CmpPred::Le,
+            CmpPred::Ge => CmpPred::Lt,
+        }
+    }
 }
 
 impl StructOrigin {

@@ -20,8 +20,10 @@
 mod moved_packet;
 mod pairs;
 
+use super::lower_loops;
 use super::manager::Analyses;
 use super::provenance::Provenance;
+use super::value_bounds::{self, const_int, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{
@@ -176,31 +178,6 @@ fn ctx_field(m: &Module, op: OpId) -> Option<&[u8]> {
     }
 }
 
-fn const_int(m: &Module, v: Value) -> Option<i128> {
-    let ValueDef::Result(op, _) = m.value(v).def else {
-        return None;
-    };
-    match m.op(op).opcode {
-        Opcode::CoreConst => match m.attr(op, "value") {
-            Some(Attr::Int(i)) => Some(*i),
-            _ => None,
-        },
-        Opcode::CoreCast => const_int(m, m.op(op).operands[0]),
-        Opcode::CoreNeg => const_int(m, m.op(op).operands[0]).map(|v| -v),
-        _ => None,
-    }
-}
-
-fn is_unsigned(t: &Type) -> bool {
-    matches!(t, Type::Int(i) if !i.signed())
-}
-
-/// The largest value of an integer type.
-fn int_max(t: &Type) -> Option<u128> {
-    let Type::Int(i) = t else { return None };
-    Some((1u128 << (i.bits() - i.signed() as u32)) - 1)
-}
-
 fn def_op(m: &Module, v: Value) -> Option<OpId> {
     match m.value(v).def {
         ValueDef::Result(op, _) => Some(op),
@@ -225,6 +202,28 @@ fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
     crate::ir::layout::field_offsets(m, decl)
         .get(i)
         .map(|&o| o as i128)
+}
+
+/// Locals written once are as bounded as the value written; the counter of a loop that stays
+/// inline, by the loop's bound (the verifier follows such a loop iteration by iteration).
+impl Facts for BoundsCheck {
+    fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        if let ValueDef::Arg(block, 0) = m.value(v).def {
+            let owner = m.block_owner(block)?;
+            let inline = m.op(owner).opcode == Opcode::KsFor && !lower_loops::is_long(m, owner);
+            return if inline {
+                value_bounds::counter_max(m, block, self, depth)
+            } else {
+                None
+            };
+        }
+        let d = m.op(def_op(m, v)?);
+        if d.opcode != Opcode::CoreLoad || depth == 0 {
+            return None;
+        }
+        let written = *self.written_once.get(&d.operands[0])?;
+        value_bounds::max_of(m, written, self, depth - 1)
+    }
 }
 
 impl BoundsCheck {
@@ -547,59 +546,10 @@ impl BoundsCheck {
         }
     }
 
-    /// An upper bound of an integer that cannot be negative, from its constants, masks, unsigned
-    /// widenings, scalings and sums (`14 + (ver_ihl & 0x0F) * 4`), `depth` levels of once-written
+    /// An upper bound of an integer that cannot be negative, `depth` levels of once-written
     /// locals deep.
     fn max_of(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
-        let d = m.op(def_op(m, v)?);
-        let ty = m.value_type(v);
-        let r = match d.opcode {
-            Opcode::CoreConst => u128::try_from(const_int(m, v)?).ok()?,
-            Opcode::CoreCast => {
-                let from = m.value_type(d.operands[0]);
-                if !is_unsigned(from) || size_of(m, from) > size_of(m, ty) {
-                    return None;
-                }
-                self.max_of(m, d.operands[0], depth)
-                    .or_else(|| int_max(from))?
-            }
-            Opcode::CoreAnd => match (
-                self.max_of(m, d.operands[0], depth),
-                self.max_of(m, d.operands[1], depth),
-            ) {
-                (Some(a), Some(b)) => a.min(b),
-                // `x & mask` never exceeds the mask, whatever x is.
-                (Some(a), None) | (None, Some(a)) => a,
-                (None, None) => return None,
-            },
-            Opcode::CoreAdd => self
-                .max_of(m, d.operands[0], depth)?
-                .checked_add(self.max_of(m, d.operands[1], depth)?)?,
-            Opcode::CoreMul => self
-                .max_of(m, d.operands[0], depth)?
-                .checked_mul(self.max_of(m, d.operands[1], depth)?)?,
-            Opcode::CoreShl => self
-                .max_of(m, d.operands[0], depth)?
-                .checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?)?,
-            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
-                self.max_of(m, self.written_once[&d.operands[0]], depth - 1)?
-            }
-            // `x > K ? K : x`, the saturation of `bound_formations`.
-            Opcode::CoreSelect => {
-                let (cond, high, x) = (d.operands[0], d.operands[1], d.operands[2]);
-                let c = views::CoreCmp::of(m, def_op(m, cond)?)?;
-                let saturates = c.pred(m) == CmpPred::Gt && [c.lhs(m), c.rhs(m)] == [x, high];
-                if !saturates {
-                    return None;
-                }
-                let k = u128::try_from(const_int(m, high)?).ok()?;
-                self.max_of(m, x, depth).map_or(k, |x| x.min(k))
-            }
-            _ if is_unsigned(ty) => int_max(ty)?,
-            _ => return None,
-        };
-        // Wrapping arithmetic: a bound past the type's range bounds nothing.
-        (r <= int_max(ty)?).then_some(r)
+        value_bounds::max_of(m, v, self, depth)
     }
 
     /// The fact that proves `width` bytes at `key` in bounds.

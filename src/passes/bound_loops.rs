@@ -1,0 +1,59 @@
+//! `bound-loops`: counted loops to a run-time bound stay inline when the bound is small
+//! (docs/language.md §14.4).
+//!
+//! A loop from a constant to a run-time bound that is at most `INLINE_TRIP_COUNT` further — as
+//! after `if (n > 64) { n = 64 }` — counts to that constant instead and leaves when the counter
+//! reaches the run-time bound: the loop an expert writes for the verifier. It then stays inline
+//! (one verifier-bounded iteration per step, its counter a bound `bounds-check` can use) instead
+//! of becoming a `bpf_loop` callback called once per iteration. The bound comes from
+//! [`LocalBounds`]: stores to locals and the comparisons that guard them.
+//! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
+
+use super::lower_loops::{const_value, INLINE_TRIP_COUNT};
+use super::value_bounds::LocalBounds;
+use super::PassResult;
+use crate::ir::{views::KsFunc, Builder, Module, OpId, Opcode};
+use crate::vocab::{CmpPred, Target};
+
+pub fn run(m: &mut Module) -> PassResult {
+    let funcs: Vec<OpId> = m
+        .funcs()
+        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
+        .collect();
+    for f in funcs {
+        bound_run_time_trips(m, f);
+    }
+    Ok(())
+}
+
+fn bound_run_time_trips(m: &mut Module, f: OpId) {
+    let bounds = LocalBounds::of_function(m, f);
+    for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
+        let (lo, hi) = (m.op(lp).operands[0], m.op(lp).operands[1]);
+        let Some(lo_value) = const_value(m, lo) else {
+            continue;
+        };
+        let Some(max) = bounds.max_of(m, hi).and_then(|x| i128::try_from(x).ok()) else {
+            continue;
+        };
+        let body = m.region(m.op(lp).regions[0]).blocks[0];
+        let counter = m.block(body).args.first().copied();
+        let ty = m.value_type(hi).clone();
+        let same_type = counter.is_some_and(|c| *m.value_type(c) == ty);
+        if const_value(m, hi).is_some() || max - lo_value > INLINE_TRIP_COUNT || !same_type {
+            continue;
+        }
+        let mut b = m.builder_before(lp);
+        let limit = b.core_const(max.max(lo_value), ty);
+        m.op_mut(lp).operands[1] = limit;
+        let loc = m.op(lp).loc;
+        let mut b = Builder::new(m, body);
+        b.at = Some(0);
+        b.loc = loc;
+        let reached = b.core_cmp(counter.expect("checked"), hi, CmpPred::Ge);
+        let guard = b.ks_if(reached, None, &[]);
+        let then = b.entry(guard, 0);
+        b.set_block(then);
+        b.ks_break();
+    }
+}

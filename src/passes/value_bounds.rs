@@ -1,0 +1,341 @@
+//! Upper bounds of non-negative integers in structured functions.
+//!
+//! [`max_of`] bounds a value from its expression: constants, masks, unsigned widenings, sums,
+//! scalings, shifts and saturations (`x > K ? K : x`). Every rule is one the verifier's own range
+//! tracking also follows, so a bound found here is one the kernel sees.
+//! What the expression cannot show — the value of a local at a load — comes from a [`Facts`]
+//! oracle: `bounds-check` knows locals written once; [`LocalBounds`] follows every store to a
+//! local through the function, with the comparisons that guard branches (`if (n > 64) { n = 64 }`
+//! leaves `n ≤ 64`; so does `if (n > 64) { return }`).
+
+use crate::ir::{views, BlockId, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use crate::vocab::CmpPred;
+use std::collections::{HashMap, HashSet};
+
+/// Bounds of values [`max_of`] cannot see through.
+pub trait Facts {
+    /// An upper bound of `v` (a load, or the result of an op with regions), `depth` levels of
+    /// locals deep.
+    fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128>;
+}
+
+/// No facts: only what expressions show.
+impl Facts for () {
+    fn opaque_max(&self, _: &Module, _: Value, _: u32) -> Option<u128> {
+        None
+    }
+}
+
+/// The largest value of an integer type.
+pub fn int_max(t: &Type) -> Option<u128> {
+    let Type::Int(i) = t else { return None };
+    Some((1u128 << (i.bits() - i.signed() as u32)) - 1)
+}
+
+pub fn is_unsigned(t: &Type) -> bool {
+    matches!(t, Type::Int(i) if !i.signed())
+}
+
+fn width(t: &Type) -> u32 {
+    t.int().map_or(0, |i| i.bits())
+}
+
+/// The value of an integer constant, through casts and negations.
+pub fn const_int(m: &Module, v: Value) -> Option<i128> {
+    let ValueDef::Result(op, _) = m.value(v).def else {
+        return None;
+    };
+    match m.op(op).opcode {
+        Opcode::CoreConst => match m.attr(op, "value") {
+            Some(crate::ir::Attr::Int(i)) => Some(*i),
+            _ => None,
+        },
+        Opcode::CoreCast => const_int(m, m.op(op).operands[0]),
+        Opcode::CoreNeg => const_int(m, m.op(op).operands[0]).map(|v| -v),
+        _ => None,
+    }
+}
+
+/// An upper bound of `v` when `v` cannot be negative (`None`: unknown, or possibly negative).
+/// Facts are asked about loads, block arguments and results of ops with regions.
+pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u128> {
+    let ty = m.value_type(v);
+    let ValueDef::Result(op, _) = m.value(v).def else {
+        // Parameters, and counters the kernel may hand over unbounded (`bpf_loop`).
+        return facts.opaque_max(m, v, depth);
+    };
+    let d = m.op(op);
+    let operand = |i: usize| max_of(m, d.operands[i], facts, depth);
+    let r = match d.opcode {
+        Opcode::CoreConst => u128::try_from(const_int(m, v)?).ok()?,
+        Opcode::CoreCast => {
+            let from = m.value_type(d.operands[0]);
+            if !is_unsigned(from) || width(from) > width(ty) {
+                return None;
+            }
+            operand(0).or_else(|| int_max(from))?
+        }
+        Opcode::CoreAnd => match (operand(0), operand(1)) {
+            (Some(a), Some(b)) => a.min(b),
+            // `x & mask` never exceeds the mask, whatever x is.
+            (Some(a), None) | (None, Some(a)) => a,
+            (None, None) => return None,
+        },
+        Opcode::CoreAdd => operand(0)?.checked_add(operand(1)?)?,
+        Opcode::CoreMul => operand(0)?.checked_mul(operand(1)?)?,
+        Opcode::CoreShl => {
+            operand(0)?.checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?)?
+        }
+        Opcode::CoreShr if is_unsigned(ty) => {
+            operand(0)? >> u32::try_from(const_int(m, d.operands[1])?).ok()?.min(127)
+        }
+        // `x > K ? K : x`: a saturation.
+        Opcode::CoreSelect => {
+            let (cond, high, x) = (d.operands[0], d.operands[1], d.operands[2]);
+            let saturates = views::CoreCmp::of(m, def_op(m, cond)?)
+                .is_some_and(|c| c.pred(m) == CmpPred::Gt && [c.lhs(m), c.rhs(m)] == [x, high]);
+            if saturates {
+                let k = u128::try_from(const_int(m, high)?).ok()?;
+                max_of(m, x, facts, depth).map_or(k, |x| x.min(k))
+            } else {
+                operand(1)?.max(operand(2)?)
+            }
+        }
+        _ => match facts.opaque_max(m, v, depth) {
+            Some(r) => r,
+            None if is_unsigned(ty) => int_max(ty)?,
+            None => return None,
+        },
+    };
+    // Wrapping arithmetic: a bound past the type's range bounds nothing.
+    (r <= int_max(ty)?).then_some(r)
+}
+
+fn def_op(m: &Module, v: Value) -> Option<OpId> {
+    match m.value(v).def {
+        ValueDef::Result(op, _) => Some(op),
+        ValueDef::Arg(..) => None,
+    }
+}
+
+/// Bounds of every load of an unsigned local and every result of an `if` or `switch` in one
+/// function, from the stores and branch conditions that reach them.
+#[derive(Default)]
+pub struct LocalBounds {
+    at: HashMap<Value, u128>,
+}
+
+impl Facts for LocalBounds {
+    fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        match m.value(v).def {
+            ValueDef::Arg(block, 0) => counter_max(m, block, self, depth),
+            _ => self.at.get(&v).copied(),
+        }
+    }
+}
+
+/// The counter of a `ks.for` stays below the loop's upper bound. (A fact the verifier sees only
+/// in loops that stay inline: a `bpf_loop` callback gets its counter from the kernel unbounded.)
+pub fn counter_max(m: &Module, block: BlockId, facts: &dyn Facts, depth: u32) -> Option<u128> {
+    let owner = m.block_owner(block)?;
+    if m.op(owner).opcode != Opcode::KsFor {
+        return None;
+    }
+    max_of(m, m.op(owner).operands[1], facts, depth)?.checked_sub(1)
+}
+
+impl LocalBounds {
+    pub fn of_function(m: &Module, f: OpId) -> LocalBounds {
+        let mut w = Walk {
+            m,
+            tracked: tracked_locals(m, f),
+            bounds: LocalBounds::default(),
+            stores: HashMap::new(),
+            loaded: HashMap::new(),
+        };
+        let mut state = State::new();
+        for &r in &m.op(f).regions {
+            w.region(r, &mut state);
+        }
+        w.bounds
+    }
+
+    pub fn max_of(&self, m: &Module, v: Value) -> Option<u128> {
+        max_of(m, v, self, 0)
+    }
+}
+
+/// Unsigned locals only ever loaded and stored by address (nothing writes them behind a pointer).
+fn tracked_locals(m: &Module, f: OpId) -> HashSet<Value> {
+    let ops = m.collect_nested(f, |_| true);
+    let mut tracked: HashSet<Value> = ops
+        .iter()
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
+        .map(|&o| m.op(o).results[0])
+        .filter(|&v| m.value_type(v).pointee().is_some_and(is_unsigned))
+        .collect();
+    for &op in &ops {
+        let d = m.op(op);
+        for (i, v) in d.operands.iter().enumerate() {
+            if !matches!(
+                (d.opcode, i),
+                (Opcode::CoreLoad, 0) | (Opcode::CoreStore, 1)
+            ) {
+                tracked.remove(v);
+            }
+        }
+    }
+    tracked
+}
+
+/// Known bounds of tracked locals at a program point (a local absent is unbounded).
+type State = HashMap<Value, u128>;
+
+/// How a region ends: falling through with the values it yields, or leaving (return, break…).
+enum Exit {
+    Yields(Vec<Value>),
+    Leaves,
+}
+
+struct Walk<'m> {
+    m: &'m Module,
+    tracked: HashSet<Value>,
+    bounds: LocalBounds,
+    /// Stores made so far to each local: a load still holds the local's value while unchanged.
+    stores: HashMap<Value, u32>,
+    /// Each load of a tracked local, with the local's store count when it was made.
+    loaded: HashMap<Value, (Value, u32)>,
+}
+
+impl Walk<'_> {
+    fn region(&mut self, r: RegionId, state: &mut State) -> Exit {
+        let m = self.m;
+        let mut exit = Exit::Yields(vec![]);
+        for &b in &m.region(r).blocks {
+            for &op in &m.block(b).ops {
+                exit = self.op(op, state);
+            }
+        }
+        exit
+    }
+
+    fn op(&mut self, op: OpId, state: &mut State) -> Exit {
+        let m = self.m;
+        let d = m.op(op);
+        match d.opcode {
+            Opcode::CoreStore if self.tracked.contains(&d.operands[1]) => {
+                let slot = d.operands[1];
+                *self.stores.entry(slot).or_default() += 1;
+                match max_of(m, d.operands[0], &self.bounds, 0) {
+                    Some(b) => state.insert(slot, b),
+                    None => state.remove(&slot),
+                };
+            }
+            Opcode::CoreLoad if self.tracked.contains(&d.operands[0]) => {
+                let slot = d.operands[0];
+                let stores = self.stores.get(&slot).copied().unwrap_or(0);
+                self.loaded.insert(d.results[0], (slot, stores));
+                if let Some(&b) = state.get(&slot) {
+                    self.bounds.at.insert(d.results[0], b);
+                }
+            }
+            Opcode::KsIf => {
+                let refine = [
+                    self.refinement(d.operands[0], true),
+                    self.refinement(d.operands[0], false),
+                ];
+                let arms = d.regions.iter().zip(refine).map(|(&r, fact)| {
+                    let mut s = state.clone();
+                    if let Some((slot, b)) = fact {
+                        let now = s.get(&slot).map_or(b, |&old| old.min(b));
+                        s.insert(slot, now);
+                    }
+                    (r, s)
+                });
+                self.join_arms(op, arms.collect(), state);
+            }
+            Opcode::KsSwitch => {
+                let arms = d.regions.iter().map(|&r| (r, state.clone())).collect();
+                self.join_arms(op, arms, state);
+            }
+            Opcode::KsYield => return Exit::Yields(d.operands.clone()),
+            _ if m.is_terminator(op) => return Exit::Leaves,
+            _ if !d.regions.is_empty() => {
+                // Loops, try, defer: what any region stores is unknown throughout.
+                for s in m.collect_nested(op, |x| x.opcode == Opcode::CoreStore) {
+                    let slot = m.op(s).operands[1];
+                    state.remove(&slot);
+                    *self.stores.entry(slot).or_default() += 1;
+                }
+                for &r in &d.regions {
+                    self.region(r, &mut state.clone());
+                }
+            }
+            _ => {}
+        }
+        Exit::Yields(vec![])
+    }
+
+    /// Walks each arm from its own state; after the op, a local's bound is the loosest of the
+    /// arms that fall through, and each result's the loosest of what they yield.
+    fn join_arms(&mut self, op: OpId, arms: Vec<(RegionId, State)>, state: &mut State) {
+        let mut joined: Option<State> = None;
+        let results = &self.m.op(op).results;
+        let mut yielded: Vec<Option<u128>> = vec![Some(0); results.len()];
+        for (r, mut s) in arms {
+            let Exit::Yields(values) = self.region(r, &mut s) else {
+                continue;
+            };
+            for (y, &v) in yielded.iter_mut().zip(&values) {
+                *y = y
+                    .zip(max_of(self.m, v, &self.bounds, 0))
+                    .map(|(a, b)| a.max(b));
+            }
+            joined = Some(match joined {
+                None => s,
+                Some(j) => j
+                    .into_iter()
+                    .filter_map(|(k, a)| s.get(&k).map(|&b| (k, a.max(b))))
+                    .collect(),
+            });
+        }
+        for (&v, y) in results.iter().zip(yielded) {
+            if let Some(y) = y {
+                self.bounds.at.insert(v, y);
+            }
+        }
+        // When no arm falls through, nothing after the op runs.
+        *state = joined.unwrap_or_default();
+    }
+
+    /// The bound a branch condition puts on a local in the arm taken when it is `outcome`:
+    /// `n <= K`, `n < K`, `n == K` and the negations of `n > K`, `n >= K`, `n != K`, either way
+    /// round, unsigned, on a load that still holds the local.
+    fn refinement(&self, cond: Value, outcome: bool) -> Option<(Value, u128)> {
+        let m = self.m;
+        let c = views::CoreCmp::of(m, def_op(m, cond)?)?;
+        let (lhs, rhs) = (c.lhs(m), c.rhs(m));
+        if !is_unsigned(m.value_type(lhs)) {
+            return None;
+        }
+        let (pred, local, other) = match (self.current(lhs), self.current(rhs)) {
+            (Some(slot), _) => (c.pred(m), slot, rhs),
+            (None, Some(slot)) => (c.pred(m).swapped(), slot, lhs),
+            (None, None) => return None,
+        };
+        let pred = if outcome { pred } else { pred.negated() };
+        let k = max_of(m, other, &self.bounds, 0)?;
+        let bound = match pred {
+            CmpPred::Le | CmpPred::Eq => k,
+            CmpPred::Lt => k.checked_sub(1)?,
+            _ => return None,
+        };
+        Some((local, bound))
+    }
+
+    /// The local a load reads, when no store has changed it since.
+    fn current(&self, v: Value) -> Option<Value> {
+        let &(slot, stores) = self.loaded.get(&v)?;
+        (self.stores.get(&slot).copied().unwrap_or(0) == stores).then_some(slot)
+    }
+}
