@@ -66,6 +66,8 @@ pub fn image(m: &Module, t: &Type, value: &Attr) -> Option<Vec<u8>> {
 
 fn write_image(m: &Module, t: &Type, value: &Attr, out: &mut [u8]) -> Option<()> {
     match (t, value) {
+        // Zero of any type (a config field declared without a default): the bytes stay zero.
+        (Type::Array(..) | Type::Struct(_) | Type::Str(_), Attr::Int(0)) => {}
         (Type::Int(_) | Type::Bool, Attr::Int(_) | Attr::Bool(_)) => {
             let v = match value {
                 Attr::Int(i) => *i as u128,

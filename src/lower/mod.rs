@@ -171,12 +171,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         continue;
                     };
                     let ty = self.ir_type(&gi.ty);
-                    let init = g
-                        .init
-                        .as_ref()
-                        .and_then(|e| ck.consts.get(&e.id))
-                        .map(|v| self.const_attr(v))
-                        .or_else(|| g.init.as_ref().and_then(|e| self.array_init(e)));
+                    let init = g.init.as_ref().and_then(|e| self.initialiser(e));
                     let storage = if gi.pinned {
                         Storage::Pinned
                     } else if gi.local {
@@ -205,8 +200,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         .map(|f| {
                             f.default
                                 .as_ref()
-                                .and_then(|e| ck.consts.get(&e.id))
-                                .map(|v| self.const_attr(v))
+                                .and_then(|e| self.initialiser(e))
                                 .unwrap_or(Attr::Int(0))
                         })
                         .collect();
@@ -265,15 +259,20 @@ impl<'c, 'a> Lowerer<'c, 'a> {
     }
 
     /// Initialisers that are array literals of constants.
-    fn array_init(&self, e: &crate::syntax::ast::Expr) -> Option<Attr> {
-        if let crate::syntax::ast::ExprKind::ArrayLit(items) = &e.kind {
-            let vals: Option<Vec<Attr>> = items
-                .iter()
-                .map(|i| self.ck.consts.get(&i.id).map(|v| self.const_attr(v)))
-                .collect();
-            return vals.map(Attr::List);
+    /// The value of a constant initialiser (sema checked it is one): a global's initial value,
+    /// a config field's default. Array literals, nested too, are lists.
+    fn initialiser(&self, e: &crate::syntax::ast::Expr) -> Option<Attr> {
+        if let Some(v) = self.ck.consts.get(&e.id) {
+            return Some(self.const_attr(v));
         }
-        None
+        match &e.kind {
+            crate::syntax::ast::ExprKind::ArrayLit(items) => items
+                .iter()
+                .map(|i| self.initialiser(i))
+                .collect::<Option<Vec<Attr>>>()
+                .map(Attr::List),
+            _ => None,
+        }
     }
 
     pub fn struct_id(&self, name: &str) -> Option<StructId> {

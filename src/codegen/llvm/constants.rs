@@ -30,6 +30,8 @@ impl<'ctx> Gen<'_, 'ctx> {
     pub fn constant(&mut self, ty: &Type, a: &Attr) -> Option<BasicValueEnum<'ctx>> {
         let llty = self.memory_type(ty);
         Some(match (ty, a) {
+            // Zero of any type (a config field declared without a default).
+            (Type::Array(..) | Type::Struct(_) | Type::Str(_), Attr::Int(0)) => llty.const_zero(),
             (Type::Int(_), Attr::Int(i)) => llty.into_int_type().const_int(*i as u64, false).into(),
             (Type::Bool, Attr::Bool(b)) => llty.into_int_type().const_int(*b as u64, false).into(),
             (Type::Bool, Attr::Int(i)) => llty
@@ -51,9 +53,16 @@ impl<'ctx> Gen<'_, 'ctx> {
                     };
                     vals.push(v);
                 }
+                use inkwell::types::BasicTypeEnum as T;
                 match et {
-                    inkwell::types::BasicTypeEnum::IntType(it) => it
+                    T::IntType(t) => t
                         .const_array(&vals.iter().map(|v| v.into_int_value()).collect::<Vec<_>>())
+                        .into(),
+                    T::StructType(t) => t
+                        .const_array(&vals.iter().map(|v| v.into_struct_value()).collect::<Vec<_>>())
+                        .into(),
+                    T::ArrayType(t) => t
+                        .const_array(&vals.iter().map(|v| v.into_array_value()).collect::<Vec<_>>())
                         .into(),
                     _ => return None,
                 }

@@ -17,11 +17,58 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     e.abort_if(out, OUT_OF_BOUNDS);
     // LLVM turns `base + i * size` into `base | i * size` when the base's alignment leaves the
     // low bits free (stack and global arrays indexed by a 0/1 value), and the verifier refuses
-    // bitwise operations on pointers. An opaque copy of the tested index hides its bits.
-    let i = if e.cx.bpf && const_value(e.m(), index).is_none() {
+    // bitwise operations on pointers. An opaque copy of the tested index hides its bits — where
+    // LLVM can know them: not in a map value or behind a context pointer, where the copy would
+    // only cost a register move per access and stop constant indexes folding after unrolling.
+    let i = if e.cx.bpf
+        && const_value(e.m(), index).is_none()
+        && may_have_known_alignment(e.m(), base, 8)
+    {
         e.b.bpf_opaque(i)
     } else {
         i
     };
     Ok(vec![e.b.core_elem_addr(base, i, ty)])
+}
+
+/// Whether LLVM may know the low bits of pointer `v`: it may point into a stack slot or a global
+/// (directly, through a local, or on every arm of a choice — LLVM knows of a merge only the bits
+/// all its inputs share). Pointers a helper returns or a context field holds have bits LLVM
+/// cannot see.
+fn may_have_known_alignment(m: &Module, v: Value, depth: u32) -> bool {
+    let mut v = v;
+    let op = loop {
+        let ValueDef::Result(op, _) = m.value(v).def else {
+            return true;
+        };
+        match crate::passes::provenance::derivation(m, op) {
+            Some((base, _)) => v = base,
+            None => break op,
+        }
+    };
+    if depth == 0 {
+        return true;
+    }
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::BpfHelperCall | Opcode::BpfKfuncCall | Opcode::BpfCtxLoad | Opcode::KsCtxLoad => {
+            false
+        }
+        // A pointer read from memory: known only if that memory is a local LLVM promotes.
+        Opcode::CoreLoad => {
+            let from = crate::passes::provenance::object_base(m, d.operands[0]);
+            matches!(m.value(from).def, ValueDef::Result(o, _) if m.op(o).opcode == Opcode::CoreLocal)
+        }
+        Opcode::KsIf | Opcode::KsSwitch => {
+            let index = d.results.iter().position(|&r| r == v).unwrap_or(0);
+            let yields = d.regions.iter().flat_map(|&r| &m.region(r).blocks).filter_map(|&b| {
+                let &t = m.block(b).ops.last()?;
+                let t = m.op(t);
+                (t.opcode == Opcode::KsYield).then(|| t.operands.get(index).copied())?
+            });
+            let mut yields = yields;
+            yields.all(|y| may_have_known_alignment(m, y, depth - 1))
+        }
+        _ => true,
+    }
 }
