@@ -14,6 +14,7 @@ mod configs;
 mod context;
 mod index_checks;
 mod kernel_structs;
+mod keys;
 mod maps;
 mod objects;
 mod ringbuf;
@@ -29,6 +30,7 @@ use configs::*;
 use context::*;
 use index_checks::*;
 use kernel_structs::*;
+use keys::*;
 use maps::*;
 use std::collections::{HashMap, HashSet};
 
@@ -177,7 +179,6 @@ fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors
         current: None,
         lookups: Vec::new(),
         key_spills: Vec::new(),
-        plain_slots: plain_slots(m, func),
         tracepoint_contexts: tracepoint_contexts(m),
         bpf: KsFunc(func).target(m) == Target::Bpf,
     };
@@ -280,9 +281,6 @@ struct FnCx {
     lookups: Vec<Lookup>,
     /// Key stores so far, which a later helper call with the same key may rely on.
     key_spills: Vec<KeySpill>,
-    /// Local variable slots used only by plain loads and stores (so a key loaded from one is
-    /// the same key until the next store to it).
-    plain_slots: HashSet<Value>,
     /// The kernel structs that tracepoint programs take as their context (read with CO-RE, but
     /// only ever at a constant offset from the context register).
     tracepoint_contexts: HashSet<String>,
@@ -323,13 +321,6 @@ struct KeySpill {
     slot: Value,
     key: KeyId,
     store: OpId,
-}
-
-/// What identifies a key across ops: the variable slot it was loaded from, or the value itself.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum KeyId {
-    Slot(Value),
-    Value(Value),
 }
 
 impl FnCx {
@@ -442,11 +433,11 @@ impl Emit<'_> {
     /// Stores a map key in the key slot of its type, unless the slot already holds it there.
     fn spill_key(&mut self, key: Value) -> Value {
         let slot = self.scratch(Role::Key, self.ty(key));
-        let id = key_id(self.m(), &self.cx.plain_slots, key);
+        let id = key_id(self.m(), key);
         if self
             .cx
             .current
-            .is_some_and(|op| key_still_in(self, slot, id, op))
+            .is_some_and(|op| key_still_in(self, slot, &id, op))
         {
             return slot;
         }

@@ -59,10 +59,20 @@ impl<'ctx> Gen<'_, 'ctx> {
                         .const_array(&vals.iter().map(|v| v.into_int_value()).collect::<Vec<_>>())
                         .into(),
                     T::StructType(t) => t
-                        .const_array(&vals.iter().map(|v| v.into_struct_value()).collect::<Vec<_>>())
+                        .const_array(
+                            &vals
+                                .iter()
+                                .map(|v| v.into_struct_value())
+                                .collect::<Vec<_>>(),
+                        )
                         .into(),
                     T::ArrayType(t) => t
-                        .const_array(&vals.iter().map(|v| v.into_array_value()).collect::<Vec<_>>())
+                        .const_array(
+                            &vals
+                                .iter()
+                                .map(|v| v.into_array_value())
+                                .collect::<Vec<_>>(),
+                        )
                         .into(),
                     _ => return None,
                 }

@@ -61,11 +61,15 @@ fn may_have_known_alignment(m: &Module, v: Value, depth: u32) -> bool {
         }
         Opcode::KsIf | Opcode::KsSwitch => {
             let index = d.results.iter().position(|&r| r == v).unwrap_or(0);
-            let yields = d.regions.iter().flat_map(|&r| &m.region(r).blocks).filter_map(|&b| {
-                let &t = m.block(b).ops.last()?;
-                let t = m.op(t);
-                (t.opcode == Opcode::KsYield).then(|| t.operands.get(index).copied())?
-            });
+            let yields = d
+                .regions
+                .iter()
+                .flat_map(|&r| &m.region(r).blocks)
+                .filter_map(|&b| {
+                    let &t = m.block(b).ops.last()?;
+                    let t = m.op(t);
+                    (t.opcode == Opcode::KsYield).then(|| t.operands.get(index).copied())?
+                });
             let mut yields = yields;
             yields.all(|y| may_have_known_alignment(m, y, depth - 1))
         }

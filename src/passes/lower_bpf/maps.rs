@@ -17,7 +17,7 @@ pub(super) fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
     let k = e.spill_key(key);
     let entry = e.lookup(&map, k, ty);
     if let ValueDef::Result(call, _) = e.m().value(entry).def {
-        let key = key_id(e.m(), &e.cx.plain_slots, key);
+        let key = key_id(e.m(), key);
         e.cx.lookups.push(Lookup {
             map,
             key,
@@ -28,43 +28,13 @@ pub(super) fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
     Ok(vec![entry])
 }
 
-/// A variable slot whose address is only loaded from and stored to.
-pub(super) fn plain_slots(m: &Module, func: OpId) -> HashSet<Value> {
-    let ops = m.collect_nested(func, |_| true);
-    let mut slots: HashSet<Value> = ops
-        .iter()
-        .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
-        .map(|&o| m.op(o).results[0])
-        .collect();
-    for &o in &ops {
-        let d = m.op(o);
-        for (i, v) in d.operands.iter().enumerate() {
-            let plain = (d.opcode == Opcode::CoreLoad && i == 0)
-                || (d.opcode == Opcode::CoreStore && i == 1);
-            if !plain {
-                slots.remove(v);
-            }
-        }
-    }
-    slots
-}
-
-pub(super) fn key_id(m: &Module, plain: &HashSet<Value>, key: Value) -> KeyId {
-    if let ValueDef::Result(load, _) = m.value(key).def {
-        let d = m.op(load);
-        if d.opcode == Opcode::CoreLoad && plain.contains(&d.operands[0]) {
-            return KeyId::Slot(d.operands[0]);
-        }
-    }
-    KeyId::Value(key)
-}
-
 /// The entry pointer of an earlier lookup of `map[key]` that still holds at `op`: the lookup runs
 /// first on every path to `op`, and nothing that may run in between stores to the key's variable,
 /// writes or deletes entries of `map`, or calls a function.
 pub(super) fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Option<Value> {
     let m = e.m();
-    let key = key_id(m, &e.cx.plain_slots, key);
+    let key = key_id(m, key);
+    let reads = key.reads(m);
     let found =
         e.cx.lookups
             .iter()
@@ -103,9 +73,7 @@ pub(super) fn earlier_lookup(e: &Emit, map: &str, key: Value, op: OpId) -> Optio
                         m.op(a).opcode != Opcode::BpfMapAddr || names_map(m.attr(a, "map"))
                     })
             }
-            _ => {
-                matches!(key, KeyId::Slot(s) if d.operands.contains(&s) && d.opcode != Opcode::CoreLoad)
-            }
+            _ => reads.clobbered_by(m, o),
         };
         if clobbers {
             return None;
@@ -162,7 +130,7 @@ pub(super) fn ops_between(m: &Module, from: OpId, op: OpId) -> Option<Vec<OpId>>
 
 /// Whether the key slot `slot` still holds `key` at `op`: the last store to it that runs first
 /// on every path to `op` stored `key`, and nothing in between writes the slot or the key's variable.
-pub(super) fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool {
+pub(super) fn key_still_in(e: &Emit, slot: Value, key: &KeyId, op: OpId) -> bool {
     let m = e.m();
     let Some(last) =
         e.cx.key_spills
@@ -172,9 +140,10 @@ pub(super) fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool 
     else {
         return false;
     };
-    if last.key != key {
+    if last.key != *key {
         return false;
     }
+    let reads = key.reads(m);
     let Some(between) = ops_between(m, last.store, op) else {
         return false;
     };
@@ -193,7 +162,7 @@ pub(super) fn key_still_in(e: &Emit, slot: Value, key: KeyId, op: OpId) -> bool 
             _ => false,
         };
         let untouched = |v: Value| !d.operands.contains(&v) || reads_only(v);
-        untouched(slot) && !matches!(key, KeyId::Slot(var) if !untouched(var))
+        untouched(slot) && !reads.clobbered_by(m, o)
     })
 }
 
