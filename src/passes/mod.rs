@@ -2,6 +2,7 @@
 //! (`registry`) so that `ksc opt --passes=a,b` and the compilation pipelines (`pipeline`) run the
 //! same code under the same checks (`manager`).
 
+mod arm_tails;
 mod bound_loops;
 mod bounds_check;
 pub mod callgraph;

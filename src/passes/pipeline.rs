@@ -14,6 +14,7 @@ const BPF: &[&str] = &[
     "check-helper-kinds",
     "partition-bpf",
     "if-chains-to-switch",
+    "sink-arm-tails",
     "switch-to-table",
     "bound-loops",
     "bounds-check",

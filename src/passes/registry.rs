@@ -99,6 +99,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| switch_table::run(m),
     },
     PassInfo {
+        name: "sink-arm-tails",
+        about: "an operation ending every arm of a branch alike but for integer operands runs once after it",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| arm_tails::run(m),
+    },
+    PassInfo {
         name: "bound-loops",
         about: "counted loops to a run-time bound known to be small count to that bound instead, inline",
         requires: &[Structured, KsKernel],
