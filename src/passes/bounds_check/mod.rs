@@ -19,6 +19,7 @@
 
 mod moved_packet;
 mod pairs;
+mod short_circuit;
 
 use super::lower_loops;
 use super::manager::Analyses;
@@ -60,6 +61,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
             inserted: 0,
             errors: Vec::new(),
         };
+        short_circuit::hoist_tested_addresses(m, f);
         pass.classify(m, f, analyses.provenance(m, f));
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
@@ -660,24 +662,20 @@ impl BoundsCheck {
                 if self.fuse_byte_pair(m, op, facts) => {}
             Opcode::KsIf => {
                 let cond = d.operands[0];
-                let when_true = self.fact(m, cond, true);
-                let when_false = self.fact(m, cond, false);
+                let when_true = self.facts(m, cond, true);
+                let when_false = self.facts(m, cond, false);
                 let mut then_facts = facts.clone();
-                then_facts.extend(when_true);
+                then_facts.extend(when_true.iter().copied());
                 self.region(m, d.regions[0], &mut then_facts);
                 let mut else_facts = facts.clone();
-                else_facts.extend(when_false);
+                else_facts.extend(when_false.iter().copied());
                 self.region(m, d.regions[1], &mut else_facts);
                 // `if (P + K > end) { return }`: the rest of the block runs only when the test failed.
-                if let Some(f) = when_false {
-                    if region_leaves(m, d.regions[0]) {
-                        facts.push(f);
-                    }
+                if region_leaves(m, d.regions[0]) {
+                    facts.extend(when_false);
                 }
-                if let Some(f) = when_true {
-                    if region_leaves(m, d.regions[1]) {
-                        facts.push(f);
-                    }
+                if region_leaves(m, d.regions[1]) {
+                    facts.extend(when_true);
                 }
             }
             _ => {
