@@ -5,10 +5,11 @@
 //! verifier demands that release even when the reservation failed. `submit` / `discard` release
 //! it explicitly and clear the flag.
 //!
-//! The common shape `var r = rb.reserve(); if (r != null) { …; rb.submit(r) }`, where the branch
-//! cannot leave early and nothing uses `r` afterwards, releases every reservation by itself: it
-//! takes the plain `bpf_ringbuf_reserve`/`submit` pair, as hand-written C does, and the verifier
-//! checks the release.
+//! The common shapes `var r = rb.reserve(); if (r != null) { …; rb.submit(r) }` and
+//! `var r = rb.reserve(); if (r == null) { return … } …; rb.submit(r)`, where nothing between
+//! reservation and release can leave early and nothing uses `r` afterwards, release every
+//! reservation by themselves: they take the plain `bpf_ringbuf_reserve`/`submit` pair, as
+//! hand-written C does, and the verifier checks the release.
 //!
 //! `rb.submit(e)` names the record by value, so the analysis here maps every value and variable
 //! slot a record flows into back to its reservation. Sema only lets a record live in local
@@ -181,9 +182,11 @@ impl Records {
     }
 }
 
-/// `%rec = ks.rb_reserve; core.store %rec, %r; …loads and tests…; ks.if (load %r != null)
-/// { …; submit or discard }` where the release is a top-level op of the then-branch, nothing in
-/// the branch can leave it early, the else-branch is empty, and `%r` is not used after the `if`.
+/// `%rec = ks.rb_reserve; core.store %rec, %r; …loads and tests…;` then either
+/// `ks.if (load %r != null) { …; release }` with an empty else-branch, or the guard
+/// `ks.if (load %r == null) { …; leave }` followed in the same block by `…; release`: the one
+/// release of the record is a top-level op of what runs while it is live, nothing there can leave
+/// early (no return, throw, abort, call, checked index), and `%r` is not used after it.
 fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
     let Some((block, at)) = m.position(reserve) else {
         return false;
@@ -216,49 +219,81 @@ fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
     };
     let branch = ops[at + 2 + offset];
     let b = m.op(branch);
-    if b.opcode != Opcode::KsIf || b.regions.len() != 2 || !is_non_null_test(m, b.operands[0], slot)
-    {
+    if b.opcode != Opcode::KsIf || b.regions.len() != 2 {
         return false;
     }
+    let group = r.member.get(&reserve).map(|&i| r.find(i));
+    let releases_of = |o: OpId| {
+        m.collect_nested(o, |d| {
+            matches!(d.opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard)
+        })
+        .into_iter()
+        .chain(std::iter::once(o))
+        .filter(|&x| r.group(x) == group)
+        .count()
+    };
     let (then_block, else_block) = (
         m.region(b.regions[0]).blocks[0],
         m.region(b.regions[1]).blocks[0],
     );
-    if m.block(else_block)
-        .ops
-        .iter()
-        .any(|&o| m.op(o).opcode != Opcode::KsYield)
+    // The ops that run with the record live, up to its one release.
+    let live: Vec<OpId> = if is_null_test(m, b.operands[0], slot, CmpPred::Ne) {
+        // `if (r != null) { …; submit(r) }`, nothing in the else-branch.
+        if m.block(else_block)
+            .ops
+            .iter()
+            .any(|&o| m.op(o).opcode != Opcode::KsYield)
+        {
+            return false;
+        }
+        m.block(then_block).ops.clone()
+    } else if is_null_test(m, b.operands[0], slot, CmpPred::Eq)
+        && region_leaves(m, b.regions[0])
+        && releases_of(branch) == 0
     {
+        // `if (r == null) { …; return }` then `…; submit(r)` in the same block.
+        let Some(release) = ops[at + 3 + offset..]
+            .iter()
+            .position(|&o| releases_of(o) > 0)
+            .map(|i| at + 3 + offset + i)
+        else {
+            return false;
+        };
+        ops[at + 3 + offset..=release].to_vec()
+    } else {
         return false;
-    }
-    let group = r.member.get(&reserve).map(|&i| r.find(i));
-    let releases: Vec<OpId> = m
-        .collect_nested(branch, |o| {
-            matches!(o.opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard)
-        })
-        .into_iter()
-        .filter(|&o| r.group(o) == group)
-        .collect();
-    let exits = m.collect_nested(branch, |o| {
-        matches!(
-            o.opcode,
-            Opcode::KsReturn
-                | Opcode::KsThrow
-                | Opcode::KsBreak
-                | Opcode::KsContinue
-                | Opcode::KsAbort
-                | Opcode::KsTailCall
-                | Opcode::CoreCall
-                | Opcode::KsCallExtern
-                | Opcode::KsIndexAddr
-        )
+    };
+    let releases: usize = live.iter().map(|&o| releases_of(o)).sum();
+    let exits = live.iter().any(|&o| {
+        m.collect_nested(o, |_| true)
+            .into_iter()
+            .chain(std::iter::once(o))
+            .any(|x| {
+                matches!(
+                    m.op(x).opcode,
+                    Opcode::KsReturn
+                        | Opcode::KsThrow
+                        | Opcode::KsBreak
+                        | Opcode::KsContinue
+                        | Opcode::KsAbort
+                        | Opcode::KsTailCall
+                        | Opcode::CoreCall
+                        | Opcode::KsCallExtern
+                        | Opcode::KsIndexAddr
+                )
+            })
     });
-    if releases.len() != 1 || !exits.is_empty() || m.op(releases[0]).parent != Some(then_block) {
+    // The release is a top-level op of the live ops (runs whenever they do).
+    let release_on_top = live.iter().any(|&o| {
+        matches!(m.op(o).opcode, Opcode::KsRbSubmit | Opcode::KsRbDiscard) && r.group(o) == group
+    });
+    if releases != 1 || exits || !release_on_top {
         return false;
     }
-    // Every use of the slot is the store, or inside [store, if].
+    // Every use of the slot is the store, the test or the live ops.
     let window: HashSet<OpId> = ops[at + 1..=at + 2 + offset]
         .iter()
+        .chain(&live)
         .flat_map(|&o| {
             m.collect_nested(o, |_| true)
                 .into_iter()
@@ -268,8 +303,19 @@ fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
     uses(slot).all(|o| window.contains(o))
 }
 
-/// `cond` is `load(slot) != null` (or the load made a bool).
-fn is_non_null_test(m: &Module, cond: Value, slot: Value) -> bool {
+/// Whether a region always ends by leaving the function or loop.
+fn region_leaves(m: &Module, r: crate::ir::RegionId) -> bool {
+    m.region_ends_in(r, |o| {
+        matches!(
+            o,
+            Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsTailCall
+        )
+    })
+}
+
+/// `cond` is `load(slot) != null` (`pred` Ne; also the load made a bool) or `load(slot) == null`
+/// (`pred` Eq).
+fn is_null_test(m: &Module, cond: Value, slot: Value, pred: CmpPred) -> bool {
     let def = |v: Value| match m.value(v).def {
         crate::ir::ValueDef::Result(o, _) => Some(o),
         _ => None,
@@ -287,11 +333,11 @@ fn is_non_null_test(m: &Module, cond: Value, slot: Value) -> bool {
     let t = m.op(test);
     match t.opcode {
         Opcode::CoreCmp => {
-            crate::ir::views::CoreCmp(test).pred(m) == CmpPred::Ne
+            crate::ir::views::CoreCmp(test).pred(m) == pred
                 && ((loads_slot(t.operands[0]) && is_null(t.operands[1]))
                     || (loads_slot(t.operands[1]) && is_null(t.operands[0])))
         }
-        Opcode::CoreCast => loads_slot(t.operands[0]),
+        Opcode::CoreCast => pred == CmpPred::Ne && loads_slot(t.operands[0]),
         _ => false,
     }
 }
