@@ -430,8 +430,16 @@ impl Emit<'_> {
         s
     }
 
-    /// Stores a map key in the key slot of its type, unless the slot already holds it there.
+    /// Stores a map key in the key slot of its type, unless the slot already holds it there; a
+    /// struct or array read whole from a variable is passed in place (see [`key_in_place`]).
     fn spill_key(&mut self, key: Value) -> Value {
+        if let Some(variable) = self
+            .cx
+            .current
+            .and_then(|op| key_in_place(self.m(), key, op))
+        {
+            return variable;
+        }
         let slot = self.scratch(Role::Key, self.ty(key));
         let id = key_id(self.m(), key);
         if self

@@ -175,3 +175,27 @@ impl Reads {
         }
     }
 }
+
+/// A struct or array key read whole from a stack variable that nothing writes between that read
+/// and the map operation `op`: the variable's own address, as C passes `&key`, instead of a copy
+/// in a key slot. (Variables are zeroed where declared, so every byte the helper hashes, padding
+/// included, is defined.)
+pub(super) fn key_in_place(m: &Module, key: Value, op: OpId) -> Option<Value> {
+    let ValueDef::Result(load, _) = m.value(key).def else {
+        return None;
+    };
+    let variable = *m.op(load).operands.first()?;
+    let ValueDef::Result(local, _) = m.value(variable).def else {
+        return None;
+    };
+    let aggregate = matches!(m.value_type(key), Type::Struct(_) | Type::Array(..));
+    if m.op(load).opcode != Opcode::CoreLoad
+        || m.op(local).opcode != Opcode::CoreLocal
+        || !aggregate
+    {
+        return None;
+    }
+    let reads = key_id(m, key).reads(m);
+    let between = ops_between(m, load, op)?;
+    (!between.iter().any(|&o| reads.clobbered_by(m, o))).then_some(variable)
+}
