@@ -15,6 +15,7 @@ mod lower_loops;
 pub mod manager;
 mod partition;
 pub mod pipeline;
+mod presence_delete;
 pub mod provenance;
 mod region_match;
 pub mod registry;

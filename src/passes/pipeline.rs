@@ -16,6 +16,7 @@ const BPF: &[&str] = &[
     "if-chains-to-switch",
     "sink-arm-tails",
     "switch-to-table",
+    "fold-presence-delete",
     "bound-loops",
     "bounds-check",
     "lower-loops",

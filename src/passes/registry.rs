@@ -108,6 +108,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| arm_tails::run(m),
     },
     PassInfo {
+        name: "fold-presence-delete",
+        about: "a presence test of a hash entry that guards its delete becomes the delete's own result",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| presence_delete::run(m),
+    },
+    PassInfo {
         name: "bound-loops",
         about: "counted loops to a run-time bound known to be small count to that bound instead, inline",
         requires: &[Structured, KsKernel],

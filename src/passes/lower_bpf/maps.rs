@@ -219,6 +219,47 @@ pub(super) fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let present = e.non_null(p);
     if always_present {
         e.if_then(present, |e| add_in_place(e, p, delta, per_cpu));
+        if let (ValueDef::Result(call, _), Some(_)) = (e.m().value(p).def, spilled) {
+            let key = key_id(e.m(), key);
+            e.cx.lookups.push(Lookup {
+                map,
+                key,
+                call,
+                entry: p,
+            });
+        }
+        return Ok(vec![]);
+    }
+    if read_later(e.m(), &map, key, op) {
+        // `m[k] += 1; if (m[k] > limit)`: the add ends with the entry in hand on every path (a
+        // lookup after an insert, which is rare), and the read takes it, as C keeps the pointer.
+        let choice =
+            e.b.ks_if(present, Some(true), std::slice::from_ref(&entry_ty));
+        let (hit, miss) = (e.b.entry(choice, 0), e.b.entry(choice, 1));
+        e.nested(hit, |e| {
+            add_in_place(e, p, delta, per_cpu);
+            e.b.ks_yield(&[p]);
+        });
+        e.nested(miss, |e| {
+            let k = spilled.unwrap_or_else(|| e.spill_key(key));
+            let val = e.spill(Role::Value, delta);
+            let ret = e.update(&map, k, val, BPF_NOEXIST);
+            let raced = e.succeeded(ret);
+            let raced = e.b.core_not(raced);
+            let q = e.lookup(&map, k, entry_ty.clone());
+            let present = e.non_null(q);
+            let add = e.b.core_and(raced, present);
+            e.if_then(add, |e| add_in_place(e, q, delta, per_cpu));
+            e.b.ks_yield(&[q]);
+        });
+        let entry = e.b.module.op(choice).results[0];
+        let key = key_id(e.m(), key);
+        e.cx.lookups.push(Lookup {
+            map,
+            key,
+            call: choice,
+            entry,
+        });
         return Ok(vec![]);
     }
     e.if_else(
@@ -238,6 +279,19 @@ pub(super) fn map_add(e: &mut Emit, op: OpId) -> Lowered {
         },
     );
     Ok(vec![])
+}
+
+/// Whether a lookup of `map[key]` (the same key expression) comes after `op` in its function.
+fn read_later(m: &Module, map: &str, key: Value, op: OpId) -> bool {
+    let id = key_id(m, key);
+    let func = m.top_level_of(op);
+    m.collect_nested(func, |d| d.opcode == Opcode::KsMapLookup)
+        .into_iter()
+        .any(|l| {
+            matches!(m.attr(l, "map"), Some(Attr::Sym(s)) if s == map)
+                && m.precedes_structurally(op, l)
+                && key_id(m, m.op(l).operands[0]) == id
+        })
 }
 
 /// BPF atomics exist for 32- and 64-bit words only; narrower values, and per-CPU slots, get a
