@@ -41,6 +41,10 @@ use crate::vocab::helpers::{
 };
 
 const BPF_NOEXIST: i128 = 1;
+const BPF_ANY: i128 = 0;
+const BPF_EXIST: i128 = 2;
+/// What `bpf_map_update_elem` returns for a key past an array's end (negated).
+const E2BIG: i128 = 7;
 const BPF_F_CURRENT_CPU: i128 = 0xffff_ffff;
 
 const OUT_OF_BOUNDS: &str = "index out of bounds";

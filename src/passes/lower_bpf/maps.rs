@@ -174,7 +174,34 @@ pub(super) fn map_update(e: &mut Emit, op: OpId) -> Lowered {
         v.value(e.m()),
         v.flags(e.m()),
     );
+    let decl =
+        declaration(e.m(), Opcode::KsMap, &map).ok_or_else(|| format!("@{map} is not a map"))?;
+    let kind = KsMap(decl).kind(e.m());
     let k = e.spill_key(key);
+    // Arrays hold every key in range: an update that may overwrite (BPF_ANY, BPF_EXIST) is a
+    // store through the entry, as C writes through bpf_map_lookup_elem's pointer, which the
+    // kernel inlines for arrays (a per-CPU entry is the running CPU's, as the helper's is). A key
+    // out of range finds no entry and yields the helper's -E2BIG.
+    if kind.always_present() && matches!(flags, BPF_ANY | BPF_EXIST) {
+        let entry_ty = Type::ptr(e.ty(value));
+        let p = e.lookup(&map, k, entry_ty);
+        let found = e.non_null(p);
+        e.if_then(found, |e| {
+            e.b.core_store(value, p);
+        });
+        if let ValueDef::Result(call, _) = e.m().value(p).def {
+            let key = key_id(e.m(), key);
+            e.cx.lookups.push(Lookup {
+                map,
+                key,
+                call,
+                entry: p,
+            });
+        }
+        let ok = e.b.core_const(0, Type::i64());
+        let too_big = e.b.core_const(-E2BIG, Type::i64());
+        return Ok(vec![e.b.core_select(found, ok, too_big)]);
+    }
     let val = e.spill(Role::Value, value);
     Ok(vec![e.update(&map, k, val, flags)])
 }
