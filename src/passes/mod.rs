@@ -8,6 +8,7 @@ mod bounds_check;
 pub mod callgraph;
 mod fetch_add;
 mod flatten;
+mod hoist_defers;
 mod if_chain;
 pub mod lower_bpf;
 pub mod lower_host;

@@ -17,6 +17,7 @@ const BPF: &[&str] = &[
     "sink-arm-tails",
     "switch-to-table",
     "fold-presence-delete",
+    "hoist-counter-defers",
     "bound-loops",
     "bounds-check",
     "lower-loops",

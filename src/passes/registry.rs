@@ -117,6 +117,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| presence_delete::run(m),
     },
     PassInfo {
+        name: "hoist-counter-defers",
+        about: "a defer that only bumps counters nothing after it reads runs where it is declared",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| hoist_defers::run(m),
+    },
+    PassInfo {
         name: "bound-loops",
         about: "counted loops to a run-time bound known to be small count to that bound instead, inline",
         requires: &[Structured, KsKernel],
