@@ -9,14 +9,10 @@
 //! Runs on structured kernel functions before `bounds-check`.
 
 use super::PassResult;
-use crate::ir::{views::KsFunc, Attr, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
-use crate::vocab::Target;
+use crate::ir::{Attr, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let funcs = super::kernel_funcs(m);
     for f in funcs {
         // Innermost first, so a tail sunk out of an inner branch can sink again.
         let branches = m.collect_nested(f, |d| matches!(d.opcode, Opcode::KsIf | Opcode::KsSwitch));

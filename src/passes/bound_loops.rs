@@ -12,14 +12,11 @@
 use super::lower_loops::{const_value, INLINE_TRIP_COUNT};
 use super::value_bounds::LocalBounds;
 use super::PassResult;
-use crate::ir::{views::KsFunc, Builder, Module, OpId, Opcode};
-use crate::vocab::{CmpPred, Target};
+use crate::ir::{Builder, Module, OpId, Opcode};
+use crate::vocab::CmpPred;
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let funcs = super::kernel_funcs(m);
     for f in funcs {
         bound_run_time_trips(m, f);
     }

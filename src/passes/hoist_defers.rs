@@ -7,16 +7,11 @@
 //! Runs on structured kernel functions before `flatten`.
 
 use super::PassResult;
-use crate::ir::views::KsFunc;
 use crate::ir::{Attr, Module, OpId, Opcode, RegionId, Value, ValueDef};
-use crate::vocab::Target;
 use std::collections::HashSet;
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let funcs = super::kernel_funcs(m);
     for f in funcs {
         for defer in m.collect_nested(f, |d| d.opcode == Opcode::KsDefer) {
             if let Some(counters) = counters_only(m, defer) {

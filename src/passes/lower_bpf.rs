@@ -50,10 +50,7 @@ const BPF_F_CURRENT_CPU: i128 = 0xffff_ffff;
 const OUT_OF_BOUNDS: &str = "index out of bounds";
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let funcs = crate::passes::kernel_funcs(m);
     let pinned = declare_pinned_globals(m)?;
     declare_config_maps(m);
     let mut errors = PassErrors::new();
@@ -182,6 +179,7 @@ fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors
         entries: HashMap::new(),
         current: None,
         lookups: Vec::new(),
+        map_reads: m.collect_nested(func, |d| d.opcode == Opcode::KsMapLookup),
         key_spills: Vec::new(),
         tracepoint_contexts: tracepoint_contexts(m),
         bpf: KsFunc(func).target(m) == Target::Bpf,
@@ -283,6 +281,8 @@ struct FnCx {
     current: Option<OpId>,
     /// Map lookups lowered so far, which a later `m[k] += n` of the same entry may reuse.
     lookups: Vec<Lookup>,
+    /// The function's `m[k]` reads in program order (those lowered already are detached).
+    map_reads: Vec<OpId>,
     /// Key stores so far, which a later helper call with the same key may rely on.
     key_spills: Vec<KeySpill>,
     /// The kernel structs that tracepoint programs take as their context (read with CO-RE, but

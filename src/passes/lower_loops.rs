@@ -13,7 +13,7 @@
 
 use super::PassResult;
 use crate::ir::layout::c_layout;
-use crate::ir::{views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
+use crate::ir::{Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
 use crate::vocab::{CmpPred, StructOrigin, Target};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -25,10 +25,7 @@ pub const INLINE_TRIP_COUNT: i128 = 64;
 const UNROLL_TRIP_COUNT: i128 = 8;
 
 pub fn run(m: &mut Module) -> PassResult {
-    let mut work: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let mut work = super::kernel_funcs(m);
     for &f in &work {
         for l in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
             unroll(m, l);

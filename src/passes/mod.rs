@@ -26,7 +26,15 @@ mod value_bounds;
 mod verdict_guard;
 
 use crate::diagnostics::Code;
-use crate::ir::OpId;
+use crate::ir::{views::KsFunc, Module, OpId};
+use crate::vocab::Target;
+
+/// The functions compiled for the kernel, the ones the BPF-side passes rewrite.
+pub fn kernel_funcs(m: &Module) -> Vec<OpId> {
+    m.funcs()
+        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
+        .collect()
+}
 
 /// A pass failure, optionally at an op. Most are compiler bugs (E0999); a pass that finds a
 /// user error sema cannot see (a packet offset no packet can reach) says which.

@@ -235,10 +235,7 @@ fn kfuncs_as_externs(m: &mut Module) -> bool {
         .iter()
         .filter_map(|&f| m.symbol(f).map(str::to_string))
         .collect();
-    let bpf_funcs: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let bpf_funcs = super::kernel_funcs(m);
     let mut called = HashSet::new();
     for f in bpf_funcs {
         for call in m.collect_nested(f, |o| o.opcode == Opcode::CoreCall) {

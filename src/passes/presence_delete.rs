@@ -8,18 +8,23 @@
 //! Runs on structured kernel functions before `lower-bpf`.
 
 use super::PassResult;
-use crate::ir::views::{KsFunc, KsMap};
+use crate::ir::views::KsMap;
 use crate::ir::{Attr, Module, OpId, Opcode, Traits, Type, Value, ValueDef};
-use crate::vocab::{CmpPred, MapKind, Target};
+use crate::vocab::{CmpPred, MapKind};
+use std::collections::HashMap;
 
 pub fn run(m: &mut Module) -> PassResult {
-    let funcs: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let funcs = super::kernel_funcs(m);
     for f in funcs {
+        // Who uses each value, once per function: a fold changes only its own lookup's uses.
+        let mut users: Users = HashMap::new();
+        for op in m.collect_nested(f, |_| true) {
+            for &v in &m.op(op).operands {
+                users.entry(v).or_default().push(op);
+            }
+        }
         for lookup in m.collect_nested(f, |d| d.opcode == Opcode::KsMapLookup) {
-            if let Some((test, delete)) = presence_then_delete(m, lookup) {
+            if let Some((test, delete)) = presence_then_delete(m, &users, lookup) {
                 fold(m, lookup, test, delete);
             }
         }
@@ -27,20 +32,18 @@ pub fn run(m: &mut Module) -> PassResult {
     Ok(())
 }
 
-fn single_use(m: &Module, v: Value) -> Option<OpId> {
-    let f = m.top_level_of(match m.value(v).def {
-        ValueDef::Result(op, _) => op,
-        ValueDef::Arg(..) => return None,
-    });
-    let users = m.collect_nested(f, |d| d.operands.contains(&v));
-    match users[..] {
-        [u] if m.op(u).operands.iter().filter(|&&o| o == v).count() == 1 => Some(u),
+type Users = HashMap<Value, Vec<OpId>>;
+
+/// The one op using `v`, using it once.
+fn single_use(users: &Users, v: Value) -> Option<OpId> {
+    match users.get(&v).map(Vec::as_slice) {
+        Some(&[u]) => Some(u),
         _ => None,
     }
 }
 
 /// The `entry != null` test and the delete it guards, when the shape holds.
-fn presence_then_delete(m: &Module, lookup: OpId) -> Option<(OpId, OpId)> {
+fn presence_then_delete(m: &Module, users: &Users, lookup: OpId) -> Option<(OpId, OpId)> {
     let map = match m.attr(lookup, "map") {
         Some(Attr::Sym(s)) => s.clone(),
         _ => return None,
@@ -55,7 +58,7 @@ fn presence_then_delete(m: &Module, lookup: OpId) -> Option<(OpId, OpId)> {
         return None;
     }
     let entry = m.op(lookup).results[0];
-    let test = single_use(m, entry)?;
+    let test = single_use(users, entry)?;
     let t = m.op(test);
     let null_other = t.operands.iter().any(|&o| o != entry && is_null(m, o));
     if t.opcode != Opcode::CoreCmp
@@ -64,7 +67,7 @@ fn presence_then_delete(m: &Module, lookup: OpId) -> Option<(OpId, OpId)> {
     {
         return None;
     }
-    let branch = single_use(m, t.results[0])?;
+    let branch = single_use(users, t.results[0])?;
     let b = m.op(branch);
     if b.opcode != Opcode::KsIf || b.operands[0] != t.results[0] || !b.results.is_empty() {
         return None;

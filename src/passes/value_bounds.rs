@@ -175,17 +175,27 @@ fn tracked_locals(m: &Module, f: OpId) -> HashSet<Value> {
         .filter(|&v| m.value_type(v).pointee().is_some_and(is_unsigned))
         .collect();
     for &op in &ops {
-        let d = m.op(op);
-        for (i, v) in d.operands.iter().enumerate() {
-            if !matches!(
-                (d.opcode, i),
-                (Opcode::CoreLoad, 0) | (Opcode::CoreStore, 1)
-            ) {
-                tracked.remove(v);
-            }
+        for v in escaping_operands(m, op) {
+            tracked.remove(&v);
         }
     }
     tracked
+}
+
+/// The operands of `op` other than the address a load reads or a store writes: a local named
+/// there has its address taken, and may be read or written behind a pointer.
+pub fn escaping_operands(m: &Module, op: OpId) -> impl Iterator<Item = Value> + '_ {
+    let d = m.op(op);
+    d.operands
+        .iter()
+        .enumerate()
+        .filter(move |&(i, _)| {
+            !matches!(
+                (d.opcode, i),
+                (Opcode::CoreLoad, 0) | (Opcode::CoreStore, 1)
+            )
+        })
+        .map(|(_, &v)| v)
 }
 
 /// Known bounds of tracked locals at a program point (a local absent is unbounded).

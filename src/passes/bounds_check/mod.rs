@@ -27,10 +27,8 @@ use super::provenance::Provenance;
 use super::value_bounds::{self, const_int, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
-use crate::ir::{
-    views, views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
-};
-use crate::vocab::{CmpPred, Target};
+use crate::ir::{views, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use crate::vocab::CmpPred;
 use std::collections::{HashMap, HashSet};
 
 /// The verifier's bounds: a packet pointer's constant offset stays within ±2^29 (BPF_MAX_VAR_OFF),
@@ -39,10 +37,7 @@ const MAX_POINTER_OFFSET: i128 = 1 << 29;
 const MAX_PACKET_BYTES: i128 = 0xffff;
 
 pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
-    let funcs: Vec<OpId> = m
-        .funcs()
-        .filter(|&f| KsFunc(f).target(m) == Target::Bpf)
-        .collect();
+    let funcs = crate::passes::kernel_funcs(m);
     let mut errors = PassErrors::new();
     let moving = moved_packet::moving_functions(m);
     for f in funcs {
@@ -292,14 +287,8 @@ impl BoundsCheck {
         self.blind_tests = ops.iter().any(|&op| self.is_blind_test(m, op));
         // A local whose address is used otherwise may be written through it.
         for &op in &ops {
-            let d = m.op(op);
-            for (i, v) in d.operands.iter().enumerate() {
-                if !matches!(
-                    (d.opcode, i),
-                    (Opcode::CoreLoad, 0) | (Opcode::CoreStore, 1)
-                ) {
-                    self.written_once.remove(v);
-                }
+            for v in value_bounds::escaping_operands(m, op) {
+                self.written_once.remove(&v);
             }
         }
     }

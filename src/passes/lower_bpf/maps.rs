@@ -16,15 +16,7 @@ pub(super) fn map_lookup(e: &mut Emit, op: OpId) -> Lowered {
     }
     let k = e.spill_key(key);
     let entry = e.lookup(&map, k, ty);
-    if let ValueDef::Result(call, _) = e.m().value(entry).def {
-        let key = key_id(e.m(), key);
-        e.cx.lookups.push(Lookup {
-            map,
-            key,
-            call,
-            entry,
-        });
-    }
+    e.remember_lookup(map, key, entry);
     Ok(vec![entry])
 }
 
@@ -189,15 +181,7 @@ pub(super) fn map_update(e: &mut Emit, op: OpId) -> Lowered {
         e.if_then(found, |e| {
             e.b.core_store(value, p);
         });
-        if let ValueDef::Result(call, _) = e.m().value(p).def {
-            let key = key_id(e.m(), key);
-            e.cx.lookups.push(Lookup {
-                map,
-                key,
-                call,
-                entry: p,
-            });
-        }
+        e.remember_lookup(map, key, p);
         let ok = e.b.core_const(0, Type::i64());
         let too_big = e.b.core_const(-E2BIG, Type::i64());
         return Ok(vec![e.b.core_select(found, ok, too_big)]);
@@ -246,18 +230,12 @@ pub(super) fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     let present = e.non_null(p);
     if always_present {
         e.if_then(present, |e| add_in_place(e, p, delta, per_cpu));
-        if let (ValueDef::Result(call, _), Some(_)) = (e.m().value(p).def, spilled) {
-            let key = key_id(e.m(), key);
-            e.cx.lookups.push(Lookup {
-                map,
-                key,
-                call,
-                entry: p,
-            });
+        if spilled.is_some() {
+            e.remember_lookup(map, key, p);
         }
         return Ok(vec![]);
     }
-    if read_later(e.m(), &map, key, op) {
+    if read_later(e, &map, key, op) {
         // `m[k] += 1; if (m[k] > limit)`: the add ends with the entry in hand on every path (a
         // lookup after an insert, which is rare), and the read takes it, as C keeps the pointer.
         let choice =
@@ -280,13 +258,7 @@ pub(super) fn map_add(e: &mut Emit, op: OpId) -> Lowered {
             e.b.ks_yield(&[q]);
         });
         let entry = e.b.module.op(choice).results[0];
-        let key = key_id(e.m(), key);
-        e.cx.lookups.push(Lookup {
-            map,
-            key,
-            call: choice,
-            entry,
-        });
+        e.remember_lookup(map, key, entry);
         return Ok(vec![]);
     }
     e.if_else(
@@ -308,17 +280,32 @@ pub(super) fn map_add(e: &mut Emit, op: OpId) -> Lowered {
     Ok(vec![])
 }
 
+impl Emit<'_> {
+    /// Records the entry of `map[key]` found by the op defining `entry` (a lookup, or a branch
+    /// yielding the entry on every path), for later accesses of the same key to reuse.
+    fn remember_lookup(&mut self, map: String, key: Value, entry: Value) {
+        if let ValueDef::Result(call, _) = self.m().value(entry).def {
+            let key = key_id(self.m(), key);
+            self.cx.lookups.push(Lookup {
+                map,
+                key,
+                call,
+                entry,
+            });
+        }
+    }
+}
+
 /// Whether a lookup of `map[key]` (the same key expression) comes after `op` in its function.
-fn read_later(m: &Module, map: &str, key: Value, op: OpId) -> bool {
+fn read_later(e: &Emit, map: &str, key: Value, op: OpId) -> bool {
+    let m = e.m();
     let id = key_id(m, key);
-    let func = m.top_level_of(op);
-    m.collect_nested(func, |d| d.opcode == Opcode::KsMapLookup)
-        .into_iter()
-        .any(|l| {
-            matches!(m.attr(l, "map"), Some(Attr::Sym(s)) if s == map)
-                && m.precedes_structurally(op, l)
-                && key_id(m, m.op(l).operands[0]) == id
-        })
+    e.cx.map_reads.iter().any(|&l| {
+        m.op(l).parent.is_some()
+            && matches!(m.attr(l, "map"), Some(Attr::Sym(s)) if s == map)
+            && m.precedes_structurally(op, l)
+            && key_id(m, m.op(l).operands[0]) == id
+    })
 }
 
 /// BPF atomics exist for 32- and 64-bit words only; narrower values, and per-CPU slots, get a
