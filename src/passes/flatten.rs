@@ -12,6 +12,7 @@
 //! program's return value (kernel, module) or the runtime's uncaught-throw report (userspace); an
 //! abort returns the program's pass verdict.
 
+use super::throw_codes::{self, Codes};
 use super::{PassErrors, PassResult};
 use crate::ir::OpData;
 use crate::ir::{
@@ -53,10 +54,20 @@ pub fn run(m: &mut Module) -> PassResult {
             }
         }
     }
+    let thrown = throw_codes::by_function(m, &with_status);
+    for &f in &funcs {
+        copy_return_tails_into_handlers(m, f);
+    }
     let mut errors = PassErrors::new();
     for f in funcs {
         let name = m.symbol(f).unwrap_or_default().to_string();
-        let mut fl = Flattener::new(m, f, with_status.contains(&name), &with_status, &aborting);
+        let mut fl = Flattener::new(
+            m,
+            f,
+            with_status.contains(&name),
+            (&with_status, &thrown),
+            &aborting,
+        );
         fl.run();
         errors.extend(fl.errors);
     }
@@ -159,8 +170,11 @@ struct Flattener<'m> {
     /// takes the returned values and runs them. Every return with the same cleanups branches
     /// there, so a deferred action is emitted once per set of defers, not once per return.
     return_exits: HashMap<Vec<RegionId>, BlockId>,
-    /// Constants of a handler standing for the caught code while a merged handler is emitted.
-    substitutes: HashMap<Value, Value>,
+    /// While a merged handler is emitted, its constants that stand for values chosen by the
+    /// caught code: the code, and each code's value.
+    substitutes: HashMap<Value, (Value, Vec<(i128, i128)>)>,
+    /// The codes each function with a status parameter may throw.
+    thrown: &'m HashMap<String, Codes>,
     errors: PassErrors,
 }
 
@@ -169,7 +183,7 @@ impl<'m> Flattener<'m> {
         m: &'m mut Module,
         func: OpId,
         has_status: bool,
-        with_status: &'m HashSet<String>,
+        (with_status, thrown): (&'m HashSet<String>, &'m HashMap<String, Codes>),
         aborting: &'m HashSet<String>,
     ) -> Self {
         let ret = match m.attr(func, "ty") {
@@ -206,6 +220,7 @@ impl<'m> Flattener<'m> {
             aborting,
             return_exits: HashMap::new(),
             substitutes: HashMap::new(),
+            thrown,
             errors: Vec::new(),
         }
     }
@@ -384,7 +399,10 @@ impl<'m> Flattener<'m> {
     fn emit_op(&mut self, op: OpId) {
         let data = self.m.op(op).clone();
         let prev_loc = data.loc;
-        if let Some(&v) = data.results.first().and_then(|r| self.substitutes.get(r)) {
+        if let Some((code, by_code)) = data.results.first().and_then(|r| self.substitutes.get(r)) {
+            let (code, by_code) = (*code, by_code.clone());
+            let ty = self.m.value_type(data.results[0]).clone();
+            let v = self.chosen_by_code(code, &by_code, ty, prev_loc);
             self.vmap.insert(data.results[0], v);
             return;
         }
@@ -612,35 +630,59 @@ impl<'m> Flattener<'m> {
             return;
         };
         self.start(dispatch);
+        // The codes that can still reach the next clause; clauses for no such code are left out,
+        // and the clause that takes every remaining code needs no test.
+        let mut possible =
+            throw_codes::of_region(self.m, data.regions[0], self.thrown, self.with_status);
         let mut i = 0;
         while i < catches.len() {
-            let handler = self.new_block();
             match &catches[i] {
                 Attr::Int(_) => {
-                    let (end, coded) = catch_group(self.m, &catches, &data.regions[1..], i);
+                    let (end, varying) = catch_group(self.m, &catches, &data.regions[1..], i);
                     let codes: Vec<i128> = catches[i..end]
                         .iter()
                         .filter_map(|c| match c {
-                            Attr::Int(n) => Some(*n),
+                            Attr::Int(n) => Some(*n as i64 as i128),
                             _ => None,
                         })
                         .collect();
-                    let hit = self.code_is_one_of(code, &codes, prev_loc);
-                    let next = self.new_block();
-                    self.b_at(prev_loc)
-                        .core_cond_br(hit, &[], 0, None, vec![handler, next]);
+                    let reachable = possible
+                        .as_ref()
+                        .is_none_or(|p| codes.iter().any(|c| p.contains(c)));
+                    let takes_the_rest = possible
+                        .as_ref()
+                        .is_some_and(|p| p.iter().all(|c| codes.contains(c)));
+                    if !reachable {
+                        i = end;
+                        continue;
+                    }
+                    let handler = self.new_block();
+                    let next = (!takes_the_rest).then(|| self.new_block());
+                    if let Some(next) = next {
+                        let hit = self.code_is_one_of(code, &codes, prev_loc);
+                        self.b_at(prev_loc)
+                            .core_cond_br(hit, &[], 0, None, vec![handler, next]);
+                    } else {
+                        self.b_at(prev_loc).core_br(&[], vec![handler]);
+                    }
                     self.start(handler);
-                    for c in coded {
-                        let ty = self.m.value_type(c).clone();
-                        let v = self.b_at(prev_loc).cast_to(code, ty);
-                        self.substitutes.insert(c, v);
+                    for v in varying {
+                        self.substitutes.insert(v.constant, (code, v.by_code));
                     }
                     self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
                     self.substitutes.clear();
+                    let Some(next) = next else {
+                        self.dead = true;
+                        break;
+                    };
+                    if let Some(p) = &mut possible {
+                        p.retain(|c| !codes.contains(c));
+                    }
                     self.start(next);
                     i = end;
                 }
                 _ => {
+                    let handler = self.new_block();
                     self.b_at(prev_loc).core_br(&[], vec![handler]);
                     self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
                     self.dead = true;
@@ -649,8 +691,13 @@ impl<'m> Flattener<'m> {
             }
         }
         if !self.dead {
-            // No clause matched: the throw continues outward.
-            self.throw_code(code, prev_loc);
+            if possible.is_some_and(|p| p.is_empty()) {
+                // Every code the body can throw was caught.
+                self.b_at(prev_loc).core_unreachable();
+            } else {
+                // No clause matched: the throw continues outward.
+                self.throw_code(code, prev_loc);
+            }
         }
         self.start(after);
     }
@@ -754,6 +801,42 @@ impl<'m> Flattener<'m> {
             });
         }
         any.expect("a code")
+    }
+
+    /// A value chosen by the caught code: the code itself when each code maps to itself, else the
+    /// most frequent value, replaced by each other value where the code is one of its codes.
+    fn chosen_by_code(
+        &mut self,
+        code: Value,
+        by_code: &[(i128, i128)],
+        ty: Type,
+        loc: crate::ir::Loc,
+    ) -> Value {
+        if by_code.iter().all(|&(c, v)| c == v) {
+            return self.b_at(loc).cast_to(code, ty);
+        }
+        let mut values: Vec<i128> = by_code.iter().map(|&(_, v)| v).collect();
+        values.dedup();
+        values.sort_unstable();
+        values.dedup();
+        let count = |v: i128| by_code.iter().filter(|&&(_, w)| w == v).count();
+        let default = *values
+            .iter()
+            .max_by_key(|&&v| (count(v), std::cmp::Reverse(v)))
+            .expect("a value");
+        let mut chosen = self.b_at(loc).core_const(default, ty.clone());
+        for v in values.into_iter().filter(|&v| v != default) {
+            let mut codes: Vec<i128> = by_code
+                .iter()
+                .filter(|&&(_, w)| w == v)
+                .map(|&(c, _)| c)
+                .collect();
+            codes.sort_unstable();
+            let hit = self.code_is_one_of(code, &codes, loc);
+            let k = self.b_at(loc).core_const(v, ty.clone());
+            chosen = self.b_at(loc).core_select(hit, k, chosen);
+        }
+        chosen
     }
 
     fn emit_handler(
@@ -955,20 +1038,67 @@ fn raises(m: &Module, r: RegionId) -> bool {
         && m.region_ends_in(r, |o| matches!(o, Opcode::KsThrow | Opcode::KsAbort))
 }
 
+/// A constant of the first handler of a merged group that differs between its handlers: its
+/// value in the handler of each caught code.
+struct Varying {
+    constant: Value,
+    by_code: Vec<(i128, i128)>,
+}
+
 /// The handlers from `first` on that can run as one: consecutive `catch N` clauses whose regions
-/// are the first's but for constants, each such constant being the clause's own code (`catch 1
-/// { rejected[1] += 1 }`, `catch 2 { rejected[2] += 1 }`). The end of the group, and the first
-/// handler's constants that stand for the caught code.
+/// are the first's but for constants (`catch 1 { rejected[1] += 1; return XDP_DROP }`, `catch 6 {
+/// rejected[6] += 1; return XDP_PASS }`), each such constant then chosen by the caught code. A
+/// constant equal to its clause's code everywhere is the code; any other costs a select per
+/// value past the first, and a handler joins only while the selects are fewer than the handlers
+/// merged. The end of the group, and the constants that vary.
 fn catch_group(
     m: &Module,
     catches: &[Attr],
     handlers: &[RegionId],
     first: usize,
-) -> (usize, Vec<Value>) {
+) -> (usize, Vec<Varying>) {
     let code = |i: usize| match catches.get(i) {
-        Some(Attr::Int(n)) => Some(*n),
+        Some(Attr::Int(n)) => Some(*n as i64 as i128),
         _ => None,
     };
+    let Some(lead) = code(first) else {
+        return (first + 1, Vec::new());
+    };
+    let mut members: Vec<(i128, super::region_match::ConstantPairs)> = Vec::new();
+    let mut varying = Vec::new();
+    for j in first + 1..catches.len().min(handlers.len()) {
+        let Some(own) = code(j) else { break };
+        let Some(pairs) = super::region_match::same_but_constants(m, handlers[first], handlers[j])
+        else {
+            break;
+        };
+        members.push((own, pairs));
+        let candidate = varying_constants(m, lead, &members);
+        let selects: usize = candidate
+            .iter()
+            .filter(|v| v.by_code.iter().any(|&(c, k)| c != k))
+            .map(|v| {
+                let mut values: Vec<i128> = v.by_code.iter().map(|&(_, k)| k).collect();
+                values.sort_unstable();
+                values.dedup();
+                values.len() - 1
+            })
+            .sum();
+        if selects > members.len() {
+            members.pop();
+            break;
+        }
+        varying = candidate;
+    }
+    (first + 1 + members.len(), varying)
+}
+
+/// The constants of the group's first handler whose values differ between its handlers.
+fn varying_constants(
+    m: &Module,
+    lead: i128,
+    members: &[(i128, super::region_match::ConstantPairs)],
+) -> Vec<Varying> {
     let value = |c: Value| match m.value(c).def {
         crate::ir::ValueDef::Result(op, _) => match m.attr(op, "value") {
             Some(Attr::Int(n)) => *n,
@@ -976,39 +1106,66 @@ fn catch_group(
         },
         _ => 0,
     };
-    let Some(lead) = code(first) else {
-        return (first + 1, Vec::new());
+    let Some((_, pairs)) = members.first() else {
+        return Vec::new();
     };
-    let mut members: Vec<(i128, super::region_match::ConstantPairs)> = Vec::new();
-    let mut coded: Vec<Value> = Vec::new();
-    for j in first + 1..catches.len().min(handlers.len()) {
-        let Some(own) = code(j) else { break };
-        let Some(pairs) = super::region_match::same_but_constants(m, handlers[first], handlers[j])
-        else {
-            break;
-        };
-        // The constants that differ must be the codes, and only those.
-        let varying: Vec<Value> = pairs
-            .iter()
-            .filter(|&(&c, &v)| v != value(c))
-            .map(|(&c, _)| c)
-            .collect();
-        let consistent = varying
-            .iter()
-            .all(|&c| value(c) == lead && pairs[&c] == own)
-            && coded.iter().all(|c| pairs[c] == own)
-            && members
+    let mut constants: Vec<Value> = pairs.keys().copied().collect();
+    constants.sort_unstable_by_key(|c| c.index());
+    constants
+        .into_iter()
+        .filter_map(|c| {
+            let mut by_code = vec![(lead, value(c))];
+            by_code.extend(members.iter().map(|(own, theirs)| (*own, theirs[&c])));
+            by_code
                 .iter()
-                .all(|(other, theirs)| varying.iter().all(|c| theirs[c] == *other));
-        if !consistent {
-            break;
+                .any(|&(_, k)| k != by_code[0].1)
+                .then_some(Varying {
+                    constant: c,
+                    by_code,
+                })
+        })
+        .collect()
+}
+
+/// `try { … } catch 1 { count(1) } catch 6 { count(6); return PASS } return DROP`: a handler that
+/// falls through to a `return` of constants gets its own copy of that return, so handlers that
+/// differ only in the verdict they return can still merge (`catch_group`). Only constants and the
+/// return are copied: the path's work and its cleanups are the same either way.
+fn copy_return_tails_into_handlers(m: &mut Module, func: OpId) {
+    let tries = m.collect_nested(func, |d| d.opcode == Opcode::KsTry);
+    for t in tries {
+        let Some((block, at)) = m.position(t) else {
+            continue;
+        };
+        let tail = m.block(block).ops[at + 1..].to_vec();
+        let Some((&ret, consts)) = tail.split_last() else {
+            continue;
+        };
+        let returns_constants = m.op(ret).opcode == Opcode::KsReturn
+            && consts.iter().all(|&c| m.op(c).opcode == Opcode::CoreConst)
+            && m.op(ret)
+                .operands
+                .iter()
+                .all(|v| consts.iter().any(|&c| m.op(c).results.first() == Some(v)));
+        if !returns_constants {
+            continue;
         }
-        for c in varying {
-            if !coded.contains(&c) {
-                coded.push(c);
+        for &handler in &m.op(t).regions.clone()[1..] {
+            let Some(hb) = m.sole_block(handler) else {
+                continue;
+            };
+            let ops = &m.block(hb).ops;
+            let at = match ops.last() {
+                None => ops.len(),
+                Some(&last) if m.op(last).opcode == Opcode::KsYield => ops.len() - 1,
+                Some(&last) if m.is_terminator(last) => continue,
+                Some(_) => ops.len(),
+            };
+            let mut vmap = HashMap::new();
+            for (k, &op) in tail.iter().enumerate() {
+                let copy = m.clone_op(op, &mut vmap);
+                m.place_op(copy, hb, Some(at + k));
             }
         }
-        members.push((own, pairs));
     }
-    (first + 1 + members.len(), coded)
 }

@@ -22,6 +22,7 @@ mod region_match;
 pub mod registry;
 mod switch_table;
 pub mod tail_calls;
+mod throw_codes;
 mod value_bounds;
 mod verdict_guard;
 
