@@ -18,6 +18,7 @@ mod partition;
 pub mod pipeline;
 mod presence_delete;
 pub mod provenance;
+mod range_tests;
 mod region_match;
 pub mod registry;
 mod switch_table;

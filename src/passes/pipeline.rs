@@ -15,6 +15,7 @@ const BPF: &[&str] = &[
     "partition-bpf",
     "if-chains-to-switch",
     "sink-arm-tails",
+    "range-tests",
     "switch-to-table",
     "fold-presence-delete",
     "hoist-counter-defers",

@@ -108,6 +108,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| arm_tails::run(m),
     },
     PassInfo {
+        name: "range-tests",
+        about: "equality tests of one value against adjacent constants become one range test",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| range_tests::run(m),
+    },
+    PassInfo {
         name: "fold-presence-delete",
         about: "a presence test of a hash entry that guards its delete becomes the delete's own result",
         requires: &[Structured, KsKernel],

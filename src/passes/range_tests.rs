@@ -1,0 +1,407 @@
+//! `range-tests`: `op == 1 || op == 2` — equality tests of one value against adjacent constants —
+//! becomes one unsigned range test, `(op - 1) <= 1`, as clang compiles the C a libbpf developer
+//! writes for it (`if (op != 1 && op != 2) op = 0`). The verifier then walks two paths where the
+//! chain of tests gave it one per constant, each carrying its own exact value and so never pruned
+//! against the others (core_arp_guard: 81 instructions processed, 60 as one test).
+//!
+//! The verifier learns no bound on `op` from a range test on a copy of it, while LLVM does, and
+//! LLVM may drop a bounds test ksc emitted for a later use as an index or size. So the tests merge
+//! only when nothing derived from the tested value — through arithmetic, branch results and
+//! locals it is stored into — forms an address, sizes a helper, is returned, or is passed to a
+//! call: it may only be compared, stored as data, or used as a map key or value.
+//! Runs on structured kernel functions; `&&` of `!=` tests is the negated form.
+
+use super::value_bounds::{const_int, escaping_operands};
+use super::PassResult;
+use crate::ir::{Builder, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use crate::vocab::CmpPred;
+use std::collections::HashSet;
+
+pub fn run(m: &mut Module) -> PassResult {
+    for f in super::kernel_funcs(m) {
+        // Outermost first: a chain's inner links go with it.
+        for chain in m.collect_nested(f, |d| d.opcode == Opcode::KsIf) {
+            if inside(m, chain, f) {
+                rewrite(m, f, chain);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What the tests of a chain compare: one SSA value, or a local read afresh by each test.
+#[derive(Clone, Copy, PartialEq)]
+enum Subject {
+    Value(Value),
+    Local(Value),
+}
+
+/// A chain of tests: `any` for `a == k || …`, else `a != k && …`; `x` is the value the first
+/// test compares.
+struct Chain {
+    subject: Subject,
+    x: Value,
+    ty: Type,
+    constants: Vec<i128>,
+    any: bool,
+}
+
+fn rewrite(m: &mut Module, f: OpId, op: OpId) {
+    let Some(chain) = chain(m, op) else { return };
+    if links_a_larger_chain(m, f, op) {
+        return;
+    }
+    let mut ks = chain.constants.clone();
+    ks.sort_unstable();
+    ks.dedup();
+    let (lo, hi) = (ks[0], ks[ks.len() - 1]);
+    if ks.len() < 2
+        || hi - lo + 1 != ks.len() as i128
+        || !only_compared_or_stored(m, f, chain.subject)
+    {
+        return;
+    }
+    if !read_just_before(m, chain.x, op) {
+        return;
+    }
+    let Some(int) = chain.ty.int() else { return };
+    let flip = constant_arm_second(m, f, m.op(op).results[0]);
+    let unsigned = Type::Int(crate::ir::IntTy::of(int.bits(), false));
+    let loc = m.op(op).loc;
+    let (block, at) = m.position(op).expect("placed");
+    let mut b = Builder::new(m, block);
+    b.at = Some(at);
+    b.loc = loc;
+    let x = chain.x;
+    let low = b.core_const(lo, chain.ty.clone());
+    let offset = b.core_sub(x, low);
+    let offset = b.cast_to(offset, unsigned.clone());
+    let span = b.core_const(hi - lo, unsigned);
+    let pred = if chain.any != flip.is_some() {
+        CmpPred::Le
+    } else {
+        CmpPred::Gt
+    };
+    let test = b.core_cmp(offset, span, pred);
+    let first = m.op(op).operands[0];
+    m.replace_op(op, &[test]);
+    drop_unused_link(m, first);
+    if let Some(branch) = flip {
+        m.op_mut(branch).regions.swap(0, 1);
+    }
+}
+
+/// `if (in range) { key = op } else { key = 0 }`: the verifier walks a branch's fall-through
+/// first, and the `key = 0` path is pruned against the one where `key` is any value only when
+/// that one was walked before it. A BPF select falls through to its value for false, so the
+/// branch that uses the test had better take its constant arm when the test holds, as clang
+/// lays out C's `if (op != 1 && op != 2) op = 0`. That branch, if the test's only user is one.
+fn constant_arm_second(m: &Module, f: OpId, result: Value) -> Option<OpId> {
+    let users = m.collect_nested(f, |d| d.operands.contains(&result));
+    let [branch] = users[..] else { return None };
+    let d = m.op(branch);
+    let constant = |r: RegionId| yielded(m, r).and_then(|v| const_int(m, v)).is_some();
+    (d.opcode == Opcode::KsIf
+        && d.operands[0] == result
+        && d.results.len() == 1
+        && m.value_type(d.results[0]).is_int()
+        && !constant(d.regions[0])
+        && constant(d.regions[1]))
+    .then_some(branch)
+}
+
+/// Drops what computed a link of a rewritten chain: the test, or an inner chain (left-nested).
+fn drop_unused_link(m: &mut Module, v: Value) {
+    let ValueDef::Result(op, _) = m.value(v).def else {
+        return;
+    };
+    if m.op(op).opcode != Opcode::KsIf {
+        m.erase_if_unused(v);
+    } else if m.use_count(v) == 0 {
+        let first = m.op(op).operands[0];
+        m.detach_op(op);
+        drop_unused_link(m, first);
+    }
+}
+
+/// Whether `op`'s result is a link of a chain around it, which is rewritten as a whole.
+fn links_a_larger_chain(m: &Module, f: OpId, op: OpId) -> bool {
+    let result = m.op(op).results[0];
+    let users = m.collect_nested(f, |d| d.operands.contains(&result));
+    let [user] = users[..] else { return false };
+    let outer = match m.op(user).opcode {
+        Opcode::KsIf => Some(user),
+        Opcode::KsYield => m.parent_op(user),
+        _ => None,
+    };
+    outer.is_some_and(|o| m.op(o).opcode == Opcode::KsIf && chain(m, o).is_some())
+}
+
+/// Whether `op` is still part of `f` (not inside a chain already rewritten).
+fn inside(m: &Module, mut op: OpId, f: OpId) -> bool {
+    while let Some(parent) = m.parent_op(op) {
+        if parent == f {
+            return true;
+        }
+        op = parent;
+    }
+    false
+}
+
+/// `x` is computed in `op`'s block with nothing but effect-free ops after it, so the loads in the
+/// chain's arms read what `x` read.
+fn read_just_before(m: &Module, x: Value, op: OpId) -> bool {
+    let ValueDef::Result(def, _) = m.value(x).def else {
+        return true;
+    };
+    match (m.position(def), m.position(op)) {
+        (Some((b1, i)), Some((b2, j))) if b1 == b2 && i < j => {
+            m.block(b1).ops[i + 1..j].iter().all(|&o| {
+                m.is_effect_free(o)
+                    || m.op(o).opcode == Opcode::KsIf
+                        && m.op(o).regions.iter().all(|&r| computes_only(m, r))
+            })
+        }
+        _ => false,
+    }
+}
+
+/// The chain `op` computes: a `ks.if` whose arm for the short-circuit case yields the constant
+/// that decides (`true` for `||`, `false` for `&&`) and whose other arm only computes the next
+/// test (an equality, or a chain of the same kind).
+fn chain(m: &Module, op: OpId) -> Option<Chain> {
+    let d = m.op(op);
+    if d.opcode != Opcode::KsIf || d.results.len() != 1 || *m.value_type(d.results[0]) != Type::Bool
+    {
+        return None;
+    }
+    let any = match (
+        yielded_constant(m, d.regions[0]),
+        yielded_constant(m, d.regions[1]),
+    ) {
+        (Some(1), None) => true,
+        (None, Some(0)) => false,
+        _ => return None,
+    };
+    let rest = if any { d.regions[1] } else { d.regions[0] };
+    if !computes_only(m, rest) {
+        return None;
+    }
+    // `a || b || c` nests either way round: ((a || b) || c) or (a || (b || c)).
+    let first = link(m, d.operands[0], any)?;
+    let more = link(m, yielded(m, rest)?, any)?;
+    (more.subject == first.subject && more.ty == first.ty).then(|| {
+        let mut constants = first.constants;
+        constants.extend(more.constants);
+        Chain { constants, ..first }
+    })
+}
+
+/// One operand of a chain: a test, or a chain of the same kind.
+fn link(m: &Module, cond: Value, any: bool) -> Option<Chain> {
+    if let Some(t) = test(m, cond, any) {
+        return Some(Chain {
+            subject: t.subject,
+            x: t.x,
+            ty: t.ty,
+            constants: vec![t.k],
+            any,
+        });
+    }
+    let ValueDef::Result(inner, _) = m.value(cond).def else {
+        return None;
+    };
+    chain(m, inner).filter(|c| c.any == any)
+}
+
+/// `x == k` (`x != k` when not `any`) with `x` an integer and `k` a constant, either way round.
+fn test(m: &Module, cond: Value, any: bool) -> Option<Test> {
+    let ValueDef::Result(op, _) = m.value(cond).def else {
+        return None;
+    };
+    let c = crate::ir::views::CoreCmp::of(m, op)?;
+    let wanted = if any { CmpPred::Eq } else { CmpPred::Ne };
+    if c.pred(m) != wanted {
+        return None;
+    }
+    let (x, k) = match (const_int(m, c.lhs(m)), const_int(m, c.rhs(m))) {
+        (None, Some(k)) => (c.lhs(m), k),
+        (Some(k), None) => (c.rhs(m), k),
+        _ => return None,
+    };
+    let ty = m.value_type(x).clone();
+    ty.int()?;
+    // A local read afresh by each test, maybe widened (`(t as u32) != 3`).
+    let mut read = x;
+    while let ValueDef::Result(o, _) = m.value(read).def {
+        match m.op(o).opcode {
+            Opcode::CoreCast if widens(m, o) => read = m.op(o).operands[0],
+            _ => break,
+        }
+    }
+    let subject = match m.value(read).def {
+        ValueDef::Result(load, _)
+            if m.op(load).opcode == Opcode::CoreLoad && is_local(m, m.op(load).operands[0]) =>
+        {
+            Subject::Local(m.op(load).operands[0])
+        }
+        _ => Subject::Value(x),
+    };
+    Some(Test { subject, x, ty, k })
+}
+
+struct Test {
+    subject: Subject,
+    /// The compared value itself.
+    x: Value,
+    ty: Type,
+    k: i128,
+}
+
+/// An integer cast that keeps every value (to at least as many bits, signedness kept or a wider
+/// unsigned source's values all fitting).
+fn widens(m: &Module, cast: OpId) -> bool {
+    let (from, to) = (
+        m.value_type(m.op(cast).operands[0]).int(),
+        m.value_type(m.op(cast).results[0]).int(),
+    );
+    match (from, to) {
+        (Some(a), Some(b)) => {
+            a.signed() == b.signed() && a.bits() <= b.bits()
+                || !a.signed() && b.signed() && a.bits() < b.bits()
+        }
+        _ => false,
+    }
+}
+
+fn is_local(m: &Module, v: Value) -> bool {
+    matches!(m.value(v).def, ValueDef::Result(o, _) if m.op(o).opcode == Opcode::CoreLocal)
+}
+
+/// The constant a region yields as its only op besides the constant itself.
+fn yielded_constant(m: &Module, r: RegionId) -> Option<i128> {
+    let b = m.sole_block(r)?;
+    let ops = &m.block(b).ops;
+    (ops.len() == 2).then_some(())?;
+    const_int(m, yielded(m, r)?)
+}
+
+/// The one value a region's final `ks.yield` yields.
+fn yielded(m: &Module, r: RegionId) -> Option<Value> {
+    let b = m.sole_block(r)?;
+    let &last = m.block(b).ops.last()?;
+    let d = m.op(last);
+    (d.opcode == Opcode::KsYield && d.operands.len() == 1).then(|| d.operands[0])
+}
+
+/// The region only computes: loads, pure ops and chains nested in it, so dropping it loses no
+/// effect and every load in it reads what the test before it read.
+fn computes_only(m: &Module, r: RegionId) -> bool {
+    let mut ok = true;
+    m.walk_region(r, &mut |o| {
+        let d = m.op(o);
+        ok &= matches!(d.opcode, Opcode::KsIf | Opcode::KsYield) || m.is_effect_free(o);
+    });
+    ok
+}
+
+/// Whether everything derived from `subject` — through arithmetic, selects, branch results and
+/// the locals it is stored into — is only compared, stored as data (into memory that is not a
+/// local's), used as a map key or value, or tested by a branch.
+fn only_compared_or_stored(m: &Module, f: OpId, subject: Subject) -> bool {
+    let ops = m.collect_nested(f, |_| true);
+    let mut values: HashSet<Value> = HashSet::new();
+    let mut slots: HashSet<Value> = HashSet::new();
+    match subject {
+        Subject::Value(v) => values.insert(v),
+        Subject::Local(slot) => slots.insert(slot),
+    };
+    // A local whose address escapes may be read behind a pointer the walk does not follow.
+    let escaping: HashSet<Value> = ops
+        .iter()
+        .flat_map(|&o| escaping_operands(m, o).collect::<Vec<_>>())
+        .collect();
+    loop {
+        let before = values.len() + slots.len();
+        for &o in &ops {
+            let d = m.op(o);
+            let tainted: Vec<usize> = (0..d.operands.len())
+                .filter(|&i| values.contains(&d.operands[i]))
+                .collect();
+            match d.opcode {
+                Opcode::CoreLoad if slots.contains(&d.operands[0]) => {
+                    values.insert(d.results[0]);
+                }
+                _ if tainted.is_empty() => {}
+                Opcode::CoreAdd
+                | Opcode::CoreSub
+                | Opcode::CoreMul
+                | Opcode::CoreDiv
+                | Opcode::CoreRem
+                | Opcode::CoreAnd
+                | Opcode::CoreOr
+                | Opcode::CoreXor
+                | Opcode::CoreShl
+                | Opcode::CoreShr
+                | Opcode::CoreNeg
+                | Opcode::CoreNot
+                | Opcode::CoreCast
+                | Opcode::CoreBswap
+                | Opcode::CoreSelect => {
+                    values.extend(d.results.iter().copied());
+                }
+                Opcode::CoreCmp | Opcode::KsIf | Opcode::KsSwitch | Opcode::KsPrint => {}
+                Opcode::KsMapLookup
+                | Opcode::KsMapUpdate
+                | Opcode::KsMapDelete
+                | Opcode::KsMapAdd
+                | Opcode::KsMapContains => {}
+                Opcode::CoreStore if tainted == [0] => {
+                    let addr = d.operands[1];
+                    if is_local(m, addr) {
+                        if escaping.contains(&addr) {
+                            return false;
+                        }
+                        slots.insert(addr);
+                    } else if derived_from_local(m, addr) {
+                        return false;
+                    }
+                }
+                Opcode::KsYield => {
+                    let Some(owner) = m.parent_op(o) else {
+                        return false;
+                    };
+                    let results = &m.op(owner).results;
+                    if !matches!(m.op(owner).opcode, Opcode::KsIf | Opcode::KsSwitch)
+                        || tainted.iter().any(|&i| i >= results.len())
+                    {
+                        return false;
+                    }
+                    values.extend(tainted.iter().map(|&i| results[i]));
+                }
+                _ => return false,
+            }
+        }
+        if values.len() + slots.len() == before {
+            return true;
+        }
+    }
+}
+
+/// An address inside a local (a field or element of it).
+fn derived_from_local(m: &Module, mut addr: Value) -> bool {
+    loop {
+        if is_local(m, addr) {
+            return true;
+        }
+        let ValueDef::Result(o, _) = m.value(addr).def else {
+            return false;
+        };
+        match m.op(o).opcode {
+            Opcode::CoreFieldAddr | Opcode::CoreElemAddr | Opcode::CorePtrAdd => {
+                addr = m.op(o).operands[0]
+            }
+            _ => return false,
+        }
+    }
+}
