@@ -2,7 +2,8 @@
 //!
 //! - a big-endian number of two, four or eight bytes — `(p[k] as u16) << 8 | p[k + 1]`,
 //!   `p[k] * 16777216 + p[k + 1] * 65536 + p[k + 2] * 256 + p[k + 3]` — becomes
-//!   `bswap(*(uN *)(p + k))`;
+//!   `bswap(*(uN *)(p + k))`, and-ed with the bytes' masks when some are masked
+//!   (`(p[14] & 0x0F) * 256 + p[15]`, a VLAN id, is `bswap(*(u16 *)(p + 14)) & 0x0FFF`);
 //! - `p[k] != a || p[k + 1] != b` becomes `*(u16 *)(p + k) != (a | b << 8)`, and
 //!   `p[k] == a && p[k + 1] == b` the `==` of the same, when both bytes are already proven in
 //!   bounds before the test: the short circuit may skip the second read, so reading it anyway is
@@ -59,9 +60,9 @@ impl BoundsCheck {
         if !matches!(n, 2 | 4 | 8) || u32::try_from(8 * n).map_or(true, |b| b > int.bits()) {
             return false;
         }
-        terms.sort_by_key(|(_, weight)| std::cmp::Reverse(*weight));
+        terms.sort_by_key(|(_, weight, _)| std::cmp::Reverse(*weight));
         let first = &terms[0].0;
-        let in_order = terms.iter().enumerate().all(|(i, (read, weight))| {
+        let in_order = terms.iter().enumerate().all(|(i, (read, weight, _))| {
             *weight == (n - 1 - i) as u32
                 && read.key.root == first.key.root
                 && read.key.offset == first.key.offset + i as i128
@@ -71,29 +72,38 @@ impl BoundsCheck {
             || !self.word_is_readable(first.key, n as i128, facts)
             || !terms
                 .iter()
-                .all(|(read, _)| unchanged_since(m, read.load, op))
+                .all(|(read, _, _)| unchanged_since(m, read.load, op))
         {
             return false;
         }
+        // Bytes masked before weighing (`(p[14] & 0x0F) * 256 + p[15]`) mask the number.
+        let mask = terms.iter().fold(0i128, |acc, (_, weight, mask)| {
+            acc | i128::from(*mask) << (8 * weight)
+        });
+        let all_ones = (1i128 << (8 * n)) - 1;
         let word_ty = Type::Int(crate::sema::types::IntTy::of(8 * n as u32, false));
         let addr = first.addr;
         let mut b = m.builder_before(op);
         let word_ptr = b.core_cast(addr, Type::ptr(word_ty.clone()));
         let word = b.core_load(word_ptr, word_ty);
         let swapped = b.core_bswap(word);
-        let value = b.cast_to(swapped, ty);
+        let mut value = b.cast_to(swapped, ty.clone());
+        if mask != all_ones {
+            let k = b.core_const(mask, ty);
+            value = b.core_and(value, k);
+        }
         replace(m, op, value);
         true
     }
 
-    /// The terms of the `kind` (`or` or `add`) tree `v`: each a packet byte and its weight in
-    /// bytes. False when a leaf is anything else.
+    /// The terms of the `kind` (`or` or `add`) tree `v`: each a packet byte, its weight in
+    /// bytes and the mask it was and-ed with (0xFF for none). False when a leaf is anything else.
     fn weighted_bytes(
         &self,
         m: &Module,
         v: Value,
         kind: Opcode,
-        terms: &mut Vec<(ByteRead, u32)>,
+        terms: &mut Vec<(ByteRead, u32, u8)>,
     ) -> bool {
         if terms.len() > 8 {
             return false;
@@ -114,11 +124,11 @@ impl BoundsCheck {
         }
     }
 
-    /// `v` is a packet byte times `256^j` (shifted by `8j`, multiplied, or alone), in a type wide
-    /// enough to keep it.
-    fn weighted_byte(&self, m: &Module, v: Value) -> Option<(ByteRead, u32)> {
-        if let Some(read) = self.byte_read(m, v) {
-            return Some((read, 0));
+    /// `v` is a packet byte, maybe masked, times `256^j` (shifted by `8j`, multiplied, or alone),
+    /// in a type wide enough to keep it.
+    fn weighted_byte(&self, m: &Module, v: Value) -> Option<(ByteRead, u32, u8)> {
+        if let Some((read, mask)) = self.masked_byte(m, v) {
+            return Some((read, 0, mask));
         }
         let d = m.op(def_op(m, v)?);
         if !matches!(d.opcode, Opcode::CoreShl | Opcode::CoreMul) {
@@ -137,8 +147,38 @@ impl BoundsCheck {
             _ => return None,
         };
         let wide = matches!(m.value_type(x), Type::Int(i) if i.bits() as i128 >= 8 * (k + 1));
-        let read = self.byte_read(m, x).filter(|_| wide)?;
-        Some((read, u32::try_from(k).ok()?))
+        let (read, mask) = self.masked_byte(m, x).filter(|_| wide)?;
+        Some((read, u32::try_from(k).ok()?, mask))
+    }
+
+    /// `v` is a packet byte, or one and-ed with a constant (zero-extended before or after): the
+    /// byte and the bits kept.
+    fn masked_byte(&self, m: &Module, v: Value) -> Option<(ByteRead, u8)> {
+        if let Some(read) = self.byte_read(m, v) {
+            return Some((read, 0xFF));
+        }
+        let d = m.op(def_op(m, v)?);
+        let unsigned = |x: Value| matches!(m.value_type(x), Type::Int(i) if !i.signed());
+        match d.opcode {
+            Opcode::CoreCast if unsigned(d.operands[0]) && unsigned(v) => {
+                let (from, to) = (m.value_type(d.operands[0]), m.value_type(v));
+                let widens = from
+                    .int()
+                    .zip(to.int())
+                    .is_some_and(|(a, b)| a.bits() <= b.bits());
+                widens.then(|| self.masked_byte(m, d.operands[0]))?
+            }
+            Opcode::CoreAnd => {
+                let (x, c) = match (const_int(m, d.operands[1]), const_int(m, d.operands[0])) {
+                    (Some(c), _) => (d.operands[0], c),
+                    (None, Some(c)) => (d.operands[1], c),
+                    _ => return None,
+                };
+                let (read, mask) = self.masked_byte(m, x)?;
+                Some((read, mask & u8::try_from(c & 0xFF).ok()?))
+            }
+            _ => None,
+        }
     }
 
     /// `%r = ks.if (p[k] != a) { yield true } else { yield p[k'] != b }` with `{k, k'} = {k, k + 1}`,
