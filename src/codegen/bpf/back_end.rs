@@ -29,16 +29,19 @@ impl BackEnd for Bpf {
         c_name(name)
     }
 
-    /// BPF returns only a register: a function returning a struct, array or string is always
-    /// inlined (kernel code has no recursion), which -O0's pipeline does too; LLVM's BPF back end
-    /// crashes on an aggregate return it has to lower.
+    /// BPF returns only a register and passes at most five: a function returning a struct,
+    /// array or string, or whose arguments take more than five registers (a struct passed by
+    /// value takes one per field), is always inlined (kernel code has no recursion), which -O0's
+    /// pipeline does too; LLVM's BPF back end crashes on a call it has to lower otherwise.
     fn decorate_function<'ctx>(&self, g: &Gen<'_, 'ctx>, f: OpId, func: FunctionValue<'ctx>) {
         let program = KsFunc(f).kind(g.m).is_some();
-        let ret = match KsFunc(f).ty(g.m) {
-            Type::Func(ft) => ft.ret.clone(),
-            _ => Type::Void,
+        let (params, ret) = match KsFunc(f).ty(g.m) {
+            Type::Func(ft) => (ft.params.clone(), ft.ret.clone()),
+            _ => (Vec::new(), Type::Void),
         };
-        if !program && !ret.is_scalar() && ret != Type::Void {
+        let registers: u64 = params.iter().map(|p| argument_registers(g.m, p)).sum();
+        let aggregate_return = !ret.is_scalar() && ret != Type::Void;
+        if !program && (aggregate_return || registers > MAX_ARGUMENT_REGISTERS) {
             let always = Attribute::get_named_enum_kind_id("alwaysinline");
             func.add_attribute(
                 AttributeLoc::Function,
@@ -71,5 +74,25 @@ impl BackEnd for Bpf {
 
     fn has_signed_division(&self) -> bool {
         self.signed_division
+    }
+}
+
+/// The registers r1–r5 that carry a BPF call's arguments.
+const MAX_ARGUMENT_REGISTERS: u64 = 5;
+
+/// The registers an argument of type `t` takes: LLVM's BPF back end passes an aggregate by value
+/// one register per scalar it holds.
+fn argument_registers(m: &Module, t: &Type) -> u64 {
+    match t {
+        Type::Struct(s) => crate::ir::layout::struct_decl(m, s).map_or(1, |d| {
+            crate::ir::views::KsStruct(d)
+                .fields(m)
+                .iter()
+                .map(|(_, f)| argument_registers(m, f))
+                .sum()
+        }),
+        Type::Array(e, n) => u64::from(*n) * argument_registers(m, e),
+        Type::Str(n) => u64::from(*n),
+        _ => 1,
     }
 }
