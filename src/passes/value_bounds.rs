@@ -123,6 +123,11 @@ fn def_op(m: &Module, v: Value) -> Option<OpId> {
 #[derive(Default)]
 pub struct LocalBounds {
     at: HashMap<Value, u128>,
+    /// Each load of a tracked local, with the first load that reads the same store of it: no
+    /// store to the local can run between the two.
+    first_read: HashMap<Value, Value>,
+    /// The first load of each (local, stores walked so far).
+    reads: HashMap<(Value, u32), Value>,
 }
 
 impl Facts for LocalBounds {
@@ -163,6 +168,46 @@ impl LocalBounds {
     pub fn max_of(&self, m: &Module, v: Value) -> Option<u128> {
         max_of(m, v, self, 0)
     }
+
+    /// The bound found for `v` (a load of a local or the result of a branch), if any.
+    pub fn at(&self, v: Value) -> Option<u128> {
+        self.at.get(&v).copied()
+    }
+
+    /// For a load of a tracked local, the first load reading the same value (maybe itself): a
+    /// check made on one holds for the other where it dominates.
+    pub fn same_read(&self, load: Value) -> Option<Value> {
+        self.first_read.get(&load).copied()
+    }
+}
+
+/// The iterations of a `for` that stays inline with constant bounds (the verifier follows it
+/// iteration by iteration).
+fn trip_count(m: &Module, l: OpId) -> Option<u128> {
+    if super::lower_loops::is_long(m, l) {
+        return None;
+    }
+    let o = &m.op(l).operands;
+    let (lo, hi) = (const_int(m, o[0])?, const_int(m, o[1])?);
+    u128::try_from(hi - lo).ok()
+}
+
+/// `op` sits in a loop nested inside loop `outer`.
+fn in_nested_loop(m: &Module, op: OpId, outer: OpId) -> bool {
+    let mut at = m.parent_op(op);
+    while let Some(p) = at {
+        if p == outer {
+            return false;
+        }
+        if matches!(
+            m.op(p).opcode,
+            Opcode::KsFor | Opcode::KsWhile | Opcode::KsMapForeach
+        ) {
+            return true;
+        }
+        at = m.parent_op(p);
+    }
+    false
 }
 
 /// Unsigned locals only ever loaded and stored by address (nothing writes them behind a pointer).
@@ -245,6 +290,12 @@ impl Walk<'_> {
                 let slot = d.operands[0];
                 let stores = self.stores.get(&slot).copied().unwrap_or(0);
                 self.loaded.insert(d.results[0], (slot, stores));
+                let first = *self
+                    .bounds
+                    .reads
+                    .entry((slot, stores))
+                    .or_insert(d.results[0]);
+                self.bounds.first_read.insert(d.results[0], first);
                 if let Some(&b) = state.get(&slot) {
                     self.bounds.at.insert(d.results[0], b);
                 }
@@ -270,20 +321,102 @@ impl Walk<'_> {
             }
             Opcode::KsYield => return Exit::Yields(d.operands.clone()),
             _ if m.is_terminator(op) => return Exit::Leaves,
+            Opcode::KsFor if trip_count(m, op).is_some() => {
+                // A loop the verifier follows iteration by iteration: a local only ever advanced
+                // by a bounded step (`off = off + len`) stays below its entry bound plus the
+                // steps of every iteration, inside the loop and after it.
+                let trips = trip_count(m, op).unwrap_or(0);
+                let mut inside = state.clone();
+                for slot in self.stored_in(op) {
+                    let bound = state
+                        .get(&slot)
+                        .zip(self.step(op, slot))
+                        .and_then(|(&init, step)| init.checked_add(step.checked_mul(trips)?));
+                    match bound {
+                        Some(b) => inside.insert(slot, b),
+                        None => inside.remove(&slot),
+                    };
+                }
+                self.fresh_reads(op);
+                for &r in &d.regions {
+                    self.region(r, &mut inside.clone());
+                }
+                self.fresh_reads(op);
+                for slot in self.stored_in(op) {
+                    match inside.get(&slot) {
+                        Some(&b) => state.insert(slot, b),
+                        None => state.remove(&slot),
+                    };
+                }
+            }
             _ if !d.regions.is_empty() => {
                 // Loops, try, defer: what any region stores is unknown throughout.
-                for s in m.collect_nested(op, |x| x.opcode == Opcode::CoreStore) {
-                    let slot = m.op(s).operands[1];
+                for slot in self.stored_in(op) {
                     state.remove(&slot);
-                    *self.stores.entry(slot).or_default() += 1;
                 }
+                self.fresh_reads(op);
                 for &r in &d.regions {
                     self.region(r, &mut state.clone());
                 }
+                self.fresh_reads(op);
             }
             _ => {}
         }
         Exit::Yields(vec![])
+    }
+
+    /// The tracked locals stored anywhere inside `op`.
+    fn stored_in(&self, op: OpId) -> Vec<Value> {
+        let m = self.m;
+        let mut slots: Vec<Value> = m
+            .collect_nested(op, |x| x.opcode == Opcode::CoreStore)
+            .into_iter()
+            .map(|s| m.op(s).operands[1])
+            .filter(|slot| self.tracked.contains(slot))
+            .collect();
+        slots.sort_unstable_by_key(|v| v.index());
+        slots.dedup();
+        slots
+    }
+
+    /// Loads of what `op` stores, walked from here on, read values no earlier load read: a
+    /// store in one arm or iteration may or may not have run.
+    fn fresh_reads(&mut self, op: OpId) {
+        for slot in self.stored_in(op) {
+            *self.stores.entry(slot).or_default() += 1;
+        }
+    }
+
+    /// The most one iteration of loop `l` adds to `slot`: every store to it inside the loop is
+    /// `slot = slot + step` (one load of the slot, a bounded step), none in a nested loop.
+    fn step(&self, l: OpId, slot: Value) -> Option<u128> {
+        let m = self.m;
+        let mut total: u128 = 0;
+        for s in m.collect_nested(l, |x| x.opcode == Opcode::CoreStore) {
+            let d = m.op(s);
+            if d.operands[1] != slot {
+                continue;
+            }
+            if in_nested_loop(m, s, l) {
+                return None;
+            }
+            let add = m.op(def_op(m, d.operands[0])?);
+            if add.opcode != Opcode::CoreAdd {
+                return None;
+            }
+            let reads_slot = |v: Value| {
+                def_op(m, v).is_some_and(|o| {
+                    m.op(o).opcode == Opcode::CoreLoad && m.op(o).operands[0] == slot
+                })
+            };
+            let step = match (reads_slot(add.operands[0]), reads_slot(add.operands[1])) {
+                (true, false) => add.operands[1],
+                (false, true) => add.operands[0],
+                _ => return None,
+            };
+            total = total.checked_add(max_of(m, step, &(), 0)?)?;
+        }
+        Some(total)
     }
 
     /// Walks each arm from its own state; after the op, a local's bound is the loosest of the
@@ -293,6 +426,7 @@ impl Walk<'_> {
         let results = &self.m.op(op).results;
         let mut yielded: Vec<Option<u128>> = vec![Some(0); results.len()];
         for (r, mut s) in arms {
+            self.fresh_reads(op);
             let Exit::Yields(values) = self.region(r, &mut s) else {
                 continue;
             };
@@ -314,6 +448,7 @@ impl Walk<'_> {
                 self.bounds.at.insert(v, y);
             }
         }
+        self.fresh_reads(op);
         // When no arm falls through, nothing after the op runs.
         *state = joined.unwrap_or_default();
     }

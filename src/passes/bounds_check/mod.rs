@@ -52,6 +52,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
             slot_value: HashMap::new(),
             blind_tests: false,
             written_once: HashMap::new(),
+            locals: value_bounds::LocalBounds::of_function(m, f),
             ctx,
             inserted: 0,
             errors: Vec::new(),
@@ -109,6 +110,8 @@ struct BoundsCheck {
     blind_tests: bool,
     /// Locals written once and otherwise only loaded, with the value written.
     written_once: HashMap<Value, Value>,
+    /// Bounds of every local at its loads, and which loads read the same store.
+    locals: value_bounds::LocalBounds,
     ctx: Value,
     inserted: usize,
     /// Packet offsets no packet can reach (user errors: the kernel would refuse the program).
@@ -201,7 +204,8 @@ fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
         .map(|&o| o as i128)
 }
 
-/// Locals written once are as bounded as the value written; the counter of a loop that stays
+/// Locals written once are as bounded as the value written, others by the stores and branch
+/// tests that reach the load ([`value_bounds::LocalBounds`]); the counter of a loop that stays
 /// inline, by the loop's bound (the verifier follows such a loop iteration by iteration).
 impl Facts for BoundsCheck {
     fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
@@ -216,10 +220,12 @@ impl Facts for BoundsCheck {
         }
         let d = m.op(def_op(m, v)?);
         if d.opcode != Opcode::CoreLoad || depth == 0 {
-            return None;
+            return self.locals.at(v);
         }
-        let written = *self.written_once.get(&d.operands[0])?;
-        value_bounds::max_of(m, written, self, depth - 1)
+        match self.written_once.get(&d.operands[0]) {
+            Some(&written) => value_bounds::max_of(m, written, self, depth - 1),
+            None => self.locals.at(v),
+        }
     }
 }
 
@@ -523,7 +529,7 @@ impl BoundsCheck {
     }
 
     /// What identifies an index across ops: the once-written local it is loaded from (through
-    /// casts), or the value itself.
+    /// casts), the first load reading the same store of another local, or the value itself.
     fn index_id(&self, m: &Module, v: Value) -> Value {
         match def_op(m, v).map(|op| m.op(op)) {
             Some(d) if d.opcode == Opcode::CoreCast => self.index_id(m, d.operands[0]),
@@ -533,6 +539,7 @@ impl BoundsCheck {
             {
                 d.operands[0]
             }
+            Some(d) if d.opcode == Opcode::CoreLoad => self.locals.same_read(v).unwrap_or(v),
             _ => v,
         }
     }
