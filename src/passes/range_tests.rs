@@ -307,7 +307,7 @@ fn computes_only(m: &Module, r: RegionId) -> bool {
 
 /// Whether everything derived from `subject` — through arithmetic, selects, branch results and
 /// the locals it is stored into — is only compared, stored as data (into memory that is not a
-/// local's), used as a map key or value, or tested by a branch.
+/// local's), used as a map key or value, or tested by an `if`.
 fn only_compared_or_stored(m: &Module, f: OpId, subject: Subject) -> bool {
     let ops = m.collect_nested(f, |_| true);
     let mut values: HashSet<Value> = HashSet::new();
@@ -350,7 +350,8 @@ fn only_compared_or_stored(m: &Module, f: OpId, subject: Subject) -> bool {
                 | Opcode::CoreSelect => {
                     values.extend(d.results.iter().copied());
                 }
-                Opcode::CoreCmp | Opcode::KsIf | Opcode::KsSwitch | Opcode::KsPrint => {}
+                // Not a switch: switch-to-table may make it a table read at the value.
+                Opcode::CoreCmp | Opcode::KsIf | Opcode::KsPrint => {}
                 Opcode::KsMapLookup
                 | Opcode::KsMapUpdate
                 | Opcode::KsMapDelete
