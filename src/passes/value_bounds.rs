@@ -337,8 +337,8 @@ impl Walk<'_> {
                         None => inside.remove(&slot),
                     };
                 }
-                self.fresh_reads(op);
                 for &r in &d.regions {
+                    self.fresh_reads(op);
                     self.region(r, &mut inside.clone());
                 }
                 self.fresh_reads(op);
@@ -354,8 +354,10 @@ impl Walk<'_> {
                 for slot in self.stored_in(op) {
                     state.remove(&slot);
                 }
-                self.fresh_reads(op);
+                // Each region (a try's handlers, a loop's test and body) may start after
+                // stores of another.
                 for &r in &d.regions {
+                    self.fresh_reads(op);
                     self.region(r, &mut state.clone());
                 }
                 self.fresh_reads(op);
