@@ -4,18 +4,16 @@
 //! chain of tests gave it one per constant, each carrying its own exact value and so never pruned
 //! against the others (core_arp_guard: 81 instructions processed, 60 as one test).
 //!
-//! The verifier learns no bound on `op` from a range test on a copy of it, while LLVM does, and
-//! LLVM may drop a bounds test ksc emitted for a later use as an index or size. So the tests merge
-//! only when nothing derived from the tested value — through arithmetic, branch results and
-//! locals it is stored into — forms an address, sizes a helper, is returned, or is passed to a
-//! call: it may only be compared, stored as data, or used as a map key or value.
+//! The verifier learns no bound on `op` from a range test on a copy of it; LLVM would, and could
+//! then drop a bounds check ksc emitted for a later use of `op` as an index, a size or a table
+//! position. So the test is made on an opaque copy (the register copy C's range test makes too),
+//! from which LLVM learns nothing either.
 //! Runs on structured kernel functions; `&&` of `!=` tests is the negated form.
 
-use super::value_bounds::{const_int, escaping_operands};
+use super::value_bounds::const_int;
 use super::PassResult;
 use crate::ir::{Builder, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
-use std::collections::HashSet;
 
 pub fn run(m: &mut Module) -> PassResult {
     for f in super::kernel_funcs(m) {
@@ -55,10 +53,7 @@ fn rewrite(m: &mut Module, f: OpId, op: OpId) {
     ks.sort_unstable();
     ks.dedup();
     let (lo, hi) = (ks[0], ks[ks.len() - 1]);
-    if ks.len() < 2
-        || hi - lo + 1 != ks.len() as i128
-        || !only_compared_or_stored(m, f, chain.subject)
-    {
+    if ks.len() < 2 || hi - lo + 1 != ks.len() as i128 {
         return;
     }
     if !read_just_before(m, chain.x, op) {
@@ -72,7 +67,9 @@ fn rewrite(m: &mut Module, f: OpId, op: OpId) {
     let mut b = Builder::new(m, block);
     b.at = Some(at);
     b.loc = loc;
-    let x = chain.x;
+    // Tested on an opaque copy: LLVM must not learn the value's range from a test the verifier
+    // makes on a copy, or it could drop a bounds check ksc emits for a later use of the value.
+    let x = b.bpf_opaque(chain.x);
     let low = b.core_const(lo, chain.ty.clone());
     let offset = b.core_sub(x, low);
     let offset = b.cast_to(offset, unsigned.clone());
@@ -303,106 +300,4 @@ fn computes_only(m: &Module, r: RegionId) -> bool {
         ok &= matches!(d.opcode, Opcode::KsIf | Opcode::KsYield) || m.is_effect_free(o);
     });
     ok
-}
-
-/// Whether everything derived from `subject` — through arithmetic, selects, branch results and
-/// the locals it is stored into — is only compared, stored as data (into memory that is not a
-/// local's), used as a map key or value, or tested by an `if`.
-fn only_compared_or_stored(m: &Module, f: OpId, subject: Subject) -> bool {
-    let ops = m.collect_nested(f, |_| true);
-    let mut values: HashSet<Value> = HashSet::new();
-    let mut slots: HashSet<Value> = HashSet::new();
-    match subject {
-        Subject::Value(v) => values.insert(v),
-        Subject::Local(slot) => slots.insert(slot),
-    };
-    // A local whose address escapes may be read behind a pointer the walk does not follow.
-    let escaping: HashSet<Value> = ops
-        .iter()
-        .flat_map(|&o| escaping_operands(m, o).collect::<Vec<_>>())
-        .collect();
-    loop {
-        let before = values.len() + slots.len();
-        for &o in &ops {
-            let d = m.op(o);
-            let tainted: Vec<usize> = (0..d.operands.len())
-                .filter(|&i| values.contains(&d.operands[i]))
-                .collect();
-            match d.opcode {
-                Opcode::CoreLoad if slots.contains(&d.operands[0]) => {
-                    values.insert(d.results[0]);
-                }
-                _ if tainted.is_empty() => {}
-                Opcode::CoreAdd
-                | Opcode::CoreSub
-                | Opcode::CoreMul
-                | Opcode::CoreDiv
-                | Opcode::CoreRem
-                | Opcode::CoreAnd
-                | Opcode::CoreOr
-                | Opcode::CoreXor
-                | Opcode::CoreShl
-                | Opcode::CoreShr
-                | Opcode::CoreNeg
-                | Opcode::CoreNot
-                | Opcode::CoreCast
-                | Opcode::CoreBswap
-                | Opcode::CoreSelect => {
-                    values.extend(d.results.iter().copied());
-                }
-                // Not a switch: switch-to-table may make it a table read at the value.
-                Opcode::CoreCmp | Opcode::KsIf | Opcode::KsPrint => {}
-                Opcode::KsMapLookup
-                | Opcode::KsMapUpdate
-                | Opcode::KsMapDelete
-                | Opcode::KsMapAdd
-                | Opcode::KsMapContains => {}
-                Opcode::CoreStore if tainted == [0] => {
-                    let addr = d.operands[1];
-                    if is_local(m, addr) {
-                        if escaping.contains(&addr) {
-                            return false;
-                        }
-                        slots.insert(addr);
-                    } else if derived_from_local(m, addr) {
-                        return false;
-                    }
-                }
-                Opcode::KsYield => {
-                    let Some(owner) = m.parent_op(o) else {
-                        return false;
-                    };
-                    let results = &m.op(owner).results;
-                    if !matches!(m.op(owner).opcode, Opcode::KsIf | Opcode::KsSwitch)
-                        || tainted.iter().any(|&i| i >= results.len())
-                    {
-                        return false;
-                    }
-                    values.extend(tainted.iter().map(|&i| results[i]));
-                }
-                _ => return false,
-            }
-        }
-        if values.len() + slots.len() == before {
-            return true;
-        }
-    }
-}
-
-/// An address inside a local (a field or element of it).
-fn derived_from_local(m: &Module, mut addr: Value) -> bool {
-    loop {
-        if is_local(m, addr) {
-            return true;
-        }
-        let ValueDef::Result(o, _) = m.value(addr).def else {
-            return false;
-        };
-        match m.op(o).opcode {
-            Opcode::CoreFieldAddr | Opcode::CoreElemAddr | Opcode::CorePtrAdd => {
-                addr = m.op(o).operands[0]
-            }
-            _ => return false,
-        }
-    }
 }
