@@ -192,6 +192,17 @@ fn trip_count(m: &Module, l: OpId) -> Option<u128> {
     u128::try_from(hi - lo).ok()
 }
 
+/// The terms of the sum `v` (through nested adds; `v` itself when it is no add).
+fn sum_terms(m: &Module, v: Value, terms: &mut Vec<Value>) {
+    match def_op(m, v).map(|o| m.op(o)) {
+        Some(d) if d.opcode == Opcode::CoreAdd && terms.len() < 16 => {
+            sum_terms(m, d.operands[0], terms);
+            sum_terms(m, d.operands[1], terms);
+        }
+        _ => terms.push(v),
+    }
+}
+
 /// `op` sits in a loop nested inside loop `outer`.
 fn in_nested_loop(m: &Module, op: OpId, outer: OpId) -> bool {
     let mut at = m.parent_op(op);
@@ -325,23 +336,30 @@ impl Walk<'_> {
                 // A loop the verifier follows iteration by iteration: a local only ever advanced
                 // by a bounded step (`off = off + len`) stays below its entry bound plus the
                 // steps of every iteration, inside the loop and after it.
+                // First with what the loop stores unknown, which bounds the steps
+                // (`off = off + len + 1` after `if (len > 63) { break }`); again with the
+                // advanced locals bounded, when some are.
                 let trips = trip_count(m, op).unwrap_or(0);
+                let stored = self.stored_in(op);
                 let mut inside = state.clone();
-                for slot in self.stored_in(op) {
+                for slot in &stored {
+                    inside.remove(slot);
+                }
+                self.walk_loop(op, &inside);
+                let mut advanced = false;
+                for &slot in &stored {
                     let bound = state
                         .get(&slot)
                         .zip(self.step(op, slot))
                         .and_then(|(&init, step)| init.checked_add(step.checked_mul(trips)?));
-                    match bound {
-                        Some(b) => inside.insert(slot, b),
-                        None => inside.remove(&slot),
-                    };
+                    if let Some(b) = bound {
+                        inside.insert(slot, b);
+                        advanced = true;
+                    }
                 }
-                for &r in &d.regions {
-                    self.fresh_reads(op);
-                    self.region(r, &mut inside.clone());
+                if advanced {
+                    self.walk_loop(op, &inside);
                 }
-                self.fresh_reads(op);
                 for slot in self.stored_in(op) {
                     match inside.get(&slot) {
                         Some(&b) => state.insert(slot, b),
@@ -365,6 +383,16 @@ impl Walk<'_> {
             _ => {}
         }
         Exit::Yields(vec![])
+    }
+
+    /// Walks each region of loop `op` from `entry`, its reads fresh, then leaves the reads after
+    /// it fresh too.
+    fn walk_loop(&mut self, op: OpId, entry: &State) {
+        for &r in &self.m.op(op).regions {
+            self.fresh_reads(op);
+            self.region(r, &mut entry.clone());
+        }
+        self.fresh_reads(op);
     }
 
     /// The tracked locals stored anywhere inside `op`.
@@ -402,21 +430,20 @@ impl Walk<'_> {
             if in_nested_loop(m, s, l) {
                 return None;
             }
-            let add = m.op(def_op(m, d.operands[0])?);
-            if add.opcode != Opcode::CoreAdd {
-                return None;
-            }
+            // `slot + a + b…` in any grouping: one term reads the slot, the others are the step.
+            let mut terms = Vec::new();
+            sum_terms(m, d.operands[0], &mut terms);
             let reads_slot = |v: Value| {
                 def_op(m, v).is_some_and(|o| {
                     m.op(o).opcode == Opcode::CoreLoad && m.op(o).operands[0] == slot
                 })
             };
-            let step = match (reads_slot(add.operands[0]), reads_slot(add.operands[1])) {
-                (true, false) => add.operands[1],
-                (false, true) => add.operands[0],
-                _ => return None,
-            };
-            total = total.checked_add(max_of(m, step, &(), 0)?)?;
+            if terms.iter().filter(|&&t| reads_slot(t)).count() != 1 {
+                return None;
+            }
+            for t in terms.into_iter().filter(|&t| !reads_slot(t)) {
+                total = total.checked_add(max_of(m, t, &self.bounds, 0)?)?;
+            }
         }
         Some(total)
     }
