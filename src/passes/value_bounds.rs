@@ -8,7 +8,9 @@
 //! local through the function, with the comparisons that guard branches (`if (n > 64) { n = 64 }`
 //! leaves `n ≤ 64`; so does `if (n > 64) { return }`).
 
-use crate::ir::{views, BlockId, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use crate::ir::{
+    views, views::KsFunc, BlockId, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
+};
 use crate::vocab::CmpPred;
 use std::collections::{HashMap, HashSet};
 
@@ -123,6 +125,8 @@ fn def_op(m: &Module, v: Value) -> Option<OpId> {
 #[derive(Default)]
 pub struct LocalBounds {
     at: HashMap<Value, u128>,
+    /// The function's parameters that every call bounds ([`ParamBounds`]).
+    params: HashMap<Value, u128>,
     /// Each load of a tracked local, with the first load that reads the same store of it: no
     /// store to the local can run between the two.
     first_read: HashMap<Value, Value>,
@@ -132,10 +136,78 @@ pub struct LocalBounds {
 
 impl Facts for LocalBounds {
     fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        if let Some(&b) = self.params.get(&v) {
+            return Some(b);
+        }
         match m.value(v).def {
             ValueDef::Arg(block, 0) => counter_max(m, block, self, depth),
             _ => self.at.get(&v).copied(),
         }
+    }
+}
+
+/// Upper bounds of kernel functions' parameters from every call of them. The verifier checks a
+/// static BPF function at each call with the caller's registers, so a bound every caller's
+/// argument keeps is one it knows; functions whose address is taken (callbacks) or that no one
+/// calls (programs) have none.
+#[derive(Default)]
+pub struct ParamBounds {
+    at: HashMap<Value, u128>,
+}
+
+impl ParamBounds {
+    pub fn of_module(m: &Module) -> ParamBounds {
+        let funcs = super::kernel_funcs(m);
+        let mut referenced: HashSet<String> = HashSet::new();
+        let mut calls: HashMap<String, Vec<(OpId, OpId)>> = HashMap::new();
+        for &f in &funcs {
+            m.walk_nested(f, &mut |o| {
+                let Some(crate::ir::Attr::Sym(callee)) = m.attr(o, "callee") else {
+                    return;
+                };
+                match m.op(o).opcode {
+                    Opcode::CoreCall => calls.entry(callee.clone()).or_default().push((f, o)),
+                    _ => {
+                        referenced.insert(callee.clone());
+                    }
+                }
+            });
+        }
+        let mut bounds = ParamBounds::default();
+        // Callers' own parameters bound their arguments: repeat while bounds are found (a call
+        // chain's depth, recursion being refused).
+        for _ in 0..8 {
+            let mut found = ParamBounds::default();
+            let locals: HashMap<OpId, LocalBounds> = funcs
+                .iter()
+                .map(|&f| (f, LocalBounds::of_function(m, f, &bounds)))
+                .collect();
+            for &f in &funcs {
+                let name = m.symbol(f).unwrap_or_default();
+                let Some(sites) = calls.get(name) else {
+                    continue;
+                };
+                if referenced.contains(name) || KsFunc(f).kind(m).is_some() {
+                    continue;
+                }
+                let params = m.block(m.func_entry(f)).args.clone();
+                for (i, p) in params.into_iter().enumerate() {
+                    let most = sites.iter().try_fold(0u128, |acc, &(caller, call)| {
+                        let arg = *m.op(call).operands.get(i)?;
+                        Some(acc.max(locals[&caller].max_of(m, arg)?))
+                    });
+                    if let Some(b) = most {
+                        found.at.insert(p, b);
+                    }
+                }
+            }
+            let done = found.at.len() == bounds.at.len();
+            bounds = found;
+            if done {
+                break;
+            }
+        }
+        bounds
     }
 }
 
@@ -150,11 +222,18 @@ pub fn counter_max(m: &Module, block: BlockId, facts: &dyn Facts, depth: u32) ->
 }
 
 impl LocalBounds {
-    pub fn of_function(m: &Module, f: OpId) -> LocalBounds {
+    pub fn of_function(m: &Module, f: OpId, params: &ParamBounds) -> LocalBounds {
+        let entry = m.block(m.func_entry(f)).args.clone();
         let mut w = Walk {
             m,
             tracked: tracked_locals(m, f),
-            bounds: LocalBounds::default(),
+            bounds: LocalBounds {
+                params: entry
+                    .iter()
+                    .filter_map(|p| params.at.get(p).map(|&b| (*p, b)))
+                    .collect(),
+                ..LocalBounds::default()
+            },
             stores: HashMap::new(),
             loaded: HashMap::new(),
         };
@@ -167,6 +246,11 @@ impl LocalBounds {
 
     pub fn max_of(&self, m: &Module, v: Value) -> Option<u128> {
         max_of(m, v, self, 0)
+    }
+
+    /// The bound every call puts on parameter `p`, if any.
+    pub fn param(&self, p: Value) -> Option<u128> {
+        self.params.get(&p).copied()
     }
 
     /// The bound found for `v` (a load of a local or the result of a branch), if any.

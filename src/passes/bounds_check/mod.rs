@@ -40,11 +40,13 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     let funcs = crate::passes::kernel_funcs(m);
     let mut errors = PassErrors::new();
     let moving = moved_packet::moving_functions(m);
+    let params = value_bounds::ParamBounds::of_module(m);
     for f in funcs {
         errors.append(&mut moved_packet::MovedPacket::check(m, f, &moving));
         let Some(ctx) = context_param(m, f) else {
             continue;
         };
+        short_circuit::hoist_tested_addresses(m, f);
         let mut pass = BoundsCheck {
             packet: HashSet::new(),
             data_end: HashSet::new(),
@@ -52,12 +54,11 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
             slot_value: HashMap::new(),
             blind_tests: false,
             written_once: HashMap::new(),
-            locals: value_bounds::LocalBounds::of_function(m, f),
+            locals: value_bounds::LocalBounds::of_function(m, f, &params),
             ctx,
             inserted: 0,
             errors: Vec::new(),
         };
-        short_circuit::hoist_tested_addresses(m, f);
         pass.classify(m, f, analyses.provenance(m, f));
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
@@ -209,10 +210,13 @@ fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
 /// inline, by the loop's bound (the verifier follows such a loop iteration by iteration).
 impl Facts for BoundsCheck {
     fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
-        if let ValueDef::Arg(block, 0) = m.value(v).def {
+        if let ValueDef::Arg(block, i) = m.value(v).def {
             let owner = m.block_owner(block)?;
+            if m.op(owner).opcode == Opcode::KsFunc {
+                return self.locals.param(v);
+            }
             let inline = m.op(owner).opcode == Opcode::KsFor && !lower_loops::is_long(m, owner);
-            return if inline {
+            return if inline && i == 0 {
                 value_bounds::counter_max(m, block, self, depth)
             } else {
                 None
