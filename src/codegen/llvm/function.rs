@@ -633,7 +633,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     if self.volatile.contains(&d.operands[0]) {
                         i.set_volatile(true).map_err(|x| x.to_string())?;
                     }
-                    self.align_aggregate(i, &t)?;
+                    self.align_aggregate(i, &t, d.operands[0])?;
                 }
                 // A stored bool is a byte holding 0 or 1: testing it against zero (rather than
                 // truncating to bit 0) lets a branch on it test the loaded byte directly.
@@ -654,10 +654,11 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             Opcode::CoreStore => {
                 let t = self.ty(d.operands[0]);
                 if let Some(src) = self.aggregate_source(d) {
-                    let (align, size) = (self.g.align_of(&t), self.g.size_of(&t));
+                    let size = self.g.size_of(&t);
+                    let (to, from) = (self.address_align(d.operands[1]), self.address_align(src));
                     let dst = self.ptr(d.operands[1])?;
                     let src = self.ptr(src)?;
-                    b.build_memcpy(dst, align, src, align, self.i64c(size))
+                    b.build_memcpy(dst, to, src, from, self.i64c(size))
                         .map_err(e)?;
                     return Ok(());
                 }
@@ -672,7 +673,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 if self.volatile.contains(&d.operands[1]) {
                     st.set_volatile(true).map_err(|x| x.to_string())?;
                 }
-                self.align_aggregate(st, &t)?;
+                self.align_aggregate(st, &t, d.operands[1])?;
             }
             Opcode::CoreFieldAddr => {
                 let Some(Type::Struct(s)) = self.ty(d.operands[0]).pointee().cloned() else {
@@ -916,15 +917,64 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         None
     }
 
-    /// A load or store of a struct or array moves it with the type's C alignment: LLVM's structs
-    /// here are packed (their fields sit at declared offsets), which alone would copy bytewise.
-    fn align_aggregate(&self, access: InstructionValue<'ctx>, t: &Type) -> Result<(), String> {
+    /// A load or store of a struct or array moves it with the alignment C knows of its address:
+    /// LLVM's structs here are packed (their fields sit at declared offsets), which alone would
+    /// copy bytewise.
+    fn align_aggregate(
+        &self,
+        access: InstructionValue<'ctx>,
+        t: &Type,
+        addr: Value,
+    ) -> Result<(), String> {
         if matches!(t, Type::Struct(_) | Type::Array(..)) {
             access
-                .set_alignment(self.g.align_of(t))
+                .set_alignment(self.address_align(addr))
                 .map_err(|x| x.to_string())?;
         }
         Ok(())
+    }
+
+    /// The alignment C assumes of address `p`: its pointee type's, or for a field reached through
+    /// a struct pointer, the struct's alignment as far as the field's offset keeps it (the
+    /// `u8[6]` at offset 18 of a 2-aligned header is 2-aligned), as clang derives it from the
+    /// types — so a MAC address copies as three 16-bit moves, not six byte moves.
+    fn address_align(&self, p: Value) -> u32 {
+        let m = self.g.m;
+        let natural = self
+            .ty(p)
+            .pointee()
+            .map_or(1, |t| self.g.align_of(t).max(1));
+        let ValueDef::Result(op, _) = m.value(p).def else {
+            return natural;
+        };
+        let d = m.op(op);
+        let (Opcode::CoreFieldAddr, Some(Some(Attr::Str(field)))) = (d.opcode, d.attrs.first())
+        else {
+            return natural;
+        };
+        let Some(Type::Struct(s)) = self.ty(d.operands[0]).pointee().cloned() else {
+            return natural;
+        };
+        let Some(decl) = crate::ir::layout::struct_decl(m, &s) else {
+            return natural;
+        };
+        let Some(i) = crate::ir::views::KsStruct(decl)
+            .fields(m)
+            .iter()
+            .position(|(n, _)| n.as_bytes() == &field[..])
+        else {
+            return natural;
+        };
+        let Some(&offset) = crate::ir::layout::field_offsets(m, decl).get(i) else {
+            return natural;
+        };
+        let base = self.address_align(d.operands[0]);
+        let kept = if offset == 0 {
+            base
+        } else {
+            base.min(1 << offset.trailing_zeros().min(31))
+        };
+        kept.max(natural)
     }
 
     /// Integer division and remainder with the eBPF ISA's rules in every case (§6.4): x / 0 is 0,
