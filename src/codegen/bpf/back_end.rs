@@ -33,6 +33,9 @@ impl BackEnd for Bpf {
     /// array or string, or whose arguments take more than five registers (a struct passed by
     /// value takes one per field), is always inlined (kernel code has no recursion), which -O0's
     /// pipeline does too; LLVM's BPF back end crashes on a call it has to lower otherwise.
+    /// A function called from one place is inlined too, as C's `static __always_inline`
+    /// helpers are: LLVM's own heuristics leave a call it guesses cold (one behind a few
+    /// packet tests) as a BPF call, paying argument moves and the throw status each time.
     fn decorate_function<'ctx>(&self, g: &Gen<'_, 'ctx>, f: OpId, func: FunctionValue<'ctx>) {
         let program = KsFunc(f).kind(g.m).is_some();
         let (params, ret) = match KsFunc(f).ty(g.m) {
@@ -41,7 +44,10 @@ impl BackEnd for Bpf {
         };
         let registers: u64 = params.iter().map(|p| argument_registers(g.m, p)).sum();
         let aggregate_return = !ret.is_scalar() && ret != Type::Void;
-        if !program && (aggregate_return || registers > MAX_ARGUMENT_REGISTERS) {
+        let called_once =
+            g.m.symbol(f)
+                .is_some_and(|name| called_only_once(g.m, name));
+        if !program && (aggregate_return || registers > MAX_ARGUMENT_REGISTERS || called_once) {
             let always = Attribute::get_named_enum_kind_id("alwaysinline");
             func.add_attribute(
                 AttributeLoc::Function,
@@ -95,4 +101,24 @@ fn argument_registers(m: &Module, t: &Type) -> u64 {
         Type::Str(n) => u64::from(*n),
         _ => 1,
     }
+}
+
+/// `name` is called from exactly one place and its address is never taken (a callback must stay
+/// a function).
+fn called_only_once(m: &Module, name: &str) -> bool {
+    let mut calls = 0;
+    let mut referenced = false;
+    for &top in m.top_ops() {
+        m.walk_nested(top, &mut |o| {
+            if let Some(crate::ir::Attr::Sym(callee)) = m.attr(o, "callee") {
+                if callee == name {
+                    match m.op(o).opcode {
+                        crate::ir::Opcode::CoreCall => calls += 1,
+                        _ => referenced = true,
+                    }
+                }
+            }
+        });
+    }
+    calls == 1 && !referenced
 }
