@@ -57,22 +57,17 @@ __u64 frames_seen = 0;
 __u64 ipv4_packets = 0;
 __u64 expiring_dropped = 0;
 
-/* position of the highest set bit; 0 for 0 and 1 */
-static __always_inline __u32 ttl_bucket(__u32 ttl)
+/* position of the highest set bit; 0 for 0 and 1 (the .ks's loop over the shifts) */
+static __always_inline __u32 ttl_bucket(__u8 ttl)
 {
-	__u32 b = 0;
+	__u32 bucket = 0;
+	int b;
 
-	if (ttl >> 4) {
-		ttl >>= 4;
-		b += 4;
-	}
-	if (ttl >> 2) {
-		ttl >>= 2;
-		b += 2;
-	}
-	if (ttl >> 1)
-		b += 1;
-	return b;
+#pragma unroll
+	for (b = 1; b < TTL_BUCKETS; b++)
+		if (ttl >> b)
+			bucket = b;
+	return bucket;
 }
 
 static __always_inline __u32 classify(__u8 proto)
