@@ -12,6 +12,7 @@
 //! program's return value (kernel, module) or the runtime's uncaught-throw report (userspace); an
 //! abort returns the program's pass verdict.
 
+use super::lower_loops;
 use super::throw_codes::{self, Codes};
 use super::{PassErrors, PassResult};
 use crate::ir::OpData;
@@ -33,12 +34,13 @@ const STATUS_ABORTED: i128 = 2;
 pub fn run(m: &mut Module) -> PassResult {
     let funcs: Vec<OpId> = m.funcs().collect();
     let aborting = aborting_functions(m);
+    let callbacks = loop_callbacks(m);
     // Decide the signatures first so every call site sees its callee's final type.
     let mut with_status = HashSet::new();
     for &f in &funcs {
         let name = m.symbol(f).unwrap_or_default().to_string();
         let throws = KsFunc(f).may_throw(m) == Some(true);
-        if (throws || aborting.contains(&name)) && !is_entry(m, f) {
+        if (throws || aborting.contains(&name)) && !is_entry(m, f) && !callbacks.contains(&name) {
             with_status.insert(name);
             if let Some(Attr::Type(Type::Func(ft))) = m.attr(f, "ty").cloned() {
                 let mut params = ft.params.clone();
@@ -68,6 +70,13 @@ pub fn run(m: &mut Module) -> PassResult {
             (&with_status, &thrown),
             &aborting,
         );
+        if callbacks.contains(&name) {
+            fl.loop_ctx =
+                fl.m.block(fl.m.region(fl.region).blocks[0])
+                    .args
+                    .get(1)
+                    .copied();
+        }
         fl.run();
         errors.extend(fl.errors);
     }
@@ -87,6 +96,22 @@ fn is_entry(m: &Module, f: OpId) -> bool {
         || v.kfunc(m) == Some(true)
         || v.test(m) == Some(true)
         || m.symbol(f) == Some("main")
+}
+
+/// The `bpf_loop` callbacks `lower-loops` outlined: the kernel calls them with (index, context)
+/// only, so a throw or abort reaching their top is recorded in the context struct instead.
+fn loop_callbacks(m: &Module) -> HashSet<String> {
+    let mut names = HashSet::new();
+    for f in m.funcs() {
+        m.walk_nested(f, &mut |o| {
+            if m.op(o).opcode == Opcode::BpfLoop {
+                if let Some(Attr::Sym(cb)) = m.attr(o, "callback") {
+                    names.insert(cb.clone());
+                }
+            }
+        });
+    }
+    names
 }
 
 /// Kernel and module functions that may abort: they contain `ks.abort` or call one that may
@@ -175,6 +200,8 @@ struct Flattener<'m> {
     substitutes: HashMap<Value, (Value, Vec<(i128, i128)>)>,
     /// The codes each function with a status parameter may throw.
     thrown: &'m HashMap<String, Codes>,
+    /// In a `bpf_loop` callback, its context struct: where a raise reaching the top is recorded.
+    loop_ctx: Option<Value>,
     errors: PassErrors,
 }
 
@@ -221,6 +248,7 @@ impl<'m> Flattener<'m> {
             return_exits: HashMap::new(),
             substitutes: HashMap::new(),
             thrown,
+            loop_ctx: None,
             errors: Vec::new(),
         }
     }
@@ -878,6 +906,8 @@ impl<'m> Flattener<'m> {
         if let Some(st) = self.status {
             self.set_status(st, STATUS_THROWN, Some(code), loc);
             self.return_zero(loc);
+        } else if let Some(ctx) = self.loop_ctx {
+            self.leave_loop(ctx, lower_loops::RAISED_THROW_EXIT, Some(code), loc);
         } else if self.target() == Target::Host {
             self.b_at(loc)
                 .host_rt_call(&[code], b"ksrt_uncaught_throw".as_slice(), &[]);
@@ -899,6 +929,8 @@ impl<'m> Flattener<'m> {
         if let Some(st) = self.status {
             self.set_status(st, STATUS_ABORTED, None, loc);
             self.return_zero(loc);
+        } else if let Some(ctx) = self.loop_ctx {
+            self.leave_loop(ctx, lower_loops::RAISED_ABORT_EXIT, None, loc);
         } else if self.target() == Target::Host {
             let msg = match message {
                 Some(Attr::Str(s)) => s,
@@ -918,6 +950,21 @@ impl<'m> Flattener<'m> {
             self.b_at(loc).core_ret(&v);
         }
         self.terminate();
+    }
+
+    /// In a loop callback: records `exit` (and the thrown `code`) in the context struct and
+    /// returns 1, which stops `bpf_loop`; the caller carries the raise on (`lower-loops`).
+    fn leave_loop(&mut self, ctx: Value, exit: i128, code: Option<Value>, loc: crate::ir::Loc) {
+        let mut b = self.b_at(loc);
+        let e = b.core_const(exit, Type::u32());
+        let at = b.core_field_addr(ctx, b"exit".to_vec(), Type::ptr(Type::u32()));
+        b.core_store(e, at);
+        if let Some(code) = code {
+            let at = b.core_field_addr(ctx, b"code".to_vec(), Type::ptr(Type::i64()));
+            b.core_store(code, at);
+        }
+        let stop = b.core_const(1, Type::i64());
+        b.core_ret(&[stop]);
     }
 
     fn target(&self) -> Target {

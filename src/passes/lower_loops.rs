@@ -24,6 +24,12 @@ pub const INLINE_TRIP_COUNT: i128 = 64;
 /// Loops with at most this many iterations are unrolled when their body allows it.
 const UNROLL_TRIP_COUNT: i128 = 8;
 
+/// The exit codes of a throw and an abort that reach a callback's top from elsewhere — a called
+/// function, a check a later pass inserts — which `flatten` records in the context struct
+/// (`exit`, and the thrown `code`) before returning 1.
+pub const RAISED_THROW_EXIT: i128 = u32::MAX as i128 - 1;
+pub const RAISED_ABORT_EXIT: i128 = u32::MAX as i128;
+
 pub fn run(m: &mut Module) -> PassResult {
     let mut work = super::kernel_funcs(m);
     for &f in &work {
@@ -117,6 +123,9 @@ enum Exit {
     Throw,
     Abort(OpId),
     TailCall(OpId),
+    /// A throw or an abort from a call or a later check ([`RAISED_THROW_EXIT`]).
+    RaisedThrow,
+    RaisedAbort,
 }
 
 fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
@@ -136,7 +145,11 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
             }
         }
     });
-    let exits = loop_exits(m, lp);
+    let mut exits = loop_exits(m, lp);
+    let direct = exits.len();
+    if may_raise_later(m, lp) {
+        exits.extend([Exit::RaisedThrow, Exit::RaisedAbort]);
+    }
     let lo = m.op(lp).operands[0];
     let hi = m.op(lp).operands[1];
     let counter_ty = m.value_type(lo).clone();
@@ -226,7 +239,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let c = m.clone_op(op, &mut vmap);
         m.place_op(c, entry, None);
     }
-    rewrite_exits(m, cb, ctxp, &exits, &ret);
+    rewrite_exits(m, cb, ctxp, &exits[..direct], &ret);
     let mut b = Builder::new(m, entry);
     b.loc = loc;
     if !b.terminated() {
@@ -282,6 +295,18 @@ fn loop_exits(m: &Module, lp: OpId) -> Vec<Exit> {
         _ => {}
     });
     out
+}
+
+/// The body calls a function (which may throw or abort) or makes an access `lower-bpf` checks
+/// with an abort (an index into an array in a map value, a global, a config or the context).
+fn may_raise_later(m: &Module, lp: OpId) -> bool {
+    !m.collect_nested(lp, |d| {
+        matches!(
+            d.opcode,
+            Opcode::CoreCall | Opcode::KsIndexAddr | Opcode::KsCtxLoad
+        )
+    })
+    .is_empty()
 }
 
 /// The loop an op's `break`/`continue` belongs to: the nearest enclosing loop op.
@@ -380,7 +405,17 @@ fn dispatch_exits(
     b.loc = loc;
     let a = b.core_field_addr(slot, b"exit".to_vec(), Type::ptr(Type::u32()));
     let code = b.core_load(a, Type::u32());
-    let cases: Vec<Attr> = (0..exits.len()).map(|k| Attr::Int(2 + k as i128)).collect();
+    let cases: Vec<Attr> = exits
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            Attr::Int(match e {
+                Exit::RaisedThrow => RAISED_THROW_EXIT,
+                Exit::RaisedAbort => RAISED_ABORT_EXIT,
+                _ => 2 + k as i128,
+            })
+        })
+        .collect();
     let sw = b.ks_switch(code, cases, &[], exits.len() + 1);
     for (k, e) in exits.iter().enumerate() {
         let arm: BlockId = b.entry(sw, k);
@@ -395,10 +430,13 @@ fn dispatch_exits(
                 let v = ab.core_load(a, ret.clone());
                 ab.ks_return(&[v]);
             }
-            Exit::Throw => {
+            Exit::Throw | Exit::RaisedThrow => {
                 let a = ab.core_field_addr(slot, b"code".to_vec(), Type::ptr(Type::i64()));
                 let v = ab.core_load(a, Type::i64());
                 ab.ks_throw(v);
+            }
+            Exit::RaisedAbort => {
+                ab.ks_abort(b"aborted".to_vec());
             }
             Exit::Abort(op) => {
                 let msg = match ab.module.attr(*op, "message") {
