@@ -11,6 +11,8 @@ use inkwell::values::{BasicValueEnum, FunctionValue};
 pub struct Bpf {
     /// The CPU has `sdiv`/`smod` (v4).
     pub signed_division: bool,
+    /// Optimising (not -O0): functions called once are inlined.
+    pub optimize: bool,
     /// The last sequence number given to an `llvm.bpf.btf.type.id` call (each must be distinct).
     pub type_id_seq: std::cell::Cell<u32>,
 }
@@ -33,8 +35,8 @@ impl BackEnd for Bpf {
     /// array or string, or whose arguments take more than five registers (a struct passed by
     /// value takes one per field), is always inlined (kernel code has no recursion), which -O0's
     /// pipeline does too; LLVM's BPF back end crashes on a call it has to lower otherwise.
-    /// A function called from one place is inlined too, as C's `static __always_inline`
-    /// helpers are: LLVM's own heuristics leave a call it guesses cold (one behind a few
+    /// Optimising, a function called from one place is inlined too, as C's `static
+    /// __always_inline` helpers are: LLVM's own heuristics leave a call it guesses cold (one behind a few
     /// packet tests) as a BPF call, paying argument moves and the throw status each time.
     fn decorate_function<'ctx>(&self, g: &Gen<'_, 'ctx>, f: OpId, func: FunctionValue<'ctx>) {
         let program = KsFunc(f).kind(g.m).is_some();
@@ -44,8 +46,9 @@ impl BackEnd for Bpf {
         };
         let registers: u64 = params.iter().map(|p| argument_registers(g.m, p)).sum();
         let aggregate_return = !ret.is_scalar() && ret != Type::Void;
-        let called_once =
-            g.m.symbol(f)
+        let called_once = self.optimize
+            && g.m
+                .symbol(f)
                 .is_some_and(|name| called_only_once(g.m, name));
         if !program && (aggregate_return || registers > MAX_ARGUMENT_REGISTERS || called_once) {
             let always = Attribute::get_named_enum_kind_id("alwaysinline");

@@ -79,6 +79,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     module.set_data_layout(&tm.get_target_data().get_data_layout());
     let back_end = back_end::Bpf {
         signed_division: opts.cpu == "v4",
+        optimize: opts.optimize,
         type_id_seq: Default::default(),
     };
     let mut g = Gen::new(m, &back_end, &ctx, &module);
