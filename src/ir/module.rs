@@ -419,6 +419,18 @@ impl Module {
         }
     }
 
+    /// The single value a structured region ends by yielding (`ks.yield %v`), if it does.
+    pub fn yielded_value(&self, r: RegionId) -> Option<Value> {
+        let last = *self.block(self.sole_block(r)?).ops.last()?;
+        let d = self.op(last);
+        (d.opcode == Opcode::KsYield && d.operands.len() == 1).then(|| d.operands[0])
+    }
+
+    /// Whether `v` is the address of a local variable (a `core.local`).
+    pub fn is_local(&self, v: Value) -> bool {
+        matches!(self.value(v).def, ValueDef::Result(op, _) if self.op(op).opcode == Opcode::CoreLocal)
+    }
+
     /// The entry block of a function's body.
     pub fn func_entry(&self, func: OpId) -> BlockId {
         self.region(self.op(func).regions[0]).blocks[0]

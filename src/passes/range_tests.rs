@@ -97,7 +97,7 @@ fn constant_arm_second(m: &Module, f: OpId, result: Value) -> Option<OpId> {
     let users = m.collect_nested(f, |d| d.operands.contains(&result));
     let [branch] = users[..] else { return None };
     let d = m.op(branch);
-    let constant = |r: RegionId| yielded(m, r).and_then(|v| const_int(m, v)).is_some();
+    let constant = |r: RegionId| m.yielded_value(r).and_then(|v| const_int(m, v)).is_some();
     (d.opcode == Opcode::KsIf
         && d.operands[0] == result
         && d.results.len() == 1
@@ -186,7 +186,7 @@ fn chain(m: &Module, op: OpId) -> Option<Chain> {
     }
     // `a || b || c` nests either way round: ((a || b) || c) or (a || (b || c)).
     let first = link(m, d.operands[0], any)?;
-    let more = link(m, yielded(m, rest)?, any)?;
+    let more = link(m, m.yielded_value(rest)?, any)?;
     (more.subject == first.subject && more.ty == first.ty).then(|| {
         let mut constants = first.constants;
         constants.extend(more.constants);
@@ -238,7 +238,7 @@ fn test(m: &Module, cond: Value, any: bool) -> Option<Test> {
     }
     let subject = match m.value(read).def {
         ValueDef::Result(load, _)
-            if m.op(load).opcode == Opcode::CoreLoad && is_local(m, m.op(load).operands[0]) =>
+            if m.op(load).opcode == Opcode::CoreLoad && m.is_local(m.op(load).operands[0]) =>
         {
             Subject::Local(m.op(load).operands[0])
         }
@@ -271,24 +271,12 @@ fn widens(m: &Module, cast: OpId) -> bool {
     }
 }
 
-fn is_local(m: &Module, v: Value) -> bool {
-    matches!(m.value(v).def, ValueDef::Result(o, _) if m.op(o).opcode == Opcode::CoreLocal)
-}
-
 /// The constant a region yields as its only op besides the constant itself.
 fn yielded_constant(m: &Module, r: RegionId) -> Option<i128> {
     let b = m.sole_block(r)?;
     let ops = &m.block(b).ops;
     (ops.len() == 2).then_some(())?;
-    const_int(m, yielded(m, r)?)
-}
-
-/// The one value a region's final `ks.yield` yields.
-fn yielded(m: &Module, r: RegionId) -> Option<Value> {
-    let b = m.sole_block(r)?;
-    let &last = m.block(b).ops.last()?;
-    let d = m.op(last);
-    (d.opcode == Opcode::KsYield && d.operands.len() == 1).then(|| d.operands[0])
+    const_int(m, m.yielded_value(r)?)
 }
 
 /// The region only computes: loads, pure ops and chains nested in it, so dropping it loses no

@@ -11,7 +11,7 @@
 use super::PassResult;
 use crate::ir::layout;
 use crate::ir::views::KsFunc;
-use crate::ir::{Attr, BlockId, Builder, Loc, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::ir::{Attr, BlockId, Builder, Loc, Module, OpId, Opcode, Type, Value};
 use crate::vocab::{CmpPred, Target};
 use std::collections::{HashMap, HashSet};
 
@@ -236,7 +236,7 @@ fn only_data(m: &Module, func: OpId, sw: OpId, arm: &[OpId], varying: &[usize]) 
                     from_table.extend(d.results.iter().copied())
                 }
                 Opcode::CoreStore if uses == [0] => {
-                    if is_local(m, d.operands[1]) {
+                    if m.is_local(d.operands[1]) {
                         slots.insert(d.operands[1]);
                     }
                 }
@@ -256,11 +256,6 @@ fn only_data(m: &Module, func: OpId, sw: OpId, arm: &[OpId], varying: &[usize]) 
             return true;
         }
     }
-}
-
-/// Whether `addr` is a stack slot's address.
-fn is_local(m: &Module, addr: Value) -> bool {
-    matches!(m.value(addr).def, ValueDef::Result(op, _) if m.op(op).opcode == Opcode::CoreLocal)
 }
 
 /// Each result of `ops` by (op position, result index).

@@ -12,7 +12,7 @@
 use super::{ctx_field, PassError, PassErrors};
 use crate::diagnostics::Code;
 use crate::ir::views::{KsCallExtern, KsExtern};
-use crate::ir::{Attr, Module, OpId, Opcode, RegionId, Value, ValueDef};
+use crate::ir::{Attr, Module, OpId, Opcode, RegionId, Value};
 use crate::passes::provenance::derivation;
 use crate::vocab::helpers;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -161,12 +161,12 @@ impl<'m> MovedPacket<'m> {
                 self.roots.insert(v, Roots::from([v]));
                 self.packet_roots.insert(v);
             }
-            Opcode::CoreLoad if d.operands.first().is_some_and(|a| is_local(m, *a)) => {
+            Opcode::CoreLoad if d.operands.first().is_some_and(|a| m.is_local(*a)) => {
                 if let Some(roots) = st.locals.get(&d.operands[0]) {
                     self.roots.insert(d.results[0], roots.clone());
                 }
             }
-            Opcode::CoreStore if is_local(m, d.operands[1]) => {
+            Opcode::CoreStore if m.is_local(d.operands[1]) => {
                 let roots = self.roots.get(&d.operands[0]).cloned().unwrap_or_default();
                 st.locals.insert(d.operands[1], roots);
             }
@@ -236,9 +236,4 @@ impl<'m> MovedPacket<'m> {
             m.op(call).loc.line
         )
     }
-}
-
-/// Whether `v` is the address of a local variable.
-fn is_local(m: &Module, v: Value) -> bool {
-    matches!(m.value(v).def, ValueDef::Result(op, _) if m.op(op).opcode == Opcode::CoreLocal)
 }

@@ -198,12 +198,12 @@ impl BoundsCheck {
             _ => return false,
         };
         let short_value = if pred == CmpPred::Ne { 1 } else { 0 };
-        if yielded(m, short).and_then(|v| const_int(m, v)) != Some(short_value)
+        if m.yielded_value(short).and_then(|v| const_int(m, v)) != Some(short_value)
             || !is_pure(m, tested)
         {
             return false;
         }
-        let Some(second) = yielded(m, tested).and_then(|v| self.byte_test(m, v)) else {
+        let Some(second) = m.yielded_value(tested).and_then(|v| self.byte_test(m, v)) else {
             return false;
         };
         if second.pred != pred
@@ -315,15 +315,6 @@ fn unchanged_since(m: &Module, from: OpId, to: OpId) -> bool {
             .all(|&o| m.is_effect_free(o)),
         _ => false,
     }
-}
-
-/// The value a single-block region yields.
-fn yielded(m: &Module, r: crate::ir::RegionId) -> Option<Value> {
-    let [b] = m.region(r).blocks[..] else {
-        return None;
-    };
-    let last = *m.block(b).ops.last()?;
-    (m.op(last).opcode == Opcode::KsYield).then(|| m.op(last).operands.first().copied())?
 }
 
 /// The region only computes a value: dropping it loses no effect.
