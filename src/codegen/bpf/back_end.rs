@@ -13,6 +13,8 @@ pub struct Bpf {
     pub signed_division: bool,
     /// Optimising (not -O0): functions called once are inlined.
     pub optimize: bool,
+    /// The functions called from exactly one place, found once per module.
+    pub called_once: std::cell::OnceCell<std::collections::HashSet<String>>,
     /// The last sequence number given to an `llvm.bpf.btf.type.id` call (each must be distinct).
     pub type_id_seq: std::cell::Cell<u32>,
 }
@@ -47,9 +49,11 @@ impl BackEnd for Bpf {
         let registers: u64 = params.iter().map(|p| argument_registers(g.m, p)).sum();
         let aggregate_return = !ret.is_scalar() && ret != Type::Void;
         let called_once = self.optimize
-            && g.m
-                .symbol(f)
-                .is_some_and(|name| called_only_once(g.m, name));
+            && g.m.symbol(f).is_some_and(|name| {
+                self.called_once
+                    .get_or_init(|| called_once(g.m))
+                    .contains(name)
+            });
         if !program && (aggregate_return || registers > MAX_ARGUMENT_REGISTERS || called_once) {
             let always = Attribute::get_named_enum_kind_id("alwaysinline");
             func.add_attribute(
@@ -106,22 +110,26 @@ fn argument_registers(m: &Module, t: &Type) -> u64 {
     }
 }
 
-/// `name` is called from exactly one place and its address is never taken (a callback must stay
-/// a function).
-fn called_only_once(m: &Module, name: &str) -> bool {
-    let mut calls = 0;
-    let mut referenced = false;
+/// The functions called from exactly one place whose address is never taken (a callback must
+/// stay a function).
+fn called_once(m: &Module) -> std::collections::HashSet<String> {
+    let mut calls: std::collections::HashMap<String, usize> = Default::default();
+    let mut referenced = std::collections::HashSet::new();
     for &top in m.top_ops() {
         m.walk_nested(top, &mut |o| {
             if let Some(crate::ir::Attr::Sym(callee)) = m.attr(o, "callee") {
-                if callee == name {
-                    match m.op(o).opcode {
-                        crate::ir::Opcode::CoreCall => calls += 1,
-                        _ => referenced = true,
+                match m.op(o).opcode {
+                    crate::ir::Opcode::CoreCall => *calls.entry(callee.clone()).or_default() += 1,
+                    _ => {
+                        referenced.insert(callee.clone());
                     }
                 }
             }
         });
     }
-    calls == 1 && !referenced
+    calls
+        .into_iter()
+        .filter(|(name, n)| *n == 1 && !referenced.contains(name))
+        .map(|(name, _)| name)
+        .collect()
 }
