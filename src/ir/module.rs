@@ -426,6 +426,23 @@ impl Module {
         (d.opcode == Opcode::KsYield && d.operands.len() == 1).then(|| d.operands[0])
     }
 
+    /// The value of an integer constant, through casts and negations.
+    pub fn const_int(&self, v: Value) -> Option<i128> {
+        let ValueDef::Result(op, _) = self.value(v).def else {
+            return None;
+        };
+        let d = self.op(op);
+        match d.opcode {
+            Opcode::CoreConst => match self.attr(op, "value") {
+                Some(Attr::Int(i)) => Some(*i),
+                _ => None,
+            },
+            Opcode::CoreCast => self.const_int(d.operands[0]),
+            Opcode::CoreNeg => self.const_int(d.operands[0]).map(|v| -v),
+            _ => None,
+        }
+    }
+
     /// Whether `v` is the address of a local variable (a `core.local`).
     pub fn is_local(&self, v: Value) -> bool {
         matches!(self.value(v).def, ValueDef::Result(op, _) if self.op(op).opcode == Opcode::CoreLocal)

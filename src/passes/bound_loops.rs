@@ -9,7 +9,7 @@
 //! [`LocalBounds`]: stores to locals and the comparisons that guard them.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
-use super::lower_loops::{const_value, INLINE_TRIP_COUNT};
+use super::lower_loops::INLINE_TRIP_COUNT;
 use super::value_bounds::LocalBounds;
 use super::PassResult;
 use crate::ir::{Builder, Module, OpId, Opcode};
@@ -28,7 +28,7 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::P
     let bounds = LocalBounds::of_function(m, f, params);
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
         let (lo, hi) = (m.op(lp).operands[0], m.op(lp).operands[1]);
-        let Some(lo_value) = const_value(m, lo) else {
+        let Some(lo_value) = m.const_int(lo) else {
             continue;
         };
         let Some(max) = bounds.max_of(m, hi).and_then(|x| i128::try_from(x).ok()) else {
@@ -38,7 +38,7 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::P
         let counter = m.block(body).args.first().copied();
         let ty = m.value_type(hi).clone();
         let same_type = counter.is_some_and(|c| *m.value_type(c) == ty);
-        if const_value(m, hi).is_some() || max - lo_value > INLINE_TRIP_COUNT || !same_type {
+        if m.const_int(hi).is_some() || max - lo_value > INLINE_TRIP_COUNT || !same_type {
             continue;
         }
         let mut b = m.builder_before(lp);

@@ -48,21 +48,10 @@ pub fn run(m: &mut Module) -> PassResult {
     Ok(())
 }
 
-pub fn const_value(m: &Module, v: Value) -> Option<i128> {
-    let crate::ir::ValueDef::Result(op, _) = m.value(v).def else {
-        return None;
-    };
-    match (m.op(op).opcode, m.attr(op, "value")) {
-        (Opcode::CoreConst, Some(Attr::Int(i))) => Some(*i),
-        (Opcode::CoreCast, _) => const_value(m, m.op(op).operands[0]),
-        _ => None,
-    }
-}
-
 /// A loop this pass outlines into a `bpf_loop` callback (whose counter the verifier cannot bound).
 pub fn is_long(m: &Module, l: OpId) -> bool {
     let o = &m.op(l).operands;
-    !matches!((const_value(m, o[0]), const_value(m, o[1])), (Some(lo), Some(hi)) if hi - lo <= INLINE_TRIP_COUNT)
+    !matches!((m.const_int(o[0]), m.const_int(o[1])), (Some(lo), Some(hi)) if hi - lo <= INLINE_TRIP_COUNT)
 }
 
 /// The first long `ks.for` of a function that is not inside another one.
@@ -81,7 +70,7 @@ fn outermost_long_loop(m: &Module, f: OpId) -> Option<OpId> {
 /// run the defer at its own end); the counter becomes a constant in each copy.
 fn unroll(m: &mut Module, lp: OpId) {
     let o = m.op(lp).operands.clone();
-    let (Some(lo), Some(hi)) = (const_value(m, o[0]), const_value(m, o[1])) else {
+    let (Some(lo), Some(hi)) = (m.const_int(o[0]), m.const_int(o[1])) else {
         return;
     };
     if hi - lo > UNROLL_TRIP_COUNT || m.op(lp).parent.is_none() {

@@ -10,7 +10,6 @@
 //! from which LLVM learns nothing either.
 //! Runs on structured kernel functions; `&&` of `!=` tests is the negated form.
 
-use super::value_bounds::const_int;
 use super::PassResult;
 use crate::ir::{Builder, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
@@ -97,7 +96,7 @@ fn constant_arm_second(m: &Module, f: OpId, result: Value) -> Option<OpId> {
     let users = m.collect_nested(f, |d| d.operands.contains(&result));
     let [branch] = users[..] else { return None };
     let d = m.op(branch);
-    let constant = |r: RegionId| m.yielded_value(r).and_then(|v| const_int(m, v)).is_some();
+    let constant = |r: RegionId| m.yielded_value(r).and_then(|v| m.const_int(v)).is_some();
     (d.opcode == Opcode::KsIf
         && d.operands[0] == result
         && d.results.len() == 1
@@ -221,7 +220,7 @@ fn test(m: &Module, cond: Value, any: bool) -> Option<Test> {
     if c.pred(m) != wanted {
         return None;
     }
-    let (x, k) = match (const_int(m, c.lhs(m)), const_int(m, c.rhs(m))) {
+    let (x, k) = match (m.const_int(c.lhs(m)), m.const_int(c.rhs(m))) {
         (None, Some(k)) => (c.lhs(m), k),
         (Some(k), None) => (c.rhs(m), k),
         _ => return None,
@@ -276,7 +275,7 @@ fn yielded_constant(m: &Module, r: RegionId) -> Option<i128> {
     let b = m.sole_block(r)?;
     let ops = &m.block(b).ops;
     (ops.len() == 2).then_some(())?;
-    const_int(m, m.yielded_value(r)?)
+    m.const_int(m.yielded_value(r)?)
 }
 
 /// The region only computes: loads, pure ops and chains nested in it, so dropping it loses no

@@ -3,7 +3,6 @@
 //! fail: a try whose body can only throw 1..6, all caught, needs no test before its last handler
 //! and no path for an uncaught code.
 
-use super::value_bounds::const_int;
 use crate::ir::{Attr, Module, OpId, Opcode, RegionId};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -69,7 +68,7 @@ fn direct(
     let mut codes = Some(BTreeSet::new());
     let mut visit = |o: OpId| match m.op(o).opcode {
         Opcode::KsThrow => {
-            codes = match (codes.take(), const_int(m, m.op(o).operands[0])) {
+            codes = match (codes.take(), m.const_int(m.op(o).operands[0])) {
                 (Some(mut set), Some(c)) => {
                     set.insert(c);
                     Some(set)

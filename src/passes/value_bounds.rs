@@ -42,22 +42,6 @@ fn width(t: &Type) -> u32 {
     t.int().map_or(0, |i| i.bits())
 }
 
-/// The value of an integer constant, through casts and negations.
-pub fn const_int(m: &Module, v: Value) -> Option<i128> {
-    let ValueDef::Result(op, _) = m.value(v).def else {
-        return None;
-    };
-    match m.op(op).opcode {
-        Opcode::CoreConst => match m.attr(op, "value") {
-            Some(crate::ir::Attr::Int(i)) => Some(*i),
-            _ => None,
-        },
-        Opcode::CoreCast => const_int(m, m.op(op).operands[0]),
-        Opcode::CoreNeg => const_int(m, m.op(op).operands[0]).map(|v| -v),
-        _ => None,
-    }
-}
-
 /// An upper bound of `v` when `v` cannot be negative (`None`: unknown, or possibly negative).
 /// Facts are asked about loads, block arguments and results of ops with regions.
 pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u128> {
@@ -69,7 +53,7 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
     let d = m.op(op);
     let operand = |i: usize| max_of(m, d.operands[i], facts, depth);
     let r = match d.opcode {
-        Opcode::CoreConst => u128::try_from(const_int(m, v)?).ok()?,
+        Opcode::CoreConst => u128::try_from(m.const_int(v)?).ok()?,
         Opcode::CoreCast => {
             let from = m.value_type(d.operands[0]);
             if !is_unsigned(from) || width(from) > width(ty) {
@@ -86,10 +70,10 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
         Opcode::CoreAdd => operand(0)?.checked_add(operand(1)?)?,
         Opcode::CoreMul => operand(0)?.checked_mul(operand(1)?)?,
         Opcode::CoreShl => {
-            operand(0)?.checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?)?
+            operand(0)?.checked_shl(u32::try_from(m.const_int(d.operands[1])?).ok()?)?
         }
         Opcode::CoreShr if is_unsigned(ty) => {
-            operand(0)? >> u32::try_from(const_int(m, d.operands[1])?).ok()?.min(127)
+            operand(0)? >> u32::try_from(m.const_int(d.operands[1])?).ok()?.min(127)
         }
         // `x > K ? K : x`: a saturation.
         Opcode::CoreSelect => {
@@ -97,7 +81,7 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
             let saturates = views::CoreCmp::of(m, def_op(m, cond)?)
                 .is_some_and(|c| c.pred(m) == CmpPred::Gt && [c.lhs(m), c.rhs(m)] == [x, high]);
             if saturates {
-                let k = u128::try_from(const_int(m, high)?).ok()?;
+                let k = u128::try_from(m.const_int(high)?).ok()?;
                 max_of(m, x, facts, depth).map_or(k, |x| x.min(k))
             } else {
                 operand(1)?.max(operand(2)?)
@@ -272,7 +256,7 @@ fn trip_count(m: &Module, l: OpId) -> Option<u128> {
         return None;
     }
     let o = &m.op(l).operands;
-    let (lo, hi) = (const_int(m, o[0])?, const_int(m, o[1])?);
+    let (lo, hi) = (m.const_int(o[0])?, m.const_int(o[1])?);
     u128::try_from(hi - lo).ok()
 }
 

@@ -24,7 +24,7 @@ mod short_circuit;
 use super::lower_loops;
 use super::manager::Analyses;
 use super::provenance::Provenance;
-use super::value_bounds::{self, const_int, is_unsigned, Facts};
+use super::value_bounds::{self, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{views, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
@@ -351,7 +351,7 @@ impl BoundsCheck {
             let d = m.op(op).clone();
             let (base, index) = (d.operands[0], d.operands[1]);
             if !self.packet.contains(&base)
-                || const_int(m, index).is_some()
+                || m.const_int(index).is_some()
                 || self.formation_safe(m, index)
             {
                 continue;
@@ -416,7 +416,7 @@ impl BoundsCheck {
         };
         let d = m.op(op);
         match d.opcode {
-            Opcode::CoreConst => u128::try_from(const_int(m, v)?).ok(),
+            Opcode::CoreConst => u128::try_from(m.const_int(v)?).ok(),
             Opcode::CoreCast if is_unsigned(m.value_type(d.operands[0])) => {
                 let from = m.value_type(d.operands[0]);
                 if size_of(m, from) > size_of(m, m.value_type(v)) {
@@ -434,7 +434,7 @@ impl BoundsCheck {
                 .checked_mul(self.min_of(m, d.operands[1], depth)?),
             Opcode::CoreShl => self
                 .min_of(m, d.operands[0], depth)?
-                .checked_shl(u32::try_from(const_int(m, d.operands[1])?).ok()?),
+                .checked_shl(u32::try_from(m.const_int(d.operands[1])?).ok()?),
             Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
                 self.min_of(m, self.written_once[&d.operands[0]], depth - 1)
             }
@@ -491,7 +491,7 @@ impl BoundsCheck {
             Opcode::CoreCast => self.key(m, d.operands[0]),
             Opcode::CorePtrAdd => {
                 let base = self.key(m, d.operands[0])?;
-                if let Some(c) = const_int(m, d.operands[1]) {
+                if let Some(c) = m.const_int(d.operands[1]) {
                     return Some(base.plus(c));
                 }
                 // A variable index the verifier can bound too (it proves packet ranges only while
@@ -526,7 +526,7 @@ impl BoundsCheck {
             Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
                 let base = self.key(m, d.operands[0])?;
                 let elem = m.value_type(d.results[0]).pointee()?.clone();
-                Some(base.plus(const_int(m, d.operands[1])? * size_of(m, &elem)))
+                Some(base.plus(m.const_int(d.operands[1])? * size_of(m, &elem)))
             }
             _ => Some(Key::at(Root::Value(v), 0)),
         }
@@ -794,13 +794,13 @@ impl BoundsCheck {
             let d = m.op(op);
             match d.opcode {
                 Opcode::CorePtrAdd | Opcode::CoreElemAddr
-                    if const_int(m, d.operands[1]).is_none() =>
+                    if m.const_int(d.operands[1]).is_none() =>
                 {
                     return Some((above, op, offset))
                 }
-                Opcode::CorePtrAdd => offset += const_int(m, d.operands[1])?,
+                Opcode::CorePtrAdd => offset += m.const_int(d.operands[1])?,
                 Opcode::CoreElemAddr => {
-                    offset += const_int(m, d.operands[1])?
+                    offset += m.const_int(d.operands[1])?
                         * size_of(m, m.value_type(d.results[0]).pointee()?)
                 }
                 Opcode::CoreFieldAddr | Opcode::KsKfieldAddr => {

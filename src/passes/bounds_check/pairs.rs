@@ -13,7 +13,7 @@
 //! fields (strict-alignment kernels check packet accesses against `NET_IP_ALIGN`).
 //! The BPF target is little-endian: the byte at `p + k` is the low half of the load.
 
-use super::{const_int, def_op, BoundsCheck, Fact, Key, Root};
+use super::{def_op, BoundsCheck, Fact, Key, Root};
 use crate::ir::{views, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
 
@@ -136,8 +136,8 @@ impl BoundsCheck {
         }
         let (x, k) = match (
             d.opcode,
-            const_int(m, d.operands[1]),
-            const_int(m, d.operands[0]),
+            m.const_int(d.operands[1]),
+            m.const_int(d.operands[0]),
         ) {
             (Opcode::CoreShl, Some(bits), _) if bits > 0 && bits % 8 == 0 => {
                 (d.operands[0], bits / 8)
@@ -169,7 +169,7 @@ impl BoundsCheck {
                 widens.then(|| self.masked_byte(m, d.operands[0]))?
             }
             Opcode::CoreAnd => {
-                let (x, c) = match (const_int(m, d.operands[1]), const_int(m, d.operands[0])) {
+                let (x, c) = match (m.const_int(d.operands[1]), m.const_int(d.operands[0])) {
                     (Some(c), _) => (d.operands[0], c),
                     (None, Some(c)) => (d.operands[1], c),
                     _ => return None,
@@ -198,7 +198,7 @@ impl BoundsCheck {
             _ => return false,
         };
         let short_value = if pred == CmpPred::Ne { 1 } else { 0 };
-        if m.yielded_value(short).and_then(|v| const_int(m, v)) != Some(short_value)
+        if m.yielded_value(short).and_then(|v| m.const_int(v)) != Some(short_value)
             || !is_pure(m, tested)
         {
             return false;
@@ -287,9 +287,9 @@ impl BoundsCheck {
             return None;
         }
         let (l, r) = (d.operands[0], d.operands[1]);
-        let (read, c) = match (self.byte_read(m, l), const_int(m, r)) {
+        let (read, c) = match (self.byte_read(m, l), m.const_int(r)) {
             (Some(read), Some(c)) => (read, c),
-            _ => (self.byte_read(m, r)?, const_int(m, l)?),
+            _ => (self.byte_read(m, r)?, m.const_int(l)?),
         };
         Some(ByteTest {
             read,

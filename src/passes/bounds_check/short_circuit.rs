@@ -8,7 +8,7 @@
 //! arm is not visible after it, so its formation — address arithmetic, context fields and locals,
 //! nothing that can fault or depends on the first test — is hoisted before the branch first.
 
-use super::{const_int, def_op, BoundsCheck, Fact};
+use super::{def_op, BoundsCheck, Fact};
 use crate::ir::{Module, OpId, Opcode, Value, ValueDef};
 
 /// Before the walk: hoists, out of the arms of each short-circuit condition, the formation of
@@ -110,7 +110,7 @@ impl BoundsCheck {
             let Some(&y) = m.op(last).operands.first() else {
                 return vec![];
             };
-            if const_int(m, y).is_none_or(|c| (c != 0) == outcome) {
+            if m.const_int(y).is_none_or(|c| (c != 0) == outcome) {
                 possible.push((arm, y));
             }
         }
