@@ -15,6 +15,8 @@ pub struct Bpf {
     pub optimize: bool,
     /// The functions called from exactly one place, found once per module.
     pub called_once: std::cell::OnceCell<std::collections::HashSet<String>>,
+    /// The array lookups another lookup may share (see `array_entries`), found once per module.
+    pub shareable_lookups: std::cell::OnceCell<std::collections::HashSet<crate::ir::Value>>,
     /// The last sequence number given to an `llvm.bpf.btf.type.id` call (each must be distinct).
     pub type_id_seq: std::cell::Cell<u32>,
 }

@@ -6,6 +6,7 @@
 //! every function (named parameters) and instruction, and the new-pass-manager pipeline run
 //! before the object is written.
 
+mod array_entries;
 mod back_end;
 mod decls;
 mod flag_phis;
@@ -81,6 +82,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         signed_division: opts.cpu == "v4",
         optimize: opts.optimize,
         called_once: Default::default(),
+        shareable_lookups: Default::default(),
         type_id_seq: Default::default(),
     };
     let mut g = Gen::new(m, &back_end, &ctx, &module);
@@ -100,8 +102,10 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         g.license();
     });
     g.finish(&tm, opts.optimize, output, refuse_second_core_module, |m| {
+        array_entries::inline_array_entries(m, &tm)?;
         flag_phis::recompute_flags(m);
-        layout::lay_out(m)
+        layout::lay_out(m);
+        Ok(())
     })
 }
 

@@ -13,6 +13,9 @@ use inkwell::values::{
 };
 use inkwell::IntPredicate;
 
+/// `memory(read)`: reads any memory, writes none (LLVM's MemoryEffects encoding).
+pub(super) const MEMORY_READ: u64 = 0b01_01_01;
+
 /// BPF helper ids the back end calls itself.
 const TAIL_CALL: u64 = 12;
 const TRACE_PRINTK: u64 = 6;
@@ -113,8 +116,6 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             }
         }
         if helper.is_some_and(|h| !h.writes_memory) {
-            // `memory(read)`: reads any memory, writes none (LLVM's MemoryEffects encoding).
-            const MEMORY_READ: u64 = 0b01_01_01;
             call.add_attribute(
                 AttributeLoc::Function,
                 self.g.ctx.create_enum_attribute(
@@ -152,6 +153,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     pub fn bpf_op(&mut self, back_end: &Bpf, d: &OpData) -> Result<(), String> {
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         match d.opcode {
+            Opcode::BpfHelperCall if self.array_lookup(back_end, d)? => {}
             Opcode::BpfHelperCall => {
                 let id = Self::attr_int(d, "id") as u64;
                 let args: Vec<BasicValueEnum> = d

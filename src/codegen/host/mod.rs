@@ -98,5 +98,5 @@ pub fn compile(
         g.define_function(f);
     }
     g.entry(unit);
-    g.finish(&tm, opts.optimize, output, |_| Ok(()), |_| ())
+    g.finish(&tm, opts.optimize, output, |_| Ok(()), |_| Ok(()))
 }

@@ -164,7 +164,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         optimize: bool,
         output: Output,
         before_passes: impl FnOnce(&LlvmModule<'ctx>) -> Result<(), String>,
-        after_passes: impl FnOnce(&LlvmModule<'ctx>),
+        after_passes: impl FnOnce(&LlvmModule<'ctx>) -> Result<(), String>,
     ) -> Result<Vec<u8>, Vec<Error>> {
         self.di.finalize();
         let mut errors = std::mem::take(&mut self.errors);
@@ -193,7 +193,7 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
                 .run_passes(pipeline, tm, PassBuilderOptions::create())
         })
         .map_err(|e| vec![Error::internal(None, e.to_string())])?;
-        after_passes(self.module);
+        after_passes(self.module).map_err(|message| vec![Error::internal(None, message)])?;
         // The rewrites after the pipeline must leave valid IR: an invalid module would abort LLVM.
         if let Err(e) = self.module.verify() {
             return Err(vec![Error::internal(
