@@ -17,14 +17,14 @@ use crate::vocab::CmpPred;
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs = super::kernel_funcs(m);
-    let params = super::value_bounds::ParamBounds::of_module(m);
+    let params = super::value_bounds::CallBounds::of_module(m);
     for f in funcs {
         bound_run_time_trips(m, f, &params);
     }
     Ok(())
 }
 
-fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::ParamBounds) {
+fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::CallBounds) {
     let bounds = LocalBounds::of_function(m, f, params);
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
         let (lo, hi) = (m.op(lp).operands[0], m.op(lp).operands[1]);

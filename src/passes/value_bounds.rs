@@ -109,8 +109,10 @@ fn def_op(m: &Module, v: Value) -> Option<OpId> {
 #[derive(Default)]
 pub struct LocalBounds {
     at: HashMap<Value, u128>,
-    /// The function's parameters that every call bounds ([`ParamBounds`]).
+    /// The function's parameters that every call bounds ([`CallBounds`]).
     params: HashMap<Value, u128>,
+    /// The results of the functions it may call, by symbol ([`CallBounds`]).
+    results: HashMap<String, u128>,
     /// Each load of a tracked local, with the first load that reads the same store of it: no
     /// store to the local can run between the two.
     first_read: HashMap<Value, Value>,
@@ -125,27 +127,42 @@ impl Facts for LocalBounds {
         }
         match m.value(v).def {
             ValueDef::Arg(block, 0) => counter_max(m, block, self, depth),
+            ValueDef::Result(op, 0) if m.op(op).opcode == Opcode::CoreCall => {
+                match m.attr(op, "callee") {
+                    Some(crate::ir::Attr::Sym(callee)) => self.results.get(&**callee).copied(),
+                    _ => None,
+                }
+            }
             _ => self.at.get(&v).copied(),
         }
     }
 }
 
-/// Upper bounds of kernel functions' parameters from every call of them. The verifier checks a
-/// static BPF function at each call with the caller's registers, so a bound every caller's
-/// argument keeps is one it knows; functions whose address is taken (callbacks) or that no one
-/// calls (programs) have none.
+/// Bounds that cross calls: of kernel functions' parameters, from every call of them, and of
+/// their results, from every `return`. The verifier checks a static BPF function at each call
+/// with the caller's registers and hands its `r0` back with the bounds it tracked, so a bound
+/// every caller's argument keeps, or every return keeps, is one it knows; functions whose address
+/// is taken (callbacks) or that no one calls (programs) have no parameter bounds.
 #[derive(Default)]
-pub struct ParamBounds {
-    at: HashMap<Value, u128>,
+pub struct CallBounds {
+    params: HashMap<Value, u128>,
+    /// By function symbol.
+    results: HashMap<String, u128>,
 }
 
-impl ParamBounds {
-    pub fn of_module(m: &Module) -> ParamBounds {
+impl CallBounds {
+    pub fn of_module(m: &Module) -> CallBounds {
         let funcs = super::kernel_funcs(m);
         let mut referenced: HashSet<String> = HashSet::new();
         let mut calls: HashMap<String, Vec<(OpId, OpId)>> = HashMap::new();
+        let mut returns: HashMap<OpId, Vec<Value>> = HashMap::new();
         for &f in &funcs {
             m.walk_nested(f, &mut |o| {
+                if m.op(o).opcode == Opcode::KsReturn {
+                    if let Some(&v) = m.op(o).operands.first() {
+                        returns.entry(f).or_default().push(v);
+                    }
+                }
                 let Some(crate::ir::Attr::Sym(callee)) = m.attr(o, "callee") else {
                     return;
                 };
@@ -157,35 +174,50 @@ impl ParamBounds {
                 }
             });
         }
-        let mut bounds = ParamBounds::default();
-        // Callers' own parameters bound their arguments: repeat while bounds are found (a call
-        // chain's depth, recursion being refused).
+        let mut bounds = CallBounds::default();
+        // Callers' parameters bound their arguments and callees' results bound their callers'
+        // locals: repeat while bounds are found (a call chain's depth, recursion being refused).
         for _ in 0..8 {
-            let mut found = ParamBounds::default();
+            let mut found = CallBounds::default();
             let locals: HashMap<OpId, LocalBounds> = funcs
                 .iter()
                 .map(|&f| (f, LocalBounds::of_function(m, f, &bounds)))
                 .collect();
             for &f in &funcs {
                 let name = m.symbol(f).unwrap_or_default();
+                if KsFunc(f).kind(m).is_some() {
+                    continue;
+                }
+                let most = |values: &[(OpId, Value)]| {
+                    values.iter().try_fold(0u128, |acc, &(owner, v)| {
+                        Some(acc.max(locals[&owner].max_of(m, v)?))
+                    })
+                };
+                if let Some(values) = returns.get(&f) {
+                    let values: Vec<(OpId, Value)> = values.iter().map(|&v| (f, v)).collect();
+                    if let Some(b) = most(&values) {
+                        found.results.insert(name.to_string(), b);
+                    }
+                }
                 let Some(sites) = calls.get(name) else {
                     continue;
                 };
-                if referenced.contains(name) || KsFunc(f).kind(m).is_some() {
+                if referenced.contains(name) {
                     continue;
                 }
                 let params = m.block(m.func_entry(f)).args.clone();
                 for (i, p) in params.into_iter().enumerate() {
-                    let most = sites.iter().try_fold(0u128, |acc, &(caller, call)| {
-                        let arg = *m.op(call).operands.get(i)?;
-                        Some(acc.max(locals[&caller].max_of(m, arg)?))
-                    });
-                    if let Some(b) = most {
-                        found.at.insert(p, b);
+                    let args: Option<Vec<(OpId, Value)>> = sites
+                        .iter()
+                        .map(|&(caller, call)| Some((caller, *m.op(call).operands.get(i)?)))
+                        .collect();
+                    if let Some(b) = args.and_then(|a| most(&a)) {
+                        found.params.insert(p, b);
                     }
                 }
             }
-            let done = found.at.len() == bounds.at.len();
+            let done = found.params.len() == bounds.params.len()
+                && found.results.len() == bounds.results.len();
             bounds = found;
             if done {
                 break;
@@ -206,7 +238,7 @@ pub fn counter_max(m: &Module, block: BlockId, facts: &dyn Facts, depth: u32) ->
 }
 
 impl LocalBounds {
-    pub fn of_function(m: &Module, f: OpId, params: &ParamBounds) -> LocalBounds {
+    pub fn of_function(m: &Module, f: OpId, calls: &CallBounds) -> LocalBounds {
         let entry = m.block(m.func_entry(f)).args.clone();
         let mut w = Walk {
             m,
@@ -214,8 +246,9 @@ impl LocalBounds {
             bounds: LocalBounds {
                 params: entry
                     .iter()
-                    .filter_map(|p| params.at.get(p).map(|&b| (*p, b)))
+                    .filter_map(|p| calls.params.get(p).map(|&b| (*p, b)))
                     .collect(),
+                results: calls.results.clone(),
                 ..LocalBounds::default()
             },
             stores: HashMap::new(),
@@ -398,6 +431,17 @@ impl Walk<'_> {
                 let arms = d.regions.iter().map(|&r| (r, state.clone())).collect();
                 self.join_arms(op, arms, state);
             }
+            Opcode::KsTry => {
+                // The body runs from here; a handler may start after any store of the body.
+                let mut thrown = state.clone();
+                for slot in self.stored_in(op) {
+                    thrown.remove(&slot);
+                }
+                let (body, handlers) = d.regions.split_first().expect("a try has a body");
+                let mut arms = vec![(*body, state.clone())];
+                arms.extend(handlers.iter().map(|&h| (h, thrown.clone())));
+                self.join_arms(op, arms, state);
+            }
             Opcode::KsYield => return Exit::Yields(d.operands.clone()),
             _ if m.is_terminator(op) => return Exit::Leaves,
             Opcode::KsFor if trip_count(m, op).is_some() => {
@@ -436,7 +480,7 @@ impl Walk<'_> {
                 }
             }
             _ if !d.regions.is_empty() => {
-                // Loops, try, defer: what any region stores is unknown throughout.
+                // Loops, defer: what any region stores is unknown throughout.
                 for slot in self.stored_in(op) {
                     state.remove(&slot);
                 }

@@ -40,7 +40,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     let funcs = crate::passes::kernel_funcs(m);
     let mut errors = PassErrors::new();
     let moving = moved_packet::moving_functions(m);
-    let params = value_bounds::ParamBounds::of_module(m);
+    let params = value_bounds::CallBounds::of_module(m);
     for f in funcs {
         errors.append(&mut moved_packet::MovedPacket::check(m, f, &moving));
         let Some(ctx) = context_param(m, f) else {
