@@ -648,7 +648,11 @@ impl BoundsCheck {
                 }
                 // A variable index is bounded first, so the pointer that is checked is the one
                 // that is dereferenced (the verifier proves ranges per pointer).
-                let addr = if key.is_none() {
+                // So is one that steps back after its index (`ext + len - 1`): the verifier
+                // refuses a negative constant offset from a variable one.
+                let steps_back =
+                    key.is_some_and(|k| matches!(k.root, Root::Indexed { .. }) && k.offset < 0);
+                let addr = if key.is_none() || steps_back {
                     self.clamp_index(m, op, addr, width)
                 } else {
                     addr
@@ -713,6 +717,14 @@ impl BoundsCheck {
             }) if offset < 0 => Some((origin, offset)),
             _ => None,
         };
+        // So does a constant part after the index that steps back (`ext + len - 1`): the
+        // verifier refuses a negative constant offset from a variable one as well.
+        let back = offset_above.min(0);
+        let (origin, shift) = match behind {
+            Some((origin, offset)) => (Some(origin), offset + back),
+            None if back < 0 => (Some(base), back),
+            None => (None, 0),
+        };
         // The verifier proves a range only while the base's constant part, the index and the
         // access together stay within 0xffff bytes of the origin.
         let below = match self.key(m, base) {
@@ -728,17 +740,17 @@ impl BoundsCheck {
         let loc = m.op(access).loc;
         let mut b = m.builder_before(access);
         let rt = b.module.value_type(d.results[0]).clone();
-        let room = (0xffff - width.clamp(1, 0xffff) - offset_above - below).max(0);
+        let room = (0xffff - width.clamp(1, 0xffff) - offset_above.max(0) - below).max(0);
         // Compared and used as one 64-bit value: a narrower index is widened in its own
         // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
         // Opaque before the test, so LLVM cannot test another value instead (`x & 15 != 0`
         // for `14 + (x & 15) * 65534 > limit`) and leave the added register unbounded.
-        let (wide_index, limit) = match behind {
-            Some((_, offset)) => {
+        let (wide_index, limit) = match origin {
+            Some(_) => {
                 let index = b.cast_to(index, Type::i64());
                 let size = b.core_const(stride, Type::i64());
                 let scaled = b.core_mul(index, size);
-                let shift = b.core_const(offset, Type::i64());
+                let shift = b.core_const(shift, Type::i64());
                 let bytes = b.core_add(scaled, shift);
                 (b.cast_to(bytes, Type::u64()), room)
             }
@@ -749,16 +761,23 @@ impl BoundsCheck {
         let wide = b.core_cmp(bounded, limit, CmpPred::Gt);
         let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
-        let mut new = match behind {
-            Some((origin, _)) => {
-                let moved = b.core_ptr_add(origin, bounded);
+        let mut new = match origin {
+            Some(origin) => {
+                let bytes = b.cast_to(origin, Type::ptr(Type::u8()));
+                let moved = b.core_ptr_add(bytes, bounded);
                 b.cast_to(moved, rt)
             }
             None if d.opcode == Opcode::CoreElemAddr => b.core_elem_addr(base, bounded, rt),
             None => b.core_ptr_add(base, bounded),
         };
-        // The casts, fields and constant offsets on top, formed again from the bounded address.
-        for &op in above.iter().rev() {
+        // The casts, fields and constant offsets on top, formed again from the bounded address;
+        // when the index took them in, only the access's type.
+        if back < 0 {
+            let ty = b.module.value_type(addr).clone();
+            new = b.cast_to(new, ty);
+            self.packet.insert(new);
+        }
+        for &op in above.iter().rev().filter(|_| back == 0) {
             let o = b.module.op(op).clone();
             let ty = b.module.value_type(o.results[0]).clone();
             new = match o.opcode {
