@@ -7,6 +7,7 @@ mod bound_loops;
 mod bounds_check;
 pub mod callgraph;
 mod fetch_add;
+mod filled_locals;
 mod flatten;
 mod hoist_defers;
 mod if_chain;

@@ -23,6 +23,7 @@ const BPF: &[&str] = &[
     "bounds-check",
     "lower-loops",
     "lower-bpf",
+    "skip-filled-zeroing",
     "flatten",
     "lower-tail-calls",
     "guard-verdicts",

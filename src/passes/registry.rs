@@ -117,6 +117,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| range_tests::run(m),
     },
     PassInfo {
+        name: "skip-filled-zeroing",
+        about: "a local a helper fills whole (bpf_skb_load_bytes, bpf_probe_read_kernel, …) before any read is not zeroed",
+        requires: &[Structured, BpfDialect],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| filled_locals::run(m),
+    },
+    PassInfo {
         name: "fold-presence-delete",
         about: "a presence test of a hash entry that guards its delete becomes the delete's own result",
         requires: &[Structured, KsKernel],

@@ -72,6 +72,10 @@ pub struct Helper {
     /// Whether the helper may move or resize the packet, so the kernel forgets every packet
     /// pointer the program holds (`bpf_helper_changes_pkt_data`).
     pub moves_packet: bool,
+    /// `(buffer, size)`: the helper writes all `size` bytes at parameter `buffer`, whether it
+    /// succeeds or not (zeroes on failure), so what the buffer held before is never seen (the
+    /// kernel's `ARG_PTR_TO_UNINIT_MEM` with a full-size write).
+    pub fills: Option<(usize, usize)>,
 }
 
 impl Helper {
@@ -93,6 +97,7 @@ impl Helper {
             reads_only: &[],
             writes_memory: true,
             moves_packet: false,
+            fills: None,
         }
     }
 
@@ -146,6 +151,13 @@ impl Helper {
     const fn moves_packet(self) -> Helper {
         Helper {
             moves_packet: true,
+            ..self
+        }
+    }
+
+    const fn fills(self, buffer: usize, size: usize) -> Helper {
+        Helper {
+            fills: Some((buffer, size)),
             ..self
         }
     }
@@ -235,10 +247,10 @@ pub const MAP_POP_ELEM: Helper = Helper::internal(88, "bpf_map_pop_elem", &[Ptr,
 pub const MAP_PEEK_ELEM: Helper = Helper::internal(89, "bpf_map_peek_elem", &[Ptr, Ptr], I64);
 
 pub const PROBE_READ_USER: Helper =
-    Helper::callable(112, "bpf_probe_read_user", &[Ptr, U32, Ptr], I64);
+    Helper::callable(112, "bpf_probe_read_user", &[Ptr, U32, Ptr], I64).fills(0, 1);
 
 pub const PROBE_READ_KERNEL: Helper =
-    Helper::callable(113, "bpf_probe_read_kernel", &[Ptr, U32, Ptr], I64);
+    Helper::callable(113, "bpf_probe_read_kernel", &[Ptr, U32, Ptr], I64).fills(0, 1);
 
 pub const RINGBUF_OUTPUT: Helper =
     Helper::internal(130, "bpf_ringbuf_output", &[Ptr, Ptr, U64, U64], I64).reads_only(&[1]);
@@ -255,7 +267,9 @@ pub const HELPERS: &[Helper] = &[
     MAP_LOOKUP_ELEM,
     MAP_UPDATE_ELEM,
     MAP_DELETE_ELEM,
-    Helper::callable(4, "bpf_probe_read", &[Ptr, U32, Ptr], I64).not(PACKET_KINDS),
+    Helper::callable(4, "bpf_probe_read", &[Ptr, U32, Ptr], I64)
+        .not(PACKET_KINDS)
+        .fills(0, 1),
     Helper::callable(5, "bpf_ktime_get_ns", &[], U64),
     Helper::callable(6, "bpf_trace_printk", &[Ptr, U32, U64, U64, U64], I64).variadic_after(2),
     Helper::callable(7, "bpf_get_prandom_u32", &[], U32),
@@ -275,7 +289,7 @@ pub const HELPERS: &[Helper] = &[
         .moves_packet(),
     Helper::callable(14, "bpf_get_current_pid_tgid", &[], U64),
     Helper::callable(15, "bpf_get_current_uid_gid", &[], U64),
-    Helper::callable(16, "bpf_get_current_comm", &[Ptr, U32], I64),
+    Helper::callable(16, "bpf_get_current_comm", &[Ptr, U32], I64).fills(0, 1),
     Helper::callable(17, "bpf_get_cgroup_classid", &[Ctx], U32),
     Helper::callable(18, "bpf_skb_vlan_push", &[Ctx, U32, U32], I64)
         .only(TC)
@@ -286,7 +300,9 @@ pub const HELPERS: &[Helper] = &[
     Helper::callable(23, "bpf_redirect", &[U32, U64], I64).only(PACKET),
     Helper::callable(24, "bpf_get_route_realm", &[Ctx], U32).only(TC),
     PERF_EVENT_OUTPUT,
-    Helper::callable(26, "bpf_skb_load_bytes", &[Ctx, U32, Ptr, U32], I64).only(SKB),
+    Helper::callable(26, "bpf_skb_load_bytes", &[Ctx, U32, Ptr, U32], I64)
+        .only(SKB)
+        .fills(2, 3),
     Helper::callable(28, "bpf_csum_diff", &[Ptr, U32, Ptr, U32, U32], I64)
         .only(PACKET)
         .nullable(&[0, 2]),
@@ -309,7 +325,9 @@ pub const HELPERS: &[Helper] = &[
     Helper::callable(65, "bpf_xdp_adjust_tail", &[Ctx, I32], I64)
         .only(XDP)
         .moves_packet(),
-    Helper::callable(67, "bpf_get_stack", &[Ctx, Ptr, U32, U64], I64).not(PACKET_KINDS),
+    Helper::callable(67, "bpf_get_stack", &[Ctx, Ptr, U32, U64], I64)
+        .not(PACKET_KINDS)
+        .fills(1, 2),
     Helper::callable(80, "bpf_get_current_cgroup_id", &[], U64),
     MAP_PUSH_ELEM,
     MAP_POP_ELEM,
