@@ -88,6 +88,17 @@ impl Diagnostics {
     }
 
     pub fn push(&mut self, d: Diagnostic) {
+        // Copies of one construct (an unrolled loop body, a function inlined twice) report the
+        // same problem at the same place once.
+        let repeated = self.list.iter().any(|o| {
+            o.severity == d.severity
+                && o.code == d.code
+                && o.span == d.span
+                && o.message == d.message
+        });
+        if repeated {
+            return;
+        }
         if d.severity == Severity::Error {
             self.errors += 1;
             if self.errors > MAX_ERRORS {
