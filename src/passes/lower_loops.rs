@@ -7,8 +7,8 @@
 //! reads and writes the caller's locals through their slots exactly as before. Exits that leave
 //! the loop are carried out through the struct: `continue` returns 0, `break` sets exit 1 and
 //! returns 1, and each `return`, throw, abort or tail call gets its own exit code that the caller
-//! dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds,
-//! and the shortest (at most 8 iterations, no early exit) are unrolled.
+//! dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds
+//! (the shortest are unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
 use super::PassResult;
@@ -21,9 +21,6 @@ use std::rc::Rc;
 /// Counted loops with at most this many iterations stay inline (the verifier bounds them).
 pub const INLINE_TRIP_COUNT: i128 = 64;
 
-/// Loops with at most this many iterations are unrolled when their body allows it.
-const UNROLL_TRIP_COUNT: i128 = 8;
-
 /// The exit codes of a throw and an abort that reach a callback's top from elsewhere — a called
 /// function, a check a later pass inserts — which `flatten` records in the context struct
 /// (`exit`, and the thrown `code`) before returning 1.
@@ -32,11 +29,6 @@ pub const RAISED_ABORT_EXIT: i128 = u32::MAX as i128;
 
 pub fn run(m: &mut Module) -> PassResult {
     let mut work = super::kernel_funcs(m);
-    for &f in &work {
-        for l in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
-            unroll(m, l);
-        }
-    }
     while let Some(f) = work.pop() {
         let mut n = 0;
         while let Some(l) = outermost_long_loop(m, f) {
@@ -63,47 +55,6 @@ fn outermost_long_loop(m: &Module, f: OpId) -> Option<OpId> {
         }
     });
     found
-}
-
-/// Fully unrolls a loop of at most `UNROLL_TRIP_COUNT` constant iterations whose body neither
-/// leaves the loop early (`break`/`continue`) nor defers at its top level (each copy would have to
-/// run the defer at its own end); the counter becomes a constant in each copy.
-fn unroll(m: &mut Module, lp: OpId) {
-    let o = m.op(lp).operands.clone();
-    let (Some(lo), Some(hi)) = (m.const_int(o[0]), m.const_int(o[1])) else {
-        return;
-    };
-    if hi - lo > UNROLL_TRIP_COUNT || m.op(lp).parent.is_none() {
-        return;
-    }
-    let body = m.region(m.op(lp).regions[0]).blocks[0];
-    let early_exit = m
-        .collect_nested(lp, |d| {
-            matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue)
-        })
-        .into_iter()
-        .any(|x| enclosing_loop(m, x) == Some(lp));
-    let defers_or_leaves = m
-        .block(body)
-        .ops
-        .iter()
-        .any(|&x| m.op(x).opcode == Opcode::KsDefer || m.is_terminator(x));
-    if early_exit || defers_or_leaves {
-        return;
-    }
-    let ty = m.value_type(o[0]).clone();
-    let arg = m.block(body).args.first().copied();
-    for i in lo..hi.max(lo) {
-        let mut b = m.builder_before(lp);
-        let k = b.core_const(i, ty.clone());
-        let mut vmap: HashMap<Value, Value> = arg.map(|a| (a, k)).into_iter().collect();
-        for op in m.block(body).ops.clone() {
-            let c = m.clone_op(op, &mut vmap);
-            let (block, at) = m.position(lp).expect("placed");
-            m.place_op(c, block, Some(at));
-        }
-    }
-    m.detach_op(lp);
 }
 
 /// How the body can leave the loop, each with its exit code (1 is `break`).
@@ -299,7 +250,7 @@ fn may_raise_later(m: &Module, lp: OpId) -> bool {
 }
 
 /// The loop an op's `break`/`continue` belongs to: the nearest enclosing loop op.
-fn enclosing_loop(m: &Module, mut op: OpId) -> Option<OpId> {
+pub(super) fn enclosing_loop(m: &Module, mut op: OpId) -> Option<OpId> {
     while let Some(p) = m.parent_op(op) {
         if matches!(
             m.op(p).opcode,

@@ -25,6 +25,7 @@ pub mod registry;
 mod switch_table;
 pub mod tail_calls;
 mod throw_codes;
+mod unroll_loops;
 mod value_bounds;
 mod verdict_guard;
 

@@ -19,6 +19,7 @@ const BPF: &[&str] = &[
     "switch-to-table",
     "fold-presence-delete",
     "hoist-counter-defers",
+    "unroll-loops",
     "bound-loops",
     "bounds-check",
     "lower-loops",

@@ -162,6 +162,15 @@ pub static PASSES: &[PassInfo] = &[
         run: bounds_check::run,
     },
     PassInfo {
+        name: "unroll-loops",
+        about: "short counted loops in kernel code unrolled, the counter a constant in each copy",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| unroll_loops::run(m),
+    },
+    PassInfo {
         name: "lower-loops",
         about: "long counted loops in kernel code to bpf_loop callbacks with captured state",
         requires: &[Structured, KsKernel],

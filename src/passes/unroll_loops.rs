@@ -1,0 +1,130 @@
+//! `unroll-loops`: short counted loops in kernel functions are unrolled, as clang does for C.
+//!
+//! A `for` over constant bounds whose copies stay small — at most [`ALWAYS_UNROLL`] iterations,
+//! or at most [`MAX_TRIP_COUNT`] when the copies together hold at most [`MAX_UNROLLED_OPS`] ops —
+//! becomes one copy of its body per iteration, the counter a constant in each. Before
+//! `bounds-check`, so that a packet access at `p + 8 + i` in the loop is an access at a constant
+//! offset the user's `p + 40 > data_end` already proves (the verifier follows the loop with the
+//! counter a constant too, but LLVM may turn the counter into a pointer it cannot bound), and the
+//! verifier walks straight-line code instead of the loop's control.
+//! A body that leaves the loop early (`break`/`continue`) or defers at its top level (each copy
+//! would have to run the defer at its own end) stays a loop.
+
+use super::lower_loops::enclosing_loop;
+use super::PassResult;
+use crate::ir::{Module, OpId, Opcode, Value};
+use std::collections::HashMap;
+
+/// Loops with at most this many iterations are unrolled whatever their size.
+const ALWAYS_UNROLL: i128 = 8;
+
+/// Loops with more iterations than this stay loops.
+const MAX_TRIP_COUNT: i128 = 32;
+
+/// The most ops all copies of a longer loop's body may hold together.
+const MAX_UNROLLED_OPS: i128 = 256;
+
+pub fn run(m: &mut Module) -> PassResult {
+    for f in super::kernel_funcs(m) {
+        // Innermost first: an inner loop unrolled makes its outer one's body larger.
+        let mut loops = m.collect_nested(f, |d| d.opcode == Opcode::KsFor);
+        loops.reverse();
+        for l in loops {
+            unroll(m, l);
+        }
+    }
+    Ok(())
+}
+
+/// Fully unrolls `lp` when its bounds are constants, its copies stay small and its body allows.
+fn unroll(m: &mut Module, lp: OpId) {
+    let o = m.op(lp).operands.clone();
+    let (Some(lo), Some(hi)) = (m.const_int(o[0]), m.const_int(o[1])) else {
+        return;
+    };
+    let trips = (hi - lo).max(0);
+    let body_ops = m.collect_nested(lp, |_| true).len() as i128;
+    let small =
+        trips <= ALWAYS_UNROLL || (trips <= MAX_TRIP_COUNT && trips * body_ops <= MAX_UNROLLED_OPS);
+    if !small || m.op(lp).parent.is_none() {
+        return;
+    }
+    let body = m.region(m.op(lp).regions[0]).blocks[0];
+    let early_exit = m
+        .collect_nested(lp, |d| {
+            matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue)
+        })
+        .into_iter()
+        .any(|x| enclosing_loop(m, x) == Some(lp));
+    let defers_or_leaves = m
+        .block(body)
+        .ops
+        .iter()
+        .any(|&x| m.op(x).opcode == Opcode::KsDefer || m.is_terminator(x));
+    if early_exit || defers_or_leaves {
+        return;
+    }
+    let ty = m.value_type(o[0]).clone();
+    let arg = m.block(body).args.first().copied();
+    let counter = arg.and_then(|a| counter_local(m, lp, a));
+    for i in lo..hi.max(lo) {
+        let mut b = m.builder_before(lp);
+        let k = b.core_const(i, ty.clone());
+        let mut vmap: HashMap<Value, Value> = arg.map(|a| (a, k)).into_iter().collect();
+        let mut copy = Vec::new();
+        for op in m.block(body).ops.clone() {
+            let c = m.clone_op(op, &mut vmap);
+            let (block, at) = m.position(lp).expect("placed");
+            m.place_op(c, block, Some(at));
+            copy.push(c);
+        }
+        // The loop variable's reads in this copy are the copy's constant.
+        if let Some(slot) = counter {
+            for c in copy {
+                let mut loads = m.collect_nested(c, |d| reads(d, slot));
+                if reads(m.op(c), slot) {
+                    loads.push(c);
+                }
+                for r in loads {
+                    m.replace_op(r, &[k]);
+                }
+            }
+        }
+    }
+    m.detach_op(lp);
+}
+
+fn reads(d: &crate::ir::OpData, slot: Value) -> bool {
+    d.opcode == Opcode::CoreLoad && d.operands.first() == Some(&slot)
+}
+
+/// The local holding the loop variable: the body's first op stores the counter `arg` into it, and
+/// nothing else in the function writes it or takes its address (only loads in the loop read it).
+fn counter_local(m: &Module, lp: OpId, arg: Value) -> Option<Value> {
+    let body = m.region(m.op(lp).regions[0]).blocks[0];
+    let first = *m.block(body).ops.first()?;
+    let d = m.op(first);
+    if d.opcode != Opcode::CoreStore || d.operands[0] != arg || !m.is_local(d.operands[1]) {
+        return None;
+    }
+    let slot = d.operands[1];
+    let mut only_reads = true;
+    m.walk_nested(m.top_level_of(lp), &mut |o| {
+        if o != first && m.op(o).operands.contains(&slot) {
+            only_reads &= reads(m.op(o), slot) && inside(m, o, lp);
+        }
+    });
+    only_reads.then_some(slot)
+}
+
+/// `op` is nested somewhere in `outer`.
+fn inside(m: &Module, op: OpId, outer: OpId) -> bool {
+    let mut at = m.parent_op(op);
+    while let Some(p) = at {
+        if p == outer {
+            return true;
+        }
+        at = m.parent_op(p);
+    }
+    false
+}
