@@ -224,7 +224,8 @@ impl Facts for BoundsCheck {
         }
         let d = m.op(def_op(m, v)?);
         if d.opcode != Opcode::CoreLoad || depth == 0 {
-            return self.locals.at(v);
+            // Also a call's result, bounded by the callee's returns.
+            return self.locals.opaque_max(m, v, depth);
         }
         match self.written_once.get(&d.operands[0]) {
             Some(&written) => value_bounds::max_of(m, written, self, depth - 1),
