@@ -37,10 +37,13 @@ const MAX_POINTER_OFFSET: i128 = 1 << 29;
 const MAX_PACKET_BYTES: i128 = 0xffff;
 
 pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
-    let funcs = crate::passes::kernel_funcs(m);
+    let funcs = callees_first(m, analyses);
     let mut errors = PassErrors::new();
     let moving = moved_packet::moving_functions(m);
     let params = value_bounds::CallBounds::of_module(m);
+    // For each function taking the context, the packet bytes from `ctx->data` every normal return
+    // has proven in bounds.
+    let mut proven_on_return: HashMap<String, i128> = HashMap::new();
     for f in funcs {
         errors.append(&mut moved_packet::MovedPacket::check(m, f, &moving));
         let Some(ctx) = context_param(m, f) else {
@@ -58,6 +61,13 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
             ctx,
             inserted: 0,
             errors: Vec::new(),
+            callees_prove: proven_on_return
+                .iter()
+                .filter(|(name, _)| !moving.contains(*name))
+                .map(|(name, &k)| (name.clone(), k))
+                .collect(),
+            body: m.op(f).regions[0],
+            returns_prove: None,
         };
         pass.classify(m, f, analyses.provenance(m, f));
         pass.check_pointer_offsets(m, f);
@@ -65,11 +75,29 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
         let body = m.op(f).regions[0];
         pass.region(m, body, &mut Vec::new());
         errors.append(&mut pass.errors);
+        if let (Some(name), Some(k)) = (m.symbol(f), pass.returns_prove) {
+            proven_on_return.insert(name.to_string(), k);
+        }
     }
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// The kernel functions, each after the functions it calls (kernel code has no recursion).
+fn callees_first(m: &Module, analyses: &mut Analyses) -> Vec<OpId> {
+    let kernel: HashSet<OpId> = crate::passes::kernel_funcs(m).into_iter().collect();
+    let cg = analyses.call_graph(m);
+    match petgraph::algo::toposort(&cg.graph, None) {
+        Ok(order) => order
+            .into_iter()
+            .rev()
+            .map(|n| cg.graph[n])
+            .filter(|f| kernel.contains(f))
+            .collect(),
+        Err(_) => crate::passes::kernel_funcs(m),
     }
 }
 
@@ -117,6 +145,13 @@ struct BoundsCheck {
     inserted: usize,
     /// Packet offsets no packet can reach (user errors: the kernel would refuse the program).
     errors: PassErrors,
+    /// Functions whose every normal return has proven this many bytes from `ctx->data` in bounds
+    /// (none moves the packet).
+    callees_prove: HashMap<String, i128>,
+    /// The function's body, whose end may be a return.
+    body: RegionId,
+    /// The bytes from `ctx->data` proven at every return seen so far.
+    returns_prove: Option<i128>,
 }
 
 /// A packet address as a root plus a constant byte offset. For an `Indexed` root, `formed_at`
@@ -614,12 +649,63 @@ impl BoundsCheck {
 
     fn region(&mut self, m: &mut Module, r: RegionId, facts: &mut Vec<Fact>) {
         let depth = facts.len();
+        self.region_keeping_facts(m, r, facts);
+        facts.truncate(depth);
+    }
+
+    /// Walks region `r`, leaving in `facts` those that hold at its end.
+    fn region_keeping_facts(&mut self, m: &mut Module, r: RegionId, facts: &mut Vec<Fact>) {
         for b in m.region(r).blocks.clone() {
             for op in m.block(b).ops.clone() {
                 self.op(m, op, facts);
             }
         }
-        facts.truncate(depth);
+        // A body that ends without a return returns there.
+        if r == self.body && !m.region_ends_in(r, |o| o.has(crate::ir::Traits::TERMINATOR)) {
+            self.note_return(m, facts);
+        }
+    }
+
+    /// Records what a return with `facts` proves about the bytes from `ctx->data`.
+    fn note_return(&mut self, m: &Module, facts: &[Fact]) {
+        let proven = facts
+            .iter()
+            .filter(|f| matches!(f.root, Root::Value(r) if Self::is_data(m, r)))
+            .map(|f| f.end)
+            .max()
+            .unwrap_or(0);
+        self.returns_prove = Some(self.returns_prove.map_or(proven, |k| k.min(proven)));
+    }
+
+    /// `v` is this function's `ctx->data`: a packet pointer the verifier tracks with id 0, so a
+    /// range proven on any such pointer holds for every one it holds (in every frame).
+    fn is_data(m: &Module, v: Value) -> bool {
+        matches!(def_op(m, v), Some(op) if ctx_field(m, op) == Some(b"data"))
+    }
+
+    /// After a call that returns normally only with `K` bytes from `ctx->data` proven, they are
+    /// proven for this function's `ctx->data` pointers formed before the call: the verifier marks
+    /// the range on every packet pointer of the same id in every frame (no check is needed).
+    fn callee_facts(&self, m: &Module, call: OpId, facts: &mut Vec<Fact>) {
+        let Some(Attr::Sym(callee)) = m.attr(call, "callee") else {
+            return;
+        };
+        let Some(&k) = self.callees_prove.get(&**callee) else {
+            return;
+        };
+        if k <= 0 {
+            return;
+        }
+        for &p in &self.packet {
+            let before = def_op(m, p).is_some_and(|d| m.precedes_structurally(d, call));
+            if before && Self::is_data(m, p) {
+                facts.push(Fact {
+                    root: Root::Value(p),
+                    end: k,
+                    tested: None,
+                });
+            }
+        }
     }
 
     fn op(&mut self, m: &mut Module, op: OpId, facts: &mut Vec<Fact>) {
@@ -663,6 +749,27 @@ impl BoundsCheck {
                     facts.push(k.proves(width));
                 }
             }
+            Opcode::KsReturn => self.note_return(m, facts),
+            // What the body proves holds after the try when every handler leaves.
+            Opcode::KsTry => {
+                let (body, handlers) = d.regions.split_first().expect("a try has a body");
+                let mut at_end = facts.clone();
+                self.region_keeping_facts(m, *body, &mut at_end);
+                for &h in handlers {
+                    self.region(m, h, &mut facts.clone());
+                }
+                // (Not a fact whose tested address is formed inside: it is out of scope after.)
+                if handlers.iter().all(|&h| region_leaves(m, h)) {
+                    let known = facts.len();
+                    facts.extend(
+                        at_end
+                            .into_iter()
+                            .skip(known)
+                            .filter(|f| f.tested.is_none_or(|t| !m.defined_within(t, op))),
+                    );
+                }
+            }
+            Opcode::CoreCall => self.callee_facts(m, op, facts),
             Opcode::KsIf | Opcode::CoreOr | Opcode::CoreAdd
                 if self.fuse_byte_pair(m, op, facts) => {}
             Opcode::KsIf => {
