@@ -47,7 +47,7 @@ fn dead_zeroing(m: &Module, local: OpId) -> Option<Vec<OpId>> {
     let fills: Vec<OpId> = uses
         .iter()
         .copied()
-        .filter(|&u| fills(m, u, size))
+        .filter(|&u| fills(m, u, slot, size))
         .collect();
     let mut zeroing = Vec::new();
     for &u in &uses {
@@ -80,9 +80,9 @@ fn uses_through_casts(m: &Module, scope: OpId, v: Value) -> Vec<OpId> {
     found
 }
 
-/// `op` is a call of a helper that writes `size` bytes or more at the local (its address or a
-/// cast of it is the buffer argument).
-fn fills(m: &Module, op: OpId, size: u64) -> bool {
+/// `op` is a call of a helper that writes `size` bytes or more at `slot` (the slot or a cast of
+/// it is the buffer argument, not another of its arguments).
+fn fills(m: &Module, op: OpId, slot: Value, size: u64) -> bool {
     let d = m.op(op);
     if d.opcode != Opcode::BpfHelperCall {
         return false;
@@ -101,18 +101,8 @@ fn fills(m: &Module, op: OpId, size: u64) -> bool {
     let at_local = d
         .operands
         .get(buffer)
-        .is_some_and(|&b| is_local_address(m, b));
+        .is_some_and(|&b| b == slot || is_cast_of(m, b, slot));
     covers && at_local
-}
-
-/// `v` is a `core.local`'s address, maybe cast.
-fn is_local_address(m: &Module, v: Value) -> bool {
-    match m.value(v).def {
-        ValueDef::Result(op, _) if m.op(op).opcode == Opcode::CoreCast => {
-            is_local_address(m, m.op(op).operands[0])
-        }
-        _ => m.is_local(v),
-    }
 }
 
 /// `op` stores zeros into all of `slot` and a filling call follows it in its block with no other
