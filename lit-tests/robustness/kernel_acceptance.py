@@ -107,9 +107,9 @@ def judge(proc, timed_out):
     return "feature", ""
 
 
-def run_one(ksc, path, timeout):
+def run_one(ksc, path, timeout, flags=()):
     try:
-        proc = subprocess.run([ksc, "verify", path], capture_output=True, timeout=timeout, cwd=os.path.dirname(path))
+        proc = subprocess.run([ksc, "verify", *flags, path], capture_output=True, timeout=timeout, cwd=os.path.dirname(path))
         return judge(proc, False)
     except subprocess.TimeoutExpired:
         return judge(None, True)
@@ -122,6 +122,7 @@ def main(argv):
     ap.add_argument("--per-file", type=int, default=6, help="mutants of each kernel-side file")
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--flag", action="append", default=[], help="passed to `ksc verify` (-O0)")
     ap.add_argument("roots", nargs="+")
     opts = ap.parse_args(argv)
     opts.ksc = os.path.abspath(opts.ksc)
@@ -140,7 +141,7 @@ def main(argv):
                     data = open(path, "rb").read()
                     # Only programs that load as written: a case that shows a rejection
                     # (lit-tests/verify/rejected.ks) says nothing about its mutants.
-                    if not is_kernel_unit(data) or run_one(opts.ksc, path, opts.timeout)[0] not in ("accepted", "feature"):
+                    if not is_kernel_unit(data) or run_one(opts.ksc, path, opts.timeout, opts.flag)[0] not in ("accepted", "feature"):
                         continue
                     rel = os.path.relpath(path, copy)
                     # Seeded by the root's name, not its path: a clone elsewhere (CI checks out
@@ -160,7 +161,7 @@ def main(argv):
                         jobs.append((name + " m%d" % k, out))
         counts = {"accepted": 0, "ksc-rejected": 0, "feature": 0, "endless": 0, "rejected": 0, "crash": 0}
         with concurrent.futures.ThreadPoolExecutor(max_workers=opts.jobs) as pool:
-            results = pool.map(lambda j: (j, run_one(opts.ksc, j[1], opts.timeout)), jobs)
+            results = pool.map(lambda j: (j, run_one(opts.ksc, j[1], opts.timeout, opts.flag)), jobs)
             for (label, path), (verdict, reason) in results:
                 counts[verdict] += 1
                 if verdict == "rejected":

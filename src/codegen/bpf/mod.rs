@@ -101,7 +101,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         }
         g.license();
     });
-    g.finish(&tm, opts.optimize, output, refuse_second_core_module, |m| {
+    g.finish(&tm, pipeline(opts.optimize), output, refuse_second_core_module, |m| {
         array_entries::inline_array_entries(m, &tm)?;
         flag_phis::recompute_flags(m);
         layout::lay_out(m);
@@ -143,3 +143,19 @@ impl Gen<'_, '_> {
 
 #[cfg(test)]
 mod tests;
+
+/// LLVM's IR passes. Unoptimised, the code as written still gets what the verifier needs to
+/// follow it: locals move from the stack into registers (SROA) and repeated loads and
+/// computations are shared (early CSE), nothing else. The verifier tracks a scalar's bounds
+/// exactly in a register but loses them in a struct field or narrow slot on the stack (an offset
+/// ksc proves bounded, `l4_off` of a returned header struct, looked unbounded and a packet test
+/// on it proved nothing), and each reload of the same value is one more register whose
+/// differences keep it from pruning states (a ten-option TCP walk exceeded the 1M-instruction
+/// limit).
+fn pipeline(optimize: bool) -> &'static str {
+    if optimize {
+        "default<O2>"
+    } else {
+        "default<O0>,function(sroa<preserve-cfg>,early-cse)"
+    }
+}

@@ -98,5 +98,10 @@ pub fn compile(
         g.define_function(f);
     }
     g.entry(unit);
-    g.finish(&tm, opts.optimize, output, |_| Ok(()), |_| Ok(()))
+    let pipeline = if opts.optimize {
+        "default<O2>"
+    } else {
+        "default<O0>"
+    };
+    g.finish(&tm, pipeline, output, |_| Ok(()), |_| Ok(()))
 }

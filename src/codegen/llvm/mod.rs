@@ -156,12 +156,13 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
         self.back_end.function_symbol(name)
     }
 
-    /// Finalises debug info, checks the module, runs LLVM's pipeline and writes the output;
-    /// `before_passes` may refuse the module, `after_passes` may rearrange the optimised one.
+    /// Finalises debug info, checks the module, runs LLVM's pass `pipeline` (in `opt -passes`
+    /// syntax) and writes the output; `before_passes` may refuse the module, `after_passes` may
+    /// rearrange the optimised one.
     pub fn finish(
         mut self,
         tm: &TargetMachine,
-        optimize: bool,
+        pipeline: &str,
         output: Output,
         before_passes: impl FnOnce(&LlvmModule<'ctx>) -> Result<(), String>,
         after_passes: impl FnOnce(&LlvmModule<'ctx>) -> Result<(), String>,
@@ -183,11 +184,6 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
             return Err(errors);
         }
         before_passes(self.module).map_err(|message| vec![Error::internal(None, message)])?;
-        let pipeline = if optimize {
-            "default<O2>"
-        } else {
-            "default<O0>"
-        };
         crate::timing::stage("llvm optimize", || {
             self.module
                 .run_passes(pipeline, tm, PassBuilderOptions::create())

@@ -632,16 +632,24 @@ impl BoundsCheck {
         (reach <= MAX_PACKET_BYTES).then_some(f)
     }
 
-    /// A relation between packet pointers and data_end that the verifier learns nothing from:
-    /// `==` / `!=` between them, or their difference (`data_end - P`, compared as an integer).
+    /// A relation between packet pointers and data_end that the verifier learns nothing from, or
+    /// that LLVM can merge with an inserted check into one it learns nothing from: `==` / `!=`
+    /// between them, their difference (`data_end - P`, compared as an integer), and `P < end`
+    /// (`end > P`) — where it fails, LLVM knows `P >= end`, and a check `P > end` leaving the
+    /// same way folds with it into `P != end`.
     fn is_blind_test(&self, m: &Module, op: OpId) -> bool {
         let d = m.op(op);
         let pointer = |v: Value| self.packet.contains(&v) || self.data_end.contains(&v);
         match d.opcode {
             Opcode::CorePtrDiff => d.operands.iter().any(|&v| self.data_end.contains(&v)),
             Opcode::CoreCmp => {
-                matches!(views::CoreCmp(op).pred(m), CmpPred::Eq | CmpPred::Ne)
-                    && d.operands.iter().all(|&v| pointer(v))
+                let (l, r) = (d.operands[0], d.operands[1]);
+                match views::CoreCmp(op).pred(m) {
+                    CmpPred::Eq | CmpPred::Ne => pointer(l) && pointer(r),
+                    CmpPred::Lt => self.packet.contains(&l) && self.data_end.contains(&r),
+                    CmpPred::Gt => self.data_end.contains(&l) && self.packet.contains(&r),
+                    _ => false,
+                }
             }
             _ => false,
         }
