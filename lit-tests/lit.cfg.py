@@ -20,6 +20,7 @@ config.substitutions.append(("%FileCheck", os.path.join(llvm_bin, "FileCheck")))
 config.substitutions.append(("%python", sys.executable))
 config.substitutions.append(("%expect-exit", "%s %s" % (sys.executable, os.path.join(config.test_source_root, "expect_exit.py"))))
 config.substitutions.append(("%examples", os.path.join(repo, "examples")))
+config.substitutions.append(("%benches", os.path.join(repo, "benches", "programs")))
 config.substitutions.append(("%conformance", os.path.join(repo, "tests", "conformance")))
 
 # FileCheck, not and count come from llvm-19-tools.

@@ -20,6 +20,19 @@ pub fn field_offsets(m: &Module, decl: OpId) -> Vec<u64> {
         .collect()
 }
 
+/// The byte offset of `field` in the struct `base_ty` points to.
+pub fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<u64> {
+    let Some(Type::Struct(s)) = base_ty.pointee() else {
+        return None;
+    };
+    let decl = struct_decl(m, s)?;
+    let i = KsStruct(decl)
+        .fields(m)
+        .iter()
+        .position(|(n, _)| n.as_bytes() == field)?;
+    field_offsets(m, decl).get(i).copied()
+}
+
 /// Size in bytes, or `None` for types without storage.
 pub fn size_of(m: &Module, t: &Type) -> Option<u64> {
     Some(match t {

@@ -11,6 +11,7 @@ mod filled_locals;
 mod flatten;
 mod hoist_defers;
 mod if_chain;
+mod kernel_memory;
 pub mod lower_bpf;
 pub mod lower_host;
 mod lower_loops;

@@ -24,6 +24,7 @@ const BPF: &[&str] = &[
     "bounds-check",
     "lower-loops",
     "lower-bpf",
+    "check-kernel-memory",
     "skip-filled-zeroing",
     "flatten",
     "lower-tail-calls",

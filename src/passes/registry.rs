@@ -27,6 +27,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, a| callgraph::check_helper_kinds(m, a.call_graph(m)),
     },
     PassInfo {
+        name: "check-kernel-memory",
+        about: "reject helper sizes beyond the object passed and stack objects beyond eBPF's 512 bytes (the kernel refuses them at load)",
+        requires: &[Structured, BpfDialect],
+        adds: &[],
+        removes: &[],
+        read_only: true,
+        run: |m, _| kernel_memory::run(m),
+    },
+    PassInfo {
         name: "reachability",
         about: "drop functions and declarations no root (program, main, test, kfunc, impl) reaches",
         requires: &[Whole],

@@ -76,6 +76,9 @@ pub struct Helper {
     /// succeeds or not (zeroes on failure), so what the buffer held before is never seen (the
     /// kernel's `ARG_PTR_TO_UNINIT_MEM` with a full-size write).
     pub fills: Option<(usize, usize)>,
+    /// `(memory, size)`: parameter `memory` points to `size` bytes the helper reads or writes
+    /// (`ARG_PTR_TO_MEM` with `ARG_CONST_SIZE`); the kernel checks them against the object.
+    pub sized: &'static [(usize, usize)],
 }
 
 impl Helper {
@@ -98,6 +101,7 @@ impl Helper {
             writes_memory: true,
             moves_packet: false,
             fills: None,
+            sized: &[],
         }
     }
 
@@ -153,6 +157,18 @@ impl Helper {
             moves_packet: true,
             ..self
         }
+    }
+
+    const fn sized(self, pairs: &'static [(usize, usize)]) -> Helper {
+        Helper {
+            sized: pairs,
+            ..self
+        }
+    }
+
+    /// The `(memory, size)` parameter pairs, those it fills included.
+    pub fn memory_sizes(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.fills.into_iter().chain(self.sized.iter().copied())
     }
 
     const fn fills(self, buffer: usize, size: usize) -> Helper {
@@ -235,7 +251,9 @@ pub const MAP_DELETE_ELEM: Helper =
     Helper::callable(3, "bpf_map_delete_elem", &[Ptr, Ptr], I64).reads_only(&[1]);
 
 pub const PERF_EVENT_OUTPUT: Helper =
-    Helper::callable(25, "bpf_perf_event_output", &[Ctx, Ptr, U64, Ptr, U64], I64).reads_only(&[3]);
+    Helper::callable(25, "bpf_perf_event_output", &[Ctx, Ptr, U64, Ptr, U64], I64)
+        .reads_only(&[3])
+        .sized(&[(3, 4)]);
 
 pub const REDIRECT_MAP: Helper = Helper::internal(51, "bpf_redirect_map", &[Ptr, U32, U64], I64);
 
@@ -253,7 +271,9 @@ pub const PROBE_READ_KERNEL: Helper =
     Helper::callable(113, "bpf_probe_read_kernel", &[Ptr, U32, Ptr], I64).fills(0, 1);
 
 pub const RINGBUF_OUTPUT: Helper =
-    Helper::internal(130, "bpf_ringbuf_output", &[Ptr, Ptr, U64, U64], I64).reads_only(&[1]);
+    Helper::internal(130, "bpf_ringbuf_output", &[Ptr, Ptr, U64, U64], I64)
+        .reads_only(&[1])
+        .sized(&[(1, 2)]);
 
 pub const RINGBUF_RESERVE: Helper =
     Helper::internal(131, "bpf_ringbuf_reserve", &[Ptr, U64, U64], Ptr);
@@ -271,12 +291,15 @@ pub const HELPERS: &[Helper] = &[
         .not(PACKET_KINDS)
         .fills(0, 1),
     Helper::callable(5, "bpf_ktime_get_ns", &[], U64),
-    Helper::callable(6, "bpf_trace_printk", &[Ptr, U32, U64, U64, U64], I64).variadic_after(2),
+    Helper::callable(6, "bpf_trace_printk", &[Ptr, U32, U64, U64, U64], I64)
+        .variadic_after(2)
+        .sized(&[(0, 1)]),
     Helper::callable(7, "bpf_get_prandom_u32", &[], U32),
     Helper::callable(8, "bpf_get_smp_processor_id", &[], U32),
     Helper::callable(9, "bpf_skb_store_bytes", &[Ctx, U32, Ptr, U32, U64], I64)
         .only(TC)
-        .moves_packet(),
+        .moves_packet()
+        .sized(&[(2, 3)]),
     Helper::callable(10, "bpf_l3_csum_replace", &[Ctx, U32, U64, U64, U64], I64)
         .only(TC)
         .moves_packet(),
@@ -305,6 +328,7 @@ pub const HELPERS: &[Helper] = &[
         .fills(2, 3),
     Helper::callable(28, "bpf_csum_diff", &[Ptr, U32, Ptr, U32, U32], I64)
         .only(PACKET)
+        .sized(&[(0, 1), (2, 3)])
         .nullable(&[0, 2]),
     Helper::callable(31, "bpf_skb_change_proto", &[Ctx, U32, U64], I64)
         .only(TC)
@@ -335,8 +359,8 @@ pub const HELPERS: &[Helper] = &[
     Helper::callable(109, "bpf_send_signal", &[U32], I64),
     PROBE_READ_USER,
     PROBE_READ_KERNEL,
-    Helper::callable(114, "bpf_probe_read_user_str", &[Ptr, U32, Ptr], I64),
-    Helper::callable(115, "bpf_probe_read_kernel_str", &[Ptr, U32, Ptr], I64),
+    Helper::callable(114, "bpf_probe_read_user_str", &[Ptr, U32, Ptr], I64).sized(&[(0, 1)]),
+    Helper::callable(115, "bpf_probe_read_kernel_str", &[Ptr, U32, Ptr], I64).sized(&[(0, 1)]),
     Helper::callable(117, "bpf_send_signal_thread", &[U32], I64),
     Helper::callable(118, "bpf_jiffies64", &[], U64),
     Helper::callable(122, "bpf_get_netns_cookie", &[Ptr], U64),

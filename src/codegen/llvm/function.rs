@@ -19,6 +19,9 @@ use inkwell::values::{
 use inkwell::{AddressSpace, AtomicOrdering, AtomicRMWBinOp, IntPredicate};
 use std::collections::HashMap;
 
+/// Bytes above which an aggregate local is zeroed by memset rather than a store of its zero value.
+const LARGE_AGGREGATE: u64 = 64;
+
 /// The LLVM parameters of `f`: its own, or one context pointer it reads them from.
 fn llvm_params(g: &Gen, f: OpId) -> Vec<Type> {
     if g.back_end.arguments_in_context(g.m, f) {
@@ -614,7 +617,14 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 // Slots start zeroed (ks.local's contract; the optimiser drops dead stores),
                 // except the `uninit` ones, which are written before every read.
                 let volatile = matches!(d.attrs.get(2), Some(Some(Attr::Bool(true))));
-                if !matches!(d.attrs.get(3), Some(Some(Attr::Bool(true)))) {
+                // A large aggregate is zeroed by one memset: a store of its zero value is one
+                // store per element to LLVM (a 64 KiB array kept InstCombine busy for minutes).
+                let size = self.g.size_of(t);
+                if matches!(d.attrs.get(3), Some(Some(Attr::Bool(true)))) {
+                } else if !volatile && !t.is_scalar() && size > LARGE_AGGREGATE {
+                    let zero = self.g.ctx.i8_type().const_zero();
+                    b.build_memset(slot, 8, zero, self.i64c(size)).map_err(e)?;
+                } else {
                     let init = b.build_store(slot, lt.const_zero()).map_err(e)?;
                     if volatile {
                         init.set_volatile(true).map_err(|x| x.to_string())?;
@@ -659,6 +669,21 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     let dst = self.ptr(d.operands[1])?;
                     let src = self.ptr(src)?;
                     b.build_memcpy(dst, to, src, from, self.i64c(size))
+                        .map_err(e)?;
+                    return Ok(());
+                }
+                let stored = self.g.m.value(d.operands[0]).def;
+                let zero = matches!(stored, ValueDef::Result(z, 0) if self.g.m.op(z).opcode == Opcode::CoreZero);
+                let size = self.g.size_of(&t);
+                if zero
+                    && !t.is_scalar()
+                    && size > LARGE_AGGREGATE
+                    && !self.volatile.contains(&d.operands[1])
+                {
+                    let dst = self.ptr(d.operands[1])?;
+                    let align = self.address_align(d.operands[1]);
+                    let byte = self.g.ctx.i8_type().const_zero();
+                    b.build_memset(dst, align, byte, self.i64c(size))
                         .map_err(e)?;
                     return Ok(());
                 }

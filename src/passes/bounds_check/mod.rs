@@ -227,17 +227,7 @@ fn size_of(m: &Module, t: &Type) -> i128 {
 }
 
 fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
-    let Some(Type::Struct(s)) = base_ty.pointee() else {
-        return None;
-    };
-    let decl = crate::ir::layout::struct_decl(m, s)?;
-    let i = crate::ir::views::KsStruct(decl)
-        .fields(m)
-        .iter()
-        .position(|(n, _)| n.as_bytes() == field)?;
-    crate::ir::layout::field_offsets(m, decl)
-        .get(i)
-        .map(|&o| o as i128)
+    crate::ir::layout::field_offset(m, base_ty, field).map(i128::from)
 }
 
 /// Locals written once are as bounded as the value written, others by the stores and branch
