@@ -79,6 +79,8 @@ pub struct Helper {
     /// `(memory, size)`: parameter `memory` points to `size` bytes the helper reads or writes
     /// (`ARG_PTR_TO_MEM` with `ARG_CONST_SIZE`); the kernel checks them against the object.
     pub sized: &'static [(usize, usize)],
+    /// Its sizes must be at least 1 (`ARG_CONST_SIZE`, not `ARG_CONST_SIZE_OR_ZERO`).
+    pub nonzero_size: bool,
 }
 
 impl Helper {
@@ -102,6 +104,7 @@ impl Helper {
             moves_packet: false,
             fills: None,
             sized: &[],
+            nonzero_size: false,
         }
     }
 
@@ -162,6 +165,13 @@ impl Helper {
     const fn sized(self, pairs: &'static [(usize, usize)]) -> Helper {
         Helper {
             sized: pairs,
+            ..self
+        }
+    }
+
+    const fn nonzero_size(self) -> Helper {
+        Helper {
+            nonzero_size: true,
             ..self
         }
     }
@@ -293,13 +303,15 @@ pub const HELPERS: &[Helper] = &[
     Helper::callable(5, "bpf_ktime_get_ns", &[], U64),
     Helper::callable(6, "bpf_trace_printk", &[Ptr, U32, U64, U64, U64], I64)
         .variadic_after(2)
-        .sized(&[(0, 1)]),
+        .sized(&[(0, 1)])
+        .nonzero_size(),
     Helper::callable(7, "bpf_get_prandom_u32", &[], U32),
     Helper::callable(8, "bpf_get_smp_processor_id", &[], U32),
     Helper::callable(9, "bpf_skb_store_bytes", &[Ctx, U32, Ptr, U32, U64], I64)
         .only(TC)
         .moves_packet()
-        .sized(&[(2, 3)]),
+        .sized(&[(2, 3)])
+        .nonzero_size(),
     Helper::callable(10, "bpf_l3_csum_replace", &[Ctx, U32, U64, U64, U64], I64)
         .only(TC)
         .moves_packet(),
@@ -312,7 +324,9 @@ pub const HELPERS: &[Helper] = &[
         .moves_packet(),
     Helper::callable(14, "bpf_get_current_pid_tgid", &[], U64),
     Helper::callable(15, "bpf_get_current_uid_gid", &[], U64),
-    Helper::callable(16, "bpf_get_current_comm", &[Ptr, U32], I64).fills(0, 1),
+    Helper::callable(16, "bpf_get_current_comm", &[Ptr, U32], I64)
+        .fills(0, 1)
+        .nonzero_size(),
     Helper::callable(17, "bpf_get_cgroup_classid", &[Ctx], U32),
     Helper::callable(18, "bpf_skb_vlan_push", &[Ctx, U32, U32], I64)
         .only(TC)
@@ -325,7 +339,8 @@ pub const HELPERS: &[Helper] = &[
     PERF_EVENT_OUTPUT,
     Helper::callable(26, "bpf_skb_load_bytes", &[Ctx, U32, Ptr, U32], I64)
         .only(SKB)
-        .fills(2, 3),
+        .fills(2, 3)
+        .nonzero_size(),
     Helper::callable(28, "bpf_csum_diff", &[Ptr, U32, Ptr, U32, U32], I64)
         .only(PACKET)
         .sized(&[(0, 1), (2, 3)])

@@ -101,12 +101,18 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         }
         g.license();
     });
-    g.finish(&tm, pipeline(opts.optimize), output, refuse_second_core_module, |m| {
-        array_entries::inline_array_entries(m, &tm)?;
-        flag_phis::recompute_flags(m);
-        layout::lay_out(m);
-        Ok(())
-    })
+    g.finish(
+        &tm,
+        pipeline(opts.optimize),
+        output,
+        refuse_second_core_module,
+        |m| {
+            array_entries::inline_array_entries(m, &tm)?;
+            flag_phis::recompute_flags(m);
+            layout::lay_out(m);
+            Ok(())
+        },
+    )
 }
 
 /// LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed by

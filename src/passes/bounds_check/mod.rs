@@ -24,7 +24,7 @@ mod short_circuit;
 use super::lower_loops;
 use super::manager::Analyses;
 use super::provenance::Provenance;
-use super::value_bounds::{self, is_unsigned, Facts};
+use super::value_bounds::{self, int_max, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{views, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
@@ -404,8 +404,11 @@ impl BoundsCheck {
     }
 
     /// The verifier accepts `packet + index` when it knows the index's smallest value is within
-    /// ±2^29: an unsigned index whose smallest value is below 2^29 and that is either at most 32
-    /// bits wide (zero-extended) or bounded below 2^63 (else its signed minimum is unknown).
+    /// ±2^29 — on the path it follows, where the index may be exact (a loop's second iteration
+    /// after `off = off + len + 0xffffffff`): an unsigned index whose every value is below 2^29,
+    /// or one at most 32 bits wide (zero-extended) whose bound ksc only knows from its type (the
+    /// verifier then knows no larger smallest value either) and whose smallest value is below
+    /// 2^29.
     fn formation_safe(&self, m: &Module, index: Value) -> bool {
         // Through the signed view the lowering gives a pointer offset (`off as i64`).
         let mut index = index;
@@ -426,12 +429,33 @@ impl BoundsCheck {
         if !is_unsigned(ty) {
             return false;
         }
-        let narrow = size_of(m, ty) <= 4;
-        let bounded = self.max_of(m, index, 4).is_some_and(|max| max < 1 << 63);
-        let low = self
-            .min_of(m, index, 4)
-            .is_some_and(|min| min < MAX_POINTER_OFFSET as u128);
-        low && (narrow || bounded)
+        let limit = MAX_POINTER_OFFSET as u128;
+        let max = self.max_of(m, index, 4);
+        let opaque_narrow = size_of(m, ty) <= 4
+            && max.map_or(true, |max| Some(max) >= int_max(ty))
+            && !self.may_underflow(m, index, 4);
+        let low = self.min_of(m, index, 4).is_some_and(|min| min < limit);
+        low && (opaque_narrow || max.is_some_and(|max| max < limit))
+    }
+
+    /// `v` is a subtraction (through widenings and once-written locals) that may wrap below 0:
+    /// the verifier then knows its exact, huge value on the paths where it does (`14 - ihl`).
+    fn may_underflow(&self, m: &Module, v: Value, depth: u32) -> bool {
+        let Some(d) = def_op(m, v).map(|op| m.op(op)) else {
+            return false;
+        };
+        match d.opcode {
+            Opcode::CoreCast => self.may_underflow(m, d.operands[0], depth),
+            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
+                self.may_underflow(m, self.written_once[&d.operands[0]], depth - 1)
+            }
+            Opcode::CoreSub => {
+                let low = self.min_of(m, d.operands[0], depth).unwrap_or(0);
+                self.max_of(m, d.operands[1], depth)
+                    .map_or(true, |high| high > low)
+            }
+            _ => false,
+        }
     }
 
     /// A lower bound of an unsigned integer, from its constants, masks, widenings, scalings and
@@ -478,10 +502,22 @@ impl BoundsCheck {
 
     /// An access at a constant packet offset that no packet can hold: before the packet's start,
     /// or past the longest packet whose bytes the verifier can prove.
-    fn unreachable_access(&mut self, op: OpId, key: Option<Key>, width: i128) -> bool {
-        let Some(k) = key.filter(|k| !matches!(k.root, Root::Indexed { .. })) else {
+    fn unreachable_access(&mut self, m: &Module, op: OpId, key: Option<Key>, width: i128) -> bool {
+        let Some(k) = key else {
             return false;
         };
+        // `data + off + K` with an unsigned `off`: at least `K` bytes in.
+        if let Root::Indexed {
+            base, slot: false, ..
+        } = k.root
+        {
+            let first = k.constant_offset();
+            if !Self::is_data(m, base) || first + width <= MAX_PACKET_BYTES {
+                return false;
+            }
+            self.errors.push(PassError::user(op, Code::E0611, format!("this access reads bytes from {first} on of the packet, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes")));
+            return true;
+        }
         let why = if k.offset < 0 {
             format!(
                 "this access reads {} byte{} before the start of the packet",
@@ -720,7 +756,7 @@ impl BoundsCheck {
                 }
                 let width = size_of(m, &ty);
                 let key = self.key(m, addr);
-                if self.unreachable_access(op, key, width) {
+                if self.unreachable_access(m, op, key, width) {
                     return;
                 }
                 if let Some(fact) = key.and_then(|k| Self::covering(facts, k, width)) {
