@@ -410,25 +410,10 @@ impl BoundsCheck {
     /// verifier then knows no larger smallest value either) and whose smallest value is below
     /// 2^29.
     fn formation_safe(&self, m: &Module, index: Value) -> bool {
-        // Through the signed view the lowering gives a pointer offset (`off as i64`).
-        let mut index = index;
-        while let Some(d) = def_op(m, index).map(|op| m.op(op)) {
-            let from = d.operands.first().map(|&v| m.value_type(v));
-            match from {
-                Some(from)
-                    if d.opcode == Opcode::CoreCast
-                        && is_unsigned(from)
-                        && size_of(m, from) <= size_of(m, m.value_type(index)) =>
-                {
-                    index = d.operands[0]
-                }
-                _ => break,
-            }
-        }
-        let ty = m.value_type(index);
-        if !is_unsigned(ty) {
+        let Some(index) = unsigned_source(m, index) else {
             return false;
-        }
+        };
+        let ty = m.value_type(index);
         let limit = MAX_POINTER_OFFSET as u128;
         let max = self.max_of(m, index, 4);
         let opaque_narrow = size_of(m, ty) <= 4
@@ -502,22 +487,26 @@ impl BoundsCheck {
 
     /// An access at a constant packet offset that no packet can hold: before the packet's start,
     /// or past the longest packet whose bytes the verifier can prove.
-    fn unreachable_access(&mut self, m: &Module, op: OpId, key: Option<Key>, width: i128) -> bool {
-        let Some(k) = key else {
-            return false;
-        };
-        // `data + off + K` with an unsigned `off`: at least `K` bytes in.
-        if let Root::Indexed {
-            base, slot: false, ..
-        } = k.root
-        {
-            let first = k.constant_offset();
-            if !Self::is_data(m, base) || first + width <= MAX_PACKET_BYTES {
+    fn unreachable_access(
+        &mut self,
+        m: &Module,
+        op: OpId,
+        addr: Value,
+        key: Option<Key>,
+        width: i128,
+    ) -> bool {
+        let constant = key.filter(|k| !matches!(k.root, Root::Indexed { .. }));
+        let Some(k) = constant else {
+            // `data + off + K` with an unsigned `off`: at least `K` bytes in.
+            let Some(first) = self.lowest_data_offset(m, addr, 4) else {
+                return false;
+            };
+            if first + width <= MAX_PACKET_BYTES || first >= MAX_POINTER_OFFSET {
                 return false;
             }
             self.errors.push(PassError::user(op, Code::E0611, format!("this access reads bytes from {first} on of the packet, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes")));
             return true;
-        }
+        };
         let why = if k.offset < 0 {
             format!(
                 "this access reads {} byte{} before the start of the packet",
@@ -533,6 +522,44 @@ impl BoundsCheck {
             self.errors.push(PassError::user(op, Code::E0611, why));
         }
         true
+    }
+
+    /// The smallest offset from `ctx->data` that `addr` can have: constant offsets plus unsigned
+    /// variable ones (at least their smallest value), down to this function's `ctx->data`.
+    fn lowest_data_offset(&self, m: &Module, addr: Value, depth: u32) -> Option<i128> {
+        if Self::is_data(m, addr) {
+            return Some(0);
+        }
+        let d = m.op(def_op(m, addr)?);
+        let base = |extra: i128| Some(self.lowest_data_offset(m, d.operands[0], depth)? + extra);
+        match d.opcode {
+            Opcode::CoreCast => base(0),
+            Opcode::CorePtrAdd => match m.const_int(d.operands[1]) {
+                Some(c) => base(c),
+                None => {
+                    let index = unsigned_source(m, d.operands[1])?;
+                    base(i128::try_from(self.min_of(m, index, depth)?).ok()?)
+                }
+            },
+            Opcode::CoreFieldAddr | Opcode::KsKfieldAddr => {
+                let Some(Attr::Str(f)) = m.attr(def_op(m, addr)?, "field") else {
+                    return None;
+                };
+                base(field_offset(m, m.value_type(d.operands[0]), f)?)
+            }
+            Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
+                let elem = m.value_type(addr).pointee()?.clone();
+                base(m.const_int(d.operands[1])? * size_of(m, &elem))
+            }
+            Opcode::CoreLoad if depth > 0 => {
+                let stored = *self
+                    .slot_value
+                    .get(&d.operands[0])
+                    .filter(|_| self.slots.get(&d.operands[0]) == Some(&1))?;
+                self.lowest_data_offset(m, stored, depth - 1)
+            }
+            _ => None,
+        }
     }
 
     /// The canonical root and constant offset of a packet address, when the offset is constant
@@ -756,7 +783,7 @@ impl BoundsCheck {
                 }
                 let width = size_of(m, &ty);
                 let key = self.key(m, addr);
-                if self.unreachable_access(m, op, key, width) {
+                if self.unreachable_access(m, op, addr, key, width) {
                     return;
                 }
                 if let Some(fact) = key.and_then(|k| Self::covering(facts, k, width)) {
@@ -1046,6 +1073,26 @@ fn byte_stride(m: &Module, op: OpId) -> i128 {
             .max(1),
         _ => 1,
     }
+}
+
+/// The unsigned value `v` is, through the signed view the lowering gives a pointer offset
+/// (`off as i64`) and other widenings.
+fn unsigned_source(m: &Module, v: Value) -> Option<Value> {
+    let mut v = v;
+    while let Some(d) = def_op(m, v).map(|op| m.op(op)) {
+        let from = d.operands.first().map(|&o| m.value_type(o));
+        match from {
+            Some(from)
+                if d.opcode == Opcode::CoreCast
+                    && is_unsigned(from)
+                    && size_of(m, from) <= size_of(m, m.value_type(v)) =>
+            {
+                v = d.operands[0]
+            }
+            _ => break,
+        }
+    }
+    is_unsigned(m.value_type(v)).then_some(v)
 }
 
 /// True when a region always leaves (ends in return, throw, abort, break, continue or tail call).
