@@ -417,7 +417,7 @@ impl BoundsCheck {
         let limit = MAX_POINTER_OFFSET as u128;
         let max = self.max_of(m, index, 4);
         let opaque_narrow = size_of(m, ty) <= 4
-            && max.map_or(true, |max| Some(max) >= int_max(ty))
+            && max.is_none_or(|max| Some(max) >= int_max(ty))
             && !self.may_underflow(m, index, 4);
         let low = self.min_of(m, index, 4).is_some_and(|min| min < limit);
         low && (opaque_narrow || max.is_some_and(|max| max < limit))
@@ -437,7 +437,7 @@ impl BoundsCheck {
             Opcode::CoreSub => {
                 let low = self.min_of(m, d.operands[0], depth).unwrap_or(0);
                 self.max_of(m, d.operands[1], depth)
-                    .map_or(true, |high| high > low)
+                    .is_none_or(|high| high > low)
             }
             _ => false,
         }
