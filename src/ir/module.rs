@@ -334,6 +334,34 @@ impl Module {
         self.op(op).parent.and_then(|b| self.block_owner(b))
     }
 
+    /// The ops enclosing `op`, innermost first, each with the region of it `op` lies in.
+    pub fn enclosing(&self, op: OpId) -> Vec<(OpId, RegionId)> {
+        let mut out = Vec::new();
+        let mut cur = op;
+        while let Some(region) = self.op(cur).parent.and_then(|b| self.block(b).parent) {
+            let Some(owner) = self.region(region).parent else {
+                break;
+            };
+            out.push((owner, region));
+            cur = owner;
+        }
+        out
+    }
+
+    /// True when `a` and `b` lie in different arms of one `if` or `switch`: no run reaches both.
+    pub fn in_exclusive_arms(&self, a: OpId, b: OpId) -> bool {
+        let outer_b = self.enclosing(b);
+        self.enclosing(a).iter().find_map(|&(owner, region)| {
+            outer_b
+                .iter()
+                .find(|&&(o, _)| o == owner)
+                .map(|&(_, other)| {
+                    other != region
+                        && matches!(self.op(owner).opcode, Opcode::KsIf | Opcode::KsSwitch)
+                })
+        }) == Some(true)
+    }
+
     /// The module-level op (function, usually) that contains `op`.
     pub fn top_level_of(&self, mut op: OpId) -> OpId {
         while let Some(p) = self.parent_op(op) {
@@ -409,6 +437,13 @@ impl Module {
             at: Some(at),
             loc,
         }
+    }
+
+    /// A builder that inserts right after `op`, at `op`'s source location.
+    pub fn builder_after(&mut self, op: OpId) -> Builder<'_> {
+        let mut b = self.builder_before(op);
+        b.at = b.at.map(|at| at + 1);
+        b
     }
 
     /// The one block of a structured region, when it has no block arguments.

@@ -57,6 +57,7 @@ pub fn derivation(m: &Module, op: OpId) -> Option<(Value, Step)> {
         Opcode::KsIndexAddr => Step::CheckedIndex,
         Opcode::CorePtrAdd => Step::Offset,
         Opcode::CoreCast if m.value_type(base).is_ptr() => Step::Cast,
+        Opcode::BpfOpaque => Step::Cast,
         _ => return None,
     };
     Some((base, step))

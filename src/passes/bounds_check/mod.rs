@@ -68,10 +68,13 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
                 .collect(),
             body: m.op(f).regions[0],
             returns_prove: None,
+            twinned: HashSet::new(),
+            pins: HashMap::new(),
         };
         pass.classify(m, f, analyses.provenance(m, f));
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
+        pass.twinned = pass.twinned_formations(m, f);
         let body = m.op(f).regions[0];
         pass.region(m, body, &mut Vec::new());
         errors.append(&mut pass.errors);
@@ -152,6 +155,10 @@ struct BoundsCheck {
     body: RegionId,
     /// The bytes from `ctx->data` proven at every return seen so far.
     returns_prove: Option<i128>,
+    /// Tested variable-offset addresses with a twin in another arm, and the opaque copies that
+    /// stand for those accessed so far.
+    twinned: HashSet<Value>,
+    pins: HashMap<Value, Value>,
 }
 
 /// A packet address as a root plus a constant byte offset. For an `Indexed` root, `formed_at`
@@ -403,6 +410,64 @@ impl BoundsCheck {
         }
     }
 
+    /// The variable-offset packet addresses tests compare with data_end in different arms of an
+    /// `if` or `match`. The kernel learns a packet range for one pointer (its id), and an address
+    /// LLVM forms again is a new pointer with no range: two arms that test `data + off` with
+    /// different lengths and then read it alike are merged by LLVM into one tail that reads
+    /// through one arm's tested pointer first and a fresh `data + off` after. Accesses through
+    /// such an address go through an opaque copy of it ([`Self::pin`]), which LLVM can reuse but
+    /// not rebuild. (Not every tested address: the copy keeps LLVM from folding the formation's
+    /// constant into the accesses, and from sharing it with formations checked on their own.)
+    fn twinned_formations(&self, m: &Module, f: OpId) -> HashSet<Value> {
+        let mut tested: Vec<(Value, OpId)> = Vec::new();
+        for test in m.collect_nested(f, |o| o.opcode == Opcode::CoreCmp) {
+            let (l, r) = (m.op(test).operands[0], m.op(test).operands[1]);
+            let ptr = match (self.data_end.contains(&l), self.data_end.contains(&r)) {
+                (false, true) => l,
+                (true, false) => r,
+                _ => continue,
+            };
+            if !self.packet.contains(&ptr) {
+                continue;
+            }
+            let formed = self.key(m, ptr).and_then(|k| k.formed_at);
+            if let Some((v, op)) = formed.and_then(|v| Some((v, def_op(m, v)?))) {
+                tested.push((v, op));
+            }
+        }
+        tested
+            .iter()
+            .filter(|&&(_, a)| tested.iter().any(|&(_, b)| m.in_exclusive_arms(a, b)))
+            .map(|&(v, _)| v)
+            .collect()
+    }
+
+    /// The opaque copy of tested address `formed` that replaces it from its formation on (made
+    /// at the first access through it).
+    fn pin(&mut self, m: &mut Module, formed: Value) -> Value {
+        if let Some(&copy) = self.pins.get(&formed) {
+            return copy;
+        }
+        let formation = def_op(m, formed).expect("a twinned address is formed by an op");
+        let copy = m.builder_after(formation).bpf_opaque(formed);
+        let f = m.top_level_of(formation);
+        m.replace_uses_in(f, formed, copy);
+        let copy_op = def_op(m, copy).expect("the copy was just built");
+        m.op_mut(copy_op).operands[0] = formed;
+        self.packet.insert(copy);
+        for held in self
+            .slot_value
+            .values_mut()
+            .chain(self.written_once.values_mut())
+        {
+            if *held == formed {
+                *held = copy;
+            }
+        }
+        self.pins.insert(formed, copy);
+        copy
+    }
+
     /// The verifier accepts `packet + index` when it knows the index's smallest value is within
     /// ±2^29 — on the path it follows, where the index may be exact (a loop's second iteration
     /// after `off = off + len + 0xffffffff`): an unsigned index whose every value is below 2^29,
@@ -578,6 +643,18 @@ impl BoundsCheck {
                 }
             }
             Opcode::CoreCast => self.key(m, d.operands[0]),
+            // An opaque copy of a pointer is the same address; a copy of a variable-offset
+            // formation stands for it (the tested register accesses must go through).
+            Opcode::BpfOpaque if m.value_type(v).is_ptr() => {
+                let k = self.key(m, d.operands[0])?;
+                Some(match k.formed_at {
+                    Some(f) if f == d.operands[0] => Key {
+                        formed_at: Some(v),
+                        ..k
+                    },
+                    _ => k,
+                })
+            }
             Opcode::CorePtrAdd => {
                 let base = self.key(m, d.operands[0])?;
                 if let Some(c) = m.const_int(d.operands[1]) {
@@ -788,7 +865,14 @@ impl BoundsCheck {
                 }
                 if let Some(fact) = key.and_then(|k| Self::covering(facts, k, width)) {
                     if let (Some(tested), Some(k)) = (fact.tested, key) {
-                        if k.formed_at != Some(tested) {
+                        let tested = match self.twinned.contains(&tested) {
+                            true => self.pin(m, tested),
+                            false => tested,
+                        };
+                        // (The address may have been formed from the one just pinned.)
+                        let addr = m.op(op).operands[usize::from(d.opcode == Opcode::CoreStore)];
+                        let formed_at = self.key(m, addr).map_or(k.formed_at, |k| k.formed_at);
+                        if formed_at != Some(tested) {
                             Self::access_through(m, op, addr, tested, k.offset);
                         }
                     }
