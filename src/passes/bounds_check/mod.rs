@@ -882,17 +882,18 @@ impl BoundsCheck {
                 // that is dereferenced (the verifier proves ranges per pointer).
                 // So is one that steps back after its index (`ext + len - 1`): the verifier
                 // refuses a negative constant offset from a variable one.
+                // And so is one whose index may reach so far that the access would end past
+                // 0xffff (a `u16` offset): a check of that pointer teaches the verifier nothing.
                 let steps_back =
                     key.is_some_and(|k| matches!(k.root, Root::Indexed { .. }) && k.offset < 0);
-                let addr = if key.is_none() || steps_back {
+                let proven = key.and_then(|k| Self::provable(k.proves(width)));
+                let addr = if proven.is_none() || steps_back {
                     self.clamp_index(m, op, addr, width)
                 } else {
                     addr
                 };
                 self.insert_check(m, op, addr, width);
-                if let Some(k) = key {
-                    facts.push(k.proves(width));
-                }
+                facts.extend(proven);
             }
             Opcode::KsReturn => self.note_return(m, facts),
             // What the body proves holds after the try when every handler leaves.
