@@ -8,6 +8,8 @@
 //! local through the function, with the comparisons that guard branches (`if (n > 64) { n = 64 }`
 //! leaves `n ≤ 64`; so does `if (n > 64) { return }`).
 
+mod fields;
+
 use crate::ir::{
     views, views::KsFunc, BlockId, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
 };
@@ -56,10 +58,15 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
         Opcode::CoreConst => u128::try_from(m.const_int(v)?).ok()?,
         Opcode::CoreCast => {
             let from = m.value_type(d.operands[0]);
-            if !is_unsigned(from) || width(from) > width(ty) {
+            if !is_unsigned(from) {
                 return None;
             }
-            operand(0).or_else(|| int_max(from))?
+            // A narrowing keeps a value that fits the narrower type as it is.
+            match operand(0) {
+                Some(b) if width(from) <= width(ty) || Some(b) <= int_max(ty) => b,
+                None if width(from) <= width(ty) => int_max(from)?,
+                _ => return None,
+            }
         }
         Opcode::CoreAnd => match (operand(0), operand(1)) {
             (Some(a), Some(b)) => a.min(b),
@@ -118,6 +125,12 @@ pub struct LocalBounds {
     first_read: HashMap<Value, Value>,
     /// The first load of each (local, stores walked so far).
     reads: HashMap<(Value, u32), Value>,
+    /// The writes into struct locals, for bounds of their fields.
+    structs: fields::StructLocals,
+    /// The fields of the structs the functions it may call return, by symbol and field.
+    field_results: HashMap<(String, Vec<u8>), u128>,
+    /// Struct copies being followed (a field stored from a load of a field).
+    following: std::cell::Cell<u32>,
 }
 
 impl Facts for LocalBounds {
@@ -133,8 +146,54 @@ impl Facts for LocalBounds {
                     _ => None,
                 }
             }
-            _ => self.at.get(&v).copied(),
+            _ => self
+                .at
+                .get(&v)
+                .copied()
+                .or_else(|| self.loaded_field_max(m, v)),
         }
+    }
+}
+
+impl LocalBounds {
+    /// The bound of a load of an integer field of a struct local, from every write into it.
+    fn loaded_field_max(&self, m: &Module, v: Value) -> Option<u128> {
+        let (local, field) = self.structs.loaded_field(m, v)?;
+        self.struct_field_max(|s, results, depth| {
+            s.local_field_max(m, local, &field, self, results, depth)
+        })
+    }
+
+    /// Runs `query` on the struct locals with the callees' field bounds, unless struct copies
+    /// are already being followed that deep.
+    fn struct_field_max(
+        &self,
+        query: impl FnOnce(
+            &fields::StructLocals,
+            &dyn Fn(&str, &[u8]) -> Option<u128>,
+            u32,
+        ) -> Option<u128>,
+    ) -> Option<u128> {
+        let depth = self.following.get();
+        if depth >= fields::COPY_DEPTH {
+            return None;
+        }
+        self.following.set(depth + 1);
+        let results = |callee: &str, field: &[u8]| {
+            self.field_results
+                .get(&(callee.to_string(), field.to_vec()))
+                .copied()
+        };
+        let r = query(&self.structs, &results, fields::COPY_DEPTH - depth - 1);
+        self.following.set(depth);
+        r
+    }
+
+    /// The bound of field `field` of struct value `v` (a function's result).
+    fn value_field_max(&self, m: &Module, v: Value, field: &[u8]) -> Option<u128> {
+        self.struct_field_max(|s, results, depth| {
+            s.value_field_max(m, v, field, self, results, depth)
+        })
     }
 }
 
@@ -148,6 +207,8 @@ pub struct CallBounds {
     params: HashMap<Value, u128>,
     /// By function symbol.
     results: HashMap<String, u128>,
+    /// The integer fields of struct results, by function symbol and field.
+    field_results: HashMap<(String, Vec<u8>), u128>,
 }
 
 impl CallBounds {
@@ -194,9 +255,17 @@ impl CallBounds {
                     })
                 };
                 if let Some(values) = returns.get(&f) {
-                    let values: Vec<(OpId, Value)> = values.iter().map(|&v| (f, v)).collect();
-                    if let Some(b) = most(&values) {
+                    let pairs: Vec<(OpId, Value)> = values.iter().map(|&v| (f, v)).collect();
+                    if let Some(b) = most(&pairs) {
                         found.results.insert(name.to_string(), b);
+                    }
+                    for field in integer_fields(m, m.value_type(values[0])) {
+                        let b = values.iter().try_fold(0u128, |acc, &v| {
+                            Some(acc.max(locals[&f].value_field_max(m, v, &field)?))
+                        });
+                        if let Some(b) = b {
+                            found.field_results.insert((name.to_string(), field), b);
+                        }
                     }
                 }
                 let Some(sites) = calls.get(name) else {
@@ -217,7 +286,8 @@ impl CallBounds {
                 }
             }
             let done = found.params.len() == bounds.params.len()
-                && found.results.len() == bounds.results.len();
+                && found.results.len() == bounds.results.len()
+                && found.field_results.len() == bounds.field_results.len();
             bounds = found;
             if done {
                 break;
@@ -225,6 +295,22 @@ impl CallBounds {
         }
         bounds
     }
+}
+
+/// The names of the integer fields of struct type `t` (none for other types).
+fn integer_fields(m: &Module, t: &Type) -> Vec<Vec<u8>> {
+    let Type::Struct(name) = t else {
+        return Vec::new();
+    };
+    m.lookup_symbol(name)
+        .and_then(|d| crate::ir::views::KsStruct::of(m, d))
+        .map_or(Vec::new(), |s| {
+            s.fields(m)
+                .iter()
+                .filter(|(_, ty)| ty.int().is_some())
+                .map(|(n, _)| n.as_bytes().to_vec())
+                .collect()
+        })
 }
 
 /// The counter of a `ks.for` stays below the loop's upper bound. (A fact the verifier sees only
@@ -249,6 +335,8 @@ impl LocalBounds {
                     .filter_map(|p| calls.params.get(p).map(|&b| (*p, b)))
                     .collect(),
                 results: calls.results.clone(),
+                structs: fields::StructLocals::of_function(m, f),
+                field_results: calls.field_results.clone(),
                 ..LocalBounds::default()
             },
             stores: HashMap::new(),
