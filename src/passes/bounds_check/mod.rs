@@ -766,7 +766,8 @@ impl BoundsCheck {
     /// that LLVM can merge with an inserted check into one it learns nothing from: `==` / `!=`
     /// between them, their difference (`data_end - P`, compared as an integer), and `P < end`
     /// (`end > P`) — where it fails, LLVM knows `P >= end`, and a check `P > end` leaving the
-    /// same way folds with it into `P != end`.
+    /// same way folds with it into `P != end` — and likewise `P >= end` (`end <= P`) where it
+    /// holds (an access there, in bounds only when `P == end`, was read unchecked).
     fn is_blind_test(&self, m: &Module, op: OpId) -> bool {
         let d = m.op(op);
         let pointer = |v: Value| self.packet.contains(&v) || self.data_end.contains(&v);
@@ -776,9 +777,12 @@ impl BoundsCheck {
                 let (l, r) = (d.operands[0], d.operands[1]);
                 match views::CoreCmp(op).pred(m) {
                     CmpPred::Eq | CmpPred::Ne => pointer(l) && pointer(r),
-                    CmpPred::Lt => self.packet.contains(&l) && self.data_end.contains(&r),
-                    CmpPred::Gt => self.data_end.contains(&l) && self.packet.contains(&r),
-                    _ => false,
+                    CmpPred::Lt | CmpPred::Ge => {
+                        self.packet.contains(&l) && self.data_end.contains(&r)
+                    }
+                    CmpPred::Gt | CmpPred::Le => {
+                        self.data_end.contains(&l) && self.packet.contains(&r)
+                    }
                 }
             }
             _ => false,
