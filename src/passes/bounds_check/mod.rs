@@ -19,6 +19,7 @@
 
 mod moved_packet;
 mod pairs;
+mod params;
 mod short_circuit;
 
 use super::lower_loops;
@@ -29,6 +30,7 @@ use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{views, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
+use params::ParamRoles;
 use std::collections::{HashMap, HashSet};
 
 /// The verifier's bounds: a packet pointer's constant offset stays within ±2^29 (BPF_MAX_VAR_OFF),
@@ -44,43 +46,50 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     // For each function taking the context, the packet bytes from `ctx->data` every normal return
     // has proven in bounds.
     let mut proven_on_return: HashMap<String, i128> = HashMap::new();
-    for f in funcs {
+    let roles = ParamRoles::of_module(m, analyses);
+    // The packet bytes every call so far proves at each packet parameter (by function, index).
+    let mut at_calls = ProvenArgs::new();
+    let mut unchecked = Vec::new();
+    for &f in &funcs {
         errors.append(&mut moved_packet::MovedPacket::check(m, f, &moving));
-        let Some(ctx) = context_param(m, f) else {
-            continue;
+        let end = match (context_param(m, f), roles.end_param(m, f)) {
+            (Some(ctx), _) => PacketEnd::Context(ctx),
+            (None, Some(end)) => PacketEnd::Param(end),
+            (None, None) => {
+                if roles.has_packet_param(m, f) {
+                    unchecked.push(f);
+                }
+                continue;
+            }
         };
         short_circuit::hoist_tested_addresses(m, f);
-        let mut pass = BoundsCheck {
-            packet: HashSet::new(),
-            data_end: HashSet::new(),
-            slots: HashMap::new(),
-            slot_value: HashMap::new(),
-            blind_tests: false,
-            written_once: HashMap::new(),
-            locals: value_bounds::LocalBounds::of_function(m, f, &params),
-            ctx,
-            inserted: 0,
-            errors: Vec::new(),
-            callees_prove: proven_on_return
-                .iter()
-                .filter(|(name, _)| !moving.contains(*name))
-                .map(|(name, &k)| (name.clone(), k))
-                .collect(),
-            body: m.op(f).regions[0],
-            returns_prove: None,
-            twinned: HashSet::new(),
-            pins: HashMap::new(),
-        };
-        pass.classify(m, f, analyses.provenance(m, f));
+        let callees_prove = proven_on_return
+            .iter()
+            .filter(|(name, _)| !moving.contains(*name))
+            .map(|(name, &k)| (name.clone(), k))
+            .collect();
+        let mut pass = BoundsCheck::new(m, f, Some(end), &params, callees_prove);
+        pass.classify(m, f, analyses.provenance(m, f), &roles);
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
         pass.twinned = pass.twinned_formations(m, f);
         let body = m.op(f).regions[0];
         pass.region(m, body, &mut Vec::new());
         errors.append(&mut pass.errors);
+        at_calls.merge(pass.args_proven);
         if let (Some(name), Some(k)) = (m.symbol(f), pass.returns_prove) {
             proven_on_return.insert(name.to_string(), k);
         }
+    }
+    // Functions with packet parameters but no data_end cannot check; callers first, so what a
+    // caller's call proves reaches the functions it calls.
+    for &f in unchecked.iter().rev() {
+        let mut pass = BoundsCheck::new(m, f, None, &params, HashMap::new());
+        pass.classify(m, f, analyses.provenance(m, f), &roles);
+        pass.check_pointer_offsets(m, f);
+        pass.accesses_within_callers_proof(m, f, &at_calls);
+        errors.append(&mut pass.errors);
+        at_calls.merge(pass.args_proven);
     }
     if errors.is_empty() {
         Ok(())
@@ -108,6 +117,22 @@ fn callees_first(m: &Module, analyses: &mut Analyses) -> Vec<OpId> {
 fn context_param(m: &Module, f: OpId) -> Option<Value> {
     let entry = m.func_entry(f);
     m.block(entry).args.iter().copied().find(|&a| matches!(m.value_type(a).pointee(), Some(Type::Struct(s)) if matches!(&**s, "xdp_md" | "__sk_buff")))
+}
+
+/// Where a pointer the pass follows points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Origin {
+    /// Into the packet (`ctx->data`, `ctx->data_meta`, a packet parameter).
+    Data,
+    /// At its end (`ctx->data_end`, a data_end parameter).
+    End,
+}
+
+/// Where a function's checks read data_end from.
+#[derive(Clone, Copy)]
+enum PacketEnd {
+    Context(Value),
+    Param(Value),
 }
 
 /// Where a packet address comes from: a canonical root plus a constant byte offset.
@@ -144,7 +169,8 @@ struct BoundsCheck {
     written_once: HashMap<Value, Value>,
     /// Bounds of every local at its loads, and which loads read the same store.
     locals: value_bounds::LocalBounds,
-    ctx: Value,
+    /// Where checks read data_end from (`None`: the function has none and is not walked).
+    end: Option<PacketEnd>,
     inserted: usize,
     /// Packet offsets no packet can reach (user errors: the kernel would refuse the program).
     errors: PassErrors,
@@ -159,6 +185,37 @@ struct BoundsCheck {
     /// stand for those accessed so far.
     twinned: HashSet<Value>,
     pins: HashMap<Value, Value>,
+    /// The packet bytes this function's calls prove at their callees' packet parameters.
+    args_proven: ProvenArgs,
+}
+
+/// The packet bytes proven at a function's packet parameter (by function symbol and parameter
+/// index) by every call seen.
+#[derive(Default)]
+struct ProvenArgs(HashMap<(String, usize), i128>);
+
+impl ProvenArgs {
+    fn new() -> ProvenArgs {
+        ProvenArgs::default()
+    }
+
+    fn note(&mut self, callee: &str, index: usize, bytes: i128) {
+        let e = self.0.entry((callee.to_string(), index)).or_insert(bytes);
+        *e = (*e).min(bytes);
+    }
+
+    fn merge(&mut self, other: ProvenArgs) {
+        for ((callee, index), bytes) in other.0 {
+            self.note(&callee, index, bytes);
+        }
+    }
+
+    fn get(&self, callee: &str, index: usize) -> i128 {
+        self.0
+            .get(&(callee.to_string(), index))
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 /// A packet address as a root plus a constant byte offset. For an `Indexed` root, `formed_at`
@@ -267,42 +324,39 @@ impl Facts for BoundsCheck {
 }
 
 impl BoundsCheck {
-    /// Finds data_end values (`ctx->data_end`, or a local that only ever held data_end) and
-    /// packet pointers (formed from `ctx->data` or `ctx->data_meta`, and not from data_end).
-    fn classify(&mut self, m: &Module, f: OpId, provenance: &Provenance) {
+    fn new(
+        m: &Module,
+        f: OpId,
+        end: Option<PacketEnd>,
+        params: &value_bounds::CallBounds,
+        callees_prove: HashMap<String, i128>,
+    ) -> BoundsCheck {
+        BoundsCheck {
+            packet: HashSet::new(),
+            data_end: HashSet::new(),
+            slots: HashMap::new(),
+            slot_value: HashMap::new(),
+            blind_tests: false,
+            written_once: HashMap::new(),
+            locals: value_bounds::LocalBounds::of_function(m, f, params),
+            end,
+            inserted: 0,
+            errors: Vec::new(),
+            callees_prove,
+            body: m.op(f).regions[0],
+            returns_prove: None,
+            twinned: HashSet::new(),
+            pins: HashMap::new(),
+            args_proven: ProvenArgs::new(),
+        }
+    }
+
+    /// Finds data_end values and packet pointers ([`params::Classes`]) and the locals holding them.
+    fn classify(&mut self, m: &Module, f: OpId, provenance: &Provenance, roles: &ParamRoles) {
         let ops = m.collect_nested(f, |_| true);
-        let ctx_field_of = |v: Value| match m.value(v).def {
-            ValueDef::Result(op, _) => ctx_field(m, op),
-            _ => None,
-        };
-        let pointers: Vec<Value> = ops
-            .iter()
-            .flat_map(|&op| m.op(op).results.iter().copied())
-            .filter(|&v| m.value_type(v).is_ptr())
-            .collect();
-        loop {
-            let before = self.data_end.len();
-            for &v in &pointers {
-                let end = ctx_field_of(v) == Some(b"data_end")
-                    || provenance
-                        .stored_before(v)
-                        .is_some_and(|s| s.iter().all(|x| self.data_end.contains(x)));
-                if end {
-                    self.data_end.insert(v);
-                }
-            }
-            if self.data_end.len() == before {
-                break;
-            }
-        }
-        for &v in &pointers {
-            let fields: Vec<&[u8]> = provenance.roots(v).filter_map(ctx_field_of).collect();
-            if fields.iter().all(|&f| f != b"data_end")
-                && fields.iter().any(|&f| matches!(f, b"data" | b"data_meta"))
-            {
-                self.packet.insert(v);
-            }
-        }
+        let classes = params::Classes::of(m, f, provenance, roles);
+        self.packet = classes.packet;
+        self.data_end = classes.end;
         for &op in &ops {
             let d = m.op(op);
             if d.opcode == Opcode::CoreStore
@@ -919,7 +973,24 @@ impl BoundsCheck {
                     );
                 }
             }
-            Opcode::CoreCall => self.callee_facts(m, op, facts),
+            Opcode::CoreCall => {
+                self.callee_facts(m, op, facts);
+                // (An address formed apart from a tested one is a pointer the kernel knows no
+                // range of: only the tested formation itself carries one into the callee. Every
+                // `ctx->data` is one pointer to it.)
+                let data_root = |r: Root| matches!(r, Root::Value(v) if Self::is_data(m, v));
+                self.note_packet_args(m, op, |key| {
+                    facts
+                        .iter()
+                        .filter(|f| {
+                            (f.root == key.root || data_root(f.root) && data_root(key.root))
+                                && f.tested == key.formed_at
+                        })
+                        .map(|f| f.end - key.offset)
+                        .max()
+                        .unwrap_or(0)
+                });
+            }
             Opcode::KsIf | Opcode::CoreOr | Opcode::CoreAdd
                 if self.fuse_byte_pair(m, op, facts) => {}
             Opcode::KsIf => {
@@ -1121,10 +1192,73 @@ impl BoundsCheck {
         m.op_mut(op).operands[slot] = addr;
     }
 
+    /// Records the packet bytes call `call` proves at its callee's packet parameters, by the
+    /// bytes `proven` says are proven from each argument's address.
+    fn note_packet_args(&mut self, m: &Module, call: OpId, proven: impl Fn(Key) -> i128) {
+        let Some(Attr::Sym(callee)) = m.attr(call, "callee") else {
+            return;
+        };
+        for (i, &arg) in m.op(call).operands.iter().enumerate() {
+            if self.packet.contains(&arg) {
+                let bytes = self.key(m, arg).map_or(0, &proven);
+                self.args_proven.note(callee, i, bytes.max(0));
+            }
+        }
+    }
+
+    /// In a function with packet parameters and no data_end (nor context) to check them against,
+    /// every packet access must lie within what each call proved of its parameter (the verifier
+    /// checks the function with its callers' registers, whose ranges it knows): one beyond is
+    /// E0611, since no check can be made here.
+    fn accesses_within_callers_proof(&mut self, m: &Module, f: OpId, at_calls: &ProvenArgs) {
+        let name = m.symbol(f).unwrap_or_default().to_string();
+        let params = m.block(m.func_entry(f)).args.clone();
+        let proven_at = |root: Root| match root {
+            Root::Value(p) => params
+                .iter()
+                .position(|&q| q == p)
+                .map_or(0, |i| at_calls.get(&name, i)),
+            _ => 0,
+        };
+        for op in m.collect_nested(f, |_| true) {
+            let d = m.op(op);
+            let (addr, width) = match d.opcode {
+                Opcode::CoreLoad | Opcode::KsLoadOrZero => {
+                    (d.operands[0], size_of(m, m.value_type(d.results[0])))
+                }
+                Opcode::CoreStore => (d.operands[1], size_of(m, m.value_type(d.operands[0]))),
+                Opcode::CoreCall => {
+                    self.note_packet_args(m, op, |k| proven_at(k.root) - k.offset);
+                    continue;
+                }
+                _ => continue,
+            };
+            if !self.packet.contains(&addr) {
+                continue;
+            }
+            let key = self.key(m, addr);
+            let proven = key.map_or(0, |k| proven_at(k.root));
+            if key.is_some_and(|k| k.offset >= 0 && k.offset + width <= proven) {
+                continue;
+            }
+            let reach = match key {
+                Some(k) if matches!(k.root, Root::Value(_)) => {
+                    format!(
+                        "bytes {}..{} of a packet pointer parameter",
+                        k.offset,
+                        k.offset + width
+                    )
+                }
+                _ => "a packet pointer parameter at a variable offset".to_string(),
+            };
+            let why = format!("this access reads {reach}, but not every call proves them in bounds ({proven} bytes) and this function has no data_end to check against; pass `ctx` or `data_end` too");
+            self.errors.push(PassError::user(op, Code::E0611, why));
+        }
+    }
+
     /// `if (addr + width > data_end) abort` before `op`; with blind tests about, on an opaque
     /// copy of `addr` that `op` then goes through.
     fn insert_check(&mut self, m: &mut Module, op: OpId, addr: Value, width: i128) {
-        let ctx = self.ctx;
         let addr = if self.blind_tests {
             let hidden = m.builder_before(op).bpf_opaque(addr);
             Self::set_address(m, op, hidden);
@@ -1134,7 +1268,12 @@ impl BoundsCheck {
             addr
         };
         let mut b = m.builder_before(op);
-        let end = b.ks_ctx_load(ctx, &[], b"data_end".to_vec(), Type::ptr(Type::u8()));
+        let end = match self.end.expect("only functions with data_end are walked") {
+            PacketEnd::Context(ctx) => {
+                b.ks_ctx_load(ctx, &[], b"data_end".to_vec(), Type::ptr(Type::u8()))
+            }
+            PacketEnd::Param(end) => b.cast_to(end, Type::ptr(Type::u8())),
+        };
         let byte_ptr = Type::ptr(Type::u8());
         let bytes = b.cast_to(addr, byte_ptr);
         let w = b.core_const(width, Type::i64());
