@@ -474,6 +474,29 @@ impl Module {
             },
             Opcode::CoreCast => self.const_int(d.operands[0]),
             Opcode::CoreNeg => self.const_int(d.operands[0]).map(|v| -v),
+            // Sums and products of constants (an unrolled loop's `6 + i`), when the result's
+            // type holds them: a wrapped one is left to run time.
+            Opcode::CoreAdd | Opcode::CoreSub | Opcode::CoreMul => {
+                let (a, b) = (
+                    self.const_int(d.operands[0])?,
+                    self.const_int(d.operands[1])?,
+                );
+                let r = match d.opcode {
+                    Opcode::CoreAdd => a.checked_add(b)?,
+                    Opcode::CoreSub => a.checked_sub(b)?,
+                    _ => a.checked_mul(b)?,
+                };
+                let Type::Int(t) = self.value_type(v) else {
+                    return None;
+                };
+                let bits = t.bits();
+                let (low, high) = if t.signed() {
+                    (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+                } else {
+                    (0, (1i128 << bits) - 1)
+                };
+                (low..=high).contains(&r).then_some(r)
+            }
             _ => None,
         }
     }
