@@ -8,6 +8,7 @@
 
 mod array_entries;
 mod back_end;
+mod byte_copies;
 mod decls;
 mod flag_phis;
 mod layout;
@@ -109,6 +110,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         |m| {
             array_entries::inline_array_entries(m, &tm)?;
             flag_phis::recompute_flags(m);
+            byte_copies::merge(m);
             layout::lay_out(m);
             Ok(())
         },
