@@ -35,6 +35,19 @@ impl ParamRoles {
             });
         }
         let mut roles = ParamRoles::default();
+        let candidates = funcs.iter().any(|&f| {
+            let name = m.symbol(f).unwrap_or_default();
+            calls.contains_key(name)
+                && !referenced.contains(name)
+                && KsFunc(f).kind(m).is_none()
+                && m.block(m.func_entry(f))
+                    .args
+                    .iter()
+                    .any(|&a| m.value_type(a).is_ptr())
+        });
+        if !candidates {
+            return roles;
+        }
         // A caller's parameters make its arguments packet pointers in turn: repeat while roles
         // are found (a call chain's depth).
         for _ in 0..8 {
