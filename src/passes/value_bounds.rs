@@ -11,7 +11,7 @@
 mod fields;
 
 use crate::ir::{
-    views, views::KsFunc, BlockId, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
+    views, views::KsFunc, Attr, BlockId, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
 };
 use crate::vocab::CmpPred;
 use std::collections::{HashMap, HashSet};
@@ -48,6 +48,9 @@ fn width(t: &Type) -> u32 {
 /// Facts are asked about loads, block arguments and results of ops with regions.
 pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u128> {
     let ty = m.value_type(v);
+    if ty.is_ptr() {
+        return packet_offset_max(m, v, facts, depth);
+    }
     let ValueDef::Result(op, _) = m.value(v).def else {
         // Parameters, and counters the kernel may hand over unbounded (`bpf_loop`).
         return facts.opaque_max(m, v, depth);
@@ -102,6 +105,28 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
     };
     // Wrapping arithmetic: a bound past the type's range bounds nothing.
     (r <= int_max(ty)?).then_some(r)
+}
+
+/// For a pointer formed from `ctx->data` by adding unsigned offsets (also through pointer
+/// locals), an upper bound of its distance from `ctx->data`: what the verifier must know to learn
+/// a packet range from a test of it.
+fn packet_offset_max(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u128> {
+    let ValueDef::Result(op, _) = m.value(v).def else {
+        return None;
+    };
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::KsCtxLoad => {
+            matches!(m.attr(op, "field"), Some(Attr::Str(f)) if f == b"data").then_some(0)
+        }
+        Opcode::CoreCast if m.value_type(d.operands[0]).is_ptr() => {
+            packet_offset_max(m, d.operands[0], facts, depth)
+        }
+        Opcode::CorePtrAdd => packet_offset_max(m, d.operands[0], facts, depth)?
+            .checked_add(max_of(m, d.operands[1], facts, depth)?),
+        Opcode::CoreLoad => facts.opaque_max(m, v, depth),
+        _ => None,
+    }
 }
 
 fn def_op(m: &Module, v: Value) -> Option<OpId> {
@@ -370,23 +395,82 @@ impl LocalBounds {
     }
 }
 
-/// The iterations of a `for` that stays inline with constant bounds (the verifier follows it
-/// iteration by iteration).
+/// The most iterations of a loop the verifier follows iteration by iteration: a `for` that stays
+/// inline with constant bounds, or a counted `while`.
 fn trip_count(m: &Module, l: OpId) -> Option<u128> {
-    if super::lower_loops::is_long(m, l) {
-        return None;
+    match m.op(l).opcode {
+        Opcode::KsFor if !super::lower_loops::is_long(m, l) => {
+            let o = &m.op(l).operands;
+            let (lo, hi) = (m.const_int(o[0])?, m.const_int(o[1])?);
+            u128::try_from(hi - lo).ok()
+        }
+        Opcode::KsWhile => while_trip_count(m, l),
+        _ => None,
     }
-    let o = &m.op(l).operands;
-    let (lo, hi) = (m.const_int(o[0])?, m.const_int(o[1])?);
-    u128::try_from(hi - lo).ok()
+}
+
+/// `while (i < K)` (or `<=`) over an unsigned local `i` that the body advances by a constant
+/// step of at least 1 in its own block (so every iteration that goes round again advances it: no
+/// `continue` in the body), and stores nowhere else: at most `K` iterations (`K + 1`).
+fn while_trip_count(m: &Module, l: OpId) -> Option<u128> {
+    let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
+    let test = views::CoreCmp::of(m, def_op(m, m.yielded_value(cond)?)?)?;
+    let (counter, limit, inclusive) = match test.pred(m) {
+        CmpPred::Lt => (test.lhs(m), test.rhs(m), false),
+        CmpPred::Le => (test.lhs(m), test.rhs(m), true),
+        CmpPred::Gt => (test.rhs(m), test.lhs(m), false),
+        CmpPred::Ge => (test.rhs(m), test.lhs(m), true),
+        _ => return None,
+    };
+    let limit = u128::try_from(m.const_int(limit)?).ok()?;
+    let slot = loaded_local(m, counter)?;
+    let stores = m.collect_nested(l, |o| {
+        o.opcode == Opcode::CoreStore && o.operands[1] == slot
+    });
+    let [store] = stores[..] else {
+        return None;
+    };
+    let top_level = m.op(store).parent.and_then(|b| m.block(b).parent) == Some(body);
+    let continues = m
+        .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
+        .into_iter()
+        .any(|c| !in_nested_loop(m, c, l));
+    let stepped = def_op(m, m.op(store).operands[0]).is_some_and(|add| {
+        let d = m.op(add);
+        d.opcode == Opcode::CoreAdd
+            && loaded_local(m, d.operands[0]) == Some(slot)
+            && m.const_int(d.operands[1]).is_some_and(|c| c >= 1)
+    });
+    // (Nothing may write the counter behind a pointer.)
+    let escapes = m
+        .collect_nested(m.top_level_of(l), |_| true)
+        .into_iter()
+        .any(|o| escaping_operands(m, o).any(|v| v == slot));
+    let counted =
+        is_unsigned(m.value_type(counter)) && top_level && !continues && stepped && !escapes;
+    counted.then_some(limit + u128::from(inclusive))
+}
+
+/// The local `v` is a load of, through widenings.
+fn loaded_local(m: &Module, v: Value) -> Option<Value> {
+    let d = m.op(def_op(m, v)?);
+    match d.opcode {
+        Opcode::CoreLoad if m.is_local(d.operands[0]) => Some(d.operands[0]),
+        Opcode::CoreCast => loaded_local(m, d.operands[0]),
+        _ => None,
+    }
 }
 
 /// The terms of the sum `v` (through nested adds; `v` itself when it is no add).
 fn sum_terms(m: &Module, v: Value, terms: &mut Vec<Value>) {
     match def_op(m, v).map(|o| m.op(o)) {
-        Some(d) if d.opcode == Opcode::CoreAdd && terms.len() < 16 => {
+        // (A pointer moved by offsets is its origin plus them.)
+        Some(d) if matches!(d.opcode, Opcode::CoreAdd | Opcode::CorePtrAdd) && terms.len() < 16 => {
             sum_terms(m, d.operands[0], terms);
             sum_terms(m, d.operands[1], terms);
+        }
+        Some(d) if d.opcode == Opcode::CoreCast && m.value_type(d.operands[0]).is_ptr() => {
+            sum_terms(m, d.operands[0], terms)
         }
         _ => terms.push(v),
     }
@@ -410,14 +494,19 @@ fn in_nested_loop(m: &Module, op: OpId, outer: OpId) -> bool {
     false
 }
 
-/// Unsigned locals only ever loaded and stored by address (nothing writes them behind a pointer).
+/// Unsigned and pointer locals only ever loaded and stored by address (nothing writes them behind
+/// a pointer); a pointer local's bound is its distance from `ctx->data` ([`packet_offset_max`]).
 fn tracked_locals(m: &Module, f: OpId) -> HashSet<Value> {
     let ops = m.collect_nested(f, |_| true);
     let mut tracked: HashSet<Value> = ops
         .iter()
         .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
         .map(|&o| m.op(o).results[0])
-        .filter(|&v| m.value_type(v).pointee().is_some_and(is_unsigned))
+        .filter(|&v| {
+            m.value_type(v)
+                .pointee()
+                .is_some_and(|t| is_unsigned(t) || t.is_ptr())
+        })
         .collect();
     for &op in &ops {
         for v in escaping_operands(m, op) {
@@ -532,7 +621,7 @@ impl Walk<'_> {
             }
             Opcode::KsYield => return Exit::Yields(d.operands.clone()),
             _ if m.is_terminator(op) => return Exit::Leaves,
-            Opcode::KsFor if trip_count(m, op).is_some() => {
+            Opcode::KsFor | Opcode::KsWhile if trip_count(m, op).is_some() => {
                 // A loop the verifier follows iteration by iteration: a local only ever advanced
                 // by a bounded step (`off = off + len`) stays below its entry bound plus the
                 // steps of every iteration, inside the loop and after it.

@@ -187,6 +187,8 @@ struct BoundsCheck {
     pins: HashMap<Value, Value>,
     /// The packet bytes this function's calls prove at their callees' packet parameters.
     args_proven: ProvenArgs,
+    /// Packet pointers formed from `ctx->data` alone (not `data_meta`, nor a parameter).
+    from_data: HashSet<Value>,
 }
 
 /// The packet bytes proven at a function's packet parameter (by function symbol and parameter
@@ -348,6 +350,7 @@ impl BoundsCheck {
             twinned: HashSet::new(),
             pins: HashMap::new(),
             args_proven: ProvenArgs::new(),
+            from_data: HashSet::new(),
         }
     }
 
@@ -357,6 +360,16 @@ impl BoundsCheck {
         let classes = params::Classes::of(m, f, provenance, roles);
         self.packet = classes.packet;
         self.data_end = classes.end;
+        self.from_data = self
+            .packet
+            .iter()
+            .copied()
+            .filter(|&v| {
+                provenance
+                    .roots(v)
+                    .all(|r| matches!(def_op(m, r), Some(op) if ctx_field(m, op) == Some(b"data")))
+            })
+            .collect();
         for &op in &ops {
             let d = m.op(op);
             if d.opcode == Opcode::CoreStore
@@ -802,18 +815,49 @@ impl BoundsCheck {
         if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
             return None;
         }
-        Self::provable(self.key(m, ptr)?.proves(0))
+        self.provable(m, self.key(m, ptr)?.proves(0))
     }
 
     /// A fact the verifier learns too: it records a packet range only while the pointer's
     /// largest offset stays within 0xffff; a test further out proves nothing to it.
-    fn provable(f: Fact) -> Option<Fact> {
-        let reach = f.end
-            + match f.root {
-                Root::Indexed { offset, max, .. } => offset + max,
-                _ => 0,
-            };
+    fn provable(&self, m: &Module, f: Fact) -> Option<Fact> {
+        let reach = f.end + self.root_reach(m, f.root)?;
         (reach <= MAX_PACKET_BYTES).then_some(f)
+    }
+
+    /// How far past the packet pointer it starts from a root may lie (`None`: unbounded).
+    /// A pointer local moved more than once (`opt = opt + len` in a loop) lies as far as its
+    /// stores can take it from `ctx->data`.
+    fn root_reach(&self, m: &Module, root: Root) -> Option<i128> {
+        match root {
+            Root::Value(v) if self.is_moving(m, v) => self.locals.at(v).map(|b| b as i128),
+            Root::Value(_) | Root::Slot(_) => Some(0),
+            Root::Indexed {
+                base,
+                slot,
+                offset,
+                max,
+                ..
+            } => {
+                let base = if slot {
+                    Root::Slot(base)
+                } else {
+                    Root::Value(base)
+                };
+                Some(self.root_reach(m, base)? + offset + max)
+            }
+        }
+    }
+
+    /// `v` is a load of a packet pointer local written more than once.
+    fn is_moving(&self, m: &Module, v: Value) -> bool {
+        def_op(m, v).is_some_and(|op| {
+            m.op(op).opcode == Opcode::CoreLoad
+                && self
+                    .slots
+                    .get(&m.op(op).operands[0])
+                    .is_some_and(|&n| n > 1)
+        })
     }
 
     /// A relation between packet pointers and data_end that the verifier learns nothing from, or
@@ -944,7 +988,7 @@ impl BoundsCheck {
                 // 0xffff (a `u16` offset): a check of that pointer teaches the verifier nothing.
                 let steps_back =
                     key.is_some_and(|k| matches!(k.root, Root::Indexed { .. }) && k.offset < 0);
-                let proven = key.and_then(|k| Self::provable(k.proves(width)));
+                let proven = key.and_then(|k| self.provable(m, k.proves(width)));
                 let addr = if proven.is_none() || steps_back {
                     self.clamp_index(m, op, addr, width)
                 } else {
@@ -1029,7 +1073,7 @@ impl BoundsCheck {
     /// `umax + width` too large.
     fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value, width: i128) -> Value {
         let Some((above, step, offset_above)) = self.variable_step(m, addr) else {
-            return addr;
+            return self.rebase_moved(m, access, addr, width).unwrap_or(addr);
         };
         let d = m.op(step).clone();
         let (base, index) = (d.operands[0], d.operands[1]);
@@ -1168,6 +1212,55 @@ impl BoundsCheck {
             v = d.operands[0];
         }
         None
+    }
+
+    /// Forms access `access` at `addr` — a constant offset from a pointer local moved further
+    /// than ksc can bound (`opt = opt + len + 65534`) — from `ctx->data` again, by the pointer's
+    /// distance from it, saturated: the verifier learns no range from a test or check of a
+    /// pointer whose offset may pass 0xffff. A distance past any packet (or before its start)
+    /// aborts, as the access would.
+    fn rebase_moved(
+        &mut self,
+        m: &mut Module,
+        access: OpId,
+        addr: Value,
+        width: i128,
+    ) -> Option<Value> {
+        let Some(PacketEnd::Context(ctx)) = self.end else {
+            return None;
+        };
+        let key = self.key(m, addr)?;
+        let Root::Value(moved) = key.root else {
+            return None;
+        };
+        if !self.is_moving(m, moved) || key.offset < 0 || !self.from_data.contains(&moved) {
+            return None;
+        }
+        let loc = m.op(access).loc;
+        let byte_ptr = Type::ptr(Type::u8());
+        let mut b = m.builder_before(access);
+        let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), byte_ptr.clone());
+        let from = b.cast_to(moved, byte_ptr.clone());
+        let distance = b.core_ptr_diff(from, data);
+        let bounded = b.bpf_opaque(distance);
+        let room = (MAX_PACKET_BYTES - width.clamp(1, MAX_PACKET_BYTES) - key.offset).max(0);
+        let limit = b.core_const(room, Type::u64());
+        let far = b.core_cmp(bounded, limit, CmpPred::Gt);
+        let check = b.ks_if(far, None, &[]);
+        let fail = b.entry(check, 0);
+        let ty = b.module.value_type(addr).clone();
+        let again = b.core_ptr_add(data, bounded);
+        let offset = b.core_const(key.offset, Type::i64());
+        let at = b.core_ptr_add(again, offset);
+        let typed = b.cast_to(at, ty);
+        let mut fb = crate::ir::Builder::new(m, fail);
+        fb.loc = loc;
+        fb.ks_abort(b"packet access out of bounds".to_vec());
+        for v in [data, from, again, at, typed] {
+            self.packet.insert(v);
+        }
+        Self::set_address(m, access, typed);
+        Some(typed)
     }
 
     /// Makes access `op` (at `addr`) go through the tested address `tested` plus `offset`: the
