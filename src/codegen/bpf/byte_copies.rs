@@ -15,7 +15,7 @@ use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{BasicValueEnum, InstructionOpcode, InstructionValue, PointerValue};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 pub fn merge(module: &Module) {
     let builder = module.get_context().create_builder();
@@ -171,10 +171,15 @@ fn is_packet(mut p: PointerValue<'_>) -> bool {
 /// Copies the consecutive stretches of `run` (same source and destination, both offsets
 /// stepping by one) in wide moves.
 fn merge_run<'ctx>(module: &Module<'ctx>, builder: &Builder<'ctx>, run: &[Copy<'ctx>]) {
-    let mut groups: HashMap<(PointerValue, PointerValue, i64), Vec<Copy>> = HashMap::new();
+    // In the order of their first copy, so that the object is the same on every run.
+    type Group<'c> = ((PointerValue<'c>, PointerValue<'c>, i64), Vec<Copy<'c>>);
+    let mut groups: Vec<Group> = Vec::new();
     for &c in run {
-        let shift = c.src_offset - c.dst_offset;
-        groups.entry((c.src, c.dst, shift)).or_default().push(c);
+        let key = (c.src, c.dst, c.src_offset - c.dst_offset);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, copies)) => copies.push(c),
+            None => groups.push((key, vec![c])),
+        }
     }
     // Where the moves go: after the run's last store (a block ends in a terminator).
     let Some(at) = run.last().and_then(|c| c.store.get_next_instruction()) else {
