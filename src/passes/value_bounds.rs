@@ -184,20 +184,20 @@ impl LocalBounds {
     /// The bound of a load of an integer field of a struct local, from every write into it.
     fn loaded_field_max(&self, m: &Module, v: Value) -> Option<u128> {
         let (local, field) = self.structs.loaded_field(m, v)?;
-        self.struct_field_max(|s, results, depth| {
-            s.local_field_max(m, local, &field, self, results, depth)
-        })
+        self.struct_field_max(m, |s, q| s.local_field_max(q, local, &field))
     }
 
-    /// Runs `query` on the struct locals with the callees' field bounds, unless struct copies
-    /// are already being followed that deep.
+    /// The bound of field `field` of struct value `v` (a function's result).
+    fn value_field_max(&self, m: &Module, v: Value, field: &[u8]) -> Option<u128> {
+        self.struct_field_max(m, |s, q| s.value_field_max(q, v, field))
+    }
+
+    /// Runs `query` on the struct locals, unless struct copies are already being followed that
+    /// deep (a field stored from a load of a field reaches here again through `max_of`).
     fn struct_field_max(
         &self,
-        query: impl FnOnce(
-            &fields::StructLocals,
-            &dyn Fn(&str, &[u8]) -> Option<u128>,
-            u32,
-        ) -> Option<u128>,
+        m: &Module,
+        query: impl FnOnce(&fields::StructLocals, fields::FieldQuery) -> Option<u128>,
     ) -> Option<u128> {
         let depth = self.following.get();
         if depth >= fields::COPY_DEPTH {
@@ -209,16 +209,15 @@ impl LocalBounds {
                 .get(&(callee.to_string(), field.to_vec()))
                 .copied()
         };
-        let r = query(&self.structs, &results, fields::COPY_DEPTH - depth - 1);
+        let q = fields::FieldQuery {
+            m,
+            facts: self,
+            results: &results,
+            depth: fields::COPY_DEPTH - depth - 1,
+        };
+        let r = query(&self.structs, q);
         self.following.set(depth);
         r
-    }
-
-    /// The bound of field `field` of struct value `v` (a function's result).
-    fn value_field_max(&self, m: &Module, v: Value, field: &[u8]) -> Option<u128> {
-        self.struct_field_max(|s, results, depth| {
-            s.value_field_max(m, v, field, self, results, depth)
-        })
     }
 }
 

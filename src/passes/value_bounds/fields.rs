@@ -8,6 +8,16 @@ use super::{def_op, max_of, Facts};
 use crate::ir::{Attr, Module, OpId, Opcode, Type, Value};
 use std::collections::HashMap;
 
+/// What a field's bound is asked with: the function, its facts about other values, the bounds
+/// of the struct fields its callees return, and how many more struct copies to follow.
+#[derive(Clone, Copy)]
+pub struct FieldQuery<'a> {
+    pub m: &'a Module,
+    pub facts: &'a dyn Facts,
+    pub results: &'a dyn Fn(&str, &[u8]) -> Option<u128>,
+    pub depth: u32,
+}
+
 /// A write into a struct local.
 enum Write {
     /// `local.field = value`.
@@ -85,24 +95,20 @@ impl StructLocals {
     }
 
     /// The largest value field `field` of `value` (a struct) can hold, when known.
-    pub fn value_field_max(
-        &self,
-        m: &Module,
-        value: Value,
-        field: &[u8],
-        facts: &dyn Facts,
-        results: &dyn Fn(&str, &[u8]) -> Option<u128>,
-        depth: u32,
-    ) -> Option<u128> {
-        let op = def_op(m, value)?;
-        let d = m.op(op);
+    pub fn value_field_max(&self, q: FieldQuery, value: Value, field: &[u8]) -> Option<u128> {
+        let op = def_op(q.m, value)?;
+        let d = q.m.op(op);
         match d.opcode {
             Opcode::CoreZero => Some(0),
-            Opcode::CoreLoad if depth > 0 => {
-                self.local_field_max(m, d.operands[0], field, facts, results, depth - 1)
+            Opcode::CoreLoad if q.depth > 0 => {
+                let deeper = FieldQuery {
+                    depth: q.depth - 1,
+                    ..q
+                };
+                self.local_field_max(deeper, d.operands[0], field)
             }
-            Opcode::CoreCall => match m.attr(op, "callee") {
-                Some(Attr::Sym(callee)) => results(callee, field),
+            Opcode::CoreCall => match q.m.attr(op, "callee") {
+                Some(Attr::Sym(callee)) => (q.results)(callee, field),
                 _ => None,
             },
             _ => None,
@@ -110,20 +116,12 @@ impl StructLocals {
     }
 
     /// The largest value field `field` of tracked struct local `local` can hold.
-    pub fn local_field_max(
-        &self,
-        m: &Module,
-        local: Value,
-        field: &[u8],
-        facts: &dyn Facts,
-        results: &dyn Fn(&str, &[u8]) -> Option<u128>,
-        depth: u32,
-    ) -> Option<u128> {
+    pub fn local_field_max(&self, q: FieldQuery, local: Value, field: &[u8]) -> Option<u128> {
         self.writes.get(&local)?.iter().try_fold(0u128, |acc, w| {
             let b = match w {
-                Write::Field(f, v) if f.as_slice() == field => max_of(m, *v, facts, 0)?,
+                Write::Field(f, v) if f.as_slice() == field => max_of(q.m, *v, q.facts, 0)?,
                 Write::Field(..) => return Some(acc),
-                Write::Whole(v) => self.value_field_max(m, *v, field, facts, results, depth)?,
+                Write::Whole(v) => self.value_field_max(q, *v, field)?,
             };
             Some(acc.max(b))
         })
