@@ -221,6 +221,48 @@ impl LocalBounds {
     }
 }
 
+/// The direct calls of each kernel function, and the functions named otherwise (a callback's
+/// address taken): the verifier checks a function at each call with its caller's registers, so
+/// what every call passes holds inside a function only it calls that way.
+pub struct CallSites {
+    /// By callee symbol: each call's function and op.
+    calls: HashMap<String, Vec<(OpId, OpId)>>,
+    referenced: HashSet<String>,
+}
+
+impl CallSites {
+    pub fn of(m: &Module, funcs: &[OpId]) -> CallSites {
+        let mut sites = CallSites {
+            calls: HashMap::new(),
+            referenced: HashSet::new(),
+        };
+        for &f in funcs {
+            m.walk_nested(f, &mut |o| {
+                let Some(Attr::Sym(callee)) = m.attr(o, "callee") else {
+                    return;
+                };
+                match m.op(o).opcode {
+                    Opcode::CoreCall => sites.calls.entry(callee.clone()).or_default().push((f, o)),
+                    _ => {
+                        sites.referenced.insert(callee.clone());
+                    }
+                }
+            });
+        }
+        sites
+    }
+
+    /// The calls of `f` when they are all there is: it is no program, is called, and is never
+    /// named but in a call.
+    pub fn fixed(&self, m: &Module, f: OpId) -> Option<&[(OpId, OpId)]> {
+        let name = m.symbol(f)?;
+        if KsFunc(f).kind(m).is_some() || self.referenced.contains(name) {
+            return None;
+        }
+        self.calls.get(name).map(Vec::as_slice)
+    }
+}
+
 /// Bounds that cross calls: of kernel functions' parameters, from every call of them, and of
 /// their results, from every `return`. The verifier checks a static BPF function at each call
 /// with the caller's registers and hands its `r0` back with the bounds it tracked, so a bound
@@ -238,23 +280,13 @@ pub struct CallBounds {
 impl CallBounds {
     pub fn of_module(m: &Module) -> CallBounds {
         let funcs = super::kernel_funcs(m);
-        let mut referenced: HashSet<String> = HashSet::new();
-        let mut calls: HashMap<String, Vec<(OpId, OpId)>> = HashMap::new();
+        let call_sites = CallSites::of(m, &funcs);
         let mut returns: HashMap<OpId, Vec<Value>> = HashMap::new();
         for &f in &funcs {
             m.walk_nested(f, &mut |o| {
                 if m.op(o).opcode == Opcode::KsReturn {
                     if let Some(&v) = m.op(o).operands.first() {
                         returns.entry(f).or_default().push(v);
-                    }
-                }
-                let Some(crate::ir::Attr::Sym(callee)) = m.attr(o, "callee") else {
-                    return;
-                };
-                match m.op(o).opcode {
-                    Opcode::CoreCall => calls.entry(callee.clone()).or_default().push((f, o)),
-                    _ => {
-                        referenced.insert(callee.clone());
                     }
                 }
             });
@@ -292,12 +324,9 @@ impl CallBounds {
                         }
                     }
                 }
-                let Some(sites) = calls.get(name) else {
+                let Some(sites) = call_sites.fixed(m, f) else {
                     continue;
                 };
-                if referenced.contains(name) {
-                    continue;
-                }
                 let params = m.block(m.func_entry(f)).args.clone();
                 for (i, p) in params.into_iter().enumerate() {
                     let args: Option<Vec<(OpId, Value)>> = sites

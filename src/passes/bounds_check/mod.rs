@@ -48,7 +48,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     let mut proven_on_return: HashMap<String, i128> = HashMap::new();
     let roles = ParamRoles::of_module(m, analyses);
     // The packet bytes every call so far proves at each packet parameter (by function, index).
-    let mut at_calls = ProvenArgs::new();
+    let mut at_calls = ProvenArgs::default();
     let mut unchecked = Vec::new();
     for &f in &funcs {
         errors.append(&mut moved_packet::MovedPacket::check(m, f, &moving));
@@ -197,10 +197,6 @@ struct BoundsCheck {
 struct ProvenArgs(HashMap<(String, usize), i128>);
 
 impl ProvenArgs {
-    fn new() -> ProvenArgs {
-        ProvenArgs::default()
-    }
-
     fn note(&mut self, callee: &str, index: usize, bytes: i128) {
         let e = self.0.entry((callee.to_string(), index)).or_insert(bytes);
         *e = (*e).min(bytes);
@@ -349,7 +345,7 @@ impl BoundsCheck {
             returns_prove: None,
             twinned: HashSet::new(),
             pins: HashMap::new(),
-            args_proven: ProvenArgs::new(),
+            args_proven: ProvenArgs::default(),
             from_data: HashSet::new(),
         }
     }

@@ -5,10 +5,10 @@
 //! given the context. Programs and functions whose address is taken have no such parameters.
 
 use super::{ctx_field, Origin};
-use crate::ir::views::KsFunc;
-use crate::ir::{Attr, Module, OpId, Opcode, Value, ValueDef};
+use crate::ir::{Module, OpId, Value, ValueDef};
 use crate::passes::manager::Analyses;
 use crate::passes::provenance::Provenance;
+use crate::passes::value_bounds::CallSites;
 use std::collections::{HashMap, HashSet};
 
 #[derive(Default)]
@@ -20,26 +20,10 @@ pub(super) struct ParamRoles {
 impl ParamRoles {
     pub fn of_module(m: &Module, analyses: &mut Analyses) -> ParamRoles {
         let funcs = crate::passes::kernel_funcs(m);
-        let mut referenced: HashSet<String> = HashSet::new();
-        let mut calls: HashMap<String, Vec<(OpId, OpId)>> = HashMap::new();
-        for &f in &funcs {
-            m.walk_nested(f, &mut |o| {
-                if let Some(Attr::Sym(callee)) = m.attr(o, "callee") {
-                    match m.op(o).opcode {
-                        Opcode::CoreCall => calls.entry(callee.clone()).or_default().push((f, o)),
-                        _ => {
-                            referenced.insert(callee.clone());
-                        }
-                    }
-                }
-            });
-        }
+        let call_sites = CallSites::of(m, &funcs);
         let mut roles = ParamRoles::default();
         let candidates = funcs.iter().any(|&f| {
-            let name = m.symbol(f).unwrap_or_default();
-            calls.contains_key(name)
-                && !referenced.contains(name)
-                && KsFunc(f).kind(m).is_none()
+            call_sites.fixed(m, f).is_some()
                 && m.block(m.func_entry(f))
                     .args
                     .iter()
@@ -57,13 +41,9 @@ impl ParamRoles {
                 .collect();
             let mut found = ParamRoles::default();
             for &f in &funcs {
-                let name = m.symbol(f).unwrap_or_default();
-                let Some(sites) = calls.get(name) else {
+                let Some(sites) = call_sites.fixed(m, f) else {
                     continue;
                 };
-                if KsFunc(f).kind(m).is_some() || referenced.contains(name) {
-                    continue;
-                }
                 let params = m.block(m.func_entry(f)).args.clone();
                 for (i, p) in params.into_iter().enumerate() {
                     if !m.value_type(p).is_ptr() {
