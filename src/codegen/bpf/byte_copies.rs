@@ -11,6 +11,7 @@
 //! (branches) all come before it; the moves go where the run's last store was, with nothing in
 //! between that writes memory.
 
+use super::llvm_ir::{constant_base, is_alloca, pointer_operand};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -113,43 +114,6 @@ fn byte_copy(store: InstructionValue<'_>) -> Option<Copy<'_>> {
         dst,
         dst_offset,
     })
-}
-
-fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<PointerValue<'_>> {
-    match i.get_operand(index)? {
-        inkwell::values::Operand::Value(BasicValueEnum::PointerValue(p)) => Some(p),
-        _ => None,
-    }
-}
-
-/// `p` as a pointer plus a constant byte offset, through `getelementptr i8, p, C`.
-fn constant_base(mut p: PointerValue<'_>) -> (PointerValue<'_>, i64) {
-    let mut offset = 0i64;
-    while let Some(i) = p.as_instruction() {
-        if i.get_opcode() != InstructionOpcode::GetElementPtr || i.get_num_operands() != 2 {
-            break;
-        }
-        let byte_steps = i
-            .get_gep_source_element_type()
-            .is_ok_and(|t| t.is_int_type() && t.into_int_type().get_bit_width() == 8);
-        let step = match i.get_operand(1) {
-            Some(inkwell::values::Operand::Value(BasicValueEnum::IntValue(c))) if byte_steps => {
-                c.get_sign_extended_constant()
-            }
-            _ => None,
-        };
-        let (Some(step), Some(base)) = (step, pointer_operand(i, 0)) else {
-            break;
-        };
-        offset += step;
-        p = base;
-    }
-    (p, offset)
-}
-
-fn is_alloca(p: PointerValue<'_>) -> bool {
-    p.as_instruction()
-        .is_some_and(|i| i.get_opcode() == InstructionOpcode::Alloca)
 }
 
 /// A pointer into the packet: formed, through any offsets, from `ctx->data` (an integer the

@@ -8,6 +8,7 @@
 //! (by its branch weights: throws and aborts are cold) right after it, the return blocks last,
 //! everything else in the order LLVM left it.
 
+use super::llvm_ir::successors;
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
 use inkwell::values::{BasicMetadataValueEnum, InstructionOpcode, InstructionValue};
@@ -57,15 +58,6 @@ fn hot_paths_first<'ctx>(blocks: &[BasicBlock<'ctx>], prof: u32) -> Vec<BasicBlo
     }
     order.extend(rets);
     order
-}
-
-fn successors<'ctx>(b: BasicBlock<'ctx>) -> Vec<BasicBlock<'ctx>> {
-    let Some(t) = b.get_terminator() else {
-        return Vec::new();
-    };
-    (0..t.get_num_operands())
-        .filter_map(|i| t.get_operand(i)?.block())
-        .collect()
 }
 
 /// The successor a conditional branch's weights favour.

@@ -9,9 +9,11 @@
 mod array_entries;
 mod back_end;
 mod byte_copies;
+mod chosen_keys;
 mod decls;
 mod flag_phis;
 mod layout;
+mod llvm_ir;
 mod ops;
 mod program_args;
 mod tables;
@@ -111,6 +113,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             array_entries::inline_array_entries(m, &tm)?;
             flag_phis::recompute_flags(m);
             byte_copies::merge(m);
+            chosen_keys::hide_chosen_keys(m);
             layout::lay_out(m);
             Ok(())
         },

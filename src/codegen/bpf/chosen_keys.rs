@@ -1,0 +1,459 @@
+//! Map keys chosen among constants reach the verifier as unknown scalars.
+//!
+//! `counts[classify(flags)] += 1; if (class == Drop) …` stores a value that each arm of a
+//! multi-way branch set to its own constant. The verifier follows every arm with its constant:
+//! a constant array key is made precise (kernels ≥ 6.13 use it to drop the lookup's null case),
+//! and so is a constant that later decides a branch, and a precise value that differs keeps the
+//! arms' states apart, so everything after the join is verified once per constant. C programs do
+//! not pay this: the key is a `__u32` local at a 4-byte stack offset, which the verifier does not
+//! track, and the compiler reloads it after the call. After LLVM's pipeline ksc does the same on
+//! purpose:
+//!
+//! 1. A key slot that only ever receives such choices (never a plain constant, which the verifier
+//!    uses well) moves to the upper half of an 8-byte slot, an offset the verifier keeps no spill
+//!    state for, so storing the key loses its value.
+//! 2. When the choice is used after a lookup, the uses read the key back from that slot, as C's
+//!    reload does, provided nothing after the lookup can depend on which arm ran: every memory
+//!    access there goes through a stack slot, a global or a pointer the lookups there returned,
+//!    every helper argument is a constant or such a pointer, no loop, no call of another
+//!    function. The verifier then checks that code once, with the key unknown, for all arms.
+
+use super::llvm_ir::{
+    calls_intrinsic, helper_id, instructions, is_alloca, pointer_operand, successors, users,
+    users_of_result,
+};
+use inkwell::basic_block::BasicBlock;
+use inkwell::builder::Builder;
+use inkwell::module::Module;
+use inkwell::values::{
+    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PointerValue,
+};
+use std::collections::{BTreeSet, HashSet};
+
+/// Helpers whose second argument points to a map key.
+const KEYED_HELPERS: [u64; 3] = [1, 2, 3];
+const MAP_LOOKUP_ELEM: u64 = 1;
+/// Fewer distinct constants than this cost the verifier little.
+const MIN_CHOICES: usize = 3;
+
+pub fn hide_chosen_keys(module: &Module) {
+    let builder = module.get_context().create_builder();
+    for f in module.get_functions() {
+        for slot in key_slots(f) {
+            if let Some(moved) = move_to_untracked_half(module, &builder, slot) {
+                reload_after_lookups(&builder, f, moved);
+            }
+        }
+    }
+}
+
+/// The allocas passed as keys to map helpers, in order.
+fn key_slots(f: FunctionValue<'_>) -> Vec<PointerValue<'_>> {
+    let mut slots = Vec::new();
+    for block in f.get_basic_blocks() {
+        for i in instructions(block) {
+            if i.get_opcode() != InstructionOpcode::Call
+                || !helper_id(i).is_some_and(|id| KEYED_HELPERS.contains(&id))
+            {
+                continue;
+            }
+            if let Some(key) = pointer_operand(i, 1).filter(|&k| is_alloca(k)) {
+                if !slots.contains(&key) {
+                    slots.push(key);
+                }
+            }
+        }
+    }
+    slots
+}
+
+/// Step 1: when every value stored into `slot` is a choice among constants, the slot becomes
+/// bytes 4.. of a new 8-byte-aligned slot; returns the new key address.
+fn move_to_untracked_half<'ctx>(
+    module: &Module<'ctx>,
+    builder: &Builder<'ctx>,
+    slot: PointerValue<'ctx>,
+) -> Option<PointerValue<'ctx>> {
+    let alloca = slot.as_instruction()?;
+    let width = alloca
+        .get_allocated_type()
+        .ok()
+        .filter(|t| t.is_int_type())?
+        .into_int_type()
+        .get_bit_width();
+    if width > 32 {
+        return None;
+    }
+    let mut stored_choice = false;
+    for user in users(slot) {
+        match user.get_opcode() {
+            InstructionOpcode::Store if pointer_operand(user, 1) == Some(slot) => {
+                match stored_value(user) {
+                    Some(v) if choices(v).is_some() => stored_choice = true,
+                    _ => return None,
+                }
+            }
+            InstructionOpcode::Call if is_lifetime(user) || helper_id(user).is_some() => {}
+            _ => return None,
+        }
+    }
+    if !stored_choice {
+        return None;
+    }
+    let ctx = module.get_context();
+    builder.position_before(&alloca);
+    let whole = builder.build_alloca(ctx.i64_type(), "key.slot").ok()?;
+    whole.as_instruction()?.set_alignment(8).ok()?;
+    // SAFETY: byte 4 of an 8-byte slot.
+    let upper = unsafe {
+        builder.build_gep(
+            ctx.i8_type(),
+            whole,
+            &[ctx.i64_type().const_int(4, false)],
+            "key",
+        )
+    }
+    .ok()?;
+    for user in users(slot) {
+        let replacement = if is_lifetime(user) { whole } else { upper };
+        for n in 0..user.get_num_operands() {
+            if pointer_operand(user, n) == Some(slot) {
+                user.set_operand(n, replacement);
+            }
+        }
+        // The stores were 8-aligned with the old slot; the key is now 4-aligned.
+        if user.get_opcode() == InstructionOpcode::Store {
+            let align = user.get_alignment().unwrap_or(1).min(4);
+            user.set_alignment(align).ok()?;
+        }
+    }
+    alloca.erase_from_basic_block();
+    Some(upper)
+}
+
+/// Step 2: a choice stored into `key` right before a lookup and used after it is read back from
+/// `key` there, when the code after the lookup cannot depend on which constant it is.
+fn reload_after_lookups<'ctx>(
+    builder: &Builder<'ctx>,
+    f: FunctionValue<'ctx>,
+    key: PointerValue<'ctx>,
+) {
+    for store in users(key) {
+        if store.get_opcode() != InstructionOpcode::Store {
+            continue;
+        }
+        let (Some(value), Some(lookup)) = (stored_value(store), next_use_of(key, store)) else {
+            continue;
+        };
+        if helper_id(lookup) != Some(MAP_LOOKUP_ELEM) {
+            continue;
+        }
+        let Some(join) = lookup.get_parent() else {
+            continue;
+        };
+        let after_lookup = |u: &InstructionValue<'ctx>| {
+            !comes_before(*u, lookup)
+                && u.get_parent()
+                    .is_some_and(|b| b == join || dominates(f, join, b))
+        };
+        // Arithmetic on the key before the lookup whose results are only used after it (a test
+        // LLVM hoisted) moves after the reload with the other uses.
+        let (mut later, earlier): (Vec<_>, Vec<_>) = users(value)
+            .into_iter()
+            .filter(|&u| u != store)
+            .partition(|u| !comes_before(*u, lookup));
+        let movable = |u: &InstructionValue<'ctx>| {
+            is_pure_arithmetic(*u) && users_of_result(*u).iter().all(after_lookup)
+        };
+        let moved: Vec<_> = earlier.iter().copied().filter(movable).collect();
+        if later.is_empty() && moved.is_empty()
+            || !later.iter().all(after_lookup)
+            || !arm_independent(f, lookup)
+        {
+            continue;
+        }
+        let Some(after) = lookup.get_next_instruction() else {
+            continue;
+        };
+        builder.position_before(&after);
+        let Ok(BasicValueEnum::IntValue(reloaded)) =
+            builder.build_load(value.get_type(), key, "key.reload")
+        else {
+            continue;
+        };
+        if let Some(load) = reloaded.as_instruction() {
+            let _ = load.set_alignment(4);
+        }
+        for u in moved {
+            u.remove_from_basic_block();
+            builder.insert_instruction(&u, None);
+            later.push(u);
+        }
+        for u in later {
+            for n in 0..u.get_num_operands() {
+                if matches!(u.get_operand(n).and_then(|o| o.value()), Some(BasicValueEnum::IntValue(v)) if v == value)
+                {
+                    u.set_operand(n, reloaded);
+                }
+            }
+        }
+    }
+}
+
+/// Integer arithmetic, comparisons and casts: free to move past a call.
+fn is_pure_arithmetic(i: InstructionValue<'_>) -> bool {
+    use InstructionOpcode::*;
+    matches!(
+        i.get_opcode(),
+        Add | Sub | Mul | And | Or | Xor | Shl | LShr | AShr | ICmp | ZExt | SExt | Trunc
+    )
+}
+
+/// The constants `v` chooses among (before any casts), when it is a phi or select of constants
+/// (through others and casts) with at least `MIN_CHOICES` of them; not for a constant itself.
+fn choices(v: IntValue<'_>) -> Option<BTreeSet<u64>> {
+    fn gather<'c>(
+        v: IntValue<'c>,
+        seen: &mut HashSet<IntValue<'c>>,
+        out: &mut BTreeSet<u64>,
+    ) -> bool {
+        if let Some(c) = v.get_zero_extended_constant() {
+            out.insert(c);
+            return true;
+        }
+        let Some(i) = v.as_instruction() else {
+            return false;
+        };
+        if !seen.insert(v) || seen.len() > 64 {
+            return false;
+        }
+        let operands: Vec<u32> = match i.get_opcode() {
+            InstructionOpcode::Phi => (0..i.get_num_operands()).collect(),
+            InstructionOpcode::Select => vec![1, 2],
+            // Widened or narrowed, as stored: as many choices or fewer.
+            InstructionOpcode::ZExt | InstructionOpcode::SExt | InstructionOpcode::Trunc => vec![0],
+            _ => return false,
+        };
+        operands
+            .into_iter()
+            .all(|n| match i.get_operand(n).and_then(|o| o.value()) {
+                Some(BasicValueEnum::IntValue(x)) => gather(x, seen, out),
+                _ => false,
+            })
+    }
+    if v.is_const() {
+        return None;
+    }
+    let mut out = BTreeSet::new();
+    (gather(v, &mut HashSet::new(), &mut out) && out.len() >= MIN_CHOICES).then_some(out)
+}
+
+/// Whether the code from `lookup` on verifies the same for every value of the key: see the
+/// module comment.
+fn arm_independent<'ctx>(f: FunctionValue<'ctx>, lookup: InstructionValue<'ctx>) -> bool {
+    let Some(join) = lookup.get_parent() else {
+        return false;
+    };
+    let region = reachable_from(&successors(join));
+    if region.contains(&join) || has_cycle(&region) {
+        return false;
+    }
+    let mut defined_here: HashSet<InstructionValue> = HashSet::from([lookup]);
+    let mut after_lookup = instructions(join)
+        .skip_while(|&i| i != lookup)
+        .skip(1)
+        .collect::<Vec<_>>();
+    for b in &region {
+        after_lookup.extend(instructions(*b));
+    }
+    after_lookup.iter().all(|&i| {
+        let ok = safe_regardless_of_arm(f, i, &defined_here);
+        defined_here.insert(i);
+        ok
+    })
+}
+
+fn safe_regardless_of_arm<'ctx>(
+    f: FunctionValue<'ctx>,
+    i: InstructionValue<'ctx>,
+    defined_here: &HashSet<InstructionValue<'ctx>>,
+) -> bool {
+    // The program's context (its first parameter), whose fields are read at fixed offsets.
+    let context = f
+        .get_section()
+        .and(f.get_first_param())
+        .filter(|p| p.is_pointer_value())
+        .map(|p| p.into_pointer_value());
+    let fixed_place = |p: Option<PointerValue<'ctx>>| {
+        p.map(fixed_offset_base).is_some_and(|base| {
+            is_alloca(base)
+                || Some(base) == context
+                || base.as_instruction().is_none()
+                    && f.get_params()
+                        .iter()
+                        .all(|a| *a != BasicValueEnum::PointerValue(base))
+                || base.as_instruction().is_some_and(|d| {
+                    d.get_opcode() == InstructionOpcode::Call && defined_here.contains(&d)
+                })
+        })
+    };
+    match i.get_opcode() {
+        InstructionOpcode::Load => fixed_place(pointer_operand(i, 0)),
+        InstructionOpcode::Store => fixed_place(pointer_operand(i, 1)),
+        InstructionOpcode::AtomicRMW | InstructionOpcode::AtomicCmpXchg => {
+            fixed_place(pointer_operand(i, 0))
+        }
+        InstructionOpcode::Call => {
+            is_lifetime(i)
+                || helper_id(i).is_some()
+                    && (0..i.get_num_operands() - 1).all(|n| {
+                        match i.get_operand(n).and_then(|o| o.value()) {
+                            Some(BasicValueEnum::IntValue(v)) => v.is_const(),
+                            Some(BasicValueEnum::PointerValue(p)) => fixed_place(Some(p)),
+                            _ => false,
+                        }
+                    })
+        }
+        InstructionOpcode::Return => match i.get_operand(0).and_then(|o| o.value()) {
+            None => true,
+            Some(BasicValueEnum::IntValue(v)) => {
+                v.is_const() || choices(v).is_some() || constant_phi(v)
+            }
+            Some(_) => false,
+        },
+        InstructionOpcode::IntToPtr
+        | InstructionOpcode::PtrToInt
+        | InstructionOpcode::Invoke
+        | InstructionOpcode::IndirectBr
+        | InstructionOpcode::Fence => false,
+        _ => true,
+    }
+}
+
+/// A phi whose incoming values are all constants (any number of them).
+fn constant_phi(v: IntValue<'_>) -> bool {
+    v.as_instruction().is_some_and(|i| {
+        i.get_opcode() == InstructionOpcode::Phi
+            && (0..i.get_num_operands()).all(|n| {
+                matches!(i.get_operand(n).and_then(|o| o.value()), Some(BasicValueEnum::IntValue(c)) if c.is_const())
+            })
+    })
+}
+
+fn is_lifetime(i: InstructionValue<'_>) -> bool {
+    calls_intrinsic(i, "llvm.lifetime")
+}
+
+fn stored_value(store: InstructionValue<'_>) -> Option<IntValue<'_>> {
+    match store.get_operand(0)?.value()? {
+        BasicValueEnum::IntValue(v) => Some(v),
+        _ => None,
+    }
+}
+
+/// The first instruction after `from` in its block that uses `key`.
+fn next_use_of<'ctx>(
+    key: PointerValue<'ctx>,
+    from: InstructionValue<'ctx>,
+) -> Option<InstructionValue<'ctx>> {
+    let mut at = from.get_next_instruction();
+    while let Some(i) = at {
+        if (0..i.get_num_operands()).any(|n| pointer_operand(i, n) == Some(key)) {
+            return Some(i);
+        }
+        at = i.get_next_instruction();
+    }
+    None
+}
+
+/// Whether `a` is before `b` in `b`'s block.
+fn comes_before(a: InstructionValue<'_>, b: InstructionValue<'_>) -> bool {
+    a.get_parent() == b.get_parent() && {
+        let mut at = a.get_next_instruction();
+        while let Some(i) = at {
+            if i == b {
+                return true;
+            }
+            at = i.get_next_instruction();
+        }
+        false
+    }
+}
+
+/// Whether every path from the entry to `b` passes through `d`.
+fn dominates<'ctx>(f: FunctionValue<'ctx>, d: BasicBlock<'ctx>, b: BasicBlock<'ctx>) -> bool {
+    let Some(entry) = f.get_first_basic_block() else {
+        return false;
+    };
+    if entry == d {
+        return true;
+    }
+    let mut seen = HashSet::from([entry, d]);
+    let mut work = vec![entry];
+    while let Some(x) = work.pop() {
+        if x == b {
+            return false;
+        }
+        for s in successors(x) {
+            if seen.insert(s) {
+                work.push(s);
+            }
+        }
+    }
+    true
+}
+
+fn reachable_from<'ctx>(starts: &[BasicBlock<'ctx>]) -> Vec<BasicBlock<'ctx>> {
+    let mut seen: HashSet<BasicBlock> = starts.iter().copied().collect();
+    let mut order = starts.to_vec();
+    let mut k = 0;
+    while k < order.len() {
+        for s in successors(order[k]) {
+            if seen.insert(s) {
+                order.push(s);
+            }
+        }
+        k += 1;
+    }
+    order
+}
+
+/// Whether the blocks of `region` (closed under successors) contain a loop.
+fn has_cycle(region: &[BasicBlock<'_>]) -> bool {
+    fn visit<'c>(
+        b: BasicBlock<'c>,
+        on_path: &mut HashSet<BasicBlock<'c>>,
+        done: &mut HashSet<BasicBlock<'c>>,
+    ) -> bool {
+        if done.contains(&b) {
+            return false;
+        }
+        if !on_path.insert(b) {
+            return true;
+        }
+        let cyclic = successors(b).into_iter().any(|s| visit(s, on_path, done));
+        on_path.remove(&b);
+        done.insert(b);
+        cyclic
+    }
+    let (mut on_path, mut done) = (HashSet::new(), HashSet::new());
+    region.iter().any(|&b| visit(b, &mut on_path, &mut done))
+}
+
+/// The pointer `p` is a constant offset from, through GEPs whose indices are all constants.
+fn fixed_offset_base(mut p: PointerValue<'_>) -> PointerValue<'_> {
+    while let Some(i) = p.as_instruction() {
+        let constant_indices = (1..i.get_num_operands()).all(|n| {
+            matches!(i.get_operand(n).and_then(|o| o.value()), Some(BasicValueEnum::IntValue(c)) if c.is_const())
+        });
+        match pointer_operand(i, 0) {
+            Some(base)
+                if i.get_opcode() == InstructionOpcode::GetElementPtr && constant_indices =>
+            {
+                p = base
+            }
+            _ => break,
+        }
+    }
+    p
+}

@@ -1,0 +1,133 @@
+//! Small queries over optimised LLVM IR that the post-pipeline rewrites share.
+
+use inkwell::basic_block::BasicBlock;
+use inkwell::values::{
+    AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, InstructionOpcode,
+    InstructionValue, PointerValue,
+};
+
+/// Operand `index` of `i`, when it is a pointer.
+pub(super) fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<PointerValue<'_>> {
+    match i.get_operand(index)?.value()? {
+        BasicValueEnum::PointerValue(p) => Some(p),
+        _ => None,
+    }
+}
+
+/// `p` as a pointer plus a constant byte offset, through `getelementptr i8, p, C`.
+pub(super) fn constant_base(mut p: PointerValue<'_>) -> (PointerValue<'_>, i64) {
+    let mut offset = 0i64;
+    while let Some(i) = p.as_instruction() {
+        if i.get_opcode() != InstructionOpcode::GetElementPtr || i.get_num_operands() != 2 {
+            break;
+        }
+        let byte_steps = i
+            .get_gep_source_element_type()
+            .is_ok_and(|t| t.is_int_type() && t.into_int_type().get_bit_width() == 8);
+        let step = match i.get_operand(1).and_then(|o| o.value()) {
+            Some(BasicValueEnum::IntValue(c)) if byte_steps => c.get_sign_extended_constant(),
+            _ => None,
+        };
+        let (Some(step), Some(base)) = (step, pointer_operand(i, 0)) else {
+            break;
+        };
+        offset += step;
+        p = base;
+    }
+    (p, offset)
+}
+
+pub(super) fn is_alloca(p: PointerValue<'_>) -> bool {
+    p.as_instruction()
+        .is_some_and(|i| i.get_opcode() == InstructionOpcode::Alloca)
+}
+
+/// The BPF helper a call calls: ksc calls helper N as `call inttoptr (i64 N to ptr)(…)`.
+pub(super) fn helper_id(call: InstructionValue<'_>) -> Option<u64> {
+    use llvm_sys::core::{
+        LLVMConstIntGetZExtValue, LLVMGetCalledValue, LLVMGetConstOpcode, LLVMGetOperand,
+        LLVMIsAConstantExpr, LLVMIsAConstantInt,
+    };
+    if call.get_opcode() != InstructionOpcode::Call {
+        return None;
+    }
+    // SAFETY: `call` is a live call instruction; each value is checked for its kind before use.
+    unsafe {
+        let callee = LLVMGetCalledValue(call.as_value_ref());
+        if callee.is_null()
+            || LLVMIsAConstantExpr(callee).is_null()
+            || LLVMGetConstOpcode(callee) != llvm_sys::LLVMOpcode::LLVMIntToPtr
+        {
+            return None;
+        }
+        let number = LLVMGetOperand(callee, 0);
+        (!LLVMIsAConstantInt(number).is_null()).then(|| LLVMConstIntGetZExtValue(number))
+    }
+}
+
+/// Whether `call` calls an LLVM intrinsic whose name starts with `prefix` (`llvm.lifetime`).
+pub(super) fn calls_intrinsic(call: InstructionValue<'_>, prefix: &str) -> bool {
+    use llvm_sys::core::{LLVMGetCalledValue, LLVMGetValueName2, LLVMIsAFunction};
+    if call.get_opcode() != InstructionOpcode::Call {
+        return false;
+    }
+    // SAFETY: `call` is a live call instruction; the callee is checked to be a function.
+    unsafe {
+        let callee = LLVMGetCalledValue(call.as_value_ref());
+        if callee.is_null() || LLVMIsAFunction(callee).is_null() {
+            return false;
+        }
+        let mut len = 0usize;
+        let name = LLVMGetValueName2(callee, &mut len);
+        !name.is_null()
+            && std::slice::from_raw_parts(name.cast::<u8>(), len).starts_with(prefix.as_bytes())
+    }
+}
+
+pub(super) fn successors<'ctx>(b: BasicBlock<'ctx>) -> Vec<BasicBlock<'ctx>> {
+    let Some(t) = b.get_terminator() else {
+        return Vec::new();
+    };
+    (0..t.get_num_operands())
+        .filter_map(|i| t.get_operand(i)?.block())
+        .collect()
+}
+
+/// The instructions that use `v` (each once).
+pub(super) fn users<'ctx>(v: impl BasicValue<'ctx>) -> Vec<InstructionValue<'ctx>> {
+    users_from(v.get_first_use())
+}
+
+/// The instructions that use the result of `i` (each once).
+pub(super) fn users_of_result(i: InstructionValue<'_>) -> Vec<InstructionValue<'_>> {
+    users_from(i.get_first_use())
+}
+
+fn users_from(first: Option<BasicValueUse<'_>>) -> Vec<InstructionValue<'_>> {
+    let mut out = Vec::new();
+    let mut at = first;
+    while let Some(u) = at {
+        // A user that yields a value comes back as that value's kind, not as an instruction.
+        let user = match u.get_user() {
+            AnyValueEnum::InstructionValue(i) => Some(i),
+            AnyValueEnum::IntValue(x) => x.as_instruction(),
+            AnyValueEnum::PointerValue(x) => x.as_instruction(),
+            AnyValueEnum::StructValue(x) => x.as_instruction(),
+            AnyValueEnum::ArrayValue(x) => x.as_instruction(),
+            AnyValueEnum::VectorValue(x) => x.as_instruction(),
+            AnyValueEnum::FloatValue(x) => x.as_instruction(),
+            AnyValueEnum::PhiValue(x) => Some(x.as_instruction()),
+            _ => None,
+        };
+        if let Some(i) = user.filter(|i| !out.contains(i)) {
+            out.push(i);
+        }
+        at = u.get_next_use();
+    }
+    out
+}
+
+/// The instructions of `block`, in order.
+pub(super) fn instructions(block: BasicBlock<'_>) -> impl Iterator<Item = InstructionValue<'_>> {
+    std::iter::successors(block.get_first_instruction(), |i| i.get_next_instruction())
+}
