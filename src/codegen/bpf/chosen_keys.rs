@@ -304,15 +304,17 @@ fn safe_regardless_of_arm<'ctx>(
             fixed_place(pointer_operand(i, 0))
         }
         InstructionOpcode::Call => {
-            is_lifetime(i)
-                || helper_id(i).is_some()
-                    && (0..i.get_num_operands() - 1).all(|n| {
-                        match i.get_operand(n).and_then(|o| o.value()) {
-                            Some(BasicValueEnum::IntValue(v)) => v.is_const(),
-                            Some(BasicValueEnum::PointerValue(p)) => fixed_place(Some(p)),
-                            _ => false,
-                        }
-                    })
+            // A helper's scalar arguments may be sizes or offsets the verifier bounds; an LLVM
+            // intrinsic's (a byte swap, a memcpy's constant length) are values or constants.
+            let intrinsic = calls_intrinsic(i, "llvm.");
+            (intrinsic || helper_id(i).is_some())
+                && (0..i.get_num_operands() - 1).all(|n| {
+                    match i.get_operand(n).and_then(|o| o.value()) {
+                        Some(BasicValueEnum::IntValue(v)) => intrinsic || v.is_const(),
+                        Some(BasicValueEnum::PointerValue(p)) => fixed_place(Some(p)),
+                        _ => intrinsic,
+                    }
+                })
         }
         InstructionOpcode::Return => match i.get_operand(0).and_then(|o| o.value()) {
             None => true,
