@@ -171,7 +171,15 @@ impl<'a> Checker<'a, '_> {
             return Ty::Bool;
         }
         let lt = self.expr(cx, l, None);
+        // `p != null && p->f`: the right operand runs only where the left one decided.
+        let decided = match op {
+            BinOp::And => self.cond_facts(cx, l).when_true,
+            BinOp::Or => self.cond_facts(cx, l).when_false,
+            _ => Vec::new(),
+        };
+        let saved = self.apply_facts(cx, &decided);
         let rt = self.expr(cx, r, None);
+        self.restore_facts(cx, saved);
         if lt.is_error() || rt.is_error() {
             return if op.is_comparison() || matches!(op, BinOp::And | BinOp::Or) {
                 Ty::Bool

@@ -27,7 +27,7 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
-    pub(in crate::sema::stmt) fn cond_facts(&self, cx: &FnCtx, cond: &Expr) -> CondFacts {
+    pub(in crate::sema) fn cond_facts(&self, cx: &FnCtx, cond: &Expr) -> CondFacts {
         let mut f = CondFacts::default();
         let name_of = |e: &Expr| match &e.kind {
             ExprKind::Ident(n) if cx.lookup(n).is_some() => Some(n.clone()),
@@ -35,7 +35,9 @@ impl<'a> Checker<'a, '_> {
         };
         match &cond.kind {
             ExprKind::Ident(n) if cx.lookup(n).is_some() => f.when_true.push(n.clone()),
-            ExprKind::Binary(op @ (BinOp::Ne | BinOp::Eq), l, r) => {
+            ExprKind::Binary(op @ (BinOp::Ne | BinOp::Eq), l, r)
+                if matches!(l.kind, ExprKind::Null) || matches!(r.kind, ExprKind::Null) =>
+            {
                 let n = if matches!(r.kind, ExprKind::Null) {
                     name_of(l)
                 } else if matches!(l.kind, ExprKind::Null) {
@@ -51,6 +53,34 @@ impl<'a> Checker<'a, '_> {
                     }
                 }
             }
+            // A field of an absent entry reads zero (§11.3): a test zero fails proves presence.
+            ExprKind::Binary(
+                op @ (BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge),
+                l,
+                r,
+            ) => {
+                let read_and_constant = match (entry_field_root(cx, l), entry_field_root(cx, r)) {
+                    (Some(n), None) => self.int_const(r).map(|k| (n, 0, k)),
+                    (None, Some(n)) => self.int_const(l).map(|k| (n, k, 0)),
+                    _ => None,
+                };
+                if let Some((n, lhs, rhs)) = read_and_constant {
+                    let zero_passes = match op {
+                        BinOp::Eq => lhs == rhs,
+                        BinOp::Ne => lhs != rhs,
+                        BinOp::Lt => lhs < rhs,
+                        BinOp::Le => lhs <= rhs,
+                        BinOp::Gt => lhs > rhs,
+                        _ => lhs >= rhs,
+                    };
+                    if zero_passes {
+                        f.when_false.push(n);
+                    } else {
+                        f.when_true.push(n);
+                    }
+                }
+            }
+            ExprKind::Field(..) => f.when_true.extend(entry_field_root(cx, cond)),
             ExprKind::Binary(BinOp::And, l, r) => {
                 let (a, b) = (self.cond_facts(cx, l), self.cond_facts(cx, r));
                 f.when_true.extend(a.when_true);
@@ -71,8 +101,12 @@ impl<'a> Checker<'a, '_> {
         f
     }
 
+    fn int_const(&self, e: &Expr) -> Option<i128> {
+        self.const_of(e).and_then(|c| c.as_int())
+    }
+
     /// Marks locals non-null; returns what to restore.
-    pub(in crate::sema::stmt) fn apply_facts(
+    pub(in crate::sema) fn apply_facts(
         &mut self,
         cx: &mut FnCtx,
         names: &[String],
@@ -87,11 +121,7 @@ impl<'a> Checker<'a, '_> {
         saved
     }
 
-    pub(in crate::sema::stmt) fn restore_facts(
-        &mut self,
-        cx: &mut FnCtx,
-        saved: Vec<(String, bool)>,
-    ) {
+    pub(in crate::sema) fn restore_facts(&mut self, cx: &mut FnCtx, saved: Vec<(String, bool)>) {
         for (n, v) in saved.into_iter().rev() {
             if let Some(l) = cx.lookup_mut(&n) {
                 l.non_null = v;
@@ -214,5 +244,20 @@ impl<'a> Checker<'a, '_> {
             .collect();
         Self::restore_released(cx, &merged);
         (then_reach, else_reach)
+    }
+}
+
+/// The entry binding (`var v = m[k]`) a field read `v.f`, `v.f.g` … reads from.
+fn entry_field_root(cx: &FnCtx, e: &Expr) -> Option<String> {
+    let ExprKind::Field(base, _) = &e.kind else {
+        return None;
+    };
+    let mut root: &Expr = base;
+    while let ExprKind::Field(base, _) = &root.kind {
+        root = base;
+    }
+    match &root.kind {
+        ExprKind::Ident(n) if cx.lookup(n).is_some_and(|l| l.entry_of.is_some()) => Some(n.clone()),
+        _ => None,
     }
 }

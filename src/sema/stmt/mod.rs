@@ -19,9 +19,9 @@ mod escapes;
 
 /// Facts a condition establishes: locals known non-null when it is true / when it is false.
 #[derive(Default)]
-struct CondFacts {
-    when_true: Vec<String>,
-    when_false: Vec<String>,
+pub(in crate::sema) struct CondFacts {
+    pub(in crate::sema) when_true: Vec<String>,
+    pub(in crate::sema) when_false: Vec<String>,
 }
 
 /// Joins the binding-invalidation state (§11.3) over alternative paths (if/else branches, catch
@@ -520,6 +520,19 @@ impl<'a> Checker<'a, '_> {
                 l.owned_object = cx.is_kernel();
             }
             ExprKind::Index(..) if l.ty.is_ptr() && l.entry_of.is_some() => l.nullable = true,
+            // The address of an entry binding is the entry's, null when it is absent.
+            ExprKind::Unary(UnOp::AddrOf, inner) => {
+                let mut root = &**inner;
+                while let ExprKind::Field(base, _) = &root.kind {
+                    root = base;
+                }
+                if let ExprKind::Ident(n) = &root.kind {
+                    if let Some(o) = cx.lookup(n).filter(|o| o.entry_of.is_some()) {
+                        l.nullable = !o.non_null;
+                        l.address_of_local = None;
+                    }
+                }
+            }
             ExprKind::Ident(other) => {
                 if let Some(o) = cx.lookup(other) {
                     l.nullable = o.nullable && !o.non_null;
