@@ -12,6 +12,7 @@ mod flatten;
 mod hoist_defers;
 mod if_chain;
 mod kernel_memory;
+mod loop_steps;
 pub mod lower_bpf;
 pub mod lower_host;
 mod lower_loops;

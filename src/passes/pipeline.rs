@@ -22,6 +22,7 @@ const BPF: &[&str] = &[
     "unroll-loops",
     "bound-loops",
     "bounds-check",
+    "widen-loop-steps",
     "lower-loops",
     "lower-bpf",
     "check-kernel-memory",

@@ -180,6 +180,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| unroll_loops::run(m),
     },
     PassInfo {
+        name: "widen-loop-steps",
+        about: "run-time steps of offsets that walked loops advance lose their lower bound for the verifier (state pruning after the loop)",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| loop_steps::run(m),
+    },
+    PassInfo {
         name: "lower-loops",
         about: "long counted loops in kernel code to bpf_loop callbacks with captured state",
         requires: &[Structured, KsKernel],

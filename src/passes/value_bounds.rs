@@ -425,7 +425,7 @@ impl LocalBounds {
 
 /// The most iterations of a loop the verifier follows iteration by iteration: a `for` that stays
 /// inline with constant bounds, or a counted `while`.
-fn trip_count(m: &Module, l: OpId) -> Option<u128> {
+pub(super) fn trip_count(m: &Module, l: OpId) -> Option<u128> {
     match m.op(l).opcode {
         Opcode::KsFor if !super::lower_loops::is_long(m, l) => {
             let o = &m.op(l).operands;
@@ -480,7 +480,7 @@ fn while_trip_count(m: &Module, l: OpId) -> Option<u128> {
 }
 
 /// The local `v` is a load of, through widenings.
-fn loaded_local(m: &Module, v: Value) -> Option<Value> {
+pub(super) fn loaded_local(m: &Module, v: Value) -> Option<Value> {
     let d = m.op(def_op(m, v)?);
     match d.opcode {
         Opcode::CoreLoad if m.is_local(d.operands[0]) => Some(d.operands[0]),
@@ -490,7 +490,7 @@ fn loaded_local(m: &Module, v: Value) -> Option<Value> {
 }
 
 /// The terms of the sum `v` (through nested adds; `v` itself when it is no add).
-fn sum_terms(m: &Module, v: Value, terms: &mut Vec<Value>) {
+pub(super) fn sum_terms(m: &Module, v: Value, terms: &mut Vec<Value>) {
     match def_op(m, v).map(|o| m.op(o)) {
         // (A pointer moved by offsets is its origin plus them.)
         Some(d) if matches!(d.opcode, Opcode::CoreAdd | Opcode::CorePtrAdd) && terms.len() < 16 => {
@@ -505,7 +505,7 @@ fn sum_terms(m: &Module, v: Value, terms: &mut Vec<Value>) {
 }
 
 /// `op` sits in a loop nested inside loop `outer`.
-fn in_nested_loop(m: &Module, op: OpId, outer: OpId) -> bool {
+pub(super) fn in_nested_loop(m: &Module, op: OpId, outer: OpId) -> bool {
     let mut at = m.parent_op(op);
     while let Some(p) = at {
         if p == outer {
@@ -524,7 +524,7 @@ fn in_nested_loop(m: &Module, op: OpId, outer: OpId) -> bool {
 
 /// Unsigned and pointer locals only ever loaded and stored by address (nothing writes them behind
 /// a pointer); a pointer local's bound is its distance from `ctx->data` ([`packet_offset_max`]).
-fn tracked_locals(m: &Module, f: OpId) -> HashSet<Value> {
+pub(super) fn tracked_locals(m: &Module, f: OpId) -> HashSet<Value> {
     let ops = m.collect_nested(f, |_| true);
     let mut tracked: HashSet<Value> = ops
         .iter()

@@ -1,0 +1,269 @@
+//! `widen-loop-steps`: an offset a walked loop advances by a run-time step keeps the step's upper
+//! bound for the verifier but not its lower one.
+//!
+//! `off = off + len + 1` after `if (len > 63) { break }` tells the verifier that each iteration
+//! moves `off` by 2 to 64. It follows a counted loop iteration by iteration, so the states that
+//! leave the loop after one, two, … iterations carry lower bounds 2, 4, … on `off`; a state is
+//! pruned only when an explored one covers its range, and the one explored first (after the most
+//! iterations) has the highest lower bound, so the code after the loop is verified once per
+//! iteration count. C programs rarely pay this: their `__u8` step is masked (`& 0xff`) on the way,
+//! which keeps its upper bound and loses the lower one. ksc does that on purpose: the step becomes
+//! `opaque(step) & M`, `M` the smallest all-ones mask that holds the step's largest value, so the
+//! value is unchanged and the verifier sees it from 0 to the same maximum (one `&=` per iteration).
+//!
+//! Only where nothing can need the lower bound: the loop has a constant trip count of its own (a
+//! loop the offset alone bounds could look endless), the local is an unsigned offset or a packet
+//! pointer that nothing writes behind a pointer, and no use of it subtracts from it, adds a
+//! negative constant or copies it elsewhere. Runs on structured kernel functions after
+//! `bounds-check` (whose bounds see the steps as written) and before `lower-loops`.
+
+use super::value_bounds::{
+    in_nested_loop, int_max, loaded_local, sum_terms, tracked_locals, trip_count, CallBounds,
+    LocalBounds,
+};
+use super::PassResult;
+use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
+use std::collections::HashSet;
+
+pub fn run(m: &mut Module) -> PassResult {
+    let calls = CallBounds::of_module(m);
+    for f in super::kernel_funcs(m) {
+        let bounds = LocalBounds::of_function(m, f, &calls);
+        let tracked = tracked_locals(m, f);
+        let loops = m.collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile));
+        let mut widened: Vec<(OpId, Step)> = Vec::new();
+        for l in loops.into_iter().filter(|&l| trip_count(m, l).is_some()) {
+            for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
+                let local = m.op(store).operands[1];
+                if !tracked.contains(&local)
+                    || in_nested_loop(m, store, l)
+                    || widened.iter().any(|(s, _)| *s == store)
+                {
+                    continue;
+                }
+                if let Some(step) = step_of(m, &bounds, store, local) {
+                    if used_after(m, f, l, local)
+                        && lower_bound_unneeded(m, f, &tracked, local, store)
+                    {
+                        widened.push((store, step));
+                    }
+                }
+            }
+        }
+        for (store, step) in widened {
+            widen(m, store, step);
+        }
+    }
+    Ok(())
+}
+
+/// `local = local + step`, as stored: the load of `local` and the other terms of the sum.
+struct Step {
+    base: Value,
+    terms: Vec<Value>,
+    mask: i128,
+}
+
+/// The step `store` advances `local` by, when it is a sum of the local, at least one run-time
+/// term and any constants, all of one integer type, with a known largest value.
+fn step_of(m: &Module, bounds: &LocalBounds, store: OpId, local: Value) -> Option<Step> {
+    let stored = m.op(store).operands[0];
+    let mut terms = Vec::new();
+    sum_terms(m, stored, &mut terms);
+    let at = terms
+        .iter()
+        .position(|&t| loaded_local(m, t) == Some(local))?;
+    let base = terms.remove(at);
+    if terms.iter().any(|&t| loaded_local(m, t) == Some(local))
+        || terms.iter().all(|&t| m.const_int(t).is_some())
+    {
+        return None;
+    }
+    let ty = m.value_type(terms[0]).clone();
+    if !ty.is_int() || terms.iter().any(|&t| *m.value_type(t) != ty) {
+        return None;
+    }
+    let mut max: u128 = 0;
+    for &t in &terms {
+        let t_max = match m.const_int(t) {
+            Some(c) => u128::try_from(c).ok()?,
+            None => bounds.max_of(m, t)?,
+        };
+        max = max.checked_add(t_max)?;
+    }
+    // The smallest all-ones mask holding `max`, within the type (the sum does not wrap).
+    let mask = max.checked_add(1)?.checked_next_power_of_two()? - 1;
+    if max == 0 || mask > int_max(&ty)? {
+        return None;
+    }
+    Some(Step {
+        base,
+        terms,
+        mask: i128::try_from(mask).ok()?,
+    })
+}
+
+/// Some load of `local` outside loop `l` (where the states that left it meet).
+fn used_after(m: &Module, f: OpId, l: OpId, local: Value) -> bool {
+    let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
+    m.collect_nested(f, |d| {
+        d.opcode == Opcode::CoreLoad && d.operands[0] == local
+    })
+    .into_iter()
+    .any(|load| !inside.contains(&load))
+}
+
+/// Whether every use of `local`'s value only adds non-negative amounts to it, compares it,
+/// addresses memory with it or stores it back into `local`: nothing that the verifier could need
+/// its lower bound for (a call, a result or a copy elsewhere might).
+fn lower_bound_unneeded(
+    m: &Module,
+    f: OpId,
+    tracked: &HashSet<Value>,
+    local: Value,
+    step_store: OpId,
+) -> bool {
+    let ops = m.collect_nested(f, |_| true);
+    let mut work: Vec<Value> = ops
+        .iter()
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreLoad && m.op(o).operands[0] == local)
+        .map(|&o| m.op(o).results[0])
+        .collect();
+    let mut seen: HashSet<Value> = work.iter().copied().collect();
+    let negative = |v: Value| match m.const_int(v) {
+        Some(c) => c < 0,
+        None => is_signed(m.value_type(v)) && !is_cast_of_unsigned(m, v),
+    };
+    while let Some(v) = work.pop() {
+        for &o in &ops {
+            let d = m.op(o);
+            let Some(at) = d.operands.iter().position(|&x| x == v) else {
+                continue;
+            };
+            let follow = match d.opcode {
+                Opcode::CoreCast | Opcode::BpfOpaque => true,
+                Opcode::CoreAdd | Opcode::CorePtrAdd | Opcode::CoreElemAddr => {
+                    let other = d.operands[1 - at.min(1)];
+                    if negative(other) {
+                        return false;
+                    }
+                    true
+                }
+                Opcode::CoreSub if at == 0 => return false,
+                // Back into the local, or into another local only ever read (`var ext = data +
+                // off`): that local's reads are followed too. Other stack memory keeps what the
+                // verifier knows of a value; map values and globals do not.
+                Opcode::CoreStore if at == 0 => {
+                    let into = d.operands[1];
+                    if o != step_store && into != local {
+                        if !tracked.contains(&into) {
+                            if on_stack(m, into) {
+                                return false;
+                            }
+                            continue;
+                        }
+                        for &load in &ops {
+                            let l = m.op(load);
+                            if l.opcode == Opcode::CoreLoad
+                                && l.operands[0] == into
+                                && seen.insert(l.results[0])
+                            {
+                                work.push(l.results[0]);
+                            }
+                        }
+                    }
+                    false
+                }
+                // Tests and accesses need its largest value at most; map keys and values are
+                // data to the verifier.
+                Opcode::CoreCmp
+                | Opcode::CoreLoad
+                | Opcode::CoreStore
+                | Opcode::KsMapLookup
+                | Opcode::KsMapUpdate
+                | Opcode::KsMapDelete
+                | Opcode::KsMapAdd
+                | Opcode::KsMapContains => false,
+                // A call, a result or anything else: its lower bound may matter there.
+                _ => return false,
+            };
+            if follow {
+                for &r in &d.results {
+                    if seen.insert(r) {
+                        work.push(r);
+                    }
+                }
+            }
+        }
+    }
+    true
+}
+
+/// Whether `addr` points into the stack: a local, or a field or element of one.
+fn on_stack(m: &Module, addr: Value) -> bool {
+    match m.value(addr).def {
+        ValueDef::Result(op, _) => {
+            let d = m.op(op);
+            match d.opcode {
+                Opcode::CoreLocal => true,
+                Opcode::CoreFieldAddr
+                | Opcode::CoreElemAddr
+                | Opcode::CorePtrAdd
+                | Opcode::CoreCast => on_stack(m, d.operands[0]),
+                // A pointer read from somewhere: where it points is not known here.
+                _ => !matches!(
+                    d.opcode,
+                    Opcode::KsMapLookup | Opcode::KsGlobalAddr | Opcode::KsCtxLoad
+                ),
+            }
+        }
+        _ => true,
+    }
+}
+
+fn is_signed(t: &Type) -> bool {
+    t.is_int() && !super::value_bounds::is_unsigned(t)
+}
+
+/// `core.cast` of an unsigned value (`len as i64` to move a pointer): never negative.
+fn is_cast_of_unsigned(m: &Module, v: Value) -> bool {
+    match m.value(v).def {
+        ValueDef::Result(op, _) => {
+            let d = m.op(op);
+            d.opcode == Opcode::CoreCast
+                && (super::value_bounds::is_unsigned(m.value_type(d.operands[0]))
+                    || is_cast_of_unsigned(m, d.operands[0]))
+        }
+        _ => false,
+    }
+}
+
+/// Rewrites `store` to `local = base + (opaque(step) & mask)`.
+fn widen(m: &mut Module, store: OpId, step: Step) {
+    let stored_ty = m.value_type(m.op(store).operands[0]).clone();
+    let ty = m.value_type(step.terms[0]).clone();
+    let (constants, run_time): (Vec<Value>, Vec<Value>) =
+        step.terms.iter().partition(|&&t| m.const_int(t).is_some());
+    let mut b = m.builder_before(store);
+    // The opaque copy goes on the run-time terms before the constants are added: on their sum,
+    // LLVM would narrow `len + 1` to a byte and mask it before the copy.
+    let mut sum = run_time[0];
+    for &t in &run_time[1..] {
+        sum = b.core_add(sum, t);
+    }
+    sum = b.bpf_opaque(sum);
+    for &c in &constants {
+        sum = b.core_add(sum, c);
+    }
+    let mask = b.core_const(step.mask, ty);
+    let masked = b.core_and(sum, mask);
+    let advanced = if stored_ty.is_ptr() {
+        let offset = b.cast_to(masked, Type::i64());
+        b.core_ptr_add(step.base, offset)
+    } else {
+        let base = b.cast_to(step.base, stored_ty.clone());
+        let masked = b.cast_to(masked, stored_ty);
+        b.core_add(base, masked)
+    };
+    m.op_mut(store).operands[0] = advanced;
+}
