@@ -11,10 +11,11 @@
 //! `opaque(step) & M`, `M` the smallest all-ones mask that holds the step's largest value, so the
 //! value is unchanged and the verifier sees it from 0 to the same maximum (one `&=` per iteration).
 //!
-//! Only where nothing can need the lower bound: the loop has a constant trip count of its own (a
-//! loop the offset alone bounds could look endless), the local is an unsigned offset or a packet
-//! pointer that nothing writes behind a pointer, and no use of it subtracts from it, adds a
-//! negative constant or copies it elsewhere. Runs on structured kernel functions after
+//! Only where it pays and nothing can need the lower bound: the code after the loop addresses
+//! memory with the local; the loop has a constant trip count of its own (a loop the offset alone
+//! bounds could look endless); the local is an unsigned offset or a packet pointer that nothing
+//! writes behind a pointer; and no use of it subtracts from it, adds a negative constant, passes
+//! it on or copies it to other stack memory. Runs on structured kernel functions after
 //! `bounds-check` (whose bounds see the steps as written) and before `lower-loops`.
 
 use super::value_bounds::{
@@ -42,7 +43,7 @@ pub fn run(m: &mut Module) -> PassResult {
                     continue;
                 }
                 if let Some(step) = step_of(m, &bounds, store, local) {
-                    if used_after(m, f, l, local)
+                    if addresses_after(m, f, l, local)
                         && lower_bound_unneeded(m, f, &tracked, local, store)
                     {
                         widened.push((store, step));
@@ -103,14 +104,39 @@ fn step_of(m: &Module, bounds: &LocalBounds, store: OpId, local: Value) -> Optio
     })
 }
 
-/// Some load of `local` outside loop `l` (where the states that left it meet).
-fn used_after(m: &Module, f: OpId, l: OpId, local: Value) -> bool {
+/// Whether the code after loop `l` addresses memory with `local` (a packet offset or pointer read
+/// again after the loop): where the states that left it meet and then diverge, verifying each
+/// access once per iteration count. (A counter only compared after the loop costs little, and
+/// losing its lower bound can cost the loop's own pruning more.)
+fn addresses_after(m: &Module, f: OpId, l: OpId, local: Value) -> bool {
     let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
-    m.collect_nested(f, |d| {
-        d.opcode == Opcode::CoreLoad && d.operands[0] == local
-    })
-    .into_iter()
-    .any(|load| !inside.contains(&load))
+    let ops = m.collect_nested(f, |_| true);
+    let mut work: Vec<Value> = ops
+        .iter()
+        .filter(|&&o| {
+            let d = m.op(o);
+            d.opcode == Opcode::CoreLoad && d.operands[0] == local && !inside.contains(&o)
+        })
+        .map(|&o| m.op(o).results[0])
+        .collect();
+    let mut seen: HashSet<Value> = work.iter().copied().collect();
+    while let Some(v) = work.pop() {
+        for &o in &ops {
+            let d = m.op(o);
+            if !d.operands.contains(&v) {
+                continue;
+            }
+            match d.opcode {
+                Opcode::CorePtrAdd | Opcode::CoreElemAddr => return true,
+                Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque => {
+                    work.extend(d.results.iter().copied().filter(|&r| seen.insert(r)))
+                }
+                Opcode::CoreLoad if m.value_type(v).is_ptr() => return true,
+                _ => {}
+            }
+        }
+    }
+    false
 }
 
 /// Whether every use of `local`'s value only adds non-negative amounts to it, compares it,

@@ -546,26 +546,54 @@ impl BoundsCheck {
         let max = self.max_of(m, index, 4);
         let opaque_narrow = size_of(m, ty) <= 4
             && max.is_none_or(|max| Some(max) >= int_max(ty))
-            && !self.may_underflow(m, index, 4);
+            && !self.may_wrap(m, index, 4);
         let low = self.min_of(m, index, 4).is_some_and(|min| min < limit);
         low && (opaque_narrow || max.is_some_and(|max| max < limit))
     }
 
-    /// `v` is a subtraction (through widenings and once-written locals) that may wrap below 0:
-    /// the verifier then knows its exact, huge value on the paths where it does (`14 - ihl`).
-    fn may_underflow(&self, m: &Module, v: Value, depth: u32) -> bool {
+    /// `v` wraps on some path (through widenings and once-written locals): a subtraction that may
+    /// go below 0, or a constant added, multiplied or shifted in that may carry it past its
+    /// type's top. The verifier then knows its exact, huge value there (`14 - ihl`, and
+    /// `(b & 15) * 0xffffffff`, which LLVM makes a negation).
+    fn may_wrap(&self, m: &Module, v: Value, depth: u32) -> bool {
         let Some(d) = def_op(m, v).map(|op| m.op(op)) else {
             return false;
         };
+        let top = int_max(m.value_type(v));
+        // `x op c` (either order) past the type's top, for a bounded `x`.
+        let with_constant = |combine: fn(u128, u128) -> Option<u128>| {
+            let (a, b) = (d.operands[0], d.operands[1]);
+            let (x, c) = match (m.const_int(a), m.const_int(b)) {
+                (None, Some(c)) => (a, c),
+                (Some(c), None) => (b, c),
+                _ => return false,
+            };
+            let reached = u128::try_from(c)
+                .ok()
+                .zip(self.max_of(m, x, depth))
+                .and_then(|(c, max)| combine(max, c));
+            // (An operand the verifier knows nothing of wraps into nothing it knows either.)
+            match (self.max_of(m, x, depth), reached, top) {
+                (None, ..) => false,
+                (Some(_), Some(r), Some(top)) => r > top,
+                _ => true,
+            }
+        };
         match d.opcode {
-            Opcode::CoreCast => self.may_underflow(m, d.operands[0], depth),
+            Opcode::CoreCast => self.may_wrap(m, d.operands[0], depth),
             Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
-                self.may_underflow(m, self.written_once[&d.operands[0]], depth - 1)
+                self.may_wrap(m, self.written_once[&d.operands[0]], depth - 1)
             }
             Opcode::CoreSub => {
                 let low = self.min_of(m, d.operands[0], depth).unwrap_or(0);
                 self.max_of(m, d.operands[1], depth)
                     .is_none_or(|high| high > low)
+            }
+            Opcode::CoreAdd => with_constant(u128::checked_add),
+            Opcode::CoreMul => with_constant(u128::checked_mul),
+            Opcode::CoreShl => {
+                m.const_int(d.operands[1]).is_some()
+                    && with_constant(|max, c| max.checked_shl(u32::try_from(c).ok()?))
             }
             _ => false,
         }
