@@ -22,6 +22,7 @@ use super::llvm_ir::{
     calls_intrinsic, helper_id, instructions, is_alloca, pointer_operand, successors, users,
     users_of_result,
 };
+use crate::vocab::helpers::{Helper, MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -31,8 +32,7 @@ use inkwell::values::{
 use std::collections::{BTreeSet, HashSet};
 
 /// Helpers whose second argument points to a map key.
-const KEYED_HELPERS: [u64; 3] = [1, 2, 3];
-const MAP_LOOKUP_ELEM: u64 = 1;
+const KEYED_HELPERS: [Helper; 3] = [MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_DELETE_ELEM];
 /// Fewer distinct constants than this cost the verifier little.
 const MIN_CHOICES: usize = 3;
 
@@ -53,7 +53,8 @@ fn key_slots(f: FunctionValue<'_>) -> Vec<PointerValue<'_>> {
     for block in f.get_basic_blocks() {
         for i in instructions(block) {
             if i.get_opcode() != InstructionOpcode::Call
-                || !helper_id(i).is_some_and(|id| KEYED_HELPERS.contains(&id))
+                || !helper_id(i)
+                    .is_some_and(|id| KEYED_HELPERS.iter().any(|h| u64::from(h.id) == id))
             {
                 continue;
             }
@@ -145,7 +146,7 @@ fn reload_after_lookups<'ctx>(
         let (Some(value), Some(lookup)) = (stored_value(store), next_use_of(key, store)) else {
             continue;
         };
-        if helper_id(lookup) != Some(MAP_LOOKUP_ELEM) {
+        if helper_id(lookup) != Some(u64::from(MAP_LOOKUP_ELEM.id)) {
             continue;
         }
         let Some(join) = lookup.get_parent() else {
