@@ -24,16 +24,25 @@ use super::value_bounds::{
 };
 use super::PassResult;
 use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 pub fn run(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
     for f in super::kernel_funcs(m) {
+        let loops: Vec<OpId> = m
+            .collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile))
+            .into_iter()
+            .filter(|&l| trip_count(m, l).is_some())
+            .collect();
+        if loops.is_empty() {
+            continue;
+        }
         let bounds = LocalBounds::of_function(m, f, &calls);
         let tracked = tracked_locals(m, f);
-        let loops = m.collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile));
+        let uses = Uses::of_function(m, f);
         let mut widened: Vec<(OpId, Step)> = Vec::new();
-        for l in loops.into_iter().filter(|&l| trip_count(m, l).is_some()) {
+        for l in loops {
+            let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
             for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
                 let local = m.op(store).operands[1];
                 if !tracked.contains(&local)
@@ -43,8 +52,8 @@ pub fn run(m: &mut Module) -> PassResult {
                     continue;
                 }
                 if let Some(step) = step_of(m, &bounds, store, local) {
-                    if addresses_after(m, f, l, local)
-                        && lower_bound_unneeded(m, f, &tracked, local, store)
+                    if addresses_after(m, &uses, &inside, local)
+                        && lower_bound_unneeded(m, &uses, &tracked, local, store)
                     {
                         widened.push((store, step));
                     }
@@ -108,24 +117,16 @@ fn step_of(m: &Module, bounds: &LocalBounds, store: OpId, local: Value) -> Optio
 /// again after the loop): where the states that left it meet and then diverge, verifying each
 /// access once per iteration count. (A counter only compared after the loop costs little, and
 /// losing its lower bound can cost the loop's own pruning more.)
-fn addresses_after(m: &Module, f: OpId, l: OpId, local: Value) -> bool {
-    let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
-    let ops = m.collect_nested(f, |_| true);
-    let mut work: Vec<Value> = ops
-        .iter()
-        .filter(|&&o| {
-            let d = m.op(o);
-            d.opcode == Opcode::CoreLoad && d.operands[0] == local && !inside.contains(&o)
-        })
-        .map(|&o| m.op(o).results[0])
+fn addresses_after(m: &Module, uses: &Uses, inside: &HashSet<OpId>, local: Value) -> bool {
+    let mut work: Vec<Value> = uses
+        .loads_of(local)
+        .filter(|o| !inside.contains(o))
+        .map(|o| m.op(o).results[0])
         .collect();
     let mut seen: HashSet<Value> = work.iter().copied().collect();
     while let Some(v) = work.pop() {
-        for &o in &ops {
+        for &o in uses.of(v) {
             let d = m.op(o);
-            if !d.operands.contains(&v) {
-                continue;
-            }
             match d.opcode {
                 Opcode::CorePtrAdd | Opcode::CoreElemAddr => return true,
                 Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque => {
@@ -144,24 +145,19 @@ fn addresses_after(m: &Module, f: OpId, l: OpId, local: Value) -> bool {
 /// its lower bound for (a call, a result or a copy elsewhere might).
 fn lower_bound_unneeded(
     m: &Module,
-    f: OpId,
+    uses: &Uses,
     tracked: &HashSet<Value>,
     local: Value,
     step_store: OpId,
 ) -> bool {
-    let ops = m.collect_nested(f, |_| true);
-    let mut work: Vec<Value> = ops
-        .iter()
-        .filter(|&&o| m.op(o).opcode == Opcode::CoreLoad && m.op(o).operands[0] == local)
-        .map(|&o| m.op(o).results[0])
-        .collect();
+    let mut work: Vec<Value> = uses.loads_of(local).map(|o| m.op(o).results[0]).collect();
     let mut seen: HashSet<Value> = work.iter().copied().collect();
     let negative = |v: Value| match m.const_int(v) {
         Some(c) => c < 0,
         None => is_signed(m.value_type(v)) && !is_cast_of_unsigned(m, v),
     };
     while let Some(v) = work.pop() {
-        for &o in &ops {
+        for &o in uses.of(v) {
             let d = m.op(o);
             let Some(at) = d.operands.iter().position(|&x| x == v) else {
                 continue;
@@ -188,13 +184,10 @@ fn lower_bound_unneeded(
                             }
                             continue;
                         }
-                        for &load in &ops {
-                            let l = m.op(load);
-                            if l.opcode == Opcode::CoreLoad
-                                && l.operands[0] == into
-                                && seen.insert(l.results[0])
-                            {
-                                work.push(l.results[0]);
+                        for load in uses.loads_of(into) {
+                            let r = m.op(load).results[0];
+                            if seen.insert(r) {
+                                work.push(r);
                             }
                         }
                     }
@@ -223,6 +216,39 @@ fn lower_bound_unneeded(
         }
     }
     true
+}
+
+/// The ops of one function that use each value, built once for all its candidate steps.
+struct Uses<'m> {
+    m: &'m Module,
+    users: HashMap<Value, Vec<OpId>>,
+}
+
+impl<'m> Uses<'m> {
+    fn of_function(m: &'m Module, f: OpId) -> Self {
+        let mut users: HashMap<Value, Vec<OpId>> = HashMap::new();
+        for o in m.collect_nested(f, |_| true) {
+            for &v in &m.op(o).operands {
+                let at = users.entry(v).or_default();
+                if at.last() != Some(&o) {
+                    at.push(o);
+                }
+            }
+        }
+        Uses { m, users }
+    }
+
+    fn of(&self, v: Value) -> &[OpId] {
+        self.users.get(&v).map_or(&[], Vec::as_slice)
+    }
+
+    /// The loads of local `slot`.
+    fn loads_of(&self, slot: Value) -> impl Iterator<Item = OpId> + '_ {
+        self.of(slot).iter().copied().filter(move |&o| {
+            let d = self.m.op(o);
+            d.opcode == Opcode::CoreLoad && d.operands[0] == slot
+        })
+    }
 }
 
 /// Whether `addr` points into the stack: a local, or a field or element of one.

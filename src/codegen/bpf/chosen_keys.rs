@@ -90,7 +90,7 @@ fn move_to_untracked_half<'ctx>(
         match user.get_opcode() {
             InstructionOpcode::Store if pointer_operand(user, 1) == Some(slot) => {
                 match stored_value(user) {
-                    Some(v) if choices(v).is_some() => stored_choice = true,
+                    Some(v) if is_choice(v) => stored_choice = true,
                     _ => return None,
                 }
             }
@@ -210,9 +210,9 @@ fn is_pure_arithmetic(i: InstructionValue<'_>) -> bool {
     )
 }
 
-/// The constants `v` chooses among (before any casts), when it is a phi or select of constants
-/// (through others and casts) with at least `MIN_CHOICES` of them; not for a constant itself.
-fn choices(v: IntValue<'_>) -> Option<BTreeSet<u64>> {
+/// Whether `v` chooses among at least `MIN_CHOICES` constants: a phi or select of constants
+/// (through others and casts), not a constant itself.
+fn is_choice(v: IntValue<'_>) -> bool {
     fn gather<'c>(
         v: IntValue<'c>,
         seen: &mut HashSet<IntValue<'c>>,
@@ -242,11 +242,8 @@ fn choices(v: IntValue<'_>) -> Option<BTreeSet<u64>> {
                 _ => false,
             })
     }
-    if v.is_const() {
-        return None;
-    }
     let mut out = BTreeSet::new();
-    (gather(v, &mut HashSet::new(), &mut out) && out.len() >= MIN_CHOICES).then_some(out)
+    !v.is_const() && gather(v, &mut HashSet::new(), &mut out) && out.len() >= MIN_CHOICES
 }
 
 /// Whether the code from `lookup` on verifies the same for every value of the key: see the
@@ -319,9 +316,7 @@ fn safe_regardless_of_arm<'ctx>(
         }
         InstructionOpcode::Return => match i.get_operand(0).and_then(|o| o.value()) {
             None => true,
-            Some(BasicValueEnum::IntValue(v)) => {
-                v.is_const() || choices(v).is_some() || constant_phi(v)
-            }
+            Some(BasicValueEnum::IntValue(v)) => v.is_const() || is_choice(v) || constant_phi(v),
             Some(_) => false,
         },
         InstructionOpcode::IntToPtr

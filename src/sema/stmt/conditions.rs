@@ -249,14 +249,10 @@ impl<'a> Checker<'a, '_> {
 
 /// The entry binding (`var v = m[k]`) a field read `v.f`, `v.f.g` … reads from.
 fn entry_field_root(cx: &FnCtx, e: &Expr) -> Option<String> {
-    let ExprKind::Field(base, _) = &e.kind else {
+    if !matches!(e.kind, ExprKind::Field(..)) {
         return None;
-    };
-    let mut root: &Expr = base;
-    while let ExprKind::Field(base, _) = &root.kind {
-        root = base;
     }
-    match &root.kind {
+    match &field_path_root(e).kind {
         ExprKind::Ident(n) if cx.lookup(n).is_some_and(|l| l.entry_of.is_some()) => Some(n.clone()),
         _ => None,
     }

@@ -522,11 +522,7 @@ impl<'a> Checker<'a, '_> {
             ExprKind::Index(..) if l.ty.is_ptr() && l.entry_of.is_some() => l.nullable = true,
             // The address of an entry binding is the entry's, null when it is absent.
             ExprKind::Unary(UnOp::AddrOf, inner) => {
-                let mut root = &**inner;
-                while let ExprKind::Field(base, _) = &root.kind {
-                    root = base;
-                }
-                if let ExprKind::Ident(n) = &root.kind {
+                if let ExprKind::Ident(n) = &field_path_root(inner).kind {
                     if let Some(o) = cx.lookup(n).filter(|o| o.entry_of.is_some()) {
                         l.nullable = !o.non_null;
                         l.address_of_local = None;
@@ -754,6 +750,14 @@ fn match_arm_blocks(e: &Expr) -> impl Iterator<Item = &Block> {
 
 /// The local (and the `&` that took it) whose address `e` is: `&x`, `&x.f`, `&x[i]` (through
 /// casts) for a local `x` that is not itself a pointer, or a local holding such an address.
+/// `v` of `v.f.g`: the expression a chain of field accesses starts from (`e` itself if none).
+pub(super) fn field_path_root(mut e: &Expr) -> &Expr {
+    while let ExprKind::Field(base, _) = &e.kind {
+        e = base;
+    }
+    e
+}
+
 fn local_address(cx: &FnCtx, e: &Expr) -> Option<(String, Span)> {
     match &e.kind {
         ExprKind::Unary(UnOp::AddrOf, inner) => {
