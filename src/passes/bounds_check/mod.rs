@@ -546,16 +546,16 @@ impl BoundsCheck {
         let max = self.max_of(m, index, 4);
         let opaque_narrow = size_of(m, ty) <= 4
             && max.is_none_or(|max| Some(max) >= int_max(ty))
-            && !self.may_wrap(m, index, 4);
+            && !self.may_be_known_huge(m, index, 4);
         let low = self.min_of(m, index, 4).is_some_and(|min| min < limit);
         low && (opaque_narrow || max.is_some_and(|max| max < limit))
     }
 
-    /// `v` wraps on some path (through widenings and once-written locals): a subtraction that may
-    /// go below 0, or a constant added, multiplied or shifted in that may carry it past its
-    /// type's top. The verifier then knows its exact, huge value there (`14 - ihl`, and
-    /// `(b & 15) * 0xffffffff`, which LLVM makes a negation).
-    fn may_wrap(&self, m: &Module, v: Value, depth: u32) -> bool {
+    /// `v` may be huge where the verifier knows it exactly (through widenings and once-written
+    /// locals): a subtraction that may go below 0, a constant added, multiplied or shifted in that
+    /// may carry it past its type's top, high bits a constant or a complement sets (`14 - ihl`,
+    /// `(b & 15) * 0xffffffff`, which LLVM makes a negation, `~(b & 15)`, `x ^ 0xfffffff0`).
+    fn may_be_known_huge(&self, m: &Module, v: Value, depth: u32) -> bool {
         let Some(d) = def_op(m, v).map(|op| m.op(op)) else {
             return false;
         };
@@ -580,9 +580,9 @@ impl BoundsCheck {
             }
         };
         match d.opcode {
-            Opcode::CoreCast => self.may_wrap(m, d.operands[0], depth),
+            Opcode::CoreCast => self.may_be_known_huge(m, d.operands[0], depth),
             Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
-                self.may_wrap(m, self.written_once[&d.operands[0]], depth - 1)
+                self.may_be_known_huge(m, self.written_once[&d.operands[0]], depth - 1)
             }
             Opcode::CoreSub => {
                 let low = self.min_of(m, d.operands[0], depth).unwrap_or(0);
@@ -591,6 +591,19 @@ impl BoundsCheck {
             }
             Opcode::CoreAdd => with_constant(u128::checked_add),
             Opcode::CoreMul => with_constant(u128::checked_mul),
+            // High bits a constant sets, or a complement of a bounded value sets: the verifier
+            // knows them, and so a smallest value past 2^29.
+            Opcode::CoreOr | Opcode::CoreXor => d.operands.iter().any(|&o| {
+                m.const_int(o)
+                    .is_some_and(|c| !(0..MAX_POINTER_OFFSET).contains(&c))
+            }),
+            Opcode::CoreNot => {
+                m.value_type(v).is_int()
+                    && self
+                        .max_of(m, d.operands[0], depth)
+                        .zip(top)
+                        .is_some_and(|(max, top)| max < top)
+            }
             Opcode::CoreShl => {
                 m.const_int(d.operands[1]).is_some()
                     && with_constant(|max, c| max.checked_shl(u32::try_from(c).ok()?))
