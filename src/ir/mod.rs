@@ -6,6 +6,7 @@
 //! the verifier, one typed builder method per op and typed views (`ops::views`). See
 //! `ir-specs/README.md` for the design.
 
+pub mod cfg;
 mod family;
 pub mod layout;
 mod module;

@@ -15,6 +15,7 @@
 use super::lower_loops;
 use super::throw_codes::{self, Codes};
 use super::{PassErrors, PassResult};
+use crate::ir::cfg;
 use crate::ir::OpData;
 use crate::ir::{
     views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, RegionId, Type, Value,
@@ -267,6 +268,19 @@ impl<'m> Flattener<'m> {
         }
         self.scopes.pop();
         self.m.op_mut(self.func).regions[0] = self.region;
+        self.lay_out_in_source_order();
+    }
+
+    /// Blocks are created before the blocks nested in them, so a join would precede its arms'
+    /// inner blocks; codegen keeps the order. The verifier walks a branch's fall-through first
+    /// and checkpoints a join only if the path reaching it first has run enough since its last
+    /// checkpoint, so the layout decides which paths prune: lay out like C, in source order.
+    fn lay_out_in_source_order(&mut self) {
+        let mut order = cfg::reverse_postorder(self.m, self.region);
+        let reachable: HashSet<BlockId> = order.iter().copied().collect();
+        let blocks = &mut self.m.region_mut(self.region).blocks;
+        order.extend(blocks.iter().filter(|b| !reachable.contains(b)));
+        *blocks = order;
     }
 
     fn b(&mut self) -> Builder<'_> {

@@ -6,9 +6,10 @@
 //! sets both, and the flag takes a callee-saved register that the JIT saves and restores on every
 //! run. Recomputing the flag from the code it restates costs one compare where it is tested.
 
+use super::llvm_ir::phis_of;
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
-use inkwell::values::{BasicValueEnum, InstructionOpcode, IntValue, PhiValue};
+use inkwell::values::{BasicValueEnum, IntValue, PhiValue};
 use inkwell::IntPredicate;
 
 pub fn recompute_flags(module: &Module) {
@@ -44,16 +45,6 @@ pub fn recompute_flags(module: &Module) {
             }
         }
     }
-}
-
-fn phis_of(block: BasicBlock<'_>) -> Vec<PhiValue<'_>> {
-    let mut out = Vec::new();
-    let mut at = block.get_first_instruction();
-    while let Some(i) = at.filter(|i| i.get_opcode() == InstructionOpcode::Phi) {
-        out.extend(PhiValue::try_from(i).ok());
-        at = i.get_next_instruction();
-    }
-    out
 }
 
 /// The integer constant a phi takes on the edge from `from`.

@@ -3,7 +3,7 @@
 use inkwell::basic_block::BasicBlock;
 use inkwell::values::{
     AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, InstructionOpcode,
-    InstructionValue, PointerValue,
+    InstructionValue, PhiValue, PointerValue,
 };
 
 /// Operand `index` of `i`, when it is a pointer.
@@ -130,4 +130,21 @@ fn users_from(first: Option<BasicValueUse<'_>>) -> Vec<InstructionValue<'_>> {
 /// The instructions of `block`, in order.
 pub(super) fn instructions(block: BasicBlock<'_>) -> impl Iterator<Item = InstructionValue<'_>> {
     std::iter::successors(block.get_first_instruction(), |i| i.get_next_instruction())
+}
+
+/// The phis at the start of `block`.
+pub(super) fn phis_of(block: BasicBlock<'_>) -> Vec<PhiValue<'_>> {
+    let mut out = Vec::new();
+    let mut at = block.get_first_instruction();
+    while let Some(i) = at.filter(|i| i.get_opcode() == InstructionOpcode::Phi) {
+        out.extend(PhiValue::try_from(i).ok());
+        at = i.get_next_instruction();
+    }
+    out
+}
+
+/// Makes every use of `old` a use of `new`, which may be a constant.
+pub(super) fn replace_all_uses<'ctx>(old: InstructionValue<'ctx>, new: impl AsValueRef) {
+    // SAFETY: both are live values of the same type in one context.
+    unsafe { llvm_sys::core::LLVMReplaceAllUsesWith(old.as_value_ref(), new.as_value_ref()) }
 }

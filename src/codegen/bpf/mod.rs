@@ -15,6 +15,7 @@ mod flag_phis;
 mod layout;
 mod llvm_ir;
 mod ops;
+mod pointer_steps;
 mod program_args;
 mod tables;
 
@@ -114,6 +115,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             flag_phis::recompute_flags(m);
             byte_copies::merge(m);
             chosen_keys::hide_chosen_keys(m);
+            pointer_steps::step_pointers(m);
             layout::lay_out(m);
             Ok(())
         },

@@ -4,6 +4,7 @@
 
 pub(crate) mod hooks;
 
+use super::cfg::{reverse_postorder, successors_of};
 use super::ops::{OpInfo, Traits};
 use super::*;
 use crate::vocab::Target;
@@ -363,26 +364,10 @@ impl<'m> Verifier<'m> {
 /// Immediate dominators of the blocks of a CFG region (entry = first block), by the iterative
 /// algorithm of Cooper, Harvey and Kennedy. Unreachable blocks are absent.
 pub fn dominators(m: &Module, r: RegionId) -> HashMap<BlockId, BlockId> {
-    let blocks = &m.region(r).blocks;
-    let entry = blocks[0];
-    // Reverse post-order.
-    let mut order = Vec::new();
-    let mut seen = HashSet::new();
-    let mut stack = vec![(entry, 0usize)];
-    seen.insert(entry);
-    while let Some((b, i)) = stack.pop() {
-        let succs = successors_of(m, b);
-        if i < succs.len() {
-            stack.push((b, i + 1));
-            let s = succs[i];
-            if seen.insert(s) {
-                stack.push((s, 0));
-            }
-        } else {
-            order.push(b);
-        }
-    }
-    order.reverse();
+    let order = reverse_postorder(m, r);
+    let Some(&entry) = order.first() else {
+        return HashMap::new();
+    };
     let rpo: HashMap<BlockId, usize> = order.iter().enumerate().map(|(i, &b)| (b, i)).collect();
     let mut preds: HashMap<BlockId, Vec<BlockId>> = HashMap::new();
     for &b in &order {
@@ -426,12 +411,4 @@ pub fn dominators(m: &Module, r: RegionId) -> HashMap<BlockId, BlockId> {
         }
     }
     idom
-}
-
-pub fn successors_of(m: &Module, b: BlockId) -> Vec<BlockId> {
-    m.block(b)
-        .ops
-        .last()
-        .map(|&o| m.op(o).successors.clone())
-        .unwrap_or_default()
 }
