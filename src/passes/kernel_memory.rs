@@ -11,10 +11,11 @@
 //! Runs after `lower-bpf`, which makes those stand-ins and turns every helper call into a
 //! `bpf.helper_call`.
 
+use super::value_bounds::CallSites;
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::layout::{field_offset, size_of};
-use crate::ir::{Attr, Module, OpId, Opcode, Value, ValueDef};
+use crate::ir::{Attr, BlockId, Module, OpId, Opcode, Value, ValueDef};
 use crate::vocab::helpers;
 use std::collections::HashMap;
 
@@ -23,8 +24,8 @@ const STACK_BYTES: u64 = 512;
 
 pub fn run(m: &Module) -> PassResult {
     let mut errors = Vec::new();
+    let stack = Stack::of_module(m);
     for f in super::kernel_funcs(m) {
-        let objects = StackObjects::of_function(m, f);
         for op in m.collect_nested(f, |o| {
             matches!(
                 o.opcode,
@@ -33,11 +34,19 @@ pub fn run(m: &Module) -> PassResult {
         }) {
             match m.op(op).opcode {
                 Opcode::CoreLocal => errors.extend(oversized_local(m, op)),
-                Opcode::BpfHelperCall => errors.extend(objects.oversized_helper_access(m, op)),
-                _ => errors.extend(objects.access_past_object(m, op)),
+                Opcode::BpfHelperCall => errors.extend(stack.oversized_helper_access(f, op)),
+                _ => errors.extend(stack.access_past_object(f, op)),
             }
         }
     }
+    // An unrolled loop repeats its accesses: one error per source position.
+    let mut seen = std::collections::HashSet::new();
+    errors.retain(|e| {
+        e.op.is_none_or(|op| {
+            let loc = m.op(op).loc;
+            seen.insert((loc.file, loc.line, loc.col))
+        })
+    });
     if errors.is_empty() {
         Ok(())
     } else {
@@ -63,11 +72,19 @@ fn oversized_local(m: &Module, local: OpId) -> Option<PassError> {
     })
 }
 
-/// Where addresses into a function's stack objects point: locals, and the pointers kept in
-/// locals written once (`var p = &buf[4]`).
-struct StackObjects {
-    written_once: HashMap<Value, Value>,
+/// Where addresses into the kernel functions' stack objects point: locals, the pointers kept in
+/// locals written once (`var p = &buf[4]`), and the parameters of functions whose every call is
+/// known, which point wherever those calls' arguments do (the verifier checks a static function
+/// at each call, with that call's stack pointer).
+struct Stack<'m> {
+    m: &'m Module,
+    /// By function: its locals written once, and the value written.
+    written_once: HashMap<OpId, HashMap<Value, Value>>,
+    call_sites: CallSites,
 }
+
+/// How deep a parameter's address is followed through its callers.
+const MAX_CALL_DEPTH: u32 = 8;
 
 /// An address `offset` bytes from the start of a `size`-byte stack object.
 struct Position {
@@ -86,34 +103,20 @@ impl Position {
     }
 }
 
-impl StackObjects {
-    fn of_function(m: &Module, f: OpId) -> StackObjects {
-        let ops = m.collect_nested(f, |_| true);
-        let mut stores: HashMap<Value, Vec<Value>> = HashMap::new();
-        for &op in &ops {
-            let d = m.op(op);
-            if d.opcode == Opcode::CoreStore && is_local(m, d.operands[1]) {
-                stores.entry(d.operands[1]).or_default().push(d.operands[0]);
-            }
+impl<'m> Stack<'m> {
+    fn of_module(m: &'m Module) -> Stack<'m> {
+        let funcs = super::kernel_funcs(m);
+        Stack {
+            m,
+            written_once: funcs.iter().map(|&f| (f, written_once(m, f))).collect(),
+            call_sites: CallSites::of(m, &funcs),
         }
-        for &op in &ops {
-            for v in crate::passes::value_bounds::escaping_operands(m, op) {
-                stores.remove(&v);
-            }
-        }
-        let written_once = stores
-            .into_iter()
-            .filter_map(|(slot, values)| match values[..] {
-                [v] => Some((slot, v)),
-                _ => None,
-            })
-            .collect();
-        StackObjects { written_once }
     }
 
     /// The first `(memory, size)` argument pair of a helper call whose constant size exceeds
     /// the bytes its object holds from the address passed, or is 0 where 0 is refused.
-    fn oversized_helper_access(&self, m: &Module, call: OpId) -> Option<PassError> {
+    fn oversized_helper_access(&self, f: OpId, call: OpId) -> Option<PassError> {
+        let m = self.m;
         let Some(&Attr::Int(id)) = m.attr(call, "id") else {
             return None;
         };
@@ -129,12 +132,16 @@ impl StackObjects {
                     format!("`{callee}` needs a size of at least 1 byte (argument {})", size + 1),
                 ));
             }
-            let held = self.position(m, *args.get(memory)?)?.held();
+            let (at, via) = self
+                .positions(f, *args.get(memory)?, 0)
+                .into_iter()
+                .min_by_key(|(at, _)| at.held())?;
+            let held = at.held();
             (wanted > held).then(|| {
                 PassError::user(
                     call,
                     Code::E0603,
-                    format!("`{callee}` is given {wanted} bytes of memory at an object that holds {} from there (argument {})", held.max(0), memory + 1),
+                    format!("`{callee}` is given {wanted} bytes of memory at an object that holds {} from there (argument {}){}", held.max(0), memory + 1, self.passed_by(via)),
                 )
             })
         })
@@ -143,7 +150,8 @@ impl StackObjects {
     /// A load or store through a local's address plus constant offsets that reaches outside the
     /// local (`var p = &buf[4]` then `*(p + 34)` on a `u8[8]`): the verifier refuses the stack
     /// access.
-    fn access_past_object(&self, m: &Module, op: OpId) -> Option<PassError> {
+    fn access_past_object(&self, f: OpId, op: OpId) -> Option<PassError> {
+        let m = self.m;
         let d = m.op(op);
         let (addr, ty) = match d.opcode {
             Opcode::CoreStore => (d.operands[1], m.value_type(d.operands[0])),
@@ -154,62 +162,153 @@ impl StackObjects {
             return None;
         }
         let width = i128::from(size_of(m, ty)?);
-        let at = self.position(m, addr)?;
-        (width > at.held()).then(|| {
-            let why = if at.offset < 0 {
-                format!("starts {} bytes before", -at.offset)
-            } else {
-                format!("starts {} bytes into", at.offset)
-            };
-            PassError::user(
-                op,
-                Code::E0603,
-                format!(
-                    "this {width}-byte access {why} a {}-byte stack object",
-                    at.size
-                ),
+        let positions = self.positions(f, addr, 0);
+        let (at, via) = positions.iter().find(|(at, _)| width > at.held())?;
+        let why = if at.offset < 0 {
+            format!("starts {} bytes before", -at.offset)
+        } else {
+            format!("starts {} bytes into", at.offset)
+        };
+        Some(PassError::user(
+            op,
+            Code::E0603,
+            format!(
+                "this {width}-byte access {why} a {}-byte stack object{}",
+                at.size,
+                self.passed_by(*via)
+            ),
+        ))
+    }
+
+    /// Names the call an address came through, for a message.
+    fn passed_by(&self, via: Option<OpId>) -> String {
+        via.map_or(String::new(), |call| {
+            let loc = self.m.op(call).loc;
+            format!(
+                " (the address passed by the call at line {}:{})",
+                loc.line, loc.col
             )
         })
     }
 
-    /// Where `ptr` points, when it is a local's address plus constant offsets.
-    fn position(&self, m: &Module, ptr: Value) -> Option<Position> {
-        let ValueDef::Result(op, 0) = m.value(ptr).def else {
-            return None;
+    /// Where `ptr`, a value of function `f`, may point, each with the call that passed the
+    /// local's address on when it came through a parameter: a local's address plus constant offsets. Empty when
+    /// unknown.
+    fn positions(&self, f: OpId, ptr: Value, depth: u32) -> Vec<(Position, Option<OpId>)> {
+        let m = self.m;
+        let d = match m.value(ptr).def {
+            ValueDef::Result(op, 0) => m.op(op),
+            ValueDef::Arg(block, i) => return self.parameter_positions(f, block, i, depth),
+            _ => return Vec::new(),
         };
-        let d = m.op(op);
-        let moved = |bytes: i128| {
-            let base = self.position(m, d.operands[0])?;
-            Some(Position {
-                offset: base.offset.checked_add(bytes)?,
-                size: base.size,
-            })
+        let moved = |bytes: Option<i128>| -> Vec<(Position, Option<OpId>)> {
+            let Some(bytes) = bytes else {
+                return Vec::new();
+            };
+            self.positions(f, d.operands[0], depth)
+                .into_iter()
+                .filter_map(|(base, via)| {
+                    let offset = base.offset.checked_add(bytes)?;
+                    Some((
+                        Position {
+                            offset,
+                            size: base.size,
+                        },
+                        via,
+                    ))
+                })
+                .collect()
         };
         match d.opcode {
-            Opcode::CoreLocal => Some(Position {
-                offset: 0,
-                size: i128::from(size_of(m, m.value_type(ptr).pointee()?)?),
-            }),
-            Opcode::CoreLoad => self.position(m, *self.written_once.get(&d.operands[0])?),
-            Opcode::CoreCast => self.position(m, d.operands[0]),
+            Opcode::CoreLocal => (m.value_type(ptr).pointee())
+                .and_then(|t| size_of(m, t))
+                .map(|size| {
+                    let size = i128::from(size);
+                    (Position { offset: 0, size }, None)
+                })
+                .into_iter()
+                .collect(),
+            Opcode::CoreLoad => match self.written_once[&f].get(&d.operands[0]) {
+                Some(&v) => self.positions(f, v, depth),
+                None => Vec::new(),
+            },
+            Opcode::CoreCast => self.positions(f, d.operands[0], depth),
             Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
-                let elem = i128::from(size_of(m, m.value_type(ptr).pointee()?)?);
-                moved(m.const_int(d.operands[1])?.checked_mul(elem)?)
+                let elem = (m.value_type(ptr).pointee()).and_then(|t| size_of(m, t));
+                let index = m.const_int(d.operands[1]);
+                moved(
+                    index
+                        .zip(elem)
+                        .and_then(|(i, e)| i.checked_mul(i128::from(e))),
+                )
             }
             Opcode::CoreFieldAddr => {
                 let Some(Attr::Str(field)) = &d.attrs[0] else {
-                    return None;
+                    return Vec::new();
                 };
-                moved(i128::from(field_offset(
-                    m,
-                    m.value_type(d.operands[0]),
-                    field,
-                )?))
+                let offset = field_offset(m, m.value_type(d.operands[0]), field);
+                moved(offset.map(i128::from))
             }
-            Opcode::CorePtrAdd => moved(m.const_int(d.operands[1])?),
-            _ => None,
+            Opcode::CorePtrAdd => moved(m.const_int(d.operands[1])),
+            _ => Vec::new(),
         }
     }
+
+    /// Where parameter `index` of `f` may point: wherever the argument of each call of `f`
+    /// does, when those calls are all there are.
+    fn parameter_positions(
+        &self,
+        f: OpId,
+        block: BlockId,
+        index: u32,
+        depth: u32,
+    ) -> Vec<(Position, Option<OpId>)> {
+        let m = self.m;
+        if block != m.func_entry(f) || depth >= MAX_CALL_DEPTH {
+            return Vec::new();
+        }
+        let Some(sites) = self.call_sites.fixed(m, f) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for &(caller, call) in sites {
+            let Some(&arg) = m.op(call).operands.get(index as usize) else {
+                continue;
+            };
+            let from_caller = self.positions(caller, arg, depth + 1);
+            // Name the call that formed the address, not one that only handed it on.
+            out.extend(
+                from_caller
+                    .into_iter()
+                    .map(|(at, via)| (at, via.or(Some(call)))),
+            );
+        }
+        out
+    }
+}
+
+/// The locals of `f` written exactly once and never escaping, with the value written.
+fn written_once(m: &Module, f: OpId) -> HashMap<Value, Value> {
+    let ops = m.collect_nested(f, |_| true);
+    let mut stores: HashMap<Value, Vec<Value>> = HashMap::new();
+    for &op in &ops {
+        let d = m.op(op);
+        if d.opcode == Opcode::CoreStore && is_local(m, d.operands[1]) {
+            stores.entry(d.operands[1]).or_default().push(d.operands[0]);
+        }
+    }
+    for &op in &ops {
+        for v in crate::passes::value_bounds::escaping_operands(m, op) {
+            stores.remove(&v);
+        }
+    }
+    stores
+        .into_iter()
+        .filter_map(|(slot, values)| match values[..] {
+            [v] => Some((slot, v)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn is_local(m: &Module, v: Value) -> bool {

@@ -51,6 +51,7 @@ impl Default for Options {
 pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Vec<Error>> {
     crate::codegen::llvm::diagnostics::capture_fatal_errors();
     Target::initialize_bpf(&InitializationConfig::default());
+    keep_loop_exits_in_loops();
     let triple = TargetTriple::create("bpfel");
     let target =
         Target::from_triple(&triple).map_err(|e| vec![Error::internal(None, e.to_string())])?;
@@ -120,6 +121,26 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             Ok(())
         },
     )
+}
+
+/// IndVarSimplify turns a side-effect-free loop's exits into one test before the loop when it can
+/// compute their trip counts: a per-iteration packet test (`data + i + 1 > data_end`, which ksc
+/// inserts where the user's test does not cover a read) becomes arithmetic on `data_end`, which
+/// the verifier prohibits ("pointer arithmetic on pkt_end"). The option is process-wide; LLVM's
+/// options are parsed once.
+fn keep_loop_exits_in_loops() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let args = [c"ksc".as_ptr(), c"-indvars-predicate-loops=false".as_ptr()];
+        // SAFETY: two NUL-terminated strings that outlive the call; the overview may be null.
+        unsafe {
+            llvm_sys::support::LLVMParseCommandLineOptions(
+                args.len() as i32,
+                args.as_ptr(),
+                std::ptr::null(),
+            )
+        }
+    });
 }
 
 /// LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed by

@@ -6,13 +6,13 @@
 //! when it is only ever added to one base pointer or stepped, is replaced by a pointer phi: the
 //! base plus the offset it starts at, stepped by the same amounts.
 //!
-//! Only where the verifier accepts the pointer whenever it accepted the offsets: the header forms
-//! `base + off` on every iteration before any exit (so the first pointer was formed before), and
-//! every step is a small bounded scalar (a masked value, a byte or a half-word), so forming the
-//! pointer one step ahead of the next iteration cannot push it out of the range the verifier
-//! allows a packet pointer's variable part.
+//! Only for packet pointers, and only where the verifier accepts the pointer whenever it accepted
+//! the offsets: the header forms `base + off` on every iteration before any exit (so the first
+//! pointer was formed before), and every step is a small bounded scalar (a masked value, a byte
+//! or a half-word), so forming the pointer one step ahead of the next iteration cannot push it
+//! out of the range the verifier allows a packet pointer's variable part.
 
-use super::llvm_ir::{phis_of, pointer_operand, replace_all_uses, users};
+use super::llvm_ir::{constant_base, phis_of, pointer_operand, replace_all_uses, users};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -77,7 +77,7 @@ fn offset_induction<'ctx>(
         }
     }
     let base = base?;
-    if steps.is_empty() || !available_everywhere(f, entry, base) {
+    if steps.is_empty() || !available_everywhere(f, entry, base) || !is_packet_pointer(base) {
         return None;
     }
     for &(step, _) in &steps {
@@ -152,6 +152,16 @@ fn is_small(v: IntValue<'_>) -> bool {
             Some(BasicValueEnum::IntValue(x)) if x.get_type().get_bit_width() <= 16),
         _ => false,
     }
+}
+
+/// A packet pointer: ksc forms `ctx->data` as `inttoptr`, and a header address is a constant
+/// offset from it. Other pointers may be null where the loop's first address is formed (a map
+/// value tested inside the loop) or may not take a variable offset at all (the context).
+fn is_packet_pointer(p: PointerValue<'_>) -> bool {
+    constant_base(p)
+        .0
+        .as_instruction()
+        .is_some_and(|i| i.get_opcode() == InstructionOpcode::IntToPtr)
 }
 
 /// Whether `p` may be used anywhere in `f`: an argument, a global or constant, or a value of the
