@@ -20,6 +20,7 @@ use inkwell::values::{
     AnyValue, AsValueRef, BasicValue, BasicValueEnum, FunctionValue, InstructionOpcode,
     InstructionValue, IntValue, PhiValue, PointerValue,
 };
+use std::collections::HashMap;
 
 /// The largest step the rewrite accepts: a masked value, a byte or a half-word.
 const MAX_STEP: u64 = 0xffff;
@@ -182,55 +183,41 @@ fn available_everywhere<'ctx>(
 }
 
 fn rewrite<'ctx>(module: &Module<'ctx>, builder: &Builder<'ctx>, ind: &OffsetInduction<'ctx>) {
-    let ctx = module.get_context();
-    let header = ind
-        .phi
-        .as_instruction()
-        .get_parent()
-        .expect("a phi in a block");
-    let Some(first) = header.get_first_instruction() else {
-        return;
-    };
-    builder.position_before(&first);
-    let Ok(pointer) = builder.build_phi(ind.base.get_type(), "step.ptr") else {
-        return;
-    };
+    const POSITIONED: &str = "the builder is positioned before an instruction";
+    let byte = module.get_context().i8_type();
+    let phi = ind.phi.as_instruction();
+    let header = phi.get_parent().expect("a phi is in a block");
+    builder.position_before(&header.get_first_instruction().expect("the phi"));
+    let pointer = builder
+        .build_phi(ind.base.get_type(), "step.ptr")
+        .expect(POSITIONED);
     let pointer_value = pointer.as_basic_value().into_pointer_value();
-    let byte = ctx.i8_type();
     // SAFETY (each gep): byte offsets from a pointer, the same addresses the offsets formed.
-    let advance = |b: &Builder<'ctx>, p: PointerValue<'ctx>, by: IntValue<'ctx>| unsafe {
-        b.build_gep(byte, p, &[by], "").ok()
+    let advance = |at: InstructionValue<'ctx>, p: PointerValue<'ctx>, by: IntValue<'ctx>| {
+        builder.position_before(&at);
+        unsafe { builder.build_gep(byte, p, &[by], "") }.expect(POSITIONED)
     };
-    let mut stepped = Vec::new();
-    for &(step, s) in &ind.steps {
-        match step.get_next_instruction() {
-            Some(next) => builder.position_before(&next),
-            None => return,
-        }
-        let Some(p) = advance(builder, pointer_value, s) else {
-            return;
-        };
-        stepped.push((step, p));
-    }
+    let stepped: Vec<(InstructionValue, PointerValue)> = (ind.steps.iter())
+        .map(|&(step, s)| {
+            let after = step
+                .get_next_instruction()
+                .expect("an add is not a terminator");
+            (step, advance(after, pointer_value, s))
+        })
+        .collect();
+    // A block that branches to the header twice (a switch) gives the same value on both edges.
+    let mut from_outside: HashMap<BasicBlock, PointerValue> = HashMap::new();
     for n in 0..ind.phi.count_incoming() {
-        let Some((value, from)) = ind.phi.get_incoming(n) else {
-            return;
-        };
-        let incoming = match stepped
+        let (value, from) = ind.phi.get_incoming(n).expect("an incoming edge");
+        let stepped_here = stepped
             .iter()
-            .find(|(step, _)| value.as_instruction_value() == Some(*step))
-        {
+            .find(|(step, _)| value.as_instruction_value() == Some(*step));
+        let incoming = match stepped_here {
             Some(&(_, p)) => p,
-            None => {
-                let Some(term) = from.get_terminator() else {
-                    return;
-                };
-                builder.position_before(&term);
-                let Some(p) = advance(builder, ind.base, value.into_int_value()) else {
-                    return;
-                };
-                p
-            }
+            None => *from_outside.entry(from).or_insert_with(|| {
+                let end = from.get_terminator().expect("a block ends in a terminator");
+                advance(end, ind.base, value.into_int_value())
+            }),
         };
         pointer.add_incoming(&[(&incoming, from)]);
     }
@@ -246,7 +233,6 @@ fn rewrite<'ctx>(module: &Module<'ctx>, builder: &Builder<'ctx>, ind: &OffsetInd
         }
     }
     // The offset phi and its steps now only feed each other: cut the cycle, then drop both.
-    let phi = ind.phi.as_instruction();
     for &(step, _) in &ind.steps {
         for n in 0..step.get_num_operands() {
             if step.get_operand(n).and_then(|o| o.value()) == Some(ind.phi.as_basic_value()) {
