@@ -461,6 +461,14 @@ impl Module {
         (d.opcode == Opcode::KsYield && d.operands.len() == 1).then(|| d.operands[0])
     }
 
+    /// The op whose result `v` is (none for a block argument).
+    pub fn defining_op(&self, v: Value) -> Option<OpId> {
+        match self.value(v).def {
+            ValueDef::Result(op, _) => Some(op),
+            ValueDef::Arg(..) => None,
+        }
+    }
+
     /// The value of an integer constant, through casts and negations.
     pub fn const_int(&self, v: Value) -> Option<i128> {
         let ValueDef::Result(op, _) = self.value(v).def else {

@@ -7,12 +7,17 @@
 //! (one verifier-bounded iteration per step, its counter a bound `bounds-check` can use) instead
 //! of becoming a `bpf_loop` callback called once per iteration. The bound comes from
 //! [`LocalBounds`]: stores to locals and the comparisons that guard them.
+//!
+//! It also marks the loops that walk memory (`walks` on `ks.for`, see [`walks_memory`]), which
+//! `lower-loops` keeps counted for longer; the mark is made here, on the loops as written, so
+//! every later pass asks the same question of the same answer.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
 use super::lower_loops::INLINE_TRIP_COUNT;
+use super::value_bounds::loaded_local;
 use super::value_bounds::LocalBounds;
 use super::PassResult;
-use crate::ir::{Builder, Module, OpId, Opcode};
+use crate::ir::{Attr, Builder, Module, OpId, Opcode, Value};
 use crate::vocab::CmpPred;
 
 pub fn run(m: &mut Module) -> PassResult {
@@ -20,6 +25,11 @@ pub fn run(m: &mut Module) -> PassResult {
     let params = super::value_bounds::CallBounds::of_module(m);
     for f in funcs {
         bound_run_time_trips(m, f, &params);
+        for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
+            if walks_memory(m, f, lp) {
+                m.set_attr(lp, "walks", Some(Attr::Bool(true)));
+            }
+        }
     }
     Ok(())
 }
@@ -54,4 +64,43 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         b.set_block(then);
         b.ks_break();
     }
+}
+
+/// Whether the loop carries an address or offset from one iteration to the next: a local the
+/// body advances from its own value (`off = off + len + 1`, `p = p + len`) that some access
+/// addresses memory with. The verifier sees such a value grow with every iteration, so a
+/// `bpf_loop` callback, which the verifier checks until its states repeat, never converges (the
+/// kernel gives up at 1M instructions); as a counted loop it is followed once per iteration, as a
+/// C loop is.
+fn walks_memory(m: &Module, f: OpId, l: OpId) -> bool {
+    let addresses: Vec<Value> = m
+        .collect_nested(f, |d| d.opcode == Opcode::CorePtrAdd)
+        .into_iter()
+        .flat_map(|o| m.op(o).operands.clone())
+        .filter_map(|v| loaded_local(m, v))
+        .collect();
+    m.collect_nested(l, |d| d.opcode == Opcode::CoreStore)
+        .into_iter()
+        .any(|store| {
+            let (value, local) = (m.op(store).operands[0], m.op(store).operands[1]);
+            m.is_local(local) && addresses.contains(&local) && advances(m, value, local, 8)
+        })
+}
+
+/// `value` is `local`'s value moved by sums and differences (`off + len - 1`, `p + len`).
+fn advances(m: &Module, value: Value, local: Value, depth: u32) -> bool {
+    if loaded_local(m, value) == Some(local) {
+        return true;
+    }
+    let Some(d) = m.defining_op(value).map(|op| m.op(op)) else {
+        return false;
+    };
+    depth > 0
+        && match d.opcode {
+            Opcode::CoreAdd | Opcode::CorePtrAdd => {
+                (d.operands.iter()).any(|&o| advances(m, o, local, depth - 1))
+            }
+            Opcode::CoreSub | Opcode::CoreCast => advances(m, d.operands[0], local, depth - 1),
+            _ => false,
+        }
 }

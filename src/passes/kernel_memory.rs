@@ -4,7 +4,8 @@
 //! - a helper told to read or write more bytes than the object it is given holds from there
 //!   (`bpf_trace_printk(&msg[0], 4096)` on a 16-byte `msg`, `bpf_skb_store_bytes(…, &port, 8, …)`
 //!   on a `u16`), or 0 bytes where the helper needs at least one: the verifier refuses the call;
-//! - a load or store through a local's address that reaches outside the local;
+//! - a load or store through a local's address that reaches outside the local, or that is not
+//!   aligned to its width (locals are 8-aligned; the verifier refuses misaligned stack access);
 //! - a stack object larger than the 512 bytes eBPF gives a function, also one ksc makes itself
 //!   (the zeroed stand-in of a config read, as large as the config): sema counts the user's locals.
 //!
@@ -163,7 +164,9 @@ impl<'m> Stack<'m> {
         }
         let width = i128::from(size_of(m, ty)?);
         let positions = self.positions(f, addr, 0);
-        let (at, via) = positions.iter().find(|(at, _)| width > at.held())?;
+        let Some((at, via)) = positions.iter().find(|(at, _)| width > at.held()) else {
+            return self.misaligned(&positions, ty, width, op);
+        };
         let why = if at.offset < 0 {
             format!("starts {} bytes before", -at.offset)
         } else {
@@ -175,6 +178,29 @@ impl<'m> Stack<'m> {
             format!(
                 "this {width}-byte access {why} a {}-byte stack object{}",
                 at.size,
+                self.passed_by(*via)
+            ),
+        ))
+    }
+
+    /// Stack objects start 8-aligned; the kernel refuses a scalar access of 2, 4 or 8 bytes
+    /// that is not aligned to its width ("misaligned stack access").
+    fn misaligned(
+        &self,
+        positions: &[(Position, Option<OpId>)],
+        ty: &crate::ir::Type,
+        width: i128,
+        op: OpId,
+    ) -> Option<PassError> {
+        let scalar = ty.is_int() || ty.is_ptr();
+        let (at, via) = (positions.iter())
+            .find(|(at, _)| scalar && width > 1 && at.offset.rem_euclid(width) != 0)?;
+        Some(PassError::user(
+            op,
+            Code::E0603,
+            format!(
+                "this {width}-byte access starts {} bytes into a stack object, not a multiple of {width}: the kernel refuses misaligned stack accesses{}",
+                at.offset,
                 self.passed_by(*via)
             ),
         ))

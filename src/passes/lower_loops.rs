@@ -11,7 +11,6 @@
 //! (the shortest are unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
-use super::value_bounds::{loaded_local, sum_terms};
 use super::PassResult;
 use crate::ir::layout::c_layout;
 use crate::ir::{Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
@@ -56,7 +55,7 @@ pub fn is_long(m: &Module, l: OpId) -> bool {
     }
     let walked = trips <= WALK_TRIP_COUNT
         && trips.saturating_mul(body_size(m, l)) <= WALK_BUDGET
-        && walks_memory(m, l);
+        && m.attr(l, "walks") == Some(&Attr::Bool(true));
     !walked
 }
 
@@ -67,45 +66,6 @@ const WALK_BUDGET: i128 = 64 * 1024;
 
 fn body_size(m: &Module, l: OpId) -> i128 {
     m.collect_nested(l, |_| true).len() as i128
-}
-
-/// Whether the loop carries an address or offset from one iteration to the next: a local the
-/// body advances from its own value (`off = off + len + 1`, `p = p + len`) that some access
-/// addresses memory with. The verifier sees such a value grow with every iteration, so a
-/// `bpf_loop` callback, which the verifier checks until its states repeat, never converges (the
-/// kernel gives up at 1M instructions); as a counted loop it is followed once per iteration, as a
-/// C loop is.
-fn walks_memory(m: &Module, l: OpId) -> bool {
-    let Some(f) = enclosing_function(m, l) else {
-        return false;
-    };
-    let addresses: Vec<Value> = m
-        .collect_nested(f, |d| d.opcode == Opcode::CorePtrAdd)
-        .into_iter()
-        .flat_map(|o| m.op(o).operands.clone())
-        .filter_map(|v| loaded_local(m, v))
-        .collect();
-    m.collect_nested(l, |d| d.opcode == Opcode::CoreStore)
-        .into_iter()
-        .any(|store| {
-            let (value, local) = (m.op(store).operands[0], m.op(store).operands[1]);
-            let mut terms = Vec::new();
-            sum_terms(m, value, &mut terms);
-            m.is_local(local)
-                && addresses.contains(&local)
-                && terms.iter().any(|&t| loaded_local(m, t) == Some(local))
-        })
-}
-
-fn enclosing_function(m: &Module, op: OpId) -> Option<OpId> {
-    let mut at = m.parent_op(op);
-    while let Some(p) = at {
-        if m.op(p).opcode == Opcode::KsFunc {
-            return Some(p);
-        }
-        at = m.parent_op(p);
-    }
-    None
 }
 
 /// The first long `ks.for` of a function that is not inside another one.

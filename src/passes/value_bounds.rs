@@ -130,10 +130,7 @@ fn packet_offset_max(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Opt
 }
 
 fn def_op(m: &Module, v: Value) -> Option<OpId> {
-    match m.value(v).def {
-        ValueDef::Result(op, _) => Some(op),
-        ValueDef::Arg(..) => None,
-    }
+    m.defining_op(v)
 }
 
 /// Bounds of every load of an unsigned local and every result of an `if` or `switch` in one

@@ -277,10 +277,7 @@ fn ctx_field(m: &Module, op: OpId) -> Option<&[u8]> {
 }
 
 fn def_op(m: &Module, v: Value) -> Option<OpId> {
-    match m.value(v).def {
-        ValueDef::Result(op, _) => Some(op),
-        ValueDef::Arg(..) => None,
-    }
+    m.defining_op(v)
 }
 
 /// Size in bytes of an IR type (0 for types without storage).
@@ -1026,12 +1023,17 @@ impl BoundsCheck {
                 let steps_back =
                     key.is_some_and(|k| matches!(k.root, Root::Indexed { .. }) && k.offset < 0);
                 let proven = key.and_then(|k| self.provable(m, k.proves(width)));
-                let addr = if proven.is_none() || steps_back {
+                let checked = if proven.is_none() || steps_back {
                     self.clamp_index(m, op, addr, width)
                 } else {
                     addr
                 };
-                self.insert_check(m, op, addr, width);
+                // A clamped address is `data + opaque(index)`: where two arms check such
+                // addresses and read alike, LLVM would sink the reads into one tail that forms
+                // `data + phi(indexes)` again, a pointer the verifier knows no range of. The read
+                // goes through an opaque copy of the checked address, which LLVM cannot rebuild.
+                let hide = self.blind_tests || checked != addr;
+                self.insert_check(m, op, checked, width, hide);
                 facts.extend(proven);
             }
             Opcode::KsReturn => self.note_return(m, facts),
@@ -1386,10 +1388,10 @@ impl BoundsCheck {
         }
     }
 
-    /// `if (addr + width > data_end) abort` before `op`; with blind tests about, on an opaque
-    /// copy of `addr` that `op` then goes through.
-    fn insert_check(&mut self, m: &mut Module, op: OpId, addr: Value, width: i128) {
-        let addr = if self.blind_tests {
+    /// `if (addr + width > data_end) abort` before `op`; when `hide`, on an opaque copy of
+    /// `addr` that `op` then goes through.
+    fn insert_check(&mut self, m: &mut Module, op: OpId, addr: Value, width: i128, hide: bool) {
+        let addr = if hide {
             let hidden = m.builder_before(op).bpf_opaque(addr);
             Self::set_address(m, op, hidden);
             self.packet.insert(hidden);
