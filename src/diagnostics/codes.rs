@@ -99,6 +99,7 @@ codes! {
     E0612 => "invalid object ownership",
     E0614 => "unreadable pointer passed on",
     E0613 => "pinned local global",
+    E0615 => "unbalanced RCU read section",
     E0701 => "unknown struct_ops type",
     E0702 => "struct_ops member mismatch",
     E0703 => "invalid struct_ops field",

@@ -22,6 +22,7 @@ pub mod pipeline;
 mod presence_delete;
 pub mod provenance;
 mod range_tests;
+mod rcu_sections;
 mod region_match;
 pub mod registry;
 mod switch_table;

@@ -13,6 +13,7 @@ const BPF: &[&str] = &[
     "check-recursion",
     "check-helper-kinds",
     "partition-bpf",
+    "check-rcu-sections",
     "if-chains-to-switch",
     "sink-arm-tails",
     "range-tests",

@@ -27,6 +27,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, a| callgraph::check_helper_kinds(m, a.call_graph(m)),
     },
     PassInfo {
+        name: "check-rcu-sections",
+        about: "reject nested or unmatched bpf_rcu_read_lock/unlock and exits inside a locked section (the kernel refuses them at load)",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: true,
+        run: |m, _| rcu_sections::run(m),
+    },
+    PassInfo {
         name: "check-kernel-memory",
         about: "reject helper sizes beyond the object passed and stack objects beyond eBPF's 512 bytes (the kernel refuses them at load)",
         requires: &[Structured, BpfDialect],
