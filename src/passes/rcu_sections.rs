@@ -8,7 +8,8 @@
 //! path may reach each point with; a branch's arms start from the same set and join as the union
 //! of those that fall through, a loop's body is walked until its set stops growing. An unlock a
 //! `defer` schedules counts at every exit the defer runs on (`bpf_rcu_read_lock(); defer
-//! bpf_rcu_read_unlock()`); a throw inside a `try` body is caught, not an exit.
+//! bpf_rcu_read_unlock()`), and more such unlocks than open sections are refused; a throw a
+//! `try` around it catches (by its constant code, or a `catch _`) is no exit.
 
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -29,7 +30,7 @@ pub fn run(m: &Module) -> PassResult {
             m,
             errors: Vec::new(),
             deferred: Vec::new(),
-            in_try: 0,
+            catching: Vec::new(),
             // A static function may return inside a section its caller closes; only a program's
             // exit is the kernel's BPF_EXIT of the main program.
             program: KsFunc(f).kind(m).is_some(),
@@ -53,8 +54,8 @@ struct Walk<'m> {
     errors: Vec<PassError>,
     /// For each region being walked, the sections its defers close when it exits.
     deferred: Vec<u32>,
-    /// How many `try` bodies enclose the op: a throw there is caught.
-    in_try: u32,
+    /// The codes each enclosing `try` body's handlers catch (`None`: any code).
+    catching: Vec<Vec<Option<i128>>>,
     /// The function is a program: leaving it ends the section's only chance to close.
     program: bool,
 }
@@ -65,7 +66,13 @@ impl Walk<'_> {
         self.deferred.push(0);
         let end = self.ops_of(r, at);
         let closed = self.deferred.pop().unwrap_or(0);
-        end.map(|at| at.iter().map(|n| n.saturating_sub(closed)).collect())
+        let end = end?;
+        if let Some(&last) =
+            (self.m.region(r).blocks.last()).and_then(|&b| self.m.block(b).ops.last())
+        {
+            self.check_deferred(last, &end, closed);
+        }
+        Some(end.iter().map(|n| n.saturating_sub(closed)).collect())
     }
 
     fn ops_of(&mut self, r: RegionId, mut at: Depths) -> Option<Depths> {
@@ -82,6 +89,19 @@ impl Walk<'_> {
     fn open_at_exit(&self, at: &Depths) -> bool {
         let closed: u32 = self.deferred.iter().sum();
         at.iter().any(|&n| n > closed)
+    }
+
+    /// Whether a throw of `code` (a constant, or not) is caught inside the function.
+    fn caught(&self, code: Option<i128>) -> bool {
+        let code = code.map(|c| c as i64 as i128);
+        (self.catching.iter().flatten()).any(|&c| c.is_none() || (code.is_some() && c == code))
+    }
+
+    /// Refuses deferred unlocks that close more sections than a path at `at` has open.
+    fn check_deferred(&mut self, op: OpId, at: &Depths, closed: u32) {
+        if at.iter().any(|&n| closed > n) {
+            self.refuse(op, "the deferred `bpf_rcu_read_unlock()` calls here close more sections than are open (on some path)");
+        }
     }
 
     fn op(&mut self, op: OpId, at: Depths) -> Option<Depths> {
@@ -103,11 +123,13 @@ impl Walk<'_> {
                 }
                 _ => Some(at),
             },
-            Opcode::KsThrow if self.in_try > 0 => None,
+            Opcode::KsThrow if self.caught(m.const_int(d.operands[0])) => None,
             Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsTailCall => {
                 if self.program && self.open_at_exit(&at) {
                     self.refuse(op, "this leaves the function inside a `bpf_rcu_read_lock()` section: call `bpf_rcu_read_unlock()` first");
                 }
+                let closed: u32 = self.deferred.iter().sum();
+                self.check_deferred(op, &at, closed);
                 None
             }
             Opcode::KsDefer => {
@@ -120,9 +142,18 @@ impl Walk<'_> {
             }
             Opcode::KsTry => {
                 let (body, handlers) = d.regions.split_first().expect("a try has a body");
-                self.in_try += 1;
+                let codes = match m.attr(op, "catches") {
+                    Some(Attr::List(catches)) => (catches.iter())
+                        .map(|c| match c {
+                            Attr::Int(n) => Some(*n as i64 as i128),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => vec![None],
+                };
+                self.catching.push(codes);
                 let after_body = self.region(*body, at.clone());
-                self.in_try -= 1;
+                self.catching.pop();
                 let mut joined = after_body;
                 for &h in handlers {
                     if let Some(end) = self.region(h, at.clone()) {
