@@ -2,6 +2,8 @@
 
 use super::*;
 
+/// The most memory a queue or stack map's entries may take (4 GiB).
+const MAX_MAP_BYTES: u128 = 1 << 32;
 impl<'a> Checker<'a, '_> {
     /// Folds the size of map `name` (§11.1): a constant expression of integer type, ≥ 0 (the
     /// kind-specific lower bounds are checked by the caller). `None` after an error.
@@ -146,6 +148,19 @@ impl<'a> Checker<'a, '_> {
         }
         if let Err((code, msg)) = self.check_map_value(kind, &value, value_te) {
             self.error(code, at, format!("`{kname}` value: {msg}"));
+        }
+        // A queue or stack map's entries are allocated in one piece at creation, with no size
+        // check first: gigabytes fail only after the kernel has tried for a long time (other
+        // kinds refuse an oversized map at once, E2BIG, which the runtime reports as E0903).
+        let bytes = size
+            .filter(|_| matches!(kind, MapKind::Queue | MapKind::Stack))
+            .map(|n| u128::from(n) * u128::from(self.size_of(&value).unwrap_or(0)));
+        if let Some(bytes) = bytes.filter(|&b| b > MAX_MAP_BYTES) {
+            self.error(
+                Code::E0605,
+                size_at,
+                format!("this map's entries need {bytes} bytes of kernel memory; ksc refuses queue and stack maps over {MAX_MAP_BYTES} bytes (4 GiB), which the kernel cannot allocate"),
+            );
         }
         self.maps[idx].flags = self.map_flags(kind, m, at);
     }
