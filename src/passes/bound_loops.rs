@@ -26,7 +26,7 @@ pub fn run(m: &mut Module) -> PassResult {
     for f in funcs {
         bound_run_time_trips(m, f, &params);
         for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
-            if walks_memory(m, f, lp) {
+            if stays_counted(m, f, lp) {
                 m.set_attr(lp, "walks", Some(Attr::Bool(true)));
             }
         }
@@ -64,6 +64,26 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         b.set_block(then);
         b.ks_break();
     }
+}
+
+/// Counted loops that walk memory stay inline up to this many iterations...
+const WALK_TRIP_COUNT: i128 = 1024;
+/// ...when the iterations' IR operations together are at most this many.
+const WALK_BUDGET: i128 = 64 * 1024;
+
+/// A constant-bounded loop of at most [`WALK_TRIP_COUNT`] iterations and [`WALK_BUDGET`]
+/// operations over all of them that walks memory.
+fn stays_counted(m: &Module, f: OpId, lp: OpId) -> bool {
+    let o = &m.op(lp).operands;
+    let Some(trips) = m
+        .const_int(o[1])
+        .zip(m.const_int(o[0]))
+        .map(|(hi, lo)| hi - lo)
+    else {
+        return false;
+    };
+    let ops = m.collect_nested(lp, |_| true).len() as i128;
+    trips <= WALK_TRIP_COUNT && trips.saturating_mul(ops) <= WALK_BUDGET && walks_memory(m, f, lp)
 }
 
 /// Whether the loop carries an address or offset from one iteration to the next: a local the

@@ -50,22 +50,9 @@ pub fn is_long(m: &Module, l: OpId) -> bool {
     else {
         return true;
     };
-    if trips <= INLINE_TRIP_COUNT {
-        return false;
-    }
-    let walked = trips <= WALK_TRIP_COUNT
-        && trips.saturating_mul(body_size(m, l)) <= WALK_BUDGET
-        && m.attr(l, "walks") == Some(&Attr::Bool(true));
-    !walked
-}
-
-/// Counted loops that walk memory stay inline up to this many iterations...
-pub const WALK_TRIP_COUNT: i128 = 1024;
-/// ...when the iterations' IR operations together are at most this many.
-const WALK_BUDGET: i128 = 64 * 1024;
-
-fn body_size(m: &Module, l: OpId) -> i128 {
-    m.collect_nested(l, |_| true).len() as i128
+    // Longer loops stay counted when bound-loops marked them walking memory (see
+    // `bound_loops::walks_memory`); the mark is made once, so every pass gets the same answer.
+    trips > INLINE_TRIP_COUNT && m.attr(l, "walks") != Some(&Attr::Bool(true))
 }
 
 /// The first long `ks.for` of a function that is not inside another one.
