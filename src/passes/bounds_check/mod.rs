@@ -50,6 +50,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     // The packet bytes every call so far proves at each packet parameter (by function, index).
     let mut at_calls = ProvenArgs::default();
     let mut unchecked = Vec::new();
+    let passed_at = PassedOffsets::of_module(m, &funcs, analyses, &roles, &params);
     for &f in &funcs {
         errors.append(&mut moved_packet::MovedPacket::check(m, f, &moving));
         let end = match (context_param(m, f), roles.end_param(m, f)) {
@@ -70,6 +71,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
             .collect();
         let mut pass = BoundsCheck::new(m, f, Some(end), &params, callees_prove);
         pass.classify(m, f, analyses.provenance(m, f), &roles);
+        pass.param_offsets = passed_at.of_function(m, f);
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
         pass.twinned = pass.twinned_formations(m, f);
@@ -86,6 +88,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     for &f in unchecked.iter().rev() {
         let mut pass = BoundsCheck::new(m, f, None, &params, HashMap::new());
         pass.classify(m, f, analyses.provenance(m, f), &roles);
+        pass.param_offsets = passed_at.of_function(m, f);
         pass.check_pointer_offsets(m, f);
         pass.accesses_within_callers_proof(m, f, &at_calls);
         errors.append(&mut pass.errors);
@@ -187,6 +190,8 @@ struct BoundsCheck {
     pins: HashMap<Value, Value>,
     /// The packet bytes this function's calls prove at their callees' packet parameters.
     args_proven: ProvenArgs,
+    /// The constant offsets from `ctx->data` calls pass at each packet parameter.
+    param_offsets: HashMap<Value, Passed>,
     /// Packet pointers formed from `ctx->data` alone (not `data_meta`, nor a parameter).
     from_data: HashSet<Value>,
 }
@@ -216,6 +221,65 @@ impl ProvenArgs {
     }
 }
 
+/// The smallest and largest constant offsets from `ctx->data` that calls pass at a function's
+/// packet parameter (by function symbol and parameter index), where every call's is known: the
+/// verifier checks the function with each caller's pointer, so its constant accesses must fit the
+/// packet from the nearest and the farthest.
+#[derive(Default)]
+struct PassedOffsets(HashMap<(String, usize), Option<Passed>>);
+
+/// The constant offsets from `ctx->data` calls pass at a parameter.
+#[derive(Clone, Copy)]
+struct Passed {
+    nearest: i128,
+    farthest: i128,
+}
+
+impl PassedOffsets {
+    /// Callers before callees, so an offset passed on through a parameter is known.
+    fn of_module(
+        m: &Module,
+        callees_first: &[OpId],
+        analyses: &mut Analyses,
+        roles: &ParamRoles,
+        params: &value_bounds::CallBounds,
+    ) -> PassedOffsets {
+        let mut passed = PassedOffsets::default();
+        for &f in callees_first.iter().rev() {
+            let mut pass = BoundsCheck::new(m, f, None, params, HashMap::new());
+            pass.classify(m, f, analyses.provenance(m, f), roles);
+            pass.param_offsets = passed.of_function(m, f);
+            for call in m.collect_nested(f, |o| o.opcode == Opcode::CoreCall) {
+                let Some(Attr::Sym(callee)) = m.attr(call, "callee") else {
+                    continue;
+                };
+                for (i, &arg) in m.op(call).operands.iter().enumerate() {
+                    if pass.packet.contains(&arg) {
+                        let offset = pass.key(m, arg).and_then(|k| pass.data_offset(m, k));
+                        let e = passed.0.entry((callee.to_string(), i)).or_insert(offset);
+                        *e = e.zip(offset).map(|(a, b)| Passed {
+                            nearest: a.nearest.min(b.nearest),
+                            farthest: a.farthest.max(b.farthest),
+                        });
+                    }
+                }
+            }
+        }
+        passed
+    }
+
+    /// The offsets known for function `f`'s parameters, by parameter value.
+    fn of_function(&self, m: &Module, f: OpId) -> HashMap<Value, Passed> {
+        let name = m.symbol(f).unwrap_or_default();
+        let params = &m.block(m.func_entry(f)).args;
+        params
+            .iter()
+            .enumerate()
+            .filter_map(|(i, &p)| Some((p, (*self.0.get(&(name.to_string(), i))?)?)))
+            .collect()
+    }
+}
+
 /// A packet address as a root plus a constant byte offset. For an `Indexed` root, `formed_at`
 /// is the address `B + index` where this address's chain formed it.
 #[derive(Clone, Copy)]
@@ -223,6 +287,23 @@ struct Key {
     root: Root,
     offset: i128,
     formed_at: Option<Value>,
+}
+
+/// Where a checked address whose index absorbed its base's offset is formed from.
+enum Start {
+    At(Value),
+    /// `ctx->data`, the index having absorbed the distance of pointer `moved` from it.
+    DataAndDistance {
+        ctx: Value,
+        moved: Value,
+    },
+}
+
+/// A packet address's base formed by variable steps from `from`: `from + bytes + Σ index × stride`.
+struct BaseSteps {
+    from: Value,
+    bytes: i128,
+    indexes: Vec<(Value, i128)>,
 }
 
 /// `[root, root + end)` is known in bounds. For an `Indexed` root, `tested` is the address
@@ -343,6 +424,7 @@ impl BoundsCheck {
             twinned: HashSet::new(),
             pins: HashMap::new(),
             args_proven: ProvenArgs::default(),
+            param_offsets: HashMap::new(),
             from_data: HashSet::new(),
         }
     }
@@ -651,6 +733,24 @@ impl BoundsCheck {
         })
     }
 
+    /// The constant offsets from `ctx->data` address `k` may have, where known.
+    fn data_offset(&self, m: &Module, k: Key) -> Option<Passed> {
+        let Root::Value(root) = k.root else {
+            return None;
+        };
+        if let Some(&p) = self.param_offsets.get(&root) {
+            return Some(Passed {
+                nearest: p.nearest + k.offset,
+                farthest: p.farthest + k.offset,
+            });
+        }
+        let origin = def_op(m, root)?;
+        (ctx_field(m, origin) == Some(b"data")).then_some(Passed {
+            nearest: k.offset,
+            farthest: k.offset,
+        })
+    }
+
     /// An access at a constant packet offset that no packet can hold: before the packet's start,
     /// or past the longest packet whose bytes the verifier can prove.
     fn unreachable_access(
@@ -673,14 +773,27 @@ impl BoundsCheck {
             self.errors.push(PassError::user(op, Code::E0611, format!("this access reads bytes from {first} on of the packet, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes")));
             return true;
         };
-        let why = if k.offset < 0 {
+        // Through a parameter, from where the nearest and the farthest call place it.
+        let passed = match k.root {
+            Root::Value(p) => self.param_offsets.get(&p).copied(),
+            _ => None,
+        };
+        let (nearest, farthest) = passed.map_or((k.offset, k.offset), |p| {
+            (p.nearest + k.offset, p.farthest + k.offset)
+        });
+        let through = |placed: i128| match passed {
+            Some(_) => format!(" (through a parameter a call places {placed} bytes in)"),
+            None => String::new(),
+        };
+        let why = if nearest < 0 {
             format!(
-                "this access reads {} byte{} before the start of the packet",
-                -k.offset,
-                if k.offset == -1 { "" } else { "s" }
+                "this access reads {} byte{} before the start of the packet{}",
+                -nearest,
+                if nearest == -1 { "" } else { "s" },
+                through(nearest - k.offset)
             )
-        } else if k.offset + width > MAX_PACKET_BYTES {
-            format!("this access reads bytes {}..{} of the packet, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes", k.offset, k.offset + width)
+        } else if farthest + width > MAX_PACKET_BYTES {
+            format!("this access reads bytes {}..{} of the packet{}, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes", farthest, farthest + width, through(farthest - k.offset))
         } else {
             return false;
         };
@@ -1117,34 +1230,68 @@ impl BoundsCheck {
         let d = m.op(step).clone();
         let (base, index) = (d.operands[0], d.operands[1]);
         let stride = byte_stride(m, step);
+        // A base moved by indexes ksc cannot bound (`ext = data + off` in a loop, then
+        // `ext + len - 1`): the verifier may know the base's offset exactly (65534 on a first
+        // iteration) or as a range below 0, and proves no range for a variable index on top of
+        // it. So the base's steps join the index: the address is formed from where they start,
+        // by one checked sum.
+        let moved = self.base_steps(m, base);
+        let base_root = moved.as_ref().map_or(base, |s| s.from);
         // A base before the packet's origin (`data - 14 + i`): the verifier refuses a negative
         // constant part however large the index, so the index absorbs it and the address is
         // formed from the origin (an index that ends before the origin aborts, like any access
-        // outside the packet).
-        let behind = match self.key(m, base) {
+        // outside the packet). A moved base's constant part is absorbed too, and so is the
+        // distance from `ctx->data` of a pointer local moved more than once (whose offset ksc
+        // does not know, and the verifier may know exactly).
+        let absorbed = match self.key(m, base_root) {
             Some(Key {
                 root: Root::Value(origin),
                 offset,
                 ..
-            }) if offset < 0 => Some((origin, offset)),
+            }) => match self.end {
+                Some(PacketEnd::Context(ctx))
+                    if self.is_moving(m, origin) && self.from_data.contains(&origin) =>
+                {
+                    Some((Start::DataAndDistance { ctx, moved: origin }, offset))
+                }
+                _ if offset < 0 || moved.is_some() => Some((Start::At(origin), offset)),
+                _ => None,
+            },
             _ => None,
         };
         // So does a constant part after the index that steps back (`ext + len - 1`): the
         // verifier refuses a negative constant offset from a variable one as well.
         let back = offset_above.min(0);
-        let (origin, shift) = match behind {
-            Some((origin, offset)) => (Some(origin), offset + back),
-            None if back < 0 => (Some(base), back),
+        let moved_bytes = moved.as_ref().map_or(0, |s| s.bytes);
+        let absorbs = absorbed.is_some();
+        let (start, shift) = match absorbed {
+            Some((start, offset)) => (Some(start), offset + moved_bytes + back),
+            None if back < 0 || moved.is_some() => (Some(Start::At(base_root)), moved_bytes + back),
             None => (None, 0),
         };
         // The verifier proves a range only while the base's constant part, the index and the
         // access together stay within 0xffff bytes of the origin.
-        let below = match self.key(m, base) {
+        // (A parameter's offset counts from where the farthest call places it.)
+        let passed = |root: Value| self.param_offsets.get(&root).map_or(0, |p| p.farthest);
+        let below = match self.key(m, base_root) {
+            _ if absorbs => 0,
             Some(Key {
-                root: Root::Indexed { offset, max, .. },
+                root:
+                    Root::Indexed {
+                        base,
+                        slot,
+                        offset,
+                        max,
+                        ..
+                    },
                 offset: k,
                 ..
-            }) => offset + max + k,
+            }) => offset + max + k + if slot { 0 } else { passed(base) },
+            Some(Key {
+                root: Root::Value(root),
+                offset,
+                ..
+            }) => offset + passed(root),
             Some(k) => k.offset,
             None => 0,
         }
@@ -1157,16 +1304,32 @@ impl BoundsCheck {
         // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
         // Opaque before the test, so LLVM cannot test another value instead (`x & 15 != 0`
         // for `14 + (x & 15) * 65534 > limit`) and leave the added register unbounded.
-        let (wide_index, limit) = match origin {
-            Some(_) => {
-                let index = b.cast_to(index, Type::i64());
-                let size = b.core_const(stride, Type::i64());
-                let scaled = b.core_mul(index, size);
-                let shift = b.core_const(shift, Type::i64());
-                let bytes = b.core_add(scaled, shift);
-                (b.cast_to(bytes, Type::u64()), room)
+        let (wide_index, limit, origin) = match start {
+            Some(start) => {
+                let (origin, distance) = match start {
+                    Start::At(origin) => (origin, None),
+                    Start::DataAndDistance { ctx, moved } => {
+                        let byte_ptr = Type::ptr(Type::u8());
+                        let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), byte_ptr.clone());
+                        let from = b.cast_to(moved, byte_ptr);
+                        // Opaque: LLVM would fold `- data - 1` into `~data`, an operation
+                        // the verifier refuses on a pointer.
+                        let distance = b.core_ptr_diff(from, data);
+                        (data, Some(b.bpf_opaque(distance)))
+                    }
+                };
+                let mut bytes = b.core_const(shift, Type::i64());
+                let steps = moved.iter().flat_map(|s| s.indexes.iter().copied());
+                let distance = distance.map(|d| (d, 1));
+                for (index, stride) in steps.chain([(index, stride)]).chain(distance) {
+                    let index = b.cast_to(index, Type::i64());
+                    let size = b.core_const(stride, Type::i64());
+                    let scaled = b.core_mul(index, size);
+                    bytes = b.core_add(scaled, bytes);
+                }
+                (b.cast_to(bytes, Type::u64()), room, Some(origin))
             }
-            None => (b.cast_to(index, Type::u64()), room / stride),
+            None => (b.cast_to(index, Type::u64()), room / stride, None),
         };
         let bounded = b.bpf_opaque(wide_index);
         let limit = b.core_const(limit, Type::u64());
@@ -1213,6 +1376,24 @@ impl BoundsCheck {
         Self::set_address(m, access, new);
         self.packet.insert(new);
         new
+    }
+
+    /// The variable steps that moved `base` (outermost first), when ksc knows no bound of its
+    /// offset but does know where the steps start.
+    fn base_steps(&self, m: &Module, base: Value) -> Option<BaseSteps> {
+        let mut steps = BaseSteps {
+            from: base,
+            bytes: 0,
+            indexes: Vec::new(),
+        };
+        while self.key(m, steps.from).is_none() {
+            let (_, step, bytes) = self.variable_step(m, steps.from)?;
+            let d = m.op(step);
+            steps.indexes.push((d.operands[1], byte_stride(m, step)));
+            steps.bytes += bytes;
+            steps.from = d.operands[0];
+        }
+        (!steps.indexes.is_empty()).then_some(steps)
     }
 
     /// The pointer add or element address with a variable index that `addr` is formed from,
