@@ -170,6 +170,8 @@ struct BoundsCheck {
     blind_tests: bool,
     /// Locals written once and otherwise only loaded, with the value written.
     written_once: HashMap<Value, Value>,
+    /// Every value stored into each local whose address is used only to load and store.
+    stores: HashMap<Value, Vec<Value>>,
     /// Bounds of every local at its loads, and which loads read the same store.
     locals: value_bounds::LocalBounds,
     /// Where checks read data_end from (`None`: the function has none and is not walked).
@@ -414,6 +416,7 @@ impl BoundsCheck {
             slot_value: HashMap::new(),
             blind_tests: false,
             written_once: HashMap::new(),
+            stores: HashMap::new(),
             locals: value_bounds::LocalBounds::of_function(m, f, params),
             end,
             inserted: 0,
@@ -464,16 +467,18 @@ impl BoundsCheck {
                 }
             }
         }
-        for (slot, vals) in stores {
+        for (slot, vals) in &stores {
             if let [v] = vals[..] {
-                self.written_once.insert(slot, v);
+                self.written_once.insert(*slot, v);
             }
         }
+        self.stores = stores;
         self.blind_tests = ops.iter().any(|&op| self.is_blind_test(m, op));
         // A local whose address is used otherwise may be written through it.
         for &op in &ops {
             for v in value_bounds::escaping_operands(m, op) {
                 self.written_once.remove(&v);
+                self.stores.remove(&v);
             }
         }
     }
@@ -631,7 +636,7 @@ impl BoundsCheck {
     }
 
     /// `v` may be huge where the verifier knows it exactly (through widenings and once-written
-    /// locals): a subtraction that may go below 0, a constant added, multiplied or shifted in that
+    /// locals): a function's result, a subtraction that may go below 0, a constant added, multiplied or shifted in that
     /// may carry it past its type's top, high bits a constant or a complement sets (`14 - ihl`,
     /// `(b & 15) * 0xffffffff`, which LLVM makes a negation, `~(b & 15)`, `x ^ 0xfffffff0`).
     fn may_be_known_huge(&self, m: &Module, v: Value, depth: u32) -> bool {
@@ -660,9 +665,14 @@ impl BoundsCheck {
         };
         match d.opcode {
             Opcode::CoreCast => self.may_be_known_huge(m, d.operands[0], depth),
-            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
-                self.may_be_known_huge(m, self.written_once[&d.operands[0]], depth - 1)
-            }
+            // The verifier follows a static function with the caller's registers and hands back
+            // the result it tracked, exact where the callee's is (`return ihl * 0xffffffff`);
+            // one bounded below 2^29 is safe anyway (`formation_safe`).
+            Opcode::CoreCall => true,
+            Opcode::CoreLoad if depth > 0 && self.stores.contains_key(&d.operands[0]) => self
+                .stores[&d.operands[0]]
+                .iter()
+                .any(|&stored| self.may_be_known_huge(m, stored, depth - 1)),
             Opcode::CoreSub => {
                 let low = self.min_of(m, d.operands[0], depth).unwrap_or(0);
                 self.max_of(m, d.operands[1], depth)
