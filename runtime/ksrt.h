@@ -146,6 +146,7 @@ int64_t ksrt_perf_read(ksrt_perf *a);
 void ksrt_perf_detach(ksrt_perf *a);
 int32_t ksrt_register(const char *impl);
 _Noreturn void ksrt_daemon(void);
+void ksrt_sleep_ms(uint32_t ms);
 _Noreturn void ksrt_exec(const char *script, const char *module);
 
 /* ---- Output, strings (ABI.md §8) ---- */

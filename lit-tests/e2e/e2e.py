@@ -208,6 +208,28 @@ def scenario_tracepoint(ksc, work):
     check(c.get("calls") == 7, "the tracepoint saw exactly this process's 7 getppid calls (%s)" % out.strip())
 
 
+def scenario_sleep(ksc, work):
+    """sleep(ms) in a monitoring loop: it waits as long as asked, and SIGINT ends the wait at once."""
+    exe = build(ksc, "sampling_tracepoint", work)
+    started = time.time()
+    with running([exe, "--pid", str(os.getpid()), "--ms", "300", "--rounds", "3"]) as p:
+        for _ in range(5):
+            os.getppid()
+        rc, out, err = p.stop(None)
+    elapsed = time.time() - started
+    rounds = re.findall(r"round=(\d+) calls=(\d+)", out)
+    check(rc == 0 and [r for r, _ in rounds] == ["1", "2", "3"], "three rounds printed, exit 0 (exit %s: %r %s)" % (rc, out, err.strip()))
+    check(rounds[-1][1] == "5", "the last round saw this process's 5 getppid calls (%s)" % rounds[-1][1])
+    check(0.9 <= elapsed < 10, "three sleeps of 300 ms took at least 0.9 s (%.2f s)" % elapsed)
+    with running([exe, "--pid", "1", "--ms", "60000", "--rounds", "1"]) as p:
+        time.sleep(0.2)
+        interrupted = time.time()
+        p.proc.send_signal(signal.SIGINT)
+        rc, out, err = p.stop(None)
+        waited = time.time() - interrupted
+    check(rc == 128 + signal.SIGINT and waited < 5, "SIGINT ends a 60 s sleep at once with status 130 (exit %s after %.2f s)" % (rc, waited))
+
+
 def scenario_struct_ops(ksc, work):
     exe = build(ksc, "struct_ops_cc", work)
     with running([exe]) as p:
@@ -368,6 +390,7 @@ SCENARIOS = {
     "xdp": scenario_xdp,
     "tc": scenario_tc,
     "tracepoint": scenario_tracepoint,
+    "sleep": scenario_sleep,
     "struct_ops": scenario_struct_ops,
     "kill": scenario_kill,
     "run-signals": scenario_run_signals,

@@ -21,6 +21,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The program kind from its ELF section, as docs/language.md §9.2 names kinds. */
@@ -457,6 +458,14 @@ static int lock_pid_file(const char *path)
             return fd;
         close(fd);
     }
+}
+
+void ksrt_sleep_ms(uint32_t ms)
+{
+    struct timespec left = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    /* The stop signals end the process in their handler; any other interruption sleeps the rest. */
+    while (nanosleep(&left, &left) != 0 && errno == EINTR)
+        ;
 }
 
 _Noreturn void ksrt_daemon(void)

@@ -204,7 +204,7 @@ impl Lower<'_> {
             KsMapForeach => self.map_foreach(op),
             KsRbOnEvent | KsRbPoll | KsDispatch => self.ring_buffer(op),
             KsLoadProg | KsAttach | KsAttachPerf | KsDetach | KsPerfRead | KsRegister
-            | KsDaemon | KsExec => self.lifecycle(op),
+            | KsDaemon | KsSleep | KsExec => self.lifecycle(op),
             KsPyCall => self.python_call(op),
             KsTestRun => self.test_run(op),
             KsTestLen => self.replace_by_rt(op, "ksrt_test_len", &[]),
@@ -643,6 +643,10 @@ impl Lower<'_> {
                 self.replace_by_rt(op, "ksrt_register", &[name])
             }
             KsDaemon => self.replace_by_rt(op, "ksrt_daemon", &[]),
+            KsSleep => {
+                let ms = self.convert(at, operands[0], Type::u32());
+                self.replace_by_rt(op, "ksrt_sleep_ms", &[ms])
+            }
             KsExec => {
                 let script = self.by_pointer(at, operands[0]);
                 let source = crate::ir::views::KsExec(op)

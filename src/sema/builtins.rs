@@ -71,8 +71,8 @@ pub fn helper_reference() -> String {
 
 /// Builtins callable only from userspace (§9.4).
 pub const USERSPACE_BUILTINS: &[&str] = &[
-    "load", "attach", "detach", "read", "register", "dispatch", "daemon", "test", "test_len",
-    "assert", "exec",
+    "load", "attach", "detach", "read", "register", "dispatch", "daemon", "sleep", "test",
+    "test_len", "assert", "exec",
 ];
 
 /// Builtins available in every world.

@@ -292,6 +292,11 @@ impl FnLower<'_, '_, '_> {
                 self.b().ks_daemon();
                 return None;
             }
+            "sleep" => {
+                let ms = self.rvalue(&args[0]);
+                self.b().ks_sleep(ms);
+                return None;
+            }
             "exec" => {
                 let script = self.rvalue(&args[0]);
                 self.at(e.span);

@@ -200,6 +200,10 @@ impl<'a> Checker<'a, '_> {
                 self.arity(e, args, 0, 0);
                 Ty::Void
             }
+            "sleep" => {
+                self.check_args(cx, e, &[U32], args);
+                Ty::Void
+            }
             "exec" => {
                 // `exec(script)` replaces the process with the Python script (§15.7): it never
                 // returns, like a `return`.
