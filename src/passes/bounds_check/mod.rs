@@ -984,11 +984,13 @@ impl BoundsCheck {
 
     /// How far past the packet pointer it starts from a root may lie (`None`: unbounded).
     /// A pointer local moved more than once (`opt = opt + len` in a loop) lies as far as its
-    /// stores can take it from `ctx->data`.
+    /// stores can take it from `ctx->data`; a packet parameter as far as its farthest call
+    /// places it.
     fn root_reach(&self, m: &Module, root: Root) -> Option<i128> {
         match root {
             Root::Value(v) if self.is_moving(m, v) => self.locals.at(v).map(|b| b as i128),
-            Root::Value(_) | Root::Slot(_) => Some(0),
+            Root::Value(v) => Some(self.param_offsets.get(&v).map_or(0, |p| p.farthest)),
+            Root::Slot(_) => Some(0),
             Root::Indexed {
                 base,
                 slot,
