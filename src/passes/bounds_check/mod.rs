@@ -814,10 +814,14 @@ impl BoundsCheck {
     }
 
     /// The smallest offset from `ctx->data` that `addr` can have: constant offsets plus unsigned
-    /// variable ones (at least their smallest value), down to this function's `ctx->data`.
+    /// variable ones (at least their smallest value), down to this function's `ctx->data` or a
+    /// packet parameter (from where its farthest call places it: that call's check fails).
     fn lowest_data_offset(&self, m: &Module, addr: Value, depth: u32) -> Option<i128> {
         if Self::is_data(m, addr) {
             return Some(0);
+        }
+        if let Some(passed) = self.param_offsets.get(&addr) {
+            return Some(passed.farthest);
         }
         let d = m.op(def_op(m, addr)?);
         let base = |extra: i128| Some(self.lowest_data_offset(m, d.operands[0], depth)? + extra);
