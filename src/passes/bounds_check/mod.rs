@@ -743,6 +743,26 @@ impl BoundsCheck {
         })
     }
 
+    /// The constant offset the verifier sees, from the nearest call's pointer, on an address
+    /// formed by a variable index from a packet parameter.
+    fn indexed_param_fixed_offset(&self, k: Key) -> Option<i128> {
+        let Root::Indexed {
+            base,
+            slot: false,
+            offset,
+            ..
+        } = k.root
+        else {
+            return None;
+        };
+        Some(self.param_offsets.get(&base)?.nearest + offset + k.offset)
+    }
+
+    /// E0611 for access `op` at a variable offset from a pointer `-fixed` bytes before the packet.
+    fn refuse_variable_behind(&mut self, op: OpId, fixed: i128) {
+        self.errors.push(PassError::user(op, Code::E0611, format!("from where a call places the packet parameter, this access is a variable offset from a pointer {} bytes before the start of the packet, which the kernel refuses", -fixed)));
+    }
+
     /// The constant offsets from `ctx->data` address `k` may have, where known.
     fn data_offset(&self, m: &Module, k: Key) -> Option<Passed> {
         let Root::Value(root) = k.root else {
@@ -771,6 +791,12 @@ impl BoundsCheck {
         key: Option<Key>,
         width: i128,
     ) -> bool {
+        if let Some(fixed) = key.and_then(|k| self.indexed_param_fixed_offset(k)) {
+            if fixed < 0 {
+                self.refuse_variable_behind(op, fixed);
+                return true;
+            }
+        }
         let constant = key.filter(|k| !matches!(k.root, Root::Indexed { .. }));
         let Some(k) = constant else {
             // `data + off + K` with an unsigned `off`: at least `K` bytes in.
@@ -1285,6 +1311,24 @@ impl BoundsCheck {
             None if back < 0 || moved.is_some() => (Some(Start::At(base_root)), moved_bytes + back),
             None => (None, 0),
         };
+        // A packet parameter that a call places before the packet's start, with no constant on
+        // top that brings the address back in: the verifier refuses a negative constant offset
+        // next to a variable one, and here is no `ctx->data` to form the address from.
+        if let Some(Key {
+            root: Root::Value(param),
+            offset,
+            ..
+        }) = self.key(m, base_root)
+        {
+            if let Some(nearest) = self.param_offsets.get(&param).map(|p| p.nearest) {
+                let kept = if start.is_some() { 0 } else { offset };
+                let fixed = nearest + kept + if back < 0 { 0 } else { offset_above };
+                if fixed < 0 {
+                    self.refuse_variable_behind(access, fixed);
+                    return addr;
+                }
+            }
+        }
         // The verifier proves a range only while the base's constant part, the index and the
         // access together stay within 0xffff bytes of the origin.
         // (A parameter's offset counts from where the farthest call places it.)
