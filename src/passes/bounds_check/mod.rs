@@ -500,21 +500,46 @@ impl BoundsCheck {
             }
             // LLVM folds the constants on either side of a variable index into one, which the
             // verifier refuses as it would the constant alone.
-            let out_of_range = |k: Option<Key>| {
-                k.is_some_and(|k| {
-                    let c = k.constant_offset();
-                    c <= -MAX_POINTER_OFFSET || c >= MAX_POINTER_OFFSET
-                })
+            // (Also past variable indexes ksc cannot bound: `data + off + 0xffffffff`.)
+            let constant = |v: Value| {
+                self.key(m, v)
+                    .map(Key::constant_offset)
+                    .unwrap_or_else(|| self.constant_part(m, v, 64))
             };
+            let out_of_range = |c: i128| c <= -MAX_POINTER_OFFSET || c >= MAX_POINTER_OFFSET;
             // Reported where the chain first leaves the range, not again at each field after.
-            if out_of_range(self.key(m, m.op(op).operands[0])) {
+            if out_of_range(constant(m.op(op).operands[0])) {
                 continue;
             }
-            if let Some(k) = self.key(m, v).filter(|&k| out_of_range(Some(k))) {
-                {
-                    self.errors.push(PassError::user(op, Code::E0611, format!("a packet pointer {} bytes from its origin; the kernel allows packet offsets within ±{MAX_POINTER_OFFSET} and packets of at most {MAX_PACKET_BYTES} bytes", k.constant_offset())));
-                }
+            let c = constant(v);
+            if out_of_range(c) {
+                self.errors.push(PassError::user(op, Code::E0611, format!("a packet pointer {c} bytes from its origin; the kernel allows packet offsets within ±{MAX_POINTER_OFFSET} and packets of at most {MAX_PACKET_BYTES} bytes")));
             }
+        }
+    }
+
+    /// The constant bytes packet address `v` is formed with, variable indexes left out, down to
+    /// its root (through locals written once), `depth` steps deep.
+    fn constant_part(&self, m: &Module, v: Value, depth: u32) -> i128 {
+        let Some(d) = def_op(m, v).filter(|_| depth > 0).map(|op| m.op(op)) else {
+            return 0;
+        };
+        let below = |base: Value| self.constant_part(m, base, depth - 1);
+        match d.opcode {
+            Opcode::CorePtrAdd => m.const_int(d.operands[1]).unwrap_or(0) + below(d.operands[0]),
+            Opcode::CoreFieldAddr | Opcode::KsKfieldAddr => {
+                let field = match &d.attrs[0] {
+                    Some(Attr::Str(f)) => field_offset(m, m.value_type(d.operands[0]), f),
+                    _ => None,
+                };
+                field.unwrap_or(0) + below(d.operands[0])
+            }
+            Opcode::CoreCast => below(d.operands[0]),
+            Opcode::CoreLoad => match self.slot_value.get(&d.operands[0]) {
+                Some(&stored) if self.slots.get(&d.operands[0]) == Some(&1) => below(stored),
+                _ => 0,
+            },
+            _ => 0,
         }
     }
 
