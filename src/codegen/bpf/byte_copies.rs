@@ -11,7 +11,7 @@
 //! (branches) all come before it; the moves go where the run's last store was, with nothing in
 //! between that writes memory.
 
-use super::llvm_ir::{constant_base, is_alloca, pointer_operand};
+use super::llvm_ir::{constant_base, is_alloca, is_packet, pointer_operand};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -114,22 +114,6 @@ fn byte_copy(store: InstructionValue<'_>) -> Option<Copy<'_>> {
         dst,
         dst_offset,
     })
-}
-
-/// A pointer into the packet: formed, through any offsets, from `ctx->data` (an integer the
-/// context holds, turned into a pointer).
-fn is_packet(mut p: PointerValue<'_>) -> bool {
-    while let Some(i) = p.as_instruction() {
-        match i.get_opcode() {
-            InstructionOpcode::IntToPtr => return true,
-            InstructionOpcode::GetElementPtr => match pointer_operand(i, 0) {
-                Some(base) => p = base,
-                None => return false,
-            },
-            _ => return false,
-        }
-    }
-    false
 }
 
 /// Copies the consecutive stretches of `run` (same source and destination, both offsets

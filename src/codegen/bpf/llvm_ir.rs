@@ -37,6 +37,22 @@ pub(super) fn constant_base(mut p: PointerValue<'_>) -> (PointerValue<'_>, i64) 
     (p, offset)
 }
 
+/// A pointer into the packet: formed, through any offsets, from `ctx->data` (an integer the
+/// context holds, turned into a pointer).
+pub(super) fn is_packet(mut p: PointerValue<'_>) -> bool {
+    while let Some(i) = p.as_instruction() {
+        match i.get_opcode() {
+            InstructionOpcode::IntToPtr => return true,
+            InstructionOpcode::GetElementPtr => match pointer_operand(i, 0) {
+                Some(base) => p = base,
+                None => return false,
+            },
+            _ => return false,
+        }
+    }
+    false
+}
+
 pub(super) fn is_alloca(p: PointerValue<'_>) -> bool {
     p.as_instruction()
         .is_some_and(|i| i.get_opcode() == InstructionOpcode::Alloca)

@@ -15,6 +15,7 @@ mod flag_phis;
 mod layout;
 mod llvm_ir;
 mod ops;
+mod packet_reloads;
 mod pointer_steps;
 mod program_args;
 mod tables;
@@ -117,6 +118,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             byte_copies::merge(m);
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
+            packet_reloads::reload_packet_bytes(m);
             layout::lay_out(m);
             Ok(())
         },
