@@ -18,6 +18,7 @@ mod ops;
 mod packet_reloads;
 mod pointer_steps;
 mod program_args;
+mod stack_words;
 mod tables;
 
 pub use crate::codegen::llvm::{Error, Output};
@@ -118,6 +119,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             byte_copies::merge(m);
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
+            stack_words::widen_stack_numbers(m);
             packet_reloads::reload_packet_bytes(m);
             layout::lay_out(m);
             Ok(())

@@ -4,6 +4,9 @@
 //!   `p[k] * 16777216 + p[k + 1] * 65536 + p[k + 2] * 256 + p[k + 3]` — becomes
 //!   `bswap(*(uN *)(p + k))`, and-ed with the bytes' masks when some are masked
 //!   (`(p[14] & 0x0F) * 256 + p[15]`, a VLAN id, is `bswap(*(u16 *)(p + 14)) & 0x0FFF`);
+//!   a number of three, five, six or seven bytes is read in the smallest such word around it
+//!   whose bytes are all proven in bounds (a VNI, `p[46] << 16 | p[47] << 8 | p[48]`, is
+//!   `bswap(*(u32 *)(p + 46)) >> 8`);
 //! - `p[k] != a || p[k + 1] != b` becomes `*(u16 *)(p + k) != (a | b << 8)`, and
 //!   `p[k] == a && p[k + 1] == b` the `==` of the same, when both bytes are already proven in
 //!   bounds before the test: the short circuit may skip the second read, so reading it anyway is
@@ -57,7 +60,7 @@ impl BoundsCheck {
             return false;
         }
         let n = terms.len();
-        if !matches!(n, 2 | 4 | 8) || u32::try_from(8 * n).map_or(true, |b| b > int.bits()) {
+        if !(2..=8).contains(&n) || u32::try_from(8 * n).map_or(true, |b| b > int.bits()) {
             return false;
         }
         terms.sort_by_key(|(_, weight, _)| std::cmp::Reverse(*weight));
@@ -69,26 +72,42 @@ impl BoundsCheck {
         });
         // The bytes are read where the combination is: nothing may write memory in between.
         if !in_order
-            || !self.word_is_readable(first.key, n as i128, facts)
             || !terms
                 .iter()
                 .all(|(read, _, _)| unchanged_since(m, read.load, op))
         {
             return false;
         }
-        // Bytes masked before weighing (`(p[14] & 0x0F) * 256 + p[15]`) mask the number.
+        let Some((start, width)) = self.word_around(first.key, n as i128, facts) else {
+            return false;
+        };
+        // Bytes masked before weighing (`(p[14] & 0x0F) * 256 + p[15]`) mask the number, and so
+        // do the word's bytes before the number's (they weigh more after the swap).
         let mask = terms.iter().fold(0i128, |acc, (_, weight, mask)| {
             acc | i128::from(*mask) << (8 * weight)
         });
         let all_ones = (1i128 << (8 * n)) - 1;
-        let word_ty = Type::Int(crate::sema::types::IntTy::of(8 * n as u32, false));
+        let bytes_before = start < first.key.offset && 8 * n < int.bits() as usize;
+        let word_ty = Type::Int(crate::sema::types::IntTy::of(8 * width as u32, false));
         let addr = first.addr;
         let mut b = m.builder_before(op);
-        let word_ptr = b.core_cast(addr, Type::ptr(word_ty.clone()));
-        let word = b.core_load(word_ptr, word_ty);
-        let swapped = b.core_bswap(word);
+        let word_addr = if start == first.key.offset {
+            addr
+        } else {
+            let back = b.core_const(start - first.key.offset, Type::i64());
+            b.core_ptr_add(addr, back)
+        };
+        let word_ptr = b.core_cast(word_addr, Type::ptr(word_ty.clone()));
+        let word = b.core_load(word_ptr, word_ty.clone());
+        let mut swapped = b.core_bswap(word);
+        // The number's last byte is the word's `start + width - end`-th from its end.
+        let spare_after = start + width - (first.key.offset + n as i128);
+        if spare_after > 0 {
+            let bits = b.core_const(8 * spare_after, word_ty);
+            swapped = b.core_shr(swapped, bits);
+        }
         let mut value = b.cast_to(swapped, ty.clone());
-        if mask != all_ones {
+        if mask != all_ones || bytes_before {
             let k = b.core_const(mask, ty);
             value = b.core_and(value, k);
         }
@@ -238,6 +257,23 @@ impl BoundsCheck {
         let test = b.core_cmp(word, expected, pred);
         replace(m, op, test);
         true
+    }
+
+    /// The smallest word (two, four or eight bytes) that holds the `n` bytes from `key` and is
+    /// readable as a header field of its size (see `word_is_readable`): its start and size.
+    /// Three bytes (a VXLAN VNI) are read as the four from `key` or from the byte before.
+    fn word_around(&self, key: Key, n: i128, facts: &[Fact]) -> Option<(i128, i128)> {
+        [2, 4, 8].into_iter().filter(|&w| w >= n).find_map(|width| {
+            let lowest = key.offset + n - width;
+            (lowest..=key.offset).rev().find_map(|start| {
+                let word = Key {
+                    offset: start,
+                    ..key
+                };
+                self.word_is_readable(word, width, facts)
+                    .then_some((start, width))
+            })
+        })
     }
 
     /// Both bytes from `key` are proven in bounds and the pair is 2-aligned like a C header field.
