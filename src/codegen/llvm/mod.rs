@@ -189,7 +189,8 @@ impl<'m, 'ctx> Gen<'m, 'ctx> {
                 .run_passes(pipeline, tm, PassBuilderOptions::create())
         })
         .map_err(|e| vec![Error::internal(None, e.to_string())])?;
-        after_passes(self.module).map_err(|message| vec![Error::internal(None, message)])?;
+        crate::timing::stage("llvm rewrites", || after_passes(self.module))
+            .map_err(|message| vec![Error::internal(None, message)])?;
         // The rewrites after the pipeline must leave valid IR: an invalid module would abort LLVM.
         if let Err(e) = self.module.verify() {
             return Err(vec![Error::internal(
