@@ -13,8 +13,9 @@ use crate::syntax::ast::*;
 pub(super) enum Slot {
     /// A stack slot holding the variable's value.
     Var { addr: Value },
-    /// `var v = m[k]`: a slot holding the entry's address (null when absent), §11.3.
-    Entry { addr: Value },
+    /// `var v = m[k]`: a slot holding the address of an entry of map `map` (null when absent),
+    /// §11.3.
+    Entry { addr: Value, map: usize },
 }
 
 pub(super) struct FnLower<'l, 'c, 'a> {
@@ -158,12 +159,12 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
         self.in_block(block, |fl| fl.stmts(&b.stmts));
     }
 
-    fn local_ty(&self, name: &Ident) -> Option<(Ty, bool)> {
+    fn local_ty(&self, name: &Ident) -> Option<(Ty, Option<usize>)> {
         self.lw
             .ck
             .local_decls
             .get(&name.span)
-            .map(|d| (d.ty.clone(), d.entry_binding))
+            .map(|d| (d.ty.clone(), d.entry_of))
     }
 
     fn stmt(&mut self, s: &Stmt) {
@@ -280,15 +281,15 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
     }
 
     fn var_decl(&mut self, name: &Ident, init: Option<&Expr>) {
-        let (ty, entry) = self.local_ty(name).unwrap_or((Ty::Error, false));
-        if entry {
+        let (ty, entry) = self.local_ty(name).unwrap_or((Ty::Error, None));
+        if let Some(map) = entry {
             // `var v = m[k]`: keep the entry's address (§11.3).
             let init = init.expect("entry bindings have an initialiser");
             let p = self.entry_address(init);
             let pt = self.lw.m.value_type(p).clone();
             let addr = self.slot(pt, &name.name);
             self.b().core_store(p, addr);
-            self.declare(&name.name, Slot::Entry { addr });
+            self.declare(&name.name, Slot::Entry { addr, map });
             return;
         }
         let ity = self.lw.ir_type(&ty);
@@ -377,7 +378,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
         self.in_block(tb, |fl| {
             if let Some((n, s, v, _)) = bind {
                 let addr = match &s {
-                    Slot::Var { addr } | Slot::Entry { addr } => *addr,
+                    Slot::Var { addr } | Slot::Entry { addr, .. } => *addr,
                 };
                 fl.b().core_store(v, addr);
                 fl.declare(&n, s);
@@ -393,12 +394,12 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
 
     /// `if (var v = init)`: the condition and the binding (slot, value to store, its type).
     fn if_let(&mut self, name: &Ident, init: &Expr) -> (Value, (Slot, Value, Type)) {
-        if self.is_map_access(init) {
+        if let Some(map) = self.accessed_map(init) {
             let p = self.entry_address(init);
             let c = self.non_null(p);
             let pt = self.lw.m.value_type(p).clone();
             let addr = self.slot(pt.clone(), &name.name);
-            return (c, (Slot::Entry { addr }, p, pt));
+            return (c, (Slot::Entry { addr, map }, p, pt));
         }
         if let Some((v, present)) = self.pop_call(init) {
             let vt = self.lw.m.value_type(v).clone();

@@ -105,11 +105,39 @@ fn configs_to_process_globals(m: &mut Module) {
 
 // ---- map entry write-back ---------------------------------------------------------------------
 
+/// A write through a map entry's address, which must be followed by a write-back of the copy.
+#[derive(Clone, Copy)]
+struct EntryWrite {
+    op: OpId,
+    /// The address written may instead be in another entry a binding was bound to, or in the
+    /// copy an absent entry's binding became (§11.3, `v = m[k2]`, `v = V {…}`): write back only
+    /// when it is in this entry's copy.
+    maybe_elsewhere: bool,
+}
+
+/// The address an entry write writes to.
+fn written_address(m: &Module, write: OpId) -> Value {
+    let d = m.op(write);
+    match d.opcode {
+        Opcode::CoreCopy => d.operands[0],
+        _ => d.operands[1],
+    }
+}
+
 /// For each `ks.map_lookup` among a function's `ops`: the stores and copies that write through the entry's
 /// address, directly or through a pointer formed from it alone (field, element, offset, cast,
-/// a local holding only such pointers: an entry binding `var v = m[k]`).
-fn entry_writes(m: &Module, ops: &[OpId], provenance: &Provenance) -> HashMap<OpId, Vec<OpId>> {
+/// a local holding only such pointers: an entry binding `var v = m[k]`), or from it and other
+/// entries or stack copies a binding may hold instead.
+fn entry_writes(
+    m: &Module,
+    ops: &[OpId],
+    provenance: &Provenance,
+) -> HashMap<OpId, Vec<EntryWrite>> {
     let mut out = HashMap::new();
+    let is_local_or_entry = |v: Value| {
+        matches!(m.value(v).def, ValueDef::Result(op, _)
+            if matches!(m.op(op).opcode, Opcode::CoreLocal | Opcode::KsMapLookup))
+    };
     for &lookup in ops
         .iter()
         .filter(|&&o| m.op(o).opcode == Opcode::KsMapLookup)
@@ -117,14 +145,23 @@ fn entry_writes(m: &Module, ops: &[OpId], provenance: &Provenance) -> HashMap<Op
         let entry = m.op(lookup).results[0];
         let writes = ops
             .iter()
-            .copied()
-            .filter(|&o| {
-                let d = m.op(o);
-                match d.opcode {
-                    Opcode::CoreStore => provenance.only_from(d.operands[1], entry),
-                    Opcode::CoreCopy => provenance.only_from(d.operands[0], entry),
-                    _ => false,
+            .filter_map(|&o| {
+                if !matches!(m.op(o).opcode, Opcode::CoreStore | Opcode::CoreCopy) {
+                    return None;
                 }
+                let target = written_address(m, o);
+                if provenance.only_from(target, entry) {
+                    return Some(EntryWrite {
+                        op: o,
+                        maybe_elsewhere: false,
+                    });
+                }
+                let mixed = provenance.roots(target).all(is_local_or_entry)
+                    && provenance.roots(target).any(|r| r == entry);
+                mixed.then_some(EntryWrite {
+                    op: o,
+                    maybe_elsewhere: true,
+                })
             })
             .collect();
         out.insert(lookup, writes);
@@ -193,7 +230,7 @@ struct Lower<'m> {
 }
 
 impl Lower<'_> {
-    fn op(&mut self, op: OpId, entry_writes: &[OpId]) -> Result<(), String> {
+    fn op(&mut self, op: OpId, entry_writes: &[EntryWrite]) -> Result<(), String> {
         use Opcode::*;
         self.loc = self.m.op(op).loc;
         match self.m.op(op).opcode {
@@ -350,7 +387,7 @@ impl Lower<'_> {
 
     /// `m[k]`: the entry is copied into a slot; the result is the slot's address, or null when
     /// absent. Each write through it is followed by `update(k, copy, BPF_EXIST)`.
-    fn map_lookup(&mut self, op: OpId, writes: &[OpId]) -> Result<(), String> {
+    fn map_lookup(&mut self, op: OpId, writes: &[EntryWrite]) -> Result<(), String> {
         let at = At::Before(op);
         let map = sym_attr(self.m, op, "map")?;
         let entry_ty = self.m.value_type(self.m.op(op).results[0]).clone();
@@ -373,13 +410,40 @@ impl Lower<'_> {
         Ok(())
     }
 
-    /// Inserts `ksrt_map_update(map, key, value, BPF_EXIST)` right after the write `w`.
-    fn write_back(&mut self, w: OpId, map: &str, key: Value, value: Value) {
-        let (block, index) = self.m.position(w).expect("the write is in a block");
+    /// Inserts `ksrt_map_update(map, key, value, BPF_EXIST)` right after the write `w` (when
+    /// it may write elsewhere, only if it wrote into `value`, the entry's copy).
+    fn write_back(&mut self, w: EntryWrite, map: &str, key: Value, value: Value) {
+        let (block, index) = self.m.position(w.op).expect("the write is in a block");
         let at = match self.m.block(block).ops.get(index + 1) {
             Some(&next) => At::Before(next),
-            None => At::End(block, self.m.op(w).loc),
+            None => At::End(block, self.m.op(w.op).loc),
         };
+        if !w.maybe_elsewhere {
+            return self.update_entry(at, w.op, map, key, value);
+        }
+        let target = written_address(self.m, w.op);
+        let entry_ty = self
+            .m
+            .value_type(value)
+            .pointee()
+            .cloned()
+            .unwrap_or(Type::u8());
+        let size = size_of(self.m, &entry_ty);
+        let bytes = Type::ptr(Type::u8());
+        let mut b = self.b(at);
+        let start = b.core_cast(value, bytes.clone());
+        let written = b.core_cast(target, bytes);
+        let length = b.core_const(i128::from(size), Type::i64());
+        let end = b.core_ptr_add(start, length);
+        let from_start = b.core_cmp(written, start, CmpPred::Ge);
+        let before_end = b.core_cmp(written, end, CmpPred::Lt);
+        let inside = b.core_and(from_start, before_end);
+        self.guard(at, inside, |lw, at| {
+            lw.update_entry(at, w.op, map, key, value)
+        });
+    }
+
+    fn update_entry(&mut self, at: At, w: OpId, map: &str, key: Value, value: Value) {
         let name = self.map_ref(at, map);
         let flags = self.konst(at, BPF_EXIST, Type::u64());
         let status = self

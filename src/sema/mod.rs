@@ -101,8 +101,8 @@ pub fn check<'a>(unit: &'a Unit, opts: &CheckOptions, diags: &mut Diagnostics) -
 #[derive(Clone, Debug)]
 pub struct LocalDecl {
     pub ty: Ty,
-    /// `var v = m[k]` without a type: `v` denotes the map entry (§11.3).
-    pub entry_binding: bool,
+    /// `var v = m[k]` without a type: `v` denotes an entry of map `m` (its index), §11.3.
+    pub entry_of: Option<usize>,
 }
 
 /// One local variable in scope.

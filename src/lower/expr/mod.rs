@@ -197,7 +197,7 @@ impl FnLower<'_, '_, '_> {
                 let t = self.lw.m.value_type(addr).pointee().unwrap().clone();
                 self.b().core_load(addr, t)
             }
-            Some(Slot::Entry { addr }) => {
+            Some(Slot::Entry { addr, .. }) => {
                 let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                 let p = self.b().core_load(addr, pt.clone());
                 let vt = pt.pointee().unwrap().clone();
@@ -336,7 +336,15 @@ impl FnLower<'_, '_, '_> {
     }
 
     pub fn is_map_access(&self, e: &Expr) -> bool {
-        matches!(&e.kind, ExprKind::Index(base, _) if self.map_of(base).is_some())
+        self.accessed_map(e).is_some()
+    }
+
+    /// For `m[k]`, the map `m`.
+    pub fn accessed_map(&self, e: &Expr) -> Option<usize> {
+        match &e.kind {
+            ExprKind::Index(base, _) => self.map_of(base),
+            _ => None,
+        }
     }
 
     /// The map an expression names (a bare map name not shadowed by a local).
@@ -365,7 +373,7 @@ impl FnLower<'_, '_, '_> {
                 self.b().ks_map_lookup(k, &info.name, Type::ptr(vt))
             }
             ExprKind::Ident(n) => match self.lookup(n).cloned() {
-                Some(Slot::Entry { addr }) => {
+                Some(Slot::Entry { addr, .. }) => {
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     self.b().core_load(addr, pt)
                 }

@@ -13,7 +13,7 @@ impl FnLower<'_, '_, '_> {
                     ty: it,
                     untrusted: None,
                 },
-                Some(Slot::Entry { addr }) => {
+                Some(Slot::Entry { addr, .. }) => {
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     let p = self.b().core_load(addr, pt.clone());
                     Place {
@@ -409,6 +409,16 @@ impl FnLower<'_, '_, '_> {
     }
 
     pub fn assign(&mut self, target: &Expr, op: AssignOp, value: &Expr) {
+        // `v = m[k2]` on a binding to an entry of `m` binds `v` to that entry (§11.3).
+        if let (ExprKind::Ident(n), None) = (&target.kind, op.binop()) {
+            if let Some(Slot::Entry { addr, map }) = self.lookup(n).cloned() {
+                if self.accessed_map(value) == Some(map) {
+                    let entry = self.entry_address(value);
+                    self.b().core_store(entry, addr);
+                    return;
+                }
+            }
+        }
         let tt = self.ty(target);
         let tit = self.ir(&tt);
         // The right-hand side is evaluated before the target's keys and indices (§7.7).
@@ -418,6 +428,24 @@ impl FnLower<'_, '_, '_> {
         };
         self.at(target.span);
         let place = self.place(target);
+        let binding = match (&target.kind, &place.base) {
+            (ExprKind::Ident(n), Base::Maybe(entry)) => match self.lookup(n) {
+                Some(Slot::Entry { addr, .. }) => Some((*addr, *entry)),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some((binding, entry)) = binding {
+            let value = match op.binop() {
+                Some(bop) => {
+                    let old = self.load_place(&place);
+                    self.arith(bop, old, v, &tit)
+                }
+                None => v,
+            };
+            self.assign_entry_binding(binding, entry, value, place.ty.clone());
+            return;
+        }
         let Some(bop) = op.binop() else {
             self.store_place(&place, v);
             return;
@@ -446,6 +474,24 @@ impl FnLower<'_, '_, '_> {
         let old = self.load_place(&place);
         let new = self.arith(bop, old, v, &tit);
         self.store_place(&place, new);
+    }
+
+    /// `v = value` on an entry binding (§11.3): the value is written into the entry when it is
+    /// present; when it is absent, `v` becomes a copy that holds the value, so the reads and
+    /// writes of `v` that follow, and storing `v` into a map, see it (`if (v == null) { v = V {…} }`
+    /// then `m[k] = v`). Writing nowhere would drop what the program plainly meant to keep.
+    fn assign_entry_binding(&mut self, binding: Value, entry: Value, v: Value, ty: Type) {
+        let present = self.non_null(entry);
+        let op = self.b().ks_if(present, None, &[]);
+        let (then, otherwise) = (self.entry_of(op, 0), self.entry_of(op, 1));
+        self.in_block(then, |fl| {
+            fl.b().core_store(v, entry);
+        });
+        let copy = self.slot(ty, "");
+        self.in_block(otherwise, |fl| {
+            fl.b().core_store(v, copy);
+            fl.b().core_store(copy, binding);
+        });
     }
 
     /// True for the address of a global variable's storage (`ks.global_addr`).

@@ -171,7 +171,7 @@ impl<'a> Checker<'a, '_> {
             name.span,
             super::LocalDecl {
                 ty: local.ty.clone(),
-                entry_binding: local.entry_of.is_some(),
+                entry_of: local.entry_of,
             },
         );
         scope.push((name.name.clone(), local));
