@@ -19,6 +19,7 @@ mod packet_reloads;
 mod pointer_steps;
 mod program_args;
 mod stack_words;
+mod swapped_compares;
 mod tables;
 
 pub use crate::codegen::llvm::{Error, Output};
@@ -120,6 +121,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
             stack_words::widen_stack_numbers(m);
+            swapped_compares::compare_unswapped(m);
             packet_reloads::reload_packet_bytes(m);
             layout::lay_out(m);
             Ok(())

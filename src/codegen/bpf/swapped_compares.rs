@@ -1,0 +1,136 @@
+//! A byte-swapped value chosen on several paths and only compared with constants is compared
+//! unswapped.
+//!
+//! `proto = ntohs(eth->proto)`, replaced by the inner EtherType behind a VLAN tag, then
+//! `if (proto != ETH_P_IPV6)`: LLVM folds `bswap(x) == C` into `x == bswap(C)` for one value,
+//! but not through the phi that joins the two reads, so each path swaps its value (a move and a
+//! `be16`) before the test. C compares `h_proto` with `bpf_htons(ETH_P_IPV6)`. After LLVM's
+//! pipeline, a phi whose incoming values are all swaps or constants, and whose every use is an
+//! `==`/`!=` against a constant, joins the unswapped values and is compared with the swapped
+//! constants.
+
+use super::llvm_ir::{calls_intrinsic, phis_of, users, users_of_result};
+use inkwell::builder::Builder;
+use inkwell::module::Module;
+use inkwell::values::{
+    BasicValue, BasicValueEnum, InstructionOpcode, InstructionValue, IntValue, PhiValue,
+};
+use inkwell::IntPredicate;
+
+pub fn compare_unswapped(module: &Module) {
+    let builder = module.get_context().create_builder();
+    for f in module.get_functions() {
+        for block in f.get_basic_blocks() {
+            for phi in phis_of(block) {
+                if let Some(tests) = constant_tests(phi) {
+                    rewrite(&builder, phi, &tests);
+                }
+            }
+        }
+    }
+}
+
+/// The `icmp eq/ne phi, C` that are all of `phi`'s uses, when its incoming values are swaps or
+/// constants.
+fn constant_tests<'ctx>(phi: PhiValue<'ctx>) -> Option<Vec<InstructionValue<'ctx>>> {
+    let BasicValueEnum::IntValue(value) = phi.as_basic_value() else {
+        return None;
+    };
+    if !matches!(value.get_type().get_bit_width(), 16 | 32 | 64) {
+        return None;
+    }
+    let incoming = (0..phi.count_incoming()).filter_map(|k| phi.get_incoming(k));
+    let mut swaps = 0;
+    for (v, _) in incoming {
+        match v {
+            BasicValueEnum::IntValue(c) if c.is_constant_int() => {}
+            BasicValueEnum::IntValue(x) if unswapped(x).is_some() => swaps += 1,
+            _ => return None,
+        }
+    }
+    let tests = users(value);
+    let all_tests = tests.iter().all(|&t| {
+        t.get_opcode() == InstructionOpcode::ICmp
+            && matches!(
+                t.get_icmp_predicate(),
+                Some(IntPredicate::EQ | IntPredicate::NE)
+            )
+            && compared_constant(t).is_some()
+    });
+    (swaps > 0 && all_tests && !tests.is_empty()).then_some(tests)
+}
+
+/// `x` when `v` is `llvm.bswap(x)`.
+fn unswapped(v: IntValue<'_>) -> Option<IntValue<'_>> {
+    let call = v.as_instruction()?;
+    if !calls_intrinsic(call, "llvm.bswap") {
+        return None;
+    }
+    match call.get_operand(0)?.value()? {
+        BasicValueEnum::IntValue(x) => Some(x),
+        _ => None,
+    }
+}
+
+/// The constant side of `icmp pred a, b` and its operand index.
+fn compared_constant(test: InstructionValue<'_>) -> Option<(u32, IntValue<'_>)> {
+    (0..2).find_map(|k| match test.get_operand(k)?.value()? {
+        BasicValueEnum::IntValue(c) if c.is_constant_int() => Some((k, c)),
+        _ => None,
+    })
+}
+
+fn swapped_constant(c: IntValue<'_>) -> IntValue<'_> {
+    let ty = c.get_type();
+    let bits = ty.get_bit_width();
+    let raw = c.get_zero_extended_constant().unwrap_or(0);
+    let swapped = match bits {
+        16 => u64::from((raw as u16).swap_bytes()),
+        32 => u64::from((raw as u32).swap_bytes()),
+        _ => raw.swap_bytes(),
+    };
+    ty.const_int(swapped, false)
+}
+
+fn rewrite<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>, tests: &[InstructionValue<'ctx>]) {
+    let ty = phi.as_basic_value().into_int_value().get_type();
+    let block = phi.as_instruction().get_parent().expect("placed");
+    match block.get_first_instruction() {
+        Some(first) => builder.position_before(&first),
+        None => builder.position_at_end(block),
+    }
+    let raw = builder.build_phi(ty, "unswapped").expect("positioned");
+    for k in 0..phi.count_incoming() {
+        let Some((BasicValueEnum::IntValue(v), from)) = phi.get_incoming(k) else {
+            continue;
+        };
+        let x = unswapped(v).unwrap_or_else(|| swapped_constant(v));
+        raw.add_incoming(&[(&x, from)]);
+    }
+    for &test in tests {
+        let Some((k, c)) = compared_constant(test) else {
+            continue;
+        };
+        test.set_operand(k, swapped_constant(c));
+        test.set_operand(1 - k, raw.as_basic_value());
+    }
+    if users(phi.as_basic_value().into_int_value()).is_empty() {
+        let mut swaps: Vec<InstructionValue> = Vec::new();
+        for k in 0..phi.count_incoming() {
+            if let Some(swap) = phi
+                .get_incoming(k)
+                .and_then(|(v, _)| v.as_instruction_value())
+            {
+                if !swaps.contains(&swap) {
+                    swaps.push(swap);
+                }
+            }
+        }
+        phi.as_instruction().erase_from_basic_block();
+        for swap in swaps {
+            if users_of_result(swap).is_empty() {
+                swap.erase_from_basic_block();
+            }
+        }
+    }
+}
