@@ -6,8 +6,8 @@
 //! but not through the phi that joins the two reads, so each path swaps its value (a move and a
 //! `be16`) before the test. C compares `h_proto` with `bpf_htons(ETH_P_IPV6)`. After LLVM's
 //! pipeline, a phi whose incoming values are all swaps or constants, and whose every use is an
-//! `==`/`!=` against a constant, joins the unswapped values and is compared with the swapped
-//! constants.
+//! `==`/`!=` against a constant or a `switch` (`match (proto)`), joins the unswapped values and
+//! is compared with the swapped constants.
 
 use super::llvm_ir::{calls_intrinsic, phis_of, users, users_of_result};
 use inkwell::builder::Builder;
@@ -49,13 +49,19 @@ fn constant_tests<'ctx>(phi: PhiValue<'ctx>) -> Option<Vec<InstructionValue<'ctx
         }
     }
     let tests = users(value);
-    let all_tests = tests.iter().all(|&t| {
-        t.get_opcode() == InstructionOpcode::ICmp
-            && matches!(
+    let all_tests = tests.iter().all(|&t| match t.get_opcode() {
+        InstructionOpcode::ICmp => {
+            matches!(
                 t.get_icmp_predicate(),
                 Some(IntPredicate::EQ | IntPredicate::NE)
-            )
-            && compared_constant(t).is_some()
+            ) && compared_constant(t).is_some()
+        }
+        // `match (proto) { … }`: case values are always constants.
+        InstructionOpcode::Switch => t
+            .get_operand(0)
+            .and_then(|o| o.value())
+            .is_some_and(|c| c == phi.as_basic_value()),
+        _ => false,
     });
     (swaps > 0 && all_tests && !tests.is_empty()).then_some(tests)
 }
@@ -108,6 +114,18 @@ fn rewrite<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>, tests: &[Instruct
         raw.add_incoming(&[(&x, from)]);
     }
     for &test in tests {
+        if test.get_opcode() == InstructionOpcode::Switch {
+            // Operands: the value, the default, then each case's value and destination.
+            test.set_operand(0, raw.as_basic_value());
+            for k in (2..test.get_num_operands()).step_by(2) {
+                if let Some(BasicValueEnum::IntValue(c)) =
+                    test.get_operand(k).and_then(|o| o.value())
+                {
+                    test.set_operand(k, swapped_constant(c));
+                }
+            }
+            continue;
+        }
         let Some((k, c)) = compared_constant(test) else {
             continue;
         };
