@@ -134,17 +134,37 @@ fn root_value(i: InstructionValue<'_>) -> Option<BasicValueEnum<'_>> {
 }
 
 /// Collects the bytes of `v` at `weight` and above; false when a leaf is not a stack byte of the
-/// one object.
+/// one object, or when a shift or sum is too narrow to hold the byte where it puts it.
 fn weigh<'ctx>(
     v: BasicValueEnum<'ctx>,
     weight: u32,
     bytes: &mut Vec<WeighedByte<'ctx>>,
     object: &mut Option<PointerValue<'ctx>>,
 ) -> bool {
+    weigh_within(v, weight, u32::MAX, bytes, object)
+}
+
+/// `weigh`, where no byte may end up weighing more than `heaviest` (what the narrowest value on
+/// the way holds).
+fn weigh_within<'ctx>(
+    v: BasicValueEnum<'ctx>,
+    weight: u32,
+    heaviest: u32,
+    bytes: &mut Vec<WeighedByte<'ctx>>,
+    object: &mut Option<PointerValue<'ctx>>,
+) -> bool {
     let Some(i) = v.as_instruction_value() else {
         return false;
     };
-    if bytes.len() > 8 || weight > 7 {
+    let BasicValueEnum::IntValue(x) = v else {
+        return false;
+    };
+    let bytes_held = x.get_type().get_bit_width() / 8;
+    if bytes_held == 0 {
+        return false;
+    }
+    let heaviest = heaviest.min(weight + bytes_held - 1);
+    if bytes.len() > 8 || weight > heaviest {
         return false;
     }
     let operand = |k| i.get_operand(k).and_then(|o| o.value());
@@ -152,31 +172,28 @@ fn weigh<'ctx>(
         Some(BasicValueEnum::IntValue(c)) => c.get_zero_extended_constant(),
         _ => None,
     };
+    let mut below = |x, w| weigh_within(x, w, heaviest, bytes, object);
     match i.get_opcode() {
         InstructionOpcode::Or | InstructionOpcode::Add => match (operand(0), operand(1)) {
-            (Some(a), Some(b)) => {
-                weigh(a, weight, bytes, object) && weigh(b, weight, bytes, object)
-            }
+            (Some(a), Some(b)) => below(a, weight) && below(b, weight),
             _ => false,
         },
         InstructionOpcode::Shl => match (operand(0), constant(1)) {
             (Some(x), Some(bits)) if bits % 8 == 0 && bits < 64 => {
-                weigh(x, weight + bits as u32 / 8, bytes, object)
+                below(x, weight + bits as u32 / 8)
             }
             _ => false,
         },
         InstructionOpcode::Mul => match (operand(0), constant(1)) {
             (Some(x), Some(c)) if c.is_power_of_two() && c.trailing_zeros() % 8 == 0 => {
-                weigh(x, weight + c.trailing_zeros() / 8, bytes, object)
+                below(x, weight + c.trailing_zeros() / 8)
             }
             _ => false,
         },
-        InstructionOpcode::ZExt => operand(0).is_some_and(|x| weigh(x, weight, bytes, object)),
+        InstructionOpcode::ZExt => operand(0).is_some_and(|x| below(x, weight)),
         InstructionOpcode::Load => {
-            let byte =
-                matches!(v, BasicValueEnum::IntValue(x) if x.get_type().get_bit_width() == 8);
-            let Some(pointer) =
-                pointer_operand(i, 0).filter(|_| byte && !i.get_volatile().unwrap_or(true))
+            let Some(pointer) = pointer_operand(i, 0)
+                .filter(|_| x.get_type().get_bit_width() == 8 && !i.get_volatile().unwrap_or(true))
             else {
                 return false;
             };
