@@ -941,10 +941,14 @@ impl BoundsCheck {
                 }
                 // A variable index the verifier can bound too (it proves packet ranges only while
                 // the offset stays within 0xffff); unbounded ones stay unproven and get checked.
-                let (root, slot) = match base.root {
-                    Root::Value(b) => (b, false),
-                    Root::Slot(b) => (b, true),
-                    Root::Indexed { .. } => return None,
+                let (root, slot) = match (base.root, base.formed_at) {
+                    (Root::Value(b), _) => (b, false),
+                    (Root::Slot(b), _) => (b, true),
+                    // A second bounded index (`data + off + i`, `off` a bounded parameter): the
+                    // address the first one formed is the base, as it is to the verifier, which
+                    // reaches as far as that index does (`root_reach`).
+                    (Root::Indexed { .. }, Some(formed)) => (formed, false),
+                    (Root::Indexed { .. }, None) => return None,
                 };
                 let max = self.max_of(m, d.operands[1], 4)?;
                 let offset = base.offset;
@@ -1044,7 +1048,16 @@ impl BoundsCheck {
     fn root_reach(&self, m: &Module, root: Root) -> Option<i128> {
         match root {
             Root::Value(v) if self.is_moving(m, v) => self.locals.at(v).map(|b| b as i128),
-            Root::Value(v) => Some(self.param_offsets.get(&v).map_or(0, |p| p.farthest)),
+            Root::Value(v) => match self.key(m, v) {
+                // An address formed with a bounded index reaches as far as the index does.
+                Some(
+                    k @ Key {
+                        root: inner @ Root::Indexed { .. },
+                        ..
+                    },
+                ) if k.formed_at == Some(v) => Some(self.root_reach(m, inner)? + k.offset),
+                _ => Some(self.param_offsets.get(&v).map_or(0, |p| p.farthest)),
+            },
             Root::Slot(_) => Some(0),
             Root::Indexed {
                 base,
