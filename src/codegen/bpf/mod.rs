@@ -18,6 +18,7 @@ mod ops;
 mod packet_reloads;
 mod pointer_steps;
 mod program_args;
+mod split_returns;
 mod stack_words;
 mod swapped_compares;
 mod tables;
@@ -123,6 +124,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             stack_words::widen_stack_numbers(m);
             swapped_compares::compare_unswapped(m);
             packet_reloads::reload_packet_bytes(m);
+            split_returns::split_returns(m);
             layout::lay_out(m);
             Ok(())
         },
