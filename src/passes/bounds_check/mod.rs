@@ -1394,10 +1394,17 @@ impl BoundsCheck {
             None => 0,
         }
         .max(0);
+        let room = 0xffff - width.clamp(1, 0xffff) - offset_above.max(0) - below;
+        if room < 0 {
+            // Not even index 0 is provable: the address it forms is already past the longest
+            // packet the verifier checks (`data + off + k + 1`, a call passing off = 65534).
+            let first = below + offset_above.max(0);
+            self.errors.push(PassError::user(access, Code::E0611, format!("this access reads bytes from {first} on of the packet where its base lies farthest, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes")));
+            return addr;
+        }
         let loc = m.op(access).loc;
         let mut b = m.builder_before(access);
         let rt = b.module.value_type(d.results[0]).clone();
-        let room = (0xffff - width.clamp(1, 0xffff) - offset_above.max(0) - below).max(0);
         // Compared and used as one 64-bit value: a narrower index is widened in its own
         // register (on cpu v1 by shifts), and a bound learnt on another copy would not carry.
         // Opaque before the test, so LLVM cannot test another value instead (`x & 15 != 0`
