@@ -20,6 +20,7 @@ mod pointer_steps;
 mod program_args;
 mod split_returns;
 mod stack_words;
+mod struct_returns;
 mod swapped_compares;
 mod tables;
 
@@ -114,7 +115,13 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         &tm,
         pipeline(opts.optimize),
         output,
-        refuse_second_core_module,
+        |m| {
+            refuse_second_core_module(m)?;
+            if opts.optimize {
+                struct_returns::return_fields(m);
+            }
+            Ok(())
+        },
         |m| {
             array_entries::inline_array_entries(m, &tm)?;
             flag_phis::recompute_flags(m);
