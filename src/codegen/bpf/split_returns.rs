@@ -182,7 +182,9 @@ fn copy_per_verdict<'ctx>(
     for (k, preds) in verdict_groups(verdict) {
         let copy = ctx.append_basic_block(f, "sunk");
         builder.position_at_end(copy);
-        let mut mapped: HashMap<LLVMValueRef, LLVMValueRef> = HashMap::new();
+        // In this copy the verdict is its constant (the sunk operation may use it too).
+        let mut mapped: HashMap<LLVMValueRef, LLVMValueRef> =
+            HashMap::from([(verdict.as_value_ref(), k.as_value_ref())]);
         for p in phis_of(sunk).into_iter().filter(|&p| p != verdict) {
             let Ok(q) = builder.build_phi(p.as_basic_value().get_type(), "") else {
                 return;
