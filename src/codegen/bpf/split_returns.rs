@@ -157,8 +157,11 @@ fn split<'ctx>(
                 block: sunk,
                 verdict,
             } => {
-                copy_per_verdict(module, f, sunk, verdict);
-                sunk_blocks.push(sunk);
+                // A copy that could not be built leaves the block in place, for the IR verifier
+                // to report rather than a deleted block still branched to.
+                if copy_per_verdict(module, f, sunk, verdict).is_some() {
+                    sunk_blocks.push(sunk);
+                }
             }
         }
     }
@@ -170,13 +173,13 @@ fn split<'ctx>(
 }
 
 /// One copy of the sunk block per constant its verdict phi takes, each reached by the paths
-/// returning that constant and returning it.
+/// returning that constant and returning it. `None` if LLVM's builder refused an instruction.
 fn copy_per_verdict<'ctx>(
     module: &Module<'ctx>,
     f: FunctionValue<'ctx>,
     sunk: BasicBlock<'ctx>,
     verdict: PhiValue<'ctx>,
-) {
+) -> Option<()> {
     let ctx = module.get_context();
     let builder = ctx.create_builder();
     for (k, preds) in verdict_groups(verdict) {
@@ -186,9 +189,7 @@ fn copy_per_verdict<'ctx>(
         let mut mapped: HashMap<LLVMValueRef, LLVMValueRef> =
             HashMap::from([(verdict.as_value_ref(), k.as_value_ref())]);
         for p in phis_of(sunk).into_iter().filter(|&p| p != verdict) {
-            let Ok(q) = builder.build_phi(p.as_basic_value().get_type(), "") else {
-                return;
-            };
+            let q = builder.build_phi(p.as_basic_value().get_type(), "").ok()?;
             for i in 0..p.count_incoming() {
                 if let Some((v, from)) = p.get_incoming(i).filter(|(_, b)| preds.contains(b)) {
                     q.add_incoming(&[(&v as &dyn BasicValue, from)]);
@@ -205,13 +206,14 @@ fn copy_per_verdict<'ctx>(
             remap_operands(c, &mapped);
             mapped.insert(i.as_value_ref(), c.as_value_ref());
         }
-        let _ = builder.build_return(Some(&k));
+        builder.build_return(Some(&k)).ok()?;
         for from in preds {
             if let Some(term) = from.get_terminator() {
                 redirect(term, sunk, copy);
             }
         }
     }
+    Some(())
 }
 
 /// The predecessors of a sunk block grouped by the constant its verdict phi takes from them.
