@@ -476,6 +476,32 @@ pub enum BinOp {
 }
 
 impl BinOp {
+    pub const ALL: [BinOp; 18] = [
+        BinOp::Or,
+        BinOp::And,
+        BinOp::BitOr,
+        BinOp::BitXor,
+        BinOp::BitAnd,
+        BinOp::Eq,
+        BinOp::Ne,
+        BinOp::Lt,
+        BinOp::Le,
+        BinOp::Gt,
+        BinOp::Ge,
+        BinOp::Shl,
+        BinOp::Shr,
+        BinOp::Add,
+        BinOp::Sub,
+        BinOp::Mul,
+        BinOp::Div,
+        BinOp::Rem,
+    ];
+
+    /// The operator spelled `symbol`, the inverse of [`BinOp::symbol`].
+    pub fn from_symbol(symbol: &str) -> Option<BinOp> {
+        BinOp::ALL.into_iter().find(|op| op.symbol() == symbol)
+    }
+
     /// Binding power per docs/language.md §7.1 (higher binds tighter).
     pub fn precedence(self) -> u8 {
         match self {
@@ -614,4 +640,17 @@ pub enum ArmBody {
 /// The `--emit=ast` form: the derived debug tree, which shows every node and span.
 pub fn dump(unit: &Unit) -> String {
     format!("{:#?}\n", unit.items)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BinOp;
+
+    #[test]
+    fn every_operator_round_trips_through_its_symbol() {
+        for op in BinOp::ALL {
+            assert_eq!(BinOp::from_symbol(op.symbol()), Some(op));
+        }
+        assert_eq!(BinOp::from_symbol("+="), None);
+    }
 }

@@ -119,7 +119,7 @@ impl Loader<'_> {
                 );
             }
         }
-        let text = self.sources.get(id).text.clone();
+        let text = lexer::blank_comments(&self.sources.get(id).text, &facts).into_owned();
         parser::parse_items(id, &text, self.opts, &mut self.next_expr_id, self.diags)
     }
 

@@ -21,7 +21,8 @@ pub struct ParseOptions {
     pub compat: bool,
 }
 
-/// Parses one file into items. Expression ids continue from `*next_expr_id`.
+/// Parses one file into items. `text` has its comments blanked ([`super::lexer::blank_comments`]):
+/// the grammar has no comment rule. Expression ids continue from `*next_expr_id`.
 pub fn parse_items(
     file: FileId,
     text: &str,
@@ -72,23 +73,11 @@ fn error_pos(e: &pest::error::Error<Rule>) -> usize {
     }
 }
 
-/// Skips whitespace, comments and stray `;` between items.
+/// Skips whitespace and stray `;` between items (comments were blanked by the lexer).
 fn skip_trivia(text: &str, mut i: usize) -> usize {
     let b = text.as_bytes();
-    while i < b.len() {
-        match b[i] {
-            b' ' | b'\t' | b'\r' | b'\n' | b';' => i += 1,
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => match text[i + 2..].find("*/") {
-                Some(k) => i += k + 4,
-                None => return b.len(),
-            },
-            _ => break,
-        }
+    while i < b.len() && matches!(b[i], b' ' | b'\t' | b'\r' | b'\n' | b';') {
+        i += 1;
     }
     i
 }
@@ -138,24 +127,7 @@ fn rule_name(r: &Rule) -> Option<&'static str> {
         Rule::stmt => "a statement",
         Rule::expr | Rule::operand | Rule::postfix | Rule::prefix_op => "an expression",
         Rule::assign_op => "`=`",
-        Rule::op_or => "`||`",
-        Rule::op_and => "`&&`",
-        Rule::op_bitor => "`|`",
-        Rule::op_xor => "`^`",
-        Rule::op_bitand => "`&`",
-        Rule::op_eq => "`==`",
-        Rule::op_ne => "`!=`",
-        Rule::op_le => "`<=`",
-        Rule::op_ge => "`>=`",
-        Rule::op_shl => "`<<`",
-        Rule::op_shr => "`>>`",
-        Rule::op_lt => "`<`",
-        Rule::op_gt => "`>`",
-        Rule::op_add => "`+`",
-        Rule::op_sub => "`-`",
-        Rule::op_mul => "`*`",
-        Rule::op_div => "`/`",
-        Rule::op_rem => "`%`",
+        Rule::infix_op => "an operator",
         Rule::call_args => "`(`",
         Rule::index => "`[`",
         Rule::dot_field => "`.`",
@@ -282,7 +254,7 @@ impl<'a> Builder<'a> {
         let is_op = |s: &&str| {
             s.starts_with('`') && s.len() <= 4 && !matches!(*s, "`(`" | "`[`" | "`{`" | "`=`")
         };
-        if expected.iter().filter(|s| is_op(s)).count() > 3 {
+        if expected.contains(&"an operator") || expected.iter().filter(|s| is_op(s)).count() > 3 {
             expected.retain(|s| !is_op(s));
             expected.push("an operator");
         }
@@ -966,7 +938,7 @@ impl<'a> Builder<'a> {
                 operands.push(self.operand(c));
                 continue;
             }
-            let op = binop(c.as_rule());
+            let op = BinOp::from_symbol(c.as_str()).expect("infix_op matches only operators");
             let op_span = self.span(&c);
             if op.is_extension() {
                 self.ext(op_span, &format!("the `{}` operator", op.symbol()));
@@ -1027,11 +999,11 @@ impl<'a> Builder<'a> {
         let mut e = core.expect("operand has a postfix expression");
         for pre in prefixes.into_iter().rev() {
             let op_span = self.span(&pre);
-            let op = match pre.into_inner().next().map(|o| o.as_rule()) {
-                Some(Rule::op_not) => UnOp::Not,
-                Some(Rule::op_neg) => UnOp::Neg,
-                Some(Rule::op_deref) => UnOp::Deref,
-                Some(Rule::op_addr) => UnOp::AddrOf,
+            let op = match pre.as_str() {
+                "!" => UnOp::Not,
+                "-" => UnOp::Neg,
+                "*" => UnOp::Deref,
+                "&" => UnOp::AddrOf,
                 _ => {
                     self.ext(op_span, "the `~` operator");
                     UnOp::BitNot
@@ -1060,8 +1032,12 @@ impl<'a> Builder<'a> {
         ) {
             return self.mk(ExprKind::Int(0), span);
         }
-        let mut it = p.into_inner();
-        let mut e = self.atom(it.next().expect("postfix atom"));
+        let mut it = p.into_inner().peekable();
+        let head = it.next().expect("postfix atom");
+        let mut e = match it.next_if(|s| s.as_rule() == Rule::struct_fields) {
+            Some(fields) => self.struct_lit(head, fields),
+            None => self.atom(head),
+        };
         let mut after_index_or_call = false;
         for s in it {
             let r = s.as_rule();
@@ -1101,6 +1077,19 @@ impl<'a> Builder<'a> {
         self.mk(kind, span)
     }
 
+    fn struct_lit(&mut self, name: Pair<'_, Rule>, fields: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&name).to(self.span(&fields));
+        let name = self.ident(&name);
+        let fields = fields
+            .into_inner()
+            .map(|f| {
+                let c = inner(f);
+                (self.ident(&c[0]), self.expr(c[1].clone()))
+            })
+            .collect();
+        self.mk(ExprKind::StructLit { name, fields }, span)
+    }
+
     fn atom(&mut self, p: Pair<'_, Rule>) -> Expr {
         let span = self.span(&p);
         let kind = match p.as_rule() {
@@ -1117,17 +1106,6 @@ impl<'a> Builder<'a> {
                 return e;
             }
             Rule::array_lit => ExprKind::ArrayLit(p.into_inner().map(|e| self.expr(e)).collect()),
-            Rule::struct_lit => {
-                let mut it = p.into_inner();
-                let name = self.ident(&it.next().expect("struct name"));
-                let fields = it
-                    .map(|f| {
-                        let c = inner(f);
-                        (self.ident(&c[0]), self.expr(c[1].clone()))
-                    })
-                    .collect();
-                ExprKind::StructLit { name, fields }
-            }
             Rule::match_expr => {
                 let mut it = p.into_inner().skip(1);
                 let scrutinee = Box::new(self.expr(it.next().expect("match scrutinee")));
@@ -1198,27 +1176,4 @@ fn pat_text(parts: &[Pair<'_, Rule>]) -> String {
         .map(|p| p.as_str())
         .collect::<Vec<_>>()
         .join("")
-}
-
-fn binop(r: Rule) -> BinOp {
-    match r {
-        Rule::op_or => BinOp::Or,
-        Rule::op_and => BinOp::And,
-        Rule::op_bitor => BinOp::BitOr,
-        Rule::op_xor => BinOp::BitXor,
-        Rule::op_bitand => BinOp::BitAnd,
-        Rule::op_eq => BinOp::Eq,
-        Rule::op_ne => BinOp::Ne,
-        Rule::op_le => BinOp::Le,
-        Rule::op_ge => BinOp::Ge,
-        Rule::op_shl => BinOp::Shl,
-        Rule::op_shr => BinOp::Shr,
-        Rule::op_lt => BinOp::Lt,
-        Rule::op_gt => BinOp::Gt,
-        Rule::op_add => BinOp::Add,
-        Rule::op_sub => BinOp::Sub,
-        Rule::op_mul => BinOp::Mul,
-        Rule::op_div => BinOp::Div,
-        _ => BinOp::Rem,
-    }
 }
