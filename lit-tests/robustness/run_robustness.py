@@ -616,12 +616,15 @@ def execute(job, opts, env):
             extra_paths.append(p)
         with open(job.path, "wb") as f:
             f.write(data)
+        # A hang is no exit at all; a 10 MB input on a loaded two-core CI
+        # machine legitimately takes a while, so large inputs get more time.
+        timeout = opts.timeout + opts.timeout_per_mb * len(data) / MB
         del data
         t0 = time.monotonic()
         rc, err, timed_out = run_ksc(opts.ksc, job.path, job.cwd,
-                                     opts.timeout, env)
+                                     timeout, env)
         elapsed = time.monotonic() - t0
-        reason = judge(rc, err, timed_out, opts.timeout)
+        reason = judge(rc, err, timed_out, timeout)
         if reason and opts.keep_failures:
             os.makedirs(opts.keep_failures, exist_ok=True)
             dst = os.path.join(opts.keep_failures, safe_name(job.label))
@@ -677,6 +680,8 @@ def main(argv):
                     help="parallel ksc processes (default 2, the maximum)")
     ap.add_argument("--timeout", type=float, default=20.0,
                     help="seconds per input before it counts as a hang")
+    ap.add_argument("--timeout-per-mb", type=float, default=4.0,
+                    help="extra seconds per MB of input on top of --timeout")
     ap.add_argument("--seed", type=int, default=20240611)
     ap.add_argument("--rounds", type=int, default=4,
                     help="garbled/token variants of each kind per file")
