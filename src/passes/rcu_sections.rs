@@ -1,7 +1,7 @@
 //! `check-rcu-sections`: `bpf_rcu_read_lock()` / `bpf_rcu_read_unlock()` pair up on every path,
 //! as the kernel requires at load (§16): no lock inside a locked section ("nested rcu read
 //! lock"), no unlock outside one ("unmatched rcu read unlock"), and no return, throw or abort
-//! from a program (not a static function, which its caller may close for) while one is open ("BPF_EXIT instruction … inside bpf_rcu_read_lock-ed
+//! from a program while one is open ("BPF_EXIT instruction … inside bpf_rcu_read_lock-ed
 //! region"). Refused here at the call or exit's line rather than by the verifier.
 //!
 //! Each kernel function is walked over its structured regions with the set of section depths a
@@ -10,12 +10,18 @@
 //! `defer` schedules counts at every exit the defer runs on (`bpf_rcu_read_lock(); defer
 //! bpf_rcu_read_unlock()`), and more such unlocks than open sections are refused; a throw a
 //! `try` around it catches (by its constant code, or a `catch _`) is no exit.
+//!
+//! The kernel carries the section across BPF-to-BPF calls, and so does this walk: a static
+//! function starts at the depths of its call sites, and a call leaves its caller at the depths
+//! the callee returns with. A helper may so close its caller's section or open one its caller
+//! closes; a program calling a helper that leaves one open must close it before it exits.
 
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::views::KsFunc;
 use crate::ir::{Attr, Module, OpId, Opcode, RegionId};
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 const LOCK: &str = "bpf_rcu_read_lock";
 const UNLOCK: &str = "bpf_rcu_read_unlock";
@@ -24,24 +30,21 @@ const UNLOCK: &str = "bpf_rcu_read_unlock";
 type Depths = BTreeSet<u32>;
 
 pub fn run(m: &Module) -> PassResult {
+    let funcs = Functions::new(m);
+    let entries = funcs.entry_depths();
     let mut errors = Vec::new();
-    for f in super::kernel_funcs(m) {
-        let mut walk = Walk {
-            m,
-            errors: Vec::new(),
-            deferred: Vec::new(),
-            catching: Vec::new(),
-            // A static function may return inside a section its caller closes; only a program's
-            // exit is the kernel's BPF_EXIT of the main program.
-            program: KsFunc(f).kind(m).is_some(),
-        };
-        for &r in &m.op(f).regions {
-            walk.region(r, Depths::from([0]));
-        }
+    for &f in &funcs.kernel {
+        let at = entries
+            .get(&f)
+            .cloned()
+            .unwrap_or_else(|| Depths::from([0]));
+        let mut walk = Walk::new(&funcs, f);
+        walk.function(f, at);
         errors.extend(walk.errors);
     }
     // A loop's body is walked more than once: one error per op.
-    errors.dedup_by_key(|e| e.op);
+    let mut seen = HashSet::new();
+    errors.retain(|e| seen.insert(e.op));
     if errors.is_empty() {
         Ok(())
     } else {
@@ -49,9 +52,99 @@ pub fn run(m: &Module) -> PassResult {
     }
 }
 
-struct Walk<'m> {
+/// The module's kernel functions and what a call of each does to its caller's depth.
+struct Functions<'m> {
     m: &'m Module,
+    kernel: Vec<OpId>,
+    by_name: HashMap<&'m str, OpId>,
+    /// Depths a function returns with, per depth it is entered at.
+    exits: RefCell<HashMap<(OpId, u32), Depths>>,
+    /// Functions whose exits are being computed: a (refused elsewhere) recursive call is neutral.
+    computing: RefCell<HashSet<OpId>>,
+}
+
+impl<'m> Functions<'m> {
+    fn new(m: &'m Module) -> Self {
+        let kernel = super::kernel_funcs(m);
+        let by_name = (kernel.iter())
+            .filter_map(|&f| Some((m.symbol(f)?, f)))
+            .collect();
+        Functions {
+            m,
+            kernel,
+            by_name,
+            exits: RefCell::default(),
+            computing: RefCell::default(),
+        }
+    }
+
+    /// The kernel function a call op calls, if it calls one.
+    fn callee(&self, op: OpId) -> Option<OpId> {
+        match self.m.attr(op, "callee") {
+            Some(Attr::Sym(s)) if self.m.op(op).opcode == Opcode::CoreCall => {
+                self.by_name.get(s.as_str()).copied()
+            }
+            _ => None,
+        }
+    }
+
+    /// The depths a call of `f` entered at `depth` returns with (errors are reported by `f`'s
+    /// own walk, from the depths of its call sites).
+    fn exits(&self, f: OpId, depth: u32) -> Depths {
+        if let Some(d) = self.exits.borrow().get(&(f, depth)) {
+            return d.clone();
+        }
+        if !self.computing.borrow_mut().insert(f) {
+            return Depths::from([depth]);
+        }
+        let mut walk = Walk::new(self, f);
+        walk.function(f, Depths::from([depth]));
+        self.computing.borrow_mut().remove(&f);
+        self.exits
+            .borrow_mut()
+            .insert((f, depth), walk.returns.clone());
+        walk.returns
+    }
+
+    /// The depths each function is entered at: a program at 0, a static function at the union of
+    /// its call sites' depths, grown until nothing changes.
+    fn entry_depths(&self) -> HashMap<OpId, Depths> {
+        let mut entries: HashMap<OpId, Depths> = (self.kernel.iter())
+            .filter(|&&f| KsFunc(f).kind(self.m).is_some())
+            .map(|&f| (f, Depths::from([0])))
+            .collect();
+        // Each round settles at least one more level of the (acyclic) call graph.
+        for _ in 0..=self.kernel.len() {
+            let mut grown = false;
+            for &f in &self.kernel {
+                let Some(at) = entries.get(&f).cloned() else {
+                    continue;
+                };
+                let mut walk = Walk::new(self, f);
+                walk.function(f, at);
+                for (callee, depths) in walk.call_sites {
+                    let entry = entries.entry(callee).or_default();
+                    let before = entry.len();
+                    entry.extend(depths);
+                    grown |= entry.len() != before;
+                }
+            }
+            if !grown {
+                break;
+            }
+        }
+        entries
+    }
+}
+
+struct Walk<'f, 'm> {
+    m: &'m Module,
+    funcs: &'f Functions<'m>,
     errors: Vec<PassError>,
+    /// The depths the function returns with.
+    returns: Depths,
+    /// The depths each static function is called at.
+    call_sites: Vec<(OpId, Depths)>,
     /// For each region being walked, the sections its defers close when it exits.
     deferred: Vec<u32>,
     /// The codes each enclosing `try` body's handlers catch (`None`: any code).
@@ -60,7 +153,32 @@ struct Walk<'m> {
     program: bool,
 }
 
-impl Walk<'_> {
+impl<'f, 'm> Walk<'f, 'm> {
+    fn new(funcs: &'f Functions<'m>, f: OpId) -> Self {
+        let m = funcs.m;
+        Walk {
+            m,
+            funcs,
+            errors: Vec::new(),
+            returns: Depths::new(),
+            call_sites: Vec::new(),
+            deferred: Vec::new(),
+            catching: Vec::new(),
+            // A static function may return inside a section its caller closes; only a program's
+            // exit is the kernel's BPF_EXIT of the main program.
+            program: KsFunc(f).kind(m).is_some(),
+        }
+    }
+
+    /// Walks function `f` entered at `at`; a body that falls off its end returns.
+    fn function(&mut self, f: OpId, at: Depths) {
+        for &r in &self.m.op(f).regions {
+            if let Some(end) = self.region(r, at.clone()) {
+                self.returns.extend(end);
+            }
+        }
+    }
+
     /// The depths at the region's end, when a path falls through it.
     fn region(&mut self, r: RegionId, at: Depths) -> Option<Depths> {
         self.deferred.push(0);
@@ -130,8 +248,22 @@ impl Walk<'_> {
                 }
                 let closed: u32 = self.deferred.iter().sum();
                 self.check_deferred(op, &at, closed);
+                if d.opcode == Opcode::KsReturn {
+                    (self.returns).extend(at.iter().map(|n| n.saturating_sub(closed)));
+                }
                 None
             }
+            Opcode::CoreCall => match self.funcs.callee(op) {
+                Some(callee) => {
+                    self.call_sites.push((callee, at.clone()));
+                    Some(
+                        at.iter()
+                            .flat_map(|&n| self.funcs.exits(callee, n))
+                            .collect(),
+                    )
+                }
+                None => Some(at),
+            },
             Opcode::KsDefer => {
                 let unlocks = self.calls_in(d.regions[0], UNLOCK);
                 let locks = self.calls_in(d.regions[0], LOCK);
