@@ -130,19 +130,27 @@ fn stack_summary(m: &Module, func: Option<OpId>) -> String {
     let Some(func) = func else {
         return "a kernel function needs more than 512 bytes of stack; move large values into a per-CPU array map".into();
     };
-    let mut objects: Vec<(u64, String)> = m
-        .collect_nested(func, |o| o.opcode == Opcode::CoreLocal)
+    // The functions it calls may be inlined into its frame: their locals count too.
+    let mut objects: Vec<(u64, String)> = called_from(m, func)
         .into_iter()
-        .filter_map(|op| {
-            let Some(Attr::Type(t)) = m.attr(op, "ty") else {
-                return None;
-            };
-            let size = crate::ir::layout::size_of(m, t)?;
-            let what = match m.attr(op, "name") {
-                Some(Attr::Str(n)) => format!("`{}`", String::from_utf8_lossy(n)),
-                _ => format!("a temporary `{t}`"),
-            };
-            Some((size, what))
+        .flat_map(|f| {
+            let owner = (f != func).then(|| m.symbol(f).unwrap_or("a callee"));
+            m.collect_nested(f, |o| o.opcode == Opcode::CoreLocal)
+                .into_iter()
+                .filter_map(move |op| {
+                    let Some(Attr::Type(t)) = m.attr(op, "ty") else {
+                        return None;
+                    };
+                    let size = crate::ir::layout::size_of(m, t)?;
+                    let mut what = match m.attr(op, "name") {
+                        Some(Attr::Str(n)) => format!("`{}`", String::from_utf8_lossy(n)),
+                        _ => format!("a temporary `{t}`"),
+                    };
+                    if let Some(owner) = owner {
+                        what += &format!(" of `{owner}`");
+                    }
+                    Some((size, what))
+                })
         })
         .collect();
     objects.sort_by_key(|o| std::cmp::Reverse(o.0));
@@ -153,4 +161,20 @@ fn stack_summary(m: &Module, func: Option<OpId>) -> String {
         .collect();
     let name = m.symbol(func).unwrap_or("the function");
     format!("`{name}` needs more than the 512 bytes of stack eBPF allows; its largest stack objects: {}; keep large values in a per-CPU array map (`var scratch : percpu_array<u32, T>(1)`) and work on them through `if (var v = scratch[0])`", largest.join(", "))
+}
+
+/// `func` and every function it calls, directly or not.
+fn called_from(m: &Module, func: OpId) -> Vec<OpId> {
+    use crate::passes::callgraph::{CallGraph, Edge};
+    let cg = CallGraph::build(m);
+    let Some(&start) = cg.node.get(&func) else {
+        return vec![func];
+    };
+    let calls = petgraph::visit::EdgeFiltered::from_fn(&cg.graph, |e| e.weight().0 == Edge::Call);
+    let mut dfs = petgraph::visit::Dfs::new(&calls, start);
+    let mut out = Vec::new();
+    while let Some(n) = dfs.next(&calls) {
+        out.push(cg.graph[n]);
+    }
+    out
 }
