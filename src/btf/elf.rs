@@ -1,10 +1,35 @@
-//! Just enough ELF to find a section by name (the `.BTF` of a `vmlinux` image or a module),
-//! for 32- and 64-bit objects of either byte order. Every offset is bounds-checked.
+//! Just enough ELF to find a section by name (the `.BTF` of a `vmlinux` image or a module) or to
+//! list them all (the BPF back end's own objects), for 32- and 64-bit objects of either byte
+//! order. Every offset is bounds-checked.
 
 use std::ops::Range;
 
 /// The byte range of the section called `name`.
 pub(crate) fn section(elf: &[u8], name: &str) -> Result<Range<usize>, String> {
+    sections(elf)?
+        .into_iter()
+        .find(|s| s.name == name)
+        .map(|s| s.range)
+        .ok_or_else(|| format!("ELF file has no {name} section"))
+}
+
+/// `SHT_NOBITS`: a section with a size but no bytes in the file (`.bss`).
+const SHT_NOBITS: u32 = 8;
+
+/// One section header, named, with its bytes' range in the file.
+pub(crate) struct SectionHeader {
+    pub name: String,
+    /// `sh_type`: `SHT_SYMTAB` (2), `SHT_REL` (9), …
+    pub kind: u32,
+    pub range: Range<usize>,
+    /// `sh_link`: a symbol table's string table, a relocation section's symbol table.
+    pub link: u32,
+    /// `sh_info`: the section a relocation section applies to.
+    pub info: u32,
+}
+
+/// Every section header, in section-index order.
+pub(crate) fn sections(elf: &[u8]) -> Result<Vec<SectionHeader>, String> {
     let r = Reader::new(elf).ok_or("malformed ELF header")?;
     let (shoff, shentsize, shnum, shstrndx) = if r.wide {
         (r.u64(0x28)?, r.u16(0x3a)?, r.u16(0x3c)?, r.u16(0x3e)?)
@@ -23,28 +48,38 @@ pub(crate) fn section(elf: &[u8], name: &str) -> Result<Range<usize>, String> {
         r.section(at)
     };
     let names = header(shstrndx)?.range(elf)?;
-    for i in 0..shnum {
-        let s = header(i)?;
-        let at = names
-            .start
-            .checked_add(s.name as usize)
-            .filter(|&a| a < names.end)
-            .ok_or("ELF section name out of range")?;
-        let found = elf[at..names.end]
-            .split(|&b| b == 0)
-            .next()
-            .is_some_and(|n| n == name.as_bytes());
-        if found {
-            return s.range(elf);
-        }
-    }
-    Err(format!("ELF file has no {name} section"))
+    (0..shnum)
+        .map(|i| {
+            let s = header(i)?;
+            let at = names
+                .start
+                .checked_add(s.name as usize)
+                .filter(|&a| a < names.end)
+                .ok_or("ELF section name out of range")?;
+            let name = elf[at..names.end].split(|&b| b == 0).next().unwrap_or(&[]);
+            let range = if s.kind == SHT_NOBITS {
+                0..0
+            } else {
+                s.range(elf)?
+            };
+            Ok(SectionHeader {
+                name: String::from_utf8_lossy(name).into_owned(),
+                kind: s.kind,
+                range,
+                link: s.link,
+                info: s.info,
+            })
+        })
+        .collect()
 }
 
 struct Section {
     name: u32,
+    kind: u32,
     offset: u64,
     size: u64,
+    link: u32,
+    info: u32,
 }
 
 impl Section {
@@ -111,11 +146,29 @@ impl<'a> Reader<'a> {
             return Err("ELF section table out of range".into());
         }
         let name = self.u32(at)?;
-        let (offset, size) = if self.wide {
-            (self.u64(at + 0x18)?, self.u64(at + 0x20)?)
+        let kind = self.u32(at + 4)?;
+        let (offset, size, link, info) = if self.wide {
+            (
+                self.u64(at + 0x18)?,
+                self.u64(at + 0x20)?,
+                self.u32(at + 0x28)?,
+                self.u32(at + 0x2c)?,
+            )
         } else {
-            (self.u32(at + 0x10)? as u64, self.u32(at + 0x14)? as u64)
+            (
+                self.u32(at + 0x10)? as u64,
+                self.u32(at + 0x14)? as u64,
+                self.u32(at + 0x18)?,
+                self.u32(at + 0x1c)?,
+            )
         };
-        Ok(Section { name, offset, size })
+        Ok(Section {
+            name,
+            kind,
+            offset,
+            size,
+            link,
+            info,
+        })
     }
 }

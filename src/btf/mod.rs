@@ -8,7 +8,7 @@
 //! need not be acyclic, so every walk here is depth-limited.
 
 mod bytes;
-mod elf;
+pub(crate) mod elf;
 mod names;
 mod raw;
 #[cfg(test)]

@@ -106,7 +106,9 @@ impl<'s> Reporter<'s> {
         let mut stack_reported = std::collections::HashSet::new();
         let mut out = Vec::new();
         for e in errors {
-            if e.code == Code::E0601 {
+            if e.explained {
+                out.push(Diagnostic::error(e.code, self.span(m, e.op), e.message));
+            } else if e.code == Code::E0601 {
                 let func = e.op.map(|op| m.top_level_of(op));
                 if stack_reported.insert(func) {
                     let span = self.span(m, func.or(e.op));

@@ -12,6 +12,7 @@ mod byte_copies;
 mod chosen_keys;
 mod decls;
 mod flag_phis;
+mod frame_chains;
 mod layout;
 mod llvm_ir;
 mod ops;
@@ -111,7 +112,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         }
         g.license();
     });
-    g.finish(
+    let bytes = g.finish(
         &tm,
         pipeline(opts.optimize),
         output,
@@ -135,7 +136,14 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             layout::lay_out(m);
             Ok(())
         },
-    )
+    )?;
+    if matches!(output, Output::Object) {
+        let errors = frame_chains::check(m, &bytes);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+    }
+    Ok(bytes)
 }
 
 /// IndVarSimplify turns a side-effect-free loop's exits into one test before the loop when it can

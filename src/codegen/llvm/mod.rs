@@ -41,6 +41,9 @@ pub struct Error {
     /// exceeds (E0601, the BPF stack).
     pub code: crate::diagnostics::Code,
     pub message: String,
+    /// The message is written for the program's author and is reported as it is (else a stack
+    /// overflow is summarised from the function's locals and anything else is a compiler bug).
+    pub explained: bool,
 }
 
 impl Error {
@@ -49,6 +52,21 @@ impl Error {
             op,
             code: crate::diagnostics::Code::E0999,
             message: message.into(),
+            explained: false,
+        }
+    }
+
+    /// A limit of the target the program exceeds, said in the words of `message`.
+    pub fn explained(
+        op: Option<OpId>,
+        code: crate::diagnostics::Code,
+        message: impl Into<String>,
+    ) -> Error {
+        Error {
+            op,
+            code,
+            message: message.into(),
+            explained: true,
         }
     }
 
@@ -61,7 +79,12 @@ impl Error {
         } else {
             crate::diagnostics::Code::E0999
         };
-        Error { op, code, message }
+        Error {
+            op,
+            code,
+            message,
+            explained: false,
+        }
     }
 }
 
