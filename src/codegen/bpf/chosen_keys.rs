@@ -17,6 +17,15 @@
 //!    access there goes through a stack slot, a global or a pointer the lookups there returned,
 //!    every helper argument is a constant or such a pointer, no loop, no call of another
 //!    function. The verifier then checks that code once, with the key unknown, for all arms.
+//! 3. A zero is the one value the upper half keeps: storing a register known to be 0 there marks
+//!    the bytes as zero and the register precise, so the arm that chose 0 still keeps its state
+//!    apart from the others' on the way from the join to the lookup. When the key is not used
+//!    after the lookup, the arms store it instead as a whole 8-byte word at the slot's start (the
+//!    key in its low bytes): kernels ≥ 6.8 keep such an aligned spill, zero included, as an
+//!    imprecise register, and do not take a word wider than the key for a constant key. (Kernels
+//!    before 6.8 treat a stored zero as before.) A key used after the lookup stays in the upper
+//!    half: a test of it makes it precise anyway, and a zero there spares the lookup's null case
+//!    (kernels ≥ 6.13).
 
 use super::llvm_ir::{
     calls_intrinsic, helper_id, instructions, is_alloca, pointer_operand, successors, users,
@@ -41,7 +50,11 @@ pub fn hide_chosen_keys(module: &Module) {
     for f in module.get_functions() {
         for slot in key_slots(f) {
             if let Some(moved) = move_to_untracked_half(module, &builder, slot) {
-                reload_after_lookups(&builder, f, moved);
+                if !reload_after_lookups(&builder, f, moved.upper)
+                    && !used_after_lookups(moved.upper)
+                {
+                    store_whole_words(&builder, moved);
+                }
             }
         }
     }
@@ -68,13 +81,22 @@ fn key_slots(f: FunctionValue<'_>) -> Vec<PointerValue<'_>> {
     slots
 }
 
+/// A key moved into the upper half of an 8-byte slot.
+#[derive(Clone, Copy)]
+struct MovedKey<'ctx> {
+    /// The 8-byte slot.
+    whole: PointerValue<'ctx>,
+    /// Its bytes 4..: the key's address.
+    upper: PointerValue<'ctx>,
+}
+
 /// Step 1: when every value stored into `slot` is a choice among constants, the slot becomes
-/// bytes 4.. of a new 8-byte-aligned slot; returns the new key address.
+/// bytes 4.. of a new 8-byte-aligned slot.
 fn move_to_untracked_half<'ctx>(
     module: &Module<'ctx>,
     builder: &Builder<'ctx>,
     slot: PointerValue<'ctx>,
-) -> Option<PointerValue<'ctx>> {
+) -> Option<MovedKey<'ctx>> {
     let alloca = slot.as_instruction()?;
     let width = alloca
         .get_allocated_type()
@@ -122,6 +144,10 @@ fn move_to_untracked_half<'ctx>(
                 user.set_operand(n, replacement);
             }
         }
+        // A lifetime covers the whole new slot.
+        if is_lifetime(user) {
+            user.set_operand(0, ctx.i64_type().const_int(8, false));
+        }
         // The stores were 8-aligned with the old slot; the key is now 4-aligned.
         if user.get_opcode() == InstructionOpcode::Store {
             let align = user.get_alignment().unwrap_or(1).min(4);
@@ -129,16 +155,18 @@ fn move_to_untracked_half<'ctx>(
         }
     }
     alloca.erase_from_basic_block();
-    Some(upper)
+    Some(MovedKey { whole, upper })
 }
 
 /// Step 2: a choice stored into `key` right before a lookup and used after it is read back from
-/// `key` there, when the code after the lookup cannot depend on which constant it is.
+/// `key` there, when the code after the lookup cannot depend on which constant it is. Whether
+/// any was.
 fn reload_after_lookups<'ctx>(
     builder: &Builder<'ctx>,
     f: FunctionValue<'ctx>,
     key: PointerValue<'ctx>,
-) {
+) -> bool {
+    let mut reloaded_any = false;
     for store in users(key) {
         if store.get_opcode() != InstructionOpcode::Store {
             continue;
@@ -185,6 +213,7 @@ fn reload_after_lookups<'ctx>(
         if let Some(load) = reloaded.as_instruction() {
             let _ = load.set_alignment(4);
         }
+        reloaded_any = true;
         for u in moved {
             u.remove_from_basic_block();
             builder.insert_instruction(&u, None);
@@ -197,6 +226,74 @@ fn reload_after_lookups<'ctx>(
                     u.set_operand(n, reloaded);
                 }
             }
+        }
+    }
+    reloaded_any
+}
+
+/// Whether a value stored into `key` is used after the helper call that reads it.
+fn used_after_lookups(key: PointerValue<'_>) -> bool {
+    users(key).into_iter().any(|store| {
+        if store.get_opcode() != InstructionOpcode::Store {
+            return false;
+        }
+        let (Some(value), Some(lookup), Some(block)) = (
+            stored_value(store),
+            next_use_of(key, store),
+            store.get_parent(),
+        ) else {
+            return true;
+        };
+        let later_blocks = reachable_from(&successors(block));
+        let after = |u: InstructionValue<'_>| {
+            comes_before(lookup, u) || u.get_parent().is_some_and(|b| later_blocks.contains(&b))
+        };
+        // Through arithmetic computed before the call (a test LLVM hoisted above it).
+        let mut derived: Vec<InstructionValue> = users(value);
+        let mut k = 0;
+        while k < derived.len() && k < 64 {
+            let u = derived[k];
+            if u != store && after(u) {
+                return true;
+            }
+            if is_pure_arithmetic(u) {
+                derived.extend(users_of_result(u));
+            }
+            k += 1;
+        }
+        k == 64
+    })
+}
+
+/// Step 3: the key's stores become 8-byte stores of the zero-extended key at the slot's start,
+/// and the helpers read it there.
+fn store_whole_words(builder: &Builder<'_>, key: MovedKey<'_>) {
+    for user in users(key.upper) {
+        if user.get_opcode() == InstructionOpcode::Store {
+            let Some(value) = stored_value(user) else {
+                continue;
+            };
+            builder.position_before(&user);
+            let word_type = value.get_type().get_context().i64_type();
+            let Ok(word) = builder.build_int_z_extend(value, word_type, "key.word") else {
+                return;
+            };
+            let Ok(store) = builder.build_store(key.whole, word) else {
+                return;
+            };
+            let _ = store.set_alignment(8);
+            user.erase_from_basic_block();
+        } else {
+            for n in 0..user.get_num_operands() {
+                if pointer_operand(user, n) == Some(key.upper) {
+                    user.set_operand(n, key.whole);
+                }
+            }
+        }
+    }
+    if let Some(gep) = key.upper.as_instruction() {
+        if users(key.upper).is_empty() {
+            gep.erase_from_basic_block();
         }
     }
 }
