@@ -28,7 +28,9 @@ use super::provenance::Provenance;
 use super::value_bounds::{self, int_max, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
-use crate::ir::{views, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
+use crate::ir::{
+    views, views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
+};
 use crate::vocab::CmpPred;
 use params::ParamRoles;
 use std::collections::{HashMap, HashSet};
@@ -196,6 +198,8 @@ struct BoundsCheck {
     param_offsets: HashMap<Value, Passed>,
     /// Packet pointers formed from `ctx->data` alone (not `data_meta`, nor a parameter).
     from_data: HashSet<Value>,
+    /// The integer parameters of a function that is called (not a program).
+    called_params: HashSet<Value>,
 }
 
 /// The packet bytes proven at a function's packet parameter (by function symbol and parameter
@@ -429,6 +433,12 @@ impl BoundsCheck {
             args_proven: ProvenArgs::default(),
             param_offsets: HashMap::new(),
             from_data: HashSet::new(),
+            called_params: match KsFunc(f).kind(m) {
+                Some(_) => HashSet::new(),
+                None => (m.block(m.func_entry(f)).args.iter().copied())
+                    .filter(|&a| m.value_type(a).is_int())
+                    .collect(),
+            },
         }
     }
 
@@ -665,6 +675,11 @@ impl BoundsCheck {
     /// may carry it past its type's top, high bits a constant or a complement sets (`14 - ihl`,
     /// `(b & 15) * 0xffffffff`, which LLVM makes a negation, `~(b & 15)`, `x ^ 0xfffffff0`).
     fn may_be_known_huge(&self, m: &Module, v: Value, depth: u32) -> bool {
+        // The verifier follows a static function with each caller's registers, so it knows a
+        // parameter as exactly as the caller knows the argument (`byte_at(p, end, n - 300)`).
+        if self.called_params.contains(&v) {
+            return true;
+        }
         let Some(d) = def_op(m, v).map(|op| m.op(op)) else {
             return false;
         };
