@@ -384,6 +384,9 @@ def scenario_errors(ksc, work):
     first = p.stderr.splitlines()[0] if p.stderr else ""
     check(p.returncode == 1 and p.stdout == "" and first.startswith("ksrt: refused_fentry: cannot load program on_open: ") and "Operation not permitted" in first,
           "a program the kernel refuses stops start-up with one line naming it and the cause (%r)" % first)
+    as_root = os.geteuid() == 0
+    check(("this kernel itself refuses" in first) == as_root and ("needs root" in first) != as_root,
+          "root is not told it needs root: the refusal is the kernel's own (%r)" % first)
 
 
 SCENARIOS = {

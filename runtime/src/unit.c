@@ -346,6 +346,23 @@ static bool explain_kfunc_not_allowed(const char *complaint, const char *name, c
     return true;
 }
 
+/* Root lacks no privilege: EPERM for a program the kernel runs through a BPF trampoline is the
+ * kernel's own refusal (no ftrace support, or lockdown), and "needs root" would mislead. */
+#define RT_TRAMPOLINE_REFUSED                                                                              \
+    "Operation not permitted (EPERM); running as root, so this kernel itself refuses such programs (built " \
+    "without the ftrace support BPF trampolines need, or locked down): load them on a kernel with it"
+
+static bool refused_by_kernel(int err, const char *kind)
+{
+    static const char *const trampoline_kinds[] = {"fentry", "fexit", "fmod_ret", "lsm", "struct_ops"};
+    if ((err != EPERM && err != -EPERM) || geteuid() != 0)
+        return false;
+    for (size_t i = 0; i < sizeof trampoline_kinds / sizeof *trampoline_kinds; i++)
+        if (strcmp(kind, trampoline_kinds[i]) == 0)
+            return true;
+    return false;
+}
+
 static void explain_program_failure(struct bpf_object *obj, const char *name, int err, struct rt_load_failure *f)
 {
     char marker[320];
@@ -372,8 +389,9 @@ static void explain_program_failure(struct bpf_object *obj, const char *name, in
             why += strlen(prefix);
             snprintf(complaint, sizeof complaint, "%.*s", (int)strcspn(why, "\n"), why);
         } else {
-            snprintf(complaint, sizeof complaint, "the kernel refused the %s program before verification: %s",
-                     prog ? rt_prog_kind(prog) : "", rt_error_text(err, RT_OP_LOAD).text);
+            const char *kind = prog ? rt_prog_kind(prog) : "";
+            snprintf(complaint, sizeof complaint, "the kernel refused the %s program before verification: %s", kind,
+                     refused_by_kernel(err, kind) ? RT_TRAMPOLINE_REFUSED : rt_error_text(err, RT_OP_LOAD).text);
         }
         f->detail = more_messages(f);
     }

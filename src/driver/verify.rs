@@ -161,7 +161,7 @@ fn emit(sources: &SourceMap, json: bool, d: Diagnostic) -> i32 {
 /// at the kfunc's `extern`.
 fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap, unit: &Unit) -> Diagnostic {
     let log: Vec<String> = r.log.lines().map(str::to_owned).collect();
-    let missing = kernel::missing_kfunc(&log).and_then(|k| extern_declaration(unit, &k));
+    let missing = kernel::missing_kfunc(&log).and_then(|k| declaration(unit, &k));
     let span = missing
         .or_else(|| {
             kernel::log_source_location(&r.log).and_then(|(file, line, _)| {
@@ -170,6 +170,8 @@ fn rejection(r: &ProgramReport, last_line: &str, sources: &SourceMap, unit: &Uni
                 Some(Span::new(id, lo, hi))
             })
         })
+        // Refused before the verifier ran: no log line to point at, so the program itself.
+        .or_else(|| declaration(unit, &r.name))
         .unwrap_or_default();
     let mut d = Diagnostic::error(
         Code::E0901,
@@ -222,10 +224,11 @@ fn map_declaration(unit: &Unit, name: &str) -> Option<Span> {
     })
 }
 
-/// The name in the `extern` declaring `name`.
-fn extern_declaration(unit: &Unit, name: &str) -> Option<Span> {
+/// The name in the `extern` or function declaring `name` (a kfunc, or a program by its symbol).
+fn declaration(unit: &Unit, name: &str) -> Option<Span> {
     unit.items.iter().find_map(|item| match &item.kind {
         ItemKind::Extern(e) if e.name.name == name => Some(e.name.span),
+        ItemKind::Func(f) if f.name.name == name => Some(f.name.span),
         _ => None,
     })
 }

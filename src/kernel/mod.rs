@@ -307,8 +307,26 @@ fn refusal(name: &str, kind: &str, errno: i32, messages: &[String]) -> String {
         Some(why) if !reached_kernel => why,
         _ => format!(
             "the kernel refused the {kind} program before verification: {}",
-            load_errno_text(errno)
+            program_errno_text(kind, errno)
         ),
+    }
+}
+
+/// Program kinds the kernel runs through a BPF trampoline it builds at load time.
+const TRAMPOLINE_KINDS: [&str; 5] = ["fentry", "fexit", "fmod_ret", "lsm", "struct_ops"];
+
+/// As [`load_errno_text`], but an EPERM given to root for a trampoline program is the kernel's
+/// own refusal, not a missing privilege: saying "needs root" to root sends users the wrong way.
+fn program_errno_text(kind: &str, errno: i32) -> String {
+    let is_root = unsafe { libc::geteuid() } == 0;
+    if errno == libc::EPERM && is_root && TRAMPOLINE_KINDS.contains(&kind) {
+        format!(
+            "{}; ksc runs as root, so this kernel itself refuses {kind} programs (built without \
+             the ftrace support BPF trampolines need, or locked down): load them on a kernel with it",
+            ffi::strerror(errno)
+        )
+    } else {
+        load_errno_text(errno)
     }
 }
 

@@ -217,6 +217,14 @@ fn fentry_is_refused_before_the_verifier() {
             last_line.contains("refused the fentry program before verification"),
             "{last_line}"
         );
+        // Root lacks no privilege: the refusal is the kernel's own.
+        let as_root = unsafe { libc::geteuid() } == 0;
+        assert_eq!(
+            last_line.contains("this kernel itself refuses fentry programs"),
+            as_root,
+            "{last_line}"
+        );
+        assert_eq!(last_line.contains("needs root"), !as_root, "{last_line}");
         assert!(
             !reports[0].log.is_empty(),
             "libbpf's messages stand in for the missing log"
