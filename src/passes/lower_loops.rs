@@ -11,7 +11,9 @@
 //! (the shortest are unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
-use super::PassResult;
+use super::value_bounds::int_max;
+use super::{PassError, PassResult};
+use crate::diagnostics::Code;
 use crate::ir::layout::c_layout;
 use crate::ir::{Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
 use crate::vocab::{CmpPred, StructOrigin, Target};
@@ -21,6 +23,10 @@ use std::rc::Rc;
 /// Counted loops with at most this many iterations stay inline (the verifier bounds them).
 pub const INLINE_TRIP_COUNT: i128 = 64;
 
+/// The most iterations `bpf_loop` runs (the kernel's BPF_MAX_LOOPS): asked for more, it runs
+/// none and returns -E2BIG.
+pub const MAX_LOOP_TRIPS: i128 = 1 << 23;
+
 /// The exit codes of a throw and an abort that reach a callback's top from elsewhere — a called
 /// function, a check a later pass inserts — which `flatten` records in the context struct
 /// (`exit`, and the thrown `code`) before returning 1.
@@ -29,25 +35,40 @@ pub const RAISED_ABORT_EXIT: i128 = u32::MAX as i128;
 
 pub fn run(m: &mut Module) -> PassResult {
     let mut work = super::kernel_funcs(m);
+    let mut errors = Vec::new();
     while let Some(f) = work.pop() {
         let mut n = 0;
         while let Some(l) = outermost_long_loop(m, f) {
+            if let Some(trips) = constant_trips(m, l).filter(|&t| t > MAX_LOOP_TRIPS) {
+                errors.push(PassError::user(
+                    l,
+                    Code::E0408,
+                    format!("this loop runs {trips} times; a kernel loop runs at most {MAX_LOOP_TRIPS} (bpf_loop's limit): split it, or bound it below that"),
+                ));
+                break;
+            }
             let cb = outline(m, f, l, n);
             n += 1;
             work.push(cb);
         }
     }
-    Ok(())
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+/// The iterations of a `ks.for` whose bounds are both constants.
+fn constant_trips(m: &Module, l: OpId) -> Option<i128> {
+    let o = &m.op(l).operands;
+    let (lo, hi) = (m.const_int(o[0])?, m.const_int(o[1])?);
+    Some((hi - lo).max(0))
 }
 
 /// A loop this pass outlines into a `bpf_loop` callback (whose counter the verifier cannot bound).
 pub fn is_long(m: &Module, l: OpId) -> bool {
-    let o = &m.op(l).operands;
-    let Some(trips) = m
-        .const_int(o[1])
-        .zip(m.const_int(o[0]))
-        .map(|(hi, lo)| hi - lo)
-    else {
+    let Some(trips) = constant_trips(m, l) else {
         return true;
     };
     // Longer loops stay counted when bound-loops marked them walking memory (see
@@ -226,6 +247,17 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let span = b.core_sub(hi, lo);
     let zero = b.core_zero(counter_ty.clone());
     let trips = b.core_select(more, span, zero);
+    // More than bpf_loop runs would silently run nothing (and a 64-bit count cut to 32 bits
+    // would run the wrong number): a run-time count past the limit aborts (§14.4).
+    if int_max(&counter_ty).is_none_or(|top| top > MAX_LOOP_TRIPS as u128) {
+        let limit = b.core_const(MAX_LOOP_TRIPS, counter_ty.clone());
+        let too_many = b.core_cmp(trips, limit, CmpPred::Gt);
+        let check = b.ks_if(too_many, None, &[]);
+        let (block, at) = (b.block, b.at);
+        b.set_block(b.entry(check, 0));
+        b.ks_abort(b"loop runs more than bpf_loop's 8388608 iterations".to_vec());
+        (b.block, b.at) = (block, at);
+    }
     let trips = b.cast_to(trips, Type::u32());
     b.bpf_loop(trips, slot, &cb_name);
     dispatch_exits(m, lp, slot, &ctx_ty, &exits, &ret);
