@@ -8,22 +8,27 @@
 //! of becoming a `bpf_loop` callback called once per iteration. The bound comes from
 //! [`LocalBounds`]: stores to locals and the comparisons that guard them.
 //!
+//! A counted `while` (`while (i < K)`, see [`while_trip_count`]) longer than that becomes
+//! `for (_ in 0..K) { if (!cond) { break } body }`, so `lower-loops` makes it a `bpf_loop` as it
+//! does a long `for`: as written the verifier would follow it iteration by iteration, and gives
+//! up after 8192 jumps ("the sequence of 8193 jumps is too complex") or 1M instructions.
+//!
 //! It also marks the loops that walk memory (`walks` on `ks.for`, see [`walks_memory`]), which
 //! `lower-loops` keeps counted for longer; the mark is made here, on the loops as written, so
 //! every later pass asks the same question of the same answer.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
 use super::lower_loops::INLINE_TRIP_COUNT;
-use super::value_bounds::loaded_local;
-use super::value_bounds::LocalBounds;
+use super::value_bounds::{counted_while, loaded_local, LocalBounds};
 use super::PassResult;
-use crate::ir::{Attr, Builder, Module, OpId, Opcode, Value};
+use crate::ir::{Attr, Builder, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs = super::kernel_funcs(m);
     let params = super::value_bounds::CallBounds::of_module(m);
     for f in funcs {
+        count_long_whiles(m, f);
         bound_run_time_trips(m, f, &params);
         for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
             if stays_counted(m, f, lp) {
@@ -75,15 +80,79 @@ const WALK_BUDGET: i128 = 64 * 1024;
 /// operations over all of them that walks memory.
 fn stays_counted(m: &Module, f: OpId, lp: OpId) -> bool {
     let o = &m.op(lp).operands;
-    let Some(trips) = m
-        .const_int(o[1])
+    m.const_int(o[1])
         .zip(m.const_int(o[0]))
-        .map(|(hi, lo)| hi - lo)
-    else {
-        return false;
-    };
+        .is_some_and(|(hi, lo)| walks_within_budget(m, f, lp, hi - lo))
+}
+
+fn walks_within_budget(m: &Module, f: OpId, lp: OpId, trips: i128) -> bool {
     let ops = m.collect_nested(lp, |_| true).len() as i128;
     trips <= WALK_TRIP_COUNT && trips.saturating_mul(ops) <= WALK_BUDGET && walks_memory(m, f, lp)
+}
+
+/// Rewrites each counted `while` of `f` that runs more than [`INLINE_TRIP_COUNT`] times (and does
+/// not walk memory within the budget a counted loop keeps) as a `for` over its trip count that
+/// leaves when the condition fails. Each iteration first sets the counter from the `for`'s
+/// index (`i = i0 + index * step`, the value the body's own steps give it): as a `bpf_loop`
+/// callback the verifier then sees a counter it does not know, whose states repeat, not one
+/// it knows exactly and follows through every iteration.
+fn count_long_whiles(m: &mut Module, f: OpId) {
+    for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsWhile) {
+        let Some(counted) = counted_while(m, lp) else {
+            continue;
+        };
+        let Ok(trips) = i128::try_from(counted.trips) else {
+            continue;
+        };
+        if trips <= INLINE_TRIP_COUNT || walks_within_budget(m, f, lp, trips) {
+            continue;
+        }
+        let (cond, body) = (m.op(lp).regions[0], m.op(lp).regions[1]);
+        let (Some(cond_block), Some(body_block)) = (m.sole_block(cond), m.sole_block(body)) else {
+            continue;
+        };
+        let Some(test) = m.yielded_value(cond) else {
+            continue;
+        };
+        let yielded = *m
+            .block(cond_block)
+            .ops
+            .last()
+            .expect("a yield ends the condition");
+        let counter_ty = if trips <= i128::from(u32::MAX) {
+            Type::u32()
+        } else {
+            Type::u64()
+        };
+        let Some(local_ty) = m.value_type(counted.slot).pointee().cloned() else {
+            continue;
+        };
+        let mut b = m.builder_before(lp);
+        let start = b.core_load(counted.slot, local_ty.clone());
+        let lo = b.core_const(0, counter_ty.clone());
+        let hi = b.core_const(trips, counter_ty.clone());
+        let for_op = b.ks_for(lo, hi, None);
+        let top = b.entry(for_op, 0);
+        let index = m.add_block_arg(top, counter_ty);
+        let loc = m.op(lp).loc;
+        let mut b = Builder::new(m, top);
+        b.loc = loc;
+        let index = b.cast_to(index, local_ty.clone());
+        let step = b.core_const(counted.step, local_ty);
+        let moved = b.core_mul(index, step);
+        let now = b.core_add(start, moved);
+        b.core_store(now, counted.slot);
+        m.detach_op(yielded);
+        m.move_ops(cond_block, top);
+        let mut b = Builder::new(m, top);
+        b.loc = loc;
+        let holds = b.ks_if(test, None, &[]);
+        let fails = b.entry(holds, 1);
+        b.set_block(fails);
+        b.ks_break();
+        m.move_ops(body_block, top);
+        m.detach_op(lp);
+    }
 }
 
 /// Whether the loop carries an address or offset from one iteration to the next: a local the

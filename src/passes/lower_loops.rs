@@ -43,7 +43,7 @@ pub fn run(m: &mut Module) -> PassResult {
                 errors.push(PassError::user(
                     l,
                     Code::E0408,
-                    format!("this loop runs {trips} times; a kernel loop runs at most {MAX_LOOP_TRIPS} (bpf_loop's limit): split it, or bound it below that"),
+                    format!("this loop may run {trips} times; a kernel loop runs at most {MAX_LOOP_TRIPS} (bpf_loop's limit): split it, or bound it below that"),
                 ));
                 break;
             }

@@ -434,10 +434,25 @@ pub(super) fn trip_count(m: &Module, l: OpId) -> Option<u128> {
     }
 }
 
+/// At most how many iterations a counted `while` runs ([`counted_while`]).
+fn while_trip_count(m: &Module, l: OpId) -> Option<u128> {
+    counted_while(m, l).map(|c| c.trips)
+}
+
+/// A `while` that counts a local up to a constant.
+pub(super) struct CountedWhile {
+    /// The counter's local.
+    pub slot: Value,
+    /// What each iteration adds to it.
+    pub step: i128,
+    /// The most iterations.
+    pub trips: u128,
+}
+
 /// `while (i < K)` (or `<=`) over an unsigned local `i` that the body advances by a constant
 /// step of at least 1 in its own block (so every iteration that goes round again advances it: no
 /// `continue` in the body), and stores nowhere else: at most `K` iterations (`K + 1`).
-fn while_trip_count(m: &Module, l: OpId) -> Option<u128> {
+pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let test = views::CoreCmp::of(m, def_op(m, m.yielded_value(cond)?)?)?;
     let (counter, limit, inclusive) = match test.pred(m) {
@@ -460,20 +475,31 @@ fn while_trip_count(m: &Module, l: OpId) -> Option<u128> {
         .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
         .into_iter()
         .any(|c| !in_nested_loop(m, c, l));
-    let stepped = def_op(m, m.op(store).operands[0]).is_some_and(|add| {
+    let step = def_op(m, m.op(store).operands[0]).and_then(|add| {
         let d = m.op(add);
-        d.opcode == Opcode::CoreAdd
-            && loaded_local(m, d.operands[0]) == Some(slot)
-            && m.const_int(d.operands[1]).is_some_and(|c| c >= 1)
+        if d.opcode != Opcode::CoreAdd || loaded_local(m, d.operands[0]) != Some(slot) {
+            return None;
+        }
+        m.const_int(d.operands[1]).filter(|&c| c >= 1)
     });
     // (Nothing may write the counter behind a pointer.)
     let escapes = m
         .collect_nested(m.top_level_of(l), |_| true)
         .into_iter()
         .any(|o| escaping_operands(m, o).any(|v| v == slot));
-    let counted =
-        is_unsigned(m.value_type(counter)) && top_level && !continues && stepped && !escapes;
-    counted.then_some(limit + u128::from(inclusive))
+    // A step past the local's top wraps it below the limit again: `while (b <= 255)` never ends.
+    let room = m.value_type(slot).pointee().and_then(int_max);
+    let fits = |step: i128| {
+        let last = (limit + u128::from(inclusive)).saturating_sub(1);
+        room.is_some_and(|top| last.saturating_add(step as u128) <= top)
+    };
+    let counted = is_unsigned(m.value_type(counter)) && top_level && !continues && !escapes;
+    step.filter(|&step| counted && fits(step))
+        .map(|step| CountedWhile {
+            slot,
+            step,
+            trips: limit + u128::from(inclusive),
+        })
 }
 
 /// The local `v` is a load of, through widenings.
