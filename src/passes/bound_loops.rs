@@ -177,7 +177,7 @@ fn walks_memory(m: &Module, f: OpId, l: OpId) -> bool {
 }
 
 /// `value` is `local`'s value moved by sums and differences (`off + len - 1`, `p + len`).
-fn advances(m: &Module, value: Value, local: Value, depth: u32) -> bool {
+pub(super) fn advances(m: &Module, value: Value, local: Value, depth: u32) -> bool {
     if loaded_local(m, value) == Some(local) {
         return true;
     }

@@ -11,11 +11,13 @@
 //! (the shortest are unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
+use super::bound_loops::advances;
+use super::provenance::Provenance;
 use super::value_bounds::int_max;
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::layout::c_layout;
-use crate::ir::{Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
+use crate::ir::{views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
 use crate::vocab::{CmpPred, StructOrigin, Target};
 use std::collections::HashMap;
 use std::rc::Rc;
@@ -98,7 +100,70 @@ enum Exit {
     RaisedAbort,
 }
 
+/// Packet pointers the loop walks (`opt = opt + len`) start each iteration rebuilt as
+/// `ctx->data + ((opt - ctx->data) & 0xffff)`: the same address, as the verifier admits no packet
+/// offset past 0xffff. As a callback, the verifier would see the offset grow with every round it
+/// checks and never meet a state it saw before (it gives up at 1M instructions); masked, the
+/// second round repeats the first.
+fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
+    if KsFunc(func).kind(m).is_none() {
+        return;
+    }
+    let Some(&ctx) = m.block(m.func_entry(func)).args.first() else {
+        return;
+    };
+    let provenance = Provenance::of_function(m, func);
+    let from_data = |v: Value| {
+        let mut roots = provenance.roots(v).peekable();
+        roots.peek().is_some()
+            && roots.all(|r| {
+                m.defining_op(r).is_some_and(|o| {
+                    m.op(o).opcode == Opcode::KsCtxLoad
+                        && m.attr(o, "field") == Some(&Attr::Str(b"data".to_vec()))
+                })
+            })
+    };
+    let mut walked: Vec<Value> = Vec::new();
+    for store in m.collect_nested(lp, |d| d.opcode == Opcode::CoreStore) {
+        let (value, slot) = (m.op(store).operands[0], m.op(store).operands[1]);
+        if m.is_local(slot)
+            && m.value_type(value).is_ptr()
+            && !walked.contains(&slot)
+            && advances(m, value, slot, 8)
+            && from_data(value)
+        {
+            walked.push(slot);
+        }
+    }
+    let body = m.region(m.op(lp).regions[0]).blocks[0];
+    let loc = m.op(lp).loc;
+    for slot in walked {
+        let Some(ty) = m.value_type(slot).pointee().cloned() else {
+            continue;
+        };
+        let byte_ptr = Type::ptr(Type::u8());
+        let mut b = Builder::new(m, body);
+        b.at = Some(0);
+        b.loc = loc;
+        let now = b.core_load(slot, ty.clone());
+        let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), byte_ptr.clone());
+        let from = b.cast_to(now, byte_ptr);
+        // Opaque, so LLVM keeps the mask it could otherwise not see through either way.
+        let distance = b.core_ptr_diff(from, data);
+        let distance = b.bpf_opaque(distance);
+        let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
+        let distance = b.core_and(distance, mask);
+        let rebuilt = b.core_ptr_add(data, distance);
+        let rebuilt = b.cast_to(rebuilt, ty);
+        b.core_store(rebuilt, slot);
+    }
+}
+
+/// The verifier's largest packet offset (MAX_PACKET_OFF).
+const MAX_PACKET_OFFSET: i128 = 0xffff;
+
 fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
+    rebase_walked_packet_pointers(m, func, lp);
     let fname = m.symbol(func).unwrap_or("f").to_string();
     let cb_name = format!("{fname}.loop{n}");
     let ret = match m.attr(func, "ty") {
