@@ -18,7 +18,7 @@
 //! every later pass asks the same question of the same answer.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
-use super::lower_loops::INLINE_TRIP_COUNT;
+use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT};
 use super::value_bounds::{counted_while, loaded_local, LocalBounds};
 use super::PassResult;
 use crate::ir::{Attr, Builder, Module, OpId, Opcode, Type, Value};
@@ -79,10 +79,7 @@ const WALK_BUDGET: i128 = 64 * 1024;
 /// A constant-bounded loop of at most [`WALK_TRIP_COUNT`] iterations and [`WALK_BUDGET`]
 /// operations over all of them that walks memory.
 fn stays_counted(m: &Module, f: OpId, lp: OpId) -> bool {
-    let o = &m.op(lp).operands;
-    m.const_int(o[1])
-        .zip(m.const_int(o[0]))
-        .is_some_and(|(hi, lo)| walks_within_budget(m, f, lp, hi - lo))
+    constant_trips(m, lp).is_some_and(|trips| walks_within_budget(m, f, lp, trips))
 }
 
 fn walks_within_budget(m: &Module, f: OpId, lp: OpId, trips: i128) -> bool {

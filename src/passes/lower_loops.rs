@@ -12,7 +12,7 @@
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
 use super::bound_loops::advances;
-use super::provenance::Provenance;
+use super::provenance::{ctx_field, Provenance};
 use super::value_bounds::int_max;
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -62,7 +62,7 @@ pub fn run(m: &mut Module) -> PassResult {
 }
 
 /// The iterations of a `ks.for` whose bounds are both constants.
-fn constant_trips(m: &Module, l: OpId) -> Option<i128> {
+pub(super) fn constant_trips(m: &Module, l: OpId) -> Option<i128> {
     let o = &m.op(l).operands;
     let (lo, hi) = (m.const_int(o[0])?, m.const_int(o[1])?);
     Some((hi - lo).max(0))
@@ -117,10 +117,8 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
         let mut roots = provenance.roots(v).peekable();
         roots.peek().is_some()
             && roots.all(|r| {
-                m.defining_op(r).is_some_and(|o| {
-                    m.op(o).opcode == Opcode::KsCtxLoad
-                        && m.attr(o, "field") == Some(&Attr::Str(b"data".to_vec()))
-                })
+                m.defining_op(r)
+                    .is_some_and(|o| ctx_field(m, o) == Some(b"data"))
             })
     };
     let mut walked: Vec<Value> = Vec::new();

@@ -12,6 +12,15 @@
 use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
 use std::collections::{BTreeSet, HashMap};
 
+/// The context field `op` loads (`ctx->data` is the root of packet pointers), if it is a
+/// `ks.ctx_load`.
+pub fn ctx_field(m: &Module, op: OpId) -> Option<&[u8]> {
+    match (m.op(op).opcode, m.attr(op, "field")) {
+        (Opcode::KsCtxLoad, Some(crate::ir::Attr::Str(f))) => Some(f),
+        _ => None,
+    }
+}
+
 /// How an op forms its pointer result from its base pointer (operand 0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Step {

@@ -24,7 +24,7 @@ mod short_circuit;
 
 use super::lower_loops;
 use super::manager::Analyses;
-use super::provenance::Provenance;
+use super::provenance::{ctx_field, Provenance};
 use super::value_bounds::{self, int_max, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
@@ -353,13 +353,6 @@ impl Key {
             end: self.offset + width,
             tested: self.formed_at,
         }
-    }
-}
-
-fn ctx_field(m: &Module, op: OpId) -> Option<&[u8]> {
-    match (m.op(op).opcode, m.attr(op, "field")) {
-        (Opcode::KsCtxLoad, Some(Attr::Str(f))) => Some(f),
-        _ => None,
     }
 }
 
