@@ -184,15 +184,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     Self::attr_int(d, "offset") as u64,
                     Self::attr_int(d, "size") as u32,
                 );
-                let addr = unsafe {
-                    self.builder.build_gep(
-                        self.g.ctx.i8_type(),
-                        self.ptr(d.operands[0])?,
-                        &[self.i64c(off)],
-                        "",
-                    )
-                }
-                .map_err(e)?;
+                let addr = self.ctx_field_addr(self.ptr(d.operands[0])?, off)?;
                 let raw = self
                     .builder
                     .build_load(self.g.int_type(size * 8), addr, "")
@@ -222,15 +214,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     Self::attr_int(d, "offset") as u64,
                     Self::attr_int(d, "size") as u32,
                 );
-                let addr = unsafe {
-                    self.builder.build_gep(
-                        self.g.ctx.i8_type(),
-                        self.ptr(d.operands[1])?,
-                        &[self.i64c(off)],
-                        "",
-                    )
-                }
-                .map_err(e)?;
+                let addr = self.ctx_field_addr(self.ptr(d.operands[1])?, off)?;
                 let v = self.resize(self.int(d.operands[0])?, size * 8, false)?;
                 self.builder.build_store(addr, v).map_err(e)?;
             }
@@ -401,6 +385,36 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             }
         }
         Ok(())
+    }
+
+    /// The address of a context field, marked with `llvm.preserve.static.offset` so that every
+    /// access stays one load or store at a constant offset from the context pointer itself: the
+    /// verifier refuses a context access through a moved pointer ("dereference of modified ctx
+    /// ptr"), and unmarked, LLVM may share `ctx + 4` between two `data_end` reads on different
+    /// paths through a phi, which leaves the offset in a register.
+    fn ctx_field_addr(
+        &mut self,
+        ctx: PointerValue<'ctx>,
+        offset: u64,
+    ) -> Result<PointerValue<'ctx>, String> {
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.preserve.static.offset")
+            .ok_or("no llvm.preserve.static.offset in this LLVM")?;
+        let decl = intrinsic
+            .get_declaration(self.g.module, &[])
+            .ok_or("no llvm.preserve.static.offset declaration")?;
+        let marked = self
+            .builder
+            .build_call(decl, &[ctx.into()], "")
+            .map_err(|e| e.to_string())?
+            .try_as_basic_value()
+            .basic()
+            .ok_or("llvm.preserve.static.offset without a value")?
+            .into_pointer_value();
+        unsafe {
+            self.builder
+                .build_gep(self.g.ctx.i8_type(), marked, &[self.i64c(offset)], "")
+        }
+        .map_err(|e| e.to_string())
     }
 
     /// A CO-RE relocatable field address (TOOLCHAIN.md): `llvm.preserve.struct.access.index` on
