@@ -676,6 +676,24 @@ impl BoundsCheck {
         let Some(d) = def_op(m, v).map(|op| m.op(op)) else {
             return false;
         };
+        // An operand the verifier may know as huge keeps the result huge through arithmetic
+        // (`i * 1`, `i + 1` of such a parameter).
+        let arithmetic = matches!(
+            d.opcode,
+            Opcode::CoreAdd
+                | Opcode::CoreSub
+                | Opcode::CoreMul
+                | Opcode::CoreShl
+                | Opcode::CoreOr
+                | Opcode::CoreXor
+        );
+        if arithmetic
+            && d.operands
+                .iter()
+                .any(|&o| m.const_int(o).is_none() && self.may_be_known_huge(m, o, depth))
+        {
+            return true;
+        }
         let top = int_max(m.value_type(v));
         // `x op c` (either order) past the type's top, for a bounded `x`.
         let with_constant = |combine: fn(u128, u128) -> Option<u128>| {
