@@ -6,6 +6,7 @@ use crate::codegen::llvm::{c_name, BackEnd, FnGen, Gen};
 use crate::ir::views::KsFunc;
 use crate::ir::{Module, OpData, OpId, Type};
 use inkwell::attributes::{Attribute, AttributeLoc};
+use inkwell::types::{BasicMetadataTypeEnum, BasicTypeEnum};
 use inkwell::values::{BasicValueEnum, FunctionValue};
 
 pub struct Bpf {
@@ -37,18 +38,23 @@ impl BackEnd for Bpf {
 
     /// BPF returns only a register and passes at most five: a function returning a struct,
     /// array or string, or whose arguments take more than five registers (a struct passed by
-    /// value takes one per field), is always inlined (kernel code has no recursion), which -O0's
+    /// value takes one per scalar, padding included), is always inlined (kernel code has no recursion), which -O0's
     /// pipeline does too; LLVM's BPF back end crashes on a call it has to lower otherwise.
     /// Optimising, a function called from one place is inlined too, as C's `static
     /// __always_inline` helpers are: LLVM's own heuristics leave a call it guesses cold (one behind a few
     /// packet tests) as a BPF call, paying argument moves and the throw status each time.
     fn decorate_function<'ctx>(&self, g: &Gen<'_, 'ctx>, f: OpId, func: FunctionValue<'ctx>) {
         let program = KsFunc(f).kind(g.m).is_some();
-        let (params, ret) = match KsFunc(f).ty(g.m) {
-            Type::Func(ft) => (ft.params.clone(), ft.ret.clone()),
-            _ => (Vec::new(), Type::Void),
+        let ret = match KsFunc(f).ty(g.m) {
+            Type::Func(ft) => ft.ret.clone(),
+            _ => Type::Void,
         };
-        let registers: u64 = params.iter().map(|p| argument_registers(g.m, p)).sum();
+        let registers: u64 = func
+            .get_type()
+            .get_param_types()
+            .iter()
+            .map(|&p| argument_registers(p))
+            .sum();
         let aggregate_return = !ret.is_scalar() && ret != Type::Void;
         let called_once = self.optimize
             && g.m.symbol(f).is_some_and(|name| {
@@ -95,21 +101,18 @@ impl BackEnd for Bpf {
 /// The registers r1–r5 that carry a BPF call's arguments.
 const MAX_ARGUMENT_REGISTERS: u64 = 5;
 
-/// The registers an argument of type `t` takes: LLVM's BPF back end passes an aggregate by value
-/// one register per scalar it holds.
-fn argument_registers(m: &Module, t: &Type) -> u64 {
-    match t {
-        Type::Struct(s) => crate::ir::layout::struct_decl(m, s).map_or(1, |d| {
-            crate::ir::views::KsStruct(d)
-                .fields(m)
-                .iter()
-                .map(|(_, f)| argument_registers(m, f))
-                .sum()
-        }),
-        Type::Array(e, n) => u64::from(*n) * argument_registers(m, e),
-        Type::Str(n) => u64::from(*n),
-        _ => 1,
+/// The registers an argument of LLVM type `t` takes: the BPF back end passes an aggregate by
+/// value one register per scalar it holds, padding included (`<{ i32, i16, i8, [1 x i8] }>`
+/// takes four).
+fn argument_registers(t: BasicMetadataTypeEnum) -> u64 {
+    fn of(t: BasicTypeEnum) -> u64 {
+        match t {
+            BasicTypeEnum::StructType(s) => s.get_field_types().into_iter().map(of).sum(),
+            BasicTypeEnum::ArrayType(a) => u64::from(a.len()) * of(a.get_element_type()),
+            _ => 1,
+        }
     }
+    BasicTypeEnum::try_from(t).map_or(1, of)
 }
 
 /// The functions called from exactly one place whose address is never taken (a callback must
