@@ -38,8 +38,9 @@ impl BackEnd for Bpf {
 
     /// BPF returns only a register and passes at most five: a function returning a struct,
     /// array or string, or whose arguments take more than five registers (a struct passed by
-    /// value takes one per scalar, padding included), is always inlined (kernel code has no recursion), which -O0's
-    /// pipeline does too; LLVM's BPF back end crashes on a call it has to lower otherwise.
+    /// value takes one per scalar, padding included), is always inlined (kernel code has no
+    /// recursion), which -O0's pipeline does too; LLVM's BPF back end crashes on a call it has
+    /// to lower otherwise.
     /// Optimising, a function called from one place is inlined too, as C's `static
     /// __always_inline` helpers are: LLVM's own heuristics leave a call it guesses cold (one behind a few
     /// packet tests) as a BPF call, paying argument moves and the throw status each time.
