@@ -23,6 +23,46 @@ pub fn same_but_constants(m: &Module, a: RegionId, b: RegionId) -> Option<Consta
     walk.regions(a, b).then_some(walk.constants)
 }
 
+/// How `b` begins as `a` does: the leading ops of their entry blocks that pair up as in
+/// [`same_but_constants`] and that `eligible` accepts.
+pub struct SharedHead {
+    /// How many leading ops pair up.
+    pub len: usize,
+    /// The constants of `a` among them, with their values in `b`.
+    pub constants: ConstantPairs,
+    /// The values those ops of `a` define, with their counterparts in `b`.
+    pub values: HashMap<Value, Value>,
+}
+
+/// The ops `a` and `b` begin with alike but for constants, as far as `eligible` allows.
+pub fn shared_head(
+    m: &Module,
+    a: RegionId,
+    b: RegionId,
+    eligible: impl Fn(OpId) -> bool,
+) -> SharedHead {
+    let mut walk = Matcher {
+        m,
+        inside: HashMap::new(),
+        counterparts: HashSet::new(),
+        constants: HashMap::new(),
+    };
+    let entry = |r: RegionId| m.region(r).blocks.first().map(|&blk| &m.block(blk).ops);
+    let len = match (entry(a), entry(b)) {
+        (Some(ops_a), Some(ops_b)) => ops_a
+            .iter()
+            .zip(ops_b)
+            .take_while(|&(&p, &q)| eligible(p) && walk.op(p, q))
+            .count(),
+        _ => 0,
+    };
+    SharedHead {
+        len,
+        constants: walk.constants,
+        values: walk.inside,
+    }
+}
+
 struct Matcher<'m> {
     m: &'m Module,
     /// Values defined inside `a`, with their counterparts in `b`.

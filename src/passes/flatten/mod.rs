@@ -12,6 +12,8 @@
 //! program's return value (kernel, module) or the runtime's uncaught-throw report (userspace); an
 //! abort returns the program's pass verdict.
 
+mod catches;
+
 use super::lower_loops;
 use super::throw_codes::{self, Codes};
 use super::{PassErrors, PassResult};
@@ -21,6 +23,7 @@ use crate::ir::{
     views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, RegionId, Type, Value,
 };
 use crate::vocab::{CmpPred, ProgKind, Target};
+use catches::Clause;
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -59,7 +62,7 @@ pub fn run(m: &mut Module) -> PassResult {
     }
     let thrown = throw_codes::by_function(m, &with_status);
     for &f in &funcs {
-        copy_return_tails_into_handlers(m, f);
+        catches::copy_return_tails_into_handlers(m, f);
     }
     let mut errors = PassErrors::new();
     for f in funcs {
@@ -317,13 +320,23 @@ impl<'m> Flattener<'m> {
 
     /// Emits a region in its own scope; returns the values it yields if control falls out of it.
     fn emit_region(&mut self, r: RegionId, kind: ScopeKind) -> Option<Vec<Value>> {
+        self.emit_region_from(r, kind, 0)
+    }
+
+    /// [`Self::emit_region`] but for its first `done` ops, which ran already.
+    fn emit_region_from(
+        &mut self,
+        r: RegionId,
+        kind: ScopeKind,
+        done: usize,
+    ) -> Option<Vec<Value>> {
         let block = self.m.region(r).blocks[0];
         self.scopes.push(Scope {
             kind,
             cleanups: Vec::new(),
         });
         let mut yielded = None;
-        let ops = self.m.block(block).ops.clone();
+        let ops = self.m.block(block).ops[done..].to_vec();
         for op in ops {
             if self.dead {
                 break;
@@ -658,7 +671,7 @@ impl<'m> Flattener<'m> {
 
     /// `ks.try`: the body with throws branching to the handlers.
     fn flatten_try(&mut self, data: OpData) {
-        let prev_loc = data.loc;
+        let loc = data.loc;
         let after = self.new_block();
         let dispatch = self.new_block();
         let code = self.m.add_block_arg(dispatch, Type::i64());
@@ -666,82 +679,129 @@ impl<'m> Flattener<'m> {
             .emit_region(data.regions[0], ScopeKind::Try { dispatch })
             .is_some()
         {
-            self.b_at(prev_loc).core_br(&[], vec![after]);
+            self.b_at(loc).core_br(&[], vec![after]);
         }
         let Some(Attr::List(catches)) = data.attrs[0].clone() else {
             return;
         };
         self.start(dispatch);
-        // The codes that can still reach the next clause; clauses for no such code are left out,
-        // and the clause that takes every remaining code needs no test.
-        let mut possible =
+        // The codes that can reach the dispatch; clauses for no such code are left out.
+        let possible =
             throw_codes::of_region(self.m, data.regions[0], self.thrown, self.with_status);
-        let mut i = 0;
-        while i < catches.len() {
-            match &catches[i] {
-                Attr::Int(_) => {
-                    let (end, varying) = catch_group(self.m, &catches, &data.regions[1..], i);
-                    let codes: Vec<i128> = catches[i..end]
-                        .iter()
-                        .filter_map(|c| match c {
-                            Attr::Int(n) => Some(*n as i64 as i128),
-                            _ => None,
-                        })
-                        .collect();
-                    let reachable = possible
-                        .as_ref()
-                        .is_none_or(|p| codes.iter().any(|c| p.contains(c)));
-                    let takes_the_rest = possible
-                        .as_ref()
-                        .is_some_and(|p| p.iter().all(|c| codes.contains(c)));
-                    if !reachable {
-                        i = end;
-                        continue;
-                    }
-                    let handler = self.new_block();
-                    let next = (!takes_the_rest).then(|| self.new_block());
-                    if let Some(next) = next {
-                        let hit = self.code_is_one_of(code, &codes, prev_loc);
-                        self.b_at(prev_loc)
-                            .core_cond_br(hit, &[], 0, None, vec![handler, next]);
-                    } else {
-                        self.b_at(prev_loc).core_br(&[], vec![handler]);
-                    }
-                    self.start(handler);
-                    for v in varying {
-                        self.substitutes.insert(v.constant, (code, v.by_code));
-                    }
-                    self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
-                    self.substitutes.clear();
-                    let Some(next) = next else {
-                        self.dead = true;
-                        break;
-                    };
-                    if let Some(p) = &mut possible {
-                        p.retain(|c| !codes.contains(c));
-                    }
-                    self.start(next);
-                    i = end;
-                }
-                _ => {
-                    let handler = self.new_block();
-                    self.b_at(prev_loc).core_br(&[], vec![handler]);
-                    self.emit_handler(handler, data.regions[i + 1], after, prev_loc);
-                    self.dead = true;
-                    break;
-                }
-            }
-        }
+        let clauses: Vec<Clause> = catches
+            .iter()
+            .zip(&data.regions[1..])
+            .map(|(c, &handler)| Clause {
+                code: match c {
+                    Attr::Int(n) => Some(*n as i64 as i128),
+                    _ => None,
+                },
+                handler,
+            })
+            .filter(|c| match (c.code, &possible) {
+                (Some(n), Some(p)) => p.contains(&n),
+                _ => true,
+            })
+            .collect();
+        let possible = self.dispatch(code, &clauses, 0, possible, after, loc);
         if !self.dead {
             if possible.is_some_and(|p| p.is_empty()) {
                 // Every code the body can throw was caught.
-                self.b_at(prev_loc).core_unreachable();
+                self.b_at(loc).core_unreachable();
             } else {
                 // No clause matched: the throw continues outward.
-                self.throw_code(code, prev_loc);
+                self.throw_code(code, loc);
             }
         }
         self.start(after);
+    }
+
+    /// Branches from the current block on `code` to the first of `clauses` it matches, each
+    /// handler's first `done` ops having run already; `possible` are the codes that can arrive.
+    /// Ends dead when a clause takes every code left; returns the codes no clause took.
+    fn dispatch(
+        &mut self,
+        code: Value,
+        clauses: &[Clause],
+        done: usize,
+        mut possible: Codes,
+        after: BlockId,
+        loc: crate::ir::Loc,
+    ) -> Codes {
+        let mut i = 0;
+        while i < clauses.len() {
+            let handler = self.new_block();
+            let Some(_) = clauses[i].code else {
+                // `catch _` takes every code.
+                self.b_at(loc).core_br(&[], vec![handler]);
+                self.emit_handler(handler, clauses[i].handler, after, loc, done);
+                self.dead = true;
+                return possible;
+            };
+            let (group_end, varying) = catches::group(self.m, clauses, i);
+            let head = catches::head(self.m, clauses, i, done).filter(|h| h.end > group_end);
+            let end = head.as_ref().map_or(group_end, |h| h.end);
+            let codes: Vec<i128> = clauses[i..end].iter().filter_map(|c| c.code).collect();
+            let takes_the_rest = possible
+                .as_ref()
+                .is_some_and(|p| p.iter().all(|c| codes.contains(c)));
+            let next = (!takes_the_rest).then(|| self.new_block());
+            if let Some(next) = next {
+                let hit = self.code_is_one_of(code, &codes, loc);
+                self.b_at(loc)
+                    .core_cond_br(hit, &[], 0, None, vec![handler, next]);
+            } else {
+                self.b_at(loc).core_br(&[], vec![handler]);
+            }
+            match head {
+                Some(head) => {
+                    // The shared ops once, then the dispatch among the clauses that share them.
+                    self.start(handler);
+                    let first = self.m.region(clauses[i].handler).blocks[0];
+                    let ops = self.m.block(first).ops[done..head.len].to_vec();
+                    self.with_code_substitutes(code, head.varying, |fl| {
+                        for op in ops {
+                            fl.emit_op(op);
+                        }
+                    });
+                    for (theirs, ours) in head.aliases {
+                        let v = self.map(ours);
+                        self.vmap.insert(theirs, v);
+                    }
+                    let here: Codes = Some(codes.iter().copied().collect());
+                    self.dispatch(code, &clauses[i..end], head.len, here, after, loc);
+                }
+                None => {
+                    self.with_code_substitutes(code, varying, |fl| {
+                        fl.emit_handler(handler, clauses[i].handler, after, loc, done)
+                    });
+                }
+            }
+            if let Some(p) = &mut possible {
+                p.retain(|c| !codes.contains(c));
+            }
+            let Some(next) = next else {
+                self.dead = true;
+                return possible;
+            };
+            self.start(next);
+            i = end;
+        }
+        possible
+    }
+
+    /// Runs `emit` with the constants of `varying` standing for values chosen by `code`.
+    fn with_code_substitutes(
+        &mut self,
+        code: Value,
+        varying: Vec<catches::Varying>,
+        emit: impl FnOnce(&mut Self),
+    ) {
+        for v in varying {
+            self.substitutes.insert(v.constant, (code, v.by_code));
+        }
+        emit(self);
+        self.substitutes.clear();
     }
 
     /// `ks.load_or_zero`: a load where the address is not null, else zero.
@@ -887,10 +947,14 @@ impl<'m> Flattener<'m> {
         region: RegionId,
         after: BlockId,
         loc: crate::ir::Loc,
+        done: usize,
     ) {
         let saved = (self.cur, self.dead);
         self.start(handler);
-        if self.emit_region(region, ScopeKind::Block).is_some() {
+        if self
+            .emit_region_from(region, ScopeKind::Block, done)
+            .is_some()
+        {
             self.b_at(loc).core_br(&[], vec![after]);
         }
         (self.cur, self.dead) = saved;
@@ -1097,136 +1161,4 @@ impl<'m> Flattener<'m> {
 fn raises(m: &Module, r: RegionId) -> bool {
     !m.region(r).blocks.is_empty()
         && m.region_ends_in(r, |o| matches!(o, Opcode::KsThrow | Opcode::KsAbort))
-}
-
-/// A constant of the first handler of a merged group that differs between its handlers: its
-/// value in the handler of each caught code.
-struct Varying {
-    constant: Value,
-    by_code: Vec<(i128, i128)>,
-}
-
-/// The handlers from `first` on that can run as one: consecutive `catch N` clauses whose regions
-/// are the first's but for constants (`catch 1 { rejected[1] += 1; return XDP_DROP }`, `catch 6 {
-/// rejected[6] += 1; return XDP_PASS }`), each such constant then chosen by the caught code. A
-/// constant equal to its clause's code everywhere is the code; any other costs a select per
-/// value past the first, and a handler joins only while the selects are fewer than the handlers
-/// merged. The end of the group, and the constants that vary.
-fn catch_group(
-    m: &Module,
-    catches: &[Attr],
-    handlers: &[RegionId],
-    first: usize,
-) -> (usize, Vec<Varying>) {
-    let code = |i: usize| match catches.get(i) {
-        Some(Attr::Int(n)) => Some(*n as i64 as i128),
-        _ => None,
-    };
-    let Some(lead) = code(first) else {
-        return (first + 1, Vec::new());
-    };
-    let mut members: Vec<(i128, super::region_match::ConstantPairs)> = Vec::new();
-    let mut varying = Vec::new();
-    for j in first + 1..catches.len().min(handlers.len()) {
-        let Some(own) = code(j) else { break };
-        let Some(pairs) = super::region_match::same_but_constants(m, handlers[first], handlers[j])
-        else {
-            break;
-        };
-        members.push((own, pairs));
-        let candidate = varying_constants(m, lead, &members);
-        let selects: usize = candidate
-            .iter()
-            .filter(|v| v.by_code.iter().any(|&(c, k)| c != k))
-            .map(|v| {
-                let mut values: Vec<i128> = v.by_code.iter().map(|&(_, k)| k).collect();
-                values.sort_unstable();
-                values.dedup();
-                values.len() - 1
-            })
-            .sum();
-        if selects > members.len() {
-            members.pop();
-            break;
-        }
-        varying = candidate;
-    }
-    (first + 1 + members.len(), varying)
-}
-
-/// The constants of the group's first handler whose values differ between its handlers.
-fn varying_constants(
-    m: &Module,
-    lead: i128,
-    members: &[(i128, super::region_match::ConstantPairs)],
-) -> Vec<Varying> {
-    let value = |c: Value| match m.value(c).def {
-        crate::ir::ValueDef::Result(op, _) => match m.attr(op, "value") {
-            Some(Attr::Int(n)) => *n,
-            _ => 0,
-        },
-        _ => 0,
-    };
-    let Some((_, pairs)) = members.first() else {
-        return Vec::new();
-    };
-    let mut constants: Vec<Value> = pairs.keys().copied().collect();
-    constants.sort_unstable_by_key(|c| c.index());
-    constants
-        .into_iter()
-        .filter_map(|c| {
-            let mut by_code = vec![(lead, value(c))];
-            by_code.extend(members.iter().map(|(own, theirs)| (*own, theirs[&c])));
-            by_code
-                .iter()
-                .any(|&(_, k)| k != by_code[0].1)
-                .then_some(Varying {
-                    constant: c,
-                    by_code,
-                })
-        })
-        .collect()
-}
-
-/// `try { … } catch 1 { count(1) } catch 6 { count(6); return PASS } return DROP`: a handler that
-/// falls through to a `return` of constants gets its own copy of that return, so handlers that
-/// differ only in the verdict they return can still merge (`catch_group`). Only constants and the
-/// return are copied: the path's work and its cleanups are the same either way.
-fn copy_return_tails_into_handlers(m: &mut Module, func: OpId) {
-    let tries = m.collect_nested(func, |d| d.opcode == Opcode::KsTry);
-    for t in tries {
-        let Some((block, at)) = m.position(t) else {
-            continue;
-        };
-        let tail = m.block(block).ops[at + 1..].to_vec();
-        let Some((&ret, consts)) = tail.split_last() else {
-            continue;
-        };
-        let returns_constants = m.op(ret).opcode == Opcode::KsReturn
-            && consts.iter().all(|&c| m.op(c).opcode == Opcode::CoreConst)
-            && m.op(ret)
-                .operands
-                .iter()
-                .all(|v| consts.iter().any(|&c| m.op(c).results.first() == Some(v)));
-        if !returns_constants {
-            continue;
-        }
-        for &handler in &m.op(t).regions.clone()[1..] {
-            let Some(hb) = m.sole_block(handler) else {
-                continue;
-            };
-            let ops = &m.block(hb).ops;
-            let at = match ops.last() {
-                None => ops.len(),
-                Some(&last) if m.op(last).opcode == Opcode::KsYield => ops.len() - 1,
-                Some(&last) if m.is_terminator(last) => continue,
-                Some(_) => ops.len(),
-            };
-            let mut vmap = HashMap::new();
-            for (k, &op) in tail.iter().enumerate() {
-                let copy = m.clone_op(op, &mut vmap);
-                m.place_op(copy, hb, Some(at + k));
-            }
-        }
-    }
 }
