@@ -5,7 +5,7 @@
 //! verifier demands that release even when the reservation failed. `submit` / `discard` release
 //! it explicitly and clear the flag.
 //!
-//! The common shapes `var r = rb.reserve(); if (r != null) { …; rb.submit(r) }` and
+//! The common shapes `var r = rb.reserve(); if (r != null) { …; rb.submit(r) } [else { … }]` and
 //! `var r = rb.reserve(); if (r == null) { return … } …; rb.submit(r)`, where nothing between
 //! reservation and release can leave early and nothing uses `r` afterwards, release every
 //! reservation by themselves: they take the plain `bpf_ringbuf_reserve`/`submit` pair, as
@@ -183,8 +183,8 @@ impl Records {
 }
 
 /// `%rec = ks.rb_reserve; core.store %rec, %r; …loads and tests…;` then either
-/// `ks.if (load %r != null) { …; release }` with an empty else-branch, or the guard
-/// `ks.if (load %r == null) { …; leave }` followed in the same block by `…; release`: the one
+/// `ks.if (load %r != null) { …; release } else { … }` (or the same with the test reversed), or
+/// the guard `ks.if (load %r == null) { …; leave }` followed in the same block by `…; release`: the one
 /// release of the record is a top-level op of what runs while it is live, nothing there can leave
 /// early (no return, throw, abort, call, checked index), and `%r` is not used after it.
 fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
@@ -236,17 +236,19 @@ fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
         m.region(b.regions[0]).blocks[0],
         m.region(b.regions[1]).blocks[0],
     );
-    // The ops that run with the record live, up to its one release.
+    let else_is_empty = m
+        .block(else_block)
+        .ops
+        .iter()
+        .all(|&o| m.op(o).opcode == Opcode::KsYield);
+    // The ops that run with the record live, up to its one release. The branch taken on null
+    // holds no record and may do anything that does not name it (the slot-use check below).
     let live: Vec<OpId> = if is_null_test(m, b.operands[0], slot, CmpPred::Ne) {
-        // `if (r != null) { …; submit(r) }`, nothing in the else-branch.
-        if m.block(else_block)
-            .ops
-            .iter()
-            .any(|&o| m.op(o).opcode != Opcode::KsYield)
-        {
-            return false;
-        }
+        // `if (r != null) { …; submit(r) } [else { … }]`.
         m.block(then_block).ops.clone()
+    } else if is_null_test(m, b.operands[0], slot, CmpPred::Eq) && !else_is_empty {
+        // `if (r == null) { … } else { …; submit(r) }`.
+        m.block(else_block).ops.clone()
     } else if is_null_test(m, b.operands[0], slot, CmpPred::Eq)
         && region_leaves(m, b.regions[0])
         && releases_of(branch) == 0
