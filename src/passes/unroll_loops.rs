@@ -12,7 +12,7 @@
 
 use super::lower_loops::enclosing_loop;
 use super::PassResult;
-use crate::ir::{Module, OpId, Opcode, Value};
+use crate::ir::{Attr, Module, OpId, Opcode, Value};
 use std::collections::HashMap;
 
 /// Loops with at most this many iterations are unrolled whatever their size.
@@ -64,6 +64,7 @@ fn unroll(m: &mut Module, lp: OpId) {
     if early_exit || defers_or_leaves {
         return;
     }
+    mark_returns_cold(m, lp);
     let ty = m.value_type(o[0]).clone();
     let arg = m.block(body).args.first().copied();
     let counter = arg.and_then(|a| counter_local(m, lp, a));
@@ -92,6 +93,27 @@ fn unroll(m: &mut Module, lp: OpId) {
         }
     }
     m.detach_op(lp);
+}
+
+/// All copies but one go on past an early `return`, as LLVM assumes of a loop's exits: the arm
+/// that returns is the cold one. Laid out after the straight path through the copies, as clang
+/// lays out an unrolled C loop, it costs no taken jump per copy, and the verifier walks the copies
+/// first and meets the exits last, when the state at their join covers theirs.
+fn mark_returns_cold(m: &mut Module, lp: OpId) {
+    let ifs = m.collect_nested(lp, |d| d.opcode == Opcode::KsIf);
+    for i in ifs {
+        if m.attr(i, "expect").is_some() {
+            continue;
+        }
+        let arms = m.op(i).regions.clone();
+        let returns = |r| m.region_ends_in(r, |o| o == Opcode::KsReturn);
+        let likely = match (returns(arms[0]), returns(arms[1])) {
+            (true, false) => false,
+            (false, true) => true,
+            _ => continue,
+        };
+        m.set_attr(i, "expect", Some(Attr::Bool(likely)));
+    }
 }
 
 fn reads(d: &crate::ir::OpData, slot: Value) -> bool {
