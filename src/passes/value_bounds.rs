@@ -449,19 +449,58 @@ pub(super) struct CountedWhile {
     pub trips: u128,
 }
 
-/// `while (i < K)` (or `<=`) over an unsigned local `i` that the body advances by a constant
-/// step of at least 1 in its own block (so every iteration that goes round again advances it: no
-/// `continue` in the body), and stores nowhere else: at most `K` iterations (`K + 1`).
+/// `while (i < K)` (or `<=`, also as one term of `&&`: `while (off < len && i < K)`) over an
+/// unsigned local `i` that the body advances by a constant step of at least 1 in its own block,
+/// before any `continue` (so every iteration that goes round again advances it), and stores
+/// nowhere else: at most `K` iterations (`K + 1`). Also `while (i != K)` with an odd step: at
+/// most as many iterations as `i`'s type has values.
 pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
-    let test = views::CoreCmp::of(m, def_op(m, m.yielded_value(cond)?)?)?;
+    let mut tests = Vec::new();
+    conjuncts(m, m.yielded_value(cond)?, &mut tests);
+    tests.into_iter().find_map(|t| counted_by(m, l, body, t))
+}
+
+/// The terms of the `&&` chain `v`: `a && b` is `if (a) { b } else { false }`, or `a & b`.
+fn conjuncts(m: &Module, v: Value, out: &mut Vec<Value>) {
+    let Some(op) = def_op(m, v) else {
+        out.push(v);
+        return;
+    };
+    let d = m.op(op);
+    let is_false = |r| {
+        m.yielded_value(r)
+            .and_then(|f| m.const_int(f))
+            .is_some_and(|c| c == 0)
+    };
+    match d.opcode {
+        Opcode::KsIf if d.results.len() == 1 && is_false(d.regions[1]) => {
+            conjuncts(m, d.operands[0], out);
+            if let Some(b) = m.yielded_value(d.regions[0]) {
+                conjuncts(m, b, out);
+            }
+        }
+        Opcode::CoreAnd if *m.value_type(v) == Type::Bool => {
+            conjuncts(m, d.operands[0], out);
+            conjuncts(m, d.operands[1], out);
+        }
+        _ => out.push(v),
+    }
+}
+
+/// [`counted_while`] for one term of the loop's condition.
+fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<CountedWhile> {
+    let test = views::CoreCmp::of(m, def_op(m, term)?)?;
     let (counter, limit, inclusive) = match test.pred(m) {
         CmpPred::Lt => (test.lhs(m), test.rhs(m), false),
         CmpPred::Le => (test.lhs(m), test.rhs(m), true),
         CmpPred::Gt => (test.rhs(m), test.lhs(m), false),
         CmpPred::Ge => (test.rhs(m), test.lhs(m), true),
+        CmpPred::Ne if m.const_int(test.rhs(m)).is_some() => (test.lhs(m), test.rhs(m), false),
+        CmpPred::Ne => (test.rhs(m), test.lhs(m), false),
         _ => return None,
     };
+    let until_equal = test.pred(m) == CmpPred::Ne;
     let limit = u128::try_from(m.const_int(limit)?).ok()?;
     let slot = loaded_local(m, counter)?;
     let stores = m.collect_nested(l, |o| {
@@ -474,7 +513,7 @@ pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
     let continues = m
         .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
         .into_iter()
-        .any(|c| !in_nested_loop(m, c, l));
+        .any(|c| !in_nested_loop(m, c, l) && !m.precedes_structurally(store, c));
     let step = def_op(m, m.op(store).operands[0]).and_then(|add| {
         let d = m.op(add);
         if d.opcode != Opcode::CoreAdd || loaded_local(m, d.operands[0]) != Some(slot) {
@@ -494,6 +533,22 @@ pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
         room.is_some_and(|top| last.saturating_add(step as u128) <= top)
     };
     let counted = is_unsigned(m.value_type(counter)) && top_level && !continues && !escapes;
+    if until_equal {
+        // `while (i != K)`: an odd step, wrapping at the local's top, meets every value of its
+        // type before it repeats one, `K` among them when the local can hold it (compared
+        // widened, as unsigned, it is still `K` only there).
+        let ty = m.value_type(slot).pointee()?;
+        let values = int_max(ty)?.checked_add(1)?;
+        let same_width =
+            is_unsigned(ty) && int_max(m.value_type(counter)) >= int_max(ty) && limit < values;
+        return step
+            .filter(|&step| counted && same_width && step % 2 == 1)
+            .map(|step| CountedWhile {
+                slot,
+                step,
+                trips: values,
+            });
+    }
     step.filter(|&step| counted && fits(step))
         .map(|step| CountedWhile {
             slot,
