@@ -76,7 +76,10 @@ pub fn compile_bpf_object(
     let bpf = crate::passes::pipeline::run_for_target(
         &module,
         Target::Bpf,
-        &opts.cpu,
+        crate::passes::pipeline::KernelTuning {
+            cpu: &opts.cpu,
+            optimize: opts.optimize,
+        },
         Default::default(),
     )
     .map_err(|e| match &e.1 {
