@@ -76,10 +76,7 @@ pub fn compile_bpf_object(
     let bpf = crate::passes::pipeline::run_for_target(
         &module,
         Target::Bpf,
-        crate::passes::pipeline::KernelTuning {
-            cpu: &opts.cpu,
-            optimize: opts.optimize,
-        },
+        &opts.cpu,
         Default::default(),
     )
     .map_err(|e| match &e.1 {

@@ -65,11 +65,7 @@ pub fn run_pipeline(module: &Module, target: Target, opts: &Options) -> Result<M
         print_after: opts.print_after.as_deref(),
     };
     let m = crate::timing::stage(level, || {
-        let tuning = pipeline::KernelTuning {
-            cpu: &opts.bpf.cpu,
-            optimize: opts.bpf.optimize,
-        };
-        pipeline::run_for_target(module, target, tuning, run_opts)
+        pipeline::run_for_target(module, target, &opts.bpf.cpu, run_opts)
     })
     .map_err(|e| opts.report.pipeline_error(&e.0, &e.1))?;
     let errors = crate::ir::verify::verify_module(&m);

@@ -1,5 +1,5 @@
-//! `widen-loop-steps` and `widen-compared-steps`: an offset a walked loop advances by a run-time
-//! step keeps the step's upper bound for the verifier but not its lower one.
+//! `widen-loop-steps`: an offset a walked loop advances by a run-time step keeps the step's upper
+//! bound for the verifier but not its lower one.
 //!
 //! `off = off + len + 1` after `if (len > 63) { break }` tells the verifier that each iteration
 //! moves `off` by 2 to 64. It follows a counted loop iteration by iteration, so the states that
@@ -12,14 +12,11 @@
 //! value is unchanged and the verifier sees it from 0 to the same maximum (one `&=` per iteration).
 //!
 //! Only where it pays and nothing can need the lower bound: the code after the loop addresses
-//! memory with the local (`widen-loop-steps`), or, in optimised builds, the local addresses memory
-//! and the loop compares it with a value it does not know (`widen-compared-steps`: in `while (off
-//! < hlen && steps < 40)` the verifier narrows `hlen` by `off` in every iteration, so neither
-//! range repeats); the loop has a constant trip count of its own (a loop the offset alone bounds
-//! could look endless); the local is an unsigned offset or a packet pointer that nothing writes
-//! behind a pointer; and no use of it subtracts from it, adds a negative constant, passes it on or
-//! copies it to other stack memory. Runs on structured kernel functions after `bounds-check`
-//! (whose bounds see the steps as written) and before `lower-loops`.
+//! memory with the local; the loop has a constant trip count of its own (a loop the offset alone
+//! bounds could look endless); the local is an unsigned offset or a packet pointer that nothing
+//! writes behind a pointer; and no use of it subtracts from it, adds a negative constant, passes
+//! it on or copies it to other stack memory. Runs on structured kernel functions after
+//! `bounds-check` (whose bounds see the steps as written) and before `lower-loops`.
 
 use super::value_bounds::{
     in_nested_loop, int_max, loaded_local, sum_terms, tracked_locals, trip_count, CallBounds,
@@ -29,19 +26,7 @@ use super::PassResult;
 use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
 use std::collections::{HashMap, HashSet};
 
-/// Where widening a loop's steps lets the verifier prune.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Payoff {
-    /// After the loop: the offset addresses memory there (`widen-loop-steps`).
-    AfterTheLoop,
-    /// In the loop: the offset addresses memory and the loop compares it with a value it does
-    /// not know, which the verifier narrows by it (`widen-compared-steps`; only in optimised
-    /// code, where it pays: unoptimised, one-byte steps keep the offset exact anyway, and the
-    /// loop's states multiply instead).
-    WithinTheLoop,
-}
-
-pub fn run(m: &mut Module, payoff: Payoff) -> PassResult {
+pub fn run(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
     for f in super::kernel_funcs(m) {
         let loops: Vec<OpId> = m
@@ -67,17 +52,9 @@ pub fn run(m: &mut Module, payoff: Payoff) -> PassResult {
                     continue;
                 }
                 if let Some(step) = step_of(m, &bounds, store, local) {
-                    let after = addresses_after(m, &uses, &inside, local);
-                    let pays = match payoff {
-                        Payoff::AfterTheLoop => after,
-                        // (With nothing left out, `addresses_after` asks about any access.)
-                        Payoff::WithinTheLoop => {
-                            !after
-                                && bounds_another_within(m, &uses, &inside, local)
-                                && addresses_after(m, &uses, &HashSet::new(), local)
-                        }
-                    };
-                    if pays && lower_bound_unneeded(m, &uses, &tracked, local, store) {
+                    if addresses_after(m, &uses, &inside, local)
+                        && lower_bound_unneeded(m, &uses, &tracked, local, store)
+                    {
                         widened.push((store, step));
                     }
                 }
@@ -156,40 +133,6 @@ fn addresses_after(m: &Module, uses: &Uses, inside: &HashSet<OpId>, local: Value
                     work.extend(d.results.iter().copied().filter(|&r| seen.insert(r)))
                 }
                 Opcode::CoreLoad if m.value_type(v).is_ptr() => return true,
-                _ => {}
-            }
-        }
-    }
-    false
-}
-
-/// Whether integer offset `local` is compared in loop `l` with a value not constant (`off <
-/// hlen`): the verifier narrows that value by the offset's range too, so with each iteration's
-/// higher lower bound the other value's range changes as well, and no iteration's state covers
-/// the next one's. (A packet pointer compared with another narrows neither.)
-fn bounds_another_within(m: &Module, uses: &Uses, inside: &HashSet<OpId>, local: Value) -> bool {
-    if !m.value_type(local).pointee().is_some_and(Type::is_int) {
-        return false;
-    }
-    let mut work: Vec<Value> = uses
-        .loads_of(local)
-        .filter(|o| inside.contains(o))
-        .map(|o| m.op(o).results[0])
-        .collect();
-    let mut seen: HashSet<Value> = work.iter().copied().collect();
-    while let Some(v) = work.pop() {
-        for &o in uses.of(v) {
-            let d = m.op(o);
-            match d.opcode {
-                Opcode::CoreCmp if inside.contains(&o) => {
-                    let other = d.operands[usize::from(d.operands[0] == v)];
-                    if m.const_int(other).is_none() {
-                        return true;
-                    }
-                }
-                Opcode::CoreCast | Opcode::CoreAdd => {
-                    work.extend(d.results.iter().copied().filter(|&r| seen.insert(r)))
-                }
                 _ => {}
             }
         }

@@ -24,7 +24,6 @@ const BPF: &[&str] = &[
     "bound-loops",
     "bounds-check",
     "widen-loop-steps",
-    "widen-compared-steps",
     "lower-loops",
     "lower-bpf",
     "check-kernel-memory",
@@ -57,40 +56,15 @@ fn back_end_needs(target: Target) -> &'static [Fact] {
     }
 }
 
-/// What the kernel side's pipeline is built for.
-#[derive(Clone, Copy)]
-pub struct KernelTuning<'a> {
-    /// The BPF cpu, `v1` to `v4`.
-    pub cpu: &'a str,
-    /// LLVM optimises the result (not `-O0`).
-    pub optimize: bool,
-}
-
-impl Default for KernelTuning<'_> {
-    fn default() -> Self {
-        KernelTuning {
-            cpu: "v3",
-            optimize: true,
-        }
-    }
-}
-
-/// Rewrites that pay only in code LLVM optimises: unoptimised, the verifier sees other shapes.
-const OPTIMIZED_ONLY: &[&str] = &["widen-compared-steps"];
-
-/// The pipeline from a lowered module to `target`'s back end; for the kernel side, later BPF cpus
-/// (`v3`, `v4`) add the rewrites that need their instructions, and `-O0` drops those that pay
-/// only in optimised code.
-pub fn for_target(target: Target, tuning: KernelTuning) -> Pipeline {
+/// The pipeline from a lowered module to `target`'s back end; for the kernel side, BPF cpu `cpu`
+/// (`v1` to `v4`) adds the rewrites that need instructions of later cpus.
+pub fn for_target(target: Target, cpu: &str) -> Pipeline {
     let mut names = match target {
         Target::Bpf => BPF.to_vec(),
         Target::Host => HOST.to_vec(),
         Target::Kmod => KMOD.to_vec(),
     };
-    if !tuning.optimize {
-        names.retain(|n| !OPTIMIZED_ONLY.contains(n));
-    }
-    if target == Target::Bpf && matches!(tuning.cpu, "v3" | "v4") {
+    if target == Target::Bpf && matches!(cpu, "v3" | "v4") {
         names.push("fuse-fetch-add");
     }
     Pipeline::new(&names, lowered_facts(), back_end_needs(target))
@@ -102,11 +76,11 @@ pub fn for_target(target: Target, tuning: KernelTuning) -> Pipeline {
 pub fn run_for_target(
     m: &Module,
     target: Target,
-    tuning: KernelTuning,
+    cpu: &str,
     opts: RunOptions,
 ) -> Result<Module, Box<(Module, PipelineError)>> {
     let mut m = m.clone();
-    match manager::run(&mut m, &for_target(target, tuning), opts) {
+    match manager::run(&mut m, &for_target(target, cpu), opts) {
         Ok(()) => Ok(m),
         Err(e) => Err(Box::new((m, e))),
     }
@@ -120,10 +94,8 @@ mod tests {
     fn built_in_pipelines_meet_their_contracts() {
         for target in Target::ALL {
             for cpu in ["v1", "v2", "v3", "v4"] {
-                for optimize in [true, false] {
-                    // Panics when the list does not meet its contracts.
-                    for_target(target, KernelTuning { cpu, optimize });
-                }
+                // Panics when the list does not meet its contracts.
+                for_target(target, cpu);
             }
         }
     }

@@ -195,16 +195,7 @@ pub static PASSES: &[PassInfo] = &[
         adds: &[],
         removes: &[],
         read_only: false,
-        run: |m, _| loop_steps::run(m, loop_steps::Payoff::AfterTheLoop),
-    },
-    PassInfo {
-        name: "widen-compared-steps",
-        about: "run-time steps of offsets that address memory and that a loop compares with a value it does not know lose their lower bound (state pruning in the loop; optimised builds)",
-        requires: &[Structured, KsKernel],
-        adds: &[],
-        removes: &[],
-        read_only: false,
-        run: |m, _| loop_steps::run(m, loop_steps::Payoff::WithinTheLoop),
+        run: |m, _| loop_steps::run(m),
     },
     PassInfo {
         name: "lower-loops",
