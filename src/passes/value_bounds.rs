@@ -449,46 +449,18 @@ pub(super) struct CountedWhile {
     pub trips: u128,
 }
 
-/// `while (i < K)` (or `<=`, also as one term of `&&`: `while (off < len && i < K)`) over an
-/// unsigned local `i` that the body advances by a constant step of at least 1 in its own block,
-/// before any `continue` (so every iteration that goes round again advances it), and stores
-/// nowhere else: at most `K` iterations (`K + 1`). Also `while (i != K)` with an odd step: at
-/// most as many iterations as `i`'s type has values.
+/// `while (i < K)` (or `<=`) over an unsigned local `i` that the body advances by a constant
+/// step of at least 1 in its own block (so every iteration that goes round again advances it: no
+/// `continue` in the body), and stores nowhere else: at most `K` iterations (`K + 1`). Also
+/// `while (i != K)` with an odd step: from a known start `s ≤ K` it meets `K` after `(K − s) /
+/// step` iterations when the step divides that, and within as many as `i`'s type has values
+/// otherwise.
 pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
-    let mut tests = Vec::new();
-    conjuncts(m, m.yielded_value(cond)?, &mut tests);
-    tests.into_iter().find_map(|t| counted_by(m, l, body, t))
+    counted_by(m, l, body, m.yielded_value(cond)?)
 }
 
-/// The terms of the `&&` chain `v`: `a && b` is `if (a) { b } else { false }`, or `a & b`.
-fn conjuncts(m: &Module, v: Value, out: &mut Vec<Value>) {
-    let Some(op) = def_op(m, v) else {
-        out.push(v);
-        return;
-    };
-    let d = m.op(op);
-    let is_false = |r| {
-        m.yielded_value(r)
-            .and_then(|f| m.const_int(f))
-            .is_some_and(|c| c == 0)
-    };
-    match d.opcode {
-        Opcode::KsIf if d.results.len() == 1 && is_false(d.regions[1]) => {
-            conjuncts(m, d.operands[0], out);
-            if let Some(b) = m.yielded_value(d.regions[0]) {
-                conjuncts(m, b, out);
-            }
-        }
-        Opcode::CoreAnd if *m.value_type(v) == Type::Bool => {
-            conjuncts(m, d.operands[0], out);
-            conjuncts(m, d.operands[1], out);
-        }
-        _ => out.push(v),
-    }
-}
-
-/// [`counted_while`] for one term of the loop's condition.
+/// [`counted_while`] for the loop's condition `term`.
 fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<CountedWhile> {
     let test = views::CoreCmp::of(m, def_op(m, term)?)?;
     let (counter, limit, inclusive) = match test.pred(m) {
@@ -513,7 +485,7 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
     let continues = m
         .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
         .into_iter()
-        .any(|c| !in_nested_loop(m, c, l) && !m.precedes_structurally(store, c));
+        .any(|c| !in_nested_loop(m, c, l));
     let step = def_op(m, m.op(store).operands[0]).and_then(|add| {
         let d = m.op(add);
         if d.opcode != Opcode::CoreAdd || loaded_local(m, d.operands[0]) != Some(slot) {
@@ -546,7 +518,9 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
             .map(|step| CountedWhile {
                 slot,
                 step,
-                trips: values,
+                trips: start_before(m, l, slot)
+                    .filter(|&s| s <= limit && (limit - s) % step as u128 == 0)
+                    .map_or(values, |s| (limit - s) / step as u128),
             });
     }
     step.filter(|&step| counted && fits(step))
@@ -555,6 +529,22 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
             step,
             trips: limit + u128::from(inclusive),
         })
+}
+
+/// The constant the block holding loop `l` stores into `slot` last before it, if nothing between
+/// them can write the slot (only plain ops, no calls or nested regions).
+fn start_before(m: &Module, l: OpId, slot: Value) -> Option<u128> {
+    let (block, at) = m.position(l)?;
+    for &o in m.block(block).ops[..at].iter().rev() {
+        let d = m.op(o);
+        if d.opcode == Opcode::CoreStore && d.operands[1] == slot {
+            return u128::try_from(m.const_int(d.operands[0])?).ok();
+        }
+        if !d.regions.is_empty() || d.opcode == Opcode::CoreCall || d.operands.contains(&slot) {
+            return None;
+        }
+    }
+    None
 }
 
 /// The local `v` is a load of, through widenings.
