@@ -1,5 +1,6 @@
 //! `widen-loop-steps`: an offset a walked loop advances by a run-time step keeps the step's upper
-//! bound for the verifier but not its lower one.
+//! bound for the verifier but not its lower one. `mask-loop-offsets`: one that the loop also
+//! compares with a value it does not know starts every iteration masked (see [`mask_heads`]).
 //!
 //! `off = off + len + 1` after `if (len > 63) { break }` tells the verifier that each iteration
 //! moves `off` by 2 to 64. It follows a counted loop iteration by iteration, so the states that
@@ -318,4 +319,167 @@ fn widen(m: &mut Module, store: OpId, step: Step) {
         b.core_add(base, masked)
     };
     m.op_mut(store).operands[0] = advanced;
+}
+
+/// `mask-loop-offsets`: an unsigned offset that a counted loop advances by a run-time step, that
+/// addresses memory, and that the test deciding whether the loop goes on compares with a value
+/// the verifier does not know (`while (off < hlen && steps < 40)`, `if (off >= hlen) { break }`
+/// first in a `for`) starts each iteration as `opaque(off) & M`, `M` the smallest all-ones mask
+/// over its largest value: the same value, which the verifier sees from 0 to `M` until the test
+/// narrows it. Followed exactly, the offset's lower bound rises with every step and narrows the
+/// other value by it too, so no iteration's state covers another's (an IPv4 options walk: 158,288
+/// processed instructions, or the 1M limit as a `for`); C code loses the offset's bounds by
+/// accident (a 32-bit spill the map key overwrites). Not where the lower bound may matter (see
+/// `lower_bound_unneeded`).
+pub fn mask_heads(m: &mut Module) -> PassResult {
+    let calls = CallBounds::of_module(m);
+    for f in super::kernel_funcs(m) {
+        let loops: Vec<OpId> = m
+            .collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile))
+            .into_iter()
+            .filter(|&l| trip_count(m, l).is_some())
+            .collect();
+        if loops.is_empty() {
+            continue;
+        }
+        let bounds = LocalBounds::of_function(m, f, &calls);
+        let tracked = tracked_locals(m, f);
+        let uses = Uses::of_function(m, f);
+        let mut masks: Vec<(OpId, Value, i128)> = Vec::new();
+        for l in loops {
+            let deciding = deciding_tests(m, l);
+            let mut seen = HashSet::new();
+            for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
+                let local = m.op(store).operands[1];
+                let Some(ty) = m.value_type(local).pointee().cloned() else {
+                    continue;
+                };
+                if !tracked.contains(&local)
+                    || !super::value_bounds::is_unsigned(&ty)
+                    || in_nested_loop(m, store, l)
+                    || step_of(m, &bounds, store, local).is_none()
+                    || !seen.insert(local)
+                {
+                    continue;
+                }
+                let Some(head) = compared_in(m, &uses, &deciding, local) else {
+                    continue;
+                };
+                if !addresses_after(m, &uses, &HashSet::new(), local)
+                    || !lower_bound_unneeded(m, &uses, &tracked, local, store)
+                {
+                    continue;
+                }
+                let Some(max) = bounds.max_of(m, m.op(head).results[0]) else {
+                    continue;
+                };
+                let Some(mask) = max.checked_add(1).and_then(u128::checked_next_power_of_two)
+                else {
+                    continue;
+                };
+                if mask - 1 <= int_max(&ty).unwrap_or(0) {
+                    masks.push((l, local, (mask - 1) as i128));
+                }
+            }
+        }
+        for (l, local, mask) in masks {
+            mask_at_head(m, l, local, mask);
+        }
+    }
+    Ok(())
+}
+
+/// A load of `local` among the `deciding` ops whose value (widened or not) is compared there with
+/// a value that is not constant.
+fn compared_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) -> Option<OpId> {
+    uses.loads_of(local)
+        .filter(|o| deciding.contains(o))
+        .find(|&load| {
+            let mut work = vec![m.op(load).results[0]];
+            while let Some(v) = work.pop() {
+                for &o in uses.of(v) {
+                    let d = m.op(o);
+                    match d.opcode {
+                        Opcode::CoreCmp if deciding.contains(&o) => {
+                            let other = d.operands[usize::from(d.operands[0] == v)];
+                            if m.const_int(other).is_none() {
+                                return true;
+                            }
+                        }
+                        Opcode::CoreCast => work.extend(d.results.iter().copied()),
+                        _ => {}
+                    }
+                }
+            }
+            false
+        })
+}
+
+/// The ops of loop `l` that decide whether it goes on: a `while`'s condition, and the ops before
+/// and including the first `if` of the body when that `if` leaves the loop on one side.
+fn deciding_tests(m: &Module, l: OpId) -> HashSet<OpId> {
+    let d = m.op(l);
+    let mut ops = HashSet::new();
+    if d.opcode == Opcode::KsWhile {
+        m.walk_region(d.regions[0], &mut |o| {
+            ops.insert(o);
+        });
+    }
+    let body = *d.regions.last().expect("a loop has a body");
+    let Some(&block) = m.region(body).blocks.first() else {
+        return ops;
+    };
+    let leaves = |r| {
+        m.region_ends_in(r, |o| {
+            matches!(o, Opcode::KsBreak | Opcode::KsReturn | Opcode::KsThrow)
+        })
+    };
+    let mut before = Vec::new();
+    for &o in &m.block(block).ops {
+        let op = m.op(o);
+        if op.opcode == Opcode::KsIf {
+            if op.regions.iter().any(|&r| leaves(r)) {
+                ops.extend(before);
+                ops.insert(o);
+                m.walk_nested(o, &mut |x| {
+                    ops.insert(x);
+                });
+            }
+            break;
+        }
+        if !op.regions.is_empty() {
+            break;
+        }
+        before.push(o);
+    }
+    ops
+}
+
+/// Starts each iteration of `l` (its condition, or its body after the counter's store) with
+/// `local = opaque(local) & mask`.
+fn mask_at_head(m: &mut Module, l: OpId, local: Value, mask: i128) {
+    let d = m.op(l);
+    let region = if d.opcode == Opcode::KsWhile {
+        d.regions[0]
+    } else {
+        *d.regions.last().expect("a loop has a body")
+    };
+    let block = m.region(region).blocks[0];
+    let ops = &m.block(block).ops;
+    let args = &m.block(block).args;
+    // (A `for` body begins by storing its counter into the loop variable; keep that first.)
+    let at = match ops.first() {
+        Some(&o) if m.op(o).opcode == Opcode::CoreStore && args.contains(&m.op(o).operands[0]) => 1,
+        _ => 0,
+    };
+    let Some(&before) = ops.get(at) else {
+        return;
+    };
+    let ty = m.value_type(local).pointee().cloned().expect("a local");
+    let mut b = m.builder_before(before);
+    let now = b.core_load(local, ty.clone());
+    let hidden = b.bpf_opaque(now);
+    let all_ones = b.core_const(mask, ty);
+    let masked = b.core_and(hidden, all_ones);
+    b.core_store(masked, local);
 }

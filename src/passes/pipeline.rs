@@ -24,6 +24,7 @@ const BPF: &[&str] = &[
     "bound-loops",
     "bounds-check",
     "widen-loop-steps",
+    "mask-loop-offsets",
     "lower-loops",
     "lower-bpf",
     "check-kernel-memory",

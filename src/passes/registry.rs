@@ -198,6 +198,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| loop_steps::run(m),
     },
     PassInfo {
+        name: "mask-loop-offsets",
+        about: "offsets a counted loop steps at run time and compares with an unknown value start each iteration masked, from 0 for the verifier (state pruning in the loop)",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| loop_steps::mask_heads(m),
+    },
+    PassInfo {
         name: "lower-loops",
         about: "long counted loops in kernel code to bpf_loop callbacks with captured state",
         requires: &[Structured, KsKernel],

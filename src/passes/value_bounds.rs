@@ -449,15 +449,45 @@ pub(super) struct CountedWhile {
     pub trips: u128,
 }
 
-/// `while (i < K)` (or `<=`) over an unsigned local `i` that the body advances by a constant
-/// step of at least 1 in its own block (so every iteration that goes round again advances it: no
-/// `continue` in the body), and stores nowhere else: at most `K` iterations (`K + 1`). Also
+/// `while (i < K)` (or `<=`, also as one term of `&&`: `while (off < len && i < K)`) over an
+/// unsigned local `i` that the body advances by a constant step of at least 1 in its own block,
+/// before any `continue` (so every iteration that goes round again advances it), and stores
+/// nowhere else: at most `K` iterations (`K + 1`). Also
 /// `while (i != K)` with an odd step: from a known start `s ≤ K` it meets `K` after `(K − s) /
 /// step` iterations when the step divides that, and within as many as `i`'s type has values
 /// otherwise.
 pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
-    counted_by(m, l, body, m.yielded_value(cond)?)
+    let mut tests = Vec::new();
+    conjuncts(m, m.yielded_value(cond)?, &mut tests);
+    tests.into_iter().find_map(|t| counted_by(m, l, body, t))
+}
+
+/// The terms of the `&&` chain `v`: `a && b` is `if (a) { b } else { false }`, or `a & b`.
+fn conjuncts(m: &Module, v: Value, out: &mut Vec<Value>) {
+    let Some(op) = def_op(m, v) else {
+        out.push(v);
+        return;
+    };
+    let d = m.op(op);
+    let is_false = |r| {
+        m.yielded_value(r)
+            .and_then(|f| m.const_int(f))
+            .is_some_and(|c| c == 0)
+    };
+    match d.opcode {
+        Opcode::KsIf if d.results.len() == 1 && is_false(d.regions[1]) => {
+            conjuncts(m, d.operands[0], out);
+            if let Some(b) = m.yielded_value(d.regions[0]) {
+                conjuncts(m, b, out);
+            }
+        }
+        Opcode::CoreAnd if *m.value_type(v) == Type::Bool => {
+            conjuncts(m, d.operands[0], out);
+            conjuncts(m, d.operands[1], out);
+        }
+        _ => out.push(v),
+    }
 }
 
 /// [`counted_while`] for the loop's condition `term`.
@@ -485,7 +515,7 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
     let continues = m
         .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
         .into_iter()
-        .any(|c| !in_nested_loop(m, c, l));
+        .any(|c| !in_nested_loop(m, c, l) && !m.precedes_structurally(store, c));
     let step = def_op(m, m.op(store).operands[0]).and_then(|add| {
         let d = m.op(add);
         if d.opcode != Opcode::CoreAdd || loaded_local(m, d.operands[0]) != Some(slot) {
