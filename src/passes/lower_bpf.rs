@@ -72,6 +72,26 @@ fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: 
     });
     lower_ops(m, func, ops, errors);
     fold_core_elements(m, func);
+    hide_pointer_differences(m, func);
+}
+
+/// `data_end - data` is a number to the program but the difference of two packet pointers to
+/// LLVM, which loads them as integers: counted twice, `len + len` became `(data_end << 1) -
+/// (data << 1)`, which the verifier refuses ("pointer arithmetic with <<= operator prohibited").
+/// Each difference goes through `bpf.opaque`, so arithmetic on it stays arithmetic on a scalar.
+fn hide_pointer_differences(m: &mut Module, func: OpId) {
+    let diffs = m.collect_nested(func, |o| o.opcode == Opcode::CorePtrDiff);
+    if diffs.is_empty() {
+        return;
+    }
+    for diff in diffs {
+        let result = m.op(diff).results[0];
+        let users = m.collect_nested(func, |o| o.operands.contains(&result));
+        let hidden = m.builder_after(diff).bpf_opaque(result);
+        for user in users {
+            m.replace_uses_in(user, result, hidden);
+        }
+    }
 }
 
 /// Kernel arrays reached through CO-RE are read at constant offsets only. The verifier accepts a
