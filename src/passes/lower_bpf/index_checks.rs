@@ -13,21 +13,26 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     };
     let i = e.cast(index, &Type::u64());
     let limit = e.u64(n as i128);
-    let out = e.b.core_cmp(i, limit, CmpPred::Ge);
-    e.abort_if(out, OUT_OF_BOUNDS);
     // LLVM turns `base + i * size` into `base | i * size` when the base's alignment leaves the
     // low bits free (stack and global arrays indexed by a 0/1 value), and the verifier refuses
-    // bitwise operations on pointers. An opaque copy of the tested index hides its bits — where
-    // LLVM can know them: not in a map value or behind a context pointer, where the copy would
-    // only cost a register move per access and stop constant indexes folding after unrolling.
-    let i = if e.cx.bpf
-        && const_value(e.m(), index).is_none()
-        && may_have_known_alignment(e.m(), base, 8)
-    {
+    // bitwise operations on pointers. An opaque copy of the index hides its bits — where LLVM
+    // can know them: not in a map value or behind a context pointer, where the copy would only
+    // cost a register move per access and stop constant indexes folding after unrolling.
+    let hide =
+        e.cx.bpf && const_value(e.m(), index).is_none() && may_have_known_alignment(e.m(), base, 8);
+    // The copy is tested when the index is not masked below the length: tested as it is, the
+    // abort would tell LLVM `i < N` on every later path, and it would drop the user's own later
+    // `i & 3` the verifier needs (`marks[i & 3]` after `marks[i] = 1` read the stack at an
+    // offset it could not bound). A masked index keeps its raw test, which LLVM folds away.
+    let masked = masked_below(e.m(), index, n as u128);
+    let i = if hide && !masked {
         e.b.bpf_opaque(i)
     } else {
         i
     };
+    let out = e.b.core_cmp(i, limit, CmpPred::Ge);
+    e.abort_if(out, OUT_OF_BOUNDS);
+    let i = if hide && masked { e.b.bpf_opaque(i) } else { i };
     Ok(vec![e.b.core_elem_addr(base, i, ty)])
 }
 
@@ -74,5 +79,22 @@ fn may_have_known_alignment(m: &Module, v: Value, depth: u32) -> bool {
             yields.all(|y| may_have_known_alignment(m, y, depth - 1))
         }
         _ => true,
+    }
+}
+
+/// Whether `v` is an `and` with a constant below `n` (through casts): its test always passes.
+fn masked_below(m: &Module, v: Value, n: u128) -> bool {
+    let ValueDef::Result(op, _) = m.value(v).def else {
+        return false;
+    };
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::CoreCast => masked_below(m, d.operands[0], n),
+        Opcode::CoreAnd => d.operands.iter().any(|&o| {
+            m.const_int(o)
+                .and_then(|c| u128::try_from(c).ok())
+                .is_some_and(|c| c < n)
+        }),
+        _ => false,
     }
 }
