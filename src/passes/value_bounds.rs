@@ -452,10 +452,9 @@ pub(super) struct CountedWhile {
 /// `while (i < K)` (or `<=`, also as one term of `&&`: `while (off < len && i < K)`) over an
 /// unsigned local `i` that the body advances by a constant step of at least 1 in its own block,
 /// before any `continue` (so every iteration that goes round again advances it), and stores
-/// nowhere else: at most `K` iterations (`K + 1`). Also
-/// `while (i != K)` with an odd step: from a known start `s ≤ K` it meets `K` after `(K − s) /
-/// step` iterations when the step divides that, and within as many as `i`'s type has values
-/// otherwise.
+/// nowhere else: at most `K` iterations (`K + 1`). Also `while (i != K)` with an odd step up or
+/// down, wrapping at the type's top: it meets `K` within as many iterations as `i`'s type has
+/// values, exactly `(K − s) / step` of them (modulo that count) from a known start `s`.
 pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let mut tests = Vec::new();
@@ -539,18 +538,27 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
         // `while (i != K)`: an odd step, wrapping at the local's top, meets every value of its
         // type before it repeats one, `K` among them when the local can hold it (compared
         // widened, as unsigned, it is still `K` only there).
+        // A step down by `c` is a step up by `2^bits − c`.
         let ty = m.value_type(slot).pointee()?;
         let values = int_max(ty)?.checked_add(1)?;
         let same_width =
             is_unsigned(ty) && int_max(m.value_type(counter)) >= int_max(ty) && limit < values;
+        let step = step.or_else(|| {
+            let sub = m.op(def_op(m, m.op(store).operands[0])?);
+            if sub.opcode != Opcode::CoreSub || loaded_local(m, sub.operands[0]) != Some(slot) {
+                return None;
+            }
+            let c = u128::try_from(m.const_int(sub.operands[1])?).ok()?;
+            (1..values).contains(&c).then(|| (values - c) as i128)
+        });
         return step
             .filter(|&step| counted && same_width && step % 2 == 1)
             .map(|step| CountedWhile {
                 slot,
                 step,
-                trips: start_before(m, l, slot)
-                    .filter(|&s| s <= limit && (limit - s) % step as u128 == 0)
-                    .map_or(values, |s| (limit - s) / step as u128),
+                trips: start_before(m, l, slot).map_or(values, |s| {
+                    steps_to_meet(s % values, limit, step as u128 % values, values)
+                }),
             });
     }
     step.filter(|&step| counted && fits(step))
@@ -559,6 +567,18 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
             step,
             trips: limit + u128::from(inclusive),
         })
+}
+
+/// How many odd `step`s take `start` to `target`, counting modulo `values` (a power of two):
+/// `(target − start) × step⁻¹`, the inverse by Newton's iteration (each round doubles the bits
+/// it is right in, from 3).
+fn steps_to_meet(start: u128, target: u128, step: u128, values: u128) -> u128 {
+    let mut inverse = step;
+    for _ in 0..6 {
+        inverse = inverse.wrapping_mul(2u128.wrapping_sub(step.wrapping_mul(inverse)));
+    }
+    let distance = target.wrapping_sub(start) & (values - 1);
+    distance.wrapping_mul(inverse) & (values - 1)
 }
 
 /// The constant the block holding loop `l` stores into `slot` last before it, if nothing between
@@ -926,5 +946,21 @@ impl Walk<'_> {
     fn current(&self, v: Value) -> Option<Value> {
         let &(slot, stores) = self.loaded.get(&v)?;
         (self.stores.get(&slot).copied().unwrap_or(0) == stores).then_some(slot)
+    }
+}
+
+#[cfg(test)]
+mod until_equal_tests {
+    use super::steps_to_meet;
+
+    #[test]
+    fn steps_to_meet_counts_wrapping_odd_steps() {
+        assert_eq!(steps_to_meet(0, 10, 1, 1 << 32), 10);
+        assert_eq!(steps_to_meet(2, 203, 3, 256), 67);
+        // Down by one from 0 to 10: all the way round.
+        assert_eq!(steps_to_meet(0, 10, (1 << 32) - 1, 1 << 32), (1 << 32) - 10);
+        // Down by 3 from 5 to 250 in a byte.
+        assert_eq!(steps_to_meet(5, 250, 256 - 3, 256), 89);
+        assert_eq!(steps_to_meet(7, 7, 5, 1 << 64), 0);
     }
 }
