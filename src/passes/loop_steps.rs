@@ -30,42 +30,72 @@ use std::collections::{HashMap, HashSet};
 pub fn run(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
     for f in super::kernel_funcs(m) {
-        let loops: Vec<OpId> = m
-            .collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile))
-            .into_iter()
-            .filter(|&l| trip_count(m, l).is_some())
-            .collect();
-        if loops.is_empty() {
+        let Some(facts) = LoopFacts::of(m, f, &calls) else {
             continue;
-        }
-        let bounds = LocalBounds::of_function(m, f, &calls);
-        let tracked = tracked_locals(m, f);
-        let uses = Uses::of_function(m, f);
-        let mut widened: Vec<(OpId, Step)> = Vec::new();
-        for l in loops {
-            let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
-            for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
-                let local = m.op(store).operands[1];
-                if !tracked.contains(&local)
-                    || in_nested_loop(m, store, l)
-                    || widened.iter().any(|(s, _)| *s == store)
-                {
-                    continue;
-                }
-                if let Some(step) = step_of(m, &bounds, store, local) {
-                    if addresses_after(m, &uses, &inside, local)
-                        && lower_bound_unneeded(m, &uses, &tracked, local, store)
-                    {
-                        widened.push((store, step));
-                    }
-                }
-            }
-        }
+        };
+        let widened = steps_to_widen(m, &facts);
         for (store, step) in widened {
             widen(m, store, step);
         }
     }
     Ok(())
+}
+
+/// What both passes read of one kernel function with loops the verifier follows.
+struct LoopFacts<'m> {
+    /// Its loops with a trip count of their own.
+    loops: Vec<OpId>,
+    bounds: LocalBounds,
+    tracked: HashSet<Value>,
+    uses: Uses<'m>,
+}
+
+impl<'m> LoopFacts<'m> {
+    /// `None` when `f` has no such loop.
+    fn of(m: &'m Module, f: OpId, calls: &CallBounds) -> Option<Self> {
+        let loops: Vec<OpId> = m
+            .collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile))
+            .into_iter()
+            .filter(|&l| trip_count(m, l).is_some())
+            .collect();
+        (!loops.is_empty()).then(|| LoopFacts {
+            loops,
+            bounds: LocalBounds::of_function(m, f, calls),
+            tracked: tracked_locals(m, f),
+            uses: Uses::of_function(m, f),
+        })
+    }
+}
+
+/// The stores of `widen-loop-steps`: run-time steps of offsets addressing memory after the loop.
+fn steps_to_widen(m: &Module, facts: &LoopFacts) -> Vec<(OpId, Step)> {
+    let LoopFacts {
+        bounds,
+        tracked,
+        uses,
+        ..
+    } = facts;
+    let mut widened: Vec<(OpId, Step)> = Vec::new();
+    for &l in &facts.loops {
+        let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
+        for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
+            let local = m.op(store).operands[1];
+            if !tracked.contains(&local)
+                || in_nested_loop(m, store, l)
+                || widened.iter().any(|(s, _)| *s == store)
+            {
+                continue;
+            }
+            if let Some(step) = step_of(m, bounds, store, local) {
+                if addresses_after(m, uses, &inside, local)
+                    && lower_bound_unneeded(m, uses, tracked, local, store)
+                {
+                    widened.push((store, step));
+                }
+            }
+        }
+    }
+    widened
 }
 
 /// `local = local + step`, as stored: the load of `local` and the other terms of the sum.
@@ -334,59 +364,62 @@ fn widen(m: &mut Module, store: OpId, step: Step) {
 pub fn mask_heads(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
     for f in super::kernel_funcs(m) {
-        let loops: Vec<OpId> = m
-            .collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile))
-            .into_iter()
-            .filter(|&l| trip_count(m, l).is_some())
-            .collect();
-        if loops.is_empty() {
+        let Some(facts) = LoopFacts::of(m, f, &calls) else {
             continue;
-        }
-        let bounds = LocalBounds::of_function(m, f, &calls);
-        let tracked = tracked_locals(m, f);
-        let uses = Uses::of_function(m, f);
-        let mut masks: Vec<(OpId, Value, i128)> = Vec::new();
-        for l in loops {
-            let deciding = deciding_tests(m, l);
-            let mut seen = HashSet::new();
-            for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
-                let local = m.op(store).operands[1];
-                let Some(ty) = m.value_type(local).pointee().cloned() else {
-                    continue;
-                };
-                if !tracked.contains(&local)
-                    || !super::value_bounds::is_unsigned(&ty)
-                    || in_nested_loop(m, store, l)
-                    || step_of(m, &bounds, store, local).is_none()
-                    || !seen.insert(local)
-                {
-                    continue;
-                }
-                let Some(head) = compared_in(m, &uses, &deciding, local) else {
-                    continue;
-                };
-                if !addresses_after(m, &uses, &HashSet::new(), local)
-                    || !lower_bound_unneeded(m, &uses, &tracked, local, store)
-                {
-                    continue;
-                }
-                let Some(max) = bounds.max_of(m, m.op(head).results[0]) else {
-                    continue;
-                };
-                let Some(mask) = max.checked_add(1).and_then(u128::checked_next_power_of_two)
-                else {
-                    continue;
-                };
-                if mask - 1 <= int_max(&ty).unwrap_or(0) {
-                    masks.push((l, local, (mask - 1) as i128));
-                }
-            }
-        }
+        };
+        let masks = offsets_to_mask(m, &facts);
         for (l, local, mask) in masks {
             mask_at_head(m, l, local, mask);
         }
     }
     Ok(())
+}
+
+/// The loops, offsets and masks of `mask-loop-offsets`.
+fn offsets_to_mask(m: &Module, facts: &LoopFacts) -> Vec<(OpId, Value, i128)> {
+    let LoopFacts {
+        bounds,
+        tracked,
+        uses,
+        ..
+    } = facts;
+    let mut masks: Vec<(OpId, Value, i128)> = Vec::new();
+    for &l in &facts.loops {
+        let deciding = deciding_tests(m, l);
+        let mut seen = HashSet::new();
+        for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
+            let local = m.op(store).operands[1];
+            let Some(ty) = m.value_type(local).pointee().cloned() else {
+                continue;
+            };
+            if !tracked.contains(&local)
+                || !super::value_bounds::is_unsigned(&ty)
+                || in_nested_loop(m, store, l)
+                || step_of(m, bounds, store, local).is_none()
+                || !seen.insert(local)
+            {
+                continue;
+            }
+            let Some(head) = compared_in(m, uses, &deciding, local) else {
+                continue;
+            };
+            if !addresses_after(m, uses, &HashSet::new(), local)
+                || !lower_bound_unneeded(m, uses, tracked, local, store)
+            {
+                continue;
+            }
+            let Some(max) = bounds.max_of(m, m.op(head).results[0]) else {
+                continue;
+            };
+            let Some(mask) = max.checked_add(1).and_then(u128::checked_next_power_of_two) else {
+                continue;
+            };
+            if mask - 1 <= int_max(&ty).unwrap_or(0) {
+                masks.push((l, local, (mask - 1) as i128));
+            }
+        }
+    }
+    masks
 }
 
 /// A load of `local` among the `deciding` ops whose value (widened or not) is compared there with
