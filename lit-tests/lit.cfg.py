@@ -46,9 +46,36 @@ def bpf_usable():
         return False
 
 
-# Tests that switch to an unprivileged user (setpriv) run as root.
+# Tests that switch to an unprivileged user (setpriv) run as root. The user nobody must reach
+# ksc and the test's files, which a checkout under a private directory (`mktemp -d`) does not
+# allow: %unpriv-tmp is a scratch directory anyone can enter, and %ksc-unpriv ksc itself or, when
+# nobody cannot reach it, a copy there.
+def reachable_by_others(path):
+    here = os.path.abspath(path)
+    while os.path.dirname(here) != here:
+        here = os.path.dirname(here)
+        if not os.stat(here).st_mode & 0o001:
+            return False
+    return True
+
+
 if os.geteuid() == 0:
+    import atexit
+    import shutil
+    import tempfile
+
     config.available_features.add("root")
+    unpriv_tmp = tempfile.mkdtemp(prefix="ksc-lit-unpriv-", dir="/tmp")
+    os.chmod(unpriv_tmp, 0o755)
+    atexit.register(shutil.rmtree, unpriv_tmp, True)
+    ksc_unpriv = ksc
+    if not reachable_by_others(ksc) and os.path.exists(ksc):
+        ksc_unpriv = os.path.join(unpriv_tmp, "ksc")
+        shutil.copy2(ksc, ksc_unpriv)
+        os.chmod(ksc_unpriv, 0o755)
+    # Before %ksc, which would otherwise match their first four letters.
+    config.substitutions.insert(0, ("%ksc-unpriv", ksc_unpriv))
+    config.substitutions.insert(0, ("%unpriv-tmp", unpriv_tmp))
 
 # Tests that load programs into the kernel need bpf(); in CI (KSC_REQUIRE_KERNEL=1) they always
 # run, so a machine without bpf() fails them instead of skipping them.
