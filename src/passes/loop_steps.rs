@@ -16,12 +16,15 @@
 //! memory with the local; the loop has a constant trip count of its own (a loop the offset alone
 //! bounds could look endless); the local is an unsigned offset or a packet pointer that nothing
 //! writes behind a pointer; and no use of it subtracts from it, adds a negative constant, passes
-//! it on or copies it to other stack memory. Runs on structured kernel functions after
-//! `bounds-check` (whose bounds see the steps as written) and before `lower-loops`.
+//! it to a call or copies it to other stack memory. A `return` of it is followed into every
+//! caller (a helper that returns the offset past a name), which must use the result the same way.
+//! Runs on structured kernel functions after `bounds-check` (whose bounds see the steps as
+//! written) and before `lower-loops`; `unroll-loops` widens the loops it unrolls that return
+//! early, whose copies' exits meet in the callers as a loop's do after it.
 
 use super::value_bounds::{
     in_nested_loop, int_max, loaded_local, sum_terms, tracked_locals, trip_count, CallBounds,
-    LocalBounds,
+    CallSites, LocalBounds,
 };
 use super::PassResult;
 use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
@@ -29,16 +32,38 @@ use std::collections::{HashMap, HashSet};
 
 pub fn run(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
+    let sites = CallSites::of(m, &super::kernel_funcs(m));
     for f in super::kernel_funcs(m) {
         let Some(facts) = LoopFacts::of(m, f, &calls) else {
             continue;
         };
-        let widened = steps_to_widen(m, &facts);
+        let mut widened = Vec::new();
+        for &l in &facts.loops {
+            steps_to_widen(m, &facts, &sites, l, &mut widened);
+        }
         for (store, step) in widened {
             widen(m, store, step);
         }
     }
     Ok(())
+}
+
+/// For `unroll-loops`: the steps of loop `l` of `f`, about to be unrolled, widened as
+/// `widen-loop-steps` widens a loop's. The copies leave early through `return`s, so the states
+/// of every iteration count meet where the function's result is used, as after a loop.
+pub fn widen_before_unrolling(m: &mut Module, f: OpId, l: OpId, calls: &CallBounds) {
+    let Some(facts) = LoopFacts::of(m, f, calls) else {
+        return;
+    };
+    if !facts.loops.contains(&l) {
+        return;
+    }
+    let sites = CallSites::of(m, &super::kernel_funcs(m));
+    let mut widened = Vec::new();
+    steps_to_widen(m, &facts, &sites, l, &mut widened);
+    for (store, step) in widened {
+        widen(m, store, step);
+    }
 }
 
 /// What both passes read of one kernel function with loops the verifier follows.
@@ -67,35 +92,33 @@ impl<'m> LoopFacts<'m> {
     }
 }
 
-/// The stores of `widen-loop-steps`: run-time steps of offsets addressing memory after the loop.
-fn steps_to_widen(m: &Module, facts: &LoopFacts) -> Vec<(OpId, Step)> {
+/// The stores of `widen-loop-steps` in loop `l`, added to `widened`: run-time steps of offsets
+/// addressing memory after the loop.
+fn steps_to_widen(
+    m: &Module,
+    facts: &LoopFacts,
+    sites: &CallSites,
+    l: OpId,
+    widened: &mut Vec<(OpId, Step)>,
+) {
     let LoopFacts {
-        bounds,
-        tracked,
-        uses,
-        ..
+        bounds, tracked, ..
     } = facts;
-    let mut widened: Vec<(OpId, Step)> = Vec::new();
-    for &l in &facts.loops {
-        let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
-        for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
-            let local = m.op(store).operands[1];
-            if !tracked.contains(&local)
-                || in_nested_loop(m, store, l)
-                || widened.iter().any(|(s, _)| *s == store)
-            {
-                continue;
-            }
-            if let Some(step) = step_of(m, bounds, store, local) {
-                if addresses_after(m, uses, &inside, local)
-                    && lower_bound_unneeded(m, uses, tracked, local, store)
-                {
-                    widened.push((store, step));
-                }
+    let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
+    for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
+        let local = m.op(store).operands[1];
+        if !tracked.contains(&local)
+            || in_nested_loop(m, store, l)
+            || widened.iter().any(|(s, _)| *s == store)
+        {
+            continue;
+        }
+        if let Some(step) = step_of(m, bounds, store, local) {
+            if worth_losing_lower_bound(m, facts, sites, local, store, &inside) {
+                widened.push((store, step));
             }
         }
     }
-    widened
 }
 
 /// `local = local + step`, as stored: the load of `local` and the other terms of the sum.
@@ -144,26 +167,77 @@ fn step_of(m: &Module, bounds: &LocalBounds, store: OpId, local: Value) -> Optio
     })
 }
 
-/// Whether the code after loop `l` addresses memory with `local` (a packet offset or pointer read
-/// again after the loop): where the states that left it meet and then diverge, verifying each
-/// access once per iteration count. (A counter only compared after the loop costs little, and
-/// losing its lower bound can cost the loop's own pruning more.)
-fn addresses_after(m: &Module, uses: &Uses, inside: &HashSet<OpId>, local: Value) -> bool {
-    let mut work: Vec<Value> = uses
-        .loads_of(local)
-        .filter(|o| !inside.contains(o))
-        .map(|o| m.op(o).results[0])
-        .collect();
-    let mut seen: HashSet<Value> = work.iter().copied().collect();
-    while let Some(v) = work.pop() {
+/// Whether `local`, which `store` steps in a loop (the ops `inside`), addresses memory after the
+/// loop and nothing needs its lower bound: where losing it costs nothing and lets the verifier
+/// prune.
+fn worth_losing_lower_bound(
+    m: &Module,
+    facts: &LoopFacts,
+    sites: &CallSites,
+    local: Value,
+    store: OpId,
+    inside: &HashSet<OpId>,
+) -> bool {
+    let reads = || facts.uses.loads_of(local).map(|o| (o, m.op(o).results[0]));
+    let after: Vec<(Value, bool)> = reads().map(|(o, v)| (v, !inside.contains(&o))).collect();
+    let values: Vec<Value> = reads().map(|(_, v)| v).collect();
+    addresses_memory(m, sites, &facts.uses, &facts.tracked, after, 0)
+        && lower_bound_unneeded(
+            m,
+            sites,
+            &facts.uses,
+            &facts.tracked,
+            values,
+            Some((local, store)),
+            0,
+        )
+}
+
+/// Whether the code after loop `l` addresses memory with the values of `work` marked as read
+/// after it (a packet offset or pointer read again after the loop), directly or, through a
+/// `return`, in the callers: where the states that left the loop meet and then diverge, verifying
+/// each access once per iteration count. Values read in the loop count where they are returned.
+/// (A counter only compared after the loop costs little, and losing its lower bound can cost the
+/// loop's own pruning more.)
+fn addresses_memory(
+    m: &Module,
+    sites: &CallSites,
+    uses: &Uses,
+    tracked: &HashSet<Value>,
+    mut work: Vec<(Value, bool)>,
+    depth: u32,
+) -> bool {
+    let mut seen: HashSet<Value> = work.iter().map(|&(v, _)| v).collect();
+    while let Some((v, after)) = work.pop() {
         for &o in uses.of(v) {
             let d = m.op(o);
             match d.opcode {
-                Opcode::CorePtrAdd | Opcode::CoreElemAddr => return true,
-                Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque => {
-                    work.extend(d.results.iter().copied().filter(|&r| seen.insert(r)))
+                Opcode::CorePtrAdd | Opcode::CoreElemAddr if after => return true,
+                Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque => work.extend(
+                    d.results
+                        .iter()
+                        .filter(|&&r| seen.insert(r))
+                        .map(|&r| (r, after)),
+                ),
+                Opcode::CoreLoad if after && m.value_type(v).is_ptr() => return true,
+                // Into a local only ever read (`var q = name_end(…)`): its reads.
+                Opcode::CoreStore if d.operands[0] == v && tracked.contains(&d.operands[1]) => work
+                    .extend(
+                        uses.loads_of(d.operands[1])
+                            .map(|load| m.op(load).results[0])
+                            .filter(|&r| seen.insert(r))
+                            .map(|r| (r, after)),
+                    ),
+                Opcode::KsReturn => {
+                    let callers = call_results(m, sites, o, depth);
+                    if callers.into_iter().flatten().any(|(caller, r)| {
+                        let (uses, tracked) =
+                            (Uses::of_function(m, caller), tracked_locals(m, caller));
+                        addresses_memory(m, sites, &uses, &tracked, vec![(r, true)], depth + 1)
+                    }) {
+                        return true;
+                    }
                 }
-                Opcode::CoreLoad if m.value_type(v).is_ptr() => return true,
                 _ => {}
             }
         }
@@ -171,17 +245,42 @@ fn addresses_after(m: &Module, uses: &Uses, inside: &HashSet<OpId>, local: Value
     false
 }
 
-/// Whether every use of `local`'s value only adds non-negative amounts to it, compares it,
-/// addresses memory with it or stores it back into `local`: nothing that the verifier could need
-/// its lower bound for (a call, a result or a copy elsewhere might).
+/// The results of every call of the function that returns at `ret`, with the calling function:
+/// `None` when they are not all known (a program, a callback) or the calls nest too deep.
+fn call_results(
+    m: &Module,
+    sites: &CallSites,
+    ret: OpId,
+    depth: u32,
+) -> Option<Vec<(OpId, Value)>> {
+    if depth >= MAX_CALL_DEPTH {
+        return None;
+    }
+    let calls = sites.fixed(m, m.top_level_of(ret))?;
+    Some(
+        calls
+            .iter()
+            .filter_map(|&(caller, call)| Some((caller, *m.op(call).results.first()?)))
+            .collect(),
+    )
+}
+
+/// How many calls deep a returned offset is followed (BPF allows eight frames).
+const MAX_CALL_DEPTH: u32 = 4;
+
+/// Whether every use of the values of `work` only adds non-negative amounts to them, compares
+/// them, addresses memory with them, stores them back into the stepped local (`stepped`: the
+/// local and its step) or returns them to callers that do the same: nothing that the verifier
+/// could need their lower bound for (a call, a result or a copy elsewhere might).
 fn lower_bound_unneeded(
     m: &Module,
+    sites: &CallSites,
     uses: &Uses,
     tracked: &HashSet<Value>,
-    local: Value,
-    step_store: OpId,
+    mut work: Vec<Value>,
+    stepped: Option<(Value, OpId)>,
+    depth: u32,
 ) -> bool {
-    let mut work: Vec<Value> = uses.loads_of(local).map(|o| m.op(o).results[0]).collect();
     let mut seen: HashSet<Value> = work.iter().copied().collect();
     let negative = |v: Value| match m.const_int(v) {
         Some(c) => c < 0,
@@ -208,7 +307,8 @@ fn lower_bound_unneeded(
                 // verifier knows of a value; map values and globals do not.
                 Opcode::CoreStore if at == 0 => {
                     let into = d.operands[1];
-                    if o != step_store && into != local {
+                    let own = stepped.is_some_and(|(local, step)| o == step || into == local);
+                    if !own {
                         if !tracked.contains(&into) {
                             if on_stack(m, into) {
                                 return false;
@@ -234,6 +334,21 @@ fn lower_bound_unneeded(
                 | Opcode::KsMapDelete
                 | Opcode::KsMapAdd
                 | Opcode::KsMapContains => false,
+                // Returned: what every caller does with the result.
+                Opcode::KsReturn => {
+                    let Some(callers) = call_results(m, sites, o, depth) else {
+                        return false;
+                    };
+                    for (caller, r) in callers {
+                        let (uses, tracked) =
+                            (Uses::of_function(m, caller), tracked_locals(m, caller));
+                        let work = vec![r];
+                        if !lower_bound_unneeded(m, sites, &uses, &tracked, work, None, depth + 1) {
+                            return false;
+                        }
+                    }
+                    false
+                }
                 // A call, a result or anything else: its lower bound may matter there.
                 _ => return false,
             };
@@ -363,11 +478,12 @@ fn widen(m: &mut Module, store: OpId, step: Step) {
 /// `lower_bound_unneeded`).
 pub fn mask_heads(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
+    let sites = CallSites::of(m, &super::kernel_funcs(m));
     for f in super::kernel_funcs(m) {
         let Some(facts) = LoopFacts::of(m, f, &calls) else {
             continue;
         };
-        let masks = offsets_to_mask(m, &facts);
+        let masks = offsets_to_mask(m, &facts, &sites);
         for (l, local, mask) in masks {
             mask_at_head(m, l, local, mask);
         }
@@ -376,7 +492,7 @@ pub fn mask_heads(m: &mut Module) -> PassResult {
 }
 
 /// The loops, offsets and masks of `mask-loop-offsets`.
-fn offsets_to_mask(m: &Module, facts: &LoopFacts) -> Vec<(OpId, Value, i128)> {
+fn offsets_to_mask(m: &Module, facts: &LoopFacts, sites: &CallSites) -> Vec<(OpId, Value, i128)> {
     let LoopFacts {
         bounds,
         tracked,
@@ -403,9 +519,7 @@ fn offsets_to_mask(m: &Module, facts: &LoopFacts) -> Vec<(OpId, Value, i128)> {
             let Some(head) = compared_in(m, uses, &deciding, local) else {
                 continue;
             };
-            if !addresses_after(m, uses, &HashSet::new(), local)
-                || !lower_bound_unneeded(m, uses, tracked, local, store)
-            {
+            if !worth_losing_lower_bound(m, facts, sites, local, store, &HashSet::new()) {
                 continue;
             }
             let Some(max) = bounds.max_of(m, m.op(head).results[0]) else {

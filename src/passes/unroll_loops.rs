@@ -8,10 +8,12 @@
 //! counter a constant too, but LLVM may turn the counter into a pointer it cannot bound), and the
 //! verifier walks straight-line code instead of the loop's control.
 //! A body that leaves the loop early (`break`/`continue`) or defers at its top level (each copy
-//! would have to run the defer at its own end) stays a loop.
+//! would have to run the defer at its own end) stays a loop. One that returns early has its
+//! offsets' steps widened first (`widen-loop-steps`), and its returning arms marked cold.
 
 use super::lower_loops::enclosing_loop;
-use super::PassResult;
+use super::value_bounds::CallBounds;
+use super::{loop_steps, PassResult};
 use crate::ir::{Attr, Module, OpId, Opcode, Value};
 use std::collections::HashMap;
 
@@ -25,19 +27,21 @@ const MAX_TRIP_COUNT: i128 = 32;
 const MAX_UNROLLED_OPS: i128 = 256;
 
 pub fn run(m: &mut Module) -> PassResult {
+    let mut calls = None;
     for f in super::kernel_funcs(m) {
         // Innermost first: an inner loop unrolled makes its outer one's body larger.
         let mut loops = m.collect_nested(f, |d| d.opcode == Opcode::KsFor);
         loops.reverse();
         for l in loops {
-            unroll(m, l);
+            unroll(m, f, l, &mut calls);
         }
     }
     Ok(())
 }
 
-/// Fully unrolls `lp` when its bounds are constants, its copies stay small and its body allows.
-fn unroll(m: &mut Module, lp: OpId) {
+/// Fully unrolls `lp` of `f` when its bounds are constants, its copies stay small and its body
+/// allows. `calls` is computed for the first loop that returns early.
+fn unroll(m: &mut Module, f: OpId, lp: OpId, calls: &mut Option<CallBounds>) {
     let o = m.op(lp).operands.clone();
     let (Some(lo), Some(hi)) = (m.const_int(o[0]), m.const_int(o[1])) else {
         return;
@@ -64,7 +68,14 @@ fn unroll(m: &mut Module, lp: OpId) {
     if early_exit || defers_or_leaves {
         return;
     }
-    mark_returns_cold(m, lp);
+    if !m
+        .collect_nested(lp, |d| d.opcode == Opcode::KsReturn)
+        .is_empty()
+    {
+        let calls = calls.get_or_insert_with(|| CallBounds::of_module(m));
+        loop_steps::widen_before_unrolling(m, f, lp, calls);
+        mark_returns_cold(m, lp);
+    }
     let ty = m.value_type(o[0]).clone();
     let arg = m.block(body).args.first().copied();
     let counter = arg.and_then(|a| counter_local(m, lp, a));
