@@ -78,6 +78,7 @@ codes! {
     E0406 => "invalid throw value",
     E0407 => "invalid defer",
     E0408 => "kernel loop too long",
+    E0409 => "kernel loop without a bound",
     E0501 => "call not allowed across targets",
     E0502 => "recursion in kernel code",
     E0503 => "program called directly",

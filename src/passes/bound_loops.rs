@@ -18,17 +18,21 @@
 //! every later pass asks the same question of the same answer.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
+use super::endless_loops::never_ends;
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT};
+use super::packet_walk::{packet_walk_trips, walks_pointer_back};
 use super::value_bounds::{counted_while, loaded_local, LocalBounds};
-use super::PassResult;
+use super::{PassError, PassResult};
+use crate::diagnostics::Code;
 use crate::ir::{Attr, Builder, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs = super::kernel_funcs(m);
     let params = super::value_bounds::CallBounds::of_module(m);
+    let mut errors = Vec::new();
     for f in funcs {
-        count_long_whiles(m, f);
+        count_long_whiles(m, f, &mut errors);
         bound_run_time_trips(m, f, &params);
         for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
             if stays_counted(m, f, lp) {
@@ -36,7 +40,11 @@ pub fn run(m: &mut Module) -> PassResult {
             }
         }
     }
-    Ok(())
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
 }
 
 fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::CallBounds) {
@@ -93,15 +101,39 @@ fn walks_within_budget(m: &Module, f: OpId, lp: OpId, trips: i128) -> bool {
 /// index (`i = i0 + index * step`, the value the body's own steps give it): as a `bpf_loop`
 /// callback the verifier then sees a counter it does not know, whose states repeat, not one
 /// it knows exactly and follows through every iteration.
-fn count_long_whiles(m: &mut Module, f: OpId) {
+fn count_long_whiles(m: &mut Module, f: OpId, errors: &mut Vec<PassError>) {
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsWhile) {
-        let Some(counted) = counted_while(m, lp) else {
+        let counted = counted_while(m, lp);
+        let trips = match &counted {
+            Some(c) => c.trips,
+            None => match packet_walk_trips(m, f, lp) {
+                Some(trips) => trips,
+                None if never_ends(m, f, lp) => {
+                    errors.push(PassError::user(
+                        lp,
+                        Code::E0402,
+                        "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes",
+                    ));
+                    continue;
+                }
+                None if walks_pointer_back(m, f, lp) => {
+                    errors.push(PassError::user(
+                        lp,
+                        Code::E0409,
+                        "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)",
+                    ));
+                    continue;
+                }
+                None => continue,
+            },
+        };
+        let Ok(trips) = i128::try_from(trips) else {
             continue;
         };
-        let Ok(trips) = i128::try_from(counted.trips) else {
-            continue;
-        };
-        if trips <= INLINE_TRIP_COUNT || walks_within_budget(m, f, lp, trips) {
+        // (A longer packet walk has no counter to bound it as written.)
+        let bounded = trips <= INLINE_TRIP_COUNT
+            || (counted.is_some() && walks_within_budget(m, f, lp, trips));
+        if bounded {
             continue;
         }
         let (cond, body) = (m.op(lp).regions[0], m.op(lp).regions[1]);
@@ -121,11 +153,17 @@ fn count_long_whiles(m: &mut Module, f: OpId) {
         } else {
             Type::u64()
         };
-        let Some(local_ty) = m.value_type(counted.slot).pointee().cloned() else {
-            continue;
+        let slot_ty = match &counted {
+            Some(c) => match m.value_type(c.slot).pointee() {
+                Some(ty) => Some((c.slot, c.step, ty.clone())),
+                None => continue,
+            },
+            None => None,
         };
         let mut b = m.builder_before(lp);
-        let start = b.core_load(counted.slot, local_ty.clone());
+        let start = slot_ty
+            .as_ref()
+            .map(|(slot, _, ty)| b.core_load(*slot, ty.clone()));
         let lo = b.core_const(0, counter_ty.clone());
         let hi = b.core_const(trips, counter_ty.clone());
         let for_op = b.ks_for(lo, hi, None);
@@ -134,11 +172,13 @@ fn count_long_whiles(m: &mut Module, f: OpId) {
         let loc = m.op(lp).loc;
         let mut b = Builder::new(m, top);
         b.loc = loc;
-        let index = b.cast_to(index, local_ty.clone());
-        let step = b.core_const(counted.step, local_ty);
-        let moved = b.core_mul(index, step);
-        let now = b.core_add(start, moved);
-        b.core_store(now, counted.slot);
+        if let (Some((slot, step, ty)), Some(start)) = (slot_ty, start) {
+            let index = b.cast_to(index, ty.clone());
+            let step = b.core_const(step, ty);
+            let moved = b.core_mul(index, step);
+            let now = b.core_add(start, moved);
+            b.core_store(now, slot);
+        }
         m.detach_op(yielded);
         m.move_ops(cond_block, top);
         let mut b = Builder::new(m, top);

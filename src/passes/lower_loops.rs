@@ -11,8 +11,7 @@
 //! (the shortest are unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
-use super::bound_loops::advances;
-use super::provenance::{ctx_field, Provenance};
+use super::packet_walk::{walked_packet_locals, WalkedLocal};
 use super::value_bounds::int_max;
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -104,7 +103,13 @@ enum Exit {
 /// `ctx->data + ((opt - ctx->data) & 0xffff)`: the same address, as the verifier admits no packet
 /// offset past 0xffff. As a callback, the verifier would see the offset grow with every round it
 /// checks and never meet a state it saw before (it gives up at 1M instructions); masked, the
-/// second round repeats the first.
+/// second round repeats the first. The difference of two packet pointers is a value the verifier
+/// knows nothing of, so the mask alone bounds it, in every round alike.
+///
+/// Unsigned offsets the loop walks and adds to `ctx->data` (`off = off + len`, `data + off`)
+/// are rebuilt the same way, as `((ctx->data + off) - ctx->data) & 0xffff`, when they are at
+/// most 0xffff (always, where a test of the packet passed before the step); a larger one, which
+/// no packet access can use, is left as it is.
 fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
     if KsFunc(func).kind(m).is_none() {
         return;
@@ -112,30 +117,15 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
     let Some(&ctx) = m.block(m.func_entry(func)).args.first() else {
         return;
     };
-    let provenance = Provenance::of_function(m, func);
-    let from_data = |v: Value| {
-        let mut roots = provenance.roots(v).peekable();
-        roots.peek().is_some()
-            && roots.all(|r| {
-                m.defining_op(r)
-                    .is_some_and(|o| ctx_field(m, o) == Some(b"data"))
-            })
-    };
-    let mut walked: Vec<Value> = Vec::new();
-    for store in m.collect_nested(lp, |d| d.opcode == Opcode::CoreStore) {
-        let (value, slot) = (m.op(store).operands[0], m.op(store).operands[1]);
-        if m.is_local(slot)
-            && m.value_type(value).is_ptr()
-            && !walked.contains(&slot)
-            && advances(m, value, slot, 8)
-            && from_data(value)
-        {
-            walked.push(slot);
-        }
-    }
+    let walked = walked_packet_locals(m, func, lp);
     let body = m.region(m.op(lp).regions[0]).blocks[0];
     let loc = m.op(lp).loc;
-    for slot in walked {
+    for WalkedLocal {
+        slot,
+        pointer,
+        forward,
+    } in walked
+    {
         let Some(ty) = m.value_type(slot).pointee().cloned() else {
             continue;
         };
@@ -145,15 +135,39 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
         b.loc = loc;
         let now = b.core_load(slot, ty.clone());
         let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), byte_ptr.clone());
-        let from = b.cast_to(now, byte_ptr);
-        // Opaque, so LLVM keeps the mask it could otherwise not see through either way.
-        let distance = b.core_ptr_diff(from, data);
-        let distance = b.bpf_opaque(distance);
-        let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
-        let distance = b.core_and(distance, mask);
-        let rebuilt = b.core_ptr_add(data, distance);
-        let rebuilt = b.cast_to(rebuilt, ty);
-        b.core_store(rebuilt, slot);
+        if pointer {
+            let from = b.cast_to(now, byte_ptr);
+            // Opaque, so LLVM keeps the mask it could otherwise not see through either way.
+            let distance = b.core_ptr_diff(from, data);
+            let distance = b.bpf_opaque(distance);
+            let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
+            if !forward {
+                // A walk back may leave the packet's start: masked, it would wrap to its end.
+                let fits = b.core_cmp(distance, mask, CmpPred::Le);
+                let guard = b.ks_if(fits, None, &[]);
+                let then = b.entry(guard, 0);
+                b.set_block(then);
+            }
+            let distance = b.core_and(distance, mask);
+            let rebuilt = b.core_ptr_add(data, distance);
+            let rebuilt = b.cast_to(rebuilt, ty);
+            b.core_store(rebuilt, slot);
+        } else {
+            let wide = b.cast_to(now, Type::u64());
+            let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
+            let fits = b.core_cmp(wide, mask, CmpPred::Le);
+            let guard = b.ks_if(fits, None, &[]);
+            let then = b.entry(guard, 0);
+            b.set_block(then);
+            // Opaque before the difference, or LLVM folds `(data + off) - data` back to `off`.
+            let offset = b.cast_to(wide, Type::i64());
+            let at = b.core_ptr_add(data, offset);
+            let at = b.bpf_opaque(at);
+            let distance = b.core_ptr_diff(at, data);
+            let distance = b.core_and(distance, mask);
+            let rebuilt = b.cast_to(distance, ty);
+            b.core_store(rebuilt, slot);
+        }
     }
 }
 

@@ -1,0 +1,475 @@
+//! Packet walks: a `while` that no counter bounds, but that goes round only while a pointer or
+//! offset into the packet passes a test against `ctx->data_end`, and that advances it by at least
+//! one byte every time (`while (opt + 2 <= data_end) { …; if (len < 2) { break }; opt = opt + len
+//! }`), runs at most once per step that fits in the packet: the packet's directly addressable
+//! bytes are fewer than 65,536 (the verifier admits no packet offset past 0xffff), so at most
+//! `0xffff / step + 2` times. `bound-loops` counts such a loop to that bound, as it counts a
+//! long counted `while`; as written, the verifier would follow it iteration by iteration and give
+//! up ("the sequence of 8193 jumps is too complex").
+
+use super::bound_loops::advances;
+use super::provenance::{ctx_field, Provenance};
+use super::value_bounds::{
+    escaping_operands, in_nested_loop, int_max, is_unsigned, loaded_local, sum_terms,
+};
+use crate::ir::{views, BlockId, Module, OpId, Opcode, Type, Value};
+use crate::vocab::CmpPred;
+
+/// One past the verifier's largest packet offset (MAX_PACKET_OFF).
+const PACKET_BYTES: u128 = 0x10000;
+
+/// The most iterations of the packet walk `l` (in kernel function `f`), or `None` when it is
+/// none: every iteration that goes round must have passed a test of the walked pointer against
+/// `ctx->data_end` and advanced it by at least one byte.
+pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
+    if m.op(l).opcode != Opcode::KsWhile {
+        return None;
+    }
+    let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
+    let body_block = m.sole_block(body)?;
+    let mut continuing = Vec::new();
+    terms_of(
+        m,
+        m.yielded_value(cond)?,
+        Opcode::CoreAnd,
+        false,
+        &mut continuing,
+    );
+    let walk = Walk {
+        m,
+        f,
+        l,
+        body: body_block,
+        provenance: Provenance::of_function(m, f),
+    };
+    let steps = m.block(body_block).ops.iter().enumerate();
+    steps
+        .filter(|&(_, &o)| m.op(o).opcode == Opcode::CoreStore)
+        .filter_map(|(at, &store)| {
+            let walked = m.op(store).operands[1];
+            let (step, forward) = walk.min_step(store, walked)?;
+            // (Rebased each round of a callback, a pointer walked back past the packet's start
+            // would not keep its address: see `walks_pointer_back`.)
+            if !forward && m.value_type(walked).pointee().is_some_and(Type::is_ptr) {
+                return None;
+            }
+            let tests: Vec<(Value, bool)> = continuing
+                .iter()
+                .map(|&t| (t, false))
+                .chain(walk.leaving_tests(at).map(|(_, t)| (t, true)))
+                .collect();
+            // Past the packet's end a test or an access stops it; before its start, only an
+            // access (whose check aborts there).
+            let tested = forward
+                && tests
+                    .iter()
+                    .any(|&(t, leaving)| walk.tests(t, walked, leaving));
+            if !tested && !walk.accessed_before(at, walked) {
+                return None;
+            }
+            // A constant limit on an offset may bound it sooner (`while (off < 48)`).
+            let limit = tests
+                .iter()
+                .filter(|_| forward)
+                .filter_map(|&(t, leaving)| limit_of(m, t, walked, leaving))
+                .fold(PACKET_BYTES - 1, u128::min);
+            Some(limit / step + 2)
+        })
+        .min()
+}
+
+/// The constant that `test` keeps `walked` at most while the loop goes round (`off < 48`: 47),
+/// `leaving` as for [`Walk::tests`].
+fn limit_of(m: &Module, test: Value, walked: Value, leaving: bool) -> Option<u128> {
+    let cmp = views::CoreCmp::of(m, m.defining_op(test)?)?;
+    let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
+    let (read, pred, k) = if loaded_local(m, lhs) == Some(walked) {
+        (lhs, cmp.pred(m), m.const_int(rhs)?)
+    } else if loaded_local(m, rhs) == Some(walked) {
+        (rhs, cmp.pred(m).swapped(), m.const_int(lhs)?)
+    } else {
+        return None;
+    };
+    // (A narrowing read limits only the low bits.)
+    if int_max(m.value_type(read))? < int_max(m.value_type(walked).pointee()?)? {
+        return None;
+    }
+    let pred = if leaving { pred.negated() } else { pred };
+    let k = u128::try_from(k).ok()?;
+    match pred {
+        CmpPred::Lt => k.checked_sub(1),
+        CmpPred::Le => Some(k),
+        _ => None,
+    }
+}
+
+/// Whether loop `l` of `f` moves a packet pointer back by a run-time amount
+/// (`opt = opt - len`). Counted, it is a loop the verifier follows; otherwise neither the
+/// verifier (each iteration's pointer lies further back) nor a `bpf_loop` callback (whose
+/// rounds must start from a rebased pointer, which past the packet's start would wrap to its
+/// end) can bound it.
+pub(super) fn walks_pointer_back(m: &Module, f: OpId, l: OpId) -> bool {
+    walked_packet_locals(m, f, l)
+        .iter()
+        .any(|w| w.pointer && !w.forward)
+}
+
+/// A local that a loop walks through the packet ([`walked_packet_locals`]).
+pub(super) struct WalkedLocal {
+    pub slot: Value,
+    /// A packet pointer (else an unsigned offset added to one).
+    pub pointer: bool,
+    /// Its steps only add (`p + len + 1`), never subtract.
+    pub forward: bool,
+}
+
+/// The locals loop `l` of `f` walks through the packet: each a pointer from `ctx->data` or an
+/// unsigned offset that some packet address adds to one, that the loop moves from its own value
+/// (`opt = opt + len`, `off = off - len`).
+pub(super) fn walked_packet_locals(m: &Module, f: OpId, l: OpId) -> Vec<WalkedLocal> {
+    let provenance = Provenance::of_function(m, f);
+    let from_data = |v: Value| rooted(m, &provenance, v, b"data");
+    // The locals some packet address adds to a pointer from `ctx->data`.
+    let packet_offsets: Vec<Value> = m
+        .collect_nested(f, |d| d.opcode == Opcode::CorePtrAdd)
+        .into_iter()
+        .filter(|&o| from_data(m.op(o).operands[0]))
+        .filter_map(|o| loaded_local(m, m.op(o).operands[1]))
+        .collect();
+    let mut walked: Vec<WalkedLocal> = Vec::new();
+    for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
+        let (value, slot) = (m.op(store).operands[0], m.op(store).operands[1]);
+        if !m.is_local(slot) || walked.iter().any(|w| w.slot == slot) {
+            continue;
+        }
+        let ty = m.value_type(value);
+        let pointer = ty.is_ptr() && from_data(value);
+        let offset = is_unsigned(ty) && packet_offsets.contains(&slot);
+        if (pointer || offset) && advances(m, value, slot, 8) {
+            walked.push(WalkedLocal {
+                slot,
+                pointer,
+                forward: steps_forward(m, value),
+            });
+        }
+    }
+    walked
+}
+
+/// Every origin of pointer `v` is the context's `field`.
+pub(super) fn rooted(m: &Module, provenance: &Provenance, v: Value, field: &[u8]) -> bool {
+    let mut roots = provenance.roots(v).peekable();
+    roots.peek().is_some()
+        && roots.all(|r| {
+            m.defining_op(r)
+                .is_some_and(|o| ctx_field(m, o) == Some(field))
+        })
+}
+
+/// Whether `value` only adds to what it moves (`p + len + 1`): no subtraction and no negated or
+/// signed term.
+fn steps_forward(m: &Module, value: Value) -> bool {
+    let mut terms = Vec::new();
+    sum_terms(m, value, &mut terms);
+    terms.iter().all(|&t| match m.const_int(t) {
+        Some(c) => c >= 0,
+        None => {
+            let ty = m.value_type(t);
+            let negated = m
+                .defining_op(t)
+                .is_some_and(|o| matches!(m.op(o).opcode, Opcode::CoreNeg | Opcode::CoreSub));
+            !negated && (ty.is_ptr() || is_unsigned(ty) || unsigned_cast(m, t))
+        }
+    })
+}
+
+/// `t` is an unsigned value widened (`len as i64`, to move a pointer).
+fn unsigned_cast(m: &Module, t: Value) -> bool {
+    m.defining_op(t).is_some_and(|o| {
+        let d = m.op(o);
+        d.opcode == Opcode::CoreCast && is_unsigned(m.value_type(d.operands[0]))
+    })
+}
+
+struct Walk<'m> {
+    m: &'m Module,
+    f: OpId,
+    l: OpId,
+    body: BlockId,
+    provenance: Provenance,
+}
+
+impl Walk<'_> {
+    /// The least amount `store` moves `walked` by, and whether forward, when it is the walk's
+    /// only store to it: a pointer or an unsigned offset of 32 bits or more (no wrap within a
+    /// packet), moved one way by constants and terms that leaving tests before it bound from
+    /// below (`opt + len + 1`, `opt - len`).
+    fn min_step(&self, store: OpId, walked: Value) -> Option<(u128, bool)> {
+        let m = self.m;
+        let ty = m.value_type(walked).pointee()?;
+        let wide = ty.is_ptr() || (is_unsigned(ty) && int_max(ty)? >= u128::from(u32::MAX));
+        if !m.is_local(walked) || !wide || !self.only_store(store, walked) {
+            return None;
+        }
+        // `off - len`: the subtrahend's terms step back.
+        let mut stored = m.op(store).operands[0];
+        let mut back_terms = Vec::new();
+        if let Some(sub) = m
+            .defining_op(stored)
+            .filter(|&o| m.op(o).opcode == Opcode::CoreSub)
+        {
+            stored = m.op(sub).operands[0];
+            sum_terms(m, m.op(sub).operands[1], &mut back_terms);
+        }
+        let mut terms = Vec::new();
+        sum_terms(m, stored, &mut terms);
+        let base = terms
+            .iter()
+            .position(|&t| loaded_local(m, t) == Some(walked))?;
+        terms.remove(base);
+        let mut ahead_terms = Vec::new();
+        let mut back: u128 = 0;
+        for t in terms {
+            let negated = m
+                .defining_op(t)
+                .filter(|&o| m.op(o).opcode == Opcode::CoreNeg);
+            match (m.const_int(t), negated) {
+                (Some(0), _) => {}
+                (Some(c), _) if c < 0 => back = back.checked_add(c.unsigned_abs())?,
+                (_, Some(neg)) => back_terms.push(m.op(neg).operands[0]),
+                _ => ahead_terms.push(t),
+            }
+        }
+        if !back_terms.is_empty() || back > 0 {
+            // Both ways: nothing shows which way it goes.
+            if !ahead_terms.is_empty() {
+                return None;
+            }
+            for t in back_terms {
+                back = back.checked_add(self.min_term(store, t)?)?;
+            }
+            return (back >= 1).then_some((back, false));
+        }
+        let mut ahead: u128 = 0;
+        for t in ahead_terms {
+            ahead = ahead.checked_add(self.min_term(store, t)?)?;
+        }
+        (ahead >= 1).then_some((ahead, true))
+    }
+
+    /// `store` is the only write of `walked` in the loop, at the body's top level with no
+    /// `continue` before it (every iteration that goes round runs it), and nothing takes its
+    /// address.
+    fn only_store(&self, store: OpId, walked: Value) -> bool {
+        let m = self.m;
+        let stores = m.collect_nested(self.l, |d| {
+            d.opcode == Opcode::CoreStore && d.operands[1] == walked
+        });
+        let continues = m
+            .collect_nested(self.l, |d| d.opcode == Opcode::KsContinue)
+            .into_iter()
+            .any(|c| !in_nested_loop(m, c, self.l) && !m.precedes_structurally(store, c));
+        let escapes = m
+            .collect_nested(self.f, |_| true)
+            .into_iter()
+            .any(|o| escaping_operands(m, o).any(|v| v == walked));
+        stores == [store] && !continues && !escapes
+    }
+
+    /// The least value of term `t` of the step `store` makes: a constant, or a local's value
+    /// that a leaving test between its last write and the store bounds (`if (len < 2) {
+    /// break }`); an unsigned one is at least 0.
+    fn min_term(&self, store: OpId, t: Value) -> Option<u128> {
+        let m = self.m;
+        if let Some(c) = m.const_int(t) {
+            return u128::try_from(c).ok();
+        }
+        let guarded = loaded_local(m, t).and_then(|local| {
+            let ty = m.value_type(local).pointee()?;
+            // (A narrowing read keeps no bound of the local.)
+            if int_max(m.value_type(t))? < int_max(ty)? {
+                return None;
+            }
+            let ops = &m.block(self.body).ops;
+            let step_at = ops.iter().position(|&o| o == store)?;
+            let written = self.last_write(local)?;
+            self.leaving_tests(step_at)
+                .filter(|&(at, _)| at > written)
+                .filter_map(|(_, test)| least_passing(m, test, local))
+                .max()
+        });
+        match guarded {
+            Some(min) => Some(min),
+            None => is_unsigned(m.value_type(t)).then_some(0),
+        }
+    }
+
+    /// Where the body's top level last writes `local`, when it is written nowhere else in the
+    /// loop and nothing takes its address: the tests after that see the value the step adds.
+    fn last_write(&self, local: Value) -> Option<usize> {
+        let m = self.m;
+        let ops = &m.block(self.body).ops;
+        let writes = m.collect_nested(self.l, |d| {
+            d.opcode == Opcode::CoreStore && d.operands[1] == local
+        });
+        let escapes = m
+            .collect_nested(self.f, |_| true)
+            .into_iter()
+            .any(|o| escaping_operands(m, o).any(|v| v == local));
+        if escapes {
+            return None;
+        }
+        writes
+            .iter()
+            .map(|w| ops.iter().position(|o| o == w))
+            .try_fold(None, |last: Option<usize>, at| Some(last.max(Some(at?))))?
+    }
+
+    /// The conditions of the body's top-level `if`s before op `at` whose taken arm leaves the
+    /// loop, split at `||`, with the `if`'s position: each one true means the loop does not go
+    /// round.
+    fn leaving_tests(&self, at: usize) -> impl Iterator<Item = (usize, Value)> + '_ {
+        let m = self.m;
+        m.block(self.body).ops[..at]
+            .iter()
+            .enumerate()
+            .filter(|&(_, &o)| self.is_leaving_if(o))
+            .flat_map(move |(i, &o)| {
+                let mut tests = Vec::new();
+                terms_of(m, m.op(o).operands[0], Opcode::CoreOr, true, &mut tests);
+                tests.into_iter().map(move |t| (i, t))
+            })
+    }
+
+    /// Whether the body's top level reads memory through `walked` before op `at`: `*(data +
+    /// off + 1)`, `opt[1]`. The packet check of that access (the user's, or the one
+    /// `bounds-check` adds) leaves the loop once `walked` is past either end of the packet.
+    fn accessed_before(&self, at: usize, walked: Value) -> bool {
+        let m = self.m;
+        m.block(self.body).ops[..at].iter().any(|&o| {
+            let d = m.op(o);
+            d.opcode == Opcode::CoreLoad && self.addresses_packet_at(d.operands[0], walked)
+        })
+    }
+
+    /// `address` is `walked` (a packet pointer), or a pointer from `ctx->data` plus `walked`,
+    /// moved by constants.
+    fn addresses_packet_at(&self, address: Value, walked: Value) -> bool {
+        let m = self.m;
+        let mut base = address;
+        while let Some(d) = m.defining_op(base).map(|o| m.op(o)) {
+            if d.opcode != Opcode::CoreElemAddr || m.const_int(d.operands[1]).is_none() {
+                break;
+            }
+            base = d.operands[0];
+        }
+        if !m.value_type(base).is_ptr() || !self.rooted(base, b"data") {
+            return false;
+        }
+        let mut terms = Vec::new();
+        sum_terms(m, base, &mut terms);
+        let mut walks = false;
+        for t in terms {
+            if loaded_local(m, t) == Some(walked) {
+                walks = true;
+            } else if !(m.value_type(t).is_ptr() || m.const_int(t).is_some()) {
+                return false;
+            }
+        }
+        walks
+    }
+
+    fn rooted(&self, v: Value, field: &[u8]) -> bool {
+        rooted(self.m, &self.provenance, v, field)
+    }
+
+    fn is_leaving_if(&self, o: OpId) -> bool {
+        let m = self.m;
+        let leaves = |k: Opcode| matches!(k, Opcode::KsBreak | Opcode::KsReturn | Opcode::KsThrow);
+        m.op(o).opcode == Opcode::KsIf
+            && m.op(o).results.is_empty()
+            && m.region_ends_in(m.op(o).regions[0], leaves)
+    }
+
+    /// Whether `test` keeps the walk inside the packet: `walked`'s address (a pointer from
+    /// `ctx->data`, or `ctx->data` plus the offset), plus constants, compared with
+    /// `ctx->data_end` so that going round needs it at most that. `leaving`: the loop goes round
+    /// when `test` is false (a leaving `if`), else when it is true (the condition).
+    fn tests(&self, test: Value, walked: Value, leaving: bool) -> bool {
+        let m = self.m;
+        let Some(cmp) = m.defining_op(test).and_then(|o| views::CoreCmp::of(m, o)) else {
+            return false;
+        };
+        let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
+        let (address, end) = match (cmp.pred(m), leaving) {
+            (CmpPred::Le | CmpPred::Lt, false) | (CmpPred::Gt | CmpPred::Ge, true) => (lhs, rhs),
+            (CmpPred::Ge | CmpPred::Gt, false) | (CmpPred::Lt | CmpPred::Le, true) => (rhs, lhs),
+            _ => return false,
+        };
+        if !m.value_type(address).is_ptr()
+            || !self.rooted(address, b"data")
+            || !self.rooted(end, b"data_end")
+        {
+            return false;
+        }
+        let mut terms = Vec::new();
+        sum_terms(m, address, &mut terms);
+        let mut walks = false;
+        for t in terms {
+            if loaded_local(m, t) == Some(walked) {
+                walks = true;
+            } else if !(m.value_type(t).is_ptr() || m.const_int(t).is_some_and(|c| c >= 0)) {
+                return false;
+            }
+        }
+        walks
+    }
+}
+
+/// The terms of `v` as a chain of `op` (`CoreAnd` for `&&`, `CoreOr` for `||`): `a && b` is
+/// `if (a) { b } else { false }` and `a || b` is `if (a) { true } else { b }`, or the bitwise op
+/// on booleans. `or`: which of the two.
+fn terms_of(m: &Module, v: Value, op: Opcode, or: bool, out: &mut Vec<Value>) {
+    let Some(def) = m.defining_op(v) else {
+        out.push(v);
+        return;
+    };
+    let d = m.op(def);
+    let short = usize::from(!or);
+    let constant = |r| m.yielded_value(r).and_then(|x| m.const_int(x));
+    let expected = i128::from(or);
+    if d.opcode == Opcode::KsIf
+        && d.results.len() == 1
+        && constant(d.regions[short]) == Some(expected)
+    {
+        terms_of(m, d.operands[0], op, or, out);
+        if let Some(rest) = m.yielded_value(d.regions[1 - short]) {
+            terms_of(m, rest, op, or, out);
+        }
+    } else if d.opcode == op && *m.value_type(v) == Type::Bool {
+        terms_of(m, d.operands[0], op, or, out);
+        terms_of(m, d.operands[1], op, or, out);
+    } else {
+        out.push(v);
+    }
+}
+
+/// The least value of `local` that `test` being false leaves (`len < 2`: 2; `len == 0`: 1).
+fn least_passing(m: &Module, test: Value, local: Value) -> Option<u128> {
+    let cmp = views::CoreCmp::of(m, m.defining_op(test)?)?;
+    let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
+    let (pred, k) = if loaded_local(m, lhs) == Some(local) {
+        (cmp.pred(m), m.const_int(rhs)?)
+    } else if loaded_local(m, rhs) == Some(local) {
+        (cmp.pred(m).swapped(), m.const_int(lhs)?)
+    } else {
+        return None;
+    };
+    let k = u128::try_from(k).ok()?;
+    match pred {
+        CmpPred::Lt => Some(k),
+        CmpPred::Le => k.checked_add(1),
+        CmpPred::Eq if k == 0 => Some(1),
+        _ => None,
+    }
+}
