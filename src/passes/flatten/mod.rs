@@ -579,12 +579,28 @@ impl<'m> Flattener<'m> {
         };
         let join = self.new_block();
         let results = self.join_args(join, &data.results);
-        let arms: Vec<BlockId> = data.regions.iter().map(|_| self.new_block()).collect();
+        // An arm alike to an earlier one (the default last) branches to its block: `case 0:
+        // case 8: info` as C writes it. Fewer destinations let LLVM test a bit of a mask for the
+        // cases instead of comparing each, which also leaves the verifier one state, not one
+        // per case constant, after the dispatch.
+        let same_as: Vec<Option<usize>> = (0..data.regions.len())
+            .map(|i| (0..i).find(|&j| identical_regions(self.m, data.regions[j], data.regions[i])))
+            .collect();
+        let blocks: Vec<Option<BlockId>> = same_as
+            .iter()
+            .map(|same| same.is_none().then(|| self.new_block()))
+            .collect();
+        let arms: Vec<BlockId> = (0..data.regions.len())
+            .map(|i| blocks[same_as[i].unwrap_or(i)].expect("an arm of its own"))
+            .collect();
         // core.switch: default first, then one successor per case.
         let mut succ = vec![*arms.last().unwrap()];
         succ.extend(&arms[..arms.len() - 1]);
         self.b_at(prev_loc).core_switch(v, cases, succ);
         for (i, &b) in arms.iter().enumerate() {
+            if same_as[i].is_some() {
+                continue;
+            }
             self.start(b);
             if let Some(vals) = self.emit_region(data.regions[i], ScopeKind::Block) {
                 self.b_at(prev_loc)
@@ -1161,4 +1177,10 @@ impl<'m> Flattener<'m> {
 fn raises(m: &Module, r: RegionId) -> bool {
     !m.region(r).blocks.is_empty()
         && m.region_ends_in(r, |o| matches!(o, Opcode::KsThrow | Opcode::KsAbort))
+}
+
+/// Whether regions `a` and `b` do exactly the same (alike, their constants equal).
+fn identical_regions(m: &Module, a: RegionId, b: RegionId) -> bool {
+    super::region_match::same_but_constants(m, a, b)
+        .is_some_and(|pairs| pairs.iter().all(|(&c, &v)| m.const_int(c) == Some(v)))
 }
