@@ -32,6 +32,7 @@ const BPF: &[&str] = &[
     "flatten",
     "lower-tail-calls",
     "guard-verdicts",
+    "merge-tails",
 ];
 
 /// The userspace side: the host executable's functions in the `host` dialect, as a CFG.

@@ -3,7 +3,7 @@
 //! Such arms can be one arm whose constants come from the dispatched value, as C writes it
 //! (`rejected[reason] += 1`): one map lookup instead of one per arm.
 
-use crate::ir::{Attr, Module, OpId, Opcode, RegionId, Value};
+use crate::ir::{Attr, BlockId, Module, OpId, Opcode, RegionId, Value};
 use std::collections::{HashMap, HashSet};
 
 /// How region `b` matches region `a`: for each constant of `a`, the value of `b`'s constant in
@@ -21,6 +21,22 @@ pub fn same_but_constants(m: &Module, a: RegionId, b: RegionId) -> Option<Consta
         constants: HashMap::new(),
     };
     walk.regions(a, b).then_some(walk.constants)
+}
+
+/// Whether blocks `a` and `b` do exactly the same: their ops pair up as in
+/// [`same_but_constants`], with equal constants, and end in the same branch.
+pub fn same_block(m: &Module, a: BlockId, b: BlockId) -> bool {
+    let mut walk = Matcher {
+        m,
+        inside: HashMap::new(),
+        counterparts: HashSet::new(),
+        constants: HashMap::new(),
+    };
+    walk.blocks(a, b)
+        && walk
+            .constants
+            .iter()
+            .all(|(&c, &v)| m.const_int(c) == Some(v))
 }
 
 /// How `b` begins as `a` does: the leading ops of their entry blocks that pair up as in
@@ -79,28 +95,23 @@ impl Matcher<'_> {
         if ba.len() != bb.len() {
             return false;
         }
-        for (&x, &y) in ba.iter().zip(bb) {
-            let (args_a, args_b) = (&m.block(x).args, &m.block(y).args);
-            if args_a.len() != args_b.len()
-                || args_a
-                    .iter()
-                    .zip(args_b)
-                    .any(|(&p, &q)| m.value_type(p) != m.value_type(q))
-            {
-                return false;
-            }
-            self.pair(args_a, args_b);
-            let (ops_a, ops_b) = (&m.block(x).ops, &m.block(y).ops);
-            if ops_a.len() != ops_b.len() {
-                return false;
-            }
-            for (&p, &q) in ops_a.iter().zip(ops_b) {
-                if !self.op(p, q) {
-                    return false;
-                }
-            }
+        ba.iter().zip(bb).all(|(&x, &y)| self.blocks(x, y))
+    }
+
+    fn blocks(&mut self, x: BlockId, y: BlockId) -> bool {
+        let m = self.m;
+        let (args_a, args_b) = (&m.block(x).args, &m.block(y).args);
+        if args_a.len() != args_b.len()
+            || args_a
+                .iter()
+                .zip(args_b)
+                .any(|(&p, &q)| m.value_type(p) != m.value_type(q))
+        {
+            return false;
         }
-        true
+        self.pair(args_a, args_b);
+        let (ops_a, ops_b) = (&m.block(x).ops, &m.block(y).ops);
+        ops_a.len() == ops_b.len() && ops_a.iter().zip(ops_b).all(|(&p, &q)| self.op(p, q))
     }
 
     fn pair(&mut self, a: &[Value], b: &[Value]) {

@@ -261,6 +261,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| verdict_guard::run(m),
     },
     PassInfo {
+        name: "merge-tails",
+        about: "blocks of kernel functions that do exactly the same and end alike to one block (each `return malformed()` one tail, as C's shared goto target)",
+        requires: &[Cfg, BpfSide],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| merge_tails::run(m),
+    },
+    PassInfo {
         name: "lower-kmod",
         about: "checked indexing in kernel-module functions to range tests and aborts",
         requires: &[Structured, KmodSide],
