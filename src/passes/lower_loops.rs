@@ -120,12 +120,7 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
     let walked = walked_packet_locals(m, func, lp);
     let body = m.region(m.op(lp).regions[0]).blocks[0];
     let loc = m.op(lp).loc;
-    for WalkedLocal {
-        slot,
-        pointer,
-        forward,
-    } in walked
-    {
+    for WalkedLocal { slot, pointer, .. } in walked {
         let Some(ty) = m.value_type(slot).pointee().cloned() else {
             continue;
         };
@@ -141,13 +136,6 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
             let distance = b.core_ptr_diff(from, data);
             let distance = b.bpf_opaque(distance);
             let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
-            if !forward {
-                // A walk back may leave the packet's start: masked, it would wrap to its end.
-                let fits = b.core_cmp(distance, mask, CmpPred::Le);
-                let guard = b.ks_if(fits, None, &[]);
-                let then = b.entry(guard, 0);
-                b.set_block(then);
-            }
             let distance = b.core_and(distance, mask);
             let rebuilt = b.core_ptr_add(data, distance);
             let rebuilt = b.cast_to(rebuilt, ty);

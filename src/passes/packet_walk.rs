@@ -42,6 +42,16 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
         body: body_block,
         provenance: Provenance::of_function(m, f),
     };
+    // A local the loop writes, compared with a constant where the loop decides to go round
+    // (`labels < 16`, stepped twice): a bound the verifier follows as written, as it did before.
+    let everywhere = m.block(body_block).ops.len();
+    let tests = continuing
+        .iter()
+        .copied()
+        .chain(walk.leaving_tests(everywhere).map(|(_, t)| t));
+    if tests.into_iter().any(|t| walk.counts_elsewhere(t)) {
+        return None;
+    }
     let steps = m.block(body_block).ops.iter().enumerate();
     steps
         .filter(|&(_, &o)| m.op(o).opcode == Opcode::CoreStore)
@@ -381,6 +391,36 @@ impl Walk<'_> {
 
     fn rooted(&self, v: Value, field: &[u8]) -> bool {
         rooted(self.m, &self.provenance, v, field)
+    }
+
+    /// Whether `test` compares, with a constant, an integer local that the loop only steps by
+    /// constants (a counter the verifier follows).
+    fn counts_elsewhere(&self, test: Value) -> bool {
+        let m = self.m;
+        let Some(cmp) = m.defining_op(test).and_then(|o| views::CoreCmp::of(m, o)) else {
+            return false;
+        };
+        let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
+        let local = match (m.const_int(lhs), m.const_int(rhs)) {
+            (None, Some(_)) => loaded_local(m, lhs),
+            (Some(_), None) => loaded_local(m, rhs),
+            _ => None,
+        };
+        // Every write of it in the loop steps it by a constant: a counter.
+        local.is_some_and(|local| {
+            let stores = m.collect_nested(self.l, |d| {
+                d.opcode == Opcode::CoreStore && d.operands[1] == local
+            });
+            let steps = stores.iter().all(|&st| {
+                let mut terms = Vec::new();
+                sum_terms(m, m.op(st).operands[0], &mut terms);
+                let (own, rest): (Vec<Value>, Vec<Value>) = terms
+                    .into_iter()
+                    .partition(|&t| loaded_local(m, t) == Some(local));
+                own.len() == 1 && !rest.is_empty() && rest.iter().all(|&t| m.const_int(t).is_some())
+            });
+            !stores.is_empty() && steps && m.value_type(local).pointee().is_some_and(Type::is_int)
+        })
     }
 
     fn is_leaving_if(&self, o: OpId) -> bool {
