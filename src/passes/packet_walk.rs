@@ -10,7 +10,7 @@
 use super::bound_loops::advances;
 use super::provenance::{ctx_field, Provenance};
 use super::value_bounds::{
-    escaping_operands, in_nested_loop, int_max, is_unsigned, loaded_local, sum_terms,
+    chain_terms, escaping_operands, in_nested_loop, int_max, is_unsigned, loaded_local, sum_terms,
 };
 use crate::ir::{views, BlockId, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
@@ -28,13 +28,7 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let body_block = m.sole_block(body)?;
     let mut continuing = Vec::new();
-    terms_of(
-        m,
-        m.yielded_value(cond)?,
-        Opcode::CoreAnd,
-        false,
-        &mut continuing,
-    );
+    chain_terms(m, m.yielded_value(cond)?, false, &mut continuing);
     let walk = Walk {
         m,
         f,
@@ -42,14 +36,17 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
         body: body_block,
         provenance: Provenance::of_function(m, f),
     };
-    // A local the loop writes, compared with a constant where the loop decides to go round
-    // (`labels < 16`, stepped twice): a bound the verifier follows as written, as it did before.
+    // Where the loop decides to go round: the condition's terms (before every op of the body)
+    // and the leaving tests, each with the body position it stands at; `true` for a leaving one.
     let everywhere = m.block(body_block).ops.len();
-    let tests = continuing
+    let deciding: Vec<(usize, Value, bool)> = continuing
         .iter()
-        .copied()
-        .chain(walk.leaving_tests(everywhere).map(|(_, t)| t));
-    if tests.into_iter().any(|t| walk.counts_elsewhere(t)) {
+        .map(|&t| (0, t, false))
+        .chain(walk.leaving_tests(everywhere).map(|(at, t)| (at, t, true)))
+        .collect();
+    // A counter compared with a constant there (`labels < 16`, stepped twice): a bound the
+    // verifier follows as written, as it did before.
+    if deciding.iter().any(|&(_, t, _)| walk.counts_elsewhere(t)) {
         return None;
     }
     let steps = m.block(body_block).ops.iter().enumerate();
@@ -63,25 +60,22 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
             if !forward && m.value_type(walked).pointee().is_some_and(Type::is_ptr) {
                 return None;
             }
-            let tests: Vec<(Value, bool)> = continuing
-                .iter()
-                .map(|&t| (t, false))
-                .chain(walk.leaving_tests(at).map(|(_, t)| (t, true)))
-                .collect();
+            let before = || {
+                deciding
+                    .iter()
+                    .filter(move |&&(pos, _, leaving)| !leaving || pos < at)
+                    .map(|&(_, t, leaving)| (t, leaving))
+            };
             // Past the packet's end a test or an access stops it; before its start, only an
             // access (whose check aborts there).
-            let tested = forward
-                && tests
-                    .iter()
-                    .any(|&(t, leaving)| walk.tests(t, walked, leaving));
+            let tested = forward && before().any(|(t, leaving)| walk.tests(t, walked, leaving));
             if !tested && !walk.accessed_before(at, walked) {
                 return None;
             }
             // A constant limit on an offset may bound it sooner (`while (off < 48)`).
-            let limit = tests
-                .iter()
+            let limit = before()
                 .filter(|_| forward)
-                .filter_map(|&(t, leaving)| limit_of(m, t, walked, leaving))
+                .filter_map(|(t, leaving)| limit_of(m, t, walked, leaving))
                 .fold(PACKET_BYTES - 1, u128::min);
             Some(limit / step + 2)
         })
@@ -91,15 +85,7 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
 /// The constant that `test` keeps `walked` at most while the loop goes round (`off < 48`: 47),
 /// `leaving` as for [`Walk::tests`].
 fn limit_of(m: &Module, test: Value, walked: Value, leaving: bool) -> Option<u128> {
-    let cmp = views::CoreCmp::of(m, m.defining_op(test)?)?;
-    let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
-    let (read, pred, k) = if loaded_local(m, lhs) == Some(walked) {
-        (lhs, cmp.pred(m), m.const_int(rhs)?)
-    } else if loaded_local(m, rhs) == Some(walked) {
-        (rhs, cmp.pred(m).swapped(), m.const_int(lhs)?)
-    } else {
-        return None;
-    };
+    let (read, pred, k) = compared_with_constant(m, test, walked)?;
     // (A narrowing read limits only the low bits.)
     if int_max(m.value_type(read))? < int_max(m.value_type(walked).pointee()?)? {
         return None;
@@ -346,7 +332,7 @@ impl Walk<'_> {
             .filter(|&(_, &o)| self.is_leaving_if(o))
             .flat_map(move |(i, &o)| {
                 let mut tests = Vec::new();
-                terms_of(m, m.op(o).operands[0], Opcode::CoreOr, true, &mut tests);
+                chain_terms(m, m.op(o).operands[0], true, &mut tests);
                 tests.into_iter().map(move |t| (i, t))
             })
     }
@@ -373,20 +359,9 @@ impl Walk<'_> {
             }
             base = d.operands[0];
         }
-        if !m.value_type(base).is_ptr() || !self.rooted(base, b"data") {
-            return false;
-        }
-        let mut terms = Vec::new();
-        sum_terms(m, base, &mut terms);
-        let mut walks = false;
-        for t in terms {
-            if loaded_local(m, t) == Some(walked) {
-                walks = true;
-            } else if !(m.value_type(t).is_ptr() || m.const_int(t).is_some()) {
-                return false;
-            }
-        }
-        walks
+        m.value_type(base).is_ptr()
+            && self.rooted(base, b"data")
+            && moves_by_walked(m, base, walked, true)
     }
 
     fn rooted(&self, v: Value, field: &[u8]) -> bool {
@@ -446,65 +421,16 @@ impl Walk<'_> {
             (CmpPred::Ge | CmpPred::Gt, false) | (CmpPred::Lt | CmpPred::Le, true) => (rhs, lhs),
             _ => return false,
         };
-        if !m.value_type(address).is_ptr()
-            || !self.rooted(address, b"data")
-            || !self.rooted(end, b"data_end")
-        {
-            return false;
-        }
-        let mut terms = Vec::new();
-        sum_terms(m, address, &mut terms);
-        let mut walks = false;
-        for t in terms {
-            if loaded_local(m, t) == Some(walked) {
-                walks = true;
-            } else if !(m.value_type(t).is_ptr() || m.const_int(t).is_some_and(|c| c >= 0)) {
-                return false;
-            }
-        }
-        walks
-    }
-}
-
-/// The terms of `v` as a chain of `op` (`CoreAnd` for `&&`, `CoreOr` for `||`): `a && b` is
-/// `if (a) { b } else { false }` and `a || b` is `if (a) { true } else { b }`, or the bitwise op
-/// on booleans. `or`: which of the two.
-fn terms_of(m: &Module, v: Value, op: Opcode, or: bool, out: &mut Vec<Value>) {
-    let Some(def) = m.defining_op(v) else {
-        out.push(v);
-        return;
-    };
-    let d = m.op(def);
-    let short = usize::from(!or);
-    let constant = |r| m.yielded_value(r).and_then(|x| m.const_int(x));
-    let expected = i128::from(or);
-    if d.opcode == Opcode::KsIf
-        && d.results.len() == 1
-        && constant(d.regions[short]) == Some(expected)
-    {
-        terms_of(m, d.operands[0], op, or, out);
-        if let Some(rest) = m.yielded_value(d.regions[1 - short]) {
-            terms_of(m, rest, op, or, out);
-        }
-    } else if d.opcode == op && *m.value_type(v) == Type::Bool {
-        terms_of(m, d.operands[0], op, or, out);
-        terms_of(m, d.operands[1], op, or, out);
-    } else {
-        out.push(v);
+        m.value_type(address).is_ptr()
+            && self.rooted(address, b"data")
+            && self.rooted(end, b"data_end")
+            && moves_by_walked(m, address, walked, false)
     }
 }
 
 /// The least value of `local` that `test` being false leaves (`len < 2`: 2; `len == 0`: 1).
 fn least_passing(m: &Module, test: Value, local: Value) -> Option<u128> {
-    let cmp = views::CoreCmp::of(m, m.defining_op(test)?)?;
-    let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
-    let (pred, k) = if loaded_local(m, lhs) == Some(local) {
-        (cmp.pred(m), m.const_int(rhs)?)
-    } else if loaded_local(m, rhs) == Some(local) {
-        (cmp.pred(m).swapped(), m.const_int(lhs)?)
-    } else {
-        return None;
-    };
+    let (_, pred, k) = compared_with_constant(m, test, local)?;
     let k = u128::try_from(k).ok()?;
     match pred {
         CmpPred::Lt => Some(k),
@@ -512,4 +438,36 @@ fn least_passing(m: &Module, test: Value, local: Value) -> Option<u128> {
         CmpPred::Eq if k == 0 => Some(1),
         _ => None,
     }
+}
+
+/// `test` as `local <pred> k`: the read of `local` it compares, the predicate with the local on
+/// the left, and the constant.
+fn compared_with_constant(m: &Module, test: Value, local: Value) -> Option<(Value, CmpPred, i128)> {
+    let cmp = views::CoreCmp::of(m, m.defining_op(test)?)?;
+    let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
+    if loaded_local(m, lhs) == Some(local) {
+        Some((lhs, cmp.pred(m), m.const_int(rhs)?))
+    } else if loaded_local(m, rhs) == Some(local) {
+        Some((rhs, cmp.pred(m).swapped(), m.const_int(lhs)?))
+    } else {
+        None
+    }
+}
+
+/// Whether `address`'s terms are a load of `walked`, pointers and constants (non-negative ones
+/// only, unless `any_constant`).
+fn moves_by_walked(m: &Module, address: Value, walked: Value, any_constant: bool) -> bool {
+    let mut terms = Vec::new();
+    sum_terms(m, address, &mut terms);
+    let mut walks = false;
+    for t in terms {
+        if loaded_local(m, t) == Some(walked) {
+            walks = true;
+        } else if !(m.value_type(t).is_ptr()
+            || m.const_int(t).is_some_and(|c| any_constant || c >= 0))
+        {
+            return false;
+        }
+    }
+    walks
 }

@@ -458,34 +458,32 @@ pub(super) struct CountedWhile {
 pub(super) fn counted_while(m: &Module, l: OpId) -> Option<CountedWhile> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let mut tests = Vec::new();
-    conjuncts(m, m.yielded_value(cond)?, &mut tests);
+    chain_terms(m, m.yielded_value(cond)?, false, &mut tests);
     tests.into_iter().find_map(|t| counted_by(m, l, body, t))
 }
 
-/// The terms of the `&&` chain `v`: `a && b` is `if (a) { b } else { false }`, or `a & b`.
-fn conjuncts(m: &Module, v: Value, out: &mut Vec<Value>) {
+/// The terms of the `&&` chain `v` (`or`: of the `||` chain): `a && b` is `if (a) { b } else {
+/// false }` and `a || b` is `if (a) { true } else { b }`, or the bitwise op on booleans.
+pub(super) fn chain_terms(m: &Module, v: Value, or: bool, out: &mut Vec<Value>) {
     let Some(op) = def_op(m, v) else {
         out.push(v);
         return;
     };
     let d = m.op(op);
-    let is_false = |r| {
-        m.yielded_value(r)
-            .and_then(|f| m.const_int(f))
-            .is_some_and(|c| c == 0)
-    };
-    match d.opcode {
-        Opcode::KsIf if d.results.len() == 1 && is_false(d.regions[1]) => {
-            conjuncts(m, d.operands[0], out);
-            if let Some(b) = m.yielded_value(d.regions[0]) {
-                conjuncts(m, b, out);
-            }
+    // The arm that short-circuits yields the chain's own answer: false for `&&`, true for `||`.
+    let short = usize::from(!or);
+    let decides = |r| m.yielded_value(r).and_then(|x| m.const_int(x)) == Some(i128::from(or));
+    let bitwise = if or { Opcode::CoreOr } else { Opcode::CoreAnd };
+    if d.opcode == Opcode::KsIf && d.results.len() == 1 && decides(d.regions[short]) {
+        chain_terms(m, d.operands[0], or, out);
+        if let Some(rest) = m.yielded_value(d.regions[1 - short]) {
+            chain_terms(m, rest, or, out);
         }
-        Opcode::CoreAnd if *m.value_type(v) == Type::Bool => {
-            conjuncts(m, d.operands[0], out);
-            conjuncts(m, d.operands[1], out);
-        }
-        _ => out.push(v),
+    } else if d.opcode == bitwise && *m.value_type(v) == Type::Bool {
+        chain_terms(m, d.operands[0], or, out);
+        chain_terms(m, d.operands[1], or, out);
+    } else {
+        out.push(v);
     }
 }
 
