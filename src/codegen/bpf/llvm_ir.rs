@@ -2,9 +2,10 @@
 
 use inkwell::basic_block::BasicBlock;
 use inkwell::values::{
-    AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, InstructionOpcode,
-    InstructionValue, PhiValue, PointerValue,
+    AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, FunctionValue,
+    InstructionOpcode, InstructionValue, PhiValue, PointerValue,
 };
+use std::collections::HashMap;
 
 /// Operand `index` of `i`, when it is a pointer.
 pub(super) fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<PointerValue<'_>> {
@@ -163,4 +164,56 @@ pub(super) fn phis_of(block: BasicBlock<'_>) -> Vec<PhiValue<'_>> {
 pub(super) fn replace_all_uses<'ctx>(old: InstructionValue<'ctx>, new: impl AsValueRef) {
     // SAFETY: both are live values of the same type in one context.
     unsafe { llvm_sys::core::LLVMReplaceAllUsesWith(old.as_value_ref(), new.as_value_ref()) }
+}
+
+/// The blocks that branch to each block of `f` (once per block, however many edges).
+pub(super) fn predecessors(f: FunctionValue<'_>) -> HashMap<BasicBlock<'_>, Vec<BasicBlock<'_>>> {
+    let mut out: HashMap<_, Vec<_>> = HashMap::new();
+    for b in f.get_basic_blocks() {
+        for s in successors(b) {
+            let from = out.entry(s).or_default();
+            if !from.contains(&b) {
+                from.push(b);
+            }
+        }
+    }
+    out
+}
+
+/// Erases `i` and then each operand it leaves without uses.
+pub(super) fn erase_dead(i: InstructionValue<'_>) {
+    if !users_of_result(i).is_empty() {
+        return;
+    }
+    let mut operands: Vec<InstructionValue> = (0..i.get_num_operands())
+        .filter_map(|k| i.get_operand(k)?.value()?.as_instruction_value())
+        .collect();
+    operands.dedup();
+    i.erase_from_basic_block();
+    for o in operands {
+        if !matches!(o.get_opcode(), InstructionOpcode::Alloca) {
+            erase_dead(o);
+        }
+    }
+}
+
+/// Whether `i` may write memory: a store, an atomic, a fence, or a call of anything but the
+/// intrinsics that only compute or read.
+pub(super) fn may_write_memory(i: InstructionValue<'_>) -> bool {
+    const PURE: [&str; 6] = [
+        "llvm.bswap",
+        "llvm.dbg",
+        "llvm.assume",
+        "llvm.bpf.getelementptr.and.load",
+        "llvm.umin",
+        "llvm.umax",
+    ];
+    match i.get_opcode() {
+        InstructionOpcode::Store
+        | InstructionOpcode::AtomicRMW
+        | InstructionOpcode::AtomicCmpXchg
+        | InstructionOpcode::Fence => true,
+        InstructionOpcode::Call => !PURE.iter().any(|p| calls_intrinsic(i, p)),
+        _ => false,
+    }
 }

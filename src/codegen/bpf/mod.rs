@@ -10,6 +10,7 @@ mod array_entries;
 mod back_end;
 mod byte_copies;
 mod chosen_keys;
+mod compare_words;
 mod decls;
 mod flag_phis;
 mod frame_chains;
@@ -131,6 +132,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             pointer_steps::step_pointers(m);
             stack_words::widen_stack_numbers(m);
             swapped_compares::compare_unswapped(m);
+            compare_words::compare_words(m);
             packet_reloads::reload_packet_bytes(m);
             split_returns::split_returns(m);
             layout::lay_out(m);

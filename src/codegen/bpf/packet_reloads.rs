@@ -11,8 +11,8 @@
 //! between the read and the use may write those bytes or move the packet.
 
 use super::llvm_ir::{
-    calls_intrinsic, constant_base, helper_id, instructions, is_packet, phis_of, successors,
-    users_of_result,
+    calls_intrinsic, constant_base, helper_id, instructions, is_packet, phis_of, predecessors,
+    successors, users_of_result,
 };
 use crate::vocab::helpers;
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -385,16 +385,6 @@ fn reachable<'ctx>(
         }
     }
     seen
-}
-
-fn predecessors(f: FunctionValue<'_>) -> HashMap<BasicBlock<'_>, Vec<BasicBlock<'_>>> {
-    let mut out: HashMap<_, Vec<_>> = HashMap::new();
-    for b in f.get_basic_blocks() {
-        for s in successors(b) {
-            out.entry(s).or_default().push(b);
-        }
-    }
-    out
 }
 
 /// Whether `i` leaves the packet bytes `span` (offsets from `base`) as they were and the packet

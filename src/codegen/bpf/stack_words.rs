@@ -10,7 +10,10 @@
 //! helper fills them), so the word's extra bytes are initialised. The bytes and the tree lie in
 //! one block with nothing in between that writes memory.
 
-use super::llvm_ir::{constant_base, instructions, is_alloca, pointer_operand, users_of_result};
+use super::llvm_ir::{
+    constant_base, erase_dead, instructions, is_alloca, may_write_memory, pointer_operand,
+    users_of_result,
+};
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::targets::TargetData;
@@ -230,15 +233,7 @@ fn nothing_written_between<'ctx>(
             return started || loads.is_empty();
         }
         started |= loads.contains(&i);
-        if started
-            && matches!(
-                i.get_opcode(),
-                InstructionOpcode::Store
-                    | InstructionOpcode::Call
-                    | InstructionOpcode::AtomicRMW
-                    | InstructionOpcode::AtomicCmpXchg
-            )
-        {
+        if started && may_write_memory(i) {
             return false;
         }
     }
@@ -318,21 +313,4 @@ fn byte_swap<'ctx>(
         .basic()
         .expect("bswap returns its operand's type")
         .into_int_value()
-}
-
-/// Erases `i` and then each operand it leaves without uses.
-fn erase_dead(i: InstructionValue<'_>) {
-    if !users_of_result(i).is_empty() {
-        return;
-    }
-    let mut operands: Vec<InstructionValue> = (0..i.get_num_operands())
-        .filter_map(|k| i.get_operand(k)?.value()?.as_instruction_value())
-        .collect();
-    operands.dedup();
-    i.erase_from_basic_block();
-    for o in operands {
-        if !matches!(o.get_opcode(), InstructionOpcode::Alloca) {
-            erase_dead(o);
-        }
-    }
 }
