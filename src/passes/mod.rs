@@ -19,6 +19,7 @@ pub mod lower_host;
 mod lower_loops;
 pub mod manager;
 mod merge_tails;
+mod packet_structs;
 mod packet_walk;
 mod partition;
 pub mod pipeline;

@@ -22,6 +22,7 @@ const BPF: &[&str] = &[
     "hoist-counter-defers",
     "unroll-loops",
     "bound-loops",
+    "read-packet-structs",
     "bounds-check",
     "widen-loop-steps",
     "mask-loop-offsets",

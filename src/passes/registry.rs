@@ -171,6 +171,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| bound_loops::run(m),
     },
     PassInfo {
+        name: "read-packet-structs",
+        about: "kernel structs read through packet pointers sema could not see (a helper's packet parameter) are read at wire offsets, not through bpf_probe_read_kernel",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: packet_structs::run,
+    },
+    PassInfo {
         name: "bounds-check",
         about: "packet bounds checks before packet accesses, minus those a dominating test proves",
         requires: &[Structured, KsKernel],

@@ -58,10 +58,11 @@ impl FnLower<'_, '_, '_> {
                     }
                     _ => None,
                 };
-                let in_packet = p.path.iter().any(|s| matches!(s, Step::Wire(..)));
+                let fixed_layout = self.kind.target() == Target::Host
+                    || p.path.iter().any(|s| matches!(s, Step::Wire(..)));
                 p.path.push(if let Some(id) = kernel {
                     match self.kernel_member(id, &f.name) {
-                        Some(km) if in_packet => {
+                        Some(km) if fixed_layout => {
                             Step::Wire(km.access_offset(), it.clone(), km.bit_field())
                         }
                         km => {
@@ -83,7 +84,10 @@ impl FnLower<'_, '_, '_> {
                     ),
                     _ => (StructOrigin::File, None),
                 };
-                let in_packet = self.lw.ck.packet_reads.contains(&base.id);
+                // Packet bytes and userspace memory lay a kernel struct out as this machine's
+                // BTF does: fixed offsets, no CO-RE.
+                let fixed_layout = self.kind.target() == Target::Host
+                    || self.lw.ck.packet_reads.contains(&base.id);
                 let pv = self.rvalue(base);
                 let pv = if origin == StructOrigin::Context {
                     pv
@@ -101,7 +105,7 @@ impl FnLower<'_, '_, '_> {
                         ty: it,
                         untrusted: None,
                     },
-                    StructOrigin::Kernel if in_packet && member.is_some() => {
+                    StructOrigin::Kernel if fixed_layout && member.is_some() => {
                         let km = member.expect("tested");
                         Place {
                             base: Base::Addr(pv),

@@ -40,6 +40,21 @@ use std::collections::{HashMap, HashSet};
 const MAX_POINTER_OFFSET: i128 = 1 << 29;
 const MAX_PACKET_BYTES: i128 = 0xffff;
 
+/// The packet pointers of each kernel function, counting parameters that hold one at every call.
+pub(super) fn packet_pointers(
+    m: &Module,
+    analyses: &mut Analyses,
+) -> HashMap<OpId, HashSet<Value>> {
+    let roles = ParamRoles::of_module(m, analyses);
+    crate::passes::kernel_funcs(m)
+        .into_iter()
+        .map(|f| {
+            let classes = params::Classes::of(m, f, analyses.provenance(m, f), &roles);
+            (f, classes.packet)
+        })
+        .collect()
+}
+
 pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     let funcs = callees_first(m, analyses);
     let mut errors = PassErrors::new();
