@@ -5,6 +5,18 @@ use super::*;
 impl FnLower<'_, '_, '_> {
     pub(in crate::lower::expr) fn place(&mut self, e: &Expr) -> Place {
         let it = self.ir(&self.ty(e));
+        // A constant has no storage (§12.2): indexing one (`PREFIX[i]`) reads a copy of its value.
+        if let (ExprKind::Ident(_), Some(c)) = (&e.kind, self.const_of(e)) {
+            let value = self.materialize(&c, &it);
+            let copy = self.slot(it.clone(), "");
+            self.b().core_store(value, copy);
+            return Place {
+                base: Base::Addr(copy),
+                path: vec![],
+                ty: it,
+                untrusted: None,
+            };
+        }
         match &e.kind {
             ExprKind::Ident(n) => match self.lookup(n).cloned() {
                 Some(Slot::Var { addr }) => Place {
