@@ -258,7 +258,7 @@ impl<'a> Checker<'a, '_> {
                 Ty::Int(li)
             }
             BinOp::Eq | BinOp::Ne => {
-                if self.unify(&lt, &rt).is_none() {
+                if self.unify(&lt, &rt).is_none() && !both_pointers(&lt, &rt) {
                     self.error(
                         Code::E0302,
                         e.span,
@@ -274,7 +274,8 @@ impl<'a> Checker<'a, '_> {
             BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
                 let ordered =
                     |t: &Ty| matches!(t, Ty::Int(_) | Ty::Enum(_) | Ty::Char | Ty::Ptr(_));
-                if !ordered(&lt) || !ordered(&rt) || self.unify(&lt, &rt).is_none() {
+                let comparable = self.unify(&lt, &rt).is_some() || both_pointers(&lt, &rt);
+                if !ordered(&lt) || !ordered(&rt) || !comparable {
                     self.error(
                         Code::E0302,
                         e.span,
@@ -540,4 +541,10 @@ impl<'a> Checker<'a, '_> {
         }
         to
     }
+}
+
+/// Pointers compare as addresses whatever they point to (§6.8): `udp + 8 > data_end` tests a
+/// `*udphdr` against the packet's `*u8` end.
+fn both_pointers(l: &Ty, r: &Ty) -> bool {
+    matches!((l, r), (Ty::Ptr(_), Ty::Ptr(_)))
 }
