@@ -12,10 +12,10 @@ use inkwell::values::{BasicValueEnum, FunctionValue};
 pub struct Bpf {
     /// The CPU has `sdiv`/`smod` (v4).
     pub signed_division: bool,
-    /// Optimising (not -O0): functions called once are inlined.
+    /// Optimising (not -O0): functions only called directly are inlined.
     pub optimize: bool,
-    /// The functions called from exactly one place, found once per module.
-    pub called_once: std::cell::OnceCell<std::collections::HashSet<String>>,
+    /// The functions only ever called directly (never referenced otherwise), found once per module.
+    pub inlined_calls: std::cell::OnceCell<std::collections::HashSet<String>>,
     /// The array lookups another lookup may share (see `array_entries`), found once per module.
     pub shareable_lookups: std::cell::OnceCell<std::collections::HashSet<crate::ir::Value>>,
     /// The last sequence number given to an `llvm.bpf.btf.type.id` call (each must be distinct).
@@ -41,9 +41,10 @@ impl BackEnd for Bpf {
     /// value takes one per scalar, padding included), is always inlined (kernel code has no
     /// recursion), which -O0's pipeline does too; LLVM's BPF back end crashes on a call it has
     /// to lower otherwise.
-    /// Optimising, a function called from one place is inlined too, as C's `static
-    /// __always_inline` helpers are: LLVM's own heuristics leave a call it guesses cold (one behind a few
-    /// packet tests) as a BPF call, paying argument moves and the throw status each time.
+    /// Optimising, every function only ever called directly is inlined too, as C's `static
+    /// __always_inline` helpers are: LLVM's own heuristics leave a call it guesses cold (one behind a
+    /// few packet tests) or one of several calls as a BPF call, paying the call, argument moves and
+    /// the throw status each time, where the verifier walks the callee at every call anyway.
     fn decorate_function<'ctx>(&self, g: &Gen<'_, 'ctx>, f: OpId, func: FunctionValue<'ctx>) {
         let program = KsFunc(f).kind(g.m).is_some();
         let ret = match KsFunc(f).ty(g.m) {
@@ -57,13 +58,13 @@ impl BackEnd for Bpf {
             .map(|&p| argument_registers(p))
             .sum();
         let aggregate_return = !ret.is_scalar() && ret != Type::Void;
-        let called_once = self.optimize
+        let only_called = self.optimize
             && g.m.symbol(f).is_some_and(|name| {
-                self.called_once
-                    .get_or_init(|| called_once(g.m))
+                self.inlined_calls
+                    .get_or_init(|| only_called(g.m))
                     .contains(name)
             });
-        if !program && (aggregate_return || registers > MAX_ARGUMENT_REGISTERS || called_once) {
+        if !program && (aggregate_return || registers > MAX_ARGUMENT_REGISTERS || only_called) {
             let always = Attribute::get_named_enum_kind_id("alwaysinline");
             func.add_attribute(
                 AttributeLoc::Function,
@@ -116,26 +117,20 @@ fn argument_registers(t: BasicMetadataTypeEnum) -> u64 {
     BasicTypeEnum::try_from(t).map_or(1, of)
 }
 
-/// The functions called from exactly one place whose address is never taken (a callback must
-/// stay a function).
-fn called_once(m: &Module) -> std::collections::HashSet<String> {
-    let mut calls: std::collections::HashMap<String, usize> = Default::default();
+/// The functions called directly whose address is never taken (a callback must stay a function).
+fn only_called(m: &Module) -> std::collections::HashSet<String> {
+    let mut called = std::collections::HashSet::new();
     let mut referenced = std::collections::HashSet::new();
     for &top in m.top_ops() {
         m.walk_nested(top, &mut |o| {
             if let Some(crate::ir::Attr::Sym(callee)) = m.attr(o, "callee") {
                 match m.op(o).opcode {
-                    crate::ir::Opcode::CoreCall => *calls.entry(callee.clone()).or_default() += 1,
-                    _ => {
-                        referenced.insert(callee.clone());
-                    }
-                }
+                    crate::ir::Opcode::CoreCall => called.insert(callee.clone()),
+                    _ => referenced.insert(callee.clone()),
+                };
             }
         });
     }
-    calls
-        .into_iter()
-        .filter(|(name, n)| *n == 1 && !referenced.contains(name))
-        .map(|(name, _)| name)
-        .collect()
+    called.retain(|name| !referenced.contains(name));
+    called
 }

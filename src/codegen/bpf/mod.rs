@@ -93,7 +93,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     let back_end = back_end::Bpf {
         signed_division: opts.cpu == "v4",
         optimize: opts.optimize,
-        called_once: Default::default(),
+        inlined_calls: Default::default(),
         shareable_lookups: Default::default(),
         type_id_seq: Default::default(),
     };
