@@ -581,7 +581,7 @@ impl BoundsCheck {
             }
             let stride = byte_stride(m, op);
             let reach = MAX_PACKET_BYTES / stride;
-            let signed = !is_unsigned(m.value_type(index));
+            let signed = !never_negative(m, index);
             let mut b = m.builder_before(op);
             let wide_ty = if signed { Type::i64() } else { Type::u64() };
             // Widened into an opaque copy, so LLVM cannot saturate the narrow value and widen
@@ -595,6 +595,10 @@ impl BoundsCheck {
                 let low = b.core_const(-reach, wide_ty);
                 let under = b.core_cmp(bounded, low, CmpPred::Lt);
                 bounded = b.core_select(under, low, bounded);
+            } else {
+                // The saturated value is a sentinel no packet reaches, not an offset the accesses
+                // must prove in range: opaque to the bound analysis, as the signed pair is.
+                bounded = b.bpf_opaque(bounded);
             }
             m.op_mut(op).operands[1] = bounded;
         }
@@ -1796,4 +1800,21 @@ fn region_leaves(m: &Module, r: RegionId) -> bool {
                 | Opcode::CoreRet
         )
     })
+}
+
+/// Whether `v` is never negative: of an unsigned type, or a narrower unsigned value widened
+/// (`data + off` with `off: u32` adds `off` as an `i64`), which needs no lower saturation.
+fn never_negative(m: &Module, v: Value) -> bool {
+    let bits = |t: &Type| t.int().map_or(0, |i| i.bits());
+    let ty = m.value_type(v);
+    if is_unsigned(ty) {
+        return true;
+    }
+    match m.value(v).def {
+        ValueDef::Result(op, _) if m.op(op).opcode == Opcode::CoreCast => {
+            let from = m.value_type(m.op(op).operands[0]);
+            is_unsigned(from) && bits(from) < bits(ty)
+        }
+        _ => false,
+    }
 }
