@@ -16,6 +16,10 @@ use inkwell::IntPredicate;
 /// `memory(read)`: reads any memory, writes none (LLVM's MemoryEffects encoding).
 pub(super) const MEMORY_READ: u64 = 0b01_01_01;
 
+/// `memory(inaccessiblemem: readwrite)`: reads and writes only memory no IR value points to (two
+/// bits a location: other, inaccessible, argument).
+const INACCESSIBLE_MEM_READ_WRITE: u64 = 0b00_11_00;
+
 /// BPF helper ids the back end calls itself.
 const TAIL_CALL: u64 = 12;
 const TRACE_PRINTK: u64 = 6;
@@ -294,6 +298,19 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .builder
                     .build_indirect_call(asm_ty, asm, &[v.into()], "")
                     .map_err(e)?;
+                // It hides a value, not memory: with no memory effects declared LLVM would take
+                // the asm for a write anywhere and read every context field again after it
+                // (`ctx->data_end` at each read through a throwing helper). Yet it must write
+                // something, memory nothing else reaches: two opaque copies of one value are
+                // each tested on their own, and LLVM would merge a pure asm's copies (those of
+                // inlined calls too) and carry what the first test taught it to the second.
+                r.add_attribute(
+                    AttributeLoc::Function,
+                    self.g.ctx.create_enum_attribute(
+                        Attribute::get_named_enum_kind_id("memory"),
+                        INACCESSIBLE_MEM_READ_WRITE,
+                    ),
+                );
                 self.set(
                     d,
                     r.try_as_basic_value()

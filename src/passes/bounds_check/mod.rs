@@ -1737,6 +1737,13 @@ impl BoundsCheck {
             }
             PacketEnd::Param(end) => b.cast_to(end, Type::ptr(Type::u8())),
         };
+        // After `if (P == end)` LLVM may write `P` for `end` (GVN's equalities), leaving a check
+        // between two packet pointers that proves nothing to the verifier: an opaque copy of
+        // `end` is a value LLVM knows nothing of.
+        let end = match self.blind_tests {
+            true => b.bpf_opaque(end),
+            false => end,
+        };
         let byte_ptr = Type::ptr(Type::u8());
         let bytes = b.cast_to(addr, byte_ptr);
         let w = b.core_const(width, Type::i64());
