@@ -77,7 +77,7 @@ fn oversized_local(m: &Module, local: OpId) -> Option<PassError> {
 /// locals written once (`var p = &buf[4]`), and the parameters of functions whose every call is
 /// known, which point wherever those calls' arguments do (the verifier checks a static function
 /// at each call, with that call's stack pointer).
-struct Stack<'m> {
+pub(super) struct Stack<'m> {
     m: &'m Module,
     /// By function: its locals written once, and the value written.
     written_once: HashMap<OpId, HashMap<Value, Value>>,
@@ -105,13 +105,21 @@ impl Position {
 }
 
 impl<'m> Stack<'m> {
-    fn of_module(m: &'m Module) -> Stack<'m> {
+    pub(super) fn of_module(m: &'m Module) -> Stack<'m> {
         let funcs = super::kernel_funcs(m);
         Stack {
             m,
             written_once: funcs.iter().map(|&f| (f, written_once(m, f))).collect(),
             call_sites: CallSites::of(m, &funcs),
         }
+    }
+
+    /// The fewest bytes the stack object `ptr` (a value of `f`) may point into holds from there,
+    /// over every place it may point; `None` where it is not known to point into the stack.
+    pub(super) fn bytes_held(&self, f: OpId, ptr: Value) -> Option<i128> {
+        (self.positions(f, ptr, 0).iter())
+            .map(|(at, _)| at.held())
+            .min()
     }
 
     /// The first `(memory, size)` argument pair of a helper call whose constant size exceeds

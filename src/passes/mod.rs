@@ -10,6 +10,7 @@ mod endless_loops;
 mod fetch_add;
 mod filled_locals;
 mod flatten;
+mod helper_sizes;
 mod hoist_defers;
 mod if_chain;
 mod kernel_memory;

@@ -29,6 +29,7 @@ const BPF: &[&str] = &[
     "lower-loops",
     "lower-bpf",
     "check-kernel-memory",
+    "guard-helper-sizes",
     "skip-filled-zeroing",
     "flatten",
     "lower-tail-calls",

@@ -45,6 +45,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| kernel_memory::run(m),
     },
     PassInfo {
+        name: "guard-helper-sizes",
+        about: "abort before a helper call whose run-time size may exceed the stack object it is given (the kernel refuses the call at load)",
+        requires: &[Structured, BpfDialect],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| helper_sizes::run(m),
+    },
+    PassInfo {
         name: "reachability",
         about: "drop functions and declarations no root (program, main, test, kfunc, impl) reaches",
         requires: &[Whole],
