@@ -20,6 +20,7 @@ mod objects;
 mod ringbuf;
 mod strings;
 
+use super::value_bounds::CallBounds;
 use super::{PassErrors, PassResult};
 use crate::ir::layout::{self, size_of, struct_decl};
 use crate::ir::symbols::{PINNED_GLOBALS_MAP, PINNED_GLOBALS_STRUCT};
@@ -53,9 +54,11 @@ pub fn run(m: &mut Module) -> PassResult {
     let funcs = crate::passes::kernel_funcs(m);
     let pinned = declare_pinned_globals(m)?;
     declare_config_maps(m);
+    let calls = CallBounds::of_module(m);
     let mut errors = PassErrors::new();
     for f in funcs {
-        lower_function(m, f, &pinned, &mut errors);
+        let bounded = index_checks::bounded_indexes(m, f, &calls);
+        lower_function(m, f, &pinned, bounded, &mut errors);
     }
     if errors.is_empty() {
         Ok(())
@@ -64,13 +67,19 @@ pub fn run(m: &mut Module) -> PassResult {
     }
 }
 
-fn lower_function(m: &mut Module, func: OpId, pinned: &HashSet<String>, errors: &mut PassErrors) {
+fn lower_function(
+    m: &mut Module,
+    func: OpId,
+    pinned: &HashSet<String>,
+    bounded_indexes: HashSet<OpId>,
+    errors: &mut PassErrors,
+) {
     strings::simplify(m, func);
     let ops = m.collect_nested(func, |o| match o.opcode {
         Opcode::KsGlobalAddr => matches!(&o.attrs[0], Some(Attr::Sym(g)) if pinned.contains(g)),
         op => rule(op).is_some(),
     });
-    lower_ops(m, func, ops, errors);
+    lower_ops(m, func, ops, bounded_indexes, errors);
     fold_core_elements(m, func);
     hide_pointer_differences(m, func);
 }
@@ -177,7 +186,7 @@ pub fn run_kmod(m: &mut Module) -> PassResult {
     let mut errors = PassErrors::new();
     for f in funcs {
         let ops = m.collect_nested(f, |o| o.opcode == Opcode::KsIndexAddr);
-        lower_ops(m, f, ops, &mut errors);
+        lower_ops(m, f, ops, HashSet::new(), &mut errors);
     }
     if errors.is_empty() {
         Ok(())
@@ -186,7 +195,13 @@ pub fn run_kmod(m: &mut Module) -> PassResult {
     }
 }
 
-fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors) {
+fn lower_ops(
+    m: &mut Module,
+    func: OpId,
+    ops: Vec<OpId>,
+    bounded_indexes: HashSet<OpId>,
+    errors: &mut PassErrors,
+) {
     let records = ringbuf::Records::analyse(m, func);
     let mut cx = FnCx {
         entry: m.func_entry(func),
@@ -203,6 +218,7 @@ fn lower_ops(m: &mut Module, func: OpId, ops: Vec<OpId>, errors: &mut PassErrors
         key_spills: Vec::new(),
         tracepoint_contexts: tracepoint_contexts(m),
         bpf: KsFunc(func).target(m) == Target::Bpf,
+        bounded_indexes,
     };
     for op in ops {
         cx.current = Some(op);
@@ -299,6 +315,9 @@ struct FnCx {
     entries: HashMap<String, Value>,
     /// The op being lowered.
     current: Option<OpId>,
+    /// Index ops whose run-time index is below the array's length by a bound the verifier
+    /// tracks too: they need no range test.
+    bounded_indexes: HashSet<OpId>,
     /// Map lookups lowered so far, which a later `m[k] += n` of the same entry may reuse.
     lookups: Vec<Lookup>,
     /// The function's `m[k]` reads in program order (those lowered already are detached).

@@ -1,6 +1,31 @@
 //! Checked indexing (§6.5, §6.6, §13.4): a range test and an abort before each index.
 
 use super::*;
+use crate::passes::value_bounds::LocalBounds;
+
+/// The index ops of kernel function `f` whose run-time index stays below the array's length by
+/// a bound the verifier tracks too (a counter of `for (j in 0..8)` into a `u8[8]`): the range
+/// test could never fail, and the verifier proves the access without it.
+pub(super) fn bounded_indexes(m: &Module, f: OpId, calls: &CallBounds) -> HashSet<OpId> {
+    let indexes = m.collect_nested(f, |o| {
+        o.opcode == Opcode::KsIndexAddr && const_value(m, o.operands[1]).is_none()
+    });
+    if indexes.is_empty() {
+        return HashSet::new();
+    }
+    let bounds = LocalBounds::of_function(m, f, calls);
+    indexes
+        .into_iter()
+        .filter(|&op| {
+            let v = KsIndexAddr(op);
+            let n = match m.value_type(v.base(m)).pointee() {
+                Some(Type::Array(_, n) | Type::Str(n)) => u128::from(*n),
+                _ => return false,
+            };
+            bounds.max_of(m, v.index(m)).is_some_and(|max| max < n)
+        })
+        .collect()
+}
 
 /// `a[i]` with a run-time index: aborts unless `i < N`. The index is widened to u64 first, so a
 /// negative signed index is a huge unsigned one and fails the same test.
@@ -30,8 +55,10 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     } else {
         i
     };
-    let out = e.b.core_cmp(i, limit, CmpPred::Ge);
-    e.abort_if(out, OUT_OF_BOUNDS);
+    if !e.cx.bounded_indexes.contains(&op) {
+        let out = e.b.core_cmp(i, limit, CmpPred::Ge);
+        e.abort_if(out, OUT_OF_BOUNDS);
+    }
     let i = if hide && masked { e.b.bpf_opaque(i) } else { i };
     Ok(vec![e.b.core_elem_addr(base, i, ty)])
 }
