@@ -21,7 +21,9 @@
 use super::endless_loops::never_ends;
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT};
 use super::packet_walk::{packet_walk_trips, walks_pointer_back};
-use super::value_bounds::{counted_while, loaded_local, LocalBounds};
+use super::value_bounds::{
+    counted_while, int_max, is_unsigned, loaded_local, sum_terms, widened_from, LocalBounds,
+};
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{Attr, Builder, Module, OpId, Opcode, Type, Value};
@@ -54,7 +56,10 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         let Some(lo_value) = m.const_int(lo) else {
             continue;
         };
-        let Some(max) = bounds.max_of(m, hi).and_then(|x| i128::try_from(x).ok()) else {
+        let Some(max) = (bounds.max_of(m, hi))
+            .or_else(|| difference_max(m, &bounds, lp, hi))
+            .and_then(|x| i128::try_from(x).ok())
+        else {
             continue;
         };
         let body = m.region(m.op(lp).regions[0]).blocks[0];
@@ -86,6 +91,33 @@ const WALK_BUDGET: i128 = 64 * 1024;
 
 /// A constant-bounded loop of at most [`WALK_TRIP_COUNT`] iterations and [`WALK_BUDGET`]
 /// operations over all of them that walks memory.
+/// A bound of `hi = a - b + c…` (unsigned) where a test before loop `lp` makes sure `b ≤ a`
+/// (`if (len > n) { return }`), so the difference does not wrap: at most `a`'s bound plus the
+/// other terms'. The loop's count needs it as a value, not as a bound the verifier tracks: it
+/// counts to the constant and leaves at `hi`.
+fn difference_max(m: &Module, bounds: &LocalBounds, lp: OpId, hi: Value) -> Option<u128> {
+    let sum = widened_from(m, hi);
+    let mut terms = Vec::new();
+    sum_terms(m, sum, &mut terms);
+    let mut total: u128 = 0;
+    let mut differences = 0;
+    for t in terms {
+        let d = m.op(m.defining_op(t)?);
+        let bound = if d.opcode == Opcode::CoreSub && is_unsigned(m.value_type(t)) {
+            let (a, b) = (d.operands[0], d.operands[1]);
+            differences += 1;
+            bounds
+                .ordered_at(m, lp, b, a)
+                .then(|| bounds.max_of(m, a))??
+        } else {
+            bounds.max_of(m, t)?
+        };
+        total = total.checked_add(bound)?;
+    }
+    // (Only the sum's own type bounds it from wrapping.)
+    (differences > 0 && total <= int_max(m.value_type(sum))?).then_some(total)
+}
+
 fn stays_counted(m: &Module, f: OpId, lp: OpId) -> bool {
     constant_trips(m, lp).is_some_and(|trips| walks_within_budget(m, f, lp, trips))
 }

@@ -38,8 +38,24 @@ mod value_bounds;
 mod verdict_guard;
 
 use crate::diagnostics::Code;
-use crate::ir::{views::KsFunc, Module, OpId};
+use crate::ir::{views::KsFunc, Module, OpId, Opcode, RegionId};
 use crate::vocab::Target;
+
+/// True when a region always leaves (ends in return, throw, abort, break, continue or tail call).
+fn region_leaves(m: &Module, r: RegionId) -> bool {
+    m.region_ends_in(r, |o| {
+        matches!(
+            o,
+            Opcode::KsReturn
+                | Opcode::KsThrow
+                | Opcode::KsAbort
+                | Opcode::KsBreak
+                | Opcode::KsContinue
+                | Opcode::KsTailCall
+                | Opcode::CoreRet
+        )
+    })
+}
 
 /// The functions compiled for the kernel, the ones the BPF-side passes rewrite.
 pub fn kernel_funcs(m: &Module) -> Vec<OpId> {

@@ -418,6 +418,81 @@ impl LocalBounds {
     pub fn same_read(&self, load: Value) -> Option<Value> {
         self.first_read.get(&load).copied()
     }
+
+    /// Whether `lesser` ≤ `greater` (loads of tracked locals, unsigned) when `at` runs: a test
+    /// before it leaves unless they are (`if (len > n) { return }`, also as a term of an `||`
+    /// chain), or `at` runs in the arm of an `if` taken only when they are, and that test read
+    /// the same stores of both locals. A bound of the verifier's it is not: it relates two
+    /// registers, which the verifier does not.
+    pub fn ordered_at(&self, m: &Module, at: OpId, lesser: Value, greater: Value) -> bool {
+        let read = |v: Value| self.same_read(widened_from(m, v));
+        let (Some(lesser), Some(greater)) = (read(lesser), read(greater)) else {
+            return false;
+        };
+        let holds = |cond: Value, outcome: bool| {
+            let mut terms = Vec::new();
+            chain_terms(m, cond, !outcome, &mut terms);
+            terms
+                .into_iter()
+                .any(|t| self.orders(m, t, outcome, lesser, greater))
+        };
+        let mut op = at;
+        while let Some((block, index)) = m.position(op) {
+            for &before in m.block(block).ops[..index].iter().rev() {
+                let d = m.op(before);
+                if d.opcode != Opcode::KsIf {
+                    continue;
+                }
+                let (then, els) = (d.regions[0], d.regions[1]);
+                if super::region_leaves(m, then) && holds(d.operands[0], false)
+                    || super::region_leaves(m, els) && holds(d.operands[0], true)
+                {
+                    return true;
+                }
+            }
+            let Some(parent) = m.parent_op(op) else {
+                return false;
+            };
+            let d = m.op(parent);
+            if d.opcode == Opcode::KsIf {
+                let arm = m.block(block).parent;
+                if arm == Some(d.regions[0]) && holds(d.operands[0], true)
+                    || arm == Some(d.regions[1]) && holds(d.operands[0], false)
+                {
+                    return true;
+                }
+            }
+            op = parent;
+        }
+        false
+    }
+
+    /// `term`, a comparison that is `outcome`, says the value `lesser` reads is at most the one
+    /// `greater` reads.
+    fn orders(
+        &self,
+        m: &Module,
+        term: Value,
+        outcome: bool,
+        lesser: Value,
+        greater: Value,
+    ) -> bool {
+        let Some(c) = def_op(m, term).and_then(|op| views::CoreCmp::of(m, op)) else {
+            return false;
+        };
+        let read = |v: Value| self.same_read(widened_from(m, v));
+        let (lhs, rhs) = (c.lhs(m), c.rhs(m));
+        if !is_unsigned(m.value_type(lhs)) {
+            return false;
+        }
+        let pred = match (read(lhs), read(rhs)) {
+            (Some(l), Some(r)) if (l, r) == (lesser, greater) => c.pred(m),
+            (Some(l), Some(r)) if (l, r) == (greater, lesser) => c.pred(m).swapped(),
+            _ => return false,
+        };
+        let pred = if outcome { pred } else { pred.negated() };
+        matches!(pred, CmpPred::Le | CmpPred::Lt | CmpPred::Eq)
+    }
 }
 
 /// The most iterations of a loop the verifier follows iteration by iteration: a `for` that stays
@@ -595,6 +670,20 @@ fn start_before(m: &Module, l: OpId, slot: Value) -> Option<u128> {
     None
 }
 
+/// The unsigned value `v` widens (`v` itself when it is no widening).
+pub(super) fn widened_from(m: &Module, v: Value) -> Value {
+    match def_op(m, v).map(|o| m.op(o)) {
+        Some(d)
+            if d.opcode == Opcode::CoreCast
+                && is_unsigned(m.value_type(d.operands[0]))
+                && width(m.value_type(d.operands[0])) <= width(m.value_type(v)) =>
+        {
+            widened_from(m, d.operands[0])
+        }
+        _ => v,
+    }
+}
+
 /// The local `v` is a load of, through widenings.
 pub(super) fn loaded_local(m: &Module, v: Value) -> Option<Value> {
     let d = m.op(def_op(m, v)?);
@@ -735,12 +824,12 @@ impl Walk<'_> {
             }
             Opcode::KsIf => {
                 let refine = [
-                    self.refinement(d.operands[0], true),
-                    self.refinement(d.operands[0], false),
+                    self.refinements(d.operands[0], true),
+                    self.refinements(d.operands[0], false),
                 ];
-                let arms = d.regions.iter().zip(refine).map(|(&r, fact)| {
+                let arms = d.regions.iter().zip(refine).map(|(&r, facts)| {
                     let mut s = state.clone();
-                    if let Some((slot, b)) = fact {
+                    for (slot, b) in facts {
                         let now = s.get(&slot).map_or(b, |&old| old.min(b));
                         s.insert(slot, now);
                     }
@@ -913,6 +1002,18 @@ impl Walk<'_> {
         self.fresh_reads(op);
         // When no arm falls through, nothing after the op runs.
         *state = joined.unwrap_or_default();
+    }
+
+    /// The bounds a branch condition puts on locals in the arm taken when it is `outcome`: each
+    /// term's of an `&&` chain that holds, and of an `||` chain that fails
+    /// (`if (n == 0 || n > 8 || n > len) { return }` leaves `n ≤ 8` after it).
+    fn refinements(&self, cond: Value, outcome: bool) -> Vec<(Value, u128)> {
+        let mut terms = Vec::new();
+        chain_terms(self.m, cond, !outcome, &mut terms);
+        terms
+            .into_iter()
+            .filter_map(|t| self.refinement(t, outcome))
+            .collect()
     }
 
     /// The bound a branch condition puts on a local in the arm taken when it is `outcome`:

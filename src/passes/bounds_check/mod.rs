@@ -25,6 +25,7 @@ mod short_circuit;
 use super::lower_loops;
 use super::manager::Analyses;
 use super::provenance::{ctx_field, Provenance};
+use super::region_leaves;
 use super::value_bounds::{self, int_max, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
@@ -1791,22 +1792,6 @@ fn unsigned_source(m: &Module, v: Value) -> Option<Value> {
         }
     }
     is_unsigned(m.value_type(v)).then_some(v)
-}
-
-/// True when a region always leaves (ends in return, throw, abort, break, continue or tail call).
-fn region_leaves(m: &Module, r: RegionId) -> bool {
-    m.region_ends_in(r, |o| {
-        matches!(
-            o,
-            Opcode::KsReturn
-                | Opcode::KsThrow
-                | Opcode::KsAbort
-                | Opcode::KsBreak
-                | Opcode::KsContinue
-                | Opcode::KsTailCall
-                | Opcode::CoreRet
-        )
-    })
 }
 
 /// Whether `v` is never negative: of an unsigned type, or a narrower unsigned value widened
