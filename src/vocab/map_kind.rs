@@ -84,6 +84,29 @@ impl MapKind {
         matches!(self, MapKind::PercpuHash | MapKind::PercpuArray)
     }
 
+    /// The alignment of the value a lookup returns, where the kernel sets one: arrays round each
+    /// value up to 8 bytes, hashes place it 8-aligned after the key, per-CPU copies are 8-aligned
+    /// allocations. An LPM trie's value follows the key's bytes unaligned.
+    pub fn value_align(self) -> Option<u32> {
+        match self {
+            MapKind::Hash
+            | MapKind::Array
+            | MapKind::PercpuHash
+            | MapKind::PercpuArray
+            | MapKind::LruHash => Some(8),
+            MapKind::LpmTrie
+            | MapKind::Devmap
+            | MapKind::Cpumap
+            | MapKind::Xskmap
+            | MapKind::Ringbuf
+            | MapKind::Queue
+            | MapKind::Stack
+            | MapKind::BloomFilter
+            | MapKind::PerfEventArray
+            | MapKind::ProgArray => None,
+        }
+    }
+
     /// Every key in range has a value (a lookup never misses).
     pub fn always_present(self) -> bool {
         matches!(self, MapKind::Array | MapKind::PercpuArray)

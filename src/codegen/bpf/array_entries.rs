@@ -187,6 +187,8 @@ impl<'ctx> Gen<'_, 'ctx> {
             f.add_attribute(AttributeLoc::Function, self.enum_attribute(kind, value));
         }
         f.add_attribute(AttributeLoc::Function, self.enum_attribute("noinline", 0));
+        // An array's values are 8-aligned (MapKind::value_align): LLVM may copy them in words.
+        f.add_attribute(AttributeLoc::Return, self.enum_attribute("align", 8));
         let b = self.ctx.create_builder();
         b.position_at_end(self.ctx.append_basic_block(f, "entry"));
         let built = (|| -> Result<_, String> {
@@ -231,6 +233,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                 AttributeLoc::Function,
                 self.enum_attribute("memory", MEMORY_READ),
             );
+            call.add_attribute(AttributeLoc::Return, self.enum_attribute("align", 8));
             let entry = call
                 .try_as_basic_value()
                 .basic()

@@ -3,7 +3,8 @@
 
 use super::back_end::Bpf;
 use crate::codegen::llvm::{c_name, FnGen, Gen};
-use crate::ir::{Attr, OpData, Opcode, Type, Value};
+use crate::ir::views::KsMap;
+use crate::ir::{Attr, OpData, Opcode, Type, Value, ValueDef};
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DIType};
 use inkwell::module::Linkage;
@@ -21,7 +22,9 @@ pub(super) const MEMORY_READ: u64 = 0b01_01_01;
 const INACCESSIBLE_MEM_READ_WRITE: u64 = 0b00_11_00;
 
 /// BPF helper ids the back end calls itself.
+const MAP_LOOKUP: u64 = 1;
 const TAIL_CALL: u64 = 12;
+const RINGBUF_RESERVE: u64 = 131;
 const TRACE_PRINTK: u64 = 6;
 const TRACE_VPRINTK: u64 = 177;
 const LOOP: u64 = 181;
@@ -94,6 +97,36 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         args: &[BasicValueEnum<'ctx>],
         ret: Option<BasicTypeEnum<'ctx>>,
     ) -> Result<Option<BasicValueEnum<'ctx>>, String> {
+        self.helper_aligned(id, args, ret, None)
+    }
+
+    /// The alignment of the memory a `bpf.helper_call` returns, where the kernel sets one: a
+    /// lookup's value in a map whose values are aligned, and a ring-buffer record (8-aligned).
+    fn returned_align(&self, d: &OpData) -> Option<u32> {
+        let m = self.g.m;
+        match Self::attr_int(d, "id") as u64 {
+            RINGBUF_RESERVE => Some(8),
+            MAP_LOOKUP => {
+                let ValueDef::Result(op, _) = m.value(*d.operands.first()?).def else {
+                    return None;
+                };
+                let Some(Attr::Sym(name)) = m.attr(op, "map") else {
+                    return None;
+                };
+                KsMap::of(m, m.lookup_symbol(name)?)?.kind(m).value_align()
+            }
+            _ => None,
+        }
+    }
+
+    /// A helper call; `ret_align`, the alignment the kernel gives the memory it returns.
+    fn helper_aligned(
+        &mut self,
+        id: u64,
+        args: &[BasicValueEnum<'ctx>],
+        ret: Option<BasicTypeEnum<'ctx>>,
+        ret_align: Option<u32>,
+    ) -> Result<Option<BasicValueEnum<'ctx>>, String> {
         let params: Vec<BasicMetadataTypeEnum> = args.iter().map(|a| a.get_type().into()).collect();
         let fty = match ret {
             Some(t) => t.fn_type(&params, false),
@@ -125,6 +158,15 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 self.g.ctx.create_enum_attribute(
                     Attribute::get_named_enum_kind_id("memory"),
                     MEMORY_READ,
+                ),
+            );
+        }
+        if let Some(align) = ret_align {
+            call.add_attribute(
+                AttributeLoc::Return,
+                self.g.ctx.create_enum_attribute(
+                    Attribute::get_named_enum_kind_id("align"),
+                    u64::from(align),
                 ),
             );
         }
@@ -166,7 +208,8 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     .map(|&a| self.helper_arg(a))
                     .collect::<Result<_, _>>()?;
                 let ret = d.results.first().map(|&r| self.g.llvm_type(&self.ty(r)));
-                if let Some(v) = self.helper(id, &args, ret)? {
+                let align = self.returned_align(d);
+                if let Some(v) = self.helper_aligned(id, &args, ret, align)? {
                     self.set(d, v);
                 }
             }
