@@ -22,6 +22,7 @@ mod pointer_steps;
 mod program_args;
 mod split_returns;
 mod stack_words;
+mod store_words;
 mod struct_returns;
 mod swapped_compares;
 mod tables;
@@ -131,6 +132,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
             stack_words::widen_stack_numbers(m);
+            store_words::merge_word_stores(m);
             swapped_compares::compare_unswapped(m);
             compare_words::compare_words(m);
             packet_reloads::reload_packet_bytes(m);
