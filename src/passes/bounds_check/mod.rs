@@ -407,9 +407,19 @@ impl Facts for BoundsCheck {
             // Also a call's result, bounded by the callee's returns.
             return self.locals.opaque_max(m, v, depth);
         }
-        match self.written_once.get(&d.operands[0]) {
-            Some(&written) => value_bounds::max_of(m, written, self, depth - 1),
-            None => self.locals.at(v),
+        let Some(&written) = self.written_once.get(&d.operands[0]) else {
+            return self.locals.at(v);
+        };
+        // A local written once is as bounded as its value, and as the tests that guard the load
+        // (`var l3 = state.l3_off` then `if (l3 > 22) { return }`): the tighter of the two. Not
+        // in a loop that becomes a bpf_loop callback, whose counter the kernel hands over
+        // unbounded whatever the loop's own bound.
+        let written = value_bounds::max_of(m, written, self, depth - 1);
+        let op = def_op(m, v)?;
+        let guarded = (!in_long_loop(m, op)).then(|| self.locals.at(v)).flatten();
+        match (written, guarded) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
     }
 }
@@ -1792,6 +1802,18 @@ fn unsigned_source(m: &Module, v: Value) -> Option<Value> {
         }
     }
     is_unsigned(m.value_type(v)).then_some(v)
+}
+
+/// Whether `op` runs in a loop that `lower-loops` makes a `bpf_loop` callback.
+fn in_long_loop(m: &Module, op: OpId) -> bool {
+    let mut at = m.parent_op(op);
+    while let Some(p) = at {
+        if m.op(p).opcode == Opcode::KsFor && lower_loops::is_long(m, p) {
+            return true;
+        }
+        at = m.parent_op(p);
+    }
+    false
 }
 
 /// Whether `v` is never negative: of an unsigned type, or a narrower unsigned value widened
