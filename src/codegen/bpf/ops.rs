@@ -332,7 +332,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     asm_ty,
                     String::new(),
                     "=r,0".into(),
-                    false,
+                    true,
                     false,
                     None,
                     false,
@@ -347,6 +347,9 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 // something, memory nothing else reaches: two opaque copies of one value are
                 // each tested on their own, and LLVM would merge a pure asm's copies (those of
                 // inlined calls too) and carry what the first test taught it to the second.
+                // And it stays where it is (`sideeffect`): the pointer formed from a checked copy
+                // must be formed after the check, where machine LICM would hoist an invariant
+                // asm and the add after it out of a loop.
                 r.add_attribute(
                     AttributeLoc::Function,
                     self.g.ctx.create_enum_attribute(
