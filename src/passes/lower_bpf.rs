@@ -75,6 +75,7 @@ fn lower_function(
     errors: &mut PassErrors,
 ) {
     strings::simplify(m, func);
+    share_config_reads(m, func);
     let ops = m.collect_nested(func, |o| match o.opcode {
         Opcode::KsGlobalAddr => matches!(&o.attrs[0], Some(Attr::Sym(g)) if pinned.contains(g)),
         op => rule(op).is_some(),
