@@ -12,6 +12,7 @@ mod byte_copies;
 mod chosen_keys;
 mod compare_words;
 mod decls;
+mod fetch_adds;
 mod flag_phis;
 mod frame_chains;
 mod layout;
@@ -127,6 +128,9 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         },
         |m| {
             array_entries::inline_array_entries(m, &tm)?;
+            if matches!(opts.cpu.as_str(), "v3" | "v4") {
+                fetch_adds::forward_fetched_values(m);
+            }
             flag_phis::recompute_flags(m);
             byte_copies::merge(m);
             chosen_keys::hide_chosen_keys(m);
