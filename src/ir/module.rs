@@ -756,6 +756,20 @@ impl<'m> Builder<'m> {
         self.at = None;
     }
 
+    /// `if (cond) { abort(message) }` at the insertion point, the abort at the builder's location
+    /// (a compiler-inserted check, §13.4); the insertion point stays after the `if`.
+    pub fn abort_if(&mut self, cond: Value, message: &[u8]) {
+        let check = self.ks_if(cond, None, &[]);
+        let fail = self.entry(check, 0);
+        let mut fb = Builder {
+            module: &mut *self.module,
+            block: fail,
+            at: None,
+            loc: self.loc,
+        };
+        fb.ks_abort(message.to_vec());
+    }
+
     /// The entry block of region `i` of `op`.
     pub fn entry(&self, op: OpId, i: usize) -> BlockId {
         self.module.region(self.module.op(op).regions[i]).blocks[0]

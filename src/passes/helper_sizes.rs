@@ -74,10 +74,5 @@ fn guard(m: &mut Module, call: OpId, size: Value, held: u128) {
     let mut b = m.builder_before(call);
     let limit = b.core_const(held as i128, ty);
     let over = b.core_cmp(size, limit, CmpPred::Gt);
-    let check = b.ks_if(over, None, &[]);
-    let fail = b.entry(check, 0);
-    let loc = m.op(call).loc;
-    let mut fb = crate::ir::Builder::new(m, fail);
-    fb.loc = loc;
-    fb.ks_abort(b"helper size beyond its buffer".to_vec());
+    b.abort_if(over, b"helper size beyond its buffer");
 }

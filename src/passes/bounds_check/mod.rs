@@ -34,6 +34,10 @@ use crate::ir::{
 };
 use crate::vocab::CmpPred;
 use params::ParamRoles;
+
+/// The message of every abort this pass adds (§13.4).
+const OUT_OF_BOUNDS: &[u8] = b"packet access out of bounds";
+
 use std::collections::{HashMap, HashSet};
 
 /// The verifier's bounds: a packet pointer's constant offset stays within ±2^29 (BPF_MAX_VAR_OFF),
@@ -1533,7 +1537,7 @@ impl BoundsCheck {
         }
         let mut fb = crate::ir::Builder::new(m, fail);
         fb.loc = loc;
-        fb.ks_abort(b"packet access out of bounds".to_vec());
+        fb.ks_abort(OUT_OF_BOUNDS.to_vec());
         Self::set_address(m, access, new);
         self.packet.insert(new);
         new
@@ -1617,7 +1621,6 @@ impl BoundsCheck {
         if !self.is_moving(m, moved) || key.offset < 0 || !self.from_data.contains(&moved) {
             return None;
         }
-        let loc = m.op(access).loc;
         let byte_ptr = Type::ptr(Type::u8());
         let mut b = m.builder_before(access);
         let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), byte_ptr.clone());
@@ -1627,16 +1630,12 @@ impl BoundsCheck {
         let room = (MAX_PACKET_BYTES - width.clamp(1, MAX_PACKET_BYTES) - key.offset).max(0);
         let limit = b.core_const(room, Type::u64());
         let far = b.core_cmp(bounded, limit, CmpPred::Gt);
-        let check = b.ks_if(far, None, &[]);
-        let fail = b.entry(check, 0);
+        b.abort_if(far, OUT_OF_BOUNDS);
         let ty = b.module.value_type(addr).clone();
         let again = b.core_ptr_add(data, bounded);
         let offset = b.core_const(key.offset, Type::i64());
         let at = b.core_ptr_add(again, offset);
         let typed = b.cast_to(at, ty);
-        let mut fb = crate::ir::Builder::new(m, fail);
-        fb.loc = loc;
-        fb.ks_abort(b"packet access out of bounds".to_vec());
         for v in [data, from, again, at, typed] {
             self.packet.insert(v);
         }
@@ -1760,12 +1759,7 @@ impl BoundsCheck {
         let w = b.core_const(width, Type::i64());
         let last = b.core_ptr_add(bytes, w);
         let out = b.core_cmp(last, end, CmpPred::Gt);
-        let check = b.ks_if(out, None, &[]);
-        let fail = b.entry(check, 0);
-        let loc = m.op(op).loc;
-        let mut fb = crate::ir::Builder::new(m, fail);
-        fb.loc = loc;
-        fb.ks_abort(b"packet access out of bounds".to_vec());
+        b.abort_if(out, OUT_OF_BOUNDS);
         self.data_end.insert(end);
         self.inserted += 1;
     }
