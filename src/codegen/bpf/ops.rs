@@ -5,6 +5,7 @@ use super::back_end::Bpf;
 use crate::codegen::llvm::{c_name, FnGen, Gen};
 use crate::ir::views::KsMap;
 use crate::ir::{Attr, OpData, Opcode, Type, Value, ValueDef};
+use crate::vocab::helpers;
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::debug_info::{AsDIScope, DIFlags, DIFlagsConstants, DIType};
 use inkwell::module::Linkage;
@@ -22,9 +23,7 @@ pub(super) const MEMORY_READ: u64 = 0b01_01_01;
 const INACCESSIBLE_MEM_READ_WRITE: u64 = 0b00_11_00;
 
 /// BPF helper ids the back end calls itself.
-const MAP_LOOKUP: u64 = 1;
 const TAIL_CALL: u64 = 12;
-const RINGBUF_RESERVE: u64 = 131;
 const TRACE_PRINTK: u64 = 6;
 const TRACE_VPRINTK: u64 = 177;
 const LOOP: u64 = 181;
@@ -104,19 +103,20 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     /// lookup's value in a map whose values are aligned, and a ring-buffer record (8-aligned).
     fn returned_align(&self, d: &OpData) -> Option<u32> {
         let m = self.g.m;
-        match Self::attr_int(d, "id") as u64 {
-            RINGBUF_RESERVE => Some(8),
-            MAP_LOOKUP => {
-                let ValueDef::Result(op, _) = m.value(*d.operands.first()?).def else {
-                    return None;
-                };
-                let Some(Attr::Sym(name)) = m.attr(op, "map") else {
-                    return None;
-                };
-                KsMap::of(m, m.lookup_symbol(name)?)?.kind(m).value_align()
-            }
-            _ => None,
+        let id = Self::attr_int(d, "id");
+        if id == i128::from(helpers::RINGBUF_RESERVE.id) {
+            return Some(8);
         }
+        if id != i128::from(helpers::MAP_LOOKUP_ELEM.id) {
+            return None;
+        }
+        let ValueDef::Result(op, _) = m.value(*d.operands.first()?).def else {
+            return None;
+        };
+        let Some(Attr::Sym(name)) = m.attr(op, "map") else {
+            return None;
+        };
+        KsMap::of(m, m.lookup_symbol(name)?)?.kind(m).value_align()
     }
 
     /// A helper call; `ret_align`, the alignment the kernel gives the memory it returns.
