@@ -11,12 +11,16 @@
 //! accesses after them are checked — on an opaque copy of the pointer, or LLVM would fold the
 //! check away on account of the user's test.
 //! Addresses are compared as a root (the packet pointer's origin) plus a constant byte offset;
-//! variable offsets are always checked, after a bound on the index (an index no packet can reach
-//! aborts) so that the verifier sees a bounded offset on the pointer it checks.
-//! Two adjacent packet bytes combined or tested together are read as one 16-bit load
-//! ([`pairs`]), where this pass knows both are in bounds.
+//! a root may be a bounded variable index from a base ([`indexes`] says which spellings are one
+//! index). Other variable offsets are always checked, after a bound on the index (an index no
+//! packet can reach aborts) so that the verifier sees a bounded offset on the pointer it checks.
+//! A check covers the accesses just ahead of it on the same root ([`ahead`]).
+//! Adjacent packet bytes combined or tested together are read as one load ([`pairs`]), where
+//! this pass knows all are in bounds.
 //! Runs on structured kernel functions, before `lower-bpf`.
 
+mod ahead;
+mod indexes;
 mod moved_packet;
 mod pairs;
 mod params;
@@ -38,6 +42,7 @@ use params::ParamRoles;
 /// The message of every abort this pass adds (§13.4).
 const OUT_OF_BOUNDS: &[u8] = b"packet access out of bounds";
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 /// The verifier's bounds: a packet pointer's constant offset stays within ±2^29 (BPF_MAX_VAR_OFF),
@@ -220,6 +225,8 @@ struct BoundsCheck {
     from_data: HashSet<Value>,
     /// The integer parameters of a function that is called (not a program).
     called_params: HashSet<Value>,
+    /// The first index expression of each shape ([`indexes::IndexShape`]).
+    shapes: RefCell<HashMap<indexes::IndexShape, Value>>,
 }
 
 /// The packet bytes proven at a function's packet parameter (by function symbol and parameter
@@ -462,6 +469,7 @@ impl BoundsCheck {
                     .filter(|&a| m.value_type(a).is_int())
                     .collect(),
             },
+            shapes: RefCell::new(HashMap::new()),
         }
     }
 
@@ -996,33 +1004,21 @@ impl BoundsCheck {
             }
             Opcode::CorePtrAdd => {
                 let base = self.key(m, d.operands[0])?;
-                if let Some(c) = m.const_int(d.operands[1]) {
-                    return Some(base.plus(c));
+                match m.const_int(d.operands[1]) {
+                    Some(c) => Some(base.plus(c)),
+                    None => self.indexed_key(m, base, d.operands[1], v),
                 }
-                // A variable index the verifier can bound too (it proves packet ranges only while
-                // the offset stays within 0xffff); unbounded ones stay unproven and get checked.
-                let (root, slot) = match (base.root, base.formed_at) {
-                    (Root::Value(b), _) => (b, false),
-                    (Root::Slot(b), _) => (b, true),
-                    // A second bounded index (`data + off + i`, `off` a bounded parameter): the
-                    // address the first one formed is the base, as it is to the verifier, which
-                    // reaches as far as that index does (`root_reach`).
-                    (Root::Indexed { .. }, Some(formed)) => (formed, false),
-                    (Root::Indexed { .. }, None) => return None,
-                };
-                let max = self.max_of(m, d.operands[1], 4)?;
-                let offset = base.offset;
-                (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key {
-                    root: Root::Indexed {
-                        base: root,
-                        slot,
-                        offset,
-                        index: self.index_id(m, d.operands[1]),
-                        max: max as i128,
-                    },
-                    offset: 0,
-                    formed_at: Some(v),
-                })
+            }
+            Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
+                let base = self.key(m, d.operands[0])?;
+                let elem = m.value_type(d.results[0]).pointee()?.clone();
+                let size = size_of(m, &elem);
+                match m.const_int(d.operands[1]) {
+                    Some(i) => Some(base.plus(i * size)),
+                    // (A byte index is a byte offset; wider elements are left to `clamp_index`.)
+                    None if size == 1 => self.indexed_key(m, base, d.operands[1], v),
+                    None => None,
+                }
             }
             // A kernel header struct's field through a packet pointer (`ip->ttl` on an `*iphdr`).
             Opcode::CoreFieldAddr | Opcode::KsKfieldAddr => {
@@ -1032,29 +1028,36 @@ impl BoundsCheck {
                 };
                 Some(base.plus(field_offset(m, m.value_type(d.operands[0]), f)?))
             }
-            Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
-                let base = self.key(m, d.operands[0])?;
-                let elem = m.value_type(d.results[0]).pointee()?.clone();
-                Some(base.plus(m.const_int(d.operands[1])? * size_of(m, &elem)))
-            }
             _ => Some(Key::at(Root::Value(v), 0)),
         }
     }
 
-    /// What identifies an index across ops: the once-written local it is loaded from (through
-    /// casts), the first load reading the same store of another local, or the value itself.
-    fn index_id(&self, m: &Module, v: Value) -> Value {
-        match def_op(m, v).map(|op| m.op(op)) {
-            Some(d) if d.opcode == Opcode::CoreCast => self.index_id(m, d.operands[0]),
-            Some(d)
-                if d.opcode == Opcode::CoreLoad
-                    && self.written_once.contains_key(&d.operands[0]) =>
-            {
-                d.operands[0]
-            }
-            Some(d) if d.opcode == Opcode::CoreLoad => self.locals.same_read(v).unwrap_or(v),
-            _ => v,
-        }
+    /// The key of `formed = base + index` for a variable `index` the verifier can bound too (it
+    /// proves packet ranges only while the offset stays within 0xffff); unbounded ones stay
+    /// unproven and get checked.
+    fn indexed_key(&self, m: &Module, base: Key, index: Value, formed: Value) -> Option<Key> {
+        let (root, slot) = match (base.root, base.formed_at) {
+            (Root::Value(b), _) => (b, false),
+            (Root::Slot(b), _) => (b, true),
+            // A second bounded index (`data + off + i`, `off` a bounded parameter): the
+            // address the first one formed is the base, as it is to the verifier, which
+            // reaches as far as that index does (`root_reach`).
+            (Root::Indexed { .. }, Some(formed)) => (formed, false),
+            (Root::Indexed { .. }, None) => return None,
+        };
+        let max = self.max_of(m, index, 4)?;
+        let offset = base.offset;
+        (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key {
+            root: Root::Indexed {
+                base: root,
+                slot,
+                offset,
+                index: self.index_id(m, index),
+                max: max as i128,
+            },
+            offset: 0,
+            formed_at: Some(formed),
+        })
     }
 
     /// An upper bound of an integer that cannot be negative, `depth` levels of once-written
@@ -1252,8 +1255,16 @@ impl BoundsCheck {
                 if self.unreachable_access(m, op, addr, key, width) {
                     return;
                 }
-                if let Some(fact) = key.and_then(|k| Self::covering(facts, k, width)) {
-                    if let (Some(tested), Some(k)) = (fact.tested, key) {
+                // (An address a constant past a bounded index, `p[i * 2 + 1]`, is covered by a
+                // check of the index's own address too.)
+                let covered = key
+                    .and_then(|k| Some((Self::covering(facts, k, width)?, k)))
+                    .or_else(|| {
+                        let k = self.split_key(m, addr)?;
+                        Some((Self::covering(facts, k, width)?, k))
+                    });
+                if let Some((fact, k)) = covered {
+                    if let Some(tested) = fact.tested {
                         let tested = match self.twinned.contains(&tested) {
                             true => self.pin(m, tested),
                             false => tested,
@@ -1262,7 +1273,7 @@ impl BoundsCheck {
                         let addr = m.op(op).operands[usize::from(d.opcode == Opcode::CoreStore)];
                         let formed_at = self.key(m, addr).map_or(k.formed_at, |k| k.formed_at);
                         if formed_at != Some(tested) {
-                            Self::access_through(m, op, addr, tested, k.offset);
+                            self.access_through(m, op, addr, tested, k.offset);
                         }
                     }
                     return;
@@ -1275,7 +1286,15 @@ impl BoundsCheck {
                 // 0xffff (a `u16` offset): a check of that pointer teaches the verifier nothing.
                 let steps_back =
                     key.is_some_and(|k| matches!(k.root, Root::Indexed { .. }) && k.offset < 0);
-                let proven = key.and_then(|k| self.provable(m, k.proves(width)));
+                // The check covers the accesses just ahead too ([`ahead`]).
+                let wide = key
+                    .filter(|_| !steps_back)
+                    .map(|k| (k, self.reach_ahead(m, op, k, width)))
+                    .and_then(|(k, w)| self.provable(m, k.proves(w)).map(|f| (f, w)));
+                let (proven, width) = match wide {
+                    Some((fact, w)) => (Some(fact), w),
+                    None => (key.and_then(|k| self.provable(m, k.proves(width))), width),
+                };
                 let checked = if proven.is_none() || steps_back {
                     self.clamp_index(m, op, addr, width)
                 } else {
@@ -1646,13 +1665,21 @@ impl BoundsCheck {
     /// Makes access `op` (at `addr`) go through the tested address `tested` plus `offset`: the
     /// same address, but the one whose range the kernel learnt from the test (`tested` dominates
     /// `op`, as the test proving the access does).
-    fn access_through(m: &mut Module, op: OpId, addr: Value, tested: Value, offset: i128) {
+    fn access_through(
+        &mut self,
+        m: &mut Module,
+        op: OpId,
+        addr: Value,
+        tested: Value,
+        offset: i128,
+    ) {
         let ty = m.value_type(addr).clone();
         let mut b = m.builder_before(op);
         let bytes = b.core_const(offset, Type::i64());
         let moved = b.core_ptr_add(tested, bytes);
         let typed = b.cast_to(moved, ty);
         Self::set_address(m, op, typed);
+        self.packet.insert(typed);
     }
 
     /// Makes load or store `op` access `addr`.

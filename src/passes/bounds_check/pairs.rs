@@ -55,8 +55,9 @@ impl BoundsCheck {
         if int.signed() {
             return false;
         }
-        let mut terms = Vec::new();
-        if !self.weighted_bytes(m, m.op(op).results[0], m.op(op).opcode, &mut terms) {
+        let (mut terms, mut others) = (Vec::new(), Vec::new());
+        let kind = m.op(op).opcode;
+        if !self.weighted_bytes(m, m.op(op).results[0], kind, &mut terms, &mut others) {
             return false;
         }
         let n = terms.len();
@@ -78,9 +79,14 @@ impl BoundsCheck {
         {
             return false;
         }
-        let Some((start, width)) = self.word_around(first.key, n as i128, facts) else {
+        let Some((start, width)) = self.word_around(m, first.key, n as i128, facts) else {
             return false;
         };
+        // (A word at a variable index is read only where the number starts: its alignment
+        // is the index's.)
+        if matches!(first.key.root, Root::Indexed { .. }) && start != first.key.offset {
+            return false;
+        }
         // Bytes masked before weighing (`(p[14] & 0x0F) * 256 + p[15]`) mask the number, and so
         // do the word's bytes before the number's (they weigh more after the swap).
         let mask = terms.iter().fold(0i128, |acc, (_, weight, mask)| {
@@ -111,36 +117,42 @@ impl BoundsCheck {
             let k = b.core_const(mask, ty);
             value = b.core_and(value, k);
         }
+        // The tree's other terms (`sum + p[i] * 256 + p[i + 1]`) are added (or or-ed) back.
+        for other in others {
+            value = match kind {
+                Opcode::CoreAdd => b.core_add(value, other),
+                _ => b.core_or(value, other),
+            };
+        }
         replace(m, op, value);
         true
     }
 
     /// The terms of the `kind` (`or` or `add`) tree `v`: each a packet byte, its weight in
-    /// bytes and the mask it was and-ed with (0xFF for none). False when a leaf is anything else.
+    /// bytes and the mask it was and-ed with (0xFF for none); the leaves that are not such
+    /// bytes go to `others`. False when the tree is too large to be worth a look.
     fn weighted_bytes(
         &self,
         m: &Module,
         v: Value,
         kind: Opcode,
         terms: &mut Vec<(ByteRead, u32, u8)>,
+        others: &mut Vec<Value>,
     ) -> bool {
-        if terms.len() > 8 {
+        if terms.len() + others.len() > 12 {
             return false;
         }
-        let Some(op) = def_op(m, v) else { return false };
-        let d = m.op(op);
-        if d.opcode == kind && matches!(kind, Opcode::CoreOr | Opcode::CoreAdd) {
+        let d = def_op(m, v).map(|op| m.op(op));
+        if let Some(d) = d.filter(|d| d.opcode == kind) {
             let (l, r) = (d.operands[0], d.operands[1]);
-            return self.weighted_bytes(m, l, kind, terms)
-                && self.weighted_bytes(m, r, kind, terms);
+            return self.weighted_bytes(m, l, kind, terms, others)
+                && self.weighted_bytes(m, r, kind, terms, others);
         }
         match self.weighted_byte(m, v) {
-            Some(term) => {
-                terms.push(term);
-                true
-            }
-            None => false,
+            Some(term) => terms.push(term),
+            None => others.push(v),
         }
+        true
     }
 
     /// `v` is a packet byte, maybe masked, times `256^j` (shifted by `8j`, multiplied, or alone),
@@ -236,7 +248,9 @@ impl BoundsCheck {
         } else {
             (&second, &first)
         };
-        if !self.pair_is_readable(low.read.key, facts) || !unchanged_since(m, first.read.load, op) {
+        if !self.pair_is_readable(m, low.read.key, facts)
+            || !unchanged_since(m, first.read.load, op)
+        {
             return false;
         }
         // The second read's address is defined inside the region: address the pair from the first.
@@ -262,7 +276,7 @@ impl BoundsCheck {
     /// The smallest word (two, four or eight bytes) that holds the `n` bytes from `key` and is
     /// readable as a header field of its size (see `word_is_readable`): its start and size.
     /// Three bytes (a VXLAN VNI) are read as the four from `key` or from the byte before.
-    fn word_around(&self, key: Key, n: i128, facts: &[Fact]) -> Option<(i128, i128)> {
+    fn word_around(&self, m: &Module, key: Key, n: i128, facts: &[Fact]) -> Option<(i128, i128)> {
         [2, 4, 8].into_iter().filter(|&w| w >= n).find_map(|width| {
             let lowest = key.offset + n - width;
             (lowest..=key.offset).rev().find_map(|start| {
@@ -270,23 +284,28 @@ impl BoundsCheck {
                     offset: start,
                     ..key
                 };
-                self.word_is_readable(word, width, facts)
+                self.word_is_readable(m, word, width, facts)
                     .then_some((start, width))
             })
         })
     }
 
     /// Both bytes from `key` are proven in bounds and the pair is 2-aligned like a C header field.
-    fn pair_is_readable(&self, key: Key, facts: &[Fact]) -> bool {
-        self.word_is_readable(key, 2, facts)
+    fn pair_is_readable(&self, m: &Module, key: Key, facts: &[Fact]) -> bool {
+        self.word_is_readable(m, key, 2, facts)
     }
 
     /// The `n` bytes from `key` are proven in bounds and aligned as a C header field of `n` bytes
     /// is: kernels that check packet alignment count the `NET_IP_ALIGN` (2) bytes before the
     /// frame, which align the IP header, so `ip->saddr` at offset 26 is a 4-aligned access.
-    fn word_is_readable(&self, key: Key, n: i128, facts: &[Fact]) -> bool {
-        !matches!(key.root, Root::Indexed { .. })
-            && (key.offset + NET_IP_ALIGN) % n == 0
+    /// At a variable index the index must be as aligned (`p[i * 2]` for a 2-byte word).
+    fn word_is_readable(&self, m: &Module, key: Key, n: i128, facts: &[Fact]) -> bool {
+        let index_aligned = match key.root {
+            Root::Indexed { index, .. } => self.index_alignment(m, index, 6) % n == 0,
+            _ => true,
+        };
+        index_aligned
+            && (key.constant_offset() + NET_IP_ALIGN) % n == 0
             && Self::covering(facts, key, n).is_some()
     }
 

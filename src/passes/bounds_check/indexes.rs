@@ -1,0 +1,143 @@
+//! Variable packet indexes as the pass compares them: which spellings are one index (`i * 2` in
+//! `p[i * 2]` and in `p[i * 2 + 1]`), the constant an index adds on top of another (the `+ 1`),
+//! and how aligned an index is.
+
+use super::{def_op, BoundsCheck, Key, Root};
+use crate::ir::{Module, Opcode, Value};
+use crate::passes::value_bounds::{int_max, is_unsigned};
+
+/// An index expression up to the values it reads: two expressions of one shape over the same
+/// reads are the same number (the indexes the pass keys are bounded, so none wraps).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum IndexShape {
+    Const(i128),
+    /// An arithmetic op over canonical operands (commutative ones in a fixed order).
+    Arith(Opcode, Value, Value),
+}
+
+impl BoundsCheck {
+    /// What identifies an index across ops: the once-written local it is loaded from, the first
+    /// load reading the same store of another local, the first expression of the same shape over
+    /// those (through unsigned widenings), or the value itself.
+    pub(super) fn index_id(&self, m: &Module, v: Value) -> Value {
+        let Some(op) = def_op(m, v) else { return v };
+        let d = m.op(op);
+        let shape = match d.opcode {
+            Opcode::CoreCast if widens_unsigned(m, d.operands[0], v) => {
+                return self.index_id(m, d.operands[0])
+            }
+            Opcode::CoreLoad if self.written_once.contains_key(&d.operands[0]) => {
+                return d.operands[0]
+            }
+            Opcode::CoreLoad => return self.locals.same_read(v).unwrap_or(v),
+            Opcode::CoreConst => IndexShape::Const(m.const_int(v).unwrap_or_default()),
+            Opcode::CoreAdd | Opcode::CoreMul | Opcode::CoreAnd | Opcode::CoreOr => {
+                let (a, b) = (
+                    self.index_id(m, d.operands[0]),
+                    self.index_id(m, d.operands[1]),
+                );
+                IndexShape::Arith(d.opcode, a.min(b), a.max(b))
+            }
+            Opcode::CoreSub | Opcode::CoreShl | Opcode::CoreShr => IndexShape::Arith(
+                d.opcode,
+                self.index_id(m, d.operands[0]),
+                self.index_id(m, d.operands[1]),
+            ),
+            _ => return v,
+        };
+        *self.shapes.borrow_mut().entry(shape).or_insert(v)
+    }
+
+    /// `B + (x + c)` seen as the address `c` bytes past `B + x` (`p[i * 2 + 1]`, one byte past
+    /// `p[i * 2]`), for a constant `c > 0` and a bounded `x` that cannot wrap: the key an access
+    /// there has when a check of `B + x` covers it. It has no formation of `B + x` of its own
+    /// (`formed_at` is `None`), so it can share a check but not be checked alone.
+    pub(super) fn split_key(&self, m: &Module, addr: Value) -> Option<Key> {
+        let (above, step, offset_above) = self.variable_step(m, addr)?;
+        let d = m.op(step);
+        if super::byte_stride(m, step) != 1 || offset_above < 0 {
+            return None;
+        }
+        let mut index = d.operands[1];
+        while let Some(c) = def_op(m, index).filter(|&o| {
+            m.op(o).opcode == Opcode::CoreCast
+                && widens_unsigned(m, m.op(o).operands[0], m.op(o).results[0])
+        }) {
+            index = m.op(c).operands[0];
+        }
+        let sum = m.op(def_op(m, index)?);
+        if sum.opcode != Opcode::CoreAdd {
+            return None;
+        }
+        let (x, c) = match (m.const_int(sum.operands[1]), m.const_int(sum.operands[0])) {
+            (Some(c), _) => (sum.operands[0], c),
+            (None, Some(c)) => (sum.operands[1], c),
+            _ => return None,
+        };
+        let max = self.max_of(m, x, 4)?;
+        let fits = int_max(m.value_type(index)).is_some_and(|top| max + c as u128 <= top);
+        if c <= 0 || !fits || !is_unsigned(m.value_type(x)) {
+            return None;
+        }
+        let base = self.key(m, d.operands[0])?;
+        let (root, slot) = match base.root {
+            Root::Value(b) => (b, false),
+            Root::Slot(b) => (b, true),
+            Root::Indexed { .. } => (base.formed_at?, false),
+        };
+        let reach = base.offset + max as i128 + c + offset_above;
+        (base.offset >= 0 && reach <= 0xffff && above.len() < 64).then(|| Key {
+            root: Root::Indexed {
+                base: root,
+                slot,
+                offset: base.offset,
+                index: self.index_id(m, x),
+                max: max as i128,
+            },
+            offset: c + offset_above,
+            formed_at: None,
+        })
+    }
+
+    /// The largest power of two (up to 8) every value of index `v` is a multiple of, as the
+    /// verifier's tracking of known bits shows it: `i * 2`, `i << 2`, `x & ~3`.
+    pub(super) fn index_alignment(&self, m: &Module, v: Value, depth: u32) -> i128 {
+        let Some(op) = def_op(m, v).filter(|_| depth > 0) else {
+            return 1;
+        };
+        let d = m.op(op);
+        let of = |x: Value| self.index_alignment(m, x, depth - 1);
+        let aligned = match d.opcode {
+            Opcode::CoreConst => m.const_int(v).map_or(1, alignment_of),
+            Opcode::CoreCast => of(d.operands[0]),
+            Opcode::CoreLoad => match self.written_once.get(&d.operands[0]) {
+                Some(&stored) => of(stored),
+                None => 1,
+            },
+            Opcode::CoreMul => of(d.operands[0]) * of(d.operands[1]),
+            Opcode::CoreShl => match m.const_int(d.operands[1]) {
+                Some(k @ 0..=3) => of(d.operands[0]) << k,
+                Some(_) => 8,
+                None => 1,
+            },
+            Opcode::CoreAnd => of(d.operands[0]).max(of(d.operands[1])),
+            Opcode::CoreAdd | Opcode::CoreOr => of(d.operands[0]).min(of(d.operands[1])),
+            _ => 1,
+        };
+        aligned.clamp(1, 8)
+    }
+}
+
+/// The largest power of two up to 8 that divides `c` (8 for 0).
+fn alignment_of(c: i128) -> i128 {
+    [8, 4, 2].into_iter().find(|&a| c % a == 0).unwrap_or(1)
+}
+
+/// `to` is `from` widened without a change of value (unsigned, no narrower).
+fn widens_unsigned(m: &Module, from: Value, to: Value) -> bool {
+    let (a, b) = (m.value_type(from), m.value_type(to));
+    is_unsigned(a)
+        && a.int()
+            .zip(b.int())
+            .is_some_and(|(x, y)| x.bits() <= y.bits())
+}
