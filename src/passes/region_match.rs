@@ -16,6 +16,7 @@ pub type ConstantPairs = HashMap<Value, i128>;
 pub fn same_but_constants(m: &Module, a: RegionId, b: RegionId) -> Option<ConstantPairs> {
     let mut walk = Matcher {
         m,
+        successors: None,
         inside: HashMap::new(),
         counterparts: HashSet::new(),
         constants: HashMap::new(),
@@ -28,6 +29,7 @@ pub fn same_but_constants(m: &Module, a: RegionId, b: RegionId) -> Option<Consta
 pub fn same_block(m: &Module, a: BlockId, b: BlockId) -> bool {
     let mut walk = Matcher {
         m,
+        successors: None,
         inside: HashMap::new(),
         counterparts: HashSet::new(),
         constants: HashMap::new(),
@@ -37,6 +39,37 @@ pub fn same_block(m: &Module, a: BlockId, b: BlockId) -> bool {
             .constants
             .iter()
             .all(|(&c, &v)| m.const_int(c) == Some(v))
+}
+
+/// Whether the blocks reachable from `a` do exactly what those reachable from `b` do: each pair
+/// as in [`same_block`], their successors pairing up one to one from `a` and `b` on. The blocks
+/// paired, `a`'s first, on a match.
+pub fn same_tail(m: &Module, a: BlockId, b: BlockId) -> Option<HashMap<BlockId, BlockId>> {
+    let mut walk = Matcher {
+        m,
+        successors: Some(HashMap::from([(a, b)])),
+        inside: HashMap::new(),
+        counterparts: HashSet::new(),
+        constants: HashMap::new(),
+    };
+    // Blocks are compared in the order they are reached, so a value's definition pairs up before
+    // its uses (a definition dominates them: it lies on the path that reached them).
+    let mut order = vec![a];
+    let mut next = 0;
+    while let Some(&x) = order.get(next) {
+        next += 1;
+        let y = walk.successors.as_ref()?[&x];
+        if !walk.blocks(x, y) {
+            return None;
+        }
+        for s in crate::ir::cfg::successors_of(m, x) {
+            if !order.contains(&s) {
+                order.push(s);
+            }
+        }
+    }
+    let constants_equal = (walk.constants.iter()).all(|(&c, &v)| m.const_int(c) == Some(v));
+    constants_equal.then(|| walk.successors.unwrap_or_default())
 }
 
 /// How `b` begins as `a` does: the leading ops of their entry blocks that pair up as in
@@ -59,6 +92,7 @@ pub fn shared_head(
 ) -> SharedHead {
     let mut walk = Matcher {
         m,
+        successors: None,
         inside: HashMap::new(),
         counterparts: HashSet::new(),
         constants: HashMap::new(),
@@ -81,6 +115,9 @@ pub fn shared_head(
 
 struct Matcher<'m> {
     m: &'m Module,
+    /// When matching tails, the blocks of `a` with their counterparts in `b`: successors pair up
+    /// instead of being equal.
+    successors: Option<HashMap<BlockId, BlockId>>,
     /// Values defined inside `a`, with their counterparts in `b`.
     inside: HashMap<Value, Value>,
     /// The values of `b` that are counterparts: they match only their value of `a`.
@@ -89,6 +126,18 @@ struct Matcher<'m> {
 }
 
 impl Matcher<'_> {
+    /// Equal successors; when matching tails, successors that pair up one to one.
+    fn same_successors(&mut self, a: &[BlockId], b: &[BlockId]) -> bool {
+        let Some(pairs) = &mut self.successors else {
+            return a == b;
+        };
+        a.len() == b.len()
+            && a.iter().zip(b).all(|(&s, &t)| {
+                let taken = pairs.iter().any(|(&x, &y)| y == t && x != s);
+                !taken && *pairs.entry(s).or_insert(t) == t
+            })
+    }
+
     fn regions(&mut self, a: RegionId, b: RegionId) -> bool {
         let m = self.m;
         let (ba, bb) = (&m.region(a).blocks, &m.region(b).blocks);
@@ -126,7 +175,7 @@ impl Matcher<'_> {
             || x.operands.len() != y.operands.len()
             || x.results.len() != y.results.len()
             || x.regions.len() != y.regions.len()
-            || x.successors != y.successors
+            || !self.same_successors(&x.successors, &y.successors)
         {
             return false;
         }
