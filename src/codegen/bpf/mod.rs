@@ -11,6 +11,7 @@ mod back_end;
 mod byte_copies;
 mod chosen_keys;
 mod compare_words;
+mod constant_passthroughs;
 mod decls;
 mod fetch_adds;
 mod flag_phis;
@@ -131,6 +132,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             if matches!(opts.cpu.as_str(), "v3" | "v4") {
                 fetch_adds::forward_fetched_values(m);
             }
+            constant_passthroughs::fold_constant_passthroughs(m);
             flag_phis::recompute_flags(m);
             byte_copies::merge(m);
             chosen_keys::hide_chosen_keys(m);
