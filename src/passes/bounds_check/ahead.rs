@@ -5,8 +5,8 @@
 //! and the accesses it covers: every failing bounds check aborts alike (§13.4), so failing at
 //! the first of them instead of a later one only skips work whose results are discarded.
 
-use super::{size_of, BoundsCheck, Key};
-use crate::ir::{Module, OpId, Opcode, Value};
+use super::{is_local, size_of, BoundsCheck, Key};
+use crate::ir::{Module, OpId, Opcode};
 
 impl BoundsCheck {
     /// The bytes from `key` (the address of access `op`, `width` bytes wide) that the accesses
@@ -37,10 +37,4 @@ impl BoundsCheck {
         }
         end - key.offset
     }
-}
-
-/// `addr` is a local of the function (its stores are lost when the program aborts).
-fn is_local(m: &Module, addr: Value) -> bool {
-    m.defining_op(addr)
-        .is_some_and(|op| m.op(op).opcode == Opcode::CoreLocal)
 }

@@ -383,6 +383,12 @@ impl Key {
     }
 }
 
+/// `addr` is a local of the function (its stores are lost when the program aborts, and they
+/// write no packet memory).
+fn is_local(m: &Module, addr: Value) -> bool {
+    def_op(m, addr).is_some_and(|op| m.op(op).opcode == Opcode::CoreLocal)
+}
+
 fn def_op(m: &Module, v: Value) -> Option<OpId> {
     m.defining_op(v)
 }

@@ -16,7 +16,7 @@
 //! fields (strict-alignment kernels check packet accesses against `NET_IP_ALIGN`).
 //! The BPF target is little-endian: the byte at `p + k` is the low half of the load.
 
-use super::{def_op, BoundsCheck, Fact, Key, Root};
+use super::{def_op, is_local, BoundsCheck, Fact, Key, Root};
 use crate::ir::{views, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
 
@@ -319,6 +319,16 @@ impl BoundsCheck {
             {
                 self.byte_read(m, d.operands[0])
             }
+            // A local written once in this block before the read (`var hi = p[12]`).
+            Opcode::CoreLoad if is_local(m, d.operands[0]) => {
+                let slot = d.operands[0];
+                let stored = *self.written_once.get(&slot)?;
+                let (block, at) = m.position(def_op(m, v)?)?;
+                let stored_before = m.block(block).ops[..at].iter().any(|&o| {
+                    m.op(o).opcode == Opcode::CoreStore && m.op(o).operands[..] == [stored, slot]
+                });
+                stored_before.then(|| self.byte_read(m, stored))?
+            }
             Opcode::CoreLoad
                 if *m.value_type(v) == Type::u8() && self.packet.contains(&d.operands[0]) =>
             {
@@ -362,12 +372,17 @@ fn power_of_256(c: i128) -> Option<i128> {
     (1..8).find(|&j| c == 1i128 << (8 * j))
 }
 
-/// `from` and `to` are in one block and nothing between them writes memory (or might).
+/// `from` and `to` are in one block and nothing between them writes memory (or might) but
+/// locals.
 fn unchanged_since(m: &Module, from: OpId, to: OpId) -> bool {
+    let harmless = |o: OpId| {
+        let d = m.op(o);
+        m.is_effect_free(o) || d.opcode == Opcode::CoreStore && is_local(m, d.operands[1])
+    };
     match (m.position(from), m.position(to)) {
-        (Some((b, i)), Some((c, j))) if b == c && i < j => m.block(b).ops[i + 1..j]
-            .iter()
-            .all(|&o| m.is_effect_free(o)),
+        (Some((b, i)), Some((c, j))) if b == c && i < j => {
+            m.block(b).ops[i + 1..j].iter().all(|&o| harmless(o))
+        }
         _ => false,
     }
 }
