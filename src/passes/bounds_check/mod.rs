@@ -1340,12 +1340,15 @@ impl BoundsCheck {
                 // range of: only the tested formation itself carries one into the callee. Every
                 // `ctx->data` is one pointer to it.)
                 let data_root = |r: Root| matches!(r, Root::Value(v) if Self::is_data(m, v));
+                // (A pointer before the proven bytes' start, `data - 14`, has none proven: its
+                // first bytes lie before the packet.)
                 self.note_packet_args(m, op, |key| {
                     facts
                         .iter()
                         .filter(|f| {
                             (f.root == key.root || data_root(f.root) && data_root(key.root))
                                 && f.tested == key.formed_at
+                                && key.offset >= 0
                         })
                         .map(|f| f.end - key.offset)
                         .max()
