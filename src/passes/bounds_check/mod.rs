@@ -864,9 +864,31 @@ impl BoundsCheck {
 
     /// The constant offsets from `ctx->data` address `k` may have, where known.
     fn data_offset(&self, m: &Module, k: Key) -> Option<Passed> {
-        let Root::Value(root) = k.root else {
-            return None;
+        let root = match k.root {
+            Root::Value(root) => root,
+            // `B + offset + index`: as near as `B + offset`, as far as the index's bound takes it.
+            Root::Indexed {
+                base,
+                slot: false,
+                offset,
+                max,
+                ..
+            } => {
+                let from = self.data_offset(m, Key::at(Root::Value(base), offset + k.offset))?;
+                return Some(Passed {
+                    nearest: from.nearest,
+                    farthest: from.farthest + max,
+                });
+            }
+            _ => return None,
         };
+        // An address formed with a bounded index (a later index's base).
+        if let Some(formed) = self
+            .key(m, root)
+            .filter(|f| matches!(f.root, Root::Indexed { .. }) && f.formed_at == Some(root))
+        {
+            return self.data_offset(m, formed.plus(k.offset));
+        }
         if let Some(&p) = self.param_offsets.get(&root) {
             return Some(Passed {
                 nearest: p.nearest + k.offset,
