@@ -98,6 +98,10 @@ impl BackEnd for Bpf {
     fn has_signed_division(&self) -> bool {
         self.signed_division
     }
+
+    fn unreachable_returns(&self) -> bool {
+        !self.optimize
+    }
 }
 
 /// The registers r1–r5 that carry a BPF call's arguments.

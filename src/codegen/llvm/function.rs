@@ -903,6 +903,13 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 }
                 .map_err(e)?;
             }
+            Opcode::CoreUnreachable if self.g.back_end.unreachable_returns() => {
+                match self.func.get_type().get_return_type() {
+                    Some(t) => self.builder.build_return(Some(&t.const_zero())),
+                    None => self.builder.build_return(None),
+                }
+                .map_err(e)?;
+            }
             Opcode::CoreUnreachable => {
                 self.builder.build_unreachable().map_err(e)?;
             }

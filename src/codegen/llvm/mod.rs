@@ -111,6 +111,11 @@ pub(crate) trait BackEnd {
     fn constant_section(&self) -> Option<&'static str>;
     /// Whether signed division and remainder are instructions (else they are built from unsigned).
     fn has_signed_division(&self) -> bool;
+    /// Whether a path that never runs must still end in a return: unoptimised BPF code keeps a
+    /// branch into it, and the verifier refuses code that can fall off its end.
+    fn unreachable_returns(&self) -> bool {
+        false
+    }
 }
 
 /// A name that BTF accepts (a C identifier): IR names such as `f.loop0` use dots.

@@ -1153,6 +1153,18 @@ impl<'m> Flattener<'m> {
         self.b_at(loc)
             .core_cond_br(raised, &[], 0, Some(false), vec![raise, cont]);
         self.start(raise);
+        // A callee that throws no code only aborts: a raised status is its abort. (A test of
+        // the status would leave a path for codes that never come, which ends in nothing
+        // unoptimised: "last insn is not an exit or jmp".)
+        let throws_nothing = self
+            .thrown
+            .get(callee.as_str())
+            .is_some_and(|codes| codes.as_ref().is_some_and(|c| c.is_empty()));
+        if self.aborting.contains(&callee) && throws_nothing {
+            self.abort(loc, None);
+            self.start(cont);
+            return;
+        }
         if self.aborting.contains(&callee) {
             let ab = self.b_at(loc).core_const(STATUS_ABORTED, i64t.clone());
             let is_abort = self.b_at(loc).core_cmp(state, ab, CmpPred::Eq);
