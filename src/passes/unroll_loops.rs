@@ -54,18 +54,24 @@ fn unroll(m: &mut Module, f: OpId, lp: OpId, calls: &mut Option<CallBounds>) {
         return;
     }
     let body = m.region(m.op(lp).regions[0]).blocks[0];
-    let early_exit = m
-        .collect_nested(lp, |d| {
-            matches!(d.opcode, Opcode::KsBreak | Opcode::KsContinue)
-        })
-        .into_iter()
-        .any(|x| enclosing_loop(m, x) == Some(lp));
+    let leaves_early = |opcode: Opcode| {
+        m.collect_nested(lp, |d| d.opcode == opcode)
+            .into_iter()
+            .any(|x| enclosing_loop(m, x) == Some(lp))
+    };
+    let (breaks, continues) = (
+        leaves_early(Opcode::KsBreak),
+        leaves_early(Opcode::KsContinue),
+    );
     let defers_or_leaves = m
         .block(body)
         .ops
         .iter()
         .any(|&x| m.op(x).opcode == Opcode::KsDefer || m.is_terminator(x));
-    if early_exit || defers_or_leaves {
+    // (Copies that a break may leave unrun are unrolled only while they stay small together:
+    // a header walk's copies would each hold a whole parser.)
+    let small_together = trips * body_ops <= MAX_UNROLLED_OPS;
+    if continues || defers_or_leaves || breaks && (!small_together || carries_state(m, lp)) {
         return;
     }
     if !m
@@ -79,15 +85,23 @@ fn unroll(m: &mut Module, f: OpId, lp: OpId, calls: &mut Option<CallBounds>) {
     let ty = m.value_type(o[0]).clone();
     let arg = m.block(body).args.first().copied();
     let counter = arg.and_then(|a| counter_local(m, lp, a));
+    let original = m.block(body).ops.clone();
     for i in lo..hi.max(lo) {
         let mut b = m.builder_before(lp);
         let k = b.core_const(i, ty.clone());
         let mut vmap: HashMap<Value, Value> = arg.map(|a| (a, k)).into_iter().collect();
         let mut copy = Vec::new();
-        for op in m.block(body).ops.clone() {
+        for &op in &original {
             let c = m.clone_op(op, &mut vmap);
-            let (block, at) = m.position(lp).expect("placed");
-            m.place_op(c, block, Some(at));
+            // A loop left by `break` keeps one iteration holding every copy, which the
+            // breaks leave (as C's unrolled copies jump past the rest).
+            match breaks {
+                true => m.place_op(c, body, None),
+                false => {
+                    let (block, at) = m.position(lp).expect("placed");
+                    m.place_op(c, block, Some(at));
+                }
+            }
             copy.push(c);
         }
         // The loop variable's reads in this copy are the copy's constant.
@@ -103,7 +117,16 @@ fn unroll(m: &mut Module, f: OpId, lp: OpId, calls: &mut Option<CallBounds>) {
             }
         }
     }
-    m.detach_op(lp);
+    if !breaks {
+        m.detach_op(lp);
+        return;
+    }
+    for op in original {
+        m.detach_op(op);
+    }
+    let mut b = m.builder_before(lp);
+    let once = b.core_const(lo + 1, ty);
+    m.op_mut(lp).operands[1] = once;
 }
 
 /// All copies but one go on past an early `return`, as LLVM assumes of a loop's exits: the arm
@@ -125,6 +148,36 @@ fn mark_returns_cold(m: &mut Module, lp: OpId) {
         };
         m.set_attr(i, "expect", Some(Attr::Bool(likely)));
     }
+}
+
+/// Whether an iteration of `lp` reads a local that an earlier one wrote (`off += 4`, a header
+/// walk's state), besides the loop variable. Such a loop left by `break` stays a loop: its
+/// copies would each carry the state on (C keeps a loop there too); a search whose iterations
+/// stand alone (`if (types[i] == t)`) is unrolled.
+fn carries_state(m: &Module, lp: OpId) -> bool {
+    let body = m.op(lp).regions[0];
+    let arg = m.block(m.region(body).blocks[0]).args.first().copied();
+    let counter = arg.and_then(|a| counter_local(m, lp, a));
+    let ops = m.collect_nested(lp, |_| true);
+    let stored: std::collections::HashSet<Value> = (ops.iter())
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreStore)
+        .map(|&o| m.op(o).operands[1])
+        .filter(|&slot| m.is_local(slot) && Some(slot) != counter)
+        .collect();
+    let mut written = std::collections::HashSet::new();
+    ops.iter().any(|&o| {
+        let d = m.op(o);
+        match d.opcode {
+            Opcode::CoreStore => {
+                written.insert(d.operands[1]);
+                false
+            }
+            Opcode::CoreLoad => {
+                stored.contains(&d.operands[0]) && !written.contains(&d.operands[0])
+            }
+            _ => false,
+        }
+    })
 }
 
 fn reads(d: &crate::ir::OpData, slot: Value) -> bool {
