@@ -132,8 +132,10 @@ fn branch_chain<'ctx>(head: BasicBlock<'ctx>, preds: &Predecessors<'ctx>) -> Opt
     let conj = conjunction(branch_condition(term)?, term, preds)?;
     let (mut next, fail) = outcomes(term, conj.holds_when);
     // Packet bytes tested further on are proved by the checks above the head, unless the head
-    // tests a bounds check of its own among its other conditions.
-    let stack_only = !conj.others.is_empty();
+    // tests a bounds check of its own among its other conditions — or a link does, for the
+    // packet bytes tested after it (LLVM merges `data + 65 > data_end` into the test before
+    // the read it guards).
+    let mut stack_only = !conj.others.is_empty();
     let mut links = Vec::new();
     let mut chain_blocks = vec![head];
     while links.len() < MOST_BLOCKS {
@@ -147,7 +149,7 @@ fn branch_chain<'ctx>(head: BasicBlock<'ctx>, preds: &Predecessors<'ctx>) -> Opt
         let Some(t) = next.get_terminator() else {
             break;
         };
-        let movable = |c: &Conjunction<'ctx>| {
+        let movable = |c: &Conjunction<'ctx>, stack_only: bool| {
             c.tests.iter().all(|t| {
                 (!stack_only || is_alloca(t.base))
                     && t.base
@@ -157,13 +159,14 @@ fn branch_chain<'ctx>(head: BasicBlock<'ctx>, preds: &Predecessors<'ctx>) -> Opt
             })
         };
         if let Some(c) = branch_condition(t) {
-            let Some(tests) = conjunction(c, t, preds).filter(movable) else {
+            let Some(tests) = conjunction(c, t, preds).filter(|c| movable(c, stack_only)) else {
                 break;
             };
             let (pass, fail_too) = outcomes(t, tests.holds_when);
             if fail_too != fail || !same_incoming(fail, head, next) {
                 break;
             }
+            stack_only |= !tests.others.is_empty();
             links.push(Link::Branch { term: t, tests });
             chain_blocks.push(next);
             next = pass;
@@ -171,7 +174,7 @@ fn branch_chain<'ctx>(head: BasicBlock<'ctx>, preds: &Predecessors<'ctx>) -> Opt
             if successors(next) == [fail] {
                 links.extend(
                     choice(next, head, fail, preds)
-                        .filter(|l| l.tests().others.is_empty() && movable(l.tests())),
+                        .filter(|l| l.tests().others.is_empty() && movable(l.tests(), stack_only)),
                 );
             }
             break;
