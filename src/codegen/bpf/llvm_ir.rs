@@ -1,6 +1,7 @@
 //! Small queries over optimised LLVM IR that the post-pipeline rewrites share.
 
 use inkwell::basic_block::BasicBlock;
+use inkwell::builder::Builder;
 use inkwell::values::{
     AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, FunctionValue,
     InstructionOpcode, InstructionValue, PhiValue, PointerValue,
@@ -216,4 +217,53 @@ pub(super) fn may_write_memory(i: InstructionValue<'_>) -> bool {
         InstructionOpcode::Call => !PURE.iter().any(|p| calls_intrinsic(i, p)),
         _ => false,
     }
+}
+
+/// Every edge of the terminator `term` to `from` goes to `to` instead.
+pub(super) fn redirect<'ctx>(
+    term: InstructionValue<'ctx>,
+    from: BasicBlock<'ctx>,
+    to: BasicBlock<'ctx>,
+) {
+    use llvm_sys::core::{LLVMGetNumSuccessors, LLVMGetSuccessor, LLVMSetSuccessor};
+    // SAFETY: `term` is a live terminator; both blocks belong to its function.
+    unsafe {
+        let t = term.as_value_ref();
+        for i in 0..LLVMGetNumSuccessors(t) {
+            if LLVMGetSuccessor(t, i) == from.as_mut_ptr() {
+                LLVMSetSuccessor(t, i, to.as_mut_ptr());
+            }
+        }
+    }
+}
+
+/// A block on the edge from `from` to `to` (which `from` reaches once): `from` branches to it,
+/// it branches on to `to`, and `to`'s phis take from it what they took from `from`.
+pub(super) fn split_edge<'ctx>(
+    builder: &Builder<'ctx>,
+    from: BasicBlock<'ctx>,
+    to: BasicBlock<'ctx>,
+) -> Option<BasicBlock<'ctx>> {
+    let term = from.get_terminator()?;
+    let edge = to.get_context().insert_basic_block_after(from, "edge");
+    // (At the end of a new block the builder would keep the last place's debug location,
+    // which may be another function's.)
+    builder.position_before(&term);
+    builder.position_at_end(edge);
+    builder.build_unconditional_branch(to).ok()?;
+    redirect(term, to, edge);
+    for phi in phis_of(to) {
+        builder.position_before(&phi.as_instruction());
+        let moved = builder
+            .build_phi(phi.as_basic_value().get_type(), "")
+            .ok()?;
+        for k in 0..phi.count_incoming() {
+            let (v, b) = phi.get_incoming(k)?;
+            let b = if b == from { edge } else { b };
+            moved.add_incoming(&[(&v as &dyn BasicValue, b)]);
+        }
+        replace_all_uses(phi.as_instruction(), moved.as_basic_value());
+        phi.as_instruction().erase_from_basic_block();
+    }
+    Some(edge)
 }

@@ -14,7 +14,7 @@
 //! register allocator keeps in r0; and only a sunk block of a few instructions, no calls, is
 //! copied. Runs before `layout`, which places the returning blocks last.
 
-use super::llvm_ir::{instructions, phis_of, users_of_result};
+use super::llvm_ir::{instructions, phis_of, redirect, users_of_result};
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
 use inkwell::values::{
@@ -245,20 +245,6 @@ fn remap_operands(i: InstructionValue, mapped: &HashMap<LLVMValueRef, LLVMValueR
         for n in 0..LLVMGetNumOperands(r) {
             if let Some(&to) = mapped.get(&LLVMGetOperand(r, n as u32)) {
                 LLVMSetOperand(r, n as u32, to);
-            }
-        }
-    }
-}
-
-/// Every edge of the terminator `term` to `from` goes to `to` instead.
-fn redirect<'ctx>(term: InstructionValue<'ctx>, from: BasicBlock<'ctx>, to: BasicBlock<'ctx>) {
-    use llvm_sys::core::{LLVMGetNumSuccessors, LLVMGetSuccessor, LLVMSetSuccessor};
-    // SAFETY: `term` is a live terminator; both blocks belong to its function.
-    unsafe {
-        let t = term.as_value_ref();
-        for i in 0..LLVMGetNumSuccessors(t) {
-            if LLVMGetSuccessor(t, i) == from.as_mut_ptr() {
-                LLVMSetSuccessor(t, i, to.as_mut_ptr());
             }
         }
     }
