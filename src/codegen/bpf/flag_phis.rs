@@ -23,11 +23,15 @@ pub fn recompute_flags(module: &Module) {
             else {
                 continue;
             };
-            for &flag in &phis {
-                let Some((code, predicate, k)) = phis.iter().find_map(|&code| restated(flag, code))
-                else {
-                    continue;
-                };
+            // (Every flag is matched before any is erased: an erased phi must not be read.)
+            let restatements: Vec<_> = (phis.iter())
+                .filter_map(|&flag| {
+                    let (code, predicate, k) =
+                        phis.iter().find_map(|&code| restated(flag, code))?;
+                    Some((flag, code, predicate, k))
+                })
+                .collect();
+            for (flag, code, predicate, k) in restatements {
                 builder.position_before(&first_other);
                 let Ok(test) = builder.build_int_compare(
                     predicate,
