@@ -14,7 +14,7 @@
 //! register allocator keeps in r0; and only a sunk block of a few instructions, no calls, is
 //! copied. Runs before `layout`, which places the returning blocks last.
 
-use super::llvm_ir::{instructions, phis_of, redirect, users_of_result};
+use super::llvm_ir::{instructions, phis_of, redirect, replace_all_uses, users_of_result};
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
 use inkwell::values::{
@@ -165,9 +165,20 @@ fn split<'ctx>(
             }
         }
     }
+    // (Its users, `block`'s return and what the sunk blocks store, go with their blocks.)
+    let phi_ty = phi.as_basic_value().into_int_value().get_type();
+    replace_all_uses(phi.as_instruction(), phi_ty.get_undef());
     phi.as_instruction().erase_from_basic_block();
+    // The sunk blocks branch to `block`, whose phis name them: their branches go first, then
+    // `block` (dropping its phis' uses of them), then they. Deleting a block still used frees
+    // memory LLVM writes to later.
+    for &b in &sunk_blocks {
+        if let Some(t) = b.get_terminator() {
+            t.erase_from_basic_block();
+        }
+    }
     // SAFETY: no edge leads to these blocks any more, and nothing outside them uses their values.
-    for b in sunk_blocks.into_iter().chain([block]) {
+    for b in std::iter::once(block).chain(sunk_blocks) {
         let _ = unsafe { b.delete() };
     }
 }
