@@ -18,7 +18,7 @@
 
 use super::llvm_ir::{
     constant_base, erase_dead, instructions, is_alloca, is_packet, may_write_memory, phis_of,
-    pointer_operand, predecessors, replace_all_uses, successors, users_of_result,
+    pointer_operand, predecessors, replace_all_uses, still_in, successors, users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -55,6 +55,9 @@ pub fn compare_words(module: &Module) {
                 .filter(|&i| is_value_root(i))
                 .collect::<Vec<_>>()
             {
+                if !still_in(block, root) {
+                    continue;
+                }
                 if let Some(head) = int_value(root).and_then(|v| conjunction(v, root, &preds)) {
                     let chain = Chain {
                         at: root,

@@ -13,10 +13,11 @@ use inkwell::values::{BasicValueEnum, InstructionOpcode, InstructionValue};
 pub fn fold_constant_passthroughs(module: &Module) {
     for f in module.get_functions() {
         for block in f.get_basic_blocks() {
-            for call in instructions(block).collect::<Vec<_>>() {
-                if !calls_intrinsic(call, "llvm.bpf.passthrough") {
-                    continue;
-                }
+            // (The calls first: folding erases selects, which must not be looked at again.)
+            let calls: Vec<_> = instructions(block)
+                .filter(|&i| calls_intrinsic(i, "llvm.bpf.passthrough"))
+                .collect();
+            for call in calls {
                 // Operands: the sequence number, the value, the callee.
                 let Some(BasicValueEnum::IntValue(c)) = call.get_operand(1).and_then(|o| o.value())
                 else {

@@ -28,10 +28,10 @@ pub fn forward_fetched_values(module: &Module) {
     let builder = module.get_context().create_builder();
     for f in module.get_functions() {
         for block in f.get_basic_blocks() {
-            for add in instructions(block).collect::<Vec<_>>() {
-                if is_atomic_add(add) {
-                    forward(&builder, add);
-                }
+            // (The adds first: forwarding erases loads, which must not be looked at again.)
+            let adds: Vec<_> = instructions(block).filter(|&i| is_atomic_add(i)).collect();
+            for add in adds {
+                forward(&builder, add);
             }
         }
         for block in f.get_basic_blocks() {

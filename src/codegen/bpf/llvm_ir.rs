@@ -267,3 +267,9 @@ pub(super) fn split_edge<'ctx>(
     }
     Some(edge)
 }
+
+/// Whether `i`, collected from `block` before a rewrite, is still one of its instructions (a
+/// rewrite may have erased it: an erased instruction must not be looked at).
+pub(super) fn still_in(block: BasicBlock<'_>, i: InstructionValue<'_>) -> bool {
+    instructions(block).any(|x| x == i)
+}

@@ -12,7 +12,7 @@
 
 use super::llvm_ir::{
     constant_base, erase_dead, instructions, is_alloca, may_write_memory, pointer_operand,
-    users_of_result,
+    still_in, users_of_result,
 };
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -29,6 +29,9 @@ pub fn widen_stack_numbers(module: &Module) {
     for f in module.get_functions() {
         for block in f.get_basic_blocks() {
             for root in instructions(block).collect::<Vec<_>>() {
+                if !still_in(block, root) {
+                    continue;
+                }
                 if let Some(number) = stack_number(root, &layout) {
                     rewrite(module, &builder, &number);
                 }
