@@ -86,6 +86,10 @@ if os.environ.get("KSC_REQUIRE_KERNEL") == "1" or bpf_usable():
 import glob
 if os.environ.get("KSC_REQUIRE_KERNEL") == "1" or glob.glob("/usr/src/linux-headers-*-amd64/Makefile"):
     config.available_features.add("kbuild")
+# ksc under valgrind: CI installs it (ci/setup), so there the test always runs.
+import shutil
+if os.environ.get("CI") == "true" or shutil.which("valgrind"):
+    config.available_features.add("valgrind")
 # Tests on other kernels boot them in QEMU through ci/vmrun (slow under TCG): run when asked for
 # (KSC_VM_TESTS=1) and always in CI, where a missing prerequisite fails them.
 if os.environ.get("KSC_VM_TESTS") == "1" or os.environ.get("CI") == "true":
