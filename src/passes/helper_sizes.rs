@@ -100,12 +100,7 @@ fn at_least_one(m: &Module, v: Value) -> bool {
     match d.opcode {
         Opcode::CoreConst => m.const_int(v).is_some_and(|c| c >= 1),
         Opcode::CoreCast => {
-            let from = m.value_type(d.operands[0]);
-            super::value_bounds::is_unsigned(from)
-                && from
-                    .int()
-                    .zip(m.value_type(v).int())
-                    .is_some_and(|(a, b)| a.bits() <= b.bits())
+            super::value_bounds::widens_unsigned(m, d.operands[0], v)
                 && at_least_one(m, d.operands[0])
         }
         Opcode::CoreAdd => {

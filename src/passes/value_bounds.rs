@@ -40,6 +40,17 @@ pub fn is_unsigned(t: &Type) -> bool {
     matches!(t, Type::Int(i) if !i.signed())
 }
 
+/// A cast from `from` to `to` keeps the value: an unsigned integer into one at least as wide
+/// and unsigned, or strictly wider.
+pub fn widens_unsigned(m: &Module, from: Value, to: Value) -> bool {
+    let (a, b) = (m.value_type(from), m.value_type(to));
+    let bits = |t: &Type| t.int().map(|i| i.bits());
+    match (bits(a), bits(b)) {
+        (Some(x), Some(y)) => is_unsigned(a) && (y > x || y == x && is_unsigned(b)),
+        _ => false,
+    }
+}
+
 fn width(t: &Type) -> u32 {
     t.int().map_or(0, |i| i.bits())
 }

@@ -23,7 +23,7 @@ impl BoundsCheck {
         let Some(op) = def_op(m, v) else { return v };
         let d = m.op(op);
         let shape = match d.opcode {
-            Opcode::CoreCast if widens_unsigned(m, d.operands[0], v) => {
+            Opcode::CoreCast if keeps_small_values(m, d.operands[0], v) => {
                 return self.index_id(m, d.operands[0])
             }
             Opcode::CoreLoad if self.written_once.contains_key(&d.operands[0]) => {
@@ -61,7 +61,7 @@ impl BoundsCheck {
         let mut index = d.operands[1];
         while let Some(c) = def_op(m, index).filter(|&o| {
             m.op(o).opcode == Opcode::CoreCast
-                && widens_unsigned(m, m.op(o).operands[0], m.op(o).results[0])
+                && keeps_small_values(m, m.op(o).operands[0], m.op(o).results[0])
         }) {
             index = m.op(c).operands[0];
         }
@@ -133,8 +133,10 @@ fn alignment_of(c: i128) -> i128 {
     [8, 4, 2].into_iter().find(|&a| c % a == 0).unwrap_or(1)
 }
 
-/// `to` is `from` widened without a change of value (unsigned, no narrower).
-fn widens_unsigned(m: &Module, from: Value, to: Value) -> bool {
+/// `to` is `from` cast without a change of value for the indexes this pass keys, which are
+/// bounded well below any sign bit: an unsigned integer into one at least as wide (`off as i64`,
+/// the lowering's pointer offset, included).
+fn keeps_small_values(m: &Module, from: Value, to: Value) -> bool {
     let (a, b) = (m.value_type(from), m.value_type(to));
     is_unsigned(a)
         && a.int()

@@ -18,6 +18,7 @@
 
 use super::{def_op, is_local, BoundsCheck, Fact, Key, Root};
 use crate::ir::{views, Module, OpId, Opcode, Type, Value};
+use crate::passes::value_bounds::{is_unsigned, widens_unsigned};
 use crate::vocab::CmpPred;
 
 /// A byte read from the packet: the load, its address and its key.
@@ -189,15 +190,11 @@ impl BoundsCheck {
             return Some((read, 0xFF));
         }
         let d = m.op(def_op(m, v)?);
-        let unsigned = |x: Value| matches!(m.value_type(x), Type::Int(i) if !i.signed());
         match d.opcode {
-            Opcode::CoreCast if unsigned(d.operands[0]) && unsigned(v) => {
-                let (from, to) = (m.value_type(d.operands[0]), m.value_type(v));
-                let widens = from
-                    .int()
-                    .zip(to.int())
-                    .is_some_and(|(a, b)| a.bits() <= b.bits());
-                widens.then(|| self.masked_byte(m, d.operands[0]))?
+            Opcode::CoreCast
+                if is_unsigned(m.value_type(v)) && widens_unsigned(m, d.operands[0], v) =>
+            {
+                self.masked_byte(m, d.operands[0])
             }
             Opcode::CoreAnd => {
                 let (x, c) = match (m.const_int(d.operands[1]), m.const_int(d.operands[0])) {
