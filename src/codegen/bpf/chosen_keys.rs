@@ -9,9 +9,10 @@
 //! track, and the compiler reloads it after the call. After LLVM's pipeline ksc does the same on
 //! purpose:
 //!
-//! 1. A key slot that only ever receives such choices (never a plain constant, which the verifier
-//!    uses well) moves to the upper half of an 8-byte slot, an offset the verifier keeps no spill
-//!    state for, so storing the key loses its value.
+//! 1. A key slot that receives such choices, and never a plain constant (which the verifier uses
+//!    well; other computed keys it can only treat as unknown), moves to the upper half of an
+//!    8-byte slot, an offset the verifier keeps no spill state for, so storing the key loses its
+//!    value.
 //! 2. When the choice is used after a lookup, the uses read the key back from that slot, as C's
 //!    reload does, provided nothing after the lookup can depend on which arm ran: every memory
 //!    access there goes through a stack slot, a global or a pointer the lookups there returned,
@@ -28,15 +29,16 @@
 //!    (kernels ≥ 6.13).
 
 use super::llvm_ir::{
-    calls_intrinsic, helper_id, instructions, is_alloca, pointer_operand, successors, users,
-    users_of_result,
+    calls_intrinsic, helper_id, instructions, is_alloca, phis_of, pointer_operand, reachable_from,
+    successors, users, users_of_result,
 };
 use crate::vocab::helpers::{Helper, MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{
-    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PointerValue,
+    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PhiValue,
+    PointerValue,
 };
 use std::collections::{BTreeSet, HashSet};
 
@@ -90,8 +92,8 @@ struct MovedKey<'ctx> {
     upper: PointerValue<'ctx>,
 }
 
-/// Step 1: when every value stored into `slot` is a choice among constants, the slot becomes
-/// bytes 4.. of a new 8-byte-aligned slot.
+/// Step 1: when a value stored into `slot` is a choice among constants and none is a plain
+/// constant, the slot becomes bytes 4.. of a new 8-byte-aligned slot.
 fn move_to_untracked_half<'ctx>(
     module: &Module<'ctx>,
     builder: &Builder<'ctx>,
@@ -107,12 +109,17 @@ fn move_to_untracked_half<'ctx>(
     if width > 32 {
         return None;
     }
-    let mut stored_choice = false;
+    let (mut choices, mut converging, mut computed) = (0, 0, 0);
     for user in users(slot) {
         match user.get_opcode() {
             InstructionOpcode::Store if pointer_operand(user, 1) == Some(slot) => {
                 match stored_value(user) {
-                    Some(v) if is_choice(v) => stored_choice = true,
+                    Some(v) if is_choice(v) => {
+                        choices += 1;
+                        converging += usize::from(arms_converge(v));
+                    }
+                    // Nor does an array lookup gain from any key but a constant.
+                    Some(v) if !v.is_const() => computed += 1,
                     _ => return None,
                 }
             }
@@ -120,7 +127,7 @@ fn move_to_untracked_half<'ctx>(
             _ => return None,
         }
     }
-    if !stored_choice {
+    if choices == 0 || computed > 0 && converging == 0 {
         return None;
     }
     let ctx = module.get_context();
@@ -174,12 +181,13 @@ fn reload_after_lookups<'ctx>(
         let (Some(value), Some(lookup)) = (stored_value(store), next_use_of(key, store)) else {
             continue;
         };
-        if helper_id(lookup) != Some(u64::from(MAP_LOOKUP_ELEM.id)) {
+        if !is_choice(value) || helper_id(lookup) != Some(u64::from(MAP_LOOKUP_ELEM.id)) {
             continue;
         }
         let Some(join) = lookup.get_parent() else {
             continue;
         };
+        use_narrowed_value(builder, f, value);
         let after_lookup = |u: &InstructionValue<'ctx>| {
             !comes_before(*u, lookup)
                 && u.get_parent()
@@ -229,6 +237,54 @@ fn reload_after_lookups<'ctx>(
         }
     }
     reloaded_any
+}
+
+/// A choice stored narrowed (`trunc i64 %phi to i32`) is often used wide too (`and i64 %phi,
+/// 6`). When the narrowing loses nothing (every constant fits), the wide uses the narrowed
+/// value reaches become uses of it widened again, so they are uses of the key.
+fn use_narrowed_value<'ctx>(
+    builder: &Builder<'ctx>,
+    f: FunctionValue<'ctx>,
+    value: IntValue<'ctx>,
+) {
+    let Some(trunc) = value
+        .as_instruction()
+        .filter(|t| t.get_opcode() == InstructionOpcode::Trunc)
+    else {
+        return;
+    };
+    let Some(BasicValueEnum::IntValue(wide)) = trunc.get_operand(0).and_then(|o| o.value()) else {
+        return;
+    };
+    let width = value.get_type().get_bit_width();
+    let fits = constants_chosen(wide)
+        .is_some_and(|cs| cs.iter().all(|&c| width >= 64 || c < 1u64 << width));
+    let (Some(home), Some(next)) = (trunc.get_parent(), trunc.get_next_instruction()) else {
+        return;
+    };
+    let reached = |u: &InstructionValue<'ctx>| {
+        u.get_opcode() != InstructionOpcode::Phi
+            && *u != trunc
+            && (comes_before(trunc, *u)
+                || u.get_parent()
+                    .is_some_and(|b| b != home && dominates(f, home, b)))
+    };
+    let wide_uses: Vec<_> = users(wide).into_iter().filter(reached).collect();
+    if !fits || wide_uses.is_empty() {
+        return;
+    }
+    builder.position_before(&next);
+    let Ok(widened) = builder.build_int_z_extend(value, wide.get_type(), "key.wide") else {
+        return;
+    };
+    for u in wide_uses {
+        for n in 0..u.get_num_operands() {
+            if matches!(u.get_operand(n).and_then(|o| o.value()), Some(BasicValueEnum::IntValue(v)) if v == wide)
+            {
+                u.set_operand(n, widened);
+            }
+        }
+    }
 }
 
 /// Whether a value stored into `key` is used after the helper call that reads it.
@@ -310,6 +366,43 @@ fn is_pure_arithmetic(i: InstructionValue<'_>) -> bool {
 /// Whether `v` chooses among at least `MIN_CHOICES` constants: a phi or select of constants
 /// (through others and casts), not a constant itself.
 fn is_choice(v: IntValue<'_>) -> bool {
+    !v.is_const() && constants_chosen(v).is_some_and(|c| c.len() >= MIN_CHOICES)
+}
+
+/// Whether the arms that chose `v` at a phi differ in nothing else there: another phi of the
+/// join with values that differ by arm keeps the arms' states apart whatever the key, and then
+/// hiding the key only costs the lookup's null case (which a constant key spares).
+fn arms_converge(v: IntValue<'_>) -> bool {
+    let mut root = v;
+    while let Some(i) = root.as_instruction().filter(|i| {
+        matches!(
+            i.get_opcode(),
+            InstructionOpcode::ZExt | InstructionOpcode::SExt | InstructionOpcode::Trunc
+        )
+    }) {
+        match i.get_operand(0).and_then(|o| o.value()) {
+            Some(BasicValueEnum::IntValue(x)) => root = x,
+            _ => return false,
+        }
+    }
+    let Some(join) = root
+        .as_instruction()
+        .filter(|i| i.get_opcode() == InstructionOpcode::Phi)
+        .and_then(|i| i.get_parent())
+    else {
+        return true;
+    };
+    phis_of(join).into_iter().all(|phi| {
+        let phi_value = phi.as_instruction();
+        Some(phi_value) == root.as_instruction()
+            || users_of_result(phi_value).is_empty()
+            || (1..phi.count_incoming())
+                .all(|n| phi.get_incoming(n).map(|x| x.0) == phi.get_incoming(0).map(|x| x.0))
+    })
+}
+
+/// The constants `v` can be, when it is one or picks among them through phis, selects and casts.
+fn constants_chosen(v: IntValue<'_>) -> Option<BTreeSet<u64>> {
     fn gather<'c>(
         v: IntValue<'c>,
         seen: &mut HashSet<IntValue<'c>>,
@@ -340,7 +433,7 @@ fn is_choice(v: IntValue<'_>) -> bool {
             })
     }
     let mut out = BTreeSet::new();
-    !v.is_const() && gather(v, &mut HashSet::new(), &mut out) && out.len() >= MIN_CHOICES
+    gather(v, &mut HashSet::new(), &mut out).then_some(out)
 }
 
 /// Whether the code from `lookup` on verifies the same for every value of the key: see the
@@ -353,6 +446,8 @@ fn arm_independent<'ctx>(f: FunctionValue<'ctx>, lookup: InstructionValue<'ctx>)
     if region.contains(&join) || has_cycle(&region) {
         return false;
     }
+    let mut paths: HashSet<BasicBlock> = region.iter().copied().collect();
+    paths.insert(join);
     let mut defined_here: HashSet<InstructionValue> = HashSet::from([lookup]);
     let mut after_lookup = instructions(join)
         .skip_while(|&i| i != lookup)
@@ -362,7 +457,7 @@ fn arm_independent<'ctx>(f: FunctionValue<'ctx>, lookup: InstructionValue<'ctx>)
         after_lookup.extend(instructions(*b));
     }
     after_lookup.iter().all(|&i| {
-        let ok = safe_regardless_of_arm(f, i, &defined_here);
+        let ok = safe_regardless_of_arm(f, i, &defined_here, &paths);
         defined_here.insert(i);
         ok
     })
@@ -372,6 +467,7 @@ fn safe_regardless_of_arm<'ctx>(
     f: FunctionValue<'ctx>,
     i: InstructionValue<'ctx>,
     defined_here: &HashSet<InstructionValue<'ctx>>,
+    paths: &HashSet<BasicBlock<'ctx>>,
 ) -> bool {
     // The program's context (its first parameter), whose fields are read at fixed offsets.
     let context = f
@@ -413,7 +509,7 @@ fn safe_regardless_of_arm<'ctx>(
         }
         InstructionOpcode::Return => match i.get_operand(0).and_then(|o| o.value()) {
             None => true,
-            Some(BasicValueEnum::IntValue(v)) => v.is_const() || is_choice(v) || constant_phi(v),
+            Some(BasicValueEnum::IntValue(v)) => returns_constant(v, i, paths),
             Some(_) => false,
         },
         InstructionOpcode::IntToPtr
@@ -425,13 +521,24 @@ fn safe_regardless_of_arm<'ctx>(
     }
 }
 
-/// A phi whose incoming values are all constants (any number of them).
-fn constant_phi(v: IntValue<'_>) -> bool {
-    v.as_instruction().is_some_and(|i| {
-        i.get_opcode() == InstructionOpcode::Phi
-            && (0..i.get_num_operands()).all(|n| {
-                matches!(i.get_operand(n).and_then(|o| o.value()), Some(BasicValueEnum::IntValue(c)) if c.is_const())
-            })
+/// Whether `ret`, returning `v`, returns one of some constants on the paths through `paths`: a
+/// phi in the returning block is followed only along those paths' edges.
+fn returns_constant<'ctx>(
+    v: IntValue<'ctx>,
+    ret: InstructionValue<'ctx>,
+    paths: &HashSet<BasicBlock<'ctx>>,
+) -> bool {
+    let phi = v
+        .as_instruction()
+        .filter(|d| d.get_opcode() == InstructionOpcode::Phi && d.get_parent() == ret.get_parent())
+        .and_then(|d| PhiValue::try_from(d).ok());
+    let Some(phi) = phi else {
+        return constants_chosen(v).is_some();
+    };
+    (0..phi.count_incoming()).all(|n| match phi.get_incoming(n) {
+        Some((_, from)) if !paths.contains(&from) => true,
+        Some((BasicValueEnum::IntValue(x), _)) => constants_chosen(x).is_some(),
+        _ => false,
     })
 }
 
@@ -496,21 +603,6 @@ fn dominates<'ctx>(f: FunctionValue<'ctx>, d: BasicBlock<'ctx>, b: BasicBlock<'c
         }
     }
     true
-}
-
-fn reachable_from<'ctx>(starts: &[BasicBlock<'ctx>]) -> Vec<BasicBlock<'ctx>> {
-    let mut seen: HashSet<BasicBlock> = starts.iter().copied().collect();
-    let mut order = starts.to_vec();
-    let mut k = 0;
-    while k < order.len() {
-        for s in successors(order[k]) {
-            if seen.insert(s) {
-                order.push(s);
-            }
-        }
-        k += 1;
-    }
-    order
 }
 
 /// Whether the blocks of `region` (closed under successors) contain a loop.

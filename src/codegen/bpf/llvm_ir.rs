@@ -6,7 +6,7 @@ use inkwell::values::{
     AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, FunctionValue,
     InstructionOpcode, InstructionValue, PhiValue, PointerValue,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Operand `index` of `i`, when it is a pointer.
 pub(super) fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<PointerValue<'_>> {
@@ -102,6 +102,20 @@ pub(super) fn calls_intrinsic(call: InstructionValue<'_>, prefix: &str) -> bool 
     }
 }
 
+/// Whether `i` becomes a BPF `call` (a helper, a kfunc, a function): not an intrinsic, which
+/// becomes instructions, nor inline assembly.
+pub(super) fn is_bpf_call(i: InstructionValue<'_>) -> bool {
+    use llvm_sys::core::{LLVMGetCalledValue, LLVMIsAInlineAsm};
+    if i.get_opcode() != InstructionOpcode::Call || calls_intrinsic(i, "llvm.") {
+        return false;
+    }
+    // SAFETY: `i` is a live call instruction.
+    unsafe {
+        let callee = LLVMGetCalledValue(i.as_value_ref());
+        !callee.is_null() && LLVMIsAInlineAsm(callee).is_null()
+    }
+}
+
 pub(super) fn successors<'ctx>(b: BasicBlock<'ctx>) -> Vec<BasicBlock<'ctx>> {
     let Some(t) = b.get_terminator() else {
         return Vec::new();
@@ -165,6 +179,22 @@ pub(super) fn phis_of(block: BasicBlock<'_>) -> Vec<PhiValue<'_>> {
 pub(super) fn replace_all_uses<'ctx>(old: InstructionValue<'ctx>, new: impl AsValueRef) {
     // SAFETY: both are live values of the same type in one context.
     unsafe { llvm_sys::core::LLVMReplaceAllUsesWith(old.as_value_ref(), new.as_value_ref()) }
+}
+
+/// The blocks reachable from `starts`, `starts` included, in breadth-first order.
+pub(super) fn reachable_from<'ctx>(starts: &[BasicBlock<'ctx>]) -> Vec<BasicBlock<'ctx>> {
+    let mut seen: HashSet<BasicBlock> = starts.iter().copied().collect();
+    let mut order = starts.to_vec();
+    let mut k = 0;
+    while k < order.len() {
+        for s in successors(order[k]) {
+            if seen.insert(s) {
+                order.push(s);
+            }
+        }
+        k += 1;
+    }
+    order
 }
 
 /// The blocks that branch to each block of `f` (once per block, however many edges).

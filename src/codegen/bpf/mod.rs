@@ -15,6 +15,7 @@ mod constant_passthroughs;
 mod decls;
 mod fetch_adds;
 mod flag_phis;
+mod frame_addresses;
 mod frame_chains;
 mod layout;
 mod llvm_ir;
@@ -143,6 +144,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             compare_words::compare_words(m);
             packet_reloads::reload_packet_bytes(m);
             split_returns::split_returns(m);
+            frame_addresses::form_at_uses(m);
             layout::lay_out(m);
             Ok(())
         },
