@@ -16,27 +16,48 @@ pub(super) fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<Poi
     }
 }
 
-/// `p` as a pointer plus a constant byte offset, through `getelementptr i8, p, C`.
+/// `p` as a pointer plus a constant byte offset, through `getelementptr i8, p, C` (instructions
+/// and constant expressions: a global's bytes).
 pub(super) fn constant_base(mut p: PointerValue<'_>) -> (PointerValue<'_>, i64) {
     let mut offset = 0i64;
-    while let Some(i) = p.as_instruction() {
-        if i.get_opcode() != InstructionOpcode::GetElementPtr || i.get_num_operands() != 2 {
-            break;
-        }
-        let byte_steps = i
-            .get_gep_source_element_type()
-            .is_ok_and(|t| t.is_int_type() && t.into_int_type().get_bit_width() == 8);
-        let step = match i.get_operand(1).and_then(|o| o.value()) {
-            Some(BasicValueEnum::IntValue(c)) if byte_steps => c.get_sign_extended_constant(),
-            _ => None,
-        };
-        let (Some(step), Some(base)) = (step, pointer_operand(i, 0)) else {
-            break;
-        };
+    while let Some((base, step)) = byte_step(p) {
         offset += step;
         p = base;
     }
     (p, offset)
+}
+
+/// `getelementptr i8, base, C` as `(base, C)`.
+fn byte_step(p: PointerValue<'_>) -> Option<(PointerValue<'_>, i64)> {
+    use llvm_sys::core::{
+        LLVMGetConstOpcode, LLVMGetGEPSourceElementType, LLVMGetIntTypeWidth, LLVMGetNumOperands,
+        LLVMGetOperand, LLVMGetTypeKind, LLVMIsAConstantExpr, LLVMIsAGetElementPtrInst,
+    };
+    let v = p.as_value_ref();
+    // SAFETY: `v` is a live value; it is checked to be a GEP (instruction or constant
+    // expression) before its operands and source type are read.
+    unsafe {
+        let is_gep = !LLVMIsAGetElementPtrInst(v).is_null()
+            || !LLVMIsAConstantExpr(v).is_null()
+                && LLVMGetConstOpcode(v) == llvm_sys::LLVMOpcode::LLVMGetElementPtr;
+        if !is_gep || LLVMGetNumOperands(v) != 2 {
+            return None;
+        }
+        let source = LLVMGetGEPSourceElementType(v);
+        if LLVMGetTypeKind(source) != llvm_sys::LLVMTypeKind::LLVMIntegerTypeKind
+            || LLVMGetIntTypeWidth(source) != 8
+        {
+            return None;
+        }
+        let step = match BasicValueEnum::new(LLVMGetOperand(v, 1)) {
+            BasicValueEnum::IntValue(c) => c.get_sign_extended_constant()?,
+            _ => return None,
+        };
+        match BasicValueEnum::new(LLVMGetOperand(v, 0)) {
+            BasicValueEnum::PointerValue(base) => Some((base, step)),
+            _ => None,
+        }
+    }
 }
 
 /// A pointer into the packet: formed, through any offsets, from `ctx->data` (an integer the
@@ -244,8 +265,37 @@ pub(super) fn may_write_memory(i: InstructionValue<'_>) -> bool {
         | InstructionOpcode::AtomicRMW
         | InstructionOpcode::AtomicCmpXchg
         | InstructionOpcode::Fence => true,
-        InstructionOpcode::Call => !PURE.iter().any(|p| calls_intrinsic(i, p)),
+        InstructionOpcode::Call => !PURE.iter().any(|p| calls_intrinsic(i, p)) && !reads_only(i),
         _ => false,
+    }
+}
+
+/// Whether `i` is a store into a stack slot other than the object at `base`: it cannot change
+/// what is loaded from `base`.
+pub(super) fn stores_elsewhere(i: InstructionValue<'_>, base: PointerValue<'_>) -> bool {
+    i.get_opcode() == InstructionOpcode::Store
+        && pointer_operand(i, 1)
+            .map(|p| constant_base(p).0)
+            .is_some_and(|written| is_alloca(written) && written != base)
+}
+
+/// Whether a call is declared to write no memory (`memory(read)` or `memory(none)`, as the
+/// BPF back end says of bpf_map_lookup_elem).
+fn reads_only(call: InstructionValue<'_>) -> bool {
+    use llvm_sys::core::{
+        LLVMGetCallSiteEnumAttribute, LLVMGetEnumAttributeKindForName, LLVMGetEnumAttributeValue,
+    };
+    // MemoryEffects: two bits (read 1, write 2) for each of three locations.
+    const WRITES: u64 = 0b10_10_10;
+    // SAFETY: `call` is a live call; the attribute is checked for null before it is read.
+    unsafe {
+        let kind = LLVMGetEnumAttributeKindForName(c"memory".as_ptr(), 6);
+        let attribute = LLVMGetCallSiteEnumAttribute(
+            call.as_value_ref(),
+            llvm_sys::LLVMAttributeFunctionIndex,
+            kind,
+        );
+        !attribute.is_null() && LLVMGetEnumAttributeValue(attribute) & WRITES == 0
     }
 }
 

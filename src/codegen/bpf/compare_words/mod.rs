@@ -16,9 +16,12 @@
 //! - bytes that the branches leading here proved equal to constants (the arm of a `match` on the
 //!   first byte), with nothing written since, fill a word for free.
 
+mod pairs;
+
 use super::llvm_ir::{
     constant_base, erase_dead, instructions, is_alloca, is_packet, may_write_memory, phis_of,
-    pointer_operand, predecessors, replace_all_uses, still_in, successors, users_of_result,
+    pointer_operand, predecessors, replace_all_uses, still_in, stores_elsewhere, successors,
+    users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -34,7 +37,7 @@ use std::collections::{BTreeMap, HashMap};
 type Predecessors<'ctx> = HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>;
 
 /// How far a chain of testing blocks, or the branches proving bytes above it, are followed.
-const MOST_BLOCKS: usize = 8;
+const MOST_BLOCKS: usize = 32;
 
 pub fn compare_words(module: &Module) {
     let layout = TargetData::create(module.get_data_layout().as_str().to_str().unwrap_or(""));
@@ -95,6 +98,8 @@ struct Conjunction<'ctx> {
     root: IntValue<'ctx>,
     holds_when: bool,
     tests: Vec<Test<'ctx>>,
+    /// Equality tests between two runs of loaded bytes.
+    pairs: Vec<pairs::Pair<'ctx>>,
     /// The conditions that are not tests of loaded bytes, in their order.
     others: Vec<IntValue<'ctx>>,
 }
@@ -152,14 +157,16 @@ fn branch_chain<'ctx>(head: BasicBlock<'ctx>, preds: &Predecessors<'ctx>) -> Opt
         let Some(t) = next.get_terminator() else {
             break;
         };
+        // Defined at the head or above it, not in a block of the chain.
+        let above = |d: Option<InstructionValue<'ctx>>| {
+            d.and_then(|i| i.get_parent())
+                .is_none_or(|b| b == head || !chain_blocks.contains(&b) && b != next)
+        };
         let movable = |c: &Conjunction<'ctx>, stack_only: bool| {
-            c.tests.iter().all(|t| {
-                (!stack_only || is_alloca(t.base))
-                    && t.base
-                        .as_instruction()
-                        .and_then(|i| i.get_parent())
-                        .is_none_or(|b| b == head || !chain_blocks.contains(&b) && b != next)
-            })
+            c.tests
+                .iter()
+                .all(|t| (!stack_only || is_alloca(t.base)) && above(t.base.as_instruction()))
+                && c.pairs.iter().all(|p| p.movable(stack_only, above))
         };
         if let Some(c) = branch_condition(t) {
             let Some(tests) = conjunction(c, t, preds).filter(|c| movable(c, stack_only)) else {
@@ -301,10 +308,11 @@ fn conjunction<'ctx>(
             root,
             holds_when,
             tests: Vec::new(),
+            pairs: Vec::new(),
             others: Vec::new(),
         };
         gather(root, &mut c, at, preds, 0);
-        (!c.tests.is_empty()).then_some(c)
+        (!(c.tests.is_empty() && c.pairs.is_empty())).then_some(c)
     })
 }
 
@@ -324,9 +332,12 @@ fn gather<'ctx>(
             return;
         }
     }
-    match test(v, c.holds_when).filter(|t| unwritten_since(t.load, at, preds)) {
-        Some(t) => c.tests.push(t),
-        None => c.others.push(v),
+    if let Some(t) = test(v, c.holds_when).filter(|t| unwritten_since(t.load, at, preds)) {
+        c.tests.push(t);
+    } else if let Some(p) = pairs::pair(v, c.holds_when).filter(|p| p.unwritten(at, preds)) {
+        c.pairs.push(p);
+    } else {
+        c.others.push(v);
     }
 }
 
@@ -418,8 +429,9 @@ fn int_operand(i: InstructionValue<'_>, k: u32) -> Option<IntValue<'_>> {
     }
 }
 
-/// Whether nothing between `load` and `at` may write memory: `at`'s block up to it, and the
-/// blocks above it, each the one predecessor of the next, up to the load's.
+/// Whether nothing between `load` and `at` may write memory: `at`'s block up to it, the rest of
+/// the load's block, and every block on a path between them (the load's block must be on every
+/// path into `at`'s).
 fn unwritten_since<'ctx>(
     load: InstructionValue<'ctx>,
     at: InstructionValue<'ctx>,
@@ -428,41 +440,55 @@ fn unwritten_since<'ctx>(
     let (Some(home), Some(loaded_in)) = (at.get_parent(), load.get_parent()) else {
         return false;
     };
+    let reads = pointer_operand(load, 0).map(|p| constant_base(p).0);
     if loaded_in == home {
-        return unwritten_between(Some(load), at);
+        return unwritten_between(Some(load), at, reads);
     }
-    if !unwritten_between(None, at) {
+    if !unwritten_between(None, at, reads) {
         return false;
     }
-    let mut block = home;
-    for _ in 0..MOST_BLOCKS {
-        let Some(&[above]) = preds.get(&block).map(Vec::as_slice) else {
+    let mut seen = std::collections::HashSet::from([home]);
+    let mut work = vec![home];
+    let mut reached_load = false;
+    while let Some(block) = work.pop() {
+        // (A block without predecessors is the entry, reached without passing the load.)
+        let Some(from) = preds.get(&block) else {
             return false;
         };
-        let Some(end) = above.get_terminator() else {
-            return false;
-        };
-        if above == loaded_in {
-            return unwritten_between(Some(load), end);
+        for &above in from {
+            let Some(end) = above.get_terminator() else {
+                return false;
+            };
+            if above == loaded_in {
+                if !reached_load && !unwritten_between(Some(load), end, reads) {
+                    return false;
+                }
+                reached_load = true;
+            } else if seen.insert(above) {
+                if seen.len() > MOST_BLOCKS || !unwritten_between(None, end, reads) {
+                    return false;
+                }
+                work.push(above);
+            }
         }
-        if !unwritten_between(None, end) {
-            return false;
-        }
-        block = above;
     }
-    false
+    reached_load
 }
 
 /// Whether nothing after `from` (or from the block's start) up to `to`, in one block, may
-/// write memory.
-fn unwritten_between(from: Option<InstructionValue<'_>>, to: InstructionValue<'_>) -> bool {
+/// write memory (the object at `reads`, when given).
+fn unwritten_between<'ctx>(
+    from: Option<InstructionValue<'ctx>>,
+    to: InstructionValue<'ctx>,
+    reads: Option<PointerValue<'ctx>>,
+) -> bool {
     let start = match from {
         Some(i) => i.get_next_instruction(),
         None => to.get_parent().and_then(|b| b.get_first_instruction()),
     };
     let mut at = start;
     while let Some(i) = at.filter(|&i| i != to) {
-        if may_write_memory(i) {
+        if may_write_memory(i) && !reads.is_some_and(|r| stores_elsewhere(i, r)) {
             return false;
         }
         at = i.get_next_instruction();
@@ -478,7 +504,7 @@ fn proven_tests<'ctx>(
     preds: &Predecessors<'ctx>,
 ) -> Vec<Test<'ctx>> {
     let mut out = Vec::new();
-    if !unwritten_between(None, at) {
+    if !unwritten_between(None, at, None) {
         return out;
     }
     let mut to = block;
@@ -569,12 +595,16 @@ fn rewrite<'ctx>(
     preds: &Predecessors<'ctx>,
     chain: Chain<'ctx>,
 ) {
-    let tests: Vec<Test> = std::iter::once(&chain.head)
-        .chain(chain.links.iter().map(Link::tests))
+    let conjunctions = || std::iter::once(&chain.head).chain(chain.links.iter().map(Link::tests));
+    let tests: Vec<Test> = conjunctions()
         .flat_map(|c| c.tests.iter().copied())
         .collect();
-    let old_cost: u32 = tests.iter().map(Test::cost).sum();
-    if tests.len() < 2 {
+    let pairs: Vec<pairs::Pair> = conjunctions()
+        .flat_map(|c| c.pairs.iter().copied())
+        .collect();
+    let old_cost: u32 = tests.iter().map(Test::cost).sum::<u32>()
+        + pairs.iter().map(pairs::Pair::cost).sum::<u32>();
+    if tests.len() + pairs.len() < 2 {
         return;
     }
     // The bytes of each object, and which of them were read (a packet word reads no others).
@@ -600,8 +630,10 @@ fn rewrite<'ctx>(
             }
         }
     }
+    let Some((pair_words, mut new_cost)) = pairs::plan(&pairs, layout) else {
+        return;
+    };
     let mut plans = Vec::new();
-    let mut new_cost = 0;
     for (base, bytes) in &objects {
         let Some((words, cost)) = plan(*base, bytes, layout) else {
             return;
@@ -612,7 +644,7 @@ fn rewrite<'ctx>(
     if new_cost >= old_cost {
         return;
     }
-    let Some(condition) = build_words(builder, &chain, &plans) else {
+    let Some(condition) = build_words(builder, &chain, &plans, &pair_words) else {
         return;
     };
     let old_root = chain.head.root.as_instruction();
@@ -758,6 +790,7 @@ fn build_words<'ctx>(
     builder: &Builder<'ctx>,
     chain: &Chain<'ctx>,
     plans: &[(PointerValue<'ctx>, Vec<Word>)],
+    pair_words: &[pairs::PairWord<'ctx>],
 ) -> Option<IntValue<'ctx>> {
     let ctx = chain.head.root.get_type().get_context();
     let holds_when = chain.head.holds_when;
@@ -800,6 +833,9 @@ fn build_words<'ctx>(
                     .ok()?,
             );
         }
+    }
+    for w in pair_words {
+        conditions.push(pairs::build(builder, chain.at, w, holds_when)?);
     }
     conditions.extend(chain.head.others.iter().copied());
     join(builder, conditions, holds_when)
