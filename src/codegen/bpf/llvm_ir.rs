@@ -270,13 +270,19 @@ pub(super) fn may_write_memory(i: InstructionValue<'_>) -> bool {
     }
 }
 
-/// Whether `i` is a store into a stack slot other than the object at `base`: it cannot change
-/// what is loaded from `base`.
+/// Whether `i` is a store (or a `memset`/`memcpy`) into a stack slot other than the object at
+/// `base`: it cannot change what is loaded from `base`.
 pub(super) fn stores_elsewhere(i: InstructionValue<'_>, base: PointerValue<'_>) -> bool {
-    i.get_opcode() == InstructionOpcode::Store
-        && pointer_operand(i, 1)
-            .map(|p| constant_base(p).0)
-            .is_some_and(|written| is_alloca(written) && written != base)
+    let destination = match i.get_opcode() {
+        InstructionOpcode::Store => pointer_operand(i, 1),
+        _ if calls_intrinsic(i, "llvm.memset") || calls_intrinsic(i, "llvm.memcpy") => {
+            pointer_operand(i, 0)
+        }
+        _ => None,
+    };
+    destination
+        .map(|p| constant_base(p).0)
+        .is_some_and(|written| is_alloca(written) && written != base)
 }
 
 /// Whether a call is declared to write no memory (`memory(read)` or `memory(none)`, as the
