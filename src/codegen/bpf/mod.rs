@@ -29,6 +29,7 @@ mod store_words;
 mod struct_returns;
 mod swapped_compares;
 mod tables;
+mod wide_constant_phis;
 
 pub use crate::codegen::llvm::{Error, Output};
 pub use tables::{object_tables, ObjectTables};
@@ -144,6 +145,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             compare_words::compare_words(m);
             packet_reloads::reload_packet_bytes(m);
             split_returns::split_returns(m);
+            wide_constant_phis::widen_constant_phis(m);
             frame_addresses::form_at_uses(m);
             layout::lay_out(m);
             Ok(())
