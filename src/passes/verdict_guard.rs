@@ -46,7 +46,7 @@ fn guard(m: &mut Module, ret: OpId, (lo, hi): (i128, i128), pass: i128) {
     let Some(&v) = m.op(ret).operands.first() else {
         return;
     };
-    if is_constant(m, v) {
+    if constant_within(m, v, (lo, hi), 4) {
         return;
     }
     let ret_ty: Type = m.value_type(v).clone();
@@ -70,6 +70,33 @@ fn guard(m: &mut Module, ret: OpId, (lo, hi): (i128, i128), pass: i128) {
     m.op_mut(ret).operands[0] = value;
 }
 
-fn is_constant(m: &Module, v: Value) -> bool {
-    matches!(m.value(v).def, ValueDef::Result(op, _) if m.op(op).opcode == Opcode::CoreConst)
+/// Whether `v` is, on every path, a constant the verifier accepts: a constant (sema refuses
+/// those out of range), or an argument of a block whose predecessors all jump to it with one
+/// (returns merged by `flatten`, or passed through a cleanup block such as a ring-buffer
+/// release before the return).
+fn constant_within(m: &Module, v: Value, (lo, hi): (i128, i128), depth: u32) -> bool {
+    let (block, index) = match m.value(v).def {
+        ValueDef::Result(op, _) => {
+            return m.op(op).opcode == Opcode::CoreConst
+                && m.const_int(v).is_none_or(|c| (lo..=hi).contains(&c));
+        }
+        ValueDef::Arg(block, index) => (block, index as usize),
+    };
+    let Some(region) = m.block(block).parent.filter(|_| depth > 0) else {
+        return false;
+    };
+    let mut jumps = m.region(region).blocks.iter().filter_map(|&b| {
+        let term = m.op(*m.block(b).ops.last()?);
+        term.successors.contains(&block).then_some(term)
+    });
+    let mut any = false;
+    let all = jumps.all(|term| {
+        any = true;
+        term.opcode == Opcode::CoreBr
+            && term
+                .operands
+                .get(index)
+                .is_some_and(|&arg| constant_within(m, arg, (lo, hi), depth - 1))
+    });
+    all && any
 }
