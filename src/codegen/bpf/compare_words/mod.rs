@@ -602,8 +602,8 @@ fn rewrite<'ctx>(
     let pairs: Vec<pairs::Pair> = conjunctions()
         .flat_map(|c| c.pairs.iter().copied())
         .collect();
-    let old_cost: u32 = tests.iter().map(Test::cost).sum::<u32>()
-        + pairs.iter().map(pairs::Pair::cost).sum::<u32>();
+    let old_cost: u32 =
+        tests.iter().map(Test::cost).sum::<u32>() + pairs::PAIR_COST * pairs.len() as u32;
     if tests.len() + pairs.len() < 2 {
         return;
     }

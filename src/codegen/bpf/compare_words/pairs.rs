@@ -73,12 +73,10 @@ pub(super) struct Pair<'ctx> {
     width: u32,
 }
 
-impl<'ctx> Pair<'ctx> {
-    /// A jump and a load per side.
-    pub(super) fn cost(&self) -> u32 {
-        3
-    }
+/// What testing one pair, or one word of both sides, costs: a load per side and a jump.
+pub(super) const PAIR_COST: u32 = 3;
 
+impl<'ctx> Pair<'ctx> {
     /// Whether nothing may have written the bytes where their words will be read: at `at` for
     /// a loaded side, at the end of its block for a joined one.
     pub(super) fn unwritten(&self, at: InstructionValue<'ctx>, preds: &Predecessors<'ctx>) -> bool {
@@ -324,7 +322,7 @@ pub(super) fn plan<'ctx>(
                 width,
                 constants,
             });
-            cost += 3;
+            cost += PAIR_COST;
             skip = at + i64::from(width);
         }
         k = end;
