@@ -12,7 +12,9 @@
 //! 1. A key slot that receives such choices, and never a plain constant (which the verifier uses
 //!    well; other computed keys it can only treat as unknown), moves to the upper half of an
 //!    8-byte slot, an offset the verifier keeps no spill state for, so storing the key loses its
-//!    value.
+//!    value. A slot shared with computed keys moves only when some choice's arms differ in
+//!    nothing else at their join: otherwise their states stay apart anyway, and hiding the key
+//!    only costs the lookup's null case.
 //! 2. When the choice is used after a lookup, the uses read the key back from that slot, as C's
 //!    reload does, provided nothing after the lookup can depend on which arm ran: every memory
 //!    access there goes through a stack slot, a global or a pointer the lookups there returned,
