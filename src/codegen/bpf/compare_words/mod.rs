@@ -364,19 +364,30 @@ fn junction(v: IntValue<'_>, holds_when: bool) -> Option<(IntValue<'_>, IntValue
     }
 }
 
-/// `v` as a test: `(load & mask) == C` (`holds_when` true) or `!=` (false).
-fn test(v: IntValue<'_>, holds_when: bool) -> Option<Test<'_>> {
-    let i = v.as_instruction()?;
-    let wanted = if holds_when {
+/// The predicate of a conjunction's tests: `==` when it holds when they all do, else `!=`.
+fn equality(holds_when: bool) -> IntPredicate {
+    if holds_when {
         IntPredicate::EQ
     } else {
         IntPredicate::NE
-    };
-    if i.get_opcode() != InstructionOpcode::ICmp || i.get_icmp_predicate()? != wanted {
+    }
+}
+
+/// The two operands of `v` when it is the conjunction's kind of compare (see [`equality`]).
+fn compared(v: IntValue<'_>, holds_when: bool) -> Option<(IntValue<'_>, IntValue<'_>)> {
+    let i = v.as_instruction()?;
+    if i.get_opcode() != InstructionOpcode::ICmp || i.get_icmp_predicate()? != equality(holds_when)
+    {
         return None;
     }
-    let value = int_operand(i, 1)?.get_zero_extended_constant()?;
-    let t = loaded(int_operand(i, 0)?, value)?;
+    Some((int_operand(i, 0)?, int_operand(i, 1)?))
+}
+
+/// `v` as a test: `(load & mask) == C` (`holds_when` true) or `!=` (false).
+fn test(v: IntValue<'_>, holds_when: bool) -> Option<Test<'_>> {
+    let (loaded_value, constant) = compared(v, holds_when)?;
+    let value = constant.get_zero_extended_constant()?;
+    let t = loaded(loaded_value, value)?;
     // A test that can never hold is left as it is.
     (value & !t.mask == 0).then_some(t)
 }
@@ -821,15 +832,10 @@ fn build_words<'ctx>(
                 let mask = i32_type.const_int(w.mask, false);
                 value = builder.build_and(value, mask, "word").ok()?;
             }
-            let predicate = if holds_when {
-                IntPredicate::EQ
-            } else {
-                IntPredicate::NE
-            };
             let expected = i32_type.const_int(w.value, false);
             conditions.push(
                 builder
-                    .build_int_compare(predicate, value, expected, "word")
+                    .build_int_compare(equality(holds_when), value, expected, "word")
                     .ok()?,
             );
         }

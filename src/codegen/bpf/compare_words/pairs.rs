@@ -9,7 +9,7 @@
 //! tests read (the kernel reads those unaligned).
 
 use super::super::llvm_ir::{constant_base, is_alloca, is_packet, pointer_operand};
-use super::{int_operand, int_value, unwritten_between, unwritten_since, Predecessors};
+use super::{compared, equality, int_value, unwritten_between, unwritten_since, Predecessors};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::targets::TargetData;
@@ -17,7 +17,6 @@ use inkwell::values::{
     AsValueRef, BasicValue, BasicValueEnum, InstructionOpcode, InstructionValue, IntValue,
     PhiValue, PointerValue,
 };
-use inkwell::IntPredicate;
 
 /// What one side of a compared pair reads.
 #[derive(Clone, Copy)]
@@ -116,16 +115,7 @@ impl<'ctx> Pair<'ctx> {
 
 /// `v` as a pair: `icmp eq x, y` (`holds_when` true) or `ne` (false) of two sides.
 pub(super) fn pair(v: IntValue<'_>, holds_when: bool) -> Option<Pair<'_>> {
-    let i = v.as_instruction()?;
-    let wanted = if holds_when {
-        IntPredicate::EQ
-    } else {
-        IntPredicate::NE
-    };
-    if i.get_opcode() != InstructionOpcode::ICmp || i.get_icmp_predicate()? != wanted {
-        return None;
-    }
-    let (x, y) = (int_operand(i, 0)?, int_operand(i, 1)?);
+    let (x, y) = compared(v, holds_when)?;
     let width = match x.get_type().get_bit_width() {
         8 => 1,
         16 => 2,
@@ -375,12 +365,9 @@ pub(super) fn build<'ctx>(
     let a = read_side(builder, at, &w.first.a, w.skip, w.width, &w.constants[0])?;
     let b = read_side(builder, at, &w.first.b, w.skip, w.width, &w.constants[1])?;
     builder.position_before(&at);
-    let predicate = if holds_when {
-        IntPredicate::EQ
-    } else {
-        IntPredicate::NE
-    };
-    builder.build_int_compare(predicate, a, b, "pair").ok()
+    builder
+        .build_int_compare(equality(holds_when), a, b, "pair")
+        .ok()
 }
 
 fn read_side<'ctx>(
