@@ -45,6 +45,27 @@ impl<'a> Checker<'a, '_> {
             }
             self.modules.push((m.name.name.clone(), fns));
         }
+        self.reserve_config_structs();
+    }
+
+    /// Config `c` keeps its fields in struct `c_config` (§12.3), a name the object and its BTF
+    /// use too: another top-level item of that name is a redefinition.
+    fn reserve_config_structs(&mut self) {
+        for c in &self.configs {
+            let reserved = format!("{}_config", c.name);
+            if let Some(&span) = self.symbol_spans.get(&reserved) {
+                let d = crate::diagnostics::Diagnostic::error(
+                    Code::E0110,
+                    span,
+                    format!("`{reserved}` is already defined"),
+                )
+                .with_note(format!(
+                    "config `{}` declares struct `{reserved}` for its fields (§12.3)",
+                    c.name
+                ));
+                self.diags.push(d);
+            }
+        }
     }
 
     fn declare_symbol(&mut self, name: &Ident, sym: Symbol) {
