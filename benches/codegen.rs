@@ -103,11 +103,21 @@ fn programs(object: &Path) -> Vec<String> {
     names
 }
 
+/// The map of `loaded` that scenarios call `map`. They name a config's storage as the C twins
+/// keep it, the one-entry array `C_config_map`; ksc keeps config `C` as the only variable of
+/// section `.data.C`, which libbpf makes a one-entry array of the same value (§12.3).
+fn storage(loaded: &Loaded, map: &str) -> String {
+    match map.strip_suffix("_config_map") {
+        Some(config) if !loaded.has_map(map) => format!(".data.{config}"),
+        _ => map.to_string(),
+    }
+}
+
 fn load(object: &[u8], name: &str, s: &Scenario, table: &[String]) -> Loaded {
     let loaded = Loaded::load(object, name).unwrap_or_else(|e| panic!("{name} loads: {e:?}"));
     for (map, key, value) in &s.setup {
         loaded
-            .map_update(map, key, value)
+            .map_update(&storage(&loaded, map), key, value)
             .unwrap_or_else(|e| panic!("{name}: setup of {map}: {e}"));
     }
     if !table.is_empty() {
@@ -136,8 +146,8 @@ fn check_equivalent(name: &str, ksc_obj: &[u8], c_obj: &[u8], s: &Scenario, tabl
     }
     for map in &s.compare_maps {
         let (mk, mc) = (
-            k.map_entries(map).expect("ksc map"),
-            c.map_entries(map).expect("C map"),
+            k.map_entries(&storage(&k, map)).expect("ksc map"),
+            c.map_entries(&storage(&c, map)).expect("C map"),
         );
         assert_eq!(mk, mc, "{name}: map {map} differs after the packets");
     }

@@ -11,12 +11,6 @@
 
 /* ---- Startup and exit (ABI.md §2) ---- */
 
-struct ksrt_config_init {
-    const char *config;
-    const void *defaults;
-    uint32_t size;
-};
-
 struct ksrt_rb_default {
     const char *map;
     int32_t (*handler)(void *record);
@@ -45,8 +39,6 @@ struct ksrt_unit {
     uint32_t n_pinned_maps;
     const void *pinned_globals_init;
     uint32_t pinned_globals_size;
-    const struct ksrt_config_init *configs;
-    uint32_t n_configs;
     const struct ksrt_prog_slot *prog_slots;
     uint32_t n_prog_slots;
     const struct ksrt_rb_default *rb_defaults;

@@ -976,13 +976,12 @@ fn control_flow_defer_throw_and_in_place_struct_updates() {
     let Some(obj) = load("tests/programs/control.ks") else {
         return;
     };
-    // Loaded does not write config defaults (the runtime does): set max_packets = 3.
-    obj.map_update(
-        "limits_config_map",
-        &0u32.to_ne_bytes(),
-        &3u64.to_ne_bytes(),
-    )
-    .unwrap();
+    // Config `limits` is section `.data.limits`, loaded holding its default max_packets = 3.
+    assert_eq!(
+        obj.global_data(".data.limits").unwrap(),
+        3u64.to_ne_bytes(),
+        "the config's defaults are the section's initial data"
+    );
     let frame = tcp_frame(HOST_1, 80);
     let len = frame.len() as u64;
     assert_eq!(verdict(&obj, "policy", &frame), XDP_PASS);
@@ -1025,7 +1024,10 @@ fn control_flow_catch_abort_and_match() {
     );
     assert_eq!(exits(&obj), 2);
 
-    // Config left at zero: only first packets per source get past the budget check.
+    // A budget of zero, written into the config's section as userspace writes it: only first
+    // packets per source get past the budget check.
+    obj.map_update(".data.limits", &0u32.to_ne_bytes(), &0u64.to_ne_bytes())
+        .unwrap();
     assert_eq!(verdict(&obj, "policy", &tcp_frame(HOST_1, 22)), XDP_TX);
     assert_eq!(
         verdict(&obj, "policy", &tcp_frame_with_option(22)[..57]),

@@ -1,8 +1,8 @@
 /* globals.c — addresses of shared globals, pinned globals and configs (docs/language.md §12; ABI.md §5).
  *
- * All of them live in kernel memory that userspace maps: `.data`/`.bss` through libbpf's own
- * mmap of its internal maps, `__pinned_globals` and `NAME_config_map` (one-entry arrays created
- * BPF_F_MMAPABLE) through our mmap of the map. Compiled code then reads and writes globals with
+ * All of them live in kernel memory that userspace maps: `.data`/`.bss` and each config's
+ * `.data.NAME` through libbpf's own mmap of its internal maps, `__pinned_globals` (a one-entry
+ * array created BPF_F_MMAPABLE) through our mmap of the map. Compiled code then reads and writes globals with
  * plain loads and stores, exactly as kernel code does. Addresses are found through the object's
  * BTF once and cached until the object is destroyed. */
 #include "internal.h"
@@ -54,8 +54,18 @@ static void *remember(const char *name, bool config, void *addr)
     return addr;
 }
 
-/* A variable of a .data or .bss DATASEC, in the section's internal map. */
-static void *shared_global(const struct btf *btf, const char *name)
+/* Whether DATASEC `sec_name` holds shared globals (.data, .bss) or config `config`'s struct alone
+ * (.data.CONFIG). */
+static bool holds(const char *sec_name, const char *config)
+{
+    if (config)
+        return strncmp(sec_name, ".data.", 6) == 0 && strcmp(sec_name + 6, config) == 0;
+    return strcmp(sec_name, ".data") == 0 || strcmp(sec_name, ".bss") == 0;
+}
+
+/* Variable `name` of a data section that `holds` (config: NULL for a shared global), in the
+ * section's internal map. */
+static void *section_variable(const struct btf *btf, const char *name, const char *config)
 {
     uint32_t count = btf__type_cnt(btf);
     for (uint32_t id = 1; id < count; id++) {
@@ -63,7 +73,7 @@ static void *shared_global(const struct btf *btf, const char *name)
         if (!btf_is_datasec(sec))
             continue;
         const char *sec_name = btf__name_by_offset(btf, sec->name_off);
-        if (strncmp(sec_name, ".data", 5) != 0 && strncmp(sec_name, ".bss", 4) != 0)
+        if (!holds(sec_name, config))
             continue;
         const struct btf_var_secinfo *v = btf_var_secinfos(sec);
         for (uint16_t i = 0; i < btf_vlen(sec); i++, v++) {
@@ -74,7 +84,8 @@ static void *shared_global(const struct btf *btf, const char *name)
             size_t size = 0;
             uint8_t *mem = map ? bpf_map__initial_value(map, &size) : NULL;
             if (!mem || (size_t)v->offset + v->size > size)
-                rt_internal_error("global %s: section %s is not mapped into memory", name, sec_name);
+                rt_internal_error("%s %s: section %s is not mapped into memory", config ? "config" : "global", name,
+                                  sec_name);
             return mem + v->offset;
         }
     }
@@ -111,7 +122,7 @@ void *ksrt_global_addr(const char *global)
     const struct btf *btf = bpf_object__btf(rt.obj);
     if (!btf)
         rt_internal_error("global %s: the BPF object has no BTF", global);
-    addr = shared_global(btf, global);
+    addr = section_variable(btf, global, NULL);
     if (!addr)
         addr = pinned_global(btf, global);
     if (!addr)
@@ -126,7 +137,9 @@ void *ksrt_config_addr(const char *config)
     void *addr = cached(config, true);
     if (addr)
         return addr;
-    char map[256];
-    snprintf(map, sizeof map, "%s_config_map", config);
-    return remember(config, true, rt_map_memory(rt_map(map)));
+    const struct btf *btf = bpf_object__btf(rt.obj);
+    addr = btf ? section_variable(btf, config, config) : NULL;
+    if (!addr)
+        rt_internal_error("unknown config %s", config);
+    return remember(config, true, addr);
 }

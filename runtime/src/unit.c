@@ -2,8 +2,9 @@
  *
  * Loading: kernel module first (units with kfuncs), then open the embedded ELF with libbpf, point
  * pinned maps at /sys/fs/bpf/<base>/... (libbpf reuses a compatible pin and pins what it creates),
- * load, then write what the kernel cannot know: new pinned globals' initial values, prog_array
- * slots, config defaults; and open perf buffers so that no early event is lost. libbpf's
+ * load, then write what the kernel cannot know: new pinned globals' initial values and prog_array
+ * slots (config defaults are in the object's data); and open perf buffers so that no early event
+ * is lost. libbpf's
  * messages are captured and shown only when the load fails, because the runtime prints nothing
  * on success. Pins need a BPF filesystem at /sys/fs/bpf, which is mounted when missing; a start-up
  * that fails removes the pins and directories it created. Test mode loads the same way without
@@ -582,22 +583,6 @@ static bool is_pinned_map(const char *name)
     return false;
 }
 
-/* Config maps and __pinned_globals are accessed through mmap (ABI.md §5). */
-static bool needs_mmap(const char *name)
-{
-    if (strcmp(name, PINNED_GLOBALS) == 0)
-        return true;
-    size_t len = strlen(name);
-    for (uint32_t i = 0; i < rt.unit->n_configs; i++) {
-        const char *c = rt.unit->configs[i].config;
-        size_t clen = strlen(c);
-        if (len == clen + strlen("_config_map") && strncmp(name, c, clen) == 0 &&
-            strcmp(name + clen, "_config_map") == 0)
-            return true;
-    }
-    return false;
-}
-
 /* Sets flags and pin paths before the load, making sure a BPF filesystem is there to pin in and
  * remembering which pins are new; sets whether __pinned_globals' pin existed. 0, or -1 with `f`
  * filled. */
@@ -611,7 +596,7 @@ static int prepare_maps(struct bpf_object *obj, bool test_mode, bool *globals_pi
         const char *name = bpf_map__name(map);
         /* Setting the flag here rather than trusting the object keeps mmap working whatever
          * the object declares; pins are created by this runtime, so reuse stays consistent. */
-        if (needs_mmap(name))
+        if (strcmp(name, PINNED_GLOBALS) == 0)
             bpf_map__set_map_flags(map, bpf_map__map_flags(map) | BPF_F_MMAPABLE);
         if (test_mode) {
             bpf_map__set_pin_path(map, NULL);
@@ -666,16 +651,6 @@ static int initialize(bool globals_pin_existed, struct rt_load_failure *f)
             snprintf(f->headline, sizeof f->headline, "%s", f->summary);
             return -1;
         }
-    }
-    for (uint32_t i = 0; i < u->n_configs; i++) {
-        const struct ksrt_config_init *c = &u->configs[i];
-        char name[256];
-        snprintf(name, sizeof name, "%s_config_map", c->config);
-        struct rt_map *m = rt_map(name);
-        if (c->size > m->value_size)
-            rt_internal_error("defaults of config %s have %u bytes, %s's value has %u", c->config, c->size, name,
-                              m->value_size);
-        memcpy(rt_map_memory(m), c->defaults, c->size);
     }
     const char *map;
     int err = rt_open_perf_buffers(&map);

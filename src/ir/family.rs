@@ -24,7 +24,7 @@ impl Opcode {
             | CoreSelect | CoreTable | CoreCast | CoreBswap => OpFamily::Value,
             CoreLocal | CoreLoad | CoreStore | CoreFieldAddr | CoreElemAddr | CorePtrAdd
             | CorePtrDiff | CoreCopy | CoreAtomicAdd | CoreAtomicFetchAdd | KsGlobalAddr
-            | KsNew | KsDelete => OpFamily::Memory,
+            | KsConfigAddr | KsNew | KsDelete => OpFamily::Memory,
             CoreCall | CoreCallIndirect | CoreFuncAddr | CoreBr | CoreCondBr | CoreSwitch
             | CoreRet | CoreUnreachable | KsPrint => OpFamily::Control,
             _ => return None,

@@ -185,6 +185,11 @@ impl Loaded {
         Ok(())
     }
 
+    /// Whether the object has a map named `name` (".data.c" for config `c`'s section).
+    pub fn has_map(&self, name: &str) -> bool {
+        self.object.map(name).is_some()
+    }
+
     fn map(&self, name: &str) -> Result<ffi::MapInfo<'_>, String> {
         self.object
             .map(name)

@@ -137,7 +137,7 @@ fn may_write_packet(m: &Module, o: OpId) -> bool {
     }
 }
 
-/// `address` is a local's, a global's or a map entry's (fields and elements included).
+/// `address` is a local's, a global's, a config's or a map entry's (fields and elements included).
 fn stays_off_packet(m: &Module, address: Value) -> bool {
     if m.is_local(address) {
         return true;
@@ -147,7 +147,7 @@ fn stays_off_packet(m: &Module, address: Value) -> bool {
     };
     let d = m.op(op);
     match d.opcode {
-        Opcode::KsGlobalAddr | Opcode::KsMapLookup => true,
+        Opcode::KsGlobalAddr | Opcode::KsConfigAddr | Opcode::KsMapLookup => true,
         Opcode::CoreFieldAddr | Opcode::CoreElemAddr | Opcode::CoreCast => {
             stays_off_packet(m, d.operands[0])
         }

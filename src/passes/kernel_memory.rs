@@ -7,7 +7,8 @@
 //! - a load or store through a local's address that reaches outside the local, or that is not
 //!   aligned to its width (locals are 8-aligned; the verifier refuses misaligned stack access);
 //! - a stack object larger than the 512 bytes eBPF gives a function, also one ksc makes itself
-//!   (the zeroed stand-in of a config read, as large as the config): sema counts the user's locals.
+//!   (the zeroed stand-in of a pinned-global read, as large as the pinned globals): sema counts
+//!   the user's locals.
 //!
 //! Runs after `lower-bpf`, which makes those stand-ins and turns every helper call into a
 //! `bpf.helper_call`.

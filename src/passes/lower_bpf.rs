@@ -10,13 +10,13 @@
 //! once, not per loop iteration). Slots whose content only lives until the helper call that reads
 //! it are shared per function, role and type to keep within the 512-byte BPF stack.
 
-mod configs;
 mod context;
 mod index_checks;
 mod kernel_structs;
 mod keys;
 mod maps;
 mod objects;
+mod pinned_globals;
 mod ringbuf;
 mod strings;
 
@@ -27,12 +27,12 @@ use crate::ir::symbols::{PINNED_GLOBALS_MAP, PINNED_GLOBALS_STRUCT};
 use crate::ir::views::*;
 use crate::ir::{Attr, BlockId, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
 use crate::vocab::{CmpPred, MapKind, ProgKind, Storage, StructOrigin, Target};
-use configs::*;
 use context::*;
 use index_checks::*;
 use kernel_structs::*;
 use keys::*;
 use maps::*;
+use pinned_globals::*;
 use std::collections::{HashMap, HashSet};
 
 use crate::vocab::helpers::{
@@ -53,7 +53,6 @@ const OUT_OF_BOUNDS: &str = "index out of bounds";
 pub fn run(m: &mut Module) -> PassResult {
     let funcs = crate::passes::kernel_funcs(m);
     let pinned = declare_pinned_globals(m)?;
-    declare_config_maps(m);
     let calls = CallBounds::of_module(m);
     let mut errors = PassErrors::new();
     for f in funcs {
@@ -75,7 +74,6 @@ fn lower_function(
     errors: &mut PassErrors,
 ) {
     strings::simplify(m, func);
-    share_config_reads(m, func);
     let ops = m.collect_nested(func, |o| match o.opcode {
         Opcode::KsGlobalAddr => matches!(&o.attrs[0], Some(Attr::Sym(g)) if pinned.contains(g)),
         op => rule(op).is_some(),
@@ -262,7 +260,6 @@ const RULES: &[(Opcode, Rule)] = &[
     (Opcode::KsProbeRead, probe_read),
     (Opcode::KsCallExtern, call_extern),
     (Opcode::KsPrint, print),
-    (Opcode::KsConfigAddr, config_addr),
     // Only for pinned globals (the others stay real globals).
     (Opcode::KsGlobalAddr, pinned_global_addr),
     (Opcode::KsIndexAddr, index_addr),
@@ -311,7 +308,7 @@ struct FnCx {
     records: ringbuf::Records,
     /// The owned slot of the allocation stored in each variable slot.
     owned_by_var: HashMap<Value, Value>,
-    /// The entry pointer of each one-entry array map (configs, pinned globals) looked up so far:
+    /// The entry pointer of each one-entry array map (pinned globals) looked up so far:
     /// reused wherever that lookup runs first, since the entry never moves.
     entries: HashMap<String, Value>,
     /// The op being lowered.

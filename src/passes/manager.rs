@@ -311,11 +311,12 @@ pub fn observed_facts(m: &Module) -> Facts {
 }
 
 /// `ks` ops the dialect lowerings leave: control flow (for `flatten` and `lower-tail-calls`) and
-/// global addresses (for the LLVM back end).
+/// global and config addresses (for the LLVM back end).
 fn left_to_later_stages(op: Opcode) -> bool {
     matches!(
         op,
         Opcode::KsGlobalAddr
+            | Opcode::KsConfigAddr
             | Opcode::KsIf
             | Opcode::KsWhile
             | Opcode::KsFor

@@ -4,8 +4,8 @@
 //! tails apart once their calls are inlined (each copy a map lookup and an add), so the object
 //! held one copy per site. Only blocks that do something (a call, a write) and take no
 //! arguments, never the entry block.
-//! So do exit paths of several blocks that do exactly the same: each `return trunk.native_vid`
-//! is a config lookup, its null test and stand-in, and a return.
+//! So do exit paths of several blocks that do exactly the same: each `return fallback` of a
+//! pinned global is a lookup of the pinned globals, its null test and stand-in, and a return.
 //! Requires: `flatten` (a CFG); runs last among the kernel passes.
 
 use super::region_match::{same_block, same_tail};

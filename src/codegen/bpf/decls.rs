@@ -1,4 +1,5 @@
-//! Module-level storage: BTF-defined maps in `.maps` and globals in `.data` / `.bss`.
+//! Module-level storage: BTF-defined maps in `.maps`, globals in `.data` / `.bss`, and each
+//! config in its own `.data.NAME` section.
 
 use crate::codegen::llvm::{c_name, constants::is_zero, Gen};
 use crate::ir::{views::*, Attr, OpId, Opcode, Type};
@@ -40,6 +41,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                     );
                 }
                 Opcode::KsGlobal => self.global(op),
+                Opcode::KsConfig => self.config(op),
                 _ => {}
             }
         }
@@ -275,6 +277,40 @@ impl<'ctx> Gen<'_, 'ctx> {
         self.attach_debug(g, &name, di, 0);
         self.globals.insert(name, g);
     }
+}
+
+impl<'ctx> Gen<'_, 'ctx> {
+    /// Config `c` (§12.3): global `c`, holding struct `c_config` with the declared defaults, alone
+    /// in section `.data.c`, which libbpf makes a one-entry array map of that name. Kernel code
+    /// reads it directly (one load, as C reads a global), not through a map lookup; userspace
+    /// reaches the same memory through libbpf's mapping of the section (runtime/ABI.md §5).
+    fn config(&mut self, op: OpId) {
+        let m = self.m;
+        let c = KsConfig(op);
+        let name = c.name(m).to_string();
+        let ty = Type::Struct(format!("{name}_config").as_str().into());
+        let llty = self.memory_type(&ty);
+        let defaults = Attr::List(c.defaults(m).to_vec());
+        let init = self
+            .constant(&ty, &defaults)
+            .unwrap_or_else(|| llty.const_zero());
+        let g = self.module.add_global(llty, None, &c_name(&name));
+        g.set_initializer(&init);
+        g.set_linkage(Linkage::External);
+        g.set_section(Some(&config_section(&name)));
+        // Alone in its section, whose map value the kernel places 8-aligned: saying so lets LLVM
+        // copy a `u8[8]` field in one load rather than eight.
+        g.set_alignment(self.align_of(&ty).max(8));
+        let di = self.di_type(&ty);
+        let line = m.op(op).loc.line;
+        self.attach_debug(g, &name, di, line);
+        self.globals.insert(name, g);
+    }
+}
+
+/// The data section, and so the libbpf map, holding config `name`.
+pub fn config_section(name: &str) -> String {
+    format!(".data.{name}")
 }
 
 fn s_of(a: &Attr) -> String {

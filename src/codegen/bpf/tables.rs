@@ -1,9 +1,10 @@
 //! What the runtime must set up in a freshly loaded object that the object itself cannot say
-//! (runtime/ABI.md §2): initial values of configs and pinned globals, which live in plain array
-//! maps, and the contents of the tail-call program array.
+//! (runtime/ABI.md §2): the initial value of the pinned globals, which live in a plain array map
+//! whose pin may outlive the object, and the contents of the tail-call program array. (Config
+//! defaults are the initial data of each config's section.)
 
-use crate::ir::layout::{image, size_of, struct_decl};
-use crate::ir::views::{KsConfig, KsExtern, KsFunc, KsGlobal, KsMap, KsProgArray, KsStruct};
+use crate::ir::layout::{image, struct_decl};
+use crate::ir::views::{KsExtern, KsFunc, KsGlobal, KsMap, KsProgArray, KsStruct};
 use crate::ir::{Attr, Module, Opcode, Type};
 
 /// The object and its start-up tables, read from the kernel-side module it was compiled from.
@@ -14,8 +15,6 @@ pub struct ObjectTables {
     pub event_buffers: Vec<String>,
     /// The initial `__pinned_globals` value (empty when the unit has no pinned globals).
     pub pinned_globals_init: Vec<u8>,
-    /// Each config and the image of its defaults.
-    pub configs: Vec<(String, Vec<u8>)>,
     /// (program array, index, program) for every tail-call target.
     pub prog_slots: Vec<(String, u32, String)>,
     /// Where the kfuncs are declared and called, for the runtime's account of a kernel that
@@ -36,7 +35,6 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
         pinned_maps: Vec::new(),
         event_buffers: Vec::new(),
         pinned_globals_init: Vec::new(),
-        configs: Vec::new(),
         prog_slots: Vec::new(),
         kfuncs: Vec::new(),
     };
@@ -48,13 +46,6 @@ pub fn object_tables(m: &Module, object: Vec<u8>) -> ObjectTables {
             if map.kind(m).is_event_stream() {
                 t.event_buffers.push(map.name(m).to_string());
             }
-        } else if let Some(c) = KsConfig::of(m, op) {
-            let name = c.name(m).to_string();
-            let ty = Type::Struct(format!("{name}_config").as_str().into());
-            let defaults = Attr::List(c.defaults(m).to_vec());
-            let bytes = image(m, &ty, &defaults)
-                .unwrap_or_else(|| vec![0; size_of(m, &ty).unwrap_or(0) as usize]);
-            t.configs.push((name, bytes));
         } else if let Some(e) = KsExtern::of(m, op) {
             if e.helper_id(m).is_none() {
                 let loc = m.op(op).loc;

@@ -119,7 +119,7 @@ impl<'ctx> Gen<'_, 'ctx> {
     /// `struct ksrt_unit` (runtime/ABI.md §2).
     fn unit_descriptor(&mut self, unit: &Unit) -> PointerValue<'ctx> {
         let base = self.c_string(unit.base.as_bytes()).into();
-        let (object, object_size, pinned, pinned_init, configs, slots, kfuncs) = match unit.kernel {
+        let (object, object_size, pinned, pinned_init, slots, kfuncs) = match unit.kernel {
             Some(k) => {
                 let object = self.bytes_global(&k.object, "ksrt.object");
                 let pinned = k
@@ -133,17 +133,6 @@ impl<'ctx> Gen<'_, 'ctx> {
                     self.bytes_global(&k.pinned_globals_init, "ksrt.pinned_globals")
                         .into()
                 };
-                let configs = k
-                    .configs
-                    .iter()
-                    .map(|(name, image)| {
-                        vec![
-                            self.c_string(name.as_bytes()).into(),
-                            self.bytes_global(image, "ksrt.config").into(),
-                            self.u32c(image.len() as u64),
-                        ]
-                    })
-                    .collect();
                 let slots = k
                     .prog_slots
                     .iter()
@@ -176,7 +165,6 @@ impl<'ctx> Gen<'_, 'ctx> {
                     k.object.len() as u64,
                     pinned,
                     (init, k.pinned_globals_init.len() as u64),
-                    configs,
                     slots,
                     kfuncs,
                 )
@@ -186,7 +174,6 @@ impl<'ctx> Gen<'_, 'ctx> {
                 0,
                 Vec::new(),
                 (self.ptr_null(), 0),
-                Vec::new(),
                 Vec::new(),
                 Vec::new(),
             ),
@@ -206,7 +193,6 @@ impl<'ctx> Gen<'_, 'ctx> {
             )
             .into()
         };
-        let (configs, n_configs) = self.records(configs, "ksrt.configs");
         let (slots, n_slots) = self.records(slots, "ksrt.prog_slots");
         // A ring buffer's default handler is the userspace function `<rb>_callback` (§11.5).
         let mut handlers = Vec::new();
@@ -233,8 +219,6 @@ impl<'ctx> Gen<'_, 'ctx> {
             n_pinned,
             pinned_init.0,
             self.u32c(pinned_init.1),
-            configs,
-            n_configs,
             slots,
             n_slots,
             handlers,

@@ -794,7 +794,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                     self.set(d, old);
                 }
             }
-            Opcode::KsGlobalAddr => {
+            Opcode::KsGlobalAddr | Opcode::KsConfigAddr => {
                 let Some(Attr::Sym(g)) = &d.attrs[0] else {
                     return Err("global_addr without global".into());
                 };

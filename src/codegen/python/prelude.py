@@ -92,14 +92,16 @@ def _parse_fds():
 _FDS = _parse_fds()
 
 
-def _fd(kind, name):
+def _fd(kind, name, what=None):
+    """The descriptor entry `kind:name`; `what` names the object in errors (default: `kind`)."""
     value = _FDS.get(kind + ":" + name)
     if value is None:
+        what = what or kind
         if _os.environ.get("KSC_UNIT") != _UNIT:
             raise RuntimeError(
                 "%s.py: the %s %s is reached through the descriptors the %s executable passes to the script it "
-                "runs with exec(); run the script through that executable" % (_UNIT, kind, name, _UNIT))
-        raise RuntimeError("%s.py: the executable passed no descriptor for %s %s" % (_UNIT, kind, name))
+                "runs with exec(); run the script through that executable" % (_UNIT, what, name, _UNIT))
+        raise RuntimeError("%s.py: the executable passed no descriptor for %s %s" % (_UNIT, what, name))
     return value
 
 
@@ -425,8 +427,8 @@ def _memory(fd):
     return mem
 
 
-def _global_location(name):
-    fd, _, off = _fd("global", name).partition(":")
+def _global_location(name, what="global"):
+    fd, _, off = _fd("global", name, what).partition(":")
     return _memory(int(fd)), int(off)
 
 
@@ -438,7 +440,8 @@ class Config:
         object.__setattr__(self, "_cls", cls)
 
     def _mem(self):
-        return _memory(int(_fd("map", self._name + "_config_map")))
+        # The config's struct is the variable of its own data section `.data.NAME`.
+        return _global_location(self._name, "config")
 
     def _field(self, name):
         for f, off, codec in self._cls._layout:
@@ -450,11 +453,13 @@ class Config:
         if name.startswith("__"):
             raise AttributeError(name)
         off, codec = self._field(name)
-        return codec.decode(self._mem(), off)
+        mem, base = self._mem()
+        return codec.decode(mem, base + off)
 
     def __setattr__(self, name, value):
         off, codec = self._field(name)
-        codec.encode(self._mem(), off, value)
+        mem, base = self._mem()
+        codec.encode(mem, base + off, value)
 
     def _asdict(self):
         return {f: getattr(self, f) for f, _, _ in self._cls._layout}

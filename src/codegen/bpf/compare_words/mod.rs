@@ -448,21 +448,32 @@ fn unwritten_since<'ctx>(
     at: InstructionValue<'ctx>,
     preds: &Predecessors<'ctx>,
 ) -> bool {
-    let (Some(home), Some(loaded_in)) = (at.get_parent(), load.get_parent()) else {
+    let reads = pointer_operand(load, 0).map(|p| constant_base(p).0);
+    unwritten_after(load, reads, at, preds)
+}
+
+/// Whether nothing between `start` and `at` may write memory (the object at `reads`, when
+/// given), as `unwritten_since` says for a load.
+fn unwritten_after<'ctx>(
+    start: InstructionValue<'ctx>,
+    reads: Option<PointerValue<'ctx>>,
+    at: InstructionValue<'ctx>,
+    preds: &Predecessors<'ctx>,
+) -> bool {
+    let (Some(home), Some(start_in)) = (at.get_parent(), start.get_parent()) else {
         return false;
     };
-    let reads = pointer_operand(load, 0).map(|p| constant_base(p).0);
-    if loaded_in == home {
-        return unwritten_between(Some(load), at, reads);
+    if start_in == home {
+        return unwritten_between(Some(start), at, reads);
     }
     if !unwritten_between(None, at, reads) {
         return false;
     }
     let mut seen = std::collections::HashSet::from([home]);
     let mut work = vec![home];
-    let mut reached_load = false;
+    let mut reached_start = false;
     while let Some(block) = work.pop() {
-        // (A block without predecessors is the entry, reached without passing the load.)
+        // (A block without predecessors is the entry, reached without passing the start.)
         let Some(from) = preds.get(&block) else {
             return false;
         };
@@ -470,11 +481,11 @@ fn unwritten_since<'ctx>(
             let Some(end) = above.get_terminator() else {
                 return false;
             };
-            if above == loaded_in {
-                if !reached_load && !unwritten_between(Some(load), end, reads) {
+            if above == start_in {
+                if !reached_start && !unwritten_between(Some(start), end, reads) {
                     return false;
                 }
-                reached_load = true;
+                reached_start = true;
             } else if seen.insert(above) {
                 if seen.len() > MOST_BLOCKS || !unwritten_between(None, end, reads) {
                     return false;
@@ -483,7 +494,7 @@ fn unwritten_since<'ctx>(
             }
         }
     }
-    reached_load
+    reached_start
 }
 
 /// Whether nothing after `from` (or from the block's start) up to `to`, in one block, may

@@ -7,9 +7,16 @@
 //! after run, becomes a test of the widest words both sides may read there: a stack side only
 //! aligned words inside its slot, a packet, global or map-value side any word over bytes the
 //! tests read (the kernel reads those unaligned).
+//!
+//! A side may also be a phi of the same bytes loaded on every edge (GVN leaves one where a branch
+//! that calls a helper or writes other memory joins the path that did not): when nothing wrote
+//! them since, they are read again where the test is.
 
 use super::super::llvm_ir::{constant_base, is_alloca, is_packet, pointer_operand};
-use super::{compared, equality, int_value, unwritten_between, unwritten_since, Predecessors};
+use super::{
+    compared, equality, int_value, unwritten_after, unwritten_between, unwritten_since,
+    Predecessors,
+};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::targets::TargetData;
@@ -36,12 +43,28 @@ pub(super) enum Side<'ctx> {
         base: PointerValue<'ctx>,
         offset: i64,
     },
+    /// A phi that takes bytes loaded at `offset` from `base` on every edge.
+    Reloaded {
+        phi: PhiValue<'ctx>,
+        base: PointerValue<'ctx>,
+        offset: i64,
+    },
 }
 
 impl<'ctx> Side<'ctx> {
     fn offset(&self) -> i64 {
         match *self {
-            Side::Loaded { offset, .. } | Side::Joined { offset, .. } => offset,
+            Side::Loaded { offset, .. }
+            | Side::Joined { offset, .. }
+            | Side::Reloaded { offset, .. } => offset,
+        }
+    }
+
+    fn base(&self) -> PointerValue<'ctx> {
+        match *self {
+            Side::Loaded { base, .. } | Side::Joined { base, .. } | Side::Reloaded { base, .. } => {
+                base
+            }
         }
     }
 
@@ -49,7 +72,9 @@ impl<'ctx> Side<'ctx> {
     /// sides of one run.
     fn stream(&self) -> (usize, usize, usize) {
         match *self {
-            Side::Loaded { base, .. } => (base.as_value_ref() as usize, 0, 0),
+            Side::Loaded { base, .. } | Side::Reloaded { base, .. } => {
+                (base.as_value_ref() as usize, 0, 0)
+            }
             Side::Joined {
                 phi, from, base, ..
             } => {
@@ -86,6 +111,20 @@ impl<'ctx> Pair<'ctx> {
             } => from
                 .get_terminator()
                 .is_some_and(|term| unwritten_between(Some(load), term, Some(base))),
+            Side::Reloaded { phi, base, .. } => {
+                let incoming_unwritten = (0..phi.count_incoming()).all(|k| {
+                    let Some((value, from)) = phi.get_incoming(k) else {
+                        return false;
+                    };
+                    let (Some(load), Some(term)) =
+                        (value.as_instruction_value(), from.get_terminator())
+                    else {
+                        return false;
+                    };
+                    unwritten_since(load, term, preds)
+                });
+                incoming_unwritten && unwritten_after(phi.as_instruction(), Some(base), at, preds)
+            }
         })
     }
 
@@ -109,6 +148,9 @@ impl<'ctx> Pair<'ctx> {
                     }
             }
             Side::Joined { phi, .. } => above(Some(phi.as_instruction())),
+            Side::Reloaded { phi, base, .. } => {
+                above(Some(phi.as_instruction())) && !(stack_only && is_packet(base))
+            }
         })
     }
 }
@@ -142,33 +184,54 @@ fn side(v: IntValue<'_>) -> Option<Side<'_>> {
         }
         InstructionOpcode::Phi => {
             let phi = PhiValue::try_from(i).ok()?;
-            let mut loaded = None;
-            for k in 0..phi.count_incoming() {
-                let (value, from) = phi.get_incoming(k)?;
-                let BasicValueEnum::IntValue(value) = value else {
-                    return None;
-                };
-                if value.is_constant_int() {
-                    continue;
-                }
-                let load = value.as_instruction()?;
-                if loaded.is_some() || load.get_parent() != Some(from) {
-                    return None;
-                }
-                let (base, offset) = loaded_at(load)?;
-                loaded = Some((from, load, base, offset));
-            }
-            let (from, load, base, offset) = loaded?;
-            Some(Side::Joined {
-                phi,
-                from,
-                load,
-                base,
-                offset,
-            })
+            joined(phi).or_else(|| reloaded(phi))
         }
         _ => None,
     }
+}
+
+/// `phi` as a load on one edge, constants on the others.
+fn joined(phi: PhiValue<'_>) -> Option<Side<'_>> {
+    let mut loaded = None;
+    for k in 0..phi.count_incoming() {
+        let (value, from) = phi.get_incoming(k)?;
+        let BasicValueEnum::IntValue(value) = value else {
+            return None;
+        };
+        if value.is_constant_int() {
+            continue;
+        }
+        let load = value.as_instruction()?;
+        if loaded.is_some() || load.get_parent() != Some(from) {
+            return None;
+        }
+        let (base, offset) = loaded_at(load)?;
+        loaded = Some((from, load, base, offset));
+    }
+    let (from, load, base, offset) = loaded?;
+    Some(Side::Joined {
+        phi,
+        from,
+        load,
+        base,
+        offset,
+    })
+}
+
+/// `phi` as loads of the same bytes on every edge. (The base is on every path into the phi's
+/// block, since each edge's load uses it.)
+fn reloaded(phi: PhiValue<'_>) -> Option<Side<'_>> {
+    let mut at = None;
+    for k in 0..phi.count_incoming() {
+        let (value, _) = phi.get_incoming(k)?;
+        let place = loaded_at(value.as_instruction_value()?)?;
+        if at.is_some_and(|a| a != place) {
+            return None;
+        }
+        at = Some(place);
+    }
+    let (base, offset) = at?;
+    Some(Side::Reloaded { phi, base, offset })
 }
 
 fn loaded_at(load: InstructionValue<'_>) -> Option<(PointerValue<'_>, i64)> {
@@ -180,9 +243,7 @@ fn loaded_at(load: InstructionValue<'_>) -> Option<(PointerValue<'_>, i64)> {
 
 /// Whether a word of `width` bytes at `offset` may be read from what `side` reads.
 fn readable(side: &Side<'_>, offset: i64, width: u32, layout: &TargetData) -> bool {
-    let base = match *side {
-        Side::Loaded { base, .. } | Side::Joined { base, .. } => base,
-    };
+    let base = side.base();
     if width == 1 {
         return true;
     }
@@ -396,7 +457,7 @@ fn read_side<'ctx>(
         Some(load.into_int_value())
     };
     match *side {
-        Side::Loaded { base, offset, .. } => {
+        Side::Loaded { base, offset, .. } | Side::Reloaded { base, offset, .. } => {
             builder.position_before(&at);
             load_word(base, offset)
         }
