@@ -35,13 +35,11 @@ struct flow_defaults_config {
 	bool drop_unmatched;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct flow_defaults_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} flow_defaults_config_map SEC(".maps");
+struct flow_defaults_config flow_defaults SEC(".data.flow_defaults") = {
+	.mark = 0x100,
+	.priority = 0,
+	.drop_unmatched = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -75,9 +73,7 @@ struct l4_ports {
 /* The policy of a flow: its entry in policies, else the configured default. */
 static __always_inline void policy_for(const struct flow_key *key, struct policy *out)
 {
-	struct flow_defaults_config *cfg;
 	struct policy *p;
-	__u32 zero = 0;
 
 	p = bpf_map_lookup_elem(&policies, key);
 	if (p) {
@@ -85,16 +81,9 @@ static __always_inline void policy_for(const struct flow_key *key, struct policy
 		return;
 	}
 	__sync_fetch_and_add(&unmatched, 1);
-	cfg = bpf_map_lookup_elem(&flow_defaults_config_map, &zero);
-	if (!cfg) {
-		out->mark = 0;
-		out->priority = 0;
-		out->action = ACT_PASS;
-		return;
-	}
-	out->mark = cfg->mark;
-	out->priority = cfg->priority;
-	out->action = cfg->drop_unmatched ? ACT_DROP : ACT_PASS;
+	out->mark = flow_defaults.mark;
+	out->priority = flow_defaults.priority;
+	out->action = flow_defaults.drop_unmatched ? ACT_DROP : ACT_PASS;
 }
 
 static __always_inline void add_bytes(__u32 mark, __u64 len)

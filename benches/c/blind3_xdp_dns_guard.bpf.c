@@ -74,13 +74,10 @@ struct {
 	__type(value, __u64);
 } bad_responses SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct guard_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} guard_config_map SEC(".maps");
+struct guard_config guard SEC(".data.guard") = {
+	.packet_budget = 1000,
+	.enforce = true,
+};
 
 __u64 responses = 0;
 __u64 not_responses = 0;
@@ -150,11 +147,10 @@ int dns_guard(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct guard_config *cfg;
 	struct DestUsage *u;
 	struct udphdr *udp;
 	struct DnsHdr *dns;
-	__u32 zero = 0, ihl;
+	__u32 ihl;
 	__u16 flags, qtype;
 	__be32 daddr;
 	__u64 len, now;
@@ -214,8 +210,7 @@ int dns_guard(struct xdp_md *ctx)
 	u->packets += 1;
 	u->bytes += len;
 	u->last_ns = now;
-	cfg = bpf_map_lookup_elem(&guard_config_map, &zero);
-	if (cfg && u->packets > cfg->packet_budget && cfg->enforce) {
+	if (u->packets > guard.packet_budget && guard.enforce) {
 		struct DropEvent *e;
 
 		__sync_fetch_and_add(&over_budget, 1);

@@ -61,13 +61,11 @@ struct {
 	__type(value, __u64);
 } lb_stats SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct lb_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} lb_config_map SEC(".maps");
+struct lb_config lb SEC(".data.lb") = {
+	.vip = 0,
+	.port = 80,
+	.num_backends = 0,
+};
 
 __u64 malformed = 0;
 __u32 last_slot = 0;
@@ -117,9 +115,8 @@ int lb_hash(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	struct BackendStats *s;
-	struct lb_config *cfg;
 	struct Backend *b;
-	__u32 zero = 0, daddr, saddr, n, slot, target;
+	__u32 daddr, saddr, n, slot, target;
 	__u16 sport, dport;
 	__sum16 *l4_check;
 	__u8 *l4;
@@ -133,9 +130,8 @@ int lb_hash(struct xdp_md *ctx)
 		__sync_fetch_and_add(&malformed, 1);
 		return XDP_DROP;
 	}
-	cfg = bpf_map_lookup_elem(&lb_config_map, &zero);
 	daddr = bpf_ntohl(ip->daddr);
-	if (daddr != (cfg ? cfg->vip : 0))
+	if (daddr != lb.vip)
 		return stat(NotVip, XDP_PASS);
 	proto = ip->protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
@@ -161,11 +157,11 @@ int lb_hash(struct xdp_md *ctx)
 	}
 	sport = bpf_ntohs(((struct udphdr *)l4)->source);
 	dport = bpf_ntohs(((struct udphdr *)l4)->dest);
-	if (dport != (cfg ? cfg->port : 0))
+	if (dport != lb.port)
 		return stat(WrongPort, XDP_PASS);
 
 	saddr = bpf_ntohl(ip->saddr);
-	n = cfg ? cfg->num_backends : 0;
+	n = lb.num_backends;
 	if (n == 0)
 		return stat(NoBackend, XDP_PASS);
 	slot = tuple_hash(saddr, daddr, sport, dport, proto) % n;

@@ -35,13 +35,9 @@ struct pipeline_config {
 	bool drop_fragments;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct pipeline_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} pipeline_config_map SEC(".maps");
+struct pipeline_config pipeline SEC(".data.pipeline") = {
+	.drop_fragments = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -135,8 +131,6 @@ int ipv4_stage(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *ip = data + sizeof(struct ethhdr);
-	struct pipeline_config *cfg;
-	__u32 zero = 0;
 
 	count_stage(STAGE_IPV4);
 	if ((void *)(ip + 1) > data_end)
@@ -146,8 +140,7 @@ int ipv4_stage(struct xdp_md *ctx)
 	if (ip->frag_off & bpf_htons(IP_OFFSET)) {
 		/* a later fragment carries no ports */
 		__sync_fetch_and_add(&fragments_seen, 1);
-		cfg = bpf_map_lookup_elem(&pipeline_config_map, &zero);
-		if (cfg && cfg->drop_fragments)
+		if (pipeline.drop_fragments)
 			return XDP_DROP;
 		return XDP_PASS;
 	}

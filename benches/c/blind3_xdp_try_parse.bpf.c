@@ -36,13 +36,9 @@ struct parser_config {
 	bool drop_non_ipv4;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct parser_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} parser_config_map SEC(".maps");
+struct parser_config parser SEC(".data.parser") = {
+	.drop_non_ipv4 = false,
+};
 
 /* indexed by enum parse_error */
 struct {
@@ -145,10 +141,9 @@ int try_parse(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct parser_config *cfg;
 	struct ipv4_info info;
 	struct proto_stats *st;
-	__u32 err, zero = 0;
+	__u32 err;
 	__u64 *cnt;
 
 	__sync_fetch_and_add(&frames_seen, 1);
@@ -171,8 +166,7 @@ int try_parse(struct xdp_md *ctx)
 	if (cnt)
 		__sync_fetch_and_add(cnt, 1);
 	if (err == NOT_IPV4) {
-		cfg = bpf_map_lookup_elem(&parser_config_map, &zero);
-		if (!cfg || !cfg->drop_non_ipv4)
+		if (!parser.drop_non_ipv4)
 			return XDP_PASS;
 	}
 	return XDP_DROP;

@@ -34,13 +34,11 @@ struct MethodStats {
 	__u64 bytes;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct http_config);
-} http_config_map SEC(".maps");
+struct http_config http SEC(".data.http") = {
+	.mark_base = 0x4800,
+	.port = 80,
+	.deny_delete = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -73,10 +71,9 @@ int http_methods(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct http_config *cfg;
 	struct MethodStats *st;
 	struct tcphdr *tcp;
-	__u32 zero = 0, hlen, doff, payload_off, ip_end, method = M_OTHER;
+	__u32 hlen, doff, payload_off, ip_end, method = M_OTHER;
 	__u32 req[2];
 
 	if ((void *)(ip + 1) > data_end)
@@ -91,8 +88,7 @@ int http_methods(struct __sk_buff *skb)
 	tcp = (void *)ip + hlen;
 	if ((void *)(tcp + 1) > data_end)
 		return TC_ACT_OK;
-	cfg = bpf_map_lookup_elem(&http_config_map, &zero);
-	if (bpf_ntohs(tcp->dest) != (cfg ? cfg->port : 0))
+	if (bpf_ntohs(tcp->dest) != http.port)
 		return TC_ACT_OK;
 	doff = tcp->doff * 4;
 	payload_off = sizeof(*eth) + hlen + doff;
@@ -111,8 +107,8 @@ int http_methods(struct __sk_buff *skb)
 	}
 	if (method == M_OTHER)
 		return TC_ACT_OK;
-	skb->mark = (cfg ? cfg->mark_base : 0) + method;
-	if (method == M_DELETE && cfg && cfg->deny_delete)
+	skb->mark = http.mark_base + method;
+	if (method == M_DELETE && http.deny_delete)
 		return TC_ACT_SHOT;
 	return TC_ACT_OK;
 }

@@ -19,13 +19,10 @@ struct icmp_guard_config {
 	__u32 protected_addr;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct icmp_guard_config);
-} icmp_guard_config_map SEC(".maps");
+struct icmp_guard_config icmp_guard SEC(".data.icmp_guard") = {
+	.block_echo = false,
+	.protected_addr = 0,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -83,9 +80,8 @@ int icmp_types(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct icmp_guard_config *cfg;
 	unsigned char *icmp;
-	__u32 zero = 0, slot, class;
+	__u32 slot, class;
 	__u8 type;
 
 	if ((void *)(ip + 1) > data_end)
@@ -129,8 +125,7 @@ int icmp_types(struct xdp_md *ctx)
 	hash_add(&src_bytes, bpf_ntohl(ip->saddr), bpf_ntohs(ip->tot_len));
 
 	if (type == ICMP_ECHO) {
-		cfg = bpf_map_lookup_elem(&icmp_guard_config_map, &zero);
-		if (cfg && cfg->block_echo && bpf_ntohl(ip->daddr) == cfg->protected_addr) {
+		if (icmp_guard.block_echo && bpf_ntohl(ip->daddr) == icmp_guard.protected_addr) {
 			__sync_fetch_and_add(&dropped_total, 1);
 			return XDP_DROP;
 		}

@@ -23,13 +23,9 @@ struct mpls_policy_config {
 	bool enforce;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct mpls_policy_config);
-} mpls_policy_config_map SEC(".maps");
+struct mpls_policy_config mpls_policy SEC(".data.mpls_policy") = {
+	.enforce = true,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -92,8 +88,7 @@ int mpls_stack(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct mpls_policy_config *cfg;
-	__u32 zero = 0, labels = 0, slot;
+	__u32 labels = 0, slot;
 	bool enforce, bottom = false;
 	unsigned char *p = data + sizeof(*eth);
 	int i;
@@ -108,8 +103,7 @@ int mpls_stack(struct xdp_md *ctx)
 	}
 	__sync_fetch_and_add(&mpls_packets, 1);
 
-	cfg = bpf_map_lookup_elem(&mpls_policy_config_map, &zero);
-	enforce = cfg ? cfg->enforce : false;
+	enforce = mpls_policy.enforce;
 
 	for (i = 0; i < MAX_LABELS; i++) {
 		__u32 entry, label;

@@ -25,13 +25,13 @@ struct ranges_config {
 	bool drop_unlisted;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct ranges_config);
-} ranges_config_map SEC(".maps");
+struct ranges_config ranges SEC(".data.ranges") = {
+	.allow_lo = 1024,
+	.allow_hi = 49151,
+	.deny_lo = 6000,
+	.deny_hi = 6063,
+	.drop_unlisted = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -86,10 +86,9 @@ int port_ranges(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct ranges_config *cfg;
 	struct iphdr *ip;
 	struct udphdr *l4;
-	__u32 zero = 0, udp;
+	__u32 udp;
 	__u16 proto, frag, dport;
 
 	if ((void *)(eth + 1) > data_end)
@@ -139,20 +138,13 @@ int port_ranges(struct xdp_md *ctx)
 		return truncated_drop();
 	dport = bpf_ntohs(l4->dest);
 
-	cfg = bpf_map_lookup_elem(&ranges_config_map, &zero);
-	if (cfg) {
-		if (dport >= cfg->deny_lo && dport <= cfg->deny_hi) {
-			array_inc(&port_class, CLS_DENY + udp);
-			return XDP_DROP;
-		}
-		if (dport >= cfg->allow_lo && dport <= cfg->allow_hi) {
-			array_inc(&port_class, CLS_ALLOW + udp);
-			return XDP_PASS;
-		}
-	} else if (dport == 0) {
-		/* a missing config reads as all-zero ranges: [0, 0] is denied */
+	if (dport >= ranges.deny_lo && dport <= ranges.deny_hi) {
 		array_inc(&port_class, CLS_DENY + udp);
 		return XDP_DROP;
+	}
+	if (dport >= ranges.allow_lo && dport <= ranges.allow_hi) {
+		array_inc(&port_class, CLS_ALLOW + udp);
+		return XDP_PASS;
 	}
 
 	switch (dport) {
@@ -161,7 +153,7 @@ int port_ranges(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	array_inc(&port_class, CLS_UNLISTED);
-	if (cfg && cfg->drop_unlisted)
+	if (ranges.drop_unlisted)
 		return XDP_DROP;
 	return XDP_PASS;
 }

@@ -39,13 +39,10 @@ struct ArpEth {
 	__u8 tpa[4];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct dispatch_config);
-} dispatch_config_map SEC(".maps");
+struct dispatch_config dispatch SEC(".data.dispatch") = {
+	.drop_proto = 0,
+	.arp_guard_addr = 0,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
@@ -91,13 +88,6 @@ static __always_inline void array_inc(void *map, __u32 key)
 		__sync_fetch_and_add(v, 1);
 }
 
-static __always_inline struct dispatch_config *get_config(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&dispatch_config_map, &zero);
-}
-
 /* 14, or 18 behind one VLAN tag. */
 static __always_inline __u32 l3_offset(struct xdp_md *ctx)
 {
@@ -115,7 +105,6 @@ static __always_inline __u32 l3_offset(struct xdp_md *ctx)
 SEC("xdp")
 int ipv4_stage(struct xdp_md *ctx)
 {
-	struct dispatch_config *cfg;
 	struct iphdr *ip;
 	__u8 drop;
 
@@ -124,8 +113,7 @@ int ipv4_stage(struct xdp_md *ctx)
 	if ((void *)(ip + 1) > (void *)(long)ctx->data_end)
 		return XDP_PASS;
 	array_inc(&ipv4_protos, ip->protocol);
-	cfg = get_config();
-	drop = cfg ? cfg->drop_proto : 0;
+	drop = dispatch.drop_proto;
 	if (drop && ip->protocol == drop) {
 		array_inc(&stage_drops, STAGE_IPV4);
 		return XDP_DROP;
@@ -152,7 +140,6 @@ int ipv6_stage(struct xdp_md *ctx)
 SEC("xdp")
 int arp_stage(struct xdp_md *ctx)
 {
-	struct dispatch_config *cfg;
 	struct ArpEth *arp;
 	__u32 guarded, target;
 
@@ -163,8 +150,7 @@ int arp_stage(struct xdp_md *ctx)
 	if (arp->htype != bpf_htons(1) || arp->ptype != bpf_htons(ETH_P_IP) ||
 	    arp->hlen != 6 || arp->plen != 4)
 		return XDP_PASS;
-	cfg = get_config();
-	guarded = cfg ? cfg->arp_guard_addr : 0;
+	guarded = dispatch.arp_guard_addr;
 	if (!guarded || arp->op != bpf_htons(1))
 		return XDP_PASS;
 	target = (__u32)arp->tpa[0] << 24 | (__u32)arp->tpa[1] << 16 |

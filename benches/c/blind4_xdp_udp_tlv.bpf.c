@@ -28,13 +28,9 @@ struct TlvAlert {
 	__u8 len;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct tlv_config);
-} tlv_config_map SEC(".maps");
+struct tlv_config tlv SEC(".data.tlv") = {
+	.port = 4739,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -93,8 +89,7 @@ int udp_tlv(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
 	struct udphdr *udp;
-	struct tlv_config *cfg;
-	__u32 zero = 0, hlen, udp_len, plen, off = 0, sum = 0, metrics = 0;
+	__u32 hlen, udp_len, plen, off = 0, sum = 0, metrics = 0;
 	__u8 *payload;
 	int i;
 
@@ -110,8 +105,7 @@ int udp_tlv(struct xdp_md *ctx)
 	udp = (void *)ip + hlen;
 	if ((void *)(udp + 1) > data_end)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&tlv_config_map, &zero);
-	if (bpf_ntohs(udp->dest) != (cfg ? cfg->port : 0))
+	if (bpf_ntohs(udp->dest) != tlv.port)
 		return XDP_PASS;
 
 	udp_len = bpf_ntohs(udp->len);
@@ -121,22 +115,22 @@ int udp_tlv(struct xdp_md *ctx)
 	plen = udp_len - sizeof(*udp);
 
 	for (i = 0; i < MAX_TLVS; i++) {
-		__u8 *tlv, kind;
+		__u8 *p, kind;
 		__u32 len;
 
 		if (off >= plen)
 			break;
-		tlv = payload + off;
-		if (off + 2 > plen || (void *)(tlv + 2) > data_end)
+		p = payload + off;
+		if (off + 2 > plen || (void *)(p + 2) > data_end)
 			goto malformed;
-		kind = tlv[0];
-		len = tlv[1];
+		kind = p[0];
+		len = p[1];
 		if (off + 2 + len > plen)
 			goto malformed;
 		if (kind == TLV_METRIC) {
-			if (len != 2 || (void *)(tlv + 4) > data_end)
+			if (len != 2 || (void *)(p + 4) > data_end)
 				goto malformed;
-			sum += (tlv[2] << 8) | tlv[3];
+			sum += (p[2] << 8) | p[3];
 			metrics++;
 		}
 		array_inc(&tlv_types, kind);

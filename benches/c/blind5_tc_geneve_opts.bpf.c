@@ -25,13 +25,11 @@ struct geneve_config {
 	__u32 mark_base;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct geneve_config);
-} geneve_config_map SEC(".maps");
+struct geneve_config geneve SEC(".data.geneve") = {
+	.opt_class = 0x0102,
+	.opt_type = 0x80,
+	.mark_base = 0x6e000000,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -84,12 +82,11 @@ int geneve_opts(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct geneve_config *cfg;
 	struct genevehdr *gh;
 	struct udphdr *udp;
-	__u32 zero = 0, opts_len, off = 0, n;
-	__u16 want_class = 0;
-	__u8 want_type = 0, *opts;
+	__u32 opts_len, off = 0, n;
+	__u16 want_class;
+	__u8 want_type, *opts;
 	bool found = false;
 
 	if ((void *)(ip + 1) > data_end)
@@ -117,11 +114,8 @@ int geneve_opts(struct __sk_buff *skb)
 	    (void *)(opts + opts_len) > data_end)
 		goto malformed;
 
-	cfg = bpf_map_lookup_elem(&geneve_config_map, &zero);
-	if (cfg) {
-		want_class = cfg->opt_class;
-		want_type = cfg->opt_type;
-	}
+	want_class = geneve.opt_class;
+	want_type = geneve.opt_type;
 	for (n = 0; n < MAX_OPTS && off < opts_len; n++) {
 		struct geneve_opt *opt;
 		__u32 body;
@@ -145,7 +139,7 @@ int geneve_opts(struct __sk_buff *skb)
 	if (found) {
 		__u32 vni = (gh->vni[0] << 16) | (gh->vni[1] << 8) | gh->vni[2];
 
-		skb->mark = (cfg ? cfg->mark_base : 0) + vni;
+		skb->mark = geneve.mark_base + vni;
 		hash_inc(&marked_vnis, &vni);
 		bump(ST_MARKED);
 	}

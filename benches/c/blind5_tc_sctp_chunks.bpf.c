@@ -29,13 +29,10 @@ struct ChunkHdr {
 	__u16 length;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct sctp_guard_config);
-} sctp_guard_config_map SEC(".maps");
+struct sctp_guard_config sctp_guard SEC(".data.sctp_guard") = {
+	.init_mark = 0x5c7,
+	.drop_abort = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -54,9 +51,8 @@ int sctp_chunks(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct iphdr *ip = data + sizeof(struct ethhdr);
-	struct sctp_guard_config *cfg;
 	bool first_init = false, saw_abort = false;
-	__u32 zero = 0, ihl, ip_end, off;
+	__u32 ihl, ip_end, off;
 
 	if (skb->protocol != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
@@ -99,13 +95,12 @@ int sctp_chunks(struct __sk_buff *skb)
 		off += (len + 3) & ~3u;
 	}
 
-	cfg = bpf_map_lookup_elem(&sctp_guard_config_map, &zero);
-	if (saw_abort && cfg && cfg->drop_abort) {
+	if (saw_abort && sctp_guard.drop_abort) {
 		__sync_fetch_and_add(&aborts_dropped, 1);
 		return TC_ACT_SHOT;
 	}
 	if (first_init)
-		skb->mark = cfg ? cfg->init_mark : 0;
+		skb->mark = sctp_guard.init_mark;
 	return TC_ACT_OK;
 }
 

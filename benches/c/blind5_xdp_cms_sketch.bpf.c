@@ -16,13 +16,9 @@ struct cms_config {
 	__u32 threshold;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct cms_config);
-} cms_config_map SEC(".maps");
+struct cms_config cms SEC(".data.cms") = {
+	.threshold = 10000,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -74,8 +70,7 @@ int cms_sketch(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct cms_config *cfg;
-	__u32 zero = 0, src, estimate = 0xffffffff, threshold = 0;
+	__u32 src, estimate = 0xffffffff;
 
 	__sync_fetch_and_add(&total_packets, 1);
 	if ((void *)(eth + 1) > data_end)
@@ -100,10 +95,7 @@ int cms_sketch(struct xdp_md *ctx)
 			estimate = cnt;
 	}
 
-	cfg = bpf_map_lookup_elem(&cms_config_map, &zero);
-	if (cfg)
-		threshold = cfg->threshold;
-	if (estimate > threshold) {
+	if (estimate > cms.threshold) {
 		count_drop(src);
 		return XDP_DROP;
 	}

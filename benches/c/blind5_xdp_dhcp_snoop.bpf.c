@@ -58,13 +58,9 @@ struct ClientSeen {
 	__u32 last_xid;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct snoop_config);
-} snoop_config_map SEC(".maps");
+struct snoop_config snoop SEC(".data.snoop") = {
+	.trusted = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -141,10 +137,9 @@ int dhcp_snoop(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct snoop_config *cfg;
 	struct bootp_hdr *b;
 	struct udphdr *udp;
-	__u32 zero = 0, ihl, dgram_len;
+	__u32 ihl, dgram_len;
 	__u16 sport, dport;
 	int kind;
 
@@ -208,8 +203,7 @@ int dhcp_snoop(struct xdp_md *ctx)
 			bpf_map_update_elem(&discover_clients, &mac, &init, BPF_ANY);
 		}
 	} else if (kind == DHCPOFFER || kind == DHCPACK) {
-		cfg = bpf_map_lookup_elem(&snoop_config_map, &zero);
-		if (!(cfg && cfg->trusted)) {
+		if (!snoop.trusted) {
 			__sync_fetch_and_add(&rogue_dropped, 1);
 			return XDP_DROP;
 		}

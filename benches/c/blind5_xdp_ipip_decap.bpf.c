@@ -28,13 +28,9 @@ struct DecapStats {
 	__u64 bytes;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct tunnel_config);
-} tunnel_config_map SEC(".maps");
+struct tunnel_config tunnel SEC(".data.tunnel") = {
+	.endpoint = 0,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -81,9 +77,8 @@ int ipip_decap(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data, saved;
 	struct iphdr *outer = data + sizeof(*eth);
-	struct tunnel_config *cfg;
 	struct DecapStats *st;
-	__u32 zero = 0, key, endpoint = 0;
+	__u32 key;
 	__u64 *err;
 	__u8 proto = 0;
 	int reason;
@@ -92,10 +87,7 @@ int ipip_decap(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&tunnel_config_map, &zero);
-	if (cfg)
-		endpoint = cfg->endpoint;
-	if (outer->protocol != IPPROTO_IPIP || outer->daddr != endpoint)
+	if (outer->protocol != IPPROTO_IPIP || outer->daddr != tunnel.endpoint)
 		return XDP_PASS;
 
 	reason = validate(data, data_end, outer, &proto);

@@ -2,8 +2,7 @@
 /* Twin of benches/programs/blind5_xdp_port_knock.ks: TCP port knocking. A per-source stage
  * (0..3) in an LRU hash advances on SYNs to the configured knock ports in order; a SYN to a
  * knock port out of order removes the entry. Knock SYNs are dropped; SYNs to the protected port
- * pass only at the final stage. Every outcome is counted in an array map. The config is read
- * once (ksc may read it per use; same values). */
+ * pass only at the final stage. Every outcome is counted in an array map. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
@@ -28,13 +27,12 @@ struct knock_config {
 	__u16 protected_port;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct knock_config);
-} knock_config_map SEC(".maps");
+struct knock_config knock SEC(".data.knock") = {
+	.port1 = 7000,
+	.port2 = 8000,
+	.port3 = 9000,
+	.protected_port = 22,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -66,10 +64,9 @@ int port_knock(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct knock_config *cfg;
 	struct tcphdr *tcp;
-	__u32 zero = 0, src, ihl;
-	__u16 dport, p1 = 0, p2 = 0, p3 = 0, prot = 0;
+	__u32 src, ihl;
+	__u16 dport;
 	__u8 stage = 0, *st;
 
 	if ((void *)(eth + 1) > data_end)
@@ -95,22 +92,14 @@ int port_knock(struct xdp_md *ctx)
 	if (st)
 		stage = *st;
 
-	cfg = bpf_map_lookup_elem(&knock_config_map, &zero);
-	if (cfg) {
-		p1 = cfg->port1;
-		p2 = cfg->port2;
-		p3 = cfg->port3;
-		prot = cfg->protected_port;
-	}
-
-	if (dport == prot) {
+	if (dport == knock.protected_port) {
 		if (stage == FINAL_STAGE)
 			return record(ACCESS_GRANTED, XDP_PASS);
 		return record(ACCESS_DENIED, XDP_DROP);
 	}
-	if (dport == p1 || dport == p2 || dport == p3) {
+	if (dport == knock.port1 || dport == knock.port2 || dport == knock.port3) {
 		if (stage < FINAL_STAGE &&
-		    dport == (stage == 0 ? p1 : stage == 1 ? p2 : p3)) {
+		    dport == (stage == 0 ? knock.port1 : stage == 1 ? knock.port2 : knock.port3)) {
 			__u8 next = stage + 1;
 
 			bpf_map_update_elem(&knock_stage, &src, &next, BPF_ANY);

@@ -20,13 +20,10 @@ struct ssh_config {
 	bool drop_v1;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct ssh_config);
-} ssh_config_map SEC(".maps");
+struct ssh_config ssh SEC(".data.ssh") = {
+	.port = 22,
+	.drop_v1 = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -69,9 +66,8 @@ int ssh_banner(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct ssh_config *cfg;
 	struct tcphdr *tcp;
-	__u32 zero = 0, ihl, doff, tot, plen, slot;
+	__u32 ihl, doff, tot, plen, slot;
 
 	if (data + 54 > data_end)
 		return XDP_PASS;
@@ -87,8 +83,7 @@ int ssh_banner(struct xdp_md *ctx)
 	tcp = (void *)ip + ihl;
 	if ((void *)(tcp + 1) > data_end)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&ssh_config_map, &zero);
-	if (bpf_ntohs(tcp->dest) != (cfg ? cfg->port : 0))
+	if (bpf_ntohs(tcp->dest) != ssh.port)
 		return XDP_PASS;
 	doff = tcp->doff * 4;
 	tot = bpf_ntohs(ip->tot_len);
@@ -102,7 +97,7 @@ int ssh_banner(struct xdp_md *ctx)
 	plen = tot - ihl - doff;
 	slot = banner_kind((const char *)tcp + doff, data_end, plen);
 	stat_inc(slot);
-	if (slot == SLOT_V1 && cfg && cfg->drop_v1) {
+	if (slot == SLOT_V1 && ssh.drop_v1) {
 		__sync_fetch_and_add(&v1_dropped, 1);
 		return XDP_DROP;
 	}

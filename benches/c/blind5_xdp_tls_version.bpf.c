@@ -19,13 +19,9 @@ struct tls_config {
 	__u16 port;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct tls_config);
-} tls_config_map SEC(".maps");
+struct tls_config tls SEC(".data.tls") = {
+	.port = 443,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -92,9 +88,8 @@ int tls_version(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct tls_config *cfg;
 	struct tcphdr *tcp;
-	__u32 zero = 0, l4_off, off, limit, slot;
+	__u32 l4_off, off, limit, slot;
 	int rec_ver, client_ver, n;
 	__u16 key;
 	__u64 *v, one = 1;
@@ -111,8 +106,7 @@ int tls_version(struct xdp_md *ctx)
 	tcp = data + l4_off;
 	if ((void *)(tcp + 1) > data_end)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&tls_config_map, &zero);
-	if (bpf_ntohs(tcp->dest) != (cfg ? cfg->port : 0) || tcp->doff < 5)
+	if (bpf_ntohs(tcp->dest) != tls.port || tcp->doff < 5)
 		return XDP_PASS;
 	off = l4_off + tcp->doff * 4;
 	limit = sizeof(*eth) + bpf_ntohs(ip->tot_len);

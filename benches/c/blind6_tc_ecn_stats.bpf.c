@@ -17,13 +17,9 @@ struct ecn_stats_config {
 	bool count_non_ip;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct ecn_stats_config);
-} ecn_stats_config_map SEC(".maps");
+struct ecn_stats_config ecn_stats SEC(".data.ecn_stats") = {
+	.count_non_ip = false,
+};
 
 /* index dscp * 4 + ecn */
 struct {
@@ -58,7 +54,7 @@ int ecn_stats_ingress(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct l4_ports *ports;
-	__u32 zero = 0, tclass, proto;
+	__u32 tclass, proto;
 	__u64 one = 1, *cnt;
 	__u16 dport;
 
@@ -88,9 +84,7 @@ int ecn_stats_ingress(struct __sk_buff *skb)
 		proto = ip6->nexthdr;
 		ports = (void *)(ip6 + 1);
 	} else {
-		struct ecn_stats_config *cfg = bpf_map_lookup_elem(&ecn_stats_config_map, &zero);
-
-		if (cfg && cfg->count_non_ip)
+		if (ecn_stats.count_non_ip)
 			__sync_fetch_and_add(&non_ip_frames, 1);
 		return TC_ACT_OK;
 	}

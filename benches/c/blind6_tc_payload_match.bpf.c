@@ -29,13 +29,11 @@ struct MatchEvent {
 	__u8 offset;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct signature_config);
-} signature_config_map SEC(".maps");
+struct signature_config signature SEC(".data.signature") = {
+	.pattern = { 0x4d, 0x2d, 0x53, 0x45, 0x41, 0x52, 0x43, 0x48 },
+	.pattern_len = 8,
+	.block = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -62,10 +60,9 @@ int payload_match(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct signature_config *cfg;
 	struct MatchEvent *ev;
 	struct udphdr *udp;
-	__u32 zero = 0, ihl, udp_len, n, sig_len, pos, j, at = 0;
+	__u32 ihl, udp_len, n, sig_len, pos, j, at = 0;
 	__u64 *cnt, one = 1;
 	bool found = false;
 	__u16 dport;
@@ -91,10 +88,7 @@ int payload_match(struct __sk_buff *skb)
 	n = udp_len - sizeof(*udp);
 	if (n > MAX_SCAN)
 		n = MAX_SCAN;
-	cfg = bpf_map_lookup_elem(&signature_config_map, &zero);
-	if (!cfg)
-		return TC_ACT_OK;
-	sig_len = cfg->pattern_len;
+	sig_len = signature.pattern_len;
 	if (sig_len == 0 || sig_len > MAX_SIG || sig_len > n)
 		return TC_ACT_OK;	/* no signature set, or it cannot fit */
 	if (bpf_skb_load_bytes(skb, sizeof(*eth) + ihl + sizeof(*udp), buf, n)) {
@@ -111,7 +105,7 @@ int payload_match(struct __sk_buff *skb)
 			if (j >= sig_len)
 				break;
 			/* pos + j < n <= MAX_SCAN; the mask tells the verifier */
-			if (buf[(pos + j) & (MAX_SCAN - 1)] != cfg->pattern[j])
+			if (buf[(pos + j) & (MAX_SCAN - 1)] != signature.pattern[j])
 				break;
 		}
 		if (j == sig_len) {
@@ -145,7 +139,7 @@ int payload_match(struct __sk_buff *skb)
 	} else {
 		__sync_fetch_and_add(&events_lost, 1);
 	}
-	if (cfg->block) {
+	if (signature.block) {
 		__sync_fetch_and_add(&blocked, 1);
 		return TC_ACT_SHOT;
 	}

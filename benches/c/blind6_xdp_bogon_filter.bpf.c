@@ -26,13 +26,9 @@ struct bogons_config {
 	bool allow_private;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct bogons_config);
-} bogons_config_map SEC(".maps");
+struct bogons_config bogons SEC(".data.bogons") = {
+	.allow_private = false,
+};
 
 /* per enum bogon_reason */
 struct {
@@ -82,9 +78,8 @@ int bogon_filter(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct bogons_config *cfg;
 	__u64 one = 1, *cnt;
-	__u32 zero = 0, reason;
+	__u32 reason;
 	__u16 proto;
 	__u8 l4proto;
 
@@ -113,11 +108,9 @@ int bogon_filter(struct xdp_md *ctx)
 	}
 
 	reason = classify(bpf_ntohl(ip->saddr));
-	if (reason == PRIVATE_10 || reason == PRIVATE_172 || reason == PRIVATE_192) {
-		cfg = bpf_map_lookup_elem(&bogons_config_map, &zero);
-		if (cfg && cfg->allow_private)
-			reason = NOT_BOGON;
-	}
+	if ((reason == PRIVATE_10 || reason == PRIVATE_172 || reason == PRIVATE_192) &&
+	    bogons.allow_private)
+		reason = NOT_BOGON;
 	if (reason != NOT_BOGON) {
 		cnt = bpf_map_lookup_elem(&drop_reasons, &reason);
 		if (cnt)

@@ -25,13 +25,10 @@ struct frag_policy_config {
 	__u32 trusted_src;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct frag_policy_config);
-} frag_policy_config_map SEC(".maps");
+struct frag_policy_config frag_policy SEC(".data.frag_policy") = {
+	.min_first_payload = 64,
+	.trusted_src = 0,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -88,8 +85,7 @@ int frag_guard(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct frag_policy_config *cfg;
-	__u32 zero = 0, hdr_len, tot_len, payload, offset, src, trusted;
+	__u32 hdr_len, tot_len, payload, offset, src;
 	__u16 frag;
 
 	if ((void *)(eth + 1) > data_end)
@@ -115,14 +111,12 @@ int frag_guard(struct xdp_md *ctx)
 	}
 
 	src = bpf_ntohl(ip->saddr);
-	cfg = bpf_map_lookup_elem(&frag_policy_config_map, &zero);
-	trusted = cfg ? cfg->trusted_src : 0;
 
 	if (!offset) {
 		class_inc(CLS_FIRST);
-		if (payload < (cfg ? cfg->min_first_payload : 0)) {
+		if (payload < frag_policy.min_first_payload) {
 			class_inc(CLS_TINY);
-			if (src != trusted)
+			if (src != frag_policy.trusted_src)
 				return drop_from(src);
 		}
 		return XDP_PASS;
@@ -131,7 +125,7 @@ int frag_guard(struct xdp_md *ctx)
 	class_inc((frag & IP_MF) ? CLS_MIDDLE : CLS_LAST);
 	if (offset * 8 + payload > MAX_DATAGRAM) {
 		class_inc(CLS_OVERSIZE);
-		if (src != trusted)
+		if (src != frag_policy.trusted_src)
 			return drop_from(src);
 	}
 	return XDP_PASS;

@@ -19,13 +19,11 @@ struct echo6_config {
 	__u8 addr[16];	/* as on the wire */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct echo6_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} echo6_config_map SEC(".maps");
+/* aligned(8): the address is compared as two 64-bit words */
+struct echo6_config echo6 SEC(".data.echo6") __attribute__((aligned(8))) = {
+	/* 2001:db8::1 */
+	.addr = { 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1 },
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -71,11 +69,8 @@ int icmpv6_echo(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
 	struct icmp6hdr *icmp = (void *)(ip6 + 1);
-	struct echo6_config *cfg;
 	struct in6_addr addr;
 	unsigned char mac[ETH_ALEN];
-	__u64 want0 = 0, want1 = 0;
-	__u32 zero = 0;
 
 	if ((void *)(ip6 + 1) > data_end)
 		return XDP_PASS;
@@ -89,13 +84,8 @@ int icmpv6_echo(struct xdp_md *ctx)
 	}
 	if (icmp->icmp6_code != 0 || (void *)(icmp + 1) > data_end)
 		goto unanswered;
-	cfg = bpf_map_lookup_elem(&echo6_config_map, &zero);
-	if (cfg) {
-		want0 = *(__u64 *)&cfg->addr[0];
-		want1 = *(__u64 *)&cfg->addr[8];
-	}
-	if (*(__u64 *)&ip6->daddr.in6_u.u6_addr8[0] != want0 ||
-	    *(__u64 *)&ip6->daddr.in6_u.u6_addr8[8] != want1)
+	if (*(__u64 *)&ip6->daddr.in6_u.u6_addr8[0] != *(__u64 *)&echo6.addr[0] ||
+	    *(__u64 *)&ip6->daddr.in6_u.u6_addr8[8] != *(__u64 *)&echo6.addr[8])
 		goto unanswered;
 
 	/* type and code form the first word of the ICMPv6 header */

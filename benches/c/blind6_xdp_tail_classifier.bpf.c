@@ -31,13 +31,10 @@ struct ParseState {
 	__u32 l4_off;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct classifier_config);
-} classifier_config_map SEC(".maps");
+struct classifier_config classifier SEC(".data.classifier") = {
+	.udp_port = 0,
+	.tcp_port = 0,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -77,13 +74,6 @@ static __always_inline struct ParseState *get_state(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&parse_state, &zero);
-}
-
-static __always_inline struct classifier_config *get_config(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&classifier_config_map, &zero);
 }
 
 SEC("xdp")
@@ -202,7 +192,6 @@ int tcp_stage(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct classifier_config *cfg;
 	struct ParseState *st;
 	struct tcphdr *tcp;
 	__u32 l4;
@@ -218,8 +207,7 @@ int tcp_stage(struct xdp_md *ctx)
 	tcp = data + l4;
 	if ((void *)(tcp + 1) > data_end)
 		return XDP_PASS;
-	cfg = get_config();
-	port = cfg ? cfg->tcp_port : 0;
+	port = classifier.tcp_port;
 	if (port && bpf_ntohs(tcp->dest) == port && tcp->syn && !tcp->ack) {
 		__sync_fetch_and_add(&syn_dropped, 1);
 		return XDP_DROP;
@@ -232,7 +220,6 @@ int udp_stage(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
-	struct classifier_config *cfg;
 	struct ParseState *st;
 	struct udphdr *udp;
 	__u32 l4;
@@ -248,8 +235,7 @@ int udp_stage(struct xdp_md *ctx)
 	udp = data + l4;
 	if ((void *)(udp + 1) > data_end)
 		return XDP_PASS;
-	cfg = get_config();
-	port = cfg ? cfg->udp_port : 0;
+	port = classifier.udp_port;
 	if (port && bpf_ntohs(udp->dest) == port) {
 		__sync_fetch_and_add(&udp_dropped, 1);
 		return XDP_DROP;

@@ -21,13 +21,10 @@ struct prefix_filter_config {
 	__u32 local_net;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct prefix_filter_config);
-} prefix_filter_config_map SEC(".maps");
+struct prefix_filter_config prefix_filter SEC(".data.prefix_filter") = {
+	.skip_local = false,
+	.local_net = 0,
+};
 
 /* destination /24 (host order, last byte 0) -> packets, bytes */
 struct {
@@ -48,10 +45,9 @@ int prefix_stats(struct __sk_buff *skb)
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
-	struct prefix_filter_config *cfg;
 	struct PrefixStats *st;
 	struct iphdr *ip;
-	__u32 zero = 0, prefix;
+	__u32 prefix;
 	__be16 proto;
 
 	if ((void *)(eth + 1) > data_end)
@@ -82,8 +78,7 @@ int prefix_stats(struct __sk_buff *skb)
 
 	prefix = bpf_ntohl(ip->daddr) & 0xffffff00;
 
-	cfg = bpf_map_lookup_elem(&prefix_filter_config_map, &zero);
-	if (cfg && cfg->skip_local && prefix == cfg->local_net) {
+	if (prefix_filter.skip_local && prefix == prefix_filter.local_net) {
 		__sync_fetch_and_add(&local_skipped, 1);
 		return TC_ACT_OK;
 	}

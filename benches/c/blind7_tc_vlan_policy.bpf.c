@@ -27,6 +27,10 @@ struct trunk_config {
 	__u16 native_vid;
 };
 
+struct trunk_config trunk SEC(".data.trunk") = {
+	.native_vid = 1,
+};
+
 struct Policy {
 	bool allow;
 	__u32 mark;
@@ -42,14 +46,6 @@ struct vlan_tag {
 	__be16 tci;
 	__be16 inner_proto;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct trunk_config);
-} trunk_config_map SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -94,8 +90,6 @@ static __always_inline int frame_vid(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct vlan_tag *tag = (void *)(eth + 1);
-	struct trunk_config *cfg;
-	__u32 zero = 0;
 	__u16 vid;
 
 	if ((void *)(eth + 1) <= data_end &&
@@ -109,8 +103,7 @@ static __always_inline int frame_vid(struct __sk_buff *skb)
 			return vid;
 	}
 	/* untagged or priority-tagged: the native VLAN */
-	cfg = bpf_map_lookup_elem(&trunk_config_map, &zero);
-	return cfg ? cfg->native_vid : 0;
+	return trunk.native_vid;
 }
 
 SEC("tcx/ingress")

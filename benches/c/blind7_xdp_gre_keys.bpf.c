@@ -29,13 +29,9 @@ struct gre_policy_config {
 	bool require_key;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct gre_policy_config);
-} gre_policy_config_map SEC(".maps");
+struct gre_policy_config gre_policy SEC(".data.gre_policy") = {
+	.require_key = false,
+};
 
 /* GRE key (host order) -> packets */
 struct {
@@ -75,9 +71,8 @@ int gre_keys(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct gre_policy_config *cfg;
 	struct gre_base_hdr *gre;
-	__u32 zero = 0, hdr_len, key;
+	__u32 hdr_len, key;
 	__u64 one = 1, *cnt;
 	__be32 *keyp;
 	__u16 flags;
@@ -123,8 +118,7 @@ int gre_keys(struct xdp_md *ctx)
 
 	if (!(flags & GRE_KEY)) {
 		__sync_fetch_and_add(&keyless, 1);
-		cfg = bpf_map_lookup_elem(&gre_policy_config_map, &zero);
-		if (cfg && cfg->require_key)
+		if (gre_policy.require_key)
 			return reject(REASON_NO_KEY);
 		return XDP_PASS;
 	}

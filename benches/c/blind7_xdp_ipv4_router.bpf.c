@@ -22,13 +22,11 @@ struct nexthop_config {
 	__u8 dst_mac[ETH_ALEN];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct nexthop_config);
-} nexthop_config_map SEC(".maps");
+struct nexthop_config nexthop SEC(".data.nexthop") = {
+	.dest_net = 0,
+	.src_mac = { 0 },
+	.dst_mac = { 0 },
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -65,9 +63,8 @@ int ipv4_router(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct nexthop_config *cfg;
 	__u16 *words_p, old, new;
-	__u32 zero = 0, words, sum = 0;
+	__u32 words, sum = 0;
 	int i;
 
 	if ((void *)(ip + 1) > data_end)
@@ -76,8 +73,7 @@ int ipv4_router(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (ip->version != 4)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&nexthop_config_map, &zero);
-	if ((ip->daddr & bpf_htonl(0xffffff00)) != (cfg ? cfg->dest_net : 0))
+	if ((ip->daddr & bpf_htonl(0xffffff00)) != nexthop.dest_net)
 		return XDP_PASS;
 
 	words = ip->ihl * 2;
@@ -108,13 +104,8 @@ int ipv4_router(struct xdp_md *ctx)
 	new = *(__u16 *)&ip->ttl;
 	ip->check = csum_update(ip->check, old, new);
 
-	if (cfg) {
-		__builtin_memcpy(eth->h_source, cfg->src_mac, ETH_ALEN);
-		__builtin_memcpy(eth->h_dest, cfg->dst_mac, ETH_ALEN);
-	} else {
-		__builtin_memset(eth->h_source, 0, ETH_ALEN);
-		__builtin_memset(eth->h_dest, 0, ETH_ALEN);
-	}
+	__builtin_memcpy(eth->h_source, nexthop.src_mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_dest, nexthop.dst_mac, ETH_ALEN);
 	count(FORWARDED);
 	return XDP_TX;
 }

@@ -36,13 +36,11 @@ struct SrcWindow {
 	__u32 dropped;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct synlimit_config);
-} synlimit_config_map SEC(".maps");
+struct synlimit_config synlimit SEC(".data.synlimit") = {
+	.window_ns = 1000000000,
+	.max_syns = 20,
+	.enforce = true,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -108,12 +106,11 @@ static __always_inline __u32 parse_syn(struct xdp_md *ctx, __u32 *src)
 SEC("xdp")
 int syn_limit(struct xdp_md *ctx)
 {
-	struct synlimit_config *cfg;
 	struct SrcWindow *w;
-	__u64 window = 0, start = 0, now;
-	__u32 zero = 0, src = 0, max_syns = 0, reason;
+	__u64 window, start = 0, now;
+	__u32 src = 0, max_syns, reason;
 	enum RateVerdict verdict;
-	bool enforce = false;
+	bool enforce;
 
 	reason = parse_syn(ctx, &src);
 	if (reason) {
@@ -122,12 +119,9 @@ int syn_limit(struct xdp_md *ctx)
 	}
 	__sync_fetch_and_add(&syns_seen, 1);
 
-	cfg = bpf_map_lookup_elem(&synlimit_config_map, &zero);
-	if (cfg) {
-		window = cfg->window_ns;
-		max_syns = cfg->max_syns;
-		enforce = cfg->enforce;
-	}
+	window = synlimit.window_ns;
+	max_syns = synlimit.max_syns;
+	enforce = synlimit.enforce;
 	now = bpf_ktime_get_ns();
 	if (window)
 		start = now / window * window;

@@ -27,13 +27,13 @@ struct amp_guard_config {
 	__u16 chargen_max;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct amp_guard_config);
-} amp_guard_config_map SEC(".maps");
+struct amp_guard_config amp_guard SEC(".data.amp_guard") = {
+	.dns_max = 512,
+	.ntp_max = 56,
+	.ssdp_max = 320,
+	.memcached_max = 64,
+	.chargen_max = 8,
+};
 
 /* SVC_* -> dropped responses */
 struct {
@@ -63,9 +63,8 @@ int udp_amp_guard(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct amp_guard_config *cfg;
 	struct udphdr *udp;
-	__u32 zero = 0, service, limit = 0, victim, udp_len;
+	__u32 service, limit, victim, udp_len;
 	__u64 one = 1, *cnt;
 
 	if ((void *)(ip + 1) > data_end)
@@ -94,43 +93,27 @@ int udp_amp_guard(struct xdp_md *ctx)
 	switch (bpf_ntohs(udp->source)) {
 	case 53:
 		service = SVC_DNS;
+		limit = amp_guard.dns_max;
 		break;
 	case 123:
 		service = SVC_NTP;
+		limit = amp_guard.ntp_max;
 		break;
 	case 1900:
 		service = SVC_SSDP;
+		limit = amp_guard.ssdp_max;
 		break;
 	case 11211:
 		service = SVC_MEMCACHED;
+		limit = amp_guard.memcached_max;
 		break;
 	case 19:
 		service = SVC_CHARGEN;
+		limit = amp_guard.chargen_max;
 		break;
 	default:
 		__sync_fetch_and_add(&passed, 1);
 		return XDP_PASS;
-	}
-
-	cfg = bpf_map_lookup_elem(&amp_guard_config_map, &zero);
-	if (cfg) {
-		switch (service) {
-		case SVC_DNS:
-			limit = cfg->dns_max;
-			break;
-		case SVC_NTP:
-			limit = cfg->ntp_max;
-			break;
-		case SVC_SSDP:
-			limit = cfg->ssdp_max;
-			break;
-		case SVC_MEMCACHED:
-			limit = cfg->memcached_max;
-			break;
-		default:
-			limit = cfg->chargen_max;
-			break;
-		}
 	}
 
 	if (udp_len > limit) {

@@ -14,18 +14,14 @@ struct xlate_config {
 	bool reflect;
 };
 
+struct xlate_config xlate SEC(".data.xlate") = {
+	.reflect = false,
+};
+
 struct VlanTag {
 	__be16 tci;
 	__be16 inner_proto;
 };
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__type(key, __u32);
-	__type(value, struct xlate_config);
-} xlate_config_map SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -68,9 +64,7 @@ int vlan_rewrite(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct VlanTag *tag = data + sizeof(*eth);
-	struct xlate_config *cfg;
 	__u16 tci, vid, *to;
-	__u32 zero = 0;
 
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
@@ -92,8 +86,7 @@ int vlan_rewrite(struct xdp_md *ctx)
 	}
 	tag->tci = bpf_htons((tci & VLAN_PRIO_MASK) | (*to & VLAN_VID_MASK));
 	count_translation(vid);
-	cfg = bpf_map_lookup_elem(&xlate_config_map, &zero);
-	if (cfg && cfg->reflect)
+	if (xlate.reflect)
 		return XDP_TX;
 	return XDP_PASS;
 }

@@ -52,13 +52,9 @@ struct {
 	__type(value, __u64);
 } inner_protocols SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct gtpu_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} gtpu_config_map SEC(".maps");
+struct gtpu_config gtpu SEC(".data.gtpu") = {
+	.port = 2152,
+};
 
 __u64 gtp_packets = 0;
 __u64 signalling = 0;
@@ -79,11 +75,10 @@ int gtp_counter(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct gtpu_config *cfg;
 	struct TeidStats *st;
 	struct gtp1_hdr gtp;
 	struct udphdr *udp;
-	__u32 zero = 0, teid, ihl, gtp_off, off, proto;
+	__u32 teid, ihl, gtp_off, off, proto;
 	__u8 *inner;
 	__u64 *cnt;
 
@@ -99,8 +94,7 @@ int gtp_counter(struct __sk_buff *skb)
 	udp = (void *)ip + ihl;
 	if ((void *)(udp + 1) > data_end)
 		return TC_ACT_OK;
-	cfg = bpf_map_lookup_elem(&gtpu_config_map, &zero);
-	if (bpf_ntohs(udp->dest) != (cfg ? cfg->port : 0))
+	if (bpf_ntohs(udp->dest) != gtpu.port)
 		return TC_ACT_OK;
 
 	gtp_off = sizeof(*eth) + ihl + sizeof(*udp);

@@ -27,13 +27,10 @@ struct Bucket {
 	__u64 last_ns;		/* when tokens were last added */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ratelimit_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} ratelimit_config_map SEC(".maps");
+struct ratelimit_config ratelimit SEC(".data.ratelimit") = {
+	.burst = 20,
+	.refill_per_sec = 5,
+};
 
 /* key: IPv4 source address (network byte order) */
 struct {
@@ -96,9 +93,8 @@ static __always_inline __u64 earned_tokens(__u64 elapsed_ns, __u32 rate)
 SEC("xdp")
 int ping_limiter(struct xdp_md *ctx)
 {
-	struct ratelimit_config *cfg;
 	struct Bucket *b;
-	__u32 saddr = 0, burst, rate, zero = 0;
+	__u32 saddr = 0, burst, rate;
 	__u64 now, earned;
 	int kind;
 
@@ -113,9 +109,8 @@ int ping_limiter(struct xdp_md *ctx)
 	}
 
 	now = bpf_ktime_get_ns();
-	cfg = bpf_map_lookup_elem(&ratelimit_config_map, &zero);
-	burst = cfg ? cfg->burst : 0;
-	rate = cfg ? cfg->refill_per_sec : 0;
+	burst = ratelimit.burst;
+	rate = ratelimit.refill_per_sec;
 
 	b = bpf_map_lookup_elem(&buckets, &saddr);
 	if (b) {

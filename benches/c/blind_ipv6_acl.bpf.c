@@ -41,13 +41,10 @@ struct {
 	__type(value, __u64);
 } denied SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct acl_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} acl_config_map SEC(".maps");
+struct acl_config acl SEC(".data.acl") = {
+	.default_deny = false,
+	.allow_icmp6 = true,
+};
 
 __u64 tagged_frames = 0;
 __u64 non_ipv6 = 0;
@@ -71,10 +68,9 @@ int ipv6_acl(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct acl_config *cfg;
 	struct ipv6hdr *ip6;
 	struct Ip6Key key;
-	__u32 zero = 0, *action;
+	__u32 *action;
 	__u16 proto;
 
 	if ((void *)(eth + 1) > data_end)
@@ -101,8 +97,7 @@ int ipv6_acl(struct xdp_md *ctx)
 		return XDP_DROP;
 	}
 
-	cfg = bpf_map_lookup_elem(&acl_config_map, &zero);
-	if (ip6->nexthdr == IPPROTO_ICMPV6 && cfg && cfg->allow_icmp6) {
+	if (ip6->nexthdr == IPPROTO_ICMPV6 && acl.allow_icmp6) {
 		__sync_fetch_and_add(&icmp6_bypassed, 1);
 		return XDP_PASS;
 	}
@@ -117,7 +112,7 @@ int ipv6_acl(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	__sync_fetch_and_add(&unmatched, 1);
-	if (cfg && cfg->default_deny)
+	if (acl.default_deny)
 		return deny(ByDefault);
 	return XDP_PASS;
 }

@@ -60,13 +60,11 @@ struct {
 	__type(value, __u64);
 } scan_stats SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scan_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} scan_config_map SEC(".maps");
+struct scan_config scan SEC(".data.scan") = {
+	.threshold = 20,
+	.trusted_net = 0,
+	.trusted_mask = 0,
+};
 
 __u64 events_lost = 0;
 
@@ -85,10 +83,9 @@ int port_scan(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct scan_config *cfg;
 	struct ScanState *s;
 	struct tcphdr *tcp;
-	__u32 zero = 0, ihl;
+	__u32 ihl;
 	__be32 src;
 	__u16 dport;
 
@@ -108,9 +105,8 @@ int port_scan(struct xdp_md *ctx)
 		return XDP_PASS;
 	stat(Syns);
 
-	cfg = bpf_map_lookup_elem(&scan_config_map, &zero);
 	src = ip->saddr;
-	if (cfg && cfg->trusted_mask && (src & cfg->trusted_mask) == cfg->trusted_net) {
+	if (scan.trusted_mask && (src & scan.trusted_mask) == scan.trusted_net) {
 		stat(Trusted);
 		return XDP_PASS;
 	}
@@ -135,7 +131,7 @@ int port_scan(struct xdp_md *ctx)
 		s->last_port = dport;
 		stat(NewPorts);
 	}
-	if (s->count <= (cfg ? cfg->threshold : 0))
+	if (s->count <= scan.threshold)
 		return XDP_PASS;
 
 	if (!(s->flags & FLAG_REPORTED)) {

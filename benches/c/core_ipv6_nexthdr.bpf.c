@@ -13,13 +13,10 @@ struct ipv6_filter_config {
 	__u8 drop_nexthdr;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ipv6_filter_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} ipv6_filter_config_map SEC(".maps");
+struct ipv6_filter_config ipv6_filter SEC(".data.ipv6_filter") = {
+	.drop_enabled = false,
+	.drop_nexthdr = 43,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -40,8 +37,7 @@ int ipv6_nexthdr(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct ipv6hdr *ip6 = (void *)(eth + 1);
-	struct ipv6_filter_config *cfg;
-	__u32 zero = 0, nh;
+	__u32 nh;
 	__u64 *cnt;
 
 	if ((void *)(eth + 1) > data_end)
@@ -62,8 +58,7 @@ int ipv6_nexthdr(struct xdp_md *ctx)
 	if (cnt)
 		__sync_fetch_and_add(cnt, 1);
 
-	cfg = bpf_map_lookup_elem(&ipv6_filter_config_map, &zero);
-	if (cfg && cfg->drop_enabled && nh == cfg->drop_nexthdr) {
+	if (ipv6_filter.drop_enabled && nh == ipv6_filter.drop_nexthdr) {
 		__sync_fetch_and_add(&ipv6_dropped, 1);
 		return XDP_DROP;
 	}

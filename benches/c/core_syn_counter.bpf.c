@@ -13,13 +13,9 @@ struct syn_limit_config {
 	__u32 max_syns;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct syn_limit_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} syn_limit_config_map SEC(".maps");
+struct syn_limit_config syn_limit SEC(".data.syn_limit") = {
+	.max_syns = 100,
+};
 
 /* key: source address (host byte order); value: SYNs seen */
 struct {
@@ -55,9 +51,8 @@ int syn_counter(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct syn_limit_config *cfg;
 	struct tcphdr *tcp;
-	__u32 zero = 0, src;
+	__u32 src;
 	__u64 count;
 
 	if ((void *)(ip + 1) > data_end)
@@ -78,8 +73,7 @@ int syn_counter(struct xdp_md *ctx)
 	src = bpf_ntohl(ip->saddr);
 	count = count_syn(&src);
 
-	cfg = bpf_map_lookup_elem(&syn_limit_config_map, &zero);
-	if (count > (cfg ? cfg->max_syns : 0)) {
+	if (count > syn_limit.max_syns) {
 		__sync_fetch_and_add(&syn_dropped, 1);
 		return XDP_DROP;
 	}

@@ -13,13 +13,10 @@ struct filter_config {
 	bool count_only;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct filter_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} filter_config_map SEC(".maps");
+struct filter_config filter SEC(".data.filter") = {
+	.min_ttl = 2,
+	.count_only = false,
+};
 
 /* key: TTL / 32; value: packets */
 struct {
@@ -38,8 +35,7 @@ int ttl_filter(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct filter_config *cfg;
-	__u32 zero = 0, bucket;
+	__u32 bucket;
 	__u64 *cnt;
 
 	if ((void *)(ip + 1) > data_end)
@@ -52,12 +48,11 @@ int ttl_filter(struct xdp_md *ctx)
 	if (cnt)
 		__sync_fetch_and_add(cnt, 1);
 
-	cfg = bpf_map_lookup_elem(&filter_config_map, &zero);
-	if (!cfg || ip->ttl >= cfg->min_ttl)
+	if (ip->ttl >= filter.min_ttl)
 		return XDP_PASS;
 
 	__sync_fetch_and_add(&low_ttl_packets, 1);
-	return cfg->count_only ? XDP_PASS : XDP_DROP;
+	return filter.count_only ? XDP_PASS : XDP_DROP;
 }
 
 char LICENSE[] SEC("license") = "GPL";

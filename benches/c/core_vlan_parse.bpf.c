@@ -15,13 +15,9 @@ struct vlan_policy_config {
 	__u16 blocked_vlan;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct vlan_policy_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} vlan_policy_config_map SEC(".maps");
+struct vlan_policy_config vlan_policy SEC(".data.vlan_policy") = {
+	.blocked_vlan = 0,
+};
 
 /* key: VLAN id; value: packets */
 struct {
@@ -43,9 +39,7 @@ int vlan_parse(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct vlan_hdr *vlan = (void *)(eth + 1);
-	struct vlan_policy_config *cfg;
 	__u64 one = 1, *cnt;
-	__u32 zero = 0;
 	__u16 vid;
 
 	if ((void *)(eth + 1) > data_end)
@@ -69,8 +63,7 @@ int vlan_parse(struct xdp_md *ctx)
 			__sync_fetch_and_add(cnt, 1);
 	}
 
-	cfg = bpf_map_lookup_elem(&vlan_policy_config_map, &zero);
-	if (cfg && cfg->blocked_vlan && vid == cfg->blocked_vlan) {
+	if (vlan_policy.blocked_vlan && vid == vlan_policy.blocked_vlan) {
 		__sync_fetch_and_add(&blocked_packets, 1);
 		return XDP_DROP;
 	}

@@ -39,13 +39,9 @@ struct guard_config {
 	bool enforce;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct guard_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} guard_config_map SEC(".maps");
+struct guard_config guard SEC(".data.guard") = {
+	.enforce = true,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -90,9 +86,8 @@ int dns_guard(struct xdp_md *ctx)
 	struct iphdr *ip = (void *)(eth + 1);
 	struct udphdr *udp = (void *)(ip + 1);
 	struct dnshdr *dns = (void *)(udp + 1);
-	struct guard_config *cfg;
 	struct Rejection *r;
-	__u32 reason, zero = 0;
+	__u32 reason;
 	__u64 *cnt;
 
 	if ((void *)(udp + 1) > data_end)
@@ -123,8 +118,7 @@ int dns_guard(struct xdp_md *ctx)
 		bpf_ringbuf_submit(r, 0);
 	}
 
-	cfg = bpf_map_lookup_elem(&guard_config_map, &zero);
-	return cfg && cfg->enforce ? XDP_DROP : XDP_PASS;
+	return guard.enforce ? XDP_DROP : XDP_PASS;
 }
 
 char LICENSE[] SEC("license") = "GPL";

@@ -25,13 +25,9 @@ struct ingress_config {
 	__u16 blocked_port;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ingress_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} ingress_config_map SEC(".maps");
+struct ingress_config ingress SEC(".data.ingress") = {
+	.blocked_port = 23,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -55,9 +51,7 @@ static __always_inline int classify(struct __sk_buff *skb, __u32 *class)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct ingress_config *cfg;
-	__u16 *ports, blocked;
-	__u32 zero = 0;
+	__u16 *ports;
 
 	if ((void *)(eth + 1) > data_end)
 		return TC_ACT_OK;
@@ -80,9 +74,7 @@ static __always_inline int classify(struct __sk_buff *skb, __u32 *class)
 		*class = CLASS_RUNT;
 		return TC_ACT_SHOT;
 	}
-	cfg = bpf_map_lookup_elem(&ingress_config_map, &zero);
-	blocked = cfg ? cfg->blocked_port : 0;
-	if (bpf_ntohs(ports[1]) == blocked) {
+	if (bpf_ntohs(ports[1]) == ingress.blocked_port) {
 		*class = CLASS_BLOCKED;
 		return TC_ACT_SHOT;
 	}

@@ -24,13 +24,10 @@ struct dns_limits_config {
 	__u32 max_name_len;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct dns_limits_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} dns_limits_config_map SEC(".maps");
+struct dns_limits_config dns_limits SEC(".data.dns_limits") = {
+	.max_labels = 8,
+	.max_name_len = 100,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -50,8 +47,7 @@ int dns_labels(struct xdp_md *ctx)
 	struct iphdr *ip = (void *)(eth + 1);
 	struct udphdr *udp = (void *)(ip + 1);
 	__u8 *p = (__u8 *)(udp + 1) + DNS_HDR_LEN;
-	struct dns_limits_config *cfg;
-	__u32 zero = 0, max_labels = 0, max_name_len = 0;
+	__u32 max_labels, max_name_len;
 	__u32 labels = 0, name_len = 0, len, outcome = TOO_MANY_LABELS;
 	__u64 *cnt;
 
@@ -63,11 +59,8 @@ int dns_labels(struct xdp_md *ctx)
 	if (udp->dest != bpf_htons(DNS_PORT))
 		return XDP_PASS;
 
-	cfg = bpf_map_lookup_elem(&dns_limits_config_map, &zero);
-	if (cfg) {
-		max_labels = cfg->max_labels;
-		max_name_len = cfg->max_name_len;
-	}
+	max_labels = dns_limits.max_labels;
+	max_name_len = dns_limits.max_name_len;
 	while (labels < WALK_LIMIT) {
 		if (p + 1 > (__u8 *)data_end) {
 			outcome = TRUNCATED;

@@ -13,13 +13,9 @@ struct icmp_policy_config {
 	__u32 num_blocked;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct icmp_policy_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} icmp_policy_config_map SEC(".maps");
+struct icmp_policy_config icmp_policy SEC(".data.icmp_policy") = {
+	.num_blocked = 0,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -38,8 +34,7 @@ int icmp_filter(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	struct icmphdr *icmp;
-	struct icmp_policy_config *cfg;
-	__u32 zero = 0, type, i;
+	__u32 type, i;
 	__u64 *cnt;
 
 	if ((void *)(ip + 1) > data_end)
@@ -50,18 +45,15 @@ int icmp_filter(struct xdp_md *ctx)
 	if ((void *)(icmp + 1) > data_end)
 		return XDP_PASS;
 
-	cfg = bpf_map_lookup_elem(&icmp_policy_config_map, &zero);
-	if (cfg) {
-		type = icmp->type;
-		for (i = 0; i < MAX_BLOCKED; i++) {
-			if (i >= cfg->num_blocked)
-				break;
-			if (cfg->blocked_types[i] == type) {
-				cnt = bpf_map_lookup_elem(&dropped_by_type, &type);
-				if (cnt)
-					__sync_fetch_and_add(cnt, 1);
-				return XDP_DROP;
-			}
+	type = icmp->type;
+	for (i = 0; i < MAX_BLOCKED; i++) {
+		if (i >= icmp_policy.num_blocked)
+			break;
+		if (icmp_policy.blocked_types[i] == type) {
+			cnt = bpf_map_lookup_elem(&dropped_by_type, &type);
+			if (cnt)
+				__sync_fetch_and_add(cnt, 1);
+			return XDP_DROP;
 		}
 	}
 	__sync_fetch_and_add(&icmp_passed, 1);

@@ -13,13 +13,10 @@ struct scan_config {
 	__u32 signature;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct scan_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} scan_config_map SEC(".maps");
+struct scan_config scan SEC(".data.scan") = {
+	.port = 11211,
+	.signature = 0xdeadbeef,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -39,9 +36,8 @@ int payload_scan(struct xdp_md *ctx)
 	struct iphdr *ip = (void *)(eth + 1);
 	struct udphdr *udp = (void *)(ip + 1);
 	__u8 *payload = (void *)(udp + 1), *p;
-	struct scan_config *cfg;
-	__u32 zero = 0, n, i, window = 0, signature;
-	__u16 port = 0, udp_len;
+	__u32 n, i, window = 0;
+	__u16 udp_len;
 	__u64 *v, one = 1;
 
 	if ((void *)(udp + 1) > data_end)
@@ -49,10 +45,7 @@ int payload_scan(struct xdp_md *ctx)
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 || ip->ihl != 5 ||
 	    ip->protocol != IPPROTO_UDP)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&scan_config_map, &zero);
-	if (cfg)
-		port = cfg->port;
-	if (bpf_ntohs(udp->dest) != port)
+	if (bpf_ntohs(udp->dest) != scan.port)
 		return XDP_PASS;
 	udp_len = bpf_ntohs(udp->len);
 	if (udp_len < sizeof(*udp))
@@ -62,7 +55,6 @@ int payload_scan(struct xdp_md *ctx)
 		n = SCAN_LIMIT;
 	__sync_fetch_and_add(&scanned, 1);
 
-	signature = cfg ? cfg->signature : 0;
 	for (i = 0; i < SCAN_LIMIT; i++) {
 		if (i >= n)
 			break;
@@ -70,7 +62,7 @@ int payload_scan(struct xdp_md *ctx)
 		if (p + 1 > (__u8 *)data_end)
 			break;
 		window = window << 8 | *p;
-		if (i >= 3 && window == signature) {
+		if (i >= 3 && window == scan.signature) {
 			__u32 saddr = ip->saddr;
 
 			v = bpf_map_lookup_elem(&hits, &saddr);

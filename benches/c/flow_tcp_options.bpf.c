@@ -27,13 +27,9 @@ struct syn_policy_config {
 	__u16 min_mss;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct syn_policy_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} syn_policy_config_map SEC(".maps");
+struct syn_policy_config syn_policy SEC(".data.syn_policy") = {
+	.min_mss = 536,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -65,11 +61,9 @@ int syn_options(struct xdp_md *ctx)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	struct tcphdr *tcp = (void *)(ip + 1);
-	struct syn_policy_config *cfg;
 	__u8 *opt, *opts_end, kind, len, wscale = 0;
 	bool has_wscale = false;
-	__u16 mss = 0, min_mss;
-	__u32 zero = 0;
+	__u16 mss = 0;
 	__u64 *v, one = 1;
 	int i;
 
@@ -122,9 +116,7 @@ int syn_options(struct xdp_md *ctx)
 		else if (bpf_map_update_elem(&mss_seen, &mss, &one, BPF_NOEXIST) &&
 			 (v = bpf_map_lookup_elem(&mss_seen, &mss)))
 			__sync_fetch_and_add(v, 1);
-		cfg = bpf_map_lookup_elem(&syn_policy_config_map, &zero);
-		min_mss = cfg ? cfg->min_mss : 0;
-		if (mss < min_mss) {
+		if (mss < syn_policy.min_mss) {
 			count(STAT_SMALL_MSS);
 			return XDP_DROP;
 		}

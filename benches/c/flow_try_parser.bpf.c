@@ -22,13 +22,9 @@ struct sanity_config {
 	bool allow_fragments;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct sanity_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} sanity_config_map SEC(".maps");
+struct sanity_config sanity SEC(".data.sanity") = {
+	.allow_fragments = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -42,8 +38,7 @@ __u64 accepted = 0;
 static __always_inline enum malformed validate_ipv4(void *data, void *data_end)
 {
 	struct iphdr *ip = data + sizeof(struct ethhdr);
-	struct sanity_config *cfg;
-	__u32 zero = 0, hdr_len, tot_len;
+	__u32 hdr_len, tot_len;
 
 	if ((void *)(ip + 1) > data_end)
 		return TRUNCATED;
@@ -55,11 +50,8 @@ static __always_inline enum malformed validate_ipv4(void *data, void *data_end)
 	tot_len = bpf_ntohs(ip->tot_len);
 	if (tot_len < hdr_len || (__u64)tot_len + sizeof(struct ethhdr) > (__u64)(data_end - data))
 		return BAD_LENGTH;
-	if (ip->frag_off & bpf_htons(0x3FFF)) {
-		cfg = bpf_map_lookup_elem(&sanity_config_map, &zero);
-		if (!cfg || !cfg->allow_fragments)
-			return FRAGMENT;
-	}
+	if ((ip->frag_off & bpf_htons(0x3FFF)) && !sanity.allow_fragments)
+		return FRAGMENT;
 	if (ip->ttl <= 1)
 		return TTL_EXPIRED;
 	return OK;

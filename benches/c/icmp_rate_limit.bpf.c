@@ -21,13 +21,10 @@ struct Window {
 	__u32 count;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct limits_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} limits_config_map SEC(".maps");
+struct limits_config limits SEC(".data.limits") = {
+	.max_per_window = 10,
+	.window_ms = 1000,
+};
 
 /* key: IPv4 source address (network byte order) */
 struct {
@@ -46,11 +43,10 @@ int icmp_limiter(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct limits_config *cfg;
 	struct icmphdr *icmp;
 	struct Window *w;
 	__u64 now, window_ns;
-	__u32 src, max, zero = 0;
+	__u32 src, max;
 
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
@@ -63,9 +59,8 @@ int icmp_limiter(struct xdp_md *ctx)
 		return XDP_PASS;
 
 	now = bpf_ktime_get_ns();
-	cfg = bpf_map_lookup_elem(&limits_config_map, &zero);
-	window_ns = cfg ? cfg->window_ms * NSEC_PER_MSEC : 0;
-	max = cfg ? cfg->max_per_window : 0;
+	window_ns = limits.window_ms * NSEC_PER_MSEC;
+	max = limits.max_per_window;
 
 	src = ip->saddr;
 	w = bpf_map_lookup_elem(&windows, &src);

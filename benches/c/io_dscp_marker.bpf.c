@@ -15,13 +15,9 @@ struct marker_config {
 	bool trust_existing;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct marker_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} marker_config_map SEC(".maps");
+struct marker_config marker SEC(".data.marker") = {
+	.trust_existing = false,
+};
 
 /* destination port -> DSCP 0..63 */
 struct {
@@ -46,10 +42,9 @@ int dscp_marker(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct marker_config *cfg;
 	struct udphdr *ports;	/* source and dest: same place in TCP */
 	__u8 *dscp, old_tos, new_tos;
-	__u32 zero = 0, idx;
+	__u32 idx;
 	__u64 *count;
 	__u16 dport;
 
@@ -69,11 +64,8 @@ int dscp_marker(struct __sk_buff *skb)
 		return TC_ACT_OK;
 
 	old_tos = ip->tos;
-	if (old_tos >> 2) {
-		cfg = bpf_map_lookup_elem(&marker_config_map, &zero);
-		if (cfg && cfg->trust_existing)
-			return TC_ACT_OK;
-	}
+	if ((old_tos >> 2) && marker.trust_existing)
+		return TC_ACT_OK;
 	new_tos = (*dscp << 2) | (old_tos & ECN_MASK);
 	if (new_tos == old_tos)
 		return TC_ACT_OK;

@@ -17,13 +17,9 @@ struct responder_config {
 	__u32 addr;	/* network byte order; 0 answers for any address */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct responder_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} responder_config_map SEC(".maps");
+struct responder_config responder SEC(".data.responder") = {
+	.addr = 0,
+};
 
 __u64 icmp_replies = 0;
 __u64 udp_replies = 0;
@@ -35,17 +31,15 @@ int reflector(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct responder_config *cfg;
 	unsigned char mac[ETH_ALEN];
-	__u32 zero = 0, addr;
+	__u32 addr;
 
 	/* Ethernet + IPv4 without options + the 8-byte ICMP or UDP header */
 	if ((void *)(ip + 1) + 8 > data_end)
 		return XDP_PASS;
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 || ip->ihl != 5)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&responder_config_map, &zero);
-	if (cfg && cfg->addr && ip->daddr != cfg->addr)
+	if (responder.addr && ip->daddr != responder.addr)
 		return XDP_PASS;
 
 	if (ip->protocol == IPPROTO_ICMP) {

@@ -26,13 +26,11 @@ struct edge_config {
 	__u16 max_ping_bytes;	/* largest IPv4 echo request let through (total length) */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct edge_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} edge_config_map SEC(".maps");
+struct edge_config edge SEC(".data.edge") = {
+	.drop_router_adverts = true,
+	.drop_arp_replies = false,
+	.max_ping_bytes = 1024,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -62,13 +60,6 @@ static __always_inline void count_stage(__u32 stage)
 
 	if (hits)
 		__sync_fetch_and_add(hits, 1);
-}
-
-static __always_inline struct edge_config *edge_cfg(void)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&edge_config_map, &zero);
 }
 
 SEC("xdp")
@@ -123,17 +114,13 @@ int ipv6_stage(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
 	__u8 *icmp6_type = (void *)(ip6 + 1);
-	struct edge_config *cfg;
 
 	count_stage(Ipv6);
 	if ((void *)(ip6 + 1) > data_end)
 		return XDP_DROP;
 	if (ip6->nexthdr == IPPROTO_ICMPV6 && (void *)(icmp6_type + 1) <= data_end &&
-	    *icmp6_type == ND_ROUTER_ADVERT) {
-		cfg = edge_cfg();
-		if (cfg && cfg->drop_router_adverts)
-			return XDP_DROP;
-	}
+	    *icmp6_type == ND_ROUTER_ADVERT && edge.drop_router_adverts)
+		return XDP_DROP;
 	return XDP_PASS;
 }
 
@@ -143,16 +130,12 @@ int arp_stage(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct arphdr *arp = data + sizeof(struct ethhdr);
-	struct edge_config *cfg;
 
 	count_stage(Arp);
 	if ((void *)(arp + 1) > data_end)
 		return XDP_DROP;
-	if (arp->ar_op == bpf_htons(ARPOP_REPLY)) {
-		cfg = edge_cfg();
-		if (cfg && cfg->drop_arp_replies)
-			return XDP_DROP;
-	}
+	if (arp->ar_op == bpf_htons(ARPOP_REPLY) && edge.drop_arp_replies)
+		return XDP_DROP;
 	return XDP_PASS;
 }
 
@@ -162,7 +145,6 @@ int icmp_stage(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct iphdr *ip = data + sizeof(struct ethhdr);
-	struct edge_config *cfg;
 	struct icmphdr *icmp;
 
 	count_stage(Icmp);
@@ -171,11 +153,8 @@ int icmp_stage(struct xdp_md *ctx)
 	icmp = (void *)ip + ip->ihl * 4;
 	if ((void *)(icmp + 1) > data_end)
 		return XDP_DROP;
-	if (icmp->type == ICMP_ECHO) {
-		cfg = edge_cfg();
-		if (bpf_ntohs(ip->tot_len) > (cfg ? cfg->max_ping_bytes : 0))
-			return XDP_DROP;
-	}
+	if (icmp->type == ICMP_ECHO && bpf_ntohs(ip->tot_len) > edge.max_ping_bytes)
+		return XDP_DROP;
 	return XDP_PASS;
 }
 

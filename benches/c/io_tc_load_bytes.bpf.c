@@ -17,13 +17,10 @@ struct classify_config {
 	bool drop_fragments;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct classify_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} classify_config_map SEC(".maps");
+struct classify_config classify SEC(".data.classify") = {
+	.mark_base = 0x100,
+	.drop_fragments = false,
+};
 
 /* destination port (host order) -> class */
 struct {
@@ -65,11 +62,10 @@ static __always_inline void count(void *map, __u32 class, __u64 n)
 SEC("tcx/ingress")
 int classify_ingress(struct __sk_buff *skb)
 {
-	struct classify_config *cfg;
 	struct l4_ports ports;
 	struct ethhdr eth;
 	struct iphdr ip;
-	__u32 zero = 0, *cls, class;
+	__u32 *cls, class;
 	__u16 dport;
 
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
@@ -83,8 +79,7 @@ int classify_ingress(struct __sk_buff *skb)
 
 	/* MF set or a non-zero offset: a fragment, which has no usable L4 header */
 	if (ip.frag_off & bpf_htons(0x3FFF)) {
-		cfg = bpf_map_lookup_elem(&classify_config_map, &zero);
-		if (cfg && cfg->drop_fragments) {
+		if (classify.drop_fragments) {
 			__sync_fetch_and_add(&fragments_dropped, 1);
 			return TC_ACT_SHOT;
 		}
@@ -104,10 +99,8 @@ int classify_ingress(struct __sk_buff *skb)
 
 	count(&class_packets, class, 1);
 	count(&class_bytes, class, skb->len);
-	if (class) {
-		cfg = bpf_map_lookup_elem(&classify_config_map, &zero);
-		skb->mark = (cfg ? cfg->mark_base : 0) | class;
-	}
+	if (class)
+		skb->mark = classify.mark_base | class;
 	return TC_ACT_OK;
 }
 

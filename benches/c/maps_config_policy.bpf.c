@@ -36,13 +36,15 @@ struct L4Ports {
 	__u16 dest;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct policy_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} policy_config_map SEC(".maps");
+struct policy_config policy SEC(".data.policy") = {
+	.enabled = true,
+	.min_ttl = 1,
+	.drop_fragments = true,
+	.allow_icmp = true,
+	.allow_ssh = true,
+	.ssh_port = 22,
+	.blocked_udp_port = 0,
+};
 
 /* key: an enum DropReason */
 struct {
@@ -70,13 +72,10 @@ int host_policy(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct policy_config *cfg;
 	struct L4Ports *ports;
-	__u32 zero = 0;
 	__u16 dport;
 
-	cfg = bpf_map_lookup_elem(&policy_config_map, &zero);
-	if (!cfg || !cfg->enabled)
+	if (!policy.enabled)
 		return XDP_PASS;
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
@@ -84,21 +83,21 @@ int host_policy(struct xdp_md *ctx)
 		return XDP_PASS;
 	if ((void *)(ip + 1) > data_end)
 		return drop(Malformed);
-	if (ip->ttl < cfg->min_ttl)
+	if (ip->ttl < policy.min_ttl)
 		return drop(LowTtl);
-	if (cfg->drop_fragments && (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+	if (policy.drop_fragments && (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 		return drop(Fragment);
-	if (ip->protocol == IPPROTO_ICMP && !cfg->allow_icmp)
+	if (ip->protocol == IPPROTO_ICMP && !policy.allow_icmp)
 		return drop(IcmpBlocked);
 	if (ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) {
 		ports = (void *)ip + ip->ihl * 4;
 		if ((void *)(ports + 1) > data_end)
 			return drop(Malformed);
 		dport = bpf_ntohs(ports->dest);
-		if (ip->protocol == IPPROTO_TCP && dport == cfg->ssh_port && !cfg->allow_ssh)
+		if (ip->protocol == IPPROTO_TCP && dport == policy.ssh_port && !policy.allow_ssh)
 			return drop(SshBlocked);
-		if (ip->protocol == IPPROTO_UDP && cfg->blocked_udp_port &&
-		    dport == cfg->blocked_udp_port)
+		if (ip->protocol == IPPROTO_UDP && policy.blocked_udp_port &&
+		    dport == policy.blocked_udp_port)
 			return drop(UdpPortBlocked);
 	}
 	__sync_fetch_and_add(&passed, 1);

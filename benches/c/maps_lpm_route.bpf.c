@@ -54,13 +54,10 @@ struct {
 	__type(value, __u64);
 } class_bytes SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct qos_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} qos_config_map SEC(".maps");
+struct qos_config qos SEC(".data.qos") = {
+	.mark_base = 0x100,
+	.default_class = 0,
+};
 
 __u64 blackholed = 0;
 __u64 unrouted = 0;
@@ -73,9 +70,8 @@ int classify(struct __sk_buff *skb)
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
 	struct V4Prefix key;
-	struct qos_config *cfg;
 	struct Route *r;
-	__u32 class_id, zero = 0;
+	__u32 class_id;
 	__u64 *cnt;
 
 	if ((void *)(ip + 1) > data_end)
@@ -83,7 +79,6 @@ int classify(struct __sk_buff *skb)
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return TC_ACT_OK;
 
-	cfg = bpf_map_lookup_elem(&qos_config_map, &zero);
 	key.prefixlen = 32;
 	key.addr = ip->daddr;
 	r = bpf_map_lookup_elem(&routes, &key);
@@ -95,7 +90,7 @@ int classify(struct __sk_buff *skb)
 		class_id = r->class_id;
 	} else {
 		__sync_fetch_and_add(&unrouted, 1);
-		class_id = cfg ? cfg->default_class : 0;
+		class_id = qos.default_class;
 	}
 
 	cnt = bpf_map_lookup_elem(&class_packets, &class_id);
@@ -104,7 +99,7 @@ int classify(struct __sk_buff *skb)
 	cnt = bpf_map_lookup_elem(&class_bytes, &class_id);
 	if (cnt)
 		__sync_fetch_and_add(cnt, skb->len);
-	skb->mark = (cfg ? cfg->mark_base : 0) + class_id;
+	skb->mark = qos.mark_base + class_id;
 	return TC_ACT_OK;
 }
 

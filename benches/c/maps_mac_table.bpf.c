@@ -18,13 +18,9 @@ struct bridge_config {
 	bool drop_unknown;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct bridge_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} bridge_config_map SEC(".maps");
+struct bridge_config bridge SEC(".data.bridge") = {
+	.drop_unknown = false,
+};
 
 /* MAC -> ifindex it was learned on */
 struct {
@@ -45,9 +41,8 @@ int mac_learn(struct xdp_md *ctx)
 	void *data = (void *)(long)ctx->data;
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
-	struct bridge_config *cfg;
 	struct MacAddr mac;
-	__u32 port, *known, zero = 0;
+	__u32 port, *known;
 
 	if ((void *)(eth + 1) > data_end)
 		return XDP_PASS;
@@ -69,8 +64,7 @@ int mac_learn(struct xdp_md *ctx)
 	/* broadcast and multicast destinations are always delivered */
 	if (eth->h_dest[0] & 1)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&bridge_config_map, &zero);
-	if (!cfg || !cfg->drop_unknown)
+	if (!bridge.drop_unknown)
 		return XDP_PASS;
 	__builtin_memcpy(mac.b, eth->h_dest, ETH_ALEN);
 	if (!bpf_map_lookup_elem(&mac_table, &mac)) {

@@ -36,13 +36,9 @@ struct tracker_config {
 	bool drop_unknown;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct tracker_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} tracker_config_map SEC(".maps");
+struct tracker_config tracker SEC(".data.tracker") = {
+	.drop_unknown = true,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -108,10 +104,9 @@ int conntrack(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct tracker_config *cfg;
 	struct FlowKey key, reply;
 	struct tcphdr *tcp;
-	__u32 zero = 0, ihl;
+	__u32 ihl;
 	__u8 flags;
 
 	if ((void *)(ip + 1) > data_end)
@@ -154,8 +149,7 @@ int conntrack(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 	event(EV_UNKNOWN);
-	cfg = bpf_map_lookup_elem(&tracker_config_map, &zero);
-	if (cfg && cfg->drop_unknown)
+	if (tracker.drop_unknown)
 		return XDP_DROP;
 	return XDP_PASS;
 }

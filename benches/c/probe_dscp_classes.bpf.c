@@ -19,13 +19,9 @@ struct qos_config {
 	__u8 default_dscp;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct qos_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} qos_config_map SEC(".maps");
+struct qos_config qos SEC(".data.qos") = {
+	.default_dscp = 0,
+};
 
 /* destination port (host order) -> DSCP 0..63 */
 struct {
@@ -69,11 +65,10 @@ int dscp_classes(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct qos_config *cfg;
 	struct udphdr *ports;	/* source and dest: same place in TCP */
-	__u8 dscp = 0, *d, old_tos, new_tos;
+	__u8 dscp, *d, old_tos, new_tos;
 	__u16 old_word, new_word, dport;
-	__u32 zero = 0, hdr_len, sum;
+	__u32 hdr_len, sum;
 
 	__sync_fetch_and_add(&processed_packets, 1);
 
@@ -94,9 +89,7 @@ int dscp_classes(struct __sk_buff *skb)
 		return TC_ACT_SHOT;
 	}
 
-	cfg = bpf_map_lookup_elem(&qos_config_map, &zero);
-	if (cfg)
-		dscp = cfg->default_dscp;
+	dscp = qos.default_dscp;
 	if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) &&
 	    (void *)ports + 4 <= data_end) {
 		dport = bpf_ntohs(ports->dest);

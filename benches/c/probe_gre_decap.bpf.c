@@ -26,13 +26,9 @@ struct tunnel_config {
 	__u32 endpoint;	/* network byte order */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct tunnel_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} tunnel_config_map SEC(".maps");
+struct tunnel_config tunnel SEC(".data.tunnel") = {
+	.endpoint = 0,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -66,18 +62,16 @@ int gre_decap(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct tunnel_config *cfg;
 	struct grehdr_plain *gre;
 	unsigned char macs[2 * ETH_ALEN];
-	__u32 zero = 0, ihl, strip;
+	__u32 ihl, strip;
 	__be16 inner;
 
 	if (data + ETH_HLEN + sizeof(*ip) + GRE_HLEN > data_end)
 		return XDP_PASS;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&tunnel_config_map, &zero);
-	if (ip->protocol != IPPROTO_GRE || ip->daddr != (cfg ? cfg->endpoint : 0))
+	if (ip->protocol != IPPROTO_GRE || ip->daddr != tunnel.endpoint)
 		return XDP_PASS;
 	if (ip->frag_off & bpf_htons(0x3FFF))
 		return XDP_PASS;

@@ -17,13 +17,9 @@ struct echo_config {
 	__u32 addr;	/* network byte order */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct echo_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} echo_config_map SEC(".maps");
+struct echo_config echo SEC(".data.echo") = {
+	.addr = 0,
+};
 
 __u64 echo_replies = 0;
 
@@ -44,10 +40,9 @@ int icmp_echo(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct echo_config *cfg;
 	struct icmphdr *icmp;
 	unsigned char mac[ETH_ALEN];
-	__u32 zero = 0, addr, ihl;
+	__u32 addr, ihl;
 	__u16 old_word;
 
 	if ((void *)(ip + 1) > data_end)
@@ -55,8 +50,7 @@ int icmp_echo(struct xdp_md *ctx)
 	if (eth->h_proto != bpf_htons(ETH_P_IP) || ip->version != 4 ||
 	    ip->protocol != IPPROTO_ICMP)
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&echo_config_map, &zero);
-	if (ip->daddr != (cfg ? cfg->addr : 0))
+	if (ip->daddr != echo.addr)
 		return XDP_PASS;
 	ihl = ip->ihl * 4;
 	if (ihl < sizeof(*ip))

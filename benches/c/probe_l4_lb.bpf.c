@@ -23,13 +23,11 @@ struct lb_config {
 	__u16 port;		/* host order */
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct lb_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} lb_config_map SEC(".maps");
+struct lb_config lb SEC(".data.lb") = {
+	.vip = 0,
+	.num_backends = 0,
+	.port = 80,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -100,10 +98,9 @@ int l4_lb(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct lb_config *cfg;
 	struct udphdr *udp;
 	struct tcphdr *tcp;
-	__u32 zero = 0, n, slot;
+	__u32 n, slot;
 	__be32 old_addr, new_addr, *b;
 	__u8 mac[ETH_ALEN];
 	__u8 proto;
@@ -112,9 +109,8 @@ int l4_lb(struct xdp_md *ctx)
 		return XDP_PASS;
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
-	cfg = bpf_map_lookup_elem(&lb_config_map, &zero);
 	proto = ip->protocol;
-	if (ip->daddr != (cfg ? cfg->vip : 0) || (proto != IPPROTO_TCP && proto != IPPROTO_UDP)) {
+	if (ip->daddr != lb.vip || (proto != IPPROTO_TCP && proto != IPPROTO_UDP)) {
 		add(&lb_stats, STAT_NOT_FOR_US, 1);
 		return XDP_PASS;
 	}
@@ -130,12 +126,12 @@ int l4_lb(struct xdp_md *ctx)
 		add(&lb_stats, STAT_TRUNCATED, 1);
 		return XDP_DROP;
 	}
-	if (bpf_ntohs(udp->dest) != (cfg ? cfg->port : 0)) {
+	if (bpf_ntohs(udp->dest) != lb.port) {
 		add(&lb_stats, STAT_NOT_FOR_US, 1);
 		return XDP_PASS;
 	}
 
-	n = cfg ? cfg->num_backends : 0;
+	n = lb.num_backends;
 	if (n == 0 || n > MAX_BACKENDS)
 		goto no_backend;
 	slot = flow_hash(ip->saddr, ip->daddr, ((__u32)udp->source << 16) | udp->dest, proto) % n;

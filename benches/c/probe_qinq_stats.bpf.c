@@ -26,13 +26,9 @@ struct qinq_config {
 	bool count_untagged;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct qinq_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} qinq_config_map SEC(".maps");
+struct qinq_config qinq SEC(".data.qinq") = {
+	.count_untagged = true,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
@@ -65,10 +61,11 @@ int qinq_stats(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct vlan_hdr *tag = (void *)(eth + 1);
+	/* before key, so they do not share a stack slot: key's stores would make the verifier
+	 * forget the bound of tags */
+	__u32 tags;
 	struct VlanKey key = {};
 	struct VlanCounters *c;
-	struct qinq_config *cfg;
-	__u32 zero = 0, tags;
 	__u64 len, *depth;
 	__be16 proto;
 
@@ -102,11 +99,8 @@ int qinq_stats(struct xdp_md *ctx)
 	depth = bpf_map_lookup_elem(&frames_by_depth, &tags);
 	if (depth)
 		*depth += 1;
-	if (tags == 0) {
-		cfg = bpf_map_lookup_elem(&qinq_config_map, &zero);
-		if (!cfg || !cfg->count_untagged)
-			return XDP_PASS;
-	}
+	if (tags == 0 && !qinq.count_untagged)
+		return XDP_PASS;
 
 	len = data_end - data;
 	c = bpf_map_lookup_elem(&vlan_stats, &key);

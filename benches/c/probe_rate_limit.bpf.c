@@ -18,13 +18,10 @@ struct limiter_config {
 	__u64 burst;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct limiter_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} limiter_config_map SEC(".maps");
+struct limiter_config limiter SEC(".data.limiter") = {
+	.ns_per_token = 1000000,
+	.burst = 64,
+};
 
 /* source address (network byte order) -> bucket */
 struct {
@@ -52,10 +49,9 @@ int rate_limit(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct limiter_config *cfg;
 	struct Bucket *b;
 	__u64 now, burst, *cnt, one = 1;
-	__u32 src, zero = 0;
+	__u32 src;
 
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
@@ -64,14 +60,12 @@ int rate_limit(struct xdp_md *ctx)
 
 	src = ip->saddr;
 	now = bpf_ktime_get_ns();
-	cfg = bpf_map_lookup_elem(&limiter_config_map, &zero);
-	burst = cfg ? cfg->burst : 0;
+	burst = limiter.burst;
 
 	b = bpf_map_lookup_elem(&buckets, &src);
 	if (b) {
 		if (now > b->last_ns) {
-			__u64 per = cfg ? cfg->ns_per_token : 0;
-			__u64 t = b->tokens + (now - b->last_ns) / per;
+			__u64 t = b->tokens + (now - b->last_ns) / limiter.ns_per_token;
 
 			b->tokens = t > burst ? burst : t;
 			b->last_ns = now;

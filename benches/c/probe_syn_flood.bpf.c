@@ -21,13 +21,9 @@ struct syn_guard_config {
 	__u64 threshold;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct syn_guard_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} syn_guard_config_map SEC(".maps");
+struct syn_guard_config syn_guard SEC(".data.syn_guard") = {
+	.threshold = 100,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -60,10 +56,9 @@ int syn_flood(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct syn_guard_config *cfg;
 	struct SynCount *entry;
 	struct tcphdr *tcp;
-	__u32 ihl, prefix, zero = 0;
+	__u32 ihl, prefix;
 
 	if ((void *)(ip + 1) > data_end)
 		return XDP_PASS;
@@ -83,8 +78,7 @@ int syn_flood(struct xdp_md *ctx)
 	entry = bpf_map_lookup_elem(&syn_sources, &prefix);
 	if (entry) {
 		entry->syns += 1;
-		cfg = bpf_map_lookup_elem(&syn_guard_config_map, &zero);
-		if (entry->syns > (cfg ? cfg->threshold : 0)) {
+		if (entry->syns > syn_guard.threshold) {
 			count_event(EV_OVER_LIMIT);
 			__sync_fetch_and_add(&syn_drops, 1);
 			return XDP_DROP;

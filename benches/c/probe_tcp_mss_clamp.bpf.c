@@ -25,13 +25,10 @@ struct clamp_config {
 	bool enabled;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct clamp_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} clamp_config_map SEC(".maps");
+struct clamp_config clamp SEC(".data.clamp") = {
+	.max_mss = 1400,
+	.enabled = true,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -112,9 +109,8 @@ int mss_clamp(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct clamp_config *cfg;
 	struct tcphdr *tcp;
-	__u32 zero = 0, tcp_off;
+	__u32 tcp_off;
 	__u16 mss, limit;
 	__u8 *opt;
 	int mss_off;
@@ -148,10 +144,9 @@ int mss_clamp(struct __sk_buff *skb)
 	if ((void *)(opt + TCPOLEN_MSS) > data_end)
 		return TC_ACT_OK;
 	mss = (__u16)opt[2] << 8 | opt[3];
-	cfg = bpf_map_lookup_elem(&clamp_config_map, &zero);
-	if (!cfg || !cfg->enabled)
+	if (!clamp.enabled)
 		return TC_ACT_OK;
-	limit = cfg->max_mss;
+	limit = clamp.max_mss;
 	if (mss <= limit)
 		return TC_ACT_OK;
 	opt[2] = limit >> 8;

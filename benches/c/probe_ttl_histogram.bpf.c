@@ -23,13 +23,9 @@ struct ttl_watch_config {
 	bool drop_expiring;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct ttl_watch_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} ttl_watch_config_map SEC(".maps");
+struct ttl_watch_config ttl_watch SEC(".data.ttl_watch") = {
+	.drop_expiring = false,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -91,9 +87,8 @@ int ttl_histogram(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = (void *)(eth + 1);
-	struct ttl_watch_config *cfg;
 	struct ProtoTotals *t;
-	__u32 zero = 0, idx;
+	__u32 idx;
 	__u64 len, *v;
 	__u8 ttl, proto;
 
@@ -128,12 +123,9 @@ int ttl_histogram(struct __sk_buff *skb)
 	if (v)
 		*v += 1;
 
-	if (ttl <= 1) {
-		cfg = bpf_map_lookup_elem(&ttl_watch_config_map, &zero);
-		if (cfg && cfg->drop_expiring) {
-			__sync_fetch_and_add(&expiring_dropped, 1);
-			return TC_ACT_SHOT;
-		}
+	if (ttl <= 1 && ttl_watch.drop_expiring) {
+		__sync_fetch_and_add(&expiring_dropped, 1);
+		return TC_ACT_SHOT;
 	}
 	return TC_ACT_OK;
 }

@@ -33,13 +33,9 @@ struct policy_config {
 	bool block_range;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct policy_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} policy_config_map SEC(".maps");
+struct policy_config policy SEC(".data.policy") = {
+	.block_range = true,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -65,16 +61,10 @@ __u64 events_lost = 0;
 /* the reason a datagram to port is refused, or VERDICT_ALLOWED */
 static __always_inline __u32 check_port(__u16 port)
 {
-	struct policy_config *cfg;
-	__u32 zero = 0;
-
 	if (bpf_map_lookup_elem(&blocked_ports, &port))
 		return VERDICT_LISTED;
-	if (port >= 1024 && port <= 2047) {
-		cfg = bpf_map_lookup_elem(&policy_config_map, &zero);
-		if (cfg && cfg->block_range)
-			return VERDICT_RESERVED_RANGE;
-	}
+	if (port >= 1024 && port <= 2047 && policy.block_range)
+		return VERDICT_RESERVED_RANGE;
 	return VERDICT_ALLOWED;
 }
 

@@ -25,13 +25,10 @@ struct __pinned_globals_t {
 	__u64 lifetime_syns;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct watch_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} watch_config_map SEC(".maps");
+struct watch_config watch SEC(".data.watch") = {
+	.port = 0,
+	.report_every = 1000,
+};
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -61,8 +58,7 @@ int syn_watch(struct xdp_md *ctx)
 	struct iphdr *ip = (void *)(eth + 1);
 	struct tcphdr *tcp = (void *)(ip + 1);
 	struct __pinned_globals_t *pinned;
-	struct watch_config *cfg;
-	__u32 zero = 0, every;
+	__u32 zero = 0;
 	struct Tick *t;
 
 	/* Ethernet + IPv4 without options + TCP header */
@@ -74,17 +70,15 @@ int syn_watch(struct xdp_md *ctx)
 	if (!tcp->syn || tcp->ack)
 		return XDP_PASS;
 
-	cfg = bpf_map_lookup_elem(&watch_config_map, &zero);
-	if (cfg && cfg->port && bpf_ntohs(tcp->dest) != cfg->port)
+	if (watch.port && bpf_ntohs(tcp->dest) != watch.port)
 		return XDP_PASS;
-	every = cfg ? cfg->report_every : 0;
 
 	__sync_fetch_and_add(&syn_total, 1);
 	pinned = bpf_map_lookup_elem(&__pinned_globals, &zero);
 	if (pinned)
 		__sync_fetch_and_add(&pinned->lifetime_syns, 1);
 	last_src = ip->saddr;
-	if (__sync_add_and_fetch(&since_report, 1) < every)
+	if (__sync_add_and_fetch(&since_report, 1) < watch.report_every)
 		return XDP_PASS;
 	since_report = 0;
 

@@ -32,13 +32,9 @@ struct egress_config {
 	__u32 mark_value;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct egress_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} egress_config_map SEC(".maps");
+struct egress_config egress SEC(".data.egress") = {
+	.mark_value = 0x10,
+};
 
 /* L4 source/destination ports: the first four bytes of both TCP and UDP headers */
 struct l4_ports {
@@ -53,7 +49,6 @@ int egress_guard(struct __sk_buff *skb)
 	void *data_end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct egress_config *cfg;
 	struct l4_ports *ports;
 	__u32 zero = 0, *action;
 	__u64 *shots;
@@ -82,8 +77,7 @@ int egress_guard(struct __sk_buff *skb)
 			*shots += 1;
 		return TC_ACT_SHOT;
 	case PORT_MARK:
-		cfg = bpf_map_lookup_elem(&egress_config_map, &zero);
-		skb->mark = cfg ? cfg->mark_value : 0;
+		skb->mark = egress.mark_value;
 		return TC_ACT_OK;
 	default:
 		return TC_ACT_OK;

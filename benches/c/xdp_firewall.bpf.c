@@ -21,13 +21,9 @@ struct fw_config {
 	bool log_drops;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct fw_config);
-	__uint(map_flags, BPF_F_MMAPABLE);
-} fw_config_map SEC(".maps");
+struct fw_config fw SEC(".data.fw") = {
+	.log_drops = false,
+};
 
 SEC("xdp")
 int firewall(struct xdp_md *ctx)
@@ -36,8 +32,6 @@ int firewall(struct xdp_md *ctx)
 	void *data_end = (void *)(long)ctx->data_end;
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + sizeof(*eth);
-	struct fw_config *cfg;
-	__u32 zero = 0;
 	__u64 *drops;
 	__u32 src;
 
@@ -55,8 +49,7 @@ int firewall(struct xdp_md *ctx)
 		return XDP_PASS;
 	__sync_fetch_and_add(drops, 1);
 
-	cfg = bpf_map_lookup_elem(&fw_config_map, &zero);
-	if (cfg && cfg->log_drops)
+	if (fw.log_drops)
 		bpf_printk("xdp_firewall: drop from %x\n", bpf_ntohl(src));
 	return XDP_DROP;
 }
