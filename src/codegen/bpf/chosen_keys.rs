@@ -31,8 +31,8 @@
 //!    (kernels ≥ 6.13).
 
 use super::llvm_ir::{
-    calls_intrinsic, helper_id, instructions, is_alloca, phis_of, pointer_operand, reachable_from,
-    successors, users, users_of_result,
+    calls_intrinsic, dominates, helper_id, instructions, is_alloca, phis_of, pointer_operand,
+    reachable_from, successors, users, users_of_result,
 };
 use crate::vocab::helpers::{Helper, MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM};
 use inkwell::basic_block::BasicBlock;
@@ -582,29 +582,6 @@ fn comes_before(a: InstructionValue<'_>, b: InstructionValue<'_>) -> bool {
         }
         false
     }
-}
-
-/// Whether every path from the entry to `b` passes through `d`.
-fn dominates<'ctx>(f: FunctionValue<'ctx>, d: BasicBlock<'ctx>, b: BasicBlock<'ctx>) -> bool {
-    let Some(entry) = f.get_first_basic_block() else {
-        return false;
-    };
-    if entry == d {
-        return true;
-    }
-    let mut seen = HashSet::from([entry, d]);
-    let mut work = vec![entry];
-    while let Some(x) = work.pop() {
-        if x == b {
-            return false;
-        }
-        for s in successors(x) {
-            if seen.insert(s) {
-                work.push(s);
-            }
-        }
-    }
-    true
 }
 
 /// Whether the blocks of `region` (closed under successors) contain a loop.

@@ -11,13 +11,10 @@
 //! no cost, and forming it once keeps it out of blocks the verifier walks more than once.)
 
 use super::llvm_ir::{
-    instructions, is_alloca, is_bpf_call, pointer_operand, predecessors, reachable_from,
-    successors, users_of_result,
+    crosses_call, instructions, is_alloca, pointer_operand, predecessors, users_of_result,
 };
-use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
 use inkwell::values::{BasicValueEnum, InstructionOpcode, InstructionValue, PointerValue};
-use std::collections::{HashMap, HashSet};
 
 pub fn form_at_uses(module: &Module) {
     let builder = module.get_context().create_builder();
@@ -66,45 +63,6 @@ fn is_slot_offset(i: InstructionValue<'_>) -> bool {
             matches!(i.get_operand(n).and_then(|o| o.value()),
                 Some(BasicValueEnum::IntValue(c)) if c.is_constant_int())
         })
-}
-
-/// Whether a path from `address` to `user` passes a call (after which every register but the
-/// callee-saved four is lost, and those four are few).
-fn crosses_call<'ctx>(
-    address: InstructionValue<'ctx>,
-    user: InstructionValue<'ctx>,
-    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
-) -> bool {
-    let (Some(home), Some(at)) = (address.get_parent(), user.get_parent()) else {
-        return false;
-    };
-    let after = std::iter::successors(address.get_next_instruction(), |i| i.get_next_instruction());
-    let before = instructions(at).take_while(|&i| i != user);
-    if after.chain(before).any(is_bpf_call) {
-        return true;
-    }
-    let reaching_user = reaching(at, preds);
-    reachable_from(&successors(home))
-        .into_iter()
-        .filter(|b| *b != at && reaching_user.contains(b))
-        .any(|b| instructions(b).any(is_bpf_call))
-}
-
-/// The blocks from which `to` can be reached.
-fn reaching<'ctx>(
-    to: BasicBlock<'ctx>,
-    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
-) -> HashSet<BasicBlock<'ctx>> {
-    let mut seen = HashSet::new();
-    let mut work = vec![to];
-    while let Some(b) = work.pop() {
-        for &p in preds.get(&b).into_iter().flatten() {
-            if seen.insert(p) {
-                work.push(p);
-            }
-        }
-    }
-    seen
 }
 
 fn operand_is(user: InstructionValue<'_>, n: u32, address: InstructionValue<'_>) -> bool {

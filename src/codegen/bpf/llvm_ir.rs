@@ -359,3 +359,159 @@ pub(super) fn split_edge<'ctx>(
 pub(super) fn still_in(block: BasicBlock<'_>, i: InstructionValue<'_>) -> bool {
     instructions(block).any(|x| x == i)
 }
+
+/// Whether every path from the entry to `b` passes through `d`.
+pub(super) fn dominates<'ctx>(
+    f: FunctionValue<'ctx>,
+    d: BasicBlock<'ctx>,
+    b: BasicBlock<'ctx>,
+) -> bool {
+    let Some(entry) = f.get_first_basic_block() else {
+        return false;
+    };
+    if entry == d {
+        return true;
+    }
+    let mut seen = HashSet::from([entry, d]);
+    let mut work = vec![entry];
+    while let Some(x) = work.pop() {
+        if x == b {
+            return false;
+        }
+        for s in successors(x) {
+            if seen.insert(s) {
+                work.push(s);
+            }
+        }
+    }
+    true
+}
+
+/// Whether a path from `address` to `user` passes a call (after which every register but the
+/// callee-saved four is lost, and those four are few).
+pub(super) fn crosses_call<'ctx>(
+    address: InstructionValue<'ctx>,
+    user: InstructionValue<'ctx>,
+    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
+) -> bool {
+    let (Some(home), Some(at)) = (address.get_parent(), user.get_parent()) else {
+        return false;
+    };
+    let after = std::iter::successors(address.get_next_instruction(), |i| i.get_next_instruction());
+    let before = instructions(at).take_while(|&i| i != user);
+    if after.chain(before).any(is_bpf_call) {
+        return true;
+    }
+    let reaching_user = reaching(at, preds);
+    reachable_from(&successors(home))
+        .into_iter()
+        .filter(|b| *b != at && reaching_user.contains(b))
+        .any(|b| instructions(b).any(is_bpf_call))
+}
+
+/// The blocks from which `to` can be reached.
+pub(super) fn reaching<'ctx>(
+    to: BasicBlock<'ctx>,
+    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
+) -> HashSet<BasicBlock<'ctx>> {
+    let mut seen = HashSet::new();
+    let mut work = vec![to];
+    while let Some(b) = work.pop() {
+        for &p in preds.get(&b).into_iter().flatten() {
+            if seen.insert(p) {
+                work.push(p);
+            }
+        }
+    }
+    seen
+}
+
+/// The immediate dominators of `f`'s reachable blocks (Cooper, Harvey and Kennedy's iteration
+/// over reverse postorder), for the nearest block every path to a set of blocks passes.
+pub(super) struct Dominators<'ctx> {
+    /// Each reachable block's position in reverse postorder (the entry is 0).
+    order: HashMap<BasicBlock<'ctx>, usize>,
+    /// The immediate dominator of each block, by position (the entry's is itself).
+    idom: Vec<usize>,
+    blocks: Vec<BasicBlock<'ctx>>,
+}
+
+impl<'ctx> Dominators<'ctx> {
+    pub(super) fn of(f: FunctionValue<'ctx>) -> Option<Self> {
+        let entry = f.get_first_basic_block()?;
+        // Postorder by an explicit stack: (block, successors visited so far).
+        let mut post = Vec::new();
+        let mut seen = HashSet::from([entry]);
+        let mut stack = vec![(entry, successors(entry), 0usize)];
+        while let Some((b, succ, next)) = stack.last_mut() {
+            if let Some(&s) = succ.get(*next) {
+                *next += 1;
+                if seen.insert(s) {
+                    stack.push((s, successors(s), 0));
+                }
+            } else {
+                post.push(*b);
+                stack.pop();
+            }
+        }
+        let blocks: Vec<BasicBlock> = post.into_iter().rev().collect();
+        let order: HashMap<BasicBlock, usize> =
+            blocks.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+        let preds = predecessors(f);
+        // (`UNSET`: not yet reached by the iteration.)
+        const UNSET: usize = usize::MAX;
+        let mut idom = vec![UNSET; blocks.len()];
+        idom[0] = 0;
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for (i, b) in blocks.iter().enumerate().skip(1) {
+                let mut new = UNSET;
+                for p in preds.get(b).into_iter().flatten() {
+                    match order.get(p) {
+                        Some(&p) if idom[p] != UNSET => {
+                            new = if new == UNSET {
+                                p
+                            } else {
+                                Self::meet(&idom, new, p)
+                            };
+                        }
+                        _ => {}
+                    }
+                }
+                if new != UNSET && idom[i] != new {
+                    idom[i] = new;
+                    changed = true;
+                }
+            }
+        }
+        Some(Dominators {
+            order,
+            idom,
+            blocks,
+        })
+    }
+
+    /// The nearest common dominator of two blocks, by position.
+    fn meet(idom: &[usize], mut a: usize, mut b: usize) -> usize {
+        while a != b {
+            while a > b {
+                a = idom[a];
+            }
+            while b > a {
+                b = idom[b];
+            }
+        }
+        a
+    }
+
+    /// The nearest block that every path from the entry to each of `blocks` passes through.
+    pub(super) fn common(&self, blocks: &[BasicBlock<'ctx>]) -> Option<BasicBlock<'ctx>> {
+        let mut at: Option<usize> = None;
+        for b in blocks {
+            let i = *self.order.get(b)?;
+            at = Some(at.map_or(i, |a| Self::meet(&self.idom, a, i)));
+        }
+        at.map(|i| self.blocks[i])
+    }
+}

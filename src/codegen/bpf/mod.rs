@@ -17,6 +17,7 @@ mod fetch_adds;
 mod flag_phis;
 mod frame_addresses;
 mod frame_chains;
+mod global_bases;
 mod layout;
 mod llvm_ir;
 mod ops;
@@ -147,6 +148,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             split_returns::split_returns(m);
             wide_constant_phis::widen_constant_phis(m);
             frame_addresses::form_at_uses(m);
+            global_bases::share_global_bases(m);
             layout::lay_out(m);
             Ok(())
         },
