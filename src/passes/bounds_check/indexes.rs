@@ -84,6 +84,7 @@ impl BoundsCheck {
             Root::Value(b) => (b, false),
             Root::Slot(b) => (b, true),
             Root::Indexed { .. } => (base.formed_at?, false),
+            Root::Clamped { .. } => return None,
         };
         let reach = base.offset + max as i128 + c + offset_above;
         (base.offset >= 0 && reach <= 0xffff && above.len() < 64).then(|| Key {

@@ -13,7 +13,8 @@
 //! Addresses are compared as a root (the packet pointer's origin) plus a constant byte offset;
 //! a root may be a bounded variable index from a base ([`indexes`] says which spellings are one
 //! index). Other variable offsets are always checked, after a bound on the index (an index no
-//! packet can reach aborts) so that the verifier sees a bounded offset on the pointer it checks.
+//! packet can reach aborts) so that the verifier sees a bounded offset on the pointer it checks;
+//! later accesses of bytes that check proved, at the same formation, go through that pointer.
 //! A check covers the accesses just ahead of it on the same root ([`ahead`]).
 //! Adjacent packet bytes combined or tested together are read as one load ([`pairs`]), where
 //! this pass knows all are in bounds.
@@ -181,6 +182,13 @@ enum Root {
         offset: i128,
         index: Value,
         max: i128,
+    },
+    /// `F + start`, where `F` adds an index ksc cannot bound (`data + off`, `off` moved on by a
+    /// loop by lengths read from the packet): no test of the user's proves a range there, but a
+    /// check this pass made after clamping the index does, on the pointer it checked.
+    Clamped {
+        formed: Value,
+        start: i128,
     },
 }
 
@@ -1060,6 +1068,36 @@ impl BoundsCheck {
         }
     }
 
+    /// An address as `(F, k)`: `k` constant bytes past `F`, a pointer add of an index, through
+    /// casts, fields, constant steps and locals written once (`depth` of them deep).
+    fn unbounded_formation(&self, m: &Module, v: Value, depth: u32) -> Option<(Value, i128)> {
+        let op = def_op(m, v)?;
+        let d = m.op(op);
+        match d.opcode {
+            Opcode::CoreLoad if depth > 0 && self.slots.get(&d.operands[0]) == Some(&1) => {
+                let stored = *self.slot_value.get(&d.operands[0])?;
+                self.unbounded_formation(m, stored, depth - 1)
+            }
+            Opcode::CoreCast => self.unbounded_formation(m, d.operands[0], depth),
+            Opcode::CorePtrAdd => match m.const_int(d.operands[1]) {
+                Some(c) => {
+                    let (formed, at) = self.unbounded_formation(m, d.operands[0], depth)?;
+                    Some((formed, at + c))
+                }
+                None => Some((v, 0)),
+            },
+            Opcode::CoreFieldAddr | Opcode::KsKfieldAddr => {
+                let Some(Attr::Str(f)) = m.attr(op, "field") else {
+                    return None;
+                };
+                let bytes = field_offset(m, m.value_type(d.operands[0]), f)?;
+                let (formed, at) = self.unbounded_formation(m, d.operands[0], depth)?;
+                Some((formed, at + bytes))
+            }
+            _ => None,
+        }
+    }
+
     /// The key of `formed = base + index` for a variable `index` the verifier can bound too (it
     /// proves packet ranges only while the offset stays within 0xffff); unbounded ones stay
     /// unproven and get checked.
@@ -1071,7 +1109,7 @@ impl BoundsCheck {
             // address the first one formed is the base, as it is to the verifier, which
             // reaches as far as that index does (`root_reach`).
             (Root::Indexed { .. }, Some(formed)) => (formed, false),
-            (Root::Indexed { .. }, None) => return None,
+            (Root::Indexed { .. }, None) | (Root::Clamped { .. }, _) => return None,
         };
         let max = self.max_of(m, index, 4)?;
         let offset = base.offset;
@@ -1150,6 +1188,8 @@ impl BoundsCheck {
                 _ => Some(self.param_offsets.get(&v).map_or(0, |p| p.farthest)),
             },
             Root::Slot(_) => Some(0),
+            // (Only this pass's own checks prove bytes there.)
+            Root::Clamped { .. } => None,
             Root::Indexed {
                 base,
                 slot,
@@ -1291,6 +1331,27 @@ impl BoundsCheck {
                         let k = self.split_key(m, addr)?;
                         Some((Self::covering(facts, k, width)?, k))
                     });
+                // An address with an index ksc cannot bound: covered by a check already made
+                // at the same formation (`ch->type` after `ch->length`, across calls between).
+                let formation = key
+                    .is_none()
+                    .then(|| self.unbounded_formation(m, addr, 4))
+                    .flatten();
+                if let Some((fact, start, at)) = formation.and_then(|(formed, at)| {
+                    facts.iter().rev().find_map(|f| match f.root {
+                        Root::Clamped { formed: g, start }
+                            if g == formed && at >= start && at + width <= f.end =>
+                        {
+                            Some((*f, start, at))
+                        }
+                        _ => None,
+                    })
+                }) {
+                    if let Some(tested) = fact.tested {
+                        self.access_through(m, op, addr, tested, at - start);
+                        return;
+                    }
+                }
                 if let Some((fact, k)) = covered {
                     if let Some(tested) = fact.tested {
                         let tested = match self.twinned.contains(&tested) {
@@ -1335,6 +1396,15 @@ impl BoundsCheck {
                 let hide = self.blind_tests || checked != addr;
                 self.insert_check(m, op, checked, width, hide);
                 facts.extend(proven);
+                // The pointer now checked proves these bytes to later accesses of the formation.
+                if let (Some((formed, at)), true) = (formation, checked != addr) {
+                    let tested = m.op(op).operands[usize::from(d.opcode == Opcode::CoreStore)];
+                    facts.push(Fact {
+                        root: Root::Clamped { formed, start: at },
+                        end: at + width,
+                        tested: Some(tested),
+                    });
+                }
             }
             Opcode::KsReturn => self.note_return(m, facts),
             // What the body proves holds after the try when every handler leaves.
