@@ -2,9 +2,9 @@
  *
  * All of them live in kernel memory that userspace maps: `.data`/`.bss` and each config's
  * `.data.NAME` through libbpf's own mmap of its internal maps, `__pinned_globals` (a one-entry
- * array created BPF_F_MMAPABLE) through our mmap of the map. Compiled code then reads and writes globals with
- * plain loads and stores, exactly as kernel code does. Addresses are found through the object's
- * BTF once and cached until the object is destroyed. */
+ * array created BPF_F_MMAPABLE) through our mmap of the map. Compiled code then reads and writes
+ * globals with plain loads and stores, exactly as kernel code does. Addresses are found through
+ * the object's BTF once and cached until the object is destroyed. */
 #include "internal.h"
 
 #include <errno.h>

@@ -277,9 +277,7 @@ impl<'ctx> Gen<'_, 'ctx> {
         self.attach_debug(g, &name, di, 0);
         self.globals.insert(name, g);
     }
-}
 
-impl<'ctx> Gen<'_, 'ctx> {
     /// Config `c` (§12.3): global `c`, holding struct `c_config` with the declared defaults, alone
     /// in section `.data.c`, which libbpf makes a one-entry array map of that name. Kernel code
     /// reads it directly (one load, as C reads a global), not through a map lookup; userspace
@@ -291,9 +289,13 @@ impl<'ctx> Gen<'_, 'ctx> {
         let ty = Type::Struct(format!("{name}_config").as_str().into());
         let llty = self.memory_type(&ty);
         let defaults = Attr::List(c.defaults(m).to_vec());
-        let init = self
-            .constant(&ty, &defaults)
-            .unwrap_or_else(|| llty.const_zero());
+        let Some(init) = self.constant(&ty, &defaults) else {
+            self.error(
+                Some(op),
+                format!("config {name}: no constant for its defaults"),
+            );
+            return;
+        };
         let g = self.module.add_global(llty, None, &c_name(&name));
         g.set_initializer(&init);
         g.set_linkage(Linkage::External);
@@ -309,7 +311,7 @@ impl<'ctx> Gen<'_, 'ctx> {
 }
 
 /// The data section, and so the libbpf map, holding config `name`.
-pub fn config_section(name: &str) -> String {
+fn config_section(name: &str) -> String {
     format!(".data.{name}")
 }
 
