@@ -4,7 +4,7 @@
 use super::callgraph::CallGraph;
 use super::manager::Analyses;
 use super::PassResult;
-use crate::ir::views::{KsFunc, KsGlobal, KsMap};
+use crate::ir::views::{KsConfig, KsFunc, KsGlobal, KsMap};
 use crate::ir::{Attr, Module, OpId, Opcode};
 use crate::vocab::{Storage, Target};
 use petgraph::visit::Dfs;
@@ -67,6 +67,10 @@ fn used_symbols(m: &Module, roots: &[OpId]) -> HashSet<String> {
         let mut visit = |op: OpId| {
             for a in m.op(op).attrs.iter().flatten() {
                 collect_attr(a, &mut used);
+            }
+            // A config's storage is its value struct `NAME_config` (§12.3).
+            if let Some(c) = KsConfig::of(m, op) {
+                used.insert(format!("{}_config", c.name(m)));
             }
             // A struct_ops instance is laid out by the kernel struct it names.
             if let (Opcode::KsImpl, Some(Attr::Str(k))) =
