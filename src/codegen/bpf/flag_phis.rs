@@ -5,11 +5,16 @@
 //! "is zero" flag, as try/catch leaves them) then lives across the calls that follow, each path
 //! sets both, and the flag takes a callee-saved register that the JIT saves and restores on every
 //! run. Recomputing the flag from the code it restates costs one compare where it is tested.
+//!
+//! SimplifyCFG also hands a phi a `switch`'s condition on an edge only one case takes (`phi [1,
+//! a], [%c, b]` where `b` switches on `%c` and goes there for 0): the constant again, first. On
+//! BPF a constant costs what a copy does, the condition need not live until the join, and the
+//! phi is again one of constants that a flag may restate.
 
 use super::llvm_ir::phis_of;
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
-use inkwell::values::{BasicValueEnum, IntValue, PhiValue};
+use inkwell::values::{BasicValue, BasicValueEnum, InstructionOpcode, IntValue, PhiValue};
 use inkwell::IntPredicate;
 
 pub fn recompute_flags(module: &Module) {
@@ -17,6 +22,9 @@ pub fn recompute_flags(module: &Module) {
     for f in module.get_functions() {
         for block in f.get_basic_blocks() {
             let phis = phis_of(block);
+            for &phi in &phis {
+                unforward_switch_conditions(phi, block);
+            }
             let Some(first_other) = phis
                 .last()
                 .and_then(|p| p.as_instruction().get_next_instruction())
@@ -47,6 +55,37 @@ pub fn recompute_flags(module: &Module) {
                 flag.as_instruction().replace_all_uses_with(&test);
                 flag.as_instruction().erase_from_basic_block();
             }
+        }
+    }
+}
+
+/// Each incoming value of `phi` (in `block`) that is the condition of the switch it comes from,
+/// on an edge one case alone takes, becomes that case's value.
+fn unforward_switch_conditions<'ctx>(phi: PhiValue<'ctx>, block: BasicBlock<'ctx>) {
+    for i in 0..phi.count_incoming() {
+        let Some((BasicValueEnum::IntValue(v), from)) = phi.get_incoming(i) else {
+            continue;
+        };
+        let Some(switch) = from
+            .get_terminator()
+            .filter(|t| t.get_opcode() == InstructionOpcode::Switch)
+        else {
+            continue;
+        };
+        // Operands: the condition, the default, then each case's value and destination.
+        let operand = |k: u32| switch.get_operand(k);
+        let condition = operand(0).and_then(|o| o.value());
+        let default = operand(1).and_then(|o| o.block());
+        if condition != Some(v.as_basic_value_enum()) || default == Some(block) {
+            continue;
+        }
+        let cases: Vec<BasicValueEnum> = (2..switch.get_num_operands())
+            .step_by(2)
+            .filter(|&k| operand(k + 1).and_then(|o| o.block()) == Some(block))
+            .filter_map(|k| operand(k).and_then(|o| o.value()))
+            .collect();
+        if let [case] = cases[..] {
+            phi.as_instruction().set_operand(i, case);
         }
     }
 }

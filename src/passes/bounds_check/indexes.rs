@@ -100,32 +100,117 @@ impl BoundsCheck {
         })
     }
 
-    /// The largest power of two (up to 8) every value of index `v` is a multiple of, as the
-    /// verifier's tracking of known bits shows it: `i * 2`, `i << 2`, `x & ~3`.
-    pub(super) fn index_alignment(&self, m: &Module, v: Value, depth: u32) -> i128 {
+    /// What every value of index `v` is congruent to, modulo a power of two up to 8, as the
+    /// verifier's tracking of known bits shows it: `i * 2`, `i << 2`, `x & ~3`, and a local
+    /// every store of which agrees (`l3 = 14` or `l3 = 18`: 2 modulo 4).
+    pub(super) fn index_residue(&self, m: &Module, v: Value, depth: u32) -> Residue {
         let Some(op) = def_op(m, v).filter(|_| depth > 0) else {
-            return 1;
+            return Residue::UNKNOWN;
         };
         let d = m.op(op);
-        let of = |x: Value| self.index_alignment(m, x, depth - 1);
-        let aligned = match d.opcode {
-            Opcode::CoreConst => m.const_int(v).map_or(1, alignment_of),
+        let of = |x: Value| self.index_residue(m, x, depth - 1);
+        let constant = |x: Value| m.const_int(x);
+        match d.opcode {
+            Opcode::CoreConst => m.const_int(v).map_or(Residue::UNKNOWN, Residue::of),
             Opcode::CoreCast => of(d.operands[0]),
-            Opcode::CoreLoad => match self.written_once.get(&d.operands[0]) {
-                Some(&stored) => of(stored),
-                None => 1,
+            // (A few stores: each is followed to the same depth.)
+            Opcode::CoreLoad => match self.stores.get(&d.operands[0]) {
+                Some(stored) if stored.len() <= 4 => stored
+                    .iter()
+                    .map(|&x| of(x))
+                    .reduce(Residue::join)
+                    .unwrap_or(Residue::UNKNOWN),
+                _ => Residue::UNKNOWN,
             },
-            Opcode::CoreMul => of(d.operands[0]) * of(d.operands[1]),
+            Opcode::CoreAdd => of(d.operands[0]).add(of(d.operands[1])),
+            Opcode::CoreOr => of(d.operands[0]).or(of(d.operands[1])),
+            Opcode::CoreMul => match (constant(d.operands[0]), constant(d.operands[1])) {
+                (_, Some(k)) => of(d.operands[0]).times(k),
+                (Some(k), _) => of(d.operands[1]).times(k),
+                _ => of(d.operands[0]).times_unknown(of(d.operands[1])),
+            },
             Opcode::CoreShl => match m.const_int(d.operands[1]) {
-                Some(k @ 0..=3) => of(d.operands[0]) << k,
-                Some(_) => 8,
-                None => 1,
+                Some(k @ 0..=3) => of(d.operands[0]).times(1 << k),
+                Some(k) if k > 3 => Residue::of(0),
+                _ => Residue::UNKNOWN,
             },
-            Opcode::CoreAnd => of(d.operands[0]).max(of(d.operands[1])),
-            Opcode::CoreAdd | Opcode::CoreOr => of(d.operands[0]).min(of(d.operands[1])),
-            _ => 1,
-        };
-        aligned.clamp(1, 8)
+            Opcode::CoreAnd => match (constant(d.operands[0]), constant(d.operands[1])) {
+                (_, Some(c)) => of(d.operands[0]).and(c),
+                (Some(c), _) => of(d.operands[1]).and(c),
+                _ => Residue::UNKNOWN,
+            },
+            _ => Residue::UNKNOWN,
+        }
+    }
+}
+
+/// `value` modulo `modulus`, a power of two from 1 (nothing known) to 8.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Residue {
+    pub modulus: i128,
+    pub value: i128,
+}
+
+impl Residue {
+    const UNKNOWN: Residue = Residue {
+        modulus: 1,
+        value: 0,
+    };
+
+    /// A constant's low three bits.
+    pub fn of(c: i128) -> Residue {
+        Residue {
+            modulus: 8,
+            value: c.rem_euclid(8),
+        }
+    }
+
+    fn new(modulus: i128, value: i128) -> Residue {
+        let modulus = modulus.clamp(1, 8);
+        Residue {
+            modulus,
+            value: value.rem_euclid(modulus),
+        }
+    }
+
+    /// The residue both of two possible values have: modulo the largest power of two on which
+    /// they agree.
+    fn join(self, other: Residue) -> Residue {
+        let mut modulus = self.modulus.min(other.modulus);
+        while modulus > 1 && (self.value - other.value).rem_euclid(modulus) != 0 {
+            modulus /= 2;
+        }
+        Residue::new(modulus, self.value)
+    }
+
+    fn add(self, other: Residue) -> Residue {
+        Residue::new(self.modulus.min(other.modulus), self.value + other.value)
+    }
+
+    /// Or-ing known low bits gives known low bits.
+    fn or(self, other: Residue) -> Residue {
+        Residue::new(self.modulus.min(other.modulus), self.value | other.value)
+    }
+
+    /// `(q·m + r)·k = q·m·k + r·k`.
+    fn times(self, k: i128) -> Residue {
+        Residue::new(self.modulus * alignment_of(k), self.value * k)
+    }
+
+    /// A product of two unknowns is a multiple of what both are multiples of.
+    fn times_unknown(self, other: Residue) -> Residue {
+        let multiple = |r: Residue| if r.value == 0 { r.modulus } else { 1 };
+        Residue::new(multiple(self) * multiple(other), 0)
+    }
+
+    /// `x & c`: bits `c` clears are zero, bits of `x` that are known stay known.
+    fn and(self, c: i128) -> Residue {
+        let cleared = alignment_of(c);
+        if cleared >= self.modulus {
+            Residue::new(cleared, 0)
+        } else {
+            Residue::new(self.modulus, self.value & c)
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //!   (`(p[14] & 0x0F) * 256 + p[15]`, a VLAN id, is `bswap(*(u16 *)(p + 14)) & 0x0FFF`);
 //!   a number of three, five, six or seven bytes is read in the smallest such word around it
 //!   whose bytes are all proven in bounds (a VNI, `p[46] << 16 | p[47] << 8 | p[48]`, is
-//!   `bswap(*(u32 *)(p + 46)) >> 8`);
+//!   `bswap(*(u32 *)(p + 46)) >> 8`); a number missing its lowest bytes (`p[16] << 24 |
+//!   p[17] << 16 | p[18] << 8`, a /24 prefix) is read with them and masked, when they are in
+//!   bounds;
 //! - `p[k] != a || p[k + 1] != b` becomes `*(u16 *)(p + k) != (a | b << 8)`, and
 //!   `p[k] == a && p[k + 1] == b` the `==` of the same, when both bytes are already proven in
 //!   bounds before the test: the short circuit may skip the second read, so reading it anyway is
@@ -16,6 +18,7 @@
 //! fields (strict-alignment kernels check packet accesses against `NET_IP_ALIGN`).
 //! The BPF target is little-endian: the byte at `p + k` is the low half of the load.
 
+use super::indexes::Residue;
 use super::{def_op, is_local, BoundsCheck, Fact, Key, Root};
 use crate::ir::{views, Module, OpId, Opcode, Type, Value};
 use crate::passes::value_bounds::{is_unsigned, widens_unsigned};
@@ -26,6 +29,21 @@ struct ByteRead {
     load: OpId,
     addr: Value,
     key: Key,
+}
+
+/// A number `fuse_big_endian` reads as one word.
+struct BigEndian {
+    /// The byte weighing most.
+    first: ByteRead,
+    /// Its bytes, the zero-weighted ones after it included.
+    n: usize,
+    /// The word read: where it starts and its bytes.
+    start: i128,
+    width: i128,
+    /// The bits of the number the bytes keep.
+    mask: i128,
+    /// The tree's leaves that are not its bytes.
+    others: Vec<Value>,
 }
 
 /// `p[k] <pred> c` with an `eq`/`ne` predicate and a constant that fits a byte.
@@ -51,58 +69,42 @@ impl BoundsCheck {
     /// `*(p + 12) * 256 + *(p + 13)`, `p[26] << 24 | p[27] << 16 | p[28] << 8 | p[29]`.
     /// Two, four or eight bytes become one load and a byte swap.
     fn fuse_big_endian(&self, m: &mut Module, op: OpId, facts: &[Fact]) -> bool {
-        let ty = m.value_type(m.op(op).results[0]).clone();
-        let Type::Int(int) = &ty else { return false };
-        if int.signed() {
+        // A subtree (`p[12] * 16777216 + p[13] * 65536` inside a whole address) is left to the
+        // tree it is part of, when that tree is a number.
+        // (A number has at most 12 leaves: a tree more levels up is none.)
+        let mut root = op;
+        for _ in 0..12 {
+            match same_kind_parent(m, root) {
+                Some(parent) => root = parent,
+                None => break,
+            }
+        }
+        if root != op && self.big_endian_number(m, root, facts).is_some() {
             return false;
         }
-        let (mut terms, mut others) = (Vec::new(), Vec::new());
-        let kind = m.op(op).opcode;
-        if !self.weighted_bytes(m, m.op(op).results[0], kind, &mut terms, &mut others) {
-            return false;
-        }
-        let n = terms.len();
-        if !(2..=8).contains(&n) || u32::try_from(8 * n).map_or(true, |b| b > int.bits()) {
-            return false;
-        }
-        terms.sort_by_key(|(_, weight, _)| std::cmp::Reverse(*weight));
-        let first = &terms[0].0;
-        let in_order = terms.iter().enumerate().all(|(i, (read, weight, _))| {
-            *weight == (n - 1 - i) as u32
-                && read.key.root == first.key.root
-                && read.key.offset == first.key.offset + i as i128
-        });
-        // The bytes are read where the combination is: nothing may write memory in between.
-        if !in_order
-            || !terms
-                .iter()
-                .all(|(read, _, _)| unchanged_since(m, read.load, op))
-        {
-            return false;
-        }
-        let Some((start, width)) = self.word_around(m, first.key, n as i128, facts) else {
+        let Some(number) = self.big_endian_number(m, op, facts) else {
             return false;
         };
-        // (A word at a variable index is read only where the number starts: its alignment
-        // is the index's.)
-        if matches!(first.key.root, Root::Indexed { .. }) && start != first.key.offset {
-            return false;
-        }
-        // Bytes masked before weighing (`(p[14] & 0x0F) * 256 + p[15]`) mask the number, and so
-        // do the word's bytes before the number's (they weigh more after the swap).
-        let mask = terms.iter().fold(0i128, |acc, (_, weight, mask)| {
-            acc | i128::from(*mask) << (8 * weight)
-        });
+        let BigEndian {
+            first,
+            n,
+            start,
+            width,
+            mask,
+            others,
+        } = number;
+        let ty = m.value_type(m.op(op).results[0]).clone();
+        let kind = m.op(op).opcode;
+        let bits = ty.int().map_or(0, |i| i.bits() as usize);
         let all_ones = (1i128 << (8 * n)) - 1;
-        let bytes_before = start < first.key.offset && 8 * n < int.bits() as usize;
+        let bytes_before = start < first.key.offset && 8 * n < bits;
         let word_ty = Type::Int(crate::sema::types::IntTy::of(8 * width as u32, false));
-        let addr = first.addr;
         let mut b = m.builder_before(op);
         let word_addr = if start == first.key.offset {
-            addr
+            first.addr
         } else {
             let back = b.core_const(start - first.key.offset, Type::i64());
-            b.core_ptr_add(addr, back)
+            b.core_ptr_add(first.addr, back)
         };
         let word_ptr = b.core_cast(word_addr, Type::ptr(word_ty.clone()));
         let word = b.core_load(word_ptr, word_ty.clone());
@@ -127,6 +129,64 @@ impl BoundsCheck {
         }
         replace(m, op, value);
         true
+    }
+
+    /// The big-endian number the tree at `op` builds, when it builds one that one word can read.
+    fn big_endian_number(&self, m: &Module, op: OpId, facts: &[Fact]) -> Option<BigEndian> {
+        let Type::Int(int) = m.value_type(m.op(op).results[0]) else {
+            return None;
+        };
+        if int.signed() {
+            return None;
+        }
+        let (mut terms, mut others) = (Vec::new(), Vec::new());
+        let kind = m.op(op).opcode;
+        if !self.weighted_bytes(m, m.op(op).results[0], kind, &mut terms, &mut others) {
+            return None;
+        }
+        terms.sort_by_key(|(_, weight, _)| std::cmp::Reverse(*weight));
+        // A number whose lowest bytes weigh zero (`p[16] << 24 | p[17] << 16 | p[18] << 8`, a
+        // /24 prefix) is read with the bytes after it, masked out.
+        let zero_bytes = terms.last().map_or(0, |(_, weight, _)| *weight as usize);
+        let n = terms.len() + zero_bytes;
+        if !(2..=8).contains(&terms.len()) || n > 8 || 8 * n > int.bits() as usize {
+            return None;
+        }
+        let first = &terms[0].0;
+        let in_order = terms.iter().enumerate().all(|(i, (read, weight, _))| {
+            *weight == (n - 1 - i) as u32
+                && read.key.root == first.key.root
+                && read.key.offset == first.key.offset + i as i128
+        });
+        // The bytes are read where the combination is: nothing may write memory in between.
+        if !in_order
+            || !terms
+                .iter()
+                .all(|(read, _, _)| unchanged_since(m, read.load, op))
+        {
+            return None;
+        }
+        let (start, width) = self.word_around(m, first.key, n as i128, facts)?;
+        // (A word at a variable index is read only where the number starts: its alignment
+        // is the index's.)
+        if matches!(first.key.root, Root::Indexed { .. }) && start != first.key.offset {
+            return None;
+        }
+        // Bytes masked before weighing (`(p[14] & 0x0F) * 256 + p[15]`) mask the number, and so
+        // do the word's bytes before the number's (they weigh more after the swap) and the
+        // zero-weighted bytes after it.
+        let mask = terms.iter().fold(0i128, |acc, (_, weight, mask)| {
+            acc | i128::from(*mask) << (8 * weight)
+        });
+        let first = terms.swap_remove(0).0;
+        Some(BigEndian {
+            first,
+            n,
+            start,
+            width,
+            mask,
+            others,
+        })
     }
 
     /// The terms of the `kind` (`or` or `add`) tree `v`: each a packet byte, its weight in
@@ -295,14 +355,15 @@ impl BoundsCheck {
     /// The `n` bytes from `key` are proven in bounds and aligned as a C header field of `n` bytes
     /// is: kernels that check packet alignment count the `NET_IP_ALIGN` (2) bytes before the
     /// frame, which align the IP header, so `ip->saddr` at offset 26 is a 4-aligned access.
-    /// At a variable index the index must be as aligned (`p[i * 2]` for a 2-byte word).
+    /// At a variable index the index must be as aligned (`p[i * 2]` for a 2-byte word, `p[l3 +
+    /// 16]` for a 4-byte one when `l3` is 14 or 18).
     fn word_is_readable(&self, m: &Module, key: Key, n: i128, facts: &[Fact]) -> bool {
-        let index_aligned = match key.root {
-            Root::Indexed { index, .. } => self.index_alignment(m, index, 6) % n == 0,
-            _ => true,
+        let index = match key.root {
+            Root::Indexed { index, .. } => self.index_residue(m, index, 6),
+            _ => Residue::of(0),
         };
-        index_aligned
-            && (key.constant_offset() + NET_IP_ALIGN) % n == 0
+        index.modulus % n == 0
+            && (index.value + key.constant_offset() + NET_IP_ALIGN) % n == 0
             && Self::covering(facts, key, n).is_some()
     }
 
@@ -382,6 +443,17 @@ fn unchanged_since(m: &Module, from: OpId, to: OpId) -> bool {
         }
         _ => false,
     }
+}
+
+/// The op of the same kind soon after `op` in its block that uses its result: `op` is then an
+/// inner node of an expression tree (the lowering emits each node just before its parent).
+fn same_kind_parent(m: &Module, op: OpId) -> Option<OpId> {
+    let (b, i) = m.position(op)?;
+    let result = *m.op(op).results.first()?;
+    let kind = m.op(op).opcode;
+    let &user =
+        (m.block(b).ops[i + 1..].iter().take(32)).find(|&&o| m.op(o).operands.contains(&result))?;
+    (m.op(user).opcode == kind).then_some(user)
 }
 
 /// The region only computes a value: dropping it loses no effect.
