@@ -458,13 +458,29 @@ impl KernelBtf {
         }
     }
 
-    /// The C alignment of a struct or union.
+    /// A struct's or union's size and C alignment.
+    pub fn layout_of(&self, s: &KStruct) -> crate::sema::env::KernelLayout {
+        crate::sema::env::KernelLayout {
+            size: u64::from(s.size),
+            align: self.struct_align(s, 4),
+        }
+    }
+
+    /// The C alignment of a struct or union: its members' largest, or 1 when the layout shows
+    /// it packed (a member off its alignment, or a size no multiple of it), as `bpftool btf
+    /// dump format c` declares it `__attribute__((packed))`.
     pub fn struct_align(&self, s: &KStruct, depth: u32) -> u64 {
-        s.members
-            .iter()
-            .map(|m| self.ktype_align(&m.ty, depth))
-            .max()
-            .unwrap_or(1)
+        let align = |m: &KMember| self.ktype_align(&m.ty, depth);
+        let natural = s.members.iter().map(align).max().unwrap_or(1);
+        let packed = u64::from(s.size) % natural != 0
+            || (s.members.iter())
+                .filter(|m| m.bitfield_size == 0)
+                .any(|m| u64::from(m.offset_bits) % (8 * align(m)) != 0);
+        if packed {
+            1
+        } else {
+            natural
+        }
     }
 
     /// The C name of a type id ("" for anonymous types and void).

@@ -210,7 +210,7 @@ impl<'c, 'a> Lowerer<'c, 'a> {
                         fields: ci.fields.clone(),
                         origin: StructOrigin::File,
                         btf_id: None,
-                        kernel_size: None,
+                        kernel_layout: None,
                         span: None,
                     };
                     let (offsets, size, align) = crate::sema::layout::Layout {

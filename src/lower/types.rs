@@ -2,7 +2,7 @@
 
 use super::Lowerer;
 use crate::ir::{Attr, FnType, Type};
-use crate::sema::env::StructOrigin;
+use crate::sema::env::{KernelLayout, StructOrigin};
 use crate::sema::layout::Layout;
 use crate::sema::types::{StructId, Ty};
 use std::rc::Rc;
@@ -123,14 +123,12 @@ impl Lowerer<'_, '_> {
                             .unwrap_or(0)
                     })
                     .collect();
-                // What C gives the type, so copies of it (an `in6_addr` into a key) move in
-                // words rather than bytes.
-                let align = ck
-                    .btf
-                    .get()
-                    .zip(ks.as_ref())
-                    .map_or(1, |(b, k)| b.struct_align(k, 4));
-                (offs, s.kernel_size.unwrap_or(0), align)
+                // What C gives the type (sema lays out user structs holding it the same way),
+                // so copies of it (an `in6_addr` into a key) move in words rather than bytes.
+                let k = s
+                    .kernel_layout
+                    .unwrap_or(KernelLayout { size: 0, align: 1 });
+                (offs, k.size, k.align)
             }
         };
         let origin = s.origin;

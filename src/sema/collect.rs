@@ -207,7 +207,7 @@ impl<'a> Checker<'a, '_> {
                 .collect(),
             origin,
             btf_id: None,
-            kernel_size: None,
+            kernel_layout: None,
             span: None,
         });
         self.struct_by_name.insert(name.to_string(), id);
@@ -252,14 +252,14 @@ impl<'a> Checker<'a, '_> {
                 let id = StructId(self.structs.len() as u32);
                 // A view of a kernel struct has the kernel's layout: its offsets and its size.
                 let kernel = if kernel_view {
-                    self.btf
-                        .get()
-                        .and_then(|b| b.struct_by_name(&s.name.name))
-                        .map(|k| (k.id, u64::from(k.size)))
+                    self.btf.get().and_then(|b| {
+                        b.struct_by_name(&s.name.name)
+                            .map(|k| (k.id, b.layout_of(&k)))
+                    })
                 } else {
                     None
                 };
-                let (btf_id, kernel_size) = (kernel.map(|k| k.0), kernel.map(|k| k.1));
+                let (btf_id, kernel_layout) = (kernel.map(|k| k.0), kernel.map(|k| k.1));
                 self.structs.push(StructInfo {
                     name: s.name.name.clone(),
                     fields: Vec::new(),
@@ -269,7 +269,7 @@ impl<'a> Checker<'a, '_> {
                         StructOrigin::File
                     },
                     btf_id,
-                    kernel_size,
+                    kernel_layout,
                     span: Some(s.name.span),
                 });
                 self.struct_by_name.insert(s.name.name.clone(), id);
@@ -813,11 +813,10 @@ impl<'a> Checker<'a, '_> {
     pub fn kernel_type(&mut self, name: &str) -> Option<Ty> {
         let btf = self.btf.get()?;
         if let Some(ks) = btf.struct_by_name(name) {
-            return Some(Ty::Struct(self.intern_kernel_struct(
-                &ks.name,
-                ks.id,
-                ks.size as u64,
-            )));
+            let layout = btf.layout_of(&ks);
+            return Some(Ty::Struct(
+                self.intern_kernel_struct(&ks.name, ks.id, layout),
+            ));
         }
         if let Some(ke) = btf.enum_by_name(name) {
             let id = EnumId(self.enums.len() as u32);
@@ -847,7 +846,7 @@ impl<'a> Checker<'a, '_> {
     }
 
     /// A kernel struct's entry; its fields are read from BTF on first access.
-    fn intern_kernel_struct(&mut self, name: &str, btf_id: u32, size: u64) -> StructId {
+    fn intern_kernel_struct(&mut self, name: &str, btf_id: u32, layout: KernelLayout) -> StructId {
         if let Some(&id) = self.struct_by_name.get(name) {
             return id;
         }
@@ -857,14 +856,16 @@ impl<'a> Checker<'a, '_> {
             fields: Vec::new(),
             origin: StructOrigin::Kernel,
             btf_id: Some(btf_id),
-            kernel_size: Some(size),
+            kernel_layout: Some(layout),
             span: None,
         });
         self.struct_by_name.insert(name.to_string(), id);
         id
     }
 
-    /// Field lookup, loading kernel struct members from BTF when needed.
+    /// Field lookup, loading kernel struct members from BTF when needed. A kernel member whose
+    /// type KernelScript cannot represent (a flexible array) has the error type: the caller
+    /// reports it (`unrepresentable_field`).
     pub fn struct_field(&mut self, id: StructId, field: &str) -> Option<Ty> {
         let info = &self.structs[id.0 as usize];
         if let Some(f) = info.field(field) {
@@ -903,11 +904,19 @@ impl<'a> Checker<'a, '_> {
                 }
             }
             KType::Struct { name, id } | KType::Union { name, id } => {
-                let size = self.btf.get().and_then(|b| b.type_size(*id)).unwrap_or(0);
-                if name.is_empty() {
-                    return Ty::Error;
-                }
-                Ty::Struct(self.intern_kernel_struct(name, *id, size))
+                // A named member of an anonymous type (`in6_addr`'s `in6_u`) gets the type
+                // under a name no C type has, which BTF accepts as an identifier.
+                let kind = if matches!(k, KType::Union { .. }) {
+                    "union"
+                } else {
+                    "struct"
+                };
+                let anonymous = format!("__anon_{kind}_{id}");
+                let name = if name.is_empty() { &anonymous } else { name };
+                let layout = (self.btf.get())
+                    .and_then(|b| b.struct_by_id(*id).map(|k| b.layout_of(&k)))
+                    .unwrap_or(KernelLayout { size: 0, align: 1 });
+                Ty::Struct(self.intern_kernel_struct(name, *id, layout))
             }
             KType::Enum { size, signed, .. } => Ty::Int(IntTy::of(size * 8, *signed)),
             KType::FuncPtr => Ty::ptr(Ty::Void),

@@ -19,9 +19,17 @@ pub struct StructInfo {
     pub origin: StructOrigin,
     /// Kernel BTF type id (CO-RE relocations need it later).
     pub btf_id: Option<u32>,
-    /// Size from BTF for kernel structs (their layout is the kernel's, not C layout of `fields`).
-    pub kernel_size: Option<u64>,
+    /// Size and alignment from BTF for kernel structs (their layout is the kernel's, not C layout
+    /// of `fields`).
+    pub kernel_layout: Option<KernelLayout>,
     pub span: Option<Span>,
+}
+
+/// A kernel struct's size and C alignment, as its BTF gives them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelLayout {
+    pub size: u64,
+    pub align: u64,
 }
 
 /// The largest packet `test()` runs (§17.4).

@@ -25,8 +25,8 @@ impl Layout<'_> {
             Ty::Enum(id) => self.enums[id.0 as usize].repr.bits() as u64 / 8,
             Ty::Struct(id) => {
                 let s = &self.structs[id.0 as usize];
-                if let Some(k) = s.kernel_size {
-                    return Some(k);
+                if let Some(k) = s.kernel_layout {
+                    return Some(k.size);
                 }
                 let (_, size, _) = self.c_layout(s);
                 size
@@ -40,8 +40,8 @@ impl Layout<'_> {
             Ty::Str(_) => 1,
             Ty::Struct(id) => {
                 let s = &self.structs[id.0 as usize];
-                if s.kernel_size.is_some() {
-                    return Some(8);
+                if let Some(k) = s.kernel_layout {
+                    return Some(k.align);
                 }
                 s.fields
                     .iter()

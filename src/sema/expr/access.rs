@@ -117,7 +117,7 @@ impl<'a> Checker<'a, '_> {
         let bt = self.expr(cx, base, None);
         match &bt {
             Ty::Struct(sid) => match self.struct_field(*sid, &f.name) {
-                Some(t) => t,
+                Some(t) => self.representable_field(*sid, f, t),
                 None => {
                     self.error(
                         Code::E0306,
@@ -147,6 +147,33 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
+    /// A kernel member whose BTF type has no KernelScript form (a flexible array member) is
+    /// reported where it is used, so no error type reaches the IR silently.
+    pub(in crate::sema::expr) fn representable_field(
+        &mut self,
+        sid: StructId,
+        f: &Ident,
+        t: Ty,
+    ) -> Ty {
+        let unrepresentable = match &t {
+            Ty::Error => true,
+            Ty::Ptr(inner) | Ty::Array(inner, _) => inner.is_error(),
+            _ => false,
+        };
+        if unrepresentable {
+            let name = self.structs[sid.0 as usize].name.clone();
+            self.error(
+                Code::E0306,
+                f.span,
+                format!(
+                    "kernel field `{name}.{}` has a type KernelScript cannot represent (a flexible array member or an unknown BTF kind)",
+                    f.name
+                ),
+            );
+        }
+        t
+    }
+
     pub(in crate::sema::expr) fn arrow(&mut self, cx: &mut FnCtx, base: &Expr, f: &Ident) -> Ty {
         let bt = self.expr(cx, base, None);
         match &bt {
@@ -154,7 +181,7 @@ impl<'a> Checker<'a, '_> {
                 Ty::Struct(sid) => {
                     self.check_deref(cx, base, base.span);
                     match self.struct_field(*sid, &f.name) {
-                        Some(t) => t,
+                        Some(t) => self.representable_field(*sid, f, t),
                         None => {
                             let info = &self.structs[sid.0 as usize];
                             let why = if info.origin == StructOrigin::Context {

@@ -98,6 +98,7 @@ impl<'a> Checker<'a, '_> {
             seen.push(&f.name);
             match self.struct_field(sid, &f.name) {
                 Some(ft) => {
+                    let ft = self.representable_field(sid, f, ft);
                     let t = self.expr(cx, v, Some(&ft));
                     self.coerce(v, &t, &ft, Code::E0301);
                 }
