@@ -1,15 +1,19 @@
-//! `sink-arm-tails`: when every arm of an `if` or `switch` ends in the same operation but for
-//! some integer operands — `if (op == 1 || op == 2) { arp_ops[op] += 1 } else { arp_ops[0] += 1 }`
-//! — that operation runs once after the branch, its differing operands chosen by the arms, as C
-//! writes it (`if (…) key = op; else key = 0; counters[key] += 1`): one map lookup instead of one
-//! per arm. Repeats while the arms keep ending alike.
-//! Only operations without results or regions move, past nothing but the end of their arm (an arm
-//! that defers runs the defer at that end, so such branches stay); pointers never become
-//! branch-chosen, so packet and map-value provenance stay plain for `bounds-check`.
+//! `sink-arm-tails`: when every arm of an `if` or `switch` that reaches its end ends in the same
+//! operation but for some integer operands — `if (op == 1 || op == 2) { arp_ops[op] += 1 } else
+//! { arp_ops[0] += 1 }` — that operation runs once after the branch, its differing operands
+//! chosen by the arms, as C writes it (`if (…) key = op; else key = 0; counters[key] += 1`): one
+//! map lookup instead of one per arm. Repeats while the arms keep ending alike, so an `else if`
+//! chain whose every link counts (`anomalies[A_NULL] += 1; kind = A_NULL`) and whose last arm
+//! returns becomes one update with the key chosen along the chain.
+//! Arms that leave (return, throw, break) never reach the operation after the branch and need
+//! none. Only operations without results or regions move, past nothing but the end of their arm
+//! and the stores to locals and computations after them there (an arm that defers runs the defer
+//! at that end, so such branches stay); pointers never become branch-chosen, so packet and
+//! map-value provenance stay plain for `bounds-check`.
 //! Runs on structured kernel functions before `bounds-check`.
 
 use super::PassResult;
-use crate::ir::{Attr, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::ir::{Attr, BlockId, Builder, Module, OpId, Opcode, Traits, Type, Value, ValueDef};
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs = super::kernel_funcs(m);
@@ -35,13 +39,14 @@ enum Operand {
 
 /// The last op of each arm when all of them end in one alike; moves it after the branch.
 fn sink_tail(m: &mut Module, branch: OpId) -> bool {
-    let Some(tails) = arm_tails(m, branch) else {
+    // The arms' last ops first (a store to one local in every arm sinks as itself).
+    let Some(tails) = arm_tails(m, branch, false).or_else(|| arm_tails(m, branch, true)) else {
         return false;
     };
     let Some(operands) = operands(m, branch, &tails) else {
         return false;
     };
-    let first = tails[0];
+    let first = tails[0].1;
     // The arms yield the chosen operands as new results of the branch.
     let mut chosen = Vec::new();
     for operand in &operands {
@@ -53,8 +58,7 @@ fn sink_tail(m: &mut Module, branch: OpId) -> bool {
             chosen.push((values.clone(), result));
         }
     }
-    for (arm, &tail) in tails.iter().enumerate() {
-        let (block, _) = m.position(tail).expect("placed");
+    for (arm, &(block, tail)) in tails.iter().enumerate() {
         let yielded: Vec<Value> = chosen.iter().map(|(values, _)| values[arm]).collect();
         m.detach_op(tail);
         match m.block(block).ops.last().copied() {
@@ -86,7 +90,7 @@ fn sink_tail(m: &mut Module, branch: OpId) -> bool {
     let (block, at) = (b.block, b.at);
     let mut replaced: Vec<Value> = tails[1..]
         .iter()
-        .flat_map(|&t| m.op(t).operands.clone())
+        .flat_map(|&(_, t)| m.op(t).operands.clone())
         .collect();
     replaced.extend(std::mem::replace(
         &mut m.op_mut(first).operands,
@@ -99,9 +103,11 @@ fn sink_tail(m: &mut Module, branch: OpId) -> bool {
     true
 }
 
-/// The last op of every arm, when each arm has one, none defers, and the ops are alike: same
-/// opcode, attributes and operand count, no results, no regions, no terminator.
-fn arm_tails(m: &Module, branch: OpId) -> Option<Vec<OpId>> {
+/// The block and last op of every arm that reaches the branch's end, when there is at least
+/// one, none defers, and the ops are alike: same opcode, attributes and operand count, no
+/// results, no regions, no terminator. With `past_locals`, the last op but for the stores to
+/// locals and the computations after it, which it then moves past.
+fn arm_tails(m: &Module, branch: OpId, past_locals: bool) -> Option<Vec<(BlockId, OpId)>> {
     let d = m.op(branch);
     if d.regions.len() < 2 {
         return None;
@@ -115,12 +121,30 @@ fn arm_tails(m: &Module, branch: OpId) -> Option<Vec<OpId>> {
         }
         let body = match ops.last() {
             Some(&y) if m.op(y).opcode == Opcode::KsYield => &ops[..ops.len() - 1],
+            // An arm that leaves never reaches the sunk op.
+            Some(&t) if m.is_terminator(t) => continue,
             _ => &ops[..],
         };
-        tails.push(*body.last()?);
+        let trailing = match past_locals {
+            true => body.iter().rev().take_while(|&&o| is_trailer(m, o)).count(),
+            false => 0,
+        };
+        let tail = *body[..body.len() - trailing].last()?;
+        if trailing > 0 && !passes_local_stores(m, tail) {
+            return None;
+        }
+        tails.push((block, tail));
     }
-    let first = m.op(tails[0]);
-    let alike = tails.iter().all(|&t| {
+    let first = m.op(tails.first()?.1);
+    // A local's recurrence (`off = off + 1` in one arm, `off = off + len` in the other) stays in
+    // the arms, where the loop passes read each step (`mask-loop-offsets`).
+    if first.opcode == Opcode::CoreStore
+        && m.is_local(first.operands[1])
+        && (tails.iter()).any(|&(_, t)| reads_local(m, m.op(t).operands[0], first.operands[1], 4))
+    {
+        return None;
+    }
+    let alike = tails.iter().all(|&(_, t)| {
         let o = m.op(t);
         o.opcode == first.opcode
             && o.attrs == first.attrs
@@ -133,12 +157,53 @@ fn arm_tails(m: &Module, branch: OpId) -> Option<Vec<OpId>> {
     alike.then_some(tails)
 }
 
+/// `v` is computed from a load of `local` (within `depth` ops).
+fn reads_local(m: &Module, v: Value, local: Value, depth: u32) -> bool {
+    let Some(op) = m.defining_op(v).filter(|_| depth > 0) else {
+        return false;
+    };
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::CoreLoad => d.operands[0] == local,
+        _ if d.opcode.has(Traits::PURE) => {
+            (d.operands.iter()).any(|&x| reads_local(m, x, local, depth - 1))
+        }
+        _ => false,
+    }
+}
+
+/// An op a tail may move past: a computation (reading no memory the tail could write), or a
+/// load or store of a local.
+fn is_trailer(m: &Module, op: OpId) -> bool {
+    let d = m.op(op);
+    d.regions.is_empty() && d.opcode.has(Traits::PURE)
+        || d.opcode == Opcode::CoreLoad && m.is_local(d.operands[0])
+        || d.opcode == Opcode::CoreStore && m.is_local(d.operands[1])
+}
+
+/// `op` neither touches locals nor takes a pointer it could reach one through (`&key` passed to
+/// a helper), so stores into locals commute with it.
+fn passes_local_stores(m: &Module, op: OpId) -> bool {
+    let d = m.op(op);
+    d.opcode != Opcode::CoreStore
+        && d.opcode != Opcode::CoreLoad
+        && d.operands
+            .iter()
+            .all(|&v| !matches!(m.value_type(v), Type::Ptr(_)) || is_global_address(m, v))
+}
+
+/// `v` is a global's address (`ks.global_addr`), which no local aliases.
+fn is_global_address(m: &Module, v: Value) -> bool {
+    m.defining_op(v)
+        .is_some_and(|o| m.op(o).opcode == Opcode::KsGlobalAddr)
+}
+
 /// The operands of the sunk op, when each position is shared, one constant, or integers.
-fn operands(m: &Module, branch: OpId, tails: &[OpId]) -> Option<Vec<Operand>> {
-    let count = m.op(tails[0]).operands.len();
+fn operands(m: &Module, branch: OpId, tails: &[(BlockId, OpId)]) -> Option<Vec<Operand>> {
+    let count = m.op(tails[0].1).operands.len();
     let mut out = Vec::new();
     for i in 0..count {
-        let values: Vec<Value> = tails.iter().map(|&t| m.op(t).operands[i]).collect();
+        let values: Vec<Value> = tails.iter().map(|&(_, t)| m.op(t).operands[i]).collect();
         let v0 = values[0];
         if values.iter().all(|&v| v == v0) && !m.defined_within(v0, branch) {
             out.push(Operand::Shared(v0));
