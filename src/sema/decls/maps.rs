@@ -237,9 +237,30 @@ impl<'a> Checker<'a, '_> {
             ),
         };
         match first {
-            Some((n, true)) if n == "prefixlen" && count >= 2 => Ok(()),
-            _ => Err(format!("{shape}; `{}` is not", s.name)),
+            Some((n, true)) if n == "prefixlen" && count >= 2 => {}
+            _ => return Err(format!("{shape}; `{}` is not", s.name)),
         }
+        // The kernel matches the key's bytes from offset 4: padding before or between the
+        // address fields would be matched as address bits.
+        if s.origin == StructOrigin::File {
+            let layout = crate::sema::layout::Layout {
+                structs: &self.structs,
+                enums: &self.enums,
+            };
+            let (offsets, _, _) = layout.c_layout(s);
+            let mut end = 4;
+            for (f, &off) in s.fields.iter().zip(&offsets).skip(1) {
+                if off != end {
+                    return Err(format!(
+                        "{shape} with no padding: `{}` starts at byte {off}, so the trie would match {} padding byte(s) before it as address bits (use byte or u32 arrays)",
+                        f.name,
+                        off - end
+                    ));
+                }
+                end = off + layout.size_of(&f.ty).unwrap_or(0);
+            }
+        }
+        Ok(())
     }
 
     pub(in crate::sema::decls) fn check_map_value(
