@@ -19,7 +19,7 @@
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
 use super::endless_loops::never_ends;
-use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT};
+use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{packet_walk_trips, walks_pointer_back};
 use super::value_bounds::{
     counted_while, int_max, is_unsigned, loaded_local, sum_terms, widened_from, LocalBounds,
@@ -56,12 +56,29 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         let Some(lo_value) = m.const_int(lo) else {
             continue;
         };
-        let Some(max) = (bounds.max_of(m, hi))
-            .or_else(|| difference_max(m, &bounds, lp, hi))
-            .and_then(|x| i128::try_from(x).ok())
-        else {
+        let near = |max: u128| i128::try_from(max).is_ok_and(|x| x - lo_value <= INLINE_TRIP_COUNT);
+        // (An unsigned difference's own bound is its type's top; its terms' may be less.)
+        let bound = match bounds.max_of(m, hi) {
+            Some(max) if near(max) => Some(RunTimeBound {
+                max,
+                wraps_past: None,
+            }),
+            _ => difference_max(m, &bounds, lp, hi),
+        };
+        let Some(RunTimeBound { max, wraps_past }) = bound else {
             continue;
         };
+        let Ok(max) = i128::try_from(max) else {
+            continue;
+        };
+        // A difference that may wrap counts inline only if every wrapped value is one the
+        // `bpf_loop` lowering would abort on (more than its limit), so both behave alike.
+        let aborts_when_wrapped = |least: u128| {
+            i128::try_from(least).is_ok_and(|least| least - lo_value > MAX_LOOP_TRIPS)
+        };
+        if wraps_past.is_some_and(|least| !aborts_when_wrapped(least)) {
+            continue;
+        }
         let body = m.region(m.op(lp).regions[0]).blocks[0];
         let counter = m.block(body).args.first().copied();
         let ty = m.value_type(hi).clone();
@@ -71,6 +88,12 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         }
         let mut b = m.builder_before(lp);
         let limit = b.core_const(max.max(lo_value), ty);
+        if wraps_past.is_some() {
+            let wrapped = b.core_cmp(hi, limit, CmpPred::Gt);
+            let check = b.ks_if(wrapped, None, &[]);
+            b.set_block(b.entry(check, 0));
+            b.ks_abort(TOO_MANY_TRIPS.to_vec());
+        }
         m.op_mut(lp).operands[1] = limit;
         let loc = m.op(lp).loc;
         let mut b = Builder::new(m, body);
@@ -91,31 +114,57 @@ const WALK_BUDGET: i128 = 64 * 1024;
 
 /// A constant-bounded loop of at most [`WALK_TRIP_COUNT`] iterations and [`WALK_BUDGET`]
 /// operations over all of them that walks memory.
-/// A bound of `hi = a - b + c…` (unsigned) where a test before loop `lp` makes sure `b ≤ a`
-/// (`if (len > n) { return }`), so the difference does not wrap: at most `a`'s bound plus the
-/// other terms'. The loop's count needs it as a value, not as a bound the verifier tracks: it
-/// counts to the constant and leaves at `hi`.
-fn difference_max(m: &Module, bounds: &LocalBounds, lp: OpId, hi: Value) -> Option<u128> {
+/// The largest value of a loop's run-time bound that does not wrap.
+struct RunTimeBound {
+    max: u128,
+    /// Set when the bound is a difference that may wrap below zero: every wrapped value is at
+    /// least this, and the loop aborts on a bound above `max` before it starts.
+    wraps_past: Option<u128>,
+}
+
+/// A bound of `hi = a - b + c…` (unsigned): at most `a`'s bound plus the other terms'. Where a
+/// test before loop `lp` makes sure `b ≤ a` (`if (len > n) { return }`) the difference does
+/// not wrap; where none does (`hlen - 20`, `hlen` proven at least 20 by a test of another
+/// value), a wrapped sum is at least the type's size less every such `b`'s bound. The loop's
+/// count needs it as a value, not as a bound the verifier tracks: it counts to the constant
+/// and leaves at `hi`.
+fn difference_max(m: &Module, bounds: &LocalBounds, lp: OpId, hi: Value) -> Option<RunTimeBound> {
     let sum = widened_from(m, hi);
     let mut terms = Vec::new();
     sum_terms(m, sum, &mut terms);
     let mut total: u128 = 0;
     let mut differences = 0;
+    let mut unordered: Option<u128> = None;
     for t in terms {
         let d = m.op(m.defining_op(t)?);
         let bound = if d.opcode == Opcode::CoreSub && is_unsigned(m.value_type(t)) {
             let (a, b) = (d.operands[0], d.operands[1]);
             differences += 1;
-            bounds
-                .ordered_at(m, lp, b, a)
-                .then(|| bounds.max_of(m, a))??
+            if !bounds.ordered_at(m, lp, b, a) {
+                let subtracted = unordered.unwrap_or(0).checked_add(bounds.max_of(m, b)?)?;
+                unordered = Some(subtracted);
+            }
+            // (Not below zero: that is the wrapping the test or the abort rules out.)
+            let least = m.const_int(b).and_then(|c| u128::try_from(c).ok());
+            bounds.max_of(m, a)?.saturating_sub(least.unwrap_or(0))
         } else {
             bounds.max_of(m, t)?
         };
         total = total.checked_add(bound)?;
     }
     // (Only the sum's own type bounds it from wrapping.)
-    (differences > 0 && total <= int_max(m.value_type(sum))?).then_some(total)
+    let top = int_max(m.value_type(sum))?;
+    let wraps_past = match unordered {
+        Some(subtracted) if is_unsigned(m.value_type(sum)) => {
+            Some((top + 1).checked_sub(subtracted)?)
+        }
+        Some(_) => return None,
+        None => None,
+    };
+    (differences > 0 && total <= top).then_some(RunTimeBound {
+        max: total,
+        wraps_past,
+    })
 }
 
 fn stays_counted(m: &Module, f: OpId, lp: OpId) -> bool {

@@ -469,7 +469,7 @@ fn widen(m: &mut Module, store: OpId, step: Step) {
 /// `mask-loop-offsets`: an unsigned offset that a counted loop advances by a run-time step, that
 /// addresses memory, and that the test deciding whether the loop goes on compares with a value
 /// the verifier does not know (`while (off < hlen && steps < 40)`, `if (off >= hlen) { break }`
-/// first in a `for`) starts each iteration as `opaque(off) & M`, `M` the smallest all-ones mask
+/// among the leaving tests that open a `for` body) starts each iteration as `opaque(off) & M`, `M` the smallest all-ones mask
 /// over its largest value: the same value, which the verifier sees from 0 to `M` until the test
 /// narrows it. Followed exactly, the offset's lower bound rises with every step and narrows the
 /// other value by it too, so no iteration's state covers another's (an IPv4 options walk: 158,288
@@ -485,7 +485,7 @@ pub fn mask_heads(m: &mut Module) -> PassResult {
         };
         let masks = offsets_to_mask(m, &facts, &sites);
         for (l, local, mask) in masks {
-            mask_at_head(m, l, local, mask);
+            mask_at_head(m, f, l, local, mask);
         }
     }
     Ok(())
@@ -563,7 +563,8 @@ fn compared_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) 
 }
 
 /// The ops of loop `l` that decide whether it goes on: a `while`'s condition, and the ops before
-/// and including the first `if` of the body when that `if` leaves the loop on one side.
+/// and including each `if` that leaves the loop on one side at the top of the body (the counter
+/// test `bound-loops` puts first, then the user's own `if (off >= hlen) { break }`).
 fn deciding_tests(m: &Module, l: OpId) -> HashSet<OpId> {
     let d = m.op(l);
     let mut ops = HashSet::new();
@@ -585,14 +586,15 @@ fn deciding_tests(m: &Module, l: OpId) -> HashSet<OpId> {
     for &o in &m.block(block).ops {
         let op = m.op(o);
         if op.opcode == Opcode::KsIf {
-            if op.regions.iter().any(|&r| leaves(r)) {
-                ops.extend(before);
-                ops.insert(o);
-                m.walk_nested(o, &mut |x| {
-                    ops.insert(x);
-                });
+            if !op.regions.iter().any(|&r| leaves(r)) {
+                break;
             }
-            break;
+            ops.extend(before.drain(..));
+            ops.insert(o);
+            m.walk_nested(o, &mut |x| {
+                ops.insert(x);
+            });
+            continue;
         }
         if !op.regions.is_empty() {
             break;
@@ -604,7 +606,7 @@ fn deciding_tests(m: &Module, l: OpId) -> HashSet<OpId> {
 
 /// Starts each iteration of `l` (its condition, or its body after the counter's store) with
 /// `local = opaque(local) & mask`.
-fn mask_at_head(m: &mut Module, l: OpId, local: Value, mask: i128) {
+fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, mask: i128) {
     let d = m.op(l);
     let region = if d.opcode == Opcode::KsWhile {
         d.regions[0]
@@ -623,10 +625,30 @@ fn mask_at_head(m: &mut Module, l: OpId, local: Value, mask: i128) {
         return;
     };
     let ty = m.value_type(local).pointee().cloned().expect("a local");
+    let context = super::bounds_check::context_param(m, f);
     let mut b = m.builder_before(before);
     let now = b.core_load(local, ty.clone());
     let hidden = b.bpf_opaque(now);
-    let all_ones = b.core_const(mask, ty);
+    let all_ones = b.core_const(mask, ty.clone());
     let masked = b.core_and(hidden, all_ones);
+    let masked = match context {
+        Some(ctx) if mask <= MAX_PACKET_OFFSET => {
+            // An exact value stays exact under a mask: as a distance between two packet
+            // pointers the verifier knows nothing of it but the mask, so an offset walked by
+            // constant steps too (`pos + 1` over NOP options) prunes against the others.
+            let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), Type::ptr(Type::u8()));
+            let wide = b.cast_to(masked, Type::i64());
+            let at = b.core_ptr_add(data, wide);
+            let at = b.bpf_opaque(at);
+            let distance = b.core_ptr_diff(at, data);
+            let all_ones = b.core_const(mask, Type::u64());
+            let distance = b.core_and(distance, all_ones);
+            b.cast_to(distance, ty)
+        }
+        _ => masked,
+    };
     b.core_store(masked, local);
 }
+
+/// The verifier's largest packet offset (MAX_PACKET_OFF).
+const MAX_PACKET_OFFSET: i128 = 0xffff;

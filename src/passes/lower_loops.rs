@@ -28,6 +28,9 @@ pub const INLINE_TRIP_COUNT: i128 = 64;
 /// none and returns -E2BIG.
 pub const MAX_LOOP_TRIPS: i128 = 1 << 23;
 
+/// What the abort before a loop asked to run more than [`MAX_LOOP_TRIPS`] says.
+pub const TOO_MANY_TRIPS: &[u8] = b"loop runs more than bpf_loop's 8388608 iterations";
+
 /// The exit codes of a throw and an abort that reach a callback's top from elsewhere — a called
 /// function, a check a later pass inserts — which `flatten` records in the context struct
 /// (`exit`, and the thrown `code`) before returning 1.
@@ -320,7 +323,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let check = b.ks_if(too_many, None, &[]);
         let (block, at) = (b.block, b.at);
         b.set_block(b.entry(check, 0));
-        b.ks_abort(b"loop runs more than bpf_loop's 8388608 iterations".to_vec());
+        b.ks_abort(TOO_MANY_TRIPS.to_vec());
         (b.block, b.at) = (block, at);
     }
     let trips = b.cast_to(trips, Type::u32());

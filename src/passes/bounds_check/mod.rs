@@ -145,7 +145,7 @@ fn callees_first(m: &Module, analyses: &mut Analyses) -> Vec<OpId> {
 }
 
 /// The function's parameter that points to a packet context (`xdp_md`, `__sk_buff`).
-fn context_param(m: &Module, f: OpId) -> Option<Value> {
+pub(super) fn context_param(m: &Module, f: OpId) -> Option<Value> {
     let entry = m.func_entry(f);
     m.block(entry).args.iter().copied().find(|&a| matches!(m.value_type(a).pointee(), Some(Type::Struct(s)) if matches!(&**s, "xdp_md" | "__sk_buff")))
 }
