@@ -505,6 +505,11 @@ impl<'ctx> Dominators<'ctx> {
         a
     }
 
+    /// The reachable blocks, each after every block that dominates it (reverse postorder).
+    pub(super) fn blocks(&self) -> &[BasicBlock<'ctx>] {
+        &self.blocks
+    }
+
     /// The nearest block that every path from the entry to each of `blocks` passes through.
     pub(super) fn common(&self, blocks: &[BasicBlock<'ctx>]) -> Option<BasicBlock<'ctx>> {
         let mut at: Option<usize> = None;

@@ -21,6 +21,7 @@ mod global_bases;
 mod layout;
 mod llvm_ir;
 mod ops;
+mod packet_fields;
 mod packet_reloads;
 mod pointer_steps;
 mod program_args;
@@ -144,6 +145,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             store_words::merge_word_stores(m);
             swapped_compares::compare_unswapped(m);
             compare_words::compare_words(m);
+            packet_fields::share_packet_fields(m);
             packet_reloads::reload_packet_bytes(m);
             split_returns::split_returns(m);
             wide_constant_phis::widen_constant_phis(m);
