@@ -69,10 +69,6 @@ pub struct Helper {
     pub reads_only: &'static [usize],
     /// Whether the helper may write memory the program can see (LRU bookkeeping aside).
     pub writes_memory: bool,
-    /// Whether a second call with the same arguments, with nothing written between, may be
-    /// taken to return what the first did (a map lookup: another CPU's change in between is an
-    /// order the program could have seen anyway). A clock or a random number is not.
-    pub repeatable: bool,
     /// Whether the helper may move or resize the packet, so the kernel forgets every packet
     /// pointer the program holds (`bpf_helper_changes_pkt_data`).
     pub moves_packet: bool,
@@ -105,7 +101,6 @@ impl Helper {
             fixed_params: None,
             reads_only: &[],
             writes_memory: true,
-            repeatable: false,
             moves_packet: false,
             fills: None,
             sized: &[],
@@ -200,13 +195,6 @@ impl Helper {
         }
     }
 
-    const fn repeatable(self) -> Helper {
-        Helper {
-            repeatable: true,
-            ..self
-        }
-    }
-
     /// Whether a program of `kind` may call it; if not, which kinds may (or may not).
     pub fn allowed_in(&self, kind: ProgKind) -> Result<(), String> {
         let list = |kinds: &[ProgKind]| {
@@ -264,8 +252,7 @@ const FUNC_IP: &[ProgKind] = &[
 
 pub const MAP_LOOKUP_ELEM: Helper = Helper::callable(1, "bpf_map_lookup_elem", &[Ptr, Ptr], Ptr)
     .reads_only(&[1])
-    .writes_no_memory()
-    .repeatable();
+    .writes_no_memory();
 
 pub const MAP_UPDATE_ELEM: Helper =
     Helper::callable(2, "bpf_map_update_elem", &[Ptr, Ptr, Ptr, U64], I64).reads_only(&[1, 2]);

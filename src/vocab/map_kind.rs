@@ -112,12 +112,6 @@ impl MapKind {
         matches!(self, MapKind::Array | MapKind::PercpuArray)
     }
 
-    /// A lookup finds exactly the entry of its key, added and removed only by updates and
-    /// deletes (hash maps; not a trie's longest prefix).
-    pub fn exact_keys(self) -> bool {
-        matches!(self, MapKind::Hash | MapKind::PercpuHash | MapKind::LruHash)
-    }
-
     /// Every slot below `max_entries` exists (arrays of values, devices, CPUs, sockets,
     /// programs): userspace iterates them by index, not by key.
     pub fn is_array_like(self) -> bool {

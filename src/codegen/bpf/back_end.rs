@@ -16,7 +16,7 @@ pub struct Bpf {
     pub optimize: bool,
     /// The functions only ever called directly (never referenced otherwise), found once per module.
     pub inlined_calls: std::cell::OnceCell<std::collections::HashSet<String>>,
-    /// The map lookups another lookup may share (see `map_entries`), found once per module.
+    /// The array lookups another lookup may share (see `array_entries`), found once per module.
     pub shareable_lookups: std::cell::OnceCell<std::collections::HashSet<crate::ir::Value>>,
     /// The last sequence number given to an `llvm.bpf.btf.type.id` call (each must be distinct).
     pub type_id_seq: std::cell::Cell<u32>,

@@ -6,6 +6,7 @@
 //! every function (named parameters) and instruction, and the new-pass-manager pipeline run
 //! before the object is written.
 
+mod array_entries;
 mod back_end;
 mod byte_copies;
 mod chosen_keys;
@@ -19,7 +20,6 @@ mod frame_chains;
 mod global_bases;
 mod layout;
 mod llvm_ir;
-mod map_entries;
 mod ops;
 mod packet_fields;
 mod packet_reloads;
@@ -132,7 +132,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             Ok(())
         },
         |m| {
-            map_entries::inline_map_entries(m, &tm)?;
+            array_entries::inline_array_entries(m, &tm)?;
             if matches!(opts.cpu.as_str(), "v3" | "v4") {
                 fetch_adds::forward_fetched_values(m);
             }

@@ -161,19 +161,6 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 ),
             );
         }
-        // A call that returns and cannot unwind may be merged with an identical one that
-        // dominates it (GVN, EarlyCSE): a presence test and the read or update after it then
-        // share one lookup, as C keeps the pointer.
-        if helper.is_some_and(|h| h.repeatable) {
-            for kind in ["nounwind", "willreturn"] {
-                call.add_attribute(
-                    AttributeLoc::Function,
-                    self.g
-                        .ctx
-                        .create_enum_attribute(Attribute::get_named_enum_kind_id(kind), 0),
-                );
-            }
-        }
         if let Some(align) = ret_align {
             call.add_attribute(
                 AttributeLoc::Return,
@@ -212,7 +199,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
     pub fn bpf_op(&mut self, back_end: &Bpf, d: &OpData) -> Result<(), String> {
         let e = |x: inkwell::builder::BuilderError| x.to_string();
         match d.opcode {
-            Opcode::BpfHelperCall if self.map_entry_lookup(back_end, d)? => {}
+            Opcode::BpfHelperCall if self.array_lookup(back_end, d)? => {}
             Opcode::BpfHelperCall => {
                 let id = Self::attr_int(d, "id") as u64;
                 let args: Vec<BasicValueEnum> = d

@@ -1,19 +1,13 @@
-//! Lookups of integer keys in array and hash maps as calls of the key value, so that LLVM
-//! shares them.
+//! Lookups in array maps as pure calls, so that LLVM shares them.
 //!
 //! An array (or per-CPU array) map's entry for a key is always the same pointer: entries are never
-//! added or removed. A lookup therefore depends on nothing but its key. A hash map's entry for a
-//! key changes only when an update or a delete runs; a change another CPU makes between two
-//! lookups is one the program could as well have seen after both. ksc's lowering looks an entry
-//! up where each function reads it — a config read in a helper and again in its caller, an
-//! element tested in one function and read in the next, a presence test and the read after it —
-//! where a C writer looks it up once and keeps the pointer. While LLVM optimises, each such lookup
-//! is a call of a never-inlined function of the key value — `memory(none)` for an array,
-//! `memory(read)` for a hash map, so that anything that may write memory between two lookups keeps
-//! them apart — which GVN merges wherever a call with the same key dominates another (across
-//! inlined helpers too). The key slot stores that ksc's lowering repeats before each lookup would
-//! otherwise keep LLVM from seeing two lookups as one. After the pipeline the calls are inlined
-//! back into the helper call they stand for.
+//! added or removed. A lookup therefore depends on nothing but its key. ksc's lowering looks an
+//! entry up where each function reads it — a config read in a helper and again in its caller, an
+//! element tested in one function and read in the next — where a C writer looks it up once and
+//! keeps the pointer. While LLVM optimises, each such lookup is a call of a `memory(none)`,
+//! never-inlined function of the key value, which GVN merges wherever a call with the same key
+//! dominates another (across inlined helpers too). After the pipeline the calls are inlined back
+//! into the helper call they stand for.
 //!
 //! Only lookups that may meet another with the same key take the stand-in ([`shareable_lookups`]):
 //! a different shape of IR changes LLVM's block sinking and register allocation, for better or
@@ -35,13 +29,12 @@ use inkwell::AddressSpace;
 use std::collections::{HashMap, HashSet};
 
 /// The prefix of the stand-in functions' names.
-const STAND_IN: &str = "ksc.map_entry.";
+const STAND_IN: &str = "ksc.array_entry.";
 
 impl<'ctx> FnGen<'_, '_, 'ctx> {
     /// Emits `d`, a `bpf_map_lookup_elem` helper call, as a call of its map's stand-in when the
-    /// map is an array or a hash map with an integer key and the optimiser runs. Returns whether
-    /// it did.
-    pub(super) fn map_entry_lookup(&mut self, back_end: &Bpf, d: &OpData) -> Result<bool, String> {
+    /// map is an array and the optimiser runs. Returns whether it did.
+    pub(super) fn array_lookup(&mut self, back_end: &Bpf, d: &OpData) -> Result<bool, String> {
         if !back_end.optimize || Self::attr_int(d, "id") != i128::from(MAP_LOOKUP_ELEM.id) {
             return Ok(false);
         }
@@ -54,16 +47,16 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
         if !d.results.first().is_some_and(|r| shareable.contains(r)) {
             return Ok(false);
         }
-        let Some(entries) = entry_map(self.g.m, map) else {
+        let Some(name) = self.array_map(map) else {
             return Ok(false);
         };
-        let Some(Type::Int(int)) = self.ty(key).pointee().cloned() else {
+        if self.ty(key).pointee() != Some(&Type::u32()) {
             return Ok(false);
-        };
-        let stand_in = self.g.map_entry(&entries, int.bits(), self.ptr(map)?);
+        }
+        let stand_in = self.g.array_entry(&name, self.ptr(map)?);
         let key = self
             .builder
-            .build_load(self.g.int_type(int.bits()), self.ptr(key)?, "")
+            .build_load(self.g.ctx.i32_type(), self.ptr(key)?, "")
             .map_err(|e| e.to_string())?;
         let entry = self
             .builder
@@ -71,21 +64,19 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             .map_err(|e| e.to_string())?
             .try_as_basic_value()
             .basic()
-            .ok_or("the map-entry stand-in returns nothing")?;
+            .ok_or("the array-entry stand-in returns nothing")?;
         self.set(d, entry);
         Ok(true)
     }
+
+    /// The name of the array map `v` is the address of.
+    fn array_map(&self, v: Value) -> Option<String> {
+        array_map(self.g.m, v).map(str::to_string)
+    }
 }
 
-/// A map whose lookups take a stand-in.
-struct EntryMap<'m> {
-    name: &'m str,
-    /// Its entries are never added or removed (an array): a lookup reads no memory.
-    fixed: bool,
-}
-
-/// The map `v` is the address of, when it is an array or a hash map with an integer key.
-fn entry_map(m: &Module, v: Value) -> Option<EntryMap<'_>> {
+/// The name of the array map `v` is the address of.
+fn array_map(m: &Module, v: Value) -> Option<&str> {
     let ValueDef::Result(op, _) = m.value(v).def else {
         return None;
     };
@@ -95,17 +86,11 @@ fn entry_map(m: &Module, v: Value) -> Option<EntryMap<'_>> {
     let Some(Attr::Sym(name)) = m.attr(op, "map") else {
         return None;
     };
-    let map = KsMap::of(m, m.lookup_symbol(name)?)?;
-    let kind = map.kind(m);
-    let integer_key =
-        matches!(map.key(m), Some(Type::Int(i)) if matches!(i.bits(), 8 | 16 | 32 | 64));
-    match kind {
-        _ if kind.always_present() && map.key(m) == Some(&Type::u32()) => {
-            Some(EntryMap { name, fixed: true })
-        }
-        _ if kind.exact_keys() && integer_key => Some(EntryMap { name, fixed: false }),
-        _ => None,
-    }
+    let decl = m.lookup_symbol(name)?;
+    KsMap::of(m, decl)?
+        .kind(m)
+        .always_present()
+        .then_some(&**name)
 }
 
 /// A lookup's key as far as sharing goes: a constant, or a value only known at run time.
@@ -115,7 +100,8 @@ enum Key {
     Variable,
 }
 
-/// The results of the lookups in kernel code that another lookup of the same map may share: its key is not a different constant. (Lookups in one program meet after inlining.)
+/// The results of the array lookups in kernel code that another lookup of the same map may
+/// share: its key is not a different constant. (Lookups in one program meet after inlining.)
 pub(super) fn shareable_lookups(m: &Module) -> HashSet<Value> {
     let mut by_map: HashMap<&str, Vec<(Value, Key)>> = HashMap::new();
     for f in crate::passes::kernel_funcs(m) {
@@ -124,9 +110,9 @@ pub(super) fn shareable_lookups(m: &Module) -> HashSet<Value> {
             let lookup = d.opcode == Opcode::BpfHelperCall
                 && m.attr(op, "id") == Some(&Attr::Int(i128::from(MAP_LOOKUP_ELEM.id)));
             if let (true, [map, key, ..], [result]) = (lookup, &d.operands[..], &d.results[..]) {
-                if let Some(entries) = entry_map(m, *map) {
+                if let Some(name) = array_map(m, *map) {
                     by_map
-                        .entry(entries.name)
+                        .entry(name)
                         .or_default()
                         .push((*result, key_of(m, op, *key)));
                 }
@@ -183,37 +169,30 @@ fn key_of(m: &Module, lookup: OpId, slot: Value) -> Key {
 }
 
 impl<'ctx> Gen<'_, 'ctx> {
-    /// `ptr ksc.map_entry.MAP(iN key)`: looks `key` up in `map`; pure (an array) or only reading
-    /// memory (a hash map), and not inlined until [`inline_map_entries`].
-    fn map_entry(
-        &mut self,
-        entries: &EntryMap,
-        key_bits: u32,
-        map: PointerValue<'ctx>,
-    ) -> FunctionValue<'ctx> {
-        let name = entries.name;
+    /// `ptr ksc.array_entry.MAP(i32 key)`: looks `key` up in `map`; pure and not inlined until
+    /// [`inline_array_entries`].
+    fn array_entry(&mut self, name: &str, map: PointerValue<'ctx>) -> FunctionValue<'ctx> {
         let symbol = format!("{STAND_IN}{name}");
         if let Some(&f) = self.funcs.get(&symbol) {
             return f;
         }
         let ptr = self.ctx.ptr_type(AddressSpace::default());
-        let key_type = self.int_type(key_bits);
+        let i32_type = self.ctx.i32_type();
         let f = self.module.add_function(
             &symbol,
-            ptr.fn_type(&[key_type.into()], false),
+            ptr.fn_type(&[i32_type.into()], false),
             Some(Linkage::Internal),
         );
-        let memory = if entries.fixed { 0 } else { MEMORY_READ };
-        for (kind, value) in [("memory", memory), ("nounwind", 0), ("willreturn", 0)] {
+        for (kind, value) in [("memory", 0), ("nounwind", 0), ("willreturn", 0)] {
             f.add_attribute(AttributeLoc::Function, self.enum_attribute(kind, value));
         }
         f.add_attribute(AttributeLoc::Function, self.enum_attribute("noinline", 0));
-        // Array and hash values are 8-aligned (MapKind::value_align): LLVM may copy them in words.
+        // An array's values are 8-aligned (MapKind::value_align): LLVM may copy them in words.
         f.add_attribute(AttributeLoc::Return, self.enum_attribute("align", 8));
         let b = self.ctx.create_builder();
         b.position_at_end(self.ctx.append_basic_block(f, "entry"));
         let built = (|| -> Result<_, String> {
-            let slot = b.build_alloca(key_type, "key").map_err(|e| e.to_string())?;
+            let slot = b.build_alloca(i32_type, "key").map_err(|e| e.to_string())?;
             // As ksc's own key slots: 8-aligned, where the verifier tracks a 32-bit spill.
             slot.as_instruction()
                 .expect("an alloca is an instruction")
@@ -229,10 +208,7 @@ impl<'ctx> Gen<'_, 'ctx> {
                 lifetime("llvm.lifetime.start"),
                 lifetime("llvm.lifetime.end"),
             );
-            let size = self
-                .ctx
-                .i64_type()
-                .const_int(u64::from(key_bits / 8), false);
+            let size = self.ctx.i64_type().const_int(4, false);
             b.build_call(start, &[size.into(), slot.into()], "")
                 .map_err(|e| e.to_string())?;
             let key = f.get_first_param().expect("the stand-in takes the key");
@@ -267,7 +243,10 @@ impl<'ctx> Gen<'_, 'ctx> {
             b.build_return(Some(&entry)).map_err(|e| e.to_string())
         })();
         if let Err(e) = built {
-            self.error(None, format!("cannot build the lookup of map {name}: {e}"));
+            self.error(
+                None,
+                format!("cannot build the lookup of array {name}: {e}"),
+            );
         }
         self.funcs.insert(symbol, f);
         f
@@ -280,7 +259,7 @@ impl<'ctx> Gen<'_, 'ctx> {
 }
 
 /// Inlines the stand-ins back into the helper calls they are, once LLVM has shared them.
-pub(super) fn inline_map_entries(module: &LlvmModule, tm: &TargetMachine) -> Result<(), String> {
+pub(super) fn inline_array_entries(module: &LlvmModule, tm: &TargetMachine) -> Result<(), String> {
     let noinline = Attribute::get_named_enum_kind_id("noinline");
     let always = Attribute::get_named_enum_kind_id("alwaysinline");
     let mut any = false;
