@@ -22,6 +22,7 @@
 //! written) and before `lower-loops`; `unroll-loops` widens the loops it unrolls that return
 //! early, whose copies' exits meet in the callers as a loop's do after it.
 
+use super::packet_walk::{unknown_distance, MAX_PACKET_OFFSET};
 use super::value_bounds::{
     in_nested_loop, int_max, loaded_local, sum_terms, tracked_locals, trip_count, CallBounds,
     CallSites, LocalBounds,
@@ -469,9 +470,10 @@ fn widen(m: &mut Module, store: OpId, step: Step) {
 /// `mask-loop-offsets`: an unsigned offset that a counted loop advances by a run-time step, that
 /// addresses memory, and that the test deciding whether the loop goes on compares with a value
 /// the verifier does not know (`while (off < hlen && steps < 40)`, `if (off >= hlen) { break }`
-/// among the leaving tests that open a `for` body) starts each iteration as `opaque(off) & M`, `M` the smallest all-ones mask
-/// over its largest value: the same value, which the verifier sees from 0 to `M` until the test
-/// narrows it. Followed exactly, the offset's lower bound rises with every step and narrows the
+/// among the leaving tests that open a `for` body) starts each iteration as `opaque(off) & M`,
+/// `M` the smallest all-ones mask over its largest value (in packet programs, then as the
+/// distance from `ctx->data` to `ctx->data + off`, masked again): the same value, which the
+/// verifier sees from 0 to `M` until the test narrows it. Followed exactly, the offset's lower bound rises with every step and narrows the
 /// other value by it too, so no iteration's state covers another's (an IPv4 options walk: 158,288
 /// processed instructions, or the 1M limit as a `for`); C code loses the offset's bounds by
 /// accident (a 32-bit spill the map key overwrites). Not where the lower bound may matter (see
@@ -637,10 +639,7 @@ fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, mask: i128) {
             // pointers the verifier knows nothing of it but the mask, so an offset walked by
             // constant steps too (`pos + 1` over NOP options) prunes against the others.
             let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), Type::ptr(Type::u8()));
-            let wide = b.cast_to(masked, Type::i64());
-            let at = b.core_ptr_add(data, wide);
-            let at = b.bpf_opaque(at);
-            let distance = b.core_ptr_diff(at, data);
+            let distance = unknown_distance(&mut b, data, masked);
             let all_ones = b.core_const(mask, Type::u64());
             let distance = b.core_and(distance, all_ones);
             b.cast_to(distance, ty)
@@ -649,6 +648,3 @@ fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, mask: i128) {
     };
     b.core_store(masked, local);
 }
-
-/// The verifier's largest packet offset (MAX_PACKET_OFF).
-const MAX_PACKET_OFFSET: i128 = 0xffff;

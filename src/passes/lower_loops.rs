@@ -11,7 +11,7 @@
 //! (the shortest are unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
-use super::packet_walk::{walked_packet_locals, WalkedLocal};
+use super::packet_walk::{unknown_distance, walked_packet_locals, WalkedLocal, MAX_PACKET_OFFSET};
 use super::value_bounds::int_max;
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -150,20 +150,13 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
             let guard = b.ks_if(fits, None, &[]);
             let then = b.entry(guard, 0);
             b.set_block(then);
-            // Opaque before the difference, or LLVM folds `(data + off) - data` back to `off`.
-            let offset = b.cast_to(wide, Type::i64());
-            let at = b.core_ptr_add(data, offset);
-            let at = b.bpf_opaque(at);
-            let distance = b.core_ptr_diff(at, data);
+            let distance = unknown_distance(&mut b, data, wide);
             let distance = b.core_and(distance, mask);
             let rebuilt = b.cast_to(distance, ty);
             b.core_store(rebuilt, slot);
         }
     }
 }
-
-/// The verifier's largest packet offset (MAX_PACKET_OFF).
-const MAX_PACKET_OFFSET: i128 = 0xffff;
 
 fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     rebase_walked_packet_pointers(m, func, lp);

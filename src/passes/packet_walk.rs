@@ -12,11 +12,25 @@ use super::provenance::{ctx_field, Provenance};
 use super::value_bounds::{
     chain_terms, escaping_operands, in_nested_loop, int_max, is_unsigned, loaded_local, sum_terms,
 };
-use crate::ir::{views, BlockId, Module, OpId, Opcode, Type, Value};
+use crate::ir::{views, BlockId, Builder, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
 
 /// One past the verifier's largest packet offset (MAX_PACKET_OFF).
 const PACKET_BYTES: u128 = 0x10000;
+
+/// The verifier's largest packet offset (MAX_PACKET_OFF).
+pub(super) const MAX_PACKET_OFFSET: i128 = 0xffff;
+
+/// `offset` (an integer at most [`MAX_PACKET_OFFSET`]) as the distance from `data` to
+/// `data + offset`: the same value, of which the verifier knows nothing (the difference of two
+/// packet pointers), not even an exact value it knew before. Opaque before the difference, or
+/// LLVM folds `(data + off) - data` back to `off`. A `u64`.
+pub(super) fn unknown_distance(b: &mut Builder, data: Value, offset: Value) -> Value {
+    let offset = b.cast_to(offset, Type::i64());
+    let at = b.core_ptr_add(data, offset);
+    let at = b.bpf_opaque(at);
+    b.core_ptr_diff(at, data)
+}
 
 /// The most iterations of the packet walk `l` (in kernel function `f`), or `None` when it is
 /// none: every iteration that goes round must have passed a test of the walked pointer against

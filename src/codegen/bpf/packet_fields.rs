@@ -23,34 +23,30 @@ use inkwell::values::{
 const CONTEXT_LOAD: &str = "llvm.bpf.getelementptr.and.load";
 
 pub fn share_packet_fields(module: &Module) {
-    let calls_ok = |i: InstructionValue| {
-        !is_bpf_call(i)
-            || helper_id(i)
-                .and_then(|id| helpers::by_id(i128::from(id)))
-                .is_some_and(|h| !h.moves_packet)
-    };
     // A call of anything else (a function, a kfunc, a helper handed a callback) is harmless
     // only when nothing in the unit moves the packet.
     let unit_keeps_packet = module.get_functions().all(|f| {
-        f.get_basic_block_iter().all(|b| {
-            instructions(b).all(|i| {
-                helper_id(i)
-                    .and_then(|id| helpers::by_id(i128::from(id)))
-                    .is_none_or(|h| !h.moves_packet)
-            })
-        })
+        f.get_basic_block_iter()
+            .all(|b| instructions(b).all(|i| moved_by_helper(i) != Some(true)))
     });
     for f in module.get_functions() {
         let Some(context) = program_context(f) else {
             continue;
         };
-        let keeps_packet = f
-            .get_basic_block_iter()
-            .all(|b| instructions(b).all(|i| unit_keeps_packet || calls_ok(i)));
+        let keeps_packet = f.get_basic_block_iter().all(|b| {
+            instructions(b)
+                .all(|i| !is_bpf_call(i) || moved_by_helper(i) == Some(false) || unit_keeps_packet)
+        });
         if keeps_packet {
             share_reads(f, context);
         }
     }
+}
+
+/// For a call of a known helper, whether it may move the packet.
+fn moved_by_helper(i: InstructionValue<'_>) -> Option<bool> {
+    let helper = helpers::by_id(i128::from(helper_id(i)?))?;
+    Some(helper.moves_packet)
 }
 
 /// A program's context pointer (its first parameter); other functions' first parameters may
