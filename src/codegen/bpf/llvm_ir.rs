@@ -287,7 +287,7 @@ pub(super) fn stores_elsewhere(i: InstructionValue<'_>, base: PointerValue<'_>) 
 
 /// Whether a call is declared to write no memory (`memory(read)` or `memory(none)`, as the
 /// BPF back end says of bpf_map_lookup_elem).
-fn reads_only(call: InstructionValue<'_>) -> bool {
+pub(super) fn reads_only(call: InstructionValue<'_>) -> bool {
     use llvm_sys::core::{
         LLVMGetCallSiteEnumAttribute, LLVMGetEnumAttributeKindForName, LLVMGetEnumAttributeValue,
     };
@@ -394,19 +394,44 @@ pub(super) fn crosses_call<'ctx>(
     user: InstructionValue<'ctx>,
     preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
 ) -> bool {
-    let (Some(home), Some(at)) = (address.get_parent(), user.get_parent()) else {
-        return false;
-    };
-    let after = std::iter::successors(address.get_next_instruction(), |i| i.get_next_instruction());
-    let before = instructions(at).take_while(|&i| i != user);
-    if after.chain(before).any(is_bpf_call) {
-        return true;
-    }
-    let reaching_user = reaching(at, preds);
-    reachable_from(&successors(home))
+    instructions_between(address, user, preds)
         .into_iter()
-        .filter(|b| *b != at && reaching_user.contains(b))
-        .any(|b| instructions(b).any(is_bpf_call))
+        .any(is_bpf_call)
+}
+
+/// The instructions that may run after `from` and before `to`, which `from` dominates, on a
+/// path that does not run `from` again.
+pub(super) fn instructions_between<'ctx>(
+    from: InstructionValue<'ctx>,
+    to: InstructionValue<'ctx>,
+    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
+) -> Vec<InstructionValue<'ctx>> {
+    let (Some(home), Some(at)) = (from.get_parent(), to.get_parent()) else {
+        return Vec::new();
+    };
+    let after_from =
+        std::iter::successors(from.get_next_instruction(), |i| i.get_next_instruction());
+    if home == at {
+        return after_from.take_while(|&i| i != to).collect();
+    }
+    // Blocks a path leaving `home` reaches without entering `home` again (which runs `from`).
+    let mut region = HashSet::new();
+    let mut work: Vec<BasicBlock> = successors(home);
+    while let Some(b) = work.pop() {
+        if b != home && region.insert(b) {
+            work.extend(successors(b));
+        }
+    }
+    let reaching_to = reaching(at, preds);
+    let mut out: Vec<InstructionValue> = after_from.collect();
+    // (`to`'s own block is among these, whole, when a path may pass it before arriving at `to`.)
+    for &b in region.iter().filter(|b| reaching_to.contains(b)) {
+        out.extend(instructions(b));
+    }
+    if !reaching_to.contains(&at) {
+        out.extend(instructions(at).take_while(|&i| i != to));
+    }
+    out
 }
 
 /// The blocks from which `to` can be reached.
@@ -518,5 +543,20 @@ impl<'ctx> Dominators<'ctx> {
             at = Some(at.map_or(i, |a| Self::meet(&self.idom, a, i)));
         }
         at.map(|i| self.blocks[i])
+    }
+    /// Whether every path from the entry to instruction `b` passes instruction `a` first.
+    pub(super) fn dominates_instruction(
+        &self,
+        a: InstructionValue<'ctx>,
+        b: InstructionValue<'ctx>,
+    ) -> bool {
+        let (Some(x), Some(y)) = (a.get_parent(), b.get_parent()) else {
+            return false;
+        };
+        if x == y {
+            return std::iter::successors(a.get_next_instruction(), |i| i.get_next_instruction())
+                .any(|i| i == b);
+        }
+        self.common(&[x, y]) == Some(x)
     }
 }

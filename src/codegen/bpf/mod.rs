@@ -20,6 +20,7 @@ mod frame_chains;
 mod global_bases;
 mod layout;
 mod llvm_ir;
+mod map_lookups;
 mod ops;
 mod packet_fields;
 mod packet_reloads;
@@ -133,6 +134,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         },
         |m| {
             array_entries::inline_array_entries(m, &tm)?;
+            map_lookups::share_map_lookups(m);
             if matches!(opts.cpu.as_str(), "v3" | "v4") {
                 fetch_adds::forward_fetched_values(m);
             }

@@ -61,15 +61,7 @@ fn share_reads<'ctx>(f: FunctionValue<'ctx>, context: BasicValueEnum<'ctx>) {
     let Some(dominators) = Dominators::of(f) else {
         return;
     };
-    let dominates = |a: InstructionValue<'ctx>, b: InstructionValue<'ctx>| {
-        let (Some(x), Some(y)) = (a.get_parent(), b.get_parent()) else {
-            return false;
-        };
-        if x == y {
-            return comes_before(a, b);
-        }
-        dominators.common(&[x, y]) == Some(x)
-    };
+    let dominates = |a, b| dominators.dominates_instruction(a, b);
     let mut kept: Vec<(Field, InstructionValue<'ctx>)> = Vec::new();
     for &b in dominators.blocks() {
         for i in instructions(b).collect::<Vec<_>>() {
@@ -175,8 +167,4 @@ fn share_casts<'ctx>(
     for c in users_of_result(v).into_iter().filter(is_cast) {
         share_casts(c, dominates);
     }
-}
-
-fn comes_before(a: InstructionValue<'_>, b: InstructionValue<'_>) -> bool {
-    std::iter::successors(a.get_next_instruction(), |i| i.get_next_instruction()).any(|i| i == b)
 }

@@ -1,0 +1,190 @@
+//! One lookup where a program looks the same entry up twice with nothing between that could
+//! change the answer.
+//!
+//! `if (m[k] == null) { … return }` followed by `if (m[k] == v)` reads the entry twice, where a C
+//! writer keeps the pointer of the first lookup. LLVM does not merge the two calls: the helper
+//! is opaque to it beyond `memory(read)`, and it cannot know that nothing but a helper adds or
+//! removes entries. Here a lookup is the earlier one when that one dominates it, both look up
+//! the same map with the same key slot, and on every path between them no helper or function
+//! that may write memory runs and nothing writes the key slot. Stores to map values, globals
+//! and the packet change no entry's presence or address. Another CPU's update between the two
+//! is one the program could as well have seen after both (§11.3).
+
+use super::llvm_ir::{
+    calls_intrinsic, helper_id, instructions, instructions_between, is_bpf_call, pointer_operand,
+    predecessors, reads_only, replace_all_uses, Dominators,
+};
+use crate::vocab::helpers::{self, MAP_LOOKUP_ELEM};
+use inkwell::basic_block::BasicBlock;
+use inkwell::module::Module;
+use inkwell::values::{
+    AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, PointerValue,
+};
+use std::collections::HashMap;
+
+pub fn share_map_lookups(module: &Module) {
+    for f in module.get_functions() {
+        share_in(f);
+    }
+}
+
+fn share_in(f: FunctionValue<'_>) {
+    let Some(dominators) = Dominators::of(f) else {
+        return;
+    };
+    let preds = predecessors(f);
+    let mut kept: Vec<InstructionValue> = Vec::new();
+    for &b in dominators.blocks() {
+        for lookup in instructions(b)
+            .filter(|&i| is_lookup(i))
+            .collect::<Vec<_>>()
+        {
+            let earlier = kept.iter().copied().find(|&first| {
+                let Some(key) = same_entry(first, lookup, &preds) else {
+                    return false;
+                };
+                dominators.dominates_instruction(first, lookup)
+                    && !instructions_between(first, lookup, &preds)
+                        .into_iter()
+                        .any(|i| may_change_entry(i, lookup, key))
+            });
+            match earlier {
+                Some(first) => {
+                    replace_all_uses(lookup, first);
+                    lookup.erase_from_basic_block();
+                }
+                None => kept.push(lookup),
+            }
+        }
+    }
+}
+
+fn is_lookup(i: InstructionValue<'_>) -> bool {
+    helper_id(i) == Some(MAP_LOOKUP_ELEM.id as u64)
+}
+
+/// How two lookups are known to look up one key.
+#[derive(Clone, Copy)]
+enum SameKey {
+    /// They read one stack slot, which holds one key while nothing writes it.
+    Slot,
+    /// Each reads a slot a store of one value fills just before it (an inlined helper's own
+    /// slot): what the slots hold between the two does not matter.
+    Value,
+}
+
+/// Whether two lookups name one map and one key, and how the key is known to be one.
+fn same_entry<'ctx>(
+    a: InstructionValue<'ctx>,
+    b: InstructionValue<'ctx>,
+    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
+) -> Option<SameKey> {
+    let operands = |i| Some((pointer_operand(i, 0)?, pointer_operand(i, 1)?));
+    let ((map_a, key_a), (map_b, key_b)) = (operands(a)?, operands(b)?);
+    if map_a != map_b {
+        return None;
+    }
+    if key_a == key_b && stack_slot(key_a).is_some() {
+        return Some(SameKey::Slot);
+    }
+    let (x, y) = (stored_key(a, preds)?, stored_key(b, preds)?);
+    (x == y).then_some(SameKey::Value)
+}
+
+/// The value a lookup's key slot holds, when a store fills the whole slot on the straight-line
+/// path to the lookup and nothing writes the slot after it.
+fn stored_key<'ctx>(
+    lookup: InstructionValue<'ctx>,
+    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
+) -> Option<BasicValueEnum<'ctx>> {
+    // (Far enough for the stores ksc's lowering places before a lookup; it also ends a walk
+    // around a cycle of blocks no entry reaches.)
+    const STEPS: usize = 64;
+    let slot = pointer_operand(lookup, 1)?;
+    let alloca = slot.as_instruction()?;
+    if alloca.get_opcode() != InstructionOpcode::Alloca {
+        return None;
+    }
+    let mut at = lookup;
+    for _ in 0..STEPS {
+        let previous = match at.get_previous_instruction() {
+            Some(i) => i,
+            None => {
+                // On into the one block that leads here.
+                let [only] = preds.get(&at.get_parent()?)?[..] else {
+                    return None;
+                };
+                only.get_last_instruction()?
+            }
+        };
+        at = previous;
+        if at.get_opcode() == InstructionOpcode::Store && pointer_operand(at, 1) == Some(slot) {
+            let value = at.get_operand(0)?.value()?;
+            return (alloca.get_allocated_type().ok() == Some(value.get_type())).then_some(value);
+        }
+        if may_change_entry(at, lookup, SameKey::Slot) {
+            return None;
+        }
+    }
+    None
+}
+
+/// The stack slot `p` points into, through any offsets.
+fn stack_slot(p: PointerValue<'_>) -> Option<PointerValue<'_>> {
+    let root = underlying(p)?;
+    root.as_instruction()
+        .is_some_and(|i| i.get_opcode() == InstructionOpcode::Alloca)
+        .then_some(root)
+}
+
+/// The object `p` is formed from through offsets and casts, or `None` when it is chosen at run
+/// time (a phi, a select) or read from memory.
+fn underlying(mut p: PointerValue<'_>) -> Option<PointerValue<'_>> {
+    loop {
+        let Some(i) = p.as_instruction() else {
+            // A global, an argument, a constant expression over a global.
+            return Some(p);
+        };
+        match i.get_opcode() {
+            InstructionOpcode::GetElementPtr | InstructionOpcode::BitCast => {
+                p = pointer_operand(i, 0)?;
+            }
+            InstructionOpcode::Alloca | InstructionOpcode::Call | InstructionOpcode::IntToPtr => {
+                return Some(p)
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Whether `i`, run between two lookups, may change what the second finds: a call that may
+/// write memory (a map update or delete among them) or, when the key is known by its slot, a
+/// write to the slot.
+fn may_change_entry(i: InstructionValue<'_>, lookup: InstructionValue<'_>, key: SameKey) -> bool {
+    if is_bpf_call(i) {
+        let harmless_helper = helper_id(i)
+            .and_then(|id| helpers::by_id(i128::from(id)))
+            .is_some_and(|h| !h.writes_memory);
+        return !harmless_helper && !reads_only(i);
+    }
+    let destination = match i.get_opcode() {
+        InstructionOpcode::Store => pointer_operand(i, 1),
+        InstructionOpcode::AtomicRMW | InstructionOpcode::AtomicCmpXchg => pointer_operand(i, 0),
+        InstructionOpcode::Call
+            if calls_intrinsic(i, "llvm.memset")
+                || calls_intrinsic(i, "llvm.memcpy")
+                || calls_intrinsic(i, "llvm.memmove") =>
+        {
+            pointer_operand(i, 0)
+        }
+        _ => return false,
+    };
+    if matches!(key, SameKey::Value) {
+        return false;
+    }
+    let key_slot = pointer_operand(lookup, 1).and_then(stack_slot);
+    match (destination.and_then(underlying), key_slot) {
+        (Some(written), Some(slot)) => written.as_value_ref() == slot.as_value_ref(),
+        _ => true,
+    }
+}
