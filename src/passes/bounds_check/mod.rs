@@ -1427,6 +1427,7 @@ impl BoundsCheck {
                 }
             }
             Opcode::CoreCall => {
+                self.reform_args_behind_start(m, op);
                 self.callee_facts(m, op, facts);
                 // (An address formed apart from a tested one is a pointer the kernel knows no
                 // range of: only the tested formation itself carries one into the callee. Every
@@ -1500,7 +1501,8 @@ impl BoundsCheck {
         // A base before the packet's origin (`data - 14 + i`): the verifier refuses a negative
         // constant part however large the index, so the index absorbs it and the address is
         // formed from the origin (an index that ends before the origin aborts, like any access
-        // outside the packet). A moved base's constant part is absorbed too, and so is the
+        // outside the packet). So does a base ahead of it moved back by a signed index
+        // (`tcp - doff`): only the sum of the two is a distance from the origin. A moved base's constant part is absorbed too, and so is the
         // distance from `ctx->data` of a pointer local moved more than once (whose offset ksc
         // does not know, and the verifier may know exactly).
         let absorbed = match self.key(m, base_root) {
@@ -1514,7 +1516,9 @@ impl BoundsCheck {
                 {
                     Some((Start::DataAndDistance { ctx, moved: origin }, offset))
                 }
-                _ if offset < 0 || moved.is_some() => Some((Start::At(origin), offset)),
+                _ if offset < 0 || moved.is_some() || !never_negative(m, index) => {
+                    Some((Start::At(origin), offset))
+                }
                 _ => None,
             },
             _ => None,
@@ -1658,9 +1662,34 @@ impl BoundsCheck {
         let mut fb = crate::ir::Builder::new(m, fail);
         fb.loc = loc;
         fb.ks_abort(OUT_OF_BOUNDS.to_vec());
-        Self::set_address(m, access, new);
+        Self::set_address(m, access, addr, new);
         self.packet.insert(new);
         new
+    }
+
+    /// A packet pointer a call passes at a variable offset that may put part of it before the
+    /// packet's start — moved back by a signed index (`tcp - doff`), or ahead from a base behind
+    /// the start (`data - 14 + ihl`), or stepping back after the index — is formed again as a
+    /// distance from its origin, as an access through it would be: the verifier refuses every
+    /// access through a pointer whose variable part may be negative or whose constant part is,
+    /// and the callee's own test against data_end does not change that. A distance before the
+    /// origin or past any packet aborts.
+    fn reform_args_behind_start(&mut self, m: &mut Module, call: OpId) {
+        let args: Vec<Value> = (m.op(call).operands.iter())
+            .filter(|a| self.packet.contains(a))
+            .copied()
+            .collect();
+        for arg in args {
+            let Some((_, step, offset_above)) = self.variable_step(m, arg) else {
+                continue;
+            };
+            let (base, index) = (m.op(step).operands[0], m.op(step).operands[1]);
+            let base_root = self.base_steps(m, base).map_or(base, |s| s.from);
+            let base_behind = self.key(m, base_root).is_some_and(|k| k.offset < 0);
+            if offset_above < 0 || base_behind || !never_negative(m, index) {
+                self.clamp_index(m, call, arg, 1);
+            }
+        }
     }
 
     /// The variable steps that moved `base` (outermost first), when ksc knows no bound of its
@@ -1759,7 +1788,7 @@ impl BoundsCheck {
         for v in [data, from, again, at, typed] {
             self.packet.insert(v);
         }
-        Self::set_address(m, access, typed);
+        Self::set_address(m, access, addr, typed);
         Some(typed)
     }
 
@@ -1779,18 +1808,22 @@ impl BoundsCheck {
         let bytes = b.core_const(offset, Type::i64());
         let moved = b.core_ptr_add(tested, bytes);
         let typed = b.cast_to(moved, ty);
-        Self::set_address(m, op, typed);
+        Self::set_address(m, op, addr, typed);
         self.packet.insert(typed);
     }
 
-    /// Makes load or store `op` access `addr`.
-    fn set_address(m: &mut Module, op: OpId, addr: Value) {
-        let slot = if m.op(op).opcode == Opcode::CoreStore {
-            1
-        } else {
-            0
-        };
-        m.op_mut(op).operands[slot] = addr;
+    /// Makes load or store `op` access `addr` instead of `old`; call `op` pass it instead.
+    fn set_address(m: &mut Module, op: OpId, old: Value, addr: Value) {
+        let d = m.op_mut(op);
+        match d.opcode {
+            Opcode::CoreStore => d.operands[1] = addr,
+            Opcode::CoreCall => {
+                for o in d.operands.iter_mut().filter(|o| **o == old) {
+                    *o = addr;
+                }
+            }
+            _ => d.operands[0] = addr,
+        }
     }
 
     /// Records the packet bytes call `call` proves at its callee's packet parameters, by the
@@ -1862,7 +1895,7 @@ impl BoundsCheck {
     fn insert_check(&mut self, m: &mut Module, op: OpId, addr: Value, width: i128, hide: bool) {
         let addr = if hide {
             let hidden = m.builder_before(op).bpf_opaque(addr);
-            Self::set_address(m, op, hidden);
+            Self::set_address(m, op, addr, hidden);
             self.packet.insert(hidden);
             hidden
         } else {
