@@ -1427,7 +1427,7 @@ impl BoundsCheck {
                 }
             }
             Opcode::CoreCall => {
-                self.reform_args_behind_start(m, op);
+                self.reform_outlying_args(m, op);
                 self.callee_facts(m, op, facts);
                 // (An address formed apart from a tested one is a pointer the kernel knows no
                 // range of: only the tested formation itself carries one into the callee. Every
@@ -1669,12 +1669,13 @@ impl BoundsCheck {
 
     /// A packet pointer a call passes at a variable offset that may put part of it before the
     /// packet's start — moved back by a signed index (`tcp - doff`), or ahead from a base behind
-    /// the start (`data - 14 + ihl`), or stepping back after the index — is formed again as a
-    /// distance from its origin, as an access through it would be: the verifier refuses every
-    /// access through a pointer whose variable part may be negative or whose constant part is,
-    /// and the callee's own test against data_end does not change that. A distance before the
+    /// the start (`data - 14 + ihl`), or stepping back after the index — or 0xffff bytes or more
+    /// past it is formed again as a distance from its origin, as an access through it would be:
+    /// the verifier refuses every access through a pointer whose variable part may be negative
+    /// or whose constant part is, and learns nothing from a test of one that may lie that far;
+    /// the callee's own test against data_end does not change that. A distance before the
     /// origin or past any packet aborts.
-    fn reform_args_behind_start(&mut self, m: &mut Module, call: OpId) {
+    fn reform_outlying_args(&mut self, m: &mut Module, call: OpId) {
         let args: Vec<Value> = (m.op(call).operands.iter())
             .filter(|a| self.packet.contains(a))
             .copied()
@@ -1685,8 +1686,23 @@ impl BoundsCheck {
             };
             let (base, index) = (m.op(step).operands[0], m.op(step).operands[1]);
             let base_root = self.base_steps(m, base).map_or(base, |s| s.from);
-            let base_behind = self.key(m, base_root).is_some_and(|k| k.offset < 0);
-            if offset_above < 0 || base_behind || !never_negative(m, index) {
+            let base_key = self.key(m, base_root);
+            let base_behind = base_key.is_some_and(|k| k.offset < 0);
+            // Or one that may lie so far on that the callee's test of it teaches the verifier
+            // nothing (the verifier learns a range only within 0xffff bytes of the start).
+            let base_reach = base_key.map(|k| match k.root {
+                Root::Indexed { offset, max, .. } => offset + max + k.offset,
+                _ => k.offset,
+            });
+            let index_reach = self
+                .max_of(m, index, 4)
+                .and_then(|x| i128::try_from(x).ok())
+                .map(|x| x.saturating_mul(byte_stride(m, step)));
+            let too_far = match (base_reach, index_reach) {
+                (Some(b), Some(i)) => b + i + offset_above.max(0) >= MAX_PACKET_BYTES,
+                _ => false,
+            };
+            if offset_above < 0 || base_behind || too_far || !never_negative(m, index) {
                 self.clamp_index(m, call, arg, 1);
             }
         }
