@@ -7,8 +7,10 @@
 //! offset the user's `p + 40 > data_end` already proves (the verifier follows the loop with the
 //! counter a constant too, but LLVM may turn the counter into a pointer it cannot bound), and the
 //! verifier walks straight-line code instead of the loop's control.
-//! A body that leaves the loop early (`break`/`continue`) or defers at its top level (each copy
-//! would have to run the defer at its own end) stays a loop. One that returns early has its
+//! A body that `continue`s or defers at its top level (each copy would have to run the defer at
+//! its own end) stays a loop; so does one that `break`s, unless its copies together stay within
+//! [`MAX_UNROLLED_OPS`] and carry no state from one iteration to the next: those copies go in one
+//! iteration the breaks leave. One that returns early has its
 //! offsets' steps widened first (`widen-loop-steps`), and its returning arms marked cold.
 
 use super::lower_loops::enclosing_loop;
