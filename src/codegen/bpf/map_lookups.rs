@@ -5,8 +5,8 @@
 //! writer keeps the pointer of the first lookup. LLVM does not merge the two calls: the helper
 //! is opaque to it beyond `memory(read)`, and it cannot know that nothing but a helper adds or
 //! removes entries. Here a lookup is the earlier one when that one dominates it, both look up
-//! the same map with the same key slot, and on every path between them no helper or function
-//! that may write memory runs and nothing writes the key slot. Stores to map values, globals
+//! the same map with the same key ([`SameKey`]), and on every path between them no helper or
+//! function that may write memory runs (nor, for a key known by its slot, a write of the slot). Stores to map values, globals
 //! and the packet change no entry's presence or address. Another CPU's update between the two
 //! is one the program could as well have seen after both (§11.3).
 
