@@ -11,8 +11,8 @@
 //! is one the program could as well have seen after both (§11.3).
 
 use super::llvm_ir::{
-    calls_intrinsic, helper_id, instructions, instructions_between, is_bpf_call, pointer_operand,
-    predecessors, reads_only, replace_all_uses, Dominators,
+    calls_intrinsic, helper_id, instructions, instructions_between, is_alloca, is_bpf_call,
+    pointer_operand, predecessors, reads_only, replace_all_uses, Dominators,
 };
 use crate::vocab::helpers::{self, MAP_LOOKUP_ELEM};
 use inkwell::basic_block::BasicBlock;
@@ -100,11 +100,8 @@ fn stored_key<'ctx>(
     // (Far enough for the stores ksc's lowering places before a lookup; it also ends a walk
     // around a cycle of blocks no entry reaches.)
     const STEPS: usize = 64;
-    let slot = pointer_operand(lookup, 1)?;
+    let slot = pointer_operand(lookup, 1).filter(|&p| is_alloca(p))?;
     let alloca = slot.as_instruction()?;
-    if alloca.get_opcode() != InstructionOpcode::Alloca {
-        return None;
-    }
     let mut at = lookup;
     for _ in 0..STEPS {
         let previous = match at.get_previous_instruction() {
@@ -131,10 +128,7 @@ fn stored_key<'ctx>(
 
 /// The stack slot `p` points into, through any offsets.
 fn stack_slot(p: PointerValue<'_>) -> Option<PointerValue<'_>> {
-    let root = underlying(p)?;
-    root.as_instruction()
-        .is_some_and(|i| i.get_opcode() == InstructionOpcode::Alloca)
-        .then_some(root)
+    underlying(p).filter(|&root| is_alloca(root))
 }
 
 /// The object `p` is formed from through offsets and casts, or `None` when it is chosen at run
