@@ -102,12 +102,15 @@ enum Exit {
     RaisedAbort,
 }
 
-/// Packet pointers the loop walks (`opt = opt + len`) start each iteration rebuilt as
+/// Packet pointers the loop walks (`opt = opt + len`) start and end each iteration rebuilt as
 /// `ctx->data + ((opt - ctx->data) & 0xffff)`: the same address, as the verifier admits no packet
 /// offset past 0xffff. As a callback, the verifier would see the offset grow with every round it
 /// checks and never meet a state it saw before (it gives up at 1M instructions); masked, the
 /// second round repeats the first. The difference of two packet pointers is a value the verifier
-/// knows nothing of, so the mask alone bounds it, in every round alike.
+/// knows nothing of, so the mask alone bounds it, in every round alike. At the head, the body
+/// of every round sees the same pointer; at each way round to the next (`continue`, the body's
+/// end), the state `bpf_loop` is checked with does too, whichever constant step (`opt + 1` over
+/// a NOP option) the round took.
 ///
 /// Unsigned offsets the loop walks and adds to `ctx->data` (`off = off + len`, `data + off`)
 /// are rebuilt the same way, as `((ctx->data + off) - ctx->data) & 0xffff`, when they are at
@@ -121,40 +124,77 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
         return;
     };
     let walked = walked_packet_locals(m, func, lp);
+    if walked.is_empty() {
+        return;
+    }
     let body = m.region(m.op(lp).regions[0]).blocks[0];
     let loc = m.op(lp).loc;
+    // Where a round goes on to the next: each `continue` of this loop, and the body's end.
+    let continues: Vec<OpId> = m
+        .collect_nested(lp, |d| d.opcode == Opcode::KsContinue)
+        .into_iter()
+        .filter(|&o| enclosing_loop(m, o) == Some(lp))
+        .collect();
+    let ends_open = m
+        .block(body)
+        .ops
+        .last()
+        .is_none_or(|&o| !m.is_terminator(o));
     for WalkedLocal { slot, pointer, .. } in walked {
-        let Some(ty) = m.value_type(slot).pointee().cloned() else {
+        if m.value_type(slot).pointee().is_none() {
             continue;
-        };
-        let byte_ptr = Type::ptr(Type::u8());
+        }
+        for &c in &continues {
+            let mut b = m.builder_before(c);
+            b.loc = loc;
+            rebase(&mut b, ctx, slot, pointer);
+        }
+        if ends_open {
+            let mut b = Builder::new(m, body);
+            b.loc = loc;
+            rebase(&mut b, ctx, slot, pointer);
+        }
         let mut b = Builder::new(m, body);
         b.at = Some(0);
         b.loc = loc;
-        let now = b.core_load(slot, ty.clone());
-        let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), byte_ptr.clone());
-        if pointer {
-            let from = b.cast_to(now, byte_ptr);
-            // Opaque, so LLVM keeps the mask it could otherwise not see through either way.
-            let distance = b.core_ptr_diff(from, data);
-            let distance = b.bpf_opaque(distance);
-            let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
-            let distance = b.core_and(distance, mask);
-            let rebuilt = b.core_ptr_add(data, distance);
-            let rebuilt = b.cast_to(rebuilt, ty);
-            b.core_store(rebuilt, slot);
-        } else {
-            let wide = b.cast_to(now, Type::u64());
-            let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
-            let fits = b.core_cmp(wide, mask, CmpPred::Le);
-            let guard = b.ks_if(fits, None, &[]);
-            let then = b.entry(guard, 0);
-            b.set_block(then);
-            let distance = unknown_distance(&mut b, data, wide);
-            let distance = b.core_and(distance, mask);
-            let rebuilt = b.cast_to(distance, ty);
-            b.core_store(rebuilt, slot);
-        }
+        rebase(&mut b, ctx, slot, pointer);
+    }
+}
+
+/// Stores walked local `slot` back as its distance from `ctx->data`, masked (see
+/// [`rebase_walked_packet_pointers`]).
+fn rebase(b: &mut Builder, ctx: Value, slot: Value, pointer: bool) {
+    let ty = b
+        .module
+        .value_type(slot)
+        .pointee()
+        .cloned()
+        .expect("a local");
+    let byte_ptr = Type::ptr(Type::u8());
+    let now = b.core_load(slot, ty.clone());
+    let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), byte_ptr.clone());
+    if pointer {
+        let from = b.cast_to(now, byte_ptr);
+        // Opaque, so LLVM keeps the mask it could otherwise not see through either way.
+        let distance = b.core_ptr_diff(from, data);
+        let distance = b.bpf_opaque(distance);
+        let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
+        let distance = b.core_and(distance, mask);
+        let rebuilt = b.core_ptr_add(data, distance);
+        let rebuilt = b.cast_to(rebuilt, ty);
+        b.core_store(rebuilt, slot);
+    } else {
+        let wide = b.cast_to(now, Type::u64());
+        let mask = b.core_const(MAX_PACKET_OFFSET, Type::u64());
+        let fits = b.core_cmp(wide, mask, CmpPred::Le);
+        let guard = b.ks_if(fits, None, &[]);
+        let (block, at) = (b.block, b.at);
+        b.set_block(b.entry(guard, 0));
+        let distance = unknown_distance(b, data, wide);
+        let distance = b.core_and(distance, mask);
+        let rebuilt = b.cast_to(distance, ty);
+        b.core_store(rebuilt, slot);
+        (b.block, b.at) = (block, at);
     }
 }
 
@@ -176,6 +216,23 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
             }
         }
     });
+    // Locals each iteration fills afresh become the callback's own: in the caller's frame, the
+    // values one iteration left in them would be part of every state the verifier compares at
+    // `bpf_loop` (`kind` 0, 1, 3… after each round), and the rounds would not converge. Not
+    // where a loop stays inside the body: a callback's own local is a register value LLVM's loop
+    // strength reduction may add to a captured array's address before the inner loop, ahead of
+    // the index check (`buf + pos`, which the verifier refuses for an unknown 32-bit `pos`).
+    let inner_loop = !m
+        .collect_nested(lp, |d| {
+            matches!(
+                d.opcode,
+                Opcode::KsFor | Opcode::KsWhile | Opcode::KsMapForeach
+            )
+        })
+        .is_empty();
+    let (iteration_locals, captures): (Vec<Value>, Vec<Value>) = captures
+        .into_iter()
+        .partition(|&v| !inner_loop && filled_each_iteration(m, lp, v));
     let mut exits = loop_exits(m, lp);
     let direct = exits.len();
     if may_raise_later(m, lp) {
@@ -185,13 +242,18 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let hi = m.op(lp).operands[1];
     let counter_ty = m.value_type(lo).clone();
 
-    // The context struct: captures, then the exit code, the return value and the thrown code.
-    let mut fields: Vec<(String, Type)> = captures
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| (format!("c{i}"), m.value_type(v).clone()))
-        .collect();
-    fields.push(("exit".into(), Type::u32()));
+    // The context struct: the exit code, captures, the return value and the thrown code. The exit
+    // code lies 4 bytes into an 8-byte word: the verifier keeps no value for a stack write off
+    // such a word's start, so the rounds after different exits (each stops `bpf_loop`, but the
+    // verifier goes on checking rounds after it) meet the same state at the call.
+    let mut fields: Vec<(String, Type)> =
+        vec![("unused".into(), Type::u32()), ("exit".into(), Type::u32())];
+    fields.extend(
+        captures
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| (format!("c{i}"), m.value_type(v).clone())),
+    );
     if ret != Type::Void {
         fields.push(("ret".into(), ret.clone()));
     }
@@ -251,10 +313,15 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let ctxp = m.add_block_arg(entry, Type::ptr(ctx_ty.clone()));
     m.set_value_name(ctxp, Some(Rc::from("loop_ctx")));
     let mut vmap: HashMap<Value, Value> = HashMap::new();
+    for &local in &iteration_locals {
+        let declared = m.defining_op(local).expect("a core.local");
+        let own = m.clone_op(declared, &mut vmap);
+        m.place_op(own, entry, None);
+    }
     let mut b = Builder::new(m, entry);
     b.loc = loc;
     for (i, &c) in captures.iter().enumerate() {
-        let t = fields[i].1.clone();
+        let t = fields[i + 2].1.clone();
         let a = b.core_field_addr(ctxp, format!("c{i}").into_bytes(), Type::ptr(t.clone()));
         let v = b.core_load(a, t);
         vmap.insert(c, v);
@@ -299,7 +366,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let a = b.core_field_addr(
             slot,
             format!("c{i}").into_bytes(),
-            Type::ptr(fields[i].1.clone()),
+            Type::ptr(fields[i + 2].1.clone()),
         );
         b.core_store(c, a);
     }
@@ -324,6 +391,36 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     dispatch_exits(m, lp, slot, &ctx_ty, &exits, &ret);
     m.detach_op(lp);
     cb
+}
+
+/// Whether `v` is a local of the function that only loop `lp` uses and that every iteration
+/// fills whole before anything else touches it: a store to it at the top of the body comes first
+/// (`var kind = opt[0]`), so no iteration reads what another left.
+fn filled_each_iteration(m: &Module, lp: OpId, v: Value) -> bool {
+    if !m.is_local(v) || m.use_count(v) != uses_within(m, lp, v) {
+        return false;
+    }
+    let body = m.region(m.op(lp).regions[0]).blocks[0];
+    let first_touch = m.block(body).ops.iter().copied().find(|&o| {
+        let mut touches = false;
+        m.walk_nested(o, &mut |x| touches |= m.op(x).operands.contains(&v));
+        touches || m.op(o).operands.contains(&v)
+    });
+    first_touch.is_some_and(|o| {
+        let d = m.op(o);
+        d.opcode == Opcode::CoreStore
+            && d.operands[1] == v
+            && d.operands[0] != v
+            && m.value_type(v).pointee() == Some(m.value_type(d.operands[0]))
+    })
+}
+
+/// How many operands of ops inside `op` (itself included) name `v`.
+fn uses_within(m: &Module, op: OpId, v: Value) -> usize {
+    let count = |o: OpId| m.op(o).operands.iter().filter(|&&x| x == v).count();
+    let mut uses = count(op);
+    m.walk_nested(op, &mut |o| uses += count(o));
+    uses
 }
 
 /// The ops in the loop body that leave the loop (not those of loops nested inside it).
