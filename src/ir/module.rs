@@ -549,10 +549,14 @@ impl Module {
                 None => return 0,
             },
         };
-        let mut uses = 0;
-        self.walk_nested(scope, &mut |o| {
-            uses += self.op(o).operands.iter().filter(|&&x| x == v).count()
-        });
+        self.uses_within(scope, v)
+    }
+
+    /// How many operands of `op` and of the ops inside it name `v`.
+    pub fn uses_within(&self, op: OpId, v: Value) -> usize {
+        let count = |o: OpId| self.op(o).operands.iter().filter(|&&x| x == v).count();
+        let mut uses = count(op);
+        self.walk_nested(op, &mut |o| uses += count(o));
         uses
     }
 

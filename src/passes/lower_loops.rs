@@ -321,7 +321,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let mut b = Builder::new(m, entry);
     b.loc = loc;
     for (i, &c) in captures.iter().enumerate() {
-        let t = fields[i + 2].1.clone();
+        let t = b.module.value_type(c).clone();
         let a = b.core_field_addr(ctxp, format!("c{i}").into_bytes(), Type::ptr(t.clone()));
         let v = b.core_load(a, t);
         vmap.insert(c, v);
@@ -366,7 +366,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let a = b.core_field_addr(
             slot,
             format!("c{i}").into_bytes(),
-            Type::ptr(fields[i + 2].1.clone()),
+            Type::ptr(b.module.value_type(c).clone()),
         );
         b.core_store(c, a);
     }
@@ -397,7 +397,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
 /// fills whole before anything else touches it: a store to it at the top of the body comes first
 /// (`var kind = opt[0]`), so no iteration reads what another left.
 fn filled_each_iteration(m: &Module, lp: OpId, v: Value) -> bool {
-    if !m.is_local(v) || m.use_count(v) != uses_within(m, lp, v) {
+    if !m.is_local(v) || m.use_count(v) != m.uses_within(lp, v) {
         return false;
     }
     let body = m.region(m.op(lp).regions[0]).blocks[0];
@@ -413,14 +413,6 @@ fn filled_each_iteration(m: &Module, lp: OpId, v: Value) -> bool {
             && d.operands[0] != v
             && m.value_type(v).pointee() == Some(m.value_type(d.operands[0]))
     })
-}
-
-/// How many operands of ops inside `op` (itself included) name `v`.
-fn uses_within(m: &Module, op: OpId, v: Value) -> usize {
-    let count = |o: OpId| m.op(o).operands.iter().filter(|&&x| x == v).count();
-    let mut uses = count(op);
-    m.walk_nested(op, &mut |o| uses += count(o));
-    uses
 }
 
 /// The ops in the loop body that leave the loop (not those of loops nested inside it).
