@@ -1,6 +1,7 @@
 //! `widen-loop-steps`: an offset a walked loop advances by a run-time step keeps the step's upper
 //! bound for the verifier but not its lower one. `mask-loop-offsets`: one that the loop also
-//! compares with a value it does not know starts every iteration masked (see [`mask_heads`]).
+//! compares with a value it does not know, or a packet pointer the loop steps in several ways,
+//! starts every iteration masked (see [`mask_heads`]).
 //!
 //! `off = off + len + 1` after `if (len > 63) { break }` tells the verifier that each iteration
 //! moves `off` by 2 to 64. It follows a counted loop iteration by iteration, so the states that
@@ -22,7 +23,7 @@
 //! written) and before `lower-loops`; `unroll-loops` widens the loops it unrolls that return
 //! early, whose copies' exits meet in the callers as a loop's do after it.
 
-use super::packet_walk::{unknown_distance, MAX_PACKET_OFFSET};
+use super::packet_walk::{unknown_distance, walked_packet_locals, MAX_PACKET_OFFSET};
 use super::value_bounds::{
     in_nested_loop, int_max, loaded_local, sum_terms, tracked_locals, trip_count, CallBounds,
     CallSites, LocalBounds,
@@ -476,8 +477,9 @@ fn widen(m: &mut Module, store: OpId, step: Step) {
 /// verifier sees from 0 to `M` until the test narrows it. Followed exactly, the offset's lower bound rises with every step and narrows the
 /// other value by it too, so no iteration's state covers another's (an IPv4 options walk: 158,288
 /// processed instructions, or the 1M limit as a `for`); C code loses the offset's bounds by
-/// accident (a 32-bit spill the map key overwrites). Not where the lower bound may matter (see
-/// `lower_bound_unneeded`).
+/// accident (a 32-bit spill the map key overwrites). A packet pointer stepped in several ways
+/// ([`offset_varies_by_path`]) starts each iteration as `data + (distance & M)` alike, compared or
+/// not. Not where the lower bound may matter (see `lower_bound_unneeded`).
 pub fn mask_heads(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
     let sites = CallSites::of(m, &super::kernel_funcs(m));
@@ -485,7 +487,7 @@ pub fn mask_heads(m: &mut Module) -> PassResult {
         let Some(facts) = LoopFacts::of(m, f, &calls) else {
             continue;
         };
-        let masks = offsets_to_mask(m, &facts, &sites);
+        let masks = offsets_to_mask(m, f, &facts, &sites);
         for (l, local, mask) in masks {
             mask_at_head(m, f, l, local, mask);
         }
@@ -494,7 +496,12 @@ pub fn mask_heads(m: &mut Module) -> PassResult {
 }
 
 /// The loops, offsets and masks of `mask-loop-offsets`.
-fn offsets_to_mask(m: &Module, facts: &LoopFacts, sites: &CallSites) -> Vec<(OpId, Value, i128)> {
+fn offsets_to_mask(
+    m: &Module,
+    f: OpId,
+    facts: &LoopFacts,
+    sites: &CallSites,
+) -> Vec<(OpId, Value, i128)> {
     let LoopFacts {
         bounds,
         tracked,
@@ -505,20 +512,38 @@ fn offsets_to_mask(m: &Module, facts: &LoopFacts, sites: &CallSites) -> Vec<(OpI
     for &l in &facts.loops {
         let deciding = deciding_tests(m, l);
         let mut seen = HashSet::new();
+        let walked = walked_packet_locals(m, f, l);
+        let packet_pointer = |local: Value| {
+            walked
+                .iter()
+                .any(|w| w.slot == local && w.pointer && w.forward)
+        };
         for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
             let local = m.op(store).operands[1];
             let Some(ty) = m.value_type(local).pointee().cloned() else {
                 continue;
             };
+            let maskable = if ty.is_ptr() {
+                packet_pointer(local) && offset_varies_by_path(m, l, local)
+            } else {
+                super::value_bounds::is_unsigned(&ty)
+            };
             if !tracked.contains(&local)
-                || !super::value_bounds::is_unsigned(&ty)
+                || !maskable
                 || in_nested_loop(m, store, l)
                 || step_of(m, bounds, store, local).is_none()
                 || !seen.insert(local)
             {
                 continue;
             }
-            let Some(head) = compared_in(m, uses, &deciding, local) else {
+            // A walked packet pointer's fixed offset and bounds grow on every path whether or
+            // not a test compares it (`opt + 1` over a NOP): masked wherever it is read first.
+            let head = if ty.is_ptr() {
+                first_read(m, l, local)
+            } else {
+                compared_in(m, uses, &deciding, local)
+            };
+            let Some(head) = head else {
                 continue;
             };
             if !worth_losing_lower_bound(m, facts, sites, local, store, &HashSet::new()) {
@@ -530,7 +555,12 @@ fn offsets_to_mask(m: &Module, facts: &LoopFacts, sites: &CallSites) -> Vec<(OpI
             let Some(mask) = max.checked_add(1).and_then(u128::checked_next_power_of_two) else {
                 continue;
             };
-            if mask - 1 <= int_max(&ty).unwrap_or(0) {
+            let largest = if ty.is_ptr() {
+                MAX_PACKET_OFFSET as u128
+            } else {
+                int_max(&ty).unwrap_or(0)
+            };
+            if mask - 1 <= largest {
                 masks.push((l, local, (mask - 1) as i128));
             }
         }
@@ -562,6 +592,44 @@ fn compared_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) 
             }
             false
         })
+}
+
+/// Whether loop `l` moves pointer `local` in more than one way, one of them by a constant: the
+/// verifier keeps a packet pointer's constant offset apart from its bounds and prunes a state
+/// only against one of the same offset, so every mix of the paths makes states of its own (a
+/// NOP option's `opt + 1` beside `opt + len`). A run-time step alone changes bounds, which
+/// `widen-loop-steps` keeps from rising.
+fn offset_varies_by_path(m: &Module, l: OpId, local: Value) -> bool {
+    let stores: Vec<OpId> = m.collect_nested(l, |d| {
+        d.opcode == Opcode::CoreStore && d.operands[1] == local
+    });
+    let by_constant = |&store: &OpId| {
+        let mut terms = Vec::new();
+        sum_terms(m, m.op(store).operands[0], &mut terms);
+        terms.iter().any(|&t| loaded_local(m, t) == Some(local))
+            && terms
+                .iter()
+                .all(|&t| loaded_local(m, t) == Some(local) || m.const_int(t).is_some())
+    };
+    stores.len() > 1 && stores.iter().any(by_constant)
+}
+
+/// The load of `local` that each iteration of loop `l` makes before it writes it, if one comes
+/// first.
+fn first_read(m: &Module, l: OpId, local: Value) -> Option<OpId> {
+    let touches = |o: OpId| {
+        let d = m.op(o);
+        match d.opcode {
+            Opcode::CoreLoad => d.operands[0] == local,
+            Opcode::CoreStore => d.operands[1] == local,
+            _ => false,
+        }
+    };
+    let first = *m
+        .collect_nested(l, |_| true)
+        .iter()
+        .find(|&&o| touches(o))?;
+    (m.op(first).opcode == Opcode::CoreLoad).then_some(first)
 }
 
 /// The ops of loop `l` that decide whether it goes on: a `while`'s condition, and the ops before
@@ -630,6 +698,23 @@ fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, mask: i128) {
     let context = super::bounds_check::context_param(m, f);
     let mut b = m.builder_before(before);
     let now = b.core_load(local, ty.clone());
+    if ty.is_ptr() {
+        // A walked packet pointer: `data + (distance & mask)`, the distance unknown to both
+        // LLVM and the verifier (the difference of two packet pointers).
+        let Some(ctx) = context else {
+            return;
+        };
+        let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), Type::ptr(Type::u8()));
+        let hidden = b.bpf_opaque(now);
+        let hidden = b.cast_to(hidden, Type::ptr(Type::u8()));
+        let distance = b.core_ptr_diff(hidden, data);
+        let all_ones = b.core_const(mask, Type::u64());
+        let distance = b.core_and(distance, all_ones);
+        let rebased = b.core_ptr_add(data, distance);
+        let rebased = b.cast_to(rebased, ty);
+        b.core_store(rebased, local);
+        return;
+    }
     let hidden = b.bpf_opaque(now);
     let all_ones = b.core_const(mask, ty.clone());
     let masked = b.core_and(hidden, all_ones);

@@ -1025,6 +1025,12 @@ impl BoundsCheck {
                     None => Some(Key::at(Root::Slot(d.operands[0]), 0)),
                 }
             }
+            // A local written more than once: every load reading the same store is one address
+            // (LLVM keeps it in one register), so a test of one proves the bytes of the others.
+            Opcode::CoreLoad => Some(Key::at(
+                Root::Value(self.locals.same_read(v).unwrap_or(v)),
+                0,
+            )),
             Opcode::CoreCast => self.key(m, d.operands[0]),
             // An opaque copy of a pointer is the same address; a copy of a variable-offset
             // formation stands for it (the tested register accesses must go through).
