@@ -21,8 +21,10 @@
 use super::endless_loops::never_ends;
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{packet_walk_trips, walks_pointer_back};
+use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
-    counted_while, int_max, is_unsigned, loaded_local, sum_terms, widened_from, LocalBounds,
+    counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms, widened_from,
+    LocalBounds,
 };
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -34,7 +36,7 @@ pub fn run(m: &mut Module) -> PassResult {
     let params = super::value_bounds::CallBounds::of_module(m);
     let mut errors = Vec::new();
     for f in funcs {
-        count_long_whiles(m, f, &mut errors);
+        count_long_whiles(m, f, &params, &mut errors);
         bound_run_time_trips(m, f, &params);
         for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
             if stays_counted(m, f, lp) {
@@ -176,19 +178,33 @@ fn walks_within_budget(m: &Module, f: OpId, lp: OpId, trips: i128) -> bool {
     trips <= WALK_TRIP_COUNT && trips.saturating_mul(ops) <= WALK_BUDGET && walks_memory(m, f, lp)
 }
 
+/// How many times a `while` runs.
+enum Count {
+    /// At most this many times.
+    Most(u128),
+    /// As many times as a value computed before it says.
+    RunTime(RunTimeCount),
+}
+
 /// Rewrites each counted `while` of `f` that runs more than [`INLINE_TRIP_COUNT`] times (and does
-/// not walk memory within the budget a counted loop keeps) as a `for` over its trip count that
-/// leaves when the condition fails. Each iteration first sets the counter from the `for`'s
-/// index (`i = i0 + index * step`, the value the body's own steps give it): as a `bpf_loop`
-/// callback the verifier then sees a counter it does not know, whose states repeat, not one
-/// it knows exactly and follows through every iteration.
-fn count_long_whiles(m: &mut Module, f: OpId, errors: &mut Vec<PassError>) {
+/// not walk memory within the budget a counted loop keeps), or a number of times known only at
+/// run time, as a `for` over its trip count that leaves when the condition fails. Each iteration
+/// first sets the counter from the `for`'s index (`i = i0 + index * step`, the value the body's
+/// own steps give it): as a `bpf_loop` callback the verifier then sees a counter it does not
+/// know, whose states repeat, not one it knows exactly and follows through every iteration.
+fn count_long_whiles(
+    m: &mut Module,
+    f: OpId,
+    params: &super::value_bounds::CallBounds,
+    errors: &mut Vec<PassError>,
+) {
+    let mut bounds: Option<LocalBounds> = None;
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsWhile) {
         let counted = counted_while(m, lp);
-        let trips = match &counted {
-            Some(c) => c.trips,
+        let count = match &counted {
+            Some(c) => Count::Most(c.trips),
             None => match packet_walk_trips(m, f, lp) {
-                Some(trips) => trips,
+                Some(trips) => Count::Most(trips),
                 None if never_ends(m, f, lp) => {
                     errors.push(PassError::user(
                         lp,
@@ -205,17 +221,29 @@ fn count_long_whiles(m: &mut Module, f: OpId, errors: &mut Vec<PassError>) {
                     ));
                     continue;
                 }
-                None => continue,
+                None => match run_time_count(m, lp) {
+                    Some(mut c) => {
+                        let bounds =
+                            bounds.get_or_insert_with(|| LocalBounds::of_function(m, f, params));
+                        if !settle(m, bounds, &mut c) || followed_as_written(m, bounds, lp, &c) {
+                            continue;
+                        }
+                        Count::RunTime(c)
+                    }
+                    None => continue,
+                },
             },
         };
-        let Ok(trips) = i128::try_from(trips) else {
-            continue;
-        };
-        // (A longer packet walk has no counter to bound it as written.)
-        let bounded = trips <= INLINE_TRIP_COUNT
-            || (counted.is_some() && walks_within_budget(m, f, lp, trips));
-        if bounded {
-            continue;
+        if let Count::Most(trips) = count {
+            let Ok(trips) = i128::try_from(trips) else {
+                continue;
+            };
+            // (A longer packet walk has no counter to bound it as written.)
+            let bounded = trips <= INLINE_TRIP_COUNT
+                || (counted.is_some() && walks_within_budget(m, f, lp, trips));
+            if bounded {
+                continue;
+            }
         }
         let (cond, body) = (m.op(lp).regions[0], m.op(lp).regions[1]);
         let (Some(cond_block), Some(body_block)) = (m.sole_block(cond), m.sole_block(body)) else {
@@ -229,35 +257,49 @@ fn count_long_whiles(m: &mut Module, f: OpId, errors: &mut Vec<PassError>) {
             .ops
             .last()
             .expect("a yield ends the condition");
-        let counter_ty = if trips <= i128::from(u32::MAX) {
-            Type::u32()
-        } else {
-            Type::u64()
+        let counter_ty = match count {
+            Count::Most(trips) if trips <= u128::from(u32::MAX) => Type::u32(),
+            _ => Type::u64(),
         };
-        let slot_ty = match &counted {
-            Some(c) => match m.value_type(c.slot).pointee() {
-                Some(ty) => Some((c.slot, c.step, ty.clone())),
-                None => continue,
+        // The counter: its local, its step (`down` or up) and its type.
+        let counter = match &count {
+            Count::Most(_) => match &counted {
+                Some(c) => match m.value_type(c.slot).pointee() {
+                    Some(ty) => Some((c.slot, c.step, false, ty.clone())),
+                    None => continue,
+                },
+                None => None,
             },
-            None => None,
+            Count::RunTime(c) => {
+                let ty = m.value_type(c.slot).pointee().cloned().expect("a local");
+                Some((c.slot, c.step as i128, c.down, ty))
+            }
         };
         let mut b = m.builder_before(lp);
-        let start = slot_ty
+        let start = counter
             .as_ref()
-            .map(|(slot, _, ty)| b.core_load(*slot, ty.clone()));
+            .map(|(slot, _, _, ty)| b.core_load(*slot, ty.clone()));
         let lo = b.core_const(0, counter_ty.clone());
-        let hi = b.core_const(trips, counter_ty.clone());
+        let hi = match &count {
+            Count::Most(trips) => b.core_const(*trips as i128, counter_ty.clone()),
+            Count::RunTime(c) => run_time_counts::emit_trips(m, lp, c, start.expect("a counter")),
+        };
+        let mut b = m.builder_before(lp);
         let for_op = b.ks_for(lo, hi, None);
         let top = b.entry(for_op, 0);
         let index = m.add_block_arg(top, counter_ty);
         let loc = m.op(lp).loc;
         let mut b = Builder::new(m, top);
         b.loc = loc;
-        if let (Some((slot, step, ty)), Some(start)) = (slot_ty, start) {
+        if let (Some((slot, step, down, ty)), Some(start)) = (counter, start) {
             let index = b.cast_to(index, ty.clone());
             let step = b.core_const(step, ty);
             let moved = b.core_mul(index, step);
-            let now = b.core_add(start, moved);
+            let now = if down {
+                b.core_sub(start, moved)
+            } else {
+                b.core_add(start, moved)
+            };
             b.core_store(now, slot);
         }
         m.detach_op(yielded);
@@ -271,6 +313,36 @@ fn count_long_whiles(m: &mut Module, f: OpId, errors: &mut Vec<PassError>) {
         m.move_ops(body_block, top);
         m.detach_op(lp);
     }
+}
+
+/// Settles where the counter of `c` could wrap, from what is known of its bound: false when a
+/// wrapping step leaves it without a count.
+fn settle(m: &Module, bounds: &LocalBounds, c: &mut RunTimeCount) -> bool {
+    let limit = c.limit();
+    let Some(top) = m.value_type(c.slot).pointee().and_then(int_max) else {
+        return false;
+    };
+    let constant = m.const_int(limit).and_then(|k| u128::try_from(k).ok());
+    let least = constant.unwrap_or(0);
+    let most = constant
+        .or_else(|| bounds.max_of(m, limit))
+        .or_else(|| int_max(m.value_type(limit)));
+    most.is_some_and(|most| c.settle_wrapping(top, least, most))
+}
+
+/// Whether the verifier can follow the run-time counted loop `lp` as written: its bound (up) or
+/// its counter's start (down) is at most [`INLINE_TRIP_COUNT`], which bounds its iterations, and
+/// no bound makes it endless.
+fn followed_as_written(m: &Module, bounds: &LocalBounds, lp: OpId, c: &RunTimeCount) -> bool {
+    if c.may_wrap() {
+        return false;
+    }
+    let most = if c.down {
+        start_before(m, lp, c.slot)
+    } else {
+        bounds.max_of(m, c.limit())
+    };
+    most.is_some_and(|most| most < INLINE_TRIP_COUNT as u128)
 }
 
 /// Whether the loop carries an address or offset from one iteration to the next: a local the

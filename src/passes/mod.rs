@@ -30,6 +30,7 @@ mod range_tests;
 mod rcu_sections;
 mod region_match;
 pub mod registry;
+mod run_time_counts;
 mod switch_table;
 pub mod tail_calls;
 mod throw_codes;

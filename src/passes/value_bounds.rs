@@ -587,18 +587,7 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
     };
     let until_equal = test.pred(m) == CmpPred::Ne;
     let limit = u128::try_from(m.const_int(limit)?).ok()?;
-    let slot = loaded_local(m, counter)?;
-    let stores = m.collect_nested(l, |o| {
-        o.opcode == Opcode::CoreStore && o.operands[1] == slot
-    });
-    let [store] = stores[..] else {
-        return None;
-    };
-    let top_level = m.op(store).parent.and_then(|b| m.block(b).parent) == Some(body);
-    let continues = m
-        .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
-        .into_iter()
-        .any(|c| !in_nested_loop(m, c, l) && !m.precedes_structurally(store, c));
+    let (slot, store) = counter_store(m, l, body, counter)?;
     let step = def_op(m, m.op(store).operands[0]).and_then(|add| {
         let d = m.op(add);
         if d.opcode != Opcode::CoreAdd || loaded_local(m, d.operands[0]) != Some(slot) {
@@ -606,18 +595,12 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
         }
         m.const_int(d.operands[1]).filter(|&c| c >= 1)
     });
-    // (Nothing may write the counter behind a pointer.)
-    let escapes = m
-        .collect_nested(m.top_level_of(l), |_| true)
-        .into_iter()
-        .any(|o| escaping_operands(m, o).any(|v| v == slot));
     // A step past the local's top wraps it below the limit again: `while (b <= 255)` never ends.
     let room = m.value_type(slot).pointee().and_then(int_max);
     let fits = |step: i128| {
         let last = (limit + u128::from(inclusive)).saturating_sub(1);
         room.is_some_and(|top| last.saturating_add(step as u128) <= top)
     };
-    let counted = is_unsigned(m.value_type(counter)) && top_level && !continues && !escapes;
     if until_equal {
         // `while (i != K)`: an odd step, wrapping at the local's top, meets every value of its
         // type before it repeats one, `K` among them when the local can hold it (compared
@@ -636,7 +619,7 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
             (1..values).contains(&c).then(|| (values - c) as i128)
         });
         return step
-            .filter(|&step| counted && same_width && step % 2 == 1)
+            .filter(|&step| same_width && step % 2 == 1)
             .map(|step| CountedWhile {
                 slot,
                 step,
@@ -645,12 +628,40 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
                 }),
             });
     }
-    step.filter(|&step| counted && fits(step))
-        .map(|step| CountedWhile {
-            slot,
-            step,
-            trips: limit + u128::from(inclusive),
-        })
+    step.filter(|&step| fits(step)).map(|step| CountedWhile {
+        slot,
+        step,
+        trips: limit + u128::from(inclusive),
+    })
+}
+
+/// The local `counter` (unsigned, maybe widened) loads and its one store in loop `l` (body
+/// `body`): at the body's own level, before any `continue` of `l` (so every iteration that goes
+/// round again stores it), with nothing writing the local behind a pointer.
+pub(super) fn counter_store(
+    m: &Module,
+    l: OpId,
+    body: RegionId,
+    counter: Value,
+) -> Option<(Value, OpId)> {
+    let slot = loaded_local(m, counter)?;
+    let stores = m.collect_nested(l, |o| {
+        o.opcode == Opcode::CoreStore && o.operands[1] == slot
+    });
+    let [store] = stores[..] else {
+        return None;
+    };
+    let top_level = m.op(store).parent.and_then(|b| m.block(b).parent) == Some(body);
+    let continues = m
+        .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
+        .into_iter()
+        .any(|c| !in_nested_loop(m, c, l) && !m.precedes_structurally(store, c));
+    let escapes = m
+        .collect_nested(m.top_level_of(l), |_| true)
+        .into_iter()
+        .any(|o| escaping_operands(m, o).any(|v| v == slot));
+    (is_unsigned(m.value_type(counter)) && top_level && !continues && !escapes)
+        .then_some((slot, store))
 }
 
 /// How many odd `step`s take `start` to `target`, counting modulo `values` (a power of two):
@@ -667,7 +678,7 @@ fn steps_to_meet(start: u128, target: u128, step: u128, values: u128) -> u128 {
 
 /// The constant the block holding loop `l` stores into `slot` last before it, if nothing between
 /// them can write the slot (only plain ops, no calls or nested regions).
-fn start_before(m: &Module, l: OpId, slot: Value) -> Option<u128> {
+pub(super) fn start_before(m: &Module, l: OpId, slot: Value) -> Option<u128> {
     let (block, at) = m.position(l)?;
     for &o in m.block(block).ops[..at].iter().rev() {
         let d = m.op(o);
