@@ -20,7 +20,7 @@
 
 use super::endless_loops::never_ends;
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
-use super::packet_walk::{packet_walk_trips, walks_pointer_back};
+use super::packet_walk::{packet_walk_trips, walk_may_stall, walks_pointer_back};
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
     counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms, widened_from,
@@ -218,6 +218,14 @@ fn count_long_whiles(
                         lp,
                         Code::E0409,
                         "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)",
+                    ));
+                    continue;
+                }
+                None if walk_may_stall(m, f, lp) => {
+                    errors.push(PassError::user(
+                        lp,
+                        Code::E0409,
+                        "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)",
                     ));
                     continue;
                 }

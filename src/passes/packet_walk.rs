@@ -36,6 +36,31 @@ pub(super) fn unknown_distance(b: &mut Builder, data: Value, offset: Value) -> V
 /// none: every iteration that goes round must have passed a test of the walked pointer against
 /// `ctx->data_end` and advanced it by at least one byte.
 pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
+    walk_steps(m, f, l)?
+        .into_iter()
+        .filter(|s| s.least >= 1)
+        .map(|s| s.limit / s.least + 2)
+        .min()
+}
+
+/// Whether `while` loop `l` of `f` walks the packet forward as [`packet_walk_trips`] asks, but by
+/// a step that may be 0 (`off = off + len` with nothing leaving on `len == 0`): on such a packet
+/// every iteration is the one before it, and the loop never ends.
+pub(super) fn walk_may_stall(m: &Module, f: OpId, l: OpId) -> bool {
+    walk_steps(m, f, l).is_some_and(|steps| !steps.is_empty() && steps.iter().all(|s| s.least == 0))
+}
+
+/// A store that moves a walked local, every iteration that goes round having tested it.
+struct WalkStep {
+    /// The least amount it moves the local by.
+    least: u128,
+    /// The farthest the local can be while the loop goes round.
+    limit: u128,
+}
+
+/// The steps of packet walk `l` of `f` (see [`packet_walk_trips`]), whatever their least
+/// amount; `None` when `l` is no packet walk.
+fn walk_steps(m: &Module, f: OpId, l: OpId) -> Option<Vec<WalkStep>> {
     if m.op(l).opcode != Opcode::KsWhile {
         return None;
     }
@@ -64,11 +89,11 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
         return None;
     }
     let steps = m.block(body_block).ops.iter().enumerate();
-    steps
+    let steps = steps
         .filter(|&(_, &o)| m.op(o).opcode == Opcode::CoreStore)
         .filter_map(|(at, &store)| {
             let walked = m.op(store).operands[1];
-            let (step, forward) = walk.min_step(store, walked)?;
+            let (least, forward) = walk.min_step(store, walked)?;
             // (Rebased each round of a callback, a pointer walked back past the packet's start
             // would not keep its address: see `walks_pointer_back`.)
             if !forward && m.value_type(walked).pointee().is_some_and(Type::is_ptr) {
@@ -91,9 +116,9 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
                 .filter(|_| forward)
                 .filter_map(|(t, leaving)| limit_of(m, t, walked, leaving))
                 .fold(PACKET_BYTES - 1, u128::min);
-            Some(limit / step + 2)
-        })
-        .min()
+            Some(WalkStep { least, limit })
+        });
+    Some(steps.collect())
 }
 
 /// The constant that `test` keeps `walked` at most while the loop goes round (`off < 48`: 47),
@@ -210,7 +235,7 @@ struct Walk<'m> {
 }
 
 impl Walk<'_> {
-    /// The least amount `store` moves `walked` by, and whether forward, when it is the walk's
+    /// The least amount `store` moves `walked` by (maybe 0), and whether forward, when it is the walk's
     /// only store to it: a pointer or an unsigned offset of 32 bits or more (no wrap within a
     /// packet), moved one way by constants and terms that leaving tests before it bound from
     /// below (`opt + len + 1`, `opt - len`).
@@ -258,13 +283,13 @@ impl Walk<'_> {
             for t in back_terms {
                 back = back.checked_add(self.min_term(store, t)?)?;
             }
-            return (back >= 1).then_some((back, false));
+            return Some((back, false));
         }
         let mut ahead: u128 = 0;
         for t in ahead_terms {
             ahead = ahead.checked_add(self.min_term(store, t)?)?;
         }
-        (ahead >= 1).then_some((ahead, true))
+        Some((ahead, true))
     }
 
     /// `store` is the only write of `walked` in the loop, at the body's top level with no
