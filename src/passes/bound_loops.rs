@@ -206,27 +206,15 @@ fn count_long_whiles(
             None => match packet_walk_trips(m, f, lp) {
                 Some(trips) => Count::Most(trips),
                 None if never_ends(m, f, lp) => {
-                    errors.push(PassError::user(
-                        lp,
-                        Code::E0402,
-                        "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes",
-                    ));
+                    errors.push(PassError::user(lp, Code::E0402, "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes"));
                     continue;
                 }
                 None if walks_pointer_back(m, f, lp) => {
-                    errors.push(PassError::user(
-                        lp,
-                        Code::E0409,
-                        "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)",
-                    ));
+                    errors.push(PassError::user(lp, Code::E0409, "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)"));
                     continue;
                 }
                 None if walk_may_stall(m, f, lp) => {
-                    errors.push(PassError::user(
-                        lp,
-                        Code::E0409,
-                        "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)",
-                    ));
+                    errors.push(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)"));
                     continue;
                 }
                 None => match run_time_count(m, lp) {
