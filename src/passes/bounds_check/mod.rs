@@ -719,8 +719,8 @@ impl BoundsCheck {
         low && (opaque_narrow || max.is_some_and(|max| max < limit))
     }
 
-    /// `v` may be huge where the verifier knows it exactly (through widenings and once-written
-    /// locals): a function's result, a subtraction that may go below 0, a constant added, multiplied or shifted in that
+    /// `v` may be huge where the verifier knows it exactly (through widenings and the values
+    /// stored into locals): a huge constant, a function's result, a subtraction that may go below 0, a constant added, multiplied or shifted in that
     /// may carry it past its type's top, high bits a constant or a complement sets (`14 - ihl`,
     /// `(b & 15) * 0xffffffff`, which LLVM makes a negation, `~(b & 15)`, `x ^ 0xfffffff0`).
     fn may_be_known_huge(&self, m: &Module, v: Value, depth: u32) -> bool {
@@ -771,6 +771,11 @@ impl BoundsCheck {
             }
         };
         match d.opcode {
+            // A huge constant stored into a local the index reads (`var l3: u32 = 0xffffffff`,
+            // then `l3 = 18` on one path only): exact on the path that stored it.
+            Opcode::CoreConst => m
+                .const_int(v)
+                .is_some_and(|c| !(0..MAX_POINTER_OFFSET).contains(&c)),
             Opcode::CoreCast => self.may_be_known_huge(m, d.operands[0], depth),
             // The verifier follows a static function with the caller's registers and hands back
             // the result it tracked, exact where the callee's is (`return ihl * 0xffffffff`);
