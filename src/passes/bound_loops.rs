@@ -18,7 +18,7 @@
 //! every later pass asks the same question of the same answer.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
-use super::endless_loops::never_ends;
+use super::endless_loops::{unending, Unending};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{packet_walk_trips, walk_may_stall, walks_pointer_back};
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
@@ -205,8 +205,14 @@ fn count_long_whiles(
             Some(c) => Count::Most(c.trips),
             None => match packet_walk_trips(m, f, lp) {
                 Some(trips) => Count::Most(trips),
-                None if never_ends(m, f, lp) => {
-                    errors.push(PassError::user(lp, Code::E0402, "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes"));
+                None if let Some(unending) = unending(m, f, lp) => {
+                    errors.push(match unending {
+                        Unending::Never => PassError::user(lp, Code::E0402, "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes"),
+                        Unending::ByWrapping(counter) => {
+                            let name = local_name(m, counter);
+                            PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bound its condition compares it with, and nothing else it changes can end it: it could stop only when `{name}` wraps past its type's end, if ever, further than the verifier follows a loop: step it toward the bound"))
+                        }
+                    });
                     continue;
                 }
                 None if walks_pointer_back(m, f, lp) => {
@@ -378,4 +384,13 @@ pub(super) fn advances(m: &Module, value: Value, local: Value, depth: u32) -> bo
             Opcode::CoreSub | Opcode::CoreCast => advances(m, d.operands[0], local, depth - 1),
             _ => false,
         }
+}
+
+/// The name `local` was declared with.
+fn local_name(m: &Module, local: Value) -> String {
+    let name = m.defining_op(local).and_then(|o| match m.attr(o, "name") {
+        Some(Attr::Str(s)) => Some(String::from_utf8_lossy(s).into_owned()),
+        _ => None,
+    });
+    name.unwrap_or_else(|| "the counter".to_string())
 }

@@ -5,15 +5,30 @@
 //! the step `off = off + len` deleted). The kernel refuses such a program (its verifier follows
 //! the loop until it gives up), so `bound-loops` reports it as E0402 at the loop, as `while (true)`
 //! without an exit is.
+//! So is a loop that could end only when a counter wraps: its condition compares the counter
+//! with a bound the loop does not change, and the loop steps it away from that bound (E0409).
 
 use super::lower_loops::enclosing_loop;
 use super::packet_walk::rooted;
 use super::provenance::Provenance;
-use crate::ir::{Module, OpId, Opcode, Traits, Value, ValueDef};
+use super::value_bounds::{chain_terms, counter_step, int_max, start_before, CounterStep};
+use crate::ir::{views, Module, OpId, Opcode, RegionId, Traits, Value, ValueDef};
+use crate::vocab::CmpPred;
 use std::collections::HashSet;
 
-/// Whether nothing loop `l` of `f` changes can end it: see the module comment.
-pub(super) fn never_ends(m: &Module, f: OpId, l: OpId) -> bool {
+/// How a loop whose end nothing it changes decides ends, if it does.
+pub(super) enum Unending {
+    /// Never: its condition and every test that leaves it read only values it never writes
+    /// (see the module comment).
+    Never,
+    /// Only when this counter (a local) wraps past its type's end: besides such values, the
+    /// condition compares it with a bound the loop does not change, and the loop steps it away
+    /// from that bound (`while (b >= n) { b = b + 1 }`).
+    ByWrapping(Value),
+}
+
+/// Whether loop `l` of `f` is [`Unending`], and how.
+pub(super) fn unending(m: &Module, f: OpId, l: OpId) -> Option<Unending> {
     let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
     let facts = Invariance {
         m,
@@ -21,19 +36,17 @@ pub(super) fn never_ends(m: &Module, f: OpId, l: OpId) -> bool {
         may_write_packet: inside.iter().any(|&o| may_write_packet(m, o)),
         provenance: Provenance::of_function(m, f),
     };
-    let cond = m.op(l).regions[0];
-    let Some(test) = m.yielded_value(cond) else {
-        return false;
-    };
+    let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
+    let test = m.yielded_value(cond)?;
     // Every way out: the condition, and each branch that holds one in the body. A call may
     // throw, and a `try` may catch what is thrown: not followed.
-    let mut deciding = vec![test];
+    let mut leaving = Vec::new();
     for &o in &inside {
         let d = m.op(o);
         let leaves = match d.opcode {
             Opcode::KsReturn | Opcode::KsThrow | Opcode::KsTailCall => true,
             Opcode::KsBreak => enclosing_loop(m, o) == Some(l),
-            Opcode::CoreCall | Opcode::CoreCallIndirect | Opcode::KsTry => return false,
+            Opcode::CoreCall | Opcode::CoreCallIndirect | Opcode::KsTry => return None,
             _ => false,
         };
         if !leaves {
@@ -42,18 +55,55 @@ pub(super) fn never_ends(m: &Module, f: OpId, l: OpId) -> bool {
         let mut at = m.parent_op(o);
         while let Some(p) = at.filter(|&p| p != l) {
             match m.op(p).opcode {
-                Opcode::KsIf | Opcode::KsSwitch => deciding.push(m.op(p).operands[0]),
+                Opcode::KsIf | Opcode::KsSwitch => leaving.push(m.op(p).operands[0]),
                 // Reached or not as a nested loop goes: not followed.
-                _ => return false,
+                _ => return None,
             }
             at = m.parent_op(p);
         }
         // An exit directly in the body leaves in the first iteration that reaches it.
         if m.parent_op(o) == Some(l) {
-            return false;
+            return None;
         }
     }
-    deciding.iter().all(|&v| facts.invariant(v, 8))
+    if !leaving.iter().all(|&v| facts.invariant(v, 8)) {
+        return None;
+    }
+    if facts.invariant(test, 8) {
+        return Some(Unending::Never);
+    }
+    let mut terms = Vec::new();
+    chain_terms(m, test, false, &mut terms);
+    let mut wrapping = None;
+    for t in terms {
+        if facts.invariant(t, 8) {
+            continue;
+        }
+        wrapping = Some(facts.runs_away(l, body, t)?);
+    }
+    wrapping.map(Unending::ByWrapping)
+}
+
+/// The most iterations of a loop the verifier follows as written: it gives up after 8192 jumps
+/// ("the sequence of 8193 jumps is too complex").
+const FOLLOWED_ROUNDS: u128 = 8192;
+
+/// Whether counter `c` of loop `l` wraps only after more rounds than the verifier follows, or
+/// from a start the verifier does not know (it cannot bound the rounds then either): from 20, a
+/// `u64` stepped down by 2 wraps in the 11th round, which the verifier follows.
+fn wraps_far(m: &Module, l: OpId, c: &CounterStep) -> bool {
+    let Some(top) = m.value_type(c.slot).pointee().and_then(int_max) else {
+        return false;
+    };
+    let Some(start) = start_before(m, l, c.slot) else {
+        return true;
+    };
+    let room = if c.down {
+        start
+    } else {
+        top.saturating_sub(start)
+    };
+    room / c.step >= FOLLOWED_ROUNDS
 }
 
 struct Invariance<'a> {
@@ -64,6 +114,28 @@ struct Invariance<'a> {
 }
 
 impl Invariance<'_> {
+    /// The counter that `term` of loop `l`'s condition compares with a bound the loop does not
+    /// change, when the loop steps it only away from that bound: the term stays true until the
+    /// counter wraps.
+    fn runs_away(&self, l: OpId, body: RegionId, term: Value) -> Option<Value> {
+        let m = self.m;
+        let test = views::CoreCmp::of(m, m.defining_op(term)?)?;
+        // (counter, bound, whether the term holds while the counter grows)
+        let (lhs, rhs) = (test.lhs(m), test.rhs(m));
+        let readings = match test.pred(m) {
+            CmpPred::Gt | CmpPred::Ge => [(lhs, rhs, true), (rhs, lhs, false)],
+            CmpPred::Lt | CmpPred::Le => [(lhs, rhs, false), (rhs, lhs, true)],
+            CmpPred::Eq | CmpPred::Ne => return None,
+        };
+        readings
+            .into_iter()
+            .find_map(|(counter, bound, holds_growing)| {
+                let c = counter_step(m, l, body, counter)?;
+                let away = c.down != holds_growing && self.invariant(bound, 8);
+                (away && wraps_far(m, l, &c)).then_some(c.slot)
+            })
+    }
+
     /// `v` is the same in every iteration of the loop.
     fn invariant(&self, v: Value, depth: u32) -> bool {
         let m = self.m;

@@ -54,6 +54,8 @@ pub(super) fn walk_may_stall(m: &Module, f: OpId, l: OpId) -> bool {
 struct WalkStep {
     /// The least amount it moves the local by.
     least: u128,
+    /// It moves the local forward (else back).
+    forward: bool,
     /// The farthest the local can be while the loop goes round.
     limit: u128,
 }
@@ -88,37 +90,27 @@ fn walk_steps(m: &Module, f: OpId, l: OpId) -> Option<Vec<WalkStep>> {
     if deciding.iter().any(|&(_, t, _)| walk.counts_elsewhere(t)) {
         return None;
     }
-    let steps = m.block(body_block).ops.iter().enumerate();
-    let steps = steps
+    let steps: Vec<(Value, Option<WalkStep>)> = (m.block(body_block).ops.iter().enumerate())
         .filter(|&(_, &o)| m.op(o).opcode == Opcode::CoreStore)
-        .filter_map(|(at, &store)| {
+        .map(|(at, &store)| {
             let walked = m.op(store).operands[1];
-            let (least, forward) = walk.min_step(store, walked)?;
-            // (Rebased each round of a callback, a pointer walked back past the packet's start
-            // would not keep its address: see `walks_pointer_back`.)
-            if !forward && m.value_type(walked).pointee().is_some_and(Type::is_ptr) {
-                return None;
-            }
-            let before = || {
-                deciding
-                    .iter()
-                    .filter(move |&&(pos, _, leaving)| !leaving || pos < at)
-                    .map(|&(_, t, leaving)| (t, leaving))
-            };
-            // Past the packet's end a test or an access stops it; before its start, only an
-            // access (whose check aborts there).
-            let tested = forward && before().any(|(t, leaving)| walk.tests(t, walked, leaving));
-            if !tested && !walk.accessed_before(at, walked) {
-                return None;
-            }
-            // A constant limit on an offset may bound it sooner (`while (off < 48)`).
-            let limit = before()
-                .filter(|_| forward)
-                .filter_map(|(t, leaving)| limit_of(m, t, walked, leaving))
-                .fold(PACKET_BYTES - 1, u128::min);
-            Some(WalkStep { least, limit })
-        });
-    Some(steps.collect())
+            (walked, walk.step(&deciding, at, store, walked))
+        })
+        .collect();
+    // A local stepped several times a round is bounded by each step only when every one moves
+    // it forward: one not understood (or stepping back) could undo what the others did.
+    let bounded = |walked: Value| {
+        let mut of_local = steps.iter().filter(|(w, _)| *w == walked);
+        let alone = of_local.clone().count() == 1;
+        alone || of_local.all(|(_, s)| s.as_ref().is_some_and(|s| s.forward))
+    };
+    let bounded: Vec<bool> = steps.iter().map(|&(w, _)| bounded(w)).collect();
+    let steps = steps.into_iter().zip(bounded);
+    Some(
+        steps
+            .filter_map(|((_, s), bounded)| s.filter(|_| bounded))
+            .collect(),
+    )
 }
 
 /// The constant that `test` keeps `walked` at most while the loop goes round (`off < 48`: 47),
@@ -169,7 +161,7 @@ pub(super) fn walked_packet_locals(m: &Module, f: OpId, l: OpId) -> Vec<WalkedLo
         .collect_nested(f, |d| d.opcode == Opcode::CorePtrAdd)
         .into_iter()
         .filter(|&o| from_data(m.op(o).operands[0]))
-        .filter_map(|o| loaded_local(m, m.op(o).operands[1]))
+        .filter_map(|o| loaded_local(m, unsaturated(m, m.op(o).operands[1])))
         .collect();
     let mut walked: Vec<WalkedLocal> = Vec::new();
     for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
@@ -189,6 +181,21 @@ pub(super) fn walked_packet_locals(m: &Module, f: OpId, l: OpId) -> Vec<WalkedLo
         }
     }
     walked
+}
+
+/// The index `bounds-check` saturated into `index` where it forms a packet address it could
+/// not bound (`opaque(min(opaque(off), 0xffff))`), else `index` itself.
+fn unsaturated(m: &Module, index: Value) -> Value {
+    let mut v = index;
+    while let Some(d) = m.defining_op(v).map(|o| m.op(o)) {
+        v = match d.opcode {
+            Opcode::BpfOpaque | Opcode::CoreCast => d.operands[0],
+            // `over ? high : x`
+            Opcode::CoreSelect if m.const_int(d.operands[1]).is_some() => d.operands[2],
+            _ => break,
+        };
+    }
+    v
 }
 
 /// Every origin of pointer `v` is the context's `field`.
@@ -235,15 +242,55 @@ struct Walk<'m> {
 }
 
 impl Walk<'_> {
-    /// The least amount `store` moves `walked` by (maybe 0), and whether forward, when it is the walk's
-    /// only store to it: a pointer or an unsigned offset of 32 bits or more (no wrap within a
+    /// The step `store` (op `at` of the body) makes of `walked`, when every iteration that goes
+    /// round has tested it first (`deciding`: see [`walk_steps`]).
+    fn step(
+        &self,
+        deciding: &[(usize, Value, bool)],
+        at: usize,
+        store: OpId,
+        walked: Value,
+    ) -> Option<WalkStep> {
+        let m = self.m;
+        let (least, forward) = self.min_step(store, walked)?;
+        // (Rebased each round of a callback, a pointer walked back past the packet's start
+        // would not keep its address: see `walks_pointer_back`.)
+        if !forward && m.value_type(walked).pointee().is_some_and(Type::is_ptr) {
+            return None;
+        }
+        let before = || {
+            deciding
+                .iter()
+                .filter(move |&&(pos, _, leaving)| !leaving || pos < at)
+                .map(|&(_, t, leaving)| (t, leaving))
+        };
+        // Past the packet's end a test or an access stops it; before its start, only an
+        // access (whose check aborts there).
+        let tested = forward && before().any(|(t, leaving)| self.tests(t, walked, leaving));
+        if !tested && !self.accessed_before(at, walked) {
+            return None;
+        }
+        // A constant limit on an offset may bound it sooner (`while (off < 48)`).
+        let limit = before()
+            .filter(|_| forward)
+            .filter_map(|(t, leaving)| limit_of(m, t, walked, leaving))
+            .fold(PACKET_BYTES - 1, u128::min);
+        Some(WalkStep {
+            least,
+            forward,
+            limit,
+        })
+    }
+
+    /// The least amount `store` moves `walked` by (maybe 0), and whether forward, when it
+    /// steps it every round (see [`Walk::steps_every_round`]): a pointer or an unsigned offset of 32 bits or more (no wrap within a
     /// packet), moved one way by constants and terms that leaving tests before it bound from
     /// below (`opt + len + 1`, `opt - len`).
     fn min_step(&self, store: OpId, walked: Value) -> Option<(u128, bool)> {
         let m = self.m;
         let ty = m.value_type(walked).pointee()?;
         let wide = ty.is_ptr() || (is_unsigned(ty) && int_max(ty)? >= u128::from(u32::MAX));
-        if !m.is_local(walked) || !wide || !self.only_store(store, walked) {
+        if !m.is_local(walked) || !wide || !self.steps_every_round(store, walked) {
             return None;
         }
         // `off - len`: the subtrahend's terms step back.
@@ -292,10 +339,10 @@ impl Walk<'_> {
         Some((ahead, true))
     }
 
-    /// `store` is the only write of `walked` in the loop, at the body's top level with no
+    /// Every write of `walked` in the loop is at the body's top level, `store` with no
     /// `continue` before it (every iteration that goes round runs it), and nothing takes its
     /// address.
-    fn only_store(&self, store: OpId, walked: Value) -> bool {
+    fn steps_every_round(&self, store: OpId, walked: Value) -> bool {
         let m = self.m;
         let stores = m.collect_nested(self.l, |d| {
             d.opcode == Opcode::CoreStore && d.operands[1] == walked
@@ -308,12 +355,13 @@ impl Walk<'_> {
             .collect_nested(self.f, |_| true)
             .into_iter()
             .any(|o| escaping_operands(m, o).any(|v| v == walked));
-        stores == [store] && !continues && !escapes
+        let top_level = &m.block(self.body).ops;
+        stores.iter().all(|s| top_level.contains(s)) && !continues && !escapes
     }
 
     /// The least value of term `t` of the step `store` makes: a constant, or a local's value
     /// that a leaving test between its last write and the store bounds (`if (len < 2) {
-    /// break }`); an unsigned one is at least 0.
+    /// break }`); an unsigned one (or one widened from unsigned) is at least 0.
     fn min_term(&self, store: OpId, t: Value) -> Option<u128> {
         let m = self.m;
         if let Some(c) = m.const_int(t) {
@@ -335,7 +383,7 @@ impl Walk<'_> {
         });
         match guarded {
             Some(min) => Some(min),
-            None => is_unsigned(m.value_type(t)).then_some(0),
+            None => (is_unsigned(m.value_type(t)) || unsigned_cast(m, t)).then_some(0),
         }
     }
 

@@ -12,7 +12,7 @@
 
 use super::lower_loops::{MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::provenance::object_base;
-use super::value_bounds::{chain_terms, counter_store, escaping_operands, int_max, loaded_local};
+use super::value_bounds::{chain_terms, counter_step, escaping_operands, CounterStep};
 use crate::ir::{views, Builder, Module, OpId, Opcode, RegionId, Traits, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
 use std::collections::HashMap;
@@ -96,8 +96,11 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<RunTim
     readings
         .into_iter()
         .find_map(|(counter, limit, inclusive, down)| {
-            let (slot, store) = counter_store(m, l, body, counter)?;
-            let (step, stepped_down) = constant_step(m, store, slot)?;
+            let CounterStep {
+                slot,
+                step,
+                down: stepped_down,
+            } = counter_step(m, l, body, counter)?;
             // (A constant bound up is `counted_while`'s, which can tell a wrapping step at once.)
             let same_type = m.value_type(counter) == m.value_type(limit);
             let theirs = !down && m.const_int(limit).is_some();
@@ -112,31 +115,6 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<RunTim
                 },
             )
         })
-}
-
-/// `slot = slot + c` or `slot = slot - c`, `c` a constant of at least 1: `(c, down)`; also
-/// computed wider and narrowed back to the counter's type (`i = i + 1` on a `u8`).
-fn constant_step(m: &Module, store: OpId, slot: Value) -> Option<(u128, bool)> {
-    let mut stepped = m.op(store).operands[0];
-    let narrowing = |o: OpId| {
-        let d = m.op(o);
-        let (from, to) = (m.value_type(d.operands[0]), m.value_type(d.results[0]));
-        d.opcode == Opcode::CoreCast && from.is_int() && int_max(from) >= int_max(to)
-    };
-    if let Some(cast) = m.defining_op(stepped).filter(|&o| narrowing(o)) {
-        stepped = m.op(cast).operands[0];
-    }
-    let d = m.op(m.defining_op(stepped)?);
-    let down = match d.opcode {
-        Opcode::CoreAdd => false,
-        Opcode::CoreSub => true,
-        _ => return None,
-    };
-    if loaded_local(m, d.operands[0]) != Some(slot) {
-        return None;
-    }
-    let c = u128::try_from(m.const_int(d.operands[1])?).ok()?;
-    (c >= 1).then_some((c, down))
 }
 
 /// Whether `v` has one value through every iteration of loop `l`: defined before it, or computed

@@ -587,81 +587,119 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<Counte
     };
     let until_equal = test.pred(m) == CmpPred::Ne;
     let limit = u128::try_from(m.const_int(limit)?).ok()?;
-    let (slot, store) = counter_store(m, l, body, counter)?;
-    let step = def_op(m, m.op(store).operands[0]).and_then(|add| {
-        let d = m.op(add);
-        if d.opcode != Opcode::CoreAdd || loaded_local(m, d.operands[0]) != Some(slot) {
-            return None;
-        }
-        m.const_int(d.operands[1]).filter(|&c| c >= 1)
-    });
-    // A step past the local's top wraps it below the limit again: `while (b <= 255)` never ends.
-    let room = m.value_type(slot).pointee().and_then(int_max);
-    let fits = |step: i128| {
-        let last = (limit + u128::from(inclusive)).saturating_sub(1);
-        room.is_some_and(|top| last.saturating_add(step as u128) <= top)
-    };
+    let CounterStep { slot, step, down } = counter_step(m, l, body, counter)?;
+    let step = i128::try_from(step).ok()?;
     if until_equal {
         // `while (i != K)`: an odd step, wrapping at the local's top, meets every value of its
         // type before it repeats one, `K` among them when the local can hold it (compared
         // widened, as unsigned, it is still `K` only there).
-        // A step down by `c` is a step up by `2^bits − c`.
         let ty = m.value_type(slot).pointee()?;
-        let values = int_max(ty)?.checked_add(1)?;
-        let same_width =
-            is_unsigned(ty) && int_max(m.value_type(counter)) >= int_max(ty) && limit < values;
-        let step = step.or_else(|| {
-            let sub = m.op(def_op(m, m.op(store).operands[0])?);
-            if sub.opcode != Opcode::CoreSub || loaded_local(m, sub.operands[0]) != Some(slot) {
-                return None;
-            }
-            let c = u128::try_from(m.const_int(sub.operands[1])?).ok()?;
-            (1..values).contains(&c).then(|| (values - c) as i128)
+        let values = i128::try_from(int_max(ty)?).ok()?.checked_add(1)?;
+        let same_width = is_unsigned(ty)
+            && int_max(m.value_type(counter)) >= int_max(ty)
+            && i128::try_from(limit).is_ok_and(|k| k < values);
+        // A step down by `c` is a step up by `2^bits − c`.
+        let up = match down {
+            false => step,
+            true if step < values => values - step,
+            true => return None,
+        };
+        let values = values as u128;
+        return (same_width && up % 2 == 1).then(|| CountedWhile {
+            slot,
+            step: up,
+            trips: start_before(m, l, slot).map_or(values, |s| {
+                steps_to_meet(s % values, limit, up as u128 % values, values)
+            }),
         });
-        return step
-            .filter(|&step| same_width && step % 2 == 1)
-            .map(|step| CountedWhile {
-                slot,
-                step,
-                trips: start_before(m, l, slot).map_or(values, |s| {
-                    steps_to_meet(s % values, limit, step as u128 % values, values)
-                }),
-            });
     }
-    step.filter(|&step| fits(step)).map(|step| CountedWhile {
+    // A step past the local's top wraps it below the limit again: `while (b <= 255)` never ends.
+    let room = m.value_type(slot).pointee().and_then(int_max);
+    let last = (limit + u128::from(inclusive)).saturating_sub(1);
+    let fits = room.is_some_and(|top| last.saturating_add(step as u128) <= top);
+    (!down && fits).then_some(CountedWhile {
         slot,
         step,
         trips: limit + u128::from(inclusive),
     })
 }
 
-/// The local `counter` (unsigned, maybe widened) loads and its one store in loop `l` (body
-/// `body`): at the body's own level, before any `continue` of `l` (so every iteration that goes
-/// round again stores it), with nothing writing the local behind a pointer.
-pub(super) fn counter_store(
+/// A counter of a loop: a local every iteration that goes round moves by one constant amount.
+pub(super) struct CounterStep {
+    /// The counter's local.
+    pub slot: Value,
+    /// How much one iteration moves it, `down` or up (the sum of its steps).
+    pub step: u128,
+    pub down: bool,
+}
+
+/// The counter `counter` (a load of an unsigned local, maybe widened) reads in loop `l` (body
+/// `body`), when the loop moves it only by constant steps one way (`i = i + 2`, `b = b - 1`,
+/// also twice, also computed wider and narrowed back as `i = i + 1` on a `u8` is), each at the
+/// body's own level before any `continue` of `l` (so every iteration that goes round again
+/// makes all of them), with nothing writing the local behind a pointer.
+pub(super) fn counter_step(
     m: &Module,
     l: OpId,
     body: RegionId,
     counter: Value,
-) -> Option<(Value, OpId)> {
+) -> Option<CounterStep> {
     let slot = loaded_local(m, counter)?;
     let stores = m.collect_nested(l, |o| {
         o.opcode == Opcode::CoreStore && o.operands[1] == slot
     });
-    let [store] = stores[..] else {
-        return None;
-    };
-    let top_level = m.op(store).parent.and_then(|b| m.block(b).parent) == Some(body);
+    let top_level = |s: OpId| m.op(s).parent.and_then(|b| m.block(b).parent) == Some(body);
     let continues = m
         .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
         .into_iter()
-        .any(|c| !in_nested_loop(m, c, l) && !m.precedes_structurally(store, c));
+        .filter(|&c| !in_nested_loop(m, c, l))
+        .any(|c| stores.iter().any(|&s| !m.precedes_structurally(s, c)));
     let escapes = m
         .collect_nested(m.top_level_of(l), |_| true)
         .into_iter()
         .any(|o| escaping_operands(m, o).any(|v| v == slot));
-    (is_unsigned(m.value_type(counter)) && top_level && !continues && !escapes)
-        .then_some((slot, store))
+    if stores.is_empty() || !stores.iter().all(|&s| top_level(s)) || continues || escapes {
+        return None;
+    }
+    let (mut step, mut down) = (0u128, None);
+    for s in stores {
+        let (by, this_down) = constant_step(m, s, slot)?;
+        if down.is_some_and(|d| d != this_down) {
+            return None;
+        }
+        down = Some(this_down);
+        step = step.checked_add(by)?;
+    }
+    is_unsigned(m.value_type(counter)).then_some(CounterStep {
+        slot,
+        step,
+        down: down?,
+    })
+}
+
+/// `slot = slot + c` or `slot = slot - c`, `c` a constant of at least 1: `(c, down)`; also
+/// computed wider and narrowed back to the counter's type (`i = i + 1` on a `u8`).
+fn constant_step(m: &Module, store: OpId, slot: Value) -> Option<(u128, bool)> {
+    let mut stepped = m.op(store).operands[0];
+    let narrowing = |o: OpId| {
+        let d = m.op(o);
+        let (from, to) = (m.value_type(d.operands[0]), m.value_type(d.results[0]));
+        d.opcode == Opcode::CoreCast && from.is_int() && int_max(from) >= int_max(to)
+    };
+    if let Some(cast) = def_op(m, stepped).filter(|&o| narrowing(o)) {
+        stepped = m.op(cast).operands[0];
+    }
+    let d = m.op(def_op(m, stepped)?);
+    let down = match d.opcode {
+        Opcode::CoreAdd => false,
+        Opcode::CoreSub => true,
+        _ => return None,
+    };
+    if loaded_local(m, d.operands[0]) != Some(slot) {
+        return None;
+    }
+    let c = u128::try_from(m.const_int(d.operands[1])?).ok()?;
+    (c >= 1).then_some((c, down))
 }
 
 /// How many odd `step`s take `start` to `target`, counting modulo `values` (a power of two):
