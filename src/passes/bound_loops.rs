@@ -19,12 +19,15 @@
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
 use super::endless_loops::{unending, Unending};
+use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
-use super::packet_walk::{packet_walk_trips, walk_may_stall, walks_pointer_back};
+use super::packet_walk::{
+    packet_walk_trips, walk_may_stall, walked_packet_locals, walks_pointer_back, MAX_PACKET_OFFSET,
+};
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
     counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms, widened_from,
-    LocalBounds,
+    CountedWhile, LocalBounds,
 };
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -43,6 +46,7 @@ pub fn run(m: &mut Module) -> PassResult {
                 m.set_attr(lp, "walks", Some(Attr::Bool(true)));
             }
         }
+        unmark_far_walks(m, f, &params);
     }
     if errors.is_empty() {
         Ok(())
@@ -178,6 +182,37 @@ fn walks_within_budget(m: &Module, f: OpId, lp: OpId, trips: i128) -> bool {
     trips <= WALK_TRIP_COUNT && trips.saturating_mul(ops) <= WALK_BUDGET && walks_memory(m, f, lp)
 }
 
+/// Unmarks the walking loops of `f` (longer than [`INLINE_TRIP_COUNT`]) in which a packet pointer
+/// stepped in several ways may reach past the verifier's largest packet offset. Followed round by
+/// round, every mix of its constant steps is a state of its own unless `mask-loop-offsets` rebases
+/// it at the head with a mask over its reach, which it cannot past 0xffff; as a `bpf_loop`
+/// callback each round starts rebased (`lower-loops`).
+fn unmark_far_walks(m: &mut Module, f: OpId, params: &super::value_bounds::CallBounds) {
+    let walking = |m: &Module, l: OpId| m.attr(l, "walks") == Some(&Attr::Bool(true));
+    let loops = m.collect_nested(f, |d| d.opcode == Opcode::KsFor);
+    if !loops.iter().any(|&l| walking(m, l)) {
+        return;
+    }
+    let bounds = LocalBounds::of_function(m, f, params);
+    for lp in loops {
+        if !walking(m, lp) || constant_trips(m, lp).is_none_or(|t| t <= INLINE_TRIP_COUNT) {
+            continue;
+        }
+        let far = walked_packet_locals(m, f, lp).into_iter().any(|w| {
+            let head = (w.pointer && offset_varies_by_path(m, lp, w.slot))
+                .then(|| first_read(m, lp, w.slot))
+                .flatten();
+            head.is_some_and(|load| {
+                let reach = bounds.max_of(m, m.op(load).results[0]);
+                reach.is_none_or(|r| r > MAX_PACKET_OFFSET as u128)
+            })
+        });
+        if far {
+            m.set_attr(lp, "walks", None);
+        }
+    }
+}
+
 /// How many times a `while` runs.
 enum Count {
     /// At most this many times.
@@ -201,40 +236,8 @@ fn count_long_whiles(
     let mut bounds: Option<LocalBounds> = None;
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsWhile) {
         let counted = counted_while(m, lp);
-        let count = match &counted {
-            Some(c) => Count::Most(c.trips),
-            None => match packet_walk_trips(m, f, lp) {
-                Some(trips) => Count::Most(trips),
-                None if let Some(unending) = unending(m, f, lp) => {
-                    errors.push(match unending {
-                        Unending::Never => PassError::user(lp, Code::E0402, "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes"),
-                        Unending::ByWrapping(counter) => {
-                            let name = local_name(m, counter);
-                            PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bound its condition compares it with, and nothing else it changes can end it: it could stop only when `{name}` wraps past its type's end, if ever, further than the verifier follows a loop: step it toward the bound"))
-                        }
-                    });
-                    continue;
-                }
-                None if walks_pointer_back(m, f, lp) => {
-                    errors.push(PassError::user(lp, Code::E0409, "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)"));
-                    continue;
-                }
-                None if walk_may_stall(m, f, lp) => {
-                    errors.push(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)"));
-                    continue;
-                }
-                None => match run_time_count(m, lp) {
-                    Some(mut c) => {
-                        let bounds =
-                            bounds.get_or_insert_with(|| LocalBounds::of_function(m, f, params));
-                        if !settle(m, bounds, &mut c) || followed_as_written(m, bounds, lp, &c) {
-                            continue;
-                        }
-                        Count::RunTime(c)
-                    }
-                    None => continue,
-                },
-            },
+        let Some(count) = count_of(m, f, lp, counted.as_ref(), &mut bounds, params, errors) else {
+            continue;
         };
         if let Count::Most(trips) = count {
             let Ok(trips) = i128::try_from(trips) else {
@@ -315,6 +318,46 @@ fn count_long_whiles(
         m.move_ops(body_block, top);
         m.detach_op(lp);
     }
+}
+
+/// How many times `while` loop `lp` of `f` runs (`counted`: its [`counted_while`]), when ksc can
+/// tell; `None` when it cannot, reporting into `errors` a loop that never ends or that neither
+/// ksc nor the verifier can bound. `bounds`: the function's, made when first needed.
+fn count_of(
+    m: &Module,
+    f: OpId,
+    lp: OpId,
+    counted: Option<&CountedWhile>,
+    bounds: &mut Option<LocalBounds>,
+    params: &super::value_bounds::CallBounds,
+    errors: &mut Vec<PassError>,
+) -> Option<Count> {
+    if let Some(c) = counted {
+        return Some(Count::Most(c.trips));
+    }
+    if let Some(trips) = packet_walk_trips(m, f, lp) {
+        return Some(Count::Most(trips));
+    }
+    let bounds = bounds.get_or_insert_with(|| LocalBounds::of_function(m, f, params));
+    let refusal = match unending(m, f, lp, bounds) {
+        Some(Unending::Never) => Some(PassError::user(lp, Code::E0402, "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes")),
+        Some(Unending::ByWrapping(counter)) => {
+            let name = local_name(m, counter);
+            Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bound its condition compares it with, and nothing else it changes can end it: it could stop only by wrapping `{name}` past its type's end, if then, and not within the rounds the verifier follows: step it toward the bound")))
+        }
+        None if walks_pointer_back(m, f, lp) => Some(PassError::user(lp, Code::E0409, "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)")),
+        None if walk_may_stall(m, f, lp) => Some(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)")),
+        None => None,
+    };
+    if let Some(refusal) = refusal {
+        errors.push(refusal);
+        return None;
+    }
+    let mut c = run_time_count(m, lp)?;
+    if !settle(m, bounds, &mut c) || followed_as_written(m, bounds, lp, &c) {
+        return None;
+    }
+    Some(Count::RunTime(c))
 }
 
 /// Settles where the counter of `c` could wrap, from what is known of its bound: false when a

@@ -11,7 +11,10 @@
 use super::lower_loops::enclosing_loop;
 use super::packet_walk::rooted;
 use super::provenance::Provenance;
-use super::value_bounds::{chain_terms, counter_step, int_max, start_before, CounterStep};
+use super::run_time_counts;
+use super::value_bounds::{
+    chain_terms, counter_step, int_max, max_of, start_before, CounterStep, Facts,
+};
 use crate::ir::{views, Module, OpId, Opcode, RegionId, Traits, Value, ValueDef};
 use crate::vocab::CmpPred;
 use std::collections::HashSet;
@@ -21,14 +24,15 @@ pub(super) enum Unending {
     /// Never: its condition and every test that leaves it read only values it never writes
     /// (see the module comment).
     Never,
-    /// Only when this counter (a local) wraps past its type's end: besides such values, the
-    /// condition compares it with a bound the loop does not change, and the loop steps it away
-    /// from that bound (`while (b >= n) { b = b + 1 }`).
+    /// Only when this counter (a local) wraps past its type's end, if then: besides such values,
+    /// the condition compares it with a bound the loop does not change, and the loop steps it
+    /// away from that bound (`while (b >= n) { b = b + 1 }`). Not when it wraps within the rounds
+    /// the verifier follows to where the condition fails whatever the bound.
     ByWrapping(Value),
 }
 
-/// Whether loop `l` of `f` is [`Unending`], and how.
-pub(super) fn unending(m: &Module, f: OpId, l: OpId) -> Option<Unending> {
+/// Whether loop `l` of `f` is [`Unending`], and how (`bounds`: what bounds the function's values).
+pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Option<Unending> {
     let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
     let facts = Invariance {
         m,
@@ -79,7 +83,7 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId) -> Option<Unending> {
         if facts.invariant(t, 8) {
             continue;
         }
-        wrapping = Some(facts.runs_away(l, body, t)?);
+        wrapping = Some(facts.runs_away(l, body, t, bounds)?);
     }
     wrapping.map(Unending::ByWrapping)
 }
@@ -88,22 +92,27 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId) -> Option<Unending> {
 /// ("the sequence of 8193 jumps is too complex").
 const FOLLOWED_ROUNDS: u128 = 8192;
 
-/// Whether counter `c` of loop `l` wraps only after more rounds than the verifier follows, or
-/// from a start the verifier does not know (it cannot bound the rounds then either): from 20, a
-/// `u64` stepped down by 2 wraps in the 11th round, which the verifier follows.
-fn wraps_far(m: &Module, l: OpId, c: &CounterStep) -> bool {
-    let Some(top) = m.value_type(c.slot).pointee().and_then(int_max) else {
-        return false;
-    };
-    let Some(start) = start_before(m, l, c.slot) else {
-        return true;
-    };
+/// The value counter `c` of loop `l` wraps to, when that comes within the rounds the verifier
+/// follows from a constant start: from 20, a `u64` stepped down by 2 wraps to 2^64 − 2 in its
+/// 11th round.
+fn wraps_soon(m: &Module, l: OpId, c: &CounterStep) -> Option<u128> {
+    let top = m.value_type(c.slot).pointee().and_then(int_max)?;
+    let start = start_before(m, l, c.slot)?;
     let room = if c.down {
         start
     } else {
-        top.saturating_sub(start)
+        top.checked_sub(start)?
     };
-    room / c.step >= FOLLOWED_ROUNDS
+    let rounds = room / c.step + 1;
+    if rounds > FOLLOWED_ROUNDS {
+        return None;
+    }
+    let moved = rounds * c.step;
+    Some(if c.down {
+        top - (moved - start - 1)
+    } else {
+        start + moved - (top + 1)
+    })
 }
 
 struct Invariance<'a> {
@@ -117,11 +126,12 @@ impl Invariance<'_> {
     /// The counter that `term` of loop `l`'s condition compares with a bound the loop does not
     /// change, when the loop steps it only away from that bound: the term stays true until the
     /// counter wraps.
-    fn runs_away(&self, l: OpId, body: RegionId, term: Value) -> Option<Value> {
+    fn runs_away(&self, l: OpId, body: RegionId, term: Value, bounds: &dyn Facts) -> Option<Value> {
         let m = self.m;
         let test = views::CoreCmp::of(m, m.defining_op(term)?)?;
-        // (counter, bound, whether the term holds while the counter grows)
         let (lhs, rhs) = (test.lhs(m), test.rhs(m));
+        let strict = matches!(test.pred(m), CmpPred::Gt | CmpPred::Lt);
+        // (counter, bound, whether the term holds while the counter grows)
         let readings = match test.pred(m) {
             CmpPred::Gt | CmpPred::Ge => [(lhs, rhs, true), (rhs, lhs, false)],
             CmpPred::Lt | CmpPred::Le => [(lhs, rhs, false), (rhs, lhs, true)],
@@ -131,8 +141,21 @@ impl Invariance<'_> {
             .into_iter()
             .find_map(|(counter, bound, holds_growing)| {
                 let c = counter_step(m, l, body, counter)?;
-                let away = c.down != holds_growing && self.invariant(bound, 8);
-                (away && wraps_far(m, l, &c)).then_some(c.slot)
+                // (A bound the loop does not change, read where the condition reads it: a global
+                // another CPU may write is read anew each round, as the verifier sees it.)
+                if c.down == holds_growing || !run_time_counts::invariant(m, l, bound) {
+                    return None;
+                }
+                // Wrapped soon to where the term fails whatever the bound: the verifier follows it.
+                let ends_soon = wraps_soon(m, l, &c).is_some_and(|wrapped| {
+                    if holds_growing {
+                        strict && wrapped == 0
+                    } else {
+                        max_of(m, bound, bounds, 0)
+                            .is_some_and(|most| wrapped > most || (strict && wrapped == most))
+                    }
+                });
+                (!ends_soon).then_some(c.slot)
             })
     }
 

@@ -29,7 +29,8 @@ use super::value_bounds::{
     CallSites, LocalBounds,
 };
 use super::PassResult;
-use crate::ir::{Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::ir::{Builder, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::vocab::CmpPred;
 use std::collections::{HashMap, HashSet};
 
 pub fn run(m: &mut Module) -> PassResult {
@@ -488,8 +489,8 @@ pub fn mask_heads(m: &mut Module) -> PassResult {
             continue;
         };
         let masks = offsets_to_mask(m, f, &facts, &sites);
-        for (l, local, mask) in masks {
-            mask_at_head(m, f, l, local, mask);
+        for (l, local, bound) in masks {
+            mask_at_head(m, f, l, local, bound);
         }
     }
     Ok(())
@@ -501,14 +502,14 @@ fn offsets_to_mask(
     f: OpId,
     facts: &LoopFacts,
     sites: &CallSites,
-) -> Vec<(OpId, Value, i128)> {
+) -> Vec<(OpId, Value, HeadBound)> {
     let LoopFacts {
         bounds,
         tracked,
         uses,
         ..
     } = facts;
-    let mut masks: Vec<(OpId, Value, i128)> = Vec::new();
+    let mut masks: Vec<(OpId, Value, HeadBound)> = Vec::new();
     for &l in &facts.loops {
         let deciding = deciding_tests(m, l);
         let mut seen = HashSet::new();
@@ -561,7 +562,11 @@ fn offsets_to_mask(
                 int_max(&ty).unwrap_or(0)
             };
             if mask - 1 <= largest {
-                masks.push((l, local, (mask - 1) as i128));
+                let bound = HeadBound {
+                    mask: (mask - 1) as i128,
+                    max: max as i128,
+                };
+                masks.push((l, local, bound));
             }
         }
     }
@@ -599,7 +604,7 @@ fn compared_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) 
 /// only against one of the same offset, so every mix of the paths makes states of its own (a
 /// NOP option's `opt + 1` beside `opt + len`). A run-time step alone changes bounds, which
 /// `widen-loop-steps` keeps from rising.
-fn offset_varies_by_path(m: &Module, l: OpId, local: Value) -> bool {
+pub(super) fn offset_varies_by_path(m: &Module, l: OpId, local: Value) -> bool {
     let stores: Vec<OpId> = m.collect_nested(l, |d| {
         d.opcode == Opcode::CoreStore && d.operands[1] == local
     });
@@ -616,7 +621,7 @@ fn offset_varies_by_path(m: &Module, l: OpId, local: Value) -> bool {
 
 /// The load of `local` that each iteration of loop `l` makes before it writes it, if one comes
 /// first.
-fn first_read(m: &Module, l: OpId, local: Value) -> Option<OpId> {
+pub(super) fn first_read(m: &Module, l: OpId, local: Value) -> Option<OpId> {
     let touches = |o: OpId| {
         let d = m.op(o);
         match d.opcode {
@@ -655,6 +660,12 @@ fn deciding_tests(m: &Module, l: OpId) -> HashSet<OpId> {
     let mut before = Vec::new();
     for &o in &m.block(block).ops {
         let op = m.op(o);
+        // A condition's `&&` / `||` chain (an `if` yielding its answer): part of the test after.
+        if op.opcode == Opcode::KsIf && op.results.len() == 1 {
+            before.push(o);
+            m.walk_nested(o, &mut |x| before.push(x));
+            continue;
+        }
         if op.opcode == Opcode::KsIf {
             if !op.regions.iter().any(|&r| leaves(r)) {
                 break;
@@ -674,9 +685,44 @@ fn deciding_tests(m: &Module, l: OpId) -> HashSet<OpId> {
     ops
 }
 
+/// The most a masked local holds at the head of a loop, and the smallest all-ones mask over it.
+#[derive(Clone, Copy)]
+struct HeadBound {
+    mask: i128,
+    max: i128,
+}
+
+/// The largest mask a packet distance takes: with a larger one the verifier would see a packet
+/// pointer that may lie 0xffff bytes in, and learn nothing from a test `p + k > data_end` (it wants
+/// the largest offset plus `k` within 0xffff), which `bounds-check` took for proof from the
+/// local's bound.
+const LARGEST_PACKET_MASK: i128 = 0x7fff;
+
+impl HeadBound {
+    /// Packet distance `v` kept within the bound for the verifier: masked (one `&`), or, where
+    /// the mask would exceed [`LARGEST_PACKET_MASK`], tested against the bound with an abort
+    /// above it. The bound holds, so the abort never runs; a clamp instead would give the
+    /// verifier a path with the bound as a constant offset, a state of its own every round.
+    fn keep(self, b: &mut Builder, v: Value) -> Value {
+        if self.mask <= LARGEST_PACKET_MASK {
+            let all_ones = b.core_const(self.mask, Type::u64());
+            return b.core_and(v, all_ones);
+        }
+        let max = b.core_const(self.max, Type::u64());
+        let over = b.core_cmp(v, max, CmpPred::Gt);
+        let test = b.ks_if(over, None, &[]);
+        let (block, at) = (b.block, b.at);
+        b.set_block(b.entry(test, 0));
+        b.ks_abort(b"walked packet offset past its bound".to_vec());
+        (b.block, b.at) = (block, at);
+        v
+    }
+}
+
 /// Starts each iteration of `l` (its condition, or its body after the counter's store) with
-/// `local = opaque(local) & mask`.
-fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, mask: i128) {
+/// `local = opaque(local) & mask` (see [`HeadBound`]).
+fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, bound: HeadBound) {
+    let mask = bound.mask;
     let d = m.op(l);
     let region = if d.opcode == Opcode::KsWhile {
         d.regions[0]
@@ -708,8 +754,7 @@ fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, mask: i128) {
         let hidden = b.bpf_opaque(now);
         let hidden = b.cast_to(hidden, Type::ptr(Type::u8()));
         let distance = b.core_ptr_diff(hidden, data);
-        let all_ones = b.core_const(mask, Type::u64());
-        let distance = b.core_and(distance, all_ones);
+        let distance = bound.keep(&mut b, distance);
         let rebased = b.core_ptr_add(data, distance);
         let rebased = b.cast_to(rebased, ty);
         b.core_store(rebased, local);
@@ -725,8 +770,7 @@ fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, mask: i128) {
             // constant steps too (`pos + 1` over NOP options) prunes against the others.
             let data = b.ks_ctx_load(ctx, &[], b"data".to_vec(), Type::ptr(Type::u8()));
             let distance = unknown_distance(&mut b, data, masked);
-            let all_ones = b.core_const(mask, Type::u64());
-            let distance = b.core_and(distance, all_ones);
+            let distance = bound.keep(&mut b, distance);
             b.cast_to(distance, ty)
         }
         _ => masked,

@@ -123,7 +123,7 @@ fn counted_by(m: &Module, l: OpId, body: RegionId, term: Value) -> Option<RunTim
 /// nothing in it may write (no call, no store into the same global). Another CPU may write a
 /// global meanwhile; the count is then the one the value had before the loop, as C's compiler
 /// reads it once too.
-fn invariant(m: &Module, l: OpId, v: Value) -> bool {
+pub(super) fn invariant(m: &Module, l: OpId, v: Value) -> bool {
     Invariance {
         m,
         l,
