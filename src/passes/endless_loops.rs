@@ -83,7 +83,7 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
         if facts.invariant(t, 8) {
             continue;
         }
-        wrapping = Some(facts.runs_away(l, body, t, bounds)?);
+        wrapping = Some(runs_away(m, l, body, t, bounds)?);
     }
     wrapping.map(Unending::ByWrapping)
 }
@@ -115,6 +115,47 @@ fn wraps_soon(m: &Module, l: OpId, c: &CounterStep) -> Option<u128> {
     })
 }
 
+/// The counter that `term` of loop `l`'s condition compares with a bound the loop does not
+/// change, when the loop steps it only away from that bound: the term stays true until the
+/// counter wraps.
+fn runs_away(
+    m: &Module,
+    l: OpId,
+    body: RegionId,
+    term: Value,
+    bounds: &dyn Facts,
+) -> Option<Value> {
+    let test = views::CoreCmp::of(m, m.defining_op(term)?)?;
+    let (lhs, rhs) = (test.lhs(m), test.rhs(m));
+    let strict = matches!(test.pred(m), CmpPred::Gt | CmpPred::Lt);
+    // (counter, bound, whether the term holds while the counter grows)
+    let readings = match test.pred(m) {
+        CmpPred::Gt | CmpPred::Ge => [(lhs, rhs, true), (rhs, lhs, false)],
+        CmpPred::Lt | CmpPred::Le => [(lhs, rhs, false), (rhs, lhs, true)],
+        CmpPred::Eq | CmpPred::Ne => return None,
+    };
+    readings
+        .into_iter()
+        .find_map(|(counter, bound, holds_growing)| {
+            let c = counter_step(m, l, body, counter)?;
+            // (A bound the loop does not change, read where the condition reads it: a global
+            // another CPU may write is read anew each round, as the verifier sees it.)
+            if c.down == holds_growing || !run_time_counts::invariant(m, l, bound) {
+                return None;
+            }
+            // Wrapped soon to where the term fails whatever the bound: the verifier follows it.
+            let ends_soon = wraps_soon(m, l, &c).is_some_and(|wrapped| {
+                if holds_growing {
+                    strict && wrapped == 0
+                } else {
+                    max_of(m, bound, bounds, 0)
+                        .is_some_and(|most| wrapped > most || (strict && wrapped == most))
+                }
+            });
+            (!ends_soon).then_some(c.slot)
+        })
+}
+
 struct Invariance<'a> {
     m: &'a Module,
     inside: &'a HashSet<OpId>,
@@ -123,42 +164,6 @@ struct Invariance<'a> {
 }
 
 impl Invariance<'_> {
-    /// The counter that `term` of loop `l`'s condition compares with a bound the loop does not
-    /// change, when the loop steps it only away from that bound: the term stays true until the
-    /// counter wraps.
-    fn runs_away(&self, l: OpId, body: RegionId, term: Value, bounds: &dyn Facts) -> Option<Value> {
-        let m = self.m;
-        let test = views::CoreCmp::of(m, m.defining_op(term)?)?;
-        let (lhs, rhs) = (test.lhs(m), test.rhs(m));
-        let strict = matches!(test.pred(m), CmpPred::Gt | CmpPred::Lt);
-        // (counter, bound, whether the term holds while the counter grows)
-        let readings = match test.pred(m) {
-            CmpPred::Gt | CmpPred::Ge => [(lhs, rhs, true), (rhs, lhs, false)],
-            CmpPred::Lt | CmpPred::Le => [(lhs, rhs, false), (rhs, lhs, true)],
-            CmpPred::Eq | CmpPred::Ne => return None,
-        };
-        readings
-            .into_iter()
-            .find_map(|(counter, bound, holds_growing)| {
-                let c = counter_step(m, l, body, counter)?;
-                // (A bound the loop does not change, read where the condition reads it: a global
-                // another CPU may write is read anew each round, as the verifier sees it.)
-                if c.down == holds_growing || !run_time_counts::invariant(m, l, bound) {
-                    return None;
-                }
-                // Wrapped soon to where the term fails whatever the bound: the verifier follows it.
-                let ends_soon = wraps_soon(m, l, &c).is_some_and(|wrapped| {
-                    if holds_growing {
-                        strict && wrapped == 0
-                    } else {
-                        max_of(m, bound, bounds, 0)
-                            .is_some_and(|most| wrapped > most || (strict && wrapped == most))
-                    }
-                });
-                (!ends_soon).then_some(c.slot)
-            })
-    }
-
     /// `v` is the same in every iteration of the loop.
     fn invariant(&self, v: Value, depth: u32) -> bool {
         let m = self.m;
