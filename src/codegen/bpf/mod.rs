@@ -23,6 +23,7 @@ mod llvm_ir;
 mod map_lookups;
 mod ops;
 mod packet_fields;
+mod packet_phis;
 mod packet_reloads;
 mod pointer_steps;
 mod program_args;
@@ -143,6 +144,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             byte_copies::merge(m);
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
+            packet_phis::merge_packet_pointers(m);
             stack_words::widen_stack_numbers(m);
             store_words::merge_word_stores(m);
             swapped_compares::compare_unswapped(m);
