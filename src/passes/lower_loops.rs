@@ -80,6 +80,21 @@ pub fn is_long(m: &Module, l: OpId) -> bool {
     trips > INLINE_TRIP_COUNT && m.attr(l, "walks") != Some(&Attr::Bool(true))
 }
 
+/// Whether `op` will run in a callback: in a long `ks.for` this pass outlines, or in a map's
+/// `for_each` body. What such code reads of its function's state comes through the callback's
+/// context, where the verifier knows no more than the values' types.
+pub(super) fn runs_in_callback(m: &Module, op: OpId) -> bool {
+    let mut at = op;
+    while let Some(l) = enclosing_loop(m, at) {
+        match m.op(l).opcode {
+            Opcode::KsMapForeach => return true,
+            Opcode::KsFor if is_long(m, l) => return true,
+            _ => at = l,
+        }
+    }
+    false
+}
+
 /// The first long `ks.for` of a function that is not inside another one.
 fn outermost_long_loop(m: &Module, f: OpId) -> Option<OpId> {
     let mut found = None;

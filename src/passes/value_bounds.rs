@@ -337,9 +337,16 @@ impl CallBounds {
                 };
                 let params = m.block(m.func_entry(f)).args.clone();
                 for (i, p) in params.into_iter().enumerate() {
+                    // A call that will run in a callback passes values the verifier reads from
+                    // the callback's context, unbounded: only a constant bounds its parameter.
                     let args: Option<Vec<(OpId, Value)>> = sites
                         .iter()
-                        .map(|&(caller, call)| Some((caller, *m.op(call).operands.get(i)?)))
+                        .map(|&(caller, call)| {
+                            let arg = *m.op(call).operands.get(i)?;
+                            let known = m.const_int(arg).is_some()
+                                || !super::lower_loops::runs_in_callback(m, call);
+                            known.then_some((caller, arg))
+                        })
                         .collect();
                     if let Some(b) = args.and_then(|a| most(&a)) {
                         found.params.insert(p, b);
