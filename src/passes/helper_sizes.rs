@@ -108,10 +108,9 @@ fn unbounded_sizes(
             }
             let held = u128::try_from(stack.bytes_held(f, memory)?).ok()?;
             let fits = bounds.max_of(m, size).is_some_and(|max| max <= held);
-            let least = match sum_of_at_least_one(m, size) {
-                _ if !helper.nonzero_size || held == 0 => Least::Unneeded,
-                Some(sum) => Least::Sum(sum),
-                None => Least::Unknown,
+            let least = match helper.nonzero_size && held > 0 {
+                false => Least::Unneeded,
+                true => sum_of_at_least_one(m, size).map_or(Least::Unknown, Least::Sum),
             };
             (!fits || !matches!(least, Least::Unneeded)).then_some(Guard {
                 call,

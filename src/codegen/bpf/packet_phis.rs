@@ -12,8 +12,7 @@
 //! states the verifier can prune at, which is that pass's judgement to make.
 
 use super::llvm_ir::{
-    dominates, erase_dead, instructions, is_packet, pointer_operand, replace_all_uses, users,
-    Dominators,
+    erase_dead, instructions, is_packet, pointer_operand, replace_all_uses, users, Dominators,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -35,7 +34,7 @@ pub fn merge_packet_pointers(module: &Module) {
             .blocks()
             .iter()
             .flat_map(|&b| instructions(b))
-            .filter_map(|i| merged_offset_address(i).map(|(base, phi)| (i, base, phi)))
+            .filter_map(|i| merged_offset_address(&doms, i).map(|(base, phi)| (i, base, phi)))
             .collect();
         for (address, base, phi) in addresses {
             let pointer = match merged.get(&(phi, base)) {
@@ -58,6 +57,7 @@ pub fn merge_packet_pointers(module: &Module) {
 /// When `i` is `getelementptr i8, base, phi` with `base` a packet pointer and `phi` an offset
 /// phi outside a loop header: `(base, phi)`.
 fn merged_offset_address<'ctx>(
+    doms: &Dominators<'ctx>,
     i: InstructionValue<'ctx>,
 ) -> Option<(PointerValue<'ctx>, PhiValue<'ctx>)> {
     if i.get_opcode() != InstructionOpcode::GetElementPtr || !is_byte_address(i) {
@@ -71,7 +71,7 @@ fn merged_offset_address<'ctx>(
         .as_instruction()
         .filter(|o| o.get_opcode() == InstructionOpcode::Phi)
         .and_then(|o| PhiValue::try_from(o).ok())?;
-    (is_packet(base) && !heads_loop(phi)).then_some((base, phi))
+    (is_packet(base) && !heads_loop(doms, phi)).then_some((base, phi))
 }
 
 /// `getelementptr i8, p, n`: one byte index.
@@ -82,16 +82,13 @@ fn is_byte_address(i: InstructionValue<'_>) -> bool {
 }
 
 /// Whether `phi`'s block is entered again from a block it dominates (or from itself).
-fn heads_loop(phi: PhiValue<'_>) -> bool {
+fn heads_loop<'ctx>(doms: &Dominators<'ctx>, phi: PhiValue<'ctx>) -> bool {
     let Some(block) = phi.as_instruction().get_parent() else {
-        return true;
-    };
-    let Some(f) = block.get_parent() else {
         return true;
     };
     (0..phi.count_incoming()).any(|k| {
         phi.get_incoming(k)
-            .is_some_and(|(_, pred)| dominates(f, block, pred))
+            .is_some_and(|(_, pred)| doms.common(&[block, pred]) == Some(block))
     })
 }
 
