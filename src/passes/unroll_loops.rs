@@ -16,7 +16,8 @@
 use super::lower_loops::enclosing_loop;
 use super::value_bounds::CallBounds;
 use super::{loop_steps, PassResult};
-use crate::ir::{Attr, Module, OpId, Opcode, Value};
+use crate::ir::{views, Attr, Module, OpId, Opcode, Value};
+use crate::vocab::CmpPred;
 use std::collections::HashMap;
 
 /// Loops with at most this many iterations are unrolled whatever their size.
@@ -73,7 +74,10 @@ fn unroll(m: &mut Module, f: OpId, lp: OpId, calls: &mut Option<CallBounds>) {
     // (Copies that a break may leave unrun are unrolled only while they stay small together:
     // a header walk's copies would each hold a whole parser.)
     let small_together = trips * body_ops <= MAX_UNROLLED_OPS;
-    if continues || defers_or_leaves || breaks && (!small_together || carries_state(m, lp)) {
+    if continues
+        || defers_or_leaves
+        || breaks && (!small_together || carries_state(m, lp) || counted_at_run_time(m, lp))
+    {
         return;
     }
     if !m
@@ -180,6 +184,41 @@ fn carries_state(m: &Module, lp: OpId) -> bool {
             _ => false,
         }
     })
+}
+
+/// Whether `lp` opens with `if (i >= n) { break }`, `n` not a constant: a loop to a count known
+/// at run time, capped by its constant bounds. Unrolled, each copy would pay that test as well as
+/// its work, and most copies would go unrun; clang keeps such a loop a loop too.
+fn counted_at_run_time(m: &Module, lp: OpId) -> bool {
+    let body = m.region(m.op(lp).regions[0]).blocks[0];
+    let Some(arg) = m.block(body).args.first().copied() else {
+        return false;
+    };
+    let Some(&test) = (m.block(body).ops.iter()).find(|&&o| m.op(o).opcode == Opcode::KsIf) else {
+        return false;
+    };
+    let d = m.op(test);
+    let only_breaks = m
+        .region(d.regions[0])
+        .blocks
+        .iter()
+        .all(|&b| matches!(&m.block(b).ops[..], [x] if m.op(*x).opcode == Opcode::KsBreak));
+    let Some(cmp) = m
+        .defining_op(d.operands[0])
+        .and_then(|o| views::CoreCmp::of(m, o))
+    else {
+        return false;
+    };
+    let (counter, limit) = match cmp.pred(m) {
+        CmpPred::Ge | CmpPred::Gt => (cmp.lhs(m), cmp.rhs(m)),
+        CmpPred::Le | CmpPred::Lt => (cmp.rhs(m), cmp.lhs(m)),
+        CmpPred::Eq | CmpPred::Ne => return false,
+    };
+    let slot = counter_local(m, lp, arg);
+    let is_counter = counter == arg
+        || m.defining_op(counter)
+            .is_some_and(|o| slot.is_some_and(|s| reads(m.op(o), s)));
+    only_breaks && is_counter && m.const_int(limit).is_none()
 }
 
 fn reads(d: &crate::ir::OpData, slot: Value) -> bool {
