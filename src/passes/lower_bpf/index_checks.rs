@@ -39,7 +39,7 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     let i = e.cast(index, &Type::u64());
     let limit = e.u64(n as i128);
     // LLVM turns `base + i * size` into `base | i * size` when the base's alignment leaves the
-    // low bits free (stack and global arrays indexed by a 0/1 value), and the verifier refuses
+    // low bits free (stack arrays indexed by a 0/1 value), and the verifier refuses
     // bitwise operations on pointers. An opaque copy of the index hides its bits — where LLVM
     // can know them: not in a map value or behind a context pointer, where the copy would only
     // cost a register move per access and stop constant indexes folding after unrolling.
@@ -63,10 +63,10 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     Ok(vec![e.b.core_elem_addr(base, i, ty)])
 }
 
-/// Whether LLVM may know the low bits of pointer `v`: it may point into a stack slot or a global
-/// (directly, through a local, or on every arm of a choice — LLVM knows of a merge only the bits
-/// all its inputs share). Pointers a helper returns or a context field holds have bits LLVM
-/// cannot see.
+/// Whether LLVM may know the low bits of pointer `v`: it may point into a stack slot (directly,
+/// through a local, or on every arm of a choice — LLVM knows of a merge only the bits all its
+/// inputs share). Pointers a helper returns or a context field holds have bits LLVM cannot see;
+/// so has a global's address in BPF code, an immediate the back end tracks no bits of.
 fn may_have_known_alignment(m: &Module, v: Value, depth: u32) -> bool {
     let mut v = v;
     let op = loop {
@@ -86,6 +86,8 @@ fn may_have_known_alignment(m: &Module, v: Value, depth: u32) -> bool {
         Opcode::BpfHelperCall | Opcode::BpfKfuncCall | Opcode::BpfCtxLoad | Opcode::KsCtxLoad => {
             false
         }
+        // A global's address is a 64-bit immediate whose bits the BPF back end does not track.
+        Opcode::KsGlobalAddr | Opcode::KsConfigAddr => false,
         // A pointer read from memory: known only if that memory is a local LLVM promotes.
         Opcode::CoreLoad => {
             let from = crate::passes::provenance::object_base(m, d.operands[0]);
