@@ -350,12 +350,20 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 // And it stays where it is (`sideeffect`): the pointer formed from a checked copy
                 // must be formed after the check, where machine LICM would hoist an invariant
                 // asm and the add after it out of a loop.
+                // It always returns (`willreturn`): what follows it runs whenever it does, so
+                // a load the loop would repeat after it may be hoisted, as without it.
                 r.add_attribute(
                     AttributeLoc::Function,
                     self.g.ctx.create_enum_attribute(
                         Attribute::get_named_enum_kind_id("memory"),
                         INACCESSIBLE_MEM_READ_WRITE,
                     ),
+                );
+                r.add_attribute(
+                    AttributeLoc::Function,
+                    self.g
+                        .ctx
+                        .create_enum_attribute(Attribute::get_named_enum_kind_id("willreturn"), 0),
                 );
                 self.set(
                     d,
