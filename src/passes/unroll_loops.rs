@@ -10,7 +10,8 @@
 //! A body that `continue`s or defers at its top level (each copy would have to run the defer at
 //! its own end) stays a loop; so does one that `break`s, unless its copies together stay within
 //! [`MAX_UNROLLED_OPS`] and carry no state from one iteration to the next: those copies go in one
-//! iteration the breaks leave. One that returns early has its
+//! iteration the breaks leave; one that first leaves at a count known only at run time
+//! (`if (i >= n) { break }`) stays a loop, as clang keeps it. One that returns early has its
 //! offsets' steps widened first (`widen-loop-steps`), and its returning arms marked cold.
 
 use super::lower_loops::enclosing_loop;
