@@ -18,6 +18,7 @@ mod flag_phis;
 mod frame_addresses;
 mod frame_chains;
 mod global_bases;
+mod isa_divisions;
 mod layout;
 mod llvm_ir;
 mod map_lookups;
@@ -67,6 +68,10 @@ impl Default for Options {
 pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Vec<Error>> {
     crate::codegen::llvm::diagnostics::capture_fatal_errors();
     Target::initialize_bpf(&InitializationConfig::default());
+    // Inkwell leaves out the BPF assembly parser, which an asm with text needs to become an
+    // object (`isa_divisions`).
+    // SAFETY: LLVM's target registration, idempotent and safe to call at any time.
+    unsafe { llvm_sys::target::LLVMInitializeBPFAsmParser() };
     keep_loop_exits_in_loops();
     let triple = TargetTriple::create("bpfel");
     let target =
@@ -134,6 +139,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             Ok(())
         },
         |m| {
+            isa_divisions::divide_in_instructions(m, matches!(opts.cpu.as_str(), "v3" | "v4"));
             array_entries::inline_array_entries(m, &tm)?;
             map_lookups::share_map_lookups(m);
             if matches!(opts.cpu.as_str(), "v3" | "v4") {
