@@ -14,12 +14,12 @@
 //! other use of the guarded division, or a shape optimisation changed, is left as it is.
 
 use super::llvm_ir::{
-    calls_intrinsic, erase_dead, instructions, replace_all_uses, users_of_result,
+    calls_intrinsic, erase_dead, instructions, int_operand, replace_all_uses, users_of_result,
 };
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::builder::Builder;
 use inkwell::module::Module;
-use inkwell::values::{BasicValueEnum, InstructionOpcode, InstructionValue, IntValue};
+use inkwell::values::{InstructionOpcode, InstructionValue, IntValue};
 use inkwell::IntPredicate;
 
 /// Rewrites every guarded unsigned division and remainder of `module` (see the module comment).
@@ -144,13 +144,6 @@ fn zero_select(i: InstructionValue<'_>) -> Option<(IntValue<'_>, IntValue<'_>, I
     match test.get_icmp_predicate()? {
         IntPredicate::EQ => Some((x, t, f)),
         IntPredicate::NE => Some((x, f, t)),
-        _ => None,
-    }
-}
-
-fn int_operand(i: InstructionValue<'_>, k: u32) -> Option<IntValue<'_>> {
-    match i.get_operand(k)?.value()? {
-        BasicValueEnum::IntValue(v) => Some(v),
         _ => None,
     }
 }

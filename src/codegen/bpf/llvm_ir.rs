@@ -4,9 +4,17 @@ use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::values::{
     AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, FunctionValue,
-    InstructionOpcode, InstructionValue, PhiValue, PointerValue,
+    InstructionOpcode, InstructionValue, IntValue, PhiValue, PointerValue,
 };
 use std::collections::{HashMap, HashSet};
+
+/// Operand `index` of `i`, when it is an integer.
+pub(super) fn int_operand(i: InstructionValue<'_>, index: u32) -> Option<IntValue<'_>> {
+    match i.get_operand(index)?.value()? {
+        BasicValueEnum::IntValue(v) => Some(v),
+        _ => None,
+    }
+}
 
 /// Operand `index` of `i`, when it is a pointer.
 pub(super) fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<PointerValue<'_>> {

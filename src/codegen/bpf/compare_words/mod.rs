@@ -19,9 +19,9 @@
 mod pairs;
 
 use super::llvm_ir::{
-    constant_base, erase_dead, instructions, is_alloca, is_packet, may_write_memory, phis_of,
-    pointer_operand, predecessors, replace_all_uses, still_in, stores_elsewhere, successors,
-    users_of_result,
+    constant_base, erase_dead, instructions, int_operand, is_alloca, is_packet, may_write_memory,
+    phis_of, pointer_operand, predecessors, replace_all_uses, still_in, stores_elsewhere,
+    successors, users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -428,13 +428,6 @@ fn full_mask(width: u32) -> u64 {
 
 fn int_value(i: InstructionValue<'_>) -> Option<IntValue<'_>> {
     match BasicValueEnum::try_from(inkwell::values::AnyValue::as_any_value_enum(&i)).ok()? {
-        BasicValueEnum::IntValue(v) => Some(v),
-        _ => None,
-    }
-}
-
-fn int_operand(i: InstructionValue<'_>, k: u32) -> Option<IntValue<'_>> {
-    match i.get_operand(k)?.value()? {
         BasicValueEnum::IntValue(v) => Some(v),
         _ => None,
     }
