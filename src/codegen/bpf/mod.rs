@@ -127,6 +127,8 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         }
         g.license();
     });
+    // v3 and up have 32-bit ALU instructions on `w` registers.
+    let alu32 = matches!(opts.cpu.as_str(), "v3" | "v4");
     let bytes = g.finish(
         &tm,
         pipeline(opts.optimize),
@@ -139,10 +141,10 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             Ok(())
         },
         |m| {
-            isa_divisions::divide_in_instructions(m, matches!(opts.cpu.as_str(), "v3" | "v4"));
+            isa_divisions::divide_in_instructions(m, alu32);
             array_entries::inline_array_entries(m, &tm)?;
             map_lookups::share_map_lookups(m);
-            if matches!(opts.cpu.as_str(), "v3" | "v4") {
+            if alu32 {
                 fetch_adds::forward_fetched_values(m);
             }
             constant_passthroughs::fold_constant_passthroughs(m);
