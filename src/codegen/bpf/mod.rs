@@ -21,6 +21,7 @@ mod global_bases;
 mod isa_divisions;
 mod layout;
 mod llvm_ir;
+mod loop_exits;
 mod map_lookups;
 mod ops;
 mod packet_fields;
@@ -164,6 +165,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             frame_addresses::form_at_uses(m);
             global_bases::share_global_bases(m);
             layout::lay_out(m);
+            loop_exits::mark_loop_exits(m, alu32);
             Ok(())
         },
     )?;

@@ -363,6 +363,47 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             .map_err(|e| e.to_string())
     }
 
+    /// The inverse of a `>=` or `<=` test that only this branch reads, so the branch swaps its
+    /// successors. This is the form InstCombine would give it, but SimplifyCFG merges adjacent
+    /// tests into `or`s before InstCombine runs, and the BPF back end then hides one side of an
+    /// `or` of two tests on one value behind `llvm.bpf.passthrough`: a loop's constant cap next
+    /// to its run-time bound (`i >= 30 || i >= n`) would survive. With `<` / `>` tests the merge
+    /// is an `and`, and LLVM drops the cap when it knows `n <= 30`.
+    fn canonical_test(&self, c: IntValue<'ctx>) -> Result<Option<IntValue<'ctx>>, String> {
+        let Some(test) = c.as_instruction() else {
+            return Ok(None);
+        };
+        let inverse = match test.get_icmp_predicate() {
+            Some(IntPredicate::UGE) => IntPredicate::ULT,
+            Some(IntPredicate::ULE) => IntPredicate::UGT,
+            Some(IntPredicate::SGE) => IntPredicate::SLT,
+            Some(IntPredicate::SLE) => IntPredicate::SGT,
+            _ => return Ok(None),
+        };
+        if c.get_first_use().is_some() {
+            return Ok(None);
+        }
+        let (Some(l), Some(r)) = (test.get_operand(0), test.get_operand(1)) else {
+            return Ok(None);
+        };
+        let (Some(l), Some(r)) = (l.value(), r.value()) else {
+            return Ok(None);
+        };
+        let e = |e: inkwell::builder::BuilderError| e.to_string();
+        let flipped = match (l, r) {
+            (BasicValueEnum::PointerValue(l), BasicValueEnum::PointerValue(r)) => {
+                self.builder.build_int_compare(inverse, l, r, "")
+            }
+            (BasicValueEnum::IntValue(l), BasicValueEnum::IntValue(r)) => {
+                self.builder.build_int_compare(inverse, l, r, "")
+            }
+            _ => return Ok(None),
+        }
+        .map_err(e)?;
+        test.erase_from_basic_block();
+        Ok(Some(flipped))
+    }
+
     fn branch_to(
         &mut self,
         from: BasicBlock<'ctx>,
@@ -873,12 +914,16 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                 let yes = self.branch_to(from, d.successors[0], &d.operands[1..1 + t])?;
                 let no = self.branch_to(from, d.successors[1], &d.operands[1 + t..])?;
                 let c = self.int(d.operands[0])?;
+                let (c, yes, no, swapped) = match self.canonical_test(c)? {
+                    Some(inverse) => (inverse, no, yes, true),
+                    None => (c, yes, no, false),
+                };
                 let br = self
                     .builder
                     .build_conditional_branch(c, yes, no)
                     .map_err(e)?;
                 if let Some(Attr::Bool(expected)) = d.attrs.get(1).cloned().flatten() {
-                    self.expect(br, expected)?;
+                    self.expect(br, expected != swapped)?;
                 }
             }
             Opcode::CoreSwitch => {
