@@ -363,12 +363,12 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             .map_err(|e| e.to_string())
     }
 
-    /// The inverse of a `>=` or `<=` test that only this branch reads, so the branch swaps its
-    /// successors. This is the form InstCombine would give it, but SimplifyCFG merges adjacent
-    /// tests into `or`s before InstCombine runs, and the BPF back end then hides one side of an
-    /// `or` of two tests on one value behind `llvm.bpf.passthrough`: a loop's constant cap next
-    /// to its run-time bound (`i >= 30 || i >= n`) would survive. With `<` / `>` tests the merge
-    /// is an `and`, and LLVM drops the cap when it knows `n <= 30`.
+    /// The inverse of a `>=` or `<=` test, for the branch to swap its successors. This is the
+    /// form InstCombine would give it, but SimplifyCFG merges adjacent tests into `or`s before
+    /// InstCombine runs, and the BPF back end then hides one side of an `or` of two tests on one
+    /// value behind `llvm.bpf.passthrough`: a loop's constant cap next to its run-time bound
+    /// (`i >= 30 || i >= n`) would survive. With `<` / `>` tests the merge is an `and`, and LLVM
+    /// drops the cap when it knows `n <= 30`.
     fn canonical_test(&self, c: IntValue<'ctx>) -> Result<Option<IntValue<'ctx>>, String> {
         let Some(test) = c.as_instruction() else {
             return Ok(None);
@@ -380,9 +380,6 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             Some(IntPredicate::SLE) => IntPredicate::SGT,
             _ => return Ok(None),
         };
-        if c.get_first_use().is_some() {
-            return Ok(None);
-        }
         let (Some(l), Some(r)) = (test.get_operand(0), test.get_operand(1)) else {
             return Ok(None);
         };
@@ -400,7 +397,7 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             _ => return Ok(None),
         }
         .map_err(e)?;
-        test.erase_from_basic_block();
+        // (The test itself stays for a later op that may read it; unread, it is dead code.)
         Ok(Some(flipped))
     }
 
