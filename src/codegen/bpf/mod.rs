@@ -181,13 +181,19 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
 /// IndVarSimplify turns a side-effect-free loop's exits into one test before the loop when it can
 /// compute their trip counts: a per-iteration packet test (`data + i + 1 > data_end`, which ksc
 /// inserts where the user's test does not cover a read) becomes arithmetic on `data_end`, which
-/// the verifier prohibits ("pointer arithmetic on pkt_end"). The option is process-wide; LLVM's
-/// options are parsed once.
+/// the verifier prohibits ("pointer arithmetic on pkt_end"). For the same reason it must not
+/// compute what such a loop leaves behind in closed form (a count of the bytes up to the frame's
+/// end as `min(n, data_end - data)`, arithmetic on two packet pointers). The options are
+/// process-wide; LLVM's options are parsed once.
 fn keep_loop_exits_in_loops() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let args = [c"ksc".as_ptr(), c"-indvars-predicate-loops=false".as_ptr()];
-        // SAFETY: two NUL-terminated strings that outlive the call; the overview may be null.
+        let args = [
+            c"ksc".as_ptr(),
+            c"-indvars-predicate-loops=false".as_ptr(),
+            c"-replexitval=never".as_ptr(),
+        ];
+        // SAFETY: NUL-terminated strings that outlive the call; the overview may be null.
         unsafe {
             llvm_sys::support::LLVMParseCommandLineOptions(
                 args.len() as i32,
