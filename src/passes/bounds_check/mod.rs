@@ -189,6 +189,10 @@ enum Root {
     Clamped {
         formed: Value,
         start: i128,
+        /// The first byte of the formation the checked pointer reaches back to: its start when
+        /// that pointer is the formation's own base plus the bounded index (`ch->type` after a
+        /// check made for `ch->length`), else `start`.
+        low: i128,
     },
 }
 
@@ -345,6 +349,22 @@ struct BaseSteps {
     from: Value,
     bytes: i128,
     indexes: Vec<(Value, i128)>,
+}
+
+/// The address `clamp_index` checks in place of an access's own, and how many bytes before the
+/// access that checked pointer reaches.
+struct ClampedAddress {
+    address: Value,
+    reach_back: i128,
+}
+
+impl ClampedAddress {
+    fn at(address: Value) -> Self {
+        ClampedAddress {
+            address,
+            reach_back: 0,
+        }
+    }
 }
 
 /// `[root, root + end)` is known in bounds. For an `Indexed` root, `tested` is the address
@@ -1350,9 +1370,11 @@ impl BoundsCheck {
                     .flatten();
                 if let Some((fact, start, at)) = formation.and_then(|(formed, at)| {
                     facts.iter().rev().find_map(|f| match f.root {
-                        Root::Clamped { formed: g, start }
-                            if g == formed && at >= start && at + width <= f.end =>
-                        {
+                        Root::Clamped {
+                            formed: g,
+                            start,
+                            low,
+                        } if g == formed && at >= low && at + width <= f.end => {
                             Some((*f, start, at))
                         }
                         _ => None,
@@ -1395,10 +1417,11 @@ impl BoundsCheck {
                     Some((fact, w)) => (Some(fact), w),
                     None => (key.and_then(|k| self.provable(m, k.proves(width))), width),
                 };
-                let checked = if proven.is_none() || steps_back {
-                    self.clamp_index(m, op, addr, width)
+                let (checked, reach_back) = if proven.is_none() || steps_back {
+                    let clamped = self.clamp_index(m, op, addr, width);
+                    (clamped.address, clamped.reach_back)
                 } else {
-                    addr
+                    (addr, 0)
                 };
                 // A clamped address is `data + opaque(index)`: where two arms check such
                 // addresses and read alike, LLVM would sink the reads into one tail that forms
@@ -1411,7 +1434,12 @@ impl BoundsCheck {
                 if let (Some((formed, at)), true) = (formation, checked != addr) {
                     let tested = m.op(op).operands[usize::from(d.opcode == Opcode::CoreStore)];
                     facts.push(Fact {
-                        root: Root::Clamped { formed, start: at },
+                        root: Root::Clamped {
+                            formed,
+                            start: at,
+                            // (Only where the checked pointer is the formation itself.)
+                            low: if reach_back == at { 0 } else { at },
+                        },
                         end: at + width,
                         tested: Some(tested),
                     });
@@ -1495,9 +1523,16 @@ impl BoundsCheck {
     /// so LLVM cannot reuse an address formed before the bound, e.g. by the user's own test) and
     /// checked. This is the intent of the specified `i & 0xffff`, which alone leaves
     /// `umax + width` too large.
-    fn clamp_index(&mut self, m: &mut Module, access: OpId, addr: Value, width: i128) -> Value {
+    fn clamp_index(
+        &mut self,
+        m: &mut Module,
+        access: OpId,
+        addr: Value,
+        width: i128,
+    ) -> ClampedAddress {
         let Some((above, step, offset_above)) = self.variable_step(m, addr) else {
-            return self.rebase_moved(m, access, addr, width).unwrap_or(addr);
+            let address = self.rebase_moved(m, access, addr, width).unwrap_or(addr);
+            return ClampedAddress::at(address);
         };
         let d = m.op(step).clone();
         let (base, index) = (d.operands[0], d.operands[1]);
@@ -1558,7 +1593,7 @@ impl BoundsCheck {
                 let fixed = nearest + kept + if back < 0 { 0 } else { offset_above };
                 if fixed < 0 {
                     self.refuse_variable_behind(access, fixed);
-                    return addr;
+                    return ClampedAddress::at(addr);
                 }
             }
         }
@@ -1595,7 +1630,7 @@ impl BoundsCheck {
             // packet the verifier checks (`data + off + k + 1`, a call passing off = 65534).
             let first = below + offset_above.max(0);
             self.errors.push(PassError::user(access, Code::E0611, format!("this access reads bytes from {first} on of the packet where its base lies farthest, but no packet the kernel can check is longer than {MAX_PACKET_BYTES} bytes")));
-            return addr;
+            return ClampedAddress::at(addr);
         }
         let loc = m.op(access).loc;
         let mut b = m.builder_before(access);
@@ -1636,6 +1671,9 @@ impl BoundsCheck {
         let wide = b.core_cmp(bounded, limit, CmpPred::Gt);
         let check = b.ks_if(wide, None, &[]);
         let fail = b.entry(check, 0);
+        // (Formed as the base plus the bounded index, with nothing absorbed into the index, the
+        // checked pointer reaches every byte of the formation from its start.)
+        let from_base = origin.is_none() && back == 0 && offset_above >= 0;
         let mut new = match origin {
             Some(origin) => {
                 let bytes = b.cast_to(origin, Type::ptr(Type::u8()));
@@ -1659,11 +1697,11 @@ impl BoundsCheck {
                 Opcode::CoreCast => b.core_cast(new, ty),
                 Opcode::CoreFieldAddr => match &o.attrs[0] {
                     Some(Attr::Str(f)) => b.core_field_addr(new, f.clone(), ty),
-                    _ => return addr,
+                    _ => return ClampedAddress::at(addr),
                 },
                 Opcode::KsKfieldAddr => match &o.attrs[0] {
                     Some(Attr::Str(f)) => b.ks_kfield_addr(new, f.clone(), ty),
-                    _ => return addr,
+                    _ => return ClampedAddress::at(addr),
                 },
                 Opcode::CoreElemAddr => b.core_elem_addr(new, o.operands[1], ty),
                 _ => b.core_ptr_add(new, o.operands[1]),
@@ -1675,7 +1713,10 @@ impl BoundsCheck {
         fb.ks_abort(OUT_OF_BOUNDS.to_vec());
         Self::set_address(m, access, addr, new);
         self.packet.insert(new);
-        new
+        ClampedAddress {
+            address: new,
+            reach_back: if from_base { offset_above } else { 0 },
+        }
     }
 
     /// A packet pointer a call passes at a variable offset that may put part of it before the
