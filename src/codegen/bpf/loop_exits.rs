@@ -85,7 +85,10 @@ fn goto_next<'ctx>(
     };
     let after = dominated_by(f, edge);
     let mut text = "goto +0";
-    for value in body.iter().flat_map(|&b| instructions(b)) {
+    // (In the function's block order: the object must not depend on a hash's order.)
+    let blocks = f.get_basic_blocks();
+    let loop_blocks = blocks.iter().filter(|b| body.contains(b));
+    for value in loop_blocks.flat_map(|&b| instructions(b)) {
         let Some(operands) = outside_uses(value, &after) else {
             continue;
         };
