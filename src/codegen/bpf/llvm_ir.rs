@@ -374,25 +374,35 @@ pub(super) fn dominates<'ctx>(
     d: BasicBlock<'ctx>,
     b: BasicBlock<'ctx>,
 ) -> bool {
+    dominated_by(f, d).contains(&b)
+}
+
+/// The blocks every path from the entry to which passes through `d`: `d` itself, the blocks
+/// after it, and any the entry does not reach.
+pub(super) fn dominated_by<'ctx>(
+    f: FunctionValue<'ctx>,
+    d: BasicBlock<'ctx>,
+) -> HashSet<BasicBlock<'ctx>> {
     let Some(entry) = f.get_first_basic_block() else {
-        return false;
+        return HashSet::new();
     };
-    if entry == d {
-        return true;
+    // The blocks a path from the entry reaches without passing `d`.
+    let mut around = HashSet::new();
+    if entry != d {
+        around.insert(entry);
     }
-    let mut seen = HashSet::from([entry, d]);
-    let mut work = vec![entry];
+    let mut work: Vec<BasicBlock> = around.iter().copied().collect();
     while let Some(x) = work.pop() {
-        if x == b {
-            return false;
-        }
         for s in successors(x) {
-            if seen.insert(s) {
+            if s != d && around.insert(s) {
                 work.push(s);
             }
         }
     }
-    true
+    f.get_basic_blocks()
+        .into_iter()
+        .filter(|x| !around.contains(x))
+        .collect()
 }
 
 /// Whether a path from `address` to `user` passes a call (after which every register but the

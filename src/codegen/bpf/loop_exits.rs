@@ -14,7 +14,8 @@
 //! Runs after `layout`, which fixes which block follows which.
 
 use super::llvm_ir::{
-    instructions, predecessors, reachable_from, reaching, split_edge, successors,
+    dominated_by, instructions, predecessors, reachable_from, reaching, split_edge, successors,
+    users_of_result,
 };
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
@@ -111,26 +112,6 @@ fn goto_next<'ctx>(
     }
 }
 
-/// The blocks every path from the entry to which passes `edge`.
-fn dominated_by<'ctx>(f: FunctionValue<'ctx>, edge: BasicBlock<'ctx>) -> HashSet<BasicBlock<'ctx>> {
-    let Some(entry) = f.get_first_basic_block() else {
-        return HashSet::new();
-    };
-    let mut around = HashSet::from([entry]);
-    let mut work = vec![entry];
-    while let Some(b) = work.pop() {
-        for s in successors(b) {
-            if s != edge && around.insert(s) {
-                work.push(s);
-            }
-        }
-    }
-    f.get_basic_blocks()
-        .into_iter()
-        .filter(|b| !around.contains(b))
-        .collect()
-}
-
 /// The (user, operand) pairs by which `value` is read in the blocks of `after`: a phi reads its
 /// incoming value at the end of the incoming block. None when there are none.
 fn outside_uses<'ctx>(
@@ -138,7 +119,7 @@ fn outside_uses<'ctx>(
     after: &HashSet<BasicBlock<'ctx>>,
 ) -> Option<Vec<(InstructionValue<'ctx>, u32)>> {
     let mut out = Vec::new();
-    for user in super::llvm_ir::users_of_result(value) {
+    for user in users_of_result(value) {
         let phi = (user.get_opcode() == InstructionOpcode::Phi)
             .then(|| PhiValue::try_from(user).ok())
             .flatten();
