@@ -1467,6 +1467,7 @@ impl BoundsCheck {
             }
             Opcode::CoreCall => {
                 self.reform_outlying_args(m, op);
+                self.pass_tested_args(m, op, facts);
                 self.callee_facts(m, op, facts);
                 // (An address formed apart from a tested one is a pointer the kernel knows no
                 // range of: only the tested formation itself carries one into the callee. Every
@@ -1891,6 +1892,32 @@ impl BoundsCheck {
                 }
             }
             _ => d.operands[0] = addr,
+        }
+    }
+
+    /// Passes each packet argument at a bounded variable index that a test proved bytes of
+    /// (`data + off` after `if (data + off + 8 > data_end)`, each `data + off` formed apart) as
+    /// the tested address plus its offset: only that pointer carries the range the kernel
+    /// learnt into the callee, as for an access.
+    fn pass_tested_args(&mut self, m: &mut Module, call: OpId, facts: &[Fact]) {
+        let args: Vec<Value> = (m.op(call).operands.iter())
+            .filter(|a| self.packet.contains(a))
+            .copied()
+            .collect();
+        for arg in args {
+            let Some(key) = self.key(m, arg) else {
+                continue;
+            };
+            let Some(tested) = Self::covering(facts, key, 1).and_then(|f| f.tested) else {
+                continue;
+            };
+            if key.formed_at != Some(tested) {
+                let tested = match self.twinned.contains(&tested) {
+                    true => self.pin(m, tested),
+                    false => tested,
+                };
+                self.access_through(m, call, arg, tested, key.offset);
+            }
         }
     }
 

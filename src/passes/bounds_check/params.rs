@@ -5,7 +5,7 @@
 //! given the context. Programs and functions whose address is taken have no such parameters.
 
 use super::{ctx_field, Origin};
-use crate::ir::{Module, OpId, Value, ValueDef};
+use crate::ir::{Module, OpId, Opcode, Value, ValueDef};
 use crate::passes::manager::Analyses;
 use crate::passes::provenance::Provenance;
 use crate::passes::value_bounds::CallSites;
@@ -111,7 +111,7 @@ pub(super) struct Classes {
 
 impl Classes {
     /// data_end values (`ctx->data_end`, a data_end parameter, a local that only ever held
-    /// data_end) and packet pointers (formed from `ctx->data`, `ctx->data_meta` or a packet
+    /// data_end, a cast of one) and packet pointers (formed from `ctx->data`, `ctx->data_meta` or a packet
     /// parameter, and not from data_end).
     pub fn of(m: &Module, f: OpId, provenance: &Provenance, roles: &ParamRoles) -> Classes {
         let ops = m.collect_nested(f, |_| true);
@@ -135,10 +135,14 @@ impl Classes {
         loop {
             let before = end.len();
             for &v in &pointers {
+                // (A cast keeps the address: `data_end` compared with a `*tcphdr` is cast to one.)
                 let holds_end = origin(v) == Some(Origin::End)
                     || provenance
                         .stored_before(v)
-                        .is_some_and(|s| s.iter().all(|x| end.contains(x)));
+                        .is_some_and(|s| s.iter().all(|x| end.contains(x)))
+                    || m.defining_op(v).is_some_and(|op| {
+                        m.op(op).opcode == Opcode::CoreCast && end.contains(&m.op(op).operands[0])
+                    });
                 if holds_end {
                     end.insert(v);
                 }
