@@ -18,6 +18,7 @@ mod flag_phis;
 mod frame_addresses;
 mod frame_chains;
 mod global_bases;
+mod implied_checks;
 mod isa_divisions;
 mod layout;
 mod llvm_ir;
@@ -159,6 +160,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             swapped_compares::compare_unswapped(m);
             compare_words::compare_words(m);
             packet_fields::share_packet_fields(m);
+            implied_checks::fold_implied_checks(m);
             packet_reloads::reload_packet_bytes(m);
             split_returns::split_returns(m);
             wide_constant_phis::widen_constant_phis(m);

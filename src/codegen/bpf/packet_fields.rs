@@ -23,24 +23,33 @@ use inkwell::values::{
 const CONTEXT_LOAD: &str = "llvm.bpf.getelementptr.and.load";
 
 pub fn share_packet_fields(module: &Module) {
+    for f in programs_keeping_packet(module) {
+        if let Some(context) = program_context(f) {
+            share_reads(f, context);
+        }
+    }
+}
+
+/// The programs in which nothing can move the packet, so a packet pointer read once stays valid
+/// to their end.
+pub(super) fn programs_keeping_packet<'ctx>(module: &Module<'ctx>) -> Vec<FunctionValue<'ctx>> {
     // A call of anything else (a function, a kfunc, a helper handed a callback) is harmless
     // only when nothing in the unit moves the packet.
     let unit_keeps_packet = module.get_functions().all(|f| {
         f.get_basic_block_iter()
             .all(|b| instructions(b).all(|i| moved_by_helper(i) != Some(true)))
     });
-    for f in module.get_functions() {
-        let Some(context) = program_context(f) else {
-            continue;
-        };
-        let keeps_packet = f.get_basic_block_iter().all(|b| {
-            instructions(b)
-                .all(|i| !is_bpf_call(i) || moved_by_helper(i) == Some(false) || unit_keeps_packet)
-        });
-        if keeps_packet {
-            share_reads(f, context);
-        }
-    }
+    module
+        .get_functions()
+        .filter(|&f| program_context(f).is_some())
+        .filter(|f| {
+            f.get_basic_block_iter().all(|b| {
+                instructions(b).all(|i| {
+                    !is_bpf_call(i) || moved_by_helper(i) == Some(false) || unit_keeps_packet
+                })
+            })
+        })
+        .collect()
 }
 
 /// For a call of a known helper, whether it may move the packet.
