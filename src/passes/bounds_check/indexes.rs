@@ -113,15 +113,23 @@ impl BoundsCheck {
         match d.opcode {
             Opcode::CoreConst => m.const_int(v).map_or(Residue::UNKNOWN, Residue::of),
             Opcode::CoreCast => of(d.operands[0]),
-            // (A few stores: each is followed to the same depth.)
-            Opcode::CoreLoad => match self.stores.get(&d.operands[0]) {
-                Some(stored) if stored.len() <= 4 => stored
-                    .iter()
-                    .map(|&x| of(x))
-                    .reduce(Residue::join)
-                    .unwrap_or(Residue::UNKNOWN),
-                _ => Residue::UNKNOWN,
-            },
+            // (A few stores: each is followed to the same depth.) A local is itself the index
+            // of a key when it is written once ([`Self::index_id`]).
+            Opcode::CoreLoad | Opcode::CoreLocal => {
+                let slot = if d.opcode == Opcode::CoreLoad {
+                    d.operands[0]
+                } else {
+                    v
+                };
+                match self.stores.get(&slot) {
+                    Some(stored) if stored.len() <= 4 => stored
+                        .iter()
+                        .map(|&x| of(x))
+                        .reduce(Residue::join)
+                        .unwrap_or(Residue::UNKNOWN),
+                    _ => Residue::UNKNOWN,
+                }
+            }
             Opcode::CoreAdd => of(d.operands[0]).add(of(d.operands[1])),
             Opcode::CoreOr => of(d.operands[0]).or(of(d.operands[1])),
             Opcode::CoreMul => match (constant(d.operands[0]), constant(d.operands[1])) {
