@@ -56,8 +56,8 @@ pub fn run(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
     let mut errors = PassErrors::new();
     for f in funcs {
-        let bounded = index_checks::bounded_indexes(m, f, &calls);
-        lower_function(m, f, &pinned, bounded, &mut errors);
+        let known = index_checks::known_indexes(m, f, &calls);
+        lower_function(m, f, &pinned, known, &mut errors);
     }
     if errors.is_empty() {
         Ok(())
@@ -70,7 +70,7 @@ fn lower_function(
     m: &mut Module,
     func: OpId,
     pinned: &HashSet<String>,
-    bounded_indexes: HashSet<OpId>,
+    known_indexes: HashMap<OpId, KnownIndex>,
     errors: &mut PassErrors,
 ) {
     strings::simplify(m, func);
@@ -78,7 +78,7 @@ fn lower_function(
         Opcode::KsGlobalAddr => matches!(&o.attrs[0], Some(Attr::Sym(g)) if pinned.contains(g)),
         op => rule(op).is_some(),
     });
-    lower_ops(m, func, ops, bounded_indexes, errors);
+    lower_ops(m, func, ops, known_indexes, errors);
     fold_core_elements(m, func);
     hide_pointer_differences(m, func);
 }
@@ -185,7 +185,7 @@ pub fn run_kmod(m: &mut Module) -> PassResult {
     let mut errors = PassErrors::new();
     for f in funcs {
         let ops = m.collect_nested(f, |o| o.opcode == Opcode::KsIndexAddr);
-        lower_ops(m, f, ops, HashSet::new(), &mut errors);
+        lower_ops(m, f, ops, HashMap::new(), &mut errors);
     }
     if errors.is_empty() {
         Ok(())
@@ -198,7 +198,7 @@ fn lower_ops(
     m: &mut Module,
     func: OpId,
     ops: Vec<OpId>,
-    bounded_indexes: HashSet<OpId>,
+    known_indexes: HashMap<OpId, KnownIndex>,
     errors: &mut PassErrors,
 ) {
     let records = ringbuf::Records::analyse(m, func);
@@ -217,7 +217,7 @@ fn lower_ops(
         key_spills: Vec::new(),
         tracepoint_contexts: tracepoint_contexts(m),
         bpf: KsFunc(func).target(m) == Target::Bpf,
-        bounded_indexes,
+        known_indexes,
     };
     for op in ops {
         cx.current = Some(op);
@@ -313,9 +313,9 @@ struct FnCx {
     entries: HashMap<String, Value>,
     /// The op being lowered.
     current: Option<OpId>,
-    /// Index ops whose run-time index is below the array's length by a bound the verifier
-    /// tracks too: they need no range test.
-    bounded_indexes: HashSet<OpId>,
+    /// Index ops whose run-time index is known to stay below the array's length: they need no
+    /// range test.
+    known_indexes: HashMap<OpId, KnownIndex>,
     /// Map lookups lowered so far, which a later `m[k] += n` of the same entry may reuse.
     lookups: Vec<Lookup>,
     /// The function's `m[k]` reads in program order (those lowered already are detached).

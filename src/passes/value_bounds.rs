@@ -447,42 +447,83 @@ impl LocalBounds {
         let (Some(lesser), Some(greater)) = (read(lesser), read(greater)) else {
             return false;
         };
-        let holds = |cond: Value, outcome: bool| {
+        conditions_at(m, at).into_iter().any(|(cond, outcome)| {
             let mut terms = Vec::new();
             chain_terms(m, cond, !outcome, &mut terms);
             terms
                 .into_iter()
                 .any(|t| self.orders(m, t, outcome, lesser, greater))
-        };
-        let mut op = at;
-        while let Some((block, index)) = m.position(op) {
-            for &before in m.block(block).ops[..index].iter().rev() {
-                let d = m.op(before);
-                if d.opcode != Opcode::KsIf {
-                    continue;
-                }
-                let (then, els) = (d.regions[0], d.regions[1]);
-                if super::region_leaves(m, then) && holds(d.operands[0], false)
-                    || super::region_leaves(m, els) && holds(d.operands[0], true)
-                {
-                    return true;
-                }
-            }
-            let Some(parent) = m.parent_op(op) else {
-                return false;
-            };
-            let d = m.op(parent);
-            if d.opcode == Opcode::KsIf {
-                let arm = m.block(block).parent;
-                if arm == Some(d.regions[0]) && holds(d.operands[0], true)
-                    || arm == Some(d.regions[1]) && holds(d.operands[0], false)
-                {
-                    return true;
+        })
+    }
+
+    /// The bound the tests before `at` put on what `x` (a load of a tracked local) reads:
+    /// `if (x + c > y) { break }` leaves `x ≤ max(y) − c` after it, where `x + c` cannot wrap.
+    /// As [`Self::ordered_at`], a bound of the verifier's it is not: it relates two registers.
+    pub fn tested_max(&self, m: &Module, at: OpId, x: Value) -> Option<u128> {
+        let x = self.same_read(widened_from(m, x))?;
+        let mut best: Option<u128> = None;
+        for (cond, outcome) in conditions_at(m, at) {
+            let mut terms = Vec::new();
+            chain_terms(m, cond, !outcome, &mut terms);
+            for t in terms {
+                if let Some(b) = self.term_bound(m, t, outcome, x) {
+                    best = Some(best.map_or(b, |a| a.min(b)));
                 }
             }
-            op = parent;
         }
-        false
+        best
+    }
+
+    /// The bound `term`, a comparison that is `outcome`, puts on the local `x` reads: `x + c ≤ y`
+    /// (or `<`, `==`, either way round) bounds it by `y`'s bound less `c`.
+    fn term_bound(&self, m: &Module, term: Value, outcome: bool, x: Value) -> Option<u128> {
+        let c = def_op(m, term).and_then(|op| views::CoreCmp::of(m, op))?;
+        let (lhs, rhs) = (c.lhs(m), c.rhs(m));
+        if !is_unsigned(m.value_type(lhs)) {
+            return None;
+        }
+        let pred = if outcome {
+            c.pred(m)
+        } else {
+            c.pred(m).negated()
+        };
+        let (plus, other, pred) =
+            match (self.plus_constant(m, lhs, x), self.plus_constant(m, rhs, x)) {
+                (Some(plus), _) => (plus, rhs, pred),
+                (None, Some(plus)) => (plus, lhs, pred.swapped()),
+                _ => return None,
+            };
+        let y = self.max_of(m, other)?;
+        let y = match pred {
+            CmpPred::Le | CmpPred::Eq => y,
+            CmpPred::Lt => y.checked_sub(1)?,
+            _ => return None,
+        };
+        y.checked_sub(plus)
+    }
+
+    /// `v` as what `x` reads plus a constant (through widenings and `+ c` that cannot wrap).
+    fn plus_constant(&self, m: &Module, v: Value, x: Value) -> Option<u128> {
+        let v = widened_from(m, v);
+        if self.same_read(v) == Some(x) {
+            return Some(0);
+        }
+        let d = m.op(def_op(m, v)?);
+        if d.opcode != Opcode::CoreAdd {
+            return None;
+        }
+        let (a, b) = (d.operands[0], d.operands[1]);
+        let (term, c) = match (m.const_int(b), m.const_int(a)) {
+            (Some(c), _) => (a, c),
+            (None, Some(c)) => (b, c),
+            _ => return None,
+        };
+        let c = u128::try_from(c).ok()?;
+        // (Wrapped, `x + c ≤ y` would say nothing of x.)
+        if self.max_of(m, term)?.checked_add(c)? > int_max(m.value_type(v))? {
+            return None;
+        }
+        self.plus_constant(m, term, x)?.checked_add(c)
     }
 
     /// `term`, a comparison that is `outcome`, says the value `lesser` reads is at most the one
@@ -511,6 +552,42 @@ impl LocalBounds {
         let pred = if outcome { pred } else { pred.negated() };
         matches!(pred, CmpPred::Le | CmpPred::Lt | CmpPred::Eq)
     }
+}
+
+/// The branch conditions whose outcome is known where `at` runs, each with that outcome: of a
+/// test before it whose arm leaves (`if (len > n) { return }` is false after it), and of each
+/// `if` whose arm `at` runs in.
+fn conditions_at(m: &Module, at: OpId) -> Vec<(Value, bool)> {
+    let mut out = Vec::new();
+    let mut op = at;
+    while let Some((block, index)) = m.position(op) {
+        for &before in m.block(block).ops[..index].iter().rev() {
+            let d = m.op(before);
+            if d.opcode != Opcode::KsIf {
+                continue;
+            }
+            if super::region_leaves(m, d.regions[0]) {
+                out.push((d.operands[0], false));
+            }
+            if super::region_leaves(m, d.regions[1]) {
+                out.push((d.operands[0], true));
+            }
+        }
+        let Some(parent) = m.parent_op(op) else {
+            break;
+        };
+        let d = m.op(parent);
+        if d.opcode == Opcode::KsIf {
+            let arm = m.block(block).parent;
+            if arm == Some(d.regions[0]) {
+                out.push((d.operands[0], true));
+            } else if arm == Some(d.regions[1]) {
+                out.push((d.operands[0], false));
+            }
+        }
+        op = parent;
+    }
+    out
 }
 
 /// The most iterations of a loop the verifier follows iteration by iteration: a `for` that stays

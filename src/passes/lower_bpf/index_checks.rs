@@ -3,28 +3,65 @@
 use super::*;
 use crate::passes::value_bounds::LocalBounds;
 
-/// The index ops of kernel function `f` whose run-time index stays below the array's length by
-/// a bound the verifier tracks too (a counter of `for (j in 0..8)` into a `u8[8]`): the range
-/// test could never fail, and the verifier proves the access without it.
-pub(super) fn bounded_indexes(m: &Module, f: OpId, calls: &CallBounds) -> HashSet<OpId> {
+/// What is known of a run-time index below its array's length, which decides its range test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum KnownIndex {
+    /// A bound the verifier tracks too keeps it below (a counter of `for (j in 0..8)` into a
+    /// `u8[8]`): the test could never fail, and the verifier proves the access without it.
+    Bounded,
+    /// The tests before it keep it below a length that is a power of two, by a bound the verifier
+    /// does not track (`if (i + 7 > n) { break }` with `n ≤ 64`, then `req[i + 6]`): it is
+    /// masked to the length, which changes no value it can have and shows the verifier the
+    /// bound, in place of the test, its branch and the abort.
+    Masked,
+}
+
+/// The index ops of kernel function `f` with a run-time index known to stay below the array's
+/// length, and how.
+pub(super) fn known_indexes(m: &Module, f: OpId, calls: &CallBounds) -> HashMap<OpId, KnownIndex> {
     let indexes = m.collect_nested(f, |o| {
         o.opcode == Opcode::KsIndexAddr && const_value(m, o.operands[1]).is_none()
     });
     if indexes.is_empty() {
-        return HashSet::new();
+        return HashMap::new();
     }
     let bounds = LocalBounds::of_function(m, f, calls);
     indexes
         .into_iter()
-        .filter(|&op| {
+        .filter_map(|op| {
             let v = KsIndexAddr(op);
             let n = match m.value_type(v.base(m)).pointee() {
                 Some(Type::Array(_, n) | Type::Str(n)) => u128::from(*n),
-                _ => return false,
+                _ => return None,
             };
-            bounds.max_of(m, v.index(m)).is_some_and(|max| max < n)
+            let index = v.index(m);
+            if bounds.max_of(m, index).is_some_and(|max| max < n) {
+                return Some((op, KnownIndex::Bounded));
+            }
+            let tested =
+                n.is_power_of_two() && tested_max(m, &bounds, op, index).is_some_and(|max| max < n);
+            tested.then_some((op, KnownIndex::Masked))
         })
         .collect()
+}
+
+/// The bound the tests before index op `at` put on its index, a local's read plus a constant.
+fn tested_max(m: &Module, bounds: &LocalBounds, at: OpId, index: Value) -> Option<u128> {
+    let index = crate::passes::value_bounds::widened_from(m, index);
+    let d = m.op(m.defining_op(index)?);
+    let (read, plus) = match d.opcode {
+        Opcode::CoreAdd => match (m.const_int(d.operands[1]), m.const_int(d.operands[0])) {
+            (Some(c), _) => (d.operands[0], c),
+            (None, Some(c)) => (d.operands[1], c),
+            _ => return None,
+        },
+        _ => (index, 0),
+    };
+    let plus = u128::try_from(plus).ok()?;
+    // (The sum must not wrap, or a small index would stand for a large read.)
+    let max = bounds.tested_max(m, at, read)?;
+    let sum = max.checked_add(plus)?;
+    (sum <= crate::passes::value_bounds::int_max(m.value_type(index))?).then_some(sum)
 }
 
 /// `a[i]` with a run-time index: aborts unless `i < N`. The index is widened to u64 first, so a
@@ -49,13 +86,21 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     // abort would tell LLVM `i < N` on every later path, and it would drop the user's own later
     // `i & 3` the verifier needs (`marks[i & 3]` after `marks[i] = 1` read the stack at an
     // offset it could not bound). A masked index keeps its raw test, which LLVM folds away.
-    let masked = masked_below(e.m(), index, n as u128);
+    let known = e.cx.known_indexes.get(&op).copied();
+    let i = match known {
+        Some(KnownIndex::Masked) => {
+            let mask = e.u64(n as i128 - 1);
+            e.b.core_and(i, mask)
+        }
+        _ => i,
+    };
+    let masked = known == Some(KnownIndex::Masked) || masked_below(e.m(), index, n as u128);
     let i = if hide && !masked {
         e.b.bpf_opaque(i)
     } else {
         i
     };
-    if !e.cx.bounded_indexes.contains(&op) {
+    if known.is_none() {
         let out = e.b.core_cmp(i, limit, CmpPred::Ge);
         e.abort_if(out, OUT_OF_BOUNDS);
     }
