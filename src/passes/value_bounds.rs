@@ -456,10 +456,21 @@ impl LocalBounds {
         })
     }
 
-    /// The bound the tests before `at` put on what `x` (a load of a tracked local) reads:
+    /// The bound the tests before `at` put on `v`, a read of a tracked local plus a constant:
     /// `if (x + c > y) { break }` leaves `x ≤ max(y) − c` after it, where `x + c` cannot wrap.
     /// As [`Self::ordered_at`], a bound of the verifier's it is not: it relates two registers.
-    pub fn tested_max(&self, m: &Module, at: OpId, x: Value) -> Option<u128> {
+    pub fn tested_max(&self, m: &Module, at: OpId, v: Value) -> Option<u128> {
+        let v = widened_from(m, v);
+        let Some((x, plus)) = constant_addend(m, v) else {
+            return self.tested_read_max(m, at, v);
+        };
+        // (The sum must not wrap, or a small value would stand for a large one.)
+        let sum = self.tested_read_max(m, at, x)?.checked_add(plus)?;
+        (sum <= int_max(m.value_type(v))?).then_some(sum)
+    }
+
+    /// [`Self::tested_max`] of a read of a tracked local.
+    fn tested_read_max(&self, m: &Module, at: OpId, x: Value) -> Option<u128> {
         let x = self.same_read(widened_from(m, x))?;
         let mut best: Option<u128> = None;
         for (cond, outcome) in conditions_at(m, at) {
@@ -508,17 +519,7 @@ impl LocalBounds {
         if self.same_read(v) == Some(x) {
             return Some(0);
         }
-        let d = m.op(def_op(m, v)?);
-        if d.opcode != Opcode::CoreAdd {
-            return None;
-        }
-        let (a, b) = (d.operands[0], d.operands[1]);
-        let (term, c) = match (m.const_int(b), m.const_int(a)) {
-            (Some(c), _) => (a, c),
-            (None, Some(c)) => (b, c),
-            _ => return None,
-        };
-        let c = u128::try_from(c).ok()?;
+        let (term, c) = constant_addend(m, v)?;
         // (Wrapped, `x + c ≤ y` would say nothing of x.)
         if self.max_of(m, term)?.checked_add(c)? > int_max(m.value_type(v))? {
             return None;
@@ -552,6 +553,21 @@ impl LocalBounds {
         let pred = if outcome { pred } else { pred.negated() };
         matches!(pred, CmpPred::Le | CmpPred::Lt | CmpPred::Eq)
     }
+}
+
+/// `v` as `x + c` for a non-negative constant `c` (on either side of the `+`).
+fn constant_addend(m: &Module, v: Value) -> Option<(Value, u128)> {
+    let d = m.op(def_op(m, v)?);
+    if d.opcode != Opcode::CoreAdd {
+        return None;
+    }
+    let (a, b) = (d.operands[0], d.operands[1]);
+    let (x, c) = match (m.const_int(b), m.const_int(a)) {
+        (Some(c), _) => (a, c),
+        (None, Some(c)) => (b, c),
+        _ => return None,
+    };
+    Some((x, u128::try_from(c).ok()?))
 }
 
 /// The branch conditions whose outcome is known where `at` runs, each with that outcome: of a

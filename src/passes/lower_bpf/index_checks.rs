@@ -39,29 +39,10 @@ pub(super) fn known_indexes(m: &Module, f: OpId, calls: &CallBounds) -> HashMap<
                 return Some((op, KnownIndex::Bounded));
             }
             let tested =
-                n.is_power_of_two() && tested_max(m, &bounds, op, index).is_some_and(|max| max < n);
+                n.is_power_of_two() && bounds.tested_max(m, op, index).is_some_and(|max| max < n);
             tested.then_some((op, KnownIndex::Masked))
         })
         .collect()
-}
-
-/// The bound the tests before index op `at` put on its index, a local's read plus a constant.
-fn tested_max(m: &Module, bounds: &LocalBounds, at: OpId, index: Value) -> Option<u128> {
-    let index = crate::passes::value_bounds::widened_from(m, index);
-    let d = m.op(m.defining_op(index)?);
-    let (read, plus) = match d.opcode {
-        Opcode::CoreAdd => match (m.const_int(d.operands[1]), m.const_int(d.operands[0])) {
-            (Some(c), _) => (d.operands[0], c),
-            (None, Some(c)) => (d.operands[1], c),
-            _ => return None,
-        },
-        _ => (index, 0),
-    };
-    let plus = u128::try_from(plus).ok()?;
-    // (The sum must not wrap, or a small index would stand for a large read.)
-    let max = bounds.tested_max(m, at, read)?;
-    let sum = max.checked_add(plus)?;
-    (sum <= crate::passes::value_bounds::int_max(m.value_type(index))?).then_some(sum)
 }
 
 /// `a[i]` with a run-time index: aborts unless `i < N`. The index is widened to u64 first, so a
