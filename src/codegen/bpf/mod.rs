@@ -9,6 +9,7 @@
 mod array_entries;
 mod back_end;
 mod byte_copies;
+mod byte_numbers;
 mod byte_tests;
 mod chosen_keys;
 mod compare_words;
@@ -158,6 +159,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             packet_phis::merge_packet_pointers(m);
             stack_words::widen_stack_numbers(m);
             store_words::merge_word_stores(m);
+            byte_numbers::read_words(m);
             byte_tests::decide_byte_tests(m);
             swapped_compares::compare_unswapped(m);
             compare_words::compare_words(m);
