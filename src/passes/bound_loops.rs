@@ -1,8 +1,9 @@
 //! `bound-loops`: counted loops to a run-time bound stay inline when the bound is small
 //! (docs/language.md §14.4).
 //!
-//! A loop from a constant to a run-time bound that is at most `INLINE_TRIP_COUNT` further — as
-//! after `if (n > 64) { n = 64 }` — counts to that constant instead and leaves when the counter
+//! A loop from a constant, or from an unsigned run-time start (`for (j in start..n)`, at least
+//! 0), to a run-time bound that is at most `INLINE_TRIP_COUNT` further — as after
+//! `if (n > 64) { n = 64 }` — counts to that constant instead and leaves when the counter
 //! reaches the run-time bound: the loop an expert writes for the verifier. It then stays inline
 //! (one verifier-bounded iteration per step, its counter a bound `bounds-check` can use) instead
 //! of becoming a `bpf_loop` callback called once per iteration. The bound comes from
@@ -59,8 +60,12 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
     let bounds = LocalBounds::of_function(m, f, params);
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
         let (lo, hi) = (m.op(lp).operands[0], m.op(lp).operands[1]);
-        let Some(lo_value) = m.const_int(lo) else {
-            continue;
+        // An unsigned run-time start is at least 0: the loop runs at most as often as from 0.
+        let run_time_start = m.const_int(lo).is_none();
+        let lo_value = match m.const_int(lo) {
+            Some(lo) => lo,
+            None if is_unsigned(m.value_type(lo)) => 0,
+            None => continue,
         };
         let near = |max: u128| i128::try_from(max).is_ok_and(|x| x - lo_value <= INLINE_TRIP_COUNT);
         // (An unsigned difference's own bound is its type's top; its terms' may be less.)
@@ -82,7 +87,9 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         let aborts_when_wrapped = |least: u128| {
             i128::try_from(least).is_ok_and(|least| least - lo_value > MAX_LOOP_TRIPS)
         };
-        if wraps_past.is_some_and(|least| !aborts_when_wrapped(least)) {
+        // (From a run-time start, `bpf_loop` runs `hi - lo` times, which need not be too many
+        // when `hi` wrapped: the two would differ.)
+        if wraps_past.is_some_and(|least| run_time_start || !aborts_when_wrapped(least)) {
             continue;
         }
         let body = m.region(m.op(lp).regions[0]).blocks[0];

@@ -12,7 +12,7 @@
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
 use super::packet_walk::{unknown_distance, walked_packet_locals, WalkedLocal, MAX_PACKET_OFFSET};
-use super::value_bounds::int_max;
+use super::value_bounds::{int_max, is_unsigned};
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::layout::c_layout;
@@ -70,9 +70,21 @@ pub(super) fn constant_trips(m: &Module, l: OpId) -> Option<i128> {
     Some((hi - lo).max(0))
 }
 
+/// The most iterations of a `ks.for` to a constant bound: from a constant, or from an unsigned
+/// run-time start (at least 0, so at most the bound).
+pub(super) fn most_trips(m: &Module, l: OpId) -> Option<i128> {
+    let o = &m.op(l).operands;
+    let lo = match m.const_int(o[0]) {
+        Some(lo) => lo,
+        None if is_unsigned(m.value_type(o[0])) => 0,
+        None => return None,
+    };
+    Some((m.const_int(o[1])? - lo).max(0))
+}
+
 /// A loop this pass outlines into a `bpf_loop` callback (whose counter the verifier cannot bound).
 pub fn is_long(m: &Module, l: OpId) -> bool {
-    let Some(trips) = constant_trips(m, l) else {
+    let Some(trips) = most_trips(m, l) else {
         return true;
     };
     // Longer loops stay counted when bound-loops marked them walking memory (see
