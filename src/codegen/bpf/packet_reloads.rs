@@ -9,6 +9,16 @@
 //! Where more than four values that cross calls are live at once, a packet load whose pointer
 //! is live at its later uses anyway is read again at those uses, as C would, provided nothing
 //! between the read and the use may write those bytes or move the packet.
+//!
+//! A byte one branch tested against several constants (`type == 3 || type == 11`, or a switch
+//! sending several cases to one block) is read again after a call too, however few values cross
+//! calls, and so is a test of it (`icmp_type == 11`, kept by GVN as a flag): where the branch
+//! leads, the verifier knows the value exactly on each path that got there (3 on one, 11 on the
+//! other), and held across the calls, it keeps those paths' states apart, so the verifier walks
+//! everything after the branch once per value. Read again, as C reads `icmp->type` again, it is
+//! dead there and the paths meet in one state. (A byte tested against constants by branches to
+//! different code is left alone: those paths seldom meet in one state, and the value each
+//! knows decides its later tests of the byte.)
 
 use super::llvm_ir::{
     calls_intrinsic, constant_base, helper_id, instructions, is_packet, phis_of, predecessors,
@@ -233,9 +243,11 @@ fn phi_reads(block: BasicBlock<'_>, pred: BasicBlock<'_>) -> Vec<Reg> {
         .collect()
 }
 
-/// One load read again: at each use in `uses`, from `base + offset`.
+/// One load read again (and the operations `chain` on it redone): at each use in `uses`, from
+/// `base + offset`.
 struct Reload<'ctx> {
     load: InstructionValue<'ctx>,
+    chain: Vec<InstructionValue<'ctx>>,
     base: PointerValue<'ctx>,
     offset: i64,
     /// Each use reached after a call: the instruction and, for a phi, the predecessor whose
@@ -252,33 +264,208 @@ fn next_reload<'ctx>(
 ) -> Option<Reload<'ctx>> {
     let live = Liveness::of(f);
     let crowded = live.crowded_points();
-    if crowded.is_empty() {
-        return None;
-    }
-    let candidates: Vec<InstructionValue> = live
+    // Each candidate with why: a crowded load is read again only where its pointer is live
+    // anyway (else the pointer would take the register the value gave up); a byte the verifier
+    // pins to several values is worth its pointer's register.
+    let candidates: Vec<(InstructionValue, Why)> = live
         .blocks
         .iter()
         .flat_map(|&b| instructions(b))
-        .filter(|&i| i.get_opcode() == InstructionOpcode::Load)
-        .filter(|&i| {
+        .filter_map(|i| {
             let r = i.as_value_ref() as Reg;
-            crowded.iter().any(|set| set.contains(&r)) && !tried.contains(&r)
+            if tried.contains(&r) {
+                return None;
+            }
+            if branch_tested(i) {
+                Some((i, Why::PinnedOnJoiningPaths))
+            } else {
+                let crowded_load = i.get_opcode() == InstructionOpcode::Load
+                    && crowded.iter().any(|set| set.contains(&r));
+                crowded_load.then_some((i, Why::Crowded))
+            }
         })
         .collect();
-    for load in candidates {
-        tried.insert(load.as_value_ref() as Reg);
-        if let Some(plan) = reload_plan(&live, load, memory) {
+    for (value, why) in candidates {
+        tried.insert(value.as_value_ref() as Reg);
+        if let Some(plan) = reload_plan(&live, value, why, memory) {
             return Some(plan);
         }
     }
     None
 }
 
+/// Why a value is read again after calls.
+#[derive(Clone, Copy, PartialEq)]
+enum Why {
+    /// More values cross calls than callee-saved registers hold them.
+    Crowded,
+    /// Paths that each know the byte as a different constant join before the calls.
+    PinnedOnJoiningPaths,
+}
+
+/// `value`, a packet load or a chain of operations on one with constants (`icmp eq i8 %t, 11`),
+/// as the load and the chain; None for anything else.
+fn packet_chain(
+    value: InstructionValue<'_>,
+) -> Option<(InstructionValue<'_>, Vec<InstructionValue<'_>>)> {
+    let mut chain = Vec::new();
+    let mut at = value;
+    for _ in 0..4 {
+        if at.get_opcode() == InstructionOpcode::Load {
+            chain.reverse();
+            return Some((at, chain));
+        }
+        use InstructionOpcode::*;
+        if !matches!(
+            at.get_opcode(),
+            ZExt | Trunc | And | Or | Xor | Add | Sub | Shl | LShr | ICmp
+        ) {
+            return None;
+        }
+        // One operand from the load, the others constants.
+        let mut from = None;
+        for k in 0..at.get_num_operands() {
+            let operand = at.get_operand(k)?.value()?;
+            match operand.as_instruction_value() {
+                Some(i) if from.is_none() => from = Some(i),
+                Some(_) => return None,
+                None if matches!(operand, BasicValueEnum::IntValue(c) if c.is_constant_int()) => {}
+                None => return None,
+            }
+        }
+        chain.push(at);
+        at = from?;
+    }
+    None
+}
+
+/// Whether `value` is a packet byte (or a test of one) that one branch tested against several
+/// constants: where the branch leads, the verifier knows it differently on each way there.
+fn branch_tested(value: InstructionValue<'_>) -> bool {
+    let Some((load, _)) = packet_chain(value) else {
+        return false;
+    };
+    let Some(BasicValueEnum::PointerValue(pointer)) = load.get_operand(0).and_then(|o| o.value())
+    else {
+        return false;
+    };
+    if !is_packet(pointer) || in_loop(load) {
+        return false;
+    }
+    let tests: Vec<InstructionValue> = users_of_result(load)
+        .into_iter()
+        .filter(|&u| u.get_opcode() == InstructionOpcode::ICmp)
+        .collect();
+    // The blocks each test leads into knowing the byte equal to its constant.
+    let pinned: Vec<(InstructionValue, BasicBlock)> = tests
+        .iter()
+        .flat_map(|&t| pinned_targets(t).into_iter().map(move |b| (t, b)))
+        .collect();
+    let joins = |b: BasicBlock| pinned.iter().filter(|&&(_, p)| p == b).count() >= 2;
+    let joining: Vec<InstructionValue> = pinned
+        .iter()
+        .filter(|&&(_, b)| joins(b))
+        .map(|&(t, _)| t)
+        .collect();
+    if joining.is_empty() && !switches_to_one_block(load) {
+        return false;
+    }
+    // A test of the byte again before any call splits the paths again at once, and after the
+    // calls each would then know less of it than before (`proto == 6` after `switch (proto)
+    // { 6, 17 => … }`): only when the paths stay joined up to the calls is reading it again worth it.
+    tests.iter().all(|&t| {
+        joining.contains(&t)
+            || t.get_parent()
+                .is_some_and(|at| path_to(load, at, Some(t)).is_some())
+    })
+}
+
+/// Whether `i` lies in a loop. (There the verifier's states at the loop head decide what it
+/// walks again, and a value read again each round is one it knows less of.)
+fn in_loop(i: InstructionValue<'_>) -> bool {
+    let Some(home) = i.get_parent() else {
+        return false;
+    };
+    reachable(successors(home), |_| true, successors).contains(&home)
+}
+
+/// The blocks conditional branches on `test` (an `==`/`!=` of a byte and a constant) enter
+/// knowing the byte equal to the constant: directly, or through an `||` of `==` tests (an `&&`
+/// of `!=` tests), as LLVM leaves `t == 3 || t == 11` when it keeps one branch for both.
+fn pinned_targets<'ctx>(test: InstructionValue<'ctx>) -> Vec<BasicBlock<'ctx>> {
+    let equal = match test.get_icmp_predicate() {
+        Some(inkwell::IntPredicate::EQ) => true,
+        Some(inkwell::IntPredicate::NE) => false,
+        _ => return Vec::new(),
+    };
+    let constant = (0..2).any(|k| {
+        matches!(test.get_operand(k).and_then(|o| o.value()),
+            Some(BasicValueEnum::IntValue(c)) if c.is_constant_int())
+    });
+    let mut out = Vec::new();
+    if constant {
+        pinned_through(test, equal, 4, &mut out);
+    }
+    out
+}
+
+/// Follows `value` up through joins of the same kind (any true for `==`, any false for `!=`)
+/// to the branches it decides, adding the destination where it holds.
+fn pinned_through<'ctx>(
+    value: InstructionValue<'ctx>,
+    equal: bool,
+    depth: u32,
+    out: &mut Vec<BasicBlock<'ctx>>,
+) {
+    for user in users_of_result(value) {
+        let joins = match user.get_opcode() {
+            // Operands: the condition, the false destination, the true destination.
+            InstructionOpcode::Br => {
+                out.extend(
+                    user.get_operand(if equal { 2 } else { 1 })
+                        .and_then(|o| o.block()),
+                );
+                false
+            }
+            InstructionOpcode::Or => equal,
+            InstructionOpcode::And => !equal,
+            // `select a, true, b` is `a || b`; `select a, b, false` is `a && b`.
+            InstructionOpcode::Select => {
+                let arm = if equal { 1 } else { 2 };
+                matches!(user.get_operand(arm).and_then(|o| o.value()),
+                    Some(BasicValueEnum::IntValue(c)) if c.get_zero_extended_constant() == Some(u64::from(equal)))
+            }
+            InstructionOpcode::Call => calls_intrinsic(user, "llvm.bpf.passthrough"),
+            _ => false,
+        };
+        if joins && depth > 0 {
+            pinned_through(user, equal, depth - 1, out);
+        }
+    }
+}
+
+/// Whether a `switch` on `load` sends two case values to one block.
+fn switches_to_one_block(load: InstructionValue<'_>) -> bool {
+    users_of_result(load).into_iter().any(|u| {
+        if u.get_opcode() != InstructionOpcode::Switch {
+            return false;
+        }
+        // Operands: the value, the default, then each case's value and destination.
+        let targets: Vec<_> = (3..u.get_num_operands())
+            .step_by(2)
+            .filter_map(|k| u.get_operand(k)?.block())
+            .collect();
+        (0..targets.len()).any(|k| targets[k + 1..].contains(&targets[k]))
+    })
+}
+
 fn reload_plan<'ctx>(
     live: &Liveness<'ctx>,
-    load: InstructionValue<'ctx>,
+    value: InstructionValue<'ctx>,
+    why: Why,
     memory: u32,
 ) -> Option<Reload<'ctx>> {
+    let (load, chain) = packet_chain(value)?;
     if load.get_volatile().ok()?
         || load.get_atomic_ordering().ok()? != inkwell::AtomicOrdering::NotAtomic
     {
@@ -292,16 +479,17 @@ fn reload_plan<'ctx>(
     let base_reg = register(base.as_basic_value_enum())?;
     let span = (offset, offset + byte_size(load.get_type())?);
     let mut uses = Vec::new();
-    for (user, pred) in uses_of(load) {
+    for (user, pred) in uses_of(value) {
         let at = pred.unwrap_or_else(|| user.get_parent().expect("placed"));
         let before = pred.is_none().then_some(user);
         let Some(path) = path_to(load, at, before) else {
             continue; // no call between
         };
-        let base_live = match pred {
-            Some(p) => live.live_out_of(p).contains(&base_reg),
-            None => live.live_into(at).contains(&base_reg),
-        };
+        let base_live = why == Why::PinnedOnJoiningPaths
+            || match pred {
+                Some(p) => live.live_out_of(p).contains(&base_reg),
+                None => live.live_into(at).contains(&base_reg),
+            };
         if !base_live || !path.iter().all(|&i| leaves_bytes(i, base, span, memory)) {
             return None;
         }
@@ -309,6 +497,7 @@ fn reload_plan<'ctx>(
     }
     (!uses.is_empty()).then_some(Reload {
         load,
+        chain,
         base,
         offset,
         uses,
@@ -436,9 +625,13 @@ fn misses(
     b == base && size.is_some_and(|s| off + s <= span.0 || span.1 <= off)
 }
 
-/// A pointer whose object is a stack slot, a global or a map value, none of which is packet
-/// memory.
-fn outside_packet(mut p: PointerValue<'_>) -> bool {
+/// A pointer whose object is a stack slot, a global or a map value (also one of several such,
+/// joined), none of which is packet memory.
+fn outside_packet(p: PointerValue<'_>) -> bool {
+    outside_packet_within(p, 4)
+}
+
+fn outside_packet_within(mut p: PointerValue<'_>, depth: u32) -> bool {
     loop {
         let Some(i) = p.as_instruction() else {
             // SAFETY: `p` is a live value; the check only reads its kind.
@@ -453,6 +646,20 @@ fn outside_packet(mut p: PointerValue<'_>) -> bool {
             InstructionOpcode::Call => {
                 return helper_id(i).is_some_and(|id| id == u64::from(helpers::MAP_LOOKUP_ELEM.id))
             }
+            // (A select's condition is not a pointer and not an object.)
+            InstructionOpcode::Phi | InstructionOpcode::Select if depth > 0 => {
+                return (0..i.get_num_operands()).all(|k| {
+                    match i.get_operand(k).and_then(|o| o.value()) {
+                        Some(BasicValueEnum::PointerValue(q)) => {
+                            outside_packet_within(q, depth - 1)
+                        }
+                        Some(BasicValueEnum::IntValue(_)) => {
+                            i.get_opcode() == InstructionOpcode::Select && k == 0
+                        }
+                        _ => false,
+                    }
+                })
+            }
             _ => return false,
         }
     }
@@ -465,7 +672,17 @@ fn call_leaves_bytes(
     memory: u32,
 ) -> bool {
     if let Some(id) = helper_id(call) {
-        return helpers::by_id(i128::from(id)).is_some_and(|h| !h.writes_memory && !h.moves_packet);
+        // A helper reaches the packet only through the context or a packet pointer: one given
+        // neither (a map update with keys and values on the stack) leaves its bytes alone.
+        let pointers_elsewhere = (0..call.get_num_operands().saturating_sub(1)).all(|k| match call
+            .get_operand(k)
+            .and_then(|o| o.value())
+        {
+            Some(BasicValueEnum::PointerValue(p)) => outside_packet(p),
+            _ => true,
+        });
+        return helpers::by_id(i128::from(id))
+            .is_some_and(|h| !h.moves_packet && (!h.writes_memory || pointers_elsewhere));
     }
     if !calls_intrinsic(call, "llvm.") {
         return false;
@@ -504,7 +721,7 @@ fn reload<'ctx>(builder: &Builder<'ctx>, plan: &Reload<'ctx>) {
             None => (user.get_parent().expect("placed"), Some(user)),
         };
         let key = (block, pred.is_none().then_some(user));
-        let value = *made.entry(key).or_insert_with(|| {
+        let reread = *made.entry(key).or_insert_with(|| {
             match at {
                 Some(at) => builder.position_before(&at),
                 None => builder.position_at_end(block),
@@ -522,19 +739,39 @@ fn reload<'ctx>(builder: &Builder<'ctx>, plan: &Reload<'ctx>) {
                 if let Ok(align) = plan.load.get_alignment() {
                     let _ = i.set_alignment(align);
                 }
-                // SAFETY: both are live instructions of one function; the location is shared.
-                unsafe {
-                    let loc =
-                        llvm_sys::debuginfo::LLVMInstructionGetDebugLoc(plan.load.as_value_ref());
-                    llvm_sys::debuginfo::LLVMInstructionSetDebugLoc(i.as_value_ref(), loc);
-                }
+                share_location(plan.load, i);
             }
-            v
+            // The chain again, each operation on the one before.
+            let mut last = (plan.load, v);
+            for &op in &plan.chain {
+                let copy = op.explicit_clone();
+                builder.insert_instruction(&copy, None);
+                share_location(op, copy);
+                replace_operand(copy, last.0, last.1, None);
+                let result = copy.as_any_value_enum();
+                let Ok(result) = BasicValueEnum::try_from(result) else {
+                    break;
+                };
+                last = (op, result);
+            }
+            last.1
         });
-        replace_operand(user, plan.load, value, pred);
+        let value = *plan.chain.last().unwrap_or(&plan.load);
+        replace_operand(user, value, reread, pred);
     }
-    if users_of_result(plan.load).is_empty() {
-        plan.load.erase_from_basic_block();
+    for &i in plan.chain.iter().rev().chain([&plan.load]) {
+        if users_of_result(i).is_empty() {
+            i.erase_from_basic_block();
+        }
+    }
+}
+
+/// Gives `to` the debug location of `from`.
+fn share_location(from: InstructionValue<'_>, to: InstructionValue<'_>) {
+    // SAFETY: both are live instructions of one function; the location is shared.
+    unsafe {
+        let loc = llvm_sys::debuginfo::LLVMInstructionGetDebugLoc(from.as_value_ref());
+        llvm_sys::debuginfo::LLVMInstructionSetDebugLoc(to.as_value_ref(), loc);
     }
 }
 
