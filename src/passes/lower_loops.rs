@@ -373,6 +373,9 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     }
 
     // The call site: fill the struct, run bpf.loop, then carry out the exit the body chose.
+    // The struct is zeroed there, where the loop starts, not with the frame: as a local zeroed
+    // at its declaration, the zeros (one store per word) would run on every path through the
+    // function, the many that never reach the loop too.
     let func_entry = m.func_entry(func);
     let slot = {
         let mut b = Builder::new(m, func_entry);
@@ -382,7 +385,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
             ctx_ty.clone(),
             Some(b"loop_ctx".to_vec()),
             None,
-            None,
+            Some(true),
             Type::ptr(ctx_ty.clone()),
         )
     };
