@@ -18,7 +18,9 @@
 //! bounds could look endless); the local is an unsigned offset or a packet pointer that nothing
 //! writes behind a pointer; and no use of it subtracts from it, adds a negative constant, passes
 //! it to a call or copies it to other stack memory. A `return` of it is followed into every
-//! caller (a helper that returns the offset past a name), which must use the result the same way.
+//! caller (a helper that returns the offset past a name), which must use the result the same way,
+//! and an argument into the kernel function it is passed to (a helper reading the header there),
+//! whose parameter must be used so too; a field of a header at the offset is an address past it.
 //! Runs on structured kernel functions after `bounds-check` (whose bounds see the steps as
 //! written) and before `lower-loops`; `unroll-loops` widens the loops it unrolls that return
 //! early, whose copies' exits meet in the callers as a loop's do after it.
@@ -215,7 +217,9 @@ fn addresses_memory(
         for &o in uses.of(v) {
             let d = m.op(o);
             match d.opcode {
-                Opcode::CorePtrAdd | Opcode::CoreElemAddr if after => return true,
+                Opcode::CorePtrAdd | Opcode::CoreElemAddr | Opcode::CoreFieldAddr if after => {
+                    return true
+                }
                 Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque => work.extend(
                     d.results
                         .iter()
@@ -241,11 +245,51 @@ fn addresses_memory(
                         return true;
                     }
                 }
+                // Handed to a kernel function: what it does with the parameter.
+                Opcode::CoreCall if after => {
+                    if let Some((callee, param)) = parameter_of(m, sites, o, v, depth) {
+                        let (uses, tracked) =
+                            (Uses::of_function(m, callee), tracked_locals(m, callee));
+                        if addresses_memory(
+                            m,
+                            sites,
+                            &uses,
+                            &tracked,
+                            vec![(param, true)],
+                            depth + 1,
+                        ) {
+                            return true;
+                        }
+                    }
+                }
                 _ => {}
             }
         }
     }
     false
+}
+
+/// The function call `call` calls and its parameter that `arg` is passed as, when every call of
+/// that function is known (so its parameter's bounds come from its calls alone) and the calls
+/// nest no deeper than [`MAX_CALL_DEPTH`].
+fn parameter_of(
+    m: &Module,
+    sites: &CallSites,
+    call: OpId,
+    arg: Value,
+    depth: u32,
+) -> Option<(OpId, Value)> {
+    if depth >= MAX_CALL_DEPTH {
+        return None;
+    }
+    let Some(crate::ir::Attr::Sym(name)) = m.attr(call, "callee") else {
+        return None;
+    };
+    let callee = m.lookup_symbol(name)?;
+    sites.fixed(m, callee)?;
+    let at = m.op(call).operands.iter().position(|&x| x == arg)?;
+    let param = *m.block(m.func_entry(callee)).args.get(at)?;
+    Some((callee, param))
 }
 
 /// The results of every call of the function that returns at `ret`, with the calling function:
@@ -296,7 +340,8 @@ fn lower_bound_unneeded(
                 continue;
             };
             let follow = match d.opcode {
-                Opcode::CoreCast | Opcode::BpfOpaque => true,
+                // A field of a header at the pointer: a constant offset past it.
+                Opcode::CoreCast | Opcode::BpfOpaque | Opcode::CoreFieldAddr => true,
                 Opcode::CoreAdd | Opcode::CorePtrAdd | Opcode::CoreElemAddr => {
                     let other = d.operands[1 - at.min(1)];
                     if negative(other) {
@@ -352,7 +397,19 @@ fn lower_bound_unneeded(
                     }
                     false
                 }
-                // A call, a result or anything else: its lower bound may matter there.
+                // Handed to a kernel function whose parameter is used the same way.
+                Opcode::CoreCall => {
+                    let Some((callee, param)) = parameter_of(m, sites, o, v, depth) else {
+                        return false;
+                    };
+                    let (uses, tracked) = (Uses::of_function(m, callee), tracked_locals(m, callee));
+                    let work = vec![param];
+                    if !lower_bound_unneeded(m, sites, &uses, &tracked, work, None, depth + 1) {
+                        return false;
+                    }
+                    false
+                }
+                // A result or anything else: its lower bound may matter there.
                 _ => return false,
             };
             if follow {
