@@ -15,8 +15,8 @@
 //! (a packet's range changes only at a branch), so it proves the word.
 
 use super::llvm_ir::{
-    constant_base, erase_dead, instructions, int_operand, is_alloca, may_write_memory,
-    pointer_operand, replace_all_uses, users_of_result,
+    bswap_operand, constant_base, erase_dead, instructions, int_operand, is_alloca,
+    may_write_memory, pointer_operand, replace_all_uses, swap_bytes, users_of_result,
 };
 use inkwell::builder::Builder;
 use inkwell::intrinsics::Intrinsic;
@@ -385,14 +385,11 @@ fn int_residue(v: IntValue<'_>, depth: u32) -> Residue {
 
 /// `x` when `v` is `bswap(x)` or its zero extension.
 fn unswapped(v: IntValue<'_>) -> Option<IntValue<'_>> {
-    let mut i = v.as_instruction()?;
-    if i.get_opcode() == InstructionOpcode::ZExt {
-        i = int_operand(i, 0)?.as_instruction()?;
+    let i = v.as_instruction()?;
+    match i.get_opcode() {
+        InstructionOpcode::ZExt => bswap_operand(int_operand(i, 0)?),
+        _ => bswap_operand(v),
     }
-    let swaps = i.get_opcode() == InstructionOpcode::Call
-        && i.get_num_operands() == 2
-        && super::llvm_ir::calls_intrinsic(i, "llvm.bswap");
-    swaps.then(|| int_operand(i, 0))?
 }
 
 /// `bswap(a) == bswap(b)` is `a == b`, and `bswap(a) == C` is `a == bswap(C)` (each side
@@ -419,7 +416,7 @@ fn compare_unswapped<'ctx>(builder: &Builder<'ctx>, number: IntValue<'ctx>) {
         let replacement = match other.get_zero_extended_constant() {
             // (A constant wider than the word is never equal: left as it is.)
             Some(c) if bits == 64 || c >> bits == 0 => {
-                Some(ty.const_int(c.swap_bytes() >> (64 - bits), false))
+                Some(ty.const_int(swap_bytes(c, bits), false))
             }
             Some(_) => None,
             None => unswapped(other).filter(|o| o.get_type() == raw.get_type()),

@@ -131,6 +131,24 @@ pub(super) fn calls_intrinsic(call: InstructionValue<'_>, prefix: &str) -> bool 
     }
 }
 
+/// `x` when `v` is `llvm.bswap(x)`.
+pub(super) fn bswap_operand(v: IntValue<'_>) -> Option<IntValue<'_>> {
+    let call = v.as_instruction()?;
+    if !calls_intrinsic(call, "llvm.bswap") {
+        return None;
+    }
+    int_operand(call, 0)
+}
+
+/// `raw`'s low `bits` bits (16, 32 or 64) in the other byte order.
+pub(super) fn swap_bytes(raw: u64, bits: u32) -> u64 {
+    match bits {
+        16 => u64::from((raw as u16).swap_bytes()),
+        32 => u64::from((raw as u32).swap_bytes()),
+        _ => raw.swap_bytes(),
+    }
+}
+
 /// Whether `i` becomes a BPF `call` (a helper, a kfunc, a function): not an intrinsic, which
 /// becomes instructions, nor inline assembly.
 pub(super) fn is_bpf_call(i: InstructionValue<'_>) -> bool {

@@ -9,7 +9,7 @@
 //! `==`/`!=` against a constant or a `switch` (`match (proto)`), joins the unswapped values and
 //! is compared with the swapped constants.
 
-use super::llvm_ir::{calls_intrinsic, phis_of, users, users_of_result};
+use super::llvm_ir::{bswap_operand, phis_of, swap_bytes, users, users_of_result};
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{
@@ -44,7 +44,7 @@ fn constant_tests<'ctx>(phi: PhiValue<'ctx>) -> Option<Vec<InstructionValue<'ctx
     for (v, _) in incoming {
         match v {
             BasicValueEnum::IntValue(c) if c.is_constant_int() => {}
-            BasicValueEnum::IntValue(x) if unswapped(x).is_some() => swaps += 1,
+            BasicValueEnum::IntValue(x) if bswap_operand(x).is_some() => swaps += 1,
             _ => return None,
         }
     }
@@ -66,18 +66,6 @@ fn constant_tests<'ctx>(phi: PhiValue<'ctx>) -> Option<Vec<InstructionValue<'ctx
     (swaps > 0 && all_tests && !tests.is_empty()).then_some(tests)
 }
 
-/// `x` when `v` is `llvm.bswap(x)`.
-fn unswapped(v: IntValue<'_>) -> Option<IntValue<'_>> {
-    let call = v.as_instruction()?;
-    if !calls_intrinsic(call, "llvm.bswap") {
-        return None;
-    }
-    match call.get_operand(0)?.value()? {
-        BasicValueEnum::IntValue(x) => Some(x),
-        _ => None,
-    }
-}
-
 /// The constant side of `icmp pred a, b` and its operand index.
 fn compared_constant(test: InstructionValue<'_>) -> Option<(u32, IntValue<'_>)> {
     (0..2).find_map(|k| match test.get_operand(k)?.value()? {
@@ -88,14 +76,8 @@ fn compared_constant(test: InstructionValue<'_>) -> Option<(u32, IntValue<'_>)> 
 
 fn swapped_constant(c: IntValue<'_>) -> IntValue<'_> {
     let ty = c.get_type();
-    let bits = ty.get_bit_width();
     let raw = c.get_zero_extended_constant().unwrap_or(0);
-    let swapped = match bits {
-        16 => u64::from((raw as u16).swap_bytes()),
-        32 => u64::from((raw as u32).swap_bytes()),
-        _ => raw.swap_bytes(),
-    };
-    ty.const_int(swapped, false)
+    ty.const_int(swap_bytes(raw, ty.get_bit_width()), false)
 }
 
 fn rewrite<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>, tests: &[InstructionValue<'ctx>]) {
@@ -110,7 +92,7 @@ fn rewrite<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>, tests: &[Instruct
         let Some((BasicValueEnum::IntValue(v), from)) = phi.get_incoming(k) else {
             continue;
         };
-        let x = unswapped(v).unwrap_or_else(|| swapped_constant(v));
+        let x = bswap_operand(v).unwrap_or_else(|| swapped_constant(v));
         raw.add_incoming(&[(&x, from)]);
     }
     for &test in tests {
