@@ -141,7 +141,7 @@ pub fn verify_object(elf: &[u8], object_name: &str) -> Result<Vec<ProgramReport>
         }
         if loaded < pending.len() {
             let failed = pending[loaded];
-            reports[failed] = Some(load_alone(&load, failed)?);
+            reports[failed] = Some(load_alone(&load, failed, attempt.errno)?);
             pending.drain(..=loaded);
         } else {
             pending.clear();
@@ -157,17 +157,23 @@ pub fn verify_object(elf: &[u8], object_name: &str) -> Result<Vec<ProgramReport>
 type Loader<'a> =
     dyn Fn(&dyn Fn(usize) -> bool, u32, usize) -> Result<ffi::Attempt, LoadError> + 'a;
 
-/// Loads program `i` on its own with the full verifier log, growing the buffer on ENOSPC.
-fn load_alone(load: &Loader<'_>, i: usize) -> Result<ProgramReport, LoadError> {
+/// Loads program `i` on its own with the full verifier log, growing the buffer on ENOSPC until
+/// the log's end is in it. Kernels since 6.4 keep the end of a log too long for the buffer (and
+/// still say ENOSPC): there the closing statistics are already in the first buffer, and each
+/// larger one would only verify the program again (a program that runs into the 1M-instruction
+/// limit takes seconds each time). Older kernels keep the start, and the buffer grows.
+/// `errno` is what the load with the short log failed with: a rotated log's load says ENOSPC.
+fn load_alone(load: &Loader<'_>, i: usize, errno: Option<i32>) -> Result<ProgramReport, LoadError> {
     let mut log_size = FULL_LOG_MIN;
     loop {
         let attempt = load(&|j| j == i, BPF_LOG_LEVEL1 | BPF_LOG_STATS, log_size)?;
-        if attempt.errno != Some(ENOSPC) || log_size >= FULL_LOG_MAX {
-            return Ok(report(
-                program(&attempt, i)?,
-                attempt.errno,
-                &attempt.messages,
-            ));
+        let end_kept = processed(&program(&attempt, i)?.log).is_some();
+        let errno = match attempt.errno {
+            Some(ENOSPC) if end_kept => errno.or(attempt.errno),
+            other => other,
+        };
+        if attempt.errno != Some(ENOSPC) || end_kept || log_size >= FULL_LOG_MAX {
+            return Ok(report(program(&attempt, i)?, errno, &attempt.messages));
         }
         log_size *= 4;
     }
