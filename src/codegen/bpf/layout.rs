@@ -6,18 +6,20 @@
 //! right after the first bounds test, and a `throw` path often ends up in the way of the normal
 //! one. So the blocks are laid out here, as clang lays out C: the likely successor of a branch
 //! (by its branch weights: throws and aborts are cold) right after it, the return blocks last,
-//! everything else in the order LLVM left it.
+//! everything else in the order LLVM left it, except that of two arms that join again, the one
+//! the verifier should walk first comes first (`general_first`).
 
+use super::general_first::general_successor;
 use super::llvm_ir::successors;
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
-use inkwell::values::{BasicMetadataValueEnum, InstructionOpcode, InstructionValue};
+use inkwell::values::{BasicMetadataValueEnum, FunctionValue, InstructionOpcode, InstructionValue};
 use std::collections::HashSet;
 
 pub fn lay_out(module: &Module) {
     let prof = module.get_context().get_kind_id("prof");
     for f in module.get_functions() {
-        let order = hot_paths_first(&f.get_basic_blocks(), prof);
+        let order = hot_paths_first(f, prof);
         for pair in order.windows(2) {
             // Both blocks belong to `f`, which is all move_after requires.
             let _ = pair[1].move_after(pair[0]);
@@ -26,9 +28,10 @@ pub fn lay_out(module: &Module) {
 }
 
 /// Chains from the entry: after each block, its likely successor if its branch has weights,
-/// else the block that followed it, if that is a successor; otherwise the first block not yet
-/// placed. Blocks that end in `ret` go last.
-fn hot_paths_first<'ctx>(blocks: &[BasicBlock<'ctx>], prof: u32) -> Vec<BasicBlock<'ctx>> {
+/// else the arm the verifier should walk first, else the block that followed it, if that is a
+/// successor; otherwise the first block not yet placed. Blocks that end in `ret` go last.
+fn hot_paths_first(f: FunctionValue<'_>, prof: u32) -> Vec<BasicBlock<'_>> {
+    let blocks = f.get_basic_blocks();
     let Some(&entry) = blocks.first() else {
         return Vec::new();
     };
@@ -47,10 +50,14 @@ fn hot_paths_first<'ctx>(blocks: &[BasicBlock<'ctx>], prof: u32) -> Vec<BasicBlo
             .and_then(|i| blocks.get(i + 1))
             .copied();
         let succs = successors(cur);
-        let next = likely_successor(cur, prof)
-            .or_else(|| followed_by.filter(|b| succs.contains(b)))
-            .filter(|b| !placed.contains(b) && !returns(b))
-            .or_else(|| body.iter().copied().find(|b| !placed.contains(b)));
+        let free = |b: &BasicBlock| !placed.contains(b) && !returns(b);
+        let next = match likely_successor(cur, prof) {
+            Some(likely) => Some(likely).filter(free),
+            None => general_successor(f, cur)
+                .filter(free)
+                .or_else(|| followed_by.filter(|b| succs.contains(b) && free(b))),
+        }
+        .or_else(|| body.iter().copied().find(|b| !placed.contains(b)));
         let Some(next) = next else { break };
         placed.insert(next);
         order.push(next);

@@ -19,6 +19,7 @@ mod fetch_adds;
 mod flag_phis;
 mod frame_addresses;
 mod frame_chains;
+mod general_first;
 mod global_bases;
 mod implied_checks;
 mod isa_divisions;
