@@ -31,6 +31,7 @@ mod rcu_sections;
 mod region_match;
 pub mod registry;
 mod run_time_counts;
+mod sink_pure_calls;
 mod switch_table;
 pub mod tail_calls;
 mod throw_codes;

@@ -19,6 +19,7 @@ const BPF: &[&str] = &[
     "range-tests",
     "switch-to-table",
     "fold-presence-delete",
+    "sink-pure-calls",
     "hoist-counter-defers",
     "unroll-loops",
     "bound-loops",

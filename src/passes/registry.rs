@@ -162,6 +162,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| presence_delete::run(m),
     },
     PassInfo {
+        name: "sink-pure-calls",
+        about: "a pure helper's result read only after a helper call is computed where it is read",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| sink_pure_calls::run(m),
+    },
+    PassInfo {
         name: "hoist-counter-defers",
         about: "a defer that only bumps counters nothing after it reads runs where it is declared",
         requires: &[Structured, KsKernel],
