@@ -231,7 +231,6 @@ fn place(m: &mut Module, pair: (OpId, OpId), block: BlockId, reads: &[OpId], pla
         .collect();
     let descend = matches!(m.op(branch).opcode, Opcode::KsIf | Opcode::KsSwitch)
         && arms.len() == m.op(branch).regions.len()
-        && !reads.contains(&branch)
         && (after.is_empty() || reading_arms.iter().all(|&arm| returns(m, arm)));
     if descend {
         for arm in reading_arms {

@@ -13,7 +13,7 @@
 //! through. Branches inside loops keep LLVM's order: there the order also decides how
 //! iterations converge, which this rule does not model.
 
-use super::llvm_ir::{phis_of, reachable_from, successors, users_of_result};
+use super::llvm_ir::{in_cycle, phis_of, reachable_from, users_of_result};
 use inkwell::basic_block::BasicBlock;
 use inkwell::values::AsValueRef;
 use inkwell::values::{
@@ -24,10 +24,40 @@ use std::collections::HashSet;
 /// How far a phi's value is followed through arithmetic to find what checks it.
 const MAX_USES: usize = 32;
 
+/// The phis of one function: for each, its block and, per incoming edge, the block it comes
+/// from and whether its value is a constant that sharpens the verifier's state (`None` for
+/// undef, which counts either way). Gathered once per function, read for each branch.
+pub(super) struct JoinValues<'ctx> {
+    phis: Vec<(BasicBlock<'ctx>, Vec<Incoming<'ctx>>)>,
+}
+
+/// A phi's incoming edge: where from, and whether a sharpening constant (`None`: undef).
+type Incoming<'ctx> = (BasicBlock<'ctx>, Option<bool>);
+
+impl<'ctx> JoinValues<'ctx> {
+    pub(super) fn of(f: FunctionValue<'ctx>) -> Self {
+        let mut phis = Vec::new();
+        for join in f.get_basic_blocks() {
+            for phi in phis_of(join) {
+                let sharpens = constant_sharpens_state(phi);
+                let incoming = (0..phi.count_incoming())
+                    .filter_map(|i| phi.get_incoming(i))
+                    .map(|(value, from)| {
+                        let constant = is_constant(value).map(|c| c && sharpens(value));
+                        (from, constant)
+                    })
+                    .collect();
+                phis.push((join, incoming));
+            }
+        }
+        JoinValues { phis }
+    }
+}
+
 /// The successor of `b`'s conditional branch whose values at the join are less known to the
 /// verifier, if the phis after the branch tell the two arms apart that way.
 pub(super) fn general_successor<'ctx>(
-    f: FunctionValue<'ctx>,
+    joins: &JoinValues<'ctx>,
     b: BasicBlock<'ctx>,
 ) -> Option<BasicBlock<'ctx>> {
     let t = b.get_terminator()?;
@@ -56,36 +86,26 @@ pub(super) fn general_successor<'ctx>(
     };
     // Phis that take a constant only from arm k and computed values only from the other.
     let mut constant_from = [0usize; 2];
-    for join in f.get_basic_blocks() {
-        for phi in phis_of(join) {
-            let sharpens = constant_sharpens_state(phi);
-            let mut kinds: [Option<bool>; 2] = [None, None];
-            for i in 0..phi.count_incoming() {
-                let Some((value, from)) = phi.get_incoming(i) else {
-                    continue;
-                };
-                let Some(k) = arm_of(from, join) else {
-                    continue;
-                };
-                let Some(constant) = is_constant(value) else {
-                    continue;
-                };
-                let constant = constant && sharpens(value);
-                kinds[k] = match kinds[k] {
-                    None => Some(constant),
-                    Some(c) if c == constant => Some(c),
-                    // Both kinds from one arm: this phi says nothing.
-                    Some(_) => {
-                        kinds = [Some(true), Some(true)];
-                        break;
-                    }
-                };
-            }
-            match kinds {
-                [Some(true), Some(false)] => constant_from[0] += 1,
-                [Some(false), Some(true)] => constant_from[1] += 1,
-                _ => {}
-            }
+    for (join, incoming) in &joins.phis {
+        let mut kinds: [Option<bool>; 2] = [None, None];
+        for &(from, constant) in incoming {
+            let (Some(k), Some(constant)) = (arm_of(from, *join), constant) else {
+                continue;
+            };
+            kinds[k] = match kinds[k] {
+                None => Some(constant),
+                Some(c) if c == constant => Some(c),
+                // Both kinds from one arm: this phi says nothing.
+                Some(_) => {
+                    kinds = [Some(true), Some(true)];
+                    break;
+                }
+            };
+        }
+        match kinds {
+            [Some(true), Some(false)] => constant_from[0] += 1,
+            [Some(false), Some(true)] => constant_from[1] += 1,
+            _ => {}
         }
     }
     match constant_from[0].cmp(&constant_from[1]) {
@@ -161,19 +181,4 @@ fn is_constant(v: BasicValueEnum<'_>) -> Option<bool> {
         BasicValueEnum::PointerValue(p) => Some(p.is_const()),
         _ => Some(false),
     }
-}
-
-/// Whether `b` can reach itself.
-fn in_cycle(b: BasicBlock<'_>) -> bool {
-    let mut seen = HashSet::new();
-    let mut work = successors(b);
-    while let Some(x) = work.pop() {
-        if x == b {
-            return true;
-        }
-        if seen.insert(x) {
-            work.extend(successors(x));
-        }
-    }
-    false
 }

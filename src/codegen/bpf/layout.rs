@@ -9,7 +9,7 @@
 //! everything else in the order LLVM left it, except that of two arms that join again, the one
 //! the verifier should walk first comes first (`general_first`).
 
-use super::general_first::general_successor;
+use super::general_first::{general_successor, JoinValues};
 use super::llvm_ir::successors;
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
@@ -32,6 +32,7 @@ pub fn lay_out(module: &Module) {
 /// successor; otherwise the first block not yet placed. Blocks that end in `ret` go last.
 fn hot_paths_first(f: FunctionValue<'_>, prof: u32) -> Vec<BasicBlock<'_>> {
     let blocks = f.get_basic_blocks();
+    let joins = JoinValues::of(f);
     let Some(&entry) = blocks.first() else {
         return Vec::new();
     };
@@ -53,7 +54,7 @@ fn hot_paths_first(f: FunctionValue<'_>, prof: u32) -> Vec<BasicBlock<'_>> {
         let free = |b: &BasicBlock| !placed.contains(b) && !returns(b);
         let next = match likely_successor(cur, prof) {
             Some(likely) => Some(likely).filter(free),
-            None => general_successor(f, cur)
+            None => general_successor(&joins, cur)
                 .filter(free)
                 .or_else(|| followed_by.filter(|b| succs.contains(b) && free(b))),
         }

@@ -244,6 +244,11 @@ pub(super) fn reachable_from<'ctx>(starts: &[BasicBlock<'ctx>]) -> Vec<BasicBloc
     order
 }
 
+/// Whether `b` lies on a cycle: it can reach itself.
+pub(super) fn in_cycle(b: BasicBlock<'_>) -> bool {
+    reachable_from(&successors(b)).contains(&b)
+}
+
 /// The blocks that branch to each block of `f` (once per block, however many edges).
 pub(super) fn predecessors(f: FunctionValue<'_>) -> HashMap<BasicBlock<'_>, Vec<BasicBlock<'_>>> {
     let mut out: HashMap<_, Vec<_>> = HashMap::new();

@@ -21,8 +21,8 @@
 //! knows decides its later tests of the byte.)
 
 use super::llvm_ir::{
-    calls_intrinsic, constant_base, helper_id, instructions, is_packet, phis_of, predecessors,
-    successors, users_of_result,
+    calls_intrinsic, constant_base, helper_id, in_cycle, instructions, is_packet, phis_of,
+    predecessors, successors, users_of_result,
 };
 use crate::vocab::helpers;
 use inkwell::attributes::{Attribute, AttributeLoc};
@@ -383,10 +383,7 @@ fn branch_tested(value: InstructionValue<'_>) -> bool {
 /// Whether `i` lies in a loop. (There the verifier's states at the loop head decide what it
 /// walks again, and a value read again each round is one it knows less of.)
 fn in_loop(i: InstructionValue<'_>) -> bool {
-    let Some(home) = i.get_parent() else {
-        return false;
-    };
-    reachable(successors(home), |_| true, successors).contains(&home)
+    i.get_parent().is_some_and(in_cycle)
 }
 
 /// The blocks conditional branches on `test` (an `==`/`!=` of a byte and a constant) enter
