@@ -13,13 +13,18 @@
 //! through. Branches inside loops keep LLVM's order: there the order also decides how
 //! iterations converge, which this rule does not model.
 
-use super::llvm_ir::{in_cycle, phis_of, reachable_from, users_of_result};
+use super::llvm_ir::{
+    calls_intrinsic, in_cycle, instructions, int_operand, is_bpf_call, phis_of, reachable_from,
+    replace_all_uses, users_of_result,
+};
 use inkwell::basic_block::BasicBlock;
+use inkwell::module::Module;
 use inkwell::values::AsValueRef;
 use inkwell::values::{
-    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, PhiValue,
+    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PhiValue,
 };
-use std::collections::HashSet;
+use inkwell::IntPredicate;
+use std::collections::{HashMap, HashSet};
 
 /// How far a phi's value is followed through arithmetic to find what checks it.
 const MAX_USES: usize = 32;
@@ -120,9 +125,15 @@ pub(super) fn general_successor<'ctx>(
 /// comparison, an address or a call argument uses (the verifier tracks those precisely). Any
 /// other constant ends as an unknown byte in memory or a register nothing checks.
 fn constant_sharpens_state(phi: PhiValue<'_>) -> impl Fn(BasicValueEnum<'_>) -> bool {
+    sharpening_constants(phi.as_instruction())
+}
+
+/// For a value chosen between a constant and something else (a phi, a select), whether the
+/// constant sharpens the verifier's state (see `constant_sharpens_state`).
+fn sharpening_constants(join: InstructionValue<'_>) -> impl Fn(BasicValueEnum<'_>) -> bool {
     let mut zero_stored = false;
     let mut checked = false;
-    let mut work = vec![phi.as_instruction()];
+    let mut work = vec![join];
     let mut seen = HashSet::new();
     while let Some(i) = work.pop() {
         if !seen.insert(i) || seen.len() > MAX_USES {
@@ -132,9 +143,7 @@ fn constant_sharpens_state(phi: PhiValue<'_>) -> impl Fn(BasicValueEnum<'_>) -> 
             match user.get_opcode() {
                 // The value stored, straight from the phi (a narrow slot of a computed zero is
                 // no longer known to be zero); a phi that is the address is checked.
-                InstructionOpcode::Store if stores_value(user, i) => {
-                    zero_stored |= i == phi.as_instruction()
-                }
+                InstructionOpcode::Store if stores_value(user, i) => zero_stored |= i == join,
                 InstructionOpcode::ZExt
                 | InstructionOpcode::SExt
                 | InstructionOpcode::Trunc
@@ -181,4 +190,95 @@ fn is_constant(v: BasicValueEnum<'_>) -> Option<bool> {
         BasicValueEnum::PointerValue(p) => Some(p.is_const()),
         _ => Some(false),
     }
+}
+
+/// A clamp (`n = min(len, 64)`, any of LLVM's min/max intrinsics with a constant) becomes a
+/// branch in the back end, `r = x; if x < 64 goto join; r = 64; join:`, and the verifier walks
+/// the constant first. The state it saves there (`n == 64`) covers nothing the general walk
+/// brings later, so everything after the clamp is walked in full twice. Written as `r = 64; if
+/// x > 64 goto join; r = x`, the general value is walked first and the constant's walk is pruned
+/// at the join, when `x` is dead there; when `x` lives on (LLVM tests `len` where the source
+/// tested `n`), pruning waits until it is dead. Only clamps whose result sizes or becomes data
+/// outside loops (`clamps_data`); clamps in loops keep their order, as branches do.
+pub(super) fn constants_on_the_jump(module: &Module<'_>) {
+    for f in module.get_functions() {
+        let mut cyclic: HashMap<BasicBlock, bool> = HashMap::new();
+        for b in f.get_basic_blocks() {
+            for i in instructions(b).collect::<Vec<_>>() {
+                let Some((test, x, c)) = clamp(i) else {
+                    continue;
+                };
+                if !sharpening_constants(i)(c.into())
+                    || *cyclic.entry(b).or_insert_with(|| in_cycle(b))
+                {
+                    continue;
+                }
+                let builder = b.get_context().create_builder();
+                builder.position_before(&i);
+                let Ok(picks_constant) = builder.build_int_compare(test, x, c, "") else {
+                    continue;
+                };
+                let Ok(clamped) = builder.build_select(picks_constant, c, x, "") else {
+                    continue;
+                };
+                replace_all_uses(i, clamped);
+                i.erase_from_basic_block();
+            }
+        }
+    }
+}
+
+/// For `umin(x, C)` and its kin: the test of `x` against `C` that picks `C`, `x` and `C`.
+fn clamp<'ctx>(
+    i: InstructionValue<'ctx>,
+) -> Option<(IntPredicate, IntValue<'ctx>, IntValue<'ctx>)> {
+    let test = [
+        ("llvm.umin.", IntPredicate::UGT),
+        ("llvm.umax.", IntPredicate::ULT),
+        ("llvm.smin.", IntPredicate::SGT),
+        ("llvm.smax.", IntPredicate::SLT),
+    ]
+    .into_iter()
+    .find(|(name, _)| calls_intrinsic(i, name))?
+    .1;
+    let (x, c) = (int_operand(i, 0)?, int_operand(i, 1)?);
+    if !c.is_const() || c.is_undef() || x.is_const() || !clamps_data(i) {
+        return None;
+    }
+    Some((test, x, c))
+}
+
+/// Whether the result of `min` (through casts, offsets and ksc's empty asm barriers) is a call's
+/// argument or a stored value outside loops: `n = min(len, 64)` sizing a copy or recorded. A
+/// bound LLVM computed for a loop's exit test is used only in the loop, and a saturated packet
+/// offset only in address arithmetic; neither is the user's clamp.
+fn clamps_data(min: InstructionValue<'_>) -> bool {
+    let mut work = vec![min];
+    let mut seen = HashSet::new();
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) || seen.len() > MAX_USES {
+            continue;
+        }
+        for user in users_of_result(v) {
+            let outside_loops = || user.get_parent().is_some_and(|b| !in_cycle(b));
+            match user.get_opcode() {
+                InstructionOpcode::ZExt
+                | InstructionOpcode::SExt
+                | InstructionOpcode::Trunc
+                | InstructionOpcode::Add
+                | InstructionOpcode::Sub
+                | InstructionOpcode::And => work.push(user),
+                // An empty asm passes the value on; intrinsics (min, max, memset) end the walk.
+                InstructionOpcode::Call
+                    if !is_bpf_call(user) && !calls_intrinsic(user, "llvm.") =>
+                {
+                    work.push(user)
+                }
+                InstructionOpcode::Call if is_bpf_call(user) && outside_loops() => return true,
+                InstructionOpcode::Store if outside_loops() => return true,
+                _ => {}
+            }
+        }
+    }
+    false
 }

@@ -171,6 +171,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             wide_constant_phis::widen_constant_phis(m);
             frame_addresses::form_at_uses(m);
             global_bases::share_global_bases(m);
+            general_first::constants_on_the_jump(m);
             layout::lay_out(m);
             loop_exits::mark_loop_exits(m, alu32);
             Ok(())
