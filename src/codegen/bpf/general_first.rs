@@ -21,7 +21,7 @@ use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
 use inkwell::values::AsValueRef;
 use inkwell::values::{
-    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PhiValue,
+    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue,
 };
 use inkwell::IntPredicate;
 use std::collections::{HashMap, HashSet};
@@ -44,7 +44,7 @@ impl<'ctx> JoinValues<'ctx> {
         let mut phis = Vec::new();
         for join in f.get_basic_blocks() {
             for phi in phis_of(join) {
-                let sharpens = constant_sharpens_state(phi);
+                let sharpens = constant_sharpens_state(phi.as_instruction());
                 let incoming = (0..phi.count_incoming())
                     .filter_map(|i| phi.get_incoming(i))
                     .map(|(value, from)| {
@@ -120,17 +120,12 @@ pub(super) fn general_successor<'ctx>(
     }
 }
 
-/// For a phi, whether a constant it takes keeps the verifier from pruning where an unknown
-/// value would not: a zero stored to the stack (a slot known to be zero), or a value a
-/// comparison, an address or a call argument uses (the verifier tracks those precisely). Any
-/// other constant ends as an unknown byte in memory or a register nothing checks.
-fn constant_sharpens_state(phi: PhiValue<'_>) -> impl Fn(BasicValueEnum<'_>) -> bool {
-    sharpening_constants(phi.as_instruction())
-}
-
-/// For a value chosen between a constant and something else (a phi, a select), whether the
-/// constant sharpens the verifier's state (see `constant_sharpens_state`).
-fn sharpening_constants(join: InstructionValue<'_>) -> impl Fn(BasicValueEnum<'_>) -> bool {
+/// For a value chosen between constants and computed values (a phi, a clamp), whether a
+/// constant it takes keeps the verifier from pruning where an unknown value would not: a zero
+/// stored to the stack (a slot known to be zero), or a value a comparison, an address or a call
+/// argument uses (the verifier tracks those precisely). Any other constant ends as an unknown
+/// byte in memory or a register nothing checks.
+fn constant_sharpens_state(join: InstructionValue<'_>) -> impl Fn(BasicValueEnum<'_>) -> bool {
     let mut zero_stored = false;
     let mut checked = false;
     let mut work = vec![join];
@@ -208,7 +203,7 @@ pub(super) fn constants_on_the_jump(module: &Module<'_>) {
                 let Some((test, x, c)) = clamp(i) else {
                     continue;
                 };
-                if !sharpening_constants(i)(c.into())
+                if !constant_sharpens_state(i)(c.into())
                     || *cyclic.entry(b).or_insert_with(|| in_cycle(b))
                 {
                     continue;
