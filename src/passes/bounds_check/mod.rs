@@ -353,6 +353,13 @@ struct BaseSteps {
 
 /// The address `clamp_index` checks in place of an access's own, and how many bytes before the
 /// access that checked pointer reaches.
+/// A moved pointer formed again from `ctx->data` ([`BoundsCheck::rebase_moved`]): the pointer
+/// itself and the access's address, a constant past it.
+struct Rebased {
+    root: Value,
+    address: Value,
+}
+
 struct ClampedAddress {
     address: Value,
     reach_back: i128,
@@ -1417,6 +1424,21 @@ impl BoundsCheck {
                     Some((fact, w)) => (Some(fact), w),
                     None => (key.and_then(|k| self.provable(m, k.proves(width))), width),
                 };
+                // A pointer moved further than ksc can bound (`p = p + 2` in a loop): formed
+                // again from `ctx->data`, checked for the accesses just ahead too, and those
+                // go through the pointer checked (`p[0] << 8 | p[1]` is one check, as in C).
+                if let Some(k) = key.filter(|k| proven.is_none() && !steps_back && k.offset >= 0) {
+                    let reach = self.reach_ahead(m, op, k, width);
+                    if let Some(rebased) = self.rebase_moved(m, op, addr, reach) {
+                        self.insert_check(m, op, rebased.address, reach, true);
+                        facts.push(Fact {
+                            root: k.root,
+                            end: k.offset + reach,
+                            tested: Some(rebased.root),
+                        });
+                        return;
+                    }
+                }
                 let (checked, reach_back) = if proven.is_none() || steps_back {
                     let clamped = self.clamp_index(m, op, addr, width);
                     (clamped.address, clamped.reach_back)
@@ -1532,7 +1554,9 @@ impl BoundsCheck {
         width: i128,
     ) -> ClampedAddress {
         let Some((above, step, offset_above)) = self.variable_step(m, addr) else {
-            let address = self.rebase_moved(m, access, addr, width).unwrap_or(addr);
+            let address = self
+                .rebase_moved(m, access, addr, width)
+                .map_or(addr, |r| r.address);
             return ClampedAddress::at(address);
         };
         let d = m.op(step).clone();
@@ -1828,7 +1852,7 @@ impl BoundsCheck {
         access: OpId,
         addr: Value,
         width: i128,
-    ) -> Option<Value> {
+    ) -> Option<Rebased> {
         let Some(PacketEnd::Context(ctx)) = self.end else {
             return None;
         };
@@ -1858,7 +1882,10 @@ impl BoundsCheck {
             self.packet.insert(v);
         }
         Self::set_address(m, access, addr, typed);
-        Some(typed)
+        Some(Rebased {
+            root: again,
+            address: typed,
+        })
     }
 
     /// Makes access `op` (at `addr`) go through the tested address `tested` plus `offset`: the
