@@ -6,8 +6,8 @@
 //! other SSA values — is captured by value in a context struct on the caller's stack, so the body
 //! reads and writes the caller's locals through their slots exactly as before. Exits that leave
 //! the loop are carried out through the struct: `continue` returns 0, `break` sets exit 1 and
-//! returns 1, and each `return`, throw, abort or tail call gets its own exit code that the caller
-//! dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds
+//! returns 1, and the `return`s, throws, aborts and tail calls get exit codes (one per way the
+//! caller carries them out) that the caller dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds
 //! (the shortest are unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
@@ -15,10 +15,12 @@ use super::packet_walk::{unknown_distance, walked_packet_locals, WalkedLocal, MA
 use super::value_bounds::{int_max, is_unsigned};
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
-use crate::ir::layout::c_layout;
-use crate::ir::{views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value};
+use crate::ir::layout::{c_layout, size_of};
+use crate::ir::{
+    views, views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value,
+};
 use crate::vocab::{CmpPred, StructOrigin, Target};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 /// Counted loops with at most this many iterations stay inline (the verifier bounds them).
@@ -118,12 +120,19 @@ fn outermost_long_loop(m: &Module, f: OpId) -> Option<OpId> {
     found
 }
 
-/// How the body can leave the loop, each with its exit code (1 is `break`).
+/// How the body can leave the loop (besides `break`, exit code 1). Exits the caller carries out
+/// alike share one exit code: every `return` (the value travels in the struct), every throw,
+/// the aborts of one message (`bounds-check`'s, one per packet access), tail calls to one
+/// program with one context.
+#[derive(PartialEq)]
 enum Exit {
     Return,
     Throw,
-    Abort(OpId),
-    TailCall(OpId),
+    Abort(Vec<u8>),
+    TailCall {
+        callee: String,
+        ctx: Value,
+    },
     /// A throw or an abort from a call or a later check ([`RAISED_THROW_EXIT`]).
     RaisedThrow,
     RaisedAbort,
@@ -260,8 +269,18 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let (iteration_locals, captures): (Vec<Value>, Vec<Value>) = captures
         .into_iter()
         .partition(|&v| !inner_loop && filled_each_iteration(m, lp, v));
-    let mut exits = loop_exits(m, lp);
-    let direct = exits.len();
+    let exit_ops = loop_exits(m, lp);
+    let mut exits: Vec<Exit> = Vec::new();
+    let codes: Vec<i128> = exit_ops
+        .into_iter()
+        .map(|e| {
+            let k = exits.iter().position(|x| *x == e).unwrap_or_else(|| {
+                exits.push(e);
+                exits.len() - 1
+            });
+            2 + k as i128
+        })
+        .collect();
     if may_raise_later(m, lp) {
         exits.extend([Exit::RaisedThrow, Exit::RaisedAbort]);
     }
@@ -275,12 +294,35 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     // verifier goes on checking rounds after it) meet the same state at the call.
     let mut fields: Vec<(String, Type)> =
         vec![("unused".into(), Type::u32()), ("exit".into(), Type::u32())];
-    fields.extend(
-        captures
-            .iter()
-            .enumerate()
-            .map(|(i, &v)| (format!("c{i}"), m.value_type(v).clone())),
-    );
+    // Locals the code around the loop only loads and stores travel in the struct by value: the
+    // body uses the struct's field as the local, the caller copies the value in before the loop
+    // and out after it. (Through the local's address, the struct would hold a pointer to the
+    // slot and every access in the body would load it first.) Not where a loop stays inside the
+    // body, for the reason above: LLVM would see the field's value through the inner loop too.
+    let by_value: Vec<bool> = captures
+        .iter()
+        .map(|&c| !inner_loop && copied_through(m, func, lp, c))
+        .collect();
+    let field_type = |m: &Module, i: usize, c: Value| {
+        let t = m.value_type(c);
+        match by_value[i] {
+            true => t.pointee().expect("a local").clone(),
+            false => t.clone(),
+        }
+    };
+    // Each capture starts a word of its own: the verifier keeps the value of a register stored
+    // at a word's start (its bounds, which the body may need), not of one stored 4 bytes in.
+    for (i, &v) in captures.iter().enumerate() {
+        let t = field_type(m, i, v);
+        let tail = size_of(m, &t).expect("captured values have sizes") % 8;
+        fields.push((format!("c{i}"), t));
+        if tail != 0 {
+            fields.push((
+                format!("p{i}"),
+                Type::Array(Rc::new(Type::u8()), 8 - tail as u32),
+            ));
+        }
+    }
     if ret != Type::Void {
         fields.push(("ret".into(), ret.clone()));
     }
@@ -348,9 +390,12 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let mut b = Builder::new(m, entry);
     b.loc = loc;
     for (i, &c) in captures.iter().enumerate() {
-        let t = b.module.value_type(c).clone();
+        let t = field_type(b.module, i, c);
         let a = b.core_field_addr(ctxp, format!("c{i}").into_bytes(), Type::ptr(t.clone()));
-        let v = b.core_load(a, t);
+        let v = match by_value[i] {
+            true => a,
+            false => b.core_load(a, t),
+        };
         vmap.insert(c, v);
     }
     let lo_in = vmap[&lo];
@@ -364,7 +409,7 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         let c = m.clone_op(op, &mut vmap);
         m.place_op(c, entry, None);
     }
-    rewrite_exits(m, cb, ctxp, &exits[..direct], &ret);
+    rewrite_exits(m, cb, ctxp, &codes, &ret);
     let mut b = Builder::new(m, entry);
     b.loc = loc;
     if !b.terminated() {
@@ -392,13 +437,18 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     let mut b = m.builder_before(lp);
     let z = b.core_zero(ctx_ty.clone());
     b.core_store(z, slot);
+    let mut copied_out = Vec::new();
     for (i, &c) in captures.iter().enumerate() {
-        let a = b.core_field_addr(
-            slot,
-            format!("c{i}").into_bytes(),
-            Type::ptr(b.module.value_type(c).clone()),
-        );
-        b.core_store(c, a);
+        let t = field_type(b.module, i, c);
+        let a = b.core_field_addr(slot, format!("c{i}").into_bytes(), Type::ptr(t.clone()));
+        let v = match by_value[i] {
+            true => {
+                copied_out.push((a, c, t.clone()));
+                b.core_load(c, t)
+            }
+            false => c,
+        };
+        b.core_store(v, a);
     }
     // Trip count: hi - lo when positive (the bounds were evaluated once, before the loop).
     let more = b.core_cmp(hi, lo, CmpPred::Gt);
@@ -418,9 +468,39 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     }
     let trips = b.cast_to(trips, Type::u32());
     b.bpf_loop(trips, slot, &cb_name);
+    for (field, local, t) in copied_out {
+        let v = b.core_load(field, t);
+        b.core_store(v, local);
+    }
     dispatch_exits(m, lp, slot, &ctx_ty, &exits, &ret);
     m.detach_op(lp);
     cb
+}
+
+/// Whether captured `v` is a local of a register's size whose address the code of `func` outside
+/// loop `lp` only loads from and stores to: nothing else can reach it while the loop runs, so the
+/// loop may work on a copy.
+fn copied_through(m: &Module, func: OpId, lp: OpId, v: Value) -> bool {
+    if !m.is_local(v) || !m.value_type(v).pointee().is_some_and(Type::is_scalar) {
+        return false;
+    }
+    let inside: HashSet<OpId> = m.collect_nested(lp, |_| true).into_iter().collect();
+    let mut only_loads_and_stores = true;
+    m.walk_nested(func, &mut |o| {
+        let d = m.op(o);
+        if o == lp || inside.contains(&o) {
+            return;
+        }
+        for (i, &x) in d.operands.iter().enumerate() {
+            let plain = match d.opcode {
+                Opcode::CoreLoad => i == 0,
+                Opcode::CoreStore => i == 1,
+                _ => false,
+            };
+            only_loads_and_stores &= x != v || plain;
+        }
+    });
+    only_loads_and_stores
 }
 
 /// Whether `v` is a local of the function that only loop `lp` uses and that every iteration
@@ -445,29 +525,44 @@ fn filled_each_iteration(m: &Module, lp: OpId, v: Value) -> bool {
     })
 }
 
-/// The ops in the loop body that leave the loop (not those of loops nested inside it).
+/// How each op in the loop body that leaves the function leaves it, in order.
 fn loop_exits(m: &Module, lp: OpId) -> Vec<Exit> {
     let mut out = Vec::new();
     m.walk_nested(lp, &mut |o| match m.op(o).opcode {
         Opcode::KsReturn => out.push(Exit::Return),
         Opcode::KsThrow => out.push(Exit::Throw),
-        Opcode::KsAbort => out.push(Exit::Abort(o)),
-        Opcode::KsTailCall => out.push(Exit::TailCall(o)),
+        Opcode::KsAbort => out.push(Exit::Abort(match m.attr(o, "message") {
+            Some(Attr::Str(s)) => s.clone(),
+            _ => b"aborted".to_vec(),
+        })),
+        Opcode::KsTailCall => out.push(Exit::TailCall {
+            callee: match m.attr(o, "callee") {
+                Some(Attr::Sym(s)) => s.clone(),
+                _ => String::new(),
+            },
+            ctx: m.op(o).operands[0],
+        }),
         _ => {}
     });
     out
 }
 
 /// The body calls a function (which may throw or abort) or makes an access `lower-bpf` checks
-/// with an abort (an index into an array in a map value, a global, a config or the context).
+/// with an abort (a run-time index into an array in a map value, a global, a config or the
+/// context).
 fn may_raise_later(m: &Module, lp: OpId) -> bool {
-    !m.collect_nested(lp, |d| {
-        matches!(
-            d.opcode,
-            Opcode::CoreCall | Opcode::KsIndexAddr | Opcode::KsCtxLoad
-        )
-    })
-    .is_empty()
+    let run_time = |index: &[Value]| index.iter().any(|&i| m.const_int(i).is_none());
+    let mut raises = false;
+    m.walk_nested(lp, &mut |o| {
+        raises |= match m.op(o).opcode {
+            Opcode::CoreCall => true,
+            Opcode::KsIndexAddr => run_time(&m.op(o).operands[1..2]),
+            Opcode::KsCtxLoad => run_time(views::KsCtxLoad(o).index(m)),
+            Opcode::KsCtxStore => run_time(views::KsCtxStore(o).index(m)),
+            _ => false,
+        }
+    });
+    raises
 }
 
 /// The loop an op's `break`/`continue` belongs to: the nearest enclosing loop op.
@@ -493,9 +588,9 @@ fn set_field(b: &mut Builder, ctxp: Value, field: &str, v: Value) {
     b.core_store(v, a);
 }
 
-/// In the callback: `continue` returns 0; `break` and the function exits record their code and
-/// return 1, which stops `bpf_loop`.
-fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, exits: &[Exit], ret: &Type) {
+/// In the callback: `continue` returns 0; `break` and the function exits record their code
+/// (`codes`, one per exit op in order) and return 1, which stops `bpf_loop`.
+fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, codes: &[i128], ret: &Type) {
     let body_ops: Vec<OpId> = m.collect_nested(cb, |d| {
         matches!(
             d.opcode,
@@ -523,7 +618,7 @@ fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, exits: &[Exit], ret: &Ty
             Opcode::KsBreak => Some(1),
             _ => {
                 k += 1;
-                Some(1 + k as i128)
+                Some(codes[k - 1])
             }
         };
         if let Some(c) = code {
@@ -545,7 +640,7 @@ fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, exits: &[Exit], ret: &Ty
         b.ks_return(&[r]);
         m.detach_op(op);
     }
-    debug_assert_eq!(k, exits.len());
+    debug_assert_eq!(k, codes.len());
 }
 
 /// After `bpf.loop`: one arm per exit code that carries out the exit in the caller.
@@ -599,20 +694,11 @@ fn dispatch_exits(
             Exit::RaisedAbort => {
                 ab.ks_abort(b"aborted".to_vec());
             }
-            Exit::Abort(op) => {
-                let msg = match ab.module.attr(*op, "message") {
-                    Some(Attr::Str(s)) => s.clone(),
-                    _ => b"aborted".to_vec(),
-                };
-                ab.ks_abort(msg);
+            Exit::Abort(msg) => {
+                ab.ks_abort(msg.clone());
             }
-            Exit::TailCall(op) => {
-                let callee = match ab.module.attr(*op, "callee") {
-                    Some(Attr::Sym(s)) => s.clone(),
-                    _ => String::new(),
-                };
-                let ctx = ab.module.op(*op).operands[0];
-                ab.ks_tail_call(ctx, &callee);
+            Exit::TailCall { callee, ctx } => {
+                ab.ks_tail_call(*ctx, callee);
             }
         }
     }
