@@ -99,6 +99,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
             .collect();
         let mut pass = BoundsCheck::new(m, f, Some(end), &params, callees_prove);
         pass.classify(m, f, analyses.provenance(m, f), &roles);
+        pass.hide_pointer_equalities(m, f);
         pass.param_offsets = passed_at.of_function(m, f);
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
@@ -116,6 +117,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
     for &f in unchecked.iter().rev() {
         let mut pass = BoundsCheck::new(m, f, None, &params, HashMap::new());
         pass.classify(m, f, analyses.provenance(m, f), &roles);
+        pass.hide_pointer_equalities(m, f);
         pass.param_offsets = passed_at.of_function(m, f);
         pass.check_pointer_offsets(m, f);
         pass.accesses_within_callers_proof(m, f, &at_calls);
@@ -1262,6 +1264,25 @@ impl BoundsCheck {
     /// (`end > P`) — where it fails, LLVM knows `P >= end`, and a check `P > end` leaving the
     /// same way folds with it into `P != end` — and likewise `P >= end` (`end <= P`) where it
     /// holds (an access there, in bounds only when `P == end`, was read unchecked).
+    /// `P == end`, `P != Q` between packet pointers: the verifier learns no range from them, but
+    /// LLVM learns an equality it uses elsewhere — in this function, or in one it is inlined
+    /// into — writing `P` for `end` in a later `p + 4 > end`, a test between two packet pointers
+    /// that proves nothing to the kernel. The operands are compared as opaque copies, of which
+    /// LLVM knows nothing.
+    fn hide_pointer_equalities(&mut self, m: &mut Module, f: OpId) {
+        for op in m.collect_nested(f, |d| d.opcode == Opcode::CoreCmp) {
+            let equality = matches!(views::CoreCmp(op).pred(m), CmpPred::Eq | CmpPred::Ne);
+            if !equality || !self.is_blind_test(m, op) {
+                continue;
+            }
+            for i in 0..2 {
+                let v = m.op(op).operands[i];
+                let hidden = m.builder_before(op).bpf_opaque(v);
+                m.op_mut(op).operands[i] = hidden;
+            }
+        }
+    }
+
     fn is_blind_test(&self, m: &Module, op: OpId) -> bool {
         let d = m.op(op);
         let pointer = |v: Value| self.packet.contains(&v) || self.data_end.contains(&v);
