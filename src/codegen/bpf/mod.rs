@@ -26,6 +26,7 @@ mod isa_divisions;
 mod layout;
 mod llvm_ir;
 mod loop_exits;
+mod lost_bounds;
 mod map_lookups;
 mod ops;
 mod packet_fields;
@@ -172,6 +173,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             frame_addresses::form_at_uses(m);
             global_bases::share_global_bases(m);
             general_first::constants_on_the_jump(m);
+            lost_bounds::keep_lost_bounds(m);
             layout::lay_out(m);
             loop_exits::mark_loop_exits(m, alu32);
             Ok(())
