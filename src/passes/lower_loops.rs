@@ -2,13 +2,14 @@
 //!
 //! A `ks.for` whose trip count is not a constant of at most 64 is outlined into a callback
 //! function `<func>.loopN(index: u64, ctx: ptr<!<func>.loopN.ctx>) -> i64` and replaced by
-//! `bpf.loop`. Everything the body uses from outside — stack slots of locals, the context pointer,
-//! other SSA values — is captured by value in a context struct on the caller's stack, so the body
-//! reads and writes the caller's locals through their slots exactly as before. Exits that leave
-//! the loop are carried out through the struct: `continue` returns 0, `break` sets exit 1 and
-//! returns 1, and the `return`s, throws, aborts and tail calls get exit codes (one per way the
-//! caller carries them out) that the caller dispatches on after `bpf.loop`. Short constant loops stay counted loops the verifier bounds
-//! (the shortest are unrolled before, by `unroll-loops`).
+//! `bpf.loop`. Everything the body uses from outside — locals, the context pointer, other SSA
+//! values — is captured in a context struct on the caller's stack: a local the code around the
+//! loop only loads and stores by value (copied in before the call and out after), any other by
+//! its slot's address. Exits that leave the loop are carried out through the struct: `continue`
+//! returns 0, `break` sets exit 1 and returns 1, and the `return`s, throws, aborts and tail calls
+//! get exit codes (one per way the caller carries them out) that the caller dispatches on after
+//! `bpf.loop`. Short constant loops stay counted loops the verifier bounds (the shortest are
+//! unrolled before, by `unroll-loops`).
 //! Runs on structured kernel functions after `bounds-check` and before `lower-bpf`.
 
 use super::packet_walk::{unknown_distance, walked_packet_locals, WalkedLocal, MAX_PACKET_OFFSET};

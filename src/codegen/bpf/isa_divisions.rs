@@ -14,9 +14,9 @@
 //! other use of the guarded division, or a shape optimisation changed, is left as it is.
 
 use super::llvm_ir::{
-    calls_intrinsic, erase_dead, instructions, int_operand, replace_all_uses, users_of_result,
+    calls_intrinsic, erase_dead, instructions, int_operand, pure_asm, replace_all_uses,
+    users_of_result,
 };
-use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{InstructionOpcode, InstructionValue, IntValue};
@@ -175,31 +175,8 @@ fn build<'ctx>(
     };
     let (a, d) = (extend(a)?, extend(d)?);
     let text = if remainder { "$0 %= $2" } else { "$0 /= $2" };
-    let asm_ty = wide.fn_type(&[wide.into(), wide.into()], false);
-    let asm = ctx.create_inline_asm(
-        asm_ty,
-        text.into(),
-        constraint.into(),
-        false,
-        false,
-        None,
-        false,
-    );
-    let call = builder
-        .build_indirect_call(asm_ty, asm, &[a.into(), d.into()], "")
-        .map_err(e)?;
-    // It reads and writes no memory, and always returns.
-    let attribute = |name: &str, value: u64| {
-        ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(name), value)
-    };
-    call.add_attribute(AttributeLoc::Function, attribute("memory", 0));
-    call.add_attribute(AttributeLoc::Function, attribute("nounwind", 0));
-    call.add_attribute(AttributeLoc::Function, attribute("willreturn", 0));
-    let q = call
-        .try_as_basic_value()
-        .basic()
-        .ok_or("division asm without a result")?
-        .into_int_value();
+    let q = pure_asm(builder, wide, text.into(), constraint, &[a, d], "")
+        .ok_or("division asm without a result")?;
     if bits == wide.get_bit_width() {
         Ok(q)
     } else {

@@ -1,10 +1,12 @@
 //! Small queries over optimised LLVM IR that the post-pipeline rewrites share.
 
+use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
+use inkwell::types::{BasicMetadataTypeEnum, IntType};
 use inkwell::values::{
-    AnyValueEnum, AsValueRef, BasicValue, BasicValueEnum, BasicValueUse, FunctionValue,
-    InstructionOpcode, InstructionValue, IntValue, PhiValue, PointerValue,
+    AnyValueEnum, AsValueRef, BasicMetadataValueEnum, BasicValue, BasicValueEnum, BasicValueUse,
+    FunctionValue, InstructionOpcode, InstructionValue, IntValue, PhiValue, PointerValue,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -147,6 +149,33 @@ pub(super) fn swap_bytes(raw: u64, bits: u32) -> u64 {
         32 => u64::from((raw as u32).swap_bytes()),
         _ => raw.swap_bytes(),
     }
+}
+
+/// Calls inline asm `text` (operand `constraint`s) on `args` at the builder's position: an
+/// instruction the back end emits as written and cannot see through. Marked as reading and
+/// writing no memory and always returning, so it only computes.
+pub(super) fn pure_asm<'ctx>(
+    builder: &Builder<'ctx>,
+    ty: IntType<'ctx>,
+    text: String,
+    constraint: &str,
+    args: &[IntValue<'ctx>],
+    name: &str,
+) -> Option<IntValue<'ctx>> {
+    let ctx = ty.get_context();
+    let params: Vec<BasicMetadataTypeEnum> = args.iter().map(|a| a.get_type().into()).collect();
+    let asm_ty = ty.fn_type(&params, false);
+    let asm = ctx.create_inline_asm(asm_ty, text, constraint.into(), false, false, None, false);
+    let values: Vec<BasicMetadataValueEnum> = args.iter().map(|&a| a.into()).collect();
+    let call = builder
+        .build_indirect_call(asm_ty, asm, &values, name)
+        .ok()?;
+    let attribute =
+        |name: &str| ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0);
+    for name in ["memory", "nounwind", "willreturn"] {
+        call.add_attribute(AttributeLoc::Function, attribute(name));
+    }
+    Some(call.try_as_basic_value().basic()?.into_int_value())
 }
 
 /// Whether `i` becomes a BPF `call` (a helper, a kfunc, a function): not an intrinsic, which

@@ -12,10 +12,9 @@
 //! the masked register. Numbers only compared, or stored to the packet or a map, keep no mask.
 
 use super::llvm_ir::{
-    calls_intrinsic, erase_dead, instructions, int_operand, is_alloca, pointer_operand,
-    replace_all_uses, users, users_of_result,
+    calls_intrinsic, erase_dead, instructions, int_operand, is_alloca, is_bpf_call,
+    pointer_operand, pure_asm, replace_all_uses, users, users_of_result,
 };
-use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{AnyValue, BasicValue, InstructionOpcode, InstructionValue, IntValue};
@@ -203,8 +202,8 @@ fn reaches_range_use(v: InstructionValue<'_>) -> bool {
                     }
                 }
                 Call if calls_intrinsic(user, "llvm.umin") && has_constant_operand(user) => {}
-                // Other intrinsics and empty asm pass the value on; other calls use it.
-                Call if calls_intrinsic(user, "llvm.") || is_inline_asm(user) => work.push(user),
+                // Other intrinsics and empty asm pass the value on; BPF calls use it.
+                Call if !is_bpf_call(user) => work.push(user),
                 Call => return true,
                 _ => {}
             }
@@ -221,16 +220,6 @@ fn has_constant_operand(i: InstructionValue<'_>) -> bool {
     })
 }
 
-fn is_inline_asm(call: InstructionValue<'_>) -> bool {
-    use inkwell::values::AsValueRef;
-    use llvm_sys::core::{LLVMGetCalledValue, LLVMIsAInlineAsm};
-    // SAFETY: `call` is a live call instruction.
-    unsafe {
-        let callee = LLVMGetCalledValue(call.as_value_ref());
-        !callee.is_null() && !LLVMIsAInlineAsm(callee).is_null()
-    }
-}
-
 /// Replaces the uses of `widened` by `widened & (2^bits - 1)`, computed by inline asm right
 /// after it.
 fn mask<'ctx>(
@@ -241,7 +230,6 @@ fn mask<'ctx>(
     let value = IntValue::try_from(widened.as_any_value_enum()).ok()?;
     let next = widened.get_next_instruction()?;
     let ty = value.get_type();
-    let ctx = ty.get_context();
     // (A mask past 31 bits is no immediate; such numbers are left as they are.)
     let constraint = match ty.get_bit_width() {
         64 if bits < 32 => "=r,0",
@@ -249,26 +237,15 @@ fn mask<'ctx>(
         _ => return None,
     };
     let text = format!("$0 &= {}", (1u64 << bits) - 1);
-    let asm_ty = ty.fn_type(&[ty.into()], false);
-    let asm = ctx.create_inline_asm(asm_ty, text, constraint.into(), false, false, None, false);
     let uses: Vec<InstructionValue> = users_of_result(widened);
     builder.position_before(&next);
-    let call = builder
-        .build_indirect_call(asm_ty, asm, &[value.into()], "bounded")
-        .ok()?;
-    // It reads and writes no memory, and always returns.
-    let attribute =
-        |name: &str| ctx.create_enum_attribute(Attribute::get_named_enum_kind_id(name), 0);
-    for name in ["memory", "nounwind", "willreturn"] {
-        call.add_attribute(AttributeLoc::Function, attribute(name));
-    }
-    let bounded = call.try_as_basic_value().basic()?;
+    let bounded = pure_asm(builder, ty, text, constraint, &[value], "bounded")?;
     for user in uses {
         for i in 0..user.get_num_operands() {
             if user.get_operand(i).and_then(|o| o.value()) == Some(value.as_basic_value_enum()) {
-                user.set_operand(i, bounded);
+                user.set_operand(i, bounded.as_basic_value_enum());
             }
         }
     }
-    Some(bounded.into_int_value())
+    Some(bounded)
 }
