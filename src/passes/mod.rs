@@ -4,6 +4,7 @@
 
 mod arm_tails;
 mod bound_loops;
+mod bound_tests;
 mod bounds_check;
 pub mod callgraph;
 mod endless_loops;

@@ -31,6 +31,7 @@ const BPF: &[&str] = &[
     "lower-bpf",
     "check-kernel-memory",
     "guard-helper-sizes",
+    "separate-bound-tests",
     "skip-filled-zeroing",
     "flatten",
     "lower-tail-calls",

@@ -54,6 +54,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| helper_sizes::run(m),
     },
     PassInfo {
+        name: "separate-bound-tests",
+        about: "keep tests of one integer against constants apart, so LLVM does not fold them into a range test the verifier learns no bound from",
+        requires: &[Structured, BpfDialect],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| bound_tests::run(m),
+    },
+    PassInfo {
         name: "reachability",
         about: "drop functions and declarations no root (program, main, test, kfunc, impl) reaches",
         requires: &[Whole],

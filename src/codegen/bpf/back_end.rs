@@ -20,6 +20,8 @@ pub struct Bpf {
     pub shareable_lookups: std::cell::OnceCell<std::collections::HashSet<crate::ir::Value>>,
     /// The last sequence number given to an `llvm.bpf.btf.type.id` call (each must be distinct).
     pub type_id_seq: std::cell::Cell<u32>,
+    /// The last sequence number given to an `llvm.bpf.passthrough` call of a `bpf.passthrough`.
+    pub passthrough_seq: std::cell::Cell<u32>,
 }
 
 impl Bpf {
@@ -27,6 +29,15 @@ impl Bpf {
     pub fn next_type_id_seq(&self) -> u32 {
         self.type_id_seq.set(self.type_id_seq.get() + 1);
         self.type_id_seq.get()
+    }
+
+    /// A sequence number for the next `bpf.passthrough`: each call must be distinct, or LLVM
+    /// would merge two of one value. (Counted from 2^24, clear of the numbers the BPF back end
+    /// gives its own passthroughs.)
+    pub fn next_passthrough_seq(&self) -> u32 {
+        let next = self.passthrough_seq.get().max(1 << 24) + 1;
+        self.passthrough_seq.set(next);
+        next
     }
 }
 

@@ -116,6 +116,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
         inlined_calls: Default::default(),
         shareable_lookups: Default::default(),
         type_id_seq: Default::default(),
+        passthrough_seq: Default::default(),
     };
     let mut g = Gen::new(m, &back_end, &ctx, &module);
     crate::timing::stage("bpf to llvm ir", || {

@@ -372,6 +372,10 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
                         .ok_or("opaque without value")?,
                 );
             }
+            Opcode::BpfPassthrough => {
+                let v = self.passthrough(back_end, self.int(d.operands[0])?)?;
+                self.set(d, BasicValueEnum::IntValue(v));
+            }
             Opcode::BpfBarrier => {
                 let asm_ty = self.g.ctx.void_type().fn_type(&[], false);
                 let asm = self.g.ctx.create_inline_asm(
@@ -605,6 +609,24 @@ impl<'ctx> FnGen<'_, '_, 'ctx> {
             let md = llvm_sys::core::LLVMMetadataAsValue(self.g.ctx.as_ctx_ref(), di.as_mut_ptr());
             llvm_sys::core::LLVMSetMetadata(call, kind, md);
         }
+    }
+
+    /// `llvm.bpf.passthrough` of `v`: `v` to instruction selection, an unknown value before.
+    fn passthrough(&mut self, back_end: &Bpf, v: IntValue<'ctx>) -> Result<IntValue<'ctx>, String> {
+        let intrinsic = inkwell::intrinsics::Intrinsic::find("llvm.bpf.passthrough")
+            .ok_or("no llvm.bpf.passthrough in this LLVM")?;
+        let ty = v.get_type();
+        let decl = intrinsic
+            .get_declaration(self.g.module, &[ty.into(), ty.into()])
+            .ok_or("no llvm.bpf.passthrough declaration")?;
+        let seq = self.i32c(u64::from(back_end.next_passthrough_seq()));
+        self.builder
+            .build_call(decl, &[seq.into(), v.into()], "")
+            .map_err(|e| e.to_string())?
+            .try_as_basic_value()
+            .basic()
+            .map(|r| r.into_int_value())
+            .ok_or_else(|| "passthrough without value".into())
     }
 
     /// The BTF id of a type in the program's own BTF (`llvm.bpf.btf.type.id`, local flavour), as
