@@ -8,12 +8,14 @@
 //! write to stack", "invalid indirect access to stack … size=255"), on every kernel.
 //!
 //! So the tests of one subject (a value, or every read of one local or field, give or take a
-//! cast and an added constant) are kept apart: every test but those against the highest bound
-//! an ordered test puts on it compares a `bpf.passthrough` of its operand, which LLVM cannot
+//! cast and an added constant) are kept apart where LLVM could merge them ([`side_by_side`]) and
+//! the subject makes an address or a helper's argument, maybe in a function it is passed to or
+//! returned from ([`Addressing`]): every such test but those against the highest bound an
+//! ordered test puts on it compares a `bpf.passthrough` of its operand, which LLVM cannot
 //! relate to the others and instruction selection sees as the operand itself. LLVM keeps what
-//! the highest test tells it; the verifier learns from every test. Equalities alone are left as
-//! they are (a constant in each arm is all they give, and LLVM builds switches from them), as
-//! are a `while` loop's own tests (its trip count is LLVM's to find).
+//! the highest test tells it; the verifier learns from every test. Equalities are left as they
+//! are unless they test an edge of the type (a constant in each arm is all they give, and LLVM
+//! builds switches from them), as are a `while` loop's own tests (its trip count is LLVM's).
 //!
 //! Runs after `lower-bpf` and `guard-helper-sizes` (whose tests are on opaque copies) and
 //! before `flatten`.
