@@ -469,11 +469,18 @@ impl<'a> Checker<'a, '_> {
             }
             return true;
         }
-        self.error(
-            code,
-            e.span,
-            format!("expected `{}`, found `{}`", self.show(to), self.show(from)),
-        );
+        let message = format!("expected `{}`, found `{}`", self.show(to), self.show(from));
+        match (from, to) {
+            // `char` is integer-compatible in casts only (§6.1); C's `{0}` habit lands here.
+            (Ty::Int(_), Ty::Char) => self.error_with_note(
+                code,
+                e.span,
+                message,
+                "a `char` takes a character literal (`'a'`, `'\\0'`) or a cast (`x as char`)"
+                    .to_string(),
+            ),
+            _ => self.error(code, e.span, message),
+        }
         false
     }
 
