@@ -230,6 +230,25 @@ def scenario_sleep(ksc, work):
     check(rc == 128 + signal.SIGINT and waited < 5, "SIGINT ends a 60 s sleep at once with status 130 (exit %s after %.2f s)" % (rc, waited))
 
 
+def scenario_dispatch_loop(ksc, work):
+    """A stop signal ends the dispatch it arrives in; a loop that then sleeps or dispatches again
+    ends (status 128 + N), instead of waiting for one signal per round."""
+    exe = build(ksc, "dispatch_loop", work)
+    with running([exe, "--pid", str(os.getpid())]) as p:
+        for _ in range(3):
+            os.getppid()
+        time.sleep(0.3)
+        stopped = time.time()
+        p.proc.send_signal(signal.SIGTERM)
+        rc, out, err = p.stop(None)
+        waited = time.time() - stopped
+    check("seen=3" in out, "the loop's dispatch handled this process's 3 getppid events (%r)" % out)
+    check(rc == 128 + signal.SIGTERM and waited < 5,
+          "one SIGTERM ends the dispatch loop at once with status 143 (exit %s after %.2f s, stderr %r)"
+          % (rc, waited, err.strip()))
+    check("never reached" not in out, "the loop did not run to its end")
+
+
 def scenario_struct_ops(ksc, work):
     exe = build(ksc, "struct_ops_cc", work)
     with running([exe]) as p:
@@ -394,6 +413,7 @@ SCENARIOS = {
     "tc": scenario_tc,
     "tracepoint": scenario_tracepoint,
     "sleep": scenario_sleep,
+    "dispatch-loop": scenario_dispatch_loop,
     "struct_ops": scenario_struct_ops,
     "kill": scenario_kill,
     "run-signals": scenario_run_signals,

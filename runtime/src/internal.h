@@ -90,6 +90,7 @@ struct rt_state {
     char reason[1024];
     uint32_t test_len;
     int dispatch_epfd; /* epoll fd of a running ksrt_dispatch, else -1 (a handler may longjmp out) */
+    int stopped_by;    /* the stop signal (SIGINT/SIGTERM) that ended a dispatch, else 0 */
 };
 
 extern struct rt_state rt;
@@ -122,6 +123,9 @@ void rt_module_moved(pid_t from); /* this process unloads the module that `from`
 void rt_undo_startup(void); /* removes the pins and directories of a start-up that failed midway */
 void rt_object_destroy(void);
 void rt_install_signal_handlers(void);
+/* After a stop signal ended a dispatch, a program that dispatches or sleeps again ends here as
+ * the signal ends it outside dispatch: detached, status 128 + N (§15.3). */
+void rt_end_if_stopped(void);
 
 /* errors.c */
 

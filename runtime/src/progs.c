@@ -462,6 +462,7 @@ static int lock_pid_file(const char *path)
 
 void ksrt_sleep_ms(uint32_t ms)
 {
+    rt_end_if_stopped();
     struct timespec left = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     /* The stop signals end the process in their handler; any other interruption sleeps the rest. */
     while (nanosleep(&left, &left) != 0 && errno == EINTR)

@@ -193,6 +193,9 @@ static int consume_all(const char *const *maps, uint32_t n, int32_t *result)
 
 int32_t ksrt_dispatch(const char *const *maps, uint32_t n)
 {
+    /* The stop that ended the last dispatch left the program to finish; dispatching again is a
+     * loop the user asked to end. */
+    rt_end_if_stopped();
     int epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0)
         return -errno;
@@ -236,6 +239,7 @@ int32_t ksrt_dispatch(const char *const *maps, uint32_t n)
                 break;
             }
             if (stop_signal) {
+                rt.stopped_by = stop_signal;
                 result = 0;
                 break;
             }

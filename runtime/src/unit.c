@@ -880,6 +880,13 @@ static void on_fatal_signal(int sig)
     _exit(128 + sig);
 }
 
+void rt_end_if_stopped(void)
+{
+    /* (A test's stop comes from its runner, which tells a stopped test apart by itself.) */
+    if (rt.stopped_by && !rt.in_test)
+        ksrt_exit(128 + rt.stopped_by);
+}
+
 void rt_install_signal_handlers(void)
 {
     struct sigaction sa;
