@@ -69,6 +69,7 @@ fi
 
 cd "$work" || fail "cannot enter $work"
 for _ in 1 2 3 4 5; do : > ksfentry; done
+for _ in 1 2 3 4; do : > kskprobe; done
 for _ in 1 2 3; do { : < ksmissing/x; } 2> /dev/null; done
 open_denied || fail "the LSM hook denied opening ksdeny"
 [[ "$(< "$work/err")" == *"Operation not permitted"* ]] || fail "the open failed with EPERM ($(< "$work/err"))"
@@ -94,6 +95,8 @@ ok "the executable exits 0 after SIGTERM"
 ok "TC ingress passed 3 and dropped 6"
 [[ "$out" == *" fentry=5 "* ]] || fail "fentry counted the 5 opens ($out)"
 ok "fentry counted the 5 opens"
+[[ "$out" == *" kprobe=4"* ]] || fail "the kprobe counted the 4 opens ($out)"
+ok "the kprobe counted the 4 opens"
 [[ "$out" == *" fexit=3 ret=-2 "* ]] || fail "fexit saw 3 returns of -ENOENT ($out)"
 ok "fexit saw 3 returns of -ENOENT"
 [[ "$out" == *" denied=2"* ]] || fail "the LSM hook counted 2 denials ($out)"

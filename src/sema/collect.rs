@@ -615,6 +615,11 @@ impl<'a> Checker<'a, '_> {
                 kind: ProgKind::Kprobe,
                 arg,
             },
+            // `@kprobe("f")` is `@probe("f+0")`: a kprobe at the function's entry.
+            "kprobe" => FnKind::Program {
+                kind: ProgKind::Kprobe,
+                arg,
+            },
             n => match ProgKind::from_attribute(n) {
                 Some(kind) => FnKind::Program { kind, arg },
                 None => FnKind::User,

@@ -114,11 +114,9 @@ impl<'a> Checker<'a, '_> {
                         .to_string()
                 }
             },
-            "probe" => match arg {
+            "probe" | "kprobe" => match arg {
                 Some(t) if valid_probe_target(&t) => return Some(t),
-                _ => {
-                    "`@probe` needs a kernel function name, optionally with \"+offset\"".to_string()
-                }
+                _ => format!("`@{n}` needs a kernel function name, optionally with \"+offset\""),
             },
             _ => match arg {
                 Some(t) if !t.is_empty() && !t.contains(['+', '/']) => return Some(t),
@@ -166,7 +164,7 @@ impl<'a> Checker<'a, '_> {
                 self.tracepoint_params(a, target, &params)?;
                 self.program_ret(n, &ret)
             }
-            "probe" | "fexit" => {
+            "probe" | "kprobe" | "fexit" => {
                 // `func+off` is a kprobe: same typing, read from registers.
                 let func = target.split('+').next().unwrap_or(target);
                 if let Some(entry) = self.syscall_entry(func) {
@@ -400,7 +398,7 @@ impl<'a> Checker<'a, '_> {
     ) -> Result<(), String> {
         let n = a.name.name.as_str();
         let func = target.split('+').next().unwrap_or(target);
-        if n == "fexit" || target.contains('+') {
+        if n != "probe" || target.contains('+') {
             self.error_with_note(
                 Code::E0204,
                 a.span,

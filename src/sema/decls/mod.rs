@@ -26,6 +26,7 @@ const FN_ATTRS: &[&str] = &[
     "xdp",
     "tc",
     "probe",
+    "kprobe",
     "fexit",
     "kretprobe",
     "tracepoint",
@@ -40,7 +41,14 @@ const FN_ATTRS: &[&str] = &[
 ];
 
 /// Attributes that are [ext] (§9.2) and so rejected by `--compat`.
-const EXT_ATTRS: &[&str] = &["fexit", "kretprobe", "tp_btf", "lsm", "cgroup_skb"];
+const EXT_ATTRS: &[&str] = &[
+    "fexit",
+    "kprobe",
+    "kretprobe",
+    "tp_btf",
+    "lsm",
+    "cgroup_skb",
+];
 
 /// Most parameters a fentry-style program reads from its context array (§19).
 const MAX_TRACED_PARAMS: usize = 6;
@@ -275,6 +283,10 @@ fn kind_of_attr(a: &Attribute) -> FnKind {
         "private" => FnKind::Private,
         "test" => FnKind::Test,
         "probe" if arg.as_deref().is_some_and(|s| s.contains('+')) => FnKind::Program {
+            kind: ProgKind::Kprobe,
+            arg,
+        },
+        "kprobe" => FnKind::Program {
             kind: ProgKind::Kprobe,
             arg,
         },
