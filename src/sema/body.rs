@@ -106,7 +106,11 @@ impl<'a> Checker<'a, '_> {
             }
         }
         for i in 0..self.funcs.len() {
-            self.check_function(FuncId(i as u32));
+            // A function whose attribute is unknown (E0201) has no target yet: its body would
+            // only add errors of the wrong side (helpers "only kernel code can call").
+            if !self.has_unknown_attribute(FuncId(i as u32)) {
+                self.check_function(FuncId(i as u32));
+            }
         }
         self.helper_param_nullness();
         for item in &unit.items {
@@ -230,6 +234,16 @@ impl<'a> Checker<'a, '_> {
             }
             self.coerce(d, &t, &ty, Code::E0301);
         }
+    }
+
+    /// Whether a function carries an attribute no function may (E0201 at the attribute).
+    pub(super) fn has_unknown_attribute(&self, id: FuncId) -> bool {
+        let f = &self.funcs[id.0 as usize];
+        f.module.is_none()
+            && f.item
+                .attrs
+                .iter()
+                .any(|a| !super::decls::FN_ATTRS.contains(&a.name.name.as_str()))
     }
 
     fn check_function(&mut self, id: FuncId) {

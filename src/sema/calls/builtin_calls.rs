@@ -93,7 +93,10 @@ impl<'a> Checker<'a, '_> {
                 Ty::Void
             }
             "load" => {
-                if self.arity(e, args, 1, 1) && self.program_arg(&args[0]).is_none() {
+                if self.arity(e, args, 1, 1)
+                    && self.program_arg(&args[0]).is_none()
+                    && !self.names_unknown_kind(&args[0])
+                {
                     self.error(
                         Code::E0309,
                         args[0].span,
@@ -237,6 +240,17 @@ impl<'a> Checker<'a, '_> {
     }
 
     /// The program function named by an argument, if it names one.
+    /// Whether `a` names a function whose attribute is unknown: its kind is reported there.
+    fn names_unknown_kind(&self, a: &Expr) -> bool {
+        match &a.kind {
+            ExprKind::Ident(n) => match self.symbols.get(n) {
+                Some(Symbol::Func(id)) => self.has_unknown_attribute(*id),
+                _ => false,
+            },
+            _ => false,
+        }
+    }
+
     pub(in crate::sema::calls) fn program_arg(&self, a: &Expr) -> Option<FuncId> {
         match &a.kind {
             ExprKind::Ident(n) => match self.symbols.get(n) {

@@ -45,9 +45,21 @@ impl<'a> Checker<'a, '_> {
                             .to_string()
                     }
                     "flags" => "`@flags` annotates a map, not a function".to_string(),
+                    "uprobe" | "uretprobe" | "usdt" => {
+                        format!("unknown attribute `@{n}`: ksc does not trace user-space code")
+                    }
                     _ => format!("unknown attribute `@{n}`"),
                 };
-                self.error(Code::E0201, a.span, why);
+                let user_space_probe = matches!(n, "uprobe" | "uretprobe" | "usdt");
+                match closest_name(n, FN_ATTRS).filter(|_| !user_space_probe) {
+                    Some(near) => self.error_with_note(
+                        Code::E0201,
+                        a.span,
+                        why,
+                        format!("did you mean `@{near}`?"),
+                    ),
+                    None => self.error(Code::E0201, a.span, why),
+                }
             } else if let Some(first) = kind_attr {
                 self.error(
                     Code::E0201,
@@ -605,4 +617,32 @@ impl<'a> Checker<'a, '_> {
             _ => false,
         }
     }
+}
+
+/// The name of `names` within two edits of `name` (a typo: `@tracepiont`, `@kprob`), if one is.
+fn closest_name<'n>(name: &str, names: &[&'n str]) -> Option<&'n str> {
+    names
+        .iter()
+        .map(|&c| (edit_distance(name, c), c))
+        .filter(|&(d, _)| d <= 2 && d < name.len())
+        .min_by_key(|&(d, _)| d)
+        .map(|(_, c)| c)
+}
+
+/// Levenshtein distance of two ASCII names.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &x) in a.as_bytes().iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &y) in b.iter().enumerate() {
+            let next = (diagonal + usize::from(x != y))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            diagonal = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
 }

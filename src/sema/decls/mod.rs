@@ -22,7 +22,7 @@ const PIN_NAME_MAX: usize = 255;
 
 /// Every attribute a function may carry. Each selects the function's target, so each is a "kind
 /// attribute" in the sense of §9.2: at most one per function.
-const FN_ATTRS: &[&str] = &[
+pub(in crate::sema) const FN_ATTRS: &[&str] = &[
     "xdp",
     "tc",
     "probe",
