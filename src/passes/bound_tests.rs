@@ -21,7 +21,7 @@
 //! before `flatten`.
 
 use super::PassResult;
-use crate::ir::{views, Attr, BlockId, IntTy, Module, OpId, Opcode, RegionId, Value, ValueDef};
+use crate::ir::{views, Attr, BlockId, IntTy, Module, OpId, Opcode, Value, ValueDef};
 use crate::vocab::CmpPred;
 use std::collections::{HashMap, HashSet};
 
@@ -280,21 +280,21 @@ fn subject_of(m: &Module, v: Value) -> Subject {
     }
 }
 
-/// For result `v` of `ks.if` `op` that yields a load in one arm and a constant in the other (a
-/// field read through a pointer that may be null), the load.
+/// For `v`, the one result of `ks.if` `op`, which yields a load in one arm and a constant in the
+/// other (a field read through a pointer that may be null), the load.
 fn null_safe_read(m: &Module, op: OpId, v: Value) -> Option<Value> {
-    let index = m.op(op).results.iter().position(|&r| r == v)?;
-    let yielded = |r: RegionId| {
-        let block = m.sole_block(r)?;
-        let &last = m.block(block).ops.last()?;
-        (m.op(last).opcode == Opcode::KsYield).then(|| m.op(last).operands.get(index).copied())?
-    };
+    let d = m.op(op);
+    if d.results.as_slice() != [v] {
+        return None;
+    }
     let constant = |x: Value| {
         m.defining_op(x)
             .is_some_and(|d| matches!(m.op(d).opcode, Opcode::CoreZero | Opcode::CoreConst))
     };
-    let regions = &m.op(op).regions;
-    let (a, b) = (yielded(regions[0])?, yielded(regions[1])?);
+    let (a, b) = (
+        m.yielded_value(d.regions[0])?,
+        m.yielded_value(d.regions[1])?,
+    );
     let (read, other) = if constant(b) { (a, b) } else { (b, a) };
     let is_load = m
         .defining_op(read)
