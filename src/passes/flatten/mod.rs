@@ -610,10 +610,19 @@ impl<'m> Flattener<'m> {
         self.start(join);
     }
 
-    /// `ks.while`: a header block running the condition, the body looping back to it.
+    /// `ks.while`: a header block running the condition, the body looping back to it through
+    /// one latch block, where `continue` goes too. (With a back edge per `continue`, LLVM's
+    /// LoopSimplify splits the loop into nested ones wherever a value is left unchanged on some
+    /// edges, and LSR then rebases each counter per inner loop: a sum of two registers whose
+    /// bound the verifier cannot follow.)
     fn flatten_while(&mut self, data: OpData) {
         let prev_loc = data.loc;
-        let (header, body, exit) = (self.new_block(), self.new_block(), self.new_block());
+        let (header, body, latch, exit) = (
+            self.new_block(),
+            self.new_block(),
+            self.new_block(),
+            self.new_block(),
+        );
         self.b_at(prev_loc).core_br(&[], vec![header]);
         self.start(header);
         if let Some(c) = self.emit_region(data.regions[0], ScopeKind::Block) {
@@ -630,14 +639,16 @@ impl<'m> Flattener<'m> {
                 data.regions[1],
                 ScopeKind::Loop {
                     brk: exit,
-                    cont: header,
+                    cont: latch,
                     cont_arg: None,
                 },
             )
             .is_some()
         {
-            self.b_at(prev_loc).core_br(&[], vec![header]);
+            self.b_at(prev_loc).core_br(&[], vec![latch]);
         }
+        self.start(latch);
+        self.b_at(prev_loc).core_br(&[], vec![header]);
         self.start(exit);
     }
 
