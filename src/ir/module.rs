@@ -552,6 +552,17 @@ impl Module {
         self.uses_within(scope, v)
     }
 
+    /// The ops among `op` and the ops inside it that use each value, once per use.
+    pub fn users_within(&self, op: OpId) -> std::collections::HashMap<Value, Vec<OpId>> {
+        let mut users: std::collections::HashMap<Value, Vec<OpId>> = Default::default();
+        for o in self.collect_nested(op, |_| true) {
+            for &v in &self.op(o).operands {
+                users.entry(v).or_default().push(o);
+            }
+        }
+        users
+    }
+
     /// How many operands of `op` and of the ops inside it name `v`.
     pub fn uses_within(&self, op: OpId, v: Value) -> usize {
         let count = |o: OpId| self.op(o).operands.iter().filter(|&&x| x == v).count();

@@ -7,7 +7,9 @@
 //! reaches the run-time bound: the loop an expert writes for the verifier. It then stays inline
 //! (one verifier-bounded iteration per step, its counter a bound `bounds-check` can use) instead
 //! of becoming a `bpf_loop` callback called once per iteration. The bound comes from
-//! [`LocalBounds`]: stores to locals and the comparisons that guard them.
+//! [`LocalBounds`]: stores to locals and the comparisons that guard them. Such a loop whose
+//! counter is only read as a distance from the bound (`buf[n - 1 - k]`) counts down instead
+//! ([`reverse_walks`]).
 //!
 //! A counted `while` (`while (i < K)`, see [`while_trip_count`]) longer than that becomes
 //! `for (_ in 0..K) { if (!cond) { break } body }`, so `lower-loops` makes it a `bpf_loop` as it
@@ -25,6 +27,7 @@ use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_
 use super::packet_walk::{
     packet_walk_trips, walk_may_stall, walked_packet_locals, walks_pointer_back, MAX_PACKET_OFFSET,
 };
+use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
     counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms, widened_from,
@@ -97,6 +100,9 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         let ty = m.value_type(hi).clone();
         let same_type = counter.is_some_and(|c| *m.value_type(c) == ty);
         if m.const_int(hi).is_some() || max - lo_value > INLINE_TRIP_COUNT || !same_type {
+            continue;
+        }
+        if wraps_past.is_none() && reverse_walks::count_down(m, f, lp, max - lo_value) {
             continue;
         }
         let mut b = m.builder_before(lp);
@@ -297,7 +303,7 @@ fn count_long_whiles(
             Count::RunTime(c) => run_time_counts::emit_trips(m, lp, c, start.expect("a counter")),
         };
         let mut b = m.builder_before(lp);
-        let for_op = b.ks_for(lo, hi, None);
+        let for_op = b.ks_for(lo, hi, None, None);
         let top = b.entry(for_op, 0);
         let index = m.add_block_arg(top, counter_ty);
         let loc = m.op(lp).loc;

@@ -87,6 +87,10 @@ pub(super) fn most_trips(m: &Module, l: OpId) -> Option<i128> {
 
 /// A loop this pass outlines into a `bpf_loop` callback (whose counter the verifier cannot bound).
 pub fn is_long(m: &Module, l: OpId) -> bool {
+    // (bound-loops counts a loop down only to a bound it proved small.)
+    if m.attr(l, "down") == Some(&Attr::Bool(true)) {
+        return false;
+    }
     let Some(trips) = most_trips(m, l) else {
         return true;
     };

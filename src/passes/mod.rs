@@ -31,6 +31,7 @@ mod range_tests;
 mod rcu_sections;
 mod region_match;
 pub mod registry;
+mod reverse_walks;
 mod run_time_counts;
 mod sink_pure_calls;
 mod switch_table;

@@ -17,12 +17,7 @@ pub fn run(m: &mut Module) -> PassResult {
     let funcs = super::kernel_funcs(m);
     for f in funcs {
         // Who uses each value, once per function: a fold changes only its own lookup's uses.
-        let mut users: Users = HashMap::new();
-        for op in m.collect_nested(f, |_| true) {
-            for &v in &m.op(op).operands {
-                users.entry(v).or_default().push(op);
-            }
-        }
+        let users: Users = m.users_within(f);
         for lookup in m.collect_nested(f, |d| d.opcode == Opcode::KsMapLookup) {
             if let Some((test, delete)) = presence_then_delete(m, &users, lookup) {
                 fold(m, lookup, test, delete);

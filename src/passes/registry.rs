@@ -190,7 +190,7 @@ pub static PASSES: &[PassInfo] = &[
     },
     PassInfo {
         name: "bound-loops",
-        about: "counted loops to a run-time bound known to be small count to that bound instead, inline",
+        about: "counted loops to a run-time bound known to be small count to that bound instead, inline (reverse walks count down)",
         requires: &[Structured, KsKernel],
         adds: &[],
         removes: &[],

@@ -652,11 +652,13 @@ impl<'m> Flattener<'m> {
         self.start(exit);
     }
 
-    /// `ks.for`: a counted loop, the counter a block argument of the header.
+    /// `ks.for`: a counted loop, the counter a block argument of the header. Counting down
+    /// (`down`), the header holds the counter plus one, from `hi` while above `lo`.
     fn flatten_for(&mut self, data: OpData) {
         let prev_loc = data.loc;
         let (lo, hi) = (self.map(data.operands[0]), self.map(data.operands[1]));
         let ty = self.m.value_type(lo).clone();
+        let down = data.attrs.get(1) == Some(&Some(Attr::Bool(true)));
         let (header, body, latch, exit) = (
             self.new_block(),
             self.new_block(),
@@ -666,20 +668,35 @@ impl<'m> Flattener<'m> {
         let hi_i = self.m.add_block_arg(header, ty.clone());
         let bi = self.m.add_block_arg(body, ty.clone());
         let li = self.m.add_block_arg(latch, ty.clone());
-        self.b_at(prev_loc).core_br(&[lo], vec![header]);
+        let (start, end, pred) = if down {
+            (hi, lo, CmpPred::Gt)
+        } else {
+            (lo, hi, CmpPred::Lt)
+        };
+        self.b_at(prev_loc).core_br(&[start], vec![header]);
         self.start(header);
-        let more = self.b_at(prev_loc).core_cmp(hi_i, hi, CmpPred::Lt);
+        let more = self.b_at(prev_loc).core_cmp(hi_i, end, pred);
         self.b_at(prev_loc)
             .core_cond_br(more, &[hi_i], 1, None, vec![body, exit]);
-        let old_body = self.m.region(data.regions[0]).blocks[0];
-        if let Some(&oi) = self.m.block(old_body).args.first() {
-            self.vmap.insert(oi, bi);
-        }
         self.start(latch);
         let one = self.b_at(prev_loc).core_const(1, ty.clone());
-        let next = self.b_at(prev_loc).core_add(li, one);
+        let next = if down {
+            self.b_at(prev_loc).core_sub(li, one)
+        } else {
+            self.b_at(prev_loc).core_add(li, one)
+        };
         self.b_at(prev_loc).core_br(&[next], vec![header]);
         self.start(body);
+        let old_body = self.m.region(data.regions[0]).blocks[0];
+        if let Some(&oi) = self.m.block(old_body).args.first() {
+            let counter = if down {
+                let one = self.b_at(prev_loc).core_const(1, ty.clone());
+                self.b_at(prev_loc).core_sub(bi, one)
+            } else {
+                bi
+            };
+            self.vmap.insert(oi, counter);
+        }
         if self
             .emit_region(
                 data.regions[0],
