@@ -102,7 +102,7 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         if m.const_int(hi).is_some() || max - lo_value > INLINE_TRIP_COUNT || !same_type {
             continue;
         }
-        if wraps_past.is_none() && reverse_walks::count_down(m, f, lp, max - lo_value) {
+        if wraps_past.is_none() && reverse_walks::count_down(m, f, lp, max) {
             continue;
         }
         let mut b = m.builder_before(lp);

@@ -23,8 +23,8 @@ use crate::vocab::CmpPred;
 /// The abort of a bound larger than bound-loops proved it is (which does not happen).
 const UNPROVEN_BOUND: &[u8] = b"loop bound above the most ksc proved it to be";
 
-/// Makes `ks.for` `lp` of function `f`, whose run-time bound is at most `most` past its start, the
-/// count-down loop above when its counter is read only as a reverse index; false when it is not.
+/// Makes `ks.for` `lp` of function `f`, whose run-time bound is at most `most`, the count-down
+/// loop above when its counter is read only as a reverse index; false when it is not.
 pub(super) fn count_down(m: &mut Module, f: OpId, lp: OpId, most: i128) -> bool {
     let Some(walk) = ReverseWalk::of(m, f, lp) else {
         return false;
@@ -34,7 +34,7 @@ pub(super) fn count_down(m: &mut Module, f: OpId, lp: OpId, most: i128) -> bool 
     let ty = m.value_type(hi).clone();
     let counter = walk.counter;
     let mut b = m.builder_before(lp);
-    // ksc has shown `hi` is at most `most` past `lo`; the verifier may not have (a bound learnt
+    // ksc has shown `hi` is at most `most`; the verifier may not have (a bound learnt
     // from a spilled value, or from a test LLVM merged with another), and without it could not
     // end the loop. So the bound is tested again where the verifier sees it: a test of a
     // passthrough, which LLVM can neither fold (it knows the bound) nor merge with the loop's
