@@ -171,6 +171,7 @@ impl<'a> Checker<'a, '_> {
         let mut has_default = false;
         let mut covered: Vec<i128> = Vec::new();
         let mut all_arms_diverge = true;
+        let mut valueless_arm: Option<Span> = None;
         let mut join = crate::sema::stmt::InvalidationJoin::new(cx);
         for arm in arms {
             join.begin(cx);
@@ -178,7 +179,7 @@ impl<'a> Checker<'a, '_> {
             if matches!(arm.pattern, Pattern::Default(_)) {
                 has_default = true;
             }
-            let (t, span) = match &arm.body {
+            let (t, span, reach) = match &arm.body {
                 ArmBody::Expr(
                     x @ Expr {
                         kind: ExprKind::Call { callee, args },
@@ -189,24 +190,34 @@ impl<'a> Checker<'a, '_> {
                     let t = self.call(cx, x, callee, args, true);
                     self.call_expected = None;
                     self.expr_types[x.id.0 as usize] = t.clone();
-                    (t, x.span)
+                    (t, x.span, true)
                 }
                 ArmBody::Expr(x) => {
                     let t = self.expr(cx, x, result.as_ref());
                     let reach = !self.diverging.contains(&x.id);
                     all_arms_diverge &= !reach;
                     join.end(cx, reach);
-                    (t, x.span)
+                    (t, x.span, reach)
                 }
                 ArmBody::Block(b) => {
                     let (t, reach) = self.arm_block(cx, b);
                     all_arms_diverge &= !reach;
                     join.end(cx, reach);
-                    (t, b.span)
+                    (t, b.span, reach)
                 }
             };
-            if matches!(t, Ty::Void) && matches!(arm.body, ArmBody::Block(_)) {
-                continue; // an arm that ends in return/throw has no value
+            if matches!(t, Ty::Void) {
+                // An arm that ends in return/throw has no value and needs none (nor does an
+                // `if` tail, whose branches yield); one that completes with a call of a void
+                // function is wrong once another arm has a value.
+                let valueless = match &arm.body {
+                    ArmBody::Expr(_) => Some(span),
+                    ArmBody::Block(b) => self.valueless_tail(b),
+                };
+                if reach {
+                    valueless_arm = valueless_arm.or(valueless);
+                }
+                continue;
             }
             result = match result {
                 None => Some(t),
@@ -246,12 +257,54 @@ impl<'a> Checker<'a, '_> {
             join.begin(cx);
             join.end(cx, true);
         }
+        if let (Some(span), Some(r)) = (valueless_arm, &result) {
+            if !r.is_error() {
+                self.error(
+                    Code::E0404,
+                    span,
+                    format!(
+                        "this arm has no value, but the other arms are `{}`",
+                        self.show(r)
+                    ),
+                );
+                result = Some(Ty::Error);
+            }
+        }
         join.finish(cx);
         // Every value reaches an arm and no arm completes: nothing after the match runs.
         if exhaustive && all_arms_diverge {
             self.diverging.insert(e.id);
         }
         result.unwrap_or(Ty::Void)
+    }
+
+    /// Where a block arm ends in a call of a void function, on any path through a tail `if`.
+    fn valueless_tail(&self, b: &Block) -> Option<Span> {
+        match &b.stmts.last()?.kind {
+            StmtKind::Expr(e) => (matches!(self.expr_types[e.id.0 as usize], Ty::Void)
+                && !self.diverging.contains(&e.id))
+            .then_some(e.span),
+            StmtKind::If { then, els, .. } => self.valueless_tail(then).or_else(|| {
+                let mut els = els.as_deref();
+                loop {
+                    match els? {
+                        ElseBranch::Block(b) => return self.valueless_tail(b),
+                        ElseBranch::If(stmt) => match &stmt.kind {
+                            StmtKind::If {
+                                then, els: next, ..
+                            } => {
+                                if let Some(span) = self.valueless_tail(then) {
+                                    return Some(span);
+                                }
+                                els = next.as_deref();
+                            }
+                            _ => return None,
+                        },
+                    }
+                }
+            }),
+            _ => None,
+        }
     }
 
     pub(in crate::sema::expr) fn check_pattern(
