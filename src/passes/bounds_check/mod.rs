@@ -213,6 +213,8 @@ struct BoundsCheck {
     written_once: HashMap<Value, Value>,
     /// Every value stored into each local whose address is used only to load and store.
     stores: HashMap<Value, Vec<Value>>,
+    /// The values stored into each local or into its fields and elements, address taken or not.
+    aggregate_stores: HashMap<Value, Vec<Value>>,
     /// Bounds of every local at its loads, and which loads read the same store.
     locals: value_bounds::LocalBounds,
     /// Where checks read data_end from (`None`: the function has none and is not walked).
@@ -494,6 +496,7 @@ impl BoundsCheck {
             blind_tests: false,
             written_once: HashMap::new(),
             stores: HashMap::new(),
+            aggregate_stores: HashMap::new(),
             locals: value_bounds::LocalBounds::of_function(m, f, params),
             end,
             inserted: 0,
@@ -509,7 +512,10 @@ impl BoundsCheck {
             called_params: match KsFunc(f).kind(m) {
                 Some(_) => HashSet::new(),
                 None => (m.block(m.func_entry(f)).args.iter().copied())
-                    .filter(|&a| m.value_type(a).is_int())
+                    .filter(|&a| {
+                        let ty = m.value_type(a);
+                        ty.is_int() || matches!(ty, Type::Struct(_) | Type::Array(..))
+                    })
                     .collect(),
             },
             shapes: RefCell::new(HashMap::new()),
@@ -545,6 +551,9 @@ impl BoundsCheck {
             if m.op(op).opcode == Opcode::CoreStore {
                 let (v, slot) = (m.op(op).operands[0], m.op(op).operands[1]);
                 stores.entry(slot).or_default().push(v);
+                if let Some(local) = aggregate_root(m, slot) {
+                    self.aggregate_stores.entry(local).or_default().push(v);
+                }
                 if let Some(n) = self.slots.get_mut(&slot) {
                     *n += 1;
                     self.slot_value.insert(slot, v);
@@ -814,6 +823,19 @@ impl BoundsCheck {
                 .stores[&d.operands[0]]
                 .iter()
                 .any(|&stored| self.may_be_known_huge(m, stored, depth - 1)),
+            // A field of a local aggregate (`info.l4_off` of a struct parameter or of a
+            // function's result): huge when a whole value stored into it may be, or a value
+            // stored into any of its fields.
+            Opcode::CoreLoad if depth > 0 => {
+                let Some(local) = aggregate_root(m, d.operands[0]) else {
+                    return false;
+                };
+                self.aggregate_stores.get(&local).is_some_and(|stored| {
+                    stored
+                        .iter()
+                        .any(|&v| self.may_be_known_huge(m, v, depth - 1))
+                })
+            }
             Opcode::CoreSub => {
                 let low = self.min_of(m, d.operands[0], depth).unwrap_or(0);
                 self.max_of(m, d.operands[1], depth)
@@ -2128,5 +2150,21 @@ fn never_negative(m: &Module, v: Value) -> bool {
             is_unsigned(from) && bits(from) < bits(ty)
         }
         _ => false,
+    }
+}
+
+/// The local a field or element address is taken within (`&info.l4_off` → `info`), or the
+/// local itself.
+fn aggregate_root(m: &Module, addr: Value) -> Option<Value> {
+    let mut addr = addr;
+    loop {
+        if m.is_local(addr) {
+            return Some(addr);
+        }
+        let d = m.op(def_op(m, addr)?);
+        match d.opcode {
+            Opcode::CoreFieldAddr | Opcode::CoreElemAddr => addr = d.operands[0],
+            _ => return None,
+        }
     }
 }
