@@ -197,7 +197,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                     .unwrap_or(Ty::Int(crate::sema::types::IntTy::U32));
                 let lo_v = self.coerced(lo, &ty);
                 let hi_v = self.coerced(hi, &ty);
-                let op = self.b().ks_for(lo_v, hi_v, None, None);
+                let op = self.b().ks_for(lo_v, hi_v, None, None, None);
                 let bb = self.entry_of(op, 0);
                 let ity = self.lw.ir_type(&ty);
                 let i = self.lw.m.add_block_arg(bb, ity.clone());

@@ -44,6 +44,7 @@ pub fn run(m: &mut Module) -> PassResult {
     let mut errors = Vec::new();
     for f in funcs {
         count_long_whiles(m, f, &params, &mut errors);
+        outline_two_way_walks(m, f);
         bound_run_time_trips(m, f, &params);
         for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
             if stays_counted(m, f, lp) {
@@ -56,6 +57,19 @@ pub fn run(m: &mut Module) -> PassResult {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// A loop that moves a packet offset or pointer forward on some paths and back on others
+/// (`pos + len` past an option, `pos - 1` over a NOP) is not one the verifier can follow inline:
+/// every round's exact position on every path is a state of its own, and a 40-round options loop
+/// went past the 1M-instruction limit. As a `bpf_loop` callback each round starts from a rebased
+/// position the verifier checks once.
+fn outline_two_way_walks(m: &mut Module, f: OpId) {
+    for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
+        if walked_packet_locals(m, f, lp).iter().any(|w| w.both_ways()) {
+            m.set_attr(lp, "outline", Some(Attr::Bool(true)));
+        }
     }
 }
 
@@ -100,6 +114,9 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         let ty = m.value_type(hi).clone();
         let same_type = counter.is_some_and(|c| *m.value_type(c) == ty);
         if m.const_int(hi).is_some() || max - lo_value > INLINE_TRIP_COUNT || !same_type {
+            continue;
+        }
+        if m.attr(lp, "outline") == Some(&Attr::Bool(true)) {
             continue;
         }
         if wraps_past.is_none() && reverse_walks::count_down(m, f, lp, max) {
@@ -303,7 +320,7 @@ fn count_long_whiles(
             Count::RunTime(c) => run_time_counts::emit_trips(m, lp, c, start.expect("a counter")),
         };
         let mut b = m.builder_before(lp);
-        let for_op = b.ks_for(lo, hi, None, None);
+        let for_op = b.ks_for(lo, hi, None, None, None);
         let top = b.entry(for_op, 0);
         let index = m.add_block_arg(top, counter_ty);
         let loc = m.op(lp).loc;

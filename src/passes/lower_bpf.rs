@@ -639,7 +639,7 @@ impl Emit<'_> {
     fn for_range(&mut self, n: u64, body: impl FnOnce(&mut Emit<'_>, Value)) {
         let lo = self.b.core_const(0, Type::u32());
         let hi = self.b.core_const(n as i128, Type::u32());
-        let op = self.b.ks_for(lo, hi, None, None);
+        let op = self.b.ks_for(lo, hi, None, None, None);
         let block = self.b.entry(op, 0);
         let i = self.b.module.add_block_arg(block, Type::u32());
         self.nested(block, |e| body(e, i));

@@ -1092,7 +1092,7 @@ impl Lower<'_> {
                     self.konst(at, *n as i128, Type::u32()),
                 );
                 let loc = self.loc_of(at);
-                let for_op = self.b(at).ks_for(lo, hi, None, None);
+                let for_op = self.b(at).ks_for(lo, hi, None, None, None);
                 let body = self.m.region(self.m.op(for_op).regions[0]).blocks[0];
                 let i = self.m.add_block_arg(body, Type::u32());
                 let inner = At::End(body, loc);

@@ -91,6 +91,9 @@ pub fn is_long(m: &Module, l: OpId) -> bool {
     if m.attr(l, "down") == Some(&Attr::Bool(true)) {
         return false;
     }
+    if m.attr(l, "outline") == Some(&Attr::Bool(true)) {
+        return true;
+    }
     let Some(trips) = most_trips(m, l) else {
         return true;
     };

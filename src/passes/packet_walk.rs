@@ -148,6 +148,18 @@ pub(super) struct WalkedLocal {
     pub pointer: bool,
     /// Its steps only add (`p + len + 1`), never subtract.
     pub forward: bool,
+    /// Some step subtracts (`off - 1`).
+    pub back: bool,
+    /// Some step only adds.
+    pub ahead: bool,
+}
+
+impl WalkedLocal {
+    /// Moved forward on some paths and back on others (`pos + len`, `pos - 1`): the verifier
+    /// follows every round's exact position on each path and prunes none of them.
+    pub fn both_ways(&self) -> bool {
+        self.ahead && self.back
+    }
 }
 
 /// The locals loop `l` of `f` walks through the packet: each a pointer from `ctx->data` or an
@@ -166,18 +178,30 @@ pub(super) fn walked_packet_locals(m: &Module, f: OpId, l: OpId) -> Vec<WalkedLo
     let mut walked: Vec<WalkedLocal> = Vec::new();
     for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
         let (value, slot) = (m.op(store).operands[0], m.op(store).operands[1]);
-        if !m.is_local(slot) || walked.iter().any(|w| w.slot == slot) {
+        if !m.is_local(slot) {
             continue;
         }
         let ty = m.value_type(value);
         let pointer = ty.is_ptr() && from_data(value);
         let offset = is_unsigned(ty) && packet_offsets.contains(&slot);
-        if (pointer || offset) && advances(m, value, slot, 8) {
-            walked.push(WalkedLocal {
+        if !((pointer || offset) && advances(m, value, slot, 8)) {
+            continue;
+        }
+        let forward = steps_forward(m, value);
+        match walked.iter_mut().find(|w| w.slot == slot) {
+            Some(w) => {
+                w.forward &= forward;
+                w.back |= !forward;
+                w.ahead |= forward;
+                w.pointer |= pointer;
+            }
+            None => walked.push(WalkedLocal {
                 slot,
                 pointer,
-                forward: steps_forward(m, value),
-            });
+                forward,
+                back: !forward,
+                ahead: forward,
+            }),
         }
     }
     walked

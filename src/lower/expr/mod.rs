@@ -289,7 +289,7 @@ impl FnLower<'_, '_, '_> {
     fn for_each_index(&mut self, n: u32, body: impl FnOnce(&mut Self, Value)) {
         let lo = self.b().core_const(0, Type::u32());
         let hi = self.b().core_const(n as i128, Type::u32());
-        let op = self.b().ks_for(lo, hi, None, None);
+        let op = self.b().ks_for(lo, hi, None, None, None);
         let bb = self.entry_of(op, 0);
         let i = self.lw.m.add_block_arg(bb, Type::u32());
         self.in_block(bb, |fl| body(fl, i));
