@@ -25,7 +25,8 @@ use super::endless_loops::{unending, Unending};
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
-    packet_walk_trips, walk_may_stall, walked_packet_locals, walks_pointer_back, MAX_PACKET_OFFSET,
+    packet_walk_trips, stalls, walk_may_stall, walked_packet_locals, walks_pointer_back,
+    MAX_PACKET_OFFSET,
 };
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
@@ -67,7 +68,11 @@ pub fn run(m: &mut Module) -> PassResult {
 /// position the verifier checks once.
 fn outline_two_way_walks(m: &mut Module, f: OpId) {
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
-        if walked_packet_locals(m, f, lp).iter().any(|w| w.both_ways()) {
+        let walked = walked_packet_locals(m, f, lp);
+        if walked
+            .iter()
+            .any(|w| w.both_ways() || (w.ahead && stalls(m, lp, w.slot)))
+        {
             m.set_attr(lp, "outline", Some(Attr::Bool(true)));
         }
     }

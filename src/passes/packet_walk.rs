@@ -162,6 +162,68 @@ impl WalkedLocal {
     }
 }
 
+/// Whether some round of loop `l` goes on to the next (through a `continue`, or off the end of
+/// its body) without stepping `slot`, which other rounds step: the position then stands still
+/// on one path and moves on another, as it does both ways.
+pub(super) fn stalls(m: &Module, l: OpId, slot: Value) -> bool {
+    let body = m.region(m.op(l).regions[0]).blocks[0];
+    let steps = |op: OpId| steps_on_every_path(m, op, slot);
+    let continues = m
+        .collect_nested(l, |d| d.opcode == Opcode::KsContinue)
+        .into_iter()
+        .filter(|&c| super::lower_loops::enclosing_loop(m, c) == Some(l));
+    for c in continues {
+        // Stepped before the `continue` in its block or in an enclosing one within the loop.
+        let mut at = c;
+        let mut stepped = false;
+        while let Some(block) = m.op(at).parent {
+            let ops = &m.block(block).ops;
+            let upto = ops.iter().position(|&o| o == at).unwrap_or(ops.len());
+            if ops[..upto].iter().any(|&o| steps(o)) {
+                stepped = true;
+                break;
+            }
+            if block == body {
+                break;
+            }
+            match m.block_owner(block) {
+                Some(owner) => at = owner,
+                None => break,
+            }
+        }
+        if !stepped {
+            return true;
+        }
+    }
+    let ops = &m.block(body).ops;
+    let open = ops.last().is_none_or(|&o| !m.is_terminator(o));
+    open && !ops.iter().any(|&o| steps(o))
+}
+
+/// `op` steps `slot` whichever way control goes through it: a store of an advanced value, or
+/// an `if`/`switch` each of whose regions ends up doing so.
+fn steps_on_every_path(m: &Module, op: OpId, slot: Value) -> bool {
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::CoreStore => {
+            d.operands[1] == slot && super::bound_loops::advances(m, d.operands[0], slot, 8)
+        }
+        Opcode::KsIf | Opcode::KsSwitch => {
+            !d.regions.is_empty()
+                && d.regions.iter().all(|&r| {
+                    m.region(r).blocks.iter().any(|&b| {
+                        let ops = &m.block(b).ops;
+                        ops.iter().any(|&o| steps_on_every_path(m, o, slot))
+                            || ops.last().is_some_and(|&o| {
+                                m.is_terminator(o) && m.op(o).opcode != Opcode::KsYield
+                            })
+                    })
+                })
+        }
+        _ => false,
+    }
+}
+
 /// The locals loop `l` of `f` walks through the packet: each a pointer from `ctx->data` or an
 /// unsigned offset that some packet address adds to one, that the loop moves from its own value
 /// (`opt = opt + len`, `off = off - len`).
