@@ -5,7 +5,7 @@
 //! object is an overflow it will not run. Where the size's bound, as the verifier tracks it,
 //! already fits, nothing is added; constant sizes are `check-kernel-memory`'s (a compile-time
 //! error). A helper that refuses a size of 0 ("invalid zero-sized read") gets a size that may be
-//! 0 checked too, in the same test: `n - 1 > held - 1` aborts for 0 as for too large, and the
+//! 0 checked too, in the same test, in 64 bits: `n - 1 > held - 1` aborts for 0 as for too large, and the
 //! call is given `(n - 1) + 1` from the register tested, which every verifier bounds from it
 //! (older ones learn nothing from `n != 0`, the form LLVM gives `n < 1`). A size that is at
 //! least 1 by its expression (`x + 1` that cannot wrap) is rebuilt as `opaque(x) + 1` in the
@@ -192,16 +192,19 @@ fn guard(m: &mut Module, g: &Guard, size: Value) {
 /// call is given, so the verifier knows the size lies in `[1, held]` on any kernel. (Opaque, or
 /// LLVM would fold `m + 1` back into the size the test did not bound.)
 fn guard_nonzero(m: &mut Module, g: Guard) {
-    let ty: Type = m.value_type(g.size).clone();
+    // In 64 bits: without 32-bit instructions (cpu v1) a narrower value is zero-extended by
+    // shifts of a copy, and the verifier knows no lower bound of the register the call gets.
+    let ty = Type::u64();
     let mut b = m.builder_before(g.call);
-    let size = b.bpf_opaque(g.size);
+    let wide = b.cast_to(g.size, ty.clone());
+    let size = b.bpf_opaque(wide);
     let one = b.core_const(1, ty.clone());
     let less = b.core_sub(size, one);
     let less = b.bpf_opaque(less);
     let limit = b.core_const(g.held as i128 - 1, ty);
     let outside = b.core_cmp(less, limit, CmpPred::Gt);
     b.abort_if(outside, b"helper size zero or beyond its buffer");
-    let ty: Type = m.value_type(g.size).clone();
+    let ty = Type::u64();
     let mut b = m.builder_before(g.call);
     let one = b.core_const(1, ty);
     let checked = b.core_add(less, one);
