@@ -148,9 +148,7 @@ pub(super) struct WalkedLocal {
     pub pointer: bool,
     /// Its steps only add (`p + len + 1`), never subtract.
     pub forward: bool,
-    /// Some step subtracts (`off - 1`).
-    pub back: bool,
-    /// Some step only adds.
+    /// Some step only adds (with `!forward`: others subtract).
     pub ahead: bool,
 }
 
@@ -158,7 +156,7 @@ impl WalkedLocal {
     /// Moved forward on some paths and back on others (`pos + len`, `pos - 1`): the verifier
     /// follows every round's exact position on each path and prunes none of them.
     pub fn both_ways(&self) -> bool {
-        self.ahead && self.back
+        self.ahead && !self.forward
     }
 }
 
@@ -253,7 +251,6 @@ pub(super) fn walked_packet_locals(m: &Module, f: OpId, l: OpId) -> Vec<WalkedLo
         match walked.iter_mut().find(|w| w.slot == slot) {
             Some(w) => {
                 w.forward &= forward;
-                w.back |= !forward;
                 w.ahead |= forward;
                 w.pointer |= pointer;
             }
@@ -261,7 +258,6 @@ pub(super) fn walked_packet_locals(m: &Module, f: OpId, l: OpId) -> Vec<WalkedLo
                 slot,
                 pointer,
                 forward,
-                back: !forward,
                 ahead: forward,
             }),
         }
