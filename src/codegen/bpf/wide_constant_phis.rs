@@ -7,8 +7,10 @@
 //! phi of `i8`/`i16`/`i32` constants is made an `i64` phi of the same constants, narrowed where
 //! it is used (which costs nothing: the narrow value is the register's lower half), and its
 //! copies become `r5 = 3`, which the clean-up removes where the register already holds it.
+//! Not a phi that becomes the function's result: that is set in `w0` where it is decided, and
+//! widened it is chosen in another register held across the function and copied at the exit.
 
-use super::llvm_ir::{instructions, phis_of, successors};
+use super::llvm_ir::{instructions, phis_of, successors, users};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -34,6 +36,21 @@ fn predecessors_of(block: BasicBlock<'_>) -> Vec<BasicBlock<'_>> {
         .into_iter()
         .filter(|&b| successors(b).contains(&block))
         .collect()
+}
+
+/// Whether `phi` is the function's result, directly or through further phis: the result is set
+/// in `w0`, where a narrow constant costs no copy, while a wide one is chosen in another register
+/// and copied into `r0` at the shared return.
+fn is_returned(phi: PhiValue<'_>, depth: u32) -> bool {
+    users(phi.as_basic_value())
+        .into_iter()
+        .any(|u| match u.get_opcode() {
+            InstructionOpcode::Return => true,
+            InstructionOpcode::Phi if depth > 0 => {
+                PhiValue::try_from(u).is_ok_and(|p| is_returned(p, depth - 1))
+            }
+            _ => false,
+        })
 }
 
 fn widen<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>) -> Option<()> {
@@ -65,7 +82,7 @@ fn widen<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>) -> Option<()> {
             .zip(&constants)
             .any(|((_, b), d)| b == above && d == c))
     });
-    if !repeats {
+    if !repeats || is_returned(phi, 4) {
         return None;
     }
     let i64_type = value.get_type().get_context().i64_type();
