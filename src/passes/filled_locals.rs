@@ -1,4 +1,6 @@
 //! `skip-filled-zeroing`: a local that a helper fills before anything reads it is not zeroed.
+//! Nor is one whose declaration stores it whole before any other use: only the frame's zeroing
+//! goes, the declaration's stays.
 //!
 //! KernelScript zeroes every local (`var buf: u8[8]` holds zeros), so ksc stores zeros where a
 //! local is declared and when the frame is set up. When the first thing done with the local is
@@ -27,6 +29,8 @@ pub fn run(m: &mut Module) -> PassResult {
                 for z in zeros {
                     m.erase_if_unused(z);
                 }
+                m.set_attr(local, "uninit", Some(Attr::Bool(true)));
+            } else if stored_whole_before_use(m, local) {
                 m.set_attr(local, "uninit", Some(Attr::Bool(true)));
             }
         }
@@ -60,6 +64,31 @@ fn dead_zeroing(m: &Module, local: OpId) -> Option<Vec<OpId>> {
         zeroing.push(u);
     }
     (!fills.is_empty()).then_some(zeroing)
+}
+
+/// Whether a store of a whole value into `local` (its declaration, usually) runs before every
+/// other use of it. Then the zeros the frame would start it with are never seen; LLVM drops
+/// them only when its dead-store search reaches the declaration, which in a large function
+/// (a parser inlined ahead of the buffer) it gives up on.
+fn stored_whole_before_use(m: &Module, local: OpId) -> bool {
+    let flags = |name| matches!(m.attr(local, name), Some(Attr::Bool(true)));
+    if flags("uninit") || flags("volatile") {
+        return false;
+    }
+    let slot = m.op(local).results[0];
+    // A scalar's zeroing is free: LLVM keeps the scalar in a register.
+    if m.value_type(slot).pointee().is_none_or(|t| t.is_scalar()) {
+        return false;
+    }
+    let uses = uses_through_casts(m, m.top_level_of(local), slot);
+    let whole_store = |o: OpId| {
+        let d = m.op(o);
+        d.opcode == Opcode::CoreStore && d.operands.get(1) == Some(&slot)
+    };
+    uses.iter().copied().filter(|&s| whole_store(s)).any(|s| {
+        uses.iter()
+            .all(|&u| u == s || m.precedes_structurally(s, u))
+    })
 }
 
 /// The ops using `v` or a cast of it, within `scope`.
