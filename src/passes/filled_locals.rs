@@ -47,7 +47,7 @@ fn dead_zeroing(m: &Module, local: OpId) -> Option<Vec<OpId>> {
     }
     let slot = m.op(local).results[0];
     let size = layout::size_of(m, m.value_type(slot).pointee()?)?;
-    let uses = uses_through_casts(m, m.top_level_of(local), slot);
+    let uses = uses_through_aliases(m, m.top_level_of(local), slot);
     let fills: Vec<OpId> = uses
         .iter()
         .copied()
@@ -80,7 +80,7 @@ fn stored_whole_before_use(m: &Module, local: OpId) -> bool {
     if m.value_type(slot).pointee().is_none_or(|t| t.is_scalar()) {
         return false;
     }
-    let uses = uses_through_casts(m, m.top_level_of(local), slot);
+    let uses = uses_through_aliases(m, m.top_level_of(local), slot);
     let whole_store = |o: OpId| {
         let d = m.op(o);
         d.opcode == Opcode::CoreStore && d.operands.get(1) == Some(&slot)
@@ -91,14 +91,14 @@ fn stored_whole_before_use(m: &Module, local: OpId) -> bool {
     })
 }
 
-/// The ops using `v` or a cast of it, within `scope`.
-fn uses_through_casts(m: &Module, scope: OpId, v: Value) -> Vec<OpId> {
+/// The ops using `v` or an alias of it ([`is_alias`]), within `scope`.
+fn uses_through_aliases(m: &Module, scope: OpId, v: Value) -> Vec<OpId> {
     let mut found = Vec::new();
     let mut addresses = vec![v];
     while let Some(a) = addresses.pop() {
         m.walk_nested(scope, &mut |o| {
             if m.op(o).operands.contains(&a) {
-                if m.op(o).opcode == Opcode::CoreCast {
+                if is_alias(m, o) {
                     addresses.extend(m.op(o).results.iter().copied());
                 } else {
                     found.push(o);
@@ -109,7 +109,7 @@ fn uses_through_casts(m: &Module, scope: OpId, v: Value) -> Vec<OpId> {
     found
 }
 
-/// `op` is a call of a helper that writes `size` bytes or more at `slot` (the slot or a cast of
+/// `op` is a call of a helper that writes `size` bytes or more at `slot` (the slot or an alias of
 /// it is the buffer argument, not another of its arguments).
 fn fills(m: &Module, op: OpId, slot: Value, size: u64) -> bool {
     let d = m.op(op);
@@ -130,7 +130,7 @@ fn fills(m: &Module, op: OpId, slot: Value, size: u64) -> bool {
     let at_local = d
         .operands
         .get(buffer)
-        .is_some_and(|&b| b == slot || is_cast_of(m, b, slot));
+        .is_some_and(|&b| b == slot || is_alias_of(m, b, slot));
     covers && at_local
 }
 
@@ -156,26 +156,37 @@ fn declaration_before_fill(m: &Module, op: OpId, slot: Value, fills: &[OpId]) ->
     zero_store && next_use.is_some_and(|o| fills.contains(o))
 }
 
-/// `op` or an op nested in it reads or writes memory through `slot` or a cast of it (a cast
+/// `op` or an op nested in it reads or writes memory through `slot` or an alias of it (an alias
 /// itself does not).
 fn touches(m: &Module, op: OpId, slot: Value) -> bool {
     let accesses = |o: OpId| {
         let d = m.op(o);
-        d.opcode != Opcode::CoreCast
+        !is_alias(m, o)
             && d.operands
                 .iter()
-                .any(|&v| v == slot || is_cast_of(m, v, slot))
+                .any(|&v| v == slot || is_alias_of(m, v, slot))
     };
     let mut used = accesses(op);
     m.walk_nested(op, &mut |o| used |= accesses(o));
     used
 }
 
-fn is_cast_of(m: &Module, v: Value, slot: Value) -> bool {
+/// `op` yields the address it is given: a cast, or the address of element 0 (`&buf[0]`, the
+/// usual way to hand a buffer to a helper).
+fn is_alias(m: &Module, op: OpId) -> bool {
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::CoreCast => true,
+        Opcode::CoreElemAddr => d.operands.get(1).and_then(|&i| m.const_int(i)) == Some(0),
+        _ => false,
+    }
+}
+
+fn is_alias_of(m: &Module, v: Value, slot: Value) -> bool {
     match m.value(v).def {
-        ValueDef::Result(c, _) if m.op(c).opcode == Opcode::CoreCast => {
+        ValueDef::Result(c, _) if is_alias(m, c) => {
             let from = m.op(c).operands[0];
-            from == slot || is_cast_of(m, from, slot)
+            from == slot || is_alias_of(m, from, slot)
         }
         _ => false,
     }
