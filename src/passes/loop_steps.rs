@@ -183,19 +183,38 @@ fn worth_losing_lower_bound(
     store: OpId,
     inside: &HashSet<OpId>,
 ) -> bool {
-    let reads = || facts.uses.loads_of(local).map(|o| (o, m.op(o).results[0]));
-    let after: Vec<(Value, bool)> = reads().map(|(o, v)| (v, !inside.contains(&o))).collect();
-    let values: Vec<Value> = reads().map(|(_, v)| v).collect();
+    let after: Vec<(Value, bool)> = facts
+        .uses
+        .loads_of(local)
+        .map(|o| (m.op(o).results[0], !inside.contains(&o)))
+        .collect();
     addresses_memory(m, sites, &facts.uses, &facts.tracked, after, 0)
-        && lower_bound_unneeded(
-            m,
-            sites,
-            &facts.uses,
-            &facts.tracked,
-            values,
-            Some((local, store)),
-            0,
-        )
+        && lower_bound_unused(m, facts, sites, local, store)
+}
+
+/// Whether nothing needs the lower bound of `local`, which `store` steps (see
+/// [`lower_bound_unneeded`]).
+fn lower_bound_unused(
+    m: &Module,
+    facts: &LoopFacts,
+    sites: &CallSites,
+    local: Value,
+    store: OpId,
+) -> bool {
+    let values: Vec<Value> = facts
+        .uses
+        .loads_of(local)
+        .map(|o| m.op(o).results[0])
+        .collect();
+    lower_bound_unneeded(
+        m,
+        sites,
+        &facts.uses,
+        &facts.tracked,
+        values,
+        Some((local, store)),
+        0,
+    )
 }
 
 /// Whether the code after loop `l` addresses memory with the values of `work` marked as read
@@ -536,8 +555,9 @@ fn widen(m: &mut Module, store: OpId, step: Step) {
 /// other value by it too, so no iteration's state covers another's (an IPv4 options walk: 158,288
 /// processed instructions, or the 1M limit as a `for`); C code loses the offset's bounds by
 /// accident (a 32-bit spill the map key overwrites). A packet pointer stepped in several ways
-/// ([`offset_varies_by_path`]) starts each iteration as `data + (distance & M)` alike, compared or
-/// not. Not where the lower bound may matter (see `lower_bound_unneeded`).
+/// ([`offset_varies_by_path`]), by run-time steps or constants only, starts each iteration as
+/// `data + (distance & M)` alike, compared or not, read after the loop or not. An offset is not
+/// masked where its lower bound may matter (see `lower_bound_unneeded`).
 pub fn mask_heads(m: &mut Module) -> PassResult {
     let calls = CallBounds::of_module(m);
     let sites = CallSites::of(m, &super::kernel_funcs(m));
@@ -589,7 +609,9 @@ fn offsets_to_mask(
             if !tracked.contains(&local)
                 || !maskable
                 || in_nested_loop(m, store, l)
-                || step_of(m, bounds, store, local).is_none()
+                // (A pointer's steps may all be constants, `p + 1` beside `p + 2`: its fixed
+                // offset still takes a value per mix of paths.)
+                || (!ty.is_ptr() && step_of(m, bounds, store, local).is_none())
                 || !seen.insert(local)
             {
                 continue;
@@ -604,7 +626,14 @@ fn offsets_to_mask(
             let Some(head) = head else {
                 continue;
             };
-            if !worth_losing_lower_bound(m, facts, sites, local, store, &HashSet::new()) {
+            // (A pointer's states multiply within the loop, whether the code after it
+            // addresses memory with it or not.)
+            let worth = if ty.is_ptr() {
+                lower_bound_unused(m, facts, sites, local, store)
+            } else {
+                worth_losing_lower_bound(m, facts, sites, local, store, &HashSet::new())
+            };
+            if !worth {
                 continue;
             }
             let Some(max) = bounds.max_of(m, m.op(head).results[0]) else {
