@@ -591,51 +591,52 @@ fn offsets_to_mask(
         let deciding = deciding_tests(m, l);
         let mut seen = HashSet::new();
         let walked = walked_packet_locals(m, f, l);
-        let packet_pointer = |local: Value| {
+        // A packet pointer or offset walked forward in several ways, one of them by a constant:
+        // its exact position takes a value per mix of paths (`opt + 1` over a NOP beside
+        // `opt + len`, or `p + 1` beside `p + 2`), whether a test compares it or not.
+        let walked_by_paths = |local: Value, pointer: bool| {
             walked
                 .iter()
-                .any(|w| w.slot == local && w.pointer && w.forward)
+                .any(|w| w.slot == local && w.pointer == pointer && w.forward)
+                && offset_varies_by_path(m, l, local)
         };
         for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
             let local = m.op(store).operands[1];
             let Some(ty) = m.value_type(local).pointee().cloned() else {
                 continue;
             };
-            let maskable = if ty.is_ptr() {
-                packet_pointer(local) && offset_varies_by_path(m, l, local)
-            } else {
-                super::value_bounds::is_unsigned(&ty)
-            };
-            if !tracked.contains(&local)
-                || !maskable
-                || in_nested_loop(m, store, l)
-                // (A pointer's steps may all be constants, `p + 1` beside `p + 2`: its fixed
-                // offset still takes a value per mix of paths.)
-                || (!ty.is_ptr() && step_of(m, bounds, store, local).is_none())
-                || !seen.insert(local)
-            {
+            if !tracked.contains(&local) || in_nested_loop(m, store, l) {
                 continue;
             }
-            // A walked packet pointer's fixed offset and bounds grow on every path whether or
-            // not a test compares it (`opt + 1` over a NOP): masked wherever it is read first.
-            let head = if ty.is_ptr() {
-                first_read(m, l, local)
+            let offset = super::value_bounds::is_unsigned(&ty);
+            let run_time_step = offset && step_of(m, bounds, store, local).is_some();
+            // (An offset with a run-time step is masked only as such, else it is stepped by
+            // constants only, and counted exactly unless walked by paths.)
+            let by_paths = if ty.is_ptr() {
+                walked_by_paths(local, true)
             } else {
-                compared_in(m, uses, &deciding, local)
+                offset && !stepped_at_run_time(m, bounds, l, local) && walked_by_paths(local, false)
             };
-            let Some(head) = head else {
-                continue;
-            };
-            // (A pointer's states multiply within the loop, whether the code after it
-            // addresses memory with it or not.)
-            let worth = if ty.is_ptr() {
-                lower_bound_unused(m, facts, sites, local, store)
-            } else {
-                worth_losing_lower_bound(m, facts, sites, local, store, &HashSet::new())
-            };
-            if !worth {
+            if !(by_paths || run_time_step) || !seen.insert(local) {
                 continue;
             }
+            // Masked where each round reads it first; and the states multiply within the loop
+            // whether the code after it addresses memory with it or not. An offset stepped at
+            // run time is masked where the test deciding whether the loop goes on compares it.
+            let (head, worth) = if by_paths {
+                (
+                    first_read(m, l, local),
+                    lower_bound_unused(m, facts, sites, local, store),
+                )
+            } else {
+                (
+                    compared_in(m, uses, &deciding, local),
+                    worth_losing_lower_bound(m, facts, sites, local, store, &HashSet::new()),
+                )
+            };
+            let Some(head) = head.filter(|_| worth) else {
+                continue;
+            };
             let Some(max) = bounds.max_of(m, m.op(head).results[0]) else {
                 continue;
             };
@@ -657,6 +658,15 @@ fn offsets_to_mask(
         }
     }
     masks
+}
+
+/// Whether some store in loop `l` steps `local` by a run-time amount ([`step_of`]).
+fn stepped_at_run_time(m: &Module, bounds: &LocalBounds, l: OpId, local: Value) -> bool {
+    m.collect_nested(l, |d| {
+        d.opcode == Opcode::CoreStore && d.operands[1] == local
+    })
+    .into_iter()
+    .any(|store| step_of(m, bounds, store, local).is_some())
 }
 
 /// A load of `local` among the `deciding` ops whose value (widened or not) is compared there with
