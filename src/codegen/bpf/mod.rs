@@ -29,6 +29,7 @@ mod loop_exits;
 mod lost_bounds;
 mod map_lookups;
 mod ops;
+mod packet_bases;
 mod packet_fields;
 mod packet_phis;
 mod packet_reloads;
@@ -160,6 +161,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
             packet_phis::merge_packet_pointers(m);
+            packet_bases::widen_packet_bases(m);
             stack_words::widen_stack_numbers(m);
             store_words::merge_word_stores(m);
             byte_numbers::read_words(m);
