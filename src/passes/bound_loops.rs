@@ -278,10 +278,12 @@ fn count_long_whiles(
             let Ok(trips) = i128::try_from(trips) else {
                 continue;
             };
-            // (A longer packet walk has no counter to bound it as written.)
+            // (A longer packet walk has no counter to bound it as written. One that walks both
+            // ways becomes a counted `for` however short, for `outline_two_way_walks`.)
             let bounded = trips <= INLINE_TRIP_COUNT
                 || (counted.is_some() && walks_within_budget(m, f, lp, trips));
-            if bounded {
+            let two_way = walked_packet_locals(m, f, lp).iter().any(|w| w.both_ways());
+            if bounded && !two_way {
                 continue;
             }
         }
