@@ -25,8 +25,7 @@ use super::endless_loops::{unending, Unending};
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
-    packet_walk_trips, stalls, walk_may_stall, walked_packet_locals, walks_pointer_back,
-    MAX_PACKET_OFFSET,
+    packet_walk_trips, walk_may_stall, walked_packet_locals, walks_pointer_back, MAX_PACKET_OFFSET,
 };
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
@@ -69,10 +68,7 @@ pub fn run(m: &mut Module) -> PassResult {
 fn outline_two_way_walks(m: &mut Module, f: OpId) {
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
         let walked = walked_packet_locals(m, f, lp);
-        if walked
-            .iter()
-            .any(|w| w.both_ways() || (w.ahead && stalls(m, lp, w.slot)))
-        {
+        if walked.iter().any(|w| w.defeats_pruning(m, lp)) {
             m.set_attr(lp, "outline", Some(Attr::Bool(true)));
         }
     }
@@ -279,10 +275,13 @@ fn count_long_whiles(
                 continue;
             };
             // (A longer packet walk has no counter to bound it as written. One that walks both
-            // ways becomes a counted `for` however short, for `outline_two_way_walks`.)
+            // ways, or stands still on some rounds, becomes a counted `for` however short, for
+            // `outline_two_way_walks`.)
             let bounded = trips <= INLINE_TRIP_COUNT
                 || (counted.is_some() && walks_within_budget(m, f, lp, trips));
-            let two_way = walked_packet_locals(m, f, lp).iter().any(|w| w.both_ways());
+            let two_way = walked_packet_locals(m, f, lp)
+                .iter()
+                .any(|w| w.defeats_pruning(m, lp));
             if bounded && !two_way {
                 continue;
             }

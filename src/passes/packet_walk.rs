@@ -158,13 +158,24 @@ impl WalkedLocal {
     pub fn both_ways(&self) -> bool {
         self.ahead && !self.forward
     }
+
+    /// Loop `l` walks this local in a way that leaves the verifier nothing to prune: both ways,
+    /// or forward on some rounds and standing still on others ([`stalls`]).
+    pub fn defeats_pruning(&self, m: &Module, l: OpId) -> bool {
+        self.both_ways() || (self.ahead && stalls(m, l, self.slot))
+    }
 }
 
 /// Whether some round of loop `l` goes on to the next (through a `continue`, or off the end of
 /// its body) without stepping `slot`, which other rounds step: the position then stands still
 /// on one path and moves on another, as it does both ways.
-pub(super) fn stalls(m: &Module, l: OpId, slot: Value) -> bool {
-    let body = m.region(m.op(l).regions[0]).blocks[0];
+fn stalls(m: &Module, l: OpId, slot: Value) -> bool {
+    // A `while` keeps its condition in region 0 and its body in region 1.
+    let body_region = match m.op(l).opcode {
+        Opcode::KsWhile => m.op(l).regions[1],
+        _ => m.op(l).regions[0],
+    };
+    let body = m.region(body_region).blocks[0];
     let steps = |op: OpId| steps_on_every_path(m, op, slot);
     let continues = m
         .collect_nested(l, |d| d.opcode == Opcode::KsContinue)
