@@ -35,7 +35,7 @@ use super::value_bounds::{self, int_max, is_unsigned, Facts};
 use super::{PassError, PassErrors, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{
-    views, views::KsFunc, Attr, Module, OpId, Opcode, RegionId, Type, Value, ValueDef,
+    views, views::KsFunc, Attr, Module, OpData, OpId, Opcode, RegionId, Type, Value, ValueDef,
 };
 use crate::vocab::CmpPred;
 use params::ParamRoles;
@@ -1918,6 +1918,14 @@ impl BoundsCheck {
         b.abort_if(far, OUT_OF_BOUNDS);
         let ty = b.module.value_type(addr).clone();
         let again = b.core_ptr_add(data, bounded);
+        if let Some(slot) = self.reloaded_slot(b.module, moved, access) {
+            let slot_ty = b.module.value_type(slot).pointee().cloned();
+            if let Some(slot_ty) = slot_ty {
+                let same = b.cast_to(again, slot_ty);
+                b.core_store(same, slot);
+                self.packet.insert(same);
+            }
+        }
         let offset = b.core_const(key.offset, Type::i64());
         let at = b.core_ptr_add(again, offset);
         let typed = b.cast_to(at, ty);
@@ -1929,6 +1937,35 @@ impl BoundsCheck {
             root: again,
             address: typed,
         })
+    }
+
+    /// The local a loop walks that `moved` was loaded from, when it still holds that value at
+    /// `access` (same block, no store to it or call between): [`Self::rebase_moved`] stores the
+    /// rebased pointer back into it. The same address, but the next round steps it from
+    /// `data` plus a bounded distance, not from an exact offset. A walk stepped back by
+    /// constants (`p - 1` or `p - 2` by the byte read) otherwise gives every mix of steps an
+    /// offset of its own, states the verifier cannot prune (1M instructions at 40 rounds).
+    /// Inline loops only: a callback rebases what it walks at each round's start already.
+    fn reloaded_slot(&self, m: &Module, moved: Value, access: OpId) -> Option<Value> {
+        let load = def_op(m, moved)?;
+        let slot = m.op(load).operands[0];
+        let block = m.op(load).parent?;
+        let walked = self.slots.get(&slot).is_some_and(|&n| n > 1)
+            && self.stores.contains_key(&slot)
+            && lower_loops::enclosing_loop(m, access).is_some()
+            && !lower_loops::runs_in_callback(m, access);
+        if !walked || m.op(access).parent != Some(block) {
+            return None;
+        }
+        let ops = &m.block(block).ops;
+        let from = ops.iter().position(|&o| o == load)?;
+        let to = ops.iter().position(|&o| o == access)?;
+        // Its address escapes nowhere (`stores` keeps only such locals), so only an op that
+        // names it and does not just load it may change it.
+        let may_write = |d: &OpData| d.opcode != Opcode::CoreLoad && d.operands.contains(&slot);
+        let leaves_alone =
+            |op: OpId| !may_write(m.op(op)) && m.collect_nested(op, may_write).is_empty();
+        (from < to && ops[from + 1..to].iter().all(|&o| leaves_alone(o))).then_some(slot)
     }
 
     /// Makes access `op` (at `addr`) go through the tested address `tested` plus `offset`: the
