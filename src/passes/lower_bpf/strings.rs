@@ -209,6 +209,14 @@ pub fn str_concat(e: &mut Emit, op: OpId) -> Lowered {
     let b = in_memory(e, Role::Rhs, r);
     let (dst, len) = destination(e, ty, &[a, b]);
     append(e, dst, n.saturating_sub(1), len, a, lc);
+    // Where `b` starts is a value LLVM knows to be below `lc`. Below the 8 bytes every stack
+    // slot is aligned to (a `str(8)` on the left), instruction selection turns slot + start into
+    // slot | start, which the verifier refuses on a pointer; opaque, it stays an addition.
+    if lc <= 8 {
+        let start = e.load(len);
+        let start = e.b.bpf_opaque(start);
+        e.b.core_store(start, len);
+    }
     append(e, dst, n.saturating_sub(1), len, b, rc);
     Ok(vec![e.load(dst)])
 }
