@@ -988,6 +988,13 @@ impl BoundsCheck {
             let Some(first) = self.lowest_data_offset(m, addr, 4) else {
                 return false;
             };
+            // Before the packet's start at its smallest index, with no index the clamp could
+            // take the negative part into (an array field of a header cast from `data - 54`):
+            // the verifier refuses a negative constant offset next to a variable one.
+            if first < 0 && first > -MAX_POINTER_OFFSET && self.variable_step(m, addr).is_none() {
+                self.errors.push(PassError::user(op, Code::E0611, format!("this access reads from {} bytes before the start of the packet where its index is smallest, and the kernel refuses a packet address with a negative constant offset whatever the index", -first)));
+                return true;
+            }
             if first + width <= MAX_PACKET_BYTES || first >= MAX_POINTER_OFFSET {
                 return false;
             }
@@ -1053,7 +1060,14 @@ impl BoundsCheck {
             }
             Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
                 let elem = m.value_type(addr).pointee()?.clone();
-                base(m.const_int(d.operands[1])? * size_of(m, &elem))
+                let index = match m.const_int(d.operands[1]) {
+                    Some(c) => c,
+                    None => {
+                        let index = unsigned_source(m, d.operands[1])?;
+                        i128::try_from(self.min_of(m, index, depth)?).ok()?
+                    }
+                };
+                base(index * size_of(m, &elem))
             }
             Opcode::CoreLoad if depth > 0 => {
                 let stored = *self
