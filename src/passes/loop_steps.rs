@@ -612,10 +612,17 @@ fn offsets_to_mask(
             let run_time_step = offset && step_of(m, bounds, store, local).is_some();
             // (An offset with a run-time step is masked only as such, else it is stepped by
             // constants only, and counted exactly unless walked by paths.)
+            // (An offset also stepped at run time is masked by paths only where no deciding test
+            // compares it and a constant step goes round: `off + 1; continue` over a PAD, not
+            // `off + 1; break` past a name's last byte.)
             let by_paths = if ty.is_ptr() {
                 walked_by_paths(local, true)
             } else {
-                offset && !stepped_at_run_time(m, bounds, l, local) && walked_by_paths(local, false)
+                offset
+                    && walked_by_paths(local, false)
+                    && (!stepped_at_run_time(m, bounds, l, local)
+                        || (compared_in(m, uses, &deciding, local).is_none()
+                            && constant_step_goes_round(m, l, local)))
             };
             if !(by_paths || run_time_step) || !seen.insert(local) {
                 continue;
@@ -662,11 +669,9 @@ fn offsets_to_mask(
 
 /// Whether some store in loop `l` steps `local` by a run-time amount ([`step_of`]).
 fn stepped_at_run_time(m: &Module, bounds: &LocalBounds, l: OpId, local: Value) -> bool {
-    m.collect_nested(l, |d| {
-        d.opcode == Opcode::CoreStore && d.operands[1] == local
-    })
-    .into_iter()
-    .any(|store| step_of(m, bounds, store, local).is_some())
+    stores_of(m, l, local)
+        .into_iter()
+        .any(|store| step_of(m, bounds, store, local).is_some())
 }
 
 /// A load of `local` among the `deciding` ops whose value (widened or not) is compared there with
@@ -701,18 +706,42 @@ fn compared_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) 
 /// NOP option's `opt + 1` beside `opt + len`). A run-time step alone changes bounds, which
 /// `widen-loop-steps` keeps from rising.
 pub(super) fn offset_varies_by_path(m: &Module, l: OpId, local: Value) -> bool {
-    let stores: Vec<OpId> = m.collect_nested(l, |d| {
+    let stores = stores_of(m, l, local);
+    stores.len() > 1 && stores.iter().any(|&s| steps_by_constant(m, s, local))
+}
+
+/// Whether some store in loop `l` steps `local` by a constant and its round then goes on to the
+/// next (its block does not end by leaving the loop).
+fn constant_step_goes_round(m: &Module, l: OpId, local: Value) -> bool {
+    stores_of(m, l, local).into_iter().any(|s| {
+        let leaves = m
+            .op(s)
+            .parent
+            .and_then(|b| m.block(b).ops.last().copied())
+            .is_some_and(|t| {
+                matches!(
+                    m.op(t).opcode,
+                    Opcode::KsBreak | Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort
+                )
+            });
+        steps_by_constant(m, s, local) && !leaves
+    })
+}
+
+fn stores_of(m: &Module, l: OpId, local: Value) -> Vec<OpId> {
+    m.collect_nested(l, |d| {
         d.opcode == Opcode::CoreStore && d.operands[1] == local
-    });
-    let by_constant = |&store: &OpId| {
-        let mut terms = Vec::new();
-        sum_terms(m, m.op(store).operands[0], &mut terms);
-        terms.iter().any(|&t| loaded_local(m, t) == Some(local))
-            && terms
-                .iter()
-                .all(|&t| loaded_local(m, t) == Some(local) || m.const_int(t).is_some())
-    };
-    stores.len() > 1 && stores.iter().any(by_constant)
+    })
+}
+
+/// Store `store` writes `local` plus constants.
+fn steps_by_constant(m: &Module, store: OpId, local: Value) -> bool {
+    let mut terms = Vec::new();
+    sum_terms(m, m.op(store).operands[0], &mut terms);
+    terms.iter().any(|&t| loaded_local(m, t) == Some(local))
+        && terms
+            .iter()
+            .all(|&t| loaded_local(m, t) == Some(local) || m.const_int(t).is_some())
 }
 
 /// The load of `local` that each iteration of loop `l` makes before it writes it, if one comes
