@@ -362,8 +362,19 @@ fn lower_bound_unneeded(
                 // A field of a header at the pointer: a constant offset past it.
                 Opcode::CoreCast | Opcode::BpfOpaque | Opcode::CoreFieldAddr => true,
                 Opcode::CoreAdd | Opcode::CorePtrAdd | Opcode::CoreElemAddr => {
+                    // (An address bounds-check formed again elsewhere, `ip + off - 1`, stays
+                    // behind unused: nothing reads what it would need.)
                     let other = d.operands[1 - at.min(1)];
-                    if negative(other) {
+                    let used = d.results.iter().any(|&r| !uses.of(r).is_empty());
+                    if negative(other) && used {
+                        return false;
+                    }
+                    true
+                }
+                // Scaled by a constant (the stride of an index bounds-check formed).
+                Opcode::CoreMul => {
+                    let other = d.operands[1 - at.min(1)];
+                    if !m.const_int(other).is_some_and(|k| k >= 0) {
                         return false;
                     }
                     true
