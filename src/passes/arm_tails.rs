@@ -138,9 +138,12 @@ fn arm_tails(m: &Module, branch: OpId, past_locals: bool) -> Option<Vec<(BlockId
     let first = m.op(tails.first()?.1);
     // A local's recurrence (`off = off + 1` in one arm, `off = off + len` in the other) stays in
     // the arms, where the loop passes read each step (`mask-loop-offsets`).
+    // (Other arms may end in other ops, with no operands: those are not alike anyway.)
     if first.opcode == Opcode::CoreStore
         && m.is_local(first.operands[1])
-        && (tails.iter()).any(|&(_, t)| reads_local(m, m.op(t).operands[0], first.operands[1], 4))
+        && (tails.iter()).any(|&(_, t)| {
+            (m.op(t).operands.first()).is_some_and(|&v| reads_local(m, v, first.operands[1], 4))
+        })
     {
         return None;
     }
