@@ -374,7 +374,7 @@ fn lower_bound_unneeded(
                 // Scaled by a constant (the stride of an index bounds-check formed).
                 Opcode::CoreMul => {
                     let other = d.operands[1 - at.min(1)];
-                    if !m.const_int(other).is_some_and(|k| k >= 0) {
+                    if m.const_int(other).is_none_or(|k| k < 0) {
                         return false;
                     }
                     true

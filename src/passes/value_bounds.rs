@@ -802,7 +802,9 @@ fn constant_step(m: &Module, store: OpId, slot: Value) -> Option<(u128, bool)> {
     // Stored back into the counter's type, the step counts modulo its size: on a `u8`,
     // `i + 65535` is `i - 1`. Taken the shorter way round.
     let ty = m.value_type(slot).pointee()?;
-    let values = int_max(ty).filter(|_| is_unsigned(ty)).and_then(|x| x.checked_add(1));
+    let values = int_max(ty)
+        .filter(|_| is_unsigned(ty))
+        .and_then(|x| x.checked_add(1));
     let (c, down) = match values.map(|v| (v, c % v)) {
         Some((v, c)) if c > v / 2 => (v - c, !down),
         Some((_, c)) => (c, down),
