@@ -746,7 +746,7 @@ fn stores_of(m: &Module, l: OpId, local: Value) -> Vec<OpId> {
 }
 
 /// Store `store` writes `local` plus constants.
-fn steps_by_constant(m: &Module, store: OpId, local: Value) -> bool {
+pub(super) fn steps_by_constant(m: &Module, store: OpId, local: Value) -> bool {
     let mut terms = Vec::new();
     sum_terms(m, m.op(store).operands[0], &mut terms);
     terms.iter().any(|&t| loaded_local(m, t) == Some(local))

@@ -320,9 +320,19 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     };
     // Each capture starts a word of its own: the verifier keeps the value of a register stored
     // at a word's start (its bounds, which the body may need), not of one stored 4 bytes in.
+    // Except a counter the body steps by constants (`tags = tags + 1`): kept, its exact value
+    // differs every round, and once a test after the loop decides on it (`if (tags > 0)`) the
+    // verifier needs that value and never sees a round start in a state it has seen ("the
+    // sequence of 8193 jumps is too complex"). Such a counter of 4 bytes or fewer lies 4 bytes
+    // into its word, as the exit code does.
     for (i, &v) in captures.iter().enumerate() {
         let t = field_type(m, i, v);
-        let tail = size_of(m, &t).expect("captured values have sizes") % 8;
+        let size = size_of(m, &t).expect("captured values have sizes");
+        let hidden = by_value[i] && size <= 4 && is_stepped_counter(m, lp, v);
+        if hidden {
+            fields.push((format!("h{i}"), Type::Array(Rc::new(Type::u8()), 4)));
+        }
+        let tail = (size + if hidden { 4 } else { 0 }) % 8;
         fields.push((format!("c{i}"), t));
         if tail != 0 {
             fields.push((
@@ -649,6 +659,19 @@ fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, codes: &[i128], ret: &Ty
         m.detach_op(op);
     }
     debug_assert_eq!(k, codes.len());
+}
+
+/// Local `local` is an unsigned integer that loop `lp` writes only by stepping it by constants.
+fn is_stepped_counter(m: &Module, lp: OpId, local: Value) -> bool {
+    let stores = m.collect_nested(lp, |d| {
+        d.opcode == Opcode::CoreStore && d.operands[1] == local
+    });
+    let unsigned = m.value_type(local).pointee().is_some_and(is_unsigned);
+    unsigned
+        && !stores.is_empty()
+        && stores
+            .iter()
+            .all(|&s| super::loop_steps::steps_by_constant(m, s, local))
 }
 
 /// After `bpf.loop`: one arm per exit code that carries out the exit in the caller.
