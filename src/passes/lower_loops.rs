@@ -18,7 +18,8 @@ use super::{PassError, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::layout::{c_layout, size_of};
 use crate::ir::{
-    views, views::KsFunc, Attr, BlockId, Builder, FnType, Module, OpId, Opcode, Type, Value,
+    views, views::KsFunc, views::KsStruct, Attr, BlockId, Builder, FnType, Module, OpId, Opcode,
+    Type, Value,
 };
 use crate::vocab::{CmpPred, StructOrigin, Target};
 use std::collections::{HashMap, HashSet};
@@ -161,10 +162,7 @@ enum Exit {
 /// most 0xffff (always, where a test of the packet passed before the step); a larger one, which
 /// no packet access can use, is left as it is.
 fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
-    if KsFunc(func).kind(m).is_none() {
-        return;
-    }
-    let Some(&ctx) = m.block(m.func_entry(func)).args.first() else {
+    let Some(ctx) = context_param(m, func) else {
         return;
     };
     let walked = walked_packet_locals(m, func, lp);
@@ -203,6 +201,21 @@ fn rebase_walked_packet_pointers(m: &mut Module, func: OpId, lp: OpId) {
         b.loc = loc;
         rebase(&mut b, ctx, slot, pointer);
     }
+}
+
+/// The context a kernel function can read `ctx->data` from: a program's first parameter, or a
+/// `@helper`'s parameter that points to a context struct (`fn find_type(ctx: *xdp_md, …)`).
+fn context_param(m: &Module, func: OpId) -> Option<Value> {
+    let params = &m.block(m.func_entry(func)).args;
+    if KsFunc(func).kind(m).is_some() {
+        return params.first().copied();
+    }
+    let is_context = |v: &Value| match m.value_type(*v).pointee() {
+        Some(Type::Struct(s)) => crate::ir::layout::struct_decl(m, s)
+            .is_some_and(|d| KsStruct(d).origin(m) == StructOrigin::Context),
+        _ => false,
+    };
+    params.iter().copied().find(is_context)
 }
 
 /// Stores walked local `slot` back as its distance from `ctx->data`, masked (see
