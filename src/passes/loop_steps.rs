@@ -739,7 +739,8 @@ fn constant_step_goes_round(m: &Module, l: OpId, local: Value) -> bool {
     })
 }
 
-fn stores_of(m: &Module, l: OpId, local: Value) -> Vec<OpId> {
+/// The stores into `local` anywhere in loop `l`.
+pub(super) fn stores_of(m: &Module, l: OpId, local: Value) -> Vec<OpId> {
     m.collect_nested(l, |d| {
         d.opcode == Opcode::CoreStore && d.operands[1] == local
     })

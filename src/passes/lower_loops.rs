@@ -676,9 +676,7 @@ fn rewrite_exits(m: &mut Module, cb: OpId, ctxp: Value, codes: &[i128], ret: &Ty
 
 /// Local `local` is an unsigned integer that loop `lp` writes only by stepping it by constants.
 fn is_stepped_counter(m: &Module, lp: OpId, local: Value) -> bool {
-    let stores = m.collect_nested(lp, |d| {
-        d.opcode == Opcode::CoreStore && d.operands[1] == local
-    });
+    let stores = super::loop_steps::stores_of(m, lp, local);
     let unsigned = m.value_type(local).pointee().is_some_and(is_unsigned);
     unsigned
         && !stores.is_empty()
