@@ -14,9 +14,10 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
 use names::Names;
@@ -174,6 +175,8 @@ pub struct KOpsMember {
 pub struct KernelBtf {
     raw: RawBtf,
     names: Names,
+    /// (struct or union id, depth) → C alignment, once computed.
+    aligns: Mutex<HashMap<(u32, u32), u64>>,
 }
 
 /// Kernel BTF read on first use. Most packet programs never ask for a kernel type, and reading
@@ -278,6 +281,7 @@ impl KernelBtf {
         KernelBtf {
             raw,
             names: Names::default(),
+            aligns: Mutex::default(),
         }
     }
 
@@ -315,9 +319,9 @@ impl KernelBtf {
     }
 
     /// Looks through typedefs and qualifiers. Returns the underlying id (0 for
-    /// void) and the innermost typedef name passed on the way, if any; None on
-    /// a cycle or a dangling id.
-    fn peel(&self, mut id: u32) -> Option<(u32, Option<String>)> {
+    /// void) and the innermost typedef passed on the way, if any; None on a
+    /// cycle or a dangling id.
+    fn peel(&self, mut id: u32) -> Option<(u32, Option<TypeRef<'_>>)> {
         let mut alias = None;
         for _ in 0..MAX_DEPTH {
             if id == 0 {
@@ -326,7 +330,7 @@ impl KernelBtf {
             let t = self.raw.get(id)?;
             match t.kind() {
                 KIND_TYPEDEF => {
-                    alias = Some(t.name().into_owned());
+                    alias = Some(t);
                     id = t.size_or_type();
                 }
                 KIND_CONST | KIND_VOLATILE | KIND_RESTRICT | KIND_TYPE_TAG => id = t.size_or_type(),
@@ -364,10 +368,9 @@ impl KernelBtf {
         // Anonymous aggregates reached through a typedef are known by that name.
         let name = || {
             let n = t.name();
-            if n.is_empty() {
-                alias.clone().unwrap_or_default()
-            } else {
-                n.into_owned()
+            match alias {
+                Some(typedef) if n.is_empty() => typedef.name().into_owned(),
+                _ => n.into_owned(),
             }
         };
         match t.kind() {
@@ -444,18 +447,58 @@ impl KernelBtf {
         }
     }
 
-    /// The C alignment of a type: its largest scalar's size (members of structs and unions are
-    /// flattened into the struct, nested aggregates looked into); `depth` bounds the search.
-    pub fn ktype_align(&self, ty: &KType, depth: u32) -> u64 {
-        match ty {
-            KType::Int { size, .. } | KType::Enum { size, .. } => u64::from(*size).clamp(1, 8),
-            KType::Ptr(_) | KType::FuncPtr => 8,
-            KType::Array { elem, .. } => self.ktype_align(elem, depth),
-            KType::Struct { id, .. } | KType::Union { id, .. } if depth > 0 => self
-                .struct_by_id(*id)
-                .map_or(1, |s| self.struct_align(&s, depth - 1)),
-            _ => 1,
+    /// The C alignment of the type with this id: its largest scalar's size (typedefs and
+    /// qualifiers looked through, nested aggregates looked into while `depth` lasts).
+    fn type_align(&self, mut id: u32, depth: u32) -> u64 {
+        for _ in 0..MAX_DEPTH {
+            let Some(t) = self.peel(id).and_then(|(id, _)| self.raw.get(id)) else {
+                return 1;
+            };
+            return match t.kind() {
+                KIND_INT | KIND_ENUM | KIND_ENUM64 => u64::from(t.size_or_type()).clamp(1, 8),
+                KIND_PTR => 8,
+                KIND_ARRAY => match t.array() {
+                    Some((elem, _)) => {
+                        id = elem;
+                        continue;
+                    }
+                    None => 1,
+                },
+                KIND_STRUCT | KIND_UNION if depth > 0 => self.aggregate_align(t.id, depth - 1),
+                _ => 1,
+            };
         }
+        1
+    }
+
+    /// `struct_align` of the struct or union with this id, remembered: a kernel struct embeds
+    /// the same few (locks, lists, timers) many times over.
+    fn aggregate_align(&self, id: u32, depth: u32) -> u64 {
+        let key = (id, depth);
+        if let Some(&align) = self
+            .aligns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return align;
+        }
+        let Some(t) = self.raw.get(id) else { return 1 };
+        let mut members = Vec::new();
+        self.walk_members(id, 0, &mut Vec::new(), &mut Vec::new(), 0, &mut |m| {
+            members.push((
+                self.type_align(m.type_id, depth),
+                m.offset_bits,
+                m.bitfield_size,
+            ));
+            members.len() < MAX_MEMBERS
+        });
+        let align = c_alignment(t.size_or_type(), &members);
+        self.aligns
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, align);
+        align
     }
 
     /// A struct's or union's size and C alignment.
@@ -466,21 +509,18 @@ impl KernelBtf {
         }
     }
 
-    /// The C alignment of a struct or union: its members' largest, or 1 when the layout shows
-    /// it packed (a member off its alignment, or a size no multiple of it), as `bpftool btf
-    /// dump format c` declares it `__attribute__((packed))`.
+    /// The C alignment of a struct or union, looking `depth` levels into nested aggregates.
     pub fn struct_align(&self, s: &KStruct, depth: u32) -> u64 {
-        let align = |m: &KMember| self.ktype_align(&m.ty, depth);
-        let natural = s.members.iter().map(align).max().unwrap_or(1);
-        let packed = u64::from(s.size) % natural != 0
-            || (s.members.iter())
-                .filter(|m| m.bitfield_size == 0)
-                .any(|m| u64::from(m.offset_bits) % (8 * align(m)) != 0);
-        if packed {
-            1
-        } else {
-            natural
-        }
+        let members: Vec<_> = (s.members.iter())
+            .map(|m| {
+                (
+                    self.type_align(m.type_id, depth),
+                    m.offset_bits,
+                    m.bitfield_size,
+                )
+            })
+            .collect();
+        c_alignment(s.size, &members)
     }
 
     /// The C name of a type id ("" for anonymous types and void).
@@ -523,8 +563,7 @@ impl KernelBtf {
             KIND_UNION => true,
             _ => return None,
         };
-        let mut members = Vec::new();
-        self.collect_members(id, 0, &mut Vec::new(), &mut Vec::new(), 0, &mut members);
+        let members = self.collect_members(id);
         Some(KStruct {
             id,
             name: t.name().into_owned(),
@@ -534,21 +573,48 @@ impl KernelBtf {
         })
     }
 
-    fn collect_members(
+    /// Flattened members, as `struct_by_id` lists them.
+    fn collect_members(&self, id: u32) -> Vec<KMember> {
+        let mut out = Vec::new();
+        self.walk_members(id, 0, &mut Vec::new(), &mut Vec::new(), 0, &mut |m| {
+            let size = self
+                .raw
+                .resolve_size(m.type_id)
+                .and_then(|s| u32::try_from(s).ok());
+            out.push(KMember {
+                name: self.raw.str_at(m.name_off).into_owned(),
+                ty: self.ktype(m.type_id),
+                type_id: m.type_id,
+                offset_bits: m.offset_bits,
+                bitfield_size: m.bitfield_size,
+                size: size.unwrap_or(0),
+                path: m.path.to_vec(),
+            });
+            out.len() < MAX_MEMBERS
+        });
+        out
+    }
+
+    /// Calls `visit` on each named member of struct or union `id`, in order, with the members of
+    /// anonymous struct/union members in their place; stops when `visit` returns false (and
+    /// then returns false itself).
+    fn walk_members(
         &self,
         id: u32,
         base_bits: u32,
         path: &mut Vec<u32>,
         stack: &mut Vec<u32>,
         depth: u32,
-        out: &mut Vec<KMember>,
-    ) {
+        visit: &mut dyn FnMut(&FlatMember) -> bool,
+    ) -> bool {
         // Bounds malformed input: a DAG of anonymous members could otherwise
-        // expand exponentially (valid C never nests this deep or this wide).
-        if depth > MAX_DEPTH || out.len() >= MAX_MEMBERS {
-            return;
+        // expand exponentially (valid C never nests this deep).
+        if depth > MAX_DEPTH {
+            return true;
         }
-        let Some(t) = self.raw.get(id) else { return };
+        let Some(t) = self.raw.get(id) else {
+            return true;
+        };
         // kflag set: offset packs (bitfield size << 24 | bit offset).
         let kflag = t.kflag();
         for (i, m) in t.members().iter().enumerate() {
@@ -558,9 +624,8 @@ impl KernelBtf {
                 (m.offset, 0)
             };
             let peeled = self.peel(m.type_id).and_then(|(pid, _)| self.raw.get(pid));
-            let name = self.raw.str_at(m.name_off);
             path.push(i as u32);
-            if name.is_empty() {
+            if self.raw.name_bytes(m.name_off).is_empty() {
                 // Anonymous struct/union: its members belong to us. Other
                 // unnamed members (padding bit-fields) are not accessible.
                 if let Some(inner) = peeled.filter(|p| matches!(p.kind(), KIND_STRUCT | KIND_UNION))
@@ -569,8 +634,11 @@ impl KernelBtf {
                     if inner.id != id && !stack.contains(&inner.id) {
                         stack.push(id);
                         let base = base_bits.saturating_add(off);
-                        self.collect_members(inner.id, base, path, stack, depth + 1, out);
+                        let more = self.walk_members(inner.id, base, path, stack, depth + 1, visit);
                         stack.pop();
+                        if !more {
+                            return false;
+                        }
                     }
                 }
                 path.pop();
@@ -588,21 +656,19 @@ impl KernelBtf {
                     }
                 }
             }
-            let size = self
-                .raw
-                .resolve_size(m.type_id)
-                .and_then(|s| u32::try_from(s).ok());
-            out.push(KMember {
-                name: name.into_owned(),
-                ty: self.ktype(m.type_id),
+            let more = visit(&FlatMember {
+                name_off: m.name_off,
                 type_id: m.type_id,
                 offset_bits: base_bits.saturating_add(off),
                 bitfield_size: bits,
-                size: size.unwrap_or(0),
-                path: path.clone(),
+                path,
             });
             path.pop();
+            if !more {
+                return false;
+            }
         }
+        true
     }
 
     // ----- enums -----
@@ -752,6 +818,33 @@ impl KernelBtf {
     /// the value wrapper `struct bpf_struct_ops_<name>` (what libbpf looks for).
     pub fn is_struct_ops_type(&self, name: &str) -> bool {
         self.has_struct(name) && self.has_struct(&format!("bpf_struct_ops_{name}"))
+    }
+}
+
+/// A member as `walk_members` meets it: where it lies in the outermost struct, and the member
+/// indexes leading to it through anonymous members.
+struct FlatMember<'p> {
+    name_off: u32,
+    type_id: u32,
+    offset_bits: u32,
+    bitfield_size: u32,
+    path: &'p [u32],
+}
+
+/// The C alignment of an aggregate of `size` bytes from its members' (alignment, bit offset,
+/// bit-field width): the largest alignment, or 1 when the layout shows the aggregate packed (a
+/// member off its alignment, or a size no multiple of it), as `bpftool btf dump format c`
+/// declares it `__attribute__((packed))`.
+fn c_alignment(size: u32, members: &[(u64, u32, u32)]) -> u64 {
+    let natural = members.iter().map(|m| m.0).max().unwrap_or(1);
+    let packed = u64::from(size) % natural != 0
+        || (members.iter())
+            .filter(|&&(_, _, bitfield_size)| bitfield_size == 0)
+            .any(|&(align, offset_bits, _)| u64::from(offset_bits) % (8 * align) != 0);
+    if packed {
+        1
+    } else {
+        natural
     }
 }
 

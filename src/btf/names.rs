@@ -39,6 +39,9 @@ type NameMemo = HashMap<(u32, String), Option<(u32, i64)>>;
 pub(crate) struct Names {
     /// (kind, or 0 for an enumerator; name) → (type id, enumerator value).
     memo: Mutex<NameMemo>,
+    /// Names found by a scan, with every kind that carries them: `struct_by_name` tries
+    /// struct, union and typedef in turn, and each try would otherwise scan again.
+    scanned: Mutex<HashMap<String, FirstOfKind>>,
     scans: [AtomicU32; 3],
     types: OnceLock<NameIndex>,
     funcs: OnceLock<NameIndex>,
@@ -61,17 +64,18 @@ impl Names {
             Group::Types
         };
         let found = self.memoized(kind, name, || {
+            let first_of_kind = |firsts: &FirstOfKind| {
+                let id = *firsts.get(kind as usize)?;
+                (id != 0).then_some((id, 0))
+            };
+            if let Some(firsts) = self.lock_scanned().get(name) {
+                return first_of_kind(firsts);
+            }
             if self.scan_next(group) {
-                let offsets = raw.string_offsets(name.as_bytes());
-                if offsets.is_empty() {
-                    return None;
-                }
-                return (1..raw.type_cnt())
-                    .find(|&id| {
-                        raw.get(id)
-                            .is_some_and(|t| t.kind() == kind && offsets.contains(&t.name_off()))
-                    })
-                    .map(|id| (id, 0));
+                let firsts = scan_types(raw, name);
+                let found = first_of_kind(&firsts);
+                self.lock_scanned().insert(name.to_string(), firsts);
+                return found;
             }
             let index = match group {
                 Group::Funcs => self
@@ -140,6 +144,10 @@ impl Names {
         })
     }
 
+    fn lock_scanned(&self) -> std::sync::MutexGuard<'_, HashMap<String, FirstOfKind>> {
+        self.scanned.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn memoized(
         &self,
         kind: u32,
@@ -167,6 +175,27 @@ impl Names {
     fn scan_next(&self, group: Group) -> bool {
         self.scans[group as usize].fetch_add(1, Ordering::Relaxed) < SCANS_BEFORE_INDEX
     }
+}
+
+/// The first type id of each kind (indexed by kind; 0 for none) that has one name.
+type FirstOfKind = [u32; 32];
+
+/// One pass over the types for every kind of type named `name`: the name's string offsets
+/// first (SIMD substring search), then a compare of each type's name offset against them.
+fn scan_types(raw: &RawBtf, name: &str) -> FirstOfKind {
+    let mut firsts = [0; 32];
+    let offsets = raw.string_offsets(name.as_bytes());
+    if !offsets.is_empty() {
+        for id in raw.ids_named(&offsets) {
+            if let Some(t) = raw.get(id) {
+                let first = &mut firsts[t.kind() as usize & 31];
+                if *first == 0 {
+                    *first = id;
+                }
+            }
+        }
+    }
+    firsts
 }
 
 /// An index of the named types whose kind `wanted` accepts, by type id.

@@ -131,6 +131,45 @@ fn synthetic_types_and_cycles() {
     assert!(btf.struct_by_name("nope").is_none());
 }
 
+#[test]
+fn c_alignment_of_nested_arrayed_and_packed_structs() {
+    // Strings: 0:"" 1:"int" 5:"long" 10:"in" 13:"out" 17:"pk" 20:"x" 22:"y"
+    let strs = b"\0int\0long\0in\0out\0pk\0x\0y\0";
+    #[rustfmt::skip]
+    let types = [
+        // [1] int, [2] long
+        1, info(KIND_INT, 0, false), 4, (INT_SIGNED << 24) | 32,
+        5, info(KIND_INT, 0, false), 8, (INT_SIGNED << 24) | 64,
+        // [3] struct in { int x; long y; }
+        10, info(KIND_STRUCT, 2, false), 16,
+            20, 1, 0,
+            22, 2, 64,
+        // [4] struct out { int x; struct in y[2]; }
+        13, info(KIND_STRUCT, 2, false), 40,
+            20, 1, 0,
+            22, 5, 64,
+        // [5] struct in[2]
+        0, info(KIND_ARRAY, 0, false), 0, 3, 1, 2,
+        // [6] struct pk { int x; long y; } __attribute__((packed)): y sits at byte 4
+        17, info(KIND_STRUCT, 2, false), 12,
+            20, 1, 0,
+            22, 2, 32,
+    ];
+    let btf = KernelBtf::from_bytes(&raw_btf(&types, strs)).expect("valid BTF");
+    let layout = |name: &str| {
+        let l = btf.layout_of(&btf.struct_by_name(name).expect(name));
+        (l.size, l.align)
+    };
+    assert_eq!(layout("in"), (16, 8));
+    // The array's element is looked into, and the remembered answer is the same one.
+    assert_eq!(layout("out"), (40, 8));
+    assert_eq!(layout("out"), (40, 8));
+    assert_eq!(layout("pk"), (12, 1));
+    // Without depth the nested struct counts as byte-aligned: only `int x` remains.
+    let out = btf.struct_by_name("out").unwrap();
+    assert_eq!(btf.struct_align(&out, 0), 4);
+}
+
 // ----- running kernel -----
 
 #[test]
