@@ -16,8 +16,31 @@ fn main() {
     // A position-dependent ksc: the static LLVM inside it would otherwise need ~120k relative
     // relocations (and the page faults they cause) at every start, which dominates compile time.
     println!("cargo:rustc-link-arg-bins=-no-pie");
+    static_libstdcxx(&out);
     if let Err(e) = runtime::build(&out) {
         eprintln!("error: building the runtime: {e}");
         std::process::exit(1);
+    }
+}
+
+/// Links the C++ runtime LLVM needs statically. Dynamically linked, each of LLVM's ~3,600 RTTI
+/// records and pure-virtual vtable slots is a relocation against libstdc++ that the loader
+/// resolves by name at every start, writing (and so copying) the page it sits on. llvm-sys asks
+/// for `-lstdc++`; a search directory holding only the archive, searched before the system's,
+/// makes the linker take the archive. Where the compiler has no archive, the shared library stays.
+fn static_libstdcxx(out: &std::path::Path) {
+    let archive = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .arg("-print-file-name=libstdc++.a")
+        .output()
+        .ok()
+        .map(|o| std::path::PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(|p| p.is_absolute() && p.is_file());
+    let Some(archive) = archive else { return };
+    let dir = out.join("static-cxx");
+    let link = dir.join("libstdc++.a");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::remove_file(&link);
+    if std::os::unix::fs::symlink(&archive, &link).is_ok() {
+        println!("cargo:rustc-link-search=native={}", dir.display());
     }
 }

@@ -17,7 +17,7 @@ mod tests;
 use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use bytes::Bytes;
 use names::Names;
@@ -177,6 +177,8 @@ pub struct KernelBtf {
     names: Names,
     /// (struct or union id, depth) → C alignment, once computed.
     aligns: Mutex<HashMap<(u32, u32), u64>>,
+    /// Structs and unions by id, once built.
+    structs: Mutex<HashMap<u32, Arc<KStruct>>>,
 }
 
 /// Kernel BTF read on first use. Most packet programs never ask for a kernel type, and reading
@@ -282,6 +284,7 @@ impl KernelBtf {
             raw,
             names: Names::default(),
             aligns: Mutex::default(),
+            structs: Mutex::default(),
         }
     }
 
@@ -535,7 +538,7 @@ impl KernelBtf {
 
     /// Struct or union by name (struct preferred); also accepts a typedef
     /// naming one, e.g. `typedef struct { … } atomic_t`.
-    pub fn struct_by_name(&self, name: &str) -> Option<KStruct> {
+    pub fn struct_by_name(&self, name: &str) -> Option<Arc<KStruct>> {
         let id = self
             .find(name, KIND_STRUCT)
             .or_else(|| self.find(name, KIND_UNION))
@@ -543,9 +546,12 @@ impl KernelBtf {
                 let (id, _) = self.peel(self.find(name, KIND_TYPEDEF)?)?;
                 Some(id)
             })?;
-        let mut s = self.struct_by_id(id)?;
+        let s = self.struct_by_id(id)?;
         if s.name.is_empty() {
-            s.name = name.to_string();
+            return Some(Arc::new(KStruct {
+                name: name.to_string(),
+                ..KStruct::clone(&s)
+            }));
         }
         Some(s)
     }
@@ -555,22 +561,31 @@ impl KernelBtf {
         self.find(name, KIND_STRUCT).is_some() || self.find(name, KIND_UNION).is_some()
     }
 
-    /// Struct or union by id, with anonymous members flattened.
-    pub fn struct_by_id(&self, id: u32) -> Option<KStruct> {
+    /// Struct or union by id, with anonymous members flattened; built once per id (a program
+    /// names the same few kernel structs at every member access).
+    pub fn struct_by_id(&self, id: u32) -> Option<Arc<KStruct>> {
+        if let Some(s) = self.lock_structs().get(&id) {
+            return Some(Arc::clone(s));
+        }
         let t = self.raw.get(id)?;
         let is_union = match t.kind() {
             KIND_STRUCT => false,
             KIND_UNION => true,
             _ => return None,
         };
-        let members = self.collect_members(id);
-        Some(KStruct {
+        let s = Arc::new(KStruct {
             id,
             name: t.name().into_owned(),
             size: t.size_or_type(),
             is_union,
-            members,
-        })
+            members: self.collect_members(id),
+        });
+        self.lock_structs().insert(id, Arc::clone(&s));
+        Some(s)
+    }
+
+    fn lock_structs(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<KStruct>>> {
+        self.structs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Flattened members, as `struct_by_id` lists them.
@@ -798,14 +813,14 @@ impl KernelBtf {
         let s = self.struct_by_name(name)?;
         Some(
             s.members
-                .into_iter()
+                .iter()
                 .map(|m| {
                     let kind = match self.sig_of_func_ptr(m.type_id) {
                         Some(sig) => KOpsKind::Func(sig),
-                        None => KOpsKind::Data(m.ty),
+                        None => KOpsKind::Data(m.ty.clone()),
                     };
                     KOpsMember {
-                        name: m.name,
+                        name: m.name.clone(),
                         offset_bits: m.offset_bits,
                         kind,
                     }

@@ -1,8 +1,8 @@
 //! Finding kernel types and enumerators by name.
 //!
 //! A unit asks for a handful of kernel names, so a lookup first scans: it finds the name in the
-//! string section (SIMD substring search), then the first type that carries that string offset,
-//! ~0.2–1 ms on kernel BTF. A unit that asks for many names gets an index instead, built once
+//! string section (SIMD substring search), then every type that carries that string offset (a
+//! compare over a dense array of name offsets), ~0.3 ms on kernel BTF. A unit that asks for many names gets an index instead, built once
 //! (~2.5 ms for the type kinds, ~6.5 ms for kernel functions). Answers are memoized either way.
 //!
 //! The index is an open-addressing table of entry numbers keyed by a hash of the entry's name;
@@ -180,16 +180,15 @@ impl Names {
 /// The first type id of each kind (indexed by kind; 0 for none) that has one name.
 type FirstOfKind = [u32; 32];
 
-/// One pass over the types for every kind of type named `name`: the name's string offsets
-/// first (SIMD substring search), then a compare of each type's name offset against them.
+/// Every kind of type named `name` at once: the name's string offsets (SIMD substring search;
+/// one offset in deduplicated BTF), then the types whose name offset is one of them.
 fn scan_types(raw: &RawBtf, name: &str) -> FirstOfKind {
     let mut firsts = [0; 32];
-    let offsets = raw.string_offsets(name.as_bytes());
-    if !offsets.is_empty() {
-        for id in raw.ids_named(&offsets) {
+    for offset in raw.string_offsets(name.as_bytes()) {
+        for id in raw.ids_named(offset) {
             if let Some(t) = raw.get(id) {
                 let first = &mut firsts[t.kind() as usize & 31];
-                if *first == 0 {
+                if *first == 0 || id < *first {
                     *first = id;
                 }
             }
