@@ -179,6 +179,65 @@ fn found_token(text: &str, pos: usize) -> String {
     format!("`{tok}`")
 }
 
+/// When a syntax error falls on an operator inside a `for (i in a..b)` header, the bound was an
+/// unparenthesised expression (`0..2 * t`), which the reference grammar does not allow: say how to
+/// write it. The header is found by walking back to the unmatched `(` after `for`.
+fn range_bound_hint(text: &str, pos: usize) -> Option<String> {
+    let rest = text.get(pos..)?;
+    if !rest.starts_with(['*', '/', '%', '+', '-', '&', '|', '^', '<', '>'])
+        || rest.starts_with("->")
+    {
+        return None;
+    }
+    let before = &text[..pos];
+    let mut depth = 0usize;
+    let open = before.char_indices().rev().find_map(|(i, c)| match c {
+        ')' | ']' => {
+            depth += 1;
+            None
+        }
+        '(' | '[' if depth > 0 => {
+            depth -= 1;
+            None
+        }
+        '(' => Some(Some(i)),
+        '{' | '}' | ';' | '[' => Some(None),
+        _ => None,
+    })??;
+    let keyword = before[..open].trim_end();
+    let is_for = keyword.ends_with("for")
+        && !keyword[..keyword.len() - 3].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    let header = &before[open + 1..];
+    let (_, bounds) = header.split_once(" in ")?;
+    if !is_for {
+        return None;
+    }
+    // The bound: from the last `..` (or `in`) to the next `..` or the header's `)`.
+    let start = bounds.rfind("..").map_or(0, |i| i + 2);
+    let mut depth = 0usize;
+    let end = rest
+        .char_indices()
+        .find(|&(i, c)| match c {
+            '(' | '[' => {
+                depth += 1;
+                false
+            }
+            ')' | ']' if depth > 0 => {
+                depth -= 1;
+                false
+            }
+            ')' | ']' | '{' | ';' => true,
+            _ => depth == 0 && rest[i..].starts_with(".."),
+        })
+        .map_or(rest.len(), |(i, _)| i);
+    let after = &rest[..end];
+    let bound = format!("{}{}", &bounds[start..], after);
+    Some(format!(
+        "a range bound is a literal, a name, a field or a parenthesised expression: write `({})`",
+        bound.trim()
+    ))
+}
+
 struct Builder<'a> {
     file: FileId,
     text: &'a str,
@@ -269,6 +328,10 @@ impl<'a> Builder<'a> {
                 expected[..n - 1].join(", "),
                 expected[n - 1]
             ),
+        };
+        let msg = match range_bound_hint(self.text, pos) {
+            Some(hint) => format!("{msg}; {hint}"),
+            None => msg,
         };
         self.diags.error(Code::E0010, span, msg);
     }
