@@ -25,7 +25,8 @@ use super::endless_loops::{unending, Unending};
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
-    packet_walk_trips, walk_may_stall, walked_packet_locals, walks_pointer_back, MAX_PACKET_OFFSET,
+    packet_walk_trips, walk_may_stall, walked_packet_locals, walks_both_ways, walks_pointer_back,
+    MAX_PACKET_OFFSET,
 };
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
@@ -381,19 +382,45 @@ fn count_of(
             let name = local_name(m, counter);
             Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bound its condition compares it with, and nothing else it changes can end it: it could stop only by wrapping `{name}` past its type's end, if then, and not within the rounds the verifier follows: step it toward the bound")))
         }
-        None if walks_pointer_back(m, f, lp) => Some(PassError::user(lp, Code::E0409, "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)")),
-        None if walk_may_stall(m, f, lp) => Some(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)")),
-        None => None,
+        None => unbounded_walk(m, f, lp),
     };
     if let Some(refusal) = refusal {
         errors.push(refusal);
         return None;
     }
-    let mut c = run_time_count(m, lp)?;
-    if !settle(m, bounds, &mut c) || followed_as_written(m, bounds, lp, &c) {
+    let Some(mut c) = run_time_count(m, lp) else {
+        errors.extend(both_ways_walk(m, f, lp));
+        return None;
+    };
+    if !settle(m, bounds, &mut c) {
+        // (A count that may wrap is none: the rounds the verifier follows are all there is.)
+        errors.extend(both_ways_walk(m, f, lp));
+        return None;
+    }
+    if followed_as_written(m, bounds, lp, &c) {
         return None;
     }
     Some(Count::RunTime(c))
+}
+
+/// The refusal of `while` loop `lp` of `f`, left without a count, when it walks the packet
+/// forward on some paths and back on others: such a walk may go round forever over the same
+/// bytes, and the verifier, which follows every round's exact position on every path, gives up.
+fn both_ways_walk(m: &Module, f: OpId, lp: OpId) -> Option<PassError> {
+    let name = local_name(m, walks_both_ways(m, f, lp)?);
+    Some(PassError::user(lp, Code::E0409, format!("this loop moves `{name}` forward through the packet on some paths and back on others, and no count bounds its rounds: it may go round forever over the same bytes, so neither ksc nor the verifier can bound it: count it (`while (… && i < N)`)")))
+}
+
+/// The refusal of `while` loop `lp` of `f`, which ksc could not count, when it walks the packet in
+/// a way the verifier cannot bound either.
+fn unbounded_walk(m: &Module, f: OpId, lp: OpId) -> Option<PassError> {
+    if walks_pointer_back(m, f, lp) {
+        return Some(PassError::user(lp, Code::E0409, "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)"));
+    }
+    if walk_may_stall(m, f, lp) {
+        return Some(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)"));
+    }
+    None
 }
 
 /// Settles where the counter of `c` could wrap, from what is known of its bound: false when a

@@ -141,6 +141,16 @@ pub(super) fn walks_pointer_back(m: &Module, f: OpId, l: OpId) -> bool {
         .any(|w| w.pointer && !w.forward)
 }
 
+/// The local loop `l` of `f` moves forward through the packet on some paths and back on others
+/// (`pos + 2`, `pos - 1`), if any. With no count, such a walk may go round forever over the same
+/// bytes, and the verifier, which follows every round's exact position on every path, gives up.
+pub(super) fn walks_both_ways(m: &Module, f: OpId, l: OpId) -> Option<Value> {
+    walked_packet_locals(m, f, l)
+        .into_iter()
+        .find(WalkedLocal::both_ways)
+        .map(|w| w.slot)
+}
+
 /// A local that a loop walks through the packet ([`walked_packet_locals`]).
 pub(super) struct WalkedLocal {
     pub slot: Value,
