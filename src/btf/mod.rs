@@ -9,17 +9,18 @@
 
 mod bytes;
 pub(crate) mod elf;
+mod memo;
 mod names;
 mod raw;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
+use memo::Memo;
 use names::Names;
 use raw::*;
 
@@ -176,9 +177,9 @@ pub struct KernelBtf {
     raw: RawBtf,
     names: Names,
     /// (struct or union id, depth) → C alignment, once computed.
-    aligns: Mutex<HashMap<(u32, u32), u64>>,
+    aligns: Memo<(u32, u32), u64>,
     /// Structs and unions by id, once built.
-    structs: Mutex<HashMap<u32, Arc<KStruct>>>,
+    structs: Memo<u32, Arc<KStruct>>,
 }
 
 /// Kernel BTF read on first use. Most packet programs never ask for a kernel type, and reading
@@ -283,8 +284,8 @@ impl KernelBtf {
         KernelBtf {
             raw,
             names: Names::default(),
-            aligns: Mutex::default(),
-            structs: Mutex::default(),
+            aligns: Memo::default(),
+            structs: Memo::default(),
         }
     }
 
@@ -477,31 +478,19 @@ impl KernelBtf {
     /// `struct_align` of the struct or union with this id, remembered: a kernel struct embeds
     /// the same few (locks, lists, timers) many times over.
     fn aggregate_align(&self, id: u32, depth: u32) -> u64 {
-        let key = (id, depth);
-        if let Some(&align) = self
-            .aligns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return align;
-        }
-        let Some(t) = self.raw.get(id) else { return 1 };
-        let mut members = Vec::new();
-        self.walk_members(id, 0, &mut Vec::new(), &mut Vec::new(), 0, &mut |m| {
-            members.push((
-                self.type_align(m.type_id, depth),
-                m.offset_bits,
-                m.bitfield_size,
-            ));
-            members.len() < MAX_MEMBERS
-        });
-        let align = c_alignment(t.size_or_type(), &members);
-        self.aligns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, align);
-        align
+        self.aligns.get_or_compute((id, depth), || {
+            let Some(t) = self.raw.get(id) else { return 1 };
+            let mut members = Vec::new();
+            self.walk_members(id, 0, &mut Vec::new(), &mut Vec::new(), 0, &mut |m| {
+                members.push((
+                    self.type_align(m.type_id, depth),
+                    m.offset_bits,
+                    m.bitfield_size,
+                ));
+                members.len() < MAX_MEMBERS
+            });
+            c_alignment(t.size_or_type(), &members)
+        })
     }
 
     /// A struct's or union's size and C alignment.
@@ -564,8 +553,8 @@ impl KernelBtf {
     /// Struct or union by id, with anonymous members flattened; built once per id (a program
     /// names the same few kernel structs at every member access).
     pub fn struct_by_id(&self, id: u32) -> Option<Arc<KStruct>> {
-        if let Some(s) = self.lock_structs().get(&id) {
-            return Some(Arc::clone(s));
+        if let Some(s) = self.structs.get(&id) {
+            return Some(s);
         }
         let t = self.raw.get(id)?;
         let is_union = match t.kind() {
@@ -580,12 +569,8 @@ impl KernelBtf {
             is_union,
             members: self.collect_members(id),
         });
-        self.lock_structs().insert(id, Arc::clone(&s));
+        self.structs.insert(id, Arc::clone(&s));
         Some(s)
-    }
-
-    fn lock_structs(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Arc<KStruct>>> {
-        self.structs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Flattened members, as `struct_by_id` lists them.

@@ -11,12 +11,12 @@
 //! probing without deletion keeps that order), which is how "first type with this name" keeps
 //! libbpf's choice among duplicates — the same answer a scan in id order gives.
 
+use super::memo::Memo;
 use super::raw::{
     RawBtf, KIND_ENUM, KIND_ENUM64, KIND_FUNC, KIND_STRUCT, KIND_TYPEDEF, KIND_UNION,
 };
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 /// Scans of one kind of name before the next lookup builds that kind's index instead.
 const SCANS_BEFORE_INDEX: u32 = 8;
@@ -31,17 +31,14 @@ enum Group {
     Enumerators = 2,
 }
 
-/// (kind, or 0 for an enumerator; name) → (type id, enumerator value), once looked up.
-type NameMemo = HashMap<(u32, String), Option<(u32, i64)>>;
-
 /// The name lookups of one BTF file.
 #[derive(Default)]
 pub(crate) struct Names {
     /// (kind, or 0 for an enumerator; name) → (type id, enumerator value).
-    memo: Mutex<NameMemo>,
+    memo: Memo<(u32, String), Option<(u32, i64)>>,
     /// Names found by a scan, with every kind that carries them: `struct_by_name` tries
     /// struct, union and typedef in turn, and each try would otherwise scan again.
-    scanned: Mutex<HashMap<String, FirstOfKind>>,
+    scanned: Memo<String, FirstOfKind>,
     scans: [AtomicU32; 3],
     types: OnceLock<NameIndex>,
     funcs: OnceLock<NameIndex>,
@@ -68,13 +65,13 @@ impl Names {
                 let id = *firsts.get(kind as usize)?;
                 (id != 0).then_some((id, 0))
             };
-            if let Some(firsts) = self.lock_scanned().get(name) {
-                return first_of_kind(firsts);
+            if let Some(firsts) = self.scanned.get(name) {
+                return first_of_kind(&firsts);
             }
             if self.scan_next(group) {
                 let firsts = scan_types(raw, name);
                 let found = first_of_kind(&firsts);
-                self.lock_scanned().insert(name.to_string(), firsts);
+                self.scanned.insert(name.to_string(), firsts);
                 return found;
             }
             let index = match group {
@@ -144,31 +141,13 @@ impl Names {
         })
     }
 
-    fn lock_scanned(&self) -> std::sync::MutexGuard<'_, HashMap<String, FirstOfKind>> {
-        self.scanned.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     fn memoized(
         &self,
         kind: u32,
         name: &str,
         find: impl FnOnce() -> Option<(u32, i64)>,
     ) -> Option<(u32, i64)> {
-        let key = (kind, name.to_string());
-        if let Some(&hit) = self
-            .memo
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&key)
-        {
-            return hit;
-        }
-        let found = find();
-        self.memo
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(key, found);
-        found
+        self.memo.get_or_compute((kind, name.to_string()), find)
     }
 
     /// Whether this lookup should scan (counting it), rather than use the group's index.

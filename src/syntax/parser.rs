@@ -190,20 +190,13 @@ fn range_bound_hint(text: &str, pos: usize) -> Option<String> {
         return None;
     }
     let before = &text[..pos];
-    let mut depth = 0usize;
-    let open = before.char_indices().rev().find_map(|(i, c)| match c {
-        ')' | ']' => {
-            depth += 1;
-            None
-        }
-        '(' | '[' if depth > 0 => {
-            depth -= 1;
-            None
-        }
-        '(' => Some(Some(i)),
-        '{' | '}' | ';' | '[' => Some(None),
-        _ => None,
-    })??;
+    let (open, _) = scan_brackets(
+        before.char_indices().rev(),
+        [')', ']'],
+        ['(', '['],
+        |(_, c), _| matches!(c, '(' | '{' | '}' | ';' | '['),
+    )
+    .filter(|&(_, c)| c == '(')?;
     let keyword = before[..open].trim_end();
     let is_for = keyword.ends_with("for")
         && !keyword[..keyword.len() - 3].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
@@ -214,28 +207,43 @@ fn range_bound_hint(text: &str, pos: usize) -> Option<String> {
     }
     // The bound: from the last `..` (or `in`) to the next `..` or the header's `)`.
     let start = bounds.rfind("..").map_or(0, |i| i + 2);
-    let mut depth = 0usize;
-    let end = rest
-        .char_indices()
-        .find(|&(i, c)| match c {
-            '(' | '[' => {
-                depth += 1;
-                false
-            }
-            ')' | ']' if depth > 0 => {
-                depth -= 1;
-                false
-            }
-            ')' | ']' | '{' | ';' => true,
-            _ => depth == 0 && rest[i..].starts_with(".."),
-        })
-        .map_or(rest.len(), |(i, _)| i);
+    let end = scan_brackets(
+        rest.char_indices(),
+        ['(', '['],
+        [')', ']'],
+        |(i, c), depth| {
+            matches!(c, ')' | ']' | '{' | ';') || depth == 0 && rest[i..].starts_with("..")
+        },
+    )
+    .map_or(rest.len(), |(i, _)| i);
     let after = &rest[..end];
     let bound = format!("{}{}", &bounds[start..], after);
     Some(format!(
         "a range bound is a literal, a name, a field or a parenthesised expression: write `({})`",
         bound.trim()
     ))
+}
+
+/// The first of `chars` at which `stop((index, char), depth)` holds, skipping over bracket pairs: `enter`
+/// opens a pair in walking order and `leave` closes one (a `leave` with no open pair is asked to
+/// `stop` like any other character).
+fn scan_brackets(
+    chars: impl Iterator<Item = (usize, char)>,
+    enter: [char; 2],
+    leave: [char; 2],
+    mut stop: impl FnMut((usize, char), usize) -> bool,
+) -> Option<(usize, char)> {
+    let mut depth = 0usize;
+    for (i, c) in chars {
+        if enter.contains(&c) {
+            depth += 1;
+        } else if leave.contains(&c) && depth > 0 {
+            depth -= 1;
+        } else if stop((i, c), depth) {
+            return Some((i, c));
+        }
+    }
+    None
 }
 
 struct Builder<'a> {
