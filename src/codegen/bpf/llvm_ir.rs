@@ -26,6 +26,48 @@ pub(super) fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<Poi
     }
 }
 
+/// The largest unsigned value `v` can hold, where its definition shows one: a constant, a
+/// zero-extended narrower value, a value masked or shifted right, or bounded values shifted
+/// left, scaled, added or selected between without leaving the type.
+pub(super) fn upper_bound(v: IntValue<'_>) -> Option<u64> {
+    if let Some(c) = v.get_zero_extended_constant() {
+        return Some(c);
+    }
+    let i = v.as_instruction()?;
+    let bits = v.get_type().get_bit_width();
+    let type_max = if bits >= 64 {
+        u64::MAX
+    } else {
+        (1u64 << bits) - 1
+    };
+    let bound = |n| int_operand(i, n).and_then(upper_bound);
+    let shift = || {
+        int_operand(i, 1)?
+            .get_zero_extended_constant()
+            .filter(|&c| c < 64)
+    };
+    let found = match i.get_opcode() {
+        InstructionOpcode::ZExt => {
+            let from = int_operand(i, 0)?.get_type().get_bit_width();
+            (from < 64).then(|| (1u64 << from) - 1)
+        }
+        InstructionOpcode::And => match (bound(0), bound(1)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+        InstructionOpcode::LShr => Some(bound(0).unwrap_or(type_max) >> shift()?),
+        InstructionOpcode::Shl => {
+            let (b, c) = (bound(0)?, shift()?);
+            (b.leading_zeros() as u64 >= c).then(|| b << c)
+        }
+        InstructionOpcode::Mul => bound(0)?.checked_mul(bound(1)?),
+        InstructionOpcode::Add => bound(0)?.checked_add(bound(1)?),
+        InstructionOpcode::Select => Some(bound(1)?.max(bound(2)?)),
+        _ => None,
+    };
+    found.filter(|&b| b <= type_max)
+}
+
 /// `p` as a pointer plus a constant byte offset, through `getelementptr i8, p, C` (instructions
 /// and constant expressions: a global's bytes).
 pub(super) fn constant_base(mut p: PointerValue<'_>) -> (PointerValue<'_>, i64) {

@@ -35,6 +35,7 @@ mod packet_phis;
 mod packet_reloads;
 mod pointer_steps;
 mod program_args;
+mod rebased_addresses;
 mod split_returns;
 mod stack_words;
 mod store_words;
@@ -161,6 +162,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
             packet_phis::merge_packet_pointers(m);
+            rebased_addresses::rebase_addresses(m);
             packet_bases::widen_packet_bases(m);
             stack_words::widen_stack_numbers(m);
             store_words::merge_word_stores(m);

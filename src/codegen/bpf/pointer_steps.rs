@@ -12,7 +12,9 @@
 //! or a half-word), so forming the pointer one step ahead of the next iteration cannot push it
 //! out of the range the verifier allows a packet pointer's variable part.
 
-use super::llvm_ir::{constant_base, phis_of, pointer_operand, replace_all_uses, users};
+use super::llvm_ir::{
+    constant_base, phis_of, pointer_operand, replace_all_uses, upper_bound, users,
+};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -135,24 +137,9 @@ fn step_of<'ctx>(i: InstructionValue<'ctx>, offset: IntValue<'ctx>) -> Option<In
     is_small(s).then_some(s)
 }
 
-/// A constant, a value masked by a constant, or a zero-extended byte or half-word, at most
-/// [`MAX_STEP`].
+/// A scalar whose definition bounds it by [`MAX_STEP`].
 fn is_small(v: IntValue<'_>) -> bool {
-    if let Some(c) = v.get_zero_extended_constant() {
-        return c <= MAX_STEP;
-    }
-    let Some(i) = v.as_instruction() else {
-        return false;
-    };
-    match i.get_opcode() {
-        InstructionOpcode::And => (0..2).any(|n| {
-            matches!(i.get_operand(n).and_then(|o| o.value()),
-                Some(BasicValueEnum::IntValue(m)) if m.get_zero_extended_constant().is_some_and(|m| m <= MAX_STEP))
-        }),
-        InstructionOpcode::ZExt => matches!(i.get_operand(0).and_then(|o| o.value()),
-            Some(BasicValueEnum::IntValue(x)) if x.get_type().get_bit_width() <= 16),
-        _ => false,
-    }
+    upper_bound(v).is_some_and(|b| b <= MAX_STEP)
 }
 
 /// A packet pointer: ksc forms `ctx->data` as `inttoptr`, and a header address is a constant
