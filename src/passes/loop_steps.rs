@@ -335,7 +335,7 @@ fn call_results(
 const MAX_CALL_DEPTH: u32 = 4;
 
 /// Whether every use of the values of `work` only adds non-negative amounts to them, compares
-/// them, addresses memory with them, stores them back into the stepped local (`stepped`: the
+/// them (or what is subtracted from them), addresses memory with them, stores them back into the stepped local (`stepped`: the
 /// local and its step) or returns them to callers that do the same: nothing that the verifier
 /// could need their lower bound for (a call, a result or a copy elsewhere might).
 fn lower_bound_unneeded(
@@ -348,6 +348,8 @@ fn lower_bound_unneeded(
     depth: u32,
 ) -> bool {
     let mut seen: HashSet<Value> = work.iter().copied().collect();
+    // Values that may lie below the offset (`off - 2`): only compared, they need no bound.
+    let mut below: HashSet<Value> = HashSet::new();
     let negative = |v: Value| match m.const_int(v) {
         Some(c) => c < 0,
         None => is_signed(m.value_type(v)) && !is_cast_of_unsigned(m, v),
@@ -358,6 +360,29 @@ fn lower_bound_unneeded(
             let Some(at) = d.operands.iter().position(|&x| x == v) else {
                 continue;
             };
+            let used = d.results.iter().any(|&r| !uses.of(r).is_empty());
+            if below.contains(&v) {
+                let other_not_negative = || {
+                    d.operands
+                        .get(1 - at.min(1))
+                        .and_then(|&x| m.const_int(x))
+                        .is_some_and(|c| c >= 0)
+                };
+                match d.opcode {
+                    Opcode::CoreCmp => continue,
+                    Opcode::CoreCast | Opcode::BpfOpaque => {}
+                    Opcode::CoreAdd if other_not_negative() => {}
+                    _ if !used => continue,
+                    _ => return false,
+                }
+                for &r in &d.results {
+                    if seen.insert(r) {
+                        below.insert(r);
+                        work.push(r);
+                    }
+                }
+                continue;
+            }
             let follow = match d.opcode {
                 // A field of a header at the pointer: a constant offset past it.
                 Opcode::CoreCast | Opcode::BpfOpaque | Opcode::CoreFieldAddr => true,
@@ -365,9 +390,8 @@ fn lower_bound_unneeded(
                     // (An address bounds-check formed again elsewhere, `ip + off - 1`, stays
                     // behind unused: nothing reads what it would need.)
                     let other = d.operands[1 - at.min(1)];
-                    let used = d.results.iter().any(|&r| !uses.of(r).is_empty());
-                    if negative(other) && used {
-                        return false;
+                    if negative(other) {
+                        below.extend(d.results.iter().copied());
                     }
                     true
                 }
@@ -379,7 +403,10 @@ fn lower_bound_unneeded(
                     }
                     true
                 }
-                Opcode::CoreSub if at == 0 => return false,
+                Opcode::CoreSub if at == 0 => {
+                    below.extend(d.results.iter().copied());
+                    true
+                }
                 // Back into the local, or into another local only ever read (`var ext = data +
                 // off`): that local's reads are followed too. Other stack memory keeps what the
                 // verifier knows of a value; map values and globals do not.
