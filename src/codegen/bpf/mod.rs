@@ -25,6 +25,7 @@ mod implied_checks;
 mod isa_divisions;
 mod layout;
 mod llvm_ir;
+mod loop_counts;
 mod loop_exits;
 mod lost_bounds;
 mod map_lookups;
@@ -163,6 +164,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             pointer_steps::step_pointers(m);
             packet_phis::merge_packet_pointers(m);
             rebased_addresses::rebase_addresses(m);
+            loop_counts::keep_loop_counts(m, alu32);
             packet_bases::widen_packet_bases(m);
             stack_words::widen_stack_numbers(m);
             store_words::merge_word_stores(m);
