@@ -420,7 +420,49 @@ fn unbounded_walk(m: &Module, f: OpId, lp: OpId) -> Option<PassError> {
     if walk_may_stall(m, f, lp) {
         return Some(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)"));
     }
+    if let Some(local) = scaled_at_run_time(m, lp) {
+        let name = local_name(m, local);
+        return Some(PassError::user(lp, Code::E0409, format!("this loop multiplies `{name}`, which its condition tests, by a run-time value (`{name} * len`): a factor of 1, or of 0 with a constant added, leaves it where it was, and the loop goes round forever, so neither ksc nor the verifier can bound it: step it by adding (`{name} = {name} + len`), or count it (`while (… && i < N)`)")));
+    }
     None
+}
+
+/// A local that `while` loop `lp`'s condition reads and its body sets from its own value
+/// multiplied by a value not constant (`off = off * len + 1`): nothing shows such a step moves
+/// it. (A constant factor of 2 or more does, for the unsigned offsets walks use.)
+fn scaled_at_run_time(m: &Module, lp: OpId) -> Option<Value> {
+    let cond = m.op(lp).regions[0];
+    let mut tested: Vec<Value> = Vec::new();
+    m.walk_region(cond, &mut |o| {
+        let d = m.op(o);
+        if d.opcode == Opcode::CoreLoad && m.is_local(d.operands[0]) {
+            tested.push(d.operands[0]);
+        }
+    });
+    m.collect_nested(lp, |d| d.opcode == Opcode::CoreStore)
+        .into_iter()
+        .map(|store| (m.op(store).operands[0], m.op(store).operands[1]))
+        .find(|&(value, local)| tested.contains(&local) && scales(m, value, local, 8))
+        .map(|(_, local)| local)
+}
+
+/// `value` is, through sums and casts, `local`'s own value times something not a constant.
+fn scales(m: &Module, value: Value, local: Value, depth: u32) -> bool {
+    let Some(d) = m.defining_op(value).map(|op| m.op(op)) else {
+        return false;
+    };
+    depth > 0
+        && match d.opcode {
+            Opcode::CoreMul => {
+                let by_itself = |k: usize| advances(m, d.operands[k], local, depth - 1);
+                let varying = |k: usize| m.const_int(d.operands[k]).is_none();
+                (by_itself(0) && varying(1)) || (by_itself(1) && varying(0))
+            }
+            Opcode::CoreAdd | Opcode::CoreSub | Opcode::CoreCast => {
+                (d.operands.iter()).any(|&o| scales(m, o, local, depth - 1))
+            }
+            _ => false,
+        }
 }
 
 /// Settles where the counter of `c` could wrap, from what is known of its bound: false when a
