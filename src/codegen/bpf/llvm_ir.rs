@@ -68,6 +68,36 @@ pub(super) fn upper_bound(v: IntValue<'_>) -> Option<u64> {
     found.filter(|&b| b <= type_max)
 }
 
+/// `getelementptr i8, p, x` as `(p, x)`, whatever `x` is.
+pub(super) fn byte_gep(i: InstructionValue<'_>) -> Option<(PointerValue<'_>, IntValue<'_>)> {
+    if i.get_opcode() != InstructionOpcode::GetElementPtr || i.get_num_operands() != 2 {
+        return None;
+    }
+    let bytes = i
+        .get_gep_source_element_type()
+        .is_ok_and(|t| t.is_int_type() && t.into_int_type().get_bit_width() == 8);
+    match (i.get_operand(0)?.value()?, i.get_operand(1)?.value()?) {
+        (BasicValueEnum::PointerValue(p), BasicValueEnum::IntValue(x)) if bytes => Some((p, x)),
+        _ => None,
+    }
+}
+
+/// Makes each of `users` that uses `old` use `new` instead (RAUW would also rewrite `new`'s own
+/// use of `old`).
+pub(super) fn redirect_uses<'ctx>(
+    users: &[InstructionValue<'ctx>],
+    old: BasicValueEnum<'ctx>,
+    new: BasicValueEnum<'ctx>,
+) {
+    for user in users {
+        for n in 0..user.get_num_operands() {
+            if user.get_operand(n).and_then(|o| o.value()) == Some(old) {
+                user.set_operand(n, new);
+            }
+        }
+    }
+}
+
 /// `p` as a pointer plus a constant byte offset, through `getelementptr i8, p, C` (instructions
 /// and constant expressions: a global's bytes).
 pub(super) fn constant_base(mut p: PointerValue<'_>) -> (PointerValue<'_>, i64) {

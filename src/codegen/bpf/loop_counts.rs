@@ -13,8 +13,10 @@
 //! Only counts the loop uses for nothing but their own steps (the ones LSR would rewrite), and
 //! only in loops that may leave on a comparison of pointers.
 
-use super::llvm_ir::users_of_result;
-use super::llvm_ir::{instructions, int_operand, phis_of, pure_asm, reachable_from, successors};
+use super::llvm_ir::{
+    instructions, int_operand, phis_of, pure_asm, reachable_from, redirect_uses, successors,
+    users_of_result,
+};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -175,11 +177,9 @@ fn hide<'ctx>(builder: &Builder<'ctx>, step: InstructionValue<'ctx>, alu32: bool
     ) else {
         return;
     };
-    for user in users {
-        for n in 0..user.get_num_operands() {
-            if user.get_operand(n).and_then(|o| o.value()) == Some(value.as_basic_value_enum()) {
-                user.set_operand(n, hidden.as_basic_value_enum());
-            }
-        }
-    }
+    redirect_uses(
+        &users,
+        value.as_basic_value_enum(),
+        hidden.as_basic_value_enum(),
+    );
 }

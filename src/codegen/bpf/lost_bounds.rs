@@ -13,7 +13,7 @@
 
 use super::llvm_ir::{
     calls_intrinsic, erase_dead, instructions, int_operand, is_alloca, is_bpf_call,
-    pointer_operand, pure_asm, replace_all_uses, users, users_of_result,
+    pointer_operand, pure_asm, redirect_uses, replace_all_uses, users, users_of_result,
 };
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -240,12 +240,10 @@ fn mask<'ctx>(
     let uses: Vec<InstructionValue> = users_of_result(widened);
     builder.position_before(&next);
     let bounded = pure_asm(builder, ty, text, constraint, &[value], "bounded")?;
-    for user in uses {
-        for i in 0..user.get_num_operands() {
-            if user.get_operand(i).and_then(|o| o.value()) == Some(value.as_basic_value_enum()) {
-                user.set_operand(i, bounded.as_basic_value_enum());
-            }
-        }
-    }
+    redirect_uses(
+        &uses,
+        value.as_basic_value_enum(),
+        bounded.as_basic_value_enum(),
+    );
     Some(bounded)
 }

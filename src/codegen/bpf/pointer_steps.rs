@@ -12,9 +12,7 @@
 //! or a half-word), so forming the pointer one step ahead of the next iteration cannot push it
 //! out of the range the verifier allows a packet pointer's variable part.
 
-use super::llvm_ir::{
-    constant_base, phis_of, pointer_operand, replace_all_uses, upper_bound, users,
-};
+use super::llvm_ir::{byte_gep, constant_base, phis_of, replace_all_uses, upper_bound, users};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -106,17 +104,7 @@ fn byte_address_of<'ctx>(
     i: InstructionValue<'ctx>,
     offset: IntValue<'ctx>,
 ) -> Option<PointerValue<'ctx>> {
-    if i.get_opcode() != InstructionOpcode::GetElementPtr || i.get_num_operands() != 2 {
-        return None;
-    }
-    let bytes = i
-        .get_gep_source_element_type()
-        .is_ok_and(|t| t.is_int_type() && t.into_int_type().get_bit_width() == 8);
-    let by_offset =
-        matches!(i.get_operand(1)?.value()?, BasicValueEnum::IntValue(v) if v == offset);
-    (bytes && by_offset)
-        .then(|| pointer_operand(i, 0))
-        .flatten()
+    byte_gep(i).and_then(|(base, x)| (x == offset).then_some(base))
 }
 
 /// When `i` is `offset + s` (either order) with `s` a small bounded scalar: `s`.

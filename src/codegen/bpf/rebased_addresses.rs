@@ -12,13 +12,15 @@
 //! a term it could bound only through a test of the whole sum would leave the new pointer
 //! unbounded. Runs after `pointer_steps` (loop cursors) and `packet_phis`.
 
-use super::llvm_ir::{dominated_by, erase_dead, is_packet, replace_all_uses, upper_bound};
+use super::llvm_ir::{
+    byte_gep, dominated_by, erase_dead, int_operand, is_packet, replace_all_uses, upper_bound,
+};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{
-    AnyValue, AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue,
-    IntValue, PointerValue,
+    AnyValue, AsValueRef, FunctionValue, InstructionOpcode, InstructionValue, IntValue,
+    PointerValue,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -116,20 +118,6 @@ fn address_of(i: InstructionValue<'_>) -> Option<Address<'_>> {
     })
 }
 
-/// `getelementptr i8, p, x` as `(p, x)`.
-fn byte_gep(i: InstructionValue<'_>) -> Option<(PointerValue<'_>, IntValue<'_>)> {
-    if i.get_opcode() != InstructionOpcode::GetElementPtr || i.get_num_operands() != 2 {
-        return None;
-    }
-    let bytes = i
-        .get_gep_source_element_type()
-        .is_ok_and(|t| t.is_int_type() && t.into_int_type().get_bit_width() == 8);
-    match (i.get_operand(0)?.value()?, i.get_operand(1)?.value()?) {
-        (BasicValueEnum::PointerValue(p), BasicValueEnum::IntValue(x)) if bytes => Some((p, x)),
-        _ => None,
-    }
-}
-
 /// Adds `x`'s terms through `add`s: constants to `constant`, the rest to `terms`. `None` when a
 /// variable term is not a small bounded scalar.
 fn add_terms<'ctx>(
@@ -144,7 +132,7 @@ fn add_terms<'ctx>(
     match x.as_instruction() {
         Some(i) if i.get_opcode() == InstructionOpcode::Add => {
             for n in 0..2 {
-                add_terms(int_at(i, n)?, terms, constant)?;
+                add_terms(int_operand(i, n)?, terms, constant)?;
             }
             Some(())
         }
@@ -153,13 +141,6 @@ fn add_terms<'ctx>(
             terms.push(x);
             Some(())
         }
-    }
-}
-
-fn int_at(i: InstructionValue<'_>, n: u32) -> Option<IntValue<'_>> {
-    match i.get_operand(n)?.value()? {
-        BasicValueEnum::IntValue(v) => Some(v),
-        _ => None,
     }
 }
 
