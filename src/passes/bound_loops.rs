@@ -25,8 +25,8 @@ use super::endless_loops::{unending, Unending};
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
-    packet_walk_trips, walk_may_stall, walked_packet_locals, walks_both_ways, walks_pointer_back,
-    MAX_PACKET_OFFSET,
+    packet_walk_trips, walk_may_stall, walk_to_unbounded_stop, walked_packet_locals,
+    walks_both_ways, walks_pointer_back, MAX_PACKET_OFFSET,
 };
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
@@ -372,17 +372,17 @@ fn count_of(
     if let Some(c) = counted {
         return Some(Count::Most(c.trips));
     }
-    if let Some(trips) = packet_walk_trips(m, f, lp) {
+    let bounds = bounds.get_or_insert_with(|| LocalBounds::of_function(m, f, params));
+    if let Some(trips) = packet_walk_trips(m, f, lp, bounds) {
         return Some(Count::Most(trips));
     }
-    let bounds = bounds.get_or_insert_with(|| LocalBounds::of_function(m, f, params));
     let refusal = match unending(m, f, lp, bounds) {
         Some(Unending::Never) => Some(PassError::user(lp, Code::E0402, "nothing this loop changes can end it: its condition and every test that leaves it read only values it never writes")),
         Some(Unending::ByWrapping(counter)) => {
             let name = local_name(m, counter);
             Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bound its condition compares it with, and nothing else it changes can end it: it could stop only by wrapping `{name}` past its type's end, if then, and not within the rounds the verifier follows: step it toward the bound")))
         }
-        None => unbounded_walk(m, f, lp),
+        None => unbounded_walk(m, f, lp, bounds),
     };
     if let Some(refusal) = refusal {
         errors.push(refusal);
@@ -413,12 +413,16 @@ fn both_ways_walk(m: &Module, f: OpId, lp: OpId) -> Option<PassError> {
 
 /// The refusal of `while` loop `lp` of `f`, which ksc could not count, when it walks the packet in
 /// a way the verifier cannot bound either.
-fn unbounded_walk(m: &Module, f: OpId, lp: OpId) -> Option<PassError> {
+fn unbounded_walk(m: &Module, f: OpId, lp: OpId, bounds: &LocalBounds) -> Option<PassError> {
     if walks_pointer_back(m, f, lp) {
         return Some(PassError::user(lp, Code::E0409, "this loop moves a packet pointer back with no count the verifier can follow: count it (`while (… && i < N)`), or walk an offset (`off = off - len`, reading `data + off`)"));
     }
-    if walk_may_stall(m, f, lp) {
+    if walk_may_stall(m, f, lp, bounds) {
         return Some(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)"));
+    }
+    if let Some(local) = walk_to_unbounded_stop(m, f, lp, bounds) {
+        let name = local_name(m, local);
+        return Some(PassError::user(lp, Code::E0409, format!("this loop walks `{name}` toward a stop that may lie anywhere past the packet, reading nothing on the way: neither ksc nor the verifier can bound its rounds: bound how far the stop lies (`len & 0xffff`), test `{name}` against `ctx->data_end` as well, or count the loop (`while (… && i < N)`)")));
     }
     if let Some(local) = scaled_at_run_time(m, lp) {
         let name = local_name(m, local);

@@ -10,7 +10,8 @@
 use super::bound_loops::advances;
 use super::provenance::{ctx_field, Provenance};
 use super::value_bounds::{
-    chain_terms, escaping_operands, in_nested_loop, int_max, is_unsigned, loaded_local, sum_terms,
+    chain_terms, escaping_operands, in_nested_loop, int_max, is_unsigned, loaded_local, max_of,
+    sum_terms, Facts,
 };
 use crate::ir::{views, BlockId, Builder, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
@@ -34,35 +35,58 @@ pub(super) fn unknown_distance(b: &mut Builder, data: Value, offset: Value) -> V
 
 /// The most iterations of the packet walk `l` (in kernel function `f`), or `None` when it is
 /// none: every iteration that goes round must have passed a test of the walked pointer against
-/// `ctx->data_end` and advanced it by at least one byte.
-pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId) -> Option<u128> {
-    walk_steps(m, f, l)?
+/// `ctx->data_end` (or against a pointer `facts` bound within reach of `ctx->data`) and advanced
+/// it by at least one byte.
+pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> Option<u128> {
+    walk_steps(m, f, l, facts)?
         .into_iter()
         .filter(|s| s.least >= 1)
-        .map(|s| s.limit / s.least + 2)
+        .filter_map(|s| Some(s.limit? / s.least + 2))
         .min()
 }
 
 /// Whether `while` loop `l` of `f` walks the packet forward as [`packet_walk_trips`] asks, but by
 /// a step that may be 0 (`off = off + len` with nothing leaving on `len == 0`): on such a packet
 /// every iteration is the one before it, and the loop never ends.
-pub(super) fn walk_may_stall(m: &Module, f: OpId, l: OpId) -> bool {
-    walk_steps(m, f, l).is_some_and(|steps| !steps.is_empty() && steps.iter().all(|s| s.least == 0))
+pub(super) fn walk_may_stall(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> bool {
+    walk_steps(m, f, l, facts)
+        .is_some_and(|steps| !steps.is_empty() && steps.iter().all(|s| s.least == 0))
+}
+
+/// The local that `while` loop `l` of `f` walks forward toward a stop pointer from `ctx->data`
+/// that nothing bounds (`stop = data + len`, `len` a `u64` from a map), reading no byte on the
+/// way, when no other step bounds the loop: its rounds are as many as the stop is far, and the
+/// verifier, which does not relate two packet pointers, follows them one by one.
+pub(super) fn walk_to_unbounded_stop(
+    m: &Module,
+    f: OpId,
+    l: OpId,
+    facts: &dyn Facts,
+) -> Option<Value> {
+    let steps = walk_steps(m, f, l, facts)?;
+    let advancing = || steps.iter().filter(|s| s.least >= 1);
+    if advancing().any(|s| s.limit.is_some()) {
+        return None;
+    }
+    advancing().next().map(|s| s.walked)
 }
 
 /// A store that moves a walked local, every iteration that goes round having tested it.
 struct WalkStep {
+    /// The local it moves.
+    walked: Value,
     /// The least amount it moves the local by.
     least: u128,
     /// It moves the local forward (else back).
     forward: bool,
-    /// The farthest the local can be while the loop goes round.
-    limit: u128,
+    /// The farthest the local can be while the loop goes round; `None` when only tests
+    /// against a stop pointer that nothing bounds keep it.
+    limit: Option<u128>,
 }
 
 /// The steps of packet walk `l` of `f` (see [`packet_walk_trips`]), whatever their least
 /// amount; `None` when `l` is no packet walk.
-fn walk_steps(m: &Module, f: OpId, l: OpId) -> Option<Vec<WalkStep>> {
+fn walk_steps(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> Option<Vec<WalkStep>> {
     if m.op(l).opcode != Opcode::KsWhile {
         return None;
     }
@@ -76,6 +100,7 @@ fn walk_steps(m: &Module, f: OpId, l: OpId) -> Option<Vec<WalkStep>> {
         l,
         body: body_block,
         provenance: Provenance::of_function(m, f),
+        facts,
     };
     // Where the loop decides to go round: the condition's terms (before every op of the body)
     // and the leaving tests, each with the body position it stands at; `true` for a leaving one.
@@ -342,6 +367,8 @@ struct Walk<'m> {
     l: OpId,
     body: BlockId,
     provenance: Provenance,
+    /// Bounds of the function's locals: how far from `ctx->data` a stop pointer lies.
+    facts: &'m dyn Facts,
 }
 
 impl Walk<'_> {
@@ -367,18 +394,28 @@ impl Walk<'_> {
                 .filter(move |&&(pos, _, leaving)| !leaving || pos < at)
                 .map(|&(_, t, leaving)| (t, leaving))
         };
-        // Past the packet's end a test or an access stops it; before its start, only an
-        // access (whose check aborts there).
-        let tested = forward && before().any(|(t, leaving)| self.tests(t, walked, leaving));
-        if !tested && !self.accessed_before(at, walked) {
+        // Past the packet's end (or a stop within reach of its start) a test or an access
+        // stops it; before its start, only an access (whose check aborts there).
+        let stops: Vec<Reach> = before()
+            .filter(|_| forward)
+            .filter_map(|(t, leaving)| self.stop_of(t, walked, leaving))
+            .collect();
+        let accessed = self.accessed_before(at, walked);
+        if stops.is_empty() && !accessed {
             return None;
         }
         // A constant limit on an offset may bound it sooner (`while (off < 48)`).
         let limit = before()
             .filter(|_| forward)
             .filter_map(|(t, leaving)| limit_of(m, t, walked, leaving))
-            .fold(PACKET_BYTES - 1, u128::min);
+            .chain(stops.into_iter().filter_map(|r| match r {
+                Reach::Within(limit) => Some(limit),
+                Reach::Unbounded => None,
+            }))
+            .chain(accessed.then_some(PACKET_BYTES - 1))
+            .min();
         Some(WalkStep {
+            walked,
             least,
             forward,
             limit,
@@ -596,26 +633,40 @@ impl Walk<'_> {
             && m.region_ends_in(m.op(o).regions[0], leaves)
     }
 
-    /// Whether `test` keeps the walk inside the packet: `walked`'s address (a pointer from
-    /// `ctx->data`, or `ctx->data` plus the offset), plus constants, compared with
-    /// `ctx->data_end` so that going round needs it at most that. `leaving`: the loop goes round
-    /// when `test` is false (a leaving `if`), else when it is true (the condition).
-    fn tests(&self, test: Value, walked: Value, leaving: bool) -> bool {
+    /// How far from `ctx->data` `test` keeps `walked` while it lets the loop go round, when it
+    /// compares `walked`'s address (a pointer from `ctx->data`, or `ctx->data` plus the offset),
+    /// plus constants, with a stop so that going round needs it at most that: `ctx->data_end`
+    /// (within the packet's last offset), or a pointer from `ctx->data` (`stop = data + 16 +
+    /// len`: within the bound the facts give it, if any). `leaving`: the loop goes round when
+    /// `test` is false (a leaving `if`), else when it is true (the condition).
+    fn stop_of(&self, test: Value, walked: Value, leaving: bool) -> Option<Reach> {
         let m = self.m;
-        let Some(cmp) = m.defining_op(test).and_then(|o| views::CoreCmp::of(m, o)) else {
-            return false;
-        };
+        let cmp = views::CoreCmp::of(m, m.defining_op(test)?)?;
         let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
         let (address, end) = match (cmp.pred(m), leaving) {
             (CmpPred::Le | CmpPred::Lt, false) | (CmpPred::Gt | CmpPred::Ge, true) => (lhs, rhs),
             (CmpPred::Ge | CmpPred::Gt, false) | (CmpPred::Lt | CmpPred::Le, true) => (rhs, lhs),
-            _ => return false,
+            _ => return None,
         };
-        m.value_type(address).is_ptr()
+        let walks = m.value_type(address).is_ptr()
             && self.rooted(address, b"data")
-            && self.rooted(end, b"data_end")
-            && moves_by_walked(m, address, walked, false)
+            && moves_by_walked(m, address, walked, false);
+        if !walks {
+            None
+        } else if self.rooted(end, b"data_end") {
+            Some(Reach::Within(PACKET_BYTES - 1))
+        } else if self.rooted(end, b"data") {
+            Some(max_of(m, end, self.facts, 0).map_or(Reach::Unbounded, Reach::Within))
+        } else {
+            None
+        }
     }
+}
+
+/// How far from `ctx->data` a walk's stop lets it go.
+enum Reach {
+    Within(u128),
+    Unbounded,
 }
 
 /// The least value of `local` that `test` being false leaves (`len < 2`: 2; `len == 0`: 1).
