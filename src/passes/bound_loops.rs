@@ -25,8 +25,8 @@ use super::endless_loops::{unending, Unending};
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
-    packet_walk_trips, walk_may_stall, walk_to_unbounded_stop, walked_packet_locals,
-    walks_both_ways, walks_pointer_back, MAX_PACKET_OFFSET,
+    packet_walk_trips, walk_may_stall, walk_without_stop, walked_packet_locals, walks_both_ways,
+    walks_pointer_back, MAX_PACKET_OFFSET,
 };
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
@@ -389,12 +389,12 @@ fn count_of(
         return None;
     }
     let Some(mut c) = run_time_count(m, lp) else {
-        errors.extend(both_ways_walk(m, f, lp));
+        errors.extend(uncounted_walk(m, f, lp, bounds));
         return None;
     };
     if !settle(m, bounds, &mut c) {
         // (A count that may wrap is none: the rounds the verifier follows are all there is.)
-        errors.extend(both_ways_walk(m, f, lp));
+        errors.extend(uncounted_walk(m, f, lp, bounds));
         return None;
     }
     if followed_as_written(m, bounds, lp, &c) {
@@ -403,12 +403,17 @@ fn count_of(
     Some(Count::RunTime(c))
 }
 
-/// The refusal of `while` loop `lp` of `f`, left without a count, when it walks the packet
-/// forward on some paths and back on others: such a walk may go round forever over the same
-/// bytes, and the verifier, which follows every round's exact position on every path, gives up.
-fn both_ways_walk(m: &Module, f: OpId, lp: OpId) -> Option<PassError> {
-    let name = local_name(m, walks_both_ways(m, f, lp)?);
-    Some(PassError::user(lp, Code::E0409, format!("this loop moves `{name}` forward through the packet on some paths and back on others, and no count bounds its rounds: it may go round forever over the same bytes, so neither ksc nor the verifier can bound it: count it (`while (… && i < N)`)")))
+/// The refusal of `while` loop `lp` of `f`, left without a count, when it walks the packet in a
+/// way the verifier, which follows every round's exact position on every path, cannot bound:
+/// forward on some paths and back on others (it may go round forever over the same bytes), or
+/// forward with nothing that bounds how far.
+fn uncounted_walk(m: &Module, f: OpId, lp: OpId, bounds: &LocalBounds) -> Option<PassError> {
+    if let Some(local) = walks_both_ways(m, f, lp) {
+        let name = local_name(m, local);
+        return Some(PassError::user(lp, Code::E0409, format!("this loop moves `{name}` forward through the packet on some paths and back on others, and no count bounds its rounds: it may go round forever over the same bytes, so neither ksc nor the verifier can bound it: count it (`while (… && i < N)`)")));
+    }
+    let name = local_name(m, walk_without_stop(m, f, lp, bounds)?);
+    Some(PassError::user(lp, Code::E0409, format!("this loop walks `{name}` forward through the packet, and nothing that ends it bounds how far (no test of it against `ctx->data_end`, or against a stop ksc can bound, and no read through it), nor does a count: neither ksc nor the verifier can bound its rounds: test `{name}` against `ctx->data_end`, bound how far its stop lies (`len & 0xffff`), or count the loop (`while (… && i < N)`)")))
 }
 
 /// The refusal of `while` loop `lp` of `f`, which ksc could not count, when it walks the packet in
@@ -419,10 +424,6 @@ fn unbounded_walk(m: &Module, f: OpId, lp: OpId, bounds: &LocalBounds) -> Option
     }
     if walk_may_stall(m, f, lp, bounds) {
         return Some(PassError::user(lp, Code::E0409, "this loop walks the packet by a step not shown to be at least one byte (a step of 0 goes round forever on the same bytes), so neither ksc nor the verifier can bound it: leave the loop before the step on a length that would not move it (`if (len == 0) { break }`), or count it (`while (… && i < N)`)"));
-    }
-    if let Some(local) = walk_to_unbounded_stop(m, f, lp, bounds) {
-        let name = local_name(m, local);
-        return Some(PassError::user(lp, Code::E0409, format!("this loop walks `{name}` toward a stop that may lie anywhere past the packet, reading nothing on the way: neither ksc nor the verifier can bound its rounds: bound how far the stop lies (`len & 0xffff`), test `{name}` against `ctx->data_end` as well, or count the loop (`while (… && i < N)`)")));
     }
     if let Some(local) = scaled_at_run_time(m, lp) {
         let name = local_name(m, local);

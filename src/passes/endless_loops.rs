@@ -216,8 +216,8 @@ impl Invariance<'_> {
     }
 }
 
-/// Whether op `o` may write packet bytes: any write but a store to a local, a global or a map
-/// entry, and the map and ring-buffer operations.
+/// Whether op `o` may write packet bytes: any write but a store, atomic add or copy to a local, a
+/// global or a map entry, the map and ring-buffer operations, and a store to a context field.
 fn may_write_packet(m: &Module, o: OpId) -> bool {
     let d = m.op(o);
     if !d.opcode.has(Traits::WRITES) {
@@ -225,14 +225,20 @@ fn may_write_packet(m: &Module, o: OpId) -> bool {
     }
     match d.opcode {
         Opcode::CoreStore => !stays_off_packet(m, d.operands[1]),
+        // (The address, or the destination, comes first.)
+        Opcode::CoreAtomicAdd | Opcode::CoreAtomicFetchAdd | Opcode::CoreCopy => {
+            !stays_off_packet(m, d.operands[0])
+        }
         Opcode::KsMapUpdate
         | Opcode::KsMapDelete
         | Opcode::KsMapAdd
         | Opcode::KsMapPush
         | Opcode::KsMapPop
+        | Opcode::KsRbReserve
         | Opcode::KsRbSubmit
         | Opcode::KsRbDiscard
-        | Opcode::KsRbOutput => false,
+        | Opcode::KsRbOutput
+        | Opcode::KsCtxStore => false,
         _ => true,
     }
 }

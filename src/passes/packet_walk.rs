@@ -40,7 +40,7 @@ pub(super) fn unknown_distance(b: &mut Builder, data: Value, offset: Value) -> V
 pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> Option<u128> {
     walk_steps(m, f, l, facts)?
         .into_iter()
-        .filter(|s| s.least >= 1)
+        .filter(|s| s.stopped && s.least >= 1)
         .filter_map(|s| Some(s.limit? / s.least + 2))
         .min()
 }
@@ -49,29 +49,31 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId, facts: &dyn Facts)
 /// a step that may be 0 (`off = off + len` with nothing leaving on `len == 0`): on such a packet
 /// every iteration is the one before it, and the loop never ends.
 pub(super) fn walk_may_stall(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> bool {
-    walk_steps(m, f, l, facts)
-        .is_some_and(|steps| !steps.is_empty() && steps.iter().all(|s| s.least == 0))
+    walk_steps(m, f, l, facts).is_some_and(|steps| {
+        let mut stopped = steps.iter().filter(|s| s.stopped).peekable();
+        stopped.peek().is_some() && stopped.all(|s| s.least == 0)
+    })
 }
 
-/// The local that `while` loop `l` of `f` walks forward toward a stop pointer from `ctx->data`
-/// that nothing bounds (`stop = data + len`, `len` a `u64` from a map), reading no byte on the
-/// way, when no other step bounds the loop: its rounds are as many as the stop is far, and the
-/// verifier, which does not relate two packet pointers, follows them one by one.
-pub(super) fn walk_to_unbounded_stop(
-    m: &Module,
-    f: OpId,
-    l: OpId,
-    facts: &dyn Facts,
-) -> Option<Value> {
+/// The local (a packet pointer, or an offset a packet address adds) that `while` loop `l` of `f`
+/// walks forward through the packet by at least a byte a round with nothing that bounds how far: no test against `ctx->data_end`, or against a stop
+/// pointer ksc bounds (`stop = data + len`, `len` a `u64` from a map, bounds nothing), and no
+/// read through it. Unless a count ends it, the verifier, which follows every round's exact
+/// position and does not relate two packet pointers, follows it round by round and gives up.
+pub(super) fn walk_without_stop(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> Option<Value> {
     let steps = walk_steps(m, f, l, facts)?;
-    let advancing = || steps.iter().filter(|s| s.least >= 1);
-    if advancing().any(|s| s.limit.is_some()) {
+    let advancing = || steps.iter().filter(|s| s.forward && s.least >= 1);
+    if advancing().any(|s| s.stopped && s.limit.is_some()) {
         return None;
     }
-    advancing().next().map(|s| s.walked)
+    // (A counter that no packet address adds is no walk: `while (i < n)` is the verifier's.)
+    let packet_locals = walked_packet_locals(m, f, l);
+    advancing()
+        .map(|s| s.walked)
+        .find(|&w| packet_locals.iter().any(|p| p.slot == w))
 }
 
-/// A store that moves a walked local, every iteration that goes round having tested it.
+/// A store that moves a walked local every round.
 struct WalkStep {
     /// The local it moves.
     walked: Value,
@@ -79,8 +81,10 @@ struct WalkStep {
     least: u128,
     /// It moves the local forward (else back).
     forward: bool,
-    /// The farthest the local can be while the loop goes round; `None` when only tests
-    /// against a stop pointer that nothing bounds keep it.
+    /// Every round that goes round tested the local against a stop, or read through it.
+    stopped: bool,
+    /// The farthest the local can be while the loop goes round; `None` when nothing bounds it
+    /// (no test of it, or only against a stop pointer that nothing bounds).
     limit: Option<u128>,
 }
 
@@ -372,8 +376,8 @@ struct Walk<'m> {
 }
 
 impl Walk<'_> {
-    /// The step `store` (op `at` of the body) makes of `walked`, when every iteration that goes
-    /// round has tested it first (`deciding`: see [`walk_steps`]).
+    /// The step `store` (op `at` of the body) makes of `walked`, and whether every iteration
+    /// that goes round has tested it first (`deciding`: see [`walk_steps`]) or read through it.
     fn step(
         &self,
         deciding: &[(usize, Value, bool)],
@@ -401,15 +405,12 @@ impl Walk<'_> {
             .filter_map(|(t, leaving)| self.stop_of(t, walked, leaving))
             .collect();
         let accessed = self.accessed_before(at, walked);
-        if stops.is_empty() && !accessed {
-            return None;
-        }
         // A constant limit on an offset may bound it sooner (`while (off < 48)`).
         let limit = before()
             .filter(|_| forward)
             .filter_map(|(t, leaving)| limit_of(m, t, walked, leaving))
-            .chain(stops.into_iter().filter_map(|r| match r {
-                Reach::Within(limit) => Some(limit),
+            .chain(stops.iter().filter_map(|r| match r {
+                Reach::Within(limit) => Some(*limit),
                 Reach::Unbounded => None,
             }))
             .chain(accessed.then_some(PACKET_BYTES - 1))
@@ -418,6 +419,7 @@ impl Walk<'_> {
             walked,
             least,
             forward,
+            stopped: !stops.is_empty() || accessed,
             limit,
         })
     }
