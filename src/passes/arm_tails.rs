@@ -12,6 +12,7 @@
 //! map-value provenance stay plain for `bounds-check`.
 //! Runs on structured kernel functions before `bounds-check`.
 
+use super::value_bounds::reads_local;
 use super::PassResult;
 use crate::ir::{Attr, BlockId, Builder, Module, OpId, Opcode, Traits, Type, Value, ValueDef};
 
@@ -158,21 +159,6 @@ fn arm_tails(m: &Module, branch: OpId, past_locals: bool) -> Option<Vec<(BlockId
             && !m.is_terminator(t)
     });
     alike.then_some(tails)
-}
-
-/// `v` is computed from a load of `local` (within `depth` ops).
-fn reads_local(m: &Module, v: Value, local: Value, depth: u32) -> bool {
-    let Some(op) = m.defining_op(v).filter(|_| depth > 0) else {
-        return false;
-    };
-    let d = m.op(op);
-    match d.opcode {
-        Opcode::CoreLoad => d.operands[0] == local,
-        _ if d.opcode.has(Traits::PURE) => {
-            (d.operands.iter()).any(|&x| reads_local(m, x, local, depth - 1))
-        }
-        _ => false,
-    }
 }
 
 /// An op a tail may move past: a computation (reading no memory the tail could write), or a

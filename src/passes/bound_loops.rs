@@ -21,7 +21,7 @@
 //! every later pass asks the same question of the same answer.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
-use super::endless_loops::{unending, Unending};
+use super::endless_loops::{unending, Unending, FOLLOWED_ROUNDS};
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
@@ -31,8 +31,8 @@ use super::packet_walk::{
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
-    counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms, widened_from,
-    CountedWhile, LocalBounds,
+    counted_while, int_max, is_unsigned, loaded_local, reads_local, start_before, sum_terms,
+    widened_from, CountedWhile, LocalBounds,
 };
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -392,10 +392,18 @@ fn count_of(
         errors.extend(uncounted_walk(m, f, lp, bounds));
         return None;
     };
-    if !settle(m, bounds, &mut c) {
+    match settle(m, bounds, &mut c) {
+        Some(true) => {}
         // (A count that may wrap is none: the rounds the verifier follows are all there is.)
-        errors.extend(uncounted_walk(m, f, lp, bounds));
-        return None;
+        Some(false) => {
+            let refusal = uncounted_walk(m, f, lp, bounds).or_else(|| wraps_unfollowed(m, lp, &c));
+            errors.extend(refusal);
+            return None;
+        }
+        None => {
+            errors.extend(uncounted_walk(m, f, lp, bounds));
+            return None;
+        }
     }
     if followed_as_written(m, bounds, lp, &c) {
         return None;
@@ -472,17 +480,57 @@ fn scales(m: &Module, value: Value, local: Value, depth: u32) -> bool {
 
 /// Settles where the counter of `c` could wrap, from what is known of its bound: false when a
 /// wrapping step leaves it without a count.
-fn settle(m: &Module, bounds: &LocalBounds, c: &mut RunTimeCount) -> bool {
+fn settle(m: &Module, bounds: &LocalBounds, c: &mut RunTimeCount) -> Option<bool> {
     let limit = c.limit();
-    let Some(top) = m.value_type(c.slot).pointee().and_then(int_max) else {
-        return false;
-    };
+    let top = m.value_type(c.slot).pointee().and_then(int_max)?;
     let constant = m.const_int(limit).and_then(|k| u128::try_from(k).ok());
     let least = constant.unwrap_or(0);
     let most = constant
         .or_else(|| bounds.max_of(m, limit))
-        .or_else(|| int_max(m.value_type(limit)));
-    most.is_some_and(|most| c.settle_wrapping(top, least, most))
+        .or_else(|| int_max(m.value_type(limit)))?;
+    Some(c.settle_wrapping(top, least, most))
+}
+
+/// The refusal of `while` loop `lp`, whose count `c` [`settle`] found may wrap its counter with
+/// no count ksc can compute, when the verifier, which then follows it as written, may have to
+/// go round more times than it follows.
+fn wraps_unfollowed(m: &Module, lp: OpId, c: &RunTimeCount) -> Option<PassError> {
+    let top = m.value_type(c.slot).pointee().and_then(int_max)?;
+    // (A test that leaves on the counter, `if (i < 6) { break }`, may keep it from wrapping.)
+    if leaves_on(m, lp, c.slot) || !c.outlasts_verifier(m, lp, top, FOLLOWED_ROUNDS) {
+        return None;
+    }
+    let name = local_name(m, c.slot);
+    let (way, past) = if c.down {
+        ("down", "below 0 to its type's top")
+    } else {
+        ("up", "past its type's top to 0")
+    };
+    let rounds = (top + 1) / c.step;
+    Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` {way} by {step}, which may carry it past the values its bound leaves and wrap it {past}; then it goes round up to {rounds} more times before it meets the bound, if it ever does, more than the verifier follows ({FOLLOWED_ROUNDS}), and ksc cannot count it: leave the loop before a step would wrap (`if ({name} < {step}) {{ break }}` going down), or count it (`while (… && k < N)`)", step = c.step)))
+}
+
+/// Whether some way out of loop `lp` in its body (a `break` of it, a `return`, a `throw`) is
+/// taken on a test that reads `slot`.
+fn leaves_on(m: &Module, lp: OpId, slot: Value) -> bool {
+    let exits = m.collect_nested(lp, |d| {
+        matches!(
+            d.opcode,
+            Opcode::KsBreak | Opcode::KsReturn | Opcode::KsThrow
+        )
+    });
+    exits.into_iter().any(|exit| {
+        let mut at = m.parent_op(exit);
+        while let Some(p) = at.filter(|&p| p != lp) {
+            let d = m.op(p);
+            let tests = matches!(d.opcode, Opcode::KsIf | Opcode::KsSwitch);
+            if tests && reads_local(m, d.operands[0], slot, 8) {
+                return true;
+            }
+            at = m.parent_op(p);
+        }
+        false
+    })
 }
 
 /// Whether the verifier can follow the run-time counted loop `lp` as written: its bound (up) or

@@ -90,7 +90,7 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
 
 /// The most iterations of a loop the verifier follows as written: it gives up after 8192 jumps
 /// ("the sequence of 8193 jumps is too complex").
-const FOLLOWED_ROUNDS: u128 = 8192;
+pub(super) const FOLLOWED_ROUNDS: u128 = 8192;
 
 /// The value counter `c` of loop `l` wraps to, when that comes within the rounds the verifier
 /// follows from a constant start: from 20, a `u64` stepped down by 2 wraps to 2^64 − 2 in its

@@ -73,6 +73,42 @@ impl RunTimeCount {
     }
 }
 
+impl RunTimeCount {
+    /// Whether the verifier, following as written loop `l` that this count could not settle (a
+    /// step that may wrap the counter past its type's end, whose largest value is `top`), may
+    /// have to go round more than `followed` times: after wrapping, it goes round as many
+    /// times as the type holds steps before it meets the bound again, if it ever does. Not so
+    /// when a constant start and bound show the loop ends sooner, as the verifier sees.
+    pub fn outlasts_verifier(&self, m: &Module, l: OpId, top: u128, followed: u128) -> bool {
+        if (top + 1) / self.step <= followed {
+            return false;
+        }
+        let start = super::value_bounds::start_before(m, l, self.slot);
+        let bound = m.const_int(self.limit).and_then(|k| u128::try_from(k).ok());
+        let (Some(mut at), Some(bound)) = (start, bound) else {
+            return true;
+        };
+        let goes_round = |at: u128| match (self.down, self.inclusive) {
+            (true, false) => at > bound,
+            (true, true) => at >= bound,
+            (false, false) => at < bound,
+            (false, true) => at <= bound,
+        };
+        let values = top + 1;
+        for _ in 0..=followed {
+            if !goes_round(at) {
+                return false;
+            }
+            at = if self.down {
+                (at + values - self.step % values) % values
+            } else {
+                (at + self.step) % values
+            };
+        }
+        true
+    }
+}
+
 /// The run-time count of `while` loop `l`, when one term of its `&&` condition compares a
 /// counter with a bound the loop does not change.
 pub(super) fn run_time_count(m: &Module, l: OpId) -> Option<RunTimeCount> {

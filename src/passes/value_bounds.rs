@@ -841,6 +841,21 @@ pub(super) fn start_before(m: &Module, l: OpId, slot: Value) -> Option<u128> {
     None
 }
 
+/// `v` is computed from a load of `local` (within `depth` pure ops).
+pub(super) fn reads_local(m: &Module, v: Value, local: Value, depth: u32) -> bool {
+    let Some(op) = m.defining_op(v).filter(|_| depth > 0) else {
+        return false;
+    };
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::CoreLoad => d.operands[0] == local,
+        _ if d.opcode.has(crate::ir::Traits::PURE) => {
+            (d.operands.iter()).any(|&x| reads_local(m, x, local, depth - 1))
+        }
+        _ => false,
+    }
+}
+
 /// The unsigned value `v` widens (`v` itself when it is no widening).
 pub(super) fn widened_from(m: &Module, v: Value) -> Value {
     match def_op(m, v).map(|o| m.op(o)) {
