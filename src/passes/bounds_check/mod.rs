@@ -277,6 +277,14 @@ impl ProvenArgs {
 #[derive(Default)]
 struct PassedOffsets(HashMap<(String, usize), Option<Passed>>);
 
+/// A packet argument a variable step forms (see `BoundsCheck::reform_outlying_args`).
+struct Outlying {
+    /// How far past its origin it may lie, where ksc bounds it within 0xffff.
+    reach: Option<i128>,
+    /// It is formed again from its origin and bounded before the call.
+    reformed: bool,
+}
+
 /// The constant offsets from `ctx->data` calls pass at a parameter.
 #[derive(Clone, Copy)]
 struct Passed {
@@ -304,7 +312,19 @@ impl PassedOffsets {
                 };
                 for (i, &arg) in m.op(call).operands.iter().enumerate() {
                     if pass.packet.contains(&arg) {
-                        let offset = pass.key(m, arg).and_then(|k| pass.data_offset(m, k));
+                        // (One formed again before the call lies from its origin to where it
+                        // is bounded: where ksc knows it lies at most, else the longest packet.)
+                        let reformed = || {
+                            let o = pass.outlying(m, arg).filter(|o| o.reformed)?;
+                            Some(Passed {
+                                nearest: 0,
+                                farthest: o.reach.unwrap_or(MAX_PACKET_BYTES - 1),
+                            })
+                        };
+                        let offset = pass
+                            .key(m, arg)
+                            .and_then(|k| pass.data_offset(m, k))
+                            .or_else(reformed);
                         let e = passed.0.entry((callee.to_string(), i)).or_insert(offset);
                         *e = e.zip(offset).map(|(a, b)| Passed {
                             nearest: a.nearest.min(b.nearest),
@@ -1815,31 +1835,55 @@ impl BoundsCheck {
             .copied()
             .collect();
         for arg in args {
-            let Some((_, step, offset_above)) = self.variable_step(m, arg) else {
+            let Some(outlying) = self.outlying(m, arg).filter(|o| o.reformed) else {
                 continue;
             };
-            let (base, index) = (m.op(step).operands[0], m.op(step).operands[1]);
-            let base_root = self.base_steps(m, base).map_or(base, |s| s.from);
-            let base_key = self.key(m, base_root);
-            let base_behind = base_key.is_some_and(|k| k.offset < 0);
-            // Or one that may lie so far on that the callee's test of it teaches the verifier
-            // nothing (the verifier learns a range only within 0xffff bytes of the start).
-            let base_reach = base_key.map(|k| match k.root {
-                Root::Indexed { offset, max, .. } => offset + max + k.offset,
-                _ => k.offset,
-            });
-            let index_reach = self
+            // Bounded to where ksc knows it lies at most, so the verifier knows that too, and
+            // the callee's tests prove what ksc takes them to (`PassedOffsets`); else to the
+            // longest packet.
+            let width = outlying.reach.map_or(1, |r| MAX_PACKET_BYTES - r);
+            self.clamp_index(m, call, arg, width);
+        }
+    }
+
+    /// What [`Self::reform_outlying_args`] makes of packet argument `arg`, when a variable step
+    /// forms it.
+    fn outlying(&self, m: &Module, arg: Value) -> Option<Outlying> {
+        let (_, step, offset_above) = self.variable_step(m, arg)?;
+        let (base, index) = (m.op(step).operands[0], m.op(step).operands[1]);
+        let base_root = self.base_steps(m, base).map_or(base, |s| s.from);
+        let base_key = self.key(m, base_root);
+        let base_behind = base_key.is_some_and(|k| k.offset < 0);
+        // Or one that may lie so far on that the callee's test of it teaches the verifier
+        // nothing (the verifier learns a range only within 0xffff bytes of the start).
+        let passed = |root: Value| self.param_offsets.get(&root).map_or(0, |p| p.farthest);
+        let base_reach = base_key.map(|k| match k.root {
+            Root::Indexed { offset, max, .. } => offset + max + k.offset,
+            Root::Value(root) => passed(root) + k.offset,
+            _ => k.offset,
+        });
+        // (A negated unsigned index, `tcp - doff`, moves the address back: at most 0 ahead.)
+        let negated = def_op(m, index)
+            .filter(|&o| m.op(o).opcode == Opcode::CoreNeg)
+            .map(|o| m.op(o).operands[0]);
+        let index_reach = match negated {
+            Some(moved_back) => self
+                .max_of(m, moved_back, 4)
+                .filter(|&x| x <= i64::MAX as u128)
+                .map(|_| 0),
+            None => self
                 .max_of(m, index, 4)
                 .and_then(|x| i128::try_from(x).ok())
-                .map(|x| x.saturating_mul(byte_stride(m, step)));
-            let too_far = match (base_reach, index_reach) {
-                (Some(b), Some(i)) => b + i + offset_above.max(0) >= MAX_PACKET_BYTES,
-                _ => false,
-            };
-            if offset_above < 0 || base_behind || too_far || !never_negative(m, index) {
-                self.clamp_index(m, call, arg, 1);
-            }
-        }
+                .map(|x| x.saturating_mul(byte_stride(m, step))),
+        };
+        let reach = base_reach
+            .zip(index_reach)
+            .map(|(b, i)| b + i + offset_above.max(0));
+        let too_far = reach.is_some_and(|r| r >= MAX_PACKET_BYTES);
+        Some(Outlying {
+            reach: reach.filter(|&r| r >= 0 && !too_far),
+            reformed: offset_above < 0 || base_behind || too_far || !never_negative(m, index),
+        })
     }
 
     /// The variable steps that moved `base` (outermost first), when ksc knows no bound of its
