@@ -25,8 +25,8 @@ use super::endless_loops::{unending, Unending, FOLLOWED_ROUNDS};
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
-    packet_walk_trips, walk_may_stall, walk_without_stop, walked_packet_locals, walks_both_ways,
-    walks_pointer_back, MAX_PACKET_OFFSET,
+    packet_walk_trips, walk_may_stall, walk_reads_on_the_way, walk_without_stop,
+    walked_packet_locals, walks_both_ways, walks_pointer_back, MAX_PACKET_OFFSET,
 };
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
@@ -275,11 +275,18 @@ fn count_long_whiles(
             let Ok(trips) = i128::try_from(trips) else {
                 continue;
             };
-            // (A longer packet walk has no counter to bound it as written. One that walks both
-            // ways, or stands still on some rounds, becomes a counted `for` however short, for
-            // `outline_two_way_walks`.)
-            let bounded = trips <= INLINE_TRIP_COUNT
-                || (counted.is_some() && walks_within_budget(m, f, lp, trips));
+            // (A longer packet walk has no counter to bound it as written, nor has a short one
+            // that reads nothing on the way: only a read's check stops it past the packet, as
+            // the verifier sees it. One that walks both ways, or stands still on some rounds,
+            // becomes a counted `for` however short, for `outline_two_way_walks`.)
+            let short = trips <= INLINE_TRIP_COUNT;
+            let followed = short
+                && (counted.is_some() || {
+                    let bounds =
+                        bounds.get_or_insert_with(|| LocalBounds::of_function(m, f, params));
+                    walk_reads_on_the_way(m, f, lp, bounds)
+                });
+            let bounded = followed || (counted.is_some() && walks_within_budget(m, f, lp, trips));
             let two_way = walked_packet_locals(m, f, lp)
                 .iter()
                 .any(|w| w.defeats_pruning(m, lp));

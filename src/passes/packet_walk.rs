@@ -45,6 +45,14 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId, facts: &dyn Facts)
         .min()
 }
 
+/// Whether packet walk `l` of `f` reads through a walked local before a step that moves it by
+/// at least a byte: the verifier, which cannot tell how a packet pointer compares with the
+/// packet's end (or another pointer), follows such a walk as written only because the read's
+/// check stops it past the packet.
+pub(super) fn walk_reads_on_the_way(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> bool {
+    walk_steps(m, f, l, facts).is_some_and(|steps| steps.iter().any(|s| s.read && s.least >= 1))
+}
+
 /// Whether `while` loop `l` of `f` walks the packet forward as [`packet_walk_trips`] asks, but by
 /// a step that may be 0 (`off = off + len` with nothing leaving on `len == 0`): on such a packet
 /// every iteration is the one before it, and the loop never ends.
@@ -83,6 +91,8 @@ struct WalkStep {
     forward: bool,
     /// Every round that goes round tested the local against a stop, or read through it.
     stopped: bool,
+    /// Every round read through it before the step (the read's check stops it).
+    read: bool,
     /// The farthest the local can be while the loop goes round; `None` when nothing bounds it
     /// (no test of it, or only against a stop pointer that nothing bounds).
     limit: Option<u128>,
@@ -420,6 +430,7 @@ impl Walk<'_> {
             least,
             forward,
             stopped: !stops.is_empty() || accessed,
+            read: accessed,
             limit,
         })
     }

@@ -734,8 +734,9 @@ pub(super) struct CounterStep {
 }
 
 /// The counter `counter` (a load of an unsigned local, maybe widened) reads in loop `l` (body
-/// `body`), when the loop moves it only by constant steps one way (`i = i + 2`, `b = b - 1`,
-/// also twice, also computed wider and narrowed back as `i = i + 1` on a `u8` is), each at the
+/// `body`), when the loop moves it only by constant steps (`i = i + 2`, `b = b - 1`, also twice,
+/// even both ways, by their sum, which must not be 0; also computed wider and narrowed back as
+/// `i = i + 1` on a `u8` is), each at the
 /// body's own level before any `continue` of `l` (so every iteration that goes round again
 /// makes all of them), with nothing writing the local behind a pointer.
 pub(super) fn counter_step(
@@ -761,19 +762,29 @@ pub(super) fn counter_step(
     if stores.is_empty() || !stores.iter().all(|&s| top_level(s)) || continues || escapes {
         return None;
     }
-    let (mut step, mut down) = (0u128, None);
+    // (Steps both ways, `i + 64` then `i - 3`, move it by their sum each round.)
+    let mut net: i128 = 0;
     for s in stores {
-        let (by, this_down) = constant_step(m, s, slot)?;
-        if down.is_some_and(|d| d != this_down) {
-            return None;
-        }
-        down = Some(this_down);
-        step = step.checked_add(by)?;
+        let (by, down) = constant_step(m, s, slot)?;
+        let by = i128::try_from(by).ok()?;
+        net = net.checked_add(if down { -by } else { by })?;
     }
-    is_unsigned(m.value_type(counter)).then_some(CounterStep {
+    // Counted modulo the type's size, the shorter way round, as each step is.
+    let values = m
+        .value_type(slot)
+        .pointee()
+        .and_then(int_max)
+        .and_then(|x| i128::try_from(x).ok()?.checked_add(1));
+    if let Some(values) = values {
+        net = net.rem_euclid(values);
+        if net > values / 2 {
+            net -= values;
+        }
+    }
+    (is_unsigned(m.value_type(counter)) && net != 0).then_some(CounterStep {
         slot,
-        step,
-        down: down?,
+        step: net.unsigned_abs(),
+        down: net < 0,
     })
 }
 
