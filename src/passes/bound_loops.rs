@@ -486,7 +486,8 @@ fn scales(m: &Module, value: Value, local: Value, depth: u32) -> bool {
 }
 
 /// Settles where the counter of `c` could wrap, from what is known of its bound: false when a
-/// wrapping step leaves it without a count.
+/// wrapping step leaves it without a count; `None` when neither the counter's type nor the
+/// bound shows how far they go.
 fn settle(m: &Module, bounds: &LocalBounds, c: &mut RunTimeCount) -> Option<bool> {
     let limit = c.limit();
     let top = m.value_type(c.slot).pointee().and_then(int_max)?;
