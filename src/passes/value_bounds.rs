@@ -867,6 +867,47 @@ pub(super) fn reads_local(m: &Module, v: Value, local: Value, depth: u32) -> boo
     }
 }
 
+/// Whether the verifier holds `v` as one exact number on each path it follows: a constant, or
+/// the counter of an inline `for` from a constant start, plus constants (through widenings and
+/// locals only such values are stored into). A bound of such a value from a test against
+/// another range holds for every verifier; for other values only verifiers that compare two
+/// ranges (Linux 6.8 on) learn it.
+pub fn exact_in_verifier(m: &Module, v: Value, depth: u32) -> bool {
+    let v = widened_from(m, v);
+    if m.const_int(v).is_some() {
+        return true;
+    }
+    if let Some((term, _)) = constant_addend(m, v) {
+        return exact_in_verifier(m, term, depth);
+    }
+    if let Some(slot) = loaded_local(m, v) {
+        return depth > 0
+            && stored_values(m, slot)
+                .is_some_and(|stored| stored.iter().all(|&s| exact_in_verifier(m, s, depth - 1)));
+    }
+    let ValueDef::Arg(block, 0) = m.value(v).def else {
+        return false;
+    };
+    m.block_owner(block).is_some_and(|owner| {
+        m.op(owner).opcode == Opcode::KsFor && m.const_int(m.op(owner).operands[0]).is_some()
+    })
+}
+
+/// Every value stored into local `slot` in its function, unless its address escapes.
+fn stored_values(m: &Module, slot: Value) -> Option<Vec<Value>> {
+    let f = m.top_level_of(def_op(m, slot)?);
+    let mut stored = Vec::new();
+    for op in m.collect_nested(f, |_| true) {
+        let d = m.op(op);
+        if d.opcode == Opcode::CoreStore && d.operands[1] == slot {
+            stored.push(d.operands[0]);
+        } else if escaping_operands(m, op).any(|e| e == slot) {
+            return None;
+        }
+    }
+    Some(stored)
+}
+
 /// The unsigned value `v` widens (`v` itself when it is no widening).
 pub(super) fn widened_from(m: &Module, v: Value) -> Value {
     match def_op(m, v).map(|o| m.op(o)) {
@@ -1229,7 +1270,9 @@ impl Walk<'_> {
             (None, None) => return None,
         };
         let pred = if outcome { pred } else { pred.negated() };
-        let k = max_of(m, other, &self.bounds, 0)?;
+        // Only a constant: Linux 6.1's verifier learns nothing from comparing two registers that
+        // both hold ranges (`i < n`), so a bound from one would hold for ksc only.
+        let k = u128::try_from(m.const_int(other)?).ok()?;
         let bound = match pred {
             CmpPred::Le | CmpPred::Eq => k,
             CmpPred::Lt => k.checked_sub(1)?,

@@ -128,6 +128,9 @@ fn bounds_lost(i: InstructionValue<'_>) -> Option<u32> {
     let unknown_operand = |k| int_operand(i, k).is_some_and(|v| !v.is_const());
     let lost = match i.get_opcode() {
         Or | Xor | Mul | Shl | LShr | AShr => unknown_operand(0) && unknown_operand(1),
+        // An add of bits that cannot overlap (`b0 * 65536 + b1 * 256 + b2` unoptimised) the
+        // back end selects as an `or`.
+        Add => unknown_operand(0) && unknown_operand(1) && adds_disjoint_bits(i),
         _ => false,
     };
     if !lost {
@@ -136,6 +139,37 @@ fn bounds_lost(i: InstructionValue<'_>) -> Option<u32> {
     let v = IntValue::try_from(i.as_any_value_enum()).ok()?;
     let bits = value_bits(v, 8);
     (bits < v.get_type().get_bit_width()).then_some(bits)
+}
+
+/// Whether the two operands of add `i` have no bit both may set: one's low zero bits cover every
+/// bit the other may have.
+fn adds_disjoint_bits(i: InstructionValue<'_>) -> bool {
+    let (Some(a), Some(b)) = (int_operand(i, 0), int_operand(i, 1)) else {
+        return false;
+    };
+    value_bits(b, 8) <= low_zero_bits(a, 8) || value_bits(a, 8) <= low_zero_bits(b, 8)
+}
+
+/// How many low bits of `v` are known zero, as far as its definition shows.
+fn low_zero_bits(v: IntValue<'_>, depth: u32) -> u32 {
+    use InstructionOpcode::*;
+    if let Some(c) = v.get_zero_extended_constant() {
+        return c.trailing_zeros();
+    }
+    let Some(i) = v.as_instruction().filter(|_| depth > 0) else {
+        return 0;
+    };
+    let operand = |k| int_operand(i, k).map_or(0, |x| low_zero_bits(x, depth - 1));
+    let constant = |k| int_operand(i, k).and_then(|x| x.get_zero_extended_constant());
+    let zeros = match i.get_opcode() {
+        ZExt => operand(0),
+        And => operand(0).max(operand(1)),
+        Or | Xor | Add => operand(0).min(operand(1)),
+        Mul => operand(0) + operand(1),
+        Shl => constant(1).map_or(0, |c| operand(0) + c as u32),
+        _ => 0,
+    };
+    zeros.min(v.get_type().get_bit_width())
 }
 
 /// How many low bits `v` can have set, as far as its definition shows (`depth` levels deep).
@@ -160,6 +194,7 @@ fn value_bits(v: IntValue<'_>, depth: u32) -> u32 {
             Some(c) => operand(0) + c as u32,
             None => width,
         },
+        Mul => operand(0) + operand(1),
         LShr => match constant(1) {
             Some(c) => operand(0).saturating_sub(c as u32),
             None => operand(0),

@@ -1,7 +1,7 @@
 //! Checked indexing (§6.5, §6.6, §13.4): a range test and an abort before each index.
 
 use super::*;
-use crate::passes::value_bounds::LocalBounds;
+use crate::passes::value_bounds::{exact_in_verifier, LocalBounds};
 
 /// What is known of a run-time index below its array's length, which decides its range test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,7 +70,16 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     let known = e.cx.known_indexes.get(&op).copied();
     let i = match known {
         Some(KnownIndex::Masked) => {
+            // LLVM knows the bound from the same tests and drops a mask of the index itself.
+            // The verifier knows it too where it holds the index exactly; elsewhere, on kernels
+            // that learn nothing from comparing two ranges (6.1), only a mask of an opaque copy
+            // shows it.
             let mask = e.u64(n as i128 - 1);
+            let i = if exact_in_verifier(e.m(), index, 4) {
+                i
+            } else {
+                e.b.bpf_opaque(i)
+            };
             e.b.core_and(i, mask)
         }
         _ => i,
