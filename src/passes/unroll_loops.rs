@@ -11,8 +11,9 @@
 //! its own end) stays a loop; so does one that `break`s, unless its copies together stay within
 //! [`MAX_UNROLLED_OPS`] and carry no state from one iteration to the next: those copies go in one
 //! iteration the breaks leave; one that first leaves at a count known only at run time
-//! (`if (i >= n) { break }`) stays a loop, as clang keeps it. One that returns early has its
-//! offsets' steps widened first (`widen-loop-steps`), and its returning arms marked cold.
+//! (`if (i >= n) { break }`) stays a loop, as clang keeps it. One that returns or throws early
+//! stays a loop if it carries state from one iteration to the next (a header walk); else it has
+//! its offsets' steps widened first (`widen-loop-steps`), and its returning arms marked cold.
 
 use super::lower_loops::enclosing_loop;
 use super::value_bounds::CallBounds;
@@ -75,9 +76,20 @@ fn unroll(m: &mut Module, f: OpId, lp: OpId, calls: &mut Option<CallBounds>) {
     // (Copies that a break may leave unrun are unrolled only while they stay small together:
     // a header walk's copies would each hold a whole parser.)
     let small_together = trips * body_ops <= MAX_UNROLLED_OPS;
+    // (A walk that returns or throws from its rounds and whose rounds go on by more than one
+    // path, each carrying state of its own — a header of one kind or another — stays a loop
+    // too: unrolled, the verifier follows every combination of paths through the copies (an
+    // IPv6 extension-header walk of six rounds: 26k instructions unrolled, 5k as a loop); at a
+    // loop's head it prunes the paths one round's state covers.)
+    let returns = !m
+        .collect_nested(lp, |d| {
+            matches!(d.opcode, Opcode::KsReturn | Opcode::KsThrow)
+        })
+        .is_empty();
     if continues
         || defers_or_leaves
         || breaks && (!small_together || carries_state(m, lp) || counted_at_run_time(m, lp))
+        || returns && forks_state(m, lp)
     {
         return;
     }
@@ -162,6 +174,38 @@ fn mark_returns_cold(m: &mut Module, lp: OpId) {
 /// copies would each carry the state on (C keeps a loop there too); a search whose iterations
 /// stand alone (`if (types[i] == t)`) is unrolled.
 fn carries_state(m: &Module, lp: OpId) -> bool {
+    !carried_locals(m, lp).is_empty()
+}
+
+/// Whether a branch in `lp` (outside inner loops) goes on to the next iteration from both arms,
+/// writing a carried local in one: the walk forks at each iteration, as a header walk does at
+/// each kind of header.
+fn forks_state(m: &Module, lp: OpId) -> bool {
+    let carried = carried_locals(m, lp);
+    let goes_on = |r| !m.region_ends_in(r, is_exit);
+    m.collect_nested(lp, |d| d.opcode == Opcode::KsIf)
+        .into_iter()
+        .filter(|&i| enclosing_loop(m, i) == Some(lp))
+        .any(|i| {
+            let arms = &m.op(i).regions;
+            arms.iter().all(|&r| goes_on(r))
+                && m.collect_nested(i, |d| d.opcode == Opcode::CoreStore)
+                    .into_iter()
+                    .any(|st| carried.contains(&m.op(st).operands[1]))
+        })
+}
+
+/// An op that leaves the rest of its region unrun.
+fn is_exit(o: Opcode) -> bool {
+    matches!(
+        o,
+        Opcode::KsReturn | Opcode::KsThrow | Opcode::KsBreak | Opcode::KsContinue
+    )
+}
+
+/// The locals (besides the loop variable) an iteration of `lp` reads before writing them: what
+/// an earlier iteration left there.
+fn carried_locals(m: &Module, lp: OpId) -> std::collections::HashSet<Value> {
     let body = m.op(lp).regions[0];
     let arg = m.block(m.region(body).blocks[0]).args.first().copied();
     let counter = arg.and_then(|a| counter_local(m, lp, a));
@@ -172,19 +216,22 @@ fn carries_state(m: &Module, lp: OpId) -> bool {
         .filter(|&slot| m.is_local(slot) && Some(slot) != counter)
         .collect();
     let mut written = std::collections::HashSet::new();
-    ops.iter().any(|&o| {
+    let mut carried = std::collections::HashSet::new();
+    for &o in &ops {
         let d = m.op(o);
         match d.opcode {
             Opcode::CoreStore => {
                 written.insert(d.operands[1]);
-                false
             }
-            Opcode::CoreLoad => {
-                stored.contains(&d.operands[0]) && !written.contains(&d.operands[0])
+            Opcode::CoreLoad
+                if stored.contains(&d.operands[0]) && !written.contains(&d.operands[0]) =>
+            {
+                carried.insert(d.operands[0]);
             }
-            _ => false,
+            _ => {}
         }
-    })
+    }
+    carried
 }
 
 /// Whether `lp` opens with `if (i >= n) { break }`, `n` not a constant: a loop to a count known

@@ -158,6 +158,8 @@ pub struct LocalBounds {
     first_read: HashMap<Value, Value>,
     /// The first load of each (local, stores walked so far).
     reads: HashMap<(Value, u32), Value>,
+    /// The value each load of a tracked local reads, where one store reaches it.
+    reaching: HashMap<Value, Value>,
     /// The writes into struct locals, for bounds of their fields.
     structs: fields::StructLocals,
     /// The fields of the structs the functions it may call return, by symbol and field.
@@ -409,6 +411,7 @@ impl LocalBounds {
             },
             stores: HashMap::new(),
             loaded: HashMap::new(),
+            stored: HashMap::new(),
         };
         let mut state = State::new();
         for &r in &m.op(f).regions {
@@ -435,6 +438,12 @@ impl LocalBounds {
     /// check made on one holds for the other where it dominates.
     pub fn same_read(&self, load: Value) -> Option<Value> {
         self.first_read.get(&load).copied()
+    }
+
+    /// For a load of a tracked local, the value stored that it reads, where only one store
+    /// reaches it (one written in a loop or in both arms of an `if` has none).
+    pub fn stored_read(&self, load: Value) -> Option<Value> {
+        self.reaching.get(&load).copied()
     }
 
     /// Whether `lesser` ≤ `greater` (loads of tracked locals, unsigned) when `at` runs: a test
@@ -1020,6 +1029,8 @@ struct Walk<'m> {
     stores: HashMap<Value, u32>,
     /// Each load of a tracked local, with the local's store count when it was made.
     loaded: HashMap<Value, (Value, u32)>,
+    /// The value each store stored, by (local, the store count it set).
+    stored: HashMap<(Value, u32), Value>,
 }
 
 impl Walk<'_> {
@@ -1040,7 +1051,9 @@ impl Walk<'_> {
         match d.opcode {
             Opcode::CoreStore if self.tracked.contains(&d.operands[1]) => {
                 let slot = d.operands[1];
-                *self.stores.entry(slot).or_default() += 1;
+                let count = self.stores.entry(slot).or_default();
+                *count += 1;
+                self.stored.insert((slot, *count), d.operands[0]);
                 match max_of(m, d.operands[0], &self.bounds, 0) {
                     Some(b) => state.insert(slot, b),
                     None => state.remove(&slot),
@@ -1056,6 +1069,9 @@ impl Walk<'_> {
                     .entry((slot, stores))
                     .or_insert(d.results[0]);
                 self.bounds.first_read.insert(d.results[0], first);
+                if let Some(&v) = self.stored.get(&(slot, stores)) {
+                    self.bounds.reaching.insert(d.results[0], v);
+                }
                 if let Some(&b) = state.get(&slot) {
                     self.bounds.at.insert(d.results[0], b);
                 }

@@ -351,7 +351,7 @@ impl PassedOffsets {
 
 /// A packet address as a root plus a constant byte offset. For an `Indexed` root, `formed_at`
 /// is the address `B + index` where this address's chain formed it.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Key {
     root: Root,
     offset: i128,
@@ -401,7 +401,7 @@ impl ClampedAddress {
 /// `[root, root + end)` is known in bounds. For an `Indexed` root, `tested` is the address
 /// `B + index` the proof was made on: the kernel tracks packet ranges per pointer, so an access
 /// covered by the fact must be made through that same address.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 struct Fact {
     root: Root,
     end: i128,
@@ -648,9 +648,9 @@ impl BoundsCheck {
                 field.unwrap_or(0) + below(d.operands[0])
             }
             Opcode::CoreCast => below(d.operands[0]),
-            Opcode::CoreLoad => match self.slot_value.get(&d.operands[0]) {
-                Some(&stored) if self.slots.get(&d.operands[0]) == Some(&1) => below(stored),
-                _ => 0,
+            Opcode::CoreLoad => match self.held(m, v) {
+                Some(stored) => below(stored),
+                None => 0,
             },
             _ => 0,
         }
@@ -1090,13 +1090,23 @@ impl BoundsCheck {
                 base(index * size_of(m, &elem))
             }
             Opcode::CoreLoad if depth > 0 => {
-                let stored = *self
-                    .slot_value
-                    .get(&d.operands[0])
-                    .filter(|_| self.slots.get(&d.operands[0]) == Some(&1))?;
-                self.lowest_data_offset(m, stored, depth - 1)
+                self.lowest_data_offset(m, self.held(m, addr)?, depth - 1)
             }
             _ => None,
+        }
+    }
+
+    /// The address load `v` reads from a local: the one stored, where the local is written once,
+    /// or where only one of its stores reaches the load.
+    fn held(&self, m: &Module, v: Value) -> Option<Value> {
+        let d = m.op(def_op(m, v)?);
+        if d.opcode != Opcode::CoreLoad {
+            return None;
+        }
+        let slot = d.operands[0];
+        match self.slots.get(&slot) {
+            Some(1) => self.slot_value.get(&slot).copied(),
+            _ => (self.locals.stored_read(v)).filter(|stored| self.packet.contains(stored)),
         }
     }
 
@@ -1115,12 +1125,17 @@ impl BoundsCheck {
                     None => Some(Key::at(Root::Slot(d.operands[0]), 0)),
                 }
             }
-            // A local written more than once: every load reading the same store is one address
-            // (LLVM keeps it in one register), so a test of one proves the bytes of the others.
-            Opcode::CoreLoad => Some(Key::at(
-                Root::Value(self.locals.same_read(v).unwrap_or(v)),
-                0,
-            )),
+            // A local written more than once: a load that one store reaches holds the address
+            // stored (`fh = (data + off) as *frag_hdr` in each round of an unrolled walk); and
+            // every load reading the same store is one address (LLVM keeps it in one register),
+            // so a test of one proves the bytes of the others.
+            Opcode::CoreLoad => match self.held(m, v) {
+                Some(stored) => self.key(m, stored),
+                None => Some(Key::at(
+                    Root::Value(self.locals.same_read(v).unwrap_or(v)),
+                    0,
+                )),
+            },
             Opcode::CoreCast => self.key(m, d.operands[0]),
             // An opaque copy of a pointer is the same address; a copy of a variable-offset
             // formation stands for it (the tested register accesses must go through).
@@ -1170,9 +1185,8 @@ impl BoundsCheck {
         let op = def_op(m, v)?;
         let d = m.op(op);
         match d.opcode {
-            Opcode::CoreLoad if depth > 0 && self.slots.get(&d.operands[0]) == Some(&1) => {
-                let stored = *self.slot_value.get(&d.operands[0])?;
-                self.unbounded_formation(m, stored, depth - 1)
+            Opcode::CoreLoad if depth > 0 => {
+                self.unbounded_formation(m, self.held(m, v)?, depth - 1)
             }
             Opcode::CoreCast => self.unbounded_formation(m, d.operands[0], depth),
             Opcode::CorePtrAdd => match m.const_int(d.operands[1]) {
@@ -1930,8 +1944,8 @@ impl BoundsCheck {
                     offset += field_offset(m, m.value_type(d.operands[0]), f)?;
                 }
                 Opcode::CoreCast => {}
-                Opcode::CoreLoad if self.slots.get(&d.operands[0]) == Some(&1) => {
-                    v = *self.slot_value.get(&d.operands[0])?;
+                Opcode::CoreLoad => {
+                    v = self.held(m, v)?;
                     continue;
                 }
                 _ => return None,
