@@ -173,7 +173,7 @@ fn low_zero_bits(v: IntValue<'_>, depth: u32) -> u32 {
 }
 
 /// How many low bits `v` can have set, as far as its definition shows (`depth` levels deep).
-fn value_bits(v: IntValue<'_>, depth: u32) -> u32 {
+pub(super) fn value_bits(v: IntValue<'_>, depth: u32) -> u32 {
     use InstructionOpcode::*;
     let width = v.get_type().get_bit_width();
     if let Some(c) = v.get_zero_extended_constant() {

@@ -8,6 +8,7 @@
 
 mod array_entries;
 mod back_end;
+mod bool_values;
 mod byte_copies;
 mod byte_numbers;
 mod byte_tests;
@@ -180,6 +181,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             frame_addresses::form_at_uses(m);
             global_bases::share_global_bases(m);
             general_first::constants_on_the_jump(m);
+            bool_values::compute_truth_values(m);
             lost_bounds::keep_lost_bounds(m);
             layout::lay_out(m);
             loop_exits::mark_loop_exits(m, alu32);
