@@ -12,8 +12,9 @@
 //! [`MAX_UNROLLED_OPS`] and carry no state from one iteration to the next: those copies go in one
 //! iteration the breaks leave; one that first leaves at a count known only at run time
 //! (`if (i >= n) { break }`) stays a loop, as clang keeps it. One that returns or throws early
-//! stays a loop if it carries state from one iteration to the next (a header walk); else it has
-//! its offsets' steps widened first (`widen-loop-steps`), and its returning arms marked cold.
+//! stays a loop if its iterations go on by more than one path, writing state the next reads (a
+//! header walk over several kinds of header); else it has its offsets' steps widened first
+//! (`widen-loop-steps`), and its returning arms marked cold.
 
 use super::lower_loops::enclosing_loop;
 use super::value_bounds::CallBounds;
