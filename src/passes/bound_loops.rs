@@ -76,7 +76,9 @@ fn outline_two_way_walks(m: &mut Module, f: OpId) {
 }
 
 fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::CallBounds) {
-    let bounds = LocalBounds::of_function(m, f, params);
+    // The cap is ksc's to enforce (the verifier bounds the counter by the constant it counts
+    // to), so bounds the verifier would not learn serve as well.
+    let bounds = LocalBounds::relational_of_function(m, f, params);
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
         let (lo, hi) = (m.op(lp).operands[0], m.op(lp).operands[1]);
         // An unsigned run-time start is at least 0: the loop runs at most as often as from 0.

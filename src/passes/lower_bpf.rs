@@ -21,7 +21,7 @@ mod ringbuf;
 mod strings;
 
 use super::value_bounds::CallBounds;
-use super::{PassErrors, PassResult};
+use super::{ops_between, PassErrors, PassResult};
 use crate::ir::layout::{self, size_of, struct_decl};
 use crate::ir::symbols::{PINNED_GLOBALS_MAP, PINNED_GLOBALS_STRUCT};
 use crate::ir::views::*;

@@ -61,6 +61,44 @@ fn region_leaves(m: &Module, r: RegionId) -> bool {
     })
 }
 
+/// The ops that may run after `from` and before `op` (which `from` structurally precedes), nested
+/// ones included: those after `from` in its block up to the one containing `op`, then inside each
+/// op enclosing `op` the ones before it. Of an `if` or `switch` only the arm holding `op` counts
+/// (the others are alternatives); a loop or `try` counts whole, since an earlier iteration or the
+/// body may run first (a superset, which only makes answers built on it more conservative).
+fn ops_between(m: &Module, from: OpId, op: OpId) -> Option<Vec<OpId>> {
+    let (block, from) = m.position(from)?;
+    // `op` and its enclosing ops up to the one in `from`'s block, innermost first.
+    let mut chain = vec![op];
+    while m.position(*chain.last()?).map(|(b, _)| b) != Some(block) {
+        chain.push(m.parent_op(*chain.last()?)?);
+    }
+    let with_nested = |o: OpId| {
+        m.collect_nested(o, |_| true)
+            .into_iter()
+            .chain(std::iter::once(o))
+    };
+    let outer = *chain.last()?;
+    let (_, to) = m.position(outer)?;
+    let mut out: Vec<OpId> = m.block(block).ops[from + 1..to]
+        .iter()
+        .flat_map(|&o| with_nested(o))
+        .collect();
+    // Down the chain: each enclosing op, then what precedes the next one inside it.
+    for pair in chain.windows(2).rev() {
+        let (inner, enclosing) = (pair[0], pair[1]);
+        out.push(enclosing);
+        if !matches!(m.op(enclosing).opcode, Opcode::KsIf | Opcode::KsSwitch) {
+            out.extend(with_nested(enclosing).filter(|&o| o != enclosing));
+            continue;
+        }
+        let (b, at) = m.position(inner)?;
+        out.extend(m.block(b).ops[..at].iter().flat_map(|&o| with_nested(o)));
+    }
+    out.retain(|&o| o != op);
+    Some(out)
+}
+
 /// The functions compiled for the kernel, the ones the BPF-side passes rewrite.
 pub fn kernel_funcs(m: &Module) -> Vec<OpId> {
     m.funcs()

@@ -394,10 +394,23 @@ pub fn counter_max(m: &Module, block: BlockId, facts: &dyn Facts, depth: u32) ->
 }
 
 impl LocalBounds {
+    /// The bounds the verifier learns as well: from constants, and from tests against constants.
     pub fn of_function(m: &Module, f: OpId, calls: &CallBounds) -> LocalBounds {
+        Self::walk(m, f, calls, false)
+    }
+
+    /// Bounds that also follow a store of a lesser value (`if (n > len) { n = len }` keeps what
+    /// bounded `n` before): they hold, but the verifier, which learns nothing from comparing two
+    /// ranges, does not know them. For what ksc enforces itself, as a loop's constant cap.
+    pub fn relational_of_function(m: &Module, f: OpId, calls: &CallBounds) -> LocalBounds {
+        Self::walk(m, f, calls, true)
+    }
+
+    fn walk(m: &Module, f: OpId, calls: &CallBounds, relational: bool) -> LocalBounds {
         let entry = m.block(m.func_entry(f)).args.clone();
         let mut w = Walk {
             m,
+            relational,
             tracked: tracked_locals(m, f),
             bounds: LocalBounds {
                 params: entry
@@ -1023,6 +1036,9 @@ enum Exit {
 
 struct Walk<'m> {
     m: &'m Module,
+    /// Whether a store of a value the local was tested greater than keeps its bound
+    /// ([`LocalBounds::relational_of_function`]).
+    relational: bool,
     tracked: HashSet<Value>,
     bounds: LocalBounds,
     /// Stores made so far to each local: a load still holds the local's value while unchanged.
@@ -1051,10 +1067,16 @@ impl Walk<'_> {
         match d.opcode {
             Opcode::CoreStore if self.tracked.contains(&d.operands[1]) => {
                 let slot = d.operands[1];
+                let mut bound = max_of(m, d.operands[0], &self.bounds, 0);
+                if let Some(&before) = state.get(&slot) {
+                    if self.relational && self.stores_lesser(op, slot, d.operands[0]) {
+                        bound = Some(bound.map_or(before, |b| b.min(before)));
+                    }
+                }
                 let count = self.stores.entry(slot).or_default();
                 *count += 1;
                 self.stored.insert((slot, *count), d.operands[0]);
-                match max_of(m, d.operands[0], &self.bounds, 0) {
+                match bound {
                     Some(b) => state.insert(slot, b),
                     None => state.remove(&slot),
                 };
@@ -1295,6 +1317,57 @@ impl Walk<'_> {
             _ => return None,
         };
         Some((local, bound))
+    }
+
+    /// Whether `store` puts into `slot` a value a test on the way showed to be at most the
+    /// slot's: `if (n > len) { n = len }`, `if (len < n) { n = len }`, with no other store to
+    /// the slot between the test's read and this one.
+    fn stores_lesser(&self, store: OpId, slot: Value, value: Value) -> bool {
+        let m = self.m;
+        let same = |a: Value, b: Value| {
+            let first = |v| self.bounds.first_read.get(&v).copied();
+            a == b || first(a).is_some() && first(a) == first(b)
+        };
+        // A load of the slot that no store to it follows before `store`.
+        let reads_slot = |v: Value| {
+            let Some(load) = def_op(m, v) else {
+                return false;
+            };
+            let d = m.op(load);
+            d.opcode == Opcode::CoreLoad
+                && d.operands[0] == slot
+                && super::ops_between(m, load, store).is_some_and(|between| {
+                    between.iter().all(|&o| {
+                        let d = m.op(o);
+                        !(d.opcode == Opcode::CoreStore && d.operands[1] == slot)
+                    })
+                })
+        };
+        conditions_at(m, store).into_iter().any(|(cond, outcome)| {
+            let mut terms = Vec::new();
+            chain_terms(m, cond, !outcome, &mut terms);
+            terms.into_iter().any(|t| {
+                let Some(c) = def_op(m, t).and_then(|o| views::CoreCmp::of(m, o)) else {
+                    return false;
+                };
+                let (lhs, rhs) = (c.lhs(m), c.rhs(m));
+                let pred = if outcome {
+                    c.pred(m)
+                } else {
+                    c.pred(m).negated()
+                };
+                let (pred, other) = if reads_slot(lhs) {
+                    (pred, rhs)
+                } else if reads_slot(rhs) {
+                    (pred.swapped(), lhs)
+                } else {
+                    return false;
+                };
+                is_unsigned(m.value_type(lhs))
+                    && matches!(pred, CmpPred::Gt | CmpPred::Ge)
+                    && same(other, value)
+            })
+        })
     }
 
     /// The local a load reads, when no store has changed it since.
