@@ -11,6 +11,7 @@ mod endless_loops;
 mod fetch_add;
 mod filled_locals;
 mod flatten;
+mod guarded_updates;
 mod helper_sizes;
 mod hoist_defers;
 mod if_chain;

@@ -14,6 +14,7 @@ const BPF: &[&str] = &[
     "check-helper-kinds",
     "partition-bpf",
     "check-rcu-sections",
+    "compute-guarded-updates",
     "if-chains-to-switch",
     "sink-arm-tails",
     "range-tests",

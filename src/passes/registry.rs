@@ -144,6 +144,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| arm_tails::run(m),
     },
     PassInfo {
+        name: "compute-guarded-updates",
+        about: "a loop's `if` that only updates locals is computed from its guard's truth, without a branch",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| guarded_updates::run(m),
+    },
+    PassInfo {
         name: "range-tests",
         about: "equality tests of one value against adjacent constants become one range test",
         requires: &[Structured, KsKernel],

@@ -24,7 +24,7 @@ use crate::vocab::CmpPred;
 use std::collections::HashMap;
 
 /// Loops with at most this many iterations are unrolled whatever their size.
-const ALWAYS_UNROLL: i128 = 8;
+pub(super) const ALWAYS_UNROLL: i128 = 8;
 
 /// Loops with more iterations than this stay loops.
 const MAX_TRIP_COUNT: i128 = 32;

@@ -10,6 +10,16 @@
 //! `x`'s `b` low bits are not all zero, one register the verifier knows as 0 or 1 on a single
 //! path, as a C `bool` read from memory is. (Not every kept comparison: one computed and
 //! tested where it is made costs LLVM's jump threading its branch, and more instructions.)
+//!
+//! In a loop, a comparison against a constant used only as a number — `zext`ed, or choosing
+//! between constants or between `a` and `a + K` (`printable += c >= 32 && c <= 126`, LLVM's
+//! `zext (icmp ult (c - 32), 95)`; `select t, a + 3, a`) — is computed too: for `x` and `C`
+//! below 2³¹, `x < C` is the sign of `x − C`, `(x − C) >> 31`. Branched, a loop that counts so
+//! forks at every round, and the verifier, which keeps few states inside a loop, follows the
+//! forks' every combination (a 32-byte scan went past the 1M-instruction limit); computed, each
+//! round is one path whose count the verifier knows as a range. `compute-guarded-updates` makes
+//! the source's guarded updates arithmetic in KS-IR; this catches the `select`s LLVM's
+//! InstCombine makes of them again, and its own.
 
 use super::lost_bounds::value_bits;
 use inkwell::builder::Builder;
@@ -17,7 +27,9 @@ use inkwell::module::Module;
 use inkwell::values::{BasicValue, InstructionOpcode, InstructionValue, IntValue};
 use inkwell::IntPredicate;
 
-use super::llvm_ir::{instructions, int_operand, users_of_result};
+use super::llvm_ir::{
+    erase_dead, in_cycle, instructions, int_operand, replace_all_uses, users_of_result,
+};
 
 /// Numbers this wide or narrower are computed into a truth value; wider ones keep the branch
 /// (the sum must not carry out of a 32-bit register).
@@ -30,6 +42,15 @@ pub(super) fn compute_truth_values(m: &Module<'_>) {
             let tests: Vec<_> = instructions(b).filter(|&i| is_kept_zero_test(i)).collect();
             for test in tests {
                 compute(&builder, test);
+            }
+            // (In a loop: there the forks multiply. Elsewhere a branch costs the verifier one
+            // path more, often none after LLVM threads it into the next test.)
+            if !in_cycle(b) {
+                continue;
+            }
+            let counted: Vec<_> = instructions(b).filter(|&i| counted_truth(i)).collect();
+            for t in counted {
+                compute_counted(&builder, t);
             }
         }
     }
@@ -86,11 +107,7 @@ fn compute<'ctx>(builder: &Builder<'ctx>, test: InstructionValue<'ctx>) {
     let i32_ty = ctx.i32_type();
     builder.position_before(&next);
     let computed = (|| -> Option<IntValue<'ctx>> {
-        let wide = match x.get_type().get_bit_width() {
-            32 => x,
-            w if w < 32 => builder.build_int_z_extend(x, i32_ty, "").ok()?,
-            _ => builder.build_int_truncate(x, i32_ty, "").ok()?,
-        };
+        let wide = resize(builder, x, i32_ty)?;
         let all_low = i32_ty.const_int((1u64 << bits) - 1, false);
         let sum = builder.build_int_add(wide, all_low, "").ok()?;
         let mut set = builder
@@ -123,5 +140,199 @@ fn compute<'ctx>(builder: &Builder<'ctx>, test: InstructionValue<'ctx>) {
                 user.set_operand(k, computed);
             }
         }
+    }
+}
+
+/// Comparisons computed as a sign are of numbers that fit in 31 bits: the difference of two such
+/// values is negative exactly when the first is the lesser, and its sign is bit 31.
+const MAX_SIGNED_BITS: u32 = 31;
+
+/// How deep a combination of comparisons (`&&`, `||`) is followed.
+const MAX_DEPTH: u32 = 4;
+
+/// A truth value used only as a number: by `zext`s, and by `select`s that choose between two
+/// integer constants or between `y` and `y op K` (`a = a + 3` in one arm, LLVM's
+/// `select t, a + 3, a`).
+fn counted_truth(i: InstructionValue<'_>) -> bool {
+    let numbers = users_of_result(i);
+    !numbers.is_empty() && numbers.iter().all(|&u| numeric_use(u, i)) && computable(i, MAX_DEPTH)
+}
+
+/// Whether `user` reads truth value `t` only as a number.
+fn numeric_use(user: InstructionValue<'_>, t: InstructionValue<'_>) -> bool {
+    match user.get_opcode() {
+        InstructionOpcode::ZExt => true,
+        InstructionOpcode::Select => {
+            int_operand(user, 0).and_then(|c| c.as_instruction()) == Some(t)
+                && selected_step(user).is_some()
+        }
+        _ => false,
+    }
+}
+
+/// What a numeric `select t, a, b` chooses between, as `(base, op, K, when)`: the result is
+/// `base op K` when `t` is `when` and `base` otherwise (two constants: base `b`, `a ^ b`).
+fn selected_step(
+    select: InstructionValue<'_>,
+) -> Option<(IntValue<'_>, InstructionOpcode, u64, bool)> {
+    let (a, b) = (int_operand(select, 1)?, int_operand(select, 2)?);
+    if let (Some(x), Some(y)) = (
+        a.get_zero_extended_constant(),
+        b.get_zero_extended_constant(),
+    ) {
+        return Some((b, InstructionOpcode::Xor, x ^ y, true));
+    }
+    let stepped = |v: IntValue<'_>, base: IntValue<'_>| {
+        let i = v.as_instruction()?;
+        let op = i.get_opcode();
+        let from_base = int_operand(i, 0) == Some(base);
+        let k = int_operand(i, 1)?.get_zero_extended_constant()?;
+        (from_base
+            && matches!(
+                op,
+                InstructionOpcode::Add
+                    | InstructionOpcode::Sub
+                    | InstructionOpcode::Or
+                    | InstructionOpcode::Xor
+            ))
+        .then_some((op, k))
+    };
+    if let Some((op, k)) = stepped(a, b) {
+        return Some((b, op, k, true));
+    }
+    let (op, k) = stepped(b, a)?;
+    Some((a, op, k, false))
+}
+
+/// Whether `v`, a truth value, is a comparison of a number with a constant both below 2³¹ (or
+/// an and, or, xor of such).
+fn computable(i: InstructionValue<'_>, depth: u32) -> bool {
+    use IntPredicate::*;
+    match i.get_opcode() {
+        InstructionOpcode::ICmp => {
+            let (Some(x), Some(c)) = (int_operand(i, 0), int_operand(i, 1)) else {
+                return false;
+            };
+            matches!(
+                i.get_icmp_predicate(),
+                Some(ULT | ULE | UGT | UGE | EQ | NE)
+            ) && x.get_zero_extended_constant().is_none()
+                && value_bits(x, 8) <= MAX_SIGNED_BITS
+                && c.get_zero_extended_constant().is_some_and(|c| {
+                    c < 1 << MAX_SIGNED_BITS && (c > 0 || i.get_icmp_predicate() != Some(UGE))
+                })
+        }
+        InstructionOpcode::And | InstructionOpcode::Or | InstructionOpcode::Xor => {
+            depth > 0
+                && (0..2).all(|k| {
+                    int_operand(i, k)
+                        .and_then(|v| v.as_instruction())
+                        .is_some_and(|o| computable(o, depth - 1))
+                })
+        }
+        _ => false,
+    }
+}
+
+/// The truth value `i` (see [`computable`]) as a 32-bit 0 or 1: `x < C` is the sign of `x − C`,
+/// `x > C` of `C − x`, `x == C` of `(x ^ C) − 1` and `x != C` of `−(x ^ C)`, each `>> 31`.
+fn truth<'ctx>(builder: &Builder<'ctx>, i: InstructionValue<'ctx>) -> Option<IntValue<'ctx>> {
+    let i32_ty = int_operand(i, 0)?.get_type().get_context().i32_type();
+    let constant = |v: u64| i32_ty.const_int(v, false);
+    if i.get_opcode() != InstructionOpcode::ICmp {
+        let (a, b) = (
+            int_operand(i, 0)?.as_instruction()?,
+            int_operand(i, 1)?.as_instruction()?,
+        );
+        let (a, b) = (truth(builder, a)?, truth(builder, b)?);
+        return match i.get_opcode() {
+            InstructionOpcode::And => builder.build_and(a, b, "").ok(),
+            InstructionOpcode::Or => builder.build_or(a, b, "").ok(),
+            _ => builder.build_xor(a, b, "").ok(),
+        };
+    }
+    let x = resize(builder, int_operand(i, 0)?, i32_ty)?;
+    let c = int_operand(i, 1)?.get_zero_extended_constant()?;
+    let (minuend, subtrahend) = match i.get_icmp_predicate()? {
+        IntPredicate::ULT => (x, constant(c)),
+        IntPredicate::ULE => (x, constant(c + 1)),
+        IntPredicate::UGT => (constant(c), x),
+        IntPredicate::UGE => (constant(c.checked_sub(1)?), x),
+        IntPredicate::EQ => (builder.build_xor(x, constant(c), "").ok()?, constant(1)),
+        IntPredicate::NE => (constant(0), builder.build_xor(x, constant(c), "").ok()?),
+        _ => return None,
+    };
+    let difference = builder.build_int_sub(minuend, subtrahend, "").ok()?;
+    builder
+        .build_right_shift(difference, constant(31), false, "truth")
+        .ok()
+}
+
+/// Replaces each numeric use of truth value `t` with arithmetic on it: a `zext` by the 0 or 1
+/// itself, a `select` of `base` or `base op K` by `base op (taken * K)`, `taken` 1 exactly when
+/// the select would pick the step.
+fn compute_counted<'ctx>(builder: &Builder<'ctx>, t: InstructionValue<'ctx>) {
+    let Some(next) = t.get_next_instruction() else {
+        return;
+    };
+    builder.position_before(&next);
+    let Some(truth) = truth(builder, t) else {
+        return;
+    };
+    for number in users_of_result(t) {
+        builder.position_before(&number);
+        let ty = number.get_type().into_int_type();
+        let computed = (|| -> Option<IntValue<'ctx>> {
+            let truth = resize(builder, truth, ty)?;
+            if number.get_opcode() == InstructionOpcode::ZExt {
+                return Some(truth);
+            }
+            let (base, op, k, when) = selected_step(number)?;
+            // 1 when the step is taken: the truth, or its negation when taken on false.
+            let taken = if when {
+                truth
+            } else {
+                builder.build_xor(truth, ty.const_int(1, false), "").ok()?
+            };
+            // Scaled, not masked: `−taken & K` would become `(x s>> 31) & K`, a register the
+            // verifier knows as -1 or 0 and then forks on.
+            let step = if k.is_power_of_two() {
+                let shift = ty.const_int(u64::from(k.trailing_zeros()), false);
+                builder.build_left_shift(taken, shift, "").ok()?
+            } else {
+                builder
+                    .build_int_mul(taken, ty.const_int(k, false), "")
+                    .ok()?
+            };
+            if base.get_zero_extended_constant() == Some(0) && op == InstructionOpcode::Xor {
+                return Some(step);
+            }
+            match op {
+                InstructionOpcode::Add => builder.build_int_add(base, step, ""),
+                InstructionOpcode::Sub => builder.build_int_sub(base, step, ""),
+                InstructionOpcode::Or => builder.build_or(base, step, ""),
+                _ => builder.build_xor(base, step, ""),
+            }
+            .ok()
+        })();
+        if let Some(computed) = computed {
+            replace_all_uses(number, computed);
+            // (the truth value's comparisons go with the last of them)
+            erase_dead(number);
+        }
+    }
+}
+
+/// `v` zero-extended or truncated to `ty`.
+fn resize<'ctx>(
+    builder: &Builder<'ctx>,
+    v: IntValue<'ctx>,
+    ty: inkwell::types::IntType<'ctx>,
+) -> Option<IntValue<'ctx>> {
+    let (from, to) = (v.get_type().get_bit_width(), ty.get_bit_width());
+    match from.cmp(&to) {
+        std::cmp::Ordering::Equal => Some(v),
+        std::cmp::Ordering::Less => builder.build_int_z_extend(v, ty, "").ok(),
+        std::cmp::Ordering::Greater => builder.build_int_truncate(v, ty, "").ok(),
     }
 }
