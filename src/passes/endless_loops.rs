@@ -208,12 +208,42 @@ impl Invariance<'_> {
         self.inside.iter().all(|&o| {
             let d = m.op(o);
             match d.opcode {
-                Opcode::CoreStore if d.operands[1] == slot => self.invariant(d.operands[0], depth),
+                Opcode::CoreStore if d.operands[1] == slot => {
+                    self.invariant(d.operands[0], depth) || keeps_value(m, d.operands[0], slot)
+                }
                 Opcode::CoreLoad => true,
                 _ => !d.operands.contains(&slot),
             }
         })
     }
+}
+
+/// Whether `v` is what local `slot` holds already: a load of it, or that through arithmetic that
+/// changes nothing (`i * 1`, `i + 0`, `i | 0`, `i << 0`; a step an operator mutation turned into
+/// none).
+fn keeps_value(m: &Module, v: Value, slot: Value) -> bool {
+    let Some(op) = m.defining_op(v) else {
+        return false;
+    };
+    let d = m.op(op);
+    let identity = match d.opcode {
+        Opcode::CoreLoad => return d.operands[0] == slot,
+        Opcode::CoreMul | Opcode::CoreDiv => 1,
+        Opcode::CoreAdd
+        | Opcode::CoreSub
+        | Opcode::CoreOr
+        | Opcode::CoreXor
+        | Opcode::CoreShl
+        | Opcode::CoreShr => 0,
+        _ => return false,
+    };
+    let commutes = matches!(
+        d.opcode,
+        Opcode::CoreMul | Opcode::CoreAdd | Opcode::CoreOr | Opcode::CoreXor
+    );
+    let (a, b) = (d.operands[0], d.operands[1]);
+    (m.const_int(b) == Some(identity) && keeps_value(m, a, slot))
+        || (commutes && m.const_int(a) == Some(identity) && keeps_value(m, b, slot))
 }
 
 /// Whether op `o` may write packet bytes: any write but a store, atomic add or copy to a local, a
