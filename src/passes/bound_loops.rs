@@ -31,12 +31,12 @@ use super::packet_walk::{
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
-    counted_while, int_max, is_unsigned, loaded_local, reads_local, start_before, sum_terms,
+    chain_terms, counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms,
     widened_from, CountedWhile, LocalBounds,
 };
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
-use crate::ir::{Attr, Builder, Module, OpId, Opcode, Type, Value};
+use crate::ir::{views, Attr, Builder, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
 
 pub fn run(m: &mut Module) -> PassResult {
@@ -507,7 +507,7 @@ fn settle(m: &Module, bounds: &LocalBounds, c: &mut RunTimeCount) -> Option<bool
 fn wraps_unfollowed(m: &Module, lp: OpId, c: &RunTimeCount) -> Option<PassError> {
     let top = m.value_type(c.slot).pointee().and_then(int_max)?;
     // (A test that leaves on the counter, `if (i < 6) { break }`, may keep it from wrapping.)
-    if leaves_on(m, lp, c.slot) || !c.outlasts_verifier(m, lp, top, FOLLOWED_ROUNDS) {
+    if leaves_before_wrapping(m, lp, c, top) || !c.outlasts_verifier(m, lp, top, FOLLOWED_ROUNDS) {
         return None;
     }
     let name = local_name(m, c.slot);
@@ -520,26 +520,74 @@ fn wraps_unfollowed(m: &Module, lp: OpId, c: &RunTimeCount) -> Option<PassError>
     Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` {way} by {step}, which may carry it past the values its bound leaves and wrap it {past}; then it goes round up to {rounds} more times before it meets the bound, if it ever does, more than the verifier follows ({FOLLOWED_ROUNDS}), and ksc cannot count it: leave the loop before a step would wrap (`if ({name} < {step}) {{ break }}` going down), or count it (`while (… && k < N)`)", step = c.step)))
 }
 
-/// Whether some way out of loop `lp` in its body (a `break` of it, a `return`, a `throw`) is
-/// taken on a test that reads `slot`.
-fn leaves_on(m: &Module, lp: OpId, slot: Value) -> bool {
-    let exits = m.collect_nested(lp, |d| {
-        matches!(
-            d.opcode,
-            Opcode::KsBreak | Opcode::KsReturn | Opcode::KsThrow
-        )
-    });
-    exits.into_iter().any(|exit| {
-        let mut at = m.parent_op(exit);
-        while let Some(p) = at.filter(|&p| p != lp) {
-            let d = m.op(p);
-            let tests = matches!(d.opcode, Opcode::KsIf | Opcode::KsSwitch);
-            if tests && reads_local(m, d.operands[0], slot, 8) {
-                return true;
+/// Whether a test in the body of `while` loop `lp`, ahead of every step of the counter of `c`,
+/// leaves it for each value a step would wrap: going down by `s`, `if (i < K) { break }` with
+/// `K ≥ s` (`i <= K`, `K ≥ s − 1`), or its negation leaving from the other arm; going up, `i > K`
+/// with `K < top + 1 − s`. A test of other values (`if (i == 6) { break }`) lets the counter wrap.
+fn leaves_before_wrapping(m: &Module, lp: OpId, c: &RunTimeCount, top: u128) -> bool {
+    let Some(body) = m.sole_block(m.op(lp).regions[1]) else {
+        return false;
+    };
+    let ops = &m.block(body).ops;
+    let steps = |o: OpId| {
+        let stores = m.collect_nested(o, |d| d.opcode == Opcode::CoreStore);
+        std::iter::once(o)
+            .chain(stores)
+            .any(|st| m.op(st).opcode == Opcode::CoreStore && m.op(st).operands[1] == c.slot)
+    };
+    let first_step = ops.iter().position(|&o| steps(o)).unwrap_or(ops.len());
+    let leaves_past = |pred: CmpPred, k: u128| {
+        if c.down {
+            match pred {
+                CmpPred::Lt => k >= c.step,
+                CmpPred::Le => k + 1 >= c.step,
+                _ => false,
             }
-            at = m.parent_op(p);
+        } else {
+            let wraps_from = top + 1 - c.step;
+            match pred {
+                CmpPred::Gt => k < wraps_from,
+                CmpPred::Ge => k <= wraps_from,
+                _ => false,
+            }
         }
-        false
+    };
+    ops[..first_step].iter().any(|&o| {
+        let d = m.op(o);
+        if d.opcode != Opcode::KsIf {
+            return false;
+        }
+        d.regions.iter().enumerate().any(|(arm, &r)| {
+            let leaves = m
+                .sole_block(r)
+                .and_then(|b| m.block(b).ops.last().copied())
+                .is_some_and(|e| {
+                    matches!(
+                        m.op(e).opcode,
+                        Opcode::KsBreak | Opcode::KsReturn | Opcode::KsThrow
+                    )
+                });
+            // The `then` arm leaves when any term of an `||` holds, the other when any of an
+            // `&&` fails.
+            let taken = arm == 0;
+            let mut terms = Vec::new();
+            chain_terms(m, d.operands[0], taken, &mut terms);
+            leaves
+                && terms.into_iter().any(|t| {
+                    let Some(cmp) = m.defining_op(t).and_then(|o| views::CoreCmp::of(m, o)) else {
+                        return false;
+                    };
+                    let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
+                    let counter = |v: Value| loaded_local(m, widened_from(m, v)) == Some(c.slot);
+                    let constant = |v: Value| m.const_int(v).and_then(|k| u128::try_from(k).ok());
+                    let (pred, k) = match (constant(lhs), constant(rhs)) {
+                        (None, Some(k)) if counter(lhs) => (cmp.pred(m), k),
+                        (Some(k), None) if counter(rhs) => (cmp.pred(m).swapped(), k),
+                        _ => return false,
+                    };
+                    leaves_past(if taken { pred } else { pred.negated() }, k)
+                })
+        })
     })
 }
 
