@@ -405,7 +405,8 @@ fn count_of(
         Some(true) => {}
         // (A count that may wrap is none: the rounds the verifier follows are all there is.)
         Some(false) => {
-            let refusal = uncounted_walk(m, f, lp, bounds).or_else(|| wraps_unfollowed(m, lp, &c));
+            let refusal =
+                uncounted_walk(m, f, lp, bounds).or_else(|| wraps_unfollowed(m, bounds, lp, &c));
             errors.extend(refusal);
             return None;
         }
@@ -504,13 +505,37 @@ fn settle(m: &Module, bounds: &LocalBounds, c: &mut RunTimeCount) -> Option<bool
 /// The refusal of `while` loop `lp`, whose count `c` [`settle`] found may wrap its counter with
 /// no count ksc can compute, when the verifier, which then follows it as written, may have to
 /// go round more times than it follows.
-fn wraps_unfollowed(m: &Module, lp: OpId, c: &RunTimeCount) -> Option<PassError> {
+fn wraps_unfollowed(
+    m: &Module,
+    bounds: &LocalBounds,
+    lp: OpId,
+    c: &RunTimeCount,
+) -> Option<PassError> {
     let top = m.value_type(c.slot).pointee().and_then(int_max)?;
     // (A test that leaves on the counter, `if (i < 6) { break }`, may keep it from wrapping.)
-    if leaves_before_wrapping(m, lp, c, top) || !c.outlasts_verifier(m, lp, top, FOLLOWED_ROUNDS) {
+    if leaves_before_wrapping(m, lp, c, top) {
         return None;
     }
     let name = local_name(m, c.slot);
+    // `i <= n` holds of every counter when `n` is the type's top, `i >= n` when it is 0: with
+    // such a bound the loop never ends, whatever its step.
+    if c.inclusive() && m.const_int(c.limit()).is_none() {
+        let (extreme, reaches) = if c.down {
+            (0, true)
+        } else {
+            let most = bounds
+                .max_of(m, c.limit())
+                .or_else(|| int_max(m.value_type(c.limit())));
+            (top, most.is_some_and(|most| most >= top))
+        };
+        if reaches {
+            let test = if c.down { ">=" } else { "<=" };
+            return Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` by {step} while `{name} {test}` a bound that may be {extreme}, which every value of `{name}` meets: then it never ends, and ksc cannot count it (the step may wrap `{name}`): leave the loop before a step would wrap, or count it (`while (… && k < N)`)", step = c.step)));
+        }
+    }
+    if !c.outlasts_verifier(m, lp, top, FOLLOWED_ROUNDS) {
+        return None;
+    }
     let (way, past) = if c.down {
         ("down", "below 0 to its type's top")
     } else {

@@ -40,6 +40,11 @@ impl RunTimeCount {
         self.limit
     }
 
+    /// Whether the loop also runs with the counter at the bound (`<=`, `>=`).
+    pub fn inclusive(&self) -> bool {
+        self.inclusive
+    }
+
     /// Whether some bound makes the loop wrap its counter (it aborts on such a bound).
     pub fn may_wrap(&self) -> bool {
         self.wraps_past.is_some()
