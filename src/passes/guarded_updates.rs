@@ -322,41 +322,27 @@ fn truth(b: &mut Builder<'_>, cond: Value) -> Value {
                 b.cast_to(v, Type::u64())
             };
             let (x, y) = (wide(b, d.operands[0]), wide(b, d.operands[1]));
-            let sign = |b: &mut Builder<'_>, v: Value| {
-                let shift = b.core_const(63, Type::u64());
-                b.core_shr(v, shift)
-            };
             let one = b.core_const(1, Type::u64());
-            match pred {
-                CmpPred::Lt | CmpPred::Ge => {
-                    let difference = b.core_sub(x, y);
-                    let lt = sign(b, difference);
-                    if pred == CmpPred::Lt {
-                        lt
-                    } else {
-                        b.core_xor(lt, one)
-                    }
+            // `a < b` is the sign of `a - b`; `a == b` that of `(a ^ b) - 1`, `a != b` of
+            // `-(a ^ b)`; `>=`, `>` and `<=` swap or negate those.
+            let (minuend, subtrahend, negated) = match pred {
+                CmpPred::Lt => (x, y, false),
+                CmpPred::Ge => (x, y, true),
+                CmpPred::Gt => (y, x, false),
+                CmpPred::Le => (y, x, true),
+                CmpPred::Eq => (b.core_xor(x, y), one, false),
+                CmpPred::Ne => {
+                    let zero = b.core_const(0, Type::u64());
+                    (zero, b.core_xor(x, y), false)
                 }
-                CmpPred::Gt | CmpPred::Le => {
-                    let difference = b.core_sub(y, x);
-                    let gt = sign(b, difference);
-                    if pred == CmpPred::Gt {
-                        gt
-                    } else {
-                        b.core_xor(gt, one)
-                    }
-                }
-                CmpPred::Eq | CmpPred::Ne => {
-                    let bits = b.core_xor(x, y);
-                    if pred == CmpPred::Eq {
-                        let less = b.core_sub(bits, one);
-                        sign(b, less)
-                    } else {
-                        let zero = b.core_const(0, Type::u64());
-                        let negated = b.core_sub(zero, bits);
-                        sign(b, negated)
-                    }
-                }
+            };
+            let difference = b.core_sub(minuend, subtrahend);
+            let shift = b.core_const(63, Type::u64());
+            let sign = b.core_shr(difference, shift);
+            if negated {
+                b.core_xor(sign, one)
+            } else {
+                sign
             }
         }
         Opcode::KsIf => {

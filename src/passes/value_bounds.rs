@@ -1356,16 +1356,15 @@ impl Walk<'_> {
                 } else {
                     c.pred(m).negated()
                 };
-                let (pred, other) = if reads_slot(lhs) {
-                    (pred, rhs)
-                } else if reads_slot(rhs) {
-                    (pred.swapped(), lhs)
+                // (The stored value first: `reads_slot` walks the code between.)
+                let pred = if same(rhs, value) && reads_slot(lhs) {
+                    pred
+                } else if same(lhs, value) && reads_slot(rhs) {
+                    pred.swapped()
                 } else {
                     return false;
                 };
-                is_unsigned(m.value_type(lhs))
-                    && matches!(pred, CmpPred::Gt | CmpPred::Ge)
-                    && same(other, value)
+                is_unsigned(m.value_type(lhs)) && matches!(pred, CmpPred::Gt | CmpPred::Ge)
             })
         })
     }

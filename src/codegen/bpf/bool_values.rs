@@ -43,12 +43,13 @@ pub(super) fn compute_truth_values(m: &Module<'_>) {
             for test in tests {
                 compute(&builder, test);
             }
-            // (In a loop: there the forks multiply. Elsewhere a branch costs the verifier one
-            // path more, often none after LLVM threads it into the next test.)
-            if !in_cycle(b) {
+            // In a loop: there the forks multiply. Elsewhere a branch costs the verifier one
+            // path more, often none after LLVM threads it into the next test. (The cycle test
+            // walks the function: only for a block that has such a value.)
+            let counted: Vec<_> = instructions(b).filter(|&i| counted_truth(i)).collect();
+            if counted.is_empty() || !in_cycle(b) {
                 continue;
             }
-            let counted: Vec<_> = instructions(b).filter(|&i| counted_truth(i)).collect();
             for t in counted {
                 compute_counted(&builder, t);
             }
