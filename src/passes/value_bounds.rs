@@ -164,6 +164,8 @@ pub struct LocalBounds {
     structs: fields::StructLocals,
     /// The fields of the structs the functions it may call return, by symbol and field.
     field_results: HashMap<(String, Vec<u8>), u128>,
+    /// The fields of its struct parameters that every call bounds, by parameter and field.
+    field_params: HashMap<(Value, Vec<u8>), u128>,
     /// Struct copies being followed (a field stored from a load of a field).
     following: std::cell::Cell<u32>,
 }
@@ -219,10 +221,12 @@ impl LocalBounds {
                 .get(&(callee.to_string(), field.to_vec()))
                 .copied()
         };
+        let params = |p: Value, field: &[u8]| self.field_params.get(&(p, field.to_vec())).copied();
         let q = fields::FieldQuery {
             m,
             facts: self,
             results: &results,
+            params: &params,
             depth: fields::COPY_DEPTH - depth - 1,
         };
         let r = query(&self.structs, q);
@@ -285,6 +289,8 @@ pub struct CallBounds {
     results: HashMap<String, u128>,
     /// The integer fields of struct results, by function symbol and field.
     field_results: HashMap<(String, Vec<u8>), u128>,
+    /// The integer fields of struct parameters, by parameter and field.
+    field_params: HashMap<(Value, Vec<u8>), u128>,
 }
 
 impl CallBounds {
@@ -350,14 +356,25 @@ impl CallBounds {
                             known.then_some((caller, arg))
                         })
                         .collect();
-                    if let Some(b) = args.and_then(|a| most(&a)) {
+                    let Some(args) = args else { continue };
+                    if let Some(b) = most(&args) {
                         found.params.insert(p, b);
+                    }
+                    // A struct passed whole: each integer field every call bounds.
+                    for field in integer_fields(m, m.value_type(p)) {
+                        let b = args.iter().try_fold(0u128, |acc, &(caller, arg)| {
+                            Some(acc.max(locals[&caller].value_field_max(m, arg, &field)?))
+                        });
+                        if let Some(b) = b {
+                            found.field_params.insert((p, field), b);
+                        }
                     }
                 }
             }
             let done = found.params.len() == bounds.params.len()
                 && found.results.len() == bounds.results.len()
-                && found.field_results.len() == bounds.field_results.len();
+                && found.field_results.len() == bounds.field_results.len()
+                && found.field_params.len() == bounds.field_params.len();
             bounds = found;
             if done {
                 break;
@@ -420,6 +437,15 @@ impl LocalBounds {
                 results: calls.results.clone(),
                 structs: fields::StructLocals::of_function(m, f),
                 field_results: calls.field_results.clone(),
+                field_params: entry
+                    .iter()
+                    .flat_map(|&p| {
+                        integer_fields(m, m.value_type(p))
+                            .into_iter()
+                            .map(move |f| (p, f))
+                    })
+                    .filter_map(|key| calls.field_params.get(&key).map(|&b| (key, b)))
+                    .collect(),
                 ..LocalBounds::default()
             },
             stores: HashMap::new(),

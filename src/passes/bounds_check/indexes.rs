@@ -11,6 +11,9 @@ use crate::passes::value_bounds::{int_max, is_unsigned};
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub(super) enum IndexShape {
     Const(i128),
+    /// A load of a field of a struct local that is only read ([`BoundsCheck::frozen_fields`]),
+    /// by the field's first address.
+    FieldRead(Value),
     /// An arithmetic op over canonical operands (commutative ones in a fixed order).
     Arith(Opcode, Value, Value),
 }
@@ -26,8 +29,17 @@ impl BoundsCheck {
             Opcode::CoreCast if keeps_small_values(m, d.operands[0], v) => {
                 return self.index_id(m, d.operands[0])
             }
+            // The same bits: an opaque copy, a change of signedness only.
+            Opcode::BpfOpaque => return self.index_id(m, d.operands[0]),
+            Opcode::CoreCast if same_width(m, d.operands[0], v) => {
+                return self.index_id(m, d.operands[0])
+            }
+
             Opcode::CoreLoad if self.written_once.contains_key(&d.operands[0]) => {
                 return d.operands[0]
+            }
+            Opcode::CoreLoad if self.frozen_fields.contains_key(&d.operands[0]) => {
+                IndexShape::FieldRead(self.frozen_fields[&d.operands[0]])
             }
             Opcode::CoreLoad => return self.locals.same_read(v).unwrap_or(v),
             Opcode::CoreConst => IndexShape::Const(m.const_int(v).unwrap_or_default()),
@@ -236,4 +248,12 @@ fn keeps_small_values(m: &Module, from: Value, to: Value) -> bool {
         && a.int()
             .zip(b.int())
             .is_some_and(|(x, y)| x.bits() <= y.bits())
+}
+
+/// Integer types of one width (`i64` → `u64`).
+fn same_width(m: &Module, from: Value, to: Value) -> bool {
+    let (a, b) = (m.value_type(from), m.value_type(to));
+    a.int()
+        .zip(b.int())
+        .is_some_and(|(x, y)| x.bits() == y.bits())
 }

@@ -21,6 +21,7 @@
 //! Runs on structured kernel functions, before `lower-bpf`.
 
 mod ahead;
+mod guarded_offsets;
 mod indexes;
 mod moved_packet;
 mod pairs;
@@ -50,6 +51,57 @@ use std::collections::{HashMap, HashSet};
 /// and packet ranges are proven only up to 0xffff bytes (MAX_PACKET_OFF).
 const MAX_POINTER_OFFSET: i128 = 1 << 29;
 const MAX_PACKET_BYTES: i128 = 0xffff;
+
+/// The field addresses of the struct locals among `written_once` (before their escapes are
+/// counted) whose fields are only loaded, each with the first address of its field.
+fn frozen_fields(
+    m: &Module,
+    ops: &[OpId],
+    written_once: &HashMap<Value, Value>,
+) -> HashMap<Value, Value> {
+    let is_struct = |v: &Value| matches!(m.value_type(*v).pointee(), Some(Type::Struct(_)));
+    let mut frozen: HashSet<Value> = written_once.keys().copied().filter(is_struct).collect();
+    let mut first: HashMap<(Value, Vec<u8>), Value> = HashMap::new();
+    let mut fields: HashMap<Value, Value> = HashMap::new();
+    for &op in ops {
+        let d = m.op(op);
+        if d.opcode != Opcode::CoreFieldAddr || !frozen.contains(&d.operands[0]) {
+            continue;
+        }
+        if let Some(Attr::Str(name)) = m.attr(op, "field") {
+            let canonical = *first
+                .entry((d.operands[0], name.clone()))
+                .or_insert(d.results[0]);
+            fields.insert(d.results[0], canonical);
+        }
+    }
+    let local_of = |addr: Value| def_op(m, addr).map(|o| m.op(o).operands[0]);
+    for &op in ops {
+        let d = m.op(op);
+        for (i, &v) in d.operands.iter().enumerate() {
+            let allowed = match (d.opcode, i) {
+                (Opcode::CoreLoad, 0) => true,
+                (Opcode::CoreStore, 1) | (Opcode::CoreFieldAddr, 0) => !fields.contains_key(&v),
+                _ => false,
+            };
+            if allowed {
+                continue;
+            }
+            match fields.contains_key(&v) {
+                true => {
+                    if let Some(local) = local_of(v) {
+                        frozen.remove(&local);
+                    }
+                }
+                false => {
+                    frozen.remove(&v);
+                }
+            }
+        }
+    }
+    fields.retain(|addr, _| local_of(*addr).is_some_and(|l| frozen.contains(&l)));
+    fields
+}
 
 /// The packet pointers of each kernel function, counting parameters that hold one at every call.
 pub(super) fn packet_pointers(
@@ -101,6 +153,7 @@ pub fn run(m: &mut Module, analyses: &mut Analyses) -> PassResult {
         pass.classify(m, f, analyses.provenance(m, f), &roles);
         pass.hide_pointer_equalities(m, f);
         pass.param_offsets = passed_at.of_function(m, f);
+        pass.guard_tested_offsets(m, f);
         pass.check_pointer_offsets(m, f);
         pass.bound_formations(m, f);
         pass.twinned = pass.twinned_formations(m, f);
@@ -211,6 +264,10 @@ struct BoundsCheck {
     blind_tests: bool,
     /// Locals written once and otherwise only loaded, with the value written.
     written_once: HashMap<Value, Value>,
+    /// The field addresses of struct locals written once, whole, and otherwise only read
+    /// (`var up = walk(ctx)`, a struct parameter), each with the first address of the same
+    /// field: every load of a field there reads one value.
+    frozen_fields: HashMap<Value, Value>,
     /// Every value stored into each local whose address is used only to load and store.
     stores: HashMap<Value, Vec<Value>>,
     /// The values stored into each local or into its fields and elements, address taken or not.
@@ -243,6 +300,9 @@ struct BoundsCheck {
     called_params: HashSet<Value>,
     /// The first index expression of each shape ([`indexes::IndexShape`]).
     shapes: RefCell<HashMap<indexes::IndexShape, Value>>,
+    /// Offsets a guard bounds before they are added to a packet pointer, with their bound
+    /// ([`guarded_offsets`]).
+    guarded: HashMap<Value, u128>,
 }
 
 /// The packet bytes proven at a function's packet parameter (by function symbol and parameter
@@ -466,6 +526,9 @@ fn field_offset(m: &Module, base_ty: &Type, field: &[u8]) -> Option<i128> {
 /// inline, by the loop's bound (the verifier follows such a loop iteration by iteration).
 impl Facts for BoundsCheck {
     fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        if let Some(&bound) = self.guarded.get(&v) {
+            return Some(bound);
+        }
         if let ValueDef::Arg(block, i) = m.value(v).def {
             let owner = m.block_owner(block)?;
             if m.op(owner).opcode == Opcode::KsFunc {
@@ -484,7 +547,12 @@ impl Facts for BoundsCheck {
             return self.locals.opaque_max(m, v, depth);
         }
         let Some(&written) = self.written_once.get(&d.operands[0]) else {
-            return self.locals.at(v);
+            // (A field of a struct local: as bounded as every write into it, which a loop run
+            // as a bpf_loop callback reads from its caller's stack, unbounded.)
+            return match in_long_loop(m, def_op(m, v)?) {
+                true => self.locals.at(v),
+                false => self.locals.opaque_max(m, v, depth),
+            };
         };
         // A local written once is as bounded as its value, and as the tests that guard the load
         // (`var l3 = state.l3_off` then `if (l3 > 22) { return }`): the tighter of the two. Not
@@ -515,6 +583,7 @@ impl BoundsCheck {
             slot_value: HashMap::new(),
             blind_tests: false,
             written_once: HashMap::new(),
+            frozen_fields: HashMap::new(),
             stores: HashMap::new(),
             aggregate_stores: HashMap::new(),
             locals: value_bounds::LocalBounds::of_function(m, f, params),
@@ -539,6 +608,7 @@ impl BoundsCheck {
                     .collect(),
             },
             shapes: RefCell::new(HashMap::new()),
+            guarded: HashMap::new(),
         }
     }
 
@@ -585,6 +655,7 @@ impl BoundsCheck {
                 self.written_once.insert(*slot, v);
             }
         }
+        self.frozen_fields = frozen_fields(m, &ops, &self.written_once);
         self.stores = stores;
         self.blind_tests = ops.iter().any(|&op| self.is_blind_test(m, op));
         // A local whose address is used otherwise may be written through it.
@@ -670,6 +741,7 @@ impl BoundsCheck {
             let (base, index) = (d.operands[0], d.operands[1]);
             if !self.packet.contains(&base)
                 || m.const_int(index).is_some()
+                || self.guarded.contains_key(&index)
                 || self.formation_safe(m, index)
             {
                 continue;

@@ -15,6 +15,8 @@ pub struct FieldQuery<'a> {
     pub m: &'a Module,
     pub facts: &'a dyn Facts,
     pub results: &'a dyn Fn(&str, &[u8]) -> Option<u128>,
+    /// The bounds every call puts on the fields of the function's struct parameters.
+    pub params: &'a dyn Fn(Value, &[u8]) -> Option<u128>,
     pub depth: u32,
 }
 
@@ -45,18 +47,15 @@ impl StructLocals {
             .filter(|&v| matches!(m.value_type(v).pointee(), Some(Type::Struct(_))))
             .map(|v| (v, Vec::new()))
             .collect();
-        // The integer fields' addresses, with their local and field.
+        // The fields' addresses, with their local and field. (Any field read and written only
+        // whole, a `bool` flag beside the offsets, leaves the integer fields tracked.)
         let mut fields: HashMap<Value, (Value, Vec<u8>)> = HashMap::new();
         for &op in &ops {
             let d = m.op(op);
             if d.opcode != Opcode::CoreFieldAddr || !writes.contains_key(&d.operands[0]) {
                 continue;
             }
-            let integer = m
-                .value_type(d.results[0])
-                .pointee()
-                .is_some_and(|t| t.int().is_some());
-            if let (Some(Attr::Str(field)), true) = (m.attr(op, "field"), integer) {
+            if let Some(Attr::Str(field)) = m.attr(op, "field") {
                 fields.insert(d.results[0], (d.operands[0], field.clone()));
             }
         }
@@ -96,7 +95,9 @@ impl StructLocals {
 
     /// The largest value field `field` of `value` (a struct) can hold, when known.
     pub fn value_field_max(&self, q: FieldQuery, value: Value, field: &[u8]) -> Option<u128> {
-        let op = def_op(q.m, value)?;
+        let Some(op) = def_op(q.m, value) else {
+            return (q.params)(value, field);
+        };
         let d = q.m.op(op);
         match d.opcode {
             Opcode::CoreZero => Some(0),

@@ -1,0 +1,235 @@
+//! A user's test of a pointer at an offset the verifier cannot bound enough, as C writes it.
+//!
+//! `if (data + off + 8 > data_end) { return … }` with `off` a `u32` the program read (a map
+//! value, a field of per-CPU scratch state) proves nothing to the verifier: it learns a packet
+//! range only while the pointer's largest offset plus the 8 stays within 0xffff. An experienced C
+//! programmer writes `if (off > MAX_OFF) return …` first. ksc does the same: before the
+//! pointer is formed, an offset so large that the tested bytes would end past 0xffff takes the
+//! test's own way out (a copy of its leaving branch), since no packet is that long and the test
+//! would fail anyway; the pointer is then formed from the offset bounded by that comparison.
+//! Later pointers formed from the same offset, where the test passed, use the bounded copy too,
+//! so the test proves their bytes and no check of this pass is needed (docs/language.md §10.2).
+
+use super::{byte_stride, def_op, never_negative, BoundsCheck, Key, Root, MAX_PACKET_BYTES};
+use crate::ir::{Module, OpId, Opcode, RegionId, Type, Value};
+use crate::vocab::CmpPred;
+use std::collections::HashMap;
+
+/// Tests that reach further ahead of their pointer than this are left alone: the guard's limit
+/// would take too much of the 0xffff bytes from the offsets it lets through.
+const MAX_TESTED_AHEAD: i128 = 4096;
+
+/// A test to guard: `ks.if (F + ahead > end) { leaves }` with `F = base + index`.
+struct Tested {
+    test: OpId,
+    formation: OpId,
+    /// The largest index the test can prove a range with.
+    limit: i128,
+}
+
+impl BoundsCheck {
+    pub(super) fn guard_tested_offsets(&mut self, m: &mut Module, f: OpId) {
+        for test in m.collect_nested(f, |o| o.opcode == Opcode::KsIf) {
+            let Some(t) = self.tested(m, test) else {
+                continue;
+            };
+            let index = m.op(t.formation).operands[1];
+            let id = self.index_id(m, index);
+            let root = self.key(m, m.op(t.formation).operands[0]).map(|k| k.root);
+            // Pointers formed from the same offset on the way the test passes.
+            let later: Vec<OpId> = dominated_by_pass(m, test)
+                .into_iter()
+                .filter(|&o| {
+                    let d = m.op(o);
+                    d.opcode == Opcode::CorePtrAdd
+                        && self.key(m, d.operands[0]).map(|k| k.root) == root
+                        && self.index_id(m, d.operands[1]) == id
+                })
+                .collect();
+            // (Only where the bytes the test proves are read: through the pointer tested or
+            // one formed again.)
+            if later.is_empty() && only_tested(m, m.op(t.formation).results[0]) {
+                continue;
+            }
+            let bounded = self.insert_guard(m, &t);
+            for o in later {
+                m.op_mut(o).operands[1] = bounded;
+            }
+        }
+    }
+
+    /// `test` as a test to guard, when its leaving branch can run where the pointer is formed
+    /// instead: nothing between the two can be observed or changes what that branch reads.
+    fn tested(&self, m: &Module, test: OpId) -> Option<Tested> {
+        let d = m.op(test);
+        let cmp = crate::ir::views::CoreCmp::of(m, def_op(m, d.operands[0])?)?;
+        let ptr = match cmp.pred(m) {
+            CmpPred::Gt if self.data_end.contains(&cmp.rhs(m)) => cmp.lhs(m),
+            CmpPred::Lt if self.data_end.contains(&cmp.lhs(m)) => cmp.rhs(m),
+            _ => return None,
+        };
+        // (A leaving branch that reads the packet is not copied: this pass would not see the
+        // copy's accesses.)
+        let leaving = d.regions[0];
+        let packet_values: Vec<Value> = self.packet.iter().chain(&self.data_end).copied().collect();
+        if !super::super::region_leaves(m, leaving)
+            || !self.packet.contains(&ptr)
+            || reads_any(m, leaving, &packet_values)
+            || m.region(leaving).blocks.iter().any(|&b| {
+                m.block(b).ops.iter().any(|&o| {
+                    std::iter::once(o)
+                        .chain(m.collect_nested(o, |_| true))
+                        .any(|x| m.op(x).opcode == Opcode::KsCtxLoad)
+                })
+            })
+        {
+            return None;
+        }
+        let (formed, ahead) = self.unbounded_formation(m, ptr, 4)?;
+        let formation = def_op(m, formed)?;
+        let f = m.op(formation);
+        if f.opcode != Opcode::CorePtrAdd
+            || byte_stride(m, formation) != 1
+            || !(0..=MAX_TESTED_AHEAD).contains(&ahead)
+            || !never_negative(m, f.operands[1])
+        {
+            return None;
+        }
+        let base = match self.key(m, f.operands[0])? {
+            Key {
+                root: Root::Value(origin),
+                offset,
+                ..
+            } if offset >= 0 && !self.is_moving(m, origin) => {
+                offset + self.param_offsets.get(&origin).map_or(0, |p| p.farthest)
+            }
+            _ => return None,
+        };
+        let limit = MAX_PACKET_BYTES - base - ahead;
+        let bounded = self
+            .max_of(m, f.operands[1], 4)
+            .is_some_and(|max| max as i128 <= limit);
+        let movable = self.leaving_branch_movable(m, formation, test);
+        (limit > 0 && !bounded && movable).then_some(Tested {
+            test,
+            formation,
+            limit,
+        })
+    }
+
+    /// The formation comes before the test in its block with only pure operations and stores
+    /// into locals between (`var ext = data + off`), and the test's leaving branch reads nothing
+    /// they define or store.
+    fn leaving_branch_movable(&self, m: &Module, formation: OpId, test: OpId) -> bool {
+        let (Some((block, from)), Some((tb, to))) = (m.position(formation), m.position(test))
+        else {
+            return false;
+        };
+        if block != tb || from >= to {
+            return false;
+        }
+        let between: Vec<OpId> = m.block(block).ops[from..to].to_vec();
+        let pure = between.iter().all(|&o| {
+            matches!(
+                m.op(o).opcode,
+                Opcode::CoreConst
+                    | Opcode::CoreCast
+                    | Opcode::CorePtrAdd
+                    | Opcode::CoreFieldAddr
+                    | Opcode::CoreCmp
+                    | Opcode::KsCtxLoad
+            ) || matches!(m.op(o).opcode, Opcode::CoreLoad | Opcode::CoreStore)
+                && is_local(m, m.op(o).operands[m.op(o).operands.len() - 1])
+        });
+        // (A local stored there is read through its address, the `core.local` itself.)
+        let stored = between
+            .iter()
+            .filter(|&&o| m.op(o).opcode == Opcode::CoreStore)
+            .map(|&o| m.op(o).operands[1]);
+        let defined: Vec<Value> = between
+            .iter()
+            .flat_map(|&o| m.op(o).results.clone())
+            .chain(stored)
+            .collect();
+        let leaving = m.op(test).regions[0];
+        pure && !reads_any(m, leaving, &defined)
+    }
+
+    /// `if (index > limit) { <the test's leaving branch> }` before the formation, which then
+    /// adds the index as compared there; returns that bounded index.
+    fn insert_guard(&mut self, m: &mut Module, t: &Tested) -> Value {
+        let index = m.op(t.formation).operands[1];
+        let loc = m.op(t.test).loc;
+        let mut b = m.builder_before(t.formation);
+        b.loc = loc;
+        let wide = b.cast_to(index, Type::u64());
+        // Opaque, so the formation adds the very register the guard bounded.
+        let bounded = b.bpf_opaque(wide);
+        let limit = b.core_const(t.limit, Type::u64());
+        let over = b.core_cmp(bounded, limit, CmpPred::Gt);
+        let guard = b.ks_if(over, None, &[]);
+        let leave = b.entry(guard, 0);
+        let leaving = m.op(t.test).regions[0];
+        let mut renamed = HashMap::new();
+        for &block in &m.region(leaving).blocks.clone() {
+            for o in m.block(block).ops.clone() {
+                let copy = m.clone_op(o, &mut renamed);
+                m.place_op(copy, leave, None);
+            }
+        }
+        m.op_mut(t.formation).operands[1] = bounded;
+        self.packet.insert(m.op(t.formation).results[0]);
+        self.guarded.insert(bounded, t.limit as u128);
+        bounded
+    }
+}
+
+/// The ops that run only where `test` (whose then-branch leaves) failed: its else-branch and
+/// the rest of its block, nested ops included.
+fn dominated_by_pass(m: &Module, test: OpId) -> Vec<OpId> {
+    let Some((block, at)) = m.position(test) else {
+        return Vec::new();
+    };
+    let passed = m.op(test).regions[1];
+    let mut ops = Vec::new();
+    let blocks = m.region(passed).blocks.iter().map(|&b| (b, 0));
+    for (b, from) in blocks.chain([(block, at + 1)]) {
+        for &o in &m.block(b).ops[from..] {
+            ops.push(o);
+            ops.extend(m.collect_nested(o, |_| true));
+        }
+    }
+    ops
+}
+
+/// Whether pointer `v` serves only the comparison it leads to (`data + off + 8 > data_end`,
+/// with no read of those bytes after it).
+fn only_tested(m: &Module, v: Value) -> bool {
+    let users = m.users_within(m.top_level_of(def_op(m, v).expect("formed by an op")));
+    let mut v = v;
+    loop {
+        let [user] = users.get(&v).map_or(&[][..], Vec::as_slice) else {
+            return false;
+        };
+        match m.op(*user).opcode {
+            Opcode::CoreCmp => return true,
+            Opcode::CorePtrAdd | Opcode::CoreCast => v = m.op(*user).results[0],
+            _ => return false,
+        }
+    }
+}
+
+fn is_local(m: &Module, v: Value) -> bool {
+    def_op(m, v).is_some_and(|o| m.op(o).opcode == Opcode::CoreLocal)
+}
+
+/// Whether an op in region `r` uses one of `values`.
+fn reads_any(m: &Module, r: RegionId, values: &[Value]) -> bool {
+    m.region(r).blocks.iter().any(|&b| {
+        m.block(b).ops.iter().any(|&o| {
+            std::iter::once(o)
+                .chain(m.collect_nested(o, |_| true))
+                .any(|x| m.op(x).operands.iter().any(|v| values.contains(v)))
+        })
+    })
+}
