@@ -32,7 +32,7 @@ use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
     chain_terms, counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms,
-    widened_from, CountedWhile, LocalBounds,
+    widened_from, CallBounds, CountedWhile, LocalBounds,
 };
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -127,7 +127,7 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
             continue;
         }
         let mut b = m.builder_before(lp);
-        let limit = b.core_const(max.max(lo_value), ty);
+        let limit = b.core_const(max.max(lo_value), ty.clone());
         if wraps_past.is_some() {
             let wrapped = b.core_cmp(hi, limit, CmpPred::Gt);
             let check = b.ks_if(wrapped, None, &[]);
@@ -135,6 +135,10 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
             b.ks_abort(TOO_MANY_TRIPS.to_vec());
         }
         m.op_mut(lp).operands[1] = limit;
+        let hi = match bounded_only_by_tests(m, params, hi, max) {
+            true => saturate_opaquely(m, lp, hi, max, ty),
+            false => hi,
+        };
         let loc = m.op(lp).loc;
         let mut b = Builder::new(m, body);
         b.at = Some(0);
@@ -145,6 +149,32 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         b.set_block(then);
         b.ks_break();
     }
+}
+
+/// Whether the run-time bound `hi` is at most `max` only by the tests that guard the loop (a
+/// value written once, `var n = read(…)`, then `if (n > 20) { throw … }`): its own expression,
+/// or the returns of the function computing it, allow more.
+fn bounded_only_by_tests(m: &Module, calls: &CallBounds, hi: Value, max: i128) -> bool {
+    let own = |v: Value| super::value_bounds::max_of(m, v, calls, 0);
+    let exceeds = |v: Value| own(v).is_none_or(|b| i128::try_from(b).map_or(true, |b| b > max));
+    match loaded_local(m, hi).and_then(|slot| super::value_bounds::stored_values(m, slot)) {
+        Some(stored) => matches!(stored[..], [v] if exceeds(v)),
+        None => exceeds(hi),
+    }
+}
+
+/// The counter of loop `lp` leaves at `hi` saturated at `max`, a value it already is at most,
+/// computed on an opaque copy before the loop. LLVM, knowing the bound from the tests ksc took
+/// it from, would drop both the saturation and the loop's constant cap, and a verifier that
+/// lost the bound — Linux 6.1 does when the value is spilled before the test that narrows it —
+/// would follow the loop as far as the value's type allows ("the sequence of 8193 jumps is too
+/// complex"). A saturated value keeps its bound wherever it is spilled.
+fn saturate_opaquely(m: &mut Module, lp: OpId, hi: Value, max: i128, ty: Type) -> Value {
+    let mut b = m.builder_before(lp);
+    let hidden = b.bpf_opaque(hi);
+    let cap = b.core_const(max, ty);
+    let over = b.core_cmp(hidden, cap, CmpPred::Gt);
+    b.core_select(over, cap, hidden)
 }
 
 /// Counted loops that walk memory stay inline up to this many iterations...

@@ -384,6 +384,19 @@ impl CallBounds {
     }
 }
 
+/// What callees' returns bound, and nothing else: the bounds a value has by how it is computed.
+impl Facts for CallBounds {
+    fn opaque_max(&self, m: &Module, v: Value, _: u32) -> Option<u128> {
+        let ValueDef::Result(op, 0) = m.value(v).def else {
+            return None;
+        };
+        match (m.op(op).opcode, m.attr(op, "callee")) {
+            (Opcode::CoreCall, Some(Attr::Sym(callee))) => self.results.get(&**callee).copied(),
+            _ => None,
+        }
+    }
+}
+
 /// The names of the integer fields of struct type `t` (none for other types).
 fn integer_fields(m: &Module, t: &Type) -> Vec<Vec<u8>> {
     let Type::Struct(name) = t else {
@@ -942,7 +955,7 @@ pub fn exact_in_verifier(m: &Module, v: Value, depth: u32) -> bool {
 }
 
 /// Every value stored into local `slot` in its function, unless its address escapes.
-fn stored_values(m: &Module, slot: Value) -> Option<Vec<Value>> {
+pub(super) fn stored_values(m: &Module, slot: Value) -> Option<Vec<Value>> {
     let f = m.top_level_of(def_op(m, slot)?);
     let mut stored = Vec::new();
     for op in m.collect_nested(f, |_| true) {
