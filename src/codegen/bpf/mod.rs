@@ -83,6 +83,9 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
     // SAFETY: LLVM's target registration, idempotent and safe to call at any time.
     unsafe { llvm_sys::target::LLVMInitializeBPFAsmParser() };
     keep_loop_exits_in_loops();
+    if !opts.optimize {
+        keep_loop_headers_first();
+    }
     let triple = TargetTriple::create("bpfel");
     let target =
         Target::from_triple(&triple).map_err(|e| vec![Error::internal(None, e.to_string())])?;
@@ -212,6 +215,27 @@ fn keep_loop_exits_in_loops() {
             c"-indvars-predicate-loops=false".as_ptr(),
             c"-replexitval=never".as_ptr(),
         ];
+        // SAFETY: NUL-terminated strings that outlive the call; the overview may be null.
+        unsafe {
+            llvm_sys::support::LLVMParseCommandLineOptions(
+                args.len() as i32,
+                args.as_ptr(),
+                std::ptr::null(),
+            )
+        }
+    });
+}
+
+/// Unoptimised code keeps its blocks in the order ksc emits them, each loop's test ahead of its
+/// body: the back end's block placement moves a test that is not at the loop's bottom below the
+/// body, entered by a jump and closed by the body falling through into it, and Linux 6.1
+/// refuses a loop closed by a fall-through ("back-edge from insn …"). (Optimised code tests at
+/// the bottom already: LLVM rotates its loops.) The option is process-wide; the `ksc` command
+/// compiles one module per process.
+fn keep_loop_headers_first() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let args = [c"ksc".as_ptr(), c"-disable-block-placement".as_ptr()];
         // SAFETY: NUL-terminated strings that outlive the call; the overview may be null.
         unsafe {
             llvm_sys::support::LLVMParseCommandLineOptions(
