@@ -210,19 +210,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
 fn keep_loop_exits_in_loops() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
-        let args = [
-            c"ksc".as_ptr(),
-            c"-indvars-predicate-loops=false".as_ptr(),
-            c"-replexitval=never".as_ptr(),
-        ];
-        // SAFETY: NUL-terminated strings that outlive the call; the overview may be null.
-        unsafe {
-            llvm_sys::support::LLVMParseCommandLineOptions(
-                args.len() as i32,
-                args.as_ptr(),
-                std::ptr::null(),
-            )
-        }
+        set_llvm_options(&[c"-indvars-predicate-loops=false", c"-replexitval=never"])
     });
 }
 
@@ -234,17 +222,23 @@ fn keep_loop_exits_in_loops() {
 /// compiles one module per process.
 fn keep_loop_headers_first() {
     static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let args = [c"ksc".as_ptr(), c"-disable-block-placement".as_ptr()];
-        // SAFETY: NUL-terminated strings that outlive the call; the overview may be null.
-        unsafe {
-            llvm_sys::support::LLVMParseCommandLineOptions(
-                args.len() as i32,
-                args.as_ptr(),
-                std::ptr::null(),
-            )
-        }
-    });
+    ONCE.call_once(|| set_llvm_options(&[c"-disable-block-placement"]));
+}
+
+/// Sets LLVM's process-wide command-line options.
+fn set_llvm_options(options: &[&std::ffi::CStr]) {
+    let args: Vec<*const std::ffi::c_char> = std::iter::once(c"ksc")
+        .chain(options.iter().copied())
+        .map(std::ffi::CStr::as_ptr)
+        .collect();
+    // SAFETY: NUL-terminated strings that outlive the call; the overview may be null.
+    unsafe {
+        llvm_sys::support::LLVMParseCommandLineOptions(
+            args.len() as i32,
+            args.as_ptr(),
+            std::ptr::null(),
+        )
+    }
 }
 
 /// LLVM 19's BPF CO-RE lowering keeps its relocation globals in a process-wide table keyed by

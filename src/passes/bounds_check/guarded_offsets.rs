@@ -68,21 +68,18 @@ impl BoundsCheck {
             CmpPred::Lt if self.data_end.contains(&cmp.lhs(m)) => cmp.rhs(m),
             _ => return None,
         };
+        let leaving = d.regions[0];
+        if !self.packet.contains(&ptr) || !super::super::region_leaves(m, leaving) {
+            return None;
+        }
         // (A leaving branch that reads the packet is not copied: this pass would not see the
         // copy's accesses.)
-        let leaving = d.regions[0];
-        let packet_values: Vec<Value> = self.packet.iter().chain(&self.data_end).copied().collect();
-        if !super::super::region_leaves(m, leaving)
-            || !self.packet.contains(&ptr)
-            || reads_any(m, leaving, &packet_values)
-            || m.region(leaving).blocks.iter().any(|&b| {
-                m.block(b).ops.iter().any(|&o| {
-                    std::iter::once(o)
-                        .chain(m.collect_nested(o, |_| true))
-                        .any(|x| m.op(x).opcode == Opcode::KsCtxLoad)
-                })
-            })
-        {
+        let reads_packet = ops_in(m, leaving).into_iter().any(|o| {
+            let d = m.op(o);
+            d.opcode == Opcode::KsCtxLoad
+                || (d.operands.iter()).any(|v| self.packet.contains(v) || self.data_end.contains(v))
+        });
+        if reads_packet {
             return None;
         }
         let (formed, ahead) = self.unbounded_formation(m, ptr, 4)?;
@@ -190,14 +187,10 @@ fn dominated_by_pass(m: &Module, test: OpId) -> Vec<OpId> {
     let Some((block, at)) = m.position(test) else {
         return Vec::new();
     };
-    let passed = m.op(test).regions[1];
-    let mut ops = Vec::new();
-    let blocks = m.region(passed).blocks.iter().map(|&b| (b, 0));
-    for (b, from) in blocks.chain([(block, at + 1)]) {
-        for &o in &m.block(b).ops[from..] {
-            ops.push(o);
-            ops.extend(m.collect_nested(o, |_| true));
-        }
+    let mut ops = ops_in(m, m.op(test).regions[1]);
+    for &o in &m.block(block).ops[at + 1..] {
+        ops.push(o);
+        ops.extend(m.collect_nested(o, |_| true));
     }
     ops
 }
@@ -223,13 +216,21 @@ fn is_local(m: &Module, v: Value) -> bool {
     def_op(m, v).is_some_and(|o| m.op(o).opcode == Opcode::CoreLocal)
 }
 
+/// The ops of region `r`, nested ones included.
+fn ops_in(m: &Module, r: RegionId) -> Vec<OpId> {
+    let mut ops = Vec::new();
+    for &b in &m.region(r).blocks {
+        for &o in &m.block(b).ops {
+            ops.push(o);
+            ops.extend(m.collect_nested(o, |_| true));
+        }
+    }
+    ops
+}
+
 /// Whether an op in region `r` uses one of `values`.
 fn reads_any(m: &Module, r: RegionId, values: &[Value]) -> bool {
-    m.region(r).blocks.iter().any(|&b| {
-        m.block(b).ops.iter().any(|&o| {
-            std::iter::once(o)
-                .chain(m.collect_nested(o, |_| true))
-                .any(|x| m.op(x).operands.iter().any(|v| values.contains(v)))
-        })
-    })
+    ops_in(m, r)
+        .into_iter()
+        .any(|o| m.op(o).operands.iter().any(|v| values.contains(v)))
 }
