@@ -9,7 +9,7 @@
 //! Then, in each round (`KSC_BENCH_ROUNDS`, default 5), every packet runs `KSC_BENCH_REPEAT`
 //! times (default 1,000,000) under one object and then the other, each object first in every
 //! other round; an example's ns/run is the median over the rounds of the mean over its packets.
-//! Instruction counts: in the object, after the kernel's rewrite (xlated) and as processed by
+//! `KSC_BENCH_PER_PACKET=1` also prints each packet's figures. Instruction counts: in the object, after the kernel's rewrite (xlated) and as processed by
 //! the verifier, summed over the object's programs.
 //!
 //! `cargo bench --bench codegen` (root, a kernel with BPF); writes benches/results/codegen.md and
@@ -231,6 +231,7 @@ fn main() {
         };
         let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
         let (mut rounds_k, mut rounds_c) = (Vec::new(), Vec::new());
+        let mut per_packet = vec![(Vec::new(), Vec::new()); s.packets.len()];
         for round in 0..rounds {
             let (mut tk, mut tc) = (Vec::new(), Vec::new());
             for (label, packet) in &s.packets {
@@ -245,6 +246,19 @@ fn main() {
             }
             rounds_k.push(mean(&tk));
             rounds_c.push(mean(&tc));
+            for (i, (k, c)) in tk.into_iter().zip(tc).enumerate() {
+                per_packet[i].0.push(k);
+                per_packet[i].1.push(c);
+            }
+        }
+        if std::env::var_os(PER_PACKET).is_some() {
+            for ((label, _), (k, c)) in s.packets.iter().zip(per_packet) {
+                let (k, c) = (common::median(k), common::median(c));
+                println!(
+                    "  {label:<28} ns/run {k:>7.1} vs {c:>7.1}  {:.2}",
+                    ratio(k, c)
+                );
+            }
         }
         let (ck, cc) = (
             counts(&k, &programs(&ksc_path)),
@@ -271,6 +285,9 @@ fn main() {
     }
     report(&root, &rows, repeat, rounds);
 }
+
+/// Set to print each packet's median ns/run under both objects, to see which paths differ.
+const PER_PACKET: &str = "KSC_BENCH_PER_PACKET";
 
 /// One of the three figures compared, as a ratio ksc ÷ C of a row.
 type Metric = fn(&Row) -> f64;

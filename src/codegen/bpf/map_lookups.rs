@@ -11,20 +11,28 @@
 //! is one the program could as well have seen after both (§11.3).
 
 use super::llvm_ir::{
-    calls_intrinsic, helper_id, instructions, instructions_between, is_alloca, is_bpf_call,
-    pointer_operand, predecessors, reads_only, replace_all_uses, Dominators,
+    calls_intrinsic, helper_id, in_cycle, instructions, instructions_between, is_alloca,
+    is_bpf_call, pointer_operand, predecessors, reads_only, replace_all_uses, split_edge,
+    successors, Dominators,
 };
 use crate::vocab::helpers::{self, MAP_LOOKUP_ELEM};
 use inkwell::basic_block::BasicBlock;
+use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{
-    AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, PointerValue,
+    AnyValue, AsValueRef, BasicValue, BasicValueEnum, FunctionValue, InstructionOpcode,
+    InstructionValue, PointerValue,
 };
 use std::collections::HashMap;
 
 pub fn share_map_lookups(module: &Module) {
+    let builder = module.get_context().create_builder();
     for f in module.get_functions() {
         share_in(f);
+        // Each reload changes the blocks: the next is planned on the new ones.
+        while let Some(reload) = plan_reload(f) {
+            reload.apply(&builder);
+        }
     }
 }
 
@@ -56,6 +64,152 @@ fn share_in(f: FunctionValue<'_>) {
                 None => kept.push(lookup),
             }
         }
+    }
+}
+
+/// A lookup whose entry an earlier lookup found on some of the paths that reach it, and that
+/// may have changed on the others: `if (m[k] == null) { m[k] = v }` then `var s = m[k]`. C keeps
+/// the first pointer where nothing added the entry and looks up again only after the update.
+struct Reload<'ctx> {
+    /// The later lookup, first of its block among the instructions that may change an entry.
+    lookup: InstructionValue<'ctx>,
+    /// The earlier lookup of the same entry.
+    first: InstructionValue<'ctx>,
+    /// The lookup's predecessors on whose every path from `first` nothing changed the entry.
+    clean: Vec<BasicBlock<'ctx>>,
+    /// Its other predecessors: each gets its own lookup, on the edge to the lookup's block.
+    dirty: Vec<BasicBlock<'ctx>>,
+    /// The key's value when it is known by value: stored into the key slot before each reload.
+    key_value: Option<BasicValueEnum<'ctx>>,
+}
+
+impl<'ctx> Reload<'ctx> {
+    fn apply(self, builder: &Builder<'ctx>) {
+        let Some(home) = self.lookup.get_parent() else {
+            return;
+        };
+        let mut incoming: Vec<(BasicValueEnum<'ctx>, BasicBlock<'ctx>)> = Vec::new();
+        for &p in &self.clean {
+            incoming.push((call_result(self.first), p));
+        }
+        for &p in &self.dirty {
+            let edge = if successors(p).len() == 1 {
+                p
+            } else {
+                let Some(edge) = split_edge(builder, p, home) else {
+                    return;
+                };
+                edge
+            };
+            let Some(term) = edge.get_terminator() else {
+                return;
+            };
+            builder.position_before(&term);
+            if let (Some(value), Some(slot)) = (self.key_value, pointer_operand(self.lookup, 1)) {
+                let _ = builder.build_store(slot, value);
+            }
+            let again = self.lookup.explicit_clone();
+            builder.insert_instruction(&again, None);
+            incoming.push((call_result(again), edge));
+        }
+        let Some(start) = home.get_first_instruction() else {
+            return;
+        };
+        builder.position_before(&start);
+        let Ok(phi) = builder.build_phi(call_result(self.lookup).get_type(), "entry") else {
+            return;
+        };
+        for (v, b) in &incoming {
+            phi.add_incoming(&[(v as &dyn BasicValue, *b)]);
+        }
+        replace_all_uses(self.lookup, phi.as_basic_value());
+        self.lookup.erase_from_basic_block();
+    }
+}
+
+/// The pointer a lookup returns.
+fn call_result(lookup: InstructionValue<'_>) -> BasicValueEnum<'_> {
+    lookup.as_any_value_enum().into_pointer_value().into()
+}
+
+/// The first lookup in `f` that an earlier lookup of the same entry answers on some of its
+/// incoming edges (see [`Reload`]).
+fn plan_reload(f: FunctionValue<'_>) -> Option<Reload<'_>> {
+    let dominators = Dominators::of(f)?;
+    let preds = predecessors(f);
+    let lookups: Vec<InstructionValue> = dominators
+        .blocks()
+        .iter()
+        .flat_map(|&b| instructions(b).filter(|&i| is_lookup(i)))
+        .collect();
+    lookups.iter().enumerate().find_map(|(k, &lookup)| {
+        lookups[..k]
+            .iter()
+            .find_map(|&first| reload_of(first, lookup, &dominators, &preds))
+    })
+}
+
+fn reload_of<'ctx>(
+    first: InstructionValue<'ctx>,
+    lookup: InstructionValue<'ctx>,
+    dominators: &Dominators<'ctx>,
+    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
+) -> Option<Reload<'ctx>> {
+    let home = lookup.get_parent()?;
+    let origin = first.get_parent()?;
+    // `first`'s block strictly dominates the lookup's, so it dominates each predecessor; a block
+    // on a cycle would see its own lookup's entry come round again.
+    if origin == home || !dominators.dominates_instruction(first, lookup) || in_cycle(home) {
+        return None;
+    }
+    let key = same_entry(first, lookup, preds)?;
+    if instructions(home)
+        .take_while(|&i| i != lookup)
+        .any(|i| may_change_entry(i, lookup, key))
+    {
+        return None;
+    }
+    // The reload's operands must be there at the end of every predecessor.
+    let key_value = match key {
+        SameKey::Slot => None,
+        SameKey::Value => Some(stored_key(lookup, preds)?),
+    };
+    let operands = [
+        pointer_operand(lookup, 0)?.as_basic_value_enum(),
+        pointer_operand(lookup, 1)?.as_basic_value_enum(),
+    ];
+    if !operands
+        .into_iter()
+        .chain(key_value)
+        .all(|v| available_before(v, home, dominators))
+    {
+        return None;
+    }
+    let (clean, dirty): (Vec<_>, Vec<_>) = preds.get(&home)?.iter().partition(|&&p| {
+        p.get_terminator().is_some_and(|term| {
+            !instructions_between(first, term, preds)
+                .into_iter()
+                .any(|i| may_change_entry(i, lookup, key))
+        })
+    });
+    (!clean.is_empty() && !dirty.is_empty()).then_some(Reload {
+        lookup,
+        first,
+        clean,
+        dirty,
+        key_value,
+    })
+}
+
+/// Whether `v` is defined on every path into `block` before it is entered.
+fn available_before<'ctx>(
+    v: BasicValueEnum<'ctx>,
+    block: BasicBlock<'ctx>,
+    dominators: &Dominators<'ctx>,
+) -> bool {
+    match v.as_instruction_value().and_then(|i| i.get_parent()) {
+        None => true,
+        Some(defined) => defined != block && dominators.common(&[defined, block]) == Some(defined),
     }
 }
 
