@@ -23,16 +23,17 @@
 //! reached.
 
 use super::llvm_ir::{
-    constant_base, erase_dead, instructions, pointer_operand, predecessors, replace_all_uses,
-    Dominators,
+    byte_gep, constant_base, erase_dead, instructions, pointer_operand, predecessors,
+    replace_all_uses, upper_bound, Dominators,
 };
 use super::packet_fields::programs_keeping_packet;
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
 use inkwell::values::{
-    BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PointerValue,
+    AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PointerValue,
 };
 use inkwell::IntPredicate;
+use std::collections::HashMap;
 
 /// The verifier records a packet range only up to this many bytes (MAX_PACKET_OFF).
 const MAX_PACKET_RANGE: i64 = 0xffff;
@@ -62,6 +63,7 @@ struct Proven<'ctx> {
 }
 
 fn fold_in(f: FunctionValue<'_>) {
+    drop_covered_halves(f);
     let Some(dominators) = Dominators::of(f) else {
         return;
     };
@@ -75,14 +77,14 @@ fn fold_in(f: FunctionValue<'_>) {
             let Some(t) = packet_test(i) else {
                 continue;
             };
-            let covered = proven.iter().any(|p| {
-                p.base == t.base
+            let covering = proven.iter().find(|p| {
+                same_address(p.base, t.base, &dominators)
                     && p.end == t.end
                     && t.bytes <= p.bytes
                     && dominators.common(&[p.from, b]) == Some(p.from)
             });
-            if covered {
-                decided.push((i, !t.outside_when_true));
+            if let Some(p) = covering {
+                decided.push((i, !t.outside_when_true, t.base, p.base));
             }
         }
     }
@@ -90,7 +92,27 @@ fn fold_in(f: FunctionValue<'_>) {
         return;
     }
     let bool_type = f.get_type().get_context().bool_type();
-    for (test, value) in decided {
+    // The reads a test guarded go through the pointer whose register holds the range: first,
+    // while every re-formed pointer is still there (deciding a test erases what only it used).
+    // (A chain of such pointers ends at the first, which is kept.)
+    let formed_before: HashMap<_, _> = decided
+        .iter()
+        .filter(|&&(_, _, tested, proven)| tested != proven)
+        .map(|&(_, _, tested, proven)| (tested, proven))
+        .collect();
+    for (&again, &earlier) in &formed_before {
+        let mut first = earlier;
+        while let Some(&p) = formed_before.get(&first) {
+            first = p;
+        }
+        if let Some(i) = again.as_instruction() {
+            replace_all_uses(i, first);
+        }
+    }
+    for again in formed_before.keys().filter_map(|p| p.as_instruction()) {
+        again.erase_from_basic_block();
+    }
+    for (test, value, _, _) in decided {
         replace_all_uses(test, bool_type.const_int(u64::from(value), false));
         erase_dead(test);
     }
@@ -142,6 +164,42 @@ fn proven_on_edges(f: FunctionValue<'_>) -> Vec<Proven<'_>> {
         }
     }
     proven
+}
+
+/// `P + 20 > end || P + 10 > end` is `P + 20 > end` (and `P + 20 <= end && P + 10 <= end` is
+/// `P + 20 <= end`): LLVM joins a helper's test of bytes its caller's test covers with that
+/// test when both end in one block, where no edge proves either before the other.
+fn drop_covered_halves(f: FunctionValue<'_>) {
+    for b in f.get_basic_blocks() {
+        for i in instructions(b).collect::<Vec<_>>() {
+            let operand = |k: u32| match i.get_operand(k).and_then(|o| o.value()) {
+                Some(BasicValueEnum::IntValue(v)) => v.as_instruction(),
+                _ => None,
+            };
+            // (Which outcome of the tests the instruction joins: `or`s join the outside ones.)
+            let (a, b, outside) = match i.get_opcode() {
+                InstructionOpcode::Or => (operand(0), operand(1), true),
+                InstructionOpcode::And => (operand(0), operand(1), false),
+                _ => continue,
+            };
+            let (Some(a), Some(b)) = (a, b) else {
+                continue;
+            };
+            let (Some(x), Some(y)) = (packet_test(a), packet_test(b)) else {
+                continue;
+            };
+            if x.base != y.base
+                || x.end != y.end
+                || x.outside_when_true != outside
+                || y.outside_when_true != outside
+            {
+                continue;
+            }
+            let wider = if x.bytes >= y.bytes { a } else { b };
+            replace_all_uses(i, wider);
+            erase_dead(i);
+        }
+    }
 }
 
 /// The packet tests that have the outcome `outcome` wherever `cond` has it: `cond` itself, and
@@ -208,10 +266,45 @@ fn packet_test(i: InstructionValue<'_>) -> Option<PacketTest<'_>> {
     })
 }
 
-/// `p` as a positive number of bytes past a pointer made from an integer (`ctx->data`).
+/// Whether `a` and `b` are one address to the verifier once `b` is made `a`: the one SSA value,
+/// or `b` the same variable step from the same pointer as `a`, which is formed before it (a
+/// re-formed `data + off`, which to the verifier is a new pointer with no range of its own).
+fn same_address<'ctx>(
+    a: PointerValue<'ctx>,
+    b: PointerValue<'ctx>,
+    dominators: &Dominators<'ctx>,
+) -> bool {
+    if a == b {
+        return true;
+    }
+    let (Some(x), Some(y)) = (a.as_instruction(), b.as_instruction()) else {
+        return false;
+    };
+    let step = |i| byte_gep(i).map(|(p, o)| (p, o.as_value_ref()));
+    step(x).is_some_and(|s| Some(s) == step(y)) && dominators.dominates_instruction(x, y)
+}
+
+/// `p` as a positive number of bytes past a packet pointer (see [`packet_pointer`]).
 fn packet_offset(p: PointerValue<'_>) -> Option<(PointerValue<'_>, i64)> {
     let (base, k) = constant_base(p);
-    (k > 0 && is_packet_start(base)).then_some((base, k))
+    let reach = packet_pointer(base)?;
+    (k > 0 && reach.checked_add(k.unsigned_abs()).is_some_and(|r| r <= MAX_PACKET_RANGE as u64))
+        .then_some((base, k))
+}
+
+/// How far past `ctx->data` the packet pointer `p` may lie, where it is `ctx->data` itself (0)
+/// or formed from it by steps whose bounds the definitions show. The verifier gives a tested
+/// pointer a range only when its variable part and offset stay within 0xffff bytes.
+fn packet_pointer(p: PointerValue<'_>) -> Option<u64> {
+    if is_packet_start(p) {
+        return Some(0);
+    }
+    let (from, step) = byte_gep(p.as_instruction()?)?;
+    let (base, k) = constant_base(from);
+    let k = u64::try_from(k).ok()?;
+    packet_pointer(base)?
+        .checked_add(k)?
+        .checked_add(upper_bound(step)?)
 }
 
 /// A pointer made from an integer the program read: `ctx->data` or `ctx->data_end`.

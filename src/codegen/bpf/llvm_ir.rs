@@ -28,11 +28,21 @@ pub(super) fn pointer_operand(i: InstructionValue<'_>, index: u32) -> Option<Poi
 
 /// The largest unsigned value `v` can hold, where its definition shows one: a constant, a
 /// zero-extended narrower value, a value masked or shifted right, or bounded values shifted
-/// left, scaled, added or selected between without leaving the type.
+/// left, scaled, added, selected or merged between without leaving the type.
 pub(super) fn upper_bound(v: IntValue<'_>) -> Option<u64> {
+    bound_within(v, 0)
+}
+
+/// [`upper_bound`], `depth` definitions in (a phi may lead round a loop back to itself).
+fn bound_within(v: IntValue<'_>, depth: u32) -> Option<u64> {
+    const DEPTH: u32 = 12;
     if let Some(c) = v.get_zero_extended_constant() {
         return Some(c);
     }
+    if depth > DEPTH {
+        return None;
+    }
+    let upper_bound = |v| bound_within(v, depth + 1);
     let i = v.as_instruction()?;
     let bits = v.get_type().get_bit_width();
     let type_max = if bits >= 64 {
@@ -49,7 +59,11 @@ pub(super) fn upper_bound(v: IntValue<'_>) -> Option<u64> {
     let found = match i.get_opcode() {
         InstructionOpcode::ZExt => {
             let from = int_operand(i, 0)?.get_type().get_bit_width();
-            (from < 64).then(|| (1u64 << from) - 1)
+            let widest = (from < 64).then(|| (1u64 << from) - 1);
+            match (widest, bound(0)) {
+                (Some(w), Some(b)) => Some(w.min(b)),
+                (w, b) => w.or(b),
+            }
         }
         InstructionOpcode::And => match (bound(0), bound(1)) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -63,6 +77,13 @@ pub(super) fn upper_bound(v: IntValue<'_>) -> Option<u64> {
         InstructionOpcode::Mul => bound(0)?.checked_mul(bound(1)?),
         InstructionOpcode::Add => bound(0)?.checked_add(bound(1)?),
         InstructionOpcode::Select => Some(bound(1)?.max(bound(2)?)),
+        InstructionOpcode::Phi => {
+            let phi = inkwell::values::PhiValue::try_from(i).ok()?;
+            (0..phi.count_incoming()).try_fold(0u64, |most, k| {
+                let (value, _) = phi.get_incoming(k)?;
+                Some(most.max(upper_bound(value.into_int_value())?))
+            })
+        }
         _ => None,
     };
     found.filter(|&b| b <= type_max)
