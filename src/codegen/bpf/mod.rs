@@ -15,6 +15,7 @@ mod byte_tests;
 mod chosen_keys;
 mod compare_words;
 mod constant_passthroughs;
+mod decided_flags;
 mod decls;
 mod fetch_adds;
 mod flag_phis;
@@ -178,6 +179,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             compare_words::compare_words(m);
             packet_fields::share_packet_fields(m);
             implied_checks::fold_implied_checks(m);
+            decided_flags::jump_decided_flags(m);
             packet_reloads::reload_packet_bytes(m);
             split_returns::split_returns(m);
             wide_constant_phis::widen_constant_phis(m);
