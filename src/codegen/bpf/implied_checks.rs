@@ -30,7 +30,8 @@ use super::packet_fields::programs_keeping_packet;
 use inkwell::basic_block::BasicBlock;
 use inkwell::module::Module;
 use inkwell::values::{
-    AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue, PointerValue,
+    AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue,
+    PointerValue,
 };
 use inkwell::IntPredicate;
 use std::collections::HashMap;
@@ -288,8 +289,11 @@ fn same_address<'ctx>(
 fn packet_offset(p: PointerValue<'_>) -> Option<(PointerValue<'_>, i64)> {
     let (base, k) = constant_base(p);
     let reach = packet_pointer(base)?;
-    (k > 0 && reach.checked_add(k.unsigned_abs()).is_some_and(|r| r <= MAX_PACKET_RANGE as u64))
-        .then_some((base, k))
+    (k > 0
+        && reach
+            .checked_add(k.unsigned_abs())
+            .is_some_and(|r| r <= MAX_PACKET_RANGE as u64))
+    .then_some((base, k))
 }
 
 /// How far past `ctx->data` the packet pointer `p` may lie, where it is `ctx->data` itself (0)
