@@ -11,13 +11,14 @@
 //! the edge goes to that block instead. LLVM's JumpThreading threads through one block only, and
 //! a `select` chain hides the flag from it.
 
-use super::llvm_ir::{calls_intrinsic, phis_of, redirect, successors};
+use super::llvm_ir::{
+    calls_intrinsic, instructions, phis_of, redirect, remap_incoming, successors, users_of_result,
+};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{
-    AsValueRef, BasicValue, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue,
-    IntValue,
+    AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue,
 };
 use llvm_sys::prelude::LLVMValueRef;
 use std::collections::{HashMap, HashSet};
@@ -51,17 +52,7 @@ impl<'ctx> Jump<'ctx> {
         redirect(term, self.join, self.to);
         // `join`'s phis no longer take anything from `from`: each is made again without it.
         for phi in phis_of(self.join) {
-            builder.position_before(&phi.as_instruction());
-            let Ok(kept) = builder.build_phi(phi.as_basic_value().get_type(), "") else {
-                return;
-            };
-            for k in 0..phi.count_incoming() {
-                if let Some((v, b)) = phi.get_incoming(k).filter(|&(_, b)| b != self.from) {
-                    kept.add_incoming(&[(&v as &dyn BasicValue, b)]);
-                }
-            }
-            super::llvm_ir::replace_all_uses(phi.as_instruction(), kept.as_basic_value());
-            phi.as_instruction().erase_from_basic_block();
+            remap_incoming(builder, phi, |b| (b != self.from).then_some(b));
         }
     }
 }
@@ -174,15 +165,11 @@ fn sole_exit<'ctx>(
     };
     // What the passed blocks compute must not be needed past them: skipped, it would not exist.
     let used_outside = passed.iter().flat_map(|&b| instructions(b)).any(|i| {
-        super::llvm_ir::users_of_result(i)
+        users_of_result(i)
             .iter()
             .any(|u| u.get_parent().is_some_and(|p| !passed.contains(&p)))
     });
     (decided && !used_outside).then_some((to, passed))
-}
-
-fn instructions(b: BasicBlock<'_>) -> impl Iterator<Item = InstructionValue<'_>> {
-    super::llvm_ir::instructions(b)
 }
 
 fn block(term: InstructionValue<'_>, k: u32) -> Option<BasicBlock<'_>> {

@@ -492,19 +492,31 @@ pub(super) fn split_edge<'ctx>(
     builder.build_unconditional_branch(to).ok()?;
     redirect(term, to, edge);
     for phi in phis_of(to) {
-        builder.position_before(&phi.as_instruction());
-        let moved = builder
-            .build_phi(phi.as_basic_value().get_type(), "")
-            .ok()?;
-        for k in 0..phi.count_incoming() {
-            let (v, b) = phi.get_incoming(k)?;
-            let b = if b == from { edge } else { b };
-            moved.add_incoming(&[(&v as &dyn BasicValue, b)]);
-        }
-        replace_all_uses(phi.as_instruction(), moved.as_basic_value());
-        phi.as_instruction().erase_from_basic_block();
+        remap_incoming(builder, phi, |b| Some(if b == from { edge } else { b }))?;
     }
     Some(edge)
+}
+
+/// Makes `phi` again with each incoming block `b` as `remap(b)` says (`None`: the edge is gone),
+/// in its place and for all its uses; the new phi.
+pub(super) fn remap_incoming<'ctx>(
+    builder: &Builder<'ctx>,
+    phi: PhiValue<'ctx>,
+    remap: impl Fn(BasicBlock<'ctx>) -> Option<BasicBlock<'ctx>>,
+) -> Option<PhiValue<'ctx>> {
+    builder.position_before(&phi.as_instruction());
+    let made = builder
+        .build_phi(phi.as_basic_value().get_type(), "")
+        .ok()?;
+    for k in 0..phi.count_incoming() {
+        let (v, b) = phi.get_incoming(k)?;
+        if let Some(b) = remap(b) {
+            made.add_incoming(&[(&v as &dyn BasicValue, b)]);
+        }
+    }
+    replace_all_uses(phi.as_instruction(), made.as_basic_value());
+    phi.as_instruction().erase_from_basic_block();
+    Some(made)
 }
 
 /// Whether `i`, collected from `block` before a rewrite, is still one of its instructions (a
