@@ -31,7 +31,9 @@ pub fn share_map_lookups(module: &Module) {
         share_in(f);
         // Each reload changes the blocks: the next is planned on the new ones.
         while let Some(reload) = plan_reload(f) {
-            reload.apply(&builder);
+            if !reload.apply(&builder) {
+                break;
+            }
         }
     }
 }
@@ -84,9 +86,10 @@ struct Reload<'ctx> {
 }
 
 impl<'ctx> Reload<'ctx> {
-    fn apply(self, builder: &Builder<'ctx>) {
+    /// Whether the lookup was replaced (nothing else stops the planning loop coming back to it).
+    fn apply(self, builder: &Builder<'ctx>) -> bool {
         let Some(home) = self.lookup.get_parent() else {
-            return;
+            return false;
         };
         let mut incoming: Vec<(BasicValueEnum<'ctx>, BasicBlock<'ctx>)> = Vec::new();
         for &p in &self.clean {
@@ -97,12 +100,12 @@ impl<'ctx> Reload<'ctx> {
                 p
             } else {
                 let Some(edge) = split_edge(builder, p, home) else {
-                    return;
+                    return false;
                 };
                 edge
             };
             let Some(term) = edge.get_terminator() else {
-                return;
+                return false;
             };
             builder.position_before(&term);
             if let (Some(value), Some(slot)) = (self.key_value, pointer_operand(self.lookup, 1)) {
@@ -113,17 +116,18 @@ impl<'ctx> Reload<'ctx> {
             incoming.push((call_result(again), edge));
         }
         let Some(start) = home.get_first_instruction() else {
-            return;
+            return false;
         };
         builder.position_before(&start);
         let Ok(phi) = builder.build_phi(call_result(self.lookup).get_type(), "entry") else {
-            return;
+            return false;
         };
         for (v, b) in &incoming {
             phi.add_incoming(&[(v as &dyn BasicValue, *b)]);
         }
         replace_all_uses(self.lookup, phi.as_basic_value());
         self.lookup.erase_from_basic_block();
+        true
     }
 }
 
