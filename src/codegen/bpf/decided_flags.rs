@@ -12,7 +12,8 @@
 //! a `select` chain hides the flag from it.
 
 use super::llvm_ir::{
-    calls_intrinsic, instructions, phis_of, redirect, remap_incoming, successors, users_of_result,
+    bool_constant, calls_intrinsic, instructions, phis_of, redirect, remap_incoming, successors,
+    users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -101,11 +102,10 @@ fn branch_targets(b: BasicBlock<'_>) -> usize {
 }
 
 fn flag_constant(v: BasicValueEnum<'_>) -> Option<bool> {
-    let BasicValueEnum::IntValue(i) = v else {
-        return None;
-    };
-    (i.get_type().get_bit_width() == 1 && i.is_constant_int())
-        .then(|| i.get_zero_extended_constant() == Some(1))
+    match v {
+        BasicValueEnum::IntValue(i) => bool_constant(i),
+        _ => None,
+    }
 }
 
 /// The one block every path from `join` reaches first outside the blocks that only compute,
@@ -197,8 +197,8 @@ fn evaluate(cond: IntValue<'_>, known: &HashMap<LLVMValueRef, bool>, depth: u32)
     if cond.get_type().get_bit_width() != 1 || depth > DEPTH {
         return None;
     }
-    if cond.is_constant_int() {
-        return Some(cond.get_zero_extended_constant() == Some(1));
+    if let Some(c) = bool_constant(cond) {
+        return Some(c);
     }
     let i = cond.as_instruction()?;
     let operand = |k: u32| match i.get_operand(k)?.value()? {

@@ -23,8 +23,8 @@
 //! reached.
 
 use super::llvm_ir::{
-    byte_gep, constant_base, erase_dead, instructions, pointer_operand, predecessors,
-    replace_all_uses, upper_bound, Dominators,
+    bool_constant, byte_gep, constant_base, erase_dead, instructions, pointer_operand,
+    predecessors, replace_all_uses, upper_bound, Dominators,
 };
 use super::packet_fields::programs_keeping_packet;
 use inkwell::basic_block::BasicBlock;
@@ -330,9 +330,7 @@ fn swapped(p: IntPredicate) -> IntPredicate {
 
 /// A boolean constant's value.
 fn constant(v: Option<IntValue<'_>>) -> Option<bool> {
-    let v = v?;
-    (v.get_type().get_bit_width() == 1 && v.is_constant_int())
-        .then(|| v.get_zero_extended_constant() == Some(1))
+    bool_constant(v?)
 }
 
 /// Folds the `select`s on a constant condition and the `or`s and `and`s of a constant boolean

@@ -89,6 +89,12 @@ fn bound_within(v: IntValue<'_>, depth: u32) -> Option<u64> {
     found.filter(|&b| b <= type_max)
 }
 
+/// An `i1` constant's value.
+pub(super) fn bool_constant(v: IntValue<'_>) -> Option<bool> {
+    (v.get_type().get_bit_width() == 1 && v.is_constant_int())
+        .then(|| v.get_zero_extended_constant() == Some(1))
+}
+
 /// `getelementptr i8, p, x` as `(p, x)`, whatever `x` is.
 pub(super) fn byte_gep(i: InstructionValue<'_>) -> Option<(PointerValue<'_>, IntValue<'_>)> {
     if i.get_opcode() != InstructionOpcode::GetElementPtr || i.get_num_operands() != 2 {
