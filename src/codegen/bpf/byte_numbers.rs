@@ -15,11 +15,10 @@
 //! (a packet's range changes only at a branch), so it proves the word.
 
 use super::llvm_ir::{
-    bswap_operand, constant_base, erase_dead, instructions, int_operand, is_alloca,
+    bswap_operand, build_bswap, constant_base, erase_dead, instructions, int_operand, is_alloca,
     may_write_memory, pointer_operand, replace_all_uses, swap_bytes, users_of_result,
 };
 use inkwell::builder::Builder;
-use inkwell::intrinsics::Intrinsic;
 use inkwell::module::Module;
 use inkwell::types::{AnyTypeEnum, IntType};
 use inkwell::values::{
@@ -175,13 +174,7 @@ impl<'ctx> Number<'ctx> {
         let address = unsafe { builder.build_gep(i8t, self.base, &[offset], "word") }.ok()?;
         let load = builder.build_load(word_type, address, "word").ok()?;
         load.as_instruction_value()?.set_alignment(self.n).ok()?;
-        let bswap = Intrinsic::find("llvm.bswap")?.get_declaration(module, &[word_type.into()])?;
-        let swapped = builder
-            .build_call(bswap, &[load.into()], "number")
-            .ok()?
-            .try_as_basic_value()
-            .basic()?
-            .into_int_value();
+        let swapped = build_bswap(module, builder, load.into_int_value())?;
         let mut value = resize(builder, swapped, ty)?;
         if self.shift > 0 {
             value = builder

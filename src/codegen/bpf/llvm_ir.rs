@@ -241,6 +241,24 @@ pub(super) fn bswap_operand(v: IntValue<'_>) -> Option<IntValue<'_>> {
     int_operand(call, 0)
 }
 
+/// Builds `llvm.bswap(v)` at the builder's position.
+pub(super) fn build_bswap<'ctx>(
+    module: &inkwell::module::Module<'ctx>,
+    builder: &Builder<'ctx>,
+    v: IntValue<'ctx>,
+) -> Option<IntValue<'ctx>> {
+    let bswap = inkwell::intrinsics::Intrinsic::find("llvm.bswap")?
+        .get_declaration(module, &[v.get_type().into()])?;
+    Some(
+        builder
+            .build_call(bswap, &[v.into()], "swapped")
+            .ok()?
+            .try_as_basic_value()
+            .basic()?
+            .into_int_value(),
+    )
+}
+
 /// `raw`'s low `bits` bits (16, 32 or 64) in the other byte order.
 pub(super) fn swap_bytes(raw: u64, bits: u32) -> u64 {
     match bits {
@@ -370,6 +388,18 @@ pub(super) fn reachable_from<'ctx>(starts: &[BasicBlock<'ctx>]) -> Vec<BasicBloc
         k += 1;
     }
     order
+}
+
+/// The blocks on a cycle through `header`; empty when it heads none.
+pub(super) fn loop_of(header: BasicBlock<'_>) -> HashSet<BasicBlock<'_>> {
+    let ahead = reachable_from(&successors(header));
+    if !ahead.contains(&header) {
+        return HashSet::new();
+    }
+    ahead
+        .into_iter()
+        .filter(|&b| b == header || reachable_from(&successors(b)).contains(&header))
+        .collect()
 }
 
 /// Whether `b` lies on a cycle: it can reach itself.

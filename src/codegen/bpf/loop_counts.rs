@@ -14,7 +14,7 @@
 //! only in loops that may leave on a comparison of pointers.
 
 use super::llvm_ir::{
-    instructions, int_operand, phis_of, pure_asm, reachable_from, redirect_uses, successors,
+    instructions, int_operand, loop_of, phis_of, pure_asm, redirect_uses, successors,
     users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
@@ -47,18 +47,6 @@ pub fn keep_loop_counts(module: &Module, alu32: bool) {
             }
         }
     }
-}
-
-/// The blocks on a cycle through `header`; empty when it heads none.
-fn loop_of(header: BasicBlock<'_>) -> HashSet<BasicBlock<'_>> {
-    let ahead = reachable_from(&successors(header));
-    if !ahead.contains(&header) {
-        return HashSet::new();
-    }
-    ahead
-        .into_iter()
-        .filter(|&b| b == header || reachable_from(&successors(b)).contains(&header))
-        .collect()
 }
 
 /// Whether a branch that leaves `body` decides on a comparison of pointers.

@@ -31,6 +31,7 @@ mod loop_counts;
 mod loop_exits;
 mod lost_bounds;
 mod map_lookups;
+mod ones_complement_sums;
 mod ops;
 mod packet_bases;
 mod packet_fields;
@@ -175,6 +176,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             store_words::merge_word_stores(m);
             byte_numbers::read_words(m);
             byte_tests::decide_byte_tests(m);
+            ones_complement_sums::sum_unswapped(m);
             swapped_compares::compare_unswapped(m);
             compare_words::compare_words(m);
             packet_fields::share_packet_fields(m);
