@@ -129,9 +129,15 @@ pub fn run(mut c: Command, what: &str) {
     );
 }
 
+/// The middle value, or the mean of the two middle values of an even count.
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+    let n = v.len();
+    if n.is_multiple_of(2) {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    } else {
+        v[n / 2]
+    }
 }
 
 pub fn geomean(v: &[f64]) -> f64 {
