@@ -20,7 +20,7 @@
 
 use super::llvm_ir::{
     bswap_operand, build_bswap, calls_intrinsic, erase_dead, in_cycle, instructions, int_operand,
-    loop_of, phis_of, replace_all_uses, swap_bytes, upper_bound, users_of_result,
+    loop_of, phis_of, replace_all_uses, successors, swap_bytes, upper_bound, users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -407,7 +407,7 @@ impl<'ctx> Plan<'ctx> {
             }
         }
         for &(mask, index, k) in &self.term_masks {
-            let ty = value_type(mask);
+            let ty = mask.get_type().into_int_type();
             mask.set_operand(index, ty.const_int(swap_bytes(k, 16), false));
         }
         for change in self.uses {
@@ -784,7 +784,7 @@ fn trip_bound(header: BasicBlock<'_>) -> Option<u64> {
     let mut latches = body
         .iter()
         .copied()
-        .filter(|&b| super::llvm_ir::successors(b).contains(&header));
+        .filter(|&b| successors(b).contains(&header));
     let latch = latches.next()?;
     if latches.next().is_some() {
         return None;
@@ -887,10 +887,6 @@ fn weight_of(i: InstructionValue<'_>) -> i64 {
     } else {
         1
     }
-}
-
-fn value_type(i: InstructionValue<'_>) -> inkwell::types::IntType<'_> {
-    i.get_type().into_int_type()
 }
 
 fn value_width(i: InstructionValue<'_>) -> u32 {
