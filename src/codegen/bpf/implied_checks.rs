@@ -23,8 +23,8 @@
 //! reached.
 
 use super::llvm_ir::{
-    bool_constant, byte_gep, constant_base, erase_dead, instructions, pointer_operand,
-    predecessors, replace_all_uses, upper_bound, Dominators,
+    bool_constant, byte_gep, constant_base, erase_all_dead, erase_dead, instructions,
+    pointer_operand, predecessors, replace_all_uses, upper_bound, Dominators,
 };
 use super::packet_fields::programs_keeping_packet;
 use inkwell::basic_block::BasicBlock;
@@ -113,10 +113,12 @@ fn fold_in(f: FunctionValue<'_>) {
     for again in formed_before.keys().filter_map(|p| p.as_instruction()) {
         again.erase_from_basic_block();
     }
+    let mut tests = Vec::new();
     for (test, value, _, _) in decided {
         replace_all_uses(test, bool_type.const_int(u64::from(value), false));
-        erase_dead(test);
+        tests.push(test);
     }
+    erase_all_dead(&tests);
     fold_constant_logic(f);
 }
 

@@ -14,7 +14,7 @@
 //! other use of the guarded division, or a shape optimisation changed, is left as it is.
 
 use super::llvm_ir::{
-    calls_intrinsic, erase_dead, instructions, int_operand, pure_asm, replace_all_uses,
+    calls_intrinsic, erase_all_dead, instructions, int_operand, pure_asm, replace_all_uses,
     users_of_result,
 };
 use inkwell::builder::Builder;
@@ -63,11 +63,11 @@ fn rewrite(builder: &Builder<'_>, division: InstructionValue<'_>, alu32: bool) {
     let Ok(isa) = build(builder, remainder, a, d, alu32) else {
         return;
     };
-    // (Erasing the last guard erases the division, and what only it used, too.)
-    for select in guards {
+    // (Erasing the guards erases the division, and what only it used, too.)
+    for &select in &guards {
         replace_all_uses(select, isa);
-        erase_dead(select);
     }
+    erase_all_dead(&guards);
 }
 
 /// `d` when `safe` is `umax(d, 1)` or `select(d == 0, 1, d)`: `d` with 0 replaced by 1.

@@ -421,20 +421,43 @@ pub(super) fn predecessors(f: FunctionValue<'_>) -> HashMap<BasicBlock<'_>, Vec<
     out
 }
 
-/// Erases `i` and then each operand it leaves without uses.
+/// Erases `i`, when nothing uses it, and then each instruction it leaves without uses.
 pub(super) fn erase_dead(i: InstructionValue<'_>) {
-    if !users_of_result(i).is_empty() {
-        return;
-    }
-    let mut operands: Vec<InstructionValue> = (0..i.get_num_operands())
-        .filter_map(|k| i.get_operand(k)?.value()?.as_instruction_value())
-        .collect();
-    operands.dedup();
-    i.erase_from_basic_block();
-    for o in operands {
-        if !matches!(o.get_opcode(), InstructionOpcode::Alloca) {
-            erase_dead(o);
+    erase_all_dead(&[i]);
+}
+
+/// Erases each of `roots` that nothing uses but the others, and then each instruction they leave
+/// without uses (not allocas, nor instructions that write memory). All of them are found first,
+/// each after every user it had, and erased in that order: no instruction is looked at once
+/// erased, however roots and operands are shared (`x + x`, a root that is another's operand).
+pub(super) fn erase_all_dead(roots: &[InstructionValue<'_>]) {
+    let mut dead: Vec<InstructionValue> = Vec::new();
+    let mut candidates = roots.to_vec();
+    loop {
+        let found = dead.len();
+        let mut next = 0;
+        while let Some(&c) = candidates.get(next) {
+            next += 1;
+            if dead.contains(&c) || !users_of_result(c).iter().all(|u| dead.contains(u)) {
+                continue;
+            }
+            dead.push(c);
+            candidates.extend(
+                (0..c.get_num_operands())
+                    .filter_map(|k| c.get_operand(k)?.value()?.as_instruction_value())
+                    .filter(|o| {
+                        !matches!(o.get_opcode(), InstructionOpcode::Alloca)
+                            && !may_write_memory(*o)
+                    }),
+            );
         }
+        // (A root whose only users were roots looked at after it dies in the next round.)
+        if dead.len() == found {
+            break;
+        }
+    }
+    for x in dead {
+        x.erase_from_basic_block();
     }
 }
 

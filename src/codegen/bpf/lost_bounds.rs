@@ -12,7 +12,7 @@
 //! the masked register. Numbers only compared, or stored to the packet or a map, keep no mask.
 
 use super::llvm_ir::{
-    calls_intrinsic, erase_dead, instructions, int_operand, is_alloca, is_bpf_call,
+    calls_intrinsic, erase_all_dead, instructions, int_operand, is_alloca, is_bpf_call,
     pointer_operand, pure_asm, redirect_uses, replace_all_uses, users, users_of_result,
 };
 use inkwell::builder::Builder;
@@ -69,6 +69,7 @@ fn mask_swap<'ctx>(builder: &Builder<'ctx>, swap: InstructionValue<'ctx>, bits: 
     let Some(bounded) = mask(builder, wide, bits) else {
         return;
     };
+    let mut replaced = Vec::new();
     for user in users {
         let replacement = match user.get_opcode() {
             ZExt => {
@@ -86,9 +87,10 @@ fn mask_swap<'ctx>(builder: &Builder<'ctx>, swap: InstructionValue<'ctx>, bits: 
         };
         if let Some(r) = replacement {
             replace_all_uses(user, r);
-            erase_dead(user);
+            replaced.push(user);
         }
     }
+    erase_all_dead(&replaced);
 }
 
 /// `user`, an unsigned or equality test of `narrow` against a constant, made on `wide` (its

@@ -19,8 +19,9 @@
 //! loop trip counts included, must be at most 65537.
 
 use super::llvm_ir::{
-    bswap_operand, build_bswap, calls_intrinsic, erase_dead, in_cycle, instructions, int_operand,
-    loop_of, phis_of, replace_all_uses, successors, swap_bytes, upper_bound, users_of_result,
+    bswap_operand, build_bswap, calls_intrinsic, erase_all_dead, in_cycle, instructions,
+    int_operand, loop_of, phis_of, replace_all_uses, successors, swap_bytes, upper_bound,
+    users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -421,7 +422,7 @@ impl<'ctx> Plan<'ctx> {
                 UseChange::Cancel(swap) => {
                     if let Some(x) = int_operand(swap, 0) {
                         replace_all_uses(swap, x);
-                        erase_dead(swap);
+                        replaced.push(swap);
                     }
                 }
                 UseChange::StoreSwapped(store) => {
@@ -434,9 +435,8 @@ impl<'ctx> Plan<'ctx> {
                 }
             }
         }
-        for old in replaced {
-            erase_dead(old);
-        }
+        // (Together: one old term may be another's operand, or the same value in two places.)
+        erase_all_dead(&replaced);
     }
 }
 

@@ -12,7 +12,7 @@
 //! states the verifier can prune at, which is that pass's judgement to make.
 
 use super::llvm_ir::{
-    erase_dead, instructions, is_packet, pointer_operand, replace_all_uses, users, Dominators,
+    erase_all_dead, instructions, is_packet, pointer_operand, replace_all_uses, users, Dominators,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
@@ -36,6 +36,7 @@ pub fn merge_packet_pointers(module: &Module) {
             .flat_map(|&b| instructions(b))
             .filter_map(|i| merged_offset_address(&doms, i).map(|(base, phi)| (i, base, phi)))
             .collect();
+        let mut replaced = Vec::new();
         for (address, base, phi) in addresses {
             let pointer = match merged.get(&(phi, base)) {
                 Some(&p) => p,
@@ -49,8 +50,10 @@ pub fn merge_packet_pointers(module: &Module) {
                 }
             };
             replace_all_uses(address, pointer.as_basic_value());
-            erase_dead(address);
+            replaced.push(address);
         }
+        // (Erased only now: an address may be another's operand.)
+        erase_all_dead(&replaced);
     }
 }
 
