@@ -9,6 +9,8 @@
 //! would fail anyway; the pointer is then formed from the offset bounded by that comparison.
 //! Later pointers formed from the same offset, where the test passed, use the bounded copy too,
 //! so the test proves their bytes and no check of this pass is needed (docs/language.md §10.2).
+//! A test that is one side of an `||` (`off >= end || data + off + 1 > data_end`, as throwing
+//! reader helpers write it) is guarded the same way: the branch is left whenever it is true.
 
 use super::{byte_stride, def_op, never_negative, BoundsCheck, Key, Root, MAX_PACKET_BYTES};
 use crate::ir::{Module, OpId, Opcode, RegionId, Type, Value};
@@ -62,12 +64,16 @@ impl BoundsCheck {
     /// instead: nothing between the two can be observed or changes what that branch reads.
     fn tested(&self, m: &Module, test: OpId) -> Option<Tested> {
         let d = m.op(test);
-        let cmp = crate::ir::views::CoreCmp::of(m, def_op(m, d.operands[0])?)?;
-        let ptr = match cmp.pred(m) {
-            CmpPred::Gt if self.data_end.contains(&cmp.rhs(m)) => cmp.lhs(m),
-            CmpPred::Lt if self.data_end.contains(&cmp.lhs(m)) => cmp.rhs(m),
-            _ => return None,
-        };
+        let ptr = sufficient_cmps(m, d.operands[0])
+            .into_iter()
+            .find_map(|cmp| {
+                let cmp = crate::ir::views::CoreCmp::of(m, cmp)?;
+                match cmp.pred(m) {
+                    CmpPred::Gt if self.data_end.contains(&cmp.rhs(m)) => Some(cmp.lhs(m)),
+                    CmpPred::Lt if self.data_end.contains(&cmp.lhs(m)) => Some(cmp.rhs(m)),
+                    _ => None,
+                }
+            })?;
         let leaving = d.regions[0];
         if !self.packet.contains(&ptr) || !super::super::region_leaves(m, leaving) {
             return None;
@@ -127,16 +133,18 @@ impl BoundsCheck {
         }
         let between: Vec<OpId> = m.block(block).ops[from..to].to_vec();
         let pure = between.iter().all(|&o| {
-            matches!(
-                m.op(o).opcode,
-                Opcode::CoreConst
-                    | Opcode::CoreCast
-                    | Opcode::CorePtrAdd
-                    | Opcode::CoreFieldAddr
-                    | Opcode::CoreCmp
-                    | Opcode::KsCtxLoad
-            ) || matches!(m.op(o).opcode, Opcode::CoreLoad | Opcode::CoreStore)
-                && is_local(m, m.op(o).operands[m.op(o).operands.len() - 1])
+            quiet_condition(m, o)
+                || matches!(
+                    m.op(o).opcode,
+                    Opcode::CoreConst
+                        | Opcode::CoreCast
+                        | Opcode::CorePtrAdd
+                        | Opcode::CoreFieldAddr
+                        | Opcode::CoreCmp
+                        | Opcode::KsCtxLoad
+                )
+                || matches!(m.op(o).opcode, Opcode::CoreLoad | Opcode::CoreStore)
+                    && is_local(m, m.op(o).operands[m.op(o).operands.len() - 1])
         });
         // (A local stored there is read through its address, the `core.local` itself.)
         let stored = between
@@ -179,6 +187,56 @@ impl BoundsCheck {
         self.guarded.insert(bounded, t.limit as u128);
         bounded
     }
+}
+
+/// The comparisons whose truth alone makes the branch condition `cond` true: `cond` itself, or
+/// a disjunct of a short-circuit `||` (a `ks.if` whose taken arm yields `true`), at any depth.
+/// `if (off >= end || data + off + 1 > data_end) { throw … }` leaves whenever its packet test
+/// would be true, whatever the other test gives.
+fn sufficient_cmps(m: &Module, cond: Value) -> Vec<OpId> {
+    let Some(op) = def_op(m, cond) else {
+        return Vec::new();
+    };
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::CoreCmp => vec![op],
+        Opcode::KsIf if d.results.len() == 1 && d.regions.len() == 2 => {
+            let (Some(taken), Some(other)) = (yielded(m, d.regions[0]), yielded(m, d.regions[1]))
+            else {
+                return Vec::new();
+            };
+            if m.const_int(taken).is_none_or(|c| c == 0) {
+                return Vec::new();
+            }
+            let mut cmps = sufficient_cmps(m, d.operands[0]);
+            cmps.extend(sufficient_cmps(m, other));
+            cmps
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The value a single-block region ends by yielding.
+fn yielded(m: &Module, r: RegionId) -> Option<Value> {
+    let block = m.sole_block(r)?;
+    let &last = m.block(block).ops.last()?;
+    (m.op(last).opcode == Opcode::KsYield)
+        .then(|| m.op(last).operands.first().copied())
+        .flatten()
+}
+
+/// A short-circuit condition (a `ks.if` yielding a value) that computes nothing but its value,
+/// so a branch that leaves may run before it instead.
+fn quiet_condition(m: &Module, op: OpId) -> bool {
+    let d = m.op(op);
+    d.opcode == Opcode::KsIf
+        && d.results.len() == 1
+        && m.collect_nested(op, |_| true).into_iter().all(|o| {
+            o == op
+                || m.is_effect_free(o)
+                || m.op(o).opcode == Opcode::KsYield
+                || (m.op(o).opcode == Opcode::KsIf && m.op(o).results.len() == 1)
+        })
 }
 
 /// The ops that run only where `test` (whose then-branch leaves) failed: its else-branch and
