@@ -454,7 +454,8 @@ impl<'a> Checker<'a, '_> {
         }
         if self.unify(from, to).is_some() {
             if let (Ty::Int(f), Ty::Int(t)) = (from, to) {
-                if t.bits() < f.bits() {
+                let room = t.bits() - u32::from(t.signed());
+                if t.bits() < f.bits() && self.value_bits(e).is_none_or(|b| b > room) {
                     self.warning(
                         Code::W0005,
                         e.span,
@@ -482,6 +483,57 @@ impl<'a> Checker<'a, '_> {
             _ => self.error(code, e.span, message),
         }
         false
+    }
+
+    /// How many low bits can hold the value of integer expression `e`, when it is never negative:
+    /// what its unsigned operands, masks, shifts and constants allow (`hi | 0xb8` and `b & 0x0f`
+    /// with `hi: u16`, `b: u8` need 16 and 4), so that a conversion the value always fits is no
+    /// narrowing worth a warning (W0005), as a range-aware C compiler judges `-Wconversion`.
+    fn value_bits(&self, e: &Expr) -> Option<u32> {
+        if let Some(x) = self.const_of(e).and_then(ConstValue::as_int) {
+            return (x >= 0).then(|| 128 - x.leading_zeros());
+        }
+        let unsigned = match self.expr_types.get(e.id.0 as usize) {
+            Some(Ty::Int(t)) if !t.signed() => Some(t.bits()),
+            _ => None,
+        };
+        let shift = |k: &Expr| self.const_of(k).and_then(ConstValue::as_int);
+        let bits = match &e.kind {
+            ExprKind::Binary(op, a, b) => {
+                let (x, y) = (self.value_bits(a), self.value_bits(b));
+                match op {
+                    BinOp::BitAnd => match (x, y) {
+                        (Some(x), Some(y)) => Some(x.min(y)),
+                        (x, y) => x.or(y),
+                    },
+                    BinOp::BitOr | BinOp::BitXor => Some(x?.max(y?)),
+                    BinOp::Shr => match shift(b) {
+                        Some(k) if (0..128).contains(&k) => Some(x?.saturating_sub(k as u32)),
+                        _ => x,
+                    },
+                    BinOp::Shl => match shift(b) {
+                        Some(k) if (0..128).contains(&k) => Some(x? + k as u32),
+                        _ => None,
+                    },
+                    BinOp::Add => Some(x?.max(y?) + 1),
+                    BinOp::Mul => Some(x? + y?),
+                    BinOp::Div => x,
+                    BinOp::Rem => Some(x?.min(y?)),
+                    _ => None,
+                }
+            }
+            // (A signed result keeps the value only when it fits below the sign bit.)
+            ExprKind::Cast(inner, _) => match self.expr_types.get(e.id.0 as usize) {
+                Some(Ty::Int(t)) if t.signed() => self.value_bits(inner).filter(|&b| b < t.bits()),
+                _ => self.value_bits(inner),
+            },
+            _ => None,
+        };
+        // (Never more than the expression's own unsigned type holds: the arithmetic wraps there.)
+        match (bits, unsigned) {
+            (Some(b), Some(u)) => Some(b.min(u)),
+            (b, u) => b.or(u),
+        }
     }
 
     /// E0310 for a folded constant that must fit a type.
