@@ -1348,8 +1348,13 @@ impl Walk<'_> {
         };
         let pred = if outcome { pred } else { pred.negated() };
         // Only a constant: Linux 6.1's verifier learns nothing from comparing two registers that
-        // both hold ranges (`i < n`), so a bound from one would hold for ksc only.
-        let k = u128::try_from(m.const_int(other)?).ok()?;
+        // both hold ranges (`i < n`), so a bound from one would hold for ksc only — enough for
+        // the relational bounds (`if (n > limit) { n = limit }` leaves `n` at most `limit`'s).
+        let k = match m.const_int(other) {
+            Some(k) => u128::try_from(k).ok()?,
+            None if self.relational => max_of(m, other, &self.bounds, 0)?,
+            None => return None,
+        };
         let bound = match pred {
             CmpPred::Le | CmpPred::Eq => k,
             CmpPred::Lt => k.checked_sub(1)?,
