@@ -7,6 +7,8 @@
 //! phi of `i8`/`i16`/`i32` constants is made an `i64` phi of the same constants, narrowed where
 //! it is used (which costs nothing: the narrow value is the register's lower half), and its
 //! copies become `r5 = 3`, which the clean-up removes where the register already holds it.
+//! A phi with one value among many repeated constants (the outcome a `defer` records, which
+//! each throw site sets to its code) is widened too, the value extended where it comes from.
 //! Not a phi that becomes the function's result: that is set in `w0` where it is decided, and
 //! widened it is chosen in another register held across the function and copied at the exit.
 
@@ -15,6 +17,7 @@ use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{BasicValueEnum, InstructionOpcode, PhiValue};
+use std::collections::HashMap;
 
 pub fn widen_constant_phis(module: &Module) {
     let builder = module.get_context().create_builder();
@@ -53,6 +56,10 @@ fn is_returned(phi: PhiValue<'_>, depth: u32) -> bool {
         })
 }
 
+/// How many sites must repeat the constant the site before them set for a phi with a value
+/// among its constants to be widened.
+const MANY_REPEATS: usize = 4;
+
 fn widen<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>) -> Option<()> {
     let BasicValueEnum::IntValue(value) = phi.as_basic_value() else {
         return None;
@@ -64,10 +71,12 @@ fn widen<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>) -> Option<()> {
     let incoming: Vec<_> = (0..phi.count_incoming())
         .map(|k| phi.get_incoming(k))
         .collect::<Option<_>>()?;
-    let constants: Vec<u64> = incoming
+    // (A value that is not a constant — the outcome a `defer` records, set on one path and
+    // thrown as a code on the others — is widened where it comes from.)
+    let constants: Vec<Option<u64>> = incoming
         .iter()
         .map(|(v, _)| match v {
-            BasicValueEnum::IntValue(c) => c.get_zero_extended_constant(),
+            BasicValueEnum::IntValue(c) => Some(c.get_zero_extended_constant()),
             _ => None,
         })
         .collect::<Option<_>>()?;
@@ -75,21 +84,47 @@ fn widen<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>) -> Option<()> {
     // (the one predecessor of its block passes the same constant): elsewhere the register
     // width is a coin toss for the allocator and the tail duplicator.
     let block = phi.as_instruction().get_parent()?;
-    let repeats = incoming.iter().zip(&constants).any(|((_, from), c)| {
+    let repeats = incoming.iter().zip(&constants).filter(|((_, from), c)| {
         let preds = predecessors_of(*from);
-        matches!(preds.as_slice(), [above] if incoming
-            .iter()
-            .zip(&constants)
-            .any(|((_, b), d)| b == above && d == c))
+        c.is_some()
+            && matches!(preds.as_slice(), [above] if incoming
+                .iter()
+                .zip(&constants)
+                .any(|((_, b), d)| b == above && d == *c))
     });
-    if !repeats || is_returned(phi, 4) {
+    // A value widened costs an extension where it comes from (and the allocator a choice): worth
+    // it for one value among many repeating sites, a `catch`'s code against the outcome a
+    // `defer` records, not for a phi that merely mixes the two.
+    let values = constants.iter().filter(|c| c.is_none()).count();
+    let enough = match values {
+        0 => repeats.count() > 0,
+        1 => repeats.count() >= MANY_REPEATS,
+        _ => false,
+    };
+    if !enough || is_returned(phi, 4) {
         return None;
     }
     let i64_type = value.get_type().get_context().i64_type();
     builder.position_before(&block.get_first_instruction()?);
     let wide = builder.build_phi(i64_type, "wide").ok()?;
-    for ((_, from), c) in incoming.iter().zip(&constants) {
-        wide.add_incoming(&[(&i64_type.const_int(*c, false), *from)]);
+    // (One widening per edge's block: a switch's several edges to the block share it.)
+    let mut widened = HashMap::new();
+    for ((v, from), c) in incoming.iter().zip(&constants) {
+        let value = match c {
+            Some(c) => i64_type.const_int(*c, false),
+            None => match widened.get(from) {
+                Some(&w) => w,
+                None => {
+                    builder.position_before(&from.get_terminator()?);
+                    let w = builder
+                        .build_int_z_extend(v.into_int_value(), i64_type, "wide")
+                        .ok()?;
+                    widened.insert(*from, w);
+                    w
+                }
+            },
+        };
+        wide.add_incoming(&[(&value, *from)]);
     }
     // The narrow value, after the block's phis.
     let first_other = instructions(block).find(|i| i.get_opcode() != InstructionOpcode::Phi)?;
