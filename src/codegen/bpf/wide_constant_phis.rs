@@ -101,7 +101,12 @@ fn widen<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>) -> Option<()> {
         1 => repeats.count() >= MANY_REPEATS,
         _ => false,
     };
-    if !enough || is_returned(phi, 4) {
+    // (Checked before anything is built: a value is extended before its block's terminator.)
+    let ends = incoming
+        .iter()
+        .zip(&constants)
+        .all(|((_, from), c)| c.is_some() || from.get_terminator().is_some());
+    if !enough || !ends || is_returned(phi, 4) {
         return None;
     }
     let i64_type = value.get_type().get_context().i64_type();
@@ -115,7 +120,7 @@ fn widen<'ctx>(builder: &Builder<'ctx>, phi: PhiValue<'ctx>) -> Option<()> {
             None => match widened.get(from) {
                 Some(&w) => w,
                 None => {
-                    builder.position_before(&from.get_terminator()?);
+                    builder.position_before(&from.get_terminator().expect("checked"));
                     let w = builder
                         .build_int_z_extend(v.into_int_value(), i64_type, "wide")
                         .ok()?;

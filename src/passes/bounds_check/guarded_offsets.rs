@@ -201,7 +201,8 @@ fn sufficient_cmps(m: &Module, cond: Value) -> Vec<OpId> {
     match d.opcode {
         Opcode::CoreCmp => vec![op],
         Opcode::KsIf if d.results.len() == 1 && d.regions.len() == 2 => {
-            let (Some(taken), Some(other)) = (yielded(m, d.regions[0]), yielded(m, d.regions[1]))
+            let (Some(taken), Some(other)) =
+                (m.yielded_value(d.regions[0]), m.yielded_value(d.regions[1]))
             else {
                 return Vec::new();
             };
@@ -214,15 +215,6 @@ fn sufficient_cmps(m: &Module, cond: Value) -> Vec<OpId> {
         }
         _ => Vec::new(),
     }
-}
-
-/// The value a single-block region ends by yielding.
-fn yielded(m: &Module, r: RegionId) -> Option<Value> {
-    let block = m.sole_block(r)?;
-    let &last = m.block(block).ops.last()?;
-    (m.op(last).opcode == Opcode::KsYield)
-        .then(|| m.op(last).operands.first().copied())
-        .flatten()
 }
 
 /// A short-circuit condition (a `ks.if` yielding a value) that computes nothing but its value,
