@@ -13,7 +13,7 @@
 //! reader helpers write it) is guarded the same way: the branch is left whenever it is true.
 
 use super::{byte_stride, def_op, never_negative, BoundsCheck, Key, Root, MAX_PACKET_BYTES};
-use crate::ir::{Module, OpId, Opcode, RegionId, Type, Value};
+use crate::ir::{Module, OpId, Opcode, RegionId, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
 use std::collections::HashMap;
 
@@ -27,6 +27,18 @@ struct Tested {
     formation: OpId,
     /// The largest index the test can prove a range with.
     limit: i128,
+    /// Where `base` is itself formed with an unbounded offset: the guard bounds the sum of both.
+    outer: Option<Outer>,
+}
+
+/// `formed = base + offset`, a pointer `bytes` before the base of a tested formation.
+struct Outer {
+    base: Value,
+    offset: Value,
+    bytes: i128,
+    formed: Value,
+    /// How far `base` lies from the packet's start at most.
+    from_origin: i128,
 }
 
 impl BoundsCheck {
@@ -37,14 +49,20 @@ impl BoundsCheck {
             };
             let index = m.op(t.formation).operands[1];
             let id = self.index_id(m, index);
-            let root = self.key(m, m.op(t.formation).operands[0]).map(|k| k.root);
+            let base = m.op(t.formation).operands[0];
+            let root = self.key(m, base).map(|k| k.root);
+            let outer = t.outer.as_ref().map(|o| (o.formed, o.bytes));
+            let same_base = |s: &Self, b: Value| match outer {
+                Some(_) => s.unbounded_formation(m, b, 4) == outer,
+                None => s.key(m, b).map(|k| k.root) == root,
+            };
             // Pointers formed from the same offset on the way the test passes.
             let later: Vec<OpId> = dominated_by_pass(m, test)
                 .into_iter()
                 .filter(|&o| {
                     let d = m.op(o);
                     d.opcode == Opcode::CorePtrAdd
-                        && self.key(m, d.operands[0]).map(|k| k.root) == root
+                        && same_base(self, d.operands[0])
                         && self.index_id(m, d.operands[1]) == id
                 })
                 .collect();
@@ -55,6 +73,9 @@ impl BoundsCheck {
             }
             let bounded = self.insert_guard(m, &t);
             for o in later {
+                if let Some(outer) = &t.outer {
+                    m.op_mut(o).operands[0] = outer.base;
+                }
                 m.op_mut(o).operands[1] = bounded;
             }
         }
@@ -98,25 +119,63 @@ impl BoundsCheck {
         {
             return None;
         }
-        let base = match self.key(m, f.operands[0])? {
-            Key {
-                root: Root::Value(origin),
-                offset,
-                ..
-            } if offset >= 0 && !self.is_moving(m, origin) => {
-                offset + self.param_offsets.get(&origin).map_or(0, |p| p.farthest)
+        let (base, outer) = match self.key(m, f.operands[0]) {
+            Some(key) => (self.base_offset(m, key)?, None),
+            // (The base adds an offset of its own that nothing bounds.)
+            None => {
+                let outer = self.outer_formation(m, f.operands[0], formation)?;
+                (outer.from_origin, Some(outer))
             }
-            _ => return None,
         };
         let limit = MAX_PACKET_BYTES - base - ahead;
-        let bounded = self
-            .max_of(m, f.operands[1], 4)
-            .is_some_and(|max| max as i128 <= limit);
+        let bounded = outer.is_none()
+            && self
+                .max_of(m, f.operands[1], 4)
+                .is_some_and(|max| max as i128 <= limit);
         let movable = self.leaving_branch_movable(m, formation, test);
         (limit > 0 && !bounded && movable).then_some(Tested {
             test,
             formation,
             limit,
+            outer,
+        })
+    }
+
+    /// How far from the packet's start a root the guard can form pointers from lies at most.
+    fn base_offset(&self, m: &Module, key: Key) -> Option<i128> {
+        match key {
+            Key {
+                root: Root::Value(origin),
+                offset,
+                ..
+            } if offset >= 0 && !self.is_moving(m, origin) => {
+                Some(offset + self.param_offsets.get(&origin).map_or(0, |p| p.farthest))
+            }
+            _ => None,
+        }
+    }
+
+    /// Pointer `ptr` as `B + off + bytes` with `off` an offset nothing bounds (`payload =
+    /// data + st.payload_off`, tested later as `payload + i + 4 > data_end`), when `B` and
+    /// `off` are there to be read where `at` forms its pointer.
+    fn outer_formation(&self, m: &Module, ptr: Value, at: OpId) -> Option<Outer> {
+        let (formed, bytes) = self.unbounded_formation(m, ptr, 4)?;
+        let d = m.op(def_op(m, formed)?);
+        let (base, offset) = (d.operands[0], d.operands[1]);
+        if d.opcode != Opcode::CorePtrAdd
+            || bytes < 0
+            || !never_negative(m, offset)
+            || !available_at(m, base, at)
+            || !available_at(m, offset, at)
+        {
+            return None;
+        }
+        Some(Outer {
+            base,
+            offset,
+            bytes,
+            formed,
+            from_origin: self.base_offset(m, self.key(m, base)?)?,
         })
     }
 
@@ -167,7 +226,16 @@ impl BoundsCheck {
         let loc = m.op(t.test).loc;
         let mut b = m.builder_before(t.formation);
         b.loc = loc;
-        let wide = b.cast_to(index, Type::u64());
+        let mut wide = b.cast_to(index, Type::u64());
+        if let Some(outer) = &t.outer {
+            // (The same address, wrapping or not: both sums are taken modulo 2^64.)
+            let offset = b.cast_to(outer.offset, Type::u64());
+            wide = b.core_add(offset, wide);
+            if outer.bytes != 0 {
+                let bytes = b.core_const(outer.bytes, Type::u64());
+                wide = b.core_add(wide, bytes);
+            }
+        }
         // Opaque, so the formation adds the very register the guard bounded.
         let bounded = b.bpf_opaque(wide);
         let limit = b.core_const(t.limit, Type::u64());
@@ -181,6 +249,9 @@ impl BoundsCheck {
                 let copy = m.clone_op(o, &mut renamed);
                 m.place_op(copy, leave, None);
             }
+        }
+        if let Some(outer) = &t.outer {
+            m.op_mut(t.formation).operands[0] = outer.base;
         }
         m.op_mut(t.formation).operands[1] = bounded;
         self.packet.insert(m.op(t.formation).results[0]);
@@ -259,6 +330,15 @@ fn only_tested(m: &Module, v: Value) -> bool {
             Opcode::CorePtrAdd | Opcode::CoreCast => v = m.op(*user).results[0],
             _ => return false,
         }
+    }
+}
+
+/// Whether `v` can be read where `op` runs: a function's parameter, or the result of an op that
+/// runs before it on every path.
+fn available_at(m: &Module, v: Value, op: OpId) -> bool {
+    match m.value(v).def {
+        ValueDef::Result(def, _) => m.precedes_structurally(def, op),
+        ValueDef::Arg(block, _) => m.block_owner(block) == Some(m.top_level_of(op)),
     }
 }
 
