@@ -31,8 +31,8 @@ use super::packet_walk::{
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::value_bounds::{
-    chain_terms, counted_while, int_max, is_unsigned, loaded_local, start_before, sum_terms,
-    widened_from, CallBounds, CountedWhile, LocalBounds,
+    chain_terms, counted_while, int_max, is_unsigned, loaded_local, max_of, start_before,
+    stored_values, sum_terms, widened_from, CallBounds, CountedWhile, Facts, LocalBounds,
 };
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -155,11 +155,35 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
 /// value written once, `var n = read(…)`, then `if (n > 20) { throw … }`): its own expression,
 /// or the returns of the function computing it, allow more.
 fn bounded_only_by_tests(m: &Module, calls: &CallBounds, hi: Value, max: i128) -> bool {
-    let own = |v: Value| super::value_bounds::max_of(m, v, calls, 0);
+    let own = |v: Value| {
+        let facts = ExpressionBounds { calls };
+        super::value_bounds::max_of(m, v, &facts, EXPRESSION_DEPTH)
+    };
     let exceeds = |v: Value| own(v).is_none_or(|b| i128::try_from(b).map_or(true, |b| b > max));
     match loaded_local(m, hi).and_then(|slot| super::value_bounds::stored_values(m, slot)) {
         Some(stored) => matches!(stored[..], [v] if exceeds(v)),
         None => exceeds(hi),
+    }
+}
+
+/// How many locals deep [`ExpressionBounds`] follows a value's stores.
+const EXPRESSION_DEPTH: u32 = 4;
+
+/// The bound of a value's own expression, through the locals it reads (every value stored into
+/// each: `var ihl = b & 0x0f` then `var words = ihl * 2`), but not through the tests that guard
+/// them.
+struct ExpressionBounds<'a> {
+    calls: &'a CallBounds,
+}
+
+impl Facts for ExpressionBounds<'_> {
+    fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        match loaded_local(m, v).filter(|_| depth > 0) {
+            Some(slot) => stored_values(m, slot)?
+                .into_iter()
+                .try_fold(0, |max, s| Some(max.max(max_of(m, s, self, depth - 1)?))),
+            None => self.calls.opaque_max(m, v, depth),
+        }
     }
 }
 
