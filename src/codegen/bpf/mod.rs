@@ -25,6 +25,7 @@ mod general_first;
 mod global_bases;
 mod implied_checks;
 mod isa_divisions;
+mod late_flags;
 mod layout;
 mod llvm_ir;
 mod loop_counts;
@@ -190,6 +191,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             general_first::constants_on_the_jump(m);
             bool_values::compute_truth_values(m);
             lost_bounds::keep_lost_bounds(m);
+            late_flags::compute_flags_late(m, alu32);
             layout::lay_out(m);
             loop_exits::mark_loop_exits(m, alu32);
             Ok(())
