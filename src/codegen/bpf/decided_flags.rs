@@ -10,17 +10,24 @@
 //! the blocks in between only compute (loads, compares, logic: nothing written, nothing called),
 //! the edge goes to that block instead. LLVM's JumpThreading threads through one block only, and
 //! a `select` chain hides the flag from it.
+//!
+//! A number a path gives a phi decides tests the same way, with what the tests that led to the
+//! path say of the values it is compared with: in `if (budget != 0 && sent[k] >= budget)` the
+//! lookup that finds nothing gives the count 0, and `0 >= budget` is false where `budget != 0`
+//! led (C jumps on from the null test; kept, the verifier walked what follows once more).
 
 use super::llvm_ir::{
-    bool_constant, calls_intrinsic, instructions, phis_of, redirect, remap_incoming, successors,
-    users_of_result,
+    bool_constant, calls_intrinsic, instructions, int_operand, phis_of, predecessors, redirect,
+    remap_incoming, successors, users_of_result,
 };
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::values::{
     AsValueRef, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue, IntValue,
+    PhiValue,
 };
+use inkwell::IntPredicate;
 use llvm_sys::prelude::LLVMValueRef;
 use std::collections::{HashMap, HashSet};
 
@@ -59,6 +66,7 @@ impl<'ctx> Jump<'ctx> {
 }
 
 fn plan(f: FunctionValue<'_>) -> Option<Jump<'_>> {
+    let preds = predecessors(f);
     f.get_basic_blocks().into_iter().find_map(|join| {
         let phis = phis_of(join);
         let froms: Vec<BasicBlock> = phis.first().map_or(Vec::new(), |p| {
@@ -72,17 +80,28 @@ fn plan(f: FunctionValue<'_>) -> Option<Jump<'_>> {
             if edges != 1 || branch_targets(from) != successors(from).len() {
                 return None;
             }
-            let known: HashMap<_, bool> = phis
-                .iter()
-                .filter_map(|phi| {
-                    let value = phi.get_incoming(
-                        (0..phi.count_incoming())
-                            .find(|&k| phi.get_incoming(k).is_some_and(|(_, b)| b == from))?,
-                    )?;
-                    Some((phi.as_value_ref(), flag_constant(value.0)?))
-                })
-                .collect();
-            if known.is_empty() {
+            let mut known = Known {
+                ranges: edge_facts(from, &preds),
+                ..Known::default()
+            };
+            let facts = known.ranges.len();
+            for phi in &phis {
+                let Some(BasicValueEnum::IntValue(v)) = incoming_from(*phi, from) else {
+                    continue;
+                };
+                match (bool_constant(v), v.get_zero_extended_constant()) {
+                    (Some(flag), _) => {
+                        known.flags.insert(phi.as_value_ref(), flag);
+                    }
+                    // (A number the phi takes from a path: `replies[client]` is 0 where the
+                    // lookup found nothing.)
+                    (None, Some(c)) if v.get_type().get_bit_width() <= 64 => {
+                        known.ranges.insert(phi.as_value_ref(), (c, c));
+                    }
+                    _ => {}
+                }
+            }
+            if known.flags.is_empty() && known.ranges.len() == facts {
                 return None;
             }
             let (to, passed) = sole_exit(join, &known)?;
@@ -95,24 +114,27 @@ fn plan(f: FunctionValue<'_>) -> Option<Jump<'_>> {
     })
 }
 
+/// The value `phi` takes from `from`.
+fn incoming_from<'ctx>(
+    phi: PhiValue<'ctx>,
+    from: BasicBlock<'ctx>,
+) -> Option<BasicValueEnum<'ctx>> {
+    let k =
+        (0..phi.count_incoming()).find(|&k| phi.get_incoming(k).is_some_and(|(_, b)| b == from))?;
+    Some(phi.get_incoming(k)?.0)
+}
+
 /// How many successor slots `b`'s terminator has (a block listed twice would be two edges).
 fn branch_targets(b: BasicBlock<'_>) -> usize {
     b.get_terminator()
         .map_or(0, |t| t.get_num_operands().saturating_sub(1) as usize)
 }
 
-fn flag_constant(v: BasicValueEnum<'_>) -> Option<bool> {
-    match v {
-        BasicValueEnum::IntValue(i) => bool_constant(i),
-        _ => None,
-    }
-}
-
 /// The one block every path from `join` reaches first outside the blocks that only compute,
 /// where the flags in `known` decide the branches they can, and the blocks passed on the way.
 fn sole_exit<'ctx>(
     join: BasicBlock<'ctx>,
-    known: &HashMap<LLVMValueRef, bool>,
+    known: &Known,
 ) -> Option<(BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>)> {
     let mut passed: Vec<BasicBlock> = Vec::new();
     let mut exits: HashSet<BasicBlock> = HashSet::new();
@@ -188,10 +210,76 @@ fn only_computes(b: BasicBlock<'_>) -> bool {
     })
 }
 
-/// `cond`'s value where the flags in `known` have theirs, if they decide it.
-fn evaluate(cond: IntValue<'_>, known: &HashMap<LLVMValueRef, bool>, depth: u32) -> Option<bool> {
+/// What a path into the join knows: the flags its phis take from it, and the unsigned range of
+/// numbers — the phis' constants, and values the tests that led to it compared with a constant.
+#[derive(Default)]
+struct Known {
+    flags: HashMap<LLVMValueRef, bool>,
+    ranges: HashMap<LLVMValueRef, (u64, u64)>,
+}
+
+impl Known {
+    /// The unsigned range of `v` (up to 64 bits), where known.
+    fn range(&self, v: IntValue<'_>) -> Option<(u64, u64)> {
+        if let Some(c) = v.get_zero_extended_constant() {
+            return Some((c, c));
+        }
+        self.ranges.get(&v.as_value_ref()).copied()
+    }
+}
+
+/// How many single-predecessor steps up from a block its tests are looked for.
+const FACT_REACH: usize = 4;
+
+/// What the tests on the way into `b` say of values compared with a constant: `x == K` makes
+/// `x` exactly `K`; `x != 0` makes it at least 1. Followed up through blocks with one
+/// predecessor, so each test holds wherever `b` runs.
+fn edge_facts<'ctx>(
+    b: BasicBlock<'ctx>,
+    preds: &HashMap<BasicBlock<'ctx>, Vec<BasicBlock<'ctx>>>,
+) -> HashMap<LLVMValueRef, (u64, u64)> {
+    let mut facts = HashMap::new();
+    let mut at = b;
+    for _ in 0..FACT_REACH {
+        let Some(&[pred]) = preds.get(&at).map(Vec::as_slice) else {
+            break;
+        };
+        let fact = pred.get_terminator().and_then(|t| {
+            let BasicValueEnum::IntValue(cond) = t.get_operand(0)?.value()? else {
+                return None;
+            };
+            let cmp = cond.as_instruction()?;
+            let (x, k) = match (int_operand(cmp, 0)?, int_operand(cmp, 1)?) {
+                (x, k) if k.is_const() && !x.is_const() => (x, k.get_zero_extended_constant()?),
+                _ => return None,
+            };
+            // (A conditional `br` lists its false target before its true one.)
+            let taken = block(t, 2)? == at;
+            let not_taken = block(t, 1)? == at;
+            let holds = match (cmp.get_icmp_predicate()?, taken, not_taken) {
+                (IntPredicate::EQ, true, false) | (IntPredicate::NE, false, true) => true,
+                (IntPredicate::NE, true, false) | (IntPredicate::EQ, false, true) => false,
+                _ => return None,
+            };
+            let top = u64::MAX >> (64 - x.get_type().get_bit_width().min(64));
+            match (holds, k) {
+                (true, k) => Some((x, (k, k))),
+                (false, 0) => Some((x, (1, top))),
+                _ => None,
+            }
+        });
+        if let Some((x, range)) = fact {
+            facts.entry(x.as_value_ref()).or_insert(range);
+        }
+        at = pred;
+    }
+    facts
+}
+
+/// `cond`'s value where what `known` knows decides it.
+fn evaluate(cond: IntValue<'_>, known: &Known, depth: u32) -> Option<bool> {
     const DEPTH: u32 = 8;
-    if let Some(&v) = known.get(&cond.as_value_ref()) {
+    if let Some(&v) = known.flags.get(&cond.as_value_ref()) {
         return Some(v);
     }
     if cond.get_type().get_bit_width() != 1 || depth > DEPTH {
@@ -222,6 +310,39 @@ fn evaluate(cond: IntValue<'_>, known: &HashMap<LLVMValueRef, bool>, depth: u32)
             _ => None,
         },
         InstructionOpcode::Xor => Some(operand(0)? != operand(1)?),
+        InstructionOpcode::ICmp => {
+            let a = known.range(int_operand(i, 0)?)?;
+            let b = known.range(int_operand(i, 1)?)?;
+            compare_ranges(i.get_icmp_predicate()?, a, b)
+        }
+        _ => None,
+    }
+}
+
+/// `a PRED b` for every `a` and `b` in the two unsigned ranges, when it is the same for all.
+fn compare_ranges(
+    pred: IntPredicate,
+    (a_lo, a_hi): (u64, u64),
+    (b_lo, b_hi): (u64, u64),
+) -> Option<bool> {
+    let always = |t: bool, f: bool| match (t, f) {
+        (true, _) => Some(true),
+        (_, true) => Some(false),
+        _ => None,
+    };
+    match pred {
+        IntPredicate::ULT => always(a_hi < b_lo, a_lo >= b_hi),
+        IntPredicate::ULE => always(a_hi <= b_lo, a_lo > b_hi),
+        IntPredicate::UGT => always(a_lo > b_hi, a_hi <= b_lo),
+        IntPredicate::UGE => always(a_lo >= b_hi, a_hi < b_lo),
+        IntPredicate::EQ => always(
+            a_lo == a_hi && b_lo == b_hi && a_lo == b_lo,
+            a_hi < b_lo || b_hi < a_lo,
+        ),
+        IntPredicate::NE => always(
+            a_hi < b_lo || b_hi < a_lo,
+            a_lo == a_hi && b_lo == b_hi && a_lo == b_lo,
+        ),
         _ => None,
     }
 }
