@@ -172,22 +172,45 @@ fn numeric_use(user: InstructionValue<'_>, t: InstructionValue<'_>) -> bool {
 }
 
 /// What a numeric `select t, a, b` chooses between, as `(base, op, K, when)`: the result is
-/// `base op K` when `t` is `when` and `base` otherwise (two constants: base `b`, `a ^ b`).
-fn selected_step(
-    select: InstructionValue<'_>,
-) -> Option<(IntValue<'_>, InstructionOpcode, u64, bool)> {
+/// `base op K` when `t` is `when` and `base` otherwise (two constants: base `b`, `a ^ b`). `K`
+/// is a constant, or a value of at most [`MAX_STEP_BITS`] bits (`pos + 1 + (b & 1)`).
+fn selected_step<'ctx>(
+    select: InstructionValue<'ctx>,
+) -> Option<(IntValue<'ctx>, InstructionOpcode, Step<'ctx>, bool)> {
     let (a, b) = (int_operand(select, 1)?, int_operand(select, 2)?);
     if let (Some(x), Some(y)) = (
         a.get_zero_extended_constant(),
         b.get_zero_extended_constant(),
     ) {
-        return Some((b, InstructionOpcode::Xor, x ^ y, true));
+        return Some((b, InstructionOpcode::Xor, Step::Constant(x ^ y), true));
     }
-    let stepped = |v: IntValue<'_>, base: IntValue<'_>| {
+    let stepped = |v: IntValue<'ctx>, base: IntValue<'ctx>| {
         let i = v.as_instruction()?;
         let op = i.get_opcode();
         let from_base = int_operand(i, 0) == Some(base);
-        let k = int_operand(i, 1)?.get_zero_extended_constant()?;
+        let k = int_operand(i, 1)?;
+        let k = match k.get_zero_extended_constant() {
+            Some(c) => Step::Constant(c),
+            // (Added or taken away only: scaled by 0 or 1, a small value stays small.)
+            None if matches!(op, InstructionOpcode::Add | InstructionOpcode::Sub)
+                && value_bits(k, 8) <= MAX_STEP_BITS =>
+            {
+                Step::Value(k)
+            }
+            None => return None,
+        };
+        // `(base + c) + k`, as LLVM reassociates `base + c + k`: the step is `c + k`.
+        if op == InstructionOpcode::Add && !from_base {
+            let inner = int_operand(i, 0)?.as_instruction()?;
+            let c = int_operand(inner, 1)?.get_zero_extended_constant()?;
+            let ok = inner.get_opcode() == InstructionOpcode::Add
+                && int_operand(inner, 0) == Some(base)
+                && matches!(k, Step::Value(_));
+            return match k {
+                Step::Value(k) if ok => Some((op, Step::ValuePlus(k, c))),
+                _ => None,
+            };
+        }
         (from_base
             && matches!(
                 op,
@@ -205,6 +228,18 @@ fn selected_step(
     Some((a, op, k, false))
 }
 
+/// A variable step this narrow is scaled by a truth value with a multiply.
+const MAX_STEP_BITS: u32 = 16;
+
+/// What a numeric `select` adds to its base when it takes the step.
+#[derive(Clone, Copy)]
+enum Step<'ctx> {
+    Constant(u64),
+    Value(IntValue<'ctx>),
+    /// A value plus a constant.
+    ValuePlus(IntValue<'ctx>, u64),
+}
+
 /// Whether `v`, a truth value, is a comparison of a number with a constant both below 2³¹ (or
 /// an and, or, xor of such).
 fn computable(i: InstructionValue<'_>, depth: u32) -> bool {
@@ -214,11 +249,14 @@ fn computable(i: InstructionValue<'_>, depth: u32) -> bool {
             let (Some(x), Some(c)) = (int_operand(i, 0), int_operand(i, 1)) else {
                 return false;
             };
+            // (An equality is computed on 64 bits when the number may use all 32.)
+            let equality = matches!(i.get_icmp_predicate(), Some(EQ | NE));
+            let max_bits = if equality { 32 } else { MAX_SIGNED_BITS };
             matches!(
                 i.get_icmp_predicate(),
                 Some(ULT | ULE | UGT | UGE | EQ | NE)
             ) && x.get_zero_extended_constant().is_none()
-                && value_bits(x, 8) <= MAX_SIGNED_BITS
+                && value_bits(x, 8) <= max_bits
                 && c.get_zero_extended_constant().is_some_and(|c| {
                     c < 1 << MAX_SIGNED_BITS && (c > 0 || i.get_icmp_predicate() != Some(UGE))
                 })
@@ -252,8 +290,25 @@ fn truth<'ctx>(builder: &Builder<'ctx>, i: InstructionValue<'ctx>) -> Option<Int
             _ => builder.build_xor(a, b, "").ok(),
         };
     }
-    let x = resize(builder, int_operand(i, 0)?, i32_ty)?;
     let c = int_operand(i, 1)?.get_zero_extended_constant()?;
+    let wide = value_bits(int_operand(i, 0)?, 8) > MAX_SIGNED_BITS;
+    if wide {
+        // `x == C` as the sign of `(x ^ C) − 1` on 64 bits, `x != C` of `−(x ^ C)`.
+        let i64_ty = i32_ty.get_context().i64_type();
+        let x = resize(builder, int_operand(i, 0)?, i64_ty)?;
+        let xor = builder.build_xor(x, i64_ty.const_int(c, false), "").ok()?;
+        let (minuend, subtrahend) = match i.get_icmp_predicate()? {
+            IntPredicate::EQ => (xor, i64_ty.const_int(1, false)),
+            IntPredicate::NE => (i64_ty.const_zero(), xor),
+            _ => return None,
+        };
+        let difference = builder.build_int_sub(minuend, subtrahend, "").ok()?;
+        let sign = builder
+            .build_right_shift(difference, i64_ty.const_int(63, false), false, "")
+            .ok()?;
+        return resize(builder, sign, i32_ty);
+    }
+    let x = resize(builder, int_operand(i, 0)?, i32_ty)?;
     let (minuend, subtrahend) = match i.get_icmp_predicate()? {
         IntPredicate::ULT => (x, constant(c)),
         IntPredicate::ULE => (x, constant(c + 1)),
@@ -297,13 +352,21 @@ fn compute_counted<'ctx>(builder: &Builder<'ctx>, t: InstructionValue<'ctx>) {
             };
             // Scaled, not masked: `−taken & K` would become `(x s>> 31) & K`, a register the
             // verifier knows as -1 or 0 and then forks on.
-            let step = if k.is_power_of_two() {
-                let shift = ty.const_int(u64::from(k.trailing_zeros()), false);
-                builder.build_left_shift(taken, shift, "").ok()?
-            } else {
-                builder
+            let step = match k {
+                Step::Constant(k) if k.is_power_of_two() => {
+                    let shift = ty.const_int(u64::from(k.trailing_zeros()), false);
+                    builder.build_left_shift(taken, shift, "").ok()?
+                }
+                Step::Constant(k) => builder
                     .build_int_mul(taken, ty.const_int(k, false), "")
-                    .ok()?
+                    .ok()?,
+                Step::Value(k) => builder.build_int_mul(taken, k, "").ok()?,
+                Step::ValuePlus(k, c) => {
+                    let k = builder
+                        .build_int_add(k, k.get_type().const_int(c, false), "")
+                        .ok()?;
+                    builder.build_int_mul(taken, k, "").ok()?
+                }
             };
             if base.get_zero_extended_constant() == Some(0) && op == InstructionOpcode::Xor {
                 return Some(step);
