@@ -32,6 +32,7 @@ mod loop_counts;
 mod loop_exits;
 mod lost_bounds;
 mod map_lookups;
+mod merged_reads;
 mod ones_complement_sums;
 mod ops;
 mod packet_bases;
@@ -170,6 +171,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             chosen_keys::hide_chosen_keys(m);
             pointer_steps::step_pointers(m);
             packet_phis::merge_packet_pointers(m);
+            merged_reads::read_on_each_path(m);
             rebased_addresses::rebase_addresses(m);
             loop_counts::keep_loop_counts(m, alu32);
             packet_bases::widen_packet_bases(m);
