@@ -195,7 +195,7 @@ fn selected_step<'ctx>(
             None if matches!(op, InstructionOpcode::Add | InstructionOpcode::Sub)
                 && value_bits(k, 8) <= MAX_STEP_BITS =>
             {
-                Step::Value(k)
+                Step::Value(k, 0)
             }
             None => return None,
         };
@@ -205,9 +205,9 @@ fn selected_step<'ctx>(
             let c = int_operand(inner, 1)?.get_zero_extended_constant()?;
             let ok = inner.get_opcode() == InstructionOpcode::Add
                 && int_operand(inner, 0) == Some(base)
-                && matches!(k, Step::Value(_));
+                && matches!(k, Step::Value(..));
             return match k {
-                Step::Value(k) if ok => Some((op, Step::ValuePlus(k, c))),
+                Step::Value(k, 0) if ok => Some((op, Step::Value(k, c))),
                 _ => None,
             };
         }
@@ -235,9 +235,8 @@ const MAX_STEP_BITS: u32 = 16;
 #[derive(Clone, Copy)]
 enum Step<'ctx> {
     Constant(u64),
-    Value(IntValue<'ctx>),
     /// A value plus a constant.
-    ValuePlus(IntValue<'ctx>, u64),
+    Value(IntValue<'ctx>, u64),
 }
 
 /// Whether `v`, a truth value, is a comparison of a number with a constant both below 2³¹ (or
@@ -360,8 +359,8 @@ fn compute_counted<'ctx>(builder: &Builder<'ctx>, t: InstructionValue<'ctx>) {
                 Step::Constant(k) => builder
                     .build_int_mul(taken, ty.const_int(k, false), "")
                     .ok()?,
-                Step::Value(k) => builder.build_int_mul(taken, k, "").ok()?,
-                Step::ValuePlus(k, c) => {
+                Step::Value(k, 0) => builder.build_int_mul(taken, k, "").ok()?,
+                Step::Value(k, c) => {
                     let k = builder
                         .build_int_add(k, k.get_type().const_int(c, false), "")
                         .ok()?;

@@ -12,7 +12,7 @@
 //!
 //! Runs after the pipeline, before `layout`.
 
-use super::llvm_ir::{instructions, users_of_result};
+use super::llvm_ir::{instructions, ordered_copy, users_of_result};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
@@ -166,7 +166,9 @@ impl<'ctx> LateFlag<'ctx> {
                 // (An input no register class takes as it is, a truth value, stays as it is.)
                 let copy = match copies.iter().find(|(v, _)| *v == input) {
                     Some(&(_, copy)) => Some(copy),
-                    None => ordered_copy(builder, input, alu32),
+                    None => {
+                        ordered_copy(builder, input.into(), "", alu32).map(|c| c.into_int_value())
+                    }
                 };
                 if let Some(copy) = copy {
                     copies.push((input, copy));
@@ -179,36 +181,6 @@ impl<'ctx> LateFlag<'ctx> {
             builder.insert_instruction(&i, None);
         }
     }
-}
-
-/// `v` through an empty asm that has side effects: the back end keeps it after the block's
-/// earlier stores and calls, and what reads the copy after it.
-fn ordered_copy<'ctx>(
-    builder: &Builder<'ctx>,
-    v: IntValue<'ctx>,
-    alu32: bool,
-) -> Option<IntValue<'ctx>> {
-    let ty = v.get_type();
-    let constraint = match ty.get_bit_width() {
-        64 => "=r,0",
-        32 if alu32 => "=w,0",
-        _ => return None,
-    };
-    let ctx = ty.get_context();
-    let asm_ty = ty.fn_type(&[ty.into()], false);
-    let asm = ctx.create_inline_asm(
-        asm_ty,
-        String::new(),
-        constraint.into(),
-        true,
-        false,
-        None,
-        false,
-    );
-    let call = builder
-        .build_indirect_call(asm_ty, asm, &[v.into()], "")
-        .ok()?;
-    Some(call.try_as_basic_value().basic()?.into_int_value())
 }
 
 fn flag_value(flag: InstructionValue<'_>) -> Option<BasicValueEnum<'_>> {

@@ -3,7 +3,7 @@
 use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
-use inkwell::types::{BasicMetadataTypeEnum, IntType};
+use inkwell::types::{BasicMetadataTypeEnum, BasicType, BasicTypeEnum, IntType};
 use inkwell::values::{
     AnyValueEnum, AsValueRef, BasicMetadataValueEnum, BasicValue, BasicValueEnum, BasicValueUse,
     FunctionValue, InstructionOpcode, InstructionValue, IntValue, PhiValue, PointerValue,
@@ -279,7 +279,7 @@ pub(super) fn pure_asm<'ctx>(
     args: &[IntValue<'ctx>],
     name: &str,
 ) -> Option<IntValue<'ctx>> {
-    let ctx = ty.get_context();
+    let ctx = builder.get_insert_block()?.get_context();
     let params: Vec<BasicMetadataTypeEnum> = args.iter().map(|a| a.get_type().into()).collect();
     let asm_ty = ty.fn_type(&params, false);
     let asm = ctx.create_inline_asm(asm_ty, text, constraint.into(), false, false, None, false);
@@ -793,4 +793,43 @@ impl<'ctx> Dominators<'ctx> {
         }
         self.common(&[x, y]) == Some(x)
     }
+}
+
+/// `value` through an inline asm with `text` (empty: no instruction at all) that hands it back
+/// unchanged in its register. The asm has side effects: the back end keeps it in order with
+/// the block's stores, calls and other such asms, and cannot see through it, so what reads the
+/// copy runs after it. `None` for a type no register class takes as it is.
+pub(super) fn ordered_copy<'ctx>(
+    builder: &Builder<'ctx>,
+    value: BasicValueEnum<'ctx>,
+    text: &str,
+    alu32: bool,
+) -> Option<BasicValueEnum<'ctx>> {
+    let ty = value.get_type();
+    let constraint = match ty {
+        BasicTypeEnum::PointerType(_) => "=r,0",
+        BasicTypeEnum::IntType(t) if t.get_bit_width() == 64 => "=r,0",
+        BasicTypeEnum::IntType(t) if t.get_bit_width() == 32 && alu32 => "=w,0",
+        _ => return None,
+    };
+    let ctx = builder.get_insert_block()?.get_context();
+    let asm_ty = ty.fn_type(&[ty.into()], false);
+    let asm = ctx.create_inline_asm(
+        asm_ty,
+        text.into(),
+        constraint.into(),
+        true,
+        false,
+        None,
+        false,
+    );
+    let call = builder
+        .build_indirect_call(asm_ty, asm, &[value.into()], "")
+        .ok()?;
+    let nounwind = Attribute::get_named_enum_kind_id("nounwind");
+    call.add_attribute(
+        AttributeLoc::Function,
+        ctx.create_enum_attribute(nounwind, 0),
+    );
+    call.try_as_basic_value().basic()
 }

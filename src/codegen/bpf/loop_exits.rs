@@ -14,14 +14,12 @@
 //! Runs after `layout`, which fixes which block follows which.
 
 use super::llvm_ir::{
-    dominated_by, instructions, predecessors, reachable_from, reaching, split_edge, successors,
-    users_of_result,
+    dominated_by, instructions, ordered_copy, predecessors, reachable_from, reaching, split_edge,
+    successors, users_of_result,
 };
-use inkwell::attributes::{Attribute, AttributeLoc};
 use inkwell::basic_block::BasicBlock;
 use inkwell::builder::Builder;
 use inkwell::module::Module;
-use inkwell::types::{BasicType, BasicTypeEnum};
 use inkwell::values::{
     AnyValue, BasicValue, BasicValueEnum, FunctionValue, InstructionOpcode, InstructionValue,
     PhiValue,
@@ -94,7 +92,8 @@ fn goto_next<'ctx>(
             continue;
         };
         builder.position_before(&br);
-        let Some(passed) = pass_through(builder, value, text, alu32) else {
+        let value = BasicValueEnum::try_from(value.as_any_value_enum()).ok();
+        let Some(passed) = value.and_then(|v| ordered_copy(builder, v, text, alu32)) else {
             continue;
         };
         text = "";
@@ -139,41 +138,4 @@ fn outside_uses<'ctx>(
         }
     }
     (!out.is_empty()).then_some(out)
-}
-
-/// `value` through an inline asm with `text` that hands it back unchanged in its register.
-fn pass_through<'ctx>(
-    builder: &Builder<'ctx>,
-    value: InstructionValue<'ctx>,
-    text: &str,
-    alu32: bool,
-) -> Option<BasicValueEnum<'ctx>> {
-    let ty = BasicTypeEnum::try_from(value.get_type()).ok()?;
-    let ctx = value.get_parent()?.get_context();
-    let constraint = match ty {
-        BasicTypeEnum::PointerType(_) => "=r,0",
-        BasicTypeEnum::IntType(t) if t.get_bit_width() == 64 => "=r,0",
-        BasicTypeEnum::IntType(t) if t.get_bit_width() == 32 && alu32 => "=w,0",
-        _ => return None,
-    };
-    let asm_ty = ty.fn_type(&[ty.into()], false);
-    let asm = ctx.create_inline_asm(
-        asm_ty,
-        text.into(),
-        constraint.into(),
-        true,
-        false,
-        None,
-        false,
-    );
-    let operand = BasicValueEnum::try_from(value.as_any_value_enum()).ok()?;
-    let call = builder
-        .build_indirect_call(asm_ty, asm, &[operand.into()], "")
-        .ok()?;
-    let nounwind = Attribute::get_named_enum_kind_id("nounwind");
-    call.add_attribute(
-        AttributeLoc::Function,
-        ctx.create_enum_attribute(nounwind, 0),
-    );
-    call.try_as_basic_value().basic()
 }
