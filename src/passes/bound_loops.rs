@@ -22,6 +22,7 @@
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
 use super::endless_loops::{unending, Unending, FOLLOWED_ROUNDS};
+use super::index_caps;
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
 use super::packet_walk::{
@@ -97,11 +98,18 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
             }),
             _ => difference_max(m, &bounds, lp, hi),
         };
-        let Some(RunTimeBound { max, wraps_past }) = bound else {
-            continue;
+        // Failing those, an index check of the counter may end every run before the bound.
+        let by_index = match &bound {
+            Some(b) if near(b.max) => None,
+            _ => index_caps::last_round(m, lp),
         };
-        let Ok(max) = i128::try_from(max) else {
-            continue;
+        let (max, wraps_past) = match (by_index, bound) {
+            (Some(last), _) => (last + 1, None),
+            (None, Some(RunTimeBound { max, wraps_past })) => match i128::try_from(max) {
+                Ok(max) => (max, wraps_past),
+                Err(_) => continue,
+            },
+            (None, None) => continue,
         };
         // A difference that may wrap counts inline only if every wrapped value is one the
         // `bpf_loop` lowering would abort on (more than its limit), so both behave alike.
@@ -123,7 +131,8 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
         if m.attr(lp, "outline") == Some(&Attr::Bool(true)) {
             continue;
         }
-        if wraps_past.is_none() && reverse_walks::count_down(m, f, lp, max) {
+        // (Past the last round a check ends, the run-time bound may be anything.)
+        if wraps_past.is_none() && by_index.is_none() && reverse_walks::count_down(m, f, lp, max) {
             continue;
         }
         let mut b = m.builder_before(lp);
@@ -135,7 +144,7 @@ fn bound_run_time_trips(m: &mut Module, f: OpId, params: &super::value_bounds::C
             b.ks_abort(TOO_MANY_TRIPS.to_vec());
         }
         m.op_mut(lp).operands[1] = limit;
-        let hi = match bounded_only_by_tests(m, params, hi, max) {
+        let hi = match by_index.is_none() && bounded_only_by_tests(m, params, hi, max) {
             true => saturate_opaquely(m, lp, hi, max, ty),
             false => hi,
         };

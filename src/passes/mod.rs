@@ -15,6 +15,7 @@ mod guarded_updates;
 mod helper_sizes;
 mod hoist_defers;
 mod if_chain;
+mod index_caps;
 mod kernel_memory;
 mod loop_steps;
 pub mod lower_bpf;
