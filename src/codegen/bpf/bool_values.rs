@@ -172,30 +172,56 @@ fn numeric_use(user: InstructionValue<'_>, t: InstructionValue<'_>) -> bool {
 }
 
 /// What a numeric `select t, a, b` chooses between, as `(base, op, K, when)`: the result is
-/// `base op K` when `t` is `when` and `base` otherwise (two constants: base `b`, `a ^ b`). `K`
+/// `base op K` when `t` is `when` and `base` otherwise (two constants: the smaller plus the
+/// difference). `K`
 /// is a constant, or a value of at most [`MAX_STEP_BITS`] bits (`pos + 1 + (b & 1)`).
 fn selected_step<'ctx>(
     select: InstructionValue<'ctx>,
 ) -> Option<(IntValue<'ctx>, InstructionOpcode, Step<'ctx>, bool)> {
     let (a, b) = (int_operand(select, 1)?, int_operand(select, 2)?);
+    let width = a.get_type().get_bit_width();
+    // `b + t·(a − b)`, or `a + ¬t·(b − a)`: the smaller constant plus a non-negative multiple of
+    // the truth, a range the verifier can add to a pointer. (`b ^ t·(a ^ b)` with `a` negative
+    // scales by a negative number, which leaves the verifier no bound: a walk back by `p - 3`
+    // on some rounds was refused.)
     if let (Some(x), Some(y)) = (
-        a.get_zero_extended_constant(),
-        b.get_zero_extended_constant(),
+        a.get_sign_extended_constant(),
+        b.get_sign_extended_constant(),
     ) {
-        return Some((b, InstructionOpcode::Xor, Step::Constant(x ^ y), true));
+        let apart = |hi: i64, lo: i64| (i128::from(hi) - i128::from(lo)) as u64;
+        return Some(if x >= y {
+            (b, InstructionOpcode::Add, Step::Constant(apart(x, y)), true)
+        } else {
+            (
+                a,
+                InstructionOpcode::Add,
+                Step::Constant(apart(y, x)),
+                false,
+            )
+        });
     }
     let stepped = |v: IntValue<'ctx>, base: IntValue<'ctx>| {
         let i = v.as_instruction()?;
         let op = i.get_opcode();
         let from_base = int_operand(i, 0) == Some(base);
         let k = int_operand(i, 1)?;
-        let k = match k.get_zero_extended_constant() {
-            Some(c) => Step::Constant(c),
+        let (op, k) = match k.get_zero_extended_constant() {
+            // (`base + −3` is `base − 3`: scaled by a negative number the step has no bound.)
+            Some(c) => match op {
+                InstructionOpcode::Add | InstructionOpcode::Sub if negative(c, width) => {
+                    let flipped = match op {
+                        InstructionOpcode::Add => InstructionOpcode::Sub,
+                        _ => InstructionOpcode::Add,
+                    };
+                    (flipped, Step::Constant(c.wrapping_neg() & mask(width)))
+                }
+                _ => (op, Step::Constant(c)),
+            },
             // (Added or taken away only: scaled by 0 or 1, a small value stays small.)
             None if matches!(op, InstructionOpcode::Add | InstructionOpcode::Sub)
                 && value_bits(k, 8) <= MAX_STEP_BITS =>
             {
-                Step::Value(k, 0)
+                (op, Step::Value(k, 0))
             }
             None => return None,
         };
@@ -226,6 +252,16 @@ fn selected_step<'ctx>(
     }
     let (op, k) = stepped(b, a)?;
     Some((a, op, k, false))
+}
+
+/// Whether constant `c` of a `width`-bit type is negative as a signed number.
+fn negative(c: u64, width: u32) -> bool {
+    width > 0 && width <= 64 && (c >> (width - 1)) & 1 == 1
+}
+
+/// The low `width` bits set.
+fn mask(width: u32) -> u64 {
+    u64::MAX >> (64 - width.clamp(1, 64))
 }
 
 /// A variable step this narrow is scaled by a truth value with a multiply.
@@ -367,7 +403,8 @@ fn compute_counted<'ctx>(builder: &Builder<'ctx>, t: InstructionValue<'ctx>) {
                     builder.build_int_mul(taken, k, "").ok()?
                 }
             };
-            if base.get_zero_extended_constant() == Some(0) && op == InstructionOpcode::Xor {
+            let adds = matches!(op, InstructionOpcode::Add | InstructionOpcode::Xor);
+            if base.get_zero_extended_constant() == Some(0) && adds {
                 return Some(step);
             }
             match op {
