@@ -12,6 +12,7 @@ mod bool_values;
 mod byte_copies;
 mod byte_numbers;
 mod byte_tests;
+mod carried_values;
 mod chosen_keys;
 mod compare_words;
 mod constant_passthroughs;
@@ -194,6 +195,7 @@ pub fn compile(m: &Module, opts: &Options, output: Output) -> Result<Vec<u8>, Ve
             bool_values::compute_truth_values(m);
             lost_bounds::keep_lost_bounds(m);
             late_flags::compute_flags_late(m, alu32);
+            carried_values::forget_carried_values(m);
             layout::lay_out(m);
             loop_exits::mark_loop_exits(m, alu32);
             Ok(())
