@@ -464,6 +464,15 @@ impl Walk<'_> {
         terms.remove(base);
         let mut ahead_terms = Vec::new();
         let mut back: u128 = 0;
+        // (`off + len - 1`: a constant taken away is a constant step back.)
+        let mut taken = Vec::new();
+        for t in back_terms {
+            match m.const_int(t) {
+                Some(c) if c >= 0 => back = back.checked_add(c.unsigned_abs())?,
+                _ => taken.push(t),
+            }
+        }
+        let mut back_terms = taken;
         for t in terms {
             let negated = m
                 .defining_op(t)
@@ -474,6 +483,16 @@ impl Walk<'_> {
                 (_, Some(neg)) => back_terms.push(m.op(neg).operands[0]),
                 _ => ahead_terms.push(t),
             }
+        }
+        // `off + len - 1`: forward by what the leaving tests show `len` is at least, less the
+        // constant; where that is not a byte, a round may leave it where it was (`len == 1`)
+        // or move it back, and the walk may never end.
+        if back_terms.is_empty() && back > 0 && !ahead_terms.is_empty() {
+            let mut ahead: u128 = 0;
+            for t in ahead_terms {
+                ahead = ahead.checked_add(self.min_term(store, t)?)?;
+            }
+            return Some((ahead.saturating_sub(back), true));
         }
         if !back_terms.is_empty() || back > 0 {
             // Both ways: nothing shows which way it goes.
