@@ -31,6 +31,7 @@ use super::packet_walk::{
 };
 use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
+use super::tallies;
 use super::value_bounds::{
     chain_terms, counted_while, int_max, is_unsigned, loaded_local, max_of, start_before,
     stored_values, sum_terms, widened_from, CallBounds, CountedWhile, Facts, LocalBounds,
@@ -39,6 +40,7 @@ use super::{PassError, PassResult};
 use crate::diagnostics::Code;
 use crate::ir::{views, Attr, Builder, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
+use std::collections::HashSet;
 
 pub fn run(m: &mut Module) -> PassResult {
     let funcs = super::kernel_funcs(m);
@@ -67,10 +69,27 @@ pub fn run(m: &mut Module) -> PassResult {
 /// every round's exact position on every path is a state of its own, and a 40-round options loop
 /// went past the 1M-instruction limit. As a `bpf_loop` callback each round starts from a rebased
 /// position the verifier checks once.
+///
+/// So is a walk that tests a tally it steps by what it read (`number = number + delta`, then
+/// `if (number == URI_PATH)`, over CoAP options): inline, the tally's range after each round
+/// depends on which paths the rounds took, and tested, it is precise, so the verifier pruned
+/// none of those states (a 16-round walk went past 1M instructions); a callback's rounds start
+/// with it hidden (`tallies`) and the walked offset rebased.
 fn outline_two_way_walks(m: &mut Module, f: OpId) {
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
         let walked = walked_packet_locals(m, f, lp);
-        if walked.iter().any(|w| w.defeats_pruning(m, lp)) {
+        let tests_tally = || {
+            let written: HashSet<Value> = m
+                .collect_nested(lp, |d| d.opcode == Opcode::CoreStore)
+                .into_iter()
+                .map(|s| m.op(s).operands[1])
+                .filter(|&slot| m.is_local(slot) && walked.iter().all(|w| w.slot != slot))
+                .collect();
+            written.into_iter().any(|slot| {
+                tallies::tally(m, lp, slot).is_some_and(|t| t.by_run_time_amounts && t.tested)
+            })
+        };
+        if walked.iter().any(|w| w.defeats_pruning(m, lp)) || !walked.is_empty() && tests_tally() {
             m.set_attr(lp, "outline", Some(Attr::Bool(true)));
         }
     }

@@ -239,7 +239,15 @@ fn addresses_memory(
                 Opcode::CorePtrAdd | Opcode::CoreElemAddr | Opcode::CoreFieldAddr if after => {
                     return true
                 }
+                // (A select of it: the saturation bounds-check puts on an index it could not
+                // bound, `opaque(off) > 0xffff ? 0xffff : opaque(off)`.)
                 Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque => work.extend(
+                    d.results
+                        .iter()
+                        .filter(|&&r| seen.insert(r))
+                        .map(|&r| (r, after)),
+                ),
+                Opcode::CoreSelect if d.operands[0] != v => work.extend(
                     d.results
                         .iter()
                         .filter(|&&r| seen.insert(r))
@@ -386,6 +394,16 @@ fn lower_bound_unneeded(
             let follow = match d.opcode {
                 // A field of a header at the pointer: a constant offset past it.
                 Opcode::CoreCast | Opcode::BpfOpaque | Opcode::CoreFieldAddr => true,
+                // Saturated at a constant (bounds-check's `min(off, 0xffff)` of an index it
+                // could not bound): no lower than the value or the constant.
+                Opcode::CoreSelect
+                    if at > 0
+                        && d.operands[1..]
+                            .iter()
+                            .all(|&x| x == v || m.const_int(x).is_some_and(|c| c >= 0)) =>
+                {
+                    true
+                }
                 Opcode::CoreAdd | Opcode::CorePtrAdd | Opcode::CoreElemAddr => {
                     // (An address bounds-check formed again elsewhere, `ip + off - 1`, stays
                     // behind unused: nothing reads what it would need.)

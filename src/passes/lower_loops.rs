@@ -337,11 +337,14 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
     // differs every round, and once a test after the loop decides on it (`if (tags > 0)`) the
     // verifier needs that value and never sees a round start in a state it has seen ("the
     // sequence of 8193 jumps is too complex"). Such a counter of 4 bytes or fewer lies 4 bytes
-    // into its word, as the exit code does.
+    // into its word, as the exit code does; so does a tally the body steps from itself by what it
+    // read (`number = number + delta`), which grew every round the verifier checked.
     for (i, &v) in captures.iter().enumerate() {
         let t = field_type(m, i, v);
         let size = size_of(m, &t).expect("captured values have sizes");
-        let hidden = by_value[i] && size <= 4 && is_stepped_counter(m, lp, v);
+        let hidden = by_value[i]
+            && size <= 4
+            && (is_stepped_counter(m, lp, v) || super::tallies::tally(m, lp, v).is_some());
         if hidden {
             fields.push((format!("h{i}"), Type::Array(Rc::new(Type::u8()), 4)));
         }

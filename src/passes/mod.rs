@@ -38,6 +38,7 @@ mod run_time_counts;
 mod sink_pure_calls;
 mod switch_table;
 pub mod tail_calls;
+mod tallies;
 mod throw_codes;
 mod unroll_loops;
 mod value_bounds;

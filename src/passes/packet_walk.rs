@@ -288,9 +288,12 @@ fn steps_on_every_path(m: &Module, op: OpId, slot: Value) -> bool {
 pub(super) fn walked_packet_locals(m: &Module, f: OpId, l: OpId) -> Vec<WalkedLocal> {
     let provenance = Provenance::of_function(m, f);
     let from_data = |v: Value| rooted(m, &provenance, v, b"data");
-    // The locals some packet address adds to a pointer from `ctx->data`.
+    // The locals some packet address adds to a pointer from `ctx->data` (`data + off`, or
+    // `data[off]`).
     let packet_offsets: Vec<Value> = m
-        .collect_nested(f, |d| d.opcode == Opcode::CorePtrAdd)
+        .collect_nested(f, |d| {
+            matches!(d.opcode, Opcode::CorePtrAdd | Opcode::CoreElemAddr)
+        })
         .into_iter()
         .filter(|&o| from_data(m.op(o).operands[0]))
         .filter_map(|o| loaded_local(m, unsaturated(m, m.op(o).operands[1])))
