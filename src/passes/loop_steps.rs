@@ -241,18 +241,16 @@ fn addresses_memory(
                 }
                 // (A select of it: the saturation bounds-check puts on an index it could not
                 // bound, `opaque(off) > 0xffff ? 0xffff : opaque(off)`.)
-                Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque => work.extend(
-                    d.results
-                        .iter()
-                        .filter(|&&r| seen.insert(r))
-                        .map(|&r| (r, after)),
-                ),
-                Opcode::CoreSelect if d.operands[0] != v => work.extend(
-                    d.results
-                        .iter()
-                        .filter(|&&r| seen.insert(r))
-                        .map(|&r| (r, after)),
-                ),
+                Opcode::CoreCast | Opcode::CoreAdd | Opcode::BpfOpaque | Opcode::CoreSelect
+                    if d.opcode != Opcode::CoreSelect || d.operands[0] != v =>
+                {
+                    work.extend(
+                        d.results
+                            .iter()
+                            .filter(|&&r| seen.insert(r))
+                            .map(|&r| (r, after)),
+                    )
+                }
                 Opcode::CoreLoad if after && m.value_type(v).is_ptr() => return true,
                 // Into a local only ever read (`var q = name_end(…)`): its reads.
                 Opcode::CoreStore if d.operands[0] == v && tracked.contains(&d.operands[1]) => work
