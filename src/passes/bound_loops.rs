@@ -89,7 +89,15 @@ fn outline_two_way_walks(m: &mut Module, f: OpId) {
                 tallies::tally(m, lp, slot).is_some_and(|t| t.by_run_time_amounts && t.tested)
             })
         };
-        if walked.iter().any(|w| w.defeats_pruning(m, lp)) || !walked.is_empty() && tests_tally() {
+        // (Unless every walked offset starts each round masked, which the tally's range then
+        // follows: inline, the verifier prunes those rounds too.)
+        let masked = || {
+            let locals: Vec<Value> = walked.iter().map(|w| w.slot).collect();
+            super::loop_steps::masks_every_round(m, f, lp, &locals)
+        };
+        if walked.iter().any(|w| w.defeats_pruning(m, lp))
+            || !walked.is_empty() && tests_tally() && !masked()
+        {
             m.set_attr(lp, "outline", Some(Attr::Bool(true)));
         }
     }

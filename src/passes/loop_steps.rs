@@ -25,14 +25,18 @@
 //! written) and before `lower-loops`; `unroll-loops` widens the loops it unrolls that return
 //! early, whose copies' exits meet in the callers as a loop's do after it.
 
-use super::packet_walk::{unknown_distance, walked_packet_locals, MAX_PACKET_OFFSET};
+use super::packet_walk::{
+    unknown_distance, walked_packet_locals, within_packet, MAX_PACKET_OFFSET,
+};
+use super::provenance::Provenance;
 use super::value_bounds::{
     in_nested_loop, int_max, loaded_local, sum_terms, tracked_locals, trip_count, CallBounds,
     CallSites, LocalBounds,
 };
 use super::PassResult;
-use crate::ir::{Builder, Module, OpId, Opcode, Type, Value, ValueDef};
+use crate::ir::{views, Builder, Module, OpId, Opcode, Type, Value, ValueDef};
 use crate::vocab::CmpPred;
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 
 pub fn run(m: &mut Module) -> PassResult {
@@ -627,6 +631,21 @@ pub fn mask_heads(m: &mut Module) -> PassResult {
     Ok(())
 }
 
+/// For `bound-loops`: whether `mask-loop-offsets` will start each round of loop `l` of `f` with
+/// every one of `locals` masked (at the head or past the deciding test), which keeps their range
+/// the same from round to round for the verifier.
+pub fn masks_every_round(m: &Module, f: OpId, l: OpId, locals: &[Value]) -> bool {
+    let calls = CallBounds::of_module(m);
+    let Some(facts) = LoopFacts::of(m, f, &calls) else {
+        return false;
+    };
+    let sites = CallSites::of(m, &super::kernel_funcs(m));
+    let masks = offsets_to_mask(m, f, &facts, &sites);
+    locals
+        .iter()
+        .all(|&x| masks.iter().any(|&(ml, mx, _)| (ml, mx) == (l, x)))
+}
+
 /// The loops, offsets and masks of `mask-loop-offsets`.
 fn offsets_to_mask(
     m: &Module,
@@ -641,6 +660,7 @@ fn offsets_to_mask(
         ..
     } = facts;
     let mut masks: Vec<(OpId, Value, HeadBound)> = Vec::new();
+    let provenance = OnceCell::new();
     for &l in &facts.loops {
         let deciding = deciding_tests(m, l);
         let mut seen = HashSet::new();
@@ -698,8 +718,22 @@ fn offsets_to_mask(
             let Some(head) = head.filter(|_| worth) else {
                 continue;
             };
-            let Some(max) = bounds.max_of(m, m.op(head).results[0]) else {
-                continue;
+            // Past the deciding test where the head's value has no bound of its own, or one
+            // beyond any packet offset that the test narrows: masked wider than a packet, the
+            // offset's accesses fork the verifier's states on their saturation (the CoAP
+            // options walk: 98,973 processed at the head, 13,127 past the test).
+            let head_max = bounds.max_of(m, m.op(head).results[0]);
+            let past = if !by_paths && head_max.is_none_or(|h| h > MAX_PACKET_OFFSET as u128) {
+                let provenance = provenance.get_or_init(|| Provenance::of_function(m, f));
+                bounded_past_test(m, bounds, uses, provenance, l, head)
+                    .filter(|&(_, max)| head_max.is_none_or(|h| max < h))
+            } else {
+                None
+            };
+            let (after, max) = match (past, head_max) {
+                (Some((test, max)), _) => (Some(test), max),
+                (None, Some(max)) => (None, max),
+                (None, None) => continue,
             };
             let Some(mask) = max.checked_add(1).and_then(u128::checked_next_power_of_two) else {
                 continue;
@@ -713,6 +747,7 @@ fn offsets_to_mask(
                 let bound = HeadBound {
                     mask: (mask - 1) as i128,
                     max: max as i128,
+                    after,
                 };
                 masks.push((l, local, bound));
             }
@@ -865,11 +900,78 @@ fn deciding_tests(m: &Module, l: OpId) -> HashSet<OpId> {
     ops
 }
 
-/// The most a masked local holds at the head of a loop, and the smallest all-ones mask over it.
+/// The most a masked local holds at the head of a loop, and the smallest all-ones mask over it;
+/// or, with `after`, past that test atop the body.
 #[derive(Clone, Copy)]
 struct HeadBound {
     mask: i128,
     max: i128,
+    after: Option<OpId>,
+}
+
+/// For an offset read at `head` with no bound of its own, compared there with `end` by the test
+/// that opens the body of `l` and leaves unless it is below `end` (`if (off >= end) { break }`),
+/// or at most: that test and the most the offset holds past it, from the most `end` holds, or,
+/// when a test before the loop kept `ctx->data + end` within the packet, from the packet's
+/// largest offset. (C writes the mask there by hand: `pos &= 0x3fff` after `if (pos >=
+/// msg_end)`.)
+fn bounded_past_test(
+    m: &Module,
+    bounds: &LocalBounds,
+    uses: &Uses,
+    provenance: &Provenance,
+    l: OpId,
+    head: OpId,
+) -> Option<(OpId, u128)> {
+    let body = *m.op(l).regions.last()?;
+    let block = *m.region(body).blocks.first()?;
+    let mut read = vec![m.op(head).results[0]];
+    while let Some(v) = read.pop() {
+        for &o in uses.of(v) {
+            let d = m.op(o);
+            match d.opcode {
+                Opcode::CoreCast => read.extend(d.results.iter().copied()),
+                Opcode::CoreCmp => {
+                    let test = m.block(block).ops.iter().copied().find(|&i| {
+                        let d = m.op(i);
+                        d.opcode == Opcode::KsIf
+                            && d.results.is_empty()
+                            && d.operands[0] == m.op(o).results[0]
+                    })?;
+                    let (arms, leaves) = (&m.op(test).regions, |r| super::region_leaves(m, r));
+                    let goes_on_when = match (leaves(arms[0]), leaves(arms[1])) {
+                        (true, false) => false,
+                        (false, true) => true,
+                        _ => return None,
+                    };
+                    let cmp = views::CoreCmp::of(m, o)?;
+                    let (pred, end) = if cmp.lhs(m) == v {
+                        (cmp.pred(m), cmp.rhs(m))
+                    } else {
+                        (cmp.pred(m).swapped(), cmp.lhs(m))
+                    };
+                    let pred = if goes_on_when { pred } else { pred.negated() };
+                    if !super::value_bounds::is_unsigned(m.value_type(v)) {
+                        return None;
+                    }
+                    let packet = within_packet(m, provenance, bounds, l, end)
+                        .then_some(MAX_PACKET_OFFSET as u128);
+                    let end_max = match (bounds.max_of(m, end), packet) {
+                        (Some(a), Some(b)) => a.min(b),
+                        (a, b) => a.or(b)?,
+                    };
+                    let max = match pred {
+                        CmpPred::Lt => end_max.checked_sub(1)?,
+                        CmpPred::Le => end_max,
+                        _ => return None,
+                    };
+                    return Some((test, max));
+                }
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 /// The largest mask a packet distance takes: with a larger one the verifier would see a packet
@@ -884,7 +986,8 @@ impl HeadBound {
     /// above it. The bound holds, so the abort never runs; a clamp instead would give the
     /// verifier a path with the bound as a constant offset, a state of its own every round.
     fn keep(self, b: &mut Builder, v: Value) -> Value {
-        if self.mask <= LARGEST_PACKET_MASK {
+        // (Past a test, the bound is the packet's, which no bounds check took for proof.)
+        if self.mask <= LARGEST_PACKET_MASK || self.after.is_some() {
             let all_ones = b.core_const(self.mask, Type::u64());
             return b.core_and(v, all_ones);
         }
@@ -913,8 +1016,16 @@ fn mask_at_head(m: &mut Module, f: OpId, l: OpId, local: Value, bound: HeadBound
     let ops = &m.block(block).ops;
     let args = &m.block(block).args;
     // (A `for` body begins by storing its counter into the loop variable; keep that first.)
-    let at = match ops.first() {
-        Some(&o) if m.op(o).opcode == Opcode::CoreStore && args.contains(&m.op(o).operands[0]) => 1,
+    let at = match (bound.after, ops.first()) {
+        (Some(test), _) => match ops.iter().position(|&o| o == test) {
+            Some(i) => i + 1,
+            None => return,
+        },
+        (None, Some(&o))
+            if m.op(o).opcode == Opcode::CoreStore && args.contains(&m.op(o).operands[0]) =>
+        {
+            1
+        }
         _ => 0,
     };
     let Some(&before) = ops.get(at) else {

@@ -10,8 +10,8 @@
 use super::bound_loops::advances;
 use super::provenance::{ctx_field, Provenance};
 use super::value_bounds::{
-    chain_terms, escaping_operands, in_nested_loop, int_max, is_unsigned, loaded_local, max_of,
-    sum_terms, Facts,
+    chain_terms, conditions_at, escaping_operands, in_nested_loop, int_max, is_unsigned,
+    loaded_local, max_of, sum_terms, widened_from, Facts, LocalBounds,
 };
 use crate::ir::{views, BlockId, Builder, Module, OpId, Opcode, Type, Value};
 use crate::vocab::CmpPred;
@@ -746,4 +746,76 @@ fn moves_by_walked(m: &Module, address: Value, walked: Value, any_constant: bool
         }
     }
     walks
+}
+
+/// Whether `end` (a read of a local) is at most the packet's length, which is below
+/// [`PACKET_BYTES`]: it holds that length (`(data_end - data) as u32`), or a test before `at`
+/// leaves unless `ctx->data + end` (plus non-negative terms) lies within `ctx->data_end` (`if
+/// (data + msg_end > data_end) { return }`), `end` reading the same store there as at `at`. Neither ksc's arithmetic nor the verifier knows that bound (the
+/// verifier learns a range of the pointer, not of `end`); it is a fact of the packets the kernel
+/// hands over, as the walks' bound above is.
+pub(super) fn within_packet(
+    m: &Module,
+    provenance: &Provenance,
+    bounds: &LocalBounds,
+    at: OpId,
+    end: Value,
+) -> bool {
+    let read = |v: Value| bounds.same_read(widened_from(m, v));
+    let Some(end) = read(end) else {
+        return false;
+    };
+    // (`var end = (data_end - data) as u32`: the length itself.)
+    let length = bounds.stored_read(end).is_some_and(|v| {
+        let v = widened_from(m, v);
+        let d = m.defining_op(v).map(|o| m.op(o));
+        let diff = match d {
+            Some(d) if d.opcode == Opcode::CoreCast => {
+                m.defining_op(d.operands[0]).map(|o| m.op(o))
+            }
+            _ => d,
+        };
+        diff.is_some_and(|d| {
+            d.opcode == Opcode::CorePtrDiff
+                && rooted(m, provenance, d.operands[0], b"data_end")
+                && rooted(m, provenance, d.operands[1], b"data")
+        })
+    });
+    length
+        || conditions_at(m, at).into_iter().any(|(cond, outcome)| {
+            let mut terms = Vec::new();
+            chain_terms(m, cond, !outcome, &mut terms);
+            terms.into_iter().any(|t| {
+                let Some(cmp) = m.defining_op(t).and_then(|o| views::CoreCmp::of(m, o)) else {
+                    return false;
+                };
+                let pred = if outcome {
+                    cmp.pred(m)
+                } else {
+                    cmp.pred(m).negated()
+                };
+                let (address, data_end) = match pred {
+                    CmpPred::Le | CmpPred::Lt => (cmp.lhs(m), cmp.rhs(m)),
+                    CmpPred::Ge | CmpPred::Gt => (cmp.rhs(m), cmp.lhs(m)),
+                    _ => return false,
+                };
+                if !(m.value_type(address).is_ptr()
+                    && rooted(m, provenance, address, b"data")
+                    && rooted(m, provenance, data_end, b"data_end"))
+                {
+                    return false;
+                }
+                let mut offsets = Vec::new();
+                sum_terms(m, address, &mut offsets);
+                let non_negative = |o: Value| match m.const_int(o) {
+                    Some(c) => c >= 0,
+                    None => {
+                        let ty = m.value_type(o);
+                        ty.is_ptr() || is_unsigned(ty) || unsigned_cast(m, o)
+                    }
+                };
+                offsets.iter().all(|&o| non_negative(o))
+                    && offsets.iter().any(|&o| read(o) == Some(end))
+            })
+        })
 }

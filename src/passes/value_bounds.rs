@@ -88,6 +88,12 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
             (Some(a), None) | (None, Some(a)) => a,
             (None, None) => return None,
         },
+        // Either way no bit above both operands' highest (the verifier's bit tracking sees it too:
+        // `(hi << 8) | lo` of two bytes is at most 0xffff).
+        Opcode::CoreOr | Opcode::CoreXor if is_unsigned(ty) => {
+            let high = operand(0)?.max(operand(1)?);
+            high.checked_add(1)?.checked_next_power_of_two()? - 1
+        }
         Opcode::CoreAdd => operand(0)?.checked_add(operand(1)?)?,
         Opcode::CoreMul => operand(0)?.checked_mul(operand(1)?)?,
         Opcode::CoreShl => {
@@ -634,7 +640,7 @@ fn constant_addend(m: &Module, v: Value) -> Option<(Value, u128)> {
 /// The branch conditions whose outcome is known where `at` runs, each with that outcome: of a
 /// test before it whose arm leaves (`if (len > n) { return }` is false after it), and of each
 /// `if` whose arm `at` runs in.
-fn conditions_at(m: &Module, at: OpId) -> Vec<(Value, bool)> {
+pub(super) fn conditions_at(m: &Module, at: OpId) -> Vec<(Value, bool)> {
     let mut out = Vec::new();
     let mut op = at;
     while let Some((block, index)) = m.position(op) {
