@@ -8,7 +8,7 @@
 //! caller's pointer. After the pipeline, an `or` tree of shifted byte loads that forms a two,
 //! four or eight-byte big-endian number, its loads in one block with nothing written between
 //! them, is one load of the word and a byte swap, where the word is as aligned as a C header
-//! field would be (see `packet_residue`). The same number compared for equality with another
+//! field would be (see `Residues`). The same number compared for equality with another
 //! such number or a constant is compared unswapped.
 //!
 //! The word is read where the first byte was: the verifier proved every byte readable there
@@ -16,13 +16,15 @@
 
 use super::llvm_ir::{
     bswap_operand, build_bswap, constant_base, erase_dead, instructions, int_operand, is_alloca,
-    may_write_memory, pointer_operand, replace_all_uses, swap_bytes, users_of_result,
+    may_write_memory, opaque_operand, pointer_operand, replace_all_uses, swap_bytes,
+    users_of_result,
 };
 use inkwell::builder::Builder;
 use inkwell::module::Module;
 use inkwell::types::{AnyTypeEnum, IntType};
 use inkwell::values::{
-    AnyValue, BasicValue, InstructionOpcode, InstructionValue, IntValue, PointerValue,
+    AnyValue, BasicValue, BasicValueEnum, InstructionOpcode, InstructionValue, IntValue,
+    PointerValue,
 };
 use inkwell::IntPredicate;
 
@@ -141,7 +143,7 @@ impl<'ctx> Number<'ctx> {
                 .unwrap_or(1);
             return i64::from(align) >= n && self.offset % n == 0;
         }
-        packet_residue(self.base, 4).is_some_and(|r| {
+        Residues::default().packet(self.base, 12).is_some_and(|r| {
             r.modulus % n == 0 && (r.value + self.offset + NET_IP_ALIGN).rem_euclid(n) == 0
         })
     }
@@ -271,6 +273,10 @@ impl Residue {
         Residue::known(self.value + other.value, self.modulus.min(other.modulus))
     }
 
+    fn sub(self, other: Residue) -> Residue {
+        Residue::known(self.value - other.value, self.modulus.min(other.modulus))
+    }
+
     /// The residue both of two values that may be either have.
     fn join(self, other: Residue) -> Residue {
         let mut modulus = self.modulus.min(other.modulus);
@@ -281,99 +287,195 @@ impl Residue {
     }
 }
 
-/// Where `p` lies from the packet's start, modulo up to 8: through byte offsets (constant, or
-/// a variable one whose low bits are known: `ihl * 4`, `l3 + 20`) and the joins of several
-/// (a header behind an optional VLAN tag) down to the packet pointer formed from `ctx->data`.
-fn packet_residue(p: PointerValue<'_>, depth: u32) -> Option<Residue> {
-    let i = p.as_instruction()?;
-    match i.get_opcode() {
-        // `ctx->data`, loaded and widened.
-        InstructionOpcode::IntToPtr => {
-            let widened = int_operand(i, 0)?.as_instruction()?;
-            let field = int_operand(widened, 0)?.as_instruction()?;
-            let loaded = matches!(
-                field.get_opcode(),
-                InstructionOpcode::Load | InstructionOpcode::Call
-            );
-            (widened.get_opcode() == InstructionOpcode::ZExt && loaded)
-                .then_some(Residue::known(0, Residue::MOST))
+/// The low bits of packet offsets: where a pointer lies from the packet's start, and the low
+/// bits known of an integer, modulo up to 8. A loop's phi has the residue its incoming values
+/// share when, assumed of the phi, it reproduces itself round the loop (`rec = rec + 8 + n * 4`
+/// from `22 + ihl * 4`: 2 modulo 4 in every round); `assumed` holds those assumptions.
+#[derive(Default)]
+struct Residues<'ctx> {
+    assumed: Vec<(InstructionValue<'ctx>, Residue)>,
+}
+
+impl<'ctx> Residues<'ctx> {
+    /// Where `p` lies from the packet's start: through byte offsets (constant, or a variable
+    /// one whose low bits are known: `ihl * 4`, `l3 + 20`), copies hidden from LLVM, and the
+    /// joins of several (a header behind an optional VLAN tag) down to the packet pointer formed
+    /// from `ctx->data`.
+    fn packet(&mut self, p: PointerValue<'ctx>, depth: u32) -> Option<Residue> {
+        let i = p.as_instruction()?;
+        if let Some(r) = self.assumed_of(i) {
+            return Some(r);
         }
-        InstructionOpcode::GetElementPtr if i.get_num_operands() == 2 => {
-            let step = int_residue(int_operand(i, 1)?, depth);
-            Some(packet_residue(pointer_operand(i, 0)?, depth)?.add(step))
-        }
-        InstructionOpcode::Phi | InstructionOpcode::Select if depth > 0 => {
-            let first = usize::from(i.get_opcode() == InstructionOpcode::Select);
-            let mut joined: Option<Residue> = None;
-            for k in first as u32..i.get_num_operands() {
-                let r = packet_residue(pointer_operand(i, k)?, depth - 1)?;
-                joined = Some(joined.map_or(r, |j| j.join(r)));
+        match i.get_opcode() {
+            // `ctx->data`, loaded and widened.
+            InstructionOpcode::IntToPtr => {
+                let widened = int_operand(i, 0)?.as_instruction()?;
+                let field = int_operand(widened, 0)?.as_instruction()?;
+                let loaded = matches!(
+                    field.get_opcode(),
+                    InstructionOpcode::Load | InstructionOpcode::Call
+                );
+                (widened.get_opcode() == InstructionOpcode::ZExt && loaded)
+                    .then_some(Residue::known(0, Residue::MOST))
             }
-            joined
+            InstructionOpcode::GetElementPtr if i.get_num_operands() == 2 => {
+                let step = self.int(int_operand(i, 1)?, depth);
+                Some(self.packet(pointer_operand(i, 0)?, depth)?.add(step))
+            }
+            InstructionOpcode::Call => {
+                let copied = opaque_operand(i)?;
+                self.packet(copied.into_pointer_value(), depth)
+            }
+            InstructionOpcode::Select if depth > 0 => {
+                let a = self.packet(pointer_operand(i, 1)?, depth - 1)?;
+                Some(a.join(self.packet(pointer_operand(i, 2)?, depth - 1)?))
+            }
+            InstructionOpcode::Phi if depth > 0 => {
+                self.phi(i, |r, x| r.packet(x.into_pointer_value(), depth - 1))
+            }
+            _ => None,
         }
-        _ => None,
+    }
+
+    /// The low bits known of an integer.
+    fn int(&mut self, v: IntValue<'ctx>, depth: u32) -> Residue {
+        if let Some(c) = v.get_sign_extended_constant() {
+            return Residue::known(c, Residue::MOST);
+        }
+        let Some(i) = v.as_instruction() else {
+            return Residue::UNKNOWN;
+        };
+        if let Some(r) = self.assumed_of(i) {
+            return r;
+        }
+        let operand = |k: u32| int_operand(i, k);
+        let constant = |k: u32| operand(k).and_then(|c| c.get_sign_extended_constant());
+        let mut below = |k: u32| match (operand(k), depth) {
+            (Some(x), 1..) => self.int(x, depth - 1),
+            _ => Residue::UNKNOWN,
+        };
+        use InstructionOpcode::*;
+        match i.get_opcode() {
+            Add => below(0).add(below(1)),
+            Sub => match (pointer_difference(i), depth) {
+                // `(data + off) - data`: the distance is `off`.
+                (Some((a, b)), 1..) => {
+                    let a = self.packet(a, depth - 1);
+                    let b = self.packet(b, depth - 1);
+                    match (a, b) {
+                        (Some(a), Some(b)) => a.sub(b),
+                        _ => Residue::UNKNOWN,
+                    }
+                }
+                _ => {
+                    let (a, b) = (below(0), below(1));
+                    a.sub(b)
+                }
+            },
+            Shl => match constant(1) {
+                Some(by @ 0..=3) => {
+                    let x = below(0);
+                    Residue::known(x.value << by, x.modulus << by)
+                }
+                Some(4..) => Residue::known(0, Residue::MOST),
+                _ => Residue::UNKNOWN,
+            },
+            Mul => match constant(1) {
+                Some(c) => {
+                    let x = below(0);
+                    let factor = 1i64 << c.trailing_zeros().min(3);
+                    Residue::known(x.value * c, x.modulus * factor)
+                }
+                None => Residue::UNKNOWN,
+            },
+            // Bits the mask clears are known zeros; a run of known low bits from bit 0 is a
+            // residue.
+            And => match constant(1) {
+                Some(mask) => {
+                    let x = below(0);
+                    let mut modulus = 1;
+                    while modulus < Residue::MOST && (mask & modulus == 0 || modulus < x.modulus) {
+                        modulus *= 2;
+                    }
+                    Residue::known(x.value & mask, modulus)
+                }
+                None => Residue::UNKNOWN,
+            },
+            // The low bits both operands know.
+            Or | Xor => {
+                let (a, b) = (below(0), below(1));
+                let bits = if i.get_opcode() == Or {
+                    a.value | b.value
+                } else {
+                    a.value ^ b.value
+                };
+                Residue::known(bits, a.modulus.min(b.modulus))
+            }
+            ZExt | SExt | Trunc => below(0),
+            Call => match (opaque_operand(i), depth) {
+                (Some(copied), 1..) => self.int(copied.into_int_value(), depth - 1),
+                _ => Residue::UNKNOWN,
+            },
+            Select if depth > 0 => below(1).join(below(2)),
+            Phi if depth > 0 => self
+                .phi(i, |r, x| Some(r.int(x.into_int_value(), depth - 1)))
+                .unwrap_or(Residue::UNKNOWN),
+            _ => Residue::UNKNOWN,
+        }
+    }
+
+    /// The residue assumed of `phi` while it is being worked out (its value round the loop).
+    fn assumed_of(&self, phi: InstructionValue<'ctx>) -> Option<Residue> {
+        let assumed = self.assumed.iter().rev().find(|(p, _)| *p == phi)?;
+        Some(assumed.1)
+    }
+
+    /// The residue `phi`'s incoming values share: the join of the incoming values' residues
+    /// under an assumption that reproduces itself — started from the most precise incoming
+    /// residue found with nothing assumed (the value entering the loop) and coarsened until the
+    /// join under it is the assumption.
+    fn phi(
+        &mut self,
+        phi: InstructionValue<'ctx>,
+        mut incoming: impl FnMut(&mut Self, BasicValueEnum<'ctx>) -> Option<Residue>,
+    ) -> Option<Residue> {
+        let values: Vec<BasicValueEnum<'ctx>> = (0..phi.get_num_operands())
+            .filter_map(|k| phi.get_operand(k)?.value())
+            .collect();
+        self.assumed.push((phi, Residue::UNKNOWN));
+        let first: Vec<Option<Residue>> = values.iter().map(|&v| incoming(self, v)).collect();
+        self.assumed.pop();
+        let mut assumed = first.into_iter().flatten().max_by_key(|r| r.modulus)?;
+        // (The modulus halves at least every round that does not settle.)
+        for _ in 0..4 {
+            self.assumed.push((phi, assumed));
+            let mut joined = Some(assumed);
+            for &v in &values {
+                joined = match (joined, incoming(self, v)) {
+                    (Some(j), Some(r)) => Some(j.join(r)),
+                    _ => None,
+                };
+            }
+            self.assumed.pop();
+            let joined = joined?;
+            if joined == assumed {
+                return Some(assumed);
+            }
+            assumed = joined;
+        }
+        None
     }
 }
 
-/// The low bits known of an integer.
-fn int_residue(v: IntValue<'_>, depth: u32) -> Residue {
-    if let Some(c) = v.get_sign_extended_constant() {
-        return Residue::known(c, Residue::MOST);
-    }
-    let Some(i) = v.as_instruction() else {
-        return Residue::UNKNOWN;
+/// `a` and `b` when `sub` is `ptrtoint(a) - ptrtoint(b)` (a distance between two pointers).
+fn pointer_difference<'ctx>(
+    sub: InstructionValue<'ctx>,
+) -> Option<(PointerValue<'ctx>, PointerValue<'ctx>)> {
+    let pointer = |k: u32| {
+        let cast = int_operand(sub, k)?.as_instruction()?;
+        (cast.get_opcode() == InstructionOpcode::PtrToInt).then(|| pointer_operand(cast, 0))?
     };
-    let operand = |k: u32| int_operand(i, k);
-    let constant = |k: u32| operand(k).and_then(|c| c.get_sign_extended_constant());
-    let below = |k: u32| match (operand(k), depth) {
-        (Some(x), 1..) => int_residue(x, depth - 1),
-        _ => Residue::UNKNOWN,
-    };
-    use InstructionOpcode::*;
-    match i.get_opcode() {
-        Add => below(0).add(below(1)),
-        Sub => {
-            let (a, b) = (below(0), below(1));
-            Residue::known(a.value - b.value, a.modulus.min(b.modulus))
-        }
-        Shl => match constant(1) {
-            Some(by @ 0..=3) => {
-                let x = below(0);
-                Residue::known(x.value << by, x.modulus << by)
-            }
-            Some(4..) => Residue::known(0, Residue::MOST),
-            _ => Residue::UNKNOWN,
-        },
-        Mul => match constant(1) {
-            Some(c) => {
-                let x = below(0);
-                let factor = 1i64 << c.trailing_zeros().min(3);
-                Residue::known(x.value * c, x.modulus * factor)
-            }
-            None => Residue::UNKNOWN,
-        },
-        // Bits the mask clears are known zeros; a run of known low bits from bit 0 is a residue.
-        And => match constant(1) {
-            Some(mask) => {
-                let x = below(0);
-                let mut modulus = 1;
-                while modulus < Residue::MOST && (mask & modulus == 0 || modulus < x.modulus) {
-                    modulus *= 2;
-                }
-                Residue::known(x.value & mask, modulus)
-            }
-            None => Residue::UNKNOWN,
-        },
-        ZExt | SExt | Trunc => below(0),
-        Phi | Select if depth > 0 => {
-            let first = u32::from(i.get_opcode() == Select);
-            (first..i.get_num_operands())
-                .map(|k| operand(k).map_or(Residue::UNKNOWN, |x| int_residue(x, depth - 1)))
-                .reduce(Residue::join)
-                .unwrap_or(Residue::UNKNOWN)
-        }
-        _ => Residue::UNKNOWN,
-    }
+    Some((pointer(0)?, pointer(1)?))
 }
 
 /// `x` when `v` is `bswap(x)` or its zero extension.

@@ -295,6 +295,34 @@ pub(super) fn pure_asm<'ctx>(
     Some(call.try_as_basic_value().basic()?.into_int_value())
 }
 
+/// The value `i` copies when it is `bpf.opaque`'s empty inline assembly (`"=r,0"`): the same
+/// value, hidden from LLVM.
+pub(super) fn opaque_operand(i: InstructionValue<'_>) -> Option<BasicValueEnum<'_>> {
+    use llvm_sys::core::{
+        LLVMGetCalledValue, LLVMGetInlineAsmAsmString, LLVMGetInlineAsmConstraintString,
+        LLVMIsAInlineAsm,
+    };
+    if i.get_opcode() != InstructionOpcode::Call || i.get_num_operands() != 2 {
+        return None;
+    }
+    // SAFETY: `i` is a live call instruction; the strings belong to its inline assembly, which
+    // outlives this read.
+    let identity = unsafe {
+        let callee = LLVMGetCalledValue(i.as_value_ref());
+        if callee.is_null() || LLVMIsAInlineAsm(callee).is_null() {
+            return None;
+        }
+        let (mut text_len, mut constraint_len) = (0usize, 0usize);
+        let text = LLVMGetInlineAsmAsmString(callee, &mut text_len);
+        let constraint = LLVMGetInlineAsmConstraintString(callee, &mut constraint_len);
+        !text.is_null()
+            && text_len == 0
+            && !constraint.is_null()
+            && std::slice::from_raw_parts(constraint.cast::<u8>(), constraint_len) == b"=r,0"
+    };
+    identity.then(|| i.get_operand(0)?.value())?
+}
+
 /// Whether `i` becomes a BPF `call` (a helper, a kfunc, a function): not an intrinsic, which
 /// becomes instructions, nor inline assembly.
 pub(super) fn is_bpf_call(i: InstructionValue<'_>) -> bool {
