@@ -249,6 +249,25 @@ def scenario_dispatch_loop(ksc, work):
     check("never reached" not in out, "the loop did not run to its end")
 
 
+def scenario_monitor_forever(ksc, work):
+    """`while (true) { print(…); sleep(100) }`: it reports until SIGINT or SIGTERM ends it, with the
+    XDP program detached."""
+    exe = build(ksc, "monitor_forever", work)
+    with veth_pair():
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            name = signal.Signals(sig).name
+            with running([exe, "--iface", HOST_IF]) as p:
+                check(xdp_attached(HOST_IF), "%s: XDP program attached to %s" % (name, HOST_IF))
+                sh("ip", "netns", "exec", NS, "ping", "-c", "2", "-i", "0.2", "-W", "1", HOST_IP)
+                time.sleep(0.3)
+                rc, out, err = p.stop(sig)
+            reports = [int(n) for n in re.findall(r"icmp=(\d+)", out)]
+            check(len(reports) >= 3 and reports[-1] >= 2,
+                  "%s: the loop reported every 100 ms and saw the pings (%s)" % (name, reports[-3:]))
+            check(rc == 128 + sig, "%s: the program exits %d (got %s, stderr %r)" % (name, 128 + sig, rc, err.strip()))
+            check(not xdp_attached(HOST_IF), "%s: XDP program detached at exit" % name)
+
+
 def scenario_struct_ops(ksc, work):
     exe = build(ksc, "struct_ops_cc", work)
     with running([exe]) as p:
@@ -414,6 +433,7 @@ SCENARIOS = {
     "tracepoint": scenario_tracepoint,
     "sleep": scenario_sleep,
     "dispatch-loop": scenario_dispatch_loop,
+    "monitor-forever": scenario_monitor_forever,
     "struct_ops": scenario_struct_ops,
     "kill": scenario_kill,
     "run-signals": scenario_run_signals,

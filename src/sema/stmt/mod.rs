@@ -242,7 +242,10 @@ impl<'a> Checker<'a, '_> {
                 self.restore_facts(cx, saved);
                 cx.loop_depth -= 1;
                 let infinite = matches!(cond.kind, ExprKind::Bool(true));
-                if infinite && !block_can_exit_loop(body) {
+                // (In userspace a loop that waits — `sleep(1000)` between reports — runs until a
+                // signal ends the program, which detaches what it attached.)
+                let runs_until_signalled = !cx.is_kernel() && block_waits(body);
+                if infinite && !block_can_exit_loop(body) && !runs_until_signalled {
                     self.error(
                         Code::E0402,
                         s.span,
@@ -682,6 +685,72 @@ fn kind_article(kind: ProgKind) -> &'static str {
 /// `return` or `throw`.
 fn block_can_exit_loop(b: &Block) -> bool {
     b.stmts.iter().any(|s| stmt_exits(s, true))
+}
+
+/// Whether some statement of `b` (at any depth) may wait or leave the program: it calls `sleep`,
+/// `dispatch`, `daemon` or `exec`, or a function of the program (which may do so); `print`
+/// and the other builtins return at once.
+fn block_waits(b: &Block) -> bool {
+    b.stmts.iter().any(stmt_waits)
+}
+
+fn stmt_waits(s: &Stmt) -> bool {
+    match &s.kind {
+        StmtKind::Var { init, .. } => init.as_ref().is_some_and(expr_waits),
+        StmtKind::Const { init, .. } => expr_waits(init),
+        StmtKind::Assign { target, value, .. } => expr_waits(target) || expr_waits(value),
+        StmtKind::Expr(e)
+        | StmtKind::Return(Some(e))
+        | StmtKind::Delete(e)
+        | StmtKind::Throw(e)
+        | StmtKind::Defer(e) => expr_waits(e),
+        StmtKind::If { cond, then, els } => {
+            let cond = match cond {
+                IfCond::Expr(e) | IfCond::Let { init: e, .. } => e,
+            };
+            expr_waits(cond)
+                || block_waits(then)
+                || els.as_deref().is_some_and(|e| match e {
+                    ElseBranch::Block(b) => block_waits(b),
+                    ElseBranch::If(s) => stmt_waits(s),
+                })
+        }
+        StmtKind::While { cond, body } => expr_waits(cond) || block_waits(body),
+        StmtKind::ForRange { lo, hi, body, .. } => {
+            expr_waits(lo) || expr_waits(hi) || block_waits(body)
+        }
+        StmtKind::ForEach { body, .. } => block_waits(body),
+        StmtKind::Try { body, catches } => {
+            block_waits(body) || catches.iter().any(|c| block_waits(&c.body))
+        }
+        _ => false,
+    }
+}
+
+fn expr_waits(e: &Expr) -> bool {
+    match &e.kind {
+        ExprKind::Call { callee, args } => {
+            let waits = match &callee.kind {
+                ExprKind::Ident(name) => {
+                    !crate::sema::builtins::is_builtin(name)
+                        || matches!(name.as_str(), "sleep" | "dispatch" | "daemon" | "exec")
+                }
+                _ => true,
+            };
+            waits || args.iter().any(expr_waits)
+        }
+        ExprKind::Unary(_, x)
+        | ExprKind::Cast(x, _)
+        | ExprKind::Field(x, _)
+        | ExprKind::Arrow(x, _)
+        | ExprKind::SizeofExpr(x) => expr_waits(x),
+        ExprKind::Binary(_, a, b) | ExprKind::Index(a, b) => expr_waits(a) || expr_waits(b),
+        ExprKind::ArrayLit(xs) => xs.iter().any(expr_waits),
+        ExprKind::StructLit { fields, .. } => fields.iter().any(|(_, x)| expr_waits(x)),
+        ExprKind::Match { scrutinee, .. } => expr_waits(scrutinee),
+        ExprKind::New { arg, .. } => arg.as_deref().is_some_and(expr_waits),
+        _ => false,
+    }
 }
 
 fn block_has_break(b: &Block) -> bool {
