@@ -698,7 +698,8 @@ fn offsets_to_mask(
                 offset
                     && walked_by_paths(local, false)
                     && (!stepped_at_run_time(m, bounds, l, local)
-                        || (compared_in(m, uses, &deciding, local).is_none()
+                        || (compared_in(m, uses, &deciding, local, ComparedWith::RunTimeValue)
+                            .is_none()
                             && constant_step_goes_round(m, l, local)))
             };
             if !(by_paths || run_time_step) || !seen.insert(local) {
@@ -717,10 +718,11 @@ fn offsets_to_mask(
                     lower_bound_unused(m, facts, sites, local, store),
                 )
             } else {
-                let compared = compared_in(m, uses, &deciding, local).or_else(|| {
-                    guarded_only = true;
-                    guarded_in(m, uses, &deciding, local)
-                });
+                let compared = compared_in(m, uses, &deciding, local, ComparedWith::RunTimeValue)
+                    .or_else(|| {
+                        guarded_only = true;
+                        compared_in(m, uses, &deciding, local, ComparedWith::Constant)
+                    });
                 (
                     compared,
                     worth_losing_lower_bound(m, facts, sites, local, store, &HashSet::new()),
@@ -774,37 +776,25 @@ fn stepped_at_run_time(m: &Module, bounds: &LocalBounds, l: OpId, local: Value) 
         .any(|store| step_of(m, bounds, store, local).is_some())
 }
 
-/// A load of `local` among the `deciding` ops whose value (widened, and hidden from LLVM, or not)
-/// is compared there with a constant.
-fn guarded_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) -> Option<OpId> {
-    uses.loads_of(local)
-        .filter(|o| deciding.contains(o))
-        .find(|&load| {
-            let mut work = vec![m.op(load).results[0]];
-            while let Some(v) = work.pop() {
-                for &o in uses.of(v) {
-                    let d = m.op(o);
-                    match d.opcode {
-                        Opcode::CoreCmp if deciding.contains(&o) => {
-                            let other = d.operands[usize::from(d.operands[0] == v)];
-                            if m.const_int(other).is_some() {
-                                return true;
-                            }
-                        }
-                        Opcode::CoreCast | Opcode::BpfOpaque => {
-                            work.extend(d.results.iter().copied())
-                        }
-                        _ => {}
-                    }
-                }
-            }
-            false
-        })
+/// What a deciding test compares a local's value with (see [`compared_in`]).
+#[derive(Clone, Copy, PartialEq)]
+enum ComparedWith {
+    /// A value that is not constant (`off >= hlen`), the value widened or not.
+    RunTimeValue,
+    /// A constant: `bounds-check`'s guard of a packet test it could not bound, on the value
+    /// widened and hidden from LLVM.
+    Constant,
 }
 
-/// A load of `local` among the `deciding` ops whose value (widened or not) is compared there with
-/// a value that is not constant.
-fn compared_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) -> Option<OpId> {
+/// A load of `local` among the `deciding` ops whose value is compared there with what `with`
+/// says.
+fn compared_in(
+    m: &Module,
+    uses: &Uses,
+    deciding: &HashSet<OpId>,
+    local: Value,
+    with: ComparedWith,
+) -> Option<OpId> {
     uses.loads_of(local)
         .filter(|o| deciding.contains(o))
         .find(|&load| {
@@ -815,11 +805,15 @@ fn compared_in(m: &Module, uses: &Uses, deciding: &HashSet<OpId>, local: Value) 
                     match d.opcode {
                         Opcode::CoreCmp if deciding.contains(&o) => {
                             let other = d.operands[usize::from(d.operands[0] == v)];
-                            if m.const_int(other).is_none() {
+                            let constant = m.const_int(other).is_some();
+                            if constant == (with == ComparedWith::Constant) {
                                 return true;
                             }
                         }
                         Opcode::CoreCast => work.extend(d.results.iter().copied()),
+                        Opcode::BpfOpaque if with == ComparedWith::Constant => {
+                            work.extend(d.results.iter().copied())
+                        }
                         _ => {}
                     }
                 }
