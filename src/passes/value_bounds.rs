@@ -552,6 +552,53 @@ impl LocalBounds {
         best
     }
 
+    /// The least value the tests before `at` leave the read `v` of a tracked local with:
+    /// `if (ihl < 5) { return }` leaves `ihl ≥ 5` (also as a term of an `||` chain, or in the arm
+    /// of an `if` taken only then), where the test read the same store.
+    pub fn tested_min(&self, m: &Module, at: OpId, v: Value) -> Option<u128> {
+        let x = self.same_read(widened_from(m, v))?;
+        let mut best: Option<u128> = None;
+        for (cond, outcome) in conditions_at(m, at) {
+            let mut terms = Vec::new();
+            chain_terms(m, cond, !outcome, &mut terms);
+            for t in terms {
+                if let Some(b) = self.term_least(m, t, outcome, x) {
+                    best = Some(best.map_or(b, |a| a.max(b)));
+                }
+            }
+        }
+        best
+    }
+
+    /// The least value `term`, a comparison with a constant that is `outcome`, leaves the local
+    /// `x` reads: `x + c ≥ y` (or `>`, `==`, `!= 0`, either way round) leaves at least `y − c`.
+    fn term_least(&self, m: &Module, term: Value, outcome: bool, x: Value) -> Option<u128> {
+        let c = def_op(m, term).and_then(|op| views::CoreCmp::of(m, op))?;
+        let (lhs, rhs) = (c.lhs(m), c.rhs(m));
+        if !is_unsigned(m.value_type(lhs)) {
+            return None;
+        }
+        let pred = if outcome {
+            c.pred(m)
+        } else {
+            c.pred(m).negated()
+        };
+        let (plus, other, pred) =
+            match (self.plus_constant(m, lhs, x), self.plus_constant(m, rhs, x)) {
+                (Some(plus), _) => (plus, rhs, pred),
+                (None, Some(plus)) => (plus, lhs, pred.swapped()),
+                _ => return None,
+            };
+        let y = u128::try_from(m.const_int(other)?).ok()?;
+        let least = match pred {
+            CmpPred::Ge | CmpPred::Eq => y,
+            CmpPred::Gt => y.checked_add(1)?,
+            CmpPred::Ne if y == 0 => 1,
+            _ => return None,
+        };
+        least.checked_sub(plus)
+    }
+
     /// The bound `term`, a comparison that is `outcome`, puts on the local `x` reads: `x + c ≤ y`
     /// (or `<`, `==`, either way round) bounds it by `y`'s bound less `c`.
     fn term_bound(&self, m: &Module, term: Value, outcome: bool, x: Value) -> Option<u128> {

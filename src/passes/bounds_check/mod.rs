@@ -22,6 +22,7 @@
 
 mod ahead;
 mod guarded_offsets;
+mod implied;
 mod indexes;
 mod moved_packet;
 mod pairs;
@@ -298,6 +299,8 @@ struct BoundsCheck {
     from_data: HashSet<Value>,
     /// The integer parameters of a function that is called (not a program).
     called_params: HashSet<Value>,
+    /// Bytes the user's tests imply in bounds, which the verifier does not see ([`implied`]).
+    implied: Vec<implied::Implied>,
     /// The first index expression of each shape ([`indexes::IndexShape`]).
     shapes: RefCell<HashMap<indexes::IndexShape, Value>>,
     /// Offsets a guard bounds before they are added to a packet pointer, with their bound
@@ -609,6 +612,7 @@ impl BoundsCheck {
             },
             shapes: RefCell::new(HashMap::new()),
             guarded: HashMap::new(),
+            implied: Vec::new(),
         }
     }
 
@@ -959,6 +963,12 @@ impl BoundsCheck {
     /// A lower bound of an unsigned integer, from its constants, masks, widenings, scalings and
     /// sums, `depth` levels of once-written locals deep (the counterpart of [`Self::max_of`]).
     fn min_of(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        self.min_with(m, v, depth, false)
+    }
+
+    /// [`Self::min_of`], raised by the tests before each load of a local where `tested`
+    /// (`ihl ≥ 5` after `if (ihl < 5) { return }`): a bound ksc knows, the verifier maybe not.
+    fn min_with(&self, m: &Module, v: Value, depth: u32, tested: bool) -> Option<u128> {
         let Some(op) = def_op(m, v) else {
             return Some(0);
         };
@@ -971,20 +981,26 @@ impl BoundsCheck {
                     // A truncation keeps no lower bound.
                     Some(0)
                 } else {
-                    self.min_of(m, d.operands[0], depth)
+                    self.min_with(m, d.operands[0], depth, tested)
                 }
             }
             Opcode::CoreAdd => self
-                .min_of(m, d.operands[0], depth)?
-                .checked_add(self.min_of(m, d.operands[1], depth)?),
+                .min_with(m, d.operands[0], depth, tested)?
+                .checked_add(self.min_with(m, d.operands[1], depth, tested)?),
             Opcode::CoreMul => self
-                .min_of(m, d.operands[0], depth)?
-                .checked_mul(self.min_of(m, d.operands[1], depth)?),
+                .min_with(m, d.operands[0], depth, tested)?
+                .checked_mul(self.min_with(m, d.operands[1], depth, tested)?),
             Opcode::CoreShl => self
-                .min_of(m, d.operands[0], depth)?
+                .min_with(m, d.operands[0], depth, tested)?
                 .checked_shl(u32::try_from(m.const_int(d.operands[1])?).ok()?),
-            Opcode::CoreLoad if depth > 0 && self.written_once.contains_key(&d.operands[0]) => {
-                self.min_of(m, self.written_once[&d.operands[0]], depth - 1)
+            // What was stored, or what the tests before the load leave, whichever is more.
+            Opcode::CoreLoad => {
+                let stored = match self.written_once.get(&d.operands[0]) {
+                    Some(&s) if depth > 0 => self.min_with(m, s, depth - 1, tested)?,
+                    _ => 0,
+                };
+                let tested = tested.then(|| self.locals.tested_min(m, op, v)).flatten();
+                Some(stored.max(tested.unwrap_or(0)))
             }
             _ => Some(0),
         }
@@ -1330,6 +1346,12 @@ impl BoundsCheck {
     /// `P + K > end`, `P + K >= end`, `end < P + K`; when true for `P + K <= end`,
     /// `end >= P + K`.
     fn fact(&self, m: &Module, cond: Value, outcome: bool) -> Option<Fact> {
+        let ptr = self.tested_pointer(m, cond, outcome)?;
+        self.provable(m, self.key(m, ptr)?.proves(0))
+    }
+
+    /// The packet pointer comparison `cond` shows to be at most `data_end` when it has `outcome`.
+    fn tested_pointer(&self, m: &Module, cond: Value, outcome: bool) -> Option<Value> {
         let cmp = views::CoreCmp::of(m, def_op(m, cond)?)?;
         let (l, r) = (cmp.lhs(m), cmp.rhs(m));
         // `ptr_first`: the packet pointer is the left operand for this predicate and outcome.
@@ -1339,10 +1361,7 @@ impl BoundsCheck {
             _ => return None,
         };
         let (ptr, end) = if ptr_first { (l, r) } else { (r, l) };
-        if !self.data_end.contains(&end) || !self.packet.contains(&ptr) {
-            return None;
-        }
-        self.provable(m, self.key(m, ptr)?.proves(0))
+        (self.data_end.contains(&end) && self.packet.contains(&ptr)).then_some(ptr)
     }
 
     /// A fact the verifier learns too: it records a packet range only while the pointer's
@@ -1570,6 +1589,11 @@ impl BoundsCheck {
                     }
                     return;
                 }
+                // Bytes a test before implies: checked once, right after that test.
+                if let Some(fact) = key.and_then(|k| self.check_implied(m, op, k, width)) {
+                    facts.push(fact);
+                    return;
+                }
                 // A variable index is bounded first, so the pointer that is checked is the one
                 // that is dereferenced (the verifier proves ranges per pointer).
                 // So is one that steps back after its index (`ext + len - 1`): the verifier
@@ -1688,9 +1712,11 @@ impl BoundsCheck {
                 // `if (P + K > end) { return }`: the rest of the block runs only when the test failed.
                 if region_leaves(m, d.regions[0]) {
                     facts.extend(when_false);
+                    self.note_implied(m, op, cond, false);
                 }
                 if region_leaves(m, d.regions[1]) {
                     facts.extend(when_true);
+                    self.note_implied(m, op, cond, true);
                 }
             }
             _ => {

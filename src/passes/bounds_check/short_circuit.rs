@@ -88,7 +88,18 @@ impl BoundsCheck {
     /// The facts a branch condition proves when it has `outcome`: its own packet test, or the
     /// tests of a short-circuit condition that must have run with a known outcome.
     pub(super) fn facts(&self, m: &Module, cond: Value, outcome: bool) -> Vec<Fact> {
-        if let Some(f) = self.fact(m, cond, outcome) {
+        self.facts_by(m, cond, outcome, Self::fact)
+    }
+
+    /// [`Self::facts`] with `base` telling what one comparison proves.
+    pub(super) fn facts_by(
+        &self,
+        m: &Module,
+        cond: Value,
+        outcome: bool,
+        base: fn(&Self, &Module, Value, bool) -> Option<Fact>,
+    ) -> Vec<Fact> {
+        if let Some(f) = base(self, m, cond, outcome) {
             return vec![f];
         }
         let Some(op) = def_op(m, cond) else {
@@ -117,8 +128,8 @@ impl BoundsCheck {
         let [(arm, yielded)] = possible[..] else {
             return vec![];
         };
-        let mut out = self.facts(m, d.operands[0], arm == 0);
-        out.extend(self.facts(m, yielded, outcome));
+        let mut out = self.facts_by(m, d.operands[0], arm == 0, base);
+        out.extend(self.facts_by(m, yielded, outcome, base));
         // A fact on an address formed inside the condition (not hoisted) is not usable after it.
         out.retain(|f| f.tested.is_none_or(|t| !m.defined_within(t, op)));
         out
