@@ -105,6 +105,17 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
+    /// [ext] A `char` constant beside an integer operand is the integer literal of its byte
+    /// (§6.3): `p[i] == ' '` on a `*u8`, `c - '0'`, as C reads them.
+    fn char_constant_as_int(&self, t: &Ty, constant: &Option<ConstValue>, other: &Ty) -> Ty {
+        match (t, constant) {
+            (Ty::Char, Some(ConstValue::Char(_))) if self.int_like(other).is_some() => {
+                Ty::Int(IntTy::U32)
+            }
+            _ => t.clone(),
+        }
+    }
+
     pub(in crate::sema) fn int_like(&self, t: &Ty) -> Option<IntTy> {
         match t {
             Ty::Int(i) => Some(*i),
@@ -188,6 +199,10 @@ impl<'a> Checker<'a, '_> {
             };
         }
         let (lc, rc) = (self.const_of(l).cloned(), self.const_of(r).cloned());
+        let (lt, rt) = (
+            self.char_constant_as_int(&lt, &lc, &rt),
+            self.char_constant_as_int(&rt, &rc, &lt),
+        );
         let result = match op {
             BinOp::And | BinOp::Or => {
                 for (t, x) in [(&lt, l), (&rt, r)] {
@@ -409,10 +424,9 @@ impl<'a> Checker<'a, '_> {
             }
         }
         if let Some(v) = self.const_of(e).cloned() {
-            if let (Some(x), true) = (
-                v.as_int(),
-                self.int_like(to).is_some() && self.int_like(from).is_some(),
-            ) {
+            // (A `char` constant converts to an integer target as its byte's literal does.)
+            let from_int = self.int_like(from).is_some() || matches!(v, ConstValue::Char(_));
+            if let (Some(x), true) = (v.as_int(), self.int_like(to).is_some() && from_int) {
                 let target = self.int_like(to).unwrap_or(IntTy::I64);
                 if x < target.min() || x > target.max() {
                     let signed = [IntTy::I8, IntTy::I16, IntTy::I32, IntTy::I64];
