@@ -229,12 +229,20 @@ impl Facts for ExpressionBounds<'_> {
 /// lost the bound — Linux 6.1 does when the value is spilled before the test that narrows it —
 /// would follow the loop as far as the value's type allows ("the sequence of 8193 jumps is too
 /// complex"). A saturated value keeps its bound wherever it is spilled.
+/// It is masked first (with the all-ones value over `max`, which keeps it): a copy the verifier
+/// ties to `hi` (a register move) would carry the exit test's narrowing back to `hi`, and the
+/// code after the loop would see the bound exactly at the count the loop left at — one state per
+/// count (`p = p + 1 + len` after a label's bytes: an outer walk of 8 labels of up to 63 bytes went
+/// past the verifier's 1M-instruction limit). An `&` makes a value of its own.
 fn saturate_opaquely(m: &mut Module, lp: OpId, hi: Value, max: i128, ty: Type) -> Value {
     let mut b = m.builder_before(lp);
     let hidden = b.bpf_opaque(hi);
+    let all_ones = (1i128 << (128 - max.leading_zeros())) - 1;
+    let mask = b.core_const(all_ones, ty.clone());
+    let own = b.core_and(hidden, mask);
     let cap = b.core_const(max, ty);
-    let over = b.core_cmp(hidden, cap, CmpPred::Gt);
-    b.core_select(over, cap, hidden)
+    let over = b.core_cmp(own, cap, CmpPred::Gt);
+    b.core_select(over, cap, own)
 }
 
 /// Counted loops that walk memory stay inline up to this many iterations...

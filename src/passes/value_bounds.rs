@@ -1394,7 +1394,9 @@ impl Walk<'_> {
         if !is_unsigned(m.value_type(lhs)) {
             return None;
         }
-        let (pred, local, other) = match (self.current(lhs), self.current(rhs)) {
+        // (A narrow local is compared widened: `len > 63` with `len: u8` and a `u32` literal.)
+        let current = |v: Value| self.current(widened_from(m, v));
+        let (pred, local, other) = match (current(lhs), current(rhs)) {
             (Some(slot), _) => (c.pred(m), slot, rhs),
             (None, Some(slot)) => (c.pred(m).swapped(), slot, lhs),
             (None, None) => return None,
