@@ -30,6 +30,8 @@ pub(super) struct FnLower<'l, 'c, 'a> {
     named_ret: Option<(Value, Ty)>,
     /// Parameter names, in order (tail calls pass them through).
     pub params: Vec<String>,
+    /// The slots of [`Self::constant_string`], by content and capacity.
+    constant_strings: std::collections::HashMap<(Vec<u8>, u32), Value>,
 }
 
 pub(super) fn lower_body(lw: &mut Lowerer, id: FuncId, op: OpId) {
@@ -48,6 +50,7 @@ pub(super) fn lower_body(lw: &mut Lowerer, id: FuncId, op: OpId) {
         scopes: Scopes::new(),
         named_ret: None,
         params: decl.params.iter().map(|p| p.name.name.clone()).collect(),
+        constant_strings: std::collections::HashMap::new(),
         lw,
     };
     fl.loc = fl.lw.loc(decl.name.span);
@@ -107,6 +110,28 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
             None,
             Type::ptr(ty),
         )
+    }
+
+    /// A slot holding the constant string `bytes` as a value of `ty` (`str(N)`, truncated to its
+    /// capacity as assignment does, §6.5), stored at the function's entry and never written
+    /// again; one per string and type.
+    pub fn constant_string(&mut self, bytes: &[u8], ty: &Type) -> Value {
+        let Type::Str(capacity) = *ty else {
+            panic!("a constant string slot holds a string")
+        };
+        let keep = bytes[..bytes.len().min(capacity as usize - 1)].to_vec();
+        if let Some(&slot) = self.constant_strings.get(&(keep.clone(), capacity)) {
+            return slot;
+        }
+        let slot = self.slot(ty.clone(), "");
+        let mut b = Builder::new(&mut self.lw.m, self.entry);
+        b.at = Some(self.slots_at);
+        b.loc = self.loc;
+        let value = b.core_string(keep.clone(), ty.clone());
+        b.core_store(value, slot);
+        self.slots_at += 2;
+        self.constant_strings.insert((keep, capacity), slot);
+        slot
     }
 
     pub fn declare(&mut self, name: &str, s: Slot) {

@@ -6,6 +6,16 @@ impl FnLower<'_, '_, '_> {
     pub(in crate::lower::expr) fn place(&mut self, e: &Expr) -> Place {
         let it = self.ir(&self.ty(e));
         // A constant has no storage (§12.2): indexing one (`PREFIX[i]`) reads a copy of its value.
+        // A string's copy is made once, at the function's entry: read by a run-time index in a
+        // loop, a copy made where it is read was stored again every round.
+        if let (Some(ConstValue::Str(bytes)), Type::Str(_)) = (self.const_of(e), &it) {
+            return Place {
+                base: Base::Addr(self.constant_string(&bytes, &it)),
+                path: vec![],
+                ty: it,
+                untrusted: None,
+            };
+        }
         if let (ExprKind::Ident(_), Some(c)) = (&e.kind, self.const_of(e)) {
             let value = self.materialize(&c, &it);
             let copy = self.slot(it.clone(), "");
