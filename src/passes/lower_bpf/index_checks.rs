@@ -90,7 +90,9 @@ pub(super) fn index_addr(e: &mut Emit, op: OpId) -> Lowered {
     } else {
         i
     };
-    if known.is_none() {
+    // (A constant in range, as an unrolled copy's counter, needs no test.)
+    let in_range = const_value(e.m(), index).is_some_and(|c| (0..n as i128).contains(&c));
+    if known.is_none() && !in_range {
         let out = e.b.core_cmp(i, limit, CmpPred::Ge);
         e.abort_if(out, OUT_OF_BOUNDS);
     }
