@@ -405,6 +405,8 @@ impl Walk<'_> {
         if !forward && m.value_type(walked).pointee().is_some_and(Type::is_ptr) {
             return None;
         }
+        // (Only what every way round passes: a `continue` may go round before `at`.)
+        let at = self.round_ends(at);
         let before = || {
             deciding
                 .iter()
@@ -446,9 +448,10 @@ impl Walk<'_> {
         let m = self.m;
         let ty = m.value_type(walked).pointee()?;
         let wide = ty.is_ptr() || (is_unsigned(ty) && int_max(ty)? >= u128::from(u32::MAX));
-        if !m.is_local(walked) || !wide || !self.steps_every_round(store, walked) {
+        if !m.is_local(walked) || !wide {
             return None;
         }
+        let continue_least = self.steps_every_round(store, walked)?;
         // `off - len`: the subtrahend's terms step back.
         let mut stored = m.op(store).operands[0];
         let mut back_terms = Vec::new();
@@ -495,11 +498,11 @@ impl Walk<'_> {
             for t in ahead_terms {
                 ahead = ahead.checked_add(self.min_term(store, t)?)?;
             }
-            return Some((ahead.saturating_sub(back), true));
+            return Some((ahead.saturating_sub(back).min(continue_least), true));
         }
         if !back_terms.is_empty() || back > 0 {
-            // Both ways: nothing shows which way it goes.
-            if !ahead_terms.is_empty() {
+            // Both ways: nothing shows which way it goes (a step before a `continue` is ahead).
+            if !ahead_terms.is_empty() || continue_least != u128::MAX {
                 return None;
             }
             for t in back_terms {
@@ -511,13 +514,14 @@ impl Walk<'_> {
         for t in ahead_terms {
             ahead = ahead.checked_add(self.min_term(store, t)?)?;
         }
-        Some((ahead, true))
+        Some((ahead.min(continue_least), true))
     }
 
-    /// Every write of `walked` in the loop is at the body's top level, `store` with no
-    /// `continue` before it (every iteration that goes round runs it), and nothing takes its
-    /// address.
-    fn steps_every_round(&self, store: OpId, walked: Value) -> bool {
+    /// Whether every round that goes on to the next moves `walked` (nothing else takes its
+    /// address): every write of it in the loop is at the body's top level, `store` with no
+    /// `continue` before it — or one that goes round after a step of its own (`off = off + 1;
+    /// continue` over a NOP option). The least of those steps, `u128::MAX` with none.
+    fn steps_every_round(&self, store: OpId, walked: Value) -> Option<u128> {
         let m = self.m;
         let stores = m.collect_nested(self.l, |d| {
             d.opcode == Opcode::CoreStore && d.operands[1] == walked
@@ -525,13 +529,77 @@ impl Walk<'_> {
         let continues = m
             .collect_nested(self.l, |d| d.opcode == Opcode::KsContinue)
             .into_iter()
-            .any(|c| !in_nested_loop(m, c, self.l) && !m.precedes_structurally(store, c));
+            .filter(|&c| !in_nested_loop(m, c, self.l) && !m.precedes_structurally(store, c));
+        let mut least = u128::MAX;
+        let mut own_steps = Vec::new();
+        for c in continues {
+            let (step, by) = self.continue_step(c, walked)?;
+            own_steps.push(step);
+            least = least.min(by);
+        }
         let escapes = m
             .collect_nested(self.f, |_| true)
             .into_iter()
             .any(|o| escaping_operands(m, o).any(|v| v == walked));
         let top_level = &m.block(self.body).ops;
-        stores.iter().all(|s| top_level.contains(s)) && !continues && !escapes
+        let placed = stores
+            .iter()
+            .all(|s| top_level.contains(s) || own_steps.contains(s));
+        (placed && !escapes).then_some(least)
+    }
+
+    /// The step the `continue` `c` goes round after: the one write of `walked` in its own block
+    /// (before it) and in all that block holds, `walked` plus constants of at least a byte.
+    fn continue_step(&self, c: OpId, walked: Value) -> Option<(OpId, u128)> {
+        let m = self.m;
+        let (block, at) = m.position(c)?;
+        let writes = |o: OpId| {
+            let mut n =
+                usize::from(m.op(o).opcode == Opcode::CoreStore && m.op(o).operands[1] == walked);
+            n += m
+                .collect_nested(o, |d| {
+                    d.opcode == Opcode::CoreStore && d.operands[1] == walked
+                })
+                .len();
+            n
+        };
+        let ops = &m.block(block).ops;
+        if ops.iter().map(|&o| writes(o)).sum::<usize>() != 1 {
+            return None;
+        }
+        let step = *ops[..at].iter().find(|&&o| writes(o) == 1)?;
+        if m.op(step).opcode != Opcode::CoreStore {
+            return None;
+        }
+        let mut terms = Vec::new();
+        sum_terms(m, m.op(step).operands[0], &mut terms);
+        let base = terms
+            .iter()
+            .position(|&t| loaded_local(m, t) == Some(walked))?;
+        terms.remove(base);
+        let mut by: u128 = 0;
+        for t in terms {
+            by = by.checked_add(u128::try_from(m.const_int(t)?).ok()?)?;
+        }
+        (by >= 1).then_some((step, by))
+    }
+
+    /// Where the first way round the loop leaves the body's top level: the top-level op holding
+    /// the first `continue` that goes round after a step of its own, else `at`.
+    fn round_ends(&self, at: usize) -> usize {
+        let m = self.m;
+        let ops = &m.block(self.body).ops;
+        m.collect_nested(self.l, |d| d.opcode == Opcode::KsContinue)
+            .into_iter()
+            .filter(|&c| !in_nested_loop(m, c, self.l))
+            .filter_map(|c| {
+                let mut top = c;
+                while m.op(top).parent.is_some_and(|b| b != self.body) {
+                    top = m.parent_op(top)?;
+                }
+                ops.iter().position(|&o| o == top)
+            })
+            .fold(at, usize::min)
     }
 
     /// The least value of term `t` of the step `store` makes: a constant, or a local's value
@@ -616,8 +684,18 @@ impl Walk<'_> {
         let m = self.m;
         let mut base = address;
         while let Some(d) = m.defining_op(base).map(|o| m.op(o)) {
-            if d.opcode != Opcode::CoreElemAddr || m.const_int(d.operands[1]).is_none() {
+            if d.opcode != Opcode::CoreElemAddr {
                 break;
+            }
+            if m.const_int(d.operands[1]).is_none() {
+                // A byte at the walked index of a packet pointer (`opts[off]`).
+                let bytes = m
+                    .value_type(base)
+                    .pointee()
+                    .is_some_and(|t| crate::ir::layout::size_of(m, t) == Some(1));
+                return bytes
+                    && self.rooted(d.operands[0], b"data")
+                    && moves_by_walked(m, d.operands[1], walked, true);
             }
             base = d.operands[0];
         }
