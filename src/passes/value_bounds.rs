@@ -1394,8 +1394,7 @@ impl Walk<'_> {
         if !is_unsigned(m.value_type(lhs)) {
             return None;
         }
-        // (A narrow local is compared widened: `len > 63` with `len: u8` and a `u32` literal.)
-        let current = |v: Value| self.current(widened_from(m, v));
+        let current = |v: Value| self.current(v);
         let (pred, local, other) = match (current(lhs), current(rhs)) {
             (Some(slot), _) => (c.pred(m), slot, rhs),
             (None, Some(slot)) => (c.pred(m).swapped(), slot, lhs),
