@@ -514,13 +514,7 @@ impl LocalBounds {
         let (Some(lesser), Some(greater)) = (read(lesser), read(greater)) else {
             return false;
         };
-        conditions_at(m, at).into_iter().any(|(cond, outcome)| {
-            let mut terms = Vec::new();
-            chain_terms(m, cond, !outcome, &mut terms);
-            terms
-                .into_iter()
-                .any(|t| self.orders(m, t, outcome, lesser, greater))
-        })
+        tested_terms(m, at).any(|(t, outcome)| self.orders(m, t, outcome, lesser, greater))
     }
 
     /// The bound the tests before `at` put on `v`, a read of a tracked local plus a constant:
@@ -539,17 +533,9 @@ impl LocalBounds {
     /// [`Self::tested_max`] of a read of a tracked local.
     fn tested_read_max(&self, m: &Module, at: OpId, x: Value) -> Option<u128> {
         let x = self.same_read(widened_from(m, x))?;
-        let mut best: Option<u128> = None;
-        for (cond, outcome) in conditions_at(m, at) {
-            let mut terms = Vec::new();
-            chain_terms(m, cond, !outcome, &mut terms);
-            for t in terms {
-                if let Some(b) = self.term_bound(m, t, outcome, x) {
-                    best = Some(best.map_or(b, |a| a.min(b)));
-                }
-            }
-        }
-        best
+        tested_terms(m, at)
+            .filter_map(|(t, outcome)| self.term_bound(m, t, outcome, x))
+            .min()
     }
 
     /// The least value the tests before `at` leave the read `v` of a tracked local with:
@@ -557,38 +543,15 @@ impl LocalBounds {
     /// of an `if` taken only then), where the test read the same store.
     pub fn tested_min(&self, m: &Module, at: OpId, v: Value) -> Option<u128> {
         let x = self.same_read(widened_from(m, v))?;
-        let mut best: Option<u128> = None;
-        for (cond, outcome) in conditions_at(m, at) {
-            let mut terms = Vec::new();
-            chain_terms(m, cond, !outcome, &mut terms);
-            for t in terms {
-                if let Some(b) = self.term_least(m, t, outcome, x) {
-                    best = Some(best.map_or(b, |a| a.max(b)));
-                }
-            }
-        }
-        best
+        tested_terms(m, at)
+            .filter_map(|(t, outcome)| self.term_least(m, t, outcome, x))
+            .max()
     }
 
     /// The least value `term`, a comparison with a constant that is `outcome`, leaves the local
     /// `x` reads: `x + c ≥ y` (or `>`, `==`, `!= 0`, either way round) leaves at least `y − c`.
     fn term_least(&self, m: &Module, term: Value, outcome: bool, x: Value) -> Option<u128> {
-        let c = def_op(m, term).and_then(|op| views::CoreCmp::of(m, op))?;
-        let (lhs, rhs) = (c.lhs(m), c.rhs(m));
-        if !is_unsigned(m.value_type(lhs)) {
-            return None;
-        }
-        let pred = if outcome {
-            c.pred(m)
-        } else {
-            c.pred(m).negated()
-        };
-        let (plus, other, pred) =
-            match (self.plus_constant(m, lhs, x), self.plus_constant(m, rhs, x)) {
-                (Some(plus), _) => (plus, rhs, pred),
-                (None, Some(plus)) => (plus, lhs, pred.swapped()),
-                _ => return None,
-            };
+        let (plus, pred, other) = self.compared_read(m, term, outcome, x)?;
         let y = u128::try_from(m.const_int(other)?).ok()?;
         let least = match pred {
             CmpPred::Ge | CmpPred::Eq => y,
@@ -602,6 +565,25 @@ impl LocalBounds {
     /// The bound `term`, a comparison that is `outcome`, puts on the local `x` reads: `x + c ≤ y`
     /// (or `<`, `==`, either way round) bounds it by `y`'s bound less `c`.
     fn term_bound(&self, m: &Module, term: Value, outcome: bool, x: Value) -> Option<u128> {
+        let (plus, pred, other) = self.compared_read(m, term, outcome, x)?;
+        let y = self.max_of(m, other)?;
+        let y = match pred {
+            CmpPred::Le | CmpPred::Eq => y,
+            CmpPred::Lt => y.checked_sub(1)?,
+            _ => return None,
+        };
+        y.checked_sub(plus)
+    }
+
+    /// `term`, an unsigned comparison that is `outcome`, as `x + plus <pred> other`, `x` what a
+    /// tracked local's read holds.
+    fn compared_read(
+        &self,
+        m: &Module,
+        term: Value,
+        outcome: bool,
+        x: Value,
+    ) -> Option<(u128, CmpPred, Value)> {
         let c = def_op(m, term).and_then(|op| views::CoreCmp::of(m, op))?;
         let (lhs, rhs) = (c.lhs(m), c.rhs(m));
         if !is_unsigned(m.value_type(lhs)) {
@@ -612,19 +594,11 @@ impl LocalBounds {
         } else {
             c.pred(m).negated()
         };
-        let (plus, other, pred) =
-            match (self.plus_constant(m, lhs, x), self.plus_constant(m, rhs, x)) {
-                (Some(plus), _) => (plus, rhs, pred),
-                (None, Some(plus)) => (plus, lhs, pred.swapped()),
-                _ => return None,
-            };
-        let y = self.max_of(m, other)?;
-        let y = match pred {
-            CmpPred::Le | CmpPred::Eq => y,
-            CmpPred::Lt => y.checked_sub(1)?,
-            _ => return None,
-        };
-        y.checked_sub(plus)
+        match (self.plus_constant(m, lhs, x), self.plus_constant(m, rhs, x)) {
+            (Some(plus), _) => Some((plus, pred, rhs)),
+            (None, Some(plus)) => Some((plus, pred.swapped(), lhs)),
+            _ => None,
+        }
     }
 
     /// `v` as what `x` reads plus a constant (through widenings and `+ c` that cannot wrap).
@@ -687,6 +661,18 @@ fn constant_addend(m: &Module, v: Value) -> Option<(Value, u128)> {
 /// The branch conditions whose outcome is known where `at` runs, each with that outcome: of a
 /// test before it whose arm leaves (`if (len > n) { return }` is false after it), and of each
 /// `if` whose arm `at` runs in.
+/// The comparisons the tests before `at` decide, each with the outcome it has at `at`: the
+/// [`conditions_at`], split into the terms of their `&&`/`||` chains that are known there.
+fn tested_terms(m: &Module, at: OpId) -> impl Iterator<Item = (Value, bool)> + '_ {
+    conditions_at(m, at)
+        .into_iter()
+        .flat_map(move |(cond, outcome)| {
+            let mut terms = Vec::new();
+            chain_terms(m, cond, !outcome, &mut terms);
+            terms.into_iter().map(move |t| (t, outcome))
+        })
+}
+
 pub(super) fn conditions_at(m: &Module, at: OpId) -> Vec<(Value, bool)> {
     let mut out = Vec::new();
     let mut op = at;
