@@ -34,6 +34,7 @@ mod rcu_sections;
 mod region_match;
 pub mod registry;
 mod reverse_walks;
+mod round_bounds;
 mod run_time_counts;
 mod sink_pure_calls;
 mod switch_table;

@@ -32,6 +32,7 @@ const BPF: &[&str] = &[
     "lower-bpf",
     "check-kernel-memory",
     "guard-helper-sizes",
+    "refresh-round-bounds",
     "separate-bound-tests",
     "skip-filled-zeroing",
     "flatten",

@@ -54,6 +54,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| helper_sizes::run(m),
     },
     PassInfo {
+        name: "refresh-round-bounds",
+        about: "compare a loop's moving values with a masked copy of a fixed bound made each round, so the verifier's narrowing of the bound stays in that round",
+        requires: &[Structured, BpfDialect],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| round_bounds::run(m),
+    },
+    PassInfo {
         name: "separate-bound-tests",
         about: "keep tests of one integer against constants apart, so LLVM does not fold them into a range test the verifier learns no bound from",
         requires: &[Structured, BpfDialect],

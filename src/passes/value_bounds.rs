@@ -21,6 +21,12 @@ pub trait Facts {
     /// An upper bound of `v` (a load, or the result of an op with regions), `depth` levels of
     /// locals deep.
     fn opaque_max(&self, m: &Module, v: Value, depth: u32) -> Option<u128>;
+
+    /// A lower bound of `v` (a load, or the result of an op with regions), where these facts
+    /// follow the tests before it; none (0) by default.
+    fn opaque_min(&self, _: &Module, _: Value, _: u32) -> Option<u128> {
+        None
+    }
 }
 
 /// No facts: only what expressions show.
@@ -95,6 +101,17 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
             high.checked_add(1)?.checked_next_power_of_two()? - 1
         }
         Opcode::CoreAdd => operand(0)?.checked_add(operand(1)?)?,
+        // `a - b` that cannot wrap, `a` being at least what `b` can be (`hlen - 20` after
+        // `if (hlen < 20) { return }`, where the facts follow that test).
+        Opcode::CoreSub if is_unsigned(ty) => {
+            let (a, b) = (d.operands[0], d.operands[1]);
+            match max_of(m, b, facts, depth) {
+                Some(most) if min_of(m, a, facts, depth) >= most => {
+                    operand(0)? - min_of(m, b, facts, depth)
+                }
+                _ => int_max(ty)?,
+            }
+        }
         Opcode::CoreMul => operand(0)?.checked_mul(operand(1)?)?,
         Opcode::CoreShl => {
             operand(0)?.checked_shl(u32::try_from(m.const_int(d.operands[1])?).ok()?)?
@@ -122,6 +139,40 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
     };
     // Wrapping arithmetic: a bound past the type's range bounds nothing.
     (r <= int_max(ty)?).then_some(r)
+}
+
+/// A lower bound of unsigned `v` (0 when none is known): from its constants, widenings, sums,
+/// scalings and differences that cannot wrap, and from what `facts` know of the loads among them.
+pub fn min_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> u128 {
+    let ty = m.value_type(v);
+    if !is_unsigned(ty) {
+        return 0;
+    }
+    let ValueDef::Result(op, _) = m.value(v).def else {
+        return facts.opaque_min(m, v, depth).unwrap_or(0);
+    };
+    let d = m.op(op);
+    let operand = |i: usize| min_of(m, d.operands[i], facts, depth);
+    let shift = || u32::try_from(m.const_int(d.operands[1])?).ok();
+    let least = match d.opcode {
+        Opcode::CoreConst => m.const_int(v).and_then(|k| u128::try_from(k).ok()),
+        Opcode::CoreCast if width(m.value_type(d.operands[0])) <= width(ty) => Some(operand(0)),
+        Opcode::CoreAdd => operand(0).checked_add(operand(1)),
+        Opcode::CoreMul => operand(0).checked_mul(operand(1)),
+        Opcode::CoreShl => shift().and_then(|k| operand(0).checked_shl(k)),
+        Opcode::CoreShr => shift().map(|k| operand(0) >> k.min(127)),
+        Opcode::CoreOr => Some(operand(0).max(operand(1))),
+        Opcode::CoreSub => {
+            max_of(m, d.operands[1], facts, depth).and_then(|most| operand(0).checked_sub(most))
+        }
+        Opcode::CoreCast => None,
+        _ => facts.opaque_min(m, v, depth),
+    };
+    // (Arithmetic that may wrap past the type's top may end anywhere, 0 included.)
+    match least {
+        Some(least) if max_of(m, v, facts, depth).is_some() => least,
+        _ => 0,
+    }
 }
 
 /// For a pointer formed from `ctx->data` by adding unsigned offsets (also through pointer
@@ -155,6 +206,9 @@ fn def_op(m: &Module, v: Value) -> Option<OpId> {
 #[derive(Default)]
 pub struct LocalBounds {
     at: HashMap<Value, u128>,
+    /// Bounds that follow the tests between two values, and the least values tests leave
+    /// ([`LocalBounds::relational_of_function`]).
+    relational: bool,
     /// The function's parameters that every call bounds ([`CallBounds`]).
     params: HashMap<Value, u128>,
     /// The results of the functions it may call, by symbol ([`CallBounds`]).
@@ -196,7 +250,27 @@ impl Facts for LocalBounds {
                 .or_else(|| self.loaded_field_max(m, v)),
         }
     }
+
+    /// A load's least value: what the tests before it leave (`doff ≥ 5` after
+    /// `if (doff < 5) { return }`), or the least of the one value stored that it reads.
+    fn opaque_min(&self, m: &Module, v: Value, depth: u32) -> Option<u128> {
+        let load = m
+            .defining_op(v)
+            .filter(|&op| m.op(op).opcode == Opcode::CoreLoad)?;
+        if !self.relational {
+            return None;
+        }
+        let tested = self.tested_min(m, load, v).unwrap_or(0);
+        let stored = match self.stored_read(v) {
+            Some(s) if depth < STORED_MIN_DEPTH => min_of(m, s, self, depth + 1),
+            _ => 0,
+        };
+        Some(tested.max(stored))
+    }
 }
+
+/// How many stored values deep [`LocalBounds`] follows a load for its least value.
+const STORED_MIN_DEPTH: u32 = 4;
 
 impl LocalBounds {
     /// The bound of a load of an integer field of a struct local, from every write into it.
@@ -454,6 +528,7 @@ impl LocalBounds {
                     .filter_map(|p| calls.params.get(p).map(|&b| (*p, b)))
                     .collect(),
                 results: calls.results.clone(),
+                relational,
                 structs: fields::StructLocals::of_function(m, f),
                 field_results: calls.field_results.clone(),
                 field_params: entry
