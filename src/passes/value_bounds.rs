@@ -27,6 +27,13 @@ pub trait Facts {
     fn opaque_min(&self, _: &Module, _: Value, _: u32) -> Option<u128> {
         None
     }
+
+    /// Whether a difference is bounded by its operands' bounds: for what ksc enforces itself.
+    /// The verifier may not know it: LLVM forms `data + (512 - x)` as `(data + 512) - x`, a
+    /// negative variable offset the kernel refuses.
+    fn bounds_differences(&self) -> bool {
+        false
+    }
 }
 
 /// No facts: only what expressions show.
@@ -103,7 +110,7 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
         Opcode::CoreAdd => operand(0)?.checked_add(operand(1)?)?,
         // `a - b` that cannot wrap, `a` being at least what `b` can be (`hlen - 20` after
         // `if (hlen < 20) { return }`, where the facts follow that test).
-        Opcode::CoreSub if is_unsigned(ty) => {
+        Opcode::CoreSub if is_unsigned(ty) && facts.bounds_differences() => {
             let (a, b) = (d.operands[0], d.operands[1]);
             match max_of(m, b, facts, depth) {
                 Some(most) if min_of(m, a, facts, depth) >= most => {
@@ -143,6 +150,7 @@ pub fn max_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> Option<u12
 
 /// A lower bound of unsigned `v` (0 when none is known): from its constants, widenings, sums,
 /// scalings and differences that cannot wrap, and from what `facts` know of the loads among them.
+/// (Differences count only where [`Facts::bounds_differences`].)
 pub fn min_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> u128 {
     let ty = m.value_type(v);
     if !is_unsigned(ty) {
@@ -162,7 +170,7 @@ pub fn min_of(m: &Module, v: Value, facts: &dyn Facts, depth: u32) -> u128 {
         Opcode::CoreShl => shift().and_then(|k| operand(0).checked_shl(k)),
         Opcode::CoreShr => shift().map(|k| operand(0) >> k.min(127)),
         Opcode::CoreOr => Some(operand(0).max(operand(1))),
-        Opcode::CoreSub => {
+        Opcode::CoreSub if facts.bounds_differences() => {
             max_of(m, d.operands[1], facts, depth).and_then(|most| operand(0).checked_sub(most))
         }
         Opcode::CoreCast => None,
@@ -249,6 +257,10 @@ impl Facts for LocalBounds {
                 .copied()
                 .or_else(|| self.loaded_field_max(m, v)),
         }
+    }
+
+    fn bounds_differences(&self) -> bool {
+        self.relational
     }
 
     /// A load's least value: what the tests before it leave (`doff ≥ 5` after
