@@ -15,7 +15,7 @@ use super::run_time_counts;
 use super::value_bounds::{
     chain_terms, counter_step, int_max, max_of, start_before, CounterStep, Facts,
 };
-use crate::ir::{views, Module, OpId, Opcode, RegionId, Traits, Value, ValueDef};
+use crate::ir::{views, BlockId, Module, OpId, Opcode, RegionId, Traits, Value, ValueDef};
 use crate::vocab::CmpPred;
 use std::collections::HashSet;
 
@@ -215,6 +215,122 @@ impl Invariance<'_> {
                 _ => !d.operands.contains(&slot),
             }
         })
+    }
+}
+
+/// A `continue` of `while` loop `l` that goes round having changed nothing a later round could
+/// see: on the way to it from the top of the body there are only computations, reads, stores of
+/// what a local holds already (`off = off * 1`) or into a local the round writes before it reads
+/// it (`var kind = opts[off]` at the top of the body), and `if`s and `switch`es whose arms that
+/// go on to it do the same; the condition does nothing else. Whatever led there leads there again,
+/// so once it is taken the loop never ends, and the verifier, finding the loop's state repeated,
+/// refuses the program ("infinite loop detected"). A test of a constant on the way (`if (false)`),
+/// which neither LLVM nor the verifier follows, keeps the `continue` from counting.
+pub(super) fn idle_continue(m: &Module, l: OpId) -> Option<OpId> {
+    let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
+    let body = m.sole_block(body)?;
+    let cond_ops = || {
+        m.region(cond)
+            .blocks
+            .iter()
+            .flat_map(|&b| m.block(b).ops.iter().copied())
+    };
+    if !cond_ops().all(|o| inert(m, o)) {
+        return None;
+    }
+    let cond_reads: HashSet<Value> = cond_ops()
+        .flat_map(|o| m.collect_nested(o, |_| true).into_iter().chain([o]))
+        .filter_map(|o| loaded_slot(m, o))
+        .collect();
+    m.collect_nested(l, |d| d.opcode == Opcode::KsContinue)
+        .into_iter()
+        .filter(|&c| enclosing_loop(m, c) == Some(l))
+        .find(|&c| idle_way(m, c, body, &cond_reads))
+}
+
+/// Whether everything on the way from the top of loop body `body` to `continue` `c` is [`inert`]
+/// (the ops before it in its block, and before each enclosing `if` or `switch` in theirs), or, at
+/// the body's top level, a store into a local that neither the condition (`cond_reads`) nor the
+/// body before it reads.
+fn idle_way(m: &Module, c: OpId, body: BlockId, cond_reads: &HashSet<Value>) -> bool {
+    let mut at = c;
+    loop {
+        let Some(block) = m.op(at).parent else {
+            return false;
+        };
+        let ops = &m.block(block).ops;
+        let Some(upto) = ops.iter().position(|&o| o == at) else {
+            return false;
+        };
+        let before = &ops[..upto];
+        let fresh = |i: usize| {
+            let d = m.op(before[i]);
+            let slot = d.operands.get(1).copied();
+            block == body
+                && d.opcode == Opcode::CoreStore
+                && slot.is_some_and(|slot| {
+                    m.is_local(slot)
+                        && !cond_reads.contains(&slot)
+                        && !before[..i].iter().any(|&o| reads_slot(m, o, slot))
+                })
+        };
+        if !(0..before.len()).all(|i| inert(m, before[i]) || fresh(i)) {
+            return false;
+        }
+        if block == body {
+            return true;
+        }
+        match m.block_owner(block) {
+            Some(owner) if branches_on_values(m, owner) => at = owner,
+            _ => return false,
+        }
+    }
+}
+
+/// The local `o` loads, if it is a load of one.
+fn loaded_slot(m: &Module, o: OpId) -> Option<Value> {
+    let d = m.op(o);
+    (d.opcode == Opcode::CoreLoad && m.is_local(d.operands[0])).then(|| d.operands[0])
+}
+
+/// Whether `o`, or an op inside it, loads local `slot`.
+fn reads_slot(m: &Module, o: OpId, slot: Value) -> bool {
+    loaded_slot(m, o) == Some(slot)
+        || !m
+            .collect_nested(o, |d| d.opcode == Opcode::CoreLoad && d.operands[0] == slot)
+            .is_empty()
+}
+
+/// An `if` or `switch` that tests no constant.
+fn branches_on_values(m: &Module, op: OpId) -> bool {
+    let d = m.op(op);
+    matches!(d.opcode, Opcode::KsIf | Opcode::KsSwitch)
+        && d.operands.iter().all(|&x| m.const_int(x).is_none())
+}
+
+/// Whether op `o` changes nothing a later round could see: it computes or reads, stores into a
+/// local what the local holds already, or branches only to arms that do likewise or go no further
+/// (they end in a `return`, `break`, `continue`, throw or abort).
+fn inert(m: &Module, o: OpId) -> bool {
+    let d = m.op(o);
+    match d.opcode {
+        Opcode::CoreStore => {
+            m.is_local(d.operands[1]) && keeps_value(m, d.operands[0], d.operands[1])
+        }
+        Opcode::KsIf | Opcode::KsSwitch => {
+            branches_on_values(m, o)
+                && d.regions.iter().all(|&r| {
+                    m.region(r).blocks.iter().all(|&b| {
+                        let ops = &m.block(b).ops;
+                        let goes_elsewhere = ops.last().is_some_and(|&t| {
+                            m.is_terminator(t) && m.op(t).opcode != Opcode::KsYield
+                        });
+                        goes_elsewhere || ops.iter().all(|&x| inert(m, x))
+                    })
+                })
+        }
+        Opcode::KsYield => true,
+        _ => m.is_effect_free(o),
     }
 }
 
