@@ -22,7 +22,7 @@ impl FnLower<'_, '_, '_> {
         let l = self.convert(l, t);
         let r = self.convert(r, t);
         match op {
-            BinOp::Add => self.b().core_add(l, r),
+            BinOp::Add => self.add(l, r, t),
             BinOp::Sub => self.b().core_sub(l, r),
             BinOp::Mul => self.b().core_mul(l, r),
             BinOp::Div => self.b().core_div(l, r),
@@ -34,6 +34,23 @@ impl FnLower<'_, '_, '_> {
             BinOp::Shr => self.b().core_shr(l, r),
             _ => l,
         }
+    }
+
+    /// `l + r`, spelt the shorter way round when one side is an unsigned constant past half its
+    /// type (`off + 0xffffffff` is `off - 1` in a `u32`): one value, and one form for the passes
+    /// that tell a step forward from a step back.
+    fn add(&mut self, l: Value, r: Value, t: &Type) -> Value {
+        let Type::Int(i) = t else {
+            return self.b().core_add(l, r);
+        };
+        let wraps_back = |k: i128| !i.signed() && k > i.max() / 2;
+        let (x, k) = match (self.b().module.const_int(l), self.b().module.const_int(r)) {
+            (None, Some(k)) if wraps_back(k) => (l, k),
+            (Some(k), None) if wraps_back(k) => (r, k),
+            _ => return self.b().core_add(l, r),
+        };
+        let back = self.b().core_const(i.max() - k + 1, t.clone());
+        self.b().core_sub(x, back)
     }
 
     /// The type both operands of a comparison are converted to (§6.3).
