@@ -218,14 +218,17 @@ impl Invariance<'_> {
     }
 }
 
-/// A `continue` of `while` loop `l` that goes round having changed nothing a later round could
-/// see: on the way to it from the top of the body there are only computations, reads, stores of
-/// what a local holds already (`off = off * 1`) or into a local the round writes before it reads
-/// it (`var kind = opts[off]` at the top of the body), and `if`s and `switch`es whose arms that
-/// go on to it do the same; the condition does nothing else. Whatever led there leads there again,
-/// so once it is taken the loop never ends, and the verifier, finding the loop's state repeated,
-/// refuses the program ("infinite loop detected"). A test of a constant on the way (`if (false)`),
-/// which neither LLVM nor the verifier follows, keeps the `continue` from counting.
+/// A `continue` of `while` loop `l` that goes round having changed nothing that decides where a
+/// round goes: on the way to it from the top of the body there are only computations, reads,
+/// stores into locals no decision reads (a tally only counted, `odd = odd + 1`), of what a local
+/// holds already (`off = off * 1`), or into a local the round writes before it reads it (`var kind
+/// = opts[off]` at the top of the body), and `if`s and `switch`es whose arms that go on to it do the
+/// same; the condition does nothing else. The decisions are the condition, the tests on the way
+/// to any exit from the loop and those on the way to this `continue`, with the locals stored into
+/// what they read. Whatever led there leads there again, so once it is taken the loop never ends,
+/// and the verifier, following it round after round, refuses the program ("infinite loop
+/// detected", or its instruction limit). A test of a constant on the way (`if (false)`), which
+/// neither LLVM nor the verifier follows, keeps the `continue` from counting.
 pub(super) fn idle_continue(m: &Module, l: OpId) -> Option<OpId> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let body = m.sole_block(body)?;
@@ -235,24 +238,95 @@ pub(super) fn idle_continue(m: &Module, l: OpId) -> Option<OpId> {
             .iter()
             .flat_map(|&b| m.block(b).ops.iter().copied())
     };
-    if !cond_ops().all(|o| inert(m, o)) {
+    let nothing = HashSet::new();
+    if !cond_ops().all(|o| inert(m, o, &nothing)) {
         return None;
     }
     let cond_reads: HashSet<Value> = cond_ops()
         .flat_map(|o| m.collect_nested(o, |_| true).into_iter().chain([o]))
         .filter_map(|o| loaded_slot(m, o))
         .collect();
+    // What decides whether a round leaves: the condition and the tests on the way to each exit.
+    let inside: Vec<OpId> = m.collect_nested(l, |_| true);
+    let exits = inside.iter().filter(|&&o| leaves(m, o, l));
+    let mut exit_tests: Vec<Value> = m.yielded_value(cond).into_iter().collect();
+    for &exit in exits {
+        exit_tests.extend(tests_on_the_way(m, exit, l));
+    }
     m.collect_nested(l, |d| d.opcode == Opcode::KsContinue)
         .into_iter()
         .filter(|&c| enclosing_loop(m, c) == Some(l))
-        .find(|&c| idle_way(m, c, body, &cond_reads))
+        .find(|&c| {
+            let mut tests = exit_tests.clone();
+            tests.extend(tests_on_the_way(m, c, l));
+            let deciding = deciding_locals(m, &inside, tests);
+            idle_way(m, c, body, &cond_reads, &deciding)
+        })
+}
+
+/// Whether `o` takes control out of loop `l`: a return, throw, abort or tail call, or a `break`
+/// or `continue` of this loop or an outer one.
+fn leaves(m: &Module, o: OpId, l: OpId) -> bool {
+    match m.op(o).opcode {
+        Opcode::KsReturn | Opcode::KsThrow | Opcode::KsAbort | Opcode::KsTailCall => true,
+        Opcode::KsBreak => true,
+        Opcode::KsContinue => enclosing_loop(m, o) != Some(l),
+        _ => false,
+    }
+}
+
+/// The conditions (and `switch` scrutinees) of the branches that enclose `o` within loop `l`.
+fn tests_on_the_way(m: &Module, o: OpId, l: OpId) -> Vec<Value> {
+    let mut tests = Vec::new();
+    let mut at = o;
+    while let Some(p) = m.parent_op(at).filter(|&p| p != l) {
+        if matches!(m.op(p).opcode, Opcode::KsIf | Opcode::KsSwitch) {
+            tests.extend(m.op(p).operands.iter().copied());
+        }
+        at = p;
+    }
+    tests
+}
+
+/// The locals `tests` read, and those the ops of the loop (`inside`) store what such a local
+/// holds from, and so on.
+fn deciding_locals(m: &Module, inside: &[OpId], tests: Vec<Value>) -> HashSet<Value> {
+    let stores: Vec<(Value, Value)> = (inside.iter())
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreStore && m.is_local(m.op(o).operands[1]))
+        .map(|&o| (m.op(o).operands[1], m.op(o).operands[0]))
+        .collect();
+    let mut locals = HashSet::new();
+    let mut seen = HashSet::new();
+    let mut work = tests;
+    while let Some(v) = work.pop() {
+        if !seen.insert(v) {
+            continue;
+        }
+        let Some(op) = m.defining_op(v) else {
+            continue;
+        };
+        match loaded_slot(m, op) {
+            Some(slot) if locals.insert(slot) => {
+                work.extend(stores.iter().filter(|s| s.0 == slot).map(|s| s.1));
+            }
+            Some(_) => {}
+            None => work.extend(m.op(op).operands.iter().copied()),
+        }
+    }
+    locals
 }
 
 /// Whether everything on the way from the top of loop body `body` to `continue` `c` is [`inert`]
 /// (the ops before it in its block, and before each enclosing `if` or `switch` in theirs), or, at
 /// the body's top level, a store into a local that neither the condition (`cond_reads`) nor the
 /// body before it reads.
-fn idle_way(m: &Module, c: OpId, body: BlockId, cond_reads: &HashSet<Value>) -> bool {
+fn idle_way(
+    m: &Module,
+    c: OpId,
+    body: BlockId,
+    cond_reads: &HashSet<Value>,
+    deciding: &HashSet<Value>,
+) -> bool {
     let mut at = c;
     loop {
         let Some(block) = m.op(at).parent else {
@@ -274,7 +348,7 @@ fn idle_way(m: &Module, c: OpId, body: BlockId, cond_reads: &HashSet<Value>) -> 
                         && !before[..i].iter().any(|&o| reads_slot(m, o, slot))
                 })
         };
-        if !(0..before.len()).all(|i| inert(m, before[i]) || fresh(i)) {
+        if !(0..before.len()).all(|i| inert(m, before[i], deciding) || fresh(i)) {
             return false;
         }
         if block == body {
@@ -308,14 +382,16 @@ fn branches_on_values(m: &Module, op: OpId) -> bool {
         && d.operands.iter().all(|&x| m.const_int(x).is_none())
 }
 
-/// Whether op `o` changes nothing a later round could see: it computes or reads, stores into a
-/// local what the local holds already, or branches only to arms that do likewise or go no further
-/// (they end in a `return`, `break`, `continue`, throw or abort).
-fn inert(m: &Module, o: OpId) -> bool {
+/// Whether op `o` changes nothing that decides where a round goes: it computes or reads, stores
+/// into a local what the local holds already or into one outside `deciding`, or branches only to
+/// arms that do likewise or go no further (they end in a `return`, `break`, `continue`, throw or
+/// abort).
+fn inert(m: &Module, o: OpId, deciding: &HashSet<Value>) -> bool {
     let d = m.op(o);
     match d.opcode {
         Opcode::CoreStore => {
-            m.is_local(d.operands[1]) && keeps_value(m, d.operands[0], d.operands[1])
+            let slot = d.operands[1];
+            m.is_local(slot) && (!deciding.contains(&slot) || keeps_value(m, d.operands[0], slot))
         }
         Opcode::KsIf | Opcode::KsSwitch => {
             branches_on_values(m, o)
@@ -325,7 +401,7 @@ fn inert(m: &Module, o: OpId) -> bool {
                         let goes_elsewhere = ops.last().is_some_and(|&t| {
                             m.is_terminator(t) && m.op(t).opcode != Opcode::KsYield
                         });
-                        goes_elsewhere || ops.iter().all(|&x| inert(m, x))
+                        goes_elsewhere || ops.iter().all(|&x| inert(m, x, deciding))
                     })
                 })
         }
