@@ -123,7 +123,7 @@ def main(argv):
     ap.add_argument("--timeout", type=float, default=30)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--flag", action="append", default=[], help="passed to `ksc verify` (-O0)")
-    ap.add_argument("--keep", help="copy each mutant the kernel rejected (or that crashed ksc) into this directory")
+    ap.add_argument("--keep", help="copy each mutant the kernel rejected, proved endless or that crashed ksc into this directory")
     ap.add_argument("roots", nargs="+")
     opts = ap.parse_args(argv)
     opts.ksc = os.path.abspath(opts.ksc)
@@ -169,7 +169,9 @@ def main(argv):
                     print("REJECTED %s: %s" % (label, reason))
                 elif verdict == "crash":
                     print("CRASH %s: %s" % (label, reason))
-                if opts.keep and verdict in ("rejected", "crash"):
+                elif verdict == "endless":
+                    print("ENDLESS %s" % label)
+                if opts.keep and verdict in ("rejected", "crash", "endless"):
                     os.makedirs(opts.keep, exist_ok=True)
                     shutil.copy(path, os.path.join(opts.keep, label.replace("/", "_").replace(" ", ".") + ".ks"))
         built = counts["accepted"] + counts["feature"] + counts["endless"] + counts["rejected"]
