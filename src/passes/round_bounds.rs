@@ -27,17 +27,23 @@ use crate::vocab::CmpPred;
 use std::collections::HashMap;
 
 pub fn run(m: &mut Module) -> PassResult {
-    let calls = CallBounds::of_module(m);
+    let mut calls: Option<CallBounds> = None;
     for f in super::kernel_funcs(m) {
-        let refreshes = {
-            let bounds = LocalBounds::relational_of_function(m, f, &calls);
-            let loops =
-                m.collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile));
-            loops
-                .into_iter()
-                .flat_map(|lp| refreshes_of(m, &bounds, lp))
-                .collect::<Vec<_>>()
-        };
+        let loops: Vec<(OpId, Vec<Value>)> = m
+            .collect_nested(f, |d| matches!(d.opcode, Opcode::KsFor | Opcode::KsWhile))
+            .into_iter()
+            .map(|lp| (lp, forked_walks(m, lp)))
+            .filter(|(_, forked)| !forked.is_empty())
+            .collect();
+        if loops.is_empty() {
+            continue;
+        }
+        let calls = calls.get_or_insert_with(|| CallBounds::of_module(m));
+        let bounds = LocalBounds::relational_of_function(m, f, calls);
+        let refreshes: Vec<Refresh> = loops
+            .iter()
+            .flat_map(|(lp, forked)| refreshes_of(m, &bounds, *lp, forked))
+            .collect();
         for r in refreshes {
             refresh(m, r);
         }
@@ -55,11 +61,7 @@ struct Refresh {
     reads: Vec<(OpId, Value)>,
 }
 
-fn refreshes_of(m: &Module, bounds: &LocalBounds, lp: OpId) -> Vec<Refresh> {
-    let forked = forked_walks(m, lp);
-    if forked.is_empty() {
-        return Vec::new();
-    }
+fn refreshes_of(m: &Module, bounds: &LocalBounds, lp: OpId, forked: &[Value]) -> Vec<Refresh> {
     let mut by_bound: HashMap<(RegionId, Value), Refresh> = HashMap::new();
     let mut unbounded: Vec<(RegionId, Value)> = Vec::new();
     for &region in &m.op(lp).regions {
