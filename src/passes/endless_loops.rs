@@ -406,6 +406,8 @@ fn inert(m: &Module, o: OpId, deciding: &HashSet<Value>) -> bool {
                 })
         }
         Opcode::KsYield => true,
+        // (A checked index either aborts, which leaves the loop, or only computes an address.)
+        Opcode::KsIndexAddr => true,
         _ => m.is_effect_free(o),
     }
 }
