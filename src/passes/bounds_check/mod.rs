@@ -1455,14 +1455,31 @@ impl BoundsCheck {
                     CmpPred::Eq | CmpPred::Ne => pointer(l) && pointer(r),
                     CmpPred::Lt | CmpPred::Ge => {
                         self.packet.contains(&l) && self.data_end.contains(&r)
+                            || self.beyond_reach(m, op)
                     }
                     CmpPred::Gt | CmpPred::Le => {
                         self.data_end.contains(&l) && self.packet.contains(&r)
+                            || self.beyond_reach(m, op)
                     }
                 }
             }
             _ => false,
         }
+    }
+
+    /// Whether comparison `op` tests a packet pointer a constant further out than the verifier
+    /// proves ranges (`data + 65536 > data_end`): it teaches the verifier nothing, but LLVM learns
+    /// from it that nearer bytes are in the packet and would drop ksc's checks of them.
+    fn beyond_reach(&self, m: &Module, op: OpId) -> bool {
+        let Some(&cond) = m.op(op).results.first() else {
+            return false;
+        };
+        [false, true].into_iter().any(|outcome| {
+            let key = self
+                .tested_pointer(m, cond, outcome)
+                .and_then(|ptr| self.key(m, ptr));
+            key.is_some_and(|k| k.proves(0).end > MAX_PACKET_BYTES)
+        })
     }
 
     fn region(&mut self, m: &mut Module, r: RegionId, facts: &mut Vec<Fact>) {
