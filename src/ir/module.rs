@@ -334,6 +334,18 @@ impl Module {
         self.op(op).parent.and_then(|b| self.block_owner(b))
     }
 
+    /// Whether `op` lies somewhere inside `outer` (in one of its regions, at any depth).
+    pub fn is_nested_in(&self, op: OpId, outer: OpId) -> bool {
+        let mut at = self.parent_op(op);
+        while let Some(p) = at {
+            if p == outer {
+                return true;
+            }
+            at = self.parent_op(p);
+        }
+        false
+    }
+
     /// The ops enclosing `op`, innermost first, each with the region of it `op` lies in.
     pub fn enclosing(&self, op: OpId) -> Vec<(OpId, RegionId)> {
         let mut out = Vec::new();

@@ -16,9 +16,9 @@ use crate::vocab::CmpPred;
 
 pub fn run(m: &mut Module) -> PassResult {
     for f in super::kernel_funcs(m) {
-        // Outermost first: a chain's inner links go with it.
+        // Outermost first: a chain's inner links go with it (and are then no longer in `f`).
         for chain in m.collect_nested(f, |d| d.opcode == Opcode::KsIf) {
-            if inside(m, chain, f) {
+            if m.is_nested_in(chain, f) {
                 rewrite(m, f, chain);
             }
         }
@@ -131,17 +131,6 @@ fn links_a_larger_chain(m: &Module, f: OpId, op: OpId) -> bool {
         _ => None,
     };
     outer.is_some_and(|o| m.op(o).opcode == Opcode::KsIf && chain(m, o).is_some())
-}
-
-/// Whether `op` is still part of `f` (not inside a chain already rewritten).
-fn inside(m: &Module, mut op: OpId, f: OpId) -> bool {
-    while let Some(parent) = m.parent_op(op) {
-        if parent == f {
-            return true;
-        }
-        op = parent;
-    }
-    false
 }
 
 /// `x` is computed in `op`'s block with nothing but effect-free ops after it, so the loads in the

@@ -187,21 +187,11 @@ fn fixed_in(m: &Module, slot: Value, lp: OpId) -> bool {
         match d.opcode {
             Opcode::CoreLoad => d.operands[0] == slot,
             Opcode::CoreStore => {
-                d.operands[1] == slot && d.operands[0] != slot && !inside(m, u, lp)
+                d.operands[1] == slot && d.operands[0] != slot && !m.is_nested_in(u, lp)
             }
             _ => false,
         }
     })
-}
-
-fn inside(m: &Module, mut op: OpId, lp: OpId) -> bool {
-    while let Some(p) = m.parent_op(op) {
-        if p == lp {
-            return true;
-        }
-        op = p;
-    }
-    false
 }
 
 /// The all-ones value over `max`: masking with it keeps every value up to `max`.

@@ -357,20 +357,8 @@ fn counter_local(m: &Module, lp: OpId, arg: Value) -> Option<Value> {
     let mut only_reads = true;
     m.walk_nested(m.top_level_of(lp), &mut |o| {
         if o != first && m.op(o).operands.contains(&slot) {
-            only_reads &= reads(m.op(o), slot) && inside(m, o, lp);
+            only_reads &= reads(m.op(o), slot) && m.is_nested_in(o, lp);
         }
     });
     only_reads.then_some(slot)
-}
-
-/// `op` is nested somewhere in `outer`.
-fn inside(m: &Module, op: OpId, outer: OpId) -> bool {
-    let mut at = m.parent_op(op);
-    while let Some(p) = at {
-        if p == outer {
-            return true;
-        }
-        at = m.parent_op(p);
-    }
-    false
 }
