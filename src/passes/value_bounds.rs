@@ -1459,7 +1459,7 @@ impl Walk<'_> {
 
     /// The bound a branch condition puts on a local in the arm taken when it is `outcome`:
     /// `n <= K`, `n < K`, `n == K` and the negations of `n > K`, `n >= K`, `n != K`, either way
-    /// round, unsigned, on a load that still holds the local.
+    /// round, unsigned, on a load that still holds the local (or its widening).
     fn refinement(&self, cond: Value, outcome: bool) -> Option<(Value, u128)> {
         let m = self.m;
         let c = views::CoreCmp::of(m, def_op(m, cond)?)?;
@@ -1467,7 +1467,8 @@ impl Walk<'_> {
         if !is_unsigned(m.value_type(lhs)) {
             return None;
         }
-        let current = |v: Value| self.current(v);
+        // (`len > 63` on a byte compares its widening.)
+        let current = |v: Value| self.current(widened_from(m, v));
         let (pred, local, other) = match (current(lhs), current(rhs)) {
             (Some(slot), _) => (c.pred(m), slot, rhs),
             (None, Some(slot)) => (c.pred(m).swapped(), slot, lhs),
