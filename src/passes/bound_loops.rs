@@ -33,8 +33,9 @@ use super::reverse_walks;
 use super::run_time_counts::{self, run_time_count, RunTimeCount};
 use super::tallies;
 use super::value_bounds::{
-    chain_terms, counted_while, int_max, is_unsigned, loaded_local, max_of, start_before,
-    stored_values, sum_terms, widened_from, CallBounds, CountedWhile, Facts, LocalBounds,
+    chain_terms, counted_while, in_nested_loop, int_max, is_unsigned, loaded_local, max_of,
+    start_before, stored_values, sum_terms, widened_from, CallBounds, CountedWhile, Facts,
+    LocalBounds,
 };
 use super::{PassError, PassResult};
 use crate::diagnostics::Code;
@@ -49,6 +50,7 @@ pub fn run(m: &mut Module) -> PassResult {
     for f in funcs {
         count_long_whiles(m, f, &params, &mut errors);
         outline_two_way_walks(m, f);
+        keep_constant_caps(m, f, &params);
         bound_run_time_trips(m, f, &params);
         for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
             if stays_counted(m, f, lp) {
@@ -100,6 +102,99 @@ fn outline_two_way_walks(m: &mut Module, f: OpId) {
         {
             m.set_attr(lp, "outline", Some(Attr::Bool(true)));
         }
+    }
+}
+
+/// A counted loop's test of its counter against a run-time value (`if (j >= len) { break }` in
+/// `for (j in 0..63)`) compares a copy of the value made before the loop, opaque and masked with
+/// the all-ones value over its bound there (the same number). LLVM, knowing from a test before
+/// the loop that `len` is at most 63, drops the loop's own cap as implied; the verifier, whose
+/// register of `len` that test may not have narrowed (LLVM widens a byte once per use), then
+/// followed the loop as far as `len`'s type allows: 255 rounds a label, and a walk of 8 labels
+/// went past its 1M-instruction limit. Masked, the register compared holds the bound itself. A
+/// copy also keeps the tests that leave the loop from narrowing `len` to one value per round.
+fn keep_constant_caps(m: &mut Module, f: OpId, params: &CallBounds) {
+    let bounds = LocalBounds::of_function(m, f, params);
+    for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsFor) {
+        let Some(cap) = m
+            .const_int(m.op(lp).operands[1])
+            .and_then(|c| u128::try_from(c).ok())
+        else {
+            continue;
+        };
+        if constant_trips(m, lp).is_none() {
+            continue;
+        }
+        let body = m.region(m.op(lp).regions[0]).blocks[0];
+        let Some(&counter) = m.block(body).args.first() else {
+            continue;
+        };
+        let slot = super::unroll_loops::counter_local(m, lp, counter);
+        let reads_counter = |v: Value| {
+            let v = widened_from(m, v);
+            v == counter || slot.is_some() && loaded_local(m, v) == slot
+        };
+        let mut tests = Vec::new();
+        for cmp in m.collect_nested(lp, |d| d.opcode == Opcode::CoreCmp) {
+            let [a, b] = m.op(cmp).operands[..] else {
+                continue;
+            };
+            let other = match (reads_counter(a), reads_counter(b)) {
+                (true, false) => 1,
+                (false, true) => 0,
+                _ => continue,
+            };
+            let bound = m.op(cmp).operands[other];
+            // (Only where the test before makes the cap look implied: above it, LLVM keeps it.)
+            let tested = bounds
+                .tested_max(m, lp, bound)
+                .filter(|&max| max <= cap && int_max(m.value_type(bound)).is_some_and(|t| max < t));
+            if let Some(max) = tested.filter(|_| {
+                m.const_int(bound).is_none()
+                    && !in_nested_loop(m, cmp, lp)
+                    && loop_invariant(m, lp, bound)
+            }) {
+                tests.push((cmp, other, max));
+            }
+        }
+        let mut copies = std::collections::HashMap::new();
+        for (cmp, other, max) in tests {
+            let bound = m.op(cmp).operands[other];
+            let ty = m.value_type(bound).clone();
+            let early = run_time_counts::hoisted(m, lp, bound, &mut copies);
+            let mut b = m.builder_before(lp);
+            let hidden = b.bpf_opaque(early);
+            let all_ones = (max + 1).next_power_of_two() - 1;
+            let mask = b.core_const(all_ones as i128, ty);
+            let masked = b.core_and(hidden, mask);
+            m.op_mut(cmp).operands[other] = masked;
+        }
+    }
+}
+
+/// Whether `v` has one value throughout loop `lp`: defined before it, or computed inside by pure
+/// ops from such values and from locals `lp` never writes.
+fn loop_invariant(m: &Module, lp: OpId, v: Value) -> bool {
+    if !m.defined_within(v, lp) {
+        return true;
+    }
+    let Some(op) = m.defining_op(v) else {
+        return false;
+    };
+    let d = m.op(op);
+    match d.opcode {
+        Opcode::CoreLoad if m.is_local(d.operands[0]) => {
+            let slot = d.operands[0];
+            m.collect_nested(lp, |x| {
+                x.opcode == Opcode::CoreStore && x.operands[1] == slot
+            })
+            .is_empty()
+                && super::value_bounds::tracked_locals(m, m.top_level_of(lp)).contains(&slot)
+        }
+        _ if d.opcode.has(crate::ir::Traits::PURE) && d.regions.is_empty() => {
+            d.operands.iter().all(|&o| loop_invariant(m, lp, o))
+        }
+        _ => false,
     }
 }
 

@@ -303,7 +303,12 @@ fn same_object(m: &Module, a: Value, b: Value) -> bool {
 }
 
 /// Before loop `l`: the bound's value, its computation copied out of the condition.
-fn hoisted(m: &mut Module, l: OpId, v: Value, vmap: &mut HashMap<Value, Value>) -> Value {
+pub(super) fn hoisted(
+    m: &mut Module,
+    l: OpId,
+    v: Value,
+    vmap: &mut HashMap<Value, Value>,
+) -> Value {
     let ValueDef::Result(op, _) = m.value(v).def else {
         return v;
     };

@@ -346,7 +346,7 @@ fn reads(d: &crate::ir::OpData, slot: Value) -> bool {
 
 /// The local holding the loop variable: the body's first op stores the counter `arg` into it, and
 /// nothing else in the function writes it or takes its address (only loads in the loop read it).
-fn counter_local(m: &Module, lp: OpId, arg: Value) -> Option<Value> {
+pub(super) fn counter_local(m: &Module, lp: OpId, arg: Value) -> Option<Value> {
     let body = m.region(m.op(lp).regions[0]).blocks[0];
     let first = *m.block(body).ops.first()?;
     let d = m.op(first);
