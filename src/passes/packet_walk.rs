@@ -46,11 +46,18 @@ pub(super) fn packet_walk_trips(m: &Module, f: OpId, l: OpId, facts: &dyn Facts)
 }
 
 /// Whether packet walk `l` of `f` reads through a walked local before a step that moves it by
-/// at least a byte: the verifier, which cannot tell how a packet pointer compares with the
-/// packet's end (or another pointer), follows such a walk as written only because the read's
-/// check stops it past the packet.
+/// at least a byte, and a test against a constant (`off < 48`) ends it: the verifier, which
+/// cannot tell how a packet pointer compares with the packet's end (or another pointer), ends
+/// such a walk as written only at that test. (The reads alone do not: past 0xffff bytes, where a
+/// walk stepping a kilobyte or more a round gets within a few rounds, their checks are made on
+/// rebased copies (§10.2), which pass on every round, and a walk `p = p + 65534` to a stop
+/// pointer went round for the verifier until its 8,193-jump limit.)
 pub(super) fn walk_reads_on_the_way(m: &Module, f: OpId, l: OpId, facts: &dyn Facts) -> bool {
-    walk_steps(m, f, l, facts).is_some_and(|steps| steps.iter().any(|s| s.read && s.least >= 1))
+    walk_steps(m, f, l, facts).is_some_and(|steps| {
+        steps
+            .iter()
+            .any(|s| s.read && s.least >= 1 && s.tested_limit)
+    })
 }
 
 /// Whether `while` loop `l` of `f` walks the packet forward as [`packet_walk_trips`] asks, but by
@@ -96,6 +103,8 @@ struct WalkStep {
     /// The farthest the local can be while the loop goes round; `None` when nothing bounds it
     /// (no test of it, or only against a stop pointer that nothing bounds).
     limit: Option<u128>,
+    /// A test of it against a constant ends the loop (`off < 48`), which the verifier decides.
+    tested_limit: bool,
 }
 
 /// The steps of packet walk `l` of `f` (see [`packet_walk_trips`]), whatever their least
@@ -421,9 +430,12 @@ impl Walk<'_> {
             .collect();
         let accessed = self.accessed_before(at, walked);
         // A constant limit on an offset may bound it sooner (`while (off < 48)`).
-        let limit = before()
+        let tested = before()
             .filter(|_| forward)
             .filter_map(|(t, leaving)| limit_of(m, t, walked, leaving))
+            .min();
+        let limit = tested
+            .into_iter()
             .chain(stops.iter().filter_map(|r| match r {
                 Reach::Within(limit) => Some(*limit),
                 Reach::Unbounded => None,
@@ -437,6 +449,7 @@ impl Walk<'_> {
             stopped: !stops.is_empty() || accessed,
             read: accessed,
             limit,
+            tested_limit: tested.is_some(),
         })
     }
 
