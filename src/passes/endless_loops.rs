@@ -13,7 +13,7 @@ use super::packet_walk::rooted;
 use super::provenance::Provenance;
 use super::run_time_counts;
 use super::value_bounds::{
-    chain_terms, counter_step, int_max, max_of, start_before, CounterStep, Facts,
+    chain_terms, counter_step, int_max, max_of, net_step, start_before, CounterStep, Facts,
 };
 use crate::ir::{views, BlockId, Module, OpId, Opcode, RegionId, Traits, Value, ValueDef};
 use crate::vocab::CmpPred;
@@ -21,7 +21,8 @@ use std::collections::HashSet;
 
 /// How a loop whose end nothing it changes decides ends, if it does.
 pub(super) enum Unending {
-    /// Never: its condition and every test that leaves it read only values it never writes
+    /// Never: its condition and every test that leaves it read only values it never writes (or
+    /// steps by constants that cancel out each round)
     /// (see the module comment).
     Never,
     /// Only when this counter (a local) wraps past its type's end, if then: besides such values,
@@ -34,13 +35,15 @@ pub(super) enum Unending {
 /// Whether loop `l` of `f` is [`Unending`], and how (`bounds`: what bounds the function's values).
 pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Option<Unending> {
     let inside: HashSet<OpId> = m.collect_nested(l, |_| true).into_iter().collect();
+    let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let facts = Invariance {
         m,
+        l,
+        body,
         inside: &inside,
         may_write_packet: inside.iter().any(|&o| may_write_packet(m, o)),
         provenance: Provenance::of_function(m, f),
     };
-    let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let test = m.yielded_value(cond)?;
     // Every way out: the condition, and each branch that holds one in the body. A call may
     // throw, and a `try` may catch what is thrown: not followed.
@@ -80,12 +83,33 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
     chain_terms(m, test, false, &mut terms);
     let mut wrapping = None;
     for t in terms {
-        if facts.invariant(t, 8) {
+        // (`b <= 0xffffffff` on a `u32` holds whatever `b` is.)
+        if facts.invariant(t, 8) || always_true(m, t) {
             continue;
         }
         wrapping = Some(runs_away(m, l, body, t, bounds)?);
     }
-    wrapping.map(Unending::ByWrapping)
+    Some(wrapping.map_or(Unending::Never, Unending::ByWrapping))
+}
+
+/// Whether comparison `t` holds for every value of its unsigned operands' type: `x <= MAX`,
+/// `x >= 0`, either way round.
+fn always_true(m: &Module, t: Value) -> bool {
+    let Some(c) = m.defining_op(t).and_then(|op| views::CoreCmp::of(m, op)) else {
+        return false;
+    };
+    let (lhs, rhs) = (c.lhs(m), c.rhs(m));
+    let ty = m.value_type(lhs);
+    let Some(top) = int_max(ty).filter(|_| super::value_bounds::is_unsigned(ty)) else {
+        return false;
+    };
+    let constant = |v: Value| m.const_int(v).and_then(|k| u128::try_from(k).ok());
+    let (pred, k) = match (constant(lhs), constant(rhs)) {
+        (None, Some(k)) => (c.pred(m), k),
+        (Some(k), None) => (c.pred(m).swapped(), k),
+        _ => return false,
+    };
+    matches!((pred, k), (CmpPred::Le, k) if k >= top) || matches!((pred, k), (CmpPred::Ge, 0))
 }
 
 /// The most iterations of a loop the verifier follows as written: it gives up after 8192 jumps
@@ -158,6 +182,9 @@ fn runs_away(
 
 struct Invariance<'a> {
     m: &'a Module,
+    /// The loop, and its body.
+    l: OpId,
+    body: RegionId,
     inside: &'a HashSet<OpId>,
     may_write_packet: bool,
     provenance: Provenance,
@@ -202,9 +229,13 @@ impl Invariance<'_> {
     }
 
     /// Local `slot` holds the same value in every iteration: the loop writes it, if at all,
-    /// only with values that are, and nothing takes its address.
+    /// only with values that are, and nothing takes its address; or every round that goes round
+    /// steps it by constants that cancel (`i + 65533` then `i - 65533` on a `u16`).
     fn local_invariant(&self, slot: Value, depth: u32) -> bool {
         let m = self.m;
+        if net_step(m, self.l, self.body, slot) == Some(0) {
+            return true;
+        }
         self.inside.iter().all(|&o| {
             let d = m.op(o);
             match d.opcode {

@@ -933,6 +933,19 @@ pub(super) fn counter_step(
     counter: Value,
 ) -> Option<CounterStep> {
     let slot = loaded_local(m, counter)?;
+    let net = net_step(m, l, body, slot)?;
+    (is_unsigned(m.value_type(counter)) && net != 0).then_some(CounterStep {
+        slot,
+        step: net.unsigned_abs(),
+        down: net < 0,
+    })
+}
+
+/// How far the stores of loop `l` move local `slot` each round that goes round, as
+/// [`counter_step`] asks of them (constant steps at the body's own level, before any
+/// `continue`, nothing writing it behind a pointer), counted modulo its type's size the
+/// shorter way round: `i + 65533` then `i - 65533` on a `u16` move it by 0.
+pub(super) fn net_step(m: &Module, l: OpId, body: RegionId, slot: Value) -> Option<i128> {
     let stores = m.collect_nested(l, |o| {
         o.opcode == Opcode::CoreStore && o.operands[1] == slot
     });
@@ -968,11 +981,7 @@ pub(super) fn counter_step(
             net -= values;
         }
     }
-    (is_unsigned(m.value_type(counter)) && net != 0).then_some(CounterStep {
-        slot,
-        step: net.unsigned_abs(),
-        down: net < 0,
-    })
+    Some(net)
 }
 
 /// `slot = slot + c` or `slot = slot - c`, `c` a constant of at least 1: `(c, down)`; also
