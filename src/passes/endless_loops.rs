@@ -228,12 +228,38 @@ impl Invariance<'_> {
         }
     }
 
+    /// The loop's every store into local `slot` computes, from the constant it holds when the
+    /// loop starts, that constant again (`n * 2` from 0, `n >> 1` from 0, `n | 1` from 1): no
+    /// round moves it.
+    fn stays_at_start(&self, slot: Value) -> bool {
+        let m = self.m;
+        let Some(start) = start_before(m, self.l, slot) else {
+            return false;
+        };
+        let Some(ty) = m.value_type(slot).pointee() else {
+            return false;
+        };
+        let stores: Vec<OpId> = (self.inside.iter().copied())
+            .filter(|&o| m.op(o).opcode == Opcode::CoreStore && m.op(o).operands[1] == slot)
+            .collect();
+        let only_stored = self.inside.iter().all(|&o| {
+            let d = m.op(o);
+            matches!(d.opcode, Opcode::CoreStore | Opcode::CoreLoad) || !d.operands.contains(&slot)
+        });
+        only_stored
+            && !stores.is_empty()
+            && stores.iter().all(|&s| {
+                let stored = m.op(s).operands[0];
+                folded_at(m, stored, slot, start, 4).and_then(|v| wrapped(v, ty)) == Some(start)
+            })
+    }
+
     /// Local `slot` holds the same value in every iteration: the loop writes it, if at all,
     /// only with values that are, and nothing takes its address; or every round that goes round
     /// steps it by constants that cancel (`i + 65533` then `i - 65533` on a `u16`).
     fn local_invariant(&self, slot: Value, depth: u32) -> bool {
         let m = self.m;
-        if net_step(m, self.l, self.body, slot) == Some(0) {
+        if net_step(m, self.l, self.body, slot) == Some(0) || self.stays_at_start(slot) {
             return true;
         }
         self.inside.iter().all(|&o| {
@@ -514,4 +540,36 @@ fn stays_off_packet(m: &Module, address: Value) -> bool {
         }
         _ => false,
     }
+}
+
+/// The value of `v`, computed from constants and loads of `slot` by `+ - * << >> & | ^` and
+/// widenings, when `slot` holds `x`; `None` when it reads anything else.
+fn folded_at(m: &Module, v: Value, slot: Value, x: u128, depth: u32) -> Option<u128> {
+    if let Some(k) = m.const_int(v) {
+        return u128::try_from(k).ok();
+    }
+    let d = m.op(m.defining_op(v).filter(|_| depth > 0)?);
+    let operand = |i: usize| folded_at(m, d.operands[i], slot, x, depth - 1);
+    let r = match d.opcode {
+        Opcode::CoreLoad if d.operands[0] == slot => x,
+        Opcode::CoreCast if super::value_bounds::is_unsigned(m.value_type(d.operands[0])) => {
+            wrapped(operand(0)?, m.value_type(v))?
+        }
+        Opcode::CoreAdd => operand(0)?.wrapping_add(operand(1)?),
+        Opcode::CoreSub => operand(0)?.wrapping_sub(operand(1)?),
+        Opcode::CoreMul => operand(0)?.wrapping_mul(operand(1)?),
+        Opcode::CoreShl => operand(0)?.checked_shl(u32::try_from(operand(1)?).ok()?)?,
+        Opcode::CoreShr => operand(0)?.checked_shr(u32::try_from(operand(1)?).ok()?)?,
+        Opcode::CoreAnd => operand(0)? & operand(1)?,
+        Opcode::CoreOr => operand(0)? | operand(1)?,
+        Opcode::CoreXor => operand(0)? ^ operand(1)?,
+        _ => return None,
+    };
+    wrapped(r, m.value_type(v))
+}
+
+/// `v` modulo the size of unsigned integer type `ty`.
+fn wrapped(v: u128, ty: &crate::ir::Type) -> Option<u128> {
+    let top = int_max(ty).filter(|_| super::value_bounds::is_unsigned(ty))?;
+    Some(v & top)
 }
