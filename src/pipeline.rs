@@ -73,20 +73,16 @@ pub fn compile_bpf_object(
         return Err(render_text(&diags, &sources));
     };
     let module = crate::lower::lower_unit(&unit, &checked, &sources);
-    let bpf = crate::passes::pipeline::run_for_target(
-        &module,
-        Target::Bpf,
-        &opts.cpu,
-        Default::default(),
-    )
-    .map_err(|e| match &e.1 {
-        crate::passes::manager::PipelineError::Pass(pass, errors) => {
-            format!("pass {pass}: {errors:?}")
-        }
-        crate::passes::manager::PipelineError::Verify(pass, _) => {
-            format!("pass {pass} left a module that does not verify")
-        }
-    })?;
+    let bpf =
+        crate::passes::pipeline::run_for_target(&module, Target::Bpf, opts, Default::default())
+            .map_err(|e| match &e.1 {
+                crate::passes::manager::PipelineError::Pass(pass, errors) => {
+                    format!("pass {pass}: {errors:?}")
+                }
+                crate::passes::manager::PipelineError::Verify(pass, _) => {
+                    format!("pass {pass} left a module that does not verify")
+                }
+            })?;
     crate::codegen::bpf::compile(&bpf, opts, crate::codegen::bpf::Output::Object).map_err(
         |errors| {
             errors

@@ -65,7 +65,7 @@ pub fn run_pipeline(module: &Module, target: Target, opts: &Options) -> Result<M
         print_after: opts.print_after.as_deref(),
     };
     let m = crate::timing::stage(level, || {
-        pipeline::run_for_target(module, target, &opts.bpf.cpu, run_opts)
+        pipeline::run_for_target(module, target, &opts.bpf, run_opts)
     })
     .map_err(|e| opts.report.pipeline_error(&e.0, &e.1))?;
     let errors = crate::ir::verify::verify_module(&m);

@@ -23,6 +23,7 @@ pub mod lower_host;
 mod lower_loops;
 pub mod manager;
 mod merge_tails;
+mod outline_run_time_loops;
 mod packet_structs;
 mod packet_walk;
 mod partition;

@@ -65,8 +65,9 @@ fn back_end_needs(target: Target) -> &'static [Fact] {
 }
 
 /// The pipeline from a lowered module to `target`'s back end; for the kernel side, BPF cpu `cpu`
-/// (`v1` to `v4`) adds the rewrites that need instructions of later cpus.
-pub fn for_target(target: Target, cpu: &str) -> Pipeline {
+/// (`v1` to `v4`) adds the rewrites that need instructions of later cpus, and an unoptimised
+/// build (`optimize` false) the ones that keep its loops loadable.
+pub fn for_target(target: Target, cpu: &str, optimize: bool) -> Pipeline {
     let mut names = match target {
         Target::Bpf => BPF.to_vec(),
         Target::Host => HOST.to_vec(),
@@ -74,6 +75,13 @@ pub fn for_target(target: Target, cpu: &str) -> Pipeline {
     };
     if target == Target::Bpf && matches!(cpu, "v3" | "v4") {
         names.push("fuse-fetch-add");
+    }
+    if target == Target::Bpf && !optimize {
+        let at = names
+            .iter()
+            .position(|&n| n == "bound-loops")
+            .expect("in BPF");
+        names.insert(at, "outline-run-time-loops");
     }
     Pipeline::new(&names, lowered_facts(), back_end_needs(target))
         .unwrap_or_else(|e| panic!("the built-in {target} pipeline is invalid: {e}"))
@@ -84,11 +92,12 @@ pub fn for_target(target: Target, cpu: &str) -> Pipeline {
 pub fn run_for_target(
     m: &Module,
     target: Target,
-    cpu: &str,
+    bpf: &crate::codegen::bpf::Options,
     opts: RunOptions,
 ) -> Result<Module, Box<(Module, PipelineError)>> {
     let mut m = m.clone();
-    match manager::run(&mut m, &for_target(target, cpu), opts) {
+    let pipeline = for_target(target, &bpf.cpu, bpf.optimize);
+    match manager::run(&mut m, &pipeline, opts) {
         Ok(()) => Ok(m),
         Err(e) => Err(Box::new((m, e))),
     }
@@ -103,7 +112,8 @@ mod tests {
         for target in Target::ALL {
             for cpu in ["v1", "v2", "v3", "v4"] {
                 // Panics when the list does not meet its contracts.
-                for_target(target, cpu);
+                for_target(target, cpu, true);
+                for_target(target, cpu, false);
             }
         }
     }

@@ -207,6 +207,15 @@ pub static PASSES: &[PassInfo] = &[
         run: |m, _| hoist_defers::run(m),
     },
     PassInfo {
+        name: "outline-run-time-loops",
+        about: "(unoptimised builds) kernel loops to a run-time bound become bpf_loop callbacks, however small the bound",
+        requires: &[Structured, KsKernel],
+        adds: &[],
+        removes: &[],
+        read_only: false,
+        run: |m, _| outline_run_time_loops::run(m),
+    },
+    PassInfo {
         name: "bound-loops",
         about: "counted loops to a run-time bound known to be small count to that bound instead, inline (reverse walks count down)",
         requires: &[Structured, KsKernel],
