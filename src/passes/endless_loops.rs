@@ -40,6 +40,7 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
         m,
         l,
         body,
+        params: m.block(m.func_entry(f)).args.clone(),
         inside: &inside,
         may_write_packet: inside.iter().any(|&o| may_write_packet(m, o)),
         provenance: Provenance::of_function(m, f),
@@ -185,6 +186,8 @@ struct Invariance<'a> {
     /// The loop, and its body.
     l: OpId,
     body: RegionId,
+    /// The function's parameters.
+    params: Vec<Value>,
     inside: &'a HashSet<OpId>,
     may_write_packet: bool,
     provenance: Provenance,
@@ -216,10 +219,18 @@ impl Invariance<'_> {
             Opcode::CoreLoad if m.is_local(d.operands[0]) => {
                 self.local_invariant(d.operands[0], depth - 1)
             }
+            // Packet bytes, or memory the function's parameters point at (a tracepoint's record,
+            // a traced function's arguments): the loop writes none of it, and reads the same
+            // bytes each round (the verifier, a value it knows nothing of each time).
             Opcode::CoreLoad => {
+                let addr = d.operands[0];
+                let from_params = || {
+                    let mut roots = self.provenance.roots(addr).peekable();
+                    roots.peek().is_some() && roots.all(|r| self.params.contains(&r))
+                };
                 !self.may_write_packet
-                    && rooted(m, &self.provenance, d.operands[0], b"data")
-                    && self.invariant(d.operands[0], depth - 1)
+                    && (rooted(m, &self.provenance, addr, b"data") || from_params())
+                    && self.invariant(addr, depth - 1)
             }
             _ if d.opcode.has(Traits::PURE) && d.regions.is_empty() => {
                 d.operands.iter().all(|&o| self.invariant(o, depth - 1))
