@@ -13,7 +13,8 @@ use super::packet_walk::rooted;
 use super::provenance::Provenance;
 use super::run_time_counts;
 use super::value_bounds::{
-    chain_terms, counter_step, int_max, max_of, net_step, start_before, CounterStep, Facts,
+    chain_terms, counter_step, int_max, max_of, net_step, start_before, sum_terms, widened_from,
+    CounterStep, Facts,
 };
 use crate::ir::{views, BlockId, Module, OpId, Opcode, RegionId, Traits, Value, ValueDef};
 use crate::vocab::CmpPred;
@@ -159,6 +160,18 @@ fn runs_away(
         CmpPred::Lt | CmpPred::Le => [(lhs, rhs, false), (rhs, lhs, true)],
         CmpPred::Eq | CmpPred::Ne => return None,
     };
+    // A packet pointer formed by taking a counter away, its other terms fixed (`data - off + 3
+    // <= stop`), moves against the counter and never wraps for the verifier.
+    let against = readings
+        .iter()
+        .find_map(|&(pointer, bound, holds_growing)| {
+            let counter = subtracted_counter(m, l, pointer)?;
+            let c = counter_step(m, l, body, counter)?;
+            (c.down == holds_growing && run_time_counts::invariant(m, l, bound)).then_some(c.slot)
+        });
+    if against.is_some() {
+        return against;
+    }
     readings
         .into_iter()
         .find_map(|(counter, bound, holds_growing)| {
@@ -179,6 +192,29 @@ fn runs_away(
             });
             (!ends_soon).then_some(c.slot)
         })
+}
+
+/// The counter pointer `v` takes away (`data - off + 3`: `off`), its other terms the same in
+/// every round of loop `l`.
+fn subtracted_counter(m: &Module, l: OpId, v: Value) -> Option<Value> {
+    if !m.value_type(v).is_ptr() {
+        return None;
+    }
+    let mut terms = Vec::new();
+    sum_terms(m, v, &mut terms);
+    let mut counter = None;
+    for t in terms {
+        let negated = m
+            .defining_op(t)
+            .filter(|&o| m.op(o).opcode == Opcode::CoreNeg)
+            .map(|o| m.op(o).operands[0]);
+        match negated {
+            Some(x) if counter.is_none() => counter = Some(widened_from(m, x)),
+            _ if run_time_counts::invariant(m, l, t) => {}
+            _ => return None,
+        }
+    }
+    counter
 }
 
 struct Invariance<'a> {
