@@ -21,7 +21,7 @@
 //! every later pass asks the same question of the same answer.
 //! Runs on structured kernel functions before `bounds-check` and `lower-loops`.
 
-use super::endless_loops::{idle_continue, unending, Unending, FOLLOWED_ROUNDS};
+use super::endless_loops::{idle_continue, unending, IdleWayRound, Unending, FOLLOWED_ROUNDS};
 use super::index_caps;
 use super::loop_steps::{first_read, offset_varies_by_path};
 use super::lower_loops::{constant_trips, INLINE_TRIP_COUNT, MAX_LOOP_TRIPS, TOO_MANY_TRIPS};
@@ -462,9 +462,27 @@ fn count_long_whiles(
 ) {
     let mut bounds: Option<LocalBounds> = None;
     for lp in m.collect_nested(f, |d| d.opcode == Opcode::KsWhile) {
-        if let Some(idle) = idle_continue(m, lp) {
-            errors.push(PassError::user(idle, Code::E0402, "this `continue` goes round again having changed nothing: whatever led here leads here again, so once taken the loop never ends (step what the loop tests before it)"));
-            continue;
+        match idle_continue(m, lp) {
+            Some(IdleWayRound::Continue(idle)) => {
+                errors.push(PassError::user(idle, Code::E0402, "this `continue` goes round again having changed nothing: whatever led here leads here again, so once taken the loop never ends (step what the loop tests before it)"));
+                continue;
+            }
+            // (A loop no round of which changes anything is refused as such below.)
+            Some(IdleWayRound::End(l))
+                if !matches!(
+                    unending(
+                        m,
+                        f,
+                        l,
+                        bounds.get_or_insert_with(|| LocalBounds::of_function(m, f, params))
+                    ),
+                    Some(Unending::Never)
+                ) =>
+            {
+                errors.push(PassError::user(l, Code::E0402, "a round that reaches the end of this loop's body goes round again having changed nothing: whatever led there leads there again, so once it does the loop never ends (step what the loop tests on that way)"));
+                continue;
+            }
+            _ => {}
         }
         let counted = counted_while(m, lp);
         let Some(count) = count_of(m, f, lp, counted.as_ref(), &mut bounds, params, errors) else {

@@ -333,7 +333,7 @@ impl Invariance<'_> {
 /// and the verifier, following it round after round, refuses the program ("infinite loop
 /// detected", or its instruction limit). A test of a constant on the way (`if (false)`), which
 /// neither LLVM nor the verifier follows, keeps the `continue` from counting.
-pub(super) fn idle_continue(m: &Module, l: OpId) -> Option<OpId> {
+pub(super) fn idle_continue(m: &Module, l: OpId) -> Option<IdleWayRound> {
     let (cond, body) = (m.op(l).regions[0], m.op(l).regions[1]);
     let body = m.sole_block(body)?;
     let cond_ops = || {
@@ -357,7 +357,8 @@ pub(super) fn idle_continue(m: &Module, l: OpId) -> Option<OpId> {
     for &exit in exits {
         exit_tests.extend(tests_on_the_way(m, exit, l));
     }
-    m.collect_nested(l, |d| d.opcode == Opcode::KsContinue)
+    let idle = m
+        .collect_nested(l, |d| d.opcode == Opcode::KsContinue)
         .into_iter()
         .filter(|&c| enclosing_loop(m, c) == Some(l))
         .find(|&c| {
@@ -365,7 +366,47 @@ pub(super) fn idle_continue(m: &Module, l: OpId) -> Option<OpId> {
             tests.extend(tests_on_the_way(m, c, l));
             let deciding = deciding_locals(m, &inside, tests);
             idle_way(m, c, body, &cond_reads, &deciding)
-        })
+        });
+    // The body's end goes round as a `continue` there would (`n = n * 1` last).
+    let end = *m.block(body).ops.last()?;
+    idle.map(IdleWayRound::Continue).or_else(|| {
+        // (Reached: every op at the body's level goes on, an `if` by one arm at least.)
+        let goes_on = |o: OpId| {
+            let d = m.op(o);
+            match d.opcode {
+                Opcode::KsIf | Opcode::KsSwitch => d.regions.iter().any(|&r| {
+                    let last = m
+                        .region(r)
+                        .blocks
+                        .last()
+                        .and_then(|&b| m.block(b).ops.last());
+                    last.is_none_or(|&x| !m.is_terminator(x) || m.op(x).opcode == Opcode::KsYield)
+                }),
+                _ => !m.is_terminator(o) || d.opcode == Opcode::KsYield,
+            }
+        };
+        let open = m.block(body).ops.iter().all(|&o| goes_on(o)) && goes_on(end);
+        // (Every read of the condition decides, the right of a `&&` too.)
+        let mut tests = exit_tests;
+        tests.extend(
+            cond_ops()
+                .flat_map(|o| m.collect_nested(o, |_| true).into_iter().chain([o]))
+                .filter(|&o| loaded_slot(m, o).is_some())
+                .map(|o| m.op(o).results[0]),
+        );
+        let deciding = deciding_locals(m, &inside, tests);
+        let all = m.block(body).ops.len();
+        (open && idle_ops(m, body, all, body, &cond_reads, &deciding))
+            .then_some(IdleWayRound::End(l))
+    })
+}
+
+/// A way round that changes nothing deciding (see [`idle_continue`]).
+pub(super) enum IdleWayRound {
+    /// At this `continue`.
+    Continue(OpId),
+    /// At the end of this loop's body.
+    End(OpId),
 }
 
 /// Whether `o` takes control out of loop `l`: a return, throw, abort or tail call, or a `break`
@@ -424,6 +465,31 @@ fn deciding_locals(m: &Module, inside: &[OpId], tests: Vec<Value>) -> HashSet<Va
 /// (the ops before it in its block, and before each enclosing `if` or `switch` in theirs), or, at
 /// the body's top level, a store into a local that neither the condition (`cond_reads`) nor the
 /// body before it reads.
+/// Whether the first `upto` ops of `block` change nothing deciding: each inert, or (in the body's
+/// own block) a store into a local the condition does not read, before any op reads it.
+fn idle_ops(
+    m: &Module,
+    block: BlockId,
+    upto: usize,
+    body: BlockId,
+    cond_reads: &HashSet<Value>,
+    deciding: &HashSet<Value>,
+) -> bool {
+    let before = &m.block(block).ops[..upto];
+    let fresh = |i: usize| {
+        let d = m.op(before[i]);
+        let slot = d.operands.get(1).copied();
+        block == body
+            && d.opcode == Opcode::CoreStore
+            && slot.is_some_and(|slot| {
+                m.is_local(slot)
+                    && !cond_reads.contains(&slot)
+                    && !before[..i].iter().any(|&o| reads_slot(m, o, slot))
+            })
+    };
+    (0..before.len()).all(|i| inert(m, before[i], deciding) || fresh(i))
+}
+
 fn idle_way(
     m: &Module,
     c: OpId,
@@ -440,19 +506,7 @@ fn idle_way(
         let Some(upto) = ops.iter().position(|&o| o == at) else {
             return false;
         };
-        let before = &ops[..upto];
-        let fresh = |i: usize| {
-            let d = m.op(before[i]);
-            let slot = d.operands.get(1).copied();
-            block == body
-                && d.opcode == Opcode::CoreStore
-                && slot.is_some_and(|slot| {
-                    m.is_local(slot)
-                        && !cond_reads.contains(&slot)
-                        && !before[..i].iter().any(|&o| reads_slot(m, o, slot))
-                })
-        };
-        if !(0..before.len()).all(|i| inert(m, before[i], deciding) || fresh(i)) {
+        if !idle_ops(m, block, upto, body, cond_reads, deciding) {
             return false;
         }
         if block == body {
