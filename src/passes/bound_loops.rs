@@ -604,7 +604,7 @@ fn count_of(
         Some(Unending::Never) => Some(PassError::user(lp, Code::E0402, "nothing this loop changes can end it: its condition and every test that leaves it read only values that are the same every round (it never writes them, or its steps of them cancel out or keep where they start)")),
         Some(Unending::ByWrapping(counter)) => {
             let name = local_name(m, counter);
-            Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bound its condition compares it with, and nothing else it changes can end it: it could stop only by wrapping `{name}` past its type's end, if then, and not within the rounds the verifier follows: step it toward the bound")))
+            Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bounds its condition and the tests that leave it compare it with, and nothing else it changes can end it: it could stop only by wrapping `{name}` past its type's end, if then, and not within the rounds the verifier follows: step it toward the bound")))
         }
         None => unbounded_walk(m, f, lp, bounds),
     };

@@ -27,8 +27,9 @@ pub(super) enum Unending {
     /// (see the module comment).
     Never,
     /// Only when this counter (a local) wraps past its type's end, if then: besides such values,
-    /// the condition compares it with a bound the loop does not change, and the loop steps it
-    /// away from that bound (`while (b >= n) { b = b + 1 }`). Not when it wraps within the rounds
+    /// the condition, or a test on the way out, compares it with a bound the loop does not
+    /// change, and the loop steps it away from that bound (`while (b >= n) { b = b + 1 }`,
+    /// `if (b < 6) { break }` as `b` grows). Not when it wraps within the rounds
     /// the verifier follows to where the condition fails whatever the bound.
     ByWrapping(Value),
 }
@@ -45,11 +46,12 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
         inside: &inside,
         may_write_packet: inside.iter().any(|&o| may_write_packet(m, o)),
         provenance: Provenance::of_function(m, f),
+        writes: run_time_counts::written_objects(m, l),
     };
     let test = m.yielded_value(cond)?;
     // Every way out: the condition, and each branch that holds one in the body. A call may
     // throw, and a `try` may catch what is thrown: not followed.
-    let mut leaving = Vec::new();
+    let mut gates = Vec::new();
     for &o in &inside {
         let d = m.op(o);
         let leaves = match d.opcode {
@@ -61,37 +63,79 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
         if !leaves {
             continue;
         }
-        let mut at = m.parent_op(o);
+        let (mut inner, mut at) = (o, m.parent_op(o));
         while let Some(p) = at.filter(|&p| p != l) {
+            let test = m.op(p).operands[0];
             match m.op(p).opcode {
-                Opcode::KsIf | Opcode::KsSwitch => leaving.push(m.op(p).operands[0]),
+                Opcode::KsIf => gates.push(Gate {
+                    test,
+                    in_then: arm_of(m, p, inner) == Some(0),
+                    of_switch: false,
+                }),
+                Opcode::KsSwitch => gates.push(Gate {
+                    test,
+                    in_then: false,
+                    of_switch: true,
+                }),
                 // Reached or not as a nested loop goes: not followed.
                 _ => return None,
             }
-            at = m.parent_op(p);
+            (inner, at) = (p, m.parent_op(p));
         }
         // An exit directly in the body leaves in the first iteration that reaches it.
         if m.parent_op(o) == Some(l) {
             return None;
         }
     }
-    if !leaving.iter().all(|&v| facts.invariant(v, 8)) {
-        return None;
+    // An exit is taken in a later round only if each test on its way opens then. One that reads
+    // only what the loop does not change opens as it did in the first round; one that compares
+    // a counter the loop steps away from the side that opens it (`if (i < 6) { break }` as `i`
+    // grows) stays shut once shut, until the counter wraps.
+    let mut wrapping = None;
+    for gate in &gates {
+        if facts.invariant(gate.test, 8) {
+            continue;
+        }
+        if gate.of_switch {
+            return None;
+        }
+        // The `then` arm opens when any term of an `||` holds (shut: each fails), the other when
+        // any of an `&&` fails (shut: each holds).
+        let mut terms = Vec::new();
+        chain_terms(m, gate.test, gate.in_then, &mut terms);
+        for t in terms {
+            if !facts.invariant(t, 8) {
+                wrapping = Some(runs_away(m, l, body, t, gate.in_then, bounds)?);
+            }
+        }
     }
     if facts.invariant(test, 8) {
-        return Some(Unending::Never);
+        return Some(wrapping.map_or(Unending::Never, Unending::ByWrapping));
     }
     let mut terms = Vec::new();
     chain_terms(m, test, false, &mut terms);
-    let mut wrapping = None;
     for t in terms {
         // (`b <= 0xffffffff` on a `u32` holds whatever `b` is.)
         if facts.invariant(t, 8) || always_true(m, t) {
             continue;
         }
-        wrapping = Some(runs_away(m, l, body, t, bounds)?);
+        wrapping = Some(runs_away(m, l, body, t, false, bounds)?);
     }
     Some(wrapping.map_or(Unending::Never, Unending::ByWrapping))
+}
+
+/// A test on the way to an exit of a loop: the condition of an `if` (the exit in its `then` arm
+/// or the other) or the value a `switch` matches.
+struct Gate {
+    test: Value,
+    in_then: bool,
+    of_switch: bool,
+}
+
+/// The index of the region of `op` that holds `inner`, one of its direct children.
+fn arm_of(m: &Module, op: OpId, inner: OpId) -> Option<usize> {
+    let region = m.block(m.op(inner).parent?).parent?;
+    m.op(op).regions.iter().position(|&r| r == region)
 }
 
 /// Whether comparison `t` holds for every value of its unsigned operands' type: `x <= MAX`,
@@ -141,21 +185,28 @@ fn wraps_soon(m: &Module, l: OpId, c: &CounterStep) -> Option<u128> {
     })
 }
 
-/// The counter that `term` of loop `l`'s condition compares with a bound the loop does not
-/// change, when the loop steps it only away from that bound: the term stays true until the
-/// counter wraps.
+/// The counter that comparison `term` of loop `l` (its condition's, or a test on the way out,
+/// `negated` when it is the test's failing that keeps the loop going) compares with a bound the
+/// loop does not change, when the loop steps it only away from that bound: the term stays true
+/// until the counter wraps.
 fn runs_away(
     m: &Module,
     l: OpId,
     body: RegionId,
     term: Value,
+    negated: bool,
     bounds: &dyn Facts,
 ) -> Option<Value> {
     let test = views::CoreCmp::of(m, m.defining_op(term)?)?;
     let (lhs, rhs) = (test.lhs(m), test.rhs(m));
-    let strict = matches!(test.pred(m), CmpPred::Gt | CmpPred::Lt);
+    let pred = if negated {
+        test.pred(m).negated()
+    } else {
+        test.pred(m)
+    };
+    let strict = matches!(pred, CmpPred::Gt | CmpPred::Lt);
     // (counter, bound, whether the term holds while the counter grows)
-    let readings = match test.pred(m) {
+    let readings = match pred {
         CmpPred::Gt | CmpPred::Ge => [(lhs, rhs, true), (rhs, lhs, false)],
         CmpPred::Lt | CmpPred::Le => [(lhs, rhs, false), (rhs, lhs, true)],
         CmpPred::Eq | CmpPred::Ne => return None,
@@ -227,6 +278,8 @@ struct Invariance<'a> {
     inside: &'a HashSet<OpId>,
     may_write_packet: bool,
     provenance: Provenance,
+    /// The globals and configs the loop may write.
+    writes: run_time_counts::Writes,
 }
 
 impl Invariance<'_> {
@@ -251,24 +304,29 @@ impl Invariance<'_> {
         }
         let d = m.op(op);
         match d.opcode {
-            Opcode::CoreConst => true,
+            Opcode::CoreConst | Opcode::KsGlobalAddr | Opcode::KsConfigAddr => true,
             Opcode::CoreLoad if m.is_local(d.operands[0]) => {
                 self.local_invariant(d.operands[0], depth - 1)
             }
-            // Packet bytes, or memory the function's parameters point at (a tracepoint's record,
-            // a traced function's arguments): the loop writes none of it, and reads the same
-            // bytes each round (the verifier, a value it knows nothing of each time).
+            // Packet bytes, memory the function's parameters point at (a tracepoint's record, a
+            // traced function's arguments), or a global or config: the loop writes none of it,
+            // and reads the same bytes each round (the verifier, a value it knows nothing of each
+            // time, whatever another CPU may store meanwhile).
             Opcode::CoreLoad => {
                 let addr = d.operands[0];
                 let from_params = || {
                     let mut roots = self.provenance.roots(addr).peekable();
                     roots.peek().is_some() && roots.all(|r| self.params.contains(&r))
                 };
-                !self.may_write_packet
-                    && (rooted(m, &self.provenance, addr, b"data") || from_params())
-                    && self.invariant(addr, depth - 1)
+                let unwritten = (!self.may_write_packet
+                    && (rooted(m, &self.provenance, addr, b"data") || from_params()))
+                    || self.writes.leaves_global(m, addr);
+                unwritten && self.invariant(addr, depth - 1)
             }
-            _ if d.opcode.has(Traits::PURE) && d.regions.is_empty() => {
+            // (An index's range check, an exit, decides as its operands do.)
+            _ if (d.opcode.has(Traits::PURE) || d.opcode == Opcode::KsIndexAddr)
+                && d.regions.is_empty() =>
+            {
                 d.operands.iter().all(|&o| self.invariant(o, depth - 1))
             }
             _ => false,

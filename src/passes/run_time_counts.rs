@@ -174,7 +174,7 @@ pub(super) fn invariant(m: &Module, l: OpId, v: Value) -> bool {
 }
 
 /// What a loop may write outside its locals.
-enum Writes {
+pub(super) enum Writes {
     /// Nothing.
     Nothing,
     /// Only these globals, configs, packets and map values (their base addresses).
@@ -222,18 +222,7 @@ impl Invariance<'_> {
                         .into_iter()
                         .any(|o| escaping_operands(m, o).any(|x| x == slot))
             }
-            Opcode::CoreLoad => {
-                let base = object_base(m, d.operands[0]);
-                let global = m.defining_op(base).is_some_and(|b| {
-                    matches!(m.op(b).opcode, Opcode::KsGlobalAddr | Opcode::KsConfigAddr)
-                });
-                let unwritten = match &self.writes {
-                    Writes::Nothing => true,
-                    Writes::Objects(bases) => !bases.iter().any(|&w| same_object(m, w, base)),
-                    Writes::Anything => false,
-                };
-                global && unwritten && operands()
-            }
+            Opcode::CoreLoad => self.writes.leaves_global(m, d.operands[0]) && operands(),
             Opcode::KsCtxLoad => {
                 !matches!(self.writes, Writes::Anything)
                     && m.collect_nested(l, |o| o.opcode == Opcode::KsCtxStore)
@@ -245,8 +234,24 @@ impl Invariance<'_> {
     }
 }
 
+impl Writes {
+    /// Whether `addr` points into a global or config these writes leave alone.
+    pub fn leaves_global(&self, m: &Module, addr: Value) -> bool {
+        let base = object_base(m, addr);
+        let global = m
+            .defining_op(base)
+            .is_some_and(|b| matches!(m.op(b).opcode, Opcode::KsGlobalAddr | Opcode::KsConfigAddr));
+        global
+            && match self {
+                Writes::Nothing => true,
+                Writes::Objects(bases) => !bases.iter().any(|&w| same_object(m, w, base)),
+                Writes::Anything => false,
+            }
+    }
+}
+
 /// What loop `l` writes besides its function's locals.
-fn written_objects(m: &Module, l: OpId) -> Writes {
+pub(super) fn written_objects(m: &Module, l: OpId) -> Writes {
     let mut bases = Vec::new();
     for o in m.collect_nested(l, |d| {
         d.opcode.has(Traits::WRITES)
