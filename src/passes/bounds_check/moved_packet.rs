@@ -7,7 +7,8 @@
 //! `ctx->data_meta` and `ctx->data_end` loads it was formed from (pointer provenance), locals
 //! carry what was last stored into them (a local assigned `ctx->data` again holds a fresh
 //! pointer), branches merge, loop bodies are walked twice so a call late in the body reaches an
-//! access early in the next iteration.
+//! access early in the next iteration. A `return` (or tail call) ends its path: a call in
+//! `if (…) { bpf_skb_store_bytes(…); return TC_ACT_OK }` reaches nothing after the `if`.
 
 use super::{ctx_field, PassError, PassErrors};
 use crate::diagnostics::Code;
@@ -79,10 +80,19 @@ struct State {
     stale: HashMap<Value, OpId>,
     /// The roots of what each local last held.
     locals: HashMap<Value, Roots>,
+    /// No path reaches here: every one left the function before.
+    ended: bool,
 }
 
 impl State {
     fn merge(&mut self, other: State) {
+        if other.ended {
+            return;
+        }
+        if self.ended {
+            *self = other;
+            return;
+        }
         for (root, call) in other.stale {
             self.stale.entry(root).or_insert(call);
         }
@@ -102,6 +112,10 @@ pub(super) struct MovedPacket<'m> {
     /// Accesses already reported.
     reported: HashSet<OpId>,
     deferred: Vec<RegionId>,
+    /// What the paths that left the function held (deferred regions run after each).
+    exits: State,
+    /// Inside a `try` body, whose paths may also go on to a handler: none ends.
+    in_try: u32,
     pub errors: PassErrors,
 }
 
@@ -115,11 +129,17 @@ impl<'m> MovedPacket<'m> {
             packet_roots: Roots::new(),
             reported: HashSet::new(),
             deferred: Vec::new(),
+            exits: State {
+                ended: true,
+                ..State::default()
+            },
+            in_try: 0,
             errors: PassErrors::new(),
         };
         let mut state = State::default();
         walk.region(m.op(f).regions[0], &mut state);
         // Deferred regions run at the exits: after anything the body did (the merged state).
+        state.merge(std::mem::take(&mut walk.exits));
         for r in std::mem::take(&mut walk.deferred) {
             walk.region(r, &mut state.clone());
         }
@@ -137,7 +157,7 @@ impl<'m> MovedPacket<'m> {
     fn op(&mut self, op: OpId, st: &mut State) {
         let m = self.m;
         let d = m.op(op);
-        for &v in accessed(m, op) {
+        for &v in accessed(m, op).iter().filter(|_| !st.ended) {
             let stale = self
                 .roots
                 .get(&v)
@@ -179,6 +199,10 @@ impl<'m> MovedPacket<'m> {
         }
         match d.opcode {
             Opcode::KsDefer => self.deferred.extend(d.regions.iter().copied()),
+            Opcode::KsReturn | Opcode::KsTailCall if self.in_try == 0 => {
+                self.exits.merge(st.clone());
+                st.ended = true;
+            }
             Opcode::KsWhile | Opcode::KsFor => {
                 // Twice: what the body's end does reaches the next iteration's start.
                 for _ in 0..2 {
@@ -192,7 +216,9 @@ impl<'m> MovedPacket<'m> {
             Opcode::KsTry => {
                 // Handlers run after any part of the body.
                 let mut body = st.clone();
+                self.in_try += 1;
                 self.region(d.regions[0], &mut body);
+                self.in_try -= 1;
                 let mut after = st.clone();
                 after.merge(body.clone());
                 let mut out = body;
@@ -214,8 +240,11 @@ impl<'m> MovedPacket<'m> {
                         None => out = Some(arm),
                     }
                 }
-                if let Some(o) = out {
-                    st.merge(o);
+                match out {
+                    // An `if`'s two arms are all the ways on: where both end, so does this path.
+                    Some(o) if d.opcode == Opcode::KsIf => *st = o,
+                    Some(o) => st.merge(o),
+                    None => {}
                 }
             }
             _ => {}
