@@ -351,7 +351,9 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
             ExprKind::Call { callee, .. } => {
                 if let Some(target) = self.program_callee(callee) {
                     let ctx = self.lookup(&self.params[0]).cloned();
-                    let Some(Slot::Var { addr }) = ctx else { return false };
+                    let Some(Slot::Var { addr }) = ctx else {
+                        return false;
+                    };
                     let pt = self.lw.m.value_type(addr).pointee().unwrap().clone();
                     let c = self.b().core_load(addr, pt);
                     self.b().ks_tail_call(c, &target);
@@ -359,7 +361,7 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                 }
                 false
             }
-            ExprKind::Match { arms, .. } if arms.iter().any(|a| matches!(&a.body, ArmBody::Expr(x) if matches!(&x.kind, ExprKind::Call { callee, .. } if self.program_callee(callee).is_some()))) => {
+            ExprKind::Match { arms, .. } if arms.iter().any(|a| self.arm_tail_calls(&a.body)) => {
                 let ret = self.ret.clone();
                 if let Some(v) = self.match_expr(e, Some(&ret), true) {
                     self.b().ks_return(&[v]);
@@ -371,6 +373,19 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
     }
 
     /// The IR name of the program a call expression names, if it names one.
+    /// Whether a match arm's value is a program call (`ipv4(ctx)`, or a block arm ending in one):
+    /// under `return match` a tail call.
+    fn arm_tail_calls(&self, body: &ArmBody) -> bool {
+        let last = match body {
+            ArmBody::Expr(x) => x,
+            ArmBody::Block(b) => match b.stmts.last().map(|s| &s.kind) {
+                Some(StmtKind::Expr(x)) => x,
+                _ => return false,
+            },
+        };
+        matches!(&last.kind, ExprKind::Call { callee, .. } if self.program_callee(callee).is_some())
+    }
+
     pub fn program_callee(&self, callee: &Expr) -> Option<String> {
         let ExprKind::Ident(n) = &callee.kind else {
             return None;

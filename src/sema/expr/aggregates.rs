@@ -200,7 +200,7 @@ impl<'a> Checker<'a, '_> {
                     (t, x.span, reach)
                 }
                 ArmBody::Block(b) => {
-                    let (t, reach) = self.arm_block(cx, b);
+                    let (t, reach) = self.arm_block(cx, b, tail);
                     all_arms_diverge &= !reach;
                     join.end(cx, reach);
                     (t, b.span, reach)

@@ -378,7 +378,14 @@ impl<'a> Checker<'a, '_> {
 
     /// A block used as a match arm: its value is its last expression statement (§7.6), and
     /// whether its end is reachable (false when every path returns, throws, breaks or continues).
-    pub(in crate::sema) fn arm_block(&mut self, cx: &mut FnCtx, b: &Block) -> (Ty, bool) {
+    /// A block arm of a match (`tail`: of a `return match`, whose arms' trailing program calls
+    /// are tail calls, §9.5): its type and whether its end is reached.
+    pub(in crate::sema) fn arm_block(
+        &mut self,
+        cx: &mut FnCtx,
+        b: &Block,
+        tail: bool,
+    ) -> (Ty, bool) {
         cx.push_scope();
         let n = b.stmts.len();
         let mut ty = Ty::Void;
@@ -386,6 +393,16 @@ impl<'a> Checker<'a, '_> {
         for (i, s) in b.stmts.iter().enumerate() {
             if i + 1 == n {
                 ty = match &s.kind {
+                    StmtKind::Expr(
+                        e @ Expr {
+                            kind: ExprKind::Call { callee, args },
+                            ..
+                        },
+                    ) if tail => {
+                        let t = self.call(cx, e, callee, args, true);
+                        self.expr_types[e.id.0 as usize] = t.clone();
+                        t
+                    }
                     StmtKind::Expr(e) => {
                         let t = self.expr(cx, e, None);
                         reachable &= !self.diverging.contains(&e.id);
