@@ -113,6 +113,7 @@ impl<'a> Checker<'a, '_> {
             }
         }
         self.helper_param_nullness();
+        self.helper_param_writes();
         for item in &unit.items {
             if let ItemKind::Impl(imp) = &item.kind {
                 for f in &imp.fields {

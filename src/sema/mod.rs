@@ -105,10 +105,15 @@ pub struct LocalDecl {
     pub entry_of: Option<usize>,
 }
 
-/// One local variable in scope.
 /// A `@helper` call's pointer argument that may be null: (callee, parameter, argument span, and the
 /// caller's own parameter when the argument is that parameter passed on untested).
 pub type HelperNullArg = (FuncId, usize, Span, Option<(FuncId, usize)>);
+
+/// A `@helper` call's pointer argument that may point elsewhere than into the packet, in the
+/// same form: `None` directly, `Some` caller parameter when it passes that one on.
+pub type HelperForeignArg = HelperNullArg;
+
+/// One local variable in scope.
 
 #[derive(Clone, Debug)]
 pub(crate) struct Local {
@@ -223,6 +228,11 @@ pub(crate) struct Checker<'a, 'd> {
     /// Pointer arguments of `@helper` calls that may be null: (callee, parameter, call span, and
     /// `Some` caller parameter when the argument is that parameter passed on untested).
     pub helper_null_args: Vec<HelperNullArg>,
+    /// Writes of kernel struct fields through `@helper` pointer parameters: (helper, parameter,
+    /// place, `struct.field`). E0311 unless every call passes a packet pointer (§10.4).
+    pub helper_param_writes: Vec<(FuncId, usize, Span, String)>,
+    /// Pointer arguments of `@helper` calls that may not point into the packet.
+    pub helper_foreign_args: Vec<HelperForeignArg>,
     /// The type the context of the call being checked expects of its value: what a Python
     /// call's result converts to (§15.8).
     pub call_expected: Option<Ty>,
@@ -267,6 +277,8 @@ impl<'a, 'd> Checker<'a, 'd> {
             local_decls: HashMap::new(),
             helper_param_derefs: Vec::new(),
             helper_null_args: Vec::new(),
+            helper_param_writes: Vec::new(),
+            helper_foreign_args: Vec::new(),
             pending_aliases: HashMap::new(),
             call_expected: None,
         }

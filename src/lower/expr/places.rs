@@ -367,6 +367,42 @@ impl FnLower<'_, '_, '_> {
         v
     }
 
+    /// Storage unit `unit` with bit-field `bf` set to the low bits of `v`.
+    fn insert_bits(&mut self, unit: Value, v: Value, ty: &Type, bf: BitField) -> Value {
+        let Some(int) = ty.int() else {
+            return v;
+        };
+        let width = int.bits();
+        let low = if bf.bits >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << bf.bits) - 1
+        };
+        let all = if width >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << width) - 1
+        };
+        let field = (low << bf.shift) & all;
+        // (As the type's own bits, so a signed unit's mask is its negative value.)
+        let as_ty = |x: u128| {
+            if int.signed() && width < 128 && x >> (width - 1) & 1 == 1 {
+                x as i128 - (1i128 << width)
+            } else {
+                x as i128
+            }
+        };
+        let keep = self.b().core_const(as_ty(all & !field), ty.clone());
+        let kept = self.b().core_and(unit, keep);
+        let low_mask = self.b().core_const(as_ty(low & all), ty.clone());
+        let mut bits = self.b().core_and(v, low_mask);
+        if bf.shift > 0 {
+            let by = self.b().core_const(i128::from(bf.shift), ty.clone());
+            bits = self.b().core_shl(bits, by);
+        }
+        self.b().core_or(kept, bits)
+    }
+
     /// The whole value a place names: for a bit-field, its storage unit.
     fn load_whole(&mut self, p: &Place) -> Value {
         match &p.base {
@@ -405,6 +441,14 @@ impl FnLower<'_, '_, '_> {
     }
 
     pub(in crate::lower::expr) fn store_place(&mut self, p: &Place, v: Value) {
+        // A bit-field's write keeps the other bits of its storage unit.
+        let v = match bit_field_of(p) {
+            Some(bf) => {
+                let unit = self.load_whole(p);
+                self.insert_bits(unit, v, &p.ty, bf)
+            }
+            None => v,
+        };
         match &p.base {
             Base::Addr(a) => {
                 let addr = self.apply_path(*a, &p.path);

@@ -9,6 +9,7 @@ use super::types::*;
 use super::{Checker, Local};
 use crate::diagnostics::{Code, Span};
 use crate::syntax::ast::*;
+use std::collections::HashMap;
 
 mod builtin_calls;
 mod map_methods;
@@ -440,6 +441,7 @@ impl<'a> Checker<'a, '_> {
         self.check_args(cx, e, &params, args);
         if kind == FnKind::Helper && cx.is_kernel() {
             self.record_helper_null_args(cx, id, &params, args);
+            self.record_helper_foreign_args(cx, id, &params, args);
             self.check_foreign_args(cx, &params, args);
         }
         ret
@@ -494,28 +496,67 @@ impl<'a> Checker<'a, '_> {
     /// After every body: a `@helper` pointer parameter may be null when some call site may pass
     /// null, directly or through a caller's own parameter (a fixed point over the call graph); a
     /// dereference of such a parameter without a test is E0609, pointing at that call site.
-    pub(super) fn helper_param_nullness(&mut self) {
-        let mut maybe: std::collections::HashMap<(FuncId, usize), Span> =
-            std::collections::HashMap::new();
-        for &(f, i, span, via) in &self.helper_null_args {
+    /// Notes which pointer arguments of a `@helper` call may point elsewhere than into the
+    /// packet: all but packet pointers, and a pointer parameter of the calling helper passed on,
+    /// whose target follows its own callers.
+    fn record_helper_foreign_args(&mut self, cx: &FnCtx, id: FuncId, params: &[Ty], args: &[Expr]) {
+        for (i, (a, p)) in args.iter().zip(params).enumerate() {
+            if !p.is_ptr() || self.is_context_type(p) || self.is_packet(cx, a) {
+                continue;
+            }
+            let via = match &a.kind {
+                ExprKind::Ident(n) => cx.lookup(n).and_then(|l| l.param_of),
+                _ => None,
+            };
+            self.helper_foreign_args.push((id, i, a.span, via));
+        }
+    }
+
+    /// The `@helper` parameters some call may pass an argument of the kind `args` records
+    /// (directly, or as a parameter of its own that such a call reaches), each with that call.
+    fn reached_params(args: &[crate::sema::HelperNullArg]) -> HashMap<(FuncId, usize), Span> {
+        let mut reached = HashMap::new();
+        for &(f, i, span, via) in args {
             if via.is_none() {
-                maybe.entry((f, i)).or_insert(span);
+                reached.entry((f, i)).or_insert(span);
             }
         }
         loop {
             let mut changed = false;
-            for &(f, i, span, via) in &self.helper_null_args {
+            for &(f, i, span, via) in args {
                 if let Some(src) = via {
-                    if maybe.contains_key(&src) && !maybe.contains_key(&(f, i)) {
-                        maybe.insert((f, i), span);
+                    if reached.contains_key(&src) && !reached.contains_key(&(f, i)) {
+                        reached.insert((f, i), span);
                         changed = true;
                     }
                 }
             }
             if !changed {
-                break;
+                return reached;
             }
         }
+    }
+
+    /// E0311 for a kernel field written through a `@helper` parameter some call passes a
+    /// pointer that may not be into the packet (§10.4).
+    pub(super) fn helper_param_writes(&mut self) {
+        let foreign = Self::reached_params(&self.helper_foreign_args);
+        for (f, i, at, field) in std::mem::take(&mut self.helper_param_writes) {
+            if let Some(&call) = foreign.get(&(f, i)) {
+                let helper = self.funcs[f.0 as usize].name.clone();
+                self.error_because(
+                    Code::E0311,
+                    at,
+                    format!("`{field}` is a kernel field and cannot be written"),
+                    call,
+                    format!("`{helper}` is called here with a pointer that may not point into the packet, the only kernel struct memory a program writes"),
+                );
+            }
+        }
+    }
+
+    pub(super) fn helper_param_nullness(&mut self) {
+        let maybe = Self::reached_params(&self.helper_null_args);
         for (f, i, at, n) in std::mem::take(&mut self.helper_param_derefs) {
             if let Some(&call) = maybe.get(&(f, i)) {
                 let helper = self.funcs[f.0 as usize].name.clone();

@@ -154,7 +154,23 @@ impl<'a> Checker<'a, '_> {
                             StructOrigin::Context => {
                                 matches!(f.name.as_str(), "mark" | "cb" | "priority")
                             }
-                            StructOrigin::Kernel => info.span.is_some(),
+                            // A header laid over packet bytes is packet memory (§10.4); through
+                            // a helper's parameter, its callers decide.
+                            StructOrigin::Kernel => {
+                                info.span.is_some() || self.is_packet(cx, base) || {
+                                    let param = self.helper_param(cx, base);
+                                    if let Some((helper, i)) = param {
+                                        let field = format!("{}.{}", info.name, f.name);
+                                        self.helper_param_writes.push((
+                                            helper,
+                                            i,
+                                            target.span,
+                                            field,
+                                        ));
+                                    }
+                                    param.is_some()
+                                }
+                            }
                             _ => true,
                         };
                         if !writable {

@@ -576,6 +576,14 @@ impl<'a> Checker<'a, '_> {
         }
     }
 
+    /// The pointer parameter of the `@helper` function being checked that `e` names.
+    pub(super) fn helper_param(&self, cx: &FnCtx, e: &Expr) -> Option<(FuncId, usize)> {
+        match &e.kind {
+            ExprKind::Ident(n) => cx.lookup(n).and_then(|l| l.param_of),
+            _ => None,
+        }
+    }
+
     /// Packet pointers (§10.1): `ctx->data`, `ctx->data_meta`, and anything derived from them.
     pub(super) fn is_packet(&self, cx: &FnCtx, e: &Expr) -> bool {
         match &e.kind {
