@@ -186,7 +186,8 @@ impl Records {
 /// `ks.if (load %r != null) { …; release } else { … }` (or the same with the test reversed), or
 /// the guard `ks.if (load %r == null) { …; leave }` followed in the same block by `…; release`: the one
 /// release of the record is a top-level op of what runs while it is live, nothing there can leave
-/// early (no return, throw, abort, call, checked index), and `%r` is not used after it.
+/// early (no return, throw, abort, call of a function that might, checked index; a kernel helper
+/// such as `bpf_ktime_get_ns` returns), and `%r` is not used after it.
 fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
     let Some((block, at)) = m.position(reserve) else {
         return false;
@@ -280,7 +281,6 @@ fn releases_itself(m: &Module, func: OpId, reserve: OpId, r: &Records) -> bool {
                         | Opcode::KsAbort
                         | Opcode::KsTailCall
                         | Opcode::CoreCall
-                        | Opcode::KsCallExtern
                         | Opcode::KsIndexAddr
                 )
             })
