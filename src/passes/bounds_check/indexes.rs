@@ -105,6 +105,7 @@ impl BoundsCheck {
                 slot,
                 offset: base.offset,
                 index: self.index_id(m, x),
+                stride: 1,
                 max: max as i128,
             },
             offset: c + offset_above,
@@ -213,7 +214,7 @@ impl Residue {
     }
 
     /// `(q·m + r)·k = q·m·k + r·k`.
-    fn times(self, k: i128) -> Residue {
+    pub(super) fn times(self, k: i128) -> Residue {
         Residue::new(self.modulus * alignment_of(k), self.value * k)
     }
 

@@ -228,15 +228,17 @@ enum Root {
     Value(Value),
     /// A local written once with a packet pointer: every load of it yields the same address.
     Slot(Value),
-    /// `B + offset + index` for a base root `B` (`Value` or `Slot`, `slot` telling which) and a
-    /// variable index with a known bound, identified by the value or the once-written local it
-    /// comes from: `data + off + 8 > data_end` then proves the header at `data + off`.
-    /// `max` bounds the index (the verifier's bound too).
+    /// `B + offset + index * stride` for a base root `B` (`Value` or `Slot`, `slot` telling
+    /// which) and a variable index with a known bound, identified by the value or the
+    /// once-written local it comes from: `data + off + 8 > data_end` then proves the header at
+    /// `data + off`; `words[i]` of a `*u16` steps by 2. `max` bounds the index's bytes
+    /// (`index * stride`; the verifier's bound too).
     Indexed {
         base: Value,
         slot: bool,
         offset: i128,
         index: Value,
+        stride: i128,
         max: i128,
     },
     /// `F + start`, where `F` adds an index ksc cannot bound (`data + off`, `off` moved on by a
@@ -1241,7 +1243,7 @@ impl BoundsCheck {
                 let base = self.key(m, d.operands[0])?;
                 match m.const_int(d.operands[1]) {
                     Some(c) => Some(base.plus(c)),
-                    None => self.indexed_key(m, base, d.operands[1], v),
+                    None => self.indexed_key(m, base, d.operands[1], 1, v),
                 }
             }
             Opcode::CoreElemAddr | Opcode::KsIndexAddr => {
@@ -1250,9 +1252,7 @@ impl BoundsCheck {
                 let size = size_of(m, &elem);
                 match m.const_int(d.operands[1]) {
                     Some(i) => Some(base.plus(i * size)),
-                    // (A byte index is a byte offset; wider elements are left to `clamp_index`.)
-                    None if size == 1 => self.indexed_key(m, base, d.operands[1], v),
-                    None => None,
+                    None => self.indexed_key(m, base, d.operands[1], size, v),
                 }
             }
             // A kernel header struct's field through a packet pointer (`ip->ttl` on an `*iphdr`).
@@ -1296,10 +1296,17 @@ impl BoundsCheck {
         }
     }
 
-    /// The key of `formed = base + index` for a variable `index` the verifier can bound too (it
-    /// proves packet ranges only while the offset stays within 0xffff); unbounded ones stay
-    /// unproven and get checked.
-    fn indexed_key(&self, m: &Module, base: Key, index: Value, formed: Value) -> Option<Key> {
+    /// The key of `formed = base + index * stride` for a variable `index` the verifier can bound
+    /// too (it proves packet ranges only while the offset stays within 0xffff); unbounded ones
+    /// stay unproven and get checked (`clamp_index`).
+    fn indexed_key(
+        &self,
+        m: &Module,
+        base: Key,
+        index: Value,
+        stride: i128,
+        formed: Value,
+    ) -> Option<Key> {
         let (root, slot) = match (base.root, base.formed_at) {
             (Root::Value(b), _) => (b, false),
             (Root::Slot(b), _) => (b, true),
@@ -1309,15 +1316,16 @@ impl BoundsCheck {
             (Root::Indexed { .. }, Some(formed)) => (formed, false),
             (Root::Indexed { .. }, None) | (Root::Clamped { .. }, _) => return None,
         };
-        let max = self.max_of(m, index, 4)?;
+        let max = (self.max_of(m, index, 4)? as i128).checked_mul(stride)?;
         let offset = base.offset;
-        (offset >= 0 && offset + max as i128 <= 0xffff).then(|| Key {
+        (stride >= 1 && offset >= 0 && offset + max <= 0xffff).then(|| Key {
             root: Root::Indexed {
                 base: root,
                 slot,
                 offset,
                 index: self.index_id(m, index),
-                max: max as i128,
+                stride,
+                max,
             },
             offset: 0,
             formed_at: Some(formed),

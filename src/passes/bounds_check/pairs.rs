@@ -359,7 +359,7 @@ impl BoundsCheck {
     /// 16]` for a 4-byte one when `l3` is 14 or 18).
     fn word_is_readable(&self, m: &Module, key: Key, n: i128, facts: &[Fact]) -> bool {
         let index = match key.root {
-            Root::Indexed { index, .. } => self.index_residue(m, index, 6),
+            Root::Indexed { index, stride, .. } => self.index_residue(m, index, 6).times(stride),
             _ => Residue::of(0),
         };
         index.modulus % n == 0
