@@ -1456,7 +1456,10 @@ impl BoundsCheck {
         let d = m.op(op);
         let pointer = |v: Value| self.packet.contains(&v) || self.data_end.contains(&v);
         match d.opcode {
-            Opcode::CorePtrDiff => d.operands.iter().any(|&v| self.data_end.contains(&v)),
+            // (A length only counted or stored, `bytes += data_end - data`, tests nothing.)
+            Opcode::CorePtrDiff => {
+                d.operands.iter().any(|&v| self.data_end.contains(&v)) && decides(m, d.results[0])
+            }
             Opcode::CoreCmp => {
                 let (l, r) = (d.operands[0], d.operands[1]);
                 match views::CoreCmp(op).pred(m) {
@@ -2321,6 +2324,45 @@ impl BoundsCheck {
         self.data_end.insert(end);
         self.inserted += 1;
     }
+}
+
+/// Whether `v`, or a value computed from it (through pure ops and the locals it is stored
+/// into), is compared, switched on or chosen by, or handed to a function or a caller (where
+/// it may be, once inlined): what LLVM could learn a packet fact from.
+fn decides(m: &Module, v: Value) -> bool {
+    let func = m.top_level_of(def_op(m, v).expect("a result"));
+    let all = m.collect_nested(func, |_| true);
+    let mut derived = vec![v];
+    let mut seen: HashSet<Value> = HashSet::from([v]);
+    while let Some(x) = derived.pop() {
+        for &o in &all {
+            let d = m.op(o);
+            if !d.operands.contains(&x) {
+                continue;
+            }
+            let next: Vec<Value> = match d.opcode {
+                Opcode::CoreCmp
+                | Opcode::KsSwitch
+                | Opcode::KsIf
+                | Opcode::CoreSelect
+                | Opcode::CoreCall
+                | Opcode::KsReturn => return true,
+                Opcode::CoreStore if d.operands[0] == x && m.is_local(d.operands[1]) => {
+                    let slot = d.operands[1];
+                    all.iter()
+                        .filter(|&&l| {
+                            m.op(l).opcode == Opcode::CoreLoad && m.op(l).operands[0] == slot
+                        })
+                        .map(|&l| m.op(l).results[0])
+                        .collect()
+                }
+                _ if d.opcode.has(crate::ir::Traits::PURE) => d.results.clone(),
+                _ => Vec::new(),
+            };
+            derived.extend(next.into_iter().filter(|r| seen.insert(*r)));
+        }
+    }
+    false
 }
 
 /// The bytes one step of a variable-index pointer op moves: the element size of an element
