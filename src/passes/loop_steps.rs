@@ -66,28 +66,39 @@ pub fn run(m: &mut Module) -> PassResult {
 fn pointer_steps(m: &Module, facts: &LoopFacts, widened: &[(OpId, Step)]) -> Vec<OpId> {
     let mut steps = Vec::new();
     for &l in &facts.loops {
-        for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
-            let local = m.op(store).operands[1];
-            let stored = m.op(store).operands[0];
-            let mut terms = Vec::new();
-            sum_terms(m, stored, &mut terms);
-            let steps_itself = terms
-                .iter()
-                .filter(|&&t| loaded_local(m, t) == Some(local))
-                .count()
-                == 1;
-            if facts.tracked.contains(&local)
-                && m.value_type(stored).is_ptr()
-                && steps_itself
-                && !in_nested_loop(m, store, l)
-                && widened.iter().all(|(s, _)| *s != store)
-                && !steps.contains(&store)
-            {
-                steps.push(store);
-            }
-        }
+        pointer_steps_of(m, facts, l, widened, &mut steps);
     }
     steps
+}
+
+/// [`pointer_steps`] of loop `l`, added to `steps`.
+fn pointer_steps_of(
+    m: &Module,
+    facts: &LoopFacts,
+    l: OpId,
+    widened: &[(OpId, Step)],
+    steps: &mut Vec<OpId>,
+) {
+    for store in m.collect_nested(l, |d| d.opcode == Opcode::CoreStore) {
+        let local = m.op(store).operands[1];
+        let stored = m.op(store).operands[0];
+        let mut terms = Vec::new();
+        sum_terms(m, stored, &mut terms);
+        let steps_itself = terms
+            .iter()
+            .filter(|&&t| loaded_local(m, t) == Some(local))
+            .count()
+            == 1;
+        if facts.tracked.contains(&local)
+            && m.value_type(stored).is_ptr()
+            && steps_itself
+            && !in_nested_loop(m, store, l)
+            && widened.iter().all(|(s, _)| *s != store)
+            && !steps.contains(&store)
+        {
+            steps.push(store);
+        }
+    }
 }
 
 /// Computes the pointer `store` writes before the ops whose tests narrow what it reads (see
@@ -119,8 +130,13 @@ pub fn widen_before_unrolling(m: &mut Module, f: OpId, l: OpId, calls: &CallBoun
     let sites = CallSites::of(m, &super::kernel_funcs(m));
     let mut widened = Vec::new();
     steps_to_widen(m, &facts, &sites, l, &mut widened);
+    let mut pointer_steps = Vec::new();
+    pointer_steps_of(m, &facts, l, &widened, &mut pointer_steps);
     for (store, step) in widened {
         widen(m, store, step);
+    }
+    for store in pointer_steps {
+        step_before_narrowing(m, store);
     }
 }
 
