@@ -501,7 +501,16 @@ fn outline(m: &mut Module, func: OpId, lp: OpId, n: usize) -> OpId {
         (b.block, b.at) = (block, at);
     }
     let trips = b.cast_to(trips, Type::u32());
+    // Not called for no rounds: where the verifier knows the count is 0 on every path to the
+    // call, it never checks the callback and drops it as dead code, yet keeps the live
+    // reference to it, and refuses the program ("verifier bug: No program to jit", 6.18).
+    let zero = b.core_zero(Type::u32());
+    let some = b.core_cmp(trips, zero, CmpPred::Ne);
+    let run = b.ks_if(some, None, &[]);
+    let (block, at) = (b.block, b.at);
+    b.set_block(b.entry(run, 0));
     b.bpf_loop(trips, slot, &cb_name);
+    (b.block, b.at) = (block, at);
     for (field, local, t) in copied_out {
         let v = b.core_load(field, t);
         b.core_store(v, local);
