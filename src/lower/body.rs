@@ -277,8 +277,15 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
             StmtKind::Try { body, catches } => {
                 let pats = catches
                     .iter()
-                    .map(|c| match c.pattern {
-                        CatchPattern::Code(n, _) => Attr::Int(n as i64 as i128),
+                    .map(|c| match &c.pattern {
+                        CatchPattern::Code(n, _) => Attr::Int(*n as i64 as i128),
+                        // (Sema checked the name is a non-negative integer constant.)
+                        CatchPattern::Named(id) => {
+                            match self.pattern_value(&Pattern::Name(id.clone())) {
+                                Some(crate::sema::consteval::ConstValue::Int(n)) => Attr::Int(n),
+                                _ => Attr::Str(b"_".to_vec()),
+                            }
+                        }
                         CatchPattern::Wildcard(_) => Attr::Str(b"_".to_vec()),
                     })
                     .collect();

@@ -434,10 +434,21 @@ pub struct Catch {
     pub span: Span,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatchPattern {
     Code(u64, Span),
+    /// A `const` or an enumerator whose value is the code (`catch Malformed`).
+    Named(Ident),
     Wildcard(Span),
+}
+
+impl CatchPattern {
+    pub fn span(&self) -> Span {
+        match self {
+            CatchPattern::Code(_, s) | CatchPattern::Wildcard(s) => *s,
+            CatchPattern::Named(id) => id.span,
+        }
+    }
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -946,12 +946,16 @@ impl<'a> Builder<'a> {
         let pattern = match parts.as_slice() {
             [i] if i.as_rule() == Rule::int_lit => CatchPattern::Code(self.int(i), pspan),
             [i] if i.as_str() == "_" => CatchPattern::Wildcard(pspan),
+            [i] if i.as_rule() == Rule::ident => CatchPattern::Named(Ident {
+                name: i.as_str().to_string(),
+                span: pspan,
+            }),
             _ => {
                 self.diags.error(
                     Code::E0014,
                     pspan,
                     format!(
-                        "`{}`: a catch pattern is a non-negative integer literal or `_`",
+                        "`{}`: a catch pattern is a non-negative integer literal, a constant's name or `_`",
                         pat_text(&parts)
                     ),
                 );

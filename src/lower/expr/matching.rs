@@ -122,7 +122,7 @@ impl FnLower<'_, '_, '_> {
         }
     }
 
-    pub(in crate::lower::expr) fn pattern_value(&self, p: &Pattern) -> Option<ConstValue> {
+    pub(in crate::lower) fn pattern_value(&self, p: &Pattern) -> Option<ConstValue> {
         Some(match p {
             Pattern::Int(n, _) => ConstValue::Int(*n),
             Pattern::Str(s, _) => ConstValue::Str(s.clone()),

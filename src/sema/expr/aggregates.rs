@@ -154,6 +154,30 @@ impl<'a> Checker<'a, '_> {
         Ty::Struct(sid)
     }
 
+    /// The code a catch pattern stands for: its literal, or the value of the `const` or
+    /// enumerator it names when that is a non-negative integer; `None` for `_` (and for a name
+    /// that is neither, an error sema reports).
+    pub fn catch_code(&mut self, p: &CatchPattern) -> Option<u64> {
+        match p {
+            CatchPattern::Code(v, _) => Some(*v),
+            CatchPattern::Wildcard(_) => None,
+            CatchPattern::Named(id) => {
+                let value = match self.symbols.get(&id.name).cloned() {
+                    Some(Symbol::EnumConst(_, v)) => Some(v),
+                    Some(Symbol::Const(_)) => match self.top_level_const(&id.name) {
+                        Some((_, ConstValue::Int(v))) => Some(v),
+                        _ => None,
+                    },
+                    _ => self
+                        .enums
+                        .iter()
+                        .find_map(|en| en.variants.iter().find(|v| v.0 == id.name).map(|v| v.1)),
+                };
+                value.and_then(|v| u64::try_from(v).ok())
+            }
+        }
+    }
+
     pub(in crate::sema::expr) fn match_expr(
         &mut self,
         cx: &mut FnCtx,

@@ -345,17 +345,15 @@ impl<'a> Checker<'a, '_> {
             StmtKind::Try { body, catches } => {
                 let mut seen: Vec<Option<u64>> = Vec::new();
                 for c in catches {
-                    let key = match c.pattern {
-                        CatchPattern::Code(v, _) => Some(v),
-                        CatchPattern::Wildcard(_) => None,
-                    };
+                    let key = self.catch_code(&c.pattern);
+                    if let (CatchPattern::Named(id), None) = (&c.pattern, key) {
+                        self.error(Code::E0014, id.span, format!("`{}` is not a `const` or an enumerator with a non-negative integer value: a catch pattern is such a name, a non-negative integer literal or `_`", id.name));
+                        continue;
+                    }
                     if seen.contains(&key) {
-                        let sp = match c.pattern {
-                            CatchPattern::Code(_, s) | CatchPattern::Wildcard(s) => s,
-                        };
                         self.error(
                             Code::E0404,
-                            sp,
+                            c.pattern.span(),
                             "this catch pattern is already handled by an earlier clause",
                         );
                     }
