@@ -302,12 +302,10 @@ impl<'l, 'c, 'a> FnLower<'l, 'c, 'a> {
                 let code = self.convert(v, &Type::i64());
                 self.b().ks_throw(code);
             }
-            StmtKind::Defer(e) => {
+            StmtKind::Defer(deferred) => {
                 let op = self.b().ks_defer();
                 let bb = self.entry_of(op, 0);
-                self.in_block(bb, |fl| {
-                    fl.expr_stmt(e);
-                });
+                self.in_block(bb, |fl| fl.stmt(deferred));
             }
         }
     }

@@ -59,11 +59,15 @@ fn counters_only(m: &Module, defer: OpId) -> Option<Counters> {
 fn bumps_only(m: &Module, region: RegionId, c: &mut Counters) -> bool {
     let mut ops = Vec::new();
     m.walk_region(region, &mut |o| ops.push(o));
+    // Only the region's own locals (a callee's parameters and locals): a deferred
+    // `verdicts[verdict] += 1` reads the function's `verdict` as it is at the exit.
+    let own: HashSet<Value> = (ops.iter())
+        .filter(|&&o| m.op(o).opcode == Opcode::CoreLocal)
+        .map(|&o| m.op(o).results[0])
+        .collect();
     ops.into_iter().all(|o| {
         let d = m.op(o);
-        let local = |v: Value| {
-            matches!(m.value(v).def, ValueDef::Result(l, _) if m.op(l).opcode == Opcode::CoreLocal)
-        };
+        let local = |v: Value| own.contains(&v);
         match d.opcode {
             Opcode::CoreConst | Opcode::CoreCast | Opcode::CoreLocal => true,
             // A callee's parameters and locals live in its own stack slots.
@@ -77,9 +81,9 @@ fn bumps_only(m: &Module, region: RegionId, c: &mut Counters) -> bool {
                     return false;
                 };
                 c.globals.insert(g);
-                uses_of(m, region, d.results[0])
-                    .iter()
-                    .all(|&u| m.op(u).opcode == Opcode::CoreAtomicAdd && m.op(u).operands[0] == d.results[0])
+                uses_of(m, region, d.results[0]).iter().all(|&u| {
+                    m.op(u).opcode == Opcode::CoreAtomicAdd && m.op(u).operands[0] == d.results[0]
+                })
             }
             Opcode::CoreAtomicAdd => true,
             Opcode::KsMapAdd => match sym(m, o, "map") {

@@ -146,8 +146,8 @@ impl ThrowScan<'_> {
             | StmtKind::Const { init: e, .. }
             | StmtKind::Expr(e)
             | StmtKind::Return(Some(e))
-            | StmtKind::Delete(e)
-            | StmtKind::Defer(e) => self.expr(e, catch_all),
+            | StmtKind::Delete(e) => self.expr(e, catch_all),
+            StmtKind::Defer(deferred) => self.stmt(deferred, catch_all),
             StmtKind::Assign { target, value, .. } => {
                 self.expr(target, catch_all);
                 self.expr(value, catch_all);

@@ -412,7 +412,8 @@ pub enum StmtKind {
         catches: Vec<Catch>,
     },
     Throw(Expr),
-    Defer(Expr),
+    /// The deferred statement: an expression (a call), or [ksc] an assignment (`count += 1`).
+    Defer(Box<Stmt>),
 }
 
 #[derive(Debug, Clone)]

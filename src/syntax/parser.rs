@@ -851,11 +851,15 @@ impl<'a> Builder<'a> {
                 if e.as_rule() == Rule::block {
                     self.unsupported(
                         span,
-                        "`defer { … }` is not supported; defer a single expression such as a call",
+                        "`defer { … }` is not supported; defer one call or assignment, or a helper that does the rest",
                     );
                     return None;
                 }
-                StmtKind::Defer(self.expr(e))
+                let deferred = Stmt {
+                    span: self.span(&e),
+                    kind: self.assign_or_expr(e)?,
+                };
+                StmtKind::Defer(Box::new(deferred))
             }
             Rule::loop_stmt => {
                 self.unsupported(
@@ -868,23 +872,26 @@ impl<'a> Builder<'a> {
                 self.unsupported(span, "block statements `{ … }` are not supported");
                 return None;
             }
-            _ => {
-                let mut it = s.into_inner();
-                let target = self.expr(it.next()?);
-                match (it.next(), it.next()) {
-                    (Some(op), Some(value)) => {
-                        let op = self.assign_op(&op);
-                        let value = self.expr(value);
-                        if matches!(target.kind, ExprKind::Unary(UnOp::Deref, _)) {
-                            self.ext(target.span, "assignment through `*p`");
-                        }
-                        StmtKind::Assign { target, op, value }
-                    }
-                    _ => StmtKind::Expr(target),
-                }
-            }
+            _ => self.assign_or_expr(s)?,
         };
         Some(Stmt { kind, span })
+    }
+
+    /// `target op= value`, or an expression statement.
+    fn assign_or_expr(&mut self, s: Pair<'_, Rule>) -> Option<StmtKind> {
+        let mut it = s.into_inner();
+        let target = self.expr(it.next()?);
+        Some(match (it.next(), it.next()) {
+            (Some(op), Some(value)) => {
+                let op = self.assign_op(&op);
+                let value = self.expr(value);
+                if matches!(target.kind, ExprKind::Unary(UnOp::Deref, _)) {
+                    self.ext(target.span, "assignment through `*p`");
+                }
+                StmtKind::Assign { target, op, value }
+            }
+            _ => StmtKind::Expr(target),
+        })
     }
 
     fn assign_op(&mut self, p: &Pair<'_, Rule>) -> AssignOp {

@@ -415,10 +415,10 @@ impl<'a> Checker<'a, '_> {
                 }
                 false
             }
-            StmtKind::Defer(e) => {
+            StmtKind::Defer(deferred) => {
                 let was = cx.in_defer;
                 cx.in_defer = true;
-                self.expr(cx, e, None);
+                self.stmt(cx, deferred);
                 cx.in_defer = was;
                 true
             }
@@ -708,8 +708,8 @@ fn stmt_waits(s: &Stmt) -> bool {
         StmtKind::Expr(e)
         | StmtKind::Return(Some(e))
         | StmtKind::Delete(e)
-        | StmtKind::Throw(e)
-        | StmtKind::Defer(e) => expr_waits(e),
+        | StmtKind::Throw(e) => expr_waits(e),
+        StmtKind::Defer(deferred) => stmt_waits(deferred),
         StmtKind::If { cond, then, els } => {
             let cond = match cond {
                 IfCond::Expr(e) | IfCond::Let { init: e, .. } => e,
