@@ -606,6 +606,10 @@ fn count_of(
             let name = local_name(m, counter);
             Some(PassError::user(lp, Code::E0409, format!("this loop steps `{name}` away from the bounds its condition and the tests that leave it compare it with, and nothing else it changes can end it: it could stop only by wrapping `{name}` past its type's end, if then, and not within the rounds the verifier follows: step it toward the bound")))
         }
+        Some(Unending::AtFixedPoint(counter, at)) => {
+            let name = local_name(m, counter);
+            Some(PassError::user(lp, Code::E0402, format!("this loop's steps of `{name}` leave it at {at} once it gets there, and its condition holds at {at}: from there it never ends (and `{name}` may start there or step there)")))
+        }
         None => unbounded_walk(m, f, lp, bounds),
     };
     if let Some(refusal) = refusal {

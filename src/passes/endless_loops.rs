@@ -13,8 +13,8 @@ use super::packet_walk::rooted;
 use super::provenance::Provenance;
 use super::run_time_counts;
 use super::value_bounds::{
-    chain_terms, counter_step, int_max, max_of, net_step, start_before, sum_terms, widened_from,
-    CounterStep, Facts,
+    chain_terms, counter_step, int_max, loaded_local, max_of, net_step, start_before, sum_terms,
+    widened_from, CounterStep, Facts,
 };
 use crate::ir::{views, BlockId, Module, OpId, Opcode, RegionId, Traits, Value, ValueDef};
 use crate::vocab::CmpPred;
@@ -32,6 +32,10 @@ pub(super) enum Unending {
     /// `if (b < 6) { break }` as `b` grows). Not when it wraps within the rounds
     /// the verifier follows to where the condition fails whatever the bound.
     ByWrapping(Value),
+    /// Once this counter reaches this value, which it may start at or step to: the loop's
+    /// steps of it (`i = (i - 3) * 2`, an affine map) leave it there, and the condition holds
+    /// there (`while (i > 0)`; 2·6 − 6 is 6).
+    AtFixedPoint(Value, u128),
 }
 
 /// Whether loop `l` of `f` is [`Unending`], and how (`bounds`: what bounds the function's values).
@@ -112,6 +116,11 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
     if facts.invariant(test, 8) {
         return Some(wrapping.map_or(Unending::Never, Unending::ByWrapping));
     }
+    if gates.is_empty() {
+        if let Some((slot, at)) = fixed_point(m, l, body, test, bounds) {
+            return Some(Unending::AtFixedPoint(slot, at));
+        }
+    }
     let mut terms = Vec::new();
     chain_terms(m, test, false, &mut terms);
     for t in terms {
@@ -122,6 +131,156 @@ pub(super) fn unending(m: &Module, f: OpId, l: OpId, bounds: &dyn Facts) -> Opti
         wrapping = Some(runs_away(m, l, body, t, false, bounds)?);
     }
     Some(wrapping.map_or(Unending::Never, Unending::ByWrapping))
+}
+
+/// The counter of `while` loop `l` (condition `test`, a comparison of it with a constant; no other
+/// way out) and a value it may reach that its steps keep it at, where the condition holds. The
+/// steps, all at the body's own level and nowhere else, compose to `x ↦ a·x + b` modulo its type's
+/// size (adds, subtractions and multiplications by constants); its start is a constant whose
+/// orbit reaches the value, or one `bounds` does not keep below it.
+fn fixed_point(
+    m: &Module,
+    l: OpId,
+    body: RegionId,
+    test: Value,
+    bounds: &dyn Facts,
+) -> Option<(Value, u128)> {
+    let cmp = views::CoreCmp::of(m, m.defining_op(test)?)?;
+    let (lhs, rhs) = (cmp.lhs(m), cmp.rhs(m));
+    let constant = |v: Value| m.const_int(v).and_then(|k| u128::try_from(k).ok());
+    let (counter, pred, k) = match (constant(lhs), constant(rhs)) {
+        (None, Some(k)) => (lhs, cmp.pred(m), k),
+        (Some(k), None) => (rhs, cmp.pred(m).swapped(), k),
+        _ => return None,
+    };
+    let slot = loaded_local(m, widened_from(m, counter))?;
+    let ty = m.value_type(slot).pointee()?;
+    let top = int_max(ty).filter(|_| super::value_bounds::is_unsigned(ty))?;
+    let block = m.sole_block(body)?;
+    let stores = m.collect_nested(l, |o| {
+        o.opcode == Opcode::CoreStore && o.operands[1] == slot
+    });
+    let ops = &m.block(block).ops;
+    let escapes = (m.collect_nested(m.top_level_of(l), |_| true).into_iter())
+        .any(|o| super::value_bounds::escaping_operands(m, o).any(|v| v == slot));
+    let continues = !m
+        .collect_nested(l, |o| o.opcode == Opcode::KsContinue)
+        .is_empty();
+    if stores.is_empty() || escapes || continues || !stores.iter().all(|s| ops.contains(s)) {
+        return None;
+    }
+    // x ↦ a·x + b, composed store by store in the order they run.
+    let modulus = top.checked_add(1);
+    let wrap = |x: u128| modulus.map_or(x, |n| x % n);
+    let (mut a, mut b) = (1u128, 0u128);
+    let mut after = 0;
+    for &store in ops.iter().filter(|o| stores.contains(o)) {
+        let (by_a, by_b, read_at) = affine_step(m, store, slot, top)?;
+        if read_at < after {
+            return None;
+        }
+        after = ops.iter().position(|&o| o == store)?;
+        a = wrap(a.wrapping_mul(by_a));
+        b = wrap(b.wrapping_mul(by_a).wrapping_add(by_b));
+    }
+    if a == 1 {
+        return None;
+    }
+    let step = |x: u128| wrap(a.wrapping_mul(x).wrapping_add(b));
+    let holds = |x: u128| match pred {
+        CmpPred::Lt => x < k,
+        CmpPred::Le => x <= k,
+        CmpPred::Gt => x > k,
+        CmpPred::Ge => x >= k,
+        CmpPred::Eq => x == k,
+        CmpPred::Ne => x != k,
+    };
+    let fixed: Vec<u128> = fixed_points(a, b, top)
+        .into_iter()
+        .filter(|&x| step(x) == x && holds(x))
+        .collect();
+    let at = *fixed.first()?;
+    match start_before(m, l, slot) {
+        Some(start) => {
+            let mut x = start;
+            for _ in 0..=FOLLOWED_ROUNDS {
+                if !holds(x) {
+                    return None;
+                }
+                if fixed.contains(&x) {
+                    return Some((slot, x));
+                }
+                x = step(x);
+            }
+            None
+        }
+        None => {
+            let first = m.op(stores[0]).operands[0];
+            let most = max_of(m, counter, bounds, 0).or(max_of(m, first, bounds, 0));
+            most.is_none_or(|most| most >= at).then_some((slot, at))
+        }
+    }
+}
+
+/// Some of the `x` with `a·x + b ≡ x` modulo `top + 1` (a power of two, at most 2^64): those of
+/// `(a − 1)·x ≡ −b`, `x₀ + k·n/d` for `d` the power of two dividing `a − 1` (the first 1,024).
+fn fixed_points(a: u128, b: u128, top: u128) -> Vec<u128> {
+    let n = top + 1;
+    let c = (a + n - 1) % n;
+    let r = (n - b % n) % n;
+    if c == 0 {
+        return Vec::new();
+    }
+    let d = 1u128 << c.trailing_zeros();
+    if !r.is_multiple_of(d) {
+        return Vec::new();
+    }
+    let (odd, rest, span) = (c / d, r / d, n / d);
+    // The inverse of an odd number modulo a power of two: Newton's iteration doubles its bits.
+    let mut inv = odd;
+    for _ in 0..7 {
+        inv = inv.wrapping_mul(2u128.wrapping_sub(odd.wrapping_mul(inv)));
+    }
+    let x0 = (rest % span).wrapping_mul(inv % span) % span;
+    (0..d.min(1024)).map(|k| x0 + k * span).collect()
+}
+
+/// `store` writes `slot = slot · c` or `slot ± c` (maybe computed wider and narrowed back), `c`
+/// a constant: `(a, b)` of `x ↦ a·x + b` modulo the type's size (`top + 1`), and where in its
+/// block the load of `slot` it reads stands.
+fn affine_step(m: &Module, store: OpId, slot: Value, top: u128) -> Option<(u128, u128, usize)> {
+    let mut v = m.op(store).operands[0];
+    if let Some(cast) = m
+        .defining_op(v)
+        .filter(|&o| m.op(o).opcode == Opcode::CoreCast)
+    {
+        v = m.op(cast).operands[0];
+    }
+    let d = m.op(m.defining_op(v)?);
+    let (x, c) = match (m.const_int(d.operands.first().copied()?), d.operands.get(1)) {
+        (None, Some(&c)) => (d.operands[0], c),
+        _ => return None,
+    };
+    let c = u128::try_from(m.const_int(c)?).ok()?;
+    let load = m.defining_op(widened_from(m, x))?;
+    if loaded_local(m, widened_from(m, x)) != Some(slot) {
+        return None;
+    }
+    let n = top + 1;
+    let (a, b) = match d.opcode {
+        Opcode::CoreAdd => (1, c % n),
+        Opcode::CoreSub => (1, (n - c % n) % n),
+        Opcode::CoreMul => (c % n, 0),
+        _ => return None,
+    };
+    let (block, _) = m.position(store)?;
+    let read_at = m
+        .block(block)
+        .ops
+        .iter()
+        .position(|&o| o == load)
+        .unwrap_or(0);
+    Some((a, b, read_at))
 }
 
 /// A test on the way to an exit of a loop: the condition of an `if` (the exit in its `then` arm
