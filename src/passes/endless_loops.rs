@@ -236,12 +236,8 @@ fn fixed_points(a: u128, b: u128, top: u128) -> Vec<u128> {
         return Vec::new();
     }
     let (odd, rest, span) = (c / d, r / d, n / d);
-    // The inverse of an odd number modulo a power of two: Newton's iteration doubles its bits.
-    let mut inv = odd;
-    for _ in 0..7 {
-        inv = inv.wrapping_mul(2u128.wrapping_sub(odd.wrapping_mul(inv)));
-    }
-    let x0 = (rest % span).wrapping_mul(inv % span) % span;
+    let inverse = super::value_bounds::odd_inverse(odd);
+    let x0 = (rest % span).wrapping_mul(inverse % span) % span;
     (0..d.min(1024)).map(|k| x0 + k * span).collect()
 }
 

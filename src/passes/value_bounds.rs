@@ -1021,15 +1021,20 @@ fn constant_step(m: &Module, store: OpId, slot: Value) -> Option<(u128, bool)> {
 }
 
 /// How many odd `step`s take `start` to `target`, counting modulo `values` (a power of two):
-/// `(target − start) × step⁻¹`, the inverse by Newton's iteration (each round doubles the bits
-/// it is right in, from 3).
+/// `(target − start) × step⁻¹`.
 fn steps_to_meet(start: u128, target: u128, step: u128, values: u128) -> u128 {
-    let mut inverse = step;
-    for _ in 0..6 {
-        inverse = inverse.wrapping_mul(2u128.wrapping_sub(step.wrapping_mul(inverse)));
-    }
     let distance = target.wrapping_sub(start) & (values - 1);
-    distance.wrapping_mul(inverse) & (values - 1)
+    distance.wrapping_mul(odd_inverse(step)) & (values - 1)
+}
+
+/// The inverse of an odd number modulo 2^128 (so modulo every smaller power of two), by Newton's
+/// iteration: each round doubles the bits it is right in, from 3.
+pub(super) fn odd_inverse(odd: u128) -> u128 {
+    let mut inverse = odd;
+    for _ in 0..6 {
+        inverse = inverse.wrapping_mul(2u128.wrapping_sub(odd.wrapping_mul(inverse)));
+    }
+    inverse
 }
 
 /// The constant the block holding loop `l` stores into `slot` last before it, if nothing between
